@@ -1,0 +1,142 @@
+// The Python module fastconv._C: one short block per kernel family, no logic. Arrays are
+// checked into views here (core/py_view.h) and the GIL is released while kernels run.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/isa.h"
+#include "core/parallel.h"
+#include "core/py_view.h"
+#include "conv/conv2d.h"
+#include "gemm/gemm.h"
+
+namespace py = pybind11;
+using namespace fastconv;
+
+namespace {
+
+void bind_runtime(py::module_& m) {
+  m.def("num_threads", &num_threads);
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", &set_active_isa, py::arg("name"));
+  m.def("supported_isas", [] {
+    std::vector<std::string> names;
+    for (Isa isa : supported_isas()) names.emplace_back(isa_name(isa));
+    return names;
+  });
+#ifdef _OPENMP
+  m.attr("openmp") = _OPENMP;
+#else
+  m.attr("openmp") = py::none();
+#endif
+  m.attr("compiler") = __VERSION__;
+}
+
+void bind_gemm(py::module_& m) {
+  m.def("gemm", [](py::array a, py::array b, py::array c, double alpha, double beta) {
+    dispatch_float(a, "a", [&](auto tag) {
+      using T = decltype(tag);
+      auto av = matrix_arg<const T>(a, "a"), bv = matrix_arg<const T>(b, "b");
+      auto cv = matrix_arg<T>(c, "c");
+      py::gil_scoped_release release;
+      gemm::gemm<T>(av, bv, cv, {T(alpha), T(beta)});
+    });
+  }, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+     "c = alpha * a @ b + beta * c for float32/float64 matrices of any strides.");
+}
+
+conv::Conv2dParams conv_params(std::array<index_t, 2> stride, std::array<index_t, 2> pad_begin,
+                               std::array<index_t, 2> pad_end, std::array<index_t, 2> dilation,
+                               index_t groups) {
+  return {stride, pad_begin, pad_end, dilation, groups};
+}
+
+// Checks `a` is a contiguous 4-d T array of exactly `shape`.
+template <class T>
+T* nchw_arg(const py::array& a, const char* name, const std::array<index_t, 4>& shape) {
+  auto t = contiguous_arg<T, 4>(a, name, "(N, C, H, W)");
+  if (t.shape != shape)
+    fail<ValueError>(name, ": expected shape (", shape[0], ", ", shape[1], ", ", shape[2], ", ",
+                     shape[3], "), got ", shape_str(a));
+  return t.data;
+}
+
+template <class T>
+T* vector_arg(const py::object& a, const char* name, index_t n) {
+  if (a.is_none()) return nullptr;
+  auto t = contiguous_arg<T, 1>(a.cast<py::array>(), name, "(K,)");
+  if (t.shape[0] != n) fail<ValueError>(name, ": expected shape (", n, ",), got (", t.shape[0], ",)");
+  return t.data;
+}
+
+std::array<index_t, 4> shape4(const py::array& a, const char* name, const char* layout) {
+  if (a.ndim() != 4) fail<ValueError>(name, ": expected a 4-d array ", layout, ", got shape ", shape_str(a));
+  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
+}
+
+#define CONV_PARAMS_ARGS py::arg("stride"), py::arg("pad_begin"), py::arg("pad_end"), py::arg("dilation"), py::arg("groups")
+
+void bind_conv2d(py::module_& m) {
+  m.def("conv2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight,
+                                  std::array<index_t, 2> st, std::array<index_t, 2> pb,
+                                  std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+    return conv::Conv2dShape(input, weight, conv_params(st, pb, pe, dl, g)).output_shape();
+  }, py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
+
+  m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
+                             std::array<index_t, 2> st, std::array<index_t, 2> pb,
+                             std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const conv::Conv2dShape s(shape4(x, "input", "(N, C, H, W)"), shape4(w, "weight", "(K, C/groups, R, S)"),
+                                conv_params(st, pb, pe, dl, g));
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      const T* bp = vector_arg<const T>(bias, "bias", s.K);
+      T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      py::gil_scoped_release release;
+      conv::conv2d_forward<T>(s, xp, wp, bp, yp);
+    });
+  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS);
+
+  m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x,
+                                    std::array<index_t, 2> st, std::array<index_t, 2> pb,
+                                    std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const conv::Conv2dShape s(shape4(grad_x, "grad_input", "(N, C, H, W)"),
+                                shape4(w, "weight", "(K, C/groups, R, S)"), conv_params(st, pb, pe, dl, g));
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      py::gil_scoped_release release;
+      conv::conv2d_backward_input<T>(s, dyp, wp, dxp);
+    });
+  }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS);
+
+  m.def("conv2d_backward_weight", [](py::array x, py::array grad_y, py::array grad_w, py::object grad_b,
+                                     std::array<index_t, 2> st, std::array<index_t, 2> pb,
+                                     std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const conv::Conv2dShape s(shape4(x, "input", "(N, C, H, W)"),
+                                shape4(grad_w, "grad_weight", "(K, C/groups, R, S)"), conv_params(st, pb, pe, dl, g));
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
+      T* dbp = vector_arg<T>(grad_b, "grad_bias", s.K);
+      py::gil_scoped_release release;
+      conv::conv2d_backward_weight<T>(s, xp, dyp, dwp, dbp);
+    });
+  }, py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), CONV_PARAMS_ARGS);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  py::register_exception<TypeError>(m, "TypeError", PyExc_TypeError);
+  py::register_exception<ValueError>(m, "ValueError", PyExc_ValueError);
+  bind_runtime(m);
+  bind_gemm(m);
+  bind_conv2d(m);
+}

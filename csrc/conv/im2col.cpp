@@ -1,0 +1,186 @@
+// conv2d as im2col + GEMM, with its two backward kernels.
+//
+// The batch is processed in chunks of images whose columns fit kColumnBudgetBytes. For a
+// chunk of nb images the column matrix is [C*R*S, nb*P*Q]; the GEMM reads the output and
+// output-gradient tensors in place as [K, nb*P*Q] matrices with grouped columns
+// (core/view.h), so no layout transform is ever copied.
+#include <algorithm>
+#include <cstring>
+
+#include "conv/conv2d.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::conv {
+
+namespace {
+
+// The i in [0, count) for which offset + i * stride lies in [0, limit): [lo, hi), maybe empty.
+struct Range {
+  index_t lo, hi;
+};
+Range valid_range(index_t offset, index_t stride, index_t limit, index_t count) {
+  const index_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const index_t hi = offset >= limit ? 0 : std::min(count, (limit - 1 - offset) / stride + 1);
+  return {std::min(lo, count), std::max(hi, std::min(lo, count))};
+}
+
+// col[(c, r, s), img * P * Q + p * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw], or 0.
+template <class T>
+void im2col(const Conv2dShape& s, const T* x, index_t nb, T* col) {
+  const index_t PQ = s.pixels(), ld = nb * PQ, RS = s.R * s.S;
+  const auto& p = s.p;
+  parallel_for(0, s.C * RS, 1, [&](index_t lo, index_t hi) {
+    for (index_t row = lo; row < hi; ++row) {
+      const index_t c = row / RS, r = row / s.S % s.R, k = row % s.S;
+      const index_t w_offset = k * p.dilation[1] - p.pad_begin[1];
+      const Range qs = valid_range(w_offset, p.stride[1], s.W, s.Q);
+      const Range ps = valid_range(r * p.dilation[0] - p.pad_begin[0], p.stride[0], s.H, s.P);
+      for (index_t img = 0; img < nb; ++img) {
+        const T* plane = x + (img * s.C + c) * s.H * s.W;
+        T* dst = col + row * ld + img * PQ;
+        std::fill(dst, dst + ps.lo * s.Q, T(0));
+        for (index_t op = ps.lo; op < ps.hi; ++op) {
+          const T* src = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
+          T* out = dst + op * s.Q;
+          std::fill(out, out + qs.lo, T(0));
+          if (p.stride[1] == 1) {
+            std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+          } else {
+            for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * p.stride[1]];
+          }
+          std::fill(out + qs.hi, out + s.Q, T(0));
+        }
+        std::fill(dst + ps.hi * s.Q, dst + PQ, T(0));
+      }
+    }
+  });
+}
+
+// The adjoint of im2col: x[img, c, ...] = sum of the column entries that read it.
+template <class T>
+void col2im(const Conv2dShape& s, const T* col, index_t nb, T* x) {
+  const index_t PQ = s.pixels(), ld = nb * PQ;
+  const auto& p = s.p;
+  parallel_for(0, nb * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane_index = lo; plane_index < hi; ++plane_index) {
+      const index_t img = plane_index / s.C, c = plane_index % s.C;
+      T* plane = x + plane_index * s.H * s.W;
+      std::fill(plane, plane + s.H * s.W, T(0));
+      for (index_t r = 0; r < s.R; ++r)
+        for (index_t k = 0; k < s.S; ++k) {
+          const index_t w_offset = k * p.dilation[1] - p.pad_begin[1];
+          const Range qs = valid_range(w_offset, p.stride[1], s.W, s.Q);
+          const Range ps = valid_range(r * p.dilation[0] - p.pad_begin[0], p.stride[0], s.H, s.P);
+          const T* src = col + ((c * s.R + r) * s.S + k) * ld + img * PQ;
+          for (index_t op = ps.lo; op < ps.hi; ++op) {
+            T* dst = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
+            const T* row = src + op * s.Q;
+            for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * p.stride[1]] += row[q];
+          }
+        }
+    }
+  });
+}
+
+// Images per chunk: as many as keep the column matrix within budget, at least one.
+template <class T>
+index_t images_per_chunk(const Conv2dShape& s) {
+  if (s.is_pointwise()) return s.N;
+  const index_t per_image = s.column_rows() * s.pixels() * static_cast<index_t>(sizeof(T));
+  return std::clamp<index_t>(static_cast<index_t>(kColumnBudgetBytes) / per_image, 1, s.N);
+}
+
+// An NCHW tensor's images [n0, n0 + nb) as a [channels, nb * pixels] matrix.
+template <class T>
+MatrixView<T> batch_matrix(T* data, index_t channels, index_t pixels, index_t n0, index_t nb) {
+  return {data + n0 * channels * pixels, channels, nb * pixels, pixels, 1, 0, 0, pixels, channels * pixels};
+}
+
+// The column matrix of images [n0, n0 + nb): the input itself for pointwise convolutions,
+// else im2col into the thread's scratch.
+template <class T>
+MatrixView<const T> columns(const Conv2dShape& s, const T* x, index_t n0, index_t nb) {
+  if (s.is_pointwise()) return as_const(batch_matrix(const_cast<T*>(x), s.C, s.pixels(), n0, nb));
+  T* col = thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
+  im2col(s, x + n0 * s.C * s.H * s.W, nb, col);
+  return as_const(dense_matrix(col, s.column_rows(), nb * s.pixels()));
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  const index_t chunk = images_per_chunk<T>(s);
+  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
+    const index_t nb = std::min(chunk, s.N - n0);
+    const MatrixView<const T> col = columns(s, x, n0, nb);
+    const MatrixView<T> out = batch_matrix(y, s.K, s.pixels(), n0, nb);
+    for (index_t g = 0; g < G; ++g) {
+      const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
+      gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
+                    {T(1), T(0), bias ? bias + g * Kg : nullptr, false});
+    }
+  }
+}
+
+template <class T>
+void conv2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  const index_t chunk = images_per_chunk<T>(s);
+  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
+    const index_t nb = std::min(chunk, s.N - n0);
+    const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
+    // Pointwise: the column gradient is the input gradient itself.
+    T* col = s.is_pointwise() ? nullptr
+                              : thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
+    const MatrixView<T> dcol = col ? dense_matrix(col, s.column_rows(), nb * s.pixels())
+                                   : batch_matrix(grad_x, s.C, s.pixels(), n0, nb);
+    for (index_t g = 0; g < G; ++g) {
+      const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
+      gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
+    }
+    if (col) col2im(s, col, nb, grad_x + n0 * s.C * s.H * s.W);
+  }
+}
+
+template <class T>
+void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  const index_t chunk = images_per_chunk<T>(s);
+  if (s.N == 0) std::fill(grad_w, grad_w + s.K * CRSg, T(0));
+  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
+    const index_t nb = std::min(chunk, s.N - n0);
+    const MatrixView<const T> col = columns(s, x, n0, nb);
+    const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
+    for (index_t g = 0; g < G; ++g) {
+      const auto dw = dense_matrix(grad_w + g * Kg * CRSg, Kg, CRSg);
+      gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(), dw,
+                    {T(1), n0 == 0 ? T(0) : T(1)});
+    }
+  }
+  if (!grad_bias) return;
+  const index_t PQ = s.pixels();
+  parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+    for (index_t k = lo; k < hi; ++k) {
+      double sum = 0;  // N*P*Q terms: accumulate wide
+      for (index_t n = 0; n < s.N; ++n) {
+        const T* row = grad_y + (n * s.K + k) * PQ;
+        for (index_t i = 0; i < PQ; ++i) sum += row[i];
+      }
+      grad_bias[k] = static_cast<T>(sum);
+    }
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                  \
+  template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);        \
+  template void conv2d_backward_input<T>(const Conv2dShape&, const T*, const T*, T*);           \
+  template void conv2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv

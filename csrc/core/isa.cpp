@@ -1,0 +1,55 @@
+#include "core/isa.h"
+
+#include "core/errors.h"
+
+namespace fastconv {
+
+namespace {
+
+bool cpu_has(Isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  // libgcc's feature bits include the OS check (XGETBV) that the wide registers are saved.
+  switch (isa) {
+    case Isa::generic: return true;
+    case Isa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::avx512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }
+  return false;
+#else
+  return isa == Isa::generic;
+#endif
+}
+
+Isa g_active = supported_isas().back();
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::generic: return "generic";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+  }
+  return "?";
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512})
+    if (cpu_has(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa active_isa() { return g_active; }
+
+void set_active_isa(const std::string& name) {
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    if (name != isa_name(isa)) continue;
+    if (!cpu_has(isa)) fail<ValueError>("isa: '", name, "' is not supported by this CPU");
+    g_active = isa;
+    return;
+  }
+  fail<ValueError>("isa: expected one of 'generic', 'avx2', 'avx512', got '", name, "'");
+}
+
+}  // namespace fastconv

@@ -1,0 +1,17 @@
+// Instruction-set dispatch. The binary is built for baseline x86-64; micro-kernels compiled for
+// AVX2 and AVX-512 are chosen at run time. FASTCONV_ISA (read by fastconv/__init__.py) or
+// fastconv.set_isa() can force a lower level, which is how the tests cover every variant.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace fastconv {
+
+enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
+
+const char* isa_name(Isa isa);
+std::vector<Isa> supported_isas();  // lowest first; always contains generic
+Isa active_isa();
+void set_active_isa(const std::string& name);  // ValueError if unknown or unsupported here
+
+}  // namespace fastconv

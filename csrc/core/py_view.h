@@ -1,0 +1,71 @@
+// Views of numpy arrays, built and checked once at the binding. Every failed check names the
+// argument and what was expected, and raises before any kernel touches memory.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "core/errors.h"
+#include "core/view.h"
+
+namespace fastconv {
+
+namespace py = pybind11;
+
+template <class T>
+const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// `layout` documents the expected axes in messages, e.g. "(N, C, H, W)".
+template <class T, int N>
+Tensor<T, N> tensor_arg(const py::array& a, const char* name, const char* layout) {
+  using Elem = std::remove_const_t<T>;
+  if (!a.dtype().is(py::dtype::of<Elem>()))
+    fail<TypeError>(name, ": expected a ", dtype_name<Elem>(), " array, got dtype ",
+                    std::string(py::str(a.dtype())));
+  if (a.ndim() != N)
+    fail<ValueError>(name, ": expected a ", N, "-d array ", layout, ", got shape ", shape_str(a));
+  if (!std::is_const_v<T> && !a.writeable()) fail<ValueError>(name, ": array is read-only");
+  Tensor<T, N> t;
+  t.data = static_cast<T*>(const_cast<void*>(a.data()));
+  for (int d = 0; d < N; ++d) {
+    if (a.strides(d) % static_cast<py::ssize_t>(sizeof(Elem)) != 0)
+      fail<ValueError>(name, ": strides must be multiples of the item size");
+    t.shape[d] = a.shape(d);
+    t.strides[d] = a.strides(d) / static_cast<py::ssize_t>(sizeof(Elem));
+  }
+  return t;
+}
+
+// As tensor_arg, and the kernel needs C-contiguous memory.
+template <class T, int N>
+Tensor<T, N> contiguous_arg(const py::array& a, const char* name, const char* layout) {
+  Tensor<T, N> t = tensor_arg<T, N>(a, name, layout);
+  if (!t.is_contiguous()) fail<ValueError>(name, ": expected a C-contiguous array");
+  return t;
+}
+
+template <class T>
+MatrixView<T> matrix_arg(const py::array& a, const char* name) {
+  Tensor<T, 2> t = tensor_arg<T, 2>(a, name, "(rows, cols)");
+  return {t.data, t.shape[0], t.shape[1], t.strides[0], t.strides[1], 0, 0, 0, 0};
+}
+
+// Calls fn(T{}) with T = float or double, as the dtype of `a` says.
+template <class Fn>
+auto dispatch_float(const py::array& a, const char* name, Fn&& fn) {
+  if (a.dtype().is(py::dtype::of<float>())) return fn(float{});
+  if (a.dtype().is(py::dtype::of<double>())) return fn(double{});
+  fail<TypeError>(name, ": expected a float32 or float64 array, got dtype ",
+                  std::string(py::str(a.dtype())));
+}
+
+}  // namespace fastconv

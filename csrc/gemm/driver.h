@@ -1,0 +1,120 @@
+// The blocked, threaded GEMM driver (Goto/BLIS loop nest), generic over how A and B are
+// packed:  C[M x N] = alpha * A[M x K] B[K x N] + beta * C  (+ row bias, ReLU).
+//
+//   for each mc rows of A (L3):                   A block packed once, shared by all threads
+//     for each kc slice of K:
+//       threads split the N columns into nc blocks; each packs its B block (its own L2)
+//         for each mr rows (A micro-panel in L1):
+//           for each nr columns: micro-kernel
+#pragma once
+#include <algorithm>
+
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "core/view.h"
+#include "gemm/kernels.h"
+
+namespace fastconv::gemm {
+
+template <class T>
+struct Epilogue {
+  T alpha = 1, beta = 0;
+  const T* row_bias = nullptr;  // M values added to each row, or nullptr
+  bool relu = false;
+};
+
+// One output tile: straight into C when the tile is whole and unit-stride, else through a
+// small buffer whose valid part is merged with the same epilogue rules.
+template <class T>
+void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, const MatrixView<T>& c,
+                index_t i0, index_t j0, index_t rows, index_t cols, const Epilogue<T>& ep,
+                bool first_slice, bool last_slice) {
+  TileEpilogue<T> tile_ep{ep.alpha, first_slice ? ep.beta : T(1),
+                          last_slice && ep.row_bias ? ep.row_bias + i0 : nullptr,
+                          last_slice && ep.relu};
+  if (rows == ks.mr && cols == ks.nr && c.unit_stride_run(j0, cols) && c.regular_rows(i0, rows)) {
+    ks.kernel(kc, a, b, &c.at(i0, j0), c.row_stride, tile_ep);
+    return;
+  }
+  alignas(64) T tile[kMaxMR * kMaxNR];
+  ks.kernel(kc, a, b, tile, ks.nr, TileEpilogue<T>{});
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) {
+      T& out = c.at(i0 + i, j0 + j);
+      T v = tile_ep.alpha * tile[i * ks.nr + j];
+      if (tile_ep.beta != T(0)) v += tile_ep.beta * out;
+      if (tile_ep.bias) v += tile_ep.bias[i];
+      if (tile_ep.relu && v < T(0)) v = T(0);
+      out = v;
+    }
+}
+
+// C = beta * C (+ bias, ReLU): the whole product when K == 0.
+template <class T>
+void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
+  for (index_t i = 0; i < c.rows; ++i)
+    for (index_t j = 0; j < c.cols; ++j) {
+      T& out = c.at(i, j);
+      T v = ep.beta != T(0) ? ep.beta * out : T(0);
+      if (ep.row_bias) v += ep.row_bias[i];
+      if (ep.relu && v < T(0)) v = T(0);
+      out = v;
+    }
+}
+
+template <class T, class PackA, class PackB>
+void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const PackB& pack_b,
+                 const MatrixView<T>& c, const Epilogue<T>& ep) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return apply_epilogue_only(c, ep);
+  const KernelSet<T>& ks = active_kernels<T>();
+  const index_t mr = ks.mr, nr = ks.nr;
+  const index_t kc_max = std::min(K, ks.kc);
+  const index_t mc_max = std::min(round_up(M, mr), round_up(ks.mc, mr));
+
+  // Split N into at least one block per thread when N allows; when it does not, also split
+  // the rows, so that small-N products still use every core.
+  const int threads = num_threads();
+  // Block counts are a multiple of the thread count so that no core idles at the end.
+  const index_t n_blocks_wanted = round_up(ceil_div(N, ks.nc), threads);
+  const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
+  const index_t n_blocks = ceil_div(N, nc);
+  const index_t row_splits = std::max<index_t>(1, threads / n_blocks);
+  const index_t units = n_blocks * row_splits;
+
+  T* const a_packed = thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);  // the caller's, shared
+  const int team = static_cast<int>(std::min<index_t>(threads, units));
+
+#pragma omp parallel num_threads(team)
+  {
+    T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
+    for (index_t ic = 0; ic < M; ic += mc_max) {
+      const index_t mc = std::min(mc_max, M - ic);
+      const index_t m_panels = ceil_div(mc, mr);
+      for (index_t pc = 0; pc < K; pc += kc_max) {
+        const index_t kc = std::min(kc_max, K - pc);
+#pragma omp for schedule(static)
+        for (index_t p = 0; p < m_panels; ++p)
+          pack_a(ic + p * mr, std::min(mr, mc - p * mr), pc, kc, ks.mr, a_packed + p * mr * kc);
+
+#pragma omp for schedule(static)
+        for (index_t u = 0; u < units; ++u) {
+          const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
+          const index_t split = u % row_splits;
+          const index_t p_lo = m_panels * split / row_splits, p_hi = m_panels * (split + 1) / row_splits;
+          if (p_lo == p_hi) continue;
+          for (index_t jr = 0; jr < ncur; jr += nr)
+            pack_b(pc, kc, j0 + jr, std::min(nr, ncur - jr), ks.nr, b_packed + jr * kc);
+          for (index_t p = p_lo; p < p_hi; ++p) {
+            const index_t i0 = p * mr;
+            for (index_t jr = 0; jr < ncur; jr += nr)
+              store_tile(ks, kc, a_packed + i0 * kc, b_packed + jr * kc, c, ic + i0, j0 + jr,
+                         std::min(mr, mc - i0), std::min(nr, ncur - jr), ep, pc == 0, pc + kc == K);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace fastconv::gemm

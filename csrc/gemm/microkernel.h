@@ -1,0 +1,69 @@
+// The register-blocked micro-kernel, written once over a vector type V and instantiated by
+// each microkernel_<isa>.cpp after its `#pragma GCC target`. Include it from nowhere else:
+// code in this header is compiled for the including file's ISA.
+//
+// V provides: T, Reg, width, zero(), set1(x), load(p) (aligned), loadu(p), storeu(p, v),
+// fma(a, b, c) = a * b + c, mul, add, max.
+#pragma once
+#include "gemm/kernels.h"
+
+namespace fastconv::gemm {
+
+constexpr int kPrefetchSteps = 8;
+
+// C[MR x NV*width] from kc rank-1 updates: each step loads NV vectors of the B panel and
+// broadcasts MR values of the A panel; MR * NV accumulators stay in registers throughout.
+template <class V, int MR, int NV>
+void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
+                  typename V::T* c, index_t ldc, const TileEpilogue<typename V::T>& ep) {
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  Reg acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  }
+
+#pragma GCC unroll 4
+  for (index_t k = 0; k < kc; ++k) {
+    // The B panel streams from L2; fetch a few steps ahead of its use.
+    __builtin_prefetch(b + kPrefetchSteps * NV * W);
+    __builtin_prefetch(b + kPrefetchSteps * NV * W + 64 / sizeof(*b));
+    Reg bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const Reg av = V::set1(a[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+    b += NV * W;
+  }
+
+  const Reg alpha = V::set1(ep.alpha), beta = V::set1(ep.beta), zero = V::zero();
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const Reg bias = ep.bias ? V::set1(ep.bias[i]) : zero;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      typename V::T* p = c + i * ldc + j * W;
+      Reg v = V::mul(acc[i][j], alpha);
+      if (ep.beta != 0) v = V::fma(V::loadu(p), beta, v);
+      v = V::add(v, bias);
+      if (ep.relu) v = V::max(v, zero);
+      V::storeu(p, v);
+    }
+  }
+}
+
+template <class V, int MR, int NV>
+KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
+  return {&micro_kernel<V, MR, NV>, MR, NV * V::width, kc, nc, mc};
+}
+
+}  // namespace fastconv::gemm

@@ -1,0 +1,52 @@
+// AVX-512 micro-kernels: 32 zmm registers hold a 12 x 32 (float) or 12 x 16 (double) tile:
+// 24 accumulators, 2 B vectors and 1 broadcast A value.
+#pragma GCC target("avx512f,avx2,fma")
+#include <immintrin.h>
+
+#include "gemm/microkernel.h"
+
+namespace fastconv::gemm {
+namespace {
+
+struct Avx512F32 {
+  using T = float;
+  using Reg = __m512;
+  static constexpr int width = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg set1(T x) { return _mm512_set1_ps(x); }
+  static Reg load(const T* p) { return _mm512_load_ps(p); }
+  static Reg loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static void storeu(T* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+};
+
+struct Avx512F64 {
+  using T = double;
+  using Reg = __m512d;
+  static constexpr int width = 8;
+  static Reg zero() { return _mm512_setzero_pd(); }
+  static Reg set1(T x) { return _mm512_set1_pd(x); }
+  static Reg load(const T* p) { return _mm512_load_pd(p); }
+  static Reg loadu(const T* p) { return _mm512_loadu_pd(p); }
+  static void storeu(T* p, Reg v) { _mm512_storeu_pd(p, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_pd(a, b); }
+};
+
+}  // namespace
+
+const KernelSet<float>& avx512_kernels_f32() {
+  static const auto set = make_kernel_set<Avx512F32, 12, 2>(384, 480, 3072);
+  return set;
+}
+const KernelSet<double>& avx512_kernels_f64() {
+  static const auto set = make_kernel_set<Avx512F64, 12, 2>(256, 384, 2048);
+  return set;
+}
+
+}  // namespace fastconv::gemm

@@ -1,0 +1,73 @@
+"""Threads, instruction set and build facts of the compiled core (fastconv._C)."""
+import os
+
+from fastconv import _C
+
+
+def set_num_threads(n):
+    """Threads used by every kernel (FASTCONV_NUM_THREADS sets it at import)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    return _C.num_threads()
+
+
+def set_isa(name):
+    """Force the micro-kernel instruction set: 'generic', 'avx2' or 'avx512' (if the CPU has it)."""
+    _C.set_isa(name)
+
+
+def get_isa():
+    return _C.isa()
+
+
+def supported_isas():
+    return list(_C.supported_isas())
+
+
+def _gpu_status():
+    try:
+        import cupy
+    except Exception:
+        return "CuPy not installed"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CuPy present, no driver or device
+        return f"CuPy {cupy.__version__}, no GPU ({type(exc).__name__})"
+    return f"CuPy {cupy.__version__}, {count} GPU(s)"
+
+
+def show_config():
+    """Print the version, instruction set, threads, OpenMP and GPU status."""
+    import fastconv
+
+    openmp = f"yes ({_C.openmp})" if _C.openmp is not None else "no"
+    lines = [
+        f"fastconv {fastconv.__version__}",
+        f"  isa:       {get_isa()} (supported: {', '.join(supported_isas())})",
+        f"  threads:   {get_num_threads()}",
+        f"  openmp:    {openmp}",
+        f"  compiler:  {_C.compiler}",
+        f"  gpu:       {_gpu_status()}",
+    ]
+    print("\n".join(lines))
+
+
+def _apply_environment():
+    isa = os.environ.get("FASTCONV_ISA")
+    if isa:
+        try:
+            set_isa(isa)
+        except ValueError as exc:
+            raise ImportError(f"FASTCONV_ISA={isa!r}: {exc}") from None
+    threads = os.environ.get("FASTCONV_NUM_THREADS")
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ImportError(f"FASTCONV_NUM_THREADS must be a positive integer, got {threads!r}")
+        set_num_threads(int(threads))
+
+
+_apply_environment()

@@ -1,0 +1,5 @@
+"""numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
+from fastconv.ops.matmul import matmul
+from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
+
+__all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward"]

@@ -1,0 +1,22 @@
+"""Matrix product through fastconv's own GEMM (csrc/gemm)."""
+import numpy as np
+
+from fastconv import _C
+from fastconv.ops._checks import check_ndim, float_array, same_dtype
+
+
+def matmul(a, b, out=None):
+    """a @ b for 2-d float32/float64 arrays of any strides (transposed views need no copy)."""
+    a, b = float_array(a, "a"), float_array(b, "b")
+    dtype = same_dtype({"a": a, "b": b})
+    check_ndim(a, 2, "a", "(M, K)")
+    check_ndim(b, 2, "b", "(K, N)")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: a has shape {a.shape} and b {b.shape}; a.shape[1] must equal b.shape[0]")
+    shape = (a.shape[0], b.shape[1])
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out: expected shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}")
+    _C.gemm(a, b, out)
+    return out

@@ -1,0 +1,29 @@
+"""Shared test fixtures: every available micro-kernel ISA, seeded generators, optional torch."""
+import zlib
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _runtime
+
+
+@pytest.fixture(params=_runtime.supported_isas())
+def isa(request):
+    """Runs a test once per micro-kernel variant this CPU supports, then restores the best one."""
+    previous = _runtime.get_isa()
+    fastconv.set_isa(request.param)
+    yield request.param
+    fastconv.set_isa(previous)
+
+
+@pytest.fixture
+def rng(request):
+    # One stream per test, stable across runs and independent of test order.
+    seed = zlib.crc32(request.node.nodeid.encode())
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    return pytest.importorskip("torch")

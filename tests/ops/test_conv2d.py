@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+
+from fastconv import ops
+from fastconv.ops.conv import conv2d_arguments
+from tests.reference import conv2d_reference, numeric_gradient
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CASES = [
+    (1, 1, 5, 5, 1, 3, 3, 1, 0, 1, 1),
+    (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1),
+    (3, 4, 10, 11, 6, 3, 2, 2, (1, 2), (2, 1), 2),
+    (2, 8, 5, 5, 8, 1, 1, 1, 0, 1, 1),          # pointwise: no column matrix
+    (2, 8, 5, 6, 4, 1, 1, 2, 0, 1, 2),          # strided 1x1 uses im2col
+    (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
+    (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
+    (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
+    (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
+    (2, 3, 7, 9, 5, 2, 3, 3, 4, 1, 1),          # padding larger than the kernel
+    (1, 17, 13, 11, 19, 3, 3, 1, 1, 1, 1),      # channels not multiples of the vector width
+    (2, 6, 9, 9, 9, 5, 5, 2, "valid", 1, 3),
+]
+
+
+def _reference(x, w, b, stride, padding, dilation, groups):
+    st, pb, pe, dl, g = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    return conv2d_reference(x, w, b, st, pb, pe, dl, g)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_forward_matches_direct_reference(isa, rng, case, dtype):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    y = ops.conv2d(x, w, b, stride, padding, dilation, groups)
+    ref = _reference(x, w, b, stride, padding, dilation, groups)
+    assert y.dtype == dtype and y.shape == ref.shape
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.sqrt(c * r * s))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv2d_gradients_match_numeric(rng, case):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c // groups, r, s))
+    y = ops.conv2d(x, w, None, stride, padding, dilation, groups)
+    gy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    conv = lambda xx, ww: _reference(xx, ww, None, stride, padding, dilation, groups)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups), dx)
+    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups), dw)
+
+
+def _random_case(rng):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    c, k = groups * int(rng.integers(1, 5)), groups * int(rng.integers(1, 5))
+    r, s = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    padding = (int(rng.integers(0, 4)), int(rng.integers(0, 4)))
+    h = max(1, dilation[0] * (r - 1) + 1 - 2 * padding[0] + int(rng.integers(0, 8)))
+    w = max(1, dilation[1] * (s - 1) + 1 - 2 * padding[1] + int(rng.integers(0, 8)))
+    return int(rng.integers(1, 4)), c, h, w, k, r, s, stride, padding, dilation, groups
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conv2d_random_shapes_against_torch(torch, isa, seed):
+    rng = np.random.default_rng(seed)
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = _random_case(rng)
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c // groups, r, s))
+    b = rng.standard_normal(k)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    y = ops.conv2d(x, w, b, stride, padding, dilation, groups)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    for ours, theirs in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_float32_against_torch_on_a_real_layer(torch, rng):
+    x = rng.standard_normal((4, 64, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((96, 64, 3, 3)).astype(np.float32) * 0.05
+    y = ops.conv2d(x, w, padding=1)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_large_batch_is_chunked(rng):
+    # Columns of 40 images exceed the 8 MiB column budget, so several chunks are used.
+    x = rng.standard_normal((40, 16, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    y = ops.conv2d(x, w, padding=1)
+    dx, dw, _ = ops.conv2d_backward(x, w, np.ones_like(y), padding=1)
+    for part in (slice(0, 7), slice(33, 40)):
+        np.testing.assert_allclose(y[part], ops.conv2d(x[part], w, padding=1), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(dx[part], ops.conv2d_input(x[part].shape, w, np.ones_like(y[part]), padding=1),
+                                   rtol=1e-6, atol=1e-5)
+    ref_dw = sum(ops.conv2d_weight(x[i:i + 8], w.shape, np.ones_like(y[i:i + 8]), padding=1) for i in range(0, 40, 8))
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-2)
+
+
+def test_conv2d_non_contiguous_input(rng):
+    x = rng.standard_normal((2, 6, 9, 9))[:, ::2, :, ::-1]
+    w = rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(ops.conv2d(x, w), conv2d_reference(x, w), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_empty_batch_gives_empty_result():
+    y = ops.conv2d(np.zeros((0, 3, 8, 8)), np.zeros((4, 3, 3, 3)), padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    dx, dw, db = ops.conv2d_backward(np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3)), y, padding=1)
+    assert dx.shape == (0, 3, 8, 8)
+    np.testing.assert_array_equal(dw, 0)
+    np.testing.assert_array_equal(db, 0)
+
+
+def test_conv2d_out_is_fully_written(rng):
+    # Poison the output and the column scratch first: a missed element shows up as NaN.
+    x = rng.standard_normal((3, 5, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
+    ops.conv2d(np.full((3, 5, 7, 7), np.nan, np.float32), w, padding=1)
+    y = ops.conv2d(x, w, padding=1)
+    assert np.isfinite(y).all()
+
+
+X4 = np.zeros((2, 4, 8, 8))
+W4 = np.zeros((6, 4, 3, 3))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(input=np.zeros((4, 8, 8)), weight=W4), ValueError, "input: expected a 4-d array"),
+    (dict(input=X4, weight=np.zeros((6, 4, 3))), ValueError, "weight: expected a 4-d array"),
+    (dict(input=X4, weight=np.zeros((6, 3, 3, 3))), ValueError, "input channels per group"),
+    (dict(input=X4, weight=np.zeros((6, 2, 3, 3)), groups=3), ValueError, "not divisible by groups=3"),
+    (dict(input=X4, weight=np.zeros((5, 2, 3, 3)), groups=2), ValueError, "5 output channels are not divisible"),
+    (dict(input=X4, weight=W4, padding=-1), ValueError, "padding: must be >= 0"),
+    (dict(input=X4, weight=W4, padding="full"), ValueError, "padding: expected 'same', 'valid'"),
+    (dict(input=X4, weight=W4, padding="same", stride=2), ValueError, "not supported for strided"),
+    (dict(input=X4, weight=W4, stride=0), ValueError, "stride: must be >= 1"),
+    (dict(input=X4, weight=W4, stride=(1, 2, 3)), TypeError, "stride: expected an int or a pair"),
+    (dict(input=X4, weight=np.zeros((6, 4, 11, 3)), padding=1), ValueError, "kernel height 11 .* larger than the padded input"),
+    (dict(input=X4.astype(np.float32), weight=W4), TypeError, "weight: dtype float64 does not match"),
+    (dict(input=X4.astype(np.int32), weight=W4), TypeError, "input: expected a float32 or float64"),
+    (dict(input=X4, weight=W4, bias=np.zeros(5)), ValueError, "bias: expected shape \\(6,\\)"),
+    (dict(input=X4, weight=W4, groups=0), ValueError, "groups: must be >= 1"),
+])
+def test_conv2d_bad_input_raises_clearly(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ops.conv2d(**kwargs)
+
+
+def test_backward_kernels_check_shapes_in_cpp():
+    from fastconv import _C
+    gy = np.zeros((2, 6, 8, 8))
+    with pytest.raises(ValueError, match="grad_output: expected shape \\(2, 6, 6, 6\\)"):
+        _C.conv2d_backward_input(gy, W4, np.zeros((2, 4, 8, 8)), (1, 1), (0, 0), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="out: expected a C-contiguous array"):
+        _C.conv2d_forward(X4, W4, None, np.zeros((2, 6, 6, 12))[..., ::2], (1, 1), (0, 0), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="out: array is read-only"):
+        y = np.zeros((2, 6, 6, 6))
+        y.flags.writeable = False
+        _C.conv2d_forward(X4, W4, None, y, (1, 1), (0, 0), (0, 0), (1, 1), 1)
