@@ -3,6 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <cstring>
+
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/py_view.h"
@@ -32,6 +35,35 @@ void bind_runtime(py::module_& m) {
   m.attr("compiler") = __VERSION__;
 }
 
+// Machine probes for the benchmark: the FMA peak and a copy's bandwidth, on every thread.
+void bind_probes(py::module_& m) {
+  m.def("fma_peak_gflops", [](bool float64, index_t iterations) {
+    auto fma = float64 ? gemm::active_kernels<double>().fma_loop : gemm::active_kernels<float>().fma_loop;
+    py::gil_scoped_release release;
+    double flops = 0;
+    const auto start = std::chrono::steady_clock::now();
+    parallel_for(0, num_threads(), 1, [&](index_t lo, index_t hi) {
+      double done = 0;
+      for (index_t t = lo; t < hi; ++t) done += fma(iterations);
+#pragma omp atomic
+      flops += done;
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return flops / seconds * 1e-9;
+  }, py::arg("float64") = false, py::arg("iterations") = 20000000);
+
+  m.def("parallel_copy", [](py::array src, py::array dst) {
+    if (!(src.flags() & py::array::c_style) || !(dst.flags() & py::array::c_style) || src.nbytes() != dst.nbytes())
+      fail<ValueError>("parallel_copy: src and dst must be C-contiguous and of equal size");
+    if (!dst.writeable()) fail<ValueError>("dst: array is read-only");
+    const char* from = static_cast<const char*>(src.data());
+    char* to = static_cast<char*>(dst.mutable_data());
+    const index_t bytes = src.nbytes();
+    py::gil_scoped_release release;
+    parallel_for(0, bytes, 1 << 16, [&](index_t lo, index_t hi) { std::memcpy(to + lo, from + lo, hi - lo); });
+  }, py::arg("src"), py::arg("dst"));
+}
+
 void bind_gemm(py::module_& m) {
   m.def("gemm", [](py::array a, py::array b, py::array c, double alpha, double beta) {
     dispatch_float(a, "a", [&](auto tag) {
@@ -49,29 +81,6 @@ conv::Conv2dParams conv_params(std::array<index_t, 2> stride, std::array<index_t
                                std::array<index_t, 2> pad_end, std::array<index_t, 2> dilation,
                                index_t groups) {
   return {stride, pad_begin, pad_end, dilation, groups};
-}
-
-// Checks `a` is a contiguous 4-d T array of exactly `shape`.
-template <class T>
-T* nchw_arg(const py::array& a, const char* name, const std::array<index_t, 4>& shape) {
-  auto t = contiguous_arg<T, 4>(a, name, "(N, C, H, W)");
-  if (t.shape != shape)
-    fail<ValueError>(name, ": expected shape (", shape[0], ", ", shape[1], ", ", shape[2], ", ",
-                     shape[3], "), got ", shape_str(a));
-  return t.data;
-}
-
-template <class T>
-T* vector_arg(const py::object& a, const char* name, index_t n) {
-  if (a.is_none()) return nullptr;
-  auto t = contiguous_arg<T, 1>(a.cast<py::array>(), name, "(K,)");
-  if (t.shape[0] != n) fail<ValueError>(name, ": expected shape (", n, ",), got (", t.shape[0], ",)");
-  return t.data;
-}
-
-std::array<index_t, 4> shape4(const py::array& a, const char* name, const char* layout) {
-  if (a.ndim() != 4) fail<ValueError>(name, ": expected a 4-d array ", layout, ", got shape ", shape_str(a));
-  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
 }
 
 #define CONV_PARAMS_ARGS py::arg("stride"), py::arg("pad_begin"), py::arg("pad_end"), py::arg("dilation"), py::arg("groups")
@@ -137,6 +146,7 @@ PYBIND11_MODULE(_C, m) {
   py::register_exception<TypeError>(m, "TypeError", PyExc_TypeError);
   py::register_exception<ValueError>(m, "ValueError", PyExc_ValueError);
   bind_runtime(m);
+  bind_probes(m);
   bind_gemm(m);
   bind_conv2d(m);
 }

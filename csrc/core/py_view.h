@@ -59,6 +59,31 @@ MatrixView<T> matrix_arg(const py::array& a, const char* name) {
   return {t.data, t.shape[0], t.shape[1], t.strides[0], t.strides[1], 0, 0, 0, 0};
 }
 
+// Checks `a` is a contiguous 4-d T array of exactly `shape`.
+template <class T>
+T* nchw_arg(const py::array& a, const char* name, const std::array<index_t, 4>& shape) {
+  auto t = contiguous_arg<T, 4>(a, name, "(N, C, H, W)");
+  if (t.shape != shape)
+    fail<ValueError>(name, ": expected shape (", shape[0], ", ", shape[1], ", ", shape[2], ", ",
+                     shape[3], "), got ", shape_str(a));
+  return t.data;
+}
+
+// None -> nullptr (an optional argument), else a contiguous 1-d T array of n values.
+template <class T>
+T* vector_arg(const py::object& a, const char* name, index_t n) {
+  if (a.is_none()) return nullptr;
+  auto t = contiguous_arg<T, 1>(a.cast<py::array>(), name, "(K,)");
+  if (t.shape[0] != n) fail<ValueError>(name, ": expected shape (", n, ",), got (", t.shape[0], ",)");
+  return t.data;
+}
+
+// The shape of a 4-d array, before its dtype is known.
+inline std::array<index_t, 4> shape4(const py::array& a, const char* name, const char* layout) {
+  if (a.ndim() != 4) fail<ValueError>(name, ": expected a 4-d array ", layout, ", got shape ", shape_str(a));
+  return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
+}
+
 // Calls fn(T{}) with T = float or double, as the dtype of `a` says.
 template <class Fn>
 auto dispatch_float(const py::array& a, const char* name, Fn&& fn) {

@@ -22,6 +22,7 @@ using MicroKernel = void (*)(index_t kc, const T* a, const T* b, T* c, index_t l
 template <class T>
 struct KernelSet {
   MicroKernel<T> kernel;
+  double (*fma_loop)(index_t iterations);  // peak probe for the benchmark; returns flops done
   int mr, nr;          // register tile
   index_t kc;          // depth of a packed panel: an A micro-panel (mr x kc) stays in L1
   index_t nc;          // columns of a packed B block (kc x nc): stays in one core's L2

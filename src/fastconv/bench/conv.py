@@ -1,0 +1,56 @@
+"""The conv2d section: each layer of layers.json, forward and forward+backward."""
+import numpy as np
+
+from fastconv import ops
+from fastconv.bench.harness import Case
+from fastconv.bench.peers import numpy_conv2d
+
+
+def conv_flops(layer, p, q):
+    """Direct-convolution FLOPs, the same count for every algorithm."""
+    groups = layer.get("groups", 1)
+    return 2.0 * layer["N"] * layer["K"] * (layer["C"] // groups) * layer["R"] ** 2 * p * q
+
+
+def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    n, c, h, w_, k, r = (layer[key] for key in ("N", "C", "H", "W", "K", "R"))
+    stride, pad, groups = layer["stride"], layer["pad"], layer.get("groups", 1)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = (rng.standard_normal((k, c // groups, r, r)) / np.sqrt(c // groups * r * r)).astype(dtype)
+    args = dict(stride=stride, padding=pad, groups=groups)
+    y = ops.conv2d(x, w, **args)
+    flops = conv_flops(layer, y.shape[2], y.shape[3])
+    gy = np.ones_like(y)
+
+    fwd = {"fastconv": lambda: ops.conv2d(x, w, **args)}
+    step = {"fastconv": lambda: ops.conv2d_backward(x, w, gy, needs_bias=False, **args)}
+    if torch is not None:
+        F = torch.nn.functional
+        tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
+        tx_cl = tx.contiguous(memory_format=torch.channels_last)
+        tgy_cl = tgy.contiguous(memory_format=torch.channels_last)
+        gx, gw = tx.clone().requires_grad_(), tw.clone().requires_grad_()
+        gx_cl = tx_cl.clone().requires_grad_()
+        gw_cl = tw.contiguous(memory_format=torch.channels_last).requires_grad_()
+
+        def torch_fwd(inp, weight):
+            with torch.no_grad():
+                return F.conv2d(inp, weight, **args)
+
+        def torch_step(inp, weight, grad):
+            F.conv2d(inp, weight, **args).backward(grad)
+
+        fwd["torch"] = lambda: torch_fwd(tx, tw)
+        fwd["torch_cl"] = lambda: torch_fwd(tx_cl, tw)
+        step["torch"] = lambda: torch_step(gx, gw, tgy)
+        step["torch_cl"] = lambda: torch_step(gx_cl, gw_cl, tgy_cl)
+    fwd["numpy"] = lambda: numpy_conv2d(x, w, (stride, stride), pad, groups)
+    # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], flops=flops),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], flops=3 * flops)]
+
+
+def cases(layers, torch):
+    for layer in layers.get("conv2d", []):
+        yield from conv2d_cases(layer, torch)
