@@ -2,7 +2,6 @@
 
 #include "core/errors.h"
 #include "core/isa.h"
-#include "gemm/pack.h"
 
 namespace fastconv::gemm {
 
