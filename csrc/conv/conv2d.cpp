@@ -53,6 +53,7 @@ struct AlgoEntry {
 constexpr AlgoEntry kAlgos[] = {
     {Algo::im2col, "im2col"},
     {Algo::implicit_gemm, "implicit"},
+    {Algo::depthwise, "depthwise"},
 };
 
 }  // namespace
@@ -77,10 +78,11 @@ std::vector<std::string> algorithm_names() {
   return names;
 }
 
-const char* unsupported_reason(Algo algo, const Conv2dShape&) {
+const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return nullptr;
+    case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
   }
   return "unknown algorithm";
 }
@@ -90,6 +92,7 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
   switch (algo) {
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
+    case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
   }
 }
 
@@ -100,6 +103,7 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
   }
 }
 
@@ -108,6 +112,7 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
+    case Algo::depthwise: return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
   }
 }
 

@@ -46,7 +46,7 @@ struct Conv2dShape {
 
 // The algorithms behind conv2d. Each lives in its own file and provides the three kernels
 // below with an `_<algo>` suffix; conv2d.cpp dispatches and refuses unsupported shapes.
-enum class Algo { im2col, implicit_gemm, winograd_2x3, winograd_4x3, fft };
+enum class Algo { im2col, implicit_gemm, depthwise };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);
@@ -81,6 +81,14 @@ inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t 
 // --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+
+// --- direct depthwise (depthwise.cpp): groups == C, any multiplier K / C ---------------------
+template <class T>
+void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once; the batch is processed in chunks of images

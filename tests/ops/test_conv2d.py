@@ -14,6 +14,7 @@ CASES = [
     (2, 8, 5, 5, 8, 1, 1, 1, 0, 1, 1),          # pointwise: no column matrix
     (2, 8, 5, 6, 4, 1, 1, 2, 0, 1, 2),          # strided 1x1 uses im2col
     (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
+    (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
     (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
@@ -26,7 +27,7 @@ CASES = [
 ALGOS = conv_algo.algorithms()
 # Relative error bound per algorithm, float32 / float64, as a fraction of max|y| (documented in
 # the README). Exact-arithmetic algorithms differ from the reference only by rounding.
-TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12)}
+TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12)}
 
 
 def _reference(x, w, b, stride, padding, dilation, groups):
@@ -87,20 +88,25 @@ def test_auto_caches_one_choice_per_shape(rng):
         ops.conv2d(x, w, algo="magic")
 
 
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_gradients_match_numeric(rng, case):
+def test_conv2d_gradients_match_numeric(rng, algo, case):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     y = ops.conv2d(x, w, None, stride, padding, dilation, groups)
     gy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
+        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+            ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
+        return
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
     conv = lambda xx, ww: _reference(xx, ww, None, stride, padding, dilation, groups)
     np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups), dx)
-    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups), dw)
+    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups, algo=algo), dx)
+    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo=algo), dw)
 
 
 def _random_case(rng):

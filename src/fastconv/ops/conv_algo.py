@@ -46,6 +46,8 @@ def heuristic(input_shape, weight_shape, args, candidates):
     """The deterministic rule: the algorithm that usually wins on such a layer on a CPU."""
     stride, _, _, dilation, groups = args
     kh, kw = weight_shape[2:]
+    if "depthwise" in candidates:
+        return "depthwise"
     unit = stride == (1, 1) and dilation == (1, 1) and groups == 1
     if unit and kh == kw == 3 and weight_shape[0] >= 32 and "winograd_4x3" in candidates:
         return "winograd_4x3"
