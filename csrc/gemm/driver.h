@@ -77,7 +77,10 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 
   // Split N into at least one block per thread when N allows; when it does not, also split
   // the rows, so that small-N products still use every core.
-  const int threads = num_threads();
+  // A thread gets at least kMinFlopsPerThread of work: a fork/join and a barrier per k slice
+  // cost tens of microseconds, more on a busy machine, which small products cannot repay.
+  constexpr double kMinFlopsPerThread = 4e6;
+  const int threads = static_cast<int>(std::clamp<double>(2.0 * M * N * K / kMinFlopsPerThread, 1, num_threads()));
   // Block counts are a multiple of the thread count so that no core idles at the end.
   const index_t n_blocks_wanted = round_up(ceil_div(N, ks.nc), threads);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
