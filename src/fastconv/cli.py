@@ -46,7 +46,7 @@ def main(argv=None):
     train_parser = commands.add_parser("train", help="train one model of the suite on bundled real data")
     train_parser.add_argument("model", choices=sorted(MODELS))
     known, rest = parser.parse_known_args(argv)
-    train(known.model, rest)
+    return train(known.model, rest)
 
 
 if __name__ == "__main__":
