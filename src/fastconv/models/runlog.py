@@ -25,7 +25,8 @@ class RunResult:
     history: dict = field(default_factory=dict)
 
     def summary(self):
-        return (f"{self.model} on {self.data}: {self.epochs} epochs, train acc {self.train_accuracy:.4f}, "
+        epochs = f"{self.epochs} epochs" if self.epochs else "no training epochs"
+        return (f"{self.model} on {self.data}: {epochs}, train acc {self.train_accuracy:.4f}, "
                 f"test acc {self.test_accuracy:.4f}, {self.seconds:.1f} s")
 
     def plot(self, path):
