@@ -102,9 +102,8 @@ def softmax_loss(W, b, x, y, reg):
 
 
 class LinearClassifier:
-    """Scores x W + b trained by minibatch SGD on `loss_fn(W, b, x, y, reg) -> (loss, dW, db)`."""
-
-    loss_fn = None
+    """Scores x W + b trained by minibatch SGD; subclasses name the loss:
+    a static `loss_fn(W, b, x, y, reg) -> (loss, dW, db)`."""
 
     def __init__(self, n_features, n_classes, seed=0):
         self.rng = np.random.default_rng(seed)
@@ -112,13 +111,13 @@ class LinearClassifier:
         self.b = np.zeros(n_classes)
 
     def loss(self, x, y, reg):
-        return type(self).loss_fn(self.W, self.b, flatten(x), y, reg)[0]
+        return self.loss_fn(self.W, self.b, flatten(x), y, reg)[0]
 
     def train_epoch(self, loader, lr, reg):
         """One pass of SGD over loader's batches; returns the mean minibatch loss."""
         losses = []
         for x, y in loader:
-            loss, dW, db = type(self).loss_fn(self.W, self.b, flatten(x), y, reg)
+            loss, dW, db = self.loss_fn(self.W, self.b, flatten(x), y, reg)
             self.W -= lr * dW
             self.b -= lr * db
             losses.append(loss)

@@ -10,7 +10,6 @@ from fastconv.models import classic
 from fastconv.models.runlog import RunResult, Stopwatch, progress_bar
 
 DEFAULTS = {
-    "knn": dict(epochs=0),
     "linear_svm": dict(epochs=20, lr=0.01, reg=1e-4, batch_size=200),
     "softmax": dict(epochs=20, lr=0.5, reg=1e-4, batch_size=200),
     "perceptron": dict(epochs=20),
