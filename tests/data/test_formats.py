@@ -42,6 +42,17 @@ def test_cifar10_test_split_as_float_in_unit_range(cifar_dir):
     np.testing.assert_allclose(x * 255, written["test_batch"][0].reshape(4, 3, 32, 32), atol=1e-4)
 
 
+def test_cifar10_reads_batches_pickled_by_numpy_1(tmp_path, rng):
+    # The published batches name numpy.core.multiarray (numpy 2 writes numpy._core); in
+    # protocol 2 a global is newline-terminated text, so renaming it keeps the pickle valid.
+    data = rng.integers(0, 256, size=(2, 3072), dtype=np.uint8)
+    raw = pickle.dumps({b"data": data, b"labels": [1, 2]}, protocol=2)
+    (tmp_path / "test_batch").write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    x, y = load_cifar10(tmp_path, train=False, dtype=np.uint8)
+    np.testing.assert_array_equal(x.reshape(2, -1), data)
+    np.testing.assert_array_equal(y, [1, 2])
+
+
 def test_cifar10_missing_batch_names_the_file(cifar_dir):
     root, _ = cifar_dir
     (root / "cifar-10-batches-py" / "data_batch_3").unlink()
