@@ -1,0 +1,63 @@
+"""`Function`: an op's forward and backward side by side, and the graph node it leaves behind.
+
+A subclass writes two static methods over raw arrays:
+    forward(ctx, *args, **kwargs) -> array
+    backward(ctx, grad_output) -> one gradient (array or None) per positional argument
+`apply` unwraps Tensor arguments, runs forward, and - when grad mode is on and some argument
+requires grad - links the output to its inputs for `Tensor.backward`.
+"""
+from fastconv.autograd import grad_mode
+
+
+class Context:
+    """What forward leaves for backward: saved arrays plus any attributes it sets."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.saved_arrays = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved_arrays = arrays
+
+
+class Node:
+    """One recorded call: the function, its context and the Tensor arguments (None elsewhere)."""
+
+    def __init__(self, function, ctx, inputs):
+        self.function, self.ctx, self.inputs = function, ctx, inputs
+
+    def backward(self, grad_output):
+        if self.ctx is None:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time ({self.function.__name__}): "
+                "its saved values were freed by the first backward; pass retain_graph=True to the "
+                "first backward() to keep them")
+        grads = self.function.backward(self.ctx, grad_output)
+        return grads if isinstance(grads, tuple) else (grads,)
+
+    def free(self):
+        self.ctx = None
+
+
+class Function:
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from fastconv.autograd.tensor import Tensor
+
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        record = grad_mode.is_grad_enabled() and any(needs_grad)
+        ctx = Context(needs_grad)
+        out = Tensor(cls.forward(ctx, *arrays, **kwargs), requires_grad=record)
+        if record:
+            out._node = Node(cls, ctx, tensors)
+        return out
