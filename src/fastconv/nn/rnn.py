@@ -1,0 +1,103 @@
+"""Recurrent cells (LSTM, GRU) and a multi-layer LSTM, with PyTorch's gate order and init."""
+import math
+
+import numpy as np
+
+from fastconv import functional as F
+from fastconv.autograd import Tensor, split, stack
+from fastconv.nn import init
+from fastconv.nn.linear import empty_parameter
+from fastconv.nn.module import Module
+
+
+def _register_recurrent_weights(module, gates, input_size, hidden_size, bias, dtype, suffix=""):
+    """weight_ih (gates*H, input), weight_hh (gates*H, H) and their biases, all U(+-1/sqrt(H))."""
+    shapes = {"weight_ih": (gates * hidden_size, input_size),
+              "weight_hh": (gates * hidden_size, hidden_size)}
+    if bias:
+        shapes.update(bias_ih=(gates * hidden_size,), bias_hh=(gates * hidden_size,))
+    bound = 1 / math.sqrt(hidden_size)
+    for name, shape in shapes.items():
+        setattr(module, name + suffix, init.uniform_(empty_parameter(shape, dtype), -bound, bound))
+    for name in () if bias else ("bias_ih", "bias_hh"):
+        setattr(module, name + suffix, None)
+
+
+def _zeros_state(x, hidden_size):
+    return Tensor(np.zeros((x.shape[0], hidden_size), dtype=x.dtype))
+
+
+def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One LSTM step (Hochreiter & Schmidhuber 1997); gates in PyTorch's order i, f, g, o."""
+    gates = F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh)
+    i, f, g, o = split(gates, gates.shape[1] // 4, dim=1)
+    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c.tanh(), c
+
+
+def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One GRU step (Cho et al. 2014); gates in PyTorch's order r, z, n."""
+    x_r, x_z, x_n = split(F.linear(x, weight_ih, bias_ih), weight_hh.shape[1], dim=1)
+    h_r, h_z, h_n = split(F.linear(h, weight_hh, bias_hh), weight_hh.shape[1], dim=1)
+    reset, update = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+    candidate = (x_n + reset * h_n).tanh()
+    return (1 - update) * candidate + update * h
+
+
+class LSTMCell(Module):
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        _register_recurrent_weights(self, 4, input_size, hidden_size, bias, dtype)
+
+    def forward(self, x, hx=None):
+        """x (N, input_size), hx = (h, c) each (N, hidden_size) or None for zeros -> (h, c)."""
+        h, c = hx if hx is not None else (_zeros_state(x, self.hidden_size),) * 2
+        return lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class GRUCell(Module):
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        _register_recurrent_weights(self, 3, input_size, hidden_size, bias, dtype)
+
+    def forward(self, x, hx=None):
+        h = hx if hx is not None else _zeros_state(x, self.hidden_size)
+        return gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTM(Module):
+    """A stack of LSTM layers unrolled over time; parameters named weight_ih_l0, ... as in PyTorch."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dtype=np.float32):
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.batch_first = batch_first
+        for layer in range(num_layers):
+            _register_recurrent_weights(self, 4, input_size if layer == 0 else hidden_size,
+                                        hidden_size, bias, dtype, suffix=f"_l{layer}")
+
+    def _layer_weights(self, layer):
+        return [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def forward(self, x, hx=None):
+        """x (T, N, input_size) (or (N, T, input_size) if batch_first), hx = (h0, c0) each
+        (num_layers, N, hidden_size) or None -> output (T, N, H), (h_n, c_n)."""
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        steps = [x[t] for t in range(x.shape[0])]
+        final_h, final_c = [], []
+        for layer in range(self.num_layers):
+            h, c = ((hx[0][layer], hx[1][layer]) if hx is not None
+                    else (_zeros_state(steps[0], self.hidden_size),) * 2)
+            outputs = []
+            for step in steps:
+                h, c = lstm_cell(step, h, c, *self._layer_weights(layer))
+                outputs.append(h)
+            steps = outputs
+            final_h.append(h)
+            final_c.append(c)
+        output = stack(steps, 0)
+        return (output.transpose(0, 1) if self.batch_first else output), (stack(final_h), stack(final_c))
