@@ -132,24 +132,12 @@ def _log_softmax_array(x, axis):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-class Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, dim):
-        out = np.exp(_log_softmax_array(x, dim))
-        ctx.save_for_backward(out)
-        ctx.dim = dim
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_arrays
-        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
-
-
 class LogSoftmax(Function):
-    @staticmethod
-    def forward(ctx, x, dim):
-        out = _log_softmax_array(x, dim)
+    output = staticmethod(lambda log_probs: log_probs)
+
+    @classmethod
+    def forward(cls, ctx, x, dim):
+        out = cls.output(_log_softmax_array(x, dim))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out
@@ -158,6 +146,15 @@ class LogSoftmax(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
         return grad - np.exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
+
+
+class Softmax(LogSoftmax):
+    output = staticmethod(np.exp)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
 
 
 def softmax(input, dim):

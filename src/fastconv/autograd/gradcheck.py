@@ -41,7 +41,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         numeric = _numeric_gradient(fn, inputs, weights, t, eps)
         error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and error.max() > 0:
-            worst = np.unravel_index(np.argmax(error), t.shape)
+            worst = tuple(int(i) for i in np.unravel_index(np.argmax(error), t.shape))
             raise GradcheckError(
                 f"gradcheck: input {index} (shape {t.shape}) element {worst}: analytic "
                 f"{analytic[worst]:.8g} vs numeric {numeric[worst]:.8g} (atol={atol}, rtol={rtol})")

@@ -43,6 +43,22 @@ def _topological_order(root):
     return order
 
 
+def _binary(function, reflected=False):
+    """A Tensor operator method: `self op other`, or `other op self` when reflected."""
+    def operator(self, other):
+        other = self._operand(other)
+        return function.apply(other, self) if reflected else function.apply(self, other)
+    operator.__name__ = function.__name__.lower()
+    return operator
+
+
+def _unary(function):
+    def method(self):
+        return function.apply(self)
+    method.__name__ = function.__name__.lower()
+    return method
+
+
 class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
@@ -123,66 +139,18 @@ class Tensor:
         keep_dtype = self.dtype.kind == "f" and not hasattr(other, "dtype")
         return get_array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
 
-    def __add__(self, other):
-        return arithmetic.Add.apply(self, self._operand(other))
-
-    def __radd__(self, other):
-        return arithmetic.Add.apply(self._operand(other), self)
-
-    def __sub__(self, other):
-        return arithmetic.Sub.apply(self, self._operand(other))
-
-    def __rsub__(self, other):
-        return arithmetic.Sub.apply(self._operand(other), self)
-
-    def __mul__(self, other):
-        return arithmetic.Mul.apply(self, self._operand(other))
-
-    def __rmul__(self, other):
-        return arithmetic.Mul.apply(self._operand(other), self)
-
-    def __truediv__(self, other):
-        return arithmetic.Div.apply(self, self._operand(other))
-
-    def __rtruediv__(self, other):
-        return arithmetic.Div.apply(self._operand(other), self)
-
-    def __pow__(self, other):
-        return arithmetic.Pow.apply(self, self._operand(other))
-
-    def __rpow__(self, other):
-        return arithmetic.Pow.apply(self._operand(other), self)
-
-    def __neg__(self):
-        return arithmetic.Neg.apply(self)
-
-    def __matmul__(self, other):
-        return arithmetic.MatMul.apply(self, self._operand(other))
-
-    def __rmatmul__(self, other):
-        return arithmetic.MatMul.apply(self._operand(other), self)
+    __add__, __radd__ = _binary(arithmetic.Add), _binary(arithmetic.Add, reflected=True)
+    __sub__, __rsub__ = _binary(arithmetic.Sub), _binary(arithmetic.Sub, reflected=True)
+    __mul__, __rmul__ = _binary(arithmetic.Mul), _binary(arithmetic.Mul, reflected=True)
+    __truediv__, __rtruediv__ = _binary(arithmetic.Div), _binary(arithmetic.Div, reflected=True)
+    __pow__, __rpow__ = _binary(arithmetic.Pow), _binary(arithmetic.Pow, reflected=True)
+    __matmul__, __rmatmul__ = _binary(arithmetic.MatMul), _binary(arithmetic.MatMul, reflected=True)
+    __neg__ = _unary(arithmetic.Neg)
 
     # ---- element-wise -------------------------------------------------------------------
-    def exp(self):
-        return elementwise.Exp.apply(self)
-
-    def log(self):
-        return elementwise.Log.apply(self)
-
-    def sqrt(self):
-        return elementwise.Sqrt.apply(self)
-
-    def abs(self):
-        return elementwise.Abs.apply(self)
-
-    def tanh(self):
-        return elementwise.Tanh.apply(self)
-
-    def sigmoid(self):
-        return elementwise.Sigmoid.apply(self)
-
-    def relu(self):
-        return elementwise.ReLU.apply(self)
+    exp, log, sqrt, abs = (_unary(elementwise.Exp), _unary(elementwise.Log),
+                           _unary(elementwise.Sqrt), _unary(elementwise.Abs))
+    tanh, sigmoid, relu = _unary(elementwise.Tanh), _unary(elementwise.Sigmoid), _unary(elementwise.ReLU)
 
     # ---- reductions (axis: None, an int or a tuple) -------------------------------------
     def sum(self, axis=None, keepdims=False):

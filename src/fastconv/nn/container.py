@@ -2,29 +2,6 @@
 from fastconv.nn.module import Module
 
 
-class Sequential(Module):
-    """Calls its modules in order, each on the previous one's output."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def forward(self, x):
-        for module in self:
-            x = module(x)
-        return x
-
-
 class ModuleList(Module):
     """A list whose modules are registered (their parameters are found); no forward of its own."""
 
@@ -45,3 +22,15 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class Sequential(ModuleList):
+    """Calls its modules in order, each on the previous one's output."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x

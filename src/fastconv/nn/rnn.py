@@ -44,11 +44,20 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return (1 - update) * candidate + update * h
 
 
-class LSTMCell(Module):
+class _RecurrentCell(Module):
+    gates = 0  # stacked gate blocks in the weights
+
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        _register_recurrent_weights(self, 4, input_size, hidden_size, bias, dtype)
+        _register_recurrent_weights(self, self.gates, input_size, hidden_size, bias, dtype)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+class LSTMCell(_RecurrentCell):
+    gates = 4
 
     def forward(self, x, hx=None):
         """x (N, input_size), hx = (h, c) each (N, hidden_size) or None for zeros -> (h, c)."""
@@ -56,11 +65,8 @@ class LSTMCell(Module):
         return lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
 
-class GRUCell(Module):
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        _register_recurrent_weights(self, 3, input_size, hidden_size, bias, dtype)
+class GRUCell(_RecurrentCell):
+    gates = 3
 
     def forward(self, x, hx=None):
         h = hx if hx is not None else _zeros_state(x, self.hidden_size)
