@@ -97,6 +97,7 @@ def _inputs(rng, shapes):
 
 
 @pytest.mark.parametrize("name", CASES)
+@pytest.mark.usefixtures("one_thread")
 def test_gradcheck(name, rng):
     ours, _, shapes = CASES[name]
     assert gradcheck(ours, [Tensor(a, requires_grad=True) for a in _inputs(rng, shapes)])

@@ -38,6 +38,22 @@ def test_reverse_ops_with_python_scalars(rng):
     assert gradcheck(lambda a: 2 - a + 3 * a - 1 / (a * a + 1) + 2 ** a - (-a), [x])
 
 
+def test_ndarray_on_the_left_defers_to_tensor(rng):
+    x = leaf(rng, 3)
+    y = np.full(3, 2.0) - x * np.full(3, 3.0)
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, -3.0))
+
+
+def test_reduced_gradients_reach_the_gemm_as_broadcast_views(rng):
+    # sum's backward hands matmul a zero-stride view of its gradient
+    a, b = leaf(rng, 3, 4), leaf(rng, 4, 2)
+    (a @ b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.ones((3, 2)) @ b.numpy().T)
+    np.testing.assert_allclose(b.grad.numpy(), a.numpy().T @ np.ones((3, 2)))
+
+
 def test_scalar_operands_keep_float32():
     x = fastconv.tensor([1.0, 2.0])
     assert x.dtype == np.float32

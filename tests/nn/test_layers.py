@@ -3,7 +3,7 @@ gradients; plus behaviour torch cannot check (modes, running statistics)."""
 import numpy as np
 import pytest
 
-from fastconv import Tensor, nn
+from fastconv import Tensor, gradcheck, nn
 
 
 def _copy_into_torch(torch, ours, theirs):
@@ -122,3 +122,17 @@ def test_embedding_looks_up_rows():
 def test_conv2d_checks_groups():
     with pytest.raises(ValueError, match="divisible by groups"):
         nn.Conv2d(3, 4, 3, groups=2)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_lstm_gradcheck(rng):
+    layer = nn.LSTM(2, 2, num_layers=2, dtype=np.float64)
+    x = Tensor(rng.standard_normal((2, 1, 2)), requires_grad=True)
+    assert gradcheck(lambda x, *params: layer(x)[0], [x, *layer.parameters()])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gru_cell_gradcheck(rng):
+    layer = nn.GRUCell(2, 3, dtype=np.float64)
+    x, h = (Tensor(rng.standard_normal((2, n)), requires_grad=True) for n in (2, 3))
+    assert gradcheck(lambda x, h, *params: layer(x, h), [x, h, *layer.parameters()])

@@ -102,3 +102,12 @@ def test_missing_super_init_is_explained():
 
 def test_repr_shows_structure():
     assert "(3): Linear(12, 2, bias=True)" in repr(make_model())
+
+
+def test_reassignment_moves_an_attribute_between_kinds():
+    layer = nn.Linear(2, 2, bias=False)
+    assert layer.bias is None
+    layer.bias = nn.Parameter(np.zeros(2, np.float32))
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"] and layer.bias.shape == (2,)
+    layer.bias = None
+    assert layer.bias is None and len(list(layer.parameters())) == 1

@@ -27,12 +27,17 @@ def _zeros_state(x, hidden_size):
     return Tensor(np.zeros((x.shape[0], hidden_size), dtype=x.dtype))
 
 
-def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One LSTM step (Hochreiter & Schmidhuber 1997); gates in PyTorch's order i, f, g, o."""
-    gates = F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh)
+def _lstm_update(gates, c):
+    """The LSTM state update (Hochreiter & Schmidhuber 1997) from pre-activation gates stacked
+    in PyTorch's order i, f, g, o."""
     i, f, g, o = split(gates, gates.shape[1] // 4, dim=1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c.tanh(), c
+
+
+def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One LSTM step -> (h, c)."""
+    return _lstm_update(F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh), c)
 
 
 def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -93,17 +98,18 @@ class LSTM(Module):
         (num_layers, N, hidden_size) or None -> output (T, N, H), (h_n, c_n)."""
         if self.batch_first:
             x = x.transpose(0, 1)
-        steps = [x[t] for t in range(x.shape[0])]
         final_h, final_c = [], []
         for layer in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self._layer_weights(layer)
+            # every step's input projection in one GEMM; only the recurrent one is sequential
+            projected = F.linear(x, weight_ih, bias_ih)
             h, c = ((hx[0][layer], hx[1][layer]) if hx is not None
-                    else (_zeros_state(steps[0], self.hidden_size),) * 2)
+                    else (_zeros_state(x[0], self.hidden_size),) * 2)
             outputs = []
-            for step in steps:
-                h, c = lstm_cell(step, h, c, *self._layer_weights(layer))
+            for t in range(x.shape[0]):
+                h, c = _lstm_update(projected[t] + F.linear(h, weight_hh, bias_hh), c)
                 outputs.append(h)
-            steps = outputs
+            x = stack(outputs, 0)
             final_h.append(h)
             final_c.append(c)
-        output = stack(steps, 0)
-        return (output.transpose(0, 1) if self.batch_first else output), (stack(final_h), stack(final_c))
+        return (x.transpose(0, 1) if self.batch_first else x), (stack(final_h), stack(final_c))
