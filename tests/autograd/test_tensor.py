@@ -103,6 +103,13 @@ def test_reductions(name, axis, keepdims, rng):
     np.testing.assert_allclose(getattr(x, name)(axis=axis, keepdims=keepdims).numpy(), expected)
 
 
+def test_gradients_keep_float32_through_every_op():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    w = Tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    (x.max(axis=0, keepdims=True) @ w + (x ** 2).mean() / 3).sum().backward()
+    assert x.grad.dtype == w.grad.dtype == np.float32
+
+
 def test_max_shares_gradient_between_ties():
     x = Tensor(np.array([1.0, 3.0, 3.0]), requires_grad=True)
     x.max().backward()

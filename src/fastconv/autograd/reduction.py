@@ -46,5 +46,5 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         (is_max,) = ctx.saved_arrays
-        share = is_max / is_max.sum(axis=ctx.axes, keepdims=True)
+        share = (is_max / is_max.sum(axis=ctx.axes, keepdims=True)).astype(grad.dtype)
         return _expand_like(grad, ctx.axes, ctx.keepdims, is_max.shape) * share

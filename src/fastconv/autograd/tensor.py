@@ -120,6 +120,8 @@ class Tensor:
                 continue
             for inp, inp_grad in zip(t._node.inputs, t._node.backward(grad)):
                 if inp is not None and inp.requires_grad and inp_grad is not None:
+                    if inp_grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
+                        inp_grad = inp_grad.astype(inp.dtype)
                     previous = grads.get(id(inp))
                     grads[id(inp)] = inp_grad if previous is None else previous + inp_grad
             if not retain_graph:
