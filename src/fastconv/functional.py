@@ -33,7 +33,7 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         ctx.args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         ctx.save_for_backward(x, weight)
-        return ops.conv2d(x, weight, bias, **ctx.args)
+        return ops.conv2d(x, weight, bias=bias, **ctx.args)
 
     @staticmethod
     def backward(ctx, grad):
