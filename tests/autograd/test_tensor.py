@@ -1,5 +1,7 @@
 """The engine: arithmetic, reductions, indexing and shape ops (gradcheck and torch), the
 backward walk's semantics, and its error messages."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -221,6 +223,22 @@ def test_second_backward_through_freed_graph_raises(rng):
     loss.backward()
     with pytest.raises(RuntimeError, match="backward through the graph a second time.*retain_graph"):
         loss.backward()
+
+
+def test_second_backward_through_a_shared_freed_subgraph_raises(rng):
+    hidden = leaf(rng, 3).exp()
+    hidden.sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        (hidden * 2).sum().backward()
+
+
+def test_backward_releases_the_graph(rng):
+    hidden = leaf(rng, 3).exp()
+    watcher = weakref.ref(hidden)
+    loss = (hidden * 2).sum()
+    del hidden
+    loss.backward()
+    assert watcher() is None  # `loss` no longer keeps intermediate tensors alive
 
 
 def test_retain_graph_allows_a_second_backward(rng):

@@ -36,7 +36,9 @@ class Node:
         return grads if isinstance(grads, tuple) else (grads,)
 
     def free(self):
-        self.ctx = None
+        """Drops the saved arrays and the links to the inputs, so a loss kept alive after
+        backward (e.g. appended to a list) no longer holds every activation of its graph."""
+        self.ctx, self.inputs = None, ()
 
 
 class Function:
