@@ -164,6 +164,8 @@ SHAPE_OPS = {
     "stack": lambda t: fastconv.stack([t, t.exp()], dim=-1),
     "split_sizes": lambda t: fastconv.split(t, [1, 3], dim=2)[1] * 3,
     "split_chunk": lambda t: fastconv.split(t, 2, dim=1)[-1],
+    "split_all_pieces_used": lambda t: fastconv.cat(fastconv.split(t, 1, dim=0)[::-1], dim=2),
+    "unbind": lambda t: fastconv.autograd.unbind(t, 1)[2] * 2,
 }
 
 

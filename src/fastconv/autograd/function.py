@@ -1,12 +1,13 @@
 """`Function`: an op's forward and backward side by side, and the graph node it leaves behind.
 
 A subclass writes two static methods over raw arrays:
-    forward(ctx, *args, **kwargs) -> array
-    backward(ctx, grad_output) -> one gradient (array or None) per positional argument
+    forward(ctx, *args, **kwargs) -> an array, or a tuple of arrays for several outputs
+    backward(ctx, *grad_outputs) -> one gradient (array or None) per positional argument
 `apply` unwraps Tensor arguments, runs forward, and - when grad mode is on and some argument
-requires grad - links the output to its inputs for `Tensor.backward`.
+requires grad - links the outputs to one Node that `Tensor.backward` walks.
 """
 from fastconv.autograd import grad_mode
+from fastconv.autograd.backend import get_array_module
 
 
 class Context:
@@ -21,18 +22,22 @@ class Context:
 
 
 class Node:
-    """One recorded call: the function, its context and the Tensor arguments (None elsewhere)."""
+    """One recorded call: the function, its context, the Tensor arguments (None elsewhere) and
+    the shapes of its outputs (a gradient that never arrives for an output is zeros)."""
 
-    def __init__(self, function, ctx, inputs):
+    def __init__(self, function, ctx, inputs, outputs):
         self.function, self.ctx, self.inputs = function, ctx, inputs
+        self.output_specs = [(o.shape, o.dtype) for o in outputs]
 
-    def backward(self, grad_output):
+    def backward(self, grad_outputs):
         if self.ctx is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({self.function.__name__}): "
                 "its saved values were freed by the first backward; pass retain_graph=True to the "
                 "first backward() to keep them")
-        grads = self.function.backward(self.ctx, grad_output)
+        grads = [get_array_module().zeros(shape, dtype) if g is None else g
+                 for g, (shape, dtype) in zip(grad_outputs, self.output_specs)]
+        grads = self.function.backward(self.ctx, *grads)
         return grads if isinstance(grads, tuple) else (grads,)
 
     def free(self):
@@ -47,7 +52,7 @@ class Function:
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx, *grad_outputs):
         raise NotImplementedError
 
     @classmethod
@@ -59,7 +64,11 @@ class Function:
         needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
         record = grad_mode.is_grad_enabled() and any(needs_grad)
         ctx = Context(needs_grad)
-        out = Tensor(cls.forward(ctx, *arrays, **kwargs), requires_grad=record)
+        result = cls.forward(ctx, *arrays, **kwargs)
+        several = isinstance(result, tuple)
+        outputs = [Tensor(array, requires_grad=record) for array in (result if several else (result,))]
         if record:
-            out._node = Node(cls, ctx, tensors)
-        return out
+            node = Node(cls, ctx, tensors, outputs)
+            for index, out in enumerate(outputs):
+                out._node, out._output_index = node, index
+        return tuple(outputs) if several else outputs[0]

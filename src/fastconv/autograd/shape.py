@@ -73,6 +73,20 @@ class Cat(Function):
         return tuple(np.split(grad, ctx.boundaries, axis=ctx.axis))
 
 
+class Split(Function):
+    """Several outputs from one node: backward concatenates their gradients in one pass (slicing
+    each piece with GetItem would allocate a full-size gradient per piece)."""
+
+    @staticmethod
+    def forward(ctx, x, sizes, axis):
+        ctx.axis = axis
+        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return np.concatenate(grads, axis=ctx.axis)
+
+
 def cat(tensors, dim=0):
     """Concatenates tensors along an existing dim (torch.cat)."""
     return Cat.apply(*tensors, axis=dim)
@@ -94,6 +108,9 @@ def split(tensor, split_size_or_sections, dim=0):
         if sum(sizes) != length:
             raise ValueError(f"split: sections {sizes} do not add up to {length}, "
                              f"the size of dim {dim} of shape {tensor.shape}")
-    starts = np.cumsum([0] + sizes[:-1])
-    leading = (slice(None),) * (dim % tensor.ndim)
-    return [tensor[leading + (slice(s, s + n),)] for s, n in zip(starts, sizes)]
+    return list(Split.apply(tensor, sizes, dim))
+
+
+def unbind(tensor, dim=0):
+    """The slices of `tensor` along dim, that dim removed (torch.unbind), e.g. an RNN's steps."""
+    return [piece.squeeze(dim) for piece in split(tensor, 1, dim)]

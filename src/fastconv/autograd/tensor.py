@@ -23,23 +23,22 @@ def tensor(data, dtype=None, requires_grad=False):
 
 
 def _topological_order(root):
-    """Tensors reachable from root that need a gradient, every input before its users.
+    """Nodes reachable from root whose inputs need a gradient, every node before its users.
 
     Iterative depth-first search: an unrolled RNN is deeper than Python's recursion limit.
     """
     order, visited, stack = [], set(), [(root, False)]
     while stack:
-        node_tensor, inputs_done = stack.pop()
+        node, inputs_done = stack.pop()
         if inputs_done:
-            order.append(node_tensor)
+            order.append(node)
             continue
-        if id(node_tensor) in visited:
+        if id(node) in visited:
             continue
-        visited.add(id(node_tensor))
-        stack.append((node_tensor, True))
-        if node_tensor._node is not None:
-            stack.extend((t, False) for t in node_tensor._node.inputs
-                         if t is not None and t.requires_grad and id(t) not in visited)
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((t._node, False) for t in node.inputs
+                     if t is not None and t._node is not None and id(t._node) not in visited)
     return order
 
 
@@ -67,6 +66,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._node = None  # set by Function.apply on outputs that are part of a graph
+        self._output_index = 0  # which of its node's outputs this tensor is
 
     # ---- introspection ------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -110,22 +110,35 @@ class Tensor:
         gradient = _as_array(gradient, self.dtype)
         if gradient.shape != self.shape:
             raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {self.shape}")
-        grads = {id(self): gradient}
-        for t in reversed(_topological_order(self)):
-            grad = grads.pop(id(t), None)
-            if grad is None:
+        if self._node is None:
+            self._accumulate_grad(gradient)
+            return
+        # gradients waiting for each node, one slot per output; a node runs once all its users ran
+        pending = {id(self._node): self._node_slots(gradient)}
+        for node in reversed(_topological_order(self._node)):
+            grad_outputs = pending.pop(id(node), None)
+            if grad_outputs is None:
                 continue
-            if t._node is None:
-                t._accumulate_grad(grad)
-                continue
-            for inp, inp_grad in zip(t._node.inputs, t._node.backward(grad)):
-                if inp is not None and inp.requires_grad and inp_grad is not None:
-                    if inp_grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
-                        inp_grad = inp_grad.astype(inp.dtype)
-                    previous = grads.get(id(inp))
-                    grads[id(inp)] = inp_grad if previous is None else previous + inp_grad
+            for inp, grad in zip(node.inputs, node.backward(grad_outputs)):
+                if inp is None or not inp.requires_grad or grad is None:
+                    continue
+                if grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
+                    grad = grad.astype(inp.dtype)
+                if inp._node is None:
+                    inp._accumulate_grad(grad)
+                elif id(inp._node) not in pending:
+                    pending[id(inp._node)] = inp._node_slots(grad)
+                else:
+                    slots, i = pending[id(inp._node)], inp._output_index
+                    slots[i] = grad if slots[i] is None else slots[i] + grad
             if not retain_graph:
-                t._node.free()
+                node.free()
+
+    def _node_slots(self, grad):
+        """Gradient slots for this tensor's node, holding grad in this tensor's output slot."""
+        slots = [None] * len(self._node.output_specs)
+        slots[self._output_index] = grad
+        return slots
 
     def _accumulate_grad(self, grad):
         if self.grad is None:  # a copy: backward's arrays may alias inputs or each other

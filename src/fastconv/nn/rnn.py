@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from fastconv import functional as F
-from fastconv.autograd import Tensor, split, stack
+from fastconv.autograd import Tensor, split, stack, unbind
 from fastconv.nn import init
 from fastconv.nn.linear import empty_parameter
 from fastconv.nn.module import Module
@@ -106,8 +106,8 @@ class LSTM(Module):
             h, c = ((hx[0][layer], hx[1][layer]) if hx is not None
                     else (_zeros_state(x[0], self.hidden_size),) * 2)
             outputs = []
-            for t in range(x.shape[0]):
-                h, c = _lstm_update(projected[t] + F.linear(h, weight_hh, bias_hh), c)
+            for step in unbind(projected, 0):
+                h, c = _lstm_update(step + F.linear(h, weight_hh, bias_hh), c)
                 outputs.append(h)
             x = stack(outputs, 0)
             final_h.append(h)
