@@ -49,6 +49,7 @@ LAYERS = {
     "BatchNorm1d": (lambda: nn.BatchNorm1d(3), lambda t: t.nn.BatchNorm1d(3), (5, 3)),
     "LSTMCell": (lambda: nn.LSTMCell(4, 3), lambda t: t.nn.LSTMCell(4, 3), (2, 4)),
     "GRUCell": (lambda: nn.GRUCell(4, 3), lambda t: t.nn.GRUCell(4, 3), (2, 4)),
+    "LSTMCell_no_bias": (lambda: nn.LSTMCell(4, 3, bias=False), lambda t: t.nn.LSTMCell(4, 3, bias=False), (2, 4)),
     "LSTM_two_layers": (lambda: nn.LSTM(4, 3, num_layers=2), lambda t: t.nn.LSTM(4, 3, num_layers=2), (5, 2, 4)),
     "LSTM_batch_first": (lambda: nn.LSTM(4, 3, batch_first=True), lambda t: t.nn.LSTM(4, 3, batch_first=True),
                          (2, 5, 4)),

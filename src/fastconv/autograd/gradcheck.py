@@ -9,12 +9,18 @@ class GradcheckError(AssertionError):
     pass
 
 
-def _projected_output(fn, inputs, weights):
-    """sum(weights * fn(*inputs)): one scalar whose gradient is a random vector-Jacobian product,
+def _as_tuple(out):
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _project(outs, weights):
+    """sum(weights * outputs): one scalar whose gradient is a random vector-Jacobian product,
     so a single backward checks every output element's contribution."""
-    out = fn(*inputs)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
     return sum((o * w).sum() for o, w in zip(outs, weights))
+
+
+def _projected_output(fn, inputs, weights):
+    return _project(_as_tuple(fn(*inputs)), weights)
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
@@ -30,11 +36,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             raise TypeError(f"gradcheck: inputs must be float64, got {t.dtype} for shape {t.shape}")
         t.grad = None
 
-    out = fn(*inputs)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs = _as_tuple(fn(*inputs))
     rng = np.random.default_rng(seed)
     weights = [rng.standard_normal(o.shape) for o in outs]
-    _projected_output(fn, inputs, weights).backward()
+    _project(outs, weights).backward()
 
     for index, t in enumerate(checked):
         analytic = np.zeros(t.shape) if t.grad is None else t.grad.data

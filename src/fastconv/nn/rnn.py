@@ -13,14 +13,13 @@ from fastconv.nn.module import Module
 def _register_recurrent_weights(module, gates, input_size, hidden_size, bias, dtype, suffix=""):
     """weight_ih (gates*H, input), weight_hh (gates*H, H) and their biases, all U(+-1/sqrt(H))."""
     shapes = {"weight_ih": (gates * hidden_size, input_size),
-              "weight_hh": (gates * hidden_size, hidden_size)}
-    if bias:
-        shapes.update(bias_ih=(gates * hidden_size,), bias_hh=(gates * hidden_size,))
+              "weight_hh": (gates * hidden_size, hidden_size),
+              "bias_ih": (gates * hidden_size,) if bias else None,
+              "bias_hh": (gates * hidden_size,) if bias else None}
     bound = 1 / math.sqrt(hidden_size)
     for name, shape in shapes.items():
-        setattr(module, name + suffix, init.uniform_(empty_parameter(shape, dtype), -bound, bound))
-    for name in () if bias else ("bias_ih", "bias_hh"):
-        setattr(module, name + suffix, None)
+        parameter = None if shape is None else init.uniform_(empty_parameter(shape, dtype), -bound, bound)
+        setattr(module, name + suffix, parameter)
 
 
 def _zeros_state(x, hidden_size):
