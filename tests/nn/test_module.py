@@ -111,3 +111,9 @@ def test_reassignment_moves_an_attribute_between_kinds():
     assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"] and layer.bias.shape == (2,)
     layer.bias = None
     assert layer.bias is None and len(list(layer.parameters())) == 1
+
+
+def test_tied_parameters_are_listed_once():
+    encoder, decoder = nn.Linear(3, 3), nn.Linear(3, 3)
+    decoder.weight = encoder.weight
+    assert len(list(nn.Sequential(encoder, decoder).parameters())) == 3

@@ -69,9 +69,11 @@ class Module:
         return (module for _, module in self.named_modules())
 
     def _named_members(self, registry):
+        seen = set()  # a shared (tied) parameter is listed, and so stepped by optimizers, once
         for prefix, module in self.named_modules():
             for name, member in getattr(module, registry).items():
-                if member is not None:
+                if member is not None and id(member) not in seen:
+                    seen.add(id(member))
                     yield (f"{prefix}.{name}" if prefix else name), member
 
     def named_parameters(self):

@@ -15,7 +15,8 @@ class Optimizer:
         self.param_groups = []
         for group in params if isinstance(params[0], dict) else [{"params": params}]:
             self.add_param_group(group)
-        self.state = {}  # param -> dict of arrays and scalars, created at its first step
+        # param -> dict of arrays and scalars, created at its first step (Tensors hash by identity)
+        self.state = {}
 
     def add_param_group(self, group):
         """A dict with 'params' and any hyperparameters that override the defaults."""
