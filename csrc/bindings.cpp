@@ -233,6 +233,8 @@ vision::GridSampleShape grid_shape(const py::array& x, const char* x_name, const
     fail<ValueError>("grid: expected shape (", in[0], ", H_out, W_out, 2), got ", shape_str(grid));
   // Zero padding reads corner 0 with weight 0; an empty plane has no such element.
   check(in[2] > 0 && in[3] > 0, x_name, ": expected non-empty spatial dimensions, got shape ", shape_str(x));
+  check(in[2] * in[3] <= INT32_MAX, x_name, ": planes of more than 2^31 - 1 pixels are not supported, got shape ",
+        shape_str(x));  // the kernel's point tables hold 32-bit offsets
   return {in[0], in[1], in[2], in[3], grid.shape(1), grid.shape(2)};
 }
 

@@ -139,12 +139,14 @@ FASTCONV_HOST_DEVICE inline Coordinate<T> source_coordinate(T coord, int64_t siz
   return {safe_int_range(c.value), c.grad};
 }
 
-// The bilinear sample of an (H, W) plane at pixel coordinates (ix, iy) with zeros outside it,
-// plus the fractions tx, ty that the grid gradient needs. `valid[k]` says corner k is inside.
+// The bilinear sample of an (H, W) plane at pixel coordinates (ix, iy) with zeros outside it:
+// the nw corner (x0, y0), the fractions tx, ty that the grid gradient needs, and `valid[k]`
+// saying corner k is inside.
 template <class T>
 struct GridSample {
   Sample<T> sample;
   bool valid[4];
+  int64_t x0, y0;
   T tx, ty;
 };
 
@@ -152,6 +154,8 @@ template <class T>
 FASTCONV_HOST_DEVICE inline void grid_bilinear_sample(T ix, T iy, int64_t height, int64_t width,
                                                       GridSample<T>* g) {
   const int64_t x0 = static_cast<int64_t>(floor(ix)), y0 = static_cast<int64_t>(floor(iy));
+  g->x0 = x0;
+  g->y0 = y0;
   g->tx = ix - T(x0);
   g->ty = iy - T(y0);
   const T weights[4] = {(1 - g->tx) * (1 - g->ty), g->tx * (1 - g->ty), (1 - g->tx) * g->ty, g->tx * g->ty};

@@ -8,6 +8,8 @@
 // adding in point order (race-free, deterministic); the grid gradient, a sum over channels per
 // point, is split by blocks of points, each summing its channels in order.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -34,29 +36,63 @@ SourcePoint<T> source_point(const GridSampleShape& s, const GridSampleParams& p,
           bilinear::source_coordinate(xy[1], s.H, p.padding, p.align_corners)};
 }
 
+// A point's sample as one offset into the plane plus the weights of the 2x2 block of pixels
+// starting there: 20 bytes a point (float) instead of four 8-byte offsets and four weights, since
+// the table is re-read for every channel. Corners outside the plane carry no weight; the block is
+// shifted inside the plane so that every read is of a plane element.
+template <class T>
+struct BlockSample {
+  std::int32_t offset;
+  T weight[4];  // (row, column) = (0, 0), (0, 1), (1, 0), (1, 1) of the block
+};
+
+// Steps from a block's first pixel to its other columns and rows: 0 along an axis of one pixel.
+struct BlockSteps {
+  index_t column, row;
+  explicit BlockSteps(const GridSampleShape& s) : column(s.W > 1 ? 1 : 0), row(s.H > 1 ? s.W : 0) {}
+};
+
+// The first index of the two-pixel window along an axis of `size` pixels that holds every
+// valid one of indices i0 and i0 + 1.
+inline index_t block_start(index_t i0, index_t size) { return std::clamp<index_t>(i0, 0, std::max<index_t>(size - 2, 0)); }
+
+template <class T>
+BlockSample<T> block_sample(const GridSampleShape& s, const GridSample<T>& g) {
+  const index_t bx = block_start(g.x0, s.W), by = block_start(g.y0, s.H);
+  BlockSample<T> b{static_cast<std::int32_t>(by * s.W + bx), {T(0), T(0), T(0), T(0)}};
+  for (int k = 0; k < 4; ++k) {
+    if (!g.valid[k]) continue;  // a valid corner always lies in the block
+    const index_t row = g.y0 + (k >> 1) - by, column = g.x0 + (k & 1) - bx;
+    b.weight[row * 2 + column] = g.sample.weight[k];
+  }
+  return b;
+}
+
 template <class T>
 void build_point_table(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t n,
-                       std::vector<Sample<T>>& table) {
+                       std::vector<BlockSample<T>>& table) {
   table.resize(s.points());
   const T* xy = grid + n * s.points() * 2;
   for (index_t i = 0; i < s.points(); ++i) {
     const SourcePoint<T> q = source_point(s, p, xy + 2 * i);
     if (p.mode == GridMode::nearest) {
-      bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &table[i]);
+      Sample<T> nearest;
+      bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &nearest);
+      table[i] = {static_cast<std::int32_t>(nearest.offset[0]), {nearest.weight[0], T(0), T(0), T(0)}};
     } else {
       GridSample<T> g;
       bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
-      table[i] = g.sample;
+      table[i] = block_sample(s, g);
     }
   }
 }
 
-// Runs fn(n, c, table) for the (image, channel) planes [lo, hi), rebuilding the point table
+// Runs fn(item, table) for the (image, channel) planes [lo, hi), rebuilding the point table
 // only when the image changes.
 template <class T, class Fn>
 void for_each_plane(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t lo, index_t hi,
                     const Fn& fn) {
-  std::vector<Sample<T>> table;
+  std::vector<BlockSample<T>> table;
   index_t table_image = -1;
   for (index_t item = lo; item < hi; ++item) {
     const index_t n = item / s.C;
@@ -68,21 +104,32 @@ void for_each_plane(const GridSampleShape& s, const GridSampleParams& p, const T
   }
 }
 
-// kCorners: 4 for bilinear, 1 for nearest (whose table keeps its pixel in corner 0).
+// kCorners: 4 for bilinear, 1 for nearest (whose table keeps its pixel first).
 template <int kCorners, class T>
-void sample_plane(const T* plane, const Sample<T>* table, index_t points, T* out) {
+void sample_plane(const T* plane, const BlockSample<T>* table, BlockSteps steps, index_t points, T* out) {
   for (index_t i = 0; i < points; ++i) {
-    const Sample<T>& q = table[i];
-    T v = q.weight[0] * plane[q.offset[0]];
-    for (int k = 1; k < kCorners; ++k) v += q.weight[k] * plane[q.offset[k]];
-    out[i] = v;
+    const BlockSample<T>& q = table[i];
+    const T* at = plane + q.offset;
+    if (kCorners == 1) {
+      out[i] = q.weight[0] * at[0];
+    } else {
+      out[i] = q.weight[0] * at[0] + q.weight[1] * at[steps.column] + q.weight[2] * at[steps.row] +
+               q.weight[3] * at[steps.row + steps.column];
+    }
   }
 }
 
 template <int kCorners, class T>
-void scatter_plane(const T* grad, const Sample<T>* table, index_t points, T* plane) {
-  for (index_t i = 0; i < points; ++i)
-    for (int k = 0; k < kCorners; ++k) plane[table[i].offset[k]] += table[i].weight[k] * grad[i];
+void scatter_plane(const T* grad, const BlockSample<T>* table, BlockSteps steps, index_t points, T* plane) {
+  for (index_t i = 0; i < points; ++i) {
+    T* at = plane + table[i].offset;
+    at[0] += table[i].weight[0] * grad[i];
+    if (kCorners == 4) {
+      at[steps.column] += table[i].weight[1] * grad[i];
+      at[steps.row] += table[i].weight[2] * grad[i];
+      at[steps.row + steps.column] += table[i].weight[3] * grad[i];
+    }
+  }
 }
 
 constexpr index_t kPointBlock = 256;
@@ -127,12 +174,13 @@ void grid_gradient_block(const GridSampleShape& s, const GridSampleParams& p, co
 template <class T>
 void grid_sample_forward(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid, T* out) {
   const index_t plane = s.H * s.W, points = s.points();
+  const BlockSteps steps(s);
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
-    for_each_plane(s, p, grid, lo, hi, [&](index_t item, const Sample<T>* table) {
+    for_each_plane(s, p, grid, lo, hi, [&](index_t item, const BlockSample<T>* table) {
       if (p.mode == GridMode::nearest)
-        sample_plane<1>(input + item * plane, table, points, out + item * points);
+        sample_plane<1>(input + item * plane, table, steps, points, out + item * points);
       else
-        sample_plane<4>(input + item * plane, table, points, out + item * points);
+        sample_plane<4>(input + item * plane, table, steps, points, out + item * points);
     });
   });
 }
@@ -141,15 +189,16 @@ template <class T>
 void grid_sample_backward(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid,
                           const T* grad_out, T* grad_input, T* grad_grid) {
   const index_t plane = s.H * s.W, points = s.points();
+  const BlockSteps steps(s);
   if (grad_input) {
     parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
-      for_each_plane(s, p, grid, lo, hi, [&](index_t item, const Sample<T>* table) {
+      for_each_plane(s, p, grid, lo, hi, [&](index_t item, const BlockSample<T>* table) {
         T* dst = grad_input + item * plane;
         std::memset(dst, 0, sizeof(T) * plane);
         if (p.mode == GridMode::nearest)
-          scatter_plane<1>(grad_out + item * points, table, points, dst);
+          scatter_plane<1>(grad_out + item * points, table, steps, points, dst);
         else
-          scatter_plane<4>(grad_out + item * points, table, points, dst);
+          scatter_plane<4>(grad_out + item * points, table, steps, points, dst);
       });
     });
   }
