@@ -167,12 +167,11 @@ FASTCONV_HOST_DEVICE inline void grid_bilinear_sample(T ix, T iy, int64_t height
   }
 }
 
-// d(sample)/d(ix) and d(sample)/d(iy) of a bilinear sample with corner values v (nw, ne, sw, se;
-// 0 for corners outside the plane), in the vectorised CPU kernel's arithmetic order.
+// d(corner weight k)/d(ix) and /d(iy), corners in nw, ne, sw, se order.
 template <class T>
-FASTCONV_HOST_DEVICE inline void bilinear_value_grads(const T v[4], T tx, T ty, T* dx, T* dy) {
-  *dx = (v[1] - v[0]) * (1 - ty) + (v[3] - v[2]) * ty;
-  *dy = (v[2] - v[0]) * (1 - tx) + (v[3] - v[1]) * tx;
+FASTCONV_HOST_DEVICE inline void grid_bilinear_weight_grads(T tx, T ty, T dx[4], T dy[4]) {
+  dx[0] = -(1 - ty), dx[1] = 1 - ty, dx[2] = -ty, dx[3] = ty;
+  dy[0] = -(1 - tx), dy[1] = -tx, dy[2] = 1 - tx, dy[3] = tx;
 }
 
 // Nearest mode: the pixel nearest (ix, iy), ties to even as std::nearbyint, as weight 1 in corner

@@ -4,13 +4,14 @@
 // the table of an image's points once and applies it to every channel plane it was given, so
 // the inner loop is four gathers and four multiply-adds per output.
 //
-// Backward: the input gradient is split by (image, channel) plane, each plane with one writer
-// adding in point order (race-free, deterministic); the grid gradient, a sum over channels per
-// point, is split by blocks of points, each summing its channels in order.
+// Backward: one pass per plane scatters the input gradient and accumulates the grid gradient's
+// per-point sums over channels (see grid_sample_backward for why it is race-free and
+// deterministic).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -57,15 +58,26 @@ struct BlockSteps {
 inline index_t block_start(index_t i0, index_t size) { return std::clamp<index_t>(i0, 0, std::max<index_t>(size - 2, 0)); }
 
 template <class T>
-BlockSample<T> block_sample(const GridSampleShape& s, const GridSample<T>& g) {
+std::int32_t block_offset(const GridSampleShape& s, const GridSample<T>& g) {
+  return static_cast<std::int32_t>(block_start(g.y0, s.H) * s.W + block_start(g.x0, s.W));
+}
+
+// Moves per-corner values (nw, ne, sw, se) of a sample onto its block; corners outside the plane
+// are dropped, and every valid corner lies in the block.
+template <class T>
+void to_block(const GridSampleShape& s, const GridSample<T>& g, const T corner[4], T block[4]) {
   const index_t bx = block_start(g.x0, s.W), by = block_start(g.y0, s.H);
-  BlockSample<T> b{static_cast<std::int32_t>(by * s.W + bx), {T(0), T(0), T(0), T(0)}};
-  for (int k = 0; k < 4; ++k) {
-    if (!g.valid[k]) continue;  // a valid corner always lies in the block
-    const index_t row = g.y0 + (k >> 1) - by, column = g.x0 + (k & 1) - bx;
-    b.weight[row * 2 + column] = g.sample.weight[k];
-  }
-  return b;
+  for (int k = 0; k < 4; ++k) block[k] = T(0);
+  for (int k = 0; k < 4; ++k)
+    if (g.valid[k]) block[(g.y0 + (k >> 1) - by) * 2 + g.x0 + (k & 1) - bx] = corner[k];
+}
+
+// Nearest sampling: the pixel itself with weight 1 in the block's first place (0 outside).
+template <class T>
+BlockSample<T> nearest_block(const GridSampleShape& s, const SourcePoint<T>& q) {
+  Sample<T> nearest;
+  bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &nearest);
+  return {static_cast<std::int32_t>(nearest.offset[0]), {nearest.weight[0], T(0), T(0), T(0)}};
 }
 
 template <class T>
@@ -76,96 +88,120 @@ void build_point_table(const GridSampleShape& s, const GridSampleParams& p, cons
   for (index_t i = 0; i < s.points(); ++i) {
     const SourcePoint<T> q = source_point(s, p, xy + 2 * i);
     if (p.mode == GridMode::nearest) {
-      Sample<T> nearest;
-      bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &nearest);
-      table[i] = {static_cast<std::int32_t>(nearest.offset[0]), {nearest.weight[0], T(0), T(0), T(0)}};
+      table[i] = nearest_block(s, q);
     } else {
       GridSample<T> g;
       bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
-      table[i] = block_sample(s, g);
+      table[i].offset = block_offset(s, g);
+      to_block(s, g, g.sample.weight, table[i].weight);
     }
   }
 }
 
-// Runs fn(item, table) for the (image, channel) planes [lo, hi), rebuilding the point table
-// only when the image changes.
+// Channels sampled per pass over a table: each table entry is loaded once for all of them.
+constexpr int kPlanesPerPass = 4;
+
+// Runs fn(item, count, table) over the (image, channel) planes [lo, hi) in runs of count
+// consecutive planes of one image (kPlanesPerPass, or 1 for the rest), rebuilding the point
+// table only when the image changes.
 template <class T, class Fn>
-void for_each_plane(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t lo, index_t hi,
-                    const Fn& fn) {
+void for_each_plane_run(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t lo, index_t hi,
+                        const Fn& fn) {
   std::vector<BlockSample<T>> table;
-  index_t table_image = -1;
-  for (index_t item = lo; item < hi; ++item) {
-    const index_t n = item / s.C;
-    if (n != table_image) {
-      build_point_table(s, p, grid, n, table);
-      table_image = n;
-    }
-    fn(item, table.data());
+  for (index_t item = lo; item < hi;) {
+    const index_t n = item / s.C, image_end = std::min(hi, (n + 1) * s.C);
+    build_point_table(s, p, grid, n, table);
+    for (; item + kPlanesPerPass <= image_end; item += kPlanesPerPass) fn(item, kPlanesPerPass, table.data());
+    for (; item < image_end; ++item) fn(item, 1, table.data());
   }
 }
 
-// kCorners: 4 for bilinear, 1 for nearest (whose table keeps its pixel first).
-template <int kCorners, class T>
-void sample_plane(const T* plane, const BlockSample<T>* table, BlockSteps steps, index_t points, T* out) {
+// out[j] = the samples of plane[j] for j < kPlanes (planes plane_size apart, outputs `points`
+// apart); kCorners: 4 for bilinear, 1 for nearest (whose table keeps its pixel first).
+template <int kCorners, int kPlanes, class T>
+void sample_planes(const T* planes, index_t plane_size, const BlockSample<T>* table, BlockSteps steps,
+                   index_t points, T* out) {
   for (index_t i = 0; i < points; ++i) {
-    const BlockSample<T>& q = table[i];
-    const T* at = plane + q.offset;
-    if (kCorners == 1) {
-      out[i] = q.weight[0] * at[0];
-    } else {
-      out[i] = q.weight[0] * at[0] + q.weight[1] * at[steps.column] + q.weight[2] * at[steps.row] +
-               q.weight[3] * at[steps.row + steps.column];
+    const BlockSample<T> q = table[i];
+    for (int j = 0; j < kPlanes; ++j) {
+      const T* at = planes + j * plane_size + q.offset;
+      T v = q.weight[0] * at[0];
+      if (kCorners == 4)
+        v = v + q.weight[1] * at[steps.column] + q.weight[2] * at[steps.row] + q.weight[3] * at[steps.row + steps.column];
+      out[j * points + i] = v;
     }
   }
 }
 
-template <int kCorners, class T>
-void scatter_plane(const T* grad, const BlockSample<T>* table, BlockSteps steps, index_t points, T* plane) {
-  for (index_t i = 0; i < points; ++i) {
-    T* at = plane + table[i].offset;
-    at[0] += table[i].weight[0] * grad[i];
-    if (kCorners == 4) {
-      at[steps.column] += table[i].weight[1] * grad[i];
-      at[steps.row] += table[i].weight[2] * grad[i];
-      at[steps.row + steps.column] += table[i].weight[3] * grad[i];
-    }
+// Calls fn(corners, planes) with both as std::integral_constant: the mode's corner count and
+// the run's plane count, so that each combination compiles to its own unrolled loop.
+template <class Fn>
+void with_run_shape(GridMode mode, index_t count, const Fn& fn) {
+  using One = std::integral_constant<int, 1>;
+  using Four = std::integral_constant<int, 4>;
+  using Pass = std::integral_constant<int, kPlanesPerPass>;
+  const bool full = count == kPlanesPerPass;
+  if (mode == GridMode::nearest) {
+    full ? fn(One{}, Pass{}) : fn(One{}, One{});
+  } else {
+    full ? fn(Four{}, Pass{}) : fn(Four{}, One{});
   }
 }
 
-constexpr index_t kPointBlock = 256;
-
-// grad_grid for points [p0, p1) of image n: sum over channels of d(out)/d(pixel) * grad_out,
-// times d(pixel)/d(grid). Nearest sampling is piecewise constant: its grid gradient is 0.
+// A point's share of the backward: its block sample, and the derivatives of the sample with
+// respect to the pixel coordinates (ix, iy) as weights on the same block. Nearest sampling is
+// piecewise constant: its derivatives are 0.
 template <class T>
-void grid_gradient_block(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid,
-                         const T* grad_out, index_t n, index_t p0, index_t p1, T* grad_grid) {
-  T* dst = grad_grid + (n * s.points() + p0) * 2;
-  if (p.mode == GridMode::nearest) {
-    std::fill(dst, dst + (p1 - p0) * 2, T(0));
-    return;
-  }
-  GridSample<T> samples[kPointBlock];
-  SourcePoint<T> sources[kPointBlock];
-  T gx[kPointBlock] = {}, gy[kPointBlock] = {};
-  for (index_t i = p0; i < p1; ++i) {
-    sources[i - p0] = source_point(s, p, grid + (n * s.points() + i) * 2);
-    bilinear::grid_bilinear_sample(sources[i - p0].x.value, sources[i - p0].y.value, s.H, s.W, &samples[i - p0]);
-  }
-  for (index_t c = 0; c < s.C; ++c) {
-    const T* plane = input + (n * s.C + c) * s.H * s.W;
-    const T* g = grad_out + (n * s.C + c) * s.points();
-    for (index_t i = p0; i < p1; ++i) {
-      const GridSample<T>& q = samples[i - p0];
-      T v[4], dx, dy;
-      for (int k = 0; k < 4; ++k) v[k] = q.valid[k] ? plane[q.sample.offset[k]] : T(0);
-      bilinear::bilinear_value_grads(v, q.tx, q.ty, &dx, &dy);
-      gx[i - p0] += dx * g[i];
-      gy[i - p0] += dy * g[i];
+struct BlockGradient {
+  BlockSample<T> sample;
+  T dx[4], dy[4];
+};
+
+template <class T>
+void build_gradient_table(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t n,
+                          std::vector<BlockGradient<T>>& table) {
+  table.resize(s.points());
+  const T* xy = grid + n * s.points() * 2;
+  for (index_t i = 0; i < s.points(); ++i) {
+    const SourcePoint<T> q = source_point(s, p, xy + 2 * i);
+    BlockGradient<T>& b = table[i];
+    if (p.mode == GridMode::nearest) {
+      b = {nearest_block(s, q), {}, {}};
+      continue;
     }
+    GridSample<T> g;
+    T dx[4], dy[4];
+    bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
+    bilinear::grid_bilinear_weight_grads(g.tx, g.ty, dx, dy);
+    b.sample.offset = block_offset(s, g);
+    to_block(s, g, g.sample.weight, b.sample.weight);
+    to_block(s, g, dx, b.dx);
+    to_block(s, g, dy, b.dy);
   }
-  for (index_t i = 0; i < p1 - p0; ++i) {
-    dst[2 * i] = gx[i] * sources[i].x.grad;
-    dst[2 * i + 1] = gy[i] * sources[i].y.grad;
+}
+
+// One plane's backward: grad_out scattered into grad_in (when asked) and, per point,
+// d(out)/d(ix) * grad_out and d(out)/d(iy) * grad_out added to acc (when asked). Nearest
+// sampling (corners = 1) touches only the pixel itself, which may be a plane's last.
+template <class T>
+void backward_plane(const T* in, const T* grad_out, const BlockGradient<T>* table, BlockSteps steps, int corners,
+                    index_t points, T* grad_in, T* acc) {
+  const index_t at[4] = {0, steps.column, steps.row, steps.row + steps.column};
+  for (index_t i = 0; i < points; ++i) {
+    const BlockGradient<T>& q = table[i];
+    const T g = grad_out[i];
+    if (grad_in)
+      for (int k = 0; k < corners; ++k) grad_in[q.sample.offset + at[k]] += q.sample.weight[k] * g;
+    if (acc) {
+      const T* v = in + q.sample.offset;
+      T dx = 0, dy = 0;
+      for (int k = 0; k < 4; ++k) {
+        dx += q.dx[k] * v[at[k]];
+        dy += q.dy[k] * v[at[k]];
+      }
+      acc[2 * i] += dx * g;
+      acc[2 * i + 1] += dy * g;
+    }
   }
 }
 
@@ -176,11 +212,10 @@ void grid_sample_forward(const GridSampleShape& s, const GridSampleParams& p, co
   const index_t plane = s.H * s.W, points = s.points();
   const BlockSteps steps(s);
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
-    for_each_plane(s, p, grid, lo, hi, [&](index_t item, const BlockSample<T>* table) {
-      if (p.mode == GridMode::nearest)
-        sample_plane<1>(input + item * plane, table, steps, points, out + item * points);
-      else
-        sample_plane<4>(input + item * plane, table, steps, points, out + item * points);
+    for_each_plane_run(s, p, grid, lo, hi, [&](index_t item, index_t count, const BlockSample<T>* table) {
+      with_run_shape(p.mode, count, [&](auto corners, auto planes) {
+        sample_planes<corners(), planes()>(input + item * plane, plane, table, steps, points, out + item * points);
+      });
     });
   });
 }
@@ -188,29 +223,48 @@ void grid_sample_forward(const GridSampleShape& s, const GridSampleParams& p, co
 template <class T>
 void grid_sample_backward(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid,
                           const T* grad_out, T* grad_input, T* grad_grid) {
+  if (s.N == 0) return;
   const index_t plane = s.H * s.W, points = s.points();
   const BlockSteps steps(s);
-  if (grad_input) {
-    parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
-      for_each_plane(s, p, grid, lo, hi, [&](index_t item, const BlockSample<T>* table) {
-        T* dst = grad_input + item * plane;
-        std::memset(dst, 0, sizeof(T) * plane);
-        if (p.mode == GridMode::nearest)
-          scatter_plane<1>(grad_out + item * points, table, steps, points, dst);
-        else
-          scatter_plane<4>(grad_out + item * points, table, steps, points, dst);
-      });
-    });
-  }
-  if (grad_grid) {
-    const index_t blocks = ceil_div(points, kPointBlock);
-    parallel_for(0, s.N * blocks, 1, [&](index_t lo, index_t hi) {
-      for (index_t item = lo; item < hi; ++item) {
-        const index_t n = item / blocks, p0 = item % blocks * kPointBlock;
-        grid_gradient_block(s, p, input, grid, grad_out, n, p0, std::min(p0 + kPointBlock, points), grad_grid);
+  const bool nearest = p.mode == GridMode::nearest;
+  // The grid gradient sums over channels. Threads take whole images, each summing its channels
+  // in order; only when there are fewer images than threads are an image's channels split into
+  // groups, whose partial sums are then added in group order. Either way each grad_input plane
+  // and each partial sum has one writer: race-free, and the same bits on every run.
+  const index_t groups = std::clamp<index_t>(ceil_div(num_threads(), s.N), 1, std::max<index_t>(s.C, 1));
+  std::vector<T> partial(grad_grid && !nearest ? s.N * groups * points * 2 : 0);
+  parallel_for(0, s.N * groups, 1, [&](index_t lo, index_t hi) {
+    std::vector<BlockGradient<T>> table;
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t n = item / groups, group = item % groups;
+      const index_t c0 = s.C * group / groups, c1 = s.C * (group + 1) / groups;
+      build_gradient_table(s, p, grid, n, table);
+      T* acc = partial.empty() ? nullptr : partial.data() + item * points * 2;
+      if (acc) std::fill(acc, acc + points * 2, T(0));
+      if (grad_input) std::memset(grad_input + (n * s.C + c0) * plane, 0, sizeof(T) * (c1 - c0) * plane);
+      for (index_t c = c0; c < c1; ++c) {
+        const index_t item_plane = n * s.C + c;
+        backward_plane(input + item_plane * plane, grad_out + item_plane * points, table.data(), steps,
+                       nearest ? 1 : 4, points, grad_input ? grad_input + item_plane * plane : nullptr, acc);
       }
-    });
-  }
+    }
+  });
+  if (!grad_grid) return;
+  parallel_for(0, s.N * points, 1024, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t n = i / points, point = i % points;
+      T gx = 0, gy = 0;
+      for (index_t group = 0; group < groups && !nearest; ++group) {
+        const T* acc = partial.data() + ((n * groups + group) * points + point) * 2;
+        gx += acc[0];
+        gy += acc[1];
+      }
+      // times d(pixel)/d(grid) after the channel sum, as PyTorch does
+      const SourcePoint<T> q = source_point(s, p, grid + i * 2);
+      grad_grid[2 * i] = gx * q.x.grad;
+      grad_grid[2 * i + 1] = gy * q.y.grad;
+    }
+  });
 }
 
 // ---- affine_grid ----
