@@ -6,9 +6,9 @@
 //
 // Backward determinism: boxes overlap, so several output bins add into the same input pixel.
 // The backward splits the work by channel: a thread owns channels [c0, c1) of every image, walks
-// all boxes in order and adds only into its own planes. Each input-gradient plane has exactly one
-// writer and a fixed order of additions, so results are race-free and bitwise reproducible
-// whatever the number of threads.
+// all boxes (image by image, each image's in box order) and adds only into its own planes. Each
+// input-gradient plane has exactly one writer and a fixed order of additions, so results are
+// race-free and bitwise reproducible whatever the number of threads.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -90,12 +90,13 @@ T bin_average(const T* plane, const Sample<T>* samples, index_t count) {
 template <class T>
 void roi_align_forward(const RoiShape& s, const RoiAlignParams& p, const T* input, const T* boxes, T* out) {
   const index_t plane = s.H * s.W, bins = s.bins();
+  const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   // Work items are (box, channel) pairs, so a single large box still uses every thread.
   parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {
     std::vector<Sample<T>> table;
     index_t table_box = -1, samples = 0;
     for (index_t item = lo; item < hi; ++item) {
-      const index_t k = item / s.C, c = item % s.C;
+      const index_t k = order[item / s.C], c = item % s.C;
       if (k != table_box) {
         const AlignedBox<T> b = aligned_box(s, p, boxes, k);
         build_sample_table(s, b, table);
@@ -103,7 +104,7 @@ void roi_align_forward(const RoiShape& s, const RoiAlignParams& p, const T* inpu
         table_box = k;
       }
       const T* in = input + (roi_batch_index(boxes, k) * s.C + c) * plane;
-      T* dst = out + item * bins;
+      T* dst = out + (k * s.C + c) * bins;
       for (index_t bin = 0; bin < bins; ++bin) dst[bin] = bin_average(in, table.data() + bin * samples, samples);
     }
   });
@@ -113,10 +114,11 @@ template <class T>
 void roi_align_backward(const RoiShape& s, const RoiAlignParams& p, const T* grad_out, const T* boxes,
                         T* grad_input) {
   const index_t plane = s.H * s.W, bins = s.bins();
+  const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   parallel_for(0, s.C, 1, [&](index_t c0, index_t c1) {
     for (index_t n = 0; n < s.N; ++n) std::memset(grad_input + (n * s.C + c0) * plane, 0, sizeof(T) * (c1 - c0) * plane);
     std::vector<Sample<T>> table;
-    for (index_t k = 0; k < s.K; ++k) {
+    for (const index_t k : order) {
       const AlignedBox<T> b = aligned_box(s, p, boxes, k);
       const index_t samples = samples_per_bin(b);
       if (samples == 0) continue;

@@ -1,7 +1,10 @@
 // Regions of interest shared by roi_pool and roi_align: a (K, 5) array of rows
 // [batch_index, x1, y1, x2, y2] in input coordinates (torchvision's roi format).
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/view.h"
@@ -27,6 +30,18 @@ void check_roi_batch_indices(const T* boxes, index_t K, index_t N) {
     check(std::isfinite(b) && b == std::floor(b) && b >= 0 && b < T(N), "boxes: batch index ", b,
           " of box ", k, " is not an image of input (batch size ", N, ")");
   }
+}
+
+// Box indices ordered by image, boxes of one image in their given order. Kernels walk boxes in
+// this order so that consecutive boxes read the same input planes while they are in cache; the
+// gradient of a pixel still adds its boxes' terms in box order (only its image's boxes reach it).
+template <class T>
+std::vector<index_t> boxes_by_image(const T* boxes, index_t K) {
+  std::vector<index_t> order(K);
+  std::iota(order.begin(), order.end(), index_t(0));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](index_t a, index_t b) { return roi_batch_index(boxes, a) < roi_batch_index(boxes, b); });
+  return order;
 }
 
 }  // namespace fastconv::vision

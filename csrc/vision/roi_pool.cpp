@@ -3,9 +3,11 @@
 // Backward determinism: as in roi_align.cpp, a thread owns a range of channels and adds only
 // into those channels' planes, walking the boxes in order; each plane has one writer.
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/parallel.h"
 #include "vision/roi_pool.h"
@@ -64,34 +66,57 @@ template <class T>
 void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, const T* boxes, T* out,
                       std::int64_t* argmax) {
   const index_t plane = s.H * s.W, bins = s.bins();
+  const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {
-    for (index_t item = lo; item < hi; ++item) {
-      const index_t k = item / s.C, c = item % s.C;
-      const PixelBox b = pixel_box(boxes, k, spatial_scale);
+    // A box's bin windows serve all its channels: computed when the box changes.
+    std::vector<Window> rows(s.PH), cols(s.PW);
+    PixelBox b{};
+    for (index_t item = lo, box = -1; item < hi; ++item) {
+      const index_t k = order[item / s.C], c = item % s.C;
+      if (k != box) {
+        b = pixel_box(boxes, k, spatial_scale);
+        for (index_t ph = 0; ph < s.PH; ++ph) rows[ph] = bin_window<T>(ph, s.PH, b.start_h, b.height, s.H);
+        for (index_t pw = 0; pw < s.PW; ++pw) cols[pw] = bin_window<T>(pw, s.PW, b.start_w, b.width, s.W);
+        box = k;
+      }
       const index_t plane_start = (b.batch * s.C + c) * plane;
-      for (index_t ph = 0; ph < s.PH; ++ph) {
-        const Window rows = bin_window<T>(ph, s.PH, b.start_h, b.height, s.H);
+      for (index_t ph = 0; ph < s.PH; ++ph)
         for (index_t pw = 0; pw < s.PW; ++pw) {
-          const Window cols = bin_window<T>(pw, s.PW, b.start_w, b.width, s.W);
-          const index_t bin = item * bins + ph * s.PW + pw;
+          const index_t bin = (k * s.C + c) * bins + ph * s.PW + pw;
           index_t at;
-          window_max(input + plane_start, s.W, rows, cols, out + bin, &at);
+          window_max(input + plane_start, s.W, rows[ph], cols[pw], out + bin, &at);
           argmax[bin] = at < 0 ? -1 : plane_start + at;
         }
-      }
     }
   });
 }
 
 void check_roi_pool_argmax(const RoiShape& s, const std::int64_t* argmax) {
-  const index_t plane = s.H * s.W, bins = s.bins();
-  for (index_t item = 0; item < s.K * s.C; ++item)
-    for (index_t bin = 0; bin < bins; ++bin) {
-      const std::int64_t at = argmax[item * bins + bin];
-      check(at == -1 || (at >= 0 && at < s.N * s.C * plane && at / plane % s.C == item % s.C), "argmax: entry ",
-            at, " at (", item / s.C, ", ", item % s.C, ", ", bin / s.PW, ", ", bin % s.PW,
-            ") is neither -1 nor an index into input's channel ", item % s.C);
+  const index_t plane = s.H * s.W, image = s.C * plane, numel = s.N * image, bins = s.bins(), total = s.K * s.C * bins;
+  const double per_image = 1.0 / static_cast<double>(std::max<index_t>(image, 1));
+  std::atomic<index_t> first_bad{total};
+  parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t c = item % s.C;
+      for (index_t i = item * bins; i < (item + 1) * bins; ++i) {
+        const std::int64_t at = argmax[i];
+        if (at == -1) continue;
+        // The offset of `at` within its image: a multiply and a one-step correction instead of
+        // a 64-bit division per entry.
+        index_t within = at - static_cast<index_t>(static_cast<double>(at) * per_image) * image;
+        within += within < 0 ? image : (within >= image ? -image : 0);
+        if (at >= 0 && at < numel && within >= c * plane && within < (c + 1) * plane) continue;
+        for (index_t seen = first_bad.load(); i < seen && !first_bad.compare_exchange_weak(seen, i);) {
+        }
+        return;
+      }
     }
+  });
+  const index_t i = first_bad.load();
+  if (i == total) return;
+  const index_t item = i / bins, bin = i % bins;
+  fail<ValueError>("argmax: entry ", argmax[i], " at (", item / s.C, ", ", item % s.C, ", ", bin / s.PW, ", ",
+                   bin % s.PW, ") is neither -1 nor an index into input's channel ", item % s.C);
 }
 
 template <class T>

@@ -32,7 +32,7 @@ def _image_boxes(rng, layer):
     return np.concatenate([rng.integers(0, layer["N"], (k, 1)), start, start + size], axis=1).astype(np.float32)
 
 
-def _torch_step(torch, fn, x, grad):
+def _torch_step(fn, x, grad):
     """A forward+backward step of a torch function of one input."""
     def step():
         fn(x).backward(grad)
@@ -46,6 +46,17 @@ def _no_grad(torch, fn, *args):
     return call
 
 
+def _add_torchvision_peer(torch, op, x, boxes, args, grad, fwd, step):
+    """torchvision.ops.<op> as the peer of both cases, when torchvision is importable."""
+    tv = _torchvision() if torch is not None else None
+    if tv is None:
+        return
+    fn = getattr(tv.ops, op)
+    tx, tb = torch.from_numpy(x), torch.from_numpy(boxes)
+    fwd["torchvision"] = _no_grad(torch, fn, tx, tb, *args)
+    step["torchvision"] = _torch_step(lambda t: fn(t, tb, *args), tx.clone().requires_grad_(), torch.from_numpy(grad))
+
+
 def roi_align_cases(layer, torch, rng):
     x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
     boxes = _image_boxes(rng, layer)
@@ -54,12 +65,7 @@ def roi_align_cases(layer, torch, rng):
     gy = np.ones_like(y)
     fwd = {"fastconv": lambda: ops.roi_align(x, boxes, *args)}
     step = {"fastconv": lambda: (ops.roi_align(x, boxes, *args), ops.roi_align_backward(gy, boxes, x.shape, *args[1:]))}
-    tv = _torchvision() if torch is not None else None
-    if tv is not None:
-        tx, tb = torch.from_numpy(x), torch.from_numpy(boxes)
-        fwd["torchvision"] = _no_grad(torch, tv.ops.roi_align, tx, tb, *args)
-        step["torchvision"] = _torch_step(torch, lambda t: tv.ops.roi_align(t, tb, *args),
-                                          tx.clone().requires_grad_(), torch.from_numpy(gy))
+    _add_torchvision_peer(torch, "roi_align", x, boxes, args, gy, fwd, step)
     moved = (x.size + y.size) * F32
     return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
             Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
@@ -78,12 +84,7 @@ def roi_pool_cases(layer, torch, rng):
 
     fwd = {"fastconv": lambda: ops.roi_pool(x, boxes, *args)}
     step = {"fastconv": ours_step}
-    tv = _torchvision() if torch is not None else None
-    if tv is not None:
-        tx, tb = torch.from_numpy(x), torch.from_numpy(boxes)
-        fwd["torchvision"] = _no_grad(torch, tv.ops.roi_pool, tx, tb, *args)
-        step["torchvision"] = _torch_step(torch, lambda t: tv.ops.roi_pool(t, tb, *args),
-                                          tx.clone().requires_grad_(), torch.from_numpy(gy))
+    _add_torchvision_peer(torch, "roi_pool", x, boxes, args, gy, fwd, step)
     # forward: input, output and the int64 argmax; backward: grad_output, argmax, grad_input
     forward_bytes = x.nbytes + y.nbytes + argmax.nbytes
     return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=forward_bytes),
@@ -143,7 +144,7 @@ def interpolate_cases(layer, torch, rng):
         F = torch.nn.functional
         tx = torch.from_numpy(x)
         fwd["torch"] = _no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
-        step["torch"] = _torch_step(torch, lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
+        step["torch"] = _torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
                                     torch.from_numpy(gy))
     moved = x.nbytes + y.nbytes
     return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
