@@ -80,18 +80,21 @@ def test_roi_align_writes_every_output(rng):
 
 
 @pytest.mark.parametrize("aligned", [False, True])
-def test_roi_align_against_torchvision(rng, aligned):
+@pytest.mark.parametrize("ratio", [-1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_roi_align_against_torchvision(rng, aligned, ratio, dtype):
     torch = pytest.importorskip("torch")
     tv = pytest.importorskip("torchvision")
-    x = rng.standard_normal((2, 4, 13, 11))
-    boxes = random_boxes(rng, 2, 13, 11, 20, 0.5)
+    x = rng.standard_normal((2, 4, 13, 11)).astype(dtype)
+    boxes = random_boxes(rng, 2, 13, 11, 20, 0.5).astype(dtype)
     tx = torch.tensor(x, requires_grad=True)
-    ty = tv.ops.roi_align(tx, torch.tensor(boxes), (3, 4), 0.5, -1, aligned)
-    gy = rng.standard_normal(ty.shape)
+    ty = tv.ops.roi_align(tx, torch.tensor(boxes), (3, 4), 0.5, ratio, aligned)
+    gy = rng.standard_normal(ty.shape).astype(dtype)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(ops.roi_align(x, boxes, (3, 4), 0.5, -1, aligned), ty.detach().numpy(), atol=1e-12)
-    np.testing.assert_allclose(ops.roi_align_backward(gy, boxes, x.shape, 0.5, -1, aligned), tx.grad.numpy(),
-                               atol=1e-12)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ops.roi_align(x, boxes, (3, 4), 0.5, ratio, aligned), ty.detach().numpy(), atol=tol)
+    np.testing.assert_allclose(ops.roi_align_backward(gy, boxes, x.shape, 0.5, ratio, aligned), tx.grad.numpy(),
+                               atol=tol)
 
 
 X = np.zeros((2, 3, 8, 8))
