@@ -61,3 +61,223 @@ def numeric_gradient(f, x, grad_out, eps=1e-6):
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * eps)
     return grad
+
+
+# ---- roi_align / roi_pool (torchvision.ops semantics) ----
+
+def random_boxes(rng, n_img, height, width, count, scale=1.0):
+    """(K, 5) boxes for an input of (height, width) seen at spatial_scale `scale`: inside,
+    partly and wholly outside, inverted (x2 < x1), and the first eighth empty (x2 = x1)."""
+    span = np.array([width, height]) / scale
+    p1 = rng.uniform(-0.3, 1.1, (count, 2)) * span
+    p2 = p1 + rng.uniform(-0.2, 0.8, (count, 2)) * span
+    boxes = np.concatenate([rng.integers(0, n_img, (count, 1)), p1, p2], axis=1)
+    boxes[: count // 8, 3:] = boxes[: count // 8, 1:3]
+    return boxes
+
+
+@njit(cache=True)
+def _roi_bilinear(plane, y, x):
+    """A plane sampled at (y, x): 0 more than a pixel outside, clamped onto border pixels."""
+    height, width = plane.shape
+    if y < -1.0 or y > height or x < -1.0 or x > width:
+        return 0.0
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(y), int(x)
+    if y0 >= height - 1:
+        y0 = y1 = height - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= width - 1:
+        x0 = x1 = width - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    return ((1 - ly) * (1 - lx) * plane[y0, x0] + (1 - ly) * lx * plane[y0, x1]
+            + ly * (1 - lx) * plane[y1, x0] + ly * lx * plane[y1, x1])
+
+
+@njit(cache=True)
+def _roi_align(x, rois, ph_n, pw_n, scale, ratio, aligned):
+    out = np.zeros((rois.shape[0], x.shape[1], ph_n, pw_n))
+    off = 0.5 if aligned else 0.0
+    for k in range(rois.shape[0]):
+        b = int(rois[k, 0])
+        x1, y1 = rois[k, 1] * scale - off, rois[k, 2] * scale - off
+        w, h = rois[k, 3] * scale - off - x1, rois[k, 4] * scale - off - y1
+        if not aligned:
+            w, h = max(w, 1.0), max(h, 1.0)
+        gh = ratio if ratio > 0 else int(np.ceil(h / ph_n))
+        gw = ratio if ratio > 0 else int(np.ceil(w / pw_n))
+        count = max(gh * gw, 1)
+        for c in range(x.shape[1]):
+            for ph in range(ph_n):
+                for pw in range(pw_n):
+                    acc = 0.0
+                    for iy in range(gh):
+                        yy = y1 + (ph + (iy + 0.5) / gh) * h / ph_n
+                        for ix in range(gw):
+                            xx = x1 + (pw + (ix + 0.5) / gw) * w / pw_n
+                            acc += _roi_bilinear(x[b, c], yy, xx)
+                    out[k, c, ph, pw] = acc / count
+    return out
+
+
+def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """torchvision.ops.roi_align by its definition, in float64; rois (K, 5)."""
+    return _roi_align(np.asarray(x, np.float64), np.asarray(rois, np.float64), output_size[0], output_size[1],
+                      float(spatial_scale), int(sampling_ratio), bool(aligned))
+
+
+@njit(cache=True)
+def _round_half_away(v):
+    """C's round(): halves away from zero."""
+    return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+
+@njit(cache=True)
+def _roi_pool(x, rois, ph_n, pw_n, scale):
+    n_img, channels, height, width = x.shape
+    out = np.zeros((rois.shape[0], channels, ph_n, pw_n))
+    argmax = -np.ones((rois.shape[0], channels, ph_n, pw_n), np.int64)
+    for k in range(rois.shape[0]):
+        b = int(rois[k, 0])
+        x1, y1 = _round_half_away(rois[k, 1] * scale), _round_half_away(rois[k, 2] * scale)
+        x2, y2 = _round_half_away(rois[k, 3] * scale), _round_half_away(rois[k, 4] * scale)
+        h, w = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        for ph in range(ph_n):
+            h0 = min(max(int(np.floor(ph * h / ph_n)) + y1, 0), height)
+            h1 = min(max(int(np.ceil((ph + 1) * h / ph_n)) + y1, 0), height)
+            for pw in range(pw_n):
+                w0 = min(max(int(np.floor(pw * w / pw_n)) + x1, 0), width)
+                w1 = min(max(int(np.ceil((pw + 1) * w / pw_n)) + x1, 0), width)
+                for c in range(channels):
+                    best, at = -np.inf, -1
+                    for i in range(h0, h1):
+                        for j in range(w0, w1):
+                            if x[b, c, i, j] > best:
+                                best, at = x[b, c, i, j], ((b * channels + c) * height + i) * width + j
+                    out[k, c, ph, pw] = best if at >= 0 else 0.0
+                    argmax[k, c, ph, pw] = at
+    return out, argmax
+
+
+def roi_pool_reference(x, rois, output_size, spatial_scale=1.0):
+    """torchvision.ops.roi_pool by its definition: (max, flat index into x or -1), float64."""
+    return _roi_pool(np.asarray(x, np.float64), np.asarray(rois, np.float64), output_size[0], output_size[1],
+                     float(spatial_scale))
+
+
+# ---- grid_sample / affine_grid (torch.nn.functional semantics) ----
+
+@njit(cache=True)
+def _pixel_coordinate(v, size, padding, align_corners):
+    """Normalised -> pixel coordinate; padding 1 = border (clamp), 2 = reflection (mirror at the
+    corner centres, or at the image edges without align_corners, then clamp)."""
+    p = (v + 1) / 2 * (size - 1) if align_corners else ((v + 1) * size - 1) / 2
+    if padding == 2:
+        lo, hi = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+        if hi <= lo:
+            p = 0.0
+        while p < lo or p > hi:
+            p = 2 * lo - p if p < lo else 2 * hi - p
+    if padding >= 1:
+        p = min(max(p, 0.0), size - 1.0)
+    return p
+
+
+@njit(cache=True)
+def _pixel(plane, i, j):
+    if 0 <= i < plane.shape[0] and 0 <= j < plane.shape[1]:
+        return plane[i, j]
+    return 0.0
+
+
+@njit(cache=True)
+def _grid_sample(x, grid, nearest, padding, align_corners):
+    n_img, channels, height, width = x.shape
+    out = np.zeros((n_img, channels, grid.shape[1], grid.shape[2]))
+    for n in range(n_img):
+        for oh in range(grid.shape[1]):
+            for ow in range(grid.shape[2]):
+                px = _pixel_coordinate(grid[n, oh, ow, 0], width, padding, align_corners)
+                py = _pixel_coordinate(grid[n, oh, ow, 1], height, padding, align_corners)
+                for c in range(channels):
+                    plane = x[n, c]
+                    if nearest:
+                        out[n, c, oh, ow] = _pixel(plane, int(round(py)), int(round(px)))
+                    else:
+                        x0, y0 = int(np.floor(px)), int(np.floor(py))
+                        tx, ty = px - x0, py - y0
+                        out[n, c, oh, ow] = ((1 - ty) * ((1 - tx) * _pixel(plane, y0, x0) + tx * _pixel(plane, y0, x0 + 1))
+                                             + ty * ((1 - tx) * _pixel(plane, y0 + 1, x0) + tx * _pixel(plane, y0 + 1, x0 + 1)))
+    return out
+
+
+GRID_PADDING = {"zeros": 0, "border": 1, "reflection": 2}
+
+
+def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """torch.nn.functional.grid_sample (4-d) by its definition, in float64."""
+    return _grid_sample(np.asarray(x, np.float64), np.asarray(grid, np.float64), mode == "nearest",
+                        GRID_PADDING[padding_mode], bool(align_corners))
+
+
+def affine_grid_reference(theta, size, align_corners=False):
+    """torch.nn.functional.affine_grid: theta @ (x, y, 1) at each pixel's normalised centre."""
+    n, _, h, w = size
+
+    def axis(steps):
+        if steps <= 1:
+            return np.zeros(steps)
+        v = np.linspace(-1.0, 1.0, steps)
+        return v if align_corners else v * (steps - 1) / steps
+
+    ys, xs = np.meshgrid(axis(h), axis(w), indexing="ij")
+    base = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    return np.einsum("hwj,nij->nhwi", base, np.asarray(theta, np.float64))
+
+
+# ---- interpolate (torch.nn.functional.interpolate semantics) ----
+
+@njit(cache=True)
+def _linear_source(d, size_in, size_out, scale, align_corners):
+    """Source coordinate of output pixel d: corner centres aligned, or pixel centres mapped by
+    1 / scale (or size_in / size_out) and clamped at 0."""
+    if align_corners:
+        return d * (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+    ratio = 1.0 / scale if scale > 0 else size_in / size_out
+    return max((d + 0.5) * ratio - 0.5, 0.0)
+
+
+@njit(cache=True)
+def _interpolate(x, out_h, out_w, nearest, align_corners, scale_h, scale_w):
+    n_img, channels, height, width = x.shape
+    out = np.zeros((n_img, channels, out_h, out_w))
+    for oh in range(out_h):
+        for ow in range(out_w):
+            if nearest:
+                # float32 arithmetic, as PyTorch's legacy "nearest"
+                sh = np.float32(1.0 / scale_h) if scale_h > 0 else np.float32(height) / np.float32(out_h)
+                sw = np.float32(1.0 / scale_w) if scale_w > 0 else np.float32(width) / np.float32(out_w)
+                i = min(int(np.floor(np.float32(oh) * sh)), height - 1)
+                j = min(int(np.floor(np.float32(ow) * sw)), width - 1)
+                out[:, :, oh, ow] = x[:, :, i, j]
+                continue
+            sy = _linear_source(oh, height, out_h, scale_h, align_corners)
+            sx = _linear_source(ow, width, out_w, scale_w, align_corners)
+            i0, j0 = min(int(np.floor(sy)), height - 1), min(int(np.floor(sx)), width - 1)
+            i1, j1 = min(i0 + 1, height - 1), min(j0 + 1, width - 1)
+            ly, lx = min(max(sy - i0, 0.0), 1.0), min(max(sx - j0, 0.0), 1.0)
+            out[:, :, oh, ow] = ((1 - ly) * ((1 - lx) * x[:, :, i0, j0] + lx * x[:, :, i0, j1])
+                                 + ly * ((1 - lx) * x[:, :, i1, j0] + lx * x[:, :, i1, j1]))
+    return out
+
+
+def interpolate_reference(x, out_hw, mode="bilinear", align_corners=False, scales=(0.0, 0.0)):
+    """torch.nn.functional.interpolate (bilinear, nearest) to out_hw by its definition, float64.
+    scales: the caller's scale factors (0: none), which set the source index rule."""
+    return _interpolate(np.asarray(x, np.float64), out_hw[0], out_hw[1], mode == "nearest", bool(align_corners),
+                        float(scales[0]), float(scales[1]))

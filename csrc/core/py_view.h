@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <type_traits>
 
 #include "core/errors.h"
 #include "core/view.h"
@@ -15,7 +16,15 @@ namespace py = pybind11;
 
 template <class T>
 const char* dtype_name() {
+  if constexpr (std::is_integral_v<T>) return "int64";
   return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+template <std::size_t N>
+std::string shape_str(const std::array<index_t, N>& shape) {
+  std::string s = "(";
+  for (std::size_t d = 0; d < N; ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
+  return s + (N == 1 ? ",)" : ")");
 }
 
 inline std::string shape_str(const py::array& a) {
@@ -59,14 +68,18 @@ MatrixView<T> matrix_arg(const py::array& a, const char* name) {
   return {t.data, t.shape[0], t.shape[1], t.strides[0], t.strides[1], 0, 0, 0, 0};
 }
 
+// Checks `a` is a contiguous T array of exactly `shape`; `layout` names its axes in messages.
+template <class T, std::size_t N>
+T* shaped_arg(const py::array& a, const char* name, const char* layout, const std::array<index_t, N>& shape) {
+  auto t = contiguous_arg<T, static_cast<int>(N)>(a, name, layout);
+  if (t.shape != shape) fail<ValueError>(name, ": expected shape ", shape_str(shape), ", got ", shape_str(a));
+  return t.data;
+}
+
 // Checks `a` is a contiguous 4-d T array of exactly `shape`.
 template <class T>
 T* nchw_arg(const py::array& a, const char* name, const std::array<index_t, 4>& shape) {
-  auto t = contiguous_arg<T, 4>(a, name, "(N, C, H, W)");
-  if (t.shape != shape)
-    fail<ValueError>(name, ": expected shape (", shape[0], ", ", shape[1], ", ", shape[2], ", ",
-                     shape[3], "), got ", shape_str(a));
-  return t.data;
+  return shaped_arg<T>(a, name, "(N, C, H, W)", shape);
 }
 
 // None -> nullptr (an optional argument), else a contiguous 1-d T array of n values.

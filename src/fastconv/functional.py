@@ -9,7 +9,7 @@ import numpy as np
 from fastconv import ops
 from fastconv.autograd import Function, Tensor
 from fastconv.autograd.backend import generator
-from fastconv.ops.conv import _pair
+from fastconv.ops._checks import int_pair as _pair
 
 
 def _array(x):

@@ -10,7 +10,7 @@ import sys
 import time
 from importlib import resources
 
-SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv"}
+SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sampling": "fastconv.bench.sampling"}
 
 
 def _clean_openblas_environment():

@@ -1,5 +1,12 @@
 """numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
 from fastconv.ops.matmul import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
+from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
+from fastconv.ops.roi_align import roi_align, roi_align_backward
+from fastconv.ops.grid_sample import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
+from fastconv.ops.interpolate import interpolate, interpolate_backward
 
-__all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward"]
+__all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
+           "roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward",
+           "grid_sample", "grid_sample_backward", "affine_grid", "affine_grid_backward",
+           "interpolate", "interpolate_backward"]

@@ -26,3 +26,39 @@ def same_dtype(arrays):
 def check_ndim(x, ndim, name, layout):
     if x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array {layout}, got shape {x.shape}")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def int_pair(value, name):
+    """An int or a pair of ints -> (int, int), as PyTorch accepts them."""
+    if _is_int(value):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+
+
+def positive_pair(value, name):
+    """int_pair, each at least 1 (output sizes)."""
+    pair = int_pair(value, name)
+    if min(pair) < 1:
+        raise ValueError(f"{name}: must be >= 1, got {pair}")
+    return pair
+
+
+def nchw_input(x, name="input"):
+    """A float, C-contiguous (N, C, H, W) array (a non-contiguous view is copied once)."""
+    x = float_array(x, name)
+    check_ndim(x, 4, name, "(N, C, H, W)")
+    return np.ascontiguousarray(x)
+
+
+def shape4(shape, name):
+    """Four non-negative sizes (N, C, H, W) as a tuple of ints."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W) >= 0, got {shape}")
+    return shape

@@ -6,23 +6,12 @@ import numpy as np
 
 from fastconv import _C
 from fastconv.ops import conv_algo
-from fastconv.ops._checks import check_ndim, float_array, same_dtype
-
-
-def _pair(value, name):
-    """An int or a pair of ints -> (int, int), as PyTorch accepts them."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+from fastconv.ops._checks import check_ndim, float_array, int_pair, same_dtype, shape4
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
     """Normalise conv2d's arguments to the C++ form: stride, pad_begin, pad_end, dilation, groups."""
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride, dilation = int_pair(stride, "stride"), int_pair(dilation, "dilation")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups: expected an int, got {groups!r}")
     for name, pair in (("stride", stride), ("dilation", dilation)):
@@ -42,7 +31,7 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
         begin = tuple(t // 2 for t in total)
         end = tuple(t - b for t, b in zip(total, begin))
         return stride, begin, end, dilation, int(groups)
-    pad = _pair(padding, "padding")
+    pad = int_pair(padding, "padding")
     if min(pad) < 0:
         raise ValueError(f"padding: must be >= 0, got {pad}")
     return stride, pad, pad, dilation, int(groups)
@@ -94,19 +83,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y
 
 
-def _shape4(shape, name):
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 4:
-        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W), got {shape}")
-    return shape
-
-
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
     w, dy = _prepare({"weight": weight, "grad_output": grad_output},
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx = np.empty(_shape4(input_size, "input_size"), dtype=w.dtype)
+    dx = np.empty(shape4(input_size, "input_size"), dtype=w.dtype)
     run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a)
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
@@ -116,7 +98,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     """Gradient of conv2d with respect to its weight (torch.nn.grad.conv2d_weight)."""
     x, dy = _prepare({"input": input, "grad_output": grad_output},
                      {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
-    weight_size = _shape4(weight_size, "weight_size")
+    weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     dw = np.empty(weight_size, dtype=x.dtype)
     run = lambda a: _C.conv2d_backward_weight(x, dy, dw, None, *args, a)

@@ -1,0 +1,161 @@
+"""The sampling section: roi_align, roi_pool, grid_sample (with affine_grid) and bilinear
+upsampling from the "other" entries of layers.json, forward and forward+backward, against
+torch.nn.functional and torchvision.ops (when importable).
+
+These kernels are memory-bound: each case's `bytes` counts what it must read and write at least
+once (inputs, outputs, gradients), so the table prints GB/s and % of a copy's bandwidth.
+"""
+import numpy as np
+
+from fastconv import ops
+from fastconv.bench.harness import Case
+
+F32 = 4
+
+
+def _torchvision():
+    try:
+        import torchvision
+    except ImportError:
+        return None
+    return torchvision
+
+
+def _image_boxes(rng, layer):
+    """`rois` boxes (K, 5) in image coordinates (feature map / spatial_scale), 2 to 50% of the
+    image per side, spread over the batch."""
+    scale = layer.get("spatial_scale", 1.0)
+    image = np.array([layer["W"], layer["H"]]) / scale
+    k = layer["rois"]
+    size = rng.uniform(0.02, 0.5, (k, 2)) * image
+    start = rng.uniform(0, 1, (k, 2)) * (image - size)
+    return np.concatenate([rng.integers(0, layer["N"], (k, 1)), start, start + size], axis=1).astype(np.float32)
+
+
+def _torch_step(fn, x, grad):
+    """A forward+backward step of a torch function of one input."""
+    def step():
+        fn(x).backward(grad)
+    return step
+
+
+def _no_grad(torch, fn, *args):
+    def call():
+        with torch.no_grad():
+            return fn(*args)
+    return call
+
+
+def _add_torchvision_peer(torch, op, x, boxes, args, grad, fwd, step):
+    """torchvision.ops.<op> as the peer of both cases, when torchvision is importable."""
+    tv = _torchvision() if torch is not None else None
+    if tv is None:
+        return
+    fn = getattr(tv.ops, op)
+    tx, tb = torch.from_numpy(x), torch.from_numpy(boxes)
+    fwd["torchvision"] = _no_grad(torch, fn, tx, tb, *args)
+    step["torchvision"] = _torch_step(lambda t: fn(t, tb, *args), tx.clone().requires_grad_(), torch.from_numpy(grad))
+
+
+def roi_align_cases(layer, torch, rng):
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
+    boxes = _image_boxes(rng, layer)
+    args = (layer["output"], layer["spatial_scale"], layer["sampling_ratio"], layer["aligned"])
+    y = ops.roi_align(x, boxes, *args)
+    gy = np.ones_like(y)
+    fwd = {"fastconv": lambda: ops.roi_align(x, boxes, *args)}
+    step = {"fastconv": lambda: (ops.roi_align(x, boxes, *args), ops.roi_align_backward(gy, boxes, x.shape, *args[1:]))}
+    _add_torchvision_peer(torch, "roi_align", x, boxes, args, gy, fwd, step)
+    moved = (x.size + y.size) * F32
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
+
+
+def roi_pool_cases(layer, torch, rng):
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
+    boxes = _image_boxes(rng, layer)
+    args = (layer["output"], layer["spatial_scale"])
+    y, argmax = ops.roi_pool(x, boxes, *args)
+    gy = np.ones_like(y)
+
+    def ours_step():
+        _, indices = ops.roi_pool(x, boxes, *args)
+        ops.roi_pool_backward(gy, indices, x.shape)
+
+    fwd = {"fastconv": lambda: ops.roi_pool(x, boxes, *args)}
+    step = {"fastconv": ours_step}
+    _add_torchvision_peer(torch, "roi_pool", x, boxes, args, gy, fwd, step)
+    # forward: input, output and the int64 argmax; backward: grad_output, argmax, grad_input
+    forward_bytes = x.nbytes + y.nbytes + argmax.nbytes
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=forward_bytes),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * forward_bytes)]
+
+
+def grid_sample_cases(layer, torch, rng):
+    """A spatial transformer's sampling: affine_grid from a near-identity theta, then grid_sample."""
+    n, c = layer["N"], layer["C"]
+    x = rng.standard_normal((n, c, layer["H"], layer["W"])).astype(np.float32)
+    size = (n, c, layer["out_H"], layer["out_W"])
+    angle = rng.uniform(-0.3, 0.3, n)
+    zoom = rng.uniform(0.8, 1.2, (n, 1))
+    theta = np.stack([np.stack([np.cos(angle), -np.sin(angle), rng.uniform(-0.1, 0.1, n)], 1),
+                      np.stack([np.sin(angle), np.cos(angle), rng.uniform(-0.1, 0.1, n)], 1)], 1)
+    theta = (theta * zoom[:, :, None]).astype(np.float32)
+    opts = dict(mode=layer["mode"], padding_mode=layer["padding_mode"], align_corners=layer["align_corners"])
+    gy = np.ones(size, np.float32)
+
+    def ours_fwd():
+        return ops.grid_sample(x, ops.affine_grid(theta, size, opts["align_corners"]), **opts)
+
+    def ours_step():
+        grid = ops.affine_grid(theta, size, opts["align_corners"])
+        ops.grid_sample(x, grid, **opts)
+        _, grad_grid = ops.grid_sample_backward(gy, x, grid, **opts)
+        ops.affine_grid_backward(grad_grid, size, opts["align_corners"])
+
+    fwd, step = {"fastconv": ours_fwd}, {"fastconv": ours_step}
+    if torch is not None:
+        F = torch.nn.functional
+        tx, ttheta = torch.from_numpy(x), torch.from_numpy(theta)
+
+        def torch_sample(inp, t):
+            return F.grid_sample(inp, F.affine_grid(t, size, opts["align_corners"]), **opts)
+
+        fwd["torch"] = _no_grad(torch, torch_sample, tx, ttheta)
+        gx, gtheta, tgy = tx.clone().requires_grad_(), ttheta.clone().requires_grad_(), torch.from_numpy(gy)
+        step["torch"] = lambda: torch_sample(gx, gtheta).backward(tgy)
+    grid_bytes = n * size[2] * size[3] * 2 * F32
+    out_bytes = int(np.prod(size)) * F32
+    forward_bytes = x.nbytes + grid_bytes + out_bytes
+    # backward: grad_output, input and grid read; grad_input and grad_grid written
+    backward_bytes = out_bytes + x.nbytes + 2 * grid_bytes + x.nbytes
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=forward_bytes),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=forward_bytes + backward_bytes)]
+
+
+def interpolate_cases(layer, torch, rng):
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
+    opts = dict(scale_factor=layer["scale_factor"], mode=layer["mode"], align_corners=layer["align_corners"])
+    y = ops.interpolate(x, **opts)
+    gy = np.ones_like(y)
+    fwd = {"fastconv": lambda: ops.interpolate(x, **opts)}
+    step = {"fastconv": lambda: (ops.interpolate(x, **opts), ops.interpolate_backward(gy, x.shape, **opts))}
+    if torch is not None:
+        F = torch.nn.functional
+        tx = torch.from_numpy(x)
+        fwd["torch"] = _no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
+        step["torch"] = _torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
+                                    torch.from_numpy(gy))
+    moved = x.nbytes + y.nbytes
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
+
+
+SECTION = {"roi_align": roi_align_cases, "roi_pool": roi_pool_cases, "grid_sample": grid_sample_cases,
+           "interpolate": interpolate_cases}
+
+
+def cases(layers, torch, seed=0):
+    for layer in layers.get("other", []):
+        if layer.get("op") in SECTION:
+            yield from SECTION[layer["op"]](layer, torch, np.random.default_rng(seed))

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from fastconv import _C, ops
+from tests.reference import interpolate_reference, numeric_gradient
+
+# (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
+RESIZES = [
+    (5, 7, dict(size=(9, 4))),
+    (6, 6, dict(size=13)),
+    (1, 4, dict(size=(3, 1))),
+    (8, 8, dict(scale_factor=2)),
+    (7, 5, dict(scale_factor=1.7)),
+    (9, 10, dict(scale_factor=(0.6, 2.3))),
+    (10, 11, dict(scale_factor=0.35)),
+    (7, 5, dict(scale_factor=1.7, recompute_scale_factor=True)),
+    (4, 6, dict(scale_factor=3.0)),
+]
+MODES = [("bilinear", None), ("bilinear", False), ("bilinear", True), ("nearest", None)]
+
+
+def _reference(x, mode, align_corners, size=None, scale_factor=None, recompute_scale_factor=None):
+    """Output size and scales by torch's rules, then the reference."""
+    h, w = x.shape[2:]
+    if size is not None:
+        out = (size, size) if isinstance(size, int) else size
+        scales = (0.0, 0.0)
+    else:
+        scales = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
+        out = (int(np.floor(h * scales[0])), int(np.floor(w * scales[1])))
+        scales = (0.0, 0.0) if recompute_scale_factor else scales
+    return interpolate_reference(x, out, mode, bool(align_corners), scales)
+
+
+@pytest.mark.parametrize("resize", RESIZES)
+@pytest.mark.parametrize("mode,align_corners", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_matches_reference(rng, resize, mode, align_corners, dtype):
+    h, w, kwargs = resize
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    y = ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs)
+    ref = _reference(x, mode, align_corners, **kwargs)
+    assert y.dtype == dtype and y.shape == ref.shape
+    tol = 1e-5 if dtype == np.float32 else 1e-13  # float32 source coordinates: ~1 ulp of W
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("resize", RESIZES)
+@pytest.mark.parametrize("mode,align_corners", MODES)
+def test_interpolate_against_torch(torch, rng, resize, mode, align_corners):
+    h, w, kwargs = resize
+    x = rng.standard_normal((2, 3, h, w))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, mode=mode, align_corners=align_corners, **kwargs)
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs),
+                               ty.detach().numpy(), atol=1e-13)
+    dx = ops.interpolate_backward(gy, x.shape, mode=mode, align_corners=align_corners, **kwargs)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-12)
+
+
+def test_interpolate_float32_against_torch(torch, rng):
+    x = rng.standard_normal((4, 8, 17, 23)).astype(np.float32)
+    for kwargs in (dict(scale_factor=2, mode="bilinear"), dict(size=(40, 9), mode="bilinear", align_corners=True),
+                   dict(scale_factor=1.3, mode="nearest")):
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x), **kwargs).numpy()
+        np.testing.assert_allclose(ops.interpolate(x, **kwargs), ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,align_corners", MODES)
+def test_interpolate_backward_matches_numeric_gradient(rng, mode, align_corners):
+    x = rng.standard_normal((1, 2, 5, 4))
+    for kwargs in (dict(size=(7, 3)), dict(scale_factor=1.5)):
+        y = ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs)
+        gy = rng.standard_normal(y.shape)
+        dx = ops.interpolate_backward(gy, x.shape, mode=mode, align_corners=align_corners, **kwargs)
+        ref = numeric_gradient(lambda xx: _reference(xx, mode, align_corners, **kwargs), x, gy)
+        np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+def test_interpolate_writes_every_output(rng, mode):
+    x = rng.standard_normal((2, 3, 5, 6))
+    out, dx = np.full((2, 3, 11, 4), np.nan), np.full(x.shape, np.nan)
+    _C.interpolate_forward(x, out, mode, False, 0.0, 0.0)
+    _C.interpolate_backward(np.ones_like(out), dx, mode, False, 0.0, 0.0)
+    assert np.isfinite(out).all() and np.isfinite(dx).all()
+
+
+def test_interpolate_empty_batch():
+    assert ops.interpolate(np.zeros((0, 3, 4, 4)), scale_factor=2, mode="bilinear").shape == (0, 3, 8, 8)
+
+
+X = np.zeros((2, 3, 6, 6))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(size=4, scale_factor=2), ValueError, "either size or scale_factor should be defined, not both"),
+    (dict(), ValueError, "either size or scale_factor should be defined"),
+    (dict(size=4, align_corners=True), ValueError, "align_corners: can only be set with .* 'bilinear'"),
+    (dict(size=4, mode="bicubic"), ValueError, "mode: expected 'bilinear' or 'nearest'"),
+    (dict(size=(4, -1)), ValueError, "size: input and output sizes should be greater than 0"),
+    (dict(size=(4, 2, 2)), TypeError, "size: expected an int or a pair of ints"),
+    (dict(scale_factor=0.1), ValueError, "size: input and output sizes should be greater than 0"),
+    (dict(scale_factor=-2), ValueError, "scale_factor: must be positive and finite"),
+    (dict(scale_factor=(1, 2, 3)), ValueError, "scale_factor: expected a number or a pair"),
+    (dict(size=4, recompute_scale_factor=True), ValueError, "recompute_scale_factor: is not meaningful"),
+])
+def test_interpolate_bad_input_raises_clearly(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ops.interpolate(X, **kwargs)
+
+
+def test_interpolate_backward_checks_shapes():
+    with pytest.raises(ValueError, match=r"grad_output: expected shape \(2, 3, 12, 12\)"):
+        ops.interpolate_backward(np.zeros((2, 3, 12, 11)), X.shape, scale_factor=2)
+    with pytest.raises(ValueError, match=r"input: expected a 4-d array"):
+        ops.interpolate(X[0], size=3)
