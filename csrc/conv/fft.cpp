@@ -92,20 +92,24 @@ struct FftTransform {
       : alpha_h(tile), alpha_w(tile), m_h(tile - r + 1), m_w(tile - s + 1), points(tile * (tile / 2 + 1)),
         F(tile), half(tile / 2 + 1), R(r), S(s), fft(tile) {}
 
-  // Spectrum [F][half][lanes] (re, im), a complex row [F][lanes], and an F x F filter patch.
-  index_t work_size(index_t lanes) const { return 2 * F * half * lanes + 2 * F * lanes + F * F; }
+  // Spectrum [F][half][lanes] (re, im), a complex row [F][lanes], and F x F filter patches.
+  index_t work_size(index_t lanes) const { return (2 * F * half + 2 * F + F * F) * lanes; }
 
-  // values[2 pt + (0, 1)] = conj(DFT(w zero-padded to F x F))[pt] / F^2.
-  void filter(const T* w, T* values, T* work) const {
-    T* patch = work;
-    std::fill(patch, patch + F * F, T(0));
-    for (index_t r = 0; r < R; ++r) std::copy(w + r * S, w + (r + 1) * S, patch + r * F);
-    input(patch, 1, values, 2, 1, work + F * F);
+  // values[(2 pt + part) * lanes + l] = conj(DFT(w_l zero-padded to F x F))[pt] / F^2 for
+  // `lanes` consecutive R x S filters w_l.
+  void filter(const T* w, index_t lanes, T* values, T* work) const {
+    T* patch = work + (2 * F * half + 2 * F) * lanes;
+    std::fill(patch, patch + F * F * lanes, T(0));
+    for (index_t l = 0; l < lanes; ++l)
+      for (index_t r = 0; r < R; ++r)
+        for (index_t s = 0; s < S; ++s) patch[(r * F + s) * lanes + l] = w[(l * R + r) * S + s];
+    input(patch, lanes, values, 2 * lanes, lanes, work);
     const T scale = T(1) / static_cast<T>(F * F);
-    for (index_t pt = 0; pt < points; ++pt) {
-      values[2 * pt] *= scale;
-      values[2 * pt + 1] *= -scale;
-    }
+    for (index_t pt = 0; pt < points; ++pt)
+      for (index_t l = 0; l < lanes; ++l) {
+        values[2 * pt * lanes + l] *= scale;
+        values[(2 * pt + 1) * lanes + l] *= -scale;
+      }
   }
 
   // 2-D real DFT of `lanes` F x F tiles: rows (two real rows per complex FFT), then columns.
@@ -167,16 +171,18 @@ struct FftTransform {
 
 // The power-of-two tile size F with the least estimated work: per tile, the complex GEMMs
 // (4 real multiply-adds per point and channel pair) and the FFTs of every input and output
-// channel (~5 F^2 log2 F flops each, weighted x2 for their lower efficiency than the GEMM).
+// channel (~5 F^2 log2 F flops each, weighted x2 for their lower efficiency than the GEMM);
+// once, building and packing the transformed filters (points x 4 K Cg values, weighted as 16
+// tiles' worth of GEMM: it is memory traffic, not arithmetic).
 index_t fft_tile_size(const TiledGeometry& g, index_t R, index_t S) {
   index_t best = 0;
   double best_cost = std::numeric_limits<double>::infinity();
   for (index_t F = 8; F <= kFftMaxKernel + 1; F *= 2) {
     if (F < std::max(R, S)) continue;
-    const double tiles = static_cast<double>(ceil_div(g.P, F - R + 1) * ceil_div(g.Q, F - S + 1));
+    const double tiles = static_cast<double>(g.N * ceil_div(g.P, F - R + 1) * ceil_div(g.Q, F - S + 1));
     const double gemm = 4.0 * F * (F / 2 + 1) * (g.C / g.groups) * g.K;
     const double transforms = 10.0 * F * F * std::log2(F) * (g.C + g.K);
-    const double cost = tiles * (gemm + transforms);
+    const double cost = tiles * (gemm + transforms) + 16 * gemm;
     if (cost < best_cost) best = F, best_cost = cost;
   }
   return best;

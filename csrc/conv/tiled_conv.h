@@ -8,7 +8,7 @@
 // its GEMM is the real form of a complex product, [Mr; Mi] = [[Ur, -Ui], [Ui, Ur]] [Vr; Vi].
 //
 // A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts and
-//   filter(w /*R x S*/, out /*points x parts*/, work)
+//   filter(w /*lanes filters of R x S*/, lanes, out /*points x parts x lanes*/, work)
 //   input(tile /*alpha_h x alpha_w x lanes*/, lanes, out, point_stride, part_stride, work)
 //   output(in, point_stride, part_stride, lanes, tile /*m_h x m_w x lanes*/, work)
 //   work_size(lanes)
@@ -63,28 +63,33 @@ constexpr index_t kLanes = 16;                // tiles transformed side by side
 constexpr index_t kBlockBytes = 3 << 20;      // V and M of one block of tiles, per thread
 
 // U[pt] per group as a (parts*Kg) x (parts*Cg) matrix, stored [pt][g][parts*Kg][parts*Cg].
+// Filters are transformed kLanes at a time (consecutive input channels of one output channel),
+// so that each point's values are written as contiguous runs (U is large, its points far apart).
 template <class T, class Transform>
 std::vector<T> transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S) {
-  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts;
-  const index_t block = parts * Kg * parts * Cg, point_stride = g.groups * block;
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, ld = parts * Cg;
+  const index_t block = parts * Kg * ld, point_stride = g.groups * block;
   std::vector<T> u(tf.points * point_stride);
   parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
-    std::vector<T> values(tf.points * parts), work(tf.work_size(1));
+    std::vector<T> values(tf.points * parts * kLanes), work(tf.work_size(kLanes));
     for (index_t k = lo; k < hi; ++k)
-      for (index_t c = 0; c < Cg; ++c) {
-        tf.filter(w + (k * Cg + c) * R * S, values.data(), work.data());
-        const index_t grp = k / Kg, row = k % Kg, ld = parts * Cg;
-        T* base = u.data() + grp * block + row * ld + c;
+      for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
+        const index_t lanes = std::min(kLanes, Cg - c0);
+        tf.filter(w + (k * Cg + c0) * R * S, lanes, values.data(), work.data());
+        T* row = u.data() + (k / Kg) * block + (k % Kg) * ld + c0;
         for (index_t pt = 0; pt < tf.points; ++pt) {
-          T* dst = base + pt * point_stride;
+          T* dst = row + pt * point_stride;
+          const T* re = values.data() + pt * parts * lanes;
           if (parts == 1) {
-            dst[0] = values[pt];
-          } else {  // [[re, -im], [im, re]]
-            const T re = values[2 * pt], im = values[2 * pt + 1];
-            dst[0] = re;
-            dst[Cg] = -im;
-            dst[Kg * ld] = im;
-            dst[Kg * ld + Cg] = re;
+            std::copy(re, re + lanes, dst);
+            continue;
+          }
+          const T* im = re + lanes;  // the real form of a complex product: [[re, -im], [im, re]]
+          for (index_t l = 0; l < lanes; ++l) {
+            dst[l] = re[l];
+            dst[Cg + l] = -im[l];
+            dst[Kg * ld + l] = im[l];
+            dst[Kg * ld + Cg + l] = re[l];
           }
         }
       }
@@ -181,13 +186,15 @@ template <class T, class Transform>
 void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
                 const T* bias, bool relu, T* y) {
   using namespace tiled;
-  const std::vector<T> u = transform_filters(g, tf, w, R, S);
   const TileIndex ti{ceil_div(g.P, tf.m_h), ceil_div(g.Q, tf.m_w), tf.m_h, tf.m_w};
   const index_t tiles = g.N * ti.tiles_h * ti.tiles_w;
+  if (tiles == 0) return;
+  const std::vector<T> u = transform_filters(g, tf, w, R, S);
   const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
-  // Blocks of whole lane groups, small enough for the cache, and at least one per thread.
-  index_t tb = round_up(std::max<index_t>(kBlockBytes / tile_bytes, 1), kLanes);
-  tb = std::min(tb, round_up(ceil_div(tiles, num_threads()), kLanes));
+  // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
+  // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
+  const index_t tb_max = std::max<index_t>(kBlockBytes / tile_bytes, kLanes);
+  const index_t tb = ceil_div(tiles, round_up(ceil_div(tiles, tb_max), num_threads()));
   const index_t blocks = ceil_div(tiles, tb);
   parallel_for(0, blocks, 1, [&](index_t lo, index_t hi) {
     const index_t v_size = tf.points * tf.parts * g.C * tb, m_size = tf.points * tf.parts * g.K * tb;

@@ -25,12 +25,15 @@ struct WinogradTransform {
   static constexpr index_t alpha_h = F::alpha, alpha_w = F::alpha, m_h = M, m_w = M;
   static constexpr index_t points = F::alpha * F::alpha, parts = 1;
 
-  static index_t work_size(index_t lanes) { return F::alpha * F::alpha * lanes; }
+  static index_t work_size(index_t lanes) { return (F::alpha * F::alpha + 9) * lanes; }
 
-  // values[pt] = (G g G^T)[pt] for one 3x3 filter.
+  // values[pt * lanes + l] = (G g_l G^T)[pt] for `lanes` consecutive 3x3 filters g_l.
   template <class T>
-  void filter(const T* w, T* values, T* work) const {
-    winograd::transform_2d(&F::template filter<T>, 3, F::alpha, w, 1, values, 1, 1, work);
+  void filter(const T* w, index_t lanes, T* values, T* work) const {
+    T* taps = work + F::alpha * F::alpha * lanes;  // [9][lanes]
+    for (index_t l = 0; l < lanes; ++l)
+      for (index_t i = 0; i < 9; ++i) taps[i * lanes + l] = w[l * 9 + i];
+    winograd::transform_2d(&F::template filter<T>, 3, F::alpha, taps, lanes, values, lanes, lanes, work);
   }
   template <class T>
   void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t, T* work) const {
