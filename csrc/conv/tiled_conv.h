@@ -147,37 +147,47 @@ void scatter_tiles(const TiledGeometry& g, const TileIndex& ti, const T* tile, i
 
 // One block of tiles [t0, t0 + nt): input transform into V, a GEMM per point and group into
 // M, output transform into y. V, M are [pt][parts * channels][tb] (tb: the block's row stride).
+// Each stage is a parallel_for: inline when the blocks already run on every thread, spread
+// over the threads when one block is all there is (a few tiles and many channels), so that
+// even then every GEMM runs single-threaded, without a barrier each.
 template <class T, class Transform>
 void convolve_block(const TiledGeometry& g, const Transform& tf, const TileIndex& ti, const T* x, const T* u,
-                    const T* bias, bool relu, T* y, index_t t0, index_t nt, index_t tb, T* v, T* m, T* work) {
+                    const T* bias, bool relu, T* y, index_t t0, index_t nt, index_t tb, T* v, T* m) {
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts;
   const index_t v_point = parts * g.C * tb, m_point = parts * g.K * tb;
-  T* patch = work;
-  T* transform_work = work + tf.alpha_h * tf.alpha_w * kLanes;
-  for (index_t c = 0; c < g.C; ++c) {
-    T* base = v + ((c / Cg) * parts * Cg + c % Cg) * tb;
-    for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
-      const index_t lanes = std::min(kLanes, nt - l0);
-      gather_patches(g, tf, ti, x, c, t0 + l0, lanes, patch);
-      tf.input(patch, lanes, base + l0, v_point, Cg * tb, transform_work);
+  const index_t patch_size = tf.alpha_h * tf.alpha_w * kLanes;
+  parallel_for(0, g.C, 1, [&](index_t lo, index_t hi) {
+    T* patch = thread_scratch<T>(patch_size + tf.work_size(kLanes), ScratchSlot::transform_work);
+    for (index_t c = lo; c < hi; ++c) {
+      T* base = v + ((c / Cg) * parts * Cg + c % Cg) * tb;
+      for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
+        const index_t lanes = std::min(kLanes, nt - l0);
+        gather_patches(g, tf, ti, x, c, t0 + l0, lanes, patch);
+        tf.input(patch, lanes, base + l0, v_point, Cg * tb, patch + patch_size);
+      }
     }
-  }
+  });
   const index_t u_block = parts * Kg * parts * Cg;
-  for (index_t pt = 0; pt < tf.points; ++pt)
-    for (index_t grp = 0; grp < g.groups; ++grp) {
-      const auto a = dense_matrix(u + (pt * g.groups + grp) * u_block, parts * Kg, parts * Cg);
+  parallel_for(0, tf.points * g.groups, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t pt = i / g.groups, grp = i % g.groups;
+      const auto a = dense_matrix(u + i * u_block, parts * Kg, parts * Cg);
       const MatrixView<const T> b{v + pt * v_point + grp * parts * Cg * tb, parts * Cg, nt, tb, 1, 0, 0, 0, 0};
       const MatrixView<T> c{m + pt * m_point + grp * parts * Kg * tb, parts * Kg, nt, tb, 1, 0, 0, 0, 0};
       gemm::gemm<T>(a, b, c);
     }
-  for (index_t k = 0; k < g.K; ++k) {
-    const T* base = m + ((k / Kg) * parts * Kg + k % Kg) * tb;
-    for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
-      const index_t lanes = std::min(kLanes, nt - l0);
-      tf.output(base + l0, m_point, Kg * tb, lanes, patch, transform_work);
-      scatter_tiles(g, ti, patch, k, bias ? bias[k] : T(0), relu, t0 + l0, lanes, y);
+  });
+  parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
+    T* tile = thread_scratch<T>(patch_size + tf.work_size(kLanes), ScratchSlot::transform_work);
+    for (index_t k = lo; k < hi; ++k) {
+      const T* base = m + ((k / Kg) * parts * Kg + k % Kg) * tb;
+      for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
+        const index_t lanes = std::min(kLanes, nt - l0);
+        tf.output(base + l0, m_point, Kg * tb, lanes, tile, tile + patch_size);
+        scatter_tiles(g, ti, tile, k, bias ? bias[k] : T(0), relu, t0 + l0, lanes, y);
+      }
     }
-  }
+  });
 }
 
 }  // namespace tiled
@@ -199,12 +209,10 @@ void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T
   const index_t blocks = ceil_div(tiles, tb);
   parallel_for(0, blocks, 1, [&](index_t lo, index_t hi) {
     const index_t v_size = tf.points * tf.parts * g.C * tb, m_size = tf.points * tf.parts * g.K * tb;
-    const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes + tf.work_size(kLanes);
-    T* v = thread_scratch<T>(v_size + m_size + work_size, ScratchSlot::transformed_tiles);
+    T* v = thread_scratch<T>(v_size + m_size, ScratchSlot::transformed_tiles);
     for (index_t b = lo; b < hi; ++b) {
       const index_t t0 = b * tb;
-      convolve_block(g, tf, ti, x, u.data(), bias, relu, y, t0, std::min(tb, tiles - t0), tb, v, v + v_size,
-                     v + v_size + m_size);
+      convolve_block(g, tf, ti, x, u.data(), bias, relu, y, t0, std::min(tb, tiles - t0), tb, v, v + v_size);
     }
   });
 }
