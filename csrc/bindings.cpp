@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -364,6 +365,30 @@ void bind_interpolate(py::module_& m) {
   }, py::arg("grad_output"), py::arg("grad_input"), INTERPOLATE_ARGS);
 }
 
+// The Winograd transform codelets, for tests: tiles (count, n, n) -> (count, n', n').
+void bind_winograd(py::module_& m) {
+  m.def("winograd_codelet", [](const std::string& which, int tile, py::array in) {
+    const std::pair<const char*, conv::WinogradCodelet> kinds[] = {
+        {"input", conv::WinogradCodelet::input}, {"filter", conv::WinogradCodelet::filter},
+        {"output", conv::WinogradCodelet::output}};
+    const auto kind = std::find_if(std::begin(kinds), std::end(kinds), [&](auto& k) { return which == k.first; });
+    if (kind == std::end(kinds)) fail<ValueError>("which: expected 'input', 'filter' or 'output', got '", which, "'");
+    if (tile != 2 && tile != 4) fail<ValueError>("tile: expected 2 or 4, got ", tile);
+    const index_t alpha = tile + 2, n_in = kind->second == conv::WinogradCodelet::filter ? 3 : alpha;
+    const index_t n_out = kind->second == conv::WinogradCodelet::output ? tile : alpha;
+    return dispatch_float(in, "tiles", [&](auto tag) -> py::array {
+      using T = decltype(tag);
+      const auto t = contiguous_arg<const T, 3>(in, "tiles", "(count, n, n)");
+      if (t.shape[1] != n_in || t.shape[2] != n_in)
+        fail<ValueError>("tiles: expected shape (count, ", n_in, ", ", n_in, "), got ", shape_str(in));
+      py::array_t<T> out(std::vector<py::ssize_t>{t.shape[0], n_out, n_out});
+      T* o = out.mutable_data();
+      (tile == 2 ? conv::winograd_codelet<2, T> : conv::winograd_codelet<4, T>)(kind->second, t.data, t.shape[0], o);
+      return out;
+    });
+  }, py::arg("which"), py::arg("tile"), py::arg("tiles"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -377,4 +402,5 @@ PYBIND11_MODULE(_C, m) {
   bind_roi_pool(m);
   bind_grid_sample(m);
   bind_interpolate(m);
+  bind_winograd(m);
 }

@@ -54,7 +54,14 @@ constexpr AlgoEntry kAlgos[] = {
     {Algo::im2col, "im2col"},
     {Algo::implicit_gemm, "implicit"},
     {Algo::depthwise, "depthwise"},
+    {Algo::winograd_2x3, "winograd_2x3"},
+    {Algo::winograd_4x3, "winograd_4x3"},
+    {Algo::fft, "fft"},
 };
+
+bool unit_stride_and_dilation(const Conv2dShape& s) {
+  return s.p.stride[0] == 1 && s.p.stride[1] == 1 && s.p.dilation[0] == 1 && s.p.dilation[1] == 1;
+}
 
 }  // namespace
 
@@ -83,6 +90,13 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
     case Algo::im2col:
     case Algo::implicit_gemm: return nullptr;
     case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
+    case Algo::winograd_2x3:
+    case Algo::winograd_4x3:
+      if (s.R != 3 || s.S != 3) return "Winograd F(m x m, 3 x 3) needs a 3x3 kernel";
+      return unit_stride_and_dilation(s) ? nullptr : "Winograd needs stride 1 and dilation 1";
+    case Algo::fft:
+      if (std::max(s.R, s.S) > kFftMaxKernel) return "FFT needs a kernel of at most 63 x 63";
+      return unit_stride_and_dilation(s) ? nullptr : "FFT needs stride 1 and dilation 1";
   }
   return "unknown algorithm";
 }
@@ -93,27 +107,31 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
     case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2>(s, x, w, bias, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4>(s, x, w, bias, relu, y);
+    case Algo::fft: return conv2d_forward_fft(s, x, w, bias, relu, y);
   }
 }
 
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
-// its gradients run im2col.
+// its gradients run im2col. Winograd and FFT compute the input gradient as their own forward
+// convolution (rotated filters); their weight gradients run im2col.
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
     case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
+    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2>(s, grad_y, w, grad_x);
+    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4>(s, grad_y, w, grad_x);
+    case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, grad_x);
   }
 }
 
 template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  switch (algo) {
-    case Algo::im2col:
-    case Algo::implicit_gemm: return conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
-    case Algo::depthwise: return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
-  }
+  if (algo == Algo::depthwise) return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
+  conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \

@@ -46,7 +46,7 @@ struct Conv2dShape {
 
 // The algorithms behind conv2d. Each lives in its own file and provides the three kernels
 // below with an `_<algo>` suffix; conv2d.cpp dispatches and refuses unsupported shapes.
-enum class Algo { im2col, implicit_gemm, depthwise };
+enum class Algo { im2col, implicit_gemm, depthwise, winograd_2x3, winograd_4x3, fft };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);
@@ -89,6 +89,24 @@ template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp); the weight gradient runs im2col ----
+template <int M, class T>
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <int M, class T>
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+
+// One 2-D transform of F(M x M, 3 x 3) on `count` tiles: filter (3x3 -> alpha^2, G g G^T),
+// input (alpha^2 -> alpha^2, B^T d B) or output (alpha^2 -> M^2, A^T m A); exposed for tests.
+enum class WinogradCodelet { input, filter, output };
+template <int M, class T>
+void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out);
+
+// --- FFT, tiled overlap-save (fft.cpp); the weight gradient runs im2col -----------------------
+constexpr index_t kFftMaxKernel = 63;  // FFT tiles are at most 64 x 64
+template <class T>
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once; the batch is processed in chunks of images

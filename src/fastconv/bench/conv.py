@@ -2,6 +2,8 @@
 import numpy as np
 
 from fastconv import ops
+from fastconv.ops import conv_algo
+from fastconv.ops.conv import conv2d_arguments
 from fastconv.bench.harness import Case
 from fastconv.bench.peers import numpy_conv2d
 
@@ -25,6 +27,12 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
 
     fwd = {"fastconv": lambda: ops.conv2d(x, w, **args)}
     step = {"fastconv": lambda: ops.conv2d_backward(x, w, gy, needs_bias=False, **args)}
+    # Every algorithm that supports the layer, as its own runner beside "auto".
+    algos = conv_algo.supported(x.shape, w.shape, conv2d_arguments(w.shape, stride, pad, 1, groups))
+    for algo in algos:
+        fwd[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d(x, w, **args, algo=a)
+        step[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d_backward(x, w, gy, needs_bias=False, **args, algo=a)
+    ours = ["fastconv"] + [f"fastconv[{a}]" for a in algos]
     if torch is not None:
         F = torch.nn.functional
         tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
@@ -47,8 +55,8 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
         step["torch_cl"] = lambda: torch_step(gx_cl, gw_cl, tgy_cl)
     fwd["numpy"] = lambda: numpy_conv2d(x, w, (stride, stride), pad, groups)
     # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], flops=flops),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], flops=3 * flops)]
+    return [Case(layer["name"], "fwd", fwd, ours, flops=flops),
+            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops)]
 
 
 def cases(layers, torch):

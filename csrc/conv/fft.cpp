@@ -1,0 +1,217 @@
+// conv2d by FFT, tiled overlap-save, on the tiled transform driver (tiled_conv.h).
+//
+// The output is cut into (F-R+1) x (F-S+1) tiles; each reads an F x F input patch, whose 2-D
+// real DFT X gives the patch's circular cross-correlation with a filter w as
+// IDFT(X . conj(W)) (correlation theorem); its first (F-R+1) x (F-S+1) values do not wrap and
+// are the tile's output. Per frequency the channel reduction is a complex GEMM, done as one
+// real GEMM on [[Wr, -Wi], [Wi, Wr]] (4 real products per complex one; a dedicated 3-multiply
+// loop would not use our GEMM's micro-kernels). The FFT is our own: radix-2 decimation in
+// time on power-of-two sizes, vectorised across tiles, with two real rows packed into one
+// complex FFT (forward) and two Hermitian rows into one complex inverse (Numerical Recipes
+// 12.3). F is chosen per shape by a cost model (fft_tile_size).
+//
+// Gradients: the input gradient is this FFT forward with the rotated, channel-transposed
+// filters (tiled_conv.h); the weight gradient runs im2col + GEMM.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "conv/tiled_conv.h"
+
+namespace fastconv::conv {
+
+namespace {
+
+// In-place radix-2 decimation-in-time complex FFT of a power-of-two size n on `lanes` signals
+// at once: element i of signal l is (re, im)[i * stride + l]. Forward: X[k] = sum_i x[i]
+// e^{-2 pi i ik/n}; inverse: the + sign and no 1/n (the filter transform carries the scale).
+template <class T>
+class RadixTwoFft {
+ public:
+  explicit RadixTwoFft(index_t n) : n_(n), cos_(n / 2), sin_(n / 2), bit_reversed_(n) {
+    const double pi = std::acos(-1.0);
+    for (index_t k = 0; k < n / 2; ++k) {
+      cos_[k] = static_cast<T>(std::cos(2 * pi * k / n));
+      sin_[k] = static_cast<T>(std::sin(2 * pi * k / n));
+    }
+    for (index_t i = 0, j = 0; i < n; ++i) {
+      bit_reversed_[i] = j;
+      index_t bit = n >> 1;
+      for (; j & bit; bit >>= 1) j ^= bit;
+      j |= bit;
+    }
+  }
+
+  void run(T* re, T* im, index_t stride, index_t lanes, bool inverse) const {
+    for (index_t i = 0; i < n_; ++i) {
+      const index_t j = bit_reversed_[i];
+      if (i < j)
+        for (index_t l = 0; l < lanes; ++l) {
+          std::swap(re[i * stride + l], re[j * stride + l]);
+          std::swap(im[i * stride + l], im[j * stride + l]);
+        }
+    }
+    for (index_t half = 1; half < n_; half *= 2) {
+      const index_t step = n_ / (2 * half);
+      for (index_t start = 0; start < n_; start += 2 * half)
+        for (index_t k = 0; k < half; ++k) {
+          const T wr = cos_[k * step], wi = inverse ? sin_[k * step] : -sin_[k * step];
+          butterfly(re + (start + k) * stride, im + (start + k) * stride, re + (start + k + half) * stride,
+                    im + (start + k + half) * stride, wr, wi, lanes);
+        }
+    }
+  }
+
+ private:
+  // (a, b) <- (a + w b, a - w b)
+  static void butterfly(T* __restrict ar, T* __restrict ai, T* __restrict br, T* __restrict bi, T wr, T wi,
+                        index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T tr = wr * br[l] - wi * bi[l], ti = wr * bi[l] + wi * br[l];
+      br[l] = ar[l] - tr;
+      bi[l] = ai[l] - ti;
+      ar[l] += tr;
+      ai[l] += ti;
+    }
+  }
+
+  index_t n_;
+  std::vector<T> cos_, sin_;
+  std::vector<index_t> bit_reversed_;
+};
+
+// The tiled driver's view of an F x F real FFT: F * (F/2 + 1) complex points (the other half
+// of the spectrum is their conjugate), two parts (re, im) each.
+template <class T>
+struct FftTransform {
+  index_t alpha_h, alpha_w, m_h, m_w, points, parts = 2;
+  index_t F, half, R, S;
+  RadixTwoFft<T> fft;
+
+  FftTransform(index_t tile, index_t r, index_t s)
+      : alpha_h(tile), alpha_w(tile), m_h(tile - r + 1), m_w(tile - s + 1), points(tile * (tile / 2 + 1)),
+        F(tile), half(tile / 2 + 1), R(r), S(s), fft(tile) {}
+
+  // Spectrum [F][half][lanes] (re, im), a complex row [F][lanes], and F x F filter patches.
+  index_t work_size(index_t lanes) const { return (2 * F * half + 2 * F + F * F) * lanes; }
+
+  // values[(2 pt + part) * lanes + l] = conj(DFT(w_l zero-padded to F x F))[pt] / F^2 for
+  // `lanes` consecutive R x S filters w_l.
+  void filter(const T* w, index_t lanes, T* values, T* work) const {
+    T* patch = work + (2 * F * half + 2 * F) * lanes;
+    std::fill(patch, patch + F * F * lanes, T(0));
+    for (index_t l = 0; l < lanes; ++l)
+      for (index_t r = 0; r < R; ++r)
+        for (index_t s = 0; s < S; ++s) patch[(r * F + s) * lanes + l] = w[(l * R + r) * S + s];
+    input(patch, lanes, values, 2 * lanes, lanes, work);
+    const T scale = T(1) / static_cast<T>(F * F);
+    for (index_t pt = 0; pt < points; ++pt)
+      for (index_t l = 0; l < lanes; ++l) {
+        values[2 * pt * lanes + l] *= scale;
+        values[(2 * pt + 1) * lanes + l] *= -scale;
+      }
+  }
+
+  // 2-D real DFT of `lanes` F x F tiles: rows (two real rows per complex FFT), then columns.
+  void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work) const {
+    T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
+    for (index_t a = 0; a < F; a += 2) {
+      std::memcpy(zr, tile + a * F * lanes, sizeof(T) * F * lanes);
+      std::memcpy(zi, tile + (a + 1) * F * lanes, sizeof(T) * F * lanes);
+      fft.run(zr, zi, lanes, lanes, false);
+      // z = x_a + i x_b: X_a[v] = (Z[v] + conj Z[-v]) / 2, X_b[v] = (Z[v] - conj Z[-v]) / 2i.
+      for (index_t v = 0; v < half; ++v) {
+        const T *z_r = zr + v * lanes, *z_i = zi + v * lanes;
+        const T *y_r = zr + (F - v) % F * lanes, *y_i = zi + (F - v) % F * lanes;
+        T *a_r = sr + (a * half + v) * lanes, *a_i = si + (a * half + v) * lanes;
+        T *b_r = a_r + half * lanes, *b_i = a_i + half * lanes;
+        for (index_t l = 0; l < lanes; ++l) {
+          a_r[l] = T(0.5) * (z_r[l] + y_r[l]);
+          a_i[l] = T(0.5) * (z_i[l] - y_i[l]);
+          b_r[l] = T(0.5) * (z_i[l] + y_i[l]);
+          b_i[l] = T(0.5) * (y_r[l] - z_r[l]);
+        }
+      }
+    }
+    for (index_t v = 0; v < half; ++v) fft.run(sr + v * lanes, si + v * lanes, half * lanes, lanes, false);
+    for (index_t pt = 0; pt < points; ++pt) {
+      std::memcpy(out + pt * point_stride, sr + pt * lanes, sizeof(T) * lanes);
+      std::memcpy(out + pt * point_stride + part_stride, si + pt * lanes, sizeof(T) * lanes);
+    }
+  }
+
+  // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
+  // (y_a + i y_b has spectrum Y_a + i Y_b) per complex inverse FFT.
+  void output(const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {
+    T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
+    for (index_t pt = 0; pt < points; ++pt) {
+      std::memcpy(sr + pt * lanes, in + pt * point_stride, sizeof(T) * lanes);
+      std::memcpy(si + pt * lanes, in + pt * point_stride + part_stride, sizeof(T) * lanes);
+    }
+    for (index_t v = 0; v < half; ++v) fft.run(sr + v * lanes, si + v * lanes, half * lanes, lanes, true);
+    for (index_t a = 0; a < m_h; a += 2) {
+      for (index_t v = 0; v < F; ++v) {
+        // Row spectra at v from the stored half: Y[v], or conj Y[F - v].
+        const index_t stored = v < half ? v : F - v;
+        const T sign = v < half ? T(1) : T(-1);
+        const T *ya_r = sr + (a * half + stored) * lanes, *ya_i = si + (a * half + stored) * lanes;
+        const T *yb_r = ya_r + half * lanes, *yb_i = ya_i + half * lanes;
+        T *z_r = zr + v * lanes, *z_i = zi + v * lanes;
+        for (index_t l = 0; l < lanes; ++l) {
+          z_r[l] = ya_r[l] - sign * yb_i[l];
+          z_i[l] = sign * ya_i[l] + yb_r[l];
+        }
+      }
+      fft.run(zr, zi, lanes, lanes, true);
+      std::memcpy(tile + a * m_w * lanes, zr, sizeof(T) * m_w * lanes);
+      if (a + 1 < m_h) std::memcpy(tile + (a + 1) * m_w * lanes, zi, sizeof(T) * m_w * lanes);
+    }
+  }
+};
+
+// The power-of-two tile size F with the least estimated work: per tile, the complex GEMMs
+// (4 real multiply-adds per point and channel pair) and the FFTs of every input and output
+// channel (~5 F^2 log2 F flops each, weighted x2 for their lower efficiency than the GEMM);
+// once, building and packing the transformed filters (points x 4 K Cg values, weighted as 16
+// tiles' worth of GEMM: it is memory traffic, not arithmetic).
+index_t fft_tile_size(const TiledGeometry& g, index_t R, index_t S) {
+  index_t best = 0;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (index_t F = 8; F <= kFftMaxKernel + 1; F *= 2) {
+    if (F < std::max(R, S)) continue;
+    const double tiles = static_cast<double>(g.N * ceil_div(g.P, F - R + 1) * ceil_div(g.Q, F - S + 1));
+    const double gemm = 4.0 * F * (F / 2 + 1) * (g.C / g.groups) * g.K;
+    const double transforms = 10.0 * F * F * std::log2(F) * (g.C + g.K);
+    const double cost = tiles * (gemm + transforms) + 16 * gemm;
+    if (cost < best_cost) best = F, best_cost = cost;
+  }
+  return best;
+}
+
+template <class T>
+void fft_conv(const TiledGeometry& g, const T* x, const T* w, index_t R, index_t S, const T* bias, bool relu, T* y) {
+  tiled_conv(g, FftTransform<T>(fft_tile_size(g, R, S), R, S), x, w, R, S, bias, relu, y);
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  fft_conv(forward_geometry(s), x, w, s.R, s.S, bias, relu, y);
+}
+
+template <class T>
+void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const std::vector<T> rotated = rotated_transposed_weights(s, w);
+  fft_conv(backward_input_geometry(s), grad_y, rotated.data(), s.R, s.S, static_cast<const T*>(nullptr), false,
+           grad_x);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                 \
+  template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_fft<T>(const Conv2dShape&, const T*, const T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv

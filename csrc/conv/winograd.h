@@ -1,0 +1,111 @@
+// Winograd minimal filtering F(m x m, 3 x 3), after Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks" (CVPR 2016): one m x m output tile of a 3x3 correlation is
+//     Y = A^T [ (G g G^T) . (B^T d B) ] A                        (their equation 8)
+// for an (m+2) x (m+2) input tile d and a 3x3 filter g. F(2x2, 3x3) uses their section 4.1
+// matrices; F(4x4, 3x3) the interpolation points 0, 1, -1, 2, -2 and infinity (their section
+// 4.2, the matrices of Lavin's wincnn). The transforms are 1-D codelets (NNPACK style) applied
+// to the columns, then the rows, of a tile; each codelet runs over `lanes` tiles at once.
+#pragma once
+#include "core/view.h"
+
+namespace fastconv::conv::winograd {
+
+// Every codelet reads in[i * is + l] and writes out[j * os + l] for l < lanes.
+template <int M>
+struct F3;
+
+template <>
+struct F3<2> {
+  static constexpr int m = 2, alpha = 4;
+
+  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+  template <class T>
+  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l];
+      out[l] = d0 - d2;
+      out[os + l] = d1 + d2;
+      out[2 * os + l] = d2 - d1;
+      out[3 * os + l] = d1 - d3;
+    }
+  }
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+  template <class T>
+  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
+      out[l] = g0;
+      out[os + l] = T(0.5) * (g0 + g1 + g2);
+      out[2 * os + l] = T(0.5) * (g0 - g1 + g2);
+      out[3 * os + l] = g2;
+    }
+  }
+  // A^T = [1 1 1 0; 0 1 -1 -1]
+  template <class T>
+  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l];
+      out[l] = m0 + m1 + m2;
+      out[os + l] = m1 - m2 - m3;
+    }
+  }
+};
+
+template <>
+struct F3<4> {
+  static constexpr int m = 4, alpha = 6;
+
+  // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+  template <class T>
+  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l], d4 = in[4 * is + l],
+              d5 = in[5 * is + l];
+      const T a = d4 - T(4) * d2, b = d3 - T(4) * d1, c = d4 - d2, e = T(2) * (d3 - d1);
+      out[l] = T(4) * d0 - T(5) * d2 + d4;
+      out[os + l] = a + b;
+      out[2 * os + l] = a - b;
+      out[3 * os + l] = c + e;
+      out[4 * os + l] = c - e;
+      out[5 * os + l] = T(4) * d1 - T(5) * d3 + d5;
+    }
+  }
+  // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+  template <class T>
+  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
+      const T even = g0 + g2, quarter_g0_plus_g2 = g0 / T(4) + g2;
+      out[l] = g0 / T(4);
+      out[os + l] = -(even + g1) / T(6);
+      out[2 * os + l] = -(even - g1) / T(6);
+      out[3 * os + l] = (quarter_g0_plus_g2 + g1 / T(2)) / T(6);
+      out[4 * os + l] = (quarter_g0_plus_g2 - g1 / T(2)) / T(6);
+      out[5 * os + l] = g2;
+    }
+  }
+  // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+  template <class T>
+  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l], m4 = in[4 * is + l],
+              m5 = in[5 * is + l];
+      const T s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+      out[l] = m0 + s12 + s34;
+      out[os + l] = d12 + T(2) * d34;
+      out[2 * os + l] = s12 + T(4) * s34;
+      out[3 * os + l] = d12 + T(8) * d34 + m5;
+    }
+  }
+};
+
+// out[(i * n_out + j) * os + l] = sum_{a, b} C[i][a] C[j][b] in[(a * n_in + b) * is + l] for the
+// 1-D codelet C (n_in -> n_out): columns first into `work` (n_out * n_in * lanes), then rows.
+template <class T, class Codelet>
+void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is, T* out, index_t os,
+                  index_t lanes, T* work) {
+  for (int b = 0; b < n_in; ++b) codelet(in + b * is, n_in * is, work + b * lanes, n_in * lanes, lanes);
+  for (int i = 0; i < n_out; ++i) codelet(work + i * n_in * lanes, lanes, out + i * n_out * os, os, lanes);
+}
+
+}  // namespace fastconv::conv::winograd

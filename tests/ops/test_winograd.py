@@ -1,0 +1,138 @@
+"""Winograd F(2x2,3x3) and F(4x4,3x3): transform codelets against their matrices (Lavin & Gray
+2016, eq. 8), measured error bounds against the float64 direct convolution, gradients."""
+from fractions import Fraction as Fr
+
+import numpy as np
+import pytest
+
+from fastconv import _C, ops
+from fastconv.ops.conv import conv2d_arguments
+from tests.reference import conv2d_reference, numeric_gradient
+
+# B^T, G, A^T as Lavin & Gray give them; F(4,3) from the points 0, 1, -1, 2, -2, infinity.
+MATRICES = {
+    2: dict(
+        BT=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        G=[[1, 0, 0], [Fr(1, 2), Fr(1, 2), Fr(1, 2)], [Fr(1, 2), Fr(-1, 2), Fr(1, 2)], [0, 0, 1]],
+        AT=[[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: dict(
+        BT=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        G=[[Fr(1, 4), 0, 0], [Fr(-1, 6), Fr(-1, 6), Fr(-1, 6)], [Fr(-1, 6), Fr(1, 6), Fr(-1, 6)],
+           [Fr(1, 24), Fr(1, 12), Fr(1, 6)], [Fr(1, 24), Fr(-1, 12), Fr(1, 6)], [0, 0, 1]],
+        AT=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+
+# Measured max|y - y_direct| / max|y| on standard-normal data (C = 64..128, 3x3), and the bound
+# asserted here (about 5x the measurement). F(4x4) is ~20x less accurate than F(2x2): its
+# transforms carry the factors 4, 5, 8 and 1/24 of the larger interpolation points.
+#   winograd_2x3: float32 3.6e-7, float64 2.1e-15   -> bounds 2e-6, 1e-14
+#   winograd_4x3: float32 7.6e-6, float64 1.6e-14   -> bounds 5e-5, 1e-13
+ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64): 1e-14,
+               ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13}
+ALGOS = ["winograd_2x3", "winograd_4x3"]
+
+
+def _matrix(rows):
+    return np.array([[float(v) for v in row] for row in rows])
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_codelets_match_their_matrices(rng, tile, dtype):
+    m = {name: _matrix(rows) for name, rows in MATRICES[tile].items()}
+    alpha = tile + 2
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    d = rng.standard_normal((5, alpha, alpha)).astype(dtype)
+    g = rng.standard_normal((5, 3, 3)).astype(dtype)
+    expected = {"input": m["BT"] @ d @ m["BT"].T, "filter": m["G"] @ g @ m["G"].T, "output": m["AT"] @ d @ m["AT"].T}
+    for which, tiles in (("input", d), ("filter", g), ("output", d)):
+        out = _C.winograd_codelet(which, tile, tiles)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, expected[which], rtol=0, atol=tol * 50)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_transforms_compute_a_3x3_correlation(rng, tile):
+    """A^T [(G g G^T) . (B^T d B)] A is the valid correlation of the tile d with g (eq. 8)."""
+    d = rng.standard_normal((3, tile + 2, tile + 2))
+    g = rng.standard_normal((3, 3, 3))
+    product = _C.winograd_codelet("filter", tile, g) * _C.winograd_codelet("input", tile, d)
+    y = _C.winograd_codelet("output", tile, product)
+    direct = np.array([[[np.sum(d[i, p:p + 3, q:q + 3] * g[i]) for q in range(tile)] for p in range(tile)]
+                       for i in range(3)])
+    np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_codelet_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="which: expected"):
+        _C.winograd_codelet("middle", 2, np.zeros((1, 4, 4)))
+    with pytest.raises(ValueError, match="tile: expected 2 or 4"):
+        _C.winograd_codelet("input", 3, np.zeros((1, 5, 5)))
+    with pytest.raises(ValueError, match=r"tiles: expected shape \(count, 6, 6\)"):
+        _C.winograd_codelet("input", 4, np.zeros((1, 4, 4)))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 64, 16, 16, 32), (1, 96, 11, 13, 20)])
+def test_error_stays_inside_the_documented_bound(rng, algo, dtype, shape):
+    n, c, h, w_, k = shape
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c, 3, 3))
+    ref = conv2d_reference(x, w, None, (1, 1), (1, 1), (1, 1))
+    y = ops.conv2d(x.astype(dtype), w.astype(dtype), padding=1, algo=algo)
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
+
+
+# (N, C, H, W, K, padding, groups): odd sizes, padding wider than the kernel's half-width,
+# groups, batch 1, channels off the vector width.
+GRADIENT_CASES = [
+    (1, 3, 7, 9, 5, 1, 1),
+    (2, 4, 6, 5, 6, 2, 2),
+    (1, 2, 5, 5, 3, (3, 0), 1),
+    (1, 17, 4, 5, 3, 0, 1),
+    (1, 6, 4, 4, 6, 1, 6),
+]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("case", GRADIENT_CASES)
+def test_gradients_match_numeric(rng, algo, case):
+    n, c, h, w_, k, padding, groups = case
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c // groups, 3, 3))
+    y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo=algo)
+    gy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, 1, padding, 1, groups, algo=algo)
+    conv = lambda xx, ww: conv2d_reference(xx, ww, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
+    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_input_gradient_float32(rng, algo):
+    x = rng.standard_normal((2, 24, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((20, 24, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((2, 20, 10, 9)).astype(np.float32)
+    dx = ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo)
+    ref = ops.conv2d_input(x.shape, w.astype(np.float64), gy.astype(np.float64), padding=1, algo="im2col")
+    assert dx.dtype == np.float32
+    assert np.abs(dx - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, np.float32]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("kwargs,why", [
+    (dict(weight=(4, 3, 5, 5)), "needs a 3x3 kernel"),
+    (dict(weight=(4, 3, 3, 1)), "needs a 3x3 kernel"),
+    (dict(stride=2), "needs stride 1 and dilation 1"),
+    (dict(dilation=2), "needs stride 1 and dilation 1"),
+])
+def test_unsupported_shapes_are_refused(algo, kwargs, why):
+    kwargs = dict(kwargs)  # parametrised dicts are shared between cases
+    w = np.zeros(kwargs.pop("weight", (4, 3, 3, 3)))
+    with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution: .*{why}"):
+        ops.conv2d(np.zeros((1, 3, 9, 9)), w, padding=1, algo=algo, **kwargs)
