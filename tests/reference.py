@@ -61,3 +61,40 @@ def numeric_gradient(f, x, grad_out, eps=1e-6):
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * eps)
     return grad
+
+
+@njit(cache=True)
+def _conv_transpose2d_scatter(x, w, stride, pad, dilation, groups, out_h, out_w):
+    n_img, c_in = x.shape[0], x.shape[1]
+    c_out_per_group, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    c_in_per_group = c_in // groups
+    y = np.zeros((n_img, c_out_per_group * groups, out_h, out_w))
+    for n in range(n_img):
+        for ci in range(c_in):
+            g = ci // c_in_per_group
+            for h in range(x.shape[2]):
+                for v in range(x.shape[3]):
+                    for co in range(c_out_per_group):
+                        for r in range(kh):
+                            oh = h * stride[0] - pad[0] + r * dilation[0]
+                            if oh < 0 or oh >= out_h:
+                                continue
+                            for s in range(kw):
+                                ow = v * stride[1] - pad[1] + s * dilation[1]
+                                if 0 <= ow < out_w:
+                                    y[n, g * c_out_per_group + co, oh, ow] += x[n, ci, h, v] * w[ci, co, r, s]
+    return y
+
+
+def conv_transpose2d_reference(x, w, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                               groups=1, dilation=(1, 1)):
+    """Transposed convolution in float64 by its definition: each input pixel scatters its
+    weighted kernel into the output."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    out = [(x.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (w.shape[2 + d] - 1)
+           + output_padding[d] + 1 for d in range(2)]
+    y = _conv_transpose2d_scatter(x, w, np.array(stride), np.array(padding), np.array(dilation), groups, *out)
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y

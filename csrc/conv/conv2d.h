@@ -12,7 +12,7 @@ namespace fastconv::conv {
 struct Conv2dParams {
   std::array<index_t, 2> stride{1, 1};
   std::array<index_t, 2> pad_begin{0, 0};  // top, left
-  std::array<index_t, 2> pad_end{0, 0};    // bottom, right
+  std::array<index_t, 2> pad_end{0, 0};    // bottom, right; negative crops the input's end
   std::array<index_t, 2> dilation{1, 1};
   index_t groups = 1;
 };
@@ -55,5 +55,9 @@ void conv2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T*
 template <class T>
 void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                             T* grad_bias);
+
+// grad_bias[k] = sum of grad_y[n, k, :] over images and pixels (accumulated in double).
+template <class T>
+void channel_sums(const T* grad_y, index_t N, index_t K, index_t pixels, T* grad_bias);
 
 }  // namespace fastconv::conv

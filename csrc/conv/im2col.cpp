@@ -161,14 +161,17 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
                     {T(1), n0 == 0 ? T(0) : T(1)});
     }
   }
-  if (!grad_bias) return;
-  const index_t PQ = s.pixels();
-  parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+  if (grad_bias) channel_sums(grad_y, s.N, s.K, s.pixels(), grad_bias);
+}
+
+template <class T>
+void channel_sums(const T* grad_y, index_t N, index_t K, index_t pixels, T* grad_bias) {
+  parallel_for(0, K, 1, [&](index_t lo, index_t hi) {
     for (index_t k = lo; k < hi; ++k) {
       double sum = 0;  // N*P*Q terms: accumulate wide
-      for (index_t n = 0; n < s.N; ++n) {
-        const T* row = grad_y + (n * s.K + k) * PQ;
-        for (index_t i = 0; i < PQ; ++i) sum += row[i];
+      for (index_t n = 0; n < N; ++n) {
+        const T* row = grad_y + (n * K + k) * pixels;
+        for (index_t i = 0; i < pixels; ++i) sum += row[i];
       }
       grad_bias[k] = static_cast<T>(sum);
     }
@@ -178,7 +181,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
 #define FASTCONV_INSTANTIATE(T)                                                                  \
   template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);        \
   template void conv2d_backward_input<T>(const Conv2dShape&, const T*, const T*, T*);           \
-  template void conv2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+  template void conv2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, T*);     \
+  template void channel_sums<T>(const T*, index_t, index_t, index_t, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
