@@ -11,6 +11,8 @@
 #include "core/py_view.h"
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
+#include "norm/batchnorm.h"
+#include "vision/pooling.h"
 #include "gemm/gemm.h"
 
 namespace py = pybind11;
@@ -187,6 +189,173 @@ void bind_conv_transpose2d(py::module_& m) {
      py::arg("grad_bias"), CONV_TRANSPOSE_ARGS);
 }
 
+// The arrays every batch_norm forward reads and writes, checked against x's shape.
+template <class T>
+std::pair<norm::BatchNormShape, norm::BatchNormForward<T>> batch_norm_views(
+    py::array x, py::object residual, py::object gamma, py::object beta, py::array y, bool relu) {
+  const auto dims = shape4(x, "input", "(N, C, H, W)");
+  const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
+  norm::BatchNormForward<T> f;
+  f.x = nchw_arg<const T>(x, "input", dims);
+  f.residual = residual.is_none() ? nullptr : nchw_arg<const T>(residual.cast<py::array>(), "residual", dims);
+  f.gamma = vector_arg<const T>(gamma, "weight", s.C);
+  f.beta = vector_arg<const T>(beta, "bias", s.C);
+  f.relu = relu;
+  f.y = nchw_arg<T>(y, "out", dims);
+  return {s, f};
+}
+
+#define BATCH_NORM_ARGS py::arg("input"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("out")
+
+void bind_batch_norm(py::module_& m) {
+  m.def("batch_norm_train_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
+                                       py::object running_mean, py::object running_var, py::array y,
+                                       py::array save_mean, py::array save_invstd, double momentum, double eps,
+                                       bool relu) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
+      T* rm = vector_arg<T>(running_mean, "running_mean", s.C);
+      T* rv = vector_arg<T>(running_var, "running_var", s.C);
+      T* sm = vector_arg<T>(save_mean, "save_mean", s.C);
+      T* si = vector_arg<T>(save_invstd, "save_invstd", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
+    });
+  }, BATCH_NORM_ARGS, py::arg("save_mean"), py::arg("save_invstd"), py::arg("momentum"), py::arg("eps"),
+     py::arg("relu"));
+
+  m.def("batch_norm_eval_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
+                                      py::array running_mean, py::array running_var, py::array y, double eps,
+                                      bool relu) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
+      const T* rm = vector_arg<const T>(running_mean, "running_mean", s.C);
+      const T* rv = vector_arg<const T>(running_var, "running_var", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
+    });
+  }, BATCH_NORM_ARGS, py::arg("eps"), py::arg("relu"));
+
+  m.def("batch_norm_backward", [](py::array grad_y, py::array x, py::object y, py::object gamma, py::array mean,
+                                  py::array invstd, bool training, py::array grad_x, py::object grad_z,
+                                  py::array grad_gamma, py::array grad_beta) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto dims = shape4(x, "input", "(N, C, H, W)");
+      const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
+      norm::BatchNormBackward<T> b;
+      b.grad_y = nchw_arg<const T>(grad_y, "grad_output", dims);
+      b.x = nchw_arg<const T>(x, "input", dims);
+      b.y = y.is_none() ? nullptr : nchw_arg<const T>(y.cast<py::array>(), "output", dims);
+      b.gamma = vector_arg<const T>(gamma, "weight", s.C);
+      b.mean = vector_arg<const T>(mean, "mean", s.C);
+      b.invstd = vector_arg<const T>(invstd, "invstd", s.C);
+      b.training = training;
+      b.grad_x = nchw_arg<T>(grad_x, "grad_input", dims);
+      b.grad_residual = grad_z.is_none() ? nullptr : nchw_arg<T>(grad_z.cast<py::array>(), "grad_residual", dims);
+      b.grad_gamma = vector_arg<T>(grad_gamma, "grad_weight", s.C);
+      b.grad_beta = vector_arg<T>(grad_beta, "grad_bias", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_backward<T>(s, b);
+    });
+  }, py::arg("grad_output"), py::arg("input"), py::arg("output"), py::arg("weight"), py::arg("mean"),
+     py::arg("invstd"), py::arg("training"), py::arg("grad_input"), py::arg("grad_residual"), py::arg("grad_weight"),
+     py::arg("grad_bias"));
+}
+
+vision::Pool2dWindow pool_window(Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+  return {kernel, stride, padding, dilation, ceil_mode};
+}
+
+#define POOL_WINDOW_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode")
+
+void bind_pooling(py::module_& m) {
+  m.def("pool2d_output_shape", [](std::array<index_t, 4> input, Pair k, Pair st, Pair pad, Pair dl, bool ceil) {
+    return vision::Pool2dShape::windowed(input, pool_window(k, st, pad, dl, ceil)).output_shape();
+  }, py::arg("input_shape"), POOL_WINDOW_ARGS);
+
+  m.def("max_pool2d_forward", [](py::array x, py::array y, py::object indices, Pair k, Pair st, Pair pad, Pair dl,
+                                 bool ceil) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, dl, ceil));
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      std::int64_t* ip = indices.is_none() ? nullptr : nchw_arg<std::int64_t>(indices.cast<py::array>(), "indices", s.output_shape());
+      py::gil_scoped_release release;
+      vision::max_pool2d_forward<T>(s, xp, yp, ip);
+    });
+  }, py::arg("input"), py::arg("out"), py::arg("indices"), POOL_WINDOW_ARGS);
+
+  m.def("max_pool2d_backward", [](py::array grad_y, py::array indices, py::array grad_x) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
+      const auto in = shape4(grad_x, "grad_input", "(N, C, H, W)");
+      check(in[0] == out[0] && in[1] == out[1], "input_shape: batch and channels must match grad_output's");
+      const vision::Pool2dShape s{in[0], in[1], in[2], in[3], out[2], out[3], {}};
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      const std::int64_t* ip = nchw_arg<const std::int64_t>(indices, "indices", s.output_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      py::gil_scoped_release release;
+      vision::max_pool2d_backward<T>(s, dyp, ip, dxp);
+    });
+  }, py::arg("grad_output"), py::arg("indices"), py::arg("grad_input"));
+
+  m.def("avg_pool2d_forward", [](py::array x, py::array y, Pair k, Pair st, Pair pad, bool ceil,
+                                 bool count_include_pad, index_t divisor_override) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, {1, 1}, ceil));
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      py::gil_scoped_release release;
+      vision::avg_pool2d_forward<T>(s, count_include_pad, divisor_override, xp, yp);
+    });
+  }, py::arg("input"), py::arg("out"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+     py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
+
+  m.def("avg_pool2d_backward", [](py::array grad_y, py::array grad_x, Pair k, Pair st, Pair pad, bool ceil,
+                                  bool count_include_pad, index_t divisor_override) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(grad_x, "grad_input", "(N, C, H, W)"),
+                                                   pool_window(k, st, pad, {1, 1}, ceil));
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      py::gil_scoped_release release;
+      vision::avg_pool2d_backward<T>(s, count_include_pad, divisor_override, dyp, dxp);
+    });
+  }, py::arg("grad_output"), py::arg("grad_input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+     py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
+
+  m.def("adaptive_avg_pool2d_forward", [](py::array x, py::array y) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(y, "out", "(N, C, P, Q)");
+      const auto s = vision::Pool2dShape::adaptive(shape4(x, "input", "(N, C, H, W)"), {out[2], out[3]});
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      py::gil_scoped_release release;
+      vision::adaptive_avg_pool2d_forward<T>(s, xp, yp);
+    });
+  }, py::arg("input"), py::arg("out"));
+
+  m.def("adaptive_avg_pool2d_backward", [](py::array grad_y, py::array grad_x) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
+      const auto s = vision::Pool2dShape::adaptive(shape4(grad_x, "grad_input", "(N, C, H, W)"), {out[2], out[3]});
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      py::gil_scoped_release release;
+      vision::adaptive_avg_pool2d_backward<T>(s, dyp, dxp);
+    });
+  }, py::arg("grad_output"), py::arg("grad_input"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -197,4 +366,6 @@ PYBIND11_MODULE(_C, m) {
   bind_gemm(m);
   bind_conv2d(m);
   bind_conv_transpose2d(m);
+  bind_batch_norm(m);
+  bind_pooling(m);
 }

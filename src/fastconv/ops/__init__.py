@@ -2,6 +2,12 @@
 from fastconv.ops.matmul import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from fastconv.ops.batch_norm import batch_norm, batch_norm_backward, fold_bn_into_conv
+from fastconv.ops.pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                                  avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
-           "conv_transpose2d", "conv_transpose2d_backward"]
+           "conv_transpose2d", "conv_transpose2d_backward",
+           "batch_norm", "batch_norm_backward", "fold_bn_into_conv",
+           "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
