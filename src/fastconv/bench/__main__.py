@@ -10,7 +10,7 @@ import sys
 import time
 from importlib import resources
 
-SECTIONS = {"conv2d": "fastconv.bench.conv"}
+SECTIONS = {"conv2d": "fastconv.bench.conv", "norm_pool": "fastconv.bench.norm_pool"}
 
 
 def _clean_openblas_environment():
