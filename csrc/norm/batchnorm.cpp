@@ -70,56 +70,65 @@ void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, in
   }
 }
 
-// The gradient reaching bn(x): grad_y where the ReLU passed it (PyTorch's threshold_backward
-// zeroes it where the output is <= 0).
-template <class T, bool kRelu>
-inline T masked_grad(const T* grad_y, const T* y, index_t i) {
-  if constexpr (kRelu) return y[i] <= T(0) ? T(0) : grad_y[i];
-  return grad_y[i];
+// With a ReLU, the gradient reaching bn(x) is grad_y where the ReLU passed it (PyTorch's
+// threshold_backward zeroes it where the output is <= 0). It is written into grad_x first, a
+// plane at a time, so that every loop below handles one type and vectorises: a select mixed
+// into the double reduction compiled to a branch, and the mask is random.
+template <class T>
+const T* masked_grad_plane(const T* grad_y, const T* y, index_t n, T* g) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) {
+    const T out = y[i], dy = grad_y[i];
+    g[i] = out <= T(0) ? T(0) : dy;
+  }
+  return g;
 }
 
 struct GradSums {
   double grad, grad_xmu;  // sum of g and of g * (x - mean)
 };
 
-template <class T, bool kRelu>
+template <class T>
 GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c) {
   const double mean = b.mean[c];
   double sum = 0, sum_xmu = 0;
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    const T *dy = b.grad_y + offset, *x = b.x + offset, *y = b.y + (kRelu ? offset : 0);
+    const T* x = b.x + offset;
+    const T* g = b.y ? masked_grad_plane(b.grad_y + offset, b.y + offset, s.HW, b.grad_x + offset)
+                     : b.grad_y + offset;
 #pragma omp simd reduction(+ : sum, sum_xmu)
     for (index_t i = 0; i < s.HW; ++i) {
-      const double g = masked_grad<T, kRelu>(dy, y, i);
-      sum += g;
-      sum_xmu += g * (static_cast<double>(x[i]) - mean);
+      sum += g[i];
+      sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
     }
   }
   return {sum, sum_xmu};
 }
 
-// grad_x = k * g + (x - mean) * k_xmu + k_0, and grad_residual = g.
-template <class T, bool kRelu, bool kResidual>
+// grad_x = k * g + (x - mean) * k_xmu + k_0, and grad_residual = g; g is read from grad_x
+// itself when channel_grad_sums put the masked gradient there.
+template <class T, bool kResidual>
 void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T k, T k_xmu, T k_0) {
   const T mean = b.mean[c];
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    const T *dy = b.grad_y + offset, *x = b.x + offset, *y = b.y + (kRelu ? offset : 0);
+    const T* x = b.x + offset;
+    const T* g = (b.y ? b.grad_x : b.grad_y) + offset;
     T* dx = b.grad_x + offset;
     T* dz = b.grad_residual + (kResidual ? offset : 0);
 #pragma omp simd
     for (index_t i = 0; i < s.HW; ++i) {
-      const T g = masked_grad<T, kRelu>(dy, y, i);
-      dx[i] = k * g + (x[i] - mean) * k_xmu + k_0;
-      if constexpr (kResidual) dz[i] = g;
+      const T gi = g[i];
+      if constexpr (kResidual) dz[i] = gi;
+      dx[i] = k * gi + (x[i] - mean) * k_xmu + k_0;
     }
   }
 }
 
-template <class T, bool kRelu>
+template <class T>
 void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c) {
-  const GradSums sums = channel_grad_sums<T, kRelu>(s, b, c);
+  const GradSums sums = channel_grad_sums(s, b, c);
   const double invstd = b.invstd[c], gamma = b.gamma ? b.gamma[c] : 1.0, m = static_cast<double>(s.count());
   b.grad_beta[c] = static_cast<T>(sums.grad);
   b.grad_gamma[c] = static_cast<T>(sums.grad_xmu * invstd);
@@ -128,8 +137,8 @@ void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, in
   const double k = gamma * invstd;
   const double k_xmu = b.training ? -k * invstd * invstd * sums.grad_xmu / m : 0.0;
   const double k_0 = b.training ? -k * sums.grad / m : 0.0;
-  if (b.grad_residual) channel_grad_input<T, kRelu, true>(s, b, c, T(k), T(k_xmu), T(k_0));
-  else channel_grad_input<T, kRelu, false>(s, b, c, T(k), T(k_xmu), T(k_0));
+  if (b.grad_residual) channel_grad_input<T, true>(s, b, c, T(k), T(k_xmu), T(k_0));
+  else channel_grad_input<T, false>(s, b, c, T(k), T(k_xmu), T(k_0));
 }
 
 }  // namespace
@@ -168,10 +177,7 @@ void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>&
 template <class T>
 void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
-    for (index_t c = lo; c < hi; ++c) {
-      if (b.y) channel_backward<T, true>(s, b, c);
-      else channel_backward<T, false>(s, b, c);
-    }
+    for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c);
   });
 }
 

@@ -52,15 +52,19 @@ void for_each_plane(const Pool2dShape& s, const Fn& fn) {
   });
 }
 
-// One output row of max pooling: PyTorch's `if (val > maxval || isnan(val))` update.
+// One output row of max pooling: PyTorch's `if (val > maxval || isnan(val))` update, as
+// unconditional selects (a branch on real data mispredicts often). The row's indices are kept
+// as int32, the width of a float lane, so the select vectorises; they are widened to PyTorch's
+// int64 once per row. `row_idx` holds Q values.
 template <class T, bool kIndices>
-void max_pool_row(const Pool2dShape& s, const T* in, index_t oh, T* y, std::int64_t* idx) {
+void max_pool_row(const Pool2dShape& s, const T* in, index_t oh, T* y, std::int32_t* row_idx) {
   const auto& w = s.win;
   const index_t h0 = oh * w.stride[0] - w.padding[0];
   const index_t first_h = first_tap(h0, w.dilation[0]);
   for (index_t q = 0; q < s.Q; ++q) {
     y[q] = -std::numeric_limits<T>::infinity();
-    if constexpr (kIndices) idx[q] = first_h * s.W + first_tap(q * w.stride[1] - w.padding[1], w.dilation[1]);
+    if constexpr (kIndices)
+      row_idx[q] = static_cast<std::int32_t>(first_h * s.W + first_tap(q * w.stride[1] - w.padding[1], w.dilation[1]));
   }
   for (index_t r = 0; r < w.kernel[0]; ++r) {
     const index_t ih = h0 + r * w.dilation[0];
@@ -70,12 +74,12 @@ void max_pool_row(const Pool2dShape& s, const T* in, index_t oh, T* y, std::int6
       const Range qs = tap_range(offset, w.stride[1], s.W, s.Q);
       const T* src = in + ih * s.W + offset;
       const index_t sw = w.stride[1];
+      const std::int32_t tap0 = static_cast<std::int32_t>(ih * s.W + offset);
       for (index_t q = qs.lo; q < qs.hi; ++q) {
-        const T v = src[q * sw];
-        if (v > y[q] || std::isnan(v)) {
-          y[q] = v;
-          if constexpr (kIndices) idx[q] = ih * s.W + offset + q * sw;
-        }
+        const T v = src[q * sw], best = y[q];
+        const bool take = (v > best) | (v != v);  // `|`: no short-circuit branch
+        y[q] = take ? v : best;
+        if constexpr (kIndices) row_idx[q] = take ? tap0 + static_cast<std::int32_t>(q * sw) : row_idx[q];
       }
     }
   }
@@ -135,6 +139,8 @@ Pool2dShape Pool2dShape::windowed(const std::array<index_t, 4>& input, const Poo
   }
   s.P = out[0];
   s.Q = out[1];
+  // Max pooling keeps a row's indices as int32 while it works (max_pool_row).
+  check(s.H * s.W <= INT32_MAX, "input: planes of more than 2^31 - 1 values are not supported");
   return s;
 }
 
@@ -150,10 +156,15 @@ template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* indices) {
   for_each_plane(s, [&](index_t plane) {
     const T* in = x + plane * s.H * s.W;
+    std::vector<std::int32_t> row_idx(indices ? s.Q : 0);
     for (index_t oh = 0; oh < s.P; ++oh) {
       const index_t o = (plane * s.P + oh) * s.Q;
-      if (indices) max_pool_row<T, true>(s, in, oh, y + o, indices + o);
-      else max_pool_row<T, false>(s, in, oh, y + o, nullptr);
+      if (!indices) {
+        max_pool_row<T, false>(s, in, oh, y + o, nullptr);
+        continue;
+      }
+      max_pool_row<T, true>(s, in, oh, y + o, row_idx.data());
+      std::copy(row_idx.begin(), row_idx.end(), indices + o);
     }
   });
 }
