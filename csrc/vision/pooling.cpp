@@ -52,12 +52,27 @@ void for_each_plane(const Pool2dShape& s, const Fn& fn) {
   });
 }
 
-// One output row of max pooling: PyTorch's `if (val > maxval || isnan(val))` update, as
-// unconditional selects (a branch on real data mispredicts often). The row's indices are kept
-// as int32, the width of a float lane, so the select vectorises; they are widened to PyTorch's
-// int64 once per row. `row_idx` holds Q values.
+// One kernel tap swept over a row of outputs: PyTorch's `if (val > maxval || isnan(val))`
+// update, as unconditional selects (a branch on real data mispredicts often). kStride > 0 fixes
+// the input stride at compile time (1 and 2 are the common ones), so the strided loads vectorise.
+template <class T, bool kIndices, index_t kStride>
+void max_pool_tap(const T* __restrict src, Range qs, index_t runtime_stride, std::int32_t tap0, T* __restrict y,
+                  std::int32_t* __restrict row_idx) {
+  const index_t sw = kStride > 0 ? kStride : runtime_stride;
+  for (index_t q = qs.lo; q < qs.hi; ++q) {
+    const T v = src[q * sw], best = y[q];
+    const bool take = (v > best) | (v != v);  // `|`: no short-circuit branch
+    y[q] = take ? v : best;
+    if constexpr (kIndices) row_idx[q] = take ? tap0 + static_cast<std::int32_t>(q * sw) : row_idx[q];
+  }
+}
+
+// One output row of max pooling. The row's indices are kept as int32, the width of a float
+// lane, so the selects vectorise; they are widened to PyTorch's int64 once per row.
+// `row_idx` holds Q values; `columns[k]` is kernel column k's tap_range, the same for every row.
 template <class T, bool kIndices>
-void max_pool_row(const Pool2dShape& s, const T* in, index_t oh, T* y, std::int32_t* row_idx) {
+void max_pool_row(const Pool2dShape& s, const std::vector<Range>& columns, const T* in, index_t oh, T* y,
+                  std::int32_t* row_idx) {
   const auto& w = s.win;
   const index_t h0 = oh * w.stride[0] - w.padding[0];
   const index_t first_h = first_tap(h0, w.dilation[0]);
@@ -66,21 +81,18 @@ void max_pool_row(const Pool2dShape& s, const T* in, index_t oh, T* y, std::int3
     if constexpr (kIndices)
       row_idx[q] = static_cast<std::int32_t>(first_h * s.W + first_tap(q * w.stride[1] - w.padding[1], w.dilation[1]));
   }
+  const index_t sw = w.stride[1];
   for (index_t r = 0; r < w.kernel[0]; ++r) {
     const index_t ih = h0 + r * w.dilation[0];
     if (ih < 0 || ih >= s.H) continue;
     for (index_t k = 0; k < w.kernel[1]; ++k) {
       const index_t offset = k * w.dilation[1] - w.padding[1];
-      const Range qs = tap_range(offset, w.stride[1], s.W, s.Q);
+      const Range qs = columns[k];
       const T* src = in + ih * s.W + offset;
-      const index_t sw = w.stride[1];
-      const std::int32_t tap0 = static_cast<std::int32_t>(ih * s.W + offset);
-      for (index_t q = qs.lo; q < qs.hi; ++q) {
-        const T v = src[q * sw], best = y[q];
-        const bool take = (v > best) | (v != v);  // `|`: no short-circuit branch
-        y[q] = take ? v : best;
-        if constexpr (kIndices) row_idx[q] = take ? tap0 + static_cast<std::int32_t>(q * sw) : row_idx[q];
-      }
+      const auto tap0 = static_cast<std::int32_t>(ih * s.W + offset);
+      if (sw == 1) max_pool_tap<T, kIndices, 1>(src, qs, sw, tap0, y, row_idx);
+      else if (sw == 2) max_pool_tap<T, kIndices, 2>(src, qs, sw, tap0, y, row_idx);
+      else max_pool_tap<T, kIndices, 0>(src, qs, sw, tap0, y, row_idx);
     }
   }
 }
@@ -154,16 +166,20 @@ Pool2dShape Pool2dShape::adaptive(const std::array<index_t, 4>& input, const std
 
 template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* indices) {
+  const auto& w = s.win;
+  std::vector<Range> columns(w.kernel[1]);
+  for (index_t k = 0; k < w.kernel[1]; ++k)
+    columns[k] = tap_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
   for_each_plane(s, [&](index_t plane) {
     const T* in = x + plane * s.H * s.W;
     std::vector<std::int32_t> row_idx(indices ? s.Q : 0);
     for (index_t oh = 0; oh < s.P; ++oh) {
       const index_t o = (plane * s.P + oh) * s.Q;
       if (!indices) {
-        max_pool_row<T, false>(s, in, oh, y + o, nullptr);
+        max_pool_row<T, false>(s, columns, in, oh, y + o, nullptr);
         continue;
       }
-      max_pool_row<T, true>(s, in, oh, y + o, row_idx.data());
+      max_pool_row<T, true>(s, columns, in, oh, y + o, row_idx.data());
       std::copy(row_idx.begin(), row_idx.end(), indices + o);
     }
   });
