@@ -270,6 +270,17 @@ vision::Pool2dWindow pool_window(Pair kernel, Pair stride, Pair padding, Pair di
 }
 
 #define POOL_WINDOW_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode")
+#define AVG_POOL_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override")
+
+// A pooling kernel maps one NCHW array onto another: a forward input -> out, a backward
+// grad_output -> grad_input. Checks both against `s`, then runs kernel(src, dst) without the GIL.
+template <class T, class Kernel>
+void run_pool(const vision::Pool2dShape& s, py::array from, py::array to, bool backward, const Kernel& kernel) {
+  const T* src = nchw_arg<const T>(from, backward ? "grad_output" : "input", backward ? s.output_shape() : s.input_shape());
+  T* dst = nchw_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape());
+  py::gil_scoped_release release;
+  kernel(src, dst);
+}
 
 void bind_pooling(py::module_& m) {
   m.def("pool2d_output_shape", [](std::array<index_t, 4> input, Pair k, Pair st, Pair pad, Pair dl, bool ceil) {
@@ -305,41 +316,31 @@ void bind_pooling(py::module_& m) {
   }, py::arg("grad_output"), py::arg("indices"), py::arg("grad_input"));
 
   m.def("avg_pool2d_forward", [](py::array x, py::array y, Pair k, Pair st, Pair pad, bool ceil,
-                                 bool count_include_pad, index_t divisor_override) {
+                                 bool count_include_pad, index_t divisor) {
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
       const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, {1, 1}, ceil));
-      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
-      T* yp = nchw_arg<T>(y, "out", s.output_shape());
-      py::gil_scoped_release release;
-      vision::avg_pool2d_forward<T>(s, count_include_pad, divisor_override, xp, yp);
+      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::avg_pool2d_forward(s, count_include_pad, divisor, src, dst); });
     });
-  }, py::arg("input"), py::arg("out"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-     py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
+  }, py::arg("input"), py::arg("out"), AVG_POOL_ARGS);
 
   m.def("avg_pool2d_backward", [](py::array grad_y, py::array grad_x, Pair k, Pair st, Pair pad, bool ceil,
-                                  bool count_include_pad, index_t divisor_override) {
+                                  bool count_include_pad, index_t divisor) {
     dispatch_float(grad_y, "grad_output", [&](auto tag) {
       using T = decltype(tag);
       const auto s = vision::Pool2dShape::windowed(shape4(grad_x, "grad_input", "(N, C, H, W)"),
                                                    pool_window(k, st, pad, {1, 1}, ceil));
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
-      py::gil_scoped_release release;
-      vision::avg_pool2d_backward<T>(s, count_include_pad, divisor_override, dyp, dxp);
+      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::avg_pool2d_backward(s, count_include_pad, divisor, src, dst); });
     });
-  }, py::arg("grad_output"), py::arg("grad_input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-     py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
+  }, py::arg("grad_output"), py::arg("grad_input"), AVG_POOL_ARGS);
 
+  // Adaptive pooling: the output size is the smaller array's.
   m.def("adaptive_avg_pool2d_forward", [](py::array x, py::array y) {
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
       const auto out = shape4(y, "out", "(N, C, P, Q)");
       const auto s = vision::Pool2dShape::adaptive(shape4(x, "input", "(N, C, H, W)"), {out[2], out[3]});
-      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
-      T* yp = nchw_arg<T>(y, "out", s.output_shape());
-      py::gil_scoped_release release;
-      vision::adaptive_avg_pool2d_forward<T>(s, xp, yp);
+      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_forward(s, src, dst); });
     });
   }, py::arg("input"), py::arg("out"));
 
@@ -348,10 +349,7 @@ void bind_pooling(py::module_& m) {
       using T = decltype(tag);
       const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
       const auto s = vision::Pool2dShape::adaptive(shape4(grad_x, "grad_input", "(N, C, H, W)"), {out[2], out[3]});
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
-      py::gil_scoped_release release;
-      vision::adaptive_avg_pool2d_backward<T>(s, dyp, dxp);
+      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_backward(s, src, dst); });
     });
   }, py::arg("grad_output"), py::arg("grad_input"));
 }
