@@ -9,7 +9,7 @@ MAX_CASES = [
     (1, 1, 4, 4, 2, None, 0, 1, False),
     (2, 3, 7, 9, 3, 2, 1, 1, False),
     (2, 3, 7, 9, 3, 2, 1, 1, True),            # ceil_mode adds a last, partial window
-    (1, 2, 6, 6, 2, 2, 1, 1, True),            # ceil_mode window that would start in the right padding: dropped
+    (1, 2, 5, 5, 2, 2, 1, 1, True),            # ceil_mode window that would start in the right padding: dropped
     (2, 2, 9, 8, (3, 2), (2, 3), (1, 0), (2, 1), True),
     (1, 4, 5, 5, 5, 1, 2, 1, False),
     (3, 1, 11, 10, 4, 3, 2, 2, True),
@@ -39,6 +39,16 @@ def test_max_pool2d_matches_reference(rng, case, dtype):
     np.testing.assert_array_equal(y, ref.astype(dtype))
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(ops.max_pool2d(x, **_max_args(case)), y)
+
+
+@pytest.mark.parametrize("size,ceil_mode,expected", [(5, True, 3), (5, False, 3), (6, True, 4), (6, False, 4),
+                                                     (7, True, 4), (7, False, 4)])
+def test_pool2d_ceil_mode_output_size_follows_pytorch(size, ceil_mode, expected):
+    # kernel 2, stride 2, padding 1: in ceil mode a last window is kept only if it starts inside
+    # the input or its left padding ((out - 1) * stride < size + padding).
+    y = ops.max_pool2d(np.zeros((1, 1, size, size)), 2, 2, 1, ceil_mode=ceil_mode)
+    assert y.shape == (1, 1, expected, expected)
+    assert ops.avg_pool2d(np.zeros((1, 1, size, size)), 2, 2, 1, ceil_mode).shape == y.shape
 
 
 def test_max_pool2d_propagates_nan_like_torch(torch, rng):
