@@ -6,7 +6,7 @@
 #include "vision/pooling.h"
 
 #include <algorithm>
-#include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
