@@ -88,59 +88,85 @@ conv::Conv2dParams conv_params(std::array<index_t, 2> stride, std::array<index_t
 
 #define CONV_PARAMS_ARGS py::arg("stride"), py::arg("pad_begin"), py::arg("pad_end"), py::arg("dilation"), py::arg("groups")
 
+// Builds the checked geometry of one conv2d call; `algo` must support it.
+conv::Conv2dShape conv_shape(const py::array& input, const py::array& weight, const char* input_name,
+                             const char* weight_name, std::array<index_t, 2> st, std::array<index_t, 2> pb,
+                             std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+  return conv::Conv2dShape(shape4(input, input_name, "(N, C, H, W)"), shape4(weight, weight_name, "(K, C/groups, R, S)"),
+                           conv_params(st, pb, pe, dl, g));
+}
+
+void check_supported(conv::Algo algo, const conv::Conv2dShape& s) {
+  if (const char* why = conv::unsupported_reason(algo, s))
+    fail<ValueError>("algo='", conv::algo_name(algo), "' cannot run this convolution: ", why);
+}
+
+using Pair = std::array<index_t, 2>;
+
 void bind_conv2d(py::module_& m) {
-  m.def("conv2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight,
-                                  std::array<index_t, 2> st, std::array<index_t, 2> pb,
-                                  std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+  m.def("conv2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight, Pair st,
+                                  Pair pb, Pair pe, Pair dl, index_t g) {
     return conv::Conv2dShape(input, weight, conv_params(st, pb, pe, dl, g)).output_shape();
   }, py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
 
-  m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
-                             std::array<index_t, 2> st, std::array<index_t, 2> pb,
-                             std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+  m.def("conv2d_algorithms", &conv::algorithm_names);
+
+  m.def("conv2d_unsupported_reason", [](const std::string& algo, std::array<index_t, 4> input,
+                                        std::array<index_t, 4> weight, Pair st, Pair pb, Pair pe, Pair dl,
+                                        index_t g) -> py::object {
+    const char* why = conv::unsupported_reason(conv::parse_algo(algo),
+                                               conv::Conv2dShape(input, weight, conv_params(st, pb, pe, dl, g)));
+    return why ? py::str(why) : py::object(py::none());
+  }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
+
+  m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y, Pair st, Pair pb,
+                             Pair pe, Pair dl, index_t g, const std::string& algo_name, bool relu) {
+    const conv::Algo algo = conv::parse_algo(algo_name);
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
-      const conv::Conv2dShape s(shape4(x, "input", "(N, C, H, W)"), shape4(w, "weight", "(K, C/groups, R, S)"),
-                                conv_params(st, pb, pe, dl, g));
+      const auto s = conv_shape(x, w, "input", "weight", st, pb, pe, dl, g);
+      check_supported(algo, s);
       const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       const T* bp = vector_arg<const T>(bias, "bias", s.K);
       T* yp = nchw_arg<T>(y, "out", s.output_shape());
       py::gil_scoped_release release;
-      conv::conv2d_forward<T>(s, xp, wp, bp, yp);
+      conv::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp);
     });
-  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS);
+  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS,
+     py::arg("algo") = "im2col", py::arg("relu") = false);
 
-  m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x,
-                                    std::array<index_t, 2> st, std::array<index_t, 2> pb,
-                                    std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+  m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x, Pair st, Pair pb,
+                                    Pair pe, Pair dl, index_t g, const std::string& algo_name) {
+    const conv::Algo algo = conv::parse_algo(algo_name);
     dispatch_float(grad_y, "grad_output", [&](auto tag) {
       using T = decltype(tag);
-      const conv::Conv2dShape s(shape4(grad_x, "grad_input", "(N, C, H, W)"),
-                                shape4(w, "weight", "(K, C/groups, R, S)"), conv_params(st, pb, pe, dl, g));
+      const auto s = conv_shape(grad_x, w, "grad_input", "weight", st, pb, pe, dl, g);
+      check_supported(algo, s);
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
       py::gil_scoped_release release;
-      conv::conv2d_backward_input<T>(s, dyp, wp, dxp);
+      conv::conv2d_backward_input<T>(algo, s, dyp, wp, dxp);
     });
-  }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS);
+  }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS, py::arg("algo") = "im2col");
 
   m.def("conv2d_backward_weight", [](py::array x, py::array grad_y, py::array grad_w, py::object grad_b,
-                                     std::array<index_t, 2> st, std::array<index_t, 2> pb,
-                                     std::array<index_t, 2> pe, std::array<index_t, 2> dl, index_t g) {
+                                     Pair st, Pair pb, Pair pe, Pair dl, index_t g, const std::string& algo_name) {
+    const conv::Algo algo = conv::parse_algo(algo_name);
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
-      const conv::Conv2dShape s(shape4(x, "input", "(N, C, H, W)"),
-                                shape4(grad_w, "grad_weight", "(K, C/groups, R, S)"), conv_params(st, pb, pe, dl, g));
+      const auto s = conv_shape(x, grad_w, "input", "grad_weight", st, pb, pe, dl, g);
+      check_supported(algo, s);
       const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
       T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
       T* dbp = vector_arg<T>(grad_b, "grad_bias", s.K);
       py::gil_scoped_release release;
-      conv::conv2d_backward_weight<T>(s, xp, dyp, dwp, dbp);
+      conv::conv2d_backward_weight<T>(algo, s, xp, dyp, dwp, dbp);
     });
-  }, py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), CONV_PARAMS_ARGS);
+  }, py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), CONV_PARAMS_ARGS,
+     py::arg("algo") = "im2col");
 }
 
 using Pair = std::array<index_t, 2>;

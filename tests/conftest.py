@@ -27,3 +27,13 @@ def rng(request):
 @pytest.fixture(scope="session")
 def torch():
     return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def one_thread():
+    """For tests that run thousands of tiny kernels (gradcheck): an OpenMP team forked per tiny
+    product costs far more than the product when test workers already fill the cores."""
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    yield
+    fastconv.set_num_threads(previous)

@@ -1,7 +1,11 @@
 // Convolution geometry shared by every conv2d algorithm, and the im2col + GEMM kernels.
 // Semantics follow torch.nn.functional.conv2d (cross-correlation, NCHW, groups).
 #pragma once
+#include <algorithm>
 #include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
 
 #include "core/view.h"
 
@@ -40,24 +44,66 @@ struct Conv2dShape {
   bool is_pointwise() const;
 };
 
+// The algorithms behind conv2d. Each lives in its own file and provides the three kernels
+// below with an `_<algo>` suffix; conv2d.cpp dispatches and refuses unsupported shapes.
+enum class Algo { im2col, implicit_gemm, depthwise };
+
+Algo parse_algo(const std::string& name);  // ValueError naming the choices
+const char* algo_name(Algo algo);
+std::vector<std::string> algorithm_names();
+// Why `algo` cannot run shape `s` (e.g. "needs a 3x3 kernel"), or nullptr when it can.
+const char* unsupported_reason(Algo algo, const Conv2dShape& s);
+
+// y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y.
+template <class T>
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+
+// grad_x of conv2d. Overwrites grad_x.
+template <class T>
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+
+// grad_w (and grad_bias if not null) of conv2d. Overwrites both.
+template <class T>
+void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                            T* grad_bias);
+
+// The i in [0, count) for which offset + i * stride lies in [0, limit): [lo, hi), maybe empty.
+// Used to split an output row into its padded and in-image parts.
+struct Range {
+  index_t lo, hi;
+};
+inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t count) {
+  const index_t lo = std::min(count, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  const index_t hi = offset >= limit ? 0 : std::min(count, (limit - 1 - offset) / stride + 1);
+  return {lo, std::max(hi, lo)};
+}
+
+// --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
+template <class T>
+void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+
+// --- direct depthwise (depthwise.cpp): groups == C, any multiplier K / C ---------------------
+template <class T>
+void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+
+// --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once; the batch is processed in chunks of images
 // that fit, and one image's columns are the floor (a single image is never split).
 constexpr std::size_t kColumnBudgetBytes = 8u << 20;
 
 template <class T>
-void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
-
-// grad_x = conv2d's input gradient (GEMM + col2im). Overwrites grad_x.
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 template <class T>
-void conv2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
-
-// grad_w (and grad_bias if not null) of conv2d. Overwrites both.
+void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
-void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
-                            T* grad_bias);
+void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 
-// grad_bias[k] = sum of grad_y[n, k, :] over images and pixels (accumulated in double).
+// Sum of grad_y over batch and pixels: the bias gradient, shared by every algorithm.
 template <class T>
-void channel_sums(const T* grad_y, index_t N, index_t K, index_t pixels, T* grad_bias);
+void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias);
 
 }  // namespace fastconv::conv

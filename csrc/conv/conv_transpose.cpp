@@ -40,7 +40,7 @@ Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::ar
 
 template <class T>
 void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
-  conv2d_backward_input(s, x, w, y);
+  conv2d_backward_input(Algo::im2col, s, x, w, y);
   if (!bias) return;
   const index_t plane = s.H * s.W;
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
@@ -54,14 +54,15 @@ void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, cons
 
 template <class T>
 void conv_transpose2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  conv2d_forward<T>(s, grad_y, w, nullptr, grad_x);
+  conv2d_forward<T>(Algo::im2col, s, grad_y, w, nullptr, false, grad_x);
 }
 
 template <class T>
 void conv_transpose2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                       T* grad_bias) {
-  conv2d_backward_weight<T>(s, grad_y, x, grad_w, nullptr);
-  if (grad_bias) channel_sums(grad_y, s.N, s.C, s.H * s.W, grad_bias);
+  conv2d_backward_weight<T>(Algo::im2col, s, grad_y, x, grad_w, nullptr);
+  // Per-channel sums of grad_y: the bias gradient of the 1x1 convolution whose output it is.
+  if (grad_bias) conv2d_bias_grad(Conv2dShape({s.N, s.C, s.H, s.W}, {s.C, s.C, 1, 1}, {}), grad_y, grad_bias);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                        \

@@ -16,16 +16,6 @@ namespace fastconv::conv {
 
 namespace {
 
-// The i in [0, count) for which offset + i * stride lies in [0, limit): [lo, hi), maybe empty.
-struct Range {
-  index_t lo, hi;
-};
-Range valid_range(index_t offset, index_t stride, index_t limit, index_t count) {
-  const index_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  const index_t hi = offset >= limit ? 0 : std::min(count, (limit - 1 - offset) / stride + 1);
-  return {std::min(lo, count), std::max(hi, std::min(lo, count))};
-}
-
 // col[(c, r, s), img * P * Q + p * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw], or 0.
 template <class T>
 void im2col(const Conv2dShape& s, const T* x, index_t nb, T* col) {
@@ -111,7 +101,7 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, index_t n0, index_
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
   const index_t chunk = images_per_chunk<T>(s);
   for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
@@ -121,13 +111,13 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
     for (index_t g = 0; g < G; ++g) {
       const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
       gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
-                    {T(1), T(0), bias ? bias + g * Kg : nullptr, false});
+                    {T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
     }
   }
 }
 
 template <class T>
-void conv2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
   const index_t chunk = images_per_chunk<T>(s);
   for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
@@ -147,7 +137,8 @@ void conv2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T*
 }
 
 template <class T>
-void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                                   T* grad_bias) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
   const index_t chunk = images_per_chunk<T>(s);
   if (s.N == 0) std::fill(grad_w, grad_w + s.K * CRSg, T(0));
@@ -161,28 +152,29 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
                     {T(1), n0 == 0 ? T(0) : T(1)});
     }
   }
-  if (grad_bias) channel_sums(grad_y, s.N, s.K, s.pixels(), grad_bias);
+  if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }
 
 template <class T>
-void channel_sums(const T* grad_y, index_t N, index_t K, index_t pixels, T* grad_bias) {
-  parallel_for(0, K, 1, [&](index_t lo, index_t hi) {
+void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
+  const index_t PQ = s.pixels();
+  parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
     for (index_t k = lo; k < hi; ++k) {
       double sum = 0;  // N*P*Q terms: accumulate wide
-      for (index_t n = 0; n < N; ++n) {
-        const T* row = grad_y + (n * K + k) * pixels;
-        for (index_t i = 0; i < pixels; ++i) sum += row[i];
+      for (index_t n = 0; n < s.N; ++n) {
+        const T* row = grad_y + (n * s.K + k) * PQ;
+        for (index_t i = 0; i < PQ; ++i) sum += row[i];
       }
       grad_bias[k] = static_cast<T>(sum);
     }
   });
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                  \
-  template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);        \
-  template void conv2d_backward_input<T>(const Conv2dShape&, const T*, const T*, T*);           \
-  template void conv2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, T*);     \
-  template void channel_sums<T>(const T*, index_t, index_t, index_t, T*);
+#define FASTCONV_INSTANTIATE(T)                                                                     \
+  template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_im2col<T>(const Conv2dShape&, const T*, const T*, T*);          \
+  template void conv2d_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*, T*);    \
+  template void conv2d_bias_grad<T>(const Conv2dShape&, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -38,15 +38,18 @@ void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, cons
   }
   alignas(64) T tile[kMaxMR * kMaxNR];
   ks.kernel(kc, a, b, tile, ks.nr, TileEpilogue<T>{});
-  for (index_t i = 0; i < rows; ++i)
+  const bool unit = c.unit_stride_run(j0, cols);
+  for (index_t i = 0; i < rows; ++i) {
+    T* row = unit ? &c.at(i0 + i, j0) : nullptr;
     for (index_t j = 0; j < cols; ++j) {
-      T& out = c.at(i0 + i, j0 + j);
+      T& out = unit ? row[j] : c.at(i0 + i, j0 + j);
       T v = tile_ep.alpha * tile[i * ks.nr + j];
       if (tile_ep.beta != T(0)) v += tile_ep.beta * out;
       if (tile_ep.bias) v += tile_ep.bias[i];
       if (tile_ep.relu && v < T(0)) v = T(0);
       out = v;
     }
+  }
 }
 
 // C = beta * C (+ bias, ReLU): the whole product when K == 0.
@@ -67,14 +70,17 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
                  const MatrixView<T>& c, const Epilogue<T>& ep) {
   if (M == 0 || N == 0) return;
   if (K == 0) return apply_epilogue_only(c, ep);
-  const KernelSet<T>& ks = active_kernels<T>();
+  const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
   const index_t kc_max = std::min(K, ks.kc);
   const index_t mc_max = std::min(round_up(M, mr), round_up(ks.mc, mr));
 
   // Split N into at least one block per thread when N allows; when it does not, also split
   // the rows, so that small-N products still use every core.
-  const int threads = num_threads();
+  // A thread gets at least kMinFlopsPerThread of work: a fork/join and a barrier per k slice
+  // cost tens of microseconds, more on a busy machine, which small products cannot repay.
+  constexpr double kMinFlopsPerThread = 4e6;
+  const int threads = static_cast<int>(std::clamp<double>(2.0 * M * N * K / kMinFlopsPerThread, 1, num_threads()));
   // Block counts are a multiple of the thread count so that no core idles at the end.
   const index_t n_blocks_wanted = round_up(ceil_div(N, ks.nc), threads);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);

@@ -2,12 +2,11 @@
 
 #include "core/errors.h"
 #include "core/isa.h"
-#include "gemm/pack.h"
 
 namespace fastconv::gemm {
 
 template <>
-const KernelSet<float>& active_kernels<float>() {
+const KernelFamily<float>& active_family<float>() {
   switch (active_isa()) {
     case Isa::avx512: return avx512_kernels_f32();
     case Isa::avx2: return avx2_kernels_f32();
@@ -16,7 +15,7 @@ const KernelSet<float>& active_kernels<float>() {
 }
 
 template <>
-const KernelSet<double>& active_kernels<double>() {
+const KernelFamily<double>& active_family<double>() {
   switch (active_isa()) {
     case Isa::avx512: return avx512_kernels_f64();
     case Isa::avx2: return avx2_kernels_f64();

@@ -3,6 +3,7 @@
 #pragma once
 #include "core/view.h"
 #include "gemm/driver.h"
+#include "gemm/pack.h"
 
 namespace fastconv::gemm {
 

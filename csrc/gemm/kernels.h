@@ -29,21 +29,37 @@ struct KernelSet {
   index_t mc;          // rows of A packed at once (shared by the threads, L3)
 };
 
-// One set per ISA and type; each is defined in the file compiled for that ISA.
-const KernelSet<float>& generic_kernels_f32();
-const KernelSet<double>& generic_kernels_f64();
-const KernelSet<float>& avx2_kernels_f32();
-const KernelSet<double>& avx2_kernels_f64();
-const KernelSet<float>& avx512_kernels_f32();
-const KernelSet<double>& avx512_kernels_f64();
-
-// The set for the active ISA (core/isa.h).
+// Per ISA and type: a wide tile for large M and a narrow one that wastes fewer padded rows
+// when M is a small multiple of 8 (conv layers with 16, 32, 64 output channels); the two may
+// be the same. Each is defined in the file compiled for that ISA.
 template <class T>
-const KernelSet<T>& active_kernels();
+struct KernelFamily {
+  KernelSet<T> wide, narrow;
+};
+const KernelFamily<float>& generic_kernels_f32();
+const KernelFamily<double>& generic_kernels_f64();
+const KernelFamily<float>& avx2_kernels_f32();
+const KernelFamily<double>& avx2_kernels_f64();
+const KernelFamily<float>& avx512_kernels_f32();
+const KernelFamily<double>& avx512_kernels_f64();
+
+// The family for the active ISA (core/isa.h).
+template <class T>
+const KernelFamily<T>& active_family();
 template <>
-const KernelSet<float>& active_kernels<float>();
+const KernelFamily<float>& active_family<float>();
 template <>
-const KernelSet<double>& active_kernels<double>();
+const KernelFamily<double>& active_family<double>();
+
+// The active ISA's set for a product with M rows: the tile that computes the fewest padded
+// rows, counting the narrow tile's rows ~10% dearer (it loads a B vector per fewer FMAs).
+template <class T>
+const KernelSet<T>& active_kernels(index_t M = 0) {
+  const KernelFamily<T>& f = active_family<T>();
+  if (M <= 0) return f.wide;
+  const auto padded = [M](index_t mr) { return (M + mr - 1) / mr * mr; };
+  return padded(f.narrow.mr) * 10 < padded(f.wide.mr) * 9 ? f.narrow : f.wide;
+}
 
 constexpr int kMaxMR = 16, kMaxNR = 64;  // bounds on every set's tile, for edge buffers
 

@@ -40,13 +40,15 @@ struct Avx2F64 {
 
 }  // namespace
 
-const KernelSet<float>& avx2_kernels_f32() {
+const KernelFamily<float>& avx2_kernels_f32() {
   static const auto set = make_kernel_set<Avx2F32, 6, 2>(256, 512, 2048);
-  return set;
+  static const KernelFamily<float> family{set, set};
+  return family;
 }
-const KernelSet<double>& avx2_kernels_f64() {
+const KernelFamily<double>& avx2_kernels_f64() {
   static const auto set = make_kernel_set<Avx2F64, 6, 2>(256, 256, 2048);
-  return set;
+  static const KernelFamily<double> family{set, set};
+  return family;
 }
 
 }  // namespace fastconv::gemm

@@ -1,5 +1,6 @@
 // AVX-512 micro-kernels: 32 zmm registers hold a 12 x 32 (float) or 12 x 16 (double) tile:
-// 24 accumulators, 2 B vectors and 1 broadcast A value.
+// 24 accumulators, 2 B vectors and 1 broadcast A value. The narrow 8-row tile serves M that
+// are multiples of 8 (16, 32, 64 output channels) without padded rows.
 #pragma GCC target("avx512f,avx2,fma")
 #include <immintrin.h>
 
@@ -40,13 +41,15 @@ struct Avx512F64 {
 
 }  // namespace
 
-const KernelSet<float>& avx512_kernels_f32() {
-  static const auto set = make_kernel_set<Avx512F32, 12, 2>(384, 480, 3072);
-  return set;
+const KernelFamily<float>& avx512_kernels_f32() {
+  static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(384, 480, 3072),
+                                          make_kernel_set<Avx512F32, 8, 2>(384, 480, 3072)};
+  return family;
 }
-const KernelSet<double>& avx512_kernels_f64() {
-  static const auto set = make_kernel_set<Avx512F64, 12, 2>(256, 384, 2048);
-  return set;
+const KernelFamily<double>& avx512_kernels_f64() {
+  static const KernelFamily<double> family{make_kernel_set<Avx512F64, 12, 2>(256, 384, 2048),
+                                           make_kernel_set<Avx512F64, 8, 2>(256, 384, 2048)};
+  return family;
 }
 
 }  // namespace fastconv::gemm

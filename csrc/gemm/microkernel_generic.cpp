@@ -27,13 +27,15 @@ struct GenericVec {
 
 }  // namespace
 
-const KernelSet<float>& generic_kernels_f32() {
+const KernelFamily<float>& generic_kernels_f32() {
   static const auto set = make_kernel_set<GenericVec<float, 4>, 4, 2>(256, 256, 1024);
-  return set;
+  static const KernelFamily<float> family{set, set};
+  return family;
 }
-const KernelSet<double>& generic_kernels_f64() {
+const KernelFamily<double>& generic_kernels_f64() {
   static const auto set = make_kernel_set<GenericVec<double, 2>, 4, 2>(256, 128, 1024);
-  return set;
+  static const KernelFamily<double> family{set, set};
+  return family;
 }
 
 }  // namespace fastconv::gemm

@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "conv/conv2d.h"
 #include "core/errors.h"
 #include "core/parallel.h"
 
@@ -30,15 +31,9 @@ index_t pooled_size(index_t in, index_t kernel, index_t pad, index_t stride, ind
   return out;
 }
 
-// Output columns q in [0, Q) whose tap lands inside [0, W): offset + q * stride in range.
-struct Range {
-  index_t lo, hi;
-};
-Range tap_range(index_t offset, index_t stride, index_t limit, index_t count) {
-  const index_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  const index_t hi = offset >= limit ? 0 : std::min(count, (limit - 1 - offset) / stride + 1);
-  return {std::min(lo, count), std::max(std::min(lo, count), hi)};
-}
+// Output columns whose tap lands inside the row: conv's valid_range (conv/conv2d.h).
+using conv::Range;
+using conv::valid_range;
 
 // First in-bounds coordinate of a window starting at `start` (PyTorch's `while (ih0 < 0) ih0 += d`).
 index_t first_tap(index_t start, index_t dilation) {
@@ -69,7 +64,7 @@ void max_pool_tap(const T* __restrict src, Range qs, index_t runtime_stride, std
 
 // One output row of max pooling. The row's indices are kept as int32, the width of a float
 // lane, so the selects vectorise; they are widened to PyTorch's int64 once per row.
-// `row_idx` holds Q values; `columns[k]` is kernel column k's tap_range, the same for every row.
+// `row_idx` holds Q values; `columns[k]` is kernel column k's valid_range, the same for every row.
 template <class T, bool kIndices>
 void max_pool_row(const Pool2dShape& s, const std::vector<Range>& columns, const T* in, index_t oh, T* y,
                   std::int32_t* row_idx) {
@@ -124,7 +119,7 @@ void for_each_avg_tap(const Pool2dShape& s, index_t oh, const Fn& apply) {
   for (index_t ih = he.start; ih < he.end; ++ih)
     for (index_t k = 0; k < w.kernel[1]; ++k) {
       const index_t offset = k - w.padding[1];
-      apply(ih * s.W + offset, tap_range(offset, w.stride[1], s.W, s.Q));
+      apply(ih * s.W + offset, valid_range(offset, w.stride[1], s.W, s.Q));
     }
 }
 
@@ -169,7 +164,7 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* in
   const auto& w = s.win;
   std::vector<Range> columns(w.kernel[1]);
   for (index_t k = 0; k < w.kernel[1]; ++k)
-    columns[k] = tap_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
+    columns[k] = valid_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
   for_each_plane(s, [&](index_t plane) {
     const T* in = x + plane * s.H * s.W;
     std::vector<std::int32_t> row_idx(indices ? s.Q : 0);

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fastconv import ops
+from fastconv import _C, ops
+from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from tests.reference import conv2d_reference, numeric_gradient
 
@@ -13,6 +14,7 @@ CASES = [
     (2, 8, 5, 5, 8, 1, 1, 1, 0, 1, 1),          # pointwise: no column matrix
     (2, 8, 5, 6, 4, 1, 1, 2, 0, 1, 2),          # strided 1x1 uses im2col
     (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
+    (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
     (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
@@ -22,39 +24,89 @@ CASES = [
 ]
 
 
+ALGOS = conv_algo.algorithms()
+# Relative error bound per algorithm, float32 / float64, as a fraction of max|y| (documented in
+# the README). Exact-arithmetic algorithms differ from the reference only by rounding.
+TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12)}
+
+
 def _reference(x, w, b, stride, padding, dilation, groups):
     st, pb, pe, dl, g = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     return conv2d_reference(x, w, b, st, pb, pe, dl, g)
 
 
+def _unsupported(algo, x, w, stride, padding, dilation, groups):
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    return _C.conv2d_unsupported_reason(algo, x.shape, w.shape, *args)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_forward_matches_direct_reference(isa, rng, case, dtype):
+def test_conv2d_forward_matches_direct_reference(isa, rng, algo, case, dtype):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x = rng.standard_normal((n, c, h, w_)).astype(dtype)
     w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
     b = rng.standard_normal(k).astype(dtype)
-    y = ops.conv2d(x, w, b, stride, padding, dilation, groups)
+    why = _unsupported(algo, x, w, stride, padding, dilation, groups)
+    if why is not None:
+        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+        return
+    out = np.full(ops.conv2d(x, w, b, stride, padding, dilation, groups, algo="im2col").shape, np.nan, dtype)
+    _C.conv2d_forward(x, w, b, out, *conv2d_arguments(w.shape, stride, padding, dilation, groups), algo, False)
     ref = _reference(x, w, b, stride, padding, dilation, groups)
-    assert y.dtype == dtype and y.shape == ref.shape
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.sqrt(c * r * s))
+    assert out.dtype == dtype and out.shape == ref.shape
+    tol = TOLERANCE[algo][dtype == np.float64]
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()) * np.sqrt(c * r * s))
 
 
+@pytest.mark.parametrize("algo", ALGOS)
+def test_conv2d_fused_relu(rng, algo):
+    x = rng.standard_normal((2, 8, 9, 9))
+    w = rng.standard_normal((16, 8, 3, 3))
+    b = rng.standard_normal(16)
+    if _unsupported(algo, x, w, 1, 1, 1, 1) is None:
+        y = ops.conv2d(x, w, b, padding=1, algo=algo, relu=True)
+        np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, 1, 1, 1, 1), 0), rtol=1e-9, atol=1e-9)
+
+
+def test_auto_caches_one_choice_per_shape(rng):
+    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    for mode in ("deterministic", "benchmark"):
+        conv_algo.set_mode(mode)
+        y = ops.conv2d(x, w, padding=1)
+        choices = conv_algo.chosen()
+        assert len(choices) == 1 and list(choices.values())[0] in ALGOS
+        ops.conv2d(x, w, padding=1)
+        assert conv_algo.chosen() == choices
+        np.testing.assert_allclose(y, _reference(x, w, None, 1, 1, 1, 1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        conv_algo.set_mode("fast")
+    with pytest.raises(ValueError, match="algo: expected 'auto' or one of"):
+        ops.conv2d(x, w, algo="magic")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_gradients_match_numeric(rng, case):
+def test_conv2d_gradients_match_numeric(rng, algo, case):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     y = ops.conv2d(x, w, None, stride, padding, dilation, groups)
     gy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
+        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+            ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
+        return
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
     conv = lambda xx, ww: _reference(xx, ww, None, stride, padding, dilation, groups)
     np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups), dx)
-    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups), dw)
+    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups, algo=algo), dx)
+    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo=algo), dw)
 
 
 def _random_case(rng):
@@ -69,19 +121,24 @@ def _random_case(rng):
     return int(rng.integers(1, 4)), c, h, w, k, r, s, stride, padding, dilation, groups
 
 
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("seed", range(40))
-def test_conv2d_random_shapes_against_torch(torch, isa, seed):
+def test_conv2d_random_shapes_against_torch(torch, isa, algo, seed):
     rng = np.random.default_rng(seed)
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = _random_case(rng)
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     b = rng.standard_normal(k)
+    if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
+        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+        return
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
-    y = ops.conv2d(x, w, b, stride, padding, dilation, groups)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    y = ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
     for ours, theirs in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
 

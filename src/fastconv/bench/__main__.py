@@ -10,7 +10,7 @@ import sys
 import time
 from importlib import resources
 
-SECTIONS = {"conv2d": "fastconv.bench.conv", "norm_pool": "fastconv.bench.norm_pool"}
+SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "norm_pool": "fastconv.bench.norm_pool"}
 
 
 def _clean_openblas_environment():
@@ -71,11 +71,13 @@ def main(argv=None):
                   if c.mode in args.mode and (not args.only or any(o in c.name for o in args.only))]
     results = []
     start = time.perf_counter()
+    live = sys.stderr.isatty()  # rewrite one progress line on a terminal, else log a line per case
     for i, case in enumerate(cases, 1):
-        print(f"\r[{i}/{len(cases)}] {case.name} {case.mode} ({time.perf_counter() - start:.0f} s)",
-              end="", file=sys.stderr, flush=True)
+        line = f"[{i}/{len(cases)}] {case.name} {case.mode} ({time.perf_counter() - start:.0f} s)"
+        print("\r" + line if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
         results.append(harness.Result(case, harness.time_interleaved(case.runners, repeats=args.repeats)))
-    print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    if live:
+        print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
     print(harness.format_table(results, machine))
 
     print("\nmedian ratios (fastconv vs peer):")

@@ -5,6 +5,7 @@
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops import conv_algo
 from fastconv.ops._checks import check_ndim, float_array, same_dtype
 
 
@@ -67,17 +68,29 @@ def _bias_array(bias, dtype, out_channels):
     return bias
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
+    """`algo` as given (checked against the build's list), or the per-shape choice for 'auto'."""
+    if algo == "auto":
+        return conv_algo.resolve(direction, run, input_shape, weight_shape, args, dtype)
+    if algo not in conv_algo.algorithms():
+        raise ValueError(f"algo: expected 'auto' or one of {conv_algo.algorithms()}, got {algo!r}")
+    return algo
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False):
     """2-d cross-correlation of an NCHW batch, as torch.nn.functional.conv2d.
 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
+    algo: 'auto' (per-shape choice, see ops.conv_algo) or one of ops.conv_algo.algorithms().
+    relu: apply ReLU to the output inside the kernel (fused epilogue).
     """
     x, w = _prepare({"input": input, "weight": weight},
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x.dtype, w.shape[0])
     y = np.empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
-    _C.conv2d_forward(x, w, b, y, *args)
+    run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu))
+    run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
 
@@ -88,35 +101,39 @@ def _shape4(shape, name):
     return shape
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
     w, dy = _prepare({"weight": weight, "grad_output": grad_output},
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = np.empty(_shape4(input_size, "input_size"), dtype=w.dtype)
-    _C.conv2d_backward_input(dy, w, dx, *args)
+    run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a)
+    run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its weight (torch.nn.grad.conv2d_weight)."""
     x, dy = _prepare({"input": input, "grad_output": grad_output},
                      {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
     weight_size = _shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     dw = np.empty(weight_size, dtype=x.dtype)
-    _C.conv2d_backward_weight(x, dy, dw, None, *args)
+    run = lambda a: _C.conv2d_backward_weight(x, dy, dw, None, *args, a)
+    run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
 
 
 def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                    needs_bias=True):
+                    needs_bias=True, *, algo="auto"):
     """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked."""
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output},
                         {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx, dw = np.empty_like(x), np.empty_like(w)
     db = np.empty(w.shape[0], dtype=w.dtype) if needs_bias else None
-    _C.conv2d_backward_input(dy, w, dx, *args)
-    _C.conv2d_backward_weight(x, dy, dw, db, *args)
+    run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a)
+    run_weight = lambda a: _C.conv2d_backward_weight(x, dy, dw, db, *args, a)
+    run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
+    run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
     return dx, dw, db

@@ -1,0 +1,128 @@
+#include "conv/conv2d.h"
+
+#include "core/errors.h"
+
+#include <string>
+
+namespace fastconv::conv {
+
+namespace {
+const char* kAxis[2] = {"height", "width"};
+}
+
+Conv2dShape::Conv2dShape(const std::array<index_t, 4>& input, const std::array<index_t, 4>& weight,
+                         const Conv2dParams& params)
+    : N(input[0]), C(input[1]), H(input[2]), W(input[3]),
+      K(weight[0]), R(weight[2]), S(weight[3]), P(0), Q(0), p(params) {
+  check(p.groups >= 1, "groups: must be >= 1, got ", p.groups);
+  for (int d = 0; d < 2; ++d) {
+    check(p.stride[d] >= 1, "stride: must be >= 1, got ", p.stride[d]);
+    check(p.dilation[d] >= 1, "dilation: must be >= 1, got ", p.dilation[d]);
+    // pad_end may be negative: the last rows are then never read. That is how a transposed
+    // convolution's output_padding appears in its equivalent convolution (conv_transpose.cpp).
+    check(p.pad_begin[d] >= 0, "padding: must be >= 0, got ", p.pad_begin[d]);
+  }
+  check(C % p.groups == 0, "input: ", C, " channels are not divisible by groups=", p.groups);
+  check(K % p.groups == 0, "weight: ", K, " output channels are not divisible by groups=", p.groups);
+  check(weight[1] * p.groups == C, "weight: expected ", C / p.groups,
+        " input channels per group (input has ", C, " channels, groups=", p.groups, "), got ", weight[1]);
+  check(K >= 1 && R >= 1 && S >= 1, "weight: every dimension must be >= 1");
+  const index_t in[2] = {H, W}, kernel[2] = {R, S};
+  index_t out[2];
+  for (int d = 0; d < 2; ++d) {
+    const index_t padded = in[d] + p.pad_begin[d] + p.pad_end[d];
+    const index_t span = p.dilation[d] * (kernel[d] - 1) + 1;
+    check(span <= padded, "weight: kernel ", kAxis[d], " ", kernel[d], " (dilated to ", span,
+          ") is larger than the padded input ", kAxis[d], " ", padded);
+    out[d] = (padded - span) / p.stride[d] + 1;
+  }
+  P = out[0];
+  Q = out[1];
+}
+
+bool Conv2dShape::is_pointwise() const {
+  return R == 1 && S == 1 && p.stride[0] == 1 && p.stride[1] == 1 && p.pad_begin[0] == 0 &&
+         p.pad_begin[1] == 0 && p.pad_end[0] == 0 && p.pad_end[1] == 0;
+}
+
+namespace {
+
+struct AlgoEntry {
+  Algo algo;
+  const char* name;
+};
+constexpr AlgoEntry kAlgos[] = {
+    {Algo::im2col, "im2col"},
+    {Algo::implicit_gemm, "implicit"},
+    {Algo::depthwise, "depthwise"},
+};
+
+}  // namespace
+
+Algo parse_algo(const std::string& name) {
+  for (const auto& entry : kAlgos)
+    if (name == entry.name) return entry.algo;
+  std::string choices;
+  for (const auto& entry : kAlgos) choices += std::string(choices.empty() ? "" : ", ") + "'" + entry.name + "'";
+  fail<ValueError>("algo: expected one of ", choices, ", got '", name, "'");
+}
+
+const char* algo_name(Algo algo) {
+  for (const auto& entry : kAlgos)
+    if (entry.algo == algo) return entry.name;
+  return "?";
+}
+
+std::vector<std::string> algorithm_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : kAlgos) names.emplace_back(entry.name);
+  return names;
+}
+
+const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
+  switch (algo) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return nullptr;
+    case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
+  }
+  return "unknown algorithm";
+}
+
+template <class T>
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  switch (algo) {
+    case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
+    case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
+    case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
+  }
+}
+
+// Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
+// its gradients run im2col.
+template <class T>
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  switch (algo) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
+  }
+}
+
+template <class T>
+void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  switch (algo) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
+    case Algo::depthwise: return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
+  }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                          \
+  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*);     \
+  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*);              \
+  template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv

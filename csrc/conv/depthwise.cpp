@@ -1,0 +1,118 @@
+// Direct depthwise convolution (one input channel per group, any channel multiplier, stride,
+// padding and dilation). A GEMM per group would have a single row: pure packing overhead.
+// Here each output plane is a sum of R*S shifted, scaled input rows; memory-bound, so loops
+// run along contiguous rows and every plane is touched once per kernel tap in cache.
+#include <vector>
+
+#include "conv/conv2d.h"
+#include "core/parallel.h"
+
+namespace fastconv::conv {
+
+namespace {
+
+// dst[q] += weight * src[q * stride] for q in `qs` (src already offset by the tap).
+template <class T>
+inline void axpy_row(T* __restrict dst, const T* __restrict src, T weight, index_t stride, Range qs) {
+  if (stride == 1) {
+#pragma GCC ivdep
+    for (index_t q = qs.lo; q < qs.hi; ++q) dst[q] += weight * src[q];
+  } else {
+    for (index_t q = qs.lo; q < qs.hi; ++q) dst[q] += weight * src[q * stride];
+  }
+}
+
+// Calls tap(r, s, p, ih, w_offset, qs) for every kernel tap and output row that reads inside the
+// input: the loop nest shared by the three kernels. The in-image ranges depend only on the tap,
+// so they are computed once per tap, not per row.
+template <class Fn>
+void for_each_tap_row(const Conv2dShape& s, const Fn& tap) {
+  const auto& prm = s.p;
+  for (index_t r = 0; r < s.R; ++r) {
+    const index_t h_offset = r * prm.dilation[0] - prm.pad_begin[0];
+    const Range ps = valid_range(h_offset, prm.stride[0], s.H, s.P);
+    for (index_t k = 0; k < s.S; ++k) {
+      const index_t w_offset = k * prm.dilation[1] - prm.pad_begin[1];
+      const Range qs = valid_range(w_offset, prm.stride[1], s.W, s.Q);
+      for (index_t p = ps.lo; p < ps.hi; ++p) tap(r, k, p, p * prm.stride[0] + h_offset, w_offset, qs);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
+  parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const index_t n = plane / s.K, k = plane % s.K;
+      const T* in = x + (n * s.C + k / multiplier) * HW;
+      const T* weight = w + k * s.R * s.S;
+      T* out = y + plane * PQ;
+      std::fill(out, out + PQ, bias ? bias[k] : T(0));
+      for_each_tap_row(s, [&](index_t r, index_t c, index_t p, index_t ih, index_t w_offset, Range qs) {
+        axpy_row(out + p * s.Q, in + ih * s.W + w_offset, weight[r * s.S + c], s.p.stride[1], qs);
+      });
+      if (relu)
+        for (index_t i = 0; i < PQ; ++i) out[i] = out[i] < T(0) ? T(0) : out[i];
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
+  // One writer per input plane: the `multiplier` output channels reading it are summed here.
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const index_t n = plane / s.C, c = plane % s.C;
+      T* dx = grad_x + plane * HW;
+      std::fill(dx, dx + HW, T(0));
+      for (index_t k = c * multiplier; k < (c + 1) * multiplier; ++k) {
+        const T* dy = grad_y + (n * s.K + k) * PQ;
+        const T* weight = w + k * s.R * s.S;
+        for_each_tap_row(s, [&](index_t r, index_t col, index_t p, index_t ih, index_t w_offset, Range qs) {
+          T* dst = dx + ih * s.W + w_offset;
+          const T* src = dy + p * s.Q;
+          const T wv = weight[r * s.S + col];
+          for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * s.p.stride[1]] += wv * src[q];
+        });
+      }
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
+  parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+    std::vector<double> acc(RS);  // N*P*Q products per tap: accumulate wide
+    for (index_t k = lo; k < hi; ++k) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (index_t n = 0; n < s.N; ++n) {
+        const T* in = x + (n * s.C + k / multiplier) * HW;
+        const T* dy = grad_y + (n * s.K + k) * PQ;
+        for_each_tap_row(s, [&](index_t r, index_t col, index_t p, index_t ih, index_t w_offset, Range qs) {
+          const T* src = in + ih * s.W + w_offset;
+          const T* g = dy + p * s.Q;
+          T sum = 0;
+          for (index_t q = qs.lo; q < qs.hi; ++q) sum += g[q] * src[q * s.p.stride[1]];
+          acc[r * s.S + col] += sum;
+        });
+      }
+      for (index_t i = 0; i < RS; ++i) grad_w[k * RS + i] = static_cast<T>(acc[i]);
+    }
+  });
+  if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                        \
+  template void conv2d_forward_depthwise<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_depthwise<T>(const Conv2dShape&, const T*, const T*, T*);          \
+  template void conv2d_backward_weight_depthwise<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv

@@ -1,0 +1,104 @@
+"""Broadcasting arithmetic and matmul, each forward beside its backward."""
+import numpy as np
+
+from fastconv import ops
+from fastconv.autograd.function import Function
+
+
+def broadcast_shape(op, a_shape, b_shape):
+    try:
+        return np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a_shape} and {b_shape} cannot be broadcast together") from None
+
+
+def unbroadcast(grad, shape):
+    """Sums a broadcast gradient back down to `shape` (the inverse of numpy's broadcasting)."""
+    if grad.shape == shape:
+        return grad
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True).reshape(shape)
+
+
+class _Binary(Function):
+    """out = compute(a, b) with numpy broadcasting; subclasses give d out / d a and d out / d b."""
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        broadcast_shape(cls.__name__.lower(), np.shape(a), np.shape(b))
+        out = cls.compute(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        a, b, out = ctx.saved_arrays
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = unbroadcast(cls.grad_a(a, b, out, grad), a.shape) if need_a else None
+        grad_b = unbroadcast(cls.grad_b(a, b, out, grad), b.shape) if need_b else None
+        return grad_a, grad_b
+
+
+class Add(_Binary):
+    compute = staticmethod(np.add)
+    grad_a = grad_b = staticmethod(lambda a, b, out, g: g)
+
+
+class Sub(_Binary):
+    compute = staticmethod(np.subtract)
+    grad_a = staticmethod(lambda a, b, out, g: g)
+    grad_b = staticmethod(lambda a, b, out, g: -g)
+
+
+class Mul(_Binary):
+    compute = staticmethod(np.multiply)
+    grad_a = staticmethod(lambda a, b, out, g: g * b)
+    grad_b = staticmethod(lambda a, b, out, g: g * a)
+
+
+class Div(_Binary):
+    compute = staticmethod(np.divide)
+    grad_a = staticmethod(lambda a, b, out, g: g / b)
+    grad_b = staticmethod(lambda a, b, out, g: -g * out / b)
+
+
+class Pow(_Binary):
+    compute = staticmethod(np.power)
+    grad_a = staticmethod(lambda a, b, out, g: g * b * a ** (b - 1))
+    grad_b = staticmethod(lambda a, b, out, g: g * out * np.log(a))
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def _matmul_arrays(a, b):
+    """2-d float products go to our GEMM; batched ones (rare here) to numpy."""
+    if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype in ops._checks.FLOAT_DTYPES:
+        return ops.matmul(a, b)
+    return np.matmul(a, b)
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+                             "(need at least 2-d operands with a.shape[-1] == b.shape[-2])")
+        ctx.save_for_backward(a, b)
+        return _matmul_arrays(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = unbroadcast(_matmul_arrays(grad, np.swapaxes(b, -1, -2)), a.shape) if need_a else None
+        grad_b = unbroadcast(_matmul_arrays(np.swapaxes(a, -1, -2), grad), b.shape) if need_b else None
+        return grad_a, grad_b

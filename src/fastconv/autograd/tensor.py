@@ -1,0 +1,222 @@
+"""`Tensor`: an array, an optional gradient, and the graph node that produced it."""
+import numpy as np
+
+from fastconv.autograd import arithmetic, elementwise, reduction
+from fastconv.autograd import shape as shape_ops
+from fastconv.autograd.backend import get_array_module
+
+
+def _as_array(data, dtype=None):
+    """Python floats become float32 (as in PyTorch); arrays keep their dtype unless one is given."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = get_array_module(data)
+    if dtype is None and not hasattr(data, "dtype"):
+        array = xp.asarray(data)
+        return array.astype(np.float32) if array.dtype == np.float64 else array
+    return xp.asarray(data, dtype=dtype)
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new leaf Tensor holding a copy of `data`."""
+    return Tensor(np.array(_as_array(data, dtype), copy=True), requires_grad=requires_grad)
+
+
+def _topological_order(root):
+    """Nodes reachable from root whose inputs need a gradient, every node before its users.
+
+    Iterative depth-first search: an unrolled RNN is deeper than Python's recursion limit.
+    """
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((t._node, False) for t in node.inputs
+                     if t is not None and t._node is not None and id(t._node) not in visited)
+    return order
+
+
+def _binary(function, reflected=False):
+    """A Tensor operator method: `self op other`, or `other op self` when reflected."""
+    def operator(self, other):
+        other = self._operand(other)
+        return function.apply(other, self) if reflected else function.apply(self, other)
+    operator.__name__ = function.__name__.lower()
+    return operator
+
+
+def _unary(function):
+    def method(self):
+        return function.apply(self)
+    method.__name__ = function.__name__.lower()
+    return method
+
+
+class Tensor:
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False):
+        self.data = _as_array(data)
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None  # set by Function.apply on outputs that are part of a graph
+        self._output_index = 0  # which of its node's outputs this tensor is
+
+    # ---- introspection ------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._node is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({self.data!r}{grad})"
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    # ---- backward -----------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=False):
+        """Accumulates d self / d leaf into every leaf's .grad, walking the graph once in reverse
+        topological order; frees the graph's saved arrays unless retain_graph."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if gradient is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward: gradient can be implicitly created only for a scalar "
+                                   f"output; this tensor has shape {self.shape}, pass gradient=")
+            gradient = get_array_module(self.data).ones_like(self.data)
+        gradient = _as_array(gradient, self.dtype)
+        if gradient.shape != self.shape:
+            raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {self.shape}")
+        if self._node is None:
+            self._accumulate_grad(gradient)
+            return
+        # gradients waiting for each node, one slot per output; a node runs once all its users ran
+        pending = {id(self._node): self._node_slots(gradient)}
+        for node in reversed(_topological_order(self._node)):
+            grad_outputs = pending.pop(id(node), None)
+            if grad_outputs is None:
+                continue
+            for inp, grad in zip(node.inputs, node.backward(grad_outputs)):
+                if inp is None or not inp.requires_grad or grad is None:
+                    continue
+                if grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
+                    grad = grad.astype(inp.dtype)
+                if inp._node is None:
+                    inp._accumulate_grad(grad)
+                elif id(inp._node) not in pending:
+                    pending[id(inp._node)] = inp._node_slots(grad)
+                else:
+                    slots, i = pending[id(inp._node)], inp._output_index
+                    slots[i] = grad if slots[i] is None else slots[i] + grad
+            if not retain_graph:
+                node.free()
+
+    def _node_slots(self, grad):
+        """Gradient slots for this tensor's node, holding grad in this tensor's output slot."""
+        slots = [None] * len(self._node.output_specs)
+        slots[self._output_index] = grad
+        return slots
+
+    def _accumulate_grad(self, grad):
+        if self.grad is None:  # a copy: backward's arrays may alias inputs or each other
+            self.grad = Tensor(np.array(grad, dtype=self.dtype, copy=True))
+        else:
+            self.grad.data += grad
+
+    # ---- arithmetic ---------------------------------------------------------------------
+    def _operand(self, other):
+        """A constant operand as an array of our dtype, so `x * 2.0` stays float32."""
+        if isinstance(other, Tensor):
+            return other
+        keep_dtype = self.dtype.kind == "f" and not hasattr(other, "dtype")
+        return get_array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
+
+    __add__, __radd__ = _binary(arithmetic.Add), _binary(arithmetic.Add, reflected=True)
+    __sub__, __rsub__ = _binary(arithmetic.Sub), _binary(arithmetic.Sub, reflected=True)
+    __mul__, __rmul__ = _binary(arithmetic.Mul), _binary(arithmetic.Mul, reflected=True)
+    __truediv__, __rtruediv__ = _binary(arithmetic.Div), _binary(arithmetic.Div, reflected=True)
+    __pow__, __rpow__ = _binary(arithmetic.Pow), _binary(arithmetic.Pow, reflected=True)
+    __matmul__, __rmatmul__ = _binary(arithmetic.MatMul), _binary(arithmetic.MatMul, reflected=True)
+    __neg__ = _unary(arithmetic.Neg)
+
+    # ---- element-wise -------------------------------------------------------------------
+    exp, log, sqrt, abs = (_unary(elementwise.Exp), _unary(elementwise.Log),
+                           _unary(elementwise.Sqrt), _unary(elementwise.Abs))
+    tanh, sigmoid, relu = _unary(elementwise.Tanh), _unary(elementwise.Sigmoid), _unary(elementwise.ReLU)
+
+    # ---- reductions (axis: None, an int or a tuple) -------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return reduction.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        count = int(np.prod([self.shape[a] for a in reduction.normalize_axes(axis, self.ndim)]))
+        return self.sum(axis, keepdims) / count
+
+    def max(self, axis=None, keepdims=False):
+        return reduction.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    # ---- shape --------------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return shape_ops.Reshape.apply(self, shape)
+
+    view = reshape
+
+    def permute(self, *dims):
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return shape_ops.Permute.apply(self, dims)
+
+    def transpose(self, dim0, dim1):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(dims)
+
+    @property
+    def T(self):
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim):
+        if self.shape[dim] != 1:
+            raise ValueError(f"squeeze: dim {dim} of shape {self.shape} is not 1")
+        return self.reshape(self.shape[:dim % self.ndim] + self.shape[dim % self.ndim + 1:])
+
+    def __getitem__(self, index):
+        return shape_ops.GetItem.apply(self, _unwrap_index(index))
+
+
+def _unwrap_index(index):
+    """Tensors used as indices are read as their arrays (integer or boolean)."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index

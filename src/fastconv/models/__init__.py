@@ -1,0 +1,1 @@
+"""The model suite; models/classic.py holds the pre-deep-learning classifiers."""

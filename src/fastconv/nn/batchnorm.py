@@ -1,0 +1,45 @@
+"""Batch normalisation (Ioffe & Szegedy 2015) with PyTorch's defaults and running statistics."""
+import numpy as np
+
+from fastconv import functional as F
+from fastconv.autograd import Tensor
+from fastconv.nn import init
+from fastconv.nn.module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    input_ndims = ()  # the input ranks a subclass accepts
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.empty(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.empty(num_features, dtype)) if affine else None
+        if affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+        tracked = track_running_stats
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype)) if tracked else None)
+        self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)) if tracked else None)
+
+    def forward(self, x):
+        if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
+                             f"{self.num_features} channels and {self.input_ndims} dims, got shape {x.shape}")
+        use_batch_stats = self.training or self.running_mean is None
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch_stats, self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Over (N, C) or (N, C, L)."""
+    input_ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Over (N, C, H, W)."""
+    input_ndims = (4,)

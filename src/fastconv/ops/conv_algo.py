@@ -1,0 +1,83 @@
+"""Choosing conv2d's algorithm per shape, like cuDNN's benchmark mode.
+
+algo="auto" resolves, once per (shapes, arguments, dtype, threads), to the fastest algorithm
+that supports the shape, by timing each candidate on the call's own arrays; the winner is
+cached for the process. In deterministic mode the choice is a fixed rule instead (no timing),
+so two runs of a program always run the same algorithms.
+"""
+import os
+import time
+
+from fastconv import _C
+
+_MODES = ("benchmark", "deterministic")
+_mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
+_choices = {}  # key -> algorithm name
+
+
+def algorithms():
+    """Every conv2d algorithm this build has."""
+    return list(_C.conv2d_algorithms())
+
+
+def set_mode(mode):
+    """'benchmark' (time candidates once per shape) or 'deterministic' (a fixed rule)."""
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    _mode = mode
+    _choices.clear()
+
+
+def get_mode():
+    return _mode
+
+
+def chosen():
+    """{(input shape, weight shape, args, dtype, threads, direction): algorithm} picked so far."""
+    return dict(_choices)
+
+
+def supported(input_shape, weight_shape, args):
+    return [a for a in algorithms() if _C.conv2d_unsupported_reason(a, input_shape, weight_shape, *args) is None]
+
+
+def heuristic(input_shape, weight_shape, args, candidates):
+    """The deterministic rule: the algorithm that usually wins on such a layer on a CPU."""
+    stride, _, _, dilation, groups = args
+    kh, kw = weight_shape[2:]
+    if "depthwise" in candidates:
+        return "depthwise"
+    unit = stride == (1, 1) and dilation == (1, 1) and groups == 1
+    if unit and kh == kw == 3 and weight_shape[0] >= 32 and "winograd_4x3" in candidates:
+        return "winograd_4x3"
+    if unit and min(kh, kw) >= 5 and "fft" in candidates:
+        return "fft"
+    return "implicit" if "implicit" in candidates else "im2col"
+
+
+def resolve(direction, run, input_shape, weight_shape, args, dtype):
+    """The algorithm for one call. `run(algo)` executes the call with that algorithm."""
+    key = (tuple(input_shape), tuple(weight_shape), args, str(dtype), _C.num_threads(), direction)
+    algo = _choices.get(key)
+    if algo is None:
+        candidates = supported(input_shape, weight_shape, args)
+        if _mode == "deterministic" or len(candidates) == 1:
+            algo = heuristic(input_shape, weight_shape, args, candidates)
+        else:
+            algo = _fastest(run, candidates)
+        _choices[key] = algo
+    return algo
+
+
+def _fastest(run, candidates, rounds=3):
+    """Times each candidate on the real call, interleaved; the best of `rounds` wins."""
+    best = {a: float("inf") for a in candidates}
+    for a in candidates:  # warm-up: first-touch of scratch buffers, filter transforms
+        run(a)
+    for _ in range(rounds):
+        for a in candidates:
+            t0 = time.perf_counter()
+            run(a)
+            best[a] = min(best[a], time.perf_counter() - t0)
+    return min(best, key=best.get)

@@ -1,0 +1,40 @@
+"""`fastconv train MODEL` and the python/ scripts: each model runs end to end and reports one line."""
+import importlib.util
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastconv import cli
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
+                                reason="needs scikit-learn (digits) and tqdm")
+SCRIPTS = Path(__file__).resolve().parents[2] / "python"
+
+
+@pytest.mark.parametrize("model", sorted(cli.MODELS))
+def test_each_model_trains_on_digits_and_prints_a_summary(model, capsys):
+    result = cli.main(["train", model, "--data", "digits", "--epochs", "2"])
+    line = capsys.readouterr().out.strip()
+    assert line == result.summary() and "digits" in line and "test acc" in line
+    assert result.test_accuracy > 0.5  # ten classes: chance is 0.1
+
+
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "softmax.png"
+    cli.main(["train", "softmax", "--data", "digits", "--epochs", "2", "--plot", str(path)])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_model_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "transformer"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["knn.py", "linear_svm.py", "softmax_classifier.py", "perceptron.py"])
+def test_scripts_are_thin_wrappers(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [script, "--data", "digits", "--epochs", "1"])
+    runpy.run_path(str(SCRIPTS / script), run_name="__main__")
+    assert "on digits 8x8" in capsys.readouterr().out
