@@ -11,6 +11,9 @@
 #include "core/parallel.h"
 #include "core/py_view.h"
 #include "conv/conv2d.h"
+#include "conv/conv_transpose.h"
+#include "norm/batchnorm.h"
+#include "vision/pooling.h"
 #include "gemm/gemm.h"
 #include "vision/grid_sample.h"
 #include "vision/interpolate.h"
@@ -389,6 +392,215 @@ void bind_winograd(py::module_& m) {
   }, py::arg("which"), py::arg("tile"), py::arg("tiles"));
 }
 
+#define CONV_TRANSPOSE_ARGS py::arg("stride"), py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups")
+
+void bind_conv_transpose2d(py::module_& m) {
+  m.def("conv_transpose2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight,
+                                            Pair st, Pair pad, Pair op, Pair dl, index_t g) {
+    return conv::equivalent_conv2d(input, weight, {st, pad, op, dl, g}).input_shape();
+  }, py::arg("input_shape"), py::arg("weight_shape"), CONV_TRANSPOSE_ARGS);
+
+  m.def("conv_transpose2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
+                                       Pair st, Pair pad, Pair op, Pair dl, index_t g) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
+                                             shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
+      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      const T* bp = vector_arg<const T>(bias, "bias", s.C);
+      T* yp = nchw_arg<T>(y, "out", s.input_shape());
+      py::gil_scoped_release release;
+      conv::conv_transpose2d_forward<T>(s, xp, wp, bp, yp);
+    });
+  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_TRANSPOSE_ARGS);
+
+  m.def("conv_transpose2d_backward", [](py::array x, py::array w, py::array grad_y, py::array grad_x,
+                                        py::array grad_w, py::object grad_b,
+                                        Pair st, Pair pad, Pair op, Pair dl, index_t g) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
+                                             shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
+      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.output_shape());
+      T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
+      T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
+      py::gil_scoped_release release;
+      conv::conv_transpose2d_backward_input<T>(s, dyp, wp, dxp);
+      conv::conv_transpose2d_backward_weight<T>(s, xp, dyp, dwp, dbp);
+    });
+  }, py::arg("input"), py::arg("weight"), py::arg("grad_output"), py::arg("grad_input"), py::arg("grad_weight"),
+     py::arg("grad_bias"), CONV_TRANSPOSE_ARGS);
+}
+
+// The arrays every batch_norm forward reads and writes, checked against x's shape.
+template <class T>
+std::pair<norm::BatchNormShape, norm::BatchNormForward<T>> batch_norm_views(
+    py::array x, py::object residual, py::object gamma, py::object beta, py::array y, bool relu) {
+  const auto dims = shape4(x, "input", "(N, C, H, W)");
+  const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
+  norm::BatchNormForward<T> f;
+  f.x = nchw_arg<const T>(x, "input", dims);
+  f.residual = residual.is_none() ? nullptr : nchw_arg<const T>(residual.cast<py::array>(), "residual", dims);
+  f.gamma = vector_arg<const T>(gamma, "weight", s.C);
+  f.beta = vector_arg<const T>(beta, "bias", s.C);
+  f.relu = relu;
+  f.y = nchw_arg<T>(y, "out", dims);
+  return {s, f};
+}
+
+#define BATCH_NORM_ARGS py::arg("input"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("out")
+
+void bind_batch_norm(py::module_& m) {
+  m.def("batch_norm_train_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
+                                       py::object running_mean, py::object running_var, py::array y,
+                                       py::array save_mean, py::array save_invstd, double momentum, double eps,
+                                       bool relu) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
+      T* rm = vector_arg<T>(running_mean, "running_mean", s.C);
+      T* rv = vector_arg<T>(running_var, "running_var", s.C);
+      T* sm = vector_arg<T>(save_mean, "save_mean", s.C);
+      T* si = vector_arg<T>(save_invstd, "save_invstd", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
+    });
+  }, BATCH_NORM_ARGS, py::arg("save_mean"), py::arg("save_invstd"), py::arg("momentum"), py::arg("eps"),
+     py::arg("relu"));
+
+  m.def("batch_norm_eval_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
+                                      py::array running_mean, py::array running_var, py::array y, double eps,
+                                      bool relu) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
+      const T* rm = vector_arg<const T>(running_mean, "running_mean", s.C);
+      const T* rv = vector_arg<const T>(running_var, "running_var", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
+    });
+  }, BATCH_NORM_ARGS, py::arg("eps"), py::arg("relu"));
+
+  m.def("batch_norm_backward", [](py::array grad_y, py::array x, py::object y, py::object gamma, py::array mean,
+                                  py::array invstd, bool training, py::array grad_x, py::object grad_z,
+                                  py::array grad_gamma, py::array grad_beta) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto dims = shape4(x, "input", "(N, C, H, W)");
+      const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
+      norm::BatchNormBackward<T> b;
+      b.grad_y = nchw_arg<const T>(grad_y, "grad_output", dims);
+      b.x = nchw_arg<const T>(x, "input", dims);
+      b.y = y.is_none() ? nullptr : nchw_arg<const T>(y.cast<py::array>(), "output", dims);
+      b.gamma = vector_arg<const T>(gamma, "weight", s.C);
+      b.mean = vector_arg<const T>(mean, "mean", s.C);
+      b.invstd = vector_arg<const T>(invstd, "invstd", s.C);
+      b.training = training;
+      b.grad_x = nchw_arg<T>(grad_x, "grad_input", dims);
+      b.grad_residual = grad_z.is_none() ? nullptr : nchw_arg<T>(grad_z.cast<py::array>(), "grad_residual", dims);
+      b.grad_gamma = vector_arg<T>(grad_gamma, "grad_weight", s.C);
+      b.grad_beta = vector_arg<T>(grad_beta, "grad_bias", s.C);
+      py::gil_scoped_release release;
+      norm::batch_norm_backward<T>(s, b);
+    });
+  }, py::arg("grad_output"), py::arg("input"), py::arg("output"), py::arg("weight"), py::arg("mean"),
+     py::arg("invstd"), py::arg("training"), py::arg("grad_input"), py::arg("grad_residual"), py::arg("grad_weight"),
+     py::arg("grad_bias"));
+}
+
+vision::Pool2dWindow pool_window(Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+  return {kernel, stride, padding, dilation, ceil_mode};
+}
+
+#define POOL_WINDOW_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode")
+#define AVG_POOL_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override")
+
+// A pooling kernel maps one NCHW array onto another: a forward input -> out, a backward
+// grad_output -> grad_input. Checks both against `s`, then runs kernel(src, dst) without the GIL.
+template <class T, class Kernel>
+void run_pool(const vision::Pool2dShape& s, py::array from, py::array to, bool backward, const Kernel& kernel) {
+  const T* src = nchw_arg<const T>(from, backward ? "grad_output" : "input", backward ? s.output_shape() : s.input_shape());
+  T* dst = nchw_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape());
+  py::gil_scoped_release release;
+  kernel(src, dst);
+}
+
+void bind_pooling(py::module_& m) {
+  m.def("pool2d_output_shape", [](std::array<index_t, 4> input, Pair k, Pair st, Pair pad, Pair dl, bool ceil) {
+    return vision::Pool2dShape::windowed(input, pool_window(k, st, pad, dl, ceil)).output_shape();
+  }, py::arg("input_shape"), POOL_WINDOW_ARGS);
+
+  m.def("max_pool2d_forward", [](py::array x, py::array y, py::object indices, Pair k, Pair st, Pair pad, Pair dl,
+                                 bool ceil) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, dl, ceil));
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      std::int64_t* ip = indices.is_none() ? nullptr : nchw_arg<std::int64_t>(indices.cast<py::array>(), "indices", s.output_shape());
+      py::gil_scoped_release release;
+      vision::max_pool2d_forward<T>(s, xp, yp, ip);
+    });
+  }, py::arg("input"), py::arg("out"), py::arg("indices"), POOL_WINDOW_ARGS);
+
+  m.def("max_pool2d_backward", [](py::array grad_y, py::array indices, py::array grad_x) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
+      const auto in = shape4(grad_x, "grad_input", "(N, C, H, W)");
+      check(in[0] == out[0] && in[1] == out[1], "input_shape: batch and channels must match grad_output's");
+      const vision::Pool2dShape s{in[0], in[1], in[2], in[3], out[2], out[3], {}};
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+      const std::int64_t* ip = nchw_arg<const std::int64_t>(indices, "indices", s.output_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      py::gil_scoped_release release;
+      vision::max_pool2d_backward<T>(s, dyp, ip, dxp);
+    });
+  }, py::arg("grad_output"), py::arg("indices"), py::arg("grad_input"));
+
+  m.def("avg_pool2d_forward", [](py::array x, py::array y, Pair k, Pair st, Pair pad, bool ceil,
+                                 bool count_include_pad, index_t divisor) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, {1, 1}, ceil));
+      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::avg_pool2d_forward(s, count_include_pad, divisor, src, dst); });
+    });
+  }, py::arg("input"), py::arg("out"), AVG_POOL_ARGS);
+
+  m.def("avg_pool2d_backward", [](py::array grad_y, py::array grad_x, Pair k, Pair st, Pair pad, bool ceil,
+                                  bool count_include_pad, index_t divisor) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = vision::Pool2dShape::windowed(shape4(grad_x, "grad_input", "(N, C, H, W)"),
+                                                   pool_window(k, st, pad, {1, 1}, ceil));
+      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::avg_pool2d_backward(s, count_include_pad, divisor, src, dst); });
+    });
+  }, py::arg("grad_output"), py::arg("grad_input"), AVG_POOL_ARGS);
+
+  // Adaptive pooling: the output size is the smaller array's.
+  m.def("adaptive_avg_pool2d_forward", [](py::array x, py::array y) {
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(y, "out", "(N, C, P, Q)");
+      const auto s = vision::Pool2dShape::adaptive(shape4(x, "input", "(N, C, H, W)"), {out[2], out[3]});
+      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_forward(s, src, dst); });
+    });
+  }, py::arg("input"), py::arg("out"));
+
+  m.def("adaptive_avg_pool2d_backward", [](py::array grad_y, py::array grad_x) {
+    dispatch_float(grad_y, "grad_output", [&](auto tag) {
+      using T = decltype(tag);
+      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
+      const auto s = vision::Pool2dShape::adaptive(shape4(grad_x, "grad_input", "(N, C, H, W)"), {out[2], out[3]});
+      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_backward(s, src, dst); });
+    });
+  }, py::arg("grad_output"), py::arg("grad_input"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -403,4 +615,7 @@ PYBIND11_MODULE(_C, m) {
   bind_grid_sample(m);
   bind_interpolate(m);
   bind_winograd(m);
+  bind_conv_transpose2d(m);
+  bind_batch_norm(m);
+  bind_pooling(m);
 }

@@ -18,8 +18,9 @@ Conv2dShape::Conv2dShape(const std::array<index_t, 4>& input, const std::array<i
   for (int d = 0; d < 2; ++d) {
     check(p.stride[d] >= 1, "stride: must be >= 1, got ", p.stride[d]);
     check(p.dilation[d] >= 1, "dilation: must be >= 1, got ", p.dilation[d]);
-    check(p.pad_begin[d] >= 0 && p.pad_end[d] >= 0, "padding: must be >= 0, got ", p.pad_begin[d],
-          " and ", p.pad_end[d]);
+    // pad_end may be negative: the last rows are then never read. That is how a transposed
+    // convolution's output_padding appears in its equivalent convolution (conv_transpose.cpp).
+    check(p.pad_begin[d] >= 0, "padding: must be >= 0, got ", p.pad_begin[d]);
   }
   check(C % p.groups == 0, "input: ", C, " channels are not divisible by groups=", p.groups);
   check(K % p.groups == 0, "weight: ", K, " output channels are not divisible by groups=", p.groups);

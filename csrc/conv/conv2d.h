@@ -16,7 +16,7 @@ namespace fastconv::conv {
 struct Conv2dParams {
   std::array<index_t, 2> stride{1, 1};
   std::array<index_t, 2> pad_begin{0, 0};  // top, left
-  std::array<index_t, 2> pad_end{0, 0};    // bottom, right
+  std::array<index_t, 2> pad_end{0, 0};    // bottom, right; negative crops the input's end
   std::array<index_t, 2> dilation{1, 1};
   index_t groups = 1;
 };

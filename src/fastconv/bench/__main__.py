@@ -10,7 +10,8 @@ import sys
 import time
 from importlib import resources
 
-SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sampling": "fastconv.bench.sampling"}
+SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sampling": "fastconv.bench.sampling",
+            "norm_pool": "fastconv.bench.norm_pool"}
 
 
 def _clean_openblas_environment():

@@ -5,8 +5,16 @@ from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
 from fastconv.ops.roi_align import roi_align, roi_align_backward
 from fastconv.ops.grid_sample import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
 from fastconv.ops.interpolate import interpolate, interpolate_backward
+from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from fastconv.ops.batch_norm import batch_norm, batch_norm_backward, fold_bn_into_conv
+from fastconv.ops.pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                                  avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
+           "conv_transpose2d", "conv_transpose2d_backward",
+           "batch_norm", "batch_norm_backward", "fold_bn_into_conv",
+           "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
            "roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward",
            "grid_sample", "grid_sample_backward", "affine_grid", "affine_grid_backward",
            "interpolate", "interpolate_backward"]

@@ -1,0 +1,194 @@
+// Fused batchnorm. Channels are independent, so each thread owns whole channels: a channel's
+// planes (N strided runs of HW contiguous values) are reduced, then transformed while they are
+// still in that core's cache, so DRAM sees about one read of x and one write of y.
+#include "norm/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/parallel.h"
+
+namespace fastconv::norm {
+
+namespace {
+
+struct Moments {
+  double mean, var;  // var is biased (divided by the count)
+};
+
+// Mean and biased variance of channel c in one pass. Sums of (x - shift) in double with the
+// channel's first value as the shift: the shifted sum of squares does not cancel catastrophically
+// when |mean| >> std (the textbook one-pass formula does).
+template <class T>
+Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
+  const double shift = x[c * s.HW];
+  double sum = 0, sum_sq = 0;
+  for (index_t n = 0; n < s.N; ++n) {
+    const T* plane = x + (n * s.C + c) * s.HW;
+#pragma omp simd reduction(+ : sum, sum_sq)
+    for (index_t i = 0; i < s.HW; ++i) {
+      const double d = static_cast<double>(plane[i]) - shift;
+      sum += d;
+      sum_sq += d * d;
+    }
+  }
+  const double m = static_cast<double>(s.count()), mean_shifted = sum / m;
+  return {shift + mean_shifted, std::max(0.0, sum_sq / m - mean_shifted * mean_shifted)};
+}
+
+// y = relu((x - mean) * scale + beta + z) over one channel; relu and z chosen at compile time
+// so the inner loop is branch-free. NaN passes the ReLU, as torch.relu's does.
+template <class T, bool kRelu, bool kResidual>
+void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, T mean, T scale, T beta) {
+  for (index_t n = 0; n < s.N; ++n) {
+    const index_t offset = (n * s.C + c) * s.HW;
+    const T* x = f.x + offset;
+    const T* z = f.residual + (kResidual ? offset : 0);
+    T* y = f.y + offset;
+#pragma omp simd
+    for (index_t i = 0; i < s.HW; ++i) {
+      T v = (x[i] - mean) * scale + beta;
+      if constexpr (kResidual) v += z[i];
+      if constexpr (kRelu) v = v < T(0) ? T(0) : v;
+      y[i] = v;
+    }
+  }
+}
+
+template <class T>
+void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, double mean,
+                       double invstd) {
+  const T scale = static_cast<T>(invstd * (f.gamma ? f.gamma[c] : T(1)));
+  const T beta = f.beta ? f.beta[c] : T(0), m = static_cast<T>(mean);
+  if (f.relu) {
+    if (f.residual) normalize_channel<T, true, true>(s, f, c, m, scale, beta);
+    else normalize_channel<T, true, false>(s, f, c, m, scale, beta);
+  } else {
+    if (f.residual) normalize_channel<T, false, true>(s, f, c, m, scale, beta);
+    else normalize_channel<T, false, false>(s, f, c, m, scale, beta);
+  }
+}
+
+// With a ReLU, the gradient reaching bn(x) is grad_y where the ReLU passed it (PyTorch's
+// threshold_backward zeroes it where the output is <= 0). It is written into grad_x first, a
+// plane at a time, so that every loop below handles one type and vectorises: a select mixed
+// into the double reduction compiled to a branch, and the mask is random.
+template <class T>
+const T* masked_grad_plane(const T* grad_y, const T* y, index_t n, T* g) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) {
+    const T out = y[i], dy = grad_y[i];
+    g[i] = out <= T(0) ? T(0) : dy;
+  }
+  return g;
+}
+
+struct GradSums {
+  double grad, grad_xmu;  // sum of g and of g * (x - mean)
+};
+
+template <class T>
+GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c) {
+  const double mean = b.mean[c];
+  double sum = 0, sum_xmu = 0;
+  for (index_t n = 0; n < s.N; ++n) {
+    const index_t offset = (n * s.C + c) * s.HW;
+    const T* x = b.x + offset;
+    const T* g = b.y ? masked_grad_plane(b.grad_y + offset, b.y + offset, s.HW, b.grad_x + offset)
+                     : b.grad_y + offset;
+#pragma omp simd reduction(+ : sum, sum_xmu)
+    for (index_t i = 0; i < s.HW; ++i) {
+      sum += g[i];
+      sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+    }
+  }
+  return {sum, sum_xmu};
+}
+
+// grad_x = k * g + (x - mean) * k_xmu + k_0, and grad_residual = g; g is read from grad_x
+// itself when channel_grad_sums put the masked gradient there.
+template <class T, bool kResidual>
+void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T k, T k_xmu, T k_0) {
+  const T mean = b.mean[c];
+  for (index_t n = 0; n < s.N; ++n) {
+    const index_t offset = (n * s.C + c) * s.HW;
+    const T* x = b.x + offset;
+    const T* g = (b.y ? b.grad_x : b.grad_y) + offset;
+    T* dx = b.grad_x + offset;
+    T* dz = b.grad_residual + (kResidual ? offset : 0);
+#pragma omp simd
+    for (index_t i = 0; i < s.HW; ++i) {
+      const T gi = g[i];
+      if constexpr (kResidual) dz[i] = gi;
+      dx[i] = k * gi + (x[i] - mean) * k_xmu + k_0;
+    }
+  }
+}
+
+template <class T>
+void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c) {
+  const GradSums sums = channel_grad_sums(s, b, c);
+  const double invstd = b.invstd[c], gamma = b.gamma ? b.gamma[c] : 1.0, m = static_cast<double>(s.count());
+  b.grad_beta[c] = static_cast<T>(sums.grad);
+  b.grad_gamma[c] = static_cast<T>(sums.grad_xmu * invstd);
+  // Training: the mean and variance depend on x, which adds the two terms of
+  // grad_x = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)).
+  const double k = gamma * invstd;
+  const double k_xmu = b.training ? -k * invstd * invstd * sums.grad_xmu / m : 0.0;
+  const double k_0 = b.training ? -k * sums.grad / m : 0.0;
+  if (b.grad_residual) channel_grad_input<T, true>(s, b, c, T(k), T(k_xmu), T(k_0));
+  else channel_grad_input<T, false>(s, b, c, T(k), T(k_xmu), T(k_0));
+}
+
+}  // namespace
+
+template <class T>
+void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
+                              double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
+  // PyTorch: "Expected more than 1 value per channel when training" (the variance is undefined).
+  check(s.count() > 1, "input: expected more than 1 value per channel when training, got N=", s.N,
+        " and H*W=", s.HW);
+  const double m = static_cast<double>(s.count());
+  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t c = lo; c < hi; ++c) {
+      const Moments mom = channel_moments(s, f.x, c);
+      const double invstd = 1.0 / std::sqrt(mom.var + eps);
+      save_mean[c] = static_cast<T>(mom.mean);
+      save_invstd[c] = static_cast<T>(invstd);
+      if (running_mean)
+        running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mom.mean);
+      if (running_var)  // PyTorch keeps the unbiased variance as the running estimate
+        running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * mom.var * m / (m - 1));
+      normalize_channel(s, f, c, mom.mean, invstd);
+    }
+  });
+}
+
+template <class T>
+void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double eps,
+                             const T* running_mean, const T* running_var) {
+  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t c = lo; c < hi; ++c)
+      normalize_channel(s, f, c, running_mean[c], 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  });
+}
+
+template <class T>
+void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
+  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c);
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                              \
+  template void batch_norm_train_forward<T>(const BatchNormShape&, const BatchNormForward<T>&, double, double, \
+                                            T*, T*, T*, T*);                                                  \
+  template void batch_norm_eval_forward<T>(const BatchNormShape&, const BatchNormForward<T>&, double,        \
+                                           const T*, const T*);                                               \
+  template void batch_norm_backward<T>(const BatchNormShape&, const BatchNormBackward<T>&);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::norm

@@ -1,0 +1,97 @@
+"""Fused batch normalisation, torch.nn.functional.batch_norm's semantics, plus an optional
+residual add and ReLU: relu(batch_norm(x) + residual). Also folding BN into a conv for inference.
+"""
+import numpy as np
+
+from fastconv import _C
+from fastconv.ops._checks import check_ndim, float_array, same_dtype
+
+
+def _vector(a, name):
+    return None if a is None else np.ascontiguousarray(float_array(a, name))
+
+
+def _input_arrays(input, residual, weight, bias, running_mean, running_var):
+    x = np.ascontiguousarray(float_array(input, "input"))
+    check_ndim(x, 4, "input", "(N, C, H, W)")
+    z = None if residual is None else np.ascontiguousarray(float_array(residual, "residual"))
+    vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+    vectors = {name: _vector(a, name) for name, a in vectors.items()}
+    same_dtype({"input": x, "residual": z, **vectors})
+    return x, z, vectors
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5, residual=None, relu=False):
+    """y = relu?(batch_norm(input) + residual?) over (N, C, H, W), as torch.nn.functional.batch_norm.
+
+    Training normalises with the batch mean and biased variance and, when running_mean /
+    running_var are given, updates them in place with `momentum` (the variance unbiased). Eval
+    normalises with the running statistics. Returns (y, mean, invstd): the statistics used,
+    invstd = 1/sqrt(var + eps), which batch_norm_backward needs.
+    """
+    x, z, v = _input_arrays(input, residual, weight, bias, running_mean, running_var)
+    for name, given in (("running_mean", running_mean), ("running_var", running_var)):
+        if training and v[name] is not None and v[name] is not given:  # a copy would lose the update
+            raise ValueError(f"{name}: expected a C-contiguous float32/float64 ndarray (updated in place)")
+    y = np.empty_like(x)
+    channels = x.shape[1]
+    if training:
+        mean, invstd = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
+        _C.batch_norm_train_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
+                                    mean, invstd, float(momentum), float(eps), bool(relu))
+        return y, mean, invstd
+    if v["running_mean"] is None or v["running_var"] is None:
+        raise ValueError("running_mean, running_var: required when training=False")
+    _C.batch_norm_eval_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
+                               float(eps), bool(relu))
+    invstd = (1.0 / np.sqrt(v["running_var"].astype(np.float64) + eps)).astype(x.dtype)
+    return y, v["running_mean"].copy(), invstd
+
+
+def batch_norm_backward(grad_output, input, mean, invstd, weight=None, training=True, output=None,
+                        relu=False, residual=False):
+    """Gradients of batch_norm in one pass: (grad_input, grad_weight, grad_bias, grad_residual).
+
+    mean, invstd: what batch_norm returned. relu=True needs the forward's `output` (its mask);
+    grad_residual is None unless residual=True; grad_weight and grad_bias are None when weight
+    is None (no affine parameters).
+    """
+    if relu and output is None:
+        raise ValueError("output: required when relu=True (the ReLU mask is read from it)")
+    x = np.ascontiguousarray(float_array(input, "input"))
+    check_ndim(x, 4, "input", "(N, C, H, W)")
+    arrays = {"grad_output": grad_output, "output": output if relu else None}
+    arrays = {n: None if a is None else np.ascontiguousarray(float_array(a, n)) for n, a in arrays.items()}
+    vectors = {n: _vector(a, n) for n, a in (("weight", weight), ("mean", mean), ("invstd", invstd))}
+    same_dtype({"input": x, **arrays, **vectors})
+    dx = np.empty_like(x)
+    dz = np.empty_like(x) if residual else None
+    dgamma, dbeta = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _C.batch_norm_backward(arrays["grad_output"], x, arrays["output"], vectors["weight"], vectors["mean"],
+                           vectors["invstd"], bool(training), dx, dz, dgamma, dbeta)
+    if weight is None:
+        dgamma = dbeta = None
+    return dx, dgamma, dbeta, dz
+
+
+def fold_bn_into_conv(weight, bias, running_mean, running_var, gamma, beta, eps=1e-5):
+    """(weight', bias') of the conv2d equal to conv2d followed by eval-mode batch_norm:
+    w' = w * gamma / sqrt(var + eps) per output channel, b' = (b - mean) * that + beta.
+    bias, gamma, beta may be None (0, 1, 0). Computed in float64, returned in weight's dtype."""
+    w = float_array(weight, "weight")
+    check_ndim(w, 4, "weight", "(K, C/groups, R, S)")
+    k = w.shape[0]
+
+    def channel_vector(a, name, default):
+        if a is None:
+            return np.full(k, default, np.float64)
+        a = float_array(a, name)
+        if a.shape != (k,):
+            raise ValueError(f"{name}: expected shape ({k},), got {a.shape}")
+        return a.astype(np.float64)
+
+    mean, var = channel_vector(running_mean, "running_mean", 0.0), channel_vector(running_var, "running_var", 1.0)
+    scale = channel_vector(gamma, "gamma", 1.0) / np.sqrt(var + eps)
+    folded_bias = (channel_vector(bias, "bias", 0.0) - mean) * scale + channel_vector(beta, "beta", 0.0)
+    return (w * scale[:, None, None, None]).astype(w.dtype), folded_bias.astype(w.dtype)

@@ -1,0 +1,176 @@
+import numpy as np
+import pytest
+
+from fastconv import ops
+from tests.reference import batch_norm_reference, batch_stats_reference, conv2d_reference, numeric_gradient
+
+# (N, C, H, W)
+SHAPES = [(1, 1, 1, 2), (1, 3, 5, 7), (4, 5, 3, 3), (2, 17, 9, 11), (8, 2, 1, 1)]
+FUSIONS = [(False, False), (True, False), (False, True), (True, True)]  # (relu, residual)
+
+
+def _params(rng, c, dtype):
+    gamma = rng.standard_normal(c).astype(dtype)
+    beta = rng.standard_normal(c).astype(dtype)
+    running_mean = rng.standard_normal(c).astype(dtype)
+    running_var = (rng.random(c) + 0.5).astype(dtype)
+    return gamma, beta, running_mean, running_var
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("relu,residual", FUSIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_train_forward_matches_reference(rng, shape, relu, residual, dtype):
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    z = rng.standard_normal(shape).astype(dtype) if residual else None
+    gamma, beta, rm, rv = _params(rng, shape[1], dtype)
+    rm0, rv0 = rm.copy(), rv.copy()
+    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.3, eps=1e-3,
+                                     residual=z, relu=relu)
+    ref_mean, ref_var = batch_stats_reference(x)
+    count = shape[0] * shape[2] * shape[3]
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, batch_norm_reference(x, ref_mean, ref_var, gamma, beta, 1e-3, z, relu), rtol=tol, atol=tol)
+    np.testing.assert_allclose(mean, ref_mean, rtol=tol, atol=tol)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(ref_var + 1e-3), rtol=tol, atol=tol)
+    np.testing.assert_allclose(rm, 0.7 * rm0 + 0.3 * ref_mean, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rv, 0.7 * rv0 + 0.3 * ref_var * count / (count - 1), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("relu,residual", FUSIONS)
+def test_batch_norm_eval_forward_matches_reference(rng, relu, residual):
+    x = rng.standard_normal((3, 6, 5, 4))
+    z = rng.standard_normal(x.shape) if residual else None
+    gamma, beta, rm, rv = _params(rng, 6, np.float64)
+    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=False, eps=1e-4, residual=z, relu=relu)
+    np.testing.assert_allclose(y, batch_norm_reference(x, rm, rv, gamma, beta, 1e-4, z, relu), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(mean, rm)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(rv + 1e-4), rtol=1e-15)
+
+
+def _forward_fn(training, relu, rm, rv, eps=1e-3):
+    """f(x, gamma, beta, z) by the reference, with the statistics a real forward would use."""
+    def f(x, gamma, beta, z):
+        mean, var = batch_stats_reference(x) if training else (rm, rv)
+        return batch_norm_reference(x, mean, var, gamma, beta, eps, z, relu)
+    return f
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("relu,residual", FUSIONS)
+def test_batch_norm_gradients_match_numeric(rng, training, relu, residual):
+    shape = (2, 3, 3, 4)
+    x = rng.standard_normal(shape)
+    z = rng.standard_normal(shape) if residual else np.zeros(shape)
+    gamma, beta, rm, rv = _params(rng, 3, np.float64)
+    y, mean, invstd = ops.batch_norm(x, rm.copy(), rv.copy(), gamma, beta, training=training, eps=1e-3,
+                                     residual=z if residual else None, relu=relu)
+    gy = rng.standard_normal(shape)
+    dx, dgamma, dbeta, dz = ops.batch_norm_backward(gy, x, mean, invstd, gamma, training=training, output=y,
+                                                    relu=relu, residual=residual)
+    f = _forward_fn(training, relu, rm, rv)
+    kw = dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda a: f(a, gamma, beta, z), x, gy), **kw)
+    np.testing.assert_allclose(dgamma, numeric_gradient(lambda a: f(x, a, beta, z), gamma, gy), **kw)
+    np.testing.assert_allclose(dbeta, numeric_gradient(lambda a: f(x, gamma, a, z), beta, gy), **kw)
+    if residual:
+        np.testing.assert_allclose(dz, numeric_gradient(lambda a: f(x, gamma, beta, a), z, gy), **kw)
+    else:
+        assert dz is None
+
+
+def _random_shape(rng):
+    return (int(rng.integers(1, 5)), int(rng.integers(1, 9)), int(rng.integers(1, 12)), int(rng.integers(2, 12)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_batch_norm_random_shapes_against_torch(torch, seed):
+    rng = np.random.default_rng(seed)
+    shape = _random_shape(rng)
+    relu, residual = FUSIONS[seed % 4]
+    affine = seed % 3 != 0
+    x, z, gy = (rng.standard_normal(shape) for _ in range(3))
+    gamma, beta, rm, rv = _params(rng, shape[1], np.float64)
+    if not affine:
+        gamma = beta = None
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in dict(x=x, z=z, g=gamma, b=beta).items() if v is not None}
+    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    ty = torch.nn.functional.batch_norm(t["x"], trm, trv, t.get("g"), t.get("b"), True, 0.2, 1e-4)
+    ty = ty + t["z"] if residual else ty
+    ty = torch.relu(ty) if relu else ty
+    ty.backward(torch.tensor(gy))
+    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, True, 0.2, 1e-4, z if residual else None, relu)
+    dx, dgamma, dbeta, dz = ops.batch_norm_backward(gy, x, mean, invstd, gamma, True, y, relu, residual)
+    pairs = [(y, ty), (rm, trm), (rv, trv), (dx, t["x"].grad)]
+    pairs += [(dgamma, t["g"].grad), (dbeta, t["b"].grad)] if affine else []
+    pairs += [(dz, t["z"].grad)] if residual else []
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-9, atol=1e-10)
+    if not affine:
+        assert dgamma is None and dbeta is None
+
+
+def test_batch_norm_float32_stats_stable_with_large_offset(torch, rng):
+    # |mean| / std = 1e4: the textbook E[x^2] - E[x]^2 in float would lose every digit.
+    x = (1e4 + rng.standard_normal((8, 4, 16, 16))).astype(np.float32)
+    rm, rv = np.zeros(4, np.float32), np.ones(4, np.float32)
+    y, mean, invstd = ops.batch_norm(x, rm, rv, training=True)
+    ref_mean, ref_var = batch_stats_reference(x)
+    np.testing.assert_allclose(1 / invstd ** 2 - 1e-5, ref_var, rtol=1e-5)
+    ty = torch.nn.functional.batch_norm(torch.from_numpy(x), None, None, training=True)
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_batch_norm_without_running_stats(rng):
+    x = rng.standard_normal((2, 3, 4, 4))
+    y, mean, invstd = ops.batch_norm(x, None, None, training=True)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12, atol=1e-14)
+
+
+def test_batch_norm_outputs_are_fully_written(rng):
+    x = rng.standard_normal((3, 5, 7, 9)).astype(np.float32)
+    gamma, beta, rm, rv = _params(rng, 5, np.float32)
+    ops.batch_norm(np.full_like(x, np.nan), rm.copy(), rv.copy(), gamma, beta, training=True)
+    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=True, residual=x, relu=True)
+    grads = ops.batch_norm_backward(np.ones_like(x), x, mean, invstd, gamma, output=y, relu=True, residual=True)
+    for a in (y, mean, invstd, rm, rv, *grads):
+        assert np.isfinite(a).all()
+
+
+def test_fold_bn_into_conv_matches_conv_then_bn(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    gamma, beta, rm, rv = _params(rng, 4, np.float64)
+    bn_y, _, _ = ops.batch_norm(ops.conv2d(x, w, b, padding=1), rm, rv, gamma, beta, eps=1e-3)
+    w2, b2 = ops.fold_bn_into_conv(w, b, rm, rv, gamma, beta, eps=1e-3)
+    np.testing.assert_allclose(conv2d_reference(x, w2, b2, pad_begin=(1, 1), pad_end=(1, 1)), bn_y, rtol=1e-10, atol=1e-10)
+    w3, b3 = ops.fold_bn_into_conv(w.astype(np.float32), None, rm, rv, None, None)
+    assert w3.dtype == np.float32
+    np.testing.assert_allclose(b3, -rm / np.sqrt(rv + 1e-5), rtol=1e-6)
+
+
+X = np.zeros((2, 3, 4, 4))
+V = np.ones(3)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(input=np.zeros((2, 3, 4)), running_mean=V, running_var=V), ValueError, "input: expected a 4-d array"),
+    (dict(input=X, running_mean=np.zeros(4), running_var=V), ValueError, "running_mean: expected shape \\(3,\\)"),
+    (dict(input=X, running_mean=V, running_var=np.ones((3, 1)), training=True), ValueError, "running_var: expected a 1-d"),
+    (dict(input=X, running_mean=V, running_var=V, weight=np.ones(2)), ValueError, "weight: expected shape \\(3,\\)"),
+    (dict(input=X, running_mean=V.astype(np.float32), running_var=V), TypeError, "running_mean: dtype float32 does not match"),
+    (dict(input=X.astype(np.int64), running_mean=V, running_var=V), TypeError, "input: expected a float32 or float64"),
+    (dict(input=X, running_mean=V, running_var=V, residual=np.zeros((2, 3, 4, 5))), ValueError, "residual: expected shape"),
+    (dict(input=np.zeros((1, 3, 1, 1)), running_mean=V, running_var=V, training=True), ValueError,
+     "expected more than 1 value per channel when training"),
+    (dict(input=X, running_mean=None, running_var=None), ValueError, "required when training=False"),
+    (dict(input=X, running_mean=[0.0, 0.0, 0.0], running_var=V, training=True), ValueError, "updated in place"),
+])
+def test_batch_norm_bad_input_raises_clearly(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ops.batch_norm(**kwargs)
+
+
+def test_batch_norm_backward_relu_needs_output():
+    with pytest.raises(ValueError, match="output: required when relu=True"):
+        ops.batch_norm_backward(X, X, V, V, relu=True)

@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+
+from fastconv import ops
+from tests.reference import conv_transpose2d_reference, numeric_gradient
+
+# (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
+CASES = [
+    (1, 1, 3, 3, 1, 3, 3, 1, 0, 0, 1, 1),
+    (2, 4, 5, 6, 3, 4, 4, 2, 1, 1, 1, 1),          # FCN-style 2x upsampling
+    (2, 4, 5, 4, 2, 3, 2, (2, 3), (1, 0), (1, 2), 2, 1),
+    (1, 3, 4, 5, 2, 3, 3, 1, 0, 2, 1, 3),          # output_padding >= stride: allowed by dilation
+    (2, 6, 3, 3, 1, 3, 3, 2, 1, 0, 6, 1),          # depthwise
+    (2, 8, 5, 5, 4, 1, 1, 1, 0, 0, 1, 1),          # pointwise: no column matrix
+    (1, 5, 7, 3, 3, 5, 3, 3, 2, 2, 1, (1, 2)),
+]
+
+
+def _case_arrays(rng, case, dtype=np.float64):
+    n, c, h, w_, co, r, s, *_rest = case
+    groups = case[10]
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((c, co, r, s)).astype(dtype)
+    b = rng.standard_normal(co * groups).astype(dtype)
+    return x, w, b
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def _args(case):
+    stride, padding, output_padding, groups, dilation = case[7:]
+    return dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+
+
+def _reference(x, w, b, case):
+    stride, padding, output_padding, groups, dilation = case[7:]
+    return conv_transpose2d_reference(x, w, b, _pair(stride), _pair(padding), _pair(output_padding), groups,
+                                      _pair(dilation))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_transpose2d_forward_matches_scatter_reference(isa, rng, case, dtype):
+    x, w, b = _case_arrays(rng, case, dtype)
+    y = ops.conv_transpose2d(x, w, b, **_args(case))
+    ref = _reference(x, w, b, case)
+    assert y.dtype == dtype and y.shape == ref.shape
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.sqrt(w.size))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_transpose2d_gradients_match_numeric(rng, case):
+    x, w, b = _case_arrays(rng, case)
+    y = ops.conv_transpose2d(x, w, b, **_args(case))
+    gy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case))
+    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: _reference(xx, w, None, case), x, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: _reference(x, ww, None, case), w, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+
+
+def _random_case(rng):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    r, s = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    padding = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+    output_padding = tuple(int(rng.integers(0, max(st, dl))) for st, dl in zip(stride, dilation))
+    h, w = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    # Keep the output size positive: grow the input until it is.
+    while (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (r - 1) + output_padding[0] + 1 < 1:
+        h += 1
+    while (w - 1) * stride[1] - 2 * padding[1] + dilation[1] * (s - 1) + output_padding[1] + 1 < 1:
+        w += 1
+    return (int(rng.integers(1, 4)), groups * int(rng.integers(1, 4)), h, w, int(rng.integers(1, 4)), r, s,
+            stride, padding, output_padding, groups, dilation)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_conv_transpose2d_random_shapes_against_torch(torch, seed):
+    rng = np.random.default_rng(seed)
+    case = _random_case(rng)
+    x, w, b = _case_arrays(rng, case)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **_args(case))
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    y = ops.conv_transpose2d(x, w, b, **_args(case))
+    dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case))
+    for ours, theirs in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose2d_float32_against_torch_on_a_real_layer(torch, rng):
+    x = rng.standard_normal((4, 64, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((64, 32, 4, 4)) * 0.05).astype(np.float32)
+    y = ops.conv_transpose2d(x, w, stride=2, padding=1)
+    ref = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose2d_out_is_fully_written(rng):
+    # Poison the output and the column scratch first: a missed element shows up as NaN.
+    x = rng.standard_normal((3, 5, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    ops.conv_transpose2d(np.full_like(x, np.nan), w, stride=2, output_padding=1)
+    y = ops.conv_transpose2d(x, w, stride=2, output_padding=1)
+    assert np.isfinite(y).all()
+    dx, dw, db = ops.conv_transpose2d_backward(x, w, np.ones_like(y), stride=2, output_padding=1)
+    assert np.isfinite(dx).all() and np.isfinite(dw).all() and np.isfinite(db).all()
+
+
+X4 = np.zeros((2, 4, 5, 5))
+W4 = np.zeros((4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(input=np.zeros((4, 5, 5)), weight=W4), ValueError, "input: expected a 4-d array"),
+    (dict(input=X4, weight=np.zeros((4, 3, 3))), ValueError, "weight: expected a 4-d array"),
+    (dict(input=X4, weight=np.zeros((6, 3, 3, 3))), ValueError, "weight: expected 4 input channels"),
+    (dict(input=X4, weight=W4, groups=3), ValueError, "input: 4 channels are not divisible by groups=3"),
+    (dict(input=X4, weight=W4, stride=2, output_padding=2), ValueError, "output_padding: must be >= 0 and smaller"),
+    (dict(input=X4, weight=W4, output_padding=1), ValueError, "output_padding: must be >= 0 and smaller"),
+    (dict(input=X4, weight=W4, padding=4), ValueError, "input: output size height -0?[0-9]+ is not positive"),
+    (dict(input=X4, weight=W4, padding=-1), ValueError, "padding: must be >= 0"),
+    (dict(input=X4, weight=W4, stride=0), ValueError, "stride: must be >= 1"),
+    (dict(input=X4, weight=W4, dilation=(1, 2, 3)), TypeError, "dilation: expected an int or a pair"),
+    (dict(input=X4.astype(np.float32), weight=W4), TypeError, "weight: dtype float64 does not match"),
+    (dict(input=X4, weight=W4, bias=np.zeros(4)), ValueError, "bias: expected shape \\(3,\\)"),
+])
+def test_conv_transpose2d_bad_input_raises_clearly(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ops.conv_transpose2d(**kwargs)
+
+
+def test_conv_transpose2d_backward_checks_grad_output_shape():
+    with pytest.raises(ValueError, match="grad_output: expected shape \\(2, 3, 7, 7\\)"):
+        ops.conv_transpose2d_backward(X4, W4, np.zeros((2, 3, 8, 8)))

@@ -1,0 +1,207 @@
+import numpy as np
+import pytest
+
+from fastconv import ops
+from tests.reference import adaptive_avg_pool2d_reference, numeric_gradient, pool2d_reference
+
+# (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
+MAX_CASES = [
+    (1, 1, 4, 4, 2, None, 0, 1, False),
+    (2, 3, 7, 9, 3, 2, 1, 1, False),
+    (2, 3, 7, 9, 3, 2, 1, 1, True),            # ceil_mode adds a last, partial window
+    (1, 2, 5, 5, 2, 2, 1, 1, True),            # ceil_mode window that would start in the right padding: dropped
+    (2, 2, 9, 8, (3, 2), (2, 3), (1, 0), (2, 1), True),
+    (1, 4, 5, 5, 5, 1, 2, 1, False),
+    (3, 1, 11, 10, 4, 3, 2, 2, True),
+]
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def _max_args(case):
+    return dict(kernel_size=case[4], stride=case[5], padding=case[6], dilation=case[7], ceil_mode=case[8])
+
+
+def _max_reference(x, case):
+    stride = case[4] if case[5] is None else case[5]
+    return pool2d_reference(x, _pair(case[4]), _pair(stride), _pair(case[6]), _pair(case[7]), case[8], "max")
+
+
+@pytest.mark.parametrize("case", MAX_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_matches_reference(rng, case, dtype):
+    x = rng.standard_normal(case[:4]).astype(dtype)
+    x.reshape(-1)[::7] = x.reshape(-1)[3]  # ties: the first in window order wins
+    y, idx = ops.max_pool2d(x, **_max_args(case), return_indices=True)
+    ref, ref_idx = _max_reference(x, case)
+    np.testing.assert_array_equal(y, ref.astype(dtype))
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(ops.max_pool2d(x, **_max_args(case)), y)
+
+
+@pytest.mark.parametrize("size,ceil_mode,expected", [(5, True, 3), (5, False, 3), (6, True, 4), (6, False, 4),
+                                                     (7, True, 4), (7, False, 4)])
+def test_pool2d_ceil_mode_output_size_follows_pytorch(size, ceil_mode, expected):
+    # kernel 2, stride 2, padding 1: in ceil mode a last window is kept only if it starts inside
+    # the input or its left padding ((out - 1) * stride < size + padding).
+    y = ops.max_pool2d(np.zeros((1, 1, size, size)), 2, 2, 1, ceil_mode=ceil_mode)
+    assert y.shape == (1, 1, expected, expected)
+    assert ops.avg_pool2d(np.zeros((1, 1, size, size)), 2, 2, 1, ceil_mode).shape == y.shape
+
+
+def test_max_pool2d_propagates_nan_like_torch(torch, rng):
+    x = rng.standard_normal((2, 2, 6, 6))
+    x[0, 0, 1, 1] = x[1, 1, 4, 5] = np.nan
+    y, idx = ops.max_pool2d(x, 3, 2, 1, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+
+
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool2d_gradient_matches_numeric(rng, case):
+    x = rng.standard_normal(case[:4])  # distinct values: max is differentiable
+    y, idx = ops.max_pool2d(x, **_max_args(case), return_indices=True)
+    gy = rng.standard_normal(y.shape)
+    dx = ops.max_pool2d_backward(gy, x.shape, idx)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda a: _max_reference(a, case)[0], x, gy), rtol=1e-6, atol=1e-6)
+
+
+# (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_CASES = [
+    (1, 1, 4, 4, 2, None, 0, False, True, None),
+    (2, 3, 7, 9, 3, 2, 1, False, True, None),
+    (2, 3, 7, 9, 3, 2, 1, True, False, None),
+    (2, 3, 7, 9, 3, 2, 1, True, True, None),   # the partial last window counts only cells inside the padded input
+    (1, 2, 5, 8, (2, 4), (1, 3), (1, 2), True, True, 5),
+    (3, 1, 6, 5, 3, 1, 1, False, False, None),
+]
+
+
+def _avg_args(case):
+    return dict(kernel_size=case[4], stride=case[5], padding=case[6], ceil_mode=case[7], count_include_pad=case[8],
+                divisor_override=case[9])
+
+
+def _avg_reference(x, case):
+    stride = case[4] if case[5] is None else case[5]
+    return pool2d_reference(x, _pair(case[4]), _pair(stride), _pair(case[6]), (1, 1), case[7], "avg", case[8],
+                            case[9] or 0)[0]
+
+
+@pytest.mark.parametrize("case", AVG_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool2d_matches_reference(rng, case, dtype):
+    x = rng.standard_normal(case[:4]).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(ops.avg_pool2d(x, **_avg_args(case)), _avg_reference(x, case), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool2d_gradient_matches_numeric(rng, case):
+    x = rng.standard_normal(case[:4])
+    y = ops.avg_pool2d(x, **_avg_args(case))
+    gy = rng.standard_normal(y.shape)
+    dx = ops.avg_pool2d_backward(gy, x.shape, **_avg_args(case))
+    np.testing.assert_allclose(dx, numeric_gradient(lambda a: _avg_reference(a, case), x, gy), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_hw,out_hw", [((7, 9), (3, 4)), ((5, 5), (1, 1)), ((4, 6), (7, 6)), ((10, 3), (4, None))])
+def test_adaptive_avg_pool2d_matches_reference_and_numeric(rng, in_hw, out_hw):
+    x = rng.standard_normal((2, 3) + in_hw)
+    y = ops.adaptive_avg_pool2d(x, out_hw)
+    size = tuple(i if o is None else o for i, o in zip(in_hw, out_hw))
+    np.testing.assert_allclose(y, adaptive_avg_pool2d_reference(x, *size), rtol=1e-14, atol=1e-14)
+    gy = rng.standard_normal(y.shape)
+    dx = ops.adaptive_avg_pool2d_backward(gy, x.shape)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda a: adaptive_avg_pool2d_reference(a, *size), x, gy),
+                               rtol=1e-6, atol=1e-6)
+
+
+def _random_window(rng):
+    k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    pad = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+    h, w = k[0] + int(rng.integers(0, 9)), k[1] + int(rng.integers(0, 9))
+    return (int(rng.integers(1, 4)), int(rng.integers(1, 4)), h, w), k, stride, pad, bool(rng.integers(0, 2))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_pooling_random_shapes_against_torch(torch, seed):
+    rng = np.random.default_rng(seed)
+    shape, k, stride, pad, ceil = _random_window(rng)
+    F = torch.nn.functional
+    x = rng.standard_normal(shape)
+    dilation = (1, int(rng.integers(1, 3))) if shape[3] >= 2 * k[1] else (1, 1)
+
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = F.max_pool2d(tx, k, stride, pad, dilation, ceil, return_indices=True)
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    y, idx = ops.max_pool2d(x, k, stride, pad, dilation, ceil, return_indices=True)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    np.testing.assert_allclose(ops.max_pool2d_backward(gy, x.shape, idx), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+    include_pad, divisor = bool(seed % 2), (None if seed % 3 else 3)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.avg_pool2d(tx, k, stride, pad, ceil, include_pad, divisor)
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    args = (k, stride, pad, ceil, include_pad, divisor)
+    np.testing.assert_allclose(ops.avg_pool2d(x, *args), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(gy, x.shape, *args), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+    out = (int(rng.integers(1, 2 * shape[2])), int(rng.integers(1, 2 * shape[3])))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.adaptive_avg_pool2d(tx, out)
+    gy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(ops.adaptive_avg_pool2d(x, out), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ops.adaptive_avg_pool2d_backward(gy, x.shape), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_pooling_float32_matches_torch_on_a_real_layer(torch, rng):
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    F, tx = torch.nn.functional, torch.from_numpy(x)
+    np.testing.assert_array_equal(ops.max_pool2d(x, 2), F.max_pool2d(tx, 2).numpy())
+    np.testing.assert_allclose(ops.avg_pool2d(x, 3, 2, 1), F.avg_pool2d(tx, 3, 2, 1).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_pooling_outputs_are_fully_written(rng):
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    for fn in (lambda a: ops.max_pool2d(a, 3, 2, 1, ceil_mode=True), lambda a: ops.avg_pool2d(a, 3, 2, 1, True),
+               lambda a: ops.adaptive_avg_pool2d(a, (4, 5))):
+        fn(np.full_like(x, np.nan))
+        assert np.isfinite(fn(x)).all()
+    y, idx = ops.max_pool2d(x, 2, return_indices=True)
+    assert np.isfinite(ops.max_pool2d_backward(np.ones_like(y), x.shape, idx)).all()
+    assert np.isfinite(ops.avg_pool2d_backward(np.ones((2, 3, 5, 4), np.float32), x.shape, 3, 2, 1, True)).all()
+
+
+X = np.zeros((2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: ops.max_pool2d(np.zeros((3, 8, 8)), 2), ValueError, "input: expected a 4-d array"),
+    (lambda: ops.max_pool2d(X, 2, padding=2), ValueError, "padding: must be >= 0 and at most half the kernel"),
+    (lambda: ops.max_pool2d(X, 0), ValueError, "kernel_size: must be >= 1"),
+    (lambda: ops.max_pool2d(X, 2, stride=0), ValueError, "stride: must be >= 1"),
+    (lambda: ops.max_pool2d(X, 9), ValueError, "input: output height -?[0-9]+ is too small"),
+    (lambda: ops.max_pool2d(X, (2, 2, 2)), TypeError, "kernel_size: expected an int or a pair"),
+    (lambda: ops.max_pool2d(X.astype(np.int32), 2), TypeError, "input: expected a float32 or float64"),
+    (lambda: ops.max_pool2d_backward(np.zeros((2, 3, 4, 4)), X.shape, np.zeros((2, 3, 4, 4))), TypeError,
+     "indices: expected an int64 array"),
+    (lambda: ops.max_pool2d_backward(np.zeros((2, 3, 4, 4)), (2, 3, 8), np.zeros((2, 3, 4, 4), np.int64)), ValueError,
+     "input_shape: expected 4 sizes"),
+    (lambda: ops.avg_pool2d(X, 3, padding=2), ValueError, "padding: must be >= 0 and at most half"),
+    (lambda: ops.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override: must be non-zero"),
+    (lambda: ops.avg_pool2d_backward(np.zeros((2, 3, 5, 5)), X.shape, 2), ValueError, "grad_output: expected shape \\(2, 3, 4, 4\\)"),
+    (lambda: ops.adaptive_avg_pool2d(X, 0), ValueError, "output_size: must be >= 1"),
+    (lambda: ops.adaptive_avg_pool2d(X, (2, 2, 2)), TypeError, "output_size: expected an int or a pair"),
+])
+def test_pooling_bad_input_raises_clearly(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
