@@ -1,9 +1,10 @@
 // The blocked, threaded GEMM driver (Goto/BLIS loop nest), generic over how A and B are
 // packed:  C[M x N] = alpha * A[M x K] B[K x N] + beta * C  (+ row bias, ReLU).
 //
-//   for each mc rows of A (L3):                   A block packed once, shared by all threads
+//   threads split C into units (nc-column blocks, and row ranges when N is small)
+//   for each mc rows of A:
 //     for each kc slice of K:
-//       threads split the N columns into nc blocks; each packs its B block (its own L2)
+//       each thread packs the A panels of its rows and, per unit, its B block (its own L2)
 //         for each mr rows (A micro-panel in L1):
 //           for each nr columns: micro-kernel
 #pragma once
@@ -77,8 +78,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 
   // Split N into at least one block per thread when N allows; when it does not, also split
   // the rows, so that small-N products still use every core.
-  // A thread gets at least kMinFlopsPerThread of work: a fork/join and a barrier per k slice
-  // cost tens of microseconds, more on a busy machine, which small products cannot repay.
+  // A thread gets at least kMinFlopsPerThread of work: a fork/join costs tens of microseconds,
+  // more on a busy machine, which small products cannot repay.
   constexpr double kMinFlopsPerThread = 4e6;
   const int threads = static_cast<int>(std::clamp<double>(2.0 * M * N * K / kMinFlopsPerThread, 1, num_threads()));
   // Block counts are a multiple of the thread count so that no core idles at the end.
@@ -88,27 +89,38 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const index_t row_splits = std::max<index_t>(1, threads / n_blocks);
   const index_t units = n_blocks * row_splits;
 
-  T* const a_packed = thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);  // the caller's, shared
   const int team = static_cast<int>(std::min<index_t>(threads, units));
 
+  // Each thread owns a fixed range of units for the whole product and packs the A panels and B
+  // blocks it needs itself: no shared buffer, so no barrier between k slices. (A barrier per
+  // slice cost a scheduler time slice each whenever the machine was oversubscribed.)
 #pragma omp parallel num_threads(team)
   {
+#ifdef _OPENMP
+    const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const index_t t = 0, nt = 1;
+#endif
+    T* const a_packed = thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
     T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
+    const index_t u_lo = units * t / nt, u_hi = units * (t + 1) / nt;
     for (index_t ic = 0; ic < M; ic += mc_max) {
       const index_t mc = std::min(mc_max, M - ic);
       const index_t m_panels = ceil_div(mc, mr);
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
-#pragma omp for schedule(static)
-        for (index_t p = 0; p < m_panels; ++p)
-          pack_a(ic + p * mr, std::min(mr, mc - p * mr), pc, kc, ks.mr, a_packed + p * mr * kc);
-
-#pragma omp for schedule(static)
-        for (index_t u = 0; u < units; ++u) {
+        index_t packed_lo = 0, packed_hi = 0;  // A panels already packed for this slice
+        for (index_t u = u_lo; u < u_hi; ++u) {
           const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
           const index_t split = u % row_splits;
           const index_t p_lo = m_panels * split / row_splits, p_hi = m_panels * (split + 1) / row_splits;
           if (p_lo == p_hi) continue;
+          if (p_lo != packed_lo || p_hi != packed_hi) {
+            for (index_t p = p_lo; p < p_hi; ++p)
+              pack_a(ic + p * mr, std::min(mr, mc - p * mr), pc, kc, ks.mr, a_packed + p * mr * kc);
+            packed_lo = p_lo;
+            packed_hi = p_hi;
+          }
           for (index_t jr = 0; jr < ncur; jr += nr)
             pack_b(pc, kc, j0 + jr, std::min(nr, ncur - jr), ks.nr, b_packed + jr * kc);
           for (index_t p = p_lo; p < p_hi; ++p) {

@@ -18,10 +18,14 @@ struct PackMatrixA {
   MatrixView<const T> a;
 
   void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
-    if (a.unit_stride_run(k0, kc)) {  // rows of A are contiguous: walk each one
-      for (index_t r = 0; r < rows; ++r) {
-        const T* src = &a.at(i0 + r, k0);
-        for (index_t k = 0; k < kc; ++k) dst[k * mr + r] = src[k];
+    if (a.col_stride == 1) {  // rows of A are contiguous within each column group: walk runs
+      for (index_t k = 0; k < kc;) {
+        const index_t run = a.col_group ? std::min(kc - k, a.col_group - (k0 + k) % a.col_group) : kc - k;
+        for (index_t r = 0; r < rows; ++r) {
+          const T* src = &a.at(i0 + r, k0 + k);
+          for (index_t q = 0; q < run; ++q) dst[(k + q) * mr + r] = src[q];
+        }
+        k += run;
       }
     } else {
       index_t offset[kMaxMR];
@@ -49,6 +53,15 @@ struct PackMatrixB {
         for (index_t c = 0; c < cols; ++c) out[c] = src[c];
         for (index_t c = cols; c < nr; ++c) out[c] = T(0);
       }
+      return;
+    }
+    if (b.row_stride == 1 && b.regular_rows(k0, kc)) {  // column-major B (a transposed matrix)
+      for (index_t c = 0; c < cols; ++c) {               // read each column contiguously
+        const T* src = &b.at(k0, j0 + c);
+        for (index_t k = 0; k < kc; ++k) dst[k * nr + c] = src[k];
+      }
+      for (index_t k = 0; k < kc; ++k)
+        for (index_t c = cols; c < nr; ++c) dst[k * nr + c] = T(0);
       return;
     }
     index_t offset[kMaxNR];

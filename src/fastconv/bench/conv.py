@@ -25,13 +25,17 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
     flops = conv_flops(layer, y.shape[2], y.shape[3])
     gy = np.ones_like(y)
 
+    def our_step(algo):  # forward, then both gradients: what a training step runs
+        ops.conv2d(x, w, **args, algo=algo)
+        ops.conv2d_backward(x, w, gy, needs_bias=False, **args, algo=algo)
+
     fwd = {"fastconv": lambda: ops.conv2d(x, w, **args)}
-    step = {"fastconv": lambda: ops.conv2d_backward(x, w, gy, needs_bias=False, **args)}
+    step = {"fastconv": lambda: our_step("auto")}
     # Every algorithm that supports the layer, as its own runner beside "auto".
     algos = conv_algo.supported(x.shape, w.shape, conv2d_arguments(w.shape, stride, pad, 1, groups))
     for algo in algos:
         fwd[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d(x, w, **args, algo=a)
-        step[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d_backward(x, w, gy, needs_bias=False, **args, algo=a)
+        step[f"fastconv[{algo}]"] = lambda a=algo: our_step(a)
     ours = ["fastconv"] + [f"fastconv[{a}]" for a in algos]
     if torch is not None:
         F = torch.nn.functional
@@ -47,6 +51,7 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
                 return F.conv2d(inp, weight, **args)
 
         def torch_step(inp, weight, grad):
+            inp.grad = weight.grad = None  # no accumulation into old gradients
             F.conv2d(inp, weight, **args).backward(grad)
 
         fwd["torch"] = lambda: torch_fwd(tx, tw)
