@@ -192,173 +192,78 @@ def embedding(input, weight):
     return weight[indices]
 
 
-# ---- pooling --------------------------------------------------------------------------------
-# NUMPY POOLING, to be replaced by the compiled max_pool2d / avg_pool2d / adaptive_avg_pool2d
-# kernels at merge: only the forward/backward bodies of MaxPool2d, AvgPool2d and
-# AdaptiveAvgPool2d below call numpy; the public functions keep their signatures.
-
-def _pool_geometry(shape, kernel_size, stride, padding, dilation):
-    """Normalised (kernel, stride, padding, dilation, output size) with PyTorch's rules."""
-    kernel, padding, dilation = _pair(kernel_size, "kernel_size"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    if len(shape) != 4:
-        raise ValueError(f"pooling: expected a 4-d input (N, C, H, W), got shape {shape}")
-    if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise ValueError(f"pooling: padding {padding} must be at most half of kernel_size {kernel}")
-    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                for n, p, d, k, s in zip(shape[2:], padding, dilation, kernel, stride))
-    if min(out) < 1:
-        raise ValueError(f"pooling: input of shape {shape} is too small for kernel_size {kernel}")
-    return kernel, stride, padding, dilation, out
-
-
-def _window_taps(kernel, stride, dilation, out):
-    """(tap, slices): for each kernel offset, the padded-input elements it reads for all outputs.
-    Loops run over the kernel's taps (few), never over pixels."""
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (out[0] - 1) + 1, stride[0])
-            cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (out[1] - 1) + 1, stride[1])
-            yield i * kernel[1] + j, (Ellipsis, rows, cols)
-
-
-def _pad(x, padding, value):
-    (ph, pw) = padding
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
-
-
-def _crop(padded, padding):
-    (ph, pw) = padding
-    return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
-
+# ---- pooling: the compiled kernels of ops/pooling.py ------------------------------------------
 
 class MaxPool2d(Function):
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, dilation):
-        geometry = _pool_geometry(x.shape, kernel_size, stride, padding, dilation)
-        padded = _pad(x, geometry[2], -np.inf)
-        best = np.full(x.shape[:2] + geometry[4], -np.inf, dtype=x.dtype)
-        best_tap = np.zeros(best.shape, dtype=np.int32)
-        for tap, window in _window_taps(geometry[0], geometry[1], geometry[3], geometry[4]):
-            better = padded[window] > best  # strict: the first maximum wins, as in PyTorch
-            best = np.where(better, padded[window], best)
-            best_tap[better] = tap
-        ctx.geometry, ctx.padded_shape = geometry, padded.shape
-        ctx.save_for_backward(best_tap)
-        return best
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+        y, indices = ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+        ctx.input_shape = x.shape
+        ctx.save_for_backward(indices)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        (best_tap,) = ctx.saved_arrays
-        kernel, stride, padding, dilation, out = ctx.geometry
-        grad_padded = np.zeros(ctx.padded_shape, dtype=grad.dtype)
-        for tap, window in _window_taps(kernel, stride, dilation, out):
-            grad_padded[window] += np.where(best_tap == tap, grad, 0)
-        return _crop(grad_padded, padding)
+        (indices,) = ctx.saved_arrays
+        return ops.max_pool2d_backward(grad, ctx.input_shape, indices)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
-    return MaxPool2d.apply(input, kernel_size, stride, padding, dilation)
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    return MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 class AvgPool2d(Function):
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, count_include_pad):
-        kernel, stride, padding, dilation, out = _pool_geometry(x.shape, kernel_size, stride, padding, 1)
-        taps = list(_window_taps(kernel, stride, dilation, out))
-        padded = _pad(x, padding, 0)
-        total = sum(padded[window] for _, window in taps)
-        if count_include_pad:
-            divisor = kernel[0] * kernel[1]
-        else:  # count only the real input elements under each window
-            inside = _pad(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding, 0)
-            divisor = sum(inside[window] for _, window in taps)
-        ctx.taps, ctx.divisor, ctx.padding, ctx.padded_shape = taps, divisor, padding, padded.shape
-        return total / divisor
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+        ctx.input_shape, ctx.args = x.shape, (kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return ops.avg_pool2d(x, *ctx.args)
 
     @staticmethod
     def backward(ctx, grad):
-        grad_padded = np.zeros(ctx.padded_shape, dtype=grad.dtype)
-        share = grad / ctx.divisor
-        for _, window in ctx.taps:
-            grad_padded[window] += share
-        return _crop(grad_padded, ctx.padding)
+        return ops.avg_pool2d_backward(grad, ctx.input_shape, *ctx.args)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
-    return AvgPool2d.apply(input, kernel_size, stride, padding, count_include_pad)
-
-
-def _adaptive_pool_matrix(in_size, out_size, dtype):
-    """(out, in) averaging matrix over PyTorch's bins [floor(i*in/out), ceil((i+1)*in/out))."""
-    i = np.arange(out_size)
-    starts, ends = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
-    inside = (np.arange(in_size) >= starts[:, None]) & (np.arange(in_size) < ends[:, None])
-    return (inside / (ends - starts)[:, None]).astype(dtype)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
-        if x.ndim != 4:
-            raise ValueError(f"adaptive_avg_pool2d: expected a 4-d input (N, C, H, W), got shape {x.shape}")
-        out_h, out_w = _pair(output_size, "output_size")
-        ctx.rows = _adaptive_pool_matrix(x.shape[2], out_h, x.dtype)
-        ctx.cols = _adaptive_pool_matrix(x.shape[3], out_w, x.dtype)
-        return np.einsum("ph,nchw,qw->ncpq", ctx.rows, x, ctx.cols, optimize=True)
+        ctx.input_shape = x.shape
+        return ops.adaptive_avg_pool2d(x, output_size)
 
     @staticmethod
     def backward(ctx, grad):
-        return np.einsum("ph,ncpq,qw->nchw", ctx.rows, grad, ctx.cols, optimize=True)
+        return ops.adaptive_avg_pool2d_backward(grad, ctx.input_shape)
 
 
 def adaptive_avg_pool2d(input, output_size):
     return AdaptiveAvgPool2d.apply(input, output_size)
 
 
-# ---- batch normalisation --------------------------------------------------------------------
-# NUMPY BATCH NORM, to be replaced by the compiled fused batchnorm kernel at merge: only the
-# forward/backward bodies of BatchNorm below call numpy.
+# ---- batch normalisation: the fused kernel of ops/batch_norm.py ------------------------------
 
 class BatchNorm(Function):
-    """Normalises over every axis but the channel axis 1: (N, C), (N, C, L) or (N, C, H, W)."""
+    """Normalises over every axis but the channel axis 1: (N, C), (N, C, L) or (N, C, H, W).
+    The compiled kernel works on (N, C, H, W); lower ranks are viewed as such."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if training:
-            count = x.size // x.shape[1]
-            if count < 2:
-                raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                                 f"got input of shape {x.shape}")
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            if running_mean is not None:  # running var is unbiased, as in PyTorch
-                running_mean += momentum * (mean - running_mean)
-                running_var += momentum * (var * count / (count - 1) - running_var)
-        else:
-            mean, var = running_mean, running_var
-        inv_std = (1 / np.sqrt(var + eps)).reshape(channel_shape)
-        normalized = (x - mean.reshape(channel_shape)) * inv_std
-        ctx.axes, ctx.training = axes, training
-        ctx.save_for_backward(normalized, inv_std, weight)
-        out = normalized if weight is None else normalized * weight.reshape(channel_shape)
-        return out if bias is None else out + bias.reshape(channel_shape)
+        as_4d = x.reshape(x.shape + (1,) * (4 - x.ndim))
+        y, mean, invstd = ops.batch_norm(as_4d, running_mean, running_var, weight, bias, training, momentum, eps)
+        ctx.training = training
+        ctx.save_for_backward(as_4d, mean, invstd, weight)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        normalized, inv_std, weight = ctx.saved_arrays
+        x, mean, invstd, weight = ctx.saved_arrays
+        grad_x, grad_weight, grad_bias, _ = ops.batch_norm_backward(
+            grad.reshape(x.shape), x, mean, invstd, weight, ctx.training)
         need_weight, need_bias = ctx.needs_input_grad[3:5]
-        grad_normalized = grad if weight is None else grad * weight.reshape(inv_std.shape)
-        if ctx.training:  # the batch statistics depend on x too
-            mean_of = lambda a: a.mean(axis=ctx.axes, keepdims=True)  # noqa: E731
-            grad_x = inv_std * (grad_normalized - mean_of(grad_normalized)
-                                - normalized * mean_of(grad_normalized * normalized))
-        else:
-            grad_x = grad_normalized * inv_std
-        grad_weight = (grad * normalized).sum(axis=ctx.axes) if need_weight else None
-        grad_bias = grad.sum(axis=ctx.axes) if need_bias else None
-        return grad_x, None, None, grad_weight, grad_bias
+        return (grad_x.reshape(grad.shape), None, None, grad_weight if need_weight else None,
+                grad_bias if need_bias else None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
