@@ -2,7 +2,7 @@
 // each microkernel_<isa>.cpp after its `#pragma GCC target`. Include it from nowhere else:
 // code in this header is compiled for the including file's ISA.
 //
-// V provides: T, Reg, width, zero(), set1(x), load(p) (aligned), loadu(p), storeu(p, v),
+// V provides: T, Reg, width, registers (vector register count), zero(), set1(x), load(p) (aligned), loadu(p), storeu(p, v),
 // fma(a, b, c) = a * b + c, mul, add, max.
 #pragma once
 #include "gemm/kernels.h"
@@ -66,13 +66,15 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
 template <class V>
 double fma_loop(index_t iterations) {
   using Reg = typename V::Reg;
-  constexpr int kChains = 24;  // enough independent chains to hide FMA latency on both ports
+  // Enough independent chains to hide FMA latency on both ports, but no more than the register
+  // file holds beside a and b: a spilled chain measures the stack, not the FMA units.
+  constexpr int kChains = V::registers - 4 < 24 ? V::registers - 4 : 24;
   Reg acc[kChains];
   const Reg a = V::set1(typename V::T(0.999)), b = V::set1(typename V::T(1e-3));
-#pragma GCC unroll 24
+#pragma GCC unroll 28
   for (int i = 0; i < kChains; ++i) acc[i] = V::set1(typename V::T(i));
   for (index_t it = 0; it < iterations; ++it)
-#pragma GCC unroll 24
+#pragma GCC unroll 28
     for (int i = 0; i < kChains; ++i) acc[i] = V::fma(acc[i], a, b);
   Reg sum = V::zero();
   for (int i = 0; i < kChains; ++i) sum = V::add(sum, acc[i]);

@@ -12,6 +12,7 @@ struct Avx2F32 {
   using T = float;
   using Reg = __m256;
   static constexpr int width = 8;
+  static constexpr int registers = 16;  // vector registers of the ISA
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg set1(T x) { return _mm256_set1_ps(x); }
   static Reg load(const T* p) { return _mm256_load_ps(p); }
@@ -27,6 +28,7 @@ struct Avx2F64 {
   using T = double;
   using Reg = __m256d;
   static constexpr int width = 4;
+  static constexpr int registers = 16;  // vector registers of the ISA
   static Reg zero() { return _mm256_setzero_pd(); }
   static Reg set1(T x) { return _mm256_set1_pd(x); }
   static Reg load(const T* p) { return _mm256_load_pd(p); }

@@ -13,6 +13,7 @@ struct Avx512F32 {
   using T = float;
   using Reg = __m512;
   static constexpr int width = 16;
+  static constexpr int registers = 32;  // vector registers of the ISA
   static Reg zero() { return _mm512_setzero_ps(); }
   static Reg set1(T x) { return _mm512_set1_ps(x); }
   static Reg load(const T* p) { return _mm512_load_ps(p); }
@@ -28,6 +29,7 @@ struct Avx512F64 {
   using T = double;
   using Reg = __m512d;
   static constexpr int width = 8;
+  static constexpr int registers = 32;  // vector registers of the ISA
   static Reg zero() { return _mm512_setzero_pd(); }
   static Reg set1(T x) { return _mm512_set1_pd(x); }
   static Reg load(const T* p) { return _mm512_load_pd(p); }

@@ -10,6 +10,7 @@ struct GenericVec {
   using T = Scalar;
   typedef Scalar Reg __attribute__((vector_size(sizeof(Scalar) * Width)));
   static constexpr int width = Width;
+  static constexpr int registers = 16;  // vector registers of the ISA
   static Reg zero() { return Reg{} ; }
   static Reg set1(T x) { return Reg{} + x; }
   static Reg load(const T* p) { return *reinterpret_cast<const Reg*>(p); }
