@@ -7,10 +7,13 @@ import fastconv
 import fastconv.functional as F
 from fastconv import Tensor, gradcheck
 from tests.oracle import compare_with_torch
+from tests.reference import random_boxes, roi_align_reference, roi_pool_reference
 
 TARGET = np.array([2, 0, 3])
 SPATIAL_TARGET = np.array([[[1, 0], [-100, 2]], [[2, 2], [0, 1]]])
 RUNNING_MEAN, RUNNING_VAR = np.array([0.1, -0.2, 0.3]), np.array([0.5, 1.5, 2.0])
+# (K, 5) boxes on a (2, C, 6, 7) input at spatial_scale 0.5: inside, clipped, empty and inverted
+ROIS = random_boxes(np.random.default_rng(5), 2, 6, 7, 8, scale=0.5)
 
 
 def _dropout(x):
@@ -28,8 +31,58 @@ def _torch_tensor(array):
     return __import__("torch").tensor(array)
 
 
+def _bn_add_relu_torch(x, w, b, z):
+    torch = __import__("torch")
+    return torch.relu(torch.nn.functional.batch_norm(x, None, None, w, b, training=True) + z)
+
+
 # name: (ours, torch's or None, input shapes)
 CASES = {
+    "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+                         lambda x, w, b: _torch_functional("conv_transpose2d")(x, w, b, stride=2, padding=1,
+                                                                               output_padding=1),
+                         [(2, 2, 3, 4), (2, 3, 3, 3), (3,)]),
+    "conv_transpose2d_groups_dilation": (
+        lambda x, w: F.conv_transpose2d(x, w, groups=2, dilation=2, padding=1),
+        lambda x, w: _torch_functional("conv_transpose2d")(x, w, groups=2, dilation=2, padding=1),
+        [(1, 4, 3, 3), (4, 1, 2, 3)]),
+    "roi_align": (lambda x: F.roi_align(x, ROIS, (2, 3), 0.5, 2), None, [(2, 3, 6, 7)]),
+    "roi_align_aligned_adaptive": (lambda x: F.roi_align(x, ROIS, 2, 0.5, -1, aligned=True), None, [(2, 3, 6, 7)]),
+    "roi_align_box_list": (lambda x: F.roi_align(x, [ROIS[:3, 1:], ROIS[3:4, 1:]], (3, 2), 0.5), None,
+                           [(2, 1, 6, 7)]),
+    "roi_pool": (lambda x: F.roi_pool(x, ROIS, (2, 3), 0.5), None, [(2, 3, 6, 7)]),
+    "grid_sample": (F.grid_sample,  # align_corners=None is False in both; torch warns unless it is given
+                    lambda x, g: _torch_functional("grid_sample")(x, g, align_corners=False),
+                    [(2, 2, 4, 5), (2, 3, 2, 2)]),
+    "grid_sample_border_align_corners": (
+        lambda x, g: F.grid_sample(x, g, padding_mode="border", align_corners=True),
+        lambda x, g: _torch_functional("grid_sample")(x, g, padding_mode="border", align_corners=True),
+        [(1, 2, 4, 5), (1, 3, 4, 2)]),
+    "grid_sample_reflection": (
+        lambda x, g: F.grid_sample(x, g, padding_mode="reflection"),
+        lambda x, g: _torch_functional("grid_sample")(x, g, padding_mode="reflection", align_corners=False),
+        [(1, 2, 4, 5), (1, 3, 4, 2)]),
+    "grid_sample_nearest": (
+        lambda x, g: F.grid_sample(x, g, mode="nearest"),
+        lambda x, g: _torch_functional("grid_sample")(x, g, mode="nearest", align_corners=False),
+        [(1, 2, 4, 5), (1, 3, 4, 2)]),
+    "affine_grid": (lambda t: F.affine_grid(t, (2, 3, 4, 5)),
+                    lambda t: _torch_functional("affine_grid")(t, (2, 3, 4, 5), align_corners=False), [(2, 2, 3)]),
+    "affine_grid_align_corners": (lambda t: F.affine_grid(t, (1, 1, 3, 2), align_corners=True),
+                                  lambda t: _torch_functional("affine_grid")(t, (1, 1, 3, 2), align_corners=True),
+                                  [(1, 2, 3)]),
+    "interpolate_bilinear_scale": (
+        lambda x: F.interpolate(x, scale_factor=1.7, mode="bilinear"),
+        lambda x: _torch_functional("interpolate")(x, scale_factor=1.7, mode="bilinear"), [(2, 2, 3, 4)]),
+    "interpolate_bilinear_align_corners_size": (
+        lambda x: F.interpolate(x, size=(5, 3), mode="bilinear", align_corners=True),
+        lambda x: _torch_functional("interpolate")(x, size=(5, 3), mode="bilinear", align_corners=True),
+        [(1, 2, 3, 4)]),
+    "interpolate_nearest": (lambda x: F.interpolate(x, scale_factor=(2, 1.5)),
+                            lambda x: _torch_functional("interpolate")(x, scale_factor=(2, 1.5)), [(1, 2, 3, 4)]),
+    "interpolate_nearest_downsample_size": (lambda x: F.interpolate(x, size=(2, 3)),
+                                            lambda x: _torch_functional("interpolate")(x, size=(2, 3)),
+                                            [(1, 2, 5, 7)]),
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
                lambda x, w, b: _torch_functional("conv2d")(x, w, b, stride=2, padding=1),
                [(2, 2, 5, 5), (3, 2, 3, 3), (3,)]),
@@ -69,6 +122,13 @@ CASES = {
                         lambda x, w, b: _torch_functional("batch_norm")(
                             x, _torch_tensor(RUNNING_MEAN), _torch_tensor(RUNNING_VAR), w, b),
                         [(2, 3, 4), (3,), (3,)]),
+    "batch_norm_add_relu_train": (lambda x, w, b, z: F.batch_norm(x, None, None, w, b, True, residual=z, relu=True),
+                                  _bn_add_relu_torch, [(4, 3, 2, 2), (3,), (3,), (4, 3, 2, 2)]),
+    "batch_norm_relu_eval": (
+        lambda x, w, b: F.batch_norm(x, RUNNING_MEAN, RUNNING_VAR, w, b, relu=True),
+        lambda x, w, b: _torch_functional("relu")(_torch_functional("batch_norm")(
+            x, _torch_tensor(RUNNING_MEAN), _torch_tensor(RUNNING_VAR), w, b)),
+        [(2, 3, 4), (3,), (3,)]),
     "cross_entropy": (lambda x: F.cross_entropy(x, TARGET),
                       lambda x: _torch_functional("cross_entropy")(x, _torch_tensor(TARGET)), [(3, 4)]),
     "cross_entropy_spatial_ignore_index": (
@@ -174,3 +234,54 @@ def test_layer_argument_errors():
         F.avg_pool2d(Tensor(np.zeros((1, 4, 4))), 2)
     with pytest.raises(TypeError, match="integer indices"):
         F.embedding(np.array([0.0]), Tensor(np.zeros((2, 2))))
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_matches_reference(rng, aligned):
+    # torchvision is not a test dependency: the naive reference defines the forward, the
+    # gradchecks above the backward
+    x = rng.standard_normal((2, 3, 6, 7))
+    out = F.roi_align(Tensor(x), ROIS, (3, 2), 0.5, -1, aligned).numpy()
+    np.testing.assert_allclose(out, roi_align_reference(x, ROIS, (3, 2), 0.5, -1, aligned), rtol=1e-12, atol=1e-12)
+
+
+def test_roi_pool_matches_reference_and_boxes_get_no_gradient(rng):
+    x = Tensor(rng.standard_normal((2, 3, 6, 7)), requires_grad=True)
+    boxes = Tensor(ROIS.copy(), requires_grad=True)
+    out = F.roi_pool(x, boxes, (2, 3), 0.5)
+    expected, argmax = roi_pool_reference(x.numpy(), ROIS, (2, 3), 0.5)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    out.sum().backward()
+    assert boxes.grad is None
+    hits = np.bincount(argmax[argmax >= 0], minlength=x.data.size).reshape(x.shape)  # each bin's max gets 1
+    np.testing.assert_array_equal(x.grad.numpy(), hits)
+
+
+def test_float32_sampling_ops_match_torch(rng, torch):
+    def net(functional):
+        def run(x, theta, w):
+            grid = functional.affine_grid(theta, (2, 3, 5, 6), align_corners=False)
+            sampled = functional.grid_sample(x, grid, align_corners=False)
+            up = functional.interpolate(sampled, scale_factor=2, mode="bilinear", align_corners=False)
+            return functional.conv_transpose2d(up, w, stride=2, padding=1)
+        return run
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(2, 3, 4, 4), (2, 2, 3), (3, 2, 3, 3)]]
+    compare_with_torch(torch, net(F), net(torch.nn.functional), arrays, rtol=1e-4, atol=1e-5)
+
+
+def test_sampling_argument_errors():
+    x = Tensor(np.zeros((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match=r"boxes: expected a \(K, 5\) array"):
+        F.roi_align(x, np.zeros((3, 4)), 2)
+    with pytest.raises(TypeError, match="boxes: dtype float32 does not match input's float64"):
+        F.roi_pool(x, np.zeros((1, 5), np.float32), 2)
+    with pytest.raises(ValueError, match="padding_mode"):
+        F.grid_sample(x, np.zeros((1, 2, 2, 2)), padding_mode="wrap")
+    with pytest.raises(ValueError, match="either size or scale_factor"):
+        F.interpolate(x, size=3, scale_factor=2)
+    with pytest.raises(ValueError, match="align_corners"):
+        F.interpolate(x, size=3, align_corners=True)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, Tensor(np.zeros((2, 1, 3, 3))), output_padding=1)
+    with pytest.raises(ValueError, match=r"residual of shape \(1, 2, 4, 3\) does not match"):
+        F.batch_norm(x, None, None, training=True, residual=np.zeros((1, 2, 4, 3)))

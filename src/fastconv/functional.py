@@ -1,8 +1,9 @@
 """Differentiable ops with torch.nn.functional's names and argument rules.
 
 Each op is a Function (forward and backward side by side) over raw arrays, or a composition of
-Tensor operations where that is already efficient. conv2d and linear run on the compiled
-kernels; the numpy pooling and batch-norm sections are marked for swapping in compiled ones.
+Tensor operations where that is already efficient. Convolutions, pooling, batch norm and the
+sampling ops (roi_pool, roi_align, grid_sample, affine_grid, interpolate) run the compiled
+kernels of fastconv.ops; torchvision.ops' names and arguments for the roi ops.
 """
 import numpy as np
 
@@ -10,6 +11,7 @@ from fastconv import ops
 from fastconv.autograd import Function, Tensor
 from fastconv.autograd.backend import generator
 from fastconv.ops._checks import int_pair as _pair
+from fastconv.ops._roi import roi_boxes as _roi_boxes
 
 
 def _array(x):
@@ -48,6 +50,26 @@ class Conv2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
+
+
+class ConvTranspose2d(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, output_padding, groups, dilation):
+        ctx.args = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                        dilation=dilation)
+        ctx.save_for_backward(x, weight)
+        return ops.conv_transpose2d(x, weight, bias, **ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_arrays
+        need_bias = ctx.needs_input_grad[2]
+        return ops.conv_transpose2d_backward(x, weight, grad, **ctx.args, needs_bias=need_bias)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d: weight (C_in, C_out/groups, R, S)."""
+    return ConvTranspose2d.apply(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 class Linear(Function):
@@ -245,32 +267,149 @@ def adaptive_avg_pool2d(input, output_size):
 # ---- batch normalisation: the fused kernel of ops/batch_norm.py ------------------------------
 
 class BatchNorm(Function):
-    """Normalises over every axis but the channel axis 1: (N, C), (N, C, L) or (N, C, H, W).
-    The compiled kernel works on (N, C, H, W); lower ranks are viewed as such."""
+    """relu?(batch_norm(x) + residual?) over every axis but the channel axis 1: (N, C), (N, C, L)
+    or (N, C, H, W). The compiled kernel works on (N, C, H, W); lower ranks are viewed as such.
+    The residual add and the ReLU run inside the normalising pass, and the backward reads the
+    ReLU mask from the saved output: no intermediate array in either direction."""
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+    def forward(ctx, x, running_mean, running_var, weight, bias, residual, training, momentum, eps, relu):
         as_4d = x.reshape(x.shape + (1,) * (4 - x.ndim))
-        y, mean, invstd = ops.batch_norm(as_4d, running_mean, running_var, weight, bias, training, momentum, eps)
-        ctx.training = training
-        ctx.save_for_backward(as_4d, mean, invstd, weight)
+        z = None if residual is None else residual.reshape(as_4d.shape)
+        y, mean, invstd = ops.batch_norm(as_4d, running_mean, running_var, weight, bias, training, momentum, eps,
+                                         residual=z, relu=relu)
+        ctx.training, ctx.relu = training, relu
+        ctx.save_for_backward(as_4d, mean, invstd, weight, y if relu else None)
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        x, mean, invstd, weight = ctx.saved_arrays
-        grad_x, grad_weight, grad_bias, _ = ops.batch_norm_backward(
-            grad.reshape(x.shape), x, mean, invstd, weight, ctx.training)
-        need_weight, need_bias = ctx.needs_input_grad[3:5]
+        x, mean, invstd, weight, y = ctx.saved_arrays
+        need_weight, need_bias, need_residual = ctx.needs_input_grad[3:6]
+        grad_x, grad_weight, grad_bias, grad_residual = ops.batch_norm_backward(
+            grad.reshape(x.shape), x, mean, invstd, weight, ctx.training, output=y, relu=ctx.relu,
+            residual=need_residual)
         return (grad_x.reshape(grad.shape), None, None, grad_weight if need_weight else None,
-                grad_bias if need_bias else None)
+                grad_bias if need_bias else None, grad_residual.reshape(grad.shape) if need_residual else None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, *, residual=None, relu=False):
+    """torch.nn.functional.batch_norm, plus two keyword-only fusions (off by default, so a
+    PyTorch call means the same here): relu(batch_norm(input) + residual), the tail of a ResNet
+    block, in one pass over memory. `residual` has input's shape and gets a gradient."""
     if not training and running_mean is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-    return BatchNorm.apply(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    if residual is not None and tuple(residual.shape) != tuple(input.shape):
+        raise ValueError(f"batch_norm: residual of shape {tuple(residual.shape)} does not match input of shape "
+                         f"{tuple(input.shape)}")
+    return BatchNorm.apply(input, running_mean, running_var, weight, bias, residual, training, momentum, eps,
+                           bool(relu))
+
+
+# ---- sampling: roi_pool, roi_align, grid_sample, affine_grid, interpolate --------------------
+
+def _roi_array(boxes, dtype):
+    """torchvision's boxes, a (K, 5) array/Tensor or a list of (Ki, 4) per image, as the (K, 5)
+    array the kernels take. Boxes get no gradient (as in torchvision), so they leave the graph here."""
+    if isinstance(boxes, (list, tuple)):
+        return _roi_boxes([_array(b) for b in boxes], dtype)
+    return _roi_boxes(_array(boxes), dtype)
+
+
+class RoIPool(Function):
+    @staticmethod
+    def forward(ctx, x, rois, output_size, spatial_scale):
+        y, argmax = ops.roi_pool(x, rois, output_size, spatial_scale)
+        ctx.input_shape = x.shape
+        ctx.save_for_backward(argmax)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (argmax,) = ctx.saved_arrays
+        return ops.roi_pool_backward(grad, argmax, ctx.input_shape), None
+
+
+def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+    """torchvision.ops.roi_pool: input (N, C, H, W), boxes (K, 5) [batch_index, x1, y1, x2, y2] or a
+    list of (Ki, 4) per image -> (K, C, PH, PW)."""
+    return RoIPool.apply(input, _roi_array(boxes, input.dtype), output_size, spatial_scale)
+
+
+class RoIAlign(Function):
+    @staticmethod
+    def forward(ctx, x, rois, output_size, spatial_scale, sampling_ratio, aligned):
+        ctx.input_shape, ctx.args = x.shape, (spatial_scale, sampling_ratio, aligned)
+        ctx.save_for_backward(rois)
+        return ops.roi_align(x, rois, output_size, *ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (rois,) = ctx.saved_arrays
+        return ops.roi_align_backward(grad, rois, ctx.input_shape, *ctx.args), None
+
+
+def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """torchvision.ops.roi_align: boxes as in roi_pool; sampling_ratio <= 0 adapts to the box size."""
+    return RoIAlign.apply(input, _roi_array(boxes, input.dtype), output_size, spatial_scale, sampling_ratio,
+                          aligned)
+
+
+class GridSample(Function):
+    @staticmethod
+    def forward(ctx, x, grid, mode, padding_mode, align_corners):
+        ctx.args = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        ctx.save_for_backward(x, grid)
+        return ops.grid_sample(x, grid, **ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, grid = ctx.saved_arrays
+        need_x, need_grid = ctx.needs_input_grad[:2]
+        return ops.grid_sample_backward(grad, x, grid, **ctx.args, needs_input_grad=need_x,
+                                        needs_grid_grad=need_grid)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """torch.nn.functional.grid_sample (4-d): gradients for input and grid. align_corners=None
+    means False, PyTorch's default."""
+    return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
+
+
+class AffineGrid(Function):
+    @staticmethod
+    def forward(ctx, theta, size, align_corners):
+        ctx.size, ctx.align_corners = size, align_corners
+        return ops.affine_grid(theta, size, align_corners)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ops.affine_grid_backward(grad, ctx.size, ctx.align_corners)
+
+
+def affine_grid(theta, size, align_corners=None):
+    """torch.nn.functional.affine_grid (4-d): theta (N, 2, 3), size (N, C, H, W) -> (N, H, W, 2)."""
+    return AffineGrid.apply(theta, tuple(size), bool(align_corners))
+
+
+class Interpolate(Function):
+    @staticmethod
+    def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor):
+        ctx.input_shape = x.shape
+        ctx.args = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                        recompute_scale_factor=recompute_scale_factor)
+        return ops.interpolate(x, **ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ops.interpolate_backward(grad, ctx.input_shape, **ctx.args)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """torch.nn.functional.interpolate for 4-d input, modes "nearest" and "bilinear"."""
+    return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
 
 
 # ---- losses ---------------------------------------------------------------------------------

@@ -53,6 +53,18 @@ LAYERS = {
     "LSTM_two_layers": (lambda: nn.LSTM(4, 3, num_layers=2), lambda t: t.nn.LSTM(4, 3, num_layers=2), (5, 2, 4)),
     "LSTM_batch_first": (lambda: nn.LSTM(4, 3, batch_first=True), lambda t: t.nn.LSTM(4, 3, batch_first=True),
                          (2, 5, 4)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1),
+                        lambda t: t.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1), (2, 2, 4, 5)),
+    "ConvTranspose2d_groups_no_bias": (lambda: nn.ConvTranspose2d(4, 2, (3, 2), groups=2, bias=False, dilation=2),
+                                       lambda t: t.nn.ConvTranspose2d(4, 2, (3, 2), groups=2, bias=False, dilation=2),
+                                       (1, 4, 3, 3)),
+    "Upsample_bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"),
+                          lambda t: t.nn.Upsample(scale_factor=2, mode="bilinear"), (1, 2, 3, 4)),
+    "Upsample_nearest_size": (lambda: nn.Upsample(size=(5, 7)), lambda t: t.nn.Upsample(size=(5, 7)), (1, 2, 3, 4)),
+    "UpsamplingBilinear2d": (lambda: nn.UpsamplingBilinear2d(scale_factor=3),
+                             lambda t: t.nn.UpsamplingBilinear2d(scale_factor=3), (2, 1, 3, 3)),
+    "UpsamplingNearest2d": (lambda: nn.UpsamplingNearest2d(size=4), lambda t: t.nn.UpsamplingNearest2d(size=4),
+                            (1, 2, 3, 2)),
     "Sequential": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten()),
                    lambda t: t.nn.Sequential(t.nn.Conv2d(1, 2, 3), t.nn.BatchNorm2d(2), t.nn.ReLU(), t.nn.Flatten()),
                    (2, 1, 4, 4)),
@@ -137,3 +149,33 @@ def test_gru_cell_gradcheck(rng):
     layer = nn.GRUCell(2, 3, dtype=np.float64)
     x, h = (Tensor(rng.standard_normal((2, n)), requires_grad=True) for n in (2, 3))
     assert gradcheck(lambda x, h, *params: layer(x, h), [x, h, *layer.parameters()])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_is_batch_norm_add_relu(training, rng, torch):
+    # torch has no fused layer: its twin is BatchNorm2d, loaded from our state_dict, then + and ReLU
+    ours, theirs = nn.BatchNormReLU2d(3).train(training), torch.nn.BatchNorm2d(3).train(training)
+    ours.weight.data[:] = rng.uniform(0.5, 1.5, 3)
+    ours.running_var.data[:] = rng.uniform(0.5, 1.5, 3)
+    assert set(ours.state_dict()) == _torch_keys(theirs)
+    _copy_into_torch(torch, ours, theirs)
+    x, z, dy = (rng.standard_normal((4, 3, 3, 2)).astype(np.float32) for _ in range(3))
+    our_in = [Tensor(a, requires_grad=True) for a in (x, z)]
+    their_in = [torch.tensor(a, requires_grad=True) for a in (x, z)]
+    out, expected = ours(*our_in), torch.relu(theirs(their_in[0]) + their_in[1])
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-4, atol=1e-5)
+    (out * dy).sum().backward()
+    (expected * torch.tensor(dy)).sum().backward()
+    pairs = list(zip(our_in, their_in)) + [(ours.weight, theirs.weight), (ours.bias, theirs.bias)]
+    for a, b in pairs:
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for name, value in theirs.state_dict().items():
+        if name in ours.state_dict():
+            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-5, atol=1e-6)
+    without_residual = ours(Tensor(x)).numpy()
+    assert (without_residual >= 0).all() and (without_residual == 0).any()
+
+
+def test_conv_transpose2d_checks_groups():
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.ConvTranspose2d(3, 4, 3, groups=2)

@@ -24,12 +24,15 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)) if tracked else None)
 
     def forward(self, x):
+        return self._normalise(x)
+
+    def _normalise(self, x, **fusions):
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
                              f"{self.num_features} channels and {self.input_ndims} dims, got shape {x.shape}")
         use_batch_stats = self.training or self.running_mean is None
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, self.momentum, self.eps)
+                            use_batch_stats, self.momentum, self.eps, **fusions)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -43,3 +46,13 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Over (N, C, H, W)."""
     input_ndims = (4,)
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """relu(BatchNorm2d(x) + residual) in one fused pass; residual is optional. Not a torch.nn
+    class: its state_dict is BatchNorm2d's (same keys), so weights move between a torch
+    BatchNorm2d followed by ReLU and this layer unchanged. forward(x, residual=None) is the tail
+    of a ResNet basic block: out = bn_relu(conv(h), residual=x)."""
+
+    def forward(self, x, residual=None):
+        return self._normalise(x, residual=residual, relu=True)

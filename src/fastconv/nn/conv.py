@@ -1,4 +1,4 @@
-"""Conv2d: a learnable 2-d convolution over the compiled conv2d kernel."""
+"""Conv2d and ConvTranspose2d: learnable 2-d convolutions over the compiled kernels."""
 import numpy as np
 
 from fastconv import functional as F
@@ -28,3 +28,30 @@ class Conv2d(Module):
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
+
+
+class ConvTranspose2d(Module):
+    """torch.nn.ConvTranspose2d: weight (in_channels, out_channels/groups, kH, kW), PyTorch's
+    initialisation (fan_in from weight dimension 1, as torch computes it)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, dtype=np.float32):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must be divisible by groups ({groups})")
+        kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+        self.weight = empty_parameter((in_channels, out_channels // groups) + kernel, dtype)
+        self.bias = empty_parameter((out_channels,), dtype) if bias else None
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                                  output_padding=self.output_padding, groups=self.groups, dilation=self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}")
