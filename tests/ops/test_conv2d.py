@@ -86,7 +86,7 @@ def test_auto_caches_one_choice_per_shape(rng):
         np.testing.assert_allclose(y, _reference(x, w, None, 1, 1, 1, 1), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="mode: expected one of"):
         conv_algo.set_mode("fast")
-    with pytest.raises(ValueError, match="algo: expected 'auto' or one of"):
+    with pytest.raises(ValueError, match="algo: expected 'auto', 'winograd' or one of"):
         ops.conv2d(x, w, algo="magic")
 
 

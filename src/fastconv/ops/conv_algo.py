@@ -42,6 +42,15 @@ def supported(input_shape, weight_shape, args):
     return [a for a in algorithms() if _C.conv2d_unsupported_reason(a, input_shape, weight_shape, *args) is None]
 
 
+def winograd_variant(input_shape, weight_shape, args):
+    """'winograd_4x3' or 'winograd_2x3': the one with fewer transform-domain points for the
+    output (F(4x4) costs 36 points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is
+    too small to fill its tiles); a tie goes to F(2x2), the more accurate."""
+    p, q = _C.conv2d_output_shape(input_shape, weight_shape, *args)[2:]
+    points = {m: -(-p // m) * -(-q // m) * (m + 2) ** 2 for m in (2, 4)}
+    return "winograd_4x3" if points[4] < points[2] else "winograd_2x3"
+
+
 def heuristic(input_shape, weight_shape, args, candidates):
     """The deterministic rule: the algorithm that usually wins on such a layer on a CPU."""
     stride, _, _, dilation, groups = args
