@@ -10,6 +10,7 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/py_view.h"
+#include "core/scratch.h"
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
 #include "norm/batchnorm.h"
@@ -70,6 +71,15 @@ void bind_probes(py::module_& m) {
     py::gil_scoped_release release;
     parallel_for(0, bytes, 1 << 16, [&](index_t lo, index_t hi) { std::memcpy(to + lo, from + lo, hi - lo); });
   }, py::arg("src"), py::arg("dst"));
+
+  // Scratch memory (core/scratch.h), for the benchmark's "extra memory" of an algorithm:
+  // release on every thread, run the kernel once, read what it allocated.
+  m.def("scratch_bytes", [] { return static_cast<index_t>(detail::scratch_bytes_held().load()); });
+  m.def("release_scratch", [] {
+    py::gil_scoped_release release;
+    release_thread_scratch();
+    parallel_for(0, num_threads(), 1, [](index_t, index_t) { release_thread_scratch(); });
+  });
 }
 
 void bind_gemm(py::module_& m) {
@@ -108,6 +118,23 @@ void check_supported(conv::Algo algo, const conv::Conv2dShape& s) {
 
 using Pair = std::array<index_t, 2>;
 
+conv::WeightUse weight_use(const std::string& use) {
+  if (use == "forward") return conv::WeightUse::forward;
+  if (use == "input_gradient") return conv::WeightUse::input_gradient;
+  fail<ValueError>("use: expected 'forward' or 'input_gradient', got '", use, "'");
+}
+
+// A weight transformed by conv2d_transform_weight for (algo, use), or nullptr for None.
+template <class T>
+const T* transformed_arg(const py::object& a, conv::Algo algo, const conv::Conv2dShape& s, conv::WeightUse use) {
+  if (a.is_none()) return nullptr;
+  const index_t n = conv::transformed_weight_size(algo, s, use);
+  if (n == 0) fail<ValueError>("transformed: algo='", conv::algo_name(algo), "' has no transformed weights");
+  auto t = contiguous_arg<const T, 1>(a.cast<py::array>(), "transformed", "(values,)");
+  if (t.shape[0] != n) fail<ValueError>("transformed: expected ", n, " values, got ", t.shape[0]);
+  return t.data;
+}
+
 void bind_conv2d(py::module_& m) {
   m.def("conv2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight, Pair st,
                                   Pair pb, Pair pe, Pair dl, index_t g) {
@@ -124,8 +151,48 @@ void bind_conv2d(py::module_& m) {
     return why ? py::str(why) : py::object(py::none());
   }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
 
+  // The weight of shape (K, C/groups, R, S) transformed once for reuse: size 0 when `algo` has no
+  // transform. Only K, C/groups, R, S and groups matter, so no input shape is asked for.
+  m.def("conv2d_transformed_weight_size", [](const std::string& algo, std::array<index_t, 4> weight, index_t g,
+                                             const std::string& use) {
+    const conv::Conv2dShape s({1, weight[1] * g, weight[2], weight[3]}, weight, conv_params({1, 1}, {0, 0}, {0, 0}, {1, 1}, g));
+    return conv::transformed_weight_size(conv::parse_algo(algo), s, weight_use(use));
+  }, py::arg("algo"), py::arg("weight_shape"), py::arg("groups"), py::arg("use"));
+
+  m.def("conv2d_transform_weight", [](py::array w, py::array out, index_t g, const std::string& algo_name,
+                                      const std::string& use_name) {
+    const conv::Algo algo = conv::parse_algo(algo_name);
+    const conv::WeightUse use = weight_use(use_name);
+    dispatch_float(w, "weight", [&](auto tag) {
+      using T = decltype(tag);
+      const auto shape = shape4(w, "weight", "(K, C/groups, R, S)");
+      const conv::Conv2dShape s({1, shape[1] * g, shape[2], shape[3]}, shape, conv_params({1, 1}, {0, 0}, {0, 0}, {1, 1}, g));
+      check_supported(algo, s);
+      const index_t n = conv::transformed_weight_size(algo, s, use);
+      if (n == 0) fail<ValueError>("algo='", algo_name, "' has no transformed weights");
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      auto o = contiguous_arg<T, 1>(out, "out", "(values,)");
+      if (o.shape[0] != n) fail<ValueError>("out: expected ", n, " values, got ", o.shape[0]);
+      py::gil_scoped_release release;
+      conv::transform_weight<T>(algo, s, use, wp, o.data);
+    });
+  }, py::arg("weight"), py::arg("out"), py::arg("groups"), py::arg("algo"), py::arg("use"));
+
+  // Whether two arrays hold the same bytes: how the transformed-weight cache (ops/conv_weight_cache.py)
+  // checks that a weight is unchanged since it was transformed. The GIL is released.
+  m.def("same_bytes", [](py::array a, py::array b) {
+    if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
+      fail<ValueError>("same_bytes: arrays must be C-contiguous");
+    if (a.nbytes() != b.nbytes()) return false;
+    const void *pa = a.data(), *pb = b.data();
+    const std::size_t n = a.nbytes();
+    py::gil_scoped_release release;
+    return std::memcmp(pa, pb, n) == 0;
+  }, py::arg("a"), py::arg("b"));
+
   m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y, Pair st, Pair pb,
-                             Pair pe, Pair dl, index_t g, const std::string& algo_name, bool relu) {
+                             Pair pe, Pair dl, index_t g, const std::string& algo_name, bool relu,
+                             py::object transformed) {
     const conv::Algo algo = conv::parse_algo(algo_name);
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
@@ -135,14 +202,16 @@ void bind_conv2d(py::module_& m) {
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       const T* bp = vector_arg<const T>(bias, "bias", s.K);
       T* yp = nchw_arg<T>(y, "out", s.output_shape());
+      const T* up = transformed_arg<T>(transformed, algo, s, conv::WeightUse::forward);
       py::gil_scoped_release release;
-      conv::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp);
+      conv::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp, up);
     });
   }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS,
-     py::arg("algo") = "im2col", py::arg("relu") = false);
+     py::arg("algo") = "im2col", py::arg("relu") = false, py::arg("transformed") = py::none());
 
   m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x, Pair st, Pair pb,
-                                    Pair pe, Pair dl, index_t g, const std::string& algo_name) {
+                                    Pair pe, Pair dl, index_t g, const std::string& algo_name,
+                                    py::object transformed) {
     const conv::Algo algo = conv::parse_algo(algo_name);
     dispatch_float(grad_y, "grad_output", [&](auto tag) {
       using T = decltype(tag);
@@ -151,10 +220,12 @@ void bind_conv2d(py::module_& m) {
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      const T* up = transformed_arg<T>(transformed, algo, s, conv::WeightUse::input_gradient);
       py::gil_scoped_release release;
-      conv::conv2d_backward_input<T>(algo, s, dyp, wp, dxp);
+      conv::conv2d_backward_input<T>(algo, s, dyp, wp, dxp, up);
     });
-  }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS, py::arg("algo") = "im2col");
+  }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS, py::arg("algo") = "im2col",
+     py::arg("transformed") = py::none());
 
   m.def("conv2d_backward_weight", [](py::array x, py::array grad_y, py::array grad_w, py::object grad_b,
                                      Pair st, Pair pb, Pair pe, Pair dl, index_t g, const std::string& algo_name) {

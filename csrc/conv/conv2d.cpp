@@ -102,14 +102,32 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   return "unknown algorithm";
 }
 
+index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse) {
+  switch (algo) {
+    case Algo::winograd_2x3: return winograd_transformed_size<2>(s);
+    case Algo::winograd_4x3: return winograd_transformed_size<4>(s);
+    default: return 0;  // FFT's transform depends on the input's size (its tile size), not only w
+  }
+}
+
 template <class T>
-void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out) {
+  switch (algo) {
+    case Algo::winograd_2x3: return winograd_transform_weight<2>(s, use, w, out);
+    case Algo::winograd_4x3: return winograd_transform_weight<4>(s, use, w, out);
+    default: return;
+  }
+}
+
+template <class T>
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
+                    const T* transformed) {
   switch (algo) {
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
     case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
-    case Algo::winograd_2x3: return conv2d_forward_winograd<2>(s, x, w, bias, relu, y);
-    case Algo::winograd_4x3: return conv2d_forward_winograd<4>(s, x, w, bias, relu, y);
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4>(s, x, w, transformed, bias, relu, y);
     case Algo::fft: return conv2d_forward_fft(s, x, w, bias, relu, y);
   }
 }
@@ -118,13 +136,14 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 // its gradients run im2col. Winograd and FFT compute the input gradient as their own forward
 // convolution (rotated filters); their weight gradients run im2col.
 template <class T>
-void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
+                           const T* transformed) {
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
     case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
-    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2>(s, grad_y, w, grad_x);
-    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4>(s, grad_y, w, grad_x);
+    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4>(s, grad_y, w, transformed, grad_x);
     case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, grad_x);
   }
 }
@@ -136,8 +155,9 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \
-  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*);     \
-  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*);              \
+  template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*);                  \
+  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*); \
+  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
   template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

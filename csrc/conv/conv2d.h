@@ -54,13 +54,27 @@ std::vector<std::string> algorithm_names();
 // Why `algo` cannot run shape `s` (e.g. "needs a 3x3 kernel"), or nullptr when it can.
 const char* unsupported_reason(Algo algo, const Conv2dShape& s);
 
-// y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y.
+// Transformed weights: an algorithm that maps each filter to another domain before convolving
+// (Winograd's U = G g G^T) can do it once per weight and reuse it across calls. `use` says which
+// filters: the forward convolution's, or its input gradient's (rotated, channel-transposed).
+enum class WeightUse { forward, input_gradient };
+// Values in `algo`'s transformed weight for shape s; 0 when the algorithm has none.
+index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use);
+// out (transformed_weight_size values) = `algo`'s transform of w for `use`.
 template <class T>
-void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out);
 
-// grad_x of conv2d. Overwrites grad_x.
+// y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y. `transformed`: w
+// already transformed for (algo, WeightUse::forward), or null (then the call transforms it).
 template <class T>
-void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
+                    const T* transformed = nullptr);
+
+// grad_x of conv2d. Overwrites grad_x. `transformed`: as for conv2d_forward, for
+// WeightUse::input_gradient.
+template <class T>
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
+                           const T* transformed = nullptr);
 
 // grad_w (and grad_bias if not null) of conv2d. Overwrites both.
 template <class T>
@@ -90,10 +104,15 @@ void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, cons
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 // --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp); the weight gradient runs im2col ----
+// `u`: the weight already transformed (winograd_transform_weight), or null.
+template <int M>
+index_t winograd_transformed_size(const Conv2dShape& s);
 template <int M, class T>
-void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
 template <int M, class T>
-void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+template <int M, class T>
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 
 // One 2-D transform of F(M x M, 3 x 3) on `count` tiles: filter (3x3 -> alpha^2, G g G^T),
 // input (alpha^2 -> alpha^2, B^T d B) or output (alpha^2 -> M^2, A^T m A); exposed for tests.

@@ -66,18 +66,22 @@ constexpr index_t kBlockBytes = 8 << 20;  // V and M of one block of tiles, per 
 // U[pt] per group as a (parts*Kg) x (parts*Cg) matrix, stored [pt][g][parts*Kg][parts*Cg].
 // Filters are transformed kLanes at a time (consecutive input channels of one output channel),
 // so that each point's values are written as contiguous runs (U is large, its points far apart).
+template <class Transform>
+index_t transformed_filters_size(const TiledGeometry& g, const Transform& tf) {
+  return tf.points * tf.parts * tf.parts * g.K * (g.C / g.groups);
+}
+
 template <class T, class Transform>
-std::vector<T> transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S) {
+void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, ld = parts * Cg;
   const index_t block = parts * Kg * ld, point_stride = g.groups * block;
-  std::vector<T> u(tf.points * point_stride);
   parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
     std::vector<T> values(tf.points * parts * kLanes), work(tf.work_size(kLanes));
     for (index_t k = lo; k < hi; ++k)
       for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
         const index_t lanes = std::min(kLanes, Cg - c0);
         tf.filter(w + (k * Cg + c0) * R * S, lanes, values.data(), work.data());
-        T* row = u.data() + (k / Kg) * block + (k % Kg) * ld + c0;
+        T* row = u + (k / Kg) * block + (k % Kg) * ld + c0;
         for (index_t pt = 0; pt < tf.points; ++pt) {
           T* dst = row + pt * point_stride;
           const T* re = values.data() + pt * parts * lanes;
@@ -95,7 +99,6 @@ std::vector<T> transform_filters(const TiledGeometry& g, const Transform& tf, co
         }
       }
   });
-  return u;
 }
 
 // The tiles of one block, as (image, first output row, first output column).
@@ -192,15 +195,15 @@ void convolve_block(const TiledGeometry& g, const Transform& tf, const TileIndex
 
 }  // namespace tiled
 
-// y = conv(x, w) (+ bias, ReLU) for weights w (K, C/G, R, S), through transform `tf`.
+// y = conv(x, w) (+ bias, ReLU) through transform `tf`, for filters u already transformed by
+// tiled::transform_filters (callers that reuse a weight transform it once: ops.conv_weight_cache).
 template <class T, class Transform>
-void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
-                const T* bias, bool relu, T* y) {
+void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T* x, const T* u, const T* bias,
+                            bool relu, T* y) {
   using namespace tiled;
   const TileIndex ti{ceil_div(g.P, tf.m_h), ceil_div(g.Q, tf.m_w), tf.m_h, tf.m_w};
   const index_t tiles = g.N * ti.tiles_h * ti.tiles_w;
   if (tiles == 0) return;
-  const std::vector<T> u = transform_filters(g, tf, w, R, S);
   const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
   // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
   // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
@@ -212,9 +215,19 @@ void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T
     T* v = thread_scratch<T>(v_size + m_size, ScratchSlot::transformed_tiles);
     for (index_t b = lo; b < hi; ++b) {
       const index_t t0 = b * tb;
-      convolve_block(g, tf, ti, x, u.data(), bias, relu, y, t0, std::min(tb, tiles - t0), tb, v, v + v_size);
+      convolve_block(g, tf, ti, x, u, bias, relu, y, t0, std::min(tb, tiles - t0), tb, v, v + v_size);
     }
   });
+}
+
+// y = conv(x, w) (+ bias, ReLU) for weights w (K, C/G, R, S), through transform `tf`.
+template <class T, class Transform>
+void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
+                const T* bias, bool relu, T* y) {
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return;
+  std::vector<T> u(tiled::transformed_filters_size(g, tf));
+  tiled::transform_filters(g, tf, w, R, S, u.data());
+  tiled_conv_transformed(g, tf, x, u.data(), bias, relu, y);
 }
 
 }  // namespace fastconv::conv

@@ -7,11 +7,10 @@
 // Winograd forward. The weight gradient (a correlation whose "filter" is grad_y, as large as
 // the image) runs im2col + GEMM.
 //
-// The filter transform is recomputed on every call, not cached: a cache keyed on the weight
-// array goes stale when an optimiser updates it in place. Its cost is not small for wide layers
-// at small batch (K = C = 256: a one-tile call takes ~70% of the time of the whole 8-image
-// resnet50_3x3 layer, measured on a loaded machine), so caching U per weight version is the
-// next step.
+// The filter transform (U = G g G^T per filter) is its own entry point so that a caller can
+// make it once per weight version and pass it to every call (ops/conv_weight_cache.py does,
+// checked against the weight's bytes). It matters at small batch: K = C = 256, one 4x4 image,
+// 1 thread: 8.9 ms transforming on each call, 2.6 ms with U reused (K = C = 64: 0.48 vs 0.24 ms).
 #include "conv/winograd.h"
 
 #include "conv/tiled_conv.h"
@@ -49,16 +48,33 @@ struct WinogradTransform {
 
 }  // namespace
 
-template <int M, class T>
-void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  tiled_conv(forward_geometry(s), WinogradTransform<M>{}, x, w, 3, 3, bias, relu, y);
+template <int M>
+index_t winograd_transformed_size(const Conv2dShape& s) {
+  return tiled::transformed_filters_size(forward_geometry(s), WinogradTransform<M>{});
 }
 
 template <int M, class T>
-void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u) {
+  if (use == WeightUse::forward) return tiled::transform_filters(forward_geometry(s), WinogradTransform<M>{}, w, 3, 3, u);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
-  tiled_conv(backward_input_geometry(s), WinogradTransform<M>{}, grad_y, rotated.data(), 3, 3,
-             static_cast<const T*>(nullptr), false, grad_x);
+  tiled::transform_filters(backward_input_geometry(s), WinogradTransform<M>{}, rotated.data(), 3, 3, u);
+}
+
+// `u`: the weight transformed by winograd_transform_weight(WeightUse::forward), or null.
+template <int M, class T>
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu,
+                             T* y) {
+  if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M>{}, x, u, bias, relu, y);
+  tiled_conv(forward_geometry(s), WinogradTransform<M>{}, x, w, 3, 3, bias, relu, y);
+}
+
+// `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
+template <int M, class T>
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x) {
+  const T* no_bias = nullptr;
+  if (u) return tiled_conv_transformed(backward_input_geometry(s), WinogradTransform<M>{}, grad_y, u, no_bias, false, grad_x);
+  const std::vector<T> rotated = rotated_transposed_weights(s, w);
+  tiled_conv(backward_input_geometry(s), WinogradTransform<M>{}, grad_y, rotated.data(), 3, 3, no_bias, false, grad_x);
 }
 
 template <int M, class T>
@@ -74,9 +90,13 @@ void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out)
     winograd::transform_2d(codelet, n_in, n_out, in + i * n_in * n_in, 1, out + i * n_out * n_out, 1, 1, work);
 }
 
-#define FASTCONV_INSTANTIATE(M, T)                                                                                  \
-  template void conv2d_forward_winograd<M, T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*);          \
-  template void conv2d_backward_input_winograd<M, T>(const Conv2dShape&, const T*, const T*, T*);                   \
+template index_t winograd_transformed_size<2>(const Conv2dShape&);
+template index_t winograd_transformed_size<4>(const Conv2dShape&);
+
+#define FASTCONV_INSTANTIATE(M, T)                                                                                   \
+  template void winograd_transform_weight<M, T>(const Conv2dShape&, WeightUse, const T*, T*);                        \
+  template void conv2d_forward_winograd<M, T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_winograd<M, T>(const Conv2dShape&, const T*, const T*, const T*, T*);          \
   template void winograd_codelet<M, T>(WinogradCodelet, const T*, index_t, T*);
 FASTCONV_INSTANTIATE(2, float)
 FASTCONV_INSTANTIATE(2, double)

@@ -1,6 +1,9 @@
 // Per-thread scratch memory, 64-byte aligned, kept between calls and grown on demand. Kernels
 // need packing and column buffers on every call; fresh pages would cost a page fault each.
 #pragma once
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -15,26 +18,53 @@ inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 // One slot per concurrent use on a thread, so that nested users never share a buffer.
 enum class ScratchSlot { gemm_a, gemm_b, columns, transformed_tiles, transform_work, count };
 
+namespace detail {
+struct FreeScratch {
+  void operator()(void* p) const { std::free(p); }
+};
+struct ThreadScratch {
+  static constexpr int kSlots = static_cast<int>(ScratchSlot::count);
+  std::unique_ptr<void, FreeScratch> buffers[kSlots];
+  std::size_t capacity[kSlots] = {};
+};
+// Every thread's buffers share one slot table (float and double users alike).
+inline ThreadScratch& thread_scratch_state() {
+  thread_local ThreadScratch state;
+  return state;
+}
+// Bytes held by every thread's buffers together: the benchmark reads it to report each
+// algorithm's extra memory (release_scratch, run once, read).
+inline std::atomic<std::int64_t>& scratch_bytes_held() {
+  static std::atomic<std::int64_t> held{0};
+  return held;
+}
+}  // namespace detail
+
 template <class T>
 T* thread_scratch(index_t n, ScratchSlot slot) {
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  constexpr int kSlots = static_cast<int>(ScratchSlot::count);
-  thread_local std::unique_ptr<void, Free> buffers[kSlots];
-  thread_local std::size_t capacity[kSlots] = {};
+  auto& state = detail::thread_scratch_state();
   const int s = static_cast<int>(slot);
   const std::size_t bytes = round_up(std::max<index_t>(n, 1) * sizeof(T), 64);
-  if (bytes > capacity[s]) {
-    buffers[s].reset();
-    buffers[s].reset(std::aligned_alloc(64, bytes));
-    if (!buffers[s]) {
-      capacity[s] = 0;
-      throw std::bad_alloc();
-    }
-    capacity[s] = bytes;
+  if (bytes > state.capacity[s]) {
+    detail::scratch_bytes_held() -= static_cast<std::int64_t>(state.capacity[s]);
+    state.buffers[s].reset();
+    state.capacity[s] = 0;
+    state.buffers[s].reset(std::aligned_alloc(64, bytes));
+    if (!state.buffers[s]) throw std::bad_alloc();
+    state.capacity[s] = bytes;
+    detail::scratch_bytes_held() += static_cast<std::int64_t>(bytes);
   }
-  return static_cast<T*>(buffers[s].get());
+  return static_cast<T*>(state.buffers[s].get());
+}
+
+// Frees the calling thread's buffers (the next user allocates afresh).
+inline void release_thread_scratch() {
+  auto& state = detail::thread_scratch_state();
+  for (int s = 0; s < detail::ThreadScratch::kSlots; ++s) {
+    detail::scratch_bytes_held() -= static_cast<std::int64_t>(state.capacity[s]);
+    state.buffers[s].reset();
+    state.capacity[s] = 0;
+  }
 }
 
 }  // namespace fastconv

@@ -86,7 +86,7 @@ def test_auto_caches_one_choice_per_shape(rng):
         np.testing.assert_allclose(y, _reference(x, w, None, 1, 1, 1, 1), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="mode: expected one of"):
         conv_algo.set_mode("fast")
-    with pytest.raises(ValueError, match="algo: expected 'auto' or one of"):
+    with pytest.raises(ValueError, match="algo: expected 'auto', 'winograd' or one of"):
         ops.conv2d(x, w, algo="magic")
 
 
@@ -230,3 +230,22 @@ def test_backward_kernels_check_shapes_in_cpp():
         y = np.zeros((2, 6, 6, 6))
         y.flags.writeable = False
         _C.conv2d_forward(X4, W4, None, y, (1, 1), (0, 0), (0, 0), (1, 1), 1)
+
+
+def test_auto_timing_drops_slow_candidates_and_retimes_close_ones(monkeypatch):
+    clock = [0.0]  # a fake clock that each run advances: the test times nothing real
+    monkeypatch.setattr(conv_algo.time, "perf_counter", lambda: clock[0])
+    calls = {"fast": 0, "close": 0, "slow": 0}
+    cost = {"fast": 2.0, "close": 2.1, "slow": 20.0}
+
+    def run(algo):
+        calls[algo] += 1
+        clock[0] += cost[algo]
+
+    assert conv_algo._fastest(run, list(calls)) == "fast"
+    assert calls["slow"] == 4                        # warm-up + 3 rounds, then dropped (> 2x the leader)
+    assert calls["fast"] == calls["close"] == 1 + 9  # within 10% of each other: every round is run
+    calls = dict.fromkeys(calls, 0)
+    cost["close"] = 3.0
+    assert conv_algo._fastest(run, list(calls)) == "fast"
+    assert calls == {"fast": 4, "close": 4, "slow": 4}  # a clear winner after 3 rounds

@@ -1,7 +1,7 @@
 """The conv2d section: each layer of layers.json, forward and forward+backward."""
 import numpy as np
 
-from fastconv import ops
+from fastconv import _C, ops
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.bench.harness import Case
@@ -26,13 +26,20 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
     gy = np.ones_like(y)
 
     def our_step(algo):  # forward, then both gradients: what a training step runs
+        # A step starts from a weight the optimiser has just changed in place, so a transform
+        # cached by the previous step (ops/conv_weight_cache.py) must not be reused.
+        np.negative(w, out=w)
         ops.conv2d(x, w, **args, algo=algo)
         ops.conv2d_backward(x, w, gy, needs_bias=False, **args, algo=algo)
 
     fwd = {"fastconv": lambda: ops.conv2d(x, w, **args)}
     step = {"fastconv": lambda: our_step("auto")}
+    our_step("auto")  # resolves auto's choice for the three directions, printed under the rows
+    conv_args = conv2d_arguments(w.shape, stride, pad, 1, groups)
+    picks = {direction: algo for (xs, ws, a, _, _, direction), algo in conv_algo.chosen().items()
+             if xs == x.shape and ws == w.shape and a == conv_args}
     # Every algorithm that supports the layer, as its own runner beside "auto".
-    algos = conv_algo.supported(x.shape, w.shape, conv2d_arguments(w.shape, stride, pad, 1, groups))
+    algos = conv_algo.supported(x.shape, w.shape, conv_args)
     for algo in algos:
         fwd[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d(x, w, **args, algo=a)
         step[f"fastconv[{algo}]"] = lambda a=algo: our_step(a)
@@ -59,9 +66,21 @@ def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
         step["torch"] = lambda: torch_step(gx, gw, tgy)
         step["torch_cl"] = lambda: torch_step(gx_cl, gw_cl, tgy_cl)
     fwd["numpy"] = lambda: numpy_conv2d(x, w, (stride, stride), pad, groups)
+    auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks)}
+    memory = {"extra memory (scratch, forward)": ", ".join(
+        f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB"
+        for algo in ("im2col", "implicit"))}
     # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
-    return [Case(layer["name"], "fwd", fwd, ours, flops=flops),
-            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops)]
+    return [Case(layer["name"], "fwd", fwd, ours, flops=flops, extra={**auto, **memory}),
+            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops, extra=auto)]
+
+
+def _scratch_bytes(run):
+    """Scratch memory (column matrix, GEMM packing) that one call allocates, on every thread:
+    the extra memory an algorithm needs beyond its inputs and output."""
+    _C.release_scratch()
+    run()
+    return _C.scratch_bytes()
 
 
 def cases(layers, torch):

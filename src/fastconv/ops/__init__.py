@@ -1,6 +1,7 @@
 """numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
 from fastconv.ops.matmul import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
+from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight
 from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
 from fastconv.ops.roi_align import roi_align, roi_align_backward
 from fastconv.ops.grid_sample import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
@@ -11,6 +12,7 @@ from fastconv.ops.pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backw
                                   avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
+           "PreparedWeight", "prepare_conv_weight",
            "conv_transpose2d", "conv_transpose2d_backward",
            "batch_norm", "batch_norm_backward", "fold_bn_into_conv",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",

@@ -5,7 +5,8 @@
 import numpy as np
 
 from fastconv import _C
-from fastconv.ops import conv_algo
+from fastconv.ops import conv_algo, conv_weight_cache
+from fastconv.ops.conv_weight_cache import PreparedWeight
 from fastconv.ops._checks import check_ndim, float_array, int_pair, same_dtype, shape4
 
 
@@ -58,38 +59,63 @@ def _bias_array(bias, dtype, out_channels):
 
 
 def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
-    """`algo` as given (checked against the build's list), or the per-shape choice for 'auto'."""
+    """`algo` as given (checked against the build's list; 'winograd' picks its tile size), or the
+    per-shape choice for 'auto'."""
     if algo == "auto":
         return conv_algo.resolve(direction, run, input_shape, weight_shape, args, dtype)
+    if algo == "winograd":
+        return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
-        raise ValueError(f"algo: expected 'auto' or one of {conv_algo.algorithms()}, got {algo!r}")
+        raise ValueError(f"algo: expected 'auto', 'winograd' or one of {conv_algo.algorithms()}, got {algo!r}")
     return algo
+
+
+def _weight(weight, groups):
+    """(weight array, PreparedWeight or None): a PreparedWeight runs on its frozen copy."""
+    if not isinstance(weight, PreparedWeight):
+        return weight, None
+    if weight.groups != groups:
+        raise ValueError(f"weight: prepared for groups={weight.groups}, called with groups={groups}")
+    return weight.weight, weight
+
+
+def _transformed(w, prepared, groups, algo, use):
+    """The transformed weight `algo` runs on (prepared, or from the cache), or None."""
+    if prepared is not None:
+        return prepared.transformed(algo, use)
+    return conv_weight_cache.transformed(w, groups, algo, use)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False):
     """2-d cross-correlation of an NCHW batch, as torch.nn.functional.conv2d.
 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
-    algo: 'auto' (per-shape choice, see ops.conv_algo) or one of ops.conv_algo.algorithms().
+    weight may be an ops.prepare_conv_weight(...) result: its transforms are reused.
+    algo: 'auto' (per-shape choice, see ops.conv_algo), 'winograd' (F(4x4,3x3) or F(2x2,3x3),
+    whichever needs fewer transform points for the output) or one of ops.conv_algo.algorithms().
     relu: apply ReLU to the output inside the kernel (fused epilogue).
     """
+    weight, prepared = _weight(weight, groups)
     x, w = _prepare({"input": input, "weight": weight},
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x.dtype, w.shape[0])
     y = np.empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
-    run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu))
+    run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu),
+                                      _transformed(w, prepared, groups, a, "forward"))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
+    weight, prepared = _weight(weight, groups)
     w, dy = _prepare({"weight": weight, "grad_output": grad_output},
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = np.empty(shape4(input_size, "input_size"), dtype=w.dtype)
-    run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a)
+    run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
+                                             _transformed(w, prepared, groups, a, "input_gradient"))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
@@ -109,12 +135,14 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
                     needs_bias=True, *, algo="auto"):
     """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked."""
+    weight, prepared = _weight(weight, groups)
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output},
                         {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx, dw = np.empty_like(x), np.empty_like(w)
     db = np.empty(w.shape[0], dtype=w.dtype) if needs_bias else None
-    run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a)
+    run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
+                                                   _transformed(w, prepared, groups, a, "input_gradient"))
     run_weight = lambda a: _C.conv2d_backward_weight(x, dy, dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))

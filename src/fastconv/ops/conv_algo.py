@@ -42,6 +42,15 @@ def supported(input_shape, weight_shape, args):
     return [a for a in algorithms() if _C.conv2d_unsupported_reason(a, input_shape, weight_shape, *args) is None]
 
 
+def winograd_variant(input_shape, weight_shape, args):
+    """'winograd_4x3' or 'winograd_2x3': the one with fewer transform-domain points for the
+    output (F(4x4) costs 36 points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is
+    too small to fill its tiles); a tie goes to F(2x2), the more accurate."""
+    p, q = _C.conv2d_output_shape(input_shape, weight_shape, *args)[2:]
+    points = {m: -(-p // m) * -(-q // m) * (m + 2) ** 2 for m in (2, 4)}
+    return "winograd_4x3" if points[4] < points[2] else "winograd_2x3"
+
+
 def heuristic(input_shape, weight_shape, args, candidates):
     """The deterministic rule: the algorithm that usually wins on such a layer on a CPU."""
     stride, _, _, dilation, groups = args
@@ -70,14 +79,27 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
     return algo
 
 
-def _fastest(run, candidates, rounds=3):
-    """Times each candidate on the real call, interleaved; the best of `rounds` wins."""
+def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1):
+    """Times each candidate on the real call, interleaved; the best time wins.
+
+    Another process taking a core only ever adds time, so the minimum over rounds is the
+    estimate. After `rounds`, a candidate over twice the leader's time stops being timed, and
+    rounds go on (up to `max_rounds`) while the two best are within `margin` of each other:
+    on a shared machine three rounds can all be disturbed, and a wrong pick stays for the process.
+    """
     best = {a: float("inf") for a in candidates}
     for a in candidates:  # warm-up: first-touch of scratch buffers, filter transforms
         run(a)
-    for _ in range(rounds):
-        for a in candidates:
+    alive = list(candidates)
+    for r in range(1, max_rounds + 1):
+        for a in alive:
             t0 = time.perf_counter()
             run(a)
             best[a] = min(best[a], time.perf_counter() - t0)
+        if r >= rounds:
+            leader = min(best[a] for a in alive)
+            alive = [a for a in alive if best[a] <= 2 * leader]
+            times = sorted(best[a] for a in alive)
+            if len(times) < 2 or times[1] > (1 + margin) * times[0]:
+                break
     return min(best, key=best.get)

@@ -1,0 +1,126 @@
+"""conv2d weights transformed once and reused across calls (Winograd's U = G g G^T).
+
+Winograd maps every 3x3 filter to its alpha x alpha transform before convolving (and the
+rotated, channel-transposed filters for the input gradient). For wide layers at small batch
+that is a large share of a call, while a weight serves many calls between two optimiser steps:
+every forward of an evaluation, the forward and the input gradient of a training step.
+
+Two ways to reuse it:
+
+- explicit: ``pw = ops.prepare_conv_weight(w, groups=1)`` keeps a private copy of w and its
+  transforms (made on first use, or now for the algorithms listed in ``algos=``); pass ``pw``
+  as the weight of ``ops.conv2d``, ``conv2d_input`` or ``conv2d_backward``. Later changes to w
+  do not reach it: prepare again after changing the weight.
+- implicit: a call that runs Winograd on a plain array looks the array up in a process-wide
+  cache keyed on (data pointer, shape, strides, dtype, groups). numpy arrays have no version
+  counter, so an entry keeps a copy of the weight's bytes and is used only while the array
+  still holds exactly those bytes (one memcmp per call, GIL released; an in-place optimiser
+  step changes the bytes, so the next call misses and transforms again: never stale).
+  Least recently used entries are dropped beyond ``budget_bytes()`` (default 256 MiB, or
+  ``FASTCONV_CONV_WEIGHT_CACHE_MB``; 0 turns the cache off; ``set_budget``, ``clear``).
+"""
+import collections
+import os
+
+import numpy as np
+
+from fastconv import _C
+
+
+class PreparedWeight:
+    """A frozen copy of a conv2d weight and its transforms per (algorithm, use), made on demand.
+
+    use: "forward" (conv2d) or "input_gradient" (conv2d_input); an algorithm without a
+    transform (im2col, implicit, ...) runs on the copy itself.
+    """
+
+    def __init__(self, weight, groups=1):
+        self.weight = np.array(weight, order="C", copy=True)
+        self.weight.flags.writeable = False
+        self.groups = int(groups)
+        self._transforms = {}
+
+    @property
+    def shape(self):
+        return self.weight.shape
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    @property
+    def nbytes(self):
+        return self.weight.nbytes + sum(u.nbytes for u in self._transforms.values())
+
+    def transformed(self, algo, use):
+        """`algo`'s transform of the weight for `use`, or None when the algorithm has none."""
+        key = (algo, use)
+        if key not in self._transforms:
+            size = _C.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use)
+            if size == 0:
+                return None
+            u = np.empty(size, dtype=self.weight.dtype)
+            _C.conv2d_transform_weight(self.weight, u, self.groups, algo, use)
+            self._transforms[key] = u
+        return self._transforms[key]
+
+
+def prepare_conv_weight(weight, groups=1, algos=()):
+    """A PreparedWeight of `weight` (K, C/groups, R, S); transforms for `algos` are made now."""
+    from fastconv.ops._checks import check_ndim, float_array
+
+    weight = float_array(weight, "weight")
+    check_ndim(weight, 4, "weight", "(K, C/groups, R, S)")
+    prepared = PreparedWeight(weight, groups)
+    for algo in algos:
+        for use in ("forward", "input_gradient"):
+            prepared.transformed(algo, use)
+    return prepared
+
+
+_budget = int(float(os.environ.get("FASTCONV_CONV_WEIGHT_CACHE_MB", "256")) * (1 << 20))
+_entries = collections.OrderedDict()  # key -> PreparedWeight, least recently used first
+
+
+def set_budget(nbytes):
+    """Bytes the implicit cache may hold (weight copies and transforms); 0 turns it off."""
+    global _budget
+    if nbytes < 0:
+        raise ValueError(f"nbytes: must be >= 0, got {nbytes}")
+    _budget = int(nbytes)
+    _evict()
+
+
+def budget_bytes():
+    return _budget
+
+
+def clear():
+    _entries.clear()
+
+
+def cached_bytes():
+    return sum(p.nbytes for p in _entries.values())
+
+
+def transformed(weight, groups, algo, use):
+    """`algo`'s transform of the C-contiguous array `weight` for `use`, from the cache when the
+    array still holds the bytes it was transformed from; None when `algo` has no transform."""
+    if _budget == 0 or _C.conv2d_transformed_weight_size(algo, weight.shape, groups, use) == 0:
+        return None  # the kernel transforms the weight itself
+    key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
+    prepared = _entries.get(key)
+    if prepared is None or not _C.same_bytes(prepared.weight, weight):
+        prepared = PreparedWeight(weight, groups)
+    _entries[key] = prepared
+    _entries.move_to_end(key)
+    u = prepared.transformed(algo, use)
+    _evict()
+    return u
+
+
+def _evict():
+    total = cached_bytes()
+    while _entries and total > _budget:
+        _, dropped = _entries.popitem(last=False)
+        total -= dropped.nbytes

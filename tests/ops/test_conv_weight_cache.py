@@ -1,0 +1,138 @@
+"""Transformed conv2d weights (ops/conv_weight_cache.py): prepared weights and the implicit
+cache give the same results as transforming on every call, and a weight changed in place is
+never served stale."""
+import numpy as np
+import pytest
+
+from fastconv import _C, ops
+from fastconv.ops import conv_weight_cache
+from fastconv.ops.conv import conv2d_arguments
+from tests.reference import conv2d_reference
+
+WINOGRAD = ["winograd_2x3", "winograd_4x3"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    budget = conv_weight_cache.budget_bytes()
+    conv_weight_cache.clear()
+    yield
+    conv_weight_cache.set_budget(budget)
+    conv_weight_cache.clear()
+
+
+def _uncached(fn):
+    """fn() with the cache off: the kernels transform the weight on every call."""
+    budget = conv_weight_cache.budget_bytes()
+    conv_weight_cache.set_budget(0)
+    try:
+        return fn()
+    finally:
+        conv_weight_cache.set_budget(budget)
+
+
+@pytest.mark.parametrize("algo", WINOGRAD)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_cached_and_prepared_paths_are_identical_to_uncached(rng, algo, dtype, groups):
+    x = rng.standard_normal((2, 8, 9, 10)).astype(dtype)
+    w = rng.standard_normal((6, 8 // groups, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((2, 6, 9, 10)).astype(dtype)
+    args = dict(padding=1, groups=groups, algo=algo)
+    y0 = _uncached(lambda: ops.conv2d(x, w, **args))
+    dx0 = _uncached(lambda: ops.conv2d_input(x.shape, w, gy, **args))
+    for _ in range(2):  # the first call fills the cache, the second reads it
+        np.testing.assert_array_equal(ops.conv2d(x, w, **args), y0)
+        np.testing.assert_array_equal(ops.conv2d_input(x.shape, w, gy, **args), dx0)
+    assert conv_weight_cache.cached_bytes() > 0
+    prepared = ops.prepare_conv_weight(w, groups=groups, algos=[algo])
+    np.testing.assert_array_equal(ops.conv2d(x, prepared, **args), y0)
+    dx, dw, _ = ops.conv2d_backward(x, prepared, gy, **args)
+    np.testing.assert_array_equal(dx, dx0)
+    np.testing.assert_array_equal(dw, ops.conv2d_weight(x, w.shape, gy, **args))
+
+
+@pytest.mark.parametrize("algo", WINOGRAD)
+def test_a_weight_changed_in_place_is_transformed_again(rng, algo):
+    x = rng.standard_normal((1, 4, 8, 8))
+    w = rng.standard_normal((5, 4, 3, 3))
+    gy = rng.standard_normal((1, 5, 8, 8))
+    conv = lambda ww: conv2d_reference(x, ww, None, *conv2d_arguments(ww.shape, 1, 1, 1, 1))
+    ops.conv2d(x, w, padding=1, algo=algo)
+    ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo)
+    w -= 0.1 * rng.standard_normal(w.shape)  # an optimiser step: same array, same address
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo=algo), conv(w), rtol=1e-10, atol=1e-10)
+    w[2, 1, 0, 2] += 1.0  # one value only
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo=algo), conv(w), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo),
+                               ops.conv2d_input(x.shape, w, gy, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+
+
+def test_a_prepared_weight_is_a_frozen_copy(rng):
+    x = rng.standard_normal((1, 3, 6, 6))
+    w = rng.standard_normal((2, 3, 3, 3))
+    prepared = ops.prepare_conv_weight(w)
+    before = ops.conv2d(x, w, padding=1, algo="im2col")
+    w += 1.0
+    np.testing.assert_allclose(ops.conv2d(x, prepared, padding=1, algo="winograd_4x3"), before, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ops.conv2d(x, prepared, padding=1, algo="im2col"), before, rtol=1e-12)
+    with pytest.raises(ValueError, match="weight: prepared for groups=1, called with groups=3"):
+        ops.conv2d(np.zeros((1, 3, 6, 6)), ops.prepare_conv_weight(np.zeros((3, 1, 3, 3))), groups=3)
+
+
+def test_views_with_other_strides_do_not_share_an_entry(rng):
+    x = rng.standard_normal((1, 4, 7, 7))
+    base = rng.standard_normal((4, 4, 3, 3))
+    flipped = np.ascontiguousarray(base[:, :, ::-1, ::-1])
+    for w in (base, flipped, base):
+        np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="winograd_2x3"),
+                                   ops.conv2d(x, w, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+
+
+def test_cache_stays_inside_its_budget(rng):
+    weights = [rng.standard_normal((16, 16, 3, 3)) for _ in range(4)]
+    one = ops.prepare_conv_weight(weights[0], algos=["winograd_4x3"]).nbytes // 2  # forward only
+    conv_weight_cache.set_budget(2 * one)
+    x = rng.standard_normal((1, 16, 6, 6))
+    for w in weights:
+        ops.conv2d(x, w, padding=1, algo="winograd_4x3")
+    assert 0 < conv_weight_cache.cached_bytes() <= 2 * one
+
+
+def test_transform_rejects_bad_arguments():
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="algo='im2col' has no transformed weights"):
+        _C.conv2d_transform_weight(w, np.empty(1, np.float32), 1, "im2col", "forward")
+    with pytest.raises(ValueError, match="needs a 3x3 kernel"):
+        _C.conv2d_transform_weight(np.zeros((4, 3, 5, 5), np.float32), np.empty(1, np.float32), 1, "winograd_4x3", "forward")
+    with pytest.raises(ValueError, match="out: expected 432 values, got 1"):
+        _C.conv2d_transform_weight(w, np.empty(1, np.float32), 1, "winograd_4x3", "forward")
+    with pytest.raises(ValueError, match="transformed: expected 432 values, got 3"):
+        _C.conv2d_forward(np.zeros((1, 3, 5, 5), np.float32), w, None, np.empty((1, 4, 5, 5), np.float32),
+                          (1, 1), (1, 1), (1, 1), (1, 1), 1, "winograd_4x3", False, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="use: expected 'forward' or 'input_gradient'"):
+        _C.conv2d_transformed_weight_size("winograd_4x3", w.shape, 1, "backward")
+
+
+@pytest.mark.parametrize("shape,expected", [
+    ((1, 8, 16, 16), "winograd_4x3"),   # 16 tiles of 36 points vs 64 of 16
+    ((1, 8, 3, 3), "winograd_4x3"),     # 36 vs 4 x 16
+    ((1, 8, 2, 2), "winograd_2x3"),     # one tile each: 16 < 36
+    ((1, 8, 6, 6), "winograd_2x3"),     # 4 x 36 = 9 x 16: a tie goes to the more accurate
+])
+def test_winograd_picks_the_tile_size_with_fewer_points(shape, expected):
+    from fastconv.ops import conv_algo
+    args = conv2d_arguments((4, 8, 3, 3), 1, 1, 1, 1)
+    assert conv_algo.winograd_variant(shape, (4, 8, 3, 3), args) == expected
+
+
+def test_winograd_name_runs_and_refuses_what_it_cannot(rng):
+    x = rng.standard_normal((2, 5, 8, 8))
+    w = rng.standard_normal((3, 5, 3, 3))
+    ref = conv2d_reference(x, w, None, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="winograd"), ref, rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(ref.shape)
+    dx, dw, _ = ops.conv2d_backward(x, w, gy, padding=1, algo="winograd")
+    np.testing.assert_allclose(dx, ops.conv2d_input(x.shape, w, gy, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="cannot run this convolution: Winograd needs stride 1"):
+        ops.conv2d(x, w, padding=1, stride=2, algo="winograd")
