@@ -1,6 +1,10 @@
 #include "core/isa.h"
 
+#include <algorithm>
+
 #include "core/errors.h"
+
+#include <unistd.h>
 
 namespace fastconv {
 
@@ -50,6 +54,15 @@ void set_active_isa(const std::string& name) {
     return;
   }
   fail<ValueError>("isa: expected one of 'generic', 'avx2', 'avx512', got '", name, "'");
+}
+
+long l2_cache_bytes() {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  static const long bytes = std::max(sysconf(_SC_LEVEL2_CACHE_SIZE), 0L);
+  return bytes;
+#else
+  return 0;
+#endif
 }
 
 }  // namespace fastconv

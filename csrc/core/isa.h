@@ -14,4 +14,7 @@ std::vector<Isa> supported_isas();  // lowest first; always contains generic
 Isa active_isa();
 void set_active_isa(const std::string& name);  // ValueError if unknown or unsupported here
 
+// One core's L2 data cache in bytes as the OS reports it, or 0 when it does not say.
+long l2_cache_bytes();
+
 }  // namespace fastconv
