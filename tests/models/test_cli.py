@@ -13,7 +13,10 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or i
 SCRIPTS = Path(__file__).resolve().parents[2] / "python"
 
 
-@pytest.mark.parametrize("model", sorted(cli.MODELS))
+CLASSIC = sorted(m for m, run in cli.MODELS.items() if run.__module__.endswith("classic_runs"))
+
+
+@pytest.mark.parametrize("model", CLASSIC)  # the networks' CLI runs are in test_deep.py, on fewer samples
 def test_each_model_trains_on_digits_and_prints_a_summary(model, capsys):
     result = cli.main(["train", model, "--data", "digits", "--epochs", "2"])
     line = capsys.readouterr().out.strip()

@@ -1,0 +1,194 @@
+"""The neural networks: output shapes, ResNet's shortcut against PyTorch, brief training on real
+digits, XOR (perceptron fails, MLP solves it), exact resume from a checkpoint, and the CLI.
+
+Convolution algorithms are fixed (deterministic mode) and one thread is used: the runs are then
+reproducible, and small layers are not slowed by an OpenMP team fighting the other test worker.
+"""
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import Tensor, cli, gradcheck
+from fastconv import functional as F
+from fastconv.models import classic_runs, deep, deep_runs
+from fastconv.models.trainer import Trainer, TrainConfig
+from fastconv.ops import conv_algo
+from tests.models import torch_nets
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
+                                reason="needs scikit-learn (digits) and tqdm")
+SCRIPTS = Path(__file__).resolve().parents[2] / "python"
+
+
+@pytest.fixture(autouse=True)
+def deterministic_algorithms(one_thread):
+    previous = conv_algo.get_mode()
+    conv_algo.set_mode("deterministic")
+    yield
+    conv_algo.set_mode(previous)
+
+
+def _args(**options):
+    defaults = dict(data="digits", data_dir=None, seed=0, limit=None, epochs=None, lr=None, batch_size=None,
+                    width=None, weight_decay=None, schedule=None, optimizer=None, nesterov=False, shortcut=None,
+                    no_augment=False, checkpoint=None, resume=False)
+    return argparse.Namespace(**{**defaults, **options})
+
+
+@pytest.fixture(scope="module")
+def digits32():
+    """300 real 8x8 digits brought to 32x32 for training, 360 held out, and their transforms."""
+    args = _args(limit=300)
+    x_train, x_test, y_train, y_test, _ = deep_runs._data(args)
+    train_transform, eval_transform = deep_runs._transforms(args, x_train)
+    return x_train, x_test, y_train, y_test, train_transform, eval_transform
+
+
+NETS = {
+    "mlp": lambda c: deep.MLP(c * 32 * 32, 10, hidden=16),
+    "lenet5": lambda c: deep.LeNet5(c, 10),
+    "alexnet": lambda c: deep.AlexNetSmall(c, 10, width=4, hidden=32),
+    "vgg": lambda c: deep.VGGSmall(c, 10, width=4, hidden=32),
+    "resnet20-A": lambda c: deep.ResNet20(c, 10, width=4, shortcut="A"),
+    "resnet20-B": lambda c: deep.ResNet20(c, 10, width=4, shortcut="B"),
+}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", NETS)
+def test_output_shapes(name, channels, rng):
+    model = NETS[name](channels)
+    x = Tensor(rng.standard_normal((2, channels, 32, 32)).astype(np.float32))
+    for mode in (model.train, model.eval):
+        mode()
+        y = model(x)
+        assert y.shape == (2, 10) and y.dtype == np.float32
+
+
+def test_resnet20_has_the_papers_size():
+    """He et al. 2016, table 6: 0.27M parameters, 20 weighted layers (19 convolutions + 1 fc)."""
+    model = deep.ResNet20(3, 10)
+    assert 0.265e6 < sum(p.size for p in model.parameters()) < 0.275e6
+    assert sum(isinstance(m, fastconv.nn.Conv2d) for m in model.modules()) == 19
+    assert sum(isinstance(m, fastconv.nn.BatchNorm2d) for m in model.modules()) == 19
+
+
+def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks(rng):
+    x = rng.standard_normal((2, 3, 5, 5))
+    y = deep.ZeroPadShortcut.apply(Tensor(x), 8, 2).data
+    expected = np.zeros((2, 8, 3, 3))
+    for c in range(3):
+        for i in range(3):
+            for j in range(3):
+                expected[:, 2 + c, i, j] = x[:, c, 2 * i, 2 * j]  # (8 - 3) // 2 = 2 zero channels first
+    np.testing.assert_array_equal(y, expected)
+    assert gradcheck(lambda t: deep.ZeroPadShortcut.apply(t, 8, 2), [Tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_resnet20_matches_a_pytorch_copy(shortcut, rng, torch):
+    """Same weights in float64: logits and every parameter's gradient of the cross-entropy."""
+    ours = deep.ResNet20(3, 10, width=4, shortcut=shortcut)
+    for t in list(ours.parameters()) + [b for _, b in ours.named_buffers()]:
+        t.data = t.data.astype(np.float64)
+    theirs = torch_nets.resnet20(torch, 3, 10, width=4, shortcut=shortcut).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=False)
+    x, y = rng.standard_normal((4, 3, 32, 32)), np.array([0, 3, 7, 9])
+    logits = ours(Tensor(x))
+    F.cross_entropy(logits, y).backward()
+    expected = theirs(torch.from_numpy(x))
+    torch.nn.functional.cross_entropy(expected, torch.from_numpy(y)).backward()
+    np.testing.assert_allclose(logits.data, expected.detach().numpy(), rtol=1e-9, atol=1e-10)
+    their_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.data, their_params[name].grad.numpy(), rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+# Small widths and a few epochs on 300 digits; each net's hyperparameters are ones it learns
+# with in that budget (AlexNet without batch norm needs a gentler lr and no dropout this early).
+LEARNING = {
+    "mlp": (lambda: deep.MLP(32 * 32, 10, hidden=32), dict(epochs=3, lr=0.05), 0.6),
+    "lenet5": (lambda: deep.LeNet5(1, 10), dict(epochs=3, lr=0.1), 0.4),
+    "alexnet": (lambda: deep.AlexNetSmall(1, 10, width=8, dropout=0.0), dict(epochs=8, lr=0.005), 0.4),
+    "vgg": (lambda: deep.VGGSmall(1, 10, width=8), dict(epochs=3, lr=0.05), 0.5),
+    "resnet20": (lambda: deep.ResNet20(1, 10, width=4), dict(epochs=5, lr=0.05, batch_size=16), 0.3),
+}
+
+
+@pytest.mark.parametrize("name", LEARNING)
+def test_each_model_learns_real_digits(name, digits32):
+    build, options, threshold = LEARNING[name]
+    x_train, x_test, y_train, y_test, train_transform, eval_transform = digits32
+    fastconv.manual_seed(0)
+    trainer = Trainer(build(), TrainConfig(**{"batch_size": 32, **options}), train_transform, eval_transform)
+    history = trainer.fit(x_train, y_train, x_test, y_test)
+    assert history["loss"][-1] < 0.9 * history["loss"][0]
+    assert history["test accuracy"][-1] > threshold  # ten classes: chance is 0.1
+
+
+def test_perceptron_fails_on_xor_and_the_mlp_solves_it():
+    perceptron = classic_runs.run_perceptron(_args(data="xor"))
+    mlp = deep_runs.run_mlp(_args(data="xor"))
+    assert perceptron.test_accuracy < 0.8  # a line gets at most three of the four clusters
+    assert mlp.test_accuracy > 0.95 and "XOR" in mlp.data
+
+
+class Killed(Exception):
+    pass
+
+
+def _train_vgg(checkpoint, digits32, epochs=2, stop_after=None, resume=False):
+    """A fresh process's worth of setup (seed, model, trainer), then fit; batch norm, dropout,
+    augmentation and momentum all carry state across epochs."""
+    x_train, x_test, y_train, y_test, train_transform, eval_transform = digits32
+    fastconv.manual_seed(0)
+    model = deep.VGGSmall(1, 10, width=4, hidden=16)
+    config = TrainConfig(epochs=epochs, lr=0.05, batch_size=32, nesterov=True, checkpoint=checkpoint, resume=resume)
+    trainer = Trainer(model, config, train_transform, eval_transform)
+
+    def stop(epoch):
+        if epoch == stop_after:
+            raise Killed
+
+    try:
+        trainer.fit(x_train[:128], y_train[:128], x_test[:64], y_test[:64], on_epoch_end=stop)
+    except Killed:
+        pass
+    return model, trainer
+
+
+def test_resume_after_a_kill_continues_exactly(tmp_path, digits32):
+    straight, straight_trainer = _train_vgg(None, digits32)
+    path = str(tmp_path / "vgg.npz")
+    _, interrupted = _train_vgg(path, digits32, stop_after=1)
+    assert interrupted.epoch == 1
+    resumed, resumed_trainer = _train_vgg(path, digits32, resume=True)
+    assert resumed_trainer.epoch == 2
+    for name, value in straight.state_dict().items():
+        np.testing.assert_allclose(resumed.state_dict()[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+    assert resumed_trainer.history == pytest.approx(straight_trainer.history)
+
+
+def test_cli_trains_lenet5_prints_the_summary_and_writes_a_png(tmp_path, capsys):
+    plot = tmp_path / "lenet5.png"
+    result = cli.main(["train", "lenet5", "--data", "digits", "--limit", "200", "--epochs", "1",
+                       "--plot", str(plot), "--checkpoint", str(tmp_path / "lenet5.npz")])
+    line = capsys.readouterr().out.strip()
+    assert line == result.summary() and line.startswith("lenet5 on digits 8x8") and "padded to 32x32" in line
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "lenet5.npz").is_file()
+
+
+def test_convolutional_nets_refuse_xor():
+    with pytest.raises(ValueError, match="holds no images"):
+        deep_runs.run_lenet5(_args(data="xor"))
+
+
+@pytest.mark.parametrize("model", sorted(cli.MODELS))
+def test_every_model_has_a_thin_script(model):
+    scripts = [p for p in SCRIPTS.glob("*.py") if f'train("{model}"' in p.read_text()]
+    assert len(scripts) == 1, f"python/ should hold one script that trains {model}"
