@@ -14,10 +14,10 @@ import pytest
 import fastconv
 from fastconv import Tensor, cli, gradcheck
 from fastconv import functional as F
+from fastconv.bench.models import resnet20_torch
 from fastconv.models import classic_runs, deep, deep_runs
 from fastconv.models.trainer import Trainer, TrainConfig
 from fastconv.ops import conv_algo
-from tests.models import torch_nets
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
                                 reason="needs scikit-learn (digits) and tqdm")
@@ -91,11 +91,12 @@ def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks
 
 @pytest.mark.parametrize("shortcut", ["A", "B"])
 def test_resnet20_matches_a_pytorch_copy(shortcut, rng, torch):
-    """Same weights in float64: logits and every parameter's gradient of the cross-entropy."""
+    """Same weights in float64: logits and every parameter's gradient of the cross-entropy. The
+    PyTorch copy is the models benchmark's peer, so this also checks that the two compare like with like."""
     ours = deep.ResNet20(3, 10, width=4, shortcut=shortcut)
     for t in list(ours.parameters()) + [b for _, b in ours.named_buffers()]:
         t.data = t.data.astype(np.float64)
-    theirs = torch_nets.resnet20(torch, 3, 10, width=4, shortcut=shortcut).double()
+    theirs = resnet20_torch(torch, 3, 10, width=4, shortcut=shortcut).double()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=False)
     x, y = rng.standard_normal((4, 3, 32, 32)), np.array([0, 3, 7, 9])
     logits = ours(Tensor(x))
@@ -192,3 +193,10 @@ def test_convolutional_nets_refuse_xor():
 def test_every_model_has_a_thin_script(model):
     scripts = [p for p in SCRIPTS.glob("*.py") if f'train("{model}"' in p.read_text()]
     assert len(scripts) == 1, f"python/ should hold one script that trains {model}"
+
+
+def test_benchmark_flop_count_is_resnet20s():
+    """40.55M multiply-adds per 32x32 image: stem 3*16*9*1024, stage 1 6*16*16*9*1024, stages 2
+    and 3 each (c*2c + 5*(2c)^2)*9*pixels, fc 64*10 - the figure usually quoted as 41M."""
+    from fastconv.bench.models import resnet20_flops
+    assert resnet20_flops(1) == 2 * 40_551_040
