@@ -104,7 +104,9 @@ def train_step_case(layer, torch, seed=0):
             net = _torch_copy(torch, model, layout)
             torch_optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
-            def torch_step(net=net, torch_optimizer=torch_optimizer, tx=torch.from_numpy(x).contiguous(memory_format=layout)):
+            tx = torch.from_numpy(x).contiguous(memory_format=layout)
+
+            def torch_step(net=net, torch_optimizer=torch_optimizer, tx=tx):
                 loss = torch.nn.functional.cross_entropy(net(tx), labels)
                 torch_optimizer.zero_grad()
                 loss.backward()

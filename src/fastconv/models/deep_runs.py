@@ -53,7 +53,8 @@ def _data(args, images=True):
         side = x_train.shape[2]
         if side != deep.INPUT_SIZE:
             x_train, x_test = fit_to_side(x_train, deep.INPUT_SIZE), fit_to_side(x_test, deep.INPUT_SIZE)
-            name += f", {'upsampled and ' if 2 * side <= deep.INPUT_SIZE else ''}padded to {deep.INPUT_SIZE}x{deep.INPUT_SIZE}"
+            upsampled = "upsampled and " if 2 * side <= deep.INPUT_SIZE else ""
+            name += f", {upsampled}padded to {deep.INPUT_SIZE}x{deep.INPUT_SIZE}"
     return x_train, x_test, y_train, y_test, name
 
 
