@@ -5,6 +5,7 @@ entry. Options a model does not use are ignored by it; unset ones take the model
 """
 import argparse
 
+import fastconv
 from fastconv.models import classic_runs, deep_runs
 from fastconv.models.datasets import DATASETS
 
@@ -34,6 +35,8 @@ def training_options(parser):
     parser.add_argument("--batch-size", type=int, help="minibatch size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the init and the shuffling")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of the per-epoch metrics")
+    parser.add_argument("--threads", type=int, help="threads of fastconv's kernels (default: all cores; 1 is "
+                                                    "faster on a machine other jobs keep busy)")
     nets = parser.add_argument_group("neural networks (mlp, lenet5, alexnet, vgg, resnet20)")
     nets.add_argument("--width", type=int, help="hidden units (mlp) or channels of the first stage")
     nets.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (momentum 0.9, the default) or adam")
@@ -54,6 +57,8 @@ def train(model, argv=None):
     parser = argparse.ArgumentParser(prog=f"fastconv train {model}")
     training_options(parser)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        fastconv.set_num_threads(args.threads)
     result = MODELS[model](args)
     print(result.summary())
     if args.plot:

@@ -15,9 +15,11 @@ import fastconv
 from fastconv import Tensor, cli, gradcheck
 from fastconv import functional as F
 from fastconv.bench.models import resnet20_torch
+from fastconv.data.formats import CIFAR10_TEST_BATCHES, CIFAR10_TRAIN_BATCHES
 from fastconv.models import classic_runs, deep, deep_runs
 from fastconv.models.trainer import Trainer, TrainConfig
 from fastconv.ops import conv_algo
+from tests.data.test_formats import write_cifar_batch
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
                                 reason="needs scikit-learn (digits) and tqdm")
@@ -182,6 +184,18 @@ def test_cli_trains_lenet5_prints_the_summary_and_writes_a_png(tmp_path, capsys)
     assert line == result.summary() and line.startswith("lenet5 on digits 8x8") and "padded to 32x32" in line
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "lenet5.npz").is_file()
+
+
+def test_cifar10_files_train_through_the_cli(tmp_path, rng, capsys):
+    """Written in the published format (tests/data); 32x32 RGB goes in unpadded, flips on."""
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for name in CIFAR10_TRAIN_BATCHES + CIFAR10_TEST_BATCHES:
+        write_cifar_batch(root / name, rng, 8)
+    result = cli.main(["train", "resnet20", "--data", "cifar10", "--data-dir", str(root), "--epochs", "1",
+                       "--width", "4", "--batch-size", "8"])
+    assert capsys.readouterr().out.strip() == "resnet20 on CIFAR-10 (32x32 RGB): " + result.summary().split(": ", 1)[1]
+    assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
 
 
 def test_convolutional_nets_refuse_xor():

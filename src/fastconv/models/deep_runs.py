@@ -16,11 +16,11 @@ from fastconv.models.trainer import Trainer, TrainConfig, accuracy
 DEFAULTS = {
     "mlp": dict(epochs=10, lr=0.05, batch_size=64, width=256, weight_decay=5e-4, schedule="cosine"),
     "lenet5": dict(epochs=6, lr=0.05, batch_size=64, weight_decay=5e-4, schedule="cosine"),
-    "alexnet": dict(epochs=6, lr=0.02, batch_size=64, width=32, weight_decay=5e-4, schedule="cosine"),
+    "alexnet": dict(epochs=15, lr=0.02, batch_size=64, width=32, weight_decay=5e-4, schedule="cosine"),
     "vgg": dict(epochs=4, lr=0.05, batch_size=64, width=16, weight_decay=5e-4, schedule="cosine"),
     # He et al. 2016: lr 0.1, weight decay 1e-4, momentum 0.9, lr / 10 twice (batch 128 on 50k images;
     # 64 here gives the few thousand bundled digits more steps per epoch)
-    "resnet20": dict(epochs=3, lr=0.1, batch_size=64, width=16, weight_decay=1e-4, schedule="step"),
+    "resnet20": dict(epochs=2, lr=0.1, batch_size=64, width=16, weight_decay=1e-4, schedule="step"),
 }
 XOR_DEFAULTS = dict(epochs=50, lr=0.1, batch_size=32, width=8, weight_decay=0.0, schedule="none")
 
