@@ -43,8 +43,8 @@ def _config(args, model):
 
 
 def _data(args, images=True):
-    """The split, with images as 32x32 NCHW for the convolutional nets, and per-channel
-    normalisation statistics of the training images."""
+    """The split and the data's printed name; with images=True, images brought to the 32x32
+    NCHW the convolutional nets take."""
     (x_train, x_test, y_train, y_test), name = load_split(args.data, getattr(args, "data_dir", None), args.seed,
                                                           getattr(args, "limit", None))
     if images:
@@ -72,13 +72,13 @@ def _transforms(args, x_train):
 
 
 def _train(args, model_name, build):
+    """build(sample_shape, num_classes, width) -> the model; width is None for a net without one."""
     is_mlp = model_name == "mlp"
     x_train, x_test, y_train, y_test, data = _data(args, images=not is_mlp)
-    num_classes, in_channels = int(y_train.max()) + 1, x_train.shape[1]
     clock = Stopwatch()
     fastconv.manual_seed(args.seed)  # the initial weights and the dropout masks
-    model = build(in_channels, num_classes, x_train, _option(args, model_name, "width") if model_name in
-                  ("mlp", "alexnet", "vgg", "resnet20") else None)
+    width = _option(args, model_name, "width") if "width" in DEFAULTS[model_name] else None
+    model = build(x_train.shape[1:], int(y_train.max()) + 1, width)
     train_transform, eval_transform = _transforms(args, x_train) if not is_mlp else (None, None)
     if is_mlp and x_train.ndim == 4:  # pixels centred and scaled once; the MLP needs no augmentation
         mean, std = x_train.mean(), x_train.std()
@@ -91,22 +91,23 @@ def _train(args, model_name, build):
 
 
 def run_mlp(args):
-    return _train(args, "mlp", lambda c, k, x, width: deep.MLP(int(np.prod(x.shape[1:])), k, hidden=width,
-                                                                activation="tanh" if args.data == "xor" else "relu"))
+    activation = "tanh" if args.data == "xor" else "relu"
+    return _train(args, "mlp", lambda shape, k, width: deep.MLP(int(np.prod(shape)), k, width, activation))
 
 
 def run_lenet5(args):
-    return _train(args, "lenet5", lambda c, k, x, width: deep.LeNet5(c, k))
+    return _train(args, "lenet5", lambda shape, k, width: deep.LeNet5(shape[0], k))
 
 
 def run_alexnet(args):
-    return _train(args, "alexnet", lambda c, k, x, width: deep.AlexNetSmall(c, k, width=width))
+    return _train(args, "alexnet", lambda shape, k, width: deep.AlexNetSmall(shape[0], k, width=width))
 
 
 def run_vgg(args):
-    return _train(args, "vgg", lambda c, k, x, width: deep.VGGSmall(c, k, width=width))
+    return _train(args, "vgg", lambda shape, k, width: deep.VGGSmall(shape[0], k, width=width))
 
 
 def run_resnet20(args):
     shortcut = getattr(args, "shortcut", None) or "A"
-    return _train(args, "resnet20", lambda c, k, x, width: deep.ResNet20(c, k, width=width, shortcut=shortcut))
+    return _train(args, "resnet20",
+                  lambda shape, k, width: deep.ResNet20(shape[0], k, width=width, shortcut=shortcut))
