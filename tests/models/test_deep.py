@@ -6,6 +6,9 @@ reproducible, and small layers are not slowed by an OpenMP team fighting the oth
 """
 import argparse
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,8 @@ from tests.data.test_formats import write_cifar_batch
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
                                 reason="needs scikit-learn (digits) and tqdm")
-SCRIPTS = Path(__file__).resolve().parents[2] / "python"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "python"
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +45,17 @@ def _args(**options):
     return argparse.Namespace(**{**defaults, **options})
 
 
-@pytest.fixture(scope="module")
-def digits32():
+def load_digits32():
     """300 real 8x8 digits brought to 32x32 for training, 360 held out, and their transforms."""
     args = _args(limit=300)
     x_train, x_test, y_train, y_test, _ = deep_runs._data(args)
     train_transform, eval_transform = deep_runs._transforms(args, x_train)
     return x_train, x_test, y_train, y_test, train_transform, eval_transform
+
+
+@pytest.fixture(scope="module")
+def digits32():
+    return load_digits32()
 
 
 NETS = {
@@ -140,37 +148,43 @@ def test_perceptron_fails_on_xor_and_the_mlp_solves_it():
     assert mlp.test_accuracy > 0.95 and "XOR" in mlp.data
 
 
-class Killed(Exception):
-    pass
-
-
-def _train_vgg(checkpoint, digits32, epochs=2, stop_after=None, resume=False):
-    """A fresh process's worth of setup (seed, model, trainer), then fit; batch norm, dropout,
-    augmentation and momentum all carry state across epochs."""
+def train_vgg(checkpoint, digits32, resume=False, on_epoch_end=None):
+    """A fresh process's worth of setup (seed, model, trainer), then 3 epochs; batch norm,
+    dropout, augmentation, Nesterov momentum and the cosine schedule all carry state across epochs
+    (3, so that a schedule not restored would show in the last epoch's lr)."""
     x_train, x_test, y_train, y_test, train_transform, eval_transform = digits32
     fastconv.manual_seed(0)
     model = deep.VGGSmall(1, 10, width=4, hidden=16)
-    config = TrainConfig(epochs=epochs, lr=0.05, batch_size=32, nesterov=True, checkpoint=checkpoint, resume=resume)
+    config = TrainConfig(epochs=3, lr=0.05, batch_size=32, nesterov=True, checkpoint=checkpoint, resume=resume)
     trainer = Trainer(model, config, train_transform, eval_transform)
-
-    def stop(epoch):
-        if epoch == stop_after:
-            raise Killed
-
-    try:
-        trainer.fit(x_train[:128], y_train[:128], x_test[:64], y_test[:64], on_epoch_end=stop)
-    except Killed:
-        pass
+    trainer.fit(x_train[:128], y_train[:128], x_test[:64], y_test[:64], on_epoch_end=on_epoch_end)
     return model, trainer
 
 
-def test_resume_after_a_kill_continues_exactly(tmp_path, digits32):
-    straight, straight_trainer = _train_vgg(None, digits32)
-    path = str(tmp_path / "vgg.npz")
-    _, interrupted = _train_vgg(path, digits32, stop_after=1)
-    assert interrupted.epoch == 1
-    resumed, resumed_trainer = _train_vgg(path, digits32, resume=True)
-    assert resumed_trainer.epoch == 2
+# Run in a child process that dies abruptly (os._exit: no cleanup, no finally) once epoch 1's
+# checkpoint is written; the same settings as this process (one thread, fixed algorithms).
+KILLED_RUN = """
+import os, sys
+import fastconv
+from fastconv.ops import conv_algo
+fastconv.set_num_threads(1)
+conv_algo.set_mode("deterministic")
+from tests.models.test_deep import load_digits32, train_vgg
+train_vgg(sys.argv[1], load_digits32(), on_epoch_end=lambda epoch: os._exit(9))
+"""
+
+
+def test_a_killed_run_resumes_onto_the_same_parameters(tmp_path, digits32):
+    straight, straight_trainer = train_vgg(None, digits32)
+    path = tmp_path / "vgg.npz"
+    paths = [str(Path(fastconv.__file__).parents[1]), str(ROOT)]  # the fastconv under test, and tests/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, "-c", KILLED_RUN, str(path)], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 9, child.stderr[-2000:]
+    epochs_run = []
+    resumed, resumed_trainer = train_vgg(str(path), digits32, resume=True, on_epoch_end=epochs_run.append)
+    assert epochs_run == [2, 3]  # it ran only the epochs the killed run did not finish
     for name, value in straight.state_dict().items():
         np.testing.assert_allclose(resumed.state_dict()[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
     assert resumed_trainer.history == pytest.approx(straight_trainer.history)
