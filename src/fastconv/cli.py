@@ -57,6 +57,8 @@ def train(model, argv=None):
     parser = argparse.ArgumentParser(prog=f"fastconv train {model}")
     training_options(parser)
     args = parser.parse_args(argv)
+    if args.resume and not args.checkpoint:
+        parser.error("--resume needs --checkpoint PATH, the file to continue from")
     if args.threads is not None:
         fastconv.set_num_threads(args.threads)
     result = MODELS[model](args)

@@ -212,6 +212,12 @@ def test_cifar10_files_train_through_the_cli(tmp_path, rng, capsys):
     assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
 
 
+def test_resume_without_a_checkpoint_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "lenet5", "--resume"])
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
 def test_convolutional_nets_refuse_xor():
     with pytest.raises(ValueError, match="holds no images"):
         deep_runs.run_lenet5(_args(data="xor"))

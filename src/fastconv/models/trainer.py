@@ -6,7 +6,8 @@ Exact resume: a checkpoint, written after every epoch, holds the parameters and 
 the optimiser's state (momentum buffers, Adam moments, current lr), the scheduler's epoch, the
 engine's random state (dropout) and the DataLoader's generator (shuffling, augmentation), and
 the history so far. A run resumed from epoch k therefore replays epochs k+1.. with the same
-batches, masks and steps as one that never stopped.
+batches, masks and steps as one that never stopped, given the same options (the schedule's
+length is config.epochs).
 """
 import math
 import os
