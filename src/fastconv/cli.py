@@ -71,7 +71,9 @@ def train(model, argv=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastconv")
     commands = parser.add_subparsers(dest="command", required=True)
-    train_parser = commands.add_parser("train", help="train one model of the suite on bundled real data")
+    # no -h of its own: `fastconv train MODEL -h` reaches the model's parser, which lists its options
+    train_parser = commands.add_parser("train", add_help=False,
+                                       help="train one model of the suite on bundled real data")
     train_parser.add_argument("model", choices=sorted(MODELS))
     known, rest = parser.parse_known_args(argv)
     return train(known.model, rest)

@@ -30,6 +30,12 @@ def test_plot_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_help_after_the_model_lists_its_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "resnet20", "--help"])
+    assert "--checkpoint PATH" in capsys.readouterr().out
+
+
 def test_unknown_model_is_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "transformer"])
