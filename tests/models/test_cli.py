@@ -42,7 +42,7 @@ def test_unknown_model_is_refused(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["knn.py", "linear_svm.py", "softmax_classifier.py", "perceptron.py"])
+@pytest.mark.parametrize("script", ["knn.py", "linear_svm.py", "softmax_classifier.py", "perceptron.py", "mlp.py"])
 def test_scripts_are_thin_wrappers(script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, "--data", "digits", "--epochs", "1"])
     runpy.run_path(str(SCRIPTS / script), run_name="__main__")
