@@ -7,6 +7,7 @@ from fastconv.optim import lr_scheduler
 
 SCHEDULES = {
     "StepLR": dict(step_size=3, gamma=0.5),
+    "MultiStepLR": dict(milestones=[3, 7], gamma=0.5),
     "ExponentialLR": dict(gamma=0.9),
     "CosineAnnealingLR": dict(T_max=5, eta_min=0.01),
 }

@@ -2,6 +2,7 @@
 
     fastconv-bench                     # the built-in layer set (a copy of shared/bench/layers.json)
     fastconv-bench --layers FILE --json out.json --plot out.png --only resnet20 --threads 2
+    fastconv-bench --section models    # ResNet-20 train step and inference vs PyTorch
 """
 import argparse
 import json
@@ -11,7 +12,7 @@ import time
 from importlib import resources
 
 SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sampling": "fastconv.bench.sampling",
-            "norm_pool": "fastconv.bench.norm_pool"}
+            "norm_pool": "fastconv.bench.norm_pool", "models": "fastconv.bench.models"}
 
 
 def _clean_openblas_environment():

@@ -5,8 +5,8 @@ returns a RunResult.
 """
 import numpy as np
 
-from fastconv.data import BUNDLED_DATASETS, train_test_split
 from fastconv.models import classic
+from fastconv.models.datasets import load_split
 from fastconv.models.runlog import RunResult, Stopwatch, progress_bar
 
 DEFAULTS = {
@@ -24,8 +24,7 @@ def _option(args, model, name):
 
 
 def _split(args):
-    x, y, name = BUNDLED_DATASETS[args.data]()
-    return train_test_split(x, y, test_fraction=0.2, seed=args.seed), name
+    return load_split(args.data, getattr(args, "data_dir", None), args.seed, getattr(args, "limit", None))
 
 
 def run_knn(args):

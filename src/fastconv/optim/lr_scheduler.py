@@ -1,5 +1,6 @@
 """Learning-rate schedules, each a closed form of the epoch count (as PyTorch's
 _get_closed_form_lr), so a resumed schedule needs only last_epoch."""
+import bisect
 import math
 
 
@@ -40,6 +41,18 @@ class StepLR(LRScheduler):
 
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """lr = base_lr * gamma ** (number of milestones <= epoch), e.g. ResNet's divide-by-10 at
+    fixed points of training (He et al. 2016, section 4.2)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones, self.gamma = sorted(milestones), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
 
 class ExponentialLR(LRScheduler):

@@ -1,0 +1,157 @@
+"""The models section: whole-network figures for ResNet-20 (He et al. 2016, CIFAR variant), the
+layers.json "models" entries:
+
+  resnet20_train_step: 128x3x32x32, forward, cross-entropy, backward, SGD step (momentum 0.9, weight decay)
+  resnet20_inference:  256x3x32x32, eval mode (running BN statistics), no graph
+
+fastconv runs models/deep.py's ResNet20 on its engine; the peer is the same architecture written
+in PyTorch (resnet20_torch, option-A shortcut) with the same weights, eager mode, NCHW and
+channels_last. Each case reports the network's direct-convolution FLOPs.
+"""
+import numpy as np
+
+import fastconv
+from fastconv import functional as F
+from fastconv import optim
+from fastconv.bench.harness import Case
+from fastconv.models.deep import ResNet20
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4  # small lr: repeated steps on random data stay finite
+
+
+def resnet20_torch(torch, in_channels=3, num_classes=10, width=16, shortcut="A"):
+    """ResNet-20 in PyTorch, parameter names matching models/deep.py's ResNet20 (so
+    load_state_dict(strict=False) copies our weights; torch adds num_batches_tracked)."""
+    nn, tF = torch.nn, torch.nn.functional
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.cin, self.cout, self.stride = cin, cout, stride
+            if shortcut == "B" and (stride != 1 or cin != cout):
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(tF.relu(self.bn1(self.conv1(x)))))
+            if self.stride == 1 and self.cin == self.cout:
+                skip = x
+            elif shortcut == "B":
+                skip = self.shortcut(x)
+            else:  # option A: subsample, zero channels on both sides
+                pad = (self.cout - self.cin) // 2
+                skip = tF.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, pad, self.cout - self.cin - pad))
+            return tF.relu(out + skip)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            self.bn = nn.BatchNorm2d(width)
+            blocks, channels = [], width
+            for stage in range(3):
+                for i in range(3):
+                    blocks.append(BasicBlock(channels, width * 2 ** stage, 2 if stage > 0 and i == 0 else 1))
+                    channels = width * 2 ** stage
+            self.blocks = nn.Sequential(*blocks)
+            self.fc = nn.Linear(channels, num_classes)
+
+        def forward(self, x):
+            x = self.blocks(tF.relu(self.bn(self.conv(x))))
+            return self.fc(tF.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    return Net()
+
+
+def resnet20_flops(batch, width=16, side=32, in_channels=3):
+    """Forward FLOPs of the convolutions and the linear layer (2 per multiply-add)."""
+    macs = in_channels * width * 9 * side * side
+    channels = width
+    for stage in range(3):
+        out, pixels = width * 2 ** stage, (side // 2 ** stage) ** 2
+        macs += channels * out * 9 * pixels + 5 * out * out * 9 * pixels  # 3 blocks, 6 convs
+        channels = out
+    return 2.0 * batch * (macs + channels * 10)
+
+
+def _torch_copy(torch, model, layout):
+    net = resnet20_torch(torch, model.conv.in_channels, model.fc.out_features)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()}, strict=False)
+    return net.to(memory_format=layout)
+
+
+def train_step_case(layer, torch, seed=0):
+    rng = np.random.default_rng(seed)
+    fastconv.manual_seed(seed)
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
+    y = rng.integers(0, layer["classes"], layer["N"])
+    model = ResNet20(layer["C"], layer["classes"])
+    optimizer = optim.SGD(list(model.parameters()), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+    def our_step():
+        loss = F.cross_entropy(model(fastconv.Tensor(x)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    runners = {"fastconv": our_step}
+    if torch is not None:
+        labels = torch.from_numpy(y)
+        for name, layout in _torch_layouts(torch):
+            net = _torch_copy(torch, model, layout)
+            torch_optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+            tx = torch.from_numpy(x).contiguous(memory_format=layout)
+
+            def torch_step(net=net, torch_optimizer=torch_optimizer, tx=tx):
+                loss = torch.nn.functional.cross_entropy(net(tx), labels)
+                torch_optimizer.zero_grad()
+                loss.backward()
+                torch_optimizer.step()
+
+            runners[name] = torch_step
+    flops = 3 * resnet20_flops(layer["N"], side=layer["H"], in_channels=layer["C"])  # backward: two products
+    return Case(layer["name"], "fwd+bwd", runners, ["fastconv"], flops=flops,
+                extra={"what": f"ResNet-20, {layer['N']}x{layer['C']}x{layer['H']}x{layer['W']} float32: forward, "
+                               "cross-entropy, backward, SGD step (momentum 0.9); peers: same weights, eager"})
+
+
+def inference_case(layer, torch, seed=0):
+    rng = np.random.default_rng(seed)
+    fastconv.manual_seed(seed)
+    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
+    model = ResNet20(layer["C"], layer["classes"]).eval()
+
+    @fastconv.no_grad()
+    def our_inference():
+        return model(fastconv.Tensor(x))
+
+    runners = {"fastconv": our_inference}
+    if torch is not None:
+        for name, layout in _torch_layouts(torch):
+            net = _torch_copy(torch, model, layout).eval()
+
+            def torch_inference(net=net, tx=torch.from_numpy(x).contiguous(memory_format=layout)):
+                with torch.no_grad():
+                    return net(tx)
+
+            runners[name] = torch_inference
+    flops = resnet20_flops(layer["N"], side=layer["H"], in_channels=layer["C"])
+    return Case(layer["name"], "fwd", runners, ["fastconv"], flops=flops,
+                extra={"what": f"ResNet-20, {layer['N']}x{layer['C']}x{layer['H']}x{layer['W']} float32, "
+                               "eval mode (running BN statistics), no graph"})
+
+
+def _torch_layouts(torch):
+    return (("torch", torch.contiguous_format), ("torch_cl", torch.channels_last))
+
+
+def cases(layers, torch):
+    """layers.json "models" entries: a name ending in train_step times a training step, any
+    other name an inference pass."""
+    for layer in layers.get("models", []):
+        if layer.get("model") == "resnet20":
+            yield (train_step_case if layer["name"].endswith("train_step") else inference_case)(layer, torch)

@@ -1,0 +1,148 @@
+"""One training loop for every network of the suite: minibatch SGD (or Adam) on cross-entropy,
+an LR schedule stepped per epoch, evaluation under no_grad, and crash-safe checkpoints that a
+resumed run continues from exactly.
+
+Exact resume: a checkpoint, written after every epoch, holds the parameters and BN buffers,
+the optimiser's state (momentum buffers, Adam moments, current lr), the scheduler's epoch, the
+engine's random state (dropout) and the DataLoader's generator (shuffling, augmentation), and
+the history so far. A run resumed from epoch k therefore replays epochs k+1.. with the same
+batches, masks and steps as one that never stopped, given the same options (the schedule's
+length is config.epochs).
+"""
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from fastconv import checkpoint, optim
+from fastconv import functional as F
+from fastconv.autograd import Tensor, no_grad
+from fastconv.data import ArrayDataset, DataLoader
+from fastconv.models.runlog import progress_bar
+from fastconv.optim import lr_scheduler
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    lr: float
+    batch_size: int = 64
+    optimizer: str = "sgd"            # "sgd" (momentum, optional Nesterov) or "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # "cosine", "step" (lr / 10 at 50% and 75% of the epochs) or "none"
+    seed: int = 0                     # the DataLoader's shuffling and augmentation
+    eval_batch_size: int = 500
+    checkpoint: Optional[str] = None  # written (atomically) after every epoch
+    resume: bool = False              # continue from `checkpoint` when the file exists
+
+
+def make_optimizer(params, config):
+    if config.optimizer == "sgd":
+        return optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                         weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {config.optimizer!r}")
+
+
+def make_scheduler(optimizer, config):
+    if config.schedule == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "step":
+        # He et al. 2016 divide by 10 at 32k and 48k of 64k iterations: half and three quarters.
+        milestones = [math.ceil(config.epochs / 2), math.ceil(3 * config.epochs / 4)]
+        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    if config.schedule == "none":
+        return lr_scheduler.StepLR(optimizer, step_size=1, gamma=1.0)
+    raise ValueError(f"schedule: expected 'cosine', 'step' or 'none', got {config.schedule!r}")
+
+
+@no_grad()
+def predict(model, x, batch_size=500, transform=None):
+    """Class predictions of model in eval mode; restores the mode it found."""
+    was_training = model.training
+    model.eval()
+    predictions = []
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        logits = model(Tensor(transform(batch) if transform is not None else batch))
+        predictions.append(logits.data.argmax(axis=1))
+    model.train(was_training)
+    return np.concatenate(predictions)
+
+
+def accuracy(model, x, y, batch_size=500, transform=None):
+    return float(np.mean(predict(model, x, batch_size, transform) == y))
+
+
+class Trainer:
+    """fit() trains `model` on (x_train, y_train) for config.epochs and returns the per-epoch
+    history. train_transform(x, rng) augments (and normalises) each training batch;
+    eval_transform(x) prepares evaluation batches (e.g. the same normalisation)."""
+
+    def __init__(self, model, config: TrainConfig, train_transform=None, eval_transform=None):
+        self.model, self.config = model, config
+        self.train_transform, self.eval_transform = train_transform, eval_transform
+        self.optimizer = make_optimizer(list(model.parameters()), config)
+        self.scheduler = make_scheduler(self.optimizer, config)
+        self.history = {"loss": [], "train accuracy (running)": [], "test accuracy": []}
+        self.epoch = 0
+
+    def save(self, loader):
+        checkpoint.save(self.config.checkpoint, self.model, self.optimizer, self.epoch,
+                        scheduler=self.scheduler.state_dict(), loader_rng=loader.rng.bit_generator.state,
+                        history=self.history)
+
+    def restore(self, loader):
+        """Loads config.checkpoint into the model, optimiser, scheduler, loader and history."""
+        saved = checkpoint.load(self.config.checkpoint, self.model, self.optimizer)
+        self.scheduler.load_state_dict(saved["scheduler"])
+        loader.rng.bit_generator.state = saved["loader_rng"]
+        self.history = {name: list(values) for name, values in saved["history"].items()}
+        self.epoch = saved["epoch"]
+
+    def train_epoch(self, loader, bar):
+        """One pass over loader; returns mean loss and the accuracy on the (augmented) batches."""
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for xb, yb in loader:
+            logits = self.model(Tensor(xb))
+            loss = F.cross_entropy(logits, yb)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total_loss += loss.item() * len(yb)
+            correct += int(np.sum(logits.data.argmax(axis=1) == yb))
+            seen += len(yb)
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        return total_loss / seen, correct / seen
+
+    def fit(self, x_train, y_train, x_test, y_test, desc="train",
+            on_epoch_end: Optional[Callable[[int], None]] = None):
+        """on_epoch_end(epoch) runs after each epoch's checkpoint (tests use it to stop a run)."""
+        config = self.config
+        # drop_last: every step sees a full batch (batch norm on a handful of samples is noise)
+        loader = DataLoader(ArrayDataset(x_train, y_train), min(config.batch_size, len(x_train)), shuffle=True,
+                            drop_last=True, transform=self.train_transform, seed=config.seed)
+        if config.resume and config.checkpoint and os.path.exists(config.checkpoint):
+            self.restore(loader)
+        with progress_bar(config.epochs * len(loader), desc, unit="batch") as bar:
+            bar.update(self.epoch * len(loader))
+            while self.epoch < config.epochs:
+                loss, running_accuracy = self.train_epoch(loader, bar)
+                self.scheduler.step()
+                self.epoch += 1
+                test_accuracy = accuracy(self.model, x_test, y_test, config.eval_batch_size, self.eval_transform)
+                for name, value in zip(self.history, (loss, running_accuracy, test_accuracy)):
+                    self.history[name].append(value)
+                bar.set_postfix(epoch=self.epoch, loss=f"{loss:.3f}", test=f"{test_accuracy:.3f}")
+                if config.checkpoint:
+                    self.save(loader)
+                if on_epoch_end is not None:
+                    on_epoch_end(self.epoch)
+        return self.history
