@@ -128,8 +128,8 @@ template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
-// Largest column buffer im2col builds at once; the batch is processed in chunks of images
-// that fit, and one image's columns are the floor (a single image is never split).
+// Largest column buffer im2col builds at once on one thread; the batch is processed in chunks
+// of images that fit, and one image's columns are the floor (a single image is never split).
 constexpr std::size_t kColumnBudgetBytes = 8u << 20;
 
 template <class T>

@@ -4,8 +4,15 @@
 // chunk of nb images the column matrix is [C*R*S, nb*P*Q]; the GEMM reads the output and
 // output-gradient tensors in place as [K, nb*P*Q] matrices with grouped columns
 // (core/view.h), so no layout transform is ever copied.
+//
+// Threads: when the batch splits evenly enough, each thread takes its own images through
+// im2col and a single-threaded GEMM (one fork/join per call). Otherwise the chunks run one
+// after another, each im2col and GEMM threaded inside (two fork/joins per chunk). On a busy
+// machine every join waits for the slowest thread's next time slice, so the first way ran
+// resnet20's 16-channel layers 2-4x faster there; on a quiet one it saves the joins.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "conv/conv2d.h"
 #include "core/parallel.h"
@@ -82,6 +89,33 @@ index_t images_per_chunk(const Conv2dShape& s) {
   return std::clamp<index_t>(static_cast<index_t>(kColumnBudgetBytes) / per_image, 1, s.N);
 }
 
+// Whether the batch is split over threads (each thread whole images, its GEMMs serial): the
+// images must divide evenly, or be many enough that one image more is a small imbalance.
+inline bool split_batch_over_threads(const Conv2dShape& s) {
+  const index_t t = num_threads();
+  return t > 1 && s.N >= t && (s.N % t == 0 || s.N >= 4 * t);
+}
+
+// Calls chunk_fn(thread, n0, nb) on chunks of at most images_per_chunk images that cover the
+// batch: split over the threads when split_batch_over_threads, else in order on this thread
+// (each chunk's kernels are then threaded inside). Returns the number of threads used.
+template <class T, class ChunkFn>
+int for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
+  const index_t chunk = images_per_chunk<T>(s);
+  const auto run = [&](index_t t, index_t lo, index_t hi) {
+    for (index_t n0 = lo; n0 < hi; n0 += chunk) chunk_fn(t, n0, std::min(chunk, hi - n0));
+  };
+  if (!split_batch_over_threads(s)) {
+    run(0, 0, s.N);
+    return 1;
+  }
+  const int threads = num_threads();
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    for (index_t t = t_lo; t < t_hi; ++t) run(t, s.N * t / threads, s.N * (t + 1) / threads);
+  });
+  return threads;
+}
+
 // An NCHW tensor's images [n0, n0 + nb) as a [channels, nb * pixels] matrix.
 template <class T>
 MatrixView<T> batch_matrix(T* data, index_t channels, index_t pixels, index_t n0, index_t nb) {
@@ -103,9 +137,7 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, index_t n0, index_
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  const index_t chunk = images_per_chunk<T>(s);
-  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
-    const index_t nb = std::min(chunk, s.N - n0);
+  for_each_chunk<T>(s, [&](index_t, index_t n0, index_t nb) {
     const MatrixView<const T> col = columns(s, x, n0, nb);
     const MatrixView<T> out = batch_matrix(y, s.K, s.pixels(), n0, nb);
     for (index_t g = 0; g < G; ++g) {
@@ -113,15 +145,13 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
       gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
                     {T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
     }
-  }
+  });
 }
 
 template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  const index_t chunk = images_per_chunk<T>(s);
-  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
-    const index_t nb = std::min(chunk, s.N - n0);
+  for_each_chunk<T>(s, [&](index_t, index_t n0, index_t nb) {
     const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
     // Pointwise: the column gradient is the input gradient itself.
     T* col = s.is_pointwise() ? nullptr
@@ -133,25 +163,36 @@ void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T
       gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
     }
     if (col) col2im(s, col, nb, grad_x + n0 * s.C * s.H * s.W);
-  }
+  });
 }
 
+// With the batch split over threads, each thread sums its images' weight gradient into a
+// buffer of its own, and the buffers are added in thread order afterwards: no two threads
+// write one value, and the result depends only on the thread count.
 template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                    T* grad_bias) {
-  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  const index_t chunk = images_per_chunk<T>(s);
-  if (s.N == 0) std::fill(grad_w, grad_w + s.K * CRSg, T(0));
-  for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
-    const index_t nb = std::min(chunk, s.N - n0);
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
+  const bool split = split_batch_over_threads(s);
+  std::vector<T*> partial(split ? num_threads() : 1, grad_w);
+  std::vector<char> started(partial.size(), 0);
+  for_each_chunk<T>(s, [&](index_t t, index_t n0, index_t nb) {
+    if (split && t > 0 && !started[t]) partial[t] = thread_scratch<T>(size, ScratchSlot::partial_sums);
     const MatrixView<const T> col = columns(s, x, n0, nb);
     const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
     for (index_t g = 0; g < G; ++g) {
-      const auto dw = dense_matrix(grad_w + g * Kg * CRSg, Kg, CRSg);
+      const auto dw = dense_matrix(partial[t] + g * Kg * CRSg, Kg, CRSg);
       gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(), dw,
-                    {T(1), n0 == 0 ? T(0) : T(1)});
+                    {T(1), started[t] ? T(1) : T(0)});
     }
-  }
+    started[t] = 1;
+  });
+  if (!started[0]) std::fill(grad_w, grad_w + size, T(0));  // an empty batch
+  parallel_for(0, size, 1 << 14, [&](index_t lo, index_t hi) {
+    for (std::size_t t = 1; t < partial.size(); ++t)
+      if (started[t])
+        for (index_t i = lo; i < hi; ++i) grad_w[i] += partial[t][i];
+  });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }
 

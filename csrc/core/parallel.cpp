@@ -17,7 +17,14 @@ int initial_threads() {
 int g_threads = initial_threads();
 }  // namespace
 
-int num_threads() { return g_threads; }
+// Inside a parallel region (a kernel that splits its work over threads and calls another
+// kernel per thread) every kernel runs on the calling thread alone.
+int num_threads() {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  return g_threads;
+}
 
 void set_num_threads(int n) {
   if (n < 1) fail<ValueError>("set_num_threads: n must be >= 1, got ", n);
