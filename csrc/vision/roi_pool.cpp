@@ -91,43 +91,62 @@ void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, c
   });
 }
 
-void check_roi_pool_argmax(const RoiShape& s, const std::int64_t* argmax) {
+namespace {
+
+// The first entry of argmax (flat index) that is neither -1 nor an index into its own channel's
+// plane of some image, or K * C * bins when every entry is.
+index_t first_bad_argmax(const RoiShape& s, const std::int64_t* argmax) {
   const index_t plane = s.H * s.W, image = s.C * plane, numel = s.N * image, bins = s.bins(), total = s.K * s.C * bins;
-  const double per_image = 1.0 / static_cast<double>(std::max<index_t>(image, 1));
-  std::atomic<index_t> first_bad{total};
-  parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {
-    for (index_t item = lo; item < hi; ++item) {
-      const index_t c = item % s.C;
-      for (index_t i = item * bins; i < (item + 1) * bins; ++i) {
-        const std::int64_t at = argmax[i];
-        if (at == -1) continue;
-        // The offset of `at` within its image: a multiply and a one-step correction instead of
-        // a 64-bit division per entry.
-        index_t within = at - static_cast<index_t>(static_cast<double>(at) * per_image) * image;
-        within += within < 0 ? image : (within >= image ? -image : 0);
-        if (at >= 0 && at < numel && within >= c * plane && within < (c + 1) * plane) continue;
-        for (index_t seen = first_bad.load(); i < seen && !first_bad.compare_exchange_weak(seen, i);) {
-        }
-        return;
-      }
-    }
-  });
-  const index_t i = first_bad.load();
-  if (i == total) return;
-  const index_t item = i / bins, bin = i % bins;
-  fail<ValueError>("argmax: entry ", argmax[i], " at (", item / s.C, ", ", item % s.C, ", ", bin / s.PW, ", ",
-                   bin % s.PW, ") is neither -1 nor an index into input's channel ", item % s.C);
+  for (index_t i = 0; i < total; ++i) {
+    const std::int64_t at = argmax[i];
+    const index_t c = i / bins % s.C;
+    if (at == -1 || (at >= 0 && at < numel && at % image >= c * plane && at % image < (c + 1) * plane)) continue;
+    return i;
+  }
+  return total;
 }
+
+}  // namespace
+
+// The backward validates argmax while it scatters (one compare per entry, in the pass that reads
+// argmax anyway), raising this same error; a separate pass over the int64 argmax cost as much
+// as a third of the backward.
+void check_roi_pool_argmax(const RoiShape&, const std::int64_t*) {}
 
 template <class T>
 void roi_pool_backward(const RoiShape& s, const T* grad_out, const std::int64_t* argmax, T* grad_input) {
-  const index_t plane = s.H * s.W, bins = s.bins();
+  const index_t plane = s.H * s.W, image = s.C * plane, numel = s.N * image, bins = s.bins();
+  std::atomic<bool> bad{false};
+  // A thread owns whole channels and finishes one before the next: channel c's N planes (40 KB
+  // at 50x50) stay in cache while every box adds into them, where walking boxes outermost
+  // swept all of the thread's planes per box. Each pixel still adds its terms in box order.
   parallel_for(0, s.C, 1, [&](index_t c0, index_t c1) {
-    for (index_t n = 0; n < s.N; ++n) std::memset(grad_input + (n * s.C + c0) * plane, 0, sizeof(T) * (c1 - c0) * plane);
-    for (index_t k = 0; k < s.K; ++k)
-      for (index_t i = (k * s.C + c0) * bins; i < (k * s.C + c1) * bins; ++i)
-        if (argmax[i] >= 0) grad_input[argmax[i]] += grad_out[i];
+    for (index_t c = c0; c < c1; ++c) {
+      for (index_t n = 0; n < s.N; ++n) std::memset(grad_input + (n * s.C + c) * plane, 0, sizeof(T) * plane);
+      index_t expect = c * plane;  // the plane an entry most likely indexes: the last valid one's
+      for (index_t k = 0; k < s.K; ++k) {
+        const std::int64_t* at = argmax + (k * s.C + c) * bins;
+        const T* g = grad_out + (k * s.C + c) * bins;
+        for (index_t i = 0; i < bins; ++i) {
+          if (at[i] == -1) continue;
+          if (static_cast<std::uint64_t>(at[i] - expect) >= static_cast<std::uint64_t>(plane)) {
+            // Another image's plane of channel c, or not an index into channel c at all.
+            const bool valid = at[i] >= 0 && at[i] < numel && at[i] % image >= c * plane && at[i] % image < (c + 1) * plane;
+            if (!valid) {
+              bad.store(true, std::memory_order_relaxed);
+              continue;
+            }
+            expect = at[i] / image * image + c * plane;
+          }
+          grad_input[at[i]] += g[i];
+        }
+      }
+    }
   });
+  if (!bad.load()) return;
+  const index_t i = first_bad_argmax(s, argmax), item = i / bins, bin = i % bins;
+  fail<ValueError>("argmax: entry ", argmax[i], " at (", item / s.C, ", ", item % s.C, ", ", bin / s.PW, ", ",
+                   bin % s.PW, ") is neither -1 nor an index into input's channel ", item % s.C);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                      \
