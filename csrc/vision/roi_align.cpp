@@ -100,7 +100,7 @@ T bin_average(const T* plane, const Sample<T>* samples, index_t count) {
 // tile, so that each sample is four 8-wide loads and multiply-adds for 8 channels at once. The
 // arithmetic is the scalar path's (separate multiplies and adds, same order): same bits.
 
-constexpr int kLanes = 8;
+constexpr int kLanes = kTileLanes;
 
 // A sample of the tile: its four corners as element offsets of 8-channel pixels, and weights.
 struct TileSample {
@@ -131,7 +131,7 @@ struct BoxLattice {
     for (index_t w = 0; w < s.W; ++w)
       if (col_at[w] >= 0) col_at[w] = static_cast<std::int32_t>(cols.size()), cols.push_back(w);
     // Small and mid-sized boxes read nearly every column between their first and last: then the
-    // tile takes that whole span, so that rows copy in runs of 8 (see copy_span).
+    // tile takes that whole span, so that rows copy in runs of 8 (see copy_span_x8).
     // (A box without samples has an empty lattice.)
     const index_t span = cols.empty() ? 0 : cols.back() - cols.front() + 1;
     contiguous = !cols.empty() && span <= 2 * static_cast<index_t>(cols.size()) + kLanes;
@@ -151,38 +151,6 @@ struct BoxLattice {
   }
 };
 
-// Copies `count` consecutive pixels of `lanes` planes (plane_size apart, starting at `src`) into
-// dst pixel-major, 8 floats a pixel: 8 x 8 blocks loaded a row per plane and transposed in
-// registers (the last block with masked loads, which never touch memory past the row's end).
-// Lanes past `lanes` get zeros.
-__attribute__((target("avx2"))) void copy_span(const float* src, index_t plane_size, int lanes, index_t count,
-                                               float* dst) {
-  for (index_t c = 0; c < count; c += kLanes, dst += kLanes * kLanes) {
-    const index_t n = std::min<index_t>(kLanes, count - c);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256 r[kLanes];
-    for (int j = 0; j < kLanes; ++j)
-      r[j] = j < lanes ? (n == kLanes ? _mm256_loadu_ps(src + j * plane_size + c)
-                                      : _mm256_maskload_ps(src + j * plane_size + c, mask))
-                       : _mm256_setzero_ps();
-    // 8 x 8 transpose: r[j][i] (plane j, pixel i) -> t[i][j]
-    const __m256 a0 = _mm256_unpacklo_ps(r[0], r[1]), a1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 a2 = _mm256_unpacklo_ps(r[2], r[3]), a3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 a4 = _mm256_unpacklo_ps(r[4], r[5]), a5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 a6 = _mm256_unpacklo_ps(r[6], r[7]), a7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
-    const __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
-    const __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
-    const __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
-    const __m256 t[kLanes] = {_mm256_permute2f128_ps(b0, b4, 0x20), _mm256_permute2f128_ps(b1, b5, 0x20),
-                              _mm256_permute2f128_ps(b2, b6, 0x20), _mm256_permute2f128_ps(b3, b7, 0x20),
-                              _mm256_permute2f128_ps(b0, b4, 0x31), _mm256_permute2f128_ps(b1, b5, 0x31),
-                              _mm256_permute2f128_ps(b2, b6, 0x31), _mm256_permute2f128_ps(b3, b7, 0x31)};
-    for (index_t i = 0; i < n; ++i) _mm256_store_ps(dst + i * kLanes, t[i]);
-  }
-}
-
 // out[j * out_stride + bin] for the `lanes` (<= 8) planes at `in`, plane_size apart: copies the
 // lattice into `tile` (pixel-major, 8 channels a pixel; lanes past `lanes` are left as they are
 // and never stored), then averages each bin's samples into `result` (bins x 8, aligned) and
@@ -192,7 +160,7 @@ __attribute__((target("avx2"))) void align_eight_channels(const BoxLattice& lat,
                                                           float* tile, float* result, float* out, index_t out_stride) {
   const index_t nrows = static_cast<index_t>(lat.rows.size()), ncols = static_cast<index_t>(lat.cols.size());
   if (lat.contiguous) {
-    for (index_t r = 0; r < nrows; ++r) copy_span(in + lat.rows[r] * width + lat.cols[0], plane_size, lanes, ncols,
+    for (index_t r = 0; r < nrows; ++r) copy_span_x8(in + lat.rows[r] * width + lat.cols[0], plane_size, lanes, ncols,
                                                   tile + r * ncols * kLanes);
   } else {
     for (int j = 0; j < lanes; ++j) {

@@ -6,10 +6,14 @@
 #include <atomic>
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "vision/roi_pool.h"
 
 namespace fastconv::vision {
@@ -60,11 +64,120 @@ void window_max(const T* plane, index_t width, Window rows, Window cols, T* out,
   *at = best_index;
 }
 
+// ---- forward, 8 channels at a time (float, AVX2) ----
+//
+// Scalar, a bin's window max is a chain of compares and unpredictable branches per pixel and
+// channel. Here a box's region of 8 channels is copied into a channels-last tile, and each
+// window pixel is one 8-wide compare and two blends (value, index) for 8 channels at once. The
+// semantics are the scalar loop's: row-major order, strictly greater (first maximum kept, NaN
+// never taken), running maximum from -FLT_MAX, index -1 until something beats it.
+
+// A box's bin windows and the region they cover.
+struct PoolBox {
+  index_t batch;
+  std::vector<Window> rows, cols;
+  Window region_rows, region_cols;  // empty when every bin is
+};
+
+PoolBox pool_box(const RoiShape& s, const float* boxes, index_t k, double spatial_scale) {
+  const PixelBox b = pixel_box(boxes, k, spatial_scale);
+  PoolBox p{b.batch, std::vector<Window>(s.PH), std::vector<Window>(s.PW), {0, 0}, {0, 0}};
+  for (index_t ph = 0; ph < s.PH; ++ph) p.rows[ph] = bin_window<float>(ph, s.PH, b.start_h, b.height, s.H);
+  for (index_t pw = 0; pw < s.PW; ++pw) p.cols[pw] = bin_window<float>(pw, s.PW, b.start_w, b.width, s.W);
+  // Bin windows are clipped runs whose union is one run per axis.
+  auto cover = [](const std::vector<Window>& windows) {
+    Window r{0, 0};
+    for (const Window& w : windows)
+      if (w.hi > w.lo) r = r.hi > r.lo ? Window{std::min(r.lo, w.lo), std::max(r.hi, w.hi)} : w;
+    return r;
+  };
+  p.region_rows = cover(p.rows);
+  p.region_cols = cover(p.cols);
+  return p;
+}
+
+// The bins of one box for `lanes` (<= 8) planes starting at `in` (channel c0 of its image, whose
+// first element is input index plane_start): values to out[j * bins + bin], indices to argmax.
+__attribute__((target("avx2"))) void pool_eight_channels(const RoiShape& s, const PoolBox& box, const float* in,
+                                                         index_t plane_start, int lanes, float* tile, float* values,
+                                                         std::int32_t* indices, float* out, std::int64_t* argmax) {
+  constexpr int L = kTileLanes;
+  const index_t plane = s.H * s.W, bins = s.bins();
+  const index_t r0 = box.region_rows.lo, c0 = box.region_cols.lo, span = box.region_cols.hi - c0;
+  for (index_t h = r0; h < box.region_rows.hi; ++h)
+    copy_span_x8(in + h * s.W + c0, plane, lanes, span, tile + (h - r0) * span * L);
+  for (index_t ph = 0; ph < s.PH; ++ph)
+    for (index_t pw = 0; pw < s.PW; ++pw) {
+      const Window rows = box.rows[ph], cols = box.cols[pw];
+      const index_t bin = ph * s.PW + pw;
+      __m256 best = _mm256_set1_ps(-FLT_MAX);
+      __m256i at = _mm256_set1_epi32(-1);
+      for (index_t h = rows.lo; h < rows.hi; ++h)
+        for (index_t w = cols.lo; w < cols.hi; ++w) {
+          const __m256 v = _mm256_load_ps(tile + ((h - r0) * span + w - c0) * L);
+          const __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+          best = _mm256_blendv_ps(best, v, greater);
+          at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(at),
+                                                    _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(h * s.W + w))),
+                                                    greater));
+        }
+      if (rows.hi <= rows.lo || cols.hi <= cols.lo) best = _mm256_setzero_ps();  // empty bin: 0, index -1
+      _mm256_store_ps(values + bin * L, best);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(indices + bin * L), at);
+    }
+  for (int j = 0; j < lanes; ++j)
+    for (index_t bin = 0; bin < bins; ++bin) {
+      const std::int32_t i = indices[bin * L + j];
+      out[j * bins + bin] = values[bin * L + j];
+      argmax[j * bins + bin] = i < 0 ? -1 : plane_start + j * plane + i;
+    }
+}
+
+// The float forward with AVX2: work items are (group of 8 channels, image), as roi_align's, so
+// that the group's planes stay in L2 while all the image's boxes read them.
+void roi_pool_forward_avx2(const RoiShape& s, double spatial_scale, const float* input, const float* boxes,
+                           float* out, std::int64_t* argmax) {
+  constexpr int L = kTileLanes;
+  const index_t plane = s.H * s.W, bins = s.bins(), groups = ceil_div(s.C, index_t(L));
+  const std::vector<index_t> order = boxes_by_image(boxes, s.K);
+  std::vector<index_t> image_start(s.N + 1, 0);  // order[image_start[n] .. image_start[n + 1]): image n's boxes
+  for (index_t k = 0; k < s.K; ++k) ++image_start[roi_batch_index(boxes, k) + 1];
+  for (index_t n = 0; n < s.N; ++n) image_start[n + 1] += image_start[n];
+  std::vector<PoolBox> pool_boxes(s.K);
+  index_t largest = 0;
+  for (index_t k = 0; k < s.K; ++k) {
+    pool_boxes[k] = pool_box(s, boxes, k, spatial_scale);
+    const PoolBox& b = pool_boxes[k];
+    largest = std::max(largest, (b.region_rows.hi - b.region_rows.lo) * (b.region_cols.hi - b.region_cols.lo));
+  }
+  parallel_for(0, groups * s.N, 1, [&](index_t lo, index_t hi) {
+    // tile, then values (bins x 8) and indices (bins x 8), each 32-byte aligned
+    std::vector<float> storage((largest + 2 * bins) * L + L);
+    float* tile = storage.data() + (32 - reinterpret_cast<std::uintptr_t>(storage.data()) % 32) % 32 / sizeof(float);
+    float* values = tile + largest * L;
+    std::int32_t* indices = reinterpret_cast<std::int32_t*>(values + bins * L);
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t n = item % s.N, c0 = item / s.N * L;
+      const int lanes = static_cast<int>(std::min<index_t>(L, s.C - c0));
+      const index_t plane_start = (n * s.C + c0) * plane;
+      for (index_t i = image_start[n]; i < image_start[n + 1]; ++i) {
+        const index_t k = order[i];
+        pool_eight_channels(s, pool_boxes[k], input + plane_start, plane_start, lanes, tile, values, indices,
+                            out + (k * s.C + c0) * bins, argmax + (k * s.C + c0) * bins);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 template <class T>
 void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, const T* boxes, T* out,
                       std::int64_t* argmax) {
+  if constexpr (std::is_same_v<T, float>) {
+    // the tile's indices are 32-bit
+    if (active_isa() >= Isa::avx2 && s.H * s.W <= INT32_MAX) return roi_pool_forward_avx2(s, spatial_scale, input, boxes, out, argmax);
+  }
   const index_t plane = s.H * s.W, bins = s.bins();
   const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {
