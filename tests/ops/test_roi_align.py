@@ -12,6 +12,8 @@ CASES = [  # (N, C, H, W, K, output_size, spatial_scale, sampling_ratio)
     (3, 2, 6, 11, 16, (7, 7), 1.0, 0),
     (2, 4, 12, 12, 8, (1, 5), 0.25, 3),
     (1, 2, 1, 1, 4, (2, 3), 1.0, -1),            # a single pixel
+    (2, 11, 40, 60, 6, (2, 3), 1.0, 1),          # 8 channels and 3 more; sparse sample columns
+    (1, 17, 20, 20, 9, (7, 7), 1.0, 2),          # boxes wider than 8 columns: full and partial blocks
 ]
 
 

@@ -10,6 +10,7 @@ CASES = [  # (N, C, H, W, K, output_size, spatial_scale)
     (3, 2, 6, 11, 16, (7, 7), 1.0),        # bins smaller than a pixel: windows overlap or are empty
     (2, 4, 12, 12, 8, (1, 5), 0.25),
     (1, 2, 1, 1, 4, (2, 3), 1.0),          # a single pixel
+    (2, 11, 30, 40, 10, (3, 5), 1.0),      # 8 channels and 3 more; rows of full and partial 8-pixel blocks
 ]
 
 
