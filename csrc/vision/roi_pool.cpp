@@ -222,10 +222,7 @@ index_t first_bad_argmax(const RoiShape& s, const std::int64_t* argmax) {
 }  // namespace
 
 // The backward validates argmax while it scatters (one compare per entry, in the pass that reads
-// argmax anyway), raising this same error; a separate pass over the int64 argmax cost as much
-// as a third of the backward.
-void check_roi_pool_argmax(const RoiShape&, const std::int64_t*) {}
-
+// argmax anyway): a separate pass over the int64 argmax cost as much as a third of the backward.
 template <class T>
 void roi_pool_backward(const RoiShape& s, const T* grad_out, const std::int64_t* argmax, T* grad_input) {
   const index_t plane = s.H * s.W, image = s.C * plane, numel = s.N * image, bins = s.bins();

@@ -13,11 +13,10 @@ template <class T>
 void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, const T* boxes, T* out,
                       std::int64_t* argmax);
 
-// Every argmax entry must be -1 or an index into the plane of its own channel: the backward
-// gives each channel to one thread.
-void check_roi_pool_argmax(const RoiShape& s, const std::int64_t* argmax);
-
 // grad_out (K, C, PH, PW) routed through argmax -> grad_input (N, C, H, W), overwritten.
+// Every argmax entry must be -1 or an index into the plane of its own channel (the backward
+// gives each channel to one thread); the scatter checks each entry before it writes and raises
+// ValueError naming the first bad one (grad_input is then partly written).
 template <class T>
 void roi_pool_backward(const RoiShape& s, const T* grad_out, const std::int64_t* argmax, T* grad_input);
 

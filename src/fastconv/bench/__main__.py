@@ -15,12 +15,19 @@ SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sam
             "norm_pool": "fastconv.bench.norm_pool", "models": "fastconv.bench.models"}
 
 
-def _clean_openblas_environment():
-    """OPENBLAS_CORETYPE/L2_SIZE slow numpy's BLAS on this machine's CPUs; a peer should run at
-    its best, so the bench re-executes itself once without them."""
-    names = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ]
-    if names and os.environ.get("FASTCONV_BENCH_REEXEC") != "1":
-        env = {k: v for k, v in os.environ.items() if k not in names}
+def _prepare_blas_environment():
+    """numpy's OpenBLAS reads its settings once, at import, so the bench re-executes itself once
+    with them fixed:
+    - without OPENBLAS_CORETYPE/L2_SIZE, which slow it on this machine's CPUs (a peer should
+      run at its best);
+    - with OPENBLAS_THREAD_TIMEOUT=4: after each call OpenBLAS's workers spin for 2^28 cycles
+      (~0.1 s) by default, holding the cores while the next runner in the interleaved rotation
+      runs; whatever followed numpy measured 1.2-1.9x slower than the same code elsewhere in
+      the round. A short timeout costs numpy a thread wake-up (microseconds) per call."""
+    drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ]
+    if (drop or "OPENBLAS_THREAD_TIMEOUT" not in os.environ) and os.environ.get("FASTCONV_BENCH_REEXEC") != "1":
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
         env["FASTCONV_BENCH_REEXEC"] = "1"
         os.execve(sys.executable, [sys.executable, "-m", "fastconv.bench", *sys.argv[1:]], env)
 
@@ -47,7 +54,8 @@ def load_layers(path):
 
 
 def main(argv=None):
-    _clean_openblas_environment()
+    if argv is None:  # run as a command: the process is ours to re-execute
+        _prepare_blas_environment()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import importlib
 
