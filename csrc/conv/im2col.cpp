@@ -101,11 +101,14 @@ inline bool split_batch_over_threads(const Conv2dShape& s) {
 // (each chunk's kernels are then threaded inside). Returns the number of threads used.
 template <class T, class ChunkFn>
 int for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
-  const index_t chunk = images_per_chunk<T>(s);
+  // Split: the threads' column buffers together keep to the budget (8 MiB apiece measured
+  // 10-15% slower on a quiet machine: twice the columns streaming through the shared L3).
+  const bool split = split_batch_over_threads(s);
+  const index_t chunk = split ? std::max<index_t>(images_per_chunk<T>(s) / num_threads(), 1) : images_per_chunk<T>(s);
   const auto run = [&](index_t t, index_t lo, index_t hi) {
     for (index_t n0 = lo; n0 < hi; n0 += chunk) chunk_fn(t, n0, std::min(chunk, hi - n0));
   };
-  if (!split_batch_over_threads(s)) {
+  if (!split) {
     run(0, 0, s.N);
     return 1;
   }
