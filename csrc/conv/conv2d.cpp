@@ -54,6 +54,7 @@ struct AlgoEntry {
 constexpr AlgoEntry kAlgos[] = {
     {Algo::im2col, "im2col"},
     {Algo::implicit_gemm, "implicit"},
+    {Algo::direct, "direct"},
     {Algo::depthwise, "depthwise"},
     {Algo::winograd_2x3, "winograd_2x3"},
     {Algo::winograd_4x3, "winograd_4x3"},
@@ -90,6 +91,7 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return nullptr;
+    case Algo::direct: return direct_unsupported_reason(s);
     case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
     case Algo::winograd_2x3:
     case Algo::winograd_4x3:
@@ -125,6 +127,7 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
   switch (algo) {
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
+    case Algo::direct: return conv2d_forward_direct(s, x, w, bias, relu, y);
     case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
     case Algo::winograd_2x3: return conv2d_forward_winograd<2>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_4x3: return conv2d_forward_winograd<4>(s, x, w, transformed, bias, relu, y);
@@ -133,14 +136,15 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 }
 
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
-// its gradients run im2col. Winograd and FFT compute the input gradient as their own forward
-// convolution (rotated filters); their weight gradients run im2col.
+// its gradients run im2col. Direct (stride 1), Winograd and FFT compute the input gradient as
+// their own forward convolution (rotated filters); their weight gradients run im2col.
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
                            const T* transformed) {
   switch (algo) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::direct: return conv2d_backward_input_direct(s, grad_y, w, grad_x);
     case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
     case Algo::winograd_2x3: return conv2d_backward_input_winograd<2>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_4x3: return conv2d_backward_input_winograd<4>(s, grad_y, w, transformed, grad_x);

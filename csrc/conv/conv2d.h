@@ -46,7 +46,7 @@ struct Conv2dShape {
 
 // The algorithms behind conv2d. Each lives in its own file and provides the three kernels
 // below with an `_<algo>` suffix; conv2d.cpp dispatches and refuses unsupported shapes.
-enum class Algo { im2col, implicit_gemm, depthwise, winograd_2x3, winograd_4x3, fft };
+enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, fft };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);
@@ -92,9 +92,34 @@ inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t 
   return {lo, std::max(hi, lo)};
 }
 
+// The input gradient of a stride-1 convolution is a stride-1 convolution of grad_y with these
+// weights (winograd.cpp, fft.cpp, direct.cpp run it so).
+// w (K, C/G, R, S) -> w' (C, K/G, R, S) with w'[g, c, k, r, s] = w[g, k, c, R-1-r, S-1-s].
+template <class T>
+std::vector<T> rotated_transposed_weights(const Conv2dShape& s, const T* w) {
+  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  std::vector<T> out(s.K * Cg * RS);
+  for (index_t g = 0; g < s.groups(); ++g)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t c = 0; c < Cg; ++c) {
+        const T* src = w + ((g * Kg + k) * Cg + c) * RS;
+        T* dst = out.data() + ((g * Cg + c) * Kg + k) * RS;
+        for (index_t i = 0; i < RS; ++i) dst[i] = src[RS - 1 - i];
+      }
+  return out;
+}
+
 // --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+
+// --- direct convolution (direct.cpp, direct.h): AVX2, stride 1 along the width; the input
+// gradient runs it too when the stride is 1, else im2col; the weight gradient runs im2col ---
+const char* direct_unsupported_reason(const Conv2dShape& s);
+template <class T>
+void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // --- direct depthwise (depthwise.cpp): groups == C, any multiplier K / C ---------------------
 template <class T>

@@ -42,21 +42,6 @@ inline TiledGeometry backward_input_geometry(const Conv2dShape& s) {
   return {s.N, s.K, s.P, s.Q, s.C, s.groups(), s.H, s.W, s.p.pad_begin[0] - (s.R - 1), s.p.pad_begin[1] - (s.S - 1)};
 }
 
-// w (K, C/G, R, S) -> w' (C, K/G, R, S) with w'[g, c, k, r, s] = w[g, k, c, R-1-r, S-1-s].
-template <class T>
-std::vector<T> rotated_transposed_weights(const Conv2dShape& s, const T* w) {
-  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
-  std::vector<T> out(s.K * Cg * RS);
-  for (index_t g = 0; g < s.groups(); ++g)
-    for (index_t k = 0; k < Kg; ++k)
-      for (index_t c = 0; c < Cg; ++c) {
-        const T* src = w + ((g * Kg + k) * Cg + c) * RS;
-        T* dst = out.data() + ((g * Cg + c) * Kg + k) * RS;
-        for (index_t i = 0; i < RS; ++i) dst[i] = src[RS - 1 - i];
-      }
-  return out;
-}
-
 namespace tiled {
 
 constexpr index_t kLanes = 16;                // tiles transformed side by side

@@ -28,7 +28,7 @@ ALGOS = conv_algo.algorithms()
 # Relative error bound per algorithm, float32 / float64, as a fraction of max|y| (documented in
 # the README). Exact-arithmetic algorithms differ from the reference only by rounding.
 # Winograd and FFT bounds: tests/ops/test_winograd.py and test_fft_conv.py measure and assert them.
-TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12),
+TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "direct": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12),
              "winograd_2x3": (1e-5, 1e-12), "winograd_4x3": (2e-5, 1e-12), "fft": (1e-5, 1e-12)}
 
 

@@ -1,0 +1,133 @@
+// conv2d by direct convolution (direct.h): weight packing, padded rows and threading, compiled
+// for baseline x86-64; the row kernel is direct_avx2.cpp's.
+#include "conv/direct.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "conv/conv2d.h"
+#include "core/isa.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+
+namespace fastconv::conv {
+
+namespace {
+
+// Output (n, k, p, q) reads input rows top + p * sh + r * dh and columns left + q + s * dw of
+// image n (0 outside the image): the forward convolution, or its input gradient as a
+// convolution of grad_y with the rotated, channel-transposed weights.
+struct DirectGeometry {
+  index_t N, C, H, W, K, groups, P, Q, R, S, top, left, sh, dh, dw;
+};
+
+DirectGeometry forward_geometry(const Conv2dShape& s) {
+  return {s.N, s.C, s.H, s.W, s.K, s.groups(), s.P, s.Q, s.R, s.S, -s.p.pad_begin[0], -s.p.pad_begin[1],
+          s.p.stride[0], s.p.dilation[0], s.p.dilation[1]};
+}
+
+// Stride 1 only: grad_x[h] = sum_r grad_y[h + pad - r d] w[r]
+//                          = sum_r' grad_y[h + pad - (R-1) d + r' d] w[R-1-r'].
+DirectGeometry backward_input_geometry(const Conv2dShape& s) {
+  const index_t dh = s.p.dilation[0], dw = s.p.dilation[1];
+  return {s.N, s.K, s.P, s.Q, s.C, s.groups(), s.H, s.W, s.R, s.S, s.p.pad_begin[0] - (s.R - 1) * dh,
+          s.p.pad_begin[1] - (s.S - 1) * dw, 1, dh, dw};
+}
+
+// w (K, C/G, R, S) -> [g][block][c][r][s][mr], output channels past K/G zero.
+template <class T>
+std::vector<T> pack_weights(const DirectGeometry& g, const T* w, index_t mr) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, RS = g.R * g.S, blocks = ceil_div(Kg, mr);
+  std::vector<T> packed(g.groups * blocks * Cg * RS * mr, T(0));
+  for (index_t gi = 0; gi < g.groups; ++gi)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t c = 0; c < Cg; ++c)
+        for (index_t rs = 0; rs < RS; ++rs)
+          packed[(((gi * blocks + k / mr) * Cg + c) * RS + rs) * mr + k % mr] = w[((gi * Kg + k) * Cg + c) * RS + rs];
+  return packed;
+}
+
+// band[c][i][j] = image[c, top + p0 * sh + i, left + j] for the `span` input rows that output
+// rows from p0 read, 0 outside the image.
+template <class T>
+void fill_band(const DirectGeometry& g, const T* image, index_t p0, index_t span, index_t ld, T* band) {
+  const index_t j_lo = std::clamp<index_t>(-g.left, 0, ld), j_hi = std::clamp<index_t>(g.W - g.left, j_lo, ld);
+  for (index_t c = 0; c < g.C; ++c)
+    for (index_t i = 0; i < span; ++i) {
+      T* dst = band + (c * span + i) * ld;
+      const index_t ih = g.top + p0 * g.sh + i;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(dst, dst + ld, T(0));
+        continue;
+      }
+      std::fill(dst, dst + j_lo, T(0));
+      std::memcpy(dst + j_lo, image + (c * g.H + ih) * g.W + g.left + j_lo, sizeof(T) * (j_hi - j_lo));
+      std::fill(dst + j_hi, dst + ld, T(0));
+    }
+}
+
+template <class T>
+void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, RS = g.R * g.S;
+  const direct::Tile tile = direct::row_tile<T>(g.Q);
+  const index_t mr = tile.mr, blocks = ceil_div(Kg, mr);
+  const std::vector<T> packed = pack_weights(g, w, mr);
+  // Wide enough that every vector the kernel loads (up to the last tile's end, shifted by the
+  // widest tap) lies inside the row.
+  const index_t ld = round_up(g.Q, tile.pixels) + (g.S - 1) * g.dw;
+  // Work items are bands of output rows of one image: a band's input rows are copied once
+  // (copying them per output row cost ~40% of the time at 16 channels), and there are enough
+  // bands to keep every thread busy.
+  const index_t band_rows = std::clamp<index_t>(g.N * g.P / (4 * num_threads()), 1, 8);
+  const index_t bands = ceil_div(g.P, band_rows);
+  const index_t max_span = (band_rows - 1) * g.sh + (g.R - 1) * g.dh + 1;
+  parallel_for(0, g.N * bands, 1, [&](index_t lo, index_t hi) {
+    T* band = thread_scratch<T>(g.C * max_span * ld, ScratchSlot::columns);
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
+      const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
+      fill_band(g, x + n * g.C * g.H * g.W, p0, span, ld, band);
+      for (index_t p = p0; p < p1; ++p)
+        for (index_t gi = 0; gi < g.groups; ++gi)
+          for (index_t b = 0; b < blocks; ++b) {
+            const index_t k0 = gi * Kg + b * mr;
+            const direct::RowJob<T> job{band + (gi * Cg * span + (p - p0) * g.sh) * ld, span * ld, g.dh * ld,
+                                        Cg, g.R, g.S, g.dw,
+                                        packed.data() + (gi * blocks + b) * Cg * RS * mr,
+                                        y + ((n * g.K + k0) * g.P + p) * g.Q, g.P * g.Q, g.Q,
+                                        std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu};
+            direct::run_row_avx2(job);
+          }
+    }
+  });
+}
+
+}  // namespace
+
+const char* direct_unsupported_reason(const Conv2dShape& s) {
+  if (active_isa() < Isa::avx2) return "direct convolution needs AVX2 (not on this CPU, or FASTCONV_ISA is lower)";
+  if (s.p.stride[1] != 1) return "direct convolution needs stride 1 along the width";
+  return nullptr;
+}
+
+template <class T>
+void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  direct_conv(forward_geometry(s), x, w, bias, relu, y);
+}
+
+template <class T>
+void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  if (s.p.stride[0] != 1) return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+  const std::vector<T> rotated = rotated_transposed_weights(s, w);
+  direct_conv(backward_input_geometry(s), grad_y, rotated.data(), static_cast<const T*>(nullptr), false, grad_x);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                          \
+  template void conv2d_forward_direct<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_direct<T>(const Conv2dShape&, const T*, const T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv

@@ -1,0 +1,107 @@
+// The AVX2 row kernel of the direct convolution (direct.h). Only raw loops and intrinsics here:
+// anything inline shared with other files (STL included) would be compiled for AVX2 too, and
+// the linker may keep that copy for the baseline callers.
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "conv/direct.h"
+
+namespace fastconv::conv::direct {
+
+namespace {
+
+struct F32 {
+  using T = float;
+  using Reg = __m256;
+  static constexpr int width = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg set1(T x) { return _mm256_set1_ps(x); }
+  static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
+  static void storeu(T* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+};
+
+struct F64 {
+  using T = double;
+  using Reg = __m256d;
+  static constexpr int width = 4;
+  static Reg zero() { return _mm256_setzero_pd(); }
+  static Reg set1(T x) { return _mm256_set1_pd(x); }
+  static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
+  static void storeu(T* p, Reg v) { _mm256_storeu_pd(p, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_pd(a, b); }
+};
+
+// MR x NV accumulators (+ NV input vectors + 1 broadcast) fit AVX2's 16 registers for
+// (6, 2) and (12, 1).
+template <class V, int MR, int NV>
+void row_kernel(const RowJob<typename V::T>& job) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width, step = NV * W;
+  for (index_t q0 = 0; q0 < job.Q; q0 += step) {
+    Reg acc[MR][NV];
+    for (int m = 0; m < MR; ++m)
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
+    const T* w = job.w;
+    for (index_t c = 0; c < job.C; ++c) {
+      for (index_t r = 0; r < job.R; ++r) {
+        const T* row = job.in + c * job.ld_c + r * job.ld_r + q0;
+        for (index_t s = 0; s < job.S; ++s, w += MR) {
+          Reg x[NV];
+          for (int v = 0; v < NV; ++v) x[v] = V::loadu(row + s * job.dil_w + v * W);
+          for (int m = 0; m < MR; ++m) {
+            const Reg b = V::set1(w[m]);
+            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(b, x[v], acc[m][v]);
+          }
+        }
+      }
+    }
+    // Epilogue: bias, ReLU, and a store of the valid channels and pixels only.
+    const index_t valid = job.Q - q0 < step ? job.Q - q0 : step;
+    for (int m = 0; m < MR && m < job.channels; ++m) {
+      const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
+      T* out = job.out + m * job.ld_out + q0;
+      alignas(32) T spill[step];
+      for (int v = 0; v < NV; ++v) {
+        Reg y = V::add(acc[m][v], bias);
+        if (job.relu) y = V::max(y, V::zero());
+        if (valid == step) {
+          V::storeu(out + v * W, y);
+        } else {
+          V::storeu(spill + v * W, y);
+        }
+      }
+      if (valid != step)
+        for (index_t i = 0; i < valid; ++i) out[i] = spill[i];
+    }
+  }
+}
+
+template <class V>
+void run(const RowJob<typename V::T>& job) {
+  if (job.Q <= V::width) return row_kernel<V, 12, 1>(job);
+  row_kernel<V, 6, 2>(job);
+}
+
+}  // namespace
+
+template <class T>
+Tile row_tile(index_t Q) {
+  constexpr int W = 32 / sizeof(T);
+  return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
+}
+
+template <>
+void run_row_avx2<float>(const RowJob<float>& job) { run<F32>(job); }
+template <>
+void run_row_avx2<double>(const RowJob<double>& job) { run<F64>(job); }
+
+template Tile row_tile<float>(index_t);
+template Tile row_tile<double>(index_t);
+
+}  // namespace fastconv::conv::direct
