@@ -15,6 +15,12 @@ _mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
 _choices = {}  # key -> algorithm name
 
 
+# The algorithms with a kernel of their own per gradient (csrc/conv/conv2d.cpp's dispatch); the
+# others run one of these, so timing them again would only time the same kernel twice.
+_OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", "winograd_2x3", "winograd_4x3", "fft"),
+               "weight": ("im2col", "depthwise")}
+
+
 def algorithms():
     """Every conv2d algorithm this build has."""
     return list(_C.conv2d_algorithms())
@@ -75,7 +81,8 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
     key = (tuple(input_shape), tuple(weight_shape), args, str(dtype), _C.num_threads(), direction)
     algo = _choices.get(key)
     if algo is None:
-        candidates = supported(input_shape, weight_shape, args)
+        candidates = [a for a in supported(input_shape, weight_shape, args)
+                      if a in _OWN_KERNEL.get(direction, (a,))]
         if _mode == "deterministic" or len(candidates) == 1:
             algo = heuristic(input_shape, weight_shape, args, candidates)
         else:
