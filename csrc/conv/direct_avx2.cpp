@@ -2,39 +2,12 @@
 // anything inline shared with other files (STL included) would be compiled for AVX2 too, and
 // the linker may keep that copy for the baseline callers.
 #pragma GCC target("avx2,fma")
-#include <immintrin.h>
-
 #include "conv/direct.h"
+#include "core/simd_avx2.h"
 
 namespace fastconv::conv::direct {
 
 namespace {
-
-struct F32 {
-  using T = float;
-  using Reg = __m256;
-  static constexpr int width = 8;
-  static Reg zero() { return _mm256_setzero_ps(); }
-  static Reg set1(T x) { return _mm256_set1_ps(x); }
-  static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
-  static void storeu(T* p, Reg v) { _mm256_storeu_ps(p, v); }
-  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-};
-
-struct F64 {
-  using T = double;
-  using Reg = __m256d;
-  static constexpr int width = 4;
-  static Reg zero() { return _mm256_setzero_pd(); }
-  static Reg set1(T x) { return _mm256_set1_pd(x); }
-  static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
-  static void storeu(T* p, Reg v) { _mm256_storeu_pd(p, v); }
-  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
-  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_pd(a, b); }
-};
 
 // MR x NV accumulators (+ NV input vectors + 1 broadcast) fit AVX2's 16 registers for
 // (6, 2) and (12, 1).
@@ -97,9 +70,9 @@ Tile row_tile(index_t Q) {
 }
 
 template <>
-void run_row_avx2<float>(const RowJob<float>& job) { run<F32>(job); }
+void run_row_avx2<float>(const RowJob<float>& job) { run<simd::Avx2F32>(job); }
 template <>
-void run_row_avx2<double>(const RowJob<double>& job) { run<F64>(job); }
+void run_row_avx2<double>(const RowJob<double>& job) { run<simd::Avx2F64>(job); }
 
 template Tile row_tile<float>(index_t);
 template Tile row_tile<double>(index_t);

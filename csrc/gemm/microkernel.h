@@ -1,12 +1,11 @@
 // The register-blocked micro-kernel, written once over a vector type V and instantiated by
 // each microkernel_<isa>.cpp after its `#pragma GCC target`. Include it from nowhere else:
-// code in this header is compiled for the including file's ISA.
+// code in this header is compiled for the including file's ISA, so it calls no inline STL
+// function (the linker could keep that ISA's copy for baseline callers too).
 //
 // V provides: T, Reg, width, registers (vector register count), zero(), set1(x), load(p) (aligned), loadu(p), storeu(p, v),
 // fma(a, b, c) = a * b + c, mul, add, max.
 #pragma once
-#include <algorithm>
-
 #include "core/isa.h"
 #include "gemm/kernels.h"
 
@@ -93,7 +92,7 @@ template <class V, int MR, int NV>
 KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
   constexpr int nr = NV * V::width;
   const index_t l2_columns = static_cast<index_t>(l2_cache_bytes() / 2 / (kc * sizeof(typename V::T)));
-  if (l2_columns >= nr) nc = std::min(nc, l2_columns / nr * nr);
+  if (l2_columns >= nr && l2_columns / nr * nr < nc) nc = l2_columns / nr * nr;  // no std::min: see top
   return {&micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc, mc};
 }
 
