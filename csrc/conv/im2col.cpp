@@ -98,9 +98,9 @@ inline bool split_batch_over_threads(const Conv2dShape& s) {
 
 // Calls chunk_fn(thread, n0, nb) on chunks of at most images_per_chunk images that cover the
 // batch: split over the threads when split_batch_over_threads, else in order on this thread
-// (each chunk's kernels are then threaded inside). Returns the number of threads used.
+// (each chunk's kernels are then threaded inside). `thread` is in [0, num_threads()).
 template <class T, class ChunkFn>
-int for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
+void for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
   // Split: the threads' column buffers together keep to the budget (8 MiB apiece measured
   // 10-15% slower on a quiet machine: twice the columns streaming through the shared L3).
   const bool split = split_batch_over_threads(s);
@@ -108,15 +108,11 @@ int for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
   const auto run = [&](index_t t, index_t lo, index_t hi) {
     for (index_t n0 = lo; n0 < hi; n0 += chunk) chunk_fn(t, n0, std::min(chunk, hi - n0));
   };
-  if (!split) {
-    run(0, 0, s.N);
-    return 1;
-  }
+  if (!split) return run(0, 0, s.N);
   const int threads = num_threads();
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
     for (index_t t = t_lo; t < t_hi; ++t) run(t, s.N * t / threads, s.N * (t + 1) / threads);
   });
-  return threads;
 }
 
 // An NCHW tensor's images [n0, n0 + nb) as a [channels, nb * pixels] matrix.
@@ -176,15 +172,17 @@ template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                    T* grad_bias) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
-  const bool split = split_batch_over_threads(s);
-  std::vector<T*> partial(split ? num_threads() : 1, grad_w);
-  std::vector<char> started(partial.size(), 0);
+  const index_t parts = split_batch_over_threads(s) ? num_threads() : 1;
+  // Thread t > 0 sums into partials + (t - 1) * size: taken here, by the calling thread, so the
+  // buffers stay distinct even if OpenMP runs several t on one thread.
+  T* partials = parts > 1 ? thread_scratch<T>((parts - 1) * size, ScratchSlot::partial_sums) : nullptr;
+  std::vector<char> started(parts, 0);
   for_each_chunk<T>(s, [&](index_t t, index_t n0, index_t nb) {
-    if (split && t > 0 && !started[t]) partial[t] = thread_scratch<T>(size, ScratchSlot::partial_sums);
+    T* sums = t == 0 ? grad_w : partials + (t - 1) * size;
     const MatrixView<const T> col = columns(s, x, n0, nb);
     const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
     for (index_t g = 0; g < G; ++g) {
-      const auto dw = dense_matrix(partial[t] + g * Kg * CRSg, Kg, CRSg);
+      const auto dw = dense_matrix(sums + g * Kg * CRSg, Kg, CRSg);
       gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(), dw,
                     {T(1), started[t] ? T(1) : T(0)});
     }
@@ -192,9 +190,9 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* gr
   });
   if (!started[0]) std::fill(grad_w, grad_w + size, T(0));  // an empty batch
   parallel_for(0, size, 1 << 14, [&](index_t lo, index_t hi) {
-    for (std::size_t t = 1; t < partial.size(); ++t)
+    for (index_t t = 1; t < parts; ++t)
       if (started[t])
-        for (index_t i = lo; i < hi; ++i) grad_w[i] += partial[t][i];
+        for (index_t i = lo; i < hi; ++i) grad_w[i] += partials[(t - 1) * size + i];
   });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }
