@@ -137,7 +137,8 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
 // its gradients run im2col. Direct (stride 1), Winograd and FFT compute the input gradient as
-// their own forward convolution (rotated filters); their weight gradients run im2col.
+// their own forward convolution (rotated filters); their weight gradients run im2col, but
+// direct's and depthwise's.
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
                            const T* transformed) {
@@ -155,6 +156,7 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
 template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   if (algo == Algo::depthwise) return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::direct) return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
   conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 

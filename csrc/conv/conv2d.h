@@ -114,12 +114,14 @@ template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 
 // --- direct convolution (direct.cpp, direct.h): AVX2, stride 1 along the width; the input
-// gradient runs it too when the stride is 1, else im2col; the weight gradient runs im2col ---
+// gradient runs it too when the stride is 1, else im2col; the weight gradient has its own ---
 const char* direct_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 template <class T>
 void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 
 // --- direct depthwise (depthwise.cpp): groups == C, any multiplier K / C ---------------------
 template <class T>

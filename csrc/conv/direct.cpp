@@ -123,9 +123,80 @@ void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T
   direct_conv(backward_input_geometry(s), grad_y, rotated.data(), static_cast<const T*>(nullptr), false, grad_x);
 }
 
+// The weight gradient: work items are (group, block of kWeightBlock output channels, range of
+// input channels), each summing over every image, so every weight value has one writer and an
+// order of additions fixed by the shape and thread count. Per image, the item copies its
+// block's gradient rows zero-extended to whole vectors, and each input plane zero-padded.
+template <class T>
+void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  constexpr index_t MB = direct::kWeightBlock, lanes = 32 / sizeof(T);
+  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S, blocks = ceil_div(Kg, MB);
+  const index_t sh = s.p.stride[0], dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
+  const index_t Hp = (s.P - 1) * sh + (s.R - 1) * dh + 1, Wp = Qr + (s.S - 1) * dw;
+  const DirectGeometry plane_geometry{1, 1, s.H, s.W, 1, 1, 1, 1, Hp, 1, -s.p.pad_begin[0], -s.p.pad_begin[1], 1, 1, 1};
+  // Stride 1: dy rows take the input plane's pitch Wp, so the kernel runs each image as one
+  // flat row (flat_length values, the pitch's padding zero in dy); the plane gets a zeroed tail
+  // for the loads of the last vector's taps.
+  const bool flat = sh == 1;
+  const index_t dy_pitch = flat ? Wp : Qr, flat_length = flat ? round_up(s.P * Wp, lanes) : 0;
+  const index_t dy_block = flat ? flat_length : s.P * Qr;  // one output channel of one image
+  const index_t plane_size = Hp * Wp + (flat ? lanes + (s.S - 1) * dw : 0);
+  // Images per kernel call: as many as keep the item's copies within ~256 KiB (half an L2),
+  // so that the accumulators run across images and the lanes are added up once per chunk.
+  const index_t per_image = plane_size + MB * dy_block;
+  const index_t chunk = std::clamp<index_t>((256 << 10) / (per_image * static_cast<index_t>(sizeof(T))), 1, std::max<index_t>(s.N, 1));
+  // An item takes a range of input channels, so that the block's gradient rows, copied once
+  // per image chunk, serve all of them; ranges are small enough to give every thread work.
+  const index_t items_wanted = 4 * num_threads(), block_items = s.groups() * blocks;
+  const index_t c_range = std::clamp<index_t>(block_items * Cg / items_wanted, 1, Cg), ranges = ceil_div(Cg, c_range);
+  parallel_for(0, block_items * ranges, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(chunk * per_image, ScratchSlot::columns);
+    T* dys = planes + chunk * plane_size;
+    std::vector<double> sums(c_range * MB * RS);
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t g = item / (blocks * ranges), k0 = item / ranges % blocks * MB;
+      const index_t c0 = item % ranges * c_range, c1 = std::min(Cg, c0 + c_range);
+      std::fill(sums.begin(), sums.end(), 0.0);
+      for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
+        const index_t nb = std::min(chunk, s.N - n0);
+        for (index_t i = 0; i < nb; ++i)
+          for (index_t m = 0; m < MB; ++m) {
+            T* block = dys + (i * MB + m) * dy_block;
+            const index_t k = k0 + m, q_end = k < Kg ? s.Q : 0;
+            for (index_t p = 0; p < s.P; ++p) {
+              T* row = block + p * dy_pitch;
+              if (q_end) std::memcpy(row, grad_y + (((n0 + i) * s.K + g * Kg + k) * s.P + p) * s.Q, sizeof(T) * s.Q);
+              std::fill(row + q_end, row + dy_pitch, T(0));
+            }
+            std::fill(block + s.P * dy_pitch, block + dy_block, T(0));
+          }
+        for (index_t c = c0; c < c1; ++c) {
+          // The input planes as fill_band's one-channel bands: Hp rows from the top padding.
+          for (index_t i = 0; i < nb; ++i) {
+            T* plane = planes + i * plane_size;
+            fill_band(plane_geometry, x + ((n0 + i) * s.C + g * Cg + c) * s.H * s.W, 0, Hp, Wp, plane);
+            std::fill(plane + Hp * Wp, plane + plane_size, T(0));
+          }
+          double* c_sums = sums.data() + (c - c0) * MB * RS;
+          for (index_t r = 0; r < s.R; ++r)
+            direct::run_weight_avx2(direct::WeightJob<T>{dys, MB * dy_block, dy_block, dy_pitch, planes + r * dh * Wp,
+                                                         plane_size, sh * Wp, nb, s.P, Qr, dw, 0, s.S, flat_length,
+                                                         c_sums + r * s.S, RS});
+        }
+      }
+      for (index_t c = c0; c < c1; ++c)
+        for (index_t m = 0; m < MB && k0 + m < Kg; ++m)
+          for (index_t rs = 0; rs < RS; ++rs)
+            grad_w[((g * Kg + k0 + m) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * MB + m) * RS + rs]);
+    }
+  });
+  if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                          \
   template void conv2d_forward_direct<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
-  template void conv2d_backward_input_direct<T>(const Conv2dShape&, const T*, const T*, T*);
+  template void conv2d_backward_input_direct<T>(const Conv2dShape&, const T*, const T*, T*);          \
+  template void conv2d_backward_weight_direct<T>(const Conv2dShape&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -38,4 +38,26 @@ Tile row_tile(index_t Q);
 template <class T>
 void run_row_avx2(const RowJob<T>& job);
 
+// The weight gradient of kWeightBlock output channels against one input channel, one image and
+// one kernel row r: sums[m][s] = sum over images, p, q of dy[m][p][q] * x[p * sh][q + s * dw], for the
+// taps s of [s0, s1). The kernel holds kWeightBlock x 3 accumulator vectors, each input vector
+// feeding kWeightBlock of them, each gradient vector 3; lanes are added up once at the end.
+// dy rows are zero past Q up to a whole vector, so the columns they pad contribute nothing.
+constexpr int kWeightBlock = 4;
+template <class T>
+struct WeightJob {
+  const T* dy;                  // image i's dy[m][p][q] at dy + i * ld_dy_i + m * ld_dy_m + p * ld_dy_p + q
+  index_t ld_dy_i, ld_dy_m, ld_dy_p;
+  const T* x;                   // image i's x row of output row p at x + i * ld_x_i + p * ld_x_p
+  index_t ld_x_i, ld_x_p, images, P, Q, dw, s0, s1;
+  // When > 0: rows are not visited one by one; q runs over [0, flat) from row 0 of dy and x,
+  // whose rows then share one pitch (ld_dy_p == ld_x_p, stride 1), the pitch's padding being
+  // zero in dy. Short rows then cost no loop overhead per row.
+  index_t flat;
+  double* sums;                 // sums[m * ld_sums + s] += ..., s in [s0, s1)
+  index_t ld_sums;
+};
+template <class T>
+void run_weight_avx2(const WeightJob<T>& job);
+
 }  // namespace fastconv::conv::direct

@@ -61,6 +61,43 @@ void run(const RowJob<typename V::T>& job) {
   row_kernel<V, 6, 2>(job);
 }
 
+// kWeightBlock x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at SC = 3.
+template <class V, int SC>
+void weight_kernel(const WeightJob<typename V::T>& job, index_t s0) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width, MB = kWeightBlock;
+  Reg acc[MB][SC];
+  for (int m = 0; m < MB; ++m)
+    for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
+  const index_t rows = job.flat ? 1 : job.P, length = job.flat ? job.flat : job.Q;
+  for (index_t i = 0; i < job.images; ++i)
+    for (index_t p = 0; p < rows; ++p) {
+      const T* xrow = job.x + i * job.ld_x_i + p * job.ld_x_p + s0 * job.dw;
+      const T* dyrow = job.dy + i * job.ld_dy_i + p * job.ld_dy_p;
+      for (index_t q0 = 0; q0 < length; q0 += W) {
+        Reg xv[SC];
+        for (int s = 0; s < SC; ++s) xv[s] = V::loadu(xrow + q0 + s * job.dw);
+        for (int m = 0; m < MB; ++m) {
+          const Reg g = V::loadu(dyrow + m * job.ld_dy_m + q0);
+          for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
+        }
+      }
+    }
+  for (int m = 0; m < MB; ++m)
+    for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + s0 + s] += V::sum(acc[m][s]);
+}
+
+template <class V>
+void run_weight(const WeightJob<typename V::T>& job) {
+  for (index_t s0 = job.s0; s0 < job.s1; s0 += 3) {
+    const index_t taps = job.s1 - s0;
+    if (taps >= 3) weight_kernel<V, 3>(job, s0);
+    else if (taps == 2) weight_kernel<V, 2>(job, s0);
+    else weight_kernel<V, 1>(job, s0);
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -73,6 +110,10 @@ template <>
 void run_row_avx2<float>(const RowJob<float>& job) { run<simd::Avx2F32>(job); }
 template <>
 void run_row_avx2<double>(const RowJob<double>& job) { run<simd::Avx2F64>(job); }
+template <>
+void run_weight_avx2<float>(const WeightJob<float>& job) { run_weight<simd::Avx2F32>(job); }
+template <>
+void run_weight_avx2<double>(const WeightJob<double>& job) { run_weight<simd::Avx2F64>(job); }
 
 template Tile row_tile<float>(index_t);
 template Tile row_tile<double>(index_t);

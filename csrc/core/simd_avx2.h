@@ -24,6 +24,11 @@ struct Avx2F32 {
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static T sum(Reg v) {  // of the 8 lanes
+    const __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+  }
 };
 
 struct Avx2F64 {
@@ -40,6 +45,10 @@ struct Avx2F64 {
   static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
   static Reg max(Reg a, Reg b) { return _mm256_max_pd(a, b); }
+  static T sum(Reg v) {  // of the 4 lanes
+    const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(half, _mm_unpackhi_pd(half, half)));
+  }
 };
 
 }  // namespace
