@@ -52,9 +52,12 @@ void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, cons
   });
 }
 
+// Implicit GEMM: the equivalent convolution is strided, which the direct kernel does not run,
+// and gathering patches into the GEMM's panels beat im2col's column matrix (whole backward of
+// the bench layer 1.28-1.33x faster, measured in one process against the im2col build).
 template <class T>
 void conv_transpose2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  conv2d_forward<T>(Algo::im2col, s, grad_y, w, nullptr, false, grad_x);
+  conv2d_forward<T>(Algo::implicit_gemm, s, grad_y, w, nullptr, false, grad_x);
 }
 
 template <class T>
