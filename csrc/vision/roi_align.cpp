@@ -209,9 +209,7 @@ void roi_align_forward_avx2(const RoiShape& s, const RoiAlignParams& p, const fl
                             float* out) {
   const index_t plane = s.H * s.W, bins = s.bins(), groups = ceil_div(s.C, index_t(kLanes));
   const std::vector<index_t> order = boxes_by_image(boxes, s.K);
-  std::vector<index_t> image_start(s.N + 1, 0);  // order[image_start[n] .. image_start[n + 1]): image n's boxes
-  for (index_t k = 0; k < s.K; ++k) ++image_start[roi_batch_index(boxes, k) + 1];
-  for (index_t n = 0; n < s.N; ++n) image_start[n + 1] += image_start[n];
+  const std::vector<index_t> image_start = image_starts(boxes, s.K, s.N);
   std::vector<BoxLattice> lattices(s.K);
   std::vector<index_t> samples(s.K);
   std::size_t largest_tile = 0;

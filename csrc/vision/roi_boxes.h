@@ -45,6 +45,15 @@ std::vector<index_t> boxes_by_image(const T* boxes, index_t K) {
   return order;
 }
 
+// With `order` from boxes_by_image: image n's boxes are order[start[n] .. start[n + 1]).
+template <class T>
+std::vector<index_t> image_starts(const T* boxes, index_t K, index_t N) {
+  std::vector<index_t> start(N + 1, 0);
+  for (index_t k = 0; k < K; ++k) ++start[roi_batch_index(boxes, k) + 1];
+  for (index_t n = 0; n < N; ++n) start[n + 1] += start[n];
+  return start;
+}
+
 // ---- channels-last tiles for the AVX2 float kernels ----
 
 // The roi kernels sample a box's pixels for 8 channels at once from a tile holding the box's
