@@ -123,6 +123,19 @@ void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T
   direct_conv(backward_input_geometry(s), grad_y, rotated.data(), static_cast<const T*>(nullptr), false, grad_x);
 }
 
+// One output channel's gradient plane (P x Q, or zeros when null) as rows of `pitch` values,
+// zero past Q and past the last row up to `size`.
+template <class T>
+void copy_gradient_rows(const Conv2dShape& s, const T* plane, index_t pitch, index_t size, T* dst) {
+  const index_t q_end = plane ? s.Q : 0;
+  for (index_t p = 0; p < s.P; ++p) {
+    T* row = dst + p * pitch;
+    if (plane) std::memcpy(row, plane + p * s.Q, sizeof(T) * s.Q);
+    std::fill(row + q_end, row + pitch, T(0));
+  }
+  std::fill(dst + s.P * pitch, dst + size, T(0));
+}
+
 // The weight gradient: work items are (group, block of kWeightBlock output channels, range of
 // input channels), each summing over every image, so every weight value has one writer and an
 // order of additions fixed by the shape and thread count. Per image, the item copies its
@@ -133,7 +146,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S, blocks = ceil_div(Kg, MB);
   const index_t sh = s.p.stride[0], dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
   const index_t Hp = (s.P - 1) * sh + (s.R - 1) * dh + 1, Wp = Qr + (s.S - 1) * dw;
-  const DirectGeometry plane_geometry{1, 1, s.H, s.W, 1, 1, 1, 1, Hp, 1, -s.p.pad_begin[0], -s.p.pad_begin[1], 1, 1, 1};
+  const DirectGeometry plane_geometry{1, 1, s.H, s.W, 1, 1, 1, 1, 1, 1, -s.p.pad_begin[0], -s.p.pad_begin[1], 1, 1, 1};
   // Stride 1: dy rows take the input plane's pitch Wp, so the kernel runs each image as one
   // flat row (flat_length values, the pitch's padding zero in dy); the plane gets a zeroed tail
   // for the loads of the last vector's taps.
@@ -161,14 +174,9 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
         const index_t nb = std::min(chunk, s.N - n0);
         for (index_t i = 0; i < nb; ++i)
           for (index_t m = 0; m < MB; ++m) {
-            T* block = dys + (i * MB + m) * dy_block;
-            const index_t k = k0 + m, q_end = k < Kg ? s.Q : 0;
-            for (index_t p = 0; p < s.P; ++p) {
-              T* row = block + p * dy_pitch;
-              if (q_end) std::memcpy(row, grad_y + (((n0 + i) * s.K + g * Kg + k) * s.P + p) * s.Q, sizeof(T) * s.Q);
-              std::fill(row + q_end, row + dy_pitch, T(0));
-            }
-            std::fill(block + s.P * dy_pitch, block + dy_block, T(0));
+            const index_t k = k0 + m;  // past the group's channels: a zero block
+            copy_gradient_rows(s, k < Kg ? grad_y + ((n0 + i) * s.K + g * Kg + k) * s.P * s.Q : nullptr, dy_pitch,
+                               dy_block, dys + (i * MB + m) * dy_block);
           }
         for (index_t c = c0; c < c1; ++c) {
           // The input planes as fill_band's one-channel bands: Hp rows from the top padding.
