@@ -1,12 +1,13 @@
 // The blocked, threaded GEMM driver (Goto/BLIS loop nest), generic over how A and B are
 // packed:  C[M x N] = alpha * A[M x K] B[K x N] + beta * C  (+ row bias, ReLU).
 //
-//   threads split C into units (nc-column blocks, and row ranges when N is small)
-//   for each mc rows of A:
-//     for each kc slice of K:
-//       each thread packs the A panels of its rows and, per unit, its B block (its own L2)
-//         for each mr rows (A micro-panel in L1):
-//           for each nr columns: micro-kernel
+//   threads split C into units (an nc-column block, and a row range when N is small); per unit:
+//   for each kc slice of K:
+//     pack the kc x nc B block (L3), row by row
+//     for each mc rows of the unit:
+//       pack the mc x kc A block (half of L2)
+//         for each nr columns (B micro-panel, kc x nr, in L1):
+//           for each mr rows: micro-kernel
 #pragma once
 #include <algorithm>
 
@@ -14,6 +15,7 @@
 #include "core/scratch.h"
 #include "core/view.h"
 #include "gemm/kernels.h"
+#include "gemm/pack.h"
 
 namespace fastconv::gemm {
 
@@ -73,7 +75,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   if (K == 0) return apply_epilogue_only(c, ep);
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
-  const index_t kc_max = std::min(K, ks.kc);
+  // K in equal slices of at most ks.kc: K = 576 runs 2 x 288, not 384 + 192.
+  const index_t kc_max = ceil_div(K, ceil_div(K, ks.kc));
   const index_t mc_max = std::min(round_up(M, mr), round_up(ks.mc, mr));
 
   // Split N into at least one block per thread when N allows; when it does not, also split
@@ -88,12 +91,15 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const index_t n_blocks = ceil_div(N, nc);
   const index_t row_splits = std::max<index_t>(1, threads / n_blocks);
   const index_t units = n_blocks * row_splits;
+  const index_t m_panels = ceil_div(M, mr);
 
   const int team = static_cast<int>(std::min<index_t>(threads, units));
 
-  // Each thread owns a fixed range of units for the whole product and packs the A panels and B
-  // blocks it needs itself: no shared buffer, so no barrier between k slices. (A barrier per
-  // slice cost a scheduler time slice each whenever the machine was oversubscribed.)
+  // Each thread owns a fixed range of units (a column block and a range of row panels) for the
+  // whole product and packs what it needs itself: no shared buffer, so no barrier between k
+  // slices. (A barrier per slice cost a scheduler time slice each whenever the machine was
+  // oversubscribed.) Per unit and k slice the B block is packed once; per mc rows the A block
+  // (L2) is packed and every B micro-panel (L1) sweeps it.
 #pragma omp parallel num_threads(team)
   {
 #ifdef _OPENMP
@@ -104,31 +110,22 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
     T* const a_packed = thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
     T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
     const index_t u_lo = units * t / nt, u_hi = units * (t + 1) / nt;
-    for (index_t ic = 0; ic < M; ic += mc_max) {
-      const index_t mc = std::min(mc_max, M - ic);
-      const index_t m_panels = ceil_div(mc, mr);
+    for (index_t u = u_lo; u < u_hi; ++u) {
+      const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
+      const index_t split = u % row_splits;
+      const index_t row_lo = m_panels * split / row_splits * mr;
+      const index_t row_hi = std::min(M, m_panels * (split + 1) / row_splits * mr);
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
-        index_t packed_lo = 0, packed_hi = 0;  // A panels already packed for this slice
-        for (index_t u = u_lo; u < u_hi; ++u) {
-          const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
-          const index_t split = u % row_splits;
-          const index_t p_lo = m_panels * split / row_splits, p_hi = m_panels * (split + 1) / row_splits;
-          if (p_lo == p_hi) continue;
-          if (p_lo != packed_lo || p_hi != packed_hi) {
-            for (index_t p = p_lo; p < p_hi; ++p)
-              pack_a(ic + p * mr, std::min(mr, mc - p * mr), pc, kc, ks.mr, a_packed + p * mr * kc);
-            packed_lo = p_lo;
-            packed_hi = p_hi;
-          }
+        pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
+        for (index_t ic = row_lo; ic < row_hi; ic += mc_max) {
+          const index_t mc = std::min(mc_max, row_hi - ic);
+          for (index_t i0 = 0; i0 < mc; i0 += mr)
+            pack_a(ic + i0, std::min(mr, mc - i0), pc, kc, ks.mr, a_packed + i0 * kc);
           for (index_t jr = 0; jr < ncur; jr += nr)
-            pack_b(pc, kc, j0 + jr, std::min(nr, ncur - jr), ks.nr, b_packed + jr * kc);
-          for (index_t p = p_lo; p < p_hi; ++p) {
-            const index_t i0 = p * mr;
-            for (index_t jr = 0; jr < ncur; jr += nr)
+            for (index_t i0 = 0; i0 < mc; i0 += mr)
               store_tile(ks, kc, a_packed + i0 * kc, b_packed + jr * kc, c, ic + i0, j0 + jr,
                          std::min(mr, mc - i0), std::min(nr, ncur - jr), ep, pc == 0, pc + kc == K);
-          }
         }
       }
     }

@@ -24,9 +24,9 @@ struct KernelSet {
   MicroKernel<T> kernel;
   double (*fma_loop)(index_t iterations);  // peak probe for the benchmark; returns flops done
   int mr, nr;          // register tile
-  index_t kc;          // depth of a packed panel: an A micro-panel (mr x kc) stays in L1
-  index_t nc;          // columns of a packed B block (kc x nc): stays in one core's L2
-  index_t mc;          // rows of A packed at once (shared by the threads, L3)
+  index_t kc;          // most depth of a packed panel: a B micro-panel (kc x nr) stays in L1
+  index_t nc;          // most columns of a packed B block (kc x nc), one thread's, in L3
+  index_t mc;          // most rows of a packed A block (mc x kc): half of one core's L2
 };
 
 // Per ISA and type: a wide tile for large M and a narrow one that wastes fewer padded rows

@@ -31,9 +31,8 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
 
 #pragma GCC unroll 4
   for (index_t k = 0; k < kc; ++k) {
-    // The B panel streams from L2; fetch a few steps ahead of its use.
-    __builtin_prefetch(b + kPrefetchSteps * NV * W);
-    __builtin_prefetch(b + kPrefetchSteps * NV * W + 64 / sizeof(*b));
+    // The A micro-panel streams from L2 (the B micro-panel stays in L1 across the A block).
+    __builtin_prefetch(a + kPrefetchSteps * MR);
     Reg bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
@@ -85,14 +84,14 @@ double fma_loop(index_t iterations) {
   return 2.0 * kChains * V::width * static_cast<double>(iterations);
 }
 
-// nc is the ISA's tuned value, capped so that the packed kc x nc B block takes at most half of
-// this machine's L2: the other half holds the A micro-panel and the C rows being updated. (On a
-// 512 KiB-L2 Zen 3, AVX2's 256 x 512 float block filled all of it and sgemm 2048 ran ~5% slower.)
+// mc is the ISA's tuned value, capped so that the packed mc x kc A block takes at most half of
+// this machine's L2: the other half holds the B micro-panel (which stays in L1 while it sweeps
+// the block) on its way in, and the C rows being updated.
 template <class V, int MR, int NV>
 KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
   constexpr int nr = NV * V::width;
-  const index_t l2_columns = static_cast<index_t>(l2_cache_bytes() / 2 / (kc * sizeof(typename V::T)));
-  if (l2_columns >= nr && l2_columns / nr * nr < nc) nc = l2_columns / nr * nr;  // no std::min: see top
+  const index_t l2_rows = static_cast<index_t>(l2_cache_bytes() / 2 / (kc * sizeof(typename V::T)));
+  if (l2_rows >= MR && l2_rows / MR * MR < mc) mc = l2_rows / MR * MR;  // no std::min: see top
   return {&micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc, mc};
 }
 

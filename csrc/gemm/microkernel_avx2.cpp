@@ -10,12 +10,12 @@ using simd::Avx2F32;
 using simd::Avx2F64;
 
 const KernelFamily<float>& avx2_kernels_f32() {
-  static const auto set = make_kernel_set<Avx2F32, 6, 2>(256, 512, 2048);
+  static const auto set = make_kernel_set<Avx2F32, 6, 2>(384, 4096, 2048);
   static const KernelFamily<float> family{set, set};
   return family;
 }
 const KernelFamily<double>& avx2_kernels_f64() {
-  static const auto set = make_kernel_set<Avx2F64, 6, 2>(256, 256, 2048);
+  static const auto set = make_kernel_set<Avx2F64, 6, 2>(256, 2048, 2048);
   static const KernelFamily<double> family{set, set};
   return family;
 }

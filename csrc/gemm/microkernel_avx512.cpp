@@ -44,13 +44,13 @@ struct Avx512F64 {
 }  // namespace
 
 const KernelFamily<float>& avx512_kernels_f32() {
-  static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(384, 480, 3072),
-                                          make_kernel_set<Avx512F32, 8, 2>(384, 480, 3072)};
+  static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(256, 4096, 3072),
+                                          make_kernel_set<Avx512F32, 8, 2>(256, 4096, 3072)};
   return family;
 }
 const KernelFamily<double>& avx512_kernels_f64() {
-  static const KernelFamily<double> family{make_kernel_set<Avx512F64, 12, 2>(256, 384, 2048),
-                                           make_kernel_set<Avx512F64, 8, 2>(256, 384, 2048)};
+  static const KernelFamily<double> family{make_kernel_set<Avx512F64, 12, 2>(256, 2048, 2048),
+                                           make_kernel_set<Avx512F64, 8, 2>(256, 2048, 2048)};
   return family;
 }
 
