@@ -155,9 +155,10 @@ template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
-// Largest column buffer im2col builds at once on one thread; the batch is processed in chunks
-// of images that fit, and one image's columns are the floor (a single image is never split).
-constexpr std::size_t kColumnBudgetBytes = 8u << 20;
+// Largest column buffer im2col builds at once on one thread: the batch is processed in chunks
+// of images, or of output-row bands of one image, that fit, so that the GEMM finds the columns
+// still in cache. One output row's columns are the floor (the input gradient's, one image).
+constexpr std::size_t kColumnBudgetBytes = 1u << 20;
 
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);

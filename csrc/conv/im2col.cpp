@@ -1,11 +1,13 @@
 // conv2d as im2col + GEMM, with its two backward kernels.
 //
-// The batch is processed in chunks of images whose columns fit kColumnBudgetBytes. For a
-// chunk of nb images the column matrix is [C*R*S, nb*P*Q]; the GEMM reads the output and
-// output-gradient tensors in place as [K, nb*P*Q] matrices with grouped columns
-// (core/view.h), so no layout transform is ever copied.
+// The batch is processed in chunks whose column matrix fits kColumnBudgetBytes: several whole
+// images when an image's columns are small, else a band of output rows of one image. For a
+// chunk the column matrix is [C*R*S, columns]; the GEMM reads the output and output-gradient
+// tensors in place as [K, columns] matrices with grouped columns (core/view.h), so no layout
+// transform is ever copied. The input gradient's col2im needs whole images (neighbouring
+// bands add into the same input rows), so it never splits one.
 //
-// Threads: when the batch splits evenly enough, each thread takes its own images through
+// Threads: when the chunks split evenly enough, each thread takes its own chunks through
 // im2col and a single-threaded GEMM (one fork/join per call). Otherwise the chunks run one
 // after another, each im2col and GEMM threaded inside (two fork/joins per chunk). On a busy
 // machine every join waits for the slowest thread's next time slice, so the first way ran
@@ -23,22 +25,31 @@ namespace fastconv::conv {
 
 namespace {
 
-// col[(c, r, s), img * P * Q + p * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw], or 0.
+// Output rows [p0, p0 + rows) of images [n0, n0 + nb): the columns built at once. A chunk
+// of several images has rows == P.
+struct Chunk {
+  index_t n0, nb, p0, rows;
+};
+
+// col[(c, r, s), img * rows * Q + (p - p0) * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw],
+// or 0, for the chunk's images and output rows p; x points at image 0 of the batch.
 template <class T>
-void im2col(const Conv2dShape& s, const T* x, index_t nb, T* col) {
-  const index_t PQ = s.pixels(), ld = nb * PQ, RS = s.R * s.S;
+void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
+  const index_t band = chunk.rows * s.Q, ld = chunk.nb * band, RS = s.R * s.S;
+  const index_t p_end = chunk.p0 + chunk.rows;
   const auto& p = s.p;
   parallel_for(0, s.C * RS, 1, [&](index_t lo, index_t hi) {
     for (index_t row = lo; row < hi; ++row) {
       const index_t c = row / RS, r = row / s.S % s.R, k = row % s.S;
       const index_t w_offset = k * p.dilation[1] - p.pad_begin[1];
       const Range qs = valid_range(w_offset, p.stride[1], s.W, s.Q);
-      const Range ps = valid_range(r * p.dilation[0] - p.pad_begin[0], p.stride[0], s.H, s.P);
-      for (index_t img = 0; img < nb; ++img) {
-        const T* plane = x + (img * s.C + c) * s.H * s.W;
-        T* dst = col + row * ld + img * PQ;
-        std::fill(dst, dst + ps.lo * s.Q, T(0));
-        for (index_t op = ps.lo; op < ps.hi; ++op) {
+      const Range valid = valid_range(r * p.dilation[0] - p.pad_begin[0], p.stride[0], s.H, s.P);
+      const index_t p_lo = std::clamp(valid.lo, chunk.p0, p_end), p_hi = std::clamp(valid.hi, p_lo, p_end);
+      for (index_t img = 0; img < chunk.nb; ++img) {
+        const T* plane = x + ((chunk.n0 + img) * s.C + c) * s.H * s.W;
+        T* dst = col + row * ld + img * band - chunk.p0 * s.Q;  // indexed by absolute output row
+        std::fill(dst + chunk.p0 * s.Q, dst + p_lo * s.Q, T(0));
+        for (index_t op = p_lo; op < p_hi; ++op) {
           const T* src = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
           T* out = dst + op * s.Q;
           std::fill(out, out + qs.lo, T(0));
@@ -49,7 +60,7 @@ void im2col(const Conv2dShape& s, const T* x, index_t nb, T* col) {
           }
           std::fill(out + qs.hi, out + s.Q, T(0));
         }
-        std::fill(dst + ps.hi * s.Q, dst + PQ, T(0));
+        std::fill(dst + p_hi * s.Q, dst + p_end * s.Q, T(0));
       }
     }
   });
@@ -81,54 +92,69 @@ void col2im(const Conv2dShape& s, const T* col, index_t nb, T* x) {
   });
 }
 
-// Images per chunk: as many as keep the column matrix within budget, at least one.
+// The chunks that cover the batch, in order: as many whole images as keep the column matrix
+// within budget, or when one image's columns exceed it (and `bands` allows), bands of output
+// rows within budget, at least one row. Pointwise convolutions read the input as their
+// columns: one chunk.
 template <class T>
-index_t images_per_chunk(const Conv2dShape& s) {
-  if (s.is_pointwise()) return s.N;
-  const index_t per_image = s.column_rows() * s.pixels() * static_cast<index_t>(sizeof(T));
-  return std::clamp<index_t>(static_cast<index_t>(kColumnBudgetBytes) / per_image, 1, s.N);
+std::vector<Chunk> column_chunks(const Conv2dShape& s, bool bands) {
+  if (s.is_pointwise()) return {{0, s.N, 0, s.P}};
+  const index_t per_row = s.column_rows() * s.Q * static_cast<index_t>(sizeof(T));
+  const index_t budget = static_cast<index_t>(kColumnBudgetBytes);
+  std::vector<Chunk> chunks;
+  if (!bands || per_row * s.P <= budget) {
+    const index_t images = std::clamp<index_t>(budget / (per_row * s.P), 1, std::max<index_t>(s.N, 1));
+    for (index_t n0 = 0; n0 < s.N; n0 += images) chunks.push_back({n0, std::min(images, s.N - n0), 0, s.P});
+    return chunks;
+  }
+  const index_t rows = std::clamp<index_t>(budget / per_row, 1, s.P);
+  const index_t per_image = ceil_div(s.P, rows), even_rows = ceil_div(s.P, per_image);  // equal bands
+  for (index_t n = 0; n < s.N; ++n)
+    for (index_t p0 = 0; p0 < s.P; p0 += even_rows) chunks.push_back({n, 1, p0, std::min(even_rows, s.P - p0)});
+  return chunks;
 }
 
-// Whether the batch is split over threads (each thread whole images, its GEMMs serial): the
-// images must divide evenly, or be many enough that one image more is a small imbalance.
-inline bool split_batch_over_threads(const Conv2dShape& s) {
+// Whether the chunks are split over threads (each thread its own chunks, its GEMMs serial):
+// they must divide evenly, or be many enough that one chunk more is a small imbalance.
+inline bool split_over_threads(index_t chunks) {
   const index_t t = num_threads();
-  return t > 1 && s.N >= t && (s.N % t == 0 || s.N >= 4 * t);
+  return t > 1 && chunks >= t && (chunks % t == 0 || chunks >= 4 * t);
 }
 
-// Calls chunk_fn(thread, n0, nb) on chunks of at most images_per_chunk images that cover the
-// batch: split over the threads when split_batch_over_threads, else in order on this thread
-// (each chunk's kernels are then threaded inside). `thread` is in [0, num_threads()).
-template <class T, class ChunkFn>
-void for_each_chunk(const Conv2dShape& s, const ChunkFn& chunk_fn) {
-  // Split: the threads' column buffers together keep to the budget (8 MiB apiece measured
-  // 10-15% slower on a quiet machine: twice the columns streaming through the shared L3).
-  const bool split = split_batch_over_threads(s);
-  const index_t chunk = split ? std::max<index_t>(images_per_chunk<T>(s) / num_threads(), 1) : images_per_chunk<T>(s);
-  const auto run = [&](index_t t, index_t lo, index_t hi) {
-    for (index_t n0 = lo; n0 < hi; n0 += chunk) chunk_fn(t, n0, std::min(chunk, hi - n0));
-  };
-  if (!split) return run(0, 0, s.N);
+// Calls chunk_fn(thread, chunk) on every chunk: split over the threads when
+// split_over_threads, else in order on this thread (each chunk's kernels are then threaded
+// inside). `thread` is in [0, num_threads()).
+template <class ChunkFn>
+void for_each_chunk(const std::vector<Chunk>& chunks, const ChunkFn& chunk_fn) {
+  const index_t count = static_cast<index_t>(chunks.size());
+  if (!split_over_threads(count)) {
+    for (const Chunk& c : chunks) chunk_fn(0, c);
+    return;
+  }
   const int threads = num_threads();
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
-    for (index_t t = t_lo; t < t_hi; ++t) run(t, s.N * t / threads, s.N * (t + 1) / threads);
+    for (index_t t = t_lo; t < t_hi; ++t)
+      for (index_t i = count * t / threads; i < count * (t + 1) / threads; ++i) chunk_fn(t, chunks[i]);
   });
 }
 
-// An NCHW tensor's images [n0, n0 + nb) as a [channels, nb * pixels] matrix.
+// An NCHW tensor's part for a chunk, as a [channels, nb * rows * Q] matrix: each image's band
+// of rows is one run of columns.
 template <class T>
-MatrixView<T> batch_matrix(T* data, index_t channels, index_t pixels, index_t n0, index_t nb) {
-  return {data + n0 * channels * pixels, channels, nb * pixels, pixels, 1, 0, 0, pixels, channels * pixels};
+MatrixView<T> chunk_matrix(T* data, index_t channels, const Conv2dShape& s, const Chunk& c) {
+  const index_t PQ = s.pixels(), band = c.rows * s.Q;
+  return {data + c.n0 * channels * PQ + c.p0 * s.Q, channels, c.nb * band, PQ, 1, 0, 0, band, channels * PQ};
 }
 
-// The column matrix of images [n0, n0 + nb): the input itself for pointwise convolutions,
-// else im2col into the thread's scratch.
+// The column matrix of a chunk: the input itself for pointwise convolutions, else im2col into
+// the thread's scratch.
 template <class T>
-MatrixView<const T> columns(const Conv2dShape& s, const T* x, index_t n0, index_t nb) {
-  if (s.is_pointwise()) return as_const(batch_matrix(const_cast<T*>(x), s.C, s.pixels(), n0, nb));
-  T* col = thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
-  im2col(s, x + n0 * s.C * s.H * s.W, nb, col);
-  return as_const(dense_matrix(col, s.column_rows(), nb * s.pixels()));
+MatrixView<const T> columns(const Conv2dShape& s, const T* x, const Chunk& c) {
+  if (s.is_pointwise()) return as_const(chunk_matrix(const_cast<T*>(x), s.C, s, c));
+  const index_t cols = c.nb * c.rows * s.Q;
+  T* col = thread_scratch<T>(s.column_rows() * cols, ScratchSlot::columns);
+  im2col(s, x, c, col);
+  return as_const(dense_matrix(col, s.column_rows(), cols));
 }
 
 }  // namespace
@@ -136,9 +162,9 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, index_t n0, index_
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  for_each_chunk<T>(s, [&](index_t, index_t n0, index_t nb) {
-    const MatrixView<const T> col = columns(s, x, n0, nb);
-    const MatrixView<T> out = batch_matrix(y, s.K, s.pixels(), n0, nb);
+  for_each_chunk(column_chunks<T>(s, true), [&](index_t, const Chunk& chunk) {
+    const MatrixView<const T> col = columns(s, x, chunk);
+    const MatrixView<T> out = chunk_matrix(y, s.K, s, chunk);
     for (index_t g = 0; g < G; ++g) {
       const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
       gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
@@ -150,13 +176,14 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
 template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  for_each_chunk<T>(s, [&](index_t, index_t n0, index_t nb) {
-    const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
+  for_each_chunk(column_chunks<T>(s, false), [&](index_t, const Chunk& chunk) {
+    const index_t n0 = chunk.n0, nb = chunk.nb;
+    const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
     // Pointwise: the column gradient is the input gradient itself.
     T* col = s.is_pointwise() ? nullptr
                               : thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
     const MatrixView<T> dcol = col ? dense_matrix(col, s.column_rows(), nb * s.pixels())
-                                   : batch_matrix(grad_x, s.C, s.pixels(), n0, nb);
+                                   : chunk_matrix(grad_x, s.C, s, chunk);
     for (index_t g = 0; g < G; ++g) {
       const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
       gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
@@ -172,15 +199,16 @@ template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                    T* grad_bias) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
-  const index_t parts = split_batch_over_threads(s) ? num_threads() : 1;
+  const std::vector<Chunk> chunks = column_chunks<T>(s, true);
+  const index_t parts = split_over_threads(static_cast<index_t>(chunks.size())) ? num_threads() : 1;
   // Thread t > 0 sums into partials + (t - 1) * size: taken here, by the calling thread, so the
   // buffers stay distinct even if OpenMP runs several t on one thread.
   T* partials = parts > 1 ? thread_scratch<T>((parts - 1) * size, ScratchSlot::partial_sums) : nullptr;
   std::vector<char> started(parts, 0);
-  for_each_chunk<T>(s, [&](index_t t, index_t n0, index_t nb) {
+  for_each_chunk(chunks, [&](index_t t, const Chunk& chunk) {
     T* sums = t == 0 ? grad_w : partials + (t - 1) * size;
-    const MatrixView<const T> col = columns(s, x, n0, nb);
-    const auto dy = as_const(batch_matrix(const_cast<T*>(grad_y), s.K, s.pixels(), n0, nb));
+    const MatrixView<const T> col = columns(s, x, chunk);
+    const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
     for (index_t g = 0; g < G; ++g) {
       const auto dw = dense_matrix(sums + g * Kg * CRSg, Kg, CRSg);
       gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(), dw,

@@ -11,6 +11,7 @@
 #pragma once
 #include <algorithm>
 
+#include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "core/view.h"
@@ -34,8 +35,10 @@ void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, cons
                 bool first_slice, bool last_slice) {
   TileEpilogue<T> tile_ep{ep.alpha, first_slice ? ep.beta : T(1),
                           last_slice && ep.row_bias ? ep.row_bias + i0 : nullptr,
-                          last_slice && ep.relu};
-  if (rows == ks.mr && cols == ks.nr && c.unit_stride_run(j0, cols) && c.regular_rows(i0, rows)) {
+                          last_slice && ep.relu, static_cast<int>(rows)};
+  // Whole-width tiles go straight to C, a partial last row panel too (the kernel stores only
+  // its first `rows` rows): 16-channel layers have one in every three.
+  if (cols == ks.nr && c.unit_stride_run(j0, cols) && c.regular_rows(i0, rows)) {
     ks.kernel(kc, a, b, &c.at(i0, j0), c.row_stride, tile_ep);
     return;
   }
@@ -85,8 +88,13 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   // more on a busy machine, which small products cannot repay.
   constexpr double kMinFlopsPerThread = 4e6;
   const int threads = static_cast<int>(std::clamp<double>(2.0 * M * N * K / kMinFlopsPerThread, 1, num_threads()));
+  // A B block is reused once per A block. With a single A block (M <= mc) nothing is gained by
+  // a large one, so it is capped to half of L2, where the packing writes it and the micro-kernel
+  // finds it again (an L3-sized block cost ResNet-20's 16-channel im2col conv ~20%).
+  const index_t l2_columns = static_cast<index_t>(l2_cache_bytes()) / 2 / (kc_max * static_cast<index_t>(sizeof(T)));
+  const index_t nc_max = M <= mc_max ? std::clamp<index_t>(l2_columns / nr * nr, nr, ks.nc) : ks.nc;
   // Block counts are a multiple of the thread count so that no core idles at the end.
-  const index_t n_blocks_wanted = round_up(ceil_div(N, ks.nc), threads);
+  const index_t n_blocks_wanted = round_up(ceil_div(N, nc_max), threads);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
   const index_t n_blocks = ceil_div(N, nc);
   const index_t row_splits = std::max<index_t>(1, threads / n_blocks);

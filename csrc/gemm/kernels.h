@@ -12,6 +12,7 @@ struct TileEpilogue {
   T alpha = 1, beta = 0;      // beta == 0: C is not read (it may hold garbage or NaN)
   const T* bias = nullptr;    // MR per-row values, or nullptr
   bool relu = false;
+  int rows = 1 << 30;         // rows of the tile to store (the first ones): a partial last panel
 };
 
 template <class T>

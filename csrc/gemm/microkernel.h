@@ -49,6 +49,7 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
   const Reg alpha = V::set1(ep.alpha), beta = V::set1(ep.beta), zero = V::zero();
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
+    if (i == ep.rows) break;
     const Reg bias = ep.bias ? V::set1(ep.bias[i]) : zero;
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {

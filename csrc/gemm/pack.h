@@ -102,26 +102,34 @@ void pack_b_block(const PackB& pack, index_t k0, index_t kc, index_t j0, index_t
 // A plain matrix whose block rows are unit-stride runs is walked row by row across every panel:
 // panel by panel, each of kc rows would start on its own page (a 2048-wide B puts rows 8 KiB
 // apart), and the copy ran at TLB-miss speed, 7% of a single-threaded sgemm 2048.
-template <class T>
-void pack_b_block(const PackMatrixB<T>& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
-  const MatrixView<const T>& b = pack.b;
-  if (!b.unit_stride_run(j0, cols)) {
-    for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
-    return;
-  }
-  const index_t first_col = b.col_offset(j0), full = cols / nr * nr;
+template <int NR, class T>
+void pack_rows_across_panels(const MatrixView<const T>& b, index_t k0, index_t kc, index_t j0, index_t cols, T* dst) {
+  const index_t first_col = b.col_offset(j0), full = cols / NR * NR;
   for (index_t k = 0; k < kc; ++k) {
     const T* src = b.data + b.row_offset(k0 + k) + first_col;
-    for (index_t jr = 0; jr < full; jr += nr) {
-      T* out = dst + jr * kc + k * nr;
-      for (int c = 0; c < nr; ++c) out[c] = src[jr + c];
+    for (index_t jr = 0; jr < full; jr += NR) {
+      T* out = dst + jr * kc + k * NR;
+      std::memcpy(out, src + jr, NR * sizeof(T));  // a fixed size: a few vector moves
     }
     if (full < cols) {
-      T* out = dst + full * kc + k * nr;
+      T* out = dst + full * kc + k * NR;
       for (index_t c = 0; c < cols - full; ++c) out[c] = src[full + c];
-      for (index_t c = cols - full; c < nr; ++c) out[c] = T(0);
+      for (index_t c = cols - full; c < NR; ++c) out[c] = T(0);
     }
   }
+}
+
+template <class T>
+void pack_b_block(const PackMatrixB<T>& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
+  if (pack.b.unit_stride_run(j0, cols)) {
+    switch (nr) {
+      case 8: return pack_rows_across_panels<8>(pack.b, k0, kc, j0, cols, dst);
+      case 16: return pack_rows_across_panels<16>(pack.b, k0, kc, j0, cols, dst);
+      case 32: return pack_rows_across_panels<32>(pack.b, k0, kc, j0, cols, dst);
+      default: break;
+    }
+  }
+  for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
 }
 
 }  // namespace fastconv::gemm

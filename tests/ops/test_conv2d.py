@@ -154,7 +154,7 @@ def test_conv2d_float32_against_torch_on_a_real_layer(torch, rng):
 
 
 def test_conv2d_large_batch_is_chunked(rng):
-    # Columns of 40 images exceed the 8 MiB column budget, so several chunks are used. im2col is
+    # Columns of 40 images exceed the 1 MiB column budget, so several chunks are used. im2col is
     # pinned: 'auto' may pick different algorithms (e.g. Winograd, with its own error) per batch size.
     x = rng.standard_normal((40, 16, 32, 32)).astype(np.float32)
     w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
@@ -167,6 +167,30 @@ def test_conv2d_large_batch_is_chunked(rng):
                                    rtol=1e-6, atol=1e-5)
     ref_dw = sum(ops.conv2d_weight(x[i:i + 8], w.shape, np.ones_like(y[i:i + 8]), **kw) for i in range(0, 40, 8))
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_splits_a_large_image_into_row_bands(rng, dtype):
+    # One image's columns (32*9 rows x 35*45 pixels) exceed the 1 MiB column budget, so the
+    # forward and weight gradient build them a band of output rows at a time; the strided,
+    # padded rows at the band edges must read the same input rows as one whole image would.
+    x = rng.standard_normal((2, 32, 70, 45)).astype(dtype)
+    w = rng.standard_normal((5, 32, 3, 3)).astype(dtype)
+    kw = dict(stride=(2, 1), padding=1)
+    y = ops.conv2d(x, w, **kw, algo="im2col")
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_allclose(y, conv2d_reference(x64, w64, None, (2, 1), (1, 1), (1, 1), (1, 1), 1),
+                               rtol=1e-4, atol=1e-4)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    dw = ops.conv2d_weight(x, w.shape, gy, **kw, algo="im2col")
+    # dw[k, c, r, s] = sum over n, p, q of x_pad[n, c, 2p + r, q + s] * gy[n, k, p, q]
+    xp = np.pad(x64, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    P, Q = y.shape[2:]
+    ref = np.empty(w.shape)
+    for r in range(3):
+        for t in range(3):
+            ref[:, :, r, t] = np.einsum("ncpq,nkpq->kc", xp[:, :, r:r + 2 * P:2, t:t + Q], gy.astype(np.float64))
+    np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-3 if dtype == np.float32 else 1e-9)
 
 
 def test_conv2d_non_contiguous_input(rng):
