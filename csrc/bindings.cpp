@@ -471,39 +471,56 @@ void bind_conv_transpose2d(py::module_& m) {
   }, py::arg("input_shape"), py::arg("weight_shape"), CONV_TRANSPOSE_ARGS);
 
   m.def("conv_transpose2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
-                                       Pair st, Pair pad, Pair op, Pair dl, index_t g) {
+                                       Pair st, Pair pad, Pair op, Pair dl, index_t g, const std::string& algo) {
+    const conv::Algo a = conv::parse_algo(algo);
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
       const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
                                              shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
+      check_supported(a, s);
       const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       const T* bp = vector_arg<const T>(bias, "bias", s.C);
       T* yp = nchw_arg<T>(y, "out", s.input_shape());
       py::gil_scoped_release release;
-      conv::conv_transpose2d_forward<T>(s, xp, wp, bp, yp);
+      conv::conv_transpose2d_forward<T>(a, s, xp, wp, bp, yp);
     });
-  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_TRANSPOSE_ARGS);
+  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_TRANSPOSE_ARGS, py::arg("algo"));
 
-  m.def("conv_transpose2d_backward", [](py::array x, py::array w, py::array grad_y, py::array grad_x,
-                                        py::array grad_w, py::object grad_b,
-                                        Pair st, Pair pad, Pair op, Pair dl, index_t g) {
-    dispatch_float(x, "input", [&](auto tag) {
+  m.def("conv_transpose2d_backward_input", [](py::array w, py::array grad_y, py::array grad_x,
+                                              Pair st, Pair pad, Pair op, Pair dl, index_t g, const std::string& algo) {
+    const conv::Algo a = conv::parse_algo(algo);
+    dispatch_float(w, "weight", [&](auto tag) {
       using T = decltype(tag);
-      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
+      const auto s = conv::equivalent_conv2d(shape4(grad_x, "grad_input", "(N, C_in, H, W)"),
                                              shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
-      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+      check_supported(a, s);
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
       T* dxp = nchw_arg<T>(grad_x, "grad_input", s.output_shape());
+      py::gil_scoped_release release;
+      conv::conv_transpose2d_backward_input<T>(a, s, dyp, wp, dxp);
+    });
+  }, py::arg("weight"), py::arg("grad_output"), py::arg("grad_input"), CONV_TRANSPOSE_ARGS, py::arg("algo"));
+
+  m.def("conv_transpose2d_backward_weight", [](py::array x, py::array grad_y, py::array grad_w, py::object grad_b,
+                                               Pair st, Pair pad, Pair op, Pair dl, index_t g, const std::string& algo) {
+    const conv::Algo a = conv::parse_algo(algo);
+    dispatch_float(x, "input", [&](auto tag) {
+      using T = decltype(tag);
+      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
+                                             shape4(grad_w, "grad_weight", "(C_in, C_out/groups, R, S)"),
+                                             {st, pad, op, dl, g});
+      check_supported(a, s);
+      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
       T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
       T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
       py::gil_scoped_release release;
-      conv::conv_transpose2d_backward_input<T>(s, dyp, wp, dxp);
-      conv::conv_transpose2d_backward_weight<T>(s, xp, dyp, dwp, dbp);
+      conv::conv_transpose2d_backward_weight<T>(a, s, xp, dyp, dwp, dbp);
     });
-  }, py::arg("input"), py::arg("weight"), py::arg("grad_output"), py::arg("grad_input"), py::arg("grad_weight"),
-     py::arg("grad_bias"), CONV_TRANSPOSE_ARGS);
+  }, py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), CONV_TRANSPOSE_ARGS,
+     py::arg("algo"));
 }
 
 // The arrays every batch_norm forward reads and writes, checked against x's shape.

@@ -1,7 +1,8 @@
 // conv_transpose2d through the equivalent convolution: a transposed convolution of x with w is
 // conv2d's input gradient for grad_output = x. So its forward is conv2d_backward_input, its
 // input gradient conv2d_forward, and its weight gradient conv2d_backward_weight with the roles
-// of input and output gradient swapped. No loop of its own except the bias.
+// of input and output gradient swapped, each with the algorithm the caller picked. No loop of
+// its own except the bias.
 #include "conv/conv_transpose.h"
 
 #include <algorithm>
@@ -39,8 +40,8 @@ Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::ar
 }
 
 template <class T>
-void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
-  conv2d_backward_input(Algo::im2col, s, x, w, y);
+void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  conv2d_backward_input(algo, s, x, w, y);
   if (!bias) return;
   const index_t plane = s.H * s.W;
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
@@ -52,26 +53,23 @@ void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, cons
   });
 }
 
-// Implicit GEMM: the equivalent convolution is strided, which the direct kernel does not run,
-// and gathering patches into the GEMM's panels beat im2col's column matrix (whole backward of
-// the bench layer 1.28-1.33x faster, measured in one process against the im2col build).
 template <class T>
-void conv_transpose2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  conv2d_forward<T>(Algo::implicit_gemm, s, grad_y, w, nullptr, false, grad_x);
+void conv_transpose2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  conv2d_forward<T>(algo, s, grad_y, w, nullptr, false, grad_x);
 }
 
 template <class T>
-void conv_transpose2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+void conv_transpose2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                       T* grad_bias) {
-  conv2d_backward_weight<T>(Algo::im2col, s, grad_y, x, grad_w, nullptr);
+  conv2d_backward_weight<T>(algo, s, grad_y, x, grad_w, nullptr);
   // Per-channel sums of grad_y: the bias gradient of the 1x1 convolution whose output it is.
   if (grad_bias) conv2d_bias_grad(Conv2dShape({s.N, s.C, s.H, s.W}, {s.C, s.C, 1, 1}, {}), grad_y, grad_bias);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                        \
-  template void conv_transpose2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);   \
-  template void conv_transpose2d_backward_input<T>(const Conv2dShape&, const T*, const T*, T*);      \
-  template void conv_transpose2d_backward_weight<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+  template void conv_transpose2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*);   \
+  template void conv_transpose2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*);      \
+  template void conv_transpose2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

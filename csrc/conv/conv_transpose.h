@@ -23,15 +23,18 @@ Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::ar
                               const ConvTranspose2dParams& params);
 
 // With s = equivalent_conv2d(...): x has s.output_shape(), y s.input_shape(), w s.weight_shape().
+// `algo` runs the conv2d kernel each one is: the input gradient for the forward, the forward
+// for the input gradient, the weight gradient for the weight gradient (Python's algo="auto"
+// times them as such, sharing conv2d's choices).
 template <class T>
-void conv_transpose2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
 
 template <class T>
-void conv_transpose2d_backward_input(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+void conv_transpose2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // grad_w, and grad_bias when not null; overwrites both.
 template <class T>
-void conv_transpose2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+void conv_transpose2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                       T* grad_bias);
 
 }  // namespace fastconv::conv

@@ -55,6 +55,8 @@ void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
           std::fill(out, out + qs.lo, T(0));
           if (p.stride[1] == 1) {
             std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+          } else if (p.stride[1] == 2) {  // a constant stride: gcc vectorises it with shuffles
+            for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
           } else {
             for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * p.stride[1]];
           }
@@ -192,35 +194,52 @@ void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T
   });
 }
 
-// With the batch split over threads, each thread sums its images' weight gradient into a
+// With the chunks split over threads, each thread sums its chunks' weight gradient into a
 // buffer of its own, and the buffers are added in thread order afterwards: no two threads
 // write one value, and the result depends only on the thread count.
+//
+// The GEMM packs its pixel-major operand by transposing it; that should be the smaller one.
+// With more column rows than output channels (conv_transpose2d's 4x4 stride-2 equivalent has
+// 512 against 64) each thread instead sums dw^T = col dy^T into a [C*R*S, K] buffer, and the
+// final reduction transposes.
 template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                    T* grad_bias) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
   const std::vector<Chunk> chunks = column_chunks<T>(s, true);
   const index_t parts = split_over_threads(static_cast<index_t>(chunks.size())) ? num_threads() : 1;
-  // Thread t > 0 sums into partials + (t - 1) * size: taken here, by the calling thread, so the
-  // buffers stay distinct even if OpenMP runs several t on one thread.
-  T* partials = parts > 1 ? thread_scratch<T>((parts - 1) * size, ScratchSlot::partial_sums) : nullptr;
+  const bool transposed = CRSg > Kg;
+  // Thread t sums into grad_w (t == 0, not transposed) or its part of the partials: taken here,
+  // by the calling thread, so the buffers stay distinct even if OpenMP runs several t on one thread.
+  const index_t own = transposed ? 0 : 1;  // threads that sum into grad_w itself
+  T* partials = parts > own ? thread_scratch<T>((parts - own) * size, ScratchSlot::partial_sums) : nullptr;
   std::vector<char> started(parts, 0);
   for_each_chunk(chunks, [&](index_t t, const Chunk& chunk) {
-    T* sums = t == 0 ? grad_w : partials + (t - 1) * size;
+    T* sums = t < own ? grad_w : partials + (t - own) * size;
     const MatrixView<const T> col = columns(s, x, chunk);
     const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
+    const gemm::Epilogue<T> accumulate{T(1), started[t] ? T(1) : T(0)};
     for (index_t g = 0; g < G; ++g) {
-      const auto dw = dense_matrix(sums + g * Kg * CRSg, Kg, CRSg);
-      gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(), dw,
-                    {T(1), started[t] ? T(1) : T(0)});
+      if (transposed)
+        gemm::gemm<T>(col.row_block(g * CRSg, CRSg), dy.row_block(g * Kg, Kg).transposed(),
+                      dense_matrix(sums + g * Kg * CRSg, CRSg, Kg), accumulate);
+      else
+        gemm::gemm<T>(dy.row_block(g * Kg, Kg), col.row_block(g * CRSg, CRSg).transposed(),
+                      dense_matrix(sums + g * Kg * CRSg, Kg, CRSg), accumulate);
     }
     started[t] = 1;
   });
-  if (!started[0]) std::fill(grad_w, grad_w + size, T(0));  // an empty batch
+  // grad_w[g, k, i] = sum over t of part t at [g, k, i], or at [g, i, k] when transposed.
   parallel_for(0, size, 1 << 14, [&](index_t lo, index_t hi) {
-    for (index_t t = 1; t < parts; ++t)
-      if (started[t])
-        for (index_t i = lo; i < hi; ++i) grad_w[i] += partials[(t - 1) * size + i];
+    if (own == 1 && !started[0]) std::fill(grad_w + lo, grad_w + hi, T(0));  // an empty batch
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t g = i / (Kg * CRSg), k = i / CRSg % Kg, c = i % CRSg;
+      const index_t at = transposed ? (g * CRSg + c) * Kg + k : i;
+      T sum = own == 1 ? grad_w[i] : T(0);
+      for (index_t t = own; t < parts; ++t)
+        if (started[t]) sum += partials[(t - own) * size + at];
+      grad_w[i] = sum;
+    }
   });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }

@@ -119,16 +119,33 @@ void pack_rows_across_panels(const MatrixView<const T>& b, index_t k0, index_t k
   }
 }
 
+template <int NR, class T>
+bool pack_runs_across_panels(const MatrixView<const T>& b, index_t k0, index_t kc, index_t j0, index_t cols, T* dst) {
+  if (b.unit_stride_run(j0, cols)) {
+    pack_rows_across_panels<NR>(b, k0, kc, j0, cols, dst);
+    return true;
+  }
+  // Grouped columns (an NCHW batch read as [channels, images * pixels]): one run per group,
+  // when every group boundary in the block falls on a panel boundary.
+  if (b.col_stride != 1 || (j0 % b.col_group) % NR != 0 || b.col_group % NR != 0) return false;
+  for (index_t j = 0; j < cols;) {
+    const index_t run = std::min(cols - j, b.col_group - (j0 + j) % b.col_group);
+    pack_rows_across_panels<NR>(b, k0, kc, j0 + j, run, dst + j * kc);
+    j += run;
+  }
+  return true;
+}
+
 template <class T>
 void pack_b_block(const PackMatrixB<T>& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
-  if (pack.b.unit_stride_run(j0, cols)) {
-    switch (nr) {
-      case 8: return pack_rows_across_panels<8>(pack.b, k0, kc, j0, cols, dst);
-      case 16: return pack_rows_across_panels<16>(pack.b, k0, kc, j0, cols, dst);
-      case 32: return pack_rows_across_panels<32>(pack.b, k0, kc, j0, cols, dst);
-      default: break;
-    }
+  bool done = false;
+  switch (nr) {
+    case 8: done = pack_runs_across_panels<8>(pack.b, k0, kc, j0, cols, dst); break;
+    case 16: done = pack_runs_across_panels<16>(pack.b, k0, kc, j0, cols, dst); break;
+    case 32: done = pack_runs_across_panels<32>(pack.b, k0, kc, j0, cols, dst); break;
+    default: break;
   }
+  if (done) return;
   for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
 }
 

@@ -139,3 +139,18 @@ def test_conv_transpose2d_bad_input_raises_clearly(kwargs, error, match):
 def test_conv_transpose2d_backward_checks_grad_output_shape():
     with pytest.raises(ValueError, match="grad_output: expected shape \\(2, 3, 7, 7\\)"):
         ops.conv_transpose2d_backward(X4, W4, np.zeros((2, 3, 8, 8)))
+
+
+def test_conv_transpose2d_algorithms_agree_and_unsupported_ones_raise(rng):
+    # Each kernel is a conv2d kernel on the equivalent convolution, picked like conv2d's.
+    x = rng.standard_normal((2, 6, 5, 7))
+    w = rng.standard_normal((6, 4, 3, 3))
+    gy = rng.standard_normal(ops.conv_transpose2d(x, w, padding=1).shape)
+    ref = ops.conv_transpose2d(x, w, padding=1, algo="im2col")
+    ref_grads = ops.conv_transpose2d_backward(x, w, gy, padding=1, algo="im2col")
+    for algo in ("direct", "winograd_2x3", "fft", "auto"):
+        np.testing.assert_allclose(ops.conv_transpose2d(x, w, padding=1, algo=algo), ref, rtol=1e-9, atol=1e-9)
+        for ours, theirs in zip(ops.conv_transpose2d_backward(x, w, gy, padding=1, algo=algo), ref_grads):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="algo='winograd_4x3' cannot run"):
+        ops.conv_transpose2d(x, w, stride=2, algo="winograd_4x3")

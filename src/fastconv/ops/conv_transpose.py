@@ -1,12 +1,16 @@
 """conv_transpose2d and its gradients, with torch.nn.functional.conv_transpose2d's argument rules.
 
-The kernels are conv2d's, run on the equivalent convolution (csrc/conv/conv_transpose.cpp).
+A transposed convolution is the input gradient of the equivalent conv2d (whose input is our
+output), so each of its three kernels is one of conv2d's (csrc/conv/conv_transpose.cpp): the
+forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
+conv2d's weight gradient. algo="auto" picks each one's algorithm as conv2d's auto does (timed
+once per shape, shared with plain conv2d calls of the same geometry).
 """
 import numpy as np
 
 from fastconv import _C
 from fastconv.ops._checks import int_pair
-from fastconv.ops.conv import _bias_array, _prepare
+from fastconv.ops.conv import _algorithm, _bias_array, _prepare
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
@@ -20,26 +24,41 @@ def conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation
             int_pair(dilation, "dilation"), int(groups))
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def _equivalent_conv2d_arguments(args):
+    """conv2d's (stride, pad_begin, pad_end, dilation, groups) for the equivalent convolution:
+    output_padding rows lie past its last window, so they shorten its end padding."""
+    stride, padding, output_padding, dilation, groups = args
+    pad_end = tuple(p - o for p, o in zip(padding, output_padding))
+    return stride, padding, pad_end, dilation, groups
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     *, algo="auto"):
     """Transposed 2-d convolution of an NCHW batch, as torch.nn.functional.conv_transpose2d.
 
     input (N, C_in, H, W), weight (C_in, C_out/groups, R, S), bias (C_out,) or None ->
     (N, C_out, (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1, ...).
+    algo: as conv2d's, for the conv2d input-gradient kernel that computes it.
     """
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     y = np.empty(_C.conv_transpose2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
     b = _bias_array(bias, x.dtype, y.shape[1])
-    _C.conv_transpose2d_forward(x, w, b, y, *args)
+    run = lambda a: _C.conv_transpose2d_forward(x, w, b, y, *args, a)
+    run(_algorithm(algo, "input", run, y.shape, w.shape, _equivalent_conv2d_arguments(args), x.dtype))
     return y
 
 
 def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, output_padding=0, groups=1,
-                              dilation=1, needs_bias=True):
+                              dilation=1, needs_bias=True, *, algo="auto"):
     """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked."""
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
+    conv_args = _equivalent_conv2d_arguments(args)
     dx, dw = np.empty_like(x), np.empty_like(w)
     db = np.empty(dy.shape[1], dtype=w.dtype) if needs_bias else None
-    _C.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args)
+    run_input = lambda a: _C.conv_transpose2d_backward_input(w, dy, dx, *args, a)
+    run_weight = lambda a: _C.conv_transpose2d_backward_weight(x, dy, dw, db, *args, a)
+    run_input(_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype))
+    run_weight(_algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
     return dx, dw, db
