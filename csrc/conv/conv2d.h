@@ -166,6 +166,11 @@ template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// y = conv2d(x, w) and the weight gradient for (x, grad_y) in one pass over x's columns: both
+// GEMMs read each chunk's column matrix while it is in cache (conv_transpose2d's backward).
+template <class T>
+void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* w, T* y,
+                                               const T* grad_y, T* grad_w);
 
 // Sum of grad_y over batch and pixels: the bias gradient, shared by every algorithm.
 template <class T>

@@ -39,6 +39,14 @@ Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::ar
                      {p.stride, p.padding, pad_end, p.dilation, p.groups});
 }
 
+namespace {
+// Per-channel sums of grad_y: the bias gradient of the 1x1 convolution whose output it is.
+template <class T>
+void conv_transpose2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
+  conv2d_bias_grad(Conv2dShape({s.N, s.C, s.H, s.W}, {s.C, s.C, 1, 1}, {}), grad_y, grad_bias);
+}
+}  // namespace
+
 template <class T>
 void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   conv2d_backward_input(algo, s, x, w, y);
@@ -62,14 +70,27 @@ template <class T>
 void conv_transpose2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                       T* grad_bias) {
   conv2d_backward_weight<T>(algo, s, grad_y, x, grad_w, nullptr);
-  // Per-channel sums of grad_y: the bias gradient of the 1x1 convolution whose output it is.
-  if (grad_bias) conv2d_bias_grad(Conv2dShape({s.N, s.C, s.H, s.W}, {s.C, s.C, 1, 1}, {}), grad_y, grad_bias);
+  if (grad_bias) conv_transpose2d_bias_grad(s, grad_y, grad_bias);
+}
+
+template <class T>
+void conv_transpose2d_backward(Algo input_algo, Algo weight_algo, const Conv2dShape& s, const T* x, const T* w,
+                               const T* grad_y, T* grad_x, T* grad_w, T* grad_bias) {
+  if (input_algo == Algo::im2col && weight_algo == Algo::im2col) {
+    conv2d_forward_and_backward_weight_im2col<T>(s, grad_y, w, grad_x, x, grad_w);
+    if (grad_bias) conv_transpose2d_bias_grad(s, grad_y, grad_bias);
+    return;
+  }
+  conv_transpose2d_backward_input(input_algo, s, grad_y, w, grad_x);
+  conv_transpose2d_backward_weight(weight_algo, s, x, grad_y, grad_w, grad_bias);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                        \
   template void conv_transpose2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*);   \
   template void conv_transpose2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*);      \
-  template void conv_transpose2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
+  template void conv_transpose2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);  \
+  template void conv_transpose2d_backward<T>(Algo, Algo, const Conv2dShape&, const T*, const T*, const T*, T*, \
+                                             T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

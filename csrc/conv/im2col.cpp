@@ -159,19 +159,24 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, const Chunk& c) {
   return as_const(dense_matrix(col, s.column_rows(), cols));
 }
 
+// out = w col (+ bias, ReLU) for one chunk, group by group.
+template <class T>
+void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const T* w, const T* bias, bool relu,
+                  const MatrixView<T>& out) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  for (index_t g = 0; g < G; ++g) {
+    const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
+    gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
+                  {T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
+  }
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
   for_each_chunk(column_chunks<T>(s, true), [&](index_t, const Chunk& chunk) {
-    const MatrixView<const T> col = columns(s, x, chunk);
-    const MatrixView<T> out = chunk_matrix(y, s.K, s, chunk);
-    for (index_t g = 0; g < G; ++g) {
-      const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
-      gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
-                    {T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
-    }
+    forward_gemm(s, columns(s, x, chunk), w, bias, relu, chunk_matrix(y, s.K, s, chunk));
   });
 }
 
@@ -202,9 +207,13 @@ void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T
 // With more column rows than output channels (conv_transpose2d's 4x4 stride-2 equivalent has
 // 512 against 64) each thread instead sums dw^T = col dy^T into a [C*R*S, K] buffer, and the
 // final reduction transposes.
-template <class T>
-void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
-                                   T* grad_bias) {
+namespace {
+
+//
+// `with_columns(chunk, col)` runs on each chunk's column matrix while it is still in cache.
+template <class T, class ColumnsFn>
+void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                            const ColumnsFn& with_columns) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
   const std::vector<Chunk> chunks = column_chunks<T>(s, true);
   const index_t parts = split_over_threads(static_cast<index_t>(chunks.size())) ? num_threads() : 1;
@@ -217,6 +226,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* gr
   for_each_chunk(chunks, [&](index_t t, const Chunk& chunk) {
     T* sums = t < own ? grad_w : partials + (t - own) * size;
     const MatrixView<const T> col = columns(s, x, chunk);
+    with_columns(chunk, col);
     const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
     const gemm::Epilogue<T> accumulate{T(1), started[t] ? T(1) : T(0)};
     for (index_t g = 0; g < G; ++g) {
@@ -241,7 +251,23 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* gr
       grad_w[i] = sum;
     }
   });
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                                   T* grad_bias) {
+  weight_gradient_im2col(s, x, grad_y, grad_w, [](const Chunk&, const MatrixView<const T>&) {});
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+}
+
+template <class T>
+void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* w, T* y,
+                                               const T* grad_y, T* grad_w) {
+  weight_gradient_im2col(s, x, grad_y, grad_w, [&](const Chunk& chunk, const MatrixView<const T>& col) {
+    forward_gemm<T>(s, col, w, nullptr, false, chunk_matrix(y, s.K, s, chunk));
+  });
 }
 
 template <class T>
@@ -263,6 +289,8 @@ void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
   template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_im2col<T>(const Conv2dShape&, const T*, const T*, T*);          \
   template void conv2d_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*, T*);    \
+  template void conv2d_forward_and_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*,  \
+                                                             const T*, T*);                           \
   template void conv2d_bias_grad<T>(const Conv2dShape&, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

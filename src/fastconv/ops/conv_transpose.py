@@ -57,8 +57,11 @@ def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, o
     conv_args = _equivalent_conv2d_arguments(args)
     dx, dw = np.empty_like(x), np.empty_like(w)
     db = np.empty(dy.shape[1], dtype=w.dtype) if needs_bias else None
+    # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
+    # share grad_output's columns).
     run_input = lambda a: _C.conv_transpose2d_backward_input(w, dy, dx, *args, a)
     run_weight = lambda a: _C.conv_transpose2d_backward_weight(x, dy, dw, db, *args, a)
-    run_input(_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype))
-    run_weight(_algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
+    input_algo = _algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype)
+    weight_algo = _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype)
+    _C.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, input_algo, weight_algo)
     return dx, dw, db
