@@ -87,7 +87,13 @@ void col2im(const Conv2dShape& s, const T* col, index_t nb, T* x) {
           for (index_t op = ps.lo; op < ps.hi; ++op) {
             T* dst = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
             const T* row = src + op * s.Q;
-            for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * p.stride[1]] += row[q];
+            if (p.stride[1] == 1) {
+              for (index_t q = qs.lo; q < qs.hi; ++q) dst[q] += row[q];
+            } else if (p.stride[1] == 2) {  // constant strides vectorise (conv_transpose2d's 2x)
+              for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * 2] += row[q];
+            } else {
+              for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * p.stride[1]] += row[q];
+            }
           }
         }
     }

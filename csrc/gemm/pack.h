@@ -27,7 +27,22 @@ struct PackMatrixA {
       for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r][k];
   }
 
+  // A whole panel of a column-major A (a transposed weight): each step is MR contiguous values.
+  template <int MR>
+  void pack_column_major_panel(index_t i0, index_t k0, index_t kc, T* dst) const {
+    const T* first = &a.at(i0, k0);
+    for (index_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, first + a.col_offset(k0 + k) - a.col_offset(k0), MR * sizeof(T));
+  }
+
   void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
+    if (rows == mr && a.row_stride == 1 && a.regular_rows(i0, rows)) {
+      switch (mr) {
+        case 6: return pack_column_major_panel<6>(i0, k0, kc, dst);
+        case 8: return pack_column_major_panel<8>(i0, k0, kc, dst);
+        case 12: return pack_column_major_panel<12>(i0, k0, kc, dst);
+        default: break;
+      }
+    }
     if (rows == mr && a.col_stride == 1 && (a.col_group == 0 || k0 / a.col_group == (k0 + kc - 1) / a.col_group)) {
       switch (mr) {
         case 6: return pack_contiguous_panel<6>(i0, k0, kc, dst);
