@@ -62,33 +62,19 @@ void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const
 }
 
 template <class T>
-void conv_transpose2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  conv2d_forward<T>(algo, s, grad_y, w, nullptr, false, grad_x);
-}
-
-template <class T>
-void conv_transpose2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
-                                      T* grad_bias) {
-  conv2d_backward_weight<T>(algo, s, grad_y, x, grad_w, nullptr);
-  if (grad_bias) conv_transpose2d_bias_grad(s, grad_y, grad_bias);
-}
-
-template <class T>
 void conv_transpose2d_backward(Algo input_algo, Algo weight_algo, const Conv2dShape& s, const T* x, const T* w,
                                const T* grad_y, T* grad_x, T* grad_w, T* grad_bias) {
-  if (input_algo == Algo::im2col && weight_algo == Algo::im2col) {
+  if (grad_x && grad_w && input_algo == Algo::im2col && weight_algo == Algo::im2col) {
     conv2d_forward_and_backward_weight_im2col<T>(s, grad_y, w, grad_x, x, grad_w);
-    if (grad_bias) conv_transpose2d_bias_grad(s, grad_y, grad_bias);
-    return;
+  } else {
+    if (grad_x) conv2d_forward<T>(input_algo, s, grad_y, w, nullptr, false, grad_x);
+    if (grad_w) conv2d_backward_weight<T>(weight_algo, s, grad_y, x, grad_w, nullptr);
   }
-  conv_transpose2d_backward_input(input_algo, s, grad_y, w, grad_x);
-  conv_transpose2d_backward_weight(weight_algo, s, x, grad_y, grad_w, grad_bias);
+  if (grad_bias) conv_transpose2d_bias_grad(s, grad_y, grad_bias);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                        \
   template void conv_transpose2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*);   \
-  template void conv_transpose2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*);      \
-  template void conv_transpose2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);  \
   template void conv_transpose2d_backward<T>(Algo, Algo, const Conv2dShape&, const T*, const T*, const T*, T*, \
                                              T*, T*);
 FASTCONV_INSTANTIATE(float)

@@ -29,18 +29,10 @@ Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::ar
 template <class T>
 void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
 
-template <class T>
-void conv_transpose2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
-
-// grad_x, grad_w, and grad_bias when not null; overwrites them. When both algorithms are
-// im2col the two share one column matrix of grad_y.
+// grad_x with input_algo, grad_w (and grad_bias) with weight_algo, each skipped when null;
+// overwrites them. When both run im2col they share one column matrix of grad_y.
 template <class T>
 void conv_transpose2d_backward(Algo input_algo, Algo weight_algo, const Conv2dShape& s, const T* x, const T* w,
                                const T* grad_y, T* grad_x, T* grad_w, T* grad_bias);
-
-// grad_w, and grad_bias when not null; overwrites both.
-template <class T>
-void conv_transpose2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
-                                      T* grad_bias);
 
 }  // namespace fastconv::conv

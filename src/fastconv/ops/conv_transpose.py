@@ -59,8 +59,8 @@ def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, o
     db = np.empty(dy.shape[1], dtype=w.dtype) if needs_bias else None
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
-    run_input = lambda a: _C.conv_transpose2d_backward_input(w, dy, dx, *args, a)
-    run_weight = lambda a: _C.conv_transpose2d_backward_weight(x, dy, dw, db, *args, a)
+    run_input = lambda a: _C.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
+    run_weight = lambda a: _C.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col", a)
     input_algo = _algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype)
     weight_algo = _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype)
     _C.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, input_algo, weight_algo)
