@@ -8,8 +8,6 @@
 #include <memory>
 #include <new>
 
-#include <sys/mman.h>
-
 #include "core/view.h"
 
 namespace fastconv {
@@ -29,21 +27,6 @@ struct ThreadScratch {
   std::unique_ptr<void, FreeScratch> buffers[kSlots];
   std::size_t capacity[kSlots] = {};
 };
-// Buffers of a megabyte and more sit on 2 MiB boundaries and ask for transparent huge pages:
-// a packed GEMM block is written across many panels at once (one 4 KiB page each), and at
-// one TLB entry per panel those stores missed the TLB on every row (a quarter of an im2col
-// conv's time on ResNet-20's first layer).
-constexpr std::size_t kHugePage = 2u << 20;
-inline void* allocate_scratch(std::size_t bytes) {
-  if (bytes < kHugePage / 2) return std::aligned_alloc(64, bytes);
-  const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = std::aligned_alloc(kHugePage, rounded);
-#ifdef MADV_HUGEPAGE
-  if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP, plain pages
-#endif
-  return p;
-}
-
 // Every thread's buffers share one slot table (float and double users alike).
 inline ThreadScratch& thread_scratch_state() {
   thread_local ThreadScratch state;
@@ -66,7 +49,7 @@ T* thread_scratch(index_t n, ScratchSlot slot) {
     detail::scratch_bytes_held() -= static_cast<std::int64_t>(state.capacity[s]);
     state.buffers[s].reset();
     state.capacity[s] = 0;
-    state.buffers[s].reset(detail::allocate_scratch(bytes));
+    state.buffers[s].reset(std::aligned_alloc(64, bytes));
     if (!state.buffers[s]) throw std::bad_alloc();
     state.capacity[s] = bytes;
     detail::scratch_bytes_held() += static_cast<std::int64_t>(bytes);
