@@ -1,22 +1,9 @@
 """ResNet-20's training step (128 images) and inference (256 images) under pytest-benchmark: every
-runner (fastconv and its torch peers) of the fastconv-bench models section, so both views time
-exactly the same calls."""
-import pytest
-
+runner (fastconv and its torch peers) of the fastconv-bench models section."""
 from fastconv.bench import models
-from fastconv.bench.__main__ import load_layers
-
-try:
-    import torch as _torch
-except ImportError:
-    _torch = None
-
-CASES = list(models.cases(load_layers(None), _torch))
-RUNS = [(case, impl) for case in CASES for impl in case.runners]
+from section_runs import parametrize_runs, run
 
 
-@pytest.mark.parametrize("case,impl", RUNS, ids=[f"{c.name}-{c.mode}-{impl}" for c, impl in RUNS])
+@parametrize_runs(models)
 def test_models(benchmark, request, case, impl):
-    if impl.startswith("torch"):
-        request.getfixturevalue("torch")  # pins torch to the suite's thread count
-    benchmark(case.runners[impl])
+    run(benchmark, request, case, impl)
