@@ -7,11 +7,19 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "core/view.h"
 #include "gemm/kernels.h"
 
 namespace fastconv::gemm {
+
+// Calls f(std::integral_constant<int, W>) for the W in Ws equal to w and returns true, or
+// returns false: a run-time panel width turned into a compile-time one.
+template <int... Ws, class F>
+bool with_width(int w, F&& f) {
+  return ((w == Ws ? (f(std::integral_constant<int, Ws>{}), true) : false) || ...);
+}
 
 template <class T>
 struct PackMatrixA {
@@ -35,22 +43,12 @@ struct PackMatrixA {
   }
 
   void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
-    if (rows == mr && a.row_stride == 1 && a.regular_rows(i0, rows)) {
-      switch (mr) {
-        case 6: return pack_column_major_panel<6>(i0, k0, kc, dst);
-        case 8: return pack_column_major_panel<8>(i0, k0, kc, dst);
-        case 12: return pack_column_major_panel<12>(i0, k0, kc, dst);
-        default: break;
-      }
-    }
-    if (rows == mr && a.col_stride == 1 && (a.col_group == 0 || k0 / a.col_group == (k0 + kc - 1) / a.col_group)) {
-      switch (mr) {
-        case 6: return pack_contiguous_panel<6>(i0, k0, kc, dst);
-        case 8: return pack_contiguous_panel<8>(i0, k0, kc, dst);
-        case 12: return pack_contiguous_panel<12>(i0, k0, kc, dst);
-        default: break;
-      }
-    }
+    if (rows == mr && a.row_stride == 1 && a.regular_rows(i0, rows) &&
+        with_width<6, 8, 12>(mr, [&](auto MR) { pack_column_major_panel<MR>(i0, k0, kc, dst); }))
+      return;
+    if (rows == mr && a.col_stride == 1 && (a.col_group == 0 || k0 / a.col_group == (k0 + kc - 1) / a.col_group) &&
+        with_width<6, 8, 12>(mr, [&](auto MR) { pack_contiguous_panel<MR>(i0, k0, kc, dst); }))
+      return;
     if (a.col_stride == 1) {  // rows of A are contiguous within each column group: walk runs
       for (index_t k = 0; k < kc;) {
         const index_t run = a.col_group ? std::min(kc - k, a.col_group - (k0 + k) % a.col_group) : kc - k;
@@ -107,11 +105,17 @@ struct PackMatrixB {
   }
 };
 
-// Packs the B block [k0, k0 + kc) x [j0, j0 + cols) as consecutive nr-wide panels. The default
-// asks the packer for one panel at a time.
+// Packs the B block [k0, k0 + kc) x [j0, j0 + cols) as consecutive nr-wide panels, asking the
+// packer for one panel at a time.
+template <class PackB, class T>
+void pack_b_panels(const PackB& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
+  for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
+}
+
+// The same block, however the packer does it best: panel by panel unless overloaded below.
 template <class PackB, class T>
 void pack_b_block(const PackB& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
-  for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
+  pack_b_panels(pack, k0, kc, j0, cols, nr, dst);
 }
 
 // A plain matrix whose block rows are unit-stride runs is walked row by row across every panel:
@@ -142,7 +146,7 @@ bool pack_runs_across_panels(const MatrixView<const T>& b, index_t k0, index_t k
   }
   // Grouped columns (an NCHW batch read as [channels, images * pixels]): one run per group,
   // when every group boundary in the block falls on a panel boundary.
-  if (b.col_stride != 1 || (j0 % b.col_group) % NR != 0 || b.col_group % NR != 0) return false;
+  if (b.col_group == 0 || b.col_stride != 1 || (j0 % b.col_group) % NR != 0 || b.col_group % NR != 0) return false;
   for (index_t j = 0; j < cols;) {
     const index_t run = std::min(cols - j, b.col_group - (j0 + j) % b.col_group);
     pack_rows_across_panels<NR>(b, k0, kc, j0 + j, run, dst + j * kc);
@@ -154,14 +158,8 @@ bool pack_runs_across_panels(const MatrixView<const T>& b, index_t k0, index_t k
 template <class T>
 void pack_b_block(const PackMatrixB<T>& pack, index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) {
   bool done = false;
-  switch (nr) {
-    case 8: done = pack_runs_across_panels<8>(pack.b, k0, kc, j0, cols, dst); break;
-    case 16: done = pack_runs_across_panels<16>(pack.b, k0, kc, j0, cols, dst); break;
-    case 32: done = pack_runs_across_panels<32>(pack.b, k0, kc, j0, cols, dst); break;
-    default: break;
-  }
-  if (done) return;
-  for (index_t jr = 0; jr < cols; jr += nr) pack(k0, kc, j0 + jr, std::min<index_t>(nr, cols - jr), nr, dst + jr * kc);
+  with_width<8, 16, 32>(nr, [&](auto NR) { done = pack_runs_across_panels<NR>(pack.b, k0, kc, j0, cols, dst); });
+  if (!done) pack_b_panels(pack, k0, kc, j0, cols, nr, dst);
 }
 
 }  // namespace fastconv::gemm
