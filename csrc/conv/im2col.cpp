@@ -177,34 +177,6 @@ void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const T*
   }
 }
 
-}  // namespace
-
-template <class T>
-void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  for_each_chunk(column_chunks<T>(s, true), [&](index_t, const Chunk& chunk) {
-    forward_gemm(s, columns(s, x, chunk), w, bias, relu, chunk_matrix(y, s.K, s, chunk));
-  });
-}
-
-template <class T>
-void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  for_each_chunk(column_chunks<T>(s, false), [&](index_t, const Chunk& chunk) {
-    const index_t n0 = chunk.n0, nb = chunk.nb;
-    const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
-    // Pointwise: the column gradient is the input gradient itself.
-    T* col = s.is_pointwise() ? nullptr
-                              : thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
-    const MatrixView<T> dcol = col ? dense_matrix(col, s.column_rows(), nb * s.pixels())
-                                   : chunk_matrix(grad_x, s.C, s, chunk);
-    for (index_t g = 0; g < G; ++g) {
-      const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
-      gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
-    }
-    if (col) col2im(s, col, nb, grad_x + n0 * s.C * s.H * s.W);
-  });
-}
-
 // With the chunks split over threads, each thread sums its chunks' weight gradient into a
 // buffer of its own, and the buffers are added in thread order afterwards: no two threads
 // write one value, and the result depends only on the thread count.
@@ -213,8 +185,6 @@ void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T
 // With more column rows than output channels (conv_transpose2d's 4x4 stride-2 equivalent has
 // 512 against 64) each thread instead sums dw^T = col dy^T into a [C*R*S, K] buffer, and the
 // final reduction transposes.
-namespace {
-
 //
 // `with_columns(chunk, col)` runs on each chunk's column matrix while it is still in cache.
 template <class T, class ColumnsFn>
@@ -260,6 +230,32 @@ void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T
 }
 
 }  // namespace
+
+template <class T>
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  for_each_chunk(column_chunks<T>(s, true), [&](index_t, const Chunk& chunk) {
+    forward_gemm(s, columns(s, x, chunk), w, bias, relu, chunk_matrix(y, s.K, s, chunk));
+  });
+}
+
+template <class T>
+void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  for_each_chunk(column_chunks<T>(s, false), [&](index_t, const Chunk& chunk) {
+    const index_t n0 = chunk.n0, nb = chunk.nb;
+    const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
+    // Pointwise: the column gradient is the input gradient itself.
+    T* col = s.is_pointwise() ? nullptr
+                              : thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
+    const MatrixView<T> dcol = col ? dense_matrix(col, s.column_rows(), nb * s.pixels())
+                                   : chunk_matrix(grad_x, s.C, s, chunk);
+    for (index_t g = 0; g < G; ++g) {
+      const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
+      gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
+    }
+    if (col) col2im(s, col, nb, grad_x + n0 * s.C * s.H * s.W);
+  });
+}
 
 template <class T>
 void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
