@@ -154,3 +154,19 @@ def test_conv_transpose2d_algorithms_agree_and_unsupported_ones_raise(rng):
             np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="algo='winograd_4x3' cannot run"):
         ops.conv_transpose2d(x, w, stride=2, algo="winograd_4x3")
+
+
+def test_auto_backward_times_the_pair_against_shared_im2col(rng):
+    from fastconv.ops import conv_algo
+    x = rng.standard_normal((2, 6, 5, 7))
+    w = rng.standard_normal((6, 4, 4, 4))
+    gy = rng.standard_normal(ops.conv_transpose2d(x, w, stride=2, padding=1).shape)
+    ref = ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1, algo="im2col")
+    conv_algo.set_mode("benchmark")
+    ours = ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1)
+    pairs = [v for k, v in conv_algo.chosen().items() if k[-1] == "forward+weight" and k[0] == gy.shape]
+    separate = tuple(conv_algo.chosen()[k[:-1] + (d,)] for d in ("forward", "weight")
+                     for k in conv_algo.chosen() if k[-1] == "forward+weight" and k[0] == gy.shape)
+    assert len(pairs) == 1 and pairs[0] in (separate, ("im2col", "im2col"))
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)

@@ -80,9 +80,13 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     return "implicit" if "implicit" in candidates else "im2col"
 
 
+def _key(input_shape, weight_shape, args, dtype, direction):
+    return (tuple(input_shape), tuple(weight_shape), args, str(dtype), _C.num_threads(), direction)
+
+
 def resolve(direction, run, input_shape, weight_shape, args, dtype):
     """The algorithm for one call. `run(algo)` executes the call with that algorithm."""
-    key = (tuple(input_shape), tuple(weight_shape), args, str(dtype), _C.num_threads(), direction)
+    key = _key(input_shape, weight_shape, args, dtype, direction)
     algo = _choices.get(key)
     if algo is None:
         candidates = [a for a in supported(input_shape, weight_shape, args)
@@ -93,6 +97,19 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
             algo = _fastest(run, candidates)
         _choices[key] = algo
     return algo
+
+
+def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candidates):
+    """resolve() over given candidates, the first of which is the deterministic mode's choice:
+    for calls that run several kernels at once (conv_transpose2d's two gradients, which share
+    work when both run im2col), where the fastest pair is not always the pair of fastest."""
+    key = _key(input_shape, weight_shape, args, dtype, direction)
+    choice = _choices.get(key)
+    if choice is None:
+        unique = list(dict.fromkeys(candidates))
+        choice = unique[0] if _mode == "deterministic" or len(unique) == 1 else _fastest(run, unique)
+        _choices[key] = choice
+    return choice
 
 
 def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1):

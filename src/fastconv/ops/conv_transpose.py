@@ -9,6 +9,7 @@ once per shape, shared with plain conv2d calls of the same geometry).
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops import conv_algo
 from fastconv.ops._checks import int_pair
 from fastconv.ops.conv import _algorithm, _bias_array, _prepare
 
@@ -61,7 +62,11 @@ def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, o
     # share grad_output's columns).
     run_input = lambda a: _C.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
     run_weight = lambda a: _C.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col", a)
-    input_algo = _algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype)
-    weight_algo = _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype)
-    _C.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, input_algo, weight_algo)
+    algos = (_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
+             _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
+    run_both = lambda pair: _C.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
+    if algo == "auto":  # the two fastest apart, or both im2col sharing their columns
+        algos = conv_algo.resolve_among("forward+weight", run_both, dy.shape, w.shape, conv_args, x.dtype,
+                                        [algos, ("im2col", "im2col")])
+    run_both(algos)
     return dx, dw, db
