@@ -159,6 +159,9 @@ void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w
 // of images, or of output-row bands of one image, that fit, so that the GEMM finds the columns
 // still in cache. One output row's columns are the floor (the input gradient's, one image).
 constexpr std::size_t kColumnBudgetBytes = 1u << 20;
+// Largest block of column-gradient rows made at once before col2im adds it up (whole
+// channels, at least one): half of a 512 KiB L2.
+constexpr std::size_t kCol2imBlockBytes = 1u << 18;
 
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);

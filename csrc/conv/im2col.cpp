@@ -68,29 +68,89 @@ void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
   });
 }
 
-// The adjoint of im2col: x[img, c, ...] = sum of the column entries that read it.
+// col2im for one plane when the stride is > 1 (dilation 1), the transposed convolution's
+// upsampling case. Adding each tap's row into the plane strides its stores and adds every
+// pixel R*S/(sh*sw) times. Instead: tap (r, k) lands on one phase (r % sh, k % sw) of the
+// plane, at (op + r / sh, q + k / sw) in that phase's sub-plane, so the taps are summed there
+// with contiguous adds (the phases fit in L1), and the plane is written once from its phases
+// (an interleave of two rows when sw == 2). Each tap adds its whole P x Q block: entries that
+// fall in the padding land in phase cells that no pixel reads, which spares the bounds.
+// The phases' extent: every tap's block, and every pixel (rows past the last window, which
+// no tap reaches, read zeros).
+struct PhaseLayout {
+  index_t sh, sw, I, M;  // sh * sw phases of I x M cells
+  explicit PhaseLayout(const Conv2dShape& s)
+      : sh(s.p.stride[0]),
+        sw(s.p.stride[1]),
+        I(std::max(s.P + (s.R - 1) / sh, ceil_div(s.H + s.p.pad_begin[0], sh))),
+        M(std::max(s.Q + (s.S - 1) / sw, ceil_div(s.W + s.p.pad_begin[1], sw))) {}
+  index_t size() const { return sh * sw * I * M; }
+};
+
 template <class T>
-void col2im(const Conv2dShape& s, const T* col, index_t nb, T* x) {
+void col2im_plane_by_phase(const Conv2dShape& s, const T* __restrict col, index_t ld, T* __restrict plane,
+                           T* __restrict phases) {
+  const PhaseLayout L(s);
+  const index_t phase_size = L.I * L.M, pt = s.p.pad_begin[0], pl = s.p.pad_begin[1];
+  std::fill(phases, phases + L.size(), T(0));
+  for (index_t r = 0; r < s.R; ++r)
+    for (index_t k = 0; k < s.S; ++k) {
+      const T* __restrict src = col + (r * s.S + k) * ld;
+      T* __restrict phase = phases + ((r % L.sh) * L.sw + k % L.sw) * phase_size + (r / L.sh) * L.M + k / L.sw;
+      for (index_t op = 0; op < s.P; ++op)
+        for (index_t q = 0; q < s.Q; ++q) phase[op * L.M + q] += src[op * s.Q + q];
+    }
+  for (index_t h = 0; h < s.H; ++h) {
+    const index_t eh = h + pt;
+    const T* rows = phases + (eh % L.sh) * L.sw * phase_size + (eh / L.sh) * L.M;  // phase b at + b * phase_size
+    T* out = plane + h * s.W;
+    index_t w = 0;
+    if (L.sw == 2) {  // the plain interleave of two rows vectorises
+      for (; w < s.W && (w + pl) % 2; ++w) out[w] = rows[phase_size + (w + pl) / 2];
+      const T* even = rows + (w + pl) / 2;
+      const T* odd = even + phase_size;
+      T* o = out + w;
+      const index_t pairs = (s.W - w) / 2;
+      for (index_t j = 0; j < pairs; ++j) {
+        o[2 * j] = even[j];
+        o[2 * j + 1] = odd[j];
+      }
+      w += 2 * pairs;
+    }
+    for (; w < s.W; ++w) out[w] = rows[((w + pl) % L.sw) * phase_size + (w + pl) / L.sw];
+  }
+}
+
+// The adjoint of im2col for channels [c0, c0 + channels) of nb images: x[img, c, ...] = sum of
+// the column entries that read it. col holds those channels' rows, [channels * R * S, nb * P * Q];
+// x points at image 0 of the chunk.
+template <class T>
+void col2im(const Conv2dShape& s, const T* col, index_t nb, index_t c0, index_t channels, T* x) {
   const index_t PQ = s.pixels(), ld = nb * PQ;
   const auto& p = s.p;
-  parallel_for(0, nb * s.C, 1, [&](index_t lo, index_t hi) {
-    for (index_t plane_index = lo; plane_index < hi; ++plane_index) {
-      const index_t img = plane_index / s.C, c = plane_index % s.C;
-      T* plane = x + plane_index * s.H * s.W;
+  const bool by_phase = (p.stride[0] > 1 || p.stride[1] > 1) && p.dilation[0] == 1 && p.dilation[1] == 1;
+  parallel_for(0, nb * channels, 1, [&](index_t lo, index_t hi) {
+    T* phases = by_phase ? thread_scratch<T>(PhaseLayout(s).size(), ScratchSlot::col2im_phases) : nullptr;
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t img = i / channels, c = i % channels;
+      T* plane = x + (img * s.C + c0 + c) * s.H * s.W;
+      const T* taps = col + c * s.R * s.S * ld + img * PQ;  // tap (r, k) at taps + (r * S + k) * ld
+      if (by_phase) {
+        col2im_plane_by_phase(s, taps, ld, plane, phases);
+        continue;
+      }
       std::fill(plane, plane + s.H * s.W, T(0));
       for (index_t r = 0; r < s.R; ++r)
         for (index_t k = 0; k < s.S; ++k) {
           const index_t w_offset = k * p.dilation[1] - p.pad_begin[1];
           const Range qs = valid_range(w_offset, p.stride[1], s.W, s.Q);
           const Range ps = valid_range(r * p.dilation[0] - p.pad_begin[0], p.stride[0], s.H, s.P);
-          const T* src = col + ((c * s.R + r) * s.S + k) * ld + img * PQ;
+          const T* src = taps + (r * s.S + k) * ld;
           for (index_t op = ps.lo; op < ps.hi; ++op) {
             T* dst = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
             const T* row = src + op * s.Q;
             if (p.stride[1] == 1) {
               for (index_t q = qs.lo; q < qs.hi; ++q) dst[q] += row[q];
-            } else if (p.stride[1] == 2) {  // constant strides vectorise (conv_transpose2d's 2x)
-              for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * 2] += row[q];
             } else {
               for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * p.stride[1]] += row[q];
             }
@@ -238,22 +298,36 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
   });
 }
 
+// Per chunk and group, the column gradient is made a block of channels at a time, small enough
+// that col2im finds it still in L2: read back from L3, the columns had cost col2im as much as
+// the GEMM that wrote them (conv_transpose2d's forward).
 template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C / G, RS = s.R * s.S, CRSg = Cg * RS;
   for_each_chunk(column_chunks<T>(s, false), [&](index_t, const Chunk& chunk) {
-    const index_t n0 = chunk.n0, nb = chunk.nb;
+    const index_t cols = chunk.nb * s.pixels();
     const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
-    // Pointwise: the column gradient is the input gradient itself.
-    T* col = s.is_pointwise() ? nullptr
-                              : thread_scratch<T>(s.column_rows() * nb * s.pixels(), ScratchSlot::columns);
-    const MatrixView<T> dcol = col ? dense_matrix(col, s.column_rows(), nb * s.pixels())
-                                   : chunk_matrix(grad_x, s.C, s, chunk);
+    T* dx = grad_x + chunk.n0 * s.C * s.H * s.W;
+    if (s.is_pointwise()) {  // the column gradient is the input gradient itself
+      const MatrixView<T> dcol = chunk_matrix(grad_x, s.C, s, chunk);
+      for (index_t g = 0; g < G; ++g) {
+        const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
+        gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
+      }
+      return;
+    }
+    const index_t block = std::clamp<index_t>(
+        static_cast<index_t>(kCol2imBlockBytes / sizeof(T)) / (RS * cols), 1, Cg);
+    T* col = thread_scratch<T>(block * RS * cols, ScratchSlot::columns);
     for (index_t g = 0; g < G; ++g) {
       const auto weight_t = dense_matrix(w + g * Kg * CRSg, Kg, CRSg).transposed();
-      gemm::gemm<T>(as_const(weight_t), dy.row_block(g * Kg, Kg), dcol.row_block(g * CRSg, CRSg));
+      for (index_t c = 0; c < Cg; c += block) {
+        const index_t channels = std::min(block, Cg - c);
+        gemm::gemm<T>(as_const(weight_t.row_block(c * RS, channels * RS)), dy.row_block(g * Kg, Kg),
+                      dense_matrix(col, channels * RS, cols));
+        col2im(s, col, chunk.nb, g * Cg + c, channels, dx);
+      }
     }
-    if (col) col2im(s, col, nb, grad_x + n0 * s.C * s.H * s.W);
   });
 }
 

@@ -51,6 +51,29 @@ def test_conv_transpose2d_forward_matches_scatter_reference(isa, rng, case, dtyp
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.sqrt(w.size))
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_conv_transpose2d_im2col_forward_random_shapes(seed):
+    # im2col's col2im sums a strided layer's taps phase by phase (padding cells absorb the
+    # out-of-image taps; rows past the last window, output_padding > padding, read zeros).
+    rng = np.random.default_rng(seed)
+    case = _random_case(rng)
+    x, w, b = _case_arrays(rng, case)
+    np.testing.assert_allclose(ops.conv_transpose2d(x, w, b, **_args(case), algo="im2col"),
+                               _reference(x, w, b, case), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_transpose2d_im2col_forward_in_channel_blocks(rng, dtype):
+    # 40 output channels per group of 4x4 taps over 2 x 15 x 13 pixels: the column gradient is
+    # made and summed a few channels at a time, group by group.
+    case = (3, 6, 15, 13, 40, 4, 4, 2, 0, 1, 2, 1)
+    x, w, b = _case_arrays(rng, case, dtype)
+    ref = _reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ops.conv_transpose2d(x, w, b, **_args(case), algo="im2col"), ref,
+                               rtol=tol, atol=tol * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_conv_transpose2d_gradients_match_numeric(rng, case):
     x, w, b = _case_arrays(rng, case)
