@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/isa.h"
+#include "core/output_cache.h"
 #include "core/parallel.h"
 #include "core/py_view.h"
 #include "core/scratch.h"
@@ -79,6 +80,35 @@ void bind_probes(py::module_& m) {
     py::gil_scoped_release release;
     release_thread_scratch();
     parallel_for(0, num_threads(), 1, [](index_t, index_t) { release_thread_scratch(); });
+  });
+}
+
+// Uninitialised C-contiguous arrays for the ops' results: large ones from the output cache
+// (core/output_cache.h), given back when numpy frees the array.
+void bind_output_cache(py::module_& m) {
+  m.def("empty", [](const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
+    std::size_t bytes = static_cast<std::size_t>(dtype.itemsize());
+    for (py::ssize_t d : shape) {
+      if (d < 0) fail<ValueError>("empty: negative dimension ", d);
+      bytes *= static_cast<std::size_t>(d);
+    }
+    if (bytes < output_cache::kMinBytes) return py::array(dtype, shape);
+    void* block = output_cache::take(bytes);
+    py::capsule owner(block, [](void* b) { output_cache::give_back(b); });
+    return py::array(dtype, shape, block, owner);
+  }, py::arg("shape"), py::arg("dtype"));
+  m.def("set_output_cache_limit", [](std::size_t bytes) { output_cache::set_limit(bytes); }, py::arg("bytes"));
+  m.def("release_output_cache", &output_cache::release_idle);
+  m.def("output_cache_stats", [] {
+    const output_cache::Stats s = output_cache::stats();
+    py::dict d;
+    d["limit"] = s.limit;
+    d["idle_bytes"] = s.idle_bytes;
+    d["idle_blocks"] = s.idle_blocks;
+    d["live_blocks"] = s.live_blocks;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    return d;
   });
 }
 
@@ -683,6 +713,7 @@ PYBIND11_MODULE(_C, m) {
   py::register_exception<ValueError>(m, "ValueError", PyExc_ValueError);
   bind_runtime(m);
   bind_probes(m);
+  bind_output_cache(m);
   bind_gemm(m);
   bind_conv2d(m);
   bind_roi_align(m);

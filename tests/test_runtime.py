@@ -1,7 +1,9 @@
+import gc
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastconv
@@ -43,3 +45,63 @@ def test_environment_forces_isa_and_threads():
     assert result.stdout.split() == ["generic", "1"], result.stderr
     bad = _run({"FASTCONV_ISA": "nonsense"}, "import fastconv")
     assert "FASTCONV_ISA='nonsense'" in bad.stderr
+
+
+def test_environment_sets_the_output_cache_limit():
+    result = _run({"FASTCONV_OUTPUT_CACHE_MB": "3"}, "import fastconv; print(fastconv.output_cache_stats()['limit'])")
+    assert result.stdout.split() == [str(3 << 20)], result.stderr
+    bad = _run({"FASTCONV_OUTPUT_CACHE_MB": "-1"}, "import fastconv")
+    assert "FASTCONV_OUTPUT_CACHE_MB must be an integer" in bad.stderr
+
+
+@pytest.fixture
+def output_cache():
+    # No other test's arrays may come back into the cache meanwhile: collect them now, and no
+    # cycle collection until the test is done.
+    before = fastconv.output_cache_stats()["limit"]
+    gc.collect()
+    gc.disable()
+    fastconv.release_output_cache()
+    yield
+    gc.enable()
+    fastconv.set_output_cache_limit(before)
+
+
+def test_a_freed_result_block_is_reused_for_the_next_result_of_its_size(output_cache, rng):
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)  # 256 KiB: cached
+    y = fastconv.ops.max_pool2d(x, 1)
+    address = y.__array_interface__["data"][0]
+    del y
+    stats = fastconv.output_cache_stats()
+    assert stats["idle_blocks"] == 1 and stats["idle_bytes"] == x.nbytes
+    y = fastconv.ops.max_pool2d(x, 1)  # 1x1 pooling: a copy, written over the stale block
+    assert y.__array_interface__["data"][0] == address
+    assert fastconv.output_cache_stats()["hits"] == stats["hits"] + 1
+    np.testing.assert_array_equal(y, x)
+
+
+def test_a_view_keeps_its_block_out_of_the_cache(output_cache, rng):
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    view = fastconv.ops.max_pool2d(x, 1)[1:3]
+    assert fastconv.output_cache_stats()["idle_blocks"] == 0
+    other = fastconv.ops.max_pool2d(-x, 1)
+    assert not np.shares_memory(view, other)
+    np.testing.assert_array_equal(view, x[1:3])
+
+
+def test_the_limit_caps_idle_blocks_and_zero_turns_the_cache_off(output_cache, rng):
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    fastconv.set_output_cache_limit(x.nbytes)
+    a, b = fastconv.ops.max_pool2d(x, 1), fastconv.ops.max_pool2d(x, 1)
+    del a, b
+    assert fastconv.output_cache_stats()["idle_bytes"] == x.nbytes  # the second did not fit
+    fastconv.set_output_cache_limit(0)
+    assert fastconv.output_cache_stats()["idle_blocks"] == 0
+    del x
+    with pytest.raises(ValueError, match="nbytes must be an int >= 0"):
+        fastconv.set_output_cache_limit(-1)
+
+
+def test_small_results_are_plain_numpy_arrays():
+    y = fastconv.ops.max_pool2d(np.ones((1, 1, 4, 4)), 2)
+    assert y.base is None and y.flags["C_CONTIGUOUS"] and y.flags["OWNDATA"]

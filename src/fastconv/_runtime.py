@@ -28,6 +28,25 @@ def supported_isas():
     return list(_C.supported_isas())
 
 
+def set_output_cache_limit(nbytes):
+    """Cap the idle memory kept for reuse by large results (fastconv.ops allocates arrays of
+    256 KiB and more from a cache of freed ones; default 512 MiB, FASTCONV_OUTPUT_CACHE_MB at
+    import). 0 turns the cache off."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError(f"set_output_cache_limit: nbytes must be an int >= 0, got {nbytes!r}")
+    _C.set_output_cache_limit(nbytes)
+
+
+def release_output_cache():
+    """Give every idle cached block back to the system (arrays in use keep theirs)."""
+    _C.release_output_cache()
+
+
+def output_cache_stats():
+    """dict: limit, idle_bytes, idle_blocks, live_blocks, hits, misses."""
+    return dict(_C.output_cache_stats())
+
+
 def _gpu_status():
     try:
         import cupy
@@ -49,6 +68,7 @@ def show_config():
         f"fastconv {fastconv.__version__}",
         f"  isa:       {get_isa()} (supported: {', '.join(supported_isas())})",
         f"  threads:   {get_num_threads()}",
+        f"  out cache: {output_cache_stats()['limit'] >> 20} MiB idle at most",
         f"  openmp:    {openmp}",
         f"  compiler:  {_C.compiler}",
         f"  gpu:       {_gpu_status()}",
@@ -68,6 +88,11 @@ def _apply_environment():
         if not threads.isdigit() or int(threads) < 1:
             raise ImportError(f"FASTCONV_NUM_THREADS must be a positive integer, got {threads!r}")
         set_num_threads(int(threads))
+    cache_mb = os.environ.get("FASTCONV_OUTPUT_CACHE_MB")
+    if cache_mb:
+        if not cache_mb.isdigit():
+            raise ImportError(f"FASTCONV_OUTPUT_CACHE_MB must be an integer >= 0, got {cache_mb!r}")
+        set_output_cache_limit(int(cache_mb) << 20)
 
 
 _apply_environment()

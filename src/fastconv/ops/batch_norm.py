@@ -4,6 +4,7 @@ residual add and ReLU: relu(batch_norm(x) + residual). Also folding BN into a co
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty, empty_like
 from fastconv.ops._checks import check_ndim, float_array, same_dtype
 
 
@@ -34,10 +35,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, given in (("running_mean", running_mean), ("running_var", running_var)):
         if training and v[name] is not None and v[name] is not given:  # a copy would lose the update
             raise ValueError(f"{name}: expected a C-contiguous float32/float64 ndarray (updated in place)")
-    y = np.empty_like(x)
+    y = empty_like(x)
     channels = x.shape[1]
     if training:
-        mean, invstd = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
+        mean, invstd = empty(channels, x.dtype), empty(channels, x.dtype)
         _C.batch_norm_train_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
                                     mean, invstd, float(momentum), float(eps), bool(relu))
         return y, mean, invstd
@@ -65,9 +66,9 @@ def batch_norm_backward(grad_output, input, mean, invstd, weight=None, training=
     arrays = {n: None if a is None else np.ascontiguousarray(float_array(a, n)) for n, a in arrays.items()}
     vectors = {n: _vector(a, n) for n, a in (("weight", weight), ("mean", mean), ("invstd", invstd))}
     same_dtype({"input": x, **arrays, **vectors})
-    dx = np.empty_like(x)
-    dz = np.empty_like(x) if residual else None
-    dgamma, dbeta = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    dx = empty_like(x)
+    dz = empty_like(x) if residual else None
+    dgamma, dbeta = empty(x.shape[1], x.dtype), empty(x.shape[1], x.dtype)
     _C.batch_norm_backward(arrays["grad_output"], x, arrays["output"], vectors["weight"], vectors["mean"],
                            vectors["invstd"], bool(training), dx, dz, dgamma, dbeta)
     if weight is None:

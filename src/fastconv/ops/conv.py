@@ -6,6 +6,7 @@ import numpy as np
 
 from fastconv import _C
 from fastconv.ops import conv_algo, conv_weight_cache
+from fastconv.ops._alloc import empty, empty_like
 from fastconv.ops.conv_weight_cache import PreparedWeight
 from fastconv.ops._checks import check_ndim, float_array, int_pair, same_dtype, shape4
 
@@ -100,7 +101,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x.dtype, w.shape[0])
-    y = np.empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
+    y = empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
     run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu),
                                       _transformed(w, prepared, groups, a, "forward"))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
@@ -113,7 +114,7 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     w, dy = _prepare({"weight": weight, "grad_output": grad_output},
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx = np.empty(shape4(input_size, "input_size"), dtype=w.dtype)
+    dx = empty(shape4(input_size, "input_size"), dtype=w.dtype)
     run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
                                              _transformed(w, prepared, groups, a, "input_gradient"))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
@@ -126,7 +127,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
                      {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
-    dw = np.empty(weight_size, dtype=x.dtype)
+    dw = empty(weight_size, dtype=x.dtype)
     run = lambda a: _C.conv2d_backward_weight(x, dy, dw, None, *args, a)
     run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
@@ -139,8 +140,8 @@ def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1,
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output},
                         {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx, dw = np.empty_like(x), np.empty_like(w)
-    db = np.empty(w.shape[0], dtype=w.dtype) if needs_bias else None
+    dx, dw = empty_like(x), empty_like(w)
+    db = empty(w.shape[0], dtype=w.dtype) if needs_bias else None
     run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
                                                    _transformed(w, prepared, groups, a, "input_gradient"))
     run_weight = lambda a: _C.conv2d_backward_weight(x, dy, dw, db, *args, a)

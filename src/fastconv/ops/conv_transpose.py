@@ -10,6 +10,7 @@ import numpy as np
 
 from fastconv import _C
 from fastconv.ops import conv_algo
+from fastconv.ops._alloc import empty, empty_like
 from fastconv.ops._checks import int_pair
 from fastconv.ops.conv import _algorithm, _bias_array, _prepare
 
@@ -43,7 +44,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
-    y = np.empty(_C.conv_transpose2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
+    y = empty(_C.conv_transpose2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
     b = _bias_array(bias, x.dtype, y.shape[1])
     run = lambda a: _C.conv_transpose2d_forward(x, w, b, y, *args, a)
     run(_algorithm(algo, "input", run, y.shape, w.shape, _equivalent_conv2d_arguments(args), x.dtype))
@@ -56,8 +57,8 @@ def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, o
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
-    dx, dw = np.empty_like(x), np.empty_like(w)
-    db = np.empty(dy.shape[1], dtype=w.dtype) if needs_bias else None
+    dx, dw = empty_like(x), empty_like(w)
+    db = empty(dy.shape[1], dtype=w.dtype) if needs_bias else None
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
     run_input = lambda a: _C.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")

@@ -8,6 +8,7 @@ mirrored at its borders ("reflection").
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty, empty_like
 from fastconv.ops._checks import check_ndim, float_array, nchw_input, same_dtype, shape4
 
 MODES = {"bilinear": 0, "nearest": 1}
@@ -34,7 +35,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
     options = _options(mode, padding_mode)
     x, g = _input_and_grid(input, grid)
-    out = np.empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype)
+    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype)
     _C.grid_sample_forward(x, g, out, *options, bool(align_corners))
     return out
 
@@ -49,8 +50,8 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
     x, g = _input_and_grid(input, grid)
     dy = nchw_input(grad_output, "grad_output")
     same_dtype({"input": x, "grad_output": dy})
-    dx = np.empty_like(x) if needs_input_grad else None
-    dg = np.empty_like(g) if needs_grid_grad else None
+    dx = empty_like(x) if needs_input_grad else None
+    dg = empty_like(g) if needs_grid_grad else None
     _C.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
     return dx, dg
 
@@ -59,7 +60,7 @@ def affine_grid(theta, size, align_corners=False):
     """theta (N, 2, 3), size (N, C, H, W) -> grid (N, H, W, 2) = theta @ (x, y, 1) per pixel."""
     t = np.ascontiguousarray(float_array(theta, "theta"))  # the kernel checks its shape against size
     n, _, h, w = shape4(size, "size")
-    grid = np.empty((n, h, w, 2), t.dtype)
+    grid = empty((n, h, w, 2), t.dtype)
     _C.affine_grid_forward(t, grid, bool(align_corners))
     return grid
 
@@ -70,6 +71,6 @@ def affine_grid_backward(grad_grid, size, align_corners=False):
     dg = np.ascontiguousarray(float_array(grad_grid, "grad_grid"))
     if dg.shape != (n, h, w, 2):
         raise ValueError(f"grad_grid: expected shape {(n, h, w, 2)}, got {dg.shape}")
-    dtheta = np.empty((n, 2, 3), dg.dtype)
+    dtheta = empty((n, 2, 3), dg.dtype)
     _C.affine_grid_backward(dg, dtheta, bool(align_corners))
     return dtheta

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty
 from fastconv.ops._checks import int_pair, nchw_input, shape4
 
 MODES = {"bilinear": 0, "nearest": 1}
@@ -60,7 +61,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     x = nchw_input(input)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
-    out = np.empty(x.shape[:2] + out_hw, x.dtype)
+    out = empty(x.shape[:2] + out_hw, x.dtype)
     _C.interpolate_forward(x, out, mode_index, align, *scales)
     return out
 
@@ -74,6 +75,6 @@ def interpolate_backward(grad_output, input_shape, size=None, scale_factor=None,
         input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
     if dy.shape != input_shape[:2] + out_hw:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
-    dx = np.empty(input_shape, dy.dtype)
+    dx = empty(input_shape, dy.dtype)
     _C.interpolate_backward(dy, dx, mode_index, align, *scales)
     return dx

@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty
 from fastconv.ops._checks import check_ndim, float_array, same_dtype
 
 
@@ -15,7 +16,7 @@ def matmul(a, b, out=None):
         raise ValueError(f"matmul: a has shape {a.shape} and b {b.shape}; a.shape[1] must equal b.shape[0]")
     shape = (a.shape[0], b.shape[1])
     if out is None:
-        out = np.empty(shape, dtype=dtype)
+        out = empty(shape, dtype=dtype)
     elif out.shape != shape or out.dtype != dtype:
         raise ValueError(f"out: expected shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}")
     _C.gemm(a, b, out)

@@ -3,6 +3,7 @@ h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty
 from fastconv.ops._checks import check_ndim, float_array
 from fastconv.ops._checks import int_pair, shape4
 
@@ -22,7 +23,7 @@ def _window(kernel_size, stride, padding, dilation=1):
 
 def _grad_arrays(grad_output, input_shape):
     dy = _input(grad_output, "grad_output")
-    dx = np.empty(shape4(input_shape, "input_shape"), dtype=dy.dtype)
+    dx = empty(shape4(input_shape, "input_shape"), dtype=dy.dtype)
     return dy, dx
 
 
@@ -31,8 +32,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x = _input(input)
     kernel, stride, padding, dilation = _window(kernel_size, stride, padding, dilation)
     shape = _C.pool2d_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
-    y = np.empty(shape, dtype=x.dtype)
-    indices = np.empty(shape, dtype=np.int64) if return_indices else None
+    y = empty(shape, dtype=x.dtype)
+    indices = empty(shape, dtype=np.int64) if return_indices else None
     _C.max_pool2d_forward(x, y, indices, kernel, stride, padding, dilation, bool(ceil_mode))
     return (y, indices) if return_indices else y
 
@@ -63,7 +64,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """As torch.nn.functional.avg_pool2d."""
     x = _input(input)
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
-    y = np.empty(_C.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode)), dtype=x.dtype)
+    y = empty(_C.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode)), dtype=x.dtype)
     _C.avg_pool2d_forward(x, y, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                           _divisor(divisor_override))
     return y
@@ -92,7 +93,7 @@ def adaptive_avg_pool2d(input, output_size):
     size = _adaptive_size(output_size, x.shape)
     if min(size) < 1:
         raise ValueError(f"output_size: must be >= 1, got {size}")
-    y = np.empty(x.shape[:2] + size, dtype=x.dtype)
+    y = empty(x.shape[:2] + size, dtype=x.dtype)
     _C.adaptive_avg_pool2d_forward(x, y)
     return y
 

@@ -9,6 +9,7 @@ legacy behaviour of boxes at least one pixel wide.
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty
 from fastconv.ops._checks import nchw_input, positive_pair, shape4
 from fastconv.ops._roi import roi_boxes
 
@@ -18,7 +19,7 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
-    out = np.empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
+    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
     _C.roi_align_forward(x, rois, out, float(spatial_scale), int(sampling_ratio), bool(aligned))
     return out
 
@@ -31,6 +32,6 @@ def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampl
     """
     dy = nchw_input(grad_output, "grad_output")
     rois = roi_boxes(boxes, dy.dtype)
-    dx = np.empty(shape4(input_shape, "input_shape"), dy.dtype)
+    dx = empty(shape4(input_shape, "input_shape"), dy.dtype)
     _C.roi_align_backward(dy, rois, dx, float(spatial_scale), int(sampling_ratio), bool(aligned))
     return dx

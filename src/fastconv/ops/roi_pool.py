@@ -7,6 +7,7 @@ empty bin gives 0.
 import numpy as np
 
 from fastconv import _C
+from fastconv.ops._alloc import empty
 from fastconv.ops._checks import nchw_input, positive_pair, shape4
 from fastconv.ops._roi import roi_boxes
 
@@ -20,8 +21,8 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
-    out = np.empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
-    argmax = np.empty(out.shape, np.int64)
+    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
+    argmax = empty(out.shape, np.int64)
     _C.roi_pool_forward(x, rois, out, argmax, float(spatial_scale))
     return out, argmax
 
@@ -30,6 +31,6 @@ def roi_pool_backward(grad_output, argmax, input_shape):
     """Gradient of roi_pool with respect to its input: grad_output added at argmax."""
     dy = nchw_input(grad_output, "grad_output")
     argmax = np.ascontiguousarray(argmax)  # dtype, shape and values are checked by the kernel
-    dx = np.empty(shape4(input_shape, "input_shape"), dy.dtype)
+    dx = empty(shape4(input_shape, "input_shape"), dy.dtype)
     _C.roi_pool_backward(dy, argmax, dx)
     return dx
