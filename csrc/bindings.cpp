@@ -12,6 +12,7 @@
 #include "core/parallel.h"
 #include "core/py_view.h"
 #include "core/scratch.h"
+#include "core/stream_store.h"
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
 #include "norm/batchnorm.h"
@@ -43,6 +44,14 @@ void bind_runtime(py::module_& m) {
   m.attr("openmp") = py::none();
 #endif
   m.attr("compiler") = __VERSION__;
+  m.def("set_stream_stores", [](const std::string& mode) {  // tests: "always" covers the streamed path
+    if (mode == "by_size") stream_policy() = StreamPolicy::by_size;
+    else if (mode == "always") stream_policy() = StreamPolicy::always;
+    else if (mode == "never") stream_policy() = StreamPolicy::never;
+    else fail<ValueError>("mode: expected 'by_size', 'always' or 'never', got '", mode, "'");
+  }, py::arg("mode"));
+  m.def("cache_bytes", [] { return std::make_pair(l2_cache_bytes(), last_level_cache_bytes()); },
+        "(L2 per core, last-level cache instance) in bytes, 0 where the OS does not say");
 }
 
 // Machine probes for the benchmark: the FMA peak and a copy's bandwidth, on every thread.

@@ -37,3 +37,12 @@ def one_thread():
     fastconv.set_num_threads(1)
     yield
     fastconv.set_num_threads(previous)
+
+
+@pytest.fixture(params=["by_size", "always"])
+def stream_stores(request):
+    """Runs a test with outputs written as in use (test sizes: cached stores) and once with
+    every output streamed past the cache (core/stream_store.h), which large tensors get."""
+    fastconv._C.set_stream_stores(request.param)
+    yield request.param
+    fastconv._C.set_stream_stores("by_size")

@@ -1,8 +1,11 @@
 #include "core/isa.h"
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "core/errors.h"
+#include "core/stream_store.h"
 
 #include <unistd.h>
 
@@ -63,6 +66,30 @@ long l2_cache_bytes() {
 #else
   return 0;
 #endif
+}
+
+// sysfs names one cache instance (the L3 a core shares, 32 MiB on this EPYC); glibc's sysconf
+// reported the whole socket's (256 MiB).
+long last_level_cache_bytes() {
+  static const long bytes = [] {
+    for (const char* path : {"/sys/devices/system/cpu/cpu0/cache/index3/size",
+                             "/sys/devices/system/cpu/cpu0/cache/index2/size"}) {
+      std::ifstream file(path);
+      long size = 0;
+      std::string unit;
+      if (file >> size && size > 0) {
+        file >> unit;
+        return unit == "M" ? size << 20 : unit == "K" ? size << 10 : size;
+      }
+    }
+    return l2_cache_bytes();
+  }();
+  return bytes;
+}
+
+StreamPolicy& stream_policy() {
+  static StreamPolicy policy = StreamPolicy::by_size;
+  return policy;
 }
 
 }  // namespace fastconv

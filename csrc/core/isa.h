@@ -16,5 +16,7 @@ void set_active_isa(const std::string& name);  // ValueError if unknown or unsup
 
 // One core's L2 data cache in bytes as the OS reports it, or 0 when it does not say.
 long l2_cache_bytes();
+// The last-level cache in bytes as the OS reports it (the L3, else the L2), or 0.
+long last_level_cache_bytes();
 
 }  // namespace fastconv

@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "core/parallel.h"
+#include "core/stream_store.h"
 
 namespace fastconv::norm {
 
@@ -43,17 +44,19 @@ template <class T, bool kRelu, bool kResidual>
 void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, T mean, T scale, T beta) {
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    const T* x = f.x + offset;
-    const T* z = f.residual + (kResidual ? offset : 0);
-    T* y = f.y + offset;
+    write_blocks(f.y + offset, s.HW, f.stream, [&](T* y, index_t i0, index_t len) {
+      const T* x = f.x + offset + i0;
+      const T* z = f.residual + (kResidual ? offset + i0 : 0);
 #pragma omp simd
-    for (index_t i = 0; i < s.HW; ++i) {
-      T v = (x[i] - mean) * scale + beta;
-      if constexpr (kResidual) v += z[i];
-      if constexpr (kRelu) v = v < T(0) ? T(0) : v;
-      y[i] = v;
-    }
+      for (index_t i = 0; i < len; ++i) {
+        T v = (x[i] - mean) * scale + beta;
+        if constexpr (kResidual) v += z[i];
+        if constexpr (kRelu) v = v < T(0) ? T(0) : v;
+        y[i] = v;
+      }
+    });
   }
+  if (f.stream) stream_fence();
 }
 
 template <class T>
@@ -113,17 +116,19 @@ void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, 
   const T mean = b.mean[c];
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    const T* x = b.x + offset;
-    const T* g = (b.y ? b.grad_x : b.grad_y) + offset;
-    T* dx = b.grad_x + offset;
-    T* dz = b.grad_residual + (kResidual ? offset : 0);
+    write_blocks(b.grad_x + offset, s.HW, b.stream, [&](T* dx, index_t i0, index_t len) {
+      const T* x = b.x + offset + i0;
+      const T* g = (b.y ? b.grad_x : b.grad_y) + offset + i0;
+      T* dz = b.grad_residual + (kResidual ? offset + i0 : 0);
 #pragma omp simd
-    for (index_t i = 0; i < s.HW; ++i) {
-      const T gi = g[i];
-      if constexpr (kResidual) dz[i] = gi;
-      dx[i] = k * gi + (x[i] - mean) * k_xmu + k_0;
-    }
+      for (index_t i = 0; i < len; ++i) {
+        const T gi = g[i];
+        if constexpr (kResidual) dz[i] = gi;
+        dx[i] = k * gi + (x[i] - mean) * k_xmu + k_0;
+      }
+    });
   }
+  if (b.stream) stream_fence();
 }
 
 template <class T>
@@ -141,11 +146,19 @@ void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, in
   else channel_grad_input<T, false>(s, b, c, T(k), T(k_xmu), T(k_0));
 }
 
+// The forward's arguments, with y streamed past the cache when large (core/stream_store.h).
+template <class T>
+BatchNormForward<T> streaming(const BatchNormShape& s, BatchNormForward<T> f) {
+  f.stream = stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
+  return f;
+}
+
 }  // namespace
 
 template <class T>
-void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
+void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& forward, double momentum,
                               double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
+  const BatchNormForward<T> f = streaming(s, forward);
   // PyTorch: "Expected more than 1 value per channel when training" (the variance is undefined).
   check(s.count() > 1, "input: expected more than 1 value per channel when training, got N=", s.N,
         " and H*W=", s.HW);
@@ -166,8 +179,9 @@ void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>
 }
 
 template <class T>
-void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double eps,
+void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& forward, double eps,
                              const T* running_mean, const T* running_var) {
+  const BatchNormForward<T> f = streaming(s, forward);
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c)
       normalize_channel(s, f, c, running_mean[c], 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
@@ -175,7 +189,9 @@ void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>&
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
+void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& backward) {
+  BatchNormBackward<T> b = backward;
+  b.stream = stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c);
   });

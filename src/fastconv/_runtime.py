@@ -68,6 +68,7 @@ def show_config():
         f"fastconv {fastconv.__version__}",
         f"  isa:       {get_isa()} (supported: {', '.join(supported_isas())})",
         f"  threads:   {get_num_threads()}",
+        f"  caches:    L2 {_C.cache_bytes()[0] >> 10} KiB, last level {_C.cache_bytes()[1] >> 20} MiB",
         f"  out cache: {output_cache_stats()['limit'] >> 20} MiB idle at most",
         f"  openmp:    {openmp}",
         f"  compiler:  {_C.compiler}",

@@ -1,0 +1,61 @@
+// Non-temporal ("streaming") stores for outputs too large to stay in the last-level cache.
+// An ordinary store first reads the line it overwrites: a kernel that reads x and writes y then
+// moves three bytes per two over DRAM. Kernels compute a short block into an L1 buffer and
+// stream it out; the data reaches memory without displacing the cache.
+#pragma once
+#include <emmintrin.h>  // SSE2: baseline x86-64
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/isa.h"
+#include "core/view.h"
+
+namespace fastconv {
+
+enum class StreamPolicy { by_size, always, never };  // always / never: for the tests
+StreamPolicy& stream_policy();
+
+// Whether an output of `bytes`, written beside an input of as many, should bypass the cache:
+// when the two cannot both stay in the last-level cache. (At 8 MiB, BN+ReLU's forward+backward
+// ran 10% slower streamed: the backward found less of y in the L3; at 16 MiB, the same speed.)
+inline bool stream_output(std::size_t bytes) {
+  if (stream_policy() != StreamPolicy::by_size) return stream_policy() == StreamPolicy::always;
+  const long llc = last_level_cache_bytes();
+  return llc > 0 && 2 * bytes >= static_cast<std::size_t>(llc);
+}
+
+// dst[0, n) = src[0, n), streamed from the first 16-byte-aligned element on.
+template <class T>
+inline void stream_copy(T* dst, const T* src, index_t n) {
+  constexpr index_t lanes = 16 / sizeof(T);
+  index_t i = 0;
+  for (; i < n && reinterpret_cast<std::uintptr_t>(dst + i) % 16; ++i) dst[i] = src[i];
+  for (; i + lanes <= n; i += lanes) {
+    if constexpr (sizeof(T) == 4)
+      _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
+    else
+      _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Writes dst[0, n) a block at a time: fill(out, i0, len) computes dst[i0, i0 + len) into out,
+// which is dst + i0 itself, or when streaming an L1 buffer that is then streamed there.
+template <class T, class Fill>
+inline void write_blocks(T* dst, index_t n, bool stream, const Fill& fill) {
+  if (!stream) return fill(dst, index_t(0), n);
+  constexpr index_t kBlock = 2048 / sizeof(T);
+  alignas(64) T block[kBlock];
+  for (index_t i0 = 0; i0 < n; i0 += kBlock) {
+    const index_t len = n - i0 < kBlock ? n - i0 : kBlock;
+    fill(block, i0, len);
+    stream_copy(dst + i0, block, len);
+  }
+}
+
+// Orders this thread's streamed stores before anything it writes next (call before the thread
+// leaves the parallel region whose results others read).
+inline void stream_fence() { _mm_sfence(); }
+
+}  // namespace fastconv
