@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -21,14 +22,34 @@ struct Moments {
 // Mean and biased variance of channel c in one pass. Sums of (x - shift) in double with the
 // channel's first value as the shift: the shifted sum of squares does not cancel catastrophically
 // when |mean| >> std (the textbook one-pass formula does).
+//
+// float runs of up to kFloatRun values are summed in float lanes (each lane adds a few dozen
+// shifted values) and the run's sums added in double: converting every value to double had
+// made the statistics pass compute-bound.
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
+  constexpr index_t kFloatRun = std::is_same_v<T, float> ? 256 : 0;
   const double shift = x[c * s.HW];
   double sum = 0, sum_sq = 0;
   for (index_t n = 0; n < s.N; ++n) {
     const T* plane = x + (n * s.C + c) * s.HW;
+    index_t i0 = 0;
+    if constexpr (kFloatRun > 0) {
+      const float fshift = static_cast<float>(shift);
+      for (; i0 + kFloatRun <= s.HW; i0 += kFloatRun) {
+        float run = 0, run_sq = 0;
+#pragma omp simd reduction(+ : run, run_sq)
+        for (index_t i = i0; i < i0 + kFloatRun; ++i) {
+          const float d = plane[i] - fshift;
+          run += d;
+          run_sq += d * d;
+        }
+        sum += run;
+        sum_sq += run_sq;
+      }
+    }
 #pragma omp simd reduction(+ : sum, sum_sq)
-    for (index_t i = 0; i < s.HW; ++i) {
+    for (index_t i = i0; i < s.HW; ++i) {
       const double d = static_cast<double>(plane[i]) - shift;
       sum += d;
       sum_sq += d * d;
