@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "conv/conv2d.h"
+#include "conv/direct.h"
+#include "core/isa.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 
 namespace fastconv::conv {
 
@@ -41,8 +44,36 @@ void for_each_tap_row(const Conv2dShape& s, const Fn& tap) {
 
 }  // namespace
 
+// With AVX2 and stride 1 along the width, each input plane is copied zero-padded once and
+// direct's row kernel (direct.h; one channel, four vectors of pixels) sums an output row's taps
+// in registers and stores it once: the plain loop below adds R*S shifted rows into the output,
+// rereading and rewriting it per tap (2.5x slower at 128 channels of 28x28).
+template <class T>
+bool forward_by_row_kernel(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  if (active_isa() < Isa::avx2 || s.p.stride[1] != 1) return false;
+  const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
+  const auto& p = s.p;
+  const direct::Tile tile = direct::row_tile<T>(s.Q, 1);
+  const index_t ld = round_up(s.Q, tile.pixels) + (s.S - 1) * p.dilation[1];
+  const index_t rows = (s.P - 1) * p.stride[0] + (s.R - 1) * p.dilation[0] + 1;
+  parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
+    T* padded = thread_scratch<T>(rows * ld, ScratchSlot::columns);
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const index_t n = plane / s.K, k = plane % s.K;
+      direct::copy_padded_rows(x + (n * s.C + k / multiplier) * HW, s.H, s.W, -p.pad_begin[0], -p.pad_begin[1],
+                               rows, ld, padded);
+      for (index_t op = 0; op < s.P; ++op)  // weights [r][s]: already direct's packing for one channel
+        direct::run_row_avx2(direct::RowJob<T>{padded + op * p.stride[0] * ld, rows * ld, p.dilation[0] * ld, 1,
+                                               s.R, s.S, p.dilation[1], w + k * RS, y + plane * PQ + op * s.Q, PQ,
+                                               s.Q, 1, bias ? bias + k : nullptr, relu, tile.mr});
+    }
+  });
+  return true;
+}
+
 template <class T>
 void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  if (forward_by_row_kernel(s, x, w, bias, relu, y)) return;
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
   parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {

@@ -52,25 +52,14 @@ std::vector<T> pack_weights(const DirectGeometry& g, const T* w, index_t mr) {
 // rows from p0 read, 0 outside the image.
 template <class T>
 void fill_band(const DirectGeometry& g, const T* image, index_t p0, index_t span, index_t ld, T* band) {
-  const index_t j_lo = std::clamp<index_t>(-g.left, 0, ld), j_hi = std::clamp<index_t>(g.W - g.left, j_lo, ld);
   for (index_t c = 0; c < g.C; ++c)
-    for (index_t i = 0; i < span; ++i) {
-      T* dst = band + (c * span + i) * ld;
-      const index_t ih = g.top + p0 * g.sh + i;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(dst, dst + ld, T(0));
-        continue;
-      }
-      std::fill(dst, dst + j_lo, T(0));
-      std::memcpy(dst + j_lo, image + (c * g.H + ih) * g.W + g.left + j_lo, sizeof(T) * (j_hi - j_lo));
-      std::fill(dst + j_hi, dst + ld, T(0));
-    }
+    direct::copy_padded_rows(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, span, ld, band + c * span * ld);
 }
 
 template <class T>
 void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, RS = g.R * g.S;
-  const direct::Tile tile = direct::row_tile<T>(g.Q);
+  const direct::Tile tile = direct::row_tile<T>(g.Q, Kg);
   const index_t mr = tile.mr, blocks = ceil_div(Kg, mr);
   const std::vector<T> packed = pack_weights(g, w, mr);
   // Wide enough that every vector the kernel loads (up to the last tile's end, shifted by the
@@ -88,15 +77,19 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
       const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
       const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
       fill_band(g, x + n * g.C * g.H * g.W, p0, span, ld, band);
-      for (index_t p = p0; p < p1; ++p)
-        for (index_t gi = 0; gi < g.groups; ++gi)
-          for (index_t b = 0; b < blocks; ++b) {
+      // Channel blocks outermost: a block's weights and output planes stay put while its rows
+      // go by (depthwise layers have a block per channel; rows outermost wrote 128 planes a
+      // row at a time).
+      for (index_t gi = 0; gi < g.groups; ++gi)
+        for (index_t b = 0; b < blocks; ++b)
+          for (index_t p = p0; p < p1; ++p) {
             const index_t k0 = gi * Kg + b * mr;
             const direct::RowJob<T> job{band + (gi * Cg * span + (p - p0) * g.sh) * ld, span * ld, g.dh * ld,
                                         Cg, g.R, g.S, g.dw,
                                         packed.data() + (gi * blocks + b) * Cg * RS * mr,
                                         y + ((n * g.K + k0) * g.P + p) * g.Q, g.P * g.Q, g.Q,
-                                        std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu};
+                                        std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu,
+                                        static_cast<int>(mr)};
             direct::run_row_avx2(job);
           }
     }
@@ -104,6 +97,28 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
 }
 
 }  // namespace
+
+namespace direct {
+
+template <class T>
+void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left, index_t rows, index_t ld,
+                      T* dst) {
+  const index_t j_lo = std::clamp<index_t>(-left, 0, ld), j_hi = std::clamp<index_t>(W - left, j_lo, ld);
+  for (index_t i = 0; i < rows; ++i, dst += ld) {
+    const index_t ih = top + i;
+    if (ih < 0 || ih >= H) {
+      std::fill(dst, dst + ld, T(0));
+      continue;
+    }
+    std::fill(dst, dst + j_lo, T(0));
+    std::memcpy(dst + j_lo, plane + ih * W + left + j_lo, sizeof(T) * (j_hi - j_lo));
+    std::fill(dst + j_hi, dst + ld, T(0));
+  }
+}
+template void copy_padded_rows<float>(const float*, index_t, index_t, index_t, index_t, index_t, index_t, float*);
+template void copy_padded_rows<double>(const double*, index_t, index_t, index_t, index_t, index_t, index_t, double*);
+
+}  // namespace direct
 
 const char* direct_unsupported_reason(const Conv2dShape& s) {
   if (active_isa() < Isa::avx2) return "direct convolution needs AVX2 (not on this CPU, or FASTCONV_ISA is lower)";

@@ -39,25 +39,21 @@ void row_kernel(const RowJob<typename V::T>& job) {
     for (int m = 0; m < MR && m < job.channels; ++m) {
       const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
       T* out = job.out + m * job.ld_out + q0;
-      alignas(32) T spill[step];
       for (int v = 0; v < NV; ++v) {
         Reg y = V::add(acc[m][v], bias);
         if (job.relu) y = V::max(y, V::zero());
-        if (valid == step) {
-          V::storeu(out + v * W, y);
-        } else {
-          V::storeu(spill + v * W, y);
-        }
+        const index_t left = valid - v * W;
+        if (left >= W) V::storeu(out + v * W, y);
+        else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));
       }
-      if (valid != step)
-        for (index_t i = 0; i < valid; ++i) out[i] = spill[i];
     }
   }
 }
 
 template <class V>
 void run(const RowJob<typename V::T>& job) {
-  if (job.Q <= V::width) return row_kernel<V, 12, 1>(job);
+  if (job.mr == 1) return row_kernel<V, 1, 4>(job);
+  if (job.mr == 12) return row_kernel<V, 12, 1>(job);
   row_kernel<V, 6, 2>(job);
 }
 
@@ -101,8 +97,9 @@ void run_weight(const WeightJob<typename V::T>& job) {
 }  // namespace
 
 template <class T>
-Tile row_tile(index_t Q) {
+Tile row_tile(index_t Q, index_t Kg) {
   constexpr int W = 32 / sizeof(T);
+  if (Kg == 1) return Tile{1, 4 * W};
   return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
 }
 
@@ -115,7 +112,7 @@ void run_weight_avx2<float>(const WeightJob<float>& job) { run_weight<simd::Avx2
 template <>
 void run_weight_avx2<double>(const WeightJob<double>& job) { run_weight<simd::Avx2F64>(job); }
 
-template Tile row_tile<float>(index_t);
-template Tile row_tile<double>(index_t);
+template Tile row_tile<float>(index_t, index_t);
+template Tile row_tile<double>(index_t, index_t);
 
 }  // namespace fastconv::conv::direct

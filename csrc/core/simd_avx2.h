@@ -20,6 +20,9 @@ struct Avx2F32 {
   static Reg load(const T* p) { return _mm256_load_ps(p); }
   static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static void store_first(T* p, Reg v, int n) {  // lanes [0, n) only; nothing else is touched
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
@@ -41,6 +44,9 @@ struct Avx2F64 {
   static Reg load(const T* p) { return _mm256_load_pd(p); }
   static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
   static void storeu(T* p, Reg v) { _mm256_storeu_pd(p, v); }
+  static void store_first(T* p, Reg v, int n) {  // lanes [0, n) only; nothing else is touched
+    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)), v);
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }

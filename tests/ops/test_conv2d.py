@@ -15,6 +15,7 @@ CASES = [
     (2, 8, 5, 6, 4, 1, 1, 2, 0, 1, 2),          # strided 1x1 uses im2col
     (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
     (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
+    (2, 5, 7, 37, 10, 3, 3, (2, 1), (1, 2), (2, 1), 5),  # depthwise by rows of registers: a partial last vector
     (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
@@ -71,6 +72,15 @@ def test_conv2d_fused_relu(rng, algo):
     if _unsupported(algo, x, w, 1, 1, 1, 1) is None:
         y = ops.conv2d(x, w, b, padding=1, algo=algo, relu=True)
         np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, 1, 1, 1, 1), 0), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("stride", [1, (1, 2)])  # row kernel; the plain loop (width stride 2)
+def test_depthwise_fused_bias_and_relu(isa, rng, stride):
+    x = rng.standard_normal((2, 6, 9, 21))
+    w = rng.standard_normal((12, 1, 3, 3))
+    b = rng.standard_normal(12)
+    y = ops.conv2d(x, w, b, stride, 1, 1, 6, algo="depthwise", relu=True)
+    np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, stride, 1, 1, 6), 0), rtol=1e-12, atol=1e-12)
 
 
 def test_auto_caches_one_choice_per_shape(rng):
