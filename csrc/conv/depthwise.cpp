@@ -2,6 +2,7 @@
 // padding and dilation). A GEMM per group would have a single row: pure packing overhead.
 // Here each output plane is a sum of R*S shifted, scaled input rows; memory-bound, so loops
 // run along contiguous rows and every plane is touched once per kernel tap in cache.
+#include <utility>
 #include <vector>
 
 #include "conv/conv2d.h"
@@ -44,37 +45,51 @@ void for_each_tap_row(const Conv2dShape& s, const Fn& tap) {
 
 }  // namespace
 
-// With AVX2 and stride 1 along the width, each input plane is copied zero-padded once and
-// direct's row kernel (direct.h; one channel, four vectors of pixels) sums an output row's taps
-// in registers and stores it once: the plain loop below adds R*S shifted rows into the output,
-// rereading and rewriting it per tap (2.5x slower at 128 channels of 28x28).
-template <class T>
-bool forward_by_row_kernel(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  if (active_isa() < Isa::avx2 || s.p.stride[1] != 1) return false;
-  const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
-  const auto& p = s.p;
-  const direct::Tile tile = direct::row_tile<T>(s.Q, 1);
-  const index_t ld = round_up(s.Q, tile.pixels) + (s.S - 1) * p.dilation[1];
-  const index_t rows = (s.P - 1) * p.stride[0] + (s.R - 1) * p.dilation[0] + 1;
-  parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
-    T* padded = thread_scratch<T>(rows * ld, ScratchSlot::columns);
-    for (index_t plane = lo; plane < hi; ++plane) {
-      const index_t n = plane / s.K, k = plane % s.K;
-      direct::copy_padded_rows(x + (n * s.C + k / multiplier) * HW, s.H, s.W, -p.pad_begin[0], -p.pad_begin[1],
-                               rows, ld, padded);
-      for (index_t op = 0; op < s.P; ++op)  // weights [r][s]: already direct's packing for one channel
-        direct::run_row_avx2(direct::RowJob<T>{padded + op * p.stride[0] * ld, rows * ld, p.dilation[0] * ld, 1,
-                                               s.R, s.S, p.dilation[1], w + k * RS, y + plane * PQ + op * s.Q, PQ,
-                                               s.Q, 1, bias ? bias + k : nullptr, relu, tile.mr});
+// One output plane as direct's row kernel sees it (direct.h): `inputs` consecutive input planes
+// of in_h x in_w, read from row top + op * sh + r * dh and column left + q + s * dw (0 outside),
+// against weights [input][r][s] (direct's packing for one output channel).
+struct PlaneGeometry {
+  index_t in_h, in_w, out_h, out_w, inputs, R, S, top, left, sh, dh, dw;
+};
+
+// With AVX2 and stride 1 along the width, each output plane's inputs are copied zero-padded once
+// and direct's row kernel (one channel, four vectors of pixels) sums an output row's taps in
+// registers and stores it once: the plain loops below add R*S shifted rows into the output,
+// rereading and rewriting it per tap (2x slower at 128 channels of 28x28).
+// `plane_of(o)` gives output plane o's first input plane and its weights.
+template <class T, class PlaneFn>
+void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn& plane_of, const T* bias,
+                          index_t channels, bool relu, T* out) {
+  const direct::Tile tile = direct::row_tile<T>(g.out_w, 1);
+  const index_t ld = round_up(g.out_w, tile.pixels) + (g.S - 1) * g.dw;
+  const index_t rows = (g.out_h - 1) * g.sh + (g.R - 1) * g.dh + 1, in_size = g.in_h * g.in_w;
+  const index_t out_size = g.out_h * g.out_w;
+  parallel_for(0, planes, 1, [&](index_t lo, index_t hi) {
+    T* padded = thread_scratch<T>(g.inputs * rows * ld, ScratchSlot::columns);
+    for (index_t o = lo; o < hi; ++o) {
+      const auto [in, w] = plane_of(o);
+      for (index_t i = 0; i < g.inputs; ++i)
+        direct::copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
+      for (index_t op = 0; op < g.out_h; ++op)
+        direct::run_row_avx2(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.dh * ld, g.inputs, g.R, g.S,
+                                               g.dw, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,
+                                               bias ? bias + o % channels : nullptr, relu, tile.mr});
     }
   });
-  return true;
 }
 
 template <class T>
 void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  if (forward_by_row_kernel(s, x, w, bias, relu, y)) return;
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
+  const auto& prm = s.p;
+  if (active_isa() >= Isa::avx2 && prm.stride[1] == 1) {
+    const PlaneGeometry g{s.H, s.W, s.P, s.Q, 1, s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1],
+                          prm.stride[0], prm.dilation[0], prm.dilation[1]};
+    return planes_by_row_kernel(g, s.N * s.K, [&](index_t o) {
+      const index_t n = o / s.K, k = o % s.K;
+      return std::pair{x + (n * s.C + k / multiplier) * HW, w + k * s.R * s.S};
+    }, bias, s.K, relu, y);
+  }
   parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       const index_t n = plane / s.K, k = plane % s.K;
@@ -94,6 +109,19 @@ void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, cons
 template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
+  const auto& prm = s.p;
+  if (active_isa() >= Isa::avx2 && prm.stride[0] == 1 && prm.stride[1] == 1) {
+    // A stride-1 convolution's input gradient: grad_x[c] = sum over its `multiplier` outputs k
+    // of grad_y[k] correlated with w[k] rotated (conv2d.h's rotated_transposed_weights).
+    const std::vector<T> rotated = rotated_transposed_weights(s, w);
+    const index_t dh = prm.dilation[0], dw = prm.dilation[1];
+    const PlaneGeometry g{s.P, s.Q, s.H, s.W, multiplier, s.R, s.S, prm.pad_begin[0] - (s.R - 1) * dh,
+                          prm.pad_begin[1] - (s.S - 1) * dw, 1, dh, dw};
+    return planes_by_row_kernel(g, s.N * s.C, [&](index_t o) {
+      const index_t n = o / s.C, c = o % s.C;
+      return std::pair{grad_y + (n * s.K + c * multiplier) * PQ, rotated.data() + c * multiplier * s.R * s.S};
+    }, static_cast<const T*>(nullptr), s.C, false, grad_x);
+  }
   // One writer per input plane: the `multiplier` output channels reading it are summed here.
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {

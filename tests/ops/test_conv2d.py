@@ -16,6 +16,7 @@ CASES = [
     (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
     (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
     (2, 5, 7, 37, 10, 3, 3, (2, 1), (1, 2), (2, 1), 5),  # depthwise by rows of registers: a partial last vector
+    (2, 3, 6, 35, 9, 3, 3, 1, (1, 2), (1, 2), 3),  # depthwise, multiplier 3, stride 1: input gradient by rows too
     (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
