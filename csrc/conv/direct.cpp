@@ -157,8 +157,10 @@ void copy_gradient_rows(const Conv2dShape& s, const T* plane, index_t pitch, ind
 // block's gradient rows zero-extended to whole vectors, and each input plane zero-padded.
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  constexpr index_t MB = direct::kWeightBlock, lanes = 32 / sizeof(T);
-  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S, blocks = ceil_div(Kg, MB);
+  constexpr index_t lanes = 32 / sizeof(T);
+  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  const int mb = direct::weight_block(Kg);
+  const index_t MB = mb, blocks = ceil_div(Kg, MB);
   const index_t sh = s.p.stride[0], dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
   const index_t Hp = (s.P - 1) * sh + (s.R - 1) * dh + 1, Wp = Qr + (s.S - 1) * dw;
   const DirectGeometry plane_geometry{1, 1, s.H, s.W, 1, 1, 1, 1, 1, 1, -s.p.pad_begin[0], -s.p.pad_begin[1], 1, 1, 1};
@@ -204,7 +206,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
           for (index_t r = 0; r < s.R; ++r)
             direct::run_weight_avx2(direct::WeightJob<T>{dys, MB * dy_block, dy_block, dy_pitch, planes + r * dh * Wp,
                                                          plane_size, sh * Wp, nb, s.P, Qr, dw, 0, s.S, flat_length,
-                                                         c_sums + r * s.S, RS});
+                                                         c_sums + r * s.S, RS, mb});
         }
       }
       for (index_t c = c0; c < c1; ++c)

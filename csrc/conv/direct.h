@@ -50,7 +50,10 @@ void run_row_avx2(const RowJob<T>& job);
 // taps s of [s0, s1). The kernel holds kWeightBlock x 3 accumulator vectors, each input vector
 // feeding kWeightBlock of them, each gradient vector 3; lanes are added up once at the end.
 // dy rows are zero past Q up to a whole vector, so the columns they pad contribute nothing.
+// Depthwise layers (one output channel per group) use blocks of one: zero channels in a block
+// of four had made three quarters of the work.
 constexpr int kWeightBlock = 4;
+inline int weight_block(index_t Kg) { return Kg == 1 ? 1 : kWeightBlock; }
 template <class T>
 struct WeightJob {
   const T* dy;                  // image i's dy[m][p][q] at dy + i * ld_dy_i + m * ld_dy_m + p * ld_dy_p + q
@@ -63,6 +66,7 @@ struct WeightJob {
   index_t flat;
   double* sums;                 // sums[m * ld_sums + s] += ..., s in [s0, s1)
   index_t ld_sums;
+  int mb;                       // channels in the block: weight_block(K / groups)
 };
 template <class T>
 void run_weight_avx2(const WeightJob<T>& job);

@@ -57,12 +57,12 @@ void run(const RowJob<typename V::T>& job) {
   row_kernel<V, 6, 2>(job);
 }
 
-// kWeightBlock x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at SC = 3.
-template <class V, int SC>
+// MB x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at MB = 4, SC = 3.
+template <class V, int MB, int SC>
 void weight_kernel(const WeightJob<typename V::T>& job, index_t s0) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  constexpr int W = V::width, MB = kWeightBlock;
+  constexpr int W = V::width;
   Reg acc[MB][SC];
   for (int m = 0; m < MB; ++m)
     for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
@@ -84,14 +84,20 @@ void weight_kernel(const WeightJob<typename V::T>& job, index_t s0) {
     for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + s0 + s] += V::sum(acc[m][s]);
 }
 
-template <class V>
-void run_weight(const WeightJob<typename V::T>& job) {
+template <class V, int MB>
+void run_weight_block(const WeightJob<typename V::T>& job) {
   for (index_t s0 = job.s0; s0 < job.s1; s0 += 3) {
     const index_t taps = job.s1 - s0;
-    if (taps >= 3) weight_kernel<V, 3>(job, s0);
-    else if (taps == 2) weight_kernel<V, 2>(job, s0);
-    else weight_kernel<V, 1>(job, s0);
+    if (taps >= 3) weight_kernel<V, MB, 3>(job, s0);
+    else if (taps == 2) weight_kernel<V, MB, 2>(job, s0);
+    else weight_kernel<V, MB, 1>(job, s0);
   }
+}
+
+template <class V>
+void run_weight(const WeightJob<typename V::T>& job) {
+  if (job.mb == 1) return run_weight_block<V, 1>(job);
+  run_weight_block<V, kWeightBlock>(job);
 }
 
 }  // namespace
