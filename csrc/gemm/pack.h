@@ -138,20 +138,40 @@ void pack_rows_across_panels(const MatrixView<const T>& b, index_t k0, index_t k
   }
 }
 
+// Grouped columns (an NCHW batch read as [channels, images * pixels]) at any alignment: each
+// row is walked across the block in pieces contiguous in both the source (one group) and the
+// destination (one panel). Gathering panel by panel, value by value, had cost a pointwise
+// convolution over 14x14 maps (196 columns per image, 16 per panel) a fifth of its time.
+template <int NR, class T>
+void pack_grouped_rows_across_panels(const MatrixView<const T>& b, index_t k0, index_t kc, index_t j0, index_t cols,
+                                     T* dst) {
+  const index_t tail = cols % NR;
+  for (index_t k = 0; k < kc; ++k) {
+    const T* row = b.data + b.row_offset(k0 + k);
+    for (index_t j = 0; j < cols;) {
+      const index_t run = std::min(cols - j, b.col_group - (j0 + j) % b.col_group);
+      const T* src = row + b.col_offset(j0 + j);
+      for (index_t end = j + run; j < end;) {  // the run, a panel row at a time
+        const index_t c = j % NR, piece = std::min(NR - c, end - j);
+        T* out = dst + (j - c) * kc + k * NR + c;
+        if (piece == NR) std::memcpy(out, src, NR * sizeof(T));  // a fixed size: a few vector moves
+        else for (index_t i = 0; i < piece; ++i) out[i] = src[i];
+        src += piece;
+        j += piece;
+      }
+    }
+    if (tail) std::fill(dst + (cols - tail) * kc + k * NR + tail, dst + (cols - tail) * kc + (k + 1) * NR, T(0));
+  }
+}
+
 template <int NR, class T>
 bool pack_runs_across_panels(const MatrixView<const T>& b, index_t k0, index_t kc, index_t j0, index_t cols, T* dst) {
   if (b.unit_stride_run(j0, cols)) {
     pack_rows_across_panels<NR>(b, k0, kc, j0, cols, dst);
     return true;
   }
-  // Grouped columns (an NCHW batch read as [channels, images * pixels]): one run per group,
-  // when every group boundary in the block falls on a panel boundary.
-  if (b.col_group == 0 || b.col_stride != 1 || (j0 % b.col_group) % NR != 0 || b.col_group % NR != 0) return false;
-  for (index_t j = 0; j < cols;) {
-    const index_t run = std::min(cols - j, b.col_group - (j0 + j) % b.col_group);
-    pack_rows_across_panels<NR>(b, k0, kc, j0 + j, run, dst + j * kc);
-    j += run;
-  }
+  if (b.col_group == 0 || b.col_stride != 1) return false;
+  pack_grouped_rows_across_panels<NR>(b, k0, kc, j0, cols, dst);
   return true;
 }
 

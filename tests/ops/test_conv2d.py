@@ -12,6 +12,7 @@ CASES = [
     (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1),
     (3, 4, 10, 11, 6, 3, 2, 2, (1, 2), (2, 1), 2),
     (2, 8, 5, 5, 8, 1, 1, 1, 0, 1, 1),          # pointwise: no column matrix
+    (5, 24, 7, 9, 40, 1, 1, 1, 0, 1, 1),        # pointwise, 63 pixels per image: panels straddle images
     (2, 8, 5, 6, 4, 1, 1, 2, 0, 1, 2),          # strided 1x1 uses im2col
     (1, 6, 6, 6, 6, 3, 3, 1, "same", 1, 6),     # depthwise
     (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
