@@ -160,26 +160,41 @@ void col2im(const Conv2dShape& s, const T* col, index_t nb, index_t c0, index_t 
   });
 }
 
+// Chunks of `images` whole images (the last may have fewer) covering the batch, in order.
+inline std::vector<Chunk> image_chunks(const Conv2dShape& s, index_t images) {
+  images = std::clamp<index_t>(images, 1, std::max<index_t>(s.N, 1));
+  std::vector<Chunk> chunks;
+  for (index_t n0 = 0; n0 < s.N; n0 += images) chunks.push_back({n0, std::min(images, s.N - n0), 0, s.P});
+  return chunks;
+}
+
 // The chunks that cover the batch, in order: as many whole images as keep the column matrix
-// within budget, or when one image's columns exceed it (and `bands` allows), bands of output
-// rows within budget, at least one row. Pointwise convolutions read the input as their
-// columns: one chunk.
+// within budget, or when one image's columns exceed it, bands of output rows within budget, at
+// least one row. Pointwise convolutions read the input as their columns: one chunk.
 template <class T>
-std::vector<Chunk> column_chunks(const Conv2dShape& s, bool bands) {
+std::vector<Chunk> column_chunks(const Conv2dShape& s) {
   if (s.is_pointwise()) return {{0, s.N, 0, s.P}};
   const index_t per_row = s.column_rows() * s.Q * static_cast<index_t>(sizeof(T));
   const index_t budget = static_cast<index_t>(kColumnBudgetBytes);
-  std::vector<Chunk> chunks;
-  if (!bands || per_row * s.P <= budget) {
-    const index_t images = std::clamp<index_t>(budget / (per_row * s.P), 1, std::max<index_t>(s.N, 1));
-    for (index_t n0 = 0; n0 < s.N; n0 += images) chunks.push_back({n0, std::min(images, s.N - n0), 0, s.P});
-    return chunks;
-  }
+  if (per_row * s.P <= budget) return image_chunks(s, budget / (per_row * s.P));
   const index_t rows = std::clamp<index_t>(budget / per_row, 1, s.P);
   const index_t per_image = ceil_div(s.P, rows), even_rows = ceil_div(s.P, per_image);  // equal bands
+  std::vector<Chunk> chunks;
   for (index_t n = 0; n < s.N; ++n)
     for (index_t p0 = 0; p0 < s.P; p0 += even_rows) chunks.push_back({n, 1, p0, std::min(even_rows, s.P - p0)});
   return chunks;
+}
+
+// The input gradient's chunks: col2im needs whole images, and its columns are made a block of
+// channels at a time (below), so a chunk takes just enough images for a GEMM of at least
+// kMinColumns columns. Each block's GEMM packs the chunk's grad_y again: fewer columns per chunk
+// mean more channels per block and fewer packings (conv_transpose2d's 16x16 maps: 2 blocks of
+// 16 channels per image instead of 4 blocks of 8 per pair of images). Pointwise layers write
+// the gradient directly: one chunk.
+inline std::vector<Chunk> input_gradient_chunks(const Conv2dShape& s) {
+  constexpr index_t kMinColumns = 256;
+  if (s.is_pointwise()) return {{0, s.N, 0, s.P}};
+  return image_chunks(s, ceil_div(kMinColumns, std::max<index_t>(s.pixels(), 1)));
 }
 
 // Whether the chunks are split over threads (each thread its own chunks, its GEMMs serial):
@@ -251,7 +266,7 @@ template <class T, class ColumnsFn>
 void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                             const ColumnsFn& with_columns) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G, size = s.K * CRSg;
-  const std::vector<Chunk> chunks = column_chunks<T>(s, true);
+  const std::vector<Chunk> chunks = column_chunks<T>(s);
   const index_t parts = split_over_threads(static_cast<index_t>(chunks.size())) ? num_threads() : 1;
   const bool transposed = CRSg > Kg;
   // Thread t sums into grad_w (t == 0, not transposed) or its part of the partials: taken here,
@@ -293,7 +308,7 @@ void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T
 
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  for_each_chunk(column_chunks<T>(s, true), [&](index_t, const Chunk& chunk) {
+  for_each_chunk(column_chunks<T>(s), [&](index_t, const Chunk& chunk) {
     forward_gemm(s, columns(s, x, chunk), w, bias, relu, chunk_matrix(y, s.K, s, chunk));
   });
 }
@@ -304,7 +319,7 @@ void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T
 template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C / G, RS = s.R * s.S, CRSg = Cg * RS;
-  for_each_chunk(column_chunks<T>(s, false), [&](index_t, const Chunk& chunk) {
+  for_each_chunk(input_gradient_chunks(s), [&](index_t, const Chunk& chunk) {
     const index_t cols = chunk.nb * s.pixels();
     const auto dy = as_const(chunk_matrix(const_cast<T*>(grad_y), s.K, s, chunk));
     T* dx = grad_x + chunk.n0 * s.C * s.H * s.W;
