@@ -31,10 +31,28 @@ struct Chunk {
   index_t n0, nb, p0, rows;
 };
 
+// out[0, Q) = src[q] for q in [lo, hi), else 0: one output row of a stride-1 column row. Rows
+// of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
+// copying, so short ones are plain loops, kept from being turned back into those calls.
+#define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+template <class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(
+    T* __restrict out, const T* __restrict src, Range qs, index_t Q) {
+  if (Q > 16) {
+    std::fill(out, out + qs.lo, T(0));
+    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+    std::fill(out + qs.hi, out + Q, T(0));
+    return;
+  }
+  for (index_t q = 0; q < qs.lo; ++q) out[q] = T(0);
+  for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
+  for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
+}
+
 // col[(c, r, s), img * rows * Q + (p - p0) * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw],
 // or 0, for the chunk's images and output rows p; x points at image 0 of the batch.
 template <class T>
-void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
+FASTCONV_NO_LIBRARY_CALLS void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
   const index_t band = chunk.rows * s.Q, ld = chunk.nb * band, RS = s.R * s.S;
   const index_t p_end = chunk.p0 + chunk.rows;
   const auto& p = s.p;
@@ -52,10 +70,12 @@ void im2col(const Conv2dShape& s, const T* x, const Chunk& chunk, T* col) {
         for (index_t op = p_lo; op < p_hi; ++op) {
           const T* src = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
           T* out = dst + op * s.Q;
-          std::fill(out, out + qs.lo, T(0));
           if (p.stride[1] == 1) {
-            std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
-          } else if (p.stride[1] == 2) {  // a constant stride: gcc vectorises it with shuffles
+            copy_row_padded(out, src, qs, s.Q);
+            continue;
+          }
+          std::fill(out, out + qs.lo, T(0));
+          if (p.stride[1] == 2) {  // a constant stride: gcc vectorises it with shuffles
             for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
           } else {
             for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * p.stride[1]];
