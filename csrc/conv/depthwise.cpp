@@ -1,7 +1,8 @@
 // Direct depthwise convolution (one input channel per group, any channel multiplier, stride,
 // padding and dilation). A GEMM per group would have a single row: pure packing overhead.
-// Here each output plane is a sum of R*S shifted, scaled input rows; memory-bound, so loops
-// run along contiguous rows and every plane is touched once per kernel tap in cache.
+// Each output plane is a sum of R*S shifted, scaled input rows. With AVX2 (and stride 1 along
+// the width) direct.h's row kernel sums them in registers (planes_by_row_kernel); otherwise
+// plain loops run along contiguous rows, touching every plane once per kernel tap in cache.
 #include <utility>
 #include <vector>
 
