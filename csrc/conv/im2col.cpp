@@ -31,21 +31,23 @@ struct Chunk {
   index_t n0, nb, p0, rows;
 };
 
-// out[0, Q) = src[q] for q in [lo, hi), else 0: one output row of a stride-1 column row. Rows
+// out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of a column row. Rows
 // of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
-// copying, so short ones are plain loops, kept from being turned back into those calls.
+// copying, so the edges and short runs are plain loops, kept from being turned back into calls.
 #define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 template <class T>
-FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(
-    T* __restrict out, const T* __restrict src, Range qs, index_t Q) {
-  if (Q > 16) {
-    std::fill(out, out + qs.lo, T(0));
-    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
-    std::fill(out + qs.hi, out + Q, T(0));
-    return;
-  }
+FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T* __restrict src, Range qs,
+                                                      index_t Q, index_t stride) {
   for (index_t q = 0; q < qs.lo; ++q) out[q] = T(0);
-  for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
+  if (stride == 1 && qs.hi - qs.lo > 16) {
+    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+  } else if (stride == 1) {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
+  } else if (stride == 2) {  // a constant stride: gcc vectorises it with shuffles
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
+  } else {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
+  }
   for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
 }
 
@@ -69,18 +71,7 @@ FASTCONV_NO_LIBRARY_CALLS void im2col(const Conv2dShape& s, const T* x, const Ch
         std::fill(dst + chunk.p0 * s.Q, dst + p_lo * s.Q, T(0));
         for (index_t op = p_lo; op < p_hi; ++op) {
           const T* src = plane + (op * p.stride[0] - p.pad_begin[0] + r * p.dilation[0]) * s.W + w_offset;
-          T* out = dst + op * s.Q;
-          if (p.stride[1] == 1) {
-            copy_row_padded(out, src, qs, s.Q);
-            continue;
-          }
-          std::fill(out, out + qs.lo, T(0));
-          if (p.stride[1] == 2) {  // a constant stride: gcc vectorises it with shuffles
-            for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
-          } else {
-            for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * p.stride[1]];
-          }
-          std::fill(out + qs.hi, out + s.Q, T(0));
+          copy_row_padded(dst + op * s.Q, src, qs, s.Q, p.stride[1]);
         }
         std::fill(dst + p_hi * s.Q, dst + p_end * s.Q, T(0));
       }
