@@ -5,7 +5,6 @@
 #include <string>
 
 #include "core/errors.h"
-#include "core/stream_store.h"
 
 #include <unistd.h>
 
@@ -85,11 +84,6 @@ long last_level_cache_bytes() {
     return l2_cache_bytes();
   }();
   return bytes;
-}
-
-StreamPolicy& stream_policy() {
-  static StreamPolicy policy = StreamPolicy::by_size;
-  return policy;
 }
 
 }  // namespace fastconv

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "core/errors.h"
 #include "core/parallel.h"
@@ -19,38 +20,52 @@ struct Moments {
   double mean, var;  // var is biased (divided by the count)
 };
 
+// Calls run(n, i0, len, at) over channel c a run of kRun values at a time: image n's values
+// [i0, i0 + len), at tensor offset `at`. A channel's planes are N runs of HW values C * HW
+// apart, and the hardware prefetcher stops at each plane's page boundary, so each run first
+// prefetches its place in the next plane of every array in `inputs` (BN forward 4.3 -> 3.7 ms
+// at 64x64x32x32).
+constexpr index_t kRun = 256;
+template <class T, class Run>
+void for_each_run(const BatchNormShape& s, index_t c, std::initializer_list<const T*> inputs, const Run& run) {
+  for (index_t n = 0; n < s.N; ++n)
+    for (index_t i0 = 0; i0 < s.HW; i0 += kRun) {
+      const index_t at = (n * s.C + c) * s.HW + i0, len = std::min(kRun, s.HW - i0);
+      if (n + 1 < s.N)
+        for (const T* input : inputs)
+          if (input) prefetch_span(input + at + s.C * s.HW, len);
+      run(n, i0, len, at);
+    }
+}
+
+// Whether the kernels' large output (grad_x, or y) bypasses the cache (core/stream_store.h).
+template <class T>
+bool streamed(const BatchNormShape& s) {
+  return stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
+}
+
 // Mean and biased variance of channel c in one pass. Sums of (x - shift) with the channel's
 // first value as the shift: the shifted sum of squares does not cancel catastrophically when
-// |mean| >> std (the textbook one-pass formula does). Runs of kRun values are summed in T's
-// lanes (a float lane adds a few dozen values), the runs' sums in double: converting every
-// float to double had made this pass compute-bound.
-//
-// A channel's planes are N runs of HW values, C * HW apart: the hardware prefetcher stops at
-// each plane's page boundary, so each run also prefetches its place in the next plane
-// (forward 4.3 -> 3.7 ms at 64x64x32x32).
+// |mean| >> std (the textbook one-pass formula does). A run's values are summed in T's lanes
+// (a float lane adds a few dozen values), the runs' sums in double: converting every float to
+// double had made this pass compute-bound.
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
-  constexpr index_t kRun = 256;
   const double shift = x[c * s.HW];
   const T tshift = static_cast<T>(shift);
   double sum = 0, sum_sq = 0;
-  for (index_t n = 0; n < s.N; ++n) {
-    const T* plane = x + (n * s.C + c) * s.HW;
-    const T* next = n + 1 < s.N ? plane + s.C * s.HW : nullptr;
-    for (index_t i0 = 0; i0 < s.HW; i0 += kRun) {
-      const index_t i1 = std::min(i0 + kRun, s.HW);
-      if (next) prefetch_span(next + i0, i1 - i0);
-      T run = 0, run_sq = 0;
+  for_each_run<T>(s, c, {x}, [&](index_t, index_t, index_t len, index_t at) {
+    const T* values = x + at;
+    T run = 0, run_sq = 0;
 #pragma omp simd reduction(+ : run, run_sq)
-      for (index_t i = i0; i < i1; ++i) {
-        const T d = plane[i] - tshift;
-        run += d;
-        run_sq += d * d;
-      }
-      sum += run;
-      sum_sq += run_sq;
+    for (index_t i = 0; i < len; ++i) {
+      const T d = values[i] - tshift;
+      run += d;
+      run_sq += d * d;
     }
-  }
+    sum += run;
+    sum_sq += run_sq;
+  });
   const double m = static_cast<double>(s.count()), mean_shifted = sum / m;
   return {shift + mean_shifted, std::max(0.0, sum_sq / m - mean_shifted * mean_shifted)};
 }
@@ -59,9 +74,10 @@ Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
 // so the inner loop is branch-free. NaN passes the ReLU, as torch.relu's does.
 template <class T, bool kRelu, bool kResidual>
 void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, T mean, T scale, T beta) {
+  const bool stream = streamed<T>(s);
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    write_blocks(f.y + offset, s.HW, f.stream, [&](T* y, index_t i0, index_t len) {
+    write_blocks(f.y + offset, s.HW, stream, [&](T* y, index_t i0, index_t len) {
       const T* x = f.x + offset + i0;
       const T* z = f.residual + (kResidual ? offset + i0 : 0);
 #pragma omp simd
@@ -73,7 +89,7 @@ void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, in
       }
     });
   }
-  if (f.stream) stream_fence();
+  if (stream) stream_fence();
 }
 
 template <class T>
@@ -112,27 +128,17 @@ struct GradSums {
 
 template <class T>
 GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* masked) {
-  constexpr index_t kRun = 256;
   const double mean = b.mean[c];
   double sum = 0, sum_xmu = 0;
-  for (index_t n = 0; n < s.N; ++n) {
-    for (index_t i0 = 0; i0 < s.HW; i0 += kRun) {
-      const index_t at = (n * s.C + c) * s.HW + i0, len = std::min(kRun, s.HW - i0);
-      if (n + 1 < s.N) {  // this run of the next plane (see channel_moments)
-        const index_t next = at + s.C * s.HW;
-        prefetch_span(b.x + next, len);
-        prefetch_span(b.grad_y + next, len);
-        if (b.y) prefetch_span(b.y + next, len);
-      }
-      const T* x = b.x + at;
-      const T* g = b.y ? masked_grad_plane(b.grad_y + at, b.y + at, len, masked + n * s.HW + i0) : b.grad_y + at;
+  for_each_run<T>(s, c, {b.x, b.grad_y, b.y}, [&](index_t n, index_t i0, index_t len, index_t at) {
+    const T* x = b.x + at;
+    const T* g = b.y ? masked_grad_plane(b.grad_y + at, b.y + at, len, masked + n * s.HW + i0) : b.grad_y + at;
 #pragma omp simd reduction(+ : sum, sum_xmu)
-      for (index_t i = 0; i < len; ++i) {
-        sum += g[i];
-        sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
-      }
+    for (index_t i = 0; i < len; ++i) {
+      sum += g[i];
+      sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
     }
-  }
+  });
   return {sum, sum_xmu};
 }
 
@@ -142,9 +148,10 @@ template <class T, bool kResidual>
 void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T k, T k_xmu, T k_0,
                         const T* masked) {
   const T mean = b.mean[c];
+  const bool stream = streamed<T>(s);
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
-    write_blocks(b.grad_x + offset, s.HW, b.stream, [&](T* dx, index_t i0, index_t len) {
+    write_blocks(b.grad_x + offset, s.HW, stream, [&](T* dx, index_t i0, index_t len) {
       const T* x = b.x + offset + i0;
       const T* g = b.y ? masked + n * s.HW + i0 : b.grad_y + offset + i0;
       T* dz = b.grad_residual + (kResidual ? offset + i0 : 0);
@@ -156,7 +163,7 @@ void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, 
       }
     });
   }
-  if (b.stream) stream_fence();
+  if (stream) stream_fence();
 }
 
 template <class T>
@@ -174,19 +181,11 @@ void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, in
   else channel_grad_input<T, false>(s, b, c, T(k), T(k_xmu), T(k_0), masked);
 }
 
-// The forward's arguments, with y streamed past the cache when large (core/stream_store.h).
-template <class T>
-BatchNormForward<T> streaming(const BatchNormShape& s, BatchNormForward<T> f) {
-  f.stream = stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
-  return f;
-}
-
 }  // namespace
 
 template <class T>
-void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& forward, double momentum,
+void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
                               double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
-  const BatchNormForward<T> f = streaming(s, forward);
   // PyTorch: "Expected more than 1 value per channel when training" (the variance is undefined).
   check(s.count() > 1, "input: expected more than 1 value per channel when training, got N=", s.N,
         " and H*W=", s.HW);
@@ -207,9 +206,8 @@ void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>
 }
 
 template <class T>
-void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& forward, double eps,
+void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double eps,
                              const T* running_mean, const T* running_var) {
-  const BatchNormForward<T> f = streaming(s, forward);
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c)
       normalize_channel(s, f, c, running_mean[c], 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
@@ -217,9 +215,7 @@ void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>&
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& backward) {
-  BatchNormBackward<T> b = backward;
-  b.stream = stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
+void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     T* masked = b.y ? thread_scratch<T>(s.N * s.HW, ScratchSlot::masked_grad) : nullptr;
     for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c, masked);

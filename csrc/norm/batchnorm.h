@@ -19,7 +19,6 @@ struct BatchNormForward {
   const T* beta = nullptr;      // null: 0
   bool relu = false;
   T* y = nullptr;
-  bool stream = false;  // set by the kernels: y bypasses the cache (core/stream_store.h)
 };
 
 // Batch statistics: biased variance normalises; running stats (when not null) are updated in
@@ -45,7 +44,6 @@ struct BatchNormBackward {
   T* grad_residual = nullptr;  // null when there was no residual
   T* grad_gamma = nullptr;
   T* grad_beta = nullptr;
-  bool stream = false;  // set by the kernel: grad_x bypasses the cache (core/stream_store.h)
 };
 
 template <class T>
