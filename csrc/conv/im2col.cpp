@@ -79,13 +79,6 @@ FASTCONV_NO_LIBRARY_CALLS void im2col(const Conv2dShape& s, const T* x, const Ch
   });
 }
 
-// col2im for one plane when the stride is > 1 (dilation 1), the transposed convolution's
-// upsampling case. Adding each tap's row into the plane strides its stores and adds every
-// pixel R*S/(sh*sw) times. Instead: tap (r, k) lands on one phase (r % sh, k % sw) of the
-// plane, at (op + r / sh, q + k / sw) in that phase's sub-plane, so the taps are summed there
-// with contiguous adds (the phases fit in L1), and the plane is written once from its phases
-// (an interleave of two rows when sw == 2). Each tap adds its whole P x Q block: entries that
-// fall in the padding land in phase cells that no pixel reads, which spares the bounds.
 // The phases' extent: every tap's block, and every pixel (rows past the last window, which
 // no tap reaches, read zeros).
 struct PhaseLayout {
@@ -98,6 +91,13 @@ struct PhaseLayout {
   index_t size() const { return sh * sw * I * M; }
 };
 
+// col2im for one plane when the stride is > 1 (dilation 1), the transposed convolution's
+// upsampling case. Adding each tap's row into the plane strides its stores and adds every
+// pixel R*S/(sh*sw) times. Instead: tap (r, k) lands on one phase (r % sh, k % sw) of the
+// plane, at (op + r / sh, q + k / sw) in that phase's sub-plane, so the taps are summed there
+// with contiguous adds (the phases fit in L1), and the plane is written once from its phases
+// (an interleave of two rows when sw == 2). Each tap adds its whole P x Q block: entries that
+// fall in the padding land in phase cells that no pixel reads, which spares the bounds.
 template <class T>
 void col2im_plane_by_phase(const Conv2dShape& s, const T* __restrict col, index_t ld, T* __restrict plane,
                            T* __restrict phases) {
