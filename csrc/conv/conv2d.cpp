@@ -104,10 +104,10 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   return "unknown algorithm";
 }
 
-index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse) {
+index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use) {
   switch (algo) {
-    case Algo::winograd_2x3: return winograd_transformed_size<2>(s);
-    case Algo::winograd_4x3: return winograd_transformed_size<4>(s);
+    case Algo::winograd_2x3: return winograd_transformed_size<2>(s, use);
+    case Algo::winograd_4x3: return winograd_transformed_size<4>(s, use);
     default: return 0;  // FFT's transform depends on the input's size (its tile size), not only w
   }
 }

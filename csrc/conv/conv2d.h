@@ -133,7 +133,7 @@ void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T*
 // --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp); the weight gradient runs im2col ----
 // `u`: the weight already transformed (winograd_transform_weight), or null.
 template <int M>
-index_t winograd_transformed_size(const Conv2dShape& s);
+index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use);
 template <int M, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
 template <int M, class T>

@@ -140,6 +140,17 @@ struct FftTransform {
     }
   }
 
+  void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t part_stride,
+                   T* work) const {
+    tiled::gather_patches(*this, src, lanes, work);
+    input(work, lanes, out, point_stride, part_stride, work + F * F * lanes);
+  }
+  void output_tiles(const T* in, index_t point_stride, index_t part_stride, index_t lanes,
+                    const tiled::TileTarget<T>* tiles, index_t ld, T bias, bool relu, T* work) const {
+    output(in, point_stride, part_stride, lanes, work, work + m_h * m_w * lanes);
+    tiled::scatter_tiles(work, m_w, lanes, tiles, ld, bias, relu);
+  }
+
   // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
   // (y_a + i y_b has spectrum Y_a + i Y_b) per complex inverse FFT.
   void output(const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {

@@ -7,18 +7,24 @@
 // then map M back to the output tile. With `parts == 2` every point is a complex number and
 // its GEMM is the real form of a complex product, [Mr; Mi] = [[Ur, -Ui], [Ui, Ur]] [Vr; Vi].
 //
-// A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts and
+// A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts, work_size(lanes) and
 //   filter(w /*lanes filters of R x S*/, lanes, out /*points x parts x lanes*/, work)
-//   input(tile /*alpha_h x alpha_w x lanes*/, lanes, out, point_stride, part_stride, work)
-//   output(in, point_stride, part_stride, lanes, tile /*m_h x m_w x lanes*/, work)
-//   work_size(lanes)
-// where "x lanes" means `lanes` tiles side by side, the lane index innermost (the transforms
-// vectorise across tiles, as NNPACK's do).
+//   input_tiles(patches, lanes, out, point_stride, part_stride, work)
+//   output_tiles(in, point_stride, part_stride, lanes, tiles, bias, relu, work)
+// `patches` and `tiles` say where each lane's tile is read from and written to (tile_io.h); "x lanes" means `lanes` tiles side by side, the lane index innermost (the
+// transforms vectorise across tiles, as NNPACK's do). A transform with no faster way calls
+// gather_patches / scatter_tiles around its codelets (the two helpers below).
+//
+// U is stored in the GEMM micro-kernel's A panel order, the transformed tiles are written
+// straight in its B panel order, and it writes M where the output transform reads it: the
+// per-point GEMMs are bare micro-kernel calls, with no packing.
 #pragma once
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "conv/conv2d.h"
+#include "conv/tile_io.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "gemm/gemm.h"
@@ -44,137 +50,227 @@ inline TiledGeometry backward_input_geometry(const Conv2dShape& s) {
 
 namespace tiled {
 
-constexpr index_t kLanes = 16;                // tiles transformed side by side
+constexpr index_t kLanes = 16;            // most tiles transformed side by side
 constexpr index_t kBlockBytes = 8 << 20;  // V and M of one block of tiles, per thread (measured: 8 MiB
                                           // beat 1 and 3 MiB on the 3x3 and 7x7 bench layers)
 
-// U[pt] per group as a (parts*Kg) x (parts*Cg) matrix, stored [pt][g][parts*Kg][parts*Cg].
-// Filters are transformed kLanes at a time (consecutive input channels of one output channel),
-// so that each point's values are written as contiguous runs (U is large, its points far apart).
+// patch[(a * alpha_w + b) * lanes + l] = src.origin[l][a * src.ld + b].
+template <class T, class Transform>
+void gather_patches(const Transform& tf, const PatchSource<T>& src, index_t lanes, T* patch) {
+  for (index_t l = 0; l < lanes; ++l)
+    for (index_t a = 0; a < tf.alpha_h; ++a)
+      for (index_t b = 0; b < tf.alpha_w; ++b) patch[(a * tf.alpha_w + b) * lanes + l] = src.origin[l][a * src.ld + b];
+}
+
+// The tile values tile[(i * m_w + j) * lanes + l], plus bias, through ReLU if asked, to the targets.
+template <class T>
+void scatter_tiles(const T* tile, index_t m_w, index_t lanes, const TileTarget<T>* targets, index_t ld, T bias,
+                   bool relu) {
+  for (index_t l = 0; l < lanes; ++l)
+    for (index_t i = 0; i < targets[l].rows; ++i)
+      for (index_t j = 0; j < targets[l].cols; ++j) {
+        const T v = tile[(i * m_w + j) * lanes + l] + bias;
+        targets[l].dst[i * ld + j] = relu ? std::max(v, T(0)) : v;
+      }
+}
+
+// U[pt] per group is the GEMM's A, a (parts*Kg) x (parts*Cg) matrix, stored already packed for
+// the micro-kernel: [pt][g][panel][parts*Cg][mr], panels of mr rows, rows padded with zeros to
+// a multiple of kFilterRows (which every kernel's mr divides, so the size is the same on every
+// ISA; the interleaving is not: a cached U is keyed on the ISA, ops/conv_weight_cache.py).
+// Filters are transformed kLanes at a time (consecutive input channels of one output channel).
+constexpr index_t kFilterRows = 12;
+
+template <class Transform>
+index_t filter_rows(const TiledGeometry& g, const Transform& tf) {
+  return round_up(tf.parts * (g.K / g.groups), kFilterRows);
+}
+
 template <class Transform>
 index_t transformed_filters_size(const TiledGeometry& g, const Transform& tf) {
-  return tf.points * tf.parts * tf.parts * g.K * (g.C / g.groups);
+  return tf.points * g.groups * filter_rows(g, tf) * tf.parts * (g.C / g.groups);
+}
+
+template <class T>
+index_t filter_panel_rows() {
+  const index_t mr = gemm::active_family<T>().wide.mr;
+  if (kFilterRows % mr != 0) throw std::logic_error("tiled_conv: the micro-kernel's mr does not divide kFilterRows");
+  return mr;
 }
 
 template <class T, class Transform>
 void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
-  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, ld = parts * Cg;
-  const index_t block = parts * Kg * ld, point_stride = g.groups * block;
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, kc = parts * Cg;
+  const index_t mr = filter_panel_rows<T>(), block = filter_rows(g, tf) * kc, point_stride = g.groups * block;
+  std::fill(u, u + transformed_filters_size(g, tf), T(0));
+  // A(row, col) of one point and group, in the packed order.
+  const auto at = [&](T* a, index_t row, index_t col) -> T& { return a[(row / mr * kc + col) * mr + row % mr]; };
   parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
     std::vector<T> values(tf.points * parts * kLanes), work(tf.work_size(kLanes));
     for (index_t k = lo; k < hi; ++k)
       for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
-        const index_t lanes = std::min(kLanes, Cg - c0);
+        const index_t lanes = std::min(kLanes, Cg - c0), r = k % Kg;
         tf.filter(w + (k * Cg + c0) * R * S, lanes, values.data(), work.data());
-        T* row = u + (k / Kg) * block + (k % Kg) * ld + c0;
         for (index_t pt = 0; pt < tf.points; ++pt) {
-          T* dst = row + pt * point_stride;
+          T* a = u + pt * point_stride + (k / Kg) * block;
           const T* re = values.data() + pt * parts * lanes;
-          if (parts == 1) {
-            std::copy(re, re + lanes, dst);
-            continue;
-          }
           const T* im = re + lanes;  // the real form of a complex product: [[re, -im], [im, re]]
           for (index_t l = 0; l < lanes; ++l) {
-            dst[l] = re[l];
-            dst[Cg + l] = -im[l];
-            dst[Kg * ld + l] = im[l];
-            dst[Kg * ld + Cg + l] = re[l];
+            at(a, r, c0 + l) = re[l];
+            if (parts == 1) continue;
+            at(a, r, Cg + c0 + l) = -im[l];
+            at(a, Kg + r, c0 + l) = im[l];
+            at(a, Kg + r, Cg + c0 + l) = re[l];
           }
         }
       }
   });
 }
 
-// The tiles of one block, as (image, first output row, first output column).
-struct TileIndex {
-  index_t tiles_h, tiles_w, m_h, m_w;
+// How a call cuts its tiles: tile t is image t / per_image, tile row t / tiles_w % tiles_h,
+// tile column t % tiles_w; blocks of `block` tiles, each with its V and M; the input planes a
+// block reads, zero-padded to whole tiles plus kReadSlack.
+//
+// V and M hold a block's tiles in panels of nr (the micro-kernel's B width) and, per panel, a
+// row per channel (parts rows for complex points) with every point's nr lanes one after the
+// other: [g][panel][row][pt][nr]. A transform so reads and writes one contiguous run per
+// channel and panel; point pt's GEMM operand is every row_stride-th run (the micro-kernel
+// takes that B step, and that C row stride).
+template <class T, class Transform>
+struct Blocking {
+  const TiledGeometry& g;
+  const Transform& tf;
+  gemm::KernelSet<T> ks;
+  index_t tiles_h, tiles_w, per_image, tiles, block, panels, lanes, row_stride;
+  index_t plane_rows, plane_ld, plane_size, images_per_block;
+
+  Blocking(const TiledGeometry& geometry, const Transform& transform)
+      : g(geometry), tf(transform), ks(gemm::active_family<T>().wide) {
+    tiles_h = ceil_div(g.P, tf.m_h), tiles_w = ceil_div(g.Q, tf.m_w), per_image = tiles_h * tiles_w;
+    tiles = g.N * per_image;
+    lanes = std::min<index_t>(kLanes, ks.nr);  // a lane group never straddles two B panels
+    // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
+    // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
+    const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
+    const index_t most = std::max<index_t>(kBlockBytes / tile_bytes, ks.nr);
+    block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), ks.nr);
+    panels = block / ks.nr;
+    // An odd number of cache lines: the micro-kernel's B steps then spread over every L1 set
+    // (points 4 KiB apart had put a transform's 36 lines in one 8-way set).
+    constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));
+    row_stride = (ceil_div(tf.points * ks.nr, per_line) | 1) * per_line;
+    plane_rows = tiles_h * tf.m_h + tf.alpha_h - tf.m_h;
+    plane_ld = tiles_w * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack;
+    plane_size = plane_rows * plane_ld;
+    images_per_block = std::min(g.N, ceil_div(block, per_image) + 1);
+  }
+  index_t blocks() const { return ceil_div(tiles, block); }
+  index_t v_size() const { return panels * tf.parts * g.C * row_stride; }
+  index_t m_size() const { return panels * tf.parts * g.K * row_stride; }
+  // The first row of group grp's panel p in V (channels) or M (output channels).
+  index_t v_row(index_t grp, index_t p) const { return (grp * panels + p) * tf.parts * (g.C / g.groups) * row_stride; }
+  index_t m_row(index_t grp, index_t p) const { return (grp * panels + p) * tf.parts * (g.K / g.groups) * row_stride; }
+  index_t work_size() const {
+    return std::max(tf.alpha_h * tf.alpha_w, tf.m_h * tf.m_w) * lanes + tf.work_size(lanes);
+  }
   void locate(index_t t, index_t& n, index_t& p0, index_t& q0) const {
-    n = t / (tiles_h * tiles_w);
-    p0 = t / tiles_w % tiles_h * m_h;
-    q0 = t % tiles_w * m_w;
+    n = t / per_image;
+    p0 = t / tiles_w % tiles_h * tf.m_h;
+    q0 = t % tiles_w * tf.m_w;
   }
 };
 
-// patch[(a * alpha_w + b) * lanes + l] = x[n, c, top + p0 + a, left + q0 + b], 0 outside.
-template <class T, class Transform>
-void gather_patches(const TiledGeometry& g, const Transform& tf, const TileIndex& ti, const T* x, index_t c,
-                    index_t t0, index_t lanes, T* patch) {
-  for (index_t l = 0; l < lanes; ++l) {
-    index_t n, p0, q0;
-    ti.locate(t0 + l, n, p0, q0);
-    const T* plane = x + (n * g.C + c) * g.H * g.W;
-    const index_t h0 = g.top + p0, w0 = g.left + q0;
-    const Range cols = valid_range(w0, 1, g.W, tf.alpha_w);
-    for (index_t a = 0; a < tf.alpha_h; ++a) {
-      T* dst = patch + a * tf.alpha_w * lanes + l;
-      const index_t h = h0 + a;
-      const bool row_inside = h >= 0 && h < g.H;
-      for (index_t b = 0; b < tf.alpha_w; ++b)
-        dst[b * lanes] = row_inside && b >= cols.lo && b < cols.hi ? plane[h * g.W + w0 + b] : T(0);
-    }
-  }
-}
-
-// y[n, k, p0 + i, q0 + j] = relu?(tile[(i * m_w + j) * lanes + l] + bias) inside the output.
+// out[a * ld + b] = x[top + a, left + b] of one channel plane (0 outside), rows x ld.
 template <class T>
-void scatter_tiles(const TiledGeometry& g, const TileIndex& ti, const T* tile, index_t k, T bias, bool relu,
-                   index_t t0, index_t lanes, T* y) {
-  for (index_t l = 0; l < lanes; ++l) {
-    index_t n, p0, q0;
-    ti.locate(t0 + l, n, p0, q0);
-    T* plane = y + (n * g.K + k) * g.P * g.Q;
-    const index_t rows = std::min(ti.m_h, g.P - p0), cols = std::min(ti.m_w, g.Q - q0);
-    for (index_t i = 0; i < rows; ++i)
-      for (index_t j = 0; j < cols; ++j) {
-        const T v = tile[(i * ti.m_w + j) * lanes + l] + bias;
-        plane[(p0 + i) * g.Q + q0 + j] = relu ? std::max(v, T(0)) : v;
-      }
+void pad_plane(const TiledGeometry& g, const T* plane, index_t rows, index_t ld, T* out) {
+  const Range cols = valid_range(g.left, 1, g.W, ld);
+  for (index_t a = 0; a < rows; ++a) {
+    T* dst = out + a * ld;
+    const index_t h = g.top + a;
+    if (h < 0 || h >= g.H) {
+      std::fill(dst, dst + ld, T(0));
+      continue;
+    }
+    std::fill(dst, dst + cols.lo, T(0));
+    std::copy(plane + h * g.W + g.left + cols.lo, plane + h * g.W + g.left + cols.hi, dst + cols.lo);
+    std::fill(dst + cols.hi, dst + ld, T(0));
   }
 }
 
-// One block of tiles [t0, t0 + nt): input transform into V, a GEMM per point and group into
-// M, output transform into y. V, M are [pt][parts * channels][tb] (tb: the block's row stride).
-// Each stage is a parallel_for: inline when the blocks already run on every thread, spread
-// over the threads when one block is all there is (a few tiles and many channels), so that
-// even then every GEMM runs single-threaded, without a barrier each.
+// V of tiles [t0, t0 + nt). A lane group past the last tile repeats it (its columns of M are
+// computed and never read).
 template <class T, class Transform>
-void convolve_block(const TiledGeometry& g, const Transform& tf, const TileIndex& ti, const T* x, const T* u,
-                    const T* bias, bool relu, T* y, index_t t0, index_t nt, index_t tb, T* v, T* m) {
-  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts;
-  const index_t v_point = parts * g.C * tb, m_point = parts * g.K * tb;
-  const index_t patch_size = tf.alpha_h * tf.alpha_w * kLanes;
+void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, index_t nt, T* v) {
+  const TiledGeometry& g = bk.g;
+  const index_t Cg = g.C / g.groups, nr = bk.ks.nr, first_image = t0 / bk.per_image;
+  const index_t images = (t0 + nt - 1) / bk.per_image - first_image + 1;
   parallel_for(0, g.C, 1, [&](index_t lo, index_t hi) {
-    T* patch = thread_scratch<T>(patch_size + tf.work_size(kLanes), ScratchSlot::transform_work);
+    T* planes = thread_scratch<T>(bk.images_per_block * bk.plane_size + bk.work_size(), ScratchSlot::transform_work);
+    T* work = planes + bk.images_per_block * bk.plane_size;
+    const T* origin[kLanes];
     for (index_t c = lo; c < hi; ++c) {
-      T* base = v + ((c / Cg) * parts * Cg + c % Cg) * tb;
-      for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
-        const index_t lanes = std::min(kLanes, nt - l0);
-        gather_patches(g, tf, ti, x, c, t0 + l0, lanes, patch);
-        tf.input(patch, lanes, base + l0, v_point, Cg * tb, patch + patch_size);
+      for (index_t i = 0; i < images; ++i)
+        pad_plane(g, x + ((first_image + i) * g.C + c) * g.H * g.W, bk.plane_rows, bk.plane_ld, planes + i * bk.plane_size);
+      for (index_t l0 = 0; l0 < round_up(nt, nr); l0 += bk.lanes) {
+        for (index_t l = 0; l < bk.lanes; ++l) {
+          index_t n, p0, q0;
+          bk.locate(t0 + std::min(l0 + l, nt - 1), n, p0, q0);
+          origin[l] = planes + (n - first_image) * bk.plane_size + p0 * bk.plane_ld + q0;
+        }
+        T* out = v + bk.v_row(c / Cg, l0 / nr) + (c % Cg) * bk.row_stride + l0 % nr;
+        bk.tf.input_tiles(PatchSource<T>{origin, bk.plane_ld}, bk.lanes, out, nr, Cg * bk.row_stride, work);
       }
     }
   });
-  const index_t u_block = parts * Kg * parts * Cg;
-  parallel_for(0, tf.points * g.groups, 1, [&](index_t lo, index_t hi) {
+}
+
+// M[pt] = U[pt] V[pt] per group: U is the micro-kernel's packed A already, V its B (steps
+// row_stride apart), and it writes M's rows row_stride apart.
+template <class T, class Transform>
+void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, index_t nt, T* m) {
+  const TiledGeometry& g = bk.g;
+  const index_t parts = bk.tf.parts, kc = parts * (g.C / g.groups), rows = parts * (g.K / g.groups);
+  const index_t mr = bk.ks.mr, nr = bk.ks.nr, u_block = filter_rows(g, bk.tf) * kc, ld = bk.row_stride;
+  parallel_for(0, bk.tf.points * g.groups, 1, [&](index_t lo, index_t hi) {
     for (index_t i = lo; i < hi; ++i) {
       const index_t pt = i / g.groups, grp = i % g.groups;
-      const auto a = dense_matrix(u + i * u_block, parts * Kg, parts * Cg);
-      const MatrixView<const T> b{v + pt * v_point + grp * parts * Cg * tb, parts * Cg, nt, tb, 1, 0, 0, 0, 0};
-      const MatrixView<T> c{m + pt * m_point + grp * parts * Kg * tb, parts * Kg, nt, tb, 1, 0, 0, 0, 0};
-      gemm::gemm<T>(a, b, c);
-    }
-  });
-  parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
-    T* tile = thread_scratch<T>(patch_size + tf.work_size(kLanes), ScratchSlot::transform_work);
-    for (index_t k = lo; k < hi; ++k) {
-      const T* base = m + ((k / Kg) * parts * Kg + k % Kg) * tb;
-      for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
-        const index_t lanes = std::min(kLanes, nt - l0);
-        tf.output(base + l0, m_point, Kg * tb, lanes, tile, tile + patch_size);
-        scatter_tiles(g, ti, tile, k, bias ? bias[k] : T(0), relu, t0 + l0, lanes, y);
+      const T* a = u + i * u_block;
+      for (index_t p = 0; p < ceil_div(nt, nr); ++p) {
+        const T* b = v + bk.v_row(grp, p) + pt * nr;
+        T* c = m + bk.m_row(grp, p) + pt * nr;
+        for (index_t r0 = 0; r0 < rows; r0 += mr) {
+          gemm::TileEpilogue<T> ep;
+          ep.rows = static_cast<int>(std::min(mr, rows - r0));
+          bk.ks.kernel(kc, a + r0 * kc, b, ld, c + r0 * ld, ld, ep);
+        }
       }
     }
+  });
+}
+
+// y[n, k] tiles of [t0, t0 + nt) from M (+ bias, ReLU), an output channel at a time (its
+// plane is written in order).
+template <class T, class Transform>
+void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0, index_t nt,
+                      T* y) {
+  const TiledGeometry& g = bk.g;
+  const index_t Kg = g.K / g.groups, nr = bk.ks.nr, plane = g.P * g.Q;
+  std::vector<TileTarget<T>> place(round_up(nt, bk.lanes), TileTarget<T>{y, 0, 0});  // in output channel 0
+  for (index_t t = 0; t < nt; ++t) {
+    index_t n, p0, q0;
+    bk.locate(t0 + t, n, p0, q0);
+    place[t] = {y + n * g.K * plane + p0 * g.Q + q0, std::min(bk.tf.m_h, g.P - p0), std::min(bk.tf.m_w, g.Q - q0)};
+  }
+  parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
+    T* work = thread_scratch<T>(bk.work_size(), ScratchSlot::transform_work);
+    TileTarget<T> target[kLanes];
+    for (index_t k = lo; k < hi; ++k)
+      for (index_t l0 = 0; l0 < nt; l0 += bk.lanes) {
+        for (index_t l = 0; l < bk.lanes; ++l)
+          target[l] = {place[l0 + l].dst + k * plane, place[l0 + l].rows, place[l0 + l].cols};
+        const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
+        bk.tf.output_tiles(in, nr, Kg * bk.row_stride, bk.lanes, target, g.Q, bias ? bias[k] : T(0), relu, work);
+      }
   });
 }
 
@@ -182,25 +278,21 @@ void convolve_block(const TiledGeometry& g, const Transform& tf, const TileIndex
 
 // y = conv(x, w) (+ bias, ReLU) through transform `tf`, for filters u already transformed by
 // tiled::transform_filters (callers that reuse a weight transform it once: ops.conv_weight_cache).
+// Each stage is a parallel_for: inline when the blocks already run on every thread, spread
+// over the threads when one block is all there is (a few tiles and many channels).
 template <class T, class Transform>
 void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T* x, const T* u, const T* bias,
                             bool relu, T* y) {
-  using namespace tiled;
-  const TileIndex ti{ceil_div(g.P, tf.m_h), ceil_div(g.Q, tf.m_w), tf.m_h, tf.m_w};
-  const index_t tiles = g.N * ti.tiles_h * ti.tiles_w;
-  if (tiles == 0) return;
-  const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
-  // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
-  // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
-  const index_t tb_max = std::max<index_t>(kBlockBytes / tile_bytes, kLanes);
-  const index_t tb = ceil_div(tiles, round_up(ceil_div(tiles, tb_max), num_threads()));
-  const index_t blocks = ceil_div(tiles, tb);
-  parallel_for(0, blocks, 1, [&](index_t lo, index_t hi) {
-    const index_t v_size = tf.points * tf.parts * g.C * tb, m_size = tf.points * tf.parts * g.K * tb;
-    T* v = thread_scratch<T>(v_size + m_size, ScratchSlot::transformed_tiles);
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return;
+  const tiled::Blocking<T, Transform> bk(g, tf);
+  parallel_for(0, bk.blocks(), 1, [&](index_t lo, index_t hi) {
+    T* v = thread_scratch<T>(bk.v_size() + bk.m_size(), ScratchSlot::transformed_tiles);
+    T* m = v + bk.v_size();
     for (index_t b = lo; b < hi; ++b) {
-      const index_t t0 = b * tb;
-      convolve_block(g, tf, ti, x, u, bias, relu, y, t0, std::min(tb, tiles - t0), tb, v, v + v_size);
+      const index_t t0 = b * bk.block, nt = std::min(bk.block, bk.tiles - t0);
+      tiled::transform_input(bk, x, t0, nt, v);
+      tiled::multiply_points(bk, u, v, nt, m);
+      tiled::transform_output(bk, m, bias, relu, t0, nt, y);
     }
   });
 }

@@ -13,7 +13,10 @@
 // 1 thread: 8.9 ms transforming on each call, 2.6 ms with U reused (K = C = 64: 0.48 vs 0.24 ms).
 #include "conv/winograd.h"
 
+#include <type_traits>
+
 #include "conv/tiled_conv.h"
+#include "core/isa.h"
 
 namespace fastconv::conv {
 
@@ -37,20 +40,45 @@ struct WinogradTransform {
     winograd::transform_2d(&F::template filter<T>, 3, F::alpha, taps, lanes, values, lanes, lanes, work);
   }
   template <class T>
-  void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t, T* work) const {
-    winograd::transform_2d(&F::template input<T>, F::alpha, F::alpha, tile, lanes, out, point_stride, lanes, work);
+  void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
+                   T* work) const {
+    if constexpr (std::is_same_v<T, float>)
+      if (vectorised(lanes)) {
+        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+          winograd::input_tiles_avx2<M>({src.origin + l0, src.ld}, out + l0, point_stride);
+        return;
+      }
+    tiled::gather_patches(*this, src, lanes, work);
+    const index_t patch = F::alpha * F::alpha * lanes;
+    winograd::transform_2d(&F::template input<T>, F::alpha, F::alpha, work, lanes, out, point_stride, lanes, work + patch);
   }
   template <class T>
-  void output(const T* in, index_t point_stride, index_t, index_t lanes, T* tile, T* work) const {
-    winograd::transform_2d(&F::template output<T>, F::alpha, M, in, point_stride, tile, lanes, lanes, work);
+  void output_tiles(const T* in, index_t point_stride, index_t, index_t lanes, const tiled::TileTarget<T>* tiles,
+                    index_t ld, T bias, bool relu, T* work) const {
+    if constexpr (std::is_same_v<T, float>)
+      if (vectorised(lanes)) {
+        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+          winograd::output_tiles_avx2<M>(in + l0, point_stride, tiles + l0, ld, bias, relu);
+        return;
+      }
+    const index_t tile = M * M * lanes;
+    winograd::transform_2d(&F::template output<T>, F::alpha, M, in, point_stride, work, lanes, lanes, work + tile);
+    tiled::scatter_tiles(work, M, lanes, tiles, ld, bias, relu);
   }
+
+ private:
+  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms.
+  static bool vectorised(index_t lanes) { return lanes % 8 == 0 && active_isa() >= Isa::avx2; }
 };
 
 }  // namespace
 
+// The input gradient's filters are the forward's with K and C swapped: not the same size once
+// their rows are padded (tiled_conv.h).
 template <int M>
-index_t winograd_transformed_size(const Conv2dShape& s) {
-  return tiled::transformed_filters_size(forward_geometry(s), WinogradTransform<M>{});
+index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use) {
+  const TiledGeometry g = use == WeightUse::forward ? forward_geometry(s) : backward_input_geometry(s);
+  return tiled::transformed_filters_size(g, WinogradTransform<M>{});
 }
 
 template <int M, class T>
@@ -90,8 +118,8 @@ void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out)
     winograd::transform_2d(codelet, n_in, n_out, in + i * n_in * n_in, 1, out + i * n_out * n_out, 1, 1, work);
 }
 
-template index_t winograd_transformed_size<2>(const Conv2dShape&);
-template index_t winograd_transformed_size<4>(const Conv2dShape&);
+template index_t winograd_transformed_size<2>(const Conv2dShape&, WeightUse);
+template index_t winograd_transformed_size<4>(const Conv2dShape&, WeightUse);
 
 #define FASTCONV_INSTANTIATE(M, T)                                                                                   \
   template void winograd_transform_weight<M, T>(const Conv2dShape&, WeightUse, const T*, T*);                        \

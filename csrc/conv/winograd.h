@@ -6,6 +6,7 @@
 // 4.2, the matrices of Lavin's wincnn). The transforms are 1-D codelets (NNPACK style) applied
 // to the columns, then the rows, of a tile; each codelet runs over `lanes` tiles at once.
 #pragma once
+#include "conv/tile_io.h"
 #include "core/view.h"
 
 namespace fastconv::conv::winograd {
@@ -107,5 +108,14 @@ void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is,
   for (int b = 0; b < n_in; ++b) codelet(in + b * is, n_in * is, work + b * lanes, n_in * lanes, lanes);
   for (int i = 0; i < n_out; ++i) codelet(work + i * n_in * lanes, lanes, out + i * n_out * os, os, lanes);
 }
+
+// The 2-D input and output transforms for float on AVX2, eight tiles at once (winograd_avx2.cpp):
+// out[pt * point_stride + l] for the patches of lanes l < 8, and the output tiles (+ bias, ReLU)
+// from in[pt * point_stride + l] to their targets.
+template <int M>
+void input_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+template <int M>
+void output_tiles_avx2(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
+                       float bias, bool relu);
 
 }  // namespace fastconv::conv::winograd

@@ -39,11 +39,11 @@ void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, cons
   // Whole-width tiles go straight to C, a partial last row panel too (the kernel stores only
   // its first `rows` rows): 16-channel layers have one in every three.
   if (cols == ks.nr && c.unit_stride_run(j0, cols) && c.regular_rows(i0, rows)) {
-    ks.kernel(kc, a, b, &c.at(i0, j0), c.row_stride, tile_ep);
+    ks.kernel(kc, a, b, ks.nr, &c.at(i0, j0), c.row_stride, tile_ep);
     return;
   }
   alignas(64) T tile[kMaxMR * kMaxNR];
-  ks.kernel(kc, a, b, tile, ks.nr, TileEpilogue<T>{});
+  ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{});
   const bool unit = c.unit_stride_run(j0, cols);
   for (index_t i = 0; i < rows; ++i) {
     T* row = unit ? &c.at(i0 + i, j0) : nullptr;

@@ -1,6 +1,7 @@
 // The micro-kernel interface between the GEMM driver (driver.h) and the per-ISA kernels
 // (microkernel_*.cpp). A micro-kernel computes one MR x NR tile of C from packed panels:
-//   a: kc steps of MR values (packed A panel), b: kc steps of NR values (packed B panel),
+//   a: kc steps of MR values (packed A panel), b: kc steps of NR values (a packed B panel,
+//   the steps ldb apart: nr in the GEMM driver, wider where B rows are interleaved with others),
 // and stores alpha * (a b) + beta * c + bias[row], then ReLU if asked.
 #pragma once
 #include "core/view.h"
@@ -16,7 +17,7 @@ struct TileEpilogue {
 };
 
 template <class T>
-using MicroKernel = void (*)(index_t kc, const T* a, const T* b, T* c, index_t ldc,
+using MicroKernel = void (*)(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t ldc,
                              const TileEpilogue<T>& ep);
 
 // A micro-kernel with the cache blocking chosen for it.

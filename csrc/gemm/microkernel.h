@@ -16,7 +16,7 @@ constexpr int kPrefetchSteps = 8;
 // C[MR x NV*width] from kc rank-1 updates: each step loads NV vectors of the B panel and
 // broadcasts MR values of the A panel; MR * NV accumulators stay in registers throughout.
 template <class V, int MR, int NV>
-void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
+void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, index_t ldb,
                   typename V::T* c, index_t ldc, const TileEpilogue<typename V::T>& ep) {
   using Reg = typename V::Reg;
   constexpr int W = V::width;
@@ -43,7 +43,7 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b,
       for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
     }
     a += MR;
-    b += NV * W;
+    b += ldb;
   }
 
   const Reg alpha = V::set1(ep.alpha), beta = V::set1(ep.beta), zero = V::zero();

@@ -105,9 +105,9 @@ def test_transform_rejects_bad_arguments():
         _C.conv2d_transform_weight(w, np.empty(1, np.float32), 1, "im2col", "forward")
     with pytest.raises(ValueError, match="needs a 3x3 kernel"):
         _C.conv2d_transform_weight(np.zeros((4, 3, 5, 5), np.float32), np.empty(1, np.float32), 1, "winograd_4x3", "forward")
-    with pytest.raises(ValueError, match="out: expected 432 values, got 1"):
+    with pytest.raises(ValueError, match="out: expected 1296 values, got 1"):
         _C.conv2d_transform_weight(w, np.empty(1, np.float32), 1, "winograd_4x3", "forward")
-    with pytest.raises(ValueError, match="transformed: expected 432 values, got 3"):
+    with pytest.raises(ValueError, match="transformed: expected 1296 values, got 3"):
         _C.conv2d_forward(np.zeros((1, 3, 5, 5), np.float32), w, None, np.empty((1, 4, 5, 5), np.float32),
                           (1, 1), (1, 1), (1, 1), (1, 1), 1, "winograd_4x3", False, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="use: expected 'forward' or 'input_gradient'"):

@@ -53,8 +53,10 @@ class PreparedWeight:
         return self.weight.nbytes + sum(u.nbytes for u in self._transforms.values())
 
     def transformed(self, algo, use):
-        """`algo`'s transform of the weight for `use`, or None when the algorithm has none."""
-        key = (algo, use)
+        """`algo`'s transform of the weight for `use`, or None when the algorithm has none.
+
+        Keyed on the active ISA too: the transform is stored in its GEMM kernel's panel order."""
+        key = (algo, use, _C.isa())
         if key not in self._transforms:
             size = _C.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use)
             if size == 0:

@@ -1,0 +1,172 @@
+// The Winograd transforms of winograd.h for float on AVX2, eight tiles at a time (one lane
+// each): a patch row of every lane is loaded and transposed in registers, so that each vector
+// holds one patch column across the eight tiles, and the codelets run on whole vectors.
+// Only intrinsics and raw loops here (see direct_avx2.cpp for why).
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "conv/winograd.h"
+
+namespace fastconv::conv::winograd {
+
+namespace {
+
+using tiled::PatchSource;
+using tiled::TileTarget;
+
+__m256 times(float k, __m256 v) { return _mm256_mul_ps(_mm256_set1_ps(k), v); }
+
+// r[0..3] rows -> c[0..3] columns, within each 128-bit half: c[b] = (r0[b], r1[b], r2[b], r3[b] |
+// r0[b+4], r1[b+4], r2[b+4], r3[b+4]).
+void transpose4_halves(const __m256* r, __m256* c) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+  c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+  c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+  c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+template <int M>
+struct Vec;
+
+// F(2x2, 3x3): the codelets of F3<2> on vectors.
+template <>
+struct Vec<2> {
+  static constexpr int alpha = 4;
+  static void input(const __m256* d, __m256* o) {
+    o[0] = _mm256_sub_ps(d[0], d[2]);
+    o[1] = _mm256_add_ps(d[1], d[2]);
+    o[2] = _mm256_sub_ps(d[2], d[1]);
+    o[3] = _mm256_sub_ps(d[1], d[3]);
+  }
+  static void output(const __m256* m, __m256* o) {
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
+    o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+  }
+  // col[b] = patch value (row at `offset`, column b) of the eight lanes: 4-value rows, two
+  // lanes per register (l and l + 4), transposed within the halves.
+  static void load_row(const float* const* origin, index_t offset, __m256* col) {
+    __m256 r[4];
+    for (int l = 0; l < 4; ++l)
+      r[l] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(origin[l] + offset)),
+                                  _mm_loadu_ps(origin[l + 4] + offset), 1);
+    transpose4_halves(r, col);
+  }
+};
+
+// F(4x4, 3x3): the codelets of F3<4> on vectors.
+template <>
+struct Vec<4> {
+  static constexpr int alpha = 6;
+  static void input(const __m256* d, __m256* o) {
+    const __m256 four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
+    const __m256 a = _mm256_fnmadd_ps(four, d[2], d[4]), b = _mm256_fnmadd_ps(four, d[1], d[3]);
+    const __m256 c = _mm256_sub_ps(d[4], d[2]), e = times(2, _mm256_sub_ps(d[3], d[1]));
+    o[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+    o[1] = _mm256_add_ps(a, b);
+    o[2] = _mm256_sub_ps(a, b);
+    o[3] = _mm256_add_ps(c, e);
+    o[4] = _mm256_sub_ps(c, e);
+    o[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+  }
+  static void output(const __m256* m, __m256* o) {
+    const __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
+    const __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), d34, d12);
+    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), s34, s12);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d34, d12), m[5]);
+  }
+  // col[b] for b < 6: an 8 x 8 transpose of the lanes' rows (8 values read, 6 used).
+  static void load_row(const float* const* origin, index_t offset, __m256* col) {
+    __m256 r[8], lo[4], hi[4];
+    for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(origin[l] + offset);
+    transpose4_halves(r, lo);
+    transpose4_halves(r + 4, hi);
+    for (int b = 0; b < 4; ++b) col[b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x20);
+    for (int b = 0; b < 2; ++b) col[4 + b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x31);
+  }
+};
+
+// Lane l's values of one output row, row[j] holding column j across the lanes, to its target.
+template <int M>
+void store_row(const __m256* row, int i, const TileTarget<float>* tiles, index_t ld) {
+  alignas(32) float values[8][4];  // [lane][column]
+  if (M == 4) {
+    __m256 c[4];
+    transpose4_halves(row, c);
+    for (int l = 0; l < 4; ++l) {
+      _mm_store_ps(values[l], _mm256_castps256_ps128(c[l]));
+      _mm_store_ps(values[l + 4], _mm256_extractf128_ps(c[l], 1));
+    }
+  } else {
+    alignas(32) float pairs[2][8];  // (lanes 0, 1 | 4, 5) and (lanes 2, 3 | 6, 7), two values each
+    _mm256_store_ps(pairs[0], _mm256_unpacklo_ps(row[0], row[1]));
+    _mm256_store_ps(pairs[1], _mm256_unpackhi_ps(row[0], row[1]));
+    for (int l = 0; l < 8; ++l) {
+      const float* p = &pairs[(l >> 1) & 1][((l >> 2) * 2 + (l & 1)) * 2];
+      values[l][0] = p[0], values[l][1] = p[1];
+    }
+  }
+  for (int l = 0; l < 8; ++l) {
+    if (i >= tiles[l].rows) continue;
+    float* dst = tiles[l].dst + i * ld;
+    if (M == 4 && tiles[l].cols == 4) {
+      _mm_storeu_ps(dst, _mm_load_ps(values[l]));
+      continue;
+    }
+    for (index_t j = 0; j < tiles[l].cols; ++j) dst[j] = values[l][j];
+  }
+}
+
+}  // namespace
+
+template <int M>
+void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
+  using V = Vec<M>;
+  constexpr int A = V::alpha;
+  alignas(32) float rows[A][A][8];  // [patch row][row transform point][lane]
+  for (int a = 0; a < A; ++a) {
+    __m256 d[A], o[A];
+    V::load_row(src.origin, a * src.ld, d);
+    V::input(d, o);
+    for (int k = 0; k < A; ++k) _mm256_store_ps(rows[a][k], o[k]);
+  }
+  for (int k = 0; k < A; ++k) {
+    __m256 d[A], o[A];
+    for (int a = 0; a < A; ++a) d[a] = _mm256_load_ps(rows[a][k]);
+    V::input(d, o);
+    for (int j = 0; j < A; ++j) _mm256_storeu_ps(out + (j * A + k) * point_stride, o[j]);
+  }
+}
+
+template <int M>
+void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<float>* tiles, index_t ld, float bias,
+                       bool relu) {
+  using V = Vec<M>;
+  constexpr int A = V::alpha;
+  alignas(32) float rows[A][M][8];  // [point row][output column][lane]
+  for (int a = 0; a < A; ++a) {
+    __m256 m[A], o[M];
+    for (int b = 0; b < A; ++b) m[b] = _mm256_loadu_ps(in + (a * A + b) * point_stride);
+    V::output(m, o);
+    for (int j = 0; j < M; ++j) _mm256_store_ps(rows[a][j], o[j]);
+  }
+  __m256 y[M][M];  // [output row][output column]
+  const __m256 b = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
+  for (int j = 0; j < M; ++j) {
+    __m256 m[A], o[M];
+    for (int a = 0; a < A; ++a) m[a] = _mm256_load_ps(rows[a][j]);
+    V::output(m, o);
+    for (int i = 0; i < M; ++i) y[i][j] = relu ? _mm256_max_ps(_mm256_add_ps(o[i], b), zero) : _mm256_add_ps(o[i], b);
+  }
+  for (int i = 0; i < M; ++i) store_row<M>(y[i], i, tiles, ld);
+}
+
+template void input_tiles_avx2<2>(const PatchSource<float>&, float*, index_t);
+template void input_tiles_avx2<4>(const PatchSource<float>&, float*, index_t);
+template void output_tiles_avx2<2>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);
+template void output_tiles_avx2<4>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);
+
+}  // namespace fastconv::conv::winograd
