@@ -157,6 +157,8 @@ template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   if (algo == Algo::depthwise) return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::direct) return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2>(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4>(s, x, grad_y, grad_w, grad_bias);
   conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 

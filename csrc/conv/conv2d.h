@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,28 @@ inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t 
   return {lo, std::max(hi, lo)};
 }
 
+// Keeps gcc from turning a function's plain loops into memset / memcpy calls: for rows of a
+// few values (8x8 maps) the calls cost more than the copying.
+#define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+// dst[i][j] = plane[top + i][left + j] for `rows` rows of `ld` values, 0 outside the H x W
+// plane: a zero-padded copy that kernels then read without bounds checks (direct, depthwise,
+// the tiled transforms).
+template <class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left,
+                                                       index_t rows, index_t ld, T* dst) {
+  const Range cols = valid_range(left, 1, W, ld);
+  for (index_t i = 0; i < rows; ++i, dst += ld) {
+    const index_t h = top + i;
+    const bool inside = h >= 0 && h < H;
+    const index_t lo = inside ? cols.lo : ld, hi = inside ? cols.hi : ld;
+    for (index_t j = 0; j < lo; ++j) dst[j] = T(0);
+    if (hi - lo > 16) std::memcpy(dst + lo, plane + h * W + left + lo, sizeof(T) * (hi - lo));
+    else for (index_t j = lo; j < hi; ++j) dst[j] = plane[h * W + left + j];
+    for (index_t j = hi; j < ld; ++j) dst[j] = T(0);
+  }
+}
+
 // The input gradient of a stride-1 convolution is a stride-1 convolution of grad_y with these
 // weights (winograd.cpp, fft.cpp, direct.cpp run it so).
 // w (K, C/G, R, S) -> w' (C, K/G, R, S) with w'[g, c, k, r, s] = w[g, k, c, R-1-r, S-1-s].
@@ -130,12 +153,14 @@ template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
-// --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp); the weight gradient runs im2col ----
+// --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp) -------------------------------------
 // `u`: the weight already transformed (winograd_transform_weight), or null.
 template <int M>
 index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use);
 template <int M, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
+template <int M, class T>
+void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 template <int M, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
 template <int M, class T>

@@ -70,7 +70,7 @@ void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn&
     for (index_t o = lo; o < hi; ++o) {
       const auto [in, w] = plane_of(o);
       for (index_t i = 0; i < g.inputs; ++i)
-        direct::copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
+        copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
       for (index_t op = 0; op < g.out_h; ++op)
         direct::run_row_avx2(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.dh * ld, g.inputs, g.R, g.S,
                                                g.dw, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,

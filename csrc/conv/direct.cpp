@@ -53,7 +53,7 @@ std::vector<T> pack_weights(const DirectGeometry& g, const T* w, index_t mr) {
 template <class T>
 void fill_band(const DirectGeometry& g, const T* image, index_t p0, index_t span, index_t ld, T* band) {
   for (index_t c = 0; c < g.C; ++c)
-    direct::copy_padded_rows(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, span, ld, band + c * span * ld);
+    copy_padded_rows(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, span, ld, band + c * span * ld);
 }
 
 template <class T>
@@ -98,27 +98,6 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
 
 }  // namespace
 
-namespace direct {
-
-template <class T>
-void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left, index_t rows, index_t ld,
-                      T* dst) {
-  const index_t j_lo = std::clamp<index_t>(-left, 0, ld), j_hi = std::clamp<index_t>(W - left, j_lo, ld);
-  for (index_t i = 0; i < rows; ++i, dst += ld) {
-    const index_t ih = top + i;
-    if (ih < 0 || ih >= H) {
-      std::fill(dst, dst + ld, T(0));
-      continue;
-    }
-    std::fill(dst, dst + j_lo, T(0));
-    std::memcpy(dst + j_lo, plane + ih * W + left + j_lo, sizeof(T) * (j_hi - j_lo));
-    std::fill(dst + j_hi, dst + ld, T(0));
-  }
-}
-template void copy_padded_rows<float>(const float*, index_t, index_t, index_t, index_t, index_t, index_t, float*);
-template void copy_padded_rows<double>(const double*, index_t, index_t, index_t, index_t, index_t, index_t, double*);
-
-}  // namespace direct
 
 const char* direct_unsupported_reason(const Conv2dShape& s) {
   if (active_isa() < Isa::avx2) return "direct convolution needs AVX2 (not on this CPU, or FASTCONV_ISA is lower)";

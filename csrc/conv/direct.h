@@ -27,11 +27,6 @@ struct RowJob {
   int mr;  // the tile's channels (row_tile), which the weights were packed for
 };
 
-// dst[i][j] = plane[top + i][left + j] for `rows` rows of `ld` values, 0 outside the H x W plane.
-template <class T>
-void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left, index_t rows, index_t ld,
-                      T* dst);
-
 // The register tile (mr output channels x nv vectors of pixels) the kernel uses for Q output
 // columns and Kg output channels per group, and the pixels it covers per step. Depthwise
 // layers (Kg = 1) take one channel and four vectors: a wider tile would compute zero channels.

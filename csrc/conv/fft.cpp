@@ -142,7 +142,7 @@ struct FftTransform {
 
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t part_stride,
                    T* work) const {
-    tiled::gather_patches(*this, src, lanes, work);
+    tiled::gather_patches(alpha_h, alpha_w, src, lanes, work);
     input(work, lanes, out, point_stride, part_stride, work + F * F * lanes);
   }
   void output_tiles(const T* in, index_t point_stride, index_t part_stride, index_t lanes,

@@ -34,7 +34,6 @@ struct Chunk {
 // out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of a column row. Rows
 // of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
 // copying, so the edges and short runs are plain loops, kept from being turned back into calls.
-#define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 template <class T>
 FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T* __restrict src, Range qs,
                                                       index_t Q, index_t stride) {

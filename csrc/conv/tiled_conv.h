@@ -20,6 +20,7 @@
 // per-point GEMMs are bare micro-kernel calls, with no packing.
 #pragma once
 #include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -54,12 +55,12 @@ constexpr index_t kLanes = 16;            // most tiles transformed side by side
 constexpr index_t kBlockBytes = 8 << 20;  // V and M of one block of tiles, per thread (measured: 8 MiB
                                           // beat 1 and 3 MiB on the 3x3 and 7x7 bench layers)
 
-// patch[(a * alpha_w + b) * lanes + l] = src.origin[l][a * src.ld + b].
-template <class T, class Transform>
-void gather_patches(const Transform& tf, const PatchSource<T>& src, index_t lanes, T* patch) {
+// patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b] for a rows x cols patch.
+template <class T>
+void gather_patches(index_t rows, index_t cols, const PatchSource<T>& src, index_t lanes, T* patch) {
   for (index_t l = 0; l < lanes; ++l)
-    for (index_t a = 0; a < tf.alpha_h; ++a)
-      for (index_t b = 0; b < tf.alpha_w; ++b) patch[(a * tf.alpha_w + b) * lanes + l] = src.origin[l][a * src.ld + b];
+    for (index_t a = 0; a < rows; ++a)
+      for (index_t b = 0; b < cols; ++b) patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b];
 }
 
 // The tile values tile[(i * m_w + j) * lanes + l], plus bias, through ReLU if asked, to the targets.
@@ -180,43 +181,29 @@ struct Blocking {
   }
 };
 
-// out[a * ld + b] = x[top + a, left + b] of one channel plane (0 outside), rows x ld.
-template <class T>
-void pad_plane(const TiledGeometry& g, const T* plane, index_t rows, index_t ld, T* out) {
-  const Range cols = valid_range(g.left, 1, g.W, ld);
-  for (index_t a = 0; a < rows; ++a) {
-    T* dst = out + a * ld;
-    const index_t h = g.top + a;
-    if (h < 0 || h >= g.H) {
-      std::fill(dst, dst + ld, T(0));
-      continue;
-    }
-    std::fill(dst, dst + cols.lo, T(0));
-    std::copy(plane + h * g.W + g.left + cols.lo, plane + h * g.W + g.left + cols.hi, dst + cols.lo);
-    std::fill(dst + cols.hi, dst + ld, T(0));
-  }
-}
-
 // V of tiles [t0, t0 + nt). A lane group past the last tile repeats it (its columns of M are
 // computed and never read).
 template <class T, class Transform>
 void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, index_t nt, T* v) {
   const TiledGeometry& g = bk.g;
   const index_t Cg = g.C / g.groups, nr = bk.ks.nr, first_image = t0 / bk.per_image;
-  const index_t images = (t0 + nt - 1) / bk.per_image - first_image + 1;
+  const index_t images = (t0 + nt - 1) / bk.per_image - first_image + 1, lanes = round_up(nt, nr);
+  std::vector<index_t> patch(lanes);  // where each tile's patch starts in the block's planes
+  for (index_t t = 0; t < lanes; ++t) {
+    index_t n, p0, q0;
+    bk.locate(t0 + std::min(t, nt - 1), n, p0, q0);
+    patch[t] = (n - first_image) * bk.plane_size + p0 * bk.plane_ld + q0;
+  }
   parallel_for(0, g.C, 1, [&](index_t lo, index_t hi) {
     T* planes = thread_scratch<T>(bk.images_per_block * bk.plane_size + bk.work_size(), ScratchSlot::transform_work);
     T* work = planes + bk.images_per_block * bk.plane_size;
     const T* origin[kLanes];
     for (index_t c = lo; c < hi; ++c) {
       for (index_t i = 0; i < images; ++i)
-        pad_plane(g, x + ((first_image + i) * g.C + c) * g.H * g.W, bk.plane_rows, bk.plane_ld, planes + i * bk.plane_size);
-      for (index_t l0 = 0; l0 < round_up(nt, nr); l0 += bk.lanes) {
-        for (index_t l = 0; l < bk.lanes; ++l) {
-          index_t n, p0, q0;
-          bk.locate(t0 + std::min(l0 + l, nt - 1), n, p0, q0);
-          origin[l] = planes + (n - first_image) * bk.plane_size + p0 * bk.plane_ld + q0;
-        }
+        copy_padded_rows(x + ((first_image + i) * g.C + c) * g.H * g.W, g.H, g.W, g.top, g.left, bk.plane_rows,
+                         bk.plane_ld, planes + i * bk.plane_size);
+      for (index_t l0 = 0; l0 < lanes; l0 += bk.lanes) {
+        for (index_t l = 0; l < bk.lanes; ++l) origin[l] = planes + patch[l0 + l];
         T* out = v + bk.v_row(c / Cg, l0 / nr) + (c % Cg) * bk.row_stride + l0 % nr;
         bk.tf.input_tiles(PatchSource<T>{origin, bk.plane_ld}, bk.lanes, out, nr, Cg * bk.row_stride, work);
       }
@@ -271,6 +258,78 @@ void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bia
         const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
         bk.tf.output_tiles(in, nr, Kg * bk.row_stride, bk.lanes, target, g.Q, bias ? bias[k] : T(0), relu, work);
       }
+  });
+}
+
+// The weight gradient's per-point sums over every tile (see winograd.h): for each point and
+// group, dU[pt] (Kg x Cg) = GY[pt] (Kg x tiles) V[pt]^T (tiles x Cg), where V holds the input
+// patches' transforms (as in the forward) and GY the gradient tiles' (tf.gradient_tiles). A
+// block's V and GY are [pt][channel][tile], so that V^T is a column-major B for the GEMM.
+// Each thread sums its blocks into its own dU, added to `du` ([pt][g][Kg][Cg]) at the end.
+template <class T, class Transform>
+void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T* x, const T* gy, T* du) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, du_size = tf.points * g.K * Cg;
+  std::fill(du, du + du_size, T(0));
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return;
+  const index_t tiles_h = ceil_div(g.P, tf.m_h), tiles_w = ceil_div(g.Q, tf.m_w), per_image = tiles_h * tiles_w;
+  const index_t tiles = g.N * per_image;
+  const index_t tile_bytes = tf.points * (g.C + g.K) * static_cast<index_t>(sizeof(T));
+  const index_t most = std::max<index_t>(kBlockBytes / tile_bytes, kLanes);
+  const index_t block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), kLanes);
+  constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));  // points an odd number of lines apart
+  const index_t v_point = (ceil_div(g.C * block, per_line) | 1) * per_line;
+  const index_t gy_point = (ceil_div(g.K * block, per_line) | 1) * per_line;
+  // The zero-padded planes a block reads: x as the forward reads it, grad_y in whole tiles.
+  const index_t x_rows = tiles_h * tf.m_h + tf.alpha_h - tf.m_h, x_ld = tiles_w * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack;
+  const index_t gy_rows = tiles_h * tf.m_h, gy_ld = tiles_w * tf.m_w + kReadSlack;
+  const index_t images_most = std::min(g.N, ceil_div(block, per_image) + 1);
+  const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes * 2 + tf.work_size(kLanes);
+  std::mutex merge;
+
+  // out[pt * point_stride + channel * block + t] for every channel of `planes` (x or grad_y).
+  const auto transform = [&](const T* planes_of, index_t channels, index_t H, index_t W, index_t top, index_t left,
+                             index_t rows, index_t ld, bool gradient, index_t t0, index_t nt, index_t point_stride,
+                             T* out) {
+    const index_t first = t0 / per_image, images = (t0 + nt - 1) / per_image - first + 1;
+    std::vector<index_t> patch(round_up(nt, kLanes));
+    for (index_t t = 0; t < static_cast<index_t>(patch.size()); ++t) {
+      const index_t tile = t0 + std::min(t, nt - 1), n = tile / per_image;
+      patch[t] = (n - first) * rows * ld + tile / tiles_w % tiles_h * tf.m_h * ld + tile % tiles_w * tf.m_w;
+    }
+    parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
+      T* planes = thread_scratch<T>(images_most * rows * ld + work_size, ScratchSlot::transform_work);
+      T* work = planes + images_most * rows * ld;
+      const T* origin[kLanes];
+      for (index_t c = lo; c < hi; ++c) {
+        for (index_t i = 0; i < images; ++i)
+          copy_padded_rows(planes_of + ((first + i) * channels + c) * H * W, H, W, top, left, rows, ld, planes + i * rows * ld);
+        for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
+          for (index_t l = 0; l < kLanes; ++l) origin[l] = planes + patch[l0 + l];
+          const PatchSource<T> src{origin, ld};
+          if (gradient) tf.gradient_tiles(src, kLanes, out + c * block + l0, point_stride, work);
+          else tf.input_tiles(src, kLanes, out + c * block + l0, point_stride, 0, work);
+        }
+      }
+    });
+  };
+
+  parallel_for(0, ceil_div(tiles, block), 1, [&](index_t lo, index_t hi) {
+    std::vector<T> partial(du_size, T(0));
+    T* v = thread_scratch<T>(tf.points * (v_point + gy_point), ScratchSlot::transformed_tiles);
+    T* gt = v + tf.points * v_point;
+    for (index_t b = lo; b < hi; ++b) {
+      const index_t t0 = b * block, nt = std::min(block, tiles - t0);
+      transform(x, g.C, g.H, g.W, g.top, g.left, x_rows, x_ld, false, t0, nt, v_point, v);
+      transform(gy, g.K, g.P, g.Q, 0, 0, gy_rows, gy_ld, true, t0, nt, gy_point, gt);
+      for (index_t i = 0; i < tf.points * g.groups; ++i) {
+        const index_t pt = i / g.groups, grp = i % g.groups;
+        const MatrixView<const T> a{gt + pt * gy_point + grp * Kg * block, Kg, nt, block, 1, 0, 0, 0, 0};
+        const MatrixView<const T> bt{v + pt * v_point + grp * Cg * block, nt, Cg, 1, block, 0, 0, 0, 0};
+        gemm::gemm<T>(a, bt, dense_matrix(partial.data() + i * Kg * Cg, Kg, Cg), gemm::Epilogue<T>{T(1), T(1)});
+      }
+    }
+    const std::lock_guard<std::mutex> lock(merge);
+    for (index_t i = 0; i < du_size; ++i) du[i] += partial[i];
   });
 }
 

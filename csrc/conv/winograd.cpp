@@ -48,7 +48,7 @@ struct WinogradTransform {
           winograd::input_tiles_avx2<M>({src.origin + l0, src.ld}, out + l0, point_stride);
         return;
       }
-    tiled::gather_patches(*this, src, lanes, work);
+    tiled::gather_patches(F::alpha, F::alpha, src, lanes, work);
     const index_t patch = F::alpha * F::alpha * lanes;
     winograd::transform_2d(&F::template input<T>, F::alpha, F::alpha, work, lanes, out, point_stride, lanes, work + patch);
   }
@@ -64,6 +64,20 @@ struct WinogradTransform {
     const index_t tile = M * M * lanes;
     winograd::transform_2d(&F::template output<T>, F::alpha, M, in, point_stride, work, lanes, lanes, work + tile);
     tiled::scatter_tiles(work, M, lanes, tiles, ld, bias, relu);
+  }
+
+  // The weight gradient's: A dY A^T for `lanes` m x m gradient tiles.
+  template <class T>
+  void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, T* work) const {
+    if constexpr (std::is_same_v<T, float>)
+      if (vectorised(lanes)) {
+        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+          winograd::gradient_tiles_avx2<M>({src.origin + l0, src.ld}, out + l0, point_stride);
+        return;
+      }
+    tiled::gather_patches(M, M, src, lanes, work);
+    const index_t tile = M * M * lanes;
+    winograd::transform_2d(&F::template output_adjoint<T>, M, F::alpha, work, lanes, out, point_stride, lanes, work + tile);
   }
 
  private:
@@ -105,6 +119,26 @@ void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const
   tiled_conv(backward_input_geometry(s), WinogradTransform<M>{}, grad_y, rotated.data(), 3, 3, no_bias, false, grad_x);
 }
 
+// grad_w[k, c] = G^T dU[., k, c] G from the per-point sums (tiled_conv.h), kLanes filters at once.
+template <int M, class T>
+void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  using F = winograd::F3<M>;
+  constexpr index_t lanes = tiled::kLanes;
+  const index_t filters = s.K * s.C_per_group();
+  std::vector<T> du(F::alpha * F::alpha * filters);
+  tiled::weight_gradient_points(forward_geometry(s), WinogradTransform<M>{}, x, grad_y, du.data());
+  parallel_for(0, ceil_div(filters, lanes), 1, [&](index_t lo, index_t hi) {
+    T taps[9 * lanes], work[3 * F::alpha * lanes];
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t f0 = i * lanes, n = std::min(lanes, filters - f0);
+      winograd::transform_2d(&F::template filter_adjoint<T>, F::alpha, 3, du.data() + f0, filters, taps, n, n, work);
+      for (index_t l = 0; l < n; ++l)
+        for (index_t t = 0; t < 9; ++t) grad_w[(f0 + l) * 9 + t] = taps[t * n + l];
+    }
+  });
+  if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+}
+
 template <int M, class T>
 void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out) {
   using F = winograd::F3<M>;
@@ -125,6 +159,7 @@ template index_t winograd_transformed_size<4>(const Conv2dShape&, WeightUse);
   template void winograd_transform_weight<M, T>(const Conv2dShape&, WeightUse, const T*, T*);                        \
   template void conv2d_forward_winograd<M, T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_winograd<M, T>(const Conv2dShape&, const T*, const T*, const T*, T*);          \
+  template void conv2d_backward_weight_winograd<M, T>(const Conv2dShape&, const T*, const T*, T*, T*);               \
   template void winograd_codelet<M, T>(WinogradCodelet, const T*, index_t, T*);
 FASTCONV_INSTANTIATE(2, float)
 FASTCONV_INSTANTIATE(2, double)

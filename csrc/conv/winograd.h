@@ -5,6 +5,11 @@
 // matrices; F(4x4, 3x3) the interpolation points 0, 1, -1, 2, -2 and infinity (their section
 // 4.2, the matrices of Lavin's wincnn). The transforms are 1-D codelets (NNPACK style) applied
 // to the columns, then the rows, of a tile; each codelet runs over `lanes` tiles at once.
+//
+// The weight gradient runs the same algorithm backwards. With X = U . V per tile and channel
+// pair, dL/dX = A dY A^T, dL/dU = sum over tiles of dL/dX . V, and dL/dg = G^T dL/dU G: so the
+// gradient tiles go through A (output_adjoint), the per-point products are summed over tiles
+// (a GEMM whose depth is the tiles), and the sums through G^T (filter_adjoint).
 #pragma once
 #include "conv/tile_io.h"
 #include "core/view.h"
@@ -48,6 +53,28 @@ struct F3<2> {
       const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l];
       out[l] = m0 + m1 + m2;
       out[os + l] = m1 - m2 - m3;
+    }
+  }
+  // The weight gradient's codelets, the transposes of output and filter (see F3's comment).
+  // A: 2 -> 4
+  template <class T>
+  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l];
+      out[l] = g0;
+      out[os + l] = g0 + g1;
+      out[2 * os + l] = g0 - g1;
+      out[3 * os + l] = -g1;
+    }
+  }
+  // G^T: 4 -> 3
+  template <class T>
+  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l];
+      out[l] = u0 + T(0.5) * (u1 + u2);
+      out[os + l] = T(0.5) * (u1 - u2);
+      out[2 * os + l] = T(0.5) * (u1 + u2) + u3;
     }
   }
 };
@@ -98,6 +125,32 @@ struct F3<4> {
       out[3 * os + l] = d12 + T(8) * d34 + m5;
     }
   }
+  // A: 4 -> 6
+  template <class T>
+  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l], g3 = in[3 * is + l];
+      const T even = g0 + g2, odd = g1 + g3, even4 = g0 + T(4) * g2, odd4 = T(2) * g1 + T(8) * g3;
+      out[l] = g0;
+      out[os + l] = even + odd;
+      out[2 * os + l] = even - odd;
+      out[3 * os + l] = even4 + odd4;
+      out[4 * os + l] = even4 - odd4;
+      out[5 * os + l] = g3;
+    }
+  }
+  // G^T: 6 -> 3
+  template <class T>
+  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l], u4 = in[4 * is + l],
+              u5 = in[5 * is + l];
+      const T s12 = u1 + u2, d12 = u2 - u1, s34 = u3 + u4, d34 = u3 - u4;
+      out[l] = u0 / T(4) - s12 / T(6) + s34 / T(24);
+      out[os + l] = d12 / T(6) + d34 / T(12);
+      out[2 * os + l] = (s34 - s12) / T(6) + u5;
+    }
+  }
 };
 
 // out[(i * n_out + j) * os + l] = sum_{a, b} C[i][a] C[j][b] in[(a * n_in + b) * is + l] for the
@@ -109,11 +162,13 @@ void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is,
   for (int i = 0; i < n_out; ++i) codelet(work + i * n_in * lanes, lanes, out + i * n_out * os, os, lanes);
 }
 
-// The 2-D input and output transforms for float on AVX2, eight tiles at once (winograd_avx2.cpp):
-// out[pt * point_stride + l] for the patches of lanes l < 8, and the output tiles (+ bias, ReLU)
-// from in[pt * point_stride + l] to their targets.
+// The 2-D transforms for float on AVX2, eight tiles at once (winograd_avx2.cpp): the input
+// patches' and the weight gradient's tiles to out[pt * point_stride + l] for lanes l < 8, and
+// the output tiles (+ bias, ReLU) from in[pt * point_stride + l] to their targets.
 template <int M>
 void input_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+template <int M>
+void gradient_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
 template <int M>
 void output_tiles_avx2(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
                        float bias, bool relu);

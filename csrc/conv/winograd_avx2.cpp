@@ -30,6 +30,14 @@ void transpose4_halves(const __m256* r, __m256* c) {
 template <int M>
 struct Vec;
 
+// Whether all eight lanes' tiles lie inside the output (no edge to clip).
+template <int M>
+bool whole_tiles(const TileTarget<float>* tiles) {
+  bool whole = true;
+  for (int l = 0; l < 8; ++l) whole &= tiles[l].rows == M && tiles[l].cols == M;
+  return whole;
+}
+
 // F(2x2, 3x3): the codelets of F3<2> on vectors.
 template <>
 struct Vec<2> {
@@ -43,6 +51,12 @@ struct Vec<2> {
   static void output(const __m256* m, __m256* o) {
     o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
     o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+  }
+  static void output_adjoint(const __m256* g, __m256* o) {
+    o[0] = g[0];
+    o[1] = _mm256_add_ps(g[0], g[1]);
+    o[2] = _mm256_sub_ps(g[0], g[1]);
+    o[3] = _mm256_sub_ps(_mm256_setzero_ps(), g[1]);
   }
   // col[b] = patch value (row at `offset`, column b) of the eight lanes: 4-value rows, two
   // lanes per register (l and l + 4), transposed within the halves.
@@ -78,6 +92,17 @@ struct Vec<4> {
     o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), s34, s12);
     o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d34, d12), m[5]);
   }
+  static void output_adjoint(const __m256* g, __m256* o) {
+    const __m256 even = _mm256_add_ps(g[0], g[2]), odd = _mm256_add_ps(g[1], g[3]);
+    const __m256 even4 = _mm256_fmadd_ps(_mm256_set1_ps(4), g[2], g[0]);
+    const __m256 odd4 = _mm256_fmadd_ps(_mm256_set1_ps(8), g[3], times(2, g[1]));
+    o[0] = g[0];
+    o[1] = _mm256_add_ps(even, odd);
+    o[2] = _mm256_sub_ps(even, odd);
+    o[3] = _mm256_add_ps(even4, odd4);
+    o[4] = _mm256_sub_ps(even4, odd4);
+    o[5] = g[3];
+  }
   // col[b] for b < 6: an 8 x 8 transpose of the lanes' rows (8 values read, 6 used).
   static void load_row(const float* const* origin, index_t offset, __m256* col) {
     __m256 r[8], lo[4], hi[4];
@@ -96,6 +121,13 @@ void store_row(const __m256* row, int i, const TileTarget<float>* tiles, index_t
   if (M == 4) {
     __m256 c[4];
     transpose4_halves(row, c);
+    if (whole_tiles<M>(tiles)) {
+      for (int l = 0; l < 4; ++l) {
+        _mm_storeu_ps(tiles[l].dst + i * ld, _mm256_castps256_ps128(c[l]));
+        _mm_storeu_ps(tiles[l + 4].dst + i * ld, _mm256_extractf128_ps(c[l], 1));
+      }
+      return;
+    }
     for (int l = 0; l < 4; ++l) {
       _mm_store_ps(values[l], _mm256_castps256_ps128(c[l]));
       _mm_store_ps(values[l + 4], _mm256_extractf128_ps(c[l], 1));
@@ -112,10 +144,6 @@ void store_row(const __m256* row, int i, const TileTarget<float>* tiles, index_t
   for (int l = 0; l < 8; ++l) {
     if (i >= tiles[l].rows) continue;
     float* dst = tiles[l].dst + i * ld;
-    if (M == 4 && tiles[l].cols == 4) {
-      _mm_storeu_ps(dst, _mm_load_ps(values[l]));
-      continue;
-    }
     for (index_t j = 0; j < tiles[l].cols; ++j) dst[j] = values[l][j];
   }
 }
@@ -164,6 +192,28 @@ void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<f
   for (int i = 0; i < M; ++i) store_row<M>(y[i], i, tiles, ld);
 }
 
+// The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
+template <int M>
+void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
+  using V = Vec<M>;
+  constexpr int A = V::alpha;
+  alignas(32) float rows[M][A][8];  // [tile row][row transform point][lane]
+  for (int i = 0; i < M; ++i) {
+    __m256 g[4], o[A];
+    Vec<2>::load_row(src.origin, i * src.ld, g);
+    V::output_adjoint(g, o);
+    for (int k = 0; k < A; ++k) _mm256_store_ps(rows[i][k], o[k]);
+  }
+  for (int k = 0; k < A; ++k) {
+    __m256 g[M], o[A];
+    for (int i = 0; i < M; ++i) g[i] = _mm256_load_ps(rows[i][k]);
+    V::output_adjoint(g, o);
+    for (int j = 0; j < A; ++j) _mm256_storeu_ps(out + (j * A + k) * point_stride, o[j]);
+  }
+}
+
+template void gradient_tiles_avx2<2>(const PatchSource<float>&, float*, index_t);
+template void gradient_tiles_avx2<4>(const PatchSource<float>&, float*, index_t);
 template void input_tiles_avx2<2>(const PatchSource<float>&, float*, index_t);
 template void input_tiles_avx2<4>(const PatchSource<float>&, float*, index_t);
 template void output_tiles_avx2<2>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);

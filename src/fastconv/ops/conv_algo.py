@@ -18,7 +18,7 @@ _choices = {}  # key -> algorithm name
 # The algorithms with a kernel of their own per gradient (csrc/conv/conv2d.cpp's dispatch); the
 # others run one of these, so timing them again would only time the same kernel twice.
 _OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", "winograd_2x3", "winograd_4x3", "fft"),
-               "weight": ("im2col", "direct", "depthwise")}
+               "weight": ("im2col", "direct", "depthwise", "winograd_2x3", "winograd_4x3")}
 
 
 def algorithms():
