@@ -58,6 +58,7 @@ constexpr AlgoEntry kAlgos[] = {
     {Algo::depthwise, "depthwise"},
     {Algo::winograd_2x3, "winograd_2x3"},
     {Algo::winograd_4x3, "winograd_4x3"},
+    {Algo::winograd_2x5, "winograd_2x5"},
     {Algo::fft, "fft"},
 };
 
@@ -97,6 +98,9 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
     case Algo::winograd_4x3:
       if (s.R != 3 || s.S != 3) return "Winograd F(m x m, 3 x 3) needs a 3x3 kernel";
       return unit_stride_and_dilation(s) ? nullptr : "Winograd needs stride 1 and dilation 1";
+    case Algo::winograd_2x5:
+      if (s.R != 5 || s.S != 5) return "Winograd F(2 x 2, 5 x 5) needs a 5x5 kernel";
+      return unit_stride_and_dilation(s) ? nullptr : "Winograd needs stride 1 and dilation 1";
     case Algo::fft:
       if (std::max(s.R, s.S) > kFftMaxKernel) return "FFT needs a kernel of at most 63 x 63";
       return unit_stride_and_dilation(s) ? nullptr : "FFT needs stride 1 and dilation 1";
@@ -106,8 +110,9 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
 
 index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use) {
   switch (algo) {
-    case Algo::winograd_2x3: return winograd_transformed_size<2>(s, use);
-    case Algo::winograd_4x3: return winograd_transformed_size<4>(s, use);
+    case Algo::winograd_2x3: return winograd_transformed_size<2, 3>(s, use);
+    case Algo::winograd_4x3: return winograd_transformed_size<4, 3>(s, use);
+    case Algo::winograd_2x5: return winograd_transformed_size<2, 5>(s, use);
     default: return 0;  // FFT's transform depends on the input's size (its tile size), not only w
   }
 }
@@ -115,8 +120,9 @@ index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use) 
 template <class T>
 void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out) {
   switch (algo) {
-    case Algo::winograd_2x3: return winograd_transform_weight<2>(s, use, w, out);
-    case Algo::winograd_4x3: return winograd_transform_weight<4>(s, use, w, out);
+    case Algo::winograd_2x3: return winograd_transform_weight<2, 3>(s, use, w, out);
+    case Algo::winograd_4x3: return winograd_transform_weight<4, 3>(s, use, w, out);
+    case Algo::winograd_2x5: return winograd_transform_weight<2, 5>(s, use, w, out);
     default: return;
   }
 }
@@ -129,8 +135,9 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
     case Algo::direct: return conv2d_forward_direct(s, x, w, bias, relu, y);
     case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
-    case Algo::winograd_2x3: return conv2d_forward_winograd<2>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_4x3: return conv2d_forward_winograd<4>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, relu, y);
     case Algo::fft: return conv2d_forward_fft(s, x, w, bias, relu, y);
   }
 }
@@ -147,8 +154,9 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
     case Algo::direct: return conv2d_backward_input_direct(s, grad_y, w, grad_x);
     case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
-    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2>(s, grad_y, w, transformed, grad_x);
-    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4, 3>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, transformed, grad_x);
     case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, grad_x);
   }
 }
@@ -157,8 +165,9 @@ template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   if (algo == Algo::depthwise) return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::direct) return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4>(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::winograd_2x5) return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
   conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 

@@ -47,7 +47,7 @@ struct Conv2dShape {
 
 // The algorithms behind conv2d. Each lives in its own file and provides the three kernels
 // below with an `_<algo>` suffix; conv2d.cpp dispatches and refuses unsupported shapes.
-enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, fft };
+enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, winograd_2x5, fft };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);
@@ -153,17 +153,17 @@ template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
-// --- Winograd F(M x M, 3 x 3), M = 2 or 4 (winograd.cpp) -------------------------------------
+// --- Winograd F(M x M, R x R): (2, 3), (4, 3), (2, 5) (winograd.cpp) ---------------------------
 // `u`: the weight already transformed (winograd_transform_weight), or null.
-template <int M>
+template <int M, int R>
 index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use);
-template <int M, class T>
+template <int M, int R, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
-template <int M, class T>
+template <int M, int R, class T>
 void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
-template <int M, class T>
+template <int M, int R, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
-template <int M, class T>
+template <int M, int R, class T>
 void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 
 // One 2-D transform of F(M x M, 3 x 3) on `count` tiles: filter (3x3 -> alpha^2, G g G^T),

@@ -7,7 +7,8 @@
 // then map M back to the output tile. With `parts == 2` every point is a complex number and
 // its GEMM is the real form of a complex product, [Mr; Mi] = [[Ur, -Ui], [Ui, Ur]] [Vr; Vi].
 //
-// A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts, work_size(lanes) and
+// A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts, work_size(lanes),
+// block_bytes(filter_bytes) (V and M per block of tiles) and
 //   filter(w /*lanes filters of R x S*/, lanes, out /*points x parts x lanes*/, work)
 //   input_tiles(patches, lanes, out, point_stride, part_stride, work)
 //   output_tiles(in, point_stride, part_stride, lanes, tiles, bias, relu, work)
@@ -52,8 +53,10 @@ inline TiledGeometry backward_input_geometry(const Conv2dShape& s) {
 namespace tiled {
 
 constexpr index_t kLanes = 16;            // most tiles transformed side by side
-constexpr index_t kBlockBytes = 8 << 20;  // V and M of one block of tiles, per thread (measured: 8 MiB
-                                          // beat 1 and 3 MiB on the 3x3 and 7x7 bench layers)
+// The weight gradient's V and GY per block and thread: 4 MiB, where its GEMMs (which pack)
+// amortise best (measured one thread, interleaved: vgg_conv3 31 ms, 63 ms at 512 KiB). A
+// forward's V and M per block: the transform's block_bytes(U's bytes).
+constexpr index_t kWeightGradientBlockBytes = 4 << 20;
 
 // patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b] for a rows x cols patch.
 template <class T>
@@ -153,7 +156,8 @@ struct Blocking {
     // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
     // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
     const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
-    const index_t most = std::max<index_t>(kBlockBytes / tile_bytes, ks.nr);
+    const index_t filter_bytes = transformed_filters_size(g, tf) * static_cast<index_t>(sizeof(T));
+    const index_t most = std::max<index_t>(tf.block_bytes(filter_bytes) / tile_bytes, ks.nr);
     block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), ks.nr);
     panels = block / ks.nr;
     // An odd number of cache lines: the micro-kernel's B steps then spread over every L1 set
@@ -274,7 +278,7 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
   const index_t tiles_h = ceil_div(g.P, tf.m_h), tiles_w = ceil_div(g.Q, tf.m_w), per_image = tiles_h * tiles_w;
   const index_t tiles = g.N * per_image;
   const index_t tile_bytes = tf.points * (g.C + g.K) * static_cast<index_t>(sizeof(T));
-  const index_t most = std::max<index_t>(kBlockBytes / tile_bytes, kLanes);
+  const index_t most = std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes);
   const index_t block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), kLanes);
   constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));  // points an odd number of lines apart
   const index_t v_point = (ceil_div(g.C * block, per_line) | 1) * per_line;

@@ -27,36 +27,14 @@ void transpose4_halves(const __m256* r, __m256* c) {
   c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
 
-template <int M>
-struct Vec;
-
-// Whether all eight lanes' tiles lie inside the output (no edge to clip).
-template <int M>
-bool whole_tiles(const TileTarget<float>* tiles) {
-  bool whole = true;
-  for (int l = 0; l < 8; ++l) whole &= tiles[l].rows == M && tiles[l].cols == M;
-  return whole;
-}
-
-// F(2x2, 3x3): the codelets of F3<2> on vectors.
-template <>
-struct Vec<2> {
+// The input side depends on alpha only: its B^T codelet and how a patch row is loaded.
+struct Alpha4 {
   static constexpr int alpha = 4;
   static void input(const __m256* d, __m256* o) {
     o[0] = _mm256_sub_ps(d[0], d[2]);
     o[1] = _mm256_add_ps(d[1], d[2]);
     o[2] = _mm256_sub_ps(d[2], d[1]);
     o[3] = _mm256_sub_ps(d[1], d[3]);
-  }
-  static void output(const __m256* m, __m256* o) {
-    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
-    o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
-  }
-  static void output_adjoint(const __m256* g, __m256* o) {
-    o[0] = g[0];
-    o[1] = _mm256_add_ps(g[0], g[1]);
-    o[2] = _mm256_sub_ps(g[0], g[1]);
-    o[3] = _mm256_sub_ps(_mm256_setzero_ps(), g[1]);
   }
   // col[b] = patch value (row at `offset`, column b) of the eight lanes: 4-value rows, two
   // lanes per register (l and l + 4), transposed within the halves.
@@ -69,9 +47,7 @@ struct Vec<2> {
   }
 };
 
-// F(4x4, 3x3): the codelets of F3<4> on vectors.
-template <>
-struct Vec<4> {
+struct Alpha6 {
   static constexpr int alpha = 6;
   static void input(const __m256* d, __m256* o) {
     const __m256 four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
@@ -84,6 +60,37 @@ struct Vec<4> {
     o[4] = _mm256_sub_ps(c, e);
     o[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
   }
+  // col[b] for b < 6: an 8 x 8 transpose of the lanes' rows (8 values read, 6 used).
+  static void load_row(const float* const* origin, index_t offset, __m256* col) {
+    __m256 r[8], lo[4], hi[4];
+    for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(origin[l] + offset);
+    transpose4_halves(r, lo);
+    transpose4_halves(r + 4, hi);
+    for (int b = 0; b < 4; ++b) col[b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x20);
+    for (int b = 0; b < 2; ++b) col[4 + b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x31);
+  }
+};
+
+// F(m x m, r x r): the codelets of winograd.h's F<M, R> on vectors.
+template <int M, int R>
+struct Vec;
+
+template <>
+struct Vec<2, 3> : Alpha4 {
+  static void output(const __m256* m, __m256* o) {
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
+    o[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+  }
+  static void output_adjoint(const __m256* g, __m256* o) {
+    o[0] = g[0];
+    o[1] = _mm256_add_ps(g[0], g[1]);
+    o[2] = _mm256_sub_ps(g[0], g[1]);
+    o[3] = _mm256_sub_ps(_mm256_setzero_ps(), g[1]);
+  }
+};
+
+template <>
+struct Vec<4, 3> : Alpha6 {
   static void output(const __m256* m, __m256* o) {
     const __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
     const __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
@@ -103,16 +110,32 @@ struct Vec<4> {
     o[4] = _mm256_sub_ps(even4, odd4);
     o[5] = g[3];
   }
-  // col[b] for b < 6: an 8 x 8 transpose of the lanes' rows (8 values read, 6 used).
-  static void load_row(const float* const* origin, index_t offset, __m256* col) {
-    __m256 r[8], lo[4], hi[4];
-    for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(origin[l] + offset);
-    transpose4_halves(r, lo);
-    transpose4_halves(r + 4, hi);
-    for (int b = 0; b < 4; ++b) col[b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x20);
-    for (int b = 0; b < 2; ++b) col[4 + b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x31);
+};
+
+template <>
+struct Vec<2, 5> : Alpha6 {
+  static void output(const __m256* m, __m256* o) {
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], _mm256_add_ps(m[1], m[2])), _mm256_add_ps(m[3], m[4]));
+    o[1] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(2), _mm256_sub_ps(m[3], m[4]), _mm256_sub_ps(m[1], m[2])), m[5]);
+  }
+  static void output_adjoint(const __m256* g, __m256* o) {
+    const __m256 twice = times(2, g[1]);
+    o[0] = g[0];
+    o[1] = _mm256_add_ps(g[0], g[1]);
+    o[2] = _mm256_sub_ps(g[0], g[1]);
+    o[3] = _mm256_add_ps(g[0], twice);
+    o[4] = _mm256_sub_ps(g[0], twice);
+    o[5] = g[1];
   }
 };
+
+// Whether all eight lanes' tiles lie inside the output (no edge to clip).
+template <int M>
+bool whole_tiles(const TileTarget<float>* tiles) {
+  bool whole = true;
+  for (int l = 0; l < 8; ++l) whole &= tiles[l].rows == M && tiles[l].cols == M;
+  return whole;
+}
 
 // Lane l's values of one output row, row[j] holding column j across the lanes, to its target.
 template <int M>
@@ -150,9 +173,9 @@ void store_row(const __m256* row, int i, const TileTarget<float>* tiles, index_t
 
 }  // namespace
 
-template <int M>
+template <int M, int R>
 void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
-  using V = Vec<M>;
+  using V = Vec<M, R>;
   constexpr int A = V::alpha;
   alignas(32) float rows[A][A][8];  // [patch row][row transform point][lane]
   for (int a = 0; a < A; ++a) {
@@ -169,10 +192,10 @@ void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_s
   }
 }
 
-template <int M>
+template <int M, int R>
 void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<float>* tiles, index_t ld, float bias,
                        bool relu) {
-  using V = Vec<M>;
+  using V = Vec<M, R>;
   constexpr int A = V::alpha;
   alignas(32) float rows[A][M][8];  // [point row][output column][lane]
   for (int a = 0; a < A; ++a) {
@@ -193,14 +216,14 @@ void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<f
 }
 
 // The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
-template <int M>
+template <int M, int R>
 void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
-  using V = Vec<M>;
+  using V = Vec<M, R>;
   constexpr int A = V::alpha;
   alignas(32) float rows[M][A][8];  // [tile row][row transform point][lane]
   for (int i = 0; i < M; ++i) {
     __m256 g[4], o[A];
-    Vec<2>::load_row(src.origin, i * src.ld, g);
+    Alpha4::load_row(src.origin, i * src.ld, g);
     V::output_adjoint(g, o);
     for (int k = 0; k < A; ++k) _mm256_store_ps(rows[i][k], o[k]);
   }
@@ -212,11 +235,13 @@ void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t poin
   }
 }
 
-template void gradient_tiles_avx2<2>(const PatchSource<float>&, float*, index_t);
-template void gradient_tiles_avx2<4>(const PatchSource<float>&, float*, index_t);
-template void input_tiles_avx2<2>(const PatchSource<float>&, float*, index_t);
-template void input_tiles_avx2<4>(const PatchSource<float>&, float*, index_t);
-template void output_tiles_avx2<2>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);
-template void output_tiles_avx2<4>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);
+#define FASTCONV_INSTANTIATE(M, R)                                                           \
+  template void input_tiles_avx2<M, R>(const PatchSource<float>&, float*, index_t);          \
+  template void gradient_tiles_avx2<M, R>(const PatchSource<float>&, float*, index_t);       \
+  template void output_tiles_avx2<M, R>(const float*, index_t, const TileTarget<float>*, index_t, float, bool);
+FASTCONV_INSTANTIATE(2, 3)
+FASTCONV_INSTANTIATE(4, 3)
+FASTCONV_INSTANTIATE(2, 5)
+#undef FASTCONV_INSTANTIATE
 
 }  // namespace fastconv::conv::winograd

@@ -33,9 +33,15 @@ MATRICES = {
 # The weight gradient (the same transforms, transposed, summed over every tile) measured
 # max|dw - dw_direct| / max|dw| inside the same bounds: 2x3 3.7e-7 / 1.1e-15, 4x3 6.6e-6 /
 # 1.4e-14, at most, over (2, 64, 16, 16, 32), (1, 96, 11, 13, 20) and (8, 64, 28, 28, 64).
+# F(2x2, 5x5) (same points as F(4x4)) measured, over every direction and the three shapes of
+# the weight-gradient test plus (8, 64, 28, 28, 64): forward 3.9e-6 / 9.2e-15, input gradient
+# 4.7e-6 / 1.1e-14, weight gradient 2.4e-5 / 2.5e-14  -> bounds 1e-4, 1e-13.
 ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64): 1e-14,
-               ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13}
-ALGOS = ["winograd_2x3", "winograd_4x3"]
+               ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13,
+               ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13}
+ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; winograd_2x5 has its own tests below
+KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5}
+ALL_ALGOS = ALGOS + ["winograd_2x5"]
 
 
 def _matrix(rows):
@@ -78,27 +84,29 @@ def test_codelet_rejects_bad_arguments():
         _C.winograd_codelet("input", 4, np.zeros((1, 4, 4)))
 
 
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", ALL_ALGOS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(2, 64, 16, 16, 32), (1, 96, 11, 13, 20)])
 def test_error_stays_inside_the_documented_bound(rng, algo, dtype, shape):
     n, c, h, w_, k = shape
+    r = KERNEL[algo]
     x = rng.standard_normal((n, c, h, w_))
-    w = rng.standard_normal((k, c, 3, 3))
-    ref = conv2d_reference(x, w, None, (1, 1), (1, 1), (1, 1))
-    y = ops.conv2d(x.astype(dtype), w.astype(dtype), padding=1, algo=algo)
+    w = rng.standard_normal((k, c, r, r))
+    ref = conv2d_reference(x, w, None, (1, 1), (r // 2, r // 2), (r // 2, r // 2))
+    y = ops.conv2d(x.astype(dtype), w.astype(dtype), padding=r // 2, algo=algo)
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
 
 
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", ALL_ALGOS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(2, 64, 16, 16, 32), (1, 96, 11, 13, 20), (4, 32, 28, 27, 24)])
 def test_weight_gradient_error_stays_inside_the_documented_bound(rng, algo, dtype, shape):
     n, c, h, w_, k = shape
+    r = KERNEL[algo]
     x = rng.standard_normal((n, c, h, w_))
     gy = rng.standard_normal((n, k, h, w_))
-    ref = ops.conv2d_weight(x, (k, c, 3, 3), gy, padding=1, algo="im2col")
-    dw = ops.conv2d_weight(x.astype(dtype), (k, c, 3, 3), gy.astype(dtype), padding=1, algo=algo)
+    ref = ops.conv2d_weight(x, (k, c, r, r), gy, padding=r // 2, algo="im2col")
+    dw = ops.conv2d_weight(x.astype(dtype), (k, c, r, r), gy.astype(dtype), padding=r // 2, algo=algo)
     assert dw.dtype == dtype
     assert np.abs(dw - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
 
@@ -129,6 +137,37 @@ def test_gradients_match_numeric(rng, algo, case):
     np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
 
 
+# (N, C, H, W, K, padding, groups) for F(2x2, 5x5): the same variety with a 5x5 kernel.
+GRADIENT_CASES_5X5 = [
+    (1, 3, 7, 9, 5, 2, 1),
+    (2, 4, 6, 5, 6, 3, 2),
+    (1, 2, 5, 5, 3, (4, 0), 1),
+    (1, 17, 6, 7, 3, 0, 1),
+]
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES_5X5)
+def test_5x5_gradients_match_numeric(rng, case):
+    n, c, h, w_, k, padding, groups = case
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c // groups, 5, 5))
+    y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo="winograd_2x5")
+    conv = lambda xx, ww: conv2d_reference(xx, ww, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
+    np.testing.assert_allclose(y, conv(x, w), rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, 1, padding, 1, groups, algo="winograd_2x5")
+    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+
+
+def test_winograd_picks_2x5_for_a_5x5_kernel(rng):
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(ops.conv2d(x, w, padding=2, algo="winograd"),
+                                  ops.conv2d(x, w, padding=2, algo="winograd_2x5"))
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_input_gradient_float32(rng, algo):
     x = rng.standard_normal((2, 24, 10, 9)).astype(np.float32)
@@ -152,3 +191,16 @@ def test_unsupported_shapes_are_refused(algo, kwargs, why):
     w = np.zeros(kwargs.pop("weight", (4, 3, 3, 3)))
     with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution: .*{why}"):
         ops.conv2d(np.zeros((1, 3, 9, 9)), w, padding=1, algo=algo, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,why", [
+    (dict(weight=(4, 3, 3, 3)), "needs a 5x5 kernel"),
+    (dict(weight=(4, 3, 5, 3)), "needs a 5x5 kernel"),
+    (dict(stride=2), "needs stride 1 and dilation 1"),
+    (dict(dilation=2), "needs stride 1 and dilation 1"),
+])
+def test_2x5_refuses_unsupported_shapes(kwargs, why):
+    kwargs = dict(kwargs)
+    w = np.zeros(kwargs.pop("weight", (4, 3, 5, 5)))
+    with pytest.raises(ValueError, match=f"algo='winograd_2x5' cannot run this convolution: .*{why}"):
+        ops.conv2d(np.zeros((1, 3, 12, 12)), w, padding=2, algo="winograd_2x5", **kwargs)

@@ -93,7 +93,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
     weight may be an ops.prepare_conv_weight(...) result: its transforms are reused.
     algo: 'auto' (per-shape choice, see ops.conv_algo), 'winograd' (F(4x4,3x3) or F(2x2,3x3),
-    whichever needs fewer transform points for the output) or one of ops.conv_algo.algorithms().
+    whichever needs fewer transform points for the output; F(2x2,5x5) for a 5x5 kernel) or one
+    of ops.conv_algo.algorithms().
     relu: apply ReLU to the output inside the kernel (fused epilogue).
     """
     weight, prepared = _weight(weight, groups)

@@ -17,8 +17,9 @@ _choices = {}  # key -> algorithm name
 
 # The algorithms with a kernel of their own per gradient (csrc/conv/conv2d.cpp's dispatch); the
 # others run one of these, so timing them again would only time the same kernel twice.
-_OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", "winograd_2x3", "winograd_4x3", "fft"),
-               "weight": ("im2col", "direct", "depthwise", "winograd_2x3", "winograd_4x3")}
+_WINOGRAD = ("winograd_2x3", "winograd_4x3", "winograd_2x5")
+_OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", *_WINOGRAD, "fft"),
+               "weight": ("im2col", "direct", "depthwise", *_WINOGRAD)}
 
 
 def algorithms():
@@ -49,9 +50,12 @@ def supported(input_shape, weight_shape, args):
 
 
 def winograd_variant(input_shape, weight_shape, args):
-    """'winograd_4x3' or 'winograd_2x3': the one with fewer transform-domain points for the
-    output (F(4x4) costs 36 points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is
-    too small to fill its tiles); a tie goes to F(2x2), the more accurate."""
+    """'winograd_2x5' for a 5x5 kernel; for 3x3, 'winograd_4x3' or 'winograd_2x3': the one with
+    fewer transform-domain points for the output (F(4x4) costs 36 points per 4x4 tile, F(2x2) 16
+    per 2x2: F(4x4) unless the output is too small to fill its tiles); a tie goes to F(2x2), the
+    more accurate."""
+    if tuple(weight_shape[2:]) == (5, 5):
+        return "winograd_2x5"
     p, q = _C.conv2d_output_shape(input_shape, weight_shape, *args)[2:]
     points = {m: -(-p // m) * -(-q // m) * (m + 2) ** 2 for m in (2, 4)}
     return "winograd_4x3" if points[4] < points[2] else "winograd_2x3"
@@ -69,6 +73,10 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # 1.4x faster direct, the 32-channel one 1.1x faster by Winograd, every direction).
     if unit and kh == kw == 3 and min(weight_shape[:2]) >= 32 and "winograd_4x3" in candidates:
         return "winograd_4x3"
+    # F(2x2, 5x5): 36 multiplications per 2x2 tile instead of 100 (measured on conv5x5, one
+    # thread: forward 30 ms against direct's 41).
+    if unit and kh == kw == 5 and min(weight_shape[:2]) >= 32 and "winograd_2x5" in candidates:
+        return "winograd_2x5"
     # Direct convolution wins where the GEMM formulation's packing dominates: few output
     # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM, 7x7
     # 1.6x FFT).
