@@ -173,23 +173,38 @@ void store_row(const __m256* row, int i, const TileTarget<float>* tiles, index_t
 
 }  // namespace
 
-template <int M, int R>
-void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
-  using V = Vec<M, R>;
-  constexpr int A = V::alpha;
-  alignas(32) float rows[A][A][8];  // [patch row][row transform point][lane]
-  for (int a = 0; a < A; ++a) {
-    __m256 d[A], o[A];
-    V::load_row(src.origin, a * src.ld, d);
-    V::input(d, o);
+// out[(j * A + k) * point_stride + l] = sum over a, b of C[j][a] C[k][b] tile_l[a][b], for
+// N x N tiles whose rows Load gives as columns across the lanes, and the codelet C: N -> A.
+template <int N, int A, class Load, class Codelet>
+void rows_then_columns(Load load, Codelet codelet, float* out, index_t point_stride) {
+  alignas(32) float rows[N][A][8];  // [tile row][row transform point][lane]
+  for (int a = 0; a < N; ++a) {
+    __m256 d[N > 4 ? N : 4], o[A];  // a row load fills at least four columns
+    load(a, d);
+    codelet(d, o);
     for (int k = 0; k < A; ++k) _mm256_store_ps(rows[a][k], o[k]);
   }
   for (int k = 0; k < A; ++k) {
-    __m256 d[A], o[A];
-    for (int a = 0; a < A; ++a) d[a] = _mm256_load_ps(rows[a][k]);
-    V::input(d, o);
+    __m256 d[N], o[A];
+    for (int a = 0; a < N; ++a) d[a] = _mm256_load_ps(rows[a][k]);
+    codelet(d, o);
     for (int j = 0; j < A; ++j) _mm256_storeu_ps(out + (j * A + k) * point_stride, o[j]);
   }
+}
+
+template <int M, int R>
+void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
+  using V = Vec<M, R>;
+  const auto load = [&](int a, __m256* d) { V::load_row(src.origin, a * src.ld, d); };
+  rows_then_columns<V::alpha, V::alpha>(load, V::input, out, point_stride);
+}
+
+// The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
+template <int M, int R>
+void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
+  using V = Vec<M, R>;
+  const auto load = [&](int i, __m256* g) { Alpha4::load_row(src.origin, i * src.ld, g); };
+  rows_then_columns<M, V::alpha>(load, V::output_adjoint, out, point_stride);
 }
 
 template <int M, int R>
@@ -213,26 +228,6 @@ void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<f
     for (int i = 0; i < M; ++i) y[i][j] = relu ? _mm256_max_ps(_mm256_add_ps(o[i], b), zero) : _mm256_add_ps(o[i], b);
   }
   for (int i = 0; i < M; ++i) store_row<M>(y[i], i, tiles, ld);
-}
-
-// The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
-template <int M, int R>
-void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
-  using V = Vec<M, R>;
-  constexpr int A = V::alpha;
-  alignas(32) float rows[M][A][8];  // [tile row][row transform point][lane]
-  for (int i = 0; i < M; ++i) {
-    __m256 g[4], o[A];
-    Alpha4::load_row(src.origin, i * src.ld, g);
-    V::output_adjoint(g, o);
-    for (int k = 0; k < A; ++k) _mm256_store_ps(rows[i][k], o[k]);
-  }
-  for (int k = 0; k < A; ++k) {
-    __m256 g[M], o[A];
-    for (int i = 0; i < M; ++i) g[i] = _mm256_load_ps(rows[i][k]);
-    V::output_adjoint(g, o);
-    for (int j = 0; j < A; ++j) _mm256_storeu_ps(out + (j * A + k) * point_stride, o[j]);
-  }
 }
 
 #define FASTCONV_INSTANTIATE(M, R)                                                           \

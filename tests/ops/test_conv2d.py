@@ -4,7 +4,8 @@ import pytest
 from fastconv import _C, ops
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
-from tests.reference import conv2d_reference, numeric_gradient
+from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.reference import conv2d_reference
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
@@ -115,11 +116,7 @@ def test_conv2d_gradients_match_numeric(rng, algo, case):
         with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
             ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
         return
-    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
-    conv = lambda xx, ww: _reference(xx, ww, None, stride, padding, dilation, groups)
-    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    dx, dw = assert_gradients_match_numeric(algo, x, w, gy, stride, padding, dilation, groups)
     np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups, algo=algo), dx)
     np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo=algo), dw)
 

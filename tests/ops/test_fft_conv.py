@@ -5,7 +5,8 @@ import pytest
 
 from fastconv import ops
 from fastconv.ops.conv import conv2d_arguments
-from tests.reference import conv2d_reference, numeric_gradient
+from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.reference import conv2d_reference
 
 # Measured max|y - y_direct| / max|y| on standard-normal data, 3x3 to 11x11 kernels, C = 16..128:
 # float32 3.0e-7, float64 3.1e-15 (as accurate as im2col: 6.4e-7, 2.8e-15); bounds ~5x that.
@@ -44,11 +45,7 @@ def test_gradients_match_numeric(rng, case):
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     gy = rng.standard_normal(ops.conv2d(x, w, None, 1, padding, 1, groups, algo="fft").shape)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, 1, padding, 1, groups, algo="fft")
-    conv = lambda xx, ww: conv2d_reference(xx, ww, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
-    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    assert_gradients_match_numeric("fft", x, w, gy, padding=padding, groups=groups)
 
 
 def test_fused_bias_and_relu(rng):

@@ -7,7 +7,8 @@ import pytest
 
 from fastconv import _C, ops
 from fastconv.ops.conv import conv2d_arguments
-from tests.reference import conv2d_reference, numeric_gradient
+from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.reference import conv2d_reference
 
 # B^T, G, A^T as Lavin & Gray give them; F(4,3) from the points 0, 1, -1, 2, -2, infinity.
 MATRICES = {
@@ -129,12 +130,7 @@ def test_gradients_match_numeric(rng, algo, case):
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, 3, 3))
     y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo=algo)
-    gy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, 1, padding, 1, groups, algo=algo)
-    conv = lambda xx, ww: conv2d_reference(xx, ww, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
-    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    assert_gradients_match_numeric(algo, x, w, rng.standard_normal(y.shape), padding=padding, groups=groups)
 
 
 # (N, C, H, W, K, padding, groups) for F(2x2, 5x5): the same variety with a 5x5 kernel.
@@ -152,13 +148,9 @@ def test_5x5_gradients_match_numeric(rng, case):
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, 5, 5))
     y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo="winograd_2x5")
-    conv = lambda xx, ww: conv2d_reference(xx, ww, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
-    np.testing.assert_allclose(y, conv(x, w), rtol=1e-10, atol=1e-10)
-    gy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv2d_backward(x, w, gy, 1, padding, 1, groups, algo="winograd_2x5")
-    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: conv(xx, w), x, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: conv(x, ww), w, gy), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    ref = conv2d_reference(x, w, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
+    assert_gradients_match_numeric("winograd_2x5", x, w, rng.standard_normal(y.shape), padding=padding, groups=groups)
 
 
 def test_winograd_picks_2x5_for_a_5x5_kernel(rng):
