@@ -196,7 +196,8 @@ template <int M, int R>
 void input_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
   using V = Vec<M, R>;
   const auto load = [&](int a, __m256* d) { V::load_row(src.origin, a * src.ld, d); };
-  rows_then_columns<V::alpha, V::alpha>(load, V::input, out, point_stride);
+  const auto input = [](const __m256* d, __m256* o) { V::input(d, o); };  // a lambda inlines, a pointer would not
+  rows_then_columns<V::alpha, V::alpha>(load, input, out, point_stride);
 }
 
 // The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
@@ -204,7 +205,8 @@ template <int M, int R>
 void gradient_tiles_avx2(const PatchSource<float>& src, float* out, index_t point_stride) {
   using V = Vec<M, R>;
   const auto load = [&](int i, __m256* g) { Alpha4::load_row(src.origin, i * src.ld, g); };
-  rows_then_columns<M, V::alpha>(load, V::output_adjoint, out, point_stride);
+  const auto adjoint = [](const __m256* g, __m256* o) { V::output_adjoint(g, o); };
+  rows_then_columns<M, V::alpha>(load, adjoint, out, point_stride);
 }
 
 template <int M, int R>
