@@ -21,6 +21,7 @@
 // per-point GEMMs are bare micro-kernel calls, with no packing.
 #pragma once
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -107,27 +108,29 @@ void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, 
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, kc = parts * Cg;
   const index_t mr = filter_panel_rows<T>(), block = filter_rows(g, tf) * kc, point_stride = g.groups * block;
   std::fill(u, u + transformed_filters_size(g, tf), T(0));
-  // A(row, col) of one point and group, in the packed order.
-  const auto at = [&](T* a, index_t row, index_t col) -> T& { return a[(row / mr * kc + col) * mr + row % mr]; };
+  // A(row, col) of one point and group is a[row_start(row) + col * mr] in the packed order.
+  const auto row_start = [&](index_t row) { return row / mr * kc * mr + row % mr; };
   parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
     std::vector<T> values(tf.points * parts * kLanes), work(tf.work_size(kLanes));
-    for (index_t k = lo; k < hi; ++k)
+    for (index_t k = lo; k < hi; ++k) {
+      const index_t re_row = row_start(k % Kg), im_row = row_start(Kg + k % Kg);
       for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
-        const index_t lanes = std::min(kLanes, Cg - c0), r = k % Kg;
+        const index_t lanes = std::min(kLanes, Cg - c0);
         tf.filter(w + (k * Cg + c0) * R * S, lanes, values.data(), work.data());
         for (index_t pt = 0; pt < tf.points; ++pt) {
-          T* a = u + pt * point_stride + (k / Kg) * block;
+          T* a = u + pt * point_stride + (k / Kg) * block + c0 * mr;
           const T* re = values.data() + pt * parts * lanes;
           const T* im = re + lanes;  // the real form of a complex product: [[re, -im], [im, re]]
+          for (index_t l = 0; l < lanes; ++l) a[re_row + l * mr] = re[l];
+          if (parts == 1) continue;
           for (index_t l = 0; l < lanes; ++l) {
-            at(a, r, c0 + l) = re[l];
-            if (parts == 1) continue;
-            at(a, r, Cg + c0 + l) = -im[l];
-            at(a, Kg + r, c0 + l) = im[l];
-            at(a, Kg + r, Cg + c0 + l) = re[l];
+            a[re_row + (Cg + l) * mr] = -im[l];
+            a[im_row + l * mr] = im[l];
+            a[im_row + (Cg + l) * mr] = re[l];
           }
         }
       }
+    }
   });
 }
 
@@ -365,9 +368,9 @@ template <class T, class Transform>
 void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
                 const T* bias, bool relu, T* y) {
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
-  std::vector<T> u(tiled::transformed_filters_size(g, tf));
-  tiled::transform_filters(g, tf, w, R, S, u.data());
-  tiled_conv_transformed(g, tf, x, u.data(), bias, relu, y);
+  const std::unique_ptr<T[]> u(new T[tiled::transformed_filters_size(g, tf)]);  // transform_filters zeroes it
+  tiled::transform_filters(g, tf, w, R, S, u.get());
+  tiled_conv_transformed(g, tf, x, u.get(), bias, relu, y);
 }
 
 }  // namespace fastconv::conv
