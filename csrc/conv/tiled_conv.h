@@ -12,8 +12,9 @@
 //   filter(w /*lanes filters of R x S*/, lanes, out /*points x parts x lanes*/, work)
 //   input_tiles(patches, lanes, out, point_stride, part_stride, work)
 //   output_tiles(in, point_stride, part_stride, lanes, tiles, bias, relu, work)
-// `patches` and `tiles` say where each lane's tile is read from and written to (tile_io.h); "x lanes" means `lanes` tiles side by side, the lane index innermost (the
-// transforms vectorise across tiles, as NNPACK's do). A transform with no faster way calls
+// `patches` and `tiles` say where each lane's tile is read from and written to (tile_io.h);
+// "x lanes" means `lanes` tiles side by side, the lane index innermost (the transforms
+// vectorise across tiles, as NNPACK's do). A transform with no faster way calls
 // gather_patches / scatter_tiles around its codelets (the two helpers below).
 //
 // U is stored in the GEMM micro-kernel's A panel order, the transformed tiles are written
@@ -134,9 +135,54 @@ void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, 
   });
 }
 
+// A batch of planes (H x W, `channels` per image) as a transform reads it: cut into tiles of
+// m_h x m_w outputs, tile (p0, q0) reading its patch from (top + p0, left + q0), through
+// zero-padded copies of rows x ld (whole tiles plus kReadSlack: no bounds to check).
+struct PlaneCut {
+  index_t H, W, top, left, tiles_h, tiles_w, m_h, m_w, rows, ld;
+  index_t per_image() const { return tiles_h * tiles_w; }
+  index_t size() const { return rows * ld; }
+};
+
+// The input planes of a convolution as `tf` reads them.
+template <class Transform>
+PlaneCut input_planes(const TiledGeometry& g, const Transform& tf) {
+  const index_t th = ceil_div(g.P, tf.m_h), tw = ceil_div(g.Q, tf.m_w);
+  return {g.H, g.W, g.top, g.left, th, tw, tf.m_h, tf.m_w, th * tf.m_h + tf.alpha_h - tf.m_h,
+          tw * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack};
+}
+
+// For every channel c of `source` (N x channels planes): zero-padded copies of the planes that
+// tiles [t0, t0 + nt) lie in, then apply(c, l0, patches, work) for the tiles l0 .. l0 + lanes,
+// up to `count` (lanes past nt repeat the last tile). Channels are spread over the threads.
+template <class T, class Apply>
+void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels, index_t t0, index_t nt,
+                          index_t count, index_t lanes, index_t work_size, const Apply& apply) {
+  const index_t first = t0 / cut.per_image(), images = (t0 + nt - 1) / cut.per_image() - first + 1;
+  std::vector<index_t> patch(count);  // where each tile's patch starts in the copies
+  for (index_t t = 0; t < count; ++t) {
+    const index_t tile = t0 + std::min(t, nt - 1);
+    patch[t] = (tile / cut.per_image() - first) * cut.size() + tile / cut.tiles_w % cut.tiles_h * cut.m_h * cut.ld +
+               tile % cut.tiles_w * cut.m_w;
+  }
+  parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(images * cut.size() + work_size, ScratchSlot::transform_work);
+    T* work = planes + images * cut.size();
+    const T* origin[kLanes];
+    for (index_t c = lo; c < hi; ++c) {
+      for (index_t i = 0; i < images; ++i)
+        copy_padded_rows(source + ((first + i) * channels + c) * cut.H * cut.W, cut.H, cut.W, cut.top, cut.left,
+                         cut.rows, cut.ld, planes + i * cut.size());
+      for (index_t l0 = 0; l0 < count; l0 += lanes) {
+        for (index_t l = 0; l < lanes; ++l) origin[l] = planes + patch[l0 + l];
+        apply(c, l0, PatchSource<T>{origin, cut.ld}, work);
+      }
+    }
+  });
+}
+
 // How a call cuts its tiles: tile t is image t / per_image, tile row t / tiles_w % tiles_h,
-// tile column t % tiles_w; blocks of `block` tiles, each with its V and M; the input planes a
-// block reads, zero-padded to whole tiles plus kReadSlack.
+// tile column t % tiles_w; blocks of `block` tiles, each with its V and M.
 //
 // V and M hold a block's tiles in panels of nr (the micro-kernel's B width) and, per panel, a
 // row per channel (parts rows for complex points) with every point's nr lanes one after the
@@ -148,12 +194,12 @@ struct Blocking {
   const TiledGeometry& g;
   const Transform& tf;
   gemm::KernelSet<T> ks;
+  PlaneCut cut;
   index_t tiles_h, tiles_w, per_image, tiles, block, panels, lanes, row_stride;
-  index_t plane_rows, plane_ld, plane_size, images_per_block;
 
   Blocking(const TiledGeometry& geometry, const Transform& transform)
-      : g(geometry), tf(transform), ks(gemm::active_family<T>().wide) {
-    tiles_h = ceil_div(g.P, tf.m_h), tiles_w = ceil_div(g.Q, tf.m_w), per_image = tiles_h * tiles_w;
+      : g(geometry), tf(transform), ks(gemm::active_family<T>().wide), cut(input_planes(geometry, transform)) {
+    tiles_h = cut.tiles_h, tiles_w = cut.tiles_w, per_image = cut.per_image();
     tiles = g.N * per_image;
     lanes = std::min<index_t>(kLanes, ks.nr);  // a lane group never straddles two B panels
     // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
@@ -167,10 +213,6 @@ struct Blocking {
     // (points 4 KiB apart had put a transform's 36 lines in one 8-way set).
     constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));
     row_stride = (ceil_div(tf.points * ks.nr, per_line) | 1) * per_line;
-    plane_rows = tiles_h * tf.m_h + tf.alpha_h - tf.m_h;
-    plane_ld = tiles_w * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack;
-    plane_size = plane_rows * plane_ld;
-    images_per_block = std::min(g.N, ceil_div(block, per_image) + 1);
   }
   index_t blocks() const { return ceil_div(tiles, block); }
   index_t v_size() const { return panels * tf.parts * g.C * row_stride; }
@@ -192,30 +234,12 @@ struct Blocking {
 // computed and never read).
 template <class T, class Transform>
 void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, index_t nt, T* v) {
-  const TiledGeometry& g = bk.g;
-  const index_t Cg = g.C / g.groups, nr = bk.ks.nr, first_image = t0 / bk.per_image;
-  const index_t images = (t0 + nt - 1) / bk.per_image - first_image + 1, lanes = round_up(nt, nr);
-  std::vector<index_t> patch(lanes);  // where each tile's patch starts in the block's planes
-  for (index_t t = 0; t < lanes; ++t) {
-    index_t n, p0, q0;
-    bk.locate(t0 + std::min(t, nt - 1), n, p0, q0);
-    patch[t] = (n - first_image) * bk.plane_size + p0 * bk.plane_ld + q0;
-  }
-  parallel_for(0, g.C, 1, [&](index_t lo, index_t hi) {
-    T* planes = thread_scratch<T>(bk.images_per_block * bk.plane_size + bk.work_size(), ScratchSlot::transform_work);
-    T* work = planes + bk.images_per_block * bk.plane_size;
-    const T* origin[kLanes];
-    for (index_t c = lo; c < hi; ++c) {
-      for (index_t i = 0; i < images; ++i)
-        copy_padded_rows(x + ((first_image + i) * g.C + c) * g.H * g.W, g.H, g.W, g.top, g.left, bk.plane_rows,
-                         bk.plane_ld, planes + i * bk.plane_size);
-      for (index_t l0 = 0; l0 < lanes; l0 += bk.lanes) {
-        for (index_t l = 0; l < bk.lanes; ++l) origin[l] = planes + patch[l0 + l];
-        T* out = v + bk.v_row(c / Cg, l0 / nr) + (c % Cg) * bk.row_stride + l0 % nr;
-        bk.tf.input_tiles(PatchSource<T>{origin, bk.plane_ld}, bk.lanes, out, nr, Cg * bk.row_stride, work);
-      }
-    }
-  });
+  const index_t Cg = bk.g.C / bk.g.groups, nr = bk.ks.nr;
+  for_each_patch_group(bk.cut, x, bk.g.C, t0, nt, round_up(nt, nr), bk.lanes, bk.work_size(),
+                       [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
+                         T* out = v + bk.v_row(c / Cg, l0 / nr) + (c % Cg) * bk.row_stride + l0 % nr;
+                         bk.tf.input_tiles(patches, bk.lanes, out, nr, Cg * bk.row_stride, work);
+                       });
 }
 
 // M[pt] = U[pt] V[pt] per group: U is the micro-kernel's packed A already, V its B (steps
@@ -278,47 +302,19 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, du_size = tf.points * g.K * Cg;
   std::fill(du, du + du_size, T(0));
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
-  const index_t tiles_h = ceil_div(g.P, tf.m_h), tiles_w = ceil_div(g.Q, tf.m_w), per_image = tiles_h * tiles_w;
-  const index_t tiles = g.N * per_image;
+  // x as the forward reads it; grad_y in whole tiles.
+  const PlaneCut x_cut = input_planes(g, tf);
+  const PlaneCut gy_cut{g.P, g.Q, 0, 0, x_cut.tiles_h, x_cut.tiles_w, tf.m_h, tf.m_w, x_cut.tiles_h * tf.m_h,
+                        x_cut.tiles_w * tf.m_w + kReadSlack};
+  const index_t tiles = g.N * x_cut.per_image();
   const index_t tile_bytes = tf.points * (g.C + g.K) * static_cast<index_t>(sizeof(T));
   const index_t most = std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes);
   const index_t block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), kLanes);
   constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));  // points an odd number of lines apart
   const index_t v_point = (ceil_div(g.C * block, per_line) | 1) * per_line;
   const index_t gy_point = (ceil_div(g.K * block, per_line) | 1) * per_line;
-  // The zero-padded planes a block reads: x as the forward reads it, grad_y in whole tiles.
-  const index_t x_rows = tiles_h * tf.m_h + tf.alpha_h - tf.m_h, x_ld = tiles_w * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack;
-  const index_t gy_rows = tiles_h * tf.m_h, gy_ld = tiles_w * tf.m_w + kReadSlack;
-  const index_t images_most = std::min(g.N, ceil_div(block, per_image) + 1);
   const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes * 2 + tf.work_size(kLanes);
   std::mutex merge;
-
-  // out[pt * point_stride + channel * block + t] for every channel of `planes` (x or grad_y).
-  const auto transform = [&](const T* planes_of, index_t channels, index_t H, index_t W, index_t top, index_t left,
-                             index_t rows, index_t ld, bool gradient, index_t t0, index_t nt, index_t point_stride,
-                             T* out) {
-    const index_t first = t0 / per_image, images = (t0 + nt - 1) / per_image - first + 1;
-    std::vector<index_t> patch(round_up(nt, kLanes));
-    for (index_t t = 0; t < static_cast<index_t>(patch.size()); ++t) {
-      const index_t tile = t0 + std::min(t, nt - 1), n = tile / per_image;
-      patch[t] = (n - first) * rows * ld + tile / tiles_w % tiles_h * tf.m_h * ld + tile % tiles_w * tf.m_w;
-    }
-    parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
-      T* planes = thread_scratch<T>(images_most * rows * ld + work_size, ScratchSlot::transform_work);
-      T* work = planes + images_most * rows * ld;
-      const T* origin[kLanes];
-      for (index_t c = lo; c < hi; ++c) {
-        for (index_t i = 0; i < images; ++i)
-          copy_padded_rows(planes_of + ((first + i) * channels + c) * H * W, H, W, top, left, rows, ld, planes + i * rows * ld);
-        for (index_t l0 = 0; l0 < nt; l0 += kLanes) {
-          for (index_t l = 0; l < kLanes; ++l) origin[l] = planes + patch[l0 + l];
-          const PatchSource<T> src{origin, ld};
-          if (gradient) tf.gradient_tiles(src, kLanes, out + c * block + l0, point_stride, work);
-          else tf.input_tiles(src, kLanes, out + c * block + l0, point_stride, 0, work);
-        }
-      }
-    });
-  };
 
   parallel_for(0, ceil_div(tiles, block), 1, [&](index_t lo, index_t hi) {
     std::vector<T> partial(du_size, T(0));
@@ -326,8 +322,15 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
     T* gt = v + tf.points * v_point;
     for (index_t b = lo; b < hi; ++b) {
       const index_t t0 = b * block, nt = std::min(block, tiles - t0);
-      transform(x, g.C, g.H, g.W, g.top, g.left, x_rows, x_ld, false, t0, nt, v_point, v);
-      transform(gy, g.K, g.P, g.Q, 0, 0, gy_rows, gy_ld, true, t0, nt, gy_point, gt);
+      const index_t count = round_up(nt, kLanes);
+      for_each_patch_group(x_cut, x, g.C, t0, nt, count, kLanes, work_size,
+                           [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
+                             tf.input_tiles(patches, kLanes, v + c * block + l0, v_point, 0, work);
+                           });
+      for_each_patch_group(gy_cut, gy, g.K, t0, nt, count, kLanes, work_size,
+                           [&](index_t k, index_t l0, const PatchSource<T>& patches, T* work) {
+                             tf.gradient_tiles(patches, kLanes, gt + k * block + l0, gy_point, work);
+                           });
       for (index_t i = 0; i < tf.points * g.groups; ++i) {
         const index_t pt = i / g.groups, grp = i % g.groups;
         const MatrixView<const T> a{gt + pt * gy_point + grp * Kg * block, Kg, nt, block, 1, 0, 0, 0, 0};
