@@ -65,9 +65,9 @@ class RadixTwoFft {
   }
 
  private:
-  // (a, b) <- (a + w b, a - w b)
-  static void butterfly(T* __restrict ar, T* __restrict ai, T* __restrict br, T* __restrict bi, T wr, T wi,
-                        index_t lanes) {
+  // (a, b) <- (a + w b, a - w b) over the lanes; inlined into both entries below.
+  __attribute__((always_inline)) static inline void butterflies(T* __restrict ar, T* __restrict ai, T* __restrict br,
+                                                                T* __restrict bi, T wr, T wi, index_t lanes) {
     for (index_t l = 0; l < lanes; ++l) {
       const T tr = wr * br[l] - wi * bi[l], ti = wr * bi[l] + wi * br[l];
       br[l] = ar[l] - tr;
@@ -76,18 +76,14 @@ class RadixTwoFft {
       ai[l] += ti;
     }
   }
+  static void butterfly(T* ar, T* ai, T* br, T* bi, T wr, T wi, index_t lanes) {
+    butterflies(ar, ai, br, bi, wr, wi, lanes);
+  }
   // The same loop compiled for AVX2 + FMA (chosen at run time): the function attribute, unlike
   // a file-wide target pragma, leaves every other function, STL ones included, at the baseline.
-  __attribute__((target("avx2,fma"))) static void butterfly_avx2(T* __restrict ar, T* __restrict ai,
-                                                                 T* __restrict br, T* __restrict bi, T wr, T wi,
+  __attribute__((target("avx2,fma"))) static void butterfly_avx2(T* ar, T* ai, T* br, T* bi, T wr, T wi,
                                                                  index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T tr = wr * br[l] - wi * bi[l], ti = wr * bi[l] + wi * br[l];
-      br[l] = ar[l] - tr;
-      bi[l] = ai[l] - ti;
-      ar[l] += tr;
-      ai[l] += ti;
-    }
+    butterflies(ar, ai, br, bi, wr, wi, lanes);
   }
 
   index_t n_;
