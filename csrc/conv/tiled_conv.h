@@ -60,6 +60,20 @@ constexpr index_t kLanes = 16;            // most tiles transformed side by side
 // forward's V and M per block: the transform's block_bytes(U's bytes).
 constexpr index_t kWeightGradientBlockBytes = 4 << 20;
 
+// n values rounded up to an odd number of cache lines: arrays that far apart spread over every
+// L1 set (a multiple of 4 KiB had put a transform's 36 points in one 8-way set).
+template <class T>
+index_t odd_lines(index_t n) {
+  constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));
+  return (ceil_div(n, per_line) | 1) * per_line;
+}
+
+// Tiles per block: at most `most` (cache), as many blocks as a multiple of the thread count (each
+// thread runs whole blocks, their GEMMs single-threaded: no barrier per GEMM), a multiple of `unit`.
+inline index_t block_tiles(index_t tiles, index_t most, index_t unit) {
+  return round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), unit);
+}
+
 // patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b] for a rows x cols patch.
 template <class T>
 void gather_patches(index_t rows, index_t cols, const PatchSource<T>& src, index_t lanes, T* patch) {
@@ -202,17 +216,11 @@ struct Blocking {
     tiles_h = cut.tiles_h, tiles_w = cut.tiles_w, per_image = cut.per_image();
     tiles = g.N * per_image;
     lanes = std::min<index_t>(kLanes, ks.nr);  // a lane group never straddles two B panels
-    // Blocks small enough for the cache, as many as a multiple of the thread count: each thread
-    // runs whole blocks, its GEMMs single-threaded inside (no barrier per GEMM).
     const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
     const index_t filter_bytes = transformed_filters_size(g, tf) * static_cast<index_t>(sizeof(T));
-    const index_t most = std::max<index_t>(tf.block_bytes(filter_bytes) / tile_bytes, ks.nr);
-    block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), ks.nr);
+    block = block_tiles(tiles, std::max<index_t>(tf.block_bytes(filter_bytes) / tile_bytes, ks.nr), ks.nr);
     panels = block / ks.nr;
-    // An odd number of cache lines: the micro-kernel's B steps then spread over every L1 set
-    // (points 4 KiB apart had put a transform's 36 lines in one 8-way set).
-    constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));
-    row_stride = (ceil_div(tf.points * ks.nr, per_line) | 1) * per_line;
+    row_stride = odd_lines<T>(tf.points * ks.nr);  // the micro-kernel's B steps over every L1 set
   }
   index_t blocks() const { return ceil_div(tiles, block); }
   index_t v_size() const { return panels * tf.parts * g.C * row_stride; }
@@ -308,11 +316,8 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
                         x_cut.tiles_w * tf.m_w + kReadSlack};
   const index_t tiles = g.N * x_cut.per_image();
   const index_t tile_bytes = tf.points * (g.C + g.K) * static_cast<index_t>(sizeof(T));
-  const index_t most = std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes);
-  const index_t block = round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), kLanes);
-  constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));  // points an odd number of lines apart
-  const index_t v_point = (ceil_div(g.C * block, per_line) | 1) * per_line;
-  const index_t gy_point = (ceil_div(g.K * block, per_line) | 1) * per_line;
+  const index_t block = block_tiles(tiles, std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes), kLanes);
+  const index_t v_point = odd_lines<T>(g.C * block), gy_point = odd_lines<T>(g.K * block);
   const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes * 2 + tf.work_size(kLanes);
   std::mutex merge;
 
