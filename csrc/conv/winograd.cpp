@@ -49,11 +49,10 @@ struct WinogradTransform {
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
                    T* work) const {
     if constexpr (std::is_same_v<T, float>)
-      if (vectorised(lanes)) {
-        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+      if (vectorised(lanes))
+        return by_eights(lanes, [&](index_t l0) {
           winograd::input_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
-        return;
-      }
+        });
     tiled::gather_patches(F::alpha, F::alpha, src, lanes, work);
     const index_t patch = F::alpha * F::alpha * lanes;
     winograd::transform_2d(&F::template input<T>, F::alpha, F::alpha, work, lanes, out, point_stride, lanes, work + patch);
@@ -62,11 +61,10 @@ struct WinogradTransform {
   void output_tiles(const T* in, index_t point_stride, index_t, index_t lanes, const tiled::TileTarget<T>* tiles,
                     index_t ld, T bias, bool relu, T* work) const {
     if constexpr (std::is_same_v<T, float>)
-      if (vectorised(lanes)) {
-        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+      if (vectorised(lanes))
+        return by_eights(lanes, [&](index_t l0) {
           winograd::output_tiles_avx2<M, R>(in + l0, point_stride, tiles + l0, ld, bias, relu);
-        return;
-      }
+        });
     const index_t tile = M * M * lanes;
     winograd::transform_2d(&F::template output<T>, F::alpha, M, in, point_stride, work, lanes, lanes, work + tile);
     tiled::scatter_tiles(work, M, lanes, tiles, ld, bias, relu);
@@ -76,19 +74,22 @@ struct WinogradTransform {
   template <class T>
   void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, T* work) const {
     if constexpr (std::is_same_v<T, float>)
-      if (vectorised(lanes)) {
-        for (index_t l0 = 0; l0 < lanes; l0 += 8)
+      if (vectorised(lanes))
+        return by_eights(lanes, [&](index_t l0) {
           winograd::gradient_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
-        return;
-      }
+        });
     tiled::gather_patches(M, M, src, lanes, work);
     const index_t tile = M * M * lanes;
     winograd::transform_2d(&F::template output_adjoint<T>, M, F::alpha, work, lanes, out, point_stride, lanes, work + tile);
   }
 
  private:
-  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms.
+  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms, eight at a time.
   static bool vectorised(index_t lanes) { return lanes % 8 == 0 && active_isa() >= Isa::avx2; }
+  template <class Eight>
+  static void by_eights(index_t lanes, const Eight& eight) {
+    for (index_t l0 = 0; l0 < lanes; l0 += 8) eight(l0);
+  }
 };
 
 }  // namespace
