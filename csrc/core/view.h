@@ -56,6 +56,14 @@ struct MatrixView {
     if (col_stride != 1) return false;
     return col_group == 0 || j / col_group == (j + n - 1) / col_group;
   }
+  // How many of columns [j, j + n) from j on are one unit-stride run: up to the next group
+  // boundary, or 1 when columns are strided.
+  index_t unit_run(index_t j, index_t n) const {
+    if (col_stride != 1) return 1;
+    if (col_group == 0) return n;
+    const index_t to_boundary = col_group - j % col_group;
+    return to_boundary < n ? to_boundary : n;
+  }
   // True when rows [i, i + n) are equally spaced by row_stride.
   bool regular_rows(index_t i, index_t n) const {
     return row_group == 0 || i / row_group == (i + n - 1) / row_group;
