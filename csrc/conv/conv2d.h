@@ -115,6 +115,26 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_padded_rows(const T* plane, index_t H
   }
 }
 
+// out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of an im2col row,
+// or one row of a stride phase (implicit_gemm.cpp). Rows
+// of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
+// copying, so the edges and short runs are plain loops, kept from being turned back into calls.
+template <class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T* __restrict src, Range qs,
+                                                      index_t Q, index_t stride) {
+  for (index_t q = 0; q < qs.lo; ++q) out[q] = T(0);
+  if (stride == 1 && qs.hi - qs.lo > 16) {
+    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+  } else if (stride == 1) {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
+  } else if (stride == 2) {  // a constant stride: gcc vectorises it with shuffles
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
+  } else {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
+  }
+  for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
+}
+
 // The input gradient of a stride-1 convolution is a stride-1 convolution of grad_y with these
 // weights (winograd.cpp, fft.cpp, direct.cpp run it so).
 // w (K, C/G, R, S) -> w' (C, K/G, R, S) with w'[g, c, k, r, s] = w[g, k, c, R-1-r, S-1-s].

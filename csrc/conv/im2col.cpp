@@ -31,25 +31,6 @@ struct Chunk {
   index_t n0, nb, p0, rows;
 };
 
-// out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of a column row. Rows
-// of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
-// copying, so the edges and short runs are plain loops, kept from being turned back into calls.
-template <class T>
-FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T* __restrict src, Range qs,
-                                                      index_t Q, index_t stride) {
-  for (index_t q = 0; q < qs.lo; ++q) out[q] = T(0);
-  if (stride == 1 && qs.hi - qs.lo > 16) {
-    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
-  } else if (stride == 1) {
-    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
-  } else if (stride == 2) {  // a constant stride: gcc vectorises it with shuffles
-    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
-  } else {
-    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
-  }
-  for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
-}
-
 // col[(c, r, s), img * rows * Q + (p - p0) * Q + q] = x[img, c, p*sh - pt + r*dh, q*sw - pl + s*dw],
 // or 0, for the chunk's images and output rows p; x points at image 0 of the batch.
 template <class T>
@@ -250,16 +231,23 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, const Chunk& c) {
   return as_const(dense_matrix(col, s.column_rows(), cols));
 }
 
+// Each group's weights, packed once per call for every chunk's GEMM.
+template <class T>
+std::vector<gemm::PackedA<T>> packed_weights(const Conv2dShape& s, const T* w) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  std::vector<gemm::PackedA<T>> packed;
+  for (index_t g = 0; g < G; ++g) packed.emplace_back(as_const(dense_matrix(const_cast<T*>(w) + g * Kg * CRSg, Kg, CRSg)));
+  return packed;
+}
+
 // out = w col (+ bias, ReLU) for one chunk, group by group.
 template <class T>
-void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const T* w, const T* bias, bool relu,
-                  const MatrixView<T>& out) {
+void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const std::vector<gemm::PackedA<T>>& weights,
+                  const T* bias, bool relu, const MatrixView<T>& out) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  for (index_t g = 0; g < G; ++g) {
-    const auto weight = dense_matrix(w + g * Kg * CRSg, Kg, CRSg);
-    gemm::gemm<T>(as_const(weight), col.row_block(g * CRSg, CRSg), out.row_block(g * Kg, Kg),
-                  {T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
-  }
+  for (index_t g = 0; g < G; ++g)
+    gemm::gemm_packed(Kg, col.cols, CRSg, weights[g], gemm::PackMatrixB<T>{col.row_block(g * CRSg, CRSg)},
+                      out.row_block(g * Kg, Kg), gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
 }
 
 // With the chunks split over threads, each thread sums its chunks' weight gradient into a
@@ -318,8 +306,9 @@ void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T
 
 template <class T>
 void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  const auto weights = packed_weights(s, w);
   for_each_chunk(column_chunks<T>(s), [&](index_t, const Chunk& chunk) {
-    forward_gemm(s, columns(s, x, chunk), w, bias, relu, chunk_matrix(y, s.K, s, chunk));
+    forward_gemm(s, columns(s, x, chunk), weights, bias, relu, chunk_matrix(y, s.K, s, chunk));
   });
 }
 
@@ -366,8 +355,9 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* gr
 template <class T>
 void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* w, T* y,
                                                const T* grad_y, T* grad_w) {
+  const auto weights = packed_weights(s, w);
   weight_gradient_im2col(s, x, grad_y, grad_w, [&](const Chunk& chunk, const MatrixView<const T>& col) {
-    forward_gemm<T>(s, col, w, nullptr, false, chunk_matrix(y, s.K, s, chunk));
+    forward_gemm<T>(s, col, weights, nullptr, false, chunk_matrix(y, s.K, s, chunk));
   });
 }
 

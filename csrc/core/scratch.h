@@ -16,7 +16,7 @@ inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 // One slot per concurrent use on a thread, so that nested users never share a buffer.
-enum class ScratchSlot { gemm_a, gemm_b, columns, transformed_tiles, transform_work, partial_sums, col2im_phases, masked_grad, count };
+enum class ScratchSlot { gemm_a, gemm_b, columns, band_output, transformed_tiles, transform_work, partial_sums, col2im_phases, masked_grad, count };
 
 namespace detail {
 struct FreeScratch {

@@ -5,11 +5,12 @@
 //   for each kc slice of K:
 //     pack the kc x nc B block (L3), row by row
 //     for each mc rows of the unit:
-//       pack the mc x kc A block (half of L2)
+//       pack the mc x kc A block (half of L2), unless A came packed whole (PackedA)
 //         for each nr columns (B micro-panel, kc x nr, in L1):
 //           for each mr rows: micro-kernel
 #pragma once
 #include <algorithm>
+#include <type_traits>
 
 #include "core/isa.h"
 #include "core/parallel.h"
@@ -123,7 +124,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 #else
     const index_t t = 0, nt = 1;
 #endif
-    T* const a_packed = thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
+    constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
+    T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
     T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
     const index_t u_lo = units * t / nt, u_hi = units * (t + 1) / nt;
     for (index_t u = u_lo; u < u_hi; ++u) {
@@ -136,11 +138,16 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
         pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
         for (index_t ic = row_lo; ic < row_hi; ic += mc_max) {
           const index_t mc = std::min(mc_max, row_hi - ic);
-          for (index_t i0 = 0; i0 < mc; i0 += mr)
-            pack_a(ic + i0, std::min(mr, mc - i0), pc, kc, ks.mr, a_packed + i0 * kc);
+          if constexpr (!a_prepacked)
+            for (index_t i0 = 0; i0 < mc; i0 += mr)
+              pack_a(ic + i0, std::min(mr, mc - i0), pc, kc, ks.mr, a_packed + i0 * kc);
+          const auto a_panel = [&](index_t i0) -> const T* {
+            if constexpr (a_prepacked) return pack_a.panel(ic + i0, pc);
+            else return a_packed + i0 * kc;
+          };
           for (index_t jr = 0; jr < ncur; jr += nr)
             for (index_t i0 = 0; i0 < mc; i0 += mr)
-              store_tile(ks, kc, a_packed + i0 * kc, b_packed + jr * kc, c, ic + i0, j0 + jr,
+              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, ic + i0, j0 + jr,
                          std::min(mr, mc - i0), std::min(nr, ncur - jr), ep, pc == 0, pc + kc == K);
         }
       }

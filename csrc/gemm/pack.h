@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/view.h"
 #include "gemm/kernels.h"
@@ -69,6 +70,24 @@ struct PackMatrixA {
     if (rows < mr)
       for (index_t k = 0; k < kc; ++k) std::fill(dst + k * mr + rows, dst + (k + 1) * mr, T(0));
   }
+};
+
+// A whole A packed once, for products that share it (a convolution's weights over all its
+// chunks): panel i0 (rows [i0, i0 + mr)) holds every k step, so the block of any k slice is a
+// pointer into it and the driver packs nothing. Packed for the kernel set the driver picks for
+// the same row count (active_kernels(rows)).
+template <class T>
+struct PackedA {
+  std::vector<T> data;
+  index_t depth = 0;
+  int mr = 0;
+
+  explicit PackedA(const MatrixView<const T>& a) : depth(a.cols), mr(active_kernels<T>(a.rows).mr) {
+    data.resize(static_cast<std::size_t>((a.rows + mr - 1) / mr * mr * depth));
+    const PackMatrixA<T> pack{a};
+    for (index_t i0 = 0; i0 < a.rows; i0 += mr) pack(i0, std::min<index_t>(mr, a.rows - i0), 0, depth, mr, &data[i0 * depth]);
+  }
+  const T* panel(index_t i0, index_t k0) const { return data.data() + i0 * depth + k0 * mr; }
 };
 
 template <class T>

@@ -87,6 +87,32 @@ def test_depthwise_fused_bias_and_relu(isa, rng, stride):
     np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, stride, 1, 1, 6), 0), rtol=1e-12, atol=1e-12)
 
 
+# Implicit GEMM's stride phases (csrc/conv/implicit_gemm.cpp): large strides and kernels, a
+# stride that does not divide the kernel, dilation beside stride, groups, and outputs narrower
+# than a micro-panel, each cut into several bands of output rows.
+IMPLICIT_CASES = [
+    (2, 3, 39, 35, 10, 11, 11, 4, 0, 1, 1),            # AlexNet's conv1, smaller
+    (3, 3, 30, 27, 17, 7, 7, 2, 3, 1, 1),              # the 7x7/2 stem, smaller
+    (2, 6, 17, 19, 9, 5, 4, (3, 2), (2, 1), (2, 3), 3),
+    (1, 2, 6, 40, 4, 2, 3, (1, 3), (0, 4), 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
+    out = np.full(ref.shape, np.nan, dtype)
+    _C.conv2d_forward(x, w, b, out, *args, "implicit", True)
+    tol = TOLERANCE["implicit"][dtype == np.float64]
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+
+
 def test_auto_caches_one_choice_per_shape(rng):
     x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
