@@ -163,6 +163,24 @@ conv::WeightUse weight_use(const std::string& use) {
   fail<ValueError>("use: expected 'forward' or 'input_gradient', got '", use, "'");
 }
 
+// The smallest convolution a weight (K, C/groups, R, S) runs: what a transform needs of a shape.
+conv::Conv2dShape weight_only_shape(const std::array<index_t, 4>& weight, index_t g) {
+  return conv::Conv2dShape({1, weight[1] * g, weight[2], weight[3]}, weight, conv_params({1, 1}, {0, 0}, {0, 0}, {1, 1}, g));
+}
+
+// FFT's transform is made at a given tile size: a power of two from the kernel's size to 64.
+// The others take none (0).
+void check_transform_tile(conv::Algo algo, const conv::Conv2dShape& s, index_t tile) {
+  if (algo != conv::Algo::fft) {
+    if (tile != 0) fail<ValueError>("tile: algo='", conv::algo_name(algo), "' takes no tile size, got ", tile);
+    return;
+  }
+  const bool power_of_two = tile > 0 && (tile & (tile - 1)) == 0;
+  if (!power_of_two || tile < std::max(s.R, s.S) || tile > conv::kFftMaxKernel + 1)
+    fail<ValueError>("tile: FFT needs a power of two from ", std::max(s.R, s.S), " to ", conv::kFftMaxKernel + 1,
+                     " (conv2d_weight_transform_tile), got ", tile);
+}
+
 // A weight transformed by conv2d_transform_weight for (algo, use), or nullptr for None.
 template <class T>
 const T* transformed_arg(const py::object& a, conv::Algo algo, const conv::Conv2dShape& s, conv::WeightUse use) {
@@ -192,30 +210,41 @@ void bind_conv2d(py::module_& m) {
 
   // The weight of shape (K, C/groups, R, S) transformed once for reuse: size 0 when `algo` has no
   // transform. Only K, C/groups, R, S and groups matter, so no input shape is asked for.
+  // The tile size a call's weight transform is made at (FFT; 0 for Winograd, whose transform
+  // depends on the weight alone): part of a cached transform's key (ops/conv_weight_cache.py).
+  m.def("conv2d_weight_transform_tile", [](const std::string& algo, std::array<index_t, 4> input,
+                                           std::array<index_t, 4> weight, Pair st, Pair pb, Pair pe, Pair dl,
+                                           index_t g, const std::string& use) {
+    const conv::Conv2dShape s(input, weight, conv_params(st, pb, pe, dl, g));
+    return conv::weight_transform_tile(conv::parse_algo(algo), s, weight_use(use));
+  }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS, py::arg("use"));
+
   m.def("conv2d_transformed_weight_size", [](const std::string& algo, std::array<index_t, 4> weight, index_t g,
-                                             const std::string& use) {
-    const conv::Conv2dShape s({1, weight[1] * g, weight[2], weight[3]}, weight, conv_params({1, 1}, {0, 0}, {0, 0}, {1, 1}, g));
-    return conv::transformed_weight_size(conv::parse_algo(algo), s, weight_use(use));
-  }, py::arg("algo"), py::arg("weight_shape"), py::arg("groups"), py::arg("use"));
+                                             const std::string& use, index_t tile) {
+    const conv::Conv2dShape s = weight_only_shape(weight, g);
+    const conv::Algo a = conv::parse_algo(algo);
+    check_transform_tile(a, s, tile);
+    return conv::transformed_weight_size(a, s, weight_use(use), tile);
+  }, py::arg("algo"), py::arg("weight_shape"), py::arg("groups"), py::arg("use"), py::arg("tile") = 0);
 
   m.def("conv2d_transform_weight", [](py::array w, py::array out, index_t g, const std::string& algo_name,
-                                      const std::string& use_name) {
+                                      const std::string& use_name, index_t tile) {
     const conv::Algo algo = conv::parse_algo(algo_name);
     const conv::WeightUse use = weight_use(use_name);
     dispatch_float(w, "weight", [&](auto tag) {
       using T = decltype(tag);
-      const auto shape = shape4(w, "weight", "(K, C/groups, R, S)");
-      const conv::Conv2dShape s({1, shape[1] * g, shape[2], shape[3]}, shape, conv_params({1, 1}, {0, 0}, {0, 0}, {1, 1}, g));
+      const conv::Conv2dShape s = weight_only_shape(shape4(w, "weight", "(K, C/groups, R, S)"), g);
       check_supported(algo, s);
-      const index_t n = conv::transformed_weight_size(algo, s, use);
+      check_transform_tile(algo, s, tile);
+      const index_t n = conv::transformed_weight_size(algo, s, use, tile);
       if (n == 0) fail<ValueError>("algo='", algo_name, "' has no transformed weights");
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       auto o = contiguous_arg<T, 1>(out, "out", "(values,)");
       if (o.shape[0] != n) fail<ValueError>("out: expected ", n, " values, got ", o.shape[0]);
       py::gil_scoped_release release;
-      conv::transform_weight<T>(algo, s, use, wp, o.data);
+      conv::transform_weight<T>(algo, s, use, wp, o.data, tile);
     });
-  }, py::arg("weight"), py::arg("out"), py::arg("groups"), py::arg("algo"), py::arg("use"));
+  }, py::arg("weight"), py::arg("out"), py::arg("groups"), py::arg("algo"), py::arg("use"), py::arg("tile") = 0);
 
   // Whether two arrays hold the same bytes: how the transformed-weight cache (ops/conv_weight_cache.py)
   // checks that a weight is unchanged since it was transformed. The GIL is released.

@@ -108,21 +108,27 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   return "unknown algorithm";
 }
 
-index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use) {
+index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use) {
+  return algo == Algo::fft ? fft_weight_tile(s, use) : 0;
+}
+
+index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, index_t tile) {
   switch (algo) {
     case Algo::winograd_2x3: return winograd_transformed_size<2, 3>(s, use);
     case Algo::winograd_4x3: return winograd_transformed_size<4, 3>(s, use);
     case Algo::winograd_2x5: return winograd_transformed_size<2, 5>(s, use);
-    default: return 0;  // FFT's transform depends on the input's size (its tile size), not only w
+    case Algo::fft: return fft_transformed_size(s, use, tile ? tile : fft_weight_tile(s, use));
+    default: return 0;
   }
 }
 
 template <class T>
-void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out) {
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile) {
   switch (algo) {
     case Algo::winograd_2x3: return winograd_transform_weight<2, 3>(s, use, w, out);
     case Algo::winograd_4x3: return winograd_transform_weight<4, 3>(s, use, w, out);
     case Algo::winograd_2x5: return winograd_transform_weight<2, 5>(s, use, w, out);
+    case Algo::fft: return fft_transform_weight(s, use, tile ? tile : fft_weight_tile(s, use), w, out);
     default: return;
   }
 }
@@ -138,7 +144,7 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, relu, y);
-    case Algo::fft: return conv2d_forward_fft(s, x, w, bias, relu, y);
+    case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, relu, y);
   }
 }
 
@@ -157,7 +163,7 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
     case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_4x3: return conv2d_backward_input_winograd<4, 3>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, transformed, grad_x);
-    case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, grad_x);
+    case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, transformed, grad_x);
   }
 }
 
@@ -172,7 +178,7 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \
-  template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*);                  \
+  template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*, index_t);         \
   template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*); \
   template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
   template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);

@@ -59,11 +59,15 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s);
 // (Winograd's U = G g G^T) can do it once per weight and reuse it across calls. `use` says which
 // filters: the forward convolution's, or its input gradient's (rotated, channel-transposed).
 enum class WeightUse { forward, input_gradient };
+// FFT transforms its filters at the tile size a shape runs (weight_transform_tile: a power of
+// two, chosen per input size); `tile` 0 below means that size for shape s. Winograd's
+// transform depends on the weight alone, and its tile is 0.
+index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use);
 // Values in `algo`'s transformed weight for shape s; 0 when the algorithm has none.
-index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use);
+index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, index_t tile = 0);
 // out (transformed_weight_size values) = `algo`'s transform of w for `use`.
 template <class T>
-void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out);
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile = 0);
 
 // y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y. `transformed`: w
 // already transformed for (algo, WeightUse::forward), or null (then the call transforms it).
@@ -193,11 +197,16 @@ template <int M, class T>
 void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out);
 
 // --- FFT, tiled overlap-save (fft.cpp); the weight gradient runs im2col -----------------------
+// `u`: the weight already transformed (fft_transform_weight at the shape's tile), or null.
 constexpr index_t kFftMaxKernel = 63;  // FFT tiles are at most 64 x 64
+index_t fft_weight_tile(const Conv2dShape& s, WeightUse use);
+index_t fft_transformed_size(const Conv2dShape& s, WeightUse use, index_t tile);
 template <class T>
-void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+void fft_transform_weight(const Conv2dShape& s, WeightUse use, index_t tile, const T* w, T* u);
 template <class T>
-void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once on one thread: the batch is processed in chunks

@@ -12,6 +12,10 @@
 //
 // Gradients: the input gradient is this FFT forward with the rotated, channel-transposed
 // filters (tiled_conv.h); the weight gradient runs im2col + GEMM.
+//
+// The filter spectra (about an eighth of a 7x7 layer's call, most of it writing U) are made
+// once per weight and tile size when the caller keeps them: fft_transform_weight, cached by
+// ops/conv_weight_cache.py like Winograd's U.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -117,7 +121,7 @@ struct FftTransform {
     for (index_t l = 0; l < lanes; ++l)
       for (index_t r = 0; r < R; ++r)
         for (index_t s = 0; s < S; ++s) patch[(r * F + s) * lanes + l] = w[(l * R + r) * S + s];
-    input(patch, lanes, values, 2 * lanes, lanes, work);
+    input(patch, lanes, values, 2 * lanes, lanes, work, R);
     const T scale = T(1) / static_cast<T>(F * F);
     for (index_t pt = 0; pt < points; ++pt)
       for (index_t l = 0; l < lanes; ++l) {
@@ -126,10 +130,31 @@ struct FftTransform {
       }
   }
 
-  // 2-D real DFT of `lanes` F x F tiles: rows (two real rows per complex FFT), then columns.
-  void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work) const {
+  // 2-D real DFT of `lanes` F x F tiles whose rows from `rows` on are zero: rows (two real
+  // rows per complex FFT), then columns. The Hermitian splits and copies are compiled for AVX2
+  // where it runs (as the butterflies are), and the spectrum leaves by plain loops: a memcpy
+  // call per point's 32 bytes had cost 7% of the 7x7 layer.
+  void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
+             index_t rows = 0) const {
+    if (active_isa() >= Isa::avx2) input_avx2(tile, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+    else input_baseline(tile, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+  }
+  FASTCONV_NO_LIBRARY_CALLS void input_baseline(const T* tile, index_t lanes, T* out, index_t point_stride,
+                                                index_t part_stride, T* work, index_t rows) const {
+    input_body(tile, lanes, out, point_stride, part_stride, work, rows);
+  }
+  __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void input_avx2(
+      const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work, index_t rows) const {
+    input_body(tile, lanes, out, point_stride, part_stride, work, rows);
+  }
+  __attribute__((always_inline)) inline void input_body(const T* tile, index_t lanes, T* out, index_t point_stride,
+                                                        index_t part_stride, T* work, index_t rows) const {
     T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
-    for (index_t a = 0; a < F; a += 2) {
+    // Zero rows have a zero spectrum: a filter's R rows of F are all that need a row FFT.
+    const index_t row_pairs_end = std::min(F, round_up(rows, 2));
+    std::fill(sr + row_pairs_end * half * lanes, sr + F * half * lanes, T(0));
+    std::fill(si + row_pairs_end * half * lanes, si + F * half * lanes, T(0));
+    for (index_t a = 0; a < row_pairs_end; a += 2) {
       std::memcpy(zr, tile + a * F * lanes, sizeof(T) * F * lanes);
       std::memcpy(zi, tile + (a + 1) * F * lanes, sizeof(T) * F * lanes);
       fft.run(zr, zi, lanes, lanes, false);
@@ -148,10 +173,11 @@ struct FftTransform {
       }
     }
     for (index_t v = 0; v < half; ++v) fft.run(sr + v * lanes, si + v * lanes, half * lanes, lanes, false);
-    for (index_t pt = 0; pt < points; ++pt) {
-      std::memcpy(out + pt * point_stride, sr + pt * lanes, sizeof(T) * lanes);
-      std::memcpy(out + pt * point_stride + part_stride, si + pt * lanes, sizeof(T) * lanes);
-    }
+    for (index_t pt = 0; pt < points; ++pt)
+      for (index_t l = 0; l < lanes; ++l) {
+        out[pt * point_stride + l] = sr[pt * lanes + l];
+        out[pt * point_stride + part_stride + l] = si[pt * lanes + l];
+      }
   }
 
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t part_stride,
@@ -168,11 +194,25 @@ struct FftTransform {
   // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
   // (y_a + i y_b has spectrum Y_a + i Y_b) per complex inverse FFT.
   void output(const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {
+    if (active_isa() >= Isa::avx2) output_avx2(in, point_stride, part_stride, lanes, tile, work);
+    else output_baseline(in, point_stride, part_stride, lanes, tile, work);
+  }
+  FASTCONV_NO_LIBRARY_CALLS void output_baseline(const T* in, index_t point_stride, index_t part_stride, index_t lanes,
+                                                 T* tile, T* work) const {
+    output_body(in, point_stride, part_stride, lanes, tile, work);
+  }
+  __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void output_avx2(
+      const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {
+    output_body(in, point_stride, part_stride, lanes, tile, work);
+  }
+  __attribute__((always_inline)) inline void output_body(const T* in, index_t point_stride, index_t part_stride,
+                                                         index_t lanes, T* tile, T* work) const {
     T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
-    for (index_t pt = 0; pt < points; ++pt) {
-      std::memcpy(sr + pt * lanes, in + pt * point_stride, sizeof(T) * lanes);
-      std::memcpy(si + pt * lanes, in + pt * point_stride + part_stride, sizeof(T) * lanes);
-    }
+    for (index_t pt = 0; pt < points; ++pt)
+      for (index_t l = 0; l < lanes; ++l) {
+        sr[pt * lanes + l] = in[pt * point_stride + l];
+        si[pt * lanes + l] = in[pt * point_stride + part_stride + l];
+      }
     for (index_t v = 0; v < half; ++v) fft.run(sr + v * lanes, si + v * lanes, half * lanes, lanes, true);
     for (index_t a = 0; a < m_h; a += 2) {
       for (index_t v = 0; v < F; ++v) {
@@ -213,28 +253,55 @@ index_t fft_tile_size(const TiledGeometry& g, index_t R, index_t S) {
   return best;
 }
 
+TiledGeometry fft_geometry(const Conv2dShape& s, WeightUse use) {
+  return use == WeightUse::forward ? forward_geometry(s) : backward_input_geometry(s);
+}
+
+// y = conv(x, w) through FFT tiles of the size fft_tile_size picks, on filters u already
+// transformed at that size, or on w.
 template <class T>
-void fft_conv(const TiledGeometry& g, const T* x, const T* w, index_t R, index_t S, const T* bias, bool relu, T* y) {
-  tiled_conv(g, FftTransform<T>(fft_tile_size(g, R, S), R, S), x, w, R, S, bias, relu, y);
+void fft_conv(const TiledGeometry& g, const T* x, const T* w, const T* u, index_t R, index_t S, const T* bias,
+              bool relu, T* y) {
+  const FftTransform<T> tf(fft_tile_size(g, R, S), R, S);
+  if (u) return tiled_conv_transformed(g, tf, x, u, bias, relu, y);
+  tiled_conv(g, tf, x, w, R, S, bias, relu, y);
 }
 
 }  // namespace
 
-template <class T>
-void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  fft_conv(forward_geometry(s), x, w, s.R, s.S, bias, relu, y);
+index_t fft_weight_tile(const Conv2dShape& s, WeightUse use) { return fft_tile_size(fft_geometry(s, use), s.R, s.S); }
+
+index_t fft_transformed_size(const Conv2dShape& s, WeightUse use, index_t tile) {
+  return tiled::transformed_filters_size(fft_geometry(s, use), FftTransform<float>(tile, s.R, s.S));
 }
 
+// The filters as fft_conv reads them at `tile`; the input gradient's are the rotated,
+// channel-transposed weights.
 template <class T>
-void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+void fft_transform_weight(const Conv2dShape& s, WeightUse use, index_t tile, const T* w, T* u) {
+  const FftTransform<T> tf(tile, s.R, s.S);
+  if (use == WeightUse::forward) return tiled::transform_filters(forward_geometry(s), tf, w, s.R, s.S, u);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
-  fft_conv(backward_input_geometry(s), grad_y, rotated.data(), s.R, s.S, static_cast<const T*>(nullptr), false,
-           grad_x);
+  tiled::transform_filters(backward_input_geometry(s), tf, rotated.data(), s.R, s.S, u);
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                 \
-  template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
-  template void conv2d_backward_input_fft<T>(const Conv2dShape&, const T*, const T*, T*);
+template <class T>
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y) {
+  fft_conv(forward_geometry(s), x, w, u, s.R, s.S, bias, relu, y);
+}
+
+template <class T>
+void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x) {
+  const T* no_bias = nullptr;
+  if (u) return fft_conv(backward_input_geometry(s), grad_y, w, u, s.R, s.S, no_bias, false, grad_x);
+  const std::vector<T> rotated = rotated_transposed_weights(s, w);
+  fft_conv(backward_input_geometry(s), grad_y, rotated.data(), u, s.R, s.S, no_bias, false, grad_x);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                           \
+  template void fft_transform_weight<T>(const Conv2dShape&, WeightUse, index_t, const T*, T*);               \
+  template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_fft<T>(const Conv2dShape&, const T*, const T*, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -10,6 +10,7 @@ from fastconv.ops.conv import conv2d_arguments
 from tests.reference import conv2d_reference
 
 WINOGRAD = ["winograd_2x3", "winograd_4x3"]
+TRANSFORMED = [*WINOGRAD, "fft"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +32,7 @@ def _uncached(fn):
         conv_weight_cache.set_budget(budget)
 
 
-@pytest.mark.parametrize("algo", WINOGRAD)
+@pytest.mark.parametrize("algo", TRANSFORMED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_cached_and_prepared_paths_are_identical_to_uncached(rng, algo, dtype, groups):
@@ -52,7 +53,7 @@ def test_cached_and_prepared_paths_are_identical_to_uncached(rng, algo, dtype, g
     np.testing.assert_array_equal(dw, ops.conv2d_weight(x, w.shape, gy, **args))
 
 
-@pytest.mark.parametrize("algo", WINOGRAD)
+@pytest.mark.parametrize("algo", TRANSFORMED)
 def test_a_weight_changed_in_place_is_transformed_again(rng, algo):
     x = rng.standard_normal((1, 4, 8, 8))
     w = rng.standard_normal((5, 4, 3, 3))
@@ -66,6 +67,23 @@ def test_a_weight_changed_in_place_is_transformed_again(rng, algo):
     np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo=algo), conv(w), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo),
                                ops.conv2d_input(x.shape, w, gy, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+
+
+def test_fft_keeps_one_transform_per_tile_size(rng):
+    """FFT's filter spectra are made at the tile size the input's size picks: two input sizes
+    with different tiles each get their own, and each is right."""
+    w = rng.standard_normal((4, 3, 5, 5))
+    prepared = ops.prepare_conv_weight(w, algos=["fft"])  # nothing made yet: no input size
+    assert prepared.nbytes == w.nbytes
+    tiles = set()
+    for size in (6, 40):
+        x = rng.standard_normal((2, 3, size, size))
+        args = conv2d_arguments(w.shape, 1, 2, 1, 1)
+        tiles.add(_C.conv2d_weight_transform_tile("fft", x.shape, w.shape, *args, "forward"))
+        ref = conv2d_reference(x, w, None, *args[:4])
+        for weight in (w, prepared, w):  # cache miss, prepared, cache hit
+            np.testing.assert_allclose(ops.conv2d(x, weight, padding=2, algo="fft"), ref, rtol=1e-10, atol=1e-10)
+    assert len(tiles) == 2 and len(prepared._transforms) == 2
 
 
 def test_a_prepared_weight_is_a_frozen_copy(rng):
@@ -110,6 +128,10 @@ def test_transform_rejects_bad_arguments():
     with pytest.raises(ValueError, match="transformed: expected 1296 values, got 3"):
         _C.conv2d_forward(np.zeros((1, 3, 5, 5), np.float32), w, None, np.empty((1, 4, 5, 5), np.float32),
                           (1, 1), (1, 1), (1, 1), (1, 1), 1, "winograd_4x3", False, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="tile: FFT needs a power of two from 3 to 64"):
+        _C.conv2d_transformed_weight_size("fft", w.shape, 1, "forward", 24)
+    with pytest.raises(ValueError, match="tile: algo='winograd_4x3' takes no tile size, got 16"):
+        _C.conv2d_transform_weight(w, np.empty(1296, np.float32), 1, "winograd_4x3", "forward", 16)
     with pytest.raises(ValueError, match="use: expected 'forward' or 'input_gradient'"):
         _C.conv2d_transformed_weight_size("winograd_4x3", w.shape, 1, "backward")
 

@@ -80,11 +80,16 @@ def _weight(weight, groups):
     return weight.weight, weight
 
 
-def _transformed(w, prepared, groups, algo, use):
-    """The transformed weight `algo` runs on (prepared, or from the cache), or None."""
+def _transformed(w, prepared, algo, use, input_shape, args):
+    """The transformed weight `algo` runs on (prepared, or from the cache), or None: also for a
+    shape the algorithm cannot run, which the kernel then refuses with the reason. FFT's is made
+    at the tile size this call's shape runs."""
+    if _C.conv2d_unsupported_reason(algo, input_shape, w.shape, *args) is not None:
+        return None
+    tile = _C.conv2d_weight_transform_tile(algo, input_shape, w.shape, *args, use)
     if prepared is not None:
-        return prepared.transformed(algo, use)
-    return conv_weight_cache.transformed(w, groups, algo, use)
+        return prepared.transformed(algo, use, tile)
+    return conv_weight_cache.transformed(w, args[-1], algo, use, tile)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False):
@@ -104,7 +109,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     b = _bias_array(bias, x.dtype, w.shape[0])
     y = empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
     run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu),
-                                      _transformed(w, prepared, groups, a, "forward"))
+                                      _transformed(w, prepared, a, "forward", x.shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
@@ -117,7 +122,7 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = empty(shape4(input_size, "input_size"), dtype=w.dtype)
     run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
-                                             _transformed(w, prepared, groups, a, "input_gradient"))
+                                             _transformed(w, prepared, a, "input_gradient", dx.shape, args))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
@@ -144,7 +149,7 @@ def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1,
     dx, dw = empty_like(x), empty_like(w)
     db = empty(w.shape[0], dtype=w.dtype) if needs_bias else None
     run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
-                                                   _transformed(w, prepared, groups, a, "input_gradient"))
+                                                   _transformed(w, prepared, a, "input_gradient", dx.shape, args))
     run_weight = lambda a: _C.conv2d_backward_weight(x, dy, dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))

@@ -1,9 +1,13 @@
-"""conv2d weights transformed once and reused across calls (Winograd's U = G g G^T).
+"""conv2d weights transformed once and reused across calls (Winograd's U = G g G^T, FFT's
+filter spectra).
 
 Winograd maps every 3x3 filter to its alpha x alpha transform before convolving (and the
-rotated, channel-transposed filters for the input gradient). For wide layers at small batch
-that is a large share of a call, while a weight serves many calls between two optimiser steps:
-every forward of an evaluation, the forward and the input gradient of a training step.
+rotated, channel-transposed filters for the input gradient); FFT maps it to its spectrum at the
+call's tile size. For wide layers at small batch that is a large share of a call, while a
+weight serves many calls between two optimiser steps: every forward of an evaluation, the
+forward and the input gradient of a training step. A transform is kept per (algorithm, use,
+ISA, tile size): FFT's tile size depends on the input's size too, so the first call at each
+size makes its own (``prepare_conv_weight(algos=...)`` cannot make FFT's in advance).
 
 Two ways to reuse it:
 
@@ -52,29 +56,33 @@ class PreparedWeight:
     def nbytes(self):
         return self.weight.nbytes + sum(u.nbytes for u in self._transforms.values())
 
-    def transformed(self, algo, use):
-        """`algo`'s transform of the weight for `use`, or None when the algorithm has none.
+    def transformed(self, algo, use, tile=0):
+        """`algo`'s transform of the weight for `use` (FFT's at `tile`, from
+        _C.conv2d_weight_transform_tile), or None when the algorithm has none.
 
         Keyed on the active ISA too: the transform is stored in its GEMM kernel's panel order."""
-        key = (algo, use, _C.isa())
+        key = (algo, use, _C.isa(), tile)
         if key not in self._transforms:
-            size = _C.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use)
+            size = _C.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use, tile)
             if size == 0:
                 return None
             u = np.empty(size, dtype=self.weight.dtype)
-            _C.conv2d_transform_weight(self.weight, u, self.groups, algo, use)
+            _C.conv2d_transform_weight(self.weight, u, self.groups, algo, use, tile)
             self._transforms[key] = u
         return self._transforms[key]
 
 
 def prepare_conv_weight(weight, groups=1, algos=()):
-    """A PreparedWeight of `weight` (K, C/groups, R, S); transforms for `algos` are made now."""
+    """A PreparedWeight of `weight` (K, C/groups, R, S); transforms for `algos` are made now
+    (FFT's, which depend on the input size, at the first call of each size)."""
     from fastconv.ops._checks import check_ndim, float_array
 
     weight = float_array(weight, "weight")
     check_ndim(weight, 4, "weight", "(K, C/groups, R, S)")
     prepared = PreparedWeight(weight, groups)
     for algo in algos:
+        if algo == "fft":
+            continue
         for use in ("forward", "input_gradient"):
             prepared.transformed(algo, use)
     return prepared
@@ -105,10 +113,11 @@ def cached_bytes():
     return sum(p.nbytes for p in _entries.values())
 
 
-def transformed(weight, groups, algo, use):
-    """`algo`'s transform of the C-contiguous array `weight` for `use`, from the cache when the
-    array still holds the bytes it was transformed from; None when `algo` has no transform."""
-    if _budget == 0 or _C.conv2d_transformed_weight_size(algo, weight.shape, groups, use) == 0:
+def transformed(weight, groups, algo, use, tile=0):
+    """`algo`'s transform of the C-contiguous array `weight` for `use` (at `tile`, see
+    PreparedWeight.transformed), from the cache when the array still holds the bytes it was
+    transformed from; None when `algo` has no transform."""
+    if _budget == 0 or _C.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
         return None  # the kernel transforms the weight itself
     key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
     prepared = _entries.get(key)
@@ -116,7 +125,7 @@ def transformed(weight, groups, algo, use):
         prepared = PreparedWeight(weight, groups)
     _entries[key] = prepared
     _entries.move_to_end(key)
-    u = prepared.transformed(algo, use)
+    u = prepared.transformed(algo, use, tile)
     _evict()
     return u
 
