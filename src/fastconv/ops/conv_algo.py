@@ -77,9 +77,13 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # thread: forward 30 ms against direct's 41).
     if unit and kh == kw == 5 and min(weight_shape[:2]) >= 32 and "winograd_2x5" in candidates:
         return "winograd_2x5"
+    # FFT from 7x7 on: its per-frequency GEMMs cost the same whatever the kernel's size
+    # (measured, 2 threads, forward, filter spectra cached: conv7x7_s1 23 ms against direct's
+    # 33, conv11x11_s1 11 ms against 19).
+    if unit and min(kh, kw) >= 7 and "fft" in candidates:
+        return "fft"
     # Direct convolution wins where the GEMM formulation's packing dominates: few output
-    # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM, 7x7
-    # 1.6x FFT).
+    # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM).
     if "direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5):
         # Its weight gradient sums whole images per channel pair: on small maps (resnet20's
         # 8x8) the per-image copies outweigh it and im2col's GEMM wins (measured 1.4x).
