@@ -42,6 +42,14 @@ def _reference(x, w, b, stride, padding, dilation, groups):
     return conv2d_reference(x, w, b, st, pb, pe, dl, g)
 
 
+def _operands(rng, case, dtype):
+    """x, w, b of a CASES-style case, standard normal."""
+    n, c, h, w_, k, r, s, _, _, _, groups = case
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
+    return x, w, rng.standard_normal(k).astype(dtype)
+
+
 def _unsupported(algo, x, w, stride, padding, dilation, groups):
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     return _C.conv2d_unsupported_reason(algo, x.shape, w.shape, *args)
@@ -52,9 +60,7 @@ def _unsupported(algo, x, w, stride, padding, dilation, groups):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_forward_matches_direct_reference(isa, rng, algo, case, dtype):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
-    b = rng.standard_normal(k).astype(dtype)
+    x, w, b = _operands(rng, case, dtype)
     why = _unsupported(algo, x, w, stride, padding, dilation, groups)
     if why is not None:
         with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
@@ -102,9 +108,7 @@ IMPLICIT_CASES = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((k, c // groups, r, s)).astype(dtype)
-    b = rng.standard_normal(k).astype(dtype)
+    x, w, b = _operands(rng, case, dtype)
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
     out = np.full(ref.shape, np.nan, dtype)
