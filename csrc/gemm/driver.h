@@ -10,6 +10,7 @@
 //           for each mr rows: micro-kernel
 #pragma once
 #include <algorithm>
+#include <stdexcept>
 #include <type_traits>
 
 #include "core/isa.h"
@@ -87,6 +88,9 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   if (K == 0) return apply_epilogue_only(c, ep);
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
+  constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
+  if constexpr (a_prepacked)  // packed before the ISA was switched: panels of another height
+    if (pack_a.mr != ks.mr) throw std::logic_error("gemm: A was packed for another micro-kernel");
   // K in equal slices of at most ks.kc: K = 576 runs 2 x 288, not 384 + 192.
   const index_t kc_max = ceil_div(K, ceil_div(K, ks.kc));
   const index_t mc_max = std::min(round_up(M, mr), round_up(ks.mc, mr));
@@ -124,7 +128,6 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 #else
     const index_t t = 0, nt = 1;
 #endif
-    constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
     T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
     T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
     const index_t u_lo = units * t / nt, u_hi = units * (t + 1) / nt;
