@@ -2,6 +2,8 @@
 
 `conv2d_input` and `conv2d_weight` mirror torch.nn.grad.conv2d_input / conv2d_weight.
 """
+import functools
+
 import numpy as np
 
 from fastconv import _C
@@ -80,13 +82,22 @@ def _weight(weight, groups):
     return weight.weight, weight
 
 
+@functools.lru_cache(maxsize=4096)
+def _transform_tile(algo, input_shape, weight_shape, args, use):
+    """The tile size `algo`'s weight transform is made at for this shape (FFT's; 0 for the
+    others), or None where `algo` cannot run the shape. Per shape, not per call."""
+    if _C.conv2d_unsupported_reason(algo, input_shape, weight_shape, *args) is not None:
+        return None
+    return _C.conv2d_weight_transform_tile(algo, input_shape, weight_shape, *args, use)
+
+
 def _transformed(w, prepared, algo, use, input_shape, args):
     """The transformed weight `algo` runs on (prepared, or from the cache), or None: also for a
     shape the algorithm cannot run, which the kernel then refuses with the reason. FFT's is made
     at the tile size this call's shape runs."""
-    if _C.conv2d_unsupported_reason(algo, input_shape, w.shape, *args) is not None:
+    tile = _transform_tile(algo, tuple(input_shape), tuple(w.shape), args, use)
+    if tile is None:
         return None
-    tile = _C.conv2d_weight_transform_tile(algo, input_shape, w.shape, *args, use)
     if prepared is not None:
         return prepared.transformed(algo, use, tile)
     return conv_weight_cache.transformed(w, args[-1], algo, use, tile)
