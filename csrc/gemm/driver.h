@@ -10,6 +10,7 @@
 //           for each mr rows: micro-kernel
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <type_traits>
 
@@ -107,7 +108,10 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const index_t l2_columns = static_cast<index_t>(l2_cache_bytes()) / 2 / (kc_max * static_cast<index_t>(sizeof(T)));
   const index_t nc_max = M <= mc_max ? std::clamp<index_t>(l2_columns / nr * nr, nr, ks.nc) : ks.nc;
   // Block counts are a multiple of the thread count so that no core idles at the end.
-  const index_t n_blocks_wanted = round_up(ceil_div(N, nc_max), threads);
+  // With A packed beforehand a unit costs only its B block, so there are four per thread,
+  // taken from a shared counter: a thread slowed by another tenant takes fewer.
+  const index_t units_per_thread = a_prepacked && threads > 1 ? 4 : 1;
+  const index_t n_blocks_wanted = round_up(ceil_div(N, nc_max), threads * units_per_thread);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
   const index_t n_blocks = ceil_div(N, nc);
   const index_t row_splits = std::max<index_t>(1, threads / n_blocks);
@@ -116,22 +120,18 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 
   const int team = static_cast<int>(std::min<index_t>(threads, units));
 
-  // Each thread owns a fixed range of units (a column block and a range of row panels) for the
-  // whole product and packs what it needs itself: no shared buffer, so no barrier between k
-  // slices. (A barrier per slice cost a scheduler time slice each whenever the machine was
-  // oversubscribed.) Per unit and k slice the B block is packed once; per mc rows the A block
-  // (L2) is packed and every B micro-panel (L1) sweeps it.
+  // Each thread takes whole units (a column block and a range of row panels) from a shared
+  // counter and packs what it needs itself: no shared buffer, so no barrier between k slices.
+  // (A barrier per slice cost a scheduler time slice each whenever the machine was
+  // oversubscribed.) A unit's results do not depend on the thread that computes it. Per unit
+  // and k slice the B block is packed once; per mc rows the A block (L2) is packed and every
+  // B micro-panel (L1) sweeps it.
+  std::atomic<index_t> next_unit{0};
 #pragma omp parallel num_threads(team)
   {
-#ifdef _OPENMP
-    const index_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const index_t t = 0, nt = 1;
-#endif
     T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
     T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
-    const index_t u_lo = units * t / nt, u_hi = units * (t + 1) / nt;
-    for (index_t u = u_lo; u < u_hi; ++u) {
+    for (index_t u; (u = next_unit.fetch_add(1, std::memory_order_relaxed)) < units;) {
       const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
       const index_t split = u % row_splits;
       const index_t row_lo = m_panels * split / row_splits * mr;
