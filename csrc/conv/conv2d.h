@@ -133,6 +133,8 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
   } else if (stride == 2) {  // a constant stride: gcc vectorises it with shuffles
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
+  } else if (stride == 4) {  // AlexNet's conv1 (implicit GEMM's stride phases)
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 4];
   } else {
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
   }
