@@ -108,9 +108,9 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const index_t l2_columns = static_cast<index_t>(l2_cache_bytes()) / 2 / (kc_max * static_cast<index_t>(sizeof(T)));
   const index_t nc_max = M <= mc_max ? std::clamp<index_t>(l2_columns / nr * nr, nr, ks.nc) : ks.nc;
   // Block counts are a multiple of the thread count so that no core idles at the end.
-  // With A packed beforehand a unit costs only its B block, so there are four per thread,
+  // With A packed beforehand a unit costs only its B block, so there are eight per thread,
   // taken from a shared counter: a thread slowed by another tenant takes fewer.
-  const index_t units_per_thread = a_prepacked && threads > 1 ? 4 : 1;
+  const index_t units_per_thread = a_prepacked && threads > 1 ? 8 : 1;
   const index_t n_blocks_wanted = round_up(ceil_div(N, nc_max), threads * units_per_thread);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
   const index_t n_blocks = ceil_div(N, nc);
