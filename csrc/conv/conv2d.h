@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/view.h"
+#include "gemm/pack.h"
 
 namespace fastconv::conv {
 
@@ -139,6 +140,16 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
   }
   for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
+}
+
+// Each group's weights (K/G x C/G*R*S) packed whole, once per call, for every GEMM of the call
+// (im2col's chunks, implicit GEMM's bands).
+template <class T>
+std::vector<gemm::PackedA<T>> packed_weights(const Conv2dShape& s, const T* w) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  std::vector<gemm::PackedA<T>> packed;
+  for (index_t g = 0; g < G; ++g) packed.emplace_back(as_const(dense_matrix(const_cast<T*>(w) + g * Kg * CRSg, Kg, CRSg)));
+  return packed;
 }
 
 // The input gradient of a stride-1 convolution is a stride-1 convolution of grad_y with these

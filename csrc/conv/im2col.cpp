@@ -231,15 +231,6 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, const Chunk& c) {
   return as_const(dense_matrix(col, s.column_rows(), cols));
 }
 
-// Each group's weights, packed once per call for every chunk's GEMM.
-template <class T>
-std::vector<gemm::PackedA<T>> packed_weights(const Conv2dShape& s, const T* w) {
-  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  std::vector<gemm::PackedA<T>> packed;
-  for (index_t g = 0; g < G; ++g) packed.emplace_back(as_const(dense_matrix(const_cast<T*>(w) + g * Kg * CRSg, Kg, CRSg)));
-  return packed;
-}
-
 // out = w col (+ bias, ReLU) for one chunk, group by group.
 template <class T>
 void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const std::vector<gemm::PackedA<T>>& weights,
