@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/view.h"
 #include "gemm/pack.h"
 
@@ -120,6 +121,26 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_padded_rows(const T* plane, index_t H
   }
 }
 
+// out[q] = src[q * Stride] for q in [lo, hi). The AVX2 entry shuffles 8 values per store where
+// SSE2's shuffles give 4: the stride-2 and stride-4 phase copies of implicit GEMM (the 7x7/2
+// stem, AlexNet's 11x11/4) were 5% of those layers.
+template <index_t Stride, class T>
+__attribute__((always_inline)) inline void copy_strided_body(T* __restrict out, const T* __restrict src, index_t lo,
+                                                             index_t hi) {
+  for (index_t q = lo; q < hi; ++q) out[q] = src[q * Stride];
+}
+template <index_t Stride, class T>
+__attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void copy_strided_avx2(T* __restrict out,
+                                                                                      const T* __restrict src,
+                                                                                      index_t lo, index_t hi) {
+  copy_strided_body<Stride>(out, src, lo, hi);
+}
+template <index_t Stride, class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_strided(T* __restrict out, const T* __restrict src, index_t lo, index_t hi) {
+  if (hi - lo >= 16 && active_isa() >= Isa::avx2) copy_strided_avx2<Stride>(out, src, lo, hi);
+  else copy_strided_body<Stride>(out, src, lo, hi);
+}
+
 // out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of an im2col row,
 // or one row of a stride phase (implicit_gemm.cpp). Rows
 // of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
@@ -132,10 +153,10 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T
     std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
   } else if (stride == 1) {
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
-  } else if (stride == 2) {  // a constant stride: gcc vectorises it with shuffles
-    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 2];
+  } else if (stride == 2) {  // constant strides: vectorised with shuffles
+    copy_strided<2>(out, src, qs.lo, qs.hi);
   } else if (stride == 4) {  // AlexNet's conv1 (implicit GEMM's stride phases)
-    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * 4];
+    copy_strided<4>(out, src, qs.lo, qs.hi);
   } else {
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
   }

@@ -1,18 +1,21 @@
 // conv2d as an implicit GEMM: y[K, pixels] = w[K, C*R*S] times a virtual column matrix whose
-// B panels the GEMM's packer copies straight out of the input; no column matrix is ever made.
-// Extra memory per thread: one band's stride phases (about the band's input rows), its output
-// block (kBandOutputBytes) and the GEMM's packed B block.
+// tiles the micro-kernel reads straight out of a copy of the input; no column matrix is ever
+// made, and no B panel is packed. Extra memory per thread: one band's stride phases (about the
+// band's input rows) and its output block (kBandOutputBytes).
 //
-// Every panel row is one contiguous copy, whatever the stride and dilation. A band of output
+// Every row of a tile is contiguous, whatever the stride and dilation. A band of output
 // rows at a time, the input is copied into zero-padded planes split by stride phase: phase
 // (a, b) holds padded pixel (i*sh + a, j*sw + b) at (i, j). Output pixel (p, q) reads through
 // tap (r, s) padded pixel (p*sh + r*dh, q*sw + s*dw), which is pixel (p + r', q + s') of phase
 // (r*dh % sh, s*dw % sw), with r' = r*dh / sh and s' = s*dw / sw: the strided gather has
 // become a shift. The GEMM runs over "wide" pixels p*Wp + q, where Wp = Q + the largest s',
-// so that a panel's pixels lie at consecutive addresses of one phase plane even across output
+// so that a tile's pixels lie at consecutive addresses of one phase plane even across output
 // rows. The columns q >= Q of each wide row are computed and dropped when the band is copied
 // into y (2.6% of the work of the 7x7/2 stem, 3.5% of AlexNet's 11x11/4). A GEMM output
 // column depends only on its own B column, so what those columns read never reaches y.
+//
+// The micro-kernel loads tap t's row of a tile from phases + taps[t] (the gathered kernel,
+// gemm/microkernel.h). Packing those rows into a panel first had cost the stem 8%.
 //
 // Bias and ReLU are applied by the micro-kernel while the output tile is in registers; an
 // output too large for the last-level cache is streamed past it (core/stream_store.h).
@@ -89,22 +92,19 @@ std::vector<index_t> tap_offsets(const Conv2dShape& s, const PhaseLayout& L, ind
   return taps;
 }
 
-// B(t, j) = phases[taps[t] + j] for wide pixel j of the band: a panel row is one contiguous copy.
+// B(t, j) = phases[taps[t] + j] for wide pixel j of the band: the micro-kernel reads every
+// tile in place (the band is rounded up to whole tiles, and the phases have that much slack).
 template <class T>
-struct PackPhaseTaps {
+struct PhaseTaps {
   const T* phases;
   const index_t* taps;
 
+  const index_t* rows() const { return taps; }
+  const T* in_place(index_t j0, index_t, int) const { return phases + j0; }
   void operator()(index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) const {
-    if (cols == nr && gemm::with_width<8, 16, 32>(nr, [&](auto NR) {
-          for (index_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, phases + taps[k0 + k] + j0, NR * sizeof(T));
-        }))
-      return;
     for (index_t k = 0; k < kc; ++k) {
       const T* src = phases + taps[k0 + k] + j0;
-      T* out = dst + k * nr;
-      for (index_t c = 0; c < cols; ++c) out[c] = src[c];
-      for (index_t c = cols; c < nr; ++c) out[c] = T(0);
+      for (index_t c = 0; c < nr; ++c) dst[k * nr + c] = c < cols ? src[c] : T(0);
     }
   }
 };
@@ -155,14 +155,18 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
   std::atomic<index_t> next_band{0};
   const index_t count = static_cast<index_t>(work.size());
   parallel_for(0, std::min<index_t>(num_threads(), count), 1, [&](index_t, index_t) {
-    T* phases = thread_scratch<T>(s.C * L.sh * L.sw * L.plane(), ScratchSlot::columns);
-    T* block = thread_scratch<T>(Kg * L.band_rows * L.Wp, ScratchSlot::band_output);
+    // The GEMM runs whole tiles only: a band's wide pixels are rounded up to the tile width,
+    // and the phases get that many values of slack, which the last tiles' dropped columns read.
+    const index_t nr = gemm::active_kernels<T>(Kg).nr, phases_size = s.C * L.sh * L.sw * L.plane();
+    T* phases = thread_scratch<T>(phases_size + nr, ScratchSlot::columns);
+    std::fill(phases + phases_size, phases + phases_size + nr, T(0));
+    T* block = thread_scratch<T>(Kg * round_up(L.band_rows * L.Wp, nr), ScratchSlot::band_output);
     for (index_t i; (i = next_band.fetch_add(1, std::memory_order_relaxed)) < count;) {
       const Band& band = work[i];
       copy_band_phases(s, L, x + band.n * s.C * s.H * s.W, band.p0, band.rows, phases);
-      const index_t wide = band.rows * L.Wp;
+      const index_t wide = round_up(band.rows * L.Wp, nr);
       for (index_t g = 0; g < G; ++g) {
-        gemm::gemm_packed(Kg, wide, CRSg, weights[g], PackPhaseTaps<T>{phases, taps[g].data()},
+        gemm::gemm_packed(Kg, wide, CRSg, weights[g], PhaseTaps<T>{phases, taps[g].data()},
                           dense_matrix(block, Kg, wide),
                           gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
         for (index_t k = 0; k < Kg; ++k)

@@ -3,7 +3,7 @@
 //
 //   threads split C into units (an nc-column block, and a row range when N is small); per unit:
 //   for each kc slice of K:
-//     pack the kc x nc B block (L3), row by row
+//     pack the kc x nc B block (L3), row by row, unless B is read in place (reads_in_place)
 //     for each mc rows of the unit:
 //       pack the mc x kc A block (half of L2), unless A came packed whole (PackedA)
 //         for each nr columns (B micro-panel, kc x nr, in L1):
@@ -13,6 +13,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "core/isa.h"
 #include "core/parallel.h"
@@ -43,30 +44,52 @@ void merge_run(const T* __restrict src, T* __restrict dst, index_t n, const Tile
     for (index_t j = 0; j < n; ++j) dst[j] = dst[j] < T(0) ? T(0) : dst[j];
 }
 
-// One output tile: straight into C when the tile is whole and unit-stride, else through a
-// small buffer whose valid part is merged with the same epilogue rules.
+// The epilogue of the tile at rows [i0, i0 + rows) for one k slice: the first slice scales C
+// by beta, later ones add to it; bias and ReLU come with the last.
 template <class T>
-void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, const MatrixView<T>& c,
-                index_t i0, index_t j0, index_t rows, index_t cols, const Epilogue<T>& ep,
-                bool first_slice, bool last_slice) {
-  TileEpilogue<T> tile_ep{ep.alpha, first_slice ? ep.beta : T(1),
-                          last_slice && ep.row_bias ? ep.row_bias + i0 : nullptr,
-                          last_slice && ep.relu, static_cast<int>(rows)};
-  // Whole-width tiles go straight to C, a partial last row panel too (the kernel stores only
-  // its first `rows` rows): 16-channel layers have one in every three.
-  if (cols == ks.nr && c.unit_stride_run(j0, cols) && c.regular_rows(i0, rows)) {
-    ks.kernel(kc, a, b, ks.nr, &c.at(i0, j0), c.row_stride, tile_ep);
-    return;
-  }
+TileEpilogue<T> tile_epilogue(const Epilogue<T>& ep, index_t i0, index_t rows, bool first_slice, bool last_slice) {
+  return {ep.alpha, first_slice ? ep.beta : T(1), last_slice && ep.row_bias ? ep.row_bias + i0 : nullptr,
+          last_slice && ep.relu, static_cast<int>(rows)};
+}
+
+// C's columns [j0, j0 + cols) when they are a whole tile's, in one unit-stride run, else
+// nullptr. Found once per B micro-panel: for a grouped C the offsets take divisions, which
+// taken per tile had cost a pointwise conv 4%.
+template <class T>
+T* whole_tile_columns(const KernelSet<T>& ks, const MatrixView<T>& c, index_t j0, index_t cols) {
+  return cols == ks.nr && c.unit_stride_run(j0, cols) ? c.data + c.col_offset(j0) : nullptr;
+}
+
+// A tile that cannot go straight to C: computed into a small buffer whose valid part is merged
+// with the tile's epilogue. Tiles that straddle two images of a grouped C (pointwise convs: 196
+// pixels, one tile in twelve) merge each side as a contiguous run, so the loops vectorise.
+// Kept out of line: its buffer's stack frame, set up for every tile, had cost 2% of pointwise.
+template <class T>
+__attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks, index_t kc, const T* a, const T* b,
+                                                         const MatrixView<T>& c, index_t i0, index_t j0, index_t rows,
+                                                         index_t cols, const TileEpilogue<T>& tile_ep) {
   alignas(64) T tile[kMaxMR * kMaxNR];
   ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{});
-  // Tiles that straddle two images of a grouped C (pointwise convs: 196 pixels, one tile in
-  // twelve) merge each side as a contiguous run, so the loops vectorise.
   for (index_t j = 0; j < cols;) {
     const index_t run = c.unit_run(j0 + j, cols - j);
     for (index_t i = 0; i < rows; ++i) merge_run(tile + i * ks.nr + j, &c.at(i0 + i, j0 + j), run, tile_ep, i);
     j += run;
   }
+}
+
+// One output tile: straight into C when its columns are whole (`columns`, from
+// whole_tile_columns) and its rows equally spaced, else through a buffer. A partial last row
+// panel goes straight to C too (the kernel stores only its first `rows` rows): 16-channel
+// layers have one in every three.
+template <class T>
+inline void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, const MatrixView<T>& c,
+                       T* columns, index_t i0, index_t j0, index_t rows, index_t cols, const Epilogue<T>& ep,
+                       bool first_slice, bool last_slice) {
+  const TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, rows, first_slice, last_slice);
+  if (columns && c.regular_rows(i0, rows))
+    ks.kernel(kc, a, b, ks.nr, columns + c.row_offset(i0), c.row_stride, tile_ep);
+  else
+    store_tile_through_buffer(ks, kc, a, b, c, i0, j0, rows, cols, tile_ep);
 }
 
 // C = beta * C (+ bias, ReLU): the whole product when K == 0.
@@ -82,6 +105,15 @@ void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
     }
 }
 
+// A B operand that tiles may read in place, with no packed copy (implicit GEMM's phase planes):
+// it has rows() (where each of B's rows starts) and in_place(j0, cols, nr), which gives a
+// tile's columns or nullptr for a tile to pack. In place suits B rows that lie close together:
+// a pointwise conv's input, channels 784 bytes apart, ran 17% slower so than packed.
+template <class PackB, class = void>
+struct reads_in_place : std::false_type {};
+template <class PackB>
+struct reads_in_place<PackB, std::void_t<decltype(std::declval<const PackB&>().rows())>> : std::true_type {};
+
 template <class T, class PackA, class PackB>
 void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const PackB& pack_b,
                  const MatrixView<T>& c, const Epilogue<T>& ep) {
@@ -89,7 +121,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   if (K == 0) return apply_epilogue_only(c, ep);
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
-  constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
+  constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>, b_in_place = reads_in_place<PackB>::value;
   if constexpr (a_prepacked)  // packed before the ISA was switched: panels of another height
     if (pack_a.mr != ks.mr) throw std::logic_error("gemm: A was packed for another micro-kernel");
   // K in equal slices of at most ks.kc: K = 576 runs 2 x 288, not 384 + 192.
@@ -130,7 +162,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 #pragma omp parallel num_threads(team)
   {
     T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
-    T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
+    T* const b_packed = thread_scratch<T>(kc_max * (b_in_place ? nr : nc), ScratchSlot::gemm_b);
     for (index_t u; (u = next_unit.fetch_add(1, std::memory_order_relaxed)) < units;) {
       const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
       const index_t split = u % row_splits;
@@ -138,7 +170,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
       const index_t row_hi = std::min(M, m_panels * (split + 1) / row_splits * mr);
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
-        pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
+        const bool first = pc == 0, last = pc + kc == K;
+        if constexpr (!b_in_place) pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
         for (index_t ic = row_lo; ic < row_hi; ic += mc_max) {
           const index_t mc = std::min(mc_max, row_hi - ic);
           if constexpr (!a_prepacked)
@@ -148,10 +181,25 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
             if constexpr (a_prepacked) return pack_a.panel(ic + i0, pc);
             else return a_packed + i0 * kc;
           };
-          for (index_t jr = 0; jr < ncur; jr += nr)
+          for (index_t jr = 0; jr < ncur; jr += nr) {
+            const index_t cols = std::min(nr, ncur - jr);
+            T* const columns = whole_tile_columns(ks, c, j0 + jr, cols);
+            const T* b_panel = b_packed + jr * kc;
+            if constexpr (b_in_place) {  // the micro-kernel reads B where it lies, or a panel packed now
+              const T* in_place = columns && c.row_group == 0 ? pack_b.in_place(j0 + jr, cols, nr) : nullptr;
+              if (in_place) {
+                for (index_t i0 = 0; i0 < mc; i0 += mr)
+                  ks.gathered_kernel(kc, a_panel(i0), in_place, pack_b.rows() + pc, columns + c.row_offset(ic + i0),
+                                     c.row_stride, tile_epilogue(ep, ic + i0, std::min(mr, mc - i0), first, last));
+                continue;
+              }
+              pack_b(pc, kc, j0 + jr, cols, ks.nr, b_packed);
+              b_panel = b_packed;
+            }
             for (index_t i0 = 0; i0 < mc; i0 += mr)
-              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, ic + i0, j0 + jr,
-                         std::min(mr, mc - i0), std::min(nr, ncur - jr), ep, pc == 0, pc + kc == K);
+              store_tile(ks, kc, a_panel(i0), b_panel, c, columns, ic + i0, j0 + jr, std::min(mr, mc - i0), cols, ep,
+                         first, last);
+          }
         }
       }
     }

@@ -20,10 +20,17 @@ template <class T>
 using MicroKernel = void (*)(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t ldc,
                              const TileEpilogue<T>& ep);
 
+// The same tile with B read in place: step k's NR values start at b + rows[k] (any alignment).
+// Implicit GEMM gathers a convolution's taps so, with no packed copy of B.
+template <class T>
+using GatheredMicroKernel = void (*)(index_t kc, const T* a, const T* b, const index_t* rows, T* c, index_t ldc,
+                                     const TileEpilogue<T>& ep);
+
 // A micro-kernel with the cache blocking chosen for it.
 template <class T>
 struct KernelSet {
   MicroKernel<T> kernel;
+  GatheredMicroKernel<T> gathered_kernel;
   double (*fma_loop)(index_t iterations);  // peak probe for the benchmark; returns flops done
   int mr, nr;          // register tile
   index_t kc;          // most depth of a packed panel: a B micro-panel (kc x nr) stays in L1

@@ -13,11 +13,14 @@ namespace fastconv::gemm {
 
 constexpr int kPrefetchSteps = 8;
 
-// C[MR x NV*width] from kc rank-1 updates: each step loads NV vectors of the B panel and
-// broadcasts MR values of the A panel; MR * NV accumulators stay in registers throughout.
-template <class V, int MR, int NV>
-void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, index_t ldb,
-                  typename V::T* c, index_t ldc, const TileEpilogue<typename V::T>& ep) {
+// C[MR x NV*width] from kc rank-1 updates: each step loads NV vectors of B and broadcasts MR
+// values of the A panel; MR * NV accumulators stay in registers throughout. B's step k is the
+// packed panel's row (b + k * ldb) or, gathered, a row read in place (b + rows[k]).
+template <class V, int MR, int NV, bool Gathered>
+inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const typename V::T* a,
+                                                             const typename V::T* b, index_t ldb,
+                                                             const index_t* rows, typename V::T* c, index_t ldc,
+                                                             const TileEpilogue<typename V::T>& ep) {
   using Reg = typename V::Reg;
   constexpr int W = V::width;
   Reg acc[MR][NV];
@@ -33,9 +36,10 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, in
   for (index_t k = 0; k < kc; ++k) {
     // The A micro-panel streams from L2 (the B micro-panel stays in L1 across the A block).
     __builtin_prefetch(a + kPrefetchSteps * MR);
+    const typename V::T* b_row = Gathered ? b + rows[k] : b + k * ldb;
     Reg bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+    for (int j = 0; j < NV; ++j) bv[j] = Gathered ? V::loadu(b_row + j * W) : V::load(b_row + j * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const Reg av = V::set1(a[i]);
@@ -43,7 +47,6 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, in
       for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
     }
     a += MR;
-    b += ldb;
   }
 
   const Reg alpha = V::set1(ep.alpha), beta = V::set1(ep.beta), zero = V::zero();
@@ -61,6 +64,18 @@ void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, in
       V::storeu(p, v);
     }
   }
+}
+
+template <class V, int MR, int NV>
+void micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, index_t ldb, typename V::T* c,
+                  index_t ldc, const TileEpilogue<typename V::T>& ep) {
+  micro_kernel_body<V, MR, NV, false>(kc, a, b, ldb, nullptr, c, ldc, ep);
+}
+
+template <class V, int MR, int NV>
+void gathered_micro_kernel(index_t kc, const typename V::T* a, const typename V::T* b, const index_t* rows,
+                           typename V::T* c, index_t ldc, const TileEpilogue<typename V::T>& ep) {
+  micro_kernel_body<V, MR, NV, true>(kc, a, b, 0, rows, c, ldc, ep);
 }
 
 // The FMA peak this ISA reaches on one core: independent FMA chains, no memory traffic.
@@ -93,7 +108,7 @@ KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
   constexpr int nr = NV * V::width;
   const index_t l2_rows = static_cast<index_t>(l2_cache_bytes() / 2 / (kc * sizeof(typename V::T)));
   if (l2_rows >= MR && l2_rows / MR * MR < mc) mc = l2_rows / MR * MR;  // no std::min: see top
-  return {&micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc, mc};
+  return {&micro_kernel<V, MR, NV>, &gathered_micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc, mc};
 }
 
 }  // namespace fastconv::gemm
