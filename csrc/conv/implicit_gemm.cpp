@@ -1,7 +1,8 @@
 // conv2d as an implicit GEMM: y[K, pixels] = w[K, C*R*S] times a virtual column matrix whose
 // tiles the micro-kernel reads straight out of a copy of the input; no column matrix is ever
 // made, and no B panel is packed. Extra memory per thread: one band's stride phases (about the
-// band's input rows) and its output block (kBandOutputBytes).
+// band's input rows) and two output blocks (kBandOutputBytes each): one being computed, the
+// other being copied into y meanwhile (BandTraffic).
 //
 // Every row of a tile is contiguous, whatever the stride and dilation. A band of output
 // rows at a time, the input is copied into zero-padded planes split by stride phase: phase
@@ -92,23 +93,6 @@ std::vector<index_t> tap_offsets(const Conv2dShape& s, const PhaseLayout& L, ind
   return taps;
 }
 
-// B(t, j) = phases[taps[t] + j] for wide pixel j of the band: the micro-kernel reads every
-// tile in place (the band is rounded up to whole tiles, and the phases have that much slack).
-template <class T>
-struct PhaseTaps {
-  const T* phases;
-  const index_t* taps;
-
-  const index_t* rows() const { return taps; }
-  const T* in_place(index_t j0, index_t, int) const { return phases + j0; }
-  void operator()(index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) const {
-    for (index_t k = 0; k < kc; ++k) {
-      const T* src = phases + taps[k0 + k] + j0;
-      for (index_t c = 0; c < nr; ++c) dst[k * nr + c] = c < cols ? src[c] : T(0);
-    }
-  }
-};
-
 // out[0, rows * Q) = the first Q values of each of `rows` wide rows: one output channel's band,
 // a contiguous run of y. Streamed as one run: rows streamed one by one left ordinary stores
 // between them in the same cache lines, which cost AlexNet's 55-wide rows a third of the layer.
@@ -135,6 +119,67 @@ std::vector<Band> bands(const Conv2dShape& s, const PhaseLayout& L) {
   return out;
 }
 
+// The memory traffic around a band's GEMM, done a share after each of its tile columns rather
+// than in bursts between GEMMs, where it had stalled the arithmetic: streaming out the output
+// block of the previous band (or group) and prefetching the input rows of the next band into
+// L2 for its phase copy.
+template <class T>
+struct BandTraffic {
+  const Conv2dShape& s;
+  const PhaseLayout& L;
+  const T* x;
+  T* y;
+  bool stream;
+
+  struct Output {  // a finished block still to be copied into y
+    const T* block = nullptr;
+    Band band{};
+    index_t g = 0, wide = 0, channels_done = 0;
+  } pending;
+  std::vector<const char*> next_rows;  // per input channel, the first row the next band copies
+  index_t span = 0;                     // bytes of input rows per channel it copies
+  index_t prefetched = 0;               // bytes of them prefetched so far
+
+  // Copies the pending block's channels up to `until` (of K/G) into y.
+  void copy_out(index_t until) {
+    const index_t Kg = s.K_per_group();
+    for (; pending.block && pending.channels_done < std::min(until, Kg); ++pending.channels_done) {
+      const index_t k = pending.channels_done;
+      const Band& band = pending.band;
+      copy_band_out(pending.block + k * pending.wide, L.Wp, s.Q, band.rows, stream,
+                    y + ((band.n * s.K + pending.g * Kg + k) * s.P + band.p0) * s.Q);
+    }
+  }
+  void finish_output() {
+    copy_out(s.K_per_group());
+    pending.block = nullptr;
+  }
+  void set_output(const T* block, const Band& band, index_t g, index_t wide) {
+    finish_output();
+    pending = {block, band, g, wide, 0};
+  }
+
+  // The input rows band `next` will copy into its phases: a span of rows per channel.
+  void set_next_input(const Band* next) {
+    next_rows.clear();
+    span = prefetched = 0;
+    if (!next) return;
+    const index_t h0 = std::max<index_t>(0, next->p0 * L.sh - s.p.pad_begin[0]);
+    const index_t h1 = std::min(s.H, (next->p0 + next->rows + L.row_shift + 1) * L.sh - s.p.pad_begin[0]);
+    if (h1 <= h0) return;
+    for (index_t c = 0; c < s.C; ++c)
+      next_rows.push_back(reinterpret_cast<const char*>(x + ((next->n * s.C + c) * s.H + h0) * s.W));
+    span = (h1 - h0) * s.W * static_cast<index_t>(sizeof(T));
+  }
+
+  // After tile column `step` of `steps`: the shares of output and input due by then.
+  void share(index_t step, index_t steps) {
+    copy_out(ceil_div((step + 1) * s.K_per_group(), steps));
+    const index_t due = span * static_cast<index_t>(next_rows.size()) * (step + 1) / steps;
+    for (; prefetched < due; prefetched += 64) __builtin_prefetch(next_rows[prefetched / span] + prefetched % span, 0, 2);
+  }
+};
+
 }  // namespace
 
 template <class T>
@@ -160,20 +205,28 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
     const index_t nr = gemm::active_kernels<T>(Kg).nr, phases_size = s.C * L.sh * L.sw * L.plane();
     T* phases = thread_scratch<T>(phases_size + nr, ScratchSlot::columns);
     std::fill(phases + phases_size, phases + phases_size + nr, T(0));
-    T* block = thread_scratch<T>(Kg * round_up(L.band_rows * L.Wp, nr), ScratchSlot::band_output);
-    for (index_t i; (i = next_band.fetch_add(1, std::memory_order_relaxed)) < count;) {
+    // Two output blocks: one being computed while the other is copied into y.
+    const index_t block_size = Kg * round_up(L.band_rows * L.Wp, nr);
+    T* blocks = thread_scratch<T>(2 * block_size, ScratchSlot::band_output);
+    BandTraffic<T> traffic{s, L, x, y, stream};
+    index_t flip = 0;
+    // The next band is taken before this one is computed, so that its input can be prefetched.
+    for (index_t i = next_band.fetch_add(1, std::memory_order_relaxed); i < count;) {
+      const index_t next = next_band.fetch_add(1, std::memory_order_relaxed);
       const Band& band = work[i];
       copy_band_phases(s, L, x + band.n * s.C * s.H * s.W, band.p0, band.rows, phases);
+      traffic.set_next_input(next < count ? &work[next] : nullptr);
       const index_t wide = round_up(band.rows * L.Wp, nr);
-      for (index_t g = 0; g < G; ++g) {
-        gemm::gemm_packed(Kg, wide, CRSg, weights[g], PhaseTaps<T>{phases, taps[g].data()},
-                          dense_matrix(block, Kg, wide),
-                          gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
-        for (index_t k = 0; k < Kg; ++k)
-          copy_band_out(block + k * wide, L.Wp, s.Q, band.rows, stream,
-                        y + ((band.n * s.K + g * Kg + k) * s.P + band.p0) * s.Q);
+      for (index_t g = 0; g < G; ++g, flip ^= 1) {
+        T* block = blocks + flip * block_size;
+        gemm::gemm_gathered(Kg, wide, CRSg, weights[g], phases, taps[g].data(), block, wide,
+                            gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu},
+                            [&](index_t step, index_t steps) { traffic.share(step, steps); });
+        traffic.set_output(block, band, g, wide);
       }
+      i = next;
     }
+    traffic.finish_output();
     if (stream) stream_fence();
   });
 }

@@ -3,7 +3,7 @@
 //
 //   threads split C into units (an nc-column block, and a row range when N is small); per unit:
 //   for each kc slice of K:
-//     pack the kc x nc B block (L3), row by row, unless B is read in place (reads_in_place)
+//     pack the kc x nc B block (L3), row by row
 //     for each mc rows of the unit:
 //       pack the mc x kc A block (half of L2), unless A came packed whole (PackedA)
 //         for each nr columns (B micro-panel, kc x nr, in L1):
@@ -13,7 +13,6 @@
 #include <atomic>
 #include <stdexcept>
 #include <type_traits>
-#include <utility>
 
 #include "core/isa.h"
 #include "core/parallel.h"
@@ -105,14 +104,15 @@ void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
     }
 }
 
-// A B operand that tiles may read in place, with no packed copy (implicit GEMM's phase planes):
-// it has rows() (where each of B's rows starts) and in_place(j0, cols, nr), which gives a
-// tile's columns or nullptr for a tile to pack. In place suits B rows that lie close together:
-// a pointwise conv's input, channels 784 bytes apart, ran 17% slower so than packed.
-template <class PackB, class = void>
-struct reads_in_place : std::false_type {};
-template <class PackB>
-struct reads_in_place<PackB, std::void_t<decltype(std::declval<const PackB&>().rows())>> : std::true_type {};
+// Cache blocking of a product with M rows and depth K for a kernel set: K in equal slices of
+// at most ks.kc (K = 576 runs 2 x 288, not 384 + 192), rows in A blocks of at most ks.mc.
+struct Blocking {
+  index_t kc, mc;
+};
+template <class T>
+Blocking blocking(const KernelSet<T>& ks, index_t M, index_t K) {
+  return {ceil_div(K, ceil_div(K, ks.kc)), std::min(round_up(M, ks.mr), round_up(ks.mc, ks.mr))};
+}
 
 template <class T, class PackA, class PackB>
 void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const PackB& pack_b,
@@ -121,12 +121,10 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   if (K == 0) return apply_epilogue_only(c, ep);
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
-  constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>, b_in_place = reads_in_place<PackB>::value;
+  constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
   if constexpr (a_prepacked)  // packed before the ISA was switched: panels of another height
     if (pack_a.mr != ks.mr) throw std::logic_error("gemm: A was packed for another micro-kernel");
-  // K in equal slices of at most ks.kc: K = 576 runs 2 x 288, not 384 + 192.
-  const index_t kc_max = ceil_div(K, ceil_div(K, ks.kc));
-  const index_t mc_max = std::min(round_up(M, mr), round_up(ks.mc, mr));
+  const auto [kc_max, mc_max] = blocking(ks, M, K);
 
   // Split N into at least one block per thread when N allows; when it does not, also split
   // the rows, so that small-N products still use every core.
@@ -162,7 +160,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
 #pragma omp parallel num_threads(team)
   {
     T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
-    T* const b_packed = thread_scratch<T>(kc_max * (b_in_place ? nr : nc), ScratchSlot::gemm_b);
+    T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
     for (index_t u; (u = next_unit.fetch_add(1, std::memory_order_relaxed)) < units;) {
       const index_t j0 = (u / row_splits) * nc, ncur = std::min(nc, N - j0);
       const index_t split = u % row_splits;
@@ -171,7 +169,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
         const bool first = pc == 0, last = pc + kc == K;
-        if constexpr (!b_in_place) pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
+        pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
         for (index_t ic = row_lo; ic < row_hi; ic += mc_max) {
           const index_t mc = std::min(mc_max, row_hi - ic);
           if constexpr (!a_prepacked)
@@ -184,23 +182,39 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
           for (index_t jr = 0; jr < ncur; jr += nr) {
             const index_t cols = std::min(nr, ncur - jr);
             T* const columns = whole_tile_columns(ks, c, j0 + jr, cols);
-            const T* b_panel = b_packed + jr * kc;
-            if constexpr (b_in_place) {  // the micro-kernel reads B where it lies, or a panel packed now
-              const T* in_place = columns && c.row_group == 0 ? pack_b.in_place(j0 + jr, cols, nr) : nullptr;
-              if (in_place) {
-                for (index_t i0 = 0; i0 < mc; i0 += mr)
-                  ks.gathered_kernel(kc, a_panel(i0), in_place, pack_b.rows() + pc, columns + c.row_offset(ic + i0),
-                                     c.row_stride, tile_epilogue(ep, ic + i0, std::min(mr, mc - i0), first, last));
-                continue;
-              }
-              pack_b(pc, kc, j0 + jr, cols, ks.nr, b_packed);
-              b_panel = b_packed;
-            }
             for (index_t i0 = 0; i0 < mc; i0 += mr)
-              store_tile(ks, kc, a_panel(i0), b_panel, c, columns, ic + i0, j0 + jr, std::min(mr, mc - i0), cols, ep,
+              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, columns, ic + i0, j0 + jr, std::min(mr, mc - i0), cols, ep,
                          first, last);
           }
         }
+      }
+    }
+  }
+}
+
+// C[M x N] = alpha * A B + beta * C (+ row bias, ReLU) on the calling thread, with A packed
+// whole and B read in place, not packed: row t of the tile at columns [j, j + nr) is the nr
+// values from b + j + rows[t] (implicit GEMM's phase planes, where that row is one tap's). N is
+// a whole number of tiles and C dense (row stride ldc). `between(step, steps)` runs after each
+// of the `steps` tile columns: the caller interleaves its memory traffic with the arithmetic.
+template <class T, class Between>
+void gemm_gathered(index_t M, index_t N, index_t K, const PackedA<T>& a, const T* b, const index_t* rows, T* c,
+                   index_t ldc, const Epilogue<T>& ep, const Between& between) {
+  const KernelSet<T>& ks = active_kernels<T>(M);
+  const index_t mr = ks.mr, nr = ks.nr;
+  if (a.mr != mr || N % nr) throw std::logic_error("gemm_gathered: A packed for another kernel, or N not whole tiles");
+  const auto [kc_max, mc_max] = blocking(ks, M, K);
+  const index_t steps = ceil_div(K, kc_max) * ceil_div(M, mc_max) * (N / nr);
+  index_t step = 0;
+  for (index_t pc = 0; pc < K; pc += kc_max) {
+    const index_t kc = std::min(kc_max, K - pc);
+    for (index_t ic = 0; ic < M; ic += mc_max) {  // the A block (L2) each tile column sweeps
+      const index_t mc = std::min(mc_max, M - ic);
+      for (index_t jr = 0; jr < N; jr += nr) {
+        for (index_t i0 = ic; i0 < ic + mc; i0 += mr)
+          ks.gathered_kernel(kc, a.panel(i0, pc), b + jr, rows + pc, c + i0 * ldc + jr, ldc,
+                             tile_epilogue(ep, i0, std::min(mr, M - i0), pc == 0, pc + kc == K));
+        between(step++, steps);
       }
     }
   }
