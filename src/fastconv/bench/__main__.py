@@ -70,8 +70,8 @@ def main(argv=None):
 
     print(f"fastconv {fastconv.__version__} | {machine.description} | {args.threads} threads")
     print(f"peers: torch {torch.__version__ + ' (CPU, oneDNN)' if torch else 'not installed'}; {blas_note}")
-    print(f"machine: FMA peak {machine.peak_gflops:.0f} GFLOP/s (float32, measured now); "
-          f"copy {machine.copy_gbs:.1f} GB/s (read + write)")
+    print(f"machine: FMA peak {machine.peak_gflops:.0f} GFLOP/s (float32, measured now, probed again "
+          f"after each case; %peak uses the highest); copy {machine.copy_gbs:.1f} GB/s (read + write)")
     print("ratios: peer time / fastconv time, same process, interleaved runs, median; > 1 is faster\n")
 
     cases = []
@@ -86,8 +86,10 @@ def main(argv=None):
         line = f"[{i}/{len(cases)}] {case.name} {case.mode} ({time.perf_counter() - start:.0f} s)"
         print("\r" + line if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
         results.append(harness.Result(case, harness.time_interleaved(case.runners, repeats=args.repeats)))
+        machine.probe_peak_again()
     if live:
         print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    print(f"FMA peak, highest of the probes: {machine.peak_gflops:.0f} GFLOP/s")
     print(harness.format_table(results, machine))
 
     print("\nmedian ratios (fastconv vs peer):")
