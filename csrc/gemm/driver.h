@@ -114,6 +114,12 @@ Blocking blocking(const KernelSet<T>& ks, index_t M, index_t K) {
   return {ceil_div(K, ceil_div(K, ks.kc)), std::min(round_up(M, ks.mr), round_up(ks.mc, ks.mr))};
 }
 
+// An A packed before the ISA was switched has panels of another height: refused, not read wrong.
+template <class T>
+void check_packed_for(const PackedA<T>& a, const KernelSet<T>& ks) {
+  if (a.mr != ks.mr) throw std::logic_error("gemm: A was packed for another micro-kernel");
+}
+
 template <class T, class PackA, class PackB>
 void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const PackB& pack_b,
                  const MatrixView<T>& c, const Epilogue<T>& ep) {
@@ -122,8 +128,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
   constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
-  if constexpr (a_prepacked)  // packed before the ISA was switched: panels of another height
-    if (pack_a.mr != ks.mr) throw std::logic_error("gemm: A was packed for another micro-kernel");
+  if constexpr (a_prepacked) check_packed_for(pack_a, ks);
   const auto [kc_max, mc_max] = blocking(ks, M, K);
 
   // Split N into at least one block per thread when N allows; when it does not, also split
@@ -183,8 +188,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
             const index_t cols = std::min(nr, ncur - jr);
             T* const columns = whole_tile_columns(ks, c, j0 + jr, cols);
             for (index_t i0 = 0; i0 < mc; i0 += mr)
-              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, columns, ic + i0, j0 + jr, std::min(mr, mc - i0), cols, ep,
-                         first, last);
+              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, columns, ic + i0, j0 + jr,
+                         std::min(mr, mc - i0), cols, ep, first, last);
           }
         }
       }
@@ -202,7 +207,8 @@ void gemm_gathered(index_t M, index_t N, index_t K, const PackedA<T>& a, const T
                    index_t ldc, const Epilogue<T>& ep, const Between& between) {
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
-  if (a.mr != mr || N % nr) throw std::logic_error("gemm_gathered: A packed for another kernel, or N not whole tiles");
+  check_packed_for(a, ks);
+  if (N % nr) throw std::logic_error("gemm_gathered: N is not a whole number of tiles");
   const auto [kc_max, mc_max] = blocking(ks, M, K);
   const index_t steps = ceil_div(K, kc_max) * ceil_div(M, mc_max) * (N / nr);
   index_t step = 0;
