@@ -68,7 +68,7 @@ __attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks,
                                                          const MatrixView<T>& c, index_t i0, index_t j0, index_t rows,
                                                          index_t cols, const TileEpilogue<T>& tile_ep) {
   alignas(64) T tile[kMaxMR * kMaxNR];
-  ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{});
+  ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{T(1), T(0), nullptr, false, static_cast<int>(rows)});
   for (index_t j = 0; j < cols;) {
     const index_t run = c.unit_run(j0 + j, cols - j);
     for (index_t i = 0; i < rows; ++i) merge_run(tile + i * ks.nr + j, &c.at(i0 + i, j0 + j), run, tile_ep, i);
