@@ -1,8 +1,8 @@
 // conv2d as an implicit GEMM: y[K, pixels] = w[K, C*R*S] times a virtual column matrix whose
 // tiles the micro-kernel reads straight out of a copy of the input; no column matrix is ever
 // made, and no B panel is packed. Extra memory per thread: one band's stride phases (about the
-// band's input rows) and two output blocks (kBandOutputBytes each): one being computed, the
-// other being copied into y meanwhile (BandTraffic).
+// band's input rows) and, unless the output rows are whole tiles, two output blocks
+// (kBandOutputBytes each): one being computed, the other being copied into y meanwhile.
 //
 // Every row of a tile is contiguous, whatever the stride and dilation. A band of output
 // rows at a time, the input is copied into zero-padded planes split by stride phase: phase
@@ -12,14 +12,16 @@
 // become a shift. The GEMM runs over "wide" pixels p*Wp + q, where Wp = Q + the largest s',
 // so that a tile's pixels lie at consecutive addresses of one phase plane even across output
 // rows. The columns q >= Q of each wide row are computed and dropped when the band is copied
-// into y (2.6% of the work of the 7x7/2 stem, 3.5% of AlexNet's 11x11/4). A GEMM output
-// column depends only on its own B column, so what those columns read never reaches y.
+// into y (3.5% of the work of AlexNet's 11x11/4). A GEMM output column depends only on its own
+// B column, so what those columns read never reaches y. When Q is a whole number of tiles (the
+// 7x7/2 stem's 112 = 7 x 16), the tiles run along each output row instead, reading only its Q
+// columns, and the micro-kernel writes them straight into y: nothing is dropped or copied.
 //
 // The micro-kernel loads tap t's row of a tile from phases + taps[t] (the gathered kernel,
 // gemm/microkernel.h). Packing those rows into a panel first had cost the stem 8%.
 //
-// Bias and ReLU are applied by the micro-kernel while the output tile is in registers; an
-// output too large for the last-level cache is streamed past it (core/stream_store.h).
+// Bias and ReLU are applied by the micro-kernel while the output tile is in registers; a block
+// copied into y is streamed past the cache when y is too large for it (core/stream_store.h).
 #include <atomic>
 #include <vector>
 
@@ -192,9 +194,14 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
   std::vector<std::vector<index_t>> taps;
   for (index_t g = 0; g < G; ++g) taps.push_back(tap_offsets(s, L, g));
   const std::vector<Band> work = bands(s, L);
-  // Streamed only when y alone overflows the last-level cache (stream_output counts an input
-  // of y's size beside it): AlexNet's 18.6 MB ran 9% slower streamed, the stem's 51 MB 5% faster.
-  const bool stream = stream_output(static_cast<std::size_t>(s.N * s.K * s.pixels()) * sizeof(T) / 2);
+  // Output rows of whole tiles go straight into y, with ordinary stores: the stem ran 5-11%
+  // faster so than through blocks streamed out, and 2-7% faster than with the micro-kernel's
+  // stores streamed (measured alternating in one process, 2 threads).
+  const index_t nr = gemm::active_kernels<T>(Kg).nr;
+  const bool direct = s.Q % nr == 0;
+  // Blocks are streamed out only when y alone overflows the last-level cache (stream_output
+  // counts an input of y's size beside it): AlexNet's 18.6 MB ran 9% slower streamed.
+  const bool stream = !direct && stream_output(static_cast<std::size_t>(s.N * s.K * s.pixels()) * sizeof(T) / 2);
   // Bands are taken one at a time from a shared counter: a thread slowed by another tenant
   // takes fewer, and the others do not wait for it at the end.
   std::atomic<index_t> next_band{0};
@@ -202,13 +209,14 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
   parallel_for(0, std::min<index_t>(num_threads(), count), 1, [&](index_t, index_t) {
     // The GEMM runs whole tiles only: a band's wide pixels are rounded up to the tile width,
     // and the phases get that many values of slack, which the last tiles' dropped columns read.
-    const index_t nr = gemm::active_kernels<T>(Kg).nr, phases_size = s.C * L.sh * L.sw * L.plane();
+    const index_t phases_size = s.C * L.sh * L.sw * L.plane();
     T* phases = thread_scratch<T>(phases_size + nr, ScratchSlot::columns);
     std::fill(phases + phases_size, phases + phases_size + nr, T(0));
     // Two output blocks: one being computed while the other is copied into y.
-    const index_t block_size = Kg * round_up(L.band_rows * L.Wp, nr);
-    T* blocks = thread_scratch<T>(2 * block_size, ScratchSlot::band_output);
+    const index_t block_size = direct ? 0 : Kg * round_up(L.band_rows * L.Wp, nr);
+    T* blocks = direct ? nullptr : thread_scratch<T>(2 * block_size, ScratchSlot::band_output);
     BandTraffic<T> traffic{s, L, x, y, stream};
+    const auto between = [&](index_t step, index_t steps) { traffic.share(step, steps); };
     index_t flip = 0;
     // The next band is taken before this one is computed, so that its input can be prefetched.
     for (index_t i = next_band.fetch_add(1, std::memory_order_relaxed); i < count;) {
@@ -216,13 +224,18 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
       const Band& band = work[i];
       copy_band_phases(s, L, x + band.n * s.C * s.H * s.W, band.p0, band.rows, phases);
       traffic.set_next_input(next < count ? &work[next] : nullptr);
-      const index_t wide = round_up(band.rows * L.Wp, nr);
       for (index_t g = 0; g < G; ++g, flip ^= 1) {
-        T* block = blocks + flip * block_size;
-        gemm::gemm_gathered(Kg, wide, CRSg, weights[g], phases, taps[g].data(), block, wide,
-                            gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu},
-                            [&](index_t step, index_t steps) { traffic.share(step, steps); });
-        traffic.set_output(block, band, g, wide);
+        const gemm::Epilogue<T> ep{T(1), T(0), bias ? bias + g * Kg : nullptr, relu};
+        if (direct) {
+          T* out = y + ((band.n * s.K + g * Kg) * s.P + band.p0) * s.Q;
+          gemm::gemm_gathered(Kg, {band.rows, s.Q / nr, L.Wp, s.Q}, CRSg, weights[g], phases, taps[g].data(), out,
+                              s.P * s.Q, ep, between);
+        } else {
+          T* block = blocks + flip * block_size;
+          const index_t wide = round_up(band.rows * L.Wp, nr);
+          gemm::gemm_gathered(Kg, {1, wide / nr}, CRSg, weights[g], phases, taps[g].data(), block, wide, ep, between);
+          traffic.set_output(block, band, g, wide);
+        }
       }
       i = next;
     }

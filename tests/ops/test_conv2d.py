@@ -102,6 +102,7 @@ IMPLICIT_CASES = [
     (2, 6, 17, 19, 9, 5, 4, (3, 2), (2, 1), (2, 3), 3),
     (1, 2, 6, 40, 4, 2, 3, (1, 3), (0, 4), 1, 1),
     (1, 48, 10, 9, 200, 3, 3, 1, 1, 1, 1),              # C*R*S over kc, K over mc: k slices, A blocks
+    (2, 96, 9, 64, 14, 3, 3, 2, 1, 1, 2),               # rows of whole tiles (Q = 32), written straight into y
 ]
 
 
