@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "conv/tiled_conv.h"
 #include "core/isa.h"
@@ -47,12 +48,25 @@ class RadixTwoFft {
     }
   }
 
-  void run(T* re, T* im, index_t stride, index_t lanes, bool inverse) const {
-    const auto pass = active_isa() >= Isa::avx2 ? &butterfly_avx2 : &butterfly;
+  // Inlined into the transforms' AVX2 and baseline entries, so that it is compiled for each.
+  // With lanes == kLanes (every tile group) the lane loops have a fixed length and vectorise
+  // whole; a call per butterfly through a pointer, with its lane count unknown, had cost the
+  // 7x7 layer's FFTs more than their arithmetic.
+  __attribute__((always_inline)) inline void run(T* re, T* im, index_t stride, index_t lanes, bool inverse) const {
+    if (lanes == tiled::kLanes) return run_lanes<tiled::kLanes>(re, im, stride, lanes, inverse);
+    run_lanes<0>(re, im, stride, lanes, inverse);
+  }
+
+ private:
+  // Lanes == 0: `lanes` at run time.
+  template <index_t Lanes>
+  __attribute__((always_inline)) inline void run_lanes(T* re, T* im, index_t stride, index_t lanes,
+                                                       bool inverse) const {
+    const index_t L = Lanes ? Lanes : lanes;
     for (index_t i = 0; i < n_; ++i) {
       const index_t j = bit_reversed_[i];
       if (i < j)
-        for (index_t l = 0; l < lanes; ++l) {
+        for (index_t l = 0; l < L; ++l) {
           std::swap(re[i * stride + l], re[j * stride + l]);
           std::swap(im[i * stride + l], im[j * stride + l]);
         }
@@ -62,14 +76,13 @@ class RadixTwoFft {
       for (index_t start = 0; start < n_; start += 2 * half)
         for (index_t k = 0; k < half; ++k) {
           const T wr = cos_[k * step], wi = inverse ? sin_[k * step] : -sin_[k * step];
-          pass(re + (start + k) * stride, im + (start + k) * stride, re + (start + k + half) * stride,
-               im + (start + k + half) * stride, wr, wi, lanes);
+          butterflies(re + (start + k) * stride, im + (start + k) * stride, re + (start + k + half) * stride,
+                      im + (start + k + half) * stride, wr, wi, L);
         }
     }
   }
 
- private:
-  // (a, b) <- (a + w b, a - w b) over the lanes; inlined into both entries below.
+  // (a, b) <- (a + w b, a - w b) over the lanes.
   __attribute__((always_inline)) static inline void butterflies(T* __restrict ar, T* __restrict ai, T* __restrict br,
                                                                 T* __restrict bi, T wr, T wi, index_t lanes) {
     for (index_t l = 0; l < lanes; ++l) {
@@ -79,15 +92,6 @@ class RadixTwoFft {
       ar[l] += tr;
       ai[l] += ti;
     }
-  }
-  static void butterfly(T* ar, T* ai, T* br, T* bi, T wr, T wi, index_t lanes) {
-    butterflies(ar, ai, br, bi, wr, wi, lanes);
-  }
-  // The same loop compiled for AVX2 + FMA (chosen at run time): the function attribute, unlike
-  // a file-wide target pragma, leaves every other function, STL ones included, at the baseline.
-  __attribute__((target("avx2,fma"))) static void butterfly_avx2(T* ar, T* ai, T* br, T* bi, T wr, T wi,
-                                                                 index_t lanes) {
-    butterflies(ar, ai, br, bi, wr, wi, lanes);
   }
 
   index_t n_;
@@ -131,32 +135,56 @@ struct FftTransform {
   }
 
   // 2-D real DFT of `lanes` F x F tiles whose rows from `rows` on are zero: rows (two real
-  // rows per complex FFT), then columns. The Hermitian splits and copies are compiled for AVX2
-  // where it runs (as the butterflies are), and the spectrum leaves by plain loops: a memcpy
-  // call per point's 32 bytes had cost 7% of the 7x7 layer.
-  void input(const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
+  // rows per complex FFT), then columns. The tiles are read from `tiles`: an array
+  // [F][F][lanes] (the filters) or, in place, the lanes' patches (PatchSource). The Hermitian
+  // splits and copies are compiled for AVX2 where it runs (as the butterflies are), and the
+  // spectrum leaves by plain loops: a memcpy call per point's 32 bytes had cost 7% of the 7x7 layer.
+  template <class Tiles>
+  void input(const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
              index_t rows = 0) const {
-    if (active_isa() >= Isa::avx2) input_avx2(tile, lanes, out, point_stride, part_stride, work, rows ? rows : F);
-    else input_baseline(tile, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+    if (active_isa() >= Isa::avx2) input_avx2(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+    else input_baseline(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
   }
-  FASTCONV_NO_LIBRARY_CALLS void input_baseline(const T* tile, index_t lanes, T* out, index_t point_stride,
+  template <class Tiles>
+  FASTCONV_NO_LIBRARY_CALLS void input_baseline(const Tiles& tiles, index_t lanes, T* out, index_t point_stride,
                                                 index_t part_stride, T* work, index_t rows) const {
-    input_body(tile, lanes, out, point_stride, part_stride, work, rows);
+    input_body<false>(tiles, lanes, out, point_stride, part_stride, work, rows);
   }
+  template <class Tiles>
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void input_avx2(
-      const T* tile, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work, index_t rows) const {
-    input_body(tile, lanes, out, point_stride, part_stride, work, rows);
+      const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
+      index_t rows) const {
+    input_body<true>(tiles, lanes, out, point_stride, part_stride, work, rows);
   }
-  __attribute__((always_inline)) inline void input_body(const T* tile, index_t lanes, T* out, index_t point_stride,
-                                                        index_t part_stride, T* work, index_t rows) const {
+
+  // dst[F][lanes] = row a of every lane's tile.
+  template <bool Avx2>
+  __attribute__((always_inline)) inline void read_row(const T* tiles, index_t a, index_t lanes, T* dst) const {
+    std::memcpy(dst, tiles + a * F * lanes, sizeof(T) * F * lanes);
+  }
+  // Straight from the patches, with no patch array between: 16 float lanes are transposed in
+  // AVX2 registers; gathered one value at a time, the patches had cost the 7x7 layer 7%.
+  template <bool Avx2>
+  __attribute__((always_inline)) inline void read_row(const tiled::PatchSource<T>& src, index_t a, index_t lanes,
+                                                      T* dst) const {
+    if constexpr (Avx2 && std::is_same_v<T, float>)
+      if (lanes == 16 && F % 8 == 0) return tiled::gather_row16_avx2(src, a, F, dst);
+    for (index_t b = 0; b < F; ++b)
+      for (index_t l = 0; l < lanes; ++l) dst[b * lanes + l] = src.origin[l][a * src.ld + b];
+  }
+
+  template <bool Avx2, class Tiles>
+  __attribute__((always_inline)) inline void input_body(const Tiles& tiles, index_t lanes, T* out,
+                                                        index_t point_stride, index_t part_stride, T* work,
+                                                        index_t rows) const {
     T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
     // Zero rows have a zero spectrum: a filter's R rows of F are all that need a row FFT.
     const index_t row_pairs_end = std::min(F, round_up(rows, 2));
     std::fill(sr + row_pairs_end * half * lanes, sr + F * half * lanes, T(0));
     std::fill(si + row_pairs_end * half * lanes, si + F * half * lanes, T(0));
     for (index_t a = 0; a < row_pairs_end; a += 2) {
-      std::memcpy(zr, tile + a * F * lanes, sizeof(T) * F * lanes);
-      std::memcpy(zi, tile + (a + 1) * F * lanes, sizeof(T) * F * lanes);
+      read_row<Avx2>(tiles, a, lanes, zr);
+      read_row<Avx2>(tiles, a + 1, lanes, zi);
       fft.run(zr, zi, lanes, lanes, false);
       // z = x_a + i x_b: X_a[v] = (Z[v] + conj Z[-v]) / 2, X_b[v] = (Z[v] - conj Z[-v]) / 2i.
       for (index_t v = 0; v < half; ++v) {
@@ -182,31 +210,42 @@ struct FftTransform {
 
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t part_stride,
                    T* work) const {
-    tiled::gather_patches(alpha_h, alpha_w, src, lanes, work);
-    input(work, lanes, out, point_stride, part_stride, work + F * F * lanes);
+    input(src, lanes, out, point_stride, part_stride, work);
   }
+  // The output tiles are written row by row straight from the inverse FFT's rows, with no
+  // tile array between (as the input side reads its patches).
   void output_tiles(const T* in, index_t point_stride, index_t part_stride, index_t lanes,
                     const tiled::TileTarget<T>* tiles, index_t ld, T bias, bool relu, T* work) const {
-    output(in, point_stride, part_stride, lanes, work, work + m_h * m_w * lanes);
-    tiled::scatter_tiles(work, m_w, lanes, tiles, ld, bias, relu);
+    const tiled::TileRows<T> rows{tiles, ld, bias, relu};
+    if (active_isa() >= Isa::avx2) output_avx2(in, point_stride, part_stride, lanes, rows, work);
+    else output_baseline(in, point_stride, part_stride, lanes, rows, work);
   }
 
   // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
   // (y_a + i y_b has spectrum Y_a + i Y_b) per complex inverse FFT.
-  void output(const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {
-    if (active_isa() >= Isa::avx2) output_avx2(in, point_stride, part_stride, lanes, tile, work);
-    else output_baseline(in, point_stride, part_stride, lanes, tile, work);
-  }
   FASTCONV_NO_LIBRARY_CALLS void output_baseline(const T* in, index_t point_stride, index_t part_stride, index_t lanes,
-                                                 T* tile, T* work) const {
-    output_body(in, point_stride, part_stride, lanes, tile, work);
+                                                 const tiled::TileRows<T>& rows, T* work) const {
+    output_body<false>(in, point_stride, part_stride, lanes, rows, work);
   }
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void output_avx2(
-      const T* in, index_t point_stride, index_t part_stride, index_t lanes, T* tile, T* work) const {
-    output_body(in, point_stride, part_stride, lanes, tile, work);
+      const T* in, index_t point_stride, index_t part_stride, index_t lanes, const tiled::TileRows<T>& rows,
+      T* work) const {
+    output_body<true>(in, point_stride, part_stride, lanes, rows, work);
   }
+
+  // Row a of every lane's output tile from row[m_w][lanes].
+  template <bool Avx2>
+  __attribute__((always_inline)) inline void write_row(const tiled::TileRows<T>& rows, index_t a, const T* row,
+                                                       index_t lanes) const {
+    if constexpr (Avx2 && std::is_same_v<T, float>)
+      if (lanes == 16) return tiled::scatter_row16_avx2(rows, a, m_w, row);
+    tiled::scatter_row(rows, a, m_w, row, lanes);
+  }
+
+  template <bool Avx2>
   __attribute__((always_inline)) inline void output_body(const T* in, index_t point_stride, index_t part_stride,
-                                                         index_t lanes, T* tile, T* work) const {
+                                                         index_t lanes, const tiled::TileRows<T>& rows,
+                                                         T* work) const {
     T *sr = work, *si = sr + F * half * lanes, *zr = si + F * half * lanes, *zi = zr + F * lanes;
     for (index_t pt = 0; pt < points; ++pt)
       for (index_t l = 0; l < lanes; ++l) {
@@ -228,8 +267,8 @@ struct FftTransform {
         }
       }
       fft.run(zr, zi, lanes, lanes, true);
-      std::memcpy(tile + a * m_w * lanes, zr, sizeof(T) * m_w * lanes);
-      if (a + 1 < m_h) std::memcpy(tile + (a + 1) * m_w * lanes, zi, sizeof(T) * m_w * lanes);
+      write_row<Avx2>(rows, a, zr, lanes);
+      if (a + 1 < m_h) write_row<Avx2>(rows, a + 1, zi, lanes);
     }
   }
 };

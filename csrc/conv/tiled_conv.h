@@ -86,12 +86,9 @@ void gather_patches(index_t rows, index_t cols, const PatchSource<T>& src, index
 template <class T>
 void scatter_tiles(const T* tile, index_t m_w, index_t lanes, const TileTarget<T>* targets, index_t ld, T bias,
                    bool relu) {
-  for (index_t l = 0; l < lanes; ++l)
-    for (index_t i = 0; i < targets[l].rows; ++i)
-      for (index_t j = 0; j < targets[l].cols; ++j) {
-        const T v = tile[(i * m_w + j) * lanes + l] + bias;
-        targets[l].dst[i * ld + j] = relu ? std::max(v, T(0)) : v;
-      }
+  index_t rows = 0;
+  for (index_t l = 0; l < lanes; ++l) rows = std::max(rows, targets[l].rows);
+  for (index_t i = 0; i < rows; ++i) scatter_row(TileRows<T>{targets, ld, bias, relu}, i, m_w, tile + i * m_w * lanes, lanes);
 }
 
 // U[pt] per group is the GEMM's A, a (parts*Kg) x (parts*Cg) matrix, stored already packed for

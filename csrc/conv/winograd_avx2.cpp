@@ -6,26 +6,18 @@
 #include <immintrin.h>
 
 #include "conv/winograd.h"
+#include "core/simd_avx2.h"
 
 namespace fastconv::conv::winograd {
 
 namespace {
 
+using simd::transpose4_halves;
+using simd::transpose8;
 using tiled::PatchSource;
 using tiled::TileTarget;
 
 __m256 times(float k, __m256 v) { return _mm256_mul_ps(_mm256_set1_ps(k), v); }
-
-// r[0..3] rows -> c[0..3] columns, within each 128-bit half: c[b] = (r0[b], r1[b], r2[b], r3[b] |
-// r0[b+4], r1[b+4], r2[b+4], r3[b+4]).
-void transpose4_halves(const __m256* r, __m256* c) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
-  c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
-  c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
-  c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
-}
 
 // The input side depends on alpha only: its B^T codelet and how a patch row is loaded.
 struct Alpha4 {
@@ -62,12 +54,10 @@ struct Alpha6 {
   }
   // col[b] for b < 6: an 8 x 8 transpose of the lanes' rows (8 values read, 6 used).
   static void load_row(const float* const* origin, index_t offset, __m256* col) {
-    __m256 r[8], lo[4], hi[4];
+    __m256 r[8], c[8];
     for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(origin[l] + offset);
-    transpose4_halves(r, lo);
-    transpose4_halves(r + 4, hi);
-    for (int b = 0; b < 4; ++b) col[b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x20);
-    for (int b = 0; b < 2; ++b) col[4 + b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x31);
+    transpose8(r, c);
+    for (int b = 0; b < 6; ++b) col[b] = c[b];
   }
 };
 

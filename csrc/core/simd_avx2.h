@@ -57,5 +57,27 @@ struct Avx2F64 {
   }
 };
 
+// r[0..3] rows -> c[0..3] columns, within each 128-bit half: c[b] = (r0[b], r1[b], r2[b], r3[b] |
+// r0[b+4], r1[b+4], r2[b+4], r3[b+4]).
+inline void transpose4_halves(const __m256* r, __m256* c) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+  c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+  c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+  c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+// An 8 x 8 transpose: c[b] = (r0[b], r1[b], ..., r7[b]).
+inline void transpose8(const __m256* r, __m256* c) {
+  __m256 lo[4], hi[4];
+  transpose4_halves(r, lo);
+  transpose4_halves(r + 4, hi);
+  for (int b = 0; b < 4; ++b) {
+    c[b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x20);
+    c[4 + b] = _mm256_permute2f128_ps(lo[b], hi[b], 0x31);
+  }
+}
+
 }  // namespace
 }  // namespace fastconv::simd
