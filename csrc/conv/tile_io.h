@@ -30,7 +30,7 @@ struct TileRows {
   bool relu;
 };
 
-// Row `row` of every lane's tile from values[b * lanes + l] (b < m_w), its first cols values.
+// Row `row` of every lane's tile (as much of it as the lane's target has) from values[b * lanes + l].
 template <class T>
 inline void scatter_row(const TileRows<T>& tiles, index_t row, index_t m_w, const T* values, index_t lanes) {
   for (index_t l = 0; l < lanes; ++l) {

@@ -86,9 +86,10 @@ void gather_patches(index_t rows, index_t cols, const PatchSource<T>& src, index
 template <class T>
 void scatter_tiles(const T* tile, index_t m_w, index_t lanes, const TileTarget<T>* targets, index_t ld, T bias,
                    bool relu) {
+  const TileRows<T> out{targets, ld, bias, relu};
   index_t rows = 0;
   for (index_t l = 0; l < lanes; ++l) rows = std::max(rows, targets[l].rows);
-  for (index_t i = 0; i < rows; ++i) scatter_row(TileRows<T>{targets, ld, bias, relu}, i, m_w, tile + i * m_w * lanes, lanes);
+  for (index_t i = 0; i < rows; ++i) scatter_row(out, i, m_w, tile + i * m_w * lanes, lanes);
 }
 
 // U[pt] per group is the GEMM's A, a (parts*Kg) x (parts*Cg) matrix, stored already packed for
