@@ -230,7 +230,7 @@ enum class WinogradCodelet { input, filter, output };
 template <int M, class T>
 void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out);
 
-// --- FFT, tiled overlap-save (fft.cpp); the weight gradient runs im2col -----------------------
+// --- FFT, tiled overlap-save (fft.cpp) ----------------------------------------------------------
 // `u`: the weight already transformed (fft_transform_weight at the shape's tile), or null.
 constexpr index_t kFftMaxKernel = 63;  // FFT tiles are at most 64 x 64
 index_t fft_weight_tile(const Conv2dShape& s, WeightUse use);
@@ -241,6 +241,8 @@ template <class T>
 void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
 template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
+template <class T>
+void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once on one thread: the batch is processed in chunks

@@ -11,7 +11,9 @@
 // 12.3). F is chosen per shape by a cost model (fft_tile_size).
 //
 // Gradients: the input gradient is this FFT forward with the rotated, channel-transposed
-// filters (tiled_conv.h); the weight gradient runs im2col + GEMM.
+// filters (tiled_conv.h); the weight gradient sums each input patch's spectrum times its
+// gradient tile's conjugate over the tiles, per frequency a complex GEMM, and transforms the
+// sums back (conv2d_backward_weight_fft).
 //
 // The filter spectra (about an eighth of a 7x7 layer's call, most of it writing U) are made
 // once per weight and tile size when the caller keeps them: fft_transform_weight, cached by
@@ -164,13 +166,30 @@ struct FftTransform {
   }
   // Straight from the patches, with no patch array between: 16 float lanes are transposed in
   // AVX2 registers; gathered one value at a time, the patches had cost the 7x7 layer 7%.
+  // Its first `cols` (of F) values; cols a multiple of 8 for the AVX2 path.
   template <bool Avx2>
   __attribute__((always_inline)) inline void read_row(const tiled::PatchSource<T>& src, index_t a, index_t lanes,
-                                                      T* dst) const {
+                                                      T* dst, index_t cols = 0) const {
+    cols = cols ? cols : F;
     if constexpr (Avx2 && std::is_same_v<T, float>)
-      if (lanes == 16 && F % 8 == 0) return tiled::gather_row16_avx2(src, a, F, dst);
-    for (index_t b = 0; b < F; ++b)
+      if (lanes == 16 && cols % 8 == 0) return tiled::gather_row16_avx2(src, a, cols, dst);
+    for (index_t b = 0; b < cols; ++b)
       for (index_t l = 0; l < lanes; ++l) dst[b * lanes + l] = src.origin[l][a * src.ld + b];
+  }
+
+  // Gradient tiles: the first m_w values of each patch row, zeros after.
+  struct GradientTiles {
+    tiled::PatchSource<T> src;
+    index_t m_w;
+  };
+  template <bool Avx2>
+  __attribute__((always_inline)) inline void read_row(const GradientTiles& g, index_t a, index_t lanes, T* dst) const {
+    if (a < m_h) {
+      read_row<Avx2>(g.src, a, lanes, dst, round_up(g.m_w, 8));
+      std::fill(dst + g.m_w * lanes, dst + F * lanes, T(0));
+    } else {
+      std::fill(dst, dst + F * lanes, T(0));
+    }
   }
 
   template <bool Avx2, class Tiles>
@@ -211,6 +230,11 @@ struct FftTransform {
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t part_stride,
                    T* work) const {
     input(src, lanes, out, point_stride, part_stride, work);
+  }
+  // The weight gradient's: the spectra of `lanes` m_h x m_w gradient tiles, zero-padded to F x F.
+  void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride,
+                      index_t part_stride, T* work) const {
+    input(GradientTiles{src, m_w}, lanes, out, point_stride, part_stride, work, m_h);
   }
   // The output tiles are written row by row straight from the inverse FFT's rows, with no
   // tile array between (as the input side reads its patches).
@@ -337,7 +361,33 @@ void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w
   fft_conv(backward_input_geometry(s), grad_y, rotated.data(), u, s.R, s.S, no_bias, false, grad_x);
 }
 
+// grad_w[k, c] = IDFT(sum over tiles of X conj(GY))[0, R) x [0, S) / F^2: the correlation of each
+// input patch with its gradient tile, whose first R x S values do not wrap (F - m + 1 = R).
+// The inverse runs through the output transform of a tile whose outputs are R x S.
+template <class T>
+void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  const TiledGeometry g = forward_geometry(s);
+  const index_t F = fft_tile_size(g, s.R, s.S), filters = s.K * s.C_per_group();
+  const FftTransform<T> tf(F, s.R, s.S);
+  std::vector<T> du(tf.points * 2 * filters);
+  tiled::weight_gradient_points(g, tf, x, grad_y, du.data());
+  const FftTransform<T> to_filters(F, F - s.R + 1, F - s.S + 1);
+  const T scale = T(1) / static_cast<T>(F * F);
+  parallel_for(0, ceil_div(filters, tiled::kLanes), 1, [&](index_t lo, index_t hi) {
+    std::vector<T> work(to_filters.work_size(tiled::kLanes));
+    tiled::TileTarget<T> targets[tiled::kLanes];
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t f0 = i * tiled::kLanes, lanes = std::min(tiled::kLanes, filters - f0);
+      for (index_t l = 0; l < lanes; ++l) targets[l] = {grad_w + (f0 + l) * s.R * s.S, s.R, s.S};
+      to_filters.output_tiles(du.data() + f0, 2 * filters, filters, lanes, targets, s.S, T(0), false, work.data());
+      for (index_t v = f0 * s.R * s.S; v < (f0 + lanes) * s.R * s.S; ++v) grad_w[v] *= scale;
+    }
+  });
+  if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                           \
+  template void conv2d_backward_weight_fft<T>(const Conv2dShape&, const T*, const T*, T*, T*);              \
   template void fft_transform_weight<T>(const Conv2dShape&, WeightUse, index_t, const T*, T*);               \
   template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_fft<T>(const Conv2dShape&, const T*, const T*, const T*, T*);

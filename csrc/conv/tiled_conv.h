@@ -301,11 +301,12 @@ void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bia
 // The weight gradient's per-point sums over every tile (see winograd.h): for each point and
 // group, dU[pt] (Kg x Cg) = GY[pt] (Kg x tiles) V[pt]^T (tiles x Cg), where V holds the input
 // patches' transforms (as in the forward) and GY the gradient tiles' (tf.gradient_tiles). A
-// block's V and GY are [pt][channel][tile], so that V^T is a column-major B for the GEMM.
-// Each thread sums its blocks into its own dU, added to `du` ([pt][g][Kg][Cg]) at the end.
+// block's V and GY are [pt][part][channel][tile], so that V^T is a column-major B for the GEMM.
+// Complex points (parts == 2) sum V conj(GY): four real GEMMs, (Gr Vr + Gi Vi) + i (Gr Vi - Gi Vr).
+// Each thread sums its blocks into its own dU, added to `du` ([pt][part][g][Kg][Cg]) at the end.
 template <class T, class Transform>
 void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T* x, const T* gy, T* du) {
-  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, du_size = tf.points * g.K * Cg;
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, du_size = tf.points * parts * g.K * Cg;
   std::fill(du, du + du_size, T(0));
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
   // x as the forward reads it; grad_y in whole tiles.
@@ -313,32 +314,40 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
   const PlaneCut gy_cut{g.P, g.Q, 0, 0, x_cut.tiles_h, x_cut.tiles_w, tf.m_h, tf.m_w, x_cut.tiles_h * tf.m_h,
                         x_cut.tiles_w * tf.m_w + kReadSlack};
   const index_t tiles = g.N * x_cut.per_image();
-  const index_t tile_bytes = tf.points * (g.C + g.K) * static_cast<index_t>(sizeof(T));
+  const index_t tile_bytes = tf.points * parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
   const index_t block = block_tiles(tiles, std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes), kLanes);
-  const index_t v_point = odd_lines<T>(g.C * block), gy_point = odd_lines<T>(g.K * block);
+  // A point's part is a [channel][tile] matrix.
+  const index_t v_part = odd_lines<T>(g.C * block), gy_part = odd_lines<T>(g.K * block);
   const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes * 2 + tf.work_size(kLanes);
   std::mutex merge;
 
   parallel_for(0, ceil_div(tiles, block), 1, [&](index_t lo, index_t hi) {
     std::vector<T> partial(du_size, T(0));
-    T* v = thread_scratch<T>(tf.points * (v_point + gy_point), ScratchSlot::transformed_tiles);
-    T* gt = v + tf.points * v_point;
+    T* v = thread_scratch<T>(tf.points * parts * (v_part + gy_part), ScratchSlot::transformed_tiles);
+    T* gt = v + tf.points * parts * v_part;
     for (index_t b = lo; b < hi; ++b) {
       const index_t t0 = b * block, nt = std::min(block, tiles - t0);
       const index_t count = round_up(nt, kLanes);
       for_each_patch_group(x_cut, x, g.C, t0, nt, count, kLanes, work_size,
                            [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
-                             tf.input_tiles(patches, kLanes, v + c * block + l0, v_point, 0, work);
+                             tf.input_tiles(patches, kLanes, v + c * block + l0, parts * v_part, v_part, work);
                            });
       for_each_patch_group(gy_cut, gy, g.K, t0, nt, count, kLanes, work_size,
                            [&](index_t k, index_t l0, const PatchSource<T>& patches, T* work) {
-                             tf.gradient_tiles(patches, kLanes, gt + k * block + l0, gy_point, work);
+                             tf.gradient_tiles(patches, kLanes, gt + k * block + l0, parts * gy_part, gy_part, work);
                            });
       for (index_t i = 0; i < tf.points * g.groups; ++i) {
         const index_t pt = i / g.groups, grp = i % g.groups;
-        const MatrixView<const T> a{gt + pt * gy_point + grp * Kg * block, Kg, nt, block, 1, 0, 0, 0, 0};
-        const MatrixView<const T> bt{v + pt * v_point + grp * Cg * block, nt, Cg, 1, block, 0, 0, 0, 0};
-        gemm::gemm<T>(a, bt, dense_matrix(partial.data() + i * Kg * Cg, Kg, Cg), gemm::Epilogue<T>{T(1), T(1)});
+        // GY's part pg times V's part pv adds to dU's part pg ^ pv, negated for Gi Vr.
+        for (index_t pg = 0; pg < parts; ++pg)
+          for (index_t pv = 0; pv < parts; ++pv) {
+            const T* gy_tiles = gt + (pt * parts + pg) * gy_part + grp * Kg * block;
+            const T* v_tiles = v + (pt * parts + pv) * v_part + grp * Cg * block;
+            const MatrixView<const T> a{gy_tiles, Kg, nt, block, 1, 0, 0, 0, 0};
+            const MatrixView<const T> bt{v_tiles, nt, Cg, 1, block, 0, 0, 0, 0};
+            T* d = partial.data() + ((pt * parts + (pg ^ pv)) * g.groups + grp) * Kg * Cg;
+            gemm::gemm<T>(a, bt, dense_matrix(d, Kg, Cg), gemm::Epilogue<T>{pg > pv ? T(-1) : T(1), T(1)});
+          }
       }
     }
     const std::lock_guard<std::mutex> lock(merge);

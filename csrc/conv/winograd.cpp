@@ -72,7 +72,8 @@ struct WinogradTransform {
 
   // The weight gradient's: A dY A^T for `lanes` m x m gradient tiles.
   template <class T>
-  void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, T* work) const {
+  void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
+                      T* work) const {
     if constexpr (std::is_same_v<T, float>)
       if (vectorised(lanes))
         return by_eights(lanes, [&](index_t l0) {

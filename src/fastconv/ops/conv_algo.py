@@ -19,7 +19,7 @@ _choices = {}  # key -> algorithm name
 # others run one of these, so timing them again would only time the same kernel twice.
 _WINOGRAD = ("winograd_2x3", "winograd_4x3", "winograd_2x5")
 _OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", *_WINOGRAD, "fft"),
-               "weight": ("im2col", "direct", "depthwise", *_WINOGRAD)}
+               "weight": ("im2col", "direct", "depthwise", *_WINOGRAD, "fft")}
 
 
 def algorithms():
