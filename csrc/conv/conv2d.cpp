@@ -151,7 +151,7 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
 // its gradients run im2col. Direct (stride 1), Winograd and FFT compute the input gradient as
 // their own forward convolution (rotated filters); every one but implicit GEMM has a weight
-// gradient of its own.
+// gradient of its own, FFT's only for large kernels (fft_suits_weight_gradient).
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
                            const T* transformed) {
@@ -174,7 +174,7 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
   if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::winograd_2x5) return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::fft) return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::fft && fft_suits_weight_gradient(s)) return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
   conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 

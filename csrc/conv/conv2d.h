@@ -243,6 +243,13 @@ template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 template <class T>
 void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// Whether FFT's weight gradient pays: its per-frequency GEMMs are small (a block holds few tiles
+// of many frequencies), so below 7x7 kernels or 256 channel pairs per group im2col's is faster
+// (measured, 2 threads: 5x5 with 64 channels 39 ms vs 31, resnet50's 3x3 8x slower, depthwise
+// 5x slower; 7x7 with 32 channels 47 vs 52 ms, 11x11 15 vs 34 ms). There it runs im2col.
+inline bool fft_suits_weight_gradient(const Conv2dShape& s) {
+  return s.R * s.S >= 49 && s.C_per_group() * s.K_per_group() >= 256;
+}
 
 // --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
 // Largest column buffer im2col builds at once on one thread: the batch is processed in chunks

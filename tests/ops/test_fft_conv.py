@@ -12,8 +12,8 @@ from tests.reference import conv2d_reference
 # Measured max|y - y_direct| / max|y| on standard-normal data, 3x3 to 11x11 kernels, C = 16..128:
 # float32 3.0e-7, float64 3.1e-15 (as accurate as im2col: 6.4e-7, 2.8e-15); bounds ~5x that.
 # The weight gradient (spectra of patches and gradient tiles, summed over the tiles) against the
-# float64 im2col one, these cases plus the 7x7 and 11x11 bench layers, three seeds: float32
-# 3.0e-7, float64 1.0e-15: inside the same bounds.
+# float64 im2col one, WEIGHT_CASES below plus the 7x7 and 11x11 bench layers, three seeds:
+# float32 3.0e-7, float64 1.0e-15: inside the same bounds.
 ERROR_BOUND = {np.float32: 2e-6, np.float64: 2e-14}
 
 # (N, C, H, W, K, R, S, padding, groups); the kernel size and image pick tile sizes F = 8..64.
@@ -42,8 +42,19 @@ def test_error_stays_inside_the_documented_bound(rng, dtype, case):
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[dtype]
 
 
+# FFT's own weight gradient runs for kernels of 7x7 and up with 256 or more channel pairs per
+# group (else im2col's, csrc/conv/conv2d.h): odd, asymmetric, grouped, and F = 64.
+WEIGHT_CASES = [
+    (1, 32, 24, 24, 8, 7, 7, 3, 1),
+    (2, 16, 15, 17, 16, 7, 9, (3, 4), 1),
+    (1, 32, 14, 13, 32, 7, 7, 2, 2),
+    (1, 16, 22, 21, 16, 11, 11, 5, 1),
+    (1, 16, 40, 40, 16, 33, 33, 0, 1),
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", WEIGHT_CASES)
 def test_weight_gradient_error_stays_inside_the_documented_bound(rng, dtype, case):
     n, c, h, w_, k, r, s, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
