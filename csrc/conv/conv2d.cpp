@@ -174,7 +174,8 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
   if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
   if (algo == Algo::winograd_2x5) return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::fft && fft_suits_weight_gradient(s)) return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
+  if (algo == Algo::fft && fft_suits_weight_gradient(s))
+    return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
   conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
 }
 
