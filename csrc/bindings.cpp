@@ -208,6 +208,17 @@ void bind_conv2d(py::module_& m) {
     return why ? py::str(why) : py::object(py::none());
   }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
 
+  // The algorithm whose kernel runs `algo`'s gradient ("input" or "weight") of this shape.
+  m.def("conv2d_gradient_kernel", [](const std::string& algo, const std::string& direction,
+                                     std::array<index_t, 4> input, std::array<index_t, 4> weight, Pair st, Pair pb,
+                                     Pair pe, Pair dl, index_t g) {
+    const conv::Conv2dShape s(input, weight, conv_params(st, pb, pe, dl, g));
+    const conv::Algo a = conv::parse_algo(algo);
+    if (direction == "input") return conv::algo_name(conv::input_gradient_kernel(a, s));
+    if (direction == "weight") return conv::algo_name(conv::weight_gradient_kernel(a, s));
+    fail<ValueError>("direction: expected 'input' or 'weight', got '", direction, "'");
+  }, py::arg("algo"), py::arg("direction"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS);
+
   // The weight of shape (K, C/groups, R, S) transformed once for reuse: size 0 when `algo` has no
   // transform. Only K, C/groups, R, S and groups matter, so no input shape is asked for.
   // The tile size a call's weight transform is made at (FFT; 0 for Winograd, whose transform

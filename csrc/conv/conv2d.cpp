@@ -152,10 +152,19 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 // its gradients run im2col. Direct (stride 1), Winograd and FFT compute the input gradient as
 // their own forward convolution (rotated filters); every one but implicit GEMM has a weight
 // gradient of its own, FFT's only for large kernels (fft_suits_weight_gradient).
+Algo input_gradient_kernel(Algo algo, const Conv2dShape&) {
+  return algo == Algo::implicit_gemm ? Algo::im2col : algo;
+}
+
+Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s) {
+  if (algo == Algo::implicit_gemm || (algo == Algo::fft && !fft_suits_weight_gradient(s))) return Algo::im2col;
+  return algo;
+}
+
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
                            const T* transformed) {
-  switch (algo) {
+  switch (input_gradient_kernel(algo, s)) {
     case Algo::im2col:
     case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
     case Algo::direct: return conv2d_backward_input_direct(s, grad_y, w, grad_x);
@@ -169,14 +178,16 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
 
 template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  if (algo == Algo::depthwise) return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::direct) return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::winograd_2x3) return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::winograd_4x3) return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::winograd_2x5) return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
-  if (algo == Algo::fft && fft_suits_weight_gradient(s))
-    return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
-  conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
+  switch (weight_gradient_kernel(algo, s)) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
+    case Algo::direct: return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
+    case Algo::depthwise: return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_2x3: return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_4x3: return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_2x5: return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::fft: return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
+  }
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \

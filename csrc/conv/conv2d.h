@@ -56,6 +56,10 @@ const char* algo_name(Algo algo);
 std::vector<std::string> algorithm_names();
 // Why `algo` cannot run shape `s` (e.g. "needs a 3x3 kernel"), or nullptr when it can.
 const char* unsupported_reason(Algo algo, const Conv2dShape& s);
+// The algorithm whose kernel computes `algo`'s input / weight gradient of shape s: `algo` itself
+// when it has one of its own, else im2col (conv2d_backward_input / _weight dispatch by it).
+Algo input_gradient_kernel(Algo algo, const Conv2dShape& s);
+Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s);
 
 // Transformed weights: an algorithm that maps each filter to another domain before convolving
 // (Winograd's U = G g G^T) can do it once per weight and reuse it across calls. `use` says which

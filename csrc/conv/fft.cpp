@@ -369,7 +369,7 @@ void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_
   const TiledGeometry g = forward_geometry(s);
   const index_t F = fft_tile_size(g, s.R, s.S), filters = s.K * s.C_per_group();
   const FftTransform<T> tf(F, s.R, s.S);
-  std::vector<T> du(tf.points * 2 * filters);
+  std::vector<T> du(tf.points * tf.parts * filters);  // [pt][part][filter]
   tiled::weight_gradient_points(g, tf, x, grad_y, du.data());
   const FftTransform<T> to_filters(F, F - s.R + 1, F - s.S + 1);
   const T scale = T(1) / static_cast<T>(F * F);
@@ -379,7 +379,8 @@ void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_
     for (index_t i = lo; i < hi; ++i) {
       const index_t f0 = i * tiled::kLanes, lanes = std::min(tiled::kLanes, filters - f0);
       for (index_t l = 0; l < lanes; ++l) targets[l] = {grad_w + (f0 + l) * s.R * s.S, s.R, s.S};
-      to_filters.output_tiles(du.data() + f0, 2 * filters, filters, lanes, targets, s.S, T(0), false, work.data());
+      to_filters.output_tiles(du.data() + f0, tf.parts * filters, filters, lanes, targets, s.S, T(0), false,
+                              work.data());
       for (index_t v = f0 * s.R * s.S; v < (f0 + lanes) * s.R * s.S; ++v) grad_w[v] *= scale;
     }
   });

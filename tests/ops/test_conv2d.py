@@ -119,6 +119,20 @@ def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
 
 
+def test_gradient_kernel_names_the_kernel_each_gradient_runs():
+    def kernel(algo, direction, weight_shape):
+        args = conv2d_arguments(weight_shape, 1, 3, 1, 1)
+        return _C.conv2d_gradient_kernel(algo, direction, (2, weight_shape[1], 20, 20), weight_shape, *args)
+    assert kernel("implicit", "input", (8, 8, 3, 3)) == kernel("implicit", "weight", (8, 8, 3, 3)) == "im2col"
+    assert kernel("winograd_4x3", "weight", (8, 8, 3, 3)) == "winograd_4x3"
+    assert kernel("fft", "input", (8, 8, 5, 5)) == "fft"
+    assert kernel("fft", "weight", (8, 8, 5, 5)) == "im2col"     # FFT's own only from 7x7 ...
+    assert kernel("fft", "weight", (8, 8, 7, 7)) == "im2col"     # ... with 256 channel pairs
+    assert kernel("fft", "weight", (16, 16, 7, 7)) == "fft"
+    with pytest.raises(ValueError, match="direction: expected 'input' or 'weight'"):
+        kernel("fft", "forward", (8, 8, 7, 7))
+
+
 def test_auto_caches_one_choice_per_shape(rng):
     x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)

@@ -15,11 +15,12 @@ _mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
 _choices = {}  # key -> algorithm name
 
 
-# The algorithms with a kernel of their own per gradient (csrc/conv/conv2d.cpp's dispatch); the
-# others run one of these, so timing them again would only time the same kernel twice.
-_WINOGRAD = ("winograd_2x3", "winograd_4x3", "winograd_2x5")
-_OWN_KERNEL = {"input": ("im2col", "direct", "depthwise", *_WINOGRAD, "fft"),
-               "weight": ("im2col", "direct", "depthwise", *_WINOGRAD, "fft")}
+def _own_kernel(algo, direction, input_shape, weight_shape, args):
+    """Whether `algo` runs a kernel of its own in this direction. A gradient without one runs
+    another algorithm's (csrc/conv/conv2d.cpp says which), so timing it would time that twice."""
+    if direction not in ("input", "weight"):
+        return True
+    return _C.conv2d_gradient_kernel(algo, direction, input_shape, weight_shape, *args) == algo
 
 
 def algorithms():
@@ -105,7 +106,7 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
     algo = _choices.get(key)
     if algo is None:
         candidates = [a for a in supported(input_shape, weight_shape, args)
-                      if a in _OWN_KERNEL.get(direction, (a,))]
+                      if _own_kernel(a, direction, input_shape, weight_shape, args)]
         if _mode == "deterministic" or len(candidates) == 1:
             algo = heuristic(input_shape, weight_shape, args, candidates, direction)
         else:
