@@ -223,11 +223,14 @@ void bind_conv2d(py::module_& m) {
   // transform. Only K, C/groups, R, S and groups matter, so no input shape is asked for.
   // The tile size a call's weight transform is made at (FFT; 0 for Winograd, whose transform
   // depends on the weight alone): part of a cached transform's key (ops/conv_weight_cache.py).
+  // None where the call's transform cannot be reused so (a strided Winograd's).
   m.def("conv2d_weight_transform_tile", [](const std::string& algo, std::array<index_t, 4> input,
                                            std::array<index_t, 4> weight, Pair st, Pair pb, Pair pe, Pair dl,
-                                           index_t g, const std::string& use) {
+                                           index_t g, const std::string& use) -> py::object {
     const conv::Conv2dShape s(input, weight, conv_params(st, pb, pe, dl, g));
-    return conv::weight_transform_tile(conv::parse_algo(algo), s, weight_use(use));
+    const conv::Algo a = conv::parse_algo(algo);
+    if (!conv::weight_transform_reusable(a, s)) return py::none();
+    return py::int_(conv::weight_transform_tile(a, s, weight_use(use)));
   }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_PARAMS_ARGS, py::arg("use"));
 
   m.def("conv2d_transformed_weight_size", [](const std::string& algo, std::array<index_t, 4> weight, index_t g,

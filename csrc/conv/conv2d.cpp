@@ -66,6 +66,11 @@ bool unit_stride_and_dilation(const Conv2dShape& s) {
   return s.p.stride[0] == 1 && s.p.stride[1] == 1 && s.p.dilation[0] == 1 && s.p.dilation[1] == 1;
 }
 
+// Winograd F(m x m, r x r) runs an r x r kernel, or a strided one whose stride phases are r x r.
+bool winograd_fits(const Conv2dShape& s, index_t r) {
+  return s.phase_kernel() == std::array<index_t, 2>{r, r} && s.p.dilation[0] == 1 && s.p.dilation[1] == 1;
+}
+
 }  // namespace
 
 Algo parse_algo(const std::string& name) {
@@ -96,11 +101,13 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
     case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
     case Algo::winograd_2x3:
     case Algo::winograd_4x3:
-      if (s.R != 3 || s.S != 3) return "Winograd F(m x m, 3 x 3) needs a 3x3 kernel";
-      return unit_stride_and_dilation(s) ? nullptr : "Winograd needs stride 1 and dilation 1";
+      return winograd_fits(s, 3) ? nullptr
+                                 : "Winograd F(m x m, 3 x 3) needs a 3x3 kernel, or a strided one whose stride phases "
+                                   "are 3x3 (ceil(kernel / stride) = 3, as 11x11 at stride 4), and dilation 1";
     case Algo::winograd_2x5:
-      if (s.R != 5 || s.S != 5) return "Winograd F(2 x 2, 5 x 5) needs a 5x5 kernel";
-      return unit_stride_and_dilation(s) ? nullptr : "Winograd needs stride 1 and dilation 1";
+      return winograd_fits(s, 5) ? nullptr
+                                 : "Winograd F(2 x 2, 5 x 5) needs a 5x5 kernel, or a strided one whose stride phases "
+                                   "are 5x5 (ceil(kernel / stride) = 5), and dilation 1";
     case Algo::fft:
       if (std::max(s.R, s.S) > kFftMaxKernel) return "FFT needs a kernel of at most 63 x 63";
       return unit_stride_and_dilation(s) ? nullptr : "FFT needs stride 1 and dilation 1";
@@ -112,7 +119,14 @@ index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use) {
   return algo == Algo::fft ? fft_weight_tile(s, use) : 0;
 }
 
+bool weight_transform_reusable(Algo algo, const Conv2dShape& s) {
+  return algo == Algo::fft || ((algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 ||
+                                algo == Algo::winograd_2x5) && !s.is_strided());
+}
+
+// An input gradient that runs another algorithm's kernel has no transform of its own.
 index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, index_t tile) {
+  if (use == WeightUse::input_gradient && input_gradient_kernel(algo, s) != algo) return 0;
   switch (algo) {
     case Algo::winograd_2x3: return winograd_transformed_size<2, 3>(s, use);
     case Algo::winograd_4x3: return winograd_transformed_size<4, 3>(s, use);
@@ -124,6 +138,7 @@ index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, 
 
 template <class T>
 void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile) {
+  if (transformed_weight_size(algo, s, use, tile) == 0) return;
   switch (algo) {
     case Algo::winograd_2x3: return winograd_transform_weight<2, 3>(s, use, w, out);
     case Algo::winograd_4x3: return winograd_transform_weight<4, 3>(s, use, w, out);
@@ -149,11 +164,13 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 }
 
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
-// its gradients run im2col. Direct (stride 1), Winograd and FFT compute the input gradient as
-// their own forward convolution (rotated filters); every one but implicit GEMM has a weight
-// gradient of its own, FFT's only for large kernels (fft_suits_weight_gradient).
-Algo input_gradient_kernel(Algo algo, const Conv2dShape&) {
-  return algo == Algo::implicit_gemm ? Algo::im2col : algo;
+// its gradients run im2col. Direct, Winograd and FFT compute a stride-1 input gradient as their
+// own forward convolution (rotated filters); a strided one runs im2col. Every one but implicit
+// GEMM has a weight gradient of its own (Winograd's strided too, through the stride phases),
+// FFT's only for large kernels (fft_suits_weight_gradient).
+Algo input_gradient_kernel(Algo algo, const Conv2dShape& s) {
+  if (algo == Algo::implicit_gemm || (algo != Algo::depthwise && s.is_strided())) return Algo::im2col;
+  return algo;
 }
 
 Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s) {

@@ -45,6 +45,12 @@ struct Conv2dShape {
   std::array<index_t, 4> weight_shape() const { return {K, C / p.groups, R, S}; }
   // A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself.
   bool is_pointwise() const;
+  bool is_strided() const { return p.stride[0] > 1 || p.stride[1] > 1; }
+  // The filters of each stride phase, ceil(R / stride) x ceil(S / stride): the kernel a strided
+  // convolution's phases convolve with at stride 1 (tiled_conv.h); R x S at stride 1.
+  std::array<index_t, 2> phase_kernel() const {
+    return {(R + p.stride[0] - 1) / p.stride[0], (S + p.stride[1] - 1) / p.stride[1]};
+  }
 };
 
 // The algorithms behind conv2d. Each lives in its own file and provides the three kernels
@@ -60,6 +66,10 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s);
 // when it has one of its own, else im2col (conv2d_backward_input / _weight dispatch by it).
 Algo input_gradient_kernel(Algo algo, const Conv2dShape& s);
 Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s);
+// Whether `algo`'s transformed weight for s depends on the weight and groups alone, so that a
+// cache keyed on them (ops/conv_weight_cache.py) may reuse it: not a strided Winograd's, made
+// from the stride's phase filters (and cheap beside its convolution: 0.1 ms of AlexNet's conv1).
+bool weight_transform_reusable(Algo algo, const Conv2dShape& s);
 
 // Transformed weights: an algorithm that maps each filter to another domain before convolving
 // (Winograd's U = G g G^T) can do it once per weight and reuse it across calls. `use` says which
@@ -107,24 +117,6 @@ inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t 
 // few values (8x8 maps) the calls cost more than the copying.
 #define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
-// dst[i][j] = plane[top + i][left + j] for `rows` rows of `ld` values, 0 outside the H x W
-// plane: a zero-padded copy that kernels then read without bounds checks (direct, depthwise,
-// the tiled transforms).
-template <class T>
-FASTCONV_NO_LIBRARY_CALLS inline void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left,
-                                                       index_t rows, index_t ld, T* dst) {
-  const Range cols = valid_range(left, 1, W, ld);
-  for (index_t i = 0; i < rows; ++i, dst += ld) {
-    const index_t h = top + i;
-    const bool inside = h >= 0 && h < H;
-    const index_t lo = inside ? cols.lo : ld, hi = inside ? cols.hi : ld;
-    for (index_t j = 0; j < lo; ++j) dst[j] = T(0);
-    if (hi - lo > 16) std::memcpy(dst + lo, plane + h * W + left + lo, sizeof(T) * (hi - lo));
-    else for (index_t j = lo; j < hi; ++j) dst[j] = plane[h * W + left + j];
-    for (index_t j = hi; j < ld; ++j) dst[j] = T(0);
-  }
-}
-
 // out[q] = src[q * Stride] for q in [lo, hi). The AVX2 entry shuffles 8 values per store where
 // SSE2's shuffles give 4: the stride-2 and stride-4 phase copies of implicit GEMM (the 7x7/2
 // stem, AlexNet's 11x11/4) were 5% of those layers.
@@ -167,6 +159,21 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T
   for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
 }
 
+// dst[i][j] = plane[top + i * step_h][left + j * step_w] for `rows` rows of `ld` values, 0
+// outside the H x W plane: a zero-padded copy that kernels then read without bounds checks
+// (direct, depthwise, the tiled transforms), of one stride phase when a step is above 1
+// (implicit GEMM's phase planes, a strided convolution's tiled phases).
+template <class T>
+inline void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left, index_t rows,
+                             index_t ld, T* dst, index_t step_h = 1, index_t step_w = 1) {
+  const Range cols = valid_range(left, step_w, W, ld);
+  for (index_t i = 0; i < rows; ++i, dst += ld) {
+    const index_t h = top + i * step_h;
+    const bool inside = h >= 0 && h < H;
+    copy_row_padded(dst, inside ? plane + h * W + left : plane, inside ? cols : Range{0, 0}, ld, step_w);
+  }
+}
+
 // Each group's weights (K/G x C/G*R*S) packed whole, once per call, for every GEMM of the call
 // (im2col's chunks, implicit GEMM's bands).
 template <class T>
@@ -199,7 +206,8 @@ template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 
 // --- direct convolution (direct.cpp, direct.h): AVX2, stride 1 along the width; the input
-// gradient runs it too when the stride is 1, else im2col; the weight gradient has its own ---
+// gradient runs it too when the stride is 1 (input_gradient_kernel), else im2col; the weight
+// gradient has its own ---
 const char* direct_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);

@@ -112,7 +112,6 @@ void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T
 
 template <class T>
 void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  if (s.p.stride[0] != 1) return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
   direct_conv(backward_input_geometry(s), grad_y, rotated.data(), static_cast<const T*>(nullptr), false, grad_x);
 }

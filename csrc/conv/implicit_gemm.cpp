@@ -68,16 +68,9 @@ void copy_band_phases(const Conv2dShape& s, const PhaseLayout& L, const T* image
   const index_t pt = s.p.pad_begin[0], pl = s.p.pad_begin[1];
   for (index_t c = 0; c < s.C; ++c)
     for (index_t a = 0; a < L.sh; ++a)
-      for (index_t b = 0; b < L.sw; ++b) {
-        T* plane = phases + ((c * L.sh + a) * L.sw + b) * L.plane();
-        const Range cols = valid_range(b - pl, L.sw, s.W, L.Wp);
-        for (index_t i = 0; i < rows + L.row_shift + 1; ++i) {
-          const index_t h = (p0 + i) * L.sh + a - pt;
-          const bool inside = h >= 0 && h < s.H;
-          const T* row = inside ? image + (c * s.H + h) * s.W + b - pl : image;
-          copy_row_padded(plane + i * L.Wp, row, inside ? cols : Range{0, 0}, L.Wp, L.sw);
-        }
-      }
+      for (index_t b = 0; b < L.sw; ++b)
+        copy_padded_rows(image + c * s.H * s.W, s.H, s.W, p0 * L.sh + a - pt, b - pl, rows + L.row_shift + 1, L.Wp,
+                         phases + ((c * L.sh + a) * L.sw + b) * L.plane(), L.sh, L.sw);
 }
 
 // Where row (c, r, s) of group g's virtual column matrix starts in a band's phases.

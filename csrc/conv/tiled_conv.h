@@ -37,12 +37,46 @@ namespace fastconv::conv {
 
 // A stride-1, dilation-1 convolution as the tiled driver sees it: output (N, K, P, Q), and
 // output (p, q) reads input rows top + p + [0, R) and columns left + q + [0, S) (0 outside).
+//
+// A strided convolution runs as the stride-1 convolution of its stride phases (steps above 1):
+// input channel c's phase (a, b), every step_h-th row and step_w-th column from row top + a and
+// column left + b, is the driver's channel (c * step_h + a) * step_w + b, and the filter taps
+// that read it are w[k, c, a + step_h * i, b + step_w * j] (phase_weights). AlexNet's 11x11
+// filters at stride 4 so become 3x3 filters over 48 phase channels, which Winograd runs.
 struct TiledGeometry {
   index_t N, C, H, W, K, groups, P, Q, top, left;
+  index_t step_h = 1, step_w = 1;  // C counts phase channels: the input has C / (step_h * step_w)
 };
 
 inline TiledGeometry forward_geometry(const Conv2dShape& s) {
-  return {s.N, s.C, s.H, s.W, s.K, s.groups(), s.P, s.Q, -s.p.pad_begin[0], -s.p.pad_begin[1]};
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1];
+  return {s.N, s.C * sh * sw, s.H, s.W, s.K, s.groups(), s.P, s.Q, -s.p.pad_begin[0], -s.p.pad_begin[1], sh, sw};
+}
+
+// Where tap (r, t) of filter f = k * C/G + c lies in the phase filters (K, C/G * sh * sw, R', S').
+inline index_t phase_tap(const Conv2dShape& s, index_t f, index_t r, index_t t) {
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1];
+  const auto [rp, sp] = s.phase_kernel();
+  return ((f * sh + r % sh) * sw + t % sw) * rp * sp + r / sh * sp + t / sw;
+}
+
+// The filters of forward_geometry(s)'s phase channels: w's taps in place, 0 past its end.
+template <class T>
+std::vector<T> phase_weights(const Conv2dShape& s, const T* w) {
+  const auto [rp, sp] = s.phase_kernel();
+  std::vector<T> out(s.K * s.C_per_group() * s.p.stride[0] * s.p.stride[1] * rp * sp, T(0));
+  for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t) out[phase_tap(s, f, r, t)] = w[(f * s.R + r) * s.S + t];
+  return out;
+}
+
+// grad_w from the gradient of the phase filters (the taps past the kernel's end are dropped).
+template <class T>
+void phase_weight_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_w) {
+  for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t) grad_w[(f * s.R + r) * s.S + t] = phase_grad[phase_tap(s, f, r, t)];
 }
 
 // grad_x[h] = sum_r grad_y[h + pad - r] w[r] = sum_r' grad_y[h + pad - (R-1) + r'] w[R-1-r']:
@@ -152,6 +186,8 @@ void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, 
 // zero-padded copies of rows x ld (whole tiles plus kReadSlack: no bounds to check).
 struct PlaneCut {
   index_t H, W, top, left, tiles_h, tiles_w, m_h, m_w, rows, ld;
+  index_t step_h = 1, step_w = 1;  // stride phases (TiledGeometry)
+  index_t phases() const { return step_h * step_w; }
   index_t per_image() const { return tiles_h * tiles_w; }
   index_t size() const { return rows * ld; }
 };
@@ -161,12 +197,13 @@ template <class Transform>
 PlaneCut input_planes(const TiledGeometry& g, const Transform& tf) {
   const index_t th = ceil_div(g.P, tf.m_h), tw = ceil_div(g.Q, tf.m_w);
   return {g.H, g.W, g.top, g.left, th, tw, tf.m_h, tf.m_w, th * tf.m_h + tf.alpha_h - tf.m_h,
-          tw * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack};
+          tw * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack, g.step_h, g.step_w};
 }
 
-// For every channel c of `source` (N x channels planes): zero-padded copies of the planes that
-// tiles [t0, t0 + nt) lie in, then apply(c, l0, patches, work) for the tiles l0 .. l0 + lanes,
-// up to `count` (lanes past nt repeat the last tile). Channels are spread over the threads.
+// For every channel c of `source` (N x channels planes, or of their stride phases: channels
+// counts phases): zero-padded copies of the planes that tiles [t0, t0 + nt) lie in, then
+// apply(c, l0, patches, work) for the tiles l0 .. l0 + lanes, up to `count` (lanes past nt
+// repeat the last tile). Channels are spread over the threads.
 template <class T, class Apply>
 void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels, index_t t0, index_t nt,
                           index_t count, index_t lanes, index_t work_size, const Apply& apply) {
@@ -177,14 +214,25 @@ void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels
     patch[t] = (tile / cut.per_image() - first) * cut.size() + tile / cut.tiles_w % cut.tiles_h * cut.m_h * cut.ld +
                tile % cut.tiles_w * cut.m_w;
   }
+  // Only the rows the block's tiles read are copied: a block can hold a few rows of tiles of a
+  // large image (AlexNet's conv1: 24 of 196 tiles), and copying whole planes per block had
+  // copied each plane eight times.
+  std::vector<Range> rows(images);
+  for (index_t i = 0; i < images; ++i) {
+    const index_t image_t0 = (first + i) * cut.per_image();
+    const index_t lo = std::max(t0, image_t0) - image_t0, hi = std::min(t0 + nt, image_t0 + cut.per_image()) - image_t0;
+    rows[i] = {lo / cut.tiles_w * cut.m_h, (hi - 1) / cut.tiles_w * cut.m_h + cut.rows - (cut.tiles_h - 1) * cut.m_h};
+  }
   parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
     T* planes = thread_scratch<T>(images * cut.size() + work_size, ScratchSlot::transform_work);
     T* work = planes + images * cut.size();
     const T* origin[kLanes];
     for (index_t c = lo; c < hi; ++c) {
+      const index_t plane = c / cut.phases(), a = c % cut.phases() / cut.step_w, b = c % cut.step_w;
       for (index_t i = 0; i < images; ++i)
-        copy_padded_rows(source + ((first + i) * channels + c) * cut.H * cut.W, cut.H, cut.W, cut.top, cut.left,
-                         cut.rows, cut.ld, planes + i * cut.size());
+        copy_padded_rows(source + ((first + i) * (channels / cut.phases()) + plane) * cut.H * cut.W, cut.H, cut.W,
+                         cut.top + a + rows[i].lo * cut.step_h, cut.left + b, rows[i].hi - rows[i].lo, cut.ld,
+                         planes + i * cut.size() + rows[i].lo * cut.ld, cut.step_h, cut.step_w);
       for (index_t l0 = 0; l0 < count; l0 += lanes) {
         for (index_t l = 0; l < lanes; ++l) origin[l] = planes + patch[l0 + l];
         apply(c, l0, PatchSource<T>{origin, cut.ld}, work);

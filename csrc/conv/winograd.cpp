@@ -93,6 +93,14 @@ struct WinogradTransform {
   }
 };
 
+// w itself, or for a strided convolution its phase filters (tiled_conv.h), made in `phased`.
+template <class T>
+const T* forward_filters(const Conv2dShape& s, const T* w, std::vector<T>& phased) {
+  if (s.p.stride[0] == 1 && s.p.stride[1] == 1) return w;
+  phased = phase_weights(s, w);
+  return phased.data();
+}
+
 }  // namespace
 
 // The input gradient's filters are the forward's with K and C swapped: not the same size once
@@ -105,7 +113,9 @@ index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use) {
 
 template <int M, int R, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u) {
-  if (use == WeightUse::forward) return tiled::transform_filters(forward_geometry(s), WinogradTransform<M, R>{}, w, R, R, u);
+  std::vector<T> phased;
+  if (use == WeightUse::forward)
+    return tiled::transform_filters(forward_geometry(s), WinogradTransform<M, R>{}, forward_filters(s, w, phased), R, R, u);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
   tiled::transform_filters(backward_input_geometry(s), WinogradTransform<M, R>{}, rotated.data(), R, R, u);
 }
@@ -115,7 +125,8 @@ template <int M, int R, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu,
                              T* y) {
   if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, relu, y);
-  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, w, R, R, bias, relu, y);
+  std::vector<T> phased;
+  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, forward_filters(s, w, phased), R, R, bias, relu, y);
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
@@ -128,23 +139,27 @@ void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const
   tiled_conv(g, WinogradTransform<M, R>{}, grad_y, rotated.data(), R, R, no_bias, false, grad_x);
 }
 
-// grad_w[k, c] = G^T dU[., k, c] G from the per-point sums (tiled_conv.h), kLanes filters at once.
+// grad_w[k, c] = G^T dU[., k, c] G from the per-point sums (tiled_conv.h), kLanes filters at once;
+// a strided convolution's are its phase filters' gradients, put back in place.
 template <int M, int R, class T>
 void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   using F = winograd::F<M, R>;
   constexpr index_t lanes = tiled::kLanes, taps = R * R;
-  const index_t filters = s.K * s.C_per_group();
-  std::vector<T> du(F::alpha * F::alpha * filters);
-  tiled::weight_gradient_points(forward_geometry(s), WinogradTransform<M, R>{}, x, grad_y, du.data());
+  const TiledGeometry g = forward_geometry(s);
+  const index_t filters = g.K * (g.C / g.groups);
+  std::vector<T> du(F::alpha * F::alpha * filters), phase_grad(g.C == s.C ? 0 : filters * taps);
+  tiled::weight_gradient_points(g, WinogradTransform<M, R>{}, x, grad_y, du.data());
+  T* const out = phase_grad.empty() ? grad_w : phase_grad.data();
   parallel_for(0, ceil_div(filters, lanes), 1, [&](index_t lo, index_t hi) {
     T values[taps * lanes], work[R * F::alpha * lanes];
     for (index_t i = lo; i < hi; ++i) {
       const index_t f0 = i * lanes, n = std::min(lanes, filters - f0);
       winograd::transform_2d(&F::template filter_adjoint<T>, F::alpha, R, du.data() + f0, filters, values, n, n, work);
       for (index_t l = 0; l < n; ++l)
-        for (index_t t = 0; t < taps; ++t) grad_w[(f0 + l) * taps + t] = values[t * n + l];
+        for (index_t t = 0; t < taps; ++t) out[(f0 + l) * taps + t] = values[t * n + l];
     }
   });
+  if (!phase_grad.empty()) phase_weight_gradient(s, phase_grad.data(), grad_w);
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }
 

@@ -1,5 +1,6 @@
-"""Winograd F(2x2,3x3) and F(4x4,3x3): transform codelets against their matrices (Lavin & Gray
-2016, eq. 8), measured error bounds against the float64 direct convolution, gradients."""
+"""Winograd F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5): transform codelets against their matrices
+(Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct convolution,
+gradients, strided convolutions through their stride phases."""
 from fractions import Fraction as Fr
 
 import numpy as np
@@ -171,12 +172,73 @@ def test_input_gradient_float32(rng, algo):
     assert np.abs(dx - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, np.float32]
 
 
+# Strided convolutions run as the stride-1 convolution of their stride phases, with filters of
+# ceil(kernel / stride) taps (csrc/conv/tiled_conv.h): (N, C, H, W, K, kernel, stride, padding,
+# groups). AlexNet's conv1 in small (11x11 at stride 4), 5x5 and 6x6 at stride 2 (a phase filter
+# with padded taps, and none), a stride along one axis only, groups, padding past the kernel's
+# half-width, channels off the vector width.
+STRIDED_CASES = [
+    (2, 3, 39, 43, 16, (11, 11), (4, 4), (2, 1), 1),
+    (1, 8, 17, 15, 12, (5, 5), (2, 2), 1, 1),
+    (2, 6, 16, 13, 9, (5, 3), (2, 1), (3, 1), 3),
+    (1, 5, 14, 14, 7, (6, 6), (2, 2), 4, 1),
+]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", STRIDED_CASES)
+def test_strided_error_stays_inside_the_documented_bound(rng, algo, dtype, case):
+    n, c, h, w_, k, kernel, stride, padding, groups = case
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((k, c // groups) + kernel)
+    args = conv2d_arguments(w.shape, stride, padding, 1, groups)
+    ref = conv2d_reference(x, w, None, *args)
+    y = ops.conv2d(x.astype(dtype), w.astype(dtype), None, stride, padding, 1, groups, algo=algo)
+    assert y.dtype == dtype and y.shape == ref.shape
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
+    gy = rng.standard_normal(ref.shape)
+    dw_ref = ops.conv2d_weight(x, w.shape, gy, stride, padding, 1, groups, algo="im2col")
+    dw = ops.conv2d_weight(x.astype(dtype), w.shape, gy.astype(dtype), stride, padding, 1, groups, algo=algo)
+    assert np.abs(dw - dw_ref).max() / np.abs(dw_ref).max() <= ERROR_BOUND[algo, dtype]
+
+
+@pytest.mark.parametrize("case", STRIDED_CASES)
+def test_strided_gradients_match_numeric(rng, case):
+    n, c, h, w_, k, kernel, stride, padding, groups = case
+    x = rng.standard_normal((min(n, 1), c, min(h, 19), min(w_, 19)))
+    w = rng.standard_normal((k, c // groups) + kernel)
+    y = ops.conv2d(x, w, None, stride, padding, 1, groups, algo="winograd_4x3")
+    assert_gradients_match_numeric("winograd_4x3", x, w, rng.standard_normal(y.shape), stride, padding, 1, groups)
+
+
+def test_strided_input_gradient_runs_im2col_and_weight_gradient_the_phases():
+    args = conv2d_arguments((8, 3, 11, 11), 4, 0, 1, 1)
+    kernel = lambda direction: _C.conv2d_gradient_kernel("winograd_4x3", direction, (2, 3, 35, 35), (8, 3, 11, 11),
+                                                         *args)
+    assert kernel("input") == "im2col"
+    assert kernel("weight") == "winograd_4x3"
+    assert ops.conv_algo.winograd_variant((2, 3, 227, 227), (96, 3, 11, 11), args) == "winograd_4x3"
+
+
+def test_strided_transform_is_not_cached_on_the_weight_alone(rng):
+    """The cache keys a transform on the weight and groups: a strided call's phase filters would
+    be taken for a 3x3's. The kernel makes them itself, and a second call matches the first."""
+    x = rng.standard_normal((1, 3, 23, 23)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 11, 11)).astype(np.float32)
+    ref = conv2d_reference(x.astype(np.float64), w.astype(np.float64), None, *conv2d_arguments(w.shape, 4, 0, 1, 1))
+    for _ in range(2):
+        y = ops.conv2d(x, w, stride=4, algo="winograd_4x3")
+        assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND["winograd_4x3", np.float32]
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("kwargs,why", [
     (dict(weight=(4, 3, 5, 5)), "needs a 3x3 kernel"),
     (dict(weight=(4, 3, 3, 1)), "needs a 3x3 kernel"),
-    (dict(stride=2), "needs stride 1 and dilation 1"),
-    (dict(dilation=2), "needs stride 1 and dilation 1"),
+    (dict(stride=2), "needs a 3x3 kernel, or a strided one whose stride phases are 3x3"),
+    (dict(weight=(4, 3, 7, 7), stride=2), "needs a 3x3 kernel, or a strided one"),
+    (dict(dilation=2), "and dilation 1"),
 ])
 def test_unsupported_shapes_are_refused(algo, kwargs, why):
     kwargs = dict(kwargs)  # parametrised dicts are shared between cases
@@ -188,8 +250,8 @@ def test_unsupported_shapes_are_refused(algo, kwargs, why):
 @pytest.mark.parametrize("kwargs,why", [
     (dict(weight=(4, 3, 3, 3)), "needs a 5x5 kernel"),
     (dict(weight=(4, 3, 5, 3)), "needs a 5x5 kernel"),
-    (dict(stride=2), "needs stride 1 and dilation 1"),
-    (dict(dilation=2), "needs stride 1 and dilation 1"),
+    (dict(stride=2), "needs a 5x5 kernel, or a strided one whose stride phases are 5x5"),
+    (dict(dilation=2), "and dilation 1"),
 ])
 def test_2x5_refuses_unsupported_shapes(kwargs, why):
     kwargs = dict(kwargs)

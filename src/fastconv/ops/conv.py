@@ -85,7 +85,8 @@ def _weight(weight, groups):
 @functools.lru_cache(maxsize=4096)
 def _transform_tile(algo, input_shape, weight_shape, args, use):
     """The tile size `algo`'s weight transform is made at for this shape (FFT's; 0 for the
-    others), or None where `algo` cannot run the shape. Per shape, not per call."""
+    others), or None where `algo` cannot run the shape or its transform is not the weight's
+    alone (a strided Winograd's: the kernel makes it). Per shape, not per call."""
     if _C.conv2d_unsupported_reason(algo, input_shape, weight_shape, *args) is not None:
         return None
     return _C.conv2d_weight_transform_tile(algo, input_shape, weight_shape, *args, use)
