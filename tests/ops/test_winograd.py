@@ -35,6 +35,9 @@ MATRICES = {
 # The weight gradient (the same transforms, transposed, summed over every tile) measured
 # max|dw - dw_direct| / max|dw| inside the same bounds: 2x3 3.7e-7 / 1.1e-15, 4x3 6.6e-6 /
 # 1.4e-14, at most, over (2, 64, 16, 16, 32), (1, 96, 11, 13, 20) and (8, 64, 28, 28, 64).
+# Strided convolutions through their stride phases (STRIDED_CASES below and AlexNet's conv1 at
+# 99x99) measured, forward / weight gradient: 2x3 2.8e-7 / 5.3e-7 and 1.4e-15 / 1.2e-15, 4x3
+# 4.6e-6 / 3.5e-6 and 8.5e-15 / 5.5e-15: inside the same bounds.
 # F(2x2, 5x5) (same points as F(4x4)) measured, over every direction and the three shapes of
 # the weight-gradient test plus (8, 64, 28, 28, 64): forward 3.9e-6 / 9.2e-15, input gradient
 # 4.7e-6 / 1.1e-14, weight gradient 2.4e-5 / 2.5e-14  -> bounds 1e-4, 1e-13.
@@ -212,13 +215,17 @@ def test_strided_gradients_match_numeric(rng, case):
     assert_gradients_match_numeric("winograd_4x3", x, w, rng.standard_normal(y.shape), stride, padding, 1, groups)
 
 
-def test_strided_input_gradient_runs_im2col_and_weight_gradient_the_phases():
-    args = conv2d_arguments((8, 3, 11, 11), 4, 0, 1, 1)
-    kernel = lambda direction: _C.conv2d_gradient_kernel("winograd_4x3", direction, (2, 3, 35, 35), (8, 3, 11, 11),
-                                                         *args)
+def test_strided_choices():
+    """A strided input gradient runs im2col, the weight gradient the phases; 'winograd' and the
+    deterministic rule take AlexNet's conv1 as the 3x3 convolution of its 48 phase channels."""
+    args = conv2d_arguments((96, 3, 11, 11), 4, 0, 1, 1)
+    x_shape, w_shape = (2, 3, 227, 227), (96, 3, 11, 11)
+    kernel = lambda direction: _C.conv2d_gradient_kernel("winograd_4x3", direction, x_shape, w_shape, *args)
     assert kernel("input") == "im2col"
     assert kernel("weight") == "winograd_4x3"
-    assert ops.conv_algo.winograd_variant((2, 3, 227, 227), (96, 3, 11, 11), args) == "winograd_4x3"
+    assert ops.conv_algo.winograd_variant(x_shape, w_shape, args) == "winograd_4x3"
+    candidates = ops.conv_algo.supported(x_shape, w_shape, args)
+    assert ops.conv_algo.heuristic(x_shape, w_shape, args, candidates) == "winograd_4x3"
 
 
 def test_strided_transform_is_not_cached_on_the_weight_alone(rng):
