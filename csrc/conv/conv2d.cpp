@@ -165,11 +165,11 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 
 // Gradients: implicit GEMM has no backward of its own (a scatter does not fit its packer), so
 // its gradients run im2col. Direct, Winograd and FFT compute a stride-1 input gradient as their
-// own forward convolution (rotated filters); a strided one runs im2col. Every one but implicit
-// GEMM has a weight gradient of its own (Winograd's strided too, through the stride phases),
-// FFT's only for large kernels (fft_suits_weight_gradient).
+// own forward convolution (rotated filters); a strided one runs im2col's, but for Winograd's,
+// which is its stride phases' (tiled_conv.h). Every one but implicit GEMM has a weight gradient
+// of its own, FFT's only for large kernels (fft_suits_weight_gradient).
 Algo input_gradient_kernel(Algo algo, const Conv2dShape& s) {
-  if (algo == Algo::implicit_gemm || (algo != Algo::depthwise && s.is_strided())) return Algo::im2col;
+  if (algo == Algo::implicit_gemm || (s.is_strided() && (algo == Algo::direct || algo == Algo::fft))) return Algo::im2col;
   return algo;
 }
 

@@ -71,6 +71,37 @@ std::vector<T> phase_weights(const Conv2dShape& s, const T* w) {
   return out;
 }
 
+// The stride-1 convolution of s's stride phases as a shape of its own: input (N, C * sh * sw,
+// P + R' - 1, Q + S' - 1), the phase planes as far as the windows read them, unpadded; weight
+// (K, C/G * sh * sw, R', S'), the phase filters.
+inline Conv2dShape phase_shape(const Conv2dShape& s) {
+  const auto [rp, sp] = s.phase_kernel();
+  const index_t phases = s.p.stride[0] * s.p.stride[1];
+  Conv2dParams unit;
+  unit.groups = s.groups();
+  return Conv2dShape({s.N, s.C * phases, s.P + rp - 1, s.Q + sp - 1}, {s.K, s.C_per_group() * phases, rp, sp}, unit);
+}
+
+// grad_x from the gradient of s's phase planes (phase_shape(s)'s input): each input pixel is one
+// cell of one phase, or lies past the last window and gets 0.
+template <class T>
+void gather_phase_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_x) {
+  const Conv2dShape ps = phase_shape(s);
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], plane = ps.H * ps.W;
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i)  // the plane of image i / C, channel i % C
+      for (index_t h = 0; h < s.H; ++h) {
+        const index_t eh = h + s.p.pad_begin[0], row = eh / sh;
+        const T* phases = phase_grad + (i * sh + eh % sh) * sw * plane + row * ps.W;  // phase b at + b * plane
+        T* out = grad_x + (i * s.H + h) * s.W;
+        for (index_t w = 0; w < s.W; ++w) {
+          const index_t ew = w + s.p.pad_begin[1], col = ew / sw;
+          out[w] = row < ps.H && col < ps.W ? phases[ew % sw * plane + col] : T(0);
+        }
+      }
+  });
+}
+
 // grad_w from the gradient of the phase filters (the taps past the kernel's end are dropped).
 template <class T>
 void phase_weight_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_w) {

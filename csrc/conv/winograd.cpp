@@ -13,6 +13,7 @@
 // 1 thread: 8.9 ms transforming on each call, 2.6 ms with U reused (K = C = 64: 0.48 vs 0.24 ms).
 #include "conv/winograd.h"
 
+#include <memory>
 #include <type_traits>
 
 #include "conv/tiled_conv.h"
@@ -93,45 +94,47 @@ struct WinogradTransform {
   }
 };
 
-// w itself, or for a strided convolution its phase filters (tiled_conv.h), made in `phased`.
-template <class T>
-const T* forward_filters(const Conv2dShape& s, const T* w, std::vector<T>& phased) {
-  if (s.p.stride[0] == 1 && s.p.stride[1] == 1) return w;
-  phased = phase_weights(s, w);
-  return phased.data();
-}
-
 }  // namespace
 
 // The input gradient's filters are the forward's with K and C swapped: not the same size once
 // their rows are padded (tiled_conv.h).
+// A strided convolution's transforms are its phase filters' (tiled_conv.h).
 template <int M, int R>
 index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use) {
+  if (s.is_strided()) return winograd_transformed_size<M, R>(phase_shape(s), use);
   const TiledGeometry g = use == WeightUse::forward ? forward_geometry(s) : backward_input_geometry(s);
   return tiled::transformed_filters_size(g, WinogradTransform<M, R>{});
 }
 
 template <int M, int R, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u) {
-  std::vector<T> phased;
-  if (use == WeightUse::forward)
-    return tiled::transform_filters(forward_geometry(s), WinogradTransform<M, R>{}, forward_filters(s, w, phased), R, R, u);
+  if (s.is_strided()) return winograd_transform_weight<M, R>(phase_shape(s), use, phase_weights(s, w).data(), u);
+  if (use == WeightUse::forward) return tiled::transform_filters(forward_geometry(s), WinogradTransform<M, R>{}, w, R, R, u);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
   tiled::transform_filters(backward_input_geometry(s), WinogradTransform<M, R>{}, rotated.data(), R, R, u);
 }
 
-// `u`: the weight transformed by winograd_transform_weight(WeightUse::forward), or null.
+// `u`: the weight transformed by winograd_transform_weight(WeightUse::forward), or null. A
+// strided convolution reads its phases straight from x (forward_geometry).
 template <int M, int R, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu,
                              T* y) {
   if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, relu, y);
-  std::vector<T> phased;
-  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, forward_filters(s, w, phased), R, R, bias, relu, y);
+  const std::vector<T> phased = s.is_strided() ? phase_weights(s, w) : std::vector<T>();
+  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, s.is_strided() ? phased.data() : w, R, R, bias, relu, y);
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
+// A strided convolution's is its phases' input gradient, made whole (P + R' - 1 x Q + S' - 1
+// per phase plane: about x's size) and then gathered into grad_x.
 template <int M, int R, class T>
 void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x) {
+  if (s.is_strided()) {
+    const Conv2dShape ps = phase_shape(s);
+    const std::unique_ptr<T[]> phase_grad(new T[ps.N * ps.C * ps.H * ps.W]);  // every value written
+    conv2d_backward_input_winograd<M, R>(ps, grad_y, phase_weights(s, w).data(), u, phase_grad.get());
+    return gather_phase_gradient(s, phase_grad.get(), grad_x);
+  }
   const T* no_bias = nullptr;
   const TiledGeometry g = backward_input_geometry(s);
   if (u) return tiled_conv_transformed(g, WinogradTransform<M, R>{}, grad_y, u, no_bias, false, grad_x);

@@ -36,8 +36,9 @@ MATRICES = {
 # max|dw - dw_direct| / max|dw| inside the same bounds: 2x3 3.7e-7 / 1.1e-15, 4x3 6.6e-6 /
 # 1.4e-14, at most, over (2, 64, 16, 16, 32), (1, 96, 11, 13, 20) and (8, 64, 28, 28, 64).
 # Strided convolutions through their stride phases (STRIDED_CASES below and AlexNet's conv1 at
-# 99x99) measured, forward / weight gradient: 2x3 2.8e-7 / 5.3e-7 and 1.4e-15 / 1.2e-15, 4x3
-# 4.6e-6 / 3.5e-6 and 8.5e-15 / 5.5e-15: inside the same bounds.
+# 99x99) measured, forward / input gradient / weight gradient: 2x3 2.8e-7 / 4.9e-7 / 5.3e-7 and
+# 1.4e-15 / 8.2e-16 / 1.2e-15, 4x3 4.6e-6 / 7.4e-6 / 3.5e-6 and 8.5e-15 / 1.5e-14 / 5.5e-15:
+# inside the same bounds.
 # F(2x2, 5x5) (same points as F(4x4)) measured, over every direction and the three shapes of
 # the weight-gradient test plus (8, 64, 28, 28, 64): forward 3.9e-6 / 9.2e-15, input gradient
 # 4.7e-6 / 1.1e-14, weight gradient 2.4e-5 / 2.5e-14  -> bounds 1e-4, 1e-13.
@@ -185,6 +186,7 @@ STRIDED_CASES = [
     (1, 8, 17, 15, 12, (5, 5), (2, 2), 1, 1),
     (2, 6, 16, 13, 9, (5, 3), (2, 1), (3, 1), 3),
     (1, 5, 14, 14, 7, (6, 6), (2, 2), 4, 1),
+    (1, 2, 21, 27, 5, (6, 6), (2, 2), 0, 1),  # the last row and column lie past every window
 ]
 
 
@@ -201,8 +203,11 @@ def test_strided_error_stays_inside_the_documented_bound(rng, algo, dtype, case)
     assert y.dtype == dtype and y.shape == ref.shape
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
     gy = rng.standard_normal(ref.shape)
-    dw_ref = ops.conv2d_weight(x, w.shape, gy, stride, padding, 1, groups, algo="im2col")
-    dw = ops.conv2d_weight(x.astype(dtype), w.shape, gy.astype(dtype), stride, padding, 1, groups, algo=algo)
+    dx_ref, dw_ref, _ = ops.conv2d_backward(x, w, gy, stride, padding, 1, groups, algo="im2col")
+    dx, dw, _ = ops.conv2d_backward(x.astype(dtype), w.astype(dtype), gy.astype(dtype), stride, padding, 1, groups,
+                                    algo=algo)
+    assert dx.dtype == dw.dtype == dtype
+    assert np.abs(dx - dx_ref).max() / np.abs(dx_ref).max() <= ERROR_BOUND[algo, dtype]
     assert np.abs(dw - dw_ref).max() / np.abs(dw_ref).max() <= ERROR_BOUND[algo, dtype]
 
 
@@ -216,13 +221,12 @@ def test_strided_gradients_match_numeric(rng, case):
 
 
 def test_strided_choices():
-    """A strided input gradient runs im2col, the weight gradient the phases; 'winograd' and the
-    deterministic rule take AlexNet's conv1 as the 3x3 convolution of its 48 phase channels."""
+    """Both gradients of a strided Winograd run its phases; 'winograd' and the deterministic rule
+    take AlexNet's conv1 as the 3x3 convolution of its 48 phase channels."""
     args = conv2d_arguments((96, 3, 11, 11), 4, 0, 1, 1)
     x_shape, w_shape = (2, 3, 227, 227), (96, 3, 11, 11)
     kernel = lambda direction: _C.conv2d_gradient_kernel("winograd_4x3", direction, x_shape, w_shape, *args)
-    assert kernel("input") == "im2col"
-    assert kernel("weight") == "winograd_4x3"
+    assert kernel("input") == kernel("weight") == "winograd_4x3"
     assert ops.conv_algo.winograd_variant(x_shape, w_shape, args) == "winograd_4x3"
     candidates = ops.conv_algo.supported(x_shape, w_shape, args)
     assert ops.conv_algo.heuristic(x_shape, w_shape, args, candidates) == "winograd_4x3"

@@ -78,8 +78,8 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # the GEMMs once fewer than 32 channels share them (measured: resnet20's 16-channel layer runs
     # 1.4x faster direct, the 32-channel one 1.1x faster by Winograd, every direction). A strided
     # kernel runs as its stride phases: AlexNet's 11x11 at stride 4 as 3x3 over 48 channels
-    # (measured, 2 threads: forward 18 ms against implicit GEMM's 28, weight gradient 18 against
-    # im2col's 32).
+    # (measured, 2 threads: forward 18 ms against implicit GEMM's 28, input gradient 23 against
+    # im2col's 38, weight gradient 18 against im2col's 32).
     phase_channels = weight_shape[1] * stride[0] * stride[1]
     if (dilation == (1, 1) and groups == 1 and _phase_kernel(weight_shape, stride) == (3, 3)
             and min(weight_shape[0], phase_channels) >= 32 and "winograd_4x3" in candidates):
