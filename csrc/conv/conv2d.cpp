@@ -169,8 +169,8 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 // which is its stride phases' (tiled_conv.h). Every one but implicit GEMM has a weight gradient
 // of its own, FFT's only for large kernels (fft_suits_weight_gradient).
 Algo input_gradient_kernel(Algo algo, const Conv2dShape& s) {
-  if (algo == Algo::implicit_gemm || (s.is_strided() && (algo == Algo::direct || algo == Algo::fft))) return Algo::im2col;
-  return algo;
+  const bool rotation_at_stride_1 = algo == Algo::direct || algo == Algo::fft;  // their forward, rotated filters
+  return algo == Algo::implicit_gemm || (rotation_at_stride_1 && s.is_strided()) ? Algo::im2col : algo;
 }
 
 Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s) {

@@ -121,7 +121,8 @@ void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const
                              T* y) {
   if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, relu, y);
   const std::vector<T> phased = s.is_strided() ? phase_weights(s, w) : std::vector<T>();
-  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, s.is_strided() ? phased.data() : w, R, R, bias, relu, y);
+  const T* filters = s.is_strided() ? phased.data() : w;
+  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, filters, R, R, bias, relu, y);
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
