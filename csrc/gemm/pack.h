@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/view.h"
 #include "gemm/kernels.h"
 
@@ -22,19 +23,40 @@ bool with_width(int w, F&& f) {
   return ((w == Ws ? (f(std::integral_constant<int, Ws>{}), true) : false) || ...);
 }
 
+// Calls f(i, n) for the pieces [i, i + n) of [0, count) that each lie in one group of `group`
+// indices, counted from index `first` (group 0: no groups, one piece).
+template <class F>
+void for_each_group_run(index_t first, index_t count, index_t group, const F& f) {
+  for (index_t i = 0; i < count;) {
+    const index_t n = group ? std::min(count - i, group - (first + i) % group) : count - i;
+    f(i, n);
+    i += n;
+  }
+}
+
+// dst[k * ld + j] = src[j][k] for k < kc: n sequences, each contiguous along k, interleaved into
+// rows of ld values, lanes [n, ld) zero. A panel packed from rows of A, or from the columns of a
+// transposed B, is this transpose. The AVX2 entry (pack_avx2.cpp) moves 8 x 8 blocks through
+// registers; the others unroll a compile-time width.
+void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld, float* dst);
+template <class T>
+void interleave(const T* const* src, index_t n, index_t kc, index_t ld, T* dst) {
+  if constexpr (std::is_same_v<T, float>)
+    if (kc >= 8 && active_isa() >= Isa::avx2) return interleave_avx2(src, n, kc, ld, dst);
+  const bool unrolled = n == ld && with_width<6, 8, 12>(static_cast<int>(ld), [&](auto W) {
+    for (index_t k = 0; k < kc; ++k)
+      for (int j = 0; j < W; ++j) dst[k * W + j] = src[j][k];
+  });
+  if (unrolled) return;
+  for (index_t k = 0; k < kc; ++k) {
+    for (index_t j = 0; j < n; ++j) dst[k * ld + j] = src[j][k];
+    for (index_t j = n; j < ld; ++j) dst[k * ld + j] = T(0);
+  }
+}
+
 template <class T>
 struct PackMatrixA {
   MatrixView<const T> a;
-
-  // A whole panel of contiguous rows with a compile-time height: the row loop unrolls and the
-  // k loop runs over MR read streams, several times faster than the general walk below.
-  template <int MR>
-  void pack_contiguous_panel(index_t i0, index_t k0, index_t kc, T* dst) const {
-    const T* src[MR];
-    for (int r = 0; r < MR; ++r) src[r] = &a.at(i0 + r, k0);
-    for (index_t k = 0; k < kc; ++k)
-      for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r][k];
-  }
 
   // A whole panel of a column-major A (a transposed weight): each step is MR contiguous values.
   template <int MR>
@@ -47,28 +69,21 @@ struct PackMatrixA {
     if (rows == mr && a.row_stride == 1 && a.regular_rows(i0, rows) &&
         with_width<6, 8, 12>(mr, [&](auto MR) { pack_column_major_panel<MR>(i0, k0, kc, dst); }))
       return;
-    if (rows == mr && a.col_stride == 1 && (a.col_group == 0 || k0 / a.col_group == (k0 + kc - 1) / a.col_group) &&
-        with_width<6, 8, 12>(mr, [&](auto MR) { pack_contiguous_panel<MR>(i0, k0, kc, dst); }))
+    if (a.col_stride == 1) {  // rows of A are contiguous within each column group: interleave them
+      const T* src[kMaxMR];
+      for_each_group_run(k0, kc, a.col_group, [&](index_t k, index_t run) {
+        for (index_t r = 0; r < rows; ++r) src[r] = &a.at(i0 + r, k0 + k);
+        interleave(src, rows, run, mr, dst + k * mr);
+      });
       return;
-    if (a.col_stride == 1) {  // rows of A are contiguous within each column group: walk runs
-      for (index_t k = 0; k < kc;) {
-        const index_t run = a.col_group ? std::min(kc - k, a.col_group - (k0 + k) % a.col_group) : kc - k;
-        for (index_t r = 0; r < rows; ++r) {
-          const T* src = &a.at(i0 + r, k0 + k);
-          for (index_t q = 0; q < run; ++q) dst[(k + q) * mr + r] = src[q];
-        }
-        k += run;
-      }
-    } else {
-      index_t offset[kMaxMR];
-      for (index_t r = 0; r < rows; ++r) offset[r] = a.row_offset(i0 + r);
-      for (index_t k = 0; k < kc; ++k) {
-        const T* col = a.data + a.col_offset(k0 + k);
-        for (index_t r = 0; r < rows; ++r) dst[k * mr + r] = col[offset[r]];
-      }
     }
-    if (rows < mr)
-      for (index_t k = 0; k < kc; ++k) std::fill(dst + k * mr + rows, dst + (k + 1) * mr, T(0));
+    index_t offset[kMaxMR];
+    for (index_t r = 0; r < rows; ++r) offset[r] = a.row_offset(i0 + r);
+    for (index_t k = 0; k < kc; ++k) {
+      const T* col = a.data + a.col_offset(k0 + k);
+      for (index_t r = 0; r < rows; ++r) dst[k * mr + r] = col[offset[r]];
+      std::fill(dst + k * mr + rows, dst + (k + 1) * mr, T(0));
+    }
   }
 };
 
@@ -105,13 +120,12 @@ struct PackMatrixB {
       }
       return;
     }
-    if (b.row_stride == 1 && b.regular_rows(k0, kc)) {  // column-major B (a transposed matrix)
-      for (index_t c = 0; c < cols; ++c) {               // read each column contiguously
-        const T* src = &b.at(k0, j0 + c);
-        for (index_t k = 0; k < kc; ++k) dst[k * nr + c] = src[k];
-      }
-      for (index_t k = 0; k < kc; ++k)
-        for (index_t c = cols; c < nr; ++c) dst[k * nr + c] = T(0);
+    if (b.row_stride == 1) {  // columns contiguous within each row group (a transposed matrix)
+      const T* src[kMaxNR];
+      for_each_group_run(k0, kc, b.row_group, [&](index_t k, index_t run) {
+        for (index_t c = 0; c < cols; ++c) src[c] = &b.at(k0 + k, j0 + c);
+        interleave(src, cols, run, nr, dst + k * nr);
+      });
       return;
     }
     index_t offset[kMaxNR];
