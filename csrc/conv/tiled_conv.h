@@ -409,9 +409,8 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
     T* v = thread_scratch<T>(tf.points * parts * (v_part + gy_part), ScratchSlot::transformed_tiles);
     T* gt = v + tf.points * parts * v_part;
     for (index_t t = t_lo; t < t_hi; ++t) {
-      T* sums = t == 0 ? du : partials + (t - 1) * du_size;
-      std::fill(sums, sums + du_size, T(0));
-      for (index_t t0 = tiles * t / threads, end = tiles * (t + 1) / threads; t0 < end; t0 += block) {
+      T* sums = t == 0 ? du : partials + (t - 1) * du_size;  // every thread has tiles: written, not added to, first
+      for (index_t begin = tiles * t / threads, end = tiles * (t + 1) / threads, t0 = begin; t0 < end; t0 += block) {
         const index_t nt = std::min(block, end - t0), count = round_up(nt, kLanes);
         for_each_patch_group(x_cut, x, g.C, t0, nt, count, kLanes, work_size,
                              [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
@@ -423,7 +422,8 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
                              });
         for (index_t i = 0; i < tf.points * g.groups; ++i) {
           const index_t pt = i / g.groups, grp = i % g.groups;
-          // GY's part pg times V's part pv adds to dU's part pg ^ pv, negated for Gi Vr.
+          // GY's part pg times V's part pv adds to dU's part pg ^ pv, negated for Gi Vr; each part's
+          // first product (pg == 0) in the thread's first block overwrites.
           for (index_t pg = 0; pg < parts; ++pg)
             for (index_t pv = 0; pv < parts; ++pv) {
               const T* gy_tiles = gt + (pt * parts + pg) * gy_part + grp * Kg * block;
@@ -431,7 +431,8 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
               const MatrixView<const T> a{gy_tiles, Kg, nt, block, 1, 0, 0, 0, 0};
               const MatrixView<const T> bt{v_tiles, nt, Cg, 1, block, 0, 0, 0, 0};
               T* d = sums + ((pt * parts + (pg ^ pv)) * g.groups + grp) * Kg * Cg;
-              gemm::gemm<T>(a, bt, dense_matrix(d, Kg, Cg), gemm::Epilogue<T>{pg > pv ? T(-1) : T(1), T(1)});
+              const T beta = t0 == begin && pg == 0 ? T(0) : T(1);
+              gemm::gemm<T>(a, bt, dense_matrix(d, Kg, Cg), gemm::Epilogue<T>{pg > pv ? T(-1) : T(1), beta});
             }
         }
       }
