@@ -55,67 +55,22 @@ void interleave(const T* const* src, index_t n, index_t kc, index_t ld, T* dst) 
 }
 
 template <class T>
-struct PackMatrixA {
-  MatrixView<const T> a;
-
-  // A whole panel of a column-major A (a transposed weight): each step is MR contiguous values.
-  template <int MR>
-  void pack_column_major_panel(index_t i0, index_t k0, index_t kc, T* dst) const {
-    const T* first = &a.at(i0, k0);
-    for (index_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, first + a.col_offset(k0 + k) - a.col_offset(k0), MR * sizeof(T));
-  }
-
-  void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
-    if (rows == mr && a.row_stride == 1 && a.regular_rows(i0, rows) &&
-        with_width<6, 8, 12>(mr, [&](auto MR) { pack_column_major_panel<MR>(i0, k0, kc, dst); }))
-      return;
-    if (a.col_stride == 1) {  // rows of A are contiguous within each column group: interleave them
-      const T* src[kMaxMR];
-      for_each_group_run(k0, kc, a.col_group, [&](index_t k, index_t run) {
-        for (index_t r = 0; r < rows; ++r) src[r] = &a.at(i0 + r, k0 + k);
-        interleave(src, rows, run, mr, dst + k * mr);
-      });
-      return;
-    }
-    index_t offset[kMaxMR];
-    for (index_t r = 0; r < rows; ++r) offset[r] = a.row_offset(i0 + r);
-    for (index_t k = 0; k < kc; ++k) {
-      const T* col = a.data + a.col_offset(k0 + k);
-      for (index_t r = 0; r < rows; ++r) dst[k * mr + r] = col[offset[r]];
-      std::fill(dst + k * mr + rows, dst + (k + 1) * mr, T(0));
-    }
-  }
-};
-
-// A whole A packed once, for products that share it (a convolution's weights over all its
-// chunks): panel i0 (rows [i0, i0 + mr)) holds every k step, so the block of any k slice is a
-// pointer into it and the driver packs nothing. Packed for the kernel set the driver picks for
-// the same row count (active_kernels(rows)).
-template <class T>
-struct PackedA {
-  std::vector<T> data;
-  index_t depth = 0;
-  int mr = 0;
-
-  explicit PackedA(const MatrixView<const T>& a) : depth(a.cols), mr(active_kernels<T>(a.rows).mr) {
-    data.resize(static_cast<std::size_t>((a.rows + mr - 1) / mr * mr * depth));
-    const PackMatrixA<T> pack{a};
-    for (index_t i0 = 0; i0 < a.rows; i0 += mr) pack(i0, std::min<index_t>(mr, a.rows - i0), 0, depth, mr, &data[i0 * depth]);
-  }
-  const T* panel(index_t i0, index_t k0) const { return data.data() + i0 * depth + k0 * mr; }
-};
-
-template <class T>
 struct PackMatrixB {
   MatrixView<const T> b;
 
   void operator()(index_t k0, index_t kc, index_t j0, index_t cols, int nr, T* dst) const {
     if (b.unit_stride_run(j0, cols)) {  // each row of the panel is one contiguous run
-      const index_t first_col = b.col_offset(j0);
-      for (index_t k = 0; k < kc; ++k) {  // inline loops: a call per 32-float row costs more than the copy
-        const T* src = b.data + b.row_offset(k0 + k) + first_col;
+      const T* src = b.data + b.col_offset(j0);
+      // A whole panel row of a compile-time width is a few vector moves (an A panel of a
+      // transposed weight: 6 values); a call per 32-float row costs more than the copy.
+      const bool fixed = cols == nr && with_width<6, 8, 12, 16, 32>(nr, [&](auto W) {
+        for (index_t k = 0; k < kc; ++k) std::memcpy(dst + k * W, src + b.row_offset(k0 + k), W * sizeof(T));
+      });
+      if (fixed) return;
+      for (index_t k = 0; k < kc; ++k) {
+        const T* row = src + b.row_offset(k0 + k);
         T* out = dst + k * nr;
-        for (index_t c = 0; c < cols; ++c) out[c] = src[c];
+        for (index_t c = 0; c < cols; ++c) out[c] = row[c];
         for (index_t c = cols; c < nr; ++c) out[c] = T(0);
       }
       return;
@@ -136,6 +91,34 @@ struct PackMatrixB {
       std::fill(dst + k * nr + cols, dst + (k + 1) * nr, T(0));
     }
   }
+};
+
+// A panel of A is a panel of the transposed B: dst[k * mr + r] = A(i0 + r, k0 + k) = A^T(k0 + k, i0 + r).
+template <class T>
+struct PackMatrixA {
+  MatrixView<const T> a;
+
+  void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
+    PackMatrixB<T>{a.transposed()}(k0, kc, i0, rows, mr, dst);
+  }
+};
+
+// A whole A packed once, for products that share it (a convolution's weights over all its
+// chunks): panel i0 (rows [i0, i0 + mr)) holds every k step, so the block of any k slice is a
+// pointer into it and the driver packs nothing. Packed for the kernel set the driver picks for
+// the same row count (active_kernels(rows)).
+template <class T>
+struct PackedA {
+  std::vector<T> data;
+  index_t depth = 0;
+  int mr = 0;
+
+  explicit PackedA(const MatrixView<const T>& a) : depth(a.cols), mr(active_kernels<T>(a.rows).mr) {
+    data.resize(static_cast<std::size_t>((a.rows + mr - 1) / mr * mr * depth));
+    const PackMatrixA<T> pack{a};
+    for (index_t i0 = 0; i0 < a.rows; i0 += mr) pack(i0, std::min<index_t>(mr, a.rows - i0), 0, depth, mr, &data[i0 * depth]);
+  }
+  const T* panel(index_t i0, index_t k0) const { return data.data() + i0 * depth + k0 * mr; }
 };
 
 // Packs the B block [k0, k0 + kc) x [j0, j0 + cols) as consecutive nr-wide panels, asking the
