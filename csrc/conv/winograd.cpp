@@ -97,8 +97,7 @@ struct WinogradTransform {
 }  // namespace
 
 // The input gradient's filters are the forward's with K and C swapped: not the same size once
-// their rows are padded (tiled_conv.h).
-// A strided convolution's transforms are its phase filters' (tiled_conv.h).
+// their rows are padded (tiled_conv.h). A strided convolution's are its phase filters'.
 template <int M, int R>
 index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use) {
   if (s.is_strided()) return winograd_transformed_size<M, R>(phase_shape(s), use);
@@ -151,7 +150,7 @@ void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* 
   constexpr index_t lanes = tiled::kLanes, taps = R * R;
   const TiledGeometry g = forward_geometry(s);
   const index_t filters = g.K * (g.C / g.groups);
-  std::vector<T> du(F::alpha * F::alpha * filters), phase_grad(g.C == s.C ? 0 : filters * taps);
+  std::vector<T> du(F::alpha * F::alpha * filters), phase_grad(s.is_strided() ? filters * taps : 0);
   tiled::weight_gradient_points(g, WinogradTransform<M, R>{}, x, grad_y, du.data());
   T* const out = phase_grad.empty() ? grad_w : phase_grad.data();
   parallel_for(0, ceil_div(filters, lanes), 1, [&](index_t lo, index_t hi) {
