@@ -1,0 +1,179 @@
+"""The one place that knows devices.
+
+Everything above this module (ops, functional, autograd, nn, optim, models) asks it for
+  - the array module of some arrays (`array_module`: numpy, or cupy for GPU arrays),
+  - new arrays on a device (`empty`, `zeros`, `asarray`, `to_device`),
+  - the compiled kernel library that serves a call (`kernels`): the CPU extension
+    `fastconv._C` for host arrays; the CUDA kernels for device arrays once they are built,
+and writes no device-specific array call of its own. The random generator used by dropout and
+the initialisers lives here too, so that a checkpoint can save and restore it.
+
+Devices are named as in PyTorch: "cpu" and "cuda".
+"""
+import numpy as np
+
+from fastconv import _C
+
+DEVICES = ("cpu", "cuda")
+
+
+class DeviceError(RuntimeError):
+    """A call needs a device, or a kernel on a device, that this installation does not have."""
+
+
+# ---- which device -------------------------------------------------------------------------
+
+def _cupy():
+    """The cupy module when it is importable, else None (CuPy is an optional extra)."""
+    try:
+        import cupy
+    except Exception:  # not installed, or installed without a usable CUDA runtime
+        return None
+    return cupy
+
+
+def is_cuda_array(array):
+    """Whether `array` lives on a CUDA device (a CuPy array); never imports CuPy for a host array."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def device_of(array):
+    """'cuda' for a CuPy array, 'cpu' for anything numpy can read."""
+    return "cuda" if is_cuda_array(array) else "cpu"
+
+
+def check_device(device, name="device"):
+    """`device` as one of DEVICES ('cuda:0' is accepted as 'cuda')."""
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise ValueError(f"{name}: expected one of {DEVICES}, got {device!r}")
+    return device.split(":")[0]
+
+
+def same_device(arrays):
+    """arrays: dict name -> array (None entries skipped); all must live on one device, which is
+    returned. Mixing a host and a device array is an error, as in PyTorch."""
+    named = [(n, a) for n, a in arrays.items() if a is not None]
+    first_name, first = named[0]
+    device = device_of(first)
+    for name, a in named[1:]:
+        if device_of(a) != device:
+            raise ValueError(f"{name}: on device '{device_of(a)}', but {first_name} is on '{device}'; "
+                             f"move both to one device first")
+    return device
+
+
+def array_module(*arrays):
+    """numpy, or cupy when any of `arrays` is a CuPy array (None entries are skipped)."""
+    if any(is_cuda_array(a) for a in arrays if a is not None):
+        return _cupy()
+    return np
+
+
+# ---- CUDA availability ------------------------------------------------------------------------
+
+def cuda_status():
+    """(available, reason): whether CUDA arrays can be made here, and why not when they cannot."""
+    cupy = _cupy()
+    if cupy is None:
+        return False, "CuPy is not installed (pip install 'fastconv[cuda]')"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CuPy present, but no driver or no device
+        return False, f"CuPy {cupy.__version__} found no usable GPU ({type(exc).__name__}: {exc})"
+    if count == 0:
+        return False, f"CuPy {cupy.__version__} sees no GPU"
+    return True, f"CuPy {cupy.__version__}, {count} GPU(s)"
+
+
+def cuda_available():
+    return cuda_status()[0]
+
+
+def _require_cuda():
+    available, reason = cuda_status()
+    if not available:
+        raise DeviceError(f"device 'cuda' is not available: {reason}")
+    return _cupy()
+
+
+# ---- allocation ---------------------------------------------------------------------------------
+
+def _shape(shape):
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+
+
+def empty(shape, dtype=np.float64, device="cpu"):
+    """An uninitialised C-contiguous array. On the CPU, results of 256 KiB and more come from
+    the compiled core's cache of freed blocks (csrc/core/output_cache.h): a loop that asks for the
+    same shapes every step stops paying page faults for fresh memory."""
+    shape, dtype = _shape(shape), np.dtype(dtype)
+    if check_device(device) == "cuda":
+        return _require_cuda().empty(shape, dtype)
+    return _C.empty(shape, dtype)
+
+
+def empty_like(array):
+    return empty(array.shape, array.dtype, device_of(array))
+
+
+def zeros(shape, dtype=np.float64, device="cpu"):
+    out = empty(shape, dtype, device)
+    out.fill(0)
+    return out
+
+
+def asarray(data, dtype=None, device=None):
+    """`data` as an array on `device` (default: where it already is; host for Python objects)."""
+    if device is None:
+        device = device_of(data)
+    if check_device(device) == "cuda":
+        return _require_cuda().asarray(data, dtype=dtype)
+    if is_cuda_array(data):
+        data = data.get()
+    return np.asarray(data, dtype=dtype)
+
+
+def to_device(array, device):
+    """`array` on `device`: the same array when it is already there, else a copy."""
+    return asarray(array, device=device)
+
+
+def to_host(array):
+    """A numpy array with `array`'s values (itself when it already is one)."""
+    return array.get() if is_cuda_array(array) else np.asarray(array)
+
+
+# ---- kernels ------------------------------------------------------------------------------------
+
+def kernels(*arrays, op="this op"):
+    """The compiled kernel library that serves a call on `arrays`: fastconv._C for host arrays.
+
+    Device arrays have no kernel library in this build yet: the call is refused with a clear
+    error before any kernel runs, instead of letting numpy copy a device array to the host."""
+    if any(is_cuda_array(a) for a in arrays if a is not None):
+        raise DeviceError(f"{op}: fastconv has no CUDA kernels in this build; move the arrays to the "
+                          f"CPU (fastconv.backend.to_host, or Tensor.cpu())")
+    return _C
+
+
+# ---- the random generator of dropout and the initialisers -----------------------------------------
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seeds the generator behind dropout and the nn.init functions."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def generator():
+    return _generator
+
+
+def get_rng_state():
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state):
+    _generator.bit_generator.state = state
