@@ -12,7 +12,7 @@ import fastconv
 def test_show_config_reports_the_essentials(capsys):
     fastconv.show_config()
     out = capsys.readouterr().out
-    for word in ("fastconv 0.1.0", "isa:", "threads:", "openmp:", "gpu:"):
+    for word in ("fastconv 0.1.0", "isa:", "threads:", "openmp:", "cuda:"):
         assert word in out
 
 

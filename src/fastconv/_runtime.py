@@ -47,22 +47,13 @@ def output_cache_stats():
     return dict(_C.output_cache_stats())
 
 
-def _gpu_status():
-    try:
-        import cupy
-    except Exception:
-        return "CuPy not installed"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CuPy present, no driver or device
-        return f"CuPy {cupy.__version__}, no GPU ({type(exc).__name__})"
-    return f"CuPy {cupy.__version__}, {count} GPU(s)"
-
-
 def show_config():
     """Print the version, instruction set, threads, OpenMP and GPU status."""
     import fastconv
 
+    from fastconv.backend import cuda_status
+
+    cuda_ok, cuda_reason = cuda_status()
     openmp = f"yes ({_C.openmp})" if _C.openmp is not None else "no"
     lines = [
         f"fastconv {fastconv.__version__}",
@@ -72,7 +63,7 @@ def show_config():
         f"  out cache: {output_cache_stats()['limit'] >> 20} MiB idle at most",
         f"  openmp:    {openmp}",
         f"  compiler:  {_C.compiler}",
-        f"  gpu:       {_gpu_status()}",
+        f"  cuda:      {'available' if cuda_ok else 'unavailable'}: {cuda_reason}",
     ]
     print("\n".join(lines))
 

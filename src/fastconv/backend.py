@@ -75,7 +75,7 @@ def cuda_status():
     """(available, reason): whether CUDA arrays can be made here, and why not when they cannot."""
     cupy = _cupy()
     if cupy is None:
-        return False, "CuPy is not installed (pip install 'fastconv[cuda]')"
+        return False, "CuPy is not installed"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CuPy present, but no driver or no device
