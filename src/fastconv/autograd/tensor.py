@@ -17,6 +17,12 @@ def _as_array(data, dtype=None):
     return xp.asarray(data, dtype=dtype)
 
 
+def array_of(x):
+    """The array behind a Tensor, or `x` as an array: for arguments that get no gradient (class
+    targets, indices, boxes)."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf Tensor holding a copy of `data`."""
     return Tensor(np.array(_as_array(data, dtype), copy=True), requires_grad=requires_grad)

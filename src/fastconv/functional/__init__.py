@@ -9,16 +9,16 @@ Tensor operations where that is already efficient; one module per family:
 """
 from fastconv.functional.activation import (ELU, LeakyReLU, LogSoftmax, Softmax, elu, leaky_relu, log_softmax,
                                             relu, sigmoid, softmax, tanh)
-from fastconv.functional.activation import Conv2d, conv2d
-from fastconv.functional.activation import ConvTranspose2d, conv_transpose2d
-from fastconv.functional.activation import Dropout, dropout
-from fastconv.functional.activation import Linear, embedding, linear
-from fastconv.functional.activation import CrossEntropy, cross_entropy, l1_loss, mse_loss, multi_margin_loss
-from fastconv.functional.activation import BatchNorm, batch_norm
-from fastconv.functional.activation import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, adaptive_avg_pool2d, avg_pool2d,
+from fastconv.functional.conv import Conv2d, conv2d
+from fastconv.functional.conv_transpose import ConvTranspose2d, conv_transpose2d
+from fastconv.functional.dropout import Dropout, dropout
+from fastconv.functional.linear import Linear, embedding, linear
+from fastconv.functional.loss import CrossEntropy, cross_entropy, l1_loss, mse_loss, multi_margin_loss
+from fastconv.functional.norm import BatchNorm, batch_norm
+from fastconv.functional.pool import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, adaptive_avg_pool2d, avg_pool2d,
                                       max_pool2d)
-from fastconv.functional.activation import RoIAlign, RoIPool, roi_align, roi_pool
-from fastconv.functional.activation import (AffineGrid, GridSample, Interpolate, affine_grid, grid_sample,
+from fastconv.functional.roi import RoIAlign, RoIPool, roi_align, roi_pool
+from fastconv.functional.sampling import (AffineGrid, GridSample, Interpolate, affine_grid, grid_sample,
                                           interpolate)
 
 __all__ = ["conv2d", "Conv2d", "conv_transpose2d", "ConvTranspose2d",

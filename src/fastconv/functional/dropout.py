@@ -1,0 +1,22 @@
+"""Inverted dropout: scaled while training, so evaluation is the identity."""
+from fastconv.autograd import Function
+from fastconv.autograd.backend import generator
+
+
+class Dropout(Function):
+    @staticmethod
+    def forward(ctx, x, p):
+        keep = generator().random(x.shape) >= p
+        # inverted dropout: scale at training time so evaluation is the identity
+        ctx.mask = keep.astype(x.dtype) * (0 if p == 1 else 1 / (1 - p))
+        return x * ctx.mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.mask
+
+
+def dropout(input, p=0.5, training=True):
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    return Dropout.apply(input, p) if training and p > 0 else input
