@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 
-from fastconv.autograd.backend import get_rng_state, set_rng_state
+from fastconv.backend import get_rng_state, set_rng_state
 
 _META = "__meta__"
 

@@ -1,7 +1,7 @@
 """Views and rearrangements: reshape, permute, indexing, concatenation."""
 import numpy as np
 
-from fastconv.autograd.backend import get_array_module
+from fastconv import backend
 from fastconv.autograd.function import Function
 
 
@@ -47,7 +47,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        full = get_array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
+        full = backend.array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
         if _is_basic_index(ctx.index):
             full[ctx.index] = grad
         else:  # integer arrays may repeat an element: each use adds its gradient

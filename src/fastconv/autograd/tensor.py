@@ -1,16 +1,16 @@
 """`Tensor`: an array, an optional gradient, and the graph node that produced it."""
 import numpy as np
 
+from fastconv import backend
 from fastconv.autograd import arithmetic, elementwise, reduction
 from fastconv.autograd import shape as shape_ops
-from fastconv.autograd.backend import get_array_module
 
 
 def _as_array(data, dtype=None):
     """Python floats become float32 (as in PyTorch); arrays keep their dtype unless one is given."""
     if isinstance(data, Tensor):
         data = data.data
-    xp = get_array_module(data)
+    xp = backend.array_module(data)
     if dtype is None and not hasattr(data, "dtype"):
         array = xp.asarray(data)
         return array.astype(np.float32) if array.dtype == np.float64 else array
@@ -112,7 +112,7 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward: gradient can be implicitly created only for a scalar "
                                    f"output; this tensor has shape {self.shape}, pass gradient=")
-            gradient = get_array_module(self.data).ones_like(self.data)
+            gradient = backend.array_module(self.data).ones_like(self.data)
         gradient = _as_array(gradient, self.dtype)
         if gradient.shape != self.shape:
             raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {self.shape}")
@@ -158,7 +158,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         keep_dtype = self.dtype.kind == "f" and not hasattr(other, "dtype")
-        return get_array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
+        return backend.array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
 
     __add__, __radd__ = _binary(arithmetic.Add), _binary(arithmetic.Add, reflected=True)
     __sub__, __rsub__ = _binary(arithmetic.Sub), _binary(arithmetic.Sub, reflected=True)

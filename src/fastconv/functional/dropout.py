@@ -1,6 +1,6 @@
 """Inverted dropout: scaled while training, so evaluation is the identity."""
 from fastconv.autograd import Function
-from fastconv.autograd.backend import generator
+from fastconv.backend import generator
 
 
 class Dropout(Function):

@@ -2,7 +2,7 @@
 Xavier, He et al. 2015 for Kaiming), drawing from fastconv's seeded generator."""
 import math
 
-from fastconv.autograd.backend import generator
+from fastconv.backend import generator
 
 
 def calculate_gain(nonlinearity, param=None):
