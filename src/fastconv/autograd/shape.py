@@ -1,4 +1,4 @@
-"""Views and rearrangements: reshape, permute, indexing, concatenation."""
+"""Views and rearrangements: reshape, permute, indexing, concatenation, a copy to another device."""
 import numpy as np
 
 from fastconv import backend
@@ -85,6 +85,19 @@ class Split(Function):
     @staticmethod
     def backward(ctx, *grads):
         return np.concatenate(grads, axis=ctx.axis)
+
+
+class ToDevice(Function):
+    """The same values on another device; the gradient goes back to the input's device."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.device = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return backend.to_device(grad, ctx.device), None
 
 
 def cat(tensors, dim=0):

@@ -80,6 +80,7 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._node is None)
+    device = property(lambda self: backend.device_of(self.data))  # 'cpu' or 'cuda'
 
     def __len__(self):
         return len(self.data)
@@ -89,7 +90,17 @@ class Tensor:
         return f"Tensor({self.data!r}{grad})"
 
     def numpy(self):
-        return self.data
+        """The values as a numpy array: the data itself on the CPU (no copy), a host copy of a GPU array."""
+        return backend.to_host(self.data)
+
+    def to(self, device):
+        """This tensor on `device` ('cpu' or 'cuda'): itself when it is there already, else a copy
+        that stays in the graph (its gradient is copied back)."""
+        device = backend.check_device(device)
+        return self if device == self.device else shape_ops.ToDevice.apply(self, device)
+
+    def cpu(self):
+        return self.to("cpu")
 
     def item(self):
         return self.data.item()
