@@ -1,4 +1,6 @@
 """`Tensor`: an array, an optional gradient, and the graph node that produced it."""
+import math
+
 import numpy as np
 
 from fastconv import backend
@@ -20,12 +22,13 @@ def _as_array(data, dtype=None):
 def array_of(x):
     """The array behind a Tensor, or `x` as an array: for arguments that get no gradient (class
     targets, indices, boxes)."""
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x.data if isinstance(x, Tensor) else backend.asarray(x)
 
 
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf Tensor holding a copy of `data`."""
-    return Tensor(np.array(_as_array(data, dtype), copy=True), requires_grad=requires_grad)
+    array = _as_array(data, dtype)
+    return Tensor(backend.array_module(array).array(array, copy=True), requires_grad=requires_grad)
 
 
 def _topological_order(root):
@@ -159,7 +162,7 @@ class Tensor:
 
     def _accumulate_grad(self, grad):
         if self.grad is None:  # a copy: backward's arrays may alias inputs or each other
-            self.grad = Tensor(np.array(grad, dtype=self.dtype, copy=True))
+            self.grad = Tensor(backend.array_module(grad).array(grad, dtype=self.dtype, copy=True))
         else:
             self.grad.data += grad
 
@@ -189,7 +192,7 @@ class Tensor:
         return reduction.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        count = int(np.prod([self.shape[a] for a in reduction.normalize_axes(axis, self.ndim)]))
+        count = math.prod(self.shape[a] for a in reduction.normalize_axes(axis, self.ndim))
         return self.sum(axis, keepdims) / count
 
     def max(self, axis=None, keepdims=False):
