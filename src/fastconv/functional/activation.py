@@ -1,6 +1,5 @@
 """Activations and (log-)softmax, each forward beside its backward."""
-import numpy as np
-
+from fastconv import backend
 from fastconv.autograd import Function
 
 
@@ -19,7 +18,7 @@ def tanh(input):
 class LeakyReLU(Function):
     @staticmethod
     def forward(ctx, x, negative_slope):
-        ctx.slope = np.where(x > 0, 1, negative_slope).astype(x.dtype)
+        ctx.slope = backend.array_module(x).where(x > 0, 1, negative_slope).astype(x.dtype)
         return x * ctx.slope
 
     @staticmethod
@@ -34,32 +33,34 @@ def leaky_relu(input, negative_slope=0.01):
 class ELU(Function):
     @staticmethod
     def forward(ctx, x, alpha):
-        negative_part = alpha * np.expm1(np.minimum(x, 0))  # clipped: no overflow for large x
+        xp = backend.array_module(x)
+        negative_part = alpha * xp.expm1(xp.minimum(x, 0))  # clipped: no overflow for large x
         ctx.save_for_backward(x, negative_part)
         ctx.alpha = alpha
-        return np.where(x > 0, x, negative_part)
+        return xp.where(x > 0, x, negative_part)
 
     @staticmethod
     def backward(ctx, grad):
         x, negative_part = ctx.saved_arrays
-        return grad * np.where(x > 0, 1, negative_part + ctx.alpha)
+        return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
 
 
 def elu(input, alpha=1.0):
     return ELU.apply(input, alpha)
 
 
-def log_softmax_array(x, axis):
+def log_softmax_array(xp, x, axis):
     shifted = x - x.max(axis=axis, keepdims=True)  # exp never overflows
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class LogSoftmax(Function):
-    output = staticmethod(lambda log_probs: log_probs)
+    output = staticmethod(lambda xp, log_probs: log_probs)
 
     @classmethod
     def forward(cls, ctx, x, dim):
-        out = cls.output(log_softmax_array(x, dim))
+        xp = backend.array_module(x)
+        out = cls.output(xp, log_softmax_array(xp, x, dim))
         ctx.save_for_backward(out)
         ctx.dim = dim
         return out
@@ -67,11 +68,11 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad - np.exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
+        return grad - backend.array_module(out).exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
 
 
 class Softmax(LogSoftmax):
-    output = staticmethod(np.exp)
+    output = staticmethod(lambda xp, log_probs: xp.exp(log_probs))
 
     @staticmethod
     def backward(ctx, grad):

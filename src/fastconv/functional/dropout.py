@@ -1,12 +1,13 @@
 """Inverted dropout: scaled while training, so evaluation is the identity."""
+from fastconv import backend
 from fastconv.autograd import Function
-from fastconv.backend import generator
 
 
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p):
-        keep = generator().random(x.shape) >= p
+        # drawn on the host by the one seeded generator, so a seed gives the same mask on every device
+        keep = backend.asarray(backend.generator().random(x.shape) >= p, device=backend.device_of(x))
         # inverted dropout: scale at training time so evaluation is the identity
         ctx.mask = keep.astype(x.dtype) * (0 if p == 1 else 1 / (1 - p))
         return x * ctx.mask

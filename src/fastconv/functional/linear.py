@@ -1,7 +1,5 @@
 """linear (one GEMM call) and embedding (a row lookup)."""
-import numpy as np
-
-from fastconv import ops
+from fastconv import backend, ops
 from fastconv.autograd import Function
 from fastconv.autograd.tensor import array_of
 
@@ -26,7 +24,7 @@ class Linear(Function):
     def backward(ctx, grad):
         rows, weight = ctx.saved_arrays
         need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_rows = np.ascontiguousarray(grad).reshape(-1, weight.shape[0])
+        grad_rows = backend.array_module(grad).ascontiguousarray(grad).reshape(-1, weight.shape[0])
         grad_x = ops.matmul(grad_rows, weight).reshape(ctx.input_shape) if need_x else None
         grad_weight = ops.matmul(grad_rows.T, rows) if need_weight else None
         return grad_x, grad_weight, grad_rows.sum(axis=0) if need_bias else None

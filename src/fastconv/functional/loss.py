@@ -1,7 +1,6 @@
 """Losses: cross entropy (a Function: stable log-softmax and negative log-likelihood in one
 pass), and the hinge, squared and absolute losses as compositions of Tensor operations."""
-import numpy as np
-
+from fastconv import backend
 from fastconv.autograd import Function
 from fastconv.autograd.tensor import array_of
 from fastconv.functional.activation import log_softmax_array
@@ -22,24 +21,26 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, ignore_index, reduction):
+        xp = backend.array_module(logits, target)
         valid = target != ignore_index
-        safe_target = np.where(valid, target, 0)[:, None]
+        safe_target = xp.where(valid, target, 0)[:, None]
         if safe_target.min() < 0 or safe_target.max() >= logits.shape[1]:
             raise ValueError(f"cross_entropy: target values must be in [0, {logits.shape[1]}) "
                              f"or equal ignore_index={ignore_index}")
-        log_probs = log_softmax_array(logits, axis=1)
-        losses = -np.take_along_axis(log_probs, safe_target, axis=1)[:, 0] * valid
+        log_probs = log_softmax_array(xp, logits, axis=1)
+        losses = -xp.take_along_axis(log_probs, safe_target, axis=1)[:, 0] * valid
         ctx.save_for_backward(log_probs, safe_target, valid)
         ctx.scale = 1 / valid.sum() if reduction == "mean" else 1
-        return losses if reduction == "none" else np.asarray(losses.sum() * ctx.scale, logits.dtype)
+        return losses if reduction == "none" else xp.asarray(losses.sum() * ctx.scale, logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         log_probs, safe_target, valid = ctx.saved_arrays
-        grad_logits = np.exp(log_probs)
-        picked = np.take_along_axis(grad_logits, safe_target, axis=1)
-        np.put_along_axis(grad_logits, safe_target, picked - 1, axis=1)
-        return grad_logits * np.expand_dims(grad * valid * ctx.scale, 1).astype(log_probs.dtype)
+        xp = backend.array_module(log_probs)
+        grad_logits = xp.exp(log_probs)
+        picked = xp.take_along_axis(grad_logits, safe_target, axis=1)
+        xp.put_along_axis(grad_logits, safe_target, picked - 1, axis=1)
+        return grad_logits * xp.expand_dims(grad * valid * ctx.scale, 1).astype(log_probs.dtype)
 
 
 def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
@@ -62,9 +63,10 @@ def multi_margin_loss(input, target, p=1, margin=1.0, reduction="mean"):
                          f"{target.shape} do not match (need (N, C) and (N,))")
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
-    rows = np.arange(len(target))
+    xp = backend.array_module(array_of(input), target)
+    rows = xp.arange(len(target))
     correct = input[rows, target].reshape(-1, 1)
-    other_class = np.ones(input.shape, dtype=input.dtype)
+    other_class = xp.ones(input.shape, dtype=input.dtype)
     other_class[rows, target] = 0
     hinge = (input - correct + margin).relu() * other_class
     return _reduce((hinge ** p).sum(axis=1) / input.shape[1], reduction)
