@@ -40,3 +40,12 @@ def torch_test(cases):
         ours, theirs, shapes = cases[name]
         compare_with_torch(torch, ours, theirs, random_inputs(rng, shapes))
     return test_matches_torch
+
+
+def algorithm_choices_made_by(run):
+    """The per-shape algorithm choices (fastconv.ops.conv_algo) that run() adds: none when every
+    convolution it runs, forward and backward, has its algorithm pinned."""
+    from fastconv.ops import conv_algo
+    before = set(conv_algo.chosen())
+    run()
+    return set(conv_algo.chosen()) - before

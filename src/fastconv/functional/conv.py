@@ -5,8 +5,8 @@ from fastconv.autograd import Function
 
 class Conv2d(Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        ctx.args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, algo):
+        ctx.args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, algo=algo)
         ctx.save_for_backward(x, weight)
         return ops.conv2d(x, weight, bias=bias, **ctx.args)
 
@@ -21,5 +21,7 @@ class Conv2d(Function):
         return None, grad_weight, grad.sum(axis=(0, 2, 3)) if need_bias else None
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+    """torch.nn.functional.conv2d. algo picks the kernels of the forward and of both gradients:
+    'auto' (per shape, see fastconv.ops.conv_algo), 'winograd' or one of ops.conv_algo.algorithms()."""
+    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, algo)
