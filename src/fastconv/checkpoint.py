@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 
-from fastconv.autograd.backend import get_rng_state, set_rng_state
+from fastconv import backend
 
 _META = "__meta__"
 
@@ -22,6 +22,8 @@ def _split_arrays(node, arrays):
         return {str(k): _split_arrays(v, arrays) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return [_split_arrays(v, arrays) for v in node]
+    if backend.is_cuda_array(node):  # the file holds host arrays; load() puts them back on the model's device
+        node = backend.to_host(node)
     if isinstance(node, np.ndarray):
         key = f"array{len(arrays)}"
         arrays[key] = node
@@ -61,7 +63,7 @@ def _write_npz_atomically(path, arrays):
 def save(path, model, optimizer=None, epoch=0, **extra):
     """Saves model.state_dict(), optimizer.state_dict(), epoch, the dropout/init random state and
     `extra` (arrays, numbers, strings, lists and dicts of them, e.g. a scheduler's state_dict)."""
-    tree = {"model": model.state_dict(), "epoch": epoch, "extra": extra, "rng": get_rng_state(),
+    tree = {"model": model.state_dict(), "epoch": epoch, "extra": extra, "rng": backend.get_rng_state(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None}
     arrays = {}
     meta = _split_arrays(tree, arrays)
@@ -80,5 +82,5 @@ def load(path, model, optimizer=None):
         if tree["optimizer"] is None:
             raise ValueError(f"checkpoint {path} holds no optimizer state")
         optimizer.load_state_dict(tree["optimizer"])
-    set_rng_state(tree["rng"])
+    backend.set_rng_state(tree["rng"])
     return {"epoch": tree["epoch"], **tree["extra"]}

@@ -306,3 +306,38 @@ def test_introspection():
     assert (x.shape, x.dtype, x.ndim, len(x), x.requires_grad) == ((2, 3), np.float64, 2, 2, True)
     assert isinstance(x.numpy(), np.ndarray)
     assert fastconv.tensor([1, 2]).dtype.kind == "i"
+
+
+def test_a_host_tensor_is_on_the_cpu_and_shares_its_array():
+    x = Tensor(np.arange(3.0), requires_grad=True)
+    assert x.device == "cpu"
+    assert x.numpy() is x.data  # no copy on the host
+    assert x.to("cpu") is x and x.cpu() is x
+
+
+def test_to_names_the_devices_it_knows():
+    with pytest.raises(ValueError, match=r"device: expected one of \('cpu', 'cuda'\), got 'tpu'"):
+        Tensor(np.zeros(2)).to("tpu")
+
+
+def test_a_device_copy_stays_in_the_graph(rng):
+    # the host-to-host copy runs the same Function that moves a tensor to and from a GPU
+    from fastconv.autograd.shape import ToDevice
+    x = leaf(rng, 2, 3)
+    y = ToDevice.apply(x, "cpu")
+    assert y.device == "cpu" and y.requires_grad
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_to_cuda_moves_the_tensor_or_says_why_it_cannot(rng):
+    x = leaf(rng, 2, 3)
+    if not fastconv.backend.cuda_available():
+        with pytest.raises(fastconv.backend.DeviceError, match="device 'cuda' is not available"):
+            x.to("cuda")
+        return
+    on_gpu = x.to("cuda")
+    assert on_gpu.device == "cuda" and isinstance(on_gpu.numpy(), np.ndarray)
+    on_gpu.cpu().sum().backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))

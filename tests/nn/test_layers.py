@@ -179,3 +179,22 @@ def test_batch_norm_relu_is_batch_norm_add_relu(training, rng, torch):
 def test_conv_transpose2d_checks_groups():
     with pytest.raises(ValueError, match="divisible by groups"):
         nn.ConvTranspose2d(3, 4, 3, groups=2)
+
+
+@pytest.mark.parametrize("layer", [nn.Conv2d, nn.ConvTranspose2d])
+def test_a_layer_pinned_to_an_algorithm_matches_auto(layer, rng):
+    layers = {algo: layer(4, 6, 3, padding=1, dtype=np.float64, algo=algo) for algo in ("auto", "im2col", "winograd")}
+    for pinned in layers.values():
+        pinned.load_state_dict(layers["auto"].state_dict())
+    x = rng.standard_normal((2, 4, 8, 8))
+    results = {}
+    for algo, pinned in layers.items():
+        our_x = Tensor(x, requires_grad=True)
+        out = pinned(our_x)
+        (out * out).sum().backward()
+        results[algo] = [out.numpy(), our_x.grad.numpy(), pinned.weight.grad.numpy(), pinned.bias.grad.numpy()]
+    for algo in ("im2col", "winograd"):
+        for name, ours, expected in zip(["output", "input grad", "weight grad", "bias grad"], results[algo],
+                                        results["auto"]):
+            np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10, err_msg=f"{algo}: {name}")
+    assert "algo='winograd'" in repr(layers["winograd"]) and "algo" not in repr(layers["auto"])

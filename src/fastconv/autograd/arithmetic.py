@@ -1,11 +1,12 @@
 """Broadcasting arithmetic and matmul, each forward beside its backward."""
 import numpy as np
 
-from fastconv import ops
+from fastconv import backend, ops
 from fastconv.autograd.function import Function
 
 
 def broadcast_shape(op, a_shape, b_shape):
+    # shape arithmetic on tuples: numpy's rule, whichever device the arrays live on
     try:
         return np.broadcast_shapes(a_shape, b_shape)
     except ValueError:
@@ -22,12 +23,13 @@ def unbroadcast(grad, shape):
 
 
 class _Binary(Function):
-    """out = compute(a, b) with numpy broadcasting; subclasses give d out / d a and d out / d b."""
+    """out = compute(xp, a, b) with numpy broadcasting (xp: the arrays' module); subclasses give
+    d out / d a and d out / d b."""
 
     @classmethod
     def forward(cls, ctx, a, b):
-        broadcast_shape(cls.__name__.lower(), np.shape(a), np.shape(b))
-        out = cls.compute(a, b)
+        broadcast_shape(cls.__name__.lower(), a.shape, b.shape)
+        out = cls.compute(backend.array_module(a, b), a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -41,32 +43,32 @@ class _Binary(Function):
 
 
 class Add(_Binary):
-    compute = staticmethod(np.add)
+    compute = staticmethod(lambda xp, a, b: xp.add(a, b))
     grad_a = grad_b = staticmethod(lambda a, b, out, g: g)
 
 
 class Sub(_Binary):
-    compute = staticmethod(np.subtract)
+    compute = staticmethod(lambda xp, a, b: xp.subtract(a, b))
     grad_a = staticmethod(lambda a, b, out, g: g)
     grad_b = staticmethod(lambda a, b, out, g: -g)
 
 
 class Mul(_Binary):
-    compute = staticmethod(np.multiply)
+    compute = staticmethod(lambda xp, a, b: xp.multiply(a, b))
     grad_a = staticmethod(lambda a, b, out, g: g * b)
     grad_b = staticmethod(lambda a, b, out, g: g * a)
 
 
 class Div(_Binary):
-    compute = staticmethod(np.divide)
+    compute = staticmethod(lambda xp, a, b: xp.divide(a, b))
     grad_a = staticmethod(lambda a, b, out, g: g / b)
     grad_b = staticmethod(lambda a, b, out, g: -g * out / b)
 
 
 class Pow(_Binary):
-    compute = staticmethod(np.power)
+    compute = staticmethod(lambda xp, a, b: xp.power(a, b))
     grad_a = staticmethod(lambda a, b, out, g: g * b * a ** (b - 1))
-    grad_b = staticmethod(lambda a, b, out, g: g * out * np.log(a))
+    grad_b = staticmethod(lambda a, b, out, g: g * out * backend.array_module(a).log(a))
 
 
 class Neg(Function):
@@ -80,10 +82,10 @@ class Neg(Function):
 
 
 def _matmul_arrays(a, b):
-    """2-d float products go to our GEMM; batched ones (rare here) to numpy."""
+    """2-d float products go to our GEMM; batched ones (rare here) to the array module's."""
     if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype in ops._checks.FLOAT_DTYPES:
         return ops.matmul(a, b)
-    return np.matmul(a, b)
+    return backend.array_module(a, b).matmul(a, b)
 
 
 class MatMul(Function):
@@ -99,6 +101,6 @@ class MatMul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
         need_a, need_b = ctx.needs_input_grad
-        grad_a = unbroadcast(_matmul_arrays(grad, np.swapaxes(b, -1, -2)), a.shape) if need_a else None
-        grad_b = unbroadcast(_matmul_arrays(np.swapaxes(a, -1, -2), grad), b.shape) if need_b else None
+        grad_a = unbroadcast(_matmul_arrays(grad, b.swapaxes(-1, -2)), a.shape) if need_a else None
+        grad_b = unbroadcast(_matmul_arrays(a.swapaxes(-1, -2), grad), b.shape) if need_b else None
         return grad_a, grad_b

@@ -6,8 +6,8 @@ A subclass writes two static methods over raw arrays:
 `apply` unwraps Tensor arguments, runs forward, and - when grad mode is on and some argument
 requires grad - links the outputs to one Node that `Tensor.backward` walks.
 """
+from fastconv import backend
 from fastconv.autograd import grad_mode
-from fastconv.autograd.backend import get_array_module
 
 
 class Context:
@@ -35,9 +35,11 @@ class Node:
                 f"Trying to backward through the graph a second time ({self.function.__name__}): "
                 "its saved values were freed by the first backward; pass retain_graph=True to the "
                 "first backward() to keep them")
-        grads = [get_array_module().zeros(shape, dtype) if g is None else g
-                 for g, (shape, dtype) in zip(grad_outputs, self.output_specs)]
-        grads = self.function.backward(self.ctx, *grads)
+        if any(g is None for g in grad_outputs):  # an output no one used: its gradient is zeros
+            xp = backend.array_module(*grad_outputs)
+            grad_outputs = [xp.zeros(shape, dtype) if g is None else g
+                            for g, (shape, dtype) in zip(grad_outputs, self.output_specs)]
+        grads = self.function.backward(self.ctx, *grad_outputs)
         return grads if isinstance(grads, tuple) else (grads,)
 
     def free(self):

@@ -1,6 +1,9 @@
-"""Numeric check of analytic gradients: central differences in float64."""
+"""Numeric check of analytic gradients: central differences in float64.
+
+The function runs on its inputs' device; the gradients are compared on the host."""
 import numpy as np
 
+from fastconv import backend
 from fastconv.autograd.grad_mode import no_grad
 from fastconv.autograd.tensor import Tensor
 
@@ -37,12 +40,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         t.grad = None
 
     outs = _as_tuple(fn(*inputs))
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal(o.shape) for o in outs]
+    rng = np.random.default_rng(seed)  # its own stream: the check is repeatable whatever was drawn before
+    weights = [backend.asarray(rng.standard_normal(o.shape), device=o.device) for o in outs]
     _project(outs, weights).backward()
 
     for index, t in enumerate(checked):
-        analytic = np.zeros(t.shape) if t.grad is None else t.grad.data
+        analytic = np.zeros(t.shape) if t.grad is None else t.grad.numpy()
         numeric = _numeric_gradient(fn, inputs, weights, t, eps)
         error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and error.max() > 0:
@@ -56,7 +59,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 @no_grad()
 def _numeric_gradient(fn, inputs, weights, t, eps):
     numeric = np.zeros(t.shape)
-    t.data = np.ascontiguousarray(t.data)  # so the flat view below writes into t
+    t.data = backend.array_module(t.data).ascontiguousarray(t.data)  # so the flat view below writes into t
     flat, grad = t.data.reshape(-1), numeric.reshape(-1)
     for i in range(flat.size):
         original = flat[i]

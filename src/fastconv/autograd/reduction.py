@@ -1,6 +1,7 @@
 """Reductions over axes (sum, max); mean is a sum scaled in Tensor.mean."""
 import numpy as np
 
+from fastconv import backend
 from fastconv.autograd.function import Function
 
 
@@ -17,16 +18,17 @@ def normalize_axes(axis, ndim):
 
 def _expand_like(grad, axes, keepdims, shape):
     """grad of a reduced tensor, broadcast back over the reduced axes."""
+    xp = backend.array_module(grad)
     if not keepdims:
-        grad = np.expand_dims(grad, axes)
-    return np.broadcast_to(grad, shape)
+        grad = xp.expand_dims(grad, axes)
+    return xp.broadcast_to(grad, shape)
 
 
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axes, ctx.keepdims, ctx.shape = normalize_axes(axis, x.ndim), keepdims, x.shape
-        return np.sum(x, axis=ctx.axes, keepdims=keepdims)
+        return x.sum(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, grad):
@@ -39,9 +41,9 @@ class Max(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axes, ctx.keepdims = normalize_axes(axis, x.ndim), keepdims
-        out = np.max(x, axis=ctx.axes, keepdims=True)
+        out = x.max(axis=ctx.axes, keepdims=True)
         ctx.save_for_backward(x == out)
-        return out if keepdims else np.squeeze(out, axis=ctx.axes)
+        return out if keepdims else out.squeeze(axis=ctx.axes)
 
     @staticmethod
     def backward(ctx, grad):

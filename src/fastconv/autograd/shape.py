@@ -1,7 +1,9 @@
-"""Views and rearrangements: reshape, permute, indexing, concatenation."""
+"""Views and rearrangements: reshape, permute, indexing, concatenation, a copy to another device."""
+from itertools import accumulate
+
 import numpy as np
 
-from fastconv.autograd.backend import get_array_module
+from fastconv import backend
 from fastconv.autograd.function import Function
 
 
@@ -25,12 +27,12 @@ class Permute(Function):
     def forward(ctx, x, dims):
         if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
             raise ValueError(f"permute: {tuple(dims)} is not a permutation of the axes of shape {x.shape}")
-        ctx.dims = dims
-        return np.transpose(x, dims)
+        ctx.inverse = sorted(range(x.ndim), key=lambda axis: dims[axis] % x.ndim)
+        return x.transpose(dims)
 
     @staticmethod
     def backward(ctx, grad):
-        return np.transpose(grad, np.argsort([d % grad.ndim for d in ctx.dims]))
+        return grad.transpose(ctx.inverse)
 
 
 def _is_basic_index(index):
@@ -47,11 +49,12 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        full = get_array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
+        xp = backend.array_module(grad)
+        full = xp.zeros(ctx.shape, dtype=grad.dtype)
         if _is_basic_index(ctx.index):
             full[ctx.index] = grad
         else:  # integer arrays may repeat an element: each use adds its gradient
-            np.add.at(full, ctx.index, grad)
+            xp.add.at(full, ctx.index, grad)
         return full, None
 
 
@@ -65,12 +68,12 @@ class Cat(Function):
                     n != m for d, (n, m) in enumerate(zip(a.shape, first.shape)) if d != axis):
                 raise ValueError(f"cat: shapes {first.shape} and {a.shape} differ outside dim {axis}")
         ctx.axis = axis
-        ctx.boundaries = np.cumsum([a.shape[axis] for a in arrays])[:-1]
-        return np.concatenate(arrays, axis=axis)
+        ctx.boundaries = list(accumulate(a.shape[axis] for a in arrays))[:-1]
+        return backend.array_module(*arrays).concatenate(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(np.split(grad, ctx.boundaries, axis=ctx.axis))
+        return tuple(backend.array_module(grad).split(grad, ctx.boundaries, axis=ctx.axis))
 
 
 class Split(Function):
@@ -80,11 +83,24 @@ class Split(Function):
     @staticmethod
     def forward(ctx, x, sizes, axis):
         ctx.axis = axis
-        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+        return tuple(backend.array_module(x).split(x, list(accumulate(sizes))[:-1], axis=axis))
 
     @staticmethod
     def backward(ctx, *grads):
-        return np.concatenate(grads, axis=ctx.axis)
+        return backend.array_module(*grads).concatenate(grads, axis=ctx.axis)
+
+
+class ToDevice(Function):
+    """The same values on another device; the gradient goes back to the input's device."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.device = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return backend.to_device(grad, ctx.device), None
 
 
 def cat(tensors, dim=0):

@@ -1,25 +1,34 @@
 """`Tensor`: an array, an optional gradient, and the graph node that produced it."""
+import math
+
 import numpy as np
 
+from fastconv import backend
 from fastconv.autograd import arithmetic, elementwise, reduction
 from fastconv.autograd import shape as shape_ops
-from fastconv.autograd.backend import get_array_module
 
 
 def _as_array(data, dtype=None):
     """Python floats become float32 (as in PyTorch); arrays keep their dtype unless one is given."""
     if isinstance(data, Tensor):
         data = data.data
-    xp = get_array_module(data)
+    xp = backend.array_module(data)
     if dtype is None and not hasattr(data, "dtype"):
         array = xp.asarray(data)
         return array.astype(np.float32) if array.dtype == np.float64 else array
     return xp.asarray(data, dtype=dtype)
 
 
+def array_of(x):
+    """The array behind a Tensor, or `x` as an array: for arguments that get no gradient (class
+    targets, indices, boxes)."""
+    return x.data if isinstance(x, Tensor) else backend.asarray(x)
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf Tensor holding a copy of `data`."""
-    return Tensor(np.array(_as_array(data, dtype), copy=True), requires_grad=requires_grad)
+    array = _as_array(data, dtype)
+    return Tensor(backend.array_module(array).array(array, copy=True), requires_grad=requires_grad)
 
 
 def _topological_order(root):
@@ -74,6 +83,7 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._node is None)
+    device = property(lambda self: backend.device_of(self.data))  # 'cpu' or 'cuda'
 
     def __len__(self):
         return len(self.data)
@@ -83,7 +93,17 @@ class Tensor:
         return f"Tensor({self.data!r}{grad})"
 
     def numpy(self):
-        return self.data
+        """The values as a numpy array: the data itself on the CPU (no copy), a host copy of a GPU array."""
+        return backend.to_host(self.data)
+
+    def to(self, device):
+        """This tensor on `device` ('cpu' or 'cuda'): itself when it is there already, else a copy
+        that stays in the graph (its gradient is copied back)."""
+        device = backend.check_device(device)
+        return self if device == self.device else shape_ops.ToDevice.apply(self, device)
+
+    def cpu(self):
+        return self.to("cpu")
 
     def item(self):
         return self.data.item()
@@ -106,7 +126,7 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward: gradient can be implicitly created only for a scalar "
                                    f"output; this tensor has shape {self.shape}, pass gradient=")
-            gradient = get_array_module(self.data).ones_like(self.data)
+            gradient = backend.array_module(self.data).ones_like(self.data)
         gradient = _as_array(gradient, self.dtype)
         if gradient.shape != self.shape:
             raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {self.shape}")
@@ -142,7 +162,7 @@ class Tensor:
 
     def _accumulate_grad(self, grad):
         if self.grad is None:  # a copy: backward's arrays may alias inputs or each other
-            self.grad = Tensor(np.array(grad, dtype=self.dtype, copy=True))
+            self.grad = Tensor(backend.array_module(grad).array(grad, dtype=self.dtype, copy=True))
         else:
             self.grad.data += grad
 
@@ -152,7 +172,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         keep_dtype = self.dtype.kind == "f" and not hasattr(other, "dtype")
-        return get_array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
+        return backend.array_module(self.data).asarray(other, dtype=self.dtype if keep_dtype else None)
 
     __add__, __radd__ = _binary(arithmetic.Add), _binary(arithmetic.Add, reflected=True)
     __sub__, __rsub__ = _binary(arithmetic.Sub), _binary(arithmetic.Sub, reflected=True)
@@ -172,7 +192,7 @@ class Tensor:
         return reduction.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        count = int(np.prod([self.shape[a] for a in reduction.normalize_axes(axis, self.ndim)]))
+        count = math.prod(self.shape[a] for a in reduction.normalize_axes(axis, self.ndim))
         return self.sum(axis, keepdims) / count
 
     def max(self, axis=None, keepdims=False):

@@ -1,10 +1,12 @@
 """Batch normalisation (Ioffe & Szegedy 2015) with PyTorch's defaults and running statistics."""
 import numpy as np
 
+from fastconv import backend
 from fastconv import functional as F
 from fastconv.autograd import Tensor
 from fastconv.nn import init
-from fastconv.nn.module import Module, Parameter
+from fastconv.nn.linear import empty_parameter
+from fastconv.nn.module import Module
 
 
 class _BatchNorm(Module):
@@ -14,14 +16,17 @@ class _BatchNorm(Module):
                  track_running_stats=True, dtype=np.float32):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(np.empty(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.empty(num_features, dtype)) if affine else None
+        self.weight = empty_parameter((num_features,), dtype) if affine else None
+        self.bias = empty_parameter((num_features,), dtype) if affine else None
         if affine:
             init.ones_(self.weight)
             init.zeros_(self.bias)
-        tracked = track_running_stats
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype)) if tracked else None)
-        self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)) if tracked else None)
+        running_mean = running_var = None
+        if track_running_stats:
+            running_mean = init.zeros_(Tensor(backend.empty(num_features, dtype)))
+            running_var = init.ones_(Tensor(backend.empty(num_features, dtype)))
+        self.register_buffer("running_mean", running_mean)
+        self.register_buffer("running_var", running_var)
 
     def forward(self, x):
         return self._normalise(x)

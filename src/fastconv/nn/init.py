@@ -2,7 +2,7 @@
 Xavier, He et al. 2015 for Kaiming), drawing from fastconv's seeded generator."""
 import math
 
-from fastconv.autograd.backend import generator
+from fastconv import backend
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -27,16 +27,17 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def _fill(tensor, values):
-    tensor.data[...] = values
+    """values (a number, or an array drawn on the host) written into tensor on its device."""
+    tensor.data[...] = backend.asarray(values, device=tensor.device)
     return tensor
 
 
 def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, generator().uniform(a, b, tensor.shape))
+    return _fill(tensor, backend.generator().uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+    return _fill(tensor, backend.generator().normal(mean, std, tensor.shape))
 
 
 def constant_(tensor, value):

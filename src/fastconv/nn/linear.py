@@ -1,13 +1,14 @@
 """Layers with a weight matrix: Linear and Embedding."""
 import numpy as np
 
+from fastconv import backend
 from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.module import Module, Parameter
 
 
 def empty_parameter(shape, dtype):
-    return Parameter(np.empty(shape, dtype=dtype))
+    return Parameter(backend.empty(shape, dtype))
 
 
 class Linear(Module):

@@ -1,6 +1,5 @@
 """Module: parameters, buffers and submodules found by attribute assignment, as in PyTorch."""
-import numpy as np
-
+from fastconv import backend
 from fastconv.autograd import Tensor
 
 
@@ -116,13 +115,14 @@ class Module:
         if strict and (missing or unexpected):
             raise RuntimeError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
                                f"unexpected keys {unexpected}")
-        for name, tensor in own.items():
-            if name in state_dict and np.shape(state_dict[name]) != tensor.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {np.shape(state_dict[name])} "
-                                 f"in the state dict but {tensor.shape} in the model")
-        for name, tensor in own.items():
-            if name in state_dict:
-                tensor.data[...] = state_dict[name]
+        given = {name: backend.asarray(state_dict[name], device=tensor.device)
+                 for name, tensor in own.items() if name in state_dict}
+        for name, array in given.items():
+            if array.shape != own[name].shape:
+                raise ValueError(f"load_state_dict: {name} has shape {array.shape} "
+                                 f"in the state dict but {own[name].shape} in the model")
+        for name, array in given.items():
+            own[name].data[...] = array
         return missing, unexpected
 
     def extra_repr(self):

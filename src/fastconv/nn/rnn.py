@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from fastconv import backend
 from fastconv import functional as F
 from fastconv.autograd import Tensor, split, stack, unbind
 from fastconv.nn import init
@@ -23,7 +24,7 @@ def _register_recurrent_weights(module, gates, input_size, hidden_size, bias, dt
 
 
 def _zeros_state(x, hidden_size):
-    return Tensor(np.zeros((x.shape[0], hidden_size), dtype=x.dtype))
+    return Tensor(backend.zeros((x.shape[0], hidden_size), x.dtype, x.device))
 
 
 def _lstm_update(gates, c):

@@ -2,6 +2,7 @@
 Adam (Kingma & Ba 2015), each with PyTorch's update formulas."""
 import numpy as np
 
+from fastconv import backend
 from fastconv.optim.optimizer import Optimizer
 
 
@@ -12,7 +13,7 @@ def _decayed(grad, param, group):
 
 def _buffer(state, name, like, value=0.0):
     if name not in state:
-        state[name] = np.full_like(like, value)
+        state[name] = backend.array_module(like).full_like(like, value)
     return state[name]
 
 
@@ -28,7 +29,7 @@ class Adagrad(Optimizer):
         squares = _buffer(state, "sum", param.data, group["initial_accumulator_value"])
         squares += grad * grad
         lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        param.data -= lr * grad / (np.sqrt(squares) + group["eps"])
+        param.data -= lr * grad / (backend.array_module(squares).sqrt(squares) + group["eps"])
 
 
 class RMSprop(Optimizer):
@@ -49,7 +50,7 @@ class RMSprop(Optimizer):
             grad_avg *= alpha
             grad_avg += (1 - alpha) * grad
             variance = square_avg - grad_avg * grad_avg
-        step = grad / (np.sqrt(variance) + group["eps"])
+        step = grad / (backend.array_module(variance).sqrt(variance) + group["eps"])
         if group["momentum"]:
             buffer = _buffer(state, "momentum_buffer", param.data)
             buffer *= group["momentum"]
@@ -72,6 +73,9 @@ class Adam(Optimizer):
         square = _buffer(state, "exp_avg_sq", param.data)
         square *= beta2
         square += (1 - beta2) * grad * grad
-        # bias corrections for the zero-initialised averages (the paper's Algorithm 1)
-        denominator = np.sqrt(square) / np.sqrt(1 - beta2 ** step) + group["eps"]
+        # bias corrections for the zero-initialised averages (the paper's Algorithm 1); np.sqrt of
+        # the Python float is a float64 scalar, so the step is computed in float64 (NEP 50) and
+        # rounded once into param
+        xp = backend.array_module(square)
+        denominator = xp.sqrt(square) / np.sqrt(1 - beta2 ** step) + group["eps"]
         param.data -= group["lr"] / (1 - beta1 ** step) * mean / denominator

@@ -1,6 +1,20 @@
 """Optimizer base: parameter groups, per-parameter state, and a state_dict keyed by position."""
 import numpy as np
 
+from fastconv import backend
+
+
+def _copy_state(state, device=None):
+    """A parameter's state with its arrays copied (onto `device` when given), so a saved state
+    never shares memory with the one being stepped; numbers stay as they are."""
+    copied = {}
+    for name, value in state.items():
+        if isinstance(value, np.ndarray) or backend.is_cuda_array(value):
+            moved = backend.asarray(value, device=device)
+            value = moved.copy() if moved is value else moved
+        copied[name] = value
+    return copied
+
 
 class Optimizer:
     """Subclasses implement update(param, grad, state, group): one in-place step of param.data."""
@@ -44,8 +58,7 @@ class Optimizer:
         parameters numbered in group order (as in PyTorch), arrays copied."""
         index = {id(p): i for i, p in enumerate(self._indexed_params())}
         groups = [{**g, "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
-        state = {index[id(p)]: {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in s.items()}
-                 for p, s in self.state.items()}
+        state = {index[id(p)]: _copy_state(s) for p, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -57,5 +70,5 @@ class Optimizer:
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         params = self._indexed_params()
-        self.state = {params[int(i)]: {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in s.items()}
+        self.state = {params[int(i)]: _copy_state(s, params[int(i)].device)
                       for i, s in state_dict["state"].items()}

@@ -1,0 +1,88 @@
+"""Activations and (log-)softmax, each forward beside its backward."""
+from fastconv import backend
+from fastconv.autograd import Function
+
+
+def relu(input):
+    return input.relu()
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def tanh(input):
+    return input.tanh()
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        ctx.slope = backend.array_module(x).where(x > 0, 1, negative_slope).astype(x.dtype)
+        return x * ctx.slope
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.slope
+
+
+def leaky_relu(input, negative_slope=0.01):
+    return LeakyReLU.apply(input, negative_slope)
+
+
+class ELU(Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        xp = backend.array_module(x)
+        negative_part = alpha * xp.expm1(xp.minimum(x, 0))  # clipped: no overflow for large x
+        ctx.save_for_backward(x, negative_part)
+        ctx.alpha = alpha
+        return xp.where(x > 0, x, negative_part)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, negative_part = ctx.saved_arrays
+        return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
+
+
+def elu(input, alpha=1.0):
+    return ELU.apply(input, alpha)
+
+
+def log_softmax_array(xp, x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)  # exp never overflows
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    output = staticmethod(lambda xp, log_probs: log_probs)
+
+    @classmethod
+    def forward(cls, ctx, x, dim):
+        xp = backend.array_module(x)
+        out = cls.output(xp, log_softmax_array(xp, x, dim))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return grad - backend.array_module(out).exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
+
+
+class Softmax(LogSoftmax):
+    output = staticmethod(lambda xp, log_probs: xp.exp(log_probs))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
+
+
+def softmax(input, dim):
+    return Softmax.apply(input, dim)
+
+
+def log_softmax(input, dim):
+    return LogSoftmax.apply(input, dim)

@@ -1,0 +1,23 @@
+"""Inverted dropout: scaled while training, so evaluation is the identity."""
+from fastconv import backend
+from fastconv.autograd import Function
+
+
+class Dropout(Function):
+    @staticmethod
+    def forward(ctx, x, p):
+        # drawn on the host by the one seeded generator, so a seed gives the same mask on every device
+        keep = backend.asarray(backend.generator().random(x.shape) >= p, device=backend.device_of(x))
+        # inverted dropout: scale at training time so evaluation is the identity
+        ctx.mask = keep.astype(x.dtype) * (0 if p == 1 else 1 / (1 - p))
+        return x * ctx.mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.mask
+
+
+def dropout(input, p=0.5, training=True):
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    return Dropout.apply(input, p) if training and p > 0 else input

@@ -1,0 +1,87 @@
+"""Losses: cross entropy (a Function: stable log-softmax and negative log-likelihood in one
+pass), and the hinge, squared and absolute losses as compositions of Tensor operations."""
+from fastconv import backend
+from fastconv.autograd import Function
+from fastconv.autograd.tensor import array_of
+from fastconv.functional.activation import log_softmax_array
+
+
+def _check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(loss, reduction):
+    _check_reduction(reduction)
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+class CrossEntropy(Function):
+    """Stable log-softmax and negative log-likelihood in one pass; class axis 1."""
+
+    @staticmethod
+    def forward(ctx, logits, target, ignore_index, reduction):
+        xp = backend.array_module(logits, target)
+        valid = target != ignore_index
+        safe_target = xp.where(valid, target, 0)[:, None]
+        if safe_target.min() < 0 or safe_target.max() >= logits.shape[1]:
+            raise ValueError(f"cross_entropy: target values must be in [0, {logits.shape[1]}) "
+                             f"or equal ignore_index={ignore_index}")
+        log_probs = log_softmax_array(xp, logits, axis=1)
+        losses = -xp.take_along_axis(log_probs, safe_target, axis=1)[:, 0] * valid
+        ctx.save_for_backward(log_probs, safe_target, valid)
+        ctx.scale = 1 / valid.sum() if reduction == "mean" else 1
+        return losses if reduction == "none" else xp.asarray(losses.sum() * ctx.scale, logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        log_probs, safe_target, valid = ctx.saved_arrays
+        xp = backend.array_module(log_probs)
+        grad_logits = xp.exp(log_probs)
+        picked = xp.take_along_axis(grad_logits, safe_target, axis=1)
+        xp.put_along_axis(grad_logits, safe_target, picked - 1, axis=1)
+        return grad_logits * xp.expand_dims(grad * valid * ctx.scale, 1).astype(log_probs.dtype)
+
+
+def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
+    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices."""
+    target = array_of(target)
+    if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"cross_entropy: input of shape {input.shape} and target of shape "
+                         f"{target.shape} do not match (need input (N, C, ...) and target (N, ...))")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold class indices, got dtype {target.dtype}")
+    _check_reduction(reduction)
+    return CrossEntropy.apply(input, target, ignore_index, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, reduction="mean"):
+    """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, divided by C."""
+    target = array_of(target)
+    if input.ndim != 2 or target.shape != input.shape[:1]:
+        raise ValueError(f"multi_margin_loss: input of shape {input.shape} and target of shape "
+                         f"{target.shape} do not match (need (N, C) and (N,))")
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    xp = backend.array_module(array_of(input), target)
+    rows = xp.arange(len(target))
+    correct = input[rows, target].reshape(-1, 1)
+    other_class = xp.ones(input.shape, dtype=input.dtype)
+    other_class[rows, target] = 0
+    hinge = (input - correct + margin).relu() * other_class
+    return _reduce((hinge ** p).sum(axis=1) / input.shape[1], reduction)
+
+
+def _check_same_shape(name, input, target):
+    if input.shape != target.shape:
+        raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
+
+
+def mse_loss(input, target, reduction="mean"):
+    _check_same_shape("mse_loss", input, target)
+    return _reduce((input - target) ** 2, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    _check_same_shape("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction)

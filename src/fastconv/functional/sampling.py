@@ -1,0 +1,59 @@
+"""grid_sample, affine_grid and interpolate over the compiled kernels of fastconv.ops."""
+from fastconv import ops
+from fastconv.autograd import Function
+
+
+class GridSample(Function):
+    @staticmethod
+    def forward(ctx, x, grid, mode, padding_mode, align_corners):
+        ctx.args = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        ctx.save_for_backward(x, grid)
+        return ops.grid_sample(x, grid, **ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, grid = ctx.saved_arrays
+        need_x, need_grid = ctx.needs_input_grad[:2]
+        return ops.grid_sample_backward(grad, x, grid, **ctx.args, needs_input_grad=need_x,
+                                        needs_grid_grad=need_grid)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """torch.nn.functional.grid_sample (4-d): gradients for input and grid. align_corners=None
+    means False, PyTorch's default."""
+    return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
+
+
+class AffineGrid(Function):
+    @staticmethod
+    def forward(ctx, theta, size, align_corners):
+        ctx.size, ctx.align_corners = size, align_corners
+        return ops.affine_grid(theta, size, align_corners)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ops.affine_grid_backward(grad, ctx.size, ctx.align_corners)
+
+
+def affine_grid(theta, size, align_corners=None):
+    """torch.nn.functional.affine_grid (4-d): theta (N, 2, 3), size (N, C, H, W) -> (N, H, W, 2)."""
+    return AffineGrid.apply(theta, tuple(size), bool(align_corners))
+
+
+class Interpolate(Function):
+    @staticmethod
+    def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor):
+        ctx.input_shape = x.shape
+        ctx.args = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                        recompute_scale_factor=recompute_scale_factor)
+        return ops.interpolate(x, **ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ops.interpolate_backward(grad, ctx.input_shape, **ctx.args)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """torch.nn.functional.interpolate for 4-d input, modes "nearest" and "bilinear"."""
+    return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor)

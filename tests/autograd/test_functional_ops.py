@@ -1,0 +1,110 @@
+"""The engine-level ops of fastconv.functional (linear, embedding, activations, dropout, losses):
+gradcheck in float64 and PyTorch as the oracle for the forward and every gradient; then the
+argument rules and error messages."""
+import numpy as np
+import pytest
+
+import fastconv
+import fastconv.functional as F
+from fastconv import Tensor
+from tests.functional_cases import gradcheck_test, torch_functional, torch_tensor, torch_test
+
+TARGET = np.array([2, 0, 3])
+SPATIAL_TARGET = np.array([[[1, 0], [-100, 2]], [[2, 2], [0, 1]]])
+
+
+def _dropout(x):
+    fastconv.manual_seed(0)  # the same mask on every call, so differences are meaningful
+    return F.dropout(x, 0.3)
+
+
+# name: (ours, torch's or None, input shapes)
+CASES = {
+    "linear": (F.linear, torch_functional("linear"), [(2, 3, 4), (5, 4), (5,)]),
+    "linear_no_bias": (F.linear, torch_functional("linear"), [(3, 4), (2, 4)]),
+    "relu": (F.relu, torch_functional("relu"), [(3, 4)]),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), lambda x: torch_functional("leaky_relu")(x, 0.2), [(3, 4)]),
+    "elu": (lambda x: F.elu(x, 0.7), lambda x: torch_functional("elu")(x, 0.7), [(3, 4)]),
+    "sigmoid": (F.sigmoid, torch_functional("sigmoid"), [(3, 4)]),
+    "tanh": (F.tanh, torch_functional("tanh"), [(3, 4)]),
+    "softmax": (lambda x: F.softmax(x, 1), lambda x: torch_functional("softmax")(x, 1), [(2, 3, 4)]),
+    "log_softmax": (lambda x: F.log_softmax(x, -1), lambda x: torch_functional("log_softmax")(x, -1), [(2, 3, 4)]),
+    "dropout": (_dropout, None, [(3, 5)]),
+    "cross_entropy": (lambda x: F.cross_entropy(x, TARGET),
+                      lambda x: torch_functional("cross_entropy")(x, torch_tensor(TARGET)), [(3, 4)]),
+    "cross_entropy_spatial_ignore_index": (
+        lambda x: F.cross_entropy(x, SPATIAL_TARGET),
+        lambda x: torch_functional("cross_entropy")(x, torch_tensor(SPATIAL_TARGET)), [(2, 3, 2, 2)]),
+    "cross_entropy_none": (lambda x: F.cross_entropy(x, TARGET, reduction="none"),
+                           lambda x: torch_functional("cross_entropy")(x, torch_tensor(TARGET), reduction="none"),
+                           [(3, 4)]),
+    "multi_margin_loss": (lambda x: F.multi_margin_loss(x, TARGET, margin=2.0),
+                          lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(TARGET), margin=2.0),
+                          [(3, 4)]),
+    "multi_margin_loss_squared_sum": (
+        lambda x: F.multi_margin_loss(x, TARGET, p=2, reduction="sum"),
+        lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(TARGET), p=2, reduction="sum"),
+        [(3, 4)]),
+    "mse_loss": (F.mse_loss, torch_functional("mse_loss"), [(3, 4), (3, 4)]),
+    "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"),
+                    lambda x, y: torch_functional("l1_loss")(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    "embedding": (lambda w: F.embedding(TARGET, w),
+                  lambda w: torch_functional("embedding")(torch_tensor(TARGET), w), [(5, 2)]),
+}
+
+test_gradcheck = gradcheck_test(CASES)
+test_matches_torch = torch_test(CASES)
+
+
+def test_dropout_is_inverted_and_off_in_eval(rng):
+    x = Tensor(np.ones((200, 50)))
+    y = F.dropout(x, 0.25).numpy()
+    assert set(np.unique(y)) == {0.0, 1 / 0.75}
+    assert abs((y == 0).mean() - 0.25) < 0.02
+    assert F.dropout(x, 0.25, training=False) is x
+    assert not F.dropout(x, 1.0).numpy().any()
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
+        F.dropout(x, 1.5)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    logits = Tensor(np.array([[1e4, 0.0], [0.0, -1e4]]), requires_grad=True)
+    loss = F.cross_entropy(logits, np.array([0, 0]))
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.isfinite(logits.grad.numpy()).all()
+    np.testing.assert_allclose(loss.item(), 0.0)
+
+
+def test_loss_argument_errors():
+    x = Tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"input of shape \(3, 4\) and target of shape \(2,\)"):
+        F.cross_entropy(x, np.array([0, 1]))
+    with pytest.raises(TypeError, match="class indices"):
+        F.cross_entropy(x, np.zeros(3))
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 4\)"):
+        F.cross_entropy(x, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(x, TARGET, reduction="average")
+    with pytest.raises(ValueError, match=r"\(3, 4\) and target of shape \(4, 3\)"):
+        F.mse_loss(x, np.zeros((4, 3)))
+
+
+def test_layer_argument_errors():
+    with pytest.raises(ValueError, match=r"input of shape \(2, 3\) does not match weight of shape \(4, 5\)"):
+        F.linear(Tensor(np.zeros((2, 3))), Tensor(np.zeros((4, 5))))
+    with pytest.raises(TypeError, match="integer indices"):
+        F.embedding(np.array([0.0]), Tensor(np.zeros((2, 2))))
+
+
+def test_functional_exports_every_op_and_its_function():
+    ops = {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+           "roi_pool", "roi_align", "grid_sample", "affine_grid", "interpolate", "linear", "embedding",
+           "relu", "sigmoid", "tanh", "leaky_relu", "elu", "softmax", "log_softmax", "dropout",
+           "cross_entropy", "multi_margin_loss", "mse_loss", "l1_loss"}
+    functions = {"Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm",
+                 "RoIPool", "RoIAlign", "GridSample", "AffineGrid", "Interpolate", "Linear", "LeakyReLU", "ELU",
+                 "Softmax", "LogSoftmax", "Dropout", "CrossEntropy"}
+    assert set(F.__all__) == ops | functions
+    # the families `linear` and `dropout` are modules of the package: the names must stay the ops
+    assert all(callable(getattr(F, name)) for name in F.__all__)
+    assert all(issubclass(getattr(F, name), fastconv.autograd.Function) for name in functions)

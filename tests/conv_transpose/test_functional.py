@@ -1,0 +1,61 @@
+"""functional.conv_transpose2d: gradcheck in float64 and PyTorch as the oracle for the forward
+and every gradient; then its argument rules."""
+import numpy as np
+import pytest
+
+import fastconv.functional as F
+from fastconv import Tensor
+from tests.functional_cases import (algorithm_choices_made_by, gradcheck_test, random_inputs, torch_functional,
+                                    torch_test)
+
+# name: (ours, torch's, input shapes)
+CASES = {
+    "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+                         lambda x, w, b: torch_functional("conv_transpose2d")(x, w, b, stride=2, padding=1,
+                                                                              output_padding=1),
+                         [(2, 2, 3, 4), (2, 3, 3, 3), (3,)]),
+    "conv_transpose2d_groups_dilation": (
+        lambda x, w: F.conv_transpose2d(x, w, groups=2, dilation=2, padding=1),
+        lambda x, w: torch_functional("conv_transpose2d")(x, w, groups=2, dilation=2, padding=1),
+        [(1, 4, 3, 3), (4, 1, 2, 3)]),
+}
+
+test_gradcheck = gradcheck_test(CASES)
+test_matches_torch = torch_test(CASES)
+
+
+def test_conv_transpose_argument_errors():
+    x = Tensor(np.zeros((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, Tensor(np.zeros((2, 1, 3, 3))), output_padding=1)
+
+
+def _forward_and_gradients(rng, algo):
+    x, w, b = (Tensor(a, requires_grad=True) for a in random_inputs(rng, [(2, 4, 9, 11), (4, 5, 3, 3), (5,)]))
+    y = F.conv_transpose2d(x, w, b, padding=1, algo=algo)
+    (y * y).sum().backward()
+    return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
+
+
+@pytest.mark.parametrize("algo", ["im2col", "winograd"])
+def test_a_pinned_algorithm_matches_auto(algo):
+    pinned = _forward_and_gradients(np.random.default_rng(0), algo)
+    auto = _forward_and_gradients(np.random.default_rng(0), "auto")
+    for name, ours, expected in zip(["output", "input grad", "weight grad", "bias grad"], pinned, auto):
+        np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_algo_reaches_the_kernels_of_the_forward_and_both_gradients(rng):
+    # a geometry no other test uses: 'auto' chooses for it once per kernel, a pin never does
+    x, w = rng.standard_normal((1, 3, 11, 6)), rng.standard_normal((3, 2, 3, 3))
+
+    def run(algo):
+        inputs = [Tensor(a, requires_grad=True) for a in (x, w)]
+        F.conv_transpose2d(*inputs, algo=algo).sum().backward()
+
+    assert not algorithm_choices_made_by(lambda: run("im2col"))
+    # its forward runs conv2d's input-gradient kernel, its gradients conv2d's forward and weight kernels
+    directions = {key[-1] for key in algorithm_choices_made_by(lambda: run("auto"))}
+    assert directions == {"input", "forward", "weight", "forward+weight"}
+    with pytest.raises(ValueError, match="algo: expected 'auto', 'winograd' or one of"):
+        run("fastest")
