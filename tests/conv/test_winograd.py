@@ -8,7 +8,7 @@ import pytest
 
 from fastconv import _C, ops
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # B^T, G, A^T as Lavin & Gray give them; F(4,3) from the points 0, 1, -1, 2, -2, infinity.

@@ -6,7 +6,7 @@ import pytest
 
 from fastconv import ops
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # Measured max|y - y_direct| / max|y| on standard-normal data, 3x3 to 11x11 kernels, C = 16..128:

@@ -4,7 +4,7 @@ import pytest
 from fastconv import _C, ops
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
@@ -31,7 +31,7 @@ CASES = [
 ALGOS = conv_algo.algorithms()
 # Relative error bound per algorithm, float32 / float64, as a fraction of max|y| (documented in
 # the README). Exact-arithmetic algorithms differ from the reference only by rounding.
-# Winograd and FFT bounds: tests/ops/test_winograd.py and test_fft_conv.py measure and assert them.
+# Winograd and FFT bounds: tests/conv/test_winograd.py and test_fft.py measure and assert them.
 TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "direct": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12),
              "winograd_2x3": (1e-5, 1e-12), "winograd_4x3": (2e-5, 1e-12), "winograd_2x5": (2e-5, 1e-12),
              "fft": (1e-5, 1e-12)}
