@@ -1,15 +1,15 @@
 """numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
-from fastconv.ops.matmul import matmul
+from fastconv.ops.gemm import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight
 from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
-from fastconv.ops.roi_align import roi_align, roi_align_backward
-from fastconv.ops.grid_sample import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
+from fastconv.ops.roi import roi_align, roi_align_backward
+from fastconv.ops.sampling import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
 from fastconv.ops.interpolate import interpolate, interpolate_backward
 from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
-from fastconv.ops.batch_norm import batch_norm, batch_norm_backward, fold_bn_into_conv
-from fastconv.ops.pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
-                                  avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from fastconv.ops.norm import batch_norm, batch_norm_backward, fold_bn_into_conv
+from fastconv.ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                               avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
            "PreparedWeight", "prepare_conv_weight",
