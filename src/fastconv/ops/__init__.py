@@ -2,10 +2,9 @@
 from fastconv.ops.gemm import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight
-from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
-from fastconv.ops.roi import roi_align, roi_align_backward
-from fastconv.ops.sampling import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
-from fastconv.ops.interpolate import interpolate, interpolate_backward
+from fastconv.ops.roi import roi_align, roi_align_backward, roi_pool, roi_pool_backward
+from fastconv.ops.sampling import (affine_grid, affine_grid_backward, grid_sample, grid_sample_backward,
+                                   interpolate, interpolate_backward)
 from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from fastconv.ops.norm import batch_norm, batch_norm_backward, fold_bn_into_conv
 from fastconv.ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
