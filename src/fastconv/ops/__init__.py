@@ -1,4 +1,14 @@
-"""numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
+"""The checked entry of every compiled kernel, one module per kernel family (conv,
+conv_transpose, roi, sampling, norm, pool, gemm): arguments are checked here, once, the output is
+allocated, and the kernel runs.
+
+Devices belong to fastconv.backend, and nothing here imports fastconv._C. Each op first asks
+backend.kernels, with all its array arguments, for the library that serves them (a device array
+with no kernels is refused there, before any check reads it) and makes every compiled call
+through that library, output shapes included; its helpers receive it as `lib`. conv_algo, which
+decides on shapes alone, asks with no arrays. Outputs come from backend.empty on the inputs'
+device, and array calls on the inputs go through backend.array_module.
+"""
 from fastconv.ops.gemm import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight

@@ -12,9 +12,8 @@ and an empty bin gives 0.
 """
 import numpy as np
 
-from fastconv import _C
-from fastconv.ops._alloc import empty
-from fastconv.ops._checks import float_array, nchw_input, positive_pair, shape4
+from fastconv.backend import array_module, device_of, empty, kernels
+from fastconv.ops._checks import contiguous, float_array, nchw_input, positive_pair, shape4
 
 
 def roi_boxes(boxes, dtype):
@@ -30,14 +29,15 @@ def roi_boxes(boxes, dtype):
             if b.ndim != 2 or b.shape[1] != 4:
                 raise ValueError(f"boxes[{i}]: expected a (Ki, 4) array [x1, y1, x2, y2], got shape {b.shape}")
             _same_dtype(b, dtype, f"boxes[{i}]")
-        rows = [np.concatenate([np.full((len(b), 1), i, dtype), b], axis=1) for i, b in enumerate(parts)]
-        return np.ascontiguousarray(np.concatenate(rows) if rows else np.zeros((0, 5), dtype))
+        xp = array_module(*parts)
+        rows = [xp.concatenate([xp.full((len(b), 1), i, dtype), b], axis=1) for i, b in enumerate(parts)]
+        return contiguous(xp.concatenate(rows) if rows else xp.zeros((0, 5), dtype))
     boxes = float_array(boxes, "boxes")
     if boxes.ndim != 2 or boxes.shape[1] != 5:
         raise ValueError("boxes: expected a (K, 5) array [batch_index, x1, y1, x2, y2] or a list of (Ki, 4) "
                          f"arrays, got shape {boxes.shape}")
     _same_dtype(boxes, dtype, "boxes")
-    return np.ascontiguousarray(boxes)
+    return contiguous(boxes)
 
 
 def _same_dtype(array, dtype, name):
@@ -45,13 +45,19 @@ def _same_dtype(array, dtype, name):
         raise TypeError(f"{name}: dtype {array.dtype} does not match input's {np.dtype(dtype)}")
 
 
+def _box_arrays(boxes):
+    """The arrays `boxes` holds (one, or one per image), for backend.kernels to see."""
+    return tuple(boxes) if isinstance(boxes, (list, tuple)) else (boxes,)
+
+
 def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
     """input (N, C, H, W), boxes (K, 5) or a list of (Ki, 4) -> (K, C, PH, PW)."""
+    lib = kernels(input, *_box_arrays(boxes), op="roi_align")
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
-    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
-    _C.roi_align_forward(x, rois, out, float(spatial_scale), int(sampling_ratio), bool(aligned))
+    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype, device_of(x))
+    lib.roi_align_forward(x, rois, out, float(spatial_scale), int(sampling_ratio), bool(aligned))
     return out
 
 
@@ -61,10 +67,11 @@ def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampl
     Deterministic: the kernel gives each thread whole channels, so every gradient plane has one
     writer adding in box order (csrc/vision/roi_align.cpp).
     """
+    lib = kernels(grad_output, *_box_arrays(boxes), op="roi_align_backward")
     dy = nchw_input(grad_output, "grad_output")
     rois = roi_boxes(boxes, dy.dtype)
-    dx = empty(shape4(input_shape, "input_shape"), dy.dtype)
-    _C.roi_align_backward(dy, rois, dx, float(spatial_scale), int(sampling_ratio), bool(aligned))
+    dx = empty(shape4(input_shape, "input_shape"), dy.dtype, device_of(dy))
+    lib.roi_align_backward(dy, rois, dx, float(spatial_scale), int(sampling_ratio), bool(aligned))
     return dx
 
 
@@ -74,19 +81,21 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     argmax holds the flat index into `input` of each bin's maximum (-1 for an empty bin), so
     that the backward needs nothing else.
     """
+    lib = kernels(input, *_box_arrays(boxes), op="roi_pool")
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
-    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype)
-    argmax = empty(out.shape, np.int64)
-    _C.roi_pool_forward(x, rois, out, argmax, float(spatial_scale))
+    out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype, device_of(x))
+    argmax = empty(out.shape, np.int64, device_of(x))
+    lib.roi_pool_forward(x, rois, out, argmax, float(spatial_scale))
     return out, argmax
 
 
 def roi_pool_backward(grad_output, argmax, input_shape):
     """Gradient of roi_pool with respect to its input: grad_output added at argmax."""
+    lib = kernels(grad_output, argmax, op="roi_pool_backward")
     dy = nchw_input(grad_output, "grad_output")
-    argmax = np.ascontiguousarray(argmax)  # dtype, shape and values are checked by the kernel
-    dx = empty(shape4(input_shape, "input_shape"), dy.dtype)
-    _C.roi_pool_backward(dy, argmax, dx)
+    argmax = contiguous(argmax)  # dtype, shape and values are checked by the kernel
+    dx = empty(shape4(input_shape, "input_shape"), dy.dtype, device_of(dy))
+    lib.roi_pool_backward(dy, argmax, dx)
     return dx

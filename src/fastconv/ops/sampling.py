@@ -14,11 +14,8 @@ floor(d * scale) in float32, PyTorch's legacy "nearest".
 """
 import math
 
-import numpy as np
-
-from fastconv import _C
-from fastconv.ops._alloc import empty, empty_like
-from fastconv.ops._checks import check_ndim, float_array, int_pair, nchw_input, same_dtype, shape4
+from fastconv.backend import device_of, empty, empty_like, kernels
+from fastconv.ops._checks import check_ndim, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
 
 MODES = {"bilinear": 0, "nearest": 1}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
@@ -42,15 +39,16 @@ def _input_and_grid(input, grid):
     g = float_array(grid, "grid")
     same_dtype({"input": x, "grid": g})
     check_ndim(g, 4, "grid", "(N, H_out, W_out, 2)")  # the kernel checks the sizes
-    return x, np.ascontiguousarray(g)
+    return x, contiguous(g)
 
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
     """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
+    lib = kernels(input, grid, op="grid_sample")
     options = _options(mode, padding_mode)
     x, g = _input_and_grid(input, grid)
-    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype)
-    _C.grid_sample_forward(x, g, out, *options, bool(align_corners))
+    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x))
+    lib.grid_sample_forward(x, g, out, *options, bool(align_corners))
     return out
 
 
@@ -60,33 +58,36 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
 
     The grid gradient of nearest sampling is 0, as PyTorch's (the output is piecewise constant).
     """
+    lib = kernels(grad_output, input, grid, op="grid_sample_backward")
     options = _options(mode, padding_mode)
     x, g = _input_and_grid(input, grid)
     dy = nchw_input(grad_output, "grad_output")
     same_dtype({"input": x, "grad_output": dy})
     dx = empty_like(x) if needs_input_grad else None
     dg = empty_like(g) if needs_grid_grad else None
-    _C.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
+    lib.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
     return dx, dg
 
 
 def affine_grid(theta, size, align_corners=False):
     """theta (N, 2, 3), size (N, C, H, W) -> grid (N, H, W, 2) = theta @ (x, y, 1) per pixel."""
-    t = np.ascontiguousarray(float_array(theta, "theta"))  # the kernel checks its shape against size
+    lib = kernels(theta, op="affine_grid")
+    t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
     n, _, h, w = shape4(size, "size")
-    grid = empty((n, h, w, 2), t.dtype)
-    _C.affine_grid_forward(t, grid, bool(align_corners))
+    grid = empty((n, h, w, 2), t.dtype, device_of(t))
+    lib.affine_grid_forward(t, grid, bool(align_corners))
     return grid
 
 
 def affine_grid_backward(grad_grid, size, align_corners=False):
     """Gradient of affine_grid with respect to theta: (N, 2, 3)."""
+    lib = kernels(grad_grid, op="affine_grid_backward")
     n, _, h, w = shape4(size, "size")
-    dg = np.ascontiguousarray(float_array(grad_grid, "grad_grid"))
+    dg = contiguous(float_array(grad_grid, "grad_grid"))
     if dg.shape != (n, h, w, 2):
         raise ValueError(f"grad_grid: expected shape {(n, h, w, 2)}, got {dg.shape}")
-    dtheta = empty((n, 2, 3), dg.dtype)
-    _C.affine_grid_backward(dg, dtheta, bool(align_corners))
+    dtheta = empty((n, 2, 3), dg.dtype, device_of(dg))
+    lib.affine_grid_backward(dg, dtheta, bool(align_corners))
     return dtheta
 
 
@@ -129,23 +130,25 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None):
     """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out)."""
+    lib = kernels(input, op="interpolate")
     x = nchw_input(input)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
-    out = empty(x.shape[:2] + out_hw, x.dtype)
-    _C.interpolate_forward(x, out, mode_index, align, *scales)
+    out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
+    lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out
 
 
 def interpolate_backward(grad_output, input_shape, size=None, scale_factor=None, mode="nearest",
                          align_corners=None, recompute_scale_factor=None):
     """Gradient of interpolate with respect to its input, given the forward's arguments."""
+    lib = kernels(grad_output, op="interpolate_backward")
     dy = nchw_input(grad_output, "grad_output")
     input_shape = shape4(input_shape, "input_shape")
     out_hw, mode_index, align, scales = interpolate_arguments(
         input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
     if dy.shape != input_shape[:2] + out_hw:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
-    dx = empty(input_shape, dy.dtype)
-    _C.interpolate_backward(dy, dx, mode_index, align, *scales)
+    dx = empty(input_shape, dy.dtype, device_of(dy))
+    lib.interpolate_backward(dy, dx, mode_index, align, *scales)
     return dx
