@@ -34,6 +34,22 @@ def device(request):
     return request.param
 
 
+class CudaArrayStandIn:
+    """What fastconv.backend takes for a CuPy array (it reads the type's module only), without
+    CuPy: an op must refuse it before anything reads it. Reading it as a host array fails, as a
+    real CuPy array's implicit conversion does."""
+
+    __module__ = "cupy"
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("a device array was read as a host array")
+
+
+@pytest.fixture
+def cuda_array():
+    return CudaArrayStandIn()
+
+
 @pytest.fixture
 def rng(request):
     # One stream per test, stable across runs and independent of test order.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
@@ -339,3 +339,24 @@ def test_auto_timing_drops_slow_candidates_and_retimes_close_ones(monkeypatch):
     cost["close"] = 3.0
     assert conv_algo._fastest(run, list(calls)) == "fast"
     assert calls == {"fast": 4, "close": 4, "slow": 4}  # a clear winner after 3 rounds
+
+
+GY4 = np.zeros((2, 6, 6, 6))
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("conv2d", lambda d: ops.conv2d(d, W4), id="conv2d-input"),
+    pytest.param("conv2d", lambda d: ops.conv2d(X4, d), id="conv2d-weight"),
+    pytest.param("conv2d", lambda d: ops.conv2d(X4, W4, d), id="conv2d-bias"),
+    pytest.param("conv2d_input", lambda d: ops.conv2d_input(X4.shape, d, GY4), id="conv2d_input-weight"),
+    pytest.param("conv2d_input", lambda d: ops.conv2d_input(X4.shape, W4, d), id="conv2d_input-grad_output"),
+    pytest.param("conv2d_weight", lambda d: ops.conv2d_weight(d, W4.shape, GY4), id="conv2d_weight-input"),
+    pytest.param("conv2d_weight", lambda d: ops.conv2d_weight(X4, W4.shape, d), id="conv2d_weight-grad_output"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(d, W4, GY4), id="conv2d_backward-input"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(X4, d, GY4), id="conv2d_backward-weight"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(X4, W4, d), id="conv2d_backward-grad_output"),
+    pytest.param("prepare_conv_weight", lambda d: ops.prepare_conv_weight(d), id="prepare_conv_weight-weight"),
+])
+def test_conv2d_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import conv_transpose2d_reference, numeric_gradient
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
@@ -195,3 +195,22 @@ def test_auto_backward_times_the_pair_against_shared_im2col(rng):
     assert len(pairs) == 1 and pairs[0] in (separate, ("im2col", "im2col"))
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+GY = np.zeros((2, 3, 7, 7))
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(d, W4), id="conv_transpose2d-input"),
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(X4, d), id="conv_transpose2d-weight"),
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(X4, W4, d), id="conv_transpose2d-bias"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(d, W4, GY),
+                 id="conv_transpose2d_backward-input"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(X4, d, GY),
+                 id="conv_transpose2d_backward-weight"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(X4, W4, d),
+                 id="conv_transpose2d_backward-grad_output"),
+])
+def test_conv_transpose2d_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

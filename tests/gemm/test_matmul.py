@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 
 SHAPES = [(1, 1, 1), (5, 3, 7), (13, 33, 31), (64, 64, 64), (97, 129, 65), (12, 400, 32), (300, 17, 513)]
 
@@ -53,3 +53,11 @@ def test_matmul_large_uses_every_block(device, rng):
 def test_matmul_bad_input(a, b, error, match):
     with pytest.raises(error, match=match):
         ops.matmul(a, b)
+
+
+@pytest.mark.parametrize("position", ["a", "b", "out"])
+def test_matmul_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(a=np.ones((2, 3)), b=np.ones((3, 2)), out=np.zeros((2, 2)))
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^matmul: fastconv has no CUDA kernels"):
+        ops.matmul(**arrays)

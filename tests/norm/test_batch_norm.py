@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import batch_norm_reference, batch_stats_reference, conv2d_reference, numeric_gradient
 
 # (N, C, H, W)
@@ -193,3 +193,19 @@ def test_batch_norm_bad_input_raises_clearly(kwargs, error, match):
 def test_batch_norm_backward_relu_needs_output():
     with pytest.raises(ValueError, match="output: required when relu=True"):
         ops.batch_norm_backward(X, X, V, V, relu=True)
+
+
+@pytest.mark.parametrize("position", ["input", "running_mean", "running_var", "weight", "bias", "residual"])
+def test_batch_norm_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(input=X, running_mean=V, running_var=V, weight=V, bias=V, residual=X)
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^batch_norm: fastconv has no CUDA kernels"):
+        ops.batch_norm(**arrays)
+
+
+@pytest.mark.parametrize("position", ["grad_output", "input", "mean", "invstd", "weight", "output"])
+def test_batch_norm_backward_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(grad_output=X, input=X, mean=V, invstd=V, weight=V, output=X)
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^batch_norm_backward: fastconv has no CUDA kernels"):
+        ops.batch_norm_backward(**arrays, relu=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import adaptive_avg_pool2d_reference, numeric_gradient, pool2d_reference
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
@@ -213,3 +213,25 @@ X = np.zeros((2, 3, 8, 8))
 def test_pooling_bad_input_raises_clearly(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+GY = np.zeros((2, 3, 4, 4))
+INDICES = np.zeros((2, 3, 4, 4), np.int64)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("max_pool2d", lambda d: ops.max_pool2d(d, 2), id="max_pool2d-input"),
+    pytest.param("max_pool2d_backward", lambda d: ops.max_pool2d_backward(d, X.shape, INDICES),
+                 id="max_pool2d_backward-grad_output"),
+    pytest.param("max_pool2d_backward", lambda d: ops.max_pool2d_backward(GY, X.shape, d),
+                 id="max_pool2d_backward-indices"),
+    pytest.param("avg_pool2d", lambda d: ops.avg_pool2d(d, 2), id="avg_pool2d-input"),
+    pytest.param("avg_pool2d_backward", lambda d: ops.avg_pool2d_backward(d, X.shape, 2),
+                 id="avg_pool2d_backward-grad_output"),
+    pytest.param("adaptive_avg_pool2d", lambda d: ops.adaptive_avg_pool2d(d, 4), id="adaptive_avg_pool2d-input"),
+    pytest.param("adaptive_avg_pool2d_backward", lambda d: ops.adaptive_avg_pool2d_backward(d, X.shape),
+                 id="adaptive_avg_pool2d_backward-grad_output"),
+])
+def test_pooling_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

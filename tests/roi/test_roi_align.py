@@ -3,7 +3,7 @@ import pytest
 
 import fastconv
 from fastconv import _C, ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import numeric_gradient, random_boxes, roi_align_reference
 
 
@@ -134,3 +134,18 @@ def test_roi_align_backward_checks_shapes():
         ops.roi_align_backward(np.zeros((2, 3, 2, 2)), B, (2, 4, 8, 8))
     with pytest.raises(ValueError, match=r"boxes: expected shape \(3, 5\)"):
         ops.roi_align_backward(np.zeros((3, 3, 2, 2)), B, X.shape)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("roi_align", lambda d: ops.roi_align(d, B, 2), id="roi_align-input"),
+    pytest.param("roi_align", lambda d: ops.roi_align(X, d, 2), id="roi_align-boxes"),
+    pytest.param("roi_align", lambda d: ops.roi_align(X, [B[:1, 1:], d], 2),
+                 id="roi_align-boxes[1]"),  # one image's boxes of a list
+    pytest.param("roi_align_backward", lambda d: ops.roi_align_backward(d, B, X.shape),
+                 id="roi_align_backward-grad_output"),
+    pytest.param("roi_align_backward", lambda d: ops.roi_align_backward(np.zeros((2, 3, 2, 2)), d, X.shape),
+                 id="roi_align_backward-boxes"),
+])
+def test_roi_align_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import numeric_gradient, random_boxes, roi_pool_reference
 
 CASES = [  # (N, C, H, W, K, output_size, spatial_scale)
@@ -123,3 +123,18 @@ def test_roi_pool_backward_refuses_a_foreign_argmax():
         ops.roi_pool_backward(gy, argmax.astype(np.int32), X.shape)
     with pytest.raises(ValueError, match=r"argmax: expected shape \(2, 3, 2, 2\)"):
         ops.roi_pool_backward(gy, argmax[:, :, :1], X.shape)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("roi_pool", lambda d: ops.roi_pool(d, B, 2), id="roi_pool-input"),
+    pytest.param("roi_pool", lambda d: ops.roi_pool(X, d, 2), id="roi_pool-boxes"),
+    pytest.param("roi_pool", lambda d: ops.roi_pool(X, [B[:1, 1:], d], 2),
+                 id="roi_pool-boxes[1]"),  # one image's boxes of a list
+    pytest.param("roi_pool_backward", lambda d: ops.roi_pool_backward(d, np.zeros((2, 3, 2, 2), np.int64), X.shape),
+                 id="roi_pool_backward-grad_output"),
+    pytest.param("roi_pool_backward", lambda d: ops.roi_pool_backward(np.zeros((2, 3, 2, 2)), d, X.shape),
+                 id="roi_pool_backward-argmax"),
+])
+def test_roi_pool_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import affine_grid_reference, grid_sample_reference, numeric_gradient
 
 MODES = ["bilinear", "nearest"]
@@ -167,3 +167,21 @@ def test_affine_grid_bad_input_raises_clearly():
         ops.affine_grid_backward(np.zeros((2, 4, 5, 2)), (2, 3, 4, 4))
     with pytest.raises(TypeError, match="theta: expected a float32 or float64"):
         ops.affine_grid(np.zeros((2, 2, 3), np.int32), (2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("grid_sample", lambda d: ops.grid_sample(d, G), id="grid_sample-input"),
+    pytest.param("grid_sample", lambda d: ops.grid_sample(X, d), id="grid_sample-grid"),
+    pytest.param("grid_sample_backward", lambda d: ops.grid_sample_backward(d, X, G),
+                 id="grid_sample_backward-grad_output"),
+    pytest.param("grid_sample_backward", lambda d: ops.grid_sample_backward(np.zeros((2, 3, 4, 4)), d, G),
+                 id="grid_sample_backward-input"),
+    pytest.param("grid_sample_backward", lambda d: ops.grid_sample_backward(np.zeros((2, 3, 4, 4)), X, d),
+                 id="grid_sample_backward-grid"),
+    pytest.param("affine_grid", lambda d: ops.affine_grid(d, (2, 3, 4, 4)), id="affine_grid-theta"),
+    pytest.param("affine_grid_backward", lambda d: ops.affine_grid_backward(d, (2, 3, 4, 4)),
+                 id="affine_grid_backward-grad_grid"),
+])
+def test_grid_sample_and_affine_grid_refuse_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

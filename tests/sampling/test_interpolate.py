@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
-from fastconv.backend import to_device, to_host
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import interpolate_reference, numeric_gradient
 
 # (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
@@ -120,3 +120,13 @@ def test_interpolate_backward_checks_shapes():
         ops.interpolate_backward(np.zeros((2, 3, 12, 11)), X.shape, scale_factor=2)
     with pytest.raises(ValueError, match=r"input: expected a 4-d array"):
         ops.interpolate(X[0], size=3)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("interpolate", lambda d: ops.interpolate(d, size=3), id="interpolate-input"),
+    pytest.param("interpolate_backward", lambda d: ops.interpolate_backward(d, X.shape, scale_factor=2),
+                 id="interpolate_backward-grad_output"),
+])
+def test_interpolate_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)
