@@ -1,11 +1,21 @@
-"""Shared test fixtures: every available micro-kernel ISA, seeded generators, optional torch."""
+"""Shared test fixtures: every available micro-kernel ISA, the devices to run ops on, seeded
+generators, optional torch."""
 import zlib
 
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _runtime
+from fastconv import _runtime, backend
+
+CUDA_AVAILABLE, CUDA_STATUS = backend.cuda_status()
+DEVICES = ["cpu", "cuda"] if CUDA_AVAILABLE else ["cpu"]
+
+
+def pytest_report_header(config):
+    if CUDA_AVAILABLE:
+        return f"devices: cpu, cuda ({CUDA_STATUS})"
+    return f"devices: cpu; cuda not run: {CUDA_STATUS}"
 
 
 @pytest.fixture(params=_runtime.supported_isas())
@@ -15,6 +25,29 @@ def isa(request):
     fastconv.set_isa(request.param)
     yield request.param
     fastconv.set_isa(previous)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """The device an op test puts its inputs on (backend.to_device) before the op runs: cpu, and
+    cuda where CuPy sees a GPU."""
+    return request.param
+
+
+class CudaArrayStandIn:
+    """What fastconv.backend takes for a CuPy array (it reads the type's module only), without
+    CuPy: an op must refuse it before anything reads it. Reading it as a host array fails, as a
+    real CuPy array's implicit conversion does."""
+
+    __module__ = "cupy"
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("a device array was read as a host array")
+
+
+@pytest.fixture
+def cuda_array():
+    return CudaArrayStandIn()
 
 
 @pytest.fixture

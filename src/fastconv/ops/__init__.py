@@ -1,15 +1,24 @@
-"""numpy-level kernels: argument checks, output allocation, dispatch to fastconv._C."""
-from fastconv.ops.matmul import matmul
+"""The checked entry of every compiled kernel, one module per kernel family (conv,
+conv_transpose, roi, sampling, norm, pool, gemm): arguments are checked here, once, the output is
+allocated, and the kernel runs.
+
+Devices belong to fastconv.backend, and nothing here imports fastconv._C. Each op first asks
+backend.kernels, with all its array arguments, for the library that serves them (a device array
+with no kernels is refused there, before any check reads it) and makes every compiled call
+through that library, output shapes included; its helpers receive it as `lib`. conv_algo, which
+decides on shapes alone, asks with no arrays. Outputs come from backend.empty on the inputs'
+device, and array calls on the inputs go through backend.array_module.
+"""
+from fastconv.ops.gemm import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight
-from fastconv.ops.roi_pool import roi_pool, roi_pool_backward
-from fastconv.ops.roi_align import roi_align, roi_align_backward
-from fastconv.ops.grid_sample import affine_grid, affine_grid_backward, grid_sample, grid_sample_backward
-from fastconv.ops.interpolate import interpolate, interpolate_backward
+from fastconv.ops.roi import roi_align, roi_align_backward, roi_pool, roi_pool_backward
+from fastconv.ops.sampling import (affine_grid, affine_grid_backward, grid_sample, grid_sample_backward,
+                                   interpolate, interpolate_backward)
 from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
-from fastconv.ops.batch_norm import batch_norm, batch_norm_backward, fold_bn_into_conv
-from fastconv.ops.pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
-                                  avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from fastconv.ops.norm import batch_norm, batch_norm_backward, fold_bn_into_conv
+from fastconv.ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                               avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
            "PreparedWeight", "prepare_conv_weight",

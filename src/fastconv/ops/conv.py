@@ -4,20 +4,16 @@
 """
 import functools
 
-import numpy as np
-
-from fastconv import _C
+from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
-from fastconv.ops._alloc import empty, empty_like
 from fastconv.ops.conv_weight_cache import PreparedWeight
-from fastconv.ops._checks import check_ndim, float_array, int_pair, same_dtype, shape4
+from fastconv.ops._checks import an_int, check_ndim, contiguous, float_array, int_pair, same_dtype, shape4
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
     """Normalise conv2d's arguments to the C++ form: stride, pad_begin, pad_end, dilation, groups."""
     stride, dilation = int_pair(stride, "stride"), int_pair(dilation, "dilation")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups: expected an int, got {groups!r}")
+    groups = an_int(groups, "groups")
     for name, pair in (("stride", stride), ("dilation", dilation)):
         if min(pair) < 1:
             raise ValueError(f"{name}: must be >= 1, got {pair}")
@@ -25,7 +21,7 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
         raise ValueError(f"groups: must be >= 1, got {groups}")
     if isinstance(padding, str):
         if padding == "valid":
-            return stride, (0, 0), (0, 0), dilation, int(groups)
+            return stride, (0, 0), (0, 0), dilation, groups
         if padding != "same":
             raise ValueError(f"padding: expected 'same', 'valid', an int or a pair, got {padding!r}")
         if stride != (1, 1):
@@ -34,11 +30,11 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
         total = [d * (k - 1) for d, k in zip(dilation, weight_shape[2:])]
         begin = tuple(t // 2 for t in total)
         end = tuple(t - b for t, b in zip(total, begin))
-        return stride, begin, end, dilation, int(groups)
+        return stride, begin, end, dilation, groups
     pad = int_pair(padding, "padding")
     if min(pad) < 0:
         raise ValueError(f"padding: must be >= 0, got {pad}")
-    return stride, pad, pad, dilation, int(groups)
+    return stride, pad, pad, dilation, groups
 
 
 def _prepare(arrays, layouts):
@@ -47,29 +43,35 @@ def _prepare(arrays, layouts):
     same_dtype(out)
     for name, a in out.items():
         check_ndim(a, 4, name, layouts[name])
-    return [np.ascontiguousarray(a) for a in out.values()]
+    return [contiguous(a) for a in out.values()]
 
 
-def _bias_array(bias, dtype, out_channels):
+def _bias_array(bias, input, out_channels):
     if bias is None:
         return None
-    bias = np.ascontiguousarray(float_array(bias, "bias"))
-    if bias.dtype != dtype:
-        raise TypeError(f"bias: dtype {bias.dtype} does not match input's {dtype}")
+    bias = contiguous(float_array(bias, "bias"))
+    same_dtype({"input": input, "bias": bias})
     if bias.shape != (out_channels,):
         raise ValueError(f"bias: expected shape ({out_channels},), got {bias.shape}")
     return bias
 
 
-def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
-    """`algo` as given (checked against the build's list; 'winograd' picks its tile size), or the
-    per-shape choice for 'auto'."""
+def _algorithm_name(algo, input_shape, weight_shape, args):
+    """`algo` checked against the build's list, once per call: 'winograd' as the tile size it
+    picks for this shape; 'auto' as it is, for _algorithm to choose per direction."""
     if algo == "auto":
-        return conv_algo.resolve(direction, run, input_shape, weight_shape, args, dtype)
+        return algo
     if algo == "winograd":
         return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
         raise ValueError(f"algo: expected 'auto', 'winograd' or one of {conv_algo.algorithms()}, got {algo!r}")
+    return algo
+
+
+def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
+    """The algorithm of one direction: `algo` from _algorithm_name, or the per-shape choice for 'auto'."""
+    if algo == "auto":
+        return conv_algo.resolve(direction, run, input_shape, weight_shape, args, dtype)
     return algo
 
 
@@ -83,25 +85,25 @@ def _weight(weight, groups):
 
 
 @functools.lru_cache(maxsize=4096)
-def _transform_tile(algo, input_shape, weight_shape, args, use):
+def _transform_tile(lib, algo, input_shape, weight_shape, args, use):
     """The tile size `algo`'s weight transform is made at for this shape (FFT's; 0 for the
     others), or None where `algo` cannot run the shape or its transform is not the weight's
     alone (a strided Winograd's: the kernel makes it). Per shape, not per call."""
-    if _C.conv2d_unsupported_reason(algo, input_shape, weight_shape, *args) is not None:
+    if lib.conv2d_unsupported_reason(algo, input_shape, weight_shape, *args) is not None:
         return None
-    return _C.conv2d_weight_transform_tile(algo, input_shape, weight_shape, *args, use)
+    return lib.conv2d_weight_transform_tile(algo, input_shape, weight_shape, *args, use)
 
 
-def _transformed(w, prepared, algo, use, input_shape, args):
+def _transformed(lib, w, prepared, algo, use, input_shape, args):
     """The transformed weight `algo` runs on (prepared, or from the cache), or None: also for a
     shape the algorithm cannot run, which the kernel then refuses with the reason. FFT's is made
     at the tile size this call's shape runs."""
-    tile = _transform_tile(algo, tuple(input_shape), tuple(w.shape), args, use)
+    tile = _transform_tile(lib, algo, tuple(input_shape), tuple(w.shape), args, use)
     if tile is None:
         return None
     if prepared is not None:
         return prepared.transformed(algo, use, tile)
-    return conv_weight_cache.transformed(w, args[-1], algo, use, tile)
+    return conv_weight_cache.transformed(lib, w, args[-1], algo, use, tile)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False):
@@ -114,39 +116,45 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     of ops.conv_algo.algorithms().
     relu: apply ReLU to the output inside the kernel (fused epilogue).
     """
+    lib = kernels(input, weight, bias, op="conv2d")
     weight, prepared = _weight(weight, groups)
     x, w = _prepare({"input": input, "weight": weight},
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    b = _bias_array(bias, x.dtype, w.shape[0])
-    y = empty(_C.conv2d_output_shape(x.shape, w.shape, *args), dtype=x.dtype)
-    run = lambda a: _C.conv2d_forward(x, w, b, y, *args, a, bool(relu),
-                                      _transformed(w, prepared, a, "forward", x.shape, args))
+    b = _bias_array(bias, x, w.shape[0])
+    y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
+    algo = _algorithm_name(algo, x.shape, w.shape, args)
+    run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
+                                       _transformed(lib, w, prepared, a, "forward", x.shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
 
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
+    lib = kernels(weight, grad_output, op="conv2d_input")
     weight, prepared = _weight(weight, groups)
     w, dy = _prepare({"weight": weight, "grad_output": grad_output},
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx = empty(shape4(input_size, "input_size"), dtype=w.dtype)
-    run = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
-                                             _transformed(w, prepared, a, "input_gradient", dx.shape, args))
+    dx = empty(shape4(input_size, "input_size"), w.dtype, device_of(w))
+    algo = _algorithm_name(algo, dx.shape, w.shape, args)
+    run = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
+                                              _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
 
 def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradient of conv2d with respect to its weight (torch.nn.grad.conv2d_weight)."""
+    lib = kernels(input, grad_output, op="conv2d_weight")
     x, dy = _prepare({"input": input, "grad_output": grad_output},
                      {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
-    dw = empty(weight_size, dtype=x.dtype)
-    run = lambda a: _C.conv2d_backward_weight(x, dy, dw, None, *args, a)
+    dw = empty(weight_size, x.dtype, device_of(x))
+    algo = _algorithm_name(algo, x.shape, dw.shape, args)
+    run = lambda a: lib.conv2d_backward_weight(x, dy, dw, None, *args, a)
     run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
 
@@ -154,15 +162,17 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
                     needs_bias=True, *, algo="auto"):
     """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked."""
+    lib = kernels(input, weight, grad_output, op="conv2d_backward")
     weight, prepared = _weight(weight, groups)
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output},
                         {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx, dw = empty_like(x), empty_like(w)
-    db = empty(w.shape[0], dtype=w.dtype) if needs_bias else None
-    run_input = lambda a: _C.conv2d_backward_input(dy, w, dx, *args, a,
-                                                   _transformed(w, prepared, a, "input_gradient", dx.shape, args))
-    run_weight = lambda a: _C.conv2d_backward_weight(x, dy, dw, db, *args, a)
+    db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
+    algo = _algorithm_name(algo, x.shape, w.shape, args)
+    run_input = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
+                                                    _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+    run_weight = lambda a: lib.conv2d_backward_weight(x, dy, dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
     return dx, dw, db

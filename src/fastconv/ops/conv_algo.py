@@ -4,11 +4,14 @@ algo="auto" resolves, once per (shapes, arguments, dtype, threads), to the faste
 that supports the shape, by timing each candidate on the call's own arrays; the winner is
 cached for the process. In deterministic mode the choice is a fixed rule instead (no timing),
 so two runs of a program always run the same algorithms.
+
+The choice is made on shapes alone, so it asks fastconv.backend.kernels with no arrays: it
+chooses among the host library's algorithms.
 """
 import os
 import time
 
-from fastconv import _C
+from fastconv.backend import kernels
 
 _MODES = ("benchmark", "deterministic")
 _mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
@@ -20,12 +23,12 @@ def _own_kernel(algo, direction, input_shape, weight_shape, args):
     another algorithm's (csrc/conv/conv2d.cpp says which), so timing it would time that twice."""
     if direction not in ("input", "weight"):
         return True
-    return _C.conv2d_gradient_kernel(algo, direction, input_shape, weight_shape, *args) == algo
+    return kernels().conv2d_gradient_kernel(algo, direction, input_shape, weight_shape, *args) == algo
 
 
 def algorithms():
     """Every conv2d algorithm this build has."""
-    return list(_C.conv2d_algorithms())
+    return list(kernels().conv2d_algorithms())
 
 
 def set_mode(mode):
@@ -47,7 +50,8 @@ def chosen():
 
 
 def supported(input_shape, weight_shape, args):
-    return [a for a in algorithms() if _C.conv2d_unsupported_reason(a, input_shape, weight_shape, *args) is None]
+    lib = kernels()
+    return [a for a in algorithms() if lib.conv2d_unsupported_reason(a, input_shape, weight_shape, *args) is None]
 
 
 def _phase_kernel(weight_shape, stride):
@@ -62,7 +66,7 @@ def winograd_variant(input_shape, weight_shape, args):
     more accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
     if _phase_kernel(weight_shape, args[0]) == (5, 5):
         return "winograd_2x5"
-    p, q = _C.conv2d_output_shape(input_shape, weight_shape, *args)[2:]
+    p, q = kernels().conv2d_output_shape(input_shape, weight_shape, *args)[2:]
     points = {m: -(-p // m) * -(-q // m) * (m + 2) ** 2 for m in (2, 4)}
     return "winograd_4x3" if points[4] < points[2] else "winograd_2x3"
 
@@ -98,7 +102,7 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     if "direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5):
         # Its weight gradient sums whole images per channel pair: on small maps (resnet20's
         # 8x8) the per-image copies outweigh it and im2col's GEMM wins (measured 1.4x).
-        p, q = _C.conv2d_output_shape(input_shape, weight_shape, *args)[2:]
+        p, q = kernels().conv2d_output_shape(input_shape, weight_shape, *args)[2:]
         if direction != "weight" or p * q >= 256:
             return "direct"
     if unit and min(kh, kw) >= 5 and "fft" in candidates:
@@ -107,7 +111,7 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
 
 
 def _key(input_shape, weight_shape, args, dtype, direction):
-    return (tuple(input_shape), tuple(weight_shape), args, str(dtype), _C.num_threads(), direction)
+    return (tuple(input_shape), tuple(weight_shape), args, str(dtype), kernels().num_threads(), direction)
 
 
 def resolve(direction, run, input_shape, weight_shape, args, dtype):

@@ -26,9 +26,8 @@ Two ways to reuse it:
 import collections
 import os
 
-import numpy as np
-
-from fastconv import _C
+from fastconv.backend import array_module, device_of, empty, kernels
+from fastconv.ops._checks import check_ndim, float_array
 
 
 class PreparedWeight:
@@ -39,7 +38,7 @@ class PreparedWeight:
     """
 
     def __init__(self, weight, groups=1):
-        self.weight = np.array(weight, order="C", copy=True)
+        self.weight = array_module(weight).array(weight, order="C", copy=True)
         self.weight.flags.writeable = False
         self.groups = int(groups)
         self._transforms = {}
@@ -57,17 +56,18 @@ class PreparedWeight:
         return self.weight.nbytes + sum(u.nbytes for u in self._transforms.values())
 
     def transformed(self, algo, use, tile=0):
-        """`algo`'s transform of the weight for `use` (FFT's at `tile`, from
-        _C.conv2d_weight_transform_tile), or None when the algorithm has none.
+        """`algo`'s transform of the weight for `use` (FFT's at `tile`, from the kernel library's
+        conv2d_weight_transform_tile), or None when the algorithm has none.
 
         Keyed on the active ISA too: the transform is stored in its GEMM kernel's panel order."""
-        key = (algo, use, _C.isa(), tile)
+        lib = kernels(self.weight, op="PreparedWeight")
+        key = (algo, use, lib.isa(), tile)
         if key not in self._transforms:
-            size = _C.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use, tile)
+            size = lib.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use, tile)
             if size == 0:
                 return None
-            u = np.empty(size, dtype=self.weight.dtype)
-            _C.conv2d_transform_weight(self.weight, u, self.groups, algo, use, tile)
+            u = empty(size, self.weight.dtype, device_of(self.weight))
+            lib.conv2d_transform_weight(self.weight, u, self.groups, algo, use, tile)
             self._transforms[key] = u
         return self._transforms[key]
 
@@ -75,8 +75,7 @@ class PreparedWeight:
 def prepare_conv_weight(weight, groups=1, algos=()):
     """A PreparedWeight of `weight` (K, C/groups, R, S); transforms for `algos` are made now
     (FFT's, which depend on the input size, at the first call of each size)."""
-    from fastconv.ops._checks import check_ndim, float_array
-
+    kernels(weight, op="prepare_conv_weight")  # refuses a device array before anything reads it
     weight = float_array(weight, "weight")
     check_ndim(weight, 4, "weight", "(K, C/groups, R, S)")
     prepared = PreparedWeight(weight, groups)
@@ -113,15 +112,15 @@ def cached_bytes():
     return sum(p.nbytes for p in _entries.values())
 
 
-def transformed(weight, groups, algo, use, tile=0):
+def transformed(lib, weight, groups, algo, use, tile=0):
     """`algo`'s transform of the C-contiguous array `weight` for `use` (at `tile`, see
     PreparedWeight.transformed), from the cache when the array still holds the bytes it was
-    transformed from; None when `algo` has no transform."""
-    if _budget == 0 or _C.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
+    transformed from; None when `algo` has no transform. lib: the kernel library of the call."""
+    if _budget == 0 or lib.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
         return None  # the kernel transforms the weight itself
     key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
     prepared = _entries.get(key)
-    if prepared is None or not _C.same_bytes(prepared.weight, weight):
+    if prepared is None or not lib.same_bytes(prepared.weight, weight):
         prepared = PreparedWeight(weight, groups)
     _entries[key] = prepared
     _entries.move_to_end(key)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
+from fastconv.backend import to_device, to_host
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # B^T, G, A^T as Lavin & Gray give them; F(4,3) from the points 0, 1, -1, 2, -2, infinity.
@@ -93,26 +94,28 @@ def test_codelet_rejects_bad_arguments():
 @pytest.mark.parametrize("algo", ALL_ALGOS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(2, 64, 16, 16, 32), (1, 96, 11, 13, 20)])
-def test_error_stays_inside_the_documented_bound(rng, algo, dtype, shape):
+def test_error_stays_inside_the_documented_bound(device, rng, algo, dtype, shape):
     n, c, h, w_, k = shape
     r = KERNEL[algo]
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c, r, r))
     ref = conv2d_reference(x, w, None, (1, 1), (r // 2, r // 2), (r // 2, r // 2))
-    y = ops.conv2d(x.astype(dtype), w.astype(dtype), padding=r // 2, algo=algo)
+    y = to_host(ops.conv2d(to_device(x.astype(dtype), device), to_device(w.astype(dtype), device), padding=r // 2,
+                           algo=algo))
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
 
 
 @pytest.mark.parametrize("algo", ALL_ALGOS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(2, 64, 16, 16, 32), (1, 96, 11, 13, 20), (4, 32, 28, 27, 24)])
-def test_weight_gradient_error_stays_inside_the_documented_bound(rng, algo, dtype, shape):
+def test_weight_gradient_error_stays_inside_the_documented_bound(device, rng, algo, dtype, shape):
     n, c, h, w_, k = shape
     r = KERNEL[algo]
     x = rng.standard_normal((n, c, h, w_))
     gy = rng.standard_normal((n, k, h, w_))
     ref = ops.conv2d_weight(x, (k, c, r, r), gy, padding=r // 2, algo="im2col")
-    dw = ops.conv2d_weight(x.astype(dtype), (k, c, r, r), gy.astype(dtype), padding=r // 2, algo=algo)
+    x_dev, gy_dev = to_device(x.astype(dtype), device), to_device(gy.astype(dtype), device)
+    dw = to_host(ops.conv2d_weight(x_dev, (k, c, r, r), gy_dev, padding=r // 2, algo=algo))
     assert dw.dtype == dtype
     assert np.abs(dw - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
 
@@ -130,12 +133,13 @@ GRADIENT_CASES = [
 
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", GRADIENT_CASES)
-def test_gradients_match_numeric(rng, algo, case):
+def test_gradients_match_numeric(device, rng, algo, case):
     n, c, h, w_, k, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, 3, 3))
     y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo=algo)
-    assert_gradients_match_numeric(algo, x, w, rng.standard_normal(y.shape), padding=padding, groups=groups)
+    assert_gradients_match_numeric(algo, x, w, rng.standard_normal(y.shape), padding=padding, groups=groups,
+                                   device=device)
 
 
 # (N, C, H, W, K, padding, groups) for F(2x2, 5x5): the same variety with a 5x5 kernel.
@@ -148,14 +152,16 @@ GRADIENT_CASES_5X5 = [
 
 
 @pytest.mark.parametrize("case", GRADIENT_CASES_5X5)
-def test_5x5_gradients_match_numeric(rng, case):
+def test_5x5_gradients_match_numeric(device, rng, case):
     n, c, h, w_, k, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, 5, 5))
-    y = ops.conv2d(x, w, None, 1, padding, 1, groups, algo="winograd_2x5")
+    y = to_host(ops.conv2d(to_device(x, device), to_device(w, device), None, 1, padding, 1, groups,
+                           algo="winograd_2x5"))
     ref = conv2d_reference(x, w, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
     np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
-    assert_gradients_match_numeric("winograd_2x5", x, w, rng.standard_normal(y.shape), padding=padding, groups=groups)
+    assert_gradients_match_numeric("winograd_2x5", x, w, rng.standard_normal(y.shape), padding=padding, groups=groups,
+                                   device=device)
 
 
 def test_winograd_picks_2x5_for_a_5x5_kernel(rng):
@@ -166,11 +172,11 @@ def test_winograd_picks_2x5_for_a_5x5_kernel(rng):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_input_gradient_float32(rng, algo):
+def test_input_gradient_float32(device, rng, algo):
     x = rng.standard_normal((2, 24, 10, 9)).astype(np.float32)
     w = rng.standard_normal((20, 24, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((2, 20, 10, 9)).astype(np.float32)
-    dx = ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo)
+    dx = to_host(ops.conv2d_input(x.shape, to_device(w, device), to_device(gy, device), padding=1, algo=algo))
     ref = ops.conv2d_input(x.shape, w.astype(np.float64), gy.astype(np.float64), padding=1, algo="im2col")
     assert dx.dtype == np.float32
     assert np.abs(dx - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, np.float32]
@@ -193,31 +199,34 @@ STRIDED_CASES = [
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", STRIDED_CASES)
-def test_strided_error_stays_inside_the_documented_bound(rng, algo, dtype, case):
+def test_strided_error_stays_inside_the_documented_bound(device, rng, algo, dtype, case):
     n, c, h, w_, k, kernel, stride, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups) + kernel)
     args = conv2d_arguments(w.shape, stride, padding, 1, groups)
     ref = conv2d_reference(x, w, None, *args)
-    y = ops.conv2d(x.astype(dtype), w.astype(dtype), None, stride, padding, 1, groups, algo=algo)
+    x_dev, w_dev = to_device(x.astype(dtype), device), to_device(w.astype(dtype), device)
+    y = to_host(ops.conv2d(x_dev, w_dev, None, stride, padding, 1, groups, algo=algo))
     assert y.dtype == dtype and y.shape == ref.shape
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, dtype]
     gy = rng.standard_normal(ref.shape)
     dx_ref, dw_ref, _ = ops.conv2d_backward(x, w, gy, stride, padding, 1, groups, algo="im2col")
-    dx, dw, _ = ops.conv2d_backward(x.astype(dtype), w.astype(dtype), gy.astype(dtype), stride, padding, 1, groups,
-                                    algo=algo)
+    grads = ops.conv2d_backward(x_dev, w_dev, to_device(gy.astype(dtype), device), stride, padding, 1, groups,
+                                algo=algo)
+    dx, dw = to_host(grads[0]), to_host(grads[1])
     assert dx.dtype == dw.dtype == dtype
     assert np.abs(dx - dx_ref).max() / np.abs(dx_ref).max() <= ERROR_BOUND[algo, dtype]
     assert np.abs(dw - dw_ref).max() / np.abs(dw_ref).max() <= ERROR_BOUND[algo, dtype]
 
 
 @pytest.mark.parametrize("case", STRIDED_CASES)
-def test_strided_gradients_match_numeric(rng, case):
+def test_strided_gradients_match_numeric(device, rng, case):
     n, c, h, w_, k, kernel, stride, padding, groups = case
     x = rng.standard_normal((min(n, 1), c, min(h, 19), min(w_, 19)))
     w = rng.standard_normal((k, c // groups) + kernel)
     y = ops.conv2d(x, w, None, stride, padding, 1, groups, algo="winograd_4x3")
-    assert_gradients_match_numeric("winograd_4x3", x, w, rng.standard_normal(y.shape), stride, padding, 1, groups)
+    assert_gradients_match_numeric("winograd_4x3", x, w, rng.standard_normal(y.shape), stride, padding, 1, groups,
+                                   device=device)
 
 
 def test_strided_choices():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import numeric_gradient, random_boxes, roi_pool_reference
 
 CASES = [  # (N, C, H, W, K, output_size, spatial_scale)
@@ -16,11 +17,11 @@ CASES = [  # (N, C, H, W, K, output_size, spatial_scale)
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_roi_pool_matches_reference(rng, case, dtype):
+def test_roi_pool_matches_reference(device, rng, case, dtype):
     n, c, h, w, k, size, scale = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     boxes = random_boxes(rng, n, h, w, k, scale).astype(dtype)
-    y, argmax = ops.roi_pool(x, boxes, size, scale)
+    y, argmax = map(to_host, ops.roi_pool(to_device(x, device), to_device(boxes, device), size, scale))
     ref, ref_argmax = roi_pool_reference(x, boxes, size, scale)
     assert y.dtype == dtype and y.shape == ref.shape and argmax.dtype == np.int64
     np.testing.assert_array_equal(y, ref.astype(dtype))
@@ -28,33 +29,37 @@ def test_roi_pool_matches_reference(rng, case, dtype):
     assert (argmax == -1).any() or k < 8  # the cases include empty bins
 
 
-def test_roi_pool_backward_matches_numeric_gradient(rng):
+def test_roi_pool_backward_matches_numeric_gradient(device, rng):
     x = rng.standard_normal((2, 3, 7, 6))
     boxes = random_boxes(rng, 2, 7, 6, 10, 0.5)
     gy = rng.standard_normal((10, 3, 3, 2))
-    _, argmax = ops.roi_pool(x, boxes, (3, 2), 0.5)
-    dx = ops.roi_pool_backward(gy, argmax, x.shape)
+    _, argmax = ops.roi_pool(to_device(x, device), to_device(boxes, device), (3, 2), 0.5)
+    dx = to_host(ops.roi_pool_backward(to_device(gy, device), argmax, x.shape))
     ref = numeric_gradient(lambda xx: roi_pool_reference(xx, boxes, (3, 2), 0.5)[0], x, gy)
     np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-8)
 
 
-def test_roi_pool_backward_adds_overlapping_boxes_in_order(rng):
+def test_roi_pool_backward_adds_overlapping_boxes_in_order(device, rng):
     x = rng.standard_normal((2, 4, 10, 10)).astype(np.float32)
     boxes = np.tile(random_boxes(rng, 2, 10, 10, 20).astype(np.float32), (3, 1))
-    _, argmax = ops.roi_pool(x, boxes, 4)
+    _, argmax_dev = ops.roi_pool(to_device(x, device), to_device(boxes, device), 4)
+    argmax = to_host(argmax_dev)
     gy = rng.standard_normal(argmax.shape).astype(np.float32)
     expected = np.zeros(x.size, np.float32)
     for i in np.flatnonzero(argmax.reshape(-1) >= 0):  # box order, as the kernel's
         expected[argmax.reshape(-1)[i]] += gy.reshape(-1)[i]
-    np.testing.assert_array_equal(ops.roi_pool_backward(gy, argmax, x.shape), expected.reshape(x.shape))
+    dx = ops.roi_pool_backward(to_device(gy, device), argmax_dev, x.shape)
+    np.testing.assert_array_equal(to_host(dx), expected.reshape(x.shape))
 
 
-def test_roi_pool_accepts_a_list_of_boxes_per_image(rng):
+def test_roi_pool_accepts_a_list_of_boxes_per_image(device, rng):
     x = rng.standard_normal((2, 2, 8, 8))
     per_image = [rng.uniform(0, 8, (3, 4)), rng.uniform(0, 8, (2, 4))]
     rois = np.concatenate([np.concatenate([np.full((len(b), 1), i), b], 1) for i, b in enumerate(per_image)])
-    for ours, theirs in zip(ops.roi_pool(x, per_image, 2), ops.roi_pool(x, rois, 2)):
-        np.testing.assert_array_equal(ours, theirs)
+    x = to_device(x, device)
+    for ours, theirs in zip(ops.roi_pool(x, [to_device(b, device) for b in per_image], 2),
+                            ops.roi_pool(x, to_device(rois, device), 2)):
+        np.testing.assert_array_equal(to_host(ours), to_host(theirs))
 
 
 def test_roi_pool_without_boxes():
@@ -74,7 +79,7 @@ def test_roi_pool_writes_every_output(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_roi_pool_against_torchvision(rng, dtype):
+def test_roi_pool_against_torchvision(device, rng, dtype):
     torch = pytest.importorskip("torch")
     tv = pytest.importorskip("torchvision")
     x = rng.standard_normal((2, 4, 13, 11)).astype(dtype)
@@ -83,9 +88,10 @@ def test_roi_pool_against_torchvision(rng, dtype):
     ty = tv.ops.roi_pool(tx, torch.tensor(boxes), (3, 4), 0.5)
     gy = rng.standard_normal(ty.shape).astype(dtype)
     ty.backward(torch.tensor(gy))
-    y, argmax = ops.roi_pool(x, boxes, (3, 4), 0.5)
-    np.testing.assert_array_equal(y, ty.detach().numpy())
-    np.testing.assert_array_equal(ops.roi_pool_backward(gy, argmax, x.shape), tx.grad.numpy())
+    y, argmax = ops.roi_pool(to_device(x, device), to_device(boxes, device), (3, 4), 0.5)
+    np.testing.assert_array_equal(to_host(y), ty.detach().numpy())
+    np.testing.assert_array_equal(to_host(ops.roi_pool_backward(to_device(gy, device), argmax, x.shape)),
+                                  tx.grad.numpy())
 
 
 X = np.zeros((2, 3, 8, 8))
@@ -117,3 +123,18 @@ def test_roi_pool_backward_refuses_a_foreign_argmax():
         ops.roi_pool_backward(gy, argmax.astype(np.int32), X.shape)
     with pytest.raises(ValueError, match=r"argmax: expected shape \(2, 3, 2, 2\)"):
         ops.roi_pool_backward(gy, argmax[:, :, :1], X.shape)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("roi_pool", lambda d: ops.roi_pool(d, B, 2), id="roi_pool-input"),
+    pytest.param("roi_pool", lambda d: ops.roi_pool(X, d, 2), id="roi_pool-boxes"),
+    pytest.param("roi_pool", lambda d: ops.roi_pool(X, [B[:1, 1:], d], 2),
+                 id="roi_pool-boxes[1]"),  # one image's boxes of a list
+    pytest.param("roi_pool_backward", lambda d: ops.roi_pool_backward(d, np.zeros((2, 3, 2, 2), np.int64), X.shape),
+                 id="roi_pool_backward-grad_output"),
+    pytest.param("roi_pool_backward", lambda d: ops.roi_pool_backward(np.zeros((2, 3, 2, 2)), d, X.shape),
+                 id="roi_pool_backward-argmax"),
+])
+def test_roi_pool_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -1,13 +1,11 @@
 """Matrix product through fastconv's own GEMM (csrc/gemm)."""
-import numpy as np
-
-from fastconv import _C
-from fastconv.ops._alloc import empty
+from fastconv.backend import device_of, empty, kernels
 from fastconv.ops._checks import check_ndim, float_array, same_dtype
 
 
 def matmul(a, b, out=None):
     """a @ b for 2-d float32/float64 arrays of any strides (transposed views need no copy)."""
+    lib = kernels(a, b, out, op="matmul")
     a, b = float_array(a, "a"), float_array(b, "b")
     dtype = same_dtype({"a": a, "b": b})
     check_ndim(a, 2, "a", "(M, K)")
@@ -16,8 +14,8 @@ def matmul(a, b, out=None):
         raise ValueError(f"matmul: a has shape {a.shape} and b {b.shape}; a.shape[1] must equal b.shape[0]")
     shape = (a.shape[0], b.shape[1])
     if out is None:
-        out = empty(shape, dtype=dtype)
+        out = empty(shape, dtype, device_of(a))
     elif out.shape != shape or out.dtype != dtype:
         raise ValueError(f"out: expected shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}")
-    _C.gemm(a, b, out)
+    lib.gemm(a, b, out)
     return out

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import interpolate_reference, numeric_gradient
 
 # (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
@@ -35,10 +36,10 @@ def _reference(x, mode, align_corners, size=None, scale_factor=None, recompute_s
 @pytest.mark.parametrize("resize", RESIZES)
 @pytest.mark.parametrize("mode,align_corners", MODES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_interpolate_matches_reference(rng, resize, mode, align_corners, dtype):
+def test_interpolate_matches_reference(device, rng, resize, mode, align_corners, dtype):
     h, w, kwargs = resize
     x = rng.standard_normal((2, 3, h, w)).astype(dtype)
-    y = ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs)
+    y = to_host(ops.interpolate(to_device(x, device), mode=mode, align_corners=align_corners, **kwargs))
     ref = _reference(x, mode, align_corners, **kwargs)
     assert y.dtype == dtype and y.shape == ref.shape
     tol = 1e-5 if dtype == np.float32 else 1e-13  # float32 source coordinates: ~1 ulp of W
@@ -47,34 +48,35 @@ def test_interpolate_matches_reference(rng, resize, mode, align_corners, dtype):
 
 @pytest.mark.parametrize("resize", RESIZES)
 @pytest.mark.parametrize("mode,align_corners", MODES)
-def test_interpolate_against_torch(torch, rng, resize, mode, align_corners):
+def test_interpolate_against_torch(torch, device, rng, resize, mode, align_corners):
     h, w, kwargs = resize
     x = rng.standard_normal((2, 3, h, w))
     tx = torch.tensor(x, requires_grad=True)
     ty = torch.nn.functional.interpolate(tx, mode=mode, align_corners=align_corners, **kwargs)
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs),
-                               ty.detach().numpy(), atol=1e-13)
-    dx = ops.interpolate_backward(gy, x.shape, mode=mode, align_corners=align_corners, **kwargs)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-12)
+    y = ops.interpolate(to_device(x, device), mode=mode, align_corners=align_corners, **kwargs)
+    np.testing.assert_allclose(to_host(y), ty.detach().numpy(), atol=1e-13)
+    dx = ops.interpolate_backward(to_device(gy, device), x.shape, mode=mode, align_corners=align_corners, **kwargs)
+    np.testing.assert_allclose(to_host(dx), tx.grad.numpy(), atol=1e-12)
 
 
-def test_interpolate_float32_against_torch(torch, rng):
+def test_interpolate_float32_against_torch(torch, device, rng):
     x = rng.standard_normal((4, 8, 17, 23)).astype(np.float32)
     for kwargs in (dict(scale_factor=2, mode="bilinear"), dict(size=(40, 9), mode="bilinear", align_corners=True),
                    dict(scale_factor=1.3, mode="nearest")):
         ref = torch.nn.functional.interpolate(torch.from_numpy(x), **kwargs).numpy()
-        np.testing.assert_allclose(ops.interpolate(x, **kwargs), ref, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(to_host(ops.interpolate(to_device(x, device), **kwargs)), ref, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode,align_corners", MODES)
-def test_interpolate_backward_matches_numeric_gradient(rng, mode, align_corners):
+def test_interpolate_backward_matches_numeric_gradient(device, rng, mode, align_corners):
     x = rng.standard_normal((1, 2, 5, 4))
     for kwargs in (dict(size=(7, 3)), dict(scale_factor=1.5)):
-        y = ops.interpolate(x, mode=mode, align_corners=align_corners, **kwargs)
+        y = ops.interpolate(to_device(x, device), mode=mode, align_corners=align_corners, **kwargs)
         gy = rng.standard_normal(y.shape)
-        dx = ops.interpolate_backward(gy, x.shape, mode=mode, align_corners=align_corners, **kwargs)
+        dx = to_host(ops.interpolate_backward(to_device(gy, device), x.shape, mode=mode, align_corners=align_corners,
+                                              **kwargs))
         ref = numeric_gradient(lambda xx: _reference(xx, mode, align_corners, **kwargs), x, gy)
         np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-8)
 
@@ -88,8 +90,9 @@ def test_interpolate_writes_every_output(rng, mode):
     assert np.isfinite(out).all() and np.isfinite(dx).all()
 
 
-def test_interpolate_empty_batch():
-    assert ops.interpolate(np.zeros((0, 3, 4, 4)), scale_factor=2, mode="bilinear").shape == (0, 3, 8, 8)
+def test_interpolate_empty_batch(device):
+    x = to_device(np.zeros((0, 3, 4, 4)), device)
+    assert ops.interpolate(x, scale_factor=2, mode="bilinear").shape == (0, 3, 8, 8)
 
 
 X = np.zeros((2, 3, 6, 6))
@@ -117,3 +120,13 @@ def test_interpolate_backward_checks_shapes():
         ops.interpolate_backward(np.zeros((2, 3, 12, 11)), X.shape, scale_factor=2)
     with pytest.raises(ValueError, match=r"input: expected a 4-d array"):
         ops.interpolate(X[0], size=3)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("interpolate", lambda d: ops.interpolate(d, size=3), id="interpolate-input"),
+    pytest.param("interpolate_backward", lambda d: ops.interpolate_backward(d, X.shape, scale_factor=2),
+                 id="interpolate_backward-grad_output"),
+])
+def test_interpolate_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

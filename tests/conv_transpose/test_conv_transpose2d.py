@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import conv_transpose2d_reference, numeric_gradient
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
@@ -42,9 +43,9 @@ def _reference(x, w, b, case):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_transpose2d_forward_matches_scatter_reference(isa, rng, case, dtype):
+def test_conv_transpose2d_forward_matches_scatter_reference(isa, device, rng, case, dtype):
     x, w, b = _case_arrays(rng, case, dtype)
-    y = ops.conv_transpose2d(x, w, b, **_args(case))
+    y = to_host(ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case)))
     ref = _reference(x, w, b, case)
     assert y.dtype == dtype and y.shape == ref.shape
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -52,34 +53,34 @@ def test_conv_transpose2d_forward_matches_scatter_reference(isa, rng, case, dtyp
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_conv_transpose2d_im2col_forward_random_shapes(seed):
+def test_conv_transpose2d_im2col_forward_random_shapes(device, seed):
     # im2col's col2im sums a strided layer's taps phase by phase (padding cells absorb the
     # out-of-image taps; rows past the last window, output_padding > padding, read zeros).
     rng = np.random.default_rng(seed)
     case = _random_case(rng)
     x, w, b = _case_arrays(rng, case)
-    np.testing.assert_allclose(ops.conv_transpose2d(x, w, b, **_args(case), algo="im2col"),
-                               _reference(x, w, b, case), rtol=1e-12, atol=1e-12)
+    y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case), algo="im2col")
+    np.testing.assert_allclose(to_host(y), _reference(x, w, b, case), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_transpose2d_im2col_forward_in_channel_blocks(rng, dtype):
+def test_conv_transpose2d_im2col_forward_in_channel_blocks(device, rng, dtype):
     # 40 output channels per group of 4x4 taps over 2 x 15 x 13 pixels: the column gradient is
     # made and summed a few channels at a time, group by group.
     case = (3, 6, 15, 13, 40, 4, 4, 2, 0, 1, 2, 1)
     x, w, b = _case_arrays(rng, case, dtype)
     ref = _reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(ops.conv_transpose2d(x, w, b, **_args(case), algo="im2col"), ref,
-                               rtol=tol, atol=tol * np.abs(ref).max())
+    y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case), algo="im2col")
+    np.testing.assert_allclose(to_host(y), ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_conv_transpose2d_gradients_match_numeric(rng, case):
+def test_conv_transpose2d_gradients_match_numeric(device, rng, case):
     x, w, b = _case_arrays(rng, case)
-    y = ops.conv_transpose2d(x, w, b, **_args(case))
+    y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case))
     gy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case))
+    dx, dw, db = map(to_host, ops.conv_transpose2d_backward(*(to_device(a, device) for a in (x, w, gy)), **_args(case)))
     np.testing.assert_allclose(dx, numeric_gradient(lambda xx: _reference(xx, w, None, case), x, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dw, numeric_gradient(lambda ww: _reference(x, ww, None, case), w, gy), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
@@ -103,7 +104,7 @@ def _random_case(rng):
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_conv_transpose2d_random_shapes_against_torch(torch, seed):
+def test_conv_transpose2d_random_shapes_against_torch(torch, device, seed):
     rng = np.random.default_rng(seed)
     case = _random_case(rng)
     x, w, b = _case_arrays(rng, case)
@@ -111,18 +112,19 @@ def test_conv_transpose2d_random_shapes_against_torch(torch, seed):
     ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **_args(case))
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
+    x, w, b, gy = (to_device(a, device) for a in (x, w, b, gy))
     y = ops.conv_transpose2d(x, w, b, **_args(case))
     dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case))
     for ours, theirs in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
-        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(to_host(ours), theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_conv_transpose2d_float32_against_torch_on_a_real_layer(torch, rng):
+def test_conv_transpose2d_float32_against_torch_on_a_real_layer(torch, device, rng):
     x = rng.standard_normal((4, 64, 16, 16)).astype(np.float32)
     w = (rng.standard_normal((64, 32, 4, 4)) * 0.05).astype(np.float32)
-    y = ops.conv_transpose2d(x, w, stride=2, padding=1)
+    y = ops.conv_transpose2d(to_device(x, device), to_device(w, device), stride=2, padding=1)
     ref = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1)
-    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_host(y), ref.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_conv_transpose2d_out_is_fully_written(rng):
@@ -164,17 +166,17 @@ def test_conv_transpose2d_backward_checks_grad_output_shape():
         ops.conv_transpose2d_backward(X4, W4, np.zeros((2, 3, 8, 8)))
 
 
-def test_conv_transpose2d_algorithms_agree_and_unsupported_ones_raise(rng):
+def test_conv_transpose2d_algorithms_agree_and_unsupported_ones_raise(device, rng):
     # Each kernel is a conv2d kernel on the equivalent convolution, picked like conv2d's.
-    x = rng.standard_normal((2, 6, 5, 7))
-    w = rng.standard_normal((6, 4, 3, 3))
-    gy = rng.standard_normal(ops.conv_transpose2d(x, w, padding=1).shape)
-    ref = ops.conv_transpose2d(x, w, padding=1, algo="im2col")
-    ref_grads = ops.conv_transpose2d_backward(x, w, gy, padding=1, algo="im2col")
+    x = to_device(rng.standard_normal((2, 6, 5, 7)), device)
+    w = to_device(rng.standard_normal((6, 4, 3, 3)), device)
+    gy = to_device(rng.standard_normal(ops.conv_transpose2d(x, w, padding=1).shape), device)
+    ref = to_host(ops.conv_transpose2d(x, w, padding=1, algo="im2col"))
+    ref_grads = [to_host(g) for g in ops.conv_transpose2d_backward(x, w, gy, padding=1, algo="im2col")]
     for algo in ("direct", "winograd_2x3", "fft", "auto"):
-        np.testing.assert_allclose(ops.conv_transpose2d(x, w, padding=1, algo=algo), ref, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(to_host(ops.conv_transpose2d(x, w, padding=1, algo=algo)), ref, rtol=1e-9, atol=1e-9)
         for ours, theirs in zip(ops.conv_transpose2d_backward(x, w, gy, padding=1, algo=algo), ref_grads):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(to_host(ours), theirs, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="algo='winograd_4x3' cannot run"):
         ops.conv_transpose2d(x, w, stride=2, algo="winograd_4x3")
 
@@ -193,3 +195,22 @@ def test_auto_backward_times_the_pair_against_shared_im2col(rng):
     assert len(pairs) == 1 and pairs[0] in (separate, ("im2col", "im2col"))
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+GY = np.zeros((2, 3, 7, 7))
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(d, W4), id="conv_transpose2d-input"),
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(X4, d), id="conv_transpose2d-weight"),
+    pytest.param("conv_transpose2d", lambda d: ops.conv_transpose2d(X4, W4, d), id="conv_transpose2d-bias"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(d, W4, GY),
+                 id="conv_transpose2d_backward-input"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(X4, d, GY),
+                 id="conv_transpose2d_backward-weight"),
+    pytest.param("conv_transpose2d_backward", lambda d: ops.conv_transpose2d_backward(X4, W4, d),
+                 id="conv_transpose2d_backward-grad_output"),
+])
+def test_conv_transpose2d_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -3,6 +3,7 @@ import pytest
 
 import fastconv
 from fastconv import _C, ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import numeric_gradient, random_boxes, roi_align_reference
 
 
@@ -20,11 +21,11 @@ CASES = [  # (N, C, H, W, K, output_size, spatial_scale, sampling_ratio)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_roi_align_matches_reference(rng, case, aligned, dtype):
+def test_roi_align_matches_reference(device, rng, case, aligned, dtype):
     n, c, h, w, k, size, scale, ratio = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     boxes = random_boxes(rng, n, h, w, k, scale).astype(dtype)
-    y = ops.roi_align(x, boxes, size, scale, ratio, aligned)
+    y = to_host(ops.roi_align(to_device(x, device), to_device(boxes, device), size, scale, ratio, aligned))
     ref = roi_align_reference(x, boxes, size, scale, ratio, aligned)
     assert y.dtype == dtype and y.shape == ref.shape
     tol = 2e-5 if dtype == np.float32 else 1e-12
@@ -33,11 +34,11 @@ def test_roi_align_matches_reference(rng, case, aligned, dtype):
 
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("ratio", [-1, 2])
-def test_roi_align_backward_matches_numeric_gradient(rng, aligned, ratio):
+def test_roi_align_backward_matches_numeric_gradient(device, rng, aligned, ratio):
     x = rng.standard_normal((2, 2, 6, 5))
     boxes = random_boxes(rng, 2, 6, 5, 6, 0.5)
     gy = rng.standard_normal((6, 2, 3, 2))
-    dx = ops.roi_align_backward(gy, boxes, x.shape, 0.5, ratio, aligned)
+    dx = to_host(ops.roi_align_backward(to_device(gy, device), to_device(boxes, device), x.shape, 0.5, ratio, aligned))
     ref = numeric_gradient(lambda xx: roi_align_reference(xx, boxes, (3, 2), 0.5, ratio, aligned), x, gy)
     np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-8)
 
@@ -57,11 +58,13 @@ def test_roi_align_backward_is_deterministic_with_overlapping_boxes(rng):
     assert np.array_equal(first, single)
 
 
-def test_roi_align_accepts_a_list_of_boxes_per_image(rng):
+def test_roi_align_accepts_a_list_of_boxes_per_image(device, rng):
     x = rng.standard_normal((3, 2, 8, 8))
     per_image = [rng.uniform(0, 8, (2, 4)), np.zeros((0, 4)), rng.uniform(0, 8, (3, 4))]
     rois = np.concatenate([np.concatenate([np.full((len(b), 1), i), b], 1) for i, b in enumerate(per_image)])
-    np.testing.assert_array_equal(ops.roi_align(x, per_image, 2), ops.roi_align(x, rois, 2))
+    x = to_device(x, device)
+    np.testing.assert_array_equal(to_host(ops.roi_align(x, [to_device(b, device) for b in per_image], 2)),
+                                  to_host(ops.roi_align(x, to_device(rois, device), 2)))
 
 
 def test_roi_align_without_boxes():
@@ -84,7 +87,7 @@ def test_roi_align_writes_every_output(rng):
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("ratio", [-1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_roi_align_against_torchvision(rng, aligned, ratio, dtype):
+def test_roi_align_against_torchvision(device, rng, aligned, ratio, dtype):
     torch = pytest.importorskip("torch")
     tv = pytest.importorskip("torchvision")
     x = rng.standard_normal((2, 4, 13, 11)).astype(dtype)
@@ -94,9 +97,11 @@ def test_roi_align_against_torchvision(rng, aligned, ratio, dtype):
     gy = rng.standard_normal(ty.shape).astype(dtype)
     ty.backward(torch.tensor(gy))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(ops.roi_align(x, boxes, (3, 4), 0.5, ratio, aligned), ty.detach().numpy(), atol=tol)
-    np.testing.assert_allclose(ops.roi_align_backward(gy, boxes, x.shape, 0.5, ratio, aligned), tx.grad.numpy(),
-                               atol=tol)
+    x_dev, boxes_dev = to_device(x, device), to_device(boxes, device)
+    y = ops.roi_align(x_dev, boxes_dev, (3, 4), 0.5, ratio, aligned)
+    np.testing.assert_allclose(to_host(y), ty.detach().numpy(), atol=tol)
+    dx = ops.roi_align_backward(to_device(gy, device), boxes_dev, x.shape, 0.5, ratio, aligned)
+    np.testing.assert_allclose(to_host(dx), tx.grad.numpy(), atol=tol)
 
 
 X = np.zeros((2, 3, 8, 8))
@@ -129,3 +134,18 @@ def test_roi_align_backward_checks_shapes():
         ops.roi_align_backward(np.zeros((2, 3, 2, 2)), B, (2, 4, 8, 8))
     with pytest.raises(ValueError, match=r"boxes: expected shape \(3, 5\)"):
         ops.roi_align_backward(np.zeros((3, 3, 2, 2)), B, X.shape)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("roi_align", lambda d: ops.roi_align(d, B, 2), id="roi_align-input"),
+    pytest.param("roi_align", lambda d: ops.roi_align(X, d, 2), id="roi_align-boxes"),
+    pytest.param("roi_align", lambda d: ops.roi_align(X, [B[:1, 1:], d], 2),
+                 id="roi_align-boxes[1]"),  # one image's boxes of a list
+    pytest.param("roi_align_backward", lambda d: ops.roi_align_backward(d, B, X.shape),
+                 id="roi_align_backward-grad_output"),
+    pytest.param("roi_align_backward", lambda d: ops.roi_align_backward(np.zeros((2, 3, 2, 2)), d, X.shape),
+                 id="roi_align_backward-boxes"),
+])
+def test_roi_align_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

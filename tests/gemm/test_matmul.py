@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
+from fastconv.backend import DeviceError, to_device, to_host
 
 SHAPES = [(1, 1, 1), (5, 3, 7), (13, 33, 31), (64, 64, 64), (97, 129, 65), (12, 400, 32), (300, 17, 513)]
 
@@ -9,35 +10,38 @@ SHAPES = [(1, 1, 1), (5, 3, 7), (13, 33, 31), (64, 64, 64), (97, 129, 65), (12, 
 @pytest.mark.parametrize("m,k,n", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
-def test_matmul_matches_float64_reference(isa, rng, m, k, n, dtype, trans_a, trans_b):
+def test_matmul_matches_float64_reference(isa, device, rng, m, k, n, dtype, trans_a, trans_b):
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
-    out = np.full((m, n), np.nan, dtype=dtype)  # NaN poison: every element must be written
-    ops.matmul(a_op, b_op, out=out)
+    out = to_device(np.full((m, n), np.nan, dtype=dtype), device)  # NaN poison: every element must be written
+    a_dev, b_dev = to_device(a, device), to_device(b, device)
+    ops.matmul(a_dev.T if trans_a else a_dev, b_dev.T if trans_b else b_dev, out=out)
     ref = a_op.astype(np.float64) @ b_op.astype(np.float64)
     tol = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(k) * max(1.0, np.abs(ref).max())
-    np.testing.assert_allclose(out, ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(to_host(out), ref, rtol=0, atol=tol)
 
 
-def test_matmul_strided_and_negative_stride_views(rng):
+def test_matmul_strided_and_negative_stride_views(device, rng):
     a = rng.standard_normal((40, 90))
     b = rng.standard_normal((90, 50))
     a_view, b_view = a[::2, ::-3], b[1::3, ::2]
-    np.testing.assert_allclose(ops.matmul(a_view, b_view), a_view @ b_view, rtol=1e-12, atol=1e-12)
+    ours = ops.matmul(to_device(a, device)[::2, ::-3], to_device(b, device)[1::3, ::2])  # views taken on the device
+    np.testing.assert_allclose(to_host(ours), a_view @ b_view, rtol=1e-12, atol=1e-12)
 
 
-def test_matmul_empty_and_zero_depth():
-    assert ops.matmul(np.zeros((0, 3)), np.zeros((3, 4))).shape == (0, 4)
-    np.testing.assert_array_equal(ops.matmul(np.zeros((2, 0)), np.zeros((0, 3))), np.zeros((2, 3)))
+def test_matmul_empty_and_zero_depth(device):
+    zeros = lambda *shape: to_device(np.zeros(shape), device)
+    assert ops.matmul(zeros(0, 3), zeros(3, 4)).shape == (0, 4)
+    np.testing.assert_array_equal(to_host(ops.matmul(zeros(2, 0), zeros(0, 3))), np.zeros((2, 3)))
 
 
-def test_matmul_large_uses_every_block(rng):
+def test_matmul_large_uses_every_block(device, rng):
     # Larger than one cache block in every dimension, with ragged edges.
     a = rng.standard_normal((3100, 530)).astype(np.float32)
     b = rng.standard_normal((530, 1000)).astype(np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
-    np.testing.assert_allclose(ops.matmul(a, b), ref, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(to_host(ops.matmul(to_device(a, device), to_device(b, device))), ref, rtol=0, atol=1e-3)
 
 
 @pytest.mark.parametrize("a,b,error,match", [
@@ -49,3 +53,11 @@ def test_matmul_large_uses_every_block(rng):
 def test_matmul_bad_input(a, b, error, match):
     with pytest.raises(error, match=match):
         ops.matmul(a, b)
+
+
+@pytest.mark.parametrize("position", ["a", "b", "out"])
+def test_matmul_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(a=np.ones((2, 3)), b=np.ones((3, 2)), out=np.zeros((2, 2)))
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^matmul: fastconv has no CUDA kernels"):
+        ops.matmul(**arrays)

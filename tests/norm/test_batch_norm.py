@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import batch_norm_reference, batch_stats_reference, conv2d_reference, numeric_gradient
 
 # (N, C, H, W)
@@ -20,13 +21,16 @@ def _params(rng, c, dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("relu,residual", FUSIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batch_norm_train_forward_matches_reference(rng, stream_stores, shape, relu, residual, dtype):
+def test_batch_norm_train_forward_matches_reference(device, rng, stream_stores, shape, relu, residual, dtype):
     x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
     z = rng.standard_normal(shape).astype(dtype) if residual else None
     gamma, beta, rm, rv = _params(rng, shape[1], dtype)
     rm0, rv0 = rm.copy(), rv.copy()
-    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.3, eps=1e-3,
-                                     residual=z, relu=relu)
+    x_dev, rm_dev, rv_dev, gamma_dev, beta_dev = (to_device(a, device) for a in (x, rm, rv, gamma, beta))
+    z_dev = None if z is None else to_device(z, device)
+    y, mean, invstd = map(to_host, ops.batch_norm(x_dev, rm_dev, rv_dev, gamma_dev, beta_dev, training=True,
+                                                  momentum=0.3, eps=1e-3, residual=z_dev, relu=relu))
+    rm, rv = to_host(rm_dev), to_host(rv_dev)  # updated in place
     ref_mean, ref_var = batch_stats_reference(x)
     count = shape[0] * shape[2] * shape[3]
     tol = 2e-5 if dtype == np.float32 else 1e-12
@@ -38,11 +42,14 @@ def test_batch_norm_train_forward_matches_reference(rng, stream_stores, shape, r
 
 
 @pytest.mark.parametrize("relu,residual", FUSIONS)
-def test_batch_norm_eval_forward_matches_reference(rng, stream_stores, relu, residual):
+def test_batch_norm_eval_forward_matches_reference(device, rng, stream_stores, relu, residual):
     x = rng.standard_normal((3, 6, 5, 4))
     z = rng.standard_normal(x.shape) if residual else None
     gamma, beta, rm, rv = _params(rng, 6, np.float64)
-    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=False, eps=1e-4, residual=z, relu=relu)
+    x_dev, rm_dev, rv_dev, gamma_dev, beta_dev = (to_device(a, device) for a in (x, rm, rv, gamma, beta))
+    z_dev = None if z is None else to_device(z, device)
+    y, mean, invstd = map(to_host, ops.batch_norm(x_dev, rm_dev, rv_dev, gamma_dev, beta_dev, training=False,
+                                                  eps=1e-4, residual=z_dev, relu=relu))
     np.testing.assert_allclose(y, batch_norm_reference(x, rm, rv, gamma, beta, 1e-4, z, relu), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(mean, rm)
     np.testing.assert_allclose(invstd, 1 / np.sqrt(rv + 1e-4), rtol=1e-15)
@@ -58,16 +65,19 @@ def _forward_fn(training, relu, rm, rv, eps=1e-3):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("relu,residual", FUSIONS)
-def test_batch_norm_gradients_match_numeric(rng, stream_stores, training, relu, residual):
+def test_batch_norm_gradients_match_numeric(device, rng, stream_stores, training, relu, residual):
     shape = (2, 3, 3, 5)  # planes of 15: streamed rows start and end unaligned
     x = rng.standard_normal(shape)
     z = rng.standard_normal(shape) if residual else np.zeros(shape)
     gamma, beta, rm, rv = _params(rng, 3, np.float64)
-    y, mean, invstd = ops.batch_norm(x, rm.copy(), rv.copy(), gamma, beta, training=training, eps=1e-3,
-                                     residual=z if residual else None, relu=relu)
+    x_dev, gamma_dev = to_device(x, device), to_device(gamma, device)
+    y, mean, invstd = ops.batch_norm(x_dev, to_device(rm.copy(), device), to_device(rv.copy(), device), gamma_dev,
+                                     to_device(beta, device), training=training, eps=1e-3,
+                                     residual=to_device(z, device) if residual else None, relu=relu)
     gy = rng.standard_normal(shape)
-    dx, dgamma, dbeta, dz = ops.batch_norm_backward(gy, x, mean, invstd, gamma, training=training, output=y,
-                                                    relu=relu, residual=residual)
+    grads = ops.batch_norm_backward(to_device(gy, device), x_dev, mean, invstd, gamma_dev, training=training,
+                                    output=y, relu=relu, residual=residual)
+    dx, dgamma, dbeta, dz = (None if g is None else to_host(g) for g in grads)
     f = _forward_fn(training, relu, rm, rv)
     kw = dict(rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dx, numeric_gradient(lambda a: f(a, gamma, beta, z), x, gy), **kw)
@@ -84,7 +94,7 @@ def _random_shape(rng):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_batch_norm_random_shapes_against_torch(torch, seed):
+def test_batch_norm_random_shapes_against_torch(torch, device, seed):
     rng = np.random.default_rng(seed)
     shape = _random_shape(rng)
     relu, residual = FUSIONS[seed % 4]
@@ -99,8 +109,13 @@ def test_batch_norm_random_shapes_against_torch(torch, seed):
     ty = ty + t["z"] if residual else ty
     ty = torch.relu(ty) if relu else ty
     ty.backward(torch.tensor(gy))
-    y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, True, 0.2, 1e-4, z if residual else None, relu)
-    dx, dgamma, dbeta, dz = ops.batch_norm_backward(gy, x, mean, invstd, gamma, True, y, relu, residual)
+    put = lambda a: None if a is None else to_device(a, device)
+    x_dev, rm_dev, rv_dev, gamma_dev = put(x), put(rm), put(rv), put(gamma)
+    y, mean, invstd = ops.batch_norm(x_dev, rm_dev, rv_dev, gamma_dev, put(beta), True, 0.2, 1e-4,
+                                     put(z) if residual else None, relu)
+    grads = ops.batch_norm_backward(put(gy), x_dev, mean, invstd, gamma_dev, True, y, relu, residual)
+    y, rm, rv = to_host(y), to_host(rm_dev), to_host(rv_dev)
+    dx, dgamma, dbeta, dz = (None if g is None else to_host(g) for g in grads)
     pairs = [(y, ty), (rm, trm), (rv, trv), (dx, t["x"].grad)]
     pairs += [(dgamma, t["g"].grad), (dbeta, t["b"].grad)] if affine else []
     pairs += [(dz, t["z"].grad)] if residual else []
@@ -137,14 +152,18 @@ def test_batch_norm_outputs_are_fully_written(rng):
         assert np.isfinite(a).all()
 
 
-def test_fold_bn_into_conv_matches_conv_then_bn(rng):
+def test_fold_bn_into_conv_matches_conv_then_bn(device, rng):
     x = rng.standard_normal((2, 3, 6, 6))
     w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     gamma, beta, rm, rv = _params(rng, 4, np.float64)
-    bn_y, _, _ = ops.batch_norm(ops.conv2d(x, w, b, padding=1), rm, rv, gamma, beta, eps=1e-3)
-    w2, b2 = ops.fold_bn_into_conv(w, b, rm, rv, gamma, beta, eps=1e-3)
-    np.testing.assert_allclose(conv2d_reference(x, w2, b2, pad_begin=(1, 1), pad_end=(1, 1)), bn_y, rtol=1e-10, atol=1e-10)
-    w3, b3 = ops.fold_bn_into_conv(w.astype(np.float32), None, rm, rv, None, None)
+    w_dev, b_dev, gamma_dev, beta_dev, rm_dev, rv_dev = (to_device(a, device) for a in (w, b, gamma, beta, rm, rv))
+    bn_y, _, _ = ops.batch_norm(ops.conv2d(to_device(x, device), w_dev, b_dev, padding=1), rm_dev, rv_dev, gamma_dev,
+                                beta_dev, eps=1e-3)
+    w2, b2 = map(to_host, ops.fold_bn_into_conv(w_dev, b_dev, rm_dev, rv_dev, gamma_dev, beta_dev, eps=1e-3))
+    np.testing.assert_allclose(conv2d_reference(x, w2, b2, pad_begin=(1, 1), pad_end=(1, 1)), to_host(bn_y),
+                               rtol=1e-10, atol=1e-10)
+    w3, b3 = map(to_host, ops.fold_bn_into_conv(to_device(w.astype(np.float32), device), None, rm_dev, rv_dev,
+                                                None, None))
     assert w3.dtype == np.float32
     np.testing.assert_allclose(b3, -rm / np.sqrt(rv + 1e-5), rtol=1e-6)
 
@@ -174,3 +193,19 @@ def test_batch_norm_bad_input_raises_clearly(kwargs, error, match):
 def test_batch_norm_backward_relu_needs_output():
     with pytest.raises(ValueError, match="output: required when relu=True"):
         ops.batch_norm_backward(X, X, V, V, relu=True)
+
+
+@pytest.mark.parametrize("position", ["input", "running_mean", "running_var", "weight", "bias", "residual"])
+def test_batch_norm_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(input=X, running_mean=V, running_var=V, weight=V, bias=V, residual=X)
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^batch_norm: fastconv has no CUDA kernels"):
+        ops.batch_norm(**arrays)
+
+
+@pytest.mark.parametrize("position", ["grad_output", "input", "mean", "invstd", "weight", "output"])
+def test_batch_norm_backward_refuses_a_device_array_before_any_kernel_runs(cuda_array, position):
+    arrays = dict(grad_output=X, input=X, mean=V, invstd=V, weight=V, output=X)
+    arrays[position] = cuda_array
+    with pytest.raises(DeviceError, match="^batch_norm_backward: fastconv has no CUDA kernels"):
+        ops.batch_norm_backward(**arrays, relu=True)

@@ -3,19 +3,17 @@ residual add and ReLU: relu(batch_norm(x) + residual). Also folding BN into a co
 """
 import numpy as np
 
-from fastconv import _C
-from fastconv.ops._alloc import empty, empty_like
-from fastconv.ops._checks import check_ndim, float_array, same_dtype
+from fastconv.backend import array_module, device_of, empty, empty_like, kernels
+from fastconv.ops._checks import check_ndim, contiguous, float_array, nchw_input, same_dtype
 
 
 def _vector(a, name):
-    return None if a is None else np.ascontiguousarray(float_array(a, name))
+    return None if a is None else contiguous(float_array(a, name))
 
 
 def _input_arrays(input, residual, weight, bias, running_mean, running_var):
-    x = np.ascontiguousarray(float_array(input, "input"))
-    check_ndim(x, 4, "input", "(N, C, H, W)")
-    z = None if residual is None else np.ascontiguousarray(float_array(residual, "residual"))
+    x = nchw_input(input)
+    z = None if residual is None else contiguous(float_array(residual, "residual"))
     vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
     vectors = {name: _vector(a, name) for name, a in vectors.items()}
     same_dtype({"input": x, "residual": z, **vectors})
@@ -31,6 +29,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     normalises with the running statistics. Returns (y, mean, invstd): the statistics used,
     invstd = 1/sqrt(var + eps), which batch_norm_backward needs.
     """
+    lib = kernels(input, running_mean, running_var, weight, bias, residual, op="batch_norm")
     x, z, v = _input_arrays(input, residual, weight, bias, running_mean, running_var)
     for name, given in (("running_mean", running_mean), ("running_var", running_var)):
         if training and v[name] is not None and v[name] is not given:  # a copy would lose the update
@@ -38,15 +37,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     y = empty_like(x)
     channels = x.shape[1]
     if training:
-        mean, invstd = empty(channels, x.dtype), empty(channels, x.dtype)
-        _C.batch_norm_train_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
-                                    mean, invstd, float(momentum), float(eps), bool(relu))
+        mean, invstd = empty(channels, x.dtype, device_of(x)), empty(channels, x.dtype, device_of(x))
+        lib.batch_norm_train_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
+                                     mean, invstd, float(momentum), float(eps), bool(relu))
         return y, mean, invstd
     if v["running_mean"] is None or v["running_var"] is None:
         raise ValueError("running_mean, running_var: required when training=False")
-    _C.batch_norm_eval_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
-                               float(eps), bool(relu))
-    invstd = (1.0 / np.sqrt(v["running_var"].astype(np.float64) + eps)).astype(x.dtype)
+    lib.batch_norm_eval_forward(x, z, v["weight"], v["bias"], v["running_mean"], v["running_var"], y,
+                                float(eps), bool(relu))
+    invstd = (1.0 / array_module(x).sqrt(v["running_var"].astype(np.float64) + eps)).astype(x.dtype)
     return y, v["running_mean"].copy(), invstd
 
 
@@ -58,19 +57,19 @@ def batch_norm_backward(grad_output, input, mean, invstd, weight=None, training=
     grad_residual is None unless residual=True; grad_weight and grad_bias are None when weight
     is None (no affine parameters).
     """
+    lib = kernels(grad_output, input, mean, invstd, weight, output, op="batch_norm_backward")
     if relu and output is None:
         raise ValueError("output: required when relu=True (the ReLU mask is read from it)")
-    x = np.ascontiguousarray(float_array(input, "input"))
-    check_ndim(x, 4, "input", "(N, C, H, W)")
+    x = nchw_input(input)
     arrays = {"grad_output": grad_output, "output": output if relu else None}
-    arrays = {n: None if a is None else np.ascontiguousarray(float_array(a, n)) for n, a in arrays.items()}
+    arrays = {n: None if a is None else contiguous(float_array(a, n)) for n, a in arrays.items()}
     vectors = {n: _vector(a, n) for n, a in (("weight", weight), ("mean", mean), ("invstd", invstd))}
     same_dtype({"input": x, **arrays, **vectors})
     dx = empty_like(x)
     dz = empty_like(x) if residual else None
-    dgamma, dbeta = empty(x.shape[1], x.dtype), empty(x.shape[1], x.dtype)
-    _C.batch_norm_backward(arrays["grad_output"], x, arrays["output"], vectors["weight"], vectors["mean"],
-                           vectors["invstd"], bool(training), dx, dz, dgamma, dbeta)
+    dgamma, dbeta = empty(x.shape[1], x.dtype, device_of(x)), empty(x.shape[1], x.dtype, device_of(x))
+    lib.batch_norm_backward(arrays["grad_output"], x, arrays["output"], vectors["weight"], vectors["mean"],
+                            vectors["invstd"], bool(training), dx, dz, dgamma, dbeta)
     if weight is None:
         dgamma = dbeta = None
     return dx, dgamma, dbeta, dz
@@ -83,16 +82,17 @@ def fold_bn_into_conv(weight, bias, running_mean, running_var, gamma, beta, eps=
     w = float_array(weight, "weight")
     check_ndim(w, 4, "weight", "(K, C/groups, R, S)")
     k = w.shape[0]
+    xp = array_module(w)
 
     def channel_vector(a, name, default):
         if a is None:
-            return np.full(k, default, np.float64)
+            return xp.full(k, default, np.float64)
         a = float_array(a, name)
         if a.shape != (k,):
             raise ValueError(f"{name}: expected shape ({k},), got {a.shape}")
         return a.astype(np.float64)
 
     mean, var = channel_vector(running_mean, "running_mean", 0.0), channel_vector(running_var, "running_var", 1.0)
-    scale = channel_vector(gamma, "gamma", 1.0) / np.sqrt(var + eps)
+    scale = channel_vector(gamma, "gamma", 1.0) / xp.sqrt(var + eps)
     folded_bias = (channel_vector(bias, "bias", 0.0) - mean) * scale + channel_vector(beta, "beta", 0.0)
     return (w * scale[:, None, None, None]).astype(w.dtype), folded_bias.astype(w.dtype)

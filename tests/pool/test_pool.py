@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastconv import ops
+from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import adaptive_avg_pool2d_reference, numeric_gradient, pool2d_reference
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
@@ -31,14 +32,14 @@ def _max_reference(x, case):
 
 @pytest.mark.parametrize("case", MAX_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool2d_matches_reference(rng, case, dtype):
+def test_max_pool2d_matches_reference(device, rng, case, dtype):
     x = rng.standard_normal(case[:4]).astype(dtype)
     x.reshape(-1)[::7] = x.reshape(-1)[3]  # ties: the first in window order wins
-    y, idx = ops.max_pool2d(x, **_max_args(case), return_indices=True)
+    y, idx = map(to_host, ops.max_pool2d(to_device(x, device), **_max_args(case), return_indices=True))
     ref, ref_idx = _max_reference(x, case)
     np.testing.assert_array_equal(y, ref.astype(dtype))
     np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(ops.max_pool2d(x, **_max_args(case)), y)
+    np.testing.assert_array_equal(to_host(ops.max_pool2d(to_device(x, device), **_max_args(case))), y)
 
 
 @pytest.mark.parametrize("size,ceil_mode,expected", [(5, True, 3), (5, False, 3), (6, True, 4), (6, False, 4),
@@ -61,11 +62,11 @@ def test_max_pool2d_propagates_nan_like_torch(torch, rng):
 
 
 @pytest.mark.parametrize("case", MAX_CASES)
-def test_max_pool2d_gradient_matches_numeric(rng, case):
+def test_max_pool2d_gradient_matches_numeric(device, rng, case):
     x = rng.standard_normal(case[:4])  # distinct values: max is differentiable
-    y, idx = ops.max_pool2d(x, **_max_args(case), return_indices=True)
+    y, idx = ops.max_pool2d(to_device(x, device), **_max_args(case), return_indices=True)
     gy = rng.standard_normal(y.shape)
-    dx = ops.max_pool2d_backward(gy, x.shape, idx)
+    dx = to_host(ops.max_pool2d_backward(to_device(gy, device), x.shape, idx))
     np.testing.assert_allclose(dx, numeric_gradient(lambda a: _max_reference(a, case)[0], x, gy), rtol=1e-6, atol=1e-6)
 
 
@@ -93,29 +94,30 @@ def _avg_reference(x, case):
 
 @pytest.mark.parametrize("case", AVG_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_avg_pool2d_matches_reference(rng, case, dtype):
+def test_avg_pool2d_matches_reference(device, rng, case, dtype):
     x = rng.standard_normal(case[:4]).astype(dtype)
     tol = 1e-6 if dtype == np.float32 else 1e-14
-    np.testing.assert_allclose(ops.avg_pool2d(x, **_avg_args(case)), _avg_reference(x, case), rtol=tol, atol=tol)
+    y = to_host(ops.avg_pool2d(to_device(x, device), **_avg_args(case)))
+    np.testing.assert_allclose(y, _avg_reference(x, case), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("case", AVG_CASES)
-def test_avg_pool2d_gradient_matches_numeric(rng, case):
+def test_avg_pool2d_gradient_matches_numeric(device, rng, case):
     x = rng.standard_normal(case[:4])
-    y = ops.avg_pool2d(x, **_avg_args(case))
+    y = ops.avg_pool2d(to_device(x, device), **_avg_args(case))
     gy = rng.standard_normal(y.shape)
-    dx = ops.avg_pool2d_backward(gy, x.shape, **_avg_args(case))
+    dx = to_host(ops.avg_pool2d_backward(to_device(gy, device), x.shape, **_avg_args(case)))
     np.testing.assert_allclose(dx, numeric_gradient(lambda a: _avg_reference(a, case), x, gy), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("in_hw,out_hw", [((7, 9), (3, 4)), ((5, 5), (1, 1)), ((4, 6), (7, 6)), ((10, 3), (4, None))])
-def test_adaptive_avg_pool2d_matches_reference_and_numeric(rng, in_hw, out_hw):
+def test_adaptive_avg_pool2d_matches_reference_and_numeric(device, rng, in_hw, out_hw):
     x = rng.standard_normal((2, 3) + in_hw)
-    y = ops.adaptive_avg_pool2d(x, out_hw)
+    y = to_host(ops.adaptive_avg_pool2d(to_device(x, device), out_hw))
     size = tuple(i if o is None else o for i, o in zip(in_hw, out_hw))
     np.testing.assert_allclose(y, adaptive_avg_pool2d_reference(x, *size), rtol=1e-14, atol=1e-14)
     gy = rng.standard_normal(y.shape)
-    dx = ops.adaptive_avg_pool2d_backward(gy, x.shape)
+    dx = to_host(ops.adaptive_avg_pool2d_backward(to_device(gy, device), x.shape))
     np.testing.assert_allclose(dx, numeric_gradient(lambda a: adaptive_avg_pool2d_reference(a, *size), x, gy),
                                rtol=1e-6, atol=1e-6)
 
@@ -129,21 +131,23 @@ def _random_window(rng):
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_pooling_random_shapes_against_torch(torch, seed):
+def test_pooling_random_shapes_against_torch(torch, device, seed):
     rng = np.random.default_rng(seed)
     shape, k, stride, pad, ceil = _random_window(rng)
     F = torch.nn.functional
     x = rng.standard_normal(shape)
+    x_dev = to_device(x, device)
     dilation = (1, int(rng.integers(1, 3))) if shape[3] >= 2 * k[1] else (1, 1)
 
     tx = torch.tensor(x, requires_grad=True)
     ty, tidx = F.max_pool2d(tx, k, stride, pad, dilation, ceil, return_indices=True)
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
-    y, idx = ops.max_pool2d(x, k, stride, pad, dilation, ceil, return_indices=True)
-    np.testing.assert_array_equal(y, ty.detach().numpy())
-    np.testing.assert_array_equal(idx, tidx.numpy())
-    np.testing.assert_allclose(ops.max_pool2d_backward(gy, x.shape, idx), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    y, idx = ops.max_pool2d(x_dev, k, stride, pad, dilation, ceil, return_indices=True)
+    np.testing.assert_array_equal(to_host(y), ty.detach().numpy())
+    np.testing.assert_array_equal(to_host(idx), tidx.numpy())
+    np.testing.assert_allclose(to_host(ops.max_pool2d_backward(to_device(gy, device), x.shape, idx)), tx.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
 
     include_pad, divisor = bool(seed % 2), (None if seed % 3 else 3)
     tx = torch.tensor(x, requires_grad=True)
@@ -151,23 +155,27 @@ def test_pooling_random_shapes_against_torch(torch, seed):
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
     args = (k, stride, pad, ceil, include_pad, divisor)
-    np.testing.assert_allclose(ops.avg_pool2d(x, *args), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ops.avg_pool2d_backward(gy, x.shape, *args), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_host(ops.avg_pool2d(x_dev, *args)), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_host(ops.avg_pool2d_backward(to_device(gy, device), x.shape, *args)),
+                               tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
     out = (int(rng.integers(1, 2 * shape[2])), int(rng.integers(1, 2 * shape[3])))
     tx = torch.tensor(x, requires_grad=True)
     ty = F.adaptive_avg_pool2d(tx, out)
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(ops.adaptive_avg_pool2d(x, out), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ops.adaptive_avg_pool2d_backward(gy, x.shape), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_host(ops.adaptive_avg_pool2d(x_dev, out)), ty.detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_host(ops.adaptive_avg_pool2d_backward(to_device(gy, device), x.shape)),
+                               tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_pooling_float32_matches_torch_on_a_real_layer(torch, rng):
+def test_pooling_float32_matches_torch_on_a_real_layer(torch, device, rng):
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
-    F, tx = torch.nn.functional, torch.from_numpy(x)
-    np.testing.assert_array_equal(ops.max_pool2d(x, 2), F.max_pool2d(tx, 2).numpy())
-    np.testing.assert_allclose(ops.avg_pool2d(x, 3, 2, 1), F.avg_pool2d(tx, 3, 2, 1).numpy(), rtol=1e-6, atol=1e-6)
+    F, tx, x_dev = torch.nn.functional, torch.from_numpy(x), to_device(x, device)
+    np.testing.assert_array_equal(to_host(ops.max_pool2d(x_dev, 2)), F.max_pool2d(tx, 2).numpy())
+    np.testing.assert_allclose(to_host(ops.avg_pool2d(x_dev, 3, 2, 1)), F.avg_pool2d(tx, 3, 2, 1).numpy(),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_pooling_outputs_are_fully_written(rng):
@@ -205,3 +213,25 @@ X = np.zeros((2, 3, 8, 8))
 def test_pooling_bad_input_raises_clearly(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+GY = np.zeros((2, 3, 4, 4))
+INDICES = np.zeros((2, 3, 4, 4), np.int64)
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("max_pool2d", lambda d: ops.max_pool2d(d, 2), id="max_pool2d-input"),
+    pytest.param("max_pool2d_backward", lambda d: ops.max_pool2d_backward(d, X.shape, INDICES),
+                 id="max_pool2d_backward-grad_output"),
+    pytest.param("max_pool2d_backward", lambda d: ops.max_pool2d_backward(GY, X.shape, d),
+                 id="max_pool2d_backward-indices"),
+    pytest.param("avg_pool2d", lambda d: ops.avg_pool2d(d, 2), id="avg_pool2d-input"),
+    pytest.param("avg_pool2d_backward", lambda d: ops.avg_pool2d_backward(d, X.shape, 2),
+                 id="avg_pool2d_backward-grad_output"),
+    pytest.param("adaptive_avg_pool2d", lambda d: ops.adaptive_avg_pool2d(d, 4), id="adaptive_avg_pool2d-input"),
+    pytest.param("adaptive_avg_pool2d_backward", lambda d: ops.adaptive_avg_pool2d_backward(d, X.shape),
+                 id="adaptive_avg_pool2d_backward-grad_output"),
+])
+def test_pooling_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from fastconv import ops
+from fastconv.backend import to_device, to_host
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # Measured max|y - y_direct| / max|y| on standard-normal data, 3x3 to 11x11 kernels, C = 16..128:
@@ -31,13 +32,13 @@ CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_error_stays_inside_the_documented_bound(rng, dtype, case):
+def test_error_stays_inside_the_documented_bound(device, rng, dtype, case):
     n, c, h, w_, k, r, s, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     b = rng.standard_normal(k)
     ref = conv2d_reference(x, w, b, *conv2d_arguments(w.shape, 1, padding, 1, groups))
-    y = ops.conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), 1, padding, 1, groups, algo="fft")
+    y = to_host(ops.conv2d(*(to_device(a.astype(dtype), device) for a in (x, w, b)), 1, padding, 1, groups, algo="fft"))
     assert y.dtype == dtype
     assert np.abs(y - ref).max() / np.abs(ref).max() <= ERROR_BOUND[dtype]
 
@@ -55,33 +56,35 @@ WEIGHT_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", WEIGHT_CASES)
-def test_weight_gradient_error_stays_inside_the_documented_bound(rng, dtype, case):
+def test_weight_gradient_error_stays_inside_the_documented_bound(device, rng, dtype, case):
     n, c, h, w_, k, r, s, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w_shape = (k, c // groups, r, s)
     gy = rng.standard_normal(ops.conv2d(x, np.zeros(w_shape), None, 1, padding, 1, groups, algo="im2col").shape)
     ref = ops.conv2d_weight(x, w_shape, gy, 1, padding, 1, groups, algo="im2col")
-    dw = ops.conv2d_weight(x.astype(dtype), w_shape, gy.astype(dtype), 1, padding, 1, groups, algo="fft")
+    dw = to_host(ops.conv2d_weight(to_device(x.astype(dtype), device), w_shape, to_device(gy.astype(dtype), device),
+                                   1, padding, 1, groups, algo="fft"))
     assert dw.dtype == dtype
     assert np.abs(dw - ref).max() / np.abs(ref).max() <= ERROR_BOUND[dtype]
 
 
 @pytest.mark.parametrize("case", [(1, 3, 7, 9, 4, 5, 5, 2, 1), (2, 4, 6, 7, 6, 3, 5, (3, 1), 2),
                                   (1, 9, 6, 5, 2, 7, 7, 4, 1)])
-def test_gradients_match_numeric(rng, case):
+def test_gradients_match_numeric(device, rng, case):
     n, c, h, w_, k, r, s, padding, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
     gy = rng.standard_normal(ops.conv2d(x, w, None, 1, padding, 1, groups, algo="fft").shape)
-    assert_gradients_match_numeric("fft", x, w, gy, padding=padding, groups=groups)
+    assert_gradients_match_numeric("fft", x, w, gy, padding=padding, groups=groups, device=device)
 
 
-def test_fused_bias_and_relu(rng):
+def test_fused_bias_and_relu(device, rng):
     x = rng.standard_normal((2, 5, 12, 12)).astype(np.float32)
     w = rng.standard_normal((7, 5, 7, 7)).astype(np.float32)
     b = rng.standard_normal(7).astype(np.float32)
     ref = np.maximum(ops.conv2d(x, w, b, padding=3, algo="im2col"), 0)
-    np.testing.assert_allclose(ops.conv2d(x, w, b, padding=3, algo="fft", relu=True), ref, rtol=0, atol=1e-4)
+    y = ops.conv2d(*(to_device(a, device) for a in (x, w, b)), padding=3, algo="fft", relu=True)
+    np.testing.assert_allclose(to_host(y), ref, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs,why", [

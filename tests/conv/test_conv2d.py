@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from fastconv import _C, ops
+from fastconv.backend import DeviceError, to_device, to_host
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
-from tests.ops.conv_gradients import assert_gradients_match_numeric
+from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
@@ -31,7 +32,7 @@ CASES = [
 ALGOS = conv_algo.algorithms()
 # Relative error bound per algorithm, float32 / float64, as a fraction of max|y| (documented in
 # the README). Exact-arithmetic algorithms differ from the reference only by rounding.
-# Winograd and FFT bounds: tests/ops/test_winograd.py and test_fft_conv.py measure and assert them.
+# Winograd and FFT bounds: tests/conv/test_winograd.py and test_fft.py measure and assert them.
 TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "direct": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12),
              "winograd_2x3": (1e-5, 1e-12), "winograd_4x3": (2e-5, 1e-12), "winograd_2x5": (2e-5, 1e-12),
              "fft": (1e-5, 1e-12)}
@@ -75,21 +76,21 @@ def test_conv2d_forward_matches_direct_reference(isa, rng, algo, case, dtype):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_conv2d_fused_relu(rng, algo):
+def test_conv2d_fused_relu(device, rng, algo):
     x = rng.standard_normal((2, 8, 9, 9))
     w = rng.standard_normal((16, 8, 3, 3))
     b = rng.standard_normal(16)
     if _unsupported(algo, x, w, 1, 1, 1, 1) is None:
-        y = ops.conv2d(x, w, b, padding=1, algo=algo, relu=True)
+        y = to_host(ops.conv2d(*(to_device(a, device) for a in (x, w, b)), padding=1, algo=algo, relu=True))
         np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, 1, 1, 1, 1), 0), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("stride", [1, (1, 2)])  # row kernel; the plain loop (width stride 2)
-def test_depthwise_fused_bias_and_relu(isa, rng, stride):
+def test_depthwise_fused_bias_and_relu(isa, device, rng, stride):
     x = rng.standard_normal((2, 6, 9, 21))
     w = rng.standard_normal((12, 1, 3, 3))
     b = rng.standard_normal(12)
-    y = ops.conv2d(x, w, b, stride, 1, 1, 6, algo="depthwise", relu=True)
+    y = to_host(ops.conv2d(*(to_device(a, device) for a in (x, w, b)), stride, 1, 1, 6, algo="depthwise", relu=True))
     np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, stride, 1, 1, 6), 0), rtol=1e-12, atol=1e-12)
 
 
@@ -152,19 +153,23 @@ def test_auto_caches_one_choice_per_shape(rng):
 
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_gradients_match_numeric(rng, algo, case):
+def test_conv2d_gradients_match_numeric(device, rng, algo, case):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x = rng.standard_normal((n, c, h, w_))
     w = rng.standard_normal((k, c // groups, r, s))
-    y = ops.conv2d(x, w, None, stride, padding, dilation, groups)
+    y = ops.conv2d(to_device(x, device), to_device(w, device), None, stride, padding, dilation, groups)
     gy = rng.standard_normal(y.shape)
     if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
         with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
-            ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
+            ops.conv2d_backward(*(to_device(a, device) for a in (x, w, gy)), stride, padding, dilation, groups,
+                                algo=algo)
         return
-    dx, dw = assert_gradients_match_numeric(algo, x, w, gy, stride, padding, dilation, groups)
-    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups, algo=algo), dx)
-    np.testing.assert_allclose(ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo=algo), dw)
+    dx, dw = assert_gradients_match_numeric(algo, x, w, gy, stride, padding, dilation, groups, device=device)
+    x_dev, w_dev, gy_dev = (to_device(a, device) for a in (x, w, gy))
+    np.testing.assert_allclose(
+        to_host(ops.conv2d_input(x.shape, w_dev, gy_dev, stride, padding, dilation, groups, algo=algo)), dx)
+    np.testing.assert_allclose(
+        to_host(ops.conv2d_weight(x_dev, w.shape, gy_dev, stride, padding, dilation, groups, algo=algo)), dw)
 
 
 def _random_case(rng):
@@ -181,7 +186,7 @@ def _random_case(rng):
 
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("seed", range(40))
-def test_conv2d_random_shapes_against_torch(torch, isa, algo, seed):
+def test_conv2d_random_shapes_against_torch(torch, isa, device, algo, seed):
     rng = np.random.default_rng(seed)
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = _random_case(rng)
     x = rng.standard_normal((n, c, h, w_))
@@ -195,50 +200,52 @@ def test_conv2d_random_shapes_against_torch(torch, isa, algo, seed):
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
     gy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(gy))
+    x, w, b, gy = (to_device(a, device) for a in (x, w, b, gy))
     y = ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
     dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo=algo)
     for ours, theirs in ((y, ty), (dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
-        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(to_host(ours), theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_conv2d_float32_against_torch_on_a_real_layer(torch, rng):
+def test_conv2d_float32_against_torch_on_a_real_layer(torch, device, rng):
     x = rng.standard_normal((4, 64, 20, 20)).astype(np.float32)
     w = rng.standard_normal((96, 64, 3, 3)).astype(np.float32) * 0.05
-    y = ops.conv2d(x, w, padding=1)
+    y = to_host(ops.conv2d(to_device(x, device), to_device(w, device), padding=1))
     ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_large_batch_is_chunked(rng):
+def test_conv2d_large_batch_is_chunked(device, rng):
     # Columns of 40 images exceed the 1 MiB column budget, so several chunks are used. im2col is
     # pinned: 'auto' may pick different algorithms (e.g. Winograd, with its own error) per batch size.
-    x = rng.standard_normal((40, 16, 32, 32)).astype(np.float32)
-    w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    x = to_device(rng.standard_normal((40, 16, 32, 32)).astype(np.float32), device)
+    w = to_device(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), device)
+    ones = lambda shape: to_device(np.ones(shape, np.float32), device)
     kw = dict(padding=1, algo="im2col")
     y = ops.conv2d(x, w, **kw)
-    dx, dw, _ = ops.conv2d_backward(x, w, np.ones_like(y), **kw)
+    dx, dw, _ = map(to_host, ops.conv2d_backward(x, w, ones(y.shape), **kw))
     for part in (slice(0, 7), slice(33, 40)):
-        np.testing.assert_allclose(y[part], ops.conv2d(x[part], w, **kw), rtol=1e-6, atol=1e-5)
-        np.testing.assert_allclose(dx[part], ops.conv2d_input(x[part].shape, w, np.ones_like(y[part]), **kw),
+        np.testing.assert_allclose(to_host(y[part]), to_host(ops.conv2d(x[part], w, **kw)), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(dx[part], to_host(ops.conv2d_input(x[part].shape, w, ones(y[part].shape), **kw)),
                                    rtol=1e-6, atol=1e-5)
-    ref_dw = sum(ops.conv2d_weight(x[i:i + 8], w.shape, np.ones_like(y[i:i + 8]), **kw) for i in range(0, 40, 8))
+    ref_dw = sum(to_host(ops.conv2d_weight(x[i:i + 8], w.shape, ones(y[i:i + 8].shape), **kw)) for i in range(0, 40, 8))
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_splits_a_large_image_into_row_bands(rng, dtype):
+def test_im2col_splits_a_large_image_into_row_bands(device, rng, dtype):
     # One image's columns (32*9 rows x 35*45 pixels) exceed the 1 MiB column budget, so the
     # forward and weight gradient build them a band of output rows at a time; the strided,
     # padded rows at the band edges must read the same input rows as one whole image would.
     x = rng.standard_normal((2, 32, 70, 45)).astype(dtype)
     w = rng.standard_normal((5, 32, 3, 3)).astype(dtype)
     kw = dict(stride=(2, 1), padding=1)
-    y = ops.conv2d(x, w, **kw, algo="im2col")
+    y = to_host(ops.conv2d(to_device(x, device), to_device(w, device), **kw, algo="im2col"))
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     np.testing.assert_allclose(y, conv2d_reference(x64, w64, None, (2, 1), (1, 1), (1, 1), (1, 1), 1),
                                rtol=1e-4, atol=1e-4)
     gy = rng.standard_normal(y.shape).astype(dtype)
-    dw = ops.conv2d_weight(x, w.shape, gy, **kw, algo="im2col")
+    dw = to_host(ops.conv2d_weight(to_device(x, device), w.shape, to_device(gy, device), **kw, algo="im2col"))
     # dw[k, c, r, s] = sum over n, p, q of x_pad[n, c, 2p + r, q + s] * gy[n, k, p, q]
     xp = np.pad(x64, ((0, 0), (0, 0), (1, 1), (1, 1)))
     P, Q = y.shape[2:]
@@ -249,28 +256,31 @@ def test_im2col_splits_a_large_image_into_row_bands(rng, dtype):
     np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-3 if dtype == np.float32 else 1e-9)
 
 
-def test_conv2d_non_contiguous_input(rng):
-    x = rng.standard_normal((2, 6, 9, 9))[:, ::2, :, ::-1]
+def test_conv2d_non_contiguous_input(device, rng):
+    base = rng.standard_normal((2, 6, 9, 9))
+    x = base[:, ::2, :, ::-1]
     w = rng.standard_normal((4, 3, 3, 3))
-    np.testing.assert_allclose(ops.conv2d(x, w), conv2d_reference(x, w), rtol=1e-12, atol=1e-12)
+    y = ops.conv2d(to_device(base, device)[:, ::2, :, ::-1], to_device(w, device))  # a view taken on the device
+    np.testing.assert_allclose(to_host(y), conv2d_reference(x, w), rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_empty_batch_gives_empty_result():
-    y = ops.conv2d(np.zeros((0, 3, 8, 8)), np.zeros((4, 3, 3, 3)), padding=1)
+def test_conv2d_empty_batch_gives_empty_result(device):
+    x, w = to_device(np.zeros((0, 3, 8, 8)), device), to_device(np.ones((4, 3, 3, 3)), device)
+    y = ops.conv2d(x, to_device(np.zeros((4, 3, 3, 3)), device), padding=1)
     assert y.shape == (0, 4, 8, 8)
-    dx, dw, db = ops.conv2d_backward(np.zeros((0, 3, 8, 8)), np.ones((4, 3, 3, 3)), y, padding=1)
+    dx, dw, db = ops.conv2d_backward(x, w, y, padding=1)
     assert dx.shape == (0, 3, 8, 8)
-    np.testing.assert_array_equal(dw, 0)
-    np.testing.assert_array_equal(db, 0)
+    np.testing.assert_array_equal(to_host(dw), 0)
+    np.testing.assert_array_equal(to_host(db), 0)
 
 
-def test_conv2d_out_is_fully_written(rng):
+def test_conv2d_out_is_fully_written(device, rng):
     # Poison the output and the column scratch first: a missed element shows up as NaN.
-    x = rng.standard_normal((3, 5, 7, 7)).astype(np.float32)
-    w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
-    ops.conv2d(np.full((3, 5, 7, 7), np.nan, np.float32), w, padding=1)
+    x = to_device(rng.standard_normal((3, 5, 7, 7)).astype(np.float32), device)
+    w = to_device(rng.standard_normal((6, 5, 3, 3)).astype(np.float32), device)
+    ops.conv2d(to_device(np.full((3, 5, 7, 7), np.nan, np.float32), device), w, padding=1)
     y = ops.conv2d(x, w, padding=1)
-    assert np.isfinite(y).all()
+    assert np.isfinite(to_host(y)).all()
 
 
 X4 = np.zeros((2, 4, 8, 8))
@@ -329,3 +339,24 @@ def test_auto_timing_drops_slow_candidates_and_retimes_close_ones(monkeypatch):
     cost["close"] = 3.0
     assert conv_algo._fastest(run, list(calls)) == "fast"
     assert calls == {"fast": 4, "close": 4, "slow": 4}  # a clear winner after 3 rounds
+
+
+GY4 = np.zeros((2, 6, 6, 6))
+
+
+@pytest.mark.parametrize("op,call", [
+    pytest.param("conv2d", lambda d: ops.conv2d(d, W4), id="conv2d-input"),
+    pytest.param("conv2d", lambda d: ops.conv2d(X4, d), id="conv2d-weight"),
+    pytest.param("conv2d", lambda d: ops.conv2d(X4, W4, d), id="conv2d-bias"),
+    pytest.param("conv2d_input", lambda d: ops.conv2d_input(X4.shape, d, GY4), id="conv2d_input-weight"),
+    pytest.param("conv2d_input", lambda d: ops.conv2d_input(X4.shape, W4, d), id="conv2d_input-grad_output"),
+    pytest.param("conv2d_weight", lambda d: ops.conv2d_weight(d, W4.shape, GY4), id="conv2d_weight-input"),
+    pytest.param("conv2d_weight", lambda d: ops.conv2d_weight(X4, W4.shape, d), id="conv2d_weight-grad_output"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(d, W4, GY4), id="conv2d_backward-input"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(X4, d, GY4), id="conv2d_backward-weight"),
+    pytest.param("conv2d_backward", lambda d: ops.conv2d_backward(X4, W4, d), id="conv2d_backward-grad_output"),
+    pytest.param("prepare_conv_weight", lambda d: ops.prepare_conv_weight(d), id="prepare_conv_weight-weight"),
+])
+def test_conv2d_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
+    with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
+        call(cuda_array)

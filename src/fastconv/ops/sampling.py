@@ -1,0 +1,154 @@
+"""Resampling of NCHW batches, as torch.nn.functional's: grid_sample and affine_grid (4-d), and
+interpolate's "bilinear" and "nearest" modes, with their gradients.
+
+grid_sample: grid (N, H_out, W_out, 2) holds (x, y) in [-1, 1]: -1 and 1 are the centres of the
+corner pixels with align_corners=True, and the outer edges of the corner pixels without. Points
+outside read 0 (padding_mode="zeros"), the nearest border pixel ("border"), or the image
+mirrored at its borders ("reflection").
+
+interpolate: output size `size`, or floor(input size * scale_factor). Source index of output
+pixel d: with a scale_factor (and recompute_scale_factor not set) the rules use 1 / scale_factor,
+otherwise input size / output size; bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
+at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); nearest takes
+floor(d * scale) in float32, PyTorch's legacy "nearest".
+"""
+import math
+
+from fastconv.backend import device_of, empty, empty_like, kernels
+from fastconv.ops._checks import check_ndim, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
+
+MODES = {"bilinear": 0, "nearest": 1}
+PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
+
+
+def _mode_index(mode):
+    if mode not in MODES:
+        raise ValueError(f"mode: expected 'bilinear' or 'nearest', got {mode!r}")
+    return MODES[mode]
+
+
+def _options(mode, padding_mode):
+    mode_index = _mode_index(mode)
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode: expected 'zeros', 'border' or 'reflection', got {padding_mode!r}")
+    return mode_index, PADDING_MODES[padding_mode]
+
+
+def _input_and_grid(input, grid):
+    x = nchw_input(input)
+    g = float_array(grid, "grid")
+    same_dtype({"input": x, "grid": g})
+    check_ndim(g, 4, "grid", "(N, H_out, W_out, 2)")  # the kernel checks the sizes
+    return x, contiguous(g)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
+    lib = kernels(input, grid, op="grid_sample")
+    options = _options(mode, padding_mode)
+    x, g = _input_and_grid(input, grid)
+    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x))
+    lib.grid_sample_forward(x, g, out, *options, bool(align_corners))
+    return out
+
+
+def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode="zeros", align_corners=False,
+                         needs_input_grad=True, needs_grid_grad=True):
+    """(grad_input, grad_grid) of grid_sample; either is None when not asked for.
+
+    The grid gradient of nearest sampling is 0, as PyTorch's (the output is piecewise constant).
+    """
+    lib = kernels(grad_output, input, grid, op="grid_sample_backward")
+    options = _options(mode, padding_mode)
+    x, g = _input_and_grid(input, grid)
+    dy = nchw_input(grad_output, "grad_output")
+    same_dtype({"input": x, "grad_output": dy})
+    dx = empty_like(x) if needs_input_grad else None
+    dg = empty_like(g) if needs_grid_grad else None
+    lib.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
+    return dx, dg
+
+
+def affine_grid(theta, size, align_corners=False):
+    """theta (N, 2, 3), size (N, C, H, W) -> grid (N, H, W, 2) = theta @ (x, y, 1) per pixel."""
+    lib = kernels(theta, op="affine_grid")
+    t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
+    n, _, h, w = shape4(size, "size")
+    grid = empty((n, h, w, 2), t.dtype, device_of(t))
+    lib.affine_grid_forward(t, grid, bool(align_corners))
+    return grid
+
+
+def affine_grid_backward(grad_grid, size, align_corners=False):
+    """Gradient of affine_grid with respect to theta: (N, 2, 3)."""
+    lib = kernels(grad_grid, op="affine_grid_backward")
+    n, _, h, w = shape4(size, "size")
+    dg = contiguous(float_array(grad_grid, "grad_grid"))
+    if dg.shape != (n, h, w, 2):
+        raise ValueError(f"grad_grid: expected shape {(n, h, w, 2)}, got {dg.shape}")
+    dtheta = empty((n, 2, 3), dg.dtype, device_of(dg))
+    lib.affine_grid_backward(dg, dtheta, bool(align_corners))
+    return dtheta
+
+
+def _scale_pair(scale_factor):
+    if isinstance(scale_factor, (tuple, list)):
+        if len(scale_factor) != 2:
+            raise ValueError(f"scale_factor: expected a number or a pair, got {scale_factor!r}")
+        pair = tuple(float(s) for s in scale_factor)
+    else:
+        pair = (float(scale_factor),) * 2
+    if not all(s > 0 and math.isfinite(s) for s in pair):
+        raise ValueError(f"scale_factor: must be positive and finite, got {scale_factor!r}")
+    return pair
+
+
+def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, recompute_scale_factor):
+    """torch's argument rules -> (output (H, W), mode index, align_corners, (scale_h, scale_w)),
+    where a scale of 0 means "use input size / output size"."""
+    mode_index = _mode_index(mode)
+    if align_corners is not None and mode != "bilinear":
+        raise ValueError("align_corners: can only be set with the interpolating mode 'bilinear'")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("either size or scale_factor should be defined, not both" if size is not None
+                         else "either size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("recompute_scale_factor: is not meaningful with an explicit size")
+        out_hw, scales = int_pair(size, "size"), (0.0, 0.0)
+    else:
+        scales = _scale_pair(scale_factor)
+        out_hw = tuple(math.floor(n * s) for n, s in zip(input_hw, scales))
+        if recompute_scale_factor:
+            scales = (0.0, 0.0)
+    if min(out_hw) < 1 or min(input_hw) < 1:
+        raise ValueError(f"size: input and output sizes should be greater than 0, got input {tuple(input_hw)} "
+                         f"and output {tuple(out_hw)}")
+    return out_hw, mode_index, bool(align_corners), scales
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out)."""
+    lib = kernels(input, op="interpolate")
+    x = nchw_input(input)
+    out_hw, mode_index, align, scales = interpolate_arguments(
+        x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+    out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
+    lib.interpolate_forward(x, out, mode_index, align, *scales)
+    return out
+
+
+def interpolate_backward(grad_output, input_shape, size=None, scale_factor=None, mode="nearest",
+                         align_corners=None, recompute_scale_factor=None):
+    """Gradient of interpolate with respect to its input, given the forward's arguments."""
+    lib = kernels(grad_output, op="interpolate_backward")
+    dy = nchw_input(grad_output, "grad_output")
+    input_shape = shape4(input_shape, "input_shape")
+    out_hw, mode_index, align, scales = interpolate_arguments(
+        input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+    if dy.shape != input_shape[:2] + out_hw:
+        raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
+    dx = empty(input_shape, dy.dtype, device_of(dy))
+    lib.interpolate_backward(dy, dx, mode_index, align, *scales)
+    return dx
