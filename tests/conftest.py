@@ -8,14 +8,13 @@ import pytest
 import fastconv
 from fastconv import _runtime, backend
 
-CUDA_AVAILABLE, CUDA_STATUS = backend.cuda_status()
-DEVICES = ["cpu", "cuda"] if CUDA_AVAILABLE else ["cpu"]
+DEVICES, WHY_NOT_CUDA = backend.kernel_devices()
 
 
 def pytest_report_header(config):
-    if CUDA_AVAILABLE:
-        return f"devices: cpu, cuda ({CUDA_STATUS})"
-    return f"devices: cpu; cuda not run: {CUDA_STATUS}"
+    if WHY_NOT_CUDA is None:
+        return f"devices: {', '.join(DEVICES)}"
+    return f"devices: {', '.join(DEVICES)}; cuda not run: {WHY_NOT_CUDA}"
 
 
 @pytest.fixture(params=_runtime.supported_isas())
@@ -30,7 +29,7 @@ def isa(request):
 @pytest.fixture(params=DEVICES)
 def device(request):
     """The device an op test puts its inputs on (backend.to_device) before the op runs: cpu, and
-    cuda where CuPy sees a GPU."""
+    cuda where CuPy sees a GPU and the build has CUDA kernels (backend.kernel_devices)."""
     return request.param
 
 

@@ -71,3 +71,9 @@ def test_the_generator_state_round_trips():
     first = backend.generator().random(4)
     backend.set_rng_state(state)
     np.testing.assert_array_equal(backend.generator().random(4), first)
+
+
+def test_kernel_devices_name_the_cpu_and_say_why_not_cuda():
+    devices, why_not_cuda = backend.kernel_devices()
+    assert devices[0] == "cpu"
+    assert ("cuda" in devices) == (why_not_cuda is None)

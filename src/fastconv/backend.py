@@ -99,7 +99,7 @@ def _require_cuda():
 # ---- allocation ---------------------------------------------------------------------------------
 
 def _shape(shape):
-    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
 
 
 def empty(shape, dtype=np.float64, device="cpu"):
@@ -150,10 +150,20 @@ def kernels(*arrays, op="this op"):
 
     Device arrays have no kernel library in this build yet: the call is refused with a clear
     error before any kernel runs, instead of letting numpy copy a device array to the host."""
-    if any(is_cuda_array(a) for a in arrays if a is not None):
-        raise DeviceError(f"{op}: fastconv has no CUDA kernels in this build; move the arrays to the "
-                          f"CPU (fastconv.backend.to_host, or Tensor.cpu())")
+    for a in arrays:  # a plain loop: this runs on every op call
+        if type(a).__module__.startswith("cupy"):
+            raise DeviceError(f"{op}: fastconv has no CUDA kernels in this build; move the arrays to the "
+                              f"CPU (fastconv.backend.to_host, or Tensor.cpu())")
     return _C
+
+
+def kernel_devices():
+    """(devices, why_not_cuda): the devices whose arrays this build's kernels serve, and why
+    'cuda' is not among them (None when it is)."""
+    available, reason = cuda_status()
+    if not available:
+        return ["cpu"], reason
+    return ["cpu"], "this build has no CUDA kernels"
 
 
 # ---- the random generator of dropout and the initialisers -----------------------------------------

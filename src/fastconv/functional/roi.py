@@ -3,7 +3,7 @@ and arguments."""
 from fastconv import ops
 from fastconv.autograd import Function
 from fastconv.autograd.tensor import array_of
-from fastconv.ops._roi import roi_boxes
+from fastconv.ops.roi import roi_boxes
 
 
 def _roi_array(boxes, dtype):
