@@ -1,9 +1,7 @@
-"""ResNet-20's training step (128 images) and inference (256 images) under pytest-benchmark: every
-runner (fastconv and its torch peers) of the fastconv-bench models section."""
-from fastconv.bench import models
-from section_runs import parametrize_runs, run
+"""The models section of fastconv-bench under pytest-benchmark: ResNet-20's training step (128 images) and
+inference (256 images) against the same network in torch, eager, NCHW and channels_last."""
+SECTION = "models"
 
 
-@parametrize_runs(models)
-def test_models(benchmark, request, case, impl):
-    run(benchmark, request, case, impl)
+def test_models(benchmark, case, impl):
+    benchmark(case.runners[impl])

@@ -104,3 +104,20 @@ def test_mnist_truncated_file_is_reported(tmp_path):
 def test_mnist_missing_file_names_both_candidates(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte nor .*\.gz"):
         load_mnist(tmp_path)
+
+
+def test_mnist_and_cifar10_expand_a_home_folder(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "mnist").mkdir()
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", 2051, rng.integers(0, 256, size=(2, 28, 28)), False)
+    write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", 2049, np.array([3, 7]), False)
+    x, y = load_mnist("~/mnist", train=False)
+    assert x.shape == (2, 1, 28, 28) and y.tolist() == [3, 7]
+    (tmp_path / "cifar").mkdir()
+    write_cifar_batch(tmp_path / "cifar" / "test_batch", rng, 3)
+    assert load_cifar10("~/cifar", train=False)[0].shape == (3, 3, 32, 32)
+
+
+def test_cifar10_in_a_folder_without_batches_says_what_it_looked_for(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no CIFAR-10 batches .* no cifar-10-batches-py folder"):
+        load_cifar10(tmp_path)

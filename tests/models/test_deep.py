@@ -4,7 +4,6 @@ digits, XOR (perceptron fails, MLP solves it), exact resume from a checkpoint, a
 Convolution algorithms are fixed (deterministic mode) and one thread is used: the runs are then
 reproducible, and small layers are not slowed by an OpenMP team fighting the other test worker.
 """
-import argparse
 import importlib.util
 import os
 import subprocess
@@ -20,37 +19,22 @@ from fastconv import functional as F
 from fastconv.bench.models import resnet20_torch
 from fastconv.data.formats import CIFAR10_TEST_BATCHES, CIFAR10_TRAIN_BATCHES
 from fastconv.models import classic_runs, deep, deep_runs
+from fastconv.models.datasets import load_split
+from fastconv.models.suite import SUITE
 from fastconv.models.trainer import Trainer, TrainConfig
-from fastconv.ops import conv_algo
 from tests.data.test_formats import write_cifar_batch
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
-                                reason="needs scikit-learn (digits) and tqdm")
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("tqdm") is None,
+                                 reason="needs scikit-learn (digits) and tqdm"),
+              pytest.mark.usefixtures("deterministic_algorithms")]
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "python"
-
-
-@pytest.fixture(autouse=True)
-def deterministic_algorithms(one_thread):
-    previous = conv_algo.get_mode()
-    conv_algo.set_mode("deterministic")
-    yield
-    conv_algo.set_mode(previous)
-
-
-def _args(**options):
-    defaults = dict(data="digits", data_dir=None, seed=0, limit=None, epochs=None, lr=None, batch_size=None,
-                    width=None, weight_decay=None, schedule=None, optimizer=None, nesterov=False, shortcut=None,
-                    no_augment=False, checkpoint=None, resume=False)
-    return argparse.Namespace(**{**defaults, **options})
 
 
 def load_digits32():
     """300 real 8x8 digits brought to 32x32 for training, 360 held out, and their transforms."""
-    args = _args(limit=300)
-    x_train, x_test, y_train, y_test, _ = deep_runs._data(args)
-    train_transform, eval_transform = deep_runs._transforms(args, x_train)
-    return x_train, x_test, y_train, y_test, train_transform, eval_transform
+    split = deep_runs.network_inputs(load_split("digits", limit=300))
+    train_transform, eval_transform = deep_runs.image_transforms(split)
+    return split.x_train, split.x_test, split.y_train, split.y_test, train_transform, eval_transform
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +126,9 @@ def test_each_model_learns_real_digits(name, digits32):
 
 
 def test_perceptron_fails_on_xor_and_the_mlp_solves_it():
-    perceptron = classic_runs.run_perceptron(_args(data="xor"))
-    mlp = deep_runs.run_mlp(_args(data="xor"))
+    xor = load_split("xor")
+    perceptron = classic_runs.run_perceptron(xor)
+    mlp = deep_runs.run_mlp(xor, SUITE["mlp"].default_options("xor"))
     assert perceptron.test_accuracy < 0.8  # a line gets at most three of the four clusters
     assert mlp.test_accuracy > 0.95 and "XOR" in mlp.data
 
@@ -192,13 +177,19 @@ def test_a_killed_run_resumes_onto_the_same_parameters(tmp_path, digits32):
         assert resumed_trainer.history[metric] == pytest.approx(values), metric
 
 
+def train_from_the_command_line(argv):
+    """`fastconv train` on argv: the RunResult that main() prints."""
+    return cli.train(cli.build_parser().parse_args(["train", *argv]))
+
+
 def test_cli_trains_lenet5_prints_the_summary_and_writes_a_png(tmp_path, capsys):
     plot = tmp_path / "lenet5.png"
-    result = cli.main(["train", "lenet5", "--data", "digits", "--limit", "200", "--epochs", "1",
+    status = cli.main(["train", "lenet5", "--data", "digits", "--limit", "200", "--epochs", "1",
                        "--plot", str(plot), "--checkpoint", str(tmp_path / "lenet5.npz")])
-    line = capsys.readouterr().out.strip()
-    assert line == result.summary() and line.startswith("lenet5 on digits 8x8") and "padded to 32x32" in line
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary, wrote = capsys.readouterr().out.strip().split("\n")
+    assert status == 0
+    assert summary.startswith("lenet5 on digits 8x8") and "padded to 32x32" in summary
+    assert wrote == f"wrote the plot to {plot}" and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "lenet5.npz").is_file()
 
 
@@ -208,8 +199,8 @@ def test_cifar10_files_train_through_the_cli(tmp_path, rng, capsys):
     root.mkdir()
     for name in CIFAR10_TRAIN_BATCHES + CIFAR10_TEST_BATCHES:
         write_cifar_batch(root / name, rng, 8)
-    result = cli.main(["train", "resnet20", "--data", "cifar10", "--data-dir", str(root), "--epochs", "1",
-                       "--width", "4", "--batch-size", "8"])
+    result = train_from_the_command_line(["resnet20", "--data", "cifar10", "--data-dir", str(root), "--epochs", "1",
+                                          "--width", "4", "--batch-size", "8"])
     assert capsys.readouterr().out.strip() == "resnet20 on CIFAR-10 (32x32 RGB): " + result.summary().split(": ", 1)[1]
     assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
 
@@ -222,13 +213,7 @@ def test_resume_without_a_checkpoint_is_refused(capsys):
 
 def test_convolutional_nets_refuse_xor():
     with pytest.raises(ValueError, match="holds no images"):
-        deep_runs.run_lenet5(_args(data="xor"))
-
-
-@pytest.mark.parametrize("model", sorted(cli.MODELS))
-def test_every_model_has_a_thin_script(model):
-    scripts = [p for p in SCRIPTS.glob("*.py") if f'train("{model}"' in p.read_text()]
-    assert len(scripts) == 1, f"python/ should hold one script that trains {model}"
+        deep_runs.run_lenet5(load_split("xor"))
 
 
 def test_benchmark_flop_count_is_resnet20s():

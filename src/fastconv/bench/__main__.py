@@ -1,18 +1,23 @@
-"""fastconv-bench: run the benchmark layer set for fastconv and every peer found, in one run.
+"""fastconv-bench: time fastconv's kernels against every peer found (PyTorch CPU, torchvision,
+numpy), in one process, interleaved, and print one table of times and speed ratios.
 
-    fastconv-bench                     # the built-in layer set (a copy of shared/bench/layers.json)
-    fastconv-bench --layers FILE --json out.json --plot out.png --only resnet20 --threads 2
-    fastconv-bench --section models    # ResNet-20 train step and inference vs PyTorch
+    fastconv-bench                                 # every section on the built-in layer set
+    fastconv-bench --section conv --only resnet20  # the conv layers whose name has "resnet20"
+    fastconv-bench --json out.json --plot out.png  # also keep the figures and a bar chart
+
+Sections, one per kernel family: gemm, conv, conv_transpose, roi, sampling, norm, pool, and
+models (ResNet-20's training step and inference). A full run takes many minutes; --only and
+--section pick a few layers.
 """
 import argparse
-import json
+import importlib.util
 import os
 import sys
 import time
-from importlib import resources
 
-SECTIONS = {"gemm": "fastconv.bench.gemm", "conv2d": "fastconv.bench.conv", "sampling": "fastconv.bench.sampling",
-            "norm_pool": "fastconv.bench.norm_pool", "models": "fastconv.bench.models"}
+import fastconv
+from fastconv.bench import harness, peers
+from fastconv.cli import ArgumentParser, existing_folder_of, positive_int
 
 
 def _prepare_blas_environment():
@@ -32,83 +37,120 @@ def _prepare_blas_environment():
         os.execve(sys.executable, [sys.executable, "-m", "fastconv.bench", *sys.argv[1:]], env)
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="fastconv-bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--layers", help="layer set JSON (default: the copy shipped in the package)")
-    p.add_argument("--threads", type=int, default=2, help="threads for fastconv and every peer (default 2)")
-    p.add_argument("--only", nargs="*", default=[], help="run layers whose name contains one of these")
-    p.add_argument("--section", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
-    p.add_argument("--mode", nargs="*", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
-    p.add_argument("--repeats", type=int, default=7, help="timed rounds per case (median reported)")
-    p.add_argument("--json", help="write the results here")
-    p.add_argument("--plot", help="write a PNG bar chart here (needs matplotlib)")
-    return p.parse_args(argv)
+def build_parser():
+    p = ArgumentParser(prog="fastconv-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--section", nargs="+", default=list(harness.SECTIONS), choices=harness.SECTIONS, metavar="NAME",
+                   help=f"sections to run, of: {', '.join(harness.SECTIONS)} (default: all)")
+    p.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                   help="run only the layers whose name contains one of these")
+    p.add_argument("--mode", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"],
+                   help="forward alone, forward and backward, or both (default)")
+    p.add_argument("--threads", type=positive_int, default=2, metavar="N",
+                   help="threads for fastconv and every peer (default 2)")
+    p.add_argument("--repeats", type=positive_int, default=7, metavar="N",
+                   help="timed rounds per case; the median is reported (default 7)")
+    p.add_argument("--layers", metavar="FILE", help="layer set JSON (default: layers.json shipped in the package)")
+    p.add_argument("--json", metavar="PATH", help="write the results here")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of the speed ratios here (needs matplotlib)")
+    return p
 
 
-def load_layers(path):
-    if path:
-        with open(path) as f:
-            return json.load(f)
-    return json.loads(resources.files("fastconv.bench").joinpath("layers.json").read_text())
+def check_arguments(parser, args):
+    """Every mistake on the command line ends the run here, before minutes of measuring: one
+    line on stderr, exit status 2. Returns the layer set and the [(section, layer)] to run."""
+    try:
+        layer_set = harness.load_layers(args.layers)
+    except (OSError, ValueError) as e:
+        parser.error(f"--layers {args.layers}: {e}")
+    selected = harness.select_layers(args.section, layer_set, args.only)
+    names = [layer["name"] for _, layer in harness.select_layers(args.section, layer_set)]
+    for term in args.only:
+        if not any(term in name for name in names):
+            parser.error(f"--only {term}: no layer name contains it (sections {', '.join(args.section)}); "
+                         f"the layers are {', '.join(names)}")
+    for option in ("json", "plot"):
+        path = getattr(args, option)
+        if path is not None:
+            existing_folder_of(parser, f"--{option}", path)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
+    return layer_set, selected
+
+
+def status(text):
+    """What the bench is doing while nothing else shows it; stderr, so stdout holds the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def prepare_cases(parser, args, selected, torch):
+    """[(section, case)] of the selected layers in the modes asked for."""
+    cases = []
+    for name in args.section:
+        layers = [layer for section, layer in selected if section == name]
+        if layers:
+            status(f"preparing {name}: {len(layers)} layer{'s' if len(layers) > 1 else ''} "
+                   f"(inputs, peers' copies, auto's choice of algorithm)...")
+            module = harness.section(name)
+            cases += [(name, case) for layer in layers for case in module.cases(layer, torch)
+                      if case.mode in args.mode]
+    if not cases:
+        parser.error(f"no {' or '.join(args.mode)} case in the layers chosen")
+    return cases
+
+
+def print_report(results, machine, modes):
+    print(f"FMA peak, highest of the probes: {machine.peak_gflops:.0f} GFLOP/s")
+    print(harness.format_table(results, machine))
+    print("\nmedian ratios (fastconv vs peer):")
+    peer_names = sorted({n for r in results for n in r.seconds if n not in r.case.ours})
+    for mode in modes:
+        for peer in peer_names:
+            ratio, count = harness.summarise(results, "fastconv", peer, mode)
+            if ratio is not None:
+                print(f"  {mode:8} vs {peer:10} {ratio:5.2f}x over {count} cases")
 
 
 def main(argv=None):
     if argv is None:  # run as a command: the process is ours to re-execute
         _prepare_blas_environment()
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    import importlib
-
-    import fastconv
-    from fastconv.bench import harness, peers
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _, selected = check_arguments(parser, args)
 
     fastconv.set_num_threads(args.threads)
+    status("loading torch (the main peer)...")
     torch = peers.load_torch(args.threads)
     blas_note = peers.limit_numpy_threads(args.threads)
+    cases = prepare_cases(parser, args, selected, torch)
+    status("probing the FMA peak and the copy bandwidth...")
     machine = harness.Machine.probe(args.threads)
-    layers = load_layers(args.layers)
-
-    print(f"fastconv {fastconv.__version__} | {machine.description} | {args.threads} threads")
+    date = time.strftime("%Y-%m-%d %H:%M")
+    print(f"fastconv {fastconv.__version__} | {machine.description} | {args.threads} threads | {date}")
     print(f"peers: torch {torch.__version__ + ' (CPU, oneDNN)' if torch else 'not installed'}; {blas_note}")
     print(f"machine: FMA peak {machine.peak_gflops:.0f} GFLOP/s (float32, measured now, probed again "
           f"after each case; %peak uses the highest); copy {machine.copy_gbs:.1f} GB/s (read + write)")
-    print("ratios: peer time / fastconv time, same process, interleaved runs, median; > 1 is faster\n")
+    print("ratios: peer time / fastconv time, same process, interleaved runs, median; > 1 is faster\n", flush=True)
 
-    cases = []
-    for section in args.section:
-        module = importlib.import_module(SECTIONS[section])
-        cases += [c for c in module.cases(layers, torch)
-                  if c.mode in args.mode and (not args.only or any(o in c.name for o in args.only))]
+    progress = harness.Progress(len(cases))
     results = []
-    start = time.perf_counter()
-    live = sys.stderr.isatty()  # rewrite one progress line on a terminal, else log a line per case
-    for i, case in enumerate(cases, 1):
-        line = f"[{i}/{len(cases)}] {case.name} {case.mode} ({time.perf_counter() - start:.0f} s)"
-        print("\r" + line if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
+    for name, case in cases:
+        progress.case(f"{name} {case.name} {case.mode}")
         results.append(harness.Result(case, harness.time_interleaved(case.runners, repeats=args.repeats)))
         machine.probe_peak_again()
-    if live:
-        print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
-    print(f"FMA peak, highest of the probes: {machine.peak_gflops:.0f} GFLOP/s")
-    print(harness.format_table(results, machine))
+    status(f"measured {len(cases)} cases in {time.perf_counter() - progress.start:.0f} s")
 
-    print("\nmedian ratios (fastconv vs peer):")
-    peer_names = sorted({n for r in results for n in r.seconds if n not in r.case.ours})
-    for mode in args.mode:
-        for peer in peer_names:
-            ratio, count = harness.summarise(results, "fastconv", peer, mode)
-            if ratio is not None:
-                print(f"  {mode:8} vs {peer:10} {ratio:5.2f}x over {count} cases")
+    print_report(results, machine, args.mode)
     if args.json:
-        harness.write_json(args.json, results, machine)
-        print(f"wrote {args.json}")
+        harness.write_json(args.json, results, machine, date)
+        print(f"wrote the results to {os.path.abspath(args.json)}")
     if args.plot:
         try:
-            harness.write_plot(args.plot, results, peer_names)
-            print(f"wrote {args.plot}")
-        except ImportError:
-            print("--plot needs matplotlib; no plot written")
+            harness.write_plot(args.plot, results, machine, date)
+            print(f"wrote the plot to {os.path.abspath(args.plot)}")
+        except ValueError as e:  # every case ran without a peer
+            print(f"no plot written: {e}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""The conv2d section: each layer of layers.json, forward and forward+backward."""
+"""The conv section: each conv2d layer of layers.json, forward and forward+backward, auto and
+every algorithm that supports the layer, against torch (NCHW and channels_last) and numpy."""
 import numpy as np
 
 from fastconv import _C, ops
@@ -14,7 +15,11 @@ def conv_flops(layer, p, q):
     return 2.0 * layer["N"] * layer["K"] * (layer["C"] // groups) * layer["R"] ** 2 * p * q
 
 
-def conv2d_cases(layer, torch, dtype=np.float32, seed=0):
+def layers(layer_set):
+    return layer_set.get("conv2d", [])
+
+
+def cases(layer, torch, dtype=np.float32, seed=0):
     rng = np.random.default_rng(seed)
     n, c, h, w_, k, r = (layer[key] for key in ("N", "C", "H", "W", "K", "R"))
     stride, pad, groups = layer["stride"], layer["pad"], layer.get("groups", 1)
@@ -81,8 +86,3 @@ def _scratch_bytes(run):
     _C.release_scratch()
     run()
     return _C.scratch_bytes()
-
-
-def cases(layers, torch):
-    for layer in layers.get("conv2d", []):
-        yield from conv2d_cases(layer, torch)

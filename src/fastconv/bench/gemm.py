@@ -1,4 +1,4 @@
-"""The GEMM section: square float32 products, ours against numpy's BLAS and torch.mm."""
+"""The gemm section: square float32 products, ours (ops.matmul) against numpy's BLAS and torch.mm."""
 import numpy as np
 
 from fastconv import ops
@@ -7,7 +7,13 @@ from fastconv.bench.harness import Case
 SIZES = (1024, 2048)
 
 
-def gemm_case(n, torch, seed=0):
+def layers(layer_set):
+    """One square product per size in SIZES; the layer set names no GEMM of its own."""
+    return [{"name": f"sgemm_{n}", "N": n} for n in SIZES]
+
+
+def cases(layer, torch, seed=0):
+    n = layer["N"]
     rng = np.random.default_rng(seed)
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
     out = np.empty((n, n), np.float32)
@@ -15,9 +21,4 @@ def gemm_case(n, torch, seed=0):
     if torch is not None:
         ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out)
         runners["torch"] = lambda: torch.mm(ta, tb, out=tout)
-    return Case(f"sgemm_{n}", "fwd", runners, ["fastconv"], flops=2.0 * n**3)
-
-
-def cases(layers, torch):
-    for n in SIZES:
-        yield gemm_case(n, torch)
+    return [Case(layer["name"], "fwd", runners, ["fastconv"], flops=2.0 * n**3)]

@@ -3,17 +3,55 @@
 Rules (the machines are noisy): every implementation of a case is timed in the same process,
 interleaved (ours, peer, ours, peer, ...), after a warm-up, and reported as a median; figures
 are ratios against peers measured in that same run.
+
+A section is the module fastconv.bench.<family> (SECTIONS): its `layers(layer_set)` picks the
+entries of the layer set (layers.json) it measures, and its `cases(layer, torch)` turns one
+entry into Cases, a forward and usually a forward+backward one.
 """
 import dataclasses
+import importlib
 import json
 import platform
 import sys
 import time
+from importlib import resources
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from fastconv import _C
+
+# One per kernel family (the order of a full run), and the whole network last.
+SECTIONS = ("gemm", "conv", "conv_transpose", "roi", "sampling", "norm", "pool", "models")
+
+
+def section(name):
+    """The module that measures family `name`."""
+    if name not in SECTIONS:
+        raise ValueError(f"unknown benchmark section {name!r}; expected one of {', '.join(SECTIONS)}")
+    return importlib.import_module(f"fastconv.bench.{name}")
+
+
+def load_layers(path=None):
+    """The layer set: the JSON file at `path`, or the copy shipped in the package."""
+    if path:
+        with open(path) as f:
+            return json.load(f)
+    return json.loads(resources.files("fastconv.bench").joinpath("layers.json").read_text())
+
+
+def select_layers(sections, layer_set, only=()):
+    """[(section name, layer)] of `sections`, in order, keeping the layers whose name contains one
+    of the strings in `only` (every layer when it is empty)."""
+    return [(name, layer) for name in sections for layer in section(name).layers(layer_set)
+            if not only or any(term in layer["name"] for term in only)]
+
+
+def section_cases(name, layer_set, torch):
+    """Every case of section `name`, built one layer after another."""
+    module = section(name)
+    for layer in module.layers(layer_set):
+        yield from module.cases(layer, torch)
 
 
 @dataclasses.dataclass
@@ -21,7 +59,8 @@ class Case:
     name: str                          # layer name from layers.json
     mode: str                          # "fwd" or "fwd+bwd"
     runners: Dict[str, Callable[[], object]]  # implementation name -> zero-argument call
-    ours: List[str]                    # which runners are fastconv's (the rest are peers)
+    ours: List[str]                    # which runners are fastconv's (the rest are peers); the
+                                       # first is what a user gets by default (algo "auto")
     flops: Optional[float] = None      # direct-convolution FLOPs, for compute-bound kernels
     bytes: Optional[float] = None      # bytes moved at least once, for memory-bound kernels
     extra: Dict[str, str] = dataclasses.field(default_factory=dict)  # notes printed after the row
@@ -59,7 +98,12 @@ class Machine:
     threads: int
     peak_gflops: float       # measured FMA peak, float32, all threads: the highest probe so far
     copy_gbs: float          # measured copy bandwidth (read + write), all threads
-    description: str
+    cpu: str                 # the processor's model name
+    isa: str                 # the micro-kernel variant fastconv runs (avx512, avx2, generic)
+
+    @property
+    def description(self):
+        return f"{self.cpu}, isa {self.isa}"
 
     def probe_peak_again(self):
         """Probes the FMA peak once more and keeps the highest reading. Another tenant running
@@ -74,8 +118,19 @@ class Machine:
         dst = np.empty_like(src)
         _C.parallel_copy(src, dst)
         copy = min(_timed(lambda: _C.parallel_copy(src, dst)) for _ in range(5))
-        return Machine(threads, peak, 2 * src.nbytes / copy / 1e9,
-                       f"{platform.processor() or platform.machine()}, isa {_C.isa()}")
+        return Machine(threads, peak, 2 * src.nbytes / copy / 1e9, cpu_name(), _C.isa())
+
+
+def cpu_name():
+    """The processor's model name ("AMD EPYC 7B13"); platform.processor() says only "x86_64" on Linux."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _timed(fn):
@@ -124,9 +179,10 @@ def summarise(results: List[Result], ours: str, peer: str, mode: str):
     return (float(np.median(ratios)), len(ratios)) if ratios else (None, 0)
 
 
-def to_json(results: List[Result], machine: Machine):
+def to_json(results: List[Result], machine: Machine, date: str):
     return {
-        "machine": dataclasses.asdict(machine),
+        "machine": {**dataclasses.asdict(machine), "description": machine.description},
+        "date": date,
         "python": sys.version.split()[0],
         "results": [
             {"name": r.case.name, "mode": r.case.mode, "flops": r.case.flops, "bytes": r.case.bytes,
@@ -136,32 +192,113 @@ def to_json(results: List[Result], machine: Machine):
     }
 
 
-def write_json(path, results, machine):
+def write_json(path, results, machine, date):
     with open(path, "w") as f:
-        json.dump(to_json(results, machine), f, indent=1)
+        json.dump(to_json(results, machine, date), f, indent=1)
 
 
-def write_plot(path, results: List[Result], peers):
-    """Bar chart of ours/peer speed ratios per case (needs matplotlib)."""
+def _clock(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+class Progress:
+    """One plain line per case as it starts: its number, its name, the time since the first
+    case and the time the rest should take at the mean pace so far. No carriage returns or
+    other control characters, so it reads the same on a terminal, through a pipe and in a log."""
+
+    def __init__(self, total, stream=None, clock=time.perf_counter):
+        self.total, self.done = total, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
+        self.start = clock()
+
+    def case(self, label):
+        """Reports that case `label` starts; each call counts the previous case as finished."""
+        elapsed = self.clock() - self.start
+        eta = _clock(elapsed / self.done * (self.total - self.done)) if self.done else "-:--"
+        width = len(str(self.total))
+        print(f"[{self.done + 1:{width}}/{self.total}] {label:40} elapsed {_clock(elapsed)}  ETA {eta}",
+              file=self.stream, flush=True)
+        self.done += 1
+
+
+def plot_series(results: List[Result]):
+    """What the plot shows: {mode: [(case name, {peer: (auto's ratio, best algorithm's ratio or None)})]}.
+
+    Auto (ours[0]) is what a user gets; where a case times several of our algorithms, the best
+    of them shows how far auto's choice is from the fastest one measured. Ratios are peer time
+    / our time (> 1: ours is faster). Only the peers a case was measured against appear, and a
+    case with none is left out.
+    """
+    series = {}
+    for r in results:
+        ours = [name for name in r.case.ours if name in r.seconds]
+        peers = [name for name in r.seconds if name not in r.case.ours]
+        if not ours or not peers:
+            continue
+        best = min(ours, key=r.seconds.get) if len(ours) > 1 else None
+        ratios = {p: (r.ratio(ours[0], p), r.ratio(best, p) if best else None) for p in peers}
+        series.setdefault(r.case.mode, []).append((r.case.name, ratios))
+    return series
+
+
+def plot_title(machine: Machine, date: str):
+    return (f"fastconv (auto) vs each peer: peer time / fastconv time, > 1 is faster\n"
+            f"{machine.cpu}, isa {machine.isa}, {machine.threads} threads, {date}")
+
+
+def write_plot(path, results: List[Result], machine: Machine, date: str):
+    """A bar per (case, peer) from 1 to auto's speed ratio on a log axis (2x faster and 2x
+    slower are the same length), a tick at the best algorithm's ratio; one panel per mode.
+    Needs matplotlib."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display needed to write a PNG
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    labels, series = [], {p: [] for p in peers}
-    for r in results:
-        ours = r.case.ours[-1]
-        labels.append(f"{r.case.name} {r.case.mode}")
-        for p in peers:
-            series[p].append(r.ratio(ours, p) if p in r.seconds else np.nan)
-    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(labels)), 5))
-    width = 0.8 / max(1, len(peers))
-    for i, p in enumerate(peers):
-        ax.bar(np.arange(len(labels)) + i * width, series[p], width, label=f"vs {p}")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2)
-    ax.set_xticklabels(labels, rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("speed ratio (fastconv / peer; > 1 is faster)")
-    ax.legend()
-    fig.tight_layout()
+    series = plot_series(results)
+    if not series:
+        raise ValueError("no case was measured against a peer: nothing to plot")
+    peers = sorted({p for rows in series.values() for _, ratios in rows for p in ratios})
+    colours = dict(zip(peers, plt.get_cmap("tab10").colors))
+    most_bars = max(sum(len(ratios) for _, ratios in rows) for rows in series.values())
+    fig, axes = plt.subplots(len(series), 1, figsize=(max(8, 3 + 0.32 * most_bars), 1.6 + 3.6 * len(series)),
+                             squeeze=False)
+    for ax, (mode, rows) in zip(axes[:, 0], series.items()):
+        position, centres = 0.0, []
+        for name, ratios in rows:
+            first = position
+            for peer, (auto, best) in ratios.items():
+                ax.bar(position, auto - 1, 0.9, bottom=1, color=colours[peer], label=f"vs {peer}")
+                if best is not None:
+                    ax.plot([position - 0.45, position + 0.45], [best, best], color="black", linewidth=1.5,
+                            label="best fastconv algorithm measured")
+                ax.annotate(f"{auto:.2f}", (position, auto), textcoords="offset points",
+                            xytext=(0, 2 if auto >= 1 else -8), ha="center", fontsize=6)
+                position += 1
+            centres.append((first + position - 1) / 2)
+            position += 0.8  # the gap between cases
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, 0.5), max(high, 2))  # 2x slower and 2x faster always on the scale
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(centres)
+        ax.set_xticklabels([name for name, _ in rows], rotation=45, ha="right", fontsize=7)
+        ax.set_xlim(-0.8, position - 0.2)
+        ax.set_ylabel(f"{mode}: speed ratio")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # every bar repeats its peer's label; one entry each
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    left_out = [f"{r.case.name} {r.case.mode}" for r in results
+                if not any(name not in r.case.ours for name in r.seconds)]
+    if left_out:
+        fig.text(0.01, 0.005, "no peer measured, not shown: " + ", ".join(left_out), fontsize=7)
+    fig.suptitle(plot_title(machine, date), fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -14,6 +14,7 @@ import fastconv
 from fastconv import functional as F
 from fastconv import optim
 from fastconv.bench.harness import Case
+from fastconv.bench.peers import torch_layouts
 from fastconv.models.deep import ResNet20
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4  # small lr: repeated steps on random data stay finite
@@ -100,7 +101,7 @@ def train_step_case(layer, torch, seed=0):
     runners = {"fastconv": our_step}
     if torch is not None:
         labels = torch.from_numpy(y)
-        for name, layout in _torch_layouts(torch):
+        for name, layout in torch_layouts(torch):
             net = _torch_copy(torch, model, layout)
             torch_optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
@@ -131,7 +132,7 @@ def inference_case(layer, torch, seed=0):
 
     runners = {"fastconv": our_inference}
     if torch is not None:
-        for name, layout in _torch_layouts(torch):
+        for name, layout in torch_layouts(torch):
             net = _torch_copy(torch, model, layout).eval()
 
             def torch_inference(net=net, tx=torch.from_numpy(x).contiguous(memory_format=layout)):
@@ -145,13 +146,10 @@ def inference_case(layer, torch, seed=0):
                                "eval mode (running BN statistics), no graph"})
 
 
-def _torch_layouts(torch):
-    return (("torch", torch.contiguous_format), ("torch_cl", torch.channels_last))
+def layers(layer_set):
+    return [layer for layer in layer_set.get("models", []) if layer.get("model") == "resnet20"]
 
 
-def cases(layers, torch):
-    """layers.json "models" entries: a name ending in train_step times a training step, any
-    other name an inference pass."""
-    for layer in layers.get("models", []):
-        if layer.get("model") == "resnet20":
-            yield (train_step_case if layer["name"].endswith("train_step") else inference_case)(layer, torch)
+def cases(layer, torch):
+    """A layer whose name ends in train_step times a training step, any other an inference pass."""
+    return [(train_step_case if layer["name"].endswith("train_step") else inference_case)(layer, torch)]

@@ -1,6 +1,5 @@
-"""The sampling section: roi_align, roi_pool, grid_sample (with affine_grid) and bilinear
-upsampling from the "other" entries of layers.json, forward and forward+backward, against
-torch.nn.functional and torchvision.ops (when importable).
+"""The sampling section: grid_sample (with affine_grid) and bilinear upsampling (interpolate) from
+the "other" entries of layers.json, forward and forward+backward, against torch.nn.functional.
 
 These kernels are memory-bound: each case's `bytes` counts what it must read and write at least
 once (inputs, outputs, gradients), so the table prints GB/s and % of a copy's bandwidth.
@@ -9,86 +8,9 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
+from fastconv.bench.peers import torch_no_grad, torch_step
 
 F32 = 4
-
-
-def _torchvision():
-    try:
-        import torchvision
-    except ImportError:
-        return None
-    return torchvision
-
-
-def _image_boxes(rng, layer):
-    """`rois` boxes (K, 5) in image coordinates (feature map / spatial_scale), 2 to 50% of the
-    image per side, spread over the batch."""
-    scale = layer.get("spatial_scale", 1.0)
-    image = np.array([layer["W"], layer["H"]]) / scale
-    k = layer["rois"]
-    size = rng.uniform(0.02, 0.5, (k, 2)) * image
-    start = rng.uniform(0, 1, (k, 2)) * (image - size)
-    return np.concatenate([rng.integers(0, layer["N"], (k, 1)), start, start + size], axis=1).astype(np.float32)
-
-
-def _torch_step(fn, x, grad):
-    """A forward+backward step of a torch function of one input."""
-    def step():
-        fn(x).backward(grad)
-    return step
-
-
-def _no_grad(torch, fn, *args):
-    def call():
-        with torch.no_grad():
-            return fn(*args)
-    return call
-
-
-def _add_torchvision_peer(torch, op, x, boxes, args, grad, fwd, step):
-    """torchvision.ops.<op> as the peer of both cases, when torchvision is importable."""
-    tv = _torchvision() if torch is not None else None
-    if tv is None:
-        return
-    fn = getattr(tv.ops, op)
-    tx, tb = torch.from_numpy(x), torch.from_numpy(boxes)
-    fwd["torchvision"] = _no_grad(torch, fn, tx, tb, *args)
-    step["torchvision"] = _torch_step(lambda t: fn(t, tb, *args), tx.clone().requires_grad_(), torch.from_numpy(grad))
-
-
-def roi_align_cases(layer, torch, rng):
-    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
-    boxes = _image_boxes(rng, layer)
-    args = (layer["output"], layer["spatial_scale"], layer["sampling_ratio"], layer["aligned"])
-    y = ops.roi_align(x, boxes, *args)
-    gy = np.ones_like(y)
-    fwd = {"fastconv": lambda: ops.roi_align(x, boxes, *args)}
-    step = {"fastconv": lambda: (ops.roi_align(x, boxes, *args), ops.roi_align_backward(gy, boxes, x.shape, *args[1:]))}
-    _add_torchvision_peer(torch, "roi_align", x, boxes, args, gy, fwd, step)
-    moved = (x.size + y.size) * F32
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
-
-
-def roi_pool_cases(layer, torch, rng):
-    x = rng.standard_normal((layer["N"], layer["C"], layer["H"], layer["W"])).astype(np.float32)
-    boxes = _image_boxes(rng, layer)
-    args = (layer["output"], layer["spatial_scale"])
-    y, argmax = ops.roi_pool(x, boxes, *args)
-    gy = np.ones_like(y)
-
-    def ours_step():
-        _, indices = ops.roi_pool(x, boxes, *args)
-        ops.roi_pool_backward(gy, indices, x.shape)
-
-    fwd = {"fastconv": lambda: ops.roi_pool(x, boxes, *args)}
-    step = {"fastconv": ours_step}
-    _add_torchvision_peer(torch, "roi_pool", x, boxes, args, gy, fwd, step)
-    # forward: input, output and the int64 argmax; backward: grad_output, argmax, grad_input
-    forward_bytes = x.nbytes + y.nbytes + argmax.nbytes
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=forward_bytes),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * forward_bytes)]
 
 
 def grid_sample_cases(layer, torch, rng):
@@ -121,7 +43,7 @@ def grid_sample_cases(layer, torch, rng):
         def torch_sample(inp, t):
             return F.grid_sample(inp, F.affine_grid(t, size, opts["align_corners"]), **opts)
 
-        fwd["torch"] = _no_grad(torch, torch_sample, tx, ttheta)
+        fwd["torch"] = torch_no_grad(torch, torch_sample, tx, ttheta)
         gx, gtheta, tgy = tx.clone().requires_grad_(), ttheta.clone().requires_grad_(), torch.from_numpy(gy)
         step["torch"] = lambda: torch_sample(gx, gtheta).backward(tgy)
     grid_bytes = n * size[2] * size[3] * 2 * F32
@@ -143,19 +65,20 @@ def interpolate_cases(layer, torch, rng):
     if torch is not None:
         F = torch.nn.functional
         tx = torch.from_numpy(x)
-        fwd["torch"] = _no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
-        step["torch"] = _torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
+        fwd["torch"] = torch_no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
+        step["torch"] = torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
                                     torch.from_numpy(gy))
     moved = x.nbytes + y.nbytes
     return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
             Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
 
 
-SECTION = {"roi_align": roi_align_cases, "roi_pool": roi_pool_cases, "grid_sample": grid_sample_cases,
-           "interpolate": interpolate_cases}
+BUILDERS = {"grid_sample": grid_sample_cases, "interpolate": interpolate_cases}
 
 
-def cases(layers, torch, seed=0):
-    for layer in layers.get("other", []):
-        if layer.get("op") in SECTION:
-            yield from SECTION[layer["op"]](layer, torch, np.random.default_rng(seed))
+def layers(layer_set):
+    return [layer for layer in layer_set.get("other", []) if layer.get("op") in BUILDERS]
+
+
+def cases(layer, torch, seed=0):
+    return BUILDERS[layer["op"]](layer, torch, np.random.default_rng(seed))

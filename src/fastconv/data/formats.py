@@ -56,14 +56,18 @@ def _read_cifar10_batch(path):
 
 
 def load_cifar10(root, train=True, dtype=np.float32):
-    """CIFAR-10 from its python batches in `root` (or `root`/cifar-10-batches-py).
+    """CIFAR-10 from its python batches in `root` (or `root`/cifar-10-batches-py; "~" is expanded).
 
     Returns images (N, 3, 32, 32) and labels (N,) int64: the 50,000 training images from
     data_batch_1..5, or the 10,000 of test_batch with train=False.
     """
-    root = Path(root)
+    root = Path(root).expanduser()
     if (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
+    if not any((root / name).is_file() for name in CIFAR10_TRAIN_BATCHES + CIFAR10_TEST_BATCHES):
+        raise FileNotFoundError(f"load_cifar10: {root} holds no CIFAR-10 batches (data_batch_1..5, test_batch) "
+                                "and no cifar-10-batches-py folder; the python version of "
+                                "https://www.cs.toronto.edu/~kriz/cifar.html unpacks to one")
     names = CIFAR10_TRAIN_BATCHES if train else CIFAR10_TEST_BATCHES
     batches = [_read_cifar10_batch(root / name) for name in names]
     images = np.concatenate([images for images, _ in batches])
@@ -97,11 +101,11 @@ def read_idx(path_stem, expected_magic):
 
 
 def load_mnist(root, train=True, dtype=np.float32):
-    """MNIST from its IDX files in `root` (train-* or t10k-*, each optionally .gz).
+    """MNIST from its IDX files in `root` (train-* or t10k-*, each optionally .gz; "~" is expanded).
 
     Returns images (N, 1, 28, 28) and labels (N,) int64.
     """
-    prefix = Path(root) / ("train" if train else "t10k")
+    prefix = Path(root).expanduser() / ("train" if train else "t10k")
     images = read_idx(f"{prefix}-images-idx3-ubyte", IDX_IMAGES_MAGIC)
     labels = read_idx(f"{prefix}-labels-idx1-ubyte", IDX_LABELS_MAGIC).astype(np.int64)
     if len(images) != len(labels):

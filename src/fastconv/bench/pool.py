@@ -1,0 +1,46 @@
+"""The pool section: layers.json "other" entries with op max_pool2d, forward and
+forward+backward, against torch (NCHW and channels_last).
+
+The case reports `bytes`: the least any implementation must move (each input read once, each
+output written once), so GB/s and %-of-copy show how close to one pass the kernel is.
+"""
+import numpy as np
+
+from fastconv import ops
+from fastconv.bench.harness import Case
+from fastconv.bench.peers import torch_copies
+
+
+def layers(layer_set):
+    return [layer for layer in layer_set.get("other", []) if layer.get("op") == "max_pool2d"]
+
+
+def cases(layer, torch, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(tuple(layer[key] for key in ("N", "C", "H", "W"))).astype(dtype)
+    k, stride = layer["kernel"], layer["stride"]
+    y, idx = ops.max_pool2d(x, k, stride, return_indices=True)
+    gy = np.ones_like(y)
+    fwd = {"fastconv": lambda: ops.max_pool2d(x, k, stride)}
+
+    def ours_step():
+        out, indices = ops.max_pool2d(x, k, stride, return_indices=True)
+        return ops.max_pool2d_backward(gy, x.shape, indices)
+
+    step = {"fastconv": ours_step}
+    if torch is not None:
+        F = torch.nn.functional
+        for name, (tx, tgy) in torch_copies(torch, (x, gy)).items():
+            gx = tx.clone().requires_grad_()
+
+            def torch_fwd(inp=tx):
+                with torch.no_grad():
+                    return F.max_pool2d(inp, k, stride)
+
+            fwd[name] = torch_fwd
+            step[name] = lambda inp=gx, grad=tgy: F.max_pool2d(inp, k, stride).backward(grad)
+    # fwd: read x, write y. fwd+bwd: also indices (int64) written and read, dy read, dx written.
+    fwd_bytes = x.nbytes + y.nbytes
+    step_bytes = fwd_bytes + 2 * idx.nbytes + gy.nbytes + x.nbytes
+    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=fwd_bytes),
+            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=step_bytes)]

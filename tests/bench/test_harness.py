@@ -1,0 +1,83 @@
+"""fastconv-bench's harness: sections by family cover the layer set, the plot shows auto against
+each peer it was measured against, and progress lines are plain text."""
+import io
+from pathlib import Path
+
+import pytest
+
+from fastconv.bench import harness
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def result(name, mode, seconds, ours=("fastconv", "fastconv[im2col]", "fastconv[fft]")):
+    runners = {impl: None for impl in seconds}
+    return harness.Result(harness.Case(name, mode, runners, [o for o in ours if o in seconds]), seconds)
+
+
+def test_each_section_is_a_module_named_after_its_family_with_a_pytest_benchmark_file():
+    for name in harness.SECTIONS:
+        module = harness.section(name)
+        assert module.__name__ == f"fastconv.bench.{name}" and callable(module.layers) and callable(module.cases)
+        assert f'SECTION = "{name}"' in (ROOT / "benchmarks" / f"test_bench_{name}.py").read_text()
+    with pytest.raises(ValueError, match="unknown benchmark section 'conv2d'"):
+        harness.section("conv2d")
+
+
+def test_every_entry_of_the_layer_set_belongs_to_exactly_one_section():
+    layer_set = harness.load_layers()
+    entries = layer_set["conv2d"] + layer_set["other"] + layer_set["models"]
+    owners = {layer["name"]: [name for name, chosen in harness.select_layers(harness.SECTIONS, layer_set)
+                              if chosen is layer] for layer in entries}
+    assert all(len(sections) == 1 for sections in owners.values()), owners
+    assert owners["roi_align_7x7"] == ["roi"] and owners["grid_sample_affine"] == ["sampling"]
+    assert owners["conv_transpose_up2"] == ["conv_transpose"] and owners["bn_relu_train"] == ["norm"]
+    assert owners["maxpool2x2"] == ["pool"] and owners["resnet20_c16"] == ["conv"]
+
+
+def test_only_keeps_the_layers_whose_name_contains_a_term():
+    chosen = harness.select_layers(["conv", "pool"], harness.load_layers(), only=["resnet20_c", "maxpool"])
+    assert [(section, layer["name"]) for section, layer in chosen] == [
+        ("conv", "resnet20_c16"), ("conv", "resnet20_c32"), ("conv", "resnet20_c64"), ("pool", "maxpool2x2")]
+
+
+def test_plot_series_is_auto_against_each_peer_measured_not_the_last_algorithm():
+    results = [
+        # auto 2 ms; the last algorithm (fft) 8 ms and the best (im2col) 1 ms; torch 4 ms, numpy 6 ms
+        result("conv_a", "fwd", {"fastconv": 2e-3, "fastconv[im2col]": 1e-3, "fastconv[fft]": 8e-3,
+                                 "torch": 4e-3, "numpy": 6e-3}),
+        result("conv_a", "fwd+bwd", {"fastconv": 5e-3, "fastconv[im2col]": 6e-3, "fastconv[fft]": 9e-3,
+                                     "torch": 2.5e-3}),
+        result("roi_a", "fwd", {"fastconv": 1e-3}),  # no peer installed: nothing to compare
+        result("pool_a", "fwd", {"fastconv": 1e-3, "torch": 3e-3}),
+    ]
+    series = harness.plot_series(results)
+    assert series == {
+        "fwd": [("conv_a", {"torch": (2.0, 4.0), "numpy": (3.0, 6.0)}), ("pool_a", {"torch": (3.0, None)})],
+        "fwd+bwd": [("conv_a", {"torch": (0.5, 0.5)})],
+    }
+
+
+def test_plot_is_a_png_titled_with_machine_isa_threads_and_date(tmp_path):
+    machine = harness.Machine(threads=2, peak_gflops=200.0, copy_gbs=40.0, cpu="AMD EPYC 7B13", isa="avx2")
+    title = harness.plot_title(machine, "2026-01-02 03:04")
+    assert all(part in title for part in ("AMD EPYC 7B13", "isa avx2", "2 threads", "2026-01-02 03:04"))
+    path = tmp_path / "bench.png"
+    harness.write_plot(path, [result("conv_a", "fwd", {"fastconv": 1e-3, "torch": 2e-3, "torch_cl": 5e-4}),
+                              result("roi_a", "fwd", {"fastconv": 1e-3})], machine, "2026-01-02 03:04")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="nothing to plot"):
+        harness.write_plot(path, [result("roi_a", "fwd", {"fastconv": 1e-3})], machine, "today")
+
+
+def test_progress_is_a_plain_line_per_case_with_elapsed_time_and_eta():
+    now = iter([0.0, 0.0, 10.0, 30.0])  # created, then three cases starting at 0, 10 and 30 s
+    stream = io.StringIO()
+    progress = harness.Progress(3, stream=stream, clock=lambda: next(now))
+    for label in ("conv a fwd", "conv a fwd+bwd", "pool b fwd"):
+        progress.case(label)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[1/3] conv a fwd") and lines[0].endswith("elapsed 0:00  ETA -:--")
+    assert lines[1].startswith("[2/3] conv a fwd+bwd") and lines[1].endswith("elapsed 0:10  ETA 0:20")
+    assert lines[2].endswith("elapsed 0:30  ETA 0:15")
+    assert all(ch == "\n" or ch.isprintable() for ch in stream.getvalue())  # no \r, no escape sequences
