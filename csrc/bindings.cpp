@@ -15,7 +15,6 @@
 #include "core/stream_store.h"
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
-#include "norm/batchnorm.h"
 #include "vision/pooling.h"
 #include "gemm/gemm.h"
 #include "vision/grid_sample.h"
@@ -25,6 +24,10 @@
 
 namespace py = pybind11;
 using namespace fastconv;
+
+namespace fastconv {
+void bind_norm(py::module_& m);
+}
 
 namespace {
 
@@ -593,82 +596,6 @@ void bind_conv_transpose2d(py::module_& m) {
      py::arg("grad_bias"), CONV_TRANSPOSE_ARGS, py::arg("input_algo"), py::arg("weight_algo"));
 }
 
-// The arrays every batch_norm forward reads and writes, checked against x's shape.
-template <class T>
-std::pair<norm::BatchNormShape, norm::BatchNormForward<T>> batch_norm_views(
-    py::array x, py::object residual, py::object gamma, py::object beta, py::array y, bool relu) {
-  const auto dims = shape4(x, "input", "(N, C, H, W)");
-  const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
-  norm::BatchNormForward<T> f;
-  f.x = nchw_arg<const T>(x, "input", dims);
-  f.residual = residual.is_none() ? nullptr : nchw_arg<const T>(residual.cast<py::array>(), "residual", dims);
-  f.gamma = vector_arg<const T>(gamma, "weight", s.C);
-  f.beta = vector_arg<const T>(beta, "bias", s.C);
-  f.relu = relu;
-  f.y = nchw_arg<T>(y, "out", dims);
-  return {s, f};
-}
-
-#define BATCH_NORM_ARGS py::arg("input"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("out")
-
-void bind_batch_norm(py::module_& m) {
-  m.def("batch_norm_train_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
-                                       py::object running_mean, py::object running_var, py::array y,
-                                       py::array save_mean, py::array save_invstd, double momentum, double eps,
-                                       bool relu) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
-      T* rm = vector_arg<T>(running_mean, "running_mean", s.C);
-      T* rv = vector_arg<T>(running_var, "running_var", s.C);
-      T* sm = vector_arg<T>(save_mean, "save_mean", s.C);
-      T* si = vector_arg<T>(save_invstd, "save_invstd", s.C);
-      py::gil_scoped_release release;
-      norm::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
-    });
-  }, BATCH_NORM_ARGS, py::arg("save_mean"), py::arg("save_invstd"), py::arg("momentum"), py::arg("eps"),
-     py::arg("relu"));
-
-  m.def("batch_norm_eval_forward", [](py::array x, py::object z, py::object gamma, py::object beta,
-                                      py::array running_mean, py::array running_var, py::array y, double eps,
-                                      bool relu) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto [s, f] = batch_norm_views<T>(x, z, gamma, beta, y, relu);
-      const T* rm = vector_arg<const T>(running_mean, "running_mean", s.C);
-      const T* rv = vector_arg<const T>(running_var, "running_var", s.C);
-      py::gil_scoped_release release;
-      norm::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
-    });
-  }, BATCH_NORM_ARGS, py::arg("eps"), py::arg("relu"));
-
-  m.def("batch_norm_backward", [](py::array grad_y, py::array x, py::object y, py::object gamma, py::array mean,
-                                  py::array invstd, bool training, py::array grad_x, py::object grad_z,
-                                  py::array grad_gamma, py::array grad_beta) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto dims = shape4(x, "input", "(N, C, H, W)");
-      const norm::BatchNormShape s{dims[0], dims[1], dims[2] * dims[3]};
-      norm::BatchNormBackward<T> b;
-      b.grad_y = nchw_arg<const T>(grad_y, "grad_output", dims);
-      b.x = nchw_arg<const T>(x, "input", dims);
-      b.y = y.is_none() ? nullptr : nchw_arg<const T>(y.cast<py::array>(), "output", dims);
-      b.gamma = vector_arg<const T>(gamma, "weight", s.C);
-      b.mean = vector_arg<const T>(mean, "mean", s.C);
-      b.invstd = vector_arg<const T>(invstd, "invstd", s.C);
-      b.training = training;
-      b.grad_x = nchw_arg<T>(grad_x, "grad_input", dims);
-      b.grad_residual = grad_z.is_none() ? nullptr : nchw_arg<T>(grad_z.cast<py::array>(), "grad_residual", dims);
-      b.grad_gamma = vector_arg<T>(grad_gamma, "grad_weight", s.C);
-      b.grad_beta = vector_arg<T>(grad_beta, "grad_bias", s.C);
-      py::gil_scoped_release release;
-      norm::batch_norm_backward<T>(s, b);
-    });
-  }, py::arg("grad_output"), py::arg("input"), py::arg("output"), py::arg("weight"), py::arg("mean"),
-     py::arg("invstd"), py::arg("training"), py::arg("grad_input"), py::arg("grad_residual"), py::arg("grad_weight"),
-     py::arg("grad_bias"));
-}
-
 vision::Pool2dWindow pool_window(Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
   return {kernel, stride, padding, dilation, ceil_mode};
 }
@@ -774,6 +701,6 @@ PYBIND11_MODULE(_C, m) {
   bind_interpolate(m);
   bind_winograd(m);
   bind_conv_transpose2d(m);
-  bind_batch_norm(m);
+  bind_norm(m);
   bind_pooling(m);
 }

@@ -1,8 +1,11 @@
 // The one place where numpy arrays become TensorArgs (core/tensor_arg.h): every binding
 // converts its array arguments here and calls its family's checked dispatch without the GIL.
+// Every binding includes this header, so every one sees the same casters: stl.h's make
+// std::array and std::vector arguments Python sequences and lists.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <tuple>
 #include <type_traits>

@@ -1,7 +1,7 @@
 // Fused batchnorm. Channels are independent, so each thread owns whole channels: a channel's
 // planes (N strided runs of HW contiguous values) are reduced, then transformed while they are
 // still in that core's cache, so DRAM sees about one read of x and one write of y.
-#include "norm/batchnorm.h"
+#include "norm/cpu/batch_norm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "core/scratch.h"
 #include "core/stream_store.h"
 
-namespace fastconv::norm {
+namespace fastconv::norm::cpu {
 
 namespace {
 
@@ -232,4 +232,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::norm
+}  // namespace fastconv::norm::cpu

@@ -1,15 +1,11 @@
-// Fused batch normalisation over NCHW, as torch.nn.functional.batch_norm followed by an
-// optional residual add and ReLU: y = relu(bn(x) + z). Training and eval forward, and a
-// backward that goes through the ReLU mask and the residual in the same pass.
+// The fused batch norm kernels (norm/norm.h) on the CPU: training and eval forward, and a
+// backward that goes through the ReLU mask and the residual in the same pass. Their arrays are
+// checked by norm/norm.cpp.
 #pragma once
 #include "core/view.h"
+#include "norm/norm.h"
 
-namespace fastconv::norm {
-
-struct BatchNormShape {
-  index_t N, C, HW;
-  index_t count() const { return N * HW; }  // values per channel
-};
+namespace fastconv::norm::cpu {
 
 template <class T>
 struct BatchNormForward {
@@ -49,4 +45,4 @@ struct BatchNormBackward {
 template <class T>
 void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b);
 
-}  // namespace fastconv::norm
+}  // namespace fastconv::norm::cpu
