@@ -15,7 +15,6 @@
 #include "core/stream_store.h"
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
-#include "vision/pooling.h"
 #include "gemm/gemm.h"
 #include "vision/grid_sample.h"
 #include "vision/interpolate.h"
@@ -27,6 +26,7 @@ using namespace fastconv;
 
 namespace fastconv {
 void bind_norm(py::module_& m);
+void bind_pool(py::module_& m);
 }
 
 namespace {
@@ -596,95 +596,6 @@ void bind_conv_transpose2d(py::module_& m) {
      py::arg("grad_bias"), CONV_TRANSPOSE_ARGS, py::arg("input_algo"), py::arg("weight_algo"));
 }
 
-vision::Pool2dWindow pool_window(Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
-  return {kernel, stride, padding, dilation, ceil_mode};
-}
-
-#define POOL_WINDOW_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode")
-#define AVG_POOL_ARGS py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override")
-
-// A pooling kernel maps one NCHW array onto another: a forward input -> out, a backward
-// grad_output -> grad_input. Checks both against `s`, then runs kernel(src, dst) without the GIL.
-template <class T, class Kernel>
-void run_pool(const vision::Pool2dShape& s, py::array from, py::array to, bool backward, const Kernel& kernel) {
-  const T* src = nchw_arg<const T>(from, backward ? "grad_output" : "input", backward ? s.output_shape() : s.input_shape());
-  T* dst = nchw_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape());
-  py::gil_scoped_release release;
-  kernel(src, dst);
-}
-
-void bind_pooling(py::module_& m) {
-  m.def("pool2d_output_shape", [](std::array<index_t, 4> input, Pair k, Pair st, Pair pad, Pair dl, bool ceil) {
-    return vision::Pool2dShape::windowed(input, pool_window(k, st, pad, dl, ceil)).output_shape();
-  }, py::arg("input_shape"), POOL_WINDOW_ARGS);
-
-  m.def("max_pool2d_forward", [](py::array x, py::array y, py::object indices, Pair k, Pair st, Pair pad, Pair dl,
-                                 bool ceil) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, dl, ceil));
-      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
-      T* yp = nchw_arg<T>(y, "out", s.output_shape());
-      std::int64_t* ip = indices.is_none() ? nullptr : nchw_arg<std::int64_t>(indices.cast<py::array>(), "indices", s.output_shape());
-      py::gil_scoped_release release;
-      vision::max_pool2d_forward<T>(s, xp, yp, ip);
-    });
-  }, py::arg("input"), py::arg("out"), py::arg("indices"), POOL_WINDOW_ARGS);
-
-  m.def("max_pool2d_backward", [](py::array grad_y, py::array indices, py::array grad_x) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
-      const auto in = shape4(grad_x, "grad_input", "(N, C, H, W)");
-      check(in[0] == out[0] && in[1] == out[1], "input_shape: batch and channels must match grad_output's");
-      const vision::Pool2dShape s{in[0], in[1], in[2], in[3], out[2], out[3], {}};
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
-      const std::int64_t* ip = nchw_arg<const std::int64_t>(indices, "indices", s.output_shape());
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
-      py::gil_scoped_release release;
-      vision::max_pool2d_backward<T>(s, dyp, ip, dxp);
-    });
-  }, py::arg("grad_output"), py::arg("indices"), py::arg("grad_input"));
-
-  m.def("avg_pool2d_forward", [](py::array x, py::array y, Pair k, Pair st, Pair pad, bool ceil,
-                                 bool count_include_pad, index_t divisor) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto s = vision::Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), pool_window(k, st, pad, {1, 1}, ceil));
-      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::avg_pool2d_forward(s, count_include_pad, divisor, src, dst); });
-    });
-  }, py::arg("input"), py::arg("out"), AVG_POOL_ARGS);
-
-  m.def("avg_pool2d_backward", [](py::array grad_y, py::array grad_x, Pair k, Pair st, Pair pad, bool ceil,
-                                  bool count_include_pad, index_t divisor) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const auto s = vision::Pool2dShape::windowed(shape4(grad_x, "grad_input", "(N, C, H, W)"),
-                                                   pool_window(k, st, pad, {1, 1}, ceil));
-      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::avg_pool2d_backward(s, count_include_pad, divisor, src, dst); });
-    });
-  }, py::arg("grad_output"), py::arg("grad_input"), AVG_POOL_ARGS);
-
-  // Adaptive pooling: the output size is the smaller array's.
-  m.def("adaptive_avg_pool2d_forward", [](py::array x, py::array y) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto out = shape4(y, "out", "(N, C, P, Q)");
-      const auto s = vision::Pool2dShape::adaptive(shape4(x, "input", "(N, C, H, W)"), {out[2], out[3]});
-      run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_forward(s, src, dst); });
-    });
-  }, py::arg("input"), py::arg("out"));
-
-  m.def("adaptive_avg_pool2d_backward", [](py::array grad_y, py::array grad_x) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
-      const auto s = vision::Pool2dShape::adaptive(shape4(grad_x, "grad_input", "(N, C, H, W)"), {out[2], out[3]});
-      run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { vision::adaptive_avg_pool2d_backward(s, src, dst); });
-    });
-  }, py::arg("grad_output"), py::arg("grad_input"));
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -702,5 +613,5 @@ PYBIND11_MODULE(_C, m) {
   bind_winograd(m);
   bind_conv_transpose2d(m);
   bind_norm(m);
-  bind_pooling(m);
+  bind_pool(m);
 }

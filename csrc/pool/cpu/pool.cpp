@@ -3,42 +3,24 @@
 // contiguous output columns and a strided input row, and per-window bounds are computed once
 // per tap instead of once per output. For a fixed output the taps are visited in PyTorch's
 // order (row-major over the window), so ties and NaNs resolve exactly as PyTorch's do.
-#include "vision/pooling.h"
+#include "pool/cpu/pool.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
-#include "conv/conv2d.h"
-#include "core/errors.h"
+#include "common/conv_geometry.h"
+#include "common/pool_geometry.h"
 #include "core/parallel.h"
 
-namespace fastconv::vision {
+namespace fastconv::pool::cpu {
 
 namespace {
 
-const char* kAxis[2] = {"height", "width"};
-
-index_t floor_div(index_t a, index_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-// PyTorch's pooling_output_shape: in ceil mode the last window must start inside the input or
-// its left padding, else it is dropped.
-index_t pooled_size(index_t in, index_t kernel, index_t pad, index_t stride, index_t dilation, bool ceil_mode) {
-  const index_t span = dilation * (kernel - 1) + 1;
-  index_t out = floor_div(in + 2 * pad - span + (ceil_mode ? stride - 1 : 0), stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  return out;
-}
-
-// Output columns whose tap lands inside the row: conv's valid_range (conv/conv2d.h).
+// Output columns whose tap lands inside the row: a convolution's valid_range.
 using conv::Range;
 using conv::valid_range;
-
-// First in-bounds coordinate of a window starting at `start` (PyTorch's `while (ih0 < 0) ih0 += d`).
-index_t first_tap(index_t start, index_t dilation) {
-  return start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
-}
 
 template <class Fn>
 void for_each_plane(const Pool2dShape& s, const Fn& fn) {
@@ -92,15 +74,6 @@ void max_pool_row(const Pool2dShape& s, const std::vector<Range>& columns, const
   }
 }
 
-// Window [start, end) of one output along one axis of avg_pool2d, and its size counting padding.
-struct AvgExtent {
-  index_t start, end, padded_size;
-};
-AvgExtent avg_extent(index_t o, index_t stride, index_t pad, index_t kernel, index_t in) {
-  const index_t start = o * stride - pad, end = std::min(start + kernel, in + pad);
-  return {std::max<index_t>(start, 0), std::min(end, in), end - start};
-}
-
 // PyTorch's divide_factor.
 template <class T>
 T avg_divisor(const Pool2dShape& s, bool count_include_pad, index_t divisor_override, const AvgExtent& h,
@@ -123,41 +96,7 @@ void for_each_avg_tap(const Pool2dShape& s, index_t oh, const Fn& apply) {
     }
 }
 
-// Adaptive windows: start = floor(i * in / out), end = ceil((i + 1) * in / out).
-index_t adaptive_start(index_t i, index_t in, index_t out) { return i * in / out; }
-index_t adaptive_end(index_t i, index_t in, index_t out) { return ((i + 1) * in + out - 1) / out; }
-
 }  // namespace
-
-Pool2dShape Pool2dShape::windowed(const std::array<index_t, 4>& input, const Pool2dWindow& win) {
-  Pool2dShape s{input[0], input[1], input[2], input[3], 0, 0, win};
-  const index_t in[2] = {s.H, s.W};
-  index_t out[2];
-  for (int d = 0; d < 2; ++d) {
-    check(win.kernel[d] >= 1, "kernel_size: must be >= 1, got ", win.kernel[d]);
-    check(win.stride[d] >= 1, "stride: must be >= 1, got ", win.stride[d]);
-    check(win.dilation[d] >= 1, "dilation: must be >= 1, got ", win.dilation[d]);
-    check(win.padding[d] >= 0 && win.padding[d] <= win.kernel[d] / 2,
-          "padding: must be >= 0 and at most half the kernel size (PyTorch's rule), got ", win.padding[d],
-          " for kernel_size ", win.kernel[d]);
-    out[d] = pooled_size(in[d], win.kernel[d], win.padding[d], win.stride[d], win.dilation[d], win.ceil_mode);
-    check(out[d] >= 1, "input: output ", kAxis[d], " ", out[d], " is too small (input ", kAxis[d], " ", in[d],
-          ", kernel_size ", win.kernel[d], ", padding ", win.padding[d], ", dilation ", win.dilation[d], ")");
-  }
-  s.P = out[0];
-  s.Q = out[1];
-  // Max pooling keeps a row's indices as int32 while it works (max_pool_row).
-  check(s.H * s.W <= INT32_MAX, "input: planes of more than 2^31 - 1 values are not supported");
-  return s;
-}
-
-Pool2dShape Pool2dShape::adaptive(const std::array<index_t, 4>& input, const std::array<index_t, 2>& output) {
-  for (int d = 0; d < 2; ++d) {
-    check(output[d] >= 1, "output_size: must be >= 1, got ", output[d]);
-    check(input[2 + d] >= 1, "input: ", kAxis[d], " must be >= 1 for adaptive pooling");
-  }
-  return {input[0], input[1], input[2], input[3], output[0], output[1], {}};
-}
 
 template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* indices) {
@@ -282,4 +221,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::pool::cpu
