@@ -18,8 +18,6 @@
 #include "gemm/gemm.h"
 #include "vision/grid_sample.h"
 #include "vision/interpolate.h"
-#include "vision/roi_align.h"
-#include "vision/roi_pool.h"
 
 namespace py = pybind11;
 using namespace fastconv;
@@ -27,6 +25,7 @@ using namespace fastconv;
 namespace fastconv {
 void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_roi(py::module_& m);
 }
 
 namespace {
@@ -330,81 +329,6 @@ void bind_conv2d(py::module_& m) {
      py::arg("algo") = "im2col");
 }
 
-// The sizes of a roi kernel call, from its input-side (N, C, H, W) and output-side
-// (K, C, PH, PW) arrays; each array's own check then asks for the shared C.
-vision::RoiShape roi_shape(const py::array& image, const char* image_name, const py::array& pooled,
-                           const char* pooled_name) {
-  const auto in = shape4(image, image_name, "(N, C, H, W)");
-  const auto out = shape4(pooled, pooled_name, "(K, C, PH, PW)");
-  // roi_align clamps samples onto border pixels, which an empty plane does not have.
-  check(in[2] > 0 && in[3] > 0, image_name, ": expected non-empty spatial dimensions, got shape ", shape_str(image));
-  return {in[0], in[1], in[2], in[3], out[0], out[2], out[3]};
-}
-
-// A (K, 5) boxes array whose batch indices name images of the input.
-template <class T>
-const T* roi_boxes_arg(const py::array& boxes, const vision::RoiShape& s) {
-  const T* data = shaped_arg<const T>(boxes, "boxes", "(K, 5)", std::array<index_t, 2>{s.K, 5});
-  vision::check_roi_batch_indices(data, s.K, s.N);
-  return data;
-}
-
-#define ROI_ALIGN_ARGS py::arg("spatial_scale"), py::arg("sampling_ratio"), py::arg("aligned")
-
-void bind_roi_align(py::module_& m) {
-  m.def("roi_align_forward", [](py::array x, py::array boxes, py::array out, double scale, index_t ratio, bool aligned) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::RoiShape s = roi_shape(x, "input", out, "out");
-      const T* bp = roi_boxes_arg<T>(boxes, s);
-      const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-      T* op = nchw_arg<T>(out, "out", {s.K, s.C, s.PH, s.PW});
-      py::gil_scoped_release release;
-      vision::roi_align_forward<T>(s, {scale, ratio, aligned}, xp, bp, op);
-    });
-  }, py::arg("input"), py::arg("boxes"), py::arg("out"), ROI_ALIGN_ARGS);
-
-  m.def("roi_align_backward", [](py::array grad_y, py::array boxes, py::array grad_x, double scale, index_t ratio,
-                                 bool aligned) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::RoiShape s = roi_shape(grad_x, "grad_input", grad_y, "grad_output");
-      const T* bp = roi_boxes_arg<T>(boxes, s);
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.K, s.C, s.PH, s.PW});
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
-      py::gil_scoped_release release;
-      vision::roi_align_backward<T>(s, {scale, ratio, aligned}, dyp, bp, dxp);
-    });
-  }, py::arg("grad_output"), py::arg("boxes"), py::arg("grad_input"), ROI_ALIGN_ARGS);
-}
-
-void bind_roi_pool(py::module_& m) {
-  m.def("roi_pool_forward", [](py::array x, py::array boxes, py::array out, py::array argmax, double scale) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::RoiShape s = roi_shape(x, "input", out, "out");
-      const T* bp = roi_boxes_arg<T>(boxes, s);
-      const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-      T* op = nchw_arg<T>(out, "out", {s.K, s.C, s.PH, s.PW});
-      std::int64_t* ap = shaped_arg<std::int64_t>(argmax, "argmax", "(K, C, PH, PW)", std::array<index_t, 4>{s.K, s.C, s.PH, s.PW});
-      py::gil_scoped_release release;
-      vision::roi_pool_forward<T>(s, scale, xp, bp, op, ap);
-    });
-  }, py::arg("input"), py::arg("boxes"), py::arg("out"), py::arg("argmax"), py::arg("spatial_scale"));
-
-  m.def("roi_pool_backward", [](py::array grad_y, py::array argmax, py::array grad_x) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::RoiShape s = roi_shape(grad_x, "grad_input", grad_y, "grad_output");
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.K, s.C, s.PH, s.PW});
-      const std::int64_t* ap = shaped_arg<const std::int64_t>(argmax, "argmax", "(K, C, PH, PW)", std::array<index_t, 4>{s.K, s.C, s.PH, s.PW});
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
-      py::gil_scoped_release release;
-      vision::roi_pool_backward<T>(s, dyp, ap, dxp);
-    });
-  }, py::arg("grad_output"), py::arg("argmax"), py::arg("grad_input"));
-}
-
 vision::GridSampleParams grid_params(int mode, int padding, bool align_corners) {
   check(mode == 0 || mode == 1, "mode: expected 0 (bilinear) or 1 (nearest), got ", mode);
   check(padding >= 0 && padding <= 2, "padding_mode: expected 0 (zeros), 1 (border) or 2 (reflection), got ", padding);
@@ -606,8 +530,7 @@ PYBIND11_MODULE(_C, m) {
   bind_output_cache(m);
   bind_gemm(m);
   bind_conv2d(m);
-  bind_roi_align(m);
-  bind_roi_pool(m);
+  bind_roi(m);
   bind_grid_sample(m);
   bind_interpolate(m);
   bind_winograd(m);

@@ -22,45 +22,14 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
-#include "vision/roi_align.h"
+#include "roi/cpu/box_tiles.h"
+#include "roi/cpu/roi_align.h"
 
-namespace fastconv::vision {
+namespace fastconv::roi::cpu {
 
 namespace {
 
 using bilinear::Sample;
-
-// One box in input coordinates, with its bin and sample-grid sizes (torchvision's arithmetic:
-// coordinates computed in double from the box, then rounded to T).
-template <class T>
-struct AlignedBox {
-  index_t batch;
-  T start_h, start_w, bin_h, bin_w;
-  index_t grid_h, grid_w;  // samples per bin along each axis
-};
-
-template <class T>
-AlignedBox<T> aligned_box(const RoiShape& s, const RoiAlignParams& p, const T* boxes, index_t k) {
-  const T* box = boxes + k * 5;
-  const T offset = p.aligned ? T(0.5) : T(0);
-  const T start_w = static_cast<T>(box[1] * p.spatial_scale - offset);
-  const T start_h = static_cast<T>(box[2] * p.spatial_scale - offset);
-  T width = static_cast<T>(box[3] * p.spatial_scale - offset) - start_w;
-  T height = static_cast<T>(box[4] * p.spatial_scale - offset) - start_h;
-  if (!p.aligned) {  // legacy behaviour: boxes are at least one pixel
-    width = std::max(width, T(1));
-    height = std::max(height, T(1));
-  }
-  const index_t grid_h = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(std::ceil(height / T(s.PH)));
-  const index_t grid_w = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(std::ceil(width / T(s.PW)));
-  return {roi_batch_index(boxes, k), start_h, start_w, height / T(s.PH), width / T(s.PW), grid_h, grid_w};
-}
-
-// Samples per bin; a box with an empty or inverted side has none.
-template <class T>
-index_t samples_per_bin(const AlignedBox<T>& b) {
-  return std::max<index_t>(b.grid_h, 0) * std::max<index_t>(b.grid_w, 0);
-}
 
 // table[(ph * PW + pw) * samples + iy * grid_w + ix]: the samples of every bin of the box.
 template <class T>
@@ -302,4 +271,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::roi::cpu

@@ -11,41 +11,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/errors.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
-#include "vision/roi_pool.h"
+#include "roi/cpu/box_tiles.h"
+#include "roi/cpu/roi_pool.h"
 
-namespace fastconv::vision {
+namespace fastconv::roi::cpu {
 
 namespace {
-
-// A bin's window [lo, hi) along one axis, clipped to the input.
-struct Window {
-  index_t lo, hi;
-};
-
-// Bin `i` of `bins` over a box side starting at pixel `start` and `size` pixels long, clipped to
-// [0, limit): floor and ceil of the bin's fractional edges, as torchvision.
-template <class T>
-Window bin_window(index_t i, index_t bins, index_t start, index_t size, index_t limit) {
-  const T bin = T(size) / T(bins);
-  const index_t lo = static_cast<index_t>(std::floor(T(i) * bin)), hi = static_cast<index_t>(std::ceil(T(i + 1) * bin));
-  return {std::clamp<index_t>(lo + start, 0, limit), std::clamp<index_t>(hi + start, 0, limit)};
-}
-
-// A box rounded to whole pixels (half away from zero) and at least one pixel on each side.
-struct PixelBox {
-  index_t batch, start_h, start_w, height, width;
-};
-
-template <class T>
-PixelBox pixel_box(const T* boxes, index_t k, double spatial_scale) {
-  const T* box = boxes + k * 5;
-  const index_t x1 = std::lround(box[1] * spatial_scale), y1 = std::lround(box[2] * spatial_scale);
-  const index_t x2 = std::lround(box[3] * spatial_scale), y2 = std::lround(box[4] * spatial_scale);
-  return {roi_batch_index(boxes, k), y1, x1, std::max<index_t>(y2 - y1 + 1, 1), std::max<index_t>(x2 - x1 + 1, 1)};
-}
 
 // The maximum of plane over a window and its index; an empty window gives 0 and -1. The
 // running maximum starts at -FLT_MAX for both types, as torchvision's does.
@@ -264,4 +239,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::roi::cpu

@@ -1,37 +1,15 @@
-// Regions of interest shared by roi_pool and roi_align: a (K, 5) array of rows
-// [batch_index, x1, y1, x2, y2] in input coordinates (torchvision's roi format).
+// How the CPU roi kernels walk and read boxes: ordered by image, and sampled from channels-last
+// tiles of 8 channels (AVX2 float kernels). Boxes are common/roi_boxes.h's (K, 5) rows.
 #pragma once
 #include <algorithm>
-#include <cmath>
 #include <immintrin.h>
 #include <numeric>
 #include <vector>
 
-#include "core/errors.h"
+#include "common/roi_boxes.h"
 #include "core/view.h"
 
-namespace fastconv::vision {
-
-// The sizes every roi kernel needs: the input (N, C, H, W), K boxes, a (PH, PW) output grid.
-struct RoiShape {
-  index_t N, C, H, W, K, PH, PW;
-  index_t bins() const { return PH * PW; }
-};
-
-template <class T>
-index_t roi_batch_index(const T* boxes, index_t k) {
-  return static_cast<index_t>(boxes[k * 5]);
-}
-
-// Each box's batch index must name an image of the input: the kernels index memory with it.
-template <class T>
-void check_roi_batch_indices(const T* boxes, index_t K, index_t N) {
-  for (index_t k = 0; k < K; ++k) {
-    const T b = boxes[k * 5];
-    check(std::isfinite(b) && b == std::floor(b) && b >= 0 && b < T(N), "boxes: batch index ", b,
-          " of box ", k, " is not an image of input (batch size ", N, ")");
-  }
-}
+namespace fastconv::roi::cpu {
 
 // Box indices ordered by image, boxes of one image in their given order. Kernels walk boxes in
 // this order so that consecutive boxes read the same input planes while they are in cache; the
@@ -92,4 +70,4 @@ __attribute__((target("avx2"))) inline void copy_span_x8(const float* src, index
   }
 }
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::roi::cpu

@@ -1,11 +1,12 @@
-// roi_pool (Fast R-CNN, Girshick 2015) with torchvision's semantics: each output bin is the
-// maximum of the input pixels in its rounded sub-window of the box.
+// The roi_pool kernels (roi/roi.h) on the CPU: each output bin is the maximum of the input
+// pixels in its rounded sub-window of the box, as torchvision's. Their arrays are checked by
+// roi/roi.cpp.
 #pragma once
 #include <cstdint>
 
-#include "vision/roi_boxes.h"
+#include "common/roi_boxes.h"
 
-namespace fastconv::vision {
+namespace fastconv::roi::cpu {
 
 // input (N, C, H, W), boxes (K, 5) -> out (K, C, PH, PW) and argmax (K, C, PH, PW): the flat
 // index into input of each maximum, -1 for an empty bin (whose output is 0).
@@ -20,4 +21,4 @@ void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, c
 template <class T>
 void roi_pool_backward(const RoiShape& s, const T* grad_out, const std::int64_t* argmax, T* grad_input);
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::roi::cpu
