@@ -16,8 +16,6 @@
 #include "conv/conv2d.h"
 #include "conv/conv_transpose.h"
 #include "gemm/gemm.h"
-#include "vision/grid_sample.h"
-#include "vision/interpolate.h"
 
 namespace py = pybind11;
 using namespace fastconv;
@@ -26,6 +24,7 @@ namespace fastconv {
 void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_roi(py::module_& m);
+void bind_sampling(py::module_& m);
 }
 
 namespace {
@@ -329,124 +328,6 @@ void bind_conv2d(py::module_& m) {
      py::arg("algo") = "im2col");
 }
 
-vision::GridSampleParams grid_params(int mode, int padding, bool align_corners) {
-  check(mode == 0 || mode == 1, "mode: expected 0 (bilinear) or 1 (nearest), got ", mode);
-  check(padding >= 0 && padding <= 2, "padding_mode: expected 0 (zeros), 1 (border) or 2 (reflection), got ", padding);
-  return {static_cast<vision::GridMode>(mode), static_cast<bilinear::Padding>(padding), align_corners};
-}
-
-// The sizes of a grid_sample call from the input (N, C, H, W) and the grid (N, OH, OW, 2).
-vision::GridSampleShape grid_shape(const py::array& x, const char* x_name, const py::array& grid) {
-  const auto in = shape4(x, x_name, "(N, C, H, W)");
-  if (grid.ndim() != 4 || grid.shape(0) != in[0] || grid.shape(3) != 2)
-    fail<ValueError>("grid: expected shape (", in[0], ", H_out, W_out, 2), got ", shape_str(grid));
-  // Zero padding reads corner 0 with weight 0; an empty plane has no such element.
-  check(in[2] > 0 && in[3] > 0, x_name, ": expected non-empty spatial dimensions, got shape ", shape_str(x));
-  check(in[2] * in[3] <= INT32_MAX, x_name, ": planes of more than 2^31 - 1 pixels are not supported, got shape ",
-        shape_str(x));  // the kernel's point tables hold 32-bit offsets
-  return {in[0], in[1], in[2], in[3], grid.shape(1), grid.shape(2)};
-}
-
-#define GRID_SAMPLE_ARGS py::arg("mode"), py::arg("padding_mode"), py::arg("align_corners")
-
-void bind_grid_sample(py::module_& m) {
-  m.def("grid_sample_forward", [](py::array x, py::array grid, py::array out, int mode, int padding, bool align) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::GridSampleShape s = grid_shape(x, "input", grid);
-      const vision::GridSampleParams p = grid_params(mode, padding, align);
-      const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-      const T* gp = shaped_arg<const T>(grid, "grid", "(N, H_out, W_out, 2)", std::array<index_t, 4>{s.N, s.OH, s.OW, 2});
-      T* op = nchw_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW});
-      py::gil_scoped_release release;
-      vision::grid_sample_forward<T>(s, p, xp, gp, op);
-    });
-  }, py::arg("input"), py::arg("grid"), py::arg("out"), GRID_SAMPLE_ARGS);
-
-  m.def("grid_sample_backward", [](py::array x, py::array grid, py::array grad_y, py::object grad_x,
-                                   py::object grad_grid, int mode, int padding, bool align) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::GridSampleShape s = grid_shape(x, "input", grid);
-      const vision::GridSampleParams p = grid_params(mode, padding, align);
-      const std::array<index_t, 4> grid_dims{s.N, s.OH, s.OW, 2};
-      const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-      const T* gp = shaped_arg<const T>(grid, "grid", "(N, H_out, W_out, 2)", grid_dims);
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW});
-      T* dxp = grad_x.is_none() ? nullptr : nchw_arg<T>(grad_x.cast<py::array>(), "grad_input", {s.N, s.C, s.H, s.W});
-      T* dgp = grad_grid.is_none() ? nullptr
-                                   : shaped_arg<T>(grad_grid.cast<py::array>(), "grad_grid", "(N, H_out, W_out, 2)", grid_dims);
-      py::gil_scoped_release release;
-      vision::grid_sample_backward<T>(s, p, xp, gp, dyp, dxp, dgp);
-    });
-  }, py::arg("input"), py::arg("grid"), py::arg("grad_output"), py::arg("grad_input"), py::arg("grad_grid"),
-     GRID_SAMPLE_ARGS);
-
-  m.def("affine_grid_forward", [](py::array theta, py::array grid, bool align) {
-    dispatch_float(theta, "theta", [&](auto tag) {
-      using T = decltype(tag);
-      const auto g = shape4(grid, "grid", "(N, H, W, 2)");
-      const T* tp = shaped_arg<const T>(theta, "theta", "(N, 2, 3)", std::array<index_t, 3>{g[0], 2, 3});
-      T* gp = shaped_arg<T>(grid, "grid", "(N, H, W, 2)", std::array<index_t, 4>{g[0], g[1], g[2], 2});
-      py::gil_scoped_release release;
-      vision::affine_grid_forward<T>(g[0], g[1], g[2], align, tp, gp);
-    });
-  }, py::arg("theta"), py::arg("grid"), py::arg("align_corners"));
-
-  m.def("affine_grid_backward", [](py::array grad_grid, py::array grad_theta, bool align) {
-    dispatch_float(grad_grid, "grad_grid", [&](auto tag) {
-      using T = decltype(tag);
-      const auto g = shape4(grad_grid, "grad_grid", "(N, H, W, 2)");
-      const T* gp = shaped_arg<const T>(grad_grid, "grad_grid", "(N, H, W, 2)", std::array<index_t, 4>{g[0], g[1], g[2], 2});
-      T* tp = shaped_arg<T>(grad_theta, "grad_theta", "(N, 2, 3)", std::array<index_t, 3>{g[0], 2, 3});
-      py::gil_scoped_release release;
-      vision::affine_grid_backward<T>(g[0], g[1], g[2], align, gp, tp);
-    });
-  }, py::arg("grad_grid"), py::arg("grad_theta"), py::arg("align_corners"));
-}
-
-// The sizes of an interpolate call: the input-side and output-side arrays share N and C.
-vision::InterpolateShape interpolate_shape(const py::array& x, const char* x_name, const py::array& y,
-                                           const char* y_name) {
-  const auto in = shape4(x, x_name, "(N, C, H, W)"), out = shape4(y, y_name, "(N, C, H_out, W_out)");
-  check(in[0] == out[0] && in[1] == out[1], y_name, ": expected shape (", in[0], ", ", in[1],
-        ", H_out, W_out), got ", shape_str(y));
-  return {in[0], in[1], in[2], in[3], out[2], out[3]};
-}
-
-vision::InterpolateParams interpolate_params(int mode, bool align_corners, double scale_h, double scale_w) {
-  check(mode == 0 || mode == 1, "mode: expected 0 (bilinear) or 1 (nearest), got ", mode);
-  return {static_cast<vision::InterpolateMode>(mode), align_corners, scale_h, scale_w};
-}
-
-#define INTERPOLATE_ARGS py::arg("mode"), py::arg("align_corners"), py::arg("scale_h"), py::arg("scale_w")
-
-void bind_interpolate(py::module_& m) {
-  m.def("interpolate_forward", [](py::array x, py::array out, int mode, bool align, double sh, double sw) {
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::InterpolateShape s = interpolate_shape(x, "input", out, "out");
-      const vision::InterpolateParams p = interpolate_params(mode, align, sh, sw);
-      const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-      T* op = nchw_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW});
-      py::gil_scoped_release release;
-      vision::interpolate_forward<T>(s, p, xp, op);
-    });
-  }, py::arg("input"), py::arg("out"), INTERPOLATE_ARGS);
-
-  m.def("interpolate_backward", [](py::array grad_y, py::array grad_x, int mode, bool align, double sh, double sw) {
-    dispatch_float(grad_y, "grad_output", [&](auto tag) {
-      using T = decltype(tag);
-      const vision::InterpolateShape s = interpolate_shape(grad_x, "grad_input", grad_y, "grad_output");
-      const vision::InterpolateParams p = interpolate_params(mode, align, sh, sw);
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW});
-      T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
-      py::gil_scoped_release release;
-      vision::interpolate_backward<T>(s, p, dyp, dxp);
-    });
-  }, py::arg("grad_output"), py::arg("grad_input"), INTERPOLATE_ARGS);
-}
-
 // The Winograd transform codelets, for tests: tiles (count, n, n) -> (count, n', n').
 void bind_winograd(py::module_& m) {
   m.def("winograd_codelet", [](const std::string& which, int tile, py::array in) {
@@ -531,8 +412,7 @@ PYBIND11_MODULE(_C, m) {
   bind_gemm(m);
   bind_conv2d(m);
   bind_roi(m);
-  bind_grid_sample(m);
-  bind_interpolate(m);
+  bind_sampling(m);
   bind_winograd(m);
   bind_conv_transpose2d(m);
   bind_norm(m);

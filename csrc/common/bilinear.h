@@ -1,4 +1,4 @@
-// Per-element sampling math shared by the CPU kernels (csrc/vision) and their future CUDA twins:
+// Per-element sampling math shared by the CPU kernels (roi/, sampling/) and their CUDA twins:
 // source coordinates (unnormalisation, padding modes), bilinear corners and weights, and the
 // resize index rules. Plain inline functions free of the STL so that nvcc can compile them as
 // __host__ __device__. Each follows the PyTorch / torchvision function it cites, operation for

@@ -14,11 +14,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/bilinear.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
-#include "vision/grid_sample.h"
+#include "sampling/cpu/grid_sample.h"
 
-namespace fastconv::vision {
+namespace fastconv::sampling::cpu {
 
 namespace {
 
@@ -333,4 +334,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::sampling::cpu

@@ -1,23 +1,10 @@
-// grid_sample and affine_grid (spatial transformer networks, Jaderberg et al. 2015) with
-// torch.nn.functional's semantics, NCHW input and (N, OH, OW, 2) grids of (x, y) in [-1, 1].
+// The grid_sample and affine_grid kernels (sampling/sampling.h) on the CPU, with
+// torch.nn.functional's semantics. Their arrays are checked by sampling/sampling.cpp.
 #pragma once
-#include "common/bilinear.h"
 #include "core/view.h"
+#include "sampling/sampling.h"
 
-namespace fastconv::vision {
-
-enum class GridMode { bilinear = 0, nearest = 1 };
-
-struct GridSampleShape {
-  index_t N, C, H, W, OH, OW;
-  index_t points() const { return OH * OW; }
-};
-
-struct GridSampleParams {
-  GridMode mode;
-  bilinear::Padding padding;
-  bool align_corners;
-};
+namespace fastconv::sampling::cpu {
 
 // input (N, C, H, W), grid (N, OH, OW, 2) -> out (N, C, OH, OW)
 template <class T>
@@ -37,4 +24,4 @@ void affine_grid_forward(index_t N, index_t H, index_t W, bool align_corners, co
 template <class T>
 void affine_grid_backward(index_t N, index_t H, index_t W, bool align_corners, const T* grad_grid, T* grad_theta);
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::sampling::cpu

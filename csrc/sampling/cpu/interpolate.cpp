@@ -9,9 +9,9 @@
 
 #include "common/bilinear.h"
 #include "core/parallel.h"
-#include "vision/interpolate.h"
+#include "sampling/cpu/interpolate.h"
 
-namespace fastconv::vision {
+namespace fastconv::sampling::cpu {
 
 namespace {
 
@@ -160,4 +160,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::vision
+}  // namespace fastconv::sampling::cpu
