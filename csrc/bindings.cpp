@@ -14,7 +14,6 @@
 #include "core/scratch.h"
 #include "core/stream_store.h"
 #include "conv/conv2d.h"
-#include "conv/conv_transpose.h"
 #include "gemm/gemm.h"
 
 namespace py = pybind11;
@@ -25,6 +24,7 @@ void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_roi(py::module_& m);
 void bind_sampling(py::module_& m);
+void bind_conv_transpose(py::module_& m);
 }
 
 namespace {
@@ -151,11 +151,6 @@ conv::Conv2dShape conv_shape(const py::array& input, const py::array& weight, co
                            conv_params(st, pb, pe, dl, g));
 }
 
-void check_supported(conv::Algo algo, const conv::Conv2dShape& s) {
-  if (const char* why = conv::unsupported_reason(algo, s))
-    fail<ValueError>("algo='", conv::algo_name(algo), "' cannot run this convolution: ", why);
-}
-
 using Pair = std::array<index_t, 2>;
 
 conv::WeightUse weight_use(const std::string& use) {
@@ -249,7 +244,7 @@ void bind_conv2d(py::module_& m) {
     dispatch_float(w, "weight", [&](auto tag) {
       using T = decltype(tag);
       const conv::Conv2dShape s = weight_only_shape(shape4(w, "weight", "(K, C/groups, R, S)"), g);
-      check_supported(algo, s);
+      conv::check_supported(algo, s);
       check_transform_tile(algo, s, tile);
       const index_t n = conv::transformed_weight_size(algo, s, use, tile);
       if (n == 0) fail<ValueError>("algo='", algo_name, "' has no transformed weights");
@@ -280,7 +275,7 @@ void bind_conv2d(py::module_& m) {
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
       const auto s = conv_shape(x, w, "input", "weight", st, pb, pe, dl, g);
-      check_supported(algo, s);
+      conv::check_supported(algo, s);
       const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       const T* bp = vector_arg<const T>(bias, "bias", s.K);
@@ -299,7 +294,7 @@ void bind_conv2d(py::module_& m) {
     dispatch_float(grad_y, "grad_output", [&](auto tag) {
       using T = decltype(tag);
       const auto s = conv_shape(grad_x, w, "grad_input", "weight", st, pb, pe, dl, g);
-      check_supported(algo, s);
+      conv::check_supported(algo, s);
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
       const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
       T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
@@ -316,7 +311,7 @@ void bind_conv2d(py::module_& m) {
     dispatch_float(x, "input", [&](auto tag) {
       using T = decltype(tag);
       const auto s = conv_shape(x, grad_w, "input", "grad_weight", st, pb, pe, dl, g);
-      check_supported(algo, s);
+      conv::check_supported(algo, s);
       const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
       const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
       T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
@@ -352,55 +347,6 @@ void bind_winograd(py::module_& m) {
   }, py::arg("which"), py::arg("tile"), py::arg("tiles"));
 }
 
-#define CONV_TRANSPOSE_ARGS py::arg("stride"), py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups")
-
-void bind_conv_transpose2d(py::module_& m) {
-  m.def("conv_transpose2d_output_shape", [](std::array<index_t, 4> input, std::array<index_t, 4> weight,
-                                            Pair st, Pair pad, Pair op, Pair dl, index_t g) {
-    return conv::equivalent_conv2d(input, weight, {st, pad, op, dl, g}).input_shape();
-  }, py::arg("input_shape"), py::arg("weight_shape"), CONV_TRANSPOSE_ARGS);
-
-  m.def("conv_transpose2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
-                                       Pair st, Pair pad, Pair op, Pair dl, index_t g, const std::string& algo) {
-    const conv::Algo a = conv::parse_algo(algo);
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
-                                             shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
-      check_supported(a, s);
-      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
-      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
-      const T* bp = vector_arg<const T>(bias, "bias", s.C);
-      T* yp = nchw_arg<T>(y, "out", s.input_shape());
-      py::gil_scoped_release release;
-      conv::conv_transpose2d_forward<T>(a, s, xp, wp, bp, yp);
-    });
-  }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_TRANSPOSE_ARGS, py::arg("algo"));
-
-  // grad_input or grad_weight may be None: that gradient is not computed (auto times each alone).
-  m.def("conv_transpose2d_backward", [](py::array x, py::array w, py::array grad_y, py::object grad_x,
-                                        py::object grad_w, py::object grad_b, Pair st, Pair pad, Pair op, Pair dl,
-                                        index_t g, const std::string& input_algo, const std::string& weight_algo) {
-    const conv::Algo ai = conv::parse_algo(input_algo), aw = conv::parse_algo(weight_algo);
-    dispatch_float(x, "input", [&](auto tag) {
-      using T = decltype(tag);
-      const auto s = conv::equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"),
-                                             shape4(w, "weight", "(C_in, C_out/groups, R, S)"), {st, pad, op, dl, g});
-      check_supported(ai, s);
-      check_supported(aw, s);
-      const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
-      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
-      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
-      T* dxp = grad_x.is_none() ? nullptr : nchw_arg<T>(grad_x.cast<py::array>(), "grad_input", s.output_shape());
-      T* dwp = grad_w.is_none() ? nullptr : nchw_arg<T>(grad_w.cast<py::array>(), "grad_weight", s.weight_shape());
-      T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
-      py::gil_scoped_release release;
-      conv::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, dwp, dbp);
-    });
-  }, py::arg("input"), py::arg("weight"), py::arg("grad_output"), py::arg("grad_input"), py::arg("grad_weight"),
-     py::arg("grad_bias"), CONV_TRANSPOSE_ARGS, py::arg("input_algo"), py::arg("weight_algo"));
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -414,7 +360,7 @@ PYBIND11_MODULE(_C, m) {
   bind_roi(m);
   bind_sampling(m);
   bind_winograd(m);
-  bind_conv_transpose2d(m);
+  bind_conv_transpose(m);
   bind_norm(m);
   bind_pool(m);
 }

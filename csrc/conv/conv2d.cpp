@@ -115,6 +115,11 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   return "unknown algorithm";
 }
 
+void check_supported(Algo algo, const Conv2dShape& s) {
+  if (const char* why = unsupported_reason(algo, s))
+    fail<ValueError>("algo='", algo_name(algo), "' cannot run this convolution: ", why);
+}
+
 index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use) {
   return algo == Algo::fft ? fft_weight_tile(s, use) : 0;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/conv_geometry.h"
 #include "core/isa.h"
 #include "core/view.h"
 #include "gemm/pack.h"
@@ -62,6 +63,8 @@ const char* algo_name(Algo algo);
 std::vector<std::string> algorithm_names();
 // Why `algo` cannot run shape `s` (e.g. "needs a 3x3 kernel"), or nullptr when it can.
 const char* unsupported_reason(Algo algo, const Conv2dShape& s);
+// ValueError naming the algorithm and the reason when it cannot run shape `s`.
+void check_supported(Algo algo, const Conv2dShape& s);
 // The algorithm whose kernel computes `algo`'s input / weight gradient of shape s: `algo` itself
 // when it has one of its own, else im2col (conv2d_backward_input / _weight dispatch by it).
 Algo input_gradient_kernel(Algo algo, const Conv2dShape& s);
@@ -101,17 +104,6 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
 template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                             T* grad_bias);
-
-// The i in [0, count) for which offset + i * stride lies in [0, limit): [lo, hi), maybe empty.
-// Used to split an output row into its padded and in-image parts.
-struct Range {
-  index_t lo, hi;
-};
-inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t count) {
-  const index_t lo = std::min(count, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
-  const index_t hi = offset >= limit ? 0 : std::min(count, (limit - 1 - offset) / stride + 1);
-  return {lo, std::max(hi, lo)};
-}
 
 // Keeps gcc from turning a function's plain loops into memset / memcpy calls: for rows of a
 // few values (8x8 maps) the calls cost more than the copying.

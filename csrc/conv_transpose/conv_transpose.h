@@ -1,11 +1,15 @@
-// conv_transpose2d as torch.nn.functional.conv_transpose2d: the adjoint of a conv2d. Each of
-// its three kernels is one of conv2d's, run on the equivalent convolution (conv_transpose.cpp).
+// conv_transpose2d as torch.nn.functional.conv_transpose2d: the adjoint of a conv2d. It has no
+// kernels of its own: each of its three is one of conv2d's, run on the equivalent convolution
+// (cpu/conv_transpose.h). The entry points check their arrays against that convolution's shape
+// and that the algorithms can run it.
 #pragma once
 #include <array>
+#include <string>
 
 #include "conv/conv2d.h"
+#include "core/tensor_arg.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv_transpose {
 
 struct ConvTranspose2dParams {
   std::array<index_t, 2> stride{1, 1};
@@ -19,20 +23,24 @@ struct ConvTranspose2dParams {
 // (N, C_out, H_out, W_out), its output our input (N, C_in, H, W), and the weight is shared.
 // Throws ValueError naming the argument (bad output_padding, a non-positive output size,
 // mismatched channels).
-Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::array<index_t, 4>& weight,
-                              const ConvTranspose2dParams& params);
+conv::Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::array<index_t, 4>& weight,
+                                    const ConvTranspose2dParams& params);
 
-// With s = equivalent_conv2d(...): x has s.output_shape(), y s.input_shape(), w s.weight_shape().
-// `algo` runs the conv2d kernel each one is: the input gradient for the forward, the forward
-// for the input gradient, the weight gradient for the weight gradient (Python's algo="auto"
-// times them as such, sharing conv2d's choices).
-template <class T>
-void conv_transpose2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+// (N, C_out, H_out, W_out) of input (N, C_in, H, W) and weight (C_in, C_out/groups, R, S).
+std::array<index_t, 4> conv_transpose2d_output_shape(const std::array<index_t, 4>& input,
+                                                     const std::array<index_t, 4>& weight,
+                                                     const ConvTranspose2dParams& params);
 
-// grad_x with input_algo, grad_w (and grad_bias) with weight_algo, each skipped when null;
-// overwrites them. When both run im2col they share one column matrix of grad_y.
-template <class T>
-void conv_transpose2d_backward(Algo input_algo, Algo weight_algo, const Conv2dShape& s, const T* x, const T* w,
-                               const T* grad_y, T* grad_x, T* grad_w, T* grad_bias);
+// out = conv_transpose2d(input, weight) + bias (absent: none). `algo` names the conv2d
+// algorithm whose input gradient runs it (Python's algo="auto" times them as such).
+void conv_transpose2d_forward(const TensorArg& input, const TensorArg& weight, const TensorArg& bias,
+                              const TensorArg& out, const ConvTranspose2dParams& params, const std::string& algo);
 
-}  // namespace fastconv::conv
+// grad_input with input_algo (conv2d's forward), grad_weight and grad_bias with weight_algo
+// (conv2d's weight gradient), each skipped when absent; overwrites them.
+void conv_transpose2d_backward(const TensorArg& input, const TensorArg& weight, const TensorArg& grad_output,
+                               const TensorArg& grad_input, const TensorArg& grad_weight, const TensorArg& grad_bias,
+                               const ConvTranspose2dParams& params, const std::string& input_algo,
+                               const std::string& weight_algo);
+
+}  // namespace fastconv::conv_transpose
