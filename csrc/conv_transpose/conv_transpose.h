@@ -6,7 +6,7 @@
 #include <array>
 #include <string>
 
-#include "conv/conv2d.h"
+#include "conv/conv.h"
 #include "core/tensor_arg.h"
 
 namespace fastconv::conv_transpose {

@@ -2,7 +2,7 @@
 // its forward is conv2d's input gradient, its input gradient conv2d's forward, its weight
 // gradient conv2d's weight gradient with the roles of input and output gradient swapped.
 #pragma once
-#include "conv/conv2d.h"
+#include "conv/conv.h"
 
 namespace fastconv::conv_transpose::cpu {
 

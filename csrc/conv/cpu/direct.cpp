@@ -1,17 +1,18 @@
 // conv2d by direct convolution (direct.h): weight packing, padded rows and threading, compiled
 // for baseline x86-64; the row kernel is direct_avx2.cpp's.
-#include "conv/direct.h"
+#include "conv/cpu/direct.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "conv/conv2d.h"
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -204,4 +205,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

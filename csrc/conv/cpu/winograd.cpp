@@ -11,15 +11,15 @@
 // make it once per weight version and pass it to every call (ops/conv_weight_cache.py does,
 // checked against the weight's bytes). It matters at small batch: K = C = 256, one 4x4 image,
 // 1 thread: 8.9 ms transforming on each call, 2.6 ms with U reused (K = C = 64: 0.48 vs 0.24 ms).
-#include "conv/winograd.h"
+#include "conv/cpu/winograd.h"
 
 #include <memory>
 #include <type_traits>
 
-#include "conv/tiled_conv.h"
+#include "conv/cpu/tiled_conv.h"
 #include "core/isa.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -198,4 +198,4 @@ template void winograd_codelet<4, double>(WinogradCodelet, const double*, index_
 #undef FASTCONV_INSTANTIATE_TILE
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

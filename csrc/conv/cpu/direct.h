@@ -10,7 +10,7 @@
 #pragma once
 #include "core/view.h"
 
-namespace fastconv::conv::direct {
+namespace fastconv::conv::cpu::direct {
 
 // One output row for a block of output channels. The input row that kernel row r of channel c
 // reads is at in + c * ld_c + r * ld_r, zero-padded so that every vector the kernel loads is
@@ -66,4 +66,4 @@ struct WeightJob {
 template <class T>
 void run_weight_avx2(const WeightJob<T>& job);
 
-}  // namespace fastconv::conv::direct
+}  // namespace fastconv::conv::cpu::direct

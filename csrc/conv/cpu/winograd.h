@@ -14,10 +14,10 @@
 // gradient tiles go through A (output_adjoint), the per-point products are summed over tiles
 // (a GEMM whose depth is the tiles), and the sums through G^T (filter_adjoint).
 #pragma once
-#include "conv/tile_io.h"
+#include "conv/cpu/tile_io.h"
 #include "core/view.h"
 
-namespace fastconv::conv::winograd {
+namespace fastconv::conv::cpu::winograd {
 
 // Every codelet reads in[i * is + l] and writes out[j * os + l] for l < lanes.
 template <int M, int R>
@@ -240,4 +240,4 @@ template <int M, int R>
 void output_tiles_avx2(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
                        float bias, bool relu);
 
-}  // namespace fastconv::conv::winograd
+}  // namespace fastconv::conv::cpu::winograd

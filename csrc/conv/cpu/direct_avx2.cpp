@@ -2,10 +2,10 @@
 // anything inline shared with other files (STL included) would be compiled for AVX2 too, and
 // the linker may keep that copy for the baseline callers.
 #pragma GCC target("avx2,fma")
-#include "conv/direct.h"
+#include "conv/cpu/direct.h"
 #include "core/simd_avx2.h"
 
-namespace fastconv::conv::direct {
+namespace fastconv::conv::cpu::direct {
 
 namespace {
 
@@ -121,4 +121,4 @@ void run_weight_avx2<double>(const WeightJob<double>& job) { run_weight<simd::Av
 template Tile row_tile<float>(index_t, index_t);
 template Tile row_tile<double>(index_t, index_t);
 
-}  // namespace fastconv::conv::direct
+}  // namespace fastconv::conv::cpu::direct

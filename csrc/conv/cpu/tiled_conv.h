@@ -26,13 +26,14 @@
 #include <stdexcept>
 #include <vector>
 
-#include "conv/conv2d.h"
-#include "conv/tile_io.h"
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
+#include "conv/cpu/tile_io.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "gemm/gemm.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 // A stride-1, dilation-1 convolution as the tiled driver sees it: output (N, K, P, Q), and
 // output (p, q) reads input rows top + p + [0, R) and columns left + q + [0, S) (0 outside).
@@ -477,4 +478,4 @@ void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T
   tiled_conv_transformed(g, tf, x, u.get(), bias, relu, y);
 }
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

@@ -23,10 +23,10 @@
 #include <limits>
 #include <type_traits>
 
-#include "conv/tiled_conv.h"
+#include "conv/cpu/tiled_conv.h"
 #include "core/isa.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -396,4 +396,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

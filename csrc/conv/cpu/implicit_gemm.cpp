@@ -25,13 +25,14 @@
 #include <atomic>
 #include <vector>
 
-#include "conv/conv2d.h"
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "core/stream_store.h"
 #include "gemm/gemm.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -240,4 +241,4 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
 template void conv2d_forward_implicit_gemm<float>(const Conv2dShape&, const float*, const float*, const float*, bool, float*);
 template void conv2d_forward_implicit_gemm<double>(const Conv2dShape&, const double*, const double*, const double*, bool, double*);
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

@@ -3,7 +3,7 @@
 #pragma once
 #include "core/view.h"
 
-namespace fastconv::conv::tiled {
+namespace fastconv::conv::cpu::tiled {
 
 // Lane l's input patch: alpha_h rows from origin[l], row stride ld, each readable for
 // alpha_w + kReadSlack values (zero-padded planes: no bounds to check).
@@ -52,4 +52,4 @@ void gather_row16_avx2(const PatchSource<float>& src, index_t row, index_t cols,
 // scatter_row for 16 lanes, transposed in registers; values holds round_up(m_w, 8) columns.
 void scatter_row16_avx2(const TileRows<float>& tiles, index_t row, index_t m_w, const float* values);
 
-}  // namespace fastconv::conv::tiled
+}  // namespace fastconv::conv::cpu::tiled

@@ -1,10 +1,10 @@
 // The tiled driver's patch reads and tile writes on AVX2 (tile_io.h): 16 lanes at a time, as two
 // 8 x 8 register transposes. Only intrinsics and raw loops here (see direct_avx2.cpp for why).
 #pragma GCC target("avx2,fma")
-#include "conv/tile_io.h"
+#include "conv/cpu/tile_io.h"
 #include "core/simd_avx2.h"
 
-namespace fastconv::conv::tiled {
+namespace fastconv::conv::cpu::tiled {
 
 void gather_row16_avx2(const PatchSource<float>& src, index_t row, index_t cols, float* dst) {
   const index_t offset = row * src.ld;
@@ -42,4 +42,4 @@ void scatter_row16_avx2(const TileRows<float>& tiles, index_t row, index_t m_w, 
     }
 }
 
-}  // namespace fastconv::conv::tiled
+}  // namespace fastconv::conv::cpu::tiled

@@ -6,13 +6,14 @@
 #include <utility>
 #include <vector>
 
-#include "conv/conv2d.h"
-#include "conv/direct.h"
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
+#include "conv/cpu/direct.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -113,7 +114,7 @@ void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, cons
   const auto& prm = s.p;
   if (active_isa() >= Isa::avx2 && prm.stride[0] == 1 && prm.stride[1] == 1) {
     // A stride-1 convolution's input gradient: grad_x[c] = sum over its `multiplier` outputs k
-    // of grad_y[k] correlated with w[k] rotated (conv2d.h's rotated_transposed_weights).
+    // of grad_y[k] correlated with w[k] rotated (packing.h's rotated_transposed_weights).
     const std::vector<T> rotated = rotated_transposed_weights(s, w);
     const index_t dh = prm.dilation[0], dw = prm.dilation[1];
     const PlaneGeometry g{s.P, s.Q, s.H, s.W, multiplier, s.R, s.S, prm.pad_begin[0] - (s.R - 1) * dh,
@@ -175,4 +176,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

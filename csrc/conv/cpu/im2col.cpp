@@ -16,12 +16,13 @@
 #include <cstring>
 #include <vector>
 
-#include "conv/conv2d.h"
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "gemm/gemm.h"
 
-namespace fastconv::conv {
+namespace fastconv::conv::cpu {
 
 namespace {
 
@@ -378,4 +379,4 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv
+}  // namespace fastconv::conv::cpu

@@ -5,10 +5,10 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-#include "conv/winograd.h"
+#include "conv/cpu/winograd.h"
 #include "core/simd_avx2.h"
 
-namespace fastconv::conv::winograd {
+namespace fastconv::conv::cpu::winograd {
 
 namespace {
 
@@ -231,4 +231,4 @@ FASTCONV_INSTANTIATE(4, 3)
 FASTCONV_INSTANTIATE(2, 5)
 #undef FASTCONV_INSTANTIATE
 
-}  // namespace fastconv::conv::winograd
+}  // namespace fastconv::conv::cpu::winograd
