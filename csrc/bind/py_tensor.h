@@ -19,14 +19,15 @@ namespace py = pybind11;
 
 // numpy's dtypes are compared by identity, as py::dtype::is does: a float32 dtype with
 // metadata, or of the other byte order, is not the kernels' float32.
-inline DType dtype_of(const py::dtype& dtype) {
+inline DType classify_dtype(const py::dtype& dtype) {
   if (dtype.is(py::dtype::of<float>())) return DType::float32;
   if (dtype.is(py::dtype::of<double>())) return DType::float64;
   if (dtype.is(py::dtype::of<std::int64_t>())) return DType::int64;
   return DType::other;
 }
 
-inline std::string dtype_name(DType dtype, const py::dtype& numpy_dtype) {
+// As numpy prints it, without asking numpy for the dtypes the kernels take.
+inline std::string printed_dtype(DType dtype, const py::dtype& numpy_dtype) {
   switch (dtype) {
     case DType::float32: return "float32";
     case DType::float64: return "float64";
@@ -46,8 +47,8 @@ inline TensorArg to_tensor_arg(const py::handle& obj) {
   const auto a = obj.cast<py::array>();
   const py::dtype dtype = a.dtype();
   t.data = const_cast<void*>(a.data());
-  t.dtype = dtype_of(dtype);
-  t.dtype_name = dtype_name(t.dtype, dtype);
+  t.dtype = classify_dtype(dtype);
+  t.dtype_name = printed_dtype(t.dtype, dtype);
   t.itemsize = a.itemsize();
   t.ndim = static_cast<int>(a.ndim());
   t.shape = reinterpret_cast<const index_t*>(a.shape());
