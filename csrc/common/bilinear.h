@@ -1,4 +1,4 @@
-// Per-element sampling math shared by the CPU kernels (csrc/vision) and their future CUDA twins:
+// Per-element sampling math shared by the CPU kernels (roi/, sampling/) and their CUDA twins:
 // source coordinates (unnormalisation, padding modes), bilinear corners and weights, and the
 // resize index rules. Plain inline functions free of the STL so that nvcc can compile them as
 // __host__ __device__. Each follows the PyTorch / torchvision function it cites, operation for
@@ -7,11 +7,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__CUDACC__)
-#define FASTCONV_HOST_DEVICE __host__ __device__
-#else
-#define FASTCONV_HOST_DEVICE
-#endif
+#include "common/host_device.h"
 
 namespace fastconv::bilinear {
 
@@ -26,7 +22,7 @@ struct Sample {
 };
 
 template <class T>
-FASTCONV_HOST_DEVICE inline void zero_sample(Sample<T>* s) {
+FASTCONV_HD inline void zero_sample(Sample<T>* s) {
   for (int k = 0; k < 4; ++k) {
     s->offset[k] = 0;
     s->weight[k] = T(0);
@@ -38,7 +34,7 @@ FASTCONV_HOST_DEVICE inline void zero_sample(Sample<T>* s) {
 // The sample of a plane at (y, x) as roi_align takes it: points more than one pixel outside
 // contribute nothing; points within it are clamped onto the edge pixels.
 template <class T>
-FASTCONV_HOST_DEVICE inline void roi_align_sample(T y, T x, int64_t height, int64_t width, Sample<T>* s) {
+FASTCONV_HD inline void roi_align_sample(T y, T x, int64_t height, int64_t width, Sample<T>* s) {
   if (y < T(-1) || y > T(height) || x < T(-1) || x > T(width)) {
     zero_sample(s);
     return;
@@ -81,14 +77,14 @@ struct Coordinate {
 
 // [-1, 1] -> pixel coordinates: the corner pixels' centres (align_corners) or their outer edges.
 template <class T>
-FASTCONV_HOST_DEVICE inline Coordinate<T> unnormalize(T coord, int64_t size, bool align_corners) {
+FASTCONV_HD inline Coordinate<T> unnormalize(T coord, int64_t size, bool align_corners) {
   if (align_corners) return {(coord + 1) / 2 * T(size - 1), T(size - 1) / 2};
   return {((coord + 1) * T(size) - 1) / 2, T(size) / 2};
 }
 
 // Clamps onto [0, size - 1]; the derivative is 0 where clamped (clip_coordinates_set_grad).
 template <class T>
-FASTCONV_HOST_DEVICE inline Coordinate<T> clip_coordinate(T in, int64_t size) {
+FASTCONV_HD inline Coordinate<T> clip_coordinate(T in, int64_t size) {
   const T max = T(size - 1);
   if (in <= 0) return {T(0), T(0)};
   if (in >= max) return {max, T(0)};
@@ -98,7 +94,7 @@ FASTCONV_HOST_DEVICE inline Coordinate<T> clip_coordinate(T in, int64_t size) {
 // Reflects `in` about the bounds [twice_low / 2, twice_high / 2] until it lies inside
 // (reflect_coordinates_set_grad); the derivative is +-1 by the parity of reflections.
 template <class T>
-FASTCONV_HOST_DEVICE inline Coordinate<T> reflect_coordinate(T in, int64_t twice_low, int64_t twice_high) {
+FASTCONV_HD inline Coordinate<T> reflect_coordinate(T in, int64_t twice_low, int64_t twice_high) {
   if (twice_low == twice_high) return {T(0), T(0)};
   const T min = T(twice_low) / 2, span = T(twice_high - twice_low) / 2;
   in = in - min;
@@ -116,7 +112,7 @@ FASTCONV_HOST_DEVICE inline Coordinate<T> reflect_coordinate(T in, int64_t twice
 // Non-finite or huge coordinates become -100, outside every plane, so that the integer
 // conversions below stay defined (safe_downgrade_to_int_range, PyTorch #35506).
 template <class T>
-FASTCONV_HOST_DEVICE inline T safe_int_range(T x) {
+FASTCONV_HD inline T safe_int_range(T x) {
   if (x > T(INT32_MAX - 1) || x < T(INT32_MIN) || !isfinite(x)) return T(-100);
   return x;
 }
@@ -124,7 +120,7 @@ FASTCONV_HOST_DEVICE inline T safe_int_range(T x) {
 // grid_sampler_compute_source_index_set_grad: normalised grid coordinate -> pixel coordinate
 // after padding, with d(pixel)/d(grid).
 template <class T>
-FASTCONV_HOST_DEVICE inline Coordinate<T> source_coordinate(T coord, int64_t size, Padding padding,
+FASTCONV_HD inline Coordinate<T> source_coordinate(T coord, int64_t size, Padding padding,
                                                             bool align_corners) {
   Coordinate<T> c = unnormalize(coord, size, align_corners);
   if (padding == Padding::border) {
@@ -151,7 +147,7 @@ struct GridSample {
 };
 
 template <class T>
-FASTCONV_HOST_DEVICE inline void grid_bilinear_sample(T ix, T iy, int64_t height, int64_t width,
+FASTCONV_HD inline void grid_bilinear_sample(T ix, T iy, int64_t height, int64_t width,
                                                       GridSample<T>* g) {
   const int64_t x0 = static_cast<int64_t>(floor(ix)), y0 = static_cast<int64_t>(floor(iy));
   g->x0 = x0;
@@ -169,7 +165,7 @@ FASTCONV_HOST_DEVICE inline void grid_bilinear_sample(T ix, T iy, int64_t height
 
 // d(corner weight k)/d(ix) and /d(iy), corners in nw, ne, sw, se order.
 template <class T>
-FASTCONV_HOST_DEVICE inline void grid_bilinear_weight_grads(T tx, T ty, T dx[4], T dy[4]) {
+FASTCONV_HD inline void grid_bilinear_weight_grads(T tx, T ty, T dx[4], T dy[4]) {
   dx[0] = -(1 - ty), dx[1] = 1 - ty, dx[2] = -ty, dx[3] = ty;
   dy[0] = -(1 - tx), dy[1] = -tx, dy[2] = 1 - tx, dy[3] = tx;
 }
@@ -177,7 +173,7 @@ FASTCONV_HOST_DEVICE inline void grid_bilinear_weight_grads(T tx, T ty, T dx[4],
 // Nearest mode: the pixel nearest (ix, iy), ties to even as std::nearbyint, as weight 1 in corner
 // 0, or no corner at all when it lies outside.
 template <class T>
-FASTCONV_HOST_DEVICE inline void grid_nearest_sample(T ix, T iy, int64_t height, int64_t width, Sample<T>* s) {
+FASTCONV_HD inline void grid_nearest_sample(T ix, T iy, int64_t height, int64_t width, Sample<T>* s) {
   zero_sample(s);
   const int64_t x = static_cast<int64_t>(nearbyint(ix)), y = static_cast<int64_t>(nearbyint(iy));
   if (x >= 0 && x < width && y >= 0 && y < height) {
@@ -191,14 +187,14 @@ FASTCONV_HOST_DEVICE inline void grid_nearest_sample(T ix, T iy, int64_t height,
 // Source pixels per destination pixel (area_pixel_compute_scale): with align_corners the corner
 // centres match; otherwise 1 / scale_factor when the caller gave one (> 0), else in / out.
 template <class T>
-FASTCONV_HOST_DEVICE inline T area_scale(int64_t in, int64_t out, bool align_corners, double scale_factor) {
+FASTCONV_HD inline T area_scale(int64_t in, int64_t out, bool align_corners, double scale_factor) {
   if (align_corners) return out > 1 ? T(in - 1) / T(out - 1) : T(0);
   return scale_factor > 0 ? T(1.0 / scale_factor) : T(in) / T(out);
 }
 
 // area_pixel_compute_source_index for linear modes: half-pixel centres, negative clamped to 0.
 template <class T>
-FASTCONV_HOST_DEVICE inline T area_source_index(T scale, int64_t dst, bool align_corners) {
+FASTCONV_HD inline T area_source_index(T scale, int64_t dst, bool align_corners) {
   if (align_corners) return scale * T(dst);
   const T src = scale * (T(dst) + T(0.5)) - T(0.5);
   return src < 0 ? T(0) : src;
@@ -214,7 +210,7 @@ struct LinearTap {
 };
 
 template <class T>
-FASTCONV_HOST_DEVICE inline LinearTap<T> linear_tap(T scale, int64_t dst, int64_t in, bool align_corners) {
+FASTCONV_HD inline LinearTap<T> linear_tap(T scale, int64_t dst, int64_t in, bool align_corners) {
   const T src = area_source_index(scale, dst, align_corners);
   int64_t i0 = static_cast<int64_t>(floorf(static_cast<float>(src)));
   if (i0 > in - 1) i0 = in - 1;
@@ -225,7 +221,7 @@ FASTCONV_HOST_DEVICE inline LinearTap<T> linear_tap(T scale, int64_t dst, int64_
 
 // nearest_idx: floor(dst * scale) in float32 whatever the data type, as PyTorch computes it,
 // with the exact shortcuts for equal sizes and exact 2x upsampling.
-FASTCONV_HOST_DEVICE inline int64_t nearest_source_index(int64_t dst, int64_t in, int64_t out, double scale_factor) {
+FASTCONV_HD inline int64_t nearest_source_index(int64_t dst, int64_t in, int64_t out, double scale_factor) {
   if (out == in) return dst;
   if (out == 2 * in) return dst >> 1;
   const float scale = scale_factor > 0 ? static_cast<float>(1.0 / scale_factor) : static_cast<float>(in) / out;

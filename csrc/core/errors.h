@@ -1,5 +1,5 @@
 // Errors raised by kernels before they touch memory.
-// bindings.cpp translates ValueError -> Python ValueError and TypeError -> Python TypeError.
+// bind/module.cpp registers them: they reach Python as its ValueError and TypeError.
 #pragma once
 #include <sstream>
 #include <stdexcept>

@@ -46,6 +46,12 @@ std::vector<Isa> supported_isas() {
   return out;
 }
 
+std::vector<std::string> supported_isa_names() {
+  std::vector<std::string> names;
+  for (Isa isa : supported_isas()) names.emplace_back(isa_name(isa));
+  return names;
+}
+
 Isa active_isa() { return g_active; }
 
 void set_active_isa(const std::string& name) {

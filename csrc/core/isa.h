@@ -11,6 +11,7 @@ enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 
 const char* isa_name(Isa isa);
 std::vector<Isa> supported_isas();  // lowest first; always contains generic
+std::vector<std::string> supported_isa_names();  // as isa_name says them
 Isa active_isa();
 void set_active_isa(const std::string& name);  // ValueError if unknown or unsupported here
 

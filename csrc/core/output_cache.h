@@ -10,10 +10,24 @@
 #pragma once
 #include <cstddef>
 
+#include "core/errors.h"
+
 namespace fastconv::output_cache {
 
 // Blocks below this are left to numpy: malloc serves them from its heap without faults.
 constexpr std::size_t kMinBytes = std::size_t(256) << 10;
+
+// Bytes of an array of `shape` (a sequence of sizes) and `itemsize`; ValueError for a negative
+// dimension.
+template <class Shape>
+std::size_t array_bytes(const Shape& shape, std::size_t itemsize) {
+  std::size_t bytes = itemsize;
+  for (auto d : shape) {
+    if (d < 0) fail<ValueError>("empty: negative dimension ", d);
+    bytes *= static_cast<std::size_t>(d);
+  }
+  return bytes;
+}
 
 void* take(std::size_t bytes);  // 64-byte aligned; throws std::bad_alloc
 void give_back(void* block);    // a block from take()

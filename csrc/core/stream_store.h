@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/isa.h"
 #include "core/view.h"
@@ -17,6 +18,9 @@ namespace fastconv {
 
 enum class StreamPolicy { by_size, always, never };  // always / never: for the tests
 StreamPolicy& stream_policy();
+// The policy by its name, "by_size", "always" or "never" (ValueError otherwise): the tests run
+// with "always" to cover the streamed path.
+void set_stream_policy(const std::string& mode);
 
 // Whether an output of `bytes`, written beside an input of as many, should bypass the cache:
 // when the two cannot both stay in the last-level cache. (At 8 MiB, BN+ReLU's forward+backward

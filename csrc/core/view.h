@@ -1,12 +1,11 @@
-// Plain views of arrays that the kernels index. They are built, and checked, once at the
-// binding (core/py_view.h); kernels trust them.
+// Plain views of arrays that the kernels index. They are built, and checked, once at each
+// family's checked dispatch (core/tensor_arg.h); kernels trust them.
 #pragma once
 #include <array>
-#include <cstdint>
+
+#include "common/index.h"
 
 namespace fastconv {
-
-using index_t = std::int64_t;
 
 // An N-d array: shape and strides in elements.
 template <class T, int N>

@@ -1,7 +1,10 @@
 #include "gemm/gemm.h"
 
+#include <chrono>
+
 #include "core/errors.h"
 #include "core/isa.h"
+#include "core/parallel.h"
 
 namespace fastconv::gemm {
 
@@ -29,6 +32,29 @@ void gemm(const MatrixView<const T>& a, const MatrixView<const T>& b, const Matr
   check(a.rows == c.rows && b.cols == c.cols && a.cols == b.rows, "gemm: shapes (", a.rows, ", ",
         a.cols, ") @ (", b.rows, ", ", b.cols, ") -> (", c.rows, ", ", c.cols, ") do not match");
   gemm_packed(a.rows, b.cols, a.cols, PackMatrixA<T>{a}, PackMatrixB<T>{b}, c, ep);
+}
+
+void checked_gemm(const TensorArg& a, const TensorArg& b, const TensorArg& c, double alpha, double beta) {
+  dispatch_float(a, "a", [&](auto tag) {
+    using T = decltype(tag);
+    auto av = matrix_arg<const T>(a, "a"), bv = matrix_arg<const T>(b, "b");
+    auto cv = matrix_arg<T>(c, "c");
+    gemm<T>(av, bv, cv, {T(alpha), T(beta)});
+  });
+}
+
+double fma_peak_gflops(bool float64, index_t iterations) {
+  auto fma = float64 ? active_kernels<double>().fma_loop : active_kernels<float>().fma_loop;
+  double flops = 0;
+  const auto start = std::chrono::steady_clock::now();
+  parallel_for(0, num_threads(), 1, [&](index_t lo, index_t hi) {
+    double done = 0;
+    for (index_t t = lo; t < hi; ++t) done += fma(iterations);
+#pragma omp atomic
+    flops += done;
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return flops / seconds * 1e-9;
 }
 
 template void gemm<float>(const MatrixView<const float>&, const MatrixView<const float>&,

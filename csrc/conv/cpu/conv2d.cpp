@@ -1,0 +1,73 @@
+// conv2d on the CPU: the one switch from an algorithm to its kernels (kernels.h), used by
+// conv/conv.cpp and conv_transpose. A gradient runs the kernel that conv.h's
+// input_gradient_kernel or weight_gradient_kernel names for the algorithm.
+#include "conv/cpu/kernels.h"
+
+namespace fastconv::conv::cpu {
+
+template <class T>
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile) {
+  if (transformed_weight_size(algo, s, use, tile) == 0) return;
+  switch (algo) {
+    case Algo::winograd_2x3: return winograd_transform_weight<2, 3>(s, use, w, out);
+    case Algo::winograd_4x3: return winograd_transform_weight<4, 3>(s, use, w, out);
+    case Algo::winograd_2x5: return winograd_transform_weight<2, 5>(s, use, w, out);
+    case Algo::fft: return fft_transform_weight(s, use, tile ? tile : fft_weight_tile(s, use), w, out);
+    default: return;
+  }
+}
+
+template <class T>
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
+                    const T* transformed) {
+  switch (algo) {
+    case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
+    case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
+    case Algo::direct: return conv2d_forward_direct(s, x, w, bias, relu, y);
+    case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, relu, y);
+    case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, relu, y);
+  }
+}
+
+template <class T>
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
+                           const T* transformed) {
+  switch (input_gradient_kernel(algo, s)) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::direct: return conv2d_backward_input_direct(s, grad_y, w, grad_x);
+    case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
+    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4, 3>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, transformed, grad_x);
+    case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, transformed, grad_x);
+  }
+}
+
+template <class T>
+void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  switch (weight_gradient_kernel(algo, s)) {
+    case Algo::im2col:
+    case Algo::implicit_gemm: return conv2d_backward_weight_im2col(s, x, grad_y, grad_w, grad_bias);
+    case Algo::direct: return conv2d_backward_weight_direct(s, x, grad_y, grad_w, grad_bias);
+    case Algo::depthwise: return conv2d_backward_weight_depthwise(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_2x3: return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_4x3: return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_2x5: return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::fft: return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
+  }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                          \
+  template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*, index_t);         \
+  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*); \
+  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
+  template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv::cpu

@@ -1,0 +1,69 @@
+// Direct convolution (direct.cpp, with its AVX2 row kernel in direct_avx2.cpp).
+//
+// A GEMM formulation of a convolution with few output channels spends most of its time moving
+// the input into columns or packed panels: each packed value feeds only 2 * K flops. The direct
+// kernel skips the packing. An output row is computed for a block of MR output channels at once:
+// MR x (NV vectors of pixels) accumulators stay in registers while, for every input channel and
+// kernel tap, NV unaligned vectors of a zero-padded input row are loaded and each is multiplied
+// by MR broadcast weights. The input rows a band of output rows reads are copied, zero-padded,
+// once per band.
+#pragma once
+#include "core/view.h"
+
+namespace fastconv::conv::cpu::direct {
+
+// One output row for a block of output channels. The input row that kernel row r of channel c
+// reads is at in + c * ld_c + r * ld_r, zero-padded so that every vector the kernel loads is
+// inside it; weights are packed [c][r][s][mr]; output channel m of the block at out + m * ld_out.
+template <class T>
+struct RowJob {
+  const T* in;
+  index_t ld_c, ld_r, C, R, S, dil_w;
+  const T* w;
+  T* out;
+  index_t ld_out, Q, channels;  // channels <= mr are stored
+  const T* bias;                // `channels` values, or null
+  bool relu;
+  int mr;  // the tile's channels (row_tile), which the weights were packed for
+};
+
+// The register tile (mr output channels x nv vectors of pixels) the kernel uses for Q output
+// columns and Kg output channels per group, and the pixels it covers per step. Depthwise
+// layers (Kg = 1) take one channel and four vectors: a wider tile would compute zero channels.
+struct Tile {
+  int mr, pixels;
+};
+template <class T>
+Tile row_tile(index_t Q, index_t Kg);
+
+// Runs one RowJob with the AVX2 kernel (the CPU must have AVX2 and FMA).
+template <class T>
+void run_row_avx2(const RowJob<T>& job);
+
+// The weight gradient of kWeightBlock output channels against one input channel, one image and
+// one kernel row r: sums[m][s] = sum over images, p, q of dy[m][p][q] * x[p * sh][q + s * dw], for the
+// taps s of [s0, s1). The kernel holds kWeightBlock x 3 accumulator vectors, each input vector
+// feeding kWeightBlock of them, each gradient vector 3; lanes are added up once at the end.
+// dy rows are zero past Q up to a whole vector, so the columns they pad contribute nothing.
+// Depthwise layers (one output channel per group) use blocks of one: zero channels in a block
+// of four had made three quarters of the work.
+constexpr int kWeightBlock = 4;
+inline int weight_block(index_t Kg) { return Kg == 1 ? 1 : kWeightBlock; }
+template <class T>
+struct WeightJob {
+  const T* dy;                  // image i's dy[m][p][q] at dy + i * ld_dy_i + m * ld_dy_m + p * ld_dy_p + q
+  index_t ld_dy_i, ld_dy_m, ld_dy_p;
+  const T* x;                   // image i's x row of output row p at x + i * ld_x_i + p * ld_x_p
+  index_t ld_x_i, ld_x_p, images, P, Q, dw, s0, s1;
+  // When > 0: rows are not visited one by one; q runs over [0, flat) from row 0 of dy and x,
+  // whose rows then share one pitch (ld_dy_p == ld_x_p, stride 1), the pitch's padding being
+  // zero in dy. Short rows then cost no loop overhead per row.
+  index_t flat;
+  double* sums;                 // sums[m * ld_sums + s] += ..., s in [s0, s1)
+  index_t ld_sums;
+  int mb;                       // channels in the block: weight_block(K / groups)
+};
+template <class T>
+void run_weight_avx2(const WeightJob<T>& job);
+
+}  // namespace fastconv::conv::cpu::direct

@@ -1,0 +1,124 @@
+// The AVX2 row kernel of the direct convolution (direct.h). Only raw loops and intrinsics here:
+// anything inline shared with other files (STL included) would be compiled for AVX2 too, and
+// the linker may keep that copy for the baseline callers.
+#pragma GCC target("avx2,fma")
+#include "conv/cpu/direct.h"
+#include "core/simd_avx2.h"
+
+namespace fastconv::conv::cpu::direct {
+
+namespace {
+
+// MR x NV accumulators (+ NV input vectors + 1 broadcast) fit AVX2's 16 registers for
+// (6, 2) and (12, 1).
+template <class V, int MR, int NV>
+void row_kernel(const RowJob<typename V::T>& job) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width, step = NV * W;
+  for (index_t q0 = 0; q0 < job.Q; q0 += step) {
+    Reg acc[MR][NV];
+    for (int m = 0; m < MR; ++m)
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
+    const T* w = job.w;
+    for (index_t c = 0; c < job.C; ++c) {
+      for (index_t r = 0; r < job.R; ++r) {
+        const T* row = job.in + c * job.ld_c + r * job.ld_r + q0;
+        for (index_t s = 0; s < job.S; ++s, w += MR) {
+          Reg x[NV];
+          for (int v = 0; v < NV; ++v) x[v] = V::loadu(row + s * job.dil_w + v * W);
+          for (int m = 0; m < MR; ++m) {
+            const Reg b = V::set1(w[m]);
+            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(b, x[v], acc[m][v]);
+          }
+        }
+      }
+    }
+    // Epilogue: bias, ReLU, and a store of the valid channels and pixels only.
+    const index_t valid = job.Q - q0 < step ? job.Q - q0 : step;
+    for (int m = 0; m < MR && m < job.channels; ++m) {
+      const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
+      T* out = job.out + m * job.ld_out + q0;
+      for (int v = 0; v < NV; ++v) {
+        Reg y = V::add(acc[m][v], bias);
+        if (job.relu) y = V::max(y, V::zero());
+        const index_t left = valid - v * W;
+        if (left >= W) V::storeu(out + v * W, y);
+        else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));
+      }
+    }
+  }
+}
+
+template <class V>
+void run(const RowJob<typename V::T>& job) {
+  if (job.mr == 1) return row_kernel<V, 1, 4>(job);
+  if (job.mr == 12) return row_kernel<V, 12, 1>(job);
+  row_kernel<V, 6, 2>(job);
+}
+
+// MB x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at MB = 4, SC = 3.
+template <class V, int MB, int SC>
+void weight_kernel(const WeightJob<typename V::T>& job, index_t s0) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  Reg acc[MB][SC];
+  for (int m = 0; m < MB; ++m)
+    for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
+  const index_t rows = job.flat ? 1 : job.P, length = job.flat ? job.flat : job.Q;
+  for (index_t i = 0; i < job.images; ++i)
+    for (index_t p = 0; p < rows; ++p) {
+      const T* xrow = job.x + i * job.ld_x_i + p * job.ld_x_p + s0 * job.dw;
+      const T* dyrow = job.dy + i * job.ld_dy_i + p * job.ld_dy_p;
+      for (index_t q0 = 0; q0 < length; q0 += W) {
+        Reg xv[SC];
+        for (int s = 0; s < SC; ++s) xv[s] = V::loadu(xrow + q0 + s * job.dw);
+        for (int m = 0; m < MB; ++m) {
+          const Reg g = V::loadu(dyrow + m * job.ld_dy_m + q0);
+          for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
+        }
+      }
+    }
+  for (int m = 0; m < MB; ++m)
+    for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + s0 + s] += V::sum(acc[m][s]);
+}
+
+template <class V, int MB>
+void run_weight_block(const WeightJob<typename V::T>& job) {
+  for (index_t s0 = job.s0; s0 < job.s1; s0 += 3) {
+    const index_t taps = job.s1 - s0;
+    if (taps >= 3) weight_kernel<V, MB, 3>(job, s0);
+    else if (taps == 2) weight_kernel<V, MB, 2>(job, s0);
+    else weight_kernel<V, MB, 1>(job, s0);
+  }
+}
+
+template <class V>
+void run_weight(const WeightJob<typename V::T>& job) {
+  if (job.mb == 1) return run_weight_block<V, 1>(job);
+  run_weight_block<V, kWeightBlock>(job);
+}
+
+}  // namespace
+
+template <class T>
+Tile row_tile(index_t Q, index_t Kg) {
+  constexpr int W = 32 / sizeof(T);
+  if (Kg == 1) return Tile{1, 4 * W};
+  return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
+}
+
+template <>
+void run_row_avx2<float>(const RowJob<float>& job) { run<simd::Avx2F32>(job); }
+template <>
+void run_row_avx2<double>(const RowJob<double>& job) { run<simd::Avx2F64>(job); }
+template <>
+void run_weight_avx2<float>(const WeightJob<float>& job) { run_weight<simd::Avx2F32>(job); }
+template <>
+void run_weight_avx2<double>(const WeightJob<double>& job) { run_weight<simd::Avx2F64>(job); }
+
+template Tile row_tile<float>(index_t, index_t);
+template Tile row_tile<double>(index_t, index_t);
+
+}  // namespace fastconv::conv::cpu::direct

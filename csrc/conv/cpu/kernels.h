@@ -1,0 +1,122 @@
+// The CPU kernels of every conv2d algorithm, one file of this folder each, and the switch that
+// runs the one an algorithm names (conv2d.cpp). Their arguments are checked by conv/conv.cpp.
+#pragma once
+#include <cstddef>
+
+#include "conv/conv.h"
+#include "core/view.h"
+
+namespace fastconv::conv::cpu {
+
+// --- the switch over algorithms (conv2d.cpp), for conv/conv.cpp and conv_transpose: arguments
+// already checked, and s a shape `algo` can run ---
+
+// out (transformed_weight_size values) = `algo`'s transform of w for `use`.
+template <class T>
+void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile = 0);
+
+// y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y. `transformed`: w
+// already transformed for (algo, WeightUse::forward), or null (then the call transforms it).
+template <class T>
+void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
+                    const T* transformed = nullptr);
+
+// grad_x of conv2d, with input_gradient_kernel(algo, s)'s kernel. Overwrites grad_x.
+// `transformed`: as for conv2d_forward, for WeightUse::input_gradient.
+template <class T>
+void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
+                           const T* transformed = nullptr);
+
+// grad_w (and grad_bias if not null) of conv2d, with weight_gradient_kernel(algo, s)'s kernel.
+// Overwrites both.
+template <class T>
+void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                            T* grad_bias);
+
+// --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
+template <class T>
+void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+
+// --- direct convolution (direct.cpp, direct.h): AVX2, stride 1 along the width; the input
+// gradient runs it too when the stride is 1 (input_gradient_kernel), else im2col; the weight
+// gradient has its own ---
+const char* direct_unsupported_reason(const Conv2dShape& s);
+template <class T>
+void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_direct(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+
+// --- direct depthwise (depthwise.cpp): groups == C, any multiplier K / C ---------------------
+template <class T>
+void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// --- Winograd F(M x M, R x R): (2, 3), (4, 3), (2, 5) (winograd.cpp) ---------------------------
+// `u`: the weight already transformed (winograd_transform_weight), or null.
+template <int M, int R>
+index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use);
+template <int M, int R, class T>
+void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
+template <int M, int R, class T>
+void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+template <int M, int R, class T>
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+template <int M, int R, class T>
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
+
+// One 2-D transform of F(M x M, 3 x 3) on `count` tiles: filter (3x3 -> alpha^2, G g G^T),
+// input (alpha^2 -> alpha^2, B^T d B) or output (alpha^2 -> M^2, A^T m A); exposed for tests.
+enum class WinogradCodelet { input, filter, output };
+template <int M, class T>
+void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out);
+
+// --- FFT, tiled overlap-save (fft.cpp) ----------------------------------------------------------
+// `u`: the weight already transformed (fft_transform_weight at the shape's tile), or null.
+index_t fft_weight_tile(const Conv2dShape& s, WeightUse use);
+index_t fft_transformed_size(const Conv2dShape& s, WeightUse use, index_t tile);
+template <class T>
+void fft_transform_weight(const Conv2dShape& s, WeightUse use, index_t tile, const T* w, T* u);
+template <class T>
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
+template <class T>
+void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// Whether FFT's weight gradient pays: its per-frequency GEMMs are small (a block holds few tiles
+// of many frequencies), so below 7x7 kernels or 256 channel pairs per group im2col's is faster
+// (measured, 2 threads: 5x5 with 64 channels 39 ms vs 31, resnet50's 3x3 8x slower, depthwise
+// 5x slower; 7x7 with 32 channels 47 vs 52 ms, 11x11 15 vs 34 ms). There it runs im2col.
+inline bool fft_suits_weight_gradient(const Conv2dShape& s) {
+  return s.R * s.S >= 49 && s.C_per_group() * s.K_per_group() >= 256;
+}
+
+// --- im2col + GEMM (im2col.cpp) -----------------------------------------------------------
+// Largest column buffer im2col builds at once on one thread: the batch is processed in chunks
+// of images, or of output-row bands of one image, that fit, so that the GEMM finds the columns
+// still in cache. One output row's columns are the floor (the input gradient's, one image).
+constexpr std::size_t kColumnBudgetBytes = 1u << 20;
+// Largest block of column-gradient rows made at once before col2im adds it up (whole
+// channels, at least one): half of a 512 KiB L2.
+constexpr std::size_t kCol2imBlockBytes = 1u << 18;
+
+template <class T>
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// y = conv2d(x, w) and the weight gradient for (x, grad_y) in one pass over x's columns: both
+// GEMMs read each chunk's column matrix while it is in cache (conv_transpose2d's backward).
+template <class T>
+void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* w, T* y,
+                                               const T* grad_y, T* grad_w);
+
+// Sum of grad_y over batch and pixels: the bias gradient, shared by every algorithm.
+template <class T>
+void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias);
+
+}  // namespace fastconv::conv::cpu

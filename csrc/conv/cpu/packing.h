@@ -1,0 +1,103 @@
+// What every conv2d algorithm copies before it computes: input rows zero-padded (or one stride
+// phase of them), and weights packed for the GEMM or rotated for the input gradient.
+#pragma once
+#include <cstring>
+#include <vector>
+
+#include "common/conv_geometry.h"
+#include "conv/conv.h"
+#include "core/isa.h"
+#include "core/view.h"
+#include "gemm/pack.h"
+
+namespace fastconv::conv::cpu {
+
+// Keeps gcc from turning a function's plain loops into memset / memcpy calls: for rows of a
+// few values (8x8 maps) the calls cost more than the copying.
+#define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+// out[q] = src[q * Stride] for q in [lo, hi). The AVX2 entry shuffles 8 values per store where
+// SSE2's shuffles give 4: the stride-2 and stride-4 phase copies of implicit GEMM (the 7x7/2
+// stem, AlexNet's 11x11/4) were 5% of those layers.
+template <index_t Stride, class T>
+__attribute__((always_inline)) inline void copy_strided_body(T* __restrict out, const T* __restrict src, index_t lo,
+                                                             index_t hi) {
+  for (index_t q = lo; q < hi; ++q) out[q] = src[q * Stride];
+}
+template <index_t Stride, class T>
+__attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void copy_strided_avx2(T* __restrict out,
+                                                                                      const T* __restrict src,
+                                                                                      index_t lo, index_t hi) {
+  copy_strided_body<Stride>(out, src, lo, hi);
+}
+template <index_t Stride, class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_strided(T* __restrict out, const T* __restrict src, index_t lo, index_t hi) {
+  if (hi - lo >= 16 && active_isa() >= Isa::avx2) copy_strided_avx2<Stride>(out, src, lo, hi);
+  else copy_strided_body<Stride>(out, src, lo, hi);
+}
+
+// out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of an im2col row,
+// or one row of a stride phase (implicit_gemm.cpp). Rows
+// of a few values (8x8 maps) cost more in library calls (memset, memcpy, memset) than in
+// copying, so the edges and short runs are plain loops, kept from being turned back into calls.
+template <class T>
+FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T* __restrict src, Range qs,
+                                                      index_t Q, index_t stride) {
+  for (index_t q = 0; q < qs.lo; ++q) out[q] = T(0);
+  if (stride == 1 && qs.hi - qs.lo > 16) {
+    std::memcpy(out + qs.lo, src + qs.lo, sizeof(T) * (qs.hi - qs.lo));
+  } else if (stride == 1) {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q];
+  } else if (stride == 2) {  // constant strides: vectorised with shuffles
+    copy_strided<2>(out, src, qs.lo, qs.hi);
+  } else if (stride == 4) {  // AlexNet's conv1 (implicit GEMM's stride phases)
+    copy_strided<4>(out, src, qs.lo, qs.hi);
+  } else {
+    for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
+  }
+  for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
+}
+
+// dst[i][j] = plane[top + i * step_h][left + j * step_w] for `rows` rows of `ld` values, 0
+// outside the H x W plane: a zero-padded copy that kernels then read without bounds checks
+// (direct, depthwise, the tiled transforms), of one stride phase when a step is above 1
+// (implicit GEMM's phase planes, a strided convolution's tiled phases).
+template <class T>
+inline void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, index_t left, index_t rows,
+                             index_t ld, T* dst, index_t step_h = 1, index_t step_w = 1) {
+  const Range cols = valid_range(left, step_w, W, ld);
+  for (index_t i = 0; i < rows; ++i, dst += ld) {
+    const index_t h = top + i * step_h;
+    const bool inside = h >= 0 && h < H;
+    copy_row_padded(dst, inside ? plane + h * W + left : plane, inside ? cols : Range{0, 0}, ld, step_w);
+  }
+}
+
+// Each group's weights (K/G x C/G*R*S) packed whole, once per call, for every GEMM of the call
+// (im2col's chunks, implicit GEMM's bands).
+template <class T>
+std::vector<gemm::PackedA<T>> packed_weights(const Conv2dShape& s, const T* w) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
+  std::vector<gemm::PackedA<T>> packed;
+  for (index_t g = 0; g < G; ++g) packed.emplace_back(as_const(dense_matrix(const_cast<T*>(w) + g * Kg * CRSg, Kg, CRSg)));
+  return packed;
+}
+
+// The input gradient of a stride-1 convolution is a stride-1 convolution of grad_y with these
+// weights (winograd.cpp, fft.cpp, direct.cpp run it so).
+// w (K, C/G, R, S) -> w' (C, K/G, R, S) with w'[g, c, k, r, s] = w[g, k, c, R-1-r, S-1-s].
+template <class T>
+std::vector<T> rotated_transposed_weights(const Conv2dShape& s, const T* w) {
+  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  std::vector<T> out(s.K * Cg * RS);
+  for (index_t g = 0; g < s.groups(); ++g)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t c = 0; c < Cg; ++c) {
+        const T* src = w + ((g * Kg + k) * Cg + c) * RS;
+        T* dst = out.data() + ((g * Cg + c) * Kg + k) * RS;
+        for (index_t i = 0; i < RS; ++i) dst[i] = src[RS - 1 - i];
+      }
+  return out;
+}
+
+}  // namespace fastconv::conv::cpu

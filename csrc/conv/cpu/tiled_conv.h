@@ -1,0 +1,481 @@
+// The driver shared by the transform-domain convolutions (winograd.cpp, fft.cpp).
+//
+// Both algorithms cut the output into m_h x m_w tiles, read the alpha_h x alpha_w input patch
+// that each tile needs, map it to `points` transform-domain values, and turn the convolution
+// into one channel-reducing GEMM per transform point (Lavin & Gray 2016, section 4.2):
+//     M[pt] (K x tiles) = U[pt] (K x C) * V[pt] (C x tiles),  per group,
+// then map M back to the output tile. With `parts == 2` every point is a complex number and
+// its GEMM is the real form of a complex product, [Mr; Mi] = [[Ur, -Ui], [Ui, Ur]] [Vr; Vi].
+//
+// A Transform provides alpha_h, alpha_w, m_h, m_w, points, parts, work_size(lanes),
+// block_bytes(filter_bytes) (V and M per block of tiles) and
+//   filter(w /*lanes filters of R x S*/, lanes, out /*points x parts x lanes*/, work)
+//   input_tiles(patches, lanes, out, point_stride, part_stride, work)
+//   output_tiles(in, point_stride, part_stride, lanes, tiles, bias, relu, work)
+// `patches` and `tiles` say where each lane's tile is read from and written to (tile_io.h);
+// "x lanes" means `lanes` tiles side by side, the lane index innermost (the transforms
+// vectorise across tiles, as NNPACK's do). A transform with no faster way calls
+// gather_patches / scatter_tiles around its codelets (the two helpers below).
+//
+// U is stored in the GEMM micro-kernel's A panel order, the transformed tiles are written
+// straight in its B panel order, and it writes M where the output transform reads it: the
+// per-point GEMMs are bare micro-kernel calls, with no packing.
+#pragma once
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "conv/cpu/kernels.h"
+#include "conv/cpu/packing.h"
+#include "conv/cpu/tile_io.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::conv::cpu {
+
+// A stride-1, dilation-1 convolution as the tiled driver sees it: output (N, K, P, Q), and
+// output (p, q) reads input rows top + p + [0, R) and columns left + q + [0, S) (0 outside).
+//
+// A strided convolution runs as the stride-1 convolution of its stride phases (steps above 1):
+// input channel c's phase (a, b), every step_h-th row and step_w-th column from row top + a and
+// column left + b, is the driver's channel (c * step_h + a) * step_w + b, and the filter taps
+// that read it are w[k, c, a + step_h * i, b + step_w * j] (phase_weights). AlexNet's 11x11
+// filters at stride 4 so become 3x3 filters over 48 phase channels, which Winograd runs.
+struct TiledGeometry {
+  index_t N, C, H, W, K, groups, P, Q, top, left;
+  index_t step_h = 1, step_w = 1;  // C counts phase channels: the input has C / (step_h * step_w)
+};
+
+inline TiledGeometry forward_geometry(const Conv2dShape& s) {
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1];
+  return {s.N, s.C * sh * sw, s.H, s.W, s.K, s.groups(), s.P, s.Q, -s.p.pad_begin[0], -s.p.pad_begin[1], sh, sw};
+}
+
+// Where tap (r, t) of filter f = k * C/G + c lies in the phase filters (K, C/G * sh * sw, R', S').
+inline index_t phase_tap(const Conv2dShape& s, index_t f, index_t r, index_t t) {
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1];
+  const auto [rp, sp] = s.phase_kernel();
+  return ((f * sh + r % sh) * sw + t % sw) * rp * sp + r / sh * sp + t / sw;
+}
+
+// The filters of forward_geometry(s)'s phase channels: w's taps in place, 0 past its end.
+template <class T>
+std::vector<T> phase_weights(const Conv2dShape& s, const T* w) {
+  const auto [rp, sp] = s.phase_kernel();
+  std::vector<T> out(s.K * s.C_per_group() * s.p.stride[0] * s.p.stride[1] * rp * sp, T(0));
+  for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t) out[phase_tap(s, f, r, t)] = w[(f * s.R + r) * s.S + t];
+  return out;
+}
+
+// The stride-1 convolution of s's stride phases as a shape of its own: input (N, C * sh * sw,
+// P + R' - 1, Q + S' - 1), the phase planes as far as the windows read them, unpadded; weight
+// (K, C/G * sh * sw, R', S'), the phase filters.
+inline Conv2dShape phase_shape(const Conv2dShape& s) {
+  const auto [rp, sp] = s.phase_kernel();
+  const index_t phases = s.p.stride[0] * s.p.stride[1];
+  Conv2dParams unit;
+  unit.groups = s.groups();
+  return Conv2dShape({s.N, s.C * phases, s.P + rp - 1, s.Q + sp - 1}, {s.K, s.C_per_group() * phases, rp, sp}, unit);
+}
+
+// grad_x from the gradient of s's phase planes (phase_shape(s)'s input): each input pixel is one
+// cell of one phase, or lies past the last window and gets 0.
+template <class T>
+void gather_phase_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_x) {
+  const Conv2dShape ps = phase_shape(s);
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], plane = ps.H * ps.W;
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i)  // the plane of image i / C, channel i % C
+      for (index_t h = 0; h < s.H; ++h) {
+        const index_t eh = h + s.p.pad_begin[0], row = eh / sh;
+        const T* phases = phase_grad + (i * sh + eh % sh) * sw * plane + row * ps.W;  // phase b at + b * plane
+        T* out = grad_x + (i * s.H + h) * s.W;
+        for (index_t w = 0; w < s.W; ++w) {
+          const index_t ew = w + s.p.pad_begin[1], col = ew / sw;
+          out[w] = row < ps.H && col < ps.W ? phases[ew % sw * plane + col] : T(0);
+        }
+      }
+  });
+}
+
+// grad_w from the gradient of the phase filters (the taps past the kernel's end are dropped).
+template <class T>
+void phase_weight_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_w) {
+  for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t t = 0; t < s.S; ++t) grad_w[(f * s.R + r) * s.S + t] = phase_grad[phase_tap(s, f, r, t)];
+}
+
+// grad_x[h] = sum_r grad_y[h + pad - r] w[r] = sum_r' grad_y[h + pad - (R-1) + r'] w[R-1-r']:
+// a stride-1 convolution of grad_y with the rotated, channel-transposed weights (see
+// rotated_transposed_weights), reading from offset pad - (R-1), which may be positive.
+inline TiledGeometry backward_input_geometry(const Conv2dShape& s) {
+  return {s.N, s.K, s.P, s.Q, s.C, s.groups(), s.H, s.W, s.p.pad_begin[0] - (s.R - 1), s.p.pad_begin[1] - (s.S - 1)};
+}
+
+namespace tiled {
+
+constexpr index_t kLanes = 16;            // most tiles transformed side by side
+// The weight gradient's V and GY per block and thread: 4 MiB, where its GEMMs (which pack)
+// amortise best (measured one thread, interleaved: vgg_conv3 31 ms, 63 ms at 512 KiB). A
+// forward's V and M per block: the transform's block_bytes(U's bytes).
+constexpr index_t kWeightGradientBlockBytes = 4 << 20;
+
+// n values rounded up to an odd number of cache lines: arrays that far apart spread over every
+// L1 set (a multiple of 4 KiB had put a transform's 36 points in one 8-way set).
+template <class T>
+index_t odd_lines(index_t n) {
+  constexpr index_t per_line = 64 / static_cast<index_t>(sizeof(T));
+  return (ceil_div(n, per_line) | 1) * per_line;
+}
+
+// Tiles per block: at most `most` (cache), as many blocks as a multiple of the thread count (each
+// thread runs whole blocks, their GEMMs single-threaded: no barrier per GEMM), a multiple of `unit`.
+inline index_t block_tiles(index_t tiles, index_t most, index_t unit) {
+  return round_up(ceil_div(tiles, round_up(ceil_div(tiles, most), num_threads())), unit);
+}
+
+// patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b] for a rows x cols patch.
+template <class T>
+void gather_patches(index_t rows, index_t cols, const PatchSource<T>& src, index_t lanes, T* patch) {
+  for (index_t l = 0; l < lanes; ++l)
+    for (index_t a = 0; a < rows; ++a)
+      for (index_t b = 0; b < cols; ++b) patch[(a * cols + b) * lanes + l] = src.origin[l][a * src.ld + b];
+}
+
+// The tile values tile[(i * m_w + j) * lanes + l], plus bias, through ReLU if asked, to the targets.
+template <class T>
+void scatter_tiles(const T* tile, index_t m_w, index_t lanes, const TileTarget<T>* targets, index_t ld, T bias,
+                   bool relu) {
+  const TileRows<T> out{targets, ld, bias, relu};
+  index_t rows = 0;
+  for (index_t l = 0; l < lanes; ++l) rows = std::max(rows, targets[l].rows);
+  for (index_t i = 0; i < rows; ++i) scatter_row(out, i, m_w, tile + i * m_w * lanes, lanes);
+}
+
+// U[pt] per group is the GEMM's A, a (parts*Kg) x (parts*Cg) matrix, stored already packed for
+// the micro-kernel: [pt][g][panel][parts*Cg][mr], panels of mr rows, rows padded with zeros to
+// a multiple of kFilterRows (which every kernel's mr divides, so the size is the same on every
+// ISA; the interleaving is not: a cached U is keyed on the ISA, ops/conv_weight_cache.py).
+// Filters are transformed kLanes at a time (consecutive input channels of one output channel).
+constexpr index_t kFilterRows = 12;
+
+template <class Transform>
+index_t filter_rows(const TiledGeometry& g, const Transform& tf) {
+  return round_up(tf.parts * (g.K / g.groups), kFilterRows);
+}
+
+template <class Transform>
+index_t transformed_filters_size(const TiledGeometry& g, const Transform& tf) {
+  return tf.points * g.groups * filter_rows(g, tf) * tf.parts * (g.C / g.groups);
+}
+
+template <class T>
+index_t filter_panel_rows() {
+  const index_t mr = gemm::active_family<T>().wide.mr;
+  if (kFilterRows % mr != 0) throw std::logic_error("tiled_conv: the micro-kernel's mr does not divide kFilterRows");
+  return mr;
+}
+
+template <class T, class Transform>
+void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, kc = parts * Cg;
+  const index_t mr = filter_panel_rows<T>(), block = filter_rows(g, tf) * kc, point_stride = g.groups * block;
+  std::fill(u, u + transformed_filters_size(g, tf), T(0));
+  // A(row, col) of one point and group is a[row_start(row) + col * mr] in the packed order.
+  const auto row_start = [&](index_t row) { return row / mr * kc * mr + row % mr; };
+  parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
+    std::vector<T> values(tf.points * parts * kLanes), work(tf.work_size(kLanes));
+    for (index_t k = lo; k < hi; ++k) {
+      const index_t re_row = row_start(k % Kg), im_row = row_start(Kg + k % Kg);
+      for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
+        const index_t lanes = std::min(kLanes, Cg - c0);
+        tf.filter(w + (k * Cg + c0) * R * S, lanes, values.data(), work.data());
+        for (index_t pt = 0; pt < tf.points; ++pt) {
+          T* a = u + pt * point_stride + (k / Kg) * block + c0 * mr;
+          const T* re = values.data() + pt * parts * lanes;
+          const T* im = re + lanes;  // the real form of a complex product: [[re, -im], [im, re]]
+          for (index_t l = 0; l < lanes; ++l) a[re_row + l * mr] = re[l];
+          if (parts == 1) continue;
+          for (index_t l = 0; l < lanes; ++l) {
+            a[re_row + (Cg + l) * mr] = -im[l];
+            a[im_row + l * mr] = im[l];
+            a[im_row + (Cg + l) * mr] = re[l];
+          }
+        }
+      }
+    }
+  });
+}
+
+// A batch of planes (H x W, `channels` per image) as a transform reads it: cut into tiles of
+// m_h x m_w outputs, tile (p0, q0) reading its patch from (top + p0, left + q0), through
+// zero-padded copies of rows x ld (whole tiles plus kReadSlack: no bounds to check).
+struct PlaneCut {
+  index_t H, W, top, left, tiles_h, tiles_w, m_h, m_w, rows, ld;
+  index_t step_h = 1, step_w = 1;  // stride phases (TiledGeometry)
+  index_t phases() const { return step_h * step_w; }
+  index_t per_image() const { return tiles_h * tiles_w; }
+  index_t size() const { return rows * ld; }
+};
+
+// The input planes of a convolution as `tf` reads them.
+template <class Transform>
+PlaneCut input_planes(const TiledGeometry& g, const Transform& tf) {
+  const index_t th = ceil_div(g.P, tf.m_h), tw = ceil_div(g.Q, tf.m_w);
+  return {g.H, g.W, g.top, g.left, th, tw, tf.m_h, tf.m_w, th * tf.m_h + tf.alpha_h - tf.m_h,
+          tw * tf.m_w + tf.alpha_w - tf.m_w + kReadSlack, g.step_h, g.step_w};
+}
+
+// For every channel c of `source` (N x channels planes, or of their stride phases: channels
+// counts phases): zero-padded copies of the planes that tiles [t0, t0 + nt) lie in, then
+// apply(c, l0, patches, work) for the tiles l0 .. l0 + lanes, up to `count` (lanes past nt
+// repeat the last tile). Channels are spread over the threads.
+template <class T, class Apply>
+void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels, index_t t0, index_t nt,
+                          index_t count, index_t lanes, index_t work_size, const Apply& apply) {
+  const index_t first = t0 / cut.per_image(), images = (t0 + nt - 1) / cut.per_image() - first + 1;
+  std::vector<index_t> patch(count);  // where each tile's patch starts in the copies
+  for (index_t t = 0; t < count; ++t) {
+    const index_t tile = t0 + std::min(t, nt - 1);
+    patch[t] = (tile / cut.per_image() - first) * cut.size() + tile / cut.tiles_w % cut.tiles_h * cut.m_h * cut.ld +
+               tile % cut.tiles_w * cut.m_w;
+  }
+  // Only the rows the block's tiles read are copied: a block can hold a few rows of tiles of a
+  // large image (AlexNet's conv1: 24 of 196 tiles), and copying whole planes per block had
+  // copied each plane eight times.
+  std::vector<Range> rows(images);
+  for (index_t i = 0; i < images; ++i) {
+    const index_t image_t0 = (first + i) * cut.per_image();
+    const index_t lo = std::max(t0, image_t0) - image_t0, hi = std::min(t0 + nt, image_t0 + cut.per_image()) - image_t0;
+    rows[i] = {lo / cut.tiles_w * cut.m_h, (hi - 1) / cut.tiles_w * cut.m_h + cut.rows - (cut.tiles_h - 1) * cut.m_h};
+  }
+  parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(images * cut.size() + work_size, ScratchSlot::transform_work);
+    T* work = planes + images * cut.size();
+    const T* origin[kLanes];
+    for (index_t c = lo; c < hi; ++c) {
+      const index_t plane = c / cut.phases(), a = c % cut.phases() / cut.step_w, b = c % cut.step_w;
+      for (index_t i = 0; i < images; ++i)
+        copy_padded_rows(source + ((first + i) * (channels / cut.phases()) + plane) * cut.H * cut.W, cut.H, cut.W,
+                         cut.top + a + rows[i].lo * cut.step_h, cut.left + b, rows[i].hi - rows[i].lo, cut.ld,
+                         planes + i * cut.size() + rows[i].lo * cut.ld, cut.step_h, cut.step_w);
+      for (index_t l0 = 0; l0 < count; l0 += lanes) {
+        for (index_t l = 0; l < lanes; ++l) origin[l] = planes + patch[l0 + l];
+        apply(c, l0, PatchSource<T>{origin, cut.ld}, work);
+      }
+    }
+  });
+}
+
+// How a call cuts its tiles: tile t is image t / per_image, tile row t / tiles_w % tiles_h,
+// tile column t % tiles_w; blocks of `block` tiles, each with its V and M.
+//
+// V and M hold a block's tiles in panels of nr (the micro-kernel's B width) and, per panel, a
+// row per channel (parts rows for complex points) with every point's nr lanes one after the
+// other: [g][panel][row][pt][nr]. A transform so reads and writes one contiguous run per
+// channel and panel; point pt's GEMM operand is every row_stride-th run (the micro-kernel
+// takes that B step, and that C row stride).
+template <class T, class Transform>
+struct Blocking {
+  const TiledGeometry& g;
+  const Transform& tf;
+  gemm::KernelSet<T> ks;
+  PlaneCut cut;
+  index_t tiles_h, tiles_w, per_image, tiles, block, panels, lanes, row_stride;
+
+  Blocking(const TiledGeometry& geometry, const Transform& transform)
+      : g(geometry), tf(transform), ks(gemm::active_family<T>().wide), cut(input_planes(geometry, transform)) {
+    tiles_h = cut.tiles_h, tiles_w = cut.tiles_w, per_image = cut.per_image();
+    tiles = g.N * per_image;
+    lanes = std::min<index_t>(kLanes, ks.nr);  // a lane group never straddles two B panels
+    const index_t tile_bytes = tf.points * tf.parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
+    const index_t filter_bytes = transformed_filters_size(g, tf) * static_cast<index_t>(sizeof(T));
+    block = block_tiles(tiles, std::max<index_t>(tf.block_bytes(filter_bytes) / tile_bytes, ks.nr), ks.nr);
+    panels = block / ks.nr;
+    row_stride = odd_lines<T>(tf.points * ks.nr);  // the micro-kernel's B steps over every L1 set
+  }
+  index_t blocks() const { return ceil_div(tiles, block); }
+  index_t v_size() const { return panels * tf.parts * g.C * row_stride; }
+  index_t m_size() const { return panels * tf.parts * g.K * row_stride; }
+  // The first row of group grp's panel p in V (channels) or M (output channels).
+  index_t v_row(index_t grp, index_t p) const { return (grp * panels + p) * tf.parts * (g.C / g.groups) * row_stride; }
+  index_t m_row(index_t grp, index_t p) const { return (grp * panels + p) * tf.parts * (g.K / g.groups) * row_stride; }
+  index_t work_size() const {
+    return std::max(tf.alpha_h * tf.alpha_w, tf.m_h * tf.m_w) * lanes + tf.work_size(lanes);
+  }
+  void locate(index_t t, index_t& n, index_t& p0, index_t& q0) const {
+    n = t / per_image;
+    p0 = t / tiles_w % tiles_h * tf.m_h;
+    q0 = t % tiles_w * tf.m_w;
+  }
+};
+
+// V of tiles [t0, t0 + nt). A lane group past the last tile repeats it (its columns of M are
+// computed and never read).
+template <class T, class Transform>
+void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, index_t nt, T* v) {
+  const index_t Cg = bk.g.C / bk.g.groups, nr = bk.ks.nr;
+  for_each_patch_group(bk.cut, x, bk.g.C, t0, nt, round_up(nt, nr), bk.lanes, bk.work_size(),
+                       [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
+                         T* out = v + bk.v_row(c / Cg, l0 / nr) + (c % Cg) * bk.row_stride + l0 % nr;
+                         bk.tf.input_tiles(patches, bk.lanes, out, nr, Cg * bk.row_stride, work);
+                       });
+}
+
+// M[pt] = U[pt] V[pt] per group: U is the micro-kernel's packed A already, V its B (steps
+// row_stride apart), and it writes M's rows row_stride apart.
+template <class T, class Transform>
+void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, index_t nt, T* m) {
+  const TiledGeometry& g = bk.g;
+  const index_t parts = bk.tf.parts, kc = parts * (g.C / g.groups), rows = parts * (g.K / g.groups);
+  const index_t mr = bk.ks.mr, nr = bk.ks.nr, u_block = filter_rows(g, bk.tf) * kc, ld = bk.row_stride;
+  parallel_for(0, bk.tf.points * g.groups, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t pt = i / g.groups, grp = i % g.groups;
+      const T* a = u + i * u_block;
+      for (index_t p = 0; p < ceil_div(nt, nr); ++p) {
+        const T* b = v + bk.v_row(grp, p) + pt * nr;
+        T* c = m + bk.m_row(grp, p) + pt * nr;
+        for (index_t r0 = 0; r0 < rows; r0 += mr) {
+          gemm::TileEpilogue<T> ep;
+          ep.rows = static_cast<int>(std::min(mr, rows - r0));
+          bk.ks.kernel(kc, a + r0 * kc, b, ld, c + r0 * ld, ld, ep);
+        }
+      }
+    }
+  });
+}
+
+// y[n, k] tiles of [t0, t0 + nt) from M (+ bias, ReLU), an output channel at a time (its
+// plane is written in order).
+template <class T, class Transform>
+void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0, index_t nt,
+                      T* y) {
+  const TiledGeometry& g = bk.g;
+  const index_t Kg = g.K / g.groups, nr = bk.ks.nr, plane = g.P * g.Q;
+  std::vector<TileTarget<T>> place(round_up(nt, bk.lanes), TileTarget<T>{y, 0, 0});  // in output channel 0
+  for (index_t t = 0; t < nt; ++t) {
+    index_t n, p0, q0;
+    bk.locate(t0 + t, n, p0, q0);
+    place[t] = {y + n * g.K * plane + p0 * g.Q + q0, std::min(bk.tf.m_h, g.P - p0), std::min(bk.tf.m_w, g.Q - q0)};
+  }
+  parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
+    T* work = thread_scratch<T>(bk.work_size(), ScratchSlot::transform_work);
+    TileTarget<T> target[kLanes];
+    for (index_t k = lo; k < hi; ++k)
+      for (index_t l0 = 0; l0 < nt; l0 += bk.lanes) {
+        for (index_t l = 0; l < bk.lanes; ++l)
+          target[l] = {place[l0 + l].dst + k * plane, place[l0 + l].rows, place[l0 + l].cols};
+        const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
+        bk.tf.output_tiles(in, nr, Kg * bk.row_stride, bk.lanes, target, g.Q, bias ? bias[k] : T(0), relu, work);
+      }
+  });
+}
+
+// The weight gradient's per-point sums over every tile (see winograd.h): for each point and
+// group, dU[pt] (Kg x Cg) = GY[pt] (Kg x tiles) V[pt]^T (tiles x Cg), where V holds the input
+// patches' transforms (as in the forward) and GY the gradient tiles' (tf.gradient_tiles). A
+// block's V and GY are [pt][part][channel][tile], so that V^T is a column-major B for the GEMM.
+// Complex points (parts == 2) sum V conj(GY): four real GEMMs, (Gr Vr + Gi Vi) + i (Gr Vi - Gi Vr).
+//
+// Each thread takes an equal run of tiles, in blocks, and sums into its own dU (thread 0 into
+// `du`, [pt][part][g][Kg][Cg]); the others' are added in thread order at the end, spread over the
+// threads, so the result depends only on the thread count. (Blocks dealt out whole had left one
+// thread a quarter more tiles on resnet50_3x3, and a per-call buffer per thread, merged under a
+// lock, had cost page faults and a serial sum: a fifth of its time waiting.)
+template <class T, class Transform>
+void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T* x, const T* gy, T* du) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, du_size = tf.points * parts * g.K * Cg;
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return std::fill(du, du + du_size, T(0));
+  // x as the forward reads it; grad_y in whole tiles.
+  const PlaneCut x_cut = input_planes(g, tf);
+  const PlaneCut gy_cut{g.P, g.Q, 0, 0, x_cut.tiles_h, x_cut.tiles_w, tf.m_h, tf.m_w, x_cut.tiles_h * tf.m_h,
+                        x_cut.tiles_w * tf.m_w + kReadSlack};
+  const index_t tiles = g.N * x_cut.per_image(), threads = std::min<index_t>(num_threads(), tiles);
+  const index_t tile_bytes = tf.points * parts * (g.C + g.K) * static_cast<index_t>(sizeof(T));
+  const index_t most = std::max<index_t>(kWeightGradientBlockBytes / tile_bytes, kLanes);
+  const index_t per_thread = ceil_div(tiles, threads);
+  const index_t block = round_up(ceil_div(per_thread, ceil_div(per_thread, most)), kLanes);
+  // A point's part is a [channel][tile] matrix.
+  const index_t v_part = odd_lines<T>(g.C * block), gy_part = odd_lines<T>(g.K * block);
+  const index_t work_size = tf.alpha_h * tf.alpha_w * kLanes * 2 + tf.work_size(kLanes);
+  T* partials = threads > 1 ? thread_scratch<T>((threads - 1) * du_size, ScratchSlot::partial_sums) : nullptr;
+
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    T* v = thread_scratch<T>(tf.points * parts * (v_part + gy_part), ScratchSlot::transformed_tiles);
+    T* gt = v + tf.points * parts * v_part;
+    for (index_t t = t_lo; t < t_hi; ++t) {
+      T* sums = t == 0 ? du : partials + (t - 1) * du_size;  // every thread has tiles: written, not added to, first
+      for (index_t begin = tiles * t / threads, end = tiles * (t + 1) / threads, t0 = begin; t0 < end; t0 += block) {
+        const index_t nt = std::min(block, end - t0), count = round_up(nt, kLanes);
+        for_each_patch_group(x_cut, x, g.C, t0, nt, count, kLanes, work_size,
+                             [&](index_t c, index_t l0, const PatchSource<T>& patches, T* work) {
+                               tf.input_tiles(patches, kLanes, v + c * block + l0, parts * v_part, v_part, work);
+                             });
+        for_each_patch_group(gy_cut, gy, g.K, t0, nt, count, kLanes, work_size,
+                             [&](index_t k, index_t l0, const PatchSource<T>& patches, T* work) {
+                               tf.gradient_tiles(patches, kLanes, gt + k * block + l0, parts * gy_part, gy_part, work);
+                             });
+        for (index_t i = 0; i < tf.points * g.groups; ++i) {
+          const index_t pt = i / g.groups, grp = i % g.groups;
+          // GY's part pg times V's part pv adds to dU's part pg ^ pv, negated for Gi Vr; each part's
+          // first product (pg == 0) in the thread's first block overwrites.
+          for (index_t pg = 0; pg < parts; ++pg)
+            for (index_t pv = 0; pv < parts; ++pv) {
+              const T* gy_tiles = gt + (pt * parts + pg) * gy_part + grp * Kg * block;
+              const T* v_tiles = v + (pt * parts + pv) * v_part + grp * Cg * block;
+              const MatrixView<const T> a{gy_tiles, Kg, nt, block, 1, 0, 0, 0, 0};
+              const MatrixView<const T> bt{v_tiles, nt, Cg, 1, block, 0, 0, 0, 0};
+              T* d = sums + ((pt * parts + (pg ^ pv)) * g.groups + grp) * Kg * Cg;
+              const T beta = t0 == begin && pg == 0 ? T(0) : T(1);
+              gemm::gemm<T>(a, bt, dense_matrix(d, Kg, Cg), gemm::Epilogue<T>{pg > pv ? T(-1) : T(1), beta});
+            }
+        }
+      }
+    }
+  });
+  parallel_for(0, du_size, 1 << 14, [&](index_t lo, index_t hi) {
+    for (index_t t = 1; t < threads; ++t)
+      for (index_t i = lo; i < hi; ++i) du[i] += partials[(t - 1) * du_size + i];
+  });
+}
+
+}  // namespace tiled
+
+// y = conv(x, w) (+ bias, ReLU) through transform `tf`, for filters u already transformed by
+// tiled::transform_filters (callers that reuse a weight transform it once: ops.conv_weight_cache).
+// Each stage is a parallel_for: inline when the blocks already run on every thread, spread
+// over the threads when one block is all there is (a few tiles and many channels).
+template <class T, class Transform>
+void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T* x, const T* u, const T* bias,
+                            bool relu, T* y) {
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return;
+  const tiled::Blocking<T, Transform> bk(g, tf);
+  parallel_for(0, bk.blocks(), 1, [&](index_t lo, index_t hi) {
+    T* v = thread_scratch<T>(bk.v_size() + bk.m_size(), ScratchSlot::transformed_tiles);
+    T* m = v + bk.v_size();
+    for (index_t b = lo; b < hi; ++b) {
+      const index_t t0 = b * bk.block, nt = std::min(bk.block, bk.tiles - t0);
+      tiled::transform_input(bk, x, t0, nt, v);
+      tiled::multiply_points(bk, u, v, nt, m);
+      tiled::transform_output(bk, m, bias, relu, t0, nt, y);
+    }
+  });
+}
+
+// y = conv(x, w) (+ bias, ReLU) for weights w (K, C/G, R, S), through transform `tf`.
+template <class T, class Transform>
+void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
+                const T* bias, bool relu, T* y) {
+  if (g.N == 0 || g.P == 0 || g.Q == 0) return;
+  const std::unique_ptr<T[]> u(new T[tiled::transformed_filters_size(g, tf)]);  // transform_filters zeroes it
+  tiled::transform_filters(g, tf, w, R, S, u.get());
+  tiled_conv_transformed(g, tf, x, u.get(), bias, relu, y);
+}
+
+}  // namespace fastconv::conv::cpu

@@ -1,0 +1,243 @@
+// Winograd minimal filtering F(m x m, r x r), after Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks" (CVPR 2016): one m x m output tile of an r x r correlation is
+//     Y = A^T [ (G g G^T) . (B^T d B) ] A                        (their equation 8)
+// for an alpha x alpha input tile d (alpha = m + r - 1) and an r x r filter g. F(2x2, 3x3) uses
+// their section 4.1 matrices; F(4x4, 3x3) the interpolation points 0, 1, -1, 2, -2 and infinity
+// (their section 4.2, the matrices of Lavin's wincnn). F(2x2, 5x5) has the same six points, so
+// the same B^T; its G and A^T follow from them (Toom-Cook: G[j] = (1, f, ..., f^4) / prod (f - f_l),
+// A^T[i][j] = f_j^i, the point at infinity taking the last coefficient). The transforms are
+// 1-D codelets (NNPACK style) applied to the columns, then the rows, of a tile; each codelet
+// runs over `lanes` tiles at once.
+//
+// The weight gradient runs the same algorithm backwards. With X = U . V per tile and channel
+// pair, dL/dX = A dY A^T, dL/dU = sum over tiles of dL/dX . V, and dL/dg = G^T dL/dU G: so the
+// gradient tiles go through A (output_adjoint), the per-point products are summed over tiles
+// (a GEMM whose depth is the tiles), and the sums through G^T (filter_adjoint).
+#pragma once
+#include "conv/cpu/tile_io.h"
+#include "core/view.h"
+
+namespace fastconv::conv::cpu::winograd {
+
+// Every codelet reads in[i * is + l] and writes out[j * os + l] for l < lanes.
+template <int M, int R>
+struct F;
+
+template <>
+struct F<2, 3> {
+  static constexpr int m = 2, r = 3, alpha = 4;
+
+  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+  template <class T>
+  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l];
+      out[l] = d0 - d2;
+      out[os + l] = d1 + d2;
+      out[2 * os + l] = d2 - d1;
+      out[3 * os + l] = d1 - d3;
+    }
+  }
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+  template <class T>
+  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
+      out[l] = g0;
+      out[os + l] = T(0.5) * (g0 + g1 + g2);
+      out[2 * os + l] = T(0.5) * (g0 - g1 + g2);
+      out[3 * os + l] = g2;
+    }
+  }
+  // A^T = [1 1 1 0; 0 1 -1 -1]
+  template <class T>
+  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l];
+      out[l] = m0 + m1 + m2;
+      out[os + l] = m1 - m2 - m3;
+    }
+  }
+  // The weight gradient's codelets, the transposes of output and filter (see the top).
+  // A: 2 -> 4
+  template <class T>
+  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l];
+      out[l] = g0;
+      out[os + l] = g0 + g1;
+      out[2 * os + l] = g0 - g1;
+      out[3 * os + l] = -g1;
+    }
+  }
+  // G^T: 4 -> 3
+  template <class T>
+  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l];
+      out[l] = u0 + T(0.5) * (u1 + u2);
+      out[os + l] = T(0.5) * (u1 - u2);
+      out[2 * os + l] = T(0.5) * (u1 + u2) + u3;
+    }
+  }
+};
+
+template <>
+struct F<4, 3> {
+  static constexpr int m = 4, r = 3, alpha = 6;
+
+  // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+  template <class T>
+  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l], d4 = in[4 * is + l],
+              d5 = in[5 * is + l];
+      const T a = d4 - T(4) * d2, b = d3 - T(4) * d1, c = d4 - d2, e = T(2) * (d3 - d1);
+      out[l] = T(4) * d0 - T(5) * d2 + d4;
+      out[os + l] = a + b;
+      out[2 * os + l] = a - b;
+      out[3 * os + l] = c + e;
+      out[4 * os + l] = c - e;
+      out[5 * os + l] = T(4) * d1 - T(5) * d3 + d5;
+    }
+  }
+  // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+  template <class T>
+  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
+      const T even = g0 + g2, quarter_g0_plus_g2 = g0 / T(4) + g2;
+      out[l] = g0 / T(4);
+      out[os + l] = -(even + g1) / T(6);
+      out[2 * os + l] = -(even - g1) / T(6);
+      out[3 * os + l] = (quarter_g0_plus_g2 + g1 / T(2)) / T(6);
+      out[4 * os + l] = (quarter_g0_plus_g2 - g1 / T(2)) / T(6);
+      out[5 * os + l] = g2;
+    }
+  }
+  // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+  template <class T>
+  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l], m4 = in[4 * is + l],
+              m5 = in[5 * is + l];
+      const T s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+      out[l] = m0 + s12 + s34;
+      out[os + l] = d12 + T(2) * d34;
+      out[2 * os + l] = s12 + T(4) * s34;
+      out[3 * os + l] = d12 + T(8) * d34 + m5;
+    }
+  }
+  // A: 4 -> 6
+  template <class T>
+  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l], g3 = in[3 * is + l];
+      const T even = g0 + g2, odd = g1 + g3, even4 = g0 + T(4) * g2, odd4 = T(2) * g1 + T(8) * g3;
+      out[l] = g0;
+      out[os + l] = even + odd;
+      out[2 * os + l] = even - odd;
+      out[3 * os + l] = even4 + odd4;
+      out[4 * os + l] = even4 - odd4;
+      out[5 * os + l] = g3;
+    }
+  }
+  // G^T: 6 -> 3
+  template <class T>
+  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l], u4 = in[4 * is + l],
+              u5 = in[5 * is + l];
+      const T s12 = u1 + u2, d12 = u2 - u1, s34 = u3 + u4, d34 = u3 - u4;
+      out[l] = u0 / T(4) - s12 / T(6) + s34 / T(24);
+      out[os + l] = d12 / T(6) + d34 / T(12);
+      out[2 * os + l] = (s34 - s12) / T(6) + u5;
+    }
+  }
+};
+
+template <>
+struct F<2, 5> {
+  static constexpr int m = 2, r = 5, alpha = 6;
+
+  // F(4x4, 3x3)'s B^T: the same points.
+  template <class T>
+  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    F<4, 3>::input(in, is, out, os, lanes);
+  }
+  // G = [1/4 0 0 0 0; -1/6 (1 1 1 1 1); -1/6 (1 -1 1 -1 1); 1/24 (1 2 4 8 16); 1/24 (1 -2 4 -8 16);
+  //      0 0 0 0 1]
+  template <class T>
+  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l], g3 = in[3 * is + l], g4 = in[4 * is + l];
+      const T even = g0 + g2 + g4, odd = g1 + g3;
+      const T even2 = g0 + T(4) * g2 + T(16) * g4, odd2 = T(2) * g1 + T(8) * g3;
+      out[l] = g0 / T(4);
+      out[os + l] = -(even + odd) / T(6);
+      out[2 * os + l] = -(even - odd) / T(6);
+      out[3 * os + l] = (even2 + odd2) / T(24);
+      out[4 * os + l] = (even2 - odd2) / T(24);
+      out[5 * os + l] = g4;
+    }
+  }
+  // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
+  template <class T>
+  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l], m4 = in[4 * is + l],
+              m5 = in[5 * is + l];
+      out[l] = m0 + (m1 + m2) + (m3 + m4);
+      out[os + l] = (m1 - m2) + T(2) * (m3 - m4) + m5;
+    }
+  }
+  // A: 2 -> 6
+  template <class T>
+  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l];
+      out[l] = g0;
+      out[os + l] = g0 + g1;
+      out[2 * os + l] = g0 - g1;
+      out[3 * os + l] = g0 + T(2) * g1;
+      out[4 * os + l] = g0 - T(2) * g1;
+      out[5 * os + l] = g1;
+    }
+  }
+  // G^T: 6 -> 5
+  template <class T>
+  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l], u4 = in[4 * is + l],
+              u5 = in[5 * is + l];
+      const T s12 = (u1 + u2) / T(6), d12 = (u2 - u1) / T(6), s34 = u3 + u4, d34 = u3 - u4;
+      out[l] = u0 / T(4) - s12 + s34 / T(24);
+      out[os + l] = d12 + d34 / T(12);
+      out[2 * os + l] = s34 / T(6) - s12;
+      out[3 * os + l] = d12 + d34 / T(3);
+      out[4 * os + l] = T(2) * s34 / T(3) - s12 + u5;
+    }
+  }
+};
+
+// out[(i * n_out + j) * os + l] = sum_{a, b} C[i][a] C[j][b] in[(a * n_in + b) * is + l] for the
+// 1-D codelet C (n_in -> n_out): columns first into `work` (n_out * n_in * lanes), then rows.
+template <class T, class Codelet>
+void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is, T* out, index_t os,
+                  index_t lanes, T* work) {
+  for (int b = 0; b < n_in; ++b) codelet(in + b * is, n_in * is, work + b * lanes, n_in * lanes, lanes);
+  for (int i = 0; i < n_out; ++i) codelet(work + i * n_in * lanes, lanes, out + i * n_out * os, os, lanes);
+}
+
+// The 2-D transforms for float on AVX2, eight tiles at once (winograd_avx2.cpp): the input
+// patches' and the weight gradient's tiles to out[pt * point_stride + l] for lanes l < 8, and
+// the output tiles (+ bias, ReLU) from in[pt * point_stride + l] to their targets.
+template <int M, int R>
+void input_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+template <int M, int R>
+void gradient_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+template <int M, int R>
+void output_tiles_avx2(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
+                       float bias, bool relu);
+
+}  // namespace fastconv::conv::cpu::winograd

@@ -1,0 +1,98 @@
+// The checked dispatch of conv_transpose2d: the equivalent convolution's shape from the
+// arguments (common/conv_geometry.h's transposed sizes), the algorithms checked against it,
+// every array checked against it, then the kernels of their dtype.
+#include "conv_transpose/conv_transpose.h"
+
+#include "common/conv_geometry.h"
+#include "conv_transpose/cpu/conv_transpose.h"
+
+namespace fastconv::conv_transpose {
+
+namespace {
+
+const char* kAxis[2] = {"height ", "width "};
+
+void check_axis(const conv::ConvTransposeAxis& a, int d) {
+  using Error = conv::ConvTransposeAxisError;
+  switch (conv::conv_transpose_axis_error(a)) {
+    case Error::stride: fail<ValueError>("stride: must be >= 1, got ", a.stride);
+    case Error::dilation: fail<ValueError>("dilation: must be >= 1, got ", a.dilation);
+    case Error::padding: fail<ValueError>("padding: must be >= 0, got ", a.padding);
+    case Error::output_padding:
+      fail<ValueError>("output_padding: must be >= 0 and smaller than either stride or dilation, got ",
+                       a.output_padding, " (stride ", a.stride, ", dilation ", a.dilation, ")");
+    case Error::empty_output:
+      fail<ValueError>("input: output size ", kAxis[d], conv::conv_transpose_output_size(a), " is not positive (input ",
+                       a.input, ", padding ", a.padding, ")");
+    case Error::none: return;
+  }
+}
+
+// The equivalent convolution of one call, from its input (N, C_in, H, W) and weight arrays.
+conv::Conv2dShape equivalent_conv2d_of(const TensorArg& x, const TensorArg& w, const ConvTranspose2dParams& params) {
+  return equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"), shape4(w, "weight", "(C_in, C_out/groups, R, S)"),
+                           params);
+}
+
+}  // namespace
+
+conv::Conv2dShape equivalent_conv2d(const std::array<index_t, 4>& input, const std::array<index_t, 4>& weight,
+                                    const ConvTranspose2dParams& p) {
+  // weight is (C_in, C_out / groups, R, S): as a conv2d weight, K = C_in, C = C_out.
+  check(p.groups >= 1, "groups: must be >= 1, got ", p.groups);
+  check(input[1] % p.groups == 0, "input: ", input[1], " channels are not divisible by groups=", p.groups);
+  check(weight[0] == input[1], "weight: expected ", input[1], " input channels (dimension 0), got ", weight[0]);
+  std::array<index_t, 2> out{}, pad_end{};
+  for (int d = 0; d < 2; ++d) {
+    const conv::ConvTransposeAxis axis{input[2 + d], weight[2 + d], p.stride[d], p.padding[d], p.output_padding[d],
+                                       p.dilation[d]};
+    check_axis(axis, d);
+    out[d] = conv::conv_transpose_output_size(axis);
+    pad_end[d] = conv::equivalent_pad_end(axis);
+  }
+  return conv::Conv2dShape({input[0], weight[1] * p.groups, out[0], out[1]}, weight,
+                           {p.stride, p.padding, pad_end, p.dilation, p.groups});
+}
+
+std::array<index_t, 4> conv_transpose2d_output_shape(const std::array<index_t, 4>& input,
+                                                     const std::array<index_t, 4>& weight,
+                                                     const ConvTranspose2dParams& params) {
+  return equivalent_conv2d(input, weight, params).input_shape();
+}
+
+void conv_transpose2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bias, const TensorArg& y,
+                              const ConvTranspose2dParams& params, const std::string& algo) {
+  const conv::Algo a = conv::parse_algo(algo);
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const conv::Conv2dShape s = equivalent_conv2d_of(x, w, params);
+    conv::check_supported(a, s);
+    const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+    const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+    const T* bp = vector_arg<const T>(bias, "bias", s.C);
+    T* yp = nchw_arg<T>(y, "out", s.input_shape());
+    cpu::conv_transpose2d_forward<T>(a, s, xp, wp, bp, yp);
+  });
+}
+
+void conv_transpose2d_backward(const TensorArg& x, const TensorArg& w, const TensorArg& grad_y,
+                               const TensorArg& grad_x, const TensorArg& grad_w, const TensorArg& grad_b,
+                               const ConvTranspose2dParams& params, const std::string& input_algo,
+                               const std::string& weight_algo) {
+  const conv::Algo ai = conv::parse_algo(input_algo), aw = conv::parse_algo(weight_algo);
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const conv::Conv2dShape s = equivalent_conv2d_of(x, w, params);
+    conv::check_supported(ai, s);
+    conv::check_supported(aw, s);
+    const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
+    const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+    const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
+    T* dxp = grad_x.present() ? nchw_arg<T>(grad_x, "grad_input", s.output_shape()) : nullptr;
+    T* dwp = grad_w.present() ? nchw_arg<T>(grad_w, "grad_weight", s.weight_shape()) : nullptr;
+    T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
+    cpu::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, dwp, dbp);
+  });
+}
+
+}  // namespace fastconv::conv_transpose

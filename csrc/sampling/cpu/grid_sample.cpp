@@ -1,0 +1,337 @@
+// grid_sample and affine_grid, forward and backward (ATen GridSampler semantics).
+//
+// A grid point's corners and weights depend on the image, not on the channel: each thread builds
+// the table of an image's points once and applies it to every channel plane it was given, so
+// the inner loop is four gathers and four multiply-adds per output.
+//
+// Backward: one pass per plane scatters the input gradient and accumulates the grid gradient's
+// per-point sums over channels (see grid_sample_backward for why it is race-free and
+// deterministic).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "common/bilinear.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "sampling/cpu/grid_sample.h"
+
+namespace fastconv::sampling::cpu {
+
+namespace {
+
+using bilinear::GridSample;
+using bilinear::Sample;
+
+// Where a normalised grid point (x, y) samples the input, with d(pixel)/d(grid) per axis.
+template <class T>
+struct SourcePoint {
+  bilinear::Coordinate<T> x, y;
+};
+
+template <class T>
+SourcePoint<T> source_point(const GridSampleShape& s, const GridSampleParams& p, const T* xy) {
+  return {bilinear::source_coordinate(xy[0], s.W, p.padding, p.align_corners),
+          bilinear::source_coordinate(xy[1], s.H, p.padding, p.align_corners)};
+}
+
+// A point's sample as one offset into the plane plus the weights of the 2x2 block of pixels
+// starting there: 20 bytes a point (float) instead of four 8-byte offsets and four weights, since
+// the table is re-read for every channel. Corners outside the plane carry no weight; the block is
+// shifted inside the plane so that every read is of a plane element.
+template <class T>
+struct BlockSample {
+  std::int32_t offset;
+  T weight[4];  // (row, column) = (0, 0), (0, 1), (1, 0), (1, 1) of the block
+};
+
+// Steps from a block's first pixel to its other columns and rows: 0 along an axis of one pixel.
+struct BlockSteps {
+  index_t column, row;
+  explicit BlockSteps(const GridSampleShape& s) : column(s.W > 1 ? 1 : 0), row(s.H > 1 ? s.W : 0) {}
+};
+
+// The first index of the two-pixel window along an axis of `size` pixels that holds every
+// valid one of indices i0 and i0 + 1.
+inline index_t block_start(index_t i0, index_t size) { return std::clamp<index_t>(i0, 0, std::max<index_t>(size - 2, 0)); }
+
+template <class T>
+std::int32_t block_offset(const GridSampleShape& s, const GridSample<T>& g) {
+  return static_cast<std::int32_t>(block_start(g.y0, s.H) * s.W + block_start(g.x0, s.W));
+}
+
+// Moves per-corner values (nw, ne, sw, se) of a sample onto its block; corners outside the plane
+// are dropped, and every valid corner lies in the block.
+template <class T>
+void to_block(const GridSampleShape& s, const GridSample<T>& g, const T corner[4], T block[4]) {
+  const index_t bx = block_start(g.x0, s.W), by = block_start(g.y0, s.H);
+  for (int k = 0; k < 4; ++k) block[k] = T(0);
+  for (int k = 0; k < 4; ++k)
+    if (g.valid[k]) block[(g.y0 + (k >> 1) - by) * 2 + g.x0 + (k & 1) - bx] = corner[k];
+}
+
+// Nearest sampling: the pixel itself with weight 1 in the block's first place (0 outside).
+template <class T>
+BlockSample<T> nearest_block(const GridSampleShape& s, const SourcePoint<T>& q) {
+  Sample<T> nearest;
+  bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &nearest);
+  return {static_cast<std::int32_t>(nearest.offset[0]), {nearest.weight[0], T(0), T(0), T(0)}};
+}
+
+template <class T>
+void build_point_table(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t n,
+                       std::vector<BlockSample<T>>& table) {
+  table.resize(s.points());
+  const T* xy = grid + n * s.points() * 2;
+  for (index_t i = 0; i < s.points(); ++i) {
+    const SourcePoint<T> q = source_point(s, p, xy + 2 * i);
+    if (p.mode == GridMode::nearest) {
+      table[i] = nearest_block(s, q);
+    } else {
+      GridSample<T> g;
+      bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
+      table[i].offset = block_offset(s, g);
+      to_block(s, g, g.sample.weight, table[i].weight);
+    }
+  }
+}
+
+// Channels sampled per pass over a table: each table entry is loaded once for all of them.
+constexpr int kPlanesPerPass = 4;
+
+// Runs fn(item, count, table) over the (image, channel) planes [lo, hi) in runs of count
+// consecutive planes of one image (kPlanesPerPass, or 1 for the rest), rebuilding the point
+// table only when the image changes.
+template <class T, class Fn>
+void for_each_plane_run(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t lo, index_t hi,
+                        const Fn& fn) {
+  std::vector<BlockSample<T>> table;
+  for (index_t item = lo; item < hi;) {
+    const index_t n = item / s.C, image_end = std::min(hi, (n + 1) * s.C);
+    build_point_table(s, p, grid, n, table);
+    for (; item + kPlanesPerPass <= image_end; item += kPlanesPerPass) fn(item, kPlanesPerPass, table.data());
+    for (; item < image_end; ++item) fn(item, 1, table.data());
+  }
+}
+
+// out[j] = the samples of plane[j] for j < kPlanes (planes plane_size apart, outputs `points`
+// apart); kCorners: 4 for bilinear, 1 for nearest (whose table keeps its pixel first).
+template <int kCorners, int kPlanes, class T>
+void sample_planes(const T* planes, index_t plane_size, const BlockSample<T>* table, BlockSteps steps,
+                   index_t points, T* out) {
+  for (index_t i = 0; i < points; ++i) {
+    const BlockSample<T> q = table[i];
+    for (int j = 0; j < kPlanes; ++j) {
+      const T* at = planes + j * plane_size + q.offset;
+      T v = q.weight[0] * at[0];
+      if (kCorners == 4)
+        v = v + q.weight[1] * at[steps.column] + q.weight[2] * at[steps.row] + q.weight[3] * at[steps.row + steps.column];
+      out[j * points + i] = v;
+    }
+  }
+}
+
+// Calls fn(corners, planes) with both as std::integral_constant: the mode's corner count and
+// the run's plane count, so that each combination compiles to its own unrolled loop.
+template <class Fn>
+void with_run_shape(GridMode mode, index_t count, const Fn& fn) {
+  using One = std::integral_constant<int, 1>;
+  using Four = std::integral_constant<int, 4>;
+  using Pass = std::integral_constant<int, kPlanesPerPass>;
+  const bool full = count == kPlanesPerPass;
+  if (mode == GridMode::nearest) {
+    full ? fn(One{}, Pass{}) : fn(One{}, One{});
+  } else {
+    full ? fn(Four{}, Pass{}) : fn(Four{}, One{});
+  }
+}
+
+// A point's share of the backward: its block sample, and the derivatives of the sample with
+// respect to the pixel coordinates (ix, iy) as weights on the same block. Nearest sampling is
+// piecewise constant: its derivatives are 0.
+template <class T>
+struct BlockGradient {
+  BlockSample<T> sample;
+  T dx[4], dy[4];
+};
+
+template <class T>
+void build_gradient_table(const GridSampleShape& s, const GridSampleParams& p, const T* grid, index_t n,
+                          std::vector<BlockGradient<T>>& table) {
+  table.resize(s.points());
+  const T* xy = grid + n * s.points() * 2;
+  for (index_t i = 0; i < s.points(); ++i) {
+    const SourcePoint<T> q = source_point(s, p, xy + 2 * i);
+    BlockGradient<T>& b = table[i];
+    if (p.mode == GridMode::nearest) {
+      b = {nearest_block(s, q), {}, {}};
+      continue;
+    }
+    GridSample<T> g;
+    T dx[4], dy[4];
+    bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
+    bilinear::grid_bilinear_weight_grads(g.tx, g.ty, dx, dy);
+    b.sample.offset = block_offset(s, g);
+    to_block(s, g, g.sample.weight, b.sample.weight);
+    to_block(s, g, dx, b.dx);
+    to_block(s, g, dy, b.dy);
+  }
+}
+
+// One plane's backward: grad_out scattered into grad_in (when asked) and, per point,
+// d(out)/d(ix) * grad_out and d(out)/d(iy) * grad_out added to acc (when asked). Nearest
+// sampling (corners = 1) touches only the pixel itself, which may be a plane's last.
+template <class T>
+void backward_plane(const T* in, const T* grad_out, const BlockGradient<T>* table, BlockSteps steps, int corners,
+                    index_t points, T* grad_in, T* acc) {
+  const index_t at[4] = {0, steps.column, steps.row, steps.row + steps.column};
+  for (index_t i = 0; i < points; ++i) {
+    const BlockGradient<T>& q = table[i];
+    const T g = grad_out[i];
+    if (grad_in)
+      for (int k = 0; k < corners; ++k) grad_in[q.sample.offset + at[k]] += q.sample.weight[k] * g;
+    if (acc) {
+      const T* v = in + q.sample.offset;
+      T dx = 0, dy = 0;
+      for (int k = 0; k < 4; ++k) {
+        dx += q.dx[k] * v[at[k]];
+        dy += q.dy[k] * v[at[k]];
+      }
+      acc[2 * i] += dx * g;
+      acc[2 * i + 1] += dy * g;
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void grid_sample_forward(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid, T* out) {
+  const index_t plane = s.H * s.W, points = s.points();
+  const BlockSteps steps(s);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for_each_plane_run(s, p, grid, lo, hi, [&](index_t item, index_t count, const BlockSample<T>* table) {
+      with_run_shape(p.mode, count, [&](auto corners, auto planes) {
+        sample_planes<corners(), planes()>(input + item * plane, plane, table, steps, points, out + item * points);
+      });
+    });
+  });
+}
+
+template <class T>
+void grid_sample_backward(const GridSampleShape& s, const GridSampleParams& p, const T* input, const T* grid,
+                          const T* grad_out, T* grad_input, T* grad_grid) {
+  if (s.N == 0) return;
+  const index_t plane = s.H * s.W, points = s.points();
+  const BlockSteps steps(s);
+  const bool nearest = p.mode == GridMode::nearest;
+  // The grid gradient sums over channels. Threads take whole images, each summing its channels
+  // in order; only when there are fewer images than threads are an image's channels split into
+  // groups, whose partial sums are then added in group order. Either way each grad_input plane
+  // and each partial sum has one writer: race-free, and the same bits on every run.
+  const index_t groups = std::clamp<index_t>(ceil_div(num_threads(), s.N), 1, std::max<index_t>(s.C, 1));
+  std::vector<T> partial(grad_grid && !nearest ? s.N * groups * points * 2 : 0);
+  parallel_for(0, s.N * groups, 1, [&](index_t lo, index_t hi) {
+    std::vector<BlockGradient<T>> table;
+    for (index_t item = lo; item < hi; ++item) {
+      const index_t n = item / groups, group = item % groups;
+      const index_t c0 = s.C * group / groups, c1 = s.C * (group + 1) / groups;
+      build_gradient_table(s, p, grid, n, table);
+      T* acc = partial.empty() ? nullptr : partial.data() + item * points * 2;
+      if (acc) std::fill(acc, acc + points * 2, T(0));
+      if (grad_input) std::memset(grad_input + (n * s.C + c0) * plane, 0, sizeof(T) * (c1 - c0) * plane);
+      for (index_t c = c0; c < c1; ++c) {
+        const index_t item_plane = n * s.C + c;
+        backward_plane(input + item_plane * plane, grad_out + item_plane * points, table.data(), steps,
+                       nearest ? 1 : 4, points, grad_input ? grad_input + item_plane * plane : nullptr, acc);
+      }
+    }
+  });
+  if (!grad_grid) return;
+  parallel_for(0, s.N * points, 1024, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t n = i / points, point = i % points;
+      T gx = 0, gy = 0;
+      for (index_t group = 0; group < groups && !nearest; ++group) {
+        const T* acc = partial.data() + ((n * groups + group) * points + point) * 2;
+        gx += acc[0];
+        gy += acc[1];
+      }
+      // times d(pixel)/d(grid) after the channel sum, as PyTorch does
+      const SourcePoint<T> q = source_point(s, p, grid + i * 2);
+      grad_grid[2 * i] = gx * q.x.grad;
+      grad_grid[2 * i + 1] = gy * q.y.grad;
+    }
+  });
+}
+
+// ---- affine_grid ----
+
+namespace {
+
+// torch.linspace(-1, 1, steps), scaled by (steps - 1) / steps without align_corners so that
+// the points are pixel centres (linspace_from_neg_one); a single step is 0.
+template <class T>
+T base_coordinate(index_t i, index_t steps, bool align_corners) {
+  if (steps <= 1) return T(0);
+  const T step = T(2) / T(steps - 1);
+  // linspace fills its first half from the start and its second half from the end.
+  T v = i < steps / 2 ? T(-1) + step * T(i) : T(1) - step * T(steps - i - 1);
+  if (!align_corners) v = v * T(steps - 1) / T(steps);
+  return v;
+}
+
+}  // namespace
+
+template <class T>
+void affine_grid_forward(index_t N, index_t H, index_t W, bool align_corners, const T* theta, T* grid) {
+  parallel_for(0, N * H, 1, [&](index_t lo, index_t hi) {
+    for (index_t row = lo; row < hi; ++row) {
+      const T* t = theta + row / H * 6;
+      const T y = base_coordinate<T>(row % H, H, align_corners);
+      T* dst = grid + row * W * 2;
+      for (index_t w = 0; w < W; ++w) {
+        const T x = base_coordinate<T>(w, W, align_corners);
+        dst[2 * w] = x * t[0] + y * t[1] + t[2];
+        dst[2 * w + 1] = x * t[3] + y * t[4] + t[5];
+      }
+    }
+  });
+}
+
+template <class T>
+void affine_grid_backward(index_t N, index_t H, index_t W, bool align_corners, const T* grad_grid, T* grad_theta) {
+  parallel_for(0, N, 1, [&](index_t lo, index_t hi) {
+    for (index_t n = lo; n < hi; ++n) {
+      double sum[6] = {};  // H * W terms per entry: accumulate wide
+      const T* g = grad_grid + n * H * W * 2;
+      for (index_t h = 0; h < H; ++h) {
+        const double y = base_coordinate<T>(h, H, align_corners);
+        for (index_t w = 0; w < W; ++w, g += 2) {
+          const double x = base_coordinate<T>(w, W, align_corners);
+          for (int i = 0; i < 2; ++i) {
+            sum[3 * i] += g[i] * x;
+            sum[3 * i + 1] += g[i] * y;
+            sum[3 * i + 2] += g[i];
+          }
+        }
+      }
+      for (int j = 0; j < 6; ++j) grad_theta[n * 6 + j] = static_cast<T>(sum[j]);
+    }
+  });
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                                     \
+  template void grid_sample_forward<T>(const GridSampleShape&, const GridSampleParams&, const T*, const T*, T*);    \
+  template void grid_sample_backward<T>(const GridSampleShape&, const GridSampleParams&, const T*, const T*,        \
+                                        const T*, T*, T*);                                                          \
+  template void affine_grid_forward<T>(index_t, index_t, index_t, bool, const T*, T*);                              \
+  template void affine_grid_backward<T>(index_t, index_t, index_t, bool, const T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::sampling::cpu

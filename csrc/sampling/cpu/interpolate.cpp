@@ -1,0 +1,163 @@
+// interpolate (bilinear, nearest) forward and backward for NCHW (ATen UpSample semantics).
+//
+// Source indices and weights depend on the output column or row only: they are computed once
+// per call (one tap per output column, one per output row) and reused by every plane. Planes are
+// independent, so the work is split by (image, channel) plane; in backward each gradient plane
+// has one writer (race-free, deterministic).
+#include <cstring>
+#include <vector>
+
+#include "common/bilinear.h"
+#include "core/parallel.h"
+#include "sampling/cpu/interpolate.h"
+
+namespace fastconv::sampling::cpu {
+
+namespace {
+
+using bilinear::LinearTap;
+
+template <class T>
+std::vector<LinearTap<T>> linear_taps(index_t in, index_t out, bool align_corners, double scale_factor) {
+  const T scale = bilinear::area_scale<T>(in, out, align_corners, scale_factor);
+  std::vector<LinearTap<T>> taps(out);
+  for (index_t i = 0; i < out; ++i) taps[i] = bilinear::linear_tap(scale, i, in, align_corners);
+  return taps;
+}
+
+std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_factor) {
+  std::vector<index_t> taps(out);
+  for (index_t i = 0; i < out; ++i) taps[i] = bilinear::nearest_source_index(i, in, out, scale_factor);
+  return taps;
+}
+
+// Input rows interpolated along the width, two at a time: an output row blends two of them,
+// and neighbouring output rows mostly share theirs, so each is computed about once per plane.
+// The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
+template <class T>
+class WidthInterpolatedRows {
+ public:
+  WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns) : columns_(columns), buffer_(2 * columns.size()) {}
+
+  void start_plane(const T* plane, index_t width) {
+    plane_ = plane;
+    width_ = width;
+    row_[0] = row_[1] = -1;
+  }
+
+  // Row y, keeping row `keep` (the other row the caller holds) cached.
+  const T* row(index_t y, index_t keep) {
+    for (int slot = 0; slot < 2; ++slot)
+      if (row_[slot] == y) return slot_data(slot);
+    const int slot = row_[0] == keep ? 1 : 0;
+    row_[slot] = y;
+    T* out = slot_data(slot);
+    const T* src = plane_ + y * width_;
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+      const LinearTap<T>& c = columns_[i];
+      out[i] = src[c.i0] * c.w0 + src[c.i0 + c.step] * c.w1;
+    }
+    return out;
+  }
+
+ private:
+  T* slot_data(int slot) { return buffer_.data() + slot * columns_.size(); }
+
+  const std::vector<LinearTap<T>>& columns_;
+  std::vector<T> buffer_;
+  const T* plane_ = nullptr;
+  index_t width_ = 0;
+  index_t row_[2] = {-1, -1};
+};
+
+template <class T>
+void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
+  const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
+  const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    WidthInterpolatedRows<T> cache(columns);
+    for (index_t plane = lo; plane < hi; ++plane) {
+      cache.start_plane(input + plane * s.H * s.W, s.W);
+      for (index_t oh = 0; oh < s.OH; ++oh) {
+        const LinearTap<T>& r = rows[oh];
+        const T* top = cache.row(r.i0, r.i0 + r.step);
+        const T* bottom = cache.row(r.i0 + r.step, r.i0);
+        T* dst = out + (plane * s.OH + oh) * s.OW;
+        for (index_t ow = 0; ow < s.OW; ++ow) dst[ow] = top[ow] * r.w0 + bottom[ow] * r.w1;
+      }
+    }
+  });
+}
+
+template <class T>
+void bilinear_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
+  const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      T* dst = grad_input + plane * s.H * s.W;
+      std::memset(dst, 0, sizeof(T) * s.H * s.W);
+      for (index_t oh = 0; oh < s.OH; ++oh) {
+        const LinearTap<T>& r = rows[oh];
+        T* top = dst + r.i0 * s.W;
+        T* bottom = top + r.step * s.W;
+        const T* g = grad_out + (plane * s.OH + oh) * s.OW;
+        for (index_t ow = 0; ow < s.OW; ++ow) {
+          const LinearTap<T>& c = columns[ow];
+          top[c.i0] += r.w0 * c.w0 * g[ow];
+          top[c.i0 + c.step] += r.w0 * c.w1 * g[ow];
+          bottom[c.i0] += r.w1 * c.w0 * g[ow];
+          bottom[c.i0 + c.step] += r.w1 * c.w1 * g[ow];
+        }
+      }
+    }
+  });
+}
+
+// Nearest forward copies and backward adds along the same (output -> input) index map.
+template <bool kBackward, class T>
+void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T* from, T* to) {
+  const auto rows = nearest_taps(s.H, s.OH, p.scale_h);
+  const auto columns = nearest_taps(s.W, s.OW, p.scale_w);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      if (kBackward) std::memset(to + plane * s.H * s.W, 0, sizeof(T) * s.H * s.W);
+      for (index_t oh = 0; oh < s.OH; ++oh) {
+        const index_t in_row = (plane * s.H + rows[oh]) * s.W, out_row = (plane * s.OH + oh) * s.OW;
+        for (index_t ow = 0; ow < s.OW; ++ow) {
+          if (kBackward)
+            to[in_row + columns[ow]] += from[out_row + ow];
+          else
+            to[out_row + ow] = from[in_row + columns[ow]];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
+  if (p.mode == InterpolateMode::nearest)
+    nearest_pass<false>(s, p, input, out);
+  else
+    bilinear_forward(s, p, input, out);
+}
+
+template <class T>
+void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  if (p.mode == InterpolateMode::nearest)
+    nearest_pass<true>(s, p, grad_out, grad_input);
+  else
+    bilinear_backward(s, p, grad_out, grad_input);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                                 \
+  template void interpolate_forward<T>(const InterpolateShape&, const InterpolateParams&, const T*, T*); \
+  template void interpolate_backward<T>(const InterpolateShape&, const InterpolateParams&, const T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::sampling::cpu
