@@ -94,7 +94,7 @@ def test_depthwise_fused_bias_and_relu(isa, device, rng, stride):
     np.testing.assert_allclose(y, np.maximum(_reference(x, w, b, stride, 1, 1, 6), 0), rtol=1e-12, atol=1e-12)
 
 
-# Implicit GEMM's stride phases (csrc/conv/implicit_gemm.cpp): large strides and kernels, a
+# Implicit GEMM's stride phases (csrc/conv/cpu/implicit_gemm.cpp): large strides and kernels, a
 # stride that does not divide the kernel, dilation beside stride, groups, and outputs narrower
 # than a micro-panel, each cut into several bands of output rows.
 IMPLICIT_CASES = [

@@ -1,4 +1,4 @@
-"""FFT convolution (tiled overlap-save, csrc/conv/fft.cpp): measured error bounds against the
+"""FFT convolution (tiled overlap-save, csrc/conv/cpu/fft.cpp): measured error bounds against the
 float64 direct convolution, every tile size, odd and asymmetric kernels, gradients (the weight
 gradient is an FFT of its own)."""
 import numpy as np
@@ -44,7 +44,7 @@ def test_error_stays_inside_the_documented_bound(device, rng, dtype, case):
 
 
 # FFT's own weight gradient runs for kernels of 7x7 and up with 256 or more channel pairs per
-# group (else im2col's, csrc/conv/conv2d.h): odd, asymmetric, grouped, and F = 64.
+# group (else im2col's, csrc/conv/cpu/kernels.h): odd, asymmetric, grouped, and F = 64.
 WEIGHT_CASES = [
     (1, 32, 24, 24, 8, 7, 7, 3, 1),
     (2, 16, 15, 17, 16, 7, 9, (3, 4), 1),

@@ -183,7 +183,7 @@ def test_input_gradient_float32(device, rng, algo):
 
 
 # Strided convolutions run as the stride-1 convolution of their stride phases, with filters of
-# ceil(kernel / stride) taps (csrc/conv/tiled_conv.h): (N, C, H, W, K, kernel, stride, padding,
+# ceil(kernel / stride) taps (csrc/conv/cpu/tiled_conv.h): (N, C, H, W, K, kernel, stride, padding,
 # groups). AlexNet's conv1 in small (11x11 at stride 4), 5x5 and 6x6 at stride 2 (a phase filter
 # with padded taps, and none), a stride along one axis only, groups, padding past the kernel's
 # half-width, channels off the vector width.

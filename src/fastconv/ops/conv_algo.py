@@ -20,7 +20,7 @@ _choices = {}  # key -> algorithm name
 
 def _own_kernel(algo, direction, input_shape, weight_shape, args):
     """Whether `algo` runs a kernel of its own in this direction. A gradient without one runs
-    another algorithm's (csrc/conv/conv2d.cpp says which), so timing it would time that twice."""
+    another algorithm's (csrc/conv/cpu/kernels.h says which), so timing it would time that twice."""
     if direction not in ("input", "weight"):
         return True
     return kernels().conv2d_gradient_kernel(algo, direction, input_shape, weight_shape, *args) == algo

@@ -1,7 +1,7 @@
 """conv_transpose2d and its gradients, with torch.nn.functional.conv_transpose2d's argument rules.
 
 A transposed convolution is the input gradient of the equivalent conv2d (whose input is our
-output), so each of its three kernels is one of conv2d's (csrc/conv/conv_transpose.cpp): the
+output), so each of its three kernels is one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp): the
 forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
 conv2d's weight gradient. algo="auto" picks each one's algorithm as conv2d's auto does (timed
 once per shape, shared with plain conv2d calls of the same geometry).

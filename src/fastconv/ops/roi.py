@@ -65,7 +65,7 @@ def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampl
     """Gradient of roi_align with respect to its input, of shape input_shape.
 
     Deterministic: the kernel gives each thread whole channels, so every gradient plane has one
-    writer adding in box order (csrc/vision/roi_align.cpp).
+    writer adding in box order (csrc/roi/cpu/roi_align.cpp).
     """
     lib = kernels(grad_output, *_box_arrays(boxes), op="roi_align_backward")
     dy = nchw_input(grad_output, "grad_output")
