@@ -133,6 +133,24 @@ def asarray(data, dtype=None, device=None):
     return np.asarray(data, dtype=dtype)
 
 
+# DLPack device types (dlpack.h's DLDeviceType) this module can hold arrays of.
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST = 1, 2, 3
+
+
+def from_dlpack(array):
+    """`array` (anything with __dlpack__) as a numpy or CuPy array sharing its memory."""
+    if not hasattr(array, "__dlpack__"):
+        raise TypeError(f"from_dlpack: expected an array with __dlpack__ (torch, JAX, CuPy, numpy), "
+                        f"got {type(array).__name__}")
+    device_type = array.__dlpack_device__()[0]
+    if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+        return np.from_dlpack(array)
+    if device_type == _DLPACK_CUDA:
+        return _require_cuda().from_dlpack(array)
+    raise DeviceError(f"from_dlpack: arrays on DLPack device type {device_type} are not supported "
+                      f"(only CPU and CUDA)")
+
+
 def to_device(array, device):
     """`array` on `device`: the same array when it is already there, else a copy."""
     return asarray(array, device=device)

@@ -92,6 +92,24 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({self.data!r}{grad})"
 
+    def __array__(self, dtype=None, copy=None):
+        """numpy reads a Tensor as its values (np.asarray(t) shares a CPU tensor's memory), not as
+        an object array."""
+        array = backend.to_host(self.data)
+        if dtype is not None and array.dtype != np.dtype(dtype):
+            if copy is False:
+                raise ValueError(f"__array__: a {array.dtype} tensor cannot be read as {np.dtype(dtype)} without a copy")
+            return array.astype(dtype)
+        return array.copy() if copy else array
+
+    def __dlpack__(self, **kwargs):
+        """The data's DLPack capsule: torch.from_dlpack(t), jax.dlpack.from_dlpack(t) and
+        np.from_dlpack(t) share this tensor's memory (the graph does not travel with it)."""
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     def numpy(self):
         """The values as a numpy array: the data itself on the CPU (no copy), a host copy of a GPU array."""
         return backend.to_host(self.data)
@@ -240,3 +258,9 @@ def _unwrap_index(index):
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return index.data if isinstance(index, Tensor) else index
+
+
+def from_dlpack(array, requires_grad=False):
+    """A leaf Tensor sharing the memory of any array that speaks DLPack (a torch tensor, a JAX or
+    CuPy array, a numpy array): no copy is made, so writes to one show in the other."""
+    return Tensor(backend.from_dlpack(array), requires_grad=requires_grad)
