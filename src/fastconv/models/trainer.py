@@ -8,6 +8,13 @@ engine's random state (dropout) and the DataLoader's generator (shuffling, augme
 the history so far. A run resumed from epoch k therefore replays epochs k+1.. with the same
 batches, masks and steps as one that never stopped, given the same options (the schedule's
 length is config.epochs).
+
+Data-parallel (config.distributed, under `mpiexec -n W`): every rank starts from rank 0's model
+and optimiser, steps on its 1/W of each global batch of config.batch_size (fastconv.distributed's
+DistributedSampler), and averages its gradients with the other ranks' before each step, so W
+ranks take the steps one process would take on the same global batches (batch norm aside: its
+batch statistics are each rank's share's). Only rank 0 shows progress and writes checkpoints;
+the shards and their augmentation are seeded by (seed, epoch), so a resume needs only the epoch.
 """
 import math
 import os
@@ -16,7 +23,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fastconv import checkpoint, optim
+from fastconv import checkpoint, distributed, optim
 from fastconv import functional as F
 from fastconv.autograd import Tensor, no_grad
 from fastconv.data import ArrayDataset, DataLoader
@@ -38,6 +45,8 @@ class TrainConfig:
     eval_batch_size: int = 500
     checkpoint: Optional[str] = None  # written (atomically) after every epoch
     resume: bool = False              # continue from `checkpoint` when the file exists
+    # data-parallel over the ranks of mpiexec; None: when fastconv.distributed.init() found several
+    distributed: Optional[bool] = None
 
 
 def make_optimizer(params, config):
@@ -91,17 +100,38 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, config)
         self.history = {"loss": [], "train accuracy (running)": [], "test accuracy": []}
         self.epoch = 0
+        wanted = distributed.is_initialized() if config.distributed is None else config.distributed
+        self.ctx = distributed.init() if wanted else distributed.Context(rank=0, world_size=1)
+        self.parallel = self.ctx.world_size > 1
+        if self.parallel:
+            distributed.check_parameter_shapes(model, self.ctx)
+            distributed.broadcast_parameters(model, self.optimizer, self.ctx)
+            self.reducer = distributed.GradientReducer(list(model.parameters()), self.ctx)
+
+    def make_loader(self, x_train, y_train):
+        config, dataset = self.config, ArrayDataset(x_train, y_train)
+        if self.parallel:
+            sampler = distributed.DistributedSampler(len(dataset), config.batch_size, self.ctx.rank,
+                                                     self.ctx.world_size, seed=config.seed)
+            return distributed.ShardedLoader(dataset, sampler, self.train_transform)
+        # drop_last: every step sees a full batch (batch norm on a handful of samples is noise)
+        return DataLoader(dataset, min(config.batch_size, len(x_train)), shuffle=True,
+                          drop_last=True, transform=self.train_transform, seed=config.seed)
 
     def save(self, loader):
+        if not self.ctx.is_main:
+            return
+        # a sharded loader's random state is its (seed, epoch): nothing to save
+        loader_rng = {} if self.parallel else {"loader_rng": loader.rng.bit_generator.state}
         checkpoint.save(self.config.checkpoint, self.model, self.optimizer, self.epoch,
-                        scheduler=self.scheduler.state_dict(), loader_rng=loader.rng.bit_generator.state,
-                        history=self.history)
+                        scheduler=self.scheduler.state_dict(), history=self.history, **loader_rng)
 
     def restore(self, loader):
         """Loads config.checkpoint into the model, optimiser, scheduler, loader and history."""
         saved = checkpoint.load(self.config.checkpoint, self.model, self.optimizer)
         self.scheduler.load_state_dict(saved["scheduler"])
-        loader.rng.bit_generator.state = saved["loader_rng"]
+        if not self.parallel:
+            loader.rng.bit_generator.state = saved["loader_rng"]
         self.history = {name: list(values) for name, values in saved["history"].items()}
         self.epoch = saved["epoch"]
 
@@ -114,26 +144,32 @@ class Trainer:
             loss = F.cross_entropy(logits, yb)
             self.optimizer.zero_grad()
             loss.backward()
+            if self.parallel:
+                self.reducer.synchronize()
             self.optimizer.step()
             total_loss += loss.item() * len(yb)
             correct += int(np.sum(logits.data.argmax(axis=1) == yb))
             seen += len(yb)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if self.parallel:  # the epoch's figures over every rank's shares
+            total_loss, correct, seen = self.ctx.comm.allreduce(np.array([total_loss, correct, seen]))
+            distributed.broadcast_buffers(self.model, self.ctx)
         return total_loss / seen, correct / seen
 
     def fit(self, x_train, y_train, x_test, y_test, desc="train",
             on_epoch_end: Optional[Callable[[int], None]] = None):
         """on_epoch_end(epoch) runs after each epoch's checkpoint (tests use it to stop a run)."""
         config = self.config
-        # drop_last: every step sees a full batch (batch norm on a handful of samples is noise)
-        loader = DataLoader(ArrayDataset(x_train, y_train), min(config.batch_size, len(x_train)), shuffle=True,
-                            drop_last=True, transform=self.train_transform, seed=config.seed)
+        loader = self.make_loader(x_train, y_train)
         if config.resume and config.checkpoint and os.path.exists(config.checkpoint):
             self.restore(loader)
-        with progress_bar(config.epochs * len(loader), desc, unit="batch") as bar:
+        bar = progress_bar(config.epochs * len(loader), desc, unit="batch") if self.ctx.is_main else _SilentBar()
+        with bar:
             bar.update(self.epoch * len(loader))
             while self.epoch < config.epochs:
+                if self.parallel:
+                    loader.set_epoch(self.epoch)
                 loss, running_accuracy = self.train_epoch(loader, bar)
                 self.scheduler.step()
                 self.epoch += 1
@@ -146,3 +182,19 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(self.epoch)
         return self.history
+
+
+class _SilentBar:
+    """The progress bar of the ranks other than 0: they train in step with it and print nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
