@@ -1,0 +1,62 @@
+"""What each rank runs in tests/distributed/: `mpiexec -n 2 python mpi_worker.py SCENARIO OUT`.
+The scenarios' data and model are built here, so the test's single-process reference builds
+exactly the same ones."""
+import sys
+
+import numpy as np
+
+import fastconv
+from fastconv import distributed, nn
+
+SAMPLES, GLOBAL_BATCH, EPOCHS = 48, 8, 2
+
+
+def tiny_data():
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((SAMPLES, 1, 6, 6)), rng.integers(0, 3, SAMPLES)
+
+
+def tiny_net(seed, classes=3):
+    """A float64 conv net without dropout or batch norm: its steps are the same however a global
+    batch's gradient is summed, up to rounding."""
+    fastconv.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, dtype=np.float64), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, classes, dtype=np.float64))
+
+
+def train_config(**changes):
+    from fastconv.models.trainer import TrainConfig
+    return TrainConfig(epochs=EPOCHS, lr=0.1, batch_size=GLOBAL_BATCH, momentum=0.9, weight_decay=1e-3,
+                       schedule="none", **changes)
+
+
+def trained(out):
+    """Trains with the Trainer on 2 ranks, rank 1 starting from other weights (rank 0's must win),
+    gradients in buckets of 512 bytes (several per step); rank 0 saves the parameters."""
+    from fastconv.models.trainer import Trainer
+    ctx = distributed.init()
+    model = tiny_net(seed=ctx.rank)
+    trainer = Trainer(model, train_config(distributed=True))
+    trainer.reducer = distributed.GradientReducer(list(model.parameters()), ctx, bucket_bytes=512)
+    assert len(trainer.reducer.buckets) > 1
+    x, y = tiny_data()
+    trainer.fit(x, y, x[:8], y[:8])
+    if ctx.is_main:
+        np.savez(out, **{name: p.data for name, p in model.named_parameters()})
+
+
+def one_rank_raises(out):
+    ctx = distributed.init()
+    if ctx.rank == 1:
+        raise RuntimeError("rank 1 fails before the barrier")
+    ctx.comm.Barrier()  # without the abort, rank 0 would wait here forever
+
+
+def shapes_differ(out):
+    from fastconv.models.trainer import Trainer
+    ctx = distributed.init()
+    Trainer(tiny_net(seed=0, classes=3 + ctx.rank), train_config(distributed=True))
+
+
+if __name__ == "__main__":
+    {"trained": trained, "one_rank_raises": one_rank_raises, "shapes_differ": shapes_differ}[sys.argv[1]](sys.argv[2])

@@ -1,0 +1,105 @@
+"""Data-parallel training on 2 MPI ranks against one process on the same global batches, and
+the ways a distributed run must fail: promptly, on every rank, with a message."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastconv import distributed
+from fastconv.autograd import Tensor
+from fastconv import functional as F
+from fastconv.models.trainer import make_optimizer
+from tests.distributed import mpi_worker
+
+WORKER = os.path.join(os.path.dirname(__file__), "mpi_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCHER_ENV = [name for pair in distributed.runtime._LAUNCHER_ENV for name in pair]
+
+
+def _mpi_missing():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed (pip install fastconv[mpi])"
+    if shutil.which("mpiexec") is None:
+        return "mpiexec is not on PATH (pip install mpich)"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
+
+
+def run_two_ranks(scenario, out, timeout=60):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "src"), ROOT,
+                                                                      os.environ.get("PYTHONPATH")])),
+               FASTCONV_NUM_THREADS="1")
+    return subprocess.run(["mpiexec", "-n", "2", sys.executable, WORKER, scenario, str(out)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@needs_mpi
+def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path):
+    out = tmp_path / "params.npz"
+    run = run_two_ranks("trained", out)
+    assert run.returncode == 0, run.stderr
+    model = mpi_worker.tiny_net(seed=0)
+    config = mpi_worker.train_config()
+    optimizer = make_optimizer(list(model.parameters()), config)
+    x, y = mpi_worker.tiny_data()
+    sampler = distributed.DistributedSampler(len(x), config.batch_size, rank=0, world_size=1, seed=config.seed)
+    for epoch in range(config.epochs):
+        for indices in sampler.batches(epoch):
+            loss = F.cross_entropy(model(Tensor(x[indices])), y[indices])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with np.load(out) as saved:
+        for name, p in model.named_parameters():
+            np.testing.assert_allclose(saved[name], p.data, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_every_rank_with_its_message(tmp_path):
+    run = run_two_ranks("one_rank_raises", tmp_path / "unused", timeout=30)
+    assert run.returncode != 0
+    assert "rank 1 fails before the barrier" in run.stderr
+    assert "rank 1 raised; aborting all ranks" in run.stderr
+
+
+@needs_mpi
+def test_parameter_shapes_that_differ_across_ranks_are_named(tmp_path):
+    run = run_two_ranks("shapes_differ", tmp_path / "unused", timeout=30)
+    assert run.returncode != 0
+    assert "parameter shapes differ across ranks: 3.weight is (3, 144) float64 on rank 0" in run.stderr
+
+
+def test_each_rank_takes_an_equal_disjoint_share_of_every_global_batch():
+    shares = [list(distributed.DistributedSampler(20, 8, rank, 2, seed=3).batches(epoch=1)) for rank in range(2)]
+    whole = list(distributed.DistributedSampler(20, 8, 0, 1, seed=3).batches(epoch=1))
+    assert len(whole) == 2  # the last 4 samples make no global batch and are dropped
+    for step, batch in enumerate(whole):
+        assert [len(s[step]) for s in shares] == [4, 4]
+        np.testing.assert_array_equal(np.concatenate([s[step] for s in shares]), batch)
+
+
+def test_epochs_are_shuffled_differently():
+    sampler = distributed.DistributedSampler(20, 20, 0, 1, seed=3)
+    assert not np.array_equal(next(sampler.batches(0)), next(sampler.batches(1)))
+
+
+def test_a_global_batch_the_world_size_does_not_divide_is_refused():
+    with pytest.raises(ValueError, match="batch_size 9 is the global batch and must be a multiple of the world size 2"):
+        distributed.DistributedSampler(100, 9, 0, 2)
+
+
+def test_one_process_is_world_size_one_without_importing_mpi():
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
+    env["PYTHONPATH"] = os.path.join(ROOT, "src")
+    code = ("import sys; from fastconv import distributed; c = distributed.init(); "
+            "print(c.rank, c.world_size, c.is_main, 'mpi4py' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0", "1", "True", "False"]
