@@ -6,6 +6,8 @@ name (--batch-size sets batch_size) and shows the model's defaults in `fastconv 
 --help`. The helpers that build those arguments and load the data are shared with the programs
 in python/ and with fastconv-bench: a mistake on any of their command lines is one line on
 stderr and exit status 2, before anything runs.
+
+The networks also train data-parallel: `mpiexec -n 2 fastconv train resnet20 --distributed`.
 """
 import argparse
 import dataclasses
@@ -15,7 +17,9 @@ import sys
 import textwrap
 
 import fastconv
+from fastconv import distributed
 from fastconv.models.datasets import Split, load_split
+from fastconv.models.deep_runs import NetOptions
 from fastconv.models.runlog import RunResult
 from fastconv.models.suite import SUITE
 
@@ -150,6 +154,29 @@ def add_output_arguments(parser):
                             "other jobs keep busy)")
 
 
+def add_distributed_argument(parser):
+    parser.add_argument_group("parallel").add_argument(
+        "--distributed", action="store_true",
+        help="train data-parallel over the processes mpiexec started (mpiexec -n 2 ... --distributed); "
+             "--batch-size is the global batch, a multiple of their number")
+
+
+def start_distributed(parser, args, options):
+    """Joins the ranks when --distributed asked for it (the Trainer then trains data-parallel)
+    and checks that they can share the global batch; returns the Context (world size 1 without
+    --distributed or without mpiexec)."""
+    if not getattr(args, "distributed", False):
+        return distributed.Context(rank=0, world_size=1)
+    try:
+        ctx = distributed.init()
+    except ModuleNotFoundError as e:
+        parser.error(f"--distributed: {e}")
+    if options.batch_size % ctx.world_size:
+        parser.error(f"--batch-size {options.batch_size} is the global batch and must be a multiple of the "
+                     f"{ctx.world_size} processes of --distributed")
+    return ctx
+
+
 def script_parser(prog, description, datasets, defaults, data="mnist", limit=None):
     """The command line of a program in python/: its data, a flag for each field of its options
     dataclass `defaults` (their values the defaults), --plot and --threads."""
@@ -198,7 +225,9 @@ def prepare_run(parser, args):
 
 
 def report(result: RunResult, plot):
-    """Prints the summary line and writes the plot when asked."""
+    """Prints the summary line and writes the plot when asked (rank 0's job in a distributed run)."""
+    if distributed.is_initialized() and not distributed.context().is_main:
+        return
     print(result.summary())
     if plot is not None:
         result.plot(plot)
@@ -242,6 +271,8 @@ def build_parser():
         add_option_arguments(sub, model.options(), title=name,
                              ignored=[field for field in FIELD_OPTIONS if field not in fields])
         add_output_arguments(sub)
+        if issubclass(model.options, NetOptions):
+            add_distributed_argument(sub)
         sub.set_defaults(model_parser=sub)
     return parser
 
@@ -255,6 +286,7 @@ def train(args) -> RunResult:
         print(f"note: {args.model} does not use {', '.join(ignored)}; ignored", file=sys.stderr)
     options = options_from(parser, args, model.default_options(args.data))
     prepare_run(parser, args)
+    start_distributed(parser, args, options)
     split = load_data(parser, args)
     result = model.run(split, options)
     report(result, args.plot)
