@@ -11,6 +11,7 @@ The paper trains 64k steps of SGD (lr 0.1, divided by 10 at 32k and 48k) to 91.2
     python python/resnet20.py --width 16 --shortcut B --plot resnet20.png
     python python/resnet20.py --data cifar10 --data-dir ~/cifar-10-batches-py --width 16 --epochs 160 \\
         --batch-size 128 --checkpoint resnet20.npz --resume    # the paper's run; resumable after a crash
+    mpiexec -n 2 python python/resnet20.py --distributed --threads 1    # data-parallel on 2 processes
 """
 import sys
 
@@ -26,16 +27,20 @@ DEFAULTS = ResNet20Options(width=8, epochs=3)
 
 def main(argv=None):
     parser = cli.script_parser("resnet20.py", __doc__, IMAGE_DATASETS, DEFAULTS)
+    cli.add_distributed_argument(parser)
     args = parser.parse_args(argv)
     options = cli.options_from(parser, args, DEFAULTS)
     cli.prepare_run(parser, args)
+    ctx = cli.start_distributed(parser, args, options)  # every rank loads the same split and model
     split = network_inputs(cli.load_data(parser, args))  # 32x32 NCHW images
-    print(split.summary())
+    if ctx.is_main:
+        print(split.summary())
 
     fastconv.manual_seed(options.seed)  # the initial weights
     model = deep.ResNet20(in_channels=split.sample_shape[0], num_classes=split.num_classes, width=options.width,
                           shortcut=options.shortcut)
-    print(describe(model, options))
+    if ctx.is_main:
+        print(describe(model, options))
     result = train_convnet("resnet20", model, split, options)
     cli.report(result, args.plot)
     return 0
