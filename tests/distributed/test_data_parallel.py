@@ -103,3 +103,27 @@ def test_one_process_is_world_size_one_without_importing_mpi():
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["0", "1", "True", "False"]
+
+
+@needs_mpi
+def test_fastconv_train_distributed_prints_once_and_rank_0_checkpoints(tmp_path):
+    saved = tmp_path / "resnet20.npz"
+    command = ["mpiexec", "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
+               "--width", "4", "--limit", "128", "--epochs", "1", "--batch-size", "32", "--threads", "1",
+               "--checkpoint", str(saved)]
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summaries = [line for line in run.stdout.splitlines() if line.startswith("resnet20 on ")]
+    assert len(summaries) == 1 and "1 epochs" in summaries[0]
+    assert saved.exists()
+
+
+@needs_mpi
+def test_fastconv_train_refuses_a_global_batch_the_ranks_cannot_share():
+    command = ["mpiexec", "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
+               "--batch-size", "33"]
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "--batch-size 33 is the global batch and must be a multiple of the 2 processes" in run.stderr
