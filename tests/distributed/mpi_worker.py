@@ -26,8 +26,8 @@ def tiny_net(seed, classes=3):
 
 def train_config(**changes):
     from fastconv.models.trainer import TrainConfig
-    return TrainConfig(epochs=EPOCHS, lr=0.1, batch_size=GLOBAL_BATCH, momentum=0.9, weight_decay=1e-3,
-                       schedule="none", **changes)
+    return TrainConfig(**{**dict(epochs=EPOCHS, lr=0.1, batch_size=GLOBAL_BATCH, momentum=0.9, weight_decay=1e-3,
+                                 schedule="none"), **changes})
 
 
 def trained(out):
@@ -41,6 +41,20 @@ def trained(out):
     assert len(trainer.reducer.buckets) > 1
     x, y = tiny_data()
     trainer.fit(x, y, x[:8], y[:8])
+    if ctx.is_main:
+        np.savez(out, **{name: p.data for name, p in model.named_parameters()})
+
+
+def resumed(out):
+    """Trains one epoch with a checkpoint, then resumes from it in a new Trainer for the second:
+    rank 0 saves the parameters, which must be those of trained()."""
+    from fastconv.models.trainer import Trainer
+    ctx = distributed.init()
+    x, y = tiny_data()
+    saved = out + ".checkpoint.npz"
+    Trainer(tiny_net(seed=ctx.rank), train_config(distributed=True, checkpoint=saved, epochs=1)).fit(x, y, x[:8], y[:8])
+    model = tiny_net(seed=ctx.rank + 10)  # other weights: the checkpoint's must replace them
+    Trainer(model, train_config(distributed=True, checkpoint=saved, resume=True)).fit(x, y, x[:8], y[:8])
     if ctx.is_main:
         np.savez(out, **{name: p.data for name, p in model.named_parameters()})
 
@@ -59,4 +73,4 @@ def shapes_differ(out):
 
 
 if __name__ == "__main__":
-    {"trained": trained, "one_rank_raises": one_rank_raises, "shapes_differ": shapes_differ}[sys.argv[1]](sys.argv[2])
+    {"trained": trained, "resumed": resumed, "one_rank_raises": one_rank_raises, "shapes_differ": shapes_differ}[sys.argv[1]](sys.argv[2])

@@ -62,6 +62,16 @@ def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path):
 
 
 @needs_mpi
+def test_a_resumed_distributed_run_takes_the_steps_of_one_that_never_stopped(tmp_path):
+    runs = {scenario: run_two_ranks(scenario, tmp_path / f"{scenario}.npz") for scenario in ("trained", "resumed")}
+    for run in runs.values():
+        assert run.returncode == 0, run.stderr
+    with np.load(tmp_path / "trained.npz") as whole, np.load(tmp_path / "resumed.npz") as resumed:
+        for name in whole.files:
+            np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@needs_mpi
 def test_a_rank_that_raises_ends_every_rank_with_its_message(tmp_path):
     run = run_two_ranks("one_rank_raises", tmp_path / "unused", timeout=30)
     assert run.returncode != 0
