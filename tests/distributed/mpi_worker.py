@@ -73,4 +73,6 @@ def shapes_differ(out):
 
 
 if __name__ == "__main__":
-    {"trained": trained, "resumed": resumed, "one_rank_raises": one_rank_raises, "shapes_differ": shapes_differ}[sys.argv[1]](sys.argv[2])
+    scenarios = {"trained": trained, "resumed": resumed, "one_rank_raises": one_rank_raises,
+                 "shapes_differ": shapes_differ}
+    scenarios[sys.argv[1]](sys.argv[2])
