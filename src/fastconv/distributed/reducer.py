@@ -43,7 +43,7 @@ class GradientReducer:
         """param's gradient is final for this step; its bucket starts reducing once all are."""
         bucket = self.bucket_of[id(param)]
         bucket.waiting -= 1
-        if bucket.waiting == 0:
+        if bucket.waiting == 0 and bucket.request is None:  # not twice when backward runs twice
             self._start(bucket)
 
     def _start(self, bucket):
