@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastconv
 from fastconv import distributed
 from fastconv.autograd import Tensor
 from fastconv import functional as F
@@ -16,6 +17,10 @@ from tests.distributed import mpi_worker
 
 WORKER = os.path.join(os.path.dirname(__file__), "mpi_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The ranks import the fastconv this test imported (a source tree or an installed one), and tests/.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+# mpiexec of the mpich wheel sits beside the interpreter, which need not be on PATH.
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 LAUNCHER_ENV = [name for pair in distributed.runtime._LAUNCHER_ENV for name in pair]
 
 
@@ -24,8 +29,8 @@ def _mpi_missing():
         import mpi4py  # noqa: F401
     except ImportError:
         return "mpi4py is not installed (pip install fastconv[mpi])"
-    if shutil.which("mpiexec") is None:
-        return "mpiexec is not on PATH (pip install mpich)"
+    if MPIEXEC is None:
+        return "no mpiexec beside the interpreter or on PATH (pip install mpich)"
     return None
 
 
@@ -33,10 +38,10 @@ needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missi
 
 
 def run_two_ranks(scenario, out, timeout=60):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "src"), ROOT,
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, ROOT,
                                                                       os.environ.get("PYTHONPATH")])),
                FASTCONV_NUM_THREADS="1")
-    return subprocess.run(["mpiexec", "-n", "2", sys.executable, WORKER, scenario, str(out)], env=env,
+    return subprocess.run([MPIEXEC, "-n", "2", sys.executable, WORKER, scenario, str(out)], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -107,7 +112,7 @@ def test_a_global_batch_the_world_size_does_not_divide_is_refused():
 
 def test_one_process_is_world_size_one_without_importing_mpi():
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
-    env["PYTHONPATH"] = os.path.join(ROOT, "src")
+    env["PYTHONPATH"] = PACKAGE_PARENT
     code = ("import sys; from fastconv import distributed; c = distributed.init(); "
             "print(c.rank, c.world_size, c.is_main, 'mpi4py' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -118,10 +123,10 @@ def test_one_process_is_world_size_one_without_importing_mpi():
 @needs_mpi
 def test_fastconv_train_distributed_prints_once_and_rank_0_checkpoints(tmp_path):
     saved = tmp_path / "resnet20.npz"
-    command = ["mpiexec", "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
                "--width", "4", "--limit", "128", "--epochs", "1", "--batch-size", "32", "--threads", "1",
                "--checkpoint", str(saved)]
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     summaries = [line for line in run.stdout.splitlines() if line.startswith("resnet20 on ")]
@@ -131,9 +136,9 @@ def test_fastconv_train_distributed_prints_once_and_rank_0_checkpoints(tmp_path)
 
 @needs_mpi
 def test_fastconv_train_refuses_a_global_batch_the_ranks_cannot_share():
-    command = ["mpiexec", "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "fastconv.cli", "train", "resnet20", "--distributed",
                "--batch-size", "33"]
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "--batch-size 33 is the global batch and must be a multiple of the 2 processes" in run.stderr
