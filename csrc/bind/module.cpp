@@ -1,6 +1,7 @@
 // The Python module fastconv._C: one bind_<family> per family (bind_<family>.cpp), each only
 // converting arguments (py_tensor.h) and calling its family's checked dispatch. The C++
-// exceptions the checks raise (core/errors.h) reach Python as its ValueError and TypeError.
+// exceptions the checks raise (core/errors.h) reach Python as its ValueError and TypeError, a failed
+// allocation (std::bad_alloc, or OutOfMemory with its size) as MemoryError.
 #include <pybind11/pybind11.h>
 
 #include "core/errors.h"
@@ -21,6 +22,7 @@ void bind_pool(py::module_& m);
 PYBIND11_MODULE(_C, m) {
   py::register_exception<fastconv::TypeError>(m, "TypeError", PyExc_TypeError);
   py::register_exception<fastconv::ValueError>(m, "ValueError", PyExc_ValueError);
+  py::register_exception<fastconv::OutOfMemory>(m, "MemoryError", PyExc_MemoryError);
   fastconv::bind_runtime(m);
   fastconv::bind_gemm(m);
   fastconv::bind_conv(m);

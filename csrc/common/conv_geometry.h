@@ -36,7 +36,10 @@ FASTCONV_HD inline index_t conv_output_size(const ConvAxis& a) {
 
 // A strided convolution runs as the stride-1 convolution of its stride phases; each phase's
 // filter has ceil(kernel / stride) taps along the axis (conv/cpu/tiled_conv.h).
-FASTCONV_HD inline index_t phase_kernel_size(index_t kernel, index_t stride) { return (kernel + stride - 1) / stride; }
+// (ceil without kernel + stride - 1, which overflows for a stride near 2^63)
+FASTCONV_HD inline index_t phase_kernel_size(index_t kernel, index_t stride) {
+  return kernel / stride + (kernel % stride != 0);
+}
 
 // One spatial axis of a transposed convolution (torch.nn.functional.conv_transpose2d).
 struct ConvTransposeAxis {

@@ -44,9 +44,14 @@ struct AlignedBox {
   index_t grid_h, grid_w;  // samples per bin along each axis
 };
 
+// A box's corner and sides in input coordinates, before binning (torchvision's arithmetic).
 template <class T>
-FASTCONV_HD inline AlignedBox<T> aligned_box(const RoiShape& s, const RoiAlignParams& p, const T* boxes, index_t k) {
-  const T* box = boxes + k * 5;
+struct AlignedExtent {
+  T start_h, start_w, height, width;
+};
+
+template <class T>
+FASTCONV_HD inline AlignedExtent<T> aligned_extent(const RoiAlignParams& p, const T* box) {
   const T offset = p.aligned ? T(0.5) : T(0);
   const T start_w = static_cast<T>(box[1] * p.spatial_scale - offset);
   const T start_h = static_cast<T>(box[2] * p.spatial_scale - offset);
@@ -56,9 +61,56 @@ FASTCONV_HD inline AlignedBox<T> aligned_box(const RoiShape& s, const RoiAlignPa
     width = width < T(1) ? T(1) : width;
     height = height < T(1) ? T(1) : height;
   }
-  const index_t grid_h = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(ceil(height / T(s.PH)));
-  const index_t grid_w = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(ceil(width / T(s.PW)));
-  return {roi_batch_index(boxes, k), start_h, start_w, height / T(s.PH), width / T(s.PW), grid_h, grid_w};
+  return {start_h, start_w, height, width};
+}
+
+// The most samples one box's table may hold (bins * grid_h * grid_w; 48 to 64 bytes each): a
+// box's table is built whole before it is read, so the bound is the memory one table may take.
+constexpr double kMaxSamplesPerBox = 67108864.0;  // 2^26
+
+// What is wrong with a box for roi_align, first problem first; none: aligned_box(k) is safe
+// (every coordinate it makes is finite and its sample table has at most kMaxSamplesPerBox).
+enum class AlignedBoxError { none, non_finite, too_many_samples };
+
+// A box's sample grid per bin (grid_h, grid_w as aligned_box makes them, empty sides as 0),
+// counted in double so that no box overflows it.
+struct SampleGrid {
+  double grid_h, grid_w;
+};
+
+template <class T>
+FASTCONV_HD inline SampleGrid aligned_sample_grid(const RoiShape& s, const RoiAlignParams& p, const AlignedExtent<T>& e) {
+  const double h = p.sampling_ratio > 0 ? double(p.sampling_ratio) : ceil(double(e.height / T(s.PH)));
+  const double w = p.sampling_ratio > 0 ? double(p.sampling_ratio) : ceil(double(e.width / T(s.PW)));
+  return {h > 0 ? h : 0, w > 0 ? w : 0};
+}
+
+// The samples of a box's whole table: bins times its grid.
+FASTCONV_HD inline double table_samples(const RoiShape& s, const SampleGrid& g) {
+  return g.grid_h * g.grid_w * double(s.PH) * double(s.PW);
+}
+
+template <class T>
+FASTCONV_HD inline AlignedBoxError aligned_box_error(const RoiShape& s, const RoiAlignParams& p, const T* box) {
+  // a corner at -inf can still give a finite extent (legacy boxes are at least one pixel)
+  for (int i = 1; i < 5; ++i)
+    if (!isfinite(static_cast<T>(box[i] * p.spatial_scale))) return AlignedBoxError::non_finite;
+  const AlignedExtent<T> e = aligned_extent(p, box);
+  if (!isfinite(e.start_h) || !isfinite(e.start_w) || !isfinite(e.height) || !isfinite(e.width))
+    return AlignedBoxError::non_finite;
+  // each side on its own too: an empty side makes the product 0 whatever the other's size
+  const SampleGrid g = aligned_sample_grid(s, p, e);
+  if (g.grid_h > kMaxSamplesPerBox || g.grid_w > kMaxSamplesPerBox || table_samples(s, g) > kMaxSamplesPerBox)
+    return AlignedBoxError::too_many_samples;
+  return AlignedBoxError::none;
+}
+
+template <class T>
+FASTCONV_HD inline AlignedBox<T> aligned_box(const RoiShape& s, const RoiAlignParams& p, const T* boxes, index_t k) {
+  const AlignedExtent<T> e = aligned_extent(p, boxes + k * 5);
+  const index_t grid_h = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(ceil(e.height / T(s.PH)));
+  const index_t grid_w = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<index_t>(ceil(e.width / T(s.PW)));
+  return {roi_batch_index(boxes, k), e.start_h, e.start_w, e.height / T(s.PH), e.width / T(s.PW), grid_h, grid_w};
 }
 
 // Samples per bin; a box with an empty or inverted side has none.
@@ -87,6 +139,20 @@ FASTCONV_HD inline Window bin_window(index_t i, index_t bins, index_t start, ind
 struct PixelBox {
   index_t batch, start_h, start_w, height, width;
 };
+
+// The largest scaled coordinate roi_pool rounds to a pixel: torchvision's kernel rounds into a
+// 32-bit int; beyond 2^31 the bin arithmetic would overflow.
+constexpr double kMaxPixelCoordinate = 2147483647.0;
+
+// Whether box k's coordinates, scaled, are finite pixels that pixel_box can round.
+template <class T>
+FASTCONV_HD inline bool valid_pixel_box(const T* boxes, index_t k, double spatial_scale) {
+  for (int i = 1; i < 5; ++i) {
+    const double v = boxes[k * 5 + i] * spatial_scale;
+    if (!(fabs(v) <= kMaxPixelCoordinate)) return false;  // NaN fails too
+  }
+  return true;
+}
 
 template <class T>
 FASTCONV_HD inline PixelBox pixel_box(const T* boxes, index_t k, double spatial_scale) {

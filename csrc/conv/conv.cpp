@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "conv/cpu/kernels.h"
+#include "core/checked_math.h"
 
 namespace fastconv::conv {
 
@@ -22,6 +23,15 @@ Conv2dShape::Conv2dShape(const std::array<index_t, 4>& input, const std::array<i
   check(p.groups >= 1, "groups: must be >= 1, got ", p.groups);
   const ConvAxis axes[2] = {{H, R, p.stride[0], p.pad_begin[0], p.pad_end[0], p.dilation[0]},
                             {W, S, p.stride[1], p.pad_begin[1], p.pad_end[1], p.dilation[1]}};
+  for (int d = 0; d < 2; ++d) {
+    // The sizes conv_axis_error compares must exist in int64 before it computes them.
+    const ConvAxis& a = axes[d];
+    if (a.dilation >= 1 && a.kernel >= 1)
+      checked_add(checked_mul(a.dilation, a.kernel - 1, "dilation: the dilated kernel ", kAxis[d]), 1,
+                  "dilation: the dilated kernel ", kAxis[d]);
+    checked_add(checked_add(a.input, a.pad_begin, "padding: the padded input ", kAxis[d]), a.pad_end,
+                "padding: the padded input ", kAxis[d]);
+  }
   for (const ConvAxis& a : axes) {
     // pad_end may be negative (common/conv_geometry.h): only pad_begin is checked.
     switch (conv_axis_error(a)) {
@@ -45,6 +55,11 @@ Conv2dShape::Conv2dShape(const std::array<index_t, 4>& input, const std::array<i
   }
   P = out[0];
   Q = out[1];
+  // Every count a kernel multiplies out: arrays, the im2col matrix (C*R*S by P*Q).
+  checked_numel(input, "input");
+  checked_numel(weight, "weight");
+  checked_numel(output_shape(), "output");
+  checked_numel(std::array<index_t, 5>{C, R, S, P, Q}, "output: the im2col matrix (C*R*S by P*Q)");
 }
 
 bool Conv2dShape::is_pointwise() const {
@@ -104,8 +119,8 @@ std::vector<std::string> algorithm_names() {
 
 const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
   switch (algo) {
-    case Algo::im2col:
-    case Algo::implicit_gemm: return nullptr;
+    case Algo::im2col: return nullptr;
+    case Algo::implicit_gemm: return cpu::implicit_gemm_unsupported_reason(s);
     case Algo::direct: return cpu::direct_unsupported_reason(s);
     case Algo::depthwise: return s.C_per_group() == 1 ? nullptr : "needs one input channel per group (groups == in_channels)";
     case Algo::winograd_2x3:

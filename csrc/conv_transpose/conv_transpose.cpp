@@ -4,6 +4,7 @@
 #include "conv_transpose/conv_transpose.h"
 
 #include "common/conv_geometry.h"
+#include "core/checked_math.h"
 #include "conv_transpose/cpu/conv_transpose.h"
 
 namespace fastconv::conv_transpose {
@@ -12,8 +13,22 @@ namespace {
 
 const char* kAxis[2] = {"height ", "width "};
 
+// conv_transpose_output_size term by term in checked int64, before conv_transpose_axis_error
+// computes it: a padding near 2^62 would otherwise wrap into a plausible size.
+void check_output_size_fits(const conv::ConvTransposeAxis& a, int d) {
+  if (a.stride < 1 || a.dilation < 1 || a.padding < 0) return;  // reported by check_axis
+  const index_t strided = checked_mul(a.input - 1, a.stride, "stride: (input ", kAxis[d], "- 1) * stride");
+  const index_t padding = checked_mul(2, a.padding, "padding: 2 * padding");
+  const index_t span = checked_mul(a.dilation, a.kernel - 1, "dilation: dilation * (kernel ", kAxis[d], "- 1)");
+  const char* what = "input: the output size (input - 1) * stride - 2 * padding + dilation * (kernel - 1) + "
+                     "output_padding + 1";
+  checked_add(checked_add(checked_add(checked_sub(strided, padding, what), span, what), a.output_padding, what), 1,
+              what);
+}
+
 void check_axis(const conv::ConvTransposeAxis& a, int d) {
   using Error = conv::ConvTransposeAxisError;
+  check_output_size_fits(a, d);
   switch (conv::conv_transpose_axis_error(a)) {
     case Error::stride: fail<ValueError>("stride: must be >= 1, got ", a.stride);
     case Error::dilation: fail<ValueError>("dilation: must be >= 1, got ", a.dilation);

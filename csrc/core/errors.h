@@ -1,9 +1,11 @@
 // Errors raised by kernels before they touch memory.
-// bind/module.cpp registers them: they reach Python as its ValueError and TypeError.
+// bind/module.cpp registers them: they reach Python as its ValueError, TypeError and MemoryError.
 #pragma once
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace fastconv {
 
@@ -12,6 +14,16 @@ struct ValueError : std::invalid_argument {
 };
 struct TypeError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
+};
+
+// A failed allocation whose size is known: Python's MemoryError with that size in the message
+// (a plain std::bad_alloc becomes a MemoryError too, without it).
+struct OutOfMemory : std::bad_alloc {
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 // Builds a message from any streamable pieces: fail<ValueError>("x: expected ", 4, "-d").

@@ -59,7 +59,7 @@ void* take(std::size_t bytes) {
     ++c.misses;
   }
   void* block = std::aligned_alloc(64, size);
-  if (!block) throw std::bad_alloc();
+  if (!block) throw OutOfMemory("empty: cannot allocate " + std::to_string(size) + " bytes");
   std::lock_guard<std::mutex> lock(c.mutex);
   c.live.emplace(block, size);
   return block;

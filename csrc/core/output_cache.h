@@ -9,6 +9,7 @@
 // beyond the cap goes back to the system.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "core/errors.h"
 
@@ -18,18 +19,19 @@ namespace fastconv::output_cache {
 constexpr std::size_t kMinBytes = std::size_t(256) << 10;
 
 // Bytes of an array of `shape` (a sequence of sizes) and `itemsize`; ValueError for a negative
-// dimension.
+// dimension or a size beyond int64 (numpy's own limit).
 template <class Shape>
 std::size_t array_bytes(const Shape& shape, std::size_t itemsize) {
   std::size_t bytes = itemsize;
   for (auto d : shape) {
     if (d < 0) fail<ValueError>("empty: negative dimension ", d);
-    bytes *= static_cast<std::size_t>(d);
+    if (__builtin_mul_overflow(bytes, static_cast<std::size_t>(d), &bytes) || bytes > std::size_t(INT64_MAX))
+      fail<ValueError>("empty: array is too big; its size in bytes does not fit in 64 bits");
   }
   return bytes;
 }
 
-void* take(std::size_t bytes);  // 64-byte aligned; throws std::bad_alloc
+void* take(std::size_t bytes);  // 64-byte aligned; throws OutOfMemory (a MemoryError) with the size
 void give_back(void* block);    // a block from take()
 void set_limit(std::size_t idle_bytes);
 

@@ -2,7 +2,9 @@
 // fastconv.set_num_threads().
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -13,8 +15,31 @@ namespace fastconv {
 int num_threads();
 void set_num_threads(int n);
 
+// The first exception thrown by any thread of a parallel region, rethrown on the calling thread
+// once the region has ended. An exception must not leave an OpenMP region (the runtime calls
+// std::terminate): each thread's body catches its own, the first is kept, the rest dropped.
+class FirstException {
+ public:
+  template <class Fn>
+  void run(const Fn& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+      if (!taken_.test_and_set()) error_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::atomic_flag taken_ = ATOMIC_FLAG_INIT;
+  std::exception_ptr error_;
+};
+
 // Calls fn(begin, end) on disjoint chunks of [begin, end) of at least `grain` items, one
-// chunk per thread; runs inline when the range is too small to be worth a fork.
+// chunk per thread; runs inline when the range is too small to be worth a fork. What fn throws
+// on any thread reaches the caller (the first exception, after every thread has finished).
 template <class Fn>
 void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, const Fn& fn) {
   const std::int64_t n = end - begin;
@@ -26,12 +51,14 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
     return;
   }
 #ifdef _OPENMP
+  FirstException error;
 #pragma omp parallel num_threads(threads)
   {
     const std::int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     const std::int64_t lo = begin + n * t / nt, hi = begin + n * (t + 1) / nt;
-    if (lo < hi) fn(lo, hi);
+    if (lo < hi) error.run([&] { fn(lo, hi); });
   }
+  error.rethrow();
 #else
   fn(begin, end);
 #endif

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <string>
 
+#include "core/errors.h"
 #include "core/view.h"
 
 namespace fastconv {
@@ -44,13 +46,17 @@ template <class T>
 T* thread_scratch(index_t n, ScratchSlot slot) {
   auto& state = detail::thread_scratch_state();
   const int s = static_cast<int>(slot);
-  const std::size_t bytes = round_up(std::max<index_t>(n, 1) * sizeof(T), 64);
+  index_t wanted;  // n values, rounded up to 64 bytes; a count that overflows cannot be had
+  if (n < 0 || __builtin_mul_overflow(std::max<index_t>(n, 1), index_t(sizeof(T)), &wanted) || wanted > INT64_MAX - 63)
+    throw OutOfMemory("scratch: cannot allocate " + std::to_string(n) + " values of " + std::to_string(sizeof(T)) +
+                      " bytes");
+  const std::size_t bytes = static_cast<std::size_t>(round_up(wanted, 64));
   if (bytes > state.capacity[s]) {
     detail::scratch_bytes_held() -= static_cast<std::int64_t>(state.capacity[s]);
     state.buffers[s].reset();
     state.capacity[s] = 0;
     state.buffers[s].reset(std::aligned_alloc(64, bytes));
-    if (!state.buffers[s]) throw std::bad_alloc();
+    if (!state.buffers[s]) throw OutOfMemory("scratch: cannot allocate " + std::to_string(bytes) + " bytes");
     state.capacity[s] = bytes;
     detail::scratch_bytes_held() += static_cast<std::int64_t>(bytes);
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "common/pool_geometry.h"
+#include "core/checked_math.h"
 #include "pool/cpu/pool.h"
 
 namespace fastconv::pool {
@@ -13,7 +14,17 @@ namespace {
 
 const char* kAxis[2] = {"height", "width"};
 
+// PyTorch takes kernel_size, stride, padding and dilation as C ints ("value cannot be converted
+// to type int without overflow"); within that, pool_output_size cannot overflow int64.
+void check_int32(index_t value, const char* name) {
+  check(value <= INT32_MAX, name, ": must be at most 2^31 - 1 (PyTorch's int), got ", value);
+}
+
 void check_axis(const PoolAxis& a, bool ceil_mode, int d) {
+  check_int32(a.kernel, "kernel_size");
+  check_int32(a.stride, "stride");
+  check_int32(a.padding, "padding");
+  check_int32(a.dilation, "dilation");
   switch (pool_axis_error(a, ceil_mode)) {
     case PoolAxisError::kernel: fail<ValueError>("kernel_size: must be >= 1, got ", a.kernel);
     case PoolAxisError::stride: fail<ValueError>("stride: must be >= 1, got ", a.stride);
@@ -60,6 +71,8 @@ Pool2dShape Pool2dShape::adaptive(const std::array<index_t, 4>& input, const std
   for (int d = 0; d < 2; ++d) {
     check(output[d] >= 1, "output_size: must be >= 1, got ", output[d]);
     check(input[2 + d] >= 1, "input: ", kAxis[d], " must be >= 1 for adaptive pooling");
+    // adaptive_end computes (i + 1) * input
+    checked_mul(input[2 + d], output[d], "output_size: output ", kAxis[d], " * input ", kAxis[d]);
   }
   return {input[0], input[1], input[2], input[3], output[0], output[1], {}};
 }

@@ -3,6 +3,7 @@
 // the kernel of their dtype.
 #include "roi/roi.h"
 
+#include <cmath>
 #include <cstdint>
 
 #include "roi/cpu/roi_align.h"
@@ -35,6 +36,48 @@ const T* roi_boxes_arg(const TensorArg& boxes, const RoiShape& s) {
   return data;
 }
 
+// spatial_scale multiplies every coordinate: a non-finite one makes every box non-finite.
+void check_spatial_scale(double spatial_scale) {
+  check(std::isfinite(spatial_scale), "spatial_scale: expected a finite number, got ", spatial_scale);
+}
+
+// Every box of a roi_align call: finite coordinates after scaling (the kernels convert them to
+// pixel indices) and a sample table within kMaxSamplesPerBox (it is built whole).
+template <class T>
+void check_aligned_boxes(const RoiShape& s, const RoiAlignParams& p, const T* boxes) {
+  check_spatial_scale(p.spatial_scale);
+  check(p.sampling_ratio <= 0 || double(p.sampling_ratio) <= kMaxSamplesPerBox, "sampling_ratio: expected at most ",
+        index_t(kMaxSamplesPerBox), " samples per bin and axis (or <= 0 for adaptive), got ", p.sampling_ratio);
+  for (index_t k = 0; k < s.K; ++k) {
+    const T* box = boxes + k * 5;
+    switch (aligned_box_error(s, p, box)) {
+      case AlignedBoxError::non_finite:
+        fail<ValueError>("boxes: box ", k, " has a non-finite coordinate or side after scaling (", box[1], ", ", box[2], ", ", box[3], ", ",
+                         box[4], ") at spatial_scale ", p.spatial_scale);
+      case AlignedBoxError::too_many_samples: {
+        const SampleGrid g = aligned_sample_grid(s, p, aligned_extent(p, box));
+        fail<ValueError>("boxes: box ", k, " needs ", g.grid_h, " x ", g.grid_w, " samples in each of its ", s.bins(),
+                         " bins, more than the ", index_t(kMaxSamplesPerBox),
+                         " samples a box may have; pass a smaller sampling_ratio or a larger output_size");
+      }
+      case AlignedBoxError::none: break;
+    }
+  }
+}
+
+// Every box of a roi_pool call: scaled coordinates that round to 32-bit pixels, as torchvision's.
+template <class T>
+void check_pixel_boxes(const RoiShape& s, double spatial_scale, const T* boxes) {
+  check_spatial_scale(spatial_scale);
+  for (index_t k = 0; k < s.K; ++k) {
+    if (valid_pixel_box(boxes, k, spatial_scale)) continue;
+    const T* box = boxes + k * 5;
+    const bool finite = std::isfinite(box[1]) && std::isfinite(box[2]) && std::isfinite(box[3]) && std::isfinite(box[4]);
+    fail<ValueError>("boxes: box ", k, " has a ", finite ? "coordinate beyond +-2^31 pixels" : "non-finite coordinate",
+                     " (", box[1], ", ", box[2], ", ", box[3], ", ", box[4], ") at spatial_scale ", spatial_scale);
+  }
+}
+
 }  // namespace
 
 void roi_align_forward(const TensorArg& x, const TensorArg& boxes, const TensorArg& out, const RoiAlignParams& p) {
@@ -42,6 +85,7 @@ void roi_align_forward(const TensorArg& x, const TensorArg& boxes, const TensorA
     using T = decltype(tag);
     const RoiShape s = roi_shape(x, "input", out, "out");
     const T* bp = roi_boxes_arg<T>(boxes, s);
+    check_aligned_boxes(s, p, bp);
     const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
     T* op = nchw_arg<T>(out, "out", {s.K, s.C, s.PH, s.PW});
     cpu::roi_align_forward<T>(s, p, xp, bp, op);
@@ -54,6 +98,7 @@ void roi_align_backward(const TensorArg& grad_y, const TensorArg& boxes, const T
     using T = decltype(tag);
     const RoiShape s = roi_shape(grad_x, "grad_input", grad_y, "grad_output");
     const T* bp = roi_boxes_arg<T>(boxes, s);
+    check_aligned_boxes(s, p, bp);
     const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.K, s.C, s.PH, s.PW});
     T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
     cpu::roi_align_backward<T>(s, p, dyp, bp, dxp);
@@ -66,6 +111,7 @@ void roi_pool_forward(const TensorArg& x, const TensorArg& boxes, const TensorAr
     using T = decltype(tag);
     const RoiShape s = roi_shape(x, "input", out, "out");
     const T* bp = roi_boxes_arg<T>(boxes, s);
+    check_pixel_boxes(s, spatial_scale, bp);
     const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
     T* op = nchw_arg<T>(out, "out", {s.K, s.C, s.PH, s.PW});
     std::int64_t* ap = shaped_arg<std::int64_t>(argmax, "argmax", "(K, C, PH, PW)",

@@ -2,6 +2,7 @@
 // the modes checked, every array checked against them, then the kernel of their dtype.
 #include "sampling/sampling.h"
 
+#include <cmath>
 #include <cstdint>
 
 #include "sampling/cpu/grid_sample.h"
@@ -37,8 +38,20 @@ InterpolateShape interpolate_shape(const TensorArg& x, const char* x_name, const
   return {in[0], in[1], in[2], in[3], out[2], out[3]};
 }
 
-InterpolateParams interpolate_params(int mode, bool align_corners, double scale_h, double scale_w) {
+// A scale factor is 0 (the kernels use input size / output size) or positive, and the kernels
+// take source index = output index / scale to an int64: NaN, a negative scale, or one so small
+// that the last output's source index leaves int64 would be a silent fallback or a wild index.
+void check_scale(double scale, index_t out, const char* name) {
+  const bool valid = scale == 0 || (std::isfinite(scale) && scale > 0 && double(out) / scale < 0x1p62);
+  check(valid, name, ": expected 0 (input size / output size) or a positive finite scale whose source indices "
+        "fit in 64 bits, got ", scale);
+}
+
+InterpolateParams interpolate_params(const InterpolateShape& s, int mode, bool align_corners, double scale_h,
+                                     double scale_w) {
   check(mode == 0 || mode == 1, "mode: expected 0 (bilinear) or 1 (nearest), got ", mode);
+  check_scale(scale_h, s.OH, "scale_h");
+  check_scale(scale_w, s.OW, "scale_w");
   return {static_cast<InterpolateMode>(mode), align_corners, scale_h, scale_w};
 }
 
@@ -97,7 +110,7 @@ void interpolate_forward(const TensorArg& x, const TensorArg& out, int mode, boo
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const InterpolateShape s = interpolate_shape(x, "input", out, "out");
-    const InterpolateParams p = interpolate_params(mode, align, sh, sw);
+    const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
     const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
     T* op = nchw_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW});
     cpu::interpolate_forward<T>(s, p, xp, op);
@@ -109,7 +122,7 @@ void interpolate_backward(const TensorArg& grad_y, const TensorArg& grad_x, int 
   dispatch_float(grad_y, "grad_output", [&](auto tag) {
     using T = decltype(tag);
     const InterpolateShape s = interpolate_shape(grad_x, "grad_input", grad_y, "grad_output");
-    const InterpolateParams p = interpolate_params(mode, align, sh, sw);
+    const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
     const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW});
     T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
     cpu::interpolate_backward<T>(s, p, dyp, dxp);

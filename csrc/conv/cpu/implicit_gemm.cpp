@@ -27,6 +27,7 @@
 
 #include "conv/cpu/kernels.h"
 #include "conv/cpu/packing.h"
+#include "core/checked_math.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "core/stream_store.h"
@@ -176,7 +177,25 @@ struct BandTraffic {
   }
 };
 
+// The most values a band's phase planes may hold. A band copies its input rows into
+// stride_h * stride_w phase planes, each as wide as an output row: a stride much larger than the
+// image (legal: one output pixel) would ask for stride^2 planes, or wrap the size around int64.
+constexpr index_t kMaxPhaseValues = index_t(1) << 32;
+
 }  // namespace
+
+const char* implicit_gemm_unsupported_reason(const Conv2dShape& s) {
+  if (s.is_pointwise()) return nullptr;  // runs the plain GEMM
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1];
+  // a band of one output row: PhaseLayout's plane() with band_rows = 1
+  const index_t row_shift = (s.R - 1) * s.p.dilation[0] / sh, wide = s.Q + (s.S - 1) * s.p.dilation[1] / sw;
+  index_t n = 0;
+  if (mul_overflows(s.C, sh, &n) || mul_overflows(n, sw, &n) || mul_overflows(n, row_shift + 2, &n) ||
+      mul_overflows(n, wide, &n) || n > kMaxPhaseValues)
+    return "implicit GEMM copies the input into stride_h x stride_w phase planes, more than 2^32 values for this "
+           "stride (use im2col)";
+  return nullptr;
+}
 
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {

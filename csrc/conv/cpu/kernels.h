@@ -34,6 +34,8 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
                             T* grad_bias);
 
 // --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
+// nullptr, or why implicit GEMM cannot run `s`: a band's stride phases grow as stride^2.
+const char* implicit_gemm_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 

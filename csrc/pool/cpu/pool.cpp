@@ -44,11 +44,24 @@ void max_pool_tap(const T* __restrict src, Range qs, index_t runtime_stride, std
   }
 }
 
+// The taps [lo, hi) of a window along one axis that can land in [0, limit) for some output:
+// tap t reads offset + t * dilation from window start o * stride - padding, o in [0, outputs).
+// In ceil mode a window may be far longer than the padded input (kernel 2^30 at stride 2^30
+// has one output); the loops run over these taps only, in the same order, so that their cost is
+// the input's, not the kernel's.
+Range reachable_taps(index_t kernel, index_t dilation, index_t padding, index_t stride, index_t outputs,
+                     index_t limit) {
+  const index_t last_start = (outputs - 1) * stride - padding;  // the window furthest along
+  const index_t lo = last_start >= 0 ? 0 : (-last_start + dilation - 1) / dilation;
+  const index_t hi = std::min(kernel, (limit + padding + dilation - 1) / dilation);
+  return {std::min(lo, hi), hi};
+}
+
 // One output row of max pooling. The row's indices are kept as int32, the width of a float
 // lane, so the selects vectorise; they are widened to PyTorch's int64 once per row.
 // `row_idx` holds Q values; `columns[k]` is kernel column k's valid_range, the same for every row.
 template <class T, bool kIndices>
-void max_pool_row(const Pool2dShape& s, const std::vector<Range>& columns, const T* in, index_t oh, T* y,
+void max_pool_row(const Pool2dShape& s, Range taps, const std::vector<Range>& columns, const T* in, index_t oh, T* y,
                   std::int32_t* row_idx) {
   const auto& w = s.win;
   const index_t h0 = oh * w.stride[0] - w.padding[0];
@@ -59,12 +72,15 @@ void max_pool_row(const Pool2dShape& s, const std::vector<Range>& columns, const
       row_idx[q] = static_cast<std::int32_t>(first_h * s.W + first_tap(q * w.stride[1] - w.padding[1], w.dilation[1]));
   }
   const index_t sw = w.stride[1];
-  for (index_t r = 0; r < w.kernel[0]; ++r) {
+  // the rows of this window inside the input: h0 + r * dilation in [0, H)
+  const index_t r0 = h0 >= 0 ? 0 : (-h0 + w.dilation[0] - 1) / w.dilation[0];
+  const index_t r1 = h0 >= s.H ? 0 : std::min(w.kernel[0], (s.H - h0 + w.dilation[0] - 1) / w.dilation[0]);
+  for (index_t r = r0; r < r1; ++r) {
     const index_t ih = h0 + r * w.dilation[0];
     if (ih < 0 || ih >= s.H) continue;
-    for (index_t k = 0; k < w.kernel[1]; ++k) {
+    for (index_t k = taps.lo; k < taps.hi; ++k) {
       const index_t offset = k * w.dilation[1] - w.padding[1];
-      const Range qs = columns[k];
+      const Range qs = columns[k - taps.lo];
       const T* src = in + ih * s.W + offset;
       const auto tap0 = static_cast<std::int32_t>(ih * s.W + offset);
       if (sw == 1) max_pool_tap<T, kIndices, 1>(src, qs, sw, tap0, y, row_idx);
@@ -89,8 +105,9 @@ template <class Fn>
 void for_each_avg_tap(const Pool2dShape& s, index_t oh, const Fn& apply) {
   const auto& w = s.win;
   const AvgExtent he = avg_extent(oh, w.stride[0], w.padding[0], w.kernel[0], s.H);
+  const Range taps = reachable_taps(w.kernel[1], 1, w.padding[1], w.stride[1], s.Q, s.W);
   for (index_t ih = he.start; ih < he.end; ++ih)
-    for (index_t k = 0; k < w.kernel[1]; ++k) {
+    for (index_t k = taps.lo; k < taps.hi; ++k) {
       const index_t offset = k - w.padding[1];
       apply(ih * s.W + offset, valid_range(offset, w.stride[1], s.W, s.Q));
     }
@@ -101,19 +118,20 @@ void for_each_avg_tap(const Pool2dShape& s, index_t oh, const Fn& apply) {
 template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* indices) {
   const auto& w = s.win;
-  std::vector<Range> columns(w.kernel[1]);
-  for (index_t k = 0; k < w.kernel[1]; ++k)
-    columns[k] = valid_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
+  const Range taps = reachable_taps(w.kernel[1], w.dilation[1], w.padding[1], w.stride[1], s.Q, s.W);
+  std::vector<Range> columns(taps.hi - taps.lo);
+  for (index_t k = taps.lo; k < taps.hi; ++k)
+    columns[k - taps.lo] = valid_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
   for_each_plane(s, [&](index_t plane) {
     const T* in = x + plane * s.H * s.W;
     std::vector<std::int32_t> row_idx(indices ? s.Q : 0);
     for (index_t oh = 0; oh < s.P; ++oh) {
       const index_t o = (plane * s.P + oh) * s.Q;
       if (!indices) {
-        max_pool_row<T, false>(s, columns, in, oh, y + o, nullptr);
+        max_pool_row<T, false>(s, taps, columns, in, oh, y + o, nullptr);
         continue;
       }
-      max_pool_row<T, true>(s, columns, in, oh, y + o, row_idx.data());
+      max_pool_row<T, true>(s, taps, columns, in, oh, y + o, row_idx.data());
       std::copy(row_idx.begin(), row_idx.end(), indices + o);
     }
   });
