@@ -8,7 +8,8 @@ mirrored at its borders ("reflection").
 
 interpolate: output size `size`, or floor(input size * scale_factor). Source index of output
 pixel d: with a scale_factor (and recompute_scale_factor not set) the rules use 1 / scale_factor,
-otherwise input size / output size; bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
+otherwise input size / output size (bilinear copies a dimension whose size does not change,
+as PyTorch does); bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
 at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); nearest takes
 floor(d * scale) in float32, PyTorch's legacy "nearest".
 """
@@ -121,6 +122,10 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
         out_hw = tuple(math.floor(n * s) for n, s in zip(input_hw, scales))
         if recompute_scale_factor:
             scales = (0.0, 0.0)
+    if mode == "bilinear":
+        # PyTorch's linear kernels copy a dimension whose size does not change, whatever the scale
+        # factor says; nearest keeps using the scale there.
+        scales = tuple(0.0 if n == m else s for n, m, s in zip(input_hw, out_hw, scales))
     if min(out_hw) < 1 or min(input_hw) < 1:
         raise ValueError(f"size: input and output sizes should be greater than 0, got input {tuple(input_hw)} "
                          f"and output {tuple(out_hw)}")
