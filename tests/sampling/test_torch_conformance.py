@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastconv.functional as F
+from fastconv import ops
 from tests.oracle import compare_with_torch
 
 SIZES = [(4, 4), (5, 7), (3, 8), (1, 6)]
@@ -35,3 +36,18 @@ def test_interpolate_float32_same_size_matches_torch(torch, mode, align_corners)
     kwargs = dict(scale_factor=1.1, mode=mode, align_corners=align_corners)
     compare_with_torch(torch, lambda t: F.interpolate(t, **kwargs),
                        lambda t: torch.nn.functional.interpolate(t, **kwargs), [x], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(size=2**63), "size"), (dict(size=(2, 2**40)), "size"),
+    (dict(scale_factor=1e30), "scale_factor"), (dict(scale_factor=1e10), "scale_factor"),
+])
+def test_interpolate_huge_size_raises_naming_argument(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}: expected"):
+        ops.interpolate(np.zeros((1, 2, 5, 5)), **kwargs)
+
+
+@pytest.mark.parametrize("size", [(1, 1, 2**40, 2**40), (1, 1, 2**63, 1), (1, 1, 2**31 - 1, 2**31 - 1)])
+def test_affine_grid_huge_size_raises_naming_argument(size):
+    with pytest.raises(ValueError, match=r"^size: "):
+        ops.affine_grid(np.zeros((1, 2, 3)), size)

@@ -3,14 +3,14 @@ h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
 import numpy as np
 
 from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import contiguous, int_pair, is_int, nchw_input, shape4
+from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_input, shape4, window_pair
 
 
 def _window(kernel_size, stride, padding, dilation=1):
     """kernel, stride (None or an empty sequence: the kernel, as PyTorch), padding, dilation."""
-    kernel = int_pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else int_pair(stride, "stride")
-    return kernel, stride, int_pair(padding, "padding"), int_pair(dilation, "dilation")
+    kernel = window_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else window_pair(stride, "stride")
+    return kernel, stride, window_pair(padding, "padding"), window_pair(dilation, "dilation")
 
 
 def _grad_arrays(grad_output, input_shape):
@@ -46,11 +46,10 @@ def _divisor(divisor_override):
     """None -> 0 (no override), as the C++ kernel takes it; PyTorch refuses 0."""
     if divisor_override is None:
         return 0
-    if not is_int(divisor_override):
-        raise TypeError(f"divisor_override: expected an int or None, got {divisor_override!r}")
-    if divisor_override == 0:
+    divisor = an_int(divisor_override, "divisor_override")
+    if divisor == 0:
         raise ValueError("divisor_override: must be non-zero")
-    return int(divisor_override)
+    return divisor
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -91,6 +90,7 @@ def adaptive_avg_pool2d(input, output_size):
     size = _adaptive_size(output_size, x.shape)
     if min(size) < 1:
         raise ValueError(f"output_size: must be >= 1, got {size}")
+    check_size(x.shape[:2] + size, "output_size")
     y = empty(x.shape[:2] + size, x.dtype, device_of(x))
     lib.adaptive_avg_pool2d_forward(x, y)
     return y

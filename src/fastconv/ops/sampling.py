@@ -16,7 +16,7 @@ floor(d * scale) in float32, PyTorch's legacy "nearest".
 import math
 
 from fastconv.backend import device_of, empty, empty_like, kernels
-from fastconv.ops._checks import check_ndim, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
+from fastconv.ops._checks import ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
 
 MODES = {"bilinear": 0, "nearest": 1}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
@@ -75,6 +75,7 @@ def affine_grid(theta, size, align_corners=False):
     lib = kernels(theta, op="affine_grid")
     t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
     n, _, h, w = shape4(size, "size")
+    check_size((n, h, w, 2), "size")
     grid = empty((n, h, w, 2), t.dtype, device_of(t))
     lib.affine_grid_forward(t, grid, bool(align_corners))
     return grid
@@ -120,6 +121,9 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
     else:
         scales = _scale_pair(scale_factor)
         out_hw = tuple(math.floor(n * s) for n, s in zip(input_hw, scales))
+        if max(out_hw) > ARGUMENT_LIMIT:
+            raise ValueError(f"scale_factor: expected an output size of at most 2**31 - 1, got {out_hw} "
+                             f"from input {tuple(input_hw)} and scale_factor {scale_factor!r}")
         if recompute_scale_factor:
             scales = (0.0, 0.0)
     if mode == "bilinear":
@@ -139,6 +143,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     x = nchw_input(input)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+    check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
     out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
     lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out
