@@ -36,3 +36,15 @@ def test_conv2d_backward_huge_sizes_raise_naming_argument():
         ops.conv2d_input((1, 2, 2**63, 5), np.zeros((2, 2, 3, 3)), np.zeros((1, 2, 3, 3)))
     with pytest.raises(ValueError, match=r"^weight_size: expected 4 sizes"):
         ops.conv2d_weight(np.zeros((1, 2, 5, 5)), (2, 2, 3, 2**64), np.zeros((1, 2, 3, 3)))
+
+
+def test_conv2d_unbatched_input_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 6, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    compare_with_torch(torch, lambda a, c, d: F.conv2d(a, c, d, padding=1),
+                       lambda a, c, d: torch.nn.functional.conv2d(a, c, d, padding=1), [x, w, b])
+
+
+def test_conv2d_layer_unbatched_input_gives_3d_output():
+    from fastconv import Tensor, nn
+    assert nn.Conv2d(2, 4, 3)(Tensor(np.zeros((2, 5, 5), np.float32))).shape == (4, 3, 3)

@@ -23,3 +23,10 @@ def test_conv_transpose2d_huge_integer_raises_naming_argument(name, value):
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
     with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*31 - 1"):
         ops.conv_transpose2d(x, w, **{name: value})
+
+
+def test_conv_transpose2d_unbatched_input_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(3)
+    compare_with_torch(torch, lambda a, c, d: F.conv_transpose2d(a, c, d, stride=2),
+                       lambda a, c, d: torch.nn.functional.conv_transpose2d(a, c, d, stride=2), [x, w, b])

@@ -41,3 +41,49 @@ def test_pool_backward_huge_input_shape_raises_naming_argument():
         ops.avg_pool2d_backward(np.zeros((1, 2, 2, 2)), (1, 2, 2**63, 5), 2)
     with pytest.raises(ValueError, match=r"^input_shape: .* more than an array can address"):
         ops.adaptive_avg_pool2d_backward(np.zeros((1, 2, 2, 2)), (2**31 - 1,) * 4)
+
+
+POOLS = {
+    "max_pool2d": dict(kernel_size=3, stride=2, padding=1),
+    "adaptive_avg_pool2d": dict(output_size=(2, 3)),
+}
+
+
+@pytest.mark.parametrize("op", POOLS)
+def test_pool_unbatched_input_matches_torch(torch, op):
+    x = np.random.default_rng(2).standard_normal((3, 6, 7))
+    compare_with_torch(torch, lambda a: getattr(F, op)(a, **POOLS[op]),
+                       lambda a: getattr(torch.nn.functional, op)(a, **POOLS[op]), [x])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 7), (3, 6, 7)])
+def test_max_pool2d_return_indices_matches_torch(torch, shape):
+    from fastconv import Tensor
+    x = np.random.default_rng(3).standard_normal(shape)
+    y, indices = F.max_pool2d(Tensor(x, requires_grad=True), 3, 2, 1, return_indices=True)
+    expected, expected_indices = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    assert not indices.requires_grad
+    compare_with_torch(torch, lambda a: F.max_pool2d(a, 3, 2, 1, return_indices=True)[0],
+                       lambda a: torch.nn.functional.max_pool2d(a, 3, 2, 1, return_indices=True)[0], [x])
+
+
+@pytest.mark.parametrize("divisor_override", [None, 3, 7])
+def test_avg_pool2d_divisor_override_matches_torch(torch, divisor_override):
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 7))
+    kwargs = dict(kernel_size=3, stride=2, padding=1, divisor_override=divisor_override)
+    compare_with_torch(torch, lambda a: F.avg_pool2d(a, **kwargs),
+                       lambda a: torch.nn.functional.avg_pool2d(a, **kwargs), [x])
+
+
+def test_pool_layers_take_torch_arguments(torch):
+    from fastconv import Tensor, nn
+    x = np.random.default_rng(5).standard_normal((2, 3, 6, 7))
+    ours = nn.AvgPool2d(3, 2, 1, True, False, 5)(Tensor(x)).numpy()
+    theirs = torch.nn.AvgPool2d(3, 2, 1, True, False, 5)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    y, indices = nn.MaxPool2d(3, 2, 1, 1, True, True)(Tensor(x))
+    expected, expected_indices = torch.nn.MaxPool2d(3, 2, 1, 1, True, True)(torch.tensor(x))
+    np.testing.assert_array_equal(y.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())

@@ -51,3 +51,17 @@ def test_interpolate_huge_size_raises_naming_argument(kwargs, name):
 def test_affine_grid_huge_size_raises_naming_argument(size):
     with pytest.raises(ValueError, match=r"^size: "):
         ops.affine_grid(np.zeros((1, 2, 3)), size)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("upsample", dict(scale_factor=2)), ("upsample", dict(size=(5, 9), mode="bilinear", align_corners=False)),
+    ("upsample_nearest", dict(size=7)), ("upsample_nearest", dict(scale_factor=1.5)),
+    ("upsample_bilinear", dict(size=(5, 9))), ("upsample_bilinear", dict(scale_factor=2)),
+])
+def test_upsample_aliases_match_torch(torch, name, kwargs):
+    import warnings
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that its aliases are deprecated
+        compare_with_torch(torch, lambda t: getattr(F, name)(t, **kwargs),
+                           lambda t: getattr(torch.nn.functional, name)(t, **kwargs), [x])
