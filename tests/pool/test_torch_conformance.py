@@ -87,3 +87,22 @@ def test_pool_layers_take_torch_arguments(torch):
     expected, expected_indices = torch.nn.MaxPool2d(3, 2, 1, 1, True, True)(torch.tensor(x))
     np.testing.assert_array_equal(y.numpy(), expected.numpy())
     np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+
+
+@pytest.mark.parametrize("bad", [-1, 36, 2**40])
+def test_max_pool2d_backward_out_of_range_indices_raise(bad):
+    x = np.random.default_rng(6).standard_normal((1, 2, 6, 6))
+    y, indices = ops.max_pool2d(x, 2, return_indices=True)
+    indices[0, 1, 2, 1] = bad
+    with pytest.raises(ValueError, match=r"^indices: expected values in \[0, 36\)"):
+        ops.max_pool2d_backward(np.ones_like(y), x.shape, indices)
+
+
+def test_max_pool2d_backward_valid_user_indices_match_torch(torch):
+    x = np.random.default_rng(7).standard_normal((1, 2, 6, 6))
+    y, indices = ops.max_pool2d(x, 2, return_indices=True)
+    indices[0, 0, 0, 0] = 35  # any index inside the plane is taken as given
+    grad = np.random.default_rng(8).standard_normal(y.shape)
+    expected = torch.ops.aten.max_pool2d_with_indices_backward(
+        torch.tensor(grad), torch.tensor(x), [2, 2], [2, 2], [0, 0], [1, 1], False, torch.tensor(indices))
+    np.testing.assert_allclose(ops.max_pool2d_backward(grad, x.shape, indices), expected.numpy(), rtol=1e-12)

@@ -31,6 +31,19 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (y, indices) if return_indices else y
 
 
+def _check_index_range(indices, input_shape):
+    """The kernel adds each gradient at the input its index names and would skip one outside the
+    plane silently: refused here (PyTorch raises on it too). One min and one max, cheap beside the
+    scatter."""
+    if indices.size == 0:
+        return
+    h, w = input_shape[2:]
+    lowest, highest = int(indices.min()), int(indices.max())
+    if lowest < 0 or highest >= h * w:
+        raise ValueError(f"indices: expected values in [0, {h * w}) (h*W+w in an input plane of {h}x{w}), "
+                         f"got values from {lowest} to {highest}")
+
+
 def max_pool2d_backward(grad_output, input_shape, indices):
     """Gradient of max_pool2d: each output's gradient goes to the input its index names."""
     lib = kernels(grad_output, indices, op="max_pool2d_backward")
@@ -38,6 +51,7 @@ def max_pool2d_backward(grad_output, input_shape, indices):
     indices = array_module(indices).asarray(indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices: expected an int64 array (from max_pool2d), got dtype {indices.dtype}")
+    _check_index_range(indices, dx.shape)
     lib.max_pool2d_backward(dy, contiguous(indices), dx)
     return dx
 
