@@ -106,3 +106,32 @@ def test_max_pool2d_backward_valid_user_indices_match_torch(torch):
     expected = torch.ops.aten.max_pool2d_with_indices_backward(
         torch.tensor(grad), torch.tensor(x), [2, 2], [2, 2], [0, 0], [1, 1], False, torch.tensor(indices))
     np.testing.assert_allclose(ops.max_pool2d_backward(grad, x.shape, indices), expected.numpy(), rtol=1e-12)
+def test_max_pool2d_window_without_input_matches_torch(torch):
+    # A dilated window over padding only: output -inf and an index past its row, as in PyTorch. Its
+    # gradient goes nowhere here; PyTorch's CPU kernel writes it past the plane, so the gradient is
+    # compared with those outputs' gradients zero.
+    from fastconv import Tensor
+    x = np.random.default_rng(7).standard_normal((1, 2, 3, 4))
+    kwargs = dict(kernel_size=(1, 2), stride=1, padding=(0, 1), dilation=(1, 5), return_indices=True)
+    xt = Tensor(x, requires_grad=True)
+    y, indices = F.max_pool2d(xt, **kwargs)
+    expected_x = torch.tensor(x, requires_grad=True)
+    expected, expected_indices = torch.nn.functional.max_pool2d(expected_x, **kwargs)
+    np.testing.assert_array_equal(y.numpy(), expected.detach().numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    empty = np.isneginf(y.numpy())
+    assert empty.any()
+    weights = np.where(empty, 0.0, np.random.default_rng(8).standard_normal(y.shape))
+    (y * weights).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), expected_x.grad.numpy(), rtol=1e-12)
+
+
+def test_max_pool2d_backward_own_indices_of_an_empty_window_route_nothing():
+    x = np.random.default_rng(8).standard_normal((1, 1, 1, 2))
+    y, indices = ops.max_pool2d(x, (1, 2), stride=1, padding=(0, 1), dilation=(1, 3), return_indices=True)
+    assert indices.max() >= 2  # past the 1x2 plane: the window holds padding only
+    with pytest.raises(ValueError, match=r"^indices: expected values in \[0, 2\)"):
+        ops.max_pool2d_backward(np.ones_like(y), x.shape, indices)
+    np.testing.assert_array_equal(ops.max_pool2d_backward(np.ones_like(y), x.shape, indices, check_indices=False),
+                                  np.zeros_like(x))

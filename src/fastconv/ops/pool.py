@@ -32,9 +32,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def _check_index_range(indices, input_shape):
-    """The kernel adds each gradient at the input its index names and would skip one outside the
-    plane silently: refused here (PyTorch raises on it too). One min and one max, cheap beside the
-    scatter."""
+    """The kernel adds each gradient at the input its index names and skips one outside the plane
+    (PyTorch's CPU kernel writes out of bounds there): user-given indices outside it are refused.
+    One min and one max, cheap beside the scatter."""
     if indices.size == 0:
         return
     h, w = input_shape[2:]
@@ -44,14 +44,20 @@ def _check_index_range(indices, input_shape):
                          f"got values from {lowest} to {highest}")
 
 
-def max_pool2d_backward(grad_output, input_shape, indices):
-    """Gradient of max_pool2d: each output's gradient goes to the input its index names."""
+def max_pool2d_backward(grad_output, input_shape, indices, check_indices=True):
+    """Gradient of max_pool2d: each output's gradient goes to the input its index names.
+
+    check_indices=False skips the range check, for indices straight from max_pool2d: a dilated
+    window that holds only padding gets an index past the plane there (as in PyTorch), and its
+    output, -inf, routes no gradient.
+    """
     lib = kernels(grad_output, indices, op="max_pool2d_backward")
     dy, dx = _grad_arrays(grad_output, input_shape)
     indices = array_module(indices).asarray(indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices: expected an int64 array (from max_pool2d), got dtype {indices.dtype}")
-    _check_index_range(indices, dx.shape)
+    if check_indices:
+        _check_index_range(indices, dx.shape)
     lib.max_pool2d_backward(dy, contiguous(indices), dx)
     return dx
 
