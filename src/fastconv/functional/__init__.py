@@ -19,14 +19,15 @@ from fastconv.functional.pool import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, a
                                       max_pool2d)
 from fastconv.functional.roi import RoIAlign, RoIPool, roi_align, roi_pool
 from fastconv.functional.sampling import (AffineGrid, GridSample, Interpolate, affine_grid, grid_sample,
-                                          interpolate, upsample, upsample_bilinear, upsample_nearest)
+                                          interpolate)
+# PyTorch's deprecated aliases of interpolate: importable, left out of __all__ as deprecated names.
+from fastconv.functional.sampling import upsample, upsample_bilinear, upsample_nearest  # noqa: F401
 
 __all__ = ["conv2d", "Conv2d", "conv_transpose2d", "ConvTranspose2d",
            "max_pool2d", "MaxPool2d", "avg_pool2d", "AvgPool2d", "adaptive_avg_pool2d", "AdaptiveAvgPool2d",
            "batch_norm", "BatchNorm",
            "roi_pool", "RoIPool", "roi_align", "RoIAlign",
            "grid_sample", "GridSample", "affine_grid", "AffineGrid", "interpolate", "Interpolate",
-           "upsample", "upsample_nearest", "upsample_bilinear",
            "linear", "Linear", "embedding",
            "relu", "sigmoid", "tanh", "leaky_relu", "LeakyReLU", "elu", "ELU",
            "softmax", "Softmax", "log_softmax", "LogSoftmax",

@@ -9,7 +9,10 @@ from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_
 def _window(kernel_size, stride, padding, dilation=1):
     """kernel, stride (None or an empty sequence: the kernel, as PyTorch), padding, dilation."""
     kernel = window_pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else window_pair(stride, "stride")
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    else:
+        stride = window_pair(stride, "stride")
     return kernel, stride, window_pair(padding, "padding"), window_pair(dilation, "dilation")
 
 

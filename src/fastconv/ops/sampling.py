@@ -16,7 +16,8 @@ floor(d * scale) in float32, PyTorch's legacy "nearest".
 import math
 
 from fastconv.backend import device_of, empty, empty_like, kernels
-from fastconv.ops._checks import ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
+from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input,
+                                  same_dtype, shape4)
 
 MODES = {"bilinear": 0, "nearest": 1}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
