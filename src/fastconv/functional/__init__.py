@@ -20,6 +20,8 @@ from fastconv.functional.pool import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, a
 from fastconv.functional.roi import RoIAlign, RoIPool, roi_align, roi_pool
 from fastconv.functional.sampling import (AffineGrid, GridSample, Interpolate, affine_grid, grid_sample,
                                           interpolate)
+# PyTorch's deprecated aliases of interpolate: importable, left out of __all__ as deprecated names.
+from fastconv.functional.sampling import upsample, upsample_bilinear, upsample_nearest  # noqa: F401
 
 __all__ = ["conv2d", "Conv2d", "conv_transpose2d", "ConvTranspose2d",
            "max_pool2d", "MaxPool2d", "avg_pool2d", "AvgPool2d", "adaptive_avg_pool2d", "AdaptiveAvgPool2d",

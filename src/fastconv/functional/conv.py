@@ -1,6 +1,7 @@
 """conv2d as a Function over the compiled kernels of fastconv.ops."""
 from fastconv import ops
 from fastconv.autograd import Function
+from fastconv.functional._unbatched import run_batched
 
 
 class Conv2d(Function):
@@ -23,5 +24,6 @@ class Conv2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """torch.nn.functional.conv2d. algo picks the kernels of the forward and of both gradients:
-    'auto' (per shape, see fastconv.ops.conv_algo), 'winograd' or one of ops.conv_algo.algorithms()."""
-    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, algo)
+    'auto' (per shape, see fastconv.ops.conv_algo), 'winograd' or one of ops.conv_algo.algorithms().
+    An unbatched (C, H, W) input gives a (C_out, H_out, W_out) output, as in PyTorch."""
+    return run_batched(Conv2d.apply, input, weight, bias, stride, padding, dilation, groups, algo)

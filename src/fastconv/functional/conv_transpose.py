@@ -1,6 +1,7 @@
 """conv_transpose2d as a Function over the compiled kernels of fastconv.ops."""
 from fastconv import ops
 from fastconv.autograd import Function
+from fastconv.functional._unbatched import run_batched
 
 
 class ConvTranspose2d(Function):
@@ -21,5 +22,7 @@ class ConvTranspose2d(Function):
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      algo="auto"):
     """torch.nn.functional.conv_transpose2d: weight (C_in, C_out/groups, R, S). algo picks the
-    conv2d kernels that compute it and its gradients, as in conv2d."""
-    return ConvTranspose2d.apply(input, weight, bias, stride, padding, output_padding, groups, dilation, algo)
+    conv2d kernels that compute it and its gradients, as in conv2d. An unbatched (C_in, H, W)
+    input gives a (C_out, H_out, W_out) output, as in PyTorch."""
+    return run_batched(ConvTranspose2d.apply, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                       algo)

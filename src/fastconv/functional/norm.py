@@ -4,14 +4,15 @@ from fastconv.autograd import Function
 
 
 class BatchNorm(Function):
-    """relu?(batch_norm(x) + residual?) over every axis but the channel axis 1: (N, C), (N, C, L)
-    or (N, C, H, W). The compiled kernel works on (N, C, H, W); lower ranks are viewed as such.
+    """relu?(batch_norm(x) + residual?) over every axis but the channel axis 1: (N, C), (N, C, L),
+    (N, C, H, W) or (N, C, D, H, W). The compiled kernel works on (N, C, H, W); lower ranks are
+    viewed as such, higher ones as (N, C, D*H*W, 1).
     The residual add and the ReLU run inside the normalising pass, and the backward reads the
     ReLU mask from the saved output: no intermediate array in either direction."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, residual, training, momentum, eps, relu):
-        as_4d = x.reshape(x.shape + (1,) * (4 - x.ndim))
+        as_4d = x.reshape(x.shape + (1,) * (4 - x.ndim) if x.ndim <= 4 else x.shape[:2] + (-1, 1))
         z = None if residual is None else residual.reshape(as_4d.shape)
         y, mean, invstd = ops.batch_norm(as_4d, running_mean, running_var, weight, bias, training, momentum, eps,
                                          residual=z, relu=relu)
@@ -35,6 +36,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """torch.nn.functional.batch_norm, plus two keyword-only fusions (off by default, so a
     PyTorch call means the same here): relu(batch_norm(input) + residual), the tail of a ResNet
     block, in one pass over memory. `residual` has input's shape and gets a gradient."""
+    if input.ndim < 2:
+        raise ValueError(f"input: expected 2D or more input (got {input.ndim}D input)")
     if not training and running_mean is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
     if residual is not None and tuple(residual.shape) != tuple(input.shape):

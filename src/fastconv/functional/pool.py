@@ -1,30 +1,42 @@
-"""Max, average and adaptive average pooling: the compiled kernels of fastconv.ops."""
+"""Max, average and adaptive average pooling: the compiled kernels of fastconv.ops. max_pool2d and
+adaptive_avg_pool2d take an unbatched (C, H, W) input too, as PyTorch does; avg_pool2d still
+asks for (N, C, H, W), as the pool tests hold it to."""
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
+from fastconv.functional._unbatched import run_batched
 
 
 class MaxPool2d(Function):
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=False):
         y, indices = ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
         ctx.input_shape = x.shape
         ctx.save_for_backward(indices)
-        return y
+        return (y, indices) if return_indices else y
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad_indices=None):
         (indices,) = ctx.saved_arrays
-        return ops.max_pool2d_backward(grad, ctx.input_shape, indices)
+        return ops.max_pool2d_backward(grad, ctx.input_shape, indices, check_indices=False)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    return MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
+def _max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode):
+    y, indices = MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+    return y, Tensor(indices.data)  # the indices carry no gradient, as in PyTorch
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices h*W+w per plane)."""
+    if return_indices:
+        return run_batched(_max_pool2d_with_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
+    return run_batched(MaxPool2d.apply, input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 class AvgPool2d(Function):
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-        ctx.input_shape, ctx.args = x.shape, (kernel_size, stride, padding, ceil_mode, count_include_pad)
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=None):
+        ctx.input_shape = x.shape
+        ctx.args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
         return ops.avg_pool2d(x, *ctx.args)
 
     @staticmethod
@@ -32,8 +44,10 @@ class AvgPool2d(Function):
         return ops.avg_pool2d_backward(grad, ctx.input_shape, *ctx.args)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    return AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """torch.nn.functional.avg_pool2d."""
+    return AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
 class AdaptiveAvgPool2d(Function):
@@ -48,4 +62,5 @@ class AdaptiveAvgPool2d(Function):
 
 
 def adaptive_avg_pool2d(input, output_size):
-    return AdaptiveAvgPool2d.apply(input, output_size)
+    """torch.nn.functional.adaptive_avg_pool2d."""
+    return run_batched(AdaptiveAvgPool2d.apply, input, output_size)

@@ -57,3 +57,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 recompute_scale_factor=None):
     """torch.nn.functional.interpolate for 4-d input, modes "nearest" and "bilinear"."""
     return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """torch.nn.functional.upsample, PyTorch's deprecated alias of interpolate."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """torch.nn.functional.upsample_nearest: interpolate(mode="nearest")."""
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """torch.nn.functional.upsample_bilinear: interpolate(mode="bilinear", align_corners=True), as
+    PyTorch's alias fixes it."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

@@ -41,24 +41,49 @@ def contiguous(x):
     return array_module(x).ascontiguousarray(x)
 
 
+# Window arguments and sizes (stride, padding, kernel_size, output_size, groups, ...) are refused
+# beyond 2**31 - 1 in magnitude: past it no output fits in memory, and the C++ geometry, computed
+# in int64 from products and sums of them, could overflow. Checked here, before pybind11 or numpy
+# see them (pybind11 refuses ints beyond int64 with a message naming no argument).
+ARGUMENT_LIMIT = 2**31 - 1
+# The most bytes numpy can address.
+MAX_BYTES = np.iinfo(np.intp).max
+
+
 def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _in_range(values, value, name):
+    if any(abs(int(v)) > ARGUMENT_LIMIT for v in values):
+        raise ValueError(f"{name}: expected values of magnitude at most 2**31 - 1, got {value!r}")
 
 
 def an_int(value, name):
     """value as an int; bools and other numbers are refused, as PyTorch refuses them."""
     if not is_int(value):
         raise TypeError(f"{name}: expected an int, got {value!r}")
+    _in_range((value,), value, name)
     return int(value)
 
 
 def int_pair(value, name):
     """An int or a pair of ints -> (int, int), as PyTorch accepts them."""
     if is_int(value):
+        _in_range((value,), value, name)
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+        _in_range(value, value, name)
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+
+
+def window_pair(value, name):
+    """int_pair for kernel_size, stride, padding, dilation and output_padding, which PyTorch also
+    takes as a one-element sequence, (2,) meaning (2, 2)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = (value[0], value[0])
+    return int_pair(value, name)
 
 
 def positive_pair(value, name):
@@ -67,6 +92,16 @@ def positive_pair(value, name):
     if min(pair) < 1:
         raise ValueError(f"{name}: must be >= 1, got {pair}")
     return pair
+
+
+def check_size(shape, name):
+    """An output shape built from the argument `name` must fit in an array numpy can allocate."""
+    numel = 1
+    for s in shape:
+        numel *= int(s)
+    if numel * 8 > MAX_BYTES:
+        raise ValueError(f"{name}: the output shape {tuple(shape)} it gives holds {numel} elements, "
+                         f"more than an array can address")
 
 
 def nchw_input(x, name="input"):
@@ -78,7 +113,9 @@ def nchw_input(x, name="input"):
 
 def shape4(shape, name):
     """Four non-negative sizes (N, C, H, W) as a tuple of ints."""
+    shape = tuple(shape)
+    if len(shape) != 4 or not all(is_int(s) and 0 <= s <= ARGUMENT_LIMIT for s in shape):
+        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W) >= 0 and at most 2**31 - 1, got {shape}")
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 4 or min(shape) < 0:
-        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W) >= 0, got {shape}")
+    check_size(shape, name)
     return shape

@@ -7,12 +7,12 @@ import functools
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
 from fastconv.ops.conv_weight_cache import PreparedWeight
-from fastconv.ops._checks import an_int, check_ndim, contiguous, float_array, int_pair, same_dtype, shape4
+from fastconv.ops._checks import an_int, check_ndim, contiguous, float_array, same_dtype, shape4, window_pair
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
     """Normalise conv2d's arguments to the C++ form: stride, pad_begin, pad_end, dilation, groups."""
-    stride, dilation = int_pair(stride, "stride"), int_pair(dilation, "dilation")
+    stride, dilation = window_pair(stride, "stride"), window_pair(dilation, "dilation")
     groups = an_int(groups, "groups")
     for name, pair in (("stride", stride), ("dilation", dilation)):
         if min(pair) < 1:
@@ -31,7 +31,7 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
         begin = tuple(t // 2 for t in total)
         end = tuple(t - b for t, b in zip(total, begin))
         return stride, begin, end, dilation, groups
-    pad = int_pair(padding, "padding")
+    pad = window_pair(padding, "padding")
     if min(pad) < 0:
         raise ValueError(f"padding: must be >= 0, got {pad}")
     return stride, pad, pad, dilation, groups

@@ -8,7 +8,7 @@ once per shape, shared with plain conv2d calls of the same geometry).
 """
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
-from fastconv.ops._checks import an_int, int_pair
+from fastconv.ops._checks import an_int, window_pair
 from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
@@ -18,8 +18,8 @@ def conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation
     """Normalise to the C++ form: stride, padding, output_padding, dilation, groups (ranges are
     checked in C++, which names the argument)."""
     groups = an_int(groups, "groups")
-    return (int_pair(stride, "stride"), int_pair(padding, "padding"), int_pair(output_padding, "output_padding"),
-            int_pair(dilation, "dilation"), groups)
+    return (window_pair(stride, "stride"), window_pair(padding, "padding"),
+            window_pair(output_padding, "output_padding"), window_pair(dilation, "dilation"), groups)
 
 
 def _equivalent_conv2d_arguments(args):

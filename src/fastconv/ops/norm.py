@@ -20,6 +20,15 @@ def _input_arrays(input, residual, weight, bias, running_mean, running_var):
     return x, z, vectors
 
 
+def _check_eps(eps, training):
+    """PyTorch's rule: eps > 0 in training, >= 0 in evaluation (a NaN passes, as in PyTorch)."""
+    eps = float(eps)
+    if training and eps <= 0:
+        raise ValueError(f"eps: batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0:
+        raise ValueError(f"eps: batch_norm eps must be non-negative, but got {eps}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5, residual=None, relu=False):
     """y = relu?(batch_norm(input) + residual?) over (N, C, H, W), as torch.nn.functional.batch_norm.
@@ -30,6 +39,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     invstd = 1/sqrt(var + eps), which batch_norm_backward needs.
     """
     lib = kernels(input, running_mean, running_var, weight, bias, residual, op="batch_norm")
+    _check_eps(eps, training)
     x, z, v = _input_arrays(input, residual, weight, bias, running_mean, running_var)
     for name, given in (("running_mean", running_mean), ("running_var", running_var)):
         if training and v[name] is not None and v[name] is not given:  # a copy would lose the update

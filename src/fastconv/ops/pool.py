@@ -3,14 +3,17 @@ h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
 import numpy as np
 
 from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import contiguous, int_pair, is_int, nchw_input, shape4
+from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_input, shape4, window_pair
 
 
 def _window(kernel_size, stride, padding, dilation=1):
     """kernel, stride (None or an empty sequence: the kernel, as PyTorch), padding, dilation."""
-    kernel = int_pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else int_pair(stride, "stride")
-    return kernel, stride, int_pair(padding, "padding"), int_pair(dilation, "dilation")
+    kernel = window_pair(kernel_size, "kernel_size")
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    else:
+        stride = window_pair(stride, "stride")
+    return kernel, stride, window_pair(padding, "padding"), window_pair(dilation, "dilation")
 
 
 def _grad_arrays(grad_output, input_shape):
@@ -31,13 +34,33 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (y, indices) if return_indices else y
 
 
-def max_pool2d_backward(grad_output, input_shape, indices):
-    """Gradient of max_pool2d: each output's gradient goes to the input its index names."""
+def _check_index_range(indices, input_shape):
+    """The kernel adds each gradient at the input its index names and skips one outside the plane
+    (PyTorch's CPU kernel writes out of bounds there): user-given indices outside it are refused.
+    One min and one max, cheap beside the scatter."""
+    if indices.size == 0:
+        return
+    h, w = input_shape[2:]
+    lowest, highest = int(indices.min()), int(indices.max())
+    if lowest < 0 or highest >= h * w:
+        raise ValueError(f"indices: expected values in [0, {h * w}) (h*W+w in an input plane of {h}x{w}), "
+                         f"got values from {lowest} to {highest}")
+
+
+def max_pool2d_backward(grad_output, input_shape, indices, check_indices=True):
+    """Gradient of max_pool2d: each output's gradient goes to the input its index names.
+
+    check_indices=False skips the range check, for indices straight from max_pool2d: a dilated
+    window that holds only padding gets an index past the plane there (as in PyTorch), and its
+    output, -inf, routes no gradient.
+    """
     lib = kernels(grad_output, indices, op="max_pool2d_backward")
     dy, dx = _grad_arrays(grad_output, input_shape)
     indices = array_module(indices).asarray(indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices: expected an int64 array (from max_pool2d), got dtype {indices.dtype}")
+    if check_indices:
+        _check_index_range(indices, dx.shape)
     lib.max_pool2d_backward(dy, contiguous(indices), dx)
     return dx
 
@@ -46,11 +69,10 @@ def _divisor(divisor_override):
     """None -> 0 (no override), as the C++ kernel takes it; PyTorch refuses 0."""
     if divisor_override is None:
         return 0
-    if not is_int(divisor_override):
-        raise TypeError(f"divisor_override: expected an int or None, got {divisor_override!r}")
-    if divisor_override == 0:
+    divisor = an_int(divisor_override, "divisor_override")
+    if divisor == 0:
         raise ValueError("divisor_override: must be non-zero")
-    return int(divisor_override)
+    return divisor
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -91,6 +113,7 @@ def adaptive_avg_pool2d(input, output_size):
     size = _adaptive_size(output_size, x.shape)
     if min(size) < 1:
         raise ValueError(f"output_size: must be >= 1, got {size}")
+    check_size(x.shape[:2] + size, "output_size")
     y = empty(x.shape[:2] + size, x.dtype, device_of(x))
     lib.adaptive_avg_pool2d_forward(x, y)
     return y

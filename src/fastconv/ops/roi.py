@@ -13,7 +13,7 @@ and an empty bin gives 0.
 import numpy as np
 
 from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import contiguous, float_array, nchw_input, positive_pair, shape4
+from fastconv.ops._checks import an_int, check_size, contiguous, float_array, nchw_input, positive_pair, shape4
 
 
 def roi_boxes(boxes, dtype):
@@ -56,8 +56,9 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
+    check_size((rois.shape[0], x.shape[1], ph, pw), "output_size")
     out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype, device_of(x))
-    lib.roi_align_forward(x, rois, out, float(spatial_scale), int(sampling_ratio), bool(aligned))
+    lib.roi_align_forward(x, rois, out, float(spatial_scale), an_int(sampling_ratio, "sampling_ratio"), bool(aligned))
     return out
 
 
@@ -71,7 +72,7 @@ def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampl
     dy = nchw_input(grad_output, "grad_output")
     rois = roi_boxes(boxes, dy.dtype)
     dx = empty(shape4(input_shape, "input_shape"), dy.dtype, device_of(dy))
-    lib.roi_align_backward(dy, rois, dx, float(spatial_scale), int(sampling_ratio), bool(aligned))
+    lib.roi_align_backward(dy, rois, dx, float(spatial_scale), an_int(sampling_ratio, "sampling_ratio"), bool(aligned))
     return dx
 
 
@@ -85,6 +86,7 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     x = nchw_input(input)
     rois = roi_boxes(boxes, x.dtype)
     ph, pw = positive_pair(output_size, "output_size")
+    check_size((rois.shape[0], x.shape[1], ph, pw), "output_size")
     out = empty((rois.shape[0], x.shape[1], ph, pw), x.dtype, device_of(x))
     argmax = empty(out.shape, np.int64, device_of(x))
     lib.roi_pool_forward(x, rois, out, argmax, float(spatial_scale))

@@ -8,14 +8,16 @@ mirrored at its borders ("reflection").
 
 interpolate: output size `size`, or floor(input size * scale_factor). Source index of output
 pixel d: with a scale_factor (and recompute_scale_factor not set) the rules use 1 / scale_factor,
-otherwise input size / output size; bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
+otherwise input size / output size (bilinear copies a dimension whose size does not change,
+as PyTorch does); bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
 at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); nearest takes
 floor(d * scale) in float32, PyTorch's legacy "nearest".
 """
 import math
 
 from fastconv.backend import device_of, empty, empty_like, kernels
-from fastconv.ops._checks import check_ndim, contiguous, float_array, int_pair, nchw_input, same_dtype, shape4
+from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input,
+                                  same_dtype, shape4)
 
 MODES = {"bilinear": 0, "nearest": 1}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
@@ -74,6 +76,7 @@ def affine_grid(theta, size, align_corners=False):
     lib = kernels(theta, op="affine_grid")
     t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
     n, _, h, w = shape4(size, "size")
+    check_size((n, h, w, 2), "size")
     grid = empty((n, h, w, 2), t.dtype, device_of(t))
     lib.affine_grid_forward(t, grid, bool(align_corners))
     return grid
@@ -119,8 +122,15 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
     else:
         scales = _scale_pair(scale_factor)
         out_hw = tuple(math.floor(n * s) for n, s in zip(input_hw, scales))
+        if max(out_hw) > ARGUMENT_LIMIT:
+            raise ValueError(f"scale_factor: expected an output size of at most 2**31 - 1, got {out_hw} "
+                             f"from input {tuple(input_hw)} and scale_factor {scale_factor!r}")
         if recompute_scale_factor:
             scales = (0.0, 0.0)
+    if mode == "bilinear":
+        # PyTorch's linear kernels copy a dimension whose size does not change, whatever the scale
+        # factor says; nearest keeps using the scale there.
+        scales = tuple(0.0 if n == m else s for n, m, s in zip(input_hw, out_hw, scales))
     if min(out_hw) < 1 or min(input_hw) < 1:
         raise ValueError(f"size: input and output sizes should be greater than 0, got input {tuple(input_hw)} "
                          f"and output {tuple(out_hw)}")
@@ -134,6 +144,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     x = nchw_input(input)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+    check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
     out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
     lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out

@@ -1,0 +1,50 @@
+"""conv2d against torch.nn.functional.conv2d where fastconv once differed: one-element tuples,
+which torch takes as a pair, and integers beyond int64 or beyond any output that fits in memory,
+which must be refused naming the argument before they reach the compiled kernels."""
+import numpy as np
+import pytest
+
+import fastconv.functional as F
+from fastconv import ops
+from tests.oracle import compare_with_torch
+
+BIG = [2**63, -2**63 - 1, 2**40, 2**62]
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=(2,)), dict(padding=(1,)), dict(dilation=(2,)),
+                                    dict(stride=[2], padding=[1], dilation=[1])])
+def test_conv2d_one_element_tuples_match_torch(torch, kwargs):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    compare_with_torch(torch, lambda a, b: F.conv2d(a, b, **kwargs),
+                       lambda a, b: torch.nn.functional.conv2d(a, b, **kwargs), [x, w])
+
+
+@pytest.mark.parametrize("name", ["stride", "padding", "dilation", "groups"])
+@pytest.mark.parametrize("value", BIG)
+def test_conv2d_huge_integer_raises_naming_argument(name, value):
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
+    with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*31 - 1"):
+        ops.conv2d(x, w, **{name: value})
+    if name != "groups":
+        with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude"):
+            ops.conv2d(x, w, **{name: (1, value)})
+
+
+def test_conv2d_backward_huge_sizes_raise_naming_argument():
+    with pytest.raises(ValueError, match=r"^input_size: expected 4 sizes"):
+        ops.conv2d_input((1, 2, 2**63, 5), np.zeros((2, 2, 3, 3)), np.zeros((1, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"^weight_size: expected 4 sizes"):
+        ops.conv2d_weight(np.zeros((1, 2, 5, 5)), (2, 2, 3, 2**64), np.zeros((1, 2, 3, 3)))
+
+
+def test_conv2d_unbatched_input_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 6, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    compare_with_torch(torch, lambda a, c, d: F.conv2d(a, c, d, padding=1),
+                       lambda a, c, d: torch.nn.functional.conv2d(a, c, d, padding=1), [x, w, b])
+
+
+def test_conv2d_layer_unbatched_input_gives_3d_output():
+    from fastconv import Tensor, nn
+    assert nn.Conv2d(2, 4, 3)(Tensor(np.zeros((2, 5, 5), np.float32))).shape == (4, 3, 3)
