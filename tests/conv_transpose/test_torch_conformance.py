@@ -18,10 +18,10 @@ def test_conv_transpose2d_one_element_tuples_match_torch(torch, kwargs):
 
 
 @pytest.mark.parametrize("name", ["stride", "padding", "output_padding", "dilation", "groups"])
-@pytest.mark.parametrize("value", [2**63, -2**63 - 1, 2**40])
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1])
 def test_conv_transpose2d_huge_integer_raises_naming_argument(name, value):
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
-    with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*31 - 1"):
+    with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*63 - 1"):
         ops.conv_transpose2d(x, w, **{name: value})
 
 

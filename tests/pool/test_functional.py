@@ -32,4 +32,5 @@ def test_pool_argument_errors():
     with pytest.raises(ValueError, match="at most half the kernel size"):
         F.max_pool2d(Tensor(np.zeros((1, 1, 4, 4))), 2, padding=2)
     with pytest.raises(ValueError, match=r"input: expected a 4-d array \(N, C, H, W\)"):
-        F.avg_pool2d(Tensor(np.zeros((1, 4, 4))), 2)
+        F.avg_pool2d(Tensor(np.zeros((4, 4))), 2)
+    assert F.avg_pool2d(Tensor(np.zeros((1, 4, 4))), 2).shape == (1, 2, 2)  # unbatched, as in torch

@@ -20,7 +20,7 @@ def test_pool_one_element_tuples_match_torch(torch, op, kwargs):
                        lambda a: getattr(torch.nn.functional, op)(a, **kwargs), [x])
 
 
-@pytest.mark.parametrize("value", [2**63, -2**63 - 1, 2**40])
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1])
 @pytest.mark.parametrize("call,name", [
     (lambda v: ops.max_pool2d(X, v), "kernel_size"),
     (lambda v: ops.max_pool2d(X, 2, stride=v), "stride"),
@@ -32,7 +32,7 @@ def test_pool_one_element_tuples_match_torch(torch, op, kwargs):
     (lambda v: ops.adaptive_avg_pool2d(X, (None, v)), "output_size"),
 ])
 def test_pool_huge_integer_raises_naming_argument(call, name, value):
-    with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*31 - 1"):
+    with pytest.raises(ValueError, match=rf"^{name}: expected values of magnitude at most 2\*\*63 - 1"):
         call(value)
 
 

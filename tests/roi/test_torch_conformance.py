@@ -12,7 +12,7 @@ BOXES = np.array([[0, 0, 0, 2, 2.0]])
 @pytest.mark.parametrize("op", [ops.roi_align, ops.roi_pool])
 @pytest.mark.parametrize("value", [2**63, 2**40, (1, 2**64)])
 def test_roi_huge_output_size_raises_naming_argument(op, value):
-    with pytest.raises(ValueError, match=r"^output_size: expected values of magnitude at most 2\*\*31 - 1"):
+    with pytest.raises(ValueError, match=r"^output_size: "):
         op(X, BOXES, value)
 
 

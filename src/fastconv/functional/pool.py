@@ -1,6 +1,5 @@
-"""Max, average and adaptive average pooling: the compiled kernels of fastconv.ops. max_pool2d and
-adaptive_avg_pool2d take an unbatched (C, H, W) input too, as PyTorch does; avg_pool2d still
-asks for (N, C, H, W), as the pool tests hold it to."""
+"""Max, average and adaptive average pooling: the compiled kernels of fastconv.ops. max_pool2d,
+avg_pool2d and adaptive_avg_pool2d take an unbatched (C, H, W) input too, as PyTorch does."""
 from fastconv import ops
 from fastconv.autograd import Function, Tensor
 from fastconv.functional._unbatched import run_batched
@@ -47,7 +46,8 @@ class AvgPool2d(Function):
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """torch.nn.functional.avg_pool2d."""
-    return AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return run_batched(AvgPool2d.apply, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
 
 
 class AdaptiveAvgPool2d(Function):

@@ -42,10 +42,11 @@ def contiguous(x):
 
 
 # Window arguments and sizes (stride, padding, kernel_size, output_size, groups, ...) are refused
-# beyond 2**31 - 1 in magnitude: past it no output fits in memory, and the C++ geometry, computed
-# in int64 from products and sums of them, could overflow. Checked here, before pybind11 or numpy
-# see them (pybind11 refuses ints beyond int64 with a message naming no argument).
-ARGUMENT_LIMIT = 2**31 - 1
+# beyond int64, as PyTorch refuses them, checked here before pybind11 sees them (it refuses such
+# ints with a message naming no argument). Within int64 the C++ geometry is computed in checked
+# int64 arithmetic and refuses what overflows, naming the argument; pooling and roi_align, whose
+# PyTorch arguments are 32-bit ints, refuse more there.
+ARGUMENT_LIMIT = 2**63 - 1
 # The most bytes numpy can address.
 MAX_BYTES = np.iinfo(np.intp).max
 
@@ -56,7 +57,7 @@ def is_int(value):
 
 def _in_range(values, value, name):
     if any(abs(int(v)) > ARGUMENT_LIMIT for v in values):
-        raise ValueError(f"{name}: expected values of magnitude at most 2**31 - 1, got {value!r}")
+        raise ValueError(f"{name}: expected values of magnitude at most 2**63 - 1, got {value!r}")
 
 
 def an_int(value, name):
@@ -115,7 +116,7 @@ def shape4(shape, name):
     """Four non-negative sizes (N, C, H, W) as a tuple of ints."""
     shape = tuple(shape)
     if len(shape) != 4 or not all(is_int(s) and 0 <= s <= ARGUMENT_LIMIT for s in shape):
-        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W) >= 0 and at most 2**31 - 1, got {shape}")
+        raise ValueError(f"{name}: expected 4 sizes (N, C, H, W) >= 0 and at most 2**63 - 1, got {shape}")
     shape = tuple(int(s) for s in shape)
     check_size(shape, name)
     return shape

@@ -123,7 +123,7 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
         scales = _scale_pair(scale_factor)
         out_hw = tuple(math.floor(n * s) for n, s in zip(input_hw, scales))
         if max(out_hw) > ARGUMENT_LIMIT:
-            raise ValueError(f"scale_factor: expected an output size of at most 2**31 - 1, got {out_hw} "
+            raise ValueError(f"scale_factor: expected an output size of at most 2**63 - 1, got {out_hw} "
                              f"from input {tuple(input_hw)} and scale_factor {scale_factor!r}")
         if recompute_scale_factor:
             scales = (0.0, 0.0)
