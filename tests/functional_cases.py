@@ -3,6 +3,7 @@
 A family's CASES maps a name to (ours, torch's or None, input shapes): gradcheck in float64
 checks every case's backward, and PyTorch, where it has the op, the forward and every gradient.
 """
+import numpy as np
 import pytest
 
 from fastconv import Tensor, gradcheck
@@ -49,3 +50,20 @@ def algorithm_choices_made_by(run):
     before = set(conv_algo.chosen())
     run()
     return set(conv_algo.chosen()) - before
+
+
+def pinned_algorithm_test(op, shapes):
+    """test_a_pinned_algorithm_matches_auto for a convolution op(x, w, b, padding=1, algo=...):
+    pinned to 'im2col' or 'winograd' it gives auto's output and every gradient."""
+    def forward_and_gradients(algo):
+        x, w, b = (Tensor(a, requires_grad=True) for a in random_inputs(np.random.default_rng(0), shapes))
+        y = op(x, w, b, padding=1, algo=algo)
+        (y * y).sum().backward()
+        return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
+
+    @pytest.mark.parametrize("algo", ["im2col", "winograd"])
+    def test_a_pinned_algorithm_matches_auto(algo):
+        pinned, auto = forward_and_gradients(algo), forward_and_gradients("auto")
+        for name, ours, expected in zip(["output", "input grad", "weight grad", "bias grad"], pinned, auto):
+            np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+    return test_a_pinned_algorithm_matches_auto

@@ -33,8 +33,9 @@ def _cupy():
 
 
 def is_cuda_array(array):
-    """Whether `array` lives on a CUDA device (a CuPy array); never imports CuPy for a host array."""
-    return type(array).__module__.split(".")[0] == "cupy"
+    """Whether `array` lives on a CUDA device (a CuPy array); never imports CuPy for a host array.
+    Cheap enough for every op call: one attribute read and a prefix test."""
+    return type(array).__module__.startswith("cupy")
 
 
 def device_of(array):
@@ -47,19 +48,6 @@ def check_device(device, name="device"):
     if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
         raise ValueError(f"{name}: expected one of {DEVICES}, got {device!r}")
     return device.split(":")[0]
-
-
-def same_device(arrays):
-    """arrays: dict name -> array (None entries skipped); all must live on one device, which is
-    returned. Mixing a host and a device array is an error, as in PyTorch."""
-    named = [(n, a) for n, a in arrays.items() if a is not None]
-    first_name, first = named[0]
-    device = device_of(first)
-    for name, a in named[1:]:
-        if device_of(a) != device:
-            raise ValueError(f"{name}: on device '{device_of(a)}', but {first_name} is on '{device}'; "
-                             f"move both to one device first")
-    return device
 
 
 def array_module(*arrays):
@@ -168,8 +156,8 @@ def kernels(*arrays, op="this op"):
 
     Device arrays have no kernel library in this build yet: the call is refused with a clear
     error before any kernel runs, instead of letting numpy copy a device array to the host."""
-    for a in arrays:  # a plain loop: this runs on every op call
-        if type(a).__module__.startswith("cupy"):
+    for a in arrays:  # a plain loop, not any(): this runs on every op call
+        if is_cuda_array(a):
             raise DeviceError(f"{op}: fastconv has no CUDA kernels in this build; move the arrays to the "
                               f"CPU (fastconv.backend.to_host, or Tensor.cpu())")
     return _C

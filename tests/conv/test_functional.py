@@ -5,8 +5,8 @@ import pytest
 
 import fastconv.functional as F
 from fastconv import Tensor
-from tests.functional_cases import (algorithm_choices_made_by, gradcheck_test, random_inputs, torch_functional,
-                                    torch_test)
+from tests.functional_cases import (algorithm_choices_made_by, gradcheck_test, pinned_algorithm_test, random_inputs,
+                                    torch_functional, torch_test)
 from tests.oracle import compare_with_torch
 
 # name: (ours, torch's, input shapes)
@@ -31,19 +31,7 @@ def test_float32_conv_net_ops_match_torch(rng, torch):
     compare_with_torch(torch, net(F), net(torch.nn.functional), arrays, rtol=1e-4, atol=1e-5)
 
 
-def _forward_and_gradients(rng, algo):
-    x, w, b = (Tensor(a, requires_grad=True) for a in random_inputs(rng, [(2, 4, 9, 11), (5, 4, 3, 3), (5,)]))
-    y = F.conv2d(x, w, b, padding=1, algo=algo)
-    (y * y).sum().backward()
-    return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
-
-
-@pytest.mark.parametrize("algo", ["im2col", "winograd"])
-def test_a_pinned_algorithm_matches_auto(algo):
-    pinned = _forward_and_gradients(np.random.default_rng(0), algo)
-    auto = _forward_and_gradients(np.random.default_rng(0), "auto")
-    for name, ours, expected in zip(["output", "input grad", "weight grad", "bias grad"], pinned, auto):
-        np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+test_a_pinned_algorithm_matches_auto = pinned_algorithm_test(F.conv2d, [(2, 4, 9, 11), (5, 4, 3, 3), (5,)])
 
 
 def test_algo_reaches_the_kernels_of_the_forward_and_both_gradients(rng):

@@ -5,7 +5,7 @@ import pytest
 
 import fastconv.functional as F
 from fastconv import Tensor
-from tests.functional_cases import (algorithm_choices_made_by, gradcheck_test, random_inputs, torch_functional,
+from tests.functional_cases import (algorithm_choices_made_by, gradcheck_test, pinned_algorithm_test, torch_functional,
                                     torch_test)
 
 # name: (ours, torch's, input shapes)
@@ -30,19 +30,7 @@ def test_conv_transpose_argument_errors():
         F.conv_transpose2d(x, Tensor(np.zeros((2, 1, 3, 3))), output_padding=1)
 
 
-def _forward_and_gradients(rng, algo):
-    x, w, b = (Tensor(a, requires_grad=True) for a in random_inputs(rng, [(2, 4, 9, 11), (4, 5, 3, 3), (5,)]))
-    y = F.conv_transpose2d(x, w, b, padding=1, algo=algo)
-    (y * y).sum().backward()
-    return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
-
-
-@pytest.mark.parametrize("algo", ["im2col", "winograd"])
-def test_a_pinned_algorithm_matches_auto(algo):
-    pinned = _forward_and_gradients(np.random.default_rng(0), algo)
-    auto = _forward_and_gradients(np.random.default_rng(0), "auto")
-    for name, ours, expected in zip(["output", "input grad", "weight grad", "bias grad"], pinned, auto):
-        np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+test_a_pinned_algorithm_matches_auto = pinned_algorithm_test(F.conv_transpose2d, [(2, 4, 9, 11), (4, 5, 3, 3), (5,)])
 
 
 def test_algo_reaches_the_kernels_of_the_forward_and_both_gradients(rng):
