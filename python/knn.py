@@ -20,11 +20,7 @@ DEFAULTS = KnnOptions()
 
 
 def main(argv=None):
-    parser = cli.script_parser("knn.py", __doc__, DATASETS, DEFAULTS)
-    args = parser.parse_args(argv)
-    options = cli.options_from(parser, args, DEFAULTS)
-    cli.prepare_run(parser, args)
-    split = cli.load_data(parser, args)
+    args, options, split = cli.start_script("knn.py", __doc__, DATASETS, DEFAULTS, argv)
     print(split.summary())
 
     result = run_knn(split, options)

@@ -23,11 +23,8 @@ DEFAULTS = LeNet5Options(epochs=3)
 
 
 def main(argv=None):
-    parser = cli.script_parser("lenet5.py", __doc__, IMAGE_DATASETS, DEFAULTS)
-    args = parser.parse_args(argv)
-    options = cli.options_from(parser, args, DEFAULTS)
-    cli.prepare_run(parser, args)
-    split = network_inputs(cli.load_data(parser, args))  # 32x32 NCHW images
+    args, options, split = cli.start_script("lenet5.py", __doc__, IMAGE_DATASETS, DEFAULTS, argv)
+    split = network_inputs(split)  # 32x32 NCHW images
     print(split.summary())
 
     fastconv.manual_seed(options.seed)  # the initial weights

@@ -20,11 +20,7 @@ DEFAULTS = PerceptronOptions()
 
 
 def main(argv=None):
-    parser = cli.script_parser("perceptron.py", __doc__, DATASETS, DEFAULTS)
-    args = parser.parse_args(argv)
-    options = cli.options_from(parser, args, DEFAULTS)
-    cli.prepare_run(parser, args)
-    split = cli.load_data(parser, args)
+    args, options, split = cli.start_script("perceptron.py", __doc__, DATASETS, DEFAULTS, argv)
     print(split.summary())
 
     model = classic.Perceptron(n_features=n_features(split), n_classes=split.num_classes, seed=options.seed)

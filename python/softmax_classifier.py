@@ -20,11 +20,7 @@ DEFAULTS = SoftmaxOptions()
 
 
 def main(argv=None):
-    parser = cli.script_parser("softmax_classifier.py", __doc__, DATASETS, DEFAULTS)
-    args = parser.parse_args(argv)
-    options = cli.options_from(parser, args, DEFAULTS)
-    cli.prepare_run(parser, args)
-    split = cli.load_data(parser, args)
+    args, options, split = cli.start_script("softmax_classifier.py", __doc__, DATASETS, DEFAULTS, argv)
     print(split.summary())
 
     model = classic.SoftmaxClassifier(n_features=n_features(split), n_classes=split.num_classes, seed=options.seed)

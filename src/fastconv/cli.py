@@ -224,6 +224,17 @@ def prepare_run(parser, args):
         fastconv.set_num_threads(args.threads)
 
 
+def start_script(prog, description, datasets, defaults, argv=None):
+    """What a program in python/ does first: parse argv, take its options from `defaults` and the
+    command line, check the output paths, set the threads and load the data. Returns
+    (args, options, split)."""
+    parser = script_parser(prog, description, datasets, defaults)
+    args = parser.parse_args(argv)
+    options = options_from(parser, args, defaults)
+    prepare_run(parser, args)
+    return args, options, load_data(parser, args)
+
+
 def report(result: RunResult, plot):
     """Prints the summary line and writes the plot when asked (rank 0's job in a distributed run)."""
     if distributed.is_initialized() and not distributed.context().is_main:
