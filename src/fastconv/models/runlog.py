@@ -4,14 +4,15 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
 
-def progress_bar(total, desc, unit="epoch"):
-    """A tqdm bar; tqdm is imported here so that importing fastconv never needs it."""
+def progress_bar(total, desc, unit="epoch", show=True):
+    """A tqdm bar (drawing nothing unless `show`: the ranks of a distributed run other than 0);
+    tqdm is imported here so that importing fastconv never needs it."""
     try:
         from tqdm import tqdm
     except ImportError as e:
         raise ModuleNotFoundError("training scripts show progress with tqdm: pip install tqdm "
                                   "(or: pip install fastconv[train])") from e
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not show)
 
 
 @dataclass

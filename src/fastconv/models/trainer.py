@@ -164,8 +164,7 @@ class Trainer:
         loader = self.make_loader(x_train, y_train)
         if config.resume and config.checkpoint and os.path.exists(config.checkpoint):
             self.restore(loader)
-        bar = progress_bar(config.epochs * len(loader), desc, unit="batch") if self.ctx.is_main else _SilentBar()
-        with bar:
+        with progress_bar(config.epochs * len(loader), desc, unit="batch", show=self.ctx.is_main) as bar:
             bar.update(self.epoch * len(loader))
             while self.epoch < config.epochs:
                 if self.parallel:
@@ -182,19 +181,3 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(self.epoch)
         return self.history
-
-
-class _SilentBar:
-    """The progress bar of the ranks other than 0: they train in step with it and print nothing."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, *args, **kwargs):
-        pass
