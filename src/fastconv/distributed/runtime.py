@@ -3,6 +3,7 @@ and OMPI_COMM_WORLD_* under Open MPI) and, only when more than one process was l
 mpi4py. A plain `python script.py` is world size 1 and needs no MPI at all."""
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -24,6 +25,7 @@ class Context:
 
 
 _context: Optional[Context] = None
+_ABORT_GRACE_S = 1.0
 
 
 def _launched_size():
@@ -69,4 +71,8 @@ def _abort_all_ranks(kind, value, tb):
     sys.stderr.write(f"fastconv.distributed: rank {rank} raised; aborting all ranks\n")
     sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
     sys.stderr.flush()
+    # The launcher forwards each rank's stderr through a pipe and handles the abort on another
+    # channel; under load it can kill every rank before it has read the traceback. A pause lets
+    # the message reach the user, and costs nothing beside a run that is ending anyway.
+    time.sleep(_ABORT_GRACE_S)
     _context.comm.Abort(1)
