@@ -341,3 +341,42 @@ def test_to_cuda_moves_the_tensor_or_says_why_it_cannot(rng):
     on_gpu.cpu().sum().backward()
     assert x.grad.device == "cpu"
     np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+
+
+def test_post_accumulate_hook_sees_every_contribution_of_the_pass_once():
+    w = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.data.copy()))
+    x = Tensor(np.array([1.0, 4.0]))
+    ((w * x).sum() + (w * w).sum() + (w * 5.0).sum()).backward()  # three uses of w, one twice
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], x.data + 2 * w.data + 5.0)
+
+
+def test_post_accumulate_hooks_fire_last_layer_first_while_backward_goes_on():
+    w1 = Tensor(np.array([1.5]), requires_grad=True)
+    w2 = Tensor(np.array([-2.0]), requires_grad=True)
+    order = []
+    w1.register_post_accumulate_grad_hook(lambda t: order.append(("w1", w2.grad is not None)))
+    w2.register_post_accumulate_grad_hook(lambda t: order.append(("w2", w1.grad is not None)))
+    ((Tensor(np.array([3.0])) * w1).tanh() * w2).sum().backward()
+    assert order == [("w2", False), ("w1", True)]  # w2's fired before w1 had a gradient
+
+
+def test_post_accumulate_hook_fires_once_per_backward_and_on_a_leaf_root():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    calls = []
+    w.register_post_accumulate_grad_hook(lambda t: calls.append(t.grad.data.copy()))
+    (w * 2.0).sum().backward()
+    (w * 3.0).sum().backward()
+    w.backward(np.ones(2))
+    np.testing.assert_array_equal(calls[-1], [6.0, 6.0])
+    assert len(calls) == 3
+
+
+def test_post_accumulate_hook_is_for_leaves_that_require_grad():
+    w = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match="only a leaf"):
+        (w * 2.0).register_post_accumulate_grad_hook(print)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor(np.ones(2)).register_post_accumulate_grad_hook(print)

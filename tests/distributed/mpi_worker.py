@@ -37,6 +37,7 @@ def trained(out):
     ctx = distributed.init()
     model = tiny_net(seed=ctx.rank)
     trainer = Trainer(model, train_config(distributed=True))
+    trainer.reducer.close()
     trainer.reducer = distributed.GradientReducer(list(model.parameters()), ctx, bucket_bytes=512)
     assert len(trainer.reducer.buckets) > 1
     x, y = tiny_data()
@@ -59,6 +60,69 @@ def resumed(out):
         np.savez(out, **{name: p.data for name, p in model.named_parameters()})
 
 
+def first_epoch(out):
+    """One epoch with a checkpoint at `out` (written by rank 0), for a resume on another world size."""
+    from fastconv.models.trainer import Trainer
+    ctx = distributed.init()
+    x, y = tiny_data()
+    Trainer(tiny_net(seed=ctx.rank), train_config(distributed=True, checkpoint=out, epochs=1)).fit(x, y, x[:8], y[:8])
+
+
+def second_epoch(out):
+    """Resumes the checkpoint at `out` for the second epoch; rank 0 saves the parameters to out.npz."""
+    from fastconv.models.trainer import Trainer
+    ctx = distributed.init()
+    x, y = tiny_data()
+    model = tiny_net(seed=ctx.rank + 10)  # other weights: the checkpoint's must replace them
+    Trainer(model, train_config(distributed=True, checkpoint=out, resume=True)).fit(x, y, x[:8], y[:8])
+    if ctx.is_main:
+        np.savez(out + ".npz", **{name: p.data for name, p in model.named_parameters()})
+
+
+def accumulated(out):
+    """The steps of trained(), each rank's share of a global batch taken as two micro-batches: the
+    first backward inside no_sync() (local accumulation), the second one reduced; then proves a
+    second backward outside no_sync() is refused rather than silently mixed into a reduction."""
+    from fastconv import functional as F
+    from fastconv.autograd import Tensor
+    from fastconv.models.trainer import make_optimizer
+    ctx = distributed.init()
+    model, config = tiny_net(seed=0), train_config()
+    optimizer = make_optimizer(list(model.parameters()), config)
+    reducer = distributed.GradientReducer(list(model.parameters()), ctx, bucket_bytes=512)
+    x, y = tiny_data()
+    sampler = distributed.DistributedSampler(len(x), config.batch_size, ctx.rank, ctx.world_size, seed=config.seed)
+    for epoch in range(config.epochs):
+        for indices in sampler.batches(epoch):
+            optimizer.zero_grad()
+            halves = np.array_split(indices, 2)
+            with reducer.no_sync():
+                (F.cross_entropy(model(Tensor(x[halves[0]])), y[halves[0]]) * 0.5).backward()
+            (F.cross_entropy(model(Tensor(x[halves[1]])), y[halves[1]]) * 0.5).backward()
+            reducer.synchronize()
+            optimizer.step()
+    if ctx.is_main:
+        np.savez(out, **{name: p.data for name, p in model.named_parameters()})
+    optimizer.zero_grad()
+    F.cross_entropy(model(Tensor(x[:4])), y[:4]).backward()
+    try:
+        F.cross_entropy(model(Tensor(x[:4])), y[:4]).backward()
+    except RuntimeError as e:
+        assert "no_sync" in str(e), e
+        reducer.synchronize()
+        return
+    raise AssertionError("a second backward before synchronize() was accepted")
+
+
+def one_rank_hangs(out):
+    """Rank 1 never reaches the first collective: rank 0 must give up after the timeout."""
+    ctx = distributed.init()
+    if ctx.rank == 1:
+        import time
+        time.sleep(120)
+    distributed.allreduce_sum([1.0], ctx)
+
+
 def one_rank_raises(out):
     ctx = distributed.init()
     if ctx.rank == 1:
@@ -73,6 +137,7 @@ def shapes_differ(out):
 
 
 if __name__ == "__main__":
-    scenarios = {"trained": trained, "resumed": resumed, "one_rank_raises": one_rank_raises,
-                 "shapes_differ": shapes_differ}
+    scenarios = {"trained": trained, "resumed": resumed, "first_epoch": first_epoch, "second_epoch": second_epoch,
+                 "accumulated": accumulated, "one_rank_hangs": one_rank_hangs,
+                 "one_rank_raises": one_rank_raises, "shapes_differ": shapes_differ}
     scenarios[sys.argv[1]](sys.argv[2])

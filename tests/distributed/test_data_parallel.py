@@ -37,12 +37,16 @@ def _mpi_missing():
 needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
 
 
-def run_two_ranks(scenario, out, timeout=60):
+def run_ranks(scenario, out, ranks=2, timeout=60, **env_changes):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, ROOT,
                                                                       os.environ.get("PYTHONPATH")])),
-               FASTCONV_NUM_THREADS="1")
-    return subprocess.run([MPIEXEC, "-n", "2", sys.executable, WORKER, scenario, str(out)], env=env,
+               FASTCONV_NUM_THREADS="1", **env_changes)
+    return subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, WORKER, scenario, str(out)], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_two_ranks(scenario, out, timeout=60, **env_changes):
+    return run_ranks(scenario, out, 2, timeout, **env_changes)
 
 
 @needs_mpi
@@ -74,6 +78,45 @@ def test_a_resumed_distributed_run_takes_the_steps_of_one_that_never_stopped(tmp
     with np.load(tmp_path / "trained.npz") as whole, np.load(tmp_path / "resumed.npz") as resumed:
         for name in whole.files:
             np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@needs_mpi
+@pytest.mark.parametrize("writers, readers", [(2, 1), (1, 2)])
+def test_a_checkpoint_written_by_n_processes_resumes_on_m(writers, readers, tmp_path):
+    saved = tmp_path / "run.checkpoint.npz"
+    first, whole = run_ranks("first_epoch", saved, writers), run_two_ranks("trained", tmp_path / "whole.npz")
+    assert first.returncode == 0 and whole.returncode == 0, first.stderr + whole.stderr
+    second = run_ranks("second_epoch", saved, readers)
+    assert second.returncode == 0, second.stderr
+    with np.load(tmp_path / "whole.npz") as whole, np.load(str(saved) + ".npz") as resumed:
+        for name in whole.files:
+            np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@needs_mpi
+def test_accumulating_in_no_sync_takes_the_steps_of_whole_batches(tmp_path):
+    runs = {scenario: run_two_ranks(scenario, tmp_path / f"{scenario}.npz") for scenario in ("trained", "accumulated")}
+    for run in runs.values():
+        assert run.returncode == 0, run.stderr
+    with np.load(tmp_path / "trained.npz") as whole, np.load(tmp_path / "accumulated.npz") as accumulated:
+        for name in whole.files:
+            np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@needs_mpi
+def test_a_rank_that_hangs_ends_the_run_after_the_collective_timeout(tmp_path):
+    run = run_two_ranks("one_rank_hangs", tmp_path / "unused", timeout=60, FASTCONV_COLLECTIVE_TIMEOUT="2")
+    assert run.returncode != 0
+    assert "sum over ranks: rank 0 waited" in run.stderr
+    assert "FASTCONV_COLLECTIVE_TIMEOUT" in run.stderr
+
+
+def test_the_collective_timeout_must_be_a_positive_number(monkeypatch):
+    monkeypatch.setenv("FASTCONV_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="FASTCONV_COLLECTIVE_TIMEOUT: expected a positive number of seconds"):
+        distributed.collective_timeout()
+    monkeypatch.setenv("FASTCONV_COLLECTIVE_TIMEOUT", "2.5")
+    assert distributed.collective_timeout() == 2.5
 
 
 @needs_mpi

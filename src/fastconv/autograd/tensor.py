@@ -51,6 +51,30 @@ def _topological_order(root):
     return order
 
 
+def _uses_of_hooked_leaves(order):
+    """{id(leaf): [leaf, uses]} for the leaves with post-accumulate hooks that nodes of `order`
+    take as inputs: a leaf's gradient is final once backward has passed all of its uses."""
+    uses = {}
+    for node in order:
+        for t in node.inputs:
+            if t is not None and t._post_accumulate_hooks and t._node is None and t.requires_grad:
+                uses.setdefault(id(t), [t, 0])[1] += 1
+    return uses
+
+
+def _count_down_uses(node, uses):
+    """Backward is done with `node`: a hooked leaf whose last use it was gets its hooks called."""
+    if not uses:
+        return
+    for t in node.inputs:
+        entry = uses.get(id(t)) if t is not None else None
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                for hook in t._post_accumulate_hooks:
+                    hook(t)
+
+
 def _binary(function, reflected=False):
     """A Tensor operator method: `self op other`, or `other op self` when reflected."""
     def operator(self, other):
@@ -69,6 +93,7 @@ def _unary(function):
 
 class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+    _post_accumulate_hooks = ()  # a leaf's own tuple once a hook is registered
 
     def __init__(self, data, requires_grad=False):
         self.data = _as_array(data)
@@ -150,12 +175,17 @@ class Tensor:
             raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {self.shape}")
         if self._node is None:
             self._accumulate_grad(gradient)
+            for hook in self._post_accumulate_hooks:
+                hook(self)
             return
         # gradients waiting for each node, one slot per output; a node runs once all its users ran
         pending = {id(self._node): self._node_slots(gradient)}
-        for node in reversed(_topological_order(self._node)):
+        order = _topological_order(self._node)
+        hooked_uses = _uses_of_hooked_leaves(order)
+        for node in reversed(order):
             grad_outputs = pending.pop(id(node), None)
             if grad_outputs is None:
+                _count_down_uses(node, hooked_uses)
                 continue
             for inp, grad in zip(node.inputs, node.backward(grad_outputs)):
                 if inp is None or not inp.requires_grad or grad is None:
@@ -169,6 +199,7 @@ class Tensor:
                 else:
                     slots, i = pending[id(inp._node)], inp._output_index
                     slots[i] = grad if slots[i] is None else slots[i] + grad
+            _count_down_uses(node, hooked_uses)
             if not retain_graph:
                 node.free()
 
@@ -177,6 +208,16 @@ class Tensor:
         slots = [None] * len(self._node.output_specs)
         slots[self._output_index] = grad
         return slots
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Calls hook(self) once per backward pass, when this leaf's .grad holds every
+        contribution of that pass (PyTorch's hook of the same name). Data-parallel training starts
+        reducing a gradient there, while backward goes on with the layers below."""
+        if self._node is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor accumulates .grad")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
+        self._post_accumulate_hooks = self._post_accumulate_hooks + (hook,)
 
     def _accumulate_grad(self, grad):
         if self.grad is None:  # a copy: backward's arrays may alias inputs or each other

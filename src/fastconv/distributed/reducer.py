@@ -1,14 +1,16 @@
 """Averaging gradients across ranks in buckets, DistributedDataParallel's way (Li et al. 2020,
 "PyTorch Distributed", section 3.2.3): parameters in reverse order, since backward produces the
-last layers' gradients first, are packed into buckets of about `bucket_bytes`; each bucket's
-sum is a non-blocking Iallreduce, started as soon as all its gradients are marked ready, so the
-reductions overlap each other (and, given a per-parameter hook in the backward walk, the rest
-of backward). synchronize() starts what is left, waits for all, and divides by the world size."""
-import time
+last layers' gradients first, are packed into buckets of about `bucket_bytes`. A hook on each
+parameter (Tensor.register_post_accumulate_grad_hook) marks its gradient ready the moment
+backward has passed its last use; a bucket whose gradients are all ready starts a non-blocking
+Iallreduce at once, so the reductions of the last layers run while backward computes the first.
+synchronize() starts what is left, waits for all (bounded by the collective timeout) and divides
+by the world size."""
+import contextlib
 
 import numpy as np
 
-from fastconv.distributed.runtime import Context, context
+from fastconv.distributed.runtime import Context, context, wait_all
 
 DEFAULT_BUCKET_BYTES = 2 << 20
 
@@ -38,13 +40,49 @@ class GradientReducer:
             for p in bucket.params:
                 self.bucket_of[id(p)] = bucket
         self.wait_seconds = 0.0   # time spent waiting for reductions, summed over steps
+        self.syncing = True       # False inside no_sync(): gradients accumulate locally
+        self.hooked = False
+        if self.ctx.world_size > 1:
+            for bucket in self.buckets:
+                for p in bucket.params:
+                    p.register_post_accumulate_grad_hook(self._on_gradient_ready)
+            self.hooked = True
+
+    def _on_gradient_ready(self, param):
+        if self.hooked and self.syncing:
+            self.mark_ready(param)
+
+    def close(self):
+        """Stops reacting to backward (another reducer takes these parameters over)."""
+        self.hooked = False
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Backward passes inside only accumulate gradients locally (gradient accumulation); the
+        first backward after it reduces the accumulated sums, as DDP's no_sync."""
+        self.syncing = False
+        try:
+            yield
+        finally:
+            self.syncing = True
 
     def mark_ready(self, param):
         """param's gradient is final for this step; its bucket starts reducing once all are."""
         bucket = self.bucket_of[id(param)]
+        if bucket.request is not None:
+            raise RuntimeError("GradientReducer: a second backward before synchronize() would add to "
+                               "gradients already being reduced; call synchronize() after each backward, "
+                               "or run the accumulation steps inside reducer.no_sync()")
         bucket.waiting -= 1
-        if bucket.waiting == 0 and bucket.request is None:  # not twice when backward runs twice
+        if bucket.waiting == 0:
             self._start(bucket)
+        self._progress()
+
+    def _progress(self):
+        """Lets MPI move the reductions in flight along: without a progress thread, a
+        non-blocking collective advances only inside MPI calls."""
+        from mpi4py import MPI
+        MPI.Request.Testall([b.request for b in self.buckets if b.request is not None])
 
     def _start(self, bucket):
         offset = 0
@@ -66,10 +104,7 @@ class GradientReducer:
         for bucket in self.buckets:
             if bucket.request is None:
                 self._start(bucket)
-        started = time.perf_counter()
-        for bucket in self.buckets:
-            bucket.request.Wait()
-        self.wait_seconds += time.perf_counter() - started
+        self.wait_seconds += wait_all([b.request for b in self.buckets], "gradient all-reduce")
         from fastconv.autograd import Tensor
         for bucket in self.buckets:
             bucket.buffer /= self.ctx.world_size

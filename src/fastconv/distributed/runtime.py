@@ -26,6 +26,12 @@ class Context:
 
 _context: Optional[Context] = None
 _ABORT_GRACE_S = 1.0
+DEFAULT_COLLECTIVE_TIMEOUT_S = 600.0
+_TIMEOUT_ENV = "FASTCONV_COLLECTIVE_TIMEOUT"
+
+
+class CollectiveTimeout(RuntimeError):
+    """A collective waited longer than collective_timeout() for the other ranks."""
 
 
 def _launched_size():
@@ -64,6 +70,48 @@ def is_initialized() -> bool:
 def context() -> Context:
     """The Context of init(), initialising on first use."""
     return _context if _context is not None else init()
+
+
+def collective_timeout() -> float:
+    """Seconds a rank waits in a collective for the others before it gives up and aborts the
+    run: $FASTCONV_COLLECTIVE_TIMEOUT, else 600 (longer than any step of the suite's models)."""
+    text = os.environ.get(_TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_COLLECTIVE_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{_TIMEOUT_ENV}: expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def wait_all(requests, what, timeout=None):
+    """Waits for MPI requests, polling, so that a rank that died or hangs turns into a
+    CollectiveTimeout (and, through the excepthook, an abort of every rank) instead of a hang.
+    Returns the seconds waited."""
+    from mpi4py import MPI
+    timeout = collective_timeout() if timeout is None else timeout
+    started = time.perf_counter()
+    pause = 20e-6
+    while not MPI.Request.Testall(requests):
+        waited = time.perf_counter() - started
+        if waited > timeout:
+            rank = _context.rank if _context is not None else "?"
+            raise CollectiveTimeout(f"{what}: rank {rank} waited {waited:.1f} s for the other ranks "
+                                    f"(timeout {timeout:g} s, set by {_TIMEOUT_ENV}); one of them has died "
+                                    f"or hangs")
+        time.sleep(pause)
+        pause = min(2 * pause, 1e-3)  # quick answers stay quick; long waits cost little CPU
+    return time.perf_counter() - started
+
+
+def rendezvous(ctx: Context, what):
+    """Returns once every rank has reached this point, or raises CollectiveTimeout: placed before
+    a blocking collective (the object ones mpi4py offers only blocking), it bounds its wait."""
+    if ctx.world_size > 1:
+        wait_all([ctx.comm.Ibarrier()], what)
 
 
 def _abort_all_ranks(kind, value, tb):

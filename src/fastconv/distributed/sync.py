@@ -1,5 +1,23 @@
-"""Making the ranks agree before training: the same parameter shapes, then rank 0's values."""
-from fastconv.distributed.runtime import Context, context
+"""Making the ranks agree: the same parameter shapes, then rank 0's values; and the sums of
+figures over ranks. Every wait is bounded by the collective timeout (runtime.wait_all)."""
+import numpy as np
+
+from fastconv.distributed.runtime import Context, context, rendezvous, wait_all
+
+
+def _broadcast_arrays(arrays, ctx, what):
+    """Rank 0's values of `arrays` on every rank, in place; the broadcasts overlap one another."""
+    wait_all([ctx.comm.Ibcast(a, root=0) for a in arrays], what)
+
+
+def allreduce_sum(values, ctx: Context = None):
+    """The sum over ranks of a float64 vector of figures (e.g. loss and counts of an epoch)."""
+    from mpi4py import MPI
+    ctx = ctx or context()
+    total = np.array(values, dtype=np.float64)
+    if ctx.world_size > 1:
+        wait_all([ctx.comm.Iallreduce(MPI.IN_PLACE, total, op=MPI.SUM)], "sum over ranks")
+    return total
 
 
 def check_parameter_shapes(module, ctx: Context = None):
@@ -9,6 +27,7 @@ def check_parameter_shapes(module, ctx: Context = None):
     if ctx.world_size == 1:
         return
     mine = [(name, tuple(t.shape), str(t.dtype)) for name, t in module._state_tensors().items()]
+    rendezvous(ctx, "parameter shape check")
     every = ctx.comm.allgather(mine)
     for rank, theirs in enumerate(every[1:], start=1):
         if theirs != every[0]:
@@ -25,9 +44,9 @@ def broadcast_parameters(module, optimizer=None, ctx: Context = None):
     ctx = ctx or context()
     if ctx.world_size == 1:
         return
-    for tensor in module._state_tensors().values():
-        ctx.comm.Bcast(tensor.data, root=0)
+    _broadcast_arrays([t.data for t in module._state_tensors().values()], ctx, "parameter broadcast")
     if optimizer is not None:
+        rendezvous(ctx, "optimiser state broadcast")
         state = ctx.comm.bcast(optimizer.state_dict() if ctx.is_main else None, root=0)
         if not ctx.is_main:
             optimizer.load_state_dict(state)
@@ -39,5 +58,4 @@ def broadcast_buffers(module, ctx: Context = None):
     ctx = ctx or context()
     if ctx.world_size == 1:
         return
-    for _, tensor in module.named_buffers():
-        ctx.comm.Bcast(tensor.data, root=0)
+    _broadcast_arrays([t.data for _, t in module.named_buffers()], ctx, "buffer broadcast")

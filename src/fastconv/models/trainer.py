@@ -14,7 +14,9 @@ and optimiser, steps on its 1/W of each global batch of config.batch_size (fastc
 DistributedSampler), and averages its gradients with the other ranks' before each step, so W
 ranks take the steps one process would take on the same global batches (batch norm aside: its
 batch statistics are each rank's share's). Only rank 0 shows progress and writes checkpoints;
-the shards and their augmentation are seeded by (seed, epoch), so a resume needs only the epoch.
+the shards and their augmentation are seeded by (seed, epoch), so a resume needs only the epoch,
+and a checkpoint written by N processes resumes on M: a distributed run on any number of ranks,
+one included, takes the same global batches.
 """
 import math
 import os
@@ -102,6 +104,7 @@ class Trainer:
         self.epoch = 0
         wanted = distributed.is_initialized() if config.distributed is None else config.distributed
         self.ctx = distributed.init() if wanted else distributed.Context(rank=0, world_size=1)
+        self.sharded = bool(wanted)  # the distributed sampler's global batches, on any world size
         self.parallel = self.ctx.world_size > 1
         if self.parallel:
             distributed.check_parameter_shapes(model, self.ctx)
@@ -110,7 +113,7 @@ class Trainer:
 
     def make_loader(self, x_train, y_train):
         config, dataset = self.config, ArrayDataset(x_train, y_train)
-        if self.parallel:
+        if self.sharded:
             sampler = distributed.DistributedSampler(len(dataset), config.batch_size, self.ctx.rank,
                                                      self.ctx.world_size, seed=config.seed)
             return distributed.ShardedLoader(dataset, sampler, self.train_transform)
@@ -122,7 +125,7 @@ class Trainer:
         if not self.ctx.is_main:
             return
         # a sharded loader's random state is its (seed, epoch): nothing to save
-        loader_rng = {} if self.parallel else {"loader_rng": loader.rng.bit_generator.state}
+        loader_rng = {} if self.sharded else {"loader_rng": loader.rng.bit_generator.state}
         checkpoint.save(self.config.checkpoint, self.model, self.optimizer, self.epoch,
                         scheduler=self.scheduler.state_dict(), history=self.history, **loader_rng)
 
@@ -130,7 +133,7 @@ class Trainer:
         """Loads config.checkpoint into the model, optimiser, scheduler, loader and history."""
         saved = checkpoint.load(self.config.checkpoint, self.model, self.optimizer)
         self.scheduler.load_state_dict(saved["scheduler"])
-        if not self.parallel:
+        if not self.sharded and "loader_rng" in saved:  # (a distributed run's checkpoint has none)
             loader.rng.bit_generator.state = saved["loader_rng"]
         self.history = {name: list(values) for name, values in saved["history"].items()}
         self.epoch = saved["epoch"]
@@ -153,7 +156,7 @@ class Trainer:
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if self.parallel:  # the epoch's figures over every rank's shares
-            total_loss, correct, seen = self.ctx.comm.allreduce(np.array([total_loss, correct, seen]))
+            total_loss, correct, seen = distributed.allreduce_sum([total_loss, correct, seen], self.ctx)
             distributed.broadcast_buffers(self.model, self.ctx)
         return total_loss / seen, correct / seen
 
@@ -167,7 +170,7 @@ class Trainer:
         with progress_bar(config.epochs * len(loader), desc, unit="batch", show=self.ctx.is_main) as bar:
             bar.update(self.epoch * len(loader))
             while self.epoch < config.epochs:
-                if self.parallel:
+                if self.sharded:
                     loader.set_epoch(self.epoch)
                 loss, running_accuracy = self.train_epoch(loader, bar)
                 self.scheduler.step()
