@@ -1,9 +1,15 @@
 """Shared test fixtures: every available micro-kernel ISA, the devices to run ops on, seeded
 generators, optional torch."""
+import os
+import tempfile
 import zlib
 
 import numpy as np
 import pytest
+
+# algo="auto" remembers its choices on disk (fastconv.conv_cache): the tests start from none and
+# leave none in the user's ~/.cache.
+os.environ["FASTCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastconv-test-cache-")
 
 import fastconv
 from fastconv import _runtime, backend

@@ -8,6 +8,8 @@ from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
 from tests.reference import conv2d_reference
 
+RNG = np.random.default_rng(5)
+
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 CASES = [
     (1, 1, 5, 5, 1, 3, 3, 1, 0, 1, 1),
@@ -322,23 +324,94 @@ def test_backward_kernels_check_shapes_in_cpp():
         _C.conv2d_forward(X4, W4, None, y, (1, 1), (0, 0), (0, 0), (1, 1), 1)
 
 
-def test_auto_timing_drops_slow_candidates_and_retimes_close_ones(monkeypatch):
-    clock = [0.0]  # a fake clock that each run advances: the test times nothing real
+def fake_timed_runs(monkeypatch, cost):
+    """A run per algorithm that advances a fake clock by its cost: the tests time nothing real."""
+    clock = [0.0]
     monkeypatch.setattr(conv_algo.time, "perf_counter", lambda: clock[0])
-    calls = {"fast": 0, "close": 0, "slow": 0}
-    cost = {"fast": 2.0, "close": 2.1, "slow": 20.0}
+    calls = dict.fromkeys(cost, 0)
 
-    def run(algo):
+    def run(algo, images=None):
+        if cost[algo] is None:
+            raise MemoryError(f"{algo}: workspace too large")
         calls[algo] += 1
         clock[0] += cost[algo]
+    return run, calls
 
-    assert conv_algo._fastest(run, list(calls)) == "fast"
-    assert calls["slow"] == 4                        # warm-up + 3 rounds, then dropped (> 2x the leader)
+
+def test_auto_timing_drops_slow_candidates_and_retimes_close_ones(monkeypatch):
+    cost = {"fast": 0.002, "close": 0.0021, "slow": 0.02}
+    run, calls = fake_timed_runs(monkeypatch, cost)
+    assert conv_algo._fastest(run, list(cost)) == "fast"
+    assert calls["slow"] == 1                        # its first run is over 2x the leader's: dropped
     assert calls["fast"] == calls["close"] == 1 + 9  # within 10% of each other: every round is run
-    calls = dict.fromkeys(calls, 0)
-    cost["close"] = 3.0
-    assert conv_algo._fastest(run, list(calls)) == "fast"
-    assert calls == {"fast": 4, "close": 4, "slow": 4}  # a clear winner after 3 rounds
+    cost["close"] = 0.003
+    run, calls = fake_timed_runs(monkeypatch, cost)
+    assert conv_algo._fastest(run, list(cost)) == "fast"
+    assert calls == {"fast": 4, "close": 4, "slow": 1}  # a clear winner after 3 rounds
+
+
+def test_auto_timing_of_long_runs_takes_one_round(monkeypatch):
+    run, calls = fake_timed_runs(monkeypatch, {"fast": 1.0, "close": 1.01, "slow": 5.0})
+    assert conv_algo._fastest(run, ["slow", "close", "fast"]) == "fast"
+    assert calls == {"fast": 2, "close": 2, "slow": 1}
+
+
+def test_auto_skips_a_candidate_that_fails_and_raises_when_all_do(monkeypatch):
+    run, calls = fake_timed_runs(monkeypatch, {"huge": None, "ok": 0.002})
+    assert conv_algo._fastest(run, ["huge", "ok"]) == "ok"
+    run, _ = fake_timed_runs(monkeypatch, {"huge": None, "bigger": None})
+    with pytest.raises(MemoryError, match="huge: workspace too large"):
+        conv_algo._fastest(run, ["huge", "bigger"])
+
+
+def test_auto_times_candidates_on_a_sixteenth_of_the_batch(monkeypatch):
+    assert [conv_algo._timing_images(n) for n in (1, 15, 16, 17, 128)] == [1, 1, 1, 2, 8]
+    seen = []
+    real = conv_algo._fastest
+    monkeypatch.setattr(conv_algo, "_fastest", lambda run, c, images: seen.append(images) or real(run, c, images))
+    conv_algo.set_mode("benchmark")
+    try:
+        x, w = RNG.standard_normal((32, 4, 9, 9)), RNG.standard_normal((6, 4, 3, 3))
+        y = ops.conv2d(x, w, padding=1)
+    finally:
+        conv_algo.set_mode("benchmark")
+    assert seen == [2]
+    np.testing.assert_allclose(y, ops.conv2d(x, w, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+
+
+def test_auto_choices_persist_on_disk_per_machine(monkeypatch, tmp_path):
+    import fastconv
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    fastconv.conv_cache.clear()
+    conv_algo.set_mode("benchmark")
+    x, w = RNG.standard_normal((2, 3, 8, 8)), RNG.standard_normal((5, 3, 3, 3))
+    ops.conv2d(x, w, padding=1)
+    assert (tmp_path / "conv_algo.json").exists()
+    stored = fastconv.conv_cache.entries()
+    assert len(stored) == 1 and fastconv.conv_cache.machine_key() in next(iter(stored))
+    conv_algo.forget_choices()  # a new process: the disk answers, nothing is timed
+    monkeypatch.setattr(conv_algo, "_fastest", lambda *a: pytest.fail("timed a shape the disk cache knows"))
+    ops.conv2d(x, w, padding=1)
+    assert list(conv_algo.chosen().values()) == list(stored.values())
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(previous + 1)  # another thread count is another machine key
+    try:
+        assert fastconv.conv_cache.machine_key() not in next(iter(stored))
+    finally:
+        fastconv.set_num_threads(previous)
+    fastconv.conv_cache.clear()
+    assert not (tmp_path / "conv_algo.json").exists() and not conv_algo.chosen()
+
+
+def test_a_damaged_cache_file_is_timed_over(monkeypatch, tmp_path):
+    import fastconv
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    fastconv.conv_cache.clear()
+    (tmp_path / "conv_algo.json").write_text("{not json")
+    conv_algo.set_mode("benchmark")
+    ops.conv2d(RNG.standard_normal((1, 2, 6, 6)), RNG.standard_normal((3, 2, 3, 3)))
+    assert len(fastconv.conv_cache.entries()) == 1
+    fastconv.conv_cache.clear()
 
 
 GY4 = np.zeros((2, 6, 6, 6))

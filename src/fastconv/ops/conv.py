@@ -75,6 +75,11 @@ def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
     return algo
 
 
+def head(array, images):
+    """The first `images` of a batch (all of it for None): what auto times candidates on."""
+    return array if images is None or array is None else array[:images]
+
+
 def _weight(weight, groups):
     """(weight array, PreparedWeight or None): a PreparedWeight runs on its frozen copy."""
     if not isinstance(weight, PreparedWeight):
@@ -124,8 +129,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     algo = _algorithm_name(algo, x.shape, w.shape, args)
-    run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
-                                       _transformed(lib, w, prepared, a, "forward", x.shape, args))
+    run = lambda a, images=None: lib.conv2d_forward(head(x, images), w, b, head(y, images), *args, a, bool(relu),
+                                                    _transformed(lib, w, prepared, a, "forward", x.shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
@@ -139,8 +144,9 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = empty(shape4(input_size, "input_size"), w.dtype, device_of(w))
     algo = _algorithm_name(algo, dx.shape, w.shape, args)
-    run = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
-                                              _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+    run = lambda a, images=None: lib.conv2d_backward_input(
+        head(dy, images), w, head(dx, images), *args, a,
+        _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
@@ -154,7 +160,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     dw = empty(weight_size, x.dtype, device_of(x))
     algo = _algorithm_name(algo, x.shape, dw.shape, args)
-    run = lambda a: lib.conv2d_backward_weight(x, dy, dw, None, *args, a)
+    run = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, None, *args, a)
     run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
 
@@ -170,9 +176,10 @@ def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1,
     dx, dw = empty_like(x), empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
     algo = _algorithm_name(algo, x.shape, w.shape, args)
-    run_input = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
-                                                    _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
-    run_weight = lambda a: lib.conv2d_backward_weight(x, dy, dw, db, *args, a)
+    run_input = lambda a, images=None: lib.conv2d_backward_input(
+        head(dy, images), w, head(dx, images), *args, a,
+        _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+    run_weight = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
     return dx, dw, db

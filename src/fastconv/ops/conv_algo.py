@@ -1,9 +1,13 @@
 """Choosing conv2d's algorithm per shape, like cuDNN's benchmark mode.
 
 algo="auto" resolves, once per (shapes, arguments, dtype, threads), to the fastest algorithm
-that supports the shape, by timing each candidate on the call's own arrays; the winner is
-cached for the process. In deterministic mode the choice is a fixed rule instead (no timing),
-so two runs of a program always run the same algorithms.
+that supports the shape. The timing is kept cheap: candidates run on a slice of the call's own
+batch (1/16 of it, at least one image: every algorithm's cost is linear in the batch), a
+candidate over twice the leader's time is dropped after its first run, and a candidate that
+fails (e.g. MemoryError for its workspace) is skipped. The winner is cached for the process and
+on disk (ops/conv_cache.py), so a later process on the same machine does not time again. In
+deterministic mode the choice is a fixed rule instead (no timing, no cache), so two runs of a
+program always run the same algorithms.
 
 The choice is made on shapes alone, so it asks fastconv.backend.kernels with no arrays: it
 chooses among the host library's algorithms.
@@ -12,6 +16,7 @@ import os
 import time
 
 from fastconv.backend import kernels
+from fastconv.ops import conv_cache
 
 _MODES = ("benchmark", "deterministic")
 _mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
@@ -37,6 +42,11 @@ def set_mode(mode):
     if mode not in _MODES:
         raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
     _mode = mode
+    _choices.clear()
+
+
+def forget_choices():
+    """Drops this process's choices (conv_cache.clear() also empties the disk cache)."""
     _choices.clear()
 
 
@@ -115,16 +125,22 @@ def _key(input_shape, weight_shape, args, dtype, direction):
 
 
 def resolve(direction, run, input_shape, weight_shape, args, dtype):
-    """The algorithm for one call. `run(algo)` executes the call with that algorithm."""
+    """The algorithm for one call. `run(algo, images)` executes the call with that algorithm on
+    the first `images` of its batch (all of it for None)."""
     key = _key(input_shape, weight_shape, args, dtype, direction)
     algo = _choices.get(key)
     if algo is None:
         candidates = [a for a in supported(input_shape, weight_shape, args)
                       if _own_kernel(a, direction, input_shape, weight_shape, args)]
+        first = heuristic(input_shape, weight_shape, args, candidates, direction)
         if _mode == "deterministic" or len(candidates) == 1:
-            algo = heuristic(input_shape, weight_shape, args, candidates, direction)
+            algo = first
         else:
-            algo = _fastest(run, candidates)
+            algo = _remembered(key, candidates)
+            if algo is None:
+                ordered = [first] + [a for a in candidates if a != first]
+                algo = _fastest(run, ordered, _timing_images(input_shape[0]))
+                conv_cache.store(_disk_key(key), algo)
         _choices[key] = algo
     return algo
 
@@ -137,32 +153,73 @@ def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candid
     choice = _choices.get(key)
     if choice is None:
         unique = list(dict.fromkeys(candidates))
-        choice = unique[0] if _mode == "deterministic" or len(unique) == 1 else _fastest(run, unique)
+        if _mode == "deterministic" or len(unique) == 1:
+            choice = unique[0]
+        else:
+            remembered = _remembered(key, [",".join(pair) for pair in unique])
+            choice = (tuple(remembered.split(",")) if remembered is not None
+                      else _fastest(run, unique, _timing_images(input_shape[0])))
+            conv_cache.store(_disk_key(key), ",".join(choice))
         _choices[key] = choice
     return choice
 
 
-def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1):
-    """Times each candidate on the real call, interleaved; the best time wins.
+def _disk_key(key):
+    return repr(key[:-2] + key[-1:])  # the thread count is in conv_cache's machine key
 
-    Another process taking a core only ever adds time, so the minimum over rounds is the
-    estimate. After `rounds`, a candidate over twice the leader's time stops being timed, and
-    rounds go on (up to `max_rounds`) while the two best are within `margin` of each other:
-    on a shared machine three rounds can all be disturbed, and a wrong pick stays for the process.
+
+def _remembered(key, candidates):
+    """The disk cache's choice for `key`, if it is still one of the candidates."""
+    algo = conv_cache.lookup(_disk_key(key))
+    return algo if algo in candidates else None
+
+
+def _timing_images(batch, fraction=16):
+    """How many images of a batch the candidates are timed on: 1/16 of it (at least one), so
+    timing every candidate costs about what one call of one of them does."""
+    return max(1, -(-batch // fraction))
+
+
+def _fastest(run, candidates, images=None, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0,
+             long_run=0.05):
+    """Times each candidate on the first `images` of the real call, interleaved; the best time
+    wins. Candidates come in order of likelihood (the heuristic's pick first).
+
+    The first run of each candidate warms it up (scratch buffers, filter transforms) and is
+    timed too: one over `drop_after` times the leader's is not run again. Another process
+    taking a core only ever adds time, so the minimum over rounds is the estimate; rounds go on
+    (up to `max_rounds`) while the two best are within `margin` of each other: on a shared
+    machine three rounds can all be disturbed, and a wrong pick stays for the process. Runs of
+    over `long_run` seconds average their own noise: one round after the first run decides. A
+    candidate that runs out of memory is skipped; if every one does, the first one's error is
+    raised. Bad arguments raise at the first run, as the whole call reports them.
     """
-    best = {a: float("inf") for a in candidates}
-    for a in candidates:  # warm-up: first-touch of scratch buffers, filter transforms
-        run(a)
-    alive = list(candidates)
+    best, errors = {}, []
+    for a in candidates:
+        try:
+            started = time.perf_counter()
+            run(a, images)
+            best[a] = time.perf_counter() - started
+        except MemoryError as error:  # this algorithm's workspace does not fit: another may
+            errors.append(error)
+        except ValueError:  # the call's own arguments: its error, with the whole call's shapes
+            if images is not None:
+                run(a)
+            raise
+    if not best:
+        raise errors[0]
+    leader = min(best.values())
+    alive = [a for a in best if best[a] <= drop_after * leader]
+    if leader > long_run:
+        rounds = max_rounds = 1
     for r in range(1, max_rounds + 1):
         for a in alive:
             t0 = time.perf_counter()
-            run(a)
+            run(a, images)
             best[a] = min(best[a], time.perf_counter() - t0)
-        if r >= rounds:
-            leader = min(best[a] for a in alive)
-            alive = [a for a in alive if best[a] <= 2 * leader]
-            times = sorted(best[a] for a in alive)
-            if len(times) < 2 or times[1] > (1 + margin) * times[0]:
-                break
+        leader = min(best[a] for a in alive)
+        alive = [a for a in alive if best[a] <= drop_after * leader]
+        times = sorted(best[a] for a in alive)
+        if r >= rounds and (len(times) < 2 or times[1] > (1 + margin) * times[0]):
+            break
     return min(best, key=best.get)
