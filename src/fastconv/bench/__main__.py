@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 
 import fastconv
@@ -118,6 +119,9 @@ def main(argv=None):
     _, selected = check_arguments(parser, args)
 
     fastconv.set_num_threads(args.threads)
+    # auto's choices start from none on every run (not from the user's disk cache), so the
+    # first call of each layer shows what choosing costs.
+    os.environ["FASTCONV_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastconv-bench-")
     status("loading torch (the main peer)...")
     torch = peers.load_torch(args.threads)
     blas_note = peers.limit_numpy_threads(args.threads)

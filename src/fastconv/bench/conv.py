@@ -1,5 +1,7 @@
 """The conv section: each conv2d layer of layers.json, forward and forward+backward, auto and
 every algorithm that supports the layer, against torch (NCHW and channels_last) and numpy."""
+import time
+
 import numpy as np
 
 from fastconv import _C, ops
@@ -39,7 +41,9 @@ def cases(layer, torch, dtype=np.float32, seed=0):
 
     fwd = {"fastconv": lambda: ops.conv2d(x, w, **args)}
     step = {"fastconv": lambda: our_step("auto")}
+    started = time.perf_counter()
     our_step("auto")  # resolves auto's choice for the three directions, printed under the rows
+    first_step = time.perf_counter() - started
     conv_args = conv2d_arguments(w.shape, stride, pad, 1, groups)
     picks = {direction: algo for (xs, ws, a, _, _, direction), algo in conv_algo.chosen().items()
              if xs == x.shape and ws == w.shape and a == conv_args}
@@ -71,7 +75,8 @@ def cases(layer, torch, dtype=np.float32, seed=0):
         step["torch"] = lambda: torch_step(gx, gw, tgy)
         step["torch_cl"] = lambda: torch_step(gx_cl, gw_cl, tgy_cl)
     fwd["numpy"] = lambda: numpy_conv2d(x, w, (stride, stride), pad, groups)
-    auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks)}
+    auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks),
+            "auto's first fwd+bwd (choosing included)": f"{first_step * 1e3:.1f} ms"}
     memory = {"extra memory (scratch, forward)": ", ".join(
         f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB"
         for algo in ("im2col", "implicit"))}
