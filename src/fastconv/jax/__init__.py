@@ -1,0 +1,294 @@
+"""fastconv's kernels as JAX functions: traceable under jax.jit, differentiable (jax.custom_vjp
+with fastconv's own backward kernels), on CPU arrays.
+
+    import jax, jax.numpy as jnp
+    from fastconv import jax as fj
+
+    @jax.jit
+    def loss(x, w):
+        y = fj.conv2d(x, w, padding=1)
+        return jnp.sum(fj.max_pool2d(jax.nn.relu(y), 2) ** 2)
+
+    value, grads = jax.value_and_grad(loss, argnums=(0, 1))(x, w)
+
+Each call is an XLA custom call through jax.ffi (see _xla_ffi.py): XLA hands fastconv its
+buffers, the inputs are read in place and each result is written once into XLA's buffer.
+Arguments are checked when the function is traced, with the messages fastconv.ops gives.
+Needs `pip install fastconv[jax]`. The targets are the CPU kernels: on a GPU backend XLA
+refuses to lower them (no CUDA target is registered).
+"""
+import functools
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as e:  # an optional extra: say how to get it
+    raise ImportError("fastconv.jax needs JAX: pip install 'fastconv[jax]' (or: pip install jax jaxlib)") from e
+
+from fastconv import ops
+from fastconv.jax._xla_ffi import register
+
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "roi_align", "grid_sample", "interpolate"]
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else value
+
+
+def _call(target, results, *operands):
+    """The XLA custom call of `target` on `operands`, giving arrays shaped like `results` (the
+    targets are registered for the CPU platform: XLA refuses to lower them for a GPU)."""
+    return jax.ffi.ffi_call(target, results, vmap_method="sequential")(*operands)
+
+
+def _writes(compute):
+    """compute(*inputs) -> array or tuple of arrays, as an FFI body that writes XLA's results."""
+    def body(inputs, outputs):
+        values = compute(*inputs)
+        for out, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
+            np.copyto(out, value)
+    return body
+
+
+def _like(shape, dtype):
+    return jax.ShapeDtypeStruct(tuple(int(d) for d in shape), dtype)
+
+
+def _empty_batch_shape(op, x, *args, **kwargs):
+    """The output shape op gives x, from a call on an empty batch (cheap, and checks the arguments)."""
+    shape = op(np.empty((0,) + tuple(x.shape[1:]), x.dtype), *args, **kwargs).shape
+    return (x.shape[0],) + tuple(shape[1:])
+
+
+# ---- conv2d ---------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _conv2d_targets(stride, padding, dilation, groups, algo):
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    forward = register(_writes(lambda x, w, b: ops.conv2d(x, w, b, **args, algo=algo)), "conv2d")
+    backward = register(_writes(lambda x, w, dy: ops.conv2d_backward(x, w, dy, **args, algo=algo)),
+                        "conv2d_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _conv2d(x, w, b, config):
+    y_shape = ops.conv2d(np.empty((0,) + x.shape[1:], x.dtype), np.empty(w.shape, w.dtype),
+                         **dict(zip(("stride", "padding", "dilation", "groups"), config[:4]))).shape
+    return _call(_conv2d_targets(*config)[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b)
+
+
+def _conv2d_forward(x, w, b, config):
+    return _conv2d(x, w, b, config), (x, w)
+
+
+def _conv2d_backward(config, saved, dy):
+    x, w = saved
+    results = (_like(x.shape, x.dtype), _like(w.shape, w.dtype), _like(w.shape[:1], w.dtype))
+    return tuple(_call(_conv2d_targets(*config)[1], results, x, w, dy))
+
+
+_conv2d.defvjp(_conv2d_forward, _conv2d_backward)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+    """torch.nn.functional.conv2d on JAX arrays (NCHW input, (K, C/groups, R, S) weight)."""
+    bias = jnp.zeros(weight.shape[:1], weight.dtype) if bias is None else bias
+    return _conv2d(input, weight, bias, (_pair(stride), _pair(padding), _pair(dilation), groups, algo))
+
+
+# ---- conv_transpose2d ------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _conv_transpose2d_targets(config):
+    args = dict(zip(("stride", "padding", "output_padding", "groups", "dilation"), config))
+    forward = register(_writes(lambda x, w, b: ops.conv_transpose2d(x, w, b, **args)), "conv_transpose2d")
+    backward = register(_writes(lambda x, w, dy: ops.conv_transpose2d_backward(x, w, dy, **args)),
+                        "conv_transpose2d_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _conv_transpose2d(x, w, b, config):
+    args = dict(zip(("stride", "padding", "output_padding", "groups", "dilation"), config))
+    y_shape = ops.conv_transpose2d(np.empty((0,) + x.shape[1:], x.dtype), np.empty(w.shape, w.dtype), **args).shape
+    return _call(_conv_transpose2d_targets(config)[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b)
+
+
+def _conv_transpose2d_forward(x, w, b, config):
+    return _conv_transpose2d(x, w, b, config), (x, w)
+
+
+def _conv_transpose2d_backward(config, saved, dy):
+    x, w = saved
+    results = (_like(x.shape, x.dtype), _like(w.shape, w.dtype), _like(dy.shape[1:2], w.dtype))
+    return tuple(_call(_conv_transpose2d_targets(config)[1], results, x, w, dy))
+
+
+_conv_transpose2d.defvjp(_conv_transpose2d_forward, _conv_transpose2d_backward)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d on JAX arrays (weight (C_in, C_out/groups, R, S))."""
+    bias = jnp.zeros((weight.shape[1] * groups,), weight.dtype) if bias is None else bias
+    config = (_pair(stride), _pair(padding), _pair(output_padding), groups, _pair(dilation))
+    return _conv_transpose2d(input, weight, bias, config)
+
+
+# ---- pooling --------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _max_pool2d_targets(config):
+    kernel_size, stride, padding, dilation, ceil_mode = config
+    forward = register(_writes(lambda x: ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                                        return_indices=True)), "max_pool2d")
+    backward = register(_writes(lambda dy, indices, x: ops.max_pool2d_backward(dy, x.shape, indices)),
+                        "max_pool2d_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool2d(x, config):
+    return _max_pool2d_with_indices(x, config)[0]
+
+
+def _max_pool2d_with_indices(x, config):
+    shape = _empty_batch_shape(ops.max_pool2d, x, *config)
+    return _call(_max_pool2d_targets(config)[0], (_like(shape, x.dtype), _like(shape, np.int64)), x)
+
+
+def _max_pool2d_forward(x, config):
+    y, indices = _max_pool2d_with_indices(x, config)
+    return y, (x, indices)
+
+
+def _max_pool2d_backward(config, saved, dy):
+    x, indices = saved
+    return (_call(_max_pool2d_targets(config)[1], _like(x.shape, x.dtype), dy, indices, x),)
+
+
+_max_pool2d.defvjp(_max_pool2d_forward, _max_pool2d_backward)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """torch.nn.functional.max_pool2d on JAX arrays; its gradient goes to each window's maximum."""
+    return _max_pool2d(input, (_pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation), bool(ceil_mode)))
+
+
+@functools.lru_cache(maxsize=None)
+def _avg_pool2d_targets(config):
+    forward = register(_writes(lambda x: ops.avg_pool2d(x, *config)), "avg_pool2d")
+    backward = register(_writes(lambda dy, x: ops.avg_pool2d_backward(dy, x.shape, *config)), "avg_pool2d_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _avg_pool2d(x, config):
+    return _call(_avg_pool2d_targets(config)[0], _like(_empty_batch_shape(ops.avg_pool2d, x, *config), x.dtype), x)
+
+
+def _avg_pool2d_backward(config, x, dy):
+    return (_call(_avg_pool2d_targets(config)[1], _like(x.shape, x.dtype), dy, x),)
+
+
+_avg_pool2d.defvjp(lambda x, config: (_avg_pool2d(x, config), x), _avg_pool2d_backward)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """torch.nn.functional.avg_pool2d on JAX arrays."""
+    return _avg_pool2d(input, (_pair(kernel_size), _pair(stride), _pair(padding), bool(ceil_mode),
+                               bool(count_include_pad), divisor_override))
+
+
+# ---- roi_align ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _roi_align_targets(config):
+    output_size, spatial_scale, sampling_ratio, aligned = config
+    forward = register(_writes(lambda x, boxes: ops.roi_align(x, boxes, *config)), "roi_align")
+    backward = register(_writes(lambda dy, boxes, x: ops.roi_align_backward(
+        dy, boxes, x.shape, spatial_scale, sampling_ratio, aligned)), "roi_align_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _roi_align(x, boxes, config):
+    (ph, pw) = config[0]
+    return _call(_roi_align_targets(config)[0], _like((boxes.shape[0], x.shape[1], ph, pw), x.dtype), x, boxes)
+
+
+def _roi_align_backward(config, saved, dy):
+    x, boxes = saved
+    dx = _call(_roi_align_targets(config)[1], _like(x.shape, x.dtype), dy, boxes, x)
+    return dx, jnp.zeros_like(boxes)  # torchvision's roi_align has no gradient for the boxes either
+
+
+_roi_align.defvjp(lambda x, boxes, config: (_roi_align(x, boxes, config), (x, boxes)), _roi_align_backward)
+
+
+def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """torchvision.ops.roi_align on JAX arrays; boxes (K, 5) rows [batch_index, x1, y1, x2, y2]."""
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if boxes.ndim != 2 or boxes.shape[1] != 5:
+        raise ValueError(f"boxes: expected a (K, 5) array [batch_index, x1, y1, x2, y2], got shape {boxes.shape}")
+    return _roi_align(input, boxes, (size, float(spatial_scale), int(sampling_ratio), bool(aligned)))
+
+
+# ---- grid_sample and interpolate ----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _grid_sample_targets(config):
+    forward = register(_writes(lambda x, grid: ops.grid_sample(x, grid, *config)), "grid_sample")
+    backward = register(_writes(lambda dy, x, grid: ops.grid_sample_backward(dy, x, grid, *config)),
+                        "grid_sample_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _grid_sample(x, grid, config):
+    shape = (x.shape[0], x.shape[1], grid.shape[1], grid.shape[2])
+    return _call(_grid_sample_targets(config)[0], _like(shape, x.dtype), x, grid)
+
+
+def _grid_sample_backward(config, saved, dy):
+    x, grid = saved
+    return tuple(_call(_grid_sample_targets(config)[1], (_like(x.shape, x.dtype), _like(grid.shape, grid.dtype)),
+                       dy, x, grid))
+
+
+_grid_sample.defvjp(lambda x, grid, config: (_grid_sample(x, grid, config), (x, grid)), _grid_sample_backward)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """torch.nn.functional.grid_sample on JAX arrays: input (N, C, H, W), grid (N, Hg, Wg, 2)."""
+    ops.grid_sample(np.empty((0,) + input.shape[1:], input.dtype), np.empty((0,) + grid.shape[1:], grid.dtype),
+                    mode, padding_mode, align_corners)  # checks the arguments while tracing
+    return _grid_sample(input, grid, (mode, padding_mode, bool(align_corners)))
+
+
+@functools.lru_cache(maxsize=None)
+def _interpolate_targets(config):
+    forward = register(_writes(lambda x: ops.interpolate(x, *config)), "interpolate")
+    backward = register(_writes(lambda dy, x: ops.interpolate_backward(dy, x.shape, *config)), "interpolate_backward")
+    return forward, backward
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _interpolate(x, config):
+    return _call(_interpolate_targets(config)[0], _like(_empty_batch_shape(ops.interpolate, x, *config), x.dtype), x)
+
+
+def _interpolate_backward(config, x, dy):
+    return (_call(_interpolate_targets(config)[1], _like(x.shape, x.dtype), dy, x),)
+
+
+_interpolate.defvjp(lambda x, config: (_interpolate(x, config), x), _interpolate_backward)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """torch.nn.functional.interpolate on JAX arrays (nearest and bilinear)."""
+    return _interpolate(input, (_pair(size), _pair(scale_factor), mode, align_corners, recompute_scale_factor))
