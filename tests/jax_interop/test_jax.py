@@ -50,6 +50,21 @@ def test_conv_transpose2d(rng):
     gradients_match_numerical(f, x, w, b)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_with_fused_relu_returns_the_new_running_statistics(training, rng):
+    x, w, b = rng.standard_normal((3, 4, 5, 5)), rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    mean, var = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    f = lambda x, w, b: fj.batch_norm(x, w, b, jnp.asarray(mean), jnp.asarray(var), training, 0.2, 1e-3, relu=True)
+    y, new_mean, new_var = jax.jit(f)(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+    expected_mean, expected_var = mean.copy(), var.copy()
+    expected = ops.batch_norm(x, expected_mean, expected_var, w, b, training, 0.2, 1e-3, relu=True)[0]
+    np.testing.assert_array_equal(np.asarray(y), expected)
+    np.testing.assert_array_equal(np.asarray(new_mean), expected_mean)
+    np.testing.assert_array_equal(np.asarray(new_var), expected_var)
+    assert training != np.array_equal(expected_mean, mean)  # updated in training only
+    gradients_match_numerical(lambda x, w, b: f(x, w, b)[0], x, w, b)
+
+
 def test_max_and_avg_pool2d(rng):
     x = rng.standard_normal((2, 3, 7, 7))
     pool_max = lambda x: fj.max_pool2d(x, 3, 2, padding=1, ceil_mode=True)

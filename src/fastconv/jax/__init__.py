@@ -30,7 +30,8 @@ except ImportError as e:  # an optional extra: say how to get it
 from fastconv import ops
 from fastconv.jax._xla_ffi import register
 
-__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "roi_align", "grid_sample", "interpolate"]
+__all__ = ["conv2d", "conv_transpose2d", "batch_norm", "max_pool2d", "avg_pool2d", "roi_align", "grid_sample",
+           "interpolate"]
 
 
 def _pair(value):
@@ -135,6 +136,60 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     bias = jnp.zeros((weight.shape[1] * groups,), weight.dtype) if bias is None else bias
     config = (_pair(stride), _pair(padding), _pair(output_padding), groups, _pair(dilation))
     return _conv_transpose2d(input, weight, bias, config)
+
+
+# ---- batch_norm -----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _batch_norm_targets(config):
+    training, momentum, eps, relu = config
+
+    def forward(x, w, b, running_mean, running_var):
+        running_mean, running_var = running_mean.copy(), running_var.copy()  # the kernel updates them
+        y, mean, invstd = ops.batch_norm(x, running_mean, running_var, w, b, training, momentum, eps, relu=relu)
+        return y, mean, invstd, running_mean, running_var
+
+    def backward(dy, x, w, mean, invstd, y):
+        return ops.batch_norm_backward(dy, x, mean, invstd, w, training, output=y, relu=relu)[:3]
+    return register(_writes(forward), "batch_norm"), register(_writes(backward), "batch_norm_backward")
+
+
+def _batch_norm_call(x, w, b, running_mean, running_var, config):
+    vector = _like(x.shape[1:2], x.dtype)
+    return _call(_batch_norm_targets(config)[0], (_like(x.shape, x.dtype), vector, vector, vector, vector),
+                 x, w, b, running_mean, running_var)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _batch_norm(x, w, b, running_mean, running_var, config):
+    y, _, _, new_mean, new_var = _batch_norm_call(x, w, b, running_mean, running_var, config)
+    return y, new_mean, new_var
+
+
+def _batch_norm_forward(x, w, b, running_mean, running_var, config):
+    y, mean, invstd, new_mean, new_var = _batch_norm_call(x, w, b, running_mean, running_var, config)
+    return (y, new_mean, new_var), (x, w, mean, invstd, y, running_mean, running_var)
+
+
+def _batch_norm_backward(config, saved, cotangents):
+    x, w, mean, invstd, y, running_mean, running_var = saved
+    vector = _like(w.shape, w.dtype)
+    dx, dw, db = _call(_batch_norm_targets(config)[1], (_like(x.shape, x.dtype), vector, vector),
+                       cotangents[0], x, w, mean, invstd, y)
+    # the running statistics are state, not parameters: no gradient flows into them
+    return dx, dw, db, jnp.zeros_like(running_mean), jnp.zeros_like(running_var)
+
+
+_batch_norm.defvjp(_batch_norm_forward, _batch_norm_backward)
+
+
+def batch_norm(input, weight, bias, running_mean, running_var, training=True, momentum=0.1, eps=1e-5,
+               relu=False):
+    """torch.nn.functional.batch_norm (with an optional fused ReLU) on JAX arrays, the functional
+    way: returns (y, new_running_mean, new_running_var) instead of updating the statistics in
+    place. Training normalises with the batch's statistics, eval with the running ones."""
+    return _batch_norm(input, weight, bias, running_mean, running_var,
+                       (bool(training), float(momentum), float(eps), bool(relu)))
 
 
 # ---- pooling --------------------------------------------------------------------------------
