@@ -1,14 +1,16 @@
 """The conv section: each conv2d layer of layers.json, forward and forward+backward, auto and
-every algorithm that supports the layer, against torch (NCHW and channels_last) and numpy."""
+every algorithm that supports the layer, against torch (NCHW and channels_last), numpy and, for
+the forward, ONNX Runtime's CPU provider when onnxruntime and onnx are installed."""
 import time
 
 import numpy as np
 
+import fastconv
 from fastconv import _C, ops
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import numpy_conv2d
+from fastconv.bench.peers import load_onnxruntime, numpy_conv2d, onnxruntime_conv2d
 
 
 def conv_flops(layer, p, q):
@@ -75,6 +77,9 @@ def cases(layer, torch, dtype=np.float32, seed=0):
         step["torch"] = lambda: torch_step(gx, gw, tgy)
         step["torch_cl"] = lambda: torch_step(gx_cl, gw_cl, tgy_cl)
     fwd["numpy"] = lambda: numpy_conv2d(x, w, (stride, stride), pad, groups)
+    onnxruntime = load_onnxruntime()
+    if onnxruntime is not None:
+        fwd["onnxruntime"] = onnxruntime_conv2d(onnxruntime, x, w, stride, pad, groups, fastconv.get_num_threads())
     auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks),
             "auto's first fwd+bwd (choosing included)": f"{first_step * 1e3:.1f} ms"}
     memory = {"extra memory (scratch, forward)": ", ".join(

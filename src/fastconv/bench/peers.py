@@ -22,6 +22,36 @@ def load_torchvision():
     return torchvision
 
 
+def load_onnxruntime():
+    """(onnxruntime, onnx) when both are installed (onnx builds the one-layer models), else None."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime, onnx
+
+
+def onnxruntime_conv2d(peer, x, w, stride, padding, groups, threads):
+    """A runner of ONNX Runtime's CPU provider on a one-Conv model of this layer: what an
+    inference user deploys. Its threads do not spin between calls (they would otherwise keep
+    the cores busy while the next peer is being timed)."""
+    onnxruntime, onnx = peer
+    helper, tensor = onnx.helper, onnx.TensorProto
+    kind = tensor.FLOAT if x.dtype == np.float32 else tensor.DOUBLE
+    node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[stride, stride], pads=[padding] * 4,
+                            group=groups, kernel_shape=list(w.shape[2:]))
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", kind, x.shape)],
+                              [helper.make_tensor_value_info("y", kind, None)],
+                              initializer=[onnx.numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, {"x": x})
+
+
 def limit_numpy_threads(threads):
     """Caps numpy's BLAS pool when threadpoolctl is installed; returns what was capped."""
     try:
