@@ -81,3 +81,27 @@ def test_progress_is_a_plain_line_per_case_with_elapsed_time_and_eta():
     assert lines[1].startswith("[2/3] conv a fwd+bwd") and lines[1].endswith("elapsed 0:10  ETA 0:20")
     assert lines[2].endswith("elapsed 0:30  ETA 0:15")
     assert all(ch == "\n" or ch.isprintable() for ch in stream.getvalue())  # no \r, no escape sequences
+
+
+def test_a_result_keeps_the_median_and_the_quartile_spread_of_its_rounds():
+    case = harness.Case("layer", "fwd", {"fastconv": None, "torch": None}, ["fastconv"])
+    r = harness.Result.from_samples(case, {"fastconv": [1.0, 2.0, 2.0, 2.0, 9.0], "torch": [4.0, 4.0, 4.0]})
+    assert r.seconds == {"fastconv": 2.0, "torch": 4.0} and r.ratio("fastconv", "torch") == 2.0
+    assert r.spread == {"fastconv": 0.0, "torch": 0.0}
+    r = harness.Result.from_samples(case, {"fastconv": [1.0, 2.0, 3.0], "torch": [4.0]})
+    assert r.spread["fastconv"] == pytest.approx(0.25)   # quartiles 1.5 and 2.5 around 2
+    machine = harness.Machine(2, 100.0, 10.0, "cpu", "avx2")
+    assert "±25%" in harness.format_table([r], machine)
+
+
+def test_the_roofline_places_cases_with_flops_and_bytes_under_the_measured_roof(tmp_path):
+    pytest.importorskip("matplotlib")
+    runners = {"fastconv": None}
+    compute = harness.Result(harness.Case("conv", "fwd", runners, ["fastconv"], flops=8e9, bytes=4e6), {"fastconv": 0.1})
+    memory = harness.Result(harness.Case("bn", "fwd", runners, ["fastconv"], bytes=4e6), {"fastconv": 0.001})
+    assert harness.roofline_points([compute, memory]) == [("conv", "fwd", 2000.0, 80.0)]
+    machine = harness.Machine(2, 100.0, 10.0, "cpu", "avx2")
+    harness.write_roofline(tmp_path / "roofline.png", [compute, memory], machine, "today")
+    assert (tmp_path / "roofline.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="nothing to place on a roofline"):
+        harness.write_roofline(tmp_path / "none.png", [memory], machine, "today")

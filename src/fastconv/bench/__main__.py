@@ -53,6 +53,8 @@ def build_parser():
     p.add_argument("--layers", metavar="FILE", help="layer set JSON (default: layers.json shipped in the package)")
     p.add_argument("--json", metavar="PATH", help="write the results here")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of the speed ratios here (needs matplotlib)")
+    p.add_argument("--roofline", metavar="PATH",
+                   help="write a PNG of GFLOP/s against arithmetic intensity under the measured roof here")
     return p
 
 
@@ -133,13 +135,15 @@ def main(argv=None):
     print(f"peers: torch {torch.__version__ + ' (CPU, oneDNN)' if torch else 'not installed'}; {blas_note}")
     print(f"machine: FMA peak {machine.peak_gflops:.0f} GFLOP/s (float32, measured now, probed again "
           f"after each case; %peak uses the highest); copy {machine.copy_gbs:.1f} GB/s (read + write)")
-    print("ratios: peer time / fastconv time, same process, interleaved runs, median; > 1 is faster\n", flush=True)
+    print("ratios: peer time / fastconv time, same process, interleaved runs, median; > 1 is faster; "
+          "spread: half the distance between the quartiles of the rounds, of the median\n", flush=True)
 
     progress = harness.Progress(len(cases))
     results = []
     for name, case in cases:
         progress.case(f"{name} {case.name} {case.mode}")
-        results.append(harness.Result(case, harness.time_interleaved(case.runners, repeats=args.repeats)))
+        results.append(harness.Result.from_samples(
+            case, harness.time_interleaved_samples(case.runners, repeats=args.repeats)))
         machine.probe_peak_again()
     status(f"measured {len(cases)} cases in {time.perf_counter() - progress.start:.0f} s")
 
@@ -153,6 +157,12 @@ def main(argv=None):
             print(f"wrote the plot to {os.path.abspath(args.plot)}")
         except ValueError as e:  # every case ran without a peer
             print(f"no plot written: {e}")
+    if args.roofline:
+        try:
+            harness.write_roofline(args.roofline, results, machine, date)
+            print(f"wrote the roofline to {os.path.abspath(args.roofline)}")
+        except ValueError as e:  # no compute-bound case was run
+            print(f"no roofline written: {e}")
     return 0
 
 

@@ -86,8 +86,11 @@ def cases(layer, torch, dtype=np.float32, seed=0):
         f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB"
         for algo in ("im2col", "implicit"))}
     # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
-    return [Case(layer["name"], "fwd", fwd, ours, flops=flops, extra={**auto, **memory}),
-            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops, extra=auto)]
+    # The least traffic: each array read or written once (the roofline's arithmetic intensity).
+    # A step's three convolutions each move as much as the forward does.
+    traffic = float(x.nbytes + w.nbytes + y.nbytes)
+    return [Case(layer["name"], "fwd", fwd, ours, flops=flops, bytes=traffic, extra={**auto, **memory}),
+            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops, bytes=3 * traffic, extra=auto)]
 
 
 def _scratch_bytes(run):

@@ -62,7 +62,8 @@ class Case:
     ours: List[str]                    # which runners are fastconv's (the rest are peers); the
                                        # first is what a user gets by default (algo "auto")
     flops: Optional[float] = None      # direct-convolution FLOPs, for compute-bound kernels
-    bytes: Optional[float] = None      # bytes moved at least once, for memory-bound kernels
+    bytes: Optional[float] = None      # bytes moved at least once: the rate of memory-bound
+                                       # kernels; beside flops, the roofline's intensity
     extra: Dict[str, str] = dataclasses.field(default_factory=dict)  # notes printed after the row
 
 
@@ -70,6 +71,16 @@ class Case:
 class Result:
     case: Case
     seconds: Dict[str, float]          # median per runner
+    # per runner, the quartiles' distance from the median over the rounds, relative to the
+    # median (0.05: half the rounds within -5%..+5%): how much a figure can be trusted
+    spread: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def from_samples(case, samples):
+        seconds = {name: float(np.median(s)) for name, s in samples.items()}
+        spread = {name: float(np.subtract(*np.percentile(s, [75, 25])) / 2 / seconds[name])
+                  for name, s in samples.items() if seconds[name] > 0}
+        return Result(case, seconds, spread)
 
     def ratio(self, ours, peer):
         """> 1: ours is faster than the peer."""
@@ -78,6 +89,12 @@ class Result:
 
 def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
     """Median seconds per runner; each round runs every runner once, in turn."""
+    samples = time_interleaved_samples(runners, repeats, warmup, min_seconds)
+    return {name: float(np.median(s)) for name, s in samples.items()}
+
+
+def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
+    """Seconds of every round per runner; each round runs every runner once, in turn."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -90,7 +107,7 @@ def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
             fn()
             samples[name].append(time.perf_counter() - t0)
         rounds += 1
-    return {name: float(np.median(s)) for name, s in samples.items()}
+    return samples
 
 
 @dataclasses.dataclass
@@ -150,7 +167,7 @@ def format_table(results: List[Result], machine: Machine) -> str:
         for name in r.seconds:
             if name not in r.case.ours and name not in peers:
                 peers.append(name)
-    head = f"{'layer':22} {'mode':8} {'impl':22} {'ms':>9} {'rate':>14} {'%peak':>6}"
+    head = f"{'layer':22} {'mode':8} {'impl':22} {'ms':>9} {'spread':>7} {'rate':>14} {'%peak':>6}"
     head += "".join(f" {'vs ' + p:>12}" for p in peers)
     lines = [head, "-" * len(head)]
     for r in results:
@@ -163,7 +180,8 @@ def format_table(results: List[Result], machine: Machine) -> str:
                 peak = f"{100 * r.case.bytes / sec / 1e9 / machine.copy_gbs:5.0f}%"
             else:
                 rate, peak = "", ""
-            row = f"{r.case.name:22} {r.case.mode:8} {name:22} {sec * 1e3:9.3f} {rate:>14} {peak:>6}"
+            spread = f"±{100 * r.spread[name]:.0f}%" if name in r.spread else ""
+            row = f"{r.case.name:22} {r.case.mode:8} {name:22} {sec * 1e3:9.3f} {spread:>7} {rate:>14} {peak:>6}"
             if name in r.case.ours:
                 row += "".join(f" {_fmt_ratio(r.ratio(name, p)) if p in r.seconds else '':>12}" for p in peers)
             lines.append(row)
@@ -186,7 +204,7 @@ def to_json(results: List[Result], machine: Machine, date: str):
         "python": sys.version.split()[0],
         "results": [
             {"name": r.case.name, "mode": r.case.mode, "flops": r.case.flops, "bytes": r.case.bytes,
-             "ours": r.case.ours, "seconds": r.seconds, "extra": r.case.extra}
+             "ours": r.case.ours, "seconds": r.seconds, "spread": r.spread, "extra": r.case.extra}
             for r in results
         ],
     }
@@ -300,5 +318,47 @@ def write_plot(path, results: List[Result], machine: Machine, date: str):
         fig.text(0.01, 0.005, "no peer measured, not shown: " + ", ".join(left_out), fontsize=7)
     fig.suptitle(plot_title(machine, date), fontsize=9)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def roofline_points(results: List[Result]):
+    """[(case name, mode, arithmetic intensity in FLOP/byte, auto's GFLOP/s)] of the cases that
+    have both a FLOP count and a least-traffic byte count."""
+    return [(r.case.name, r.case.mode, r.case.flops / r.case.bytes, r.case.flops / r.seconds[r.case.ours[0]] / 1e9)
+            for r in results if r.case.flops and r.case.bytes and r.case.ours and r.case.ours[0] in r.seconds]
+
+
+def write_roofline(path, results: List[Result], machine: Machine, date: str):
+    """Auto's GFLOP/s of each layer against its arithmetic intensity (FLOPs over the bytes each
+    array needs to move once), under the roof of the measured FMA peak and copy bandwidth:
+    a point far below the roof at its intensity is a kernel with room left. Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = roofline_points(results)
+    if not points:
+        raise ValueError("no case has both FLOPs and bytes: nothing to place on a roofline")
+    bandwidth = machine.copy_gbs / 2  # GB/s of one direction: a kernel reads or writes each byte once
+    intensities = [p[2] for p in points]
+    x = np.geomspace(min(intensities + [0.1]) / 2, max(intensities) * 2, 200)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.plot(x, np.minimum(machine.peak_gflops, bandwidth * x), color="black", linewidth=1.2,
+            label=f"roof: FMA peak {machine.peak_gflops:.0f} GFLOP/s, memory {bandwidth:.1f} GB/s")
+    for mode, marker in (("fwd", "o"), ("fwd+bwd", "s")):
+        chosen = [p for p in points if p[1] == mode]
+        if chosen:
+            ax.scatter([p[2] for p in chosen], [p[3] for p in chosen], marker=marker, label=f"fastconv auto, {mode}")
+            for name, _, intensity, rate in chosen:
+                ax.annotate(name, (intensity, rate), textcoords="offset points", xytext=(3, 3), fontsize=6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per byte moved once)")
+    ax.set_ylabel("GFLOP/s")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"roofline: {machine.cpu}, isa {machine.isa}, {machine.threads} threads, {date}", fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
