@@ -433,3 +433,15 @@ GY4 = np.zeros((2, 6, 6, 6))
 def test_conv2d_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
     with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
         call(cuda_array)
+
+
+def test_auto_times_only_the_likely_candidates():
+    x_shape, w_shape = (8, 32, 16, 16), (32, 32, 3, 3)
+    args = conv2d_arguments(w_shape, 1, 1, 1, 1)
+    candidates = conv_algo.supported(x_shape, w_shape, args)
+    likely = conv_algo.likely_candidates(x_shape, w_shape, args, candidates)
+    assert "fft" in candidates and "fft" not in likely
+    assert [a for a in likely if a.startswith("winograd")] == [conv_algo.winograd_variant(x_shape, w_shape, args)]
+    big = (8, 32, 9, 9), (32, 32, 7, 7)
+    args7 = conv2d_arguments(big[1], 1, 3, 1, 1)
+    assert "fft" in conv_algo.likely_candidates(*big, args7, conv_algo.supported(*big, args7))

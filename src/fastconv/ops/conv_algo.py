@@ -120,6 +120,19 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     return "implicit" if "implicit" in candidates else "im2col"
 
 
+def likely_candidates(input_shape, weight_shape, args, candidates):
+    """The candidates worth timing: FFT only from 5x5 kernels on (below, its transforms cost more
+    than the multiplications they save: it never won a 3x3 layer of the bench), and of the two
+    3x3 Winograd tilings only the one winograd_variant() picks (the other needs more transform
+    points for the same output)."""
+    kh, kw = weight_shape[2:]
+    likely = [a for a in candidates if a != "fft" or min(kh, kw) >= 5]
+    if "winograd_4x3" in likely and "winograd_2x3" in likely:
+        dropped = {"winograd_4x3", "winograd_2x3"} - {winograd_variant(input_shape, weight_shape, args)}
+        likely = [a for a in likely if a not in dropped]
+    return likely
+
+
 def _key(input_shape, weight_shape, args, dtype, direction):
     return (tuple(input_shape), tuple(weight_shape), args, str(dtype), kernels().num_threads(), direction)
 
@@ -138,7 +151,8 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
         else:
             algo = _remembered(key, candidates)
             if algo is None:
-                ordered = [first] + [a for a in candidates if a != first]
+                likely = likely_candidates(input_shape, weight_shape, args, candidates)
+                ordered = [first] + [a for a in likely if a != first]
                 algo = _fastest(run, ordered, _timing_images(input_shape[0]))
                 conv_cache.store(_disk_key(key), algo)
         _choices[key] = algo
