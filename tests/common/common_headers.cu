@@ -1,6 +1,7 @@
 // Every host-device function of csrc/common, instantiated in a kernel for float and double: the
 // proof that the shared geometry and sampling math compile as CUDA (test_common_headers.py).
 #include "common/bilinear.h"
+#include "common/c_headers.h"
 #include "common/conv_geometry.h"
 #include "common/host_device.h"
 #include "common/index.h"
