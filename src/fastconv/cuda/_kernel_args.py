@@ -38,7 +38,8 @@ def int64s(*values):
     return tuple(np.int64(v) for v in values)
 
 
-def launch(family, op, count, sizes, arrays):
+def launch(family, op, count, sizes, arrays, params=()):
     """Runs `op` of `family` for the dtype of arrays[0], one thread per element of `count`, with
-    arguments (count, *sizes as int64, *arrays) as the kernels declare them."""
-    loader.launch(kernel(family, op, arrays[0].dtype), count, (*int64s(count, *sizes), *arrays))
+    arguments (count, *sizes as int64, *params, *arrays) as the kernels declare them; params are
+    numpy scalars of the kernel's parameter types (np.float64 for double, np.int32 for int)."""
+    loader.launch(kernel(family, op, arrays[0].dtype), count, (*int64s(count, *sizes), *params, *arrays))
