@@ -3,6 +3,7 @@
 #include "common/bilinear.h"
 #include "common/c_headers.h"
 #include "common/conv_geometry.h"
+#include "common/grid_stride.h"
 #include "common/host_device.h"
 #include "common/index.h"
 #include "common/pool_geometry.h"

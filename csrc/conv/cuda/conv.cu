@@ -3,13 +3,11 @@
 // and col2im. One thread per output element, each running a body of im2col_body.h; the
 // geometry was checked by the caller (fastconv/cuda/im2col.py, through fastconv._C's checks)
 // before any launch.
+#include "common/grid_stride.h"
 #include "conv/cuda/im2col_body.h"
 
 using fastconv::index_t;
 namespace cv = fastconv::conv;
-
-#define FASTCONV_GRID_STRIDE(i, count) \
-  for (index_t i = blockIdx.x * (index_t)blockDim.x + threadIdx.x; i < (count); i += (index_t)gridDim.x * blockDim.x)
 
 // The geometry travels as 14 int64 arguments, in ColumnsGeometry's order (pad_end unused).
 #define FASTCONV_COLUMNS_PARAMS index_t N, index_t C, index_t H, index_t W, index_t R, index_t S, index_t sh, \

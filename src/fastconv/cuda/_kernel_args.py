@@ -38,8 +38,42 @@ def int64s(*values):
     return tuple(np.int64(v) for v in values)
 
 
-def launch(family, op, count, sizes, arrays, params=()):
+def launch(family, op, count, sizes, arrays):
     """Runs `op` of `family` for the dtype of arrays[0], one thread per element of `count`, with
-    arguments (count, *sizes as int64, *params, *arrays) as the kernels declare them; params are
-    numpy scalars of the kernel's parameter types (np.float64 for double, np.int32 for int)."""
-    loader.launch(kernel(family, op, arrays[0].dtype), count, (*int64s(count, *sizes), *params, *arrays))
+    arguments (count, *sizes as int64, *arrays) as the kernels declare them."""
+    loader.launch(kernel(family, op, arrays[0].dtype), count, (*int64s(count, *sizes), *arrays))
+
+
+# A null pointer, for an optional array the kernel skips (a residual, an affine weight).
+NULL = np.uint64(0)
+
+
+def optional_input(array, name, dtype):
+    """float_input of `dtype`, or NULL for None."""
+    return NULL if array is None else float_input(array, name, dtype)
+
+
+def optional_output(array, name, shape, dtype):
+    return NULL if array is None else output(array, name, shape, dtype)
+
+
+def vector_input(array, name, length, dtype):
+    """An optional per-channel input: None, or `length` values of `dtype` (NULL for None)."""
+    if array is None:
+        return NULL
+    array = float_input(array, name, dtype)
+    if tuple(array.shape) != (length,):
+        raise ValueError(f"{name}: expected shape ({length},), got {tuple(array.shape)}")
+    return array
+
+
+def flag(value):
+    """A bool as the int the kernels take for it."""
+    return np.int32(bool(value))
+
+
+def nchw_shape(array, name):
+    """The 4 sizes of an (N, C, H, W) array."""
+    if array.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-d array (N, C, H, W), got shape {tuple(array.shape)}")
+    return tuple(int(d) for d in array.shape)

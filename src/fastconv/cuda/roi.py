@@ -62,6 +62,11 @@ def _checked_boxes(boxes, dtype):
     return boxes
 
 
+def _align_params(spatial_scale, sampling_ratio, aligned):
+    """roi_align's parameters as its kernels take them (double, int64, int)."""
+    return np.float64(spatial_scale), np.int64(sampling_ratio), args.flag(aligned)
+
+
 def _no_channels(shape, dtype):
     """A host array of `shape` with its channel axis emptied: fastconv._C checks the rest."""
     return np.empty((shape[0], 0, *shape[2:]), dtype)
@@ -74,8 +79,8 @@ def roi_align_forward(input, boxes, out, spatial_scale, sampling_ratio, aligned)
     args.output(out, "out", out.shape, x.dtype)
     _C.roi_align_forward(_no_channels(x.shape, x.dtype), _host(rois), _no_channels(out.shape, x.dtype),
                          spatial_scale, sampling_ratio, aligned)
-    params = (np.float64(spatial_scale), np.int64(sampling_ratio), np.int32(aligned))
-    args.launch("roi", "roi_align_forward", out.size, shape, (x, rois, out), params)
+    params = _align_params(spatial_scale, sampling_ratio, aligned)
+    args.launch("roi", "roi_align_forward", out.size, shape, (x, rois, out, *params))
 
 
 def roi_align_backward(grad_output, boxes, grad_input, spatial_scale, sampling_ratio, aligned, deterministic=None):
@@ -85,12 +90,12 @@ def roi_align_backward(grad_output, boxes, grad_input, spatial_scale, sampling_r
     args.output(grad_input, "grad_input", grad_input.shape, dy.dtype)
     _C.roi_align_backward(_no_channels(dy.shape, dy.dtype), _host(rois), _no_channels(grad_input.shape, dy.dtype),
                           spatial_scale, sampling_ratio, aligned)
-    params = (np.float64(spatial_scale), np.int64(sampling_ratio), np.int32(aligned))
+    arrays = (dy, rois, grad_input, *_align_params(spatial_scale, sampling_ratio, aligned))
     if _deterministic(deterministic):
-        args.launch("roi", "roi_align_backward_gather", grad_input.size, shape, (dy, rois, grad_input), params)
+        args.launch("roi", "roi_align_backward_gather", grad_input.size, shape, arrays)
     else:
         grad_input.fill(0)
-        args.launch("roi", "roi_align_backward_atomic", dy.size, shape, (dy, rois, grad_input), params)
+        args.launch("roi", "roi_align_backward_atomic", dy.size, shape, arrays)
 
 
 def roi_pool_forward(input, boxes, out, argmax, spatial_scale):
@@ -102,7 +107,7 @@ def roi_pool_forward(input, boxes, out, argmax, spatial_scale):
     no_channels = _no_channels(out.shape, x.dtype)
     _C.roi_pool_forward(_no_channels(x.shape, x.dtype), _host(rois), no_channels, no_channels.astype(np.int64),
                         spatial_scale)
-    args.launch("roi", "roi_pool_forward", out.size, shape, (x, rois, out, argmax), (np.float64(spatial_scale),))
+    args.launch("roi", "roi_pool_forward", out.size, shape, (x, rois, out, argmax, np.float64(spatial_scale)))
 
 
 def check_argmax(argmax, input_shape):
