@@ -78,13 +78,3 @@ def test_bad_argmax_is_refused_before_any_launch(cupy):
     with pytest.raises(ValueError, match=r"argmax: entry 0 at \(0, 1, 0, 0\) is neither -1"):
         cuda_roi.roi_pool_backward(cupy.zeros((1, 2, 1, 1)), argmax, cupy.zeros((1, 2, 3, 3)))
 
-
-def test_the_module_switch_chooses_the_atomic_backward(cupy, rng, monkeypatch):
-    x, boxes, dy = problem(rng, np.float64)
-    launched = []
-    monkeypatch.setattr(cuda_roi.args, "launch", lambda family, op, *rest, **kw: launched.append(op))
-    monkeypatch.setattr(cuda_roi, "DETERMINISTIC", False)
-    cuda_roi.roi_align_backward(cupy.asarray(dy), cupy.asarray(boxes), cupy.empty(x.shape), SCALE, -1, False)
-    monkeypatch.setattr(cuda_roi, "DETERMINISTIC", True)
-    cuda_roi.roi_align_backward(cupy.asarray(dy), cupy.asarray(boxes), cupy.empty(x.shape), SCALE, -1, False)
-    assert launched == ["roi_align_backward_atomic", "roi_align_backward_gather"]

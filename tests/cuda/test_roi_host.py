@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from fastconv import _C
+from fastconv.cuda import loader
 from fastconv.cuda import roi as cuda_roi
-from tests.cuda import hostgrid
+from tests.cuda import host_kernels, hostgrid
 
 SOURCE = """
 #include "roi/cuda/roi_align_body.h"
@@ -268,3 +269,53 @@ def test_shapes_are_checked_before_any_launch():
     with pytest.raises(TypeError, match="boxes: dtype float64 does not match float32"):
         cuda_roi.roi_pool_forward(x, boxes.astype(np.float64), np.zeros((1, 3, 2, 2), np.float32),
                                   np.zeros((1, 3, 2, 2), np.int64), 1.0)
+
+
+@pytest.fixture
+def host_roi(monkeypatch):
+    """fastconv.cuda.roi running roi.cu compiled for the host (tests/cuda/host_kernels.py), and
+    the names of the kernels it launched."""
+    host_kernels.install(monkeypatch, "roi")
+    launched = []
+    function = loader.function
+    monkeypatch.setattr(loader, "function", lambda family, name: launched.append(name) or function(family, name))
+    return launched
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_wrappers_run_roi_cu_as_the_cpu_kernels(host_roi, rng, dtype, deterministic):
+    x, boxes, dy = problem(rng, dtype)
+    for ratio, aligned in ALIGN_CASES:
+        out, expected = np.full(dy.shape, np.nan, dtype), np.full(dy.shape, np.nan, dtype)
+        cuda_roi.roi_align_forward(x, boxes, out, SCALE, ratio, aligned)
+        _C.roi_align_forward(x, boxes, expected, SCALE, ratio, aligned)
+        np.testing.assert_array_equal(out, expected)
+        dx, expected_dx = np.full(x.shape, np.nan, dtype), np.full(x.shape, np.nan, dtype)
+        cuda_roi.roi_align_backward(dy, boxes, dx, SCALE, ratio, aligned, deterministic=deterministic)
+        _C.roi_align_backward(dy, boxes, expected_dx, SCALE, ratio, aligned)
+        np.testing.assert_array_equal(dx, expected_dx)  # one host thread: the CPU's order either way
+
+    out, argmax = np.full(dy.shape, np.nan, dtype), np.full(dy.shape, -7, np.int64)
+    cuda_roi.roi_pool_forward(x, boxes, out, argmax, SCALE)
+    expected, expected_argmax = np.full_like(out, np.nan), np.full_like(argmax, -7)
+    _C.roi_pool_forward(x, boxes, expected, expected_argmax, SCALE)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    dx, expected_dx = np.full(x.shape, np.nan, dtype), np.full(x.shape, np.nan, dtype)
+    cuda_roi.roi_pool_backward(dy, argmax, dx, deterministic=deterministic)
+    _C.roi_pool_backward(dy, argmax, expected_dx)
+    np.testing.assert_array_equal(dx, expected_dx)
+
+    kind = ("gather", "plane") if deterministic else ("atomic", "atomic")
+    suffix = SUFFIX[np.dtype(dtype)]
+    assert host_roi[-3:] == [f"roi_align_backward_{kind[0]}_{suffix}", f"roi_pool_forward_{suffix}",
+                             f"roi_pool_backward_{kind[1]}_{suffix}"]
+
+
+def test_the_module_switch_chooses_the_backward(host_roi, rng, monkeypatch):
+    x, boxes, dy = problem(rng, np.float64)
+    for switch, kernel in ((False, "roi_align_backward_atomic_f64"), (True, "roi_align_backward_gather_f64")):
+        monkeypatch.setattr(cuda_roi, "DETERMINISTIC", switch)
+        cuda_roi.roi_align_backward(dy, boxes, np.empty(x.shape), SCALE, -1, False)
+        assert host_roi[-1] == kernel
