@@ -13,6 +13,7 @@ from fastconv.cuda.norm import batch_norm_backward, batch_norm_eval_forward, bat
 from fastconv.cuda.pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward,  # noqa: F401
                                 avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
                                 pool2d_output_shape)
+from fastconv.cuda.roi import roi_align_backward, roi_align_forward, roi_pool_backward, roi_pool_forward  # noqa: F401
 
 
 def __getattr__(name):
