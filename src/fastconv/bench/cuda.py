@@ -104,7 +104,8 @@ def pool_cases(rng, torch):
             "torch": lambda: F.max_pool2d(tx, 3, 2, 1, return_indices=True)})
     yield ("pool", "max_pool2d 3x3/2 backward 32x64x112x112", gy.nbytes + idx.nbytes + x.nbytes,
            {"fastconv": lambda: ops.max_pool2d_backward(gy, x.shape, idx, check_indices=False),
-            "torch": lambda: torch.ops.aten.max_pool2d_with_indices_backward(tgy, tx, 3, 2, 1, 1, False, tidx)})
+            "torch": lambda: torch.ops.aten.max_pool2d_with_indices_backward(tgy, tx, [3, 3], [2, 2], [1, 1], [1, 1],
+                                                                              False, tidx)})
     ya = ops.avg_pool2d(x, 2)
     yield ("pool", "avg_pool2d 2x2/2 forward 32x64x112x112", x.nbytes + ya.nbytes,
            {"fastconv": lambda: ops.avg_pool2d(x, 2), "torch": lambda: F.avg_pool2d(tx, 2)})
@@ -155,11 +156,25 @@ def run_case(family, name, nbytes, runners, repeats):
         ms = time_interleaved(runners, repeats)
     except backend.DeviceError as exc:
         return {"family": family, "case": name, "skipped": str(exc)}
+    except Exception as exc:  # one broken case must not lose the others' figures
+        return {"family": family, "case": name, "failed": f"{type(exc).__name__}: {exc}"}
     figures = {"family": family, "case": name, "bytes": nbytes, "ms": ms,
                "gbps": {impl: nbytes / t / 1e6 for impl, t in ms.items()}}
     if "torch" in ms:
         figures["speedup_vs_torch"] = ms["torch"] / ms["fastconv"]
     return figures
+
+
+def _family_results(family, rng, torch, repeats):
+    """The results of one family's cases, or one entry saying why its cases could not be made."""
+    name = family.__name__[:-len("_cases")]
+    try:
+        cases = list(family(rng, torch))
+    except backend.DeviceError as exc:  # the cases' own setup needs the missing kernel
+        return [{"family": name, "skipped": str(exc)}]
+    except Exception as exc:
+        return [{"family": name, "failed": f"{type(exc).__name__}: {exc}"}]
+    return [run_case(*case, repeats) for case in cases]
 
 
 def machine():
@@ -183,20 +198,16 @@ def run(repeats):
     rng = np.random.default_rng(0)
     results = []
     for family in FAMILIES:
-        try:
-            cases = list(family(rng, torch))
-        except backend.DeviceError as exc:  # the case's own setup needs the missing kernel
-            results.append({"family": family.__name__[:-6], "skipped": str(exc)})
-            continue
-        for case in cases:
-            results.append(run_case(*case, repeats))
-            print(_line(results[-1]), flush=True)
+        for result in _family_results(family, rng, torch, repeats):
+            print(_line(result), flush=True)
+            results.append(result)
     return {"machine": machine(), "copy_gbps": copy_gbps(repeats), "torch": torch.__version__, "cases": results}
 
 
 def _line(result):
-    if "skipped" in result:
-        return f"{result.get('case', result['family'])}: skipped ({result['skipped']})"
+    for outcome in ("skipped", "failed"):
+        if outcome in result:
+            return f"{result.get('case', result['family'])}: {outcome} ({result[outcome]})"
     ms = result["ms"]
     parts = [f"{impl} {t:.3f} ms ({result['gbps'][impl]:.0f} GB/s)" for impl, t in ms.items()]
     return f"{result['case']}: " + ", ".join(parts)
