@@ -3,7 +3,9 @@ over the whole grid against fastconv._C's CPU kernels. The channel sums, which n
 in shared memory, are summed here by a plain loop over the same values (channel_offset): the
 statistics then agree with the CPU's to rounding (the order of the sums differs), and the
 elementwise bodies given the same statistics agree bit for bit (eval forward; train forward in
-float64, where the saved statistics are the double ones the normalisation uses)."""
+float64, where the saved statistics are the double ones the normalisation uses). The statistics
+are summed in ranges as norm.cu splits a channel (split_range, sum_partials), several per channel
+too, uneven ones included."""
 import numpy as np
 import pytest
 
@@ -12,18 +14,22 @@ from tests.cuda import hostgrid
 from tests.cuda.hostgrid import f64, i64, ptr
 
 SOURCE = '#include "norm/cuda/batch_norm_body.h"\nnamespace nm = fastconv::norm;\nusing fastconv::index_t;\n' + "".join(f"""
-extern "C" void stats_{s}(const {t}* x, index_t N, index_t C, index_t HW, double momentum, double eps, {t}* rm,
-                          {t}* rv, {t}* sm, {t}* si, double* mean, double* invstd) {{
-  for (index_t c = 0; c < C; ++c) {{
-    const double shift = x[c * HW];
-    nm::ShiftedSums s{{0.0, 0.0}};
-    for (index_t j = 0; j < N * HW; ++j) {{
-      const double d = static_cast<double>(x[nm::channel_offset(c, j, C, HW)]) - shift;
-      s.sum += d;
-      s.sum_sq += d * d;
+extern "C" void stats_{s}(const {t}* x, index_t N, index_t C, index_t HW, index_t splits, double momentum,
+                          double eps, {t}* rm, {t}* rv, {t}* sm, {t}* si, double* partials, double* mean,
+                          double* invstd) {{
+  for (index_t b = 0; b < C * splits; ++b) {{  // norm.cu's pass 1, each range summed by one thread
+    const index_t c = b / splits;
+    const nm::SplitRange r = nm::split_range(b % splits, splits, N * HW);
+    partials[2 * b] = partials[2 * b + 1] = 0;
+    for (index_t j = r.begin; j < r.end; ++j) {{
+      const double d = static_cast<double>(x[nm::channel_offset(c, j, C, HW)]) - static_cast<double>(x[c * HW]);
+      partials[2 * b] += d;
+      partials[2 * b + 1] += d * d;
     }}
-    nm::finish_batch_stats(c, s, shift, N * HW, momentum, eps, rm, rv, sm, si, mean, invstd);
   }}
+  for (index_t c = 0; c < C; ++c)
+    nm::finish_batch_stats(c, nm::sum_partials(partials, c, splits), x[c * HW], N * HW, momentum, eps, rm, rv, sm,
+                           si, mean, invstd);
 }}
 extern "C" void eval_stats_{s}(const {t}* rm, const {t}* rv, index_t C, double eps, double* mean, double* invstd) {{
   for (index_t c = 0; c < C; ++c) nm::eval_stats_body(c, rm, rv, eps, mean, invstd);
@@ -82,8 +88,9 @@ def _case(rng, shape, dtype, affine, residual):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("affine, residual, relu", [(True, True, True), (False, False, False), (True, False, True)])
-def test_train_forward_matches_the_cpu_kernel(lib, rng, dtype, shape, affine, residual, relu):
+@pytest.mark.parametrize("affine, residual, relu, splits", [(True, True, True, 1), (False, False, False, 4),
+                                                             (True, False, True, 3)])
+def test_train_forward_matches_the_cpu_kernel(lib, rng, dtype, shape, affine, residual, relu, splits):
     x, z, gamma, beta = _case(rng, shape, dtype, affine, residual)
     c = shape[1]
     rm0, rv0 = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
@@ -91,10 +98,10 @@ def test_train_forward_matches_the_cpu_kernel(lib, rng, dtype, shape, affine, re
     _C.batch_norm_train_forward(x, z, gamma, beta, rm_ref, rv_ref, y_ref, sm_ref, si_ref, 0.1, 1e-5, relu)
 
     rm, rv, sm, si = rm0.copy(), rv0.copy(), np.empty(c, dtype), np.empty(c, dtype)
-    mean, invstd = np.empty(c), np.empty(c)
+    mean, invstd, partials = np.empty(c), np.empty(c), np.empty(2 * c * splits)
     s = SUFFIX[dtype]
-    getattr(lib, f"stats_{s}")(ptr(x), i64(shape[0]), i64(c), i64(shape[2] * shape[3]), f64(0.1), f64(1e-5), ptr(rm),
-                               ptr(rv), ptr(sm), ptr(si), ptr(mean), ptr(invstd))
+    getattr(lib, f"stats_{s}")(ptr(x), i64(shape[0]), i64(c), i64(shape[2] * shape[3]), i64(splits), f64(0.1),
+                               f64(1e-5), ptr(rm), ptr(rv), ptr(sm), ptr(si), ptr(partials), ptr(mean), ptr(invstd))
     for got, want in ((sm, sm_ref), (si, si_ref), (rm, rm_ref), (rv, rv_ref)):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype])
 

@@ -1,9 +1,9 @@
 // The per-element parts of the CUDA batch norm (norm.cu), with the CPU kernel's arithmetic
 // (norm/cpu/batch_norm.cpp): the same per-channel coefficients, rounded to T at the same
 // places, so that given the same channel statistics a host run of these bodies over the whole
-// grid gives the CPU's outputs bit for bit (tests/cuda/test_norm_body.py). The channel
-// reductions themselves (sums over N*H*W values in shared memory) live in norm.cu; their
-// finishing steps are here.
+// grid gives the CPU's outputs bit for bit (tests/cuda/test_norm_body.py). The block sums of the
+// channel reductions (shared memory) live in norm.cu; how a channel is split into ranges, how the
+// ranges' partial sums are added, and the finishing steps are here.
 #pragma once
 #include "common/c_headers.h"
 #include "common/host_device.h"
@@ -16,21 +16,44 @@ FASTCONV_HD inline index_t channel_offset(index_t c, index_t j, index_t C, index
   return (j / HW * C + c) * HW + j % HW;
 }
 
-// Shifted sums of one channel: sum of (x - shift) and of its squares, shift = the channel's first
-// value, so the variance does not cancel catastrophically when |mean| >> std.
-struct ShiftedSums {
-  double sum, sum_sq;
+// Two sums of one channel's values: of x - shift and of its square (shift = the channel's first
+// value, so the variance does not cancel catastrophically when |mean| >> std), or, backward, of
+// g and of g * (x - mean).
+struct SumPair {
+  double first, second;
 };
+
+// A channel's values are summed in `splits` ranges, one block each (norm.cu): range s of
+// [0, count), equal ranges but the last.
+struct SplitRange {
+  index_t begin, end;
+};
+
+FASTCONV_HD inline SplitRange split_range(index_t s, index_t splits, index_t count) {
+  const index_t chunk = (count + splits - 1) / splits;
+  return {index_min(s * chunk, count), index_min((s + 1) * chunk, count)};
+}
+
+// Channel c's total from its ranges' partial pairs (partials[2 * (c * splits + s)], ...), added in
+// range order: the same order every run.
+FASTCONV_HD inline SumPair sum_partials(const double* partials, index_t c, index_t splits) {
+  SumPair total{0.0, 0.0};
+  for (index_t s = 0; s < splits; ++s) {
+    total.first += partials[2 * (c * splits + s)];
+    total.second += partials[2 * (c * splits + s) + 1];
+  }
+  return total;
+}
 
 // The batch statistics of channel c from its sums over `count` values: save_mean, save_invstd,
 // the running statistics (when given; the variance unbiased, as PyTorch keeps it) and the
 // double-precision mean and invstd that the normalisation uses.
 template <class T>
-FASTCONV_HD void finish_batch_stats(index_t c, ShiftedSums s, double shift, index_t count, double momentum,
+FASTCONV_HD void finish_batch_stats(index_t c, SumPair s, double shift, index_t count, double momentum,
                                     double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd,
                                     double* mean_out, double* invstd_out) {
-  const double m = static_cast<double>(count), mean_shifted = s.sum / m;
-  const double var_raw = s.sum_sq / m - mean_shifted * mean_shifted;
+  const double m = static_cast<double>(count), mean_shifted = s.first / m;
+  const double var_raw = s.second / m - mean_shifted * mean_shifted;
   const double var = var_raw > 0.0 ? var_raw : 0.0, mean = shift + mean_shifted;
   const double invstd = 1.0 / sqrt(var + eps);
   save_mean[c] = static_cast<T>(mean);

@@ -1,7 +1,10 @@
-// Fused batch norm on CUDA, the CPU kernel's twin (norm/cpu/batch_norm.cpp). A channel's
-// statistics are reduced by one block (a fixed tree over a fixed split of the channel's
-// values, so the result is the same every run), in double; the transforms run one thread per
-// element through the bodies of batch_norm_body.h, which the CPU tests run over the whole grid.
+// Fused batch norm on CUDA, the CPU kernel's twin (norm/cpu/batch_norm.cpp). A channel's sums
+// are reduced in two passes, so that a few channels still fill the GPU: each channel's values
+// are cut into `splits` equal ranges, one block sums each range in double (a fixed tree in
+// shared memory), then one thread per channel adds its ranges' partial sums in order and
+// finishes the channel. The split depends on the shape only (fastconv/cuda/norm.py), so every
+// run, on every GPU, adds the same values in the same order. The transforms run one thread per
+// element. The per-element and finishing code is in batch_norm_body.h, which the CPU tests run.
 #include "common/grid_stride.h"
 #include "norm/cuda/batch_norm_body.h"
 
@@ -25,52 +28,29 @@ __device__ void block_sum2(double& a, double& b, double* scratch) {
   }
   a = scratch[0];
   b = scratch[kThreads];
-  __syncthreads();  // the scratch is reused by the block's next channel
+  __syncthreads();  // the scratch is reused by the block's next range
 }
 
-template <class T>
-__device__ void batch_stats(const T* x, index_t N, index_t C, index_t HW, double momentum, double eps,
-                            T* running_mean, T* running_var, T* save_mean, T* save_invstd, double* mean,
-                            double* invstd) {
+// Pass 1: block b sums range b % splits of channel b / splits, terms(c, i) giving the pair of
+// values of the element at NCHW offset i, into partials[2b], partials[2b + 1].
+template <class Terms>
+__device__ void channel_partials(index_t N, index_t C, index_t HW, index_t splits, double* partials,
+                                 const Terms& terms) {
   __shared__ double scratch[2 * kThreads];
   const index_t count = N * HW;
-  for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
-    const double shift = x[c * HW];
-    ShiftedSums s{0.0, 0.0};
-    for (index_t j = threadIdx.x; j < count; j += blockDim.x) {
-      const double d = static_cast<double>(x[channel_offset(c, j, C, HW)]) - shift;
-      s.sum += d;
-      s.sum_sq += d * d;
+  for (index_t b = blockIdx.x; b < C * splits; b += gridDim.x) {
+    const SplitRange r = split_range(b % splits, splits, count);
+    const index_t c = b / splits;
+    double a = 0.0, q = 0.0;
+    for (index_t j = r.begin + threadIdx.x; j < r.end; j += blockDim.x) {
+      const SumPair t = terms(c, channel_offset(c, j, C, HW));
+      a += t.first;
+      q += t.second;
     }
-    block_sum2(s.sum, s.sum_sq, scratch);
-    if (threadIdx.x == 0)
-      finish_batch_stats(c, s, shift, count, momentum, eps, running_mean, running_var, save_mean, save_invstd, mean,
-                         invstd);
-  }
-}
-
-template <class T>
-__device__ void grad_sums(const T* grad_y, const T* x, const T* y, const T* gamma, const T* mean_saved,
-                          const T* invstd_saved, int training, index_t N, index_t C, index_t HW, T* grad_gamma,
-                          T* grad_beta, double* coefficients) {
-  __shared__ double scratch[2 * kThreads];
-  const index_t count = N * HW;
-  for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
-    const double mean = mean_saved[c];
-    double sum = 0.0, sum_xmu = 0.0;
-    for (index_t j = threadIdx.x; j < count; j += blockDim.x) {
-      const index_t i = channel_offset(c, j, C, HW);
-      const double g = masked_grad(i, grad_y, y);
-      sum += g;
-      sum_xmu += g * (static_cast<double>(x[i]) - mean);
-    }
-    block_sum2(sum, sum_xmu, scratch);
+    block_sum2(a, q, scratch);
     if (threadIdx.x == 0) {
-      const GradCoefficients k =
-          finish_grad_sums(c, sum, sum_xmu, count, gamma, invstd_saved, training != 0, grad_gamma, grad_beta);
-      coefficients[3 * c] = k.k;
-      coefficients[3 * c + 1] = k.k_xmu;
-      coefficients[3 * c + 2] = k.k_0;
+      partials[2 * b] = a;
+      partials[2 * b + 1] = q;
     }
   }
 }
@@ -81,10 +61,22 @@ using fastconv::index_t;
 namespace nm = fastconv::norm;
 
 #define FASTCONV_NORM_KERNELS(T, SUFFIX)                                                                              \
-  extern "C" __global__ void batch_norm_stats_##SUFFIX(const T* x, index_t N, index_t C, index_t HW, double momentum, \
-                                                       double eps, T* running_mean, T* running_var, T* save_mean,     \
-                                                       T* save_invstd, double* mean, double* invstd) {                \
-    nm::batch_stats(x, N, C, HW, momentum, eps, running_mean, running_var, save_mean, save_invstd, mean, invstd);     \
+  /* x - shift and its square, shift = the channel's first value */                                                   \
+  extern "C" __global__ void batch_norm_stats_partials_##SUFFIX(const T* x, index_t N, index_t C, index_t HW,         \
+                                                                index_t splits, double* partials) {                   \
+    nm::channel_partials(N, C, HW, splits, partials, [=](index_t c, index_t i) {                          \
+      const double d = static_cast<double>(x[i]) - static_cast<double>(x[c * HW]);                                    \
+      return nm::SumPair{d, d * d};                                                                                  \
+    });                                                                                                               \
+  }                                                                                                                   \
+  extern "C" __global__ void batch_norm_stats_finish_##SUFFIX(const double* partials, const T* x, index_t N,          \
+                                                              index_t C, index_t HW, index_t splits, double momentum, \
+                                                              double eps, T* running_mean, T* running_var,            \
+                                                              T* save_mean, T* save_invstd, double* mean,             \
+                                                              double* invstd) {                                       \
+    FASTCONV_GRID_STRIDE(c, C)                                                                                        \
+    nm::finish_batch_stats(c, nm::sum_partials(partials, c, splits), x[c * HW], N * HW, momentum, eps, running_mean,  \
+                           running_var, save_mean, save_invstd, mean, invstd);                                        \
   }                                                                                                                   \
   extern "C" __global__ void batch_norm_eval_stats_##SUFFIX(const T* running_mean, const T* running_var, index_t C,   \
                                                             double eps, double* mean, double* invstd) {               \
@@ -96,11 +88,27 @@ namespace nm = fastconv::norm;
     FASTCONV_GRID_STRIDE(i, count) nm::batch_norm_apply_body(i, C, HW, x, residual, gamma, beta, mean, invstd,       \
                                                              relu != 0, y);                                           \
   }                                                                                                                   \
-  extern "C" __global__ void batch_norm_grad_sums_##SUFFIX(const T* grad_y, const T* x, const T* y, const T* gamma,   \
-                                                           const T* mean, const T* invstd, int training, index_t N,   \
-                                                           index_t C, index_t HW, T* grad_gamma, T* grad_beta,        \
-                                                           double* coefficients) {                                    \
-    nm::grad_sums(grad_y, x, y, gamma, mean, invstd, training, N, C, HW, grad_gamma, grad_beta, coefficients);       \
+  /* g (grad_y through the ReLU mask) and g * (x - mean) */                                                           \
+  extern "C" __global__ void batch_norm_grad_partials_##SUFFIX(const T* grad_y, const T* x, const T* y,               \
+                                                               const T* mean, index_t N, index_t C, index_t HW,       \
+                                                               index_t splits, double* partials) {                    \
+    nm::channel_partials(N, C, HW, splits, partials, [=](index_t c, index_t i) {                          \
+      const double g = nm::masked_grad(i, grad_y, y);                                                                 \
+      return nm::SumPair{g, g * (static_cast<double>(x[i]) - static_cast<double>(mean[c]))};                         \
+    });                                                                                                               \
+  }                                                                                                                   \
+  extern "C" __global__ void batch_norm_grad_finish_##SUFFIX(const double* partials, const T* gamma,                  \
+                                                             const T* invstd, int training, index_t N, index_t C,     \
+                                                             index_t HW, index_t splits, T* grad_gamma,               \
+                                                             T* grad_beta, double* coefficients) {                    \
+    FASTCONV_GRID_STRIDE(c, C) {                                                                                      \
+      const nm::SumPair s = nm::sum_partials(partials, c, splits);                                                \
+      const nm::GradCoefficients k =                                                                                  \
+          nm::finish_grad_sums(c, s.first, s.second, N * HW, gamma, invstd, training != 0, grad_gamma, grad_beta);      \
+      coefficients[3 * c] = k.k;                                                                                      \
+      coefficients[3 * c + 1] = k.k_xmu;                                                                              \
+      coefficients[3 * c + 2] = k.k_0;                                                                                \
+    }                                                                                                                 \
   }                                                                                                                   \
   extern "C" __global__ void batch_norm_grad_input_##SUFFIX(index_t count, index_t C, index_t HW, const T* grad_y,    \
                                                             const T* x, const T* y, const T* mean,                    \

@@ -1,13 +1,27 @@
 """Fused batch norm on CUDA (csrc/norm/cuda/norm.cu): fastconv._C's batch_norm_train_forward,
 batch_norm_eval_forward and batch_norm_backward, with their arguments and rules, for CuPy arrays.
 
-Statistics are reduced one channel per block in double precision, the same way every run; the
-normalisation and the gradient run one thread per element."""
+Channel sums are reduced in double precision in two passes: each channel's N*H*W values are cut
+into ranges, one block per range, then one thread per channel adds its ranges in order. The
+ranges depend on the shape alone, so every run gives the same statistics. The normalisation and
+the gradient run one thread per element."""
 import numpy as np
 
 from fastconv import backend
 from fastconv.cuda import _kernel_args as args
 from fastconv.cuda import loader
+
+
+# Ranges per channel: enough blocks in all to fill a large GPU (132 SMs on an H100/H200, several
+# blocks each), but ranges of at least MIN_RANGE values, so the partial sums stay a small part of
+# the work. From the shape alone: the same split, so the same sums, on every GPU.
+TARGET_BLOCKS = 1024
+MIN_RANGE = 4096
+
+
+def splits_per_channel(count, channels):
+    """How many ranges (blocks) each channel's `count` values are summed in."""
+    return max(1, min(-(-TARGET_BLOCKS // max(channels, 1)), count // MIN_RANGE))
 
 
 def _channel_scratch(count, like):
@@ -49,10 +63,13 @@ def batch_norm_train_forward(input, residual, weight, bias, running_mean, runnin
     rv = _state_vector(running_var, "running_var", c, x.dtype)
     sm = _state_vector(save_mean, "save_mean", c, x.dtype)
     si = _state_vector(save_invstd, "save_invstd", c, x.dtype)
-    mean, invstd = _channel_scratch(c, x), _channel_scratch(c, x)
-    loader.launch_blocks(args.kernel("norm", "batch_norm_stats", x.dtype), c,
-                         (x, *args.int64s(n, c, h * w), np.float64(momentum), np.float64(eps), rm, rv, sm, si, mean,
-                          invstd))
+    splits = splits_per_channel(n * h * w, c)
+    partials, mean, invstd = _channel_scratch(2 * c * splits, x), _channel_scratch(c, x), _channel_scratch(c, x)
+    sizes = args.int64s(n, c, h * w, splits)
+    loader.launch_blocks(args.kernel("norm", "batch_norm_stats_partials", x.dtype), c * splits,
+                         (x, *sizes, partials))
+    loader.launch(args.kernel("norm", "batch_norm_stats_finish", x.dtype), c,
+                  (partials, x, *sizes, np.float64(momentum), np.float64(eps), rm, rv, sm, si, mean, invstd))
     _apply(x, z, gamma, beta, mean, invstd, relu, out, dims)
 
 
@@ -92,9 +109,12 @@ def batch_norm_backward(grad_output, input, output, weight, mean, invstd, traini
     dgamma = args.output(grad_weight, "grad_weight", (c,), x.dtype)
     dbeta = args.output(grad_bias, "grad_bias", (c,), x.dtype)
     y = arrays.get("output", args.NULL)
-    coefficients = _channel_scratch(3 * c, x)
-    loader.launch_blocks(args.kernel("norm", "batch_norm_grad_sums", x.dtype), c,
-                         (arrays["grad_output"], x, y, gamma, *saved, args.flag(training), *args.int64s(n, c, h * w),
-                          dgamma, dbeta, coefficients))
+    splits = splits_per_channel(n * h * w, c)
+    partials, coefficients = _channel_scratch(2 * c * splits, x), _channel_scratch(3 * c, x)
+    sizes = args.int64s(n, c, h * w, splits)
+    loader.launch_blocks(args.kernel("norm", "batch_norm_grad_partials", x.dtype), c * splits,
+                         (arrays["grad_output"], x, y, saved[0], *sizes, partials))
+    loader.launch(args.kernel("norm", "batch_norm_grad_finish", x.dtype), c,
+                  (partials, gamma, saved[1], args.flag(training), *sizes, dgamma, dbeta, coefficients))
     args.launch("norm", "batch_norm_grad_input", x.size, (c, h * w),
                 (arrays["grad_output"], x, y, saved[0], coefficients, grad_input, dz))
