@@ -1,8 +1,8 @@
 """Every CUDA source of the package (csrc/<family>/cuda/*.cu, found by glob) compiles for the
 GPUs fastconv supports, both ways it is compiled: by nvcc for sm_80 and sm_90 with warnings as
 errors, and by NVRTC with the options fastconv compiles it with at run time
-(loader.compile_options()), which is what a user's GPU runs. Each (source, arch, compiler) is
-compiled once per session; no driver or GPU is needed."""
+(loader.compile_options(), plus what CuPy adds), which is what a user's GPU runs. Each
+(source, arch, compiler) is compiled once per session; no driver or GPU is needed."""
 import functools
 import pathlib
 import re
@@ -16,6 +16,9 @@ from fastconv.cuda import loader
 CSRC = loader.source_root()
 SOURCES = sorted(p.relative_to(CSRC).as_posix() for p in CSRC.glob("*/cuda/*.cu"))
 ARCHS = ("sm_80", "sm_90")
+# What CuPy adds to loader.compile_options() when it compiles a RawModule through NVRTC
+# (cupy/cuda/compiler.py): flush float32 denormals to zero, and device code by default.
+CUPY_NVRTC_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
 HOST_WARNINGS = "-Wall,-Wextra,-Werror"
 
 
@@ -74,7 +77,7 @@ def _nvrtc_compile(source, arch):
     nvrtc = _nvrtc()
     err, program = nvrtc.nvrtcCreateProgram((CSRC / source).read_bytes(), source.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
-    options = [o.encode() for o in (*loader.compile_options(), f"--gpu-architecture={arch}")]
+    options = [o.encode() for o in (*loader.compile_options(), *CUPY_NVRTC_OPTIONS, f"--gpu-architecture={arch}")]
     try:
         (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
         _, size = nvrtc.nvrtcGetProgramLogSize(program)
