@@ -13,7 +13,8 @@ from fastconv import _C
 from tests.cuda import hostgrid
 from tests.cuda.hostgrid import f64, i64, ptr
 
-SOURCE = '#include "norm/cuda/batch_norm_body.h"\nnamespace nm = fastconv::norm;\nusing fastconv::index_t;\n' + "".join(f"""
+PRELUDE = '#include "norm/cuda/batch_norm_body.h"\nnamespace nm = fastconv::norm;\nusing fastconv::index_t;\n'
+SOURCE = PRELUDE + "".join(f"""
 extern "C" void stats_{s}(const {t}* x, index_t N, index_t C, index_t HW, index_t splits, double momentum,
                           double eps, {t}* rm, {t}* rv, {t}* sm, {t}* si, double* partials, double* mean,
                           double* invstd) {{
@@ -94,7 +95,8 @@ def test_train_forward_matches_the_cpu_kernel(lib, rng, dtype, shape, affine, re
     x, z, gamma, beta = _case(rng, shape, dtype, affine, residual)
     c = shape[1]
     rm0, rv0 = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
-    rm_ref, rv_ref, sm_ref, si_ref, y_ref = rm0.copy(), rv0.copy(), np.empty(c, dtype), np.empty(c, dtype), np.empty_like(x)
+    rm_ref, rv_ref, y_ref = rm0.copy(), rv0.copy(), np.empty_like(x)
+    sm_ref, si_ref = np.empty(c, dtype), np.empty(c, dtype)
     _C.batch_norm_train_forward(x, z, gamma, beta, rm_ref, rv_ref, y_ref, sm_ref, si_ref, 0.1, 1e-5, relu)
 
     rm, rv, sm, si = rm0.copy(), rv0.copy(), np.empty(c, dtype), np.empty(c, dtype)

@@ -115,7 +115,8 @@ def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, p
     args.output(grad_weight, "grad_weight", grad_weight.shape, x.dtype)
     n, k = shape[:2]
     cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
-    per_image = backend.array_module(x).matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
+    cols_t = _by_group(cols, n, groups).transpose(0, 1, 3, 2)
+    per_image = backend.array_module(x).matmul(_by_group(dy, n, groups), cols_t)
     grad_weight[...] = per_image.sum(axis=0).reshape(grad_weight.shape)
     if grad_bias is not None:
         args.output(grad_bias, "grad_bias", (k,), x.dtype)
