@@ -8,12 +8,13 @@
 #include "common/c_headers.h"
 #include "common/host_device.h"
 #include "common/index.h"
+#include "common/index_div.h"
 
 namespace fastconv::norm {
 
 // Value j of channel c (0 <= j < N*HW) sits at NCHW offset (n * C + c) * HW + hw.
 FASTCONV_HD inline index_t channel_offset(index_t c, index_t j, index_t C, index_t HW) {
-  return (j / HW * C + c) * HW + j % HW;
+  return (index_div(j, HW) * C + c) * HW + index_mod(j, HW);
 }
 
 // Two sums of one channel's values: of x - shift and of its square (shift = the channel's first
@@ -78,7 +79,7 @@ template <class T>
 FASTCONV_HD void batch_norm_apply_body(index_t i, index_t C, index_t HW, const T* x, const T* residual,
                                        const T* gamma, const T* beta, const double* mean, const double* invstd,
                                        bool relu, T* y) {
-  const index_t c = i / HW % C;
+  const index_t c = index_mod(index_div(i, HW), C);
   const T scale = static_cast<T>(invstd[c] * (gamma ? gamma[c] : T(1)));
   const T shift = beta ? beta[c] : T(0), m = static_cast<T>(mean[c]);
   T v = (x[i] - m) * scale + shift;
@@ -115,7 +116,7 @@ template <class T>
 FASTCONV_HD void batch_norm_grad_input_body(index_t i, index_t C, index_t HW, const T* grad_y, const T* x,
                                             const T* y, const T* mean, const double* coefficients, T* grad_x,
                                             T* grad_residual) {
-  const index_t c = i / HW % C;
+  const index_t c = index_mod(index_div(i, HW), C);
   const T k = static_cast<T>(coefficients[3 * c]), k_xmu = static_cast<T>(coefficients[3 * c + 1]);
   const T k_0 = static_cast<T>(coefficients[3 * c + 2]), m = mean[c];
   const T g = masked_grad(i, grad_y, y);

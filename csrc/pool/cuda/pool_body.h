@@ -11,6 +11,7 @@
 #include "common/c_headers.h"
 #include "common/host_device.h"
 #include "common/index.h"
+#include "common/index_div.h"
 #include "common/pool_geometry.h"
 
 namespace fastconv::pool {
@@ -21,7 +22,8 @@ struct PlaneIndex {
 };
 
 FASTCONV_HD inline PlaneIndex split_index(index_t i, index_t rows, index_t cols) {
-  return {i / (rows * cols), i / cols % rows, i % cols};
+  const index_t row_of_all = index_div(i, cols);
+  return {index_div(row_of_all, rows), index_mod(row_of_all, rows), index_mod(i, cols)};
 }
 
 struct WindowGeometry {
@@ -67,7 +69,7 @@ template <class T>
 FASTCONV_HD void max_pool2d_backward_body(index_t o, index_t HW, index_t PQ, const T* grad_y, const int64_t* indices,
                                           T* grad_x) {
   const index_t at = indices[o];
-  if (at >= 0 && at < HW) add_at(grad_x + o / PQ * HW + at, grad_y[o]);
+  if (at >= 0 && at < HW) add_at(grad_x + index_div(o, PQ) * HW + at, grad_y[o]);
 }
 
 // PyTorch's divide_factor of avg_pool2d for output (oh, ow).
