@@ -6,7 +6,7 @@
 # Expects CUDA 13, CuPy 14, PyTorch (CUDA build), pybind11 and pytest already installed; installs
 # fastconv from this checkout with `pip install --no-build-isolation --no-deps .` (no network),
 # unless --no-install: then the checkout's src/ is used as it is (its fastconv._C built in place).
-# Then runs, each under its own time limit (6 minutes in all: install 160 s, environment 20 s,
+# Then runs, each under its own time limit (6 minutes in all: install 150 s, environment 30 s,
 # tests 120 s, benchmark 60 s):
 #   1. the CUDA tests (tests/cuda: NVRTC compiles, host runs of the kernel bodies, GPU tests against
 #      the CPU kernels and PyTorch CUDA; the nvcc compiles are left to CI) and the CUDA cases of
@@ -42,13 +42,13 @@ run() {
 }
 
 if [[ $INSTALL == 1 ]]; then
-  run install 160 python -m pip install --no-build-isolation --no-deps . || { log "install failed"; }
+  run install 150 python -m pip install --no-build-isolation --no-deps . || { log "install failed"; }
   PY_PATH=""
 else
   PY_PATH="$PWD/src"
 fi
 
-run environment 20 env PYTHONPATH="$PY_PATH" python - <<'PY'
+run environment 30 env PYTHONPATH="$PY_PATH" python - <<'PY'
 import platform, shutil, subprocess
 import fastconv
 from fastconv import backend
