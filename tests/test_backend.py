@@ -1,4 +1,7 @@
 """The device seam: which array module, device and kernel library serve an array."""
+import inspect
+import re
+
 import numpy as np
 import pytest
 
@@ -20,9 +23,60 @@ def test_device_arrays_are_told_apart_without_importing_cupy(cuda_array):
     assert not backend.is_cuda_array(np.zeros(1))
 
 
-def test_a_device_array_is_refused_before_any_kernel_runs(cuda_array):
-    with pytest.raises(backend.DeviceError, match="conv2d: fastconv has no CUDA kernels"):
+def test_a_device_array_is_refused_before_any_kernel_runs_where_cuda_cannot_run(cuda_array):
+    with pytest.raises(backend.DeviceError, match="^conv2d: fastconv has no CUDA kernels usable here \\(.+\\)"):
         backend.kernels(np.zeros(1), cuda_array, op="conv2d")
+
+
+@pytest.fixture
+def cuda_usable(monkeypatch):
+    """backend as on a machine whose CUDA kernels load (without touching a GPU)."""
+    monkeypatch.setattr(backend, "_kernel_devices", lambda: (("cpu", "cuda"), None))
+
+
+def test_arrays_on_two_devices_are_refused_naming_each_device(cuda_usable, cuda_array):
+    def conv2d(input, weight, bias):  # as an op calls kernels(): its own names for the arrays
+        return backend.kernels(input, weight, bias, op="conv2d")
+
+    with pytest.raises(backend.DeviceError, match="^conv2d: input is on cuda, weight on cpu; move them"):
+        conv2d(cuda_array, np.zeros(1), None)
+    with pytest.raises(backend.DeviceError, match="^conv2d: argument 1 is on cpu, cuda_array on cuda"):
+        backend.kernels(np.zeros(1), cuda_array, op="conv2d")
+
+
+def test_device_arrays_are_served_by_the_cuda_kernel_library(cuda_usable, cuda_array):
+    from fastconv.cuda import kernels as cuda_kernels
+    assert backend.kernels(cuda_array, None, cuda_array, op="conv2d") is cuda_kernels
+
+
+def _parameters(c_function):
+    """The parameter names of a fastconv._C function, from its pybind11 signature line."""
+    signature = c_function.__doc__.strip().splitlines()[0]
+    inside = signature[signature.index("(") + 1:signature.rindex(") ->")]
+    return [p.split(":")[0].strip() for p in re.split(r",\s*(?=\w+:)", inside) if p.strip()]
+
+
+def test_the_cuda_library_takes_the_cpu_librarys_arguments():
+    from fastconv.cuda import kernels as cuda_kernels
+    served = [n for n in dir(_C) if not n.startswith("_") and n in vars(cuda_kernels)]
+    assert {"batch_norm_train_forward", "max_pool2d_forward", "conv2d_forward"} <= set(served)
+    for name in served:
+        function = vars(cuda_kernels)[name]
+        if function is getattr(_C, name):  # shape arithmetic shared with the CPU
+            continue
+        parameters = list(inspect.signature(function).parameters.values())
+        expected = _parameters(getattr(_C, name))
+        # called as the ops call _C's: the same names in the same order; a device option may follow
+        assert [p.name for p in parameters[:len(expected)]] == expected, name
+        assert all(p.default is not inspect.Parameter.empty for p in parameters[len(expected):]), name
+
+
+def test_a_kernel_not_written_for_cuda_is_refused_naming_it():
+    from fastconv.cuda import kernels as cuda_kernels
+    with pytest.raises(backend.DeviceError, match="^conv_transpose2d_forward: fastconv has no CUDA kernel for this"):
+        cuda_kernels.conv_transpose2d_forward
+    with pytest.raises(AttributeError):
+        cuda_kernels.no_such_kernel
 
 
 def test_device_names_follow_pytorch():

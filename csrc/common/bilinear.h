@@ -4,8 +4,7 @@
 // __host__ __device__. Each follows the PyTorch / torchvision function it cites, operation for
 // operation, so that results agree to the last bit where the arithmetic order allows.
 #pragma once
-#include <math.h>
-#include <stdint.h>
+#include "common/c_headers.h"
 
 #include "common/host_device.h"
 

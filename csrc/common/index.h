@@ -1,8 +1,7 @@
 // The integer of every size, index and stride (numpy's npy_intp on 64-bit machines), and the
 // min / max / clamp of two of them for code that cannot use <algorithm>.
 #pragma once
-#include <stdint.h>
-
+#include "common/c_headers.h"
 #include "common/host_device.h"
 
 namespace fastconv {

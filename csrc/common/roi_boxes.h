@@ -3,7 +3,7 @@
 // arithmetic of each op, operation for operation as torchvision's kernels do it, so that every
 // device's kernel bins a box the same way.
 #pragma once
-#include <math.h>
+#include "common/c_headers.h"
 
 #include "common/host_device.h"
 #include "common/index.h"

@@ -51,9 +51,10 @@ def show_config():
     """Print the version, instruction set, threads, OpenMP and GPU status."""
     import fastconv
 
-    from fastconv.backend import cuda_status
+    from fastconv.backend import cuda_status, kernel_devices
 
-    cuda_ok, cuda_reason = cuda_status()
+    why_not_cuda = kernel_devices()[1]
+    cuda_line = f"available ({cuda_status()[1]})" if why_not_cuda is None else f"unavailable: {why_not_cuda}"
     openmp = f"yes ({_C.openmp})" if _C.openmp is not None else "no"
     lines = [
         f"fastconv {fastconv.__version__}",
@@ -63,7 +64,7 @@ def show_config():
         f"  out cache: {output_cache_stats()['limit'] >> 20} MiB idle at most",
         f"  openmp:    {openmp}",
         f"  compiler:  {_C.compiler}",
-        f"  cuda:      {'available' if cuda_ok else 'unavailable'}: {cuda_reason}",
+        f"  cuda:      {cuda_line}",
     ]
     print("\n".join(lines))
 

@@ -10,6 +10,8 @@ the initialisers lives here too, so that a checkpoint can save and restore it.
 
 Devices are named as in PyTorch: "cpu" and "cuda".
 """
+import functools
+
 import numpy as np
 
 from fastconv import _C
@@ -60,17 +62,28 @@ def array_module(*arrays):
 # ---- CUDA availability ------------------------------------------------------------------------
 
 def cuda_status():
-    """(available, reason): whether CUDA arrays can be made here, and why not when they cannot."""
+    """(available, reason): whether CUDA arrays can be made here, and in plain words why not when
+    they cannot (no CuPy, no driver, no device)."""
     cupy = _cupy()
     if cupy is None:
-        return False, "CuPy is not installed"
+        return False, "CuPy is not installed (pip install fastconv[cuda])"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CuPy present, but no driver or no device
-        return False, f"CuPy {cupy.__version__} found no usable GPU ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # CuPy present, but no usable driver or no device
+        return False, f"CuPy {cupy.__version__} found {_missing_piece(exc)} ({type(exc).__name__}: {exc})"
     if count == 0:
         return False, f"CuPy {cupy.__version__} sees no GPU"
     return True, f"CuPy {cupy.__version__}, {count} GPU(s)"
+
+
+def _missing_piece(exc):
+    """What a failed device query says is missing, in words."""
+    text = str(exc)
+    if "NoDevice" in text or "no CUDA-capable device" in text:
+        return "no GPU"
+    if "Driver" in text or "driver" in text or "libcuda" in text:
+        return "no usable NVIDIA driver"
+    return "no usable GPU"
 
 
 def cuda_available():
@@ -96,8 +109,17 @@ def empty(shape, dtype=np.float64, device="cpu"):
     same shapes every step stops paying page faults for fresh memory."""
     shape, dtype = _shape(shape), np.dtype(dtype)
     if check_device(device) == "cuda":
-        return _require_cuda().empty(shape, dtype)
+        return _device_empty(_require_cuda(), shape, dtype)
     return _C.empty(shape, dtype)
+
+
+def _device_empty(cupy, shape, dtype):
+    try:
+        return cupy.empty(shape, dtype)
+    except cupy.cuda.memory.OutOfMemoryError as exc:
+        nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.float64))
+        raise MemoryError(f"out of memory on cuda: an array of shape {shape} and dtype {dtype} needs {nbytes} "
+                          f"bytes ({exc})") from exc
 
 
 def empty_like(array):
@@ -152,24 +174,75 @@ def to_host(array):
 # ---- kernels ------------------------------------------------------------------------------------
 
 def kernels(*arrays, op="this op"):
-    """The compiled kernel library that serves a call on `arrays`: fastconv._C for host arrays.
+    """The compiled kernel library that serves a call on `arrays` (None entries skipped):
+    fastconv._C for host arrays, fastconv.cuda.kernels (the same functions) for CuPy arrays.
 
-    Device arrays have no kernel library in this build yet: the call is refused with a clear
-    error before any kernel runs, instead of letting numpy copy a device array to the host."""
-    for a in arrays:  # a plain loop, not any(): this runs on every op call
-        if is_cuda_array(a):
-            raise DeviceError(f"{op}: fastconv has no CUDA kernels in this build; move the arrays to the "
-                              f"CPU (fastconv.backend.to_host, or Tensor.cpu())")
-    return _C
+    Device arrays where the CUDA kernels cannot run, and arrays on different devices, are refused
+    before any kernel runs (naming each array's device), instead of letting numpy copy a device
+    array to the host."""
+    cuda = [is_cuda_array(a) for a in arrays if a is not None]  # a plain comprehension: every op call runs it
+    if not any(cuda):
+        return _C
+    why_not_cuda = _kernel_devices()[1]
+    if why_not_cuda is not None:
+        raise DeviceError(f"{op}: fastconv has no CUDA kernels usable here ({why_not_cuda}); move the arrays to "
+                          f"the CPU (fastconv.backend.to_host, or Tensor.cpu())")
+    if not all(cuda):
+        raise DeviceError(f"{op}: {_devices_of(arrays)}; move them to one device (fastconv.backend.to_device)")
+    return _cuda_kernels()
+
+
+def _devices_of(arrays):
+    """'input is on cuda, weight on cpu': the arrays named as the op calling kernels() names them
+    (its local variables), by position where it has no name for one. Only on the error path."""
+    import sys
+    caller_locals = sys._getframe(2).f_locals
+    words = []
+    for position, array in enumerate(arrays):
+        if array is None:
+            continue
+        name = next((n for n, v in caller_locals.items() if v is array), f"argument {position + 1}")
+        words.append(f"{name} {'is ' if not words else ''}on {device_of(array)}")
+    return ", ".join(words)
+
+
+def _cuda_kernels():
+    """fastconv.cuda.kernels, or DeviceError saying why it cannot serve CuPy arrays here."""
+    try:
+        from fastconv.cuda import kernels as cuda_kernels
+    except Exception as exc:
+        raise DeviceError(f"fastconv's CUDA kernels cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return cuda_kernels
+
+
+def _why_cuda_kernels_fail():
+    """None when the CUDA kernels compile and load on this GPU (one family is compiled to see;
+    CuPy caches it on disk), else why not."""
+    try:
+        from fastconv.cuda import loader
+        loader.function("pool", "max_pool2d_forward_f32")
+    except Exception as exc:
+        return f"fastconv's CUDA kernels do not load: {type(exc).__name__}: {exc}"
+    return None
 
 
 def kernel_devices():
     """(devices, why_not_cuda): the devices whose arrays this build's kernels serve, and why
     'cuda' is not among them (None when it is)."""
+    devices, why_not_cuda = _kernel_devices()
+    return list(devices), why_not_cuda
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_devices():
+    """kernel_devices(), asked once per process: a GPU, its driver and CuPy do not come and go."""
     available, reason = cuda_status()
     if not available:
-        return ["cpu"], reason
-    return ["cpu"], "this build has no CUDA kernels"
+        return ("cpu",), reason
+    failure = _why_cuda_kernels_fail()
+    if failure is not None:
+        return ("cpu",), failure
+    return ("cpu", "cuda"), None
 
 
 # ---- the random generator of dropout and the initialisers -----------------------------------------

@@ -1,9 +1,12 @@
 // Every host-device function of csrc/common, instantiated in a kernel for float and double: the
 // proof that the shared geometry and sampling math compile as CUDA (test_common_headers.py).
 #include "common/bilinear.h"
+#include "common/c_headers.h"
 #include "common/conv_geometry.h"
+#include "common/grid_stride.h"
 #include "common/host_device.h"
 #include "common/index.h"
+#include "common/index_div.h"
 #include "common/pool_geometry.h"
 #include "common/roi_boxes.h"
 
@@ -13,6 +16,9 @@ template <class T>
 __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
   // index.h
   idx[0] = fc::index_min(idx[1], idx[2]) + fc::index_max(idx[1], idx[2]) + fc::index_clamp(idx[3], 0, 5);
+
+  // index_div.h
+  idx[12] = fc::index_div(idx[1], idx[2]) + fc::index_mod(idx[1], idx[2]);
 
   // conv_geometry.h
   const fc::conv::ConvAxis axis{idx[1], 3, 2, 1, 1, 1};

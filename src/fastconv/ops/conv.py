@@ -56,11 +56,18 @@ def _bias_array(bias, input, out_channels):
     return bias
 
 
-def _algorithm_name(algo, input_shape, weight_shape, args):
+def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     """`algo` checked against the build's list, once per call: 'winograd' as the tile size it
-    picks for this shape; 'auto' as it is, for _algorithm to choose per direction."""
+    picks for this shape; 'auto' as it is, for _algorithm to choose per direction, or the kernel
+    library's one algorithm where it has only one (CUDA's)."""
     if algo == "auto":
-        return algo
+        available = lib.conv2d_algorithms()
+        return available[0] if len(available) == 1 else algo
+    if algo == "winograd":
+        return conv_algo.winograd_variant(input_shape, weight_shape, args)
+    if algo not in conv_algo.algorithms():
+        raise ValueError(f"algo: expected 'auto', 'winograd' or one of {conv_algo.algorithms()}, got {algo!r}")
+    return algo
     if algo == "winograd":
         return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
@@ -128,7 +135,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
-    algo = _algorithm_name(algo, x.shape, w.shape, args)
+    algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run = lambda a, images=None: lib.conv2d_forward(head(x, images), w, b, head(y, images), *args, a, bool(relu),
                                                     _transformed(lib, w, prepared, a, "forward", x.shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
@@ -143,7 +150,7 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = empty(shape4(input_size, "input_size"), w.dtype, device_of(w))
-    algo = _algorithm_name(algo, dx.shape, w.shape, args)
+    algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
     run = lambda a, images=None: lib.conv2d_backward_input(
         head(dy, images), w, head(dx, images), *args, a,
         _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
@@ -159,7 +166,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     dw = empty(weight_size, x.dtype, device_of(x))
-    algo = _algorithm_name(algo, x.shape, dw.shape, args)
+    algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
     run = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, None, *args, a)
     run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
@@ -175,7 +182,7 @@ def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1,
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx, dw = empty_like(x), empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
-    algo = _algorithm_name(algo, x.shape, w.shape, args)
+    algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run_input = lambda a, images=None: lib.conv2d_backward_input(
         head(dy, images), w, head(dx, images), *args, a,
         _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))

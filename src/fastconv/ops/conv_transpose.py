@@ -44,7 +44,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     conv_args = _equivalent_conv2d_arguments(args)
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
-    algo = _algorithm_name(algo, y.shape, w.shape, conv_args)
+    algo = _algorithm_name(lib, algo, y.shape, w.shape, conv_args)
     run = lambda a, images=None: lib.conv_transpose2d_forward(head(x, images), w, b, head(y, images), *args, a)
     run(_algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype))
     return y
@@ -59,7 +59,7 @@ def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, o
     conv_args = _equivalent_conv2d_arguments(args)
     dx, dw = empty_like(x), empty_like(w)
     db = empty(dy.shape[1], w.dtype, device_of(w)) if needs_bias else None
-    algo = _algorithm_name(algo, dy.shape, w.shape, conv_args)
+    algo = _algorithm_name(lib, algo, dy.shape, w.shape, conv_args)
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
     run_input = lambda a, images=None: lib.conv_transpose2d_backward(
