@@ -67,10 +67,14 @@ void lstm_pointwise_forward(const LstmShape& s, const LstmCellForward<T>& f) {
   parallel_for(0, s.N, pointwise_grain(s), [&](index_t lo, index_t hi) {
     for (index_t n = lo; n < hi; ++n) {
       T* gate = f.gates + n * 4 * H;
-      for (index_t j = 0; j < 4 * H; ++j) {
-        const T pre = gate[j] + (f.b_ih ? f.b_ih[j] : T(0)) + (f.b_hh ? f.b_hh[j] : T(0));
-        gate[j] = j / H == 2 ? std::tanh(pre) : sigmoid(pre);  // g is the third block
-      }
+      if (f.b_ih)
+        for (index_t j = 0; j < 4 * H; ++j) gate[j] += f.b_ih[j];
+      if (f.b_hh)
+        for (index_t j = 0; j < 4 * H; ++j) gate[j] += f.b_hh[j];
+      // i and f, then g (tanh), then o: one activation per loop, so that each vectorises
+      for (index_t j = 0; j < 2 * H; ++j) gate[j] = sigmoid(gate[j]);
+      for (index_t j = 2 * H; j < 3 * H; ++j) gate[j] = std::tanh(gate[j]);
+      for (index_t j = 3 * H; j < 4 * H; ++j) gate[j] = sigmoid(gate[j]);
       const T *i = gate, *fg = gate + H, *g = gate + 2 * H, *o = gate + 3 * H;
       for (index_t j = 0; j < H; ++j) {
         const T c = fg[j] * f.c[n * H + j] + i[j] * g[j];
