@@ -1,4 +1,4 @@
-"""Recurrent cells (LSTM, GRU) and a multi-layer LSTM, with PyTorch's gate order and init."""
+"""Recurrent cells (Elman RNN, LSTM, GRU) and a multi-layer LSTM, with PyTorch's gate order and init."""
 import math
 
 import numpy as np
@@ -32,6 +32,11 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     return F.lstm_cell(x, (h, c), weight_ih, weight_hh, bias_ih, bias_hh)
 
 
+def rnn_tanh_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of the Elman network (Elman 1990): h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return (F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh)).tanh()
+
+
 def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     """One GRU step (Cho et al. 2014); gates in PyTorch's order r, z, n."""
     x_r, x_z, x_n = split(F.linear(x, weight_ih, bias_ih), weight_hh.shape[1], dim=1)
@@ -51,6 +56,16 @@ class _RecurrentCell(Module):
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
+
+
+class RNNCell(_RecurrentCell):
+    """torch.nn.RNNCell with its default tanh nonlinearity."""
+    gates = 1
+
+    def forward(self, x, hx=None):
+        """x (N, input_size), hx (N, hidden_size) or None for zeros -> h'."""
+        h = hx if hx is not None else _zeros_state(x, self.hidden_size)
+        return rnn_tanh_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
 
 class LSTMCell(_RecurrentCell):
