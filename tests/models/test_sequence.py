@@ -66,3 +66,94 @@ def test_bad_sample_arguments_are_named(toy_split, kwargs, message):
 def test_unknown_cell_is_named():
     with pytest.raises(ValueError, match="cell: expected one of rnn, lstm, got 'gru'"):
         sequence.CharRNNOptions(cell="gru")
+
+
+# ---- captioning with soft attention ----------------------------------------------------------------
+
+@pytest.mark.parametrize("boxes, labels, caption", [
+    ([[2, 2, 12, 13]], [4], "a small 3"),
+    ([[2, 2, 14, 20]], [8], "a large 7"),
+    # the second digit is left of the first: the caption names it first
+    ([[30, 5, 40, 25], [3, 8, 12, 19]], [2, 10], "a small 9 to the left of a large 1"),
+    ([[10, 30, 20, 41], [12, 2, 22, 20]], [1, 6], "a large 5 above a small 0"),
+])
+def test_captions_describe_the_scene(boxes, labels, caption):
+    from fastconv.models import captioning
+    assert captioning.describe_scene(np.array(boxes, np.float32), labels) == caption
+
+
+def test_scenes_of_three_digits_are_refused():
+    from fastconv.models import captioning
+    with pytest.raises(ValueError, match="labels: captions describe scenes of one or two digits, got 3"):
+        captioning.describe_scene(np.zeros((3, 4)), [1, 2, 3])
+
+
+def test_caption_vocabulary():
+    from fastconv.models import captioning
+    vocab = captioning.CaptionVocabulary(["a small 3", "a large 7 above a small 3"])
+    assert vocab.words[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and len(vocab) == 4 + 6
+    ids = vocab.encode("a small 9")  # '9' is not in the training captions
+    assert ids[0] == vocab.start_id and ids[-1] == vocab.end_id and ids[-2] == vocab.unknown_id
+    assert vocab.decode(vocab.encode("a large 7")[1:] + [vocab.start_id]) == "a large 7"
+    padded = vocab.padded(["a small 3", "a large 7 above a small 3"])
+    assert padded.shape == (2, 9) and list(padded[0, 5:]) == [vocab.pad_id] * 4
+
+
+def test_bleu4_by_hand():
+    from fastconv.models import captioning
+    reference, hypothesis = "a small 3 to the left of a large 7", "a small 3 to the left of a small 7"
+    # clipped n-gram precisions 9/10, 7/9, 6/8, 5/7; equal lengths, so no brevity penalty
+    expected = (9 / 10 * 7 / 9 * 6 / 8 * 5 / 7) ** 0.25
+    assert captioning.corpus_bleu([reference], [hypothesis]) == pytest.approx(expected)
+    assert captioning.corpus_bleu([reference], [reference]) == pytest.approx(1.0)
+    short = "a small 3 to the left"  # every n-gram matches; the brevity penalty alone counts
+    assert captioning.corpus_bleu([reference], [short]) == pytest.approx(np.exp(1 - 10 / 6))
+    assert captioning.corpus_bleu([reference], ["a large 7"]) == 0.0  # no 4-gram in common
+
+
+@pytest.fixture(scope="module")
+def trained_captioner():
+    from fastconv.models import captioning
+    scenes = captioning.captioned_scenes("train", 48)
+    vocab = captioning.CaptionVocabulary(scenes.captions)
+    options = captioning.CaptioningOptions(epochs=6, batch_size=16, lr=1e-2, hidden_size=32, channels=16)
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    fastconv.manual_seed(0)
+    model = captioning.ShowAttendTell(len(vocab), options.channels, options.hidden_size, embedding_dim=16,
+                                      attention_dim=16)
+    losses, _ = captioning.train_captioner(model, scenes.images, vocab.padded(scenes.captions), options,
+                                           show_progress=False)
+    yield model, scenes, vocab, losses
+    fastconv.set_num_threads(previous)
+
+
+def test_captioner_learns(trained_captioner):
+    _, _, _, losses = trained_captioner
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_greedy_attention_is_a_distribution_over_the_grid(trained_captioner):
+    from fastconv.models import captioning
+    model, scenes, vocab, _ = trained_captioner
+    captions, alphas = captioning.greedy_decode(model, scenes.images[:4], vocab, max_len=5)
+    assert len(captions) == 4 and alphas.shape == (4, 5, 36)
+    np.testing.assert_allclose(alphas.sum(axis=2), 1, rtol=1e-5)
+    assert all(c.split()[0] == "a" for c in captions)  # every training caption starts so
+
+
+def test_beam_of_one_is_greedy(trained_captioner):
+    from fastconv.models import captioning
+    model, scenes, vocab, _ = trained_captioner
+    greedy, alphas = captioning.greedy_decode(model, scenes.images[:3], vocab)
+    for image, caption, alpha in zip(scenes.images[:3], greedy, alphas):
+        beam, beam_alpha = captioning.beam_search(model, image, vocab, beam_width=1)
+        assert beam == caption
+        np.testing.assert_allclose(beam_alpha, alpha[:len(beam_alpha)], rtol=1e-5)
+
+
+def test_beam_search_is_deterministic(trained_captioner):
+    from fastconv.models import captioning
+    model, scenes, vocab, _ = trained_captioner
+    first = [captioning.beam_search(model, image, vocab, beam_width=3)[0] for image in scenes.images[:3]]
+    assert first == [captioning.beam_search(model, image, vocab, beam_width=3)[0] for image in scenes.images[:3]]
