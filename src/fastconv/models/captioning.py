@@ -200,9 +200,10 @@ def greedy_decode(model, images, vocab, max_len=12):
 
 
 def beam_search(model, image, vocab, beam_width=3, max_len=12):
-    """The caption of the highest total log-probability among beam_width partial captions kept
-    at each step (finished ones set aside when they emit <end>). image (1, S, S) ->
-    (caption, alphas (words, L))."""
+    """Beam search: the beam_width partial captions of the highest total log-probability are
+    kept at each step, those that emit <end> set aside; of these the one of the highest
+    log-probability per word wins (the length normalisation of Wu et al. 2016 with alpha = 1).
+    image (1, S, S) -> (caption, alphas (words, L))."""
     model.eval()
     with no_grad():
         features = model.encoder(Tensor(image[None]))
@@ -233,7 +234,8 @@ def beam_search(model, image, vocab, beam_width=3, max_len=12):
                 break
             beams, h, c = kept, h.numpy()[rows], c.numpy()[rows]
             h, c = Tensor(h), Tensor(c)
-        ids, _, maps = max(finished or beams, key=lambda b: b[1])
+        # per word: a summed log-probability favours short captions (one digit named of two)
+        ids, _, maps = max(finished or beams, key=lambda b: b[1] / (len(b[0]) - 1))
     return vocab.decode(ids[1:]), np.stack(maps)
 
 
