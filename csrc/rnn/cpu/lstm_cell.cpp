@@ -7,10 +7,16 @@
 #include "rnn/cpu/lstm_cell.h"
 
 #include <algorithm>
-#include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/parallel.h"
 #include "gemm/gemm.h"
+
+// The activations' range clamps are compares; under the default -ftrapping-math GCC keeps them
+// as branches (a compare may raise an FP exception), which stops the loops from vectorising.
+// Nothing here reads FP exception flags.
+#pragma GCC optimize("no-trapping-math")
 
 namespace fastconv::rnn::cpu {
 
@@ -53,9 +59,60 @@ struct PackStackedRows {
   }
 };
 
+// e^x in a form the compiler vectorises (glibc's expf and exp are a call per value, which had
+// made the activations cost 60 times numpy's vectorised ones): x = n ln2 + r with |r| <= ln2 / 2
+// (Cody & Waite's two-part ln2), e^r by its Taylor polynomial to below the type's rounding
+// error, and 2^n written into the exponent bits. x is first clamped to where e^x is a finite
+// normal number; a NaN passes the clamps and the arithmetic as a NaN.
 template <class T>
-T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
+struct ExpConstants;
+template <>
+struct ExpConstants<float> {
+  using Bits = std::uint32_t;
+  static constexpr int mantissa_bits = 23, bias = 127, taylor_terms = 8;  // r^8 / 8! < 6e-9
+  static constexpr float lowest = -87.0f, highest = 88.0f;
+  static constexpr float ln2_high = 0.693359375f, ln2_low = -2.12194440e-4f;
+};
+template <>
+struct ExpConstants<double> {
+  using Bits = std::uint64_t;
+  static constexpr int mantissa_bits = 52, bias = 1023, taylor_terms = 14;  // r^14 / 14! < 5e-18
+  static constexpr double lowest = -708.0, highest = 709.0;
+  static constexpr double ln2_high = 6.93147180369123816490e-01, ln2_low = 1.90821492927058770002e-10;
+};
+
+template <class T>
+inline T vector_exp(T x) {
+  using C = ExpConstants<T>;
+  using Bits = typename C::Bits;
+  x = x < C::lowest ? C::lowest : x;
+  x = x > C::highest ? C::highest : x;
+  // Adding 1.5 * 2^mantissa_bits rounds x / ln2 to an integer n and leaves n + bias in the low
+  // bits of the sum, which shifted up are the bits of 2^n.
+  const T shifter = T(1.5) * T(Bits(1) << C::mantissa_bits) + T(C::bias);
+  const T shifted = x * T(1.44269504088896340736) + shifter;
+  const T n = shifted - shifter;
+  const T r = (x - n * C::ln2_high) - n * C::ln2_low;
+  T poly = T(1);
+  for (int k = C::taylor_terms - 1; k >= 1; --k) poly = T(1) + poly * r * (T(1) / T(k));  // Horner on r^k / k!
+  Bits bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  bits <<= C::mantissa_bits;
+  T two_to_n;
+  std::memcpy(&two_to_n, &bits, sizeof bits);
+  return poly * two_to_n;
+}
+
+template <class T>
+inline T sigmoid(T v) {
+  return T(1) / (T(1) + vector_exp(-v));
+}
+
+// tanh v = 2 sigmoid(2v) - 1: its absolute error is the sigmoid's (a tiny v loses relative
+// accuracy, not absolute, which is what the cell's sums see).
+template <class T>
+inline T vector_tanh(T v) {
+  return T(2) / (T(1) + vector_exp(T(-2) * v)) - T(1);
 }
 
 // Rows per thread chunk of the pointwise passes: each row is 4H exponentials and tanhs.
@@ -73,14 +130,12 @@ void lstm_pointwise_forward(const LstmShape& s, const LstmCellForward<T>& f) {
         for (index_t j = 0; j < 4 * H; ++j) gate[j] += f.b_hh[j];
       // i and f, then g (tanh), then o: one activation per loop, so that each vectorises
       for (index_t j = 0; j < 2 * H; ++j) gate[j] = sigmoid(gate[j]);
-      for (index_t j = 2 * H; j < 3 * H; ++j) gate[j] = std::tanh(gate[j]);
+      for (index_t j = 2 * H; j < 3 * H; ++j) gate[j] = vector_tanh(gate[j]);
       for (index_t j = 3 * H; j < 4 * H; ++j) gate[j] = sigmoid(gate[j]);
-      const T *i = gate, *fg = gate + H, *g = gate + 2 * H, *o = gate + 3 * H;
-      for (index_t j = 0; j < H; ++j) {
-        const T c = fg[j] * f.c[n * H + j] + i[j] * g[j];
-        f.c_out[n * H + j] = c;
-        f.h_out[n * H + j] = o[j] * std::tanh(c);
-      }
+      const T *i = gate, *fg = gate + H, *g = gate + 2 * H, *o = gate + 3 * H, *c = f.c + n * H;
+      T *__restrict c_out = f.c_out + n * H, *__restrict h_out = f.h_out + n * H;  // rows of their own
+      for (index_t j = 0; j < H; ++j) c_out[j] = fg[j] * c[j] + i[j] * g[j];
+      for (index_t j = 0; j < H; ++j) h_out[j] = o[j] * vector_tanh(c_out[j]);
     }
   });
 }
@@ -106,18 +161,21 @@ void lstm_cell_backward(const LstmShape& s, const LstmCellBackward<T>& b) {
   const index_t H = s.H;
   parallel_for(0, s.N, pointwise_grain(s), [&](index_t lo, index_t hi) {
     for (index_t n = lo; n < hi; ++n) {
-      const T* gate = b.gates + n * 4 * H;
-      T* grad = b.grad_gates + n * 4 * H;
+      const T *i = b.gates + n * 4 * H, *f = i + H, *g = i + 2 * H, *o = i + 3 * H;
+      const T *c = b.c + n * H, *c_out = b.c_out + n * H, *grad_h = b.grad_h + n * H, *grad_c = b.grad_c + n * H;
+      T *__restrict grad_i = b.grad_gates + n * 4 * H, *__restrict grad_f = grad_i + H;  // outputs of their own
+      T *__restrict grad_g = grad_i + 2 * H, *__restrict grad_o = grad_i + 3 * H;
+      T* __restrict dc = b.grad_c_prev + n * H;  // holds dc' until the last loop makes it dc
       for (index_t j = 0; j < H; ++j) {
-        const index_t at = n * H + j;
-        const T i = gate[j], f = gate[H + j], g = gate[2 * H + j], o = gate[3 * H + j];
-        const T tanh_c = std::tanh(b.c_out[at]);
-        const T dc = b.grad_c[at] + b.grad_h[at] * o * (T(1) - tanh_c * tanh_c);
-        grad[j] = dc * g * i * (T(1) - i);
-        grad[H + j] = dc * b.c[at] * f * (T(1) - f);
-        grad[2 * H + j] = dc * i * (T(1) - g * g);
-        grad[3 * H + j] = b.grad_h[at] * tanh_c * o * (T(1) - o);
-        b.grad_c_prev[at] = dc * f;
+        const T tanh_c = vector_tanh(c_out[j]);
+        dc[j] = grad_c[j] + grad_h[j] * o[j] * (T(1) - tanh_c * tanh_c);
+        grad_o[j] = grad_h[j] * tanh_c * o[j] * (T(1) - o[j]);
+      }
+      for (index_t j = 0; j < H; ++j) {
+        grad_i[j] = dc[j] * g[j] * i[j] * (T(1) - i[j]);
+        grad_f[j] = dc[j] * c[j] * f[j] * (T(1) - f[j]);
+        grad_g[j] = dc[j] * i[j] * (T(1) - g[j] * g[j]);
+        dc[j] *= f[j];
       }
     }
   });
