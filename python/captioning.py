@@ -22,6 +22,7 @@ import fastconv
 from fastconv import cli
 from fastconv.models import captioning as cap
 from fastconv.models.captioning import CaptioningOptions
+from fastconv.ops import conv_algo
 
 DEFAULTS = CaptioningOptions()
 HELP = {"train_scenes": "training scenes", "test_scenes": "held-out scenes scored", "epochs": "passes over the scenes",
@@ -99,6 +100,9 @@ def main(argv=None):
     print(f"{len(train.captions):,} training and {len(test.captions):,} held-out scenes of {train.source}; "
           f"{len(vocab)} words ({' '.join(vocab.words)}); e.g. {train.captions[0]!r}")
 
+    # Convolution algorithms by a fixed rule, not by timing them: timings differ from run to run,
+    # and so would the rounding, so a seed would not fix the run.
+    conv_algo.set_mode("deterministic")
     fastconv.manual_seed(options.seed)  # the initial weights
     model = cap.ShowAttendTell(len(vocab), options.channels, options.hidden_size)
     print(f"{sum(p.data.size for p in model.parameters()):,} weights; {options}")

@@ -203,6 +203,7 @@ def test_char_rnn_program_names_a_missing_corpus_package(monkeypatch, capsys):
 
 
 @needs_tqdm
+@pytest.mark.usefixtures("deterministic_algorithms")  # restores the convolution mode the program sets
 def test_captioning_program_scores_and_draws_attention(tmp_path, capsys):
     attention = tmp_path / "attention.png"
     argv = ["--train-scenes", "48", "--test-scenes", "4", "--epochs", "1", "--hidden-size", "16", "--channels", "8",
