@@ -97,8 +97,8 @@ def main(argv=None):
     train = cap.captioned_scenes("train", options.train_scenes, seed=options.seed)
     test = cap.captioned_scenes("test", options.test_scenes, seed=options.seed)
     vocab = cap.CaptionVocabulary(train.captions)
-    print(f"{len(train.captions):,} training and {len(test.captions):,} held-out scenes of {train.source}; "
-          f"{len(vocab)} words ({' '.join(vocab.words)}); e.g. {train.captions[0]!r}")
+    print(f"{len(train.captions):,} training scenes ({train.source}) and {len(test.captions):,} held-out ones "
+          f"({test.source}); {len(vocab)} words ({' '.join(vocab.words)}); e.g. {train.captions[0]!r}")
 
     # Convolution algorithms by a fixed rule, not by timing them: timings differ from run to run,
     # and so would the rounding, so a seed would not fix the run.
