@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import fastconv
-from fastconv import Tensor, cat, nn, no_grad, optim
+from fastconv import Tensor, cat, nn, no_grad, optim, stack
 from fastconv import functional as F
 from fastconv.data.scenes import digit_scenes
 from fastconv.models.runlog import progress_bar
@@ -171,7 +170,7 @@ class ShowAttendTell(nn.Module):
         for t in range(tokens.shape[1] - 1):
             step_logits, state, _ = self.decoder.step(tokens[:, t], state, features, projected)
             logits.append(step_logits)
-        return fastconv.stack(logits)
+        return stack(logits)
 
 
 def caption_loss(logits, tokens, pad_id=0):
@@ -211,12 +210,9 @@ def beam_search(model, image, vocab, beam_width=3, max_len=12):
         beams = [([vocab.start_id], 0.0, [])]  # (ids, log-probability, alphas)
         finished = []
         for _ in range(max_len):
-            k = len(beams)
-            state = (Tensor(np.repeat(h.numpy(), k, 0) if h.shape[0] == 1 else h.numpy()),
-                     Tensor(np.repeat(c.numpy(), k, 0) if c.shape[0] == 1 else c.numpy()))
-            tiled = [Tensor(np.repeat(a.numpy(), k, 0)) for a in (features, projected)]
+            tiled = [Tensor(np.repeat(a.numpy(), len(beams), 0)) for a in (features, projected)]
             words = np.array([ids[-1] for ids, _, _ in beams])
-            logits, (h, c), alpha = model.decoder.step(words, state, *tiled)
+            logits, (h, c), alpha = model.decoder.step(words, (h, c), *tiled)  # a row per beam
             log_p = F.log_softmax(logits, 1).numpy().astype(np.float64)
             totals = np.array([score for _, score, _ in beams])[:, None] + log_p
             best = np.argsort(totals, axis=None)[::-1][:beam_width]
@@ -232,8 +228,7 @@ def beam_search(model, image, vocab, beam_width=3, max_len=12):
                     rows.append(row)
             if not kept or len(finished) >= beam_width:
                 break
-            beams, h, c = kept, h.numpy()[rows], c.numpy()[rows]
-            h, c = Tensor(h), Tensor(c)
+            beams, h, c = kept, Tensor(h.numpy()[rows]), Tensor(c.numpy()[rows])
         # per word: a summed log-probability favours short captions (one digit named of two)
         ids, _, maps = max(finished or beams, key=lambda b: b[1] / (len(b[0]) - 1))
     return vocab.decode(ids[1:]), np.stack(maps)

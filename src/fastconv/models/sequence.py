@@ -15,7 +15,7 @@ import numpy as np
 import fastconv
 from fastconv import Tensor, nn, no_grad, optim, stack
 from fastconv import functional as F
-from fastconv.data.text import TextSplit, bptt_batches, bptt_streams
+from fastconv.data.text import TextSplit, bptt_batches
 from fastconv.models.runlog import progress_bar
 
 CELLS = ("rnn", "lstm")
