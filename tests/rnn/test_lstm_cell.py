@@ -12,7 +12,8 @@ from fastconv.autograd import split, stack
 
 
 def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
+    with np.errstate(over="ignore"):  # e^-v = inf for a very negative v: 1 / inf = 0, as it should
+        return 1 / (1 + np.exp(-v))
 
 
 def reference_lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
@@ -62,6 +63,20 @@ def test_forward_without_bias(rng):
     arrays = cell_arrays(rng, 3, 4, 5, bias=False)
     for ours, expected in zip(ops.lstm_cell(*arrays)[:2], reference_lstm_cell(*arrays)):
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_and_nan_pre_activations(rng, dtype):
+    """Saturated gates give the limits exactly where e^x would overflow; a NaN reaches the output
+    instead of being clamped into a number."""
+    x, h, c, w_ih, w_hh, b_ih, b_hh = cell_arrays(rng, 3, 2, 2, dtype=dtype)
+    b_ih[:] = np.array([1e4, -1e4, 1e4, 1e4, -1e4, 1e4, -1e4, -1e4], dtype)  # i, f, g, o blocks of 2
+    x[2, 0] = np.nan
+    h_out, c_out, _ = ops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh)
+    expected_h, expected_c = reference_lstm_cell(x[:2], h[:2], c[:2], w_ih, w_hh, b_ih, b_hh)
+    np.testing.assert_allclose(c_out[:2], expected_c, rtol=1e-6)
+    np.testing.assert_allclose(h_out[:2], expected_h, rtol=1e-6, atol=1e-7)
+    assert np.isnan(h_out[2]).all() and np.isnan(c_out[2]).all()
 
 
 def lstm_step(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
