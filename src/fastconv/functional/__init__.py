@@ -2,7 +2,7 @@
 
 Each op is a Function (forward and backward side by side) over raw arrays, or a composition of
 Tensor operations where that is already efficient; one module per family:
-    conv, conv_transpose, pool, norm   the compiled kernels of fastconv.ops
+    conv, conv_transpose, pool, norm, rnn   the compiled kernels of fastconv.ops
     roi, sampling                      roi_pool, roi_align (torchvision.ops' names and arguments);
                                        grid_sample, affine_grid, interpolate
     linear, activation, dropout, loss  the engine-level ops (linear runs the compiled GEMM)
@@ -17,6 +17,7 @@ from fastconv.functional.loss import CrossEntropy, cross_entropy, l1_loss, mse_l
 from fastconv.functional.norm import BatchNorm, batch_norm
 from fastconv.functional.pool import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, adaptive_avg_pool2d, avg_pool2d,
                                       max_pool2d)
+from fastconv.functional.rnn import LSTMCell, lstm_cell
 from fastconv.functional.roi import RoIAlign, RoIPool, roi_align, roi_pool
 from fastconv.functional.sampling import (AffineGrid, GridSample, Interpolate, affine_grid, grid_sample,
                                           interpolate)
@@ -26,6 +27,7 @@ from fastconv.functional.sampling import upsample, upsample_bilinear, upsample_n
 __all__ = ["conv2d", "Conv2d", "conv_transpose2d", "ConvTranspose2d",
            "max_pool2d", "MaxPool2d", "avg_pool2d", "AvgPool2d", "adaptive_avg_pool2d", "AdaptiveAvgPool2d",
            "batch_norm", "BatchNorm",
+           "lstm_cell", "LSTMCell",
            "roi_pool", "RoIPool", "roi_align", "RoIAlign",
            "grid_sample", "GridSample", "affine_grid", "AffineGrid", "interpolate", "Interpolate",
            "linear", "Linear", "embedding",

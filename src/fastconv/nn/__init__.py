@@ -8,11 +8,11 @@ from fastconv.nn.linear import Embedding, Linear
 from fastconv.nn.loss import CrossEntropyLoss, L1Loss, MSELoss, MultiMarginLoss
 from fastconv.nn.module import Module, Parameter
 from fastconv.nn.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from fastconv.nn.rnn import LSTM, GRUCell, LSTMCell
+from fastconv.nn.rnn import LSTM, GRUCell, LSTMCell, RNNCell
 from fastconv.nn.sampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = ["init", "Module", "Parameter", "Sequential", "ModuleList", "Linear", "Conv2d", "ConvTranspose2d",
            "Embedding", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "ReLU", "LeakyReLU", "ELU",
            "Sigmoid", "Tanh", "Dropout", "Flatten", "BatchNorm1d", "BatchNorm2d", "BatchNormReLU2d", "LSTMCell",
-           "GRUCell", "LSTM", "CrossEntropyLoss", "MultiMarginLoss", "MSELoss", "L1Loss",
+           "RNNCell", "GRUCell", "LSTM", "CrossEntropyLoss", "MultiMarginLoss", "MSELoss", "L1Loss",
            "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d"]

@@ -1,4 +1,4 @@
-"""Recurrent cells (LSTM, GRU) and a multi-layer LSTM, with PyTorch's gate order and init."""
+"""Recurrent cells (Elman RNN, LSTM, GRU) and a multi-layer LSTM, with PyTorch's gate order and init."""
 import math
 
 import numpy as np
@@ -27,17 +27,14 @@ def _zeros_state(x, hidden_size):
     return Tensor(backend.zeros((x.shape[0], hidden_size), x.dtype, x.device))
 
 
-def _lstm_update(gates, c):
-    """The LSTM state update (Hochreiter & Schmidhuber 1997) from pre-activation gates stacked
-    in PyTorch's order i, f, g, o."""
-    i, f, g, o = split(gates, gates.shape[1] // 4, dim=1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    return o.sigmoid() * c.tanh(), c
-
-
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One LSTM step -> (h, c)."""
-    return _lstm_update(F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh), c)
+    """One LSTM step -> (h, c), on the fused kernel (functional.lstm_cell)."""
+    return F.lstm_cell(x, (h, c), weight_ih, weight_hh, bias_ih, bias_hh)
+
+
+def rnn_tanh_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of the Elman network (Elman 1990): h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return (F.linear(x, weight_ih, bias_ih) + F.linear(h, weight_hh, bias_hh)).tanh()
 
 
 def gru_cell(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -59,6 +56,16 @@ class _RecurrentCell(Module):
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
+
+
+class RNNCell(_RecurrentCell):
+    """torch.nn.RNNCell with its default tanh nonlinearity."""
+    gates = 1
+
+    def forward(self, x, hx=None):
+        """x (N, input_size), hx (N, hidden_size) or None for zeros -> h'."""
+        h = hx if hx is not None else _zeros_state(x, self.hidden_size)
+        return rnn_tanh_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
 
 class LSTMCell(_RecurrentCell):
@@ -101,13 +108,11 @@ class LSTM(Module):
         final_h, final_c = [], []
         for layer in range(self.num_layers):
             weight_ih, weight_hh, bias_ih, bias_hh = self._layer_weights(layer)
-            # every step's input projection in one GEMM; only the recurrent one is sequential
-            projected = F.linear(x, weight_ih, bias_ih)
             h, c = ((hx[0][layer], hx[1][layer]) if hx is not None
                     else (_zeros_state(x[0], self.hidden_size),) * 2)
             outputs = []
-            for step in unbind(projected, 0):
-                h, c = _lstm_update(step + F.linear(h, weight_hh, bias_hh), c)
+            for step in unbind(x, 0):
+                h, c = lstm_cell(step, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
                 outputs.append(h)
             x = stack(outputs, 0)
             final_h.append(h)
