@@ -13,6 +13,8 @@ from fastconv.cuda.pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2
                                 avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
                                 pool2d_output_shape)
 from fastconv.cuda.roi import roi_align_backward, roi_align_forward, roi_pool_backward, roi_pool_forward  # noqa: F401
+from fastconv.cuda.sampling import (affine_grid_backward, affine_grid_forward, grid_sample_backward,  # noqa: F401
+                                    grid_sample_forward, interpolate_backward, interpolate_forward)
 
 
 def __getattr__(name):

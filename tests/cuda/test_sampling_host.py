@@ -1,0 +1,141 @@
+"""sampling.cu's grid_sample, affine_grid and interpolate (bodies in csrc/sampling/cuda/*_body.h),
+compiled for the host and run through their wrappers (fastconv/cuda/sampling.py) over the whole
+grid (tests/cuda/host_kernels.py), compared with fastconv._C's CPU kernels bit for bit: each sum
+adds the CPU kernel's terms in its order. The grid gradient is compared with the CPU kernel on
+one thread: with more threads than images it splits an image's channels into groups and adds
+their partial sums, a different order. On one host thread the atomic formulations add in index
+order, the CPU kernel's, so they agree to the bit too (on a GPU, within rounding)."""
+import itertools
+
+import numpy as np
+import pytest
+
+from fastconv import _C
+from fastconv.cuda import loader
+from fastconv.cuda import sampling as cuda_sampling
+from tests.cuda import host_kernels
+
+DTYPES = [np.float32, np.float64]
+N, C, H, W, OH, OW = 2, 3, 5, 6, 4, 7
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """fastconv.cuda.sampling running sampling.cu compiled for the host, and the names of the
+    kernels it launched."""
+    host_kernels.install(monkeypatch, "sampling")
+    launched = []
+    function = loader.function
+    monkeypatch.setattr(loader, "function", lambda family, name: launched.append(name) or function(family, name))
+    return launched
+
+
+def grid_points(rng, dtype, shape=(N, OH, OW, 2)):
+    """Points inside and up to 30% outside [-1, 1], a few exactly on pixel centres and corners
+    (weights of 0 and 1)."""
+    grid = rng.uniform(-1.3, 1.3, shape)
+    grid[0, 0, :3] = [[-1, -1], [0, 0], [1, 1]]
+    return grid.astype(dtype)
+
+
+@pytest.mark.parametrize("mode, padding, align", list(itertools.product((0, 1), (0, 1, 2), (False, True))))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grid_sample_equals_the_cpu_kernel(host, rng, one_thread, dtype, mode, padding, align):
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    grid = grid_points(rng, dtype)
+    out, expected = np.full((N, C, OH, OW), np.nan, dtype), np.full((N, C, OH, OW), np.nan, dtype)
+    cuda_sampling.grid_sample_forward(x, grid, out, mode, padding, align)
+    _C.grid_sample_forward(x, grid, expected, mode, padding, align)
+    np.testing.assert_array_equal(out, expected)
+
+    dy = rng.standard_normal(out.shape).astype(dtype)
+    expected_dx, expected_dgrid = np.full_like(x, np.nan), np.full_like(grid, np.nan)
+    _C.grid_sample_backward(x, grid, dy, expected_dx, expected_dgrid, mode, padding, align)
+    assert np.count_nonzero(expected_dx) > x.size // 3
+    for deterministic in (True, False):
+        dx, dgrid = np.full_like(x, np.nan), np.full_like(grid, np.nan)
+        cuda_sampling.grid_sample_backward(x, grid, dy, dx, dgrid, mode, padding, align, deterministic=deterministic)
+        np.testing.assert_array_equal(dx, expected_dx)
+        np.testing.assert_array_equal(dgrid, expected_dgrid)
+    suffix = "f32" if dtype == np.float32 else "f64"
+    assert f"grid_sample_input_gradient_gather_{suffix}" in host
+    assert f"grid_sample_input_gradient_atomic_{suffix}" in host
+
+
+def test_grid_sample_backward_computes_only_what_is_asked(host, rng):
+    x, grid = rng.standard_normal((N, C, H, W)), grid_points(rng, np.float64)
+    dy = rng.standard_normal((N, C, OH, OW))
+    dgrid = np.full_like(grid, np.nan)
+    cuda_sampling.grid_sample_backward(x, grid, dy, None, dgrid, 0, 0, False)
+    assert not np.isnan(dgrid).any() and "grid_sample_corners_f64" not in host
+    dx = np.full_like(x, np.nan)
+    cuda_sampling.grid_sample_backward(x, grid, dy, dx, None, 0, 0, False)
+    assert not np.isnan(dx).any() and host.count("grid_sample_grid_gradient_f64") == 1
+
+
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_affine_grid_equals_the_cpu_kernel(host, rng, dtype, align):
+    theta = rng.standard_normal((N, 2, 3)).astype(dtype)
+    for h, w in ((4, 5), (1, 3)):
+        grid, expected = np.full((N, h, w, 2), np.nan, dtype), np.full((N, h, w, 2), np.nan, dtype)
+        cuda_sampling.affine_grid_forward(theta, grid, align)
+        _C.affine_grid_forward(theta, expected, align)
+        np.testing.assert_array_equal(grid, expected)
+        dgrid = rng.standard_normal(grid.shape).astype(dtype)
+        dtheta, expected_dtheta = np.full_like(theta, np.nan), np.full_like(theta, np.nan)
+        cuda_sampling.affine_grid_backward(dgrid, dtheta, align)
+        _C.affine_grid_backward(dgrid, expected_dtheta, align)
+        np.testing.assert_array_equal(dtheta, expected_dtheta)
+
+
+# (H, W) -> (OH, OW) with scale factors (0: input size / output size): upsampling by a factor
+# given, exact 2x (nearest's shortcut), downsampling by sizes, unchanged size, one pixel.
+RESIZES = [((5, 6), (11, 9), (2.3, 1.5)), ((4, 3), (8, 6), (2.0, 2.0)), ((9, 8), (4, 3), (0.0, 0.0)),
+           ((5, 4), (5, 7), (0.0, 0.0)), ((1, 6), (3, 2), (0.0, 0.0))]
+
+
+@pytest.mark.parametrize("resize", RESIZES)
+@pytest.mark.parametrize("mode, align", [(0, False), (0, True), (1, False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_interpolate_equals_the_cpu_kernel(host, rng, dtype, mode, align, resize):
+    (h, w), (oh, ow), (sh, sw) = resize
+    x = rng.standard_normal((N, C, h, w)).astype(dtype)
+    out, expected = np.full((N, C, oh, ow), np.nan, dtype), np.full((N, C, oh, ow), np.nan, dtype)
+    cuda_sampling.interpolate_forward(x, out, mode, align, sh, sw)
+    _C.interpolate_forward(x, expected, mode, align, sh, sw)
+    np.testing.assert_array_equal(out, expected)
+    dy = rng.standard_normal(out.shape).astype(dtype)
+    dx, expected_dx = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    cuda_sampling.interpolate_backward(dy, dx, mode, align, sh, sw)
+    _C.interpolate_backward(dy, expected_dx, mode, align, sh, sw)
+    np.testing.assert_array_equal(dx, expected_dx)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: cuda_sampling.grid_sample_forward(np.zeros((1, 2, 3)), np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2)),
+                                               0, 0, False), r"input: expected a 4-d array \(N, C, H, W\)"),
+    (lambda: cuda_sampling.grid_sample_forward(np.zeros((1, 2, 3, 3)), np.zeros((2, 2, 2, 2)),
+                                               np.zeros((1, 2, 2, 2)), 0, 0, False),
+     r"grid: expected shape \(1, H_out, W_out, 2\), got \(2, 2, 2, 2\)"),
+    (lambda: cuda_sampling.grid_sample_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 2, 2, 2)),
+                                               np.zeros((1, 2, 2, 2)), 2, 0, False), "mode: expected 0 .* or 1"),
+    (lambda: cuda_sampling.grid_sample_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 2, 2, 2)),
+                                               np.zeros((1, 2, 2, 2)), 0, 3, False), "padding_mode: expected 0"),
+    (lambda: cuda_sampling.grid_sample_forward(np.zeros((1, 2, 0, 3)), np.zeros((1, 2, 2, 2)),
+                                               np.zeros((1, 2, 2, 2)), 0, 0, False),
+     "input: expected non-empty spatial dimensions"),
+    (lambda: cuda_sampling.interpolate_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 3, 2, 2)), 0, False, 0, 0),
+     r"out: expected shape \(1, 2, H_out, W_out\), got \(1, 3, 2, 2\)"),
+    (lambda: cuda_sampling.interpolate_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 2, 2, 2)), 0, False, -1, 0),
+     "scale_h: expected 0 .* or a positive finite scale"),
+    (lambda: cuda_sampling.interpolate_backward(np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 3, 3)), 1, False, 0,
+                                                float("nan")), "scale_w: expected 0"),
+    (lambda: cuda_sampling.affine_grid_forward(np.zeros((2, 2, 3)), np.zeros((1, 2, 2, 2)), False),
+     r"theta: expected shape \(1, 2, 3\), got \(2, 2, 3\)"),
+    (lambda: cuda_sampling.affine_grid_backward(np.zeros((1, 2, 2, 2)), np.zeros((1, 3, 3)), False),
+     r"grad_theta: expected shape \(1, 2, 3\), got \(1, 3, 3\)"),
+])
+def test_bad_arguments_get_the_cpu_kernels_message_before_any_launch(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
