@@ -9,8 +9,6 @@ group's rows are one block and a group's GEMM is one batched matmul:
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
 """
-import numpy as np
-
 from fastconv import _C
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args

@@ -5,9 +5,7 @@ The convolutional nets take 32x32 inputs (CIFAR-10's size, and LeNet-5's: LeCun 
 28x28 MNIST to 32x32); models/datasets.py brings smaller images to that size. Widths scale
 with `width` where a net has one, so tests can train narrow copies in seconds.
 """
-import numpy as np
-
-from fastconv import nn
+from fastconv import backend, nn
 from fastconv.autograd import Function
 
 INPUT_SIZE = 32  # the side every convolutional net here expects
@@ -117,14 +115,14 @@ class ZeroPadShortcut(Function):
     def forward(ctx, x, out_channels, stride):
         ctx.input_shape, ctx.stride = x.shape, stride
         sampled = x[:, :, ::stride, ::stride]
-        out = np.zeros((x.shape[0], out_channels) + sampled.shape[2:], dtype=x.dtype)
+        out = backend.zeros((x.shape[0], out_channels) + sampled.shape[2:], x.dtype, backend.device_of(x))
         ctx.first = (out_channels - x.shape[1]) // 2  # torch ports pad both sides equally
         out[:, ctx.first:ctx.first + x.shape[1]] = sampled
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        grad_x = np.zeros(ctx.input_shape, dtype=grad.dtype)
+        grad_x = backend.zeros(ctx.input_shape, grad.dtype, backend.device_of(grad))
         s = ctx.stride
         grad_x[:, :, ::s, ::s] = grad[:, ctx.first:ctx.first + ctx.input_shape[1]]
         return grad_x

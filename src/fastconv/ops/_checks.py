@@ -36,8 +36,8 @@ def check_ndim(x, ndim, name, layout):
 
 def contiguous(x):
     """x as a C-contiguous array on its device (a non-contiguous view is copied once)."""
-    if type(x) is np.ndarray and x.flags.c_contiguous:
-        return x
+    if (type(x) is np.ndarray or is_cuda_array(x)) and x.flags.c_contiguous:
+        return x  # itself: an array updated in place (running statistics) must stay the caller's
     return array_module(x).ascontiguousarray(x)
 
 
