@@ -13,7 +13,7 @@ import pytest
 from fastconv import _C
 from fastconv.cuda import loader
 from fastconv.cuda import sampling as cuda_sampling
-from tests.cuda import host_kernels
+from tests.cuda import host_kernels, hostgrid
 
 DTYPES = [np.float32, np.float64]
 N, C, H, W, OH, OW = 2, 3, 5, 6, 4, 7
@@ -139,3 +139,58 @@ def test_interpolate_equals_the_cpu_kernel(host, rng, dtype, mode, align, resize
 def test_bad_arguments_get_the_cpu_kernels_message_before_any_launch(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+SHUFFLED_SOURCE = """
+#include "sampling/cuda/grid_sample_body.h"
+#include "sampling/cuda/interpolate_body.h"
+namespace sm = fastconv::sampling;
+
+// The gathers' threads run in `order`, as a GPU may schedule them.
+extern "C" void grid_gather(const int64_t* a, const double* grad_output, const int64_t* sorted, const int64_t* start,
+                            const double* weight, double* grad_input, const int64_t* order, int64_t count) {
+  const sm::GridGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], 0, fastconv::bilinear::Padding::zeros, false};
+  for (int64_t t = 0; t < count; ++t)
+    grad_input[order[t]] = sm::grid_sample_input_gradient_gather(g, grad_output, sorted, start, weight, order[t]);
+}
+
+extern "C" void resize_gather(const int64_t* a, const double* grad_output, double* grad_input, const int64_t* order,
+                              int64_t count) {
+  const sm::ResizeGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], 0, false, 0.0, 0.0};
+  for (int64_t t = 0; t < count; ++t) grad_input[order[t]] = sm::interpolate_backward_element(g, grad_output, order[t]);
+}
+"""
+
+
+def test_the_gathers_give_the_same_bits_in_any_thread_order(host, rng, monkeypatch):
+    """Each gather thread writes its own element from read-only inputs: shuffling the threads
+    changes nothing. The corner list and its sort come from the wrapper's own path."""
+    library = hostgrid.build(SHUFFLED_SOURCE)
+    x, grid = rng.standard_normal((N, C, H, W)), grid_points(rng, np.float64)
+    dy = rng.standard_normal((N, C, OH, OW))
+    expected = np.empty_like(x)
+    _C.grid_sample_backward(x, grid, dy, expected, None, 0, 0, False)
+    launch, gather_arguments = cuda_sampling.args.launch, []
+
+    def launch_all_but_the_gather(family, op, count, sizes, arrays):
+        if op == "grid_sample_input_gradient_gather":
+            gather_arguments.extend(arrays)
+        else:
+            launch(family, op, count, sizes, arrays)
+
+    monkeypatch.setattr(cuda_sampling.args, "launch", launch_all_but_the_gather)
+    cuda_sampling.grid_sample_backward(x, grid, dy, np.empty_like(x), None, 0, 0, False)
+    _, order, start, weight = gather_arguments[:4]
+    sizes = np.array([N, C, H, W, OH, OW], np.int64)
+    threads = rng.permutation(x.size).astype(np.int64)
+    dx = np.full_like(x, np.nan)
+    library.grid_gather(*map(hostgrid.ptr, (sizes, dy, order, start, weight, dx, threads)), hostgrid.i64(x.size))
+    np.testing.assert_array_equal(dx, expected)
+
+    up = rng.standard_normal((N, C, 2 * H + 1, 3 * W - 2))
+    expected = np.empty_like(x)
+    _C.interpolate_backward(up, expected, 0, False, 0.0, 0.0)
+    sizes = np.array([N, C, H, W, *up.shape[2:]], np.int64)
+    dx = np.full_like(x, np.nan)
+    library.resize_gather(*map(hostgrid.ptr, (sizes, up, dx, threads)), hostgrid.i64(x.size))
+    np.testing.assert_array_equal(dx, expected)
