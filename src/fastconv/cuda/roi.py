@@ -12,11 +12,12 @@ DETERMINISTIC, True):
   - deterministic: no floating-point atomics. roi_align's input gradient is gathered, each
     element summing the shares of the samples that land on it in the CPU kernel's order; roi_pool
     gives each input plane one thread that adds its entries in box order. The same bits every
-    run, and the CPU kernel's bits (roi_align's and roi_pool's gradients are the same numbers on
-    both devices).
+    run; each element adds the CPU kernel's terms in its order (roi_pool's gradient is the CPU's
+    to the bit; roi_align's differs in the last bits only where the GPU fuses the sample
+    coordinates' multiply-adds).
   - atomic (deterministic=False): torchvision's CUDA formulation, a thread per output bin adding
-    its shares with atomicAdd. Faster when boxes are many or large (the gather walks every box
-    of its image for each input element), but the order of the adds, and so the last bits,
+    its shares with atomicAdd. Expected to be faster when boxes are many (the gather walks every
+    box of its image for each input element), but the order of the adds, and so the last bits,
     change from run to run, as torch.use_deterministic_algorithms warns for torchvision.
 The default is the deterministic one because fastconv's backwards are reproducible on the CPU
 and training runs are compared bit for bit across devices and reruns; set

@@ -7,8 +7,9 @@ grid_sample's input gradient comes in two formulations, chosen by `deterministic
 module's DETERMINISTIC, True):
   - deterministic: no floating-point atomics. Every (point, corner) is listed with the pixel it
     lands on, the list is sorted by pixel (a stable sort, so each pixel's run stays in point and
-    corner order), and each input-gradient element sums its run: the same bits every run, and
-    the CPU kernel's bits.
+    corner order), and each input-gradient element sums its run: the same bits every run, the
+    CPU kernel's terms in its order (its bits but where the GPU fuses multiply-adds in the source
+    coordinates).
   - atomic (deterministic=False): PyTorch's CUDA formulation, a thread per output element adding
     its corners' shares with atomicAdd. No sort and no corner list (16 to 24 bytes a point), but
     the order of the adds, and so the last bits, change from run to run.
