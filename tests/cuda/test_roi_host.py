@@ -332,3 +332,14 @@ def test_roi_align_sample_limits_are_checked_before_any_launch(op):
         call(2**40)
     with pytest.raises(ValueError, match="box 0 needs 8192 x 8192 samples"):
         call(8192)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_no_boxes_give_a_zero_gradient(host_roi, deterministic):
+    boxes, dy = np.zeros((0, 5)), np.zeros((0, C, PH, PW))
+    dx = np.full((N, C, H, W), np.nan)
+    cuda_roi.roi_align_backward(dy, boxes, dx, SCALE, -1, False, deterministic=deterministic)
+    np.testing.assert_array_equal(dx, 0)
+    dx[...] = np.nan
+    cuda_roi.roi_pool_backward(dy, np.zeros(dy.shape, np.int64), dx, deterministic=deterministic)
+    np.testing.assert_array_equal(dx, 0)

@@ -194,3 +194,22 @@ def test_the_gathers_give_the_same_bits_in_any_thread_order(host, rng, monkeypat
     dx = np.full_like(x, np.nan)
     library.resize_gather(*map(hostgrid.ptr, (sizes, up, dx, threads)), hostgrid.i64(x.size))
     np.testing.assert_array_equal(dx, expected)
+
+
+@pytest.mark.parametrize("h, w", [(1, 4), (3, 1), (1, 1)])
+def test_grid_sample_of_a_single_row_or_column_equals_the_cpu_kernel(host, rng, one_thread, h, w):
+    """The CPU kernel reads 2x2 blocks shifted inside the plane; a plane one pixel high or wide
+    has no such block (its steps are 0), and must still get the same sums."""
+    x = rng.standard_normal((N, C, h, w))
+    grid = grid_points(rng, np.float64)
+    dy = rng.standard_normal((N, C, OH, OW))
+    for mode, padding, align in itertools.product((0, 1), (0, 1, 2), (False, True)):
+        out, expected = np.empty(dy.shape), np.empty(dy.shape)
+        cuda_sampling.grid_sample_forward(x, grid, out, mode, padding, align)
+        _C.grid_sample_forward(x, grid, expected, mode, padding, align)
+        np.testing.assert_array_equal(out, expected)
+        dx, dgrid, expected_dx, expected_dgrid = (np.empty_like(a) for a in (x, grid, x, grid))
+        cuda_sampling.grid_sample_backward(x, grid, dy, dx, dgrid, mode, padding, align)
+        _C.grid_sample_backward(x, grid, dy, expected_dx, expected_dgrid, mode, padding, align)
+        np.testing.assert_array_equal(dx, expected_dx)
+        np.testing.assert_array_equal(dgrid, expected_dgrid)
