@@ -29,7 +29,14 @@ T atomicAdd(T* address, T value) {
 """
 
 C_TYPES = {np.dtype(np.int64): ctypes.c_int64, np.dtype(np.int32): ctypes.c_int32,
-           np.dtype(np.float64): ctypes.c_double}
+           np.dtype(np.float64): ctypes.c_double,
+           np.dtype(np.uint64): lambda pointer: ctypes.c_void_p(int(pointer))}  # a (null) pointer
+
+# A block's shared memory and barrier, for kernels that reduce in a block (one thread here).
+SHARED_MEMORY_SHIM = """
+#define __shared__ static
+inline void __syncthreads() {}
+"""
 
 
 class HostKernel:
@@ -42,9 +49,10 @@ class HostKernel:
         self.function(*(hostgrid.ptr(a) if isinstance(a, np.ndarray) else C_TYPES[a.dtype](a) for a in args))
 
 
-def install(monkeypatch, family):
-    """Routes loader.function(family, name) to the host build of csrc/<family>/cuda/<family>.cu."""
-    library = hostgrid.build(SHIM + f'#include "{family}/cuda/{family}.cu"\n')
+def install(monkeypatch, family, prelude=""):
+    """Routes loader.function(family, name) to the host build of csrc/<family>/cuda/<family>.cu
+    (`prelude`: more definitions before it, e.g. SHARED_MEMORY_SHIM)."""
+    library = hostgrid.build(SHIM + prelude + f'#include "{family}/cuda/{family}.cu"\n')
     original = loader.function
 
     def function(requested_family, name):

@@ -7,7 +7,8 @@
 
 namespace fastconv::norm {
 
-// Every kernel here is launched with this many threads per block (loader.THREADS_PER_BLOCK).
+// The most threads per block the reductions take (loader.THREADS_PER_BLOCK); any power of two
+// up to it works, one thread too (the host build of the tests).
 constexpr int kThreads = 256;
 
 // Sums (a, b) over the block; the totals are valid in thread 0. `scratch` holds 2 * kThreads.
@@ -15,7 +16,7 @@ __device__ void block_sum2(double& a, double& b, double* scratch) {
   scratch[threadIdx.x] = a;
   scratch[kThreads + threadIdx.x] = b;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
     if (threadIdx.x < half) {
       scratch[threadIdx.x] += scratch[threadIdx.x + half];
       scratch[kThreads + threadIdx.x] += scratch[kThreads + threadIdx.x + half];
@@ -36,7 +37,7 @@ __device__ void batch_stats(const T* x, index_t N, index_t C, index_t HW, double
   for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
     const double shift = x[c * HW];
     ShiftedSums s{0.0, 0.0};
-    for (index_t j = threadIdx.x; j < count; j += kThreads) {
+    for (index_t j = threadIdx.x; j < count; j += blockDim.x) {
       const double d = static_cast<double>(x[channel_offset(c, j, C, HW)]) - shift;
       s.sum += d;
       s.sum_sq += d * d;
@@ -57,7 +58,7 @@ __device__ void grad_sums(const T* grad_y, const T* x, const T* y, const T* gamm
   for (index_t c = blockIdx.x; c < C; c += gridDim.x) {
     const double mean = mean_saved[c];
     double sum = 0.0, sum_xmu = 0.0;
-    for (index_t j = threadIdx.x; j < count; j += kThreads) {
+    for (index_t j = threadIdx.x; j < count; j += blockDim.x) {
       const index_t i = channel_offset(c, j, C, HW);
       const double g = masked_grad(i, grad_y, y);
       sum += g;

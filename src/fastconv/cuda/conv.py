@@ -9,7 +9,7 @@ group's rows are one block and a group's GEMM is one batched matmul:
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
 """
-from fastconv import _C
+from fastconv import _C, backend
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
 
@@ -56,12 +56,10 @@ def _geometry(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, g
 
 
 def _im2col(x, weight_shape, stride, pad_begin, pad_end, dilation):
-    import cupy
-    n, c = x.shape[:2]
     _, _, kh, kw = weight_shape
     columns = _columns()
-    cols = cupy.empty(columns.columns_shape(columns.column_geometry(x.shape, kh, kw, stride, pad_begin, dilation,
-                                                                    pad_end)), x.dtype)
+    shape = columns.columns_shape(columns.column_geometry(x.shape, kh, kw, stride, pad_begin, dilation, pad_end))
+    cols = backend.empty(shape, x.dtype, backend.device_of(x))
     columns.im2col(x, kh, kw, stride, pad_begin, dilation, cols, pad_end=pad_end)
     return cols
 
@@ -73,26 +71,25 @@ def _by_group(array, n, groups):
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo=ALGORITHM,
                    relu=False, transformed=None):
-    import cupy
     _check_algo(algo)
     x = args.float_input(input, "input")
     w = args.float_input(weight, "weight", x.dtype)
+    xp = backend.array_module(x)
     shape = _geometry(x.shape, w.shape, stride, pad_begin, pad_end, dilation, groups)
     args.output(out, "out", shape, x.dtype)
     b = args.vector_input(bias, "bias", shape[1], x.dtype)
     n, k = shape[:2]
     cols = _im2col(x, w.shape, stride, pad_begin, pad_end, dilation)
     w_groups = w.reshape(groups, k // groups, -1)
-    _by_group(out, n, groups)[...] = cupy.matmul(w_groups, _by_group(cols, n, groups))
+    _by_group(out, n, groups)[...] = xp.matmul(w_groups, _by_group(cols, n, groups))
     if b is not args.NULL:
         out += b.reshape(1, k, 1, 1)
     if relu:
-        cupy.maximum(out, 0, out=out)  # NaN passes, as torch.relu's
+        xp.maximum(out, 0, out=out)  # NaN passes, as torch.relu's
 
 
 def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pad_end, dilation, groups,
                           algo=ALGORITHM, transformed=None):
-    import cupy
     _check_algo(algo)
     w = args.float_input(weight, "weight")
     dy = args.float_input(grad_output, "grad_output", w.dtype)
@@ -102,14 +99,13 @@ def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pa
     args.output(grad_input, "grad_input", grad_input.shape, w.dtype)
     n, k = shape[:2]
     w_groups = w.reshape(groups, k // groups, -1)
-    cols = cupy.matmul(w_groups.transpose(0, 2, 1), _by_group(dy, n, groups))
+    cols = backend.array_module(w).matmul(w_groups.transpose(0, 2, 1), _by_group(dy, n, groups))
     _columns().col2im(cols.reshape(n, -1, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
                       grad_input, pad_end=pad_end)
 
 
 def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, pad_begin, pad_end, dilation, groups,
                            algo=ALGORITHM):
-    import cupy
     _check_algo(algo)
     x = args.float_input(input, "input")
     dy = args.float_input(grad_output, "grad_output", x.dtype)
@@ -119,7 +115,7 @@ def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, p
     args.output(grad_weight, "grad_weight", grad_weight.shape, x.dtype)
     n, k = shape[:2]
     cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
-    per_image = cupy.matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
+    per_image = backend.array_module(x).matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
     grad_weight[...] = per_image.sum(axis=0).reshape(grad_weight.shape)
     if grad_bias is not None:
         args.output(grad_bias, "grad_bias", (k,), x.dtype)

@@ -5,13 +5,14 @@ Statistics are reduced one channel per block in double precision, the same way e
 normalisation and the gradient run one thread per element."""
 import numpy as np
 
+from fastconv import backend
 from fastconv.cuda import _kernel_args as args
 from fastconv.cuda import loader
 
 
-def _cupy():
-    import cupy
-    return cupy
+def _channel_scratch(count, like):
+    """`count` doubles on `like`'s device: per-channel statistics or coefficients."""
+    return backend.empty(count, np.float64, backend.device_of(like))
 
 
 def _views(x, residual, weight, bias, out):
@@ -48,8 +49,7 @@ def batch_norm_train_forward(input, residual, weight, bias, running_mean, runnin
     rv = _state_vector(running_var, "running_var", c, x.dtype)
     sm = _state_vector(save_mean, "save_mean", c, x.dtype)
     si = _state_vector(save_invstd, "save_invstd", c, x.dtype)
-    cupy = _cupy()
-    mean, invstd = cupy.empty(c, np.float64), cupy.empty(c, np.float64)
+    mean, invstd = _channel_scratch(c, x), _channel_scratch(c, x)
     loader.launch_blocks(args.kernel("norm", "batch_norm_stats", x.dtype), c,
                          (x, *args.int64s(n, c, h * w), np.float64(momentum), np.float64(eps), rm, rv, sm, si, mean,
                           invstd))
@@ -64,8 +64,7 @@ def batch_norm_eval_forward(input, residual, weight, bias, running_mean, running
             raise ValueError(f"{name}: required in evaluation")
     rm = args.vector_input(running_mean, "running_mean", c, x.dtype)
     rv = args.vector_input(running_var, "running_var", c, x.dtype)
-    cupy = _cupy()
-    mean, invstd = cupy.empty(c, np.float64), cupy.empty(c, np.float64)
+    mean, invstd = _channel_scratch(c, x), _channel_scratch(c, x)
     loader.launch(args.kernel("norm", "batch_norm_eval_stats", x.dtype), c,
                   (rm, rv, np.int64(c), np.float64(eps), mean, invstd))
     _apply(x, z, gamma, beta, mean, invstd, relu, out, dims)
@@ -93,7 +92,7 @@ def batch_norm_backward(grad_output, input, output, weight, mean, invstd, traini
     dgamma = args.output(grad_weight, "grad_weight", (c,), x.dtype)
     dbeta = args.output(grad_bias, "grad_bias", (c,), x.dtype)
     y = arrays.get("output", args.NULL)
-    coefficients = _cupy().empty(3 * c, np.float64)
+    coefficients = _channel_scratch(3 * c, x)
     loader.launch_blocks(args.kernel("norm", "batch_norm_grad_sums", x.dtype), c,
                          (arrays["grad_output"], x, y, gamma, *saved, args.flag(training), *args.int64s(n, c, h * w),
                           dgamma, dbeta, coefficients))
