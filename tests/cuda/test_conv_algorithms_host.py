@@ -60,6 +60,13 @@ def test_implicit_gemm_forward_matches_the_cpu(host, rng, dtype, case):
     assert host[f"implicit_conv2d_forward_{'f32' if dtype == np.float32 else 'f64'}"].launches
 
 
+@pytest.mark.parametrize("case", IMPLICIT_CASES[1:4])
+def test_im2col_forward_through_the_tiled_gemm_matches_the_cpu(host, rng, monkeypatch, case):
+    monkeypatch.setattr(gemm, "_algorithm", "tiled")
+    _compare(rng, np.float32, *case, "im2col")
+    assert host["gemm_f32"].launches
+
+
 def test_implicit_gemm_without_bias_or_relu(host, rng):
     _compare(rng, np.float64, *IMPLICIT_CASES[3], "implicit", bias=False, relu=False)
 
@@ -173,10 +180,26 @@ def _gradients(library, algo, x, w, dy, geometry):
     return dx, dw, db
 
 
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])  # the tiled GEMM reads w^T as a strided view
 @pytest.mark.parametrize("algo", ["implicit", "winograd_2x3"])
-def test_the_gradients_of_every_algorithm_run_im2col(host, rng, algo):
+def test_the_gradients_of_every_algorithm_run_im2col(host, rng, monkeypatch, algo, gemm_algorithm):
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
     x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))
     geometry = ((1, 1), (1, 1), (1, 1), (1, 1), 2)
     dy = rng.standard_normal(_C.conv2d_output_shape(x.shape, w.shape, *geometry))
     for got, want in zip(_gradients(cuda_conv, algo, x, w, dy, geometry), _gradients(_C, "im2col", x, w, dy, geometry)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])
+def test_an_empty_batch_runs_every_direction(host, monkeypatch, gemm_algorithm):
+    """N = 0: nothing to compute, the weight gradient is 0 (reshapes name every size: -1 cannot
+    be inferred from 0 elements)."""
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
+    x, w, dy = np.zeros((0, 2, 5, 5)), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 5, 5))
+    for algo in cuda_conv.ALGORITHMS:
+        cuda_conv.conv2d_forward(x, w, None, np.empty(dy.shape), *UNIT, algo)
+    cuda_conv.conv2d_backward_input(dy, w, np.empty(x.shape), *UNIT)
+    dw = np.full(w.shape, np.nan)
+    cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT)
+    np.testing.assert_array_equal(dw, 0)

@@ -20,6 +20,8 @@ named:
 The CPU's other algorithms (direct, depthwise, winograd_4x3, winograd_2x5, fft) are refused by
 name.
 """
+import math
+
 import numpy as np
 
 from fastconv import _C, backend
@@ -51,17 +53,17 @@ def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dila
     """The forward algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
 
     Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at least 32 channels in and out per group
-    (its 2.25x fewer multiplications outweigh its transforms' memory traffic once the GEMMs are
-    that deep, as in cuDNN's choice for such layers); implicit GEMM for grouped layers (many
+    (its 2.25x fewer multiplications should outweigh its transforms' memory traffic once the
+    GEMMs are that deep); implicit GEMM for grouped layers (many
     small GEMMs, no column matrix per group) and where the column matrix would exceed
     COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
     k, c_per_group, kh, kw = weight_shape
-    args_ = (stride, pad_begin, pad_end, dilation, groups)
-    if (conv2d_unsupported_reason("winograd_2x3", input_shape, weight_shape, *args_) is None
+    geometry = (stride, pad_begin, pad_end, dilation, groups)
+    if (conv2d_unsupported_reason("winograd_2x3", input_shape, weight_shape, *geometry) is None
             and min(k // groups, c_per_group) >= 32):
         return "winograd_2x3"
     n, c = input_shape[:2]
-    p, q = _C.conv2d_output_shape(tuple(input_shape), tuple(weight_shape), *args_)[2:]
+    p, q = _C.conv2d_output_shape(tuple(input_shape), tuple(weight_shape), *geometry)[2:]
     column_bytes = n * c * kh * kw * p * q * np.dtype(dtype).itemsize
     if groups > 1 or column_bytes > COLUMN_BYTES_LIMIT:
         return "implicit"
@@ -106,8 +108,9 @@ def _im2col(x, weight_shape, stride, pad_begin, pad_end, dilation):
 
 
 def _by_group(array, n, groups):
-    """(N, G, rows per group, cols) view of an (N, rows, ...) C-contiguous array."""
-    return array.reshape(n, groups, array.shape[1] // groups, -1)
+    """(N, G, rows per group, cols) view of an (N, rows, ...) C-contiguous array (cols named, not
+    -1: N may be 0)."""
+    return array.reshape(n, groups, array.shape[1] // groups, math.prod(array.shape[2:]))
 
 
 def _bias_and_relu(out, b, relu):
@@ -141,8 +144,9 @@ def _winograd_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups
     p, q = out.shape[2:]
     geometry = (n, c, h, wd, p, q, *pad_begin, min(h, h + pad_end[0]), min(wd, wd + pad_end[1]))
     tiles = n * -(-p // 2) * -(-q // 2)
-    empty = lambda *shape: backend.empty(shape, x.dtype, backend.device_of(x))  # noqa: E731
-    u, v = empty(16, k, c // groups), empty(16, c, tiles)
+    device = backend.device_of(x)
+    u = backend.empty((16, k, c // groups), x.dtype, device)
+    v = backend.empty((16, c, tiles), x.dtype, device)
     args.launch("conv", "winograd_2x3_filter", k * (c // groups), (), (w, u))
     args.launch("conv", "winograd_2x3_input", c * tiles, geometry, (x, v))
     # Per point and group: (K/G, C/G) @ (C/G, tiles); the result is [16][K][tiles].
@@ -179,7 +183,8 @@ def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pa
     args.output(grad_input, "grad_input", grad_input.shape, w.dtype)
     n, k = shape[:2]
     cols = gemm.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), _by_group(dy, n, groups))
-    _columns().col2im(cols.reshape(n, -1, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
+    rows = w.shape[1] * groups * w.shape[2] * w.shape[3]
+    _columns().col2im(cols.reshape(n, rows, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
                       grad_input, pad_end=pad_end)
 
 
