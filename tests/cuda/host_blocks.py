@@ -116,12 +116,12 @@ class BlockKernel:
         self.launcher(dims, pointers)
 
 
-def install(monkeypatch, family, kernel_names):
+def install(monkeypatch, family, kernel_names, prelude=""):
     """Routes loader.function(family, name) to the host build of csrc/<family>/cuda/<family>.cu
-    for each of `kernel_names`; returns {name: BlockKernel}."""
+    (`prelude`: definitions before it) for each of `kernel_names`; returns {name: BlockKernel}."""
     exports = "".join(f'extern "C" void launch_{name}(const unsigned* dims, void** args) '
                       f'{{ host_launch({name}, dims, args); }}\n' for name in kernel_names)
-    library = hostgrid.build(SHIM + f'#include "{family}/cuda/{family}.cu"\n' + LAUNCHER + exports)
+    library = hostgrid.build(SHIM + prelude + f'#include "{family}/cuda/{family}.cu"\n' + LAUNCHER + exports)
     kernels = {name: BlockKernel(getattr(library, f"launch_{name}")) for name in kernel_names}
     original = loader.function
 

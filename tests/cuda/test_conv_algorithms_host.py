@@ -10,6 +10,7 @@ from fastconv import _C
 from fastconv.cuda import conv as cuda_conv
 from fastconv.cuda import gemm
 from tests.cuda import host_blocks, host_kernels, hostgrid
+from tests.cuda.test_gemm_host import KERNELS as GEMM_KERNELS
 
 # Sums in another order than the CPU's (and, for Winograd, through its transforms).
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
@@ -18,8 +19,7 @@ TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11
 @pytest.fixture
 def host(monkeypatch):
     host_kernels.install(monkeypatch, "conv")
-    return host_blocks.install(monkeypatch, "gemm", ["gemm_f32", "gemm_f64", "implicit_conv2d_forward_f32",
-                                                     "implicit_conv2d_forward_f64"])
+    return host_blocks.install(monkeypatch, "gemm", GEMM_KERNELS)
 
 
 def _forward(library, x, w, b, geometry, algo, relu):
@@ -58,6 +58,15 @@ IMPLICIT_CASES = [
 def test_implicit_gemm_forward_matches_the_cpu(host, rng, dtype, case):
     _compare(rng, dtype, *case, "implicit")
     assert host[f"implicit_conv2d_forward_{'f32' if dtype == np.float32 else 'f64'}"].launches
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_implicit_gemm_s_int64_gather_matches_the_cpu(monkeypatch, rng, dtype):
+    """The gather that runs where a size passes 2^32 - 1 (the 32-bit limit set to 0 here)."""
+    host_kernels.install(monkeypatch, "conv")
+    host_blocks.install(monkeypatch, "gemm", GEMM_KERNELS, prelude="#define FASTCONV_GATHER_32BIT_LIMIT 0\n")
+    for case in IMPLICIT_CASES[1:4]:
+        _compare(rng, dtype, *case, "implicit")
 
 
 @pytest.mark.parametrize("case", IMPLICIT_CASES[1:4])

@@ -51,18 +51,24 @@ __device__ void strided_gemm(index_t outers, index_t inners, index_t M, index_t 
 
 // The column matrix of group g seen as B(k, n): k = (c * R + r) * S + s over the group's
 // channels and taps, n = (image * P + p) * Q + q over the output pixels (im2col's layout,
-// conv/cuda/im2col_body.h, with the images side by side); 0 in the padding.
-template <class T>
+// conv/cuda/im2col_body.h, with the images side by side); 0 in the padding. The gather divides
+// six times per element, so its index arithmetic runs in `Index`: 32-bit unsigned where the
+// column matrix's sizes fit (a GPU divides 64-bit integers several times slower), int64
+// otherwise; addresses are int64 either way.
+template <class T, class Index>
 struct ImplicitColumns {
   const T* x;  // (N, C, H, W), at the group's first channel
-  index_t C, P, Q;
+  index_t C;
+  Index R, S, P, Q;
   cv::ConvAxis h, w;
-  __device__ T operator()(index_t k, index_t n) const {
-    const index_t s = k % w.kernel, r = k / w.kernel % h.kernel, c = k / (w.kernel * h.kernel);
-    const index_t q = n % Q, p = n / Q % P, image = n / (P * Q);
-    const index_t row = p * h.stride - h.pad_begin + r * h.dilation, col = q * w.stride - w.pad_begin + s * w.dilation;
+  __device__ T operator()(index_t k_, index_t n_) const {
+    const Index k = static_cast<Index>(k_), n = static_cast<Index>(n_);
+    const Index s = k % S, r = k / S % R, c = k / (S * R);
+    const Index q = n % Q, p = n / Q % P, image = n / (P * Q);
+    const index_t row = static_cast<index_t>(p) * h.stride - h.pad_begin + static_cast<index_t>(r) * h.dilation;
+    const index_t col = static_cast<index_t>(q) * w.stride - w.pad_begin + static_cast<index_t>(s) * w.dilation;
     if (row < 0 || row >= h.input || col < 0 || col >= w.input) return T(0);
-    return x[((image * C + c) * h.input + row) * w.input + col];
+    return x[((static_cast<index_t>(image) * C + c) * h.input + row) * w.input + col];
   }
   // Neighbouring output pixels read neighbouring input columns (at stride 1).
   __device__ bool columns_adjacent() const { return true; }
@@ -84,19 +90,37 @@ struct ConvOutput {
   }
 };
 
-template <class T>
+template <class T, class Index>
 __device__ void implicit_conv2d(index_t N, index_t C, index_t K, index_t groups, cv::ConvAxis h, cv::ConvAxis w,
                                 index_t P, index_t Q, const T* x, const T* weight, const T* bias, T* y, int relu) {
   using Tile = typename DefaultTile<T>::type;
   const index_t group_k = K / groups, group_c = C / groups, depth = group_c * h.kernel * w.kernel;
   const index_t columns = N * P * Q, count = tile_count<Tile>(groups, group_k, columns);
+  const auto narrow = [](index_t v) { return static_cast<Index>(v); };
   for (index_t item = blockIdx.x; item < count; item += gridDim.x) {
     const TileIndex t = tile_index<Tile>(item, group_k, columns);
     const StridedMatrix<T> a{weight + t.batch * group_k * depth, depth, 1};
-    const ImplicitColumns<T> b{x + t.batch * group_c * h.input * w.input, C, P, Q, h, w};
+    const ImplicitColumns<T, Index> b{x + t.batch * group_c * h.input * w.input, C, narrow(h.kernel),
+                                      narrow(w.kernel), narrow(P), narrow(Q), h, w};
     gemm_tile<T, Tile>(group_k, columns, depth, t.m0, t.n0, a, b,
                        ConvOutput<T>{y, bias, K, P * Q, t.batch * group_k, relu});
   }
+}
+
+// The 32-bit gather where every index it divides (k < depth, n < N * P * Q) fits. (The limit is
+// a macro so that the host tests run the int64 gather on small shapes.)
+#ifndef FASTCONV_GATHER_32BIT_LIMIT
+#define FASTCONV_GATHER_32BIT_LIMIT 0xffffffffLL
+#endif
+template <class T>
+__device__ void implicit_conv2d_forward(index_t N, index_t C, index_t K, index_t groups, cv::ConvAxis h,
+                                        cv::ConvAxis w, index_t P, index_t Q, const T* x, const T* weight,
+                                        const T* bias, T* y, int relu) {
+  const index_t limit = FASTCONV_GATHER_32BIT_LIMIT, depth = C / groups * h.kernel * w.kernel;
+  if (depth <= limit && N * P * Q <= limit)
+    implicit_conv2d<T, uint32_t>(N, C, K, groups, h, w, P, Q, x, weight, bias, y, relu);
+  else
+    implicit_conv2d<T, index_t>(N, C, K, groups, h, w, P, Q, x, weight, bias, y, relu);
 }
 
 }  // namespace fastconv::gemm
@@ -118,8 +142,8 @@ static_assert(gm::DefaultTile<float>::type::THREADS == 256 && gm::DefaultTile<do
       index_t N, index_t C, index_t H, index_t W, index_t K, index_t R, index_t S, index_t sh, index_t sw,        \
       index_t ph, index_t pw, index_t dh, index_t dw, index_t P, index_t Q, index_t groups, const T* x,            \
       const T* weight, const T* bias, T* y, int relu) {                                                           \
-    gm::implicit_conv2d<T>(N, C, K, groups, {H, R, sh, ph, 0, dh}, {W, S, sw, pw, 0, dw}, P, Q, x, weight, bias,  \
-                           y, relu);                                                                              \
+    gm::implicit_conv2d_forward<T>(N, C, K, groups, {H, R, sh, ph, 0, dh}, {W, S, sw, pw, 0, dw}, P, Q, x, weight, \
+                                   bias, y, relu);                                                                \
   }
 
 FASTCONV_GEMM_KERNELS(float, f32)
