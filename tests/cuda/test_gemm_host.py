@@ -101,6 +101,8 @@ def test_the_algorithm_switch(host, rng, monkeypatch):
      r"c: expected shape \(2, 2\)"),
     (lambda: gemm.matmul(np.ones((2, 2, 2, 2, 3)), np.ones((3, 2)), algo="tiled"), ValueError,
      "at most two batch axes"),
+    (lambda: gemm.matmul(np.ones((2, 4, 3)), np.ones((3, 3, 5)), algo="tiled"), ValueError,
+     r"batch axes of a \(2, 4, 3\) and b \(3, 3, 5\) do not broadcast"),
     (lambda: gemm.matmul(np.ones((2, 3)), np.ones((2, 3)), algo="magic"), ValueError,
      r"algo: expected one of \('cublas', 'tiled'\)"),
 ])

@@ -78,7 +78,11 @@ def matmul(a, b, algo=None):
     if not 2 <= a.ndim <= 4 or not 2 <= b.ndim <= 4 or a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: a {tuple(a.shape)} and b {tuple(b.shape)} are not (..., M, K) and (..., K, N) "
                          f"with at most two batch axes")
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch axes of a {tuple(a.shape)} and b {tuple(b.shape)} "
+                         f"do not broadcast") from None
     c = backend.empty((*batch, a.shape[-2], b.shape[-1]), a.dtype, backend.device_of(a))
     tiled_gemm(a, b, c, 1.0, 0.0)
     return c
