@@ -11,7 +11,9 @@
 #   1. the CUDA tests (tests/cuda: NVRTC compiles, host runs of the kernel bodies, GPU tests against
 #      the CPU kernels and PyTorch CUDA; the nvcc compiles are left to CI) and the CUDA cases of
 #      the norm, pool and gemm tests;
-#   2. the GPU benchmark against PyTorch CUDA (python -m fastconv.bench.cuda).
+#   2. the GPU benchmark against PyTorch CUDA (python -m fastconv.bench.cuda);
+#   3. the conv2d benchmark, each CUDA algorithm against cuDNN, and the tiled GEMM against cuBLAS
+#      (python -m fastconv.bench.cuda_conv), in what remains of the 6 minutes (OUTDIR/conv_bench.json).
 # Writes OUTDIR/gpu_check.log (everything printed), OUTDIR/pytest.xml, OUTDIR/bench.json and
 # OUTDIR/gpu_check.json (each step's status, seconds and, for a skip, the reason). On a machine
 # without a GPU every step still runs and the GPU parts report why they were skipped.
@@ -73,6 +75,15 @@ run tests 120 env PYTHONPATH="$PY_PATH" python -m pytest tests/cuda tests/norm/t
 
 run bench 60 env PYTHONPATH="$PY_PATH" python -m fastconv.bench.cuda "$OUT/bench.json" --repeats 15
 
+# The conv step takes what the steps above left of the 6 minutes (10 s kept for the summary).
+CONV_BENCH_LIMIT=$((350 - SECONDS))
+if (( CONV_BENCH_LIMIT >= 20 )); then
+  run conv_bench "$CONV_BENCH_LIMIT" env PYTHONPATH="$PY_PATH" python -m fastconv.bench.cuda_conv "$OUT/conv_bench.json" \
+    --repeats 10
+else
+  log "=== conv_bench: not run, only ${CONV_BENCH_LIMIT}s left of the 6 minutes"
+fi
+
 env PYTHONPATH="$PY_PATH" python - "$OUT" "${STEPS[@]}" <<'PY' | tee -a "$LOG"
 """gpu_check.json: each step's exit status and seconds, the test counts, the benchmark's figures
 or the reason the GPU parts were skipped."""
@@ -88,6 +99,8 @@ if (out / "pytest.xml").exists():
     report["tests"] = {k: int(suite.get(k)) for k in ("tests", "failures", "errors", "skipped")}
 if (out / "bench.json").exists():
     report["bench"] = json.loads((out / "bench.json").read_text())
+if (out / "conv_bench.json").exists():
+    report["conv_bench"] = json.loads((out / "conv_bench.json").read_text())
 (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
 failed = [s["step"] for s in report["steps"] if s["exit"] != 0]
 print("gpu_check:", "all steps passed" if not failed else f"failed steps: {failed}",

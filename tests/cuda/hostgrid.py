@@ -30,14 +30,14 @@ _BUILD_DIR = pathlib.Path(tempfile.gettempdir()) / "fastconv_hostgrid"
 
 def _headers_digest():
     digest = hashlib.sha256()
-    for header in sorted(CSRC.rglob("*.h")):
-        digest.update(header.read_bytes())
+    for source in sorted([*CSRC.rglob("*.h"), *CSRC.rglob("*.cu")]):  # a test may include a .cu
+        digest.update(source.read_bytes())
     return digest
 
 
 def build(source):
     """The shared library compiled from C++ `source` (with csrc/ on the include path); cached by
-    the text of the source and of every csrc header, so an edited body recompiles."""
+    the text of the source and of every csrc header and .cu, so an edited body recompiles."""
     if shutil.which("g++") is None:
         pytest.skip("g++ is not on PATH: the host-side run of the CUDA bodies needs it")
     digest = _headers_digest()

@@ -319,3 +319,27 @@ def test_the_module_switch_chooses_the_backward(host_roi, rng, monkeypatch):
         monkeypatch.setattr(cuda_roi, "DETERMINISTIC", switch)
         cuda_roi.roi_align_backward(dy, boxes, np.empty(x.shape), SCALE, -1, False)
         assert host_roi[-1] == kernel
+
+
+@pytest.mark.parametrize("op", ["roi_align_forward", "roi_align_backward"])
+def test_roi_align_sample_limits_are_checked_before_any_launch(op):
+    x = np.zeros((1, 3, 5, 5), np.float32)
+    pooled = np.zeros((1, 3, 2, 2), np.float32)
+    boxes = np.array([[0, 0, 0, 4, 4]], np.float32)
+    call = {"roi_align_forward": lambda ratio: cuda_roi.roi_align_forward(x, boxes, pooled, 1.0, ratio, False),
+            "roi_align_backward": lambda ratio: cuda_roi.roi_align_backward(pooled, boxes, x, 1.0, ratio, False)}[op]
+    with pytest.raises(ValueError, match="sampling_ratio: expected at most"):
+        call(2**40)
+    with pytest.raises(ValueError, match="box 0 needs 8192 x 8192 samples"):
+        call(8192)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_no_boxes_give_a_zero_gradient(host_roi, deterministic):
+    boxes, dy = np.zeros((0, 5)), np.zeros((0, C, PH, PW))
+    dx = np.full((N, C, H, W), np.nan)
+    cuda_roi.roi_align_backward(dy, boxes, dx, SCALE, -1, False, deterministic=deterministic)
+    np.testing.assert_array_equal(dx, 0)
+    dx[...] = np.nan
+    cuda_roi.roi_pool_backward(dy, np.zeros(dy.shape, np.int64), dx, deterministic=deterministic)
+    np.testing.assert_array_equal(dx, 0)

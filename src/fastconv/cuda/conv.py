@@ -1,42 +1,85 @@
-"""conv2d on CUDA as im2col + a batched GEMM (cupy.matmul, cuBLAS): fastconv._C's conv2d_forward,
-conv2d_backward_input and conv2d_backward_weight, with their signatures, for CuPy arrays.
+"""conv2d on CUDA: fastconv._C's conv2d_forward, conv2d_backward_input and conv2d_backward_weight,
+with their signatures, for CuPy arrays. The forward runs one of three algorithms:
 
-The CUDA library has one algorithm, "im2col": `algo="auto"` resolves to it (ops/conv.py asks
-conv2d_algorithms()), and the CPU's other algorithms are refused by name. The column matrix is
-(N, C*kh*kw, P*Q) in torch.nn.functional.unfold's layout (fastconv/cuda/im2col.py), so a
-group's rows are one block and a group's GEMM is one batched matmul:
+  "im2col"        the column matrix (N, C*kh*kw, P*Q) in torch.nn.functional.unfold's layout
+                  (fastconv/cuda/im2col.py), then one batched GEMM per group;
+  "implicit"      implicit GEMM (gemm/cuda/gemm.cu): the same GEMM with the column matrix never
+                  written, its tiles gathered from the input as they are multiplied, the bias
+                  and the ReLU applied as the output tile is written;
+  "winograd_2x3"  Winograd F(2x2, 3x3) for 3x3 kernels at stride 1 without dilation (conv.cu's
+                  transforms around 16 batched GEMMs, the bias and the ReLU in the output
+                  transform): 16 products per 2x2 output tile and channel pair instead of 36.
+
+The GEMMs of "im2col" and "winograd_2x3" are fastconv.cuda.gemm.matmul's: cuBLAS or fastconv's
+own tiled GEMM, by fastconv.cuda.gemm.set_algorithm. `algo="auto"` picks by a fixed rule
+(conv2d_heuristic), without timing. The gradients run im2col + GEMM whichever algorithm is
+named:
   forward          y[n, g]  = w[g] @ cols[n, g]
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
+The CPU's other algorithms (direct, depthwise, winograd_4x3, winograd_2x5, fft) are refused by
+name.
 """
+import math
+
+import numpy as np
+
 from fastconv import _C, backend
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
+from fastconv.cuda import gemm, loader
 
-ALGORITHM = "im2col"
+ALGORITHMS = ("im2col", "implicit", "winograd_2x3")
 conv2d_output_shape = _C.conv2d_output_shape
+
+# Beyond this many bytes of column matrix, "auto" gathers the columns instead of writing them.
+COLUMN_BYTES_LIMIT = 256 << 20
 
 
 def conv2d_algorithms():
-    return [ALGORITHM]
+    return list(ALGORITHMS)
 
 
 def conv2d_unsupported_reason(algo, input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups):
-    if algo == ALGORITHM:
-        return None
-    return f"{algo} runs on the CPU only; on CUDA conv2d runs as im2col + cuBLAS GEMM ('{ALGORITHM}')"
+    if algo not in ALGORITHMS:
+        return f"{algo} runs on the CPU only; on CUDA conv2d runs as one of {ALGORITHMS}"
+    if algo == "winograd_2x3" and (tuple(weight_shape[2:]) != (3, 3) or tuple(stride) != (1, 1)
+                                   or tuple(dilation) != (1, 1)):
+        return "winograd_2x3 runs 3x3 kernels at stride 1 without dilation"
+    return None
+
+
+def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups, dtype=np.float32):
+    """The forward algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
+
+    Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at least 32 channels in and out per group
+    (its 2.25x fewer multiplications should outweigh its transforms' memory traffic once the
+    GEMMs are that deep); implicit GEMM for grouped layers (many
+    small GEMMs, no column matrix per group) and where the column matrix would exceed
+    COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
+    k, c_per_group, kh, kw = weight_shape
+    geometry = (stride, pad_begin, pad_end, dilation, groups)
+    if (conv2d_unsupported_reason("winograd_2x3", input_shape, weight_shape, *geometry) is None
+            and min(k // groups, c_per_group) >= 32):
+        return "winograd_2x3"
+    n, c = input_shape[:2]
+    p, q = _C.conv2d_output_shape(tuple(input_shape), tuple(weight_shape), *geometry)[2:]
+    column_bytes = n * c * kh * kw * p * q * np.dtype(dtype).itemsize
+    if groups > 1 or column_bytes > COLUMN_BYTES_LIMIT:
+        return "implicit"
+    return "im2col"
 
 
 def conv2d_weight_transform_tile(algo, input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups, use):
-    return 0  # im2col has no weight transform
+    return 0  # Winograd's filter transform is made by each call (16 values per filter)
 
 
 def conv2d_transformed_weight_size(algo, weight_shape, groups, use, tile=0):
     return 0
 
 
-def _check_algo(algo):
-    reason = conv2d_unsupported_reason(algo, None, None, None, None, None, None, None)
+def _check_algo(algo, input_shape, weight_shape, geometry):
+    reason = conv2d_unsupported_reason(algo, input_shape, weight_shape, *geometry)
     if reason is not None:
         raise ValueError(f"algo: {reason}")
 
@@ -65,59 +108,105 @@ def _im2col(x, weight_shape, stride, pad_begin, pad_end, dilation):
 
 
 def _by_group(array, n, groups):
-    """(N, G, rows per group, cols) view of an (N, rows, ...) C-contiguous array."""
-    return array.reshape(n, groups, array.shape[1] // groups, -1)
+    """(N, G, rows per group, cols) view of an (N, rows, ...) C-contiguous array (cols named, not
+    -1: N may be 0)."""
+    return array.reshape(n, groups, array.shape[1] // groups, math.prod(array.shape[2:]))
 
 
-def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo=ALGORITHM,
+def _bias_and_relu(out, b, relu):
+    if b is not args.NULL:
+        out += b.reshape(1, -1, 1, 1)
+    if relu:
+        backend.array_module(out).maximum(out, 0, out=out)  # NaN passes, as torch.relu's
+
+
+def _im2col_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+    n, k = out.shape[:2]
+    cols = _im2col(x, w.shape, stride, pad_begin, pad_end, dilation)
+    _by_group(out, n, groups)[...] = gemm.matmul(w.reshape(groups, k // groups, -1), _by_group(cols, n, groups))
+    _bias_and_relu(out, b, relu)
+
+
+def _implicit_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+    n, c, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    p, q = out.shape[2:]
+    tile_m, tile_n = gemm.TILES[x.dtype]
+    tiles = groups * -(-(k // groups) // tile_m) * -(-(n * p * q) // tile_n)
+    sizes = args.int64s(n, c, h, wd, k, kh, kw, *stride, *pad_begin, *dilation, p, q, groups)
+    loader.launch_blocks(args.kernel("gemm", "implicit_conv2d_forward", x.dtype), tiles,
+                         (*sizes, x, w, b, out, args.flag(relu)), threads=gemm.THREADS)
+
+
+def _winograd_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+    n, c, h, wd = x.shape
+    k = w.shape[0]
+    p, q = out.shape[2:]
+    geometry = (n, c, h, wd, p, q, *pad_begin, min(h, h + pad_end[0]), min(wd, wd + pad_end[1]))
+    tiles = n * -(-p // 2) * -(-q // 2)
+    device = backend.device_of(x)
+    u = backend.empty((16, k, c // groups), x.dtype, device)
+    v = backend.empty((16, c, tiles), x.dtype, device)
+    args.launch("conv", "winograd_2x3_filter", k * (c // groups), (), (w, u))
+    args.launch("conv", "winograd_2x3_input", c * tiles, geometry, (x, v))
+    # Per point and group: (K/G, C/G) @ (C/G, tiles); the result is [16][K][tiles].
+    m = gemm.matmul(u.reshape(16, groups, k // groups, c // groups), v.reshape(16, groups, c // groups, tiles))
+    loader.launch(args.kernel("conv", "winograd_2x3_output", x.dtype), k * tiles,
+                  (*args.int64s(k * tiles, *geometry, k), m, b, out, args.flag(relu)))
+
+
+FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "winograd_2x3": _winograd_forward}
+
+
+def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
                    relu=False, transformed=None):
-    _check_algo(algo)
     x = args.float_input(input, "input")
     w = args.float_input(weight, "weight", x.dtype)
-    xp = backend.array_module(x)
-    shape = _geometry(x.shape, w.shape, stride, pad_begin, pad_end, dilation, groups)
+    geometry = (stride, pad_begin, pad_end, dilation, groups)
+    shape = _geometry(x.shape, w.shape, *geometry)
+    if algo == "auto":
+        algo = conv2d_heuristic(x.shape, w.shape, *geometry, x.dtype)
+    _check_algo(algo, x.shape, w.shape, geometry)
     args.output(out, "out", shape, x.dtype)
     b = args.vector_input(bias, "bias", shape[1], x.dtype)
-    n, k = shape[:2]
-    cols = _im2col(x, w.shape, stride, pad_begin, pad_end, dilation)
-    w_groups = w.reshape(groups, k // groups, -1)
-    _by_group(out, n, groups)[...] = xp.matmul(w_groups, _by_group(cols, n, groups))
-    if b is not args.NULL:
-        out += b.reshape(1, k, 1, 1)
-    if relu:
-        xp.maximum(out, 0, out=out)  # NaN passes, as torch.relu's
+    FORWARD[algo](x, w, b, out, *geometry, relu)
 
 
 def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pad_end, dilation, groups,
-                          algo=ALGORITHM, transformed=None):
-    _check_algo(algo)
+                          algo="im2col", transformed=None):
     w = args.float_input(weight, "weight")
     dy = args.float_input(grad_output, "grad_output", w.dtype)
     shape = _geometry(grad_input.shape, w.shape, stride, pad_begin, pad_end, dilation, groups)
+    _check_gradient_algo(algo, grad_input.shape, w.shape, (stride, pad_begin, pad_end, dilation, groups))
     if tuple(dy.shape) != shape:
         raise ValueError(f"grad_output: expected shape {shape}, got {tuple(dy.shape)}")
     args.output(grad_input, "grad_input", grad_input.shape, w.dtype)
     n, k = shape[:2]
-    w_groups = w.reshape(groups, k // groups, -1)
-    cols = backend.array_module(w).matmul(w_groups.transpose(0, 2, 1), _by_group(dy, n, groups))
-    _columns().col2im(cols.reshape(n, -1, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
+    cols = gemm.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), _by_group(dy, n, groups))
+    rows = w.shape[1] * groups * w.shape[2] * w.shape[3]
+    _columns().col2im(cols.reshape(n, rows, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
                       grad_input, pad_end=pad_end)
 
 
 def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, pad_begin, pad_end, dilation, groups,
-                           algo=ALGORITHM):
-    _check_algo(algo)
+                           algo="im2col"):
     x = args.float_input(input, "input")
     dy = args.float_input(grad_output, "grad_output", x.dtype)
     shape = _geometry(x.shape, grad_weight.shape, stride, pad_begin, pad_end, dilation, groups)
+    _check_gradient_algo(algo, x.shape, grad_weight.shape, (stride, pad_begin, pad_end, dilation, groups))
     if tuple(dy.shape) != shape:
         raise ValueError(f"grad_output: expected shape {shape}, got {tuple(dy.shape)}")
     args.output(grad_weight, "grad_weight", grad_weight.shape, x.dtype)
     n, k = shape[:2]
     cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
-    cols_t = _by_group(cols, n, groups).transpose(0, 1, 3, 2)
-    per_image = backend.array_module(x).matmul(_by_group(dy, n, groups), cols_t)
+    per_image = gemm.matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
     grad_weight[...] = per_image.sum(axis=0).reshape(grad_weight.shape)
     if grad_bias is not None:
         args.output(grad_bias, "grad_bias", (k,), x.dtype)
         grad_bias[...] = dy.sum(axis=(0, 2, 3))
+
+
+def _check_gradient_algo(algo, input_shape, weight_shape, geometry):
+    """A gradient runs im2col + GEMM for any CUDA algorithm that can run the forward."""
+    if algo != "auto":
+        _check_algo(algo, input_shape, weight_shape, geometry)

@@ -6,7 +6,7 @@ fastconv.backend.DeviceError naming it, when an op looks it up."""
 from fastconv import _C
 from fastconv.backend import DeviceError
 from fastconv.cuda.conv import (conv2d_algorithms, conv2d_backward_input, conv2d_backward_weight,  # noqa: F401
-                                conv2d_forward, conv2d_output_shape, conv2d_transformed_weight_size,
+                                conv2d_forward, conv2d_heuristic, conv2d_output_shape, conv2d_transformed_weight_size,
                                 conv2d_unsupported_reason, conv2d_weight_transform_tile)
 from fastconv.cuda.gemm import gemm  # noqa: F401
 from fastconv.cuda.norm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward  # noqa: F401
@@ -14,6 +14,8 @@ from fastconv.cuda.pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2
                                 avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
                                 pool2d_output_shape)
 from fastconv.cuda.roi import roi_align_backward, roi_align_forward, roi_pool_backward, roi_pool_forward  # noqa: F401
+from fastconv.cuda.sampling import (affine_grid_backward, affine_grid_forward, grid_sample_backward,  # noqa: F401
+                                    grid_sample_forward, interpolate_backward, interpolate_forward)
 
 
 def __getattr__(name):

@@ -3,19 +3,21 @@ arguments: outputs are preallocated by fastconv.ops.roi on the input's device.
 
 Boxes are checked on the host before any launch, by fastconv._C's own checks (batch indices
 that name an image, finite coordinates after scaling, sample tables within bounds): the (K, 5)
-boxes are copied to the host and the CPU entry point runs on zero channels, which checks
-everything and computes nothing.
+boxes are copied to the host and a CPU entry point runs on zero channels, which checks
+everything and computes nothing (roi_align's backward for both directions: its checks are the
+forward's, and with no channel it builds no sample table).
 
 The backwards come in two formulations, chosen by `deterministic` (default: the module's
 DETERMINISTIC, True):
   - deterministic: no floating-point atomics. roi_align's input gradient is gathered, each
     element summing the shares of the samples that land on it in the CPU kernel's order; roi_pool
     gives each input plane one thread that adds its entries in box order. The same bits every
-    run, and the CPU kernel's bits (roi_align's and roi_pool's gradients are the same numbers on
-    both devices).
+    run; each element adds the CPU kernel's terms in its order (roi_pool's gradient is the CPU's
+    to the bit; roi_align's differs in the last bits only where the GPU fuses the sample
+    coordinates' multiply-adds).
   - atomic (deterministic=False): torchvision's CUDA formulation, a thread per output bin adding
-    its shares with atomicAdd. Faster when boxes are many or large (the gather walks every box
-    of its image for each input element), but the order of the adds, and so the last bits,
+    its shares with atomicAdd. Expected to be faster when boxes are many (the gather walks every
+    box of its image for each input element), but the order of the adds, and so the last bits,
     change from run to run, as torch.use_deterministic_algorithms warns for torchvision.
 The default is the deterministic one because fastconv's backwards are reproducible on the CPU
 and training runs are compared bit for bit across devices and reruns; set
@@ -72,13 +74,17 @@ def _no_channels(shape, dtype):
     return np.empty((shape[0], 0, *shape[2:]), dtype)
 
 
+def _check_aligned_boxes(rois, image_shape, pooled_shape, spatial_scale, sampling_ratio, aligned):
+    _C.roi_align_backward(_no_channels(pooled_shape, rois.dtype), _host(rois), _no_channels(image_shape, rois.dtype),
+                          spatial_scale, sampling_ratio, aligned)
+
+
 def roi_align_forward(input, boxes, out, spatial_scale, sampling_ratio, aligned):
     x = args.float_input(input, "input")
     rois = _checked_boxes(boxes, x.dtype)
     shape = _shape(x, "input", out, "out", rois.shape[0])
     args.output(out, "out", out.shape, x.dtype)
-    _C.roi_align_forward(_no_channels(x.shape, x.dtype), _host(rois), _no_channels(out.shape, x.dtype),
-                         spatial_scale, sampling_ratio, aligned)
+    _check_aligned_boxes(rois, x.shape, out.shape, spatial_scale, sampling_ratio, aligned)
     params = _align_params(spatial_scale, sampling_ratio, aligned)
     args.launch("roi", "roi_align_forward", out.size, shape, (x, rois, out, *params))
 
@@ -88,8 +94,7 @@ def roi_align_backward(grad_output, boxes, grad_input, spatial_scale, sampling_r
     rois = _checked_boxes(boxes, dy.dtype)
     shape = _shape(grad_input, "grad_input", dy, "grad_output", rois.shape[0])
     args.output(grad_input, "grad_input", grad_input.shape, dy.dtype)
-    _C.roi_align_backward(_no_channels(dy.shape, dy.dtype), _host(rois), _no_channels(grad_input.shape, dy.dtype),
-                          spatial_scale, sampling_ratio, aligned)
+    _check_aligned_boxes(rois, grad_input.shape, dy.shape, spatial_scale, sampling_ratio, aligned)
     arrays = (dy, rois, grad_input, *_align_params(spatial_scale, sampling_ratio, aligned))
     if _deterministic(deterministic):
         args.launch("roi", "roi_align_backward_gather", grad_input.size, shape, arrays)

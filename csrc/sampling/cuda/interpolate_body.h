@@ -1,0 +1,108 @@
+// The per-thread bodies of sampling.cu's interpolate kernels, so that a CPU test runs each over
+// the whole grid (tests/cuda/test_sampling_host.py). Taps are common/bilinear.h's, as the CPU
+// kernel takes them (sampling/cpu/interpolate.cpp).
+//
+// The backward is a gather: a thread per input-gradient element sums the terms of the output
+// pixels whose taps read it, in the CPU kernel's order (output rows, then columns, then the
+// four corner terms), so it needs no atomics and gives the CPU kernel's bits. Source indices
+// never decrease as the output index grows, so those output pixels are a run per axis, found
+// by bisection.
+#pragma once
+#include "common/bilinear.h"
+#include "common/index.h"
+
+namespace fastconv::sampling {
+
+// interpolate's sizes and options (sampling/sampling.h's, mirrored for the device): mode 0
+// bilinear, 1 nearest; scale factors <= 0 mean input size / output size.
+struct ResizeGeometry {
+  index_t N, C, H, W, OH, OW;
+  int mode;
+  bool align_corners;
+  double scale_h, scale_w;
+};
+
+// One axis of a resize: in -> out pixels with its scale factor.
+struct ResizeAxis {
+  index_t in, out;
+  double scale_factor;
+  bool align_corners;
+};
+
+FASTCONV_HD inline ResizeAxis rows(const ResizeGeometry& g) { return {g.H, g.OH, g.scale_h, g.align_corners}; }
+FASTCONV_HD inline ResizeAxis columns(const ResizeGeometry& g) { return {g.W, g.OW, g.scale_w, g.align_corners}; }
+
+template <class T>
+FASTCONV_HD inline bilinear::LinearTap<T> linear_tap(const ResizeAxis& a, index_t dst) {
+  return bilinear::linear_tap(bilinear::area_scale<T>(a.in, a.out, a.align_corners, a.scale_factor), dst, a.in,
+                              a.align_corners);
+}
+
+FASTCONV_HD inline index_t nearest_tap(const ResizeAxis& a, index_t dst) {
+  return bilinear::nearest_source_index(dst, a.in, a.out, a.scale_factor);
+}
+
+// Element i of out (N, C, OH, OW). Bilinear: the two rows blended along the width, then
+// together, (x0 * w0 + x1 * w1) * h0 + (...) * h1 (PyTorch's order). Nearest: a copy.
+template <class T>
+FASTCONV_HD inline T interpolate_forward_element(const ResizeGeometry& g, const T* input, index_t i) {
+  const index_t ow = i % g.OW, oh = i / g.OW % g.OH;
+  const T* plane = input + i / (g.OW * g.OH) * g.H * g.W;
+  if (g.mode == 1) return plane[nearest_tap(rows(g), oh) * g.W + nearest_tap(columns(g), ow)];
+  const bilinear::LinearTap<T> r = linear_tap<T>(rows(g), oh), c = linear_tap<T>(columns(g), ow);
+  const T* top = plane + r.i0 * g.W;
+  const T* bottom = top + r.step * g.W;
+  const T upper = top[c.i0] * c.w0 + top[c.i0 + c.step] * c.w1;
+  const T lower = bottom[c.i0] * c.w0 + bottom[c.i0 + c.step] * c.w1;
+  return upper * r.w0 + lower * r.w1;
+}
+
+// The first output index along axis `a` whose source index (the tap's first, i0, or nearest's)
+// is at least `at`, by bisection: source indices never decrease along an axis.
+template <class T>
+FASTCONV_HD inline index_t first_output_reaching(const ResizeAxis& a, bool nearest, index_t at) {
+  index_t lo = 0, hi = a.out;
+  while (lo < hi) {
+    const index_t mid = lo + (hi - lo) / 2;
+    const index_t source = nearest ? nearest_tap(a, mid) : linear_tap<T>(a, mid).i0;
+    if (source < at) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+// Element i of grad_input (N, C, H, W): the terms the CPU kernel adds into it, in its order.
+template <class T>
+FASTCONV_HD inline T interpolate_backward_element(const ResizeGeometry& g, const T* grad_output, index_t i) {
+  const index_t w = i % g.W, h = i / g.W % g.H;
+  const T* go = grad_output + i / (g.W * g.H) * g.OH * g.OW;
+  const ResizeAxis ra = rows(g), ca = columns(g);
+  T sum = 0;
+  if (g.mode == 1) {
+    for (index_t oh = first_output_reaching<T>(ra, true, h); oh < g.OH && nearest_tap(ra, oh) == h; ++oh)
+      for (index_t ow = first_output_reaching<T>(ca, true, w); ow < g.OW && nearest_tap(ca, ow) == w; ++ow)
+        sum += go[oh * g.OW + ow];
+    return sum;
+  }
+  // A linear tap reads i0 and i0 + step (step 0 or 1): the output pixels reading h have i0 in
+  // {h - 1, h}.
+  const index_t ow_first = first_output_reaching<T>(ca, false, w - 1);
+  for (index_t oh = first_output_reaching<T>(ra, false, h - 1); oh < g.OH; ++oh) {
+    const bilinear::LinearTap<T> r = linear_tap<T>(ra, oh);
+    if (r.i0 > h) break;
+    const bool top = r.i0 == h, bottom = r.i0 + r.step == h;
+    if (!top && !bottom) continue;
+    for (index_t ow = ow_first; ow < g.OW; ++ow) {
+      const bilinear::LinearTap<T> c = linear_tap<T>(ca, ow);
+      if (c.i0 > w) break;
+      const bool left = c.i0 == w, right = c.i0 + c.step == w;
+      const T d = go[oh * g.OW + ow];
+      if (top && left) sum += r.w0 * c.w0 * d;
+      if (top && right) sum += r.w0 * c.w1 * d;
+      if (bottom && left) sum += r.w1 * c.w0 * d;
+      if (bottom && right) sum += r.w1 * c.w1 * d;
+    }
+  }
+  return sum;
+}
+
+}  // namespace fastconv::sampling

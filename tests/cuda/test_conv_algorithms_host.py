@@ -1,0 +1,214 @@
+"""conv2d's CUDA algorithms run on the host through their wrapper (fastconv/cuda/conv.py):
+implicit GEMM (gemm.cu, real 256-thread blocks, tests/cuda/host_blocks.py) and Winograd
+F(2x2, 3x3) (conv.cu's transforms, tests/cuda/host_kernels.py, around the GEMMs of
+fastconv/cuda/gemm.py), against fastconv._C's conv2d; Winograd's transforms against their
+definition B^T d B, G g G^T, A^T m A in float64; and the rule algo="auto" follows."""
+import numpy as np
+import pytest
+
+from fastconv import _C
+from fastconv.cuda import conv as cuda_conv
+from fastconv.cuda import gemm
+from tests.cuda import host_blocks, host_kernels, hostgrid
+from tests.cuda.test_gemm_host import KERNELS as GEMM_KERNELS
+
+# Sums in another order than the CPU's (and, for Winograd, through its transforms).
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
+
+@pytest.fixture
+def host(monkeypatch):
+    host_kernels.install(monkeypatch, "conv")
+    return host_blocks.install(monkeypatch, "gemm", GEMM_KERNELS)
+
+
+def _forward(library, x, w, b, geometry, algo, relu):
+    out = np.full(_C.conv2d_output_shape(x.shape, w.shape, *geometry), np.nan, x.dtype)
+    library.conv2d_forward(x, w, b, out, *geometry, algo, relu)
+    return out
+
+
+def _compare(rng, dtype, x_shape, w_shape, geometry, algo, bias=True, relu=True):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    got = _forward(cuda_conv, x, w, b, geometry, algo, relu)
+    want = _forward(_C, x, w, b, geometry, "im2col", relu)
+    np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
+    if relu:
+        assert (got == 0).any() and (got > 0).any()  # the ReLU had something to do
+
+
+# (input, weight, (stride, pad_begin, pad_end, dilation, groups)): plain, strided with
+# asymmetric padding, dilated, grouped, 1x1, a negative end padding, more output channels than
+# one tile has rows (float64's 64).
+IMPLICIT_CASES = [
+    ((2, 3, 7, 6), (5, 3, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 1)),
+    ((1, 4, 9, 8), (6, 4, 3, 2), ((2, 3), (1, 0), (2, 1), (1, 1), 1)),
+    ((2, 2, 8, 9), (4, 2, 3, 3), ((1, 2), (2, 1), (0, 2), (2, 3), 1)),
+    ((1, 8, 6, 7), (12, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 4)),
+    ((2, 5, 5, 4), (7, 5, 1, 1), ((1, 1), (0, 0), (0, 0), (1, 1), 1)),
+    ((1, 3, 7, 7), (4, 3, 4, 3), ((2, 2), (1, 2), (-1, 0), (1, 1), 1)),
+    ((1, 2, 5, 5), (70, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", IMPLICIT_CASES)
+def test_implicit_gemm_forward_matches_the_cpu(host, rng, dtype, case):
+    _compare(rng, dtype, *case, "implicit")
+    assert host[f"implicit_conv2d_forward_{'f32' if dtype == np.float32 else 'f64'}"].launches
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_implicit_gemm_s_int64_gather_matches_the_cpu(monkeypatch, rng, dtype):
+    """The gather that runs where a size passes 2^32 - 1 (the 32-bit limit set to 0 here)."""
+    host_kernels.install(monkeypatch, "conv")
+    host_blocks.install(monkeypatch, "gemm", GEMM_KERNELS, prelude="#define FASTCONV_GATHER_32BIT_LIMIT 0\n")
+    for case in IMPLICIT_CASES[1:4]:
+        _compare(rng, dtype, *case, "implicit")
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES[1:4])
+def test_im2col_forward_through_the_tiled_gemm_matches_the_cpu(host, rng, monkeypatch, case):
+    monkeypatch.setattr(gemm, "_algorithm", "tiled")
+    _compare(rng, np.float32, *case, "im2col")
+    assert host["gemm_f32"].launches
+
+
+def test_implicit_gemm_without_bias_or_relu(host, rng):
+    _compare(rng, np.float64, *IMPLICIT_CASES[3], "implicit", bias=False, relu=False)
+
+
+# Odd and even output sizes (partial 2x2 tiles), asymmetric and negative end padding, groups.
+WINOGRAD_CASES = [
+    ((2, 3, 7, 6), (5, 3, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 1)),
+    ((1, 4, 8, 9), (6, 4, 3, 3), ((1, 1), (0, 2), (1, 0), (1, 1), 1)),
+    ((1, 6, 6, 7), (9, 2, 3, 3), ((1, 1), (1, 1), (-1, 1), (1, 1), 3)),
+    ((1, 2, 3, 3), (8, 2, 3, 3), ((1, 1), (0, 0), (0, 0), (1, 1), 1)),  # one output pixel
+]
+
+
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])  # "cublas" is numpy's matmul on the host
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_2x3_forward_matches_the_cpu(host, rng, monkeypatch, gemm_algorithm, dtype, case):
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
+    _compare(rng, dtype, *case, "winograd_2x3")
+    assert bool(host[f"gemm_{'f32' if dtype == np.float32 else 'f64'}"].launches) == (gemm_algorithm == "tiled")
+
+
+def test_a_non_finite_input_row_cut_off_by_negative_end_padding_does_not_reach_the_output(host, rng):
+    """The last input row lies past every window (pad_end -1); Winograd's transforms mix a tile's
+    rows, so it must be read as 0, as a direct convolution never reads it."""
+    x = rng.standard_normal((1, 2, 6, 6))
+    x[..., -1, :] = np.inf
+    w = rng.standard_normal((3, 2, 3, 3))
+    geometry = ((1, 1), (1, 1), (-1, 1), (1, 1), 1)
+    got = _forward(cuda_conv, x, w, None, geometry, "winograd_2x3", False)
+    np.testing.assert_allclose(got, _forward(_C, x, w, None, geometry, "im2col", False), rtol=1e-11, atol=1e-11)
+
+
+TRANSFORMS = r"""
+#include "conv/cuda/winograd_body.h"
+namespace wg = fastconv::conv::winograd_2x3;
+extern "C" void input(const double* d, double* v) {
+  wg::input_transform(*reinterpret_cast<const double(*)[4][4]>(d), *reinterpret_cast<double(*)[4][4]>(v));
+}
+extern "C" void filter(const double* g, double* u) {
+  wg::filter_transform(*reinterpret_cast<const double(*)[3][3]>(g), *reinterpret_cast<double(*)[4][4]>(u));
+}
+extern "C" void output(const double* m, double* y) {
+  wg::output_transform(*reinterpret_cast<const double(*)[4][4]>(m), *reinterpret_cast<double(*)[2][2]>(y));
+}
+"""
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+def test_winograd_transforms_are_their_definitions(rng):
+    library = hostgrid.build(TRANSFORMS)
+
+    def run(name, x, out_shape):
+        out = np.empty(out_shape)
+        getattr(library, name)(hostgrid.ptr(np.ascontiguousarray(x)), hostgrid.ptr(out))
+        return out
+
+    d, g, m = rng.standard_normal((4, 4)), rng.standard_normal((3, 3)), rng.standard_normal((4, 4))
+    np.testing.assert_allclose(run("input", d, (4, 4)), B_T @ d @ B_T.T, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(run("filter", g, (4, 4)), G @ g @ G.T, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(run("output", m, (2, 2)), A_T @ m @ A_T.T, rtol=1e-15, atol=1e-15)
+    # Together they are the 3x3 correlation of the 4x4 tile: the algorithm's identity.
+    y = run("output", run("filter", g, (4, 4)) * run("input", d, (4, 4)), (2, 2))
+    direct = [[np.sum(d[a:a + 3, b:b + 3] * g) for b in range(2)] for a in range(2)]
+    np.testing.assert_allclose(y, direct, rtol=1e-13, atol=1e-13)
+
+
+UNIT = ((1, 1), (1, 1), (1, 1), (1, 1), 1)
+
+
+@pytest.mark.parametrize("input_shape, weight_shape, geometry, expected", [
+    ((8, 64, 56, 56), (64, 64, 3, 3), UNIT, "winograd_2x3"),
+    ((8, 16, 32, 32), (16, 16, 3, 3), UNIT, "im2col"),  # too few channels for Winograd
+    ((8, 64, 28, 28), (128, 64, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "im2col"),  # strided
+    ((8, 64, 56, 56), (64, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 32), "implicit"),  # grouped
+    ((64, 64, 224, 224), (64, 64, 5, 5), ((1, 1), (2, 2), (2, 2), (1, 1), 1), "implicit"),  # 20 GB of columns
+])
+def test_auto_follows_its_documented_rule(input_shape, weight_shape, geometry, expected):
+    assert cuda_conv.conv2d_heuristic(input_shape, weight_shape, *geometry) == expected
+
+
+def test_auto_runs_the_rule_s_choice(host, rng, monkeypatch):
+    chosen = []
+    monkeypatch.setitem(cuda_conv.FORWARD, "implicit", lambda *a: chosen.append("implicit"))
+    x, w = np.zeros((1, 4, 6, 6)), np.zeros((4, 1, 3, 3))
+    cuda_conv.conv2d_forward(x, w, None, np.empty((1, 4, 6, 6)), *UNIT[:4], 4, "auto")
+    assert chosen == ["implicit"]
+
+
+@pytest.mark.parametrize("algo, weight_shape, geometry, message", [
+    ("winograd_2x3", (2, 2, 5, 5), UNIT, "winograd_2x3 runs 3x3 kernels at stride 1 without dilation"),
+    ("winograd_2x3", (2, 2, 3, 3), ((2, 1), (1, 1), (1, 1), (1, 1), 1), "at stride 1"),
+    ("winograd_2x3", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 2), 1), "without dilation"),
+    ("fft", (2, 2, 3, 3), UNIT, "fft runs on the CPU only"),
+])
+def test_what_an_algorithm_cannot_run_is_refused_by_name(host, algo, weight_shape, geometry, message):
+    x = np.zeros((1, 2, 9, 9))
+    out = np.empty(_C.conv2d_output_shape(x.shape, weight_shape, *geometry))
+    assert message in cuda_conv.conv2d_unsupported_reason(algo, x.shape, weight_shape, *geometry)
+    with pytest.raises(ValueError, match=f"algo: .*{message}"):
+        cuda_conv.conv2d_forward(x, np.zeros(weight_shape), None, out, *geometry, algo)
+    assert all(not kernel.launches for kernel in host.values())
+
+
+def _gradients(library, algo, x, w, dy, geometry):
+    dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty(w.shape[0])
+    library.conv2d_backward_input(dy, w, dx, *geometry, algo)
+    library.conv2d_backward_weight(x, dy, dw, db, *geometry, algo)
+    return dx, dw, db
+
+
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])  # the tiled GEMM reads w^T as a strided view
+@pytest.mark.parametrize("algo", ["implicit", "winograd_2x3"])
+def test_the_gradients_of_every_algorithm_run_im2col(host, rng, monkeypatch, algo, gemm_algorithm):
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
+    x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))
+    geometry = ((1, 1), (1, 1), (1, 1), (1, 1), 2)
+    dy = rng.standard_normal(_C.conv2d_output_shape(x.shape, w.shape, *geometry))
+    for got, want in zip(_gradients(cuda_conv, algo, x, w, dy, geometry), _gradients(_C, "im2col", x, w, dy, geometry)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])
+def test_an_empty_batch_runs_every_direction(host, monkeypatch, gemm_algorithm):
+    """N = 0: nothing to compute, the weight gradient is 0 (reshapes name every size: -1 cannot
+    be inferred from 0 elements)."""
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
+    x, w, dy = np.zeros((0, 2, 5, 5)), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 5, 5))
+    for algo in cuda_conv.ALGORITHMS:
+        cuda_conv.conv2d_forward(x, w, None, np.empty(dy.shape), *UNIT, algo)
+    cuda_conv.conv2d_backward_input(dy, w, np.empty(x.shape), *UNIT)
+    dw = np.full(w.shape, np.nan)
+    cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT)
+    np.testing.assert_array_equal(dw, 0)
