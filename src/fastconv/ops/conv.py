@@ -61,15 +61,10 @@ def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     picks for this shape; 'auto' as it is, for _algorithm to choose per direction, or the kernel
     library's one algorithm where it has only one, or a device library's fixed rule (CUDA's)."""
     if algo == "auto":
-        if hasattr(lib, "conv2d_heuristic"):  # a device library's fixed rule (fastconv.cuda.conv): no timing
+        if hasattr(lib, "conv2d_heuristic"):  # a device library's fixed rule (fastconv.cuda.conv)
             return lib.conv2d_heuristic(input_shape, weight_shape, *args)
         available = lib.conv2d_algorithms()
         return available[0] if len(available) == 1 else algo
-    if algo == "winograd":
-        return conv_algo.winograd_variant(input_shape, weight_shape, args)
-    if algo not in conv_algo.algorithms():
-        raise ValueError(f"algo: expected 'auto', 'winograd' or one of {conv_algo.algorithms()}, got {algo!r}")
-    return algo
     if algo == "winograd":
         return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
