@@ -12,8 +12,13 @@ This program trains three networks from the same seed on the same scenes and pri
 mIoU: the FCN on one scale, the two scales merged by a per-pixel max (the paper's baseline),
 and merged by attention. --attention-maps writes each scale's weight on a few test scenes.
 
-    python python/attention_to_scale.py
-    python python/attention_to_scale.py --scales 1 0.5 --plot a2s.png --attention-maps a2s_maps.png
+    python python/attention_to_scale.py --plot a2s.png --attention-maps a2s_maps.png
+
+On these scenes, in the default's 500 steps each, the single-scale FCN leads (test mIoU 0.50;
+max over scales 0.40, attention 0.41): the attention learns to put all the weight on scale 1,
+since at half size the strokes are a pixel wide, while the shared FCN's training is split
+between the two sizes. Digits here span only 16 to 32 pixels; the paper's gains come from
+objects whose sizes vary far more.
 """
 import sys
 

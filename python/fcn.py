@@ -10,8 +10,9 @@ digits' pen strokes are two to four pixels wide, so the default here continues t
 The loss is per-pixel cross-entropy with the digits weighted up (median frequency balancing,
 softened); the figure is the mean IoU over the 11 classes on scenes of MNIST's test digits.
 
-    python python/fcn.py                          # FCN-2s on 3,000 scenes
-    python python/fcn.py --output-stride 8        # the paper's FCN-8s: strokes come out as blobs
+    python python/fcn.py                  # FCN-2s, 4,000 scenes, 8 epochs: test mIoU 0.70, 3.5 min of one core
+    python python/fcn.py --output-stride 8 --epochs 4 --train-scenes 3000 --test-scenes 300
+        # the paper's FCN-8s: 0.40 where FCN-2s reaches 0.57 in the same 750 steps
     python python/fcn.py --plot fcn.png --predictions fcn_scenes.png
 """
 import sys

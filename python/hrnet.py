@@ -8,8 +8,8 @@ again: every branch receives every other, brought down by strided 3x3 convolutio
 branches at the highest resolution and scores each pixel with 1x1 convolutions. Trained and
 measured as python/fcn.py: per-pixel cross-entropy, mean IoU on scenes of unseen digits.
 
-    python python/hrnet.py                        # width 8: about FCN-2s's cost per step
-    python python/hrnet.py --width 16 --plot hrnet.png --predictions hrnet_scenes.png
+    python python/hrnet.py    # width 8, 3,000 scenes, 4 epochs: test mIoU 0.56 (FCN-2s: 0.57 in those steps)
+    python python/hrnet.py --epochs 8 --train-scenes 4000 --plot hrnet.png --predictions hrnet_scenes.png
 """
 import sys
 

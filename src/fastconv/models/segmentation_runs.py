@@ -51,8 +51,9 @@ class AttentionOptions(SegmentationOptions):
 
 # Defaults chosen so each program in python/ runs in under 15 minutes on 2 cores.
 # HRNet at width 8 costs about what FCN-2s at width 16 does per step (118 and 79 ms of CPU for
-# a batch of 16 on one core); the attention program trains three networks, each on fewer scenes.
-HRNET_OPTIONS = SegmentationOptions(width=8)
+# a batch of 16 on one core); its program and the attention program's three networks train on
+# fewer scenes.
+HRNET_OPTIONS = SegmentationOptions(width=8, epochs=4, train_scenes=3000, test_scenes=300)
 ATTENTION_OPTIONS = AttentionOptions(epochs=4, train_scenes=2000, test_scenes=300)
 
 
