@@ -88,7 +88,7 @@ def test_matches_reference(torch, cases, name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_gradcheck(torch, cases, name, one_thread):
+def test_gradcheck(torch, cases, name):
     ours, _, make = cases[name]
     assert torch.autograd.gradcheck(ours, make(torch.float64))
 
@@ -111,7 +111,7 @@ def _first_op_call(torch, call, inputs):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_opcheck(torch, cases, name, one_thread):
+def test_opcheck(torch, cases, name):
     ours, _, make = cases[name]
     inputs = make(torch.float64)
     op, args, kwargs = _first_op_call(torch, ours, inputs)
