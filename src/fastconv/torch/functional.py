@@ -172,10 +172,12 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 
 # ---- batch_norm ---------------------------------------------------------------------------------------
 
-def _updated_copy(running, name, training):
-    """A copy of a running statistic for the kernel to update (the op stays functional, which
-    its autograd formula needs; the caller copies it back), or None where nothing is updated."""
-    return as_array(running, name).copy() if training and running is not None else None
+def _running_statistic(running, name, training):
+    """The array the kernel reads a running statistic from: in training a copy, which the kernel
+    updates and the op returns (a custom op with an autograd formula must not write its inputs;
+    batch_norm() copies the update back), else the tensor's own memory."""
+    array = as_optional_array(running, name)
+    return array.copy() if training and array is not None else array
 
 
 @_op("batch_norm")
@@ -184,14 +186,12 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
                 relu: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(output, mean, invstd, new running_mean, new running_var): the statistics used, which the
     backward reads, and in training the updated running statistics (empty when not updated)."""
-    new_mean, new_var = (_updated_copy(running_mean, "running_mean", training),
-                         _updated_copy(running_var, "running_var", training))
-    if not training:
-        new_mean, new_var = as_optional_array(running_mean, "running_mean"), as_optional_array(running_var, "running_var")
-    y, mean, invstd = ops.batch_norm(as_array(input, "input"), new_mean, new_var, as_optional_array(weight, "weight"),
+    mean_array, var_array = (_running_statistic(running_mean, "running_mean", training),
+                             _running_statistic(running_var, "running_var", training))
+    y, mean, invstd = ops.batch_norm(as_array(input, "input"), mean_array, var_array, as_optional_array(weight, "weight"),
                                      as_optional_array(bias, "bias"), training, momentum, eps,
                                      as_optional_array(residual, "residual"), relu)
-    updated = (new_mean, new_var) if training else (None, None)
+    updated = (mean_array, var_array) if training else (None, None)
     return (as_tensor(y), as_tensor(mean), as_tensor(invstd)) + tuple(as_tensor_or_empty(u, input) for u in updated)
 
 
