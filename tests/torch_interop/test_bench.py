@@ -20,7 +20,7 @@ def test_models_section_times_fastconv_inside_torch(torch):
 
 
 def test_overhead_micro_benchmark_reports_each_runner(torch):
-    rows = torch_overhead.measure(torch, calls=2, repeats=1)
+    rows = torch_overhead.measure(torch, calls=2, rounds=1)
     assert [name for name, _ in rows] == ["max_pool2d 1x4x8x8", "conv2d 1x4x8x8, 3x3 direct"]
     for _, microseconds in rows:
         assert set(microseconds) == {"bare", "torch op", "+autograd", "torch"}

@@ -5,19 +5,21 @@ itself takes little time.
 
     python -m fastconv.bench.torch_overhead [--threads 1] [--calls 2000]
 
-Each row times, interleaved in one process (median of rounds of `calls` calls each):
+Each row times, interleaved in one process, rounds of `calls` calls each and keeps each runner's
+fastest round: the overhead is a property of the code path, and on a shared machine the other
+tenants only ever add to it (medians of microsecond calls there mostly measure the neighbours).
   bare       fastconv.ops.<op> on numpy arrays (the kernel plus fastconv's argument checks)
   torch op   fastconv.torch.functional.<op> on tensors that need no gradient
   +autograd  the same with an input that requires grad (the forward only: the graph node's cost)
   torch      torch's own kernel, for scale
 """
 import argparse
+import time
 
 import numpy as np
 
 import fastconv
 from fastconv import ops
-from fastconv.bench.harness import time_interleaved
 from fastconv.bench.peers import load_torch
 
 
@@ -43,7 +45,20 @@ def _repeated(fn, args, calls):
     return run
 
 
-def measure(torch, calls=2000, repeats=7):
+def fastest_rounds(runners, rounds):
+    """Seconds of each runner's fastest round, the runners taking turns round by round."""
+    for run in runners.values():
+        run()  # warm-up
+    best = dict.fromkeys(runners, float("inf"))
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def measure(torch, calls=2000, rounds=15):
     """[(case name, {runner: microseconds per call})]."""
     rows = []
     for name, bare, ours, theirs, arrays in _cases(torch):
@@ -51,7 +66,7 @@ def measure(torch, calls=2000, repeats=7):
         needs_grad = [tensors[0].clone().requires_grad_()] + tensors[1:]
         runners = {"bare": _repeated(bare, arrays, calls), "torch op": _repeated(ours, tensors, calls),
                    "+autograd": _repeated(ours, needs_grad, calls), "torch": _repeated(theirs, tensors, calls)}
-        seconds = time_interleaved(runners, repeats=repeats)
+        seconds = fastest_rounds(runners, rounds)
         rows.append((name, {runner: s / calls * 1e6 for runner, s in seconds.items()}))
     return rows
 
@@ -65,7 +80,7 @@ def main(argv=None):
     if torch is None:
         parser.exit(1, "torch is not installed: pip install \"fastconv[torch]\"\n")
     fastconv.set_num_threads(args.threads)
-    print(f"per call, microseconds ({args.threads} thread(s), median of 7 rounds of {args.calls} calls)")
+    print(f"per call, microseconds ({args.threads} thread(s), fastest of 15 rounds of {args.calls} calls)")
     print(f"{'case':30} {'bare':>8} {'torch op':>9} {'+autograd':>10} {'torch':>8} {'overhead':>9}")
     for name, us in measure(torch, args.calls):
         print(f"{name:30} {us['bare']:8.2f} {us['torch op']:9.2f} {us['+autograd']:10.2f} {us['torch']:8.2f} "
