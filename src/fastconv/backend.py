@@ -200,6 +200,8 @@ def _imported(value, name):
                         f"fastconv.torch (differentiable torch ops and layers), or pass {name}.detach()")
     try:
         return from_dlpack(value)
+    except DeviceError as error:
+        raise DeviceError(f"{name}: {error}") from error
     except (BufferError, TypeError, ValueError, RuntimeError) as error:
         raise TypeError(f"{name}: a {type(value).__module__}.{type(value).__name__} could not be read through "
                         f"DLPack ({error})") from error
@@ -210,6 +212,8 @@ def _exporter(array):
     top-level module's (torch.from_dlpack)."""
     namespace = getattr(array, "__array_namespace__", None)
     module = namespace() if namespace is not None else sys.modules[type(array).__module__.split(".")[0]]
+    if not hasattr(module, "from_dlpack"):
+        raise TypeError(f"fastconv.ops cannot return arrays of {module.__name__}: it has no from_dlpack")
     return module.from_dlpack
 
 
@@ -232,11 +236,11 @@ def accepts_dlpack(op):
     def call(*args, **kwargs):
         if not _any_foreign(args) and not (kwargs and _any_foreign(kwargs.values())):
             return op(*args, **kwargs)
-        export = _exporter(_first_foreign(list(args) + list(kwargs.values())))
         bound = signature.bind(*args, **kwargs)
+        caller = _first_foreign(bound.arguments.values())
         for name, value in bound.arguments.items():
             bound.arguments[name] = _imported(value, name)
-        return _exported(op(*bound.args, **bound.kwargs), export)
+        return _exported(op(*bound.args, **bound.kwargs), _exporter(caller))
 
     return call
 

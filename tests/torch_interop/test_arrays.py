@@ -118,6 +118,24 @@ def test_plain_ops_refuse_unreadable_dtypes_naming_the_argument(torch):
         ops.max_pool2d(torch.zeros(1, 1, 4, 4, dtype=torch.bfloat16), 2)
 
 
+class ForeignCudaArray:
+    """What another framework's CUDA array shows fastconv: a DLPack device of type 2 (CUDA)."""
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __dlpack__(self, **kwargs):
+        raise AssertionError("a CUDA array was read without CuPy")
+
+
+def test_plain_ops_refuse_cuda_arrays_without_cupy_naming_the_argument():
+    from fastconv import backend
+    if backend.cuda_available():
+        pytest.skip("CuPy sees a GPU here: the array would be imported")
+    with pytest.raises(backend.DeviceError, match="input: device 'cuda' is not available"):
+        ops.max_pool2d(ForeignCudaArray(), 2)
+
+
 def test_numpy_results_stay_numpy_and_fastconv_tensors_read_as_before(torch):
     x = np.random.default_rng(0).random((1, 2, 4, 4))
     assert type(ops.max_pool2d(x, 2)) is np.ndarray
