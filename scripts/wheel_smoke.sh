@@ -11,7 +11,12 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# the in-tree build leaves these behind; remove them unless they were there before
+leftovers=()
+for path in "$root/build" "$root/src/fastconv.egg-info"; do
+    [ -e "$path" ] || leftovers+=("$path")
+done
+trap 'rm -rf "$work" "${leftovers[@]}"' EXIT
 
 echo "== build"
 python -m build --wheel --outdir "$work/dist" "$root"
