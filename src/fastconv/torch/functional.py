@@ -21,12 +21,11 @@ import torch
 from torch import Tensor
 
 from fastconv import ops
+from fastconv._typing import IntPair
 from fastconv.ops._checks import an_int, positive_pair, window_pair
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.ops.sampling import interpolate_arguments
 from fastconv.torch._arrays import as_array, as_optional_array, as_tensor, as_tensor_or_empty
-
-IntPair = Union[int, Sequence[int]]
 
 
 def _op(name, mutates_args=()):

@@ -7,7 +7,6 @@ convolutions, `relu` and a `residual` input on BatchNorm2d.
 """
 from typing import List, Optional, Union
 
-import torch
 from torch import Tensor, nn
 
 from fastconv.torch import functional as F
