@@ -113,6 +113,14 @@ def test_plain_ops_read_strided_torch_views_right(torch):
     torch.testing.assert_close(ops.avg_pool2d(view, 2), torch.nn.functional.avg_pool2d(view, 2))
 
 
+def test_negative_strides_are_read_right(torch):
+    """torch has no negative strides; numpy views do, and torch tensors of them are copies."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 8))
+    flipped = x[:, ::-1, :, ::-1]
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(flipped.copy()), 2).numpy()
+    np.testing.assert_allclose(ops.avg_pool2d(flipped, 2), expected, rtol=1e-12)
+
+
 def test_plain_ops_refuse_unreadable_dtypes_naming_the_argument(torch):
     with pytest.raises(TypeError, match="input: "):
         ops.max_pool2d(torch.zeros(1, 1, 4, 4, dtype=torch.bfloat16), 2)
