@@ -136,3 +136,11 @@ def test_convert_leaves_subclasses_and_converts_a_bare_layer(torch, fct):
     conv = torch.nn.Conv2d(1, 2, 3)
     converted = fct.convert(conv)
     assert isinstance(converted, fct.Conv2d) and converted.weight is conv.weight and converted.algo == "auto"
+
+
+def test_unbatched_inputs_are_a_batch_of_one(torch, fct):
+    conv, plain = _twin_layers(torch, lambda: fct.Conv2d(3, 4, 3, padding=1), lambda: torch.nn.Conv2d(3, 4, 3, padding=1))
+    x = torch.randn(3, 7, 6)
+    torch.testing.assert_close(conv(x), plain(x))
+    ours, their = fct.MaxPool2d(2, return_indices=True)(x), torch.nn.MaxPool2d(2, return_indices=True)(x)
+    assert all(torch.equal(a, b) for a, b in zip(ours, their)) and ours[0].shape == (3, 3, 3)

@@ -15,6 +15,7 @@ without a copy (fastconv.torch._arrays). Each op registers
 Window arguments are normalised here, with fastconv.ops' checks and messages, before they reach
 an op, whose schema takes them as lists of ints.
 """
+import functools
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from fastconv import ops
 from fastconv._typing import IntPair
+from fastconv.functional._unbatched import run_batched
 from fastconv.ops._checks import an_int, positive_pair, window_pair
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.ops.sampling import interpolate_arguments
@@ -44,6 +46,15 @@ def _register(op, fake, setup_context=None, backward=None):
 
 def _shape(tensor):
     return list(tensor.shape)
+
+
+def _unbatched_as_batch_of_one(function):
+    """torch's rule for conv2d, conv_transpose2d and the 2-d poolings: a (C, H, W) input is a
+    batch of one, and the batch axis is dropped from the result."""
+    @functools.wraps(function)
+    def call(input, *args, **kwargs):
+        return run_batched(function, input, *args, **kwargs)
+    return call
 
 
 # ---- conv2d ---------------------------------------------------------------------------------------
@@ -101,6 +112,7 @@ _register(_conv2d_input, lambda grad_output, weight, input_size, *_: grad_output
 _register(_conv2d_weight, lambda grad_output, input, weight_size, *_: grad_output.new_empty(weight_size))
 
 
+@_unbatched_as_batch_of_one
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
            padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto") -> Tensor:
     """torch.nn.functional.conv2d on fastconv's kernels; `algo` as fastconv.ops.conv2d's
@@ -160,6 +172,7 @@ _register(_conv_transpose2d_backward, lambda grad_output, input, weight, *_: (in
                                                                                weight.new_empty(weight.shape)))
 
 
+@_unbatched_as_batch_of_one
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
                      algo: str = "auto") -> Tensor:
@@ -311,6 +324,7 @@ _register(_max_pool2d, _max_pool2d_fake, _max_pool2d_setup, _max_pool2d_grad)
 _register(_max_pool2d_backward, lambda grad_output, indices, input_size: grad_output.new_empty(input_size))
 
 
+@_unbatched_as_batch_of_one
 def max_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:
@@ -348,6 +362,7 @@ _register(_avg_pool2d, lambda input, kernel, stride, padding, ceil_mode, *_:
 _register(_avg_pool2d_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
 
 
+@_unbatched_as_batch_of_one
 def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
@@ -376,6 +391,7 @@ _register(_adaptive_avg_pool2d, lambda input, output_size: input.new_empty([*inp
 _register(_adaptive_avg_pool2d_backward, lambda grad_output, input_size: grad_output.new_empty(input_size))
 
 
+@_unbatched_as_batch_of_one
 def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional[int]]]) -> Tensor:
     """torch.nn.functional.adaptive_avg_pool2d on fastconv's kernel (a None size keeps the input's)."""
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
