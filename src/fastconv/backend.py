@@ -229,7 +229,7 @@ def accepts_dlpack(op):
     """`op`, also taking arrays of other frameworks (anything with __dlpack__, on the CPU, or on
     a CUDA device where CuPy is installed): they are read without a copy, and the op's arrays
     come back as the framework of the first such argument, through its from_dlpack (again no
-    copy). A call with numpy arrays only pays for one type test per argument."""
+    copy). A call with numpy arrays only pays for one dict lookup per argument."""
     signature = inspect.signature(op)
 
     @functools.wraps(op)
