@@ -9,8 +9,14 @@ and writes no device-specific array call of its own. The random generator used b
 the initialisers lives here too, so that a checkpoint can save and restore it.
 
 Devices are named as in PyTorch: "cpu" and "cuda".
+
+Arrays of other frameworks (torch tensors, JAX arrays: anything with __dlpack__) cross into the
+ops at one seam, `accepts_dlpack`, which fastconv.ops wraps around each op: arguments are read
+through DLPack (no copy) and the results handed back as arrays of the caller's kind.
 """
 import functools
+import inspect
+import sys
 
 import numpy as np
 
@@ -159,6 +165,104 @@ def from_dlpack(array):
         return _require_cuda().from_dlpack(array)
     raise DeviceError(f"from_dlpack: arrays on DLPack device type {device_type} are not supported "
                       f"(only CPU and CUDA)")
+
+
+def _foreign_type(kind):
+    """Whether arrays of type `kind` belong to another framework and are read through DLPack:
+    numpy and CuPy arrays are the ops' own, and fastconv's Tensor is read as before, through
+    __array__. Answered once per type (a failed hasattr costs more than the rest of a check)."""
+    known = _FOREIGN_TYPES.get(kind)
+    if known is None:
+        known = _FOREIGN_TYPES[kind] = (hasattr(kind, "__dlpack__")
+                                        and not kind.__module__.startswith(("numpy", "cupy", "fastconv")))
+    return known
+
+
+_FOREIGN_TYPES = {np.ndarray: False, type(None): False, int: False, float: False, bool: False, str: False}
+
+
+def _is_foreign(value):
+    return _foreign_type(type(value))
+
+
+def _any_foreign(values):
+    """Runs on every op call: a numpy array or a scalar costs one dict lookup."""
+    for value in values:
+        foreign = _FOREIGN_TYPES.get(type(value))
+        if foreign is None:
+            kind = type(value)
+            if kind is list or kind is tuple:  # roi boxes: a list of arrays; window sizes: ints
+                foreign = _any_foreign(value)
+            else:
+                foreign = _foreign_type(kind)
+        if foreign:
+            return True
+    return False
+
+
+def _first_foreign(values):
+    for value in values:
+        if type(value) in (list, tuple):
+            value = _first_foreign(value)
+        if value is not None and _is_foreign(value):
+            return value
+    return None
+
+
+def _imported(value, name):
+    """An argument with its foreign arrays as numpy (or CuPy) arrays sharing their memory."""
+    if type(value) in (list, tuple):
+        return type(value)(_imported(v, f"{name}[{i}]") for i, v in enumerate(value))
+    if not _is_foreign(value):
+        return value
+    if getattr(value, "requires_grad", False):
+        raise TypeError(f"{name}: got a tensor that requires grad, but fastconv.ops records no gradient; use "
+                        f"fastconv.torch (differentiable torch ops and layers), or pass {name}.detach()")
+    try:
+        return from_dlpack(value)
+    except DeviceError as error:
+        raise DeviceError(f"{name}: {error}") from error
+    except (BufferError, TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{name}: a {type(value).__module__}.{type(value).__name__} could not be read through "
+                        f"DLPack ({error})") from error
+
+
+def _exporter(array):
+    """The from_dlpack of `array`'s framework: its array-API namespace's (JAX), else its
+    top-level module's (torch.from_dlpack)."""
+    namespace = getattr(array, "__array_namespace__", None)
+    module = namespace() if namespace is not None else sys.modules[type(array).__module__.split(".")[0]]
+    if not hasattr(module, "from_dlpack"):
+        raise TypeError(f"fastconv.ops cannot return arrays of {module.__name__}: it has no from_dlpack")
+    return module.from_dlpack
+
+
+def _exported(result, export):
+    if type(result) is tuple:
+        return tuple(_exported(r, export) for r in result)
+    if isinstance(result, np.ndarray) or is_cuda_array(result):
+        return export(result)
+    return result
+
+
+def accepts_dlpack(op):
+    """`op`, also taking arrays of other frameworks (anything with __dlpack__, on the CPU, or on
+    a CUDA device where CuPy is installed): they are read without a copy, and the op's arrays
+    come back as the framework of the first such argument, through its from_dlpack (again no
+    copy). A call with numpy arrays only pays for one dict lookup per argument."""
+    signature = inspect.signature(op)
+
+    @functools.wraps(op)
+    def call(*args, **kwargs):
+        if not _any_foreign(args) and not (kwargs and _any_foreign(kwargs.values())):
+            return op(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        caller = _first_foreign(bound.arguments.values())
+        for name, value in bound.arguments.items():
+            bound.arguments[name] = _imported(value, name)
+        return _exported(op(*bound.args, **bound.kwargs), _exporter(caller))
+
+    return call
 
 
 def to_device(array, device):

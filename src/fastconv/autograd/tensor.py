@@ -1,8 +1,10 @@
 """`Tensor`: an array, an optional gradient, and the graph node that produced it."""
 import math
+from typing import Any, Tuple, Union
 
 import numpy as np
 
+from fastconv._typing import Array
 from fastconv import backend
 from fastconv.autograd import arithmetic, elementwise, reduction
 from fastconv.autograd import shape as shape_ops
@@ -135,32 +137,32 @@ class Tensor:
     def __dlpack_device__(self):
         return self.data.__dlpack_device__()
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """The values as a numpy array: the data itself on the CPU (no copy), a host copy of a GPU array."""
         return backend.to_host(self.data)
 
-    def to(self, device):
+    def to(self, device: str) -> "Tensor":
         """This tensor on `device` ('cpu' or 'cuda'): itself when it is there already, else a copy
         that stays in the graph (its gradient is copied back)."""
         device = backend.check_device(device)
         return self if device == self.device else shape_ops.ToDevice.apply(self, device)
 
-    def cpu(self):
+    def cpu(self) -> "Tensor":
         return self.to("cpu")
 
-    def item(self):
+    def item(self) -> Any:
         return self.data.item()
 
-    def detach(self):
+    def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         self.requires_grad = requires_grad
         return self
 
     # ---- backward -----------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=False):
+    def backward(self, gradient: Union["Tensor", Array, None] = None, retain_graph: bool = False) -> None:
         """Accumulates d self / d leaf into every leaf's .grad, walking the graph once in reverse
         topological order; frees the graph's saved arrays unless retain_graph."""
         if not self.requires_grad:
@@ -247,28 +249,28 @@ class Tensor:
     tanh, sigmoid, relu = _unary(elementwise.Tanh), _unary(elementwise.Sigmoid), _unary(elementwise.ReLU)
 
     # ---- reductions (axis: None, an int or a tuple) -------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> "Tensor":
         return reduction.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> "Tensor":
         count = math.prod(self.shape[a] for a in reduction.normalize_axes(axis, self.ndim))
         return self.sum(axis, keepdims) / count
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> "Tensor":
         return reduction.Max.apply(self, axis=axis, keepdims=keepdims)
 
     # ---- shape --------------------------------------------------------------------------
-    def reshape(self, *shape):
+    def reshape(self, *shape) -> "Tensor":
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return shape_ops.Reshape.apply(self, shape)
 
     view = reshape
 
-    def permute(self, *dims):
+    def permute(self, *dims) -> "Tensor":
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return shape_ops.Permute.apply(self, dims)
 
-    def transpose(self, dim0, dim1):
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(dims)
@@ -277,15 +279,15 @@ class Tensor:
     def T(self):
         return self.permute(tuple(reversed(range(self.ndim))))
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim: int) -> "Tensor":
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim):
+    def squeeze(self, dim: int) -> "Tensor":
         if self.shape[dim] != 1:
             raise ValueError(f"squeeze: dim {dim} of shape {self.shape} is not 1")
         return self.reshape(self.shape[:dim % self.ndim] + self.shape[dim % self.ndim + 1:])

@@ -1,17 +1,17 @@
 """Activations and (log-)softmax, each forward beside its backward."""
 from fastconv import backend
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 
 
-def relu(input):
+def relu(input: Tensor) -> Tensor:
     return input.relu()
 
 
-def sigmoid(input):
+def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
 
 
-def tanh(input):
+def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
@@ -26,7 +26,7 @@ class LeakyReLU(Function):
         return grad * ctx.slope
 
 
-def leaky_relu(input, negative_slope=0.01):
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(input, negative_slope)
 
 
@@ -45,7 +45,7 @@ class ELU(Function):
         return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
 
 
-def elu(input, alpha=1.0):
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
     return ELU.apply(input, alpha)
 
 
@@ -80,9 +80,9 @@ class Softmax(LogSoftmax):
         return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
 
 
-def softmax(input, dim):
+def softmax(input: Tensor, dim: int) -> Tensor:
     return Softmax.apply(input, dim)
 
 
-def log_softmax(input, dim):
+def log_softmax(input: Tensor, dim: int) -> Tensor:
     return LogSoftmax.apply(input, dim)

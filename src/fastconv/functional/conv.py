@@ -1,6 +1,9 @@
 """conv2d as a Function over the compiled kernels of fastconv.ops."""
+from typing import Optional, Union
+
+from fastconv._typing import IntPair
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 from fastconv.functional._unbatched import run_batched
 
 
@@ -22,7 +25,8 @@ class Conv2d(Function):
         return None, grad_weight, grad.sum(axis=(0, 2, 3)) if need_bias else None
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
+           padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto") -> Tensor:
     """torch.nn.functional.conv2d. algo picks the kernels of the forward and of both gradients:
     'auto' (per shape, see fastconv.ops.conv_algo), 'winograd' or one of ops.conv_algo.algorithms().
     An unbatched (C, H, W) input gives a (C_out, H_out, W_out) output, as in PyTorch."""

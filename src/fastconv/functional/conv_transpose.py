@@ -1,6 +1,9 @@
 """conv_transpose2d as a Function over the compiled kernels of fastconv.ops."""
+from typing import Optional
+
+from fastconv._typing import IntPair
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 from fastconv.functional._unbatched import run_batched
 
 
@@ -19,8 +22,9 @@ class ConvTranspose2d(Function):
         return ops.conv_transpose2d_backward(x, weight, grad, **ctx.args, needs_bias=need_bias)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     algo="auto"):
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
+                     algo: str = "auto") -> Tensor:
     """torch.nn.functional.conv_transpose2d: weight (C_in, C_out/groups, R, S). algo picks the
     conv2d kernels that compute it and its gradients, as in conv2d. An unbatched (C_in, H, W)
     input gives a (C_out, H_out, W_out) output, as in PyTorch."""

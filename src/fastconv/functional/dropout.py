@@ -1,6 +1,6 @@
 """Inverted dropout: scaled while training, so evaluation is the identity."""
 from fastconv import backend
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 
 
 class Dropout(Function):
@@ -17,7 +17,7 @@ class Dropout(Function):
         return grad * ctx.mask
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     return Dropout.apply(input, p) if training and p > 0 else input

@@ -1,6 +1,8 @@
 """linear (one GEMM call) and embedding (a row lookup)."""
+from typing import Optional
+
 from fastconv import backend, ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 from fastconv.autograd.tensor import array_of
 
 
@@ -30,11 +32,11 @@ class Linear(Function):
         return grad_x, grad_weight, grad_rows.sum(axis=0) if need_bias else None
 
 
-def linear(input, weight, bias=None):
+def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     return Linear.apply(input, weight, bias)
 
 
-def embedding(input, weight):
+def embedding(input: Tensor, weight: Tensor) -> Tensor:
     """Rows of weight (num_embeddings, dim) picked by the integer array input."""
     indices = array_of(input)
     if indices.dtype.kind not in "iu":

@@ -1,7 +1,7 @@
 """Losses: cross entropy (a Function: stable log-softmax and negative log-likelihood in one
 pass), and the hinge, squared and absolute losses as compositions of Tensor operations."""
 from fastconv import backend
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 from fastconv.autograd.tensor import array_of
 from fastconv.functional.activation import log_softmax_array
 
@@ -43,7 +43,7 @@ class CrossEntropy(Function):
         return grad_logits * xp.expand_dims(grad * valid * ctx.scale, 1).astype(log_probs.dtype)
 
 
-def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
+def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices."""
     target = array_of(target)
     if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
@@ -55,7 +55,8 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     return CrossEntropy.apply(input, target, ignore_index, reduction)
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, reduction="mean"):
+def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float = 1.0,
+                      reduction: str = "mean") -> Tensor:
     """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, divided by C."""
     target = array_of(target)
     if input.ndim != 2 or target.shape != input.shape[:1]:
@@ -77,11 +78,11 @@ def _check_same_shape(name, input, target):
         raise ValueError(f"{name}: input of shape {input.shape} and target of shape {target.shape} differ")
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_same_shape("mse_loss", input, target)
     return _reduce((input - target) ** 2, reduction)
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)

@@ -1,6 +1,8 @@
 """batch_norm over the fused kernel of fastconv.ops (optionally with a residual add and a ReLU)."""
+from typing import Optional
+
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 
 
 class BatchNorm(Function):
@@ -31,8 +33,10 @@ class BatchNorm(Function):
                 grad_bias if need_bias else None, grad_residual.reshape(grad.shape) if need_residual else None)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, residual=None, relu=False):
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5, *, residual: Optional[Tensor] = None,
+               relu: bool = False) -> Tensor:
     """torch.nn.functional.batch_norm, plus two keyword-only fusions (off by default, so a
     PyTorch call means the same here): relu(batch_norm(input) + residual), the tail of a ResNet
     block, in one pass over memory. `residual` has input's shape and gets a gradient."""

@@ -1,5 +1,8 @@
 """Max, average and adaptive average pooling: the compiled kernels of fastconv.ops. max_pool2d,
 avg_pool2d and adaptive_avg_pool2d take an unbatched (C, H, W) input too, as PyTorch does."""
+from typing import Optional, Sequence, Tuple, Union
+
+from fastconv._typing import IntPair
 from fastconv import ops
 from fastconv.autograd import Function, Tensor
 from fastconv.functional._unbatched import run_batched
@@ -24,7 +27,9 @@ def _max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil
     return y, Tensor(indices.data)  # the indices carry no gradient, as in PyTorch
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices h*W+w per plane)."""
     if return_indices:
         return run_batched(_max_pool2d_with_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
@@ -43,8 +48,9 @@ class AvgPool2d(Function):
         return ops.avg_pool2d_backward(grad, ctx.input_shape, *ctx.args)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Tensor:
     """torch.nn.functional.avg_pool2d."""
     return run_batched(AvgPool2d.apply, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                        divisor_override)
@@ -61,6 +67,6 @@ class AdaptiveAvgPool2d(Function):
         return ops.adaptive_avg_pool2d_backward(grad, ctx.input_shape)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional[int]]]) -> Tensor:
     """torch.nn.functional.adaptive_avg_pool2d."""
     return run_batched(AdaptiveAvgPool2d.apply, input, output_size)

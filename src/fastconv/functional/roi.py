@@ -1,7 +1,10 @@
 """roi_pool and roi_align over the compiled kernels of fastconv.ops, with torchvision.ops' names
 and arguments."""
+from typing import Sequence, Union
+
+from fastconv._typing import IntPair
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 from fastconv.autograd.tensor import array_of
 from fastconv.ops.roi import roi_boxes
 
@@ -28,7 +31,8 @@ class RoIPool(Function):
         return ops.roi_pool_backward(grad, argmax, ctx.input_shape), None
 
 
-def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+def roi_pool(input: Tensor, boxes: Union[Tensor, Sequence[Tensor]], output_size: IntPair,
+             spatial_scale: float = 1.0) -> Tensor:
     """torchvision.ops.roi_pool: input (N, C, H, W), boxes (K, 5) [batch_index, x1, y1, x2, y2] or a
     list of (Ki, 4) per image -> (K, C, PH, PW)."""
     return RoIPool.apply(input, _roi_array(boxes, input.dtype), output_size, spatial_scale)
@@ -47,7 +51,8 @@ class RoIAlign(Function):
         return ops.roi_align_backward(grad, rois, ctx.input_shape, *ctx.args), None
 
 
-def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+def roi_align(input: Tensor, boxes: Union[Tensor, Sequence[Tensor]], output_size: IntPair, spatial_scale: float = 1.0,
+              sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
     """torchvision.ops.roi_align: boxes as in roi_pool; sampling_ratio <= 0 adapts to the box size."""
     return RoIAlign.apply(input, _roi_array(boxes, input.dtype), output_size, spatial_scale, sampling_ratio,
                           aligned)

@@ -1,6 +1,9 @@
 """grid_sample, affine_grid and interpolate over the compiled kernels of fastconv.ops."""
+from typing import Optional, Sequence, Union
+
+from fastconv._typing import IntPair, Shape4
 from fastconv import ops
-from fastconv.autograd import Function
+from fastconv.autograd import Function, Tensor
 
 
 class GridSample(Function):
@@ -18,7 +21,8 @@ class GridSample(Function):
                                         needs_grid_grad=need_grid)
 
 
-def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners: Optional[bool] = None) -> Tensor:
     """torch.nn.functional.grid_sample (4-d): gradients for input and grid. align_corners=None
     means False, PyTorch's default."""
     return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
@@ -35,7 +39,7 @@ class AffineGrid(Function):
         return ops.affine_grid_backward(grad, ctx.size, ctx.align_corners)
 
 
-def affine_grid(theta, size, align_corners=None):
+def affine_grid(theta: Tensor, size: Shape4, align_corners: Optional[bool] = None) -> Tensor:
     """torch.nn.functional.affine_grid (4-d): theta (N, 2, 3), size (N, C, H, W) -> (N, H, W, 2)."""
     return AffineGrid.apply(theta, tuple(size), bool(align_corners))
 
@@ -53,23 +57,27 @@ class Interpolate(Function):
         return ops.interpolate_backward(grad, ctx.input_shape, **ctx.args)
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None):
+def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
+                mode: str = "nearest", align_corners: Optional[bool] = None,
+                recompute_scale_factor: Optional[bool] = None) -> Tensor:
     """torch.nn.functional.interpolate for 4-d input, modes "nearest" and "bilinear"."""
     return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
 
 
-def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def upsample(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
+             mode: str = "nearest", align_corners: Optional[bool] = None) -> Tensor:
     """torch.nn.functional.upsample, PyTorch's deprecated alias of interpolate."""
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
-def upsample_nearest(input, size=None, scale_factor=None):
+def upsample_nearest(input: Tensor, size: Optional[IntPair] = None,
+                     scale_factor: Union[float, Sequence[float], None] = None) -> Tensor:
     """torch.nn.functional.upsample_nearest: interpolate(mode="nearest")."""
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
-def upsample_bilinear(input, size=None, scale_factor=None):
+def upsample_bilinear(input: Tensor, size: Optional[IntPair] = None,
+                      scale_factor: Union[float, Sequence[float], None] = None) -> Tensor:
     """torch.nn.functional.upsample_bilinear: interpolate(mode="bilinear", align_corners=True), as
     PyTorch's alias fixes it."""
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

@@ -1,6 +1,10 @@
 """Conv2d and ConvTranspose2d: learnable 2-d convolutions over the compiled kernels."""
-import numpy as np
+from typing import Union
 
+import numpy as np
+from numpy.typing import DTypeLike
+
+from fastconv._typing import IntPair
 from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.linear import empty_parameter
@@ -24,8 +28,9 @@ class Conv2d(Module):
     """torch.nn.Conv2d; algo (keyword-only) pins the convolution algorithm of the forward and of
     both gradients, as functional.conv2d's."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, dtype=np.float32, *, algo="auto"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 dtype: DTypeLike = np.float32, *, algo: str = "auto") -> None:
         super().__init__()
         kernel = _checked_kernel("Conv2d", in_channels, out_channels, kernel_size, groups)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
@@ -48,8 +53,9 @@ class ConvTranspose2d(Module):
     """torch.nn.ConvTranspose2d: weight (in_channels, out_channels/groups, kH, kW), PyTorch's
     initialisation (fan_in from weight dimension 1, as torch computes it); algo as Conv2d's."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, dilation=1, dtype=np.float32, *, algo="auto"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntPair = 1, dtype: DTypeLike = np.float32, *, algo: str = "auto") -> None:
         super().__init__()
         kernel = _checked_kernel("ConvTranspose2d", in_channels, out_channels, kernel_size, groups)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel

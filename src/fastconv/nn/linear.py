@@ -1,5 +1,6 @@
 """Layers with a weight matrix: Linear and Embedding."""
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastconv import backend
 from fastconv import functional as F
@@ -12,7 +13,7 @@ def empty_parameter(shape, dtype):
 
 
 class Linear(Module):
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = empty_parameter((out_features, in_features), dtype)
@@ -27,7 +28,7 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32):
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.weight = empty_parameter((num_embeddings, embedding_dim), dtype)
         init.normal_(self.weight)

@@ -1,5 +1,6 @@
 """Batch normalisation (Ioffe & Szegedy 2015) with PyTorch's defaults and running statistics."""
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastconv import backend
 from fastconv import functional as F
@@ -12,8 +13,8 @@ from fastconv.nn.module import Module
 class _BatchNorm(Module):
     input_ndims = ()  # the input ranks a subclass accepts
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = empty_parameter((num_features,), dtype) if affine else None

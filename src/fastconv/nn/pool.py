@@ -1,11 +1,15 @@
 """Pooling layers: max, average and adaptive average (global average pooling), with torch.nn's
 arguments in torch.nn's order."""
+from typing import Optional, Sequence, Union
+
+from fastconv._typing import IntPair
 from fastconv import functional as F
 from fastconv.nn.module import Module
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+    def __init__(self, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+                 dilation: IntPair = 1, return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
@@ -16,8 +20,9 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+    def __init__(self, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: Optional[int] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
@@ -30,7 +35,7 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     """AdaptiveAvgPool2d(1) is global average pooling."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: Union[int, Sequence[Optional[int]]]) -> None:
         super().__init__()
         self.output_size = output_size
 

@@ -1,4 +1,7 @@
 """Upsample and its fixed-mode shorthands, over functional.interpolate (4-d input)."""
+from typing import Optional, Sequence, Union
+
+from fastconv._typing import IntPair
 from fastconv import functional as F
 from fastconv.nn.module import Module
 
@@ -6,8 +9,9 @@ from fastconv.nn.module import Module
 class Upsample(Module):
     """torch.nn.Upsample: modes "nearest" and "bilinear"."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                 recompute_scale_factor=None):
+    def __init__(self, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
+                 mode: str = "nearest", align_corners: Optional[bool] = None,
+                 recompute_scale_factor: Optional[bool] = None) -> None:
         super().__init__()
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
@@ -24,10 +28,12 @@ class Upsample(Module):
 class UpsamplingBilinear2d(Upsample):
     """torch.nn.UpsamplingBilinear2d: bilinear with align_corners=True."""
 
-    def __init__(self, size=None, scale_factor=None):
+    def __init__(self, size: Optional[IntPair] = None,
+                 scale_factor: Union[float, Sequence[float], None] = None) -> None:
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
 class UpsamplingNearest2d(Upsample):
-    def __init__(self, size=None, scale_factor=None):
+    def __init__(self, size: Optional[IntPair] = None,
+                 scale_factor: Union[float, Sequence[float], None] = None) -> None:
         super().__init__(size, scale_factor, mode="nearest")

@@ -8,7 +8,11 @@ with no kernels is refused there, before any check reads it) and makes every com
 through that library, output shapes included; its helpers receive it as `lib`. conv_algo, which
 decides on shapes alone, asks with no arrays. Outputs come from backend.empty on the inputs'
 device, and array calls on the inputs go through backend.array_module.
+
+Every op exported here also takes other frameworks' arrays (torch tensors, JAX arrays) and
+returns arrays of the caller's kind: backend.accepts_dlpack, wrapped around each below.
 """
+from fastconv.backend import accepts_dlpack
 from fastconv.ops.gemm import matmul
 from fastconv.ops.conv import conv2d, conv2d_backward, conv2d_input, conv2d_weight
 from fastconv.ops.conv_weight_cache import PreparedWeight, prepare_conv_weight
@@ -31,3 +35,7 @@ __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward
            "roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward",
            "grid_sample", "grid_sample_backward", "affine_grid", "affine_grid_backward",
            "interpolate", "interpolate_backward"]
+
+for _name in __all__:
+    if _name != "PreparedWeight":
+        globals()[_name] = accepts_dlpack(globals()[_name])

@@ -3,7 +3,9 @@
 `conv2d_input` and `conv2d_weight` mirror torch.nn.grad.conv2d_input / conv2d_weight.
 """
 import functools
+from typing import Optional, Tuple, Union
 
+from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
 from fastconv.ops.conv_weight_cache import PreparedWeight
@@ -115,7 +117,9 @@ def _transformed(lib, w, prepared, algo, use, input_shape, args):
     return conv_weight_cache.transformed(lib, w, args[-1], algo, use, tile)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False):
+def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Array] = None, stride: IntPair = 1,
+           padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
+           relu: bool = False) -> Array:
     """2-d cross-correlation of an NCHW batch, as torch.nn.functional.conv2d.
 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
@@ -139,7 +143,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_output: Array, stride: IntPair = 1,
+                 padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *,
+                 algo: str = "auto") -> Array:
     """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
     lib = kernels(weight, grad_output, op="conv2d_input")
     weight, prepared = _weight(weight, groups)
@@ -155,7 +161,9 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     return dx
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride: IntPair = 1,
+                  padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *,
+                  algo: str = "auto") -> Array:
     """Gradient of conv2d with respect to its weight (torch.nn.grad.conv2d_weight)."""
     lib = kernels(input, grad_output, op="conv2d_weight")
     x, dy = _prepare({"input": input, "grad_output": grad_output},
@@ -169,8 +177,9 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     return dw
 
 
-def conv2d_backward(input, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                    needs_bias=True, *, algo="auto"):
+def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_output: Array, stride: IntPair = 1,
+                    padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, needs_bias: bool = True,
+                    *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
     """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked."""
     lib = kernels(input, weight, grad_output, op="conv2d_backward")
     weight, prepared = _weight(weight, groups)

@@ -6,6 +6,9 @@ forward runs conv2d's input gradient, the input gradient conv2d's forward, the w
 conv2d's weight gradient. algo="auto" picks each one's algorithm as conv2d's auto does (timed
 once per shape, shared with plain conv2d calls of the same geometry).
 """
+from typing import Optional, Tuple
+
+from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
 from fastconv.ops._checks import an_int, window_pair
@@ -30,8 +33,9 @@ def _equivalent_conv2d_arguments(args):
     return stride, padding, pad_end, dilation, groups
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                     *, algo="auto"):
+def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
+                     algo: str = "auto") -> Array:
     """Transposed 2-d convolution of an NCHW batch, as torch.nn.functional.conv_transpose2d.
 
     input (N, C_in, H, W), weight (C_in, C_out/groups, R, S), bias (C_out,) or None ->
@@ -50,8 +54,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return y
 
 
-def conv_transpose2d_backward(input, weight, grad_output, stride=1, padding=0, output_padding=0, groups=1,
-                              dilation=1, needs_bias=True, *, algo="auto"):
+def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, stride: IntPair = 1,
+                              padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
+                              needs_bias: bool = True, *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
     """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)

@@ -25,7 +25,9 @@ Two ways to reuse it:
 """
 import collections
 import os
+from typing import Sequence
 
+from fastconv._typing import Array
 from fastconv.backend import array_module, device_of, empty, kernels
 from fastconv.ops._checks import check_ndim, float_array
 
@@ -72,7 +74,7 @@ class PreparedWeight:
         return self._transforms[key]
 
 
-def prepare_conv_weight(weight, groups=1, algos=()):
+def prepare_conv_weight(weight: Array, groups: int = 1, algos: Sequence[str] = ()) -> "PreparedWeight":
     """A PreparedWeight of `weight` (K, C/groups, R, S); transforms for `algos` are made now
     (FFT's, which depend on the input size, at the first call of each size)."""
     kernels(weight, op="prepare_conv_weight")  # refuses a device array before anything reads it

@@ -1,9 +1,12 @@
 """Matrix product through fastconv's own GEMM (csrc/gemm)."""
+from typing import Optional
+
+from fastconv._typing import Array
 from fastconv.backend import device_of, empty, kernels
 from fastconv.ops._checks import check_ndim, float_array, same_dtype
 
 
-def matmul(a, b, out=None):
+def matmul(a: Array, b: Array, out: Optional[Array] = None) -> Array:
     """a @ b for 2-d float32/float64 arrays of any strides (transposed views need no copy)."""
     lib = kernels(a, b, out, op="matmul")
     a, b = float_array(a, "a"), float_array(b, "b")

@@ -1,8 +1,11 @@
 """Fused batch normalisation, torch.nn.functional.batch_norm's semantics, plus an optional
 residual add and ReLU: relu(batch_norm(x) + residual). Also folding BN into a conv for inference.
 """
+from typing import Optional, Tuple
+
 import numpy as np
 
+from fastconv._typing import Array
 from fastconv.backend import array_module, device_of, empty, empty_like, kernels
 from fastconv.ops._checks import check_ndim, contiguous, float_array, nchw_input, same_dtype
 
@@ -29,8 +32,9 @@ def _check_eps(eps, training):
         raise ValueError(f"eps: batch_norm eps must be non-negative, but got {eps}")
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-               eps=1e-5, residual=None, relu=False):
+def batch_norm(input: Array, running_mean: Array, running_var: Array, weight: Optional[Array] = None,
+               bias: Optional[Array] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+               residual: Optional[Array] = None, relu: bool = False) -> Tuple[Array, Array, Array]:
     """y = relu?(batch_norm(input) + residual?) over (N, C, H, W), as torch.nn.functional.batch_norm.
 
     Training normalises with the batch mean and biased variance and, when running_mean /
@@ -59,8 +63,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y, v["running_mean"].copy(), invstd
 
 
-def batch_norm_backward(grad_output, input, mean, invstd, weight=None, training=True, output=None,
-                        relu=False, residual=False):
+def batch_norm_backward(grad_output: Array, input: Array, mean: Array, invstd: Array, weight: Optional[Array] = None,
+                        training: bool = True, output: Optional[Array] = None, relu: bool = False,
+                        residual: bool = False) -> Tuple[Array, Optional[Array], Optional[Array], Optional[Array]]:
     """Gradients of batch_norm in one pass: (grad_input, grad_weight, grad_bias, grad_residual).
 
     mean, invstd: what batch_norm returned. relu=True needs the forward's `output` (its mask);
@@ -85,7 +90,8 @@ def batch_norm_backward(grad_output, input, mean, invstd, weight=None, training=
     return dx, dgamma, dbeta, dz
 
 
-def fold_bn_into_conv(weight, bias, running_mean, running_var, gamma, beta, eps=1e-5):
+def fold_bn_into_conv(weight: Array, bias: Optional[Array], running_mean: Optional[Array], running_var: Optional[Array],
+                      gamma: Optional[Array], beta: Optional[Array], eps: float = 1e-5) -> Tuple[Array, Array]:
     """(weight', bias') of the conv2d equal to conv2d followed by eval-mode batch_norm:
     w' = w * gamma / sqrt(var + eps) per output channel, b' = (b - mean) * that + beta.
     bias, gamma, beta may be None (0, 1, 0). Computed in float64, returned in weight's dtype."""

@@ -1,7 +1,10 @@
 """2-d pooling with torch.nn.functional's argument rules: max_pool2d (indices as PyTorch's, flat
 h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
+from typing import Optional, Sequence, Tuple, Union
+
 import numpy as np
 
+from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import array_module, device_of, empty, kernels
 from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_input, shape4, window_pair
 
@@ -22,7 +25,9 @@ def _grad_arrays(grad_output, input_shape):
     return dy, dx
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Array]]:
     """As torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices)."""
     lib = kernels(input, op="max_pool2d")
     x = nchw_input(input)
@@ -47,7 +52,7 @@ def _check_index_range(indices, input_shape):
                          f"got values from {lowest} to {highest}")
 
 
-def max_pool2d_backward(grad_output, input_shape, indices, check_indices=True):
+def max_pool2d_backward(grad_output: Array, input_shape: Shape4, indices: Array, check_indices: bool = True) -> Array:
     """Gradient of max_pool2d: each output's gradient goes to the input its index names.
 
     check_indices=False skips the range check, for indices straight from max_pool2d: a dilated
@@ -75,8 +80,9 @@ def _divisor(divisor_override):
     return divisor
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Array:
     """As torch.nn.functional.avg_pool2d."""
     lib = kernels(input, op="avg_pool2d")
     x = nchw_input(input)
@@ -88,8 +94,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return y
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(grad_output: Array, input_shape: Shape4, kernel_size: IntPair, stride: Optional[IntPair] = None,
+                        padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+                        divisor_override: Optional[int] = None) -> Array:
     """Gradient of avg_pool2d with the same arguments."""
     lib = kernels(grad_output, op="avg_pool2d_backward")
     dy, dx = _grad_arrays(grad_output, input_shape)
@@ -106,7 +113,7 @@ def _adaptive_size(output_size, input_shape):
     return int_pair(output_size, "output_size")
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Array, output_size: Union[int, Sequence[Optional[int]]]) -> Array:
     """As torch.nn.functional.adaptive_avg_pool2d."""
     lib = kernels(input, op="adaptive_avg_pool2d")
     x = nchw_input(input)
@@ -119,7 +126,7 @@ def adaptive_avg_pool2d(input, output_size):
     return y
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape):
+def adaptive_avg_pool2d_backward(grad_output: Array, input_shape: Shape4) -> Array:
     """Gradient of adaptive_avg_pool2d; the output size is grad_output's."""
     lib = kernels(grad_output, op="adaptive_avg_pool2d_backward")
     dy, dx = _grad_arrays(grad_output, input_shape)

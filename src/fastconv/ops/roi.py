@@ -10,8 +10,11 @@ roi_pool: box corners are rounded to pixels (half away from zero) after scaling,
 least one pixel, each bin is the floor/ceil window of its fractional edges clipped to the input,
 and an empty bin gives 0.
 """
+from typing import Sequence, Tuple, Union
+
 import numpy as np
 
+from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import array_module, device_of, empty, kernels
 from fastconv.ops._checks import an_int, check_size, contiguous, float_array, nchw_input, positive_pair, shape4
 
@@ -50,7 +53,8 @@ def _box_arrays(boxes):
     return tuple(boxes) if isinstance(boxes, (list, tuple)) else (boxes,)
 
 
-def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+def roi_align(input: Array, boxes: Union[Array, Sequence[Array]], output_size: IntPair, spatial_scale: float = 1.0,
+              sampling_ratio: int = -1, aligned: bool = False) -> Array:
     """input (N, C, H, W), boxes (K, 5) or a list of (Ki, 4) -> (K, C, PH, PW)."""
     lib = kernels(input, *_box_arrays(boxes), op="roi_align")
     x = nchw_input(input)
@@ -62,7 +66,8 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     return out
 
 
-def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+def roi_align_backward(grad_output: Array, boxes: Union[Array, Sequence[Array]], input_shape: Shape4,
+                       spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False) -> Array:
     """Gradient of roi_align with respect to its input, of shape input_shape.
 
     Deterministic: the kernel gives each thread whole channels, so every gradient plane has one
@@ -76,7 +81,8 @@ def roi_align_backward(grad_output, boxes, input_shape, spatial_scale=1.0, sampl
     return dx
 
 
-def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+def roi_pool(input: Array, boxes: Union[Array, Sequence[Array]], output_size: IntPair,
+             spatial_scale: float = 1.0) -> Tuple[Array, Array]:
     """input (N, C, H, W), boxes (K, 5) or a list of (Ki, 4) -> (out, argmax), both (K, C, PH, PW).
 
     argmax holds the flat index into `input` of each bin's maximum (-1 for an empty bin), so
@@ -93,7 +99,7 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     return out, argmax
 
 
-def roi_pool_backward(grad_output, argmax, input_shape):
+def roi_pool_backward(grad_output: Array, argmax: Array, input_shape: Shape4) -> Array:
     """Gradient of roi_pool with respect to its input: grad_output added at argmax."""
     lib = kernels(grad_output, argmax, op="roi_pool_backward")
     dy = nchw_input(grad_output, "grad_output")

@@ -14,7 +14,9 @@ at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); neare
 floor(d * scale) in float32, PyTorch's legacy "nearest".
 """
 import math
+from typing import Optional, Sequence, Tuple, Union
 
+from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input,
                                   same_dtype, shape4)
@@ -44,7 +46,8 @@ def _input_and_grid(input, grid):
     return x, contiguous(g)
 
 
-def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+def grid_sample(input: Array, grid: Array, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners: bool = False) -> Array:
     """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
     lib = kernels(input, grid, op="grid_sample")
     options = _options(mode, padding_mode)
@@ -54,8 +57,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     return out
 
 
-def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode="zeros", align_corners=False,
-                         needs_input_grad=True, needs_grid_grad=True):
+def grid_sample_backward(grad_output: Array, input: Array, grid: Array, mode: str = "bilinear",
+                         padding_mode: str = "zeros", align_corners: bool = False, needs_input_grad: bool = True,
+                         needs_grid_grad: bool = True) -> Tuple[Optional[Array], Optional[Array]]:
     """(grad_input, grad_grid) of grid_sample; either is None when not asked for.
 
     The grid gradient of nearest sampling is 0, as PyTorch's (the output is piecewise constant).
@@ -71,7 +75,7 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
     return dx, dg
 
 
-def affine_grid(theta, size, align_corners=False):
+def affine_grid(theta: Array, size: Shape4, align_corners: bool = False) -> Array:
     """theta (N, 2, 3), size (N, C, H, W) -> grid (N, H, W, 2) = theta @ (x, y, 1) per pixel."""
     lib = kernels(theta, op="affine_grid")
     t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
@@ -82,7 +86,7 @@ def affine_grid(theta, size, align_corners=False):
     return grid
 
 
-def affine_grid_backward(grad_grid, size, align_corners=False):
+def affine_grid_backward(grad_grid: Array, size: Shape4, align_corners: bool = False) -> Array:
     """Gradient of affine_grid with respect to theta: (N, 2, 3)."""
     lib = kernels(grad_grid, op="affine_grid_backward")
     n, _, h, w = shape4(size, "size")
@@ -137,8 +141,9 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
     return out_hw, mode_index, bool(align_corners), scales
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None):
+def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
+                mode: str = "nearest", align_corners: Optional[bool] = None,
+                recompute_scale_factor: Optional[bool] = None) -> Array:
     """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out)."""
     lib = kernels(input, op="interpolate")
     x = nchw_input(input)
@@ -150,8 +155,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return out
 
 
-def interpolate_backward(grad_output, input_shape, size=None, scale_factor=None, mode="nearest",
-                         align_corners=None, recompute_scale_factor=None):
+def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional[IntPair] = None,
+                         scale_factor: Union[float, Sequence[float], None] = None, mode: str = "nearest",
+                         align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None) -> Array:
     """Gradient of interpolate with respect to its input, given the forward's arguments."""
     lib = kernels(grad_output, op="interpolate_backward")
     dy = nchw_input(grad_output, "grad_output")

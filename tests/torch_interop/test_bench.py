@@ -1,0 +1,27 @@
+"""The bench's "fastconv inside PyTorch" runners: the converted torch ResNet-20 trains like the
+plain one, and the overhead micro-benchmark reports every runner."""
+import numpy as np
+
+from fastconv.bench import models, torch_overhead
+
+TINY = {"name": "resnet20_train_step", "model": "resnet20", "N": 2, "C": 3, "H": 8, "W": 8, "classes": 10}
+
+
+def test_models_section_times_fastconv_inside_torch(torch):
+    case = models.train_step_case(TINY, torch)
+    assert case.ours == ["fastconv", models.FASTCONV_IN_TORCH]
+    assert models.FASTCONV_IN_TORCH in case.extra
+    step = case.runners[models.FASTCONV_IN_TORCH]
+    net = step.__defaults__[0]  # the converted torch model the runner trains
+    assert type(net.conv).__module__ == "fastconv.torch.nn"
+    before = net.conv.weight.detach().clone()
+    step()
+    assert not torch.equal(net.conv.weight, before)  # an SGD step ran on fastconv's gradients
+
+
+def test_overhead_micro_benchmark_reports_each_runner(torch):
+    rows = torch_overhead.measure(torch, calls=2, rounds=1)
+    assert [name for name, _ in rows] == ["max_pool2d 1x4x8x8", "conv2d 1x4x8x8, 3x3 direct"]
+    for _, microseconds in rows:
+        assert set(microseconds) == {"bare", "torch op", "+autograd", "torch"}
+        assert all(np.isfinite(v) and v > 0 for v in microseconds.values())
