@@ -35,8 +35,13 @@ def load_program(name):
     return module
 
 
+# Programs that study a trained network rather than train one of the suite; their own tests run them.
+STUDIES = {"spatial_transformer.py", "network_visualization.py", "style_transfer.py"}
+
+
 def test_every_model_of_the_suite_has_a_program_and_every_program_a_brief_run():
-    assert sorted(PROGRAM.values()) == sorted(p.name for p in SCRIPTS.glob("*.py")) == sorted(BRIEF_RUNS)
+    programs = sorted(p.name for p in SCRIPTS.glob("*.py") if p.name not in STUDIES)
+    assert sorted(PROGRAM.values()) == programs == sorted(BRIEF_RUNS)
 
 
 @pytest.mark.parametrize("name", BRIEF_RUNS)

@@ -293,3 +293,39 @@ def _paint(features_of, content, style, options, show_progress):
             bar.update()
             bar.set_postfix(loss=f"{history[-1]:.3g}", refresh=False)
     return image.numpy()[0].copy(), history
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+def save_image_grid(path, rows, row_labels, titles=None, title=None, cmaps=None):
+    """A PNG of images in a grid: rows[r][c] is an (H, W) or (3, H, W) array shown as it is
+    (grey scale in [0, 1] for 2-d ones unless cmaps[r] names a colour map, which then spans the
+    image's own range); row_labels name the rows, titles[c] the columns."""
+    import matplotlib
+    matplotlib.use("Agg")  # headless: no display is needed to write a PNG
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(row) for row in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.4 * n_cols + 0.4, 1.4 * n_rows + 0.4), squeeze=False)
+    for r, row in enumerate(rows):
+        cmap = (cmaps or [None] * n_rows)[r]
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([]), ax.set_yticks([])
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            image = np.asarray(row[c])
+            if image.ndim == 3:
+                ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
+            elif cmap is not None:
+                ax.imshow(image, cmap=cmap)
+            else:
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+            if r == 0 and titles is not None:
+                ax.set_title(titles[c], fontsize=8)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
