@@ -103,8 +103,8 @@ def test_gradients_reach_theta_and_the_image_through_the_sampler():
 def test_a_short_run_learns_mildly_distorted_digits_well_above_chance():
     from fastconv.models.datasets import load_split
     split = load_split("mnist", seed=0, limit=600)
-    options = stn.STNOptions(epochs=3, batch_size=32, out_size=20, width=8,
-                             distortion=stn.DistortionOptions(canvas=32, max_rotation=10, scale=(0.9, 1.1), clutter=1))
+    options = stn.STNOptions(epochs=3, batch_size=32, out_size=28, width=8,
+                             distortion=stn.DistortionOptions(canvas=28, max_rotation=10, scale=(0.9, 1.1), clutter=1))
     model = stn.build_models(options)["stn"]
     result = stn.train_classifier("stn", model, split, options)
     assert result.history["loss"][-1] < 0.8 * result.history["loss"][0]

@@ -8,4 +8,6 @@ classic_runs.py   one run per classic model: options dataclass in, RunResult out
 deep_runs.py      one run per network, and the steps it is made of
 runlog.py         RunResult (summary line, plot), the progress bar
 suite.py          the models by name, for `fastconv train` and python/
+stn.py            spatial transformer networks and the distorted MNIST they are shown on
+visualization.py  saliency maps, class visualisation, fooling images, neural style transfer
 """
