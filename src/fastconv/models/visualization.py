@@ -253,7 +253,7 @@ class StyleTransferOptions:
     content_weight: float = 1e-3
     style_layers: Tuple[int, ...] = (0, 1, 2, 3)
     style_weights: Tuple[float, ...] = (1e4, 1e4, 1e4, 1e4)
-    tv_weight: float = 1e-2
+    tv_weight: float = 1e-4           # 1e-2 blurred the result to a smudge at 128x128
 
     def __post_init__(self):
         if len(self.style_layers) != len(self.style_weights):
