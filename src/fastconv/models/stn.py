@@ -26,6 +26,7 @@ from fastconv.models.datasets import Split
 from fastconv.models.deep import he_init
 from fastconv.models.runlog import RunResult, Stopwatch
 from fastconv.models.trainer import Trainer, TrainConfig, accuracy, make_optimizer, make_scheduler
+from fastconv.models.visualization import frozen, save_image_grid
 
 DIGIT_SIDE = 28
 
@@ -245,24 +246,20 @@ def train_classifier(name, model, split: Split, options: STNOptions) -> RunResul
                      accuracy(model, x_train, split.y_train), history["test accuracy"][-1], clock.seconds(), history)
 
 
-@fastconv.no_grad()
 def transformed_views(model: TransformedClassifier, images):
     """What the classifier sees of `images` (N, 1, H, W): (N, 1, out_size, out_size) numpy."""
-    model.eval()
-    return model.transformer(Tensor(np.asarray(images, dtype=np.float32))).numpy().copy()
+    with fastconv.no_grad(), frozen(model):
+        return model.transformer(Tensor(np.asarray(images, dtype=np.float32))).numpy().copy()
 
 
 def plot_views(path, images, views, labels, predictions):
     """A PNG: each distorted input above the view its transformer sampled, titled label->prediction."""
-    from fastconv.models.visualization import save_image_grid
     save_image_grid(path, [images[:, 0], views[:, 0]], ["input", "transformed"],
                     titles=[f"{label}->{prediction}" for label, prediction in zip(labels, predictions)])
 
 
 def mean_zoom(model: TransformedClassifier, images):
     """The mean of sqrt|det A| over `images` for theta = [A | t]: below 1 the transformer zooms in."""
-    with fastconv.no_grad():
-        model.eval()
+    with fastconv.no_grad(), frozen(model):
         theta = model.transformer.theta(Tensor(np.asarray(images, dtype=np.float32))).numpy()
     return float(np.mean(np.sqrt(np.abs(np.linalg.det(theta[:, :, :2])))))
-
