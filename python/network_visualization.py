@@ -87,7 +87,7 @@ def show_fooling(model, split, epsilon, count, path, shown=8):
     difference = result.adversarial[:shown, 0] - images[:shown, 0]
     vis.save_image_grid(path, [images[:shown, 0], result.adversarial[:shown, 0], 0.5 + difference / (2 * epsilon)],
                         ["original", "fooling", "change"], titles=[f"{y}->{t}" for y, t in zip(labels, targets)],
-                        title=f"targeted attack, L-inf <= {epsilon:g} (change shown x{1 / (2 * epsilon):g})")
+                        title=f"targeted attack, L-inf <= {epsilon:g} (change shown x{1 / (2 * epsilon):.3g})")
 
 
 def main(argv=None):
