@@ -13,8 +13,8 @@ scaled and moved at random in a larger canvas with pieces of other digits as clu
 paper's RTS and cluttered MNIST, section 4.1), built deterministically from --seed: the training
 digits distorted afresh for every batch, the test digits once.
 
-    python python/spatial_transformer.py --threads 1   # 42x42, 12 epochs: both accuracies, transformed.png
-    python python/spatial_transformer.py --canvas 60 --clutter 8 --out-size 30 --epochs 30 \\
+    python python/spatial_transformer.py --threads 1   # 42x42, 30 epochs: both accuracies, transformed.png
+    python python/spatial_transformer.py --canvas 60 --clutter 8 --out-size 30 --epochs 60 \\
         --plot stn.png
 """
 import dataclasses
