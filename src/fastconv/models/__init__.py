@@ -10,4 +10,6 @@ deep_runs.py      one run per network, and the steps it is made of
 segmentation_runs.py   the segmentation networks' training on digit scenes, options, pictures
 runlog.py         RunResult (summary line, plot), the progress bar
 suite.py          the models by name, for `fastconv train` and python/
+stn.py            spatial transformer networks and the distorted MNIST they are shown on
+visualization.py  saliency maps, class visualisation, fooling images, neural style transfer
 """
