@@ -47,6 +47,19 @@ def output_cache_stats():
     return dict(_C.output_cache_stats())
 
 
+def cpu_model():
+    """The processor's model name ("AMD EPYC 7B13"); platform.processor() says only "x86_64" on Linux."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def show_config():
     """Print the version, instruction set, threads, OpenMP and GPU status."""
     import fastconv

@@ -70,14 +70,23 @@ def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path):
             np.testing.assert_allclose(saved[name], p.data, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+def assert_same_parameters(path, reference_path, rtol=1e-10, atol=1e-12):
+    with np.load(reference_path) as reference, np.load(path) as saved:
+        for name in reference.files:
+            np.testing.assert_allclose(saved[name], reference[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def assert_scenario_trains_as_trained(scenario, tmp_path, **tolerances):
+    """Runs `scenario` and the uninterrupted `trained` on 2 ranks; their parameters must agree."""
+    for name in ("trained", scenario):
+        run = run_two_ranks(name, tmp_path / f"{name}.npz")
+        assert run.returncode == 0, run.stderr
+    assert_same_parameters(tmp_path / f"{scenario}.npz", tmp_path / "trained.npz", **tolerances)
+
+
 @needs_mpi
 def test_a_resumed_distributed_run_takes_the_steps_of_one_that_never_stopped(tmp_path):
-    runs = {scenario: run_two_ranks(scenario, tmp_path / f"{scenario}.npz") for scenario in ("trained", "resumed")}
-    for run in runs.values():
-        assert run.returncode == 0, run.stderr
-    with np.load(tmp_path / "trained.npz") as whole, np.load(tmp_path / "resumed.npz") as resumed:
-        for name in whole.files:
-            np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    assert_scenario_trains_as_trained("resumed", tmp_path, rtol=1e-12, atol=1e-14)
 
 
 @needs_mpi
@@ -88,19 +97,12 @@ def test_a_checkpoint_written_by_n_processes_resumes_on_m(writers, readers, tmp_
     assert first.returncode == 0 and whole.returncode == 0, first.stderr + whole.stderr
     second = run_ranks("second_epoch", saved, readers)
     assert second.returncode == 0, second.stderr
-    with np.load(tmp_path / "whole.npz") as whole, np.load(str(saved) + ".npz") as resumed:
-        for name in whole.files:
-            np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_same_parameters(str(saved) + ".npz", tmp_path / "whole.npz")
 
 
 @needs_mpi
 def test_accumulating_in_no_sync_takes_the_steps_of_whole_batches(tmp_path):
-    runs = {scenario: run_two_ranks(scenario, tmp_path / f"{scenario}.npz") for scenario in ("trained", "accumulated")}
-    for run in runs.values():
-        assert run.returncode == 0, run.stderr
-    with np.load(tmp_path / "trained.npz") as whole, np.load(tmp_path / "accumulated.npz") as accumulated:
-        for name in whole.files:
-            np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_scenario_trains_as_trained("accumulated", tmp_path)
 
 
 @needs_mpi

@@ -11,7 +11,6 @@ entry into Cases, a forward and usually a forward+backward one.
 import dataclasses
 import importlib
 import json
-import platform
 import sys
 import time
 from importlib import resources
@@ -20,6 +19,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from fastconv import _C
+from fastconv._runtime import cpu_model
 
 # One per kernel family (the order of a full run), and the whole network last.
 SECTIONS = ("gemm", "conv", "conv_transpose", "roi", "sampling", "norm", "pool", "models")
@@ -135,19 +135,7 @@ class Machine:
         dst = np.empty_like(src)
         _C.parallel_copy(src, dst)
         copy = min(_timed(lambda: _C.parallel_copy(src, dst)) for _ in range(5))
-        return Machine(threads, peak, 2 * src.nbytes / copy / 1e9, cpu_name(), _C.isa())
-
-
-def cpu_name():
-    """The processor's model name ("AMD EPYC 7B13"); platform.processor() says only "x86_64" on Linux."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return Machine(threads, peak, 2 * src.nbytes / copy / 1e9, cpu_model(), _C.isa())
 
 
 def _timed(fn):

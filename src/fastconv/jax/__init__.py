@@ -63,6 +63,25 @@ def _empty_batch_shape(op, x, *args, **kwargs):
     return (x.shape[0],) + tuple(shape[1:])
 
 
+def _single_input_op(name, forward, backward):
+    """f(x, config): a differentiable op of one array whose static arguments are `config`, through
+    two FFI targets: forward(x, *config) -> y and backward(dy, x, *config) -> dx."""
+    @functools.lru_cache(maxsize=None)
+    def targets(config):
+        return (register(_writes(lambda x: forward(x, *config)), name),
+                register(_writes(lambda dy, x: backward(dy, x, *config)), f"{name}_backward"))
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+    def op(x, config):
+        return _call(targets(config)[0], _like(_empty_batch_shape(forward, x, *config), x.dtype), x)
+
+    def op_backward(config, x, dy):
+        return (_call(targets(config)[1], _like(x.shape, x.dtype), dy, x),)
+
+    op.defvjp(lambda x, config: (op(x, config), x), op_backward)
+    return op
+
+
 # ---- conv2d ---------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
@@ -232,23 +251,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return _max_pool2d(input, (_pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation), bool(ceil_mode)))
 
 
-@functools.lru_cache(maxsize=None)
-def _avg_pool2d_targets(config):
-    forward = register(_writes(lambda x: ops.avg_pool2d(x, *config)), "avg_pool2d")
-    backward = register(_writes(lambda dy, x: ops.avg_pool2d_backward(dy, x.shape, *config)), "avg_pool2d_backward")
-    return forward, backward
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _avg_pool2d(x, config):
-    return _call(_avg_pool2d_targets(config)[0], _like(_empty_batch_shape(ops.avg_pool2d, x, *config), x.dtype), x)
-
-
-def _avg_pool2d_backward(config, x, dy):
-    return (_call(_avg_pool2d_targets(config)[1], _like(x.shape, x.dtype), dy, x),)
-
-
-_avg_pool2d.defvjp(lambda x, config: (_avg_pool2d(x, config), x), _avg_pool2d_backward)
+_avg_pool2d = _single_input_op("avg_pool2d", ops.avg_pool2d,
+                               lambda dy, x, *config: ops.avg_pool2d_backward(dy, x.shape, *config))
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -324,23 +328,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     return _grid_sample(input, grid, (mode, padding_mode, bool(align_corners)))
 
 
-@functools.lru_cache(maxsize=None)
-def _interpolate_targets(config):
-    forward = register(_writes(lambda x: ops.interpolate(x, *config)), "interpolate")
-    backward = register(_writes(lambda dy, x: ops.interpolate_backward(dy, x.shape, *config)), "interpolate_backward")
-    return forward, backward
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _interpolate(x, config):
-    return _call(_interpolate_targets(config)[0], _like(_empty_batch_shape(ops.interpolate, x, *config), x.dtype), x)
-
-
-def _interpolate_backward(config, x, dy):
-    return (_call(_interpolate_targets(config)[1], _like(x.shape, x.dtype), dy, x),)
-
-
-_interpolate.defvjp(lambda x, config: (_interpolate(x, config), x), _interpolate_backward)
+_interpolate = _single_input_op("interpolate", ops.interpolate,
+                                lambda dy, x, *config: ops.interpolate_backward(dy, x.shape, *config))
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,

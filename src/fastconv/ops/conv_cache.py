@@ -14,9 +14,9 @@ with what other processes wrote meanwhile; an unreadable file is ignored (and re
 import json
 import os
 import pathlib
-import platform
 import tempfile
 
+from fastconv._runtime import cpu_model
 from fastconv._version import __version__
 from fastconv.backend import kernels
 
@@ -30,21 +30,10 @@ def path():
     return pathlib.Path(folder) / _FILE_NAME
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_key():
     """What a timing depends on besides the layer: CPU, ISA, threads and fastconv's version."""
     lib = kernels()
-    return f"{_cpu_model()}|{lib.isa()}|{lib.num_threads()}t|{__version__}"
+    return f"{cpu_model()}|{lib.isa()}|{lib.num_threads()}t|{__version__}"
 
 
 def _read():
