@@ -17,6 +17,7 @@ void bind_sampling(py::module_& m);
 void bind_conv_transpose(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_boxes(py::module_& m);
 }  // namespace fastconv
 
 PYBIND11_MODULE(_C, m) {
@@ -31,4 +32,5 @@ PYBIND11_MODULE(_C, m) {
   fastconv::bind_conv_transpose(m);
   fastconv::bind_norm(m);
   fastconv::bind_pool(m);
+  fastconv::bind_boxes(m);
 }
