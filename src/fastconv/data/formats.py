@@ -26,7 +26,7 @@ def _require_file(path, what):
     return path
 
 
-class _ArrayUnpickler(pickle.Unpickler):
+class ArrayUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays only: a downloaded pickle cannot run code."""
 
     ALLOWED = {
@@ -37,14 +37,14 @@ class _ArrayUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, which is not array data")
+            raise pickle.UnpicklingError(f"the pickle refers to {module}.{name}, which is not array data")
         return super().find_class(module, name)
 
 
 def _read_cifar10_batch(path):
     with open(_require_file(path, "load_cifar10"), "rb") as f:
         # The batches were pickled by Python 2; encoding="bytes" keeps their str keys as bytes.
-        batch = _ArrayUnpickler(f, encoding="bytes").load()
+        batch = ArrayUnpickler(f, encoding="bytes").load()
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"load_cifar10: {path} is not a CIFAR-10 batch (no b'data' and b'labels')")
     data = np.asarray(batch[b"data"], dtype=np.uint8)
