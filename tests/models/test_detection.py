@@ -2,6 +2,7 @@
 cases with known answers, losses against their formulas and numerical gradients, and brief
 training on hand-made scenes (squares and rings) that must lower the loss and beat chance."""
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -231,3 +232,22 @@ def test_nuclei_tiles():
     assert len(train) == 5 and np.array_equal(train.images, nuclei.nuclei_tiles("train", count=5, seed=1).images)
     with pytest.raises(ValueError, match="split: expected"):
         nuclei.nuclei_tiles("val")
+
+
+# ---- the programs ------------------------------------------------------------------------------
+
+@pytest.mark.skipif(importlib.util.find_spec("tqdm") is None or importlib.util.find_spec("matplotlib") is None,
+                    reason="the programs need tqdm and matplotlib")
+@pytest.mark.usefixtures("deterministic_algorithms")
+@pytest.mark.parametrize("program, argv, printed", [
+    ("faster_rcnn.py", ["--proposals", "both", "--width", "4"], r"Fast R-CNN \(sliding windows\): box mAP@0.5 \d\.\d+"),
+    ("mask_rcnn.py", ["--data", "digits", "--width", "4"], r"mask AP@0.5 \d\.\d+.*mask IoU of matched instances"),
+])
+def test_programs_run_briefly_and_write_their_plot(program, argv, printed, tmp_path, capsys):
+    from tests.models.test_scripts import load_program
+    plot = tmp_path / "run.png"
+    argv += ["--train-scenes", "8", "--test-scenes", "4", "--epochs", "1", "--plot", str(plot)]
+    assert load_program(program).main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(printed, out), out
+    assert plot.stat().st_size > 1000

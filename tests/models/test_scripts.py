@@ -35,8 +35,13 @@ def load_program(name):
     return module
 
 
+# Programs of models outside the suite, with their brief runs in their own tests.
+OTHER_PROGRAMS = {"faster_rcnn.py", "mask_rcnn.py"}  # tests/models/test_detection.py
+
+
 def test_every_model_of_the_suite_has_a_program_and_every_program_a_brief_run():
-    assert sorted(PROGRAM.values()) == sorted(p.name for p in SCRIPTS.glob("*.py")) == sorted(BRIEF_RUNS)
+    assert sorted(PROGRAM.values()) == sorted(BRIEF_RUNS)
+    assert sorted(set(PROGRAM.values()) | OTHER_PROGRAMS) == sorted(p.name for p in SCRIPTS.glob("*.py"))
 
 
 @pytest.mark.parametrize("name", BRIEF_RUNS)
