@@ -27,11 +27,11 @@ from fastconv.models.detection import (FasterRCNN, Instances, detect_all, evalua
 
 @dataclass(frozen=True)
 class FasterRCNNOptions:
-    epochs: int = 4
+    epochs: int = 3
     lr: float = 2e-3
     batch_size: int = 8
     width: int = 16
-    train_scenes: int = 1600
+    train_scenes: int = 1200
     test_scenes: int = 300
     proposals: str = "both"      # rpn, sliding, or both (the comparison)
     pooler: str = "align"

@@ -37,11 +37,11 @@ NUCLEI_CONFIG = DetectorConfig(anchor_sizes=(12.0, 20.0, 32.0), aspect_ratios=(0
 
 @dataclass(frozen=True)
 class MaskRCNNOptions:
-    epochs: int = 3
+    epochs: int = 2
     lr: float = 2e-3
     batch_size: int = 8
     width: int = 16
-    train_scenes: int = 800      # digit scenes, and nuclei crops
+    train_scenes: int = 400      # digit scenes, and nuclei crops
     test_scenes: int = 300
     data: str = "both"           # digits, nuclei or both
     seed: int = 0

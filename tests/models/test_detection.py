@@ -208,6 +208,9 @@ def test_bad_training_inputs():
         model.loss(images, targets[:1])
     with pytest.raises(ValueError, match="images: expected an \\(N, C, H, W\\)"):
         model.loss(images[0], targets[:1])
+    with pytest.raises(ValueError, match="every Instances needs masks"):
+        FasterRCNN(len(SHAPES), width=4, masks=True, config=SMALL).loss(images, [Instances(t.boxes, t.labels)
+                                                                                 for t in targets])
 
 
 # ---- the nuclei loader -------------------------------------------------------------------------

@@ -325,6 +325,8 @@ class FasterRCNN(nn.Module):
         images = _image_tensor(images)
         if len(targets) != images.shape[0]:
             raise ValueError(f"targets: expected one Instances per image ({images.shape[0]}), got {len(targets)}")
+        if self.mask_head is not None and any(t.masks is None for t in targets):
+            raise ValueError("targets: a detector with a mask head trains on instance masks; every Instances needs masks")
         features = self.backbone(images)
         proposals, rpn_outputs = self.propose(features, images.shape[2:])
         losses = {}
