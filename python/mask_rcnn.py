@@ -61,7 +61,8 @@ def parse(argv):
                        help=f"training scenes (digits) and crops (nuclei) (default: {DEFAULTS.train_scenes})")
     group.add_argument("--test-scenes", type=cli.positive_int, default=DEFAULTS.test_scenes, metavar="N",
                        help=f"held-out digit scenes (default: {DEFAULTS.test_scenes})")
-    group.add_argument("--seed", type=int, default=DEFAULTS.seed, metavar="N", help="seed of the data, init and sampling")
+    group.add_argument("--seed", type=int, default=DEFAULTS.seed, metavar="N",
+                       help="seed of the data, init and sampling")
     cli.add_output_arguments(parser)
     args = parser.parse_args(argv)
     chosen = {f.name: getattr(args, f.name) for f in dataclasses.fields(DEFAULTS) if f.name in vars(args)}

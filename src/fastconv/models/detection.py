@@ -23,6 +23,7 @@ import numpy as np
 from fastconv import functional as F
 from fastconv import nn, ops, optim
 from fastconv.autograd import Tensor, no_grad
+from fastconv.autograd.elementwise import stable_sigmoid
 from fastconv.models import detection_metrics
 from fastconv.models.runlog import progress_bar
 from fastconv.nn import init
@@ -326,7 +327,8 @@ class FasterRCNN(nn.Module):
         if len(targets) != images.shape[0]:
             raise ValueError(f"targets: expected one Instances per image ({images.shape[0]}), got {len(targets)}")
         if self.mask_head is not None and any(t.masks is None for t in targets):
-            raise ValueError("targets: a detector with a mask head trains on instance masks; every Instances needs masks")
+            raise ValueError("targets: a detector with a mask head trains on instance masks; "
+                             "every Instances needs masks")
         features = self.backbone(images)
         proposals, rpn_outputs = self.propose(features, images.shape[2:])
         losses = {}
@@ -377,9 +379,10 @@ class FasterRCNN(nn.Module):
     def _add_masks(self, features, detections, image_size):
         rois = [d.boxes for d in detections]
         if not sum(len(r) for r in rois):
-            return [Detections(d.boxes, d.labels, np.zeros((0,) + tuple(image_size), bool), d.scores) for d in detections]
+            no_masks = np.zeros((0,) + tuple(image_size), bool)
+            return [Detections(d.boxes, d.labels, no_masks, d.scores) for d in detections]
         logits = self.mask_head(self.pool(features, rois, (14, 14))).data
-        probabilities = 1 / (1 + np.exp(-logits))
+        probabilities = stable_sigmoid(np, logits)
         with_masks, start = [], 0
         for d in detections:
             own = probabilities[start:start + len(d.boxes)]
