@@ -8,7 +8,7 @@ box regression; box mAP@0.5 (PASCAL VOC, all-point interpolated) on held-out sce
 training never saw. The same detector with the RPN replaced by fixed sliding windows (Fast R-CNN
 with a naive proposal method) trains with the same budget, to show what learned proposals add.
 
-    python python/faster_rcnn.py                        # both detectors, about 10 minutes on 2 idle cores
+    python python/faster_rcnn.py                        # both detectors, about 7 minutes on 2 idle cores
     python python/faster_rcnn.py --proposals rpn --epochs 8 --plot faster_rcnn.png
 """
 import argparse
