@@ -18,6 +18,7 @@ void bind_conv_transpose(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_boxes(py::module_& m);
 }  // namespace fastconv
 
 PYBIND11_MODULE(_C, m) {
@@ -33,4 +34,5 @@ PYBIND11_MODULE(_C, m) {
   fastconv::bind_norm(m);
   fastconv::bind_pool(m);
   fastconv::bind_rnn(m);
+  fastconv::bind_boxes(m);
 }

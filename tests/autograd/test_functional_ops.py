@@ -100,7 +100,8 @@ def test_functional_exports_every_op_and_its_function():
     ops = {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
            "roi_pool", "roi_align", "grid_sample", "affine_grid", "interpolate", "linear", "embedding",
            "relu", "sigmoid", "tanh", "leaky_relu", "elu", "softmax", "log_softmax", "dropout",
-           "cross_entropy", "multi_margin_loss", "mse_loss", "l1_loss"}
+           "cross_entropy", "multi_margin_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
+           "smooth_l1_loss"}
     functions = {"Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm",
                  "RoIPool", "RoIAlign", "GridSample", "AffineGrid", "Interpolate", "Linear", "LeakyReLU", "ELU",
                  "Softmax", "LogSoftmax", "Dropout", "CrossEntropy"}

@@ -13,7 +13,8 @@ from fastconv.functional.conv import Conv2d, conv2d
 from fastconv.functional.conv_transpose import ConvTranspose2d, conv_transpose2d
 from fastconv.functional.dropout import Dropout, dropout
 from fastconv.functional.linear import Linear, embedding, linear
-from fastconv.functional.loss import CrossEntropy, cross_entropy, l1_loss, mse_loss, multi_margin_loss
+from fastconv.functional.loss import (CrossEntropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
+                                      mse_loss, multi_margin_loss, smooth_l1_loss)
 from fastconv.functional.norm import BatchNorm, batch_norm
 from fastconv.functional.pool import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, adaptive_avg_pool2d, avg_pool2d,
                                       max_pool2d)
@@ -34,4 +35,5 @@ __all__ = ["conv2d", "Conv2d", "conv_transpose2d", "ConvTranspose2d",
            "relu", "sigmoid", "tanh", "leaky_relu", "LeakyReLU", "elu", "ELU",
            "softmax", "Softmax", "log_softmax", "LogSoftmax",
            "dropout", "Dropout",
-           "cross_entropy", "CrossEntropy", "multi_margin_loss", "mse_loss", "l1_loss"]
+           "cross_entropy", "CrossEntropy", "multi_margin_loss", "mse_loss", "l1_loss",
+           "binary_cross_entropy_with_logits", "smooth_l1_loss"]

@@ -86,3 +86,22 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably as
+    max(x, 0) - x t + log(1 + exp(-|x|)); target holds probabilities (a constant)."""
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    target = array_of(target)
+    return _reduce(input.relu() - input * target + ((-input.abs()).exp() + 1).log(), reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where d = |input - target| < beta, else d - 0.5 beta (Girshick 2015, eq. 3;
+    Faster R-CNN's box loss uses beta = 1/9)."""
+    _check_same_shape("smooth_l1_loss", input, target)
+    if beta <= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be positive, got {beta}")
+    distance = (input - target).abs()
+    inside = distance - (distance - beta).relu()  # min(d, beta)
+    return _reduce(inside * inside * (0.5 / beta) + (distance - inside), reduction)

@@ -1,5 +1,5 @@
 """The checked entry of every compiled kernel, one module per kernel family (conv,
-conv_transpose, roi, sampling, norm, pool, rnn, gemm): arguments are checked here, once, the output is
+conv_transpose, roi, sampling, norm, pool, rnn, gemm, boxes): arguments are checked here, once, the output is
 allocated, and the kernel runs.
 
 Devices belong to fastconv.backend, and nothing here imports fastconv._C. Each op first asks
@@ -21,6 +21,7 @@ from fastconv.ops.sampling import (affine_grid, affine_grid_backward, grid_sampl
                                    interpolate, interpolate_backward)
 from fastconv.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from fastconv.ops.norm import batch_norm, batch_norm_backward, fold_bn_into_conv
+from fastconv.ops.boxes import batched_nms, box_iou, decode_boxes, encode_boxes, grid_anchors, match_boxes, nms
 from fastconv.ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                                avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 from fastconv.ops.rnn import lstm_cell, lstm_cell_backward
@@ -34,7 +35,8 @@ __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward
            "lstm_cell", "lstm_cell_backward",
            "roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward",
            "grid_sample", "grid_sample_backward", "affine_grid", "affine_grid_backward",
-           "interpolate", "interpolate_backward"]
+           "interpolate", "interpolate_backward",
+           "box_iou", "nms", "batched_nms", "encode_boxes", "decode_boxes", "grid_anchors", "match_boxes"]
 
 for _name in __all__:
     if _name != "PreparedWeight":
