@@ -101,10 +101,10 @@ def test_functional_exports_every_op_and_its_function():
            "roi_pool", "roi_align", "grid_sample", "affine_grid", "interpolate", "linear", "embedding",
            "relu", "sigmoid", "tanh", "leaky_relu", "elu", "softmax", "log_softmax", "dropout",
            "cross_entropy", "multi_margin_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
-           "smooth_l1_loss"}
+           "smooth_l1_loss", "lstm_cell"}
     functions = {"Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm",
                  "RoIPool", "RoIAlign", "GridSample", "AffineGrid", "Interpolate", "Linear", "LeakyReLU", "ELU",
-                 "Softmax", "LogSoftmax", "Dropout", "CrossEntropy"}
+                 "Softmax", "LogSoftmax", "Dropout", "CrossEntropy", "LSTMCell"}
     assert set(F.__all__) == ops | functions
     # the families `linear` and `dropout` are modules of the package: the names must stay the ops
     assert all(callable(getattr(F, name)) for name in F.__all__)
