@@ -21,7 +21,10 @@ template <class T>
 std::vector<LinearTap<T>> linear_taps(index_t in, index_t out, bool align_corners, double scale_factor) {
   const T scale = bilinear::area_scale<T>(in, out, align_corners, scale_factor);
   std::vector<LinearTap<T>> taps(out);
-  for (index_t i = 0; i < out; ++i) taps[i] = bilinear::linear_tap(scale, i, in, align_corners);
+  // A size that does not change is a copy in PyTorch (compute_source_index_and_lambda): the tap
+  // reads its own pixel twice, so that a NaN neighbour at weight 0 does not leak in.
+  for (index_t i = 0; i < out; ++i)
+    taps[i] = in == out ? LinearTap<T>{i, 0, T(1), T(0)} : bilinear::linear_tap(scale, i, in, align_corners);
   return taps;
 }
 
