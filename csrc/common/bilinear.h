@@ -201,10 +201,13 @@ FASTCONV_HD inline T area_scale(int64_t in, int64_t out, bool align_corners, dou
 }
 
 // area_pixel_compute_source_index for linear modes: half-pixel centres, negative clamped to 0.
+// One fused multiply-add, as PyTorch's AVX2/AVX-512 build computes it (its compiler contracts
+// the expression) and nvcc does by default: where the product rounds to a pixel boundary, the
+// unfused form picks the other pixel, so that a NaN or infinity there would leak in or out.
 template <class T>
 FASTCONV_HD inline T area_source_index(T scale, int64_t dst, bool align_corners) {
   if (align_corners) return scale * T(dst);
-  const T src = scale * (T(dst) + T(0.5)) - T(0.5);
+  const T src = fma(scale, T(dst) + T(0.5), T(-0.5));
   return src < 0 ? T(0) : src;
 }
 

@@ -322,8 +322,9 @@ template <class T>
 T base_coordinate(index_t i, index_t steps, bool align_corners) {
   if (steps <= 1) return T(0);
   const T step = T(2) / T(steps - 1);
-  // linspace fills its first half from the start and its second half from the end.
-  T v = i < steps / 2 ? T(-1) + step * T(i) : T(1) - step * T(steps - i - 1);
+  // linspace fills its first half from the start and its second half from the end, each point
+  // with one fused multiply-add (its vectorised kernel's fmadd): the same bits as PyTorch's.
+  T v = i < steps / 2 ? std::fma(step, T(i), T(-1)) : std::fma(-step, T(steps - i - 1), T(1));
   if (!align_corners) v = v * T(steps - 1) / T(steps);
   return v;
 }

@@ -7,7 +7,8 @@ import functools
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
 from fastconv.ops.conv_weight_cache import PreparedWeight
-from fastconv.ops._checks import an_int, check_ndim, contiguous, float_array, same_dtype, shape4, window_pair
+from fastconv.ops._checks import (an_int, check_ndim, contiguous, convolved_input, float_array, same_dtype, shape4,
+                                  window_pair)
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
@@ -120,6 +121,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     weight, prepared = _weight(weight, groups)
     x, w = _prepare({"input": input, "weight": weight},
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
+    convolved_input(x)
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))

@@ -3,7 +3,8 @@ h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
 import numpy as np
 
 from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_input, shape4, window_pair
+from fastconv.ops._checks import (an_int, check_size, contiguous, int_pair, nchw_input, pooled_input, shape4,
+                                  window_pair)
 
 
 def _window(kernel_size, stride, padding, dilation=1):
@@ -25,7 +26,7 @@ def _grad_arrays(grad_output, input_shape):
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """As torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices)."""
     lib = kernels(input, op="max_pool2d")
-    x = nchw_input(input)
+    x = pooled_input(nchw_input(input))
     kernel, stride, padding, dilation = _window(kernel_size, stride, padding, dilation)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
     y = empty(shape, x.dtype, device_of(x))
@@ -79,7 +80,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                divisor_override=None):
     """As torch.nn.functional.avg_pool2d."""
     lib = kernels(input, op="avg_pool2d")
-    x = nchw_input(input)
+    x = pooled_input(nchw_input(input))
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode))
     y = empty(shape, x.dtype, device_of(x))
