@@ -64,7 +64,10 @@ def _pair(value):
 
 def assert_close(ours, expected, dtype, terms=1, loose_nonfinite=False, what="output"):
     """ours (fastconv's dtype) against a float64 expected: same shape, NaN and infinities where it
-    has them, finite values within a tolerance that grows with the terms each output sums."""
+    has them, finite values within a tolerance that grows with the terms each output sums.
+    loose_nonfinite: where a non-finite value meets an implicit zero (padding, a transform's
+    tile) the answer depends on the algorithm, not on the definition: there only the values
+    finite on both sides are compared."""
     ours, expected = np.asarray(ours, np.float64), np.asarray(expected, np.float64)
     if ours.shape != expected.shape:
         raise AssertionError(f"{what}: shape {ours.shape}, expected {expected.shape}")
@@ -75,8 +78,6 @@ def assert_close(ours, expected, dtype, terms=1, loose_nonfinite=False, what="ou
                 at = tuple(int(i) for i in np.argwhere(differ)[0])
                 raise AssertionError(f"{what}: {name} differs at {at}: {ours[at]} vs expected {expected[at]}")
     finite = np.isfinite(ours) & np.isfinite(expected)
-    if loose_nonfinite and (np.isfinite(ours) & ~np.isfinite(expected)).any():
-        raise AssertionError(f"{what}: finite where the reference is not")
     if not finite.any():
         return
     scale = max(1.0, float(np.abs(expected[finite]).max()))
@@ -100,7 +101,9 @@ def conv2d(case, arrays, torch):
         return (torch.relu(y) if case["relu"] else y).numpy()
 
     def check(ours, expected):
-        loose = case["algo"] in TRANSFORM_ALGOS and not all(np.isfinite(a).all() for a in (x, w))
+        # A non-finite weight times a padding zero: NaN in torch's im2col, nothing in kernels
+        # that skip padding; a transform spreads any non-finite value over its tile.
+        loose = not np.isfinite(w).all() or (case["algo"] in TRANSFORM_ALGOS and not np.isfinite(x).all())
         assert_close(ours, expected, x.dtype.name, w[0].size, loose)
     return lambda: ops.conv2d(x, w, b, **args, algo=case["algo"], relu=case["relu"]), theirs, check
 
