@@ -142,6 +142,7 @@ void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T
 
 template <class T>
 void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
+  if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<false>(s, p, input, out);
   else
@@ -150,6 +151,7 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
 
 template <class T>
 void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  if (s.N * s.C == 0) return;
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<true>(s, p, grad_out, grad_input);
   else
