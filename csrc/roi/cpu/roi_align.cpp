@@ -229,6 +229,7 @@ void roi_align_forward_avx2(const RoiShape& s, const RoiAlignParams& p, const fl
 
 template <class T>
 void roi_align_forward(const RoiShape& s, const RoiAlignParams& p, const T* input, const T* boxes, T* out) {
+  if (s.K * s.C == 0) return;  // an empty output: no per-thread scratch for bins it never fills
   if constexpr (std::is_same_v<T, float>) {
     if (active_isa() >= Isa::avx2) return roi_align_forward_avx2(s, p, input, boxes, out);
   }
