@@ -102,3 +102,52 @@ def test_kill_mid_save_leaves_previous_checkpoint_intact(tmp_path):
     result = subprocess.run([sys.executable, "-c", child], env={**os.environ, "PYTHONPATH": src})
     assert result.returncode == 9
     assert checkpoint.load(path, nn.Linear(200, 200))["epoch"] == 1
+    assert len(os.listdir(tmp_path)) == 2  # the killed save's temporary file
+    checkpoint.save(path, nn.Linear(200, 200), epoch=3)
+    assert os.listdir(tmp_path) == ["run.npz"]
+    assert checkpoint.load(path, nn.Linear(200, 200))["epoch"] == 3
+
+
+def _saved_unfit(path, case):
+    """Saves, under `path`, a trained run whose state does not fit make_run()'s in one way."""
+    model, optimizer = make_run()
+    train(model, optimizer, 1)
+    params = list(model.parameters())
+    first, last = params[0], params[-1]
+    if case == "model key":
+        model = nn.Sequential(model, nn.Linear(2, 2))
+    elif case == "model shape":
+        last.data = last.data[:-1].copy()
+    elif case == "model dtype":
+        first.data = first.data.astype(np.float64)
+    elif case == "optimizer state shape":
+        optimizer.state[last]["exp_avg"] = np.zeros(7, np.float32)
+    elif case == "optimizer state dtype":
+        optimizer.state[last]["exp_avg"] = optimizer.state[last]["exp_avg"].astype(np.float64)
+    elif case == "optimizer groups":
+        optimizer = optim.Adam(params[:-1], lr=0.01)
+    checkpoint.save(path, model, optimizer)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("model key", r"model state lacks \['0\.bias'"), ("model shape", r"model state 3\.bias is float32 \(1,\)"),
+    ("model dtype", r"model state 0\.weight is float64"),
+    ("optimizer state shape", r"optimizer state of parameter 5: exp_avg is float32 \(7,\)"),
+    ("optimizer state dtype", r"optimizer state of parameter 5: exp_avg is float64"),
+    ("optimizer groups", r"parameter groups have sizes \[5\], this optimizer's \[6\]"),
+])
+def test_load_of_a_state_that_does_not_fit_changes_nothing(tmp_path, case, message):
+    path = str(tmp_path / "run.npz")
+    _saved_unfit(path, case)
+    model, optimizer = make_run()
+    train(model, optimizer, 1)
+    before, optimizer_before = model.state_dict(), optimizer.state_dict()
+    rng_before = fastconv.backend.get_rng_state()
+    with pytest.raises(ValueError, match=rf"^checkpoint {path}: .*{message}"):
+        checkpoint.load(path, model, optimizer)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=name)
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            np.testing.assert_array_equal(value, optimizer_before["state"][index][name])
+    assert fastconv.backend.get_rng_state() == rng_before

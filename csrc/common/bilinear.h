@@ -74,50 +74,42 @@ struct Coordinate {
   T value, grad;
 };
 
-// [-1, 1] -> pixel coordinates: the corner pixels' centres (align_corners) or their outer edges.
+// [-1, 1] -> pixel coordinates: the corner pixels' centres (align_corners) or their outer edges,
+// in the operation order of ATen's vectorised CPU kernel (GridSamplerKernel.cpp).
 template <class T>
 FASTCONV_HD inline Coordinate<T> unnormalize(T coord, int64_t size, bool align_corners) {
-  if (align_corners) return {(coord + 1) / 2 * T(size - 1), T(size - 1) / 2};
-  return {((coord + 1) * T(size) - 1) / 2, T(size) / 2};
+  if (align_corners) return {(coord + 1) * (T(size - 1) / 2), T(size - 1) / 2};
+  return {(coord + 1) * (T(size) / 2) - T(0.5), T(size) / 2};
 }
 
-// Clamps onto [0, size - 1]; the derivative is 0 where clamped (clip_coordinates_set_grad).
+// Clamps onto [0, size - 1], NaN onto 0 as PyTorch's CPU and CUDA kernels do; the derivative is 0
+// where clamped (clip_coordinates_set_grad).
 template <class T>
 FASTCONV_HD inline Coordinate<T> clip_coordinate(T in, int64_t size) {
   const T max = T(size - 1);
-  if (in <= 0) return {T(0), T(0)};
+  if (!(in > 0)) return {T(0), T(0)};
   if (in >= max) return {max, T(0)};
   return {in, T(1)};
 }
 
-// Reflects `in` about the bounds [twice_low / 2, twice_high / 2] until it lies inside
-// (reflect_coordinates_set_grad); the derivative is +-1 by the parity of reflections.
+// Reflects `in` about the bounds [twice_low / 2, twice_high / 2] until it lies inside, with the
+// derivative +-1 by the parity of reflections: ATen's vectorised reflect_coordinates_get_grad,
+// whose arithmetic stays in T (no integer conversion), so that a huge coordinate gives PyTorch's
+// answer and an infinite one gives NaN (which the clip that follows maps to 0).
 template <class T>
 FASTCONV_HD inline Coordinate<T> reflect_coordinate(T in, int64_t twice_low, int64_t twice_high) {
   if (twice_low == twice_high) return {T(0), T(0)};
-  const T min = T(twice_low) / 2, span = T(twice_high - twice_low) / 2;
-  in = in - min;
-  T sign = 1;
-  if (in < 0) {
-    sign = -1;
-    in = -in;
-  }
-  const T extra = fmod(in, span);
-  const int flips = static_cast<int>(floor(in / span));
-  if (flips % 2 == 0) return {extra + min, sign};
-  return {span - extra + min, -sign};
-}
-
-// Non-finite or huge coordinates become -100, outside every plane, so that the integer
-// conversions below stay defined (safe_downgrade_to_int_range, PyTorch #35506).
-template <class T>
-FASTCONV_HD inline T safe_int_range(T x) {
-  if (x > T(INT32_MAX - 1) || x < T(INT32_MIN) || !isfinite(x)) return T(-100);
-  return x;
+  const T low = T(twice_low) / 2, twice_span = T(twice_high - twice_low);
+  const T shifted = in - low, distance = fabs(shifted);
+  const T extra = distance - trunc(distance / twice_span) * twice_span, reflected_extra = twice_span - extra;
+  const bool one_more_flip = extra > reflected_extra;
+  const T sign = one_more_flip != (shifted < 0) ? T(-1) : T(1);
+  return {(one_more_flip ? reflected_extra : extra) + low, sign};
 }
 
 // grid_sampler_compute_source_index_set_grad: normalised grid coordinate -> pixel coordinate
-// after padding, with d(pixel)/d(grid).
+// after padding, with d(pixel)/d(grid). Non-finite coordinates stay non-finite with zeros
+// padding (the sample is NaN, as in PyTorch) and are clamped onto the plane by the others.
 template <class T>
 FASTCONV_HD inline Coordinate<T> source_coordinate(T coord, int64_t size, Padding padding,
                                                             bool align_corners) {
@@ -131,12 +123,20 @@ FASTCONV_HD inline Coordinate<T> source_coordinate(T coord, int64_t size, Paddin
     const Coordinate<T> clipped = clip_coordinate(reflected.value, size);
     c = {clipped.value, c.grad * reflected.grad * clipped.grad};
   }
-  return {safe_int_range(c.value), c.grad};
+  return c;
+}
+
+// The index of a whole-number coordinate `at` along an axis of `size` pixels, or -2 (outside,
+// and so is its right neighbour) when it lies beyond [-1, size] or is not finite: the integer
+// conversion is defined for every input.
+template <class T>
+FASTCONV_HD inline int64_t axis_index(T at, int64_t size) {
+  return at >= T(-1) && at <= T(size) ? static_cast<int64_t>(at) : -2;
 }
 
 // The bilinear sample of an (H, W) plane at pixel coordinates (ix, iy) with zeros outside it:
 // the nw corner (x0, y0), the fractions tx, ty that the grid gradient needs, and `valid[k]`
-// saying corner k is inside.
+// saying corner k is inside. A non-finite coordinate has NaN fractions, hence NaN weights.
 template <class T>
 struct GridSample {
   Sample<T> sample;
@@ -145,15 +145,23 @@ struct GridSample {
   T tx, ty;
 };
 
+// The weights of the corners (nw, ne, sw, se) at fractions (tx, ty) past the nw corner.
+template <class T>
+FASTCONV_HD inline void grid_bilinear_weights(T tx, T ty, T w[4]) {
+  w[0] = (1 - tx) * (1 - ty), w[1] = tx * (1 - ty), w[2] = (1 - tx) * ty, w[3] = tx * ty;
+}
+
 template <class T>
 FASTCONV_HD inline void grid_bilinear_sample(T ix, T iy, int64_t height, int64_t width,
                                                       GridSample<T>* g) {
-  const int64_t x0 = static_cast<int64_t>(floor(ix)), y0 = static_cast<int64_t>(floor(iy));
+  const T fx = floor(ix), fy = floor(iy);
+  const int64_t x0 = axis_index(fx, width), y0 = axis_index(fy, height);
   g->x0 = x0;
   g->y0 = y0;
-  g->tx = ix - T(x0);
-  g->ty = iy - T(y0);
-  const T weights[4] = {(1 - g->tx) * (1 - g->ty), g->tx * (1 - g->ty), (1 - g->tx) * g->ty, g->tx * g->ty};
+  g->tx = ix - fx;
+  g->ty = iy - fy;
+  T weights[4];
+  grid_bilinear_weights(g->tx, g->ty, weights);
   for (int k = 0; k < 4; ++k) {
     const int64_t x = x0 + (k & 1), y = y0 + (k >> 1);
     g->valid[k] = x >= 0 && x < width && y >= 0 && y < height;
@@ -174,7 +182,7 @@ FASTCONV_HD inline void grid_bilinear_weight_grads(T tx, T ty, T dx[4], T dy[4])
 template <class T>
 FASTCONV_HD inline void grid_nearest_sample(T ix, T iy, int64_t height, int64_t width, Sample<T>* s) {
   zero_sample(s);
-  const int64_t x = static_cast<int64_t>(nearbyint(ix)), y = static_cast<int64_t>(nearbyint(iy));
+  const int64_t x = axis_index(nearbyint(ix), width), y = axis_index(nearbyint(iy), height);
   if (x >= 0 && x < width && y >= 0 && y < height) {
     s->offset[0] = y * width + x;
     s->weight[0] = T(1);
@@ -192,10 +200,13 @@ FASTCONV_HD inline T area_scale(int64_t in, int64_t out, bool align_corners, dou
 }
 
 // area_pixel_compute_source_index for linear modes: half-pixel centres, negative clamped to 0.
+// One fused multiply-add, as PyTorch's AVX2/AVX-512 build computes it (its compiler contracts
+// the expression) and nvcc does by default: where the product rounds to a pixel boundary, the
+// unfused form picks the other pixel, so that a NaN or infinity there would leak in or out.
 template <class T>
 FASTCONV_HD inline T area_source_index(T scale, int64_t dst, bool align_corners) {
   if (align_corners) return scale * T(dst);
-  const T src = scale * (T(dst) + T(0.5)) - T(0.5);
+  const T src = fma(scale, T(dst) + T(0.5), T(-0.5));
   return src < 0 ? T(0) : src;
 }
 

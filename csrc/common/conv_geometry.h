@@ -75,7 +75,8 @@ struct Range {
 };
 
 FASTCONV_HD inline Range valid_range(index_t offset, index_t stride, index_t limit, index_t count) {
-  const index_t lo = index_min(count, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  // ceil(-offset / stride) as (-offset - 1) / stride + 1: -offset + stride - 1 overflows for a stride near 2^63
+  const index_t lo = index_min(count, offset >= 0 ? 0 : (-offset - 1) / stride + 1);
   const index_t hi = offset >= limit ? 0 : index_min(count, (limit - 1 - offset) / stride + 1);
   return {lo, index_max(hi, lo)};
 }

@@ -61,7 +61,7 @@ inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const t
       Reg v = V::mul(acc[i][j], alpha);
       if (ep.beta != 0) v = V::fma(V::loadu(p), beta, v);
       v = V::add(v, bias);
-      if (ep.relu) v = V::max(v, zero);
+      if (ep.relu) v = V::max(zero, v);  // zero first: maxps returns its second operand, NaN, as torch.relu
       V::storeu(p, v);
     }
   }

@@ -60,7 +60,7 @@ __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
     out[2 + p] = c.value + c.grad;
   }
   out[5] = fc::bilinear::unnormalize(in[1], 8, false).value + fc::bilinear::clip_coordinate(in[2], 8).grad +
-           fc::bilinear::reflect_coordinate(in[3], -1, 15).value + fc::bilinear::safe_int_range(in[4]);
+           fc::bilinear::reflect_coordinate(in[3], -1, 15).value + T(fc::bilinear::axis_index(in[4], 8));
   fc::bilinear::GridSample<T> grid;
   fc::bilinear::grid_bilinear_sample(in[1], in[2], 8, 8, &grid);
   T dx[4], dy[4];

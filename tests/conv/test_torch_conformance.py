@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import fastconv.functional as F
-from fastconv import ops
+from fastconv import _C, ops
+from fastconv.ops import conv_algo
+from fastconv.ops.conv import conv2d_arguments
 from tests.oracle import compare_with_torch
 
 BIG = [2**63, -2**63 - 1]  # beyond int64; within it the C++ checks the geometry (test_hostile_input.py)
@@ -48,3 +50,20 @@ def test_conv2d_unbatched_input_matches_torch(torch):
 def test_conv2d_layer_unbatched_input_gives_3d_output():
     from fastconv import Tensor, nn
     assert nn.Conv2d(2, 4, 3)(Tensor(np.zeros((2, 5, 5), np.float32))).shape == (4, 3, 3)
+
+
+@pytest.mark.parametrize("algo", conv_algo.algorithms())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_fused_relu_keeps_nan_as_torch_relu(torch, isa, algo, dtype):
+    # A NaN bias makes its whole output channel NaN; relu(NaN) is NaN in PyTorch, so the fused
+    # epilogue of every algorithm (and ISA) must not turn it into 0.
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 4, 9, 9)), rng.standard_normal((8, 4, 3, 3)), rng.standard_normal(8)
+    b[[1, 6]] = np.nan
+    x, w, b = (a.astype(dtype) for a in (x, w, b))
+    if _C.conv2d_unsupported_reason(algo, x.shape, w.shape, *conv2d_arguments(w.shape, 1, 1, 1, 1)) is not None:
+        pytest.skip(f"{algo} does not run this shape")
+    out = ops.conv2d(x, w, b, padding=1, algo=algo, relu=True)
+    expected = torch.relu(torch.nn.functional.conv2d(*map(torch.tensor, (x, w, b)), padding=1)).numpy()
+    assert np.isnan(out[:, [1, 6]]).all() and not np.isnan(out[:, [0, 2, 3, 4, 5, 7]]).any()
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)

@@ -1,12 +1,13 @@
 """CIFAR-10 and MNIST readers on small files written here in exactly the published formats."""
 import gzip
 import pickle
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from fastconv.data import load_cifar10, load_mnist
-from fastconv.data.formats import CIFAR10_TEST_BATCHES, CIFAR10_TRAIN_BATCHES
+from fastconv.data.formats import CIFAR10_TEST_BATCHES, CIFAR10_TRAIN_BATCHES, IDX_IMAGES_MAGIC, read_idx
 
 
 def write_cifar_batch(path, rng, n):
@@ -99,6 +100,57 @@ def test_mnist_truncated_file_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ValueError, match="declares shape"):
         load_mnist(tmp_path)
+
+
+def _gzip_idx(path, header_shape, data_bytes):
+    """A gzip IDX images file whose header declares header_shape and whose data is data_bytes zeros."""
+    header = IDX_IMAGES_MAGIC.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in header_shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header)
+        for _ in range(data_bytes // 2**20):
+            f.write(bytes(2**20))
+
+
+@pytest.mark.parametrize("declared,limit,message", [
+    ((2**20, 28, 28), None, r"more than the file can hold"),   # 822 MB claimed by an 8 kB file
+    ((50_000, 28, 28), 2**20, r"more than max_bytes=1048576"),  # true to its data, over the caller's bound
+    ((2**31, 2**31, 28), None, r"more than max_bytes"),
+])
+def test_mnist_gzip_bomb_is_refused_from_its_header(tmp_path, declared, limit, message):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    _gzip_idx(path, declared, 8 * 2**20)
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"declares shape .*" + message):
+        read_idx(tmp_path / "train-images-idx3-ubyte", IDX_IMAGES_MAGIC, **({"max_bytes": limit} if limit else {}))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20  # nothing was decompressed
+
+
+def test_mnist_gzip_with_more_data_than_declared_reads_one_byte_past_it(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    _gzip_idx(path, (2, 28, 28), 8 * 2**20)
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"declares shape \(2, 28, 28\) but holds 1569 values"):
+        read_idx(tmp_path / "train-images-idx3-ubyte", IDX_IMAGES_MAGIC)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_mnist_label_outside_the_ten_classes_is_reported(tmp_path, rng):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", 2051, rng.integers(0, 256, size=(3, 28, 28)), False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", 2049, np.array([3, 10, 1]), False)
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte holds label 10, expected 0\.\.9"):
+        load_mnist(tmp_path, train=False)
+
+
+def test_mnist_truncated_gzip_is_a_value_error(tmp_path, rng):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(path, 2051, rng.integers(0, 256, size=(3, 28, 28)), True)
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(ValueError, match=r"not a complete gzip file"):
+        read_idx(tmp_path / "train-images-idx3-ubyte", IDX_IMAGES_MAGIC)
 
 
 def test_mnist_missing_file_names_both_candidates(tmp_path):

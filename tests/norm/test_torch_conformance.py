@@ -42,3 +42,23 @@ def test_batch_norm_every_rank_matches_torch(torch, shape, training):
                        [x, weight, bias])
     for ours, theirs in zip(ours_stats, theirs_stats):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_training_over_nan_and_inf_matches_torch(torch, relu, dtype):
+    # Channel 1 holds a NaN, channel 2 an infinity (at its first element, where the one-pass
+    # moments take their shift), channel 3 +inf and -inf: their statistics, outputs and running
+    # statistics are NaN or infinite as torch's are; channel 0 is untouched. relu(NaN) is NaN.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 2, 3)).astype(dtype)
+    x[1, 1, 0, 2], x[0, 2, 0, 0], x[0, 3, 1, 1], x[2, 3, 0, 0] = np.nan, np.inf, np.inf, -np.inf
+    ours_stats = [np.zeros(4, dtype), np.ones(4, dtype)]
+    theirs_stats = [torch.tensor(a.copy()) for a in ours_stats]
+    out = F.batch_norm(Tensor(x), *ours_stats, training=True, relu=relu).numpy()
+    expected = torch.nn.functional.batch_norm(torch.tensor(x), *theirs_stats, training=True)
+    expected = (torch.relu(expected) if relu else expected).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert np.isnan(out[:, 1:]).all() and np.isfinite(out[:, 0]).all()
+    for ours, theirs in zip(ours_stats, theirs_stats):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-6)

@@ -134,3 +134,11 @@ def test_large_but_computable_boxes_still_run():
     assert np.isfinite(out).all()
     pooled, _ = ops.roi_pool(x, _boxes([[0, -2e9, -2e9, 2e9, 2e9]], np.float64), (2, 2))
     assert np.isfinite(pooled).all()
+
+
+@pytest.mark.parametrize("op", ["roi_align", "roi_pool"])
+def test_no_boxes_with_a_huge_output_size_allocates_no_scratch(op):
+    # (0, C, 1, 2**31 - 1) holds nothing; the kernels' per-thread bin buffers would take 64 GB.
+    out = getattr(ops, op)(np.ones((1, 1, 1, 1), np.float32), np.zeros((0, 5), np.float32), (1, 2**31 - 1))
+    out = out[0] if isinstance(out, tuple) else out
+    assert out.shape == (0, 1, 1, 2**31 - 1)

@@ -1,6 +1,7 @@
-"""Hostile scales for interpolate: its kernels turn output index / scale into an int64 source
-index, so a NaN, negative or vanishing scale given to fastconv._C is refused with a ValueError
-naming it (the Python op already refuses non-positive and non-finite scale factors)."""
+"""Hostile scales and sizes for interpolate: its kernels turn output index / scale into an int64
+source index, so a NaN, negative or vanishing scale given to fastconv._C is refused with a
+ValueError naming it (the Python op already refuses non-positive and non-finite scale factors);
+an empty batch with a huge output size computes nothing."""
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastconv._C as C
+from fastconv import ops
 
 @pytest.mark.parametrize("scale", [float("nan"), -1.0, 1e-320, float("inf")])
 @pytest.mark.parametrize("axis", ["scale_h", "scale_w"])
@@ -38,3 +40,13 @@ def test_vanishing_scale_does_not_crash_the_process():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("refused:") == 2, result.stdout
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_interpolate_of_an_empty_batch_builds_no_tables_for_its_huge_output(mode):
+    # (0, 1, 1, 6e12) holds nothing; the per-column tap table it would need holds 6e12 entries.
+    out = ops.interpolate(np.zeros((0, 1, 3, 6)), scale_factor=(0.5, 1e12), mode=mode, recompute_scale_factor=False)
+    assert out.shape == (0, 1, 1, 6 * 10**12)
+    grad = ops.interpolate_backward(out, (0, 1, 3, 6), scale_factor=(0.5, 1e12), mode=mode,
+                                    recompute_scale_factor=False)
+    assert grad.shape == (0, 1, 3, 6)

@@ -65,3 +65,42 @@ def test_upsample_aliases_match_torch(torch, name, kwargs):
         warnings.simplefilter("ignore")  # torch warns that its aliases are deprecated
         compare_with_torch(torch, lambda t: getattr(F, name)(t, **kwargs),
                            lambda t: getattr(torch.nn.functional, name)(t, **kwargs), [x])
+
+
+GRID_MODES = ["bilinear", "nearest"]
+PADDINGS = ["zeros", "border", "reflection"]
+HOSTILE_COORDINATES = [np.nan, np.inf, -np.inf, 1e30, -1e30, 3e9, -3e9]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", GRID_MODES)
+@pytest.mark.parametrize("padding_mode", PADDINGS)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_non_finite_and_huge_coordinates_match_torch(torch, dtype, mode, padding_mode, align_corners):
+    # Zeros padding gives NaN where a coordinate is NaN or infinite (its bilinear weights are);
+    # border and reflection clamp such coordinates onto the plane, NaN onto 0.
+    x = np.random.default_rng(3).standard_normal((1, 2, 4, 5)).astype(dtype)
+    column = np.array(HOSTILE_COORDINATES + [0.3])
+    grid = np.stack([np.stack([column, np.full_like(column, 0.2)], -1),
+                     np.stack([np.full_like(column, -0.4), column], -1),
+                     np.stack([column, column[::-1]], -1)])[None].astype(dtype)
+    kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    expected = torch.nn.functional.grid_sample(torch.tensor(x), torch.tensor(grid), **kwargs).numpy()
+    np.testing.assert_allclose(ops.grid_sample(x, grid, **kwargs), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", GRID_MODES)
+@pytest.mark.parametrize("padding_mode", PADDINGS)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_reads_nan_pixels_only_where_torch_does(torch, mode, padding_mode, align_corners):
+    # A corner outside the plane reads 0, never the in-plane pixel a kernel might reach instead;
+    # forward, input and grid gradients.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 4, 5))
+    x[0, 0, 0, 0] = x[1, 1, 3, 4] = np.nan
+    x[0, 1, 2, 2] = np.inf
+    grid = rng.uniform(-1.4, 1.4, (2, 3, 4, 2))
+    grid[0, 0, 0] = [-1.19, 0.1]  # a sample straddling the left edge beside the NaN corner
+    kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    compare_with_torch(torch, lambda a, g: F.grid_sample(a, g, **kwargs),
+                       lambda a, g: torch.nn.functional.grid_sample(a, g, **kwargs), [x, grid])

@@ -41,7 +41,7 @@ void row_kernel(const RowJob<typename V::T>& job) {
       T* out = job.out + m * job.ld_out + q0;
       for (int v = 0; v < NV; ++v) {
         Reg y = V::add(acc[m][v], bias);
-        if (job.relu) y = V::max(y, V::zero());
+        if (job.relu) y = V::max(V::zero(), y);  // zero first: a NaN passes, as through torch.relu
         const index_t left = valid - v * W;
         if (left >= W) V::storeu(out + v * W, y);
         else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));

@@ -29,7 +29,7 @@ void scatter_row16_avx2(const TileRows<float>& tiles, index_t row, index_t m_w, 
         const index_t left = (t.cols < m_w ? t.cols : m_w) - b0, n = left < 8 ? left : 8;
         if (row >= t.rows || n <= 0) continue;
         __m256 v = _mm256_add_ps(r[l], bias);
-        if (tiles.relu) v = _mm256_max_ps(v, zero);
+        if (tiles.relu) v = _mm256_max_ps(zero, v);  // zero first: a NaN passes, as through torch.relu
         float* dst = t.dst + row * tiles.ld + b0;
         if (n == 8) {
           _mm256_storeu_ps(dst, v);

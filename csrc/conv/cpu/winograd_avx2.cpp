@@ -217,7 +217,7 @@ void output_tiles_avx2(const float* in, index_t point_stride, const TileTarget<f
     __m256 m[A], o[M];
     for (int a = 0; a < A; ++a) m[a] = _mm256_load_ps(rows[a][j]);
     V::output(m, o);
-    for (int i = 0; i < M; ++i) y[i][j] = relu ? _mm256_max_ps(_mm256_add_ps(o[i], b), zero) : _mm256_add_ps(o[i], b);
+    for (int i = 0; i < M; ++i) y[i][j] = relu ? _mm256_max_ps(zero, _mm256_add_ps(o[i], b)) : _mm256_add_ps(o[i], b);
   }
   for (int i = 0; i < M; ++i) store_row<M>(y[i], i, tiles, ld);
 }

@@ -48,10 +48,12 @@ bool streamed(const BatchNormShape& s) {
 // first value as the shift: the shifted sum of squares does not cancel catastrophically when
 // |mean| >> std (the textbook one-pass formula does). A run's values are summed in T's lanes
 // (a float lane adds a few dozen values), the runs' sums in double: converting every float to
-// double had made this pass compute-bound.
+// double had made this pass compute-bound. A non-finite first value shifts by 0 instead, so that
+// an infinite value gives an infinite mean and a NaN variance, as in PyTorch (inf - inf would make
+// both NaN).
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
-  const double shift = x[c * s.HW];
+  const double shift = std::isfinite(x[c * s.HW]) ? x[c * s.HW] : 0.0;
   const T tshift = static_cast<T>(shift);
   double sum = 0, sum_sq = 0;
   for_each_run<T>(s, c, {x}, [&](index_t, index_t, index_t len, index_t at) {
@@ -67,7 +69,8 @@ Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
     sum_sq += run_sq;
   });
   const double m = static_cast<double>(s.count()), mean_shifted = sum / m;
-  return {shift + mean_shifted, std::max(0.0, sum_sq / m - mean_shifted * mean_shifted)};
+  const double var = sum_sq / m - mean_shifted * mean_shifted;
+  return {shift + mean_shifted, var < 0 ? 0.0 : var};  // rounding may make it negative; NaN stays NaN
 }
 
 // y = relu((x - mean) * scale + beta + z) over one channel; relu and z chosen at compile time
@@ -187,8 +190,13 @@ template <class T>
 void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
                               double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
   // PyTorch: "Expected more than 1 value per channel when training" (the variance is undefined).
-  check(s.count() > 1, "input: expected more than 1 value per channel when training, got N=", s.N,
+  check(s.count() != 1, "input: expected more than 1 value per channel when training, got N=", s.N,
         " and H*W=", s.HW);
+  if (s.count() == 0) {  // an empty batch: PyTorch leaves the running statistics as they are
+    std::fill(save_mean, save_mean + s.C, T(0));
+    std::fill(save_invstd, save_invstd + s.C, T(0));  // so that the empty backward's sums stay 0
+    return;
+  }
   const double m = static_cast<double>(s.count());
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c) {

@@ -48,12 +48,21 @@ void build_sample_table(const RoiShape& s, const AlignedBox<T>& b, std::vector<S
       }
 }
 
+// A sample more than a pixel outside the plane (roi_align_sample's zero sample): it adds 0 and
+// reads nothing, as in torchvision's CUDA kernel, so that a NaN pixel leaks into no bin that does
+// not sample it. (A sample inside the plane has weights summing to 1.)
+template <class T>
+bool outside_plane(const Sample<T>& q) {
+  return q.weight[0] == T(0) && q.weight[1] == T(0) && q.weight[2] == T(0) && q.weight[3] == T(0);
+}
+
 // The mean of one bin's samples of a plane, summed in torchvision's order.
 template <class T>
 T bin_average(const T* plane, const Sample<T>* samples, index_t count) {
   T sum = 0;
   for (index_t i = 0; i < count; ++i) {
     const Sample<T>& q = samples[i];
+    if (outside_plane(q)) continue;
     sum += q.weight[0] * plane[q.offset[0]] + q.weight[1] * plane[q.offset[1]] +
            q.weight[2] * plane[q.offset[2]] + q.weight[3] * plane[q.offset[3]];
   }
@@ -71,25 +80,30 @@ T bin_average(const T* plane, const Sample<T>* samples, index_t count) {
 
 constexpr int kLanes = kTileLanes;
 
-// A sample of the tile: its four corners as element offsets of 8-channel pixels, and weights.
+// A sample of the tile: its four corners as element offsets of 8-channel pixels (64-bit: a box
+// over a plane of more than 2^28 pixels has a tile of more than 2^31 floats), and weights.
 struct TileSample {
-  std::int32_t at[4];
+  index_t at[4];
   float weight[4];
 };
 
 // The lattice a box's samples read: pixel row and column lists, and the samples re-indexed onto
-// it. Corners of zero samples (offset 0, weight 0) read pixel (0, 0), which is then in the tile.
+// it. The corners of samples outside the plane read the zero pixel that follows the lattice in
+// the tile (zero_pixel()), so that they add 0 whatever the plane holds.
 struct BoxLattice {
   std::vector<index_t> rows, cols;
   std::vector<TileSample> samples;
   std::vector<std::int32_t> row_at, col_at;  // pixel row/column -> lattice index, -1 if unused
   bool contiguous = false;                    // cols is a run of consecutive columns
 
+  // The tile offset of the zero pixel after the lattice's rows x cols pixels.
+  index_t zero_pixel() const { return static_cast<index_t>(rows.size() * cols.size()) * kLanes; }
+
   void build(const RoiShape& s, const std::vector<Sample<float>>& table) {
     row_at.assign(s.H, -1);
     col_at.assign(s.W, -1);
     for (const Sample<float>& q : table)
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < 4 && !outside_plane(q); ++k) {
         row_at[q.offset[k] / s.W] = 0;
         col_at[q.offset[k] % s.W] = 0;
       }
@@ -114,7 +128,8 @@ struct BoxLattice {
     for (std::size_t i = 0; i < table.size(); ++i)
       for (int k = 0; k < 4; ++k) {
         const index_t off = table[i].offset[k];
-        samples[i].at[k] = static_cast<std::int32_t>((row_at[off / s.W] * ncols + col_at[off % s.W]) * kLanes);
+        const index_t lattice_pixel = row_at[off / s.W] * ncols + col_at[off % s.W];
+        samples[i].at[k] = outside_plane(table[i]) ? zero_pixel() : lattice_pixel * kLanes;
         samples[i].weight[k] = table[i].weight[k];
       }
   }
@@ -122,7 +137,7 @@ struct BoxLattice {
 
 // out[j * out_stride + bin] for the `lanes` (<= 8) planes at `in`, plane_size apart: copies the
 // lattice into `tile` (pixel-major, 8 channels a pixel; lanes past `lanes` are left as they are
-// and never stored), then averages each bin's samples into `result` (bins x 8, aligned) and
+// and never stored) followed by the zero pixel, then averages each bin's samples into `result` (bins x 8, aligned) and
 // stores them.
 __attribute__((target("avx2"))) void align_eight_channels(const BoxLattice& lat, index_t width, index_t plane_size,
                                                           const float* in, int lanes, index_t bins, index_t samples,
@@ -141,6 +156,7 @@ __attribute__((target("avx2"))) void align_eight_channels(const BoxLattice& lat,
       }
     }
   }
+  _mm256_store_ps(tile + lat.zero_pixel(), _mm256_setzero_ps());
   const __m256 divisor = _mm256_set1_ps(float(std::max<index_t>(samples, 1)));
   const TileSample* q = lat.samples.data();
   for (index_t bin = 0; bin < bins; ++bin) {
@@ -191,7 +207,7 @@ void roi_align_forward_avx2(const RoiShape& s, const RoiAlignParams& p, const fl
       lattices[k].build(s, table);
     }
   });
-  for (const BoxLattice& lat : lattices) largest_tile = std::max(largest_tile, lat.rows.size() * lat.cols.size());
+  for (const BoxLattice& lat : lattices) largest_tile = std::max(largest_tile, lat.rows.size() * lat.cols.size() + 1);
   parallel_for(0, groups * s.N, 1, [&](index_t lo, index_t hi) {
     AlignedBuffer buffer;
     float* tile = buffer.get((largest_tile + bins) * kLanes);
@@ -213,6 +229,7 @@ void roi_align_forward_avx2(const RoiShape& s, const RoiAlignParams& p, const fl
 
 template <class T>
 void roi_align_forward(const RoiShape& s, const RoiAlignParams& p, const T* input, const T* boxes, T* out) {
+  if (s.K * s.C == 0) return;  // an empty output: no per-thread scratch for bins it never fills
   if constexpr (std::is_same_v<T, float>) {
     if (active_isa() >= Isa::avx2) return roi_align_forward_avx2(s, p, input, boxes, out);
   }
@@ -257,7 +274,7 @@ void roi_align_backward(const RoiShape& s, const RoiAlignParams& p, const T* gra
         for (index_t bin = 0; bin < bins; ++bin) {
           const Sample<T>* q = table.data() + bin * samples;
           for (index_t i = 0; i < samples; ++i)
-            for (int corner = 0; corner < 4; ++corner) dst[q[i].offset[corner]] += g[bin] * q[i].weight[corner] / count;
+            for (int corner = 0; corner < 4 && !outside_plane(q[i]); ++corner) dst[q[i].offset[corner]] += g[bin] * q[i].weight[corner] / count;
         }
       }
     }

@@ -147,6 +147,7 @@ void roi_pool_forward_avx2(const RoiShape& s, double spatial_scale, const float*
 template <class T>
 void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, const T* boxes, T* out,
                       std::int64_t* argmax) {
+  if (s.K * s.C == 0) return;  // an empty output: no per-thread scratch for bins it never fills
   if constexpr (std::is_same_v<T, float>) {
     // the tile's indices are 32-bit
     if (active_isa() >= Isa::avx2 && s.H * s.W <= INT32_MAX) return roi_pool_forward_avx2(s, spatial_scale, input, boxes, out, argmax);

@@ -40,13 +40,21 @@ SourcePoint<T> source_point(const GridSampleShape& s, const GridSampleParams& p,
 
 // A point's sample as one offset into the plane plus the weights of the 2x2 block of pixels
 // starting there: 20 bytes a point (float) instead of four 8-byte offsets and four weights, since
-// the table is re-read for every channel. Corners outside the plane carry no weight; the block is
-// shifted inside the plane so that every read is of a plane element.
+// the table is re-read for every channel. The block is shifted inside the plane so that every
+// place is a plane element; a place that no corner inside the plane maps to is read as 0, as
+// PyTorch reads a corner outside the plane, so that a NaN pixel there does not leak in.
 template <class T>
 struct BlockSample {
   std::int32_t offset;
-  T weight[4];  // (row, column) = (0, 0), (0, 1), (1, 0), (1, 1) of the block
+  std::uint8_t read;  // bit k: place k is a corner of the sample inside the plane
+  T weight[4];        // places (row, column) = (0, 0), (0, 1), (1, 0), (1, 1) of the block
 };
+
+// Place k of a block at `at` (places `steps` apart), or 0 when the sample does not read it.
+template <class T>
+inline T place_value(const T* at, std::uint8_t read, int k, const index_t steps[4]) {
+  return read >> k & 1 ? at[steps[k]] : T(0);
+}
 
 // Steps from a block's first pixel to its other columns and rows: 0 along an axis of one pixel.
 struct BlockSteps {
@@ -63,22 +71,56 @@ std::int32_t block_offset(const GridSampleShape& s, const GridSample<T>& g) {
   return static_cast<std::int32_t>(block_start(g.y0, s.H) * s.W + block_start(g.x0, s.W));
 }
 
-// Moves per-corner values (nw, ne, sw, se) of a sample onto its block; corners outside the plane
-// are dropped, and every valid corner lies in the block.
+// The block place of corner k (nw, ne, sw, se) of a sample, or -1 when the corner is outside.
 template <class T>
-void to_block(const GridSampleShape& s, const GridSample<T>& g, const T corner[4], T block[4]) {
-  const index_t bx = block_start(g.x0, s.W), by = block_start(g.y0, s.H);
-  for (int k = 0; k < 4; ++k) block[k] = T(0);
-  for (int k = 0; k < 4; ++k)
-    if (g.valid[k]) block[(g.y0 + (k >> 1) - by) * 2 + g.x0 + (k & 1) - bx] = corner[k];
+int block_place(const GridSampleShape& s, const GridSample<T>& g, int k) {
+  if (!g.valid[k]) return -1;
+  return static_cast<int>((g.y0 + (k >> 1) - block_start(g.y0, s.H)) * 2 + g.x0 + (k & 1) - block_start(g.x0, s.W));
 }
 
-// Nearest sampling: the pixel itself with weight 1 in the block's first place (0 outside).
+// The places of the block that a sample reads, bit k for place k.
+template <class T>
+std::uint8_t block_reads(const GridSampleShape& s, const GridSample<T>& g) {
+  std::uint8_t read = 0;
+  for (int k = 0; k < 4; ++k)
+    if (g.valid[k]) read |= std::uint8_t(1u << block_place(s, g, k));
+  return read;
+}
+
+// Moves per-corner values (nw, ne, sw, se) of a sample onto its block. A corner outside the
+// plane multiplies a 0, which adds nothing unless its value is NaN (a non-finite grid point):
+// then, as in PyTorch, the result is NaN, so every place gets the NaN.
+template <class T>
+void to_block(const GridSampleShape& s, const GridSample<T>& g, const T corner[4], T block[4]) {
+  for (int k = 0; k < 4; ++k) block[k] = T(0);
+  for (int k = 0; k < 4; ++k) {
+    if (std::isnan(corner[k])) {
+      std::fill(block, block + 4, corner[k]);
+      return;
+    }
+    if (g.valid[k]) block[block_place(s, g, k)] = corner[k];
+  }
+}
+
+// Nearest sampling: the pixel itself with weight 1 in the block's first place (nothing outside).
 template <class T>
 BlockSample<T> nearest_block(const GridSampleShape& s, const SourcePoint<T>& q) {
   Sample<T> nearest;
   bilinear::grid_nearest_sample(q.x.value, q.y.value, s.H, s.W, &nearest);
-  return {static_cast<std::int32_t>(nearest.offset[0]), {nearest.weight[0], T(0), T(0), T(0)}};
+  const std::uint8_t read = nearest.weight[0] != T(0) ? 1 : 0;
+  return {static_cast<std::int32_t>(nearest.offset[0]), read, {nearest.weight[0], T(0), T(0), T(0)}};
+}
+
+// A bilinear sample's block: every corner's weight, whether inside the plane or not.
+template <class T>
+BlockSample<T> bilinear_block(const GridSampleShape& s, const GridSample<T>& g) {
+  BlockSample<T> b;
+  T weights[4];
+  bilinear::grid_bilinear_weights(g.tx, g.ty, weights);
+  b.offset = block_offset(s, g);
+  b.read = block_reads(s, g);
+  to_block(s, g, weights, b.weight);
+  return b;
 }
 
 template <class T>
@@ -93,8 +135,7 @@ void build_point_table(const GridSampleShape& s, const GridSampleParams& p, cons
     } else {
       GridSample<T> g;
       bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
-      table[i].offset = block_offset(s, g);
-      to_block(s, g, g.sample.weight, table[i].weight);
+      table[i] = bilinear_block(s, g);
     }
   }
 }
@@ -122,13 +163,15 @@ void for_each_plane_run(const GridSampleShape& s, const GridSampleParams& p, con
 template <int kCorners, int kPlanes, class T>
 void sample_planes(const T* planes, index_t plane_size, const BlockSample<T>* table, BlockSteps steps,
                    index_t points, T* out) {
+  const index_t place[4] = {0, steps.column, steps.row, steps.row + steps.column};
   for (index_t i = 0; i < points; ++i) {
     const BlockSample<T> q = table[i];
     for (int j = 0; j < kPlanes; ++j) {
       const T* at = planes + j * plane_size + q.offset;
-      T v = q.weight[0] * at[0];
+      T v = q.weight[0] * place_value(at, q.read, 0, place);
       if (kCorners == 4)
-        v = v + q.weight[1] * at[steps.column] + q.weight[2] * at[steps.row] + q.weight[3] * at[steps.row + steps.column];
+        v = v + q.weight[1] * place_value(at, q.read, 1, place) + q.weight[2] * place_value(at, q.read, 2, place) +
+            q.weight[3] * place_value(at, q.read, 3, place);
       out[j * points + i] = v;
     }
   }
@@ -174,8 +217,7 @@ void build_gradient_table(const GridSampleShape& s, const GridSampleParams& p, c
     T dx[4], dy[4];
     bilinear::grid_bilinear_sample(q.x.value, q.y.value, s.H, s.W, &g);
     bilinear::grid_bilinear_weight_grads(g.tx, g.ty, dx, dy);
-    b.sample.offset = block_offset(s, g);
-    to_block(s, g, g.sample.weight, b.sample.weight);
+    b.sample = bilinear_block(s, g);
     to_block(s, g, dx, b.dx);
     to_block(s, g, dy, b.dy);
   }
@@ -187,18 +229,20 @@ void build_gradient_table(const GridSampleShape& s, const GridSampleParams& p, c
 template <class T>
 void backward_plane(const T* in, const T* grad_out, const BlockGradient<T>* table, BlockSteps steps, int corners,
                     index_t points, T* grad_in, T* acc) {
-  const index_t at[4] = {0, steps.column, steps.row, steps.row + steps.column};
+  const index_t place[4] = {0, steps.column, steps.row, steps.row + steps.column};
   for (index_t i = 0; i < points; ++i) {
     const BlockGradient<T>& q = table[i];
     const T g = grad_out[i];
     if (grad_in)
-      for (int k = 0; k < corners; ++k) grad_in[q.sample.offset + at[k]] += q.sample.weight[k] * g;
+      for (int k = 0; k < corners; ++k)
+        if (q.sample.read >> k & 1) grad_in[q.sample.offset + place[k]] += q.sample.weight[k] * g;
     if (acc) {
       const T* v = in + q.sample.offset;
       T dx = 0, dy = 0;
       for (int k = 0; k < 4; ++k) {
-        dx += q.dx[k] * v[at[k]];
-        dy += q.dy[k] * v[at[k]];
+        const T value = place_value(v, q.sample.read, k, place);
+        dx += q.dx[k] * value;
+        dy += q.dy[k] * value;
       }
       acc[2 * i] += dx * g;
       acc[2 * i + 1] += dy * g;
@@ -278,8 +322,9 @@ template <class T>
 T base_coordinate(index_t i, index_t steps, bool align_corners) {
   if (steps <= 1) return T(0);
   const T step = T(2) / T(steps - 1);
-  // linspace fills its first half from the start and its second half from the end.
-  T v = i < steps / 2 ? T(-1) + step * T(i) : T(1) - step * T(steps - i - 1);
+  // linspace fills its first half from the start and its second half from the end, each point
+  // with one fused multiply-add (its vectorised kernel's fmadd): the same bits as PyTorch's.
+  T v = i < steps / 2 ? std::fma(step, T(i), T(-1)) : std::fma(-step, T(steps - i - 1), T(1));
   if (!align_corners) v = v * T(steps - 1) / T(steps);
   return v;
 }

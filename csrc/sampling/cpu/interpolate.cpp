@@ -21,7 +21,10 @@ template <class T>
 std::vector<LinearTap<T>> linear_taps(index_t in, index_t out, bool align_corners, double scale_factor) {
   const T scale = bilinear::area_scale<T>(in, out, align_corners, scale_factor);
   std::vector<LinearTap<T>> taps(out);
-  for (index_t i = 0; i < out; ++i) taps[i] = bilinear::linear_tap(scale, i, in, align_corners);
+  // A size that does not change is a copy in PyTorch (compute_source_index_and_lambda): the tap
+  // reads its own pixel twice, so that a NaN neighbour at weight 0 does not leak in.
+  for (index_t i = 0; i < out; ++i)
+    taps[i] = in == out ? LinearTap<T>{i, 0, T(1), T(0)} : bilinear::linear_tap(scale, i, in, align_corners);
   return taps;
 }
 
@@ -139,6 +142,7 @@ void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T
 
 template <class T>
 void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
+  if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<false>(s, p, input, out);
   else
@@ -147,6 +151,7 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
 
 template <class T>
 void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  if (s.N * s.C == 0) return;
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<true>(s, p, grad_out, grad_input);
   else

@@ -4,7 +4,9 @@ Both return images as NCHW arrays: float32 scaled to [0, 1] by default, or the s
 with dtype=np.uint8 (4x less memory for all of CIFAR-10), and labels as int64.
 """
 import gzip
+import math
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,29 +77,64 @@ def load_cifar10(root, train=True, dtype=np.float32):
     return _scaled(images, dtype), labels
 
 
-def _open_maybe_gzip(stem):
-    """stem or stem.gz, whichever exists, opened for binary reading."""
+# read_idx's bound on a file's data: far above MNIST's largest file (47 MB), far below a machine's
+# memory, so that a file whose header claims more (a gzip bomb, a corrupt header) is refused
+# before anything is decompressed.
+MAX_IDX_BYTES = 2**30
+# Deflate expands at most about 1032:1 (a 258-byte match coded in as little as 2 bits), so a
+# gzip file cannot hold more than this many times its own size.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _idx_file(stem):
+    """stem or stem.gz, whichever exists, and whether it is gzip-compressed."""
     if stem.is_file():
-        return open(stem, "rb")
+        return stem, False
     gz = stem.with_name(stem.name + ".gz")
     if gz.is_file():
-        return gzip.open(gz, "rb")
+        return gz, True
     raise FileNotFoundError(f"load_mnist: neither {stem} nor {gz} found")
 
 
-def read_idx(path_stem, expected_magic):
-    """An IDX file (big-endian int32 magic, one int32 per dimension, then uint8 data)."""
-    with _open_maybe_gzip(Path(path_stem)) as f:
-        raw = f.read()
-    magic = int.from_bytes(raw[:4], "big")
+def _read_exactly(f, count, path, what):
+    data = f.read(count)
+    if len(data) != count:
+        raise ValueError(f"load_mnist: {path} ends inside its {what}")
+    return data
+
+
+def _idx_header(f, path, expected_magic):
+    """The shape an IDX header declares, after its magic number is checked."""
+    magic = int.from_bytes(_read_exactly(f, 4, path, "header"), "big")
     if magic != expected_magic:
-        raise ValueError(f"load_mnist: {path_stem} has magic number {magic}, expected {expected_magic}")
+        raise ValueError(f"load_mnist: {path} has magic number {magic}, expected {expected_magic}")
     ndim = magic & 0xFF  # the low byte of the magic number counts the dimensions
-    shape = tuple(np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != np.prod(shape):
-        raise ValueError(f"load_mnist: {path_stem} declares shape {shape} but holds {data.size} values")
-    return data.reshape(shape)
+    return tuple(int(d) for d in np.frombuffer(_read_exactly(f, 4 * ndim, path, "header"), dtype=">u4"))
+
+
+def read_idx(path_stem, expected_magic, max_bytes=MAX_IDX_BYTES):
+    """An IDX file (big-endian int32 magic, one int32 per dimension, then uint8 data), or its
+    .gz. The header is checked first: a size beyond max_bytes, or beyond what the file can hold,
+    is refused before the data is read or decompressed."""
+    path, compressed = _idx_file(Path(path_stem))
+    stored = path.stat().st_size
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            shape = _idx_header(f, path, expected_magic)
+            count = math.prod(shape)
+            capacity = stored * _DEFLATE_MAX_RATIO if compressed else stored - 4 - 4 * len(shape)
+            if count > min(max_bytes, capacity):
+                raise ValueError(f"load_mnist: {path} declares shape {shape} ({count} bytes), more than "
+                                 + (f"max_bytes={max_bytes}" if count > max_bytes else "the file can hold"))
+            data = f.read(count + 1)  # one byte more than declared shows trailing data
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(f"load_mnist: {path} is not a complete gzip file ({error})") from error
+    if len(data) != count:
+        raise ValueError(f"load_mnist: {path} declares shape {shape} but holds {len(data)} values")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+MNIST_CLASSES = 10
 
 
 def load_mnist(root, train=True, dtype=np.float32):
@@ -110,4 +147,7 @@ def load_mnist(root, train=True, dtype=np.float32):
     labels = read_idx(f"{prefix}-labels-idx1-ubyte", IDX_LABELS_MAGIC).astype(np.int64)
     if len(images) != len(labels):
         raise ValueError(f"load_mnist: {len(images)} images but {len(labels)} labels under {root}")
+    if labels.size and labels.max() >= MNIST_CLASSES:
+        raise ValueError(f"load_mnist: {prefix}-labels-idx1-ubyte holds label {labels.max()}, expected "
+                         f"0..{MNIST_CLASSES - 1}")
     return _scaled(images[:, None], dtype), labels

@@ -56,7 +56,7 @@ def is_int(value):
 
 
 def _in_range(values, value, name):
-    if any(abs(int(v)) > ARGUMENT_LIMIT for v in values):
+    if any(not -ARGUMENT_LIMIT - 1 <= int(v) <= ARGUMENT_LIMIT for v in values):  # int64, as PyTorch
         raise ValueError(f"{name}: expected values of magnitude at most 2**63 - 1, got {value!r}")
 
 
@@ -110,6 +110,21 @@ def nchw_input(x, name="input"):
     x = float_array(x, name)
     check_ndim(x, 4, name, "(N, C, H, W)")
     return contiguous(x)
+
+
+def pooled_input(x, name="input"):
+    """PyTorch's rule for pooling: channels and planes non-empty; the batch may be empty."""
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{name}: expected a (N, C, H, W) batch with non-zero C, H and W (N may be 0), "
+                         f"got shape {x.shape}")
+    return x
+
+
+def convolved_input(x, name="input"):
+    """PyTorch's rule for convolutions: an empty plane only in an empty batch (N or C of 0)."""
+    if x.shape[0] and x.shape[1] and 0 in x.shape[2:]:
+        raise ValueError(f"{name}: only zero batch or zero channel inputs are supported, got shape {x.shape}")
+    return x
 
 
 def shape4(shape, name):

@@ -9,7 +9,8 @@ from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
 from fastconv.ops.conv_weight_cache import PreparedWeight
-from fastconv.ops._checks import an_int, check_ndim, contiguous, float_array, same_dtype, shape4, window_pair
+from fastconv.ops._checks import (an_int, check_ndim, contiguous, convolved_input, float_array, same_dtype, shape4,
+                                  window_pair)
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
@@ -133,6 +134,7 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     weight, prepared = _weight(weight, groups)
     x, w = _prepare({"input": input, "weight": weight},
                     {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
+    convolved_input(x)
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))

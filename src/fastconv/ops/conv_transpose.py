@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
-from fastconv.ops._checks import an_int, window_pair
+from fastconv.ops._checks import an_int, convolved_input, window_pair
 from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare, head
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
@@ -44,6 +44,7 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
+    convolved_input(x)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))

@@ -6,7 +6,8 @@ import numpy as np
 
 from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import an_int, check_size, contiguous, int_pair, nchw_input, shape4, window_pair
+from fastconv.ops._checks import (an_int, check_size, contiguous, int_pair, nchw_input, pooled_input, shape4,
+                                  window_pair)
 
 
 def _window(kernel_size, stride, padding, dilation=1):
@@ -30,7 +31,7 @@ def max_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                return_indices: bool = False) -> Union[Array, Tuple[Array, Array]]:
     """As torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices)."""
     lib = kernels(input, op="max_pool2d")
-    x = nchw_input(input)
+    x = pooled_input(nchw_input(input))
     kernel, stride, padding, dilation = _window(kernel_size, stride, padding, dilation)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
     y = empty(shape, x.dtype, device_of(x))
@@ -85,7 +86,7 @@ def avg_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                divisor_override: Optional[int] = None) -> Array:
     """As torch.nn.functional.avg_pool2d."""
     lib = kernels(input, op="avg_pool2d")
-    x = nchw_input(input)
+    x = pooled_input(nchw_input(input))
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode))
     y = empty(shape, x.dtype, device_of(x))

@@ -79,7 +79,9 @@ def affine_grid(theta: Array, size: Shape4, align_corners: bool = False) -> Arra
     """theta (N, 2, 3), size (N, C, H, W) -> grid (N, H, W, 2) = theta @ (x, y, 1) per pixel."""
     lib = kernels(theta, op="affine_grid")
     t = contiguous(float_array(theta, "theta"))  # the kernel checks its shape against size
-    n, _, h, w = shape4(size, "size")
+    n, c, h, w = shape4(size, "size")
+    if min(n, c, h, w) <= 0:  # PyTorch's rule, even for an empty batch
+        raise ValueError(f"size: expected non-zero, positive output size, got {list(size)}")
     check_size((n, h, w, 2), "size")
     grid = empty((n, h, w, 2), t.dtype, device_of(t))
     lib.affine_grid_forward(t, grid, bool(align_corners))
