@@ -57,8 +57,8 @@ def _stardist_image_folder():
 def load_nuclei():
     """(image (512, 512) float32 in [0, 1], instance labels (512, 512) int64: 0 background,
     k > 0 the k-th nucleus)."""
+    folder = _stardist_image_folder()  # first: names both packages when either is missing
     import tifffile
-    folder = _stardist_image_folder()
     image = tifffile.imread(os.path.join(folder, STARDIST_FILES[0])).astype(np.float32)
     labels = tifffile.imread(os.path.join(folder, STARDIST_FILES[1])).astype(np.int64)
     return image / max(float(image.max()), 1.0), labels
