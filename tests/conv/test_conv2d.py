@@ -445,3 +445,21 @@ def test_auto_times_only_the_likely_candidates():
     big = (8, 32, 9, 9), (32, 32, 7, 7)
     args7 = conv2d_arguments(big[1], 1, 3, 1, 1)
     assert "fft" in conv_algo.likely_candidates(*big, args7, conv_algo.supported(*big, args7))
+
+
+def test_auto_times_fft_on_a_batch_slice_whose_tile_differs_from_the_whole_batch():
+    # FFT's tile (and so its transformed filters) depends on the batch: the slice auto times on
+    # must run with filters transformed for the slice, not for the whole call.
+    x_shape, w_shape = (16, 3, 24, 24), (8, 3, 7, 7)
+    args = conv2d_arguments(w_shape, 1, 3, 1, 1)
+    tiles = {n: _C.conv2d_weight_transform_tile("fft", (n,) + x_shape[1:], w_shape, *args, "forward") for n in (1, 16)}
+    assert tiles[1] != tiles[16]
+    conv_algo.set_mode("benchmark")
+    conv_algo.forget_choices()
+    x, w = RNG.standard_normal(x_shape), RNG.standard_normal(w_shape)
+    y = ops.conv2d(x, w, padding=3)
+    dx, dw, _ = ops.conv2d_backward(x, w, np.ones_like(y), padding=3)
+    np.testing.assert_allclose(y, ops.conv2d(x, w, padding=3, algo="im2col"), rtol=1e-9, atol=1e-9)
+    reference = ops.conv2d_backward(x, w, np.ones_like(y), padding=3, algo="im2col")
+    np.testing.assert_allclose(dx, reference[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(dw, reference[1], rtol=1e-9, atol=1e-9)

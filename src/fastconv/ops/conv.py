@@ -139,8 +139,9 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
-    run = lambda a, images=None: lib.conv2d_forward(head(x, images), w, b, head(y, images), *args, a, bool(relu),
-                                                    _transformed(lib, w, prepared, a, "forward", x.shape, args))
+    run = lambda a, images=None: lib.conv2d_forward(  # FFT's transform depends on the shape run: the head's
+        head(x, images), w, b, head(y, images), *args, a, bool(relu),
+        _transformed(lib, w, prepared, a, "forward", head(x, images).shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
@@ -158,7 +159,7 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
     run = lambda a, images=None: lib.conv2d_backward_input(
         head(dy, images), w, head(dx, images), *args, a,
-        _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+        _transformed(lib, w, prepared, a, "input_gradient", head(dx, images).shape, args))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
@@ -193,7 +194,7 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run_input = lambda a, images=None: lib.conv2d_backward_input(
         head(dy, images), w, head(dx, images), *args, a,
-        _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+        _transformed(lib, w, prepared, a, "input_gradient", head(dx, images).shape, args))
     run_weight = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
