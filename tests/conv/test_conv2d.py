@@ -330,7 +330,7 @@ def fake_timed_runs(monkeypatch, cost):
     monkeypatch.setattr(conv_algo.time, "perf_counter", lambda: clock[0])
     calls = dict.fromkeys(cost, 0)
 
-    def run(algo, images=None):
+    def run(algo):
         if cost[algo] is None:
             raise MemoryError(f"{algo}: workspace too large")
         calls[algo] += 1
@@ -362,21 +362,6 @@ def test_auto_skips_a_candidate_that_fails_and_raises_when_all_do(monkeypatch):
     run, _ = fake_timed_runs(monkeypatch, {"huge": None, "bigger": None})
     with pytest.raises(MemoryError, match="huge: workspace too large"):
         conv_algo._fastest(run, ["huge", "bigger"])
-
-
-def test_auto_times_candidates_on_a_sixteenth_of_the_batch(monkeypatch):
-    assert [conv_algo._timing_images(n) for n in (1, 15, 16, 17, 128)] == [1, 1, 1, 2, 8]
-    seen = []
-    real = conv_algo._fastest
-    monkeypatch.setattr(conv_algo, "_fastest", lambda run, c, images: seen.append(images) or real(run, c, images))
-    conv_algo.set_mode("benchmark")
-    try:
-        x, w = RNG.standard_normal((32, 4, 9, 9)), RNG.standard_normal((6, 4, 3, 3))
-        y = ops.conv2d(x, w, padding=1)
-    finally:
-        conv_algo.set_mode("benchmark")
-    assert seen == [2]
-    np.testing.assert_allclose(y, ops.conv2d(x, w, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
 
 
 def test_auto_choices_persist_on_disk_per_machine(monkeypatch, tmp_path):
@@ -446,20 +431,3 @@ def test_auto_times_only_the_likely_candidates():
     args7 = conv2d_arguments(big[1], 1, 3, 1, 1)
     assert "fft" in conv_algo.likely_candidates(*big, args7, conv_algo.supported(*big, args7))
 
-
-def test_auto_times_fft_on_a_batch_slice_whose_tile_differs_from_the_whole_batch():
-    # FFT's tile (and so its transformed filters) depends on the batch: the slice auto times on
-    # must run with filters transformed for the slice, not for the whole call.
-    x_shape, w_shape = (16, 3, 24, 24), (8, 3, 7, 7)
-    args = conv2d_arguments(w_shape, 1, 3, 1, 1)
-    tiles = {n: _C.conv2d_weight_transform_tile("fft", (n,) + x_shape[1:], w_shape, *args, "forward") for n in (1, 16)}
-    assert tiles[1] != tiles[16]
-    conv_algo.set_mode("benchmark")
-    conv_algo.forget_choices()
-    x, w = RNG.standard_normal(x_shape), RNG.standard_normal(w_shape)
-    y = ops.conv2d(x, w, padding=3)
-    dx, dw, _ = ops.conv2d_backward(x, w, np.ones_like(y), padding=3)
-    np.testing.assert_allclose(y, ops.conv2d(x, w, padding=3, algo="im2col"), rtol=1e-9, atol=1e-9)
-    reference = ops.conv2d_backward(x, w, np.ones_like(y), padding=3, algo="im2col")
-    np.testing.assert_allclose(dx, reference[0], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(dw, reference[1], rtol=1e-9, atol=1e-9)

@@ -82,11 +82,6 @@ def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
     return algo
 
 
-def head(array, images):
-    """The first `images` of a batch (all of it for None): what auto times candidates on."""
-    return array if images is None or array is None else array[:images]
-
-
 def _weight(weight, groups):
     """(weight array, PreparedWeight or None): a PreparedWeight runs on its frozen copy."""
     if not isinstance(weight, PreparedWeight):
@@ -139,9 +134,8 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
-    run = lambda a, images=None: lib.conv2d_forward(  # FFT's transform depends on the shape run: the head's
-        head(x, images), w, b, head(y, images), *args, a, bool(relu),
-        _transformed(lib, w, prepared, a, "forward", head(x, images).shape, args))
+    run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
+                                       _transformed(lib, w, prepared, a, "forward", x.shape, args))
     run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
@@ -157,9 +151,8 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     dx = empty(shape4(input_size, "input_size"), w.dtype, device_of(w))
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
-    run = lambda a, images=None: lib.conv2d_backward_input(
-        head(dy, images), w, head(dx, images), *args, a,
-        _transformed(lib, w, prepared, a, "input_gradient", head(dx, images).shape, args))
+    run = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
+                                              _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
     run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
@@ -175,7 +168,7 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     dw = empty(weight_size, x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
-    run = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, None, *args, a)
+    run = lambda a: lib.conv2d_backward_weight(x, dy, dw, None, *args, a)
     run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
 
@@ -192,10 +185,9 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     dx, dw = empty_like(x), empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
-    run_input = lambda a, images=None: lib.conv2d_backward_input(
-        head(dy, images), w, head(dx, images), *args, a,
-        _transformed(lib, w, prepared, a, "input_gradient", head(dx, images).shape, args))
-    run_weight = lambda a, images=None: lib.conv2d_backward_weight(head(x, images), head(dy, images), dw, db, *args, a)
+    run_input = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
+                                                    _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
+    run_weight = lambda a: lib.conv2d_backward_weight(x, dy, dw, db, *args, a)
     run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
     run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
     return dx, dw, db

@@ -1,10 +1,11 @@
 """Choosing conv2d's algorithm per shape, like cuDNN's benchmark mode.
 
 algo="auto" resolves, once per (shapes, arguments, dtype, threads), to the fastest algorithm
-that supports the shape. The timing is kept cheap: candidates run on a slice of the call's own
-batch (1/16 of it, at least one image: every algorithm's cost is linear in the batch), a
-candidate over twice the leader's time is dropped after its first run, and a candidate that
-fails (e.g. MemoryError for its workspace) is skipped. The winner is cached for the process and
+that supports the shape, timed on the call's own arrays. The timing is kept cheap: only the
+likely candidates run, a candidate over twice the leader's time is dropped after its first run,
+a run over 50 ms decides in one round, and a candidate that fails for lack of memory is skipped.
+(Timing on a slice of the batch was tried and misjudged: Winograd on one or four images ran 2-3x
+slower per image than on the whole batch, and auto picked direct convolution where Winograd won.) The winner is cached for the process and
 on disk (ops/conv_cache.py), so a later process on the same machine does not time again. In
 deterministic mode the choice is a fixed rule instead (no timing, no cache), so two runs of a
 program always run the same algorithms.
@@ -138,8 +139,7 @@ def _key(input_shape, weight_shape, args, dtype, direction):
 
 
 def resolve(direction, run, input_shape, weight_shape, args, dtype):
-    """The algorithm for one call. `run(algo, images)` executes the call with that algorithm on
-    the first `images` of its batch (all of it for None)."""
+    """The algorithm for one call. `run(algo)` executes the call with that algorithm."""
     key = _key(input_shape, weight_shape, args, dtype, direction)
     algo = _choices.get(key)
     if algo is None:
@@ -153,7 +153,7 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
             if algo is None:
                 likely = likely_candidates(input_shape, weight_shape, args, candidates)
                 ordered = [first] + [a for a in likely if a != first]
-                algo = _fastest(run, ordered, _timing_images(input_shape[0]))
+                algo = _fastest(run, ordered)
                 conv_cache.store(_disk_key(key), algo)
         _choices[key] = algo
     return algo
@@ -172,7 +172,7 @@ def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candid
         else:
             remembered = _remembered(key, [",".join(pair) for pair in unique])
             choice = (tuple(remembered.split(",")) if remembered is not None
-                      else _fastest(run, unique, _timing_images(input_shape[0])))
+                      else _fastest(run, unique))
             conv_cache.store(_disk_key(key), ",".join(choice))
         _choices[key] = choice
     return choice
@@ -188,16 +188,9 @@ def _remembered(key, candidates):
     return algo if algo in candidates else None
 
 
-def _timing_images(batch, fraction=16):
-    """How many images of a batch the candidates are timed on: 1/16 of it (at least one), so
-    timing every candidate costs about what one call of one of them does."""
-    return max(1, -(-batch // fraction))
-
-
-def _fastest(run, candidates, images=None, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0,
-             long_run=0.05):
-    """Times each candidate on the first `images` of the real call, interleaved; the best time
-    wins. Candidates come in order of likelihood (the heuristic's pick first).
+def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05):
+    """Times each candidate on the real call, interleaved; the best time wins. Candidates come
+    in order of likelihood (the heuristic's pick first).
 
     The first run of each candidate warms it up (scratch buffers, filter transforms) and is
     timed too: one over `drop_after` times the leader's is not run again. Another process
@@ -206,20 +199,16 @@ def _fastest(run, candidates, images=None, rounds=3, max_rounds=9, margin=0.1, d
     machine three rounds can all be disturbed, and a wrong pick stays for the process. Runs of
     over `long_run` seconds average their own noise: one round after the first run decides. A
     candidate that runs out of memory is skipped; if every one does, the first one's error is
-    raised. Bad arguments raise at the first run, as the whole call reports them.
+    raised.
     """
     best, errors = {}, []
     for a in candidates:
         try:
             started = time.perf_counter()
-            run(a, images)
+            run(a)
             best[a] = time.perf_counter() - started
         except MemoryError as error:  # this algorithm's workspace does not fit: another may
             errors.append(error)
-        except ValueError:  # the call's own arguments: its error, with the whole call's shapes
-            if images is not None:
-                run(a)
-            raise
     if not best:
         raise errors[0]
     leader = min(best.values())
@@ -229,7 +218,7 @@ def _fastest(run, candidates, images=None, rounds=3, max_rounds=9, margin=0.1, d
     for r in range(1, max_rounds + 1):
         for a in alive:
             t0 = time.perf_counter()
-            run(a, images)
+            run(a)
             best[a] = min(best[a], time.perf_counter() - t0)
         leader = min(best[a] for a in alive)
         alive = [a for a in alive if best[a] <= drop_after * leader]

@@ -12,7 +12,7 @@ from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
 from fastconv.ops._checks import an_int, convolved_input, window_pair
-from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare, head
+from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
@@ -50,7 +50,7 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
     algo = _algorithm_name(lib, algo, y.shape, w.shape, conv_args)
-    run = lambda a, images=None: lib.conv_transpose2d_forward(head(x, images), w, b, head(y, images), *args, a)
+    run = lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a)
     run(_algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype))
     return y
 
@@ -68,14 +68,11 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     algo = _algorithm_name(lib, algo, dy.shape, w.shape, conv_args)
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
-    run_input = lambda a, images=None: lib.conv_transpose2d_backward(
-        head(x, images), w, head(dy, images), head(dx, images), None, None, *args, a, "im2col")
-    run_weight = lambda a, images=None: lib.conv_transpose2d_backward(
-        head(x, images), w, head(dy, images), None, dw, None, *args, "im2col", a)
+    run_input = lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
+    run_weight = lambda a: lib.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col", a)
     algos = (_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
              _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
-    run_both = lambda pair, images=None: lib.conv_transpose2d_backward(
-        head(x, images), w, head(dy, images), head(dx, images), dw, db, *args, *pair)
+    run_both = lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
     if algo == "auto":  # the two fastest apart, or both im2col sharing their columns
         algos = conv_algo.resolve_among("forward+weight", run_both, dy.shape, w.shape, conv_args, x.dtype,
                                         [algos, ("im2col", "im2col")])
