@@ -213,22 +213,29 @@ def _line(result):
     return f"{result['case']}: " + ", ".join(parts)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastconv.bench.cuda", description=__doc__.split("\n\n")[0])
+def report_main(argv, prog, description, run, default_repeats):
+    """The command line of a GPU benchmark module: `prog OUT.json [--repeats N]` runs
+    run(repeats), says why when the GPU part was skipped, writes the report; returns it."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("out", help="where to write the JSON report")
-    parser.add_argument("--repeats", type=int, default=15, help="timed calls per implementation (median)")
+    parser.add_argument("--repeats", type=int, default=default_repeats,
+                        help="timed calls per implementation (median)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats: must be >= 1")
     report = run(args.repeats)
     if "skipped" in report:
-        print(f"GPU benchmark skipped: {report['skipped']}")
-    else:
-        print(f"device copy: {report['copy_gbps']:.0f} GB/s on {report['machine']['gpu']}")
+        print(f"{prog}: skipped: {report['skipped']}")
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
-    return 0
+    return report
 
+
+def main(argv=None):
+    report = report_main(argv, "python -m fastconv.bench.cuda", __doc__.split("\n\n")[0], run, 15)
+    if "skipped" not in report:
+        print(f"device copy: {report['copy_gbps']:.0f} GB/s on {report['machine']['gpu']}")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

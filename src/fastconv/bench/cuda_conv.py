@@ -11,15 +11,13 @@ algorithm per shape in the warm-up). Timed with CUDA events, implementations int
 checked against torch's output (max relative error), so a fast wrong kernel shows. Where this
 machine runs no CUDA, the JSON says why instead.
 """
-import argparse
-import json
 import sys
 
 import numpy as np
 
 from fastconv import backend, ops
 from fastconv.bench.conv import conv_flops
-from fastconv.bench.cuda import machine, time_interleaved
+from fastconv.bench.cuda import machine, report_main, time_interleaved
 from fastconv.bench.harness import load_layers
 
 LAYERS = ("resnet20_c32", "vgg_conv3", "resnet50_3x3", "pointwise", "conv5x5", "depthwise3x3")
@@ -107,19 +105,8 @@ def _line(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastconv.bench.cuda_conv", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", help="where to write the JSON report")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls per implementation (median)")
-    args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats: must be >= 1")
-    report = run(args.repeats)
-    if "skipped" in report:
-        print(f"GPU conv benchmark skipped: {report['skipped']}")
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    report_main(argv, "python -m fastconv.bench.cuda_conv", __doc__.split("\n\n")[0], run, 10)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
