@@ -172,14 +172,21 @@ def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilatio
     FORWARD[algo](x, w, b, out, *geometry, relu)
 
 
+def _gradient_geometry(algo, input_shape, weight_shape, grad_output, *conv_args):
+    """The output shape of the convolution a gradient belongs to, with grad_output and the
+    gradient's algorithm checked against it."""
+    shape = _geometry(input_shape, weight_shape, *conv_args)
+    _check_gradient_algo(algo, input_shape, weight_shape, conv_args)
+    if tuple(grad_output.shape) != shape:
+        raise ValueError(f"grad_output: expected shape {shape}, got {tuple(grad_output.shape)}")
+    return shape
+
+
 def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pad_end, dilation, groups,
                           algo="im2col", transformed=None):
     w = args.float_input(weight, "weight")
     dy = args.float_input(grad_output, "grad_output", w.dtype)
-    shape = _geometry(grad_input.shape, w.shape, stride, pad_begin, pad_end, dilation, groups)
-    _check_gradient_algo(algo, grad_input.shape, w.shape, (stride, pad_begin, pad_end, dilation, groups))
-    if tuple(dy.shape) != shape:
-        raise ValueError(f"grad_output: expected shape {shape}, got {tuple(dy.shape)}")
+    shape = _gradient_geometry(algo, grad_input.shape, w.shape, dy, stride, pad_begin, pad_end, dilation, groups)
     args.output(grad_input, "grad_input", grad_input.shape, w.dtype)
     n, k = shape[:2]
     cols = gemm.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), _by_group(dy, n, groups))
@@ -192,10 +199,7 @@ def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, p
                            algo="im2col"):
     x = args.float_input(input, "input")
     dy = args.float_input(grad_output, "grad_output", x.dtype)
-    shape = _geometry(x.shape, grad_weight.shape, stride, pad_begin, pad_end, dilation, groups)
-    _check_gradient_algo(algo, x.shape, grad_weight.shape, (stride, pad_begin, pad_end, dilation, groups))
-    if tuple(dy.shape) != shape:
-        raise ValueError(f"grad_output: expected shape {shape}, got {tuple(dy.shape)}")
+    shape = _gradient_geometry(algo, x.shape, grad_weight.shape, dy, stride, pad_begin, pad_end, dilation, groups)
     args.output(grad_weight, "grad_weight", grad_weight.shape, x.dtype)
     n, k = shape[:2]
     cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
