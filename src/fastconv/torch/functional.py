@@ -310,7 +310,9 @@ def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
     return y, y.new_empty(y.shape, dtype=torch.int64)
 
 
-def _max_pool2d_setup(ctx, inputs, output):
+def _save_input_size_and_indices(ctx, inputs, output):
+    """setup_context of an op returning (values, indices of what they came from): the backward
+    needs the input's size and the indices, which have no gradient."""
     ctx.input_size = _shape(inputs[0])
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(output[1])
@@ -320,7 +322,7 @@ def _max_pool2d_grad(ctx, grad, _grad_indices):
     return (_max_pool2d_backward(grad, ctx.saved_tensors[0], ctx.input_size),) + (None,) * 5
 
 
-_register(_max_pool2d, _max_pool2d_fake, _max_pool2d_setup, _max_pool2d_grad)
+_register(_max_pool2d, _max_pool2d_fake, _save_input_size_and_indices, _max_pool2d_grad)
 _register(_max_pool2d_backward, lambda grad_output, indices, input_size: grad_output.new_empty(input_size))
 
 
@@ -470,17 +472,11 @@ def _roi_pool_fake(input, boxes, output_size, spatial_scale):
     return out, out.new_empty(out.shape, dtype=torch.int64)
 
 
-def _roi_pool_setup(ctx, inputs, output):
-    ctx.input_size = _shape(inputs[0])
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(output[1])
-
-
 def _roi_pool_grad(ctx, grad, _grad_argmax):
     return (_roi_pool_backward(grad, ctx.saved_tensors[0], ctx.input_size),) + (None,) * 3
 
 
-_register(_roi_pool, _roi_pool_fake, _roi_pool_setup, _roi_pool_grad)
+_register(_roi_pool, _roi_pool_fake, _save_input_size_and_indices, _roi_pool_grad)
 _register(_roi_pool_backward, lambda grad_output, argmax, input_size: grad_output.new_empty(input_size))
 
 
