@@ -61,13 +61,11 @@ def _bias_array(bias, input, out_channels):
 
 def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     """`algo` checked against the build's list, once per call: 'winograd' as the tile size it
-    picks for this shape; 'auto' as it is, for _algorithm to choose per direction, or the kernel
-    library's one algorithm where it has only one, or a device library's fixed rule (CUDA's)."""
+    picks for this shape; 'auto' as it is, for _algorithm to choose per direction (by timing,
+    on the CPU), or a device library's fixed rule (fastconv.cuda.conv's)."""
     if algo == "auto":
-        if hasattr(lib, "conv2d_heuristic"):  # a device library's fixed rule (fastconv.cuda.conv)
-            return lib.conv2d_heuristic(input_shape, weight_shape, *args)
-        available = lib.conv2d_algorithms()
-        return available[0] if len(available) == 1 else algo
+        heuristic = getattr(lib, "conv2d_heuristic", None)
+        return algo if heuristic is None else heuristic(input_shape, weight_shape, *args)
     if algo == "winograd":
         return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
