@@ -284,9 +284,12 @@ def kernels(*arrays, op="this op"):
     Device arrays where the CUDA kernels cannot run, and arrays on different devices, are refused
     before any kernel runs (naming each array's device), instead of letting numpy copy a device
     array to the host."""
-    cuda = [is_cuda_array(a) for a in arrays if a is not None]  # a plain comprehension: every op call runs it
-    if not any(cuda):
+    for a in arrays:  # a plain loop, no list: every op call runs it
+        if a is not None and is_cuda_array(a):
+            break
+    else:
         return _C
+    cuda = [is_cuda_array(a) for a in arrays if a is not None]
     why_not_cuda = _kernel_devices()[1]
     if why_not_cuda is not None:
         raise DeviceError(f"{op}: fastconv has no CUDA kernels usable here ({why_not_cuda}); move the arrays to "
