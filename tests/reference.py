@@ -283,6 +283,61 @@ def interpolate_reference(x, out_hw, mode="bilinear", align_corners=False, scale
                         float(scales[0]), float(scales[1]))
 
 
+def _keys_cubic(x, a):
+    """Keys' cubic convolution kernel (Keys 1981), of half-width 2."""
+    x = abs(x)
+    if x <= 1:
+        return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+    return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a if x < 2 else 0.0
+
+
+def _resize_scale(n_in, n_out, align_corners, scale_factor):
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return 1.0 / scale_factor if scale_factor > 0 else n_in / n_out
+
+
+def resampling_matrix(n_in, n_out, mode, align_corners=False, scale_factor=0.0, antialias=False):
+    """The (n_out, n_in) matrix of one axis of torch's bicubic or antialiased interpolate, float64:
+    row d holds the weight of every input pixel in output pixel d. Bicubic: Keys' kernel
+    (a = -0.75) at the four pixels around the unclamped source coordinate, border pixels repeated.
+    Antialiased (PIL's resampling): the triangle or Keys' (a = -0.5) kernel, stretched by the scale
+    when downsampling, over the pixels whose centres lie within its support, normalised; an axis
+    whose size does not change is copied."""
+    m = np.zeros((n_out, n_in))
+    scale = _resize_scale(n_in, n_out, align_corners, scale_factor)
+    for d in range(n_out):
+        if not antialias:
+            src = scale * d if align_corners else scale * (d + 0.5) - 0.5
+            i = min(int(np.floor(src)), n_in - 1)
+            t = min(max(src - i, 0.0), 1.0)
+            for j, offset in enumerate((-1, 0, 1, 2)):
+                m[d, min(max(i + offset, 0), n_in - 1)] += _keys_cubic(offset - t, -0.75)
+            continue
+        if n_in == n_out:
+            m[d, d] = 1.0
+            continue
+        half = 1.0 if mode == "bilinear" else 2.0
+        stretch = max(scale, 1.0)
+        kernel = (lambda x: max(0.0, 1.0 - abs(x))) if mode == "bilinear" else (lambda x: _keys_cubic(x, -0.5))
+        centre = scale * (d + 0.5)
+        first = max(int(centre - half * stretch + 0.5), 0)
+        last = min(int(centre + half * stretch + 0.5), n_in)
+        for i in range(first, last):
+            m[d, i] = kernel((i + 0.5 - centre) / stretch)
+        m[d] /= m[d].sum()
+    return m
+
+
+def filtered_interpolate_reference(x, out_hw, mode, align_corners=False, scales=(0.0, 0.0), antialias=False):
+    """torch.nn.functional.interpolate, bicubic or antialiased, as the product of the two axes'
+    resampling matrices, float64. scales: the caller's scale factors (0: none)."""
+    x = np.asarray(x, np.float64)
+    rows = resampling_matrix(x.shape[2], out_hw[0], mode, align_corners, scales[0], antialias)
+    columns = resampling_matrix(x.shape[3], out_hw[1], mode, align_corners, scales[1], antialias)
+    return np.einsum("oh,nchw,pw->ncop", rows, x, columns)
+
+
 @njit(cache=True)
 def _conv_transpose2d_scatter(x, w, stride, pad, dilation, groups, out_h, out_w):
     n_img, c_in = x.shape[0], x.shape[1]

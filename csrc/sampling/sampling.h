@@ -1,6 +1,6 @@
 // Resampling an NCHW input at other points, with torch.nn.functional's semantics: grid_sample
 // and affine_grid (spatial transformer networks, Jaderberg et al. 2015; grids (N, OH, OW, 2) of
-// (x, y) in [-1, 1]) and interpolate (bilinear, nearest). The per-point math is
+// (x, y) in [-1, 1]) and interpolate (bilinear, nearest, bicubic, antialiased). The per-point math is
 // common/bilinear.h's. Each entry point checks its arguments and runs the kernel of their dtype
 // (cpu/grid_sample.h, cpu/interpolate.h).
 #pragma once
@@ -22,7 +22,9 @@ struct GridSampleParams {
   bool align_corners;
 };
 
-enum class InterpolateMode { bilinear = 0, nearest = 1 };
+// The antialiased modes are torch's antialias=True (bilinear and bicubic only).
+enum class InterpolateMode { bilinear = 0, nearest = 1, bicubic = 2, bilinear_antialias = 3, bicubic_antialias = 4 };
+constexpr int kInterpolateModes = 5;
 
 struct InterpolateShape {
   index_t N, C, H, W, OH, OW;
@@ -30,7 +32,7 @@ struct InterpolateShape {
 
 struct InterpolateParams {
   InterpolateMode mode;
-  bool align_corners;          // bilinear only
+  bool align_corners;          // not nearest
   double scale_h, scale_w;     // the caller's scale factors, used for the source index; <= 0: none
 };
 
@@ -49,7 +51,8 @@ void affine_grid_forward(const TensorArg& theta, const TensorArg& grid, bool ali
 // grad_grid (N, H, W, 2) -> grad_theta (N, 2, 3), overwritten.
 void affine_grid_backward(const TensorArg& grad_grid, const TensorArg& grad_theta, bool align_corners);
 
-// mode: 0 bilinear, 1 nearest. input (N, C, H, W) -> out (N, C, OH, OW)
+// mode: an InterpolateMode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 bilinear and bicubic
+// antialiased). input (N, C, H, W) -> out (N, C, OH, OW)
 void interpolate_forward(const TensorArg& input, const TensorArg& out, int mode, bool align_corners, double scale_h,
                          double scale_w);
 // grad_output (N, C, OH, OW) -> grad_input (N, C, H, W), overwritten.

@@ -5,6 +5,7 @@ adds the CPU kernel's terms in its order. The grid gradient is compared with the
 one thread: with more threads than images it splits an image's channels into groups and adds
 their partial sums, a different order. On one host thread the atomic formulations add in index
 order, the CPU kernel's, so they agree to the bit too (on a GPU, within rounding)."""
+import ctypes
 import itertools
 
 import numpy as np
@@ -90,13 +91,16 @@ def test_affine_grid_equals_the_cpu_kernel(host, rng, dtype, align):
 
 
 # (H, W) -> (OH, OW) with scale factors (0: input size / output size): upsampling by a factor
-# given, exact 2x (nearest's shortcut), downsampling by sizes, unchanged size, one pixel.
+# given, exact 2x (nearest's shortcut), downsampling by sizes, unchanged size, one pixel, and
+# downsampling by 5 (antialiased windows of 11 and 21 taps, cubic windows clamped at both ends).
 RESIZES = [((5, 6), (11, 9), (2.3, 1.5)), ((4, 3), (8, 6), (2.0, 2.0)), ((9, 8), (4, 3), (0.0, 0.0)),
-           ((5, 4), (5, 7), (0.0, 0.0)), ((1, 6), (3, 2), (0.0, 0.0))]
+           ((5, 4), (5, 7), (0.0, 0.0)), ((1, 6), (3, 2), (0.0, 0.0)), ((25, 3), (5, 2), (0.2, 0.0))]
+# mode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic), align_corners
+MODES = [(0, False), (0, True), (1, False), (2, False), (2, True), (3, False), (3, True), (4, False)]
 
 
 @pytest.mark.parametrize("resize", RESIZES)
-@pytest.mark.parametrize("mode, align", [(0, False), (0, True), (1, False)])
+@pytest.mark.parametrize("mode, align", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_interpolate_equals_the_cpu_kernel(host, rng, dtype, mode, align, resize):
     (h, w), (oh, ow), (sh, sw) = resize
@@ -155,8 +159,8 @@ extern "C" void grid_gather(const int64_t* a, const double* grad_output, const i
 }
 
 extern "C" void resize_gather(const int64_t* a, const double* grad_output, double* grad_input, const int64_t* order,
-                              int64_t count) {
-  const sm::ResizeGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], 0, false, 0.0, 0.0};
+                              int64_t count, int mode) {
+  const sm::ResizeGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], mode, false, 0.0, 0.0};
   for (int64_t t = 0; t < count; ++t) grad_input[order[t]] = sm::interpolate_backward_element(g, grad_output, order[t]);
 }
 """
@@ -188,12 +192,13 @@ def test_the_gathers_give_the_same_bits_in_any_thread_order(host, rng, monkeypat
     np.testing.assert_array_equal(dx, expected)
 
     up = rng.standard_normal((N, C, 2 * H + 1, 3 * W - 2))
-    expected = np.empty_like(x)
-    _C.interpolate_backward(up, expected, 0, False, 0.0, 0.0)
     sizes = np.array([N, C, H, W, *up.shape[2:]], np.int64)
-    dx = np.full_like(x, np.nan)
-    library.resize_gather(*map(hostgrid.ptr, (sizes, up, dx, threads)), hostgrid.i64(x.size))
-    np.testing.assert_array_equal(dx, expected)
+    for mode in (0, 2, 3):  # bilinear, bicubic, antialiased bilinear
+        expected = np.empty_like(x)
+        _C.interpolate_backward(up, expected, mode, False, 0.0, 0.0)
+        dx = np.full_like(x, np.nan)
+        library.resize_gather(*map(hostgrid.ptr, (sizes, up, dx, threads)), hostgrid.i64(x.size), ctypes.c_int(mode))
+        np.testing.assert_array_equal(dx, expected)
 
 
 @pytest.mark.parametrize("h, w", [(1, 4), (3, 1), (1, 1)])

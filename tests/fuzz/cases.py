@@ -159,8 +159,9 @@ def affine_grid(c):
 
 
 def interpolate(c):
-    mode = c.pick(["nearest", "bilinear"])
-    case = {"input": c.image(c.dtype()), "mode": mode, "align_corners": c.flag() if mode == "bilinear" else None}
+    mode = c.pick(["nearest", "bilinear", "bicubic"])
+    case = {"input": c.image(c.dtype()), "mode": mode, "align_corners": c.flag() if mode != "nearest" else None,
+            "antialias": c.flag() if mode != "nearest" else c.rarely()}
     if c.flag():
         case["size"] = c.pair(1, 9)
     else:

@@ -91,11 +91,12 @@ def test_grid_sample_gradients_reach_input_and_grid(rng):
     gradients_match_numerical(f, x, grid)
 
 
-def test_interpolate(rng):
-    x = rng.standard_normal((1, 2, 4, 5))
-    f = lambda x: fj.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=False)
-    np.testing.assert_array_equal(jitted(f, x), ops.interpolate(x, scale_factor=1.5, mode="bilinear",
-                                                                align_corners=False))
+@pytest.mark.parametrize("kwargs", [dict(scale_factor=1.5, mode="bilinear", align_corners=False),
+                                    dict(size=(3, 7), mode="bicubic", antialias=True)])
+def test_interpolate(rng, kwargs):
+    x = rng.standard_normal((1, 2, 6, 5))
+    f = lambda x: fj.interpolate(x, **kwargs)
+    np.testing.assert_array_equal(jitted(f, x), ops.interpolate(x, **kwargs))
     gradients_match_numerical(f, x)
 
 

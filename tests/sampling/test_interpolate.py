@@ -102,7 +102,7 @@ X = np.zeros((2, 3, 6, 6))
     (dict(size=4, scale_factor=2), ValueError, "either size or scale_factor should be defined, not both"),
     (dict(), ValueError, "either size or scale_factor should be defined"),
     (dict(size=4, align_corners=True), ValueError, "align_corners: can only be set with .* 'bilinear'"),
-    (dict(size=4, mode="bicubic"), ValueError, "mode: expected 'bilinear' or 'nearest'"),
+    (dict(size=4, mode="area"), ValueError, "mode: expected 'nearest', 'bilinear' or 'bicubic'"),
     (dict(size=(4, -1)), ValueError, "size: input and output sizes should be greater than 0"),
     (dict(size=(4, 2, 2)), TypeError, "size: expected an int or a pair of ints"),
     (dict(scale_factor=0.1), ValueError, "size: input and output sizes should be greater than 0"),

@@ -1,13 +1,17 @@
-// interpolate (bilinear, nearest) forward and backward for NCHW (ATen UpSample semantics).
+// interpolate forward and backward for NCHW (ATen UpSample semantics): bilinear and nearest
+// here, bicubic and the antialiased modes as separable filters over common/resample_filters.h's
+// windows.
 //
 // Source indices and weights depend on the output column or row only: they are computed once
 // per call (one tap per output column, one per output row) and reused by every plane. Planes are
 // independent, so the work is split by (image, channel) plane; in backward each gradient plane
 // has one writer (race-free, deterministic).
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "common/bilinear.h"
+#include "common/resample_filters.h"
 #include "core/parallel.h"
 #include "sampling/cpu/interpolate.h"
 
@@ -138,6 +142,99 @@ void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T
   });
 }
 
+// Every output pixel's window along one axis, as flat tables of `width` taps per pixel.
+template <class T>
+struct TapTable {
+  index_t width = 0;
+  std::vector<index_t> count, index;
+  std::vector<T> weight;
+
+  TapTable(const resample::ResizeAxis& axis, resample::Filter filter)
+      : width(resample::widest_window<T>(axis, filter)), count(axis.out), index(axis.out * width),
+        weight(axis.out * width) {
+    for (index_t o = 0; o < axis.out; ++o) {
+      const resample::Window<T> w = resample::window<T>(axis, filter, o);
+      count[o] = w.count;
+      for (index_t j = 0; j < w.count; ++j) {
+        index[o * width + j] = w.index(j);
+        weight[o * width + j] = w.weight(j);
+      }
+    }
+  }
+
+  // sum over output pixel o's taps of weight * at(index), in tap order
+  template <class At>
+  T apply(index_t o, At at) const {
+    T sum = 0;
+    for (index_t j = 0; j < count[o]; ++j) sum += at(index[o * width + j]) * weight[o * width + j];
+    return sum;
+  }
+};
+
+resample::Filter filter_of(InterpolateMode mode) {
+  switch (mode) {
+    case InterpolateMode::bicubic: return resample::Filter::cubic;
+    case InterpolateMode::bilinear_antialias: return resample::Filter::antialiased_linear;
+    default: return resample::Filter::antialiased_cubic;
+  }
+}
+
+resample::ResizeAxis row_axis(const InterpolateShape& s, const InterpolateParams& p) {
+  return {s.H, s.OH, p.scale_h, p.align_corners};
+}
+resample::ResizeAxis column_axis(const InterpolateShape& s, const InterpolateParams& p) {
+  return {s.W, s.OW, p.scale_w, p.align_corners};
+}
+
+// sum_i wx_i * (sum_j wy_j * x): each output row's window of input rows filtered along the
+// height into one row of W, then that row filtered along the width. The scratch is one row,
+// whatever the sizes (a width-first order would hold up to H x W_out of filtered rows).
+template <class T>
+void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
+  const resample::Filter filter = filter_of(p.mode);
+  const TapTable<T> rows(row_axis(s, p), filter), columns(column_axis(s, p), filter);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    std::vector<T> filtered(s.W);
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const T* src = input + plane * s.H * s.W;
+      T* dst = out + plane * s.OH * s.OW;
+      for (index_t oh = 0; oh < s.OH; ++oh) {
+        for (index_t x = 0; x < s.W; ++x) filtered[x] = rows.apply(oh, [&](index_t y) { return src[y * s.W + x]; });
+        for (index_t ow = 0; ow < s.OW; ++ow)
+          dst[oh * s.OW + ow] = columns.apply(ow, [&](index_t x) { return filtered[x]; });
+      }
+    }
+  });
+}
+
+// The forward's transpose, row by row: an output row's gradient spread along the width into
+// its filtered row's gradient, then along the height over the window's input rows. Each plane
+// has one writer (race-free, deterministic).
+template <class T>
+void filter_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  const resample::Filter filter = filter_of(p.mode);
+  const TapTable<T> rows(row_axis(s, p), filter), columns(column_axis(s, p), filter);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    std::vector<T> filtered(s.W);
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const T* g = grad_out + plane * s.OH * s.OW;
+      T* dst = grad_input + plane * s.H * s.W;
+      std::memset(dst, 0, sizeof(T) * s.H * s.W);
+      for (index_t oh = 0; oh < s.OH; ++oh) {
+        std::fill(filtered.begin(), filtered.end(), T(0));
+        for (index_t ow = 0; ow < s.OW; ++ow)
+          for (index_t i = 0; i < columns.count[ow]; ++i)
+            filtered[columns.index[ow * columns.width + i]] += columns.weight[ow * columns.width + i] * g[oh * s.OW + ow];
+        for (index_t j = 0; j < rows.count[oh]; ++j) {
+          T* row = dst + rows.index[oh * rows.width + j] * s.W;
+          const T w = rows.weight[oh * rows.width + j];
+          for (index_t x = 0; x < s.W; ++x) row[x] += w * filtered[x];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 template <class T>
@@ -145,8 +242,10 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
   if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<false>(s, p, input, out);
-  else
+  else if (p.mode == InterpolateMode::bilinear)
     bilinear_forward(s, p, input, out);
+  else
+    filter_forward(s, p, input, out);
 }
 
 template <class T>
@@ -154,8 +253,10 @@ void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p,
   if (s.N * s.C == 0) return;
   if (p.mode == InterpolateMode::nearest)
     nearest_pass<true>(s, p, grad_out, grad_input);
-  else
+  else if (p.mode == InterpolateMode::bilinear)
     bilinear_backward(s, p, grad_out, grad_input);
+  else
+    filter_backward(s, p, grad_out, grad_input);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                                 \

@@ -6,15 +6,18 @@
 // pixels whose taps read it, in the CPU kernel's order (output rows, then columns, then the
 // four corner terms), so it needs no atomics and gives the CPU kernel's bits. Source indices
 // never decrease as the output index grows, so those output pixels are a run per axis, found
-// by bisection.
+// by bisection. The filter modes (bicubic, antialiased) run common/resample_filters.h's windows
+// the same way: a gather over the output pixels whose windows read the element.
 #pragma once
 #include "common/bilinear.h"
 #include "common/index.h"
+#include "common/resample_filters.h"
 
 namespace fastconv::sampling {
 
 // interpolate's sizes and options (sampling/sampling.h's, mirrored for the device): mode 0
-// bilinear, 1 nearest; scale factors <= 0 mean input size / output size.
+// bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic; scale factors
+// <= 0 mean input size / output size.
 struct ResizeGeometry {
   index_t N, C, H, W, OH, OW;
   int mode;
@@ -22,12 +25,10 @@ struct ResizeGeometry {
   double scale_h, scale_w;
 };
 
-// One axis of a resize: in -> out pixels with its scale factor.
-struct ResizeAxis {
-  index_t in, out;
-  double scale_factor;
-  bool align_corners;
-};
+using resample::ResizeAxis;
+
+// The filter of modes 2 to 4 (sampling::InterpolateMode's order).
+FASTCONV_HD inline resample::Filter filter_of(int mode) { return static_cast<resample::Filter>(mode - 2); }
 
 FASTCONV_HD inline ResizeAxis rows(const ResizeGeometry& g) { return {g.H, g.OH, g.scale_h, g.align_corners}; }
 FASTCONV_HD inline ResizeAxis columns(const ResizeGeometry& g) { return {g.W, g.OW, g.scale_w, g.align_corners}; }
@@ -42,12 +43,29 @@ FASTCONV_HD inline index_t nearest_tap(const ResizeAxis& a, index_t dst) {
   return bilinear::nearest_source_index(dst, a.in, a.out, a.scale_factor);
 }
 
+// Output pixel (oh, ow) of a filter mode: sum_i wx_i * (sum_j wy_j * x), the CPU kernel's
+// nesting and order.
+template <class T>
+FASTCONV_HD inline T filter_forward_element(const ResizeGeometry& g, const T* plane, index_t oh, index_t ow) {
+  const resample::Filter f = filter_of(g.mode);
+  const resample::Window<T> r = resample::window<T>(rows(g), f, oh), c = resample::window<T>(columns(g), f, ow);
+  T sum = 0;
+  for (index_t i = 0; i < c.count; ++i) {
+    const T* column = plane + c.index(i);
+    T filtered = 0;
+    for (index_t j = 0; j < r.count; ++j) filtered += column[r.index(j) * g.W] * r.weight(j);
+    sum += filtered * c.weight(i);
+  }
+  return sum;
+}
+
 // Element i of out (N, C, OH, OW). Bilinear: the two rows blended along the width, then
 // together, (x0 * w0 + x1 * w1) * h0 + (...) * h1 (PyTorch's order). Nearest: a copy.
 template <class T>
 FASTCONV_HD inline T interpolate_forward_element(const ResizeGeometry& g, const T* input, index_t i) {
   const index_t ow = i % g.OW, oh = i / g.OW % g.OH;
   const T* plane = input + i / (g.OW * g.OH) * g.H * g.W;
+  if (g.mode >= 2) return filter_forward_element(g, plane, oh, ow);
   if (g.mode == 1) return plane[nearest_tap(rows(g), oh) * g.W + nearest_tap(columns(g), ow)];
   const bilinear::LinearTap<T> r = linear_tap<T>(rows(g), oh), c = linear_tap<T>(columns(g), ow);
   const T* top = plane + r.i0 * g.W;
@@ -70,11 +88,45 @@ FASTCONV_HD inline index_t first_output_reaching(const ResizeAxis& a, bool neare
   return lo;
 }
 
+// The sum of the weights of window w's taps that read pixel `at` times `value`, tap by tap
+// (a clamped cubic window reads a border pixel more than once), added to `sum` in tap order.
+template <class T>
+FASTCONV_HD inline T add_window_terms(const resample::Window<T>& w, index_t at, T value, T sum) {
+  for (index_t j = 0; j < w.count; ++j)
+    if (w.index(j) == at) sum += w.weight(j) * value;
+  return sum;
+}
+
+// Element (h, w) of a plane of grad_input for a filter mode, the CPU kernel's terms in its
+// order: over the output rows whose windows read h, the row's filtered gradient at w (the
+// output columns whose windows read w, tap by tap) times the row's weights for h.
+template <class T>
+FASTCONV_HD inline T filter_backward_element(const ResizeGeometry& g, const T* go, index_t h, index_t w) {
+  const resample::Filter f = filter_of(g.mode);
+  const ResizeAxis ra = rows(g), ca = columns(g);
+  const index_t ow_first = resample::first_window_reaching<T>(ca, f, w);
+  T sum = 0;
+  for (index_t oh = resample::first_window_reaching<T>(ra, f, h); oh < g.OH; ++oh) {
+    const resample::Window<T> r = resample::window<T>(ra, f, oh);
+    if (r.lowest() > h) break;
+    if (r.highest() < h) continue;
+    T filtered = 0;
+    for (index_t ow = ow_first; ow < g.OW; ++ow) {
+      const resample::Window<T> c = resample::window<T>(ca, f, ow);
+      if (c.lowest() > w) break;
+      filtered = add_window_terms(c, w, go[oh * g.OW + ow], filtered);
+    }
+    sum = add_window_terms(r, h, filtered, sum);
+  }
+  return sum;
+}
+
 // Element i of grad_input (N, C, H, W): the terms the CPU kernel adds into it, in its order.
 template <class T>
 FASTCONV_HD inline T interpolate_backward_element(const ResizeGeometry& g, const T* grad_output, index_t i) {
   const index_t w = i % g.W, h = i / g.W % g.H;
   const T* go = grad_output + i / (g.W * g.H) * g.OH * g.OW;
+  if (g.mode >= 2) return filter_backward_element(g, go, h, w);
   const ResizeAxis ra = rows(g), ca = columns(g);
   T sum = 0;
   if (g.mode == 1) {

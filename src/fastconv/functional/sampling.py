@@ -46,10 +46,10 @@ def affine_grid(theta: Tensor, size: Shape4, align_corners: Optional[bool] = Non
 
 class Interpolate(Function):
     @staticmethod
-    def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor):
+    def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias):
         ctx.input_shape = x.shape
         ctx.args = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
-                        recompute_scale_factor=recompute_scale_factor)
+                        recompute_scale_factor=recompute_scale_factor, antialias=antialias)
         return ops.interpolate(x, **ctx.args)
 
     @staticmethod
@@ -59,9 +59,10 @@ class Interpolate(Function):
 
 def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
-                recompute_scale_factor: Optional[bool] = None) -> Tensor:
-    """torch.nn.functional.interpolate for 4-d input, modes "nearest" and "bilinear"."""
-    return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
+                recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Tensor:
+    """torch.nn.functional.interpolate for 4-d input, modes "nearest", "bilinear" and "bicubic"
+    (the last two also with antialias=True)."""
+    return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
 
 
 def upsample(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,

@@ -1,5 +1,6 @@
 """Resampling of NCHW batches, as torch.nn.functional's: grid_sample and affine_grid (4-d), and
-interpolate's "bilinear" and "nearest" modes, with their gradients.
+interpolate's "nearest", "bilinear" and "bicubic" modes (bilinear and bicubic also antialiased),
+with their gradients.
 
 grid_sample: grid (N, H_out, W_out, 2) holds (x, y) in [-1, 1]: -1 and 1 are the centres of the
 corner pixels with align_corners=True, and the outer edges of the corner pixels without. Points
@@ -11,7 +12,11 @@ pixel d: with a scale_factor (and recompute_scale_factor not set) the rules use 
 otherwise input size / output size (bilinear copies a dimension whose size does not change,
 as PyTorch does); bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
 at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); nearest takes
-floor(d * scale) in float32, PyTorch's legacy "nearest".
+floor(d * scale) in float32, PyTorch's legacy "nearest"; bicubic takes the four pixels around
+the unclamped source index (d + 0.5) * scale - 0.5 (border pixels repeated) with Keys' cubic
+weights, a = -0.75. antialias=True (bilinear and bicubic, as in torch) widens the filter by the
+scale when downsampling, so that every input pixel counts: PIL's triangle and cubic (a = -0.5)
+filters, normalised, over the pixels within (2 or 4) / 2 * scale of the output pixel's centre.
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -22,6 +27,9 @@ from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contig
                                   same_dtype, shape4)
 
 MODES = {"bilinear": 0, "nearest": 1}
+# fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
+INTERPOLATE_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+ANTIALIASED = {"bilinear": 3, "bicubic": 4}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
 
@@ -112,12 +120,23 @@ def _scale_pair(scale_factor):
     return pair
 
 
-def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, recompute_scale_factor):
+def _interpolate_mode_index(mode, antialias):
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"mode: expected 'nearest', 'bilinear' or 'bicubic', got {mode!r}")
+    if not antialias:
+        return INTERPOLATE_MODES[mode]
+    if mode not in ANTIALIASED:
+        raise ValueError(f"antialias: is restricted to the modes 'bilinear' and 'bicubic', got mode {mode!r}")
+    return ANTIALIASED[mode]
+
+
+def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, recompute_scale_factor,
+                          antialias=False):
     """torch's argument rules -> (output (H, W), mode index, align_corners, (scale_h, scale_w)),
     where a scale of 0 means "use input size / output size"."""
-    mode_index = _mode_index(mode)
-    if align_corners is not None and mode != "bilinear":
-        raise ValueError("align_corners: can only be set with the interpolating mode 'bilinear'")
+    mode_index = _interpolate_mode_index(mode, antialias)
+    if align_corners is not None and mode == "nearest":
+        raise ValueError("align_corners: can only be set with the interpolating modes 'bilinear' and 'bicubic'")
     if (size is None) == (scale_factor is None):
         raise ValueError("either size or scale_factor should be defined, not both" if size is not None
                          else "either size or scale_factor should be defined")
@@ -133,7 +152,7 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
                              f"from input {tuple(input_hw)} and scale_factor {scale_factor!r}")
         if recompute_scale_factor:
             scales = (0.0, 0.0)
-    if mode == "bilinear":
+    if mode == "bilinear" and not antialias:
         # PyTorch's linear kernels copy a dimension whose size does not change, whatever the scale
         # factor says; nearest keeps using the scale there.
         scales = tuple(0.0 if n == m else s for n, m, s in zip(input_hw, out_hw, scales))
@@ -145,12 +164,12 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
 
 def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
-                recompute_scale_factor: Optional[bool] = None) -> Array:
+                recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Array:
     """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out)."""
     lib = kernels(input, op="interpolate")
     x = nchw_input(input)
     out_hw, mode_index, align, scales = interpolate_arguments(
-        x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+        x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
     out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
     lib.interpolate_forward(x, out, mode_index, align, *scales)
@@ -159,13 +178,14 @@ def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Unio
 
 def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional[IntPair] = None,
                          scale_factor: Union[float, Sequence[float], None] = None, mode: str = "nearest",
-                         align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None) -> Array:
+                         align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
+                         antialias: bool = False) -> Array:
     """Gradient of interpolate with respect to its input, given the forward's arguments."""
     lib = kernels(grad_output, op="interpolate_backward")
     dy = nchw_input(grad_output, "grad_output")
     input_shape = shape4(input_shape, "input_shape")
     out_hw, mode_index, align, scales = interpolate_arguments(
-        input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor)
+        input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     if dy.shape != input_shape[:2] + out_hw:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
     dx = empty(input_shape, dy.dtype, device_of(dy))
