@@ -12,7 +12,7 @@ import pytest
 from fastconv import _C
 from fastconv.cuda import sampling as cuda_sampling
 from tests.cuda.gpu import cupy_or_skip
-from tests.cuda.test_sampling_host import RESIZES, C, H, N, OH, OW, W, grid_points
+from tests.cuda.test_sampling_host import MODES, RESIZES, C, H, N, OH, OW, W, grid_points
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 DTYPES = [np.float32, np.float64]
@@ -70,7 +70,7 @@ def test_affine_grid_on_the_gpu_matches_the_cpu(cupy, rng, dtype, align):
 
 
 @pytest.mark.parametrize("resize", RESIZES)
-@pytest.mark.parametrize("mode, align", [(0, False), (0, True), (1, False)])
+@pytest.mark.parametrize("mode, align", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_interpolate_on_the_gpu_matches_the_cpu(cupy, rng, dtype, mode, align, resize):
     (h, w), (oh, ow), (sh, sw) = resize
