@@ -34,7 +34,13 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 (cd "$work" && CC="$work/sanitize-cxx" CXX="$work/sanitize-cxx" CFLAGS="$flags" \
     LDFLAGS="-fsanitize=address,undefined" python setup.py build_ext --inplace -q >/dev/null)
 
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+# gcc prints the bare name when it has no such library (a compiler without its sanitizer runtimes)
+asan="$(gcc -print-file-name=libasan.so)" ubsan="$(gcc -print-file-name=libubsan.so)"
+if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
+    echo "sanitize.sh: gcc's libasan/libubsan are not installed (they ship with its libgcc-N-dev package)" >&2
+    exit 1
+fi
+export LD_PRELOAD="$asan $ubsan"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=3072:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export FASTCONV_FUZZ_MEMORY_LIMIT=none

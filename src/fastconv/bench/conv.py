@@ -83,8 +83,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks),
             "auto's first fwd+bwd (choosing included)": f"{first_step * 1e3:.1f} ms"}
     memory = {"extra memory (scratch, forward)": ", ".join(
-        f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB"
-        for algo in ("im2col", "implicit"))}
+        f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB" for algo in algos)}
     # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
     # The least traffic: each array read or written once (the roofline's arithmetic intensity).
     # A step's three convolutions each move as much as the forward does.
