@@ -14,6 +14,11 @@ MAX_CASES = [
     (2, 2, 9, 8, (3, 2), (2, 3), (1, 0), (2, 1), True),
     (1, 4, 5, 5, 5, 1, 2, 1, False),
     (3, 1, 11, 10, 4, 3, 2, 2, True),
+    # plain 2x2 windows (the vectorised path): rows of 9 outputs (whole vectors and a tail), odd
+    # sizes whose last row and column no window reads, ceil_mode on even sizes
+    (2, 3, 8, 18, 2, 2, 0, 1, False),
+    (1, 2, 9, 11, 2, None, 0, 1, False),
+    (1, 2, 8, 8, 2, 2, 0, 1, True),
 ]
 
 
@@ -59,6 +64,21 @@ def test_max_pool2d_propagates_nan_like_torch(torch, rng):
     ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(y, ty.numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_2x2_max_pool2d_resolves_ties_nan_and_signed_zeros_as_torch(torch, rng, dtype):
+    """PyTorch folds a window's taps in row-major order, keeping the last NaN or else the first
+    maximum: on data made of ties, zeros of both signs, infinities and NaN, the values (sign
+    bits included) and the indices are its own."""
+    values = np.array([0.0, -0.0, 1.0, 1.0, -np.inf, np.inf, np.nan], dtype)
+    x = values[rng.integers(0, len(values), (2, 3, 10, 22))]
+    y, idx = ops.max_pool2d(x, 2, 2, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, 2, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(ty.numpy()))
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    np.testing.assert_array_equal(ops.max_pool2d(x, 2, 2), y)
 
 
 @pytest.mark.parametrize("case", MAX_CASES)
