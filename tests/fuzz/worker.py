@@ -351,10 +351,11 @@ KNOWN_DIFFERENCES = [
     ("conv2d", lambda case, failure: "naming no argument" in failure and "64-bit sizes" in failure,
      "an output (or, for an empty batch, im2col's per-image columns) past 64-bit sizes is refused naming "
      "the output rather than the padding that made it so"),
-] + [(family, lambda case, failure: "refuse" in failure and _beyond_int32(case),
+] + [(family, lambda case, failure: ("refuse" in failure or "output: shape" in failure) and _beyond_int32(case),
       "PyTorch's window arithmetic overflows (32-bit for pooling and some convolution paths, unchecked "
-      "64-bit for the dilated kernel) into sizes it then computes or refuses; fastconv computes in "
-      "checked 64-bit arithmetic and refuses only what overflows there") for family in FAMILIES]
+      "64-bit for the dilated kernel) into sizes it then computes, refuses, or gets wrong (a stride of "
+      "2^32 + 1 gives it an empty output where one window fits); fastconv computes in checked 64-bit "
+      "arithmetic and refuses only what overflows there") for family in FAMILIES]
 
 
 def known_difference(case, failure):
