@@ -48,12 +48,50 @@ CASES = {
     "mse_loss": (F.mse_loss, torch_functional("mse_loss"), [(3, 4), (3, 4)]),
     "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"),
                     lambda x, y: torch_functional("l1_loss")(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    # one sample, as PyTorch takes it: input (C,) with target () or (1,)
+    "multi_margin_loss_one_sample": (lambda x: F.multi_margin_loss(x, np.array(2), reduction="none"),
+                                     lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(np.array(2)),
+                                                                                     reduction="none"), [(4,)]),
+    "multi_margin_loss_one_sample_1d_target": (
+        lambda x: F.multi_margin_loss(x, np.array([1]), p=2),
+        lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(np.array([1])), p=2), [(4,)]),
+    "smooth_l1_loss_beta_0_is_l1": (lambda x, y: F.smooth_l1_loss(x, y, beta=0),
+                                    lambda x, y: torch_functional("smooth_l1_loss")(x, y, beta=0), [(3, 4), (3, 4)]),
+    # the target is differentiable too (PyTorch's gradient: -input)
+    "binary_cross_entropy_with_logits": (F.binary_cross_entropy_with_logits,
+                                         torch_functional("binary_cross_entropy_with_logits"), [(3, 4), (3, 4)]),
     "embedding": (lambda w: F.embedding(TARGET, w),
                   lambda w: torch_functional("embedding")(torch_tensor(TARGET), w), [(5, 2)]),
 }
 
 test_gradcheck = gradcheck_test(CASES)
 test_matches_torch = torch_test(CASES)
+
+
+@pytest.mark.parametrize("op", [F.softmax, F.log_softmax])
+@pytest.mark.parametrize("shape, dim", [((5, 0, 0), -1), ((5, 0), 1), ((0, 3), 1)])
+def test_softmax_of_an_empty_array_is_empty(op, shape, dim):
+    x = Tensor(np.zeros(shape, np.float32), requires_grad=True)
+    y = op(x, dim)
+    assert y.shape == shape and y.numpy().dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == shape
+
+
+def test_multi_margin_loss_refuses_what_pytorch_refuses():
+    with pytest.raises(ValueError, match=r"input of shape \(5, 0\) has no classes"):
+        F.multi_margin_loss(Tensor(np.zeros((5, 0))), np.zeros(5, np.int64))
+    with pytest.raises(ValueError, match=r"input of shape \(4,\) and target of shape \(2,\) do not match"):
+        F.multi_margin_loss(Tensor(np.zeros(4)), np.zeros(2, np.int64))
+    with pytest.raises(TypeError, match="target must hold class indices, got dtype float64"):
+        F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5))
+    with pytest.raises(ValueError, match=r"^reduction: expected 'mean', 'sum' or 'none', got 'abc'"):
+        F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5), reduction="abc")
+
+
+def test_cross_entropy_names_class_probability_targets():
+    with pytest.raises(TypeError, match="target must hold class indices, got dtype float64"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.full((2, 3), 1 / 3))
 
 
 def test_dropout_is_inverted_and_off_in_eval(rng):
@@ -94,6 +132,9 @@ def test_layer_argument_errors():
         F.linear(Tensor(np.zeros((2, 3))), Tensor(np.zeros((4, 5))))
     with pytest.raises(TypeError, match="integer indices"):
         F.embedding(np.array([0.0]), Tensor(np.zeros((2, 2))))
+    for weight_shape in [(), (2, 2, 1)]:
+        with pytest.raises(ValueError, match=r"weight must be 2-d \(num_embeddings, embedding_dim\)"):
+            F.embedding(np.array([0]), Tensor(np.zeros(weight_shape)))
 
 
 def test_functional_exports_every_op_and_its_function():

@@ -50,6 +50,8 @@ def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
 
 
 def log_softmax_array(xp, x, axis):
+    if x.size == 0:  # nothing to normalise (and max has no identity to reduce an empty axis with)
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)  # exp never overflows
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 

@@ -46,31 +46,48 @@ class CrossEntropy(Function):
 def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices."""
     target = array_of(target)
+    if target.dtype.kind not in "iu":  # before the shapes: a target of class probabilities has input's shape
+        raise TypeError(f"cross_entropy: target must hold class indices, got dtype {target.dtype}")
     if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
         raise ValueError(f"cross_entropy: input of shape {input.shape} and target of shape "
                          f"{target.shape} do not match (need input (N, C, ...) and target (N, ...))")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold class indices, got dtype {target.dtype}")
     _check_reduction(reduction)
     return CrossEntropy.apply(input, target, ignore_index, reduction)
 
 
+def _margin_rows(input, target):
+    """input and target of multi_margin_loss as (N, C) scores and (N,) classes: PyTorch takes a
+    batch (N, C) with target (N,), or one sample, input (C,) (a 0-d input is one class) with target
+    () or (1,)."""
+    batched = input.ndim == 2
+    fits = target.shape == input.shape[:1] if batched else input.ndim < 2 and target.ndim < 2 and target.size == 1
+    if not fits:
+        raise ValueError(f"multi_margin_loss: input of shape {input.shape} and target of shape {target.shape} "
+                         f"do not match (need (N, C) and (N,), or (C,) and () or (1,))")
+    if input.ndim and input.shape[-1] == 0:
+        raise ValueError(f"multi_margin_loss: input of shape {input.shape} has no classes")
+    if target.dtype.kind not in "iu":  # after the shapes, in PyTorch's order of checks
+        raise TypeError(f"multi_margin_loss: target must hold class indices, got dtype {target.dtype}")
+    return (input, target) if batched else (input.reshape(1, -1), target.reshape(1))
+
+
 def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float = 1.0,
                       reduction: str = "mean") -> Tensor:
-    """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, divided by C."""
-    target = array_of(target)
-    if input.ndim != 2 or target.shape != input.shape[:1]:
-        raise ValueError(f"multi_margin_loss: input of shape {input.shape} and target of shape "
-                         f"{target.shape} do not match (need (N, C) and (N,))")
+    """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, divided by C.
+    input (N, C) with target (N,), or one sample (C,) with target () or (1,)."""
+    _check_reduction(reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
-    xp = backend.array_module(array_of(input), target)
-    rows = xp.arange(len(target))
-    correct = input[rows, target].reshape(-1, 1)
-    other_class = xp.ones(input.shape, dtype=input.dtype)
-    other_class[rows, target] = 0
-    hinge = (input - correct + margin).relu() * other_class
-    return _reduce((hinge ** p).sum(axis=1) / input.shape[1], reduction)
+    target = array_of(target)
+    scores, classes = _margin_rows(input, target)
+    xp = backend.array_module(array_of(scores), classes)
+    rows = xp.arange(len(classes))
+    correct = scores[rows, classes].reshape(-1, 1)
+    other_class = xp.ones(scores.shape, dtype=scores.dtype)
+    other_class[rows, classes] = 0
+    hinge = (scores - correct + margin).relu() * other_class
+    losses = (hinge ** p).sum(axis=1) / scores.shape[1]
+    return _reduce(losses if input.ndim == 2 else losses.reshape(target.shape), reduction)
 
 
 def _check_same_shape(name, input, target):
@@ -90,9 +107,9 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably as
-    max(x, 0) - x t + log(1 + exp(-|x|)); target holds probabilities (a constant)."""
+    max(x, 0) - x t + log(1 + exp(-|x|)); target holds probabilities, and a target Tensor that
+    requires a gradient gets one (-x per element), as in PyTorch."""
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
-    target = array_of(target)
     return _reduce(input.relu() - input * target + ((-input.abs()).exp() + 1).log(), reduction)
 
 
@@ -100,8 +117,10 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where d = |input - target| < beta, else d - 0.5 beta (Girshick 2015, eq. 3;
     Faster R-CNN's box loss uses beta = 1/9)."""
     _check_same_shape("smooth_l1_loss", input, target)
-    if beta <= 0:
-        raise ValueError(f"smooth_l1_loss: beta must be positive, got {beta}")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     distance = (input - target).abs()
+    if beta == 0:  # the quadratic zone is empty: the L1 loss, as in PyTorch
+        return _reduce(distance, reduction)
     inside = distance - (distance - beta).relu()  # min(d, beta)
     return _reduce(inside * inside * (0.5 / beta) + (distance - inside), reduction)
