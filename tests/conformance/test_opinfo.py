@@ -9,6 +9,7 @@ be refused by fastconv as well, with the exception type and message ERRORS state
 
 `python -m tests.conformance.test_opinfo` prints, per op, how many samples pass and how many are
 refused."""
+import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Tuple, Type
@@ -69,6 +70,7 @@ OPS = {
     ("nn.functional.l1_loss", ""): F.l1_loss,
     ("nn.functional.smooth_l1_loss", ""): F.smooth_l1_loss,
     ("nn.functional.binary_cross_entropy_with_logits", ""): F.binary_cross_entropy_with_logits,
+    ("matmul", ""): operator.matmul,  # Tensor @ Tensor (fastconv.autograd), 2-d float products on ops.matmul
     # the OpInfo's op takes the weight first: lambda weight, indices: F.embedding(indices, weight)
     ("nn.functional.embedding", ""): lambda weight, indices, **options: F.embedding(indices, weight, **options),
 }
