@@ -78,6 +78,18 @@ def test_softmax_of_an_empty_array_is_empty(op, shape, dim):
     assert x.grad.shape == shape
 
 
+@pytest.mark.parametrize("name", ["relu", "elu", "leaky_relu", "sigmoid", "tanh"])
+def test_activation_gradients_at_nan_and_infinities_as_torch(torch, name):
+    # PyTorch's backward formulas test x <= 0 (relu, elu) or x > 0 (leaky_relu): a NaN input takes
+    # the branch that comparison leaves it, not always the zero one
+    values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -1.5])
+    ours = Tensor(values.copy(), requires_grad=True)
+    getattr(F, name)(ours).sum().backward()
+    theirs = torch.tensor(values, requires_grad=True)
+    getattr(torch.nn.functional, name)(theirs).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=0)  # NaN where torch's is
+
+
 def test_multi_margin_loss_refuses_what_pytorch_refuses():
     with pytest.raises(ValueError, match=r"input of shape \(5, 0\) has no classes"):
         F.multi_margin_loss(Tensor(np.zeros((5, 0))), np.zeros(5, np.int64))

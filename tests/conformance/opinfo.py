@@ -58,35 +58,43 @@ def describe(sample):
 
 @dataclass
 class Converted:
-    """A sample's arguments as fastconv takes them, and the pairs (torch tensor, our Tensor) of
-    every float tensor among them, in the order they appear."""
-    input: object
-    args: tuple
-    kwargs: dict
+    """A sample's arguments twice: as fastconv takes them (ours) and as fresh torch tensors
+    (theirs), and the pairs (torch tensor, our Tensor) of every float tensor among them."""
+    ours: tuple  # (input, args, kwargs)
+    theirs: tuple
     tensor_pairs: list
 
 
 def convert_sample(sample):
-    """torch tensors become Tensors (float: copies, requiring gradients as in the sample) or numpy
-    arrays (integer and boolean ones: indices and targets); torch.Size becomes a tuple."""
+    """Float tensors become, on our side, Tensors holding a copy (requiring gradients as in the
+    sample) and, on torch's, fresh leaf copies: some samples are views of a leaf, through which
+    torch.autograd.grad finds no gradient. Integer and boolean tensors (indices, targets) become
+    numpy arrays on our side; torch.Size becomes a tuple."""
     import torch
     pairs = []
 
     def convert(value):
         if isinstance(value, torch.Tensor):
-            array = value.detach().numpy().copy()
             if not value.dtype.is_floating_point:
-                return array
-            ours = Tensor(array, requires_grad=value.requires_grad)
-            pairs.append((value, ours))
-            return ours
-        if isinstance(value, torch.Size):
-            return tuple(value)
-        if isinstance(value, (list, tuple)):
-            return type(value)(convert(v) for v in value)
-        return value
-    return Converted(convert(sample.input), convert(tuple(sample.args)),
-                     {name: convert(value) for name, value in sample.kwargs.items()}, pairs)
+                return value.numpy().copy(), value
+            theirs = value.detach().clone().requires_grad_(value.requires_grad)
+            ours = Tensor(value.detach().numpy().copy(), requires_grad=value.requires_grad)
+            pairs.append((theirs, ours))
+            return ours, theirs
+        if isinstance(value, (list, tuple)) and not isinstance(value, torch.Size):
+            converted = [convert(v) for v in value]
+            return type(value)(o for o, _ in converted), type(value)(t for _, t in converted)
+        return (tuple(value) if isinstance(value, torch.Size) else value), value
+
+    input, args = convert(sample.input), convert(tuple(sample.args))
+    kwargs = {name: convert(value) for name, value in sample.kwargs.items()}
+    return Converted((input[0], args[0], {k: v[0] for k, v in kwargs.items()}),
+                     (input[1], args[1], {k: v[1] for k, v in kwargs.items()}), pairs)
+
+
+def call(op, arguments):
+    input, args, kwargs = arguments
+    return op(input, *args, **kwargs)
 
 
 def as_tuple(result):

@@ -21,7 +21,7 @@ import fastconv
 import fastconv.functional as F
 from fastconv.ops import conv_algo
 from tests.conformance.opinfo import (assert_same_arguments_after, assert_same_gradients, assert_same_outputs,
-                                      backward_both, convert_sample, describe, error_inputs, op_infos,
+                                      backward_both, call, convert_sample, describe, error_inputs, op_infos,
                                       output_weights, sample_inputs)
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # torch's deprecation notes on upsample_*
@@ -177,32 +177,31 @@ def _is_random_dropout(key, sample):
 def check_inverted_dropout(ours, converted, p, dtype):
     """Dropout's mask is random on both sides (different generators), so a random sample is checked
     against the definition instead: each output is 0 or input / (1 - p), and the gradient follows."""
-    x, out = converted.input.numpy(), ours.numpy()
+    x, out = converted.ours[0].numpy(), ours.numpy()
     kept = out != 0
     np.testing.assert_allclose(out[kept], x[kept] / (1 - p), rtol=1e-6)
     weights = np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype)
     (ours * weights).sum().backward()
-    np.testing.assert_allclose(converted.input.grad.numpy(), weights * kept / (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(converted.ours[0].grad.numpy(), weights * kept / (1 - p), rtol=1e-6)
 
 
 def check_sample(key, sample, dtype):
     """Asserts that fastconv refuses `sample` as REFUSALS states, or matches torch on it."""
     refusal = expected_refusal(key, sample)
     converted = convert_sample(sample)
-    run_ours = lambda: OPS[key](converted.input, *converted.args, **converted.kwargs)  # noqa: E731
     if refusal is not None:
         try:
-            run_ours()
+            call(OPS[key], converted.ours)
         except refusal.raises as error:
             assert re.search(refusal.match, str(error)), f"refused with {error!r}, expected /{refusal.match}/"
             return "refused"
         raise AssertionError(f"fastconv runs a sample REFUSALS lists ({refusal.reason}): drop the entry")
     fastconv.manual_seed(0)
-    ours = run_ours()
+    ours = call(OPS[key], converted.ours)
     if _is_random_dropout(key, sample):
         check_inverted_dropout(ours, converted, sample.kwargs.get("p", 0.5), dtype)
         return "passed"
-    theirs = op_infos()[key].op(sample.input, *sample.args, **sample.kwargs)
+    theirs = call(op_infos()[key].op, converted.theirs)
     assert_same_outputs(ours, theirs, dtype)
     assert_same_gradients(backward_both(ours, theirs, converted, output_weights(theirs)), dtype)
     assert_same_arguments_after(converted, dtype)
@@ -302,9 +301,9 @@ def test_opinfo_error_inputs_are_refused_naming_the_argument(key, torch):
         our_type, naming = ERRORS[key[0], case.error_regex]
         converted = convert_sample(sample)
         with pytest.raises(case.error_type, match=case.error_regex):  # the case still says what torch says
-            op_infos()[key].op(sample.input, *sample.args, **sample.kwargs)
+            call(op_infos()[key].op, converted.theirs)
         with pytest.raises(our_type, match=naming):
-            OPS[key](converted.input, *converted.args, **converted.kwargs)
+            call(OPS[key], converted.ours)
 
 
 def tally():

@@ -42,7 +42,8 @@ class ELU(Function):
     @staticmethod
     def backward(ctx, grad):
         x, negative_part = ctx.saved_arrays
-        return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
+        # PyTorch's elu_backward tests x <= 0: a NaN input gets the positive side's slope, 1
+        return grad * backend.array_module(x).where(x <= 0, negative_part + ctx.alpha, 1)
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
