@@ -78,10 +78,17 @@ def test_softmax_of_an_empty_array_is_empty(op, shape, dim):
     assert x.grad.shape == shape
 
 
-@pytest.mark.parametrize("name", ["relu", "elu", "leaky_relu", "sigmoid", "tanh"])
+def test_elu_gradient_at_nan_is_nan():
+    # PyTorch's vectorised elu_backward gives NaN; its scalar loop (tensors under 16 elements) gives 1
+    x = Tensor(np.array([np.nan, 1.0, -1.0]), requires_grad=True)
+    F.elu(x).sum().backward()
+    assert np.isnan(x.grad.numpy()[0]) and np.isfinite(x.grad.numpy()[1:]).all()
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh"])
 def test_activation_gradients_at_nan_and_infinities_as_torch(torch, name):
-    # PyTorch's backward formulas test x <= 0 (relu, elu) or x > 0 (leaky_relu): a NaN input takes
-    # the branch that comparison leaves it, not always the zero one
+    # PyTorch's backward formulas test x <= 0 (relu) or x > 0 (leaky_relu): a NaN input takes the
+    # branch that comparison leaves it, not always the zero one
     values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -1.5])
     ours = Tensor(values.copy(), requires_grad=True)
     getattr(F, name)(ours).sum().backward()

@@ -26,16 +26,19 @@ def op_infos():
 
 
 @functools.lru_cache(maxsize=None)
-def sample_inputs(key, dtype):
-    """The OpInfo's sample inputs for CPU and `dtype` ("float32"/"float64"), drawn with a fixed
-    seed; float tensors require gradients where the op supports autograd. Drawn once per process
+def sample_inputs(key, dtype, source="sample"):
+    """The OpInfo's sample inputs (source "sample") or its reference inputs (source "reference":
+    the sample inputs and larger or harder ones, special values, non-contiguous and broadcast
+    layouts) for CPU and `dtype` ("float32"/"float64"), drawn with a fixed seed; float tensors
+    require gradients where the op supports autograd. Drawn once per process
     (max_pool2d's 1,440 take a second): a test that runs a sample through an op that updates its
     arguments in place (batch norm's running statistics) may do so once, and the others read only
     shapes and arguments."""
     import torch
     op = op_infos()[key]
     torch.manual_seed(0)
-    return list(op.sample_inputs("cpu", getattr(torch, dtype), requires_grad=op.supports_autograd))
+    draw = op.sample_inputs if source == "sample" else op.reference_inputs
+    return list(draw("cpu", getattr(torch, dtype), requires_grad=op.supports_autograd))
 
 
 def error_inputs(key):
@@ -101,7 +104,7 @@ def as_tuple(result):
     return result if isinstance(result, tuple) else (result,)
 
 
-def assert_same_outputs(ours, theirs, dtype):
+def assert_same_outputs(ours, theirs, tolerance):
     """Outputs agree in shape, dtype and value (integer outputs such as pooling indices exactly)."""
     ours, theirs = as_tuple(ours), as_tuple(theirs)
     assert len(ours) == len(theirs), f"{len(ours)} outputs, torch gives {len(theirs)}"
@@ -110,8 +113,9 @@ def assert_same_outputs(ours, theirs, dtype):
         expected = expected.detach().numpy()
         assert mine.shape == expected.shape, f"output {index}: shape {mine.shape}, torch {expected.shape}"
         assert mine.dtype == expected.dtype, f"output {index}: dtype {mine.dtype}, torch {expected.dtype}"
-        tolerance = TOLERANCES[dtype] if expected.dtype.kind == "f" else dict(rtol=0, atol=0)
-        np.testing.assert_allclose(mine, expected, **tolerance, err_msg=f"output {index}")
+        exact = dict(rtol=0, atol=0)
+        np.testing.assert_allclose(mine, expected, **(tolerance if expected.dtype.kind == "f" else exact),
+                                   err_msg=f"output {index}")
 
 
 def output_weights(theirs, seed=0):
@@ -137,7 +141,7 @@ def backward_both(ours, theirs, converted, weights):
     return [(mine.grad, grad) for (_, mine), grad in zip(pairs, expected)]
 
 
-def assert_same_gradients(gradients, dtype):
+def assert_same_gradients(gradients, tolerance):
     for index, (mine, expected) in enumerate(gradients):
         expected = None if expected is None else expected.numpy()
         if expected is None or mine is None:
@@ -145,12 +149,10 @@ def assert_same_gradients(gradients, dtype):
             other = expected if mine is None else mine.numpy()
             assert other is None or not np.any(other), f"gradient of tensor argument {index}: one side has none"
             continue
-        np.testing.assert_allclose(mine.numpy(), expected, **TOLERANCES[dtype],
-                                   err_msg=f"gradient of tensor argument {index}")
+        np.testing.assert_allclose(mine.numpy(), expected, **tolerance, err_msg=f"gradient of tensor argument {index}")
 
 
-def assert_same_arguments_after(converted, dtype):
+def assert_same_arguments_after(converted, tolerance):
     """Tensor arguments the ops update in place (running statistics) agree afterwards."""
     for index, (theirs, mine) in enumerate(converted.tensor_pairs):
-        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), **TOLERANCES[dtype],
-                                   err_msg=f"tensor argument {index} after the call")
+        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), **tolerance, err_msg=f"tensor argument {index} after the call")

@@ -42,8 +42,9 @@ class ELU(Function):
     @staticmethod
     def backward(ctx, grad):
         x, negative_part = ctx.saved_arrays
-        # PyTorch's elu_backward tests x <= 0: a NaN input gets the positive side's slope, 1
-        return grad * backend.array_module(x).where(x <= 0, negative_part + ctx.alpha, 1)
+        # a NaN input gets a NaN slope (PyTorch's vectorised elu_backward too; its scalar loop, which
+        # serves tensors under 16 elements and vector tails, gives 1 there)
+        return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
