@@ -26,7 +26,7 @@ from tests.conformance.opinfo import (TOLERANCES, assert_same_arguments_after, a
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # torch's deprecation notes on upsample_*
               pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # numpy on the NaN of reference inputs
-              pytest.mark.usefixtures("one_thread", "torch_one_thread", "fixed_conv_algorithms")]
+              pytest.mark.usefixtures("op_database", "one_thread", "torch_one_thread", "fixed_conv_algorithms")]
 
 INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 INTERPOLATE = tuple(("nn.functional.interpolate", mode) for mode in INTERPOLATE_MODES)
@@ -77,6 +77,13 @@ OPS = {
 }
 # Not in PyTorch's OpInfo database: affine_grid, adaptive_avg_pool2d's gradient-only variants,
 # lstm_cell (a module test there) and roi_align/roi_pool (torchvision; see test_roi_cases.py).
+
+
+@pytest.fixture
+def op_database(torch):
+    """Skips without torch, or without expecttest, which importing torch's OpInfo database needs
+    (both are in the test extra)."""
+    pytest.importorskip("expecttest")
 
 
 @pytest.fixture
@@ -257,7 +264,7 @@ CASES = ([(key, "sample", shard) for key in OPS for shard in range(SHARDS.get(ke
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("key, source, shard", CASES, ids=[f"{k[0]}[{k[1]}]-{source}-{s}" for k, source, s in CASES])
-def test_opinfo_samples_match_torch_or_are_refused(key, source, shard, dtype, torch):
+def test_opinfo_samples_match_torch_or_are_refused(key, source, shard, dtype):
     failures = []
     samples = sample_inputs(key, dtype, source)
     for index in range(shard, len(samples), SHARDS.get(key, 1)):
@@ -268,7 +275,7 @@ def test_opinfo_samples_match_torch_or_are_refused(key, source, shard, dtype, to
     assert not failures, f"{len(failures)} samples differ:\n" + "\n".join(failures)
 
 
-def test_every_refusal_entry_refuses_some_sample(torch):
+def test_every_refusal_entry_refuses_some_sample():
     """A table entry no sample reaches is stale (or its `when` is wrong)."""
     refusing = [(key, source) for key, source, _ in CASES if any(key in refusal.ops for refusal in REFUSALS)]
     used = {id(expected_refusal(key, sample)) for key, source in refusing for dtype in ("float32", "float64")
@@ -276,7 +283,7 @@ def test_every_refusal_entry_refuses_some_sample(torch):
     assert [r.reason for r in REFUSALS if id(r) not in used] == []
 
 
-def test_reference_inputs_are_run_wherever_an_opinfo_has_them(torch):
+def test_reference_inputs_are_run_wherever_an_opinfo_has_them():
     assert {key for key in OPS if op_infos()[key].reference_inputs_func is not None} == REFERENCE_INPUTS
 
 
@@ -339,7 +346,7 @@ ERROR_OPS = sorted({key for key in OPS if key[0] in {op for op, _ in ERRORS}})
 
 
 @pytest.mark.parametrize("key", ERROR_OPS, ids=[name for name, _ in ERROR_OPS])
-def test_opinfo_error_inputs_are_refused_naming_the_argument(key, torch):
+def test_opinfo_error_inputs_are_refused_naming_the_argument(key):
     cases = error_inputs(key)
     assert cases, "the OpInfo has no error inputs"
     for case in cases:
