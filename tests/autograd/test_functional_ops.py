@@ -10,6 +10,7 @@ from fastconv import Tensor
 from tests.functional_cases import gradcheck_test, torch_functional, torch_tensor, torch_test
 
 TARGET = np.array([2, 0, 3])
+CLASS_WEIGHTS = np.array([0.5, 2.0, -1.0, 3.0])
 SPATIAL_TARGET = np.array([[[1, 0], [-100, 2]], [[2, 2], [0, 1]]])
 
 
@@ -48,6 +49,10 @@ CASES = {
     "mse_loss": (F.mse_loss, torch_functional("mse_loss"), [(3, 4), (3, 4)]),
     "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"),
                     lambda x, y: torch_functional("l1_loss")(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    "multi_margin_loss_class_weights": (
+        lambda x: F.multi_margin_loss(x, TARGET, weight=CLASS_WEIGHTS),
+        lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(TARGET), weight=torch_tensor(CLASS_WEIGHTS)),
+        [(3, 4)]),
     # one sample, as PyTorch takes it: input (C,) with target () or (1,)
     "multi_margin_loss_one_sample": (lambda x: F.multi_margin_loss(x, np.array(2), reduction="none"),
                                      lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(np.array(2)),
@@ -106,6 +111,10 @@ def test_multi_margin_loss_refuses_what_pytorch_refuses():
         F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5))
     with pytest.raises(ValueError, match=r"^reduction: expected 'mean', 'sum' or 'none', got 'abc'"):
         F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5), reduction="abc")
+    with pytest.raises(ValueError, match=r"weight must be one-dimensional, got shape \(5, 4\)"):
+        F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5, np.int64), weight=np.ones((5, 4)))
+    with pytest.raises(ValueError, match=r"weight of shape \(5,\) does not match the input's 4 classes"):
+        F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5, np.int64), weight=np.ones(5))
 
 
 def test_cross_entropy_names_class_probability_targets():

@@ -66,20 +66,27 @@ def _margin_rows(input, target):
                          f"do not match (need (N, C) and (N,), or (C,) and () or (1,))")
     if input.ndim and input.shape[-1] == 0:
         raise ValueError(f"multi_margin_loss: input of shape {input.shape} has no classes")
-    if target.dtype.kind not in "iu":  # after the shapes, in PyTorch's order of checks
-        raise TypeError(f"multi_margin_loss: target must hold class indices, got dtype {target.dtype}")
     return (input, target) if batched else (input.reshape(1, -1), target.reshape(1))
 
 
-def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float = 1.0,
+def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float = 1.0, weight=None,
                       reduction: str = "mean") -> Tensor:
-    """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, divided by C.
-    input (N, C) with target (N,), or one sample (C,) with target () or (1,)."""
+    """Multiclass SVM hinge: sum over j != y of max(0, margin - x[y] + x[j])**p, times weight[y]
+    when a per-class weight is given, divided by C. input (N, C) with target (N,), or one sample
+    (C,) with target () or (1,)."""
     _check_reduction(reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    weight = None if weight is None else array_of(weight)  # no gradient: PyTorch does not differentiate it
+    if weight is not None and weight.ndim != 1:  # before the shapes, in PyTorch's order
+        raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape {weight.shape}")
     target = array_of(target)
     scores, classes = _margin_rows(input, target)
+    if weight is not None and weight.shape[0] != scores.shape[1]:
+        raise ValueError(f"multi_margin_loss: weight of shape {weight.shape} does not match the input's "
+                         f"{scores.shape[1]} classes")
+    if target.dtype.kind not in "iu":  # after the shapes, in PyTorch's order of checks
+        raise TypeError(f"multi_margin_loss: target must hold class indices, got dtype {target.dtype}")
     xp = backend.array_module(array_of(scores), classes)
     rows = xp.arange(len(classes))
     correct = scores[rows, classes].reshape(-1, 1)
@@ -87,6 +94,8 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float
     other_class[rows, classes] = 0
     hinge = (scores - correct + margin).relu() * other_class
     losses = (hinge ** p).sum(axis=1) / scores.shape[1]
+    if weight is not None:
+        losses = losses * weight[classes].astype(scores.dtype)
     return _reduce(losses if input.ndim == 2 else losses.reshape(target.shape), reduction)
 
 

@@ -20,7 +20,7 @@ class MultiMarginLoss(Module):
         self.p, self.margin, self.reduction = p, margin, reduction
 
     def forward(self, input, target):
-        return F.multi_margin_loss(input, target, self.p, self.margin, self.reduction)
+        return F.multi_margin_loss(input, target, self.p, self.margin, reduction=self.reduction)
 
 
 class MSELoss(Module):
