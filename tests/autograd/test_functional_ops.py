@@ -49,6 +49,15 @@ CASES = {
     "mse_loss": (F.mse_loss, torch_functional("mse_loss"), [(3, 4), (3, 4)]),
     "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"),
                     lambda x, y: torch_functional("l1_loss")(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    "cross_entropy_class_weights_ignore_index": (
+        lambda x: F.cross_entropy(x, SPATIAL_TARGET, weight=CLASS_WEIGHTS[:3]),
+        lambda x: torch_functional("cross_entropy")(x, torch_tensor(SPATIAL_TARGET),
+                                                    weight=torch_tensor(CLASS_WEIGHTS[:3])),
+        [(2, 3, 2, 2)]),
+    "cross_entropy_class_weights_none": (
+        lambda x: F.cross_entropy(x, TARGET, weight=CLASS_WEIGHTS, reduction="none"),
+        lambda x: torch_functional("cross_entropy")(x, torch_tensor(TARGET), weight=torch_tensor(CLASS_WEIGHTS),
+                                                    reduction="none"), [(3, 4)]),
     "multi_margin_loss_class_weights": (
         lambda x: F.multi_margin_loss(x, TARGET, weight=CLASS_WEIGHTS),
         lambda x: torch_functional("multi_margin_loss")(x, torch_tensor(TARGET), weight=torch_tensor(CLASS_WEIGHTS)),
@@ -115,6 +124,11 @@ def test_multi_margin_loss_refuses_what_pytorch_refuses():
         F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5, np.int64), weight=np.ones((5, 4)))
     with pytest.raises(ValueError, match=r"weight of shape \(5,\) does not match the input's 4 classes"):
         F.multi_margin_loss(Tensor(np.zeros((5, 4))), np.zeros(5, np.int64), weight=np.ones(5))
+
+
+def test_cross_entropy_refuses_a_weight_that_is_not_one_per_class():
+    with pytest.raises(ValueError, match=r"weight must hold one value per class, shape \(3,\), got shape \(4,\)"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.zeros(2, np.int64), weight=np.ones(4))
 
 
 def test_cross_entropy_names_class_probability_targets():

@@ -155,4 +155,5 @@ def assert_same_gradients(gradients, tolerance):
 def assert_same_arguments_after(converted, tolerance):
     """Tensor arguments the ops update in place (running statistics) agree afterwards."""
     for index, (theirs, mine) in enumerate(converted.tensor_pairs):
-        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), **tolerance, err_msg=f"tensor argument {index} after the call")
+        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), **tolerance,
+                                   err_msg=f"tensor argument {index} after the call")

@@ -163,9 +163,8 @@ REFUSALS = [
             r"^mode: expected 'bilinear' or 'nearest', got 'bicubic'", "bicubic grid sampling is not implemented"),
     Refusal((("softmax", "with_dtype"), ("log_softmax", "with_dtype")), _given("dtype"), TypeError,
             _unexpected("dtype"), "dtype= (a cast before the op) is not taken: ops keep their input's dtype"),
-    Refusal((("nn.functional.cross_entropy", ""), ("nn.functional.binary_cross_entropy_with_logits", "")),
-            _given("weight", "pos_weight"), TypeError,
-            _unexpected("weight", "pos_weight"), "per-class (or per-element) loss weights are not implemented"),
+    Refusal((("nn.functional.binary_cross_entropy_with_logits", ""),), _given("weight", "pos_weight"), TypeError,
+            _unexpected("weight", "pos_weight"), "per-element and positive-class weights are not implemented"),
     Refusal((("nn.functional.cross_entropy", ""),), _float_target, TypeError,
             r"^cross_entropy: target must hold class indices, got dtype float",
             "class probabilities as target (a float target of input's shape) are not implemented"),
@@ -379,6 +378,7 @@ if __name__ == "__main__":
     conv_algo.set_mode("deterministic")
     totals = [0, 0]
     for (name, variant, source), (passed, refused) in tally().items():
-        print(f"{name + (f' [{variant}]' if variant else '') + f' ({source})':60s} {passed:5d} passed {refused:4d} refused")
+        label = f"{name}{f' [{variant}]' if variant else ''} ({source})"
+        print(f"{label:60s} {passed:5d} passed {refused:4d} refused")
         totals[0], totals[1] = totals[0] + passed, totals[1] + refused
     print(f"{'all':60s} {totals[0]:5d} passed {totals[1]:4d} refused")

@@ -20,7 +20,7 @@ class CrossEntropy(Function):
     """Stable log-softmax and negative log-likelihood in one pass; class axis 1."""
 
     @staticmethod
-    def forward(ctx, logits, target, ignore_index, reduction):
+    def forward(ctx, logits, target, weight, ignore_index, reduction):
         xp = backend.array_module(logits, target)
         valid = target != ignore_index
         safe_target = xp.where(valid, target, 0)[:, None]
@@ -28,23 +28,29 @@ class CrossEntropy(Function):
             raise ValueError(f"cross_entropy: target values must be in [0, {logits.shape[1]}) "
                              f"or equal ignore_index={ignore_index}")
         log_probs = log_softmax_array(xp, logits, axis=1)
-        losses = -xp.take_along_axis(log_probs, safe_target, axis=1)[:, 0] * valid
-        ctx.save_for_backward(log_probs, safe_target, valid)
-        ctx.scale = 1 / valid.sum() if reduction == "mean" else 1
+        # each element's weight: 0 where ignored, else its class's weight (1 without weights)
+        factor = valid.astype(logits.dtype)
+        if weight is not None:
+            factor *= weight[safe_target[:, 0]]
+        losses = -xp.take_along_axis(log_probs, safe_target, axis=1)[:, 0] * factor
+        ctx.save_for_backward(log_probs, safe_target, factor)
+        ctx.scale = 1 / factor.sum() if reduction == "mean" else 1  # PyTorch's weighted mean
         return losses if reduction == "none" else xp.asarray(losses.sum() * ctx.scale, logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        log_probs, safe_target, valid = ctx.saved_arrays
+        log_probs, safe_target, factor = ctx.saved_arrays
         xp = backend.array_module(log_probs)
         grad_logits = xp.exp(log_probs)
         picked = xp.take_along_axis(grad_logits, safe_target, axis=1)
         xp.put_along_axis(grad_logits, safe_target, picked - 1, axis=1)
-        return grad_logits * xp.expand_dims(grad * valid * ctx.scale, 1).astype(log_probs.dtype)
+        return grad_logits * xp.expand_dims(grad * factor * ctx.scale, 1).astype(log_probs.dtype)
 
 
-def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
-    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices."""
+def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices; weight,
+    optional, one weight per class (it gets no gradient, as in PyTorch)."""
     target = array_of(target)
     if target.dtype.kind not in "iu":  # before the shapes: a target of class probabilities has input's shape
         raise TypeError(f"cross_entropy: target must hold class indices, got dtype {target.dtype}")
@@ -52,7 +58,12 @@ def cross_entropy(input: Tensor, target: Tensor, ignore_index: int = -100, reduc
         raise ValueError(f"cross_entropy: input of shape {input.shape} and target of shape "
                          f"{target.shape} do not match (need input (N, C, ...) and target (N, ...))")
     _check_reduction(reduction)
-    return CrossEntropy.apply(input, target, ignore_index, reduction)
+    if weight is not None:
+        weight = array_of(weight)
+        if weight.shape != input.shape[1:2]:
+            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({input.shape[1]},), "
+                             f"got shape {weight.shape}")
+    return CrossEntropy.apply(input, target, weight, ignore_index, reduction)
 
 
 def _margin_rows(input, target):
