@@ -74,6 +74,17 @@ CASES = {
     # the target is differentiable too (PyTorch's gradient: -input)
     "binary_cross_entropy_with_logits": (F.binary_cross_entropy_with_logits,
                                          torch_functional("binary_cross_entropy_with_logits"), [(3, 4), (3, 4)]),
+    "binary_cross_entropy_with_logits_weights": (
+        lambda x, t: F.binary_cross_entropy_with_logits(x, t, weight=CLASS_WEIGHTS,
+                                                        pos_weight=CLASS_WEIGHTS[::-1] ** 2),
+        lambda x, t: torch_functional("binary_cross_entropy_with_logits")(
+            x, t, weight=torch_tensor(CLASS_WEIGHTS), pos_weight=torch_tensor(CLASS_WEIGHTS[::-1] ** 2)),
+        [(3, 4), (3, 4)]),
+    "binary_cross_entropy_with_logits_row_weights_sum": (
+        lambda x, t: F.binary_cross_entropy_with_logits(x, t, np.array([[1.0], [0.5], [2.0]]), "sum"),
+        lambda x, t: torch_functional("binary_cross_entropy_with_logits")(
+            x, t, torch_tensor(np.array([[1.0], [0.5], [2.0]])), reduction="sum"),
+        [(3, 4), (3, 4)]),
     "embedding": (lambda w: F.embedding(TARGET, w),
                   lambda w: torch_functional("embedding")(torch_tensor(TARGET), w), [(5, 2)]),
 }
@@ -129,6 +140,14 @@ def test_multi_margin_loss_refuses_what_pytorch_refuses():
 def test_cross_entropy_refuses_a_weight_that_is_not_one_per_class():
     with pytest.raises(ValueError, match=r"weight must hold one value per class, shape \(3,\), got shape \(4,\)"):
         F.cross_entropy(Tensor(np.zeros((2, 3))), np.zeros(2, np.int64), weight=np.ones(4))
+
+
+def test_binary_cross_entropy_weights_must_broadcast_to_the_input():
+    x = Tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(3,\) does not broadcast to input's shape \(3, 4\)"):
+        F.binary_cross_entropy_with_logits(x, np.zeros((3, 4)), pos_weight=np.ones(3))
+    with pytest.raises(TypeError, match=r"weight must be a float array, got dtype <U4"):
+        F.binary_cross_entropy_with_logits(x, np.zeros((3, 4)), "none")
 
 
 def test_cross_entropy_names_class_probability_targets():

@@ -163,8 +163,6 @@ REFUSALS = [
             r"^mode: expected 'bilinear' or 'nearest', got 'bicubic'", "bicubic grid sampling is not implemented"),
     Refusal((("softmax", "with_dtype"), ("log_softmax", "with_dtype")), _given("dtype"), TypeError,
             _unexpected("dtype"), "dtype= (a cast before the op) is not taken: ops keep their input's dtype"),
-    Refusal((("nn.functional.binary_cross_entropy_with_logits", ""),), _given("weight", "pos_weight"), TypeError,
-            _unexpected("weight", "pos_weight"), "per-element and positive-class weights are not implemented"),
     Refusal((("nn.functional.cross_entropy", ""),), _float_target, TypeError,
             r"^cross_entropy: target must hold class indices, got dtype float",
             "class probabilities as target (a float target of input's shape) are not implemented"),

@@ -125,12 +125,35 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce((input - target).abs(), reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably as
-    max(x, 0) - x t + log(1 + exp(-|x|)); target holds probabilities, and a target Tensor that
-    requires a gradient gets one (-x per element), as in PyTorch."""
+def _elementwise_weight(name, weight, input):
+    """An optional weight array that broadcasts to input's shape; it gets no gradient (PyTorch
+    refuses to differentiate binary_cross_entropy_with_logits' weights)."""
+    if weight is None:
+        return None
+    weight = array_of(weight)
+    if weight.dtype.kind != "f":
+        raise TypeError(f"binary_cross_entropy_with_logits: {name} must be a float array, got dtype {weight.dtype}")
+    if len(weight.shape) > input.ndim or any(w not in (1, s) for w, s in zip(weight.shape[::-1], input.shape[::-1])):
+        raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {weight.shape} does not broadcast "
+                         f"to input's shape {input.shape}")
+    return weight.astype(array_of(input).dtype)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """-w [p t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], w = weight and p = pos_weight (each 1
+    when not given, each broadcast to input's shape; pos_weight weighs the positive class, one
+    value per class along the last axis), computed stably as
+    (1 - t) x + (1 + (p - 1) t) softplus(-x) with softplus(-x) = max(-x, 0) + log(1 + exp(-|x|)).
+    target holds probabilities; a target Tensor that requires a gradient gets one, as in PyTorch."""
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
-    return _reduce(input.relu() - input * target + ((-input.abs()).exp() + 1).log(), reduction)
+    weight = _elementwise_weight("weight", weight, input)
+    pos_weight = _elementwise_weight("pos_weight", pos_weight, input)
+    log_one_plus = ((-input.abs()).exp() + 1).log()
+    if pos_weight is None:
+        loss = input.relu() - input * target + log_one_plus
+    else:
+        loss = input - input * target + (target * (pos_weight - 1) + 1) * ((-input).relu() + log_one_plus)
+    return _reduce(loss if weight is None else loss * weight, reduction)
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
