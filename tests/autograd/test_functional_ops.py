@@ -49,6 +49,12 @@ CASES = {
     "mse_loss": (F.mse_loss, torch_functional("mse_loss"), [(3, 4), (3, 4)]),
     "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"),
                     lambda x, y: torch_functional("l1_loss")(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    # class probabilities as target: the target gets its gradient too
+    "cross_entropy_probabilities": (F.cross_entropy, torch_functional("cross_entropy"), [(3, 4), (3, 4)]),
+    "cross_entropy_spatial_probabilities_weights_sum": (
+        lambda x, t: F.cross_entropy(x, t, weight=CLASS_WEIGHTS[:3], reduction="sum"),
+        lambda x, t: torch_functional("cross_entropy")(x, t, weight=torch_tensor(CLASS_WEIGHTS[:3]), reduction="sum"),
+        [(2, 3, 2, 2), (2, 3, 2, 2)]),
     "cross_entropy_class_weights_ignore_index": (
         lambda x: F.cross_entropy(x, SPATIAL_TARGET, weight=CLASS_WEIGHTS[:3]),
         lambda x: torch_functional("cross_entropy")(x, torch_tensor(SPATIAL_TARGET),
@@ -150,9 +156,10 @@ def test_binary_cross_entropy_weights_must_broadcast_to_the_input():
         F.binary_cross_entropy_with_logits(x, np.zeros((3, 4)), "none")
 
 
-def test_cross_entropy_names_class_probability_targets():
-    with pytest.raises(TypeError, match="target must hold class indices, got dtype float64"):
-        F.cross_entropy(Tensor(np.zeros((2, 3))), np.full((2, 3), 1 / 3))
+def test_cross_entropy_class_probabilities_must_have_the_input_shape():
+    with pytest.raises(ValueError, match=r"a float target holds class probabilities of input's shape \(2, 3\), "
+                                         r"got shape \(2,\)"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.zeros(2))
 
 
 def test_dropout_is_inverted_and_off_in_eval(rng):
@@ -178,8 +185,8 @@ def test_loss_argument_errors():
     x = Tensor(np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"input of shape \(3, 4\) and target of shape \(2,\)"):
         F.cross_entropy(x, np.array([0, 1]))
-    with pytest.raises(TypeError, match="class indices"):
-        F.cross_entropy(x, np.zeros(3))
+    with pytest.raises(TypeError, match="target must hold class indices or class probabilities, got dtype bool"):
+        F.cross_entropy(x, np.zeros(3, bool))
     with pytest.raises(ValueError, match=r"target values must be in \[0, 4\)"):
         F.cross_entropy(x, np.array([0, 4, 1]))
     with pytest.raises(ValueError, match="reduction"):

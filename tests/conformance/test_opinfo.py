@@ -119,10 +119,6 @@ def _mode(mode):
     return lambda sample: mode in (sample.kwargs.get("mode"), *(a for a in sample.args if isinstance(a, str)))
 
 
-def _float_target(sample):
-    return sample.args[0].dtype.is_floating_point
-
-
 @dataclass
 class Refusal:
     ops: Tuple[Tuple[str, str], ...]
@@ -163,9 +159,6 @@ REFUSALS = [
             r"^mode: expected 'bilinear' or 'nearest', got 'bicubic'", "bicubic grid sampling is not implemented"),
     Refusal((("softmax", "with_dtype"), ("log_softmax", "with_dtype")), _given("dtype"), TypeError,
             _unexpected("dtype"), "dtype= (a cast before the op) is not taken: ops keep their input's dtype"),
-    Refusal((("nn.functional.cross_entropy", ""),), _float_target, TypeError,
-            r"^cross_entropy: target must hold class indices, got dtype float",
-            "class probabilities as target (a float target of input's shape) are not implemented"),
     Refusal((("nn.functional.batch_norm", ""), ("nn.functional.batch_norm", "without_cudnn")),
             lambda s: _ndim(s) == 1, ValueError, r"^input: expected 2D or more input \(got 1D input\)",
             "a 1-d input (PyTorch reads it as having no channels, so only an empty one runs): fastconv asks "

@@ -1,9 +1,10 @@
-"""Losses: cross entropy (a Function: stable log-softmax and negative log-likelihood in one
-pass), and the hinge, squared and absolute losses as compositions of Tensor operations."""
+"""Losses: cross entropy (a Function over class indices: stable log-softmax and negative
+log-likelihood in one pass; a composition over class probabilities), and the hinge, squared and
+absolute losses as compositions of Tensor operations."""
 from fastconv import backend
 from fastconv.autograd import Function, Tensor
 from fastconv.autograd.tensor import array_of
-from fastconv.functional.activation import log_softmax_array
+from fastconv.functional.activation import log_softmax, log_softmax_array
 
 
 def _check_reduction(reduction):
@@ -47,23 +48,50 @@ class CrossEntropy(Function):
         return grad_logits * xp.expand_dims(grad * factor * ctx.scale, 1).astype(log_probs.dtype)
 
 
+def _class_weight(weight, input):
+    """cross_entropy's optional weight: one value per class (axis 1 of input); no gradient, as in
+    PyTorch."""
+    if weight is None:
+        return None
+    weight = array_of(weight)
+    if weight.shape != input.shape[1:2]:
+        raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({input.shape[1]},), "
+                         f"got shape {weight.shape}")
+    return weight
+
+
+def _cross_entropy_with_probabilities(input, target, weight, reduction):
+    """PyTorch's class-probability target: -sum over c of weight[c] target[c] log_softmax(input)[c]
+    per element; the mean divides by the element count, not by the weights."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"cross_entropy: a float target holds class probabilities of input's shape "
+                         f"{input.shape}, got shape {target.shape}")
+    terms = log_softmax(input, 1) * target
+    if weight is not None:
+        terms = terms * weight.astype(array_of(input).dtype).reshape((1, -1) + (1,) * (input.ndim - 2))
+    return _reduce(-terms.sum(axis=1), reduction)
+
+
 def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int = -100,
                   reduction: str = "mean") -> Tensor:
-    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices; weight,
-    optional, one weight per class (it gets no gradient, as in PyTorch)."""
-    target = array_of(target)
-    if target.dtype.kind not in "iu":  # before the shapes: a target of class probabilities has input's shape
-        raise TypeError(f"cross_entropy: target must hold class indices, got dtype {target.dtype}")
-    if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
-        raise ValueError(f"cross_entropy: input of shape {input.shape} and target of shape "
-                         f"{target.shape} do not match (need input (N, C, ...) and target (N, ...))")
+    """input (N, C) or (N, C, d1, ...) logits; target (N,) or (N, d1, ...) class indices, or class
+    probabilities of input's shape (a float target, which gets a gradient when it requires one;
+    ignore_index applies to class indices only); weight, optional, one weight per class (it gets
+    no gradient, as in PyTorch)."""
+    if input.ndim < 2:
+        raise ValueError(f"cross_entropy: input of shape {input.shape} has no class axis (need (N, C, ...))")
     _check_reduction(reduction)
-    if weight is not None:
-        weight = array_of(weight)
-        if weight.shape != input.shape[1:2]:
-            raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({input.shape[1]},), "
-                             f"got shape {weight.shape}")
-    return CrossEntropy.apply(input, target, weight, ignore_index, reduction)
+    weight = _class_weight(weight, input)
+    target_array = array_of(target)
+    if target_array.dtype.kind == "f":
+        return _cross_entropy_with_probabilities(input, target, weight, reduction)
+    if target_array.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold class indices or class probabilities, "
+                        f"got dtype {target_array.dtype}")
+    if target_array.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"cross_entropy: input of shape {input.shape} and target of shape "
+                         f"{target_array.shape} do not match (need input (N, C, ...) and target (N, ...))")
+    return CrossEntropy.apply(input, target_array, weight, ignore_index, reduction)
 
 
 def _margin_rows(input, target):
