@@ -48,13 +48,21 @@ class CrossEntropy(Function):
         return grad_logits * xp.expand_dims(grad * factor * ctx.scale, 1).astype(log_probs.dtype)
 
 
-def _class_weight(weight, input):
-    """cross_entropy's optional weight: one value per class (axis 1 of input); no gradient, as in
-    PyTorch."""
+def _weight_array(loss, name, weight, input):
+    """An optional loss weight as a constant array of input's dtype on input's device: weights
+    get no gradient (PyTorch refuses to differentiate them)."""
     if weight is None:
         return None
-    weight = array_of(weight)
-    if weight.shape != input.shape[1:2]:
+    values, data = array_of(weight), array_of(input)
+    if values.dtype.kind != "f":
+        raise TypeError(f"{loss}: {name} must be a float array, got dtype {values.dtype}")
+    return backend.asarray(values, dtype=data.dtype, device=backend.device_of(data))
+
+
+def _class_weight(weight, input):
+    """cross_entropy's optional weight: one value per class (axis 1 of input)."""
+    weight = _weight_array("cross_entropy", "weight", weight, input)
+    if weight is not None and weight.shape != input.shape[1:2]:
         raise ValueError(f"cross_entropy: weight must hold one value per class, shape ({input.shape[1]},), "
                          f"got shape {weight.shape}")
     return weight
@@ -68,7 +76,7 @@ def _cross_entropy_with_probabilities(input, target, weight, reduction):
                          f"{input.shape}, got shape {target.shape}")
     terms = log_softmax(input, 1) * target
     if weight is not None:
-        terms = terms * weight.astype(array_of(input).dtype).reshape((1, -1) + (1,) * (input.ndim - 2))
+        terms = terms * weight.reshape((1, -1) + (1,) * (input.ndim - 2))
     return _reduce(-terms.sum(axis=1), reduction)
 
 
@@ -116,7 +124,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float
     _check_reduction(reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
-    weight = None if weight is None else array_of(weight)  # no gradient: PyTorch does not differentiate it
+    weight = _weight_array("multi_margin_loss", "weight", weight, input)
     if weight is not None and weight.ndim != 1:  # before the shapes, in PyTorch's order
         raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape {weight.shape}")
     target = array_of(target)
@@ -134,7 +142,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: float = 1, margin: float
     hinge = (scores - correct + margin).relu() * other_class
     losses = (hinge ** p).sum(axis=1) / scores.shape[1]
     if weight is not None:
-        losses = losses * weight[classes].astype(scores.dtype)
+        losses = losses * weight[classes]
     return _reduce(losses if input.ndim == 2 else losses.reshape(target.shape), reduction)
 
 
@@ -154,17 +162,14 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 
 def _elementwise_weight(name, weight, input):
-    """An optional weight array that broadcasts to input's shape; it gets no gradient (PyTorch
-    refuses to differentiate binary_cross_entropy_with_logits' weights)."""
+    """binary_cross_entropy_with_logits' optional weight or pos_weight: it broadcasts to input's shape."""
+    weight = _weight_array("binary_cross_entropy_with_logits", name, weight, input)
     if weight is None:
         return None
-    weight = array_of(weight)
-    if weight.dtype.kind != "f":
-        raise TypeError(f"binary_cross_entropy_with_logits: {name} must be a float array, got dtype {weight.dtype}")
     if len(weight.shape) > input.ndim or any(w not in (1, s) for w, s in zip(weight.shape[::-1], input.shape[::-1])):
         raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {weight.shape} does not broadcast "
                          f"to input's shape {input.shape}")
-    return weight.astype(array_of(input).dtype)
+    return weight
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
