@@ -128,6 +128,24 @@ def test_activation_gradients_at_nan_and_infinities_as_torch(torch, name):
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=0)  # NaN where torch's is
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_dtype_casts_the_input_first(rng, torch, name):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    ours_x = Tensor(x, requires_grad=True)
+    ours = getattr(F, name)(ours_x, 1, dtype=np.float64)
+    theirs_x = torch.tensor(x, requires_grad=True)
+    theirs = getattr(torch.nn.functional, name)(theirs_x, 1, dtype=torch.float64)
+    assert ours.numpy().dtype == np.float64
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12)
+    weights = rng.standard_normal((3, 5))
+    (ours * weights).sum().backward()
+    theirs.backward(torch.tensor(weights))
+    assert ours_x.grad.numpy().dtype == np.float32
+    np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-6)
+    with pytest.raises(TypeError, match="dtype: expected a float dtype, got int64"):
+        getattr(F, name)(ours_x, 1, dtype=np.int64)
+
+
 def test_multi_margin_loss_refuses_what_pytorch_refuses():
     with pytest.raises(ValueError, match=r"input of shape \(5, 0\) has no classes"):
         F.multi_margin_loss(Tensor(np.zeros((5, 0))), np.zeros(5, np.int64))

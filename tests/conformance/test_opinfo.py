@@ -40,6 +40,11 @@ def _antialiased_bilinear(input, output_size, align_corners, scale_factors=None,
                          mode="bilinear", align_corners=align_corners, **per_axis_scales, antialias=True)
 
 
+def numpy_dtype(torch_dtype):
+    """torch.float64 -> numpy.float64: fastconv's dtypes are numpy's."""
+    return np.dtype(str(torch_dtype).removeprefix("torch."))
+
+
 # (OpInfo name, variant): fastconv's op, called with the sample's input, args and kwargs.
 OPS = {
     ("nn.functional.conv2d", ""): F.conv2d,
@@ -60,9 +65,9 @@ OPS = {
     ("sigmoid", ""): F.sigmoid,
     ("tanh", ""): F.tanh,
     ("softmax", ""): F.softmax,
-    ("softmax", "with_dtype"): F.softmax,
+    ("softmax", "with_dtype"): lambda input, dim, dtype: F.softmax(input, dim, dtype=numpy_dtype(dtype)),
     ("log_softmax", ""): F.log_softmax,
-    ("log_softmax", "with_dtype"): F.log_softmax,
+    ("log_softmax", "with_dtype"): lambda input, dim, dtype: F.log_softmax(input, dim, dtype=numpy_dtype(dtype)),
     ("nn.functional.linear", ""): F.linear,
     ("nn.functional.dropout", ""): F.dropout,
     ("nn.functional.cross_entropy", ""): F.cross_entropy,
@@ -157,8 +162,6 @@ REFUSALS = [
             r"^input: expected a 4-d array \(N, C, H, W\)", "3-d (volumetric) sampling: the kernels are 2-d"),
     Refusal((("nn.functional.grid_sample", ""),), _mode("bicubic"), ValueError,
             r"^mode: expected 'bilinear' or 'nearest', got 'bicubic'", "bicubic grid sampling is not implemented"),
-    Refusal((("softmax", "with_dtype"), ("log_softmax", "with_dtype")), _given("dtype"), TypeError,
-            _unexpected("dtype"), "dtype= (a cast before the op) is not taken: ops keep their input's dtype"),
     Refusal((("nn.functional.batch_norm", ""), ("nn.functional.batch_norm", "without_cudnn")),
             lambda s: _ndim(s) == 1, ValueError, r"^input: expected 2D or more input \(got 1D input\)",
             "a 1-d input (PyTorch reads it as having no channels, so only an empty one runs): fastconv asks "
