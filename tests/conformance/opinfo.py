@@ -30,10 +30,9 @@ def sample_inputs(key, dtype, source="sample"):
     """The OpInfo's sample inputs (source "sample") or its reference inputs (source "reference":
     the sample inputs and larger or harder ones, special values, non-contiguous and broadcast
     layouts) for CPU and `dtype` ("float32"/"float64"), drawn with a fixed seed; float tensors
-    require gradients where the op supports autograd. Drawn once per process
-    (max_pool2d's 1,440 take a second): a test that runs a sample through an op that updates its
-    arguments in place (batch norm's running statistics) may do so once, and the others read only
-    shapes and arguments."""
+    require gradients where the op supports autograd. Drawn once per process (max_pool2d's
+    1,440 take a second); the checks never change them (convert_sample copies every float
+    tensor, for both sides)."""
     import torch
     op = op_infos()[key]
     torch.manual_seed(0)
