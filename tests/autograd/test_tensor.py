@@ -90,9 +90,20 @@ def test_matmul_2d_and_batched(rng, torch):
                        [rng.standard_normal((5, 7)), rng.standard_normal((7, 3))])
 
 
+@pytest.mark.parametrize("shapes", [((4,), (4,)), ((3, 4), (4,)), ((4,), (4, 2)), ((2, 3, 4), (4,)),
+                                    ((4,), (2, 4, 3))])
+def test_matmul_with_a_vector_as_torch(rng, torch, shapes):
+    # torch.matmul's rule: a 1-d left operand is a row, a 1-d right one a column, and the product
+    # drops the axis each added
+    assert gradcheck(lambda a, b: a @ b, [leaf(rng, *shape) for shape in shapes])
+    compare_with_torch(torch, lambda a, b: a @ b, lambda a, b: a @ b, [rng.standard_normal(s) for s in shapes])
+
+
 def test_matmul_mismatch_names_both_shapes(rng):
     with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 2\)"):
         leaf(rng, 3, 4) @ leaf(rng, 5, 2)
+    with pytest.raises(ValueError, match=r"\(3,\) and \(4,\)"):
+        leaf(rng, 3) @ leaf(rng, 4)
 
 
 @pytest.mark.parametrize("axis", [None, 0, 1, (0, 2), -1])

@@ -33,6 +33,16 @@ def test_window_beyond_int32_is_refused(case, message, op):
         getattr(ops, op)(_input(), ceil_mode=True, **case)
 
 
+@pytest.mark.parametrize("op", ["avg_pool2d", "max_pool2d"])
+@pytest.mark.parametrize("padding", [-1, 4])
+def test_window_arguments_are_checked_before_the_empty_plane(op, padding):
+    # PyTorch's order: a bad padding is named even when the input's plane is empty too
+    with pytest.raises(ValueError, match=rf"^padding: .*got {padding} for kernel_size 2"):
+        getattr(ops, op)(np.zeros((1, 0, 1, 49)), kernel_size=2, stride=50, padding=padding)
+    with pytest.raises(ValueError, match=r"^input: expected a \(N, C, H, W\) batch with non-zero C"):
+        getattr(ops, op)(np.zeros((1, 0, 1, 49)), kernel_size=2, stride=50, padding=1)
+
+
 def test_dilation_beyond_int32_is_refused():
     with pytest.raises(ValueError, match=r"dilation: must be at most 2\^31 - 1"):
         C.pool2d_output_shape((1, 2, 6, 7), (2, 2), (1, 1), (0, 0), (2**40, 1), True)

@@ -88,19 +88,35 @@ def _matmul_arrays(a, b):
     return backend.array_module(a, b).matmul(a, b)
 
 
+def _as_matrices(a, b):
+    """torch.matmul's rule for vectors: a 1-d a is a row (1, n), a 1-d b a column (n, 1)."""
+    return (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
+
+
+def _without_vector_axes(shape, vector_a, vector_b):
+    """The product's shape less the axes _as_matrices added (a's row axis, b's column axis)."""
+    return shape[:-2] + (() if vector_a else shape[-2:-1]) + (() if vector_b else shape[-1:])
+
+
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                             "(need at least 2-d operands with a.shape[-1] == b.shape[-2])")
+        if a.ndim < 1 or b.ndim < 1 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned (need at least 1-d operands "
+                             "with a.shape[-1] == b.shape[-2], or b.shape[0] for a 1-d b)")
+        ctx.shapes = a.shape, b.shape
+        a, b = _as_matrices(a, b)
         ctx.save_for_backward(a, b)
-        return _matmul_arrays(a, b)
+        product = _matmul_arrays(a, b)
+        ctx.product_shape = product.shape
+        return product.reshape(_without_vector_axes(product.shape, *(len(s) == 1 for s in ctx.shapes)))
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
+        grad = grad.reshape(ctx.product_shape)
         need_a, need_b = ctx.needs_input_grad
-        grad_a = unbroadcast(_matmul_arrays(grad, b.swapaxes(-1, -2)), a.shape) if need_a else None
-        grad_b = unbroadcast(_matmul_arrays(a.swapaxes(-1, -2), grad), b.shape) if need_b else None
+        a_shape, b_shape = ctx.shapes
+        grad_a = unbroadcast(_matmul_arrays(grad, b.swapaxes(-1, -2)), a.shape).reshape(a_shape) if need_a else None
+        grad_b = unbroadcast(_matmul_arrays(a.swapaxes(-1, -2), grad), b.shape).reshape(b_shape) if need_b else None
         return grad_a, grad_b

@@ -56,4 +56,5 @@ class Sigmoid(_Unary):
 
 class ReLU(_Unary):
     compute = staticmethod(lambda xp, x: xp.maximum(x, 0))
-    derivative = staticmethod(lambda xp, x, out: (x > 0).astype(x.dtype))
+    # PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient on
+    derivative = staticmethod(lambda xp, x, out: (~(x <= 0)).astype(x.dtype))

@@ -1,4 +1,6 @@
 """Activations and (log-)softmax, each forward beside its backward."""
+import numpy as np
+
 from fastconv import backend
 from fastconv.autograd import Function, Tensor
 
@@ -42,6 +44,8 @@ class ELU(Function):
     @staticmethod
     def backward(ctx, grad):
         x, negative_part = ctx.saved_arrays
+        # a NaN input gets a NaN slope (PyTorch's vectorised elu_backward too; its scalar loop, which
+        # serves tensors under 16 elements and vector tails, gives 1 there)
         return grad * backend.array_module(x).where(x > 0, 1, negative_part + ctx.alpha)
 
 
@@ -50,6 +54,8 @@ def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
 
 
 def log_softmax_array(xp, x, axis):
+    if x.size == 0:  # nothing to normalise (and max has no identity to reduce an empty axis with)
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)  # exp never overflows
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -80,9 +86,34 @@ class Softmax(LogSoftmax):
         return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
 
 
-def softmax(input: Tensor, dim: int) -> Tensor:
-    return Softmax.apply(input, dim)
+class Cast(Function):
+    """x as another float dtype; its gradient returns in x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype)
 
 
-def log_softmax(input: Tensor, dim: int) -> Tensor:
-    return LogSoftmax.apply(input, dim)
+def _cast(input, dtype):
+    """PyTorch's dtype= of softmax: the input cast to a float dtype before the op (None: as it is)."""
+    if dtype is None:
+        return input
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype: expected a float dtype, got {dtype}")
+    return input if input.dtype == dtype else Cast.apply(input, dtype)
+
+
+def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    """torch.nn.functional.softmax; dtype (a numpy float dtype) casts the input first."""
+    return Softmax.apply(_cast(input, dtype), dim)
+
+
+def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    """torch.nn.functional.log_softmax; dtype (a numpy float dtype) casts the input first."""
+    return LogSoftmax.apply(_cast(input, dtype), dim)

@@ -39,6 +39,8 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
 def embedding(input: Tensor, weight: Tensor) -> Tensor:
     """Rows of weight (num_embeddings, dim) picked by the integer array input."""
     indices = array_of(input)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-d (num_embeddings, embedding_dim), got shape {weight.shape}")
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: input must hold integer indices, got dtype {indices.dtype}")
     return weight[indices]

@@ -9,7 +9,7 @@ class CrossEntropyLoss(Module):
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, self.ignore_index, self.reduction)
+        return F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
 class MultiMarginLoss(Module):
@@ -20,7 +20,7 @@ class MultiMarginLoss(Module):
         self.p, self.margin, self.reduction = p, margin, reduction
 
     def forward(self, input, target):
-        return F.multi_margin_loss(input, target, self.p, self.margin, self.reduction)
+        return F.multi_margin_loss(input, target, self.p, self.margin, reduction=self.reduction)
 
 
 class MSELoss(Module):

@@ -31,9 +31,11 @@ def max_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                return_indices: bool = False) -> Union[Array, Tuple[Array, Array]]:
     """As torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices)."""
     lib = kernels(input, op="max_pool2d")
-    x = pooled_input(nchw_input(input))
+    x = nchw_input(input)
     kernel, stride, padding, dilation = _window(kernel_size, stride, padding, dilation)
+    # the window's arguments first, then the input's emptiness: PyTorch's order of checks
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
+    pooled_input(x)
     y = empty(shape, x.dtype, device_of(x))
     indices = empty(shape, np.int64, device_of(x)) if return_indices else None
     lib.max_pool2d_forward(x, y, indices, kernel, stride, padding, dilation, bool(ceil_mode))
@@ -86,9 +88,10 @@ def avg_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                divisor_override: Optional[int] = None) -> Array:
     """As torch.nn.functional.avg_pool2d."""
     lib = kernels(input, op="avg_pool2d")
-    x = pooled_input(nchw_input(input))
+    x = nchw_input(input)
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode))
+    pooled_input(x)  # after the window's arguments, as in max_pool2d
     y = empty(shape, x.dtype, device_of(x))
     lib.avg_pool2d_forward(x, y, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                            _divisor(divisor_override))
