@@ -239,4 +239,13 @@ FASTCONV_HD inline int64_t nearest_source_index(int64_t dst, int64_t in, int64_t
   return src < in - 1 ? src : in - 1;
 }
 
+// nearest_neighbor_exact_compute_source_index ("nearest-exact"): the pixel under the output
+// pixel's centre, floor((dst + 0.5) * scale), the product in double rounded to float as
+// PyTorch's expression does, clamped to the last pixel.
+FASTCONV_HD inline int64_t nearest_exact_source_index(int64_t dst, int64_t in, int64_t out, double scale_factor) {
+  const float scale = scale_factor > 0 ? static_cast<float>(1.0 / scale_factor) : static_cast<float>(in) / out;
+  const int64_t src = static_cast<int64_t>(floorf(static_cast<float>((static_cast<double>(dst) + 0.5) * scale)));
+  return src < in - 1 ? src : in - 1;
+}
+
 }  // namespace fastconv::bilinear

@@ -50,7 +50,7 @@ void check_scale(double scale, index_t out, const char* name) {
 InterpolateParams interpolate_params(const InterpolateShape& s, int mode, bool align_corners, double scale_h,
                                      double scale_w) {
   check(mode >= 0 && mode < kInterpolateModes, "mode: expected 0 (bilinear), 1 (nearest), 2 (bicubic), "
-        "3 (antialiased bilinear) or 4 (antialiased bicubic), got ", mode);
+        "3 (antialiased bilinear), 4 (antialiased bicubic) or 5 (nearest-exact), got ", mode);
   check_scale(scale_h, s.OH, "scale_h");
   check_scale(scale_w, s.OW, "scale_w");
   return {static_cast<InterpolateMode>(mode), align_corners, scale_h, scale_w};

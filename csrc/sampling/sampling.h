@@ -23,8 +23,15 @@ struct GridSampleParams {
 };
 
 // The antialiased modes are torch's antialias=True (bilinear and bicubic only).
-enum class InterpolateMode { bilinear = 0, nearest = 1, bicubic = 2, bilinear_antialias = 3, bicubic_antialias = 4 };
-constexpr int kInterpolateModes = 5;
+enum class InterpolateMode {
+  bilinear = 0,
+  nearest = 1,
+  bicubic = 2,
+  bilinear_antialias = 3,
+  bicubic_antialias = 4,
+  nearest_exact = 5,  // torch's "nearest-exact": the pixel under the output pixel's centre
+};
+constexpr int kInterpolateModes = 6;
 
 struct InterpolateShape {
   index_t N, C, H, W, OH, OW;
@@ -52,7 +59,7 @@ void affine_grid_forward(const TensorArg& theta, const TensorArg& grid, bool ali
 void affine_grid_backward(const TensorArg& grad_grid, const TensorArg& grad_theta, bool align_corners);
 
 // mode: an InterpolateMode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 bilinear and bicubic
-// antialiased). input (N, C, H, W) -> out (N, C, OH, OW)
+// antialiased, 5 nearest-exact). input (N, C, H, W) -> out (N, C, OH, OW)
 void interpolate_forward(const TensorArg& input, const TensorArg& out, int mode, bool align_corners, double scale_h,
                          double scale_w);
 // grad_output (N, C, OH, OW) -> grad_input (N, C, H, W), overwritten.

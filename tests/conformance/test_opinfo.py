@@ -144,12 +144,6 @@ REFUSALS = [
     Refusal(INTERPOLATE + (("nn.functional.upsample_nearest", ""), ("nn.functional.upsample_bilinear", "")),
             lambda s: _ndim(s) != 4, ValueError, r"^input: expected a 4-d array \(N, C, H, W\)",
             "1-d and 3-d resampling (3-d and 5-d inputs, modes linear and trilinear): the kernels are 2-d"),
-    Refusal((("nn.functional.interpolate", "nearest-exact"),), _mode("nearest-exact"), ValueError,
-            r"^mode: expected 'nearest', 'bilinear' or 'bicubic', got 'nearest-exact'",
-            "mode 'nearest-exact' (nearest with half-pixel centres) is not implemented"),
-    Refusal((("nn.functional.interpolate", "area"),), _mode("area"), ValueError,
-            r"^mode: expected 'nearest', 'bilinear' or 'bicubic', got 'area'",
-            "mode 'area' is not an interpolate mode here: it is adaptive_avg_pool2d, which fastconv has"),
     Refusal((ANTIALIAS,), _given("scales_h"), TypeError, _unexpected("scales_h"),
             "aten's per-axis scales beside an output size: torch.nn.functional.interpolate has no such "
             "argument either"),

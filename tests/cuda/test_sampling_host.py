@@ -95,8 +95,9 @@ def test_affine_grid_equals_the_cpu_kernel(host, rng, dtype, align):
 # downsampling by 5 (antialiased windows of 11 and 21 taps, cubic windows clamped at both ends).
 RESIZES = [((5, 6), (11, 9), (2.3, 1.5)), ((4, 3), (8, 6), (2.0, 2.0)), ((9, 8), (4, 3), (0.0, 0.0)),
            ((5, 4), (5, 7), (0.0, 0.0)), ((1, 6), (3, 2), (0.0, 0.0)), ((25, 3), (5, 2), (0.2, 0.0))]
-# mode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic), align_corners
-MODES = [(0, False), (0, True), (1, False), (2, False), (2, True), (3, False), (3, True), (4, False)]
+# mode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic, 5
+# nearest-exact), align_corners
+MODES = [(0, False), (0, True), (1, False), (2, False), (2, True), (3, False), (3, True), (4, False), (5, False)]
 
 
 @pytest.mark.parametrize("resize", RESIZES)
@@ -193,7 +194,7 @@ def test_the_gathers_give_the_same_bits_in_any_thread_order(host, rng, monkeypat
 
     up = rng.standard_normal((N, C, 2 * H + 1, 3 * W - 2))
     sizes = np.array([N, C, H, W, *up.shape[2:]], np.int64)
-    for mode in (0, 2, 3):  # bilinear, bicubic, antialiased bilinear
+    for mode in (0, 1, 2, 3, 5):  # bilinear, nearest, bicubic, antialiased bilinear, nearest-exact
         expected = np.empty_like(x)
         _C.interpolate_backward(up, expected, mode, False, 0.0, 0.0)
         dx = np.full_like(x, np.nan)

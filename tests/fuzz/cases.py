@@ -159,7 +159,7 @@ def affine_grid(c):
 
 
 def interpolate(c):
-    mode = c.pick(["nearest", "bilinear", "bicubic"])
+    mode = c.pick(["nearest", "bilinear", "bicubic", "area"])
     case = {"input": c.image(c.dtype()), "mode": mode, "align_corners": c.flag() if mode != "nearest" else None,
             "antialias": c.flag() if mode != "nearest" else c.rarely()}
     if c.flag():

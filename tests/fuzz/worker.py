@@ -21,7 +21,8 @@ FLOATS = ("float32", "float64")
 ARGUMENTS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups", "output_padding", "algo",
              "kernel_size", "ceil_mode", "divisor_override", "output_size", "running_mean", "running_var",
              "eps", "momentum", "residual", "boxes", "spatial_scale", "sampling_ratio", "grid", "mode",
-             "padding_mode", "theta", "size", "scale_factor", "a", "b", "out")
+             "padding_mode", "theta", "size", "scale_factor", "a", "b", "out", "align_corners", "antialias",
+             "recompute_scale_factor")
 REFUSALS = (ValueError, TypeError, MemoryError)
 TRANSFORM_ALGOS = ("winograd", "fft")  # a non-finite input spreads over a whole transformed tile
 

@@ -4,6 +4,7 @@ import pytest
 from fastconv import _C, ops
 from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import interpolate_reference, numeric_gradient
+from tests.sampling.test_interpolate_filters import _output_and_scales
 
 # (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
 RESIZES = [
@@ -102,7 +103,7 @@ X = np.zeros((2, 3, 6, 6))
     (dict(size=4, scale_factor=2), ValueError, "either size or scale_factor should be defined, not both"),
     (dict(), ValueError, "either size or scale_factor should be defined"),
     (dict(size=4, align_corners=True), ValueError, "align_corners: can only be set with .* 'bilinear'"),
-    (dict(size=4, mode="area"), ValueError, "mode: expected 'nearest', 'bilinear' or 'bicubic'"),
+    (dict(size=4, mode="trilinear"), ValueError, "mode: expected 'nearest', 'nearest-exact', 'bilinear', 'bicubic' or 'area'"),
     (dict(size=(4, -1)), ValueError, "size: input and output sizes should be greater than 0"),
     (dict(size=(4, 2, 2)), TypeError, "size: expected an int or a pair of ints"),
     (dict(scale_factor=0.1), ValueError, "size: input and output sizes should be greater than 0"),
@@ -130,3 +131,55 @@ def test_interpolate_backward_checks_shapes():
 def test_interpolate_refuses_a_device_array_before_any_kernel_runs(cuda_array, op, call):
     with pytest.raises(DeviceError, match=f"^{op}: fastconv has no CUDA kernels"):
         call(cuda_array)
+
+
+def _nearest_exact_reference(x, out_hw, scales):
+    """'nearest-exact' by its definition: output pixel d reads the input pixel under its centre,
+    floor((d + 0.5) * scale), scale = 1 / scale_factor or in / out, computed in float32 as PyTorch
+    computes it."""
+    def sources(n_in, n_out, scale_factor):
+        scale = np.float32(1.0 / scale_factor) if scale_factor > 0 else np.float32(n_in) / np.float32(n_out)
+        return [min(int(np.floor(np.float32((d + 0.5) * np.float64(scale)))), n_in - 1) for d in range(n_out)]
+    rows, columns = sources(x.shape[2], out_hw[0], scales[0]), sources(x.shape[3], out_hw[1], scales[1])
+    return x[:, :, rows][:, :, :, columns]
+
+
+@pytest.mark.parametrize("resize", RESIZES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nearest_exact_matches_its_definition(device, rng, resize, dtype):
+    h, w, kwargs = resize
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    out, scales = _output_and_scales(h, w, **kwargs)
+    y = to_host(ops.interpolate(to_device(x, device), mode="nearest-exact", **kwargs))
+    np.testing.assert_array_equal(y, _nearest_exact_reference(x, out, scales))
+    gy = rng.standard_normal(y.shape)
+    dx = to_host(ops.interpolate_backward(to_device(gy, device), x.shape, mode="nearest-exact", **kwargs))
+    np.testing.assert_allclose(dx, numeric_gradient(
+        lambda a: _nearest_exact_reference(a, out, scales), x.astype(np.float64), gy), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("resize", RESIZES)
+def test_nearest_exact_and_area_match_torch(torch, rng, resize):
+    """float32, where PyTorch's index rule is float32 arithmetic as fastconv's. (Its float64 kernel
+    can pick the next pixel where (d + 0.5) * scale is an integer in exact arithmetic; fastconv
+    computes the index in float32 for both dtypes.)"""
+    h, w, kwargs = resize
+    x = rng.standard_normal((2, 3, h, w)).astype(np.float32)
+    for mode in ("nearest-exact", "area"):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = torch.nn.functional.interpolate(tx, mode=mode, **kwargs)
+        gy = rng.standard_normal(ty.shape).astype(np.float32)
+        ty.backward(torch.tensor(gy))
+        np.testing.assert_allclose(ops.interpolate(x, mode=mode, **kwargs), ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ops.interpolate_backward(gy, x.shape, mode=mode, **kwargs), tx.grad.numpy(),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_area_is_adaptive_average_pooling_to_the_output_size(rng):
+    x = rng.standard_normal((2, 3, 9, 7))
+    np.testing.assert_array_equal(ops.interpolate(x, size=(4, 3), mode="area"), ops.adaptive_avg_pool2d(x, (4, 3)))
+    np.testing.assert_array_equal(ops.interpolate(x, scale_factor=0.5, mode="area"), ops.adaptive_avg_pool2d(x, (4, 3)))
+    with pytest.raises(ValueError, match="align_corners: can only be set"):
+        ops.interpolate(x, size=(4, 3), mode="area", align_corners=False)
+    with pytest.raises(ValueError, match="antialias: is restricted"):
+        ops.interpolate(x, size=(4, 3), mode="area", antialias=True)

@@ -131,7 +131,7 @@ def test_nan_reaches_the_outputs_whose_window_reads_it(torch):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(mode="nearest", antialias=True), "antialias: is restricted to the modes 'bilinear' and 'bicubic'"),
     (dict(mode="nearest", align_corners=True), "align_corners: can only be set with the interpolating modes"),
-    (dict(mode="area"), "mode: expected 'nearest', 'bilinear' or 'bicubic'"),
+    (dict(mode="linear"), "mode: expected 'nearest', 'nearest-exact', 'bilinear', 'bicubic' or 'area'"),
 ])
 def test_bad_filter_arguments_raise_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):

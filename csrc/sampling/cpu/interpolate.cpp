@@ -32,9 +32,12 @@ std::vector<LinearTap<T>> linear_taps(index_t in, index_t out, bool align_corner
   return taps;
 }
 
-std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_factor) {
+// exact: "nearest-exact"'s rule (pixel centres) in place of the legacy "nearest" one.
+std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_factor, bool exact) {
   std::vector<index_t> taps(out);
-  for (index_t i = 0; i < out; ++i) taps[i] = bilinear::nearest_source_index(i, in, out, scale_factor);
+  for (index_t i = 0; i < out; ++i)
+    taps[i] = exact ? bilinear::nearest_exact_source_index(i, in, out, scale_factor)
+                    : bilinear::nearest_source_index(i, in, out, scale_factor);
   return taps;
 }
 
@@ -124,8 +127,9 @@ void bilinear_backward(const InterpolateShape& s, const InterpolateParams& p, co
 // Nearest forward copies and backward adds along the same (output -> input) index map.
 template <bool kBackward, class T>
 void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T* from, T* to) {
-  const auto rows = nearest_taps(s.H, s.OH, p.scale_h);
-  const auto columns = nearest_taps(s.W, s.OW, p.scale_w);
+  const bool exact = p.mode == InterpolateMode::nearest_exact;
+  const auto rows = nearest_taps(s.H, s.OH, p.scale_h, exact);
+  const auto columns = nearest_taps(s.W, s.OW, p.scale_w, exact);
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       if (kBackward) std::memset(to + plane * s.H * s.W, 0, sizeof(T) * s.H * s.W);
@@ -240,7 +244,7 @@ void filter_backward(const InterpolateShape& s, const InterpolateParams& p, cons
 template <class T>
 void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
-  if (p.mode == InterpolateMode::nearest)
+  if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
     nearest_pass<false>(s, p, input, out);
   else if (p.mode == InterpolateMode::bilinear)
     bilinear_forward(s, p, input, out);
@@ -251,7 +255,7 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
 template <class T>
 void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
   if (s.N * s.C == 0) return;
-  if (p.mode == InterpolateMode::nearest)
+  if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
     nearest_pass<true>(s, p, grad_out, grad_input);
   else if (p.mode == InterpolateMode::bilinear)
     bilinear_backward(s, p, grad_out, grad_input);

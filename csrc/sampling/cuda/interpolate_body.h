@@ -16,8 +16,8 @@
 namespace fastconv::sampling {
 
 // interpolate's sizes and options (sampling/sampling.h's, mirrored for the device): mode 0
-// bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic; scale factors
-// <= 0 mean input size / output size.
+// bilinear, 1 nearest, 2 bicubic, 3 and 4 antialiased bilinear and bicubic, 5 nearest-exact;
+// scale factors <= 0 mean input size / output size.
 struct ResizeGeometry {
   index_t N, C, H, W, OH, OW;
   int mode;
@@ -28,7 +28,9 @@ struct ResizeGeometry {
 using resample::ResizeAxis;
 
 // The filter of modes 2 to 4 (sampling::InterpolateMode's order).
+FASTCONV_HD inline bool is_filter(int mode) { return mode >= 2 && mode <= 4; }
 FASTCONV_HD inline resample::Filter filter_of(int mode) { return static_cast<resample::Filter>(mode - 2); }
+FASTCONV_HD inline bool is_nearest(int mode) { return mode == 1 || mode == 5; }
 
 FASTCONV_HD inline ResizeAxis rows(const ResizeGeometry& g) { return {g.H, g.OH, g.scale_h, g.align_corners}; }
 FASTCONV_HD inline ResizeAxis columns(const ResizeGeometry& g) { return {g.W, g.OW, g.scale_w, g.align_corners}; }
@@ -39,8 +41,10 @@ FASTCONV_HD inline bilinear::LinearTap<T> linear_tap(const ResizeAxis& a, index_
                               a.align_corners);
 }
 
-FASTCONV_HD inline index_t nearest_tap(const ResizeAxis& a, index_t dst) {
-  return bilinear::nearest_source_index(dst, a.in, a.out, a.scale_factor);
+// exact: "nearest-exact"'s rule (mode 5) in place of the legacy one.
+FASTCONV_HD inline index_t nearest_tap(const ResizeAxis& a, index_t dst, bool exact) {
+  return exact ? bilinear::nearest_exact_source_index(dst, a.in, a.out, a.scale_factor)
+               : bilinear::nearest_source_index(dst, a.in, a.out, a.scale_factor);
 }
 
 // Output pixel (oh, ow) of a filter mode: sum_i wx_i * (sum_j wy_j * x), the CPU kernel's
@@ -65,8 +69,9 @@ template <class T>
 FASTCONV_HD inline T interpolate_forward_element(const ResizeGeometry& g, const T* input, index_t i) {
   const index_t ow = i % g.OW, oh = i / g.OW % g.OH;
   const T* plane = input + i / (g.OW * g.OH) * g.H * g.W;
-  if (g.mode >= 2) return filter_forward_element(g, plane, oh, ow);
-  if (g.mode == 1) return plane[nearest_tap(rows(g), oh) * g.W + nearest_tap(columns(g), ow)];
+  if (is_filter(g.mode)) return filter_forward_element(g, plane, oh, ow);
+  const bool exact = g.mode == 5;
+  if (is_nearest(g.mode)) return plane[nearest_tap(rows(g), oh, exact) * g.W + nearest_tap(columns(g), ow, exact)];
   const bilinear::LinearTap<T> r = linear_tap<T>(rows(g), oh), c = linear_tap<T>(columns(g), ow);
   const T* top = plane + r.i0 * g.W;
   const T* bottom = top + r.step * g.W;
@@ -75,14 +80,15 @@ FASTCONV_HD inline T interpolate_forward_element(const ResizeGeometry& g, const 
   return upper * r.w0 + lower * r.w1;
 }
 
-// The first output index along axis `a` whose source index (the tap's first, i0, or nearest's)
-// is at least `at`, by bisection: source indices never decrease along an axis.
+// The first output index along axis `a` whose source index (the tap's first, i0, or nearest's
+// for the nearest modes) is at least `at`, by bisection: source indices never decrease along an
+// axis.
 template <class T>
-FASTCONV_HD inline index_t first_output_reaching(const ResizeAxis& a, bool nearest, index_t at) {
+FASTCONV_HD inline index_t first_output_reaching(const ResizeAxis& a, int mode, index_t at) {
   index_t lo = 0, hi = a.out;
   while (lo < hi) {
     const index_t mid = lo + (hi - lo) / 2;
-    const index_t source = nearest ? nearest_tap(a, mid) : linear_tap<T>(a, mid).i0;
+    const index_t source = is_nearest(mode) ? nearest_tap(a, mid, mode == 5) : linear_tap<T>(a, mid).i0;
     if (source < at) lo = mid + 1; else hi = mid;
   }
   return lo;
@@ -126,19 +132,20 @@ template <class T>
 FASTCONV_HD inline T interpolate_backward_element(const ResizeGeometry& g, const T* grad_output, index_t i) {
   const index_t w = i % g.W, h = i / g.W % g.H;
   const T* go = grad_output + i / (g.W * g.H) * g.OH * g.OW;
-  if (g.mode >= 2) return filter_backward_element(g, go, h, w);
+  if (is_filter(g.mode)) return filter_backward_element(g, go, h, w);
   const ResizeAxis ra = rows(g), ca = columns(g);
   T sum = 0;
-  if (g.mode == 1) {
-    for (index_t oh = first_output_reaching<T>(ra, true, h); oh < g.OH && nearest_tap(ra, oh) == h; ++oh)
-      for (index_t ow = first_output_reaching<T>(ca, true, w); ow < g.OW && nearest_tap(ca, ow) == w; ++ow)
+  if (is_nearest(g.mode)) {
+    const bool exact = g.mode == 5;
+    for (index_t oh = first_output_reaching<T>(ra, g.mode, h); oh < g.OH && nearest_tap(ra, oh, exact) == h; ++oh)
+      for (index_t ow = first_output_reaching<T>(ca, g.mode, w); ow < g.OW && nearest_tap(ca, ow, exact) == w; ++ow)
         sum += go[oh * g.OW + ow];
     return sum;
   }
   // A linear tap reads i0 and i0 + step (step 0 or 1): the output pixels reading h have i0 in
   // {h - 1, h}.
-  const index_t ow_first = first_output_reaching<T>(ca, false, w - 1);
-  for (index_t oh = first_output_reaching<T>(ra, false, h - 1); oh < g.OH; ++oh) {
+  const index_t ow_first = first_output_reaching<T>(ca, g.mode, w - 1);
+  for (index_t oh = first_output_reaching<T>(ra, g.mode, h - 1); oh < g.OH; ++oh) {
     const bilinear::LinearTap<T> r = linear_tap<T>(ra, oh);
     if (r.i0 > h) break;
     const bool top = r.i0 == h, bottom = r.i0 + r.step == h;

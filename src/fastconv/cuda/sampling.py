@@ -130,9 +130,9 @@ def _resize_sizes(image, image_name, resized, resized_name, mode, scale_h, scale
     n, c, h, w = args.nchw_shape(image, image_name)
     if resized.ndim != 4 or tuple(resized.shape[:2]) != (n, c):
         raise ValueError(f"{resized_name}: expected shape ({n}, {c}, H_out, W_out), got {tuple(resized.shape)}")
-    if mode not in range(5):
-        raise ValueError(f"mode: expected 0 (bilinear), 1 (nearest), 2 (bicubic), 3 (antialiased bilinear) or 4 "
-                         f"(antialiased bicubic), got {mode}")
+    if mode not in range(6):
+        raise ValueError(f"mode: expected 0 (bilinear), 1 (nearest), 2 (bicubic), 3 (antialiased bilinear), 4 "
+                         f"(antialiased bicubic) or 5 (nearest-exact), got {mode}")
     oh, ow = int(resized.shape[2]), int(resized.shape[3])
     _check_scale(scale_h, oh, "scale_h")
     _check_scale(scale_w, ow, "scale_w")

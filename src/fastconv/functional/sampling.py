@@ -60,8 +60,8 @@ class Interpolate(Function):
 def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
                 recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Tensor:
-    """torch.nn.functional.interpolate for 4-d input, modes "nearest", "bilinear" and "bicubic"
-    (the last two also with antialias=True)."""
+    """torch.nn.functional.interpolate for 4-d input, modes "nearest", "nearest-exact", "bilinear",
+    "bicubic" (these two also with antialias=True) and "area"."""
     return Interpolate.apply(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
 
 

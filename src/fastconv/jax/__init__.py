@@ -334,6 +334,6 @@ _interpolate = _single_input_op("interpolate", ops.interpolate,
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """torch.nn.functional.interpolate on JAX arrays (nearest, bilinear, bicubic; antialias)."""
+    """torch.nn.functional.interpolate on JAX arrays (every mode fastconv.ops.interpolate has)."""
     return _interpolate(input, (_pair(size), _pair(scale_factor), mode, align_corners, recompute_scale_factor,
                                 bool(antialias)))

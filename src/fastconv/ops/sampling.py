@@ -1,6 +1,6 @@
 """Resampling of NCHW batches, as torch.nn.functional's: grid_sample and affine_grid (4-d), and
-interpolate's "nearest", "bilinear" and "bicubic" modes (bilinear and bicubic also antialiased),
-with their gradients.
+interpolate's "nearest", "nearest-exact", "bilinear", "bicubic" (these two also antialiased) and
+"area" modes, with their gradients.
 
 grid_sample: grid (N, H_out, W_out, 2) holds (x, y) in [-1, 1]: -1 and 1 are the centres of the
 corner pixels with align_corners=True, and the outer edges of the corner pixels without. Points
@@ -12,7 +12,9 @@ pixel d: with a scale_factor (and recompute_scale_factor not set) the rules use 
 otherwise input size / output size (bilinear copies a dimension whose size does not change,
 as PyTorch does); bilinear maps pixel centres, (d + 0.5) * scale - 0.5 clamped
 at 0, or corner centres with align_corners=True, d * (in - 1) / (out - 1); nearest takes
-floor(d * scale) in float32, PyTorch's legacy "nearest"; bicubic takes the four pixels around
+floor(d * scale) in float32, PyTorch's legacy "nearest", and "nearest-exact" the pixel under the
+output pixel's centre, floor((d + 0.5) * scale); "area" is adaptive average pooling to the
+output size, as in PyTorch; bicubic takes the four pixels around
 the unclamped source index (d + 0.5) * scale - 0.5 (border pixels repeated) with Keys' cubic
 weights, a = -0.75. antialias=True (bilinear and bicubic, as in torch) widens the filter by the
 scale when downsampling, so that every input pixel counts: PIL's triangle and cubic (a = -0.5)
@@ -23,12 +25,14 @@ from typing import Optional, Sequence, Tuple, Union
 
 from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import device_of, empty, empty_like, kernels
+from fastconv.ops.pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
 from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input,
                                   same_dtype, shape4)
 
 MODES = {"bilinear": 0, "nearest": 1}
 # fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
-INTERPOLATE_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+INTERPOLATE_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2, "nearest-exact": 5}
+AREA = "area"  # adaptive average pooling (ops.pool), not a mode of the resampling kernels
 ANTIALIASED = {"bilinear": 3, "bicubic": 4}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
@@ -121,10 +125,10 @@ def _scale_pair(scale_factor):
 
 
 def _interpolate_mode_index(mode, antialias):
-    if mode not in INTERPOLATE_MODES:
-        raise ValueError(f"mode: expected 'nearest', 'bilinear' or 'bicubic', got {mode!r}")
+    if mode not in INTERPOLATE_MODES and mode != AREA:
+        raise ValueError(f"mode: expected 'nearest', 'nearest-exact', 'bilinear', 'bicubic' or 'area', got {mode!r}")
     if not antialias:
-        return INTERPOLATE_MODES[mode]
+        return INTERPOLATE_MODES.get(mode)  # None for area
     if mode not in ANTIALIASED:
         raise ValueError(f"antialias: is restricted to the modes 'bilinear' and 'bicubic', got mode {mode!r}")
     return ANTIALIASED[mode]
@@ -135,7 +139,7 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
     """torch's argument rules -> (output (H, W), mode index, align_corners, (scale_h, scale_w)),
     where a scale of 0 means "use input size / output size"."""
     mode_index = _interpolate_mode_index(mode, antialias)
-    if align_corners is not None and mode == "nearest":
+    if align_corners is not None and mode not in ANTIALIASED:
         raise ValueError("align_corners: can only be set with the interpolating modes 'bilinear' and 'bicubic'")
     if (size is None) == (scale_factor is None):
         raise ValueError("either size or scale_factor should be defined, not both" if size is not None
@@ -171,6 +175,8 @@ def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Unio
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
+    if mode == AREA:
+        return adaptive_avg_pool2d(x, out_hw)
     out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
     lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out
@@ -188,6 +194,8 @@ def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional
         input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     if dy.shape != input_shape[:2] + out_hw:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
+    if mode == AREA:
+        return adaptive_avg_pool2d_backward(dy, input_shape)
     dx = empty(input_shape, dy.dtype, device_of(dy))
     lib.interpolate_backward(dy, dx, mode_index, align, *scales)
     return dx
