@@ -8,6 +8,7 @@
 #include "common/index.h"
 #include "common/index_div.h"
 #include "common/pool_geometry.h"
+#include "common/resample_filters.h"
 #include "common/roi_boxes.h"
 
 namespace fc = fastconv;
@@ -70,7 +71,22 @@ __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
   const T scale = fc::bilinear::area_scale<T>(8, 16, false, 2.0);
   const fc::bilinear::LinearTap<T> tap = fc::bilinear::linear_tap(scale, idx[2], 8, false);
   out[7] = fc::bilinear::area_source_index(scale, idx[2], true) + tap.w0 + tap.w1;
-  idx[11] = tap.i0 + tap.step + fc::bilinear::nearest_source_index(idx[2], 8, 16, 0.0);
+  idx[11] = tap.i0 + tap.step + fc::bilinear::nearest_source_index(idx[2], 8, 16, 0.0) +
+            fc::bilinear::nearest_exact_source_index(idx[2], 8, 16, 0.0);
+
+  // resample_filters.h
+  const fc::resample::ResizeAxis down{idx[1], 3, 0.0, false};
+  const fc::resample::Filter filters[3] = {fc::resample::Filter::cubic, fc::resample::Filter::antialiased_linear,
+                                           fc::resample::Filter::antialiased_cubic};
+  for (int f = 0; f < 3; ++f) {
+    const fc::resample::Window<T> window = fc::resample::window<T>(down, filters[f], idx[2]);
+    out[8 + f] = window.weight(0) + T(window.index(window.count - 1) + window.lowest() + window.highest());
+    idx[13 + f] = fc::resample::first_window_reaching<T>(down, filters[f], idx[3]) +
+                  fc::resample::widest_window<T>(down, filters[f]);
+  }
+  out[11] = fc::resample::cubic_near(in[1], T(-0.75)) + fc::resample::cubic_far(in[2], T(-0.5)) +
+            fc::resample::antialias_filter(fc::resample::Filter::antialiased_linear, in[3]) +
+            fc::resample::antialias_support(fc::resample::Filter::antialiased_cubic, in[4]);
 }
 
 template __global__ void exercise_common<float>(const float*, float*, fc::index_t*);
