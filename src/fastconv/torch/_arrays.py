@@ -9,7 +9,7 @@ _ARRAY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
 def as_array(tensor, name):
     """A numpy view of a CPU tensor (a non-contiguous tensor is copied once)."""
-    if tensor.device.type != "cpu":
+    if not tensor.is_cpu:  # (tensor.device.type builds a device object: 10x slower, on every call)
         raise ValueError(f"{name}: fastconv.torch runs on CPU tensors, got a tensor on {tensor.device} "
                          f"(move it with .cpu())")
     if tensor.dtype not in _ARRAY_DTYPES:
