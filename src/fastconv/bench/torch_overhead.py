@@ -1,5 +1,5 @@
 """What calling a kernel through fastconv.torch costs over calling it bare: the per-call
-overhead of the torch custom op (dispatch, the zero-copy tensor <-> array crossings, the
+overhead of the torch operator (dispatch, the zero-copy tensor <-> array crossings, the
 autograd node when an input requires grad), in microseconds, on inputs so small that the kernel
 itself takes little time.
 

@@ -29,7 +29,7 @@ def as_tensor(array):
 
 
 def as_tensor_or_empty(array, like):
-    """A gradient the kernel skipped comes back from an op as an empty tensor (custom ops return
+    """A gradient the kernel skipped comes back from an op as an empty tensor (torch operators return
     tensors, never None); the autograd formula turns it into None."""
     return as_tensor(array) if array is not None else like.new_empty(0)
 

@@ -1,15 +1,15 @@
 """fastconv's kernels as PyTorch operators, with torch.nn.functional's (and torchvision.ops')
 names and arguments.
 
-Each kernel family is a `torch.library.custom_op` in the namespace "fastconv"
-(torch.ops.fastconv.conv2d, ...). An op's implementation hands its tensors' memory to
-fastconv.ops without a copy and wraps the array the kernel wrote as the result tensor, again
-without a copy (fastconv.torch._arrays). Each op registers
+Each kernel family is a torch operator in the namespace "fastconv" (torch.ops.fastconv.conv2d,
+...; defined on torch.library by fastconv.torch._library). An op's implementation hands its
+tensors' memory to fastconv.ops without a copy and wraps the array the kernel wrote as the result
+tensor, again without a copy (fastconv.torch._arrays). Each op registers
 
   - a fake implementation (the output's shape and dtype from the arguments alone), so that
     torch.compile(fullgraph=True) traces through it without a graph break;
   - its autograd formula (setup_context saves what the backward needs; the backward is itself a
-    custom op over fastconv's backward kernel), so gradients flow in eager mode and in compiled
+    torch operator over fastconv's backward kernel), so gradients flow in eager mode and in compiled
     training steps alike.
 
 Window arguments are normalised here, with fastconv.ops' checks and messages, before they reach
@@ -192,7 +192,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 
 def _running_statistic(running, name, training):
     """The array the kernel reads a running statistic from: in training a copy, which the kernel
-    updates and the op returns (a custom op with an autograd formula must not write its inputs;
+    updates and the op returns (an op with an autograd formula must not write its inputs;
     batch_norm() copies the update back), else the tensor's own memory."""
     array = as_optional_array(running, name)
     return array.copy() if training and array is not None else array
