@@ -72,9 +72,10 @@ _profiler = torch.autograd.profiler  # its _is_profiler_enabled is a module glob
 
 
 def register(call, fake, setup_context=None, backward=None):
-    """The fake implementation of `op` and its autograd: backward(ctx, *output_grads) returns a
-    gradient (or None) per input, from what setup_context(ctx, inputs, output) saved; an op without
-    a backward (fastconv's backward ops) refuses to be differentiated."""
+    """The fake implementation and the autograd of the op that `call` (from define) calls:
+    backward(ctx, *output_grads) returns a gradient (or None) per input, from what
+    setup_context(ctx, inputs, output) saved; an op without a backward (fastconv's backward ops)
+    refuses to be differentiated."""
     op = call.op
     torch.library.register_fake(op, fake, lib=_LIBRARY)
     function = _autograd_function(op, setup_context, backward)
