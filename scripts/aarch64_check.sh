@@ -3,9 +3,11 @@
 # machine's Python and pybind11 headers), links them into one shared library as setup.py would,
 # and fails if that library needs any symbol beyond Python's C API and the C, C++ and OpenMP
 # runtimes: an x86 kernel whose caller was not guarded (core/arch.h) shows up here as an
-# undefined symbol or as a compile error. Nothing runs: this machine has no aarch64 Python.
+# undefined symbol or as a compile error. Where qemu-aarch64 is installed, the kernels then run:
+# aarch64_conv_check.cpp, linked with them, compares every conv2d algorithm with a float64 loop
+# (this machine has no aarch64 Python to import the library with).
 #
-#   scripts/aarch64_check.sh        (needs: apt-get install g++-aarch64-linux-gnu)
+#   scripts/aarch64_check.sh        (needs: apt-get install g++-aarch64-linux-gnu; optional: qemu-user)
 #
 # -O1 in place of -O3: the same code, compiled several times faster. JOBS caps parallel compiles.
 set -euo pipefail
@@ -33,4 +35,13 @@ if [ -n "$unexpected" ]; then
     echo "$unexpected" >&2
     exit 1
 fi
-echo "aarch64 check passed: no symbol beyond Python's and the C, C++ and OpenMP runtimes'"
+echo "no symbol beyond Python's and the C, C++ and OpenMP runtimes'"
+
+if command -v qemu-aarch64 >/dev/null; then
+    "$cxx" "${flags[@]}" "${includes[@]}" -static "$root/scripts/aarch64_conv_check.cpp" \
+        $(ls "$work"/*.o | grep -v '/csrc_bind_') -o "$work/conv_check" 2>&1 | grep -v -e dlopen -e oacc-profiling || true
+    qemu-aarch64 "$work/conv_check"
+else
+    echo "qemu-aarch64 not installed: the kernels were compiled and linked, not run (apt-get install qemu-user)"
+fi
+echo "aarch64 check passed"
