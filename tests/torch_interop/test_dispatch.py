@@ -45,12 +45,28 @@ def test_the_profiler_sees_the_op(torch, fct, x):
 
 
 def test_a_tensor_subclass_goes_through_the_op(torch, fct, x):
+    class Recording(torch.Tensor):
+        calls = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.calls.append(str(func))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    y = fct.functional.avg_pool2d(x.as_subclass(Recording), 2)
+    assert "fastconv.avg_pool2d.default" in Recording.calls
+    torch.testing.assert_close(y.as_subclass(torch.Tensor), torch.nn.functional.avg_pool2d(x, 2))
+
+
+def test_a_direct_call_that_records_a_gradient_matches_the_op(torch, fct, x):
+    """nn.Parameter has no dispatch of its own: a layer's weight takes the direct path too."""
     weight = torch.nn.Parameter(torch.randn(4, 3, 3, 3, dtype=torch.float64))
-    with torch.no_grad():
-        seen = _ops_seen_by_a_dispatch_mode(torch, lambda: fct.functional.conv2d(x, weight, padding=1))
-        torch.testing.assert_close(fct.functional.conv2d(x, weight, padding=1),
-                                   torch.nn.functional.conv2d(x, weight, padding=1))
-    assert "fastconv.conv2d.default" in seen
+    direct = fct.functional.conv2d(x, weight, padding=1)
+    assert type(direct.grad_fn).__name__ == "conv2dBackward"
+    (direct_grad,) = torch.autograd.grad(direct.square().sum(), weight)
+    through_op = torch.ops.fastconv.conv2d.default(x, weight, None, [1, 1], [1, 1], [1, 1], 1, False, "auto")
+    (op_grad,) = torch.autograd.grad(through_op.square().sum(), weight)
+    assert torch.equal(direct, through_op) and torch.equal(direct_grad, op_grad)
 
 
 def test_a_gradient_of_a_gradient_is_refused_naming_the_op(torch, fct, x):

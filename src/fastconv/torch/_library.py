@@ -11,6 +11,9 @@ An op is defined in the library "fastconv" with the schema of its Python functio
     otherwise it runs a torch.autograd.Function built from the op's setup_context and backward,
     whose forward passes the call on below autograd (as torch's own autograd kernels do).
 
+fastconv.torch calls an op through the function define() returns, which goes past the
+dispatcher when nothing but the kernel and autograd would see the call.
+
 This is what torch.library.custom_op builds, without the Python layers it wraps around every call
 (re-binding of the arguments, a check that no output aliases an input, a wrapper that keeps
 Dynamo out of the kernel): on a 1x4x8x8 max_pool2d those had cost more than the kernel.
@@ -29,10 +32,11 @@ def define(name, kernel):
     implementation. Returns the function that calls it (the op itself is its `.op`); give the op
     a fake and autograd with register().
 
-    An eager call that nothing but the kernel would see (_unobserved) runs the kernel without the
-    dispatcher: on small inputs its round trip into a Python kernel costs as much as the kernel.
-    Any other call (torch.compile tracing, a gradient to record, a mode, transform, tracer or
-    profiler to see the op, tensor subclasses) is the op's."""
+    An eager call that nothing but the kernel and autograd would see (no torch.compile tracing,
+    no mode, transform, tracer or profiler, no tensor subclass: _observed) skips the dispatcher,
+    whose round trips into Python kernels cost as much as a small kernel: it runs the kernel, or
+    when an input asks for a gradient the op's autograd.Function around it. Any other call is the
+    op's, as torch.ops.fastconv.<name>."""
     _LIBRARY.define(name + torch.library.infer_schema(kernel, mutates_args=()))
     _LIBRARY.impl(name, kernel, "CompositeExplicitAutograd")
     op = getattr(torch.ops.fastconv, name).default
@@ -40,31 +44,31 @@ def define(name, kernel):
                              if str(argument.type) in ("Tensor", "Optional[Tensor]"))
 
     def call(*args):
-        if not torch.compiler.is_compiling() and _unobserved(args, tensor_positions):
-            return kernel(*args)
-        return op(*args)
+        if torch.compiler.is_compiling() or _observed(args, tensor_positions):
+            return op(*args)
+        if _is_grad_enabled() and _any_requires_grad(*args):
+            return call.function.apply(*args, None)  # None: its forward runs the kernel itself
+        return kernel(*args)
 
-    call.op = op
+    call.op, call.kernel = op, kernel
     return call
 
 
-def _unobserved(args, tensor_positions):
-    """Whether the dispatcher would hand this call straight to the kernel, with nothing else
-    seeing it: no input asks for a gradient, every tensor is a plain torch.Tensor (no subclass
-    with its own dispatch), and no torch mode (dispatch or function, fake tensors included),
-    functorch transform, JIT tracer or profiler is active."""
-    if _is_grad_enabled() and _any_requires_grad(*args):
-        return False
+def _observed(args, tensor_positions):
+    """Whether something besides the kernel and autograd would see this call go through the
+    dispatcher: a tensor subclass with dispatch of its own (nn.Parameter has none), a torch mode
+    (dispatch or function, fake tensors included), a functorch transform, the JIT tracer or the
+    profiler."""
     for position in tensor_positions:
         tensor = args[position]
-        if tensor is not None and type(tensor) is not _Tensor:
-            return False
-    return not (_dispatch_modes() or _function_modes() or _functorch_transforms() or _jit_tracing()
+        if tensor is not None and type(tensor) not in _PLAIN_TENSORS:
+            return True
+    return bool(_dispatch_modes() or _function_modes() or _functorch_transforms() or _jit_tracing()
                 or _profiler._is_profiler_enabled)
 
 
-# What _unobserved asks on every call, looked up once.
-_Tensor = torch.Tensor
+# What a call asks on every call, looked up once.
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 _is_grad_enabled, _any_requires_grad = torch.is_grad_enabled, torch._C._any_requires_grad
 _dispatch_modes, _function_modes = torch._C._len_torch_dispatch_stack, torch._C._is_torch_function_mode_enabled
 _functorch_transforms, _jit_tracing = torch._C._are_functorch_transforms_active, torch._C._get_tracing_state
@@ -78,7 +82,7 @@ def register(call, fake, setup_context=None, backward=None):
     refuses to be differentiated."""
     op = call.op
     torch.library.register_fake(op, fake, lib=_LIBRARY)
-    function = _autograd_function(op, setup_context, backward)
+    call.function = function = _autograd_function(op, call.kernel, setup_context, backward)
 
     def autograd_kernel(keyset, *args):
         if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
@@ -88,13 +92,14 @@ def register(call, fake, setup_context=None, backward=None):
     _LIBRARY.impl(op._opname, autograd_kernel, "Autograd", with_keyset=True)
 
 
-def _autograd_function(op, setup_context, backward):
+def _autograd_function(op, kernel, setup_context, backward):
     """The torch.autograd.Function of `op`. Its inputs are the op's, then the keyset the call
-    continues with below autograd (which gets no gradient)."""
+    continues with below autograd (which gets no gradient), or None for a call made without the
+    dispatcher, which runs `kernel` itself."""
 
     def forward(ctx, *args):
         *inputs, keyset = args
-        output = op.redispatch(keyset, *inputs)
+        output = kernel(*inputs) if keyset is None else op.redispatch(keyset, *inputs)
         if setup_context is not None:
             setup_context(ctx, tuple(inputs), output)
         return output
