@@ -30,16 +30,16 @@ if ! PATH="$tools:$PATH" python -m auditwheel --version >/dev/null 2>&1 || ! PAT
     exit 2
 fi
 work=$(mktemp -d)
-# the in-tree build leaves these behind; remove them unless they were there before
-leftovers=()
-for path in "$root/build" "$root/src/fastconv.egg-info"; do
-    [ -e "$path" ] || leftovers+=("$path")
-done
-trap 'rm -rf "$work" "${leftovers[@]}"' EXIT
+trap 'rm -rf "$work"' EXIT
 
 echo "== build the wheel"
+# From a copy of the working tree as git sees it (tracked and untracked files, ignored ones left
+# out): an in-tree build would reuse a developer's stale build/ and leave build/ and egg-info behind.
+mkdir "$work/tree"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard) |
+    (cd "$root" && xargs -0 cp -p --parents -t "$work/tree" 2>/dev/null || true)
 start=$SECONDS
-python -m pip wheel --quiet --no-input --no-deps --wheel-dir "$work/built" "$root"
+python -m pip wheel --quiet --no-input --no-deps --wheel-dir "$work/built" "$work/tree"
 echo "built in $(( SECONDS - start )) s"
 
 echo "== auditwheel repair"
