@@ -73,22 +73,24 @@ def _conv_padding(padding, same):
 def _conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
             dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
     return as_tensor(_conv_ops.conv2d(as_array(input, "input"), as_array(weight, "weight"),
-                                as_optional_array(bias, "bias"), stride, _conv_padding(padding, same),
-                                dilation, groups, algo=algo))
+                                      as_optional_array(bias, "bias"), stride, _conv_padding(padding, same),
+                                      dilation, groups, algo=algo))
 
 
 @_op("conv2d_input")
 def _conv2d_input(grad_output: Tensor, weight: Tensor, input_size: List[int], stride: List[int],
                   padding: List[int], dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
-    return as_tensor(_conv_ops.conv2d_input(input_size, as_array(weight, "weight"), as_array(grad_output, "grad_output"),
-                                      stride, _conv_padding(padding, same), dilation, groups, algo=algo))
+    return as_tensor(_conv_ops.conv2d_input(input_size, as_array(weight, "weight"),
+                                            as_array(grad_output, "grad_output"), stride,
+                                            _conv_padding(padding, same), dilation, groups, algo=algo))
 
 
 @_op("conv2d_weight")
 def _conv2d_weight(grad_output: Tensor, input: Tensor, weight_size: List[int], stride: List[int],
                    padding: List[int], dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
-    return as_tensor(_conv_ops.conv2d_weight(as_array(input, "input"), weight_size, as_array(grad_output, "grad_output"),
-                                       stride, _conv_padding(padding, same), dilation, groups, algo=algo))
+    return as_tensor(_conv_ops.conv2d_weight(as_array(input, "input"), weight_size,
+                                             as_array(grad_output, "grad_output"), stride,
+                                             _conv_padding(padding, same), dilation, groups, algo=algo))
 
 
 def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, algo):
@@ -138,8 +140,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
 def _conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
                       output_padding: List[int], groups: int, dilation: List[int], algo: str) -> Tensor:
     return as_tensor(_conv_transpose_ops.conv_transpose2d(as_array(input, "input"), as_array(weight, "weight"),
-                                          as_optional_array(bias, "bias"), stride, padding, output_padding, groups,
-                                          dilation, algo=algo))
+                                                          as_optional_array(bias, "bias"), stride, padding,
+                                                          output_padding, groups, dilation, algo=algo))
 
 
 @_op("conv_transpose2d_backward")
@@ -206,9 +208,9 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     backward reads, and in training the updated running statistics (empty when not updated)."""
     mean_array, var_array = (_running_statistic(running_mean, "running_mean", training),
                              _running_statistic(running_var, "running_var", training))
-    y, mean, invstd = _norm_ops.batch_norm(as_array(input, "input"), mean_array, var_array, as_optional_array(weight, "weight"),
-                                     as_optional_array(bias, "bias"), training, momentum, eps,
-                                     as_optional_array(residual, "residual"), relu)
+    y, mean, invstd = _norm_ops.batch_norm(as_array(input, "input"), mean_array, var_array,
+                                           as_optional_array(weight, "weight"), as_optional_array(bias, "bias"),
+                                           training, momentum, eps, as_optional_array(residual, "residual"), relu)
     updated = (mean_array, var_array) if training else (None, None)
     return (as_tensor(y), as_tensor(mean), as_tensor(invstd)) + tuple(as_tensor_or_empty(u, input) for u in updated)
 
@@ -219,9 +221,9 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, mean: Tensor, invst
                          residual: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """(grad_input, grad_weight, grad_bias, grad_residual); empty tensors for those not asked."""
     grads = _norm_ops.batch_norm_backward(as_array(grad_output, "grad_output"), as_array(input, "input"),
-                                    as_array(mean, "mean"), as_array(invstd, "invstd"),
-                                    as_optional_array(weight, "weight"), training, as_optional_array(output, "output"),
-                                    relu, residual)
+                                          as_array(mean, "mean"), as_array(invstd, "invstd"),
+                                          as_optional_array(weight, "weight"), training,
+                                          as_optional_array(output, "output"), relu, residual)
     return tuple(as_tensor_or_empty(g, input) for g in grads)
 
 
@@ -301,14 +303,14 @@ def _window(kernel_size, stride, padding, dilation=1):
 def _max_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], dilation: List[int],
                 ceil_mode: bool) -> Tuple[Tensor, Tensor]:
     y, indices = _pool_ops.max_pool2d(as_array(input, "input"), kernel_size, stride, padding, dilation, ceil_mode,
-                                return_indices=True)
+                                      return_indices=True)
     return as_tensor(y), as_tensor(indices)
 
 
 @_op("max_pool2d_backward")
 def _max_pool2d_backward(grad_output: Tensor, indices: Tensor, input_size: List[int]) -> Tensor:
     return as_tensor(_pool_ops.max_pool2d_backward(as_array(grad_output, "grad_output"), input_size,
-                                             as_array(indices, "indices"), check_indices=False))
+                                                   as_array(indices, "indices"), check_indices=False))
 
 
 def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
@@ -345,15 +347,15 @@ def max_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = 
 def _avg_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], ceil_mode: bool,
                 count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
     return as_tensor(_pool_ops.avg_pool2d(as_array(input, "input"), kernel_size, stride, padding, ceil_mode,
-                                    count_include_pad, divisor_override))
+                                          count_include_pad, divisor_override))
 
 
 @_op("avg_pool2d_backward")
 def _avg_pool2d_backward(grad_output: Tensor, input_size: List[int], kernel_size: List[int], stride: List[int],
                          padding: List[int], ceil_mode: bool, count_include_pad: bool,
                          divisor_override: Optional[int]) -> Tensor:
-    return as_tensor(_pool_ops.avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size, kernel_size, stride,
-                                             padding, ceil_mode, count_include_pad, divisor_override))
+    return as_tensor(_pool_ops.avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size, kernel_size,
+                                                   stride, padding, ceil_mode, count_include_pad, divisor_override))
 
 
 def _avg_pool2d_setup(ctx, inputs, output):
@@ -427,14 +429,14 @@ def _roi_fake(input, boxes, output_size):
 def _roi_align(input: Tensor, boxes: Tensor, output_size: List[int], spatial_scale: float, sampling_ratio: int,
                aligned: bool) -> Tensor:
     return as_tensor(_roi_ops.roi_align(as_array(input, "input"), as_array(boxes, "boxes"), output_size, spatial_scale,
-                                   sampling_ratio, aligned))
+                                        sampling_ratio, aligned))
 
 
 @_op("roi_align_backward")
 def _roi_align_backward(grad_output: Tensor, boxes: Tensor, input_size: List[int], spatial_scale: float,
                         sampling_ratio: int, aligned: bool) -> Tensor:
     return as_tensor(_roi_ops.roi_align_backward(as_array(grad_output, "grad_output"), as_array(boxes, "boxes"),
-                                            input_size, spatial_scale, sampling_ratio, aligned))
+                                                 input_size, spatial_scale, sampling_ratio, aligned))
 
 
 def _roi_align_setup(ctx, inputs, output):
@@ -470,7 +472,7 @@ def _roi_pool(input: Tensor, boxes: Tensor, output_size: List[int], spatial_scal
 @_op("roi_pool_backward")
 def _roi_pool_backward(grad_output: Tensor, argmax: Tensor, input_size: List[int]) -> Tensor:
     return as_tensor(_roi_ops.roi_pool_backward(as_array(grad_output, "grad_output"), as_array(argmax, "argmax"),
-                                           input_size))
+                                                input_size))
 
 
 def _roi_pool_fake(input, boxes, output_size, spatial_scale):
@@ -498,7 +500,7 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Int
 @_op("grid_sample")
 def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, align_corners: bool) -> Tensor:
     return as_tensor(_sampling_ops.grid_sample(as_array(input, "input"), as_array(grid, "grid"), mode, padding_mode,
-                                     align_corners))
+                                               align_corners))
 
 
 @_op("grid_sample_backward")
@@ -547,15 +549,15 @@ def _scales(scale_factor):
 def _interpolate(input: Tensor, size: Optional[List[int]], scale_factor: Optional[List[float]], mode: str,
                  align_corners: Optional[bool], recompute_scale_factor: Optional[bool]) -> Tensor:
     return as_tensor(_sampling_ops.interpolate(as_array(input, "input"), size, scale_factor, mode, align_corners,
-                                     recompute_scale_factor))
+                                               recompute_scale_factor))
 
 
 @_op("interpolate_backward")
 def _interpolate_backward(grad_output: Tensor, input_size: List[int], size: Optional[List[int]],
                           scale_factor: Optional[List[float]], mode: str, align_corners: Optional[bool],
                           recompute_scale_factor: Optional[bool]) -> Tensor:
-    return as_tensor(_sampling_ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size, scale_factor,
-                                              mode, align_corners, recompute_scale_factor))
+    return as_tensor(_sampling_ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size,
+                                                        scale_factor, mode, align_corners, recompute_scale_factor))
 
 
 def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_scale_factor):
