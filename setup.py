@@ -1,7 +1,9 @@
 """Builds fastconv._C: every .cpp under csrc/ is globbed, so a new kernel needs no edit here.
 
 The binary targets baseline x86-64; the AVX2 and AVX-512 micro-kernels carry their own
-`#pragma GCC target` and are chosen at run time (csrc/core/isa.cpp).
+`#pragma GCC target` and are chosen at run time (csrc/core/isa.cpp). The flags below name no
+instruction set, so the same build compiles on aarch64, where those files are empty and the
+portable kernels run (csrc/core/arch.h).
 
 The CUDA kernels are compiled on the user's machine at first use (fastconv/cuda/loader.py), so
 their sources ship inside the package: csrc/common/*.h and csrc/<family>/cuda/* are copied to

@@ -13,7 +13,7 @@ namespace fastconv {
 namespace {
 
 bool cpu_has(Isa isa) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if FASTCONV_X86 && defined(__GNUC__)
   // libgcc's feature bits include the OS check (XGETBV) that the wide registers are saved.
   switch (isa) {
     case Isa::generic: return true;

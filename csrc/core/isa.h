@@ -1,7 +1,10 @@
 // Instruction-set dispatch. The binary is built for baseline x86-64; micro-kernels compiled for
-// AVX2 and AVX-512 are chosen at run time. FASTCONV_ISA (read by fastconv/__init__.py) or
+// AVX2 and AVX-512 are chosen at run time. Builds for other processors (aarch64) have the generic
+// level only (core/arch.h). FASTCONV_ISA (read by fastconv/__init__.py) or
 // fastconv.set_isa() can force a lower level, which is how the tests cover every variant.
 #pragma once
+#include "core/arch.h"
+
 #include <string>
 #include <vector>
 

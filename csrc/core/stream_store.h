@@ -5,14 +5,16 @@
 // moves three bytes per two over DRAM. Kernels compute a short block into an L1 buffer and
 // stream it out; the data reaches memory without displacing the cache.
 #pragma once
-#include <emmintrin.h>  // SSE2: baseline x86-64
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "core/isa.h"
 #include "core/view.h"
+
+#if FASTCONV_X86
+#include <emmintrin.h>  // SSE2: baseline x86-64
+#endif
 
 namespace fastconv {
 
@@ -31,9 +33,13 @@ inline bool stream_output(std::size_t bytes) {
   return llc > 0 && 2 * bytes >= static_cast<std::size_t>(llc);
 }
 
-// dst[0, n) = src[0, n), streamed from the first 16-byte-aligned element on.
+// dst[0, n) = src[0, n), streamed from the first 16-byte-aligned element on (x86; elsewhere
+// an ordinary copy: the same values, through the cache).
 template <class T>
 inline void stream_copy(T* dst, const T* src, index_t n) {
+#if !FASTCONV_X86
+  for (index_t i = 0; i < n; ++i) dst[i] = src[i];
+#else
   constexpr index_t lanes = 16 / sizeof(T);
   index_t i = 0;
   for (; i < n && reinterpret_cast<std::uintptr_t>(dst + i) % 16; ++i) dst[i] = src[i];
@@ -44,6 +50,7 @@ inline void stream_copy(T* dst, const T* src, index_t n) {
       _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
   }
   for (; i < n; ++i) dst[i] = src[i];
+#endif
 }
 
 // Writes dst[0, n) a block at a time: fill(out, i0, len) computes dst[i0, i0 + len) into out,
@@ -69,7 +76,12 @@ inline void prefetch_span(const T* p, index_t n) {
 }
 
 // Orders this thread's streamed stores before anything it writes next (call before the thread
-// leaves the parallel region whose results others read).
-inline void stream_fence() { _mm_sfence(); }
+// leaves the parallel region whose results others read). Ordinary stores (other processors)
+// need none: the region's end orders them.
+inline void stream_fence() {
+#if FASTCONV_X86
+  _mm_sfence();
+#endif
+}
 
 }  // namespace fastconv

@@ -11,8 +11,10 @@ namespace fastconv::gemm {
 template <>
 const KernelFamily<float>& active_family<float>() {
   switch (active_isa()) {
+#if FASTCONV_X86
     case Isa::avx512: return avx512_kernels_f32();
     case Isa::avx2: return avx2_kernels_f32();
+#endif
     default: return generic_kernels_f32();
   }
 }
@@ -20,8 +22,10 @@ const KernelFamily<float>& active_family<float>() {
 template <>
 const KernelFamily<double>& active_family<double>() {
   switch (active_isa()) {
+#if FASTCONV_X86
     case Isa::avx512: return avx512_kernels_f64();
     case Isa::avx2: return avx2_kernels_f64();
+#endif
     default: return generic_kernels_f64();
   }
 }

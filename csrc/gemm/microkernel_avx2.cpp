@@ -1,5 +1,7 @@
 // AVX2 micro-kernels: 16 ymm registers hold a 6 x 16 (float) or 6 x 8 (double) tile:
 // 12 accumulators, 2 B vectors and 1 broadcast A value.
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include "core/simd_avx2.h"
 #include "gemm/microkernel.h"
@@ -21,3 +23,5 @@ const KernelFamily<double>& avx2_kernels_f64() {
 }
 
 }  // namespace fastconv::gemm
+
+#endif  // FASTCONV_X86

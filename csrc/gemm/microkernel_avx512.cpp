@@ -1,6 +1,8 @@
 // AVX-512 micro-kernels: 32 zmm registers hold a 12 x 32 (float) or 12 x 16 (double) tile:
 // 24 accumulators, 2 B vectors and 1 broadcast A value. The narrow 8-row tile serves M that
 // are multiples of 8 (16, 32, 64 output channels) without padded rows.
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx512f,avx2,fma")
 #include <immintrin.h>
 
@@ -55,3 +57,5 @@ const KernelFamily<double>& avx512_kernels_f64() {
 }
 
 }  // namespace fastconv::gemm
+
+#endif  // FASTCONV_X86

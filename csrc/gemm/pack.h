@@ -41,8 +41,10 @@ void for_each_group_run(index_t first, index_t count, index_t group, const F& f)
 void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld, float* dst);
 template <class T>
 void interleave(const T* const* src, index_t n, index_t kc, index_t ld, T* dst) {
+#if FASTCONV_X86
   if constexpr (std::is_same_v<T, float>)
     if (kc >= 8 && active_isa() >= Isa::avx2) return interleave_avx2(src, n, kc, ld, dst);
+#endif
   const bool unrolled = n == ld && with_width<6, 8, 12>(static_cast<int>(ld), [&](auto W) {
     for (index_t k = 0; k < kc; ++k)
       for (int j = 0; j < W; ++j) dst[k * W + j] = src[j][k];

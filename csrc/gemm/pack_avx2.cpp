@@ -2,6 +2,8 @@
 // through an 8 x 8 register transpose. Scalar, it was 28% of a pointwise convolution's weight
 // gradient, whose GEMM packs both operands that way. Only intrinsics and raw loops here (see
 // conv/direct_avx2.cpp for why).
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include "core/simd_avx2.h"
 #include "core/view.h"
@@ -50,3 +52,5 @@ void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld,
 }
 
 }  // namespace fastconv::gemm
+
+#endif  // FASTCONV_X86

@@ -48,3 +48,22 @@ def test_a_short_run_says_what_it_does_and_writes_json_and_plot(tmp_path):
     assert f"wrote the plot to {plot}" in run.stdout and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(results.read_text())
     assert [r["name"] for r in report["results"]] == ["maxpool2x2"] and report["machine"]["isa"]
+
+
+def test_quick_is_one_small_layer_per_family_forward_only_on_one_thread():
+    """--quick changes the defaults only: what the command line sets stays."""
+    from fastconv.bench.__main__ import build_parser, check_arguments
+
+    parser = build_parser()
+    args = parser.parse_args(["--quick"])
+    _, selected = check_arguments(parser, args)
+    assert (args.repeats, args.mode, args.threads) == (3, ["fwd"], 1)
+    assert sorted(section for section, _ in selected) == ["conv", "gemm", "norm", "pool"]
+    assert all(layer.get("N", 0) <= 256 for _, layer in selected)
+
+    args = parser.parse_args(["--quick", "--repeats", "5", "--threads", "2", "--mode", "fwd+bwd"])
+    check_arguments(parser, args)
+    assert (args.repeats, args.mode, args.threads) == (5, ["fwd+bwd"], 2)
+    args = parser.parse_args([])
+    check_arguments(parser, args)
+    assert (args.repeats, args.mode, args.threads) == (7, ["fwd", "fwd+bwd"], 2)

@@ -13,16 +13,18 @@ from fastconv import ops
 
 @pytest.fixture
 def spy_max_pool(monkeypatch):
-    """Records the input array fastconv.ops.max_pool2d receives and the array it returns."""
+    """Records the input array the max_pool2d op (fastconv.ops.pool's, which fastconv.torch calls)
+    receives and the array it returns."""
+    from fastconv.ops import pool
     seen = {}
-    original = ops.max_pool2d
+    original = pool.max_pool2d
 
     def spy(input, *args, **kwargs):
         seen["input"] = input
         seen["output"] = original(input, *args, **kwargs)
         return seen["output"]
 
-    monkeypatch.setattr(ops, "max_pool2d", spy)
+    monkeypatch.setattr(pool, "max_pool2d", spy)
     return seen
 
 

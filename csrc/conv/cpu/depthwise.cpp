@@ -73,7 +73,7 @@ void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn&
       for (index_t i = 0; i < g.inputs; ++i)
         copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
       for (index_t op = 0; op < g.out_h; ++op)
-        direct::run_row_avx2(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.dh * ld, g.inputs, g.R, g.S,
+        direct::run_row_job(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.dh * ld, g.inputs, g.R, g.S,
                                                g.dw, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,
                                                bias ? bias + o % channels : nullptr, relu, tile.mr});
     }

@@ -4,15 +4,54 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "conv/cpu/kernels.h"
 #include "conv/cpu/packing.h"
+#include "core/errors.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 
 namespace fastconv::conv::cpu {
+
+namespace direct {
+
+// (Baseline code, not in direct_avx2.cpp: callers on every processor ask it.)
+template <class T>
+Tile row_tile(index_t Q, index_t Kg) {
+  constexpr int W = 32 / sizeof(T);  // lanes of an AVX2 vector
+  if (Kg == 1) return Tile{1, 4 * W};
+  return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
+}
+
+template <class T>
+void run_row_job(const RowJob<T>& job) {
+#if FASTCONV_X86
+  run_row_avx2(job);
+#else
+  fail<std::logic_error>("direct convolution: the AVX2 row kernel is not in this processor's build");
+#endif
+}
+
+template <class T>
+void run_weight_job(const WeightJob<T>& job) {
+#if FASTCONV_X86
+  run_weight_avx2(job);
+#else
+  fail<std::logic_error>("direct convolution: the AVX2 weight kernel is not in this processor's build");
+#endif
+}
+
+template Tile row_tile<float>(index_t, index_t);
+template Tile row_tile<double>(index_t, index_t);
+template void run_row_job<float>(const RowJob<float>&);
+template void run_row_job<double>(const RowJob<double>&);
+template void run_weight_job<float>(const WeightJob<float>&);
+template void run_weight_job<double>(const WeightJob<double>&);
+
+}  // namespace direct
 
 namespace {
 
@@ -91,7 +130,7 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
                                         y + ((n * g.K + k0) * g.P + p) * g.Q, g.P * g.Q, g.Q,
                                         std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu,
                                         static_cast<int>(mr)};
-            direct::run_row_avx2(job);
+            direct::run_row_job(job);
           }
     }
   });
@@ -183,7 +222,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
           }
           double* c_sums = sums.data() + (c - c0) * MB * RS;
           for (index_t r = 0; r < s.R; ++r)
-            direct::run_weight_avx2(direct::WeightJob<T>{dys, MB * dy_block, dy_block, dy_pitch, planes + r * dh * Wp,
+            direct::run_weight_job(direct::WeightJob<T>{dys, MB * dy_block, dy_block, dy_pitch, planes + r * dh * Wp,
                                                          plane_size, sh * Wp, nb, s.P, Qr, dw, 0, s.S, flat_length,
                                                          c_sums + r * s.S, RS, mb});
         }

@@ -66,4 +66,13 @@ struct WeightJob {
 template <class T>
 void run_weight_avx2(const WeightJob<T>& job);
 
+// The kernels' entries for direct.cpp and depthwise.cpp (defined in direct.cpp). The AVX2
+// kernels exist in x86 builds only; elsewhere direct_unsupported_reason refuses the algorithm
+// and depthwise takes its scalar path first, so a call that still arrives there is a bug,
+// reported as one.
+template <class T>
+void run_row_job(const RowJob<T>& job);
+template <class T>
+void run_weight_job(const WeightJob<T>& job);
+
 }  // namespace fastconv::conv::cpu::direct

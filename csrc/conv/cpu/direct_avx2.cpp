@@ -1,6 +1,8 @@
 // The AVX2 row kernel of the direct convolution (direct.h). Only raw loops and intrinsics here:
 // anything inline shared with other files (STL included) would be compiled for AVX2 too, and
 // the linker may keep that copy for the baseline callers.
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include "conv/cpu/direct.h"
 #include "core/simd_avx2.h"
@@ -102,13 +104,6 @@ void run_weight(const WeightJob<typename V::T>& job) {
 
 }  // namespace
 
-template <class T>
-Tile row_tile(index_t Q, index_t Kg) {
-  constexpr int W = 32 / sizeof(T);
-  if (Kg == 1) return Tile{1, 4 * W};
-  return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
-}
-
 template <>
 void run_row_avx2<float>(const RowJob<float>& job) { run<simd::Avx2F32>(job); }
 template <>
@@ -118,7 +113,6 @@ void run_weight_avx2<float>(const WeightJob<float>& job) { run_weight<simd::Avx2
 template <>
 void run_weight_avx2<double>(const WeightJob<double>& job) { run_weight<simd::Avx2F64>(job); }
 
-template Tile row_tile<float>(index_t, index_t);
-template Tile row_tile<double>(index_t, index_t);
-
 }  // namespace fastconv::conv::cpu::direct
+
+#endif  // FASTCONV_X86

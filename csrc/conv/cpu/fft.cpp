@@ -144,20 +144,24 @@ struct FftTransform {
   template <class Tiles>
   void input(const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
              index_t rows = 0) const {
-    if (active_isa() >= Isa::avx2) input_avx2(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
-    else input_baseline(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+#if FASTCONV_X86
+    if (active_isa() >= Isa::avx2) return input_avx2(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+#endif
+    input_baseline(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
   }
   template <class Tiles>
   FASTCONV_NO_LIBRARY_CALLS void input_baseline(const Tiles& tiles, index_t lanes, T* out, index_t point_stride,
                                                 index_t part_stride, T* work, index_t rows) const {
     input_body<false>(tiles, lanes, out, point_stride, part_stride, work, rows);
   }
+#if FASTCONV_X86
   template <class Tiles>
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void input_avx2(
       const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
       index_t rows) const {
     input_body<true>(tiles, lanes, out, point_stride, part_stride, work, rows);
   }
+#endif
 
   // dst[F][lanes] = row a of every lane's tile.
   template <bool Avx2>
@@ -241,8 +245,10 @@ struct FftTransform {
   void output_tiles(const T* in, index_t point_stride, index_t part_stride, index_t lanes,
                     const tiled::TileTarget<T>* tiles, index_t ld, T bias, bool relu, T* work) const {
     const tiled::TileRows<T> rows{tiles, ld, bias, relu};
-    if (active_isa() >= Isa::avx2) output_avx2(in, point_stride, part_stride, lanes, rows, work);
-    else output_baseline(in, point_stride, part_stride, lanes, rows, work);
+#if FASTCONV_X86
+    if (active_isa() >= Isa::avx2) return output_avx2(in, point_stride, part_stride, lanes, rows, work);
+#endif
+    output_baseline(in, point_stride, part_stride, lanes, rows, work);
   }
 
   // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
@@ -251,11 +257,13 @@ struct FftTransform {
                                                  const tiled::TileRows<T>& rows, T* work) const {
     output_body<false>(in, point_stride, part_stride, lanes, rows, work);
   }
+#if FASTCONV_X86
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void output_avx2(
       const T* in, index_t point_stride, index_t part_stride, index_t lanes, const tiled::TileRows<T>& rows,
       T* work) const {
     output_body<true>(in, point_stride, part_stride, lanes, rows, work);
   }
+#endif
 
   // Row a of every lane's output tile from row[m_w][lanes].
   template <bool Avx2>

@@ -24,16 +24,20 @@ __attribute__((always_inline)) inline void copy_strided_body(T* __restrict out, 
                                                              index_t hi) {
   for (index_t q = lo; q < hi; ++q) out[q] = src[q * Stride];
 }
+#if FASTCONV_X86
 template <index_t Stride, class T>
 __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void copy_strided_avx2(T* __restrict out,
                                                                                       const T* __restrict src,
                                                                                       index_t lo, index_t hi) {
   copy_strided_body<Stride>(out, src, lo, hi);
 }
+#endif
 template <index_t Stride, class T>
 FASTCONV_NO_LIBRARY_CALLS inline void copy_strided(T* __restrict out, const T* __restrict src, index_t lo, index_t hi) {
-  if (hi - lo >= 16 && active_isa() >= Isa::avx2) copy_strided_avx2<Stride>(out, src, lo, hi);
-  else copy_strided_body<Stride>(out, src, lo, hi);
+#if FASTCONV_X86
+  if (hi - lo >= 16 && active_isa() >= Isa::avx2) return copy_strided_avx2<Stride>(out, src, lo, hi);
+#endif
+  copy_strided_body<Stride>(out, src, lo, hi);
 }
 
 // out[0, Q) = src[q * stride] for q in [lo, hi), else 0: one output row of an im2col row,

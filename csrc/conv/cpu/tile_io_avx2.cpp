@@ -1,5 +1,7 @@
 // The tiled driver's patch reads and tile writes on AVX2 (tile_io.h): 16 lanes at a time, as two
 // 8 x 8 register transposes. Only intrinsics and raw loops here (see direct_avx2.cpp for why).
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include "conv/cpu/tile_io.h"
 #include "core/simd_avx2.h"
@@ -43,3 +45,5 @@ void scatter_row16_avx2(const TileRows<float>& tiles, index_t row, index_t m_w, 
 }
 
 }  // namespace fastconv::conv::cpu::tiled
+
+#endif  // FASTCONV_X86

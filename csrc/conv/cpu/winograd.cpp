@@ -49,7 +49,7 @@ struct WinogradTransform {
   template <class T>
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
                    T* work) const {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
       if (vectorised(lanes))
         return by_eights(lanes, [&](index_t l0) {
           winograd::input_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
@@ -61,7 +61,7 @@ struct WinogradTransform {
   template <class T>
   void output_tiles(const T* in, index_t point_stride, index_t, index_t lanes, const tiled::TileTarget<T>* tiles,
                     index_t ld, T bias, bool relu, T* work) const {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
       if (vectorised(lanes))
         return by_eights(lanes, [&](index_t l0) {
           winograd::output_tiles_avx2<M, R>(in + l0, point_stride, tiles + l0, ld, bias, relu);
@@ -75,7 +75,7 @@ struct WinogradTransform {
   template <class T>
   void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
                       T* work) const {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
       if (vectorised(lanes))
         return by_eights(lanes, [&](index_t l0) {
           winograd::gradient_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
@@ -86,7 +86,9 @@ struct WinogradTransform {
   }
 
  private:
-  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms, eight at a time.
+  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms, eight at a time
+  // (x86 builds only: the file is empty elsewhere).
+  static constexpr bool kHasAvx2Transforms = FASTCONV_X86;
   static bool vectorised(index_t lanes) { return lanes % 8 == 0 && active_isa() >= Isa::avx2; }
   template <class Eight>
   static void by_eights(index_t lanes, const Eight& eight) {

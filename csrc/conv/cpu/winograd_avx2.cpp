@@ -2,6 +2,8 @@
 // each): a patch row of every lane is loaded and transposed in registers, so that each vector
 // holds one patch column across the eight tiles, and the codelets run on whole vectors.
 // Only intrinsics and raw loops here (see direct_avx2.cpp for why).
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
@@ -232,3 +234,5 @@ FASTCONV_INSTANTIATE(2, 5)
 #undef FASTCONV_INSTANTIATE
 
 }  // namespace fastconv::conv::cpu::winograd
+
+#endif  // FASTCONV_X86

@@ -2,12 +2,16 @@
 // tiles of 8 channels (AVX2 float kernels). Boxes are common/roi_boxes.h's (K, 5) rows.
 #pragma once
 #include <algorithm>
-#include <immintrin.h>
 #include <numeric>
 #include <vector>
 
 #include "common/roi_boxes.h"
+#include "core/arch.h"
 #include "core/view.h"
+
+#if FASTCONV_X86
+#include <immintrin.h>
+#endif
 
 namespace fastconv::roi::cpu {
 
@@ -32,7 +36,8 @@ std::vector<index_t> image_starts(const T* boxes, index_t K, index_t N) {
   return start;
 }
 
-// ---- channels-last tiles for the AVX2 float kernels ----
+// ---- channels-last tiles for the AVX2 float kernels (x86 builds) ----
+#if FASTCONV_X86
 
 // The roi kernels sample a box's pixels for 8 channels at once from a tile holding the box's
 // region pixel-major, 8 floats a pixel (channel j in lane j).
@@ -69,5 +74,7 @@ __attribute__((target("avx2"))) inline void copy_span_x8(const float* src, index
     for (index_t i = 0; i < n; ++i) _mm256_store_ps(dst + i * kTileLanes, t[i]);
   }
 }
+
+#endif  // FASTCONV_X86
 
 }  // namespace fastconv::roi::cpu

@@ -16,14 +16,16 @@
 #include <type_traits>
 #include <vector>
 
-#include <immintrin.h>
-
 #include "common/bilinear.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "roi/cpu/box_tiles.h"
 #include "roi/cpu/roi_align.h"
+
+#if FASTCONV_X86
+#include <immintrin.h>
+#endif
 
 namespace fastconv::roi::cpu {
 
@@ -69,6 +71,7 @@ T bin_average(const T* plane, const Sample<T>* samples, index_t count) {
   return sum / T(std::max<index_t>(count, 1));
 }
 
+#if FASTCONV_X86
 // ---- forward, 8 channels at a time (float, AVX2) ----
 //
 // Per channel, the scalar path spends most of its time loading each sample's four offsets and
@@ -224,15 +227,18 @@ void roi_align_forward_avx2(const RoiShape& s, const RoiAlignParams& p, const fl
     }
   });
 }
+#endif  // FASTCONV_X86
 
 }  // namespace
 
 template <class T>
 void roi_align_forward(const RoiShape& s, const RoiAlignParams& p, const T* input, const T* boxes, T* out) {
   if (s.K * s.C == 0) return;  // an empty output: no per-thread scratch for bins it never fills
+#if FASTCONV_X86
   if constexpr (std::is_same_v<T, float>) {
     if (active_isa() >= Isa::avx2) return roi_align_forward_avx2(s, p, input, boxes, out);
   }
+#endif
   const index_t plane = s.H * s.W, bins = s.bins();
   const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   // Work items are (box, channel) pairs, so a single large box still uses every thread.

@@ -39,6 +39,7 @@ void window_max(const T* plane, index_t width, Window rows, Window cols, T* out,
   *at = best_index;
 }
 
+#if FASTCONV_X86
 // ---- forward, 8 channels at a time (float, AVX2) ----
 //
 // Scalar, a bin's window max is a chain of compares and unpredictable branches per pixel and
@@ -141,6 +142,7 @@ void roi_pool_forward_avx2(const RoiShape& s, double spatial_scale, const float*
     }
   });
 }
+#endif  // FASTCONV_X86
 
 }  // namespace
 
@@ -148,10 +150,12 @@ template <class T>
 void roi_pool_forward(const RoiShape& s, double spatial_scale, const T* input, const T* boxes, T* out,
                       std::int64_t* argmax) {
   if (s.K * s.C == 0) return;  // an empty output: no per-thread scratch for bins it never fills
+#if FASTCONV_X86
   if constexpr (std::is_same_v<T, float>) {
     // the tile's indices are 32-bit
     if (active_isa() >= Isa::avx2 && s.H * s.W <= INT32_MAX) return roi_pool_forward_avx2(s, spatial_scale, input, boxes, out, argmax);
   }
+#endif
   const index_t plane = s.H * s.W, bins = s.bins();
   const std::vector<index_t> order = boxes_by_image(boxes, s.K);
   parallel_for(0, s.K * s.C, 1, [&](index_t lo, index_t hi) {

@@ -4,6 +4,7 @@ numpy), in one process, interleaved, and print one table of times and speed rati
     fastconv-bench                                 # every section on the built-in layer set
     fastconv-bench --section conv --only resnet20  # the conv layers whose name has "resnet20"
     fastconv-bench --json out.json --plot out.png  # also keep the figures and a bar chart
+    fastconv-bench --quick                         # a few seconds: one small layer per family
 
 Sections, one per kernel family: gemm, conv, conv_transpose, roi, sampling, norm, pool, and
 models (ResNet-20's training step and inference). A full run takes many minutes; --only and
@@ -44,13 +45,17 @@ def build_parser():
                    help=f"sections to run, of: {', '.join(harness.SECTIONS)} (default: all)")
     p.add_argument("--only", nargs="+", default=[], metavar="TEXT",
                    help="run only the layers whose name contains one of these")
-    p.add_argument("--mode", nargs="+", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"],
-                   help="forward alone, forward and backward, or both (default)")
-    p.add_argument("--threads", type=positive_int, default=2, metavar="N",
-                   help="threads for fastconv and every peer (default 2)")
-    p.add_argument("--repeats", type=positive_int, default=7, metavar="N",
-                   help="timed rounds per case; the median is reported (default 7)")
-    p.add_argument("--layers", metavar="FILE", help="layer set JSON (default: layers.json shipped in the package)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run of a few seconds: one small layer per family (layers_quick.json), "
+                        "forward only, 3 rounds, 1 thread; the ratios are noisy at that size")
+    p.add_argument("--mode", nargs="+", choices=["fwd", "fwd+bwd"],
+                   help="forward alone, forward and backward, or both (default; forward only with --quick)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="threads for fastconv and every peer (default 2, 1 with --quick)")
+    p.add_argument("--repeats", type=positive_int, metavar="N",
+                   help="timed rounds per case; the median is reported (default 7, 3 with --quick)")
+    p.add_argument("--layers", metavar="FILE",
+                   help="layer set JSON (default: layers.json shipped in the package, layers_quick.json with --quick)")
     p.add_argument("--json", metavar="PATH", help="write the results here")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of the speed ratios here (needs matplotlib)")
     p.add_argument("--roofline", metavar="PATH",
@@ -60,9 +65,16 @@ def build_parser():
 
 def check_arguments(parser, args):
     """Every mistake on the command line ends the run here, before minutes of measuring: one
-    line on stderr, exit status 2. Returns the layer set and the [(section, layer)] to run."""
+    line on stderr, exit status 2. Fills in the defaults that --quick changes. Returns the layer
+    set and the [(section, layer)] to run."""
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 7
+    if args.mode is None:
+        args.mode = ["fwd"] if args.quick else ["fwd", "fwd+bwd"]
+    if args.threads is None:  # kernels this small wait more on a second (busy) core than they gain
+        args.threads = 1 if args.quick else 2
     try:
-        layer_set = harness.load_layers(args.layers)
+        layer_set = harness.load_layers(args.layers, quick=args.quick)
     except (OSError, ValueError) as e:
         parser.error(f"--layers {args.layers}: {e}")
     selected = harness.select_layers(args.section, layer_set, args.only)

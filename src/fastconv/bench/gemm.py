@@ -8,8 +8,8 @@ SIZES = (1024, 2048)
 
 
 def layers(layer_set):
-    """One square product per size in SIZES; the layer set names no GEMM of its own."""
-    return [{"name": f"sgemm_{n}", "N": n} for n in SIZES]
+    """The layer set's "gemm" entries (square products of size N), else one per size in SIZES."""
+    return layer_set.get("gemm") or [{"name": f"sgemm_{n}", "N": n} for n in SIZES]
 
 
 def cases(layer, torch, seed=0):

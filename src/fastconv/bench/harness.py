@@ -32,12 +32,14 @@ def section(name):
     return importlib.import_module(f"fastconv.bench.{name}")
 
 
-def load_layers(path=None):
-    """The layer set: the JSON file at `path`, or the copy shipped in the package."""
+def load_layers(path=None, quick=False):
+    """The layer set: the JSON file at `path`, or the one shipped in the package (layers.json, or
+    with `quick` layers_quick.json: one small layer per family, for a run of a few seconds)."""
     if path:
         with open(path) as f:
             return json.load(f)
-    return json.loads(resources.files("fastconv.bench").joinpath("layers.json").read_text())
+    shipped = "layers_quick.json" if quick else "layers.json"
+    return json.loads(resources.files("fastconv.bench").joinpath(shipped).read_text())
 
 
 def select_layers(sections, layer_set, only=()):

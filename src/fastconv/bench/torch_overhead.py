@@ -1,5 +1,5 @@
 """What calling a kernel through fastconv.torch costs over calling it bare: the per-call
-overhead of the torch custom op (dispatch, the zero-copy tensor <-> array crossings, the
+overhead of the torch operator (dispatch, the zero-copy tensor <-> array crossings, the
 autograd node when an input requires grad), in microseconds, on inputs so small that the kernel
 itself takes little time.
 
@@ -8,6 +8,8 @@ itself takes little time.
 Each row times, interleaved in one process, rounds of `calls` calls each and keeps each runner's
 fastest round: the overhead is a property of the code path, and on a shared machine the other
 tenants only ever add to it (medians of microsecond calls there mostly measure the neighbours).
+Rounds are timed in the process's CPU time (time.process_time), which the time the process
+spends waiting for a core does not inflate.
   bare       fastconv.ops.<op> on numpy arrays (the kernel plus fastconv's argument checks)
   torch op   fastconv.torch.functional.<op> on tensors that need no gradient
   +autograd  the same with an input that requires grad (the forward only: the graph node's cost)
@@ -45,16 +47,16 @@ def _repeated(fn, args, calls):
     return run
 
 
-def fastest_rounds(runners, rounds):
+def fastest_rounds(runners, rounds, clock=time.process_time):
     """Seconds of each runner's fastest round, the runners taking turns round by round."""
     for run in runners.values():
         run()  # warm-up
     best = dict.fromkeys(runners, float("inf"))
     for _ in range(rounds):
         for name, run in runners.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     return best
 
 
@@ -80,7 +82,7 @@ def main(argv=None):
     if torch is None:
         parser.exit(1, "torch is not installed: pip install \"fastconv[torch]\"\n")
     fastconv.set_num_threads(args.threads)
-    print(f"per call, microseconds ({args.threads} thread(s), fastest of 15 rounds of {args.calls} calls)")
+    print(f"per call, microseconds of CPU time ({args.threads} thread(s), fastest of 15 rounds of {args.calls} calls)")
     print(f"{'case':30} {'bare':>8} {'torch op':>9} {'+autograd':>10} {'torch':>8} {'overhead':>9}")
     for name, us in measure(torch, args.calls):
         print(f"{name:30} {us['bare']:8.2f} {us['torch op']:9.2f} {us['+autograd']:10.2f} {us['torch']:8.2f} "

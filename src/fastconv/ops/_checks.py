@@ -68,8 +68,19 @@ def an_int(value, name):
     return int(value)
 
 
+def _plain_int64(value):
+    """A Python int (not a bool, not a numpy integer) within int64: what nearly every call passes."""
+    return type(value) is int and -ARGUMENT_LIMIT - 1 <= value <= ARGUMENT_LIMIT
+
+
 def int_pair(value, name):
     """An int or a pair of ints -> (int, int), as PyTorch accepts them."""
+    # Plain ints first, without the general path's isinstance walks and generators: window
+    # arguments are checked on every op call, and fastconv.torch passes them as lists.
+    if _plain_int64(value):
+        return (value, value)
+    if type(value) in (tuple, list) and len(value) == 2 and _plain_int64(value[0]) and _plain_int64(value[1]):
+        return (value[0], value[1])
     if is_int(value):
         _in_range((value,), value, name)
         return (int(value), int(value))

@@ -6,7 +6,7 @@
 
 - `fastconv.torch.functional`: conv2d, conv_transpose2d, batch_norm (with fused ReLU and residual
   add), max_pool2d, avg_pool2d, adaptive_avg_pool2d, roi_align, roi_pool, grid_sample,
-  interpolate, with torch's names and arguments. Each is a torch.library custom op
+  interpolate, with torch's names and arguments. Each is a torch.library operator
   (torch.ops.fastconv.*) with its gradient and a fake implementation, so autograd and
   torch.compile(fullgraph=True) work through it. Tensors cross without a copy when they are
   contiguous and on the CPU; CUDA tensors are refused.

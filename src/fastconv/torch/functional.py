@@ -1,15 +1,15 @@
 """fastconv's kernels as PyTorch operators, with torch.nn.functional's (and torchvision.ops')
 names and arguments.
 
-Each kernel family is a `torch.library.custom_op` in the namespace "fastconv"
-(torch.ops.fastconv.conv2d, ...). An op's implementation hands its tensors' memory to
-fastconv.ops without a copy and wraps the array the kernel wrote as the result tensor, again
-without a copy (fastconv.torch._arrays). Each op registers
+Each kernel family is a torch operator in the namespace "fastconv" (torch.ops.fastconv.conv2d,
+...; defined on torch.library by fastconv.torch._library). An op's implementation hands its
+tensors' memory to fastconv.ops without a copy and wraps the array the kernel wrote as the result
+tensor, again without a copy (fastconv.torch._arrays). Each op registers
 
   - a fake implementation (the output's shape and dtype from the arguments alone), so that
     torch.compile(fullgraph=True) traces through it without a graph break;
   - its autograd formula (setup_context saves what the backward needs; the backward is itself a
-    custom op over fastconv's backward kernel), so gradients flow in eager mode and in compiled
+    torch operator over fastconv's backward kernel), so gradients flow in eager mode and in compiled
     training steps alike.
 
 Window arguments are normalised here, with fastconv.ops' checks and messages, before they reach
@@ -21,27 +21,33 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from fastconv import ops
 from fastconv._typing import IntPair
 from fastconv.functional._unbatched import run_batched
+# The ops' family modules, not fastconv.ops' exports: those also take other frameworks' arrays
+# (a check of every argument on each call), and the kernels here are only ever given numpy arrays.
+from fastconv.ops import conv as _conv_ops
+from fastconv.ops import conv_transpose as _conv_transpose_ops
+from fastconv.ops import norm as _norm_ops
+from fastconv.ops import pool as _pool_ops
+from fastconv.ops import roi as _roi_ops
+from fastconv.ops import sampling as _sampling_ops
 from fastconv.ops._checks import an_int, positive_pair, window_pair
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.ops.sampling import interpolate_arguments
+from fastconv.torch import _library
 from fastconv.torch._arrays import as_array, as_optional_array, as_tensor, as_tensor_or_empty
 
 
-def _op(name, mutates_args=()):
-    return torch.library.custom_op(f"fastconv::{name}", mutates_args=mutates_args)
+def _op(name):
+    """Decorates an op's kernel function: the op fastconv::<name> (fastconv.torch._library)."""
+    return functools.partial(_library.define, name)
 
 
 def _pair(value, name):
     return list(window_pair(value, name))
 
 
-def _register(op, fake, setup_context=None, backward=None):
-    op.register_fake(fake)
-    if backward is not None:
-        op.register_autograd(backward, setup_context=setup_context)
+_register = _library.register
 
 
 def _shape(tensor):
@@ -66,23 +72,25 @@ def _conv_padding(padding, same):
 @_op("conv2d")
 def _conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
             dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
-    return as_tensor(ops.conv2d(as_array(input, "input"), as_array(weight, "weight"),
-                                as_optional_array(bias, "bias"), stride, _conv_padding(padding, same),
-                                dilation, groups, algo=algo))
+    return as_tensor(_conv_ops.conv2d(as_array(input, "input"), as_array(weight, "weight"),
+                                      as_optional_array(bias, "bias"), stride, _conv_padding(padding, same),
+                                      dilation, groups, algo=algo))
 
 
 @_op("conv2d_input")
 def _conv2d_input(grad_output: Tensor, weight: Tensor, input_size: List[int], stride: List[int],
                   padding: List[int], dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
-    return as_tensor(ops.conv2d_input(input_size, as_array(weight, "weight"), as_array(grad_output, "grad_output"),
-                                      stride, _conv_padding(padding, same), dilation, groups, algo=algo))
+    return as_tensor(_conv_ops.conv2d_input(input_size, as_array(weight, "weight"),
+                                            as_array(grad_output, "grad_output"), stride,
+                                            _conv_padding(padding, same), dilation, groups, algo=algo))
 
 
 @_op("conv2d_weight")
 def _conv2d_weight(grad_output: Tensor, input: Tensor, weight_size: List[int], stride: List[int],
                    padding: List[int], dilation: List[int], groups: int, same: bool, algo: str) -> Tensor:
-    return as_tensor(ops.conv2d_weight(as_array(input, "input"), weight_size, as_array(grad_output, "grad_output"),
-                                       stride, _conv_padding(padding, same), dilation, groups, algo=algo))
+    return as_tensor(_conv_ops.conv2d_weight(as_array(input, "input"), weight_size,
+                                             as_array(grad_output, "grad_output"), stride,
+                                             _conv_padding(padding, same), dilation, groups, algo=algo))
 
 
 def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, algo):
@@ -131,16 +139,16 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
 @_op("conv_transpose2d")
 def _conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
                       output_padding: List[int], groups: int, dilation: List[int], algo: str) -> Tensor:
-    return as_tensor(ops.conv_transpose2d(as_array(input, "input"), as_array(weight, "weight"),
-                                          as_optional_array(bias, "bias"), stride, padding, output_padding, groups,
-                                          dilation, algo=algo))
+    return as_tensor(_conv_transpose_ops.conv_transpose2d(as_array(input, "input"), as_array(weight, "weight"),
+                                                          as_optional_array(bias, "bias"), stride, padding,
+                                                          output_padding, groups, dilation, algo=algo))
 
 
 @_op("conv_transpose2d_backward")
 def _conv_transpose2d_backward(grad_output: Tensor, input: Tensor, weight: Tensor, stride: List[int],
                                padding: List[int], output_padding: List[int], groups: int, dilation: List[int],
                                algo: str) -> Tuple[Tensor, Tensor]:
-    grad_input, grad_weight, _ = ops.conv_transpose2d_backward(
+    grad_input, grad_weight, _ = _conv_transpose_ops.conv_transpose2d_backward(
         as_array(input, "input"), as_array(weight, "weight"), as_array(grad_output, "grad_output"), stride, padding,
         output_padding, groups, dilation, needs_bias=False, algo=algo)
     return as_tensor(grad_input), as_tensor(grad_weight)
@@ -186,7 +194,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 
 def _running_statistic(running, name, training):
     """The array the kernel reads a running statistic from: in training a copy, which the kernel
-    updates and the op returns (a custom op with an autograd formula must not write its inputs;
+    updates and the op returns (an op with an autograd formula must not write its inputs;
     batch_norm() copies the update back), else the tensor's own memory."""
     array = as_optional_array(running, name)
     return array.copy() if training and array is not None else array
@@ -200,9 +208,9 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     backward reads, and in training the updated running statistics (empty when not updated)."""
     mean_array, var_array = (_running_statistic(running_mean, "running_mean", training),
                              _running_statistic(running_var, "running_var", training))
-    y, mean, invstd = ops.batch_norm(as_array(input, "input"), mean_array, var_array, as_optional_array(weight, "weight"),
-                                     as_optional_array(bias, "bias"), training, momentum, eps,
-                                     as_optional_array(residual, "residual"), relu)
+    y, mean, invstd = _norm_ops.batch_norm(as_array(input, "input"), mean_array, var_array,
+                                           as_optional_array(weight, "weight"), as_optional_array(bias, "bias"),
+                                           training, momentum, eps, as_optional_array(residual, "residual"), relu)
     updated = (mean_array, var_array) if training else (None, None)
     return (as_tensor(y), as_tensor(mean), as_tensor(invstd)) + tuple(as_tensor_or_empty(u, input) for u in updated)
 
@@ -212,10 +220,10 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, mean: Tensor, invst
                          output: Optional[Tensor], training: bool, relu: bool,
                          residual: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """(grad_input, grad_weight, grad_bias, grad_residual); empty tensors for those not asked."""
-    grads = ops.batch_norm_backward(as_array(grad_output, "grad_output"), as_array(input, "input"),
-                                    as_array(mean, "mean"), as_array(invstd, "invstd"),
-                                    as_optional_array(weight, "weight"), training, as_optional_array(output, "output"),
-                                    relu, residual)
+    grads = _norm_ops.batch_norm_backward(as_array(grad_output, "grad_output"), as_array(input, "input"),
+                                          as_array(mean, "mean"), as_array(invstd, "invstd"),
+                                          as_optional_array(weight, "weight"), training,
+                                          as_optional_array(output, "output"), relu, residual)
     return tuple(as_tensor_or_empty(g, input) for g in grads)
 
 
@@ -294,15 +302,15 @@ def _window(kernel_size, stride, padding, dilation=1):
 @_op("max_pool2d")
 def _max_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], dilation: List[int],
                 ceil_mode: bool) -> Tuple[Tensor, Tensor]:
-    y, indices = ops.max_pool2d(as_array(input, "input"), kernel_size, stride, padding, dilation, ceil_mode,
-                                return_indices=True)
+    y, indices = _pool_ops.max_pool2d(as_array(input, "input"), kernel_size, stride, padding, dilation, ceil_mode,
+                                      return_indices=True)
     return as_tensor(y), as_tensor(indices)
 
 
 @_op("max_pool2d_backward")
 def _max_pool2d_backward(grad_output: Tensor, indices: Tensor, input_size: List[int]) -> Tensor:
-    return as_tensor(ops.max_pool2d_backward(as_array(grad_output, "grad_output"), input_size,
-                                             as_array(indices, "indices"), check_indices=False))
+    return as_tensor(_pool_ops.max_pool2d_backward(as_array(grad_output, "grad_output"), input_size,
+                                                   as_array(indices, "indices"), check_indices=False))
 
 
 def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
@@ -338,16 +346,16 @@ def max_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = 
 @_op("avg_pool2d")
 def _avg_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], ceil_mode: bool,
                 count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
-    return as_tensor(ops.avg_pool2d(as_array(input, "input"), kernel_size, stride, padding, ceil_mode,
-                                    count_include_pad, divisor_override))
+    return as_tensor(_pool_ops.avg_pool2d(as_array(input, "input"), kernel_size, stride, padding, ceil_mode,
+                                          count_include_pad, divisor_override))
 
 
 @_op("avg_pool2d_backward")
 def _avg_pool2d_backward(grad_output: Tensor, input_size: List[int], kernel_size: List[int], stride: List[int],
                          padding: List[int], ceil_mode: bool, count_include_pad: bool,
                          divisor_override: Optional[int]) -> Tensor:
-    return as_tensor(ops.avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size, kernel_size, stride,
-                                             padding, ceil_mode, count_include_pad, divisor_override))
+    return as_tensor(_pool_ops.avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size, kernel_size,
+                                                   stride, padding, ceil_mode, count_include_pad, divisor_override))
 
 
 def _avg_pool2d_setup(ctx, inputs, output):
@@ -375,12 +383,12 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: Optional[IntPair] = 
 
 @_op("adaptive_avg_pool2d")
 def _adaptive_avg_pool2d(input: Tensor, output_size: List[int]) -> Tensor:
-    return as_tensor(ops.adaptive_avg_pool2d(as_array(input, "input"), output_size))
+    return as_tensor(_pool_ops.adaptive_avg_pool2d(as_array(input, "input"), output_size))
 
 
 @_op("adaptive_avg_pool2d_backward")
 def _adaptive_avg_pool2d_backward(grad_output: Tensor, input_size: List[int]) -> Tensor:
-    return as_tensor(ops.adaptive_avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size))
+    return as_tensor(_pool_ops.adaptive_avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size))
 
 
 def _adaptive_avg_pool2d_setup(ctx, inputs, output):
@@ -420,15 +428,15 @@ def _roi_fake(input, boxes, output_size):
 @_op("roi_align")
 def _roi_align(input: Tensor, boxes: Tensor, output_size: List[int], spatial_scale: float, sampling_ratio: int,
                aligned: bool) -> Tensor:
-    return as_tensor(ops.roi_align(as_array(input, "input"), as_array(boxes, "boxes"), output_size, spatial_scale,
-                                   sampling_ratio, aligned))
+    return as_tensor(_roi_ops.roi_align(as_array(input, "input"), as_array(boxes, "boxes"), output_size, spatial_scale,
+                                        sampling_ratio, aligned))
 
 
 @_op("roi_align_backward")
 def _roi_align_backward(grad_output: Tensor, boxes: Tensor, input_size: List[int], spatial_scale: float,
                         sampling_ratio: int, aligned: bool) -> Tensor:
-    return as_tensor(ops.roi_align_backward(as_array(grad_output, "grad_output"), as_array(boxes, "boxes"),
-                                            input_size, spatial_scale, sampling_ratio, aligned))
+    return as_tensor(_roi_ops.roi_align_backward(as_array(grad_output, "grad_output"), as_array(boxes, "boxes"),
+                                                 input_size, spatial_scale, sampling_ratio, aligned))
 
 
 def _roi_align_setup(ctx, inputs, output):
@@ -457,14 +465,14 @@ def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: In
 
 @_op("roi_pool")
 def _roi_pool(input: Tensor, boxes: Tensor, output_size: List[int], spatial_scale: float) -> Tuple[Tensor, Tensor]:
-    out, argmax = ops.roi_pool(as_array(input, "input"), as_array(boxes, "boxes"), output_size, spatial_scale)
+    out, argmax = _roi_ops.roi_pool(as_array(input, "input"), as_array(boxes, "boxes"), output_size, spatial_scale)
     return as_tensor(out), as_tensor(argmax)
 
 
 @_op("roi_pool_backward")
 def _roi_pool_backward(grad_output: Tensor, argmax: Tensor, input_size: List[int]) -> Tensor:
-    return as_tensor(ops.roi_pool_backward(as_array(grad_output, "grad_output"), as_array(argmax, "argmax"),
-                                           input_size))
+    return as_tensor(_roi_ops.roi_pool_backward(as_array(grad_output, "grad_output"), as_array(argmax, "argmax"),
+                                                input_size))
 
 
 def _roi_pool_fake(input, boxes, output_size, spatial_scale):
@@ -491,14 +499,14 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Int
 
 @_op("grid_sample")
 def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, align_corners: bool) -> Tensor:
-    return as_tensor(ops.grid_sample(as_array(input, "input"), as_array(grid, "grid"), mode, padding_mode,
-                                     align_corners))
+    return as_tensor(_sampling_ops.grid_sample(as_array(input, "input"), as_array(grid, "grid"), mode, padding_mode,
+                                               align_corners))
 
 
 @_op("grid_sample_backward")
 def _grid_sample_backward(grad_output: Tensor, input: Tensor, grid: Tensor, mode: str, padding_mode: str,
                           align_corners: bool, needs_input_grad: bool, needs_grid_grad: bool) -> Tuple[Tensor, Tensor]:
-    grad_input, grad_grid = ops.grid_sample_backward(
+    grad_input, grad_grid = _sampling_ops.grid_sample_backward(
         as_array(grad_output, "grad_output"), as_array(input, "input"), as_array(grid, "grid"), mode, padding_mode,
         align_corners, needs_input_grad, needs_grid_grad)
     return as_tensor_or_empty(grad_input, input), as_tensor_or_empty(grad_grid, grid)
@@ -540,16 +548,16 @@ def _scales(scale_factor):
 @_op("interpolate")
 def _interpolate(input: Tensor, size: Optional[List[int]], scale_factor: Optional[List[float]], mode: str,
                  align_corners: Optional[bool], recompute_scale_factor: Optional[bool]) -> Tensor:
-    return as_tensor(ops.interpolate(as_array(input, "input"), size, scale_factor, mode, align_corners,
-                                     recompute_scale_factor))
+    return as_tensor(_sampling_ops.interpolate(as_array(input, "input"), size, scale_factor, mode, align_corners,
+                                               recompute_scale_factor))
 
 
 @_op("interpolate_backward")
 def _interpolate_backward(grad_output: Tensor, input_size: List[int], size: Optional[List[int]],
                           scale_factor: Optional[List[float]], mode: str, align_corners: Optional[bool],
                           recompute_scale_factor: Optional[bool]) -> Tensor:
-    return as_tensor(ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size, scale_factor,
-                                              mode, align_corners, recompute_scale_factor))
+    return as_tensor(_sampling_ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size,
+                                                        scale_factor, mode, align_corners, recompute_scale_factor))
 
 
 def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_scale_factor):
