@@ -16,7 +16,7 @@ IoU of the instances matched by a detection (box IoU >= 0.5) with the fraction m
           trained on random 64x64 crops of its left three quarters, tested on its right quarter.
 
     python python/mask_rcnn.py         # both, about 2 minutes of one core: matched mask IoU 0.78 (digits), 0.84 (nuclei)
-    python python/mask_rcnn.py --data digits --train-scenes 1600 --plot digits.png   # better boxes
+    python python/mask_rcnn.py --data digits --train-scenes 1600 --plot digits.png   # twice the steps
 """
 import argparse
 import dataclasses
