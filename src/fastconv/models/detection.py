@@ -10,7 +10,10 @@ the proposals: Fast R-CNN with a naive proposal method, to show what the RPN is 
 
 He, Gkioxari, Dollar & Girshick 2017, "Mask R-CNN": a mask head of a small FCN on a 14x14 ROI
 Align of each positive proposal predicts a 28x28 mask per class, trained with per-pixel binary
-cross entropy on the mask of the proposal's class.
+cross entropy on the mask of the proposal's class. The mask head reads a stride-2 map (one FPN
+top-down step, MaskFeatures) through pixel-aligned ROI Align (aligned=True, always ROI Align,
+whatever the box head's pooler), and its targets are aligned the same way
+(project_masks_on_boxes): thin objects such as pen strokes lose most of their IoU otherwise.
 
 Every layer runs through fastconv's ops and autograd; the box arithmetic (IoU, NMS, box
 deltas, anchors, matching) through the compiled fastconv.ops.boxes.
