@@ -165,8 +165,9 @@ class AttentionToScale(nn.Module):
 
     merge="attention": an attention head (3x3 conv + ReLU + 1x1 conv, section 3.2) reads the
     FCN's features at 1/8 of each scale (its pool3: the paper's head reads DeepLab's features
-    at stride 8), resized to 1/8 of the input (the paper's grid), and gives a score per scale; upsampled (bilinear) to the merge grid, their softmax over scales
-    (eq. 2) weighs each pixel's scales' scores in the sum that is the output (eq. 1).
+    at stride 8), resized to 1/8 of the input (the paper's grid), and gives a score per scale;
+    upsampled (bilinear) to the merge grid, their softmax over scales (eq. 2) weighs each
+    pixel's scales' scores in the sum that is the output (eq. 1).
     merge="max" or "average": the paper's baselines, the per-pixel max or mean over scales.
     forward_with_scales() also returns each scale's own scores, for the extra supervision
     (section 3.3) and the attention weights, to look at."""
