@@ -15,7 +15,7 @@ IoU of the instances matched by a detection (box IoU >= 0.5) with the fraction m
   nuclei: the fluorescence image stardist ships (pip install --no-deps stardist tifffile),
           trained on random 64x64 crops of its left three quarters, tested on its right quarter.
 
-    python python/mask_rcnn.py         # both, under 4 minutes of one core: matched mask IoU 0.79 (digits), 0.84 (nuclei)
+    python python/mask_rcnn.py     # both, under 4 minutes of one core: matched mask IoU 0.79 (digits), 0.84 (nuclei)
     python python/mask_rcnn.py --data digits --train-scenes 800 --plot digits.png
         # half the steps: mask IoU 0.78 still, but mask AP@0.5 0.46 (defaults: 0.88), the boxes lag
 """
