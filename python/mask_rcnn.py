@@ -4,7 +4,10 @@ He, Gkioxari, Dollar & Girshick 2017, "Mask R-CNN": Faster R-CNN (python/faster_
 mask head: ROI Align of each positive proposal to 14x14, two 3x3 convs, a 2x2 transposed conv to
 28x28 and one mask logit map per class, trained with per-pixel binary cross entropy against the
 instance's mask cropped to the proposal. At test time each detection's mask is pasted into the
-image and thresholded at 0.5.
+image and thresholded at 0.5. A digit's pen strokes are 2-4 pixels wide, so the mask head reads
+a stride-2 map (one FPN top-down step over the stride-4 detection features) and its ROI Align
+and mask targets are aligned to the pixels (aligned=True): half a pixel off, a perfect digit
+mask would score IoU 0.62.
 
 Reported on held-out data: mask AP@0.5 (VOC all-point, mask IoU), box mAP@0.5, and the mean mask
 IoU of the instances matched by a detection (box IoU >= 0.5) with the fraction matched.
@@ -12,8 +15,9 @@ IoU of the instances matched by a detection (box IoU >= 0.5) with the fraction m
   nuclei: the fluorescence image stardist ships (pip install --no-deps stardist tifffile),
           trained on random 64x64 crops of its left three quarters, tested on its right quarter.
 
-    python python/mask_rcnn.py                          # both, about 4 minutes on 2 idle cores
-    python python/mask_rcnn.py --data digits --train-scenes 1600 --plot digits.png   # finer digit masks
+    python python/mask_rcnn.py     # both, under 4 minutes of one core: matched mask IoU 0.79 (digits), 0.84 (nuclei)
+    python python/mask_rcnn.py --data digits --train-scenes 800 --plot digits.png
+        # half the steps: mask IoU 0.78 still, but mask AP@0.5 0.46 (defaults: 0.88), the boxes lag
 """
 import argparse
 import dataclasses
@@ -41,7 +45,7 @@ class MaskRCNNOptions:
     lr: float = 2e-3
     batch_size: int = 8
     width: int = 16
-    train_scenes: int = 800      # digit scenes, and nuclei crops
+    train_scenes: int = 1600     # digit scenes, and nuclei crops
     test_scenes: int = 300
     data: str = "both"           # digits, nuclei or both
     seed: int = 0

@@ -13,7 +13,8 @@ from fastconv.autograd import gradcheck, tensor
 from fastconv.data import nuclei
 from fastconv.models import detection_metrics as metrics
 from fastconv.models.detection import (DetectorConfig, Detections, FasterRCNN, Instances, detect_all,
-                                       evaluate_detections, paste_mask, total_loss, train_detector)
+                                       evaluate_detections, paste_mask, project_masks_on_boxes, total_loss,
+                                       train_detector)
 
 # ---- metrics with known answers -----------------------------------------------------------------
 
@@ -74,6 +75,28 @@ def test_paste_mask_fills_the_box_it_is_given():
     # A left-to-right ramp stays a ramp, increasing across the box.
     ramp = paste_mask(np.tile(np.linspace(0, 1, 28), (28, 1)), [0, 0, 8, 8], (8, 8))
     assert (np.diff(ramp[0]) > 0).all() and ramp[0, 0] < 0.1 and ramp[0, -1] > 0.9
+
+
+def test_mask_targets_are_centred_on_their_box():
+    # A square ring filling its box: its target must be as symmetric as the ring.
+    masks = np.zeros((2, 16, 16), bool)
+    masks[1, 3:11, 4:12] = True
+    masks[1, 6:8, 7:9] = False
+    target = project_masks_on_boxes(masks, [1], [[4, 3, 12, 11]])
+    assert target.shape == (1, 28, 28) and target.min() == 0 and target.max() == 1
+    np.testing.assert_allclose(target[0], target[0, ::-1, ::-1], atol=1e-5)
+    np.testing.assert_allclose(target[0], target[0].T, atol=1e-5)
+
+
+def test_a_thin_stroke_target_pasted_back_is_the_stroke():
+    # Strokes two pixels wide, as a digit's: a target half a pixel off would lose most of them.
+    mask = np.zeros((1, 40, 40), bool)
+    mask[0, 5:7, 9:27] = True
+    mask[0, 5:29, 25:27] = True
+    mask[0, 17:19, 12:27] = True
+    box = [9, 5, 27, 29]
+    pasted = paste_mask(project_masks_on_boxes(mask, [0], [box])[0], box, (40, 40)) >= 0.5
+    np.testing.assert_array_equal(pasted, mask[0])
 
 
 # ---- losses ------------------------------------------------------------------------------------
@@ -172,6 +195,8 @@ def test_mask_rcnn_learns_masks():
 def test_losses_by_name_and_detections_shapes():
     images, targets = shape_scenes(2, seed=3)
     model = FasterRCNN(len(SHAPES), width=4, masks=True, config=SMALL)
+    features, mask_features = model.features(images)
+    assert features.shape == (2, 16, 8, 8) and mask_features.shape == (2, 16, 16, 16)  # strides 4 and 2
     losses = model.loss(images, targets)
     assert set(losses) == {"rpn_objectness", "rpn_box", "classifier", "box_reg", "mask"}
     total_loss(losses).backward()
@@ -195,6 +220,7 @@ def test_images_without_objects_train_as_background():
     (dict(proposals="selective"), "proposals: expected one of"),
     (dict(pooler="max"), "pooler: expected one of"),
     (dict(num_classes=1), "num_classes: expected at least 2"),
+    (dict(config=DetectorConfig(mask_feature_stride=8)), "config.mask_feature_stride: expected one of"),
 ])
 def test_bad_model_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -135,6 +135,20 @@ def test_attention_weights_are_a_distribution_over_scales():
     np.testing.assert_allclose(weights.data.sum(axis=1), 1, rtol=1e-5)
 
 
+def test_attention_weights_are_local():
+    # The head reads features at 1/8 of each scale: a change in one corner of a 128x128 image
+    # leaves the weights beyond 64 pixels from it alone (from the FCN's 1/32 features, where a
+    # 3x3 conv spans the half-size copy, it would not).
+    model = small_networks()["attention"].eval()
+    x = np.random.default_rng(4).random((1, 1, 128, 128), dtype=np.float32)
+    changed = x.copy()
+    changed[..., :4, :4] = 1 - changed[..., :4, :4]
+    weights, changed_weights = (model.forward_with_scales(Tensor(images))[2].data for images in (x, changed))
+    assert (weights[..., :4, :4] != changed_weights[..., :4, :4]).all()
+    np.testing.assert_array_equal(weights[..., 32:, :], changed_weights[..., 32:, :])
+    np.testing.assert_array_equal(weights[..., :, 32:], changed_weights[..., :, 32:])
+
+
 def test_averaging_over_scales_is_the_mean_of_the_scales_outputs():
     # The final upsampling is linear, so the mean commutes with it.
     fastconv.manual_seed(0)

@@ -113,7 +113,7 @@ class FCN(nn.Module):
         if output_stride not in self.OUTPUT_STRIDES:
             raise ValueError(f"output_stride: expected one of {self.OUTPUT_STRIDES}, got {output_stride}")
         self.in_channels, self.num_classes, self.output_stride = in_channels, num_classes, output_stride
-        stage_widths = [width * min(2 ** stage, 8) for stage in range(5)]
+        self.stage_widths = stage_widths = [width * min(2 ** stage, 8) for stage in range(5)]
         stages, channels = [], in_channels
         for stage_width, convs in zip(stage_widths, convs_per_stage):
             layers = []
@@ -140,17 +140,16 @@ class FCN(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def coarse_scores(self, x):
-        """(scores at 1/output_stride of the input's size, the fully connected features at 1/32)."""
+        """(scores at 1/output_stride of the input's size, [the output of each pool: 1/2 to 1/32])."""
         _check_images("FCN", x, self.in_channels, self.DOWNSAMPLING)
         pools = []
         for stage in self.stages:
             x = stage(x)
             pools.append(x)
-        features = self.fc(x)
-        scores = self.score_fc(features)
+        scores = self.score_fc(self.fc(x))
         for stage, score_pool, upscore in zip(self.skip_stages, self.score_pools, self.upscores):
             scores = upscore(scores) + score_pool(pools[stage])
-        return scores, features
+        return scores, pools
 
     def forward(self, x):
         return self.upscore_out(self.coarse_scores(x)[0])
@@ -165,15 +164,18 @@ class AttentionToScale(nn.Module):
     merged there, then upsampled to the input's size by the FCN's own bilinear-initialised layer.
 
     merge="attention": an attention head (3x3 conv + ReLU + 1x1 conv, section 3.2) reads the
-    FCN's deepest features of every scale, resized to 1/8 of the input (the paper's grid), and
-    gives a score per scale; upsampled (bilinear) to the merge grid, their softmax over scales
-    (eq. 2) weighs each pixel's scales' scores in the sum that is the output (eq. 1).
+    FCN's features at 1/8 of each scale (its pool3: the paper's head reads DeepLab's features
+    at stride 8), resized to 1/8 of the input (the paper's grid), and gives a score per scale;
+    upsampled (bilinear) to the merge grid, their softmax over scales (eq. 2) weighs each
+    pixel's scales' scores in the sum that is the output (eq. 1).
     merge="max" or "average": the paper's baselines, the per-pixel max or mean over scales.
     forward_with_scales() also returns each scale's own scores, for the extra supervision
     (section 3.3) and the attention weights, to look at."""
 
     MERGES = ("attention", "max", "average")
     ATTENTION_STRIDE = 8  # the head's grid, DeepLab's output stride in the paper; its weights are upsampled
+    ATTENTION_POOL = 2    # the FCN's pool at ATTENTION_STRIDE (pool3): 1/32 (its fc layers) is 2x2 cells on
+                          # a 64-pixel scene, too coarse to tell one digit's best scale from its neighbour's
 
     def __init__(self, fcn: FCN, scales=(1.0, 0.5), merge="attention", hidden=64):
         super().__init__()
@@ -184,12 +186,13 @@ class AttentionToScale(nn.Module):
         self.fcn, self.scales, self.merge = fcn, tuple(scales), merge
         self.num_classes = fcn.num_classes
         if merge == "attention":
-            self.attention = nn.Sequential(nn.Conv2d(len(scales) * fcn.fc_channels, hidden, 3, padding=1), nn.ReLU(),
+            features = fcn.stage_widths[self.ATTENTION_POOL]
+            self.attention = nn.Sequential(nn.Conv2d(len(scales) * features, hidden, 3, padding=1), nn.ReLU(),
                                            nn.Conv2d(hidden, len(scales), 1))
 
     def _per_scale(self, x):
-        """Each scale's scores, resized to the grid of the full-size input's, and its deepest
-        features, resized to ATTENTION_STRIDE of the input."""
+        """Each scale's scores, resized to the grid of the full-size input's, and its features at
+        ATTENTION_STRIDE, resized to ATTENTION_STRIDE of the input."""
         _check_images("AttentionToScale", x, self.fcn.in_channels, self.fcn.DOWNSAMPLING)
         for scale in self.scales:
             if any((side * scale) % self.fcn.DOWNSAMPLING for side in x.shape[2:]):
@@ -201,9 +204,9 @@ class AttentionToScale(nn.Module):
         for scale in self.scales:
             scaled = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bilinear",
                                                         recompute_scale_factor=True)
-            scale_scores, scale_features = self.fcn.coarse_scores(scaled)
+            scale_scores, pools = self.fcn.coarse_scores(scaled)
             scores.append(_resized(scale_scores, score_grid))
-            features.append(_resized(scale_features, attention_grid))
+            features.append(_resized(pools[self.ATTENTION_POOL], attention_grid))
         return scores, features
 
     def forward_with_scales(self, x):
