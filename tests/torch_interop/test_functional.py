@@ -66,12 +66,15 @@ def _cases(torch, fct):
         "interpolate": (lambda x: F.interpolate(x, scale_factor=1.7, mode="bilinear", align_corners=False),
                         lambda x: tf.interpolate(x, scale_factor=1.7, mode="bilinear", align_corners=False),
                         lambda d: (randn(2, 3, 4, 5, dtype=d),)),
+        "interpolate_bicubic_antialias": (lambda x: F.interpolate(x, size=(3, 7), mode="bicubic", antialias=True),
+                                          lambda x: tf.interpolate(x, size=(3, 7), mode="bicubic", antialias=True),
+                                          lambda d: (randn(2, 3, 8, 5, dtype=d),)),
     }
 
 
 CASES = ["conv2d", "conv2d_same_even_kernel", "conv_transpose2d", "batch_norm_train_relu_residual",
          "batch_norm_eval", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "roi_align", "roi_pool",
-         "grid_sample", "interpolate"]
+         "grid_sample", "interpolate", "interpolate_bicubic_antialias"]
 
 
 @pytest.fixture(scope="module")

@@ -547,22 +547,23 @@ def _scales(scale_factor):
 
 @_op("interpolate")
 def _interpolate(input: Tensor, size: Optional[List[int]], scale_factor: Optional[List[float]], mode: str,
-                 align_corners: Optional[bool], recompute_scale_factor: Optional[bool]) -> Tensor:
+                 align_corners: Optional[bool], recompute_scale_factor: Optional[bool], antialias: bool) -> Tensor:
     return as_tensor(_sampling_ops.interpolate(as_array(input, "input"), size, scale_factor, mode, align_corners,
-                                               recompute_scale_factor))
+                                               recompute_scale_factor, antialias))
 
 
 @_op("interpolate_backward")
 def _interpolate_backward(grad_output: Tensor, input_size: List[int], size: Optional[List[int]],
                           scale_factor: Optional[List[float]], mode: str, align_corners: Optional[bool],
-                          recompute_scale_factor: Optional[bool]) -> Tensor:
+                          recompute_scale_factor: Optional[bool], antialias: bool) -> Tensor:
     return as_tensor(_sampling_ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size,
-                                                        scale_factor, mode, align_corners, recompute_scale_factor))
+                                                        scale_factor, mode, align_corners, recompute_scale_factor,
+                                                        antialias))
 
 
-def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_scale_factor):
+def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias):
     out_hw = interpolate_arguments(tuple(input.shape[2:]), size, scale_factor, mode, align_corners,
-                                   recompute_scale_factor)[0]
+                                   recompute_scale_factor, antialias)[0]
     return input.new_empty([*input.shape[:2], *out_hw])
 
 
@@ -572,17 +573,18 @@ def _interpolate_setup(ctx, inputs, output):
 
 
 _register(_interpolate, _interpolate_fake, _interpolate_setup,
-          lambda ctx, grad: (_interpolate_backward(grad, ctx.input_size, *ctx.arguments),) + (None,) * 5)
+          lambda ctx, grad: (_interpolate_backward(grad, ctx.input_size, *ctx.arguments),) + (None,) * 6)
 _register(_interpolate_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
 
 
 def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
-                recompute_scale_factor: Optional[bool] = None) -> Tensor:
-    """torch.nn.functional.interpolate of an (N, C, H, W) batch ('nearest' and 'bilinear') on
-    fastconv's kernels."""
+                recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Tensor:
+    """torch.nn.functional.interpolate of an (N, C, H, W) batch on fastconv's kernels: modes
+    'nearest', 'nearest-exact', 'bilinear', 'bicubic' (these two also antialiased) and 'area'."""
     size = None if size is None else _pair(size, "size")
-    return _interpolate(input, size, _scales(scale_factor), mode, align_corners, recompute_scale_factor)
+    return _interpolate(input, size, _scales(scale_factor), mode, align_corners, recompute_scale_factor,
+                        bool(antialias))
 
 
 __all__ = ["conv2d", "conv_transpose2d", "batch_norm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
