@@ -4,7 +4,6 @@ import pytest
 from fastconv import _C, ops
 from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import interpolate_reference, numeric_gradient
-from tests.sampling.test_interpolate_filters import _output_and_scales
 
 # (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
 RESIZES = [
@@ -21,16 +20,18 @@ RESIZES = [
 MODES = [("bilinear", None), ("bilinear", False), ("bilinear", True), ("nearest", None)]
 
 
-def _reference(x, mode, align_corners, size=None, scale_factor=None, recompute_scale_factor=None):
-    """Output size and scales by torch's rules, then the reference."""
-    h, w = x.shape[2:]
+def output_and_scales(h, w, size=None, scale_factor=None, recompute_scale_factor=None):
+    """torch's output size and the scales its source rules use (0: input size / output size)."""
     if size is not None:
-        out = (size, size) if isinstance(size, int) else size
-        scales = (0.0, 0.0)
-    else:
-        scales = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
-        out = (int(np.floor(h * scales[0])), int(np.floor(w * scales[1])))
-        scales = (0.0, 0.0) if recompute_scale_factor else scales
+        return ((size, size) if isinstance(size, int) else size), (0.0, 0.0)
+    scales = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
+    out = (int(np.floor(h * scales[0])), int(np.floor(w * scales[1])))
+    return out, ((0.0, 0.0) if recompute_scale_factor else scales)
+
+
+def _reference(x, mode, align_corners, **kwargs):
+    """Output size and scales by torch's rules, then the reference."""
+    out, scales = output_and_scales(*x.shape[2:], **kwargs)
     return interpolate_reference(x, out, mode, bool(align_corners), scales)
 
 
@@ -149,7 +150,7 @@ def _nearest_exact_reference(x, out_hw, scales):
 def test_nearest_exact_matches_its_definition(device, rng, resize, dtype):
     h, w, kwargs = resize
     x = rng.standard_normal((2, 3, h, w)).astype(dtype)
-    out, scales = _output_and_scales(h, w, **kwargs)
+    out, scales = output_and_scales(h, w, **kwargs)
     y = to_host(ops.interpolate(to_device(x, device), mode="nearest-exact", **kwargs))
     np.testing.assert_array_equal(y, _nearest_exact_reference(x, out, scales))
     gy = rng.standard_normal(y.shape)

@@ -10,16 +10,12 @@ from fastconv import ops
 from fastconv.autograd import Tensor
 from fastconv.backend import to_device, to_host
 from tests.reference import filtered_interpolate_reference, numeric_gradient, resampling_matrix
+from tests.sampling.test_interpolate import RESIZES as BASE_RESIZES
+from tests.sampling.test_interpolate import output_and_scales
 
-# (input H, W, keyword arguments): upsampling, downsampling by up to 5 (antialiased windows of
-# 11 and 21 taps), scale factors that do not divide, one axis unchanged, one pixel out.
-RESIZES = [
-    (5, 7, dict(size=(9, 4))),
-    (6, 6, dict(size=13)),
-    (1, 4, dict(size=(3, 1))),
-    (8, 8, dict(scale_factor=2)),
-    (7, 5, dict(scale_factor=1.7)),
-    (9, 10, dict(scale_factor=(0.6, 2.3))),
+# interpolate's resizes, plus downsampling by up to 5 (antialiased windows of 11 and 21 taps),
+# one axis unchanged, one pixel out.
+RESIZES = BASE_RESIZES + [
     (16, 11, dict(scale_factor=0.35)),
     (25, 6, dict(size=(5, 6))),
     (7, 9, dict(scale_factor=0.3, recompute_scale_factor=True)),
@@ -30,17 +26,8 @@ FILTERS = [("bicubic", False, None), ("bicubic", False, True), ("bilinear", True
            ("bilinear", True, True), ("bicubic", True, False)]
 
 
-def _output_and_scales(h, w, size=None, scale_factor=None, recompute_scale_factor=None):
-    """torch's output size and the scales its source rules use (0: input size / output size)."""
-    if size is not None:
-        return ((size, size) if isinstance(size, int) else size), (0.0, 0.0)
-    scales = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
-    out = (int(np.floor(h * scales[0])), int(np.floor(w * scales[1])))
-    return out, ((0.0, 0.0) if recompute_scale_factor else scales)
-
-
 def _reference(x, mode, antialias, align_corners, **kwargs):
-    out, scales = _output_and_scales(*x.shape[2:], **kwargs)
+    out, scales = output_and_scales(*x.shape[2:], **kwargs)
     return filtered_interpolate_reference(x, out, mode, bool(align_corners), scales, antialias)
 
 
@@ -85,7 +72,7 @@ def _torch_computes_it(h, w, antialias, kwargs, backward):
     has a scale factor (the forward copies that axis, the backward resamples it)."""
     if not antialias:
         return True
-    (oh, ow), scales = _output_and_scales(h, w, **kwargs)
+    (oh, ow), scales = output_and_scales(h, w, **kwargs)
     if ow == 1 and oh > 1:
         return False
     return not (backward and any(s > 0 and n == m for s, n, m in zip(scales, (h, w), (oh, ow))))
