@@ -106,7 +106,8 @@ def _require_cuda():
 # ---- allocation ---------------------------------------------------------------------------------
 
 def _shape(shape):
-    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    # map, not a generator expression: every op's output passes here (a third of a microsecond)
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(map(int, shape))
 
 
 def empty(shape, dtype=np.float64, device="cpu"):
@@ -114,7 +115,7 @@ def empty(shape, dtype=np.float64, device="cpu"):
     the compiled core's cache of freed blocks (csrc/core/output_cache.h): a loop that asks for the
     same shapes every step stops paying page faults for fresh memory."""
     shape, dtype = _shape(shape), np.dtype(dtype)
-    if check_device(device) == "cuda":
+    if device != "cpu" and check_device(device) == "cuda":  # "cpu", the common case, needs no parsing
         return _device_empty(_require_cuda(), shape, dtype)
     return _C.empty(shape, dtype)
 
