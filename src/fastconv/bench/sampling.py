@@ -1,5 +1,6 @@
 """The sampling section: grid_sample (with affine_grid) and bilinear upsampling (interpolate) from
-the "other" entries of layers.json, forward and forward+backward, against torch.nn.functional.
+the "other" entries of layers.json, forward and forward+backward, against torch.nn.functional
+(interpolate in both of torch's layouts, NCHW and channels_last).
 
 These kernels are memory-bound: each case's `bytes` counts what it must read and write at least
 once (inputs, outputs, gradients), so the table prints GB/s and % of a copy's bandwidth.
@@ -8,7 +9,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import torch_no_grad, torch_step
+from fastconv.bench.peers import torch_copies, torch_no_grad, torch_step
 
 F32 = 4
 
@@ -64,10 +65,9 @@ def interpolate_cases(layer, torch, rng):
     step = {"fastconv": lambda: (ops.interpolate(x, **opts), ops.interpolate_backward(gy, x.shape, **opts))}
     if torch is not None:
         F = torch.nn.functional
-        tx = torch.from_numpy(x)
-        fwd["torch"] = torch_no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
-        step["torch"] = torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(),
-                                    torch.from_numpy(gy))
+        for name, (tx, tgy) in torch_copies(torch, (x, gy)).items():
+            fwd[name] = torch_no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
+            step[name] = torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(), tgy)
     moved = x.nbytes + y.nbytes
     return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
             Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
