@@ -184,17 +184,27 @@ def machine():
             "cupy": cupy.__version__, "python": platform.python_version()}
 
 
-def run(repeats):
-    """The report as a dict: the machine, the copy's GB/s, and each case's figures or reason."""
+def why_not_runnable():
+    """None where the GPU benchmarks can run (fastconv's CUDA kernels and a CUDA build of torch,
+    their peer, both see a GPU), else the reason."""
     devices, why_not = backend.kernel_devices()
     if "cuda" not in devices:
-        return {"skipped": f"no CUDA here: {why_not}"}
+        return f"no CUDA here: {why_not}"
     try:
         import torch
     except ImportError:
-        return {"skipped": "PyTorch is not installed: the GPU benchmark's peer"}
+        return "PyTorch is not installed: the GPU benchmark's peer"
     if not torch.cuda.is_available():
-        return {"skipped": "torch sees no GPU (a CPU build of PyTorch?)"}
+        return "torch sees no GPU (a CPU build of PyTorch?)"
+    return None
+
+
+def run(repeats):
+    """The report as a dict: the machine, the copy's GB/s, and each case's figures or reason."""
+    reason = why_not_runnable()
+    if reason is not None:
+        return {"skipped": reason}
+    import torch
     rng = np.random.default_rng(0)
     results = []
     for family in FAMILIES:

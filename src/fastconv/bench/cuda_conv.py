@@ -17,7 +17,7 @@ import numpy as np
 
 from fastconv import backend, ops
 from fastconv.bench.conv import conv_flops
-from fastconv.bench.cuda import machine, report_main, time_interleaved
+from fastconv.bench.cuda import machine, report_main, time_interleaved, why_not_runnable
 from fastconv.bench.harness import load_layers
 
 LAYERS = ("resnet20_c32", "vgg_conv3", "resnet50_3x3", "pointwise", "conv5x5", "depthwise3x3")
@@ -78,15 +78,10 @@ def gemm_case(repeats, size=GEMM_SIZE):
 
 
 def run(repeats, layer_set=None):
-    devices, why_not = backend.kernel_devices()
-    if "cuda" not in devices:
-        return {"skipped": f"no CUDA here: {why_not}"}
-    try:
-        import torch
-    except ImportError:
-        return {"skipped": "PyTorch is not installed: the GPU benchmark's peer"}
-    if not torch.cuda.is_available():
-        return {"skipped": "torch sees no GPU (a CPU build of PyTorch?)"}
+    reason = why_not_runnable()
+    if reason is not None:
+        return {"skipped": reason}
+    import torch
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
