@@ -17,10 +17,8 @@ softened); the figure is the mean IoU over the 11 classes on scenes of MNIST's t
 """
 import sys
 
-import fastconv
 from fastconv import cli
 from fastconv.models import segmentation_runs as runs
-from fastconv.models.segmentation import FCN
 
 DEFAULTS = runs.SegmentationOptions()
 
@@ -28,15 +26,7 @@ DEFAULTS = runs.SegmentationOptions()
 def main(argv=None):
     args, options, train, test = cli.start_scene_script("fcn.py", __doc__, DEFAULTS, argv)
     print(runs.describe_scenes(train, test))
-    fastconv.manual_seed(options.seed)  # the initial weights
-    model = FCN(1, runs.NUM_CLASSES, options.width, options.output_stride)
-    print(runs.describe(model, options))
-    result = runs.train_segmenter(f"fcn-{options.output_stride}s", model, train, test, options)
-    print(runs.iou_table(result.iou))
-    cli.report(result, args.plot)
-    if args.predictions is not None:
-        runs.save_predictions(args.predictions, model, test, result.summary())
-        print(f"wrote the predictions to {args.predictions}")
+    runs.train_and_report(args, runs.fcn_name(options), runs.fcn(options), train, test, options)
     return 0
 
 

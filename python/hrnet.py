@@ -19,10 +19,8 @@ resolution, so at the same cost per step HRNet has 131k parameters to FCN's 954k
 """
 import sys
 
-import fastconv
 from fastconv import cli
 from fastconv.models import segmentation_runs as runs
-from fastconv.models.segmentation import HRNet
 
 DEFAULTS = runs.HRNET_OPTIONS
 
@@ -30,15 +28,7 @@ DEFAULTS = runs.HRNET_OPTIONS
 def main(argv=None):
     args, options, train, test = cli.start_scene_script("hrnet.py", __doc__, DEFAULTS, argv)
     print(runs.describe_scenes(train, test))
-    fastconv.manual_seed(options.seed)  # the initial weights
-    model = HRNet(1, runs.NUM_CLASSES, options.width)
-    print(runs.describe(model, options))
-    result = runs.train_segmenter("hrnet", model, train, test, options)
-    print(runs.iou_table(result.iou))
-    cli.report(result, args.plot)
-    if args.predictions is not None:
-        runs.save_predictions(args.predictions, model, test, result.summary())
-        print(f"wrote the predictions to {args.predictions}")
+    runs.train_and_report(args, "hrnet", runs.hrnet(options), train, test, options)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 import fastconv
+from fastconv import cli
 from fastconv import functional as F
 from fastconv.autograd import Tensor, no_grad
 from fastconv.data import ArrayDataset, DataLoader, SCENE_CLASSES, DigitScenes, digit_scenes
@@ -188,15 +189,41 @@ def _first(scenes: DigitScenes, count):
                        scenes.masks[:count], scenes.source, scenes.instances[:count])
 
 
-def run_fcn(train, test, options: SegmentationOptions = SegmentationOptions(), name=None) -> SegmentationResult:
+def fcn(options: SegmentationOptions) -> FCN:
+    """The FCN of `options`, its initial weights drawn from options.seed."""
     fastconv.manual_seed(options.seed)
-    model = FCN(1, NUM_CLASSES, options.width, options.output_stride)
-    return train_segmenter(name or f"fcn-{options.output_stride}s", model, train, test, options)
+    return FCN(1, NUM_CLASSES, options.width, options.output_stride)
+
+
+def hrnet(options: SegmentationOptions) -> HRNet:
+    """The HRNet of `options`, its initial weights drawn from options.seed."""
+    fastconv.manual_seed(options.seed)
+    return HRNet(1, NUM_CLASSES, options.width)
+
+
+def fcn_name(options: SegmentationOptions) -> str:
+    return f"fcn-{options.output_stride}s"
+
+
+def run_fcn(train, test, options: SegmentationOptions = SegmentationOptions(), name=None) -> SegmentationResult:
+    return train_segmenter(name or fcn_name(options), fcn(options), train, test, options)
 
 
 def run_hrnet(train, test, options: SegmentationOptions = SegmentationOptions()) -> SegmentationResult:
-    fastconv.manual_seed(options.seed)
-    return train_segmenter("hrnet", HRNet(1, NUM_CLASSES, options.width), train, test, options)
+    return train_segmenter("hrnet", hrnet(options), train, test, options)
+
+
+def train_and_report(args, name, model, train, test, options: SegmentationOptions) -> SegmentationResult:
+    """What python/fcn.py and python/hrnet.py do once they have a model: describe it, train it,
+    print the IoU per class and the summary, and write the plot and predictions asked for."""
+    print(describe(model, options))
+    result = train_segmenter(name, model, train, test, options)
+    print(iou_table(result.iou))
+    cli.report(result, args.plot)
+    if args.predictions is not None:
+        save_predictions(args.predictions, model, test, result.summary())
+        print(f"wrote the predictions to {args.predictions}")
+    return result
 
 
 def run_attention_to_scale(train, test, options: AttentionOptions = AttentionOptions(), merge="attention"):
