@@ -101,7 +101,8 @@ def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, a
     return input.new_empty([input.shape[0], weight.shape[0], *size])
 
 
-def _conv2d_setup(ctx, inputs, output):
+def _save_input_and_weight(ctx, inputs, output):
+    """setup_context of the (input, weight, bias, *arguments) ops: conv2d and conv_transpose2d."""
     input, weight, _, *ctx.arguments = inputs
     ctx.save_for_backward(input, weight)
 
@@ -115,7 +116,7 @@ def _conv2d_backward(ctx, grad):
     return (grad_input, grad_weight, grad_bias) + (None,) * 6
 
 
-_register(_conv2d, _conv2d_fake, _conv2d_setup, _conv2d_backward)
+_register(_conv2d, _conv2d_fake, _save_input_and_weight, _conv2d_backward)
 _register(_conv2d_input, lambda grad_output, weight, input_size, *_: grad_output.new_empty(input_size))
 _register(_conv2d_weight, lambda grad_output, input, weight_size, *_: grad_output.new_empty(weight_size))
 
@@ -160,11 +161,6 @@ def _conv_transpose2d_fake(input, weight, bias, stride, padding, output_padding,
     return input.new_empty([input.shape[0], weight.shape[1] * groups, *size])
 
 
-def _conv_transpose2d_setup(ctx, inputs, output):
-    input, weight, _, *ctx.arguments = inputs
-    ctx.save_for_backward(input, weight)
-
-
 def _conv_transpose2d_grad(ctx, grad):
     input, weight = ctx.saved_tensors
     need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
@@ -175,7 +171,7 @@ def _conv_transpose2d_grad(ctx, grad):
              grad.sum((0, 2, 3)) if need_bias else None) + (None,) * 6)
 
 
-_register(_conv_transpose2d, _conv_transpose2d_fake, _conv_transpose2d_setup, _conv_transpose2d_grad)
+_register(_conv_transpose2d, _conv_transpose2d_fake, _save_input_and_weight, _conv_transpose2d_grad)
 _register(_conv_transpose2d_backward, lambda grad_output, input, weight, *_: (input.new_empty(input.shape),
                                                                                weight.new_empty(weight.shape)))
 
@@ -358,7 +354,9 @@ def _avg_pool2d_backward(grad_output: Tensor, input_size: List[int], kernel_size
                                                    stride, padding, ceil_mode, count_include_pad, divisor_override))
 
 
-def _avg_pool2d_setup(ctx, inputs, output):
+def _save_input_size(ctx, inputs, output):
+    """setup_context of the one-input ops whose gradient needs only the input's size and the
+    call's arguments: avg_pool2d, adaptive_avg_pool2d and interpolate."""
     input, *ctx.arguments = inputs
     ctx.input_size = _shape(input)
 
@@ -368,7 +366,7 @@ def _avg_pool2d_grad(ctx, grad):
 
 
 _register(_avg_pool2d, lambda input, kernel, stride, padding, ceil_mode, *_:
-          _pooled_fake(input, kernel, stride, padding, [1, 1], ceil_mode), _avg_pool2d_setup, _avg_pool2d_grad)
+          _pooled_fake(input, kernel, stride, padding, [1, 1], ceil_mode), _save_input_size, _avg_pool2d_grad)
 _register(_avg_pool2d_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
 
 
@@ -391,12 +389,8 @@ def _adaptive_avg_pool2d_backward(grad_output: Tensor, input_size: List[int]) ->
     return as_tensor(_pool_ops.adaptive_avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size))
 
 
-def _adaptive_avg_pool2d_setup(ctx, inputs, output):
-    ctx.input_size = _shape(inputs[0])
-
-
 _register(_adaptive_avg_pool2d, lambda input, output_size: input.new_empty([*input.shape[:2], *output_size]),
-          _adaptive_avg_pool2d_setup,
+          _save_input_size,
           lambda ctx, grad: (_adaptive_avg_pool2d_backward(grad, ctx.input_size), None))
 _register(_adaptive_avg_pool2d_backward, lambda grad_output, input_size: grad_output.new_empty(input_size))
 
@@ -567,12 +561,7 @@ def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_
     return input.new_empty([*input.shape[:2], *out_hw])
 
 
-def _interpolate_setup(ctx, inputs, output):
-    input, *ctx.arguments = inputs
-    ctx.input_size = _shape(input)
-
-
-_register(_interpolate, _interpolate_fake, _interpolate_setup,
+_register(_interpolate, _interpolate_fake, _save_input_size,
           lambda ctx, grad: (_interpolate_backward(grad, ctx.input_size, *ctx.arguments),) + (None,) * 6)
 _register(_interpolate_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
 
