@@ -23,17 +23,16 @@ def _equivalent_conv2d(stride, padding, output_padding, dilation, groups):
     return stride, tuple(padding), pad_end, dilation, groups
 
 
-def _checked(x, w, name_x, *params):
-    """The output shape of conv_transpose2d for input x (named name_x) and weight w, by
-    fastconv._C's geometry checks."""
-    x = args.float_input(x, name_x)
+def _checked(x, w, *params):
+    """(input, weight, the output shape of conv_transpose2d) after fastconv._C's checks."""
+    x = args.float_input(x, "input")
     w = args.float_input(w, "weight", x.dtype)
     return x, w, conv_transpose2d_output_shape(tuple(x.shape), tuple(w.shape), *params)
 
 
 def conv_transpose2d_forward(input, weight, bias, out, stride, padding, output_padding, dilation, groups, algo):
     params = (stride, padding, output_padding, dilation, groups)
-    x, w, shape = _checked(input, weight, "input", *params)
+    x, w, shape = _checked(input, weight, *params)
     args.output(out, "out", tuple(shape), x.dtype)
     b = args.vector_input(bias, "bias", shape[1], x.dtype)
     conv.conv2d_backward_input(x, w, out, *_equivalent_conv2d(*params), algo=algo)
@@ -44,7 +43,7 @@ def conv_transpose2d_forward(input, weight, bias, out, stride, padding, output_p
 def conv_transpose2d_backward(input, weight, grad_output, grad_input, grad_weight, grad_bias, stride, padding,
                               output_padding, dilation, groups, input_algo, weight_algo):
     params = (stride, padding, output_padding, dilation, groups)
-    x, w, shape = _checked(input, weight, "input", *params)
+    x, w, shape = _checked(input, weight, *params)
     dy = args.float_input(grad_output, "grad_output", x.dtype)
     if tuple(dy.shape) != tuple(shape):
         raise ValueError(f"grad_output: expected shape {tuple(shape)}, got {tuple(dy.shape)}")

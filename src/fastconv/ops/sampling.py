@@ -33,6 +33,7 @@ MODES = {"bilinear": 0, "nearest": 1}
 # fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
 INTERPOLATE_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2, "nearest-exact": 5}
 AREA = "area"  # adaptive average pooling (ops.pool), not a mode of the resampling kernels
+# The interpolating modes: align_corners applies to them, and antialias=True (kernel modes 3, 4).
 ANTIALIASED = {"bilinear": 3, "bicubic": 4}
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
@@ -139,7 +140,7 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
     """torch's argument rules -> (output (H, W), mode index, align_corners, (scale_h, scale_w)),
     where a scale of 0 means "use input size / output size"."""
     mode_index = _interpolate_mode_index(mode, antialias)
-    if align_corners is not None and mode not in ANTIALIASED:
+    if align_corners is not None and mode not in ANTIALIASED:  # the interpolating modes
         raise ValueError("align_corners: can only be set with the interpolating modes 'bilinear' and 'bicubic'")
     if (size is None) == (scale_factor is None):
         raise ValueError("either size or scale_factor should be defined, not both" if size is not None
