@@ -203,7 +203,13 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
       const T* src = input + plane * s.H * s.W;
       T* dst = out + plane * s.OH * s.OW;
       for (index_t oh = 0; oh < s.OH; ++oh) {
-        for (index_t x = 0; x < s.W; ++x) filtered[x] = rows.apply(oh, [&](index_t y) { return src[y * s.W + x]; });
+        // tap by tap over whole rows (vectorised): each column's sum adds its taps in tap order
+        std::fill(filtered.begin(), filtered.end(), T(0));
+        for (index_t j = 0; j < rows.count[oh]; ++j) {
+          const T* row = src + rows.index[oh * rows.width + j] * s.W;
+          const T w = rows.weight[oh * rows.width + j];
+          for (index_t x = 0; x < s.W; ++x) filtered[x] += row[x] * w;
+        }
         for (index_t ow = 0; ow < s.OW; ++ow)
           dst[oh * s.OW + ow] = columns.apply(ow, [&](index_t x) { return filtered[x]; });
       }
