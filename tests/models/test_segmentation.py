@@ -217,10 +217,13 @@ def all_background_miou(scenes):
 
 
 @needs_scenes
-@pytest.mark.parametrize("name, epochs", [("fcn", 40), ("hrnet", 40), ("attention", 30)])
-def test_each_network_fits_a_few_scenes(name, epochs, few_scenes):
+# The attention network at lr 1e-2 swings between 0.18 and 0.34 from epoch to epoch (a last-bit
+# change in a kernel moved its 30th epoch across the bar); at 3e-3 it sits at 0.38-0.43 over its
+# last ten epochs.
+@pytest.mark.parametrize("name, epochs, lr", [("fcn", 40, 1e-2), ("hrnet", 40, 1e-2), ("attention", 40, 3e-3)])
+def test_each_network_fits_a_few_scenes(name, epochs, lr, few_scenes):
     # 32x32 scenes: the second scale enlarges them, since FCN needs sides of at least 32
-    options = runs.AttentionOptions(epochs=epochs, lr=1e-2, batch_size=8, width=4, weight_decay=0,
+    options = runs.AttentionOptions(epochs=epochs, lr=lr, batch_size=8, width=4, weight_decay=0,
                                     schedule="none", size=32, scales=(1.0, 2.0))
     if name == "attention":
         result, _ = runs.run_attention_to_scale(few_scenes, few_scenes, options)

@@ -3,8 +3,9 @@
 // kernel takes them (sampling/cpu/interpolate.cpp).
 //
 // The backward is a gather: a thread per input-gradient element sums the terms of the output
-// pixels whose taps read it, in the CPU kernel's order (output rows, then columns, then the
-// four corner terms), so it needs no atomics and gives the CPU kernel's bits. Source indices
+// pixels whose taps read it, in the CPU kernel's order (per output row, its columns' terms
+// summed first, then weighted by the row's taps), so it needs no atomics and gives the CPU
+// kernel's bits. Source indices
 // never decrease as the output index grows, so those output pixels are a run per axis, found
 // by bisection. The filter modes (bicubic, antialiased) run common/resample_filters.h's windows
 // the same way: a gather over the output pixels whose windows read the element.
@@ -143,23 +144,24 @@ FASTCONV_HD inline T interpolate_backward_element(const ResizeGeometry& g, const
     return sum;
   }
   // A linear tap reads i0 and i0 + step (step 0 or 1): the output pixels reading h have i0 in
-  // {h - 1, h}.
+  // {h - 1, h}. The CPU kernel is separable (filter_backward_element's order with two taps):
+  // each output row's gradient summed along the width first, then weighted by the row's taps.
   const index_t ow_first = first_output_reaching<T>(ca, g.mode, w - 1);
   for (index_t oh = first_output_reaching<T>(ra, g.mode, h - 1); oh < g.OH; ++oh) {
     const bilinear::LinearTap<T> r = linear_tap<T>(ra, oh);
     if (r.i0 > h) break;
     const bool top = r.i0 == h, bottom = r.i0 + r.step == h;
     if (!top && !bottom) continue;
+    T filtered = 0;
     for (index_t ow = ow_first; ow < g.OW; ++ow) {
       const bilinear::LinearTap<T> c = linear_tap<T>(ca, ow);
       if (c.i0 > w) break;
-      const bool left = c.i0 == w, right = c.i0 + c.step == w;
       const T d = go[oh * g.OW + ow];
-      if (top && left) sum += r.w0 * c.w0 * d;
-      if (top && right) sum += r.w0 * c.w1 * d;
-      if (bottom && left) sum += r.w1 * c.w0 * d;
-      if (bottom && right) sum += r.w1 * c.w1 * d;
+      if (c.i0 == w) filtered += c.w0 * d;
+      if (c.i0 + c.step == w) filtered += c.w1 * d;
     }
+    if (top) sum += r.w0 * filtered;
+    if (bottom) sum += r.w1 * filtered;
   }
   return sum;
 }
