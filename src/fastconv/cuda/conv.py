@@ -65,12 +65,12 @@ def conv2d_unsupported_reason(algo, input_shape, weight_shape, stride, pad_begin
 def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups, dtype=np.float32):
     """The algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
 
-    The depthwise kernels wherever each group has one input channel (as the CPU's rule: a GEMM
-    per group would have a single row); Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at least 32 channels in and out per group
-    (its 2.25x fewer multiplications should outweigh its transforms' memory traffic once the
-    GEMMs are that deep); implicit GEMM for grouped layers (many
-    small GEMMs, no column matrix per group) and where the column matrix would exceed
-    COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
+    The depthwise kernels wherever each group has one input channel, as on the CPU (a GEMM per
+    group would have a single row), in every direction; Winograd F(2x2, 3x3) for 3x3 stride-1
+    layers with at least 32 channels in and out per group (its 2.25x fewer multiplications should
+    outweigh its transforms' memory traffic once the GEMMs are that deep); implicit GEMM for
+    grouped layers (many small GEMMs, no column matrix per group) and where the column matrix
+    would exceed COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
     k, c_per_group, kh, kw = weight_shape
     geometry = (stride, pad_begin, pad_end, dilation, groups)
     if conv2d_unsupported_reason("depthwise", input_shape, weight_shape, *geometry) is None:
