@@ -5,6 +5,7 @@
 #pragma once
 #include "common/host_device.h"
 #include "common/index.h"
+#include "common/index_div.h"
 
 namespace fastconv::conv {
 
@@ -79,6 +80,15 @@ FASTCONV_HD inline Range valid_range(index_t offset, index_t stride, index_t lim
   const index_t lo = index_min(count, offset >= 0 ? 0 : (-offset - 1) / stride + 1);
   const index_t hi = offset >= limit ? 0 : index_min(count, (limit - 1 - offset) / stride + 1);
   return {lo, index_max(hi, lo)};
+}
+
+// The output position o along `axis` whose tap t reads input position `at`, or -1 when none does:
+// what a gather over the taps of a convolution's adjoint (col2im, an input gradient) visits.
+FASTCONV_HD inline index_t tap_output(const ConvAxis& axis, index_t outputs, index_t at, index_t t) {
+  const index_t offset = at + axis.pad_begin - t * axis.dilation;
+  if (offset < 0 || index_mod(offset, axis.stride) != 0) return -1;
+  const index_t o = index_div(offset, axis.stride);
+  return o < outputs ? o : -1;
 }
 
 }  // namespace fastconv::conv

@@ -22,4 +22,14 @@ FASTCONV_HD inline index_t index_mod(index_t a, index_t b) {
   return fits_u32(a, b) ? static_cast<index_t>(static_cast<uint32_t>(a) % static_cast<uint32_t>(b)) : a % b;
 }
 
+// (plane, row, column) of a flat NCHW index over planes of rows x cols.
+struct PlaneIndex {
+  index_t plane, row, col;
+};
+
+FASTCONV_HD inline PlaneIndex split_index(index_t i, index_t rows, index_t cols) {
+  const index_t row_of_all = index_div(i, cols);
+  return {index_div(row_of_all, rows), index_mod(row_of_all, rows), index_mod(i, cols)};
+}
+
 }  // namespace fastconv

@@ -10,6 +10,7 @@ from tests.conftest import WHY_NOT_CUDA
 def test_its_layers_are_in_the_shipped_layer_set():
     found = [layer["name"] for layer in cuda_conv._layer_cases(load_layers(), cuda_conv.LAYERS)]
     assert sorted(found) == sorted(cuda_conv.LAYERS)
+    assert set(cuda_conv.GRADIENT_LAYERS) <= set(found)
 
 
 def test_without_cuda_the_report_says_why(tmp_path):

@@ -153,6 +153,8 @@ UNIT = ((1, 1), (1, 1), (1, 1), (1, 1), 1)
     ((8, 16, 32, 32), (16, 16, 3, 3), UNIT, "im2col"),  # too few channels for Winograd
     ((8, 64, 28, 28), (128, 64, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "im2col"),  # strided
     ((8, 64, 56, 56), (64, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 32), "implicit"),  # grouped
+    ((8, 64, 56, 56), (128, 1, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 64), "depthwise"),
+    ((8, 1, 28, 28), (32, 1, 5, 5), UNIT, "depthwise"),  # one input channel: a depthwise layer too
     ((64, 64, 224, 224), (64, 64, 5, 5), ((1, 1), (2, 2), (2, 2), (1, 1), 1), "implicit"),  # 20 GB of columns
 ])
 def test_auto_follows_its_documented_rule(input_shape, weight_shape, geometry, expected):
@@ -162,8 +164,8 @@ def test_auto_follows_its_documented_rule(input_shape, weight_shape, geometry, e
 def test_auto_runs_the_rule_s_choice(host, rng, monkeypatch):
     chosen = []
     monkeypatch.setitem(cuda_conv.FORWARD, "implicit", lambda *a: chosen.append("implicit"))
-    x, w = np.zeros((1, 4, 6, 6)), np.zeros((4, 1, 3, 3))
-    cuda_conv.conv2d_forward(x, w, None, np.empty((1, 4, 6, 6)), *UNIT[:4], 4, "auto")
+    x, w = np.zeros((1, 4, 6, 6)), np.zeros((4, 2, 3, 3))
+    cuda_conv.conv2d_forward(x, w, None, np.empty((1, 4, 6, 6)), *UNIT[:4], 2, "auto")
     assert chosen == ["implicit"]
 
 
@@ -207,7 +209,8 @@ def test_an_empty_batch_runs_every_direction(host, monkeypatch, gemm_algorithm):
     monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
     x, w, dy = np.zeros((0, 2, 5, 5)), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 5, 5))
     for algo in cuda_conv.ALGORITHMS:
-        cuda_conv.conv2d_forward(x, w, None, np.empty(dy.shape), *UNIT, algo)
+        if cuda_conv.conv2d_unsupported_reason(algo, x.shape, w.shape, *UNIT) is None:
+            cuda_conv.conv2d_forward(x, w, None, np.empty(dy.shape), *UNIT, algo)
     cuda_conv.conv2d_backward_input(dy, w, np.empty(x.shape), *UNIT)
     dw = np.full(w.shape, np.nan)
     cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT)

@@ -1,11 +1,14 @@
 // The element-wise kernels of conv2d on CUDA: im2col and its adjoint col2im (the CPU's are in
 // conv/cpu/im2col.cpp), so that a convolution is im2col and a GEMM, its input gradient a GEMM
-// and col2im; and Winograd F(2x2, 3x3)'s transforms around its GEMMs. One thread per output
-// element (per tile for Winograd), each running a body of im2col_body.h or winograd_body.h; the
+// and col2im; Winograd F(2x2, 3x3)'s transforms around its GEMMs; and depthwise convolution's
+// three directions. One thread per output element (per tile for Winograd, per partial sum for
+// the depthwise weight gradient), each running a body of im2col_body.h, winograd_body.h or
+// depthwise_body.h; the
 // geometry was checked by the caller (fastconv/cuda/im2col.py, fastconv/cuda/conv.py, through
 // fastconv._C's checks) before any launch. The implicit GEMM convolution, whose threads share
 // tiles, is in gemm/cuda/gemm.cu.
 #include "common/grid_stride.h"
+#include "conv/cuda/depthwise_body.h"
 #include "conv/cuda/im2col_body.h"
 #include "conv/cuda/winograd_body.h"
 
@@ -55,3 +58,38 @@ namespace wg = fastconv::conv::winograd_2x3;
 
 FASTCONV_WINOGRAD_KERNELS(float, f32)
 FASTCONV_WINOGRAD_KERNELS(double, f64)
+
+// Depthwise convolution (depthwise_body.h): one thread per output element, per input element,
+// per partial sum of a weight-gradient tap, per tap. The geometry travels as 15 int64
+// arguments, in depthwise::Geometry's order (pad_end unused).
+#define FASTCONV_DEPTHWISE_PARAMS index_t N, index_t C, index_t K, index_t H, index_t W, index_t R, index_t S, \
+    index_t sh, index_t sw, index_t ph, index_t pw, index_t dh, index_t dw, index_t P, index_t Q
+#define FASTCONV_DEPTHWISE dwc::Geometry{N, C, K, {H, R, sh, ph, 0, dh}, {W, S, sw, pw, 0, dw}, P, Q}
+namespace dwc = fastconv::conv::depthwise;
+
+#define FASTCONV_DEPTHWISE_KERNELS(T, SUFFIX)                                                                         \
+  extern "C" __global__ void depthwise_forward_##SUFFIX(index_t count, FASTCONV_DEPTHWISE_PARAMS, const T* x,         \
+                                                        const T* w, const T* bias, T* y, int relu) {                  \
+    const dwc::Geometry g = FASTCONV_DEPTHWISE;                                                                       \
+    FASTCONV_GRID_STRIDE(i, count) y[i] = dwc::forward_element(g, x, w, bias, relu != 0, i);                          \
+  }                                                                                                                   \
+  extern "C" __global__ void depthwise_input_gradient_##SUFFIX(index_t count, FASTCONV_DEPTHWISE_PARAMS,              \
+                                                               const T* grad_y, const T* w, T* grad_x) {              \
+    const dwc::Geometry g = FASTCONV_DEPTHWISE;                                                                       \
+    FASTCONV_GRID_STRIDE(i, count) grad_x[i] = dwc::input_gradient_element(g, grad_y, w, i);                          \
+  }                                                                                                                   \
+  /* partials[t * parts + j] = part j of tap t's sum: the parts of a tap are neighbouring threads */                  \
+  extern "C" __global__ void depthwise_weight_parts_##SUFFIX(index_t count, FASTCONV_DEPTHWISE_PARAMS, index_t parts, \
+                                                             const T* x, const T* grad_y, double* partials) {         \
+    const dwc::Geometry g = FASTCONV_DEPTHWISE;                                                                       \
+    FASTCONV_GRID_STRIDE(i, count)                                                                                    \
+    partials[i] = dwc::weight_gradient_part(g, x, grad_y, fastconv::index_div(i, parts),                              \
+                                            fastconv::index_mod(i, parts), parts);                                    \
+  }                                                                                                                   \
+  extern "C" __global__ void depthwise_weight_sum_##SUFFIX(index_t count, index_t parts, const double* partials,      \
+                                                           T* grad_w) {                                               \
+    FASTCONV_GRID_STRIDE(t, count) grad_w[t] = static_cast<T>(dwc::sum_parts(partials, t, parts));                    \
+  }
+
+FASTCONV_DEPTHWISE_KERNELS(float, f32)
+FASTCONV_DEPTHWISE_KERNELS(double, f64)

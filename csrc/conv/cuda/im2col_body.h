@@ -30,13 +30,6 @@ FASTCONV_HD inline T im2col_element(const ColumnsGeometry& g, const T* x, index_
   return x[((n * g.C + c) * g.h.input + h) * g.w.input + w];
 }
 
-// The output position o along `axis` whose tap t reads input position `at`, or -1 when none does.
-FASTCONV_HD inline index_t tap_output(const ConvAxis& axis, index_t outputs, index_t at, index_t t) {
-  const index_t offset = at + axis.pad_begin - t * axis.dilation;
-  if (offset < 0 || offset % axis.stride != 0 || offset / axis.stride >= outputs) return -1;
-  return offset / axis.stride;
-}
-
 // col2im, the adjoint of im2col, as a gather: element i of x (N, C, H, W) is the sum of the
 // column entries that read it, taps in (r, s) order from 0, which is the order the CPU's
 // col2im adds them in (conv/cpu/im2col.cpp), so the two agree to the bit. No thread writes

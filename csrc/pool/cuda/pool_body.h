@@ -16,16 +16,6 @@
 
 namespace fastconv::pool {
 
-// (plane, row, column) of a flat NCHW index over planes of rows x cols.
-struct PlaneIndex {
-  index_t plane, row, col;
-};
-
-FASTCONV_HD inline PlaneIndex split_index(index_t i, index_t rows, index_t cols) {
-  const index_t row_of_all = index_div(i, cols);
-  return {index_div(row_of_all, rows), index_mod(row_of_all, rows), index_mod(i, cols)};
-}
-
 struct WindowGeometry {
   index_t H, W, P, Q;  // input and output plane sizes
   index_t kh, kw, sh, sw, ph, pw, dh, dw;

@@ -1,6 +1,8 @@
 """The GPU benchmark of conv2d and GEMM: each CUDA conv2d algorithm of fastconv (im2col, implicit,
-winograd_2x3, and auto) against PyTorch's cuDNN on a few layers of layers.json, forward only,
-and fastconv's tiled GEMM against cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
+winograd_2x3, depthwise, and auto) against PyTorch's cuDNN on a few layers of layers.json,
+forward; the input and weight gradients of the layers in GRADIENT_LAYERS, each gradient kernel
+(im2col's, depthwise's) against cuDNN's backward (torch.nn.grad); and fastconv's tiled GEMM
+against cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
 
     python -m fastconv.bench.cuda_conv OUT.json [--repeats 10]
 
@@ -21,6 +23,9 @@ from fastconv.bench.cuda import machine, report_main, time_interleaved, why_not_
 from fastconv.bench.harness import load_layers
 
 LAYERS = ("resnet20_c32", "vgg_conv3", "resnet50_3x3", "pointwise", "conv5x5", "depthwise3x3")
+GRADIENT_LAYERS = ("depthwise3x3",)
+# The CUDA algorithms with gradient kernels of their own (the others run im2col's).
+GRADIENT_ALGORITHMS = ("im2col", "depthwise")
 GEMM_SIZE = 4096
 
 
@@ -33,19 +38,39 @@ def _relative_error(ours, theirs):
     return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
 
 
+def _layer_arrays(layer, rng):
+    """(input, weight) of a layer, float32, on the host: the weight scaled to keep outputs O(1)."""
+    n, c, h, w, k, r = (layer[key] for key in ("N", "C", "H", "W", "K", "R"))
+    groups = layer.get("groups", 1)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((k, c // groups, r, r)) / np.sqrt(c // groups * r * r)).astype(np.float32)
+    return x, weight
+
+
+def _layer_options(layer):
+    """(torch's conv2d keywords, fastconv.cuda.conv's geometry) of a layer."""
+    stride, pad, groups = layer["stride"], layer["pad"], layer.get("groups", 1)
+    return (dict(stride=stride, padding=pad, groups=groups),
+            ((stride, stride), (pad, pad), (pad, pad), (1, 1), groups))
+
+
+def _on_devices(torch, *host_arrays):
+    """Each array as (fastconv CUDA array, torch CUDA tensor)."""
+    return [(backend.to_device(a, "cuda"), torch.from_numpy(a).cuda()) for a in host_arrays]
+
+
+def _result(name, ms, flops, errors, skipped):
+    return {"case": name, "ms": ms, "tflops": {impl: flops / t / 1e9 for impl, t in ms.items()},
+            "max_relative_error": errors, "skipped": skipped}
+
+
 def conv_case(layer, torch, repeats):
     """{algorithm: ms, ...} of one layer, with torch's, or the reason an algorithm was skipped."""
     from fastconv.cuda import conv as cuda_conv
-    rng = np.random.default_rng(0)
-    n, c, h, w_, k, r = (layer[key] for key in ("N", "C", "H", "W", "K", "R"))
-    stride, pad, groups = layer["stride"], layer["pad"], layer.get("groups", 1)
-    x_host = rng.standard_normal((n, c, h, w_)).astype(np.float32)
-    w_host = (rng.standard_normal((k, c // groups, r, r)) / np.sqrt(c // groups * r * r)).astype(np.float32)
-    x, w = backend.to_device(x_host, "cuda"), backend.to_device(w_host, "cuda")
-    tx, tw = torch.from_numpy(x_host).cuda(), torch.from_numpy(w_host).cuda()
-    options = dict(stride=stride, padding=pad, groups=groups)
+    x_host, w_host = _layer_arrays(layer, np.random.default_rng(0))
+    (x, tx), (w, tw) = _on_devices(torch, x_host, w_host)
+    options, geometry = _layer_options(layer)
     reference = torch.nn.functional.conv2d(tx, tw, **options)
-    geometry = ((stride, stride), (pad, pad), (pad, pad), (1, 1), groups)
     runners, errors, skipped = {}, {}, {}
     for algo in (*cuda_conv.conv2d_algorithms(), "auto"):
         reason = None if algo == "auto" else cuda_conv.conv2d_unsupported_reason(algo, x.shape, w.shape, *geometry)
@@ -56,10 +81,35 @@ def conv_case(layer, torch, repeats):
         errors[algo] = _relative_error(runners[algo](), reference)
     runners["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, **options)
     ms = time_interleaved(runners, repeats)
-    flops = conv_flops(layer, *reference.shape[2:])
-    return {"case": layer["name"], "ms": ms, "tflops": {impl: flops / t / 1e9 for impl, t in ms.items()},
-            "max_relative_error": errors, "skipped": skipped,
+    return {**_result(layer["name"], ms, conv_flops(layer, *reference.shape[2:]), errors, skipped),
             "auto_chose": cuda_conv.conv2d_heuristic(x.shape, w.shape, *geometry)}
+
+
+def gradient_case(layer, torch, repeats):
+    """The input and weight gradients of one layer: {"<algorithm> input" / "<algorithm> weight":
+    ms} of each gradient kernel that can run it, with cuDNN's ("torch input", "torch weight")."""
+    from fastconv.cuda import conv as cuda_conv
+    rng = np.random.default_rng(0)
+    x_host, w_host = _layer_arrays(layer, rng)
+    options, geometry = _layer_options(layer)
+    out_shape = cuda_conv.conv2d_output_shape(x_host.shape, w_host.shape, *geometry)
+    (x, tx), (w, tw), (dy, tdy) = _on_devices(torch, x_host, w_host,
+                                              rng.standard_normal(out_shape).astype(np.float32))
+    runners = {"torch input": lambda: torch.nn.grad.conv2d_input(tx.shape, tw, tdy, **options),
+               "torch weight": lambda: torch.nn.grad.conv2d_weight(tx, tw.shape, tdy, **options)}
+    references = {"input": runners["torch input"](), "weight": runners["torch weight"]()}
+    errors, skipped = {}, {}
+    for algo in GRADIENT_ALGORITHMS:
+        reason = cuda_conv.conv2d_unsupported_reason(algo, x.shape, w.shape, *geometry)
+        if reason is not None:
+            skipped[algo] = reason
+            continue
+        runners[f"{algo} input"] = lambda a=algo: ops.conv2d_input(x.shape, w, dy, algo=a, **options)
+        runners[f"{algo} weight"] = lambda a=algo: ops.conv2d_weight(x, w.shape, dy, algo=a, **options)
+        for direction, reference in references.items():
+            errors[f"{algo} {direction}"] = _relative_error(runners[f"{algo} {direction}"](), reference)
+    ms = time_interleaved(runners, repeats)
+    return _result(f"{layer['name']} gradients", ms, conv_flops(layer, *out_shape[2:]), errors, skipped)
 
 
 def gemm_case(repeats, size=GEMM_SIZE):
@@ -87,8 +137,12 @@ def run(repeats, layer_set=None):
     torch.backends.cuda.matmul.allow_tf32 = False
     results = [gemm_case(repeats)]
     print(_line(results[-1]), flush=True)
-    for layer in _layer_cases(layer_set or load_layers(), LAYERS):
+    layer_set = layer_set or load_layers()
+    for layer in _layer_cases(layer_set, LAYERS):
         results.append(conv_case(layer, torch, repeats))
+        print(_line(results[-1]), flush=True)
+    for layer in _layer_cases(layer_set, GRADIENT_LAYERS):
+        results.append(gradient_case(layer, torch, repeats))
         print(_line(results[-1]), flush=True)
     return {"machine": machine(), "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
             "cases": results}

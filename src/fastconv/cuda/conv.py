@@ -1,5 +1,5 @@
 """conv2d on CUDA: fastconv._C's conv2d_forward, conv2d_backward_input and conv2d_backward_weight,
-with their signatures, for CuPy arrays. The forward runs one of three algorithms:
+with their signatures, for CuPy arrays. The forward runs one of four algorithms:
 
   "im2col"        the column matrix (N, C*kh*kw, P*Q) in torch.nn.functional.unfold's layout
                   (fastconv/cuda/im2col.py), then one batched GEMM per group;
@@ -8,17 +8,21 @@ with their signatures, for CuPy arrays. The forward runs one of three algorithms
                   and the ReLU applied as the output tile is written;
   "winograd_2x3"  Winograd F(2x2, 3x3) for 3x3 kernels at stride 1 without dilation (conv.cu's
                   transforms around 16 batched GEMMs, the bias and the ReLU in the output
-                  transform): 16 products per 2x2 output tile and channel pair instead of 36.
+                  transform): 16 products per 2x2 output tile and channel pair instead of 36;
+  "depthwise"     one input channel per group (groups == in_channels, any channel multiplier):
+                  one thread per output element sums its R*S taps (conv.cu, depthwise_body.h),
+                  with the bias and the ReLU; a GEMM per group would have a single row.
 
 The GEMMs of "im2col" and "winograd_2x3" are fastconv.cuda.gemm.matmul's: cuBLAS or fastconv's
 own tiled GEMM, by fastconv.cuda.gemm.set_algorithm. `algo="auto"` picks by a fixed rule
-(conv2d_heuristic), without timing. The gradients run im2col + GEMM whichever algorithm is
-named:
+(conv2d_heuristic), without timing. "depthwise" has gradients of its own: one thread per input
+element gathers the output-gradient values that read it, and each weight tap's sum over N*P*Q is
+cut into interleaved partial sums that a second kernel adds in order (no atomics: the same bits
+every run). The other algorithms' gradients run im2col + GEMM:
   forward          y[n, g]  = w[g] @ cols[n, g]
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
-The CPU's other algorithms (direct, depthwise, winograd_4x3, winograd_2x5, fft) are refused by
-name.
+The CPU's other algorithms (direct, winograd_4x3, winograd_2x5, fft) are refused by name.
 """
 import math
 
@@ -29,11 +33,18 @@ from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
 from fastconv.cuda import gemm, loader
 
-ALGORITHMS = ("im2col", "implicit", "winograd_2x3")
+ALGORITHMS = ("im2col", "implicit", "winograd_2x3", "depthwise")
 conv2d_output_shape = _C.conv2d_output_shape
 
 # Beyond this many bytes of column matrix, "auto" gathers the columns instead of writing them.
 COLUMN_BYTES_LIMIT = 256 << 20
+
+# The depthwise weight gradient sums each tap's N*P*Q products in at most MAX_WEIGHT_PARTS
+# interleaved parts of at least MIN_PART_TERMS terms: enough threads to fill a GPU when the layer
+# has few taps, few enough parts for the second pass to add. The split depends on the shape alone,
+# so every run adds the same values in the same order.
+MAX_WEIGHT_PARTS = 256
+MIN_PART_TERMS = 64
 
 
 def conv2d_algorithms():
@@ -46,19 +57,24 @@ def conv2d_unsupported_reason(algo, input_shape, weight_shape, stride, pad_begin
     if algo == "winograd_2x3" and (tuple(weight_shape[2:]) != (3, 3) or tuple(stride) != (1, 1)
                                    or tuple(dilation) != (1, 1)):
         return "winograd_2x3 runs 3x3 kernels at stride 1 without dilation"
+    if algo == "depthwise" and input_shape[1] != groups:
+        return "depthwise needs one input channel per group (groups == in_channels)"
     return None
 
 
 def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups, dtype=np.float32):
-    """The forward algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
+    """The algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
 
-    Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at least 32 channels in and out per group
-    (its 2.25x fewer multiplications should outweigh its transforms' memory traffic once the
-    GEMMs are that deep); implicit GEMM for grouped layers (many
-    small GEMMs, no column matrix per group) and where the column matrix would exceed
-    COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
+    The depthwise kernels wherever each group has one input channel, as on the CPU (a GEMM per
+    group would have a single row), in every direction; Winograd F(2x2, 3x3) for 3x3 stride-1
+    layers with at least 32 channels in and out per group (its 2.25x fewer multiplications should
+    outweigh its transforms' memory traffic once the GEMMs are that deep); implicit GEMM for
+    grouped layers (many small GEMMs, no column matrix per group) and where the column matrix
+    would exceed COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
     k, c_per_group, kh, kw = weight_shape
     geometry = (stride, pad_begin, pad_end, dilation, groups)
+    if conv2d_unsupported_reason("depthwise", input_shape, weight_shape, *geometry) is None:
+        return "depthwise"
     if (conv2d_unsupported_reason("winograd_2x3", input_shape, weight_shape, *geometry) is None
             and min(k // groups, c_per_group) >= 32):
         return "winograd_2x3"
@@ -155,7 +171,20 @@ def _winograd_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups
                   (*args.int64s(k * tiles, *geometry, k), m, b, out, args.flag(relu)))
 
 
-FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "winograd_2x3": _winograd_forward}
+def _depthwise_sizes(input_shape, weight_shape, output_shape, stride, pad_begin, dilation):
+    """The 15 int64 sizes of conv.cu's depthwise kernels, in depthwise::Geometry's order."""
+    n, c, h, wd = input_shape
+    k, _, kh, kw = weight_shape
+    return (n, c, k, h, wd, kh, kw, *stride, *pad_begin, *dilation, *output_shape[2:])
+
+
+def _depthwise_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+    sizes = _depthwise_sizes(x.shape, w.shape, out.shape, stride, pad_begin, dilation)
+    args.launch("conv", "depthwise_forward", out.size, sizes, (x, w, b, out, args.flag(relu)))
+
+
+FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "winograd_2x3": _winograd_forward,
+           "depthwise": _depthwise_forward}
 
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
@@ -172,45 +201,77 @@ def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilatio
     FORWARD[algo](x, w, b, out, *geometry, relu)
 
 
-def _gradient_geometry(algo, input_shape, weight_shape, grad_output, *conv_args):
-    """The output shape of the convolution a gradient belongs to, with grad_output and the
-    gradient's algorithm checked against it."""
+def _gradient_kernel(algo, input_shape, weight_shape, grad_output, *conv_args):
+    """The algorithm whose kernel computes a gradient of the convolution (depthwise's own, else
+    im2col's), with the geometry, grad_output's shape and `algo` checked first."""
     shape = _geometry(input_shape, weight_shape, *conv_args)
-    _check_gradient_algo(algo, input_shape, weight_shape, conv_args)
+    if algo == "auto":
+        algo = conv2d_heuristic(input_shape, weight_shape, *conv_args, grad_output.dtype)
+    _check_algo(algo, input_shape, weight_shape, conv_args)
     if tuple(grad_output.shape) != shape:
         raise ValueError(f"grad_output: expected shape {shape}, got {tuple(grad_output.shape)}")
-    return shape
+    return "depthwise" if algo == "depthwise" else "im2col"
+
+
+def _im2col_backward_input(dy, w, grad_input, stride, pad_begin, pad_end, dilation, groups):
+    n, k, p, q = dy.shape
+    cols = gemm.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), _by_group(dy, n, groups))
+    rows = w.shape[1] * groups * w.shape[2] * w.shape[3]
+    _columns().col2im(cols.reshape(n, rows, p * q), w.shape[2], w.shape[3], stride, pad_begin, dilation,
+                      grad_input, pad_end=pad_end)
+
+
+def _depthwise_backward_input(dy, w, grad_input, stride, pad_begin, pad_end, dilation, groups):
+    sizes = _depthwise_sizes(grad_input.shape, w.shape, dy.shape, stride, pad_begin, dilation)
+    args.launch("conv", "depthwise_input_gradient", grad_input.size, sizes, (dy, w, grad_input))
 
 
 def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pad_end, dilation, groups,
                           algo="im2col", transformed=None):
     w = args.float_input(weight, "weight")
     dy = args.float_input(grad_output, "grad_output", w.dtype)
-    shape = _gradient_geometry(algo, grad_input.shape, w.shape, dy, stride, pad_begin, pad_end, dilation, groups)
+    geometry = (stride, pad_begin, pad_end, dilation, groups)
+    kernel = _gradient_kernel(algo, grad_input.shape, w.shape, dy, *geometry)
     args.output(grad_input, "grad_input", grad_input.shape, w.dtype)
-    n, k = shape[:2]
-    cols = gemm.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), _by_group(dy, n, groups))
-    rows = w.shape[1] * groups * w.shape[2] * w.shape[3]
-    _columns().col2im(cols.reshape(n, rows, shape[2] * shape[3]), w.shape[2], w.shape[3], stride, pad_begin, dilation,
-                      grad_input, pad_end=pad_end)
+    BACKWARD_INPUT[kernel](dy, w, grad_input, *geometry)
+
+
+def _im2col_backward_weight(x, dy, grad_weight, stride, pad_begin, pad_end, dilation, groups):
+    n = x.shape[0]
+    cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
+    per_image = gemm.matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
+    grad_weight[...] = per_image.sum(axis=0).reshape(grad_weight.shape)
+
+
+def weight_gradient_parts(terms):
+    """How many interleaved partial sums the depthwise weight gradient adds each tap's `terms`
+    products in (MAX_WEIGHT_PARTS, MIN_PART_TERMS)."""
+    return max(1, min(MAX_WEIGHT_PARTS, terms // MIN_PART_TERMS))
+
+
+def _depthwise_backward_weight(x, dy, grad_weight, stride, pad_begin, pad_end, dilation, groups):
+    n, _, p, q = dy.shape
+    taps = grad_weight.size
+    parts = weight_gradient_parts(n * p * q)
+    partials = backend.empty((taps, parts), np.float64, backend.device_of(x))
+    sizes = _depthwise_sizes(x.shape, grad_weight.shape, dy.shape, stride, pad_begin, dilation)
+    args.launch("conv", "depthwise_weight_parts", partials.size, (*sizes, parts), (x, dy, partials))
+    loader.launch(args.kernel("conv", "depthwise_weight_sum", x.dtype), taps,
+                  (*args.int64s(taps, parts), partials, grad_weight))
 
 
 def conv2d_backward_weight(input, grad_output, grad_weight, grad_bias, stride, pad_begin, pad_end, dilation, groups,
                            algo="im2col"):
     x = args.float_input(input, "input")
     dy = args.float_input(grad_output, "grad_output", x.dtype)
-    shape = _gradient_geometry(algo, x.shape, grad_weight.shape, dy, stride, pad_begin, pad_end, dilation, groups)
+    geometry = (stride, pad_begin, pad_end, dilation, groups)
+    kernel = _gradient_kernel(algo, x.shape, grad_weight.shape, dy, *geometry)
     args.output(grad_weight, "grad_weight", grad_weight.shape, x.dtype)
-    n, k = shape[:2]
-    cols = _im2col(x, grad_weight.shape, stride, pad_begin, pad_end, dilation)
-    per_image = gemm.matmul(_by_group(dy, n, groups), _by_group(cols, n, groups).transpose(0, 1, 3, 2))
-    grad_weight[...] = per_image.sum(axis=0).reshape(grad_weight.shape)
+    BACKWARD_WEIGHT[kernel](x, dy, grad_weight, *geometry)
     if grad_bias is not None:
-        args.output(grad_bias, "grad_bias", (k,), x.dtype)
+        args.output(grad_bias, "grad_bias", (dy.shape[1],), x.dtype)
         grad_bias[...] = dy.sum(axis=(0, 2, 3))
 
 
-def _check_gradient_algo(algo, input_shape, weight_shape, geometry):
-    """A gradient runs im2col + GEMM for any CUDA algorithm that can run the forward."""
-    if algo != "auto":
-        _check_algo(algo, input_shape, weight_shape, geometry)
+BACKWARD_INPUT = {"im2col": _im2col_backward_input, "depthwise": _depthwise_backward_input}
+BACKWARD_WEIGHT = {"im2col": _im2col_backward_weight, "depthwise": _depthwise_backward_weight}
