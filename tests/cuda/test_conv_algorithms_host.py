@@ -1,16 +1,19 @@
 """conv2d's CUDA algorithms run on the host through their wrapper (fastconv/cuda/conv.py):
 implicit GEMM (gemm.cu, real 256-thread blocks, tests/cuda/host_blocks.py) and Winograd
-F(2x2, 3x3) (conv.cu's transforms, tests/cuda/host_kernels.py, around the GEMMs of
-fastconv/cuda/gemm.py), against fastconv._C's conv2d; Winograd's transforms against their
-definition B^T d B, G g G^T, A^T m A in float64; and the rule algo="auto" follows."""
+F(2x2, 3x3) and F(4x4, 3x3) (conv.cu's transforms, tests/cuda/host_kernels.py, around the GEMMs
+of fastconv/cuda/gemm.py), against fastconv._C's conv2d (F(4x4) also against the CPU's own
+winograd_4x3 and a float64 direct convolution); Winograd's transforms against their definition
+B^T d B, G g G^T, A^T m A in float64; and the rule algo="auto" follows."""
 import numpy as np
 import pytest
 
 from fastconv import _C
 from fastconv.cuda import conv as cuda_conv
 from fastconv.cuda import gemm
+from tests.conv.test_winograd import ERROR_BOUND, MATRICES
 from tests.cuda import host_blocks, host_kernels, hostgrid
 from tests.cuda.test_gemm_host import KERNELS as GEMM_KERNELS
+from tests.reference import conv2d_reference
 
 # Sums in another order than the CPU's (and, for Winograd, through its transforms).
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
@@ -98,14 +101,53 @@ def test_winograd_2x3_forward_matches_the_cpu(host, rng, monkeypatch, gemm_algor
     assert bool(host[f"gemm_{'f32' if dtype == np.float32 else 'f64'}"].launches) == (gemm_algorithm == "tiled")
 
 
-def test_a_non_finite_input_row_cut_off_by_negative_end_padding_does_not_reach_the_output(host, rng):
+# F(4x4)'s 4x4 tiles clipped at odd and even edges, padding 0 and 1, asymmetric and negative
+# end padding, groups, C = 1, K = 7 and 13 (no multiple of a GEMM tile), batch 1 and 2, one
+# output pixel, and a 10x9 input of several tiles each way.
+WINOGRAD_4X3_CASES = [
+    ((2, 3, 7, 6), (5, 3, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 1)),
+    ((1, 4, 11, 9), (7, 4, 3, 3), ((1, 1), (0, 0), (0, 0), (1, 1), 1)),
+    ((1, 6, 9, 10), (9, 2, 3, 3), ((1, 1), (1, 0), (-1, 1), (1, 1), 3)),
+    ((2, 1, 10, 9), (13, 1, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 1)),
+    ((1, 5, 13, 7), (7, 5, 3, 3), ((1, 1), (0, 1), (1, 0), (1, 1), 1)),
+    ((1, 2, 3, 3), (8, 2, 3, 3), ((1, 1), (0, 0), (0, 0), (1, 1), 1)),  # one output pixel
+]
+
+
+def _relative_error(got, want):
+    return np.abs(got - want).max() / np.abs(want).max()
+
+
+@pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", WINOGRAD_4X3_CASES)
+def test_winograd_4x3_forward_matches_the_cpu_s_and_float64(host, rng, monkeypatch, gemm_algorithm, dtype, case):
+    """Within the CPU's F(4x4) error bound (tests/conv/test_winograd.py) of both the CPU's
+    winograd_4x3 (the same transforms, the channel sums in another order) and the float64 direct
+    convolution."""
+    monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
+    x_shape, w_shape, geometry = case
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    got = _forward(cuda_conv, x, w, b, geometry, "winograd_4x3", True)
+    stride, pad_begin, pad_end, dilation, groups = geometry
+    direct = np.maximum(conv2d_reference(x, w, b, stride, pad_begin, pad_end, dilation, groups), 0)
+    bound = ERROR_BOUND["winograd_4x3", dtype]
+    assert _relative_error(got, direct) <= bound
+    assert _relative_error(got, _forward(_C, x, w, b, geometry, "winograd_4x3", True)) <= bound
+    assert (got == 0).any() and (got > 0).any()  # the ReLU had something to do
+    assert bool(host[f"gemm_{'f32' if dtype == np.float32 else 'f64'}"].launches) == (gemm_algorithm == "tiled")
+
+
+@pytest.mark.parametrize("algo", ["winograd_2x3", "winograd_4x3"])
+def test_a_non_finite_input_row_cut_off_by_negative_end_padding_does_not_reach_the_output(host, rng, algo):
     """The last input row lies past every window (pad_end -1); Winograd's transforms mix a tile's
     rows, so it must be read as 0, as a direct convolution never reads it."""
     x = rng.standard_normal((1, 2, 6, 6))
     x[..., -1, :] = np.inf
     w = rng.standard_normal((3, 2, 3, 3))
     geometry = ((1, 1), (1, 1), (-1, 1), (1, 1), 1)
-    got = _forward(cuda_conv, x, w, None, geometry, "winograd_2x3", False)
+    got = _forward(cuda_conv, x, w, None, geometry, algo, False)
     np.testing.assert_allclose(got, _forward(_C, x, w, None, geometry, "im2col", False), rtol=1e-11, atol=1e-11)
 
 
@@ -122,26 +164,42 @@ extern "C" void output(const double* m, double* y) {
   wg::output_transform(*reinterpret_cast<const double(*)[4][4]>(m), *reinterpret_cast<double(*)[2][2]>(y));
 }
 """
-B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+TRANSFORMS_4X3 = r"""
+#include "conv/cuda/winograd_body.h"
+using F = fastconv::conv::winograd_4x3::Transforms;
+extern "C" void input(const double* d, double* v) {
+  F::input_transform(*reinterpret_cast<const double(*)[6][6]>(d), *reinterpret_cast<double(*)[6][6]>(v));
+}
+extern "C" void filter(const double* g, double* u) {
+  F::filter_transform(*reinterpret_cast<const double(*)[3][3]>(g), *reinterpret_cast<double(*)[6][6]>(u));
+}
+extern "C" void output(const double* m, double* y) {
+  F::output_transform(*reinterpret_cast<const double(*)[6][6]>(m), *reinterpret_cast<double(*)[4][4]>(y));
+}
+"""
+# Lavin & Gray's matrices, as tests/conv/test_winograd.py writes them.
+MATRICES_AS_FLOATS = {tile: {name: np.array(rows, dtype=float) for name, rows in matrices.items()}
+                      for tile, matrices in MATRICES.items()}
 
 
-def test_winograd_transforms_are_their_definitions(rng):
-    library = hostgrid.build(TRANSFORMS)
+@pytest.mark.parametrize("tile, source", [(2, TRANSFORMS), (4, TRANSFORMS_4X3)])
+def test_winograd_transforms_are_their_definitions(rng, tile, source):
+    library = hostgrid.build(source)
+    alpha = tile + 2
+    b_t, g_matrix, a_t = (MATRICES_AS_FLOATS[tile][name] for name in ("BT", "G", "AT"))
 
     def run(name, x, out_shape):
         out = np.empty(out_shape)
         getattr(library, name)(hostgrid.ptr(np.ascontiguousarray(x)), hostgrid.ptr(out))
         return out
 
-    d, g, m = rng.standard_normal((4, 4)), rng.standard_normal((3, 3)), rng.standard_normal((4, 4))
-    np.testing.assert_allclose(run("input", d, (4, 4)), B_T @ d @ B_T.T, rtol=1e-15, atol=1e-15)
-    np.testing.assert_allclose(run("filter", g, (4, 4)), G @ g @ G.T, rtol=1e-15, atol=1e-15)
-    np.testing.assert_allclose(run("output", m, (2, 2)), A_T @ m @ A_T.T, rtol=1e-15, atol=1e-15)
-    # Together they are the 3x3 correlation of the 4x4 tile: the algorithm's identity.
-    y = run("output", run("filter", g, (4, 4)) * run("input", d, (4, 4)), (2, 2))
-    direct = [[np.sum(d[a:a + 3, b:b + 3] * g) for b in range(2)] for a in range(2)]
+    d, g, m = rng.standard_normal((alpha, alpha)), rng.standard_normal((3, 3)), rng.standard_normal((alpha, alpha))
+    np.testing.assert_allclose(run("input", d, (alpha, alpha)), b_t @ d @ b_t.T, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(run("filter", g, (alpha, alpha)), g_matrix @ g @ g_matrix.T, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(run("output", m, (tile, tile)), a_t @ m @ a_t.T, rtol=1e-14, atol=1e-14)
+    # Together they are the 3x3 correlation of the alpha x alpha tile: the algorithm's identity.
+    y = run("output", run("filter", g, (alpha, alpha)) * run("input", d, (alpha, alpha)), (tile, tile))
+    direct = [[np.sum(d[a:a + 3, b:b + 3] * g) for b in range(tile)] for a in range(tile)]
     np.testing.assert_allclose(y, direct, rtol=1e-13, atol=1e-13)
 
 
@@ -149,7 +207,11 @@ UNIT = ((1, 1), (1, 1), (1, 1), (1, 1), 1)
 
 
 @pytest.mark.parametrize("input_shape, weight_shape, geometry, expected", [
-    ((8, 64, 56, 56), (64, 64, 3, 3), UNIT, "winograd_2x3"),
+    ((8, 64, 56, 56), (64, 64, 3, 3), UNIT, "winograd_4x3"),
+    ((8, 64, 6, 6), (64, 64, 3, 3), UNIT, "winograd_2x3"),  # 4 F(4x4) tiles, as many points as 9 F(2x2)
+    ((8, 64, 7, 7), (64, 64, 3, 3), UNIT, "winograd_4x3"),
+    ((8, 64, 2, 2), (64, 64, 3, 3), UNIT, "winograd_2x3"),  # too small to fill a 4x4 tile
+    ((8, 64, 28, 28), (64, 32, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 2), "winograd_4x3"),  # 32 per group
     ((8, 16, 32, 32), (16, 16, 3, 3), UNIT, "im2col"),  # too few channels for Winograd
     ((8, 64, 28, 28), (128, 64, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "im2col"),  # strided
     ((8, 64, 56, 56), (64, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 1), 32), "implicit"),  # grouped
@@ -173,6 +235,9 @@ def test_auto_runs_the_rule_s_choice(host, rng, monkeypatch):
     ("winograd_2x3", (2, 2, 5, 5), UNIT, "winograd_2x3 runs 3x3 kernels at stride 1 without dilation"),
     ("winograd_2x3", (2, 2, 3, 3), ((2, 1), (1, 1), (1, 1), (1, 1), 1), "at stride 1"),
     ("winograd_2x3", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 2), 1), "without dilation"),
+    ("winograd_4x3", (2, 2, 5, 5), UNIT, "winograd_4x3 runs 3x3 kernels at stride 1 without dilation"),
+    ("winograd_4x3", (2, 2, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "at stride 1"),
+    ("winograd_4x3", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (2, 1), 1), "without dilation"),
     ("fft", (2, 2, 3, 3), UNIT, "fft runs on the CPU only"),
 ])
 def test_what_an_algorithm_cannot_run_is_refused_by_name(host, algo, weight_shape, geometry, message):
@@ -192,7 +257,7 @@ def _gradients(library, algo, x, w, dy, geometry):
 
 
 @pytest.mark.parametrize("gemm_algorithm", ["tiled", "cublas"])  # the tiled GEMM reads w^T as a strided view
-@pytest.mark.parametrize("algo", ["implicit", "winograd_2x3"])
+@pytest.mark.parametrize("algo", ["implicit", "winograd_2x3", "winograd_4x3"])
 def test_the_gradients_of_every_algorithm_run_im2col(host, rng, monkeypatch, algo, gemm_algorithm):
     monkeypatch.setattr(gemm, "_algorithm", gemm_algorithm)
     x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))

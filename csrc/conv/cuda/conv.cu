@@ -1,12 +1,11 @@
 // The element-wise kernels of conv2d on CUDA: im2col and its adjoint col2im (the CPU's are in
 // conv/cpu/im2col.cpp), so that a convolution is im2col and a GEMM, its input gradient a GEMM
-// and col2im; Winograd F(2x2, 3x3)'s transforms around its GEMMs; and depthwise convolution's
-// three directions. One thread per output element (per tile for Winograd, per partial sum for
-// the depthwise weight gradient), each running a body of im2col_body.h, winograd_body.h or
-// depthwise_body.h; the
-// geometry was checked by the caller (fastconv/cuda/im2col.py, fastconv/cuda/conv.py, through
-// fastconv._C's checks) before any launch. The implicit GEMM convolution, whose threads share
-// tiles, is in gemm/cuda/gemm.cu.
+// and col2im; Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s transforms around their GEMMs; and
+// depthwise convolution's three directions. One thread per output element (per tile for
+// Winograd, per partial sum for the depthwise weight gradient), each running a body of
+// im2col_body.h, winograd_body.h or depthwise_body.h; the geometry was checked by the caller
+// (fastconv/cuda/im2col.py, fastconv/cuda/conv.py, through fastconv._C's checks) before any
+// launch. The implicit GEMM convolution, whose threads share tiles, is in gemm/cuda/gemm.cu.
 #include "common/grid_stride.h"
 #include "conv/cuda/depthwise_body.h"
 #include "conv/cuda/im2col_body.h"
@@ -33,31 +32,39 @@ namespace cv = fastconv::conv;
 FASTCONV_COLUMN_KERNELS(float, f32)
 FASTCONV_COLUMN_KERNELS(double, f64)
 
-// Winograd F(2x2, 3x3)'s transforms (winograd_body.h), one thread per filter, per input tile
-// and channel, per output tile and channel; conv.py runs the 16 GEMMs between them. The
-// geometry travels as 10 int64 arguments, in winograd_2x3::Geometry's order.
+// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s transforms (winograd_body.h), one thread per filter,
+// per input tile and channel, per output tile and channel; conv.py runs the 16 or 36 GEMMs
+// between them. The geometry travels as 10 int64 arguments, in winograd_tiles::Geometry's order.
 #define FASTCONV_WINOGRAD_PARAMS index_t N, index_t C, index_t H, index_t W, index_t P, index_t Q, index_t pad_top, \
     index_t pad_left, index_t row_end, index_t col_end
-#define FASTCONV_WINOGRAD wg::Geometry{N, C, H, W, P, Q, pad_top, pad_left, row_end, col_end}
-namespace wg = fastconv::conv::winograd_2x3;
+#define FASTCONV_WINOGRAD(TILING) \
+  fastconv::conv::winograd_##TILING::Geometry { N, C, H, W, P, Q, pad_top, pad_left, row_end, col_end }
+namespace wt = fastconv::conv::winograd_tiles;
 
-#define FASTCONV_WINOGRAD_KERNELS(T, SUFFIX)                                                                       \
-  extern "C" __global__ void winograd_2x3_filter_##SUFFIX(index_t count, const T* w, T* u) {                       \
-    FASTCONV_GRID_STRIDE(i, count) wg::filter_element(count, w, u, i);                                             \
+// winograd_<TILING>_{filter,input,output}_<SUFFIX> for TILING 2x3 or 4x3.
+#define FASTCONV_WINOGRAD_KERNELS(TILING, T, SUFFIX)                                                               \
+  extern "C" __global__ void winograd_##TILING##_filter_##SUFFIX(index_t count, const T* w, T* u) {                \
+    using F = fastconv::conv::winograd_##TILING::Transforms;                                                       \
+    FASTCONV_GRID_STRIDE(i, count) wt::filter_element<F>(count, w, u, i);                                          \
   }                                                                                                                \
-  extern "C" __global__ void winograd_2x3_input_##SUFFIX(index_t count, FASTCONV_WINOGRAD_PARAMS, const T* x,      \
-                                                         T* v) {                                                   \
-    const wg::Geometry g = FASTCONV_WINOGRAD;                                                                      \
-    FASTCONV_GRID_STRIDE(i, count) wg::input_element(g, x, v, i);                                                  \
+  extern "C" __global__ void winograd_##TILING##_input_##SUFFIX(index_t count, FASTCONV_WINOGRAD_PARAMS,           \
+                                                                const T* x, T* v) {                                \
+    using F = fastconv::conv::winograd_##TILING::Transforms;                                                       \
+    const auto g = FASTCONV_WINOGRAD(TILING);                                                                      \
+    FASTCONV_GRID_STRIDE(i, count) wt::input_element<F>(g, x, v, i);                                              \
   }                                                                                                                \
-  extern "C" __global__ void winograd_2x3_output_##SUFFIX(index_t count, FASTCONV_WINOGRAD_PARAMS, index_t K,      \
-                                                          const T* m, const T* bias, T* y, int relu) {             \
-    const wg::Geometry g = FASTCONV_WINOGRAD;                                                                      \
-    FASTCONV_GRID_STRIDE(i, count) wg::output_element(g, K, m, bias, relu, y, i);                                  \
+  extern "C" __global__ void winograd_##TILING##_output_##SUFFIX(index_t count, FASTCONV_WINOGRAD_PARAMS,          \
+                                                                 index_t K, const T* m, const T* bias, T* y,       \
+                                                                 int relu) {                                       \
+    using F = fastconv::conv::winograd_##TILING::Transforms;                                                       \
+    const auto g = FASTCONV_WINOGRAD(TILING);                                                                      \
+    FASTCONV_GRID_STRIDE(i, count) wt::output_element<F>(g, K, m, bias, relu, y, i);                               \
   }
 
-FASTCONV_WINOGRAD_KERNELS(float, f32)
-FASTCONV_WINOGRAD_KERNELS(double, f64)
+FASTCONV_WINOGRAD_KERNELS(2x3, float, f32)
+FASTCONV_WINOGRAD_KERNELS(2x3, double, f64)
+FASTCONV_WINOGRAD_KERNELS(4x3, float, f32)
+FASTCONV_WINOGRAD_KERNELS(4x3, double, f64)
 
 // Depthwise convolution (depthwise_body.h): one thread per output element, per input element,
 // per partial sum of a weight-gradient tap, per tap. The geometry travels as 15 int64

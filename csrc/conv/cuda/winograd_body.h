@@ -1,18 +1,104 @@
-// Winograd F(2x2, 3x3) on CUDA (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", 2016): a 2x2 output tile of a 3x3, stride-1 convolution is
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) on CUDA (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016): an m x m output tile of a 3x3, stride-1 convolution is
 //     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
-// for the 3x3 filter g and the 4x4 input tile d around it, so that 16 products per channel pair
-// replace 36; summed over channels, the 16 products are 16 GEMMs (fastconv/cuda/conv.py):
+// for the 3x3 filter g and the alpha x alpha input tile d around it (alpha = m + 2), so that
+// alpha^2 products per channel pair replace 9 m^2 (16 for 36, 36 for 144); summed over channels,
+// the alpha^2 products are alpha^2 GEMMs (fastconv/cuda/conv.py):
 //     M[xi][k][tile] = sum_c U[xi][k][c] V[xi][c][tile],  U = G g G^T,  V = B^T d B.
-// The per-thread bodies of conv.cu's three transform kernels, one thread per filter, per input
-// tile and channel, per output tile and channel; the transform-domain arrays are laid out
-// point-major ([16][rows][cols]) so that each point's GEMM reads plain matrices.
+// The per-thread bodies of conv.cu's three transform kernels per tiling, one thread per filter,
+// per input tile and channel, per output tile and channel; the transform-domain arrays are laid
+// out point-major ([alpha^2][rows][cols]) so that each point's GEMM reads plain matrices.
 //
+// F(2x2, 3x3):
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]    G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 //   A^T = [1 1 1 0; 0 1 -1 -1]
+// F(4x4, 3x3): the CPU kernel's codelets (common/winograd_4x3.h), one tile at a time.
 #pragma once
 #include "common/host_device.h"
 #include "common/index.h"
+#include "common/winograd_4x3.h"
+
+namespace fastconv::conv::winograd_tiles {
+
+// A forward call: N images of C channels H x W, K filters, P x Q outputs in tiles of M x M.
+// Input rows outside [0, row_end) and columns outside [0, col_end) read as 0: the padding, and
+// the rows a negative bottom padding cuts off (they feed only outputs past P, which are
+// dropped, but a non-finite value there would reach the kept ones through the transforms).
+template <int M>
+struct Geometry {
+  index_t N, C, H, W, P, Q, pad_top, pad_left, row_end, col_end;
+  FASTCONV_HD index_t tile_rows() const { return (P + M - 1) / M; }
+  FASTCONV_HD index_t tile_cols() const { return (Q + M - 1) / M; }
+  FASTCONV_HD index_t tiles() const { return N * tile_rows() * tile_cols(); }
+};
+
+// Tile t = (n * tile_rows + row) * tile_cols + col.
+struct Tile {
+  index_t n, row, col;
+};
+
+template <int M>
+FASTCONV_HD inline Tile tile_at(const Geometry<M>& g, index_t t) {
+  return {t / (g.tile_rows() * g.tile_cols()), t / g.tile_cols() % g.tile_rows(), t % g.tile_cols()};
+}
+
+// The bodies below, for a tiling F: F::m, F::alpha and F's 2-D transforms
+// filter_transform (3x3 -> alpha x alpha), input_transform (alpha x alpha -> alpha x alpha) and
+// output_transform (alpha x alpha -> m x m).
+
+// Filter i = k * Cg + c of w (K, Cg, 3, 3): u[xi * K * Cg + i] for its alpha^2 points xi.
+template <class F, class T>
+FASTCONV_HD inline void filter_element(index_t filters, const T* w, T* u, index_t i) {
+  constexpr int alpha = F::alpha;
+  T g[3][3], t[alpha][alpha];
+  for (int r = 0; r < 3; ++r)
+    for (int s = 0; s < 3; ++s) g[r][s] = w[i * 9 + r * 3 + s];
+  F::filter_transform(g, t);
+  for (int xi = 0; xi < alpha * alpha; ++xi) u[xi * filters + i] = t[xi / alpha][xi % alpha];
+}
+
+// Input tile t (tile_at) of channel c, i = c * tiles + t: v[xi * C * tiles + i]. Neighbouring
+// tiles overlap by 2 rows and columns.
+template <class F, class T>
+FASTCONV_HD inline void input_element(const Geometry<F::m>& g, const T* x, T* v, index_t i) {
+  constexpr int alpha = F::alpha;
+  const index_t tiles = g.tiles(), c = i / tiles;
+  const Tile tile = tile_at(g, i % tiles);
+  const T* plane = x + (tile.n * g.C + c) * g.H * g.W;
+  T d[alpha][alpha], t[alpha][alpha];
+  for (int r = 0; r < alpha; ++r) {
+    const index_t row = F::m * tile.row - g.pad_top + r;
+    for (int s = 0; s < alpha; ++s) {
+      const index_t col = F::m * tile.col - g.pad_left + s;
+      d[r][s] = (row >= 0 && row < g.row_end && col >= 0 && col < g.col_end) ? plane[row * g.W + col] : T(0);
+    }
+  }
+  F::input_transform(d, t);
+  for (int xi = 0; xi < alpha * alpha; ++xi) v[xi * g.C * tiles + i] = t[xi / alpha][xi % alpha];
+}
+
+// Output tile t of channel k, i = k * tiles + t, of m ([alpha^2][K][tiles]):
+// y[n, k, m row + a, m col + b] = relu?(A^T m A + bias[k]) for the outputs inside P x Q.
+template <class F, class T>
+FASTCONV_HD inline void output_element(const Geometry<F::m>& g, index_t K, const T* m, const T* bias, int relu, T* y,
+                                       index_t i) {
+  constexpr int alpha = F::alpha;
+  const index_t tiles = g.tiles(), k = i / tiles;
+  const Tile tile = tile_at(g, i % tiles);
+  T points[alpha][alpha], out[F::m][F::m];
+  for (int xi = 0; xi < alpha * alpha; ++xi) points[xi / alpha][xi % alpha] = m[xi * K * tiles + i];
+  F::output_transform(points, out);
+  for (int a = 0; a < F::m; ++a)
+    for (int b = 0; b < F::m; ++b) {
+      const index_t p = F::m * tile.row + a, q = F::m * tile.col + b;
+      if (p >= g.P || q >= g.Q) continue;
+      T value = bias ? out[a][b] + bias[k] : out[a][b];
+      if (relu && value < T(0)) value = T(0);  // NaN passes, as torch.relu's
+      y[((tile.n * K + k) * g.P + p) * g.Q + q] = value;
+    }
+}
+
+}  // namespace fastconv::conv::winograd_tiles
 
 namespace fastconv::conv::winograd_2x3 {
 
@@ -57,72 +143,67 @@ FASTCONV_HD inline void filter_transform(const T (&g)[3][3], T (&u)[4][4]) { tra
 template <class T>
 FASTCONV_HD inline void output_transform(const T (&m)[4][4], T (&y)[2][2]) { transform_2d(m, y, OutputRows{}); }
 
-// A forward call: N images of C channels H x W, K filters, P x Q outputs in tiles of 2x2.
-// Input rows outside [0, row_end) and columns outside [0, col_end) read as 0: the padding, and
-// the rows a negative bottom padding cuts off (they feed only outputs past P, which are
-// dropped, but a non-finite value there would reach the kept ones through the transforms).
-struct Geometry {
-  index_t N, C, H, W, P, Q, pad_top, pad_left, row_end, col_end;
-  FASTCONV_HD index_t tile_rows() const { return (P + 1) / 2; }
-  FASTCONV_HD index_t tile_cols() const { return (Q + 1) / 2; }
-  FASTCONV_HD index_t tiles() const { return N * tile_rows() * tile_cols(); }
-};
-
-// Tile t = (n * tile_rows + row) * tile_cols + col.
-struct Tile {
-  index_t n, row, col;
-};
-
-FASTCONV_HD inline Tile tile_at(const Geometry& g, index_t t) {
-  return {t / (g.tile_rows() * g.tile_cols()), t / g.tile_cols() % g.tile_rows(), t % g.tile_cols()};
-}
-
-// Filter i = k * Cg + c of w (K, Cg, 3, 3): u[xi * K * Cg + i] for its 16 points xi.
-template <class T>
-FASTCONV_HD inline void filter_element(index_t filters, const T* w, T* u, index_t i) {
-  T g[3][3], t[4][4];
-  for (int r = 0; r < 3; ++r)
-    for (int s = 0; s < 3; ++s) g[r][s] = w[i * 9 + r * 3 + s];
-  filter_transform(g, t);
-  for (int xi = 0; xi < 16; ++xi) u[xi * filters + i] = t[xi / 4][xi % 4];
-}
-
-// Input tile t (tile_at) of channel c, i = c * tiles + t: v[xi * C * tiles + i].
-template <class T>
-FASTCONV_HD inline void input_element(const Geometry& g, const T* x, T* v, index_t i) {
-  const index_t tiles = g.tiles(), c = i / tiles;
-  const Tile tile = tile_at(g, i % tiles);
-  const T* plane = x + (tile.n * g.C + c) * g.H * g.W;
-  T d[4][4], t[4][4];
-  for (int r = 0; r < 4; ++r) {
-    const index_t row = 2 * tile.row - g.pad_top + r;
-    for (int s = 0; s < 4; ++s) {
-      const index_t col = 2 * tile.col - g.pad_left + s;
-      d[r][s] = (row >= 0 && row < g.row_end && col >= 0 && col < g.col_end) ? plane[row * g.W + col] : T(0);
-    }
+// The tiling of winograd_tiles' bodies.
+struct Transforms {
+  static constexpr int m = 2, alpha = 4;
+  template <class T>
+  FASTCONV_HD static void filter_transform(const T (&g)[3][3], T (&u)[4][4]) { winograd_2x3::filter_transform(g, u); }
+  template <class T>
+  FASTCONV_HD static void input_transform(const T (&d)[4][4], T (&v)[4][4]) { winograd_2x3::input_transform(d, v); }
+  template <class T>
+  FASTCONV_HD static void output_transform(const T (&points)[4][4], T (&y)[2][2]) {
+    winograd_2x3::output_transform(points, y);
   }
-  input_transform(d, t);
-  for (int xi = 0; xi < 16; ++xi) v[xi * g.C * tiles + i] = t[xi / 4][xi % 4];
-}
-
-// Output tile t of channel k, i = k * tiles + t, of m ([16][K][tiles]): y[n, k, 2 row + a, 2 col + b] =
-// relu?(A^T m A + bias[k]) for the outputs inside P x Q.
-template <class T>
-FASTCONV_HD inline void output_element(const Geometry& g, index_t K, const T* m, const T* bias, int relu, T* y,
-                                       index_t i) {
-  const index_t tiles = g.tiles(), k = i / tiles;
-  const Tile tile = tile_at(g, i % tiles);
-  T points[4][4], out[2][2];
-  for (int xi = 0; xi < 16; ++xi) points[xi / 4][xi % 4] = m[xi * K * tiles + i];
-  output_transform(points, out);
-  for (int a = 0; a < 2; ++a)
-    for (int b = 0; b < 2; ++b) {
-      const index_t p = 2 * tile.row + a, q = 2 * tile.col + b;
-      if (p >= g.P || q >= g.Q) continue;
-      T value = bias ? out[a][b] + bias[k] : out[a][b];
-      if (relu && value < T(0)) value = T(0);  // NaN passes, as torch.relu's
-      y[((tile.n * K + k) * g.P + p) * g.Q + q] = value;
-    }
-}
+};
+using Geometry = winograd_tiles::Geometry<Transforms::m>;
 
 }  // namespace fastconv::conv::winograd_2x3
+
+namespace fastconv::conv::winograd_4x3 {
+
+using Codelets = fastconv::winograd::F4x3;
+
+// L x L^T for the 1-d codelet x -> L x: every column transformed, then every row, in the order
+// of the CPU's transform_2d (conv/cpu/winograd.h), so that a tile gets the CPU's values.
+template <int IN, int OUT, class T, class Codelet>
+FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Codelet codelet) {
+  T half[OUT][IN];
+  for (int col = 0; col < IN; ++col) codelet(&x[0][col], IN, &half[0][col], IN);
+  for (int r = 0; r < OUT; ++r) codelet(&half[r][0], 1, &y[r][0], 1);
+}
+
+// Codelets' one-tile forms (lanes = 1).
+struct InputCodelet {
+  template <class T>
+  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
+    Codelets::input(in, is, out, os, 1);
+  }
+};
+struct FilterCodelet {
+  template <class T>
+  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
+    Codelets::filter(in, is, out, os, 1);
+  }
+};
+struct OutputCodelet {
+  template <class T>
+  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
+    Codelets::output(in, is, out, os, 1);
+  }
+};
+
+// The tiling of winograd_tiles' bodies: B^T d B, G g G^T, A^T m A.
+struct Transforms {
+  static constexpr int m = 4, alpha = 6;
+  template <class T>
+  FASTCONV_HD static void filter_transform(const T (&g)[3][3], T (&u)[6][6]) { transform_2d(g, u, FilterCodelet{}); }
+  template <class T>
+  FASTCONV_HD static void input_transform(const T (&d)[6][6], T (&v)[6][6]) { transform_2d(d, v, InputCodelet{}); }
+  template <class T>
+  FASTCONV_HD static void output_transform(const T (&points)[6][6], T (&y)[4][4]) {
+    transform_2d(points, y, OutputCodelet{});
+  }
+};
+using Geometry = winograd_tiles::Geometry<Transforms::m>;
+
+}  // namespace fastconv::conv::winograd_4x3

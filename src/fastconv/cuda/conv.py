@@ -1,5 +1,5 @@
 """conv2d on CUDA: fastconv._C's conv2d_forward, conv2d_backward_input and conv2d_backward_weight,
-with their signatures, for CuPy arrays. The forward runs one of four algorithms:
+with their signatures, for CuPy arrays. The forward runs one of five algorithms:
 
   "im2col"        the column matrix (N, C*kh*kw, P*Q) in torch.nn.functional.unfold's layout
                   (fastconv/cuda/im2col.py), then one batched GEMM per group;
@@ -9,11 +9,16 @@ with their signatures, for CuPy arrays. The forward runs one of four algorithms:
   "winograd_2x3"  Winograd F(2x2, 3x3) for 3x3 kernels at stride 1 without dilation (conv.cu's
                   transforms around 16 batched GEMMs, the bias and the ReLU in the output
                   transform): 16 products per 2x2 output tile and channel pair instead of 36;
+  "winograd_4x3"  Winograd F(4x4, 3x3), the same with 6x6 input tiles overlapping by 2 and 36
+                  GEMMs: 36 products per 4x4 output tile and channel pair instead of 144, with
+                  the CPU's transforms (csrc/common/winograd_4x3.h), less accurate than F(2x2)
+                  (the CPU's winograd_4x3 tests bound float32's error at 5e-5 of the output's
+                  largest value);
   "depthwise"     one input channel per group (groups == in_channels, any channel multiplier):
                   one thread per output element sums its R*S taps (conv.cu, depthwise_body.h),
                   with the bias and the ReLU; a GEMM per group would have a single row.
 
-The GEMMs of "im2col" and "winograd_2x3" are fastconv.cuda.gemm.matmul's: cuBLAS or fastconv's
+The GEMMs of "im2col" and the Winograd algorithms are fastconv.cuda.gemm.matmul's: cuBLAS or fastconv's
 own tiled GEMM, by fastconv.cuda.gemm.set_algorithm. `algo="auto"` picks by a fixed rule
 (conv2d_heuristic), without timing. "depthwise" has gradients of its own: one thread per input
 element gathers the output-gradient values that read it, and each weight tap's sum over N*P*Q is
@@ -22,8 +27,9 @@ every run). The other algorithms' gradients run im2col + GEMM:
   forward          y[n, g]  = w[g] @ cols[n, g]
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
-The CPU's other algorithms (direct, winograd_4x3, winograd_2x5, fft) are refused by name.
+The CPU's other algorithms (direct, winograd_2x5, fft) are refused by name.
 """
+import functools
 import math
 
 import numpy as np
@@ -32,8 +38,11 @@ from fastconv import _C, backend
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
 from fastconv.cuda import gemm, loader
+from fastconv.ops.conv_algo import winograd_variant
 
-ALGORITHMS = ("im2col", "implicit", "winograd_2x3", "depthwise")
+ALGORITHMS = ("im2col", "implicit", "winograd_2x3", "winograd_4x3", "depthwise")
+# Winograd F(m x m, 3x3)'s output tile size m of each Winograd algorithm.
+WINOGRAD_TILE = {"winograd_2x3": 2, "winograd_4x3": 4}
 conv2d_output_shape = _C.conv2d_output_shape
 
 # Beyond this many bytes of column matrix, "auto" gathers the columns instead of writing them.
@@ -54,9 +63,9 @@ def conv2d_algorithms():
 def conv2d_unsupported_reason(algo, input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups):
     if algo not in ALGORITHMS:
         return f"{algo} runs on the CPU only; on CUDA conv2d runs as one of {ALGORITHMS}"
-    if algo == "winograd_2x3" and (tuple(weight_shape[2:]) != (3, 3) or tuple(stride) != (1, 1)
-                                   or tuple(dilation) != (1, 1)):
-        return "winograd_2x3 runs 3x3 kernels at stride 1 without dilation"
+    if algo in WINOGRAD_TILE and (tuple(weight_shape[2:]) != (3, 3) or tuple(stride) != (1, 1)
+                                  or tuple(dilation) != (1, 1)):
+        return f"{algo} runs 3x3 kernels at stride 1 without dilation"
     if algo == "depthwise" and input_shape[1] != groups:
         return "depthwise needs one input channel per group (groups == in_channels)"
     return None
@@ -66,9 +75,11 @@ def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dila
     """The algorithm algo="auto" runs on CUDA: a fixed rule, not measured on a GPU.
 
     The depthwise kernels wherever each group has one input channel, as on the CPU (a GEMM per
-    group would have a single row), in every direction; Winograd F(2x2, 3x3) for 3x3 stride-1
-    layers with at least 32 channels in and out per group (its 2.25x fewer multiplications should
-    outweigh its transforms' memory traffic once the GEMMs are that deep); implicit GEMM for
+    group would have a single row), in every direction; Winograd for 3x3 stride-1 layers with at
+    least 32 channels in and out per group (its 2.25x or 4x fewer multiplications should outweigh
+    its transforms' memory traffic once the GEMMs are that deep), F(4x4, 3x3) or F(2x2, 3x3) by
+    the CPU's rule (fastconv.ops.conv_algo.winograd_variant: F(4x4) unless the output is too
+    small to fill its 4x4 tiles); implicit GEMM for
     grouped layers (many small GEMMs, no column matrix per group) and where the column matrix
     would exceed COLUMN_BYTES_LIMIT; otherwise im2col, whose GEMM is cuBLAS's by default."""
     k, c_per_group, kh, kw = weight_shape
@@ -77,7 +88,9 @@ def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dila
         return "depthwise"
     if (conv2d_unsupported_reason("winograd_2x3", input_shape, weight_shape, *geometry) is None
             and min(k // groups, c_per_group) >= 32):
-        return "winograd_2x3"
+        # F(4x4) vs F(2x2) is the CPU's choice, unmeasured on a GPU: F(4x4)'s 36 GEMMs are each a
+        # quarter as wide as F(2x2)'s 16, which may favour F(2x2) there on mid-sized outputs.
+        return winograd_variant(input_shape, weight_shape, geometry)
     n, c = input_shape[:2]
     p, q = _C.conv2d_output_shape(tuple(input_shape), tuple(weight_shape), *geometry)[2:]
     column_bytes = n * c * kh * kw * p * q * np.dtype(dtype).itemsize
@@ -154,20 +167,25 @@ def _implicit_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups
                          (*sizes, x, w, b, out, args.flag(relu)), threads=gemm.THREADS)
 
 
-def _winograd_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+def _winograd_forward(algo, x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
+    """conv.cu's winograd_<tiling>_{filter,input,output} kernels around alpha^2 batched GEMMs, for
+    m x m output tiles of alpha x alpha points (alpha = m + 2)."""
     n, c, h, wd = x.shape
     k = w.shape[0]
     p, q = out.shape[2:]
+    tile = WINOGRAD_TILE[algo]
+    points = (tile + 2) ** 2
     geometry = (n, c, h, wd, p, q, *pad_begin, min(h, h + pad_end[0]), min(wd, wd + pad_end[1]))
-    tiles = n * -(-p // 2) * -(-q // 2)
+    tiles = n * -(-p // tile) * -(-q // tile)
     device = backend.device_of(x)
-    u = backend.empty((16, k, c // groups), x.dtype, device)
-    v = backend.empty((16, c, tiles), x.dtype, device)
-    args.launch("conv", "winograd_2x3_filter", k * (c // groups), (), (w, u))
-    args.launch("conv", "winograd_2x3_input", c * tiles, geometry, (x, v))
-    # Per point and group: (K/G, C/G) @ (C/G, tiles); the result is [16][K][tiles].
-    m = gemm.matmul(u.reshape(16, groups, k // groups, c // groups), v.reshape(16, groups, c // groups, tiles))
-    loader.launch(args.kernel("conv", "winograd_2x3_output", x.dtype), k * tiles,
+    u = backend.empty((points, k, c // groups), x.dtype, device)
+    v = backend.empty((points, c, tiles), x.dtype, device)
+    args.launch("conv", f"{algo}_filter", k * (c // groups), (), (w, u))
+    args.launch("conv", f"{algo}_input", c * tiles, geometry, (x, v))
+    # Per point and group: (K/G, C/G) @ (C/G, tiles); the result is [points][K][tiles].
+    m = gemm.matmul(u.reshape(points, groups, k // groups, c // groups),
+                    v.reshape(points, groups, c // groups, tiles))
+    loader.launch(args.kernel("conv", f"{algo}_output", x.dtype), k * tiles,
                   (*args.int64s(k * tiles, *geometry, k), m, b, out, args.flag(relu)))
 
 
@@ -183,8 +201,8 @@ def _depthwise_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, group
     args.launch("conv", "depthwise_forward", out.size, sizes, (x, w, b, out, args.flag(relu)))
 
 
-FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "winograd_2x3": _winograd_forward,
-           "depthwise": _depthwise_forward}
+FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "depthwise": _depthwise_forward,
+           **{algo: functools.partial(_winograd_forward, algo) for algo in WINOGRAD_TILE}}
 
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
