@@ -13,6 +13,19 @@ def test_its_layers_are_in_the_shipped_layer_set():
     assert set(cuda_conv.GRADIENT_LAYERS) <= set(found)
 
 
+def test_every_cuda_algorithm_has_a_layer_it_runs(rng):
+    """conv_case times each algorithm of fastconv.cuda.conv on the layers it supports (Winograd's
+    3x3 stride-1 tilings included): each has at least one in LAYERS."""
+    from fastconv.cuda import conv
+    runnable = set()
+    for layer in cuda_conv._layer_cases(load_layers(), cuda_conv.LAYERS):
+        x, w = cuda_conv._layer_arrays(layer, rng)
+        geometry = cuda_conv._layer_options(layer)[1]
+        runnable |= {algo for algo in conv.conv2d_algorithms()
+                     if conv.conv2d_unsupported_reason(algo, x.shape, w.shape, *geometry) is None}
+    assert runnable == set(conv.conv2d_algorithms())
+
+
 def test_without_cuda_the_report_says_why(tmp_path):
     if WHY_NOT_CUDA is None:
         pytest.skip("CUDA runs here: the benchmark itself runs in scripts/gpu_check.sh")

@@ -1,5 +1,6 @@
 """The GPU benchmark of conv2d and GEMM: each CUDA conv2d algorithm of fastconv (im2col, implicit,
-winograd_2x3, depthwise, and auto) against PyTorch's cuDNN on a few layers of layers.json,
+winograd_2x3, winograd_4x3, depthwise, and auto) against PyTorch's cuDNN on a few layers of
+layers.json (each algorithm on the layers it runs; the others are listed as skipped, with why),
 forward; the input and weight gradients of the layers in GRADIENT_LAYERS, each gradient kernel
 (im2col's, depthwise's) against cuDNN's backward (torch.nn.grad); and fastconv's tiled GEMM
 against cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
