@@ -141,8 +141,8 @@ def test_conv2d_wrappers_match_the_cpu(host, rng, dtype, stride, pad_begin, pad_
 
 def test_conv2d_wrapper_refuses_a_cpu_only_algorithm_by_name(host):
     x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
-    with pytest.raises(ValueError, match="algo: winograd_4x3 runs on the CPU only"):
-        cuda_conv.conv2d_forward(x, w, None, np.empty((1, 1, 2, 2)), (1, 1), (0, 0), (0, 0), (1, 1), 1, "winograd_4x3")
+    with pytest.raises(ValueError, match="algo: winograd_2x5 runs on the CPU only"):
+        cuda_conv.conv2d_forward(x, w, None, np.empty((1, 1, 2, 2)), (1, 1), (0, 0), (0, 0), (1, 1), 1, "winograd_2x5")
 
 
 def test_gemm_wrapper_matches_the_cpu(rng):
