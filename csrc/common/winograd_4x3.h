@@ -1,8 +1,8 @@
 // Winograd F(4x4, 3x3)'s 1-D codelets (Lavin & Gray, "Fast Algorithms for Convolutional Neural
 // Networks", CVPR 2016, section 4.2: the interpolation points 0, 1, -1, 2, -2 and infinity, the
 // matrices of Lavin's wincnn), shared by the CPU kernel (conv/cpu/winograd.h, which applies them
-// to `lanes` tiles at once) and the CUDA one (conv/cuda/winograd_body.h, one tile per thread):
-// both compute the same transforms in the same order. Each codelet reads in[i * is + l] and
+// to `lanes` tiles at once; on AVX2 its float transforms are winograd_avx2.cpp's) and the CUDA
+// one (conv/cuda/winograd_body.h, one tile per thread). Each codelet reads in[i * is + l] and
 // writes out[j * os + l] for l < lanes; the adjoints are the weight gradient's (conv/cpu/winograd.h).
 #pragma once
 #include "common/host_device.h"

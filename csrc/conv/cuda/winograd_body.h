@@ -164,7 +164,8 @@ namespace fastconv::conv::winograd_4x3 {
 using Codelets = fastconv::winograd::F4x3;
 
 // L x L^T for the 1-d codelet x -> L x: every column transformed, then every row, in the order
-// of the CPU's transform_2d (conv/cpu/winograd.h), so that a tile gets the CPU's values.
+// of the CPU's portable transform_2d (conv/cpu/winograd.h; its float transforms on AVX2 are
+// winograd_avx2.cpp's own).
 template <int IN, int OUT, class T, class Codelet>
 FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Codelet codelet) {
   T half[OUT][IN];
