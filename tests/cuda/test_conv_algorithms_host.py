@@ -155,28 +155,17 @@ def test_a_non_finite_input_row_cut_off_by_negative_end_padding_does_not_reach_t
 
 TRANSFORMS = r"""
 #include "conv/cuda/winograd_body.h"
-namespace wg = fastconv::conv::winograd_2x3;
+using F = fastconv::conv::winograd_TILING::Transforms;
 extern "C" void input(const double* d, double* v) {
-  wg::input_transform(*reinterpret_cast<const double(*)[4][4]>(d), *reinterpret_cast<double(*)[4][4]>(v));
+  F::input_transform(*reinterpret_cast<const double(*)[F::alpha][F::alpha]>(d),
+                     *reinterpret_cast<double(*)[F::alpha][F::alpha]>(v));
 }
 extern "C" void filter(const double* g, double* u) {
-  wg::filter_transform(*reinterpret_cast<const double(*)[3][3]>(g), *reinterpret_cast<double(*)[4][4]>(u));
+  F::filter_transform(*reinterpret_cast<const double(*)[3][3]>(g), *reinterpret_cast<double(*)[F::alpha][F::alpha]>(u));
 }
 extern "C" void output(const double* m, double* y) {
-  wg::output_transform(*reinterpret_cast<const double(*)[4][4]>(m), *reinterpret_cast<double(*)[2][2]>(y));
-}
-"""
-TRANSFORMS_4X3 = r"""
-#include "conv/cuda/winograd_body.h"
-using F = fastconv::conv::winograd_4x3::Transforms;
-extern "C" void input(const double* d, double* v) {
-  F::input_transform(*reinterpret_cast<const double(*)[6][6]>(d), *reinterpret_cast<double(*)[6][6]>(v));
-}
-extern "C" void filter(const double* g, double* u) {
-  F::filter_transform(*reinterpret_cast<const double(*)[3][3]>(g), *reinterpret_cast<double(*)[6][6]>(u));
-}
-extern "C" void output(const double* m, double* y) {
-  F::output_transform(*reinterpret_cast<const double(*)[6][6]>(m), *reinterpret_cast<double(*)[4][4]>(y));
+  F::output_transform(*reinterpret_cast<const double(*)[F::alpha][F::alpha]>(m),
+                      *reinterpret_cast<double(*)[F::m][F::m]>(y));
 }
 """
 # Lavin & Gray's matrices, as tests/conv/test_winograd.py writes them.
@@ -184,9 +173,9 @@ MATRICES_AS_FLOATS = {tile: {name: np.array(rows, dtype=float) for name, rows in
                       for tile, matrices in MATRICES.items()}
 
 
-@pytest.mark.parametrize("tile, source", [(2, TRANSFORMS), (4, TRANSFORMS_4X3)])
-def test_winograd_transforms_are_their_definitions(rng, tile, source):
-    library = hostgrid.build(source)
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_transforms_are_their_definitions(rng, tile):
+    library = hostgrid.build(TRANSFORMS.replace("TILING", f"{tile}x3"))
     alpha = tile + 2
     b_t, g_matrix, a_t = (MATRICES_AS_FLOATS[tile][name] for name in ("BT", "G", "AT"))
 

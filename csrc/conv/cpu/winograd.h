@@ -14,7 +14,7 @@
 // gradient tiles go through A (output_adjoint), the per-point products are summed over tiles
 // (a GEMM whose depth is the tiles), and the sums through G^T (filter_adjoint).
 #pragma once
-#include "common/winograd_4x3.h"
+#include "common/winograd_codelets.h"
 #include "conv/cpu/tile_io.h"
 #include "core/view.h"
 
@@ -24,66 +24,10 @@ namespace fastconv::conv::cpu::winograd {
 template <int M, int R>
 struct F;
 
+// F(2x2, 3x3)'s and F(4x4, 3x3)'s codelets are common/winograd_codelets.h's, which the CUDA kernel
+// shares.
 template <>
-struct F<2, 3> {
-  static constexpr int m = 2, r = 3, alpha = 4;
-
-  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-  template <class T>
-  static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l];
-      out[l] = d0 - d2;
-      out[os + l] = d1 + d2;
-      out[2 * os + l] = d2 - d1;
-      out[3 * os + l] = d1 - d3;
-    }
-  }
-  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-  template <class T>
-  static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
-      out[l] = g0;
-      out[os + l] = T(0.5) * (g0 + g1 + g2);
-      out[2 * os + l] = T(0.5) * (g0 - g1 + g2);
-      out[3 * os + l] = g2;
-    }
-  }
-  // A^T = [1 1 1 0; 0 1 -1 -1]
-  template <class T>
-  static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l];
-      out[l] = m0 + m1 + m2;
-      out[os + l] = m1 - m2 - m3;
-    }
-  }
-  // The weight gradient's codelets, the transposes of output and filter (see the top).
-  // A: 2 -> 4
-  template <class T>
-  static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T g0 = in[l], g1 = in[is + l];
-      out[l] = g0;
-      out[os + l] = g0 + g1;
-      out[2 * os + l] = g0 - g1;
-      out[3 * os + l] = -g1;
-    }
-  }
-  // G^T: 4 -> 3
-  template <class T>
-  static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l];
-      out[l] = u0 + T(0.5) * (u1 + u2);
-      out[os + l] = T(0.5) * (u1 - u2);
-      out[2 * os + l] = T(0.5) * (u1 + u2) + u3;
-    }
-  }
-};
-
-// The codelets are common/winograd_4x3.h's, which the CUDA kernel shares.
+struct F<2, 3> : fastconv::winograd::F2x3 {};
 template <>
 struct F<4, 3> : fastconv::winograd::F4x3 {};
 

@@ -8,15 +8,12 @@
 // The per-thread bodies of conv.cu's three transform kernels per tiling, one thread per filter,
 // per input tile and channel, per output tile and channel; the transform-domain arrays are laid
 // out point-major ([alpha^2][rows][cols]) so that each point's GEMM reads plain matrices.
-//
-// F(2x2, 3x3):
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]    G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
-//   A^T = [1 1 1 0; 0 1 -1 -1]
-// F(4x4, 3x3): the CPU kernel's codelets (common/winograd_4x3.h), one tile at a time.
+// The transforms are the CPU kernel's 1-D codelets (common/winograd_codelets.h, with their
+// matrices), applied to one tile at a time.
 #pragma once
 #include "common/host_device.h"
 #include "common/index.h"
-#include "common/winograd_4x3.h"
+#include "common/winograd_codelets.h"
 
 namespace fastconv::conv::winograd_tiles {
 
@@ -42,9 +39,46 @@ FASTCONV_HD inline Tile tile_at(const Geometry<M>& g, index_t t) {
   return {t / (g.tile_rows() * g.tile_cols()), t / g.tile_cols() % g.tile_rows(), t % g.tile_cols()};
 }
 
-// The bodies below, for a tiling F: F::m, F::alpha and F's 2-D transforms
-// filter_transform (3x3 -> alpha x alpha), input_transform (alpha x alpha -> alpha x alpha) and
-// output_transform (alpha x alpha -> m x m).
+// L x L^T for the 1-d codelet x -> L x: every column transformed, then every row, in the order
+// of the CPU's portable transform_2d (conv/cpu/winograd.h; its float transforms on AVX2 are
+// winograd_avx2.cpp's own).
+template <int IN, int OUT, class T, class Codelet>
+FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Codelet codelet) {
+  T half[OUT][IN];
+  for (int col = 0; col < IN; ++col) codelet(&x[0][col], IN, &half[0][col], IN);
+  for (int r = 0; r < OUT; ++r) codelet(&half[r][0], 1, &y[r][0], 1);
+}
+
+// The tiling F(m x m, 3x3) of the codelets C (winograd::F2x3, F4x3): m, alpha and the 2-D
+// transforms G g G^T, B^T d B, A^T m A of one tile, each codelet run with lanes = 1.
+template <class C>
+struct Tiling {
+  static constexpr int m = C::m, alpha = C::alpha;
+  struct Filter {
+    template <class T>
+    FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const { C::filter(in, is, out, os, 1); }
+  };
+  struct Input {
+    template <class T>
+    FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const { C::input(in, is, out, os, 1); }
+  };
+  struct Output {
+    template <class T>
+    FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const { C::output(in, is, out, os, 1); }
+  };
+  template <class T>
+  FASTCONV_HD static void filter_transform(const T (&g)[3][3], T (&u)[alpha][alpha]) { transform_2d(g, u, Filter{}); }
+  template <class T>
+  FASTCONV_HD static void input_transform(const T (&d)[alpha][alpha], T (&v)[alpha][alpha]) {
+    transform_2d(d, v, Input{});
+  }
+  template <class T>
+  FASTCONV_HD static void output_transform(const T (&points)[alpha][alpha], T (&y)[m][m]) {
+    transform_2d(points, y, Output{});
+  }
+};
+
+// The bodies of conv.cu's kernels for a Tiling F.
 
 // Filter i = k * Cg + c of w (K, Cg, 3, 3): u[xi * K * Cg + i] for its alpha^2 points xi.
 template <class F, class T>
@@ -101,110 +135,11 @@ FASTCONV_HD inline void output_element(const Geometry<F::m>& g, index_t K, const
 }  // namespace fastconv::conv::winograd_tiles
 
 namespace fastconv::conv::winograd_2x3 {
-
-// The 1-d transforms, applied to a column of IN values: B^T x, G x, A^T x.
-struct InputRows {
-  template <class T>
-  FASTCONV_HD void operator()(const T (&x)[4], T (&y)[4]) const {
-    y[0] = x[0] - x[2], y[1] = x[1] + x[2], y[2] = x[2] - x[1], y[3] = x[1] - x[3];
-  }
-};
-struct FilterRows {
-  template <class T>
-  FASTCONV_HD void operator()(const T (&x)[3], T (&y)[4]) const {
-    const T half_sum = T(0.5) * (x[0] + x[2]);
-    y[0] = x[0], y[1] = half_sum + T(0.5) * x[1], y[2] = half_sum - T(0.5) * x[1], y[3] = x[2];
-  }
-};
-struct OutputRows {
-  template <class T>
-  FASTCONV_HD void operator()(const T (&x)[4], T (&y)[2]) const {
-    y[0] = x[0] + x[1] + x[2], y[1] = x[1] - x[2] - x[3];
-  }
-};
-
-// L x L^T for the 1-d transform x -> L x: every column transformed, then every row.
-template <int IN, int OUT, class T, class Rows>
-FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Rows rows) {
-  T half[OUT][IN];
-  for (int col = 0; col < IN; ++col) {
-    T column[IN], transformed[OUT];
-    for (int r = 0; r < IN; ++r) column[r] = x[r][col];
-    rows(column, transformed);
-    for (int r = 0; r < OUT; ++r) half[r][col] = transformed[r];
-  }
-  for (int r = 0; r < OUT; ++r) rows(half[r], y[r]);
-}
-
-template <class T>
-FASTCONV_HD inline void input_transform(const T (&d)[4][4], T (&v)[4][4]) { transform_2d(d, v, InputRows{}); }
-template <class T>
-FASTCONV_HD inline void filter_transform(const T (&g)[3][3], T (&u)[4][4]) { transform_2d(g, u, FilterRows{}); }
-template <class T>
-FASTCONV_HD inline void output_transform(const T (&m)[4][4], T (&y)[2][2]) { transform_2d(m, y, OutputRows{}); }
-
-// The tiling of winograd_tiles' bodies.
-struct Transforms {
-  static constexpr int m = 2, alpha = 4;
-  template <class T>
-  FASTCONV_HD static void filter_transform(const T (&g)[3][3], T (&u)[4][4]) { winograd_2x3::filter_transform(g, u); }
-  template <class T>
-  FASTCONV_HD static void input_transform(const T (&d)[4][4], T (&v)[4][4]) { winograd_2x3::input_transform(d, v); }
-  template <class T>
-  FASTCONV_HD static void output_transform(const T (&points)[4][4], T (&y)[2][2]) {
-    winograd_2x3::output_transform(points, y);
-  }
-};
+using Transforms = winograd_tiles::Tiling<fastconv::winograd::F2x3>;
 using Geometry = winograd_tiles::Geometry<Transforms::m>;
-
 }  // namespace fastconv::conv::winograd_2x3
 
 namespace fastconv::conv::winograd_4x3 {
-
-using Codelets = fastconv::winograd::F4x3;
-
-// L x L^T for the 1-d codelet x -> L x: every column transformed, then every row, in the order
-// of the CPU's portable transform_2d (conv/cpu/winograd.h; its float transforms on AVX2 are
-// winograd_avx2.cpp's own).
-template <int IN, int OUT, class T, class Codelet>
-FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Codelet codelet) {
-  T half[OUT][IN];
-  for (int col = 0; col < IN; ++col) codelet(&x[0][col], IN, &half[0][col], IN);
-  for (int r = 0; r < OUT; ++r) codelet(&half[r][0], 1, &y[r][0], 1);
-}
-
-// Codelets' one-tile forms (lanes = 1).
-struct InputCodelet {
-  template <class T>
-  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
-    Codelets::input(in, is, out, os, 1);
-  }
-};
-struct FilterCodelet {
-  template <class T>
-  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
-    Codelets::filter(in, is, out, os, 1);
-  }
-};
-struct OutputCodelet {
-  template <class T>
-  FASTCONV_HD void operator()(const T* in, index_t is, T* out, index_t os) const {
-    Codelets::output(in, is, out, os, 1);
-  }
-};
-
-// The tiling of winograd_tiles' bodies: B^T d B, G g G^T, A^T m A.
-struct Transforms {
-  static constexpr int m = 4, alpha = 6;
-  template <class T>
-  FASTCONV_HD static void filter_transform(const T (&g)[3][3], T (&u)[6][6]) { transform_2d(g, u, FilterCodelet{}); }
-  template <class T>
-  FASTCONV_HD static void input_transform(const T (&d)[6][6], T (&v)[6][6]) { transform_2d(d, v, InputCodelet{}); }
-  template <class T>
-  FASTCONV_HD static void output_transform(const T (&points)[6][6], T (&y)[4][4]) {
-    transform_2d(points, y, OutputCodelet{});
-  }
-};
+using Transforms = winograd_tiles::Tiling<fastconv::winograd::F4x3>;
 using Geometry = winograd_tiles::Geometry<Transforms::m>;
-
 }  // namespace fastconv::conv::winograd_4x3

@@ -1,6 +1,7 @@
-// Winograd F(4x4, 3x3)'s 1-D codelets (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", CVPR 2016, section 4.2: the interpolation points 0, 1, -1, 2, -2 and infinity, the
-// matrices of Lavin's wincnn), shared by the CPU kernel (conv/cpu/winograd.h, which applies them
+// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s 1-D codelets (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", CVPR 2016: F(2x2)'s matrices are their section 4.1's, F(4x4)'s
+// from the interpolation points 0, 1, -1, 2, -2 and infinity, section 4.2, the matrices of
+// Lavin's wincnn), shared by the CPU kernel (conv/cpu/winograd.h, which applies them
 // to `lanes` tiles at once; on AVX2 its float transforms are winograd_avx2.cpp's) and the CUDA
 // one (conv/cuda/winograd_body.h, one tile per thread). Each codelet reads in[i * is + l] and
 // writes out[j * os + l] for l < lanes; the adjoints are the weight gradient's (conv/cpu/winograd.h).
@@ -9,6 +10,66 @@
 #include "common/index.h"
 
 namespace fastconv::winograd {
+
+struct F2x3 {
+  static constexpr int m = 2, r = 3, alpha = 4;
+
+  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+  template <class T>
+  FASTCONV_HD static void input(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l];
+      out[l] = d0 - d2;
+      out[os + l] = d1 + d2;
+      out[2 * os + l] = d2 - d1;
+      out[3 * os + l] = d1 - d3;
+    }
+  }
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+  template <class T>
+  FASTCONV_HD static void filter(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l];
+      out[l] = g0;
+      out[os + l] = T(0.5) * (g0 + g1 + g2);
+      out[2 * os + l] = T(0.5) * (g0 - g1 + g2);
+      out[3 * os + l] = g2;
+    }
+  }
+  // A^T = [1 1 1 0; 0 1 -1 -1]
+  template <class T>
+  FASTCONV_HD static void output(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l];
+      out[l] = m0 + m1 + m2;
+      out[os + l] = m1 - m2 - m3;
+    }
+  }
+  // The weight gradient's codelets, the transposes of output and filter (conv/cpu/winograd.h).
+  // A: 2 -> 4
+  template <class T>
+  FASTCONV_HD static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os,
+                                         index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T g0 = in[l], g1 = in[is + l];
+      out[l] = g0;
+      out[os + l] = g0 + g1;
+      out[2 * os + l] = g0 - g1;
+      out[3 * os + l] = -g1;
+    }
+  }
+  // G^T: 4 -> 3
+  template <class T>
+  FASTCONV_HD static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os,
+                                         index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      const T u0 = in[l], u1 = in[is + l], u2 = in[2 * is + l], u3 = in[3 * is + l];
+      out[l] = u0 + T(0.5) * (u1 + u2);
+      out[os + l] = T(0.5) * (u1 - u2);
+      out[2 * os + l] = T(0.5) * (u1 + u2) + u3;
+    }
+  }
+};
 
 struct F4x3 {
   static constexpr int m = 4, r = 3, alpha = 6;
