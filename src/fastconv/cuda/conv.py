@@ -11,7 +11,7 @@ with their signatures, for CuPy arrays. The forward runs one of five algorithms:
                   transform): 16 products per 2x2 output tile and channel pair instead of 36;
   "winograd_4x3"  Winograd F(4x4, 3x3), the same with 6x6 input tiles overlapping by 2 and 36
                   GEMMs: 36 products per 4x4 output tile and channel pair instead of 144, with
-                  the CPU's transforms (csrc/common/winograd_4x3.h), less accurate than F(2x2)
+                  the CPU's transforms (csrc/common/winograd_codelets.h), less accurate than F(2x2)
                   (the CPU's winograd_4x3 tests bound float32's error at 5e-5 of the output's
                   largest value);
   "depthwise"     one input channel per group (groups == in_channels, any channel multiplier):
