@@ -10,6 +10,7 @@
 #include "common/pool_geometry.h"
 #include "common/resample_filters.h"
 #include "common/roi_boxes.h"
+#include "common/winograd_codelets.h"
 
 namespace fc = fastconv;
 
@@ -87,6 +88,22 @@ __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
   out[11] = fc::resample::cubic_near(in[1], T(-0.75)) + fc::resample::cubic_far(in[2], T(-0.5)) +
             fc::resample::antialias_filter(fc::resample::Filter::antialiased_linear, in[3]) +
             fc::resample::antialias_support(fc::resample::Filter::antialiased_cubic, in[4]);
+
+  // winograd_codelets.h: every codelet of each tiling, two lanes of 6-value columns.
+  T tile[12], transformed[12];
+  for (int i = 0; i < 12; ++i) tile[i] = in[i];
+  fc::winograd::F2x3::input(tile, 2, transformed, 2, 2);
+  fc::winograd::F2x3::filter(tile, 2, transformed, 2, 2);
+  fc::winograd::F2x3::output(tile, 2, transformed, 2, 2);
+  fc::winograd::F2x3::output_adjoint(tile, 2, transformed, 2, 2);
+  fc::winograd::F2x3::filter_adjoint(tile, 2, transformed, 2, 2);
+  out[12] = transformed[0];
+  fc::winograd::F4x3::input(tile, 2, transformed, 2, 2);
+  fc::winograd::F4x3::filter(tile, 2, transformed, 2, 2);
+  fc::winograd::F4x3::output(tile, 2, transformed, 2, 2);
+  fc::winograd::F4x3::output_adjoint(tile, 2, transformed, 2, 2);
+  fc::winograd::F4x3::filter_adjoint(tile, 2, transformed, 2, 2);
+  out[13] = transformed[1];
 }
 
 template __global__ void exercise_common<float>(const float*, float*, fc::index_t*);
