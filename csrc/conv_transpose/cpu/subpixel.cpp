@@ -1,0 +1,240 @@
+// conv_transpose2d by sub-pixel decomposition: a transposed convolution of stride s splits into
+// s_h x s_w output phases, each an ordinary stride-1 convolution of the input with the kernel
+// taps of that phase, ceil(R / s_h) x ceil(S / s_w) of them, written to every s-th output pixel
+// (Shi et al. 2016, "Is the deconvolution layer the same as a convolutional layer?", and the
+// sub-pixel view of Odena et al.'s checkerboard analysis). Along one axis, output o = a + s*i
+// (phase a) receives input i + offset_a - m through tap first_a + s*m, where
+// first_a = (a + padding) mod s and offset_a = (a + padding - first_a) / s: no product with an
+// inserted zero, no scatter (col2im) and no sum across threads.
+//
+// Each phase is one GEMM per group, run as implicit GEMM runs a convolution
+// (conv/cpu/implicit_gemm.cpp): a band of input rows is copied once into zero-padded planes
+// shared by every phase, and the micro-kernel reads each tap's row of a tile straight out of
+// them at that tap's offset (the gathered kernel), over "wide" pixels i * Wp + j whose columns
+// j past the phase's width are computed and dropped. The phases' blocks of a band (all of them
+// together in L2) are then interleaved into y, each output row written once, in order.
+// Writing each phase straight into y's strided pixels is not possible with the micro-kernel,
+// whose tiles store nr consecutive values.
+#include <atomic>
+#include <vector>
+
+#include "conv/cpu/packing.h"
+#include "conv_transpose/cpu/conv_transpose.h"
+#include "core/checked_math.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::conv_transpose::cpu {
+
+using conv::Conv2dShape;
+
+namespace {
+
+// All phases of a band together: small enough to be interleaved into y from L2.
+constexpr std::size_t kBandOutputBytes = 1u << 18;
+// The most values a band's input planes may hold (one output row per band at least).
+constexpr index_t kMaxPlaneValues = index_t(1) << 32;
+
+// One phase along one axis: output a + stride * i, i < outputs, reads input
+// i + offset - m through kernel tap first + stride * m, m < taps.
+struct AxisPhase {
+  index_t first, taps, outputs, offset;
+};
+
+// The phases of one axis, and the span of input they read relative to their output index:
+// every phase reads inputs i + lo ... i + hi for output i.
+struct AxisPhases {
+  std::vector<AxisPhase> phases;
+  index_t lo = 0, hi = 0, max_outputs = 0;
+
+  AxisPhases(index_t output, index_t kernel, index_t stride, index_t padding) {
+    bool any = false;
+    for (index_t a = 0; a < stride; ++a) {
+      const index_t first = (a + padding) % stride;
+      const index_t taps = first < kernel ? ceil_div(kernel - first, stride) : 0;
+      const index_t outputs = a < output ? ceil_div(output - a, stride) : 0;
+      const index_t offset = (a + padding - first) / stride;
+      phases.push_back({first, taps, outputs, offset});
+      max_outputs = std::max(max_outputs, outputs);
+      if (taps == 0) continue;
+      lo = any ? std::min(lo, offset - taps + 1) : offset - taps + 1;
+      hi = any ? std::max(hi, offset) : offset;
+      any = true;
+    }
+  }
+  index_t reach() const { return hi - lo; }  // input rows a band reads past its output rows
+};
+
+// The geometry of a call: y (N, C, H, W) from x (N, K, P, Q) in the equivalent conv2d's names
+// (s: its input is our output, its output our input, weight (K, C/G, R, S)).
+struct Subpixel {
+  const Conv2dShape& s;
+  AxisPhases rows, cols;
+  index_t Wp;         // a wide row: the widest phase + the columns its taps reach
+  index_t band_rows;  // phase rows per band
+  index_t nr;         // the micro-kernel's tile width
+
+  Subpixel(const Conv2dShape& shape, index_t value_bytes, index_t tile_width)
+      : s(shape),
+        rows(s.H, s.R, s.p.stride[0], s.p.pad_begin[0]),
+        cols(s.W, s.S, s.p.stride[1], s.p.pad_begin[1]),
+        Wp(cols.max_outputs + cols.reach()),
+        nr(tile_width) {
+    const index_t phases = s.p.stride[0] * s.p.stride[1];
+    index_t r = static_cast<index_t>(kBandOutputBytes) / (phases * s.C_per_group() * Wp * value_bytes);
+    // At least four bands per thread over the batch, so that the threads finish together.
+    r = std::min(r, s.N * rows.max_outputs / (4 * num_threads()));
+    r = std::clamp<index_t>(r, 1, std::max<index_t>(rows.max_outputs, 1));
+    band_rows = ceil_div(rows.max_outputs, ceil_div(rows.max_outputs, r));  // equal bands
+  }
+  index_t plane_rows() const { return band_rows + rows.reach() + 1; }  // + 1: dropped columns read past
+  index_t plane() const { return plane_rows() * Wp; }
+  index_t block() const { return round_up(band_rows * Wp, nr); }  // one phase, one channel
+  index_t phase_count() const { return s.p.stride[0] * s.p.stride[1]; }
+};
+
+// Phase (a, b)'s GEMM for group g: the weights of its taps, packed, and where each tap's row of
+// a tile starts in a band's planes. Depth 0 (a kernel smaller than the stride leaves some
+// phases without taps): the phase is the bias alone.
+template <class T>
+struct PhaseGemm {
+  index_t depth = 0;
+  std::vector<gemm::PackedA<T>> weights;  // one, or none when depth is 0
+  std::vector<index_t> taps;
+};
+
+template <class T>
+PhaseGemm<T> phase_gemm(const Subpixel& g, const T* w, index_t group, const AxisPhase& pa, const AxisPhase& pb) {
+  const Conv2dShape& s = g.s;
+  const index_t Kg = s.K_per_group(), Cg = s.C_per_group();
+  PhaseGemm<T> out;
+  out.depth = Kg * pa.taps * pb.taps;
+  if (out.depth == 0) return out;
+  std::vector<T> a(Cg * out.depth);  // A[c][(k, m, n)] = w[k][c][first_a + s_h m][first_b + s_w n]
+  out.taps.reserve(out.depth);
+  for (index_t k = 0; k < Kg; ++k)
+    for (index_t m = 0; m < pa.taps; ++m)
+      for (index_t n = 0; n < pb.taps; ++n) {
+        const index_t col = (k * pa.taps + m) * pb.taps + n;
+        const index_t r = pa.first + s.p.stride[0] * m, t = pb.first + s.p.stride[1] * n;
+        for (index_t c = 0; c < Cg; ++c) a[c * out.depth + col] = w[(((group * Kg + k) * Cg + c) * s.R + r) * s.S + t];
+        out.taps.push_back(k * g.plane() + (pa.offset - m - g.rows.lo) * g.Wp + (pb.offset - n - g.cols.lo));
+      }
+  out.weights.emplace_back(as_const(dense_matrix(a.data(), Cg, out.depth)));
+  return out;
+}
+
+// One band: phase rows [i0, i0 + rows) of image n.
+struct Band {
+  index_t n, i0, rows;
+};
+
+// The band's input planes: input rows i0 + lo ... of every channel, zero-padded, Wp wide.
+template <class T>
+void copy_band_planes(const Subpixel& g, const T* image, const Band& band, T* planes) {
+  const Conv2dShape& s = g.s;
+  for (index_t k = 0; k < s.K; ++k)
+    conv::cpu::copy_padded_rows(image + k * s.P * s.Q, s.P, s.Q, band.i0 + g.rows.lo, g.cols.lo, g.plane_rows(), g.Wp,
+                                planes + k * g.plane());
+}
+
+// y's rows of the band for channels [c0, c0 + C/G) from the phases' blocks (phase (a, b) at
+// blocks + (a * s_w + b) * C/G * block(); null: a phase without taps, which is the bias alone).
+template <class T>
+void interleave_band(const Subpixel& g, const Band& band, index_t c0, const std::vector<const T*>& blocks,
+                     const T* bias, T* y) {
+  const Conv2dShape& s = g.s;
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], Cg = s.C_per_group(), block = g.block();
+  for (index_t c = 0; c < Cg; ++c) {
+    const T b0 = bias ? bias[c0 + c] : T(0);
+    T* plane = y + (band.n * s.C + c0 + c) * s.H * s.W;
+    for (index_t a = 0; a < sh; ++a) {
+      const index_t rows = std::min(band.i0 + band.rows, g.rows.phases[a].outputs) - band.i0;
+      for (index_t i = 0; i < rows; ++i) {
+        T* out = plane + (a + sh * (band.i0 + i)) * s.W;
+        for (index_t b = 0; b < sw; ++b) {
+          const T* src = blocks[a * sw + b];
+          const index_t width = g.cols.phases[b].outputs;
+          if (!src) {
+            for (index_t j = 0; j < width; ++j) out[b + sw * j] = b0;
+            continue;
+          }
+          src += c * block + i * g.Wp;
+          for (index_t j = 0; j < width; ++j) out[b + sw * j] = src[j];
+        }
+      }
+    }
+  }
+}
+
+std::vector<Band> bands(const Subpixel& g) {
+  std::vector<Band> out;
+  for (index_t n = 0; n < g.s.N; ++n)
+    for (index_t i0 = 0; i0 < g.rows.max_outputs; i0 += g.band_rows)
+      out.push_back({n, i0, std::min(g.band_rows, g.rows.max_outputs - i0)});
+  return out;
+}
+
+}  // namespace
+
+const char* subpixel_unsupported_reason(const Conv2dShape& s) {
+  if (s.p.dilation[0] != 1 || s.p.dilation[1] != 1)
+    return "subpixel decomposes undilated kernels only (dilation 1); use another algo";
+  const Subpixel g(s, 8, 1);
+  index_t n = 0;
+  if (mul_overflows(s.K, g.rows.reach() + 2, &n) || mul_overflows(n, g.Wp, &n) || n > kMaxPlaneValues)
+    return "subpixel copies a band of the input into planes of more than 2^32 values for this shape; use another "
+           "algo";
+  return nullptr;
+}
+
+template <class T>
+void conv_transpose2d_forward_subpixel(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const index_t G = s.groups(), Cg = s.C_per_group();
+  const index_t nr = gemm::active_kernels<T>(Cg).nr;
+  const Subpixel g(s, sizeof(T), nr);
+  const index_t sw = s.p.stride[1], phases = g.phase_count();
+  std::vector<PhaseGemm<T>> gemms;  // [group][phase]
+  for (index_t group = 0; group < G; ++group)
+    for (index_t a = 0; a < s.p.stride[0]; ++a)
+      for (index_t b = 0; b < sw; ++b)
+        gemms.push_back(phase_gemm(g, w, group, g.rows.phases[a], g.cols.phases[b]));
+  const std::vector<Band> work = bands(g);
+  const index_t count = static_cast<index_t>(work.size());
+  std::atomic<index_t> next_band{0};  // a thread slowed by another tenant takes fewer bands
+  parallel_for(0, std::min<index_t>(num_threads(), count), 1, [&](index_t, index_t) {
+    // nr values of slack past the planes: the last tiles' dropped columns read them.
+    const index_t planes_size = s.K * g.plane();
+    T* planes = thread_scratch<T>(planes_size + nr, ScratchSlot::columns);
+    std::fill(planes + planes_size, planes + planes_size + nr, T(0));
+    T* blocks = thread_scratch<T>(phases * Cg * g.block(), ScratchSlot::band_output);
+    std::vector<const T*> computed(phases);
+    for (index_t i; (i = next_band.fetch_add(1, std::memory_order_relaxed)) < count;) {
+      const Band& band = work[i];
+      copy_band_planes(g, x + band.n * s.K * s.P * s.Q, band, planes);
+      for (index_t group = 0; group < G; ++group) {
+        const T* group_planes = planes + group * s.K_per_group() * g.plane();
+        const T* group_bias = bias ? bias + group * Cg : nullptr;
+        for (index_t p = 0; p < phases; ++p) {
+          const PhaseGemm<T>& pg = gemms[group * phases + p];
+          T* block = blocks + p * Cg * g.block();
+          computed[p] = pg.depth ? block : nullptr;
+          const index_t rows = std::min(band.i0 + band.rows, g.rows.phases[p / sw].outputs) - band.i0;
+          const index_t tiles = ceil_div(rows * g.Wp, nr);
+          if (pg.depth == 0 || tiles <= 0) continue;
+          gemm::gemm_gathered(Cg, {1, tiles}, pg.depth, pg.weights[0], group_planes, pg.taps.data(), block,
+                              g.block(), gemm::Epilogue<T>{T(1), T(0), group_bias, false}, [](index_t, index_t) {});
+        }
+        interleave_band(g, band, group * Cg, computed, bias, y);
+      }
+    }
+  });
+}
+
+template void conv_transpose2d_forward_subpixel<float>(const Conv2dShape&, const float*, const float*, const float*,
+                                                       float*);
+template void conv_transpose2d_forward_subpixel<double>(const Conv2dShape&, const double*, const double*,
+                                                        const double*, double*);
+
+}  // namespace fastconv::conv_transpose::cpu
