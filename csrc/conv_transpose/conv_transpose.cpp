@@ -65,12 +65,12 @@ void check_supported(const std::string& algo, const conv::Conv2dShape& s) {
     fail<ValueError>("algo='", algo, "' cannot run this transposed convolution: ", why);
 }
 
-// The conv2d algorithm that runs a gradient of `algo`. Subpixel has a forward only: its input
-// gradient, a strided conv2d, runs implicit GEMM, which splits its input into the same stride
-// phases (im2col where it cannot), and its weight gradient im2col's.
-conv::Algo gradient_algo(const std::string& algo, const conv::Conv2dShape& s, bool input_gradient) {
+// The conv2d algorithm that runs the input gradient for `algo`. Subpixel's input gradient is a
+// strided conv2d: implicit GEMM runs it, splitting its input into the same stride phases
+// (im2col where it cannot).
+conv::Algo input_gradient_algo(const std::string& algo, const conv::Conv2dShape& s) {
   if (algo != kSubpixel) return conv::parse_algo(algo);
-  const bool implicit = input_gradient && conv::unsupported_reason(conv::Algo::implicit_gemm, s) == nullptr;
+  const bool implicit = conv::unsupported_reason(conv::Algo::implicit_gemm, s) == nullptr;
   return implicit ? conv::Algo::implicit_gemm : conv::Algo::im2col;
 }
 
@@ -142,14 +142,17 @@ void conv_transpose2d_backward(const TensorArg& x, const TensorArg& w, const Ten
     const conv::Conv2dShape s = equivalent_conv2d_of(x, w, params);
     check_supported(input_algo, s);
     check_supported(weight_algo, s);
-    const conv::Algo ai = gradient_algo(input_algo, s, true), aw = gradient_algo(weight_algo, s, false);
+    const conv::Algo ai = input_gradient_algo(input_algo, s);
+    const bool subpixel_weight = weight_algo == kSubpixel;  // its own kernel; conv2d's otherwise
+    const conv::Algo aw = subpixel_weight ? ai : conv::parse_algo(weight_algo);
     const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
     const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
     T* dxp = grad_x.present() ? nchw_arg<T>(grad_x, "grad_input", s.output_shape()) : nullptr;
     T* dwp = grad_w.present() ? nchw_arg<T>(grad_w, "grad_weight", s.weight_shape()) : nullptr;
     T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
-    cpu::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, dwp, dbp);
+    cpu::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, subpixel_weight ? nullptr : dwp, dbp);
+    if (subpixel_weight && dwp) cpu::conv_transpose2d_backward_weight_subpixel<T>(s, xp, dyp, dwp);
   });
 }
 

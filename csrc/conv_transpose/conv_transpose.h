@@ -44,8 +44,8 @@ void conv_transpose2d_forward(const TensorArg& input, const TensorArg& weight, c
 
 // grad_input with input_algo (conv2d's forward), grad_weight and grad_bias with weight_algo
 // (conv2d's weight gradient), each skipped when absent; overwrites them. "subpixel" runs
-// implicit GEMM's forward for the input gradient (im2col where it cannot) and im2col's weight
-// gradient.
+// implicit GEMM's forward for the input gradient (im2col where it cannot) and its own phase
+// GEMMs for the weight gradient.
 void conv_transpose2d_backward(const TensorArg& input, const TensorArg& weight, const TensorArg& grad_output,
                                const TensorArg& grad_input, const TensorArg& grad_weight, const TensorArg& grad_bias,
                                const ConvTranspose2dParams& params, const std::string& input_algo,

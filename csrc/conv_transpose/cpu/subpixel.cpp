@@ -94,9 +94,31 @@ struct Subpixel {
   index_t phase_count() const { return s.p.stride[0] * s.p.stride[1]; }
 };
 
-// Phase (a, b)'s GEMM for group g: the weights of its taps, packed, and where each tap's row of
-// a tile starts in a band's planes. Depth 0 (a kernel smaller than the stride leaves some
-// phases without taps): the phase is the bias alone.
+// Where tap (k, m, n) of phase (pa, pb) reads its row of a tile in a band's planes, for the
+// input channels k of one group, in the order (k, m, n): the rows of a phase's virtual column
+// matrix (or, in the weight gradient, of its A).
+std::vector<index_t> phase_taps(const Subpixel& g, const AxisPhase& pa, const AxisPhase& pb) {
+  std::vector<index_t> taps;
+  taps.reserve(g.s.K_per_group() * pa.taps * pb.taps);
+  for (index_t k = 0; k < g.s.K_per_group(); ++k)
+    for (index_t m = 0; m < pa.taps; ++m)
+      for (index_t n = 0; n < pb.taps; ++n)
+        taps.push_back(k * g.plane() + (pa.offset - m - g.rows.lo) * g.Wp + (pb.offset - n - g.cols.lo));
+  return taps;
+}
+
+// Where the weight of tap (k, m, n) of phase (pa, pb) lies in w (K, C/G, R, S), for output
+// channel c = 0 of group `group`; channel c is c * R * S further.
+index_t tap_weight(const Subpixel& g, index_t group, const AxisPhase& pa, const AxisPhase& pb, index_t k, index_t m,
+                   index_t n) {
+  const Conv2dShape& s = g.s;
+  const index_t r = pa.first + s.p.stride[0] * m, t = pb.first + s.p.stride[1] * n;
+  return ((group * s.K_per_group() + k) * s.C_per_group() * s.R + r) * s.S + t;
+}
+
+// Phase (a, b)'s forward GEMM for group g: the weights of its taps, packed, and their offsets
+// in the planes. Depth 0 (a kernel smaller than the stride leaves some phases without taps):
+// the phase is the bias alone.
 template <class T>
 struct PhaseGemm {
   index_t depth = 0;
@@ -106,20 +128,17 @@ struct PhaseGemm {
 
 template <class T>
 PhaseGemm<T> phase_gemm(const Subpixel& g, const T* w, index_t group, const AxisPhase& pa, const AxisPhase& pb) {
-  const Conv2dShape& s = g.s;
-  const index_t Kg = s.K_per_group(), Cg = s.C_per_group();
+  const index_t Kg = g.s.K_per_group(), Cg = g.s.C_per_group(), RS = g.s.R * g.s.S;
   PhaseGemm<T> out;
   out.depth = Kg * pa.taps * pb.taps;
   if (out.depth == 0) return out;
+  out.taps = phase_taps(g, pa, pb);
   std::vector<T> a(Cg * out.depth);  // A[c][(k, m, n)] = w[k][c][first_a + s_h m][first_b + s_w n]
-  out.taps.reserve(out.depth);
-  for (index_t k = 0; k < Kg; ++k)
+  for (index_t k = 0, col = 0; k < Kg; ++k)
     for (index_t m = 0; m < pa.taps; ++m)
-      for (index_t n = 0; n < pb.taps; ++n) {
-        const index_t col = (k * pa.taps + m) * pb.taps + n;
-        const index_t r = pa.first + s.p.stride[0] * m, t = pb.first + s.p.stride[1] * n;
-        for (index_t c = 0; c < Cg; ++c) a[c * out.depth + col] = w[(((group * Kg + k) * Cg + c) * s.R + r) * s.S + t];
-        out.taps.push_back(k * g.plane() + (pa.offset - m - g.rows.lo) * g.Wp + (pb.offset - n - g.cols.lo));
+      for (index_t n = 0; n < pb.taps; ++n, ++col) {
+        const T* tap = w + tap_weight(g, group, pa, pb, k, m, n);
+        for (index_t c = 0; c < Cg; ++c) a[c * out.depth + col] = tap[c * RS];
       }
   out.weights.emplace_back(as_const(dense_matrix(a.data(), Cg, out.depth)));
   return out;
@@ -232,9 +251,105 @@ void conv_transpose2d_forward_subpixel(const Conv2dShape& s, const T* x, const T
   });
 }
 
+namespace {
+
+// A of phase (a, b)'s weight gradient in a band: A[(k, m, n)][p] = the input value tap
+// (k, m, n) meets at phase pixel p = i * width + j (width: the phase's output columns), read
+// out of the band's planes at the tap's offset, a run of one output row at a time.
+template <class T>
+struct PackPhaseTaps {
+  const T* planes;
+  const index_t* taps;
+  index_t width, Wp;
+
+  void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
+    const T* src[gemm::kMaxMR];
+    gemm::for_each_group_run(k0, kc, width, [&](index_t k, index_t run) {
+      const index_t p = k0 + k, at = p / width * Wp + p % width;
+      for (index_t r = 0; r < rows; ++r) src[r] = planes + taps[i0 + r] + at;
+      gemm::interleave(src, rows, run, mr, dst + k * mr);
+    });
+  }
+};
+
+}  // namespace
+
+// grad_w[k][c][tap] of phase (a, b) = sum over its pixels p of A[(k, m, n)][p] * grad_y's
+// phase (a, b)[c][p]: one GEMM per band, group and phase, of depth the band's phase pixels
+// (its grad_y copied out of y's stride phase first, dense). Each thread sums its bands into a
+// [(k, m, n)][c] block per phase of its own part; the parts are added in a fixed order, so the
+// result does not depend on which thread ran which band.
+template <class T>
+void conv_transpose2d_backward_weight_subpixel(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w) {
+  const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  const Subpixel g(s, sizeof(T), 1);
+  const index_t sw = s.p.stride[1], phases = g.phase_count(), size = s.K * Cg * RS;
+  std::vector<std::vector<index_t>> taps;  // per phase, the same for every group
+  std::vector<index_t> block_at{0};        // where each phase's block starts in a group's part
+  for (index_t p = 0; p < phases; ++p) {
+    const AxisPhase &pa = g.rows.phases[p / sw], &pb = g.cols.phases[p % sw];
+    taps.push_back(phase_taps(g, pa, pb));
+    block_at.push_back(block_at.back() + Kg * pa.taps * pb.taps * Cg);
+  }
+  const std::vector<Band> work = bands(g);
+  const index_t count = static_cast<index_t>(work.size()), parts = std::min<index_t>(num_threads(), count);
+  // Taken by the calling thread, so the parts stay distinct however OpenMP places them.
+  T* partials = thread_scratch<T>(parts * size, ScratchSlot::partial_sums);
+  parallel_for(0, parts, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(s.K * g.plane(), ScratchSlot::columns);
+    T* dy = thread_scratch<T>(Cg * g.band_rows * g.cols.max_outputs, ScratchSlot::band_output);
+    for (index_t t = lo; t < hi; ++t) {
+      T* sums = partials + t * size;
+      std::fill(sums, sums + size, T(0));
+      for (index_t i = count * t / parts; i < count * (t + 1) / parts; ++i) {
+        const Band& band = work[i];
+        copy_band_planes(g, x + band.n * s.K * s.P * s.Q, band, planes);
+        for (index_t group = 0; group < G; ++group)
+          for (index_t p = 0; p < phases; ++p) {
+            const index_t a = p / sw, b = p % sw;
+            const AxisPhase &pa = g.rows.phases[a], &pb = g.cols.phases[b];
+            const index_t depth = Kg * pa.taps * pb.taps, rows = std::min(band.i0 + band.rows, pa.outputs) - band.i0;
+            const index_t pixels = std::max<index_t>(rows, 0) * pb.outputs;
+            if (depth == 0 || pixels == 0) continue;
+            for (index_t c = 0; c < Cg; ++c)
+              conv::cpu::copy_padded_rows(grad_y + (band.n * s.C + group * Cg + c) * s.H * s.W, s.H, s.W,
+                                          a + s.p.stride[0] * band.i0, b, rows, pb.outputs, dy + c * pixels,
+                                          s.p.stride[0], sw);
+            gemm::gemm_packed(depth, Cg, pixels,
+                              PackPhaseTaps<T>{planes + group * Kg * g.plane(), taps[p].data(), pb.outputs, g.Wp},
+                              gemm::PackMatrixB<T>{as_const(dense_matrix(dy, Cg, pixels)).transposed()},
+                              dense_matrix(sums + group * Kg * Cg * RS + block_at[p], depth, Cg),
+                              gemm::Epilogue<T>{T(1), T(1)});
+          }
+      }
+    }
+  });
+  // grad_w[k][c][r][t] = the sum over parts of its phase block's entry [(k, m, n)][c].
+  parallel_for(0, G * phases, 1, [&](index_t lo, index_t hi) {
+    for (index_t q = lo; q < hi; ++q) {
+      const index_t group = q / phases, p = q % phases;
+      const AxisPhase &pa = g.rows.phases[p / sw], &pb = g.cols.phases[p % sw];
+      const T* block = partials + group * Kg * Cg * RS + block_at[p];
+      for (index_t k = 0, row = 0; k < Kg; ++k)
+        for (index_t m = 0; m < pa.taps; ++m)
+          for (index_t n = 0; n < pb.taps; ++n, ++row) {
+            T* tap = grad_w + tap_weight(g, group, pa, pb, k, m, n);
+            for (index_t c = 0; c < Cg; ++c) {
+              T sum = T(0);
+              for (index_t t = 0; t < parts; ++t) sum += block[t * size + row * Cg + c];
+              tap[c * RS] = sum;
+            }
+          }
+    }
+  });
+}
+
 template void conv_transpose2d_forward_subpixel<float>(const Conv2dShape&, const float*, const float*, const float*,
                                                        float*);
 template void conv_transpose2d_forward_subpixel<double>(const Conv2dShape&, const double*, const double*,
                                                         const double*, double*);
+template void conv_transpose2d_backward_weight_subpixel<float>(const Conv2dShape&, const float*, const float*, float*);
+template void conv_transpose2d_backward_weight_subpixel<double>(const Conv2dShape&, const double*, const double*,
+                                                                double*);
 
 }  // namespace fastconv::conv_transpose::cpu

@@ -1,10 +1,13 @@
 """conv_transpose2d and its gradients, with torch.nn.functional.conv_transpose2d's argument rules.
 
 A transposed convolution is the input gradient of the equivalent conv2d (whose input is our
-output), so each of its three kernels is one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp): the
-forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
-conv2d's weight gradient. algo="auto" picks each one's algorithm as conv2d's auto does (timed
-once per shape, shared with plain conv2d calls of the same geometry).
+output), so each of its three kernels can be one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp):
+the forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
+conv2d's weight gradient. The forward has an algorithm of its own too, "subpixel"
+(csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one per output
+phase, with no products by inserted zeros and no scatter. algo="auto" picks each kernel's conv2d
+algorithm as conv2d's auto does (timed once per shape, shared with plain conv2d calls of the same
+geometry), then, for the forward, times subpixel against that pick.
 """
 from typing import Optional, Tuple
 
@@ -14,6 +17,7 @@ from fastconv.ops import conv_algo
 from fastconv.ops._checks import an_int, convolved_input, window_pair
 from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare
 
+SUBPIXEL = "subpixel"
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
 
@@ -33,6 +37,42 @@ def _equivalent_conv2d_arguments(args):
     return stride, padding, pad_end, dilation, groups
 
 
+def algorithms():
+    """Every algorithm conv_transpose2d's `algo` may name: 'subpixel' and conv2d's."""
+    return [SUBPIXEL] + conv_algo.algorithms()
+
+
+def _algorithm_choice(lib, algo, input_shape, weight_shape, conv_args):
+    """_algorithm_name's, also accepting 'subpixel' (on the CPU library, which has it)."""
+    if algo != SUBPIXEL:
+        if algo not in ("auto", "winograd", *conv_algo.algorithms()):
+            raise ValueError(f"algo: expected 'auto', 'winograd' or one of {algorithms()}, got {algo!r}")
+        return _algorithm_name(lib, algo, input_shape, weight_shape, conv_args)
+    if not hasattr(lib, "conv_transpose2d_unsupported_reason"):
+        raise ValueError(f"algo: {SUBPIXEL!r} runs on the CPU only (the arrays are on a device)")
+    return algo
+
+
+def subpixel_first(input_shape, weight_shape, stride, groups):
+    """Deterministic mode's choice between subpixel and conv2d's pick for the forward."""
+    return True
+
+
+def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
+    """The forward's algorithm: a pinned one as it is; for 'auto', conv2d's pick for its input
+    gradient, then that pick against subpixel where subpixel can run the shape."""
+    if algo != "auto":
+        return algo
+    conv_pick = _algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
+    if lib.conv_transpose2d_unsupported_reason(SUBPIXEL, x.shape, w.shape, *args) is not None:
+        return conv_pick
+    candidates = [(SUBPIXEL,), (conv_pick,)]
+    if not subpixel_first(x.shape, w.shape, args[0], args[-1]):
+        candidates.reverse()
+    return conv_algo.resolve_among("transposed forward", lambda one: run(one[0]), y.shape, w.shape, conv_args,
+                                   x.dtype, candidates)[0]
+
+
 def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, stride: IntPair = 1,
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
                      algo: str = "auto") -> Array:
@@ -40,7 +80,9 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
 
     input (N, C_in, H, W), weight (C_in, C_out/groups, R, S), bias (C_out,) or None ->
     (N, C_out, (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1, ...).
-    algo: as conv2d's, for the conv2d input-gradient kernel that computes it.
+    algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
+    with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
+    (the fastest of them for this shape, timed once).
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
@@ -49,23 +91,25 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     conv_args = _equivalent_conv2d_arguments(args)
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
-    algo = _algorithm_name(lib, algo, y.shape, w.shape, conv_args)
+    algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
     run = lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a)
-    run(_algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype))
+    run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
     return y
 
 
 def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, stride: IntPair = 1,
                               padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
                               needs_bias: bool = True, *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
-    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked."""
+    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked.
+    algo "subpixel" runs implicit GEMM's strided convolution for the input gradient (it splits
+    its input into the same stride phases) and the phases' own GEMMs for the weight gradient."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
     dx, dw = empty_like(x), empty_like(w)
     db = empty(dy.shape[1], w.dtype, device_of(w)) if needs_bias else None
-    algo = _algorithm_name(lib, algo, dy.shape, w.shape, conv_args)
+    algo = _algorithm_choice(lib, algo, dy.shape, w.shape, conv_args)
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
     run_input = lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
