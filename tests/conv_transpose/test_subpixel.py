@@ -106,6 +106,10 @@ def test_subpixel_pinned_where_it_cannot_run_names_the_algorithm():
         ops.conv_transpose2d(x, w, stride=2, dilation=2, algo="subpixel")
     with pytest.raises(ValueError, match="algo='subpixel' cannot run .*dilation"):
         ops.conv_transpose2d_backward(x, w, np.zeros((1, 3, 11, 11)), stride=2, dilation=2, algo="subpixel")
+    one = np.ones((1, 1, 1, 1))
+    with pytest.raises(ValueError, match="algo='subpixel' cannot run .*stride_h x stride_w"):
+        ops.conv_transpose2d(one, one, stride=64, algo="subpixel")
+    assert ops.conv_transpose2d(one, one, stride=64).shape == (1, 1, 1, 1)  # auto skips it
 
 
 def test_an_unknown_algorithm_lists_subpixel_among_the_choices():

@@ -5,7 +5,7 @@
 // sub-pixel view of Odena et al.'s checkerboard analysis). Along one axis, output o = a + s*i
 // (phase a) receives input i + offset_a - m through tap first_a + s*m, where
 // first_a = (a + padding) mod s and offset_a = (a + padding - first_a) / s: no product with an
-// inserted zero, no scatter (col2im) and no sum across threads.
+// inserted zero, no scatter (col2im), and each output written by one thread.
 //
 // Each phase is one GEMM per group, run as implicit GEMM runs a convolution
 // (conv/cpu/implicit_gemm.cpp): a band of input rows is copied once into zero-padded planes
@@ -35,6 +35,9 @@ namespace {
 constexpr std::size_t kBandOutputBytes = 1u << 18;
 // The most values a band's input planes may hold (one output row per band at least).
 constexpr index_t kMaxPlaneValues = index_t(1) << 32;
+// The most output phases: each has its GEMM and block, so a stride far beyond the kernel (legal,
+// however wasteful) would ask for stride_h x stride_w of them.
+constexpr index_t kMaxPhases = 1024;
 
 // One phase along one axis: output a + stride * i, i < outputs, reads input
 // i + offset - m through kernel tap first + stride * m, m < taps.
@@ -217,6 +220,9 @@ std::vector<Band> bands(const Subpixel& g) {
 const char* subpixel_unsupported_reason(const Conv2dShape& s) {
   if (s.p.dilation[0] != 1 || s.p.dilation[1] != 1)
     return "subpixel decomposes undilated kernels only (dilation 1); use another algo";
+  index_t phases = 0;
+  if (mul_overflows(s.p.stride[0], s.p.stride[1], &phases) || phases > kMaxPhases)
+    return "subpixel runs one GEMM per output phase, stride_h x stride_w of them: at most 1024; use another algo";
   const Subpixel g(s, 8, 1);
   index_t n = 0;
   if (mul_overflows(s.K, g.rows.reach() + 2, &n) || mul_overflows(n, g.Wp, &n) || n > kMaxPlaneValues)
