@@ -99,7 +99,7 @@ struct Subpixel {
 
 // Where tap (k, m, n) of phase (pa, pb) reads its row of a tile in a band's planes, for the
 // input channels k of one group, in the order (k, m, n): the rows of a phase's virtual column
-// matrix (or, in the weight gradient, of its A).
+// matrix.
 std::vector<index_t> phase_taps(const Subpixel& g, const AxisPhase& pa, const AxisPhase& pb) {
   std::vector<index_t> taps;
   taps.reserve(g.s.K_per_group() * pa.taps * pb.taps);
@@ -276,93 +276,105 @@ void conv_transpose2d_forward_subpixel(const Conv2dShape& s, const T* x, const T
 
 namespace {
 
-// A of phase (a, b)'s weight gradient in a band: A[(k, m, n)][p] = the input value tap
-// (k, m, n) meets at phase pixel p = i * width + j (width: the phase's output columns), read
-// out of the band's planes at the tap's offset, a run of one output row at a time.
+// A band's input planes of one group, channels last: value (u, v, k) at (u * Wp + v) * Cp + k,
+// the K/G channels padded with zeros to Cp, a whole number of tiles. At one pixel and tap the
+// channels are then the consecutive values of a tile's row.
 template <class T>
-struct PackPhaseTaps {
-  const T* planes;
-  const index_t* taps;
-  index_t width, Wp;
-
-  void operator()(index_t i0, index_t rows, index_t k0, index_t kc, int mr, T* dst) const {
-    const T* src[gemm::kMaxMR];
-    gemm::for_each_group_run(k0, kc, width, [&](index_t k, index_t run) {
-      const index_t p = k0 + k, at = p / width * Wp + p % width;
-      for (index_t r = 0; r < rows; ++r) src[r] = planes + taps[i0 + r] + at;
-      gemm::interleave(src, rows, run, mr, dst + k * mr);
-    });
+void copy_band_planes_channels_last(const Subpixel& g, const T* image, const Band& band, index_t group, index_t Cp,
+                                    T* planes) {
+  const Conv2dShape& s = g.s;
+  const index_t Kg = s.K_per_group(), top = band.i0 + g.rows.lo;
+  std::fill(planes, planes + g.plane() * Cp, T(0));
+  const conv::Range cols = conv::valid_range(g.cols.lo, 1, s.Q, g.Wp);
+  for (index_t u = 0; u < g.plane_rows(); ++u) {
+    const index_t h = top + u;
+    if (h < 0 || h >= s.P) continue;
+    for (index_t k = 0; k < Kg; ++k) {
+      const T* src = image + ((group * Kg + k) * s.P + h) * s.Q + g.cols.lo;
+      T* dst = planes + u * g.Wp * Cp + k;
+      for (index_t v = cols.lo; v < cols.hi; ++v) dst[v * Cp] = src[v];
+    }
   }
-};
+}
 
 }  // namespace
 
-// grad_w[k][c][tap] of phase (a, b) = sum over its pixels p of A[(k, m, n)][p] * grad_y's
-// phase (a, b)[c][p]: one GEMM per band, group and phase, of depth the band's phase pixels
-// (its grad_y copied out of y's stride phase first, dense). Each thread sums its bands into a
-// [(k, m, n)][c] block per phase of its own part; the parts are added in a fixed order, so the
-// result does not depend on which thread ran which band.
+// grad_w of phase (a, b) = its grad_y [c][p] times the input each tap meets at phase pixel p:
+// per band, group, phase and tap (m, n), one GEMM [C/G x pixels] x [pixels x Cp]. Its B rows,
+// the channels at one pixel, the gathered micro-kernel reads in place from channels-last
+// planes; only grad_y's phase (C/G x pixels) is packed. (Packing the taps' input instead, K/G x
+// taps x pixels values each used C/G times, had made this 25% slower than the forward.) Each
+// thread sums its bands into a part of its own, [c][(m, n, k)] per group and phase; the parts
+// are added in a fixed order, so the result does not depend on which thread ran which band.
 template <class T>
 void conv_transpose2d_backward_weight_subpixel(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w) {
   const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
-  const Subpixel g(s, sizeof(T), 1);
-  const index_t sw = s.p.stride[1], phases = g.phase_count(), size = s.K * Cg * RS;
-  std::vector<std::vector<index_t>> taps;  // per phase, the same for every group
-  std::vector<index_t> block_at{0};        // where each phase's block starts in a group's part
-  for (index_t p = 0; p < phases; ++p) {
-    const AxisPhase &pa = g.rows.phases[p / sw], &pb = g.cols.phases[p % sw];
-    taps.push_back(phase_taps(g, pa, pb));
-    block_at.push_back(block_at.back() + Kg * pa.taps * pb.taps * Cg);
+  const index_t nr = gemm::active_kernels<T>(Cg).nr, Cp = round_up(Kg, nr);
+  const Subpixel g(s, sizeof(T), nr);
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], phases = g.phase_count();
+  const auto phase_of = [&](index_t q) -> std::pair<const AxisPhase&, const AxisPhase&> {
+    return {g.rows.phases[q % phases / sw], g.cols.phases[q % phases % sw]};
+  };
+  std::vector<index_t> block_at{0};  // where block q = group * phases + phase starts in a part
+  for (index_t q = 0; q < G * phases; ++q) {
+    const auto [pa, pb] = phase_of(q);
+    block_at.push_back(block_at.back() + Cg * pa.taps * pb.taps * Cp);
   }
+  const index_t size = block_at.back();
   const std::vector<Band> work = bands(g);
   const index_t count = static_cast<index_t>(work.size()), parts = std::min<index_t>(num_threads(), count);
   // Taken by the calling thread, so the parts stay distinct however OpenMP places them.
   T* partials = thread_scratch<T>(parts * size, ScratchSlot::partial_sums);
   parallel_for(0, parts, 1, [&](index_t lo, index_t hi) {
-    T* planes = thread_scratch<T>(s.K * g.plane(), ScratchSlot::columns);
+    T* planes = thread_scratch<T>(g.plane() * Cp, ScratchSlot::columns);
     T* dy = thread_scratch<T>(Cg * g.band_rows * g.cols.max_outputs, ScratchSlot::band_output);
+    std::vector<index_t> pixel_at;  // phase pixel i * width + j: where its channels start
     for (index_t t = lo; t < hi; ++t) {
       T* sums = partials + t * size;
       std::fill(sums, sums + size, T(0));
       for (index_t i = count * t / parts; i < count * (t + 1) / parts; ++i) {
         const Band& band = work[i];
-        copy_band_planes(g, x + band.n * s.K * s.P * s.Q, band, planes);
-        for (index_t group = 0; group < G; ++group)
+        for (index_t group = 0; group < G; ++group) {
+          copy_band_planes_channels_last(g, x + band.n * s.K * s.P * s.Q, band, group, Cp, planes);
           for (index_t p = 0; p < phases; ++p) {
-            const index_t a = p / sw, b = p % sw;
-            const AxisPhase &pa = g.rows.phases[a], &pb = g.cols.phases[b];
-            const index_t depth = Kg * pa.taps * pb.taps, rows = std::min(band.i0 + band.rows, pa.outputs) - band.i0;
+            const auto [pa, pb] = phase_of(p);
+            const index_t a = p / sw, b = p % sw, rows = std::min(band.i0 + band.rows, pa.outputs) - band.i0;
             const index_t pixels = std::max<index_t>(rows, 0) * pb.outputs;
-            if (depth == 0 || pixels == 0) continue;
+            if (pa.taps * pb.taps == 0 || pixels == 0) continue;
             for (index_t c = 0; c < Cg; ++c)
               conv::cpu::copy_padded_rows(grad_y + (band.n * s.C + group * Cg + c) * s.H * s.W, s.H, s.W,
-                                          a + s.p.stride[0] * band.i0, b, rows, pb.outputs, dy + c * pixels,
-                                          s.p.stride[0], sw);
-            gemm::gemm_packed(depth, Cg, pixels,
-                              PackPhaseTaps<T>{planes + group * Kg * g.plane(), taps[p].data(), pb.outputs, g.Wp},
-                              gemm::PackMatrixB<T>{as_const(dense_matrix(dy, Cg, pixels)).transposed()},
-                              dense_matrix(sums + group * Kg * Cg * RS + block_at[p], depth, Cg),
-                              gemm::Epilogue<T>{T(1), T(1)});
+                                          a + sh * band.i0, b, rows, pb.outputs, dy + c * pixels, sh, sw);
+            const gemm::PackedA<T> dy_packed(as_const(dense_matrix(dy, Cg, pixels)));
+            pixel_at.clear();
+            for (index_t r = 0; r < rows; ++r)
+              for (index_t j = 0; j < pb.outputs; ++j) pixel_at.push_back((r * g.Wp + j) * Cp);
+            T* block = sums + block_at[group * phases + p];
+            for (index_t m = 0; m < pa.taps; ++m)
+              for (index_t n = 0; n < pb.taps; ++n) {
+                const T* tap = planes + ((pa.offset - m - g.rows.lo) * g.Wp + pb.offset - n - g.cols.lo) * Cp;
+                gemm::gemm_gathered(Cg, {1, Cp / nr}, pixels, dy_packed, tap, pixel_at.data(),
+                                    block + (m * pb.taps + n) * Cp, pa.taps * pb.taps * Cp,
+                                    gemm::Epilogue<T>{T(1), T(1)}, [](index_t, index_t) {});
+              }
           }
+        }
       }
     }
   });
-  // grad_w[k][c][r][t] = the sum over parts of its phase block's entry [(k, m, n)][c].
+  // grad_w[k][c][r][t] = the sum over parts of its block's entry [c][(m, n, k)].
   parallel_for(0, G * phases, 1, [&](index_t lo, index_t hi) {
     for (index_t q = lo; q < hi; ++q) {
-      const index_t group = q / phases, p = q % phases;
-      const AxisPhase &pa = g.rows.phases[p / sw], &pb = g.cols.phases[p % sw];
-      const T* block = partials + group * Kg * Cg * RS + block_at[p];
-      for (index_t k = 0, row = 0; k < Kg; ++k)
+      const auto [pa, pb] = phase_of(q);
+      const index_t group = q / phases, taps = pa.taps * pb.taps;
+      for (index_t c = 0; c < Cg; ++c)
         for (index_t m = 0; m < pa.taps; ++m)
-          for (index_t n = 0; n < pb.taps; ++n, ++row) {
-            T* tap = grad_w + tap_weight(g, group, pa, pb, k, m, n);
-            for (index_t c = 0; c < Cg; ++c) {
+          for (index_t n = 0; n < pb.taps; ++n)
+            for (index_t k = 0; k < Kg; ++k) {
+              const index_t at = block_at[q] + (c * taps + m * pb.taps + n) * Cp + k;
               T sum = T(0);
-              for (index_t t = 0; t < parts; ++t) sum += block[t * size + row * Cg + c];
-              tap[c * RS] = sum;
+              for (index_t t = 0; t < parts; ++t) sum += partials[t * size + at];
+              grad_w[tap_weight(g, group, pa, pb, k, m, n) + c * RS] = sum;
             }
-          }
     }
   });
 }
