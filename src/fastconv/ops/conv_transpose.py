@@ -125,9 +125,10 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
              _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
     run_both = lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
     if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
+        # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
         candidates = [algos, ("im2col", "im2col")]
         if lib.conv_transpose2d_unsupported_reason(SUBPIXEL, x.shape, w.shape, *args) is None:
             candidates.append((algos[0], SUBPIXEL))
-        algos = conv_algo.resolve_among("forward+weight", run_both, dy.shape, w.shape, conv_args, x.dtype, candidates)
+        algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype, candidates)
     run_both(algos)
     return dx, dw, db
