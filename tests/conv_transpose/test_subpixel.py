@@ -135,6 +135,9 @@ def test_deterministic_mode_runs_subpixel_where_its_rule_says(rng):
         x, w = rng.standard_normal((1, 4, 16, 16)), rng.standard_normal((4, 2, 4, 4))
         made = algorithm_choices_made_by(lambda: ops.conv_transpose2d(x, w, stride=2, padding=1))
         assert [conv_algo.chosen()[k] for k in made if k[-1] == "transposed forward"] == [("subpixel",)]
+        gy = rng.standard_normal((1, 2, 32, 32))
+        made = algorithm_choices_made_by(lambda: ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1))
+        assert [conv_algo.chosen()[k][1] for k in made if k[-1] == "transposed backward"] == ["subpixel"]
     finally:
         conv_algo.set_mode("benchmark")
 

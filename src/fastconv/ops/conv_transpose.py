@@ -54,12 +54,14 @@ def _algorithm_choice(lib, algo, input_shape, weight_shape, conv_args):
 
 
 def subpixel_first(output_shape, weight_shape, stride):
-    """Whether deterministic mode runs the forward by subpixel rather than conv2d's pick: for a
-    strided kernel larger than its stride (each phase convolves with at least 2x2 taps) whose
-    output phases are at least 16 pixels wide. Measured, one thread, forward: 4x4/2 on 16x16
-    inputs 3.1 ms against implicit GEMM's 3.25, 3x3/2 0.88 against 0.93, 5x5/3 0.36 against
-    0.64; but 4x4/2 on 8x8 inputs 24 ms against 16 (its phase rows of 8 pixels leave a GEMM tile
-    half padding), 2x2/2 (1x1 phases) 3.4 against 3.2, and at stride 1 Winograd wins."""
+    """Whether deterministic mode runs the forward and the weight gradient by subpixel rather
+    than by conv2d's picks: for a strided kernel larger than its stride (each phase convolves with
+    at least 2x2 taps) whose output phases are at least 16 pixels wide. Measured, one thread,
+    forward: 4x4/2 on 16x16 inputs 3.1 ms against implicit GEMM's 3.25, 3x3/2 0.88 against 0.93,
+    5x5/3 0.36 against 0.64; but 4x4/2 on 8x8 inputs 22 ms against 15 (its phase rows of 8
+    pixels leave a GEMM tile half padding), 2x2/2 (1x1 phases) 3.4 against 3.2, and at stride 1
+    Winograd wins. Weight gradient: 3.1 ms against im2col's 4.0, 1.0 against 1.15, 0.41 against
+    0.61; 2x2/2 3.9 against 3.4, 4x4/2 on 8x8 inputs 18 against 19."""
     strided = max(stride) > 1
     phases_have_taps = all(k > s for k, s in zip(weight_shape[2:], stride))
     return strided and phases_have_taps and output_shape[3] // stride[1] >= 16
@@ -128,7 +130,8 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
         # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
         candidates = [algos, ("im2col", "im2col")]
         if lib.conv_transpose2d_unsupported_reason(SUBPIXEL, x.shape, w.shape, *args) is None:
-            candidates.append((algos[0], SUBPIXEL))
-        algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype, candidates)
+            candidates.insert(0 if subpixel_first(dy.shape, w.shape, args[0]) else 2, (algos[0], SUBPIXEL))
+        algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype,
+                                        candidates)
     run_both(algos)
     return dx, dw, db
