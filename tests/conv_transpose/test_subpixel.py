@@ -132,21 +132,22 @@ def test_auto_times_subpixel_against_the_conv2d_pick_and_skips_it_where_unsuppor
 def test_deterministic_mode_runs_subpixel_where_its_rule_says(rng):
     conv_algo.set_mode("deterministic")
     try:
-        x, w = rng.standard_normal((1, 4, 16, 16)), rng.standard_normal((4, 2, 4, 4))
+        x, w = rng.standard_normal((1, 16, 16, 16)), rng.standard_normal((16, 16, 4, 4))
         made = algorithm_choices_made_by(lambda: ops.conv_transpose2d(x, w, stride=2, padding=1))
         assert [conv_algo.chosen()[k] for k in made if k[-1] == "transposed forward"] == [("subpixel",)]
-        gy = rng.standard_normal((1, 2, 32, 32))
+        gy = rng.standard_normal((1, 16, 32, 32))
         made = algorithm_choices_made_by(lambda: ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1))
         assert [conv_algo.chosen()[k][1] for k in made if k[-1] == "transposed backward"] == ["subpixel"]
     finally:
         conv_algo.set_mode("benchmark")
 
 
-@pytest.mark.parametrize("output_shape,weight_shape,stride,expected", [
-    ((16, 32, 32, 32), (64, 32, 4, 4), (2, 2), True),     # phases 16 wide, 2x2 taps
-    ((16, 128, 16, 16), (256, 128, 4, 4), (2, 2), False),  # phases 8 wide
-    ((4, 64, 64, 64), (128, 64, 2, 2), (2, 2), False),     # 1x1 taps: a pointwise GEMM per phase
-    ((8, 32, 32, 32), (32, 32, 3, 3), (1, 1), False),      # stride 1: conv2d's Winograd
+@pytest.mark.parametrize("output_shape,weight_shape,stride,groups,expected", [
+    ((16, 32, 32, 32), (64, 32, 4, 4), (2, 2), 1, True),     # phases 16 wide, 2x2 taps
+    ((16, 128, 16, 16), (256, 128, 4, 4), (2, 2), 1, False),  # phases 8 wide
+    ((4, 64, 64, 64), (128, 64, 2, 2), (2, 2), 1, False),     # 1x1 taps: a pointwise GEMM per phase
+    ((8, 32, 32, 32), (32, 32, 3, 3), (1, 1), 1, False),      # stride 1: conv2d's Winograd
+    ((16, 32, 32, 32), (32, 1, 4, 4), (2, 2), 32, False),     # depthwise: tiles mostly padding
 ])
-def test_subpixel_first_rule(output_shape, weight_shape, stride, expected):
-    assert subpixel_first(output_shape, weight_shape, stride) is expected
+def test_subpixel_first_rule(output_shape, weight_shape, stride, groups, expected):
+    assert subpixel_first(output_shape, weight_shape, stride, groups) is expected
