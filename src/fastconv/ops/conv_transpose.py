@@ -3,11 +3,12 @@
 A transposed convolution is the input gradient of the equivalent conv2d (whose input is our
 output), so each of its three kernels can be one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp):
 the forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
-conv2d's weight gradient. The forward has an algorithm of its own too, "subpixel"
-(csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one per output
-phase, with no products by inserted zeros and no scatter. algo="auto" picks each kernel's conv2d
-algorithm as conv2d's auto does (timed once per shape, shared with plain conv2d calls of the same
-geometry), then, for the forward, times subpixel against that pick.
+conv2d's weight gradient. The forward and the weight gradient have an algorithm of their own too,
+"subpixel" (csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one
+per output phase, with no products by inserted zeros and no scatter. algo="auto" picks each
+kernel's conv2d algorithm as conv2d's auto does (timed once per shape, shared with plain conv2d
+calls of the same geometry), then times subpixel against that pick: for the forward alone, and
+for the weight gradient as one of the backward's pairs.
 """
 from typing import Optional, Tuple
 
