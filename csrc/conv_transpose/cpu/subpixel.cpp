@@ -297,15 +297,24 @@ void copy_band_planes_channels_last(const Subpixel& g, const T* image, const Ban
   }
 }
 
+// How many parts the weight gradient's bands are summed in: a fixed split of the bands (so the
+// sums do not depend on the threads that run them), four per thread, taken one at a time so that
+// a thread slowed by another tenant takes fewer, while their sums fit in kMaxPartsBytes.
+constexpr std::size_t kMaxPartsBytes = 1u << 23;
+index_t weight_gradient_parts(index_t bands, index_t part_values) {
+  const index_t fit = static_cast<index_t>(kMaxPartsBytes / sizeof(double)) / std::max<index_t>(part_values, 1);
+  return std::min(bands, std::max<index_t>(num_threads(), std::min<index_t>(4 * num_threads(), fit)));
+}
+
 }  // namespace
 
 // grad_w of phase (a, b) = its grad_y [c][p] times the input each tap meets at phase pixel p:
 // per band, group, phase and tap (m, n), one GEMM [C/G x pixels] x [pixels x Cp]. Its B rows,
 // the channels at one pixel, the gathered micro-kernel reads in place from channels-last
 // planes; only grad_y's phase (C/G x pixels) is packed. (Packing the taps' input instead, K/G x
-// taps x pixels values each used C/G times, had made this 25% slower than the forward.) Each
-// thread sums its bands into a part of its own, [c][(m, n, k)] per group and phase; the parts
-// are added in a fixed order, so the result does not depend on which thread ran which band.
+// taps x pixels values each used C/G times, had made this 25% slower than the forward.) The
+// bands are summed in parts (weight_gradient_parts), [c][(m, n, k)] per group and phase; the
+// parts are added in a fixed order, so the result does not depend on which thread ran which.
 template <class T>
 void conv_transpose2d_backward_weight_subpixel(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w) {
   const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
@@ -322,14 +331,15 @@ void conv_transpose2d_backward_weight_subpixel(const Conv2dShape& s, const T* x,
   }
   const index_t size = block_at.back();
   const std::vector<Band> work = bands(g);
-  const index_t count = static_cast<index_t>(work.size()), parts = std::min<index_t>(num_threads(), count);
+  const index_t count = static_cast<index_t>(work.size()), parts = weight_gradient_parts(count, size);
   // Taken by the calling thread, so the parts stay distinct however OpenMP places them.
   T* partials = thread_scratch<T>(parts * size, ScratchSlot::partial_sums);
-  parallel_for(0, parts, 1, [&](index_t lo, index_t hi) {
+  std::atomic<index_t> next_part{0};  // a thread slowed by another tenant takes fewer parts
+  parallel_for(0, std::min<index_t>(num_threads(), parts), 1, [&](index_t, index_t) {
     T* planes = thread_scratch<T>(g.plane() * Cp, ScratchSlot::columns);
     T* dy = thread_scratch<T>(Cg * g.band_rows * g.cols.max_outputs, ScratchSlot::band_output);
     std::vector<index_t> pixel_at;  // phase pixel i * width + j: where its channels start
-    for (index_t t = lo; t < hi; ++t) {
+    for (index_t t; (t = next_part.fetch_add(1, std::memory_order_relaxed)) < parts;) {
       T* sums = partials + t * size;
       std::fill(sums, sums + size, T(0));
       for (index_t i = count * t / parts; i < count * (t + 1) / parts; ++i) {
