@@ -84,11 +84,15 @@ struct Subpixel {
         cols(s.W, s.S, s.p.stride[1], s.p.pad_begin[1]),
         Wp(cols.max_outputs + cols.reach()),
         nr(tile_width) {
-    const index_t phases = s.p.stride[0] * s.p.stride[1];
-    index_t r = static_cast<index_t>(kBandOutputBytes) / (phases * s.C_per_group() * Wp * value_bytes);
+    // In double: subpixel_unsupported_reason sizes shapes no array has yet, whose products may
+    // not fit in int64.
+    const double row_bytes = double(s.p.stride[0]) * double(s.p.stride[1]) * double(s.C_per_group()) * double(Wp) *
+                             double(value_bytes);
     // At least four bands per thread over the batch, so that the threads finish together.
-    r = std::min(r, s.N * rows.max_outputs / (4 * num_threads()));
-    r = std::clamp<index_t>(r, 1, std::max<index_t>(rows.max_outputs, 1));
+    const double rows_per_band = std::min(double(kBandOutputBytes) / row_bytes,
+                                          double(s.N) * double(rows.max_outputs) / (4.0 * num_threads()));
+    const index_t r = std::clamp<index_t>(static_cast<index_t>(std::min(rows_per_band, double(rows.max_outputs))), 1,
+                                          std::max<index_t>(rows.max_outputs, 1));
     band_rows = ceil_div(rows.max_outputs, ceil_div(rows.max_outputs, r));  // equal bands
   }
   index_t plane_rows() const { return band_rows + rows.reach() + 1; }  // + 1: dropped columns read past
