@@ -15,6 +15,14 @@ void bind_conv_transpose(py::module_& m) {
     return conv_transpose::conv_transpose2d_output_shape(input, weight, {st, pad, op, dl, g});
   }, py::arg("input_shape"), py::arg("weight_shape"), CONV_TRANSPOSE_ARGS);
 
+  // None when `algo` can run the shape, else why not.
+  m.def("conv_transpose2d_unsupported_reason", [](const std::string& algo, std::array<index_t, 4> input,
+                                                  std::array<index_t, 4> weight, Pair st, Pair pad, Pair op, Pair dl,
+                                                  index_t g) -> py::object {
+    const char* why = conv_transpose::conv_transpose2d_unsupported_reason(algo, input, weight, {st, pad, op, dl, g});
+    return why ? py::object(py::str(why)) : py::object(py::none());
+  }, py::arg("algo"), py::arg("input_shape"), py::arg("weight_shape"), CONV_TRANSPOSE_ARGS);
+
   m.def("conv_transpose2d_forward", [](py::array x, py::array w, py::object bias, py::array y,
                                        Pair st, Pair pad, Pair op, Pair dl, index_t g, const std::string& algo) {
     call_without_gil(conv_transpose::conv_transpose2d_forward, x, w, bias, y,

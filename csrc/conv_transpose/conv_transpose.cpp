@@ -43,6 +43,37 @@ void check_axis(const conv::ConvTransposeAxis& a, int d) {
   }
 }
 
+// This family's own algorithm; every other name is one of conv2d's.
+constexpr const char* kSubpixel = "subpixel";
+
+// ValueError naming the choices when `algo` is neither subpixel nor one of conv2d's.
+void check_algo_name(const std::string& algo) {
+  if (algo == kSubpixel) return;
+  for (const std::string& name : conv::algorithm_names())
+    if (algo == name) return;
+  std::string choices = std::string("'") + kSubpixel + "'";
+  for (const std::string& name : conv::algorithm_names()) choices += ", '" + name + "'";
+  fail<ValueError>("algo: expected one of ", choices, ", got '", algo, "'");
+}
+
+const char* unsupported_reason(const std::string& algo, const conv::Conv2dShape& s) {
+  return algo == kSubpixel ? cpu::subpixel_unsupported_reason(s) : conv::unsupported_reason(conv::parse_algo(algo), s);
+}
+
+void check_supported(const std::string& algo, const conv::Conv2dShape& s) {
+  if (const char* why = unsupported_reason(algo, s))
+    fail<ValueError>("algo='", algo, "' cannot run this transposed convolution: ", why);
+}
+
+// The conv2d algorithm that runs the input gradient for `algo`. Subpixel's input gradient is a
+// strided conv2d: implicit GEMM runs it, splitting its input into the same stride phases
+// (im2col where it cannot).
+conv::Algo input_gradient_algo(const std::string& algo, const conv::Conv2dShape& s) {
+  if (algo != kSubpixel) return conv::parse_algo(algo);
+  const bool implicit = conv::unsupported_reason(conv::Algo::implicit_gemm, s) == nullptr;
+  return implicit ? conv::Algo::implicit_gemm : conv::Algo::im2col;
+}
+
 // The equivalent convolution of one call, from its input (N, C_in, H, W) and weight arrays.
 conv::Conv2dShape equivalent_conv2d_of(const TensorArg& x, const TensorArg& w, const ConvTranspose2dParams& params) {
   return equivalent_conv2d(shape4(x, "input", "(N, C_in, H, W)"), shape4(w, "weight", "(C_in, C_out/groups, R, S)"),
@@ -75,18 +106,28 @@ std::array<index_t, 4> conv_transpose2d_output_shape(const std::array<index_t, 4
   return equivalent_conv2d(input, weight, params).input_shape();
 }
 
+const char* conv_transpose2d_unsupported_reason(const std::string& algo, const std::array<index_t, 4>& input,
+                                               const std::array<index_t, 4>& weight,
+                                               const ConvTranspose2dParams& params) {
+  check_algo_name(algo);
+  return unsupported_reason(algo, equivalent_conv2d(input, weight, params));
+}
+
 void conv_transpose2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bias, const TensorArg& y,
                               const ConvTranspose2dParams& params, const std::string& algo) {
-  const conv::Algo a = conv::parse_algo(algo);
+  check_algo_name(algo);
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const conv::Conv2dShape s = equivalent_conv2d_of(x, w, params);
-    conv::check_supported(a, s);
+    check_supported(algo, s);
     const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
     const T* bp = vector_arg<const T>(bias, "bias", s.C);
     T* yp = nchw_arg<T>(y, "out", s.input_shape());
-    cpu::conv_transpose2d_forward<T>(a, s, xp, wp, bp, yp);
+    if (algo == kSubpixel)
+      cpu::conv_transpose2d_forward_subpixel<T>(s, xp, wp, bp, yp);
+    else
+      cpu::conv_transpose2d_forward<T>(conv::parse_algo(algo), s, xp, wp, bp, yp);
   });
 }
 
@@ -94,19 +135,24 @@ void conv_transpose2d_backward(const TensorArg& x, const TensorArg& w, const Ten
                                const TensorArg& grad_x, const TensorArg& grad_w, const TensorArg& grad_b,
                                const ConvTranspose2dParams& params, const std::string& input_algo,
                                const std::string& weight_algo) {
-  const conv::Algo ai = conv::parse_algo(input_algo), aw = conv::parse_algo(weight_algo);
+  check_algo_name(input_algo);
+  check_algo_name(weight_algo);
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const conv::Conv2dShape s = equivalent_conv2d_of(x, w, params);
-    conv::check_supported(ai, s);
-    conv::check_supported(aw, s);
+    check_supported(input_algo, s);
+    check_supported(weight_algo, s);
+    const conv::Algo ai = input_gradient_algo(input_algo, s);
+    const bool subpixel_weight = weight_algo == kSubpixel;  // its own kernel; conv2d's otherwise
+    const conv::Algo aw = subpixel_weight ? ai : conv::parse_algo(weight_algo);
     const T* xp = nchw_arg<const T>(x, "input", s.output_shape());
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
     const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.input_shape());
     T* dxp = grad_x.present() ? nchw_arg<T>(grad_x, "grad_input", s.output_shape()) : nullptr;
     T* dwp = grad_w.present() ? nchw_arg<T>(grad_w, "grad_weight", s.weight_shape()) : nullptr;
     T* dbp = vector_arg<T>(grad_b, "grad_bias", s.C);
-    cpu::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, dwp, dbp);
+    cpu::conv_transpose2d_backward<T>(ai, aw, s, xp, wp, dyp, dxp, subpixel_weight ? nullptr : dwp, dbp);
+    if (subpixel_weight && dwp) cpu::conv_transpose2d_backward_weight_subpixel<T>(s, xp, dyp, dwp);
   });
 }
 

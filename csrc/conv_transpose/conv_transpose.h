@@ -1,7 +1,7 @@
-// conv_transpose2d as torch.nn.functional.conv_transpose2d: the adjoint of a conv2d. It has no
-// kernels of its own: each of its three is one of conv2d's, run on the equivalent convolution
-// (cpu/conv_transpose.h). The entry points check their arrays against that convolution's shape
-// and that the algorithms can run it.
+// conv_transpose2d as torch.nn.functional.conv_transpose2d: the adjoint of a conv2d. Each of its
+// three kernels can be one of conv2d's, run on the equivalent convolution (cpu/conv_transpose.h);
+// its forward can also run "subpixel", its own (cpu/subpixel.cpp). The entry points check their
+// arrays against that convolution's shape and that the algorithms can run it.
 #pragma once
 #include <array>
 #include <string>
@@ -31,13 +31,21 @@ std::array<index_t, 4> conv_transpose2d_output_shape(const std::array<index_t, 4
                                                      const std::array<index_t, 4>& weight,
                                                      const ConvTranspose2dParams& params);
 
-// out = conv_transpose2d(input, weight) + bias (absent: none). `algo` names the conv2d
+// Why `algo` ("subpixel" or one of conv2d's) cannot run this transposed convolution, or nullptr.
+// ValueError for an unknown name or a bad shape.
+const char* conv_transpose2d_unsupported_reason(const std::string& algo, const std::array<index_t, 4>& input,
+                                               const std::array<index_t, 4>& weight,
+                                               const ConvTranspose2dParams& params);
+
+// out = conv_transpose2d(input, weight) + bias (absent: none). `algo`: "subpixel", or the conv2d
 // algorithm whose input gradient runs it (Python's algo="auto" times them as such).
 void conv_transpose2d_forward(const TensorArg& input, const TensorArg& weight, const TensorArg& bias,
                               const TensorArg& out, const ConvTranspose2dParams& params, const std::string& algo);
 
 // grad_input with input_algo (conv2d's forward), grad_weight and grad_bias with weight_algo
-// (conv2d's weight gradient), each skipped when absent; overwrites them.
+// (conv2d's weight gradient), each skipped when absent; overwrites them. "subpixel" runs
+// implicit GEMM's forward for the input gradient (im2col where it cannot) and its own phase
+// GEMMs for the weight gradient.
 void conv_transpose2d_backward(const TensorArg& input, const TensorArg& weight, const TensorArg& grad_output,
                                const TensorArg& grad_input, const TensorArg& grad_weight, const TensorArg& grad_bias,
                                const ConvTranspose2dParams& params, const std::string& input_algo,

@@ -42,8 +42,10 @@ def test_algo_reaches_the_kernels_of_the_forward_and_both_gradients(rng):
         F.conv_transpose2d(*inputs, algo=algo).sum().backward()
 
     assert not algorithm_choices_made_by(lambda: run("im2col"))
-    # its forward runs conv2d's input-gradient kernel, its gradients conv2d's forward and weight kernels
+    # its forward runs conv2d's input-gradient kernel or subpixel, its gradients conv2d's forward
+    # and weight kernels (or subpixel's weight gradient)
     directions = {key[-1] for key in algorithm_choices_made_by(lambda: run("auto"))}
-    assert directions == {"input", "forward", "weight", "forward+weight"}
+    assert directions == {"input", "transposed forward", "forward", "weight", "transposed backward"}
+    assert not algorithm_choices_made_by(lambda: run("subpixel"))
     with pytest.raises(ValueError, match="algo: expected 'auto', 'winograd' or one of"):
         run("fastest")

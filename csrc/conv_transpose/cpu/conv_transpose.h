@@ -1,6 +1,7 @@
 // conv_transpose2d on the CPU through the equivalent convolution (conv_transpose/conv_transpose.h):
 // its forward is conv2d's input gradient, its input gradient conv2d's forward, its weight
-// gradient conv2d's weight gradient with the roles of input and output gradient swapped.
+// gradient conv2d's weight gradient with the roles of input and output gradient swapped; or its
+// forward by sub-pixel decomposition (subpixel.cpp), this family's own algorithm.
 #pragma once
 #include "conv/conv.h"
 
@@ -18,5 +19,16 @@ void conv_transpose2d_forward(conv::Algo algo, const conv::Conv2dShape& s, const
 template <class T>
 void conv_transpose2d_backward(conv::Algo input_algo, conv::Algo weight_algo, const conv::Conv2dShape& s, const T* x,
                                const T* w, const T* grad_y, T* grad_x, T* grad_w, T* grad_bias);
+
+// --- sub-pixel decomposition (subpixel.cpp): the forward as stride_h x stride_w stride-1
+// convolutions, one per output phase, and the weight gradient as the same phases' GEMMs ---
+// nullptr, or why it cannot run `s` (dilation above 1).
+const char* subpixel_unsupported_reason(const conv::Conv2dShape& s);
+// y = conv_transpose2d(x, w) + bias (nullable), shapes as conv_transpose2d_forward's. Overwrites y.
+template <class T>
+void conv_transpose2d_forward_subpixel(const conv::Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+// grad_w of conv_transpose2d (shapes as conv_transpose2d_backward's), overwritten.
+template <class T>
+void conv_transpose2d_backward_weight_subpixel(const conv::Conv2dShape& s, const T* x, const T* grad_y, T* grad_w);
 
 }  // namespace fastconv::conv_transpose::cpu

@@ -26,7 +26,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
                      algo: str = "auto") -> Tensor:
     """torch.nn.functional.conv_transpose2d: weight (C_in, C_out/groups, R, S). algo picks the
-    conv2d kernels that compute it and its gradients, as in conv2d. An unbatched (C_in, H, W)
-    input gives a (C_out, H_out, W_out) output, as in PyTorch."""
+    conv2d kernels that compute it and its gradients, as in conv2d, or "subpixel" (one stride-1
+    convolution per output phase, for the forward and the weight gradient; not with dilation).
+    An unbatched (C_in, H, W) input gives a (C_out, H_out, W_out) output, as in PyTorch."""
     return run_batched(ConvTranspose2d.apply, input, weight, bias, stride, padding, output_padding, groups, dilation,
                        algo)

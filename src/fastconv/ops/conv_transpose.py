@@ -1,10 +1,14 @@
 """conv_transpose2d and its gradients, with torch.nn.functional.conv_transpose2d's argument rules.
 
 A transposed convolution is the input gradient of the equivalent conv2d (whose input is our
-output), so each of its three kernels is one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp): the
-forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
-conv2d's weight gradient. algo="auto" picks each one's algorithm as conv2d's auto does (timed
-once per shape, shared with plain conv2d calls of the same geometry).
+output), so each of its three kernels can be one of conv2d's (csrc/conv_transpose/cpu/conv_transpose.cpp):
+the forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
+conv2d's weight gradient. The forward and the weight gradient have an algorithm of their own too,
+"subpixel" (csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one
+per output phase, with no products by inserted zeros and no scatter. algo="auto" picks each
+kernel's conv2d algorithm as conv2d's auto does (timed once per shape, shared with plain conv2d
+calls of the same geometry), then times subpixel against that pick: for the forward alone, and
+for the weight gradient as one of the backward's pairs.
 """
 from typing import Optional, Tuple
 
@@ -14,6 +18,7 @@ from fastconv.ops import conv_algo
 from fastconv.ops._checks import an_int, convolved_input, window_pair
 from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare
 
+SUBPIXEL = "subpixel"
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
 
@@ -33,6 +38,54 @@ def _equivalent_conv2d_arguments(args):
     return stride, padding, pad_end, dilation, groups
 
 
+def algorithms():
+    """Every algorithm conv_transpose2d's `algo` may name: 'subpixel' and conv2d's."""
+    return [SUBPIXEL] + conv_algo.algorithms()
+
+
+def _algorithm_choice(lib, algo, input_shape, weight_shape, conv_args):
+    """_algorithm_name's, also accepting 'subpixel' (on the CPU library, which has it)."""
+    if algo != SUBPIXEL:
+        if algo not in ("auto", "winograd", *conv_algo.algorithms()):
+            raise ValueError(f"algo: expected 'auto', 'winograd' or one of {algorithms()}, got {algo!r}")
+        return _algorithm_name(lib, algo, input_shape, weight_shape, conv_args)
+    if not hasattr(lib, "conv_transpose2d_unsupported_reason"):
+        raise ValueError(f"algo: {SUBPIXEL!r} runs on the CPU only (the arrays are on a device)")
+    return algo
+
+
+def subpixel_first(output_shape, weight_shape, stride, groups):
+    """Whether deterministic mode runs the forward and the weight gradient by subpixel rather
+    than by conv2d's picks: for a strided kernel larger than its stride (each phase convolves with
+    at least 2x2 taps) whose output phases are at least 16 pixels wide, with at least 16 channels
+    per group each way (its GEMM tiles span 8 output channels by 32 pixels in the forward, and 32
+    input channels in the weight gradient: fewer pay for padding). Measured, one thread,
+    forward: 4x4/2 on 16x16 inputs 3.1 ms against implicit GEMM's 3.25, 3x3/2 0.88 against 0.93,
+    5x5/3 0.36 against 0.64; but 4x4/2 on 8x8 inputs 22 ms against 15 (its phase rows of 8
+    pixels leave a GEMM tile half padding), 2x2/2 (1x1 phases) 3.4 against 3.2, and at stride 1
+    Winograd wins. Weight gradient: 3.1 ms against im2col's 4.0, 1.0 against 1.15, 0.41 against
+    0.61; 2x2/2 3.9 against 3.4, 4x4/2 on 8x8 inputs 18 against 19."""
+    strided = max(stride) > 1
+    phases_have_taps = all(k > s for k, s in zip(weight_shape[2:], stride))
+    channels = min(weight_shape[0] // groups, weight_shape[1])
+    return strided and phases_have_taps and output_shape[3] // stride[1] >= 16 and channels >= 16
+
+
+def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
+    """The forward's algorithm: a pinned one as it is; for 'auto', conv2d's pick for its input
+    gradient, then that pick against subpixel where subpixel can run the shape."""
+    if algo != "auto":
+        return algo
+    conv_pick = _algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
+    if lib.conv_transpose2d_unsupported_reason(SUBPIXEL, x.shape, w.shape, *args) is not None:
+        return conv_pick
+    candidates = [(SUBPIXEL,), (conv_pick,)]
+    if not subpixel_first(y.shape, w.shape, args[0], args[-1]):
+        candidates.reverse()
+    return conv_algo.resolve_among("transposed forward", lambda one: run(one[0]), y.shape, w.shape, conv_args,
+                                   x.dtype, candidates)[0]
+
+
 def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, stride: IntPair = 1,
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
                      algo: str = "auto") -> Array:
@@ -40,7 +93,9 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
 
     input (N, C_in, H, W), weight (C_in, C_out/groups, R, S), bias (C_out,) or None ->
     (N, C_out, (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1, ...).
-    algo: as conv2d's, for the conv2d input-gradient kernel that computes it.
+    algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
+    with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
+    (the fastest of them for this shape, timed once).
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
@@ -49,23 +104,25 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     conv_args = _equivalent_conv2d_arguments(args)
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
-    algo = _algorithm_name(lib, algo, y.shape, w.shape, conv_args)
+    algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
     run = lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a)
-    run(_algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype))
+    run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
     return y
 
 
 def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, stride: IntPair = 1,
                               padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
                               needs_bias: bool = True, *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
-    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked."""
+    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked.
+    algo "subpixel" runs implicit GEMM's strided convolution for the input gradient (it splits
+    its input into the same stride phases) and the phases' own GEMMs for the weight gradient."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")
     x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
     dx, dw = empty_like(x), empty_like(w)
     db = empty(dy.shape[1], w.dtype, device_of(w)) if needs_bias else None
-    algo = _algorithm_name(lib, algo, dy.shape, w.shape, conv_args)
+    algo = _algorithm_choice(lib, algo, dy.shape, w.shape, conv_args)
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
     run_input = lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
@@ -73,8 +130,12 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     algos = (_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
              _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
     run_both = lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
-    if algo == "auto":  # the two fastest apart, or both im2col sharing their columns
-        algos = conv_algo.resolve_among("forward+weight", run_both, dy.shape, w.shape, conv_args, x.dtype,
-                                        [algos, ("im2col", "im2col")])
+    if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
+        # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
+        candidates = [algos, ("im2col", "im2col")]
+        if lib.conv_transpose2d_unsupported_reason(SUBPIXEL, x.shape, w.shape, *args) is None:
+            candidates.insert(0 if subpixel_first(dy.shape, w.shape, args[0], args[-1]) else 2, (algos[0], SUBPIXEL))
+        algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype,
+                                        candidates)
     run_both(algos)
     return dx, dw, db
