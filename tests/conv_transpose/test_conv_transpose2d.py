@@ -4,6 +4,7 @@ import pytest
 from fastconv import ops
 from fastconv.backend import DeviceError, to_device, to_host
 from tests.reference import conv_transpose2d_reference, numeric_gradient
+from tests.conv_transpose.cases import case_arrays
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
 CASES = [
@@ -15,15 +16,6 @@ CASES = [
     (2, 8, 5, 5, 4, 1, 1, 1, 0, 0, 1, 1),          # pointwise: no column matrix
     (1, 5, 7, 3, 3, 5, 3, 3, 2, 2, 1, (1, 2)),
 ]
-
-
-def _case_arrays(rng, case, dtype=np.float64):
-    n, c, h, w_, co, r, s, *_rest = case
-    groups = case[10]
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((c, co, r, s)).astype(dtype)
-    b = rng.standard_normal(co * groups).astype(dtype)
-    return x, w, b
 
 
 def _pair(v):
@@ -44,7 +36,7 @@ def _reference(x, w, b, case):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_transpose2d_forward_matches_scatter_reference(isa, device, rng, case, dtype):
-    x, w, b = _case_arrays(rng, case, dtype)
+    x, w, b = case_arrays(rng, case, dtype)
     y = to_host(ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case)))
     ref = _reference(x, w, b, case)
     assert y.dtype == dtype and y.shape == ref.shape
@@ -58,7 +50,7 @@ def test_conv_transpose2d_im2col_forward_random_shapes(device, seed):
     # out-of-image taps; rows past the last window, output_padding > padding, read zeros).
     rng = np.random.default_rng(seed)
     case = _random_case(rng)
-    x, w, b = _case_arrays(rng, case)
+    x, w, b = case_arrays(rng, case)
     y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case), algo="im2col")
     np.testing.assert_allclose(to_host(y), _reference(x, w, b, case), rtol=1e-12, atol=1e-12)
 
@@ -68,7 +60,7 @@ def test_conv_transpose2d_im2col_forward_in_channel_blocks(device, rng, dtype):
     # 40 output channels per group of 4x4 taps over 2 x 15 x 13 pixels: the column gradient is
     # made and summed a few channels at a time, group by group.
     case = (3, 6, 15, 13, 40, 4, 4, 2, 0, 1, 2, 1)
-    x, w, b = _case_arrays(rng, case, dtype)
+    x, w, b = case_arrays(rng, case, dtype)
     ref = _reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case), algo="im2col")
@@ -77,7 +69,7 @@ def test_conv_transpose2d_im2col_forward_in_channel_blocks(device, rng, dtype):
 
 @pytest.mark.parametrize("case", CASES)
 def test_conv_transpose2d_gradients_match_numeric(device, rng, case):
-    x, w, b = _case_arrays(rng, case)
+    x, w, b = case_arrays(rng, case)
     y = ops.conv_transpose2d(*(to_device(a, device) for a in (x, w, b)), **_args(case))
     gy = rng.standard_normal(y.shape)
     dx, dw, db = map(to_host, ops.conv_transpose2d_backward(*(to_device(a, device) for a in (x, w, gy)), **_args(case)))
@@ -107,7 +99,7 @@ def _random_case(rng):
 def test_conv_transpose2d_random_shapes_against_torch(torch, device, seed):
     rng = np.random.default_rng(seed)
     case = _random_case(rng)
-    x, w, b = _case_arrays(rng, case)
+    x, w, b = case_arrays(rng, case)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **_args(case))
     gy = rng.standard_normal(ty.shape)

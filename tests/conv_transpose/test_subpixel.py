@@ -10,6 +10,7 @@ from fastconv import Tensor, ops
 from fastconv.autograd import gradcheck
 from fastconv.ops import conv_algo
 from fastconv.ops.conv_transpose import subpixel_first
+from tests.conv_transpose.cases import case_arrays
 from tests.functional_cases import algorithm_choices_made_by
 from tests.reference import conv_transpose2d_reference, numeric_gradient
 
@@ -25,15 +26,6 @@ CASES = [
     (2, 3, 6, 4, 1, 3, 3, 1, 1, 0, 3),               # stride 1: one phase; depthwise
     (1, 5, 2, 9, 4, 6, 2, (3, 2), (2, 0), (2, 1), 1),
 ]
-
-
-def _arrays(rng, case, dtype=np.float64):
-    n, c, h, w_, co, r, s, *_rest = case
-    groups = case[10]
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((c, co, r, s)).astype(dtype)
-    b = rng.standard_normal(co * groups).astype(dtype)
-    return x, w, b
 
 
 def _args(case):
@@ -53,7 +45,7 @@ def _reference(x, w, b, case):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_subpixel_forward_matches_scatter_reference(isa, rng, case, dtype):
-    x, w, b = _arrays(rng, case, dtype)
+    x, w, b = case_arrays(rng, case, dtype)
     ref = _reference(x, w, b, case)
     ops.conv_transpose2d(np.full_like(x, np.nan), w, b, **_args(case), algo="subpixel")  # poisons the scratch
     y = ops.conv_transpose2d(x, w, b, **_args(case), algo="subpixel")
@@ -74,7 +66,7 @@ def test_subpixel_weight_gradient_on_every_isa(isa, rng, case):
 
 
 def _check_gradients(rng, case):
-    x, w, b = _arrays(rng, case)
+    x, w, b = case_arrays(rng, case)
     gy = rng.standard_normal(_reference(x, w, b, case).shape)
     ops.conv_transpose2d_backward(np.full_like(x, np.nan), w, gy, **_args(case), algo="subpixel")
     dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case), algo="subpixel")
