@@ -3,8 +3,8 @@ import pytest
 
 from fastconv import ops
 from fastconv.backend import DeviceError, to_device, to_host
-from tests.reference import conv_transpose2d_reference, numeric_gradient
 from tests.conv_transpose.cases import case_arrays
+from tests.reference import conv_transpose2d_reference, numeric_gradient
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups, dilation)
 CASES = [
