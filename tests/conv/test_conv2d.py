@@ -1,3 +1,8 @@
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -173,6 +178,36 @@ def test_direct_strided_phases(isa, rng, case, dtype):
     dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
     dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
     np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * ref[0, 0].size))
+
+
+# An input whose last value ends a page, the next page unreadable: a kernel reading one value
+# past the array (a full vector over the last stride-2 row of the last plane) crashes the worker.
+_READS_END_OF_INPUT = """
+import ctypes, mmap, sys
+import numpy as np
+from fastconv import ops
+page = mmap.PAGESIZE
+buffer = mmap.mmap(-1, 2 * page)
+base = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+libc = ctypes.CDLL(None)
+assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+shape = (1, 2, 5, 32)  # stride-2 rows of 16 values, the last one at the end of the input
+x = np.frombuffer(buffer, np.float32, count=int(np.prod(shape)), offset=page - 4 * int(np.prod(shape))).reshape(shape)
+x[...] = np.random.default_rng(0).standard_normal(shape)
+w = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
+ref = ops.conv2d(x.astype(np.float64), w.astype(np.float64), stride=2, padding=1, algo="im2col")
+for algo in sys.argv[1:]:
+    y = ops.conv2d(x, w, stride=2, padding=1, algo=algo)
+    assert np.abs(y - ref).max() < 1e-4, algo
+"""
+
+
+def test_strided_copies_read_nothing_past_the_input():
+    algos = [a for a in ("im2col", "implicit", "direct") if a in ALGOS]
+    done = subprocess.run([sys.executable, "-c", _READS_END_OF_INPUT, *algos], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parents[2], env={**os.environ, "PYTHONPATH": str(
+                              pathlib.Path(ops.__file__).parents[2])})
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_gradient_kernel_names_the_kernel_each_gradient_runs():

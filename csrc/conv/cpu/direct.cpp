@@ -232,40 +232,18 @@ void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, c
   std::fill(dst + filled, dst + size, T(0));
 }
 
-// How the weight gradient's work is split: items of (group, range of output-channel blocks,
-// range of input channels). An item copies its input planes once per block range and its
-// gradient rows once per channel range, so the split that copies least, among those giving
-// every thread work, is taken: at stride 2 an input plane (copied by phase) costs 4x a gradient
-// plane, and copying it once per block of four output channels had cost 3/4 of the time.
-struct WeightSplit {
-  index_t block_range, channel_range;
-};
-
-WeightSplit weight_split(index_t groups, index_t blocks, index_t Cg, index_t plane_cost, index_t dy_cost,
-                         index_t items_wanted) {
-  const index_t per_group = ceil_div(items_wanted, groups);
-  WeightSplit best{blocks, Cg};
-  index_t best_cost = -1;
-  for (index_t block_ranges = 1; block_ranges <= blocks; ++block_ranges) {
-    const index_t channel_ranges = std::clamp<index_t>(ceil_div(per_group, block_ranges), 1, Cg);
-    const index_t cost = block_ranges * plane_cost + channel_ranges * dy_cost;
-    if (best_cost < 0 || cost < best_cost) {
-      best = {ceil_div(blocks, block_ranges), ceil_div(Cg, channel_ranges)};
-      best_cost = cost;
-    }
-  }
-  return best;
-}
-
-// The weight gradient: every weight value has one writer (its item) and an order of additions
-// fixed by the shape and thread count. Per chunk of images, the item copies its blocks'
-// gradient rows zero-extended to whole vectors, and each input plane zero-padded (by phase).
+// The weight gradient: work items are (group, range of input channels), each summing over every
+// image for all the group's output channels, so every weight value has one writer and an order
+// of additions fixed by the shape and thread count. The gradient rows are copied once, in the
+// planes' pitch, before the items run; an item copies each of its input planes once per image,
+// split by phase. (Items of one block of output channels had copied each input plane once per
+// block: at stride 2, 3/4 of the time.)
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   constexpr index_t lanes = 32 / sizeof(T);
-  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
   const int mb = direct::weight_block(Kg);
-  const index_t MB = mb, blocks = ceil_div(Kg, MB);
+  const index_t MB = mb, blocks = ceil_div(Kg, MB), Kr = blocks * MB;  // Kr: whole blocks
   const index_t dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
   // The input planes split by stride phase along both axes, as implicit GEMM's: tap (r, s) of
   // output pixel (p, q) is pixel (p + r', q + s') of one phase plane, so dy rows take the
@@ -277,53 +255,46 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t Hp = s.P + row_phases.max_shift, Wp = Qr + col_phases.max_shift;
   const std::vector<index_t> taps = direct::taps_in_planes(row_phases, col_phases, Hp, Wp);
   const index_t channel_size = row_phases.count() * col_phases.count() * Hp * Wp;
-  const index_t flat_length = round_up(s.P * Wp, lanes), dy_block = flat_length;  // one channel of one image
+  const index_t flat_length = round_up(s.P * Wp, lanes);  // one output channel of one image
   const index_t plane_size = channel_size + lanes + col_phases.max_shift;
-  // A strided copy (a column phase) costs about twice a contiguous one.
-  const index_t plane_cost = Cg * channel_size * (s.is_strided() ? 2 : 1), dy_cost = blocks * MB * dy_block;
-  const WeightSplit split = weight_split(s.groups(), blocks, Cg, plane_cost, dy_cost, 4 * num_threads());
-  const index_t block_ranges = ceil_div(blocks, split.block_range), channel_ranges = ceil_div(Cg, split.channel_range);
-  const index_t range_channels = split.block_range * MB;  // output channels of an item
-  // Images per chunk: as many as keep the item's copies within ~256 KiB (half an L2), so that
-  // the accumulators run across images and the lanes are added up once per chunk.
-  const index_t per_image = plane_size + range_channels * dy_block;
+  // dys[n][g][k] for k < Kr (zeros past K/G), taken by the calling thread.
+  T* dys = thread_scratch<T>(s.N * G * Kr * flat_length, ScratchSlot::partial_sums);
+  parallel_for(0, s.N * G * Kr, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t n = i / (G * Kr), g = i / Kr % G, k = i % Kr;
+      copy_gradient_rows(s, k < Kg ? grad_y + (n * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp, flat_length,
+                         dys + i * flat_length);
+    }
+  });
+  // Images per chunk: as many as keep their planes and gradient rows within ~256 KiB (half an
+  // L2), so that the accumulators run across images and the lanes are added up once per chunk.
+  const index_t per_image = plane_size + Kr * flat_length;
   const index_t chunk = std::clamp<index_t>((256 << 10) / (per_image * static_cast<index_t>(sizeof(T))), 1,
                                             std::max<index_t>(s.N, 1));
-  const index_t items_per_group = block_ranges * channel_ranges;
-  parallel_for(0, s.groups() * items_per_group, 1, [&](index_t lo, index_t hi) {
-    T* planes = thread_scratch<T>(chunk * per_image, ScratchSlot::columns);
-    T* dys = planes + chunk * plane_size;
-    std::vector<double> sums(split.channel_range * range_channels * RS);
+  // Ranges of input channels small enough to give every thread work.
+  const index_t c_range = std::clamp<index_t>(G * Cg / (4 * num_threads()), 1, Cg), ranges = ceil_div(Cg, c_range);
+  parallel_for(0, G * ranges, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(chunk * plane_size, ScratchSlot::columns);
+    std::vector<double> sums(c_range * Kr * RS);
     for (index_t item = lo; item < hi; ++item) {
-      const index_t g = item / items_per_group, b0 = item % items_per_group / channel_ranges * split.block_range;
-      const index_t b1 = std::min(blocks, b0 + split.block_range), k0 = b0 * MB, k1 = std::min(Kg, b1 * MB);
-      const index_t c0 = item % channel_ranges * split.channel_range, c1 = std::min(Cg, c0 + split.channel_range);
-      const index_t item_channels = (b1 - b0) * MB;
+      const index_t g = item / ranges, c0 = item % ranges * c_range, c1 = std::min(Cg, c0 + c_range);
       std::fill(sums.begin(), sums.end(), 0.0);
       for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
         const index_t nb = std::min(chunk, s.N - n0);
-        for (index_t i = 0; i < nb; ++i)
-          for (index_t m = 0; m < item_channels; ++m) {
-            const index_t k = k0 + m;  // past the group's channels: a zero block
-            copy_gradient_rows(s, k < Kg ? grad_y + ((n0 + i) * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp,
-                               dy_block, dys + (i * item_channels + m) * dy_block);
-          }
         for (index_t c = c0; c < c1; ++c) {
           for (index_t i = 0; i < nb; ++i)
             fill_phase_planes(s, row_phases, col_phases, x + ((n0 + i) * s.C + g * Cg + c) * s.H * s.W, Hp, Wp,
                               plane_size, planes + i * plane_size);
-          for (index_t b = b0; b < b1; ++b)
+          for (index_t k0 = 0; k0 < Kr; k0 += MB)
             direct::run_weight_job(direct::WeightJob<T>{
-                dys + (b - b0) * MB * dy_block, item_channels * dy_block, dy_block, Wp, planes, plane_size,
-                Wp, nb, s.P, Qr, taps.data(), RS, flat_length,
-                sums.data() + ((c - c0) * item_channels + (b - b0) * MB) * RS, RS, mb});
+                dys + ((n0 * G + g) * Kr + k0) * flat_length, G * Kr * flat_length, flat_length, planes, plane_size,
+                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * Kr + k0) * RS, RS, mb});
         }
       }
       for (index_t c = c0; c < c1; ++c)
-        for (index_t k = k0; k < k1; ++k)
+        for (index_t k = 0; k < Kg; ++k)
           for (index_t rs = 0; rs < RS; ++rs)
-            grad_w[((g * Kg + k) * Cg + c) * RS + rs] =
-                static_cast<T>(sums[((c - c0) * item_channels + k - k0) * RS + rs]);
+            grad_w[((g * Kg + k) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * Kr + k) * RS + rs]);
     }
   });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);

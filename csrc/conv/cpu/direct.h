@@ -57,27 +57,25 @@ template <class T>
 void run_row_avx2(const RowJob<T>& job);
 
 // The weight gradient of kWeightBlock output channels against one input channel:
-// sums[m][t] = sum over images, p, q of dy[m][p][q] * x[p * ld_x_p + taps[t] + q], for every tap t
-// (the input plane copied as the forward's band, taps_in_band). The kernel takes the taps three
-// at a time, holding kWeightBlock x 3 accumulator vectors, each input vector feeding
-// kWeightBlock of them, each gradient vector 3; lanes are added up once at the end.
-// dy rows are zero past Q up to a whole vector, so the columns they pad contribute nothing.
+// sums[m][t] = sum over images and j of dy[m][j] * x[taps[t] + j], for every tap t, x being the
+// input plane split by stride phase (conv2d_backward_weight_direct) and dy's rows taking its
+// pitch, so that an image is one flat row. The kernel takes the taps three at a time, holding
+// kWeightBlock x 3 accumulator vectors, each input vector feeding kWeightBlock of them, each
+// gradient vector 3; lanes are added up once at the end. dy is zero past Q in each row and
+// past the last row up to a whole vector, so the columns it pads contribute nothing.
 // Depthwise layers (one output channel per group) use blocks of one: zero channels in a block
 // of four had made three quarters of the work.
 constexpr int kWeightBlock = 4;
 inline int weight_block(index_t Kg) { return Kg == 1 ? 1 : kWeightBlock; }
 template <class T>
 struct WeightJob {
-  const T* dy;                  // image i's dy[m][p][q] at dy + i * ld_dy_i + m * ld_dy_m + p * ld_dy_p + q
-  index_t ld_dy_i, ld_dy_m, ld_dy_p;
-  const T* x;                   // image i's x row of output row p at x + i * ld_x_i + p * ld_x_p
-  index_t ld_x_i, ld_x_p, images, P, Q;
+  const T* dy;                  // image i's dy[m][j] at dy + i * ld_dy_i + m * ld_dy_m + j
+  index_t ld_dy_i, ld_dy_m;
+  const T* x;                   // image i's input planes at x + i * ld_x_i
+  index_t ld_x_i, images;
+  index_t length;               // j runs over [0, length): whole vectors, rows of one pitch in x and dy
   const index_t* taps;          // R * S offsets, [r][s]
   index_t tap_count;
-  // When > 0: rows are not visited one by one; q runs over [0, flat) from row 0 of dy and x,
-  // whose rows then share one pitch (ld_dy_p == ld_x_p, stride 1), the pitch's padding being
-  // zero in dy. Short rows then cost no loop overhead per row.
-  index_t flat;
   double* sums;                 // sums[m * ld_sums + t] += ..., t < tap_count
   index_t ld_sums;
   int mb;                       // channels in the block: weight_block(K / groups)

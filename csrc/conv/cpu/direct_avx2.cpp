@@ -67,22 +67,20 @@ void weight_kernel(const WeightJob<typename V::T>& job, index_t t0) {
   Reg acc[MB][SC];
   for (int m = 0; m < MB; ++m)
     for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
-  const index_t rows = job.flat ? 1 : job.P, length = job.flat ? job.flat : job.Q;
-  for (index_t i = 0; i < job.images; ++i)
-    for (index_t p = 0; p < rows; ++p) {
-      const T* xrow = job.x + i * job.ld_x_i + p * job.ld_x_p;
-      const T* dyrow = job.dy + i * job.ld_dy_i + p * job.ld_dy_p;
-      const T* tap_rows[SC];
-      for (int s = 0; s < SC; ++s) tap_rows[s] = xrow + job.taps[t0 + s];
-      for (index_t q0 = 0; q0 < length; q0 += W) {
-        Reg xv[SC];
-        for (int s = 0; s < SC; ++s) xv[s] = V::loadu(tap_rows[s] + q0);
-        for (int m = 0; m < MB; ++m) {
-          const Reg g = V::loadu(dyrow + m * job.ld_dy_m + q0);
-          for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
-        }
+  for (index_t i = 0; i < job.images; ++i) {
+    const T* x = job.x + i * job.ld_x_i;
+    const T* dy = job.dy + i * job.ld_dy_i;
+    const T* tap_rows[SC];
+    for (int s = 0; s < SC; ++s) tap_rows[s] = x + job.taps[t0 + s];
+    for (index_t j = 0; j < job.length; j += W) {
+      Reg xv[SC];
+      for (int s = 0; s < SC; ++s) xv[s] = V::loadu(tap_rows[s] + j);
+      for (int m = 0; m < MB; ++m) {
+        const Reg g = V::loadu(dy + m * job.ld_dy_m + j);
+        for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
       }
     }
+  }
   for (int m = 0; m < MB; ++m)
     for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + t0 + s] += V::sum(acc[m][s]);
 }
