@@ -232,10 +232,11 @@ void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, c
   std::fill(dst + filled, dst + size, T(0));
 }
 
-// The weight gradient: work items are (group, range of input channels), each summing over every
-// image for all the group's output channels, so every weight value has one writer and an order
-// of additions fixed by the shape and thread count. The gradient rows are copied once, in the
-// planes' pitch, before the items run; an item copies each of its input planes once per image,
+// The weight gradient: work items are (group, range of input channels, range of output-channel
+// blocks: all of them unless the channels are too few to share out), each summing over every
+// image, so every weight value has one writer and an order of additions fixed by the shape and
+// thread count. The gradient rows are copied once, in the planes' pitch, before the items run
+// (extra memory: about grad_y's size); an item copies each of its input planes once per image,
 // split by phase. (Items of one block of output channels had copied each input plane once per
 // block: at stride 2, 3/4 of the time.)
 template <class T>
@@ -271,13 +272,18 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t per_image = plane_size + Kr * flat_length;
   const index_t chunk = std::clamp<index_t>((256 << 10) / (per_image * static_cast<index_t>(sizeof(T))), 1,
                                             std::max<index_t>(s.N, 1));
-  // Ranges of input channels small enough to give every thread work.
-  const index_t c_range = std::clamp<index_t>(G * Cg / (4 * num_threads()), 1, Cg), ranges = ceil_div(Cg, c_range);
-  parallel_for(0, G * ranges, 1, [&](index_t lo, index_t hi) {
+  // Ranges of input channels small enough to give every thread work; where there are too few
+  // channels for that (the stem's 3), ranges of output-channel blocks too.
+  const index_t items_wanted = 4 * num_threads();
+  const index_t c_range = std::clamp<index_t>(G * Cg / items_wanted, 1, Cg), c_ranges = ceil_div(Cg, c_range);
+  const index_t b_range = ceil_div(blocks, std::clamp<index_t>(ceil_div(items_wanted, G * c_ranges), 1, blocks));
+  const index_t b_ranges = ceil_div(blocks, b_range), k_range = b_range * MB;
+  parallel_for(0, G * c_ranges * b_ranges, 1, [&](index_t lo, index_t hi) {
     T* planes = thread_scratch<T>(chunk * plane_size, ScratchSlot::columns);
-    std::vector<double> sums(c_range * Kr * RS);
+    std::vector<double> sums(c_range * k_range * RS);
     for (index_t item = lo; item < hi; ++item) {
-      const index_t g = item / ranges, c0 = item % ranges * c_range, c1 = std::min(Cg, c0 + c_range);
+      const index_t g = item / (c_ranges * b_ranges), c0 = item / b_ranges % c_ranges * c_range;
+      const index_t c1 = std::min(Cg, c0 + c_range), k0 = item % b_ranges * k_range, k1 = std::min(Kr, k0 + k_range);
       std::fill(sums.begin(), sums.end(), 0.0);
       for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
         const index_t nb = std::min(chunk, s.N - n0);
@@ -285,16 +291,16 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
           for (index_t i = 0; i < nb; ++i)
             fill_phase_planes(s, row_phases, col_phases, x + ((n0 + i) * s.C + g * Cg + c) * s.H * s.W, Hp, Wp,
                               plane_size, planes + i * plane_size);
-          for (index_t k0 = 0; k0 < Kr; k0 += MB)
+          for (index_t k = k0; k < k1; k += MB)
             direct::run_weight_job(direct::WeightJob<T>{
-                dys + ((n0 * G + g) * Kr + k0) * flat_length, G * Kr * flat_length, flat_length, planes, plane_size,
-                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * Kr + k0) * RS, RS, mb});
+                dys + ((n0 * G + g) * Kr + k) * flat_length, G * Kr * flat_length, flat_length, planes, plane_size,
+                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * k_range + k - k0) * RS, RS, mb});
         }
       }
       for (index_t c = c0; c < c1; ++c)
-        for (index_t k = 0; k < Kg; ++k)
+        for (index_t k = k0; k < std::min(k1, Kg); ++k)
           for (index_t rs = 0; rs < RS; ++rs)
-            grad_w[((g * Kg + k) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * Kr + k) * RS + rs]);
+            grad_w[((g * Kg + k) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * k_range + k - k0) * RS + rs]);
     }
   });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
