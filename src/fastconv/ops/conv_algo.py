@@ -110,9 +110,10 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
         return "fft"
     # Direct convolution wins where the GEMM formulation's packing dominates: few output
     # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM; strided,
-    # by its phases: resnet20's 3x3/2 forward 1.1-1.3x, weight gradient 1.1-1.3x im2col's, the
-    # 7x7/2 stem 1.1x). A strided 1x1 is a plain GEMM over every other pixel: im2col's copy of
-    # them is cheaper than direct's phase planes (measured 1.4x forward, 1.5x weight gradient).
+    # by its phases, one thread: resnet20's 3x3/2 forward 1.1x implicit GEMM, weight gradient
+    # 1.2x im2col, the 7x7/2 stem 1.05-1.1x both). A strided 1x1 is a plain GEMM over every other
+    # pixel: im2col's copy of them is cheaper than direct's phase planes (measured 1.4x forward,
+    # 1.5x weight gradient).
     strided_pointwise = kh == kw == 1 and stride != (1, 1)
     if "direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5) and not strided_pointwise:
         # Its weight gradient sums whole images per channel pair: on small maps (resnet20's
