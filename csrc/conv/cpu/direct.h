@@ -21,8 +21,8 @@
 namespace fastconv::conv::cpu::direct {
 
 // Where tap (r, s) of an output row starts in one channel's zero-padded copy of the input
-// rows: rows of `ld` values, `phases` column phases of `phase_rows` rows each (one phase at
-// stride 1 along the width), output row 0 reading from row 0. In the weights' order, [r][s].
+// rows: rows of `ld` values, split into the column phases of stride `sw` (one at stride 1),
+// `phase_rows` rows each, output row 0 reading from row 0. In the weights' order, [r][s].
 std::vector<index_t> taps_in_band(index_t R, index_t S, index_t dh, index_t dw, index_t sw, index_t ld,
                                   index_t phase_rows);
 
