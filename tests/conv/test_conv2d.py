@@ -1,3 +1,8 @@
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -120,6 +125,89 @@ def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
     _C.conv2d_forward(x, w, b, out, *args, "implicit", True)
     tol = TOLERANCE["implicit"][dtype == np.float64]
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+
+
+# Direct convolution's stride phases (csrc/conv/cpu/direct.cpp): strides 2 and 3 along either
+# axis, a stride above the kernel (phases no tap reads), dilation sharing or splitting the
+# phases, odd sizes, batch 1, channel counts off the vector width, groups, 1x1 at stride 2.
+DIRECT_STRIDED_CASES = [
+    (2, 3, 9, 11, 5, 3, 3, 2, 1, 1, 1),
+    (1, 1, 13, 7, 7, 3, 3, (3, 2), 2, 1, 1),
+    (1, 2, 7, 8, 3, 3, 2, (1, 2), (0, 2), 1, 1),
+    (2, 4, 13, 10, 6, 5, 3, 3, 2, (1, 2), 2),
+    (1, 4, 11, 17, 4, 3, 3, (2, 3), 1, 3, 4),
+    (2, 5, 12, 15, 13, 1, 1, 2, 0, 1, 1),
+    (2, 1, 30, 29, 3, 2, 2, (1, 5), 0, 1, 1),
+    (1, 3, 20, 37, 9, 7, 7, 2, 3, 1, 1),
+]
+
+
+def _weight_gradient_reference(x, gy, weight_shape, stride, padding, dilation, groups):
+    """float64 sum over images and output pixels of gy times the input pixel each tap reads."""
+    (sh, sw), (pt, pl), (pb, pr), (dh, dw), g = conv2d_arguments(weight_shape, stride, padding, dilation, groups)
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    gy = gy.astype(np.float64)
+    k, cg, r, s = weight_shape
+    p, q = gy.shape[2:]
+    dw_ref = np.zeros(weight_shape)
+    for i in range(r):
+        for j in range(s):
+            taps = x[:, :, i * dh:i * dh + sh * (p - 1) + 1:sh, j * dw:j * dw + sw * (q - 1) + 1:sw]
+            for group in range(g):
+                ks, cs = slice(group * (k // g), (group + 1) * (k // g)), slice(group * cg, (group + 1) * cg)
+                dw_ref[ks, :, i, j] = np.einsum("nkpq,ncpq->kc", gy[:, ks], taps[:, cs])
+    return dw_ref
+
+
+@pytest.mark.parametrize("case", DIRECT_STRIDED_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_strided_phases(isa, rng, case, dtype):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, b = _operands(rng, case, dtype)
+    if isa == "generic":  # the direct kernels are AVX2's
+        with pytest.raises(ValueError, match="direct convolution needs AVX2"):
+            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo="direct")
+        return
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    tol = TOLERANCE["direct"][dtype == np.float64]
+    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
+    out = np.full(ref.shape, np.nan, dtype)
+    _C.conv2d_forward(x, w, b, out, *args, "direct", True)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+    gy = rng.standard_normal(ref.shape).astype(dtype)
+    dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
+    dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
+    np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * ref[0, 0].size))
+
+
+# An input whose last value ends a page, the next page unreadable: a kernel reading one value
+# past the array (a full vector over the last stride-2 row of the last plane) crashes the worker.
+_READS_END_OF_INPUT = """
+import ctypes, mmap, sys
+import numpy as np
+from fastconv import ops
+page = mmap.PAGESIZE
+buffer = mmap.mmap(-1, 2 * page)
+base = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+libc = ctypes.CDLL(None)
+assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+shape = (1, 2, 5, 32)  # stride-2 rows of 16 values, the last one at the end of the input
+x = np.frombuffer(buffer, np.float32, count=int(np.prod(shape)), offset=page - 4 * int(np.prod(shape))).reshape(shape)
+x[...] = np.random.default_rng(0).standard_normal(shape)
+w = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
+ref = ops.conv2d(x.astype(np.float64), w.astype(np.float64), stride=2, padding=1, algo="im2col")
+for algo in sys.argv[1:]:
+    y = ops.conv2d(x, w, stride=2, padding=1, algo=algo)
+    assert np.abs(y - ref).max() < 1e-4, algo
+"""
+
+
+def test_strided_copies_read_nothing_past_the_input():
+    algos = [a for a in ("im2col", "implicit", "direct") if a in ALGOS]
+    done = subprocess.run([sys.executable, "-c", _READS_END_OF_INPUT, *algos], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parents[2], env={**os.environ, "PYTHONPATH": str(
+                              pathlib.Path(ops.__file__).parents[2])})
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_gradient_kernel_names_the_kernel_each_gradient_runs():

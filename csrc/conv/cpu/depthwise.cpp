@@ -66,6 +66,7 @@ void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn&
   const index_t ld = round_up(g.out_w, tile.pixels) + (g.S - 1) * g.dw;
   const index_t rows = (g.out_h - 1) * g.sh + (g.R - 1) * g.dh + 1, in_size = g.in_h * g.in_w;
   const index_t out_size = g.out_h * g.out_w;
+  const std::vector<index_t> taps = direct::taps_in_band(g.R, g.S, g.dh, g.dw, 1, ld, rows);
   parallel_for(0, planes, 1, [&](index_t lo, index_t hi) {
     T* padded = thread_scratch<T>(g.inputs * rows * ld, ScratchSlot::columns);
     for (index_t o = lo; o < hi; ++o) {
@@ -73,8 +74,8 @@ void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn&
       for (index_t i = 0; i < g.inputs; ++i)
         copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
       for (index_t op = 0; op < g.out_h; ++op)
-        direct::run_row_job(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.dh * ld, g.inputs, g.R, g.S,
-                                               g.dw, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,
+        direct::run_row_job(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.inputs, taps.data(),
+                                               g.R * g.S, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,
                                                bias ? bias + o % channels : nullptr, relu, tile.mr});
     }
   });

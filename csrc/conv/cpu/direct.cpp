@@ -44,6 +44,48 @@ void run_weight_job(const WeightJob<T>& job) {
 #endif
 }
 
+namespace {
+
+// The phases a row (or column) of taps reads at a stride: tap s reads phase plane plane[s],
+// shifted by shift[s]; plane i holds input rows (columns) j * stride + offset[i]. Only the
+// phases some tap reads get a plane: at most as many as taps, whatever the stride.
+struct StridePhases {
+  std::vector<index_t> plane, shift, offset;
+  index_t max_shift = 0;
+  index_t count() const { return static_cast<index_t>(offset.size()); }
+};
+
+StridePhases stride_phases(index_t taps, index_t dilation, index_t stride) {
+  StridePhases out;
+  for (index_t s = 0; s < taps; ++s) {
+    const index_t b = s * dilation % stride;
+    const auto found = std::find(out.offset.begin(), out.offset.end(), b);
+    out.plane.push_back(found - out.offset.begin());
+    if (found == out.offset.end()) out.offset.push_back(b);
+    out.shift.push_back(s * dilation / stride);
+    out.max_shift = std::max(out.max_shift, out.shift.back());
+  }
+  return out;
+}
+
+// Where tap (r, s) starts in a channel's phase planes, [row phase][column phase][plane_rows][ld].
+std::vector<index_t> taps_in_planes(const StridePhases& rows, const StridePhases& cols, index_t plane_rows,
+                                    index_t ld) {
+  std::vector<index_t> taps;
+  for (std::size_t r = 0; r < rows.plane.size(); ++r)
+    for (std::size_t s = 0; s < cols.plane.size(); ++s)
+      taps.push_back(((rows.plane[r] * cols.count() + cols.plane[s]) * plane_rows + rows.shift[r]) * ld +
+                     cols.shift[s]);
+  return taps;
+}
+
+}  // namespace
+
+std::vector<index_t> taps_in_band(index_t R, index_t S, index_t dh, index_t dw, index_t sw, index_t ld,
+                                  index_t phase_rows) {
+  return taps_in_planes(stride_phases(R, dh, 1), stride_phases(S, dw, sw), phase_rows, ld);
+}
+
 template Tile row_tile<float>(index_t, index_t);
 template Tile row_tile<double>(index_t, index_t);
 template void run_row_job<float>(const RowJob<float>&);
@@ -55,16 +97,16 @@ template void run_weight_job<double>(const WeightJob<double>&);
 
 namespace {
 
-// Output (n, k, p, q) reads input rows top + p * sh + r * dh and columns left + q + s * dw of
-// image n (0 outside the image): the forward convolution, or its input gradient as a
+// Output (n, k, p, q) reads input rows top + p * sh + r * dh and columns left + q * sw + s * dw
+// of image n (0 outside the image): the forward convolution, or its input gradient as a
 // convolution of grad_y with the rotated, channel-transposed weights.
 struct DirectGeometry {
-  index_t N, C, H, W, K, groups, P, Q, R, S, top, left, sh, dh, dw;
+  index_t N, C, H, W, K, groups, P, Q, R, S, top, left, sh, dh, dw, sw;
 };
 
 DirectGeometry forward_geometry(const Conv2dShape& s) {
   return {s.N, s.C, s.H, s.W, s.K, s.groups(), s.P, s.Q, s.R, s.S, -s.p.pad_begin[0], -s.p.pad_begin[1],
-          s.p.stride[0], s.p.dilation[0], s.p.dilation[1]};
+          s.p.stride[0], s.p.dilation[0], s.p.dilation[1], s.p.stride[1]};
 }
 
 // Stride 1 only: grad_x[h] = sum_r grad_y[h + pad - r d] w[r]
@@ -72,7 +114,7 @@ DirectGeometry forward_geometry(const Conv2dShape& s) {
 DirectGeometry backward_input_geometry(const Conv2dShape& s) {
   const index_t dh = s.p.dilation[0], dw = s.p.dilation[1];
   return {s.N, s.K, s.P, s.Q, s.C, s.groups(), s.H, s.W, s.R, s.S, s.p.pad_begin[0] - (s.R - 1) * dh,
-          s.p.pad_begin[1] - (s.S - 1) * dw, 1, dh, dw};
+          s.p.pad_begin[1] - (s.S - 1) * dw, 1, dh, dw, 1};
 }
 
 // w (K, C/G, R, S) -> [g][block][c][r][s][mr], output channels past K/G zero.
@@ -88,12 +130,17 @@ std::vector<T> pack_weights(const DirectGeometry& g, const T* w, index_t mr) {
   return packed;
 }
 
-// band[c][i][j] = image[c, top + p0 * sh + i, left + j] for the `span` input rows that output
-// rows from p0 read, 0 outside the image.
+// band[c][i][h][j] = image[c, top + p0 * sh + h, left + j * sw + phases.offset[i]] for the
+// `span` input rows that output rows from p0 read, 0 outside the image; each phase plane
+// phase_rows rows apart (taps_in_band's layout).
 template <class T>
-void fill_band(const DirectGeometry& g, const T* image, index_t p0, index_t span, index_t ld, T* band) {
+void fill_band(const DirectGeometry& g, const direct::StridePhases& phases, const T* image, index_t p0, index_t span,
+               index_t ld, index_t phase_rows, T* band) {
+  const index_t planes = phases.count();
   for (index_t c = 0; c < g.C; ++c)
-    copy_padded_rows(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, span, ld, band + c * span * ld);
+    for (index_t i = 0; i < planes; ++i)
+      copy_padded_rows(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left + phases.offset[i], span, ld,
+                       band + (c * planes + i) * phase_rows * ld, 1, g.sw);
 }
 
 template <class T>
@@ -102,21 +149,24 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
   const direct::Tile tile = direct::row_tile<T>(g.Q, Kg);
   const index_t mr = tile.mr, blocks = ceil_div(Kg, mr);
   const std::vector<T> packed = pack_weights(g, w, mr);
+  const direct::StridePhases phases = direct::stride_phases(g.S, g.dw, g.sw);
   // Wide enough that every vector the kernel loads (up to the last tile's end, shifted by the
   // widest tap) lies inside the row.
-  const index_t ld = round_up(g.Q, tile.pixels) + (g.S - 1) * g.dw;
+  const index_t ld = round_up(g.Q, tile.pixels) + phases.max_shift;
   // Work items are bands of output rows of one image: a band's input rows are copied once
   // (copying them per output row cost ~40% of the time at 16 channels), and there are enough
   // bands to keep every thread busy.
   const index_t band_rows = std::clamp<index_t>(g.N * g.P / (4 * num_threads()), 1, 8);
   const index_t bands = ceil_div(g.P, band_rows);
   const index_t max_span = (band_rows - 1) * g.sh + (g.R - 1) * g.dh + 1;
+  const std::vector<index_t> taps = direct::taps_in_band(g.R, g.S, g.dh, g.dw, g.sw, ld, max_span);
+  const index_t channel_size = phases.count() * max_span * ld;
   parallel_for(0, g.N * bands, 1, [&](index_t lo, index_t hi) {
-    T* band = thread_scratch<T>(g.C * max_span * ld, ScratchSlot::columns);
+    T* band = thread_scratch<T>(g.C * channel_size, ScratchSlot::columns);
     for (index_t item = lo; item < hi; ++item) {
       const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
       const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
-      fill_band(g, x + n * g.C * g.H * g.W, p0, span, ld, band);
+      fill_band(g, phases, x + n * g.C * g.H * g.W, p0, span, ld, max_span, band);
       // Channel blocks outermost: a block's weights and output planes stay put while its rows
       // go by (depthwise layers have a block per channel; rows outermost wrote 128 planes a
       // row at a time).
@@ -124,8 +174,8 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
         for (index_t b = 0; b < blocks; ++b)
           for (index_t p = p0; p < p1; ++p) {
             const index_t k0 = gi * Kg + b * mr;
-            const direct::RowJob<T> job{band + (gi * Cg * span + (p - p0) * g.sh) * ld, span * ld, g.dh * ld,
-                                        Cg, g.R, g.S, g.dw,
+            const direct::RowJob<T> job{band + gi * Cg * channel_size + (p - p0) * g.sh * ld, channel_size, Cg,
+                                        taps.data(), RS,
                                         packed.data() + (gi * blocks + b) * Cg * RS * mr,
                                         y + ((n * g.K + k0) * g.P + p) * g.Q, g.P * g.Q, g.Q,
                                         std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu,
@@ -141,7 +191,6 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
 
 const char* direct_unsupported_reason(const Conv2dShape& s) {
   if (active_isa() < Isa::avx2) return "direct convolution needs AVX2 (not on this CPU, or FASTCONV_ISA is lower)";
-  if (s.p.stride[1] != 1) return "direct convolution needs stride 1 along the width";
   return nullptr;
 }
 
@@ -169,68 +218,89 @@ void copy_gradient_rows(const Conv2dShape& s, const T* plane, index_t pitch, ind
   std::fill(dst + s.P * pitch, dst + size, T(0));
 }
 
-// The weight gradient: work items are (group, block of kWeightBlock output channels, range of
-// input channels), each summing over every image, so every weight value has one writer and an
-// order of additions fixed by the shape and thread count. Per image, the item copies its
-// block's gradient rows zero-extended to whole vectors, and each input plane zero-padded.
+// One input plane split by stride phase (conv2d_backward_weight_direct): phase (a, b) holds
+// padded pixel (i * sh + a, j * sw + b) at [a][b][i][j], in planes of Hp x Wp, then zeros up
+// to `size`.
+template <class T>
+void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, const direct::StridePhases& cols,
+                       const T* plane, index_t Hp, index_t Wp, index_t size, T* dst) {
+  for (index_t a = 0; a < rows.count(); ++a)
+    for (index_t b = 0; b < cols.count(); ++b)
+      copy_padded_rows(plane, s.H, s.W, rows.offset[a] - s.p.pad_begin[0], cols.offset[b] - s.p.pad_begin[1], Hp, Wp,
+                       dst + (a * cols.count() + b) * Hp * Wp, s.p.stride[0], s.p.stride[1]);
+  const index_t filled = rows.count() * cols.count() * Hp * Wp;
+  std::fill(dst + filled, dst + size, T(0));
+}
+
+// The weight gradient: work items are (group, range of input channels, range of output-channel
+// blocks: all of them unless the channels are too few to share out), each summing over every
+// image, so every weight value has one writer and an order of additions fixed by the shape and
+// thread count. The gradient rows are copied once, in the planes' pitch, before the items run
+// (extra memory: about grad_y's size); an item copies each of its input planes once per image,
+// split by phase. (Items of one block of output channels had copied each input plane once per
+// block: at stride 2, 3/4 of the time.)
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   constexpr index_t lanes = 32 / sizeof(T);
-  const index_t Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
+  const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
   const int mb = direct::weight_block(Kg);
-  const index_t MB = mb, blocks = ceil_div(Kg, MB);
-  const index_t sh = s.p.stride[0], dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
-  const index_t Hp = (s.P - 1) * sh + (s.R - 1) * dh + 1, Wp = Qr + (s.S - 1) * dw;
-  const DirectGeometry plane_geometry{1, 1, s.H, s.W, 1, 1, 1, 1, 1, 1, -s.p.pad_begin[0], -s.p.pad_begin[1], 1, 1, 1};
-  // Stride 1: dy rows take the input plane's pitch Wp, so the kernel runs each image as one
-  // flat row (flat_length values, the pitch's padding zero in dy); the plane gets a zeroed tail
-  // for the loads of the last vector's taps.
-  const bool flat = sh == 1;
-  const index_t dy_pitch = flat ? Wp : Qr, flat_length = flat ? round_up(s.P * Wp, lanes) : 0;
-  const index_t dy_block = flat ? flat_length : s.P * Qr;  // one output channel of one image
-  const index_t plane_size = Hp * Wp + (flat ? lanes + (s.S - 1) * dw : 0);
-  // Images per kernel call: as many as keep the item's copies within ~256 KiB (half an L2),
-  // so that the accumulators run across images and the lanes are added up once per chunk.
-  const index_t per_image = plane_size + MB * dy_block;
-  const index_t chunk = std::clamp<index_t>((256 << 10) / (per_image * static_cast<index_t>(sizeof(T))), 1, std::max<index_t>(s.N, 1));
-  // An item takes a range of input channels, so that the block's gradient rows, copied once
-  // per image chunk, serve all of them; ranges are small enough to give every thread work.
-  const index_t items_wanted = 4 * num_threads(), block_items = s.groups() * blocks;
-  const index_t c_range = std::clamp<index_t>(block_items * Cg / items_wanted, 1, Cg), ranges = ceil_div(Cg, c_range);
-  parallel_for(0, block_items * ranges, 1, [&](index_t lo, index_t hi) {
-    T* planes = thread_scratch<T>(chunk * per_image, ScratchSlot::columns);
-    T* dys = planes + chunk * plane_size;
-    std::vector<double> sums(c_range * MB * RS);
+  const index_t MB = mb, blocks = ceil_div(Kg, MB), Kr = blocks * MB;  // Kr: whole blocks
+  const index_t dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
+  // The input planes split by stride phase along both axes, as implicit GEMM's: tap (r, s) of
+  // output pixel (p, q) is pixel (p + r', q + s') of one phase plane, so dy rows take the
+  // planes' pitch Wp and the kernel runs each image as one flat row (flat_length values, the
+  // pitch's padding zero in dy). Each input plane gets a zeroed tail for the loads of the last
+  // vector's taps.
+  const direct::StridePhases row_phases = direct::stride_phases(s.R, dh, s.p.stride[0]);
+  const direct::StridePhases col_phases = direct::stride_phases(s.S, dw, s.p.stride[1]);
+  const index_t Hp = s.P + row_phases.max_shift, Wp = Qr + col_phases.max_shift;
+  const std::vector<index_t> taps = direct::taps_in_planes(row_phases, col_phases, Hp, Wp);
+  const index_t channel_size = row_phases.count() * col_phases.count() * Hp * Wp;
+  const index_t flat_length = round_up(s.P * Wp, lanes);  // one output channel of one image
+  const index_t plane_size = channel_size + lanes + col_phases.max_shift;
+  // dys[n][g][k] for k < Kr (zeros past K/G), by the calling thread alone: copied by every
+  // thread, resnet20's 3x3/2 weight gradient ran slower on 2 threads than on 1 (3.1 ms against
+  // 2.5; 2.2 so), each item reading half its rows from the other core's cache.
+  T* dys = thread_scratch<T>(s.N * G * Kr * flat_length, ScratchSlot::partial_sums);
+  for (index_t i = 0; i < s.N * G * Kr; ++i) {
+    const index_t n = i / (G * Kr), g = i / Kr % G, k = i % Kr;
+    copy_gradient_rows(s, k < Kg ? grad_y + (n * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp, flat_length,
+                       dys + i * flat_length);
+  }
+  // Images per chunk: as many as keep their planes and gradient rows within ~256 KiB (half an
+  // L2), so that the accumulators run across images and the lanes are added up once per chunk.
+  const index_t per_image = plane_size + Kr * flat_length;
+  const index_t chunk = std::clamp<index_t>((256 << 10) / (per_image * static_cast<index_t>(sizeof(T))), 1,
+                                            std::max<index_t>(s.N, 1));
+  // Ranges of input channels small enough to give every thread work; where there are too few
+  // channels for that (the stem's 3), ranges of output-channel blocks too.
+  const index_t items_wanted = 4 * num_threads();
+  const index_t c_range = std::clamp<index_t>(G * Cg / items_wanted, 1, Cg), c_ranges = ceil_div(Cg, c_range);
+  const index_t b_range = ceil_div(blocks, std::clamp<index_t>(ceil_div(items_wanted, G * c_ranges), 1, blocks));
+  const index_t b_ranges = ceil_div(blocks, b_range), k_range = b_range * MB;
+  parallel_for(0, G * c_ranges * b_ranges, 1, [&](index_t lo, index_t hi) {
+    T* planes = thread_scratch<T>(chunk * plane_size, ScratchSlot::columns);
+    std::vector<double> sums(c_range * k_range * RS);
     for (index_t item = lo; item < hi; ++item) {
-      const index_t g = item / (blocks * ranges), k0 = item / ranges % blocks * MB;
-      const index_t c0 = item % ranges * c_range, c1 = std::min(Cg, c0 + c_range);
+      const index_t g = item / (c_ranges * b_ranges), c0 = item / b_ranges % c_ranges * c_range;
+      const index_t c1 = std::min(Cg, c0 + c_range), k0 = item % b_ranges * k_range, k1 = std::min(Kr, k0 + k_range);
       std::fill(sums.begin(), sums.end(), 0.0);
       for (index_t n0 = 0; n0 < s.N; n0 += chunk) {
         const index_t nb = std::min(chunk, s.N - n0);
-        for (index_t i = 0; i < nb; ++i)
-          for (index_t m = 0; m < MB; ++m) {
-            const index_t k = k0 + m;  // past the group's channels: a zero block
-            copy_gradient_rows(s, k < Kg ? grad_y + ((n0 + i) * s.K + g * Kg + k) * s.P * s.Q : nullptr, dy_pitch,
-                               dy_block, dys + (i * MB + m) * dy_block);
-          }
         for (index_t c = c0; c < c1; ++c) {
-          // The input planes as fill_band's one-channel bands: Hp rows from the top padding.
-          for (index_t i = 0; i < nb; ++i) {
-            T* plane = planes + i * plane_size;
-            fill_band(plane_geometry, x + ((n0 + i) * s.C + g * Cg + c) * s.H * s.W, 0, Hp, Wp, plane);
-            std::fill(plane + Hp * Wp, plane + plane_size, T(0));
-          }
-          double* c_sums = sums.data() + (c - c0) * MB * RS;
-          for (index_t r = 0; r < s.R; ++r)
-            direct::run_weight_job(direct::WeightJob<T>{dys, MB * dy_block, dy_block, dy_pitch, planes + r * dh * Wp,
-                                                         plane_size, sh * Wp, nb, s.P, Qr, dw, 0, s.S, flat_length,
-                                                         c_sums + r * s.S, RS, mb});
+          for (index_t i = 0; i < nb; ++i)
+            fill_phase_planes(s, row_phases, col_phases, x + ((n0 + i) * s.C + g * Cg + c) * s.H * s.W, Hp, Wp,
+                              plane_size, planes + i * plane_size);
+          for (index_t k = k0; k < k1; k += MB)
+            direct::run_weight_job(direct::WeightJob<T>{
+                dys + ((n0 * G + g) * Kr + k) * flat_length, G * Kr * flat_length, flat_length, planes, plane_size,
+                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * k_range + k - k0) * RS, RS, mb});
         }
       }
       for (index_t c = c0; c < c1; ++c)
-        for (index_t m = 0; m < MB && k0 + m < Kg; ++m)
+        for (index_t k = k0; k < std::min(k1, Kg); ++k)
           for (index_t rs = 0; rs < RS; ++rs)
-            grad_w[((g * Kg + k0 + m) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * MB + m) * RS + rs]);
+            grad_w[((g * Kg + k) * Cg + c) * RS + rs] = static_cast<T>(sums[((c - c0) * k_range + k - k0) * RS + rs]);
     }
   });
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);

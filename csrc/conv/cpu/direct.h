@@ -7,18 +7,34 @@
 // kernel tap, NV unaligned vectors of a zero-padded input row are loaded and each is multiplied
 // by MR broadcast weights. The input rows a band of output rows reads are copied, zero-padded,
 // once per band.
+//
+// A stride along the width makes an output row's pixels every stride-th input value. The band
+// is then copied split by column phase, as implicit GEMM's phases (implicit_gemm.cpp): phase b
+// holds input columns j * stride + b, and tap s reads phase (s * dilation) % stride shifted by
+// (s * dilation) / stride, so every load is again a contiguous vector. Each tap's place in a
+// channel's copy is in a table (taps_in_band), one per call.
 #pragma once
+#include <vector>
+
 #include "core/view.h"
 
 namespace fastconv::conv::cpu::direct {
 
-// One output row for a block of output channels. The input row that kernel row r of channel c
-// reads is at in + c * ld_c + r * ld_r, zero-padded so that every vector the kernel loads is
-// inside it; weights are packed [c][r][s][mr]; output channel m of the block at out + m * ld_out.
+// Where tap (r, s) of an output row starts in one channel's zero-padded copy of the input
+// rows: rows of `ld` values, split into the column phases of stride `sw` (one at stride 1),
+// `phase_rows` rows each, output row 0 reading from row 0. In the weights' order, [r][s].
+std::vector<index_t> taps_in_band(index_t R, index_t S, index_t dh, index_t dw, index_t sw, index_t ld,
+                                  index_t phase_rows);
+
+// One output row for a block of output channels. Tap t of channel c reads the input row at
+// in + c * ld_c + taps[t], zero-padded so that every vector the kernel loads is inside it;
+// weights are packed [c][tap][mr]; output channel m of the block at out + m * ld_out.
 template <class T>
 struct RowJob {
   const T* in;
-  index_t ld_c, ld_r, C, R, S, dil_w;
+  index_t ld_c, C;
+  const index_t* taps;
+  index_t tap_count;
   const T* w;
   T* out;
   index_t ld_out, Q, channels;  // channels <= mr are stored
@@ -40,26 +56,27 @@ Tile row_tile(index_t Q, index_t Kg);
 template <class T>
 void run_row_avx2(const RowJob<T>& job);
 
-// The weight gradient of kWeightBlock output channels against one input channel, one image and
-// one kernel row r: sums[m][s] = sum over images, p, q of dy[m][p][q] * x[p * sh][q + s * dw], for the
-// taps s of [s0, s1). The kernel holds kWeightBlock x 3 accumulator vectors, each input vector
-// feeding kWeightBlock of them, each gradient vector 3; lanes are added up once at the end.
-// dy rows are zero past Q up to a whole vector, so the columns they pad contribute nothing.
+// The weight gradient of kWeightBlock output channels against one input channel:
+// sums[m][t] = sum over images and j of dy[m][j] * x[taps[t] + j], for every tap t, x being the
+// input plane split by stride phase (conv2d_backward_weight_direct) and dy's rows taking its
+// pitch, so that an image is one flat row. The kernel takes the taps three at a time, holding
+// kWeightBlock x 3 accumulator vectors, each input vector feeding kWeightBlock of them, each
+// gradient vector 3; lanes are added up once at the end. dy is zero past Q in each row and
+// past the last row up to a whole vector, so the columns it pads contribute nothing.
 // Depthwise layers (one output channel per group) use blocks of one: zero channels in a block
 // of four had made three quarters of the work.
 constexpr int kWeightBlock = 4;
 inline int weight_block(index_t Kg) { return Kg == 1 ? 1 : kWeightBlock; }
 template <class T>
 struct WeightJob {
-  const T* dy;                  // image i's dy[m][p][q] at dy + i * ld_dy_i + m * ld_dy_m + p * ld_dy_p + q
-  index_t ld_dy_i, ld_dy_m, ld_dy_p;
-  const T* x;                   // image i's x row of output row p at x + i * ld_x_i + p * ld_x_p
-  index_t ld_x_i, ld_x_p, images, P, Q, dw, s0, s1;
-  // When > 0: rows are not visited one by one; q runs over [0, flat) from row 0 of dy and x,
-  // whose rows then share one pitch (ld_dy_p == ld_x_p, stride 1), the pitch's padding being
-  // zero in dy. Short rows then cost no loop overhead per row.
-  index_t flat;
-  double* sums;                 // sums[m * ld_sums + s] += ..., s in [s0, s1)
+  const T* dy;                  // image i's dy[m][j] at dy + i * ld_dy_i + m * ld_dy_m + j
+  index_t ld_dy_i, ld_dy_m;
+  const T* x;                   // image i's input planes at x + i * ld_x_i
+  index_t ld_x_i, images;
+  index_t length;               // j runs over [0, length): whole vectors, rows of one pitch in x and dy
+  const index_t* taps;          // R * S offsets, [r][s]
+  index_t tap_count;
+  double* sums;                 // sums[m * ld_sums + t] += ..., t < tap_count
   index_t ld_sums;
   int mb;                       // channels in the block: weight_block(K / groups)
 };

@@ -24,15 +24,14 @@ void row_kernel(const RowJob<typename V::T>& job) {
       for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
     const T* w = job.w;
     for (index_t c = 0; c < job.C; ++c) {
-      for (index_t r = 0; r < job.R; ++r) {
-        const T* row = job.in + c * job.ld_c + r * job.ld_r + q0;
-        for (index_t s = 0; s < job.S; ++s, w += MR) {
-          Reg x[NV];
-          for (int v = 0; v < NV; ++v) x[v] = V::loadu(row + s * job.dil_w + v * W);
-          for (int m = 0; m < MR; ++m) {
-            const Reg b = V::set1(w[m]);
-            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(b, x[v], acc[m][v]);
-          }
+      const T* channel = job.in + c * job.ld_c + q0;
+      for (index_t t = 0; t < job.tap_count; ++t, w += MR) {
+        const T* row = channel + job.taps[t];
+        Reg x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = V::loadu(row + v * W);
+        for (int m = 0; m < MR; ++m) {
+          const Reg b = V::set1(w[m]);
+          for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(b, x[v], acc[m][v]);
         }
       }
     }
@@ -61,38 +60,38 @@ void run(const RowJob<typename V::T>& job) {
 
 // MB x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at MB = 4, SC = 3.
 template <class V, int MB, int SC>
-void weight_kernel(const WeightJob<typename V::T>& job, index_t s0) {
+void weight_kernel(const WeightJob<typename V::T>& job, index_t t0) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
   Reg acc[MB][SC];
   for (int m = 0; m < MB; ++m)
     for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
-  const index_t rows = job.flat ? 1 : job.P, length = job.flat ? job.flat : job.Q;
-  for (index_t i = 0; i < job.images; ++i)
-    for (index_t p = 0; p < rows; ++p) {
-      const T* xrow = job.x + i * job.ld_x_i + p * job.ld_x_p + s0 * job.dw;
-      const T* dyrow = job.dy + i * job.ld_dy_i + p * job.ld_dy_p;
-      for (index_t q0 = 0; q0 < length; q0 += W) {
-        Reg xv[SC];
-        for (int s = 0; s < SC; ++s) xv[s] = V::loadu(xrow + q0 + s * job.dw);
-        for (int m = 0; m < MB; ++m) {
-          const Reg g = V::loadu(dyrow + m * job.ld_dy_m + q0);
-          for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
-        }
+  for (index_t i = 0; i < job.images; ++i) {
+    const T* x = job.x + i * job.ld_x_i;
+    const T* dy = job.dy + i * job.ld_dy_i;
+    const T* tap_rows[SC];
+    for (int s = 0; s < SC; ++s) tap_rows[s] = x + job.taps[t0 + s];
+    for (index_t j = 0; j < job.length; j += W) {
+      Reg xv[SC];
+      for (int s = 0; s < SC; ++s) xv[s] = V::loadu(tap_rows[s] + j);
+      for (int m = 0; m < MB; ++m) {
+        const Reg g = V::loadu(dy + m * job.ld_dy_m + j);
+        for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
       }
     }
+  }
   for (int m = 0; m < MB; ++m)
-    for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + s0 + s] += V::sum(acc[m][s]);
+    for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + t0 + s] += V::sum(acc[m][s]);
 }
 
 template <class V, int MB>
 void run_weight_block(const WeightJob<typename V::T>& job) {
-  for (index_t s0 = job.s0; s0 < job.s1; s0 += 3) {
-    const index_t taps = job.s1 - s0;
-    if (taps >= 3) weight_kernel<V, MB, 3>(job, s0);
-    else if (taps == 2) weight_kernel<V, MB, 2>(job, s0);
-    else weight_kernel<V, MB, 1>(job, s0);
+  for (index_t t0 = 0; t0 < job.tap_count; t0 += 3) {
+    const index_t taps = job.tap_count - t0;
+    if (taps >= 3) weight_kernel<V, MB, 3>(job, t0);
+    else if (taps == 2) weight_kernel<V, MB, 2>(job, t0);
+    else weight_kernel<V, MB, 1>(job, t0);
   }
 }
 

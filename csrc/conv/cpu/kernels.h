@@ -39,7 +39,7 @@ const char* implicit_gemm_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
 
-// --- direct convolution (direct.cpp, direct.h): AVX2, stride 1 along the width; the input
+// --- direct convolution (direct.cpp, direct.h): AVX2, any stride (phases along the width); the input
 // gradient runs it too when the stride is 1 (input_gradient_kernel), else im2col; the weight
 // gradient has its own ---
 const char* direct_unsupported_reason(const Conv2dShape& s);

@@ -109,8 +109,15 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     if unit and min(kh, kw) >= 7 and "fft" in candidates:
         return "fft"
     # Direct convolution wins where the GEMM formulation's packing dominates: few output
-    # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM).
-    if "direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5):
+    # channels, or large kernels (measured here: 16-64 channels 1.2-1.8x implicit GEMM; strided,
+    # by its phases: resnet20's 3x3/2 forward 1.1x implicit GEMM on 1 and 2 threads, the 7x7/2
+    # stem 1.05-1.1x). A strided 1x1 is a plain GEMM over every other pixel: im2col's copy of
+    # them is cheaper than direct's phase planes (measured 1.4x forward, 1.5x weight gradient).
+    # A strided weight gradient stays im2col's: direct's is 1.2x faster on one thread but no
+    # faster on two (resnet20's 3x3/2: 1.7-2.2 ms against im2col's 1.7).
+    strided = stride != (1, 1)
+    if (("direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5))
+            and not (strided and (kh == kw == 1 or direction == "weight"))):
         # Its weight gradient sums whole images per channel pair: on small maps (resnet20's
         # 8x8) the per-image copies outweigh it and im2col's GEMM wins (measured 1.4x).
         p, q = kernels().conv2d_output_shape(input_shape, weight_shape, *args)[2:]
