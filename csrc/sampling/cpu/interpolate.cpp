@@ -161,6 +161,39 @@ struct TapTable {
   }
 };
 
+// A TapTable turned around: for each input pixel, the output pixels whose taps read it and
+// those taps' weights, in output order (a pixel's taps in tap order). Summing these is the
+// backward's scatter of the output gradient as a gather: the same adds in the same order, so the
+// same bits, without a chain of read-modify-writes through memory.
+template <class T>
+struct ReadersTable {
+  std::vector<index_t> start, output;  // input pixel i's readers: output[start[i]], ..., output[start[i + 1] - 1]
+  std::vector<T> weight;
+
+  ReadersTable(const TapTable<T>& taps, index_t inputs) : start(inputs + 1, 0) {
+    const index_t outputs = static_cast<index_t>(taps.count.size());
+    for (index_t o = 0; o < outputs; ++o)
+      for (index_t j = 0; j < taps.count[o]; ++j) ++start[taps.index[o * taps.width + j] + 1];
+    for (index_t i = 0; i < inputs; ++i) start[i + 1] += start[i];
+    output.resize(start[inputs]);
+    weight.resize(start[inputs]);
+    std::vector<index_t> next(start.begin(), start.end() - 1);
+    for (index_t o = 0; o < outputs; ++o)
+      for (index_t j = 0; j < taps.count[o]; ++j) {
+        const index_t at = next[taps.index[o * taps.width + j]]++;
+        output[at] = o;
+        weight[at] = taps.weight[o * taps.width + j];
+      }
+  }
+
+  // sum over the readers of input pixel i of gradient[output] * weight, in output order
+  T gather(index_t i, const T* gradient) const {
+    T sum = 0;
+    for (index_t k = start[i]; k < start[i + 1]; ++k) sum += gradient[output[k]] * weight[k];
+    return sum;
+  }
+};
+
 resample::Filter filter_of(InterpolateMode mode) {
   switch (mode) {
     case InterpolateMode::bicubic: return resample::Filter::cubic;
@@ -203,15 +236,16 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
   });
 }
 
-// The forward's transpose, row by row: an output row's gradient spread along the width into
-// its filtered row's gradient (the only scattered adds), then along the height over the
-// window's input rows, whole rows at a time (vectorised). Each plane has one writer
-// (race-free, deterministic). Bilinear's backward runs here too: summing per output row first
-// does a third of the scattered adds of PyTorch's four-corner order, so its float rounding
-// differs from PyTorch's in the last bits.
+// The forward's transpose, row by row: an output row's gradient gathered along the width into
+// its filtered row's gradient (each input column summing its readers), then spread along the
+// height over the window's input rows, whole rows at a time (vectorised). Each plane has one
+// writer (race-free, deterministic). Bilinear's backward runs here too: summing per output row
+// first does a third of the adds of PyTorch's four-corner order, so its float rounding differs
+// from PyTorch's in the last bits.
 template <class T>
 void separable_backward(const InterpolateShape& s, const TapTable<T>& rows, const TapTable<T>& columns,
                         const T* grad_out, T* grad_input) {
+  const ReadersTable<T> column_readers(columns, s.W);
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     std::vector<T> filtered(s.W);
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -219,10 +253,7 @@ void separable_backward(const InterpolateShape& s, const TapTable<T>& rows, cons
       T* dst = grad_input + plane * s.H * s.W;
       std::memset(dst, 0, sizeof(T) * s.H * s.W);
       for (index_t oh = 0; oh < s.OH; ++oh) {
-        std::fill(filtered.begin(), filtered.end(), T(0));
-        for (index_t ow = 0; ow < s.OW; ++ow)
-          for (index_t i = 0; i < columns.count[ow]; ++i)
-            filtered[columns.index[ow * columns.width + i]] += columns.weight[ow * columns.width + i] * g[oh * s.OW + ow];
+        for (index_t x = 0; x < s.W; ++x) filtered[x] = column_readers.gather(x, g + oh * s.OW);
         for (index_t j = 0; j < rows.count[oh]; ++j) {
           T* row = dst + rows.index[oh * rows.width + j] * s.W;
           const T w = rows.weight[oh * rows.width + j];
