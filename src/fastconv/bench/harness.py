@@ -95,25 +95,25 @@ def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
-def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0, seed=0):
-    """Seconds of every round per runner; each round runs every runner once, in an order shuffled
-    afresh (from `seed`, so a run is reproducible). In a fixed order the first runner always
-    follows the last ones and pays alone for what they left behind (caches filled with their
-    data, their pools' threads): on resnet20_c32, 2 threads, the same Winograd call took
-    1.27 ms first in the round and 0.83 ms later. Shuffled, each runner is first in few rounds,
-    and the median sets those aside."""
+def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
+    """Seconds of every round per runner; each round runs every runner in turn, each twice in a
+    row, and times the second call: every runner is timed warm, right after a call of its own.
+    Timing the first call of each would charge a runner for what the one before it left behind
+    (caches full of another library's data, its threads): on resnet20_c32, 2 threads, the same
+    Winograd call took 1.27 ms right after the peers and 0.83 ms after another fastconv call,
+    and in a fixed order the same runner always pays (a shuffled order makes the peers, which
+    mostly follow fastconv's many algorithms, pay instead)."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in runners}
-    names = list(runners)
-    order = np.random.default_rng(seed)
     rounds = 0
     start = time.perf_counter()
     while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 10 * repeats):
-        for name in order.permutation(names):
+        for name, fn in runners.items():
+            fn()
             t0 = time.perf_counter()
-            runners[name]()
+            fn()
             samples[name].append(time.perf_counter() - t0)
         rounds += 1
     return samples
