@@ -8,7 +8,6 @@ import pytest
 
 from fastconv import _C
 from fastconv.cuda import conv as cuda_conv
-from fastconv.cuda import conv_transpose as cuda_conv_transpose
 from tests.cuda import host_kernels
 
 # The CPU kernel's AVX2 row kernel (stride 1 along the width) adds the taps in its own order and
@@ -110,26 +109,6 @@ def test_every_direction_matches_torch(host, rng, torch):
     np.testing.assert_allclose(dw, tw.grad.numpy(), **close)
     np.testing.assert_allclose(db, tb.grad.numpy(), **close)
 
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_a_depthwise_transposed_convolution_runs_the_depthwise_kernels(host, rng, dtype):
-    """conv_transpose2d with one output channel per group is a depthwise convolution's input
-    gradient (here with multiplier 2 and output_padding: a negative end padding), its input
-    gradient that convolution's forward, its weight gradient that convolution's."""
-    x, w = rng.standard_normal((2, 6, 5, 4)).astype(dtype), rng.standard_normal((6, 1, 3, 3)).astype(dtype)
-    params = ((2, 2), (1, 1), (1, 0), (1, 1), 3)
-    shape = _C.conv_transpose2d_output_shape(x.shape, w.shape, *params)
-    got, want = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
-    cuda_conv_transpose.conv_transpose2d_forward(x, w, None, got, *params, "depthwise")
-    _C.conv_transpose2d_forward(x, w, None, want, *params, "depthwise")
-    np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
-    dy = rng.standard_normal(shape).astype(dtype)
-    got = [np.full_like(x, np.nan), np.full_like(w, np.nan), np.full(shape[1], np.nan, dtype)]
-    want = [np.full_like(a, np.nan) for a in got]
-    cuda_conv_transpose.conv_transpose2d_backward(x, w, dy, *got, *params, "depthwise", "depthwise")
-    _C.conv_transpose2d_backward(x, w, dy, *want, *params, "depthwise", "depthwise")
-    for g, e in zip(got, want):
-        np.testing.assert_allclose(g, e, **TOLERANCE[dtype])
 
 
 def test_nan_passes_the_fused_relu(host):

@@ -41,19 +41,36 @@ def test_forward_and_gradients_match_the_cpu(host, rng, monkeypatch, case, dtype
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[1] * params[-1]).astype(dtype)
-    shape = _C.conv_transpose2d_output_shape(x.shape, w.shape, *params)
-    got, want = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
-    cuda_conv_transpose.conv_transpose2d_forward(x, w, b, got, *params, "im2col")
-    _C.conv_transpose2d_forward(x, w, b, want, *params, "im2col")
-    np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
+    assert_every_direction_matches_the_cpu(rng, x, w, b, params, "im2col", TOLERANCE[dtype])
 
-    dy = rng.standard_normal(shape).astype(dtype)
-    got = [np.full_like(x, np.nan), np.full_like(w, np.nan), np.full(shape[1], np.nan, dtype)]
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_depthwise_transposed_convolution_runs_the_depthwise_kernels(host, rng, dtype):
+    """conv_transpose2d with one output channel per group is a depthwise convolution's input
+    gradient (here with multiplier 2 and output_padding: a negative end padding), its input
+    gradient that convolution's forward, its weight gradient that convolution's."""
+    x, w = rng.standard_normal((2, 6, 5, 4)).astype(dtype), rng.standard_normal((6, 1, 3, 3)).astype(dtype)
+    params = ((2, 2), (1, 1), (1, 0), (1, 1), 3)
+    # the depthwise kernels add in the CPU's order: closer than im2col + GEMM's tolerance
+    tolerance = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-13, atol=1e-13)}[dtype]
+    assert_every_direction_matches_the_cpu(rng, x, w, None, params, "depthwise", tolerance)
+
+
+def assert_every_direction_matches_the_cpu(rng, x, w, b, params, algo, tolerance):
+    """The CUDA wrapper's forward and both gradients, run by `algo`, against fastconv._C's."""
+    shape = _C.conv_transpose2d_output_shape(x.shape, w.shape, *params)
+    got, want = np.full(shape, np.nan, x.dtype), np.full(shape, np.nan, x.dtype)
+    cuda_conv_transpose.conv_transpose2d_forward(x, w, b, got, *params, algo)
+    _C.conv_transpose2d_forward(x, w, b, want, *params, algo)
+    np.testing.assert_allclose(got, want, **tolerance)
+
+    dy = rng.standard_normal(shape).astype(x.dtype)
+    got = [np.full_like(x, np.nan), np.full_like(w, np.nan), np.full(shape[1], np.nan, x.dtype)]
     want = [np.full_like(a, np.nan) for a in got]
-    cuda_conv_transpose.conv_transpose2d_backward(x, w, dy, *got, *params, "im2col", "im2col")
-    _C.conv_transpose2d_backward(x, w, dy, *want, *params, "im2col", "im2col")
+    cuda_conv_transpose.conv_transpose2d_backward(x, w, dy, *got, *params, algo, algo)
+    _C.conv_transpose2d_backward(x, w, dy, *want, *params, algo, algo)
     for g, e in zip(got, want):
-        np.testing.assert_allclose(g, e, **TOLERANCE[dtype])
+        np.testing.assert_allclose(g, e, **tolerance)
 
 
 def test_the_input_gradient_runs_the_forward_algorithm_asked_for(host, rng):
