@@ -14,6 +14,18 @@
 
 namespace fc = fastconv;
 
+// Every codelet of one Winograd tiling over two lanes of 6-value columns; value `lane` of the result.
+template <class Codelets, class T>
+__device__ T run_codelets(const T* tile, int lane) {
+  T transformed[12];
+  Codelets::input(tile, 2, transformed, 2, 2);
+  Codelets::filter(tile, 2, transformed, 2, 2);
+  Codelets::output(tile, 2, transformed, 2, 2);
+  Codelets::output_adjoint(tile, 2, transformed, 2, 2);
+  Codelets::filter_adjoint(tile, 2, transformed, 2, 2);
+  return transformed[lane];
+}
+
 template <class T>
 __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
   // index.h
@@ -90,20 +102,10 @@ __global__ void exercise_common(const T* in, T* out, fc::index_t* idx) {
             fc::resample::antialias_support(fc::resample::Filter::antialiased_cubic, in[4]);
 
   // winograd_codelets.h: every codelet of each tiling, two lanes of 6-value columns.
-  T tile[12], transformed[12];
+  T tile[12];
   for (int i = 0; i < 12; ++i) tile[i] = in[i];
-  fc::winograd::F2x3::input(tile, 2, transformed, 2, 2);
-  fc::winograd::F2x3::filter(tile, 2, transformed, 2, 2);
-  fc::winograd::F2x3::output(tile, 2, transformed, 2, 2);
-  fc::winograd::F2x3::output_adjoint(tile, 2, transformed, 2, 2);
-  fc::winograd::F2x3::filter_adjoint(tile, 2, transformed, 2, 2);
-  out[12] = transformed[0];
-  fc::winograd::F4x3::input(tile, 2, transformed, 2, 2);
-  fc::winograd::F4x3::filter(tile, 2, transformed, 2, 2);
-  fc::winograd::F4x3::output(tile, 2, transformed, 2, 2);
-  fc::winograd::F4x3::output_adjoint(tile, 2, transformed, 2, 2);
-  fc::winograd::F4x3::filter_adjoint(tile, 2, transformed, 2, 2);
-  out[13] = transformed[1];
+  out[12] = run_codelets<fc::winograd::F2x3>(tile, 0);
+  out[13] = run_codelets<fc::winograd::F4x3>(tile, 1);
 }
 
 template __global__ void exercise_common<float>(const float*, float*, fc::index_t*);

@@ -154,6 +154,8 @@ PhaseGemm<T> phase_gemm(const Subpixel& g, const T* w, index_t group, const Axis
 // One band: phase rows [i0, i0 + rows) of image n.
 struct Band {
   index_t n, i0, rows;
+  // how many of its rows phase `a` has (a phase may end before the band does; maybe <= 0)
+  index_t rows_of(const AxisPhase& a) const { return std::min(i0 + rows, a.outputs) - i0; }
 };
 
 // The band's input planes: input rows i0 + lo ... of every channel, zero-padded, Wp wide.
@@ -199,7 +201,7 @@ void interleave_band(const Subpixel& g, const Band& band, index_t c0, const std:
     const T b0 = bias ? bias[c0 + c] : T(0);
     T* plane = y + (band.n * s.C + c0 + c) * s.H * s.W;
     for (index_t a = 0; a < sh; ++a) {
-      const index_t rows = std::min(band.i0 + band.rows, g.rows.phases[a].outputs) - band.i0;
+      const index_t rows = band.rows_of(g.rows.phases[a]);
       for (index_t i = 0; i < rows; ++i) {
         for (index_t b = 0; b < sw; ++b) {
           const T* src = blocks[a * sw + b];
@@ -266,7 +268,7 @@ void conv_transpose2d_forward_subpixel(const Conv2dShape& s, const T* x, const T
           const PhaseGemm<T>& pg = gemms[group * phases + p];
           T* block = blocks + p * Cg * g.block();
           computed[p] = pg.depth ? block : nullptr;
-          const index_t rows = std::min(band.i0 + band.rows, g.rows.phases[p / sw].outputs) - band.i0;
+          const index_t rows = band.rows_of(g.rows.phases[p / sw]);
           const index_t tiles = ceil_div(rows * g.Wp, nr);
           if (pg.depth == 0 || tiles <= 0) continue;
           gemm::gemm_gathered(Cg, {1, tiles}, pg.depth, pg.weights[0], group_planes, pg.taps.data(), block,
@@ -352,7 +354,7 @@ void conv_transpose2d_backward_weight_subpixel(const Conv2dShape& s, const T* x,
           copy_band_planes_channels_last(g, x + band.n * s.K * s.P * s.Q, band, group, Cp, planes);
           for (index_t p = 0; p < phases; ++p) {
             const auto [pa, pb] = phase_of(p);
-            const index_t a = p / sw, b = p % sw, rows = std::min(band.i0 + band.rows, pa.outputs) - band.i0;
+            const index_t a = p / sw, b = p % sw, rows = band.rows_of(pa);
             const index_t pixels = std::max<index_t>(rows, 0) * pb.outputs;
             if (pa.taps * pb.taps == 0 || pixels == 0) continue;
             for (index_t c = 0; c < Cg; ++c)
