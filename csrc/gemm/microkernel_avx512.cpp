@@ -4,46 +4,13 @@
 #include "core/arch.h"
 #if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx512f,avx2,fma")
-#include <immintrin.h>
-
+#include "core/simd_avx512.h"
 #include "gemm/microkernel.h"
 
 namespace fastconv::gemm {
-namespace {
 
-struct Avx512F32 {
-  using T = float;
-  using Reg = __m512;
-  static constexpr int width = 16;
-  static constexpr int registers = 32;  // vector registers of the ISA
-  static Reg zero() { return _mm512_setzero_ps(); }
-  static Reg set1(T x) { return _mm512_set1_ps(x); }
-  static Reg load(const T* p) { return _mm512_load_ps(p); }
-  static Reg loadu(const T* p) { return _mm512_loadu_ps(p); }
-  static void storeu(T* p, Reg v) { _mm512_storeu_ps(p, v); }
-  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
-  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
-};
-
-struct Avx512F64 {
-  using T = double;
-  using Reg = __m512d;
-  static constexpr int width = 8;
-  static constexpr int registers = 32;  // vector registers of the ISA
-  static Reg zero() { return _mm512_setzero_pd(); }
-  static Reg set1(T x) { return _mm512_set1_pd(x); }
-  static Reg load(const T* p) { return _mm512_load_pd(p); }
-  static Reg loadu(const T* p) { return _mm512_loadu_pd(p); }
-  static void storeu(T* p, Reg v) { _mm512_storeu_pd(p, v); }
-  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
-  static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
-  static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm512_max_pd(a, b); }
-};
-
-}  // namespace
+using simd::Avx512F32;
+using simd::Avx512F64;
 
 const KernelFamily<float>& avx512_kernels_f32() {
   static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(256, 4096, 3072),

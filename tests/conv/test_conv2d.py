@@ -11,7 +11,7 @@ from fastconv.backend import DeviceError, to_device, to_host
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
-from tests.reference import conv2d_reference
+from tests.reference import conv2d_reference, numeric_gradient
 
 RNG = np.random.default_rng(5)
 
@@ -27,6 +27,9 @@ CASES = [
     (2, 4, 9, 8, 8, 3, 2, 2, (2, 1), (1, 2), 4),  # depthwise, multiplier 2, strided, dilated
     (2, 5, 7, 37, 10, 3, 3, (2, 1), (1, 2), (2, 1), 5),  # depthwise by rows of registers: a partial last vector
     (2, 3, 6, 35, 9, 3, 3, 1, (1, 2), (1, 2), 3),  # depthwise, multiplier 3, stride 1: input gradient by rows too
+    (2, 4, 11, 50, 4, 5, 5, 1, 2, 1, 4),        # depthwise 5x5, rows of several vectors, 25 taps in blocks
+    (1, 3, 6, 21, 6, 4, 3, (2, 1), (3, 4), (1, 2), 3),  # depthwise, padding wider than the kernel
+    (2, 2, 5, 19, 2, 2, 2, 1, "same", 1, 2),    # depthwise, even kernel: asymmetric padding
     (2, 4, 8, 8, 4, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (2, 4, 8, 7, 4, 3, 3, 1, "same", 2, 1),
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
@@ -239,6 +242,31 @@ def test_auto_caches_one_choice_per_shape(rng):
         conv_algo.set_mode("fast")
     with pytest.raises(ValueError, match="algo: expected 'auto', 'winograd' or one of"):
         ops.conv2d(x, w, algo="magic")
+
+
+DEPTHWISE_CASES = [case for case in CASES if case[1] == case[10]]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_gradients_on_every_isa(isa, rng, case, dtype):
+    """The depthwise kernels' input, weight and bias gradients (vector kernels by ISA, the bias
+    gradient summed inside the weight kernel) against the float64 reference's numeric gradients."""
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, _ = _operands(rng, case, dtype)
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    gy = rng.standard_normal(conv2d_reference(x64, w64, None, *args).shape).astype(dtype)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups, algo="depthwise")
+    gy64 = gy.astype(np.float64)
+    expected = (numeric_gradient(lambda xx: conv2d_reference(xx, w64, None, *args), x64, gy64),
+                numeric_gradient(lambda ww: conv2d_reference(x64, ww, None, *args), w64, gy64),
+                gy64.sum(axis=(0, 2, 3)))
+    tol = TOLERANCE["depthwise"][dtype == np.float64]
+    for ours, ref in zip((dx, dw, db), expected):
+        assert ours.dtype == dtype
+        scale = max(1.0, np.abs(ref).max()) * np.sqrt(gy[0, 0].size * n * r * s)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=max(tol, 1e-9) * scale)
 
 
 @pytest.mark.parametrize("algo", ALGOS)

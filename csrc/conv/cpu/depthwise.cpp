@@ -1,14 +1,15 @@
 // Direct depthwise convolution (one input channel per group, any channel multiplier, stride,
 // padding and dilation). A GEMM per group would have a single row: pure packing overhead.
-// Each output plane is a sum of R*S shifted, scaled input rows. With AVX2 (and stride 1 along
-// the width) direct.h's row kernel sums them in registers (planes_by_row_kernel); otherwise
-// plain loops run along contiguous rows, touching every plane once per kernel tap in cache.
-#include <utility>
+// Each output plane is a sum of R*S shifted, scaled input rows. With AVX2 or AVX-512 (and stride 1
+// along the width) depthwise.h's kernels sum an output row's taps in registers straight from the
+// input, and the weight gradient sums every tap's products in registers over a whole plane;
+// otherwise plain loops run along contiguous rows, touching every plane once per kernel tap.
+#include <cstdint>
 #include <vector>
 
+#include "conv/cpu/depthwise.h"
 #include "conv/cpu/kernels.h"
 #include "conv/cpu/packing.h"
-#include "conv/cpu/direct.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
@@ -47,51 +48,78 @@ void for_each_tap_row(const Conv2dShape& s, const Fn& tap) {
 
 }  // namespace
 
-// One output plane as direct's row kernel sees it (direct.h): `inputs` consecutive input planes
-// of in_h x in_w, read from row top + op * sh + r * dh and column left + q + s * dw (0 outside),
-// against weights [input][r][s] (direct's packing for one output channel).
-struct PlaneGeometry {
-  index_t in_h, in_w, out_h, out_w, inputs, R, S, top, left, sh, dh, dw;
+namespace {
+
+// The vector kernels' ISA: AVX-512 or AVX2 when the CPU runs them, else generic (scalar loops).
+Isa vector_isa() {
+#if FASTCONV_X86
+  return active_isa();
+#else
+  return Isa::generic;
+#endif
+}
+
+// depthwise.h's lane masks for vectors of `width` lanes along an output row of out_w pixels, tap s
+// reading input column q + s * dw + left of in_w.
+struct LaneMasks {
+  std::vector<std::uint32_t> lanes, out;  // [v][s], [v]
+  LaneMasks(index_t out_w, index_t in_w, index_t S, index_t left, index_t dw, index_t width) {
+    const index_t vectors = ceil_div(out_w, width);
+    lanes.assign(vectors * S, 0);
+    out.assign(vectors, 0);
+    for (index_t v = 0; v < vectors; ++v)
+      for (index_t l = 0; l < width && v * width + l < out_w; ++l) {
+        const index_t q = v * width + l;
+        out[v] |= 1u << l;
+        for (index_t s = 0; s < S; ++s)
+          if (q + s * dw + left >= 0 && q + s * dw + left < in_w) lanes[v * S + s] |= 1u << l;
+      }
+  }
+  depthwise::Taps taps(index_t R, index_t S, index_t top, index_t left, index_t sh, index_t dh, index_t dw) const {
+    return {R, S, top, left, sh, dh, dw, lanes.data(), out.data()};
+  }
 };
 
-// With AVX2 and stride 1 along the width, each output plane's inputs are copied zero-padded once
-// and direct's row kernel (one channel, four vectors of pixels) sums an output row's taps in
-// registers and stores it once: the plain loops below add R*S shifted rows into the output,
-// rereading and rewriting it per tap (2x slower at 128 channels of 28x28).
-// `plane_of(o)` gives output plane o's first input plane and its weights.
-template <class T, class PlaneFn>
-void planes_by_row_kernel(const PlaneGeometry& g, index_t planes, const PlaneFn& plane_of, const T* bias,
-                          index_t channels, bool relu, T* out) {
-  const direct::Tile tile = direct::row_tile<T>(g.out_w, 1);
-  const index_t ld = round_up(g.out_w, tile.pixels) + (g.S - 1) * g.dw;
-  const index_t rows = (g.out_h - 1) * g.sh + (g.R - 1) * g.dh + 1, in_size = g.in_h * g.in_w;
-  const index_t out_size = g.out_h * g.out_w;
-  const std::vector<index_t> taps = direct::taps_in_band(g.R, g.S, g.dh, g.dw, 1, ld, rows);
-  parallel_for(0, planes, 1, [&](index_t lo, index_t hi) {
-    T* padded = thread_scratch<T>(g.inputs * rows * ld, ScratchSlot::columns);
-    for (index_t o = lo; o < hi; ++o) {
-      const auto [in, w] = plane_of(o);
-      for (index_t i = 0; i < g.inputs; ++i)
-        copy_padded_rows(in + i * in_size, g.in_h, g.in_w, g.top, g.left, rows, ld, padded + i * rows * ld);
-      for (index_t op = 0; op < g.out_h; ++op)
-        direct::run_row_job(direct::RowJob<T>{padded + op * g.sh * ld, rows * ld, g.inputs, taps.data(),
-                                               g.R * g.S, w, out + o * out_size + op * g.out_w, out_size, g.out_w, 1,
-                                               bias ? bias + o % channels : nullptr, relu, tile.mr});
-    }
-  });
+template <class T>
+index_t vector_width(Isa isa) {
+  return (isa >= Isa::avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T));
 }
+
+// Runs the vector kernel of `isa` (AVX2 or AVX-512) over output planes [0, count).
+template <class T>
+void run_planes(Isa isa, const depthwise::PlanePass<T>& pass, index_t count) {
+#if FASTCONV_X86
+  parallel_for(0, count, 1, [&](index_t lo, index_t hi) {
+    if (isa >= Isa::avx512) return depthwise::planes_avx512(pass, lo, hi);
+    depthwise::planes_avx2(pass, lo, hi);
+  });
+#endif
+}
+
+// Runs the vector weight-gradient kernel of `isa` over channels [0, count).
+template <class T>
+void run_weights(Isa isa, const depthwise::WeightPass<T>& pass, index_t count) {
+#if FASTCONV_X86
+  parallel_for(0, count, 1, [&](index_t lo, index_t hi) {
+    if (isa >= Isa::avx512) return depthwise::weights_avx512(pass, lo, hi);
+    depthwise::weights_avx2(pass, lo, hi);
+  });
+#endif
+}
+
+}  // namespace
 
 template <class T>
 void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
   const auto& prm = s.p;
-  if (active_isa() >= Isa::avx2 && prm.stride[1] == 1) {
-    const PlaneGeometry g{s.H, s.W, s.P, s.Q, 1, s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1],
-                          prm.stride[0], prm.dilation[0], prm.dilation[1]};
-    return planes_by_row_kernel(g, s.N * s.K, [&](index_t o) {
-      const index_t n = o / s.K, k = o % s.K;
-      return std::pair{x + (n * s.C + k / multiplier) * HW, w + k * s.R * s.S};
-    }, bias, s.K, relu, y);
+  if (const Isa isa = vector_isa(); isa >= Isa::avx2 && prm.stride[1] == 1) {
+    const LaneMasks masks(s.Q, s.W, s.S, -prm.pad_begin[1], prm.dilation[1], vector_width<T>(isa));
+    const std::vector<T> zero_row(s.W, T(0));
+    const depthwise::PlanePass<T> pass{x, s.C * HW, HW, multiplier, 1, s.H, s.W, w, s.R * s.S, bias, relu, y, s.K, s.P, s.Q,
+                                       zero_row.data(), masks.taps(s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1], prm.stride[0],
+                                                  prm.dilation[0], prm.dilation[1])};
+    return run_planes(isa, pass, s.N * s.K);
   }
   parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -113,17 +141,18 @@ template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
   const auto& prm = s.p;
-  if (active_isa() >= Isa::avx2 && prm.stride[0] == 1 && prm.stride[1] == 1) {
+  if (const Isa isa = vector_isa(); isa >= Isa::avx2 && prm.stride[0] == 1 && prm.stride[1] == 1) {
     // A stride-1 convolution's input gradient: grad_x[c] = sum over its `multiplier` outputs k
     // of grad_y[k] correlated with w[k] rotated (packing.h's rotated_transposed_weights).
     const std::vector<T> rotated = rotated_transposed_weights(s, w);
     const index_t dh = prm.dilation[0], dw = prm.dilation[1];
-    const PlaneGeometry g{s.P, s.Q, s.H, s.W, multiplier, s.R, s.S, prm.pad_begin[0] - (s.R - 1) * dh,
-                          prm.pad_begin[1] - (s.S - 1) * dw, 1, dh, dw};
-    return planes_by_row_kernel(g, s.N * s.C, [&](index_t o) {
-      const index_t n = o / s.C, c = o % s.C;
-      return std::pair{grad_y + (n * s.K + c * multiplier) * PQ, rotated.data() + c * multiplier * s.R * s.S};
-    }, static_cast<const T*>(nullptr), s.C, false, grad_x);
+    const index_t top = prm.pad_begin[0] - (s.R - 1) * dh, left = prm.pad_begin[1] - (s.S - 1) * dw;
+    const LaneMasks masks(s.W, s.Q, s.S, left, dw, vector_width<T>(isa));
+    const std::vector<T> zero_row(s.Q, T(0));
+    const depthwise::PlanePass<T> pass{grad_y, s.K * PQ, multiplier * PQ, 1, multiplier, s.P, s.Q, rotated.data(),
+                                       multiplier * s.R * s.S, nullptr, false, grad_x, s.C, s.H, s.W, zero_row.data(),
+                                       masks.taps(s.R, s.S, top, left, 1, dh, dw)};
+    return run_planes(isa, pass, s.N * s.C);
   }
   // One writer per input plane: the `multiplier` output channels reading it are summed here.
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
@@ -148,6 +177,20 @@ void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, cons
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
+  const auto& prm = s.p;
+  if (const Isa isa = vector_isa(); isa >= Isa::avx2 && prm.stride[1] == 1) {
+    const LaneMasks masks(s.Q, s.W, s.S, -prm.pad_begin[1], prm.dilation[1], vector_width<T>(isa));
+    std::vector<double> sums(s.K * RS, 0.0), bias_sums(s.K, 0.0);
+    const std::vector<T> zero_row(s.W, T(0));
+    const depthwise::WeightPass<T> pass{x, s.C * HW, multiplier, s.H, s.W, grad_y, s.K * PQ, s.P, s.Q, s.N,
+                                        sums.data(), grad_bias ? bias_sums.data() : nullptr, zero_row.data(),
+                                        masks.taps(s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1], prm.stride[0],
+                                                   prm.dilation[0], prm.dilation[1])};
+    run_weights(isa, pass, s.K);
+    for (index_t i = 0; i < s.K * RS; ++i) grad_w[i] = static_cast<T>(sums[i]);
+    for (index_t k = 0; grad_bias && k < s.K; ++k) grad_bias[k] = static_cast<T>(bias_sums[k]);
+    return;
+  }
   parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
     std::vector<double> acc(RS);  // N*P*Q products per tap: accumulate wide
     for (index_t k = lo; k < hi; ++k) {
