@@ -229,7 +229,8 @@ def test_auto_runs_the_rule_s_choice(host, rng, monkeypatch):
     ("winograd_4x3", (2, 2, 5, 5), UNIT, "winograd_4x3 runs 3x3 kernels at stride 1 without dilation"),
     ("winograd_4x3", (2, 2, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "at stride 1"),
     ("winograd_4x3", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (2, 1), 1), "without dilation"),
-    ("fft", (2, 2, 3, 3), UNIT, "fft runs on the CPU only"),
+    ("fft", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 2), 1), "fft needs dilation 1"),
+    ("direct", (2, 2, 3, 3), UNIT, "direct runs on the CPU only"),
 ])
 def test_what_an_algorithm_cannot_run_is_refused_by_name(host, algo, weight_shape, geometry, message):
     x = np.zeros((1, 2, 9, 9))
