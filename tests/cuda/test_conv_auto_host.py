@@ -44,6 +44,7 @@ def device(monkeypatch, tmp_path):
 
 
 def _resolve(layer, direction="forward", run=lambda algo: None):
+    """conv2d_resolve's choice; run(algo) stands for the call."""
     input_shape, weight_shape, geometry = layer
     return cuda_conv.conv2d_resolve(direction, run, input_shape, weight_shape, geometry, np.float32)
 
@@ -53,8 +54,13 @@ def test_the_rule_s_pick_and_the_likely_others_are_timed(device):
     only the algorithms with a gradient kernel of their own (im2col's is the others')."""
     costs, timed = device
     costs.update(im2col=3e-3, implicit=2e-3, winograd_4x3=1e-3, winograd_2x3=1e-3, fft=4e-3, depthwise=1e-3)
-    assert _resolve(RESNET_3X3) == "winograd_4x3"
+    runs = []
+    assert _resolve(RESNET_3X3, run=runs.append) == "winograd_4x3"
     assert timed[0] == "winograd_4x3" and set(timed) == {"winograd_4x3", "im2col", "implicit"}
+    for algo in set(timed):  # an untimed warm-up (the timer runs the others), one timed run, a second
+        # unless over twice the best
+        assert runs.count(algo) == timed.count(algo) + 1
+    assert timed.count("im2col") == 1 and timed.count("winograd_4x3") == 2
     timed.clear()
     assert _resolve(LARGE_7X7) == "implicit"
     assert timed[0] == "fft" and set(timed) == {"fft", "im2col", "implicit"}

@@ -17,25 +17,25 @@ with their signatures, for CuPy arrays. The forward runs one of six algorithms:
   "depthwise"     one input channel per group (groups == in_channels, any channel multiplier):
                   one thread per output element sums its R*S taps (conv.cu, depthwise_body.h),
                   with the bias and the ReLU; a GEMM per group would have a single row;
-  "fft"           the whole padded planes' real FFTs (cuFFT, through cupy.fft and its plan
-                  cache), on a grid of fast lengths (2^a 3^b 5^c 7^d) no product wraps around,
-                  fastconv's per-bin complex products summed over the channels (conv.cu,
-                  spectral_body.h), the inverse FFT, then the stride's subsampling, the bias and
-                  the ReLU: its cost barely grows with the kernel's size. Stride runs as the
-                  stride-1 output subsampled (and the gradients' as the zero-upsampled gradient);
-                  dilation is refused, as the CPU's FFT refuses it. The CPU's FFT refuses a stride
-                  too (its tiles are made for stride 1): here the whole plane is transformed anyway.
+  "fft"           real FFTs of the whole zero-padded planes (cuFFT, through cupy.fft and its
+                  plan cache) on a grid of fast lengths (2^a 3^b 5^c 7^d) large enough that no
+                  product wraps around, fastconv's per-bin complex products summed over the
+                  channels (conv.cu, spectral_body.h), the inverse FFT, then the bias and the
+                  ReLU: its cost barely grows with the kernel's size. A stride keeps every
+                  stride-th value of the stride-1 output (the gradients zero-upsample the output
+                  gradient): the CPU's tiled FFT refuses strides, this whole-plane one runs them.
+                  Dilation is refused, as on the CPU.
 
 The GEMMs of "im2col" and the Winograd algorithms are fastconv.cuda.gemm.matmul's: cuBLAS or fastconv's
 own tiled GEMM, by fastconv.cuda.gemm.set_algorithm. `algo="auto"` in fastconv.ops times the
 likely algorithms on the device once per layer shape and remembers the fastest on disk
 (conv2d_resolve); called here directly, "auto" is the fixed rule (conv2d_heuristic). An
 algorithm's workspace (conv2d_workspace_bytes) is checked against the device's free memory
-before anything is allocated. "depthwise" and "fft" have gradients of their own (FFT's: the
-same per-bin products with the other spectra, see spectral_body.h); for depthwise one thread per input
-element gathers the output-gradient values that read it, and each weight tap's sum over N*P*Q is
-cut into interleaved partial sums that a second kernel adds in order (no atomics: the same bits
-every run). The other algorithms' gradients run im2col + GEMM:
+before anything is allocated. "depthwise" and "fft" have gradients of their own. FFT's are
+the same per-bin products with the other spectra (spectral_body.h derives them). Depthwise's:
+one thread per input element gathers the output-gradient values that read it, and each weight
+tap's sum over N*P*Q is cut into interleaved partial sums that a second kernel adds in order
+(no atomics: the same bits every run). The other algorithms' gradients run im2col + GEMM:
   forward          y[n, g]  = w[g] @ cols[n, g]
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
@@ -106,7 +106,8 @@ def conv2d_heuristic(input_shape, weight_shape, stride, pad_begin, pad_end, dila
     measured on a GPU: the timing in conv2d_resolve is what corrects it."""
     geometry = (stride, pad_begin, pad_end, dilation, groups)
     if candidates is None:
-        candidates = [a for a in ALGORITHMS if conv2d_unsupported_reason(a, input_shape, weight_shape, *geometry) is None]
+        candidates = [a for a in ALGORITHMS
+                      if conv2d_unsupported_reason(a, input_shape, weight_shape, *geometry) is None]
     return next(a for a in _preferences(input_shape, weight_shape, geometry, dtype) if a in candidates)
 
 
@@ -124,15 +125,16 @@ def _preferences(input_shape, weight_shape, geometry, dtype):
     n, c = input_shape[:2]
     p, q = _geometry(input_shape, weight_shape, *geometry)[2:]
     column_bytes = n * c * kh * kw * p * q * np.dtype(dtype).itemsize
-    return order + (["implicit", "im2col"] if groups > 1 or column_bytes > COLUMN_BYTES_LIMIT else ["im2col", "implicit"])
+    gathered_first = groups > 1 or column_bytes > COLUMN_BYTES_LIMIT
+    return order + (["implicit", "im2col"] if gathered_first else ["im2col", "implicit"])
 
 
 # ---- algo="auto": timed on the device, remembered on disk ----
 
-# The device's timing: the warm-up run (timed, to drop a candidate over twice the leader's), then
-# one round, a second where the two best are within 10%; a run over 50 ms decides in one. A
-# candidate that raises anything (out of memory, a cuFFT or cuBLAS error) is skipped.
-DEVICE_TIMING = dict(rounds=1, max_rounds=2, skipped=(Exception,))
+# The device's timing: an untimed warm-up run (kernel compiles, cuFFT plans, cuBLAS handles), a
+# timed run (a candidate over twice the leader's is dropped there), then one more timed run of
+# the others. A candidate that raises anything (out of memory, a cuFFT or cuBLAS error) is skipped.
+DEVICE_TIMING = dict(rounds=1, max_rounds=1, warm_up=True, skipped=(Exception,))
 
 
 def event_time(run, algo):
@@ -503,7 +505,8 @@ def conv2d_workspace_bytes(algo, direction, input_shape, weight_shape, stride, p
         return 0
     if kernel == "depthwise":
         return _depthwise_workspace_bytes(direction, input_shape, weight_shape, output_shape, itemsize)
-    return WORKSPACE_VALUES[kernel](direction, tuple(input_shape), tuple(weight_shape), output_shape, geometry) * itemsize
+    values = WORKSPACE_VALUES[kernel](direction, tuple(input_shape), tuple(weight_shape), output_shape, geometry)
+    return values * itemsize
 
 
 def _check_workspace(algo, direction, input_shape, weight_shape, geometry, array):

@@ -220,7 +220,7 @@ def wall_time(run, algo):
 
 
 def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05, timer=wall_time,
-             skipped=(MemoryError,)):
+             skipped=(MemoryError,), warm_up=False):
     """Times each candidate on the real call, interleaved; the best time wins. Candidates come
     in order of likelihood (the heuristic's pick first).
 
@@ -233,10 +233,14 @@ def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0
     candidate whose first run raises one of `skipped` (running out of memory: its workspace
     does not fit, another's may) is skipped; if every one does, the first one's error is
     raised. `timer(run, algo)` is the seconds one run takes (wall_time; a device's events).
+    With `warm_up`, each candidate first runs once untimed (a GPU's first call compiles its
+    kernels and makes its FFT plans: seconds, which would drop it).
     """
     best, errors = {}, []
     for a in candidates:
         try:
+            if warm_up:
+                run(a)
             best[a] = timer(run, a)
         except skipped as error:
             errors.append(error)

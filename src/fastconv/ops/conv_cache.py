@@ -6,8 +6,9 @@ One JSON file, `$FASTCONV_CACHE_DIR/conv_algo.json` (default `~/.cache/fastconv`
 valid only where it was timed: its key holds the CPU model, the micro-kernel ISA, the thread
 count and fastconv's version beside the shapes, so another machine, `set_isa`, another thread
 count or an upgrade times afresh. A CUDA layer's key holds the GPU's name and compute
-capability, the GEMM switches and fastconv's version instead (fastconv.cuda.conv.device_key). Writes go through a temporary file and os.replace, and merge
-with what other processes wrote meanwhile; an unreadable file is ignored (and rewritten).
+capability, the GEMM switches and fastconv's version instead (fastconv.cuda.conv.device_key).
+Writes go through a temporary file and os.replace, and merge with what other processes wrote
+meanwhile; an unreadable file is ignored (and rewritten).
 
     fastconv.conv_cache.path()     # where the file is
     fastconv.conv_cache.clear()    # forget every choice, on disk and in this process
