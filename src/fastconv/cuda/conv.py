@@ -406,6 +406,8 @@ def _spectral_product(op, a, b, planes, sizes, dtype):
 
 def _fft_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, relu):
     """y = IDFT(sum_c X conj(W)) on the stride-1 grid, subsampled by the stride."""
+    if out.size == 0:  # no transform of an empty batch (a cuFFT plan needs one)
+        return
     n, c = x.shape[:2]
     k = w.shape[0]
     grid = fft_grid(x.shape, pad_begin, pad_end)
@@ -418,6 +420,8 @@ def _fft_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups, rel
 def _fft_backward_input(dy, w, grad_input, stride, pad_begin, pad_end, dilation, groups):
     """dx_padded = IDFT(sum_k DY W), DY the spectra of the upsampled output gradient; dx is its
     rows and columns inside the padding (0 where a negative end padding cut the input)."""
+    if grad_input.size == 0:
+        return
     n, c, h, wd = grad_input.shape
     k = w.shape[0]
     grid = fft_grid(grad_input.shape, pad_begin, pad_end)
@@ -434,6 +438,9 @@ def _fft_backward_input(dy, w, grad_input, stride, pad_begin, pad_end, dilation,
 
 def _fft_backward_weight(x, dy, grad_weight, stride, pad_begin, pad_end, dilation, groups):
     """dw = IDFT(sum_n X conj(DY)) at lags 0..R-1, 0..S-1."""
+    if x.shape[0] == 0:
+        grad_weight[...] = 0
+        return
     n, c = x.shape[:2]
     k, c_per_group, r, s = grad_weight.shape
     grid = fft_grid(x.shape, pad_begin, pad_end)
