@@ -229,7 +229,8 @@ def test_auto_runs_the_rule_s_choice(host, rng, monkeypatch):
     ("winograd_4x3", (2, 2, 5, 5), UNIT, "winograd_4x3 runs 3x3 kernels at stride 1 without dilation"),
     ("winograd_4x3", (2, 2, 3, 3), ((2, 2), (1, 1), (1, 1), (1, 1), 1), "at stride 1"),
     ("winograd_4x3", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (2, 1), 1), "without dilation"),
-    ("fft", (2, 2, 3, 3), UNIT, "fft runs on the CPU only"),
+    ("fft", (2, 2, 3, 3), ((1, 1), (1, 1), (1, 1), (1, 2), 1), "fft needs dilation 1"),
+    ("direct", (2, 2, 3, 3), UNIT, "direct runs on the CPU only"),
 ])
 def test_what_an_algorithm_cannot_run_is_refused_by_name(host, algo, weight_shape, geometry, message):
     x = np.zeros((1, 2, 9, 9))
@@ -267,7 +268,8 @@ def test_an_empty_batch_runs_every_direction(host, monkeypatch, gemm_algorithm):
     for algo in cuda_conv.ALGORITHMS:
         if cuda_conv.conv2d_unsupported_reason(algo, x.shape, w.shape, *UNIT) is None:
             cuda_conv.conv2d_forward(x, w, None, np.empty(dy.shape), *UNIT, algo)
-    cuda_conv.conv2d_backward_input(dy, w, np.empty(x.shape), *UNIT)
-    dw = np.full(w.shape, np.nan)
-    cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT)
-    np.testing.assert_array_equal(dw, 0)
+    for algo in ("im2col", "fft"):
+        cuda_conv.conv2d_backward_input(dy, w, np.empty(x.shape), *UNIT, algo)
+        dw = np.full(w.shape, np.nan)
+        cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT, algo)
+        np.testing.assert_array_equal(dw, 0)

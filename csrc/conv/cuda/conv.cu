@@ -1,14 +1,16 @@
 // The element-wise kernels of conv2d on CUDA: im2col and its adjoint col2im (the CPU's are in
 // conv/cpu/im2col.cpp), so that a convolution is im2col and a GEMM, its input gradient a GEMM
 // and col2im; Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s transforms around their GEMMs; and
-// depthwise convolution's three directions. One thread per output element (per tile for
-// Winograd, per partial sum for the depthwise weight gradient), each running a body of
-// im2col_body.h, winograd_body.h or depthwise_body.h; the geometry was checked by the caller
+// depthwise convolution's three directions; FFT convolution's per-bin products between cuFFT's
+// transforms. One thread per output element (per tile for Winograd, per partial sum for the
+// depthwise weight gradient, per complex bin for FFT), each running a body of im2col_body.h,
+// winograd_body.h, depthwise_body.h or spectral_body.h; the geometry was checked by the caller
 // (fastconv/cuda/im2col.py, fastconv/cuda/conv.py, through fastconv._C's checks) before any
 // launch. The implicit GEMM convolution, whose threads share tiles, is in gemm/cuda/gemm.cu.
 #include "common/grid_stride.h"
 #include "conv/cuda/depthwise_body.h"
 #include "conv/cuda/im2col_body.h"
+#include "conv/cuda/spectral_body.h"
 #include "conv/cuda/winograd_body.h"
 
 using fastconv::index_t;
@@ -100,3 +102,30 @@ namespace dwc = fastconv::conv::depthwise;
 
 FASTCONV_DEPTHWISE_KERNELS(float, f32)
 FASTCONV_DEPTHWISE_KERNELS(double, f64)
+
+// FFT convolution's per-bin products (spectral_body.h), one thread per complex output value;
+// conv.py runs cuFFT's real transforms around them. T is the real type: the spectra are
+// complex<T> arrays, (re, im) interleaved. The geometry travels as 5 int64 arguments, in
+// spectral::Geometry's order.
+#define FASTCONV_SPECTRAL_PARAMS index_t N, index_t C, index_t K, index_t groups, index_t bins
+namespace sp = fastconv::conv::spectral;
+
+#define FASTCONV_SPECTRAL_KERNELS(T, SUFFIX)                                                                     \
+  extern "C" __global__ void spectral_forward_##SUFFIX(index_t count, FASTCONV_SPECTRAL_PARAMS, const T* x,     \
+                                                       const T* w, T* y) {                                     \
+    const sp::Geometry g{N, C, K, groups, bins};                                                               \
+    FASTCONV_GRID_STRIDE(i, count) sp::forward_element(g, x, w, y, i);                                         \
+  }                                                                                                            \
+  extern "C" __global__ void spectral_input_gradient_##SUFFIX(index_t count, FASTCONV_SPECTRAL_PARAMS,          \
+                                                              const T* grad_y, const T* w, T* grad_x) {        \
+    const sp::Geometry g{N, C, K, groups, bins};                                                               \
+    FASTCONV_GRID_STRIDE(i, count) sp::input_gradient_element(g, grad_y, w, grad_x, i);                        \
+  }                                                                                                            \
+  extern "C" __global__ void spectral_weight_gradient_##SUFFIX(index_t count, FASTCONV_SPECTRAL_PARAMS,         \
+                                                               const T* x, const T* grad_y, T* grad_w) {       \
+    const sp::Geometry g{N, C, K, groups, bins};                                                               \
+    FASTCONV_GRID_STRIDE(i, count) sp::weight_gradient_element(g, x, grad_y, grad_w, i);                       \
+  }
+
+FASTCONV_SPECTRAL_KERNELS(float, f32)
+FASTCONV_SPECTRAL_KERNELS(double, f64)

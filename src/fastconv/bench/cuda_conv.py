@@ -1,9 +1,10 @@
 """The GPU benchmark of conv2d and GEMM: each CUDA conv2d algorithm of fastconv (im2col, implicit,
-winograd_2x3, winograd_4x3, depthwise, and auto) against PyTorch's cuDNN on a few layers of
-layers.json (each algorithm on the layers it runs; the others are listed as skipped, with why),
-forward; the input and weight gradients of the layers in GRADIENT_LAYERS, each gradient kernel
-(im2col's, depthwise's) against cuDNN's backward (torch.nn.grad); and fastconv's tiled GEMM
-against cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
+winograd_2x3, winograd_4x3, depthwise, fft, and auto, which times the likely ones on its first
+call and says which it chose) against PyTorch's cuDNN on a few layers of layers.json (each
+algorithm on the layers it runs; the others are listed as skipped, with why), forward; the input
+and weight gradients of the layers in GRADIENT_LAYERS, each gradient kernel (im2col's,
+depthwise's, FFT's) against cuDNN's backward (torch.nn.grad); and fastconv's tiled GEMM against
+cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
 
     python -m fastconv.bench.cuda_conv OUT.json [--repeats 10]
 
@@ -22,11 +23,12 @@ from fastconv import backend, ops
 from fastconv.bench.conv import conv_flops
 from fastconv.bench.cuda import machine, report_main, time_interleaved, why_not_runnable
 from fastconv.bench.harness import load_layers
+from fastconv.ops import conv_algo
 
-LAYERS = ("resnet20_c32", "vgg_conv3", "resnet50_3x3", "pointwise", "conv5x5", "depthwise3x3")
-GRADIENT_LAYERS = ("depthwise3x3",)
+LAYERS = ("resnet20_c32", "vgg_conv3", "resnet50_3x3", "pointwise", "conv5x5", "conv7x7_s1", "depthwise3x3")
+GRADIENT_LAYERS = ("depthwise3x3", "conv7x7_s1")
 # The CUDA algorithms with gradient kernels of their own (the others run im2col's).
-GRADIENT_ALGORITHMS = ("im2col", "depthwise")
+GRADIENT_ALGORITHMS = ("im2col", "depthwise", "fft")
 GEMM_SIZE = 4096
 
 
@@ -65,6 +67,14 @@ def _result(name, ms, flops, errors, skipped):
             "max_relative_error": errors, "skipped": skipped}
 
 
+def _auto_choice(input_shape, weight_shape, geometry):
+    """The algorithm fastconv.ops' timed algo="auto" chose for this layer's forward on CUDA in
+    this process (fastconv.cuda.conv.conv2d_resolve's key), or None."""
+    layer = (tuple(input_shape), tuple(weight_shape), geometry)
+    return next((algo for key, algo in conv_algo.chosen().items()
+                 if key[0] == "cuda" and key[2:5] == layer and key[-1] == "forward"), None)
+
+
 def conv_case(layer, torch, repeats):
     """{algorithm: ms, ...} of one layer, with torch's, or the reason an algorithm was skipped."""
     from fastconv.cuda import conv as cuda_conv
@@ -83,7 +93,8 @@ def conv_case(layer, torch, repeats):
     runners["torch"] = lambda: torch.nn.functional.conv2d(tx, tw, **options)
     ms = time_interleaved(runners, repeats)
     return {**_result(layer["name"], ms, conv_flops(layer, *reference.shape[2:]), errors, skipped),
-            "auto_chose": cuda_conv.conv2d_heuristic(x.shape, w.shape, *geometry)}
+            "auto_rule": cuda_conv.conv2d_heuristic(x.shape, w.shape, *geometry),
+            "auto_chose": _auto_choice(x.shape, w.shape, geometry)}
 
 
 def gradient_case(layer, torch, repeats):

@@ -8,6 +8,7 @@ from fastconv.backend import DeviceError
 from fastconv.cuda.conv import (conv2d_algorithms, conv2d_backward_input, conv2d_backward_weight,  # noqa: F401
                                 conv2d_forward, conv2d_heuristic, conv2d_output_shape, conv2d_transformed_weight_size,
                                 conv2d_unsupported_reason, conv2d_weight_transform_tile)
+from fastconv.cuda.conv import conv2d_resolve  # noqa: F401  (algo="auto", timed on the device)
 from fastconv.cuda.conv_transpose import (conv_transpose2d_backward, conv_transpose2d_forward,  # noqa: F401
                                           conv_transpose2d_output_shape)
 from fastconv.cuda.gemm import gemm  # noqa: F401

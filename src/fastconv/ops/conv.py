@@ -61,11 +61,9 @@ def _bias_array(bias, input, out_channels):
 
 def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     """`algo` checked against the build's list, once per call: 'winograd' as the tile size it
-    picks for this shape; 'auto' as it is, for _algorithm to choose per direction (by timing,
-    on the CPU), or a device library's fixed rule (fastconv.cuda.conv's)."""
+    picks for this shape; 'auto' as it is, for _algorithm to choose per direction."""
     if algo == "auto":
-        heuristic = getattr(lib, "conv2d_heuristic", None)
-        return algo if heuristic is None else heuristic(input_shape, weight_shape, *args)
+        return algo
     if algo == "winograd":
         return conv_algo.winograd_variant(input_shape, weight_shape, args)
     if algo not in conv_algo.algorithms():
@@ -73,10 +71,12 @@ def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     return algo
 
 
-def _algorithm(algo, direction, run, input_shape, weight_shape, args, dtype):
-    """The algorithm of one direction: `algo` from _algorithm_name, or the per-shape choice for 'auto'."""
+def _algorithm(lib, algo, direction, run, input_shape, weight_shape, args, dtype):
+    """The algorithm of one direction: `algo` from _algorithm_name, or the per-shape choice for
+    'auto' (timed, by conv_algo.resolve on the CPU or the device library's conv2d_resolve)."""
     if algo == "auto":
-        return conv_algo.resolve(direction, run, input_shape, weight_shape, args, dtype)
+        resolve = getattr(lib, "conv2d_resolve", conv_algo.resolve)
+        return resolve(direction, run, input_shape, weight_shape, args, dtype)
     return algo
 
 
@@ -134,7 +134,7 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
                                        _transformed(lib, w, prepared, a, "forward", x.shape, args))
-    run(_algorithm(algo, "forward", run, x.shape, w.shape, args, x.dtype))
+    run(_algorithm(lib, algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
 
@@ -151,7 +151,7 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
     run = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
                                               _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
-    run(_algorithm(algo, "input", run, dx.shape, w.shape, args, w.dtype))
+    run(_algorithm(lib, algo, "input", run, dx.shape, w.shape, args, w.dtype))
     return dx
 
 
@@ -167,7 +167,7 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
     dw = empty(weight_size, x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
     run = lambda a: lib.conv2d_backward_weight(x, dy, dw, None, *args, a)
-    run(_algorithm(algo, "weight", run, x.shape, dw.shape, args, x.dtype))
+    run(_algorithm(lib, algo, "weight", run, x.shape, dw.shape, args, x.dtype))
     return dw
 
 
@@ -186,6 +186,6 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     run_input = lambda a: lib.conv2d_backward_input(dy, w, dx, *args, a,
                                                     _transformed(lib, w, prepared, a, "input_gradient", dx.shape, args))
     run_weight = lambda a: lib.conv2d_backward_weight(x, dy, dw, db, *args, a)
-    run_input(_algorithm(algo, "input", run_input, x.shape, w.shape, args, x.dtype))
-    run_weight(_algorithm(algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
+    run_input(_algorithm(lib, algo, "input", run_input, x.shape, w.shape, args, x.dtype))
+    run_weight(_algorithm(lib, algo, "weight", run_weight, x.shape, w.shape, args, x.dtype))
     return dx, dw, db

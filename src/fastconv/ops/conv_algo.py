@@ -55,6 +55,11 @@ def get_mode():
     return _mode
 
 
+def choice(key):
+    """This process's choice for `key` (a resolve key), or None."""
+    return _choices.get(key)
+
+
 def chosen():
     """{(input shape, weight shape, args, dtype, threads, direction): algorithm} picked so far."""
     return dict(_choices)
@@ -153,16 +158,28 @@ def resolve(direction, run, input_shape, weight_shape, args, dtype):
         candidates = [a for a in supported(input_shape, weight_shape, args)
                       if _own_kernel(a, direction, input_shape, weight_shape, args)]
         first = heuristic(input_shape, weight_shape, args, candidates, direction)
-        if _mode == "deterministic" or len(candidates) == 1:
-            algo = first
-        else:
-            algo = _remembered(key, candidates)
-            if algo is None:
-                likely = likely_candidates(input_shape, weight_shape, args, candidates)
-                ordered = [first] + [a for a in likely if a != first]
-                algo = _fastest(run, ordered)
-                conv_cache.store(_disk_key(key), algo)
-        _choices[key] = algo
+        likely = likely_candidates(input_shape, weight_shape, args, candidates)
+        algo = choose(key, _disk_key(key), run, first, candidates, likely)
+    return algo
+
+
+def choose(key, disk_key, run, first, candidates, likely, machine=None, **timing):
+    """The timed choice among `candidates` (`first`, the fixed rule's, alone in deterministic
+    mode or when it is the only one): this process's earlier choice for `key`, else the disk
+    cache's for `disk_key` on `machine` (conv_cache.machine_key() by default), else the fastest
+    of `first` and `likely` by _fastest(run, ..., **timing), then remembered in both. Shared by
+    the CPU's choice and a device library's (fastconv.cuda.conv.conv2d_resolve)."""
+    algo = _choices.get(key)
+    if algo is not None:
+        return algo
+    if _mode == "deterministic" or len(candidates) == 1:
+        algo = first
+    else:
+        algo = _remembered(disk_key, candidates, machine)
+        if algo is None:
+            algo = _fastest(run, [first] + [a for a in likely if a != first], **timing)
+            conv_cache.store(disk_key, algo, machine)
+    _choices[key] = algo
     return algo
 
 
@@ -177,7 +194,7 @@ def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candid
         if _mode == "deterministic" or len(unique) == 1:
             choice = unique[0]
         else:
-            remembered = _remembered(key, [",".join(pair) for pair in unique])
+            remembered = _remembered(_disk_key(key), [",".join(pair) for pair in unique])
             choice = (tuple(remembered.split(",")) if remembered is not None
                       else _fastest(run, unique))
             conv_cache.store(_disk_key(key), ",".join(choice))
@@ -189,13 +206,21 @@ def _disk_key(key):
     return repr(key[:-2] + key[-1:])  # the thread count is in conv_cache's machine key
 
 
-def _remembered(key, candidates):
-    """The disk cache's choice for `key`, if it is still one of the candidates."""
-    algo = conv_cache.lookup(_disk_key(key))
+def _remembered(disk_key, candidates, machine=None):
+    """The disk cache's choice for `disk_key`, if it is still one of the candidates."""
+    algo = conv_cache.lookup(disk_key, machine)
     return algo if algo in candidates else None
 
 
-def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05):
+def wall_time(run, algo):
+    """Seconds one run(algo) takes on the host's clock (the CPU kernels return when done)."""
+    started = time.perf_counter()
+    run(algo)
+    return time.perf_counter() - started
+
+
+def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05, timer=wall_time,
+             skipped=(MemoryError,), warm_up=False):
     """Times each candidate on the real call, interleaved; the best time wins. Candidates come
     in order of likelihood (the heuristic's pick first).
 
@@ -205,16 +230,19 @@ def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0
     (up to `max_rounds`) while the two best are within `margin` of each other: on a shared
     machine three rounds can all be disturbed, and a wrong pick stays for the process. Runs of
     over `long_run` seconds average their own noise: one round after the first run decides. A
-    candidate that runs out of memory is skipped; if every one does, the first one's error is
-    raised.
+    candidate whose first run raises one of `skipped` (running out of memory: its workspace
+    does not fit, another's may) is skipped; if every one does, the first one's error is
+    raised. `timer(run, algo)` is the seconds one run takes (wall_time; a device's events).
+    With `warm_up`, each candidate first runs once untimed (a GPU's first call compiles its
+    kernels and makes its FFT plans: seconds, which would drop it).
     """
     best, errors = {}, []
     for a in candidates:
         try:
-            started = time.perf_counter()
-            run(a)
-            best[a] = time.perf_counter() - started
-        except MemoryError as error:  # this algorithm's workspace does not fit: another may
+            if warm_up:
+                run(a)
+            best[a] = timer(run, a)
+        except skipped as error:
             errors.append(error)
     if not best:
         raise errors[0]
@@ -224,9 +252,7 @@ def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0
         rounds = max_rounds = 1
     for r in range(1, max_rounds + 1):
         for a in alive:
-            t0 = time.perf_counter()
-            run(a)
-            best[a] = min(best[a], time.perf_counter() - t0)
+            best[a] = min(best[a], timer(run, a))
         leader = min(best[a] for a in alive)
         alive = [a for a in alive if best[a] <= drop_after * leader]
         times = sorted(best[a] for a in alive)

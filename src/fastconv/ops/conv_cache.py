@@ -5,8 +5,10 @@ which PyTorch keeps per process only).
 One JSON file, `$FASTCONV_CACHE_DIR/conv_algo.json` (default `~/.cache/fastconv`). A choice is
 valid only where it was timed: its key holds the CPU model, the micro-kernel ISA, the thread
 count and fastconv's version beside the shapes, so another machine, `set_isa`, another thread
-count or an upgrade times afresh. Writes go through a temporary file and os.replace, and merge
-with what other processes wrote meanwhile; an unreadable file is ignored (and rewritten).
+count or an upgrade times afresh. A CUDA layer's key holds the GPU's name and compute
+capability, the GEMM switches and fastconv's version instead (fastconv.cuda.conv.device_key).
+Writes go through a temporary file and os.replace, and merge with what other processes wrote
+meanwhile; an unreadable file is ignored (and rewritten).
 
     fastconv.conv_cache.path()     # where the file is
     fastconv.conv_cache.clear()    # forget every choice, on disk and in this process
@@ -45,20 +47,21 @@ def _read():
         return {}
 
 
-def lookup(key):
-    """The cached algorithm for `key` (a string from the caller's layer key), or None."""
+def lookup(key, machine=None):
+    """The cached algorithm for `key` (a string from the caller's layer key) on `machine` (what
+    the timing depended on: machine_key() for the CPU, a device library's own key), or None."""
     global _entries
     if _entries is None:
         _entries = _read()
-    return _entries.get(f"{machine_key()}|{key}")
+    return _entries.get(f"{machine or machine_key()}|{key}")
 
 
-def store(key, algorithm):
+def store(key, algorithm, machine=None):
     """Remembers a choice; a cache that cannot be written (read-only home) is skipped silently:
     the choice still holds for this process."""
     global _entries
     entries = _read()
-    entries[f"{machine_key()}|{key}"] = algorithm
+    entries[f"{machine or machine_key()}|{key}"] = algorithm
     _entries = entries
     target = path()
     try:

@@ -45,10 +45,13 @@ def algorithms():
 
 
 def _algorithm_choice(lib, algo, input_shape, weight_shape, conv_args):
-    """_algorithm_name's, also accepting 'subpixel' (on the CPU library, which has it)."""
+    """_algorithm_name's, also accepting 'subpixel' (on the CPU library, which has it). On a
+    device library 'auto' is its fixed rule: the pairs timed below are timed on the host's clock."""
     if algo != SUBPIXEL:
         if algo not in ("auto", "winograd", *conv_algo.algorithms()):
             raise ValueError(f"algo: expected 'auto', 'winograd' or one of {algorithms()}, got {algo!r}")
+        if algo == "auto" and hasattr(lib, "conv2d_resolve"):
+            return lib.conv2d_heuristic(input_shape, weight_shape, *conv_args)
         return _algorithm_name(lib, algo, input_shape, weight_shape, conv_args)
     if not hasattr(lib, "conv_transpose2d_unsupported_reason"):
         raise ValueError(f"algo: {SUBPIXEL!r} runs on the CPU only (the arrays are on a device)")
@@ -83,7 +86,7 @@ def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
     gradient, then that pick against subpixel where subpixel can run the shape."""
     if algo != "auto":
         return algo
-    conv_pick = _algorithm(algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
+    conv_pick = _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
     if not _subpixel_runs(lib, x.shape, w.shape, args):
         return conv_pick
     candidates = [(SUBPIXEL,), (conv_pick,)]
@@ -134,8 +137,8 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     # share grad_output's columns).
     run_input = lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
     run_weight = lambda a: lib.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col", a)
-    algos = (_algorithm(algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
-             _algorithm(algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
+    algos = (_algorithm(lib, algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
+             _algorithm(lib, algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
     run_both = lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
     if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
         # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
