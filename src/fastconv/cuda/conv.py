@@ -37,7 +37,7 @@ import numpy as np
 from fastconv import _C, backend
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
-from fastconv.cuda import gemm, loader
+from fastconv.cuda import gemm, loader, precision
 from fastconv.ops.conv_algo import winograd_variant
 
 ALGORITHMS = ("im2col", "implicit", "winograd_2x3", "winograd_4x3", "depthwise")
@@ -129,6 +129,8 @@ def _geometry(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, g
 
 def _im2col(x, weight_shape, stride, pad_begin, pad_end, dilation):
     _, _, kh, kw = weight_shape
+    if precision.is_half(x.dtype):
+        return precision.im2col_16bit(x, kh, kw, stride, pad_begin, pad_end, dilation)
     columns = _columns()
     shape = columns.columns_shape(columns.column_geometry(x.shape, kh, kw, stride, pad_begin, dilation, pad_end))
     cols = backend.empty(shape, x.dtype, backend.device_of(x))
@@ -160,10 +162,13 @@ def _implicit_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups
     n, c, h, wd = x.shape
     k, _, kh, kw = w.shape
     p, q = out.shape[2:]
-    tile_m, tile_n = gemm.TILES[x.dtype]
+    suffix = gemm.kernel_suffix(x.dtype)  # the tensor-core kernel for TF32 and the 16-bit types
+    if gemm.uses_tensor_cores(x.dtype):
+        gemm.require_tensor_cores(x)
+    tile_m, tile_n = gemm.TILES[suffix]
     tiles = groups * -(-(k // groups) // tile_m) * -(-(n * p * q) // tile_n)
     sizes = args.int64s(n, c, h, wd, k, kh, kw, *stride, *pad_begin, *dilation, p, q, groups)
-    loader.launch_blocks(args.kernel("gemm", "implicit_conv2d_forward", x.dtype), tiles,
+    loader.launch_blocks(loader.function("gemm", f"implicit_conv2d_forward_{suffix}"), tiles,
                          (*sizes, x, w, b, out, args.flag(relu)), threads=gemm.THREADS)
 
 
@@ -207,15 +212,16 @@ FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "depthwise"
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
                    relu=False, transformed=None):
-    x = args.float_input(input, "input")
-    w = args.float_input(weight, "weight", x.dtype)
+    x = precision.conv_input(input, "input")  # float16 / bfloat16 too: fastconv/cuda/precision.py
+    w = precision.conv_input(weight, "weight", x.dtype)
     geometry = (stride, pad_begin, pad_end, dilation, groups)
     shape = _geometry(x.shape, w.shape, *geometry)
     if algo == "auto":
-        algo = conv2d_heuristic(x.shape, w.shape, *geometry, x.dtype)
+        algo = precision.auto_algorithm(conv2d_heuristic(x.shape, w.shape, *geometry, x.dtype), x.dtype)
     _check_algo(algo, x.shape, w.shape, geometry)
+    precision.check_algorithm(algo, x.dtype)
     args.output(out, "out", shape, x.dtype)
-    b = args.vector_input(bias, "bias", shape[1], x.dtype)
+    b = precision.conv_vector(bias, "bias", shape[1], x.dtype)
     FORWARD[algo](x, w, b, out, *geometry, relu)
 
 
