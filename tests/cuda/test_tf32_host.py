@@ -271,13 +271,15 @@ def test_conv2d_on_tensor_cores_is_within_its_bound(host, rng, monkeypatch, tf32
     assert host[f"{op}_{gemm.kernel_suffix(dtype)}"].launches
 
 
-def test_conv2d_auto_runs_16bit_layers_as_implicit_where_its_rule_picks_winograd(host, rng):
-    x, w = rng.standard_normal((1, 32, 6, 6)).astype(np.float16), rng.standard_normal((32, 32, 3, 3)).astype(np.float16)
-    geometry = ((1, 1), (1, 1), (1, 1), (1, 1), 1)
-    assert cuda_conv.conv2d_heuristic(x.shape, w.shape, *geometry).startswith("winograd")
-    out = np.empty((1, 32, 6, 6), np.float16)
+def test_conv2d_auto_runs_16bit_layers_as_implicit_where_its_rule_picks_depthwise(host, rng):
+    x, w = rng.standard_normal((1, 4, 5, 5)).astype(np.float16), rng.standard_normal((4, 1, 3, 3)).astype(np.float16)
+    geometry = ((1, 1), (1, 1), (1, 1), (1, 1), 4)
+    assert cuda_conv.conv2d_heuristic(x.shape, w.shape, *geometry) == "depthwise"
+    out = np.empty((1, 4, 5, 5), np.float16)
     cuda_conv.conv2d_forward(x, w, None, out, *geometry, "auto")
     assert host["implicit_conv2d_forward_f16"].launches
+    want = conv2d_reference(x, w, None, *geometry)
+    _assert_within(out, want, 9 * 2.0 ** -23 * conv2d_reference(np.abs(x), np.abs(w), None, *geometry), np.float16)
 
 
 def test_the_tf32_switch(monkeypatch):

@@ -28,6 +28,11 @@ every run). The other algorithms' gradients run im2col + GEMM:
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
 The CPU's other algorithms (direct, winograd_2x5, fft) are refused by name.
+
+Precision: float32 GEMMs are exact float32 unless TF32 is allowed (fastconv.cuda.gemm's
+set_allow_tf32 / allow_tf32(), as torch.backends.cuda.matmul.allow_tf32; its docstring states the
+bound); the Winograd transforms and depthwise stay float32 either way. The forward also takes
+float16 and bfloat16 ("im2col", "implicit"; fastconv/cuda/precision.py states the bounds).
 """
 import functools
 import math
