@@ -5,10 +5,12 @@
 // convolution's gathered columns), of any element type precision.h widens to float.
 //
 // Block tile 128 x 128, slices of BK = 16 staged in shared memory; its 8 warps form a 2 x 4 grid
-// of 64 x 32 warp tiles, each 4 x 4 mma tiles (64 float accumulators per thread). Each operand
-// value is rounded to TF32 once, as the slice is staged (every warp then reads the rounded
-// value), and a slice's row is padded to BM + 8 floats so that the 32 lanes reading a fragment
-// (rows groupID, columns threadID_in_group, see below) hit 32 different banks.
+// of 64 x 32 warp tiles, each 4 x 4 mma tiles (64 float accumulators per thread). The next
+// slice's global loads are issued before the current slice is multiplied and held in registers
+// (StagedSlice), so their latency hides behind the tensor-core work. Each operand value is
+// rounded to TF32 once, as it is fetched (every warp then reads the rounded value), and a slice's
+// row is padded to BM + 8 floats so that the 32 lanes reading a fragment (rows groupID, columns
+// threadID_in_group, see below) hit 32 different banks.
 //
 // Which lane holds which element of each fragment is the PTX ISA's "Matrix fragments for
 // mma.m16n8k8" (.tf32): a lane's groupID = lane / 4, threadID_in_group = lane % 4. They are
@@ -97,14 +99,56 @@ struct MmaTile {
   static_assert(BM % (WARPS_M * MMA_M) == 0 && BN % (WARPS_N * MMA_N) == 0 && BK % MMA_K == 0, "tile shape");
 };
 
-// A value of an operand as the tensor cores read it: widened to float, rounded to TF32 (exact
-// for half and bfloat16, whose mantissas fit in TF32's).
-struct RoundToTf32 {
-  template <class T>
-  __device__ float operator()(T v) const {
-    return precision::bits_float(to_tf32(widen(v)));
+// One thread's share of a BK x WIDTH slice of an operand, held in registers between its global
+// loads and its store to shared memory, so that the loads of the next slice are in flight while
+// the warps multiply the current one (register double buffering). Each value is widened to float
+// and rounded to TF32 as it is fetched (exact for half and bfloat16, whose mantissas fit).
+template <int BK, int WIDTH, int THREADS>
+struct StagedSlice {
+  static constexpr int PER_THREAD = BK * WIDTH / THREADS;
+  static_assert(BK * WIDTH % THREADS == 0, "every thread fetches the same number of values");
+  float values[PER_THREAD];
+
+  template <class Read>
+  __device__ void fetch(const Read& read, bool x_adjacent, index_t k0, index_t ks, index_t x0, index_t xs) {
+    FASTCONV_UNROLL for (int i = 0; i < PER_THREAD; ++i) {
+      const auto [kk, xx] = slice_position<BK, WIDTH>(int(threadIdx.x) + i * THREADS, x_adjacent);
+      const index_t k = k0 + kk, x = x0 + xx;
+      values[i] = (k < ks && x < xs) ? precision::bits_float(to_tf32(widen(read(k, x)))) : 0.0f;
+    }
+  }
+
+  template <int STRIDE>
+  __device__ void store(float (&tile)[BK][STRIDE], bool x_adjacent) const {
+    FASTCONV_UNROLL for (int i = 0; i < PER_THREAD; ++i) {
+      const auto [kk, xx] = slice_position<BK, WIDTH>(int(threadIdx.x) + i * THREADS, x_adjacent);
+      tile[kk][xx] = values[i];
+    }
   }
 };
+
+// The warp's mma tiles over one BK-deep slice in shared memory: fragments read by the PTX
+// layout's index maps, MT x NT tensor-core products per 8-deep step.
+template <class Tile, int STRIDE_A, int STRIDE_B>
+__device__ inline void multiply_slice(const float (&a_tile)[Tile::BK][STRIDE_A],
+                                      const float (&b_tile)[Tile::BK][STRIDE_B], int warp_m, int warp_n, int lane,
+                                      float (&acc)[Tile::MT][Tile::NT][C_REGS]) {
+  FASTCONV_UNROLL for (int kk = 0; kk < Tile::BK; kk += MMA_K) {
+    uint32_t a_frag[Tile::MT][A_REGS], b_frag[Tile::NT][B_REGS];
+    FASTCONV_UNROLL for (int i = 0; i < Tile::MT; ++i)
+      FASTCONV_UNROLL for (int r = 0; r < A_REGS; ++r) {
+        const Element e = a_element(lane, r);
+        a_frag[i][r] = precision::float_bits(a_tile[kk + e.col][warp_m + i * MMA_M + e.row]);
+      }
+    FASTCONV_UNROLL for (int j = 0; j < Tile::NT; ++j)
+      FASTCONV_UNROLL for (int r = 0; r < B_REGS; ++r) {
+        const Element e = b_element(lane, r);
+        b_frag[j][r] = precision::float_bits(b_tile[kk + e.row][warp_n + j * MMA_N + e.col]);
+      }
+    FASTCONV_UNROLL for (int i = 0; i < Tile::MT; ++i)
+      FASTCONV_UNROLL for (int j = 0; j < Tile::NT; ++j) mma_m16n8k8_tf32(acc[i][j], a_frag[i], b_frag[j]);
+  }
+}
 
 // The block's tile of C at (m0, n0), as tiled_gemm.h's gemm_tile: every thread of the block
 // calls it; store(m, n, sum) once per in-range element, `sum` a float.
@@ -121,26 +165,20 @@ __device__ inline void mma_gemm_tile(index_t M, index_t N, index_t K, index_t m0
     FASTCONV_UNROLL for (int j = 0; j < NT; ++j)
       FASTCONV_UNROLL for (int r = 0; r < C_REGS; ++r) acc[i][j][r] = 0.0f;
   const Transposed<A> a_by_k{a};
-  const bool a_m_adjacent = !a.columns_adjacent();
+  const bool a_m_adjacent = !a.columns_adjacent(), b_n_adjacent = b.columns_adjacent();
+  StagedSlice<BK, BM, Tile::THREADS> a_next;
+  StagedSlice<BK, BN, Tile::THREADS> b_next;
+  a_next.fetch(a_by_k, a_m_adjacent, 0, K, m0, M);
+  b_next.fetch(b, b_n_adjacent, 0, K, n0, N);
   for (index_t k0 = 0; k0 < K; k0 += BK) {
-    load_tile<BK, BM, Tile::THREADS>(a_tile, a_by_k, a_m_adjacent, k0, K, m0, M, RoundToTf32{});
-    load_tile<BK, BN, Tile::THREADS>(b_tile, b, b.columns_adjacent(), k0, K, n0, N, RoundToTf32{});
+    a_next.store(a_tile, a_m_adjacent);
+    b_next.store(b_tile, b_n_adjacent);
     __syncthreads();
-    FASTCONV_UNROLL for (int kk = 0; kk < BK; kk += MMA_K) {
-      uint32_t a_frag[MT][A_REGS], b_frag[NT][B_REGS];
-      FASTCONV_UNROLL for (int i = 0; i < MT; ++i)
-        FASTCONV_UNROLL for (int r = 0; r < A_REGS; ++r) {
-          const Element e = a_element(lane, r);
-          a_frag[i][r] = precision::float_bits(a_tile[kk + e.col][warp_m + i * MMA_M + e.row]);
-        }
-      FASTCONV_UNROLL for (int j = 0; j < NT; ++j)
-        FASTCONV_UNROLL for (int r = 0; r < B_REGS; ++r) {
-          const Element e = b_element(lane, r);
-          b_frag[j][r] = precision::float_bits(b_tile[kk + e.row][warp_n + j * MMA_N + e.col]);
-        }
-      FASTCONV_UNROLL for (int i = 0; i < MT; ++i)
-        FASTCONV_UNROLL for (int j = 0; j < NT; ++j) mma_m16n8k8_tf32(acc[i][j], a_frag[i], b_frag[j]);
+    if (k0 + BK < K) {  // the next slice's loads, in flight during this slice's products
+      a_next.fetch(a_by_k, a_m_adjacent, k0 + BK, K, m0, M);
+      b_next.fetch(b, b_n_adjacent, k0 + BK, K, n0, N);
     }
+    multiply_slice<Tile>(a_tile, b_tile, warp_m, warp_n, lane, acc);
     __syncthreads();  // the next slice overwrites the tiles
   }
   // A lane writes two neighbouring columns of two rows per mma tile: each group of 4 lanes
