@@ -70,9 +70,10 @@ FASTCONV_HD inline uint32_t tf32_round_bits(float v) {
   return (bits + 0x1000u) & 0xffffe000u;
 }
 
-// A float rounded to TF32 as the tensor cores read it: its 32-bit register.
+// A float rounded to TF32 as the tensor cores read it: its 32-bit register. (cvt.rna.tf32 needs
+// sm_80; older GPUs compile the integer version, so that the module still builds there.)
 FASTCONV_HD inline uint32_t to_tf32(float v) {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   uint32_t rounded;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(rounded) : "f"(v));
   return rounded;
