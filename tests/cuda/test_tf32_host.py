@@ -1,7 +1,8 @@
-"""The tensor-core GEMM (csrc/gemm/cuda/mma_tf32.h) and the 16-bit conversions (precision.h),
+"""The tensor-core GEMM (csrc/gemm/cuda/mma_gemm.h) and the 16-bit conversions (precision.h),
 run on the host: the conversions against numpy's and ml_dtypes' and an independent float64
-rounding; the fragment maps against the PTX ISA's m16n8k8 layout (each element of A, B and C
-held once, the inverse maps agreeing); and the whole block / warp tiling through its wrappers
+rounding; the fragment maps against the PTX ISA's m16n8k8 (TF32) and m16n8k16 (16-bit) layouts
+(each element of A, B and C held once, the inverse maps agreeing); and the whole block / warp
+tiling through its wrappers
 (fastconv/cuda/gemm.py, conv.py) on real 256-thread blocks whose mma.sync is emulated from the
 whole warp's fragments (tests/cuda/host_blocks.py), against float64 products.
 
@@ -28,7 +29,7 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 HALF_ULP = {np.dtype(np.float16): 2.0 ** -11, BF16: 2.0 ** -8}
 
 UNIT = r"""
-#include "gemm/cuda/mma_tf32.h"
+#include "gemm/cuda/mma_gemm.h"
 namespace fp = fastconv::precision;
 namespace mma = fastconv::gemm::mma;
 extern "C" void tf32_round(const float* x, uint32_t* out, int64_t n) {
@@ -46,29 +47,39 @@ extern "C" void from_half(const unsigned short* h, float* out, int64_t n) {
 extern "C" void from_bfloat16(const unsigned short* h, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = fp::widen(fp::bfloat16{h[i]});
 }
-// (row, col) of every (lane, register) of A, B, C; and the holders of A's and B's elements.
-extern "C" void fragments(int32_t* a, int32_t* b, int32_t* c, int32_t* a_holders, int32_t* b_holders) {
+// (row, col) of the first value of every (lane, register) of A and B of a format, of C; and the
+// (lane, register, half) holding each element of A and B.
+template <class Format>
+void fragments(int32_t* a, int32_t* b, int32_t* c, int32_t* a_holders, int32_t* b_holders) {
   for (int lane = 0; lane < 32; ++lane) {
     for (int r = 0; r < 4; ++r) {
-      const mma::Element ea = mma::a_element(lane, r), ec = mma::c_element(lane, r);
+      const mma::Element ea = Format::a_element(lane, r), ec = mma::c_element(lane, r);
       a[(lane * 4 + r) * 2] = ea.row, a[(lane * 4 + r) * 2 + 1] = ea.col;
       c[(lane * 4 + r) * 2] = ec.row, c[(lane * 4 + r) * 2 + 1] = ec.col;
     }
     for (int r = 0; r < 2; ++r) {
-      const mma::Element eb = mma::b_element(lane, r);
+      const mma::Element eb = Format::b_element(lane, r);
       b[(lane * 2 + r) * 2] = eb.row, b[(lane * 2 + r) * 2 + 1] = eb.col;
     }
   }
   for (int row = 0; row < 16; ++row)
-    for (int col = 0; col < 8; ++col) {
-      const mma::Holder h = mma::a_holder(row, col);
-      a_holders[(row * 8 + col) * 2] = h.lane, a_holders[(row * 8 + col) * 2 + 1] = h.reg;
+    for (int col = 0; col < Format::K; ++col) {
+      const mma::Holder h = Format::a_holder(row, col);
+      int32_t* out = a_holders + (row * Format::K + col) * 3;
+      out[0] = h.lane, out[1] = h.reg, out[2] = h.half;
     }
-  for (int row = 0; row < 8; ++row)
+  for (int row = 0; row < Format::K; ++row)
     for (int col = 0; col < 8; ++col) {
-      const mma::Holder h = mma::b_holder(row, col);
-      b_holders[(row * 8 + col) * 2] = h.lane, b_holders[(row * 8 + col) * 2 + 1] = h.reg;
+      const mma::Holder h = Format::b_holder(row, col);
+      int32_t* out = b_holders + (row * 8 + col) * 3;
+      out[0] = h.lane, out[1] = h.reg, out[2] = h.half;
     }
+}
+extern "C" void fragments_tf32(int32_t* a, int32_t* b, int32_t* c, int32_t* ah, int32_t* bh) {
+  fragments<mma::Tf32>(a, b, c, ah, bh);
+}
+extern "C" void fragments_16bit(int32_t* a, int32_t* b, int32_t* c, int32_t* ah, int32_t* bh) {
+  fragments<mma::Bits16<fp::half>>(a, b, c, ah, bh);
 }
 """
 SHIM = "#define __device__\n#define __shared__ static\nstruct HostDim3 { unsigned x, y, z; };\n" \
@@ -143,22 +154,32 @@ def test_half_and_bfloat16_conversions_match_numpy_and_ml_dtypes(unit, rng):
         assert np.isnan(_run(function, nan, np.uint16).view(dtype).astype(np.float32)).all()
 
 
-def test_fragment_maps_hold_every_element_once(unit):
+# Per format: the depth K of the instruction, values per register, and lane 5's (row, col) of
+# the first value of each A and B register, spelled out from the PTX ISA's tables (lane 5:
+# groupID 1, threadID_in_group 1).
+FORMATS = {"tf32": (8, 1, [[1, 1], [9, 1], [1, 5], [9, 5]], [[1, 1], [5, 1]]),
+           "16bit": (16, 2, [[1, 2], [9, 2], [1, 10], [9, 10]], [[2, 1], [10, 1]])}
+
+
+@pytest.mark.parametrize("form", FORMATS)
+def test_fragment_maps_hold_every_element_once(unit, form):
+    depth, per_reg, lane5_a, lane5_b = FORMATS[form]
     a, b, c = (np.empty((32, regs, 2), np.int32) for regs in (4, 2, 4))
-    a_holders, b_holders = np.empty((16, 8, 2), np.int32), np.empty((8, 8, 2), np.int32)
-    unit.fragments(*(hostgrid.ptr(v) for v in (a, b, c, a_holders, b_holders)))
-    for held, shape in ((a, (16, 8)), (b, (8, 8)), (c, (16, 8))):
-        flat = held.reshape(-1, 2)
-        assert sorted(map(tuple, flat)) == [(r, k) for r in range(shape[0]) for k in range(shape[1])]
-    # The PTX ISA's table, spelled out for a few lanes (groupID = lane / 4, threadID = lane % 4).
-    assert a[5].tolist() == [[1, 1], [9, 1], [1, 5], [9, 5]]
-    assert b[5].tolist() == [[1, 1], [5, 1]]
+    a_holders, b_holders = np.empty((16, depth, 3), np.int32), np.empty((depth, 8, 3), np.int32)
+    getattr(unit, f"fragments_{form}")(*(hostgrid.ptr(v) for v in (a, b, c, a_holders, b_holders)))
+    # A register's values: its first, then (16-bit) the next k: A's next column, B's next row.
+    a_all = [(row, col + h) for row, col in a.reshape(-1, 2) for h in range(per_reg)]
+    b_all = [(row + h, col) for row, col in b.reshape(-1, 2) for h in range(per_reg)]
+    for held, shape in ((a_all, (16, depth)), (b_all, (depth, 8)), (list(map(tuple, c.reshape(-1, 2))), (16, 8))):
+        assert sorted(held) == [(r, k) for r in range(shape[0]) for k in range(shape[1])]
+    assert a[5].tolist() == lane5_a and b[5].tolist() == lane5_b
     assert c[5].tolist() == [[1, 2], [1, 3], [9, 2], [9, 3]]
-    for held, holders in ((a, a_holders), (b, b_holders)):
+    for held, holders, next_k in ((a, a_holders, (0, 1)), (b, b_holders, (1, 0))):
         for lane in range(32):
             for reg in range(held.shape[1]):
                 row, col = held[lane, reg]
-                assert tuple(holders[row, col]) == (lane, reg)
+                for h in range(per_reg):
+                    assert tuple(holders[row + h * next_k[0], col + h * next_k[1]]) == (lane, reg, h)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@
 // is capped (fastconv/cuda/loader.py launch_blocks); the sizes were checked by the caller
 // (fastconv/cuda/gemm.py, fastconv/cuda/conv.py) before any launch.
 #include "common/conv_geometry.h"
-#include "gemm/cuda/mma_tf32.h"
+#include "gemm/cuda/mma_gemm.h"
 #include "gemm/cuda/precision.h"
 #include "gemm/cuda/tiled_gemm.h"
 
@@ -21,8 +21,8 @@ namespace fp = fastconv::precision;
 namespace fastconv::gemm {
 
 // How a block computes its tile of C: the SIMT outer products of tiled_gemm.h (in T's own
-// precision, DefaultTile<T>), or the tensor cores' TF32 products accumulated in float
-// (mma_tf32.h). Both call store(m, n, sum) with sum an accumulator_t<T>.
+// precision, DefaultTile<T>), or the tensor cores' products accumulated in float (mma_gemm.h:
+// TF32 for float, the 16-bit instruction for half and bfloat16). Both call store(m, n, sum) with sum an accumulator_t<T>.
 struct Simt {
   template <class T>
   using Tile = typename DefaultTile<T>::type;
@@ -39,7 +39,7 @@ struct TensorCores {
   template <class T, class A, class B, class Store>
   __device__ static void tile(index_t M, index_t N, index_t K, index_t m0, index_t n0, const A& a, const B& b,
                               const Store& store) {
-    mma::mma_gemm_tile<mma::MmaTile>(M, N, K, m0, n0, a, b, store);
+    mma::mma_gemm_tile<T, mma::MmaTile>(M, N, K, m0, n0, a, b, store);
   }
 };
 
@@ -181,8 +181,8 @@ static_assert(gm::DefaultTile<float>::type::THREADS == 256 && gm::DefaultTile<do
 
 FASTCONV_GEMM_KERNELS(float, float, Simt, f32)
 FASTCONV_GEMM_KERNELS(double, double, Simt, f64)
-// The tensor-core kernels (sm_80+): float operands rounded to TF32 (when the caller allows it),
-// and half / bfloat16 operands (exact in TF32), all accumulated in float.
+// The tensor-core kernels (sm_80+), all accumulated in float: float operands rounded to TF32
+// (when the caller allows it), half / bfloat16 operands multiplied as they are.
 FASTCONV_GEMM_KERNELS(float, float, TensorCores, tf32)
 FASTCONV_GEMM_KERNELS(fp::half, float, TensorCores, f16)
 FASTCONV_GEMM_KERNELS(fp::bfloat16, float, TensorCores, bf16)

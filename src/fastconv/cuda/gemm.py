@@ -3,9 +3,10 @@
   "cublas"  cupy.matmul, i.e. cuBLAS (the default);
   "tiled"   fastconv's own GEMM (csrc/gemm/cuda/gemm.cu): for float32 and float64 a SIMT GEMM,
             128 x 128 tiles of C per block of 256 threads, 8 x 8 per thread, for float32;
-            64 x 64 tiles, 4 x 4 per thread, for float64; on tensor cores (mma.sync m16n8k8,
-            sm_80+, 128 x 128 tiles, 8 warps of 64 x 32) for float32 when TF32 is allowed and for
-            float16 / bfloat16; any M, N, K, any strides (a transposed view costs no copy).
+            64 x 64 tiles, 4 x 4 per thread, for float64; on tensor cores (sm_80+, 128 x 128
+            tiles, 8 warps of 64 x 32) for float32 when TF32 is allowed (mma.sync m16n8k8 TF32)
+            and for float16 / bfloat16 (mma.sync m16n8k16); any M, N, K, any strides (a
+            transposed view costs no copy).
 
 gemm(a, b, c, alpha, beta) is fastconv._C's gemm, c = alpha * a @ b + beta * c. matmul(a, b) is
 the batched product with numpy's broadcasting (at most two batch axes) that conv2d on CUDA
@@ -20,9 +21,8 @@ Precision, as torch.backends.cuda.matmul.allow_tf32 sets it for PyTorch:
            K * 2^-23) * (|A| |B|) element-wise, about 1e-3 relative where float32 is ~1e-7. The
            tiled GEMM runs its tensor-core kernel; cuBLAS runs with CuPy's compute type TF32
            (CUBLAS_COMPUTE_32F_FAST_TF32).
-  float16 / bfloat16  always on tensor cores (their values are exact in TF32, so allowing TF32
-           changes nothing), exact products, float32 sums, the result rounded to the input's type
-           once: |error| <= K * 2^-23 * (|A| |B|) + half a unit of the result's last place
+  float16 / bfloat16  always on tensor cores (allowing TF32 changes nothing), exact products,
+           float32 sums, the result rounded to the input's type once: |error| <= K * 2^-23 * (|A| |B|) + half a unit of the result's last place
            (2^-11 relative for float16, 2^-8 for bfloat16). cuBLAS multiplies float16 with
            float32 compute (CuPy's compute type FP32); bfloat16 always runs the tiled kernel
            (CuPy's matmul is not known to take bfloat16).

@@ -2,8 +2,8 @@
 column matrix of its "im2col" algorithm.
 
 float16 / bfloat16 inputs and weights (bias of the same dtype) run the forward as "im2col" or
-"implicit": every product of two 16-bit values is exact in float32 (their mantissas fit in
-TF32's, which the tensor cores multiply), the sums are float32, and the output is rounded to the
+"implicit", on tensor cores (mma.sync m16n8k16): every product of two 16-bit values is exact in
+float32 (11 + 11 significant bits), the sums are float32, and the output is rounded to the
 input's dtype once ("implicit": after the bias and the ReLU) or twice ("im2col": the GEMM's
 result, then the bias added in the 16-bit type). So, with S = sum over the taps of |w| |x|:
     "implicit"  |y - exact| <= C/G*kh*kw * 2^-23 * S + u * |y|
