@@ -276,7 +276,8 @@ def _conv_case(rng, dtype, x_shape, w_shape, geometry, algo):
     depth = w_shape[1] * w_shape[2] * w_shape[3]
     bound = (2.0 ** -10 if np.dtype(dtype) == np.float32 else 0.0) * scale + depth * 2.0 ** -23 * scale
     if algo == "im2col":  # the GEMM's result rounded to the 16-bit type before the bias is added
-        bound = bound + HALF_ULP.get(np.dtype(dtype), 0.0) * (np.abs(want) + np.abs(b.astype(np.float64))[:, None, None])
+        bias = np.abs(b.astype(np.float64))[:, None, None]
+        bound = bound + HALF_ULP.get(np.dtype(dtype), 0.0) * (np.abs(want) + bias)
     _assert_within(out, np.maximum(want, 0), bound, dtype)  # relu is 1-Lipschitz: the bound holds after it
     assert (out == 0).any() and (out > 0).any()
 

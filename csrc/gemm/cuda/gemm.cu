@@ -1,11 +1,12 @@
-// The gemm family on CUDA: fastconv's own tiled GEMM (tiled_gemm.h) as
-//   gemm_<f32|f64>:  C[o, i] = alpha * A[o, i] @ B[o, i] + beta * C[o, i] over a two-level batch
+// The gemm family on CUDA: fastconv's own tiled GEMM (tiled_gemm.h: SIMT, f32 and f64;
+// mma_gemm.h: tensor cores, tf32 = float operands rounded to TF32, f16, bf16) as
+//   gemm_<suffix>:   C[o, i] = alpha * A[o, i] @ B[o, i] + beta * C[o, i] over a two-level batch
 //                    (o, i), every operand of any strides (0 broadcasts it along a batch axis);
-//   implicit_conv2d_forward_<f32|f64>: conv2d as the GEMM y[g] = w[g] @ cols[g] per group whose
+//   implicit_conv2d_forward_<suffix>: conv2d as the GEMM y[g] = w[g] @ cols[g] per group whose
 //                    column matrix is never written: B's tile is gathered from the input with the
 //                    convolution's geometry (common/conv_geometry.h), and the bias and the ReLU
 //                    are applied as the tile is written.
-// One block of DefaultTile<T>::THREADS threads per output tile, looping over tiles when the grid
+// One block of 256 threads per output tile, looping over tiles when the grid
 // is capped (fastconv/cuda/loader.py launch_blocks); the sizes were checked by the caller
 // (fastconv/cuda/gemm.py, fastconv/cuda/conv.py) before any launch.
 #include "common/conv_geometry.h"
@@ -22,7 +23,8 @@ namespace fastconv::gemm {
 
 // How a block computes its tile of C: the SIMT outer products of tiled_gemm.h (in T's own
 // precision, DefaultTile<T>), or the tensor cores' products accumulated in float (mma_gemm.h:
-// TF32 for float, the 16-bit instruction for half and bfloat16). Both call store(m, n, sum) with sum an accumulator_t<T>.
+// TF32 for float, the 16-bit instruction for half and bfloat16). Both call store(m, n, sum)
+// with sum an accumulator_t<T>.
 struct Simt {
   template <class T>
   using Tile = typename DefaultTile<T>::type;

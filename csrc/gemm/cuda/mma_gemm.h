@@ -142,7 +142,8 @@ inline void mma(Format, float (&d)[C_REGS], const uint32_t (&a)[A_REGS], const u
     float sum = d[r];
     for (int k = 0; k < Format::K; ++k) {
       const Holder ha = Format::a_holder(c.row, k), hb = Format::b_holder(k, c.col);
-      sum += Format::value(a_all[warp][ha.lane][ha.reg], ha.half) * Format::value(b_all[warp][hb.lane][hb.reg], hb.half);
+      const float a_value = Format::value(a_all[warp][ha.lane][ha.reg], ha.half);
+      sum += a_value * Format::value(b_all[warp][hb.lane][hb.reg], hb.half);
     }
     d[r] = sum;
   }

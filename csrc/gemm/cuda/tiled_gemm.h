@@ -65,7 +65,7 @@ struct SlicePosition {
 };
 template <int BK, int WIDTH>
 __device__ inline SlicePosition slice_position(int e, bool x_adjacent) {
-  return x_adjacent ? SlicePosition{e / WIDTH, e % WIDTH} : SlicePosition{e % BK, e / BK};
+  return {x_adjacent ? e / WIDTH : e % BK, x_adjacent ? e % WIDTH : e / BK};
 }
 
 // Fills tile[BK][WIDTH] with the slice (k0.., x0..) of an operand seen as op(k, x) (A read

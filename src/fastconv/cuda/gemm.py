@@ -22,8 +22,9 @@ Precision, as torch.backends.cuda.matmul.allow_tf32 sets it for PyTorch:
            tiled GEMM runs its tensor-core kernel; cuBLAS runs with CuPy's compute type TF32
            (CUBLAS_COMPUTE_32F_FAST_TF32).
   float16 / bfloat16  always on tensor cores (allowing TF32 changes nothing), exact products,
-           float32 sums, the result rounded to the input's type once: |error| <= K * 2^-23 * (|A| |B|) + half a unit of the result's last place
-           (2^-11 relative for float16, 2^-8 for bfloat16). cuBLAS multiplies float16 with
+           float32 sums, the result rounded to the input's type once: |error| <= K * 2^-23 *
+           (|A| |B|) + half a unit of the result's last place (2^-11 relative for float16, 2^-8
+           for bfloat16). cuBLAS multiplies float16 with
            float32 compute (CuPy's compute type FP32); bfloat16 always runs the tiled kernel
            (CuPy's matmul is not known to take bfloat16).
 """
