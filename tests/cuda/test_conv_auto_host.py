@@ -115,6 +115,11 @@ def test_the_choice_is_kept_on_disk_per_device_and_cleared(device, monkeypatch):
     monkeypatch.setattr(cuda_conv, "device_properties", lambda: ("NVIDIA A100-SXM4-80GB", "8.0"))
     assert _resolve(RESNET_3X3) == "implicit" and timed  # another GPU times afresh
     assert len(fastconv.conv_cache.entries()) == 2
+    timed.clear()
+    with cuda_conv.gemm.allow_tf32():  # TF32 GEMMs time differently: a key of their own
+        _resolve(RESNET_3X3)
+    assert timed and len(fastconv.conv_cache.entries()) == 3
+    assert sum("|tf32 1|" in key for key in fastconv.conv_cache.entries()) == 1
     fastconv.conv_cache.clear()
     assert fastconv.conv_cache.entries() == {} and not conv_algo.chosen()
     timed.clear()

@@ -10,7 +10,8 @@ from fastconv.cuda import gemm, loader
 from tests.cuda import host_blocks
 
 # Every kernel of gemm.cu, so that this file and test_conv_algorithms_host.py share one host build.
-KERNELS = ["gemm_f32", "gemm_f64", "implicit_conv2d_forward_f32", "implicit_conv2d_forward_f64"]
+KERNELS = [f"{op}_{suffix}" for op in ("gemm", "implicit_conv2d_forward")
+           for suffix in ("f32", "f64", "tf32", "f16", "bf16")]
 TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-13, atol=1e-13)}
 
 

@@ -33,6 +33,13 @@ namespace cv = fastconv::conv;
 
 FASTCONV_COLUMN_KERNELS(float, f32)
 FASTCONV_COLUMN_KERNELS(double, f64)
+// float16's and bfloat16's column matrix (the GEMM widens them), moved as their 16 bits: im2col
+// only copies and zero-fills, and +0 is all zero bits in both.
+extern "C" __global__ void im2col_b16(index_t count, FASTCONV_COLUMNS_PARAMS, const unsigned short* x,
+                                      unsigned short* cols) {
+  const cv::ColumnsGeometry g = FASTCONV_COLUMNS;
+  FASTCONV_GRID_STRIDE(i, count) cols[i] = cv::im2col_element(g, x, i);
+}
 
 // Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s transforms (winograd_body.h), one thread per filter,
 // per input tile and channel, per output tile and channel; conv.py runs the 16 or 36 GEMMs

@@ -58,14 +58,24 @@ struct StridedMatrix {
   __device__ bool columns_adjacent() const { return col_stride <= row_stride; }
 };
 
+// Where element e of a BK x WIDTH slice goes: x_adjacent (neighbouring x are neighbouring in
+// memory), consecutive e take consecutive x; otherwise consecutive k.
+struct SlicePosition {
+  int kk, xx;
+};
+template <int BK, int WIDTH>
+__device__ inline SlicePosition slice_position(int e, bool x_adjacent) {
+  return {x_adjacent ? e / WIDTH : e % BK, x_adjacent ? e % WIDTH : e / BK};
+}
+
 // Fills tile[BK][WIDTH] with the slice (k0.., x0..) of an operand seen as op(k, x) (A read
-// transposed, B as it is), zeros past `ks` and `xs`. `x_adjacent`: neighbouring x are
-// neighbouring in memory, so consecutive threads take consecutive x.
+// transposed, B as it is), zeros past `ks` and `xs`, neighbouring threads reading neighbouring
+// addresses (coalesced).
 template <int BK, int WIDTH, int THREADS, class T, class Read>
 __device__ inline void load_tile(T (&tile)[BK][WIDTH], const Read& read, bool x_adjacent, index_t k0, index_t ks,
                                  index_t x0, index_t xs) {
   for (int e = threadIdx.x; e < BK * WIDTH; e += THREADS) {
-    const int kk = x_adjacent ? e / WIDTH : e % BK, xx = x_adjacent ? e % WIDTH : e / BK;
+    const auto [kk, xx] = slice_position<BK, WIDTH>(e, x_adjacent);
     const index_t k = k0 + kk, x = x0 + xx;
     tile[kk][xx] = (k < ks && x < xs) ? read(k, x) : T(0);
   }

@@ -4,14 +4,15 @@ call and says which it chose) against PyTorch's cuDNN on a few layers of layers.
 algorithm on the layers it runs; the others are listed as skipped, with why), forward; the input
 and weight gradients of the layers in GRADIENT_LAYERS, each gradient kernel (im2col's,
 depthwise's, FFT's) against cuDNN's backward (torch.nn.grad); and fastconv's tiled GEMM against
-cupy.matmul (cuBLAS) at 4096 x 4096 x 4096.
+cupy.matmul (cuBLAS) at 4096 x 4096 x 4096: exact float32, both in TF32, and float16.
 
     python -m fastconv.bench.cuda_conv OUT.json [--repeats 10]
 
-float32, TF32 off on both sides (cuDNN may otherwise multiply in TF32; cuBLAS through CuPy
-does not unless CUPY_TF32=1), torch.backends.cudnn.benchmark=True (cuDNN picks its fastest
-algorithm per shape in the warm-up). Timed with CUDA events, implementations interleaved, medians
-(fastconv.bench.cuda.time_interleaved); each figure comes with its TFLOP/s. Each result is also
+float32 (but the TF32 and float16 GEMM lines), TF32 off on both sides (cuDNN may otherwise
+multiply in TF32; cuBLAS through CuPy does not unless CUPY_TF32=1),
+torch.backends.cudnn.benchmark=True (cuDNN picks its fastest algorithm per shape in the warm-up).
+Timed with CUDA events, implementations interleaved, medians (fastconv.bench.cuda.time_interleaved);
+each figure comes with its TFLOP/s. Each result is also
 checked against torch's output (max relative error), so a fast wrong kernel shows. Where this
 machine runs no CUDA, the JSON says why instead.
 """
@@ -124,19 +125,29 @@ def gradient_case(layer, torch, repeats):
     return _result(f"{layer['name']} gradients", ms, conv_flops(layer, *out_shape[2:]), errors, skipped)
 
 
-def gemm_case(repeats, size=GEMM_SIZE):
+def gemm_case(repeats, size=GEMM_SIZE, precision="float32"):
+    """fastconv's tiled GEMM against cuBLAS at size^3 in one `precision`: "float32" (the SIMT
+    kernel, cuBLAS's default compute type), "tf32" (the tensor-core TF32 kernel, cuBLAS's
+    CUBLAS_COMPUTE_32F_FAST_TF32 through CuPy) or "float16" (the m16n8k16 kernel, cuBLAS with
+    float32 compute); `tiled_vs_cublas` is cuBLAS's time over ours."""
     from fastconv.cuda import gemm
     cupy = backend.array_module(backend.empty((1,), np.float32, "cuda"))
+    dtype = np.float16 if precision == "float16" else np.float32
     rng = np.random.default_rng(0)
-    a, b = (cupy.asarray(rng.standard_normal((size, size)).astype(np.float32)) for _ in range(2))
-    reference = cupy.matmul(a, b)
-    ours = gemm.matmul(a, b, algo="tiled")
-    error = float(cupy.abs(ours - reference).max() / cupy.abs(reference).max())
-    ms = time_interleaved({"tiled": lambda: gemm.matmul(a, b, algo="tiled"), "cublas": lambda: cupy.matmul(a, b)},
-                          repeats)
+    a, b = (cupy.asarray(rng.standard_normal((size, size)).astype(dtype)) for _ in range(2))
+    reference = cupy.matmul(a.astype(np.float64), b.astype(np.float64))
+    with gemm.allow_tf32(precision == "tf32"):
+        ours = gemm.matmul(a, b, algo="tiled")
+        theirs = gemm.matmul(a, b, algo="cublas")
+        ms = time_interleaved({"tiled": lambda: gemm.matmul(a, b, algo="tiled"),
+                               "cublas": lambda: gemm.matmul(a, b, algo="cublas")}, repeats)
+    scale = float(cupy.abs(reference).max())
+    errors = {impl: float(cupy.abs(c.astype(np.float64) - reference).max()) / scale
+              for impl, c in (("tiled", ours), ("cublas", theirs))}
     flops = 2.0 * size ** 3
-    return {"case": f"sgemm {size}^3", "ms": ms, "tflops": {impl: flops / t / 1e9 for impl, t in ms.items()},
-            "max_relative_error": {"tiled": error}}
+    return {"case": f"gemm {precision} {size}^3", "ms": ms,
+            "tflops": {impl: flops / t / 1e9 for impl, t in ms.items()},
+            "tiled_vs_cublas": ms["cublas"] / ms["tiled"], "max_relative_error": errors}
 
 
 def run(repeats, layer_set=None):
@@ -147,8 +158,10 @@ def run(repeats, layer_set=None):
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    results = [gemm_case(repeats)]
-    print(_line(results[-1]), flush=True)
+    results = []
+    for precision in ("float32", "tf32", "float16"):  # targets: float32 >= 0.7 of cuBLAS, TF32 >= 0.5
+        results.append(gemm_case(repeats, precision=precision))
+        print(_line(results[-1]), flush=True)
     layer_set = layer_set or load_layers()
     for layer in _layer_cases(layer_set, LAYERS):
         results.append(conv_case(layer, torch, repeats))

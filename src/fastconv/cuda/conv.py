@@ -40,6 +40,11 @@ tap's sum over N*P*Q is cut into interleaved partial sums that a second kernel a
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
 The CPU's other algorithms (direct, winograd_2x5) are refused by name.
+
+Precision: float32 GEMMs are exact float32 unless TF32 is allowed (fastconv.cuda.gemm's
+set_allow_tf32 / allow_tf32(), as torch.backends.cuda.matmul.allow_tf32; its docstring states the
+bound); the Winograd transforms, FFT products and depthwise stay float32 either way. The forward
+also takes float16 and bfloat16 ("im2col", "implicit"; fastconv/cuda/precision.py states the bounds).
 """
 import functools
 import math
@@ -51,7 +56,7 @@ from fastconv import _C, backend
 from fastconv._version import __version__
 from fastconv.backend import DeviceError
 from fastconv.cuda import _kernel_args as args
-from fastconv.cuda import gemm, loader
+from fastconv.cuda import gemm, loader, precision
 from fastconv.ops import conv_algo
 from fastconv.ops.conv_algo import winograd_variant
 
@@ -174,11 +179,12 @@ def free_device_memory(array=None):
 
 def device_key():
     """What a timing on CUDA depends on besides the layer: the GPU's name and compute capability,
-    the GEMM im2col and Winograd run (cuBLAS or the tiled one; CUPY_TF32, which lets cuBLAS
-    multiply float32 in TF32) and fastconv's version. conv_cache keys CUDA choices by it."""
+    the GEMM im2col and Winograd run (cuBLAS or the tiled one), whether float32 GEMMs may run in
+    TF32 (fastconv.cuda.gemm.set_allow_tf32; CUPY_TF32 for cuBLAS) and fastconv's version.
+    conv_cache keys CUDA choices by it."""
     name, capability = device_properties()
-    return f"{name}|sm {capability}|gemm {gemm.get_algorithm()}|CUPY_TF32={os.environ.get('CUPY_TF32', '0')}|" \
-           f"{__version__}"
+    tf32 = gemm.get_allow_tf32() or os.environ.get("CUPY_TF32", "0") != "0"
+    return f"{name}|sm {capability}|gemm {gemm.get_algorithm()}|tf32 {int(tf32)}|{__version__}"
 
 
 def _direction_kernel(algo, direction):
@@ -257,6 +263,8 @@ def _geometry(input_shape, weight_shape, stride, pad_begin, pad_end, dilation, g
 
 def _im2col(x, weight_shape, stride, pad_begin, pad_end, dilation):
     _, _, kh, kw = weight_shape
+    if precision.is_half(x.dtype):
+        return precision.im2col_16bit(x, kh, kw, stride, pad_begin, pad_end, dilation)
     columns = _columns()
     shape = columns.columns_shape(columns.column_geometry(x.shape, kh, kw, stride, pad_begin, dilation, pad_end))
     cols = backend.empty(shape, x.dtype, backend.device_of(x))
@@ -288,10 +296,13 @@ def _implicit_forward(x, w, b, out, stride, pad_begin, pad_end, dilation, groups
     n, c, h, wd = x.shape
     k, _, kh, kw = w.shape
     p, q = out.shape[2:]
-    tile_m, tile_n = gemm.TILES[x.dtype]
+    suffix = gemm.kernel_suffix(x.dtype)  # the tensor-core kernel for TF32 and the 16-bit types
+    if gemm.uses_tensor_cores(x.dtype):
+        gemm.require_tensor_cores(x)
+    tile_m, tile_n = gemm.TILES[suffix]
     tiles = groups * -(-(k // groups) // tile_m) * -(-(n * p * q) // tile_n)
     sizes = args.int64s(n, c, h, wd, k, kh, kw, *stride, *pad_begin, *dilation, p, q, groups)
-    loader.launch_blocks(args.kernel("gemm", "implicit_conv2d_forward", x.dtype), tiles,
+    loader.launch_blocks(loader.function("gemm", f"implicit_conv2d_forward_{suffix}"), tiles,
                          (*sizes, x, w, b, out, args.flag(relu)), threads=gemm.THREADS)
 
 
@@ -536,15 +547,17 @@ FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "depthwise"
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
                    relu=False, transformed=None):
-    x = args.float_input(input, "input")
-    w = args.float_input(weight, "weight", x.dtype)
+    x = precision.conv_input(input, "input")  # float16 / bfloat16 too: fastconv/cuda/precision.py
+    w = precision.conv_input(weight, "weight", x.dtype)
     geometry = (stride, pad_begin, pad_end, dilation, groups)
     shape = _geometry(x.shape, w.shape, *geometry)
     if algo == "auto":
-        algo = _auto("forward", x.shape, w.shape, geometry, x.dtype, free_device_memory(x))[0]
+        algo = precision.auto_algorithm(_auto("forward", x.shape, w.shape, geometry, x.dtype, free_device_memory(x))[0],
+                                        x.dtype)
     _check_algo(algo, x.shape, w.shape, geometry)
+    precision.check_algorithm(algo, x.dtype)
     args.output(out, "out", shape, x.dtype)
-    b = args.vector_input(bias, "bias", shape[1], x.dtype)
+    b = precision.conv_vector(bias, "bias", shape[1], x.dtype)
     _check_workspace(algo, "forward", x.shape, w.shape, geometry, x)
     FORWARD[algo](x, w, b, out, *geometry, relu)
 
