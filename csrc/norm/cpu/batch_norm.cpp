@@ -131,16 +131,19 @@ struct GradSums {
 
 template <class T>
 GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* masked) {
-  const double mean = b.mean[c];
+  const T mean = b.mean[c];
   double sum = 0, sum_xmu = 0;
   for_each_run<T>(s, c, {b.x, b.grad_y, b.y}, [&](index_t n, index_t i0, index_t len, index_t at) {
     const T* x = b.x + at;
     const T* g = b.y ? masked_grad_plane(b.grad_y + at, b.y + at, len, masked + n * s.HW + i0) : b.grad_y + at;
-#pragma omp simd reduction(+ : sum, sum_xmu)
+    T run = 0, run_xmu = 0;  // in T's lanes, as channel_moments: in double this pass took 2x the others
+#pragma omp simd reduction(+ : run, run_xmu)
     for (index_t i = 0; i < len; ++i) {
-      sum += g[i];
-      sum_xmu += static_cast<double>(g[i]) * (static_cast<double>(x[i]) - mean);
+      run += g[i];
+      run_xmu += g[i] * (x[i] - mean);
     }
+    sum += run;
+    sum_xmu += run_xmu;
   });
   return {sum, sum_xmu};
 }
