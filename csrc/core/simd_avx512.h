@@ -21,6 +21,7 @@ struct Avx512F32 {
   static Reg load(const T* p) { return _mm512_load_ps(p); }
   static Reg loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static void store_first(T* p, Reg v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v); }
   // A lane mask from its bits (bit l: lane l); masked-out lanes load as 0 and are not touched by a
   // store, and neither faults when its lanes lie outside the array.
   using Mask = __mmask16;
@@ -47,6 +48,7 @@ struct Avx512F64 {
   static Reg load(const T* p) { return _mm512_load_pd(p); }
   static Reg loadu(const T* p) { return _mm512_loadu_pd(p); }
   static void storeu(T* p, Reg v) { _mm512_storeu_pd(p, v); }
+  static void store_first(T* p, Reg v, int n) { _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v); }
   using Mask = __mmask8;  // as Avx512F32's
   static constexpr unsigned all_lanes = 0xFFu;
   static Mask mask(unsigned bits) { return static_cast<Mask>(bits); }

@@ -183,6 +183,32 @@ def test_direct_strided_phases(isa, rng, case, dtype):
     np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * ref[0, 0].size))
 
 
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): shapes whose row tile differs by ISA
+# (direct.h's row_tile): with AVX-512, 16 x 1 (32 channels of 16 pixels), 8 x 2 (8 channels of 30
+# pixels: a partial last vector), 12 x 2 (12 channels of 32 pixels); AVX2's 6 x 2 and 12 x 1.
+DIRECT_TILE_CASES = [
+    (2, 5, 18, 18, 32, 3, 3, 1, 0, 1, 1),
+    (2, 3, 7, 32, 8, 3, 3, 1, (1, 0), 1, 1),
+    (1, 4, 5, 34, 12, 3, 3, 1, 0, 1, 1),
+    (2, 3, 9, 9, 13, 2, 2, 1, 0, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_TILE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_row_tiles_of_every_isa(isa, rng, case, dtype):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, b = _operands(rng, case, dtype)
+    if isa == "generic":
+        pytest.skip("direct convolution needs AVX2 (test_direct_strided_phases checks the refusal)")
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
+    out = np.full(ref.shape, np.nan, dtype)
+    _C.conv2d_forward(x, w, b, out, *args, "direct", True)
+    tol = TOLERANCE["direct"][dtype == np.float64]
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+
+
 # An input whose last value ends a page, the next page unreadable: a kernel reading one value
 # past the array (a full vector over the last stride-2 row of the last plane) crashes the worker.
 _READS_END_OF_INPUT = """
@@ -197,16 +223,21 @@ assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
 shape = (1, 2, 5, 32)  # stride-2 rows of 16 values, the last one at the end of the input
 x = np.frombuffer(buffer, np.float32, count=int(np.prod(shape)), offset=page - 4 * int(np.prod(shape))).reshape(shape)
 x[...] = np.random.default_rng(0).standard_normal(shape)
-w = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
-ref = ops.conv2d(x.astype(np.float64), w.astype(np.float64), stride=2, padding=1, algo="im2col")
 for algo in sys.argv[1:]:
-    y = ops.conv2d(x, w, stride=2, padding=1, algo=algo)
+    groups, stride = (2, 1) if algo == "depthwise" else (1, 2)  # depthwise: masked loads along whole rows
+    w = np.random.default_rng(1).standard_normal((4, 2 // groups, 3, 3)).astype(np.float32)
+    ref = ops.conv2d(x.astype(np.float64), w.astype(np.float64), None, stride, 1, 1, groups, algo="im2col")
+    y = ops.conv2d(x, w, None, stride, 1, 1, groups, algo=algo)
     assert np.abs(y - ref).max() < 1e-4, algo
+    gy = np.ones(y.shape, np.float32)
+    dw = ops.conv2d_weight(x, w.shape, gy, stride, 1, 1, groups, algo=algo)
+    dw_ref = ops.conv2d_weight(x.astype(np.float64), w.shape, gy.astype(np.float64), stride, 1, 1, groups, algo="im2col")
+    assert np.abs(dw - dw_ref).max() < 1e-3, algo
 """
 
 
 def test_strided_copies_read_nothing_past_the_input():
-    algos = [a for a in ("im2col", "implicit", "direct") if a in ALGOS]
+    algos = [a for a in ("im2col", "implicit", "direct", "depthwise") if a in ALGOS]
     done = subprocess.run([sys.executable, "-c", _READS_END_OF_INPUT, *algos], capture_output=True, text=True,
                           cwd=pathlib.Path(__file__).parents[2], env={**os.environ, "PYTHONPATH": str(
                               pathlib.Path(ops.__file__).parents[2])})

@@ -1,5 +1,5 @@
 // conv2d by direct convolution (direct.h): weight packing, padded rows and threading, compiled
-// for baseline x86-64; the row kernel is direct_avx2.cpp's.
+// for baseline x86-64; the row kernels are direct_avx2.cpp's and direct_avx512.cpp's.
 #include "conv/cpu/direct.h"
 
 #include <algorithm>
@@ -22,13 +22,22 @@ namespace direct {
 template <class T>
 Tile row_tile(index_t Q, index_t Kg) {
   constexpr int W = 32 / sizeof(T);  // lanes of an AVX2 vector
-  if (Kg == 1) return Tile{1, 4 * W};
-  return Q <= W ? Tile{12, W} : Tile{6, 2 * W};
+  if (Kg == 1) return Tile{1, 4 * W, W};
+  const Tile avx2 = Q <= W ? Tile{12, W, W} : Tile{6, 2 * W, W};
+  if (active_isa() < Isa::avx512) return avx2;
+  // The tile computing the fewest values (padded channels x padded pixels); AVX-512's on a tie.
+  const auto work = [&](const Tile& t) { return round_up(Kg, t.mr) * round_up(Q, t.pixels); };
+  constexpr int W512 = 2 * W;
+  Tile best = Tile{16, W512, W512};
+  for (const Tile& t : {Tile{8, 2 * W512, W512}, Tile{12, 2 * W512, W512}})
+    if (work(t) < work(best)) best = t;
+  return work(best) <= work(avx2) ? best : avx2;
 }
 
 template <class T>
 void run_row_job(const RowJob<T>& job) {
 #if FASTCONV_X86
+  if (job.lanes == 64 / static_cast<int>(sizeof(T))) return run_row_avx512(job);
   run_row_avx2(job);
 #else
   fail<std::logic_error>("direct convolution: the AVX2 row kernel is not in this processor's build");
@@ -179,7 +188,7 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
                                         packed.data() + (gi * blocks + b) * Cg * RS * mr,
                                         y + ((n * g.K + k0) * g.P + p) * g.Q, g.P * g.Q, g.Q,
                                         std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu,
-                                        static_cast<int>(mr)};
+                                        static_cast<int>(mr), tile.lanes};
             direct::run_row_job(job);
           }
     }

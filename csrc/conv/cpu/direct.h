@@ -40,21 +40,27 @@ struct RowJob {
   index_t ld_out, Q, channels;  // channels <= mr are stored
   const T* bias;                // `channels` values, or null
   bool relu;
-  int mr;  // the tile's channels (row_tile), which the weights were packed for
+  int mr;     // the tile's channels (row_tile), which the weights were packed for
+  int lanes;  // the tile's vector width: AVX2's, or AVX-512's (whose kernels run it)
 };
 
 // The register tile (mr output channels x nv vectors of pixels) the kernel uses for Q output
-// columns and Kg output channels per group, and the pixels it covers per step. Depthwise
-// layers (Kg = 1) take one channel and four vectors: a wider tile would compute zero channels.
+// columns and Kg output channels per group, the pixels it covers per step and its vectors'
+// lanes. Depthwise layers (Kg = 1) take one channel and four vectors: a wider tile would compute
+// zero channels. With AVX-512, its tiles (16 x 1, 8 x 2, 12 x 2 vectors of 16 floats) where they
+// compute fewer padded channels and pixels than AVX2's: resnet20's 3x3/2 layer (32 channels of
+// 16 pixels) as 16 x 1 instead of 6 x 2 vectors of 8, 36 channels.
 struct Tile {
-  int mr, pixels;
+  int mr, pixels, lanes;
 };
 template <class T>
 Tile row_tile(index_t Q, index_t Kg);
 
-// Runs one RowJob with the AVX2 kernel (the CPU must have AVX2 and FMA).
+// Runs one RowJob with the AVX2 kernel (the CPU must have AVX2 and FMA), or the AVX-512 one.
 template <class T>
 void run_row_avx2(const RowJob<T>& job);
+template <class T>
+void run_row_avx512(const RowJob<T>& job);
 
 // The weight gradient of kWeightBlock output channels against one input channel:
 // sums[m][t] = sum over images and j of dy[m][j] * x[taps[t] + j], for every tap t, x being the

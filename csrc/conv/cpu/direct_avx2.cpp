@@ -1,62 +1,17 @@
-// The AVX2 row kernel of the direct convolution (direct.h). Only raw loops and intrinsics here:
+// The AVX2 kernels of the direct convolution (direct.h): the row kernel of direct_rows.h and the
+// weight-gradient kernel. Only raw loops and intrinsics here:
 // anything inline shared with other files (STL included) would be compiled for AVX2 too, and
 // the linker may keep that copy for the baseline callers.
 #include "core/arch.h"
 #if FASTCONV_X86  // the whole file: AVX2 and AVX-512 are x86 only
 #pragma GCC target("avx2,fma")
 #include "conv/cpu/direct.h"
+#include "conv/cpu/direct_rows.h"
 #include "core/simd_avx2.h"
 
 namespace fastconv::conv::cpu::direct {
 
 namespace {
-
-// MR x NV accumulators (+ NV input vectors + 1 broadcast) fit AVX2's 16 registers for
-// (6, 2) and (12, 1).
-template <class V, int MR, int NV>
-void row_kernel(const RowJob<typename V::T>& job) {
-  using T = typename V::T;
-  using Reg = typename V::Reg;
-  constexpr int W = V::width, step = NV * W;
-  for (index_t q0 = 0; q0 < job.Q; q0 += step) {
-    Reg acc[MR][NV];
-    for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
-    const T* w = job.w;
-    for (index_t c = 0; c < job.C; ++c) {
-      const T* channel = job.in + c * job.ld_c + q0;
-      for (index_t t = 0; t < job.tap_count; ++t, w += MR) {
-        const T* row = channel + job.taps[t];
-        Reg x[NV];
-        for (int v = 0; v < NV; ++v) x[v] = V::loadu(row + v * W);
-        for (int m = 0; m < MR; ++m) {
-          const Reg b = V::set1(w[m]);
-          for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(b, x[v], acc[m][v]);
-        }
-      }
-    }
-    // Epilogue: bias, ReLU, and a store of the valid channels and pixels only.
-    const index_t valid = job.Q - q0 < step ? job.Q - q0 : step;
-    for (int m = 0; m < MR && m < job.channels; ++m) {
-      const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
-      T* out = job.out + m * job.ld_out + q0;
-      for (int v = 0; v < NV; ++v) {
-        Reg y = V::add(acc[m][v], bias);
-        if (job.relu) y = V::max(V::zero(), y);  // zero first: a NaN passes, as through torch.relu
-        const index_t left = valid - v * W;
-        if (left >= W) V::storeu(out + v * W, y);
-        else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));
-      }
-    }
-  }
-}
-
-template <class V>
-void run(const RowJob<typename V::T>& job) {
-  if (job.mr == 1) return row_kernel<V, 1, 4>(job);
-  if (job.mr == 12) return row_kernel<V, 12, 1>(job);
-  row_kernel<V, 6, 2>(job);
-}
 
 // MB x SC accumulators + SC input vectors + 1 gradient vector: 16 registers at MB = 4, SC = 3.
 template <class V, int MB, int SC>
@@ -104,9 +59,9 @@ void run_weight(const WeightJob<typename V::T>& job) {
 }  // namespace
 
 template <>
-void run_row_avx2<float>(const RowJob<float>& job) { run<simd::Avx2F32>(job); }
+void run_row_avx2<float>(const RowJob<float>& job) { run_rows<simd::Avx2F32>(job); }
 template <>
-void run_row_avx2<double>(const RowJob<double>& job) { run<simd::Avx2F64>(job); }
+void run_row_avx2<double>(const RowJob<double>& job) { run_rows<simd::Avx2F64>(job); }
 template <>
 void run_weight_avx2<float>(const WeightJob<float>& job) { run_weight<simd::Avx2F32>(job); }
 template <>
