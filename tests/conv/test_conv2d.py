@@ -578,3 +578,54 @@ def test_auto_times_only_the_likely_candidates():
     args7 = conv2d_arguments(big[1], 1, 3, 1, 1)
     assert "fft" in conv_algo.likely_candidates(*big, args7, conv_algo.supported(*big, args7))
 
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): strided layers whose gradients
+# subpixel can run (as conv_transpose2d's forward and weight gradient), and two it cannot.
+SUBPIXEL_GRADIENT_CASES = [
+    (2, 4, 12, 12, 6, 3, 3, 2, 1, 1, 1),       # resnet's 3x3/2
+    (1, 3, 11, 10, 4, 3, 2, (2, 3), (1, 0), 1, 1),  # rows and columns left over past the last window
+    (2, 4, 9, 9, 6, 4, 4, 2, 1, 1, 2),         # groups
+    (1, 2, 8, 8, 3, 1, 1, 2, 0, 1, 1),         # strided 1x1
+]
+NO_SUBPIXEL_CASES = [(1, 2, 9, 9, 3, 3, 3, 2, 1, 2, 1), (1, 2, 8, 8, 3, 3, 3, 1, 1, 1, 1)]  # dilation; stride 1
+
+
+@pytest.mark.parametrize("case", SUBPIXEL_GRADIENT_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_strided_gradients_through_subpixel(monkeypatch, tmp_path, rng, case, dtype):
+    """auto's timing may pick conv_transpose2d's subpixel kernels for a strided convolution's
+    gradients; forced to, every gradient entry point matches the float64 reference."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    offered = []
+    monkeypatch.setattr(conv_algo, "_fastest", lambda run, candidates, **kw: offered.append(candidates) or "subpixel")
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, _ = _operands(rng, case, dtype)
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    gy = rng.standard_normal(conv2d_reference(x64, w64, None, *args).shape).astype(dtype)
+    gy64 = gy.astype(np.float64)
+    dx_ref = numeric_gradient(lambda xx: conv2d_reference(xx, w64, None, *args), x64, gy64)
+    dw_ref = numeric_gradient(lambda ww: conv2d_reference(x64, ww, None, *args), w64, gy64)
+    dx, dw, db = ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    assert all("subpixel" in candidates for candidates in offered) and len(offered) == 2
+    dx1 = ops.conv2d_input(x.shape, w, gy, stride, padding, dilation, groups)
+    dw1 = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups)
+    tol = 1e-5 if dtype == np.float32 else 1e-7  # float64: the central differences' own error
+    for ours, ref in ((dx, dx_ref), (dw, dw_ref), (dx1, dx_ref), (dw1, dw_ref), (db, gy64.sum(axis=(0, 2, 3)))):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()) * np.sqrt(gy.size))
+
+
+@pytest.mark.parametrize("case", NO_SUBPIXEL_CASES)
+def test_auto_offers_subpixel_only_where_it_runs_the_gradient(monkeypatch, tmp_path, rng, case):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    offered = []
+    monkeypatch.setattr(conv_algo, "_fastest", lambda run, candidates, **kw: offered.append(candidates) or candidates[0])
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, _ = _operands(rng, case, np.float64)
+    gy = rng.standard_normal(ops.conv2d(x, w, None, stride, padding, dilation, groups).shape)
+    ops.conv2d_backward(x, w, gy, stride, padding, dilation, groups)
+    assert offered and not any("subpixel" in candidates for candidates in offered)

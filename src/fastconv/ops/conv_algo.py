@@ -150,16 +150,19 @@ def _key(input_shape, weight_shape, args, dtype, direction):
     return (tuple(input_shape), tuple(weight_shape), args, str(dtype), kernels().num_threads(), direction)
 
 
-def resolve(direction, run, input_shape, weight_shape, args, dtype):
-    """The algorithm for one call. `run(algo)` executes the call with that algorithm."""
-    key = _key(input_shape, weight_shape, args, dtype, direction)
+def resolve(direction, run, input_shape, weight_shape, args, dtype, extra=()):
+    """The algorithm for one call. `run(algo)` executes the call with that algorithm. `extra`:
+    kernels beyond conv2d's own that `run` also takes (a strided convolution's gradients by
+    conv_transpose2d's subpixel kernels), timed beside the likely ones, never the fixed rule's
+    pick; a choice among them is kept apart from one made without them."""
+    key = _key(input_shape, weight_shape, args, dtype, "+".join((direction, *extra)))
     algo = _choices.get(key)
     if algo is None:
         candidates = [a for a in supported(input_shape, weight_shape, args)
                       if _own_kernel(a, direction, input_shape, weight_shape, args)]
         first = heuristic(input_shape, weight_shape, args, candidates, direction)
-        likely = likely_candidates(input_shape, weight_shape, args, candidates)
-        algo = choose(key, _disk_key(key), run, first, candidates, likely)
+        likely = likely_candidates(input_shape, weight_shape, args, candidates) + list(extra)
+        algo = choose(key, _disk_key(key), run, first, candidates + list(extra), likely)
     return algo
 
 

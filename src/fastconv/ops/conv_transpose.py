@@ -10,16 +10,14 @@ kernel's conv2d algorithm as conv2d's auto does (timed once per shape, shared wi
 calls of the same geometry), then times subpixel against that pick: for the forward alone, and
 for the weight gradient as one of the backward's pairs.
 """
-import functools
 from typing import Optional, Tuple
 
 from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
 from fastconv.ops._checks import an_int, convolved_input, window_pair
-from fastconv.ops.conv import _algorithm, _algorithm_name, _bias_array, _prepare
+from fastconv.ops.conv import SUBPIXEL, _algorithm, _algorithm_name, _bias_array, _prepare, subpixel_runs
 
-SUBPIXEL = "subpixel"
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
 
@@ -75,19 +73,13 @@ def subpixel_first(output_shape, weight_shape, stride, groups):
     return strided and phases_have_taps and output_shape[3] // stride[1] >= 16 and channels >= 16
 
 
-@functools.lru_cache(maxsize=4096)
-def _subpixel_runs(lib, input_shape, weight_shape, args):
-    """Whether subpixel can run this shape: asked once per shape, not on every 'auto' call."""
-    return lib.conv_transpose2d_unsupported_reason(SUBPIXEL, input_shape, weight_shape, *args) is None
-
-
 def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
     """The forward's algorithm: a pinned one as it is; for 'auto', conv2d's pick for its input
     gradient, then that pick against subpixel where subpixel can run the shape."""
     if algo != "auto":
         return algo
     conv_pick = _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
-    if not _subpixel_runs(lib, x.shape, w.shape, args):
+    if not subpixel_runs(lib, x.shape, w.shape, args):
         return conv_pick
     candidates = [(SUBPIXEL,), (conv_pick,)]
     if not subpixel_first(y.shape, w.shape, args[0], args[-1]):
@@ -143,7 +135,7 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
         # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
         candidates = [algos, ("im2col", "im2col")]
-        if _subpixel_runs(lib, x.shape, w.shape, args):
+        if subpixel_runs(lib, x.shape, w.shape, args):
             candidates.insert(0 if subpixel_first(dy.shape, w.shape, args[0], args[-1]) else 2, (algos[0], SUBPIXEL))
         algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype,
                                         candidates)
