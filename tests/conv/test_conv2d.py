@@ -117,17 +117,22 @@ IMPLICIT_CASES = [
 ]
 
 
+def _assert_forward_with_relu(algo, case, x, w, b):
+    """The forward of `algo` with bias and fused ReLU against the float64 reference; returns it."""
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
+    out = np.full(ref.shape, np.nan, x.dtype)
+    _C.conv2d_forward(x, w, b, out, *args, algo, True)
+    tol = TOLERANCE[algo][x.dtype == np.float64]
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+    return ref
+
+
 @pytest.mark.parametrize("case", IMPLICIT_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
-    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
-    x, w, b = _operands(rng, case, dtype)
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
-    out = np.full(ref.shape, np.nan, dtype)
-    _C.conv2d_forward(x, w, b, out, *args, "implicit", True)
-    tol = TOLERANCE["implicit"][dtype == np.float64]
-    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+    _assert_forward_with_relu("implicit", case, *_operands(rng, case, dtype))
 
 
 # Direct convolution's stride phases (csrc/conv/cpu/direct.cpp): strides 2 and 3 along either
@@ -171,12 +176,8 @@ def test_direct_strided_phases(isa, rng, case, dtype):
         with pytest.raises(ValueError, match="direct convolution needs AVX2"):
             ops.conv2d(x, w, b, stride, padding, dilation, groups, algo="direct")
         return
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     tol = TOLERANCE["direct"][dtype == np.float64]
-    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
-    out = np.full(ref.shape, np.nan, dtype)
-    _C.conv2d_forward(x, w, b, out, *args, "direct", True)
-    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+    ref = _assert_forward_with_relu("direct", case, x, w, b)
     gy = rng.standard_normal(ref.shape).astype(dtype)
     dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
     dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
@@ -197,16 +198,9 @@ DIRECT_TILE_CASES = [
 @pytest.mark.parametrize("case", DIRECT_TILE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_row_tiles_of_every_isa(isa, rng, case, dtype):
-    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
-    x, w, b = _operands(rng, case, dtype)
     if isa == "generic":
         pytest.skip("direct convolution needs AVX2 (test_direct_strided_phases checks the refusal)")
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    ref = np.maximum(_reference(x, w, b, stride, padding, dilation, groups), 0)
-    out = np.full(ref.shape, np.nan, dtype)
-    _C.conv2d_forward(x, w, b, out, *args, "direct", True)
-    tol = TOLERANCE["direct"][dtype == np.float64]
-    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max() * np.sqrt(c * r * s))
+    _assert_forward_with_relu("direct", case, *_operands(rng, case, dtype))
 
 
 # An input whose last value ends a page, the next page unreadable: a kernel reading one value
