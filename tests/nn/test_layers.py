@@ -176,6 +176,40 @@ def test_batch_norm_relu_is_batch_norm_add_relu(training, rng, torch):
     assert (without_residual >= 0).all() and (without_residual == 0).any()
 
 
+def _conv_and_bn(rng, dtype, stride, bias):
+    conv = nn.Conv2d(3, 5, 3, stride=stride, padding=1, bias=bias, dtype=dtype)
+    bn = nn.BatchNormReLU2d(5, dtype=dtype)
+    for values, low, high in ((bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn.running_mean, -0.5, 0.5),
+                              (bn.running_var, 0.5, 2.0)):
+        values.data[:] = rng.uniform(low, high, 5)
+    return conv, bn
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_residual", [False, True])
+@pytest.mark.parametrize("stride,bias", [(1, False), (2, True)])
+def test_batch_norm_relu_after_conv_folds_only_in_eval_without_gradients(rng, dtype, with_residual, stride, bias):
+    from fastconv import no_grad
+    conv, bn = _conv_and_bn(rng, dtype, stride, bias)
+    x = Tensor(rng.standard_normal((2, 3, 9, 9)).astype(dtype))
+    residual = Tensor(rng.standard_normal(conv(x).shape).astype(dtype)) if with_residual else None
+    x.data[0, 0, 0, 0] = np.nan  # a NaN reaching the ReLU passes it, folded or not
+    bn.eval()
+    unfolded = bn(conv(x), residual).numpy()
+    assert np.isnan(unfolded).any()
+    with no_grad():
+        folded = bn.after_conv(conv, x, residual).numpy()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(folded, unfolded, rtol=tol, atol=tol)  # NaN where NaN
+    assert folded.dtype == dtype
+    # With gradients, or in training, exactly the unfused pair.
+    np.testing.assert_array_equal(bn.after_conv(conv, x, residual).numpy(), unfolded)
+    bn.train()
+    with no_grad():
+        trained = bn.after_conv(conv, x, residual).numpy()
+    np.testing.assert_array_equal(trained, bn(conv(x), residual).numpy())
+
+
 def test_conv_transpose2d_checks_groups():
     with pytest.raises(ValueError, match="divisible by groups"):
         nn.ConvTranspose2d(3, 4, 3, groups=2)

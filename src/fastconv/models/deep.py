@@ -163,8 +163,8 @@ class BasicBlock(nn.Module):
                 raise ValueError(f"shortcut: expected 'A' or 'B', got {shortcut!r}")
 
     def forward(self, x):
-        out = self.bn1(self.conv1(x))
-        return self.bn2(self.conv2(out), residual=x if self.shortcut is None else self.shortcut(x))
+        out = self.bn1.after_conv(self.conv1, x)
+        return self.bn2.after_conv(self.conv2, out, residual=x if self.shortcut is None else self.shortcut(x))
 
 
 class ResNet20(nn.Module):
@@ -191,5 +191,5 @@ class ResNet20(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x):
-        x = self.bn(self.conv(x))
+        x = self.bn.after_conv(self.conv, x)
         return self.fc(self.pool(self.blocks(x)).flatten(1))
