@@ -20,11 +20,26 @@ struct Avx2F32 {
   static Reg load(const T* p) { return _mm256_load_ps(p); }
   static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, Reg v) { _mm256_storeu_ps(p, v); }
-  static void store_first(T* p, Reg v, int n) {  // lanes [0, n) only; nothing else is touched
-    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+  // Lanes [0, n) only (n < 8), nothing else touched: as 4-, 2- and 1-lane stores, since a masked
+  // store (vmaskmovps) is microcoded on AMD's cores, dozens of cycles.
+  static void store_first(T* p, Reg v, int n) {
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+      _mm_storeu_ps(p, part);
+      p += 4;
+      n -= 4;
+      part = _mm256_extractf128_ps(v, 1);
+    }
+    if (n >= 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+      p += 2;
+      n -= 2;
+      part = _mm_movehl_ps(part, part);
+    }
+    if (n) _mm_store_ss(p, part);
   }
-  // A lane mask from its bits (bit l: lane l); masked-out lanes load as 0 and are not touched by a
-  // store, and neither faults when its lanes lie outside the array.
+  // A lane mask from its bits (bit l: lane l); masked-out lanes load as 0, and do not fault when they
+  // lie outside the array.
   using Mask = __m256i;
   static constexpr unsigned all_lanes = 0xFFu;
   static Mask mask(unsigned bits) {
@@ -32,18 +47,9 @@ struct Avx2F32 {
     return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit), lane_bit);
   }
   static Reg load_masked(const T* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static void store_masked(T* p, Reg v, Mask m) { _mm256_maskstore_ps(p, m, v); }
   // The lanes of `bits` loaded, the others 0: a plain load when all lanes are wanted (vmaskmovps
   // is several times slower on AMD's cores).
   static Reg load_lanes(const T* p, unsigned bits) { return bits == all_lanes ? loadu(p) : load_masked(p, mask(bits)); }
-  // Stores the lanes of `bits`, which are lanes [0, n): a masked store (vmaskmovps) is microcoded
-  // on AMD's cores, dozens of cycles, so a partial vector goes out lane by lane.
-  static void store_lanes(T* p, Reg v, unsigned bits) {
-    if (bits == all_lanes) return storeu(p, v);
-    alignas(32) T lanes[8];
-    _mm256_store_ps(lanes, v);
-    for (int l = 0; bits >> l & 1u; ++l) p[l] = lanes[l];
-  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
@@ -65,8 +71,15 @@ struct Avx2F64 {
   static Reg load(const T* p) { return _mm256_load_pd(p); }
   static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
   static void storeu(T* p, Reg v) { _mm256_storeu_pd(p, v); }
-  static void store_first(T* p, Reg v, int n) {  // lanes [0, n) only; nothing else is touched
-    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)), v);
+  static void store_first(T* p, Reg v, int n) {  // lanes [0, n), n < 4: as Avx2F32's
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n >= 2) {
+      _mm_storeu_pd(p, part);
+      p += 2;
+      n -= 2;
+      part = _mm256_extractf128_pd(v, 1);
+    }
+    if (n) _mm_store_sd(p, part);
   }
   using Mask = __m256i;  // as Avx2F32's
   static constexpr unsigned all_lanes = 0xFu;
@@ -75,14 +88,7 @@ struct Avx2F64 {
     return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane_bit), lane_bit);
   }
   static Reg load_masked(const T* p, Mask m) { return _mm256_maskload_pd(p, m); }
-  static void store_masked(T* p, Reg v, Mask m) { _mm256_maskstore_pd(p, m, v); }
   static Reg load_lanes(const T* p, unsigned bits) { return bits == all_lanes ? loadu(p) : load_masked(p, mask(bits)); }
-  static void store_lanes(T* p, Reg v, unsigned bits) {  // as Avx2F32's
-    if (bits == all_lanes) return storeu(p, v);
-    alignas(32) T lanes[4];
-    _mm256_store_pd(lanes, v);
-    for (int l = 0; bits >> l & 1u; ++l) p[l] = lanes[l];
-  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }

@@ -22,15 +22,13 @@ struct Avx512F32 {
   static Reg loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, Reg v) { _mm512_storeu_ps(p, v); }
   static void store_first(T* p, Reg v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v); }
-  // A lane mask from its bits (bit l: lane l); masked-out lanes load as 0 and are not touched by a
-  // store, and neither faults when its lanes lie outside the array.
+  // A lane mask from its bits (bit l: lane l); masked-out lanes load as 0, and do not fault when they
+  // lie outside the array.
   using Mask = __mmask16;
   static constexpr unsigned all_lanes = 0xFFFFu;
   static Mask mask(unsigned bits) { return static_cast<Mask>(bits); }
   static Reg load_masked(const T* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static void store_masked(T* p, Reg v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
   static Reg load_lanes(const T* p, unsigned bits) { return load_masked(p, mask(bits)); }  // as fast as a plain load
-  static void store_lanes(T* p, Reg v, unsigned bits) { store_masked(p, v, mask(bits)); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
@@ -53,9 +51,7 @@ struct Avx512F64 {
   static constexpr unsigned all_lanes = 0xFFu;
   static Mask mask(unsigned bits) { return static_cast<Mask>(bits); }
   static Reg load_masked(const T* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
-  static void store_masked(T* p, Reg v, Mask m) { _mm512_mask_storeu_pd(p, m, v); }
   static Reg load_lanes(const T* p, unsigned bits) { return load_masked(p, mask(bits)); }
-  static void store_lanes(T* p, Reg v, unsigned bits) { store_masked(p, v, mask(bits)); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }

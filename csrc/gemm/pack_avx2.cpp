@@ -10,28 +10,6 @@
 
 namespace fastconv::gemm {
 
-namespace {
-
-// The first `width` (< 8) lanes of v to p, nothing past them.
-void store_lanes(float* p, __m256 v, index_t width) {
-  __m128 part = _mm256_castps256_ps128(v);
-  if (width >= 4) {
-    _mm_storeu_ps(p, part);
-    p += 4;
-    width -= 4;
-    part = _mm256_extractf128_ps(v, 1);
-  }
-  if (width >= 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
-    p += 2;
-    width -= 2;
-    part = _mm_movehl_ps(part, part);
-  }
-  if (width) _mm_store_ss(p, part);
-}
-
-}  // namespace
-
 void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld, float* dst) {
   const index_t k_full = kc / 8 * 8;
   for (index_t j0 = 0; j0 < ld; j0 += 8) {  // lanes [j0, j0 + width) of every row
@@ -44,7 +22,7 @@ void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld,
       if (width == 8)
         for (index_t t = 0; t < 8; ++t) _mm256_storeu_ps(out + t * ld, c[t]);
       else
-        for (index_t t = 0; t < 8; ++t) store_lanes(out + t * ld, c[t], width);
+        for (index_t t = 0; t < 8; ++t) simd::Avx2F32::store_first(out + t * ld, c[t], static_cast<int>(width));
     }
     for (index_t k = k_full; k < kc; ++k)
       for (index_t j = j0; j < j0 + width; ++j) dst[k * ld + j] = j < n ? src[j][k] : 0.0f;

@@ -59,26 +59,41 @@ Isa vector_isa() {
 #endif
 }
 
-// depthwise.h's lane masks for vectors of `width` lanes along an output row of out_w pixels, tap s
-// reading input column q + s * dw + left of in_w.
-struct LaneMasks {
-  std::vector<std::uint32_t> lanes, out;  // [v][s], [v]
-  LaneMasks(index_t out_w, index_t in_w, index_t S, index_t left, index_t dw, index_t width) {
-    const index_t vectors = ceil_div(out_w, width);
-    lanes.assign(vectors * S, 0);
-    out.assign(vectors, 0);
-    for (index_t v = 0; v < vectors; ++v)
-      for (index_t l = 0; l < width && v * width + l < out_w; ++l) {
-        const index_t q = v * width + l;
-        out[v] |= 1u << l;
-        for (index_t s = 0; s < S; ++s)
-          if (q + s * dw + left >= 0 && q + s * dw + left < in_w) lanes[v * S + s] |= 1u << l;
-      }
+// depthwise.h's Taps and the lane masks they point to, for vectors of `width` lanes along an
+// output row of out_w pixels whose tap s reads input column q + s * dw + left of in_w.
+class TapMasks {
+ public:
+  TapMasks(const depthwise::Taps& geometry, index_t out_w, index_t in_w, index_t width) : taps(geometry) {
+    const index_t vectors = ceil_div(out_w, width), S = taps.S;
+    lanes_.assign(vectors * S, 0);
+    out_.assign(vectors, 0);
+    for (index_t q = 0; q < out_w; ++q) {
+      const index_t v = q / width;
+      const std::uint32_t lane = 1u << (q % width);
+      out_[v] |= lane;
+      for (index_t s = 0; s < S; ++s)
+        if (q + s * taps.dw + taps.left >= 0 && q + s * taps.dw + taps.left < in_w) lanes_[v * S + s] |= lane;
+    }
+    taps.lane_bits = lanes_.data();
+    taps.out_bits = out_.data();
   }
-  depthwise::Taps taps(index_t R, index_t S, index_t top, index_t left, index_t sh, index_t dh, index_t dw) const {
-    return {R, S, top, left, sh, dh, dw, lanes.data(), out.data()};
-  }
+  TapMasks(const TapMasks&) = delete;  // taps points into it
+  TapMasks& operator=(const TapMasks&) = delete;
+
+  depthwise::Taps taps;
+
+ private:
+  std::vector<std::uint32_t> lanes_, out_;  // [v][s], [v]
 };
+
+// The taps of the forward and of the weight gradient: output (p, q) reads input (p * stride +
+// r * dilation - pad, q + s * dilation - pad).
+TapMasks forward_taps(const Conv2dShape& s, index_t width) {
+  const auto& prm = s.p;
+  return TapMasks({s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1], prm.stride[0], prm.dilation[0], prm.dilation[1],
+                   nullptr, nullptr},
+                  s.Q, s.W, width);
+}
 
 template <class T>
 index_t vector_width(Isa isa) {
@@ -114,11 +129,10 @@ void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, cons
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels();
   const auto& prm = s.p;
   if (const Isa isa = vector_isa(); isa >= Isa::avx2 && prm.stride[1] == 1) {
-    const LaneMasks masks(s.Q, s.W, s.S, -prm.pad_begin[1], prm.dilation[1], vector_width<T>(isa));
+    const TapMasks masks = forward_taps(s, vector_width<T>(isa));
     const std::vector<T> zero_row(s.W, T(0));
     const depthwise::PlanePass<T> pass{x, s.C * HW, HW, multiplier, 1, s.H, s.W, w, s.R * s.S, bias, relu, y, s.K, s.P, s.Q,
-                                       zero_row.data(), masks.taps(s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1], prm.stride[0],
-                                                  prm.dilation[0], prm.dilation[1])};
+                                       zero_row.data(), masks.taps};
     return run_planes(isa, pass, s.N * s.K);
   }
   parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
@@ -147,11 +161,11 @@ void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, cons
     const std::vector<T> rotated = rotated_transposed_weights(s, w);
     const index_t dh = prm.dilation[0], dw = prm.dilation[1];
     const index_t top = prm.pad_begin[0] - (s.R - 1) * dh, left = prm.pad_begin[1] - (s.S - 1) * dw;
-    const LaneMasks masks(s.W, s.Q, s.S, left, dw, vector_width<T>(isa));
+    const TapMasks masks({s.R, s.S, top, left, 1, dh, dw, nullptr, nullptr}, s.W, s.Q, vector_width<T>(isa));
     const std::vector<T> zero_row(s.Q, T(0));
     const depthwise::PlanePass<T> pass{grad_y, s.K * PQ, multiplier * PQ, 1, multiplier, s.P, s.Q, rotated.data(),
                                        multiplier * s.R * s.S, nullptr, false, grad_x, s.C, s.H, s.W, zero_row.data(),
-                                       masks.taps(s.R, s.S, top, left, 1, dh, dw)};
+                                       masks.taps};
     return run_planes(isa, pass, s.N * s.C);
   }
   // One writer per input plane: the `multiplier` output channels reading it are summed here.
@@ -179,13 +193,12 @@ void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T*
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
   const auto& prm = s.p;
   if (const Isa isa = vector_isa(); isa >= Isa::avx2 && prm.stride[1] == 1) {
-    const LaneMasks masks(s.Q, s.W, s.S, -prm.pad_begin[1], prm.dilation[1], vector_width<T>(isa));
+    const TapMasks masks = forward_taps(s, vector_width<T>(isa));
     std::vector<double> sums(s.K * RS, 0.0), bias_sums(s.K, 0.0);
     const std::vector<T> zero_row(s.W, T(0));
     const depthwise::WeightPass<T> pass{x, s.C * HW, multiplier, s.H, s.W, grad_y, s.K * PQ, s.P, s.Q, s.N,
                                         sums.data(), grad_bias ? bias_sums.data() : nullptr, zero_row.data(),
-                                        masks.taps(s.R, s.S, -prm.pad_begin[0], -prm.pad_begin[1], prm.stride[0],
-                                                   prm.dilation[0], prm.dilation[1])};
+                                        masks.taps};
     run_weights(isa, pass, s.K);
     for (index_t i = 0; i < s.K * RS; ++i) grad_w[i] = static_cast<T>(sums[i]);
     for (index_t k = 0; grad_bias && k < s.K; ++k) grad_bias[k] = static_cast<T>(bias_sums[k]);

@@ -59,7 +59,10 @@ inline void block(const PlanePass<typename V::T>& p, const typename V::T* in, co
     for (int u = 0; u < NV; ++u) {
       Reg y = acc[a][u];
       if (p.relu) y = V::max(V::zero(), y);  // zero first: a NaN passes, as through torch.relu
-      V::store_lanes(out + (op + a) * p.out_w + (v0 + u) * W, y, t.out_bits[v0 + u]);
+      T* at = out + (op + a) * p.out_w + (v0 + u) * W;
+      const index_t left = p.out_w - (v0 + u) * W;  // pixels of the row from this vector on
+      if (left >= W) V::storeu(at, y);
+      else V::store_first(at, y, static_cast<int>(left));
     }
 }
 
