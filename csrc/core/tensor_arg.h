@@ -110,6 +110,29 @@ T* nchw_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& 
   return shaped_arg<T>(a, name, "(N, C, H, W)", shape);
 }
 
+// channels_last: a 4-d array with NCHW axes whose memory is NHWC (the channels of a pixel
+// adjacent), as torch's channels_last tensors and numpy's x_nhwc.transpose(0, 3, 1, 2) are.
+// Axes of extent 1 may have any stride, as numpy's contiguity flags allow.
+inline bool is_channels_last(const TensorArg& a) {
+  if (a.ndim != 4 || a.itemsize <= 0) return false;
+  index_t expected = a.itemsize;
+  for (int d : {1, 3, 2, 0}) {
+    if (a.shape[d] != 1 && a.strides[d] != expected) return false;
+    expected *= a.shape[d];
+  }
+  return true;
+}
+
+// Checks `a` is a channels_last T array of exactly `shape` (N, C, H, W); returns its memory,
+// an (N, H, W, C) array.
+template <class T>
+T* channels_last_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape) {
+  auto t = checked_tensor<T, 4>(a, name, "(N, C, H, W)");
+  if (t.shape != shape) fail<ValueError>(name, ": expected shape ", shape_str(shape), ", got ", shape_str(a));
+  if (t.numel() != 0 && !is_channels_last(a)) fail<ValueError>(name, ": expected a channels_last (NHWC) array");
+  return t.data;
+}
+
 // Not given -> nullptr (an optional argument), else a contiguous 1-d T array of n values.
 template <class T>
 T* vector_arg(const TensorArg& a, const char* name, index_t n) {

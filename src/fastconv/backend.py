@@ -129,6 +129,13 @@ def _device_empty(cupy, shape, dtype):
                           f"bytes ({exc})") from exc
 
 
+def empty_channels_last(shape, dtype=np.float64):
+    """An uninitialised host array of NCHW shape (N, C, H, W) whose memory is NHWC: torch's
+    channels_last, what a channels_last input's output is given."""
+    n, c, h, w = _shape(shape)
+    return _C.empty((n, h, w, c), np.dtype(dtype)).transpose(0, 3, 1, 2)
+
+
 def empty_like(array):
     return empty(array.shape, array.dtype, device_of(array))
 

@@ -123,6 +123,27 @@ def nchw_input(x, name="input"):
     return contiguous(x)
 
 
+def is_channels_last(x):
+    """Whether x is a 4-d host array stored channels_last: NCHW axes over NHWC memory (each pixel's
+    channels adjacent), as torch's channels_last tensors and x_nhwc.transpose(0, 3, 1, 2) are. An
+    array that is both (C == 1, or 1x1 planes) counts as NCHW: the memory is the same."""
+    return (type(x) is np.ndarray and x.ndim == 4 and not x.flags.c_contiguous
+            and x.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
+def to_channels_last(x):
+    """x (N, C, H, W) with channels_last memory: itself when it already is, else one copy."""
+    if is_channels_last(x) or x.flags.c_contiguous and (x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1):
+        return x
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def in_layout_of(result, x):
+    """result in x's memory layout, as torch keeps a channels_last input's layout in the output:
+    for ops whose kernels read and write NCHW only, the one copy a channels_last input costs."""
+    return to_channels_last(result) if is_channels_last(x) else result
+
+
 def pooled_input(x, name="input"):
     """PyTorch's rule for pooling: channels and planes non-empty; the batch may be empty."""
     if 0 in x.shape[1:]:
