@@ -18,6 +18,16 @@ std::vector<std::string> supported_isa_names();  // as isa_name says them
 Isa active_isa();
 void set_active_isa(const std::string& name);  // ValueError if unknown or unsupported here
 
+// The ISA of the hand-vectorised kernels (the *_avx2.cpp / *_avx512.cpp files): active_isa() on
+// x86, generic elsewhere, where those files compile to nothing.
+inline Isa vector_isa() {
+#if FASTCONV_X86
+  return active_isa();
+#else
+  return Isa::generic;
+#endif
+}
+
 // One core's L2 data cache in bytes as the OS reports it, or 0 when it does not say.
 long l2_cache_bytes();
 // The last-level cache in bytes as the OS reports it (the L3, else the L2), or 0.

@@ -110,10 +110,9 @@ T* nchw_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& 
   return shaped_arg<T>(a, name, "(N, C, H, W)", shape);
 }
 
-// channels_last: a 4-d array with NCHW axes whose memory is NHWC (the channels of a pixel
-// adjacent), as torch's channels_last tensors and numpy's x_nhwc.transpose(0, 3, 1, 2) are.
-// Axes of extent 1 may have any stride, as numpy's contiguity flags allow.
-inline bool is_channels_last(const TensorArg& a) {
+// Whether 4-d `a` has NHWC memory under its NCHW axes (a pixel's channels adjacent). Axes of
+// extent 1 may have any stride, as numpy's contiguity flags allow.
+inline bool nhwc_memory(const TensorArg& a) {
   if (a.ndim != 4 || a.itemsize <= 0) return false;
   index_t expected = a.itemsize;
   for (int d : {1, 3, 2, 0}) {
@@ -123,13 +122,18 @@ inline bool is_channels_last(const TensorArg& a) {
   return true;
 }
 
+// channels_last: NHWC memory and not also C-contiguous (an array that is both, C == 1 or 1x1
+// planes, is the same memory either way and counts as NCHW), as torch's channels_last tensors
+// and numpy's x_nhwc.transpose(0, 3, 1, 2) are. The same rule as ops/_checks.is_channels_last.
+inline bool is_channels_last(const TensorArg& a) { return !a.c_contiguous && nhwc_memory(a); }
+
 // Checks `a` is a channels_last T array of exactly `shape` (N, C, H, W); returns its memory,
 // an (N, H, W, C) array.
 template <class T>
 T* channels_last_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape) {
   auto t = checked_tensor<T, 4>(a, name, "(N, C, H, W)");
   if (t.shape != shape) fail<ValueError>(name, ": expected shape ", shape_str(shape), ", got ", shape_str(a));
-  if (t.numel() != 0 && !is_channels_last(a)) fail<ValueError>(name, ": expected a channels_last (NHWC) array");
+  if (t.numel() != 0 && !nhwc_memory(a)) fail<ValueError>(name, ": expected a channels_last (NHWC) array");
   return t.data;
 }
 

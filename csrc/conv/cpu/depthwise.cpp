@@ -50,15 +50,6 @@ void for_each_tap_row(const Conv2dShape& s, const Fn& tap) {
 
 namespace {
 
-// The vector kernels' ISA: AVX-512 or AVX2 when the CPU runs them, else generic (scalar loops).
-Isa vector_isa() {
-#if FASTCONV_X86
-  return active_isa();
-#else
-  return Isa::generic;
-#endif
-}
-
 // depthwise.h's Taps and the lane masks they point to, for vectors of `width` lanes along an
 // output row of out_w pixels whose tap s reads input column q + s * dw + left of in_w.
 class TapMasks {

@@ -117,6 +117,16 @@ template <class T>
 void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x, const T* w, T* y,
                                                const T* grad_y, T* grad_w);
 
+// --- channels_last arrays (channels_last.cpp): im2col + GEMM over NHWC memory, the input's
+// (N, H, W, C) and the output's (N, P, Q, K); any stride, padding, dilation and groups ---
+template <class T>
+void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+template <class T>
+void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
+template <class T>
+void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                                          T* grad_bias);
+
 // Sum of grad_y over batch and pixels: the bias gradient, shared by every algorithm.
 template <class T>
 void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias);

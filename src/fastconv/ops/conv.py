@@ -8,11 +8,11 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from fastconv._typing import Array, IntPair, Shape4
-from fastconv.backend import device_of, empty, empty_like, kernels
+from fastconv.backend import device_of, empty, empty_channels_last, empty_like, kernels
 from fastconv.ops import conv_algo, conv_weight_cache
 from fastconv.ops.conv_weight_cache import PreparedWeight
-from fastconv.ops._checks import (an_int, check_ndim, contiguous, convolved_input, float_array, same_dtype, shape4,
-                                  window_pair)
+from fastconv.ops._checks import (an_int, check_ndim, contiguous, convolved_input, float_array, is_channels_last,
+                                  same_dtype, shape4, to_channels_last, window_pair)
 
 
 def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
@@ -42,13 +42,52 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
     return stride, pad, pad, dilation, groups
 
 
-def _prepare(arrays, layouts):
-    """Float, same-dtype, C-contiguous 4-d arrays (non-contiguous views are copied once)."""
+ACTIVATIONS = ("input", "grad_output")
+
+
+def _checked(arrays, layouts):
+    """Float, same-dtype 4-d arrays, as given."""
     out = {n: float_array(a, n) for n, a in arrays.items()}
     same_dtype(out)
     for name, a in out.items():
         check_ndim(a, 4, name, layouts[name])
-    return [contiguous(a) for a in out.values()]
+    return out
+
+
+def _in_layout(arrays, channels_last):
+    """The arrays as the kernels read them: the weight C-contiguous, the activations (input,
+    grad_output) C-contiguous, or channels_last when the call runs channels_last; each copied at
+    most once."""
+    return [to_channels_last(a) if channels_last and name in ACTIVATIONS else contiguous(a)
+            for name, a in arrays.items()]
+
+
+def _prepare(arrays, layouts):
+    """Float, same-dtype, C-contiguous 4-d arrays (non-contiguous views are copied once)."""
+    return _in_layout(_checked(arrays, layouts), False)
+
+
+# channels_last arrays are convolved in place by one kernel, im2col + GEMM over NHWC memory (the
+# pixels as the GEMM's rows): what 'auto' runs for them. With few channels per group its
+# per-group GEMMs are too narrow to pay (a depthwise layer's are one channel wide): those run on
+# an NCHW copy by the NCHW algorithms and the result is copied back to channels_last, as is a
+# call that names another algorithm.
+CHANNELS_LAST_ALGO = "im2col"
+_MIN_CHANNELS_PER_GROUP = 8
+
+
+def _layout(activation, weight_shape, groups, algo):
+    """How a call whose layout `activation` decides runs: 'nchw'; 'channels_last' (in place); or
+    'copy' (a channels_last activation convolved on an NCHW copy, see CHANNELS_LAST_ALGO)."""
+    if not is_channels_last(activation):
+        return "nchw"
+    per_group = min(weight_shape[0] // groups, weight_shape[1])
+    in_place = algo in ("auto", CHANNELS_LAST_ALGO) and (groups == 1 or per_group >= _MIN_CHANNELS_PER_GROUP)
+    return "channels_last" if in_place else "copy"
+
+
+def _nchw(x):
+    return np.ascontiguousarray(x)
 
 
 def _bias_array(bias, input, out_channels):
@@ -182,6 +221,7 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     """2-d cross-correlation of an NCHW batch, as torch.nn.functional.conv2d.
 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
+    A channels_last input (NHWC memory, as torch's channels_last) gives a channels_last output.
     weight may be an ops.prepare_conv_weight(...) result: its transforms are reused.
     algo: 'auto' (per-shape choice, see ops.conv_algo), 'winograd' (F(4x4,3x3) or F(2x2,3x3),
     whichever needs fewer transform points for the output; F(2x2,5x5) for a 5x5 kernel) or one
@@ -190,12 +230,21 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     """
     lib = kernels(input, weight, bias, op="conv2d")
     weight, prepared = _weight(weight, groups)
-    x, w = _prepare({"input": input, "weight": weight},
-                    {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
-    convolved_input(x)
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    arrays = _checked({"input": input, "weight": weight}, {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
+    convolved_input(arrays["input"])
+    args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
+    layout = _layout(arrays["input"], arrays["weight"].shape, args[-1], algo)
+    if layout == "copy":
+        return to_channels_last(conv2d(_nchw(input), prepared or weight, bias, stride, padding, dilation, groups,
+                                       algo=algo, relu=relu))
+    x, w = _in_layout(arrays, layout == "channels_last")
     b = _bias_array(bias, x, w.shape[0])
-    y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
+    out_shape = lib.conv2d_output_shape(x.shape, w.shape, *args)
+    if layout == "channels_last":
+        y = empty_channels_last(out_shape, x.dtype)
+        lib.conv2d_forward(x, w, b, y, *args, CHANNELS_LAST_ALGO, bool(relu), None)
+        return y
+    y = empty(out_shape, x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
                                        _transformed(lib, w, prepared, a, "forward", x.shape, args))
@@ -206,13 +255,24 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
 def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_output: Array, stride: IntPair = 1,
                  padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *,
                  algo: str = "auto") -> Array:
-    """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input)."""
+    """Gradient of conv2d with respect to its input (torch.nn.grad.conv2d_input), in
+    grad_output's layout (channels_last for a channels_last grad_output)."""
     lib = kernels(weight, grad_output, op="conv2d_input")
     weight, prepared = _weight(weight, groups)
-    w, dy = _prepare({"weight": weight, "grad_output": grad_output},
-                     {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx = empty(shape4(input_size, "input_size"), w.dtype, device_of(w))
+    arrays = _checked({"weight": weight, "grad_output": grad_output},
+                      {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
+    args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
+    layout = _layout(arrays["grad_output"], arrays["weight"].shape, args[-1], algo)
+    if layout == "copy":
+        return to_channels_last(conv2d_input(input_size, prepared or weight, _nchw(grad_output), stride, padding,
+                                             dilation, groups, algo=algo))
+    w, dy = _in_layout(arrays, layout == "channels_last")
+    input_size = shape4(input_size, "input_size")
+    if layout == "channels_last":
+        dx = empty_channels_last(input_size, w.dtype)
+        lib.conv2d_backward_input(dy, w, dx, *args, CHANNELS_LAST_ALGO, None)
+        return dx
+    dx = empty(input_size, w.dtype, device_of(w))
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
     transposed = _transposed_arguments(lib, dx.shape, w.shape, args)
     run = _input_gradient_runner(lib, w, prepared, dy, dx, args, transposed)
@@ -225,11 +285,19 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
                   algo: str = "auto") -> Array:
     """Gradient of conv2d with respect to its weight (torch.nn.grad.conv2d_weight)."""
     lib = kernels(input, grad_output, op="conv2d_weight")
-    x, dy = _prepare({"input": input, "grad_output": grad_output},
-                     {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
+    arrays = _checked({"input": input, "grad_output": grad_output},
+                      {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
+    layout = _layout(arrays["input"], weight_size, args[-1], algo)
+    if layout == "copy":
+        return conv2d_weight(_nchw(input), weight_size, _nchw(grad_output), stride, padding, dilation, groups,
+                             algo=algo)
+    x, dy = _in_layout(arrays, layout == "channels_last")
     dw = empty(weight_size, x.dtype, device_of(x))
+    if layout == "channels_last":
+        lib.conv2d_backward_weight(x, dy, dw, None, *args, CHANNELS_LAST_ALGO)
+        return dw
     algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
     transposed = _transposed_arguments(lib, x.shape, dw.shape, args)
     run = _weight_gradient_runner(lib, x, dy, dw, None, args, transposed)
@@ -240,14 +308,27 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
 def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_output: Array, stride: IntPair = 1,
                     padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, needs_bias: bool = True,
                     *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
-    """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked."""
+    """(grad_input, grad_weight, grad_bias) of conv2d in one call; grad_bias is None unless asked.
+    grad_input comes in input's layout (channels_last for a channels_last input)."""
     lib = kernels(input, weight, grad_output, op="conv2d_backward")
     weight, prepared = _weight(weight, groups)
-    x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output},
-                        {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
-    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
-    dx, dw = empty_like(x), empty_like(w)
+    arrays = _checked({"input": input, "weight": weight, "grad_output": grad_output},
+                      {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
+    args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
+    layout = _layout(arrays["input"], arrays["weight"].shape, args[-1], algo)
+    if layout == "copy":
+        dx, dw, db = conv2d_backward(_nchw(input), prepared or weight, _nchw(grad_output), stride, padding, dilation,
+                                     groups, needs_bias, algo=algo)
+        return to_channels_last(dx), dw, db
+    x, w, dy = _in_layout(arrays, layout == "channels_last")
+    dw = empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
+    if layout == "channels_last":
+        dx = empty_channels_last(x.shape, x.dtype)
+        lib.conv2d_backward_input(dy, w, dx, *args, CHANNELS_LAST_ALGO, None)
+        lib.conv2d_backward_weight(x, dy, dw, db, *args, CHANNELS_LAST_ALGO)
+        return dx, dw, db
+    dx = empty_like(x)
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     transposed = _transposed_arguments(lib, x.shape, w.shape, args)
     run_input = _input_gradient_runner(lib, w, prepared, dy, dx, args, transposed)

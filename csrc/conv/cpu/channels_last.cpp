@@ -1,0 +1,346 @@
+// conv2d on channels_last arrays: the input's memory is (N, H, W, C), the output's (N, P, Q, K),
+// the weight as always (K, C/groups, R, S).
+//
+// Without groups, on AVX2 and AVX-512, the forward and the stride-1 input gradient run the
+// direct kernel of channels_last.h. Everything else runs im2col + GEMM with the output pixels as the GEMM's rows. Row m of the column matrix is one
+// output pixel's patch: per group, R*S runs of the group's C/G adjacent input channels, one copy
+// each (NCHW's im2col gathers a pixel at a time instead). The product col * W^T then has the
+// pixels as rows and the K channels adjacent: the output's own memory, written in place. A
+// pointwise convolution's column matrix is the input itself. The input gradient is the
+// product's adjoint (dcol = dy * W, then added back into the patches: col2im), the weight
+// gradient dy^T * col; neither operand is ever transposed in memory.
+//
+// Threads: chunks of pixels (of whole images for the input gradient, whose col2im adds into
+// neighbouring windows) split over the threads, each running a serial GEMM, when there are
+// enough of them; else one after another with the GEMM threaded inside.
+#include <algorithm>
+#include <vector>
+
+#include "conv/cpu/channels_last.h"
+#include "conv/cpu/kernels.h"
+#include "core/isa.h"
+#include "core/parallel.h"
+#include "core/scratch.h"
+#include "gemm/gemm.h"
+
+namespace fastconv::conv::cpu {
+
+namespace {
+
+template <class T>
+MatrixView<T> rows_of(T* data, index_t rows, index_t cols, index_t row_stride) {
+  return {data, rows, cols, row_stride, 1, 0, 0, 0, 0};
+}
+
+// Columns [j0, j0 + n) of a matrix: a group's block.
+template <class T>
+MatrixView<T> col_block(MatrixView<T> v, index_t j0, index_t n) {
+  v.data += v.col_offset(j0);
+  v.cols = n;
+  return v;
+}
+
+// The layout of one patch (a row of the column matrix): group g's tap (r, s) holds its C/G
+// channels at g * R*S*C/G + (r * S + s) * C/G. Weights in the same order, [K, R*S*C/G], are
+// what the GEMMs multiply by.
+struct PatchLayout {
+  index_t G, Cg, RS, width;  // width: values per patch, R*S*C
+  explicit PatchLayout(const Conv2dShape& s)
+      : G(s.groups()), Cg(s.C_per_group()), RS(s.R * s.S), width(s.column_rows()) {}
+  index_t group_width() const { return RS * Cg; }
+};
+
+// w (K, C/G, R, S) -> [K, R*S*C/G] in patch order (r, s, c).
+template <class T>
+std::vector<T> patch_ordered_weights(const Conv2dShape& s, const T* w) {
+  const PatchLayout L(s);
+  std::vector<T> out(static_cast<std::size_t>(s.K * L.group_width()));
+  for (index_t k = 0; k < s.K; ++k)
+    for (index_t c = 0; c < L.Cg; ++c)
+      for (index_t rs = 0; rs < L.RS; ++rs) out[(k * L.RS + rs) * L.Cg + c] = w[(k * L.Cg + c) * L.RS + rs];
+  return out;
+}
+
+// Output pixel m of the batch as (image, row, column).
+struct Pixel {
+  index_t n, p, q;
+  Pixel(const Conv2dShape& s, index_t m) : n(m / s.pixels()), p(m / s.Q % s.P), q(m % s.Q) {}
+};
+
+// The input pixel tap (r, k) of output pixel `px` reads, or nullptr in the padding; its channels
+// follow at unit stride. x is the batch's (N, H, W, C) memory.
+template <class T>
+T* tap_source(const Conv2dShape& s, T* x, const Pixel& px, index_t r, index_t k) {
+  const auto& p = s.p;
+  const index_t h = px.p * p.stride[0] - p.pad_begin[0] + r * p.dilation[0];
+  const index_t w = px.q * p.stride[1] - p.pad_begin[1] + k * p.dilation[1];
+  if (h < 0 || h >= s.H || w < 0 || w >= s.W) return nullptr;
+  return x + ((px.n * s.H + h) * s.W + w) * s.C;
+}
+
+// col rows [0, rows) = the patches of output pixels [m0, m0 + rows), zeros where a tap falls in
+// the padding.
+template <class T>
+void im2col_rows(const Conv2dShape& s, const T* x, index_t m0, index_t rows, T* col) {
+  const PatchLayout L(s);
+  for (index_t i = 0; i < rows; ++i) {
+    const Pixel px(s, m0 + i);
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t k = 0; k < s.S; ++k) {
+        const T* src = tap_source(s, x, px, r, k);
+        T* dst = col + i * L.width + (r * s.S + k) * L.Cg;
+        for (index_t g = 0; g < L.G; ++g) {
+          T* out = dst + g * L.group_width();
+          if (src)
+            std::copy_n(src + g * L.Cg, L.Cg, out);
+          else
+            std::fill_n(out, L.Cg, T(0));
+        }
+      }
+  }
+}
+
+// The adjoint of im2col_rows: each patch entry of dcol added into the input pixel it was read
+// from. dx holds the images of pixels [m0, m0 + rows), already zeroed.
+template <class T>
+void col2im_rows(const Conv2dShape& s, const T* dcol, index_t m0, index_t rows, T* dx) {
+  const PatchLayout L(s);
+  for (index_t i = 0; i < rows; ++i) {
+    const Pixel px(s, m0 + i);
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t k = 0; k < s.S; ++k) {
+        T* dst = tap_source(s, dx, px, r, k);
+        if (!dst) continue;
+        const T* src = dcol + i * L.width + (r * s.S + k) * L.Cg;
+        for (index_t g = 0; g < L.G; ++g) {
+          const T* in = src + g * L.group_width();
+          T* out = dst + g * L.Cg;
+          for (index_t c = 0; c < L.Cg; ++c) out[c] += in[c];
+        }
+      }
+  }
+}
+
+// Pixels per chunk: as many patches as fit kColumnBudgetBytes, at least one.
+template <class T>
+index_t chunk_pixels(const Conv2dShape& s) {
+  const index_t row_bytes = std::max<index_t>(s.column_rows() * static_cast<index_t>(sizeof(T)), 1);
+  return std::max<index_t>(static_cast<index_t>(kColumnBudgetBytes) / row_bytes, 1);
+}
+
+// Calls fn(thread, first, count) over [0, items) in pieces of at most `piece` items: split over
+// the threads (their GEMMs then serial) when there are at least as many pieces as threads,
+// rounded to a multiple of them so that none idles at the end; else in order on this thread.
+template <class Fn>
+void for_each_piece(index_t items, index_t piece, const Fn& fn) {
+  const index_t threads = num_threads();
+  index_t pieces = ceil_div(items, std::max<index_t>(piece, 1));
+  if (threads <= 1 || pieces < threads) {
+    for (index_t i = 0; i < pieces; ++i) fn(0, i * piece, std::min(piece, items - i * piece));
+    return;
+  }
+  pieces = round_up(pieces, threads);
+  const index_t size = ceil_div(items, pieces);
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    for (index_t t = t_lo; t < t_hi; ++t)
+      for (index_t i = pieces * t / threads; i < pieces * (t + 1) / threads; ++i) {
+        const index_t first = i * size;
+        if (first < items) fn(t, first, std::min(size, items - first));
+      }
+  });
+}
+
+// y rows [m0, m0 + rows) = col * W^T (+ bias, ReLU), group by group. The bias is written first
+// and the product added to it (beta = 1): the GEMM's epilogue adds a bias per row of its result,
+// and here the channels are its columns.
+template <class T>
+void forward_product(const Conv2dShape& s, const MatrixView<const T>& col, const std::vector<T>& wt, const T* bias,
+                     bool relu, T* y, index_t m0, index_t rows) {
+  const PatchLayout L(s);
+  const index_t Kg = s.K_per_group();
+  const MatrixView<T> out = rows_of(y + m0 * s.K, rows, s.K, s.K);
+  if (bias)
+    for (index_t i = 0; i < rows; ++i) std::copy_n(bias, s.K, out.data + i * s.K);
+  for (index_t g = 0; g < L.G; ++g) {
+    const auto weight_t = dense_matrix(wt.data() + g * Kg * L.group_width(), Kg, L.group_width()).transposed();
+    gemm::gemm<T>(col_block(col, g * L.group_width(), L.group_width()), as_const(weight_t),
+                  col_block(out, g * Kg, Kg), gemm::Epilogue<T>{T(1), bias ? T(1) : T(0), nullptr, relu});
+  }
+}
+
+// Each thread sums into its own [K, R*S*C/G] buffer (in patch order); these are added in thread
+// order, so the result depends only on the thread count.
+template <class T>
+struct PartialSums {
+  index_t size, parts;
+  T* data;
+  std::vector<char> started;
+  PartialSums(index_t size, index_t parts)
+      : size(size), parts(parts), data(thread_scratch<T>(size * parts, ScratchSlot::partial_sums)), started(parts, 0) {}
+  T* part(index_t t) { return data + t * size; }
+  // out[i] = the sum of the started parts at i, zero when none started (an empty batch).
+  void sum_into(T* out) const {
+    parallel_for(0, size, 1 << 14, [&](index_t lo, index_t hi) {
+      for (index_t i = lo; i < hi; ++i) {
+        T sum = T(0);
+        for (index_t t = 0; t < parts; ++t)
+          if (started[t]) sum += data[t * size + i];
+        out[i] = sum;
+      }
+    });
+  }
+};
+
+// grad_bias[k] = the sum of column k of the [M, K] grad_y, in double, per thread then in order.
+template <class T>
+void bias_gradient(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
+  const index_t M = s.N * s.pixels(), threads = num_threads();
+  std::vector<double> sums(static_cast<std::size_t>(threads * s.K), 0.0);
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    for (index_t t = t_lo; t < t_hi; ++t) {
+      double* acc = sums.data() + t * s.K;
+      for (index_t m = M * t / threads; m < M * (t + 1) / threads; ++m)
+        for (index_t k = 0; k < s.K; ++k) acc[k] += grad_y[m * s.K + k];
+    }
+  });
+  for (index_t k = 0; k < s.K; ++k) {
+    double sum = 0;
+    for (index_t t = 0; t < threads; ++t) sum += sums[t * s.K + k];
+    grad_bias[k] = static_cast<T>(sum);
+  }
+}
+
+// ---- the direct kernel (channels_last.h) ----
+
+// Whether the direct kernel runs a convolution of `groups` groups here.
+bool direct_runs(index_t groups) { return groups == 1 && vector_isa() >= Isa::avx2; }
+
+// The weights of a direct pass: [K blocks][taps][C][block] with weight(k, c, tap) in place, zeros
+// past K.
+template <class T, class Weight>
+std::vector<T> packed_for_blocks(const channels_last::Geometry& g, index_t block, const Weight& weight) {
+  const index_t blocks = ceil_div(g.K, block), taps = g.R * g.S;
+  std::vector<T> packed(static_cast<std::size_t>(blocks * taps * g.C * block), T(0));
+  for (index_t k = 0; k < g.K; ++k)
+    for (index_t tap = 0; tap < taps; ++tap)
+      for (index_t c = 0; c < g.C; ++c) packed[((k / block * taps + tap) * g.C + c) * block + k % block] = weight(k, c, tap);
+  return packed;
+}
+
+// y = the convolution `g` of x with weight(k, c, tap) (+ bias, ReLU), on the active ISA's kernel.
+template <class T, class Weight>
+void run_direct(const channels_last::Geometry& g, const T* x, const Weight& weight, const T* bias, bool relu, T* y) {
+#if FASTCONV_X86
+  const bool avx512 = vector_isa() >= Isa::avx512;
+  index_t mr = 0, block = 0;
+  (avx512 ? channels_last::block_shape_avx512<T> : channels_last::block_shape_avx2<T>)(g.K, &mr, &block);
+  const std::vector<T> packed = packed_for_blocks<T>(g, block, weight);
+  const std::vector<T> zeros(static_cast<std::size_t>(g.C), T(0));
+  const channels_last::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
+  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) {
+    (avx512 ? channels_last::pixels_avx512<T> : channels_last::pixels_avx2<T>)(pass, lo, hi);
+  });
+#endif
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  const auto& p = s.p;
+  if (direct_runs(s.groups())) {
+    const channels_last::Geometry g{s.N, s.H, s.W, s.C, s.P, s.Q, s.K, s.R, s.S, p.stride[0], p.stride[1],
+                                    p.dilation[0], p.dilation[1], -p.pad_begin[0], -p.pad_begin[1]};
+    const index_t RS = s.R * s.S;
+    return run_direct(g, x, [&](index_t k, index_t c, index_t tap) { return w[(k * s.C + c) * RS + tap]; }, bias,
+                      relu, y);
+  }
+  const index_t M = s.N * s.pixels();
+  const std::vector<T> wt = patch_ordered_weights(s, w);
+  if (s.is_pointwise()) return forward_product(s, as_const(rows_of(const_cast<T*>(x), M, s.C, s.C)), wt, bias, relu, y, 0, M);
+  const index_t width = s.column_rows();
+  for_each_piece(M, chunk_pixels<T>(s), [&](index_t, index_t m0, index_t rows) {
+    T* col = thread_scratch<T>(rows * width, ScratchSlot::columns);
+    im2col_rows(s, x, m0, rows, col);
+    forward_product(s, as_const(dense_matrix(col, rows, width)), wt, bias, relu, y, m0, rows);
+  });
+}
+
+// dcol = dy * W per group, then col2im; whole images per thread, each in bands of pixels.
+template <class T>
+void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const auto& p = s.p;
+  if (direct_runs(s.groups()) && !s.is_strided()) {
+    // dx[h, w] sums dy[h + r' * dh + top, w + s' * dw + left] * w[k, c, R-1-r', S-1-s'] over taps
+    // (r', s'), top = pad - (R-1) * dh: a stride-1 convolution of dy with the rotated,
+    // channel-transposed weights.
+    const channels_last::Geometry g{s.N, s.P, s.Q, s.K, s.H, s.W, s.C, s.R, s.S, 1, 1, p.dilation[0], p.dilation[1],
+                                    p.pad_begin[0] - (s.R - 1) * p.dilation[0], p.pad_begin[1] - (s.S - 1) * p.dilation[1]};
+    const index_t RS = s.R * s.S;
+    return run_direct(g, grad_y, [&](index_t c, index_t k, index_t tap) { return w[(k * s.C + c) * RS + RS - 1 - tap]; },
+                      static_cast<const T*>(nullptr), false, grad_x);
+  }
+  const PatchLayout L(s);
+  const index_t Kg = s.K_per_group(), PQ = s.pixels(), width = L.width;
+  const std::vector<T> wt = patch_ordered_weights(s, w);
+  const auto product = [&](index_t m0, index_t rows, const MatrixView<T>& dcol) {
+    const auto dy = as_const(rows_of(const_cast<T*>(grad_y) + m0 * s.K, rows, s.K, s.K));
+    for (index_t g = 0; g < L.G; ++g)
+      gemm::gemm<T>(col_block(dy, g * Kg, Kg), as_const(dense_matrix(wt.data() + g * Kg * L.group_width(), Kg, L.group_width())),
+                    col_block(dcol, g * L.group_width(), L.group_width()));
+  };
+  if (s.is_pointwise()) return product(0, s.N * PQ, rows_of(grad_x, s.N * PQ, s.C, s.C));
+  const index_t band = std::min(chunk_pixels<T>(s), PQ), image = s.H * s.W * s.C;
+  for_each_piece(s.N, 1, [&](index_t, index_t n, index_t) {
+    std::fill_n(grad_x + n * image, image, T(0));
+    for (index_t m0 = n * PQ; m0 < (n + 1) * PQ; m0 += band) {
+      const index_t rows = std::min(band, (n + 1) * PQ - m0);
+      T* dcol = thread_scratch<T>(rows * width, ScratchSlot::columns);
+      product(m0, rows, dense_matrix(dcol, rows, width));
+      col2im_rows(s, dcol, m0, rows, grad_x);
+    }
+  });
+}
+
+// grad_w = dy^T * col per group, summed over the chunks of pixels, then put back in (c, r, s)
+// order.
+template <class T>
+void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
+                                          T* grad_bias) {
+  const PatchLayout L(s);
+  const index_t M = s.N * s.pixels(), Kg = s.K_per_group(), width = L.width, gw = L.group_width();
+  const index_t piece = s.is_pointwise() ? M : chunk_pixels<T>(s);
+  const index_t parts = s.is_pointwise() || ceil_div(M, piece) < num_threads() ? 1 : num_threads();
+  PartialSums<T> sums(s.K * gw, parts);
+  for_each_piece(M, piece, [&](index_t t, index_t m0, index_t rows) {
+    MatrixView<const T> col = as_const(rows_of(const_cast<T*>(x) + m0 * s.C, rows, s.C, s.C));
+    if (!s.is_pointwise()) {
+      T* buffer = thread_scratch<T>(rows * width, ScratchSlot::columns);
+      im2col_rows(s, x, m0, rows, buffer);
+      col = as_const(dense_matrix(buffer, rows, width));
+    }
+    const auto dy = as_const(rows_of(const_cast<T*>(grad_y) + m0 * s.K, rows, s.K, s.K));
+    const gemm::Epilogue<T> accumulate{T(1), sums.started[t] ? T(1) : T(0)};
+    for (index_t g = 0; g < L.G; ++g)
+      gemm::gemm<T>(col_block(dy, g * Kg, Kg).transposed(), col_block(col, g * gw, gw),
+                    dense_matrix(sums.part(t) + g * Kg * gw, Kg, gw), accumulate);
+    sums.started[t] = 1;
+  });
+  // [K, (r, s, c)] -> (K, C/G, R, S)
+  T* patch_order = thread_scratch<T>(s.K * gw, ScratchSlot::transform_work);
+  sums.sum_into(patch_order);
+  for (index_t k = 0; k < s.K; ++k)
+    for (index_t c = 0; c < L.Cg; ++c)
+      for (index_t rs = 0; rs < L.RS; ++rs) grad_w[(k * L.Cg + c) * L.RS + rs] = patch_order[(k * L.RS + rs) * L.Cg + c];
+  if (grad_bias) bias_gradient(s, grad_y, grad_bias);
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                          \
+  template void conv2d_forward_channels_last<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_backward_input_channels_last<T>(const Conv2dShape&, const T*, const T*, T*);          \
+  template void conv2d_backward_weight_channels_last<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv::conv::cpu

@@ -1,0 +1,48 @@
+// The vector kernel of the channels_last convolution (channels_last.cpp), one copy per ISA
+// (channels_last_avx2.cpp, channels_last_avx512.cpp over channels_last_rows.h).
+//
+// Direct convolution over NHWC memory, as oneDNN's NHWC kernels do it: a block of MR output
+// pixels x NV vectors of output channels is summed in registers over every tap and input channel,
+// each step one broadcast input value (read in place: a pixel's channels are adjacent) times a
+// vector of packed weights. No column matrix and no packing of the input; the pixels of a block
+// run on across output rows and images, so only the batch's last block has idle lanes.
+#pragma once
+#include "core/view.h"
+
+namespace fastconv::conv::cpu::channels_last {
+
+// A convolution of one group, in the form both the forward and the stride-1 input gradient take:
+// output pixel (n, p, q) reads input pixel (n, p * sh + r * dh + top, q * sw + s * dw + left) for
+// tap (r, s); outside the input, zeros.
+struct Geometry {
+  index_t N, H, W, C;  // input, (N, H, W, C) memory
+  index_t P, Q, K;     // output, (N, P, Q, K) memory
+  index_t R, S, sh, sw, dh, dw, top, left;
+};
+
+// Output channels come in blocks of `block` (a multiple of the vector width; the weights are
+// packed per block, zeros past K), pixels in runs of the kernel's MR.
+template <class T>
+struct DirectPass {
+  Geometry g;
+  const T* x;
+  const T* packed;   // [K blocks][R * S][C][block]: weight of (tap, c) for the block's channels
+  index_t block;
+  const T* bias;     // [K], or null
+  bool relu;
+  T* y;
+  const T* zero_row;  // C zeros: what a tap reads in the padding
+};
+
+// Pixel blocks [lo, hi) of every channel block (pixel block b holds pixels b * mr ...).
+template <class T>
+void pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
+template <class T>
+void pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
+// The kernels' pixels per block and channels per block for K output channels.
+template <class T>
+void block_shape_avx2(index_t K, index_t* mr, index_t* block);
+template <class T>
+void block_shape_avx512(index_t K, index_t* mr, index_t* block);
+
+}  // namespace fastconv::conv::cpu::channels_last

@@ -1,0 +1,30 @@
+// channels_last.h's kernel for AVX2 (channels_last_rows.h over core/simd_avx2.h's vectors): blocks
+// of 6 pixels x 2 vectors of channels, or 12 pixels x 1 when the channels fit one vector.
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX2 is x86 only
+#pragma GCC target("avx2,fma")
+#include "conv/cpu/channels_last_rows.h"
+#include "core/simd_avx2.h"
+
+namespace fastconv::conv::cpu::channels_last {
+
+template <>
+void pixels_avx2(const DirectPass<float>& pass, index_t lo, index_t hi) {
+  pixel_blocks<simd::Avx2F32, 12, 6>(pass, lo, hi);
+}
+template <>
+void pixels_avx2(const DirectPass<double>& pass, index_t lo, index_t hi) {
+  pixel_blocks<simd::Avx2F64, 12, 6>(pass, lo, hi);
+}
+template <>
+void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {
+  shape_for<simd::Avx2F32, 12, 6>(K, mr, block);
+}
+template <>
+void block_shape_avx2<double>(index_t K, index_t* mr, index_t* block) {
+  shape_for<simd::Avx2F64, 12, 6>(K, mr, block);
+}
+
+}  // namespace fastconv::conv::cpu::channels_last
+
+#endif  // FASTCONV_X86

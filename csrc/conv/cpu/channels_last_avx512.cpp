@@ -1,0 +1,30 @@
+// channels_last.h's kernel for AVX-512 (channels_last_rows.h over core/simd_avx512.h's vectors): blocks
+// of 12 pixels x 2 vectors of channels, or 24 pixels x 1 when the channels fit one vector.
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: AVX-512 is x86 only
+#pragma GCC target("avx512f,avx2,fma")
+#include "conv/cpu/channels_last_rows.h"
+#include "core/simd_avx512.h"
+
+namespace fastconv::conv::cpu::channels_last {
+
+template <>
+void pixels_avx512(const DirectPass<float>& pass, index_t lo, index_t hi) {
+  pixel_blocks<simd::Avx512F32, 24, 12>(pass, lo, hi);
+}
+template <>
+void pixels_avx512(const DirectPass<double>& pass, index_t lo, index_t hi) {
+  pixel_blocks<simd::Avx512F64, 24, 12>(pass, lo, hi);
+}
+template <>
+void block_shape_avx512<float>(index_t K, index_t* mr, index_t* block) {
+  shape_for<simd::Avx512F32, 24, 12>(K, mr, block);
+}
+template <>
+void block_shape_avx512<double>(index_t K, index_t* mr, index_t* block) {
+  shape_for<simd::Avx512F64, 24, 12>(K, mr, block);
+}
+
+}  // namespace fastconv::conv::cpu::channels_last
+
+#endif  // FASTCONV_X86
