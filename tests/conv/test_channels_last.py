@@ -1,11 +1,13 @@
 """conv2d on channels_last arrays (NCHW axes over NHWC memory, torch's channels_last): the same
 values as on NCHW arrays, the output and grad_input channels_last, on every ISA (the direct
-kernels of AVX2 and AVX-512, im2col + GEMM on the generic level)."""
+kernels of AVX2 and AVX-512, im2col + GEMM on the generic level). algo='im2col' runs the in-place
+kernels; 'auto' may run them or NCHW copies, whichever is faster."""
 import numpy as np
 import pytest
 
 import fastconv
 from fastconv import _C, autograd, nn, ops
+from fastconv.ops import conv_algo
 from fastconv.ops._checks import is_channels_last
 from fastconv.ops.conv import conv2d_arguments
 from tests.reference import conv2d_reference
@@ -52,7 +54,7 @@ def _tolerance(dtype):
 @pytest.mark.parametrize("case", CASES)
 def test_forward_matches_reference_and_keeps_layout(isa, case, dtype):
     x, w, b, kw = _arrays(case, dtype)
-    y = ops.conv2d(channels_last(x), w, b, **kw, relu=True)
+    y = ops.conv2d(channels_last(x), w, b, **kw, relu=True, algo="im2col")
     assert nhwc_memory(y) and y.dtype == dtype
     stride, pad_begin, pad_end, dilation, groups = conv2d_arguments(w.shape, **kw)
     ref = conv2d_reference(x, w, b, stride, pad_begin, pad_end, dilation, groups)
@@ -65,20 +67,49 @@ def test_gradients_match_nchw(isa, case, dtype):
     x, w, _, kw = _arrays(case, dtype, bias=False)
     dy = RNG.standard_normal(ops.conv2d(x, w, **kw).shape).astype(dtype)
     want = ops.conv2d_backward(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), **kw)
-    got = ops.conv2d_backward(channels_last(x), w, channels_last(dy), **kw)
+    got = ops.conv2d_backward(channels_last(x), w, channels_last(dy), **kw, algo="im2col")
     assert nhwc_memory(got[0])
     for g, ref in zip(got, want):
         np.testing.assert_allclose(g, ref, **_tolerance(dtype))
     # the one-gradient calls, and a grad_output in the other layout (converted once)
-    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, channels_last(dy), **kw), want[0], **_tolerance(dtype))
-    np.testing.assert_allclose(ops.conv2d_weight(channels_last(x), w.shape, dy, **kw), want[1], **_tolerance(dtype))
+    in_place = dict(kw, algo="im2col")
+    np.testing.assert_allclose(ops.conv2d_input(x.shape, w, channels_last(dy), **in_place), want[0],
+                               **_tolerance(dtype))
+    np.testing.assert_allclose(ops.conv2d_weight(channels_last(x), w.shape, dy, **in_place), want[1],
+                               **_tolerance(dtype))
     if is_channels_last(channels_last(dy)):  # a 1x1 output's gradient says nothing of the layout
-        assert is_channels_last(ops.conv2d_input(x.shape, w, channels_last(dy), **kw))
+        assert is_channels_last(ops.conv2d_input(x.shape, w, channels_last(dy), **in_place))
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+def test_auto_times_in_place_against_nchw_copies(case, tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    conv_algo.forget_choices()
+    x, w, b, kw = _arrays(case, np.float64)
+    dy = RNG.standard_normal(ops.conv2d(x, w, **kw).shape)
+    y = ops.conv2d(channels_last(x), w, b, **kw)
+    grads = ops.conv2d_backward(channels_last(x), w, channels_last(dy), **kw)
+    assert is_channels_last(y) and is_channels_last(grads[0])
+    np.testing.assert_allclose(y, ops.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads, ops.conv2d_backward(x, w, dy, **kw)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    picks = {key[-1]: algo for key, algo in conv_algo.chosen().items() if key[-1].endswith("@channels_last")}
+    assert set(picks) == {"forward@channels_last", "backward@channels_last"}
+    assert set(picks.values()) <= set(conv_algo.LAYOUTS)
+
+
+def test_deterministic_mode_runs_in_place(monkeypatch):
+    monkeypatch.setattr(conv_algo, "_mode", "deterministic")
+    conv_algo.forget_choices()
+    x, w, b, kw = _arrays(CASES[0], np.float32)
+    ops.conv2d(channels_last(x), w, b, **kw)
+    assert [a for k, a in conv_algo.chosen().items() if k[-1] == "forward@channels_last"] == ["channels_last"]
+    conv_algo.forget_choices()
 
 
 def test_named_algorithm_runs_on_an_nchw_copy_and_keeps_layout():
     x, w, b, kw = _arrays((2, 8, 9, 9, 8, 3, 3, 1, 1, 1, 1), np.float64)
-    y = ops.conv2d(channels_last(x), w, b, **kw, algo="winograd")
+    y = ops.conv2d(channels_last(x), w, b, **kw, algo="winograd")  # an NCHW kernel: on a copy
     assert is_channels_last(y)
     np.testing.assert_allclose(y, ops.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
 
@@ -93,7 +124,8 @@ def test_single_channel_input_is_nchw_memory_too():
 def test_nan_and_inf_propagate_as_in_nchw(isa):
     x, w, b, kw = _arrays((1, 16, 6, 6, 20, 3, 3, 1, 1, 1, 1), np.float32)
     x[0, 3, 2, 4], x[0, 7, 5, 0] = np.nan, np.inf
-    got, want = ops.conv2d(channels_last(x), w, b, **kw, relu=True), ops.conv2d(x, w, b, **kw, relu=True)
+    got = ops.conv2d(channels_last(x), w, b, **kw, relu=True, algo="im2col")
+    want = ops.conv2d(x, w, b, **kw, relu=True)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 

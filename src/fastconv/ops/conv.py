@@ -42,9 +42,6 @@ def conv2d_arguments(weight_shape, stride, padding, dilation, groups):
     return stride, pad, pad, dilation, groups
 
 
-ACTIVATIONS = ("input", "grad_output")
-
-
 def _checked(arrays, layouts):
     """Float, same-dtype 4-d arrays, as given."""
     out = {n: float_array(a, n) for n, a in arrays.items()}
@@ -54,36 +51,43 @@ def _checked(arrays, layouts):
     return out
 
 
-def _in_layout(arrays, channels_last):
-    """The arrays as the kernels read them: the weight C-contiguous, the activations (input,
-    grad_output) C-contiguous, or channels_last when the call runs channels_last; each copied at
-    most once."""
-    return [to_channels_last(a) if channels_last and name in ACTIVATIONS else contiguous(a)
-            for name, a in arrays.items()]
+def _contiguous(arrays):
+    """The arrays C-contiguous (non-contiguous views are copied once)."""
+    return [contiguous(a) for a in arrays.values()]
 
 
 def _prepare(arrays, layouts):
-    """Float, same-dtype, C-contiguous 4-d arrays (non-contiguous views are copied once)."""
-    return _in_layout(_checked(arrays, layouts), False)
+    """Float, same-dtype, C-contiguous 4-d arrays."""
+    return _contiguous(_checked(arrays, layouts))
 
 
-# channels_last arrays are convolved in place by one kernel, im2col + GEMM over NHWC memory (the
-# pixels as the GEMM's rows): what 'auto' runs for them. With few channels per group its
-# per-group GEMMs are too narrow to pay (a depthwise layer's are one channel wide): those run on
-# an NCHW copy by the NCHW algorithms and the result is copied back to channels_last, as is a
-# call that names another algorithm.
+# channels_last arrays are convolved in place by their own kernels (csrc/conv/cpu/channels_last.cpp:
+# direct over NHWC memory where it runs, else im2col + GEMM with the pixels as the GEMM's rows),
+# which the C++ entry points run as algorithm 'im2col'. With algo='auto' each shape is timed in
+# place and on NCHW copies (conv_algo.resolve_layout): the NCHW side has Winograd and FFT. With
+# few channels per group the in-place GEMMs are too narrow to pay (a depthwise layer's are one
+# channel wide), and a call that names another algorithm asks for the NCHW kernels: those run
+# on NCHW copies, the result copied back to channels_last.
 CHANNELS_LAST_ALGO = "im2col"
 _MIN_CHANNELS_PER_GROUP = 8
 
 
 def _layout(activation, weight_shape, groups, algo):
-    """How a call whose layout `activation` decides runs: 'nchw'; 'channels_last' (in place); or
-    'copy' (a channels_last activation convolved on an NCHW copy, see CHANNELS_LAST_ALGO)."""
+    """How a call whose layout `activation` decides can run: 'nchw'; 'channels_last' (in place,
+    or for algo='auto' whichever of conv_algo.LAYOUTS is faster); or 'nchw_copy'."""
     if not is_channels_last(activation):
         return "nchw"
     per_group = min(weight_shape[0] // groups, weight_shape[1])
     in_place = algo in ("auto", CHANNELS_LAST_ALGO) and (groups == 1 or per_group >= _MIN_CHANNELS_PER_GROUP)
-    return "channels_last" if in_place else "copy"
+    return "channels_last" if in_place else "nchw_copy"
+
+
+def _chosen_layout(layout, algo, direction, runs, input_shape, weight_shape, args, dtype):
+    """`layout`, or for a channels_last call with algo='auto' the timed choice between running
+    in place and on NCHW copies; runs: {layout: a function that runs the call so}."""
+    if layout != "channels_last" or algo != "auto":
+        return layout
+    return conv_algo.resolve_layout(direction, lambda chosen: runs[chosen](), input_shape, weight_shape, args, dtype)
 
 
 def _nchw(x):
@@ -215,6 +219,26 @@ def _transformed(lib, w, prepared, algo, use, input_shape, args):
     return conv_weight_cache.transformed(lib, w, args[-1], algo, use, tile)
 
 
+def _forward_in_place(lib, x, w, bias, args, relu):
+    x, w = to_channels_last(x), contiguous(w)
+    y = empty_channels_last(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype)
+    lib.conv2d_forward(x, w, _bias_array(bias, x, w.shape[0]), y, *args, CHANNELS_LAST_ALGO, bool(relu), None)
+    return y
+
+
+def _input_gradient_in_place(lib, input_size, w, dy, args):
+    dx = empty_channels_last(input_size, w.dtype)
+    lib.conv2d_backward_input(to_channels_last(dy), contiguous(w), dx, *args, CHANNELS_LAST_ALGO, None)
+    return dx
+
+
+def _weight_gradient_in_place(lib, x, dy, weight_size, args, needs_bias):
+    dw = empty(weight_size, x.dtype)
+    db = empty(weight_size[0], x.dtype) if needs_bias else None
+    lib.conv2d_backward_weight(to_channels_last(x), to_channels_last(dy), dw, db, *args, CHANNELS_LAST_ALGO)
+    return dw, db
+
+
 def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Array] = None, stride: IntPair = 1,
            padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
            relu: bool = False) -> Array:
@@ -233,18 +257,17 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     arrays = _checked({"input": input, "weight": weight}, {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     convolved_input(arrays["input"])
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
-    layout = _layout(arrays["input"], arrays["weight"].shape, args[-1], algo)
-    if layout == "copy":
-        return to_channels_last(conv2d(_nchw(input), prepared or weight, bias, stride, padding, dilation, groups,
-                                       algo=algo, relu=relu))
-    x, w = _in_layout(arrays, layout == "channels_last")
+    x, w = arrays["input"], arrays["weight"]
+    runs = {"nchw_copy": lambda: to_channels_last(conv2d(_nchw(x), prepared or w, bias, stride, padding, dilation,
+                                                         groups, algo=algo, relu=relu)),
+            "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu)}
+    layout = _chosen_layout(_layout(x, w.shape, args[-1], algo), algo, "forward", runs, x.shape, w.shape, args,
+                            x.dtype)
+    if layout != "nchw":
+        return runs[layout]()
+    x, w = _contiguous(arrays)
     b = _bias_array(bias, x, w.shape[0])
-    out_shape = lib.conv2d_output_shape(x.shape, w.shape, *args)
-    if layout == "channels_last":
-        y = empty_channels_last(out_shape, x.dtype)
-        lib.conv2d_forward(x, w, b, y, *args, CHANNELS_LAST_ALGO, bool(relu), None)
-        return y
-    y = empty(out_shape, x.dtype, device_of(x))
+    y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
                                        _transformed(lib, w, prepared, a, "forward", x.shape, args))
@@ -262,16 +285,16 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     arrays = _checked({"weight": weight, "grad_output": grad_output},
                       {"weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
-    layout = _layout(arrays["grad_output"], arrays["weight"].shape, args[-1], algo)
-    if layout == "copy":
-        return to_channels_last(conv2d_input(input_size, prepared or weight, _nchw(grad_output), stride, padding,
-                                             dilation, groups, algo=algo))
-    w, dy = _in_layout(arrays, layout == "channels_last")
+    w, dy = arrays["weight"], arrays["grad_output"]
     input_size = shape4(input_size, "input_size")
-    if layout == "channels_last":
-        dx = empty_channels_last(input_size, w.dtype)
-        lib.conv2d_backward_input(dy, w, dx, *args, CHANNELS_LAST_ALGO, None)
-        return dx
+    runs = {"nchw_copy": lambda: to_channels_last(conv2d_input(input_size, prepared or w, _nchw(dy), stride, padding,
+                                                               dilation, groups, algo=algo)),
+            "channels_last": lambda: _input_gradient_in_place(lib, input_size, w, dy, args)}
+    layout = _chosen_layout(_layout(dy, w.shape, args[-1], algo), algo, "input", runs, input_size, w.shape, args,
+                            w.dtype)
+    if layout != "nchw":
+        return runs[layout]()
+    w, dy = _contiguous(arrays)
     dx = empty(input_size, w.dtype, device_of(w))
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
     transposed = _transposed_arguments(lib, dx.shape, w.shape, args)
@@ -289,15 +312,16 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
                       {"input": "(N, C, H, W)", "grad_output": "(N, K, P, Q)"})
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
-    layout = _layout(arrays["input"], weight_size, args[-1], algo)
-    if layout == "copy":
-        return conv2d_weight(_nchw(input), weight_size, _nchw(grad_output), stride, padding, dilation, groups,
-                             algo=algo)
-    x, dy = _in_layout(arrays, layout == "channels_last")
+    x, dy = arrays["input"], arrays["grad_output"]
+    runs = {"nchw_copy": lambda: conv2d_weight(_nchw(x), weight_size, _nchw(dy), stride, padding, dilation, groups,
+                                               algo=algo),
+            "channels_last": lambda: _weight_gradient_in_place(lib, x, dy, weight_size, args, False)[0]}
+    layout = _chosen_layout(_layout(x, weight_size, args[-1], algo), algo, "weight", runs, x.shape, weight_size,
+                            args, x.dtype)
+    if layout != "nchw":
+        return runs[layout]()
+    x, dy = _contiguous(arrays)
     dw = empty(weight_size, x.dtype, device_of(x))
-    if layout == "channels_last":
-        lib.conv2d_backward_weight(x, dy, dw, None, *args, CHANNELS_LAST_ALGO)
-        return dw
     algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
     transposed = _transposed_arguments(lib, x.shape, dw.shape, args)
     run = _weight_gradient_runner(lib, x, dy, dw, None, args, transposed)
@@ -315,19 +339,23 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     arrays = _checked({"input": input, "weight": weight, "grad_output": grad_output},
                       {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
-    layout = _layout(arrays["input"], arrays["weight"].shape, args[-1], algo)
-    if layout == "copy":
-        dx, dw, db = conv2d_backward(_nchw(input), prepared or weight, _nchw(grad_output), stride, padding, dilation,
-                                     groups, needs_bias, algo=algo)
+    x, w, dy = arrays["input"], arrays["weight"], arrays["grad_output"]
+
+    def on_nchw_copies():
+        dx, dw, db = conv2d_backward(_nchw(x), prepared or w, _nchw(dy), stride, padding, dilation, groups, needs_bias,
+                                     algo=algo)
         return to_channels_last(dx), dw, db
-    x, w, dy = _in_layout(arrays, layout == "channels_last")
+
+    runs = {"nchw_copy": on_nchw_copies,
+            "channels_last": lambda: (_input_gradient_in_place(lib, x.shape, w, dy, args),
+                                      *_weight_gradient_in_place(lib, x, dy, w.shape, args, needs_bias))}
+    layout = _chosen_layout(_layout(x, w.shape, args[-1], algo), algo, "backward", runs, x.shape, w.shape, args,
+                            x.dtype)
+    if layout != "nchw":
+        return runs[layout]()
+    x, w, dy = _contiguous(arrays)
     dw = empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
-    if layout == "channels_last":
-        dx = empty_channels_last(x.shape, x.dtype)
-        lib.conv2d_backward_input(dy, w, dx, *args, CHANNELS_LAST_ALGO, None)
-        lib.conv2d_backward_weight(x, dy, dw, db, *args, CHANNELS_LAST_ALGO)
-        return dx, dw, db
     dx = empty_like(x)
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     transposed = _transposed_arguments(lib, x.shape, w.shape, args)

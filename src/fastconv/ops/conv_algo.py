@@ -205,6 +205,21 @@ def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candid
     return choice
 
 
+# How a channels_last call with algo="auto" can run: in place (ops.conv's channels_last kernels,
+# the fixed rule's pick) or on NCHW copies, its result copied back.
+LAYOUTS = ("channels_last", "nchw_copy")
+
+
+def resolve_layout(direction, run, input_shape, weight_shape, args, dtype):
+    """One of LAYOUTS for a channels_last call, `run(layout)` executing it so: timed once per
+    shape as algorithms are, and kept the same way. Each candidate's first run is untimed: the
+    NCHW copy's call makes its own choice of algorithm then. On AVX-512 the NCHW side's Winograd
+    and FFT do fewer multiplications than the in-place kernels, whose NHWC forms are direct or
+    GEMMs, and win where their gain outweighs two copies (resnet's wide 3x3 layers)."""
+    key = _key(input_shape, weight_shape, args, dtype, direction + "@channels_last")
+    return choose(key, _disk_key(key), run, LAYOUTS[0], list(LAYOUTS), list(LAYOUTS), warm_up=True)
+
+
 def _disk_key(key):
     return repr(key[:-2] + key[-1:])  # the thread count is in conv_cache's machine key
 
