@@ -123,6 +123,10 @@ def print_report(results, machine, modes):
             ratio, count = harness.summarise(results, "fastconv", peer, mode)
             if ratio is not None:
                 print(f"  {mode:8} vs {peer:10} {ratio:5.2f}x over {count} cases")
+    for mode in modes:  # both on channels_last arrays
+        ratio, count = harness.summarise(results, "fastconv_cl", "torch_cl", mode)
+        if ratio is not None:
+            print(f"  {mode:8} fastconv_cl vs torch_cl {ratio:5.2f}x over {count} cases (both channels_last)")
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """The conv section: each conv2d layer of layers.json, forward and forward+backward, auto and
 every algorithm that supports the layer, against torch (NCHW and channels_last), numpy and, for
-the forward, ONNX Runtime's CPU provider when onnxruntime and onnx are installed."""
+the forward, ONNX Runtime's CPU provider when onnxruntime and onnx are installed; and fastconv on
+channels_last arrays (fastconv_cl), to be read against torch_cl."""
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 import fastconv
 from fastconv import _C, ops
 from fastconv.ops import conv_algo
+from fastconv.ops._checks import is_channels_last, to_channels_last
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.bench.harness import Case
 from fastconv.bench.peers import load_onnxruntime, numpy_conv2d, onnxruntime_conv2d
@@ -54,7 +56,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     for algo in algos:
         fwd[f"fastconv[{algo}]"] = lambda a=algo: ops.conv2d(x, w, **args, algo=a)
         step[f"fastconv[{algo}]"] = lambda a=algo: our_step(a)
-    ours = ["fastconv"] + [f"fastconv[{a}]" for a in algos]
+    ours = ["fastconv"] + [f"fastconv[{a}]" for a in algos] + _channels_last_runners(fwd, step, x, w, gy, args)
     if torch is not None:
         F = torch.nn.functional
         tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
@@ -80,7 +82,10 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     onnxruntime = load_onnxruntime()
     if onnxruntime is not None:
         fwd["onnxruntime"] = onnxruntime_conv2d(onnxruntime, x, w, stride, pad, groups, fastconv.get_num_threads())
+    layouts = {d.split("@")[0]: a for (xs, ws, a_, _, _, d), a in conv_algo.chosen().items()
+               if d.endswith("@channels_last") and xs == x.shape and ws == w.shape and a_ == conv_args}
     auto = {"auto picks": ", ".join(f"{d} {picks[d]}" for d in ("forward", "input", "weight") if d in picks),
+            "channels_last runs": ", ".join(f"{d} {layouts[d]}" for d in ("forward", "backward") if d in layouts),
             "auto's first fwd+bwd (choosing included)": f"{first_step * 1e3:.1f} ms"}
     memory = {"extra memory (scratch, forward)": ", ".join(
         f"{algo} {_scratch_bytes(lambda: ops.conv2d(x, w, **args, algo=algo)) / 2**20:.2f} MiB" for algo in algos)}
@@ -90,6 +95,25 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     traffic = float(x.nbytes + w.nbytes + y.nbytes)
     return [Case(layer["name"], "fwd", fwd, ours, flops=flops, bytes=traffic, extra={**auto, **memory}),
             Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops, bytes=3 * traffic, extra=auto)]
+
+
+def _channels_last_runners(fwd, step, x, w, gy, args):
+    """fastconv (auto) on channels_last copies of the input and gradient, the arrays torch_cl
+    runs on: its output keeps the layout. Resolves auto's choice of running in place or on NCHW
+    copies first, as the NCHW runners' choice is resolved before timing."""
+    x_cl, gy_cl = to_channels_last(x), to_channels_last(gy)
+
+    def step_cl():
+        np.negative(w, out=w)  # as our_step: a changed weight
+        ops.conv2d(x_cl, w, **args)
+        ops.conv2d_backward(x_cl, w, gy_cl, needs_bias=False, **args)
+
+    if not is_channels_last(x_cl):  # one channel or 1x1 planes: the same memory as NCHW
+        return []
+    step_cl()
+    fwd["fastconv_cl"] = lambda: ops.conv2d(x_cl, w, **args)
+    step["fastconv_cl"] = step_cl
+    return ["fastconv_cl"]
 
 
 def _scratch_bytes(run):
