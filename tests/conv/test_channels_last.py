@@ -25,7 +25,9 @@ CASES = [
     (2, 24, 6, 7, 8, 1, 1, 2, 0, 1, 1),         # strided 1x1
     (1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1),          # kernel as large as the padded input
     (2, 16, 9, 7, 16, 3, 3, 1, 2, 2, 2),        # groups of 8 channels: im2col + GEMM per group
-    (2, 8, 7, 7, 16, 3, 3, 1, 1, 1, 8),         # depthwise, multiplier 2: on an NCHW copy
+    (2, 8, 7, 7, 16, 3, 3, 1, 1, 1, 8),         # depthwise, multiplier 2: im2col + GEMM per channel
+    (2, 21, 7, 9, 21, 3, 3, 1, 1, 1, 21),       # depthwise, multiplier 1: its own kernels; a partial vector
+    (2, 40, 8, 7, 40, 5, 3, 2, (2, 1), (1, 2), 40),  # strided, dilated depthwise; two vectors and a part
 ]
 
 

@@ -1,8 +1,9 @@
 // conv2d on channels_last arrays: the input's memory is (N, H, W, C), the output's (N, P, Q, K),
 // the weight as always (K, C/groups, R, S).
 //
-// Without groups, on AVX2 and AVX-512, the forward and the stride-1 input gradient run the
-// direct kernel of channels_last.h. Everything else runs im2col + GEMM with the output pixels as the GEMM's rows. Row m of the column matrix is one
+// On AVX2 and AVX-512, without groups or depthwise with multiplier 1, the forward and the
+// stride-1 input gradient run the direct kernels of channels_last.h (and a depthwise weight
+// gradient its own loop). Everything else runs im2col + GEMM with the output pixels as the GEMM's rows. Row m of the column matrix is one
 // output pixel's patch: per group, R*S runs of the group's C/G adjacent input channels, one copy
 // each (NCHW's im2col gathers a pixel at a time instead). The product col * W^T then has the
 // pixels as rows and the K channels adjacent: the output's own memory, written in place. A
@@ -210,37 +211,84 @@ void bias_gradient(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
   }
 }
 
-// ---- the direct kernel (channels_last.h) ----
+// ---- the direct kernels (channels_last.h) ----
 
-// Whether the direct kernel runs a convolution of `groups` groups here.
-bool direct_runs(index_t groups) { return groups == 1 && vector_isa() >= Isa::avx2; }
+// Which direct kernel runs shape s here: none (im2col + GEMM), dense (no groups) or depthwise (a
+// channel per group, multiplier 1).
+enum class Direct { none, dense, depthwise };
+Direct direct_kind(const Conv2dShape& s) {
+  if (vector_isa() < Isa::avx2) return Direct::none;
+  if (s.groups() == 1) return Direct::dense;
+  return s.groups() == s.C && s.K == s.C ? Direct::depthwise : Direct::none;
+}
 
-// The weights of a direct pass: [K blocks][taps][C][block] with weight(k, c, tap) in place, zeros
-// past K.
+// The weights of a direct pass: [K blocks][taps][channels][block] with weight(k, c, tap) in
+// place, zeros past K; `channels`: the input channels each output channel reads (1: depthwise).
 template <class T, class Weight>
-std::vector<T> packed_for_blocks(const channels_last::Geometry& g, index_t block, const Weight& weight) {
-  const index_t blocks = ceil_div(g.K, block), taps = g.R * g.S;
-  std::vector<T> packed(static_cast<std::size_t>(blocks * taps * g.C * block), T(0));
-  for (index_t k = 0; k < g.K; ++k)
+std::vector<T> packed_for_blocks(index_t K, index_t channels, index_t taps, index_t block, const Weight& weight) {
+  std::vector<T> packed(static_cast<std::size_t>(ceil_div(K, block) * taps * channels * block), T(0));
+  for (index_t k = 0; k < K; ++k)
     for (index_t tap = 0; tap < taps; ++tap)
-      for (index_t c = 0; c < g.C; ++c) packed[((k / block * taps + tap) * g.C + c) * block + k % block] = weight(k, c, tap);
+      for (index_t c = 0; c < channels; ++c)
+        packed[((k / block * taps + tap) * channels + c) * block + k % block] = weight(k, c, tap);
   return packed;
 }
 
-// y = the convolution `g` of x with weight(k, c, tap) (+ bias, ReLU), on the active ISA's kernel.
+// y = the convolution `g` of x with weight(k, c, tap) (+ bias, ReLU), on the active ISA's kernel
+// of `kind` (depthwise: weight(k, 0, tap) is channel k's).
 template <class T, class Weight>
-void run_direct(const channels_last::Geometry& g, const T* x, const Weight& weight, const T* bias, bool relu, T* y) {
+void run_direct(const channels_last::Geometry& g, Direct kind, const T* x, const Weight& weight, const T* bias,
+                bool relu, T* y) {
 #if FASTCONV_X86
-  const bool avx512 = vector_isa() >= Isa::avx512;
+  namespace cl = channels_last;
+  const bool avx512 = vector_isa() >= Isa::avx512, depthwise = kind == Direct::depthwise;
   index_t mr = 0, block = 0;
-  (avx512 ? channels_last::block_shape_avx512<T> : channels_last::block_shape_avx2<T>)(g.K, &mr, &block);
-  const std::vector<T> packed = packed_for_blocks<T>(g, block, weight);
+  (avx512 ? cl::block_shape_avx512<T> : cl::block_shape_avx2<T>)(g.K, &mr, &block);
+  const std::vector<T> packed = packed_for_blocks<T>(g.K, depthwise ? 1 : g.C, g.R * g.S, block, weight);
   const std::vector<T> zeros(static_cast<std::size_t>(g.C), T(0));
-  const channels_last::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
-  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) {
-    (avx512 ? channels_last::pixels_avx512<T> : channels_last::pixels_avx2<T>)(pass, lo, hi);
-  });
+  const cl::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
+  const auto pixels = depthwise ? (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)
+                                : (avx512 ? cl::pixels_avx512<T> : cl::pixels_avx2<T>);
+  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) { pixels(pass, lo, hi); });
 #endif
+}
+
+// dw[c, tap] (and db[c]) of a depthwise convolution with multiplier 1: the sum over pixels of
+// dy[m, c] * x[tap's input pixel of m, c], a run of adjacent channels at a time, which the
+// compiler vectorises. Each thread sums its images (each image in T, added into double, as
+// the NCHW depthwise kernel sums), the threads' sums added in order.
+template <class T>
+void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  const index_t C = s.C, RS = s.R * s.S, PQ = s.pixels(), width = (RS + 1) * C;  // the taps', then the bias's
+  const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
+  std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    std::vector<T> image_sums(static_cast<std::size_t>(width));
+    for (index_t t = t_lo; t < t_hi; ++t)
+      for (index_t n = s.N * t / threads; n < s.N * (t + 1) / threads; ++n) {
+        std::fill(image_sums.begin(), image_sums.end(), T(0));
+        for (index_t m = n * PQ; m < (n + 1) * PQ; ++m) {
+          const Pixel px(s, m);
+          const T* dy = grad_y + m * C;
+          for (index_t tap = 0; tap < RS; ++tap) {
+            const T* src = tap_source(s, x, px, tap / s.S, tap % s.S);
+            if (!src) continue;
+            T* acc = image_sums.data() + tap * C;
+            for (index_t c = 0; c < C; ++c) acc[c] += dy[c] * src[c];
+          }
+          T* bias_acc = image_sums.data() + RS * C;
+          for (index_t c = 0; c < C; ++c) bias_acc[c] += dy[c];
+        }
+        double* into = sums.data() + t * width;
+        for (index_t i = 0; i < width; ++i) into[i] += image_sums[i];
+      }
+  });
+  for (index_t i = 0; i < width; ++i)
+    for (index_t t = 1; t < threads; ++t) sums[i] += sums[t * width + i];
+  for (index_t c = 0; c < C; ++c)
+    for (index_t tap = 0; tap < RS; ++tap) grad_w[c * RS + tap] = static_cast<T>(sums[tap * C + c]);
+  if (grad_bias)
+    for (index_t c = 0; c < C; ++c) grad_bias[c] = static_cast<T>(sums[RS * C + c]);
 }
 
 }  // namespace
@@ -248,12 +296,12 @@ void run_direct(const channels_last::Geometry& g, const T* x, const Weight& weig
 template <class T>
 void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
   const auto& p = s.p;
-  if (direct_runs(s.groups())) {
+  if (const Direct kind = direct_kind(s); kind != Direct::none) {
     const channels_last::Geometry g{s.N, s.H, s.W, s.C, s.P, s.Q, s.K, s.R, s.S, p.stride[0], p.stride[1],
                                     p.dilation[0], p.dilation[1], -p.pad_begin[0], -p.pad_begin[1]};
-    const index_t RS = s.R * s.S;
-    return run_direct(g, x, [&](index_t k, index_t c, index_t tap) { return w[(k * s.C + c) * RS + tap]; }, bias,
-                      relu, y);
+    const index_t RS = s.R * s.S, Cg = s.C_per_group();
+    return run_direct(g, kind, x, [&](index_t k, index_t c, index_t tap) { return w[(k * Cg + c) * RS + tap]; },
+                      bias, relu, y);
   }
   const index_t M = s.N * s.pixels();
   const std::vector<T> wt = patch_ordered_weights(s, w);
@@ -270,15 +318,17 @@ void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, 
 template <class T>
 void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const auto& p = s.p;
-  if (direct_runs(s.groups()) && !s.is_strided()) {
+  if (const Direct kind = direct_kind(s); kind != Direct::none && !s.is_strided()) {
     // dx[h, w] sums dy[h + r' * dh + top, w + s' * dw + left] * w[k, c, R-1-r', S-1-s'] over taps
     // (r', s'), top = pad - (R-1) * dh: a stride-1 convolution of dy with the rotated,
     // channel-transposed weights.
     const channels_last::Geometry g{s.N, s.P, s.Q, s.K, s.H, s.W, s.C, s.R, s.S, 1, 1, p.dilation[0], p.dilation[1],
                                     p.pad_begin[0] - (s.R - 1) * p.dilation[0], p.pad_begin[1] - (s.S - 1) * p.dilation[1]};
     const index_t RS = s.R * s.S;
-    return run_direct(g, grad_y, [&](index_t c, index_t k, index_t tap) { return w[(k * s.C + c) * RS + RS - 1 - tap]; },
-                      static_cast<const T*>(nullptr), false, grad_x);
+    const auto rotated = [&](index_t c, index_t k, index_t tap) {
+      return kind == Direct::depthwise ? w[c * RS + RS - 1 - tap] : w[(k * s.C + c) * RS + RS - 1 - tap];
+    };
+    return run_direct(g, kind, grad_y, rotated, static_cast<const T*>(nullptr), false, grad_x);
   }
   const PatchLayout L(s);
   const index_t Kg = s.K_per_group(), PQ = s.pixels(), width = L.width;
@@ -307,6 +357,7 @@ void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, 
 template <class T>
 void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                           T* grad_bias) {
+  if (direct_kind(s) == Direct::depthwise) return depthwise_weight_gradient(s, x, grad_y, grad_w, grad_bias);
   const PatchLayout L(s);
   const index_t M = s.N * s.pixels(), Kg = s.K_per_group(), width = L.width, gw = L.group_width();
   const index_t piece = s.is_pointwise() ? M : chunk_pixels<T>(s);

@@ -35,10 +35,16 @@ struct DirectPass {
 };
 
 // Pixel blocks [lo, hi) of every channel block (pixel block b holds pixels b * mr ...).
+// The depthwise kernels (C == K, output channel k reading input channel k alone) take `packed`
+// as [K blocks][R * S][block].
 template <class T>
 void pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
 template <class T>
 void pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
+template <class T>
+void depthwise_pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
+template <class T>
+void depthwise_pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
 // The kernels' pixels per block and channels per block for K output channels.
 template <class T>
 void block_shape_avx2(index_t K, index_t* mr, index_t* block);

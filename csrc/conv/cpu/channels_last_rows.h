@@ -1,51 +1,99 @@
 // channels_last.h's kernel, written once over a vector type V (core/simd_avx2.h,
 // simd_avx512.h). Included only by the per-ISA files, after their `#pragma GCC target`.
 #pragma once
+#include <algorithm>
+#include <vector>
+
 #include "conv/cpu/channels_last.h"
 
 namespace fastconv::conv::cpu::channels_last {
 namespace {
 
-// Pixels m0 .. m0 + MR - 1 (those past the batch idle) x channels [k0, k0 + NV * width).
+// Where the pixels of a block read: each one's image, top input row and left input column (a
+// pixel past the batch repeats the last one; its result is not stored).
+template <int MR>
+struct PixelOrigins {
+  index_t image[MR], row[MR], col[MR];
+  PixelOrigins(const Geometry& g, index_t m0) {
+    const index_t M = g.N * g.P * g.Q;
+    #pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const index_t m = m0 + i < M ? m0 + i : M - 1;
+      image[i] = m / (g.P * g.Q);
+      row[i] = m / g.Q % g.P * g.sh + g.top;
+      col[i] = m % g.Q * g.sw + g.left;
+    }
+  }
+  // Pixel i's input for tap (r, s): its C channels, or the zero row in the padding.
+  template <class T>
+  const T* source(const DirectPass<T>& pass, int i, index_t r, index_t s) const {
+    const Geometry& g = pass.g;
+    const index_t h = row[i] + r * g.dh, c = col[i] + s * g.dw;
+    return h >= 0 && h < g.H && c >= 0 && c < g.W ? pass.x + ((image[i] * g.H + h) * g.W + c) * g.C : pass.zero_row;
+  }
+};
+
+// Vector j of a block's channels from k0, the lanes past `n` values zero.
+template <class V>
+inline typename V::Reg load_channels(const typename V::T* p, index_t k, index_t n) {
+  if (k >= n) return V::zero();
+  return k + V::width <= n ? V::loadu(p + k) : V::load_lanes(p + k, (1u << (n - k)) - 1);
+}
+
+template <class V, int MR, int NV>
+inline void start_with_bias(const DirectPass<typename V::T>& pass, index_t k0, typename V::Reg (&acc)[MR][NV]) {
+  #pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    const typename V::Reg b = pass.bias ? load_channels<V>(pass.bias, k0 + j * V::width, pass.g.K) : V::zero();
+    #pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) acc[i][j] = b;
+  }
+}
+
+// ReLU if asked, then each pixel's channels of the block stored (the last vector in part).
+template <class V, int MR, int NV>
+inline void store_block(const DirectPass<typename V::T>& pass, index_t m0, index_t k0,
+                        typename V::Reg (&acc)[MR][NV]) {
+  const Geometry& g = pass.g;
+  const index_t M = g.N * g.P * g.Q;
+  #pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (m0 + i >= M) break;
+    typename V::T* out = pass.y + (m0 + i) * g.K;
+    #pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const index_t k = k0 + j * V::width;
+      if (k >= g.K) break;
+      typename V::Reg v = acc[i][j];
+      if (pass.relu) v = V::max(V::zero(), v);  // zero first: NaN stays NaN, as torch.relu
+      if (k + V::width <= g.K)
+        V::storeu(out + k, v);
+      else
+        V::store_first(out + k, v, static_cast<int>(g.K - k));
+    }
+  }
+}
+
+// Pixels m0 .. m0 + MR - 1 x channels [k0, k0 + NV * width): every tap and input channel.
 template <class V, int MR, int NV>
 inline void block(const DirectPass<typename V::T>& pass, index_t m0, index_t kb) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  constexpr int Wd = V::width;
   const Geometry& g = pass.g;
-  const index_t M = g.N * g.P * g.Q, k0 = kb * pass.block;
-  index_t image[MR], row[MR], col[MR];  // each pixel's (n, top input row, left input column)
-  #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    const index_t m = m0 + i < M ? m0 + i : M - 1;
-    image[i] = m / (g.P * g.Q);
-    row[i] = m / g.Q % g.P * g.sh + g.top;
-    col[i] = m % g.Q * g.sw + g.left;
-  }
+  const index_t k0 = kb * pass.block;
+  const PixelOrigins<MR> at(g, m0);
   Reg acc[MR][NV];
-  #pragma GCC unroll 8
-  for (int j = 0; j < NV; ++j) {
-    const index_t k = k0 + j * Wd;
-    const Reg b = !pass.bias || k >= g.K ? V::zero()
-                  : k + Wd <= g.K       ? V::loadu(pass.bias + k)
-                                        : V::load_lanes(pass.bias + k, (1u << (g.K - k)) - 1);
-    #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) acc[i][j] = b;
-  }
+  start_with_bias<V>(pass, k0, acc);
   const T* w = pass.packed + kb * g.R * g.S * g.C * pass.block;
   for (index_t r = 0; r < g.R; ++r)
     for (index_t s = 0; s < g.S; ++s, w += g.C * pass.block) {
       const T* src[MR];
       #pragma GCC unroll 32
-      for (int i = 0; i < MR; ++i) {
-        const index_t h = row[i] + r * g.dh, c = col[i] + s * g.dw;
-        src[i] = h >= 0 && h < g.H && c >= 0 && c < g.W ? pass.x + ((image[i] * g.H + h) * g.W + c) * g.C
-                                                        : pass.zero_row;
-      }
+      for (int i = 0; i < MR; ++i) src[i] = at.source(pass, i, r, s);
       for (index_t c = 0; c < g.C; ++c) {
         Reg b[NV];
         #pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) b[j] = V::loadu(w + c * pass.block + j * Wd);
+        for (int j = 0; j < NV; ++j) b[j] = V::loadu(w + c * pass.block + j * V::width);
         #pragma GCC unroll 32
         for (int i = 0; i < MR; ++i) {
           const Reg a = V::set1(src[i][c]);
@@ -54,21 +102,67 @@ inline void block(const DirectPass<typename V::T>& pass, index_t m0, index_t kb)
         }
       }
     }
-  #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    if (m0 + i >= M) break;
-    T* out = pass.y + (m0 + i) * g.K;
+  store_block<V>(pass, m0, k0, acc);
+}
+
+// The depthwise block: channel k of each pixel sums its own input channel's taps, so each step
+// is a vector of input channels times a vector of their weights. `sources` holds each tap's
+// MR input pixels ([tap][i]): worked out once per pixel block for all of its channel blocks,
+// as a step here is one load and one FMA, too short to pay for finding its pixel.
+template <class V, int MR, int NV>
+inline void depthwise_block(const DirectPass<typename V::T>& pass, index_t m0, index_t kb,
+                            const typename V::T* const* sources) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  const Geometry& g = pass.g;
+  const index_t k0 = kb * pass.block, taps = g.R * g.S;
+  const bool whole = k0 + NV * V::width <= g.C;  // every lane a channel: plain loads
+  Reg acc[MR][NV];
+  start_with_bias<V>(pass, k0, acc);
+  const T* w = pass.packed + kb * taps * pass.block;
+  for (index_t tap = 0; tap < taps; ++tap, w += pass.block, sources += MR) {
+    Reg b[NV];
     #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) {
-      const index_t k = k0 + j * Wd;
-      if (k >= g.K) break;
-      Reg v = acc[i][j];
-      if (pass.relu) v = V::max(V::zero(), v);  // zero first: NaN stays NaN, as torch.relu
-      if (k + Wd <= g.K)
-        V::storeu(out + k, v);
-      else
-        V::store_first(out + k, v, static_cast<int>(g.K - k));
+    for (int j = 0; j < NV; ++j) b[j] = V::loadu(w + j * V::width);
+    if (whole) {
+      #pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+        #pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(V::loadu(sources[i] + k0 + j * V::width), b[j], acc[i][j]);
+    } else {
+      #pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+        #pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j)
+          acc[i][j] = V::fma(load_channels<V>(sources[i], k0 + j * V::width, g.C), b[j], acc[i][j]);
     }
+  }
+  store_block<V>(pass, m0, k0, acc);
+}
+
+// Every channel block of depthwise pixel blocks [lo, hi), MR pixels each, kBlocksAtOnce pixel
+// blocks at a time for one channel block after another: what a channel block of those pixels
+// reads stays in L1 (whole pixels, all 128 channels of a MobileNet layer, did not: 3.7 ms against
+// 1.6 for the NCHW kernel).
+template <class V, int MR, int NV>
+void depthwise_pixel_blocks(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
+  using T = typename V::T;
+  constexpr index_t kBlocksAtOnce = 4;
+  const Geometry& g = pass.g;
+  const index_t k_blocks = (g.K + pass.block - 1) / pass.block, taps = g.R * g.S;
+  std::vector<const T*> sources(static_cast<std::size_t>(kBlocksAtOnce * taps * MR));
+  for (index_t b0 = lo; b0 < hi; b0 += kBlocksAtOnce) {
+    const index_t b1 = std::min(hi, b0 + kBlocksAtOnce);
+    for (index_t b = b0; b < b1; ++b) {
+      const PixelOrigins<MR> at(g, b * MR);
+      const T** block_sources = sources.data() + (b - b0) * taps * MR;
+      for (index_t r = 0; r < g.R; ++r)
+        for (index_t s = 0; s < g.S; ++s)
+          for (int i = 0; i < MR; ++i) block_sources[(r * g.S + s) * MR + i] = at.source(pass, i, r, s);
+    }
+    for (index_t kb = 0; kb < k_blocks; ++kb)
+      for (index_t b = b0; b < b1; ++b)
+        depthwise_block<V, MR, NV>(pass, b * MR, kb, sources.data() + (b - b0) * taps * MR);
   }
 }
 
@@ -81,17 +175,24 @@ void shape_for(index_t K, index_t* mr, index_t* channels) {
   *channels = (one ? 1 : 2) * V::width;
 }
 
-template <class V, int MR1, int MR2>
+template <class V, int MR1, int MR2, bool Depthwise>
 void pixel_blocks(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
-  const index_t k_blocks = (pass.g.K + pass.block - 1) / pass.block;
   const bool one = pass.block == V::width;
-  for (index_t b = lo; b < hi; ++b)
-    for (index_t kb = 0; kb < k_blocks; ++kb) {
-      if (one)
-        block<V, MR1, 1>(pass, b * MR1, kb);
-      else
-        block<V, MR2, 2>(pass, b * MR2, kb);
-    }
+  if constexpr (Depthwise) {
+    if (one)
+      depthwise_pixel_blocks<V, MR1, 1>(pass, lo, hi);
+    else
+      depthwise_pixel_blocks<V, MR2, 2>(pass, lo, hi);
+  } else {
+    const index_t k_blocks = (pass.g.K + pass.block - 1) / pass.block;
+    for (index_t b = lo; b < hi; ++b)
+      for (index_t kb = 0; kb < k_blocks; ++kb) {
+        if (one)
+          block<V, MR1, 1>(pass, b * MR1, kb);
+        else
+          block<V, MR2, 2>(pass, b * MR2, kb);
+      }
+  }
 }
 
 }  // namespace

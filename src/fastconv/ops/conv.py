@@ -65,8 +65,8 @@ def _prepare(arrays, layouts):
 # direct over NHWC memory where it runs, else im2col + GEMM with the pixels as the GEMM's rows),
 # which the C++ entry points run as algorithm 'im2col'. With algo='auto' each shape is timed in
 # place and on NCHW copies (conv_algo.resolve_layout): the NCHW side has Winograd and FFT. With
-# few channels per group the in-place GEMMs are too narrow to pay (a depthwise layer's are one
-# channel wide), and a call that names another algorithm asks for the NCHW kernels: those run
+# few channels per group the in-place GEMMs are too narrow to pay (a depthwise layer with a
+# multiplier has one-channel GEMMs; with multiplier 1 it has a kernel of its own), and a call that names another algorithm asks for the NCHW kernels: those run
 # on NCHW copies, the result copied back to channels_last.
 CHANNELS_LAST_ALGO = "im2col"
 _MIN_CHANNELS_PER_GROUP = 8
@@ -78,7 +78,9 @@ def _layout(activation, weight_shape, groups, algo):
     if not is_channels_last(activation):
         return "nchw"
     per_group = min(weight_shape[0] // groups, weight_shape[1])
-    in_place = algo in ("auto", CHANNELS_LAST_ALGO) and (groups == 1 or per_group >= _MIN_CHANNELS_PER_GROUP)
+    depthwise = weight_shape[0] == groups and weight_shape[1] == 1  # multiplier 1: a kernel of its own
+    in_place = (algo in ("auto", CHANNELS_LAST_ALGO)
+                and (groups == 1 or depthwise or per_group >= _MIN_CHANNELS_PER_GROUP))
     return "channels_last" if in_place else "nchw_copy"
 
 
