@@ -56,6 +56,19 @@ InterpolateParams interpolate_params(const InterpolateShape& s, int mode, bool a
   return {static_cast<InterpolateMode>(mode), align_corners, scale_h, scale_w};
 }
 
+// Whether a kernel pair reads and writes channels_last memory: when either array is stored NHWC
+// and not also NCHW. An array that is both (C == 1, or 1x1 planes) suits either kernel, so its
+// partner's layout decides; ops/_checks.is_channels_last draws the same line.
+bool channels_last_pair(const TensorArg& a, const TensorArg& b) {
+  return (!a.c_contiguous && is_channels_last(a)) || (!b.c_contiguous && is_channels_last(b));
+}
+
+// An interpolate array of `shape` in the layout the call's kernels read.
+template <class T>
+T* interpolate_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape, bool channels_last) {
+  return channels_last ? channels_last_arg<T>(a, name, shape) : nchw_arg<T>(a, name, shape);
+}
+
 }  // namespace
 
 void grid_sample_forward(const TensorArg& x, const TensorArg& grid, const TensorArg& out, int mode, int padding,
@@ -112,9 +125,10 @@ void interpolate_forward(const TensorArg& x, const TensorArg& out, int mode, boo
     using T = decltype(tag);
     const InterpolateShape s = interpolate_shape(x, "input", out, "out");
     const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
-    const T* xp = nchw_arg<const T>(x, "input", {s.N, s.C, s.H, s.W});
-    T* op = nchw_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW});
-    cpu::interpolate_forward<T>(s, p, xp, op);
+    const bool channels_last = channels_last_pair(x, out);
+    const T* xp = interpolate_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
+    T* op = interpolate_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW}, channels_last);
+    (channels_last ? cpu::interpolate_forward_channels_last<T> : cpu::interpolate_forward<T>)(s, p, xp, op);
   });
 }
 
@@ -124,9 +138,10 @@ void interpolate_backward(const TensorArg& grad_y, const TensorArg& grad_x, int 
     using T = decltype(tag);
     const InterpolateShape s = interpolate_shape(grad_x, "grad_input", grad_y, "grad_output");
     const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
-    const T* dyp = nchw_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW});
-    T* dxp = nchw_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W});
-    cpu::interpolate_backward<T>(s, p, dyp, dxp);
+    const bool channels_last = channels_last_pair(grad_y, grad_x);
+    const T* dyp = interpolate_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW}, channels_last);
+    T* dxp = interpolate_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W}, channels_last);
+    (channels_last ? cpu::interpolate_backward_channels_last<T> : cpu::interpolate_backward<T>)(s, p, dyp, dxp);
   });
 }
 
