@@ -146,21 +146,54 @@ GRID_SAMPLES = [dict(), dict(mode="nearest", padding_mode="border"),
                 dict(padding_mode="reflection", align_corners=True)]
 
 
+def grid_sample_both_ways(x, grid, grad, options):
+    """(out, grad_input, grad_grid) of the NCHW call, then of the channels_last one."""
+    nchw = (ops.grid_sample(x, grid, **options),) + ops.grid_sample_backward(grad, x, grid, **options)
+    cl = (ops.grid_sample(channels_last(x), grid, **options),) + ops.grid_sample_backward(
+        channels_last(grad), channels_last(x), grid, **options)
+    return nchw, cl
+
+
 @pytest.mark.parametrize("options", GRID_SAMPLES)
+@pytest.mark.parametrize("shape", [(2, 17, 6, 7), (1, 3, 5, 4), (2, 1, 3, 5), (1, 6, 1, 5)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_grid_sample_channels_last_matches_nchw(rng, options, dtype):
-    x = rng.standard_normal((2, 5, 6, 7)).astype(dtype)
-    grid = rng.uniform(-1.2, 1.2, (2, 4, 3, 2)).astype(dtype)
-    y = ops.grid_sample(channels_last(x), grid, **options)
-    expected = ops.grid_sample(x, grid, **options)
-    assert is_channels_last(y)
-    assert_same_values(y, expected, dtype)
-    grad = rng.standard_normal(y.shape).astype(dtype)
-    dx, dgrid = ops.grid_sample_backward(channels_last(grad), channels_last(x), grid, **options)
-    expected_dx, expected_dgrid = ops.grid_sample_backward(grad, x, grid, **options)
-    assert is_channels_last(dx)
-    assert_same_values(dx, expected_dx, dtype)
-    np.testing.assert_allclose(dgrid, expected_dgrid, rtol=1e-5 if dtype == np.float32 else 1e-12)
+def test_grid_sample_channels_last_matches_nchw(rng, options, shape, dtype):
+    # one image: its channels split into groups for the grid gradient (2 threads or more)
+    x = rng.standard_normal(shape).astype(dtype)
+    grid = rng.uniform(-1.2, 1.2, (shape[0], 4, 3, 2)).astype(dtype)
+    grad = rng.standard_normal(shape[:2] + (4, 3)).astype(dtype)
+    nchw, cl = grid_sample_both_ways(x, grid, grad, options)
+    assert all(is_channels_last(a) or shape[1] == 1 for a in cl[:2])
+    for ours, expected in zip(cl, nchw):
+        assert_same_values(ours, expected, dtype)
+
+
+def test_grid_sample_channels_last_propagates_nan(rng):
+    x = rng.standard_normal((1, 5, 4, 6))
+    x[0, 1, 2, 3] = np.nan
+    grid = rng.uniform(-1, 1, (1, 3, 4, 2))
+    grid[0, 1, 2] = np.nan  # a NaN point reads NaN in every channel
+    grad = rng.standard_normal((1, 5, 3, 4))
+    nchw, cl = grid_sample_both_ways(x, grid, grad, {})
+    assert np.isnan(nchw[0]).any() and np.isnan(nchw[2]).any()  # the output and the grid gradient
+    for ours, expected in zip(cl, nchw):
+        assert_same_values(ours, expected, np.float64)  # NaN where the NCHW call has NaN
+
+
+def test_grid_sample_channels_last_against_torch(torch, rng):
+    tf = torch.nn.functional
+    for options in GRID_SAMPLES:
+        x, grid = rng.standard_normal((2, 6, 5, 7)), rng.uniform(-1.1, 1.1, (2, 3, 4, 2))
+        tx = torch.tensor(x).contiguous(memory_format=torch.channels_last).requires_grad_()
+        tgrid = torch.tensor(grid, requires_grad=True)
+        ty = tf.grid_sample(tx, tgrid, **{"align_corners": False, **options})
+        grad = rng.standard_normal(ty.shape)
+        ty.backward(torch.tensor(grad).contiguous(memory_format=torch.channels_last))
+        y = ops.grid_sample(channels_last(x), grid, **options)
+        dx, dgrid = ops.grid_sample_backward(channels_last(grad), channels_last(x), grid, **options)
+        assert is_channels_last(y) and is_channels_last(dx)
+        for ours, theirs in [(y, ty), (dx, tx.grad), (dgrid, tgrid.grad)]:
+            np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_grid_sample_channels_last_gradcheck(one_thread, rng):

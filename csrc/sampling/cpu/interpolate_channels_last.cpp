@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "core/scratch.h"
+#include "sampling/cpu/channel_blocks.h"
 #include "sampling/cpu/interpolate.h"
 #include "sampling/cpu/interpolate_taps.h"
 
@@ -89,42 +89,13 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
   });
 }
 
-// One backward work item: channels [first, first + count) of image n. The pointers the body
-// gets are offset to the block's first channel; a pixel's block stays s.C values apart.
-struct ChannelBlock {
-  index_t n, first, count;
-};
-
-// Calls body(block) for every block of every image, in parallel. An image's channels are split
-// so that a small batch still gives every thread work, in blocks of whole cache lines (16 floats)
-// where C allows.
-template <class Body>
-void for_each_channel_block(const InterpolateShape& s, const Body& body) {
-  constexpr index_t kLine = 16;
-  const index_t per_image = ceil_div(num_threads(), s.N);
-  const index_t size = std::min(s.C, round_up(ceil_div(s.C, per_image), kLine));
-  const index_t blocks = ceil_div(s.C, size);
-  parallel_for(0, s.N * blocks, 1, [&](index_t lo, index_t hi) {
-    for (index_t item = lo; item < hi; ++item) {
-      const index_t first = item % blocks * size;
-      body(ChannelBlock{item / blocks, first, std::min(size, s.C - first)});
-    }
-  });
-}
-
-// Zeroes a block of `pixels` pixels' channels, pixel stride `channels`.
-template <class T>
-void zero_block(T* block, index_t pixels, index_t channels, index_t count) {
-  for (index_t i = 0; i < pixels; ++i) std::memset(block + i * channels, 0, sizeof(T) * count);
-}
-
 // Nearest backward adds whole pixels along the forward's index map, in output order.
 template <class T>
 void nearest_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
   const bool exact = p.mode == InterpolateMode::nearest_exact;
   const auto rows = nearest_taps(s.H, s.OH, p.scale_h, exact);
   const auto columns = nearest_taps(s.W, s.OW, p.scale_w, exact);
-  for_each_channel_block(s, [&](const ChannelBlock& b) {
+  for_each_channel_block(s.N, s.C, [&](const ChannelBlock& b) {
     T* dst = grad_input + b.n * s.H * s.W * s.C + b.first;
     const T* src = grad_out + b.n * s.OH * s.OW * s.C + b.first;
     zero_block(dst, s.H * s.W, s.C, b.count);
@@ -145,7 +116,7 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
   const SeparableTaps<T> taps(s, p);
   const TapTable<T>& rows = taps.rows;
   const ReadersTable<T> readers(taps.columns, s.W);
-  for_each_channel_block(s, [&](const ChannelBlock& b) {
+  for_each_channel_block(s.N, s.C, [&](const ChannelBlock& b) {
     std::vector<T> filtered(s.W * b.count);
     T* dst = grad_input + b.n * s.H * s.W * s.C + b.first;
     const T* g = grad_out + b.n * s.OH * s.OW * s.C + b.first;

@@ -21,8 +21,8 @@ scale when downsampling, so that every input pixel counts: PIL's triangle and cu
 filters, normalised, over the pixels within (2 or 4) / 2 * scale of the output pixel's centre.
 
 Layouts: as torch's, the output of a channels_last input (NCHW axes over NHWC memory) is
-channels_last too, and so is its input gradient. interpolate reads and writes that layout in
-place, with the NCHW kernels' values bit for bit; grid_sample converts it (one copy each way).
+channels_last too, and so is its input gradient: the kernels read and write that layout in
+place, with the NCHW kernels' values bit for bit (the grid stays (N, H_out, W_out, 2)).
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -33,7 +33,7 @@ from fastconv._typing import Array, IntPair, Shape4
 from fastconv.backend import device_of, empty, empty_channels_last, empty_like, kernels
 from fastconv.ops.pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
 from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, in_layout_of,
-                                  int_pair, is_channels_last, nchw_input, same_dtype, shape4, to_channels_last)
+                                  int_pair, is_channels_last, same_dtype, shape4, to_channels_last)
 
 MODES = {"bilinear": 0, "nearest": 1}
 # fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
@@ -57,8 +57,20 @@ def _options(mode, padding_mode):
     return mode_index, PADDING_MODES[padding_mode]
 
 
-def _input_and_grid(input, grid):
-    x = nchw_input(input)
+def _layout_kept_input(x, name, channels_last):
+    """A float (N, C, H, W) array in the layout the kernels will read: channels_last kept (or made,
+    when the other side of the call is channels_last), else C-contiguous NCHW."""
+    x = float_array(x, name)
+    check_ndim(x, 4, name, "(N, C, H, W)")
+    return to_channels_last(x) if channels_last else contiguous(x)
+
+
+def _empty_in_layout(shape, dtype, device, channels_last):
+    return empty_channels_last(shape, dtype) if channels_last else empty(shape, dtype, device)
+
+
+def _input_and_grid(input, grid, channels_last):
+    x = _layout_kept_input(input, "input", channels_last)
     g = float_array(grid, "grid")
     same_dtype({"input": x, "grid": g})
     check_ndim(g, 4, "grid", "(N, H_out, W_out, 2)")  # the kernel checks the sizes
@@ -70,10 +82,11 @@ def grid_sample(input: Array, grid: Array, mode: str = "bilinear", padding_mode:
     """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
     lib = kernels(input, grid, op="grid_sample")
     options = _options(mode, padding_mode)
-    x, g = _input_and_grid(input, grid)
-    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x))
+    channels_last = is_channels_last(input)
+    x, g = _input_and_grid(input, grid, channels_last)
+    out = _empty_in_layout((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x), channels_last)
     lib.grid_sample_forward(x, g, out, *options, bool(align_corners))
-    return in_layout_of(out, input)
+    return out
 
 
 def grid_sample_backward(grad_output: Array, input: Array, grid: Array, mode: str = "bilinear",
@@ -85,13 +98,14 @@ def grid_sample_backward(grad_output: Array, input: Array, grid: Array, mode: st
     """
     lib = kernels(grad_output, input, grid, op="grid_sample_backward")
     options = _options(mode, padding_mode)
-    x, g = _input_and_grid(input, grid)
-    dy = nchw_input(grad_output, "grad_output")
+    channels_last = is_channels_last(input)
+    x, g = _input_and_grid(input, grid, channels_last)
+    dy = _layout_kept_input(grad_output, "grad_output", channels_last)
     same_dtype({"input": x, "grad_output": dy})
-    dx = empty_like(x) if needs_input_grad else None
+    dx = _empty_in_layout(x.shape, x.dtype, device_of(x), channels_last) if needs_input_grad else None
     dg = empty_like(g) if needs_grid_grad else None
     lib.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
-    return (None if dx is None else in_layout_of(dx, input)), dg
+    return dx, dg
 
 
 def affine_grid(theta: Array, size: Shape4, align_corners: bool = False) -> Array:
@@ -171,18 +185,6 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
         raise ValueError(f"size: input and output sizes should be greater than 0, got input {tuple(input_hw)} "
                          f"and output {tuple(out_hw)}")
     return out_hw, mode_index, bool(align_corners), scales
-
-
-def _layout_kept_input(x, name, channels_last):
-    """A float (N, C, H, W) array in the layout the kernels will read: channels_last kept (or made,
-    when the other side of the call is channels_last), else C-contiguous NCHW."""
-    x = float_array(x, name)
-    check_ndim(x, 4, name, "(N, C, H, W)")
-    return to_channels_last(x) if channels_last else contiguous(x)
-
-
-def _empty_in_layout(shape, dtype, device, channels_last):
-    return empty_channels_last(shape, dtype) if channels_last else empty(shape, dtype, device)
 
 
 def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
