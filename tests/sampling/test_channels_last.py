@@ -117,12 +117,19 @@ def test_interpolate_channels_last_edge_shapes(rng):
     np.testing.assert_array_equal(dx, ops.interpolate_backward(y, x.shape, size=1, mode="bilinear"))
 
 
-def test_interpolate_channels_last_layout_mismatch_is_refused(rng):
+def test_channels_last_bad_input_is_refused(rng):
     from fastconv import _C
     x = channels_last(rng.standard_normal((1, 3, 4, 4)))
-    out = np.empty((1, 3, 8, 8))
-    with pytest.raises(ValueError, match="out: expected a channels_last"):
-        _C.interpolate_forward(x, out, 0, False, 0.0, 0.0)
+    with pytest.raises(ValueError, match="out: expected a channels_last"):  # the kernels write x's layout
+        _C.interpolate_forward(x, np.empty((1, 3, 8, 8)), 0, False, 0.0, 0.0)
+    grid = np.zeros((1, 2, 2, 2))
+    with pytest.raises(ValueError, match="grad_input: expected a channels_last"):
+        _C.grid_sample_backward(x, grid, channels_last(np.ones((1, 3, 2, 2))), np.empty((1, 3, 4, 4)), None, 0, 0,
+                                False)
+    with pytest.raises(TypeError, match="input: expected a float32 or float64 array"):
+        ops.interpolate(channels_last(np.ones((1, 3, 4, 4), np.int32)), size=2)
+    with pytest.raises(TypeError, match="grid: dtype float32 does not match input's float64"):
+        ops.grid_sample(x, grid.astype(np.float32))
 
 
 @pytest.mark.parametrize("mode,kwargs", [
