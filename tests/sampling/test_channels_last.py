@@ -8,6 +8,7 @@ import platform
 import numpy as np
 import pytest
 
+import fastconv
 import fastconv.functional as F
 from fastconv import Tensor, nn, ops
 from fastconv.autograd import gradcheck
@@ -210,3 +211,27 @@ def test_grid_sample_channels_last_gradcheck(one_thread, rng):
     grid = Tensor(rng.uniform(-1, 1, (1, 2, 3, 2)), requires_grad=True)
     assert gradcheck(lambda t, g: F.grid_sample(t, g, align_corners=False), [x, grid])
     assert is_channels_last(x.grad.data)
+
+
+@pytest.fixture
+def four_threads():
+    """More threads than images: the channels_last backward kernels then split each image's
+    channels into blocks, and grid_sample's grid gradient into groups."""
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(4)
+    yield
+    fastconv.set_num_threads(previous)
+
+
+def test_channels_last_backward_split_into_channel_blocks(four_threads, rng):
+    x = rng.standard_normal((1, 40, 5, 6)).astype(np.float32)  # blocks of 16, 16 and 8 channels
+    for mode, kwargs in [("nearest", dict(scale_factor=1.7)), ("bilinear", dict(size=(9, 4))),
+                         ("bicubic", dict(scale_factor=0.6, antialias=True))]:
+        grad = rng.standard_normal(ops.interpolate(x, mode=mode, **kwargs).shape).astype(np.float32)
+        dx = ops.interpolate_backward(channels_last(grad), x.shape, mode=mode, **kwargs)
+        assert is_channels_last(dx)
+        assert_same_values(dx, ops.interpolate_backward(grad, x.shape, mode=mode, **kwargs), np.float32)
+    grid = rng.uniform(-1.1, 1.1, (1, 3, 4, 2)).astype(np.float32)
+    nchw, cl = grid_sample_both_ways(x, grid, rng.standard_normal((1, 40, 3, 4)).astype(np.float32), {})
+    for ours, expected in zip(cl, nchw):
+        assert_same_values(ours, expected, np.float32)
