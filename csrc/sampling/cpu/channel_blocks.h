@@ -1,5 +1,5 @@
-// The channel blocks that split the channels_last backward kernels of interpolate and
-// grid_sample over threads.
+// Blocks of an image's channels in NHWC memory: the work split of interpolate's channels_last
+// backward, and the zeroing of a block (both channels_last backward kernels).
 #pragma once
 #include <algorithm>
 #include <cstring>

@@ -155,22 +155,7 @@ void grid_sample_backward(const GridSampleShape& s, const GridSampleParams& p, c
       }
     }
   });
-  if (!grad_grid) return;
-  parallel_for(0, s.N * points, 1024, [&](index_t lo, index_t hi) {
-    for (index_t i = lo; i < hi; ++i) {
-      const index_t n = i / points, point = i % points;
-      T gx = 0, gy = 0;
-      for (index_t group = 0; group < groups && !nearest; ++group) {
-        const T* acc = partial.data() + ((n * groups + group) * points + point) * 2;
-        gx += acc[0];
-        gy += acc[1];
-      }
-      // times d(pixel)/d(grid) after the channel sum, as PyTorch does
-      const SourcePoint<T> q = source_point(s, p, grid + i * 2);
-      grad_grid[2 * i] = gx * q.x.grad;
-      grad_grid[2 * i + 1] = gy * q.y.grad;
-    }
-  });
+  if (grad_grid) finish_grid_gradient(s, p, grid, partial, groups, grad_grid);
 }
 
 // ---- affine_grid ----

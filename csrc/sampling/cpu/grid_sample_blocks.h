@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "common/bilinear.h"
 #include "core/parallel.h"
@@ -155,6 +156,30 @@ BlockGradient<T> point_gradient(const GridSampleShape& s, const GridSampleParams
 // run with the same thread count, in either layout.
 inline index_t grid_gradient_groups(const GridSampleShape& s) {
   return std::clamp<index_t>(ceil_div(num_threads(), s.N), 1, std::max<index_t>(s.C, 1));
+}
+
+// The grid gradient from the partial sums over channels, two per point, of each (image, group)
+// work item (none for nearest sampling, whose gradient is 0): the groups added in order, then
+// times d(pixel)/d(grid) after the channel sum, as PyTorch does.
+template <class T>
+void finish_grid_gradient(const GridSampleShape& s, const GridSampleParams& p, const T* grid,
+                          const std::vector<T>& partial, index_t groups, T* grad_grid) {
+  const index_t points = s.points();
+  const bool nearest = p.mode == GridMode::nearest;
+  parallel_for(0, s.N * points, 1024, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t n = i / points, point = i % points;
+      T gx = 0, gy = 0;
+      for (index_t group = 0; group < groups && !nearest; ++group) {
+        const T* acc = partial.data() + ((n * groups + group) * points + point) * 2;
+        gx += acc[0];
+        gy += acc[1];
+      }
+      const SourcePoint<T> q = source_point(s, p, grid + i * 2);
+      grad_grid[2 * i] = gx * q.x.grad;
+      grad_grid[2 * i + 1] = gy * q.y.grad;
+    }
+  });
 }
 
 }  // namespace fastconv::sampling::cpu
