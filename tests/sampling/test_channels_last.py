@@ -77,6 +77,15 @@ def test_interpolate_channels_last_matches_nchw(rng, mode, kwargs, channels, dty
     assert is_channels_last(ops.interpolate_backward(channels_last(grad), x.shape, **args)) or channels == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bilinear_channels_last_streamed_output(stream_stores, rng, dtype):
+    # output rows of 41 pixels x 17 channels: several of the streamed blocks, the last one partial
+    x = rng.standard_normal((2, 17, 6, 20)).astype(dtype)
+    y = ops.interpolate(channels_last(x), size=(11, 41), mode="bilinear")
+    assert is_channels_last(y)
+    assert_same_values(y, ops.interpolate(x, size=(11, 41), mode="bilinear"), dtype)
+
+
 @pytest.mark.parametrize("mode,kwargs", [m for m in INTERPOLATIONS if m[0] != "area"])
 def test_interpolate_channels_last_propagates_nan(rng, mode, kwargs):
     x = rng.standard_normal((1, 5, 5, 7))

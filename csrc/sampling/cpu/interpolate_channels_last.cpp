@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/stream_store.h"
 #include "sampling/cpu/channel_blocks.h"
 #include "sampling/cpu/interpolate.h"
 #include "sampling/cpu/interpolate_taps.h"
@@ -40,6 +41,8 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
   const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
   const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
   const index_t row_values = s.OW * s.C;
+  // An upsampled output is several times its input: streamed past the cache when large
+  const bool stream = stream_output(static_cast<std::size_t>(s.N * s.OH * row_values) * sizeof(T));
   parallel_for(0, s.N * s.OH, 1, [&](index_t lo, index_t hi) {
     WidthInterpolatedRows<T, true> cache(columns, s.C);
     index_t image = -1;
@@ -50,9 +53,11 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
       const LinearTap<T>& t = rows[oh];
       const T* top = cache.row(t.i0, t.i0 + t.step);
       const T* bottom = cache.row(t.i0 + t.step, t.i0);
-      T* dst = out + r * row_values;
-      for (index_t i = 0; i < row_values; ++i) dst[i] = top[i] * t.w0 + bottom[i] * t.w1;
+      write_blocks(out + r * row_values, row_values, stream, [&](T* dst, index_t i0, index_t len) {
+        for (index_t i = 0; i < len; ++i) dst[i] = top[i0 + i] * t.w0 + bottom[i0 + i] * t.w1;
+      });
     }
+    if (stream) stream_fence();
   });
 }
 
