@@ -59,10 +59,12 @@ void affine_grid_forward(const TensorArg& theta, const TensorArg& grid, bool ali
 void affine_grid_backward(const TensorArg& grad_grid, const TensorArg& grad_theta, bool align_corners);
 
 // mode: an InterpolateMode (0 bilinear, 1 nearest, 2 bicubic, 3 and 4 bilinear and bicubic
-// antialiased, 5 nearest-exact). input (N, C, H, W) -> out (N, C, OH, OW)
+// antialiased, 5 nearest-exact). input (N, C, H, W) -> out (N, C, OH, OW); both NCHW, or both
+// channels_last (NHWC memory: torch's channels_last), read and written in place.
 void interpolate_forward(const TensorArg& input, const TensorArg& out, int mode, bool align_corners, double scale_h,
                          double scale_w);
-// grad_output (N, C, OH, OW) -> grad_input (N, C, H, W), overwritten.
+// grad_output (N, C, OH, OW) -> grad_input (N, C, H, W), overwritten; both NCHW or both
+// channels_last.
 void interpolate_backward(const TensorArg& grad_output, const TensorArg& grad_input, int mode, bool align_corners,
                           double scale_h, double scale_w);
 

@@ -59,14 +59,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 @no_grad()
 def _numeric_gradient(fn, inputs, weights, t, eps):
     numeric = np.zeros(t.shape)
-    t.data = backend.array_module(t.data).ascontiguousarray(t.data)  # so the flat view below writes into t
-    flat, grad = t.data.reshape(-1), numeric.reshape(-1)
-    for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + eps
+    # element by element in place, so that t keeps its memory layout (a channels_last input is
+    # checked as channels_last)
+    for i in np.ndindex(t.shape):
+        original = t.data[i].item()
+        t.data[i] = original + eps
         plus = _projected_output(fn, inputs, weights).item()
-        flat[i] = original - eps
+        t.data[i] = original - eps
         minus = _projected_output(fn, inputs, weights).item()
-        flat[i] = original
-        grad[i] = (plus - minus) / (2 * eps)
+        t.data[i] = original
+        numeric[i] = (plus - minus) / (2 * eps)
     return numeric

@@ -222,8 +222,12 @@ class Tensor:
         self._post_accumulate_hooks = self._post_accumulate_hooks + (hook,)
 
     def _accumulate_grad(self, grad):
-        if self.grad is None:  # a copy: backward's arrays may alias inputs or each other
-            self.grad = Tensor(backend.array_module(grad).array(grad, dtype=self.dtype, copy=True))
+        if self.grad is None:
+            # a copy (backward's arrays may alias inputs or each other) in this tensor's memory
+            # layout, torch's rule for .grad: a channels_last leaf gets a channels_last gradient
+            copy = backend.array_module(grad).empty_like(self.data)
+            copy[...] = grad
+            self.grad = Tensor(copy)
         else:
             self.grad.data += grad
 

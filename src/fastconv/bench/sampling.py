@@ -1,6 +1,8 @@
 """The sampling section: grid_sample (with affine_grid) and bilinear upsampling (interpolate) from
-the "other" entries of layers.json, forward and forward+backward, against torch.nn.functional
-(interpolate in both of torch's layouts, NCHW and channels_last).
+the "other" entries of layers.json, forward and forward+backward, against torch.nn.functional in
+both of torch's layouts, NCHW ("torch") and channels_last ("torch_cl"). fastconv runs each on an
+NCHW input ("fastconv") and on a channels_last one ("fastconv_cl"), so that each layout has a
+like-for-like peer.
 
 These kernels are memory-bound: each case's `bytes` counts what it must read and write at least
 once (inputs, outputs, gradients), so the table prints GB/s and % of a copy's bandwidth.
@@ -10,8 +12,16 @@ import numpy as np
 from fastconv import ops
 from fastconv.bench.harness import Case
 from fastconv.bench.peers import torch_copies, torch_no_grad, torch_step
+from fastconv.ops._checks import to_channels_last
 
 F32 = 4
+OURS = ["fastconv", "fastconv_cl"]
+
+
+def our_layouts(*arrays):
+    """{runner name: the arrays in that runner's layout}: NCHW, and channels_last (its twin of
+    torch_cl)."""
+    return {"fastconv": arrays, "fastconv_cl": tuple(to_channels_last(a) for a in arrays)}
 
 
 def grid_sample_cases(layer, torch, rng):
@@ -27,33 +37,38 @@ def grid_sample_cases(layer, torch, rng):
     opts = dict(mode=layer["mode"], padding_mode=layer["padding_mode"], align_corners=layer["align_corners"])
     gy = np.ones(size, np.float32)
 
-    def ours_fwd():
-        return ops.grid_sample(x, ops.affine_grid(theta, size, opts["align_corners"]), **opts)
+    def our_runners(x, gy):
+        def forward():
+            return ops.grid_sample(x, ops.affine_grid(theta, size, opts["align_corners"]), **opts)
 
-    def ours_step():
-        grid = ops.affine_grid(theta, size, opts["align_corners"])
-        ops.grid_sample(x, grid, **opts)
-        _, grad_grid = ops.grid_sample_backward(gy, x, grid, **opts)
-        ops.affine_grid_backward(grad_grid, size, opts["align_corners"])
+        def step():
+            grid = ops.affine_grid(theta, size, opts["align_corners"])
+            ops.grid_sample(x, grid, **opts)
+            _, grad_grid = ops.grid_sample_backward(gy, x, grid, **opts)
+            ops.affine_grid_backward(grad_grid, size, opts["align_corners"])
+        return forward, step
 
-    fwd, step = {"fastconv": ours_fwd}, {"fastconv": ours_step}
+    fwd, step = {}, {}
+    for name, arrays in our_layouts(x, gy).items():
+        fwd[name], step[name] = our_runners(*arrays)
     if torch is not None:
         F = torch.nn.functional
-        tx, ttheta = torch.from_numpy(x), torch.from_numpy(theta)
+        ttheta = torch.from_numpy(theta)
 
         def torch_sample(inp, t):
             return F.grid_sample(inp, F.affine_grid(t, size, opts["align_corners"]), **opts)
 
-        fwd["torch"] = torch_no_grad(torch, torch_sample, tx, ttheta)
-        gx, gtheta, tgy = tx.clone().requires_grad_(), ttheta.clone().requires_grad_(), torch.from_numpy(gy)
-        step["torch"] = lambda: torch_sample(gx, gtheta).backward(tgy)
+        for name, (tx, tgy) in torch_copies(torch, (x, gy)).items():
+            fwd[name] = torch_no_grad(torch, torch_sample, tx, ttheta)
+            gx, gtheta = tx.clone().requires_grad_(), ttheta.clone().requires_grad_()
+            step[name] = lambda gx=gx, gtheta=gtheta, tgy=tgy: torch_sample(gx, gtheta).backward(tgy)
     grid_bytes = n * size[2] * size[3] * 2 * F32
     out_bytes = int(np.prod(size)) * F32
     forward_bytes = x.nbytes + grid_bytes + out_bytes
     # backward: grad_output, input and grid read; grad_input and grad_grid written
     backward_bytes = out_bytes + x.nbytes + 2 * grid_bytes + x.nbytes
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=forward_bytes),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=forward_bytes + backward_bytes)]
+    return [Case(layer["name"], "fwd", fwd, OURS, bytes=forward_bytes),
+            Case(layer["name"], "fwd+bwd", step, OURS, bytes=forward_bytes + backward_bytes)]
 
 
 def interpolate_cases(layer, torch, rng):
@@ -61,16 +76,19 @@ def interpolate_cases(layer, torch, rng):
     opts = dict(scale_factor=layer["scale_factor"], mode=layer["mode"], align_corners=layer["align_corners"])
     y = ops.interpolate(x, **opts)
     gy = np.ones_like(y)
-    fwd = {"fastconv": lambda: ops.interpolate(x, **opts)}
-    step = {"fastconv": lambda: (ops.interpolate(x, **opts), ops.interpolate_backward(gy, x.shape, **opts))}
+    fwd, step = {}, {}
+    for name, (ox, ogy) in our_layouts(x, gy).items():
+        fwd[name] = lambda ox=ox: ops.interpolate(ox, **opts)
+        step[name] = lambda ox=ox, ogy=ogy: (ops.interpolate(ox, **opts),
+                                             ops.interpolate_backward(ogy, ox.shape, **opts))
     if torch is not None:
         F = torch.nn.functional
         for name, (tx, tgy) in torch_copies(torch, (x, gy)).items():
             fwd[name] = torch_no_grad(torch, lambda t: F.interpolate(t, **opts), tx)
             step[name] = torch_step(lambda t: F.interpolate(t, **opts), tx.clone().requires_grad_(), tgy)
     moved = x.nbytes + y.nbytes
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=moved),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=2 * moved)]
+    return [Case(layer["name"], "fwd", fwd, OURS, bytes=moved),
+            Case(layer["name"], "fwd+bwd", step, OURS, bytes=2 * moved)]
 
 
 BUILDERS = {"grid_sample": grid_sample_cases, "interpolate": interpolate_cases}

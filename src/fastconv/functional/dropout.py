@@ -8,8 +8,11 @@ class Dropout(Function):
     def forward(ctx, x, p):
         # drawn on the host by the one seeded generator, so a seed gives the same mask on every device
         keep = backend.asarray(backend.generator().random(x.shape) >= p, device=backend.device_of(x))
-        # inverted dropout: scale at training time so evaluation is the identity
-        ctx.mask = keep.astype(x.dtype) * (0 if p == 1 else 1 / (1 - p))
+        # inverted dropout: scale at training time so evaluation is the identity. The mask takes
+        # x's memory layout, so the output keeps it (a channels_last input gives a channels_last
+        # output, as in torch) with the values a seed gives in any layout.
+        ctx.mask = backend.array_module(x).empty_like(x)
+        ctx.mask[...] = keep.astype(x.dtype) * (0 if p == 1 else 1 / (1 - p))
         return x * ctx.mask
 
     @staticmethod

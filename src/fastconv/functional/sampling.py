@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Union
 from fastconv._typing import IntPair, Shape4
 from fastconv import ops
 from fastconv.autograd import Function, Tensor
+from fastconv.ops._checks import is_channels_last
 
 
 class GridSample(Function):
@@ -47,14 +48,14 @@ def affine_grid(theta: Tensor, size: Shape4, align_corners: Optional[bool] = Non
 class Interpolate(Function):
     @staticmethod
     def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias):
-        ctx.input_shape = x.shape
+        ctx.input_shape, ctx.channels_last = x.shape, is_channels_last(x)
         ctx.args = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
                         recompute_scale_factor=recompute_scale_factor, antialias=antialias)
         return ops.interpolate(x, **ctx.args)
 
     @staticmethod
     def backward(ctx, grad):
-        return ops.interpolate_backward(grad, ctx.input_shape, **ctx.args)
+        return ops.interpolate_backward(grad, ctx.input_shape, **ctx.args, channels_last=ctx.channels_last)
 
 
 def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,

@@ -1,4 +1,4 @@
-"""Resampling of NCHW batches, as torch.nn.functional's: grid_sample and affine_grid (4-d), and
+"""Resampling of (N, C, H, W) batches, as torch.nn.functional's: grid_sample and affine_grid (4-d), and
 interpolate's "nearest", "nearest-exact", "bilinear", "bicubic" (these two also antialiased) and
 "area" modes, with their gradients.
 
@@ -19,15 +19,21 @@ the unclamped source index (d + 0.5) * scale - 0.5 (border pixels repeated) with
 weights, a = -0.75. antialias=True (bilinear and bicubic, as in torch) widens the filter by the
 scale when downsampling, so that every input pixel counts: PIL's triangle and cubic (a = -0.5)
 filters, normalised, over the pixels within (2 or 4) / 2 * scale of the output pixel's centre.
+
+Layouts: as torch's, the output of a channels_last input (NCHW axes over NHWC memory) is
+channels_last too, and so is its input gradient: the kernels read and write that layout in
+place, with the NCHW kernels' values bit for bit (the grid stays (N, H_out, W_out, 2)).
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from fastconv._typing import Array, IntPair, Shape4
-from fastconv.backend import device_of, empty, empty_like, kernels
+from fastconv.backend import device_of, empty, empty_channels_last, empty_like, kernels
 from fastconv.ops.pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
-from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, int_pair, nchw_input,
-                                  same_dtype, shape4)
+from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, in_layout_of,
+                                  int_pair, is_channels_last, same_dtype, shape4, to_channels_last)
 
 MODES = {"bilinear": 0, "nearest": 1}
 # fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
@@ -51,8 +57,20 @@ def _options(mode, padding_mode):
     return mode_index, PADDING_MODES[padding_mode]
 
 
-def _input_and_grid(input, grid):
-    x = nchw_input(input)
+def _layout_kept_input(x, name, channels_last):
+    """A float (N, C, H, W) array in the layout the kernels will read: channels_last kept (or made,
+    when the other side of the call is channels_last), else C-contiguous NCHW."""
+    x = float_array(x, name)
+    check_ndim(x, 4, name, "(N, C, H, W)")
+    return to_channels_last(x) if channels_last else contiguous(x)
+
+
+def _empty_in_layout(shape, dtype, device, channels_last):
+    return empty_channels_last(shape, dtype) if channels_last else empty(shape, dtype, device)
+
+
+def _input_and_grid(input, grid, channels_last):
+    x = _layout_kept_input(input, "input", channels_last)
     g = float_array(grid, "grid")
     same_dtype({"input": x, "grid": g})
     check_ndim(g, 4, "grid", "(N, H_out, W_out, 2)")  # the kernel checks the sizes
@@ -64,8 +82,9 @@ def grid_sample(input: Array, grid: Array, mode: str = "bilinear", padding_mode:
     """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) -> (N, C, H_out, W_out)."""
     lib = kernels(input, grid, op="grid_sample")
     options = _options(mode, padding_mode)
-    x, g = _input_and_grid(input, grid)
-    out = empty((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x))
+    channels_last = is_channels_last(input)
+    x, g = _input_and_grid(input, grid, channels_last)
+    out = _empty_in_layout((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x), channels_last)
     lib.grid_sample_forward(x, g, out, *options, bool(align_corners))
     return out
 
@@ -79,10 +98,11 @@ def grid_sample_backward(grad_output: Array, input: Array, grid: Array, mode: st
     """
     lib = kernels(grad_output, input, grid, op="grid_sample_backward")
     options = _options(mode, padding_mode)
-    x, g = _input_and_grid(input, grid)
-    dy = nchw_input(grad_output, "grad_output")
+    channels_last = is_channels_last(input)
+    x, g = _input_and_grid(input, grid, channels_last)
+    dy = _layout_kept_input(grad_output, "grad_output", channels_last)
     same_dtype({"input": x, "grad_output": dy})
-    dx = empty_like(x) if needs_input_grad else None
+    dx = _empty_in_layout(x.shape, x.dtype, device_of(x), channels_last) if needs_input_grad else None
     dg = empty_like(g) if needs_grid_grad else None
     lib.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
     return dx, dg
@@ -170,15 +190,17 @@ def interpolate_arguments(input_hw, size, scale_factor, mode, align_corners, rec
 def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
                 recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Array:
-    """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out)."""
+    """input (N, C, H, W) resized to `size` or by `scale_factor` -> (N, C, H_out, W_out), in the
+    input's layout: a channels_last input is read in place and gives a channels_last output."""
     lib = kernels(input, op="interpolate")
-    x = nchw_input(input)
+    channels_last = is_channels_last(input)
+    x = _layout_kept_input(input, "input", channels_last)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
     if mode == AREA:
-        return adaptive_avg_pool2d(x, out_hw)
-    out = empty(x.shape[:2] + out_hw, x.dtype, device_of(x))
+        return in_layout_of(adaptive_avg_pool2d(x, out_hw), x)
+    out = _empty_in_layout(x.shape[:2] + out_hw, x.dtype, device_of(x), channels_last)
     lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out
 
@@ -186,17 +208,25 @@ def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Unio
 def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional[IntPair] = None,
                          scale_factor: Union[float, Sequence[float], None] = None, mode: str = "nearest",
                          align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
-                         antialias: bool = False) -> Array:
-    """Gradient of interpolate with respect to its input, given the forward's arguments."""
+                         antialias: bool = False, channels_last: Optional[bool] = None) -> Array:
+    """Gradient of interpolate with respect to its input, given the forward's arguments.
+
+    channels_last: the layout of the gradient, the forward input's (True: channels_last, False:
+    NCHW); None: grad_output's. A grad_output in the other layout is converted once.
+    """
     lib = kernels(grad_output, op="interpolate_backward")
-    dy = nchw_input(grad_output, "grad_output")
+    if channels_last is None:
+        channels_last = is_channels_last(grad_output)
+    channels_last = bool(channels_last) and type(grad_output) is np.ndarray  # device arrays stay NCHW
+    dy = _layout_kept_input(grad_output, "grad_output", channels_last)
     input_shape = shape4(input_shape, "input_shape")
     out_hw, mode_index, align, scales = interpolate_arguments(
         input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     if dy.shape != input_shape[:2] + out_hw:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + out_hw}, got {dy.shape}")
     if mode == AREA:
-        return adaptive_avg_pool2d_backward(dy, input_shape)
-    dx = empty(input_shape, dy.dtype, device_of(dy))
+        dx = adaptive_avg_pool2d_backward(dy, input_shape)
+        return to_channels_last(dx) if channels_last else dx
+    dx = _empty_in_layout(input_shape, dy.dtype, device_of(dy), channels_last)
     lib.interpolate_backward(dy, dx, mode_index, align, *scales)
     return dx
