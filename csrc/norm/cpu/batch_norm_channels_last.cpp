@@ -110,11 +110,16 @@ void normalize(const BatchNormShape& s, const BatchNormForward<T>& f, const Chan
 }
 
 // The gradient reaching bn(x): grad_y where the ReLU passed it (PyTorch's threshold_backward
-// zeroes it where the output is <= 0), grad_y itself without a ReLU.
+// zeroes it where the output is <= 0), grad_y itself without a ReLU. Both loads come before the
+// select: a load under the condition made GCC branch (on a random mask), not vectorise.
 template <bool kRelu, class T>
 inline T masked_grad(const BatchNormBackward<T>& b, index_t at) {
-  if constexpr (kRelu) return b.y[at] <= T(0) ? T(0) : b.grad_y[at];
-  return b.grad_y[at];
+  const T dy = b.grad_y[at];
+  if constexpr (kRelu) {
+    const T out = b.y[at];
+    return out <= T(0) ? T(0) : dy;
+  }
+  return dy;
 }
 
 }  // namespace

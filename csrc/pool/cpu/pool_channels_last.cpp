@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "common/conv_geometry.h"
@@ -53,33 +54,44 @@ void for_each_gradient_block(const Pool2dShape& s, T* grad_x, const Fn& fn) {
     for (index_t task = lo; task < hi; ++task) {
       const index_t n = task / blocks, c0 = task % blocks * kChannelBlock, c1 = std::min(s.C, c0 + kChannelBlock);
       T* dx = grad_x + n * HW * s.C;
-      for (index_t pixel = 0; pixel < HW; ++pixel) std::fill(dx + pixel * s.C + c0, dx + pixel * s.C + c1, T(0));
+      if (c1 - c0 == s.C) std::fill(dx, dx + HW * s.C, T(0));  // the whole image: one contiguous span
+      else
+        for (index_t pixel = 0; pixel < HW; ++pixel) std::fill(dx + pixel * s.C + c0, dx + pixel * s.C + c1, T(0));
       fn(n, c0, c1, dx);
     }
   });
 }
 
+// A window's running indices as integers of T's width, so that their selects vectorise beside
+// T's (int64 beside float did not, and branched on random data); widened to PyTorch's int64 once
+// per pixel. Planes hold at most 2^31 - 1 values (pool.cpp checks).
+template <class T>
+using LaneIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+
 // One output pixel of max pooling, starting with -inf and the index of the window's first tap
 // inside the input, as PyTorch (past the plane when there is none: a dilated window of padding).
 template <class T, bool kIndices>
 void max_pool_pixel(const Pool2dShape& s, const T* image, index_t oh, index_t ow, T* __restrict y,
-                    std::int64_t* __restrict indices) {
+                    LaneIndex<T>* __restrict indices) {
   const auto& w = s.win;
   const index_t C = s.C, h0 = oh * w.stride[0] - w.padding[0], w0 = ow * w.stride[1] - w.padding[1];
   std::fill(y, y + C, -std::numeric_limits<T>::infinity());
   if constexpr (kIndices)
-    std::fill(indices, indices + C, first_tap(h0, w.dilation[0]) * s.W + first_tap(w0, w.dilation[1]));
+    std::fill(indices, indices + C,
+              static_cast<LaneIndex<T>>(first_tap(h0, w.dilation[0]) * s.W + first_tap(w0, w.dilation[1])));
   const Range rows = window_taps(h0, w.kernel[0], w.dilation[0], s.H);
   const Range columns = window_taps(w0, w.kernel[1], w.dilation[1], s.W);
   for (index_t r = rows.lo; r < rows.hi; ++r)
     for (index_t k = columns.lo; k < columns.hi; ++k) {
       const index_t at = (h0 + r * w.dilation[0]) * s.W + w0 + k * w.dilation[1];
+      const auto tap = static_cast<LaneIndex<T>>(at);
       const T* __restrict x = image + at * C;
 #pragma omp simd
       for (index_t c = 0; c < C; ++c) {
-        const bool take = replaces(x[c], y[c]);
-        y[c] = take ? x[c] : y[c];
-        if constexpr (kIndices) indices[c] = take ? at : indices[c];
+        const T v = x[c], best = y[c];
+        const bool take = replaces(v, best);
+        y[c] = take ? v : best;
+        if constexpr (kIndices) indices[c] = take ? tap : indices[c];
       }
     }
 }
@@ -158,10 +170,15 @@ template <class T>
 void max_pool2d_forward_channels_last(const Pool2dShape& s, const T* x, T* y, std::int64_t* indices) {
   for_each_output_row(s, [&](index_t n, index_t oh) {
     const T* image = x + n * s.H * s.W * s.C;
+    std::vector<LaneIndex<T>> pixel_indices(indices ? s.C : 0);
     for (index_t ow = 0; ow < s.Q; ++ow) {
       const index_t o = ((n * s.P + oh) * s.Q + ow) * s.C;
-      if (indices) max_pool_pixel<T, true>(s, image, oh, ow, y + o, indices + o);
-      else max_pool_pixel<T, false>(s, image, oh, ow, y + o, nullptr);
+      if (!indices) {
+        max_pool_pixel<T, false>(s, image, oh, ow, y + o, nullptr);
+        continue;
+      }
+      max_pool_pixel<T, true>(s, image, oh, ow, y + o, pixel_indices.data());
+      std::copy(pixel_indices.begin(), pixel_indices.end(), indices + o);
     }
   });
 }
