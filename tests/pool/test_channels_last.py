@@ -6,7 +6,7 @@ import pytest
 
 from fastconv import functional as F
 from fastconv import nn, ops
-from fastconv._C import max_pool2d_forward
+from fastconv._C import max_pool2d_backward, max_pool2d_forward
 from fastconv.autograd import Tensor, gradcheck
 from fastconv.ops._checks import is_channels_last, to_channels_last
 
@@ -140,6 +140,16 @@ def test_channels_last_out_of_another_layout_is_refused(rng):
     x = to_channels_last(rng.standard_normal((1, 3, 4, 4)))
     with pytest.raises(ValueError, match="out: expected a channels_last"):
         max_pool2d_forward(x, np.empty((1, 3, 2, 2)), None, (2, 2), (2, 2), (0, 0), (1, 1), False)
+
+
+def test_indices_outside_the_plane_route_nothing_channels_last(rng):
+    grad_y = to_channels_last(rng.standard_normal((1, 3, 2, 2)))
+    indices = to_channels_last(np.array([5, -1, 16, 2**40] * 3, np.int64).reshape(1, 3, 2, 2))
+    grad_x = to_channels_last(np.full((1, 3, 4, 4), np.nan))
+    max_pool2d_backward(grad_y, indices, grad_x)
+    expected = np.zeros((1, 3, 4, 4))
+    expected[0, :, 1, 1] = grad_y[0, :, 0, 0]  # index 5 = (1, 1); the others lie outside the plane
+    np.testing.assert_array_equal(grad_x, expected)
 
 
 @pytest.mark.parametrize("pool", [
