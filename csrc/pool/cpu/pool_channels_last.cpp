@@ -68,21 +68,26 @@ void for_each_gradient_block(const Pool2dShape& s, T* grad_x, const Fn& fn) {
 template <class T>
 using LaneIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
 
-// One output pixel of max pooling, starting with -inf and the index of the window's first tap
-// inside the input, as PyTorch (past the plane when there is none: a dilated window of padding).
+// One output pixel of max pooling. PyTorch starts from -inf and the index of the window's first
+// tap inside the input; its first update then takes that tap whatever its value (a -inf is not
+// taken, but is the same value), so the fold starts at that tap. A window with no input (dilated
+// over padding) keeps -inf and that index, past the plane.
 template <class T, bool kIndices>
 void max_pool_pixel(const Pool2dShape& s, const T* image, index_t oh, index_t ow, T* __restrict y,
                     LaneIndex<T>* __restrict indices) {
   const auto& w = s.win;
   const index_t C = s.C, h0 = oh * w.stride[0] - w.padding[0], w0 = ow * w.stride[1] - w.padding[1];
-  std::fill(y, y + C, -std::numeric_limits<T>::infinity());
-  if constexpr (kIndices)
-    std::fill(indices, indices + C,
-              static_cast<LaneIndex<T>>(first_tap(h0, w.dilation[0]) * s.W + first_tap(w0, w.dilation[1])));
+  const index_t first = first_tap(h0, w.dilation[0]) * s.W + first_tap(w0, w.dilation[1]);
+  if constexpr (kIndices) std::fill(indices, indices + C, static_cast<LaneIndex<T>>(first));
   const Range rows = window_taps(h0, w.kernel[0], w.dilation[0], s.H);
   const Range columns = window_taps(w0, w.kernel[1], w.dilation[1], s.W);
+  if (rows.lo == rows.hi || columns.lo == columns.hi) {
+    std::fill(y, y + C, -std::numeric_limits<T>::infinity());
+    return;
+  }
+  std::copy(image + first * C, image + (first + 1) * C, y);
   for (index_t r = rows.lo; r < rows.hi; ++r)
-    for (index_t k = columns.lo; k < columns.hi; ++k) {
+    for (index_t k = r == rows.lo ? columns.lo + 1 : columns.lo; k < columns.hi; ++k) {
       const index_t at = (h0 + r * w.dilation[0]) * s.W + w0 + k * w.dilation[1];
       const auto tap = static_cast<LaneIndex<T>>(at);
       const T* __restrict x = image + at * C;
