@@ -145,3 +145,18 @@ def test_layers_keep_channels_last(rng):
     bn_relu.eval()
     with no_grad():
         assert is_channels_last(bn_relu(x).data)
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_after_conv_on_channels_last_equals_nchw(rng, with_residual):
+    # In eval mode without gradients the batch norm folds into the convolution, which reads
+    # the input in its layout: the values must not depend on it.
+    conv, bn_relu = nn.Conv2d(3, 4, 3, padding=1, dtype=np.float64), nn.BatchNormReLU2d(4, dtype=np.float64)
+    bn_relu.running_mean.data[:] = rng.standard_normal(4)
+    bn_relu.eval()
+    x = rng.standard_normal((2, 3, 5, 6))
+    residual = rng.standard_normal((2, 4, 5, 6)) if with_residual else None
+    with no_grad():
+        nchw, channels_last = _both_layouts(
+            lambda a, z: bn_relu.after_conv(conv, Tensor(a), None if z is None else Tensor(z)).data, x, residual)
+    np.testing.assert_allclose(channels_last, nchw, rtol=1e-12, atol=1e-12)
