@@ -1,5 +1,5 @@
 """The norm section of fastconv-bench under pytest-benchmark: batch norm in training mode fused with the ReLU
-after it, against torch (NCHW, channels_last); forward and forward+backward."""
+after it, fastconv against torch, each on NCHW and channels_last inputs; forward and forward+backward."""
 SECTION = "norm"
 
 

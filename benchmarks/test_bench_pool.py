@@ -1,5 +1,5 @@
-"""The pool section of fastconv-bench under pytest-benchmark: max_pool2d against torch (NCHW, channels_last);
-forward and forward+backward."""
+"""The pool section of fastconv-bench under pytest-benchmark: max_pool2d, fastconv against torch, each on NCHW and
+channels_last inputs; forward and forward+backward."""
 SECTION = "pool"
 
 

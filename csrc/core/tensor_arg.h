@@ -137,6 +137,18 @@ T* channels_last_arg(const TensorArg& a, const char* name, const std::array<inde
   return t.data;
 }
 
+// Whether a kernel family reads `a` (its input) as channels_last. An array that is both layouts
+// (C == 1, 1x1 planes, an empty array) is read as NCHW, as numpy's C_CONTIGUOUS flag and
+// fastconv.ops' is_channels_last say, so that the arrays Python allocates in a's layout match.
+inline bool reads_channels_last(const TensorArg& a) { return !a.c_contiguous && is_channels_last(a); }
+
+// An (N, C, H, W) T array of exactly `shape` in the layout the kernel reads: channels_last_arg
+// or nchw_arg.
+template <class T>
+T* image_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape, bool channels_last) {
+  return channels_last ? channels_last_arg<T>(a, name, shape) : nchw_arg<T>(a, name, shape);
+}
+
 // Not given -> nullptr (an optional argument), else a contiguous 1-d T array of n values.
 template <class T>
 T* vector_arg(const TensorArg& a, const char* name, index_t n) {

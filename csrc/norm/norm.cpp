@@ -1,5 +1,5 @@
-// The checked dispatch of batch norm: every array checked against the input's shape before the
-// kernel of its dtype runs.
+// The checked dispatch of batch norm: every array checked against the input's shape and layout
+// before the kernel of its dtype and the input's layout runs.
 #include "norm/norm.h"
 
 #include <utility>
@@ -19,13 +19,14 @@ std::pair<BatchNormShape, cpu::BatchNormForward<T>> batch_norm_views(const Tenso
                                                                      const TensorArg& y, bool relu) {
   const auto dims = shape4(x, "input", "(N, C, H, W)");
   const BatchNormShape s = batch_norm_shape(dims);
+  const bool nhwc = reads_channels_last(x);
   cpu::BatchNormForward<T> f;
-  f.x = nchw_arg<const T>(x, "input", dims);
-  f.residual = residual.present() ? nchw_arg<const T>(residual, "residual", dims) : nullptr;
+  f.x = image_arg<const T>(x, "input", dims, nhwc);
+  f.residual = residual.present() ? image_arg<const T>(residual, "residual", dims, nhwc) : nullptr;
   f.gamma = vector_arg<const T>(gamma, "weight", s.C);
   f.beta = vector_arg<const T>(beta, "bias", s.C);
   f.relu = relu;
-  f.y = nchw_arg<T>(y, "out", dims);
+  f.y = image_arg<T>(y, "out", dims, nhwc);
   return {s, f};
 }
 
@@ -42,7 +43,8 @@ void batch_norm_train_forward(const TensorArg& x, const TensorArg& residual, con
     T* rv = vector_arg<T>(running_var, "running_var", s.C);
     T* sm = vector_arg<T>(save_mean, "save_mean", s.C);
     T* si = vector_arg<T>(save_invstd, "save_invstd", s.C);
-    cpu::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
+    if (reads_channels_last(x)) cpu::batch_norm_train_forward_channels_last<T>(s, f, momentum, eps, rm, rv, sm, si);
+    else cpu::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
   });
 }
 
@@ -54,7 +56,8 @@ void batch_norm_eval_forward(const TensorArg& x, const TensorArg& residual, cons
     const auto [s, f] = batch_norm_views<T>(x, residual, gamma, beta, y, relu);
     const T* rm = vector_arg<const T>(running_mean, "running_mean", s.C);
     const T* rv = vector_arg<const T>(running_var, "running_var", s.C);
-    cpu::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
+    if (reads_channels_last(x)) cpu::batch_norm_eval_forward_channels_last<T>(s, f, eps, rm, rv);
+    else cpu::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
   });
 }
 
@@ -65,19 +68,21 @@ void batch_norm_backward(const TensorArg& grad_y, const TensorArg& x, const Tens
     using T = decltype(tag);
     const auto dims = shape4(x, "input", "(N, C, H, W)");
     const BatchNormShape s = batch_norm_shape(dims);
+    const bool nhwc = reads_channels_last(x);
     cpu::BatchNormBackward<T> b;
-    b.grad_y = nchw_arg<const T>(grad_y, "grad_output", dims);
-    b.x = nchw_arg<const T>(x, "input", dims);
-    b.y = y.present() ? nchw_arg<const T>(y, "output", dims) : nullptr;
+    b.grad_y = image_arg<const T>(grad_y, "grad_output", dims, nhwc);
+    b.x = image_arg<const T>(x, "input", dims, nhwc);
+    b.y = y.present() ? image_arg<const T>(y, "output", dims, nhwc) : nullptr;
     b.gamma = vector_arg<const T>(gamma, "weight", s.C);
     b.mean = vector_arg<const T>(mean, "mean", s.C);
     b.invstd = vector_arg<const T>(invstd, "invstd", s.C);
     b.training = training;
-    b.grad_x = nchw_arg<T>(grad_x, "grad_input", dims);
-    b.grad_residual = grad_residual.present() ? nchw_arg<T>(grad_residual, "grad_residual", dims) : nullptr;
+    b.grad_x = image_arg<T>(grad_x, "grad_input", dims, nhwc);
+    b.grad_residual = grad_residual.present() ? image_arg<T>(grad_residual, "grad_residual", dims, nhwc) : nullptr;
     b.grad_gamma = vector_arg<T>(grad_gamma, "grad_weight", s.C);
     b.grad_beta = vector_arg<T>(grad_beta, "grad_bias", s.C);
-    cpu::batch_norm_backward<T>(s, b);
+    if (nhwc) cpu::batch_norm_backward_channels_last<T>(s, b);
+    else cpu::batch_norm_backward<T>(s, b);
   });
 }
 

@@ -1,6 +1,7 @@
 // Fused batch normalisation over NCHW, as torch.nn.functional.batch_norm followed by an
 // optional residual add and ReLU: y = relu(bn(x) + z). Each entry point checks every array
-// against the input's shape (N, C, H, W) and runs the kernel of its dtype (cpu/batch_norm.h).
+// against the input's shape (N, C, H, W) and runs the kernel of its dtype (cpu/batch_norm.h);
+// a channels_last input (NHWC memory) is read in place, and its other arrays are channels_last.
 #pragma once
 #include "core/tensor_arg.h"
 

@@ -1,5 +1,6 @@
 // The checked dispatch of pooling: the pooling's shape from its arguments (PyTorch's rules, via
-// common/pool_geometry.h), every array checked against it, then the kernel of their dtype.
+// common/pool_geometry.h), every array checked against it, then the kernel of their dtype and of
+// the input's layout (NCHW, or channels_last: reads_channels_last).
 #include "pool/pool.h"
 
 #include <cstdint>
@@ -40,13 +41,16 @@ void check_axis(const PoolAxis& a, bool ceil_mode, int d) {
   }
 }
 
-// A pooling kernel maps one NCHW array onto another: a forward input -> out, a backward
-// grad_output -> grad_input. Checks both against `s`, then runs kernel(src, dst).
+// A pooling kernel maps one (N, C, H, W) array onto another: a forward input -> out, a backward
+// grad_output -> grad_input. Both are read in the layout of the input-shaped one (input,
+// grad_input) and checked against `s`; then kernel(src, dst, channels_last) runs.
 template <class T, class Kernel>
 void run_pool(const Pool2dShape& s, const TensorArg& from, const TensorArg& to, bool backward, const Kernel& kernel) {
-  const T* src = nchw_arg<const T>(from, backward ? "grad_output" : "input", backward ? s.output_shape() : s.input_shape());
-  T* dst = nchw_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape());
-  kernel(src, dst);
+  const bool nhwc = reads_channels_last(backward ? to : from);
+  const T* src = image_arg<const T>(from, backward ? "grad_output" : "input",
+                                    backward ? s.output_shape() : s.input_shape(), nhwc);
+  T* dst = image_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape(), nhwc);
+  kernel(src, dst, nhwc);
 }
 
 }  // namespace
@@ -85,10 +89,11 @@ void max_pool2d_forward(const TensorArg& x, const TensorArg& y, const TensorArg&
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const auto s = Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), win);
-    const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
-    T* yp = nchw_arg<T>(y, "out", s.output_shape());
-    std::int64_t* ip = indices.present() ? nchw_arg<std::int64_t>(indices, "indices", s.output_shape()) : nullptr;
-    cpu::max_pool2d_forward<T>(s, xp, yp, ip);
+    const bool nhwc = reads_channels_last(x);
+    const T* xp = image_arg<const T>(x, "input", s.input_shape(), nhwc);
+    T* yp = image_arg<T>(y, "out", s.output_shape(), nhwc);
+    std::int64_t* ip = indices.present() ? image_arg<std::int64_t>(indices, "indices", s.output_shape(), nhwc) : nullptr;
+    (nhwc ? cpu::max_pool2d_forward_channels_last<T> : cpu::max_pool2d_forward<T>)(s, xp, yp, ip);
   });
 }
 
@@ -99,10 +104,11 @@ void max_pool2d_backward(const TensorArg& grad_y, const TensorArg& indices, cons
     const auto in = shape4(grad_x, "grad_input", "(N, C, H, W)");
     check(in[0] == out[0] && in[1] == out[1], "input_shape: batch and channels must match grad_output's");
     const Pool2dShape s{in[0], in[1], in[2], in[3], out[2], out[3], {}};
-    const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
-    const std::int64_t* ip = nchw_arg<const std::int64_t>(indices, "indices", s.output_shape());
-    T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
-    cpu::max_pool2d_backward<T>(s, dyp, ip, dxp);
+    const bool nhwc = reads_channels_last(grad_x);
+    const T* dyp = image_arg<const T>(grad_y, "grad_output", s.output_shape(), nhwc);
+    const std::int64_t* ip = image_arg<const std::int64_t>(indices, "indices", s.output_shape(), nhwc);
+    T* dxp = image_arg<T>(grad_x, "grad_input", s.input_shape(), nhwc);
+    (nhwc ? cpu::max_pool2d_backward_channels_last<T> : cpu::max_pool2d_backward<T>)(s, dyp, ip, dxp);
   });
 }
 
@@ -111,8 +117,9 @@ void avg_pool2d_forward(const TensorArg& x, const TensorArg& y, const Pool2dWind
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const auto s = Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), win);
-    run_pool<T>(s, x, y, false, [&](const T* src, T* dst) {
-      cpu::avg_pool2d_forward(s, count_include_pad, divisor, src, dst);
+    run_pool<T>(s, x, y, false, [&](const T* src, T* dst, bool nhwc) {
+      (nhwc ? cpu::avg_pool2d_forward_channels_last<T> : cpu::avg_pool2d_forward<T>)(s, count_include_pad, divisor,
+                                                                                       src, dst);
     });
   });
 }
@@ -122,8 +129,9 @@ void avg_pool2d_backward(const TensorArg& grad_y, const TensorArg& grad_x, const
   dispatch_float(grad_y, "grad_output", [&](auto tag) {
     using T = decltype(tag);
     const auto s = Pool2dShape::windowed(shape4(grad_x, "grad_input", "(N, C, H, W)"), win);
-    run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) {
-      cpu::avg_pool2d_backward(s, count_include_pad, divisor, src, dst);
+    run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst, bool nhwc) {
+      (nhwc ? cpu::avg_pool2d_backward_channels_last<T> : cpu::avg_pool2d_backward<T>)(s, count_include_pad, divisor,
+                                                                                         src, dst);
     });
   });
 }
@@ -133,7 +141,9 @@ void adaptive_avg_pool2d_forward(const TensorArg& x, const TensorArg& y) {
     using T = decltype(tag);
     const auto out = shape4(y, "out", "(N, C, P, Q)");
     const auto s = Pool2dShape::adaptive(shape4(x, "input", "(N, C, H, W)"), {out[2], out[3]});
-    run_pool<T>(s, x, y, false, [&](const T* src, T* dst) { cpu::adaptive_avg_pool2d_forward(s, src, dst); });
+    run_pool<T>(s, x, y, false, [&](const T* src, T* dst, bool nhwc) {
+      (nhwc ? cpu::adaptive_avg_pool2d_forward_channels_last<T> : cpu::adaptive_avg_pool2d_forward<T>)(s, src, dst);
+    });
   });
 }
 
@@ -142,7 +152,9 @@ void adaptive_avg_pool2d_backward(const TensorArg& grad_y, const TensorArg& grad
     using T = decltype(tag);
     const auto out = shape4(grad_y, "grad_output", "(N, C, P, Q)");
     const auto s = Pool2dShape::adaptive(shape4(grad_x, "grad_input", "(N, C, H, W)"), {out[2], out[3]});
-    run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst) { cpu::adaptive_avg_pool2d_backward(s, src, dst); });
+    run_pool<T>(s, grad_y, grad_x, true, [&](const T* src, T* dst, bool nhwc) {
+      (nhwc ? cpu::adaptive_avg_pool2d_backward_channels_last<T> : cpu::adaptive_avg_pool2d_backward<T>)(s, src, dst);
+    });
   });
 }
 

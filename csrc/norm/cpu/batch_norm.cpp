@@ -16,10 +16,6 @@ namespace fastconv::norm::cpu {
 
 namespace {
 
-struct Moments {
-  double mean, var;  // var is biased (divided by the count)
-};
-
 // Calls run(n, i0, len, at) over channel c a run of kRun values at a time: image n's values
 // [i0, i0 + len), at tensor offset `at`. A channel's planes are N runs of HW values C * HW
 // apart, and the hardware prefetcher stops at each plane's page boundary, so each run first
@@ -44,33 +40,26 @@ bool streamed(const BatchNormShape& s) {
   return stream_output(static_cast<std::size_t>(s.N * s.C * s.HW) * sizeof(T));
 }
 
-// Mean and biased variance of channel c in one pass. Sums of (x - shift) with the channel's
-// first value as the shift: the shifted sum of squares does not cancel catastrophically when
-// |mean| >> std (the textbook one-pass formula does). A run's values are summed in T's lanes
-// (a float lane adds a few dozen values), the runs' sums in double: converting every float to
-// double had made this pass compute-bound. A non-finite first value shifts by 0 instead, so that
-// an infinite value gives an infinite mean and a NaN variance, as in PyTorch (inf - inf would make
-// both NaN).
+// Mean and biased variance of channel c in one pass: sums of (x - shift) (moment_shift). A
+// run's values are summed in T's lanes (a float lane adds a few dozen values), the runs' sums in
+// double: converting every float to double had made this pass compute-bound.
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
-  const double shift = std::isfinite(x[c * s.HW]) ? x[c * s.HW] : 0.0;
-  const T tshift = static_cast<T>(shift);
+  const T shift = moment_shift(x[c * s.HW]);
   double sum = 0, sum_sq = 0;
   for_each_run<T>(s, c, {x}, [&](index_t, index_t, index_t len, index_t at) {
     const T* values = x + at;
     T run = 0, run_sq = 0;
 #pragma omp simd reduction(+ : run, run_sq)
     for (index_t i = 0; i < len; ++i) {
-      const T d = values[i] - tshift;
+      const T d = values[i] - shift;
       run += d;
       run_sq += d * d;
     }
     sum += run;
     sum_sq += run_sq;
   });
-  const double m = static_cast<double>(s.count()), mean_shifted = sum / m;
-  const double var = sum_sq / m - mean_shifted * mean_shifted;
-  return {shift + mean_shifted, var < 0 ? 0.0 : var};  // rounding may make it negative; NaN stays NaN
+  return shifted_moments(shift, sum, sum_sq, static_cast<double>(s.count()));
 }
 
 // y = relu((x - mean) * scale + beta + z) over one channel; relu and z chosen at compile time
@@ -175,16 +164,9 @@ void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, 
 template <class T>
 void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* masked) {
   const GradSums sums = channel_grad_sums(s, b, c, masked);
-  const double invstd = b.invstd[c], gamma = b.gamma ? b.gamma[c] : 1.0, m = static_cast<double>(s.count());
-  b.grad_beta[c] = static_cast<T>(sums.grad);
-  b.grad_gamma[c] = static_cast<T>(sums.grad_xmu * invstd);
-  // Training: the mean and variance depend on x, which adds the two terms of
-  // grad_x = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)).
-  const double k = gamma * invstd;
-  const double k_xmu = b.training ? -k * invstd * invstd * sums.grad_xmu / m : 0.0;
-  const double k_0 = b.training ? -k * sums.grad / m : 0.0;
-  if (b.grad_residual) channel_grad_input<T, true>(s, b, c, T(k), T(k_xmu), T(k_0), masked);
-  else channel_grad_input<T, false>(s, b, c, T(k), T(k_xmu), T(k_0), masked);
+  const GradCoefficients k = channel_grad_coefficients(s, b, c, sums.grad, sums.grad_xmu);
+  if (b.grad_residual) channel_grad_input<T, true>(s, b, c, T(k.k), T(k.k_xmu), T(k.k_0), masked);
+  else channel_grad_input<T, false>(s, b, c, T(k.k), T(k.k_xmu), T(k.k_0), masked);
 }
 
 }  // namespace
@@ -192,26 +174,12 @@ void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, in
 template <class T>
 void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
                               double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
-  // PyTorch: "Expected more than 1 value per channel when training" (the variance is undefined).
-  check(s.count() != 1, "input: expected more than 1 value per channel when training, got N=", s.N,
-        " and H*W=", s.HW);
-  if (s.count() == 0) {  // an empty batch: PyTorch leaves the running statistics as they are
-    std::fill(save_mean, save_mean + s.C, T(0));
-    std::fill(save_invstd, save_invstd + s.C, T(0));  // so that the empty backward's sums stay 0
-    return;
-  }
-  const double m = static_cast<double>(s.count());
+  if (!has_batch_statistics(s, save_mean, save_invstd)) return;
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c) {
       const Moments mom = channel_moments(s, f.x, c);
-      const double invstd = 1.0 / std::sqrt(mom.var + eps);
-      save_mean[c] = static_cast<T>(mom.mean);
-      save_invstd[c] = static_cast<T>(invstd);
-      if (running_mean)
-        running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mom.mean);
-      if (running_var)  // PyTorch keeps the unbiased variance as the running estimate
-        running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * mom.var * m / (m - 1));
-      normalize_channel(s, f, c, mom.mean, invstd);
+      normalize_channel(s, f, c, mom.mean,
+                        record_statistics(s, c, mom, momentum, eps, running_mean, running_var, save_mean, save_invstd));
     }
   });
 }

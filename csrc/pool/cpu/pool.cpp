@@ -30,12 +30,6 @@ void for_each_plane(const Pool2dShape& s, const Fn& fn) {
   });
 }
 
-// PyTorch's update, `if (val > maxval || isnan(val))`, as a select: does v replace best?
-template <class T>
-inline bool replaces(T v, T best) {
-  return (v > best) | (v != v);  // `|`: no short-circuit branch
-}
-
 // One kernel tap swept over a row of outputs: PyTorch's update as unconditional selects (a
 // branch on real data mispredicts often). kStride > 0 fixes
 // the input stride at compile time (1 and 2 are the common ones), so the strided loads vectorise.
@@ -210,15 +204,6 @@ void max_pool_2x2_row(const T* __restrict top, index_t width, index_t Q, T* __re
   }
 }
 
-// PyTorch's divide_factor.
-template <class T>
-T avg_divisor(const Pool2dShape& s, bool count_include_pad, index_t divisor_override, const AvgExtent& h,
-              const AvgExtent& w) {
-  if (divisor_override) return T(divisor_override);
-  if (count_include_pad) return T(h.padded_size * w.padded_size);
-  return T((h.end - h.start) * (w.end - w.start));
-}
-
 // Sum (forward) or spread (backward) one output row of avg_pool2d over its taps:
 // apply(input_row_at_tap, q_range, stride) for each in-bounds tap.
 template <class Fn>
@@ -299,7 +284,7 @@ void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, index_t di
       });
       const AvgExtent he = avg_extent(oh, w.stride[0], w.padding[0], w.kernel[0], s.H);
       for (index_t q = 0; q < s.Q; ++q)
-        out[q] /= avg_divisor<T>(s, count_include_pad, divisor_override, he,
+        out[q] /= avg_divisor<T>(count_include_pad, divisor_override, he,
                                  avg_extent(q, w.stride[1], w.padding[1], w.kernel[1], s.W));
     }
   });
@@ -317,7 +302,7 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, index_t d
       const T* dy = grad_y + (plane * s.P + oh) * s.Q;
       const AvgExtent he = avg_extent(oh, w.stride[0], w.padding[0], w.kernel[0], s.H);
       for (index_t q = 0; q < s.Q; ++q)
-        share[q] = dy[q] / avg_divisor<T>(s, count_include_pad, divisor_override, he,
+        share[q] = dy[q] / avg_divisor<T>(count_include_pad, divisor_override, he,
                                           avg_extent(q, w.stride[1], w.padding[1], w.kernel[1], s.W));
       for_each_avg_tap(s, oh, [&](index_t at, Range qs) {
         T* dst = dx + at;

@@ -59,14 +59,16 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 @no_grad()
 def _numeric_gradient(fn, inputs, weights, t, eps):
     numeric = np.zeros(t.shape)
-    # element by element in place, so that t keeps its memory layout (a channels_last input is
-    # checked as channels_last)
-    for i in np.ndindex(t.shape):
-        original = t.data[i].item()
-        t.data[i] = original + eps
+    # Each element is nudged in place, so t keeps its layout (a channels_last input stays one);
+    # only a read-only view (a broadcast) is copied first.
+    if not getattr(t.data.flags, "writeable", True):
+        t.data = backend.array_module(t.data).ascontiguousarray(t.data)
+    for index in np.ndindex(t.shape):
+        original = t.data[index].copy()
+        t.data[index] = original + eps
         plus = _projected_output(fn, inputs, weights).item()
-        t.data[i] = original - eps
+        t.data[index] = original - eps
         minus = _projected_output(fn, inputs, weights).item()
-        t.data[i] = original
-        numeric[i] = (plus - minus) / (2 * eps)
+        t.data[index] = original
+        numeric[index] = (plus - minus) / (2 * eps)
     return numeric

@@ -1,6 +1,7 @@
 """The norm section: layers.json "other" entries with op batch_norm_relu (batch norm in training
-mode fused with the ReLU after it), forward and forward+backward, against torch (NCHW and
-channels_last).
+mode fused with the ReLU after it), forward and forward+backward, fastconv on an NCHW
+("fastconv") and a channels_last input ("fastconv_cl") against torch in the same two layouts
+("torch", "torch_cl").
 
 The case reports `bytes`: the least any implementation must move (each input read once, each
 output written once), so GB/s and %-of-copy show how close to one pass the kernel is.
@@ -9,7 +10,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import torch_copies
+from fastconv.bench.peers import our_layouts, torch_copies
 
 
 def layers(layer_set):
@@ -24,13 +25,15 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     c = shape[1]
     gamma, beta = np.ones(c, dtype), np.zeros(c, dtype)
     rm, rv = np.zeros(c, dtype), np.ones(c, dtype)
-    fwd = {"fastconv": lambda: ops.batch_norm(x, rm, rv, gamma, beta, training=True, relu=True)}
+    fwd, step = {}, {}
+    for name, (inp, grad) in our_layouts((x, gy)).items():
+        fwd[name] = lambda inp=inp: ops.batch_norm(inp, rm, rv, gamma, beta, training=True, relu=True)
 
-    def ours_step():
-        y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=True, relu=True)
-        return ops.batch_norm_backward(gy, x, mean, invstd, gamma, output=y, relu=True)
+        def ours_step(inp=inp, grad=grad):
+            y, mean, invstd = ops.batch_norm(inp, rm, rv, gamma, beta, training=True, relu=True)
+            return ops.batch_norm_backward(grad, inp, mean, invstd, gamma, output=y, relu=True)
 
-    step = {"fastconv": ours_step}
+        step[name] = ours_step
     if torch is not None:
         F = torch.nn.functional
         trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
@@ -47,5 +50,6 @@ def cases(layer, torch, dtype=np.float32, seed=0):
                 F.batch_norm(inp, trm, trv, g, b, training=True)).backward(grad)
     size = x.nbytes
     # fwd: read x, write y. fwd+bwd: that, then read dy, x, y and write dx.
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], bytes=2 * size),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], bytes=6 * size)]
+    ours = list(our_layouts(()))
+    return [Case(layer["name"], "fwd", fwd, ours, bytes=2 * size),
+            Case(layer["name"], "fwd+bwd", step, ours, bytes=6 * size)]

@@ -2,6 +2,8 @@
 numpy; and the small wrappers every section uses to time a torch call like ours."""
 import numpy as np
 
+from fastconv.ops._checks import to_channels_last
+
 
 def load_torch(threads):
     """torch with `threads` intra-op threads, or None when it is not installed."""
@@ -74,6 +76,13 @@ def torch_copies(torch, arrays):
     """{peer name: the numpy arrays as tensors in that peer's layout} for torch_layouts."""
     nchw = [torch.from_numpy(a) for a in arrays]
     return {name: [t.contiguous(memory_format=layout) for t in nchw] for name, layout in torch_layouts(torch)}
+
+
+def our_layouts(arrays):
+    """{runner name: the NCHW numpy arrays in that layout} for fastconv's rows of a layer whose
+    kernels read both layouts: "fastconv" (NCHW) and "fastconv_cl" (channels_last, compared with
+    "torch_cl" like with like)."""
+    return {"fastconv": tuple(arrays), "fastconv_cl": tuple(to_channels_last(a) for a in arrays)}
 
 
 def torch_no_grad(torch, fn, *args):

@@ -5,7 +5,7 @@ arrays, which nearly every call passes, skip asking for it: asking costs about h
 microsecond per array, four times what the check itself costs."""
 import numpy as np
 
-from fastconv.backend import array_module, is_cuda_array
+from fastconv.backend import array_module, device_of, empty, empty_channels_last, is_cuda_array
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -142,6 +142,27 @@ def in_layout_of(result, x):
     """result in x's memory layout, as torch keeps a channels_last input's layout in the output:
     for ops whose kernels read and write NCHW only, the one copy a channels_last input costs."""
     return to_channels_last(result) if is_channels_last(x) else result
+
+
+def image_input(x, name="input"):
+    """A float (N, C, H, W) array as kernels that read both layouts take it: a channels_last array
+    as it is (read in place), any other C-contiguous (a non-contiguous view is copied once)."""
+    x = float_array(x, name)
+    check_ndim(x, 4, name, "(N, C, H, W)")
+    return x if is_channels_last(x) else contiguous(x)
+
+
+def in_layout(a, like):
+    """a in like's layout, as a kernel reading both takes it: channels_last when like is (and a is
+    4-d), else C-contiguous; itself when it already is, else one copy."""
+    if is_channels_last(like) and a.ndim == 4:
+        return to_channels_last(a)
+    return contiguous(a)
+
+
+def empty_in_layout(shape, dtype, like):
+    """An uninitialised (N, C, H, W) result on like's device, channels_last when like is."""
+    return empty_channels_last(shape, dtype) if is_channels_last(like) else empty(shape, dtype, device_of(like))
 
 
 def pooled_input(x, name="input"):

@@ -6,8 +6,9 @@ from typing import Optional, Tuple
 import numpy as np
 
 from fastconv._typing import Array
-from fastconv.backend import array_module, device_of, empty, empty_like, kernels
-from fastconv.ops._checks import check_ndim, contiguous, float_array, nchw_input, same_dtype
+from fastconv.backend import array_module, device_of, empty, kernels
+from fastconv.ops._checks import (check_ndim, contiguous, empty_in_layout, float_array, image_input, in_layout,
+                                  same_dtype)
 
 
 def _vector(a, name):
@@ -15,8 +16,8 @@ def _vector(a, name):
 
 
 def _input_arrays(input, residual, weight, bias, running_mean, running_var):
-    x = nchw_input(input)
-    z = None if residual is None else contiguous(float_array(residual, "residual"))
+    x = image_input(input)
+    z = None if residual is None else in_layout(float_array(residual, "residual"), x)
     vectors = {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
     vectors = {name: _vector(a, name) for name, a in vectors.items()}
     same_dtype({"input": x, "residual": z, **vectors})
@@ -36,6 +37,8 @@ def batch_norm(input: Array, running_mean: Array, running_var: Array, weight: Op
                bias: Optional[Array] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
                residual: Optional[Array] = None, relu: bool = False) -> Tuple[Array, Array, Array]:
     """y = relu?(batch_norm(input) + residual?) over (N, C, H, W), as torch.nn.functional.batch_norm.
+    A channels_last input (NHWC memory, as torch's channels_last) is read in place and y is
+    channels_last too; residual is read in input's layout (converted once if it differs).
 
     Training normalises with the batch mean and biased variance and, when running_mean /
     running_var are given, updates them in place with `momentum` (the variance unbiased). Eval
@@ -48,7 +51,7 @@ def batch_norm(input: Array, running_mean: Array, running_var: Array, weight: Op
     for name, given in (("running_mean", running_mean), ("running_var", running_var)):
         if training and v[name] is not None and v[name] is not given:  # a copy would lose the update
             raise ValueError(f"{name}: expected a C-contiguous float32/float64 ndarray (updated in place)")
-    y = empty_like(x)
+    y = empty_in_layout(x.shape, x.dtype, x)
     channels = x.shape[1]
     if training:
         mean, invstd = empty(channels, x.dtype, device_of(x)), empty(channels, x.dtype, device_of(x))
@@ -70,18 +73,19 @@ def batch_norm_backward(grad_output: Array, input: Array, mean: Array, invstd: A
 
     mean, invstd: what batch_norm returned. relu=True needs the forward's `output` (its mask);
     grad_residual is None unless residual=True; grad_weight and grad_bias are None when weight
-    is None (no affine parameters).
+    is None (no affine parameters). grad_input and grad_residual come in input's layout
+    (channels_last or NCHW); grad_output and output may be in either.
     """
     lib = kernels(grad_output, input, mean, invstd, weight, output, op="batch_norm_backward")
     if relu and output is None:
         raise ValueError("output: required when relu=True (the ReLU mask is read from it)")
-    x = nchw_input(input)
+    x = image_input(input)
     arrays = {"grad_output": grad_output, "output": output if relu else None}
-    arrays = {n: None if a is None else contiguous(float_array(a, n)) for n, a in arrays.items()}
+    arrays = {n: None if a is None else in_layout(float_array(a, n), x) for n, a in arrays.items()}
     vectors = {n: _vector(a, n) for n, a in (("weight", weight), ("mean", mean), ("invstd", invstd))}
     same_dtype({"input": x, **arrays, **vectors})
-    dx = empty_like(x)
-    dz = empty_like(x) if residual else None
+    dx = empty_in_layout(x.shape, x.dtype, x)
+    dz = empty_in_layout(x.shape, x.dtype, x) if residual else None
     dgamma, dbeta = empty(x.shape[1], x.dtype, device_of(x)), empty(x.shape[1], x.dtype, device_of(x))
     lib.batch_norm_backward(arrays["grad_output"], x, arrays["output"], vectors["weight"], vectors["mean"],
                             vectors["invstd"], bool(training), dx, dz, dgamma, dbeta)

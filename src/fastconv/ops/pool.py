@@ -1,13 +1,17 @@
 """2-d pooling with torch.nn.functional's argument rules: max_pool2d (indices as PyTorch's, flat
-h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients."""
+h*W+w per plane), avg_pool2d, adaptive_avg_pool2d, and their gradients.
+
+A channels_last input (NHWC memory, as torch's channels_last) is read in place and its outputs
+(indices too) are channels_last; a gradient comes in the layout its `channels_last` argument
+names, by default grad_output's."""
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from fastconv._typing import Array, IntPair, Shape4
-from fastconv.backend import array_module, device_of, empty, kernels
-from fastconv.ops._checks import (an_int, check_size, contiguous, int_pair, nchw_input, pooled_input, shape4,
-                                  window_pair)
+from fastconv.backend import array_module, device_of, empty, empty_channels_last, kernels
+from fastconv.ops._checks import (an_int, check_ndim, check_size, empty_in_layout, float_array, image_input, in_layout,
+                                  int_pair, is_channels_last, pooled_input, shape4, window_pair)
 
 
 def _window(kernel_size, stride, padding, dilation=1):
@@ -20,10 +24,17 @@ def _window(kernel_size, stride, padding, dilation=1):
     return kernel, stride, window_pair(padding, "padding"), window_pair(dilation, "dilation")
 
 
-def _grad_arrays(grad_output, input_shape):
-    dy = nchw_input(grad_output, "grad_output")
-    dx = empty(shape4(input_shape, "input_shape"), dy.dtype, device_of(dy))
-    return dy, dx
+def _grad_arrays(grad_output, input_shape, channels_last):
+    """(grad_output, grad_input to fill): grad_input channels_last when channels_last says so (None:
+    when grad_output is), grad_output then read in grad_input's layout."""
+    dy = float_array(grad_output, "grad_output")
+    check_ndim(dy, 4, "grad_output", "(N, C, H, W)")
+    shape = shape4(input_shape, "input_shape")
+    if channels_last is None:
+        channels_last = is_channels_last(dy)
+    on_host = isinstance(dy, np.ndarray)  # device arrays stay NCHW
+    dx = empty_channels_last(shape, dy.dtype) if channels_last and on_host else empty(shape, dy.dtype, device_of(dy))
+    return in_layout(dy, dx), dx
 
 
 def max_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
@@ -31,13 +42,13 @@ def max_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                return_indices: bool = False) -> Union[Array, Tuple[Array, Array]]:
     """As torch.nn.functional.max_pool2d; with return_indices, (output, int64 indices)."""
     lib = kernels(input, op="max_pool2d")
-    x = nchw_input(input)
+    x = image_input(input)
     kernel, stride, padding, dilation = _window(kernel_size, stride, padding, dilation)
     # the window's arguments first, then the input's emptiness: PyTorch's order of checks
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
     pooled_input(x)
-    y = empty(shape, x.dtype, device_of(x))
-    indices = empty(shape, np.int64, device_of(x)) if return_indices else None
+    y = empty_in_layout(shape, x.dtype, x)
+    indices = empty_in_layout(shape, np.int64, x) if return_indices else None
     lib.max_pool2d_forward(x, y, indices, kernel, stride, padding, dilation, bool(ceil_mode))
     return (y, indices) if return_indices else y
 
@@ -55,21 +66,23 @@ def _check_index_range(indices, input_shape):
                          f"got values from {lowest} to {highest}")
 
 
-def max_pool2d_backward(grad_output: Array, input_shape: Shape4, indices: Array, check_indices: bool = True) -> Array:
+def max_pool2d_backward(grad_output: Array, input_shape: Shape4, indices: Array, check_indices: bool = True,
+                        channels_last: Optional[bool] = None) -> Array:
     """Gradient of max_pool2d: each output's gradient goes to the input its index names.
 
     check_indices=False skips the range check, for indices straight from max_pool2d: a dilated
     window that holds only padding gets an index past the plane there (as in PyTorch), and its
-    output, -inf, routes no gradient.
+    output, -inf, routes no gradient. channels_last: the gradient's layout (the input's), by
+    default grad_output's.
     """
     lib = kernels(grad_output, indices, op="max_pool2d_backward")
-    dy, dx = _grad_arrays(grad_output, input_shape)
+    dy, dx = _grad_arrays(grad_output, input_shape, channels_last)
     indices = array_module(indices).asarray(indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices: expected an int64 array (from max_pool2d), got dtype {indices.dtype}")
     if check_indices:
         _check_index_range(indices, dx.shape)
-    lib.max_pool2d_backward(dy, contiguous(indices), dx)
+    lib.max_pool2d_backward(dy, in_layout(indices, dx), dx)
     return dx
 
 
@@ -88,11 +101,11 @@ def avg_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
                divisor_override: Optional[int] = None) -> Array:
     """As torch.nn.functional.avg_pool2d."""
     lib = kernels(input, op="avg_pool2d")
-    x = nchw_input(input)
+    x = image_input(input)
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
     shape = lib.pool2d_output_shape(x.shape, kernel, stride, padding, (1, 1), bool(ceil_mode))
     pooled_input(x)  # after the window's arguments, as in max_pool2d
-    y = empty(shape, x.dtype, device_of(x))
+    y = empty_in_layout(shape, x.dtype, x)
     lib.avg_pool2d_forward(x, y, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                            _divisor(divisor_override))
     return y
@@ -100,10 +113,11 @@ def avg_pool2d(input: Array, kernel_size: IntPair, stride: Optional[IntPair] = N
 
 def avg_pool2d_backward(grad_output: Array, input_shape: Shape4, kernel_size: IntPair, stride: Optional[IntPair] = None,
                         padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
-                        divisor_override: Optional[int] = None) -> Array:
-    """Gradient of avg_pool2d with the same arguments."""
+                        divisor_override: Optional[int] = None, channels_last: Optional[bool] = None) -> Array:
+    """Gradient of avg_pool2d with the same arguments; channels_last: its layout (the input's), by
+    default grad_output's."""
     lib = kernels(grad_output, op="avg_pool2d_backward")
-    dy, dx = _grad_arrays(grad_output, input_shape)
+    dy, dx = _grad_arrays(grad_output, input_shape, channels_last)
     kernel, stride, padding, _ = _window(kernel_size, stride, padding)
     lib.avg_pool2d_backward(dy, dx, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
                             _divisor(divisor_override))
@@ -120,19 +134,21 @@ def _adaptive_size(output_size, input_shape):
 def adaptive_avg_pool2d(input: Array, output_size: Union[int, Sequence[Optional[int]]]) -> Array:
     """As torch.nn.functional.adaptive_avg_pool2d."""
     lib = kernels(input, op="adaptive_avg_pool2d")
-    x = nchw_input(input)
+    x = image_input(input)
     size = _adaptive_size(output_size, x.shape)
     if min(size) < 1:
         raise ValueError(f"output_size: must be >= 1, got {size}")
     check_size(x.shape[:2] + size, "output_size")
-    y = empty(x.shape[:2] + size, x.dtype, device_of(x))
+    y = empty_in_layout(x.shape[:2] + size, x.dtype, x)
     lib.adaptive_avg_pool2d_forward(x, y)
     return y
 
 
-def adaptive_avg_pool2d_backward(grad_output: Array, input_shape: Shape4) -> Array:
-    """Gradient of adaptive_avg_pool2d; the output size is grad_output's."""
+def adaptive_avg_pool2d_backward(grad_output: Array, input_shape: Shape4,
+                                 channels_last: Optional[bool] = None) -> Array:
+    """Gradient of adaptive_avg_pool2d; the output size is grad_output's. channels_last: the
+    gradient's layout (the input's), by default grad_output's."""
     lib = kernels(grad_output, op="adaptive_avg_pool2d_backward")
-    dy, dx = _grad_arrays(grad_output, input_shape)
+    dy, dx = _grad_arrays(grad_output, input_shape, channels_last)
     lib.adaptive_avg_pool2d_backward(dy, dx)
     return dx
