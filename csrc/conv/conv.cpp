@@ -286,17 +286,6 @@ void conv2d_transform_weight(const TensorArg& w, const TensorArg& out, index_t g
 
 namespace {
 
-// An activation argument (input, output or their gradients) of the call's layout: NCHW, or
-// channels_last when the call's first activation is (every other must then be too).
-template <class T>
-T* activation_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape, bool channels_last) {
-  return channels_last ? channels_last_arg<T>(a, name, shape) : nchw_arg<T>(a, name, shape);
-}
-
-// A call runs channels_last when either of its two activations is (the other must then have NHWC
-// memory too: with 1x1 planes or one channel it is C-contiguous as well).
-bool channels_last_call(const TensorArg& a, const TensorArg& b) { return is_channels_last(a) || is_channels_last(b); }
-
 // channels_last arrays have one kernel, im2col over NHWC memory (cpu/channels_last.cpp).
 void check_layout_supported(Algo algo, bool channels_last, const char* name) {
   if (channels_last && algo != Algo::im2col)
@@ -314,10 +303,10 @@ void conv2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bia
     check_supported(algo, s);
     const bool cl = channels_last_call(x, y);
     check_layout_supported(algo, cl, "input");
-    const T* xp = activation_arg<const T>(x, "input", s.input_shape(), cl);
+    const T* xp = image_arg<const T>(x, "input", s.input_shape(), cl);
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
     const T* bp = vector_arg<const T>(bias, "bias", s.K);
-    T* yp = activation_arg<T>(y, "out", s.output_shape(), cl);
+    T* yp = image_arg<T>(y, "out", s.output_shape(), cl);
     if (cl) return cpu::conv2d_forward_channels_last<T>(s, xp, wp, bp, relu, yp);
     const T* up = transformed_arg<T>(transformed, algo, s, WeightUse::forward);
     cpu::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp, up);
@@ -333,9 +322,9 @@ void conv2d_backward_input(const TensorArg& grad_y, const TensorArg& w, const Te
     check_supported(algo, s);
     const bool cl = channels_last_call(grad_y, grad_x);
     check_layout_supported(algo, cl, "grad_output");
-    const T* dyp = activation_arg<const T>(grad_y, "grad_output", s.output_shape(), cl);
+    const T* dyp = image_arg<const T>(grad_y, "grad_output", s.output_shape(), cl);
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
-    T* dxp = activation_arg<T>(grad_x, "grad_input", s.input_shape(), cl);
+    T* dxp = image_arg<T>(grad_x, "grad_input", s.input_shape(), cl);
     if (cl) return cpu::conv2d_backward_input_channels_last<T>(s, dyp, wp, dxp);
     const T* up = transformed_arg<T>(transformed, algo, s, WeightUse::input_gradient);
     cpu::conv2d_backward_input<T>(algo, s, dyp, wp, dxp, up);
@@ -351,8 +340,8 @@ void conv2d_backward_weight(const TensorArg& x, const TensorArg& grad_y, const T
     check_supported(algo, s);
     const bool cl = channels_last_call(x, grad_y);
     check_layout_supported(algo, cl, "input");
-    const T* xp = activation_arg<const T>(x, "input", s.input_shape(), cl);
-    const T* dyp = activation_arg<const T>(grad_y, "grad_output", s.output_shape(), cl);
+    const T* xp = image_arg<const T>(x, "input", s.input_shape(), cl);
+    const T* dyp = image_arg<const T>(grad_y, "grad_output", s.output_shape(), cl);
     T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
     T* dbp = vector_arg<T>(grad_b, "grad_bias", s.K);
     if (cl) return cpu::conv2d_backward_weight_channels_last<T>(s, xp, dyp, dwp, dbp);

@@ -137,10 +137,13 @@ T* channels_last_arg(const TensorArg& a, const char* name, const std::array<inde
   return t.data;
 }
 
-// Whether a kernel family reads `a` (its input) as channels_last. An array that is both layouts
-// (C == 1, 1x1 planes, an empty array) is read as NCHW, as numpy's C_CONTIGUOUS flag and
-// fastconv.ops' is_channels_last say, so that the arrays Python allocates in a's layout match.
-inline bool reads_channels_last(const TensorArg& a) { return !a.c_contiguous && is_channels_last(a); }
+// Whether a call whose (N, C, H, W) arrays share one layout runs channels_last: when any of them
+// (given) is channels_last. An array that is both layouts (C == 1, 1x1 planes, an empty array)
+// suits either kernel, so the others decide.
+template <class... Arrays>
+bool channels_last_call(const Arrays&... arrays) {
+  return ((arrays.present() && is_channels_last(arrays)) || ...);
+}
 
 // An (N, C, H, W) T array of exactly `shape` in the layout the kernel reads: channels_last_arg
 // or nchw_arg.

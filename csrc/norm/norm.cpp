@@ -19,7 +19,7 @@ std::pair<BatchNormShape, cpu::BatchNormForward<T>> batch_norm_views(const Tenso
                                                                      const TensorArg& y, bool relu) {
   const auto dims = shape4(x, "input", "(N, C, H, W)");
   const BatchNormShape s = batch_norm_shape(dims);
-  const bool nhwc = reads_channels_last(x);
+  const bool nhwc = is_channels_last(x);
   cpu::BatchNormForward<T> f;
   f.x = image_arg<const T>(x, "input", dims, nhwc);
   f.residual = residual.present() ? image_arg<const T>(residual, "residual", dims, nhwc) : nullptr;
@@ -43,7 +43,7 @@ void batch_norm_train_forward(const TensorArg& x, const TensorArg& residual, con
     T* rv = vector_arg<T>(running_var, "running_var", s.C);
     T* sm = vector_arg<T>(save_mean, "save_mean", s.C);
     T* si = vector_arg<T>(save_invstd, "save_invstd", s.C);
-    if (reads_channels_last(x)) cpu::batch_norm_train_forward_channels_last<T>(s, f, momentum, eps, rm, rv, sm, si);
+    if (is_channels_last(x)) cpu::batch_norm_train_forward_channels_last<T>(s, f, momentum, eps, rm, rv, sm, si);
     else cpu::batch_norm_train_forward<T>(s, f, momentum, eps, rm, rv, sm, si);
   });
 }
@@ -56,7 +56,7 @@ void batch_norm_eval_forward(const TensorArg& x, const TensorArg& residual, cons
     const auto [s, f] = batch_norm_views<T>(x, residual, gamma, beta, y, relu);
     const T* rm = vector_arg<const T>(running_mean, "running_mean", s.C);
     const T* rv = vector_arg<const T>(running_var, "running_var", s.C);
-    if (reads_channels_last(x)) cpu::batch_norm_eval_forward_channels_last<T>(s, f, eps, rm, rv);
+    if (is_channels_last(x)) cpu::batch_norm_eval_forward_channels_last<T>(s, f, eps, rm, rv);
     else cpu::batch_norm_eval_forward<T>(s, f, eps, rm, rv);
   });
 }
@@ -68,7 +68,7 @@ void batch_norm_backward(const TensorArg& grad_y, const TensorArg& x, const Tens
     using T = decltype(tag);
     const auto dims = shape4(x, "input", "(N, C, H, W)");
     const BatchNormShape s = batch_norm_shape(dims);
-    const bool nhwc = reads_channels_last(x);
+    const bool nhwc = is_channels_last(x);
     cpu::BatchNormBackward<T> b;
     b.grad_y = image_arg<const T>(grad_y, "grad_output", dims, nhwc);
     b.x = image_arg<const T>(x, "input", dims, nhwc);

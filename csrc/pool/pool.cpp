@@ -46,7 +46,7 @@ void check_axis(const PoolAxis& a, bool ceil_mode, int d) {
 // grad_input) and checked against `s`; then kernel(src, dst, channels_last) runs.
 template <class T, class Kernel>
 void run_pool(const Pool2dShape& s, const TensorArg& from, const TensorArg& to, bool backward, const Kernel& kernel) {
-  const bool nhwc = reads_channels_last(backward ? to : from);
+  const bool nhwc = is_channels_last(backward ? to : from);
   const T* src = image_arg<const T>(from, backward ? "grad_output" : "input",
                                     backward ? s.output_shape() : s.input_shape(), nhwc);
   T* dst = image_arg<T>(to, backward ? "grad_input" : "out", backward ? s.input_shape() : s.output_shape(), nhwc);
@@ -89,7 +89,7 @@ void max_pool2d_forward(const TensorArg& x, const TensorArg& y, const TensorArg&
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const auto s = Pool2dShape::windowed(shape4(x, "input", "(N, C, H, W)"), win);
-    const bool nhwc = reads_channels_last(x);
+    const bool nhwc = is_channels_last(x);
     const T* xp = image_arg<const T>(x, "input", s.input_shape(), nhwc);
     T* yp = image_arg<T>(y, "out", s.output_shape(), nhwc);
     std::int64_t* ip = indices.present() ? image_arg<std::int64_t>(indices, "indices", s.output_shape(), nhwc) : nullptr;
@@ -104,7 +104,7 @@ void max_pool2d_backward(const TensorArg& grad_y, const TensorArg& indices, cons
     const auto in = shape4(grad_x, "grad_input", "(N, C, H, W)");
     check(in[0] == out[0] && in[1] == out[1], "input_shape: batch and channels must match grad_output's");
     const Pool2dShape s{in[0], in[1], in[2], in[3], out[2], out[3], {}};
-    const bool nhwc = reads_channels_last(grad_x);
+    const bool nhwc = is_channels_last(grad_x);
     const T* dyp = image_arg<const T>(grad_y, "grad_output", s.output_shape(), nhwc);
     const std::int64_t* ip = image_arg<const std::int64_t>(indices, "indices", s.output_shape(), nhwc);
     T* dxp = image_arg<T>(grad_x, "grad_input", s.input_shape(), nhwc);

@@ -56,23 +56,6 @@ InterpolateParams interpolate_params(const InterpolateShape& s, int mode, bool a
   return {static_cast<InterpolateMode>(mode), align_corners, scale_h, scale_w};
 }
 
-// Whether a call's (N, C, H, W) arrays, which share one layout, are channels_last: when one of
-// them is stored NHWC and not also NCHW. An array that is both (C == 1, or 1x1 planes) suits
-// either kernel, so the others decide; ops/_checks.is_channels_last draws the same line.
-template <class... Arrays>
-bool channels_last_call(const Arrays&... arrays) {
-  const auto only_channels_last = [](const TensorArg& a) {
-    return a.present() && !a.c_contiguous && is_channels_last(a);
-  };
-  return (only_channels_last(arrays) || ...);
-}
-
-// An (N, C, H, W) array of `shape` in the layout the call's kernels read.
-template <class T>
-T* layout_arg(const TensorArg& a, const char* name, const std::array<index_t, 4>& shape, bool channels_last) {
-  return channels_last ? channels_last_arg<T>(a, name, shape) : nchw_arg<T>(a, name, shape);
-}
-
 }  // namespace
 
 void grid_sample_forward(const TensorArg& x, const TensorArg& grid, const TensorArg& out, int mode, int padding,
@@ -82,9 +65,9 @@ void grid_sample_forward(const TensorArg& x, const TensorArg& grid, const Tensor
     const GridSampleShape s = grid_shape(x, "input", grid);
     const GridSampleParams p = grid_params(mode, padding, align);
     const bool channels_last = channels_last_call(x, out);
-    const T* xp = layout_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
+    const T* xp = image_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
     const T* gp = shaped_arg<const T>(grid, "grid", "(N, H_out, W_out, 2)", std::array<index_t, 4>{s.N, s.OH, s.OW, 2});
-    T* op = layout_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW}, channels_last);
+    T* op = image_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW}, channels_last);
     (channels_last ? cpu::grid_sample_forward_channels_last<T> : cpu::grid_sample_forward<T>)(s, p, xp, gp, op);
   });
 }
@@ -97,10 +80,10 @@ void grid_sample_backward(const TensorArg& x, const TensorArg& grid, const Tenso
     const GridSampleParams p = grid_params(mode, padding, align);
     const std::array<index_t, 4> grid_dims{s.N, s.OH, s.OW, 2};
     const bool channels_last = channels_last_call(x, grad_y, grad_x);
-    const T* xp = layout_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
+    const T* xp = image_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
     const T* gp = shaped_arg<const T>(grid, "grid", "(N, H_out, W_out, 2)", grid_dims);
-    const T* dyp = layout_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW}, channels_last);
-    T* dxp = grad_x.present() ? layout_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W}, channels_last) : nullptr;
+    const T* dyp = image_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW}, channels_last);
+    T* dxp = grad_x.present() ? image_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W}, channels_last) : nullptr;
     T* dgp = grad_grid.present() ? shaped_arg<T>(grad_grid, "grad_grid", "(N, H_out, W_out, 2)", grid_dims) : nullptr;
     (channels_last ? cpu::grid_sample_backward_channels_last<T> : cpu::grid_sample_backward<T>)(s, p, xp, gp, dyp,
                                                                                                  dxp, dgp);
@@ -133,8 +116,8 @@ void interpolate_forward(const TensorArg& x, const TensorArg& out, int mode, boo
     const InterpolateShape s = interpolate_shape(x, "input", out, "out");
     const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
     const bool channels_last = channels_last_call(x, out);
-    const T* xp = layout_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
-    T* op = layout_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW}, channels_last);
+    const T* xp = image_arg<const T>(x, "input", {s.N, s.C, s.H, s.W}, channels_last);
+    T* op = image_arg<T>(out, "out", {s.N, s.C, s.OH, s.OW}, channels_last);
     (channels_last ? cpu::interpolate_forward_channels_last<T> : cpu::interpolate_forward<T>)(s, p, xp, op);
   });
 }
@@ -146,8 +129,8 @@ void interpolate_backward(const TensorArg& grad_y, const TensorArg& grad_x, int 
     const InterpolateShape s = interpolate_shape(grad_x, "grad_input", grad_y, "grad_output");
     const InterpolateParams p = interpolate_params(s, mode, align, sh, sw);
     const bool channels_last = channels_last_call(grad_y, grad_x);
-    const T* dyp = layout_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW}, channels_last);
-    T* dxp = layout_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W}, channels_last);
+    const T* dyp = image_arg<const T>(grad_y, "grad_output", {s.N, s.C, s.OH, s.OW}, channels_last);
+    T* dxp = image_arg<T>(grad_x, "grad_input", {s.N, s.C, s.H, s.W}, channels_last);
     (channels_last ? cpu::interpolate_backward_channels_last<T> : cpu::interpolate_backward<T>)(s, p, dyp, dxp);
   });
 }

@@ -144,12 +144,15 @@ def in_layout_of(result, x):
     return to_channels_last(result) if is_channels_last(x) else result
 
 
-def image_input(x, name="input"):
-    """A float (N, C, H, W) array as kernels that read both layouts take it: a channels_last array
-    as it is (read in place), any other C-contiguous (a non-contiguous view is copied once)."""
+def image_input(x, name="input", channels_last=None):
+    """A float (N, C, H, W) array as kernels that read both layouts take it: channels_last when
+    `channels_last` says so (None: when x is; True also when another array of the call is), else
+    C-contiguous; itself when it already is, else one copy."""
     x = float_array(x, name)
     check_ndim(x, 4, name, "(N, C, H, W)")
-    return x if is_channels_last(x) else contiguous(x)
+    if channels_last is None:
+        channels_last = is_channels_last(x)
+    return to_channels_last(x) if channels_last else contiguous(x)
 
 
 def in_layout(a, like):
@@ -160,9 +163,14 @@ def in_layout(a, like):
     return contiguous(a)
 
 
+def empty_image(shape, dtype, device, channels_last):
+    """An uninitialised (N, C, H, W) result, channels_last or C-contiguous."""
+    return empty_channels_last(shape, dtype) if channels_last else empty(shape, dtype, device)
+
+
 def empty_in_layout(shape, dtype, like):
     """An uninitialised (N, C, H, W) result on like's device, channels_last when like is."""
-    return empty_channels_last(shape, dtype) if is_channels_last(like) else empty(shape, dtype, device_of(like))
+    return empty_image(shape, dtype, device_of(like), is_channels_last(like))
 
 
 def pooled_input(x, name="input"):

@@ -30,10 +30,11 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from fastconv._typing import Array, IntPair, Shape4
-from fastconv.backend import device_of, empty, empty_channels_last, empty_like, kernels
+from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops.pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
-from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, float_array, in_layout_of,
-                                  int_pair, is_channels_last, same_dtype, shape4, to_channels_last)
+from fastconv.ops._checks import (ARGUMENT_LIMIT, check_ndim, check_size, contiguous, empty_image, float_array,
+                                  image_input, in_layout_of, int_pair, is_channels_last, same_dtype, shape4,
+                                  to_channels_last)
 
 MODES = {"bilinear": 0, "nearest": 1}
 # fastconv._C's interpolate modes: the antialiased filters are modes of their own (3 and 4).
@@ -57,20 +58,8 @@ def _options(mode, padding_mode):
     return mode_index, PADDING_MODES[padding_mode]
 
 
-def _layout_kept_input(x, name, channels_last):
-    """A float (N, C, H, W) array in the layout the kernels will read: channels_last kept (or made,
-    when the other side of the call is channels_last), else C-contiguous NCHW."""
-    x = float_array(x, name)
-    check_ndim(x, 4, name, "(N, C, H, W)")
-    return to_channels_last(x) if channels_last else contiguous(x)
-
-
-def _empty_in_layout(shape, dtype, device, channels_last):
-    return empty_channels_last(shape, dtype) if channels_last else empty(shape, dtype, device)
-
-
 def _input_and_grid(input, grid, channels_last):
-    x = _layout_kept_input(input, "input", channels_last)
+    x = image_input(input, "input", channels_last)
     g = float_array(grid, "grid")
     same_dtype({"input": x, "grid": g})
     check_ndim(g, 4, "grid", "(N, H_out, W_out, 2)")  # the kernel checks the sizes
@@ -84,7 +73,7 @@ def grid_sample(input: Array, grid: Array, mode: str = "bilinear", padding_mode:
     options = _options(mode, padding_mode)
     channels_last = is_channels_last(input)
     x, g = _input_and_grid(input, grid, channels_last)
-    out = _empty_in_layout((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x), channels_last)
+    out = empty_image((x.shape[0], x.shape[1], g.shape[1], g.shape[2]), x.dtype, device_of(x), channels_last)
     lib.grid_sample_forward(x, g, out, *options, bool(align_corners))
     return out
 
@@ -100,9 +89,9 @@ def grid_sample_backward(grad_output: Array, input: Array, grid: Array, mode: st
     options = _options(mode, padding_mode)
     channels_last = is_channels_last(input)
     x, g = _input_and_grid(input, grid, channels_last)
-    dy = _layout_kept_input(grad_output, "grad_output", channels_last)
+    dy = image_input(grad_output, "grad_output", channels_last)
     same_dtype({"input": x, "grad_output": dy})
-    dx = _empty_in_layout(x.shape, x.dtype, device_of(x), channels_last) if needs_input_grad else None
+    dx = empty_image(x.shape, x.dtype, device_of(x), channels_last) if needs_input_grad else None
     dg = empty_like(g) if needs_grid_grad else None
     lib.grid_sample_backward(x, g, dy, dx, dg, *options, bool(align_corners))
     return dx, dg
@@ -194,13 +183,13 @@ def interpolate(input: Array, size: Optional[IntPair] = None, scale_factor: Unio
     input's layout: a channels_last input is read in place and gives a channels_last output."""
     lib = kernels(input, op="interpolate")
     channels_last = is_channels_last(input)
-    x = _layout_kept_input(input, "input", channels_last)
+    x = image_input(input, "input", channels_last)
     out_hw, mode_index, align, scales = interpolate_arguments(
         x.shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
     check_size(x.shape[:2] + out_hw, "size" if size is not None else "scale_factor")
     if mode == AREA:
         return in_layout_of(adaptive_avg_pool2d(x, out_hw), x)
-    out = _empty_in_layout(x.shape[:2] + out_hw, x.dtype, device_of(x), channels_last)
+    out = empty_image(x.shape[:2] + out_hw, x.dtype, device_of(x), channels_last)
     lib.interpolate_forward(x, out, mode_index, align, *scales)
     return out
 
@@ -218,7 +207,7 @@ def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional
     if channels_last is None:
         channels_last = is_channels_last(grad_output)
     channels_last = bool(channels_last) and type(grad_output) is np.ndarray  # device arrays stay NCHW
-    dy = _layout_kept_input(grad_output, "grad_output", channels_last)
+    dy = image_input(grad_output, "grad_output", channels_last)
     input_shape = shape4(input_shape, "input_shape")
     out_hw, mode_index, align, scales = interpolate_arguments(
         input_shape[2:], size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
@@ -227,6 +216,6 @@ def interpolate_backward(grad_output: Array, input_shape: Shape4, size: Optional
     if mode == AREA:
         dx = adaptive_avg_pool2d_backward(dy, input_shape)
         return to_channels_last(dx) if channels_last else dx
-    dx = _empty_in_layout(input_shape, dy.dtype, device_of(dy), channels_last)
+    dx = empty_image(input_shape, dy.dtype, device_of(dy), channels_last)
     lib.interpolate_backward(dy, dx, mode_index, align, *scales)
     return dx
