@@ -247,9 +247,11 @@ void run_direct(const channels_last::Geometry& g, Direct kind, const T* x, const
   const std::vector<T> packed = packed_for_blocks<T>(g.K, depthwise ? 1 : g.C, g.R * g.S, block, weight);
   const std::vector<T> zeros(static_cast<std::size_t>(g.C), T(0));
   const cl::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
-  const auto pixels = depthwise ? (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)
-                                : (avx512 ? cl::pixels_avx512<T> : cl::pixels_avx2<T>);
-  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) { pixels(pass, lo, hi); });
+  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) {
+    if (!depthwise) return (avx512 ? cl::pixels_avx512<T> : cl::pixels_avx2<T>)(pass, lo, hi);
+    std::vector<const T*> sources(static_cast<std::size_t>(cl::kDepthwiseSources * g.R * g.S));
+    (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)(pass, lo, hi, sources.data());
+  });
 #endif
 }
 

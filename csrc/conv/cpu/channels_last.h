@@ -41,10 +41,15 @@ template <class T>
 void pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
 template <class T>
 void pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
+// `sources`: room for kDepthwiseSources * R * S pointers, the calling thread's.
 template <class T>
-void depthwise_pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
+void depthwise_pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi, const T** sources);
 template <class T>
-void depthwise_pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
+void depthwise_pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi, const T** sources);
+// The depthwise kernels work on kDepthwiseBlocksAtOnce pixel blocks of at most kMaxPixelsPerBlock
+// pixels at a time, and hold each one's input pixels per tap.
+constexpr index_t kDepthwiseBlocksAtOnce = 4, kMaxPixelsPerBlock = 24;
+constexpr index_t kDepthwiseSources = kDepthwiseBlocksAtOnce * kMaxPixelsPerBlock;
 // The kernels' pixels per block and channels per block for K output channels.
 template <class T>
 void block_shape_avx2(index_t K, index_t* mr, index_t* block);

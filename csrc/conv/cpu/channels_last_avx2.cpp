@@ -10,19 +10,19 @@ namespace fastconv::conv::cpu::channels_last {
 
 template <>
 void pixels_avx2(const DirectPass<float>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx2F32, 12, 6, false>(pass, lo, hi);
+  pixel_blocks<simd::Avx2F32, 12, 6>(pass, lo, hi);
 }
 template <>
 void pixels_avx2(const DirectPass<double>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx2F64, 12, 6, false>(pass, lo, hi);
+  pixel_blocks<simd::Avx2F64, 12, 6>(pass, lo, hi);
 }
 template <>
-void depthwise_pixels_avx2(const DirectPass<float>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx2F32, 12, 6, true>(pass, lo, hi);
+void depthwise_pixels_avx2(const DirectPass<float>& pass, index_t lo, index_t hi, const float** sources) {
+  depthwise_pixel_blocks<simd::Avx2F32, 12, 6>(pass, lo, hi, sources);
 }
 template <>
-void depthwise_pixels_avx2(const DirectPass<double>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx2F64, 12, 6, true>(pass, lo, hi);
+void depthwise_pixels_avx2(const DirectPass<double>& pass, index_t lo, index_t hi, const double** sources) {
+  depthwise_pixel_blocks<simd::Avx2F64, 12, 6>(pass, lo, hi, sources);
 }
 template <>
 void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {

@@ -10,19 +10,19 @@ namespace fastconv::conv::cpu::channels_last {
 
 template <>
 void pixels_avx512(const DirectPass<float>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx512F32, 24, 12, false>(pass, lo, hi);
+  pixel_blocks<simd::Avx512F32, 24, 12>(pass, lo, hi);
 }
 template <>
 void pixels_avx512(const DirectPass<double>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx512F64, 24, 12, false>(pass, lo, hi);
+  pixel_blocks<simd::Avx512F64, 24, 12>(pass, lo, hi);
 }
 template <>
-void depthwise_pixels_avx512(const DirectPass<float>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx512F32, 24, 12, true>(pass, lo, hi);
+void depthwise_pixels_avx512(const DirectPass<float>& pass, index_t lo, index_t hi, const float** sources) {
+  depthwise_pixel_blocks<simd::Avx512F32, 24, 12>(pass, lo, hi, sources);
 }
 template <>
-void depthwise_pixels_avx512(const DirectPass<double>& pass, index_t lo, index_t hi) {
-  pixel_blocks<simd::Avx512F64, 24, 12, true>(pass, lo, hi);
+void depthwise_pixels_avx512(const DirectPass<double>& pass, index_t lo, index_t hi, const double** sources) {
+  depthwise_pixel_blocks<simd::Avx512F64, 24, 12>(pass, lo, hi, sources);
 }
 template <>
 void block_shape_avx512<float>(index_t K, index_t* mr, index_t* block) {

@@ -1,9 +1,6 @@
 // channels_last.h's kernel, written once over a vector type V (core/simd_avx2.h,
 // simd_avx512.h). Included only by the per-ISA files, after their `#pragma GCC target`.
 #pragma once
-#include <algorithm>
-#include <vector>
-
 #include "conv/cpu/channels_last.h"
 
 namespace fastconv::conv::cpu::channels_last {
@@ -140,29 +137,27 @@ inline void depthwise_block(const DirectPass<typename V::T>& pass, index_t m0, i
   store_block<V>(pass, m0, k0, acc);
 }
 
-// Every channel block of depthwise pixel blocks [lo, hi), MR pixels each, kBlocksAtOnce pixel
-// blocks at a time for one channel block after another: what a channel block of those pixels
+// Every channel block of depthwise pixel blocks [lo, hi), MR pixels each, kDepthwiseBlocksAtOnce
+// pixel blocks at a time for one channel block after another: what a channel block of those pixels
 // reads stays in L1 (whole pixels, all 128 channels of a MobileNet layer, did not: 3.7 ms against
 // 1.6 for the NCHW kernel).
 template <class V, int MR, int NV>
-void depthwise_pixel_blocks(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
-  using T = typename V::T;
-  constexpr index_t kBlocksAtOnce = 4;
+void depthwise_blocks_of(const DirectPass<typename V::T>& pass, index_t lo, index_t hi,
+                         const typename V::T** sources) {
+  static_assert(MR <= kMaxPixelsPerBlock, "sources holds kMaxPixelsPerBlock pixels per block");
   const Geometry& g = pass.g;
   const index_t k_blocks = (g.K + pass.block - 1) / pass.block, taps = g.R * g.S;
-  std::vector<const T*> sources(static_cast<std::size_t>(kBlocksAtOnce * taps * MR));
-  for (index_t b0 = lo; b0 < hi; b0 += kBlocksAtOnce) {
-    const index_t b1 = std::min(hi, b0 + kBlocksAtOnce);
+  for (index_t b0 = lo; b0 < hi; b0 += kDepthwiseBlocksAtOnce) {
+    const index_t b1 = hi < b0 + kDepthwiseBlocksAtOnce ? hi : b0 + kDepthwiseBlocksAtOnce;
     for (index_t b = b0; b < b1; ++b) {
       const PixelOrigins<MR> at(g, b * MR);
-      const T** block_sources = sources.data() + (b - b0) * taps * MR;
+      const typename V::T** block_sources = sources + (b - b0) * taps * MR;
       for (index_t r = 0; r < g.R; ++r)
         for (index_t s = 0; s < g.S; ++s)
           for (int i = 0; i < MR; ++i) block_sources[(r * g.S + s) * MR + i] = at.source(pass, i, r, s);
     }
     for (index_t kb = 0; kb < k_blocks; ++kb)
-      for (index_t b = b0; b < b1; ++b)
-        depthwise_block<V, MR, NV>(pass, b * MR, kb, sources.data() + (b - b0) * taps * MR);
+      for (index_t b = b0; b < b1; ++b) depthwise_block<V, MR, NV>(pass, b * MR, kb, sources + (b - b0) * taps * MR);
   }
 }
 
@@ -175,24 +170,26 @@ void shape_for(index_t K, index_t* mr, index_t* channels) {
   *channels = (one ? 1 : 2) * V::width;
 }
 
-template <class V, int MR1, int MR2, bool Depthwise>
+template <class V, int MR1, int MR2>
 void pixel_blocks(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
   const bool one = pass.block == V::width;
-  if constexpr (Depthwise) {
-    if (one)
-      depthwise_pixel_blocks<V, MR1, 1>(pass, lo, hi);
-    else
-      depthwise_pixel_blocks<V, MR2, 2>(pass, lo, hi);
-  } else {
-    const index_t k_blocks = (pass.g.K + pass.block - 1) / pass.block;
-    for (index_t b = lo; b < hi; ++b)
-      for (index_t kb = 0; kb < k_blocks; ++kb) {
-        if (one)
-          block<V, MR1, 1>(pass, b * MR1, kb);
-        else
-          block<V, MR2, 2>(pass, b * MR2, kb);
-      }
-  }
+  const index_t k_blocks = (pass.g.K + pass.block - 1) / pass.block;
+  for (index_t b = lo; b < hi; ++b)
+    for (index_t kb = 0; kb < k_blocks; ++kb) {
+      if (one)
+        block<V, MR1, 1>(pass, b * MR1, kb);
+      else
+        block<V, MR2, 2>(pass, b * MR2, kb);
+    }
+}
+
+template <class V, int MR1, int MR2>
+void depthwise_pixel_blocks(const DirectPass<typename V::T>& pass, index_t lo, index_t hi,
+                            const typename V::T** sources) {
+  if (pass.block == V::width)
+    depthwise_blocks_of<V, MR1, 1>(pass, lo, hi, sources);
+  else
+    depthwise_blocks_of<V, MR2, 2>(pass, lo, hi, sources);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ from fastconv.ops.boxes import batched_nms, box_iou, decode_boxes, encode_boxes,
 from fastconv.ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                                avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 from fastconv.ops.rnn import lstm_cell, lstm_cell_backward
+from fastconv.ops._checks import is_channels_last, to_channels_last
 
 __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward",
            "PreparedWeight", "prepare_conv_weight",
@@ -36,8 +37,9 @@ __all__ = ["matmul", "conv2d", "conv2d_input", "conv2d_weight", "conv2d_backward
            "roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward",
            "grid_sample", "grid_sample_backward", "affine_grid", "affine_grid_backward",
            "interpolate", "interpolate_backward",
-           "box_iou", "nms", "batched_nms", "encode_boxes", "decode_boxes", "grid_anchors", "match_boxes"]
+           "box_iou", "nms", "batched_nms", "encode_boxes", "decode_boxes", "grid_anchors", "match_boxes",
+           "is_channels_last", "to_channels_last"]
 
 for _name in __all__:
-    if _name != "PreparedWeight":
+    if _name not in ("PreparedWeight", "is_channels_last", "to_channels_last"):  # numpy arrays' layout helpers
         globals()[_name] = accepts_dlpack(globals()[_name])
