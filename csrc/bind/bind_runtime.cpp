@@ -2,6 +2,7 @@
 // the output cache's arrays.
 #include "bind/py_tensor.h"
 #include "core/isa.h"
+#include "core/layout.h"
 #include "core/output_cache.h"
 #include "core/parallel.h"
 #include "core/probes.h"
@@ -36,6 +37,8 @@ void bind_probes(py::module_& m) {
   m.def("parallel_copy", [](py::array src, py::array dst) {
     call_without_gil(parallel_copy, src, dst);
   }, py::arg("src"), py::arg("dst"));
+  m.def("copy_layout", [](py::array src, py::array dst) { call_without_gil(copy_layout, src, dst); },
+        py::arg("src"), py::arg("dst"), "dst = src between NCHW and channels_last (N, C, H, W) arrays");
   m.def("scratch_bytes", &scratch_bytes);
   m.def("release_scratch", [] { call_without_gil(release_scratch); });
 }

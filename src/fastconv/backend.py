@@ -136,6 +136,20 @@ def empty_channels_last(shape, dtype=np.float64):
     return _C.empty((n, h, w, c), np.dtype(dtype)).transpose(0, 3, 1, 2)
 
 
+def layout_copy(array, channels_last):
+    """A float (N, C, H, W) host array copied into the other memory layout: channels_last (NHWC
+    memory) or C-contiguous NCHW. The compiled transpose (csrc/core/layout.h) is 3-4x faster
+    than numpy's copy through a strided view."""
+    shape = array.shape
+    if array.dtype in (np.float32, np.float64) and array.ndim == 4:
+        out = empty_channels_last(shape, array.dtype) if channels_last else _C.empty(shape, array.dtype)
+        _C.copy_layout(array, out)
+        return out
+    if channels_last:
+        return np.ascontiguousarray(array.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(array)
+
+
 def empty_like(array):
     return empty(array.shape, array.dtype, device_of(array))
 

@@ -5,7 +5,7 @@ arrays, which nearly every call passes, skip asking for it: asking costs about h
 microsecond per array, four times what the check itself costs."""
 import numpy as np
 
-from fastconv.backend import array_module, device_of, empty, empty_channels_last, is_cuda_array
+from fastconv.backend import array_module, device_of, empty, empty_channels_last, is_cuda_array, layout_copy
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -38,6 +38,8 @@ def contiguous(x):
     """x as a C-contiguous array on its device (a non-contiguous view is copied once)."""
     if (type(x) is np.ndarray or is_cuda_array(x)) and x.flags.c_contiguous:
         return x  # itself: an array updated in place (running statistics) must stay the caller's
+    if is_channels_last(x):
+        return layout_copy(x, channels_last=False)
     return array_module(x).ascontiguousarray(x)
 
 
@@ -135,7 +137,7 @@ def to_channels_last(x):
     """x (N, C, H, W) with channels_last memory: itself when it already is, else one copy."""
     if is_channels_last(x) or x.flags.c_contiguous and (x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1):
         return x
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return layout_copy(x if x.flags.c_contiguous else np.ascontiguousarray(x), channels_last=True)
 
 
 def in_layout_of(result, x):

@@ -93,7 +93,7 @@ def _chosen_layout(layout, algo, direction, runs, input_shape, weight_shape, arg
 
 
 def _nchw(x):
-    return np.ascontiguousarray(x)
+    return contiguous(x)
 
 
 def _bias_array(bias, input, out_channels):

@@ -1,0 +1,21 @@
+// Copies between the two memory layouts of an (N, C, H, W) array: NCHW (C-contiguous) and
+// channels_last (NHWC memory, core/tensor_arg.h). Each image is a [C x H*W] matrix in one and its
+// transpose in the other, so the copy is one transpose per image: 8x8 (4x4 for doubles) blocks
+// transposed in registers on AVX2 and AVX-512 machines, both sides read and written a block row at
+// a time. numpy's copy through a strided view took 3-10x a plain copy's time; this is what
+// conv2d's channels_last calls on NCHW copies pay twice (ops/conv.py).
+#pragma once
+#include "core/tensor_arg.h"
+
+namespace fastconv {
+
+// dst = src for two float arrays of one shape (N, C, H, W) and dtype, each C-contiguous or
+// channels_last; ValueError naming the argument otherwise.
+void copy_layout(const TensorArg& src, const TensorArg& dst);
+
+// dst[j][i] = src[i][j] for the rows x cols matrix at src (row stride cols) and dst (row stride
+// rows), over rows [r0, r1) and all columns: per ISA (layout_avx2.cpp) and portable.
+template <class T>
+void transpose_rows_avx2(const T* src, T* dst, index_t rows, index_t cols, index_t r0, index_t r1);
+
+}  // namespace fastconv
