@@ -3,13 +3,13 @@
 //
 // On AVX2 and AVX-512, without groups or depthwise with multiplier 1, the forward and the
 // stride-1 input gradient run the direct kernels of channels_last.h (and a depthwise weight
-// gradient its own loop). Everything else runs im2col + GEMM with the output pixels as the GEMM's rows. Row m of the column matrix is one
-// output pixel's patch: per group, R*S runs of the group's C/G adjacent input channels, one copy
-// each (NCHW's im2col gathers a pixel at a time instead). The product col * W^T then has the
-// pixels as rows and the K channels adjacent: the output's own memory, written in place. A
-// pointwise convolution's column matrix is the input itself. The input gradient is the
-// product's adjoint (dcol = dy * W, then added back into the patches: col2im), the weight
-// gradient dy^T * col; neither operand is ever transposed in memory.
+// gradient its own loop). Everything else runs im2col + GEMM with the output pixels as the
+// GEMM's rows. Row m of the column matrix is one output pixel's patch: per group, R*S runs of the
+// group's C/G adjacent input channels, one copy each (NCHW's im2col gathers a pixel at a time
+// instead). The product col * W^T then has the pixels as rows and the K channels adjacent: the
+// output's own memory, written in place. A pointwise convolution's column matrix is the input
+// itself. The input gradient is the product's adjoint (dcol = dy * W, then added back into the
+// patches: col2im), the weight gradient dy^T * col; neither operand is transposed in memory.
 //
 // Threads: chunks of pixels (of whole images for the input gradient, whose col2im adds into
 // neighbouring windows) split over the threads, each running a serial GEMM, when there are
