@@ -9,9 +9,10 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from fastconv._typing import Array, IntPair, Shape4
-from fastconv.backend import array_module, device_of, empty, empty_channels_last, kernels
-from fastconv.ops._checks import (an_int, check_ndim, check_size, empty_in_layout, float_array, image_input, in_layout,
-                                  int_pair, is_channels_last, pooled_input, shape4, window_pair)
+from fastconv.backend import array_module, device_of, kernels
+from fastconv.ops._checks import (an_int, check_ndim, check_size, empty_image, empty_in_layout, float_array,
+                                  image_input, in_layout, int_pair, is_channels_last, pooled_input, shape4,
+                                  window_pair)
 
 
 def _window(kernel_size, stride, padding, dilation=1):
@@ -33,7 +34,7 @@ def _grad_arrays(grad_output, input_shape, channels_last):
     if channels_last is None:
         channels_last = is_channels_last(dy)
     on_host = isinstance(dy, np.ndarray)  # device arrays stay NCHW
-    dx = empty_channels_last(shape, dy.dtype) if channels_last and on_host else empty(shape, dy.dtype, device_of(dy))
+    dx = empty_image(shape, dy.dtype, device_of(dy), channels_last and on_host)
     return in_layout(dy, dx), dx
 
 
