@@ -244,13 +244,22 @@ void run_direct(const channels_last::Geometry& g, Direct kind, const T* x, const
   const bool avx512 = vector_isa() >= Isa::avx512, depthwise = kind == Direct::depthwise;
   index_t mr = 0, block = 0;
   (avx512 ? cl::block_shape_avx512<T> : cl::block_shape_avx2<T>)(g.K, &mr, &block);
+  const bool by_rows = depthwise && cl::depthwise_row_fits(g);
+  if (by_rows) block = (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T));  // one vector
   const std::vector<T> packed = packed_for_blocks<T>(g.K, depthwise ? 1 : g.C, g.R * g.S, block, weight);
   const std::vector<T> zeros(static_cast<std::size_t>(g.C), T(0));
   const cl::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
+  if (by_rows)
+    return parallel_for(0, g.N * g.P, 1, [&](index_t lo, index_t hi) {
+      (avx512 ? cl::depthwise_rows_avx512<T> : cl::depthwise_rows_avx2<T>)(pass, lo, hi);
+    });
   parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) {
-    if (!depthwise) return (avx512 ? cl::pixels_avx512<T> : cl::pixels_avx2<T>)(pass, lo, hi);
-    std::vector<const T*> sources(static_cast<std::size_t>(cl::kDepthwiseSources * g.R * g.S));
-    (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)(pass, lo, hi, sources.data());
+    if (depthwise) {
+      std::vector<const T*> sources(static_cast<std::size_t>(cl::kDepthwiseSources * g.R * g.S));
+      (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)(pass, lo, hi, sources.data());
+    } else {
+      (avx512 ? cl::pixels_avx512<T> : cl::pixels_avx2<T>)(pass, lo, hi);
+    }
   });
 #endif
 }

@@ -46,6 +46,14 @@ template <class T>
 void depthwise_pixels_avx2(const DirectPass<T>& pass, index_t lo, index_t hi, const T** sources);
 template <class T>
 void depthwise_pixels_avx512(const DirectPass<T>& pass, index_t lo, index_t hi, const T** sources);
+// Output rows [lo, hi) (row n * P + p) of a depthwise convolution with unit stride and dilation
+// along the width and a kernel 3 or 5 wide (depthwise_row_fits), one vector of channels per
+// block (pass.block the vector width).
+template <class T>
+void depthwise_rows_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
+template <class T>
+void depthwise_rows_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
+inline bool depthwise_row_fits(const Geometry& g) { return g.sw == 1 && g.dw == 1 && (g.S == 3 || g.S == 5); }
 // The depthwise kernels work on kDepthwiseBlocksAtOnce pixel blocks of at most kMaxPixelsPerBlock
 // pixels at a time, and hold each one's input pixels per tap.
 constexpr index_t kDepthwiseBlocksAtOnce = 4, kMaxPixelsPerBlock = 24;

@@ -25,6 +25,14 @@ void depthwise_pixels_avx2(const DirectPass<double>& pass, index_t lo, index_t h
   depthwise_pixel_blocks<simd::Avx2F64, 12, 6>(pass, lo, hi, sources);
 }
 template <>
+void depthwise_rows_avx2(const DirectPass<float>& pass, index_t lo, index_t hi) {
+  depthwise_rows<simd::Avx2F32, 4>(pass, lo, hi);
+}
+template <>
+void depthwise_rows_avx2(const DirectPass<double>& pass, index_t lo, index_t hi) {
+  depthwise_rows<simd::Avx2F64, 4>(pass, lo, hi);
+}
+template <>
 void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {
   shape_for<simd::Avx2F32, 12, 6>(K, mr, block);
 }

@@ -25,6 +25,14 @@ void depthwise_pixels_avx512(const DirectPass<double>& pass, index_t lo, index_t
   depthwise_pixel_blocks<simd::Avx512F64, 24, 12>(pass, lo, hi, sources);
 }
 template <>
+void depthwise_rows_avx512(const DirectPass<float>& pass, index_t lo, index_t hi) {
+  depthwise_rows<simd::Avx512F32, 8>(pass, lo, hi);
+}
+template <>
+void depthwise_rows_avx512(const DirectPass<double>& pass, index_t lo, index_t hi) {
+  depthwise_rows<simd::Avx512F64, 8>(pass, lo, hi);
+}
+template <>
 void block_shape_avx512<float>(index_t K, index_t* mr, index_t* block) {
   shape_for<simd::Avx512F32, 24, 12>(K, mr, block);
 }

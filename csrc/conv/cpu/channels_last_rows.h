@@ -161,6 +161,82 @@ void depthwise_blocks_of(const DirectPass<typename V::T>& pass, index_t lo, inde
   }
 }
 
+// The depthwise kernel along output rows, for unit stride and dilation along the width: MR
+// adjacent output pixels of one row share their input columns, so each tap row's MR + S - 1 input
+// vectors are loaded once and every one of the S taps multiplies its window of them (about 1.25
+// loads per output vector and tap row for S = 3, against S for the pixel blocks above, whose
+// pixels each load their own). One vector of channels (pass.block == width); columns outside
+// the input load zeros.
+template <class V, int MR, int S>
+inline void depthwise_row_block(const DirectPass<typename V::T>& pass, index_t n, index_t p, index_t q0,
+                                index_t kb) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  const Geometry& g = pass.g;
+  const index_t k0 = kb * V::width;
+  const bool whole = k0 + V::width <= g.C;
+  Reg acc[MR];
+  const Reg bias = pass.bias ? load_channels<V>(pass.bias, k0, g.K) : V::zero();
+  #pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) acc[i] = bias;
+  const T* w = pass.packed + kb * g.R * S * V::width;
+  for (index_t r = 0; r < g.R; ++r, w += S * V::width) {
+    const index_t h = p * g.sh + g.top + r * g.dh;
+    if (h < 0 || h >= g.H) continue;
+    const T* row = pass.x + (n * g.H + h) * g.W * g.C + k0;
+    const index_t c0 = q0 + g.left;  // the input column of window entry 0
+    Reg in[MR + S - 1];
+    #pragma GCC unroll 40
+    for (int t = 0; t < MR + S - 1; ++t) {
+      const index_t c = c0 + t;
+      in[t] = c < 0 || c >= g.W ? V::zero() : whole ? V::loadu(row + c * g.C) : load_channels<V>(row + c * g.C - k0, k0, g.C);
+    }
+    #pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      const Reg ws = V::loadu(w + s * V::width);
+      #pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) acc[i] = V::fma(in[i + s], ws, acc[i]);
+    }
+  }
+  // The input row the next output row adds (its last tap row), fetched now for this block's
+  // pixels and channels: a tensor beyond the caches otherwise reaches each pixel's lines one
+  // demand miss at a time, too many short streams (a pixel's channels) for the prefetcher.
+  const index_t ahead = (p + 1) * g.sh + g.top + (g.R - 1) * g.dh;
+  if (p + 1 < g.P && ahead >= 0 && ahead < g.H) {
+    const T* next = pass.x + (n * g.H + ahead) * g.W * g.C + k0;
+    #pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+      if (q0 + g.left + i >= 0 && q0 + g.left + i < g.W) __builtin_prefetch(next + (q0 + g.left + i) * g.C);
+  }
+  T* out = pass.y + ((n * g.P + p) * g.Q + q0) * g.K;
+  #pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (q0 + i >= g.Q) break;
+    Reg v = acc[i];
+    if (pass.relu) v = V::max(V::zero(), v);  // zero first: NaN stays NaN, as torch.relu
+    if (whole)
+      V::storeu(out + i * g.K + k0, v);
+    else
+      V::store_first(out + i * g.K + k0, v, static_cast<int>(g.K - k0));
+  }
+}
+
+// Output rows [lo, hi) (row n * P + p) of the depthwise convolution, every channel vector.
+template <class V, int MR, int S>
+void depthwise_rows_of(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
+  const Geometry& g = pass.g;
+  const index_t k_blocks = (g.K + V::width - 1) / V::width;
+  for (index_t row = lo; row < hi; ++row)
+    for (index_t q0 = 0; q0 < g.Q; q0 += MR)
+      for (index_t kb = 0; kb < k_blocks; ++kb) depthwise_row_block<V, MR, S>(pass, row / g.P, row % g.P, q0, kb);
+}
+
+template <class V, int MR>
+void depthwise_rows(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
+  if (pass.g.S == 3) return depthwise_rows_of<V, MR, 3>(pass, lo, hi);
+  depthwise_rows_of<V, MR, 5>(pass, lo, hi);
+}
+
 // The block shape for K output channels: two vectors of channels beside MR2 pixels, or, when
 // K fits one vector, one beside MR1 (more pixels in the same registers).
 template <class V, int MR1, int MR2>
