@@ -28,6 +28,8 @@ CASES = [
     (2, 8, 7, 7, 16, 3, 3, 1, 1, 1, 8),         # depthwise, multiplier 2: im2col + GEMM per channel
     (2, 21, 7, 9, 21, 3, 3, 1, 1, 1, 21),       # depthwise, multiplier 1: its own kernels; a partial vector
     (2, 40, 8, 7, 40, 5, 3, 2, (2, 1), (1, 2), 40),  # strided, dilated depthwise; two vectors and a part
+    (2, 24, 9, 10, 24, 3, 3, (2, 1), 1, (2, 1), 24),  # depthwise by output rows, strided and dilated down
+    (1, 16, 6, 11, 16, 3, 5, 1, 2, 1, 16),           # depthwise by output rows, 5 wide
 ]
 
 

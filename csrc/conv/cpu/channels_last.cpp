@@ -264,13 +264,21 @@ void run_direct(const channels_last::Geometry& g, Direct kind, const T* x, const
 #endif
 }
 
-// dw[c, tap] (and db[c]) of a depthwise convolution with multiplier 1: the sum over pixels of
-// dy[m, c] * x[tap's input pixel of m, c], a run of adjacent channels at a time, which the
-// compiler vectorises. Each thread sums its images (each image in T, added into double, as
-// the NCHW depthwise kernel sums), the threads' sums added in order.
+// The forward's geometry for the direct kernels.
+inline channels_last::Geometry forward_geometry(const Conv2dShape& s) {
+  const auto& p = s.p;
+  return {s.N, s.H, s.W, s.C, s.P, s.Q, s.K, s.R, s.S, p.stride[0], p.stride[1],
+          p.dilation[0], p.dilation[1], -p.pad_begin[0], -p.pad_begin[1]};
+}
+
+// sums[tap * C + c] (and sums[R*S * C + c], the bias's) of a depthwise convolution with
+// multiplier 1: the sum over pixels of dy[m, c] * x[tap's input pixel of m, c], a run of
+// adjacent channels at a time, which the compiler vectorises. Each thread sums its images (each
+// image in T, added into double, as the NCHW depthwise kernel sums), the threads' sums added in
+// order. Any geometry.
 template <class T>
-void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  const index_t C = s.C, RS = s.R * s.S, PQ = s.pixels(), width = (RS + 1) * C;  // the taps', then the bias's
+std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, const T* grad_y) {
+  const index_t C = s.C, RS = s.R * s.S, PQ = s.pixels(), width = (RS + 1) * C;
   const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
   std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
@@ -296,6 +304,29 @@ void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y
   });
   for (index_t i = 0; i < width; ++i)
     for (index_t t = 1; t < threads; ++t) sums[i] += sums[t * width + i];
+  sums.resize(static_cast<std::size_t>(width));
+  return sums;
+}
+
+// dw[c, tap] (and db[c]) of a depthwise convolution with multiplier 1: 3x3 kernels with unit
+// stride along the width by the vector kernel (channel vectors over the threads, each summed in
+// registers along output rows), the rest by depthwise_weight_sums.
+template <class T>
+void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  const index_t C = s.C, RS = s.R * s.S;
+  std::vector<double> sums;
+#if FASTCONV_X86
+  if (const channels_last::Geometry g = forward_geometry(s); channels_last::depthwise_weight_rows_fit(g)) {
+    const bool avx512 = vector_isa() >= Isa::avx512;
+    const index_t width = (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T));
+    sums.assign(static_cast<std::size_t>((RS + 1) * C), 0.0);
+    parallel_for(0, ceil_div(C, width), 1, [&](index_t lo, index_t hi) {
+      (avx512 ? channels_last::depthwise_weight_rows_avx512<T> : channels_last::depthwise_weight_rows_avx2<T>)(
+          g, x, grad_y, sums.data(), lo, hi);
+    });
+  }
+#endif
+  if (sums.empty()) sums = depthwise_weight_sums(s, x, grad_y);
   for (index_t c = 0; c < C; ++c)
     for (index_t tap = 0; tap < RS; ++tap) grad_w[c * RS + tap] = static_cast<T>(sums[tap * C + c]);
   if (grad_bias)
@@ -306,10 +337,8 @@ void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y
 
 template <class T>
 void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
-  const auto& p = s.p;
   if (const Direct kind = direct_kind(s); kind != Direct::none) {
-    const channels_last::Geometry g{s.N, s.H, s.W, s.C, s.P, s.Q, s.K, s.R, s.S, p.stride[0], p.stride[1],
-                                    p.dilation[0], p.dilation[1], -p.pad_begin[0], -p.pad_begin[1]};
+    const channels_last::Geometry g = forward_geometry(s);
     const index_t RS = s.R * s.S, Cg = s.C_per_group();
     return run_direct(g, kind, x, [&](index_t k, index_t c, index_t tap) { return w[(k * Cg + c) * RS + tap]; },
                       bias, relu, y);

@@ -54,6 +54,18 @@ void depthwise_rows_avx2(const DirectPass<T>& pass, index_t lo, index_t hi);
 template <class T>
 void depthwise_rows_avx512(const DirectPass<T>& pass, index_t lo, index_t hi);
 inline bool depthwise_row_fits(const Geometry& g) { return g.sw == 1 && g.dw == 1 && (g.S == 3 || g.S == 5); }
+// The weight (and bias) gradient of a depthwise 3x3 convolution with multiplier 1 and unit
+// stride and dilation along the width (depthwise_weight_rows_fit), for channel vectors
+// [lo, hi): sums[tap][c] and sums[9][c] (the bias's) for each of their channels c < C, summed per
+// image in T (in registers) and added into these doubles. `g` is the forward's, dy its output's
+// gradient.
+template <class T>
+void depthwise_weight_rows_avx2(const Geometry& g, const T* x, const T* dy, double* sums, index_t lo, index_t hi);
+template <class T>
+void depthwise_weight_rows_avx512(const Geometry& g, const T* x, const T* dy, double* sums, index_t lo, index_t hi);
+inline bool depthwise_weight_rows_fit(const Geometry& g) {
+  return g.sw == 1 && g.dw == 1 && g.R == 3 && g.S == 3;
+}
 // The depthwise kernels work on kDepthwiseBlocksAtOnce pixel blocks of at most kMaxPixelsPerBlock
 // pixels at a time, and hold each one's input pixels per tap.
 constexpr index_t kDepthwiseBlocksAtOnce = 4, kMaxPixelsPerBlock = 24;

@@ -33,6 +33,16 @@ void depthwise_rows_avx2(const DirectPass<double>& pass, index_t lo, index_t hi)
   depthwise_rows<simd::Avx2F64, 4>(pass, lo, hi);
 }
 template <>
+void depthwise_weight_rows_avx2(const Geometry& g, const float* x, const float* dy, double* sums, index_t lo,
+                              index_t hi) {
+  depthwise_weight_rows<simd::Avx2F32, 2>(g, x, dy, sums, lo, hi);
+}
+template <>
+void depthwise_weight_rows_avx2(const Geometry& g, const double* x, const double* dy, double* sums, index_t lo,
+                              index_t hi) {
+  depthwise_weight_rows<simd::Avx2F64, 2>(g, x, dy, sums, lo, hi);
+}
+template <>
 void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {
   shape_for<simd::Avx2F32, 12, 6>(K, mr, block);
 }

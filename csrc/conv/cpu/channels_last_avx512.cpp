@@ -33,6 +33,16 @@ void depthwise_rows_avx512(const DirectPass<double>& pass, index_t lo, index_t h
   depthwise_rows<simd::Avx512F64, 8>(pass, lo, hi);
 }
 template <>
+void depthwise_weight_rows_avx512(const Geometry& g, const float* x, const float* dy, double* sums, index_t lo,
+                              index_t hi) {
+  depthwise_weight_rows<simd::Avx512F32, 8>(g, x, dy, sums, lo, hi);
+}
+template <>
+void depthwise_weight_rows_avx512(const Geometry& g, const double* x, const double* dy, double* sums, index_t lo,
+                              index_t hi) {
+  depthwise_weight_rows<simd::Avx512F64, 8>(g, x, dy, sums, lo, hi);
+}
+template <>
 void block_shape_avx512<float>(index_t K, index_t* mr, index_t* block) {
   shape_for<simd::Avx512F32, 24, 12>(K, mr, block);
 }
