@@ -79,26 +79,33 @@ T* tap_source(const Conv2dShape& s, T* x, const Pixel& px, index_t r, index_t k)
   return x + ((px.n * s.H + h) * s.W + w) * s.C;
 }
 
+// fn(patch, pixel) for each tap of output pixels [m0, m0 + rows): `patch` is the tap's place in
+// row i of the column matrix (group 0's; group g's at + g * R*S*C/G), `pixel` the input pixel
+// it reads in x, or nullptr in the padding.
+template <class T, class U, class Fn>
+void for_each_tap(const Conv2dShape& s, T* x, U* col, index_t m0, index_t rows, const Fn& fn) {
+  const PatchLayout L(s);
+  for (index_t i = 0; i < rows; ++i) {
+    const Pixel px(s, m0 + i);
+    for (index_t r = 0; r < s.R; ++r)
+      for (index_t k = 0; k < s.S; ++k) fn(col + i * L.width + (r * s.S + k) * L.Cg, tap_source(s, x, px, r, k));
+  }
+}
+
 // col rows [0, rows) = the patches of output pixels [m0, m0 + rows), zeros where a tap falls in
 // the padding.
 template <class T>
 void im2col_rows(const Conv2dShape& s, const T* x, index_t m0, index_t rows, T* col) {
   const PatchLayout L(s);
-  for (index_t i = 0; i < rows; ++i) {
-    const Pixel px(s, m0 + i);
-    for (index_t r = 0; r < s.R; ++r)
-      for (index_t k = 0; k < s.S; ++k) {
-        const T* src = tap_source(s, x, px, r, k);
-        T* dst = col + i * L.width + (r * s.S + k) * L.Cg;
-        for (index_t g = 0; g < L.G; ++g) {
-          T* out = dst + g * L.group_width();
-          if (src)
-            std::copy_n(src + g * L.Cg, L.Cg, out);
-          else
-            std::fill_n(out, L.Cg, T(0));
-        }
-      }
-  }
+  for_each_tap(s, x, col, m0, rows, [&](T* patch, const T* pixel) {
+    for (index_t g = 0; g < L.G; ++g) {
+      T* out = patch + g * L.group_width();
+      if (pixel)
+        std::copy_n(pixel + g * L.Cg, L.Cg, out);
+      else
+        std::fill_n(out, L.Cg, T(0));
+    }
+  });
 }
 
 // The adjoint of im2col_rows: each patch entry of dcol added into the input pixel it was read
@@ -106,20 +113,14 @@ void im2col_rows(const Conv2dShape& s, const T* x, index_t m0, index_t rows, T* 
 template <class T>
 void col2im_rows(const Conv2dShape& s, const T* dcol, index_t m0, index_t rows, T* dx) {
   const PatchLayout L(s);
-  for (index_t i = 0; i < rows; ++i) {
-    const Pixel px(s, m0 + i);
-    for (index_t r = 0; r < s.R; ++r)
-      for (index_t k = 0; k < s.S; ++k) {
-        T* dst = tap_source(s, dx, px, r, k);
-        if (!dst) continue;
-        const T* src = dcol + i * L.width + (r * s.S + k) * L.Cg;
-        for (index_t g = 0; g < L.G; ++g) {
-          const T* in = src + g * L.group_width();
-          T* out = dst + g * L.Cg;
-          for (index_t c = 0; c < L.Cg; ++c) out[c] += in[c];
-        }
-      }
-  }
+  for_each_tap(s, dx, dcol, m0, rows, [&](const T* patch, T* pixel) {
+    if (!pixel) return;
+    for (index_t g = 0; g < L.G; ++g) {
+      const T* in = patch + g * L.group_width();
+      T* out = pixel + g * L.Cg;
+      for (index_t c = 0; c < L.Cg; ++c) out[c] += in[c];
+    }
+  });
 }
 
 // Pixels per chunk: as many patches as fit kColumnBudgetBytes, at least one.
