@@ -66,8 +66,9 @@ def _prepare(arrays, layouts):
 # which the C++ entry points run as algorithm 'im2col'. With algo='auto' each shape is timed in
 # place and on NCHW copies (conv_algo.resolve_layout): the NCHW side has Winograd and FFT. With
 # few channels per group the in-place GEMMs are too narrow to pay (a depthwise layer with a
-# multiplier has one-channel GEMMs; with multiplier 1 it has a kernel of its own), and a call that names another algorithm asks for the NCHW kernels: those run
-# on NCHW copies, the result copied back to channels_last.
+# multiplier has one-channel GEMMs; with multiplier 1 it has a kernel of its own), and a call
+# that names another algorithm asks for the NCHW kernels: those run on NCHW copies, the result
+# copied back to channels_last.
 CHANNELS_LAST_ALGO = "im2col"
 _MIN_CHANNELS_PER_GROUP = 8
 
@@ -90,10 +91,6 @@ def _chosen_layout(layout, algo, direction, runs, input_shape, weight_shape, arg
     if layout != "channels_last" or algo != "auto":
         return layout
     return conv_algo.resolve_layout(direction, lambda chosen: runs[chosen](), input_shape, weight_shape, args, dtype)
-
-
-def _nchw(x):
-    return contiguous(x)
 
 
 def _bias_array(bias, input, out_channels):
@@ -260,8 +257,8 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     convolved_input(arrays["input"])
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
     x, w = arrays["input"], arrays["weight"]
-    runs = {"nchw_copy": lambda: to_channels_last(conv2d(_nchw(x), prepared or w, bias, stride, padding, dilation,
-                                                         groups, algo=algo, relu=relu)),
+    runs = {"nchw_copy": lambda: to_channels_last(conv2d(contiguous(x), prepared or w, bias, stride, padding,
+                                                         dilation, groups, algo=algo, relu=relu)),
             "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu)}
     layout = _chosen_layout(_layout(x, w.shape, args[-1], algo), algo, "forward", runs, x.shape, w.shape, args,
                             x.dtype)
@@ -289,8 +286,8 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
     w, dy = arrays["weight"], arrays["grad_output"]
     input_size = shape4(input_size, "input_size")
-    runs = {"nchw_copy": lambda: to_channels_last(conv2d_input(input_size, prepared or w, _nchw(dy), stride, padding,
-                                                               dilation, groups, algo=algo)),
+    runs = {"nchw_copy": lambda: to_channels_last(conv2d_input(input_size, prepared or w, contiguous(dy), stride,
+                                                               padding, dilation, groups, algo=algo)),
             "channels_last": lambda: _input_gradient_in_place(lib, input_size, w, dy, args)}
     layout = _chosen_layout(_layout(dy, w.shape, args[-1], algo), algo, "input", runs, input_size, w.shape, args,
                             w.dtype)
@@ -315,8 +312,8 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     x, dy = arrays["input"], arrays["grad_output"]
-    runs = {"nchw_copy": lambda: conv2d_weight(_nchw(x), weight_size, _nchw(dy), stride, padding, dilation, groups,
-                                               algo=algo),
+    runs = {"nchw_copy": lambda: conv2d_weight(contiguous(x), weight_size, contiguous(dy), stride, padding, dilation,
+                                               groups, algo=algo),
             "channels_last": lambda: _weight_gradient_in_place(lib, x, dy, weight_size, args, False)[0]}
     layout = _chosen_layout(_layout(x, weight_size, args[-1], algo), algo, "weight", runs, x.shape, weight_size,
                             args, x.dtype)
@@ -344,8 +341,8 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     x, w, dy = arrays["input"], arrays["weight"], arrays["grad_output"]
 
     def on_nchw_copies():
-        dx, dw, db = conv2d_backward(_nchw(x), prepared or w, _nchw(dy), stride, padding, dilation, groups, needs_bias,
-                                     algo=algo)
+        dx, dw, db = conv2d_backward(contiguous(x), prepared or w, contiguous(dy), stride, padding, dilation, groups,
+                                     needs_bias, algo=algo)
         return to_channels_last(dx), dw, db
 
     runs = {"nchw_copy": on_nchw_copies,
