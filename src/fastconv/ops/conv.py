@@ -75,7 +75,8 @@ _MIN_CHANNELS_PER_GROUP = 8
 
 def _layout(activation, weight_shape, groups, algo):
     """How a call whose layout `activation` decides can run: 'nchw'; 'channels_last' (in place,
-    or for algo='auto' whichever of conv_algo.LAYOUTS is faster); or 'nchw_copy'."""
+    or for algo='auto' whichever of conv_algo.LAYOUTS is faster: _run_channels_last); or
+    'nchw_copy'."""
     if not is_channels_last(activation):
         return "nchw"
     per_group = min(weight_shape[0] // groups, weight_shape[1])
@@ -85,12 +86,13 @@ def _layout(activation, weight_shape, groups, algo):
     return "channels_last" if in_place else "nchw_copy"
 
 
-def _chosen_layout(layout, algo, direction, runs, input_shape, weight_shape, args, dtype):
-    """`layout`, or for a channels_last call with algo='auto' the timed choice between running
-    in place and on NCHW copies; runs: {layout: a function that runs the call so}."""
-    if layout != "channels_last" or algo != "auto":
-        return layout
-    return conv_algo.resolve_layout(direction, lambda chosen: runs[chosen](), input_shape, weight_shape, args, dtype)
+def _run_channels_last(layout, algo, direction, runs, input_shape, weight_shape, args, dtype):
+    """Runs a channels_last call (`layout` from _layout, not 'nchw') as runs[layout](), or for
+    algo='auto' in place by the timed choice between runs['channels_last'] and runs['nchw_copy']."""
+    if layout == "channels_last" and algo == "auto":
+        layout = conv_algo.resolve_layout(direction, lambda chosen: runs[chosen](), input_shape, weight_shape, args,
+                                          dtype)
+    return runs[layout]()
 
 
 def _bias_array(bias, input, out_channels):
@@ -131,8 +133,8 @@ def _transposed_arguments(lib, input_shape, weight_shape, args):
     grad_output is this strided convolution's input gradient, and whose weight gradient (its
     input grad_output, its output's gradient the convolution's input) is the convolution's
     weight gradient; None where subpixel cannot run it (stride 1, dilation, or on a device).
-    Worked out once per shape, not on every gradient call. subpixel runs it as one stride-1 convolution per output phase, without the input
-    gradient's col2im scatter (resnet20's 3x3/2 layer: input gradient 1.0 ms against im2col's
+    Worked out once per shape, not on every gradient call. subpixel runs it as one stride-1
+    convolution per output phase, without the input gradient's col2im scatter (resnet20's 3x3/2 layer: input gradient 1.0 ms against im2col's
     1.4, weight gradient 1.2 against 1.8, 2 threads)."""
     stride, pad_begin, _, dilation, groups = args
     if stride == (1, 1) or dilation != (1, 1) or not hasattr(lib, "conv_transpose2d_unsupported_reason"):
@@ -257,13 +259,12 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     convolved_input(arrays["input"])
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
     x, w = arrays["input"], arrays["weight"]
-    runs = {"nchw_copy": lambda: to_channels_last(conv2d(contiguous(x), prepared or w, bias, stride, padding,
-                                                         dilation, groups, algo=algo, relu=relu)),
-            "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu)}
-    layout = _chosen_layout(_layout(x, w.shape, args[-1], algo), algo, "forward", runs, x.shape, w.shape, args,
-                            x.dtype)
+    layout = _layout(x, w.shape, args[-1], algo)
     if layout != "nchw":
-        return runs[layout]()
+        runs = {"nchw_copy": lambda: to_channels_last(conv2d(contiguous(x), prepared or w, bias, stride, padding,
+                                                             dilation, groups, algo=algo, relu=relu)),
+                "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu)}
+        return _run_channels_last(layout, algo, "forward", runs, x.shape, w.shape, args, x.dtype)
     x, w = _contiguous(arrays)
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
@@ -286,13 +287,12 @@ def conv2d_input(input_size: Shape4, weight: Union[Array, PreparedWeight], grad_
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
     w, dy = arrays["weight"], arrays["grad_output"]
     input_size = shape4(input_size, "input_size")
-    runs = {"nchw_copy": lambda: to_channels_last(conv2d_input(input_size, prepared or w, contiguous(dy), stride,
-                                                               padding, dilation, groups, algo=algo)),
-            "channels_last": lambda: _input_gradient_in_place(lib, input_size, w, dy, args)}
-    layout = _chosen_layout(_layout(dy, w.shape, args[-1], algo), algo, "input", runs, input_size, w.shape, args,
-                            w.dtype)
+    layout = _layout(dy, w.shape, args[-1], algo)
     if layout != "nchw":
-        return runs[layout]()
+        runs = {"nchw_copy": lambda: to_channels_last(conv2d_input(input_size, prepared or w, contiguous(dy), stride,
+                                                                   padding, dilation, groups, algo=algo)),
+                "channels_last": lambda: _input_gradient_in_place(lib, input_size, w, dy, args)}
+        return _run_channels_last(layout, algo, "input", runs, input_size, w.shape, args, w.dtype)
     w, dy = _contiguous(arrays)
     dx = empty(input_size, w.dtype, device_of(w))
     algo = _algorithm_name(lib, algo, dx.shape, w.shape, args)
@@ -312,13 +312,12 @@ def conv2d_weight(input: Array, weight_size: Shape4, grad_output: Array, stride:
     weight_size = shape4(weight_size, "weight_size")
     args = conv2d_arguments(weight_size, stride, padding, dilation, groups)
     x, dy = arrays["input"], arrays["grad_output"]
-    runs = {"nchw_copy": lambda: conv2d_weight(contiguous(x), weight_size, contiguous(dy), stride, padding, dilation,
-                                               groups, algo=algo),
-            "channels_last": lambda: _weight_gradient_in_place(lib, x, dy, weight_size, args, False)[0]}
-    layout = _chosen_layout(_layout(x, weight_size, args[-1], algo), algo, "weight", runs, x.shape, weight_size,
-                            args, x.dtype)
+    layout = _layout(x, weight_size, args[-1], algo)
     if layout != "nchw":
-        return runs[layout]()
+        runs = {"nchw_copy": lambda: conv2d_weight(contiguous(x), weight_size, contiguous(dy), stride, padding,
+                                                   dilation, groups, algo=algo),
+                "channels_last": lambda: _weight_gradient_in_place(lib, x, dy, weight_size, args, False)[0]}
+        return _run_channels_last(layout, algo, "weight", runs, x.shape, weight_size, args, x.dtype)
     x, dy = _contiguous(arrays)
     dw = empty(weight_size, x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, dw.shape, args)
@@ -339,19 +338,17 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
                       {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"})
     args = conv2d_arguments(arrays["weight"].shape, stride, padding, dilation, groups)
     x, w, dy = arrays["input"], arrays["weight"], arrays["grad_output"]
-
-    def on_nchw_copies():
-        dx, dw, db = conv2d_backward(contiguous(x), prepared or w, contiguous(dy), stride, padding, dilation, groups,
-                                     needs_bias, algo=algo)
-        return to_channels_last(dx), dw, db
-
-    runs = {"nchw_copy": on_nchw_copies,
-            "channels_last": lambda: (_input_gradient_in_place(lib, x.shape, w, dy, args),
-                                      *_weight_gradient_in_place(lib, x, dy, w.shape, args, needs_bias))}
-    layout = _chosen_layout(_layout(x, w.shape, args[-1], algo), algo, "backward", runs, x.shape, w.shape, args,
-                            x.dtype)
+    layout = _layout(x, w.shape, args[-1], algo)
     if layout != "nchw":
-        return runs[layout]()
+        def on_nchw_copies():
+            dx, dw, db = conv2d_backward(contiguous(x), prepared or w, contiguous(dy), stride, padding, dilation,
+                                         groups, needs_bias, algo=algo)
+            return to_channels_last(dx), dw, db
+
+        runs = {"nchw_copy": on_nchw_copies,
+                "channels_last": lambda: (_input_gradient_in_place(lib, x.shape, w, dy, args),
+                                          *_weight_gradient_in_place(lib, x, dy, w.shape, args, needs_bias))}
+        return _run_channels_last(layout, algo, "backward", runs, x.shape, w.shape, args, x.dtype)
     x, w, dy = _contiguous(arrays)
     dw = empty_like(w)
     db = empty(w.shape[0], w.dtype, device_of(w)) if needs_bias else None
