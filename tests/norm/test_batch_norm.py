@@ -21,7 +21,7 @@ def _params(rng, c, dtype):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("relu,residual", FUSIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batch_norm_train_forward_matches_reference(device, rng, stream_stores, shape, relu, residual, dtype):
+def test_batch_norm_train_forward_matches_reference(isa, device, rng, stream_stores, shape, relu, residual, dtype):
     x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
     z = rng.standard_normal(shape).astype(dtype) if residual else None
     gamma, beta, rm, rv = _params(rng, shape[1], dtype)
@@ -42,7 +42,7 @@ def test_batch_norm_train_forward_matches_reference(device, rng, stream_stores, 
 
 
 @pytest.mark.parametrize("relu,residual", FUSIONS)
-def test_batch_norm_eval_forward_matches_reference(device, rng, stream_stores, relu, residual):
+def test_batch_norm_eval_forward_matches_reference(isa, device, rng, stream_stores, relu, residual):
     x = rng.standard_normal((3, 6, 5, 4))
     z = rng.standard_normal(x.shape) if residual else None
     gamma, beta, rm, rv = _params(rng, 6, np.float64)
@@ -65,7 +65,7 @@ def _forward_fn(training, relu, rm, rv, eps=1e-3):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("relu,residual", FUSIONS)
-def test_batch_norm_gradients_match_numeric(device, rng, stream_stores, training, relu, residual):
+def test_batch_norm_gradients_match_numeric(isa, device, rng, stream_stores, training, relu, residual):
     shape = (2, 3, 3, 5)  # planes of 15: streamed rows start and end unaligned
     x = rng.standard_normal(shape)
     z = rng.standard_normal(shape) if residual else np.zeros(shape)
@@ -87,6 +87,41 @@ def test_batch_norm_gradients_match_numeric(device, rng, stream_stores, training
         np.testing.assert_allclose(dz, numeric_gradient(lambda a: f(x, gamma, beta, a), z, gy), **kw)
     else:
         assert dz is None
+
+
+def _training_backward_reference(gy, x, y, gamma, relu):
+    """(dx, dgamma, dbeta) of training batch_norm in float64 from the closed form (the batch
+    statistics recomputed here): dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)),
+    g being gy where the ReLU passed it."""
+    g = np.where(y > 0, gy, 0).astype(np.float64) if relu else gy.astype(np.float64)
+    mean, var = batch_stats_reference(x)
+    invstd = 1 / np.sqrt(var + 1e-5)
+    xhat = (x.astype(np.float64) - mean[None, :, None, None]) * invstd[None, :, None, None]
+    axes = (0, 2, 3)
+    k = (gamma * invstd)[None, :, None, None]
+    dx = k * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+    return dx, (g * xhat).sum(axis=axes), g.sum(axis=axes)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("relu,residual", FUSIONS)
+def test_batch_norm_backward_matches_closed_form(isa, rng, stream_stores, layout, relu, residual):
+    """float32 over planes and channel rows of several whole vectors and a tail on every ISA."""
+    shape = (3, 20, 9, 13)
+    x, gy = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    gamma, beta, _, _ = _params(rng, shape[1], np.float32)
+    z = rng.standard_normal(shape).astype(np.float32) if residual else None
+    put = ops.to_channels_last if layout == "channels_last" else np.ascontiguousarray
+    y, mean, invstd = ops.batch_norm(put(x), None, None, gamma, beta, training=True, relu=relu,
+                                     residual=None if z is None else put(z))
+    dx, dgamma, dbeta, dz = ops.batch_norm_backward(put(gy), put(x), mean, invstd, gamma, training=True,
+                                                    output=y, relu=relu, residual=residual)
+    want_dx, want_dgamma, want_dbeta = _training_backward_reference(gy, x, np.asarray(y), gamma, relu)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dgamma, want_dgamma, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dbeta, want_dbeta, rtol=1e-4, atol=1e-3)
+    if residual:
+        np.testing.assert_array_equal(dz, np.where(np.asarray(y) > 0, gy, 0) if relu else gy)
 
 
 def _random_shape(rng):

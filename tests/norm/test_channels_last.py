@@ -33,7 +33,7 @@ def _both_layouts(fn, *arrays):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("relu,residual", FUSIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_train_forward_and_backward_equal_nchw(rng, stream_stores, shape, relu, residual, dtype):
+def test_train_forward_and_backward_equal_nchw(isa, rng, stream_stores, shape, relu, residual, dtype):
     x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
     z, gy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
     gamma, beta, rm, rv = _params(rng, shape[1], dtype)
@@ -61,7 +61,7 @@ def test_train_forward_and_backward_equal_nchw(rng, stream_stores, shape, relu, 
 
 @pytest.mark.parametrize("relu,residual", FUSIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_eval_forward_and_backward_equal_nchw(rng, stream_stores, relu, residual, dtype):
+def test_eval_forward_and_backward_equal_nchw(isa, rng, stream_stores, relu, residual, dtype):
     x, z, gy = (rng.standard_normal((2, 17, 5, 3)).astype(dtype) for _ in range(3))
     gamma, beta, rm, rv = _params(rng, 17, dtype)
 
@@ -98,7 +98,9 @@ def test_non_finite_values_propagate_as_in_nchw(rng):
     (y, mean, invstd), (y_cl, mean_cl, invstd_cl) = _both_layouts(
         lambda a: ops.batch_norm(a, None, None, training=True), x)
     np.testing.assert_array_equal(np.isnan(y_cl), np.isnan(y))
-    np.testing.assert_array_equal(mean_cl, mean)
+    np.testing.assert_array_equal(np.isinf(mean_cl), np.isinf(mean))
+    np.testing.assert_array_equal(np.isnan(mean_cl), np.isnan(mean))
+    np.testing.assert_allclose(mean_cl[1], mean[1], rtol=1e-6)  # sums in another order: rounding apart
     np.testing.assert_array_equal(np.isnan(invstd_cl), np.isnan(invstd))
 
 

@@ -11,6 +11,7 @@
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "core/stream_store.h"
+#include "norm/cpu/batch_norm_loops.h"
 
 namespace fastconv::norm::cpu {
 
@@ -46,72 +47,52 @@ bool streamed(const BatchNormShape& s) {
 template <class T>
 Moments channel_moments(const BatchNormShape& s, const T* x, index_t c) {
   const T shift = moment_shift(x[c * s.HW]);
+  const auto moments = batch_norm_loops<T>().moments;
   double sum = 0, sum_sq = 0;
   for_each_run<T>(s, c, {x}, [&](index_t, index_t, index_t len, index_t at) {
-    const T* values = x + at;
-    T run = 0, run_sq = 0;
-#pragma omp simd reduction(+ : run, run_sq)
-    for (index_t i = 0; i < len; ++i) {
-      const T d = values[i] - shift;
-      run += d;
-      run_sq += d * d;
-    }
+    T run, run_sq;
+    moments(x + at, len, shift, &run, &run_sq);
     sum += run;
     sum_sq += run_sq;
   });
   return shifted_moments(shift, sum, sum_sq, static_cast<double>(s.count()));
 }
 
-// y = relu((x - mean) * scale + beta + z) over one channel; relu and z chosen at compile time
-// so the inner loop is branch-free. NaN passes the ReLU, as torch.relu's does.
-template <class T, bool kRelu, bool kResidual>
-void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, T mean, T scale, T beta) {
-  const bool stream = streamed<T>(s);
-  for (index_t n = 0; n < s.N; ++n) {
-    const index_t offset = (n * s.C + c) * s.HW;
-    write_blocks(f.y + offset, s.HW, stream, [&](T* y, index_t i0, index_t len) {
-      const T* x = f.x + offset + i0;
-      const T* z = f.residual + (kResidual ? offset + i0 : 0);
-#pragma omp simd
-      for (index_t i = 0; i < len; ++i) {
-        T v = (x[i] - mean) * scale + beta;
-        if constexpr (kResidual) v += z[i];
-        if constexpr (kRelu) v = v < T(0) ? T(0) : v;
-        y[i] = v;
-      }
-    });
-  }
-  if (stream) stream_fence();
-}
-
+// y = relu?((x - mean) * scale + beta + z?) over one channel.
 template <class T>
 void normalize_channel(const BatchNormShape& s, const BatchNormForward<T>& f, index_t c, double mean,
                        double invstd) {
   const T scale = static_cast<T>(invstd * (f.gamma ? f.gamma[c] : T(1)));
   const T beta = f.beta ? f.beta[c] : T(0), m = static_cast<T>(mean);
-  if (f.relu) {
-    if (f.residual) normalize_channel<T, true, true>(s, f, c, m, scale, beta);
-    else normalize_channel<T, true, false>(s, f, c, m, scale, beta);
-  } else {
-    if (f.residual) normalize_channel<T, false, true>(s, f, c, m, scale, beta);
-    else normalize_channel<T, false, false>(s, f, c, m, scale, beta);
+  const auto normalize = batch_norm_loops<T>().normalize[f.relu][f.residual != nullptr];
+  const bool stream = streamed<T>(s);
+  for (index_t n = 0; n < s.N; ++n) {
+    const index_t offset = (n * s.C + c) * s.HW;
+    write_blocks(f.y + offset, s.HW, stream, [&](T* y, index_t i0, index_t len) {
+      normalize(f.x + offset + i0, f.residual ? f.residual + offset + i0 : nullptr, len, m, scale, beta, y);
+    });
   }
+  if (stream) stream_fence();
 }
 
-// With a ReLU, the gradient reaching bn(x) is grad_y where the ReLU passed it (PyTorch's
-// threshold_backward zeroes it where the output is <= 0). It is written into a per-thread buffer
-// of the channel's N*HW values first, a run at a time, so that every loop below handles one type
-// and vectorises (a select mixed into the double reduction compiled to a branch, and the mask
-// is random). Not into grad_x: the streamed stores of grad_x would then first write those
-// cached lines back, 16 MiB more traffic at 64x64x32x32.
+// The gradient reaching bn(x), g: grad_y where the ReLU passed it (PyTorch's threshold_backward
+// zeroes it where the output is <= 0), grad_y itself without a ReLU. Image n's run at i0 of
+// channel c is at + n * ld + i0. With a ReLU the first pass writes it as it forms the sums, so
+// the second reads one array instead of two: into grad_residual when there is one (it is g),
+// else into a per-thread buffer of the channel's N*HW values. Not into grad_x: the streamed
+// stores of grad_x would then first write those cached lines back (16 MiB more traffic at
+// 64x64x32x32).
 template <class T>
-const T* masked_grad_plane(const T* grad_y, const T* y, index_t n, T* g) {
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) {
-    const T out = y[i], dy = grad_y[i];
-    g[i] = out <= T(0) ? T(0) : dy;
-  }
-  return g;
+struct ChannelGrad {
+  T* at;
+  index_t ld;
+};
+
+template <class T>
+ChannelGrad<T> channel_grad(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* scratch) {
+  if (!b.y) return {const_cast<T*>(b.grad_y) + c * s.HW, s.C * s.HW};  // read only
+  if (b.grad_residual) return {b.grad_residual + c * s.HW, s.C * s.HW};
+  return {scratch, s.HW};
 }
 
 struct GradSums {
@@ -119,54 +100,43 @@ struct GradSums {
 };
 
 template <class T>
-GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* masked) {
+GradSums channel_grad_sums(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, ChannelGrad<T> g) {
   const T mean = b.mean[c];
+  const auto grad_sums = batch_norm_loops<T>().grad_sums[b.y != nullptr];
   double sum = 0, sum_xmu = 0;
   for_each_run<T>(s, c, {b.x, b.grad_y, b.y}, [&](index_t n, index_t i0, index_t len, index_t at) {
-    const T* x = b.x + at;
-    const T* g = b.y ? masked_grad_plane(b.grad_y + at, b.y + at, len, masked + n * s.HW + i0) : b.grad_y + at;
-    T run = 0, run_xmu = 0;  // in T's lanes, as channel_moments: in double this pass took 2x the others
-#pragma omp simd reduction(+ : run, run_xmu)
-    for (index_t i = 0; i < len; ++i) {
-      run += g[i];
-      run_xmu += g[i] * (x[i] - mean);
-    }
+    T run, run_xmu;
+    grad_sums(b.grad_y + at, b.y ? b.y + at : nullptr, b.x + at, len, mean, g.at + n * g.ld + i0, &run, &run_xmu);
     sum += run;
     sum_xmu += run_xmu;
   });
   return {sum, sum_xmu};
 }
 
-// grad_x = k * g + (x - mean) * k_xmu + k_0, and grad_residual = g; g is the masked gradient
-// channel_grad_sums left in `masked`, or grad_y without a ReLU.
-template <class T, bool kResidual>
-void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T k, T k_xmu, T k_0,
-                        const T* masked) {
+// grad_x = k * g + (x - mean) * k_xmu + k_0; grad_residual = g too, copied here when there was
+// no ReLU (with one, the first pass wrote it).
+template <class T>
+void channel_grad_input(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, const GradCoefficients& k,
+                        ChannelGrad<T> g) {
   const T mean = b.mean[c];
+  const bool copy_residual = b.grad_residual && !b.y;
+  const auto grad_input = batch_norm_loops<T>().grad_input[copy_residual];
   const bool stream = streamed<T>(s);
   for (index_t n = 0; n < s.N; ++n) {
     const index_t offset = (n * s.C + c) * s.HW;
     write_blocks(b.grad_x + offset, s.HW, stream, [&](T* dx, index_t i0, index_t len) {
-      const T* x = b.x + offset + i0;
-      const T* g = b.y ? masked + n * s.HW + i0 : b.grad_y + offset + i0;
-      T* dz = b.grad_residual + (kResidual ? offset + i0 : 0);
-#pragma omp simd
-      for (index_t i = 0; i < len; ++i) {
-        const T gi = g[i];
-        if constexpr (kResidual) dz[i] = gi;
-        dx[i] = k * gi + (x[i] - mean) * k_xmu + k_0;
-      }
+      grad_input(g.at + n * g.ld + i0, b.x + offset + i0, len, mean, T(k.k), T(k.k_xmu), T(k.k_0), dx,
+                 copy_residual ? b.grad_residual + offset + i0 : nullptr);
     });
   }
   if (stream) stream_fence();
 }
 
 template <class T>
-void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* masked) {
-  const GradSums sums = channel_grad_sums(s, b, c, masked);
-  const GradCoefficients k = channel_grad_coefficients(s, b, c, sums.grad, sums.grad_xmu);
-  if (b.grad_residual) channel_grad_input<T, true>(s, b, c, T(k.k), T(k.k_xmu), T(k.k_0), masked);
-  else channel_grad_input<T, false>(s, b, c, T(k.k), T(k.k_xmu), T(k.k_0), masked);
+void channel_backward(const BatchNormShape& s, const BatchNormBackward<T>& b, index_t c, T* scratch) {
+  const ChannelGrad<T> g = channel_grad(s, b, c, scratch);
+  const GradSums sums = channel_grad_sums(s, b, c, g);
+  channel_grad_input(s, b, c, channel_grad_coefficients(s, b, c, sums.grad, sums.grad_xmu), g);
 }
 
 }  // namespace
@@ -196,8 +166,8 @@ void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>&
 template <class T>
 void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
   parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
-    T* masked = b.y ? thread_scratch<T>(s.N * s.HW, ScratchSlot::masked_grad) : nullptr;
-    for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c, masked);
+    T* scratch = b.y && !b.grad_residual ? thread_scratch<T>(s.N * s.HW, ScratchSlot::masked_grad) : nullptr;
+    for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c, scratch);
   });
 }
 

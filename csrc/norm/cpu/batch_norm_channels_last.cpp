@@ -5,12 +5,12 @@
 // the results do not depend on the thread count. The formulas are the NCHW kernels'
 // (batch_norm.h's shared arithmetic); only the order of the sums differs.
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
 #include "core/stream_store.h"
 #include "norm/cpu/batch_norm.h"
+#include "norm/cpu/batch_norm_loops.h"
 
 namespace fastconv::norm::cpu {
 
@@ -45,8 +45,8 @@ std::vector<double> channel_sums(const BatchNormShape& s, const AddRun& add_run)
   return total;
 }
 
-// Writes every pixel's C outputs: fill(out, p) computes pixel p's into out. A thread takes a
-// range of pixels; streamed (core/stream_store.h), the pixels go through an L1 buffer first.
+// Writes every pixel's C outputs: fill(out, p0, p1) computes pixels [p0, p1) into out. A thread
+// takes a range of pixels; streamed (core/stream_store.h), they go through an L1 buffer first.
 template <class T, class Fill>
 void write_pixels(const BatchNormShape& s, T* dst, const Fill& fill) {
   const index_t C = s.C;
@@ -54,27 +54,15 @@ void write_pixels(const BatchNormShape& s, T* dst, const Fill& fill) {
   const bool stream = stream_output(static_cast<std::size_t>(s.count() * C) * sizeof(T));
   const index_t per_block = std::max<index_t>(1, 2048 / static_cast<index_t>(C * sizeof(T)));
   parallel_for(0, s.count(), std::max<index_t>(1, 4096 / C), [&](index_t lo, index_t hi) {
-    if (!stream) {
-      for (index_t p = lo; p < hi; ++p) fill(dst + p * C, p);
-      return;
-    }
+    if (!stream) return fill(dst + lo * C, lo, hi);
     std::vector<T> block(static_cast<std::size_t>(per_block * C));
     for (index_t p0 = lo; p0 < hi; p0 += per_block) {
       const index_t p1 = std::min(hi, p0 + per_block);
-      for (index_t p = p0; p < p1; ++p) fill(block.data() + (p - p0) * C, p);
+      fill(block.data(), p0, p1);
       stream_copy(dst + p0 * C, block.data(), (p1 - p0) * C);
     }
     stream_fence();
   });
-}
-
-// fn(relu, residual) with both as compile-time constants, so inner loops are branch-free.
-template <class Fn>
-void with_fusions(bool relu, bool residual, const Fn& fn) {
-  using Yes = std::true_type;
-  using No = std::false_type;
-  if (relu) residual ? fn(Yes{}, Yes{}) : fn(Yes{}, No{});
-  else residual ? fn(No{}, Yes{}) : fn(No{}, No{});
 }
 
 // Per-channel vectors for the normalising pass: y = relu((x - mean) * scale + beta + z).
@@ -89,37 +77,14 @@ struct ChannelAffine {
   }
 };
 
-// NaN passes the ReLU, as torch.relu's does.
 template <class T>
 void normalize(const BatchNormShape& s, const BatchNormForward<T>& f, const ChannelAffine<T>& a) {
   const index_t C = s.C;
-  const T *mean = a.mean.data(), *scale = a.scale.data(), *beta = a.beta.data();
-  with_fusions(f.relu, f.residual != nullptr, [&](auto relu, auto residual) {
-    write_pixels(s, f.y, [&](T* __restrict y, index_t p) {
-      const T* __restrict x = f.x + p * C;
-      const T* __restrict z = f.residual + (residual ? p * C : 0);
-#pragma omp simd
-      for (index_t c = 0; c < C; ++c) {
-        T v = (x[c] - mean[c]) * scale[c] + beta[c];
-        if constexpr (residual()) v += z[c];
-        if constexpr (relu()) v = v < T(0) ? T(0) : v;
-        y[c] = v;
-      }
-    });
+  const auto normalize_pixels = batch_norm_loops<T>().normalize_cl[f.relu][f.residual != nullptr];
+  write_pixels(s, f.y, [&](T* y, index_t p0, index_t p1) {
+    normalize_pixels(f.x + p0 * C, f.residual ? f.residual + p0 * C : nullptr, p1 - p0, C, a.mean.data(),
+                     a.scale.data(), a.beta.data(), y);
   });
-}
-
-// The gradient reaching bn(x): grad_y where the ReLU passed it (PyTorch's threshold_backward
-// zeroes it where the output is <= 0), grad_y itself without a ReLU. Both loads come before the
-// select: a load under the condition made GCC branch (on a random mask), not vectorise.
-template <bool kRelu, class T>
-inline T masked_grad(const BatchNormBackward<T>& b, index_t at) {
-  const T dy = b.grad_y[at];
-  if constexpr (kRelu) {
-    const T out = b.y[at];
-    return out <= T(0) ? T(0) : dy;
-  }
-  return dy;
 }
 
 }  // namespace
@@ -132,19 +97,9 @@ void batch_norm_train_forward_channels_last(const BatchNormShape& s, const Batch
   const index_t C = s.C;
   std::vector<T> shifts(C);
   for (index_t c = 0; c < C; ++c) shifts[c] = moment_shift(f.x[c]);  // pixel 0, as NCHW's first value
-  const T* __restrict shift = shifts.data();
+  const auto moments = batch_norm_loops<T>().moments_cl;
   const std::vector<double> sums = channel_sums<T, 2>(s, [&](index_t p0, index_t p1, T* runs) {
-    T* __restrict sum = runs;
-    T* __restrict sum_sq = runs + C;
-    for (index_t p = p0; p < p1; ++p) {
-      const T* __restrict x = f.x + p * C;
-#pragma omp simd
-      for (index_t c = 0; c < C; ++c) {
-        const T d = x[c] - shift[c];
-        sum[c] += d;
-        sum_sq[c] += d * d;
-      }
-    }
+    moments(f.x + p0 * C, p1 - p0, C, shifts.data(), runs, runs + C);
   });
   ChannelAffine<T> affine(C);
   for (index_t c = 0; c < C; ++c) {
@@ -167,36 +122,27 @@ void batch_norm_eval_forward_channels_last(const BatchNormShape& s, const BatchN
 template <class T>
 void batch_norm_backward_channels_last(const BatchNormShape& s, const BatchNormBackward<T>& b) {
   const index_t C = s.C;
-  with_fusions(b.y != nullptr, b.grad_residual != nullptr, [&](auto relu, auto residual) {
-    const std::vector<double> sums = channel_sums<T, 2>(s, [&](index_t p0, index_t p1, T* runs) {
-      T* __restrict sum = runs;
-      T* __restrict sum_xmu = runs + C;
-      for (index_t p = p0; p < p1; ++p) {
-        const T* __restrict x = b.x + p * C;
-#pragma omp simd
-        for (index_t c = 0; c < C; ++c) {
-          const T g = masked_grad<relu()>(b, p * C + c);
-          sum[c] += g;
-          sum_xmu[c] += g * (x[c] - b.mean[c]);
-        }
-      }
-    });
-    std::vector<T> coefficients(3 * C);  // k, k_xmu, k_0 of each channel
-    T *k = coefficients.data(), *k_xmu = k + C, *k_0 = k + 2 * C;
-    for (index_t c = 0; c < C; ++c) {
-      const GradCoefficients kc = channel_grad_coefficients(s, b, c, sums[c], sums[C + c]);
-      k[c] = T(kc.k), k_xmu[c] = T(kc.k_xmu), k_0[c] = T(kc.k_0);
-    }
-    write_pixels(s, b.grad_x, [&](T* __restrict dx, index_t p) {
-      const T* __restrict x = b.x + p * C;
-      T* __restrict dz = b.grad_residual + (residual ? p * C : 0);
-#pragma omp simd
-      for (index_t c = 0; c < C; ++c) {
-        const T g = masked_grad<relu()>(b, p * C + c);
-        if constexpr (residual()) dz[c] = g;
-        dx[c] = k[c] * g + (x[c] - b.mean[c]) * k_xmu[c] + k_0[c];
-      }
-    });
+  const BatchNormLoops<T>& loops = batch_norm_loops<T>();
+  // With a ReLU and a residual, grad_residual is the masked gradient: the first pass writes it,
+  // and the second reads it instead of grad_y and y.
+  const bool relu = b.y != nullptr, masked_to_residual = relu && b.grad_residual;
+  const auto grad_sums = loops.grad_sums_cl[relu][masked_to_residual];
+  const std::vector<double> sums = channel_sums<T, 2>(s, [&](index_t p0, index_t p1, T* runs) {
+    grad_sums(b.grad_y + p0 * C, relu ? b.y + p0 * C : nullptr, b.x + p0 * C, p1 - p0, C, b.mean,
+              masked_to_residual ? b.grad_residual + p0 * C : nullptr, runs, runs + C);
+  });
+  std::vector<T> coefficients(3 * C);  // k, k_xmu, k_0 of each channel
+  T *k = coefficients.data(), *k_xmu = k + C, *k_0 = k + 2 * C;
+  for (index_t c = 0; c < C; ++c) {
+    const GradCoefficients kc = channel_grad_coefficients(s, b, c, sums[c], sums[C + c]);
+    k[c] = T(kc.k), k_xmu[c] = T(kc.k_xmu), k_0[c] = T(kc.k_0);
+  }
+  const T* g = masked_to_residual ? b.grad_residual : b.grad_y;
+  const bool mask = relu && !masked_to_residual, copy_residual = b.grad_residual && !masked_to_residual;
+  const auto grad_input = loops.grad_input_cl[mask][copy_residual];
+  write_pixels(s, b.grad_x, [&](T* dx, index_t p0, index_t p1) {
+    grad_input(g + p0 * C, mask ? b.y + p0 * C : nullptr, b.x + p0 * C, p1 - p0, C, b.mean, k, k_xmu, k_0, dx,
+               copy_residual ? b.grad_residual + p0 * C : nullptr);
   });
 }
 
