@@ -267,15 +267,15 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t channel_size = row_phases.count() * col_phases.count() * Hp * Wp;
   const index_t flat_length = round_up(s.P * Wp, lanes);  // one output channel of one image
   const index_t plane_size = channel_size + lanes + col_phases.max_shift;
-  // dys[n][g][k] for k < Kr (zeros past K/G), by the calling thread alone: copied by every
-  // thread, resnet20's 3x3/2 weight gradient ran slower on 2 threads than on 1 (3.1 ms against
-  // 2.5; 2.2 so), each item reading half its rows from the other core's cache.
+  // dys[n][g][k] for k < Kr (zeros past K/G), the threads sharing out the rows.
   T* dys = thread_scratch<T>(s.N * G * Kr * flat_length, ScratchSlot::partial_sums);
-  for (index_t i = 0; i < s.N * G * Kr; ++i) {
-    const index_t n = i / (G * Kr), g = i / Kr % G, k = i % Kr;
-    copy_gradient_rows(s, k < Kg ? grad_y + (n * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp, flat_length,
-                       dys + i * flat_length);
-  }
+  parallel_for(0, s.N * G * Kr, 1, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t n = i / (G * Kr), g = i / Kr % G, k = i % Kr;
+      copy_gradient_rows(s, k < Kg ? grad_y + (n * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp, flat_length,
+                         dys + i * flat_length);
+    }
+  });
   // Images per chunk: as many as keep their planes and gradient rows within ~256 KiB (half an
   // L2), so that the accumulators run across images and the lanes are added up once per chunk.
   const index_t per_image = plane_size + Kr * flat_length;
