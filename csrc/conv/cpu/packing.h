@@ -49,6 +49,25 @@ __attribute__((target("avx2,fma"))) inline index_t copy_even_lanes_avx2(float* _
   return q;
 }
 
+// even[j] = src[2 j], odd[j] = src[2 j + 1] for j < n: 16 values split by two shuffles and
+// two lane permutes per 8 of each.
+__attribute__((target("avx2,fma"))) inline void split_even_odd_avx2(const float* __restrict src, index_t n,
+                                                                    float* __restrict even, float* __restrict odd) {
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
+    // a0 a2 b0 b2 | a4 a6 b4 b6 and a1 a3 b1 b3 | a5 a7 b5 b7, then 64-bit pairs 0 2 1 3
+    const __m256d evens = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    const __m256d odds = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm256_storeu_ps(even + j, _mm256_castpd_ps(_mm256_permute4x64_pd(evens, _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(odd + j, _mm256_castpd_ps(_mm256_permute4x64_pd(odds, _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+  for (; j < n; ++j) {
+    even[j] = src[2 * j];
+    odd[j] = src[2 * j + 1];
+  }
+}
+
 template <index_t Stride, class T>
 __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void copy_strided_avx2(T* __restrict out,
                                                                                       const T* __restrict src,
@@ -85,6 +104,19 @@ FASTCONV_NO_LIBRARY_CALLS inline void copy_row_padded(T* __restrict out, const T
     for (index_t q = qs.lo; q < qs.hi; ++q) out[q] = src[q * stride];
   }
   for (index_t q = qs.hi; q < Q; ++q) out[q] = T(0);
+}
+
+// even[j] = src[2 j], odd[j] = src[2 j + 1] for j < n.
+template <class T>
+inline void split_even_odd(const T* __restrict src, index_t n, T* __restrict even, T* __restrict odd) {
+#if FASTCONV_X86
+  if constexpr (std::is_same_v<T, float>)
+    if (active_isa() >= Isa::avx2) return split_even_odd_avx2(src, n, even, odd);
+#endif
+  for (index_t j = 0; j < n; ++j) {
+    even[j] = src[2 * j];
+    odd[j] = src[2 * j + 1];
+  }
 }
 
 // dst[i][j] = plane[top + i * step_h][left + j * step_w] for `rows` rows of `ld` values, 0
