@@ -355,11 +355,53 @@ void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, 
   });
 }
 
+// One output phase of a strided input gradient along one axis: grad_x positions a + i * stride,
+// i < outputs, receive dy positions i + offset - m through taps first + m * stride, m < taps
+// (conv_transpose's subpixel.cpp has the same arithmetic for its GEMMs).
+struct AxisPhase {
+  index_t first, taps, outputs, offset;
+  AxisPhase(index_t a, index_t size, index_t kernel, index_t stride, index_t pad)
+      : first((a + pad) % stride),
+        taps(first < kernel ? ceil_div(kernel - first, stride) : 0),
+        outputs(a < size ? ceil_div(size - a, stride) : 0),
+        offset((a + pad - first) / stride) {}
+};
+
+// A strided input gradient without dilation by sub-pixel phases: the pixels of grad_x in phase
+// (a, b) sum dy over that phase's taps only, a stride-1 convolution of dy which the direct kernel
+// runs, storing every stride-th row and column of grad_x (Geometry::placed). No column matrix
+// and no col2im scatter, no products with the zeros a strided gradient inserts. A phase without
+// taps (kernel smaller than the stride) is zero.
+template <class T>
+void input_gradient_by_phases(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], RS = s.R * s.S;
+  if (s.R < sh || s.S < sw) std::fill_n(grad_x, s.N * s.H * s.W * s.C, T(0));
+  for (index_t a = 0; a < sh; ++a)
+    for (index_t b = 0; b < sw; ++b) {
+      const AxisPhase pa(a, s.H, s.R, sh, s.p.pad_begin[0]), pb(b, s.W, s.S, sw, s.p.pad_begin[1]);
+      if (pa.taps == 0 || pb.taps == 0 || pa.outputs == 0 || pb.outputs == 0) continue;
+      channels_last::Geometry g{s.N, s.P, s.Q, s.K, pa.outputs, pb.outputs, s.C, pa.taps, pb.taps, 1, 1, 1, 1,
+                                pa.offset - pa.taps + 1, pb.offset - pb.taps + 1};
+      g.placed = true;
+      g.out_H = s.H, g.out_W = s.W, g.out_sh = sh, g.out_sw = sw, g.out_top = a, g.out_left = b;
+      // tap (i, j) reads dy at offset - m for m = taps - 1 - i: kernel tap first + m * stride
+      const auto phase_weight = [&](index_t c, index_t k, index_t tap) {
+        const index_t r = pa.first + sh * (pa.taps - 1 - tap / pb.taps);
+        const index_t t = pb.first + sw * (pb.taps - 1 - tap % pb.taps);
+        return w[(k * s.C + c) * RS + r * s.S + t];
+      };
+      run_direct(g, Direct::dense, grad_y, phase_weight, static_cast<const T*>(nullptr), false, grad_x);
+    }
+}
+
 // dcol = dy * W per group, then col2im; whole images per thread, each in bands of pixels.
 template <class T>
 void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
   const auto& p = s.p;
-  if (const Direct kind = direct_kind(s); kind != Direct::none && !s.is_strided()) {
+  const Direct kind = direct_kind(s);
+  if (kind == Direct::dense && s.is_strided() && p.dilation[0] == 1 && p.dilation[1] == 1)
+    return input_gradient_by_phases(s, grad_y, w, grad_x);
+  if (kind != Direct::none && !s.is_strided()) {
     // dx[h, w] sums dy[h + r' * dh + top, w + s' * dw + left] * w[k, c, R-1-r', S-1-s'] over taps
     // (r', s'), top = pad - (R-1) * dh: a stride-1 convolution of dy with the rotated,
     // channel-transposed weights.

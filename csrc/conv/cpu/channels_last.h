@@ -18,6 +18,11 @@ struct Geometry {
   index_t N, H, W, C;  // input, (N, H, W, C) memory
   index_t P, Q, K;     // output, (N, P, Q, K) memory
   index_t R, S, sh, sw, dh, dw, top, left;
+  // Where output pixel (n, p, q) is stored: with `placed`, pixel (p * out_sh + out_top,
+  // q * out_sw + out_left) of an (N, out_H, out_W, K) array, every out_sh-th row and out_sw-th
+  // column from there (a strided input gradient's sub-pixel phases); else pixel (n, p, q) of y.
+  bool placed = false;
+  index_t out_H = 0, out_W = 0, out_sh = 1, out_sw = 1, out_top = 0, out_left = 0;
 };
 
 // Output channels come in blocks of `block` (a multiple of the vector width; the weights are

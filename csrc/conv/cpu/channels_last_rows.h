@@ -47,6 +47,13 @@ inline void start_with_bias(const DirectPass<typename V::T>& pass, index_t k0, t
   }
 }
 
+// Where output pixel m's K channels are stored (Geometry::placed).
+inline index_t output_pixel(const Geometry& g, index_t m) {
+  if (!g.placed) return m;
+  const index_t n = m / (g.P * g.Q), p = m / g.Q % g.P, q = m % g.Q;
+  return (n * g.out_H + p * g.out_sh + g.out_top) * g.out_W + q * g.out_sw + g.out_left;
+}
+
 // ReLU if asked, then each pixel's channels of the block stored (the last vector in part).
 template <class V, int MR, int NV>
 inline void store_block(const DirectPass<typename V::T>& pass, index_t m0, index_t k0,
@@ -56,7 +63,7 @@ inline void store_block(const DirectPass<typename V::T>& pass, index_t m0, index
   #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (m0 + i >= M) break;
-    typename V::T* out = pass.y + (m0 + i) * g.K;
+    typename V::T* out = pass.y + output_pixel(g, m0 + i) * g.K;
     #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       const index_t k = k0 + j * V::width;
