@@ -12,11 +12,15 @@ for the weight gradient as one of the backward's pairs.
 """
 from typing import Optional, Tuple
 
+import numpy as np
+
 from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
-from fastconv.ops._checks import an_int, convolved_input, window_pair
-from fastconv.ops.conv import SUBPIXEL, _algorithm, _algorithm_name, _bias_array, _prepare, subpixel_runs
+from fastconv.ops._checks import an_int, contiguous, convolved_input, to_channels_last, window_pair
+from fastconv.ops.conv import (SUBPIXEL, _algorithm, _algorithm_name, _bias_array, _checked, _contiguous,
+                               _forward_in_place, _input_gradient_in_place, _layout, _run_channels_last,
+                               _weight_gradient_in_place, subpixel_runs)
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
@@ -88,6 +92,17 @@ def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
                                    x.dtype, candidates)[0]
 
 
+def _add_bias(y, bias):
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def _channel_sums(a):
+    """Sums over (N, H, W) per channel, in float64 as the kernels' bias gradients, in a's dtype."""
+    return np.add.reduce(a, axis=(0, 2, 3), dtype=np.float64).astype(a.dtype)
+
+
 def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, stride: IntPair = 1,
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1, *,
                      algo: str = "auto") -> Array:
@@ -100,10 +115,20 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     (the fastest of them for this shape, timed once).
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
-    x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
-    convolved_input(x)
+    arrays = _checked({"input": input, "weight": weight}, _LAYOUTS)
+    convolved_input(arrays["input"])
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
+    layout = _layout(arrays["input"], arrays["weight"].shape, groups, algo)
+    if layout != "nchw":  # the equivalent conv2d's input gradient, in place (its sub-pixel phases) or on copies
+        x, w = arrays["input"], contiguous(arrays["weight"])
+        y_shape = lib.conv_transpose2d_output_shape(x.shape, w.shape, *args)
+        runs = {"nchw_copy": lambda: to_channels_last(conv_transpose2d(contiguous(x), w, bias, stride, padding,
+                                                                       output_padding, groups, dilation, algo=algo)),
+                "channels_last": lambda: _add_bias(_input_gradient_in_place(lib, y_shape, w, x, conv_args),
+                                                   _bias_array(bias, x, y_shape[1]))}
+        return _run_channels_last(layout, algo, "transposed forward", runs, y_shape, w.shape, conv_args, x.dtype)
+    x, w = _contiguous(arrays)
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
     algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
@@ -119,9 +144,26 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     algo "subpixel" runs implicit GEMM's strided convolution for the input gradient (it splits
     its input into the same stride phases) and the phases' own GEMMs for the weight gradient."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")
-    x, w, dy = _prepare({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
+    arrays = _checked({"input": input, "weight": weight, "grad_output": grad_output}, _LAYOUTS)
     args = conv_transpose2d_arguments(stride, padding, output_padding, groups, dilation)
     conv_args = _equivalent_conv2d_arguments(args)
+    layout = _layout(arrays["input"], arrays["weight"].shape, groups, algo)
+    if layout != "nchw":  # grad_input in input's layout, channels_last
+        x, w, dy = arrays["input"], contiguous(arrays["weight"]), arrays["grad_output"]
+
+        def on_copies():
+            dx, dw, db = conv_transpose2d_backward(contiguous(x), w, contiguous(dy), stride, padding, output_padding,
+                                                   groups, dilation, needs_bias, algo=algo)
+            return to_channels_last(dx), dw, db
+
+        def in_place():  # the equivalent conv2d's forward and weight gradient, input and output swapped
+            dx = _forward_in_place(lib, dy, w, None, conv_args, False)
+            dw, _ = _weight_gradient_in_place(lib, dy, x, w.shape, conv_args, False)
+            return dx, dw, _channel_sums(dy) if needs_bias else None
+
+        runs = {"nchw_copy": on_copies, "channels_last": in_place}
+        return _run_channels_last(layout, algo, "transposed backward", runs, dy.shape, w.shape, conv_args, x.dtype)
+    x, w, dy = _contiguous(arrays)
     dx, dw = empty_like(x), empty_like(w)
     db = empty(dy.shape[1], w.dtype, device_of(w)) if needs_bias else None
     algo = _algorithm_choice(lib, algo, dy.shape, w.shape, conv_args)
