@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
 from fastconv.ops import conv_algo
-from fastconv.ops._checks import an_int, convolved_input, window_pair
+from fastconv.ops._checks import an_int, convolved_input, in_layout_of, window_pair
 from fastconv.ops.conv import SUBPIXEL, _algorithm, _algorithm_name, _bias_array, _prepare, subpixel_runs
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
@@ -98,6 +98,8 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
     with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
     (the fastest of them for this shape, timed once).
+    A channels_last input (NHWC memory, as torch's channels_last) is read through an NCHW copy
+    (the kernels are NCHW only) and gives a channels_last output, as torch's does.
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
     x, w = _prepare({"input": input, "weight": weight}, _LAYOUTS)
@@ -109,13 +111,14 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
     run = lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a)
     run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
-    return y
+    return in_layout_of(y, input)
 
 
 def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, stride: IntPair = 1,
                               padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
                               needs_bias: bool = True, *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
-    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked.
+    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked;
+    grad_input in input's layout (channels_last for a channels_last input).
     algo "subpixel" runs implicit GEMM's strided convolution for the input gradient (it splits
     its input into the same stride phases) and the phases' own GEMMs for the weight gradient."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")
@@ -140,4 +143,4 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
         algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype,
                                         candidates)
     run_both(algos)
-    return dx, dw, db
+    return in_layout_of(dx, input), dw, db
