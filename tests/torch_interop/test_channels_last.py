@@ -84,9 +84,8 @@ def _cases(torch, fct):
             lambda x, w, b, z: F.batch_norm(x, None, None, w, b, training=True, residual=z, relu=True),
             lambda d: (randn(2, 8, 7, 6, dtype=d), randn(8, dtype=d), randn(8, dtype=d), randn(2, 8, 7, 6, dtype=d)),
             (0, 3), True),
-        "batch_norm_eval": (
-            lambda x: F.batch_norm(x, torch.linspace(-1, 1, 8, dtype=x.dtype), torch.linspace(0.5, 2, 8, dtype=x.dtype)),
-            image, (0,), True),
+        "batch_norm_eval": (lambda x: F.batch_norm(x, torch.linspace(-1, 1, 8, dtype=x.dtype),
+                                                   torch.linspace(0.5, 2, 8, dtype=x.dtype)), image, (0,), True),
         "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True), image, (0,), True),
         "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False), image, (0,), True),
         "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), image, (0,), True),
