@@ -6,7 +6,8 @@ runs on NCHW copies."""
 import numpy as np
 import pytest
 
-from fastconv import ops
+import fastconv.functional as F
+from fastconv import Tensor, ops
 from tests.conv_transpose.cases import case_arrays
 from tests.reference import conv_transpose2d_reference, numeric_gradient
 
@@ -71,3 +72,27 @@ def test_grad_output_in_the_other_layout_is_accepted(rng):
     got = ops.conv_transpose2d_backward(ops.to_channels_last(x), w, gy, **_args(case), algo="im2col")
     for ours, theirs in zip(got, want):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algo", ["subpixel", "im2col", "auto"])
+def test_nchw_and_channels_last_calls_agree(rng, algo):
+    """On NCHW copies (subpixel) bit for bit; in place to rounding."""
+    args = dict(stride=2, padding=1, output_padding=1)
+    x, w = rng.standard_normal((2, 8, 4, 3)), rng.standard_normal((8, 3, 3, 3))
+    y = ops.conv_transpose2d(x, w, **args, algo=algo)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv_transpose2d_backward(x, w, dy, **args, algo=algo)
+    y_cl = ops.conv_transpose2d(ops.to_channels_last(x), w, **args, algo=algo)
+    dx_cl, dw_cl, db_cl = ops.conv_transpose2d_backward(ops.to_channels_last(x), w, ops.to_channels_last(dy), **args,
+                                                        algo=algo)
+    assert ops.is_channels_last(y_cl) and ops.is_channels_last(dx_cl) and dw_cl.flags.c_contiguous
+    tol = 0 if algo == "subpixel" else 1e-12
+    for ours, expected in ((y_cl, y), (dx_cl, dx), (dw_cl, dw), (db_cl, db)):
+        np.testing.assert_allclose(ours, expected, rtol=tol, atol=tol)
+
+
+def test_a_leaf_gradient_keeps_the_channels_last_layout(rng):
+    x = Tensor(ops.to_channels_last(rng.standard_normal((2, 8, 4, 3))), requires_grad=True)
+    y = F.conv_transpose2d(x, Tensor(rng.standard_normal((8, 3, 3, 3))), stride=2, padding=1, output_padding=1)
+    y.sum().backward()
+    assert ops.is_channels_last(y.data) and ops.is_channels_last(x.grad.data)

@@ -9,14 +9,16 @@ TINY = {"name": "resnet20_train_step", "model": "resnet20", "N": 2, "C": 3, "H":
 
 def test_models_section_times_fastconv_inside_torch(torch):
     case = models.train_step_case(TINY, torch)
-    assert case.ours == ["fastconv", models.FASTCONV_IN_TORCH]
-    assert models.FASTCONV_IN_TORCH in case.extra
-    step = case.runners[models.FASTCONV_IN_TORCH]
-    net = step.__defaults__[0]  # the converted torch model the runner trains
-    assert type(net.conv).__module__ == "fastconv.torch.nn"
-    before = net.conv.weight.detach().clone()
-    step()
-    assert not torch.equal(net.conv.weight, before)  # an SGD step ran on fastconv's gradients
+    assert case.ours == ["fastconv", models.FASTCONV_IN_TORCH, models.FASTCONV_IN_TORCH_CL]
+    for name, layout in ((models.FASTCONV_IN_TORCH, torch.contiguous_format),
+                         (models.FASTCONV_IN_TORCH_CL, torch.channels_last)):
+        assert name in case.extra
+        step = case.runners[name]
+        net, _, tx = step.__defaults__  # the converted torch model the runner trains, and its input
+        assert type(net.conv).__module__ == "fastconv.torch.nn" and tx.is_contiguous(memory_format=layout)
+        before = net.conv.weight.detach().clone()
+        step()
+        assert not torch.equal(net.conv.weight, before)  # an SGD step ran on fastconv's gradients
 
 
 def test_overhead_micro_benchmark_reports_each_runner(torch):

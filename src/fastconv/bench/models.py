@@ -8,7 +8,9 @@ fastconv runs models/deep.py's ResNet20 on its engine; the peer is the same arch
 in PyTorch (resnet20_torch, option-A shortcut) with the same weights, eager mode, NCHW and
 channels_last. "fastconv_in_torch" is fastconv inside PyTorch: that same torch model (NCHW) with
 its conv and batch-norm layers swapped by fastconv.torch.convert, so its ratio against "torch"
-is what converting a torch model buys. Each case reports the network's direct-convolution FLOPs.
+is what converting a torch model buys; "fastconv_in_torch_cl" is its channels_last twin (model
+and input moved to channels_last, as for "torch_cl"), whose activations fastconv's kernels read
+and write in place. Each case reports the network's direct-convolution FLOPs.
 """
 import numpy as np
 
@@ -87,15 +89,16 @@ def _torch_copy(torch, model, layout):
 
 
 FASTCONV_IN_TORCH = "fastconv_in_torch"
+FASTCONV_IN_TORCH_CL = "fastconv_in_torch_cl"
 
 
 def _torch_models(torch, model):
-    """{runner name: (torch copy of `model`, its input layout)}: torch in each layout, and the
-    NCHW copy converted to fastconv's layers."""
+    """{runner name: (torch copy of `model`, its input layout)}: torch in each layout, and a copy
+    in each layout converted to fastconv's layers."""
     import fastconv.torch
     nets = {name: (_torch_copy(torch, model, layout), layout) for name, layout in torch_layouts(torch)}
-    nets[FASTCONV_IN_TORCH] = (fastconv.torch.convert(_torch_copy(torch, model, torch.contiguous_format)),
-                               torch.contiguous_format)
+    for name, layout in ((FASTCONV_IN_TORCH, torch.contiguous_format), (FASTCONV_IN_TORCH_CL, torch.channels_last)):
+        nets[name] = (fastconv.torch.convert(_torch_copy(torch, model, layout)), layout)
     return nets
 
 
@@ -163,7 +166,7 @@ def inference_case(layer, torch, seed=0):
 
 def _ours(runners):
     """fastconv's engine first (what the headline ratio is), then fastconv inside PyTorch."""
-    return [name for name in ("fastconv", FASTCONV_IN_TORCH) if name in runners]
+    return [name for name in ("fastconv", FASTCONV_IN_TORCH, FASTCONV_IN_TORCH_CL) if name in runners]
 
 
 def _fastconv_in_torch_note(runners):
@@ -171,7 +174,10 @@ def _fastconv_in_torch_note(runners):
         return {}
     return {FASTCONV_IN_TORCH: "the torch model (NCHW) after fastconv.torch.convert: its conv and batch-norm "
                                "layers run fastconv's kernels as torch custom ops; ReLU, the shortcut, pooling "
-                               "and the head stay torch's"}
+                               "and the head stay torch's",
+            FASTCONV_IN_TORCH_CL: f"{FASTCONV_IN_TORCH} with model and input in channels_last: the kernels read "
+                                  "and write NHWC activations in place (the 3x3 weights, channels_last too, are "
+                                  "copied to (K, C, R, S) on each call)"}
 
 
 def layers(layer_set):

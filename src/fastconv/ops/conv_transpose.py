@@ -113,6 +113,9 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
     with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
     (the fastest of them for this shape, timed once).
+    A channels_last input (NHWC memory, as torch's channels_last) gives a channels_last output,
+    as torch's does: computed in place with algo "auto" or "im2col" (auto times that against
+    NCHW copies), on NCHW copies with another algorithm.
     """
     lib = kernels(input, weight, bias, op="conv_transpose2d")
     arrays = _checked({"input": input, "weight": weight}, _LAYOUTS)
@@ -140,7 +143,8 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
 def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, stride: IntPair = 1,
                               padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
                               needs_bias: bool = True, *, algo: str = "auto") -> Tuple[Array, Array, Optional[Array]]:
-    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked.
+    """(grad_input, grad_weight, grad_bias) of conv_transpose2d; grad_bias is None unless asked;
+    grad_input in input's layout (channels_last for a channels_last input).
     algo "subpixel" runs implicit GEMM's strided convolution for the input gradient (it splits
     its input into the same stride phases) and the phases' own GEMMs for the weight gradient."""
     lib = kernels(input, weight, grad_output, op="conv_transpose2d_backward")

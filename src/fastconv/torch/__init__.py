@@ -8,8 +8,10 @@
   add), max_pool2d, avg_pool2d, adaptive_avg_pool2d, roi_align, roi_pool, grid_sample,
   interpolate, with torch's names and arguments. Each is a torch.library operator
   (torch.ops.fastconv.*) with its gradient and a fake implementation, so autograd and
-  torch.compile(fullgraph=True) work through it. Tensors cross without a copy when they are
-  contiguous and on the CPU; CUDA tensors are refused.
+  torch.compile(fullgraph=True) work through it. CPU tensors cross without a copy when they are
+  contiguous or in torch.channels_last memory format; a channels_last input gives a channels_last
+  output and input gradient (the roi ops' pooled boxes are NCHW, as torchvision's), so a
+  channels_last model stays channels_last. CUDA tensors are refused.
 - `fastconv.torch.nn`: Conv2d, ConvTranspose2d, BatchNorm2d, MaxPool2d, AvgPool2d,
   AdaptiveAvgPool2d, RoIAlign, RoIPool, drop-ins with torch's arguments and state_dict keys.
 - `fastconv.torch.convert(model)`: swaps a model's torch layers for those, in place.

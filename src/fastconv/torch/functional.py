@@ -12,6 +12,11 @@ tensor, again without a copy (fastconv.torch._arrays). Each op registers
     torch operator over fastconv's backward kernel), so gradients flow in eager mode and in compiled
     training steps alike.
 
+Layouts are fastconv.ops': a channels_last tensor (torch.channels_last memory format) is read in
+place, and the result is channels_last where the kernel writes it so (fastconv.torch._arrays);
+the fake implementations describe the same strides, and a backward gives the input gradient in
+the forward input's layout.
+
 Window arguments are normalised here, with fastconv.ops' checks and messages, before they reach
 an op, whose schema takes them as lists of ints.
 """
@@ -35,7 +40,8 @@ from fastconv.ops._checks import an_int, positive_pair, window_pair
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.ops.sampling import interpolate_arguments
 from fastconv.torch import _library
-from fastconv.torch._arrays import as_array, as_optional_array, as_tensor, as_tensor_or_empty
+from fastconv.torch._arrays import (as_array, as_optional_array, as_tensor, as_tensor_or_empty, empty_image,
+                                    in_layout_of, is_channels_last)
 
 
 def _op(name):
@@ -52,6 +58,11 @@ _register = _library.register
 
 def _shape(tensor):
     return list(tensor.shape)
+
+
+def _empty_in_layout_of(like, shape):
+    """A fake's result for a kernel that writes in like's layout (channels_last or contiguous)."""
+    return empty_image(like, shape, is_channels_last(like))
 
 
 def _unbatched_as_batch_of_one(function):
@@ -98,7 +109,7 @@ def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, a
                                                        dilation, groups)
     size = [(n + b + e - d * (k - 1) - 1) // s + 1
             for n, b, e, d, k, s in zip(input.shape[2:], begin, end, dilation, weight.shape[2:], stride)]
-    return input.new_empty([input.shape[0], weight.shape[0], *size])
+    return _empty_in_layout_of(input, [input.shape[0], weight.shape[0], *size])
 
 
 def _save_input_and_weight(ctx, inputs, output):
@@ -110,6 +121,7 @@ def _save_input_and_weight(ctx, inputs, output):
 def _conv2d_backward(ctx, grad):
     input, weight = ctx.saved_tensors
     need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
+    grad = in_layout_of(grad, input)  # both gradient kernels then read it in place, and grad_input has input's layout
     grad_input = _conv2d_input(grad, weight, _shape(input), *ctx.arguments) if need_input else None
     grad_weight = _conv2d_weight(grad, input, _shape(weight), *ctx.arguments) if need_weight else None
     grad_bias = grad.sum((0, 2, 3)) if need_bias else None
@@ -117,7 +129,8 @@ def _conv2d_backward(ctx, grad):
 
 
 _register(_conv2d, _conv2d_fake, _save_input_and_weight, _conv2d_backward)
-_register(_conv2d_input, lambda grad_output, weight, input_size, *_: grad_output.new_empty(input_size))
+_register(_conv2d_input, lambda grad_output, weight, input_size, *_:
+          _empty_in_layout_of(grad_output, input_size))
 _register(_conv2d_weight, lambda grad_output, input, weight_size, *_: grad_output.new_empty(weight_size))
 
 
@@ -158,7 +171,7 @@ def _conv_transpose2d_backward(grad_output: Tensor, input: Tensor, weight: Tenso
 def _conv_transpose2d_fake(input, weight, bias, stride, padding, output_padding, groups, dilation, algo):
     size = [(n - 1) * s - 2 * p + d * (k - 1) + o + 1
             for n, s, p, d, k, o in zip(input.shape[2:], stride, padding, dilation, weight.shape[2:], output_padding)]
-    return input.new_empty([input.shape[0], weight.shape[1] * groups, *size])
+    return _empty_in_layout_of(input, [input.shape[0], weight.shape[1] * groups, *size])
 
 
 def _conv_transpose2d_grad(ctx, grad):
@@ -172,8 +185,8 @@ def _conv_transpose2d_grad(ctx, grad):
 
 
 _register(_conv_transpose2d, _conv_transpose2d_fake, _save_input_and_weight, _conv_transpose2d_grad)
-_register(_conv_transpose2d_backward, lambda grad_output, input, weight, *_: (input.new_empty(input.shape),
-                                                                               weight.new_empty(weight.shape)))
+_register(_conv_transpose2d_backward, lambda grad_output, input, weight, *_: (
+    _empty_in_layout_of(input, input.shape), weight.new_empty(weight.shape)))
 
 
 @_unbatched_as_batch_of_one
@@ -226,13 +239,15 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, mean: Tensor, invst
 def _batch_norm_fake(input, running_mean, running_var, weight, bias, residual, training, momentum, eps, relu):
     channels = input.shape[1]
     updated = [input.new_empty(channels if training and r is not None else 0) for r in (running_mean, running_var)]
-    return input.new_empty(input.shape), input.new_empty(channels), input.new_empty(channels), *updated
+    output = _empty_in_layout_of(input, input.shape)
+    return output, input.new_empty(channels), input.new_empty(channels), *updated
 
 
 def _batch_norm_backward_fake(grad_output, input, mean, invstd, weight, output, training, relu, residual):
     vector = input.new_empty(input.shape[1] if weight is not None else 0)
-    return input.new_empty(input.shape), vector, vector.new_empty(vector.shape), \
-        input.new_empty(input.shape if residual else 0)
+    grad_input = _empty_in_layout_of(input, input.shape)
+    grad_residual = torch.empty_like(grad_input) if residual else input.new_empty(0)
+    return grad_input, vector, vector.new_empty(vector.shape), grad_residual
 
 
 def _batch_norm_setup(ctx, inputs, output):
@@ -286,7 +301,7 @@ def _pooled_size(size, kernel, stride, padding, dilation, ceil_mode):
 
 def _pooled_fake(input, kernel, stride, padding, dilation, ceil_mode):
     size = [_pooled_size(*args, ceil_mode) for args in zip(input.shape[2:], kernel, stride, padding, dilation)]
-    return input.new_empty([*input.shape[:2], *size])
+    return _empty_in_layout_of(input, [*input.shape[:2], *size])
 
 
 def _window(kernel_size, stride, padding, dilation=1):
@@ -304,30 +319,38 @@ def _max_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], paddin
 
 
 @_op("max_pool2d_backward")
-def _max_pool2d_backward(grad_output: Tensor, indices: Tensor, input_size: List[int]) -> Tensor:
+def _max_pool2d_backward(grad_output: Tensor, indices: Tensor, input_size: List[int], channels_last: bool) -> Tensor:
     return as_tensor(_pool_ops.max_pool2d_backward(as_array(grad_output, "grad_output"), input_size,
-                                                   as_array(indices, "indices"), check_indices=False))
+                                                   as_array(indices, "indices"), check_indices=False,
+                                                   channels_last=channels_last))
 
 
 def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
     y = _pooled_fake(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return y, y.new_empty(y.shape, dtype=torch.int64)
+    return y, torch.empty_like(y, dtype=torch.int64)
+
+
+def _save_input_geometry(ctx, input):
+    """The input's size and layout, all a pooling gradient needs of it (its gradient is written
+    in the input's layout)."""
+    ctx.input_size, ctx.channels_last = _shape(input), is_channels_last(input)
 
 
 def _save_input_size_and_indices(ctx, inputs, output):
     """setup_context of an op returning (values, indices of what they came from): the backward
-    needs the input's size and the indices, which have no gradient."""
-    ctx.input_size = _shape(inputs[0])
+    needs the input's size and layout and the indices, which have no gradient."""
+    _save_input_geometry(ctx, inputs[0])
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(output[1])
 
 
 def _max_pool2d_grad(ctx, grad, _grad_indices):
-    return (_max_pool2d_backward(grad, ctx.saved_tensors[0], ctx.input_size),) + (None,) * 5
+    return (_max_pool2d_backward(grad, ctx.saved_tensors[0], ctx.input_size, ctx.channels_last),) + (None,) * 5
 
 
 _register(_max_pool2d, _max_pool2d_fake, _save_input_size_and_indices, _max_pool2d_grad)
-_register(_max_pool2d_backward, lambda grad_output, indices, input_size: grad_output.new_empty(input_size))
+_register(_max_pool2d_backward, lambda grad_output, indices, input_size, channels_last:
+          empty_image(grad_output, input_size, channels_last))
 
 
 @_unbatched_as_batch_of_one
@@ -349,25 +372,27 @@ def _avg_pool2d(input: Tensor, kernel_size: List[int], stride: List[int], paddin
 @_op("avg_pool2d_backward")
 def _avg_pool2d_backward(grad_output: Tensor, input_size: List[int], kernel_size: List[int], stride: List[int],
                          padding: List[int], ceil_mode: bool, count_include_pad: bool,
-                         divisor_override: Optional[int]) -> Tensor:
+                         divisor_override: Optional[int], channels_last: bool) -> Tensor:
     return as_tensor(_pool_ops.avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size, kernel_size,
-                                                   stride, padding, ceil_mode, count_include_pad, divisor_override))
+                                                   stride, padding, ceil_mode, count_include_pad, divisor_override,
+                                                   channels_last))
 
 
 def _save_input_size(ctx, inputs, output):
-    """setup_context of the one-input ops whose gradient needs only the input's size and the
-    call's arguments: avg_pool2d, adaptive_avg_pool2d and interpolate."""
+    """setup_context of the one-input ops whose gradient needs only the input's size and layout
+    and the call's arguments: avg_pool2d, adaptive_avg_pool2d and interpolate."""
     input, *ctx.arguments = inputs
-    ctx.input_size = _shape(input)
+    _save_input_geometry(ctx, input)
 
 
 def _avg_pool2d_grad(ctx, grad):
-    return (_avg_pool2d_backward(grad, ctx.input_size, *ctx.arguments),) + (None,) * 6
+    return (_avg_pool2d_backward(grad, ctx.input_size, *ctx.arguments, ctx.channels_last),) + (None,) * 6
 
 
 _register(_avg_pool2d, lambda input, kernel, stride, padding, ceil_mode, *_:
           _pooled_fake(input, kernel, stride, padding, [1, 1], ceil_mode), _save_input_size, _avg_pool2d_grad)
-_register(_avg_pool2d_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
+_register(_avg_pool2d_backward, lambda grad_output, input_size, *arguments:
+          empty_image(grad_output, input_size, arguments[-1]))
 
 
 @_unbatched_as_batch_of_one
@@ -385,14 +410,16 @@ def _adaptive_avg_pool2d(input: Tensor, output_size: List[int]) -> Tensor:
 
 
 @_op("adaptive_avg_pool2d_backward")
-def _adaptive_avg_pool2d_backward(grad_output: Tensor, input_size: List[int]) -> Tensor:
-    return as_tensor(_pool_ops.adaptive_avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size))
+def _adaptive_avg_pool2d_backward(grad_output: Tensor, input_size: List[int], channels_last: bool) -> Tensor:
+    return as_tensor(_pool_ops.adaptive_avg_pool2d_backward(as_array(grad_output, "grad_output"), input_size,
+                                                            channels_last))
 
 
-_register(_adaptive_avg_pool2d, lambda input, output_size: input.new_empty([*input.shape[:2], *output_size]),
+_register(_adaptive_avg_pool2d, lambda input, output_size:
+          _empty_in_layout_of(input, [*input.shape[:2], *output_size]),
           _save_input_size,
-          lambda ctx, grad: (_adaptive_avg_pool2d_backward(grad, ctx.input_size), None))
-_register(_adaptive_avg_pool2d_backward, lambda grad_output, input_size: grad_output.new_empty(input_size))
+          lambda ctx, grad: (_adaptive_avg_pool2d_backward(grad, ctx.input_size, ctx.channels_last), None))
+_register(_adaptive_avg_pool2d_backward, empty_image)  # (grad_output, input_size, channels_last)
 
 
 @_unbatched_as_batch_of_one
@@ -507,7 +534,8 @@ def _grid_sample_backward(grad_output: Tensor, input: Tensor, grid: Tensor, mode
 
 
 def _grid_sample_backward_fake(grad_output, input, grid, mode, padding_mode, align_corners, needs_input, needs_grid):
-    return input.new_empty(input.shape if needs_input else 0), grid.new_empty(grid.shape if needs_grid else 0)
+    grad_input = _empty_in_layout_of(input, input.shape) if needs_input else input.new_empty(0)
+    return grad_input, grid.new_empty(grid.shape if needs_grid else 0)
 
 
 def _grid_sample_setup(ctx, inputs, output):
@@ -522,7 +550,8 @@ def _grid_sample_grad(ctx, grad):
     return grad_input if need_input else None, grad_grid if need_grid else None, None, None, None
 
 
-_register(_grid_sample, lambda input, grid, *_: input.new_empty([*input.shape[:2], *grid.shape[1:3]]),
+_register(_grid_sample, lambda input, grid, *_:
+          _empty_in_layout_of(input, [*input.shape[:2], *grid.shape[1:3]]),
           _grid_sample_setup, _grid_sample_grad)
 _register(_grid_sample_backward, _grid_sample_backward_fake)
 
@@ -549,21 +578,23 @@ def _interpolate(input: Tensor, size: Optional[List[int]], scale_factor: Optiona
 @_op("interpolate_backward")
 def _interpolate_backward(grad_output: Tensor, input_size: List[int], size: Optional[List[int]],
                           scale_factor: Optional[List[float]], mode: str, align_corners: Optional[bool],
-                          recompute_scale_factor: Optional[bool], antialias: bool) -> Tensor:
+                          recompute_scale_factor: Optional[bool], antialias: bool, channels_last: bool) -> Tensor:
     return as_tensor(_sampling_ops.interpolate_backward(as_array(grad_output, "grad_output"), input_size, size,
                                                         scale_factor, mode, align_corners, recompute_scale_factor,
-                                                        antialias))
+                                                        antialias, channels_last))
 
 
 def _interpolate_fake(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias):
     out_hw = interpolate_arguments(tuple(input.shape[2:]), size, scale_factor, mode, align_corners,
                                    recompute_scale_factor, antialias)[0]
-    return input.new_empty([*input.shape[:2], *out_hw])
+    return _empty_in_layout_of(input, [*input.shape[:2], *out_hw])
 
 
 _register(_interpolate, _interpolate_fake, _save_input_size,
-          lambda ctx, grad: (_interpolate_backward(grad, ctx.input_size, *ctx.arguments),) + (None,) * 6)
-_register(_interpolate_backward, lambda grad_output, input_size, *_: grad_output.new_empty(input_size))
+          lambda ctx, grad: (_interpolate_backward(grad, ctx.input_size, *ctx.arguments, ctx.channels_last),)
+          + (None,) * 6)
+_register(_interpolate_backward, lambda grad_output, input_size, *arguments:
+          empty_image(grad_output, input_size, arguments[-1]))
 
 
 def interpolate(input: Tensor, size: Optional[IntPair] = None, scale_factor: Union[float, Sequence[float], None] = None,
