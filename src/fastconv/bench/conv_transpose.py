@@ -1,8 +1,10 @@
 """The conv_transpose section: layers.json "other" entries with op conv_transpose2d, forward and
-forward+backward, against torch (NCHW and channels_last)."""
+forward+backward, against torch (NCHW and channels_last); fastconv also on channels_last arrays
+(fastconv_cl), to be read against torch_cl."""
 import numpy as np
 
 from fastconv import ops
+from fastconv.ops._checks import is_channels_last, to_channels_last
 from fastconv.bench.harness import Case
 from fastconv.bench.peers import torch_copies
 
@@ -26,6 +28,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
         return ops.conv_transpose2d_backward(x, w, gy, needs_bias=False, **args)
 
     step = {"fastconv": ours_step}
+    ours = ["fastconv"] + _channels_last_runners(fwd, step, x, w, gy, args)
     if torch is not None:
         F = torch.nn.functional
         for name, (tx, tw, tgy) in torch_copies(torch, (x, w, gy)).items():
@@ -37,5 +40,22 @@ def cases(layer, torch, dtype=np.float32, seed=0):
 
             fwd[name] = torch_fwd
             step[name] = lambda inp=gx, weight=gw, grad=tgy: F.conv_transpose2d(inp, weight, **args).backward(grad)
-    return [Case(layer["name"], "fwd", fwd, ["fastconv"], flops=flops),
-            Case(layer["name"], "fwd+bwd", step, ["fastconv"], flops=3 * flops)]
+    return [Case(layer["name"], "fwd", fwd, ours, flops=flops),
+            Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops)]
+
+
+def _channels_last_runners(fwd, step, x, w, gy, args):
+    """fastconv (auto) on channels_last copies of the input and gradient, as torch_cl runs; auto's
+    choice of running in place or on NCHW copies is resolved before timing."""
+    x_cl, gy_cl = to_channels_last(x), to_channels_last(gy)
+    if not is_channels_last(x_cl):  # one channel or 1x1 planes: the same memory as NCHW
+        return []
+
+    def step_cl():
+        ops.conv_transpose2d(x_cl, w, **args)
+        return ops.conv_transpose2d_backward(x_cl, w, gy_cl, needs_bias=False, **args)
+
+    step_cl()
+    fwd["fastconv_cl"] = lambda: ops.conv_transpose2d(x_cl, w, **args)
+    step["fastconv_cl"] = step_cl
+    return ["fastconv_cl"]
