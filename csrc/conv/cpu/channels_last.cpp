@@ -435,12 +435,49 @@ void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, 
   });
 }
 
+// A dense weight gradient by the direct kernels (weight_images_*) where the GEMM's is narrow: 16
+// input or output channels (K x C*R*S of 16 x 144 at resnet20's first stage), at least 16 input
+// channels (a whole AVX-512 vector) and 3x3 taps (a register tile holds up to 6 taps). One
+// thread, this machine (Zen 4): resnet20's 16-channel 3x3 layer 7.8 -> 3.8 ms, its 3x3/2 3.4 ->
+// 2.2 ms; at 32 channels the two are level, at 64 (8x8 maps, rows of 8) the GEMM is 1.5x faster.
+// Threads take runs of images, each summing into doubles of its own, added in thread order.
+template <class T>
+bool dense_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w) {
+#if FASTCONV_X86
+  if (direct_kind(s) != Direct::dense || s.R * s.S < 9 || s.C < 16 || std::min(s.K, s.C) > 16) return false;
+  const channels_last::Geometry g = forward_geometry(s);
+  const index_t RS = s.R * s.S, width = s.K * RS * s.C;
+  const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
+  std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
+  const auto images = vector_isa() >= Isa::avx512 ? channels_last::weight_images_avx512<T>
+                                                  : channels_last::weight_images_avx2<T>;
+  parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
+    for (index_t t = t_lo; t < t_hi; ++t)
+      images(g, x, grad_y, sums.data() + t * width, s.N * t / threads, s.N * (t + 1) / threads);
+  });
+  for (index_t k = 0; k < s.K; ++k)
+    for (index_t c = 0; c < s.C; ++c)
+      for (index_t tap = 0; tap < RS; ++tap) {
+        double sum = 0;
+        for (index_t t = 0; t < threads; ++t) sum += sums[t * width + (k * RS + tap) * s.C + c];
+        grad_w[(k * s.C + c) * RS + tap] = static_cast<T>(sum);
+      }
+  return true;
+#else
+  return false;
+#endif
+}
+
 // grad_w = dy^T * col per group, summed over the chunks of pixels, then put back in (c, r, s)
 // order.
 template <class T>
 void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                           T* grad_bias) {
   if (direct_kind(s) == Direct::depthwise) return depthwise_weight_gradient(s, x, grad_y, grad_w, grad_bias);
+  if (dense_weight_gradient(s, x, grad_y, grad_w)) {
+    if (grad_bias) bias_gradient(s, grad_y, grad_bias);
+    return;
+  }
   const PatchLayout L(s);
   const index_t M = s.N * s.pixels(), Kg = s.K_per_group(), width = L.width, gw = L.group_width();
   const index_t piece = s.is_pointwise() ? M : chunk_pixels<T>(s);

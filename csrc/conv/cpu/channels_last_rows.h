@@ -308,6 +308,108 @@ void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const type
   }
 }
 
+// weight_images_*: KB output channels x TB taps of one vector of input channels [c0, c0 + width)
+// over image n's output pixels, in registers: per pixel TB input vectors and KB broadcasts of dy,
+// KB x TB FMAs, then into the double sums. Along a row, the columns where every tap lies inside
+// the input run without checks, each tap's input advancing by a stride (a tap whose row is
+// outside, or past the taps, reads a zero vector that does not advance); the columns at the
+// edges check each tap. kWhole: c0's vector is whole; kFullK: the block has KB channels (the
+// last, partial block's missing ones read zero gradients).
+template <class V, int KB, int TB, bool kWhole, bool kFullK>
+inline void weight_tile(const Geometry& g, const typename V::T* x, const typename V::T* dy, index_t n, index_t c0,
+                        index_t k0, index_t kb, index_t t0, double* sums) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  const index_t taps = g.R * g.S, tb = taps - t0 < TB ? taps - t0 : TB;
+  alignas(64) T zeros[V::width] = {};
+  const auto load = [&](const T* p) { return kWhole ? V::loadu(p + c0) : load_channels<V>(p, c0, g.C); };
+  const auto accumulate = [&](const T* grad, const Reg (&in)[TB], Reg (&acc)[KB][TB]) {
+    #pragma GCC unroll 8
+    for (int k = 0; k < KB; ++k) {
+      const Reg d = V::set1(kFullK || k < kb ? grad[k] : T(0));
+      #pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t) acc[k][t] = V::fma(d, in[t], acc[k][t]);
+    }
+  };
+  Reg acc[KB][TB];
+  #pragma GCC unroll 8
+  for (int k = 0; k < KB; ++k)
+    #pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) acc[k][t] = V::zero();
+  const T* image = x + n * g.H * g.W * g.C;
+  const index_t step = g.sw * g.C;
+  for (index_t p = 0; p < g.P; ++p) {
+    const T* rows[TB];  // each tap's input row, or null outside the input or past the taps
+    index_t cols[TB];   // the input column of output column 0
+    index_t q_lo = 0, q_hi = g.Q;  // the columns where every tap with a row lies inside it
+    #pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) {
+      const index_t tap = t0 + t, h = p * g.sh + g.top + (tap / g.S) * g.dh;
+      rows[t] = t < tb && h >= 0 && h < g.H ? image + h * g.W * g.C : nullptr;
+      cols[t] = g.left + (tap % g.S) * g.dw;
+      if (!rows[t]) continue;
+      const index_t first = cols[t] >= 0 ? 0 : (-cols[t] + g.sw - 1) / g.sw;
+      const index_t end = cols[t] >= g.W ? 0 : (g.W - 1 - cols[t]) / g.sw + 1;
+      q_lo = first > q_lo ? first : q_lo;
+      q_hi = end < q_hi ? end : q_hi;
+    }
+    if (q_hi < q_lo) q_hi = q_lo;
+    const T* grad_row = dy + (n * g.P + p) * g.Q * g.K + k0;
+    const auto checked = [&](index_t q) {
+      Reg in[TB];
+      #pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t) {
+        const index_t c = q * g.sw + cols[t];
+        in[t] = rows[t] && c >= 0 && c < g.W ? load(rows[t] + c * g.C) : V::zero();
+      }
+      accumulate(grad_row + q * g.K, in, acc);
+    };
+    for (index_t q = 0; q < q_lo && q < g.Q; ++q) checked(q);
+    const T* src[TB];
+    index_t advance[TB];
+    #pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) {
+      src[t] = rows[t] ? rows[t] + (q_lo * g.sw + cols[t]) * g.C : zeros - c0;
+      advance[t] = rows[t] ? step : 0;
+    }
+    for (index_t q = q_lo; q < q_hi; ++q) {
+      Reg in[TB];
+      #pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t) {
+        in[t] = load(src[t]);
+        src[t] += advance[t];
+      }
+      accumulate(grad_row + q * g.K, in, acc);
+    }
+    for (index_t q = q_hi > q_lo ? q_hi : q_lo; q < g.Q; ++q) checked(q);
+  }
+  alignas(64) T lanes[V::width];
+  const index_t width = g.C - c0 < V::width ? g.C - c0 : V::width;
+  for (int k = 0; k < kb; ++k)
+    for (int t = 0; t < tb; ++t) {
+      V::storeu(lanes, acc[k][t]);
+      double* out = sums + ((k0 + k) * taps + t0 + t) * g.C + c0;
+      for (index_t l = 0; l < width; ++l) out[l] += lanes[l];
+    }
+}
+
+template <class V, int KB, int TB>
+void weight_images(const Geometry& g, const typename V::T* x, const typename V::T* dy, double* sums, index_t lo,
+                   index_t hi) {
+  const index_t taps = g.R * g.S;
+  for (index_t n = lo; n < hi; ++n)
+    for (index_t c0 = 0; c0 < g.C; c0 += V::width)
+      for (index_t k0 = 0; k0 < g.K; k0 += KB)
+        for (index_t t0 = 0; t0 < taps; t0 += TB) {
+          const bool whole = c0 + V::width <= g.C;
+          const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
+          if (whole && kb == KB) weight_tile<V, KB, TB, true, true>(g, x, dy, n, c0, k0, kb, t0, sums);
+          else if (whole) weight_tile<V, KB, TB, true, false>(g, x, dy, n, c0, k0, kb, t0, sums);
+          else if (kb == KB) weight_tile<V, KB, TB, false, true>(g, x, dy, n, c0, k0, kb, t0, sums);
+          else weight_tile<V, KB, TB, false, false>(g, x, dy, n, c0, k0, kb, t0, sums);
+        }
+}
+
 // The block shape for K output channels: two vectors of channels beside MR2 pixels, or, when
 // K fits one vector, one beside MR1 (more pixels in the same registers).
 template <class V, int MR1, int MR2>
