@@ -6,6 +6,7 @@
 
 #include "common/bilinear.h"
 #include "common/resample_filters.h"
+#include "sampling/cpu/sampling_loops.h"
 #include "sampling/sampling.h"
 
 namespace fastconv::sampling::cpu {
@@ -41,7 +42,8 @@ template <class T, bool kChannelsLast = false>
 class WidthInterpolatedRows {
  public:
   explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
-      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {}
+      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_),
+        blend2_(sampling_loops<T>().blend2) {}
 
   void start_plane(const T* plane, index_t width) {
     plane_ = plane;
@@ -64,7 +66,8 @@ class WidthInterpolatedRows {
       const T* left = src + c.i0 * channels;
       const T* right = src + (c.i0 + c.step) * channels;
       T* pixel = out + i * channels;
-      for (index_t k = 0; k < channels; ++k) pixel[k] = left[k] * c.w0 + right[k] * c.w1;
+      if constexpr (kChannelsLast) blend2_(left, right, channels, c.w0, c.w1, pixel);
+      else pixel[0] = left[0] * c.w0 + right[0] * c.w1;  // one value: a call would cost more
     }
     return out;
   }
@@ -75,6 +78,7 @@ class WidthInterpolatedRows {
   const std::vector<LinearTap<T>>& columns_;
   index_t channels_;
   std::vector<T> buffer_;
+  decltype(SamplingLoops<T>::blend2) blend2_;
   const T* plane_ = nullptr;
   index_t width_ = 0;
   index_t row_[2] = {-1, -1};
