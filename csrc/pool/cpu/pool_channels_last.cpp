@@ -106,6 +106,7 @@ bool gather_max_gradient(const Pool2dShape& s, index_t n, index_t c0, index_t c1
                          const std::int64_t* indices, T* dx) {
   const index_t rows = s.H / s.P, columns = s.W / s.Q, C = s.C;
   if (rows == 0 || columns == 0) return false;  // more outputs than inputs: padding
+  if (s.H * s.W > std::numeric_limits<LaneIndex<T>>::max()) return false;  // pixels past T-wide lanes
   const auto gather = pool_loops<T>().gather_max_gradient_cl;
   std::vector<LaneIndex<T>> lanes(static_cast<std::size_t>(c1 - c0));
   std::int64_t balance = 0;  // matches less indices inside the plane
@@ -167,20 +168,15 @@ AvgWindow adaptive_window(const Pool2dShape& s, index_t oh, index_t ow) {
 
 // y[c] = the sum of the window's pixels' channel c, in PyTorch's order.
 template <class T>
-void sum_window(const Pool2dShape& s, const T* image, const AvgWindow& win, T* __restrict y) {
-  const index_t C = s.C;
-  const auto add = pool_loops<T>().add_cl;
-  std::fill(y, y + C, T(0));
-  for (index_t ih = win.h.start; ih < win.h.end; ++ih)
-    for (index_t iw = win.w.start; iw < win.w.end; ++iw) add(image + (ih * s.W + iw) * C, C, y);
+void sum_window(const Pool2dShape& s, const T* image, const AvgWindow& win, T* y) {
+  pool_loops<T>().sum_window_cl(image, s.W, s.C, win.h.start, win.h.end, win.w.start, win.w.end, s.C, y);
 }
 
 // dx[window pixels][c0, c1) += share[c0, c1).
 template <class T>
 void spread_window(const Pool2dShape& s, const AvgWindow& win, const T* share, index_t c0, index_t c1, T* dx) {
-  const auto add = pool_loops<T>().add_cl;
-  for (index_t ih = win.h.start; ih < win.h.end; ++ih)
-    for (index_t iw = win.w.start; iw < win.w.end; ++iw) add(share + c0, c1 - c0, dx + (ih * s.W + iw) * s.C + c0);
+  pool_loops<T>().spread_window_cl(share + c0, s.W, s.C, win.h.start, win.h.end, win.w.start, win.w.end, c1 - c0,
+                                   dx + c0);
 }
 
 // Every output pixel of a window pooling: fn(image, oh, ow, y) with y the pixel's C outputs.

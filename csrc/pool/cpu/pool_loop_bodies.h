@@ -138,6 +138,22 @@ void add_cl(const T* __restrict x, index_t n, T* __restrict y) {
   for (index_t c = 0; c < n; ++c) y[c] += x[c];
 }
 
+template <class Isa, class T>
+void sum_window_cl(const T* image, index_t W, index_t ld, index_t h0, index_t h1, index_t w0, index_t w1, index_t n,
+                   T* y) {
+#pragma omp simd
+  for (index_t c = 0; c < n; ++c) y[c] = T(0);
+  for (index_t ih = h0; ih < h1; ++ih)
+    for (index_t iw = w0; iw < w1; ++iw) add_cl<Isa>(image + (ih * W + iw) * ld, n, y);
+}
+
+template <class Isa, class T>
+void spread_window_cl(const T* share, index_t W, index_t ld, index_t h0, index_t h1, index_t w0, index_t w1,
+                      index_t n, T* image) {
+  for (index_t ih = h0; ih < h1; ++ih)
+    for (index_t iw = w0; iw < w1; ++iw) add_cl<Isa>(share, n, image + (ih * W + iw) * ld);
+}
+
 template <class Isa, class T, bool kTwice>
 void divide_cl(const T* src, index_t n, T a, T b, T* dst) {
 #pragma omp simd
@@ -221,7 +237,8 @@ PoolLoops<T> table() {
   l.spread_tap[2] = spread_tap<Isa, T, 2>;
   l.max_tap_cl[0] = max_tap_cl<Isa, T, false>;
   l.max_tap_cl[1] = max_tap_cl<Isa, T, true>;
-  l.add_cl = add_cl<Isa, T>;
+  l.sum_window_cl = sum_window_cl<Isa, T>;
+  l.spread_window_cl = spread_window_cl<Isa, T>;
   l.divide_cl[0] = divide_cl<Isa, T, false>;
   l.divide_cl[1] = divide_cl<Isa, T, true>;
   l.gather_max_gradient_cl = gather_max_gradient_cl<Isa, T>;

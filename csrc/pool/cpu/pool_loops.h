@@ -40,8 +40,13 @@ struct PoolLoops {
   // channels_last. y[c], idx[c] = max(y[c], x[c]) by PyTorch's update, the tap's index `tap`;
   // [indices].
   void (*max_tap_cl[2])(const T* x, index_t n, LaneIndex<T> tap, T* y, LaneIndex<T>* idx);
-  // y[c] += x[c].
-  void (*add_cl)(const T* x, index_t n, T* y);
+  // A window of pixels [h0, h1) x [w0, w1) of an image W pixels wide, a pixel's n channels `ld`
+  // values from the next's: y[c] = the sum of its pixels' channel c, from 0 in row-major order
+  // (sum_window_cl), or each pixel's channel c += share[c] (spread_window_cl).
+  void (*sum_window_cl)(const T* image, index_t W, index_t ld, index_t h0, index_t h1, index_t w0, index_t w1,
+                        index_t n, T* y);
+  void (*spread_window_cl)(const T* share, index_t W, index_t ld, index_t h0, index_t h1, index_t w0, index_t w1,
+                           index_t n, T* image);
   // dst[c] = src[c] / a, or with [1] src[c] / a / b (adaptive pooling divides twice, as PyTorch).
   void (*divide_cl[2])(const T* src, index_t n, T a, T b, T* dst);
   // One output pixel's part of max_pool2d's backward as a gather (pool_channels_last.cpp's
