@@ -13,7 +13,6 @@
 #include "core/parallel.h"
 #include "sampling/cpu/interpolate.h"
 #include "sampling/cpu/interpolate_taps.h"
-#include "sampling/cpu/sampling_loops.h"
 
 namespace fastconv::sampling::cpu {
 
@@ -23,7 +22,6 @@ template <class T>
 void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
   const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
-  const auto blend2 = sampling_loops<T>().blend2;
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     WidthInterpolatedRows<T> cache(columns);
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -33,7 +31,7 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
         const T* top = cache.row(r.i0, r.i0 + r.step);
         const T* bottom = cache.row(r.i0 + r.step, r.i0);
         T* dst = out + (plane * s.OH + oh) * s.OW;
-        blend2(top, bottom, s.OW, r.w0, r.w1, dst);
+        for (index_t ow = 0; ow < s.OW; ++ow) dst[ow] = top[ow] * r.w0 + bottom[ow] * r.w1;
       }
     }
   });

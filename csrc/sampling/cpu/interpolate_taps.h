@@ -36,14 +36,13 @@ inline std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_f
 // Input rows interpolated along the width, two at a time: an output row blends two of them,
 // and neighbouring output rows mostly share theirs, so each is computed about once per plane.
 // The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
-// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (vectorised);
+// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (sampling_loops.h);
 // otherwise one value (an NCHW plane), the loop over channels compiled away.
 template <class T, bool kChannelsLast = false>
 class WidthInterpolatedRows {
  public:
   explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
-      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_),
-        blend2_(sampling_loops<T>().blend2) {}
+      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {}
 
   void start_plane(const T* plane, index_t width) {
     plane_ = plane;
@@ -59,15 +58,15 @@ class WidthInterpolatedRows {
     const int slot = row_[0] == keep ? 1 : 0;
     row_[slot] = y;
     T* out = slot_data(slot);
-    const index_t channels = kChannelsLast ? channels_ : 1;
-    const T* src = plane_ + y * width_ * channels;
-    for (std::size_t i = 0; i < columns_.size(); ++i) {
-      const LinearTap<T>& c = columns_[i];
-      const T* left = src + c.i0 * channels;
-      const T* right = src + (c.i0 + c.step) * channels;
-      T* pixel = out + i * channels;
-      if constexpr (kChannelsLast) blend2_(left, right, channels, c.w0, c.w1, pixel);
-      else pixel[0] = left[0] * c.w0 + right[0] * c.w1;  // one value: a call would cost more
+    const index_t count = static_cast<index_t>(columns_.size());
+    if constexpr (kChannelsLast) {
+      sampling_loops<T>().width_blend(plane_ + y * width_ * channels_, columns_.data(), count, channels_, out);
+    } else {
+      const T* src = plane_ + y * width_;
+      for (index_t i = 0; i < count; ++i) {
+        const LinearTap<T>& c = columns_[i];
+        out[i] = src[c.i0] * c.w0 + src[c.i0 + c.step] * c.w1;
+      }
     }
     return out;
   }
@@ -78,7 +77,6 @@ class WidthInterpolatedRows {
   const std::vector<LinearTap<T>>& columns_;
   index_t channels_;
   std::vector<T> buffer_;
-  decltype(SamplingLoops<T>::blend2) blend2_;
   const T* plane_ = nullptr;
   index_t width_ = 0;
   index_t row_[2] = {-1, -1};

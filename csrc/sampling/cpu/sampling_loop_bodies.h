@@ -14,6 +14,14 @@ void blend2(const T* __restrict a, const T* __restrict b, index_t n, T wa, T wb,
 }
 
 template <class Isa, class T>
+void width_blend(const T* row, const bilinear::LinearTap<T>* columns, index_t count, index_t channels, T* out) {
+  for (index_t i = 0; i < count; ++i, out += channels) {
+    const bilinear::LinearTap<T>& c = columns[i];
+    blend2<Isa>(row + c.i0 * channels, row + (c.i0 + c.step) * channels, channels, c.w0, c.w1, out);
+  }
+}
+
+template <class Isa, class T>
 void blend4(const T* const* p, const T* w, index_t n, T* __restrict dst) {
   const T* __restrict p0 = p[0];
   const T* __restrict p1 = p[1];
@@ -41,6 +49,7 @@ template <class Isa, class T>
 SamplingLoops<T> table() {
   SamplingLoops<T> l{};
   l.blend2 = blend2<Isa, T>;
+  l.width_blend = width_blend<Isa, T>;
   l.blend4 = blend4<Isa, T>;
   l.scale = scale<Isa, T>;
   l.add_scaled = add_scaled<Isa, T>;
