@@ -2,7 +2,8 @@
 // for each kernel tap (r, k) it sweeps the whole row of outputs, so the innermost loop runs over
 // contiguous output columns and a strided input row, and per-window bounds are computed once
 // per tap instead of once per output. For a fixed output the taps are visited in PyTorch's
-// order (row-major over the window), so ties and NaNs resolve exactly as PyTorch's do.
+// order (row-major over the window), so ties and NaNs resolve exactly as PyTorch's do. The
+// sweeps and the plain 2x2 row kernel are pool_loops.h's, compiled per ISA.
 #include "pool/cpu/pool.h"
 
 #include <algorithm>
@@ -182,7 +183,8 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, index_t d
       for (index_t q = 0; q < s.Q; ++q)
         share[q] = dy[q] / avg_divisor<T>(count_include_pad, divisor_override, he,
                                           avg_extent(q, w.stride[1], w.padding[1], w.kernel[1], s.W));
-      for_each_avg_tap(s, oh, [&](index_t at, Range qs) { spread_tap(share.data(), qs.lo, qs.hi, w.stride[1], dx + at); });
+      for_each_avg_tap(s, oh,
+                       [&](index_t at, Range qs) { spread_tap(share.data(), qs.lo, qs.hi, w.stride[1], dx + at); });
     }
   });
 }

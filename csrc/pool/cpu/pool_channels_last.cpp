@@ -1,8 +1,9 @@
 // Pooling over channels_last memory (N, H, W, C): a pixel's C channels are adjacent, so every
 // window tap is one contiguous, vectorised pass over the channels of one input pixel into those
 // of one output pixel, and no window arithmetic is repeated per channel. Forward kernels take
-// one output row (image, oh) per task. The backward kernels scatter: a task owns one image's
-// block of channels of grad_x, which no other task writes.
+// one output row (image, oh) per task. The backward kernels scatter (max_pool2d's gathers
+// where windows do not overlap): a task owns one image's block of channels of grad_x, which no
+// other task writes. The loops over a pixel's channels are pool_loops.h's, compiled per ISA.
 //
 // For a fixed output the taps are visited in PyTorch's order (row-major over the window), so max
 // pooling's values, ties, NaNs and indices, average pooling's sums and adaptive pooling both
