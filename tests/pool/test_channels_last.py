@@ -19,6 +19,12 @@ MAX_CASES = [
     (3, 17, 11, 10, 4, 3, 2, 2, True),
     (2, 17, 9, 11, 2, None, 0, 1, False),
     (2, 1, 5, 5, 3, 1, 1, 1, False),
+    # C of 40 (whole vectors of every ISA and a tail) and 70 (two blocks of channels): the plain
+    # 2x2 window, whose backward gathers, also on odd sizes and with the last rows unread
+    (2, 40, 8, 8, 2, 2, 0, 1, False),
+    (1, 70, 7, 9, 2, 2, 0, 1, False),
+    (1, 40, 9, 7, 3, 3, 0, 1, True),
+    (1, 40, 6, 7, (1, 2), (3, 2), 0, 1, False),   # windows that leave input rows unread in between
 ]
 # (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
 AVG_CASES = [
@@ -26,6 +32,7 @@ AVG_CASES = [
     (2, 17, 7, 9, 3, 2, 1, True, False, None),
     (2, 3, 5, 8, (2, 4), (1, 3), (1, 2), True, True, 5),
     (1, 17, 6, 5, 3, 1, 1, False, False, None),
+    (1, 40, 6, 7, 3, 2, 1, True, True, None),  # whole vectors of every ISA and a tail
 ]
 DTYPES = [np.float32, np.float64]
 
@@ -55,7 +62,7 @@ def _poisoned(rng, shape, dtype):
 
 @pytest.mark.parametrize("case", MAX_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool2d_channels_last_equals_nchw(rng, case, dtype):
+def test_max_pool2d_channels_last_equals_nchw(isa, rng, case, dtype):
     x = _poisoned(rng, case[:4], dtype)
     x_cl = to_channels_last(x)
     y, idx = ops.max_pool2d(x, **_max_args(case), return_indices=True)
@@ -75,7 +82,7 @@ def test_max_pool2d_channels_last_equals_nchw(rng, case, dtype):
 
 @pytest.mark.parametrize("case", AVG_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_avg_pool2d_channels_last_equals_nchw(rng, case, dtype):
+def test_avg_pool2d_channels_last_equals_nchw(isa, rng, case, dtype):
     x = rng.standard_normal(case[:4]).astype(dtype)
     x_cl = to_channels_last(x)
     y, y_cl = ops.avg_pool2d(x, **_avg_args(case)), ops.avg_pool2d(x_cl, **_avg_args(case))
@@ -93,8 +100,8 @@ def test_avg_pool2d_channels_last_equals_nchw(rng, case, dtype):
 
 @pytest.mark.parametrize("in_hw,out_hw", [((7, 9), (3, 4)), ((5, 5), (1, 1)), ((4, 6), (7, 6)), ((1, 1), (3, 2))])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adaptive_avg_pool2d_channels_last_equals_nchw(rng, in_hw, out_hw, dtype):
-    x = rng.standard_normal((2, 17) + in_hw).astype(dtype)
+def test_adaptive_avg_pool2d_channels_last_equals_nchw(isa, rng, in_hw, out_hw, dtype):
+    x = rng.standard_normal((2, 40) + in_hw).astype(dtype)  # C: whole vectors of every ISA and a tail
     x[0, 3, 0, 0] = np.nan
     x_cl = to_channels_last(x)
     y, y_cl = ops.adaptive_avg_pool2d(x, out_hw), ops.adaptive_avg_pool2d(x_cl, out_hw)
@@ -150,6 +157,23 @@ def test_indices_outside_the_plane_route_nothing_channels_last(rng):
     expected = np.zeros((1, 3, 4, 4))
     expected[0, :, 1, 1] = grad_y[0, :, 0, 0]  # index 5 = (1, 1); the others lie outside the plane
     np.testing.assert_array_equal(grad_x, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_backward_with_callers_own_indices_channels_last(isa, rng, dtype):
+    """Indices that max_pool2d would not give (outside their window, several outputs on one
+    input, -0 gradients) route as the NCHW scatter does, bit for bit."""
+    shape = (2, 40, 8, 6)
+    grad_y = rng.standard_normal((2, 40, 4, 3)).astype(dtype)
+    grad_y[:, ::5] = -0.0
+    _, indices = ops.max_pool2d(rng.standard_normal(shape), 2, return_indices=True)
+    for stray in (indices.copy(), rng.integers(0, 48, indices.shape)):
+        stray[:, ::3, 0, 0] = stray[:, ::3, 3, 2] = stray[:, ::3, 1, 1] = 7  # three outputs, one input
+        dx = ops.max_pool2d_backward(grad_y, shape, stray)
+        dx_cl = ops.max_pool2d_backward(to_channels_last(grad_y), shape, to_channels_last(stray))
+        assert is_channels_last(dx_cl)
+        np.testing.assert_array_equal(dx_cl, dx)
+        np.testing.assert_array_equal(np.signbit(dx_cl), np.signbit(dx))
 
 
 @pytest.mark.parametrize("pool", [

@@ -19,6 +19,11 @@ MAX_CASES = [
     (2, 3, 8, 18, 2, 2, 0, 1, False),
     (1, 2, 9, 11, 2, None, 0, 1, False),
     (1, 2, 8, 8, 2, 2, 0, 1, True),
+    # rows of 35 outputs: whole vectors of every ISA (16 floats in AVX-512) and a tail, for the 2x2
+    # path and the row sweeps at input stride 2 and 1
+    (1, 2, 4, 70, 2, 2, 0, 1, False),
+    (1, 2, 7, 70, 3, 2, 1, 1, False),
+    (1, 1, 3, 35, 3, 1, 1, 1, False),
 ]
 
 
@@ -37,7 +42,7 @@ def _max_reference(x, case):
 
 @pytest.mark.parametrize("case", MAX_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool2d_matches_reference(device, rng, case, dtype):
+def test_max_pool2d_matches_reference(device, isa, rng, case, dtype):
     x = rng.standard_normal(case[:4]).astype(dtype)
     x.reshape(-1)[::7] = x.reshape(-1)[3]  # ties: the first in window order wins
     y, idx = map(to_host, ops.max_pool2d(to_device(x, device), **_max_args(case), return_indices=True))
@@ -67,12 +72,12 @@ def test_max_pool2d_propagates_nan_like_torch(torch, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_plain_2x2_max_pool2d_resolves_ties_nan_and_signed_zeros_as_torch(torch, rng, dtype):
+def test_plain_2x2_max_pool2d_resolves_ties_nan_and_signed_zeros_as_torch(torch, isa, rng, dtype):
     """PyTorch folds a window's taps in row-major order, keeping the last NaN or else the first
     maximum: on data made of ties, zeros of both signs, infinities and NaN, the values (sign
     bits included) and the indices are its own."""
     values = np.array([0.0, -0.0, 1.0, 1.0, -np.inf, np.inf, np.nan], dtype)
-    x = values[rng.integers(0, len(values), (2, 3, 10, 22))]
+    x = values[rng.integers(0, len(values), (2, 3, 10, 70))]  # rows of 35: whole vectors and a tail
     y, idx = ops.max_pool2d(x, 2, 2, return_indices=True)
     ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, 2, return_indices=True)
     np.testing.assert_array_equal(y, ty.numpy())
@@ -98,6 +103,9 @@ AVG_CASES = [
     (2, 3, 7, 9, 3, 2, 1, True, True, None),   # the partial last window counts only cells inside the padded input
     (1, 2, 5, 8, (2, 4), (1, 3), (1, 2), True, True, 5),
     (3, 1, 6, 5, 3, 1, 1, False, False, None),
+    (1, 2, 4, 70, 3, 2, 1, False, True, None),   # rows of 35 outputs: whole vectors and a tail
+    (1, 1, 3, 35, 3, 1, 1, True, False, None),
+    (1, 1, 3, 105, 3, 3, 0, False, True, None),  # stride 3: the sweeps' run-time stride
 ]
 
 
@@ -114,7 +122,7 @@ def _avg_reference(x, case):
 
 @pytest.mark.parametrize("case", AVG_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_avg_pool2d_matches_reference(device, rng, case, dtype):
+def test_avg_pool2d_matches_reference(device, isa, rng, case, dtype):
     x = rng.standard_normal(case[:4]).astype(dtype)
     tol = 1e-6 if dtype == np.float32 else 1e-14
     y = to_host(ops.avg_pool2d(to_device(x, device), **_avg_args(case)))
@@ -122,7 +130,7 @@ def test_avg_pool2d_matches_reference(device, rng, case, dtype):
 
 
 @pytest.mark.parametrize("case", AVG_CASES)
-def test_avg_pool2d_gradient_matches_numeric(device, rng, case):
+def test_avg_pool2d_gradient_matches_numeric(device, isa, rng, case):
     x = rng.standard_normal(case[:4])
     y = ops.avg_pool2d(to_device(x, device), **_avg_args(case))
     gy = rng.standard_normal(y.shape)

@@ -50,9 +50,9 @@ def arguments(mode, kwargs):
 
 
 @pytest.mark.parametrize("mode,kwargs", INTERPOLATIONS)
-@pytest.mark.parametrize("channels", [1, 3, 17])
+@pytest.mark.parametrize("channels", [1, 3, 17, 37])  # 37: whole vectors of every ISA and a tail
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_interpolate_channels_last_matches_nchw(rng, mode, kwargs, channels, dtype):
+def test_interpolate_channels_last_matches_nchw(isa, rng, mode, kwargs, channels, dtype):
     x = rng.standard_normal((2, channels, 5, 7)).astype(dtype)
     args = arguments(mode, kwargs)
     expected = ops.interpolate(x, **args)
@@ -174,9 +174,9 @@ def grid_sample_both_ways(x, grid, grad, options):
 
 
 @pytest.mark.parametrize("options", GRID_SAMPLES)
-@pytest.mark.parametrize("shape", [(2, 17, 6, 7), (1, 3, 5, 4), (2, 1, 3, 5), (1, 6, 1, 5)])
+@pytest.mark.parametrize("shape", [(2, 17, 6, 7), (1, 3, 5, 4), (2, 1, 3, 5), (1, 6, 1, 5), (1, 37, 5, 6)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_grid_sample_channels_last_matches_nchw(rng, options, shape, dtype):
+def test_grid_sample_channels_last_matches_nchw(isa, rng, options, shape, dtype):
     # one image: its channels split into groups for the grid gradient (2 threads or more)
     x = rng.standard_normal(shape).astype(dtype)
     grid = rng.uniform(-1.2, 1.2, (shape[0], 4, 3, 2)).astype(dtype)

@@ -2,18 +2,19 @@
 // for each kernel tap (r, k) it sweeps the whole row of outputs, so the innermost loop runs over
 // contiguous output columns and a strided input row, and per-window bounds are computed once
 // per tap instead of once per output. For a fixed output the taps are visited in PyTorch's
-// order (row-major over the window), so ties and NaNs resolve exactly as PyTorch's do.
+// order (row-major over the window), so ties and NaNs resolve exactly as PyTorch's do. The
+// sweeps and the plain 2x2 row kernel are pool_loops.h's, compiled per ISA.
 #include "pool/cpu/pool.h"
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "common/conv_geometry.h"
 #include "common/pool_geometry.h"
 #include "core/parallel.h"
+#include "pool/cpu/pool_loops.h"
 
 namespace fastconv::pool::cpu {
 
@@ -30,20 +31,8 @@ void for_each_plane(const Pool2dShape& s, const Fn& fn) {
   });
 }
 
-// One kernel tap swept over a row of outputs: PyTorch's update as unconditional selects (a
-// branch on real data mispredicts often). kStride > 0 fixes
-// the input stride at compile time (1 and 2 are the common ones), so the strided loads vectorise.
-template <class T, bool kIndices, index_t kStride>
-void max_pool_tap(const T* __restrict src, Range qs, index_t runtime_stride, std::int32_t tap0, T* __restrict y,
-                  std::int32_t* __restrict row_idx) {
-  const index_t sw = kStride > 0 ? kStride : runtime_stride;
-  for (index_t q = qs.lo; q < qs.hi; ++q) {
-    const T v = src[q * sw], best = y[q];
-    const bool take = replaces(v, best);
-    y[q] = take ? v : best;
-    if constexpr (kIndices) row_idx[q] = take ? tap0 + static_cast<std::int32_t>(q * sw) : row_idx[q];
-  }
-}
+// Which compiled stride a sweep of pool_loops.h takes for the input stride `stride`.
+int stride_kind(index_t stride) { return stride == 1 || stride == 2 ? static_cast<int>(stride) : 0; }
 
 // The taps [lo, hi) of a window along one axis that can land in [0, limit) for some output:
 // tap t reads offset + t * dilation from window start o * stride - padding, o in [0, outputs).
@@ -72,7 +61,7 @@ void max_pool_row(const Pool2dShape& s, Range taps, const std::vector<Range>& co
     if constexpr (kIndices)
       row_idx[q] = static_cast<std::int32_t>(first_h * s.W + first_tap(q * w.stride[1] - w.padding[1], w.dilation[1]));
   }
-  const index_t sw = w.stride[1];
+  const auto max_tap = pool_loops<T>().max_tap[kIndices][stride_kind(w.stride[1])];
   // the rows of this window inside the input: h0 + r * dilation in [0, H)
   const index_t r0 = h0 >= 0 ? 0 : (-h0 + w.dilation[0] - 1) / w.dilation[0];
   const index_t r1 = h0 >= s.H ? 0 : std::min(w.kernel[0], (s.H - h0 + w.dilation[0] - 1) / w.dilation[0]);
@@ -84,9 +73,7 @@ void max_pool_row(const Pool2dShape& s, Range taps, const std::vector<Range>& co
       const Range qs = columns[k - taps.lo];
       const T* src = in + ih * s.W + offset;
       const auto tap0 = static_cast<std::int32_t>(ih * s.W + offset);
-      if (sw == 1) max_pool_tap<T, kIndices, 1>(src, qs, sw, tap0, y, row_idx);
-      else if (sw == 2) max_pool_tap<T, kIndices, 2>(src, qs, sw, tap0, y, row_idx);
-      else max_pool_tap<T, kIndices, 0>(src, qs, sw, tap0, y, row_idx);
+      max_tap(src, qs.lo, qs.hi, w.stride[1], tap0, y, row_idx);
     }
   }
 }
@@ -97,111 +84,6 @@ bool is_plain_2x2(const Pool2dShape& s) {
   const auto& w = s.win;
   return w.kernel[0] == 2 && w.kernel[1] == 2 && w.stride[0] == 2 && w.stride[1] == 2 && w.padding[0] == 0 &&
          w.padding[1] == 0 && w.dilation[0] == 1 && w.dilation[1] == 1 && 2 * s.P <= s.H && 2 * s.Q <= s.W;
-}
-
-// Plain 2x2 pooling on 16-byte vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON on
-// aarch64), a row of outputs at a time. Each output picks within its top pair, within its bottom
-// pair, then between the two: PyTorch folds the four taps in row-major order, and its update
-// keeps the last NaN or else the first maximum, which this tree gives too (the fold is
-// associative), so values, signed zeros and indices are PyTorch's. The generic row sweep spends
-// more on window arithmetic than on data for these small windows.
-template <class T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  typedef float Vec __attribute__((vector_size(16)));
-  typedef std::int32_t Mask __attribute__((vector_size(16)));
-  typedef std::int64_t Wide __attribute__((vector_size(32)));  // a Mask's lanes as indices
-  static constexpr int N = 4;
-  static Wide left_columns() { return Wide{0, 2, 4, 6}; }  // the windows' left taps, from the first
-  // lanes 0, 2, 4, 6 and 1, 3, 5, 7 of the pair (a, b): the left and right taps of 4 windows
-  static Vec evens(Vec a, Vec b) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, 0, 2, 4, 6);
-#else
-    return __builtin_shuffle(a, b, Mask{0, 2, 4, 6});
-#endif
-  }
-  static Vec odds(Vec a, Vec b) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7);
-#else
-    return __builtin_shuffle(a, b, Mask{1, 3, 5, 7});
-#endif
-  }
-};
-template <>
-struct Lanes<double> {
-  typedef double Vec __attribute__((vector_size(16)));
-  typedef std::int64_t Mask __attribute__((vector_size(16)));
-  typedef std::int64_t Wide __attribute__((vector_size(16)));
-  static constexpr int N = 2;
-  static Wide left_columns() { return Wide{0, 2}; }
-  static Vec evens(Vec a, Vec b) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, 0, 2);
-#else
-    return __builtin_shuffle(a, b, Mask{0, 2});
-#endif
-  }
-  static Vec odds(Vec a, Vec b) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, 1, 3);
-#else
-    return __builtin_shuffle(a, b, Mask{1, 3});
-#endif
-  }
-};
-
-// Output q of a plain 2x2 row, one at a time (the row's tail), with its index from the row's top
-// left tap.
-template <class T>
-T max_pool_2x2_one(const T* top, index_t width, index_t q, index_t* index) {
-  const T a = top[2 * q], b = top[2 * q + 1], c = top[width + 2 * q], d = top[width + 2 * q + 1];
-  const bool right_top = replaces(b, a), right_bottom = replaces(d, c);
-  const T upper = right_top ? b : a, lower = right_bottom ? d : c;
-  const bool below = replaces(lower, upper);
-  *index = (below ? width : 0) + 2 * q + ((below ? right_bottom : right_top) ? 1 : 0);
-  return below ? lower : upper;
-}
-
-// One output row: `top` is the window row's first input row; indices (if given) count from the
-// plane's start, `row_start` being top's offset in the plane.
-template <class T, bool kIndices>
-void max_pool_2x2_row(const T* __restrict top, index_t width, index_t Q, T* __restrict out,
-                      std::int64_t* __restrict indices, index_t row_start) {
-  using L = Lanes<T>;
-  using Vec = typename L::Vec;
-  using Mask = typename L::Mask;
-  const T* bottom = top + width;
-  index_t q = 0;
-  for (; q + L::N <= Q; q += L::N) {
-    Vec t0, t1, b0, b1;  // memcpy: unaligned loads without aliasing questions
-    std::memcpy(&t0, top + 2 * q, sizeof(Vec));
-    std::memcpy(&t1, top + 2 * q + L::N, sizeof(Vec));
-    std::memcpy(&b0, bottom + 2 * q, sizeof(Vec));
-    std::memcpy(&b1, bottom + 2 * q + L::N, sizeof(Vec));
-    const Vec top_left = L::evens(t0, t1), top_right = L::odds(t0, t1);
-    const Vec bottom_left = L::evens(b0, b1), bottom_right = L::odds(b0, b1);
-    const Mask right_top = (top_right > top_left) | (top_right != top_right);
-    const Mask right_bottom = (bottom_right > bottom_left) | (bottom_right != bottom_right);
-    const Vec upper = right_top ? top_right : top_left, lower = right_bottom ? bottom_right : bottom_left;
-    const Mask below = (lower > upper) | (lower != lower);
-    const Vec best = below ? lower : upper;
-    std::memcpy(out + q, &best, sizeof(Vec));
-    if constexpr (kIndices) {  // masks are -1 (true) or 0
-      using Wide = typename L::Wide;
-      const Wide right = __builtin_convertvector(below ? right_bottom : right_top, Wide);
-      const Wide down = __builtin_convertvector(below, Wide);
-      const Wide at = (row_start + 2 * q) + L::left_columns() + (down & width) - right;
-      std::memcpy(indices + q, &at, sizeof(Wide));
-    }
-  }
-  for (; q < Q; ++q) {
-    index_t at;
-    out[q] = max_pool_2x2_one(top, width, q, &at);
-    if constexpr (kIndices) indices[q] = row_start + at;
-  }
 }
 
 // Sum (forward) or spread (backward) one output row of avg_pool2d over its taps:
@@ -228,14 +110,12 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, std::int64_t* in
   for (index_t k = taps.lo; k < taps.hi; ++k)
     columns[k - taps.lo] = valid_range(k * w.dilation[1] - w.padding[1], w.stride[1], s.W, s.Q);
   if (is_plain_2x2(s)) {
+    const auto max_2x2_row = pool_loops<T>().max_2x2_row[indices != nullptr];
     for_each_plane(s, [&](index_t plane) {
       const T* in = x + plane * s.H * s.W;
       for (index_t oh = 0; oh < s.P; ++oh) {
         const index_t o = (plane * s.P + oh) * s.Q, row_start = 2 * oh * s.W;
-        if (indices)
-          max_pool_2x2_row<T, true>(in + row_start, s.W, s.Q, y + o, indices + o, row_start);
-        else
-          max_pool_2x2_row<T, false>(in + row_start, s.W, s.Q, y + o, nullptr, row_start);
+        max_2x2_row(in + row_start, s.W, s.Q, y + o, indices ? indices + o : nullptr, row_start);
       }
     });
     return;
@@ -273,15 +153,13 @@ void max_pool2d_backward(const Pool2dShape& s, const T* grad_y, const std::int64
 template <class T>
 void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, index_t divisor_override, const T* x, T* y) {
   const auto& w = s.win;
+  const auto sum_tap = pool_loops<T>().sum_tap[stride_kind(w.stride[1])];
   for_each_plane(s, [&](index_t plane) {
     const T* in = x + plane * s.H * s.W;
     for (index_t oh = 0; oh < s.P; ++oh) {
       T* out = y + (plane * s.P + oh) * s.Q;
       std::fill(out, out + s.Q, T(0));
-      for_each_avg_tap(s, oh, [&](index_t at, Range qs) {
-        const T* src = in + at;
-        for (index_t q = qs.lo; q < qs.hi; ++q) out[q] += src[q * w.stride[1]];
-      });
+      for_each_avg_tap(s, oh, [&](index_t at, Range qs) { sum_tap(in + at, qs.lo, qs.hi, w.stride[1], out); });
       const AvgExtent he = avg_extent(oh, w.stride[0], w.padding[0], w.kernel[0], s.H);
       for (index_t q = 0; q < s.Q; ++q)
         out[q] /= avg_divisor<T>(count_include_pad, divisor_override, he,
@@ -294,6 +172,7 @@ template <class T>
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, index_t divisor_override,
                          const T* grad_y, T* grad_x) {
   const auto& w = s.win;
+  const auto spread_tap = pool_loops<T>().spread_tap[stride_kind(w.stride[1])];
   for_each_plane(s, [&](index_t plane) {
     T* dx = grad_x + plane * s.H * s.W;
     std::fill(dx, dx + s.H * s.W, T(0));
@@ -304,10 +183,8 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, index_t d
       for (index_t q = 0; q < s.Q; ++q)
         share[q] = dy[q] / avg_divisor<T>(count_include_pad, divisor_override, he,
                                           avg_extent(q, w.stride[1], w.padding[1], w.kernel[1], s.W));
-      for_each_avg_tap(s, oh, [&](index_t at, Range qs) {
-        T* dst = dx + at;
-        for (index_t q = qs.lo; q < qs.hi; ++q) dst[q * w.stride[1]] += share[q];
-      });
+      for_each_avg_tap(s, oh,
+                       [&](index_t at, Range qs) { spread_tap(share.data(), qs.lo, qs.hi, w.stride[1], dx + at); });
     }
   });
 }

@@ -47,12 +47,6 @@ void adaptive_avg_pool2d_backward_channels_last(const Pool2dShape& s, const T* g
 
 // What both layouts' kernels share.
 
-// PyTorch's max update, `if (val > maxval || isnan(val))`, as a select: does v replace best?
-template <class T>
-inline bool replaces(T v, T best) {
-  return (v > best) | (v != v);  // `|`: no short-circuit branch
-}
-
 // PyTorch's divide_factor of avg_pool2d for the window of extents h and w.
 template <class T>
 T avg_divisor(bool count_include_pad, index_t divisor_override, const AvgExtent& h, const AvgExtent& w) {

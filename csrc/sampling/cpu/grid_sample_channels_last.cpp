@@ -12,6 +12,7 @@
 #include "sampling/cpu/channel_blocks.h"  // zero_block
 #include "sampling/cpu/grid_sample.h"
 #include "sampling/cpu/grid_sample_blocks.h"
+#include "sampling/cpu/sampling_loops.h"
 
 namespace fastconv::sampling::cpu {
 
@@ -34,6 +35,7 @@ void grid_sample_forward_channels_last(const GridSampleShape& s, const GridSampl
   if (s.N * s.C == 0) return;
   const BlockPlaces places(s);
   const bool nearest = p.mode == GridMode::nearest;
+  const SamplingLoops<T>& loops = sampling_loops<T>();
   parallel_for(0, s.N * s.points(), 16, [&](index_t lo, index_t hi) {
     const std::vector<T> zeros(s.C, T(0));  // what a place the sample does not read gives
     for (index_t i = lo; i < hi; ++i) {
@@ -41,14 +43,8 @@ void grid_sample_forward_channels_last(const GridSampleShape& s, const GridSampl
       const T* at = input + (i / s.points() * s.H * s.W + q.offset) * s.C;
       const T* place[4];
       for (int k = 0; k < 4; ++k) place[k] = q.read >> k & 1 ? at + places.pixel[k] * s.C : zeros.data();
-      T* dst = out + i * s.C;
-      if (nearest) {
-        for (index_t c = 0; c < s.C; ++c) dst[c] = q.weight[0] * place[0][c];
-      } else {
-        for (index_t c = 0; c < s.C; ++c)
-          dst[c] = q.weight[0] * place[0][c] + q.weight[1] * place[1][c] + q.weight[2] * place[2][c] +
-                   q.weight[3] * place[3][c];
-      }
+      if (nearest) loops.scale(place[0], s.C, q.weight[0], out + i * s.C);
+      else loops.blend4(place, q.weight, s.C, out + i * s.C);
     }
   });
 }
@@ -64,11 +60,10 @@ template <class T>
 void backward_point(const GridSampleShape& s, const BlockPlaces& places, const BlockGradient<T>& b, int corners,
                     const T* g, index_t count, const T* in, const T* zeros, T* grad_in, T* acc) {
   if (grad_in) {
+    const auto add_scaled = sampling_loops<T>().add_scaled;
     for (int k = 0; k < corners; ++k) {
       if (!(b.sample.read >> k & 1)) continue;
-      T* to = grad_in + (b.sample.offset + places.pixel[k]) * s.C;
-      const T w = b.sample.weight[k];
-      for (index_t c = 0; c < count; ++c) to[c] += w * g[c];
+      add_scaled(g, count, b.sample.weight[k], grad_in + (b.sample.offset + places.pixel[k]) * s.C);
     }
   }
   if (!acc) return;

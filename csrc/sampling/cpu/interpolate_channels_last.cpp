@@ -15,6 +15,7 @@
 #include "sampling/cpu/channel_blocks.h"
 #include "sampling/cpu/interpolate.h"
 #include "sampling/cpu/interpolate_taps.h"
+#include "sampling/cpu/sampling_loops.h"
 
 namespace fastconv::sampling::cpu {
 
@@ -41,6 +42,7 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
   const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
   const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
   const index_t row_values = s.OW * s.C;
+  const auto blend2 = sampling_loops<T>().blend2;
   // An upsampled output is several times its input: streamed past the cache when large
   const bool stream = stream_output(static_cast<std::size_t>(s.N * s.OH * row_values) * sizeof(T));
   parallel_for(0, s.N * s.OH, 1, [&](index_t lo, index_t hi) {
@@ -53,9 +55,8 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
       const LinearTap<T>& t = rows[oh];
       const T* top = cache.row(t.i0, t.i0 + t.step);
       const T* bottom = cache.row(t.i0 + t.step, t.i0);
-      write_blocks(out + r * row_values, row_values, stream, [&](T* dst, index_t i0, index_t len) {
-        for (index_t i = 0; i < len; ++i) dst[i] = top[i0 + i] * t.w0 + bottom[i0 + i] * t.w1;
-      });
+      write_blocks(out + r * row_values, row_values, stream,
+                   [&](T* dst, index_t i0, index_t len) { blend2(top + i0, bottom + i0, len, t.w0, t.w1, dst); });
     }
     if (stream) stream_fence();
   });
@@ -69,6 +70,7 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
   const resample::Filter filter = filter_of(p.mode);
   const TapTable<T> rows(row_axis(s, p), filter), columns(column_axis(s, p), filter);
   const index_t row_values = s.W * s.C;
+  const auto add_scaled = sampling_loops<T>().add_scaled;
   parallel_for(0, s.N * s.OH, 1, [&](index_t lo, index_t hi) {
     std::vector<T> filtered(row_values);
     for (index_t r = lo; r < hi; ++r) {
@@ -77,18 +79,15 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
       std::fill(filtered.begin(), filtered.end(), T(0));
       for (index_t j = 0; j < rows.count[oh]; ++j) {
         const T* row = image + rows.index[oh * rows.width + j] * row_values;
-        const T w = rows.weight[oh * rows.width + j];
-        for (index_t x = 0; x < row_values; ++x) filtered[x] += row[x] * w;
+        add_scaled(row, row_values, rows.weight[oh * rows.width + j], filtered.data());
       }
       T* dst = out + r * s.OW * s.C;
       for (index_t ow = 0; ow < s.OW; ++ow) {
         T* pixel = dst + ow * s.C;
         std::fill(pixel, pixel + s.C, T(0));
-        for (index_t j = 0; j < columns.count[ow]; ++j) {
-          const T* from = filtered.data() + columns.index[ow * columns.width + j] * s.C;
-          const T w = columns.weight[ow * columns.width + j];
-          for (index_t k = 0; k < s.C; ++k) pixel[k] += from[k] * w;
-        }
+        for (index_t j = 0; j < columns.count[ow]; ++j)
+          add_scaled(filtered.data() + columns.index[ow * columns.width + j] * s.C, s.C,
+                     columns.weight[ow * columns.width + j], pixel);
       }
     }
   });
@@ -121,6 +120,7 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
   const SeparableTaps<T> taps(s, p);
   const TapTable<T>& rows = taps.rows;
   const ReadersTable<T> readers(taps.columns, s.W);
+  const auto add_scaled = sampling_loops<T>().add_scaled;
   for_each_channel_block(s.N, s.C, [&](const ChannelBlock& b) {
     std::vector<T> filtered(s.W * b.count);
     T* dst = grad_input + b.n * s.H * s.W * s.C + b.first;
@@ -131,20 +131,13 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
       std::fill(filtered.begin(), filtered.end(), T(0));
       for (index_t x = 0; x < s.W; ++x) {
         T* f = filtered.data() + x * b.count;
-        for (index_t r = readers.start[x]; r < readers.start[x + 1]; ++r) {
-          const T* from = g_row + readers.output[r] * s.C;
-          const T w = readers.weight[r];
-          for (index_t k = 0; k < b.count; ++k) f[k] += from[k] * w;
-        }
+        for (index_t r = readers.start[x]; r < readers.start[x + 1]; ++r)
+          add_scaled(g_row + readers.output[r] * s.C, b.count, readers.weight[r], f);
       }
       for (index_t j = 0; j < rows.count[oh]; ++j) {
         T* row = dst + rows.index[oh * rows.width + j] * s.W * s.C;
         const T w = rows.weight[oh * rows.width + j];
-        for (index_t x = 0; x < s.W; ++x) {
-          T* to = row + x * s.C;
-          const T* f = filtered.data() + x * b.count;
-          for (index_t k = 0; k < b.count; ++k) to[k] += w * f[k];
-        }
+        for (index_t x = 0; x < s.W; ++x) add_scaled(filtered.data() + x * b.count, b.count, w, row + x * s.C);
       }
     }
   });

@@ -6,6 +6,7 @@
 
 #include "common/bilinear.h"
 #include "common/resample_filters.h"
+#include "sampling/cpu/sampling_loops.h"
 #include "sampling/sampling.h"
 
 namespace fastconv::sampling::cpu {
@@ -35,7 +36,7 @@ inline std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_f
 // Input rows interpolated along the width, two at a time: an output row blends two of them,
 // and neighbouring output rows mostly share theirs, so each is computed about once per plane.
 // The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
-// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (vectorised);
+// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (sampling_loops.h);
 // otherwise one value (an NCHW plane), the loop over channels compiled away.
 template <class T, bool kChannelsLast = false>
 class WidthInterpolatedRows {
@@ -57,14 +58,15 @@ class WidthInterpolatedRows {
     const int slot = row_[0] == keep ? 1 : 0;
     row_[slot] = y;
     T* out = slot_data(slot);
-    const index_t channels = kChannelsLast ? channels_ : 1;
-    const T* src = plane_ + y * width_ * channels;
-    for (std::size_t i = 0; i < columns_.size(); ++i) {
-      const LinearTap<T>& c = columns_[i];
-      const T* left = src + c.i0 * channels;
-      const T* right = src + (c.i0 + c.step) * channels;
-      T* pixel = out + i * channels;
-      for (index_t k = 0; k < channels; ++k) pixel[k] = left[k] * c.w0 + right[k] * c.w1;
+    const index_t count = static_cast<index_t>(columns_.size());
+    if constexpr (kChannelsLast) {
+      sampling_loops<T>().width_blend(plane_ + y * width_ * channels_, columns_.data(), count, channels_, out);
+    } else {
+      const T* src = plane_ + y * width_;
+      for (index_t i = 0; i < count; ++i) {
+        const LinearTap<T>& c = columns_[i];
+        out[i] = src[c.i0] * c.w0 + src[c.i0 + c.step] * c.w1;
+      }
     }
     return out;
   }

@@ -1,0 +1,23 @@
+// sampling_loops.h's loops compiled for AVX-512 (512-bit vectors).
+#include "core/arch.h"
+#if FASTCONV_X86  // the whole file: x86 only
+#pragma GCC target("avx512f,avx2,fma")
+// No a * b + c fused into one rounding: the baseline build (SSE2) has no FMA, and every ISA must
+// give its bits (GCC contracts by default in C++).
+#pragma GCC optimize("fp-contract=off")
+#include "sampling/cpu/sampling_loop_bodies.h"
+
+namespace fastconv::sampling::cpu {
+
+namespace {
+struct Avx512 {};
+}  // namespace
+
+template <>
+SamplingLoops<float> sampling_loops_avx512<float>() { return loop_bodies::table<Avx512, float>(); }
+template <>
+SamplingLoops<double> sampling_loops_avx512<double>() { return loop_bodies::table<Avx512, double>(); }
+
+}  // namespace fastconv::sampling::cpu
+
+#endif  // FASTCONV_X86
