@@ -244,3 +244,23 @@ def test_batch_norm_backward_refuses_a_device_array_before_any_kernel_runs(cuda_
     arrays[position] = cuda_array
     with pytest.raises(DeviceError, match="^batch_norm_backward: fastconv has no CUDA kernels"):
         ops.batch_norm_backward(**arrays, relu=True)
+
+
+def test_eval_forward_and_gradient_pass_are_the_same_bits_on_every_isa(rng):
+    """The element-wise passes (no sums) compiled per ISA, without fused multiply-adds."""
+    import fastconv
+    from fastconv import _runtime
+    x, z, gy = (rng.standard_normal((2, 5, 9, 23)).astype(np.float32) for _ in range(3))
+    gamma, beta, rm, rv = _params(rng, 5, np.float32)
+    previous, results = _runtime.get_isa(), []
+    try:
+        for isa in _runtime.supported_isas():
+            fastconv.set_isa(isa)
+            y, mean, invstd = ops.batch_norm(x, rm, rv, gamma, beta, training=False, residual=z, relu=True)
+            dx = ops.batch_norm_backward(gy, x, mean, invstd, gamma, training=False, output=y, relu=True)[0]
+            results.append((y, dx))
+    finally:
+        fastconv.set_isa(previous)
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])

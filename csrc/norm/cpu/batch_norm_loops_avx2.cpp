@@ -2,6 +2,10 @@
 #include "core/arch.h"
 #if FASTCONV_X86  // the whole file: x86 only
 #pragma GCC target("avx2,fma")
+// No a * b + c fused into one rounding (GCC contracts by default in C++): the element-wise passes
+// give the baseline build's bits on every ISA (the sums, in lanes of the ISA's width, add in
+// another order).
+#pragma GCC optimize("fp-contract=off")
 #include "norm/cpu/batch_norm_loop_bodies.h"
 
 namespace fastconv::norm::cpu {
