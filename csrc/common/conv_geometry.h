@@ -82,6 +82,19 @@ FASTCONV_HD inline Range valid_range(index_t offset, index_t stride, index_t lim
   return {lo, index_max(hi, lo)};
 }
 
+// One output phase of a strided input gradient (a transposed convolution's output) along one
+// axis, without dilation: positions a + i * stride, i < outputs, of an axis of `size` receive the
+// gradient at i + offset - m through kernel tap first + m * stride, m < taps. The sub-pixel
+// decomposition of conv_transpose's subpixel.cpp and conv's channels_last.cpp.
+struct AxisPhase {
+  index_t first, taps, outputs, offset;
+};
+FASTCONV_HD inline AxisPhase axis_phase(index_t a, index_t size, index_t kernel, index_t stride, index_t pad) {
+  const index_t first = (a + pad) % stride;
+  return {first, first < kernel ? (kernel - first + stride - 1) / stride : 0,
+          a < size ? (size - a + stride - 1) / stride : 0, (a + pad - first) / stride};
+}
+
 // The output position o along `axis` whose tap t reads input position `at`, or -1 when none does:
 // what a gather over the taps of a convolution's adjoint (col2im, an input gradient) visits.
 FASTCONV_HD inline index_t tap_output(const ConvAxis& axis, index_t outputs, index_t at, index_t t) {

@@ -28,6 +28,35 @@ inline Isa vector_isa() {
 #endif
 }
 
+// A family's loop table as built for each ISA (the per-ISA loop tables of ARCHITECTURE.md),
+// made once; active() is vector_isa()'s. Only x86 builds the AVX2 and AVX-512 tables.
+template <class Table>
+class IsaTables {
+ public:
+#if FASTCONV_X86
+  IsaTables(const Table& baseline, const Table& avx2, const Table& avx512)
+      : baseline_(baseline), avx2_(avx2), avx512_(avx512) {}
+#else
+  explicit IsaTables(const Table& baseline) : baseline_(baseline) {}
+#endif
+  const Table& active() const {
+#if FASTCONV_X86
+    switch (vector_isa()) {
+      case Isa::avx512: return avx512_;
+      case Isa::avx2: return avx2_;
+      case Isa::generic: break;
+    }
+#endif
+    return baseline_;
+  }
+
+ private:
+  Table baseline_;
+#if FASTCONV_X86
+  Table avx2_, avx512_;
+#endif
+};
+
 // One core's L2 data cache in bytes as the OS reports it, or 0 when it does not say.
 long l2_cache_bytes();
 // The last-level cache in bytes as the OS reports it (the L3, else the L2), or 0.

@@ -355,18 +355,6 @@ void conv2d_forward_channels_last(const Conv2dShape& s, const T* x, const T* w, 
   });
 }
 
-// One output phase of a strided input gradient along one axis: grad_x positions a + i * stride,
-// i < outputs, receive dy positions i + offset - m through taps first + m * stride, m < taps
-// (conv_transpose's subpixel.cpp has the same arithmetic for its GEMMs).
-struct AxisPhase {
-  index_t first, taps, outputs, offset;
-  AxisPhase(index_t a, index_t size, index_t kernel, index_t stride, index_t pad)
-      : first((a + pad) % stride),
-        taps(first < kernel ? ceil_div(kernel - first, stride) : 0),
-        outputs(a < size ? ceil_div(size - a, stride) : 0),
-        offset((a + pad - first) / stride) {}
-};
-
 // A strided input gradient without dilation by sub-pixel phases: the pixels of grad_x in phase
 // (a, b) sum dy over that phase's taps only, a stride-1 convolution of dy which the direct kernel
 // runs, storing every stride-th row and column of grad_x (Geometry::placed). No column matrix
@@ -378,7 +366,8 @@ void input_gradient_by_phases(const Conv2dShape& s, const T* grad_y, const T* w,
   if (s.R < sh || s.S < sw) std::fill_n(grad_x, s.N * s.H * s.W * s.C, T(0));
   for (index_t a = 0; a < sh; ++a)
     for (index_t b = 0; b < sw; ++b) {
-      const AxisPhase pa(a, s.H, s.R, sh, s.p.pad_begin[0]), pb(b, s.W, s.S, sw, s.p.pad_begin[1]);
+      const AxisPhase pa = axis_phase(a, s.H, s.R, sh, s.p.pad_begin[0]);
+      const AxisPhase pb = axis_phase(b, s.W, s.S, sw, s.p.pad_begin[1]);
       if (pa.taps == 0 || pb.taps == 0 || pa.outputs == 0 || pb.outputs == 0) continue;
       channels_last::Geometry g{s.N, s.P, s.Q, s.K, pa.outputs, pb.outputs, s.C, pa.taps, pb.taps, 1, 1, 1, 1,
                                 pa.offset - pa.taps + 1, pb.offset - pb.taps + 1};

@@ -27,6 +27,8 @@
 
 namespace fastconv::conv_transpose::cpu {
 
+using conv::axis_phase;
+using conv::AxisPhase;
 using conv::Conv2dShape;
 
 namespace {
@@ -39,12 +41,6 @@ constexpr index_t kMaxPlaneValues = index_t(1) << 32;
 // however wasteful) would ask for stride_h x stride_w of them.
 constexpr index_t kMaxPhases = 1024;
 
-// One phase along one axis: output a + stride * i, i < outputs, reads input
-// i + offset - m through kernel tap first + stride * m, m < taps.
-struct AxisPhase {
-  index_t first, taps, outputs, offset;
-};
-
 // The phases of one axis, and the span of input they read relative to their output index:
 // every phase reads inputs i + lo ... i + hi for output i.
 struct AxisPhases {
@@ -54,15 +50,12 @@ struct AxisPhases {
   AxisPhases(index_t output, index_t kernel, index_t stride, index_t padding) {
     bool any = false;
     for (index_t a = 0; a < stride; ++a) {
-      const index_t first = (a + padding) % stride;
-      const index_t taps = first < kernel ? ceil_div(kernel - first, stride) : 0;
-      const index_t outputs = a < output ? ceil_div(output - a, stride) : 0;
-      const index_t offset = (a + padding - first) / stride;
-      phases.push_back({first, taps, outputs, offset});
-      max_outputs = std::max(max_outputs, outputs);
-      if (taps == 0) continue;
-      lo = any ? std::min(lo, offset - taps + 1) : offset - taps + 1;
-      hi = any ? std::max(hi, offset) : offset;
+      const AxisPhase p = axis_phase(a, output, kernel, stride, padding);
+      phases.push_back(p);
+      max_outputs = std::max(max_outputs, p.outputs);
+      if (p.taps == 0) continue;
+      lo = any ? std::min(lo, p.offset - p.taps + 1) : p.offset - p.taps + 1;
+      hi = any ? std::max(hi, p.offset) : p.offset;
       any = true;
     }
   }

@@ -8,16 +8,6 @@ namespace fastconv::norm::cpu {
 
 namespace {
 struct Baseline {};
-
-// The three tables, built once (the AVX ones are only read where vector_isa() can name them).
-template <class T>
-struct Tables {
-  BatchNormLoops<T> baseline = batch_norm_loops_baseline<T>();
-#if FASTCONV_X86
-  BatchNormLoops<T> avx2 = batch_norm_loops_avx2<T>();
-  BatchNormLoops<T> avx512 = batch_norm_loops_avx512<T>();
-#endif
-};
 }  // namespace
 
 template <class T>
@@ -27,15 +17,13 @@ BatchNormLoops<T> batch_norm_loops_baseline() {
 
 template <class T>
 const BatchNormLoops<T>& batch_norm_loops() {
-  static const Tables<T> tables;
 #if FASTCONV_X86
-  switch (vector_isa()) {
-    case Isa::avx512: return tables.avx512;
-    case Isa::avx2: return tables.avx2;
-    case Isa::generic: break;
-  }
+  static const IsaTables<BatchNormLoops<T>> tables(batch_norm_loops_baseline<T>(), batch_norm_loops_avx2<T>(),
+                                                   batch_norm_loops_avx512<T>());
+#else
+  static const IsaTables<BatchNormLoops<T>> tables(batch_norm_loops_baseline<T>());
 #endif
-  return tables.baseline;
+  return tables.active();
 }
 
 template const BatchNormLoops<float>& batch_norm_loops<float>();

@@ -10,16 +10,6 @@ namespace {
 struct Baseline {
   static constexpr int kVectorBytes = 16;  // SSE2 on x86-64, NEON on aarch64
 };
-
-// The three tables, built once (the AVX ones are only read where vector_isa() can name them).
-template <class T>
-struct Tables {
-  PoolLoops<T> baseline = pool_loops_baseline<T>();
-#if FASTCONV_X86
-  PoolLoops<T> avx2 = pool_loops_avx2<T>();
-  PoolLoops<T> avx512 = pool_loops_avx512<T>();
-#endif
-};
 }  // namespace
 
 template <class T>
@@ -29,15 +19,13 @@ PoolLoops<T> pool_loops_baseline() {
 
 template <class T>
 const PoolLoops<T>& pool_loops() {
-  static const Tables<T> tables;
 #if FASTCONV_X86
-  switch (vector_isa()) {
-    case Isa::avx512: return tables.avx512;
-    case Isa::avx2: return tables.avx2;
-    case Isa::generic: break;
-  }
+  static const IsaTables<PoolLoops<T>> tables(pool_loops_baseline<T>(), pool_loops_avx2<T>(),
+                                              pool_loops_avx512<T>());
+#else
+  static const IsaTables<PoolLoops<T>> tables(pool_loops_baseline<T>());
 #endif
-  return tables.baseline;
+  return tables.active();
 }
 
 template const PoolLoops<float>& pool_loops<float>();

@@ -8,16 +8,6 @@ namespace fastconv::sampling::cpu {
 
 namespace {
 struct Baseline {};
-
-// The three tables, built once (the AVX ones are only read where vector_isa() can name them).
-template <class T>
-struct Tables {
-  SamplingLoops<T> baseline = sampling_loops_baseline<T>();
-#if FASTCONV_X86
-  SamplingLoops<T> avx2 = sampling_loops_avx2<T>();
-  SamplingLoops<T> avx512 = sampling_loops_avx512<T>();
-#endif
-};
 }  // namespace
 
 template <class T>
@@ -27,15 +17,13 @@ SamplingLoops<T> sampling_loops_baseline() {
 
 template <class T>
 const SamplingLoops<T>& sampling_loops() {
-  static const Tables<T> tables;
 #if FASTCONV_X86
-  switch (vector_isa()) {
-    case Isa::avx512: return tables.avx512;
-    case Isa::avx2: return tables.avx2;
-    case Isa::generic: break;
-  }
+  static const IsaTables<SamplingLoops<T>> tables(sampling_loops_baseline<T>(), sampling_loops_avx2<T>(),
+                                                  sampling_loops_avx512<T>());
+#else
+  static const IsaTables<SamplingLoops<T>> tables(sampling_loops_baseline<T>());
 #endif
-  return tables.baseline;
+  return tables.active();
 }
 
 template const SamplingLoops<float>& sampling_loops<float>();
