@@ -44,12 +44,25 @@ def torch_test(cases):
 
 
 def algorithm_choices_made_by(run):
-    """The per-shape algorithm choices (fastconv.ops.conv_algo) that run() adds: none when every
-    convolution it runs, forward and backward, has its algorithm pinned."""
+    """The per-shape algorithm choices (fastconv.ops.conv_algo) that run() adds, run as many
+    times as auto's choosing takes: none when every convolution it runs, forward and backward,
+    has its algorithm pinned."""
     from fastconv.ops import conv_algo
     before = set(conv_algo.chosen())
-    run()
+    run_until_chosen(run)
     return set(conv_algo.chosen()) - before
+
+
+def run_until_chosen(run, limit=500):
+    """run() again until a call runs no algorithm on trial (algo="auto" chooses over a shape's
+    first calls); the last call's result."""
+    from fastconv.ops import conv_algo
+    for _ in range(limit):
+        trials = conv_algo.trials()
+        result = run()
+        if conv_algo.trials() == trials:
+            return result
+    raise AssertionError(f"auto still choosing after {limit} calls")
 
 
 def pinned_algorithm_test(op, shapes):

@@ -8,9 +8,10 @@ import pytest
 
 from fastconv import _C, ops
 from fastconv.backend import DeviceError, to_device, to_host
-from fastconv.ops import conv_algo
+from fastconv.ops import conv_algo, conv_cache
 from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
+from tests.functional_cases import run_until_chosen
 from tests.reference import conv2d_reference, numeric_gradient
 
 RNG = np.random.default_rng(5)
@@ -257,7 +258,7 @@ def test_auto_caches_one_choice_per_shape(rng):
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     for mode in ("deterministic", "benchmark"):
         conv_algo.set_mode(mode)
-        y = ops.conv2d(x, w, padding=1)
+        y = run_until_chosen(lambda: ops.conv2d(x, w, padding=1))
         choices = conv_algo.chosen()
         assert len(choices) == 1 and list(choices.values())[0] in ALGOS
         ops.conv2d(x, w, padding=1)
@@ -505,18 +506,96 @@ def test_auto_skips_a_candidate_that_fails_and_raises_when_all_do(monkeypatch):
         conv_algo._fastest(run, ["huge", "bigger"])
 
 
+def choose_over_calls(monkeypatch, tmp_path, cost, first, limit=100):
+    """Calls conv_algo.choose as ops' calls do (a reusing() run, then the call's own run of the
+    pick) until it has chosen; (the choice, what each call ran)."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    monkeypatch.setattr(conv_algo, "_tunings", {})
+    monkeypatch.setattr(conv_algo, "_mode", "benchmark")
+    key, ran = ("test",), []
+    for _ in range(limit):
+        timed_run, calls = fake_timed_runs(monkeypatch, cost)
+        run = conv_algo.reusing(timed_run)
+        run(conv_algo.choose(key, "test", run, first, list(cost), list(cost)))
+        ran.append([a for a, n in calls.items() for _ in range(n)])
+        if conv_algo.choice(key) is not None:
+            return conv_algo.choice(key), ran
+    raise AssertionError("no choice")
+
+
+def test_auto_chooses_over_the_first_calls_each_running_one_candidate(monkeypatch, tmp_path):
+    cost = {"rule": 0.002, "faster": 0.0015, "slow": 0.02}
+    choice, ran = choose_over_calls(monkeypatch, tmp_path, cost, "rule")
+    assert choice == "faster"
+    assert ran[0] == ["rule"]                  # the first call costs the fixed rule's pick, once
+    assert all(len(call) == 1 for call in ran)  # the call's own run of its trial is not repeated
+    assert sum(call == ["slow"] for call in ran) == 1  # over twice the leader's: one trial
+    assert sum(call == ["faster"] for call in ran) == 4 == sum(call == ["rule"] for call in ran)
+    assert conv_cache.entries()                # kept on disk once chosen
+
+
+def test_auto_choosing_skips_a_candidate_that_fails_within_the_call(monkeypatch, tmp_path):
+    choice, ran = choose_over_calls(monkeypatch, tmp_path, {"huge": None, "ok": 0.002, "slow": 0.003}, "huge")
+    assert choice == "ok" and ran[0] == ["ok"]  # the call still has its result
+
+
+def test_a_trial_with_another_choice_made_inside_it_is_not_counted(monkeypatch, tmp_path):
+    """A layout's trial of NCHW copies runs the copies' own first calls, whose trials of slow
+    candidates would make the copies look slow: those times are run again once the copies chose."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    monkeypatch.setattr(conv_algo, "_tunings", {})
+    monkeypatch.setattr(conv_algo, "_mode", "benchmark")
+    inner_cost = {"quick": 0.001, "crawl": 0.1}
+    inner_run, _ = fake_timed_runs(monkeypatch, inner_cost)
+
+    def outer_run(layout):
+        if layout == "copies":  # cheap around an inner call that is still choosing at first
+            inner = conv_algo.reusing(inner_run)
+            inner(conv_algo.choose(("inner",), "inner", inner, "crawl", list(inner_cost), list(inner_cost)))
+        else:
+            inner_run("quick")  # the clock's step: in place costs 3 quick runs
+            inner_run("quick")
+            inner_run("quick")
+
+    for _ in range(100):
+        run = conv_algo.reusing(outer_run)
+        run(conv_algo.choose(("outer",), "outer", run, "in_place", ["in_place", "copies"], ["copies"]))
+        if conv_algo.choice(("outer",)):
+            break
+    assert conv_algo.choice(("inner",)) == "quick" and conv_algo.choice(("outer",)) == "copies"
+
+
+def test_auto_first_call_runs_the_fixed_rules_kernel_once(monkeypatch, tmp_path, rng):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    monkeypatch.setattr(conv_algo, "_tunings", {})
+    monkeypatch.setattr(conv_algo, "_mode", "benchmark")
+    ran, forward = [], _C.conv2d_forward
+    monkeypatch.setattr(_C, "conv2d_forward", lambda *a: ran.append(a[9]) or forward(*a))
+    x, w = rng.standard_normal((2, 16, 12, 12)), rng.standard_normal((16, 16, 3, 3))
+    args = conv2d_arguments(w.shape, 1, 1, 1, 1)
+    y = ops.conv2d(x, w, padding=1)
+    candidates = conv_algo.supported(x.shape, w.shape, args)
+    assert ran == [conv_algo.heuristic(x.shape, w.shape, args, candidates)]
+    np.testing.assert_allclose(y, conv2d_reference(x, w, None, *args), rtol=1e-10, atol=1e-10)
+    run_until_chosen(lambda: ops.conv2d(x, w, padding=1))
+    assert len(set(ran)) > 1 and ran[-1] == next(iter(conv_algo.chosen().values()))
+
+
 def test_auto_choices_persist_on_disk_per_machine(monkeypatch, tmp_path):
     import fastconv
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
     fastconv.conv_cache.clear()
     conv_algo.set_mode("benchmark")
     x, w = RNG.standard_normal((2, 3, 8, 8)), RNG.standard_normal((5, 3, 3, 3))
-    ops.conv2d(x, w, padding=1)
+    run_until_chosen(lambda: ops.conv2d(x, w, padding=1))
     assert (tmp_path / "conv_algo.json").exists()
     stored = fastconv.conv_cache.entries()
     assert len(stored) == 1 and fastconv.conv_cache.machine_key() in next(iter(stored))
     conv_algo.forget_choices()  # a new process: the disk answers, nothing is timed
-    monkeypatch.setattr(conv_algo, "_fastest", lambda *a: pytest.fail("timed a shape the disk cache knows"))
+    monkeypatch.setattr(conv_algo, "_trial", lambda *a: pytest.fail("timed a shape the disk cache knows"))
     ops.conv2d(x, w, padding=1)
     assert list(conv_algo.chosen().values()) == list(stored.values())
     previous = fastconv.get_num_threads()
@@ -535,7 +614,8 @@ def test_a_damaged_cache_file_is_timed_over(monkeypatch, tmp_path):
     fastconv.conv_cache.clear()
     (tmp_path / "conv_algo.json").write_text("{not json")
     conv_algo.set_mode("benchmark")
-    ops.conv2d(RNG.standard_normal((1, 2, 6, 6)), RNG.standard_normal((3, 2, 3, 3)))
+    x, w = RNG.standard_normal((1, 2, 6, 6)), RNG.standard_normal((3, 2, 3, 3))
+    run_until_chosen(lambda: ops.conv2d(x, w))
     assert len(fastconv.conv_cache.entries()) == 1
     fastconv.conv_cache.clear()
 
@@ -593,7 +673,7 @@ def test_auto_strided_gradients_through_subpixel(monkeypatch, tmp_path, rng, cas
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(conv_algo, "_choices", {})
     offered = []
-    monkeypatch.setattr(conv_algo, "_fastest", lambda run, candidates, **kw: offered.append(candidates) or "subpixel")
+    monkeypatch.setattr(conv_algo, "_trial", lambda key, disk_key, run, candidates, machine=None: offered.append(candidates) or "subpixel")
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x, w, _ = _operands(rng, case, dtype)
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
@@ -617,7 +697,7 @@ def test_auto_offers_subpixel_only_where_it_runs_the_gradient(monkeypatch, tmp_p
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(conv_algo, "_choices", {})
     offered = []
-    monkeypatch.setattr(conv_algo, "_fastest", lambda run, candidates, **kw: offered.append(candidates) or candidates[0])
+    monkeypatch.setattr(conv_algo, "_trial", lambda key, disk_key, run, candidates, machine=None: offered.append(candidates) or candidates[0])
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x, w, _ = _operands(rng, case, np.float64)
     gy = rng.standard_normal(ops.conv2d(x, w, None, stride, padding, dilation, groups).shape)

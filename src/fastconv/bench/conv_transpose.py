@@ -5,7 +5,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.ops._checks import is_channels_last, to_channels_last
-from fastconv.bench.harness import Case
+from fastconv.bench.harness import Case, settle
 from fastconv.bench.peers import torch_copies
 
 
@@ -56,6 +56,7 @@ def _channels_last_runners(fwd, step, x, w, gy, args):
         return ops.conv_transpose2d_backward(x_cl, w, gy_cl, needs_bias=False, **args)
 
     step_cl()
+    settle(step_cl)
     fwd["fastconv_cl"] = lambda: ops.conv_transpose2d(x_cl, w, **args)
     step["fastconv_cl"] = step_cl
     return ["fastconv_cl"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from fastconv import _C
 from fastconv._runtime import cpu_model
+from fastconv.ops import conv_algo
 
 # One per kernel family (the order of a full run), and the whole network last.
 SECTIONS = ("gemm", "conv", "conv_transpose", "roi", "sampling", "norm", "pool", "models")
@@ -89,6 +90,18 @@ class Result:
         return self.seconds[peer] / self.seconds[ours]
 
 
+def settle(run, limit=200):
+    """Calls run() until a call runs no algorithm on trial: algo="auto" chooses over a shape's
+    first calls (ops/conv_algo.py), and a runner is timed on its chosen algorithms. Returns how
+    many of the calls ran a trial."""
+    for calls in range(limit):
+        trials = conv_algo.trials()
+        run()
+        if conv_algo.trials() == trials:
+            return calls
+    return limit
+
+
 def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
     """Median seconds per runner; each round runs every runner once, in turn."""
     samples = time_interleaved_samples(runners, repeats, warmup, min_seconds)
@@ -104,8 +117,10 @@ def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
     and in a fixed order the same runner always pays (a shuffled order makes the peers, which
     mostly follow fastconv's many algorithms, pay instead)."""
     for fn in runners.values():
-        for _ in range(warmup):
+        for _ in range(warmup - 1):
             fn()
+        if warmup:
+            settle(fn)  # the last warm-up call, and more while auto is choosing
     samples = {name: [] for name in runners}
     rounds = 0
     start = time.perf_counter()

@@ -219,7 +219,9 @@ def conv2d_resolve(direction, run, input_shape, weight_shape, geometry, dtype):
     "weight") of a layer, chosen once per device and shape. conv2d_heuristic's pick and the
     likely others (fastconv.ops.conv_algo.likely_candidates: FFT from 5x5 kernels on, one
     Winograd tiling) whose workspace fits in the device's free memory are timed on the call's
-    own arrays with CUDA events (`run(algo)` runs the call), a candidate that raises skipped;
+    own arrays with CUDA events (`run(algo)` runs the call), all in the first call (a kernel's
+    first run compiles it: spread over calls, that would land in the timings), a candidate that
+    raises skipped;
     the fastest is kept for the process and in the disk cache under device_key()
     (fastconv.conv_cache.clear() forgets both). Deterministic mode runs the fixed rule."""
     input_shape, weight_shape, dtype = tuple(input_shape), tuple(weight_shape), str(np.dtype(dtype))
@@ -229,8 +231,8 @@ def conv2d_resolve(direction, run, input_shape, weight_shape, geometry, dtype):
         return conv_algo.choice(key)
     first, candidates = _auto(direction, input_shape, weight_shape, geometry, dtype, free_device_memory())
     likely = conv_algo.likely_candidates(input_shape, weight_shape, geometry, candidates)
-    return conv_algo.choose(key, repr(key[2:]), run, first, candidates, likely, machine, timer=event_time,
-                            **DEVICE_TIMING)
+    return conv_algo.choose(key, repr(key[2:]), run, first, candidates, likely, machine, online=False,
+                            timer=event_time, **DEVICE_TIMING)
 
 
 def conv2d_weight_transform_tile(algo, input_shape, weight_shape, stride, pad_begin, pad_end, dilation, groups, use):

@@ -89,10 +89,10 @@ def _layout(activation, weight_shape, groups, algo):
 def _run_channels_last(layout, algo, direction, runs, input_shape, weight_shape, args, dtype):
     """Runs a channels_last call (`layout` from _layout, not 'nchw') as runs[layout](), or for
     algo='auto' in place by the timed choice between runs['channels_last'] and runs['nchw_copy']."""
+    run = conv_algo.reusing(lambda chosen: runs[chosen]())
     if layout == "channels_last" and algo == "auto":
-        layout = conv_algo.resolve_layout(direction, lambda chosen: runs[chosen](), input_shape, weight_shape, args,
-                                          dtype)
-    return runs[layout]()
+        layout = conv_algo.resolve_layout(direction, run, input_shape, weight_shape, args, dtype)
+    return run(layout)
 
 
 def _bias_array(bias, input, out_channels):
@@ -164,7 +164,7 @@ def _input_gradient_runner(lib, w, prepared, dy, dx, args, transposed):
             return lib.conv_transpose2d_forward(dy, w, None, dx, *transposed, SUBPIXEL)
         lib.conv2d_backward_input(dy, w, dx, *args, algo,
                                   _transformed(lib, w, prepared, algo, "input_gradient", dx.shape, args))
-    return run
+    return conv_algo.reusing(run)
 
 
 def _weight_gradient_runner(lib, x, dy, dw, db, args, transposed):
@@ -177,7 +177,7 @@ def _weight_gradient_runner(lib, x, dy, dw, db, args, transposed):
         lib.conv_transpose2d_backward(dy, dw, x, None, dw, None, *transposed, "im2col", SUBPIXEL)
         if db is not None:  # each plane summed pairwise in its dtype, the planes in float64
             db[...] = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0, dtype=np.float64)
-    return run
+    return conv_algo.reusing(run)
 
 
 def _algorithm(lib, algo, direction, run, input_shape, weight_shape, args, dtype):
@@ -269,8 +269,8 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
-    run = lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
-                                       _transformed(lib, w, prepared, a, "forward", x.shape, args))
+    run = conv_algo.reusing(lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
+                                                         _transformed(lib, w, prepared, a, "forward", x.shape, args)))
     run(_algorithm(lib, algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 

@@ -1,14 +1,19 @@
-"""Choosing conv2d's algorithm per shape, like cuDNN's benchmark mode.
+"""Choosing conv2d's algorithm per shape, like cuDNN's benchmark mode, without its first call.
 
 algo="auto" resolves, once per (shapes, arguments, dtype, threads), to the fastest algorithm
-that supports the shape, timed on the call's own arrays. The timing is kept cheap: only the
-likely candidates run, a candidate over twice the leader's time is dropped after its first run,
-a run over 50 ms decides in one round, and a candidate that fails for lack of memory is skipped.
-(Timing on a slice of the batch was tried and misjudged: Winograd on one or four images ran 2-3x
-slower per image than on the whole batch, and auto picked direct convolution where Winograd won.) The winner is cached for the process and
-on disk (ops/conv_cache.py), so a later process on the same machine does not time again. In
-deterministic mode the choice is a fixed rule instead (no timing, no cache), so two runs of a
-program always run the same algorithms.
+that supports the shape, timed on the calls' own arrays. The timing costs next to nothing: it is
+spread over the shape's first calls. Each of them runs one candidate, timed, in order of
+likelihood (the fixed rule's pick first, so the first call costs what that algorithm costs), and
+produces the call's result with it; once the candidates' times are clear the fastest is kept.
+Only the likely candidates run, one over twice the leader's time is dropped after its first
+run, runs over 50 ms decide after two each, and a candidate that fails for lack of memory is
+skipped. (Timing on a slice of the batch was tried and misjudged: Winograd on one or four
+images ran 2-3x slower per image than on the whole batch, and auto picked direct convolution
+where Winograd won.) The winner is cached for the process and on disk (ops/conv_cache.py), so a
+later process on the same machine runs it from its first call. The algorithms differ only in
+rounding, so the choosing calls' results are as exact as the later ones'. In deterministic mode
+the choice is a fixed rule instead (no timing, no cache), so two runs of a program always run
+the same algorithms.
 
 The choice is made on shapes alone, so it asks fastconv.backend.kernels with no arrays: it
 chooses among the host library's algorithms.
@@ -22,6 +27,8 @@ from fastconv.ops import conv_cache
 _MODES = ("benchmark", "deterministic")
 _mode = os.environ.get("FASTCONV_CONV_ALGO_MODE", "benchmark")
 _choices = {}  # key -> algorithm name
+_tunings = {}  # key -> _Tuning, while the key's first calls are still choosing
+_trials = 0    # candidates run on trial so far: one run inside another's timing spoils that time
 
 
 def _own_kernel(algo, direction, input_shape, weight_shape, args):
@@ -43,12 +50,20 @@ def set_mode(mode):
     if mode not in _MODES:
         raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
     _mode = mode
-    _choices.clear()
+    forget_choices()
 
 
 def forget_choices():
-    """Drops this process's choices (conv_cache.clear() also empties the disk cache)."""
+    """Drops this process's choices and the timings of those still being made
+    (conv_cache.clear() also empties the disk cache)."""
     _choices.clear()
+    _tunings.clear()
+
+
+def trials():
+    """How many calls so far ran a candidate on trial: a call that leaves it unchanged ran only
+    chosen algorithms (a benchmark warms a runner up until one does)."""
+    return _trials
 
 
 def get_mode():
@@ -150,28 +165,33 @@ def _key(input_shape, weight_shape, args, dtype, direction):
     return (tuple(input_shape), tuple(weight_shape), args, str(dtype), kernels().num_threads(), direction)
 
 
-def resolve(direction, run, input_shape, weight_shape, args, dtype, extra=()):
-    """The algorithm for one call. `run(algo)` executes the call with that algorithm. `extra`:
-    kernels beyond conv2d's own that `run` also takes (a strided convolution's gradients by
-    conv_transpose2d's subpixel kernels), timed beside the likely ones, never the fixed rule's
-    pick; a choice among them is kept apart from one made without them."""
-    key = _key(input_shape, weight_shape, args, dtype, "+".join((direction, *extra)))
+def resolve(direction, run, input_shape, weight_shape, args, dtype, extra=(), prefer=None):
+    """The algorithm for one call. `run(algo)` executes the call with that algorithm (made with
+    reusing(): while auto is choosing, resolve runs the call's candidate itself, and the caller's
+    run of it is then free). `extra`: kernels beyond conv2d's own that `run` also takes (a strided
+    convolution's gradients by conv_transpose2d's subpixel kernels), timed beside the likely
+    ones, the fixed rule's pick only as `prefer`; a choice among them, or with another fixed
+    rule, is kept apart from one made without."""
+    name = "+".join((direction, *extra)) + (f" ({prefer} first)" if prefer else "")
+    key = _key(input_shape, weight_shape, args, dtype, name)
     algo = _choices.get(key)
     if algo is None:
         candidates = [a for a in supported(input_shape, weight_shape, args)
                       if _own_kernel(a, direction, input_shape, weight_shape, args)]
-        first = heuristic(input_shape, weight_shape, args, candidates, direction)
+        first = prefer or heuristic(input_shape, weight_shape, args, candidates, direction)
         likely = likely_candidates(input_shape, weight_shape, args, candidates) + list(extra)
         algo = choose(key, _disk_key(key), run, first, candidates + list(extra), likely)
     return algo
 
 
-def choose(key, disk_key, run, first, candidates, likely, machine=None, **timing):
+def choose(key, disk_key, run, first, candidates, likely, machine=None, online=True, **timing):
     """The timed choice among `candidates` (`first`, the fixed rule's, alone in deterministic
     mode or when it is the only one): this process's earlier choice for `key`, else the disk
     cache's for `disk_key` on `machine` (conv_cache.machine_key() by default), else the fastest
-    of `first` and `likely` by _fastest(run, ..., **timing), then remembered in both. Shared by
-    the CPU's choice and a device library's (fastconv.cuda.conv.conv2d_resolve)."""
+    of `first` and `likely`, then remembered in both. `online`: chosen over the key's first calls
+    (_trial: this call's candidate, already run); else here and now, by _fastest(run, ...,
+    **timing). Shared by the CPU's choice and a device library's
+    (fastconv.cuda.conv.conv2d_resolve, whose first run of a kernel compiles it)."""
     algo = _choices.get(key)
     if algo is not None:
         return algo
@@ -180,29 +200,25 @@ def choose(key, disk_key, run, first, candidates, likely, machine=None, **timing
     else:
         algo = _remembered(disk_key, candidates, machine)
         if algo is None:
-            algo = _fastest(run, [first] + [a for a in likely if a != first], **timing)
+            ordered = [first] + [a for a in likely if a != first]
+            if online:
+                return _trial(key, disk_key, run, ordered, machine)
+            algo = _fastest(run, ordered, **timing)
             conv_cache.store(disk_key, algo, machine)
     _choices[key] = algo
     return algo
 
 
 def resolve_among(direction, run, input_shape, weight_shape, args, dtype, candidates):
-    """resolve() over given candidates, the first of which is the deterministic mode's choice:
-    for calls that run several kernels at once (conv_transpose2d's two gradients, which share
-    work when both run im2col), where the fastest pair is not always the pair of fastest."""
+    """resolve() over given candidates (tuples of algorithms), the first of which is the
+    deterministic mode's choice: for calls that run several kernels at once (conv_transpose2d's
+    two gradients, which share work when both run im2col), where the fastest pair is not always
+    the pair of fastest. The choice is kept (and listed by chosen()) as the names joined by
+    commas."""
     key = _key(input_shape, weight_shape, args, dtype, direction)
-    choice = _choices.get(key)
-    if choice is None:
-        unique = list(dict.fromkeys(candidates))
-        if _mode == "deterministic" or len(unique) == 1:
-            choice = unique[0]
-        else:
-            remembered = _remembered(_disk_key(key), [",".join(pair) for pair in unique])
-            choice = (tuple(remembered.split(",")) if remembered is not None
-                      else _fastest(run, unique))
-            conv_cache.store(_disk_key(key), ",".join(choice))
-        _choices[key] = choice
-    return choice
+    unique = list(dict.fromkeys(",".join(pair) for pair in candidates))
+    joined = choose(key, _disk_key(key), lambda pair: run(tuple(pair.split(","))), unique[0], unique, unique)
+    return tuple(joined.split(","))
 
 
 # How a channels_last call with algo="auto" can run: in place (ops.conv's channels_last kernels,
@@ -211,13 +227,13 @@ LAYOUTS = ("channels_last", "nchw_copy")
 
 
 def resolve_layout(direction, run, input_shape, weight_shape, args, dtype):
-    """One of LAYOUTS for a channels_last call, `run(layout)` executing it so: timed once per
-    shape as algorithms are, and kept the same way. Each candidate's first run is untimed: the
-    NCHW copy's call makes its own choice of algorithm then. On AVX-512 the NCHW side's Winograd
+    """One of LAYOUTS for a channels_last call, `run(layout)` executing it so: timed over the
+    shape's first calls as algorithms are, and kept the same way. A run of the NCHW copies
+    during which their own calls are still choosing is not counted. On AVX-512 the NCHW side's Winograd
     and FFT do fewer multiplications than the in-place kernels, whose NHWC forms are direct or
     GEMMs, and win where their gain outweighs two copies (resnet's wide 3x3 layers)."""
     key = _key(input_shape, weight_shape, args, dtype, direction + "@channels_last")
-    return choose(key, _disk_key(key), run, LAYOUTS[0], list(LAYOUTS), list(LAYOUTS), warm_up=True)
+    return choose(key, _disk_key(key), run, LAYOUTS[0], list(LAYOUTS), list(LAYOUTS))
 
 
 def _disk_key(key):
@@ -237,43 +253,116 @@ def wall_time(run, algo):
     return time.perf_counter() - started
 
 
-def _fastest(run, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05, timer=wall_time,
-             skipped=(MemoryError,), warm_up=False):
-    """Times each candidate on the real call, interleaved; the best time wins. Candidates come
-    in order of likelihood (the heuristic's pick first).
+def reusing(run):
+    """run(algo), except that repeating the last run made returns its result without running
+    again: the caller's run of the algorithm auto has just run on trial (or timed last), whose
+    output it already holds. Made once per call, around that call's arrays."""
+    last = {}
 
-    The first run of each candidate warms it up (scratch buffers, filter transforms) and is
-    timed too: one over `drop_after` times the leader's is not run again. Another process
-    taking a core only ever adds time, so the minimum over rounds is the estimate; rounds go on
-    (up to `max_rounds`) while the two best are within `margin` of each other: on a shared
-    machine three rounds can all be disturbed, and a wrong pick stays for the process. Runs of
-    over `long_run` seconds average their own noise: one round after the first run decides. A
-    candidate whose first run raises one of `skipped` (running out of memory: its workspace
-    does not fit, another's may) is skipped; if every one does, the first one's error is
-    raised. `timer(run, algo)` is the seconds one run takes (wall_time; a device's events).
-    With `warm_up`, each candidate first runs once untimed (a GPU's first call compiles its
-    kernels and makes its FFT plans: seconds, which would drop it).
-    """
-    best, errors = {}, []
-    for a in candidates:
+    def run_once(algo):
+        if last.get("algo") != algo:
+            last.clear()  # a run that raises leaves its output unknown
+            result = run(algo)
+            last.update(algo=algo, result=result)
+        return last["result"]
+    return run_once
+
+
+class _Tuning:
+    """The times of one choice's candidates, in order of likelihood. The first run of each is
+    timed too, though it warms the candidate up (scratch buffers, filter transforms): one over
+    `drop_after` times the leader's is not run again. Another process taking a core only ever
+    adds time, so the minimum of a candidate's runs is its estimate. The fastest is clear after
+    `rounds` runs each beyond the first, once the two best are more than `margin` apart, else
+    after `max_rounds` (on a shared machine three rounds can all be disturbed, and a wrong pick
+    stays); runs over `long_run` seconds average their own noise: one round after the first
+    decides. A candidate that raises for lack of memory is dropped; when every one has, the
+    first error is raised."""
+
+    def __init__(self, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05):
+        self.candidates = list(candidates)
+        self.times = {a: [] for a in candidates}  # the candidates still in the running
+        self.errors = []
+        self.rounds, self.max_rounds, self.margin = rounds, max_rounds, margin
+        self.drop_after, self.long_run = drop_after, long_run
+
+    def next(self):
+        """The candidate to run next: the one with the fewest runs, the likeliest first."""
+        return min(self.times, key=lambda a: len(self.times[a]))
+
+    def record(self, algo, seconds):
+        self.times[algo].append(seconds)
+        if all(self.times.values()):
+            best = {a: min(t) for a, t in self.times.items()}
+            leader = min(best.values())
+            self.times = {a: t for a, t in self.times.items() if best[a] <= self.drop_after * leader}
+
+    def failed(self, algo, error):
+        """Drops `algo`, whose run raised `error`; raises the first error when none is left."""
+        self.errors.append(error)
+        del self.times[algo]
+        if not self.times:
+            raise self.errors[0]
+
+    def winner(self):
+        """The fastest candidate once that is clear, else None."""
+        if not all(self.times.values()):
+            return None
+        best = {a: min(t) for a, t in self.times.items()}
+        ranked = sorted(best.values())
+        runs = min(len(t) for t in self.times.values()) - 1  # rounds beyond the first run
+        rounds, max_rounds = (1, 1) if ranked[0] > self.long_run else (self.rounds, self.max_rounds)
+        clear = len(ranked) < 2 or ranked[1] > (1 + self.margin) * ranked[0]
+        if runs >= max_rounds or (runs >= rounds and clear):
+            return min(best, key=best.get)
+        return None
+
+
+def _trial(key, disk_key, run, candidates, machine=None, skipped=(MemoryError,)):
+    """Runs this call by `key`'s next candidate (timed) and returns it; once the fastest is
+    clear it becomes the choice, for the process and on disk. A time is not counted when
+    another choice ran a trial inside it (the NCHW copies' own first calls under a layout's
+    trial), and a candidate whose run raises one of `skipped` is dropped, the next run instead."""
+    global _trials
+    tuning = _tunings.get(key)
+    if tuning is None or tuning.candidates != candidates:  # candidates built from others' trials
+        tuning = _tunings[key] = _Tuning(candidates)
+    while True:
+        algo = tuning.next()
+        _trials += 1
+        trials_before = _trials
         try:
-            if warm_up:
-                run(a)
-            best[a] = timer(run, a)
+            seconds = wall_time(run, algo)
         except skipped as error:
-            errors.append(error)
-    if not best:
-        raise errors[0]
-    leader = min(best.values())
-    alive = [a for a in best if best[a] <= drop_after * leader]
-    if leader > long_run:
-        rounds = max_rounds = 1
-    for r in range(1, max_rounds + 1):
-        for a in alive:
-            best[a] = min(best[a], timer(run, a))
-        leader = min(best[a] for a in alive)
-        alive = [a for a in alive if best[a] <= drop_after * leader]
-        times = sorted(best[a] for a in alive)
-        if r >= rounds and (len(times) < 2 or times[1] > (1 + margin) * times[0]):
-            break
-    return min(best, key=best.get)
+            try:
+                tuning.failed(algo, error)
+            except skipped:
+                del _tunings[key]  # every candidate failed: a later call starts over
+                raise
+            continue
+        if _trials == trials_before:
+            tuning.record(algo, seconds)
+        break
+    winner = tuning.winner()
+    if winner is not None:
+        del _tunings[key]
+        _choices[key] = winner
+        conv_cache.store(disk_key, winner, machine)
+    return algo
+
+
+def _fastest(run, candidates, timer=wall_time, skipped=(MemoryError,), warm_up=False, **rules):
+    """The fastest of `candidates` (in order of likelihood), timed here and now, interleaved,
+    by _Tuning's `rules`. `timer(run, algo)` is the seconds one run takes (wall_time; a device's
+    events). With `warm_up`, each candidate first runs once untimed (a GPU's first call compiles
+    its kernels and makes its FFT plans: seconds, which would drop it)."""
+    tuning = _Tuning(candidates, **rules)
+    while (winner := tuning.winner()) is None:
+        algo = tuning.next()
+        try:
+            if warm_up and not tuning.times[algo]:
+                run(algo)
+            tuning.record(algo, timer(run, algo))
+        except skipped as error:
+            tuning.failed(algo, error)
+    return winner

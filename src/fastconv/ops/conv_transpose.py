@@ -78,18 +78,15 @@ def subpixel_first(output_shape, weight_shape, stride, groups):
 
 
 def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
-    """The forward's algorithm: a pinned one as it is; for 'auto', conv2d's pick for its input
-    gradient, then that pick against subpixel where subpixel can run the shape."""
+    """The forward's algorithm: a pinned one as it is; for 'auto', the choice among the
+    equivalent conv2d's input-gradient kernels and, where it runs the shape, subpixel (the
+    fixed rule's pick where subpixel_first says so)."""
     if algo != "auto":
         return algo
-    conv_pick = _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
     if not subpixel_runs(lib, x.shape, w.shape, args):
-        return conv_pick
-    candidates = [(SUBPIXEL,), (conv_pick,)]
-    if not subpixel_first(y.shape, w.shape, args[0], args[-1]):
-        candidates.reverse()
-    return conv_algo.resolve_among("transposed forward", lambda one: run(one[0]), y.shape, w.shape, conv_args,
-                                   x.dtype, candidates)[0]
+        return _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
+    prefer = SUBPIXEL if subpixel_first(y.shape, w.shape, args[0], args[-1]) else None
+    return conv_algo.resolve("input", run, y.shape, w.shape, conv_args, x.dtype, extra=(SUBPIXEL,), prefer=prefer)
 
 
 def _add_bias(y, bias):
@@ -135,7 +132,7 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
     algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
-    run = lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a)
+    run = conv_algo.reusing(lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a))
     run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
     return y
 
@@ -173,11 +170,12 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     algo = _algorithm_choice(lib, algo, dy.shape, w.shape, conv_args)
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
-    run_input = lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col")
-    run_weight = lambda a: lib.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col", a)
+    run_input = conv_algo.reusing(lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col"))
+    run_weight = conv_algo.reusing(lambda a: lib.conv_transpose2d_backward(x, w, dy, None, dw, None, *args, "im2col",
+                                                                           a))
     algos = (_algorithm(lib, algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
              _algorithm(lib, algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
-    run_both = lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
+    run_both = conv_algo.reusing(lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair))
     if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
         # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
         candidates = [algos, ("im2col", "im2col")]
