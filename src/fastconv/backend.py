@@ -160,6 +160,24 @@ def zeros(shape, dtype=np.float64, device="cpu"):
     return out
 
 
+def unshared(array):
+    """Whether writing into `array` can change nothing that anyone else sees: a writable host
+    array to which its caller holds the one reference (besides this call's own), whose memory it
+    owns as numpy and the output cache allocate (empty()), or views through arrays that nothing
+    else refers to (a reshape of a fresh result). CPython's reference counts decide, as torch's
+    use_count decides whether a gradient can be summed in place. An array also saved elsewhere,
+    viewed by another array, or over foreign memory (DLPack, a buffer) is shared."""
+    # references counted below: the caller's, `array` (or `owner`, or `.base`) and getrefcount's argument
+    if type(array) is not np.ndarray or not array.flags.writeable or sys.getrefcount(array) != 3:
+        return False
+    owner = array
+    while type(owner.base) is np.ndarray:
+        owner = owner.base
+        if sys.getrefcount(owner) != 3:  # the view's .base, `owner`, getrefcount's argument
+            return False
+    return owner.flags.owndata or (_C.is_output_block(owner.base) and sys.getrefcount(owner.base) == 2)
+
+
 def asarray(data, dtype=None, device=None):
     """`data` as an array on `device` (default: where it already is; host for Python objects)."""
     if device is None:

@@ -77,6 +77,31 @@ def _count_down_uses(node, uses):
                     hook(t)
 
 
+def _dense(array):
+    """Whether array's elements fill its memory without gaps or repeats, in some axis order: the
+    layout numpy gives the sum of two arrays that share it."""
+    expected = array.itemsize
+    for size, stride in sorted(zip(array.shape, array.strides), key=lambda pair: pair[1]):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _sum_into(slots, index, grad):
+    """slots[index] += grad. The sum goes into the slot's array where nothing else can see it and
+    it has grad's dense layout (the layout `slots[index] + grad` would have): no new array for
+    the gradient of a tensor with several users (a ResNet block's input feeds its convolution
+    and its shortcut). IEEE addition commutes, so the bits are those of the out-of-place sum."""
+    total = slots[index]
+    slots[index] = None  # `total` the one reference backend.unshared allows
+    if (total.dtype == grad.dtype and total.shape == grad.shape and total.strides == grad.strides
+            and _dense(total) and backend.unshared(total)):
+        slots[index] = np.add(total, grad, out=total)
+    else:
+        slots[index] = total + grad
+
+
 def _binary(function, reflected=False):
     """A Tensor operator method: `self op other`, or `other op self` when reflected."""
     def operator(self, other):
@@ -200,7 +225,10 @@ class Tensor:
                     pending[id(inp._node)] = inp._node_slots(grad)
                 else:
                     slots, i = pending[id(inp._node)], inp._output_index
-                    slots[i] = grad if slots[i] is None else slots[i] + grad
+                    if slots[i] is None:
+                        slots[i] = grad
+                    else:
+                        _sum_into(slots, i, grad)
             _count_down_uses(node, hooked_uses)
             if not retain_graph:
                 node.free()
