@@ -406,8 +406,19 @@ def test_the_gradients_of_a_tensor_with_several_users_are_summed_in_place_where_
     assert sorted(k[0] for k in Twice.kept) == ([2.0, 6.0] if keep else [])
 
 
+@pytest.mark.parametrize("keep", [None, "array", "base"])
+def test_a_leaf_keeps_an_unshared_first_gradient_as_its_grad(keep, rng):
+    x = leaf(rng, 3)
+    Twice = twice(keep)
+    Twice.apply(x).sum().backward()
+    assert (x.grad.data.ctypes.data in Twice.addresses) == (keep is None)  # else a copy
+    x.grad.data += 1
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+    assert all(np.array_equal(kept, [2.0, 2.0, 2.0]) for kept in Twice.kept)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_summing_gradients_in_place_changes_no_bit(channels_last, monkeypatch):
+def test_gradients_summed_and_kept_in_place_have_the_bits_of_copies(channels_last, monkeypatch):
     from fastconv import backend, functional as F
     from fastconv.models.deep import ResNet20
     images = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
