@@ -185,7 +185,7 @@ def _reference_counts(array):
     return counts, owner
 
 
-def _counts_as_unshared_sees(array):
+def _counts_as_unshared_sees(array):  # one call deep, as unshared is
     return _reference_counts(array)[0]
 
 

@@ -123,9 +123,9 @@ def transformed(lib, weight, groups, algo, use, tile=0):
     """`algo`'s transform of the C-contiguous array `weight` for `use` (at `tile`, see
     PreparedWeight.transformed), from the cache when the array still holds the bytes it was
     transformed from; None when `algo` has no transform. lib: the kernel library of the call."""
+    global _held
     if _budget == 0 or lib.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
         return None  # the kernel transforms the weight itself
-    global _held
     key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
     prepared = _entries.get(key)
     if prepared is None or not lib.same_bytes(prepared.weight, weight):

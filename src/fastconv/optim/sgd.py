@@ -2,7 +2,7 @@
 from fastconv.optim.optimizer import Optimizer
 
 
-def _sum_into(owned, other):
+def _add_in_place(owned, other):
     """owned + other, written into owned (an array of the step's own) when the sum keeps its dtype."""
     if owned.dtype != other.dtype:  # a gradient set by hand in another dtype: numpy's promotion
         return other + owned
@@ -24,7 +24,7 @@ class SGD(Optimizer):
         `owned` once it is such an array; the caller's grad is never written."""
         step, owned = grad, False
         if group["weight_decay"]:
-            step, owned = _sum_into(param.data * group["weight_decay"], grad), True
+            step, owned = _add_in_place(param.data * group["weight_decay"], grad), True
         momentum = group["momentum"]
         if momentum:
             buffer = state.get("momentum_buffer")
@@ -34,7 +34,7 @@ class SGD(Optimizer):
                 buffer *= momentum
                 buffer += step if group["dampening"] == 0 else (1 - group["dampening"]) * step
             if group["nesterov"]:
-                step, owned = _sum_into(buffer * momentum, step), True
+                step, owned = _add_in_place(buffer * momentum, step), True
             else:
                 step, owned = buffer, False
         if owned:
