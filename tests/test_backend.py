@@ -96,6 +96,27 @@ def test_cuda_status_gives_a_reason_when_unavailable():
             backend.empty((2,), np.float32, device="cuda")
 
 
+def test_an_array_is_unshared_when_its_callers_reference_is_the_only_way_to_its_memory():
+    def unshared_fresh(make):  # `array` below: the one reference unshared allows its caller
+        array = make()
+        return backend.unshared(array)
+
+    assert unshared_fresh(lambda: np.ones(3))
+    assert unshared_fresh(lambda: backend.empty((512, 256), np.float32))  # an output-cache block
+    assert unshared_fresh(lambda: np.ones(6).reshape(2, 3))  # a view of an array nothing else holds
+    assert unshared_fresh(lambda: backend.empty((512, 256), np.float32).reshape(256, 512))
+    kept = np.ones(3)
+    assert not unshared_fresh(lambda: kept)  # referenced twice
+    assert not unshared_fresh(lambda: kept.reshape(3, 1))  # a view of a referenced array
+    assert not unshared_fresh(lambda: kept[:2].reshape(2, 1))
+    big = backend.empty((512, 256), np.float32)
+    assert not unshared_fresh(lambda: big.reshape(256, 512))
+    assert not unshared_fresh(lambda: np.frombuffer(bytearray(24)))  # memory a buffer owns
+    assert not unshared_fresh(lambda: np.from_dlpack(np.ones(3)))
+    assert not unshared_fresh(lambda: np.broadcast_to(np.ones(3), (2, 3)))  # read-only
+    assert not backend.unshared([1.0])  # not an array
+
+
 def test_empty_and_zeros_allocate_on_the_host():
     big = backend.empty((512, 256), np.float32)  # 512 KiB: from the output cache
     assert big.shape == (512, 256) and big.dtype == np.float32 and big.flags.c_contiguous

@@ -43,6 +43,9 @@ void bind_probes(py::module_& m) {
   m.def("release_scratch", [] { call_without_gil(release_scratch); });
 }
 
+// The name of the capsules that own output-cache blocks, by which is_output_block knows them.
+constexpr const char* kOutputBlock = "fastconv.output_block";
+
 // Uninitialised C-contiguous arrays for the ops' results: large ones from the output cache
 // (core/output_cache.h), given back when numpy frees the array.
 void bind_output_cache(py::module_& m) {
@@ -50,9 +53,12 @@ void bind_output_cache(py::module_& m) {
     const std::size_t bytes = output_cache::array_bytes(shape, static_cast<std::size_t>(dtype.itemsize()));
     if (bytes < output_cache::kMinBytes) return py::array(dtype, shape);
     void* block = output_cache::take(bytes);
-    py::capsule owner(block, [](void* b) { output_cache::give_back(b); });
+    py::capsule owner(block, kOutputBlock, [](void* b) { output_cache::give_back(b); });
     return py::array(dtype, shape, block, owner);
   }, py::arg("shape"), py::arg("dtype"));
+  m.def("is_output_block", [](py::handle owner) { return PyCapsule_IsValid(owner.ptr(), kOutputBlock) != 0; },
+        py::arg("owner"), "whether owner is the capsule of an output-cache block: the base of a large array from "
+        "empty(), which owns its memory as a numpy array that owns its data does");
   m.def("set_output_cache_limit", &output_cache::set_limit, py::arg("bytes"));
   m.def("release_output_cache", &output_cache::release_idle);
   m.def("output_cache_stats", [] {

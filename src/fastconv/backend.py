@@ -160,6 +160,47 @@ def zeros(shape, dtype=np.float64, device="cpu"):
     return out
 
 
+def unshared(array):
+    """Whether writing into `array` can change nothing that anyone else sees: a writable host
+    array to which its caller holds the one reference, whose memory it owns as numpy and the
+    output cache allocate (empty()), or views through arrays that nothing else refers to (a
+    reshape of a fresh result). CPython's reference counts decide, as torch's use_count decides
+    whether a gradient can be summed in place. An array also saved elsewhere, viewed by another
+    array, or over foreign memory (DLPack, a buffer) is shared."""
+    if type(array) is not np.ndarray or not array.flags.writeable:
+        return False
+    counts, owner = _reference_counts(array)
+    if counts != _UNSHARED_COUNTS[:1] + _UNSHARED_COUNTS[1:] * (len(counts) - 1):
+        return False
+    return owner.flags.owndata if type(owner) is np.ndarray else _C.is_output_block(owner)
+
+
+def _reference_counts(array):
+    """sys.getrefcount of `array` and of each object down its chain of .base (the array it views,
+    that array's owner of the memory), and the last of them."""
+    counts, owner = [sys.getrefcount(array)], array
+    while type(owner) is np.ndarray and owner.base is not None:
+        owner = owner.base
+        counts.append(sys.getrefcount(owner))
+    return counts, owner
+
+
+def _counts_as_unshared_sees(array):  # one call deep, as unshared is
+    return _reference_counts(array)[0]
+
+
+def _unshared_counts():
+    """What unshared counts for an array that its caller alone holds and that views an array only
+    it refers to: [array's, each link's], each one reference plus the interpreter's own, which
+    differ between Python versions (3.10 counts two more than 3.11), so they are measured here,
+    through the calls unshared makes."""
+    view = np.empty(2).reshape(2, 1)
+    return _counts_as_unshared_sees(view)
+
+
+_UNSHARED_COUNTS = _unshared_counts()
+
+
 def asarray(data, dtype=None, device=None):
     """`data` as an array on `device` (default: where it already is; host for Python objects)."""
     if device is None:

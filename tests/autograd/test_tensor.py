@@ -7,6 +7,7 @@ import pytest
 
 import fastconv
 from fastconv import Tensor, gradcheck, no_grad
+from fastconv.autograd import Function
 from tests.oracle import compare_with_torch
 
 
@@ -352,6 +353,88 @@ def test_to_cuda_moves_the_tensor_or_says_why_it_cannot(rng):
     on_gpu.cpu().sum().backward()
     assert x.grad.device == "cpu"
     np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+
+
+# ---- gradients of a tensor with several users --------------------------------------------
+
+class Seen(Function):
+    """The identity; its backward notes the gradient it receives (and its address)."""
+    received = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        Seen.received.append((grad.ctypes.data, grad.copy()))
+        return grad
+
+
+def twice(keep):
+    """y = 2x as a Function whose backward returns a new array (its address noted), which it
+    also keeps when `keep` is 'array' and whose memory it keeps when 'base' (returning a view)."""
+    class Twice(Function):
+        addresses, kept = [], []
+
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = 2 * grad
+            Twice.addresses.append(out.ctypes.data)
+            if keep:
+                Twice.kept.append(out)
+            return out.reshape(out.shape) if keep == "base" else out
+    return Twice
+
+
+@pytest.mark.parametrize("keep", [None, "array", "base"])
+def test_the_gradients_of_a_tensor_with_several_users_are_summed_in_place_where_unshared(keep, rng):
+    x = leaf(rng, 3)
+    Twice = twice(keep)
+    Seen.received.clear()
+    h = Seen.apply(x)
+    (Twice.apply(h) + Twice.apply(h) * 3.0).sum().backward()
+    (address, grad), = Seen.received
+    np.testing.assert_array_equal(grad, [8.0, 8.0, 8.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 8.0, 8.0])
+    # unshared: the sum went into the first gradient's memory; shared: it was left as it was
+    assert (address in Twice.addresses) == (keep is None)
+    assert sorted(k[0] for k in Twice.kept) == ([2.0, 6.0] if keep else [])
+
+
+@pytest.mark.parametrize("keep", [None, "array", "base"])
+def test_a_leaf_keeps_an_unshared_first_gradient_as_its_grad(keep, rng):
+    x = leaf(rng, 3)
+    Twice = twice(keep)
+    Twice.apply(x).sum().backward()
+    assert (x.grad.data.ctypes.data in Twice.addresses) == (keep is None)  # else a copy
+    x.grad.data += 1
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+    assert all(np.array_equal(kept, [2.0, 2.0, 2.0]) for kept in Twice.kept)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gradients_summed_and_kept_in_place_have_the_bits_of_copies(channels_last, monkeypatch):
+    from fastconv import backend, functional as F
+    from fastconv.models.deep import ResNet20
+    images = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    if channels_last:
+        images = np.ascontiguousarray(images.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def gradients():
+        fastconv.manual_seed(0)
+        model = ResNet20(3, 10, width=4)
+        F.cross_entropy(model(Tensor(images)), np.arange(4)).backward()
+        return [p.grad.numpy() for p in model.parameters()]
+
+    summed_in_place = gradients()
+    monkeypatch.setattr(backend, "unshared", lambda array: False)
+    for ours, out_of_place in zip(summed_in_place, gradients()):
+        np.testing.assert_array_equal(ours, out_of_place)
 
 
 def test_post_accumulate_hook_sees_every_contribution_of_the_pass_once():

@@ -117,6 +117,24 @@ def test_cache_stays_inside_its_budget(rng):
     assert 0 < conv_weight_cache.cached_bytes() <= 2 * one
 
 
+def test_cached_bytes_are_what_the_entries_hold_as_they_come_change_and_go(rng):
+    def held():
+        return sum(prepared.nbytes for prepared in conv_weight_cache._entries.values())
+
+    x, gy = rng.standard_normal((1, 4, 6, 6)), rng.standard_normal((1, 4, 6, 6))
+    weights = [rng.standard_normal((4, 4, 3, 3)) for _ in range(3)]
+    steps = [lambda w=w: ops.conv2d(x, w, padding=1, algo="winograd_4x3") for w in weights]
+    steps += [lambda: ops.conv2d_input(x.shape, weights[0], gy, padding=1, algo="winograd_4x3"),  # a second transform
+              lambda: weights[1].__iadd__(1.0),  # changed in place: its entry is replaced at its next use
+              steps[1], steps[2],
+              lambda: conv_weight_cache.set_budget(held() // 2)]  # evicts the oldest
+    for step in steps:
+        step()
+        assert conv_weight_cache.cached_bytes() == held() > 0
+    conv_weight_cache.clear()
+    assert conv_weight_cache.cached_bytes() == 0
+
+
 def test_transform_rejects_bad_arguments():
     w = np.zeros((4, 3, 3, 3), np.float32)
     with pytest.raises(ValueError, match="algo='im2col' has no transformed weights"):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import Tensor, cli, gradcheck
+from fastconv import Tensor, backend, cli, gradcheck
 from fastconv import functional as F
 from fastconv.bench.models import resnet20_torch
 from fastconv.data.formats import CIFAR10_TEST_BATCHES, CIFAR10_TRAIN_BATCHES
@@ -81,6 +81,17 @@ def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks
                 expected[:, 2 + c, i, j] = x[:, c, 2 * i, 2 * j]  # (8 - 3) // 2 = 2 zero channels first
     np.testing.assert_array_equal(y, expected)
     assert gradcheck(lambda t: deep.ZeroPadShortcut.apply(t, 8, 2), [Tensor(x, requires_grad=True)])
+
+
+def test_zero_pad_shortcut_writes_every_output_value(monkeypatch, rng):
+    def poisoned(shape, dtype=np.float64, device="cpu"):  # as a recycled output-cache block may hold
+        return np.full(shape, np.nan, dtype)
+
+    monkeypatch.setattr(backend, "empty", poisoned)
+    x = rng.standard_normal((2, 3, 6, 6))
+    y = deep.ZeroPadShortcut.apply(Tensor(x), 8, 2).data
+    np.testing.assert_array_equal(y[:, 2:5], x[:, :, ::2, ::2])
+    assert not y[:, :2].any() and not y[:, 5:].any()
 
 
 @pytest.mark.parametrize("shortcut", ["A", "B"])

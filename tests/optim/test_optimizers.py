@@ -58,6 +58,44 @@ def test_state_dict_resume_continues_exactly(name, rng):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def textbook_sgd_step(params, buffers, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """PyTorch's SGD update written out as its formulas, one new array per operation; buffers:
+    one momentum buffer (None before the first step) per parameter."""
+    for i, p in enumerate(params):
+        d_p = p.grad.data
+        if weight_decay:
+            d_p = d_p + weight_decay * p.data
+        if momentum:
+            buffers[i] = d_p.copy() if buffers[i] is None else momentum * buffers[i] + (1 - dampening) * d_p
+            d_p = d_p + momentum * buffers[i] if nesterov else buffers[i]
+        p.data[...] = p.data - lr * d_p
+
+
+SGD_CONFIGS = [dict(lr=0.1), dict(lr=0.1, weight_decay=1e-2), dict(lr=0.1, momentum=0.9),
+               dict(lr=0.1, momentum=0.9, weight_decay=1e-2, dampening=0.1),
+               dict(lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True), dict(lr=0.1, momentum=0.9, nesterov=True)]
+
+
+@pytest.mark.parametrize("hyper", SGD_CONFIGS)
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)])
+def test_sgd_gives_the_bits_of_its_formulas(hyper, dtypes, rng):
+    param_dtype, grad_dtype = dtypes  # a gradient set by hand may have another dtype
+    initial = [rng.standard_normal(s).astype(param_dtype) for s in SHAPES]
+    ours, theirs = [nn.Parameter(a.copy()) for a in initial], [nn.Parameter(a.copy()) for a in initial]
+    optimizer, buffers = optim.SGD(ours, **hyper), [None] * len(SHAPES)
+    for step_grads in _gradients(rng, 4):
+        for a, b, g in zip(ours, theirs, step_grads):
+            a.grad, b.grad = Tensor(g.astype(grad_dtype)), Tensor(g.astype(grad_dtype))
+        optimizer.step()
+        textbook_sgd_step(theirs, buffers, **hyper)
+        for a, b, g in zip(ours, theirs, step_grads):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+            np.testing.assert_array_equal(a.grad.numpy(), g.astype(grad_dtype))  # the gradient is left as it was
+    states = [optimizer.state[p].get("momentum_buffer") for p in ours]
+    for state, buffer in zip(states, buffers):
+        assert state is None and buffer is None or state.dtype == buffer.dtype and np.array_equal(state, buffer)
+
+
 def test_parameters_without_grad_are_skipped():
     used, unused = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     used.grad = Tensor(np.ones(2))

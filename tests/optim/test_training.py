@@ -1,8 +1,13 @@
-"""End to end: a small conv net's loss falls on a fixed synthetic batch."""
+"""End to end: a small conv net's loss falls on a fixed synthetic batch; a ResNet's training
+steps give the bits of the plain engine and the textbook SGD."""
 import numpy as np
+import pytest
 
 import fastconv
-from fastconv import Tensor, nn, optim
+from fastconv import Tensor, backend, nn, optim
+from fastconv import functional as F
+from fastconv.models.deep import ResNet20
+from tests.optim.test_optimizers import textbook_sgd_step
 
 
 def test_small_conv_net_learns_a_fixed_batch():
@@ -22,3 +27,38 @@ def test_small_conv_net_learns_a_fixed_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("hyper", [dict(lr=0.05, momentum=0.9, weight_decay=1e-3),
+                                   dict(lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)])
+def test_resnet_training_steps_give_the_bits_of_the_plain_engine_and_textbook_sgd(hyper, monkeypatch):
+    """The step's shortcuts (gradients summed in place, SGD without temporaries) change no bit:
+    the reference sums every gradient into a new array and updates by the formulas as written."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 10, 8)
+
+    def train(step):
+        fastconv.manual_seed(0)
+        model = ResNet20(3, 10, width=4)
+        update = step(list(model.parameters()))
+        for _ in range(3):
+            loss = F.cross_entropy(model(Tensor(images)), labels)
+            model.zero_grad()
+            loss.backward()
+            update()
+        return model.state_dict()
+
+    def fastconv_sgd(params):
+        return optim.SGD(params, **hyper).step
+
+    def textbook(params):
+        buffers = [None] * len(params)
+        return lambda: textbook_sgd_step(params, buffers, **hyper)
+
+    ours = train(fastconv_sgd)
+    monkeypatch.setattr(backend, "unshared", lambda array: False)
+    reference = train(textbook)
+    assert ours.keys() == reference.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], reference[name], err_msg=name)

@@ -77,6 +77,54 @@ def _count_down_uses(node, uses):
                     hook(t)
 
 
+def _dense(array):
+    """Whether array's elements fill its memory without gaps or repeats, in some axis order: the
+    layout numpy gives the sum of two arrays that share it."""
+    expected = array.itemsize
+    for size, stride in sorted(zip(array.shape, array.strides), key=lambda pair: pair[1]):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _sum_into(slots, index, grad):
+    """slots[index] += grad. The sum goes into the slot's array where nothing else can see it and
+    it has grad's dense layout (the layout `slots[index] + grad` would have): no new array for
+    the gradient of a tensor with several users (a ResNet block's input feeds its convolution
+    and its shortcut). IEEE addition commutes, so the bits are those of the out-of-place sum."""
+    total = slots[index]
+    slots[index] = None  # `total` the one reference backend.unshared allows
+    if (total.dtype == grad.dtype and total.shape == grad.shape and total.strides == grad.strides
+            and _dense(total) and backend.unshared(total)):
+        slots[index] = np.add(total, grad, out=total)
+    else:
+        slots[index] = total + grad
+
+
+def _pass_on(grads, index, inp, pending):
+    """Hands grads[index], the gradient of the input `inp`, on: to its .grad if it is a leaf,
+    else to its node's slot in `pending`. The list's reference is dropped first, so that `grad`
+    is the one reference here to an array that nothing else holds (backend.unshared): a leaf
+    then keeps that array as its .grad, and a slot sums into it."""
+    grad, grads[index] = grads[index], None
+    if inp is None or not inp.requires_grad or grad is None:
+        return
+    if grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
+        grad = grad.astype(inp.dtype)
+    if inp._node is None:
+        unshared = backend.unshared(grad)  # a statement of its own: a call's pending argument is a reference
+        inp._accumulate_grad(grad, unshared)
+    elif id(inp._node) not in pending:
+        pending[id(inp._node)] = inp._node_slots(grad)
+    else:
+        slots, i = pending[id(inp._node)], inp._output_index
+        if slots[i] is None:
+            slots[i] = grad
+        else:
+            _sum_into(slots, i, grad)
+
+
 def _binary(function, reflected=False):
     """A Tensor operator method: `self op other`, or `other op self` when reflected."""
     def operator(self, other):
@@ -189,18 +237,9 @@ class Tensor:
             if grad_outputs is None:
                 _count_down_uses(node, hooked_uses)
                 continue
-            for inp, grad in zip(node.inputs, node.backward(grad_outputs)):
-                if inp is None or not inp.requires_grad or grad is None:
-                    continue
-                if grad.dtype != inp.dtype:  # kernels downstream need matching dtypes
-                    grad = grad.astype(inp.dtype)
-                if inp._node is None:
-                    inp._accumulate_grad(grad)
-                elif id(inp._node) not in pending:
-                    pending[id(inp._node)] = inp._node_slots(grad)
-                else:
-                    slots, i = pending[id(inp._node)], inp._output_index
-                    slots[i] = grad if slots[i] is None else slots[i] + grad
+            grads = list(node.backward(grad_outputs))
+            for index, inp in zip(range(len(grads)), node.inputs):
+                _pass_on(grads, index, inp, pending)
             _count_down_uses(node, hooked_uses)
             if not retain_graph:
                 node.free()
@@ -221,10 +260,15 @@ class Tensor:
             raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
         self._post_accumulate_hooks = self._post_accumulate_hooks + (hook,)
 
-    def _accumulate_grad(self, grad):
+    def _accumulate_grad(self, grad, unshared=False):
+        """Adds grad to .grad. The first gradient is kept as it is when `unshared` (nothing else
+        sees the array) and it has this tensor's dense layout, else copied: backward's arrays may
+        alias inputs or each other, and .grad follows the tensor's memory layout (torch's rule: a
+        channels_last leaf gets a channels_last gradient)."""
         if self.grad is None:
-            # a copy (backward's arrays may alias inputs or each other) in this tensor's memory
-            # layout, torch's rule for .grad: a channels_last leaf gets a channels_last gradient
+            if unshared and grad.shape == self.data.shape and grad.strides == self.data.strides and _dense(grad):
+                self.grad = Tensor(grad)
+                return
             copy = backend.array_module(grad).empty_like(self.data)
             copy[...] = grad
             self.grad = Tensor(copy)

@@ -115,9 +115,12 @@ class ZeroPadShortcut(Function):
     def forward(ctx, x, out_channels, stride):
         ctx.input_shape, ctx.stride = x.shape, stride
         sampled = x[:, :, ::stride, ::stride]
-        out = backend.zeros((x.shape[0], out_channels) + sampled.shape[2:], x.dtype, backend.device_of(x))
+        out = backend.empty((x.shape[0], out_channels) + sampled.shape[2:], x.dtype, backend.device_of(x))
         ctx.first = (out_channels - x.shape[1]) // 2  # torch ports pad both sides equally
-        out[:, ctx.first:ctx.first + x.shape[1]] = sampled
+        last = ctx.first + x.shape[1]
+        out[:, :ctx.first] = 0  # only the padding is cleared: the sampled channels are written once
+        out[:, last:] = 0
+        out[:, ctx.first:last] = sampled
         return out
 
     @staticmethod
