@@ -54,6 +54,19 @@ def test_environment_sets_the_output_cache_limit():
     assert "FASTCONV_OUTPUT_CACHE_MB must be an integer" in bad.stderr
 
 
+def test_environment_sets_the_workspace_limit():
+    result = _run({"FASTCONV_WORKSPACE_MB": "5"}, "import fastconv; print(fastconv.get_workspace_limit())")
+    assert result.stdout.split() == [str(5 << 20)], result.stderr
+    bad = _run({"FASTCONV_WORKSPACE_MB": "lots"}, "import fastconv")
+    assert "FASTCONV_WORKSPACE_MB must be an integer" in bad.stderr
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
+def test_set_workspace_limit_refuses_what_is_not_a_byte_count(bad):
+    with pytest.raises(ValueError, match="set_workspace_limit: nbytes must be an int >= 0"):
+        fastconv.set_workspace_limit(bad)
+
+
 @pytest.fixture
 def output_cache():
     # No other test's arrays may come back into the cache meanwhile: collect them now, and no

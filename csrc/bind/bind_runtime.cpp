@@ -40,6 +40,8 @@ void bind_probes(py::module_& m) {
   m.def("copy_layout", [](py::array src, py::array dst) { call_without_gil(copy_layout, src, dst); },
         py::arg("src"), py::arg("dst"), "dst = src between NCHW and channels_last (N, C, H, W) arrays");
   m.def("scratch_bytes", &scratch_bytes);
+  m.def("set_workspace_limit", &set_workspace_limit, py::arg("nbytes"));
+  m.def("workspace_limit", [] { return workspace_limit(); });
   m.def("release_scratch", [] { call_without_gil(release_scratch); });
 }
 

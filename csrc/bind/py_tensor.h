@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/scratch.h"
 #include "core/tensor_arg.h"
 
 namespace fastconv {
@@ -66,11 +67,13 @@ const T& to_dispatch_arg(const T& value) {
   return value;
 }
 
-// fn(args...) with the GIL released, every array argument converted first. The checks fn makes
-// may throw: pybind11 raises them in Python once the GIL is back.
+// fn(args...) with the GIL released, every array argument converted first, its scratch counted
+// against the workspace limit from zero. The checks fn makes may throw: pybind11 raises them in
+// Python once the GIL is back.
 template <class Fn, class... Args>
 auto call_without_gil(Fn&& fn, const Args&... args) {
   auto converted = std::make_tuple(to_dispatch_arg(args)...);
+  begin_call_workspace();
   py::gil_scoped_release release;
   return std::apply(std::forward<Fn>(fn), converted);
 }

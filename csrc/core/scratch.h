@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <new>
 #include <string>
@@ -28,6 +29,8 @@ struct ThreadScratch {
   static constexpr int kSlots = static_cast<int>(ScratchSlot::count);
   std::unique_ptr<void, FreeScratch> buffers[kSlots];
   std::size_t capacity[kSlots] = {};
+  std::int64_t call = -1;              // the call that asked[] counts for
+  std::size_t asked[kSlots] = {};      // the most this thread has asked of each slot in that call
 };
 // Every thread's buffers share one slot table (float and double users alike).
 inline ThreadScratch& thread_scratch_state() {
@@ -40,7 +43,55 @@ inline std::atomic<std::int64_t>& scratch_bytes_held() {
   static std::atomic<std::int64_t> held{0};
   return held;
 }
+
+// The workspace limit: the most scratch one call may ask for, over every thread and slot
+// (0: none), and what the current call has asked for so far. A call's workspace is the most
+// each thread asked of each slot since the call began: what it needs, whatever buffers earlier
+// calls left allocated. `algo="auto"` skips a candidate that runs into the limit.
+inline std::atomic<std::int64_t>& workspace_limit() {
+  static std::atomic<std::int64_t> limit{0};
+  return limit;
+}
+inline std::atomic<std::int64_t>& current_call() {
+  static std::atomic<std::int64_t> call{0};
+  return call;
+}
+inline std::atomic<std::int64_t>& call_workspace() {
+  static std::atomic<std::int64_t> bytes{0};
+  return bytes;
+}
+
+// Counts `bytes` of `slot` against the current call; throws OutOfMemory past the limit.
+inline void charge_workspace(ThreadScratch& state, int slot, std::size_t bytes) {
+  const std::int64_t call = current_call().load(std::memory_order_relaxed);
+  if (state.call != call) {
+    state.call = call;
+    std::fill(std::begin(state.asked), std::end(state.asked), std::size_t(0));
+  }
+  if (bytes <= state.asked[slot]) return;
+  const auto more = static_cast<std::int64_t>(bytes - state.asked[slot]);
+  state.asked[slot] = bytes;
+  const std::int64_t total = call_workspace().fetch_add(more) + more;
+  const std::int64_t limit = workspace_limit().load(std::memory_order_relaxed);
+  if (limit > 0 && total > limit)
+    throw OutOfMemory("workspace: the call needs more than " + std::to_string(total) +
+                      " bytes of scratch, over the limit of " + std::to_string(limit) +
+                      " (fastconv.set_workspace_limit)");
+}
 }  // namespace detail
+
+// Starts a call's workspace count (the bindings do, before each kernel call).
+inline void begin_call_workspace() {
+  detail::call_workspace().store(0);
+  detail::current_call().fetch_add(1);
+}
+
+// The workspace limit in bytes (0: none).
+inline void set_workspace_limit(std::int64_t bytes) {
+  if (bytes < 0) throw ValueError("workspace limit: expected bytes >= 0 (0: no limit), got " + std::to_string(bytes));
+  detail::workspace_limit().store(bytes);
+}
+inline std::int64_t workspace_limit() { return detail::workspace_limit().load(); }
 
 template <class T>
 T* thread_scratch(index_t n, ScratchSlot slot) {
@@ -51,6 +102,7 @@ T* thread_scratch(index_t n, ScratchSlot slot) {
     throw OutOfMemory("scratch: cannot allocate " + std::to_string(n) + " values of " + std::to_string(sizeof(T)) +
                       " bytes");
   const std::size_t bytes = static_cast<std::size_t>(round_up(wanted, 64));
+  detail::charge_workspace(state, s, bytes);
   if (bytes > state.capacity[s]) {
     detail::scratch_bytes_held() -= static_cast<std::int64_t>(state.capacity[s]);
     state.buffers[s].reset();

@@ -37,6 +37,21 @@ def set_output_cache_limit(nbytes):
     _C.set_output_cache_limit(nbytes)
 
 
+def set_workspace_limit(nbytes):
+    """Cap the scratch memory one kernel call may use (column matrices, packed panels, Winograd
+    tiles, FFT spectra, over every thread; FASTCONV_WORKSPACE_MB at import). A call that would
+    need more raises MemoryError when it asks for the scratch, before taking it; conv2d's
+    algo="auto" passes over such algorithms and runs one that fits. 0 (the default): no limit."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError(f"set_workspace_limit: nbytes must be an int >= 0, got {nbytes!r}")
+    _C.set_workspace_limit(nbytes)
+
+
+def get_workspace_limit():
+    """The scratch limit of one kernel call in bytes (0: none)."""
+    return _C.workspace_limit()
+
+
 def release_output_cache():
     """Give every idle cached block back to the system (arrays in use keep theirs)."""
     _C.release_output_cache()
@@ -99,6 +114,11 @@ def _apply_environment():
         if not cache_mb.isdigit():
             raise ImportError(f"FASTCONV_OUTPUT_CACHE_MB must be an integer >= 0, got {cache_mb!r}")
         set_output_cache_limit(int(cache_mb) << 20)
+    workspace_mb = os.environ.get("FASTCONV_WORKSPACE_MB")
+    if workspace_mb:
+        if not workspace_mb.isdigit():
+            raise ImportError(f"FASTCONV_WORKSPACE_MB must be an integer >= 0, got {workspace_mb!r}")
+        set_workspace_limit(int(workspace_mb) << 20)
 
 
 _apply_environment()

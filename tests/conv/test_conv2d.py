@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastconv
 from fastconv import _C, ops
 from fastconv.backend import DeviceError, to_device, to_host
 from fastconv.ops import conv_algo, conv_cache
@@ -209,6 +210,7 @@ def test_direct_row_tiles_of_every_isa(isa, rng, case, dtype):
 _READS_END_OF_INPUT = """
 import ctypes, mmap, sys
 import numpy as np
+import fastconv
 from fastconv import ops
 page = mmap.PAGESIZE
 buffer = mmap.mmap(-1, 2 * page)
@@ -582,6 +584,49 @@ def test_auto_first_call_runs_the_fixed_rules_kernel_once(monkeypatch, tmp_path,
     np.testing.assert_allclose(y, conv2d_reference(x, w, None, *args), rtol=1e-10, atol=1e-10)
     run_until_chosen(lambda: ops.conv2d(x, w, padding=1))
     assert len(set(ran)) > 1 and ran[-1] == next(iter(conv_algo.chosen().values()))
+
+
+def scratch_of(call):
+    """The scratch one call asks for: what its threads hold after it, from none."""
+    _C.release_scratch()
+    call()
+    return _C.scratch_bytes()
+
+
+@pytest.fixture
+def workspace_limit():
+    yield fastconv.set_workspace_limit
+    fastconv.set_workspace_limit(0)
+
+
+def test_the_workspace_limit_refuses_a_call_that_needs_more_and_auto_runs_one_that_fits(
+        workspace_limit, monkeypatch, tmp_path, rng):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv_algo, "_choices", {})
+    monkeypatch.setattr(conv_algo, "_tunings", {})
+    monkeypatch.setattr(conv_algo, "_mode", "benchmark")
+    x, w = rng.standard_normal((8, 16, 20, 20)), rng.standard_normal((32, 16, 3, 3))
+    args = conv2d_arguments(w.shape, 1, 1, 1, 1)
+    expected = conv2d_reference(x, w, None, *args)
+    needs = {a: scratch_of(lambda: ops.conv2d(x, w, padding=1, algo=a)) for a in ("im2col", "direct")}
+    # room for direct's rows on every thread, whichever threads took work when it was measured;
+    # not for im2col's column matrix
+    limit = needs["direct"] * fastconv.get_num_threads()
+    assert needs["im2col"] > limit
+    workspace_limit(limit)
+    with pytest.raises(MemoryError, match="workspace: the call needs more than .* over the limit of"):
+        ops.conv2d(x, w, padding=1, algo="im2col")
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="direct"), expected, rtol=1e-10, atol=1e-10)
+    ran = []
+    monkeypatch.setattr(conv_algo, "wall_time", lambda run, algo: ran.append(algo) or run(algo) or 1e-3)
+    for _ in range(100):  # each call's result comes from a candidate that fits, until auto has chosen
+        trials = conv_algo.trials()
+        np.testing.assert_allclose(ops.conv2d(x, w, padding=1), expected, rtol=1e-10, atol=1e-10)
+        if conv_algo.trials() == trials:
+            break
+    assert "im2col" in ran and conv_algo.chosen() and "im2col" not in conv_algo.chosen().values()
+    workspace_limit(0)  # no limit: im2col runs again
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="im2col"), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_auto_choices_persist_on_disk_per_machine(monkeypatch, tmp_path):
