@@ -184,9 +184,9 @@ def test_input_gradient_float32(device, rng, algo):
 
 
 # float32 runs the transforms vectorised for the ISA (winograd_rows.h: 16 tiles a vector on
-# AVX-512, 8 on AVX2; the codelets on generic). (N, C, H, W, K): edge tiles clipped on both axes,
-# tile counts that fill no whole vector (6 tiles of F(4x4) in a 7x9 image; 2 images of 4x5 tiles
-# of F(2x2)), and blocks of whole tiles only.
+# AVX-512, 8 on AVX2 and in the weight gradient on both; the codelets on generic).
+# (N, C, H, W, K): edge tiles clipped on both axes, tile counts that fill no whole vector (6
+# tiles of F(4x4) in a 7x9 image; 2 images of 4x5 tiles of F(2x2)), and blocks of whole tiles only.
 ISA_SHAPES = [(1, 5, 7, 9, 6), (2, 16, 13, 11, 20), (2, 8, 16, 16, 8)]
 
 

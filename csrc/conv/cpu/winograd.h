@@ -107,7 +107,8 @@ void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is,
 // The 2-D transforms for float on one ISA, `lanes` tiles at once (winograd_rows.h; 8 on AVX2,
 // 16 on AVX-512): the input patches' and the weight gradient's tiles to out[pt * point_stride + l]
 // for l < lanes, and the output tiles (+ bias, ReLU) from in[pt * point_stride + l] to their
-// targets. lanes == 0 (the baseline's table): none, the codelets above run.
+// targets. lanes == 0 (the baseline's table): none, the codelets above run. AVX-512's has no
+// gradient: the weight gradient runs AVX2's there (winograd.cpp's weight_gradient_vectors).
 template <int M, int R>
 struct VectorTransforms {
   index_t lanes = 0;

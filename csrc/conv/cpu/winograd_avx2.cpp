@@ -50,7 +50,7 @@ struct Avx2Lanes {
 
 template <int M, int R>
 VectorTransforms<M, R> vector_transforms_avx2() {
-  return vector_transforms<Avx2Lanes, M, R>();
+  return vector_transforms<Avx2Lanes, M, R, true>();
 }
 
 template VectorTransforms<2, 3> vector_transforms_avx2<2, 3>();

@@ -58,7 +58,7 @@ struct Avx512Lanes {
 
 template <int M, int R>
 VectorTransforms<M, R> vector_transforms_avx512() {
-  return vector_transforms<Avx512Lanes, M, R>();
+  return vector_transforms<Avx512Lanes, M, R, false>();  // the weight gradient runs AVX2's (winograd.cpp)
 }
 
 template VectorTransforms<2, 3> vector_transforms_avx512<2, 3>();

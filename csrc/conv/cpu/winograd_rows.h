@@ -236,10 +236,16 @@ void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget
   for (int i = 0; i < M; ++i) store_row<L, M>(y[i], i, tiles, ld);
 }
 
-// The table entry of winograd.h for lane type L.
-template <class L, int M, int R>
+// The table entry of winograd.h for lane type L: the forward's transforms, and the weight
+// gradient's when `L` is the one the weight gradient runs on (winograd.cpp: AVX2's).
+template <class L, int M, int R, bool WithGradient>
 VectorTransforms<M, R> vector_transforms() {
-  return {L::V::width, &input_tiles<L, M, R>, &gradient_tiles<L, M, R>, &output_tiles<L, M, R>};
+  VectorTransforms<M, R> t;
+  t.lanes = L::V::width;
+  t.input = &input_tiles<L, M, R>;
+  t.output = &output_tiles<L, M, R>;
+  if constexpr (WithGradient) t.gradient = &gradient_tiles<L, M, R>;
+  return t;
 }
 
 }  // namespace
