@@ -2,7 +2,7 @@
 // Convolutional Neural Networks", CVPR 2016: F(2x2)'s matrices are their section 4.1's, F(4x4)'s
 // from the interpolation points 0, 1, -1, 2, -2 and infinity, section 4.2, the matrices of
 // Lavin's wincnn), shared by the CPU kernel (conv/cpu/winograd.h, which applies them
-// to `lanes` tiles at once; on AVX2 its float transforms are winograd_avx2.cpp's) and the CUDA
+// to `lanes` tiles at once; on AVX2 and AVX-512 its float transforms are winograd_rows.h's) and the CUDA
 // one (conv/cuda/winograd_body.h, one tile per thread). Each codelet reads in[i * is + l] and
 // writes out[j * os + l] for l < lanes; the adjoints are the weight gradient's (conv/cpu/winograd.h).
 #pragma once

@@ -32,6 +32,8 @@ struct Avx512F32 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b, one rounding
   static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
   static T sum(Reg v) { return _mm512_reduce_add_ps(v); }
 };
@@ -55,9 +57,37 @@ struct Avx512F64 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_pd(a, b); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_pd(a, b, c); }
   static Reg max(Reg a, Reg b) { return _mm512_max_pd(a, b); }
   static T sum(Reg v) { return _mm512_reduce_add_pd(v); }
 };
+
+// r[0..3] rows -> c[0..3] columns, within each 128-bit quarter: quarter q of c[b] = (r0[4q + b],
+// r1[4q + b], r2[4q + b], r3[4q + b]) (simd_avx2.h's transpose4_halves on four quarters).
+inline void transpose4_quarters(const __m512* r, __m512* c) {
+  const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  c[0] = _mm512_shuffle_ps(t0, t2, 0x44);
+  c[1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+  c[2] = _mm512_shuffle_ps(t1, t3, 0x44);
+  c[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+}
+
+// An 8 x 8 transpose within each 256-bit half: half h of c[b] = (r0[8h + b], ..., r7[8h + b])
+// (simd_avx2.h's transpose8 on two halves).
+inline void transpose8_halves(const __m512* r, __m512* c) {
+  __m512 lo[4], hi[4];
+  transpose4_quarters(r, lo);
+  transpose4_quarters(r + 4, hi);
+  // quarters (lo 0, hi 0, lo 2, hi 2) and (lo 1, hi 1, lo 3, hi 3)
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+  const __m512i second = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  for (int b = 0; b < 4; ++b) {
+    c[b] = _mm512_permutex2var_ps(lo[b], first, hi[b]);
+    c[4 + b] = _mm512_permutex2var_ps(lo[b], second, hi[b]);
+  }
+}
 
 }  // namespace
 }  // namespace fastconv::simd

@@ -137,6 +137,25 @@ def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
     _assert_forward_with_relu("implicit", case, *_operands(rng, case, dtype))
 
 
+# Width-stride-2 rows of 16 values or more are copied by vectors (csrc/conv/cpu/packing.h: 16 a
+# vector on AVX-512, 8 on AVX2, then one at a time): rows of exactly 16 (the last vector's second
+# load stops at the row's last value, here the plane's), of 16 + 8 + 3 and of 2 * 16 + 1.
+STRIDE2_ROW_CASES = [
+    (2, 3, 5, 31, 4, 1, 1, 2, 0, 1, 1),
+    (1, 2, 6, 54, 3, 3, 3, 2, 1, 1, 1),
+    (1, 2, 5, 66, 3, 1, 1, (1, 2), 0, 1, 1),
+]
+
+
+@pytest.mark.parametrize("algo", ["im2col", "implicit"])
+@pytest.mark.parametrize("case", STRIDE2_ROW_CASES)
+def test_stride2_rows_of_every_isa(isa, rng, algo, case):
+    x, w, b = _operands(rng, case, np.float32)
+    if _unsupported(algo, x, w, *case[7:]) is not None:
+        pytest.skip(f"{algo} does not run this shape")
+    _assert_forward_with_relu(algo, case, x, w, b)
+
+
 # Direct convolution's stride phases (csrc/conv/cpu/direct.cpp): strides 2 and 3 along either
 # axis, a stride above the kernel (phases no tap reads), dilation sharing or splitting the
 # phases, odd sizes, batch 1, channel counts off the vector width, groups, 1x1 at stride 2.

@@ -6,7 +6,8 @@ from fractions import Fraction as Fr
 import numpy as np
 import pytest
 
-from fastconv import _C, ops
+import fastconv
+from fastconv import _C, _runtime, ops
 from fastconv.backend import to_device, to_host
 from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
@@ -180,6 +181,64 @@ def test_input_gradient_float32(device, rng, algo):
     ref = ops.conv2d_input(x.shape, w.astype(np.float64), gy.astype(np.float64), padding=1, algo="im2col")
     assert dx.dtype == np.float32
     assert np.abs(dx - ref).max() / np.abs(ref).max() <= ERROR_BOUND[algo, np.float32]
+
+
+# float32 runs the transforms vectorised for the ISA (winograd_rows.h: 16 tiles a vector on
+# AVX-512, 8 on AVX2 and in the weight gradient on both; the codelets on generic).
+# (N, C, H, W, K): edge tiles clipped on both axes, tile counts that fill no whole vector (6
+# tiles of F(4x4) in a 7x9 image; 2 images of 4x5 tiles of F(2x2)), and blocks of whole tiles only.
+ISA_SHAPES = [(1, 5, 7, 9, 6), (2, 16, 13, 11, 20), (2, 8, 16, 16, 8)]
+
+
+@pytest.mark.parametrize("algo", ALL_ALGOS)
+@pytest.mark.parametrize("shape", ISA_SHAPES)
+def test_float32_transforms_of_every_isa(isa, rng, algo, shape):
+    n, c, h, w_, k = shape
+    r = KERNEL[algo]
+    x, w, b = rng.standard_normal((n, c, h, w_)), rng.standard_normal((k, c, r, r)), rng.standard_normal(k)
+    gy = rng.standard_normal((n, k, h, w_))
+    args = conv2d_arguments(w.shape, 1, r // 2, 1, 1)
+    x32, w32, gy32 = x.astype(np.float32), w.astype(np.float32), gy.astype(np.float32)
+    bound = ERROR_BOUND[algo, np.float32]
+
+    def assert_near(got, ref):
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        assert np.abs(got - ref).max() / np.abs(ref).max() <= bound
+
+    ref = conv2d_reference(x, w, b, *args)
+    assert_near(ops.conv2d(x32, w32, b.astype(np.float32), padding=r // 2, algo=algo), ref)
+    relu = ops.conv2d(x32, w32, b.astype(np.float32), padding=r // 2, algo=algo, relu=True)
+    assert_near(relu, np.maximum(ref, 0))
+    assert (relu >= 0).all()
+    assert_near(ops.conv2d_input(x.shape, w32, gy32, padding=r // 2, algo=algo),
+                ops.conv2d_input(x.shape, w, gy, padding=r // 2, algo="im2col"))
+    assert_near(ops.conv2d_weight(x32, w.shape, gy32, padding=r // 2, algo=algo),
+                ops.conv2d_weight(x, w.shape, gy, padding=r // 2, algo="im2col"))
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(_runtime.supported_isas()), reason="needs AVX2 and AVX-512")
+@pytest.mark.parametrize("algo", ALL_ALGOS)
+def test_float32_forward_is_the_same_bits_on_avx2_and_avx512(rng, algo):
+    """The vector transforms do the same operations in the same order on both ISAs, and the per-point
+    products are bare micro-kernel calls over the whole channel depth, summed in order on both: the
+    forward and the input gradient give the same bits. (The weight gradient's GEMM blocks its
+    depth, the tiles, per ISA: it rounds differently past a block.)"""
+    r = KERNEL[algo]
+    x = rng.standard_normal((3, 24, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((20, 24, r, r)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    gy = rng.standard_normal((3, 20, 13, 11)).astype(np.float32)
+    results = {}
+    previous = _runtime.get_isa()
+    try:
+        for isa in ("avx2", "avx512"):
+            fastconv.set_isa(isa)
+            results[isa] = (ops.conv2d(x, w, b, padding=r // 2, algo=algo, relu=True),
+                            ops.conv2d_input(x.shape, w, gy, padding=r // 2, algo=algo))
+    finally:
+        fastconv.set_isa(previous)
+    for avx2, avx512 in zip(results["avx2"], results["avx512"]):
+        np.testing.assert_array_equal(avx2, avx512)
 
 
 # Strided convolutions run as the stride-1 convolution of their stride phases, with filters of

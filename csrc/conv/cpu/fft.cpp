@@ -50,7 +50,8 @@ class RadixTwoFft {
     }
   }
 
-  // Inlined into the transforms' AVX2 and baseline entries, so that it is compiled for each.
+  // Inlined into the transforms' AVX-512, AVX2 and baseline entries, so that it is compiled for
+  // each.
   // With lanes == kLanes (every tile group) the lane loops have a fixed length and vectorise
   // whole; a call per butterfly through a pointer, with its lane count unknown, had cost the
   // 7x7 layer's FFTs more than their arithmetic.
@@ -139,13 +140,18 @@ struct FftTransform {
   // 2-D real DFT of `lanes` F x F tiles whose rows from `rows` on are zero: rows (two real
   // rows per complex FFT), then columns. The tiles are read from `tiles`: an array
   // [F][F][lanes] (the filters) or, in place, the lanes' patches (PatchSource). The Hermitian
-  // splits and copies are compiled for AVX2 where it runs (as the butterflies are), and the
-  // spectrum leaves by plain loops: a memcpy call per point's 32 bytes had cost 7% of the 7x7 layer.
+  // splits and copies are compiled for AVX-512 or AVX2 where it runs (as the butterflies are), and
+  // the spectrum leaves by plain loops: a memcpy call per point's 32 bytes had cost 7% of the 7x7
+  // layer. On AVX-512 the patches are read and the tiles written by the AVX2 transposes
+  // (Avx2 = true): a 16 x 8 transpose in AVX-512 registers read no faster and wrote slower.
   template <class Tiles>
   void input(const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
              index_t rows = 0) const {
 #if FASTCONV_X86
-    if (active_isa() >= Isa::avx2) return input_avx2(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+    if (vector_isa() == Isa::avx512)
+      return input_avx512(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
+    if (vector_isa() == Isa::avx2)
+      return input_avx2(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
 #endif
     input_baseline(tiles, lanes, out, point_stride, part_stride, work, rows ? rows : F);
   }
@@ -157,6 +163,12 @@ struct FftTransform {
 #if FASTCONV_X86
   template <class Tiles>
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void input_avx2(
+      const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
+      index_t rows) const {
+    input_body<true>(tiles, lanes, out, point_stride, part_stride, work, rows);
+  }
+  template <class Tiles>
+  __attribute__((target("avx512f,avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void input_avx512(
       const Tiles& tiles, index_t lanes, T* out, index_t point_stride, index_t part_stride, T* work,
       index_t rows) const {
     input_body<true>(tiles, lanes, out, point_stride, part_stride, work, rows);
@@ -246,7 +258,8 @@ struct FftTransform {
                     const tiled::TileTarget<T>* tiles, index_t ld, T bias, bool relu, T* work) const {
     const tiled::TileRows<T> rows{tiles, ld, bias, relu};
 #if FASTCONV_X86
-    if (active_isa() >= Isa::avx2) return output_avx2(in, point_stride, part_stride, lanes, rows, work);
+    if (vector_isa() == Isa::avx512) return output_avx512(in, point_stride, part_stride, lanes, rows, work);
+    if (vector_isa() == Isa::avx2) return output_avx2(in, point_stride, part_stride, lanes, rows, work);
 #endif
     output_baseline(in, point_stride, part_stride, lanes, rows, work);
   }
@@ -259,6 +272,11 @@ struct FftTransform {
   }
 #if FASTCONV_X86
   __attribute__((target("avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void output_avx2(
+      const T* in, index_t point_stride, index_t part_stride, index_t lanes, const tiled::TileRows<T>& rows,
+      T* work) const {
+    output_body<true>(in, point_stride, part_stride, lanes, rows, work);
+  }
+  __attribute__((target("avx512f,avx2,fma"))) FASTCONV_NO_LIBRARY_CALLS void output_avx512(
       const T* in, index_t point_stride, index_t part_stride, index_t lanes, const tiled::TileRows<T>& rows,
       T* work) const {
     output_body<true>(in, point_stride, part_stride, lanes, rows, work);

@@ -1,5 +1,5 @@
 // conv2d by Winograd minimal filtering F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) (codelets in
-// winograd.h, their AVX2 forms in winograd_avx2.cpp), on the tiled transform driver
+// winograd.h, their vector forms in winograd_rows.h, compiled per ISA), on the tiled transform driver
 // (tiled_conv.h): per output tile, 16, 36 or 36 channel-reducing GEMMs instead of 9 * 4, 9 * 16
 // or 25 * 4 multiplications per channel pair.
 //
@@ -38,6 +38,9 @@ struct WinogradTransform {
   // at 0.5-1 MiB, 20.6 at 8 MiB; resnet50_3x3 (U 9.4 MiB) 11.4 ms at 2 MiB, 13.3 at 256 KiB.
   static index_t block_bytes(index_t filter_bytes) { return std::max<index_t>(512 << 10, filter_bytes / 4); }
 
+  // Set for the weight gradient, whose transforms are AVX2's on AVX-512 too (weight_gradient_vectors).
+  bool weight_gradient = false;
+
   // values[pt * lanes + l] = (G g_l G^T)[pt] for `lanes` consecutive r x r filters g_l.
   template <class T>
   void filter(const T* w, index_t lanes, T* values, T* work) const {
@@ -49,11 +52,10 @@ struct WinogradTransform {
   template <class T>
   void input_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
                    T* work) const {
-    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
-      if (vectorised(lanes))
-        return by_eights(lanes, [&](index_t l0) {
-          winograd::input_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
-        });
+    if constexpr (std::is_same_v<T, float>)
+      if (const auto& vt = weight_gradient ? weight_gradient_vectors() : vectors(); vectorised(vt, lanes))
+        return by_vectors(vt, lanes,
+                          [&](index_t l0) { vt.input({src.origin + l0, src.ld}, out + l0, point_stride); });
     tiled::gather_patches(F::alpha, F::alpha, src, lanes, work);
     const index_t patch = F::alpha * F::alpha * lanes;
     winograd::transform_2d(&F::template input<T>, F::alpha, F::alpha, work, lanes, out, point_stride, lanes, work + patch);
@@ -61,11 +63,9 @@ struct WinogradTransform {
   template <class T>
   void output_tiles(const T* in, index_t point_stride, index_t, index_t lanes, const tiled::TileTarget<T>* tiles,
                     index_t ld, T bias, bool relu, T* work) const {
-    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
-      if (vectorised(lanes))
-        return by_eights(lanes, [&](index_t l0) {
-          winograd::output_tiles_avx2<M, R>(in + l0, point_stride, tiles + l0, ld, bias, relu);
-        });
+    if constexpr (std::is_same_v<T, float>)
+      if (const auto& vt = vectors(); vectorised(vt, lanes))
+        return by_vectors(vt, lanes, [&](index_t l0) { vt.output(in + l0, point_stride, tiles + l0, ld, bias, relu); });
     const index_t tile = M * M * lanes;
     winograd::transform_2d(&F::template output<T>, F::alpha, M, in, point_stride, work, lanes, lanes, work + tile);
     tiled::scatter_tiles(work, M, lanes, tiles, ld, bias, relu);
@@ -75,24 +75,45 @@ struct WinogradTransform {
   template <class T>
   void gradient_tiles(const tiled::PatchSource<T>& src, index_t lanes, T* out, index_t point_stride, index_t,
                       T* work) const {
-    if constexpr (kHasAvx2Transforms && std::is_same_v<T, float>)
-      if (vectorised(lanes))
-        return by_eights(lanes, [&](index_t l0) {
-          winograd::gradient_tiles_avx2<M, R>({src.origin + l0, src.ld}, out + l0, point_stride);
-        });
+    if constexpr (std::is_same_v<T, float>)
+      if (const auto& vt = weight_gradient_vectors(); vectorised(vt, lanes))
+        return by_vectors(vt, lanes,
+                          [&](index_t l0) { vt.gradient({src.origin + l0, src.ld}, out + l0, point_stride); });
     tiled::gather_patches(M, M, src, lanes, work);
     const index_t tile = M * M * lanes;
     winograd::transform_2d(&F::template output_adjoint<T>, M, F::alpha, work, lanes, out, point_stride, lanes, work + tile);
   }
 
  private:
-  // float lanes in whole AVX2 vectors run winograd_avx2.cpp's transforms, eight at a time
-  // (x86 builds only: the file is empty elsewhere).
-  static constexpr bool kHasAvx2Transforms = FASTCONV_X86;
-  static bool vectorised(index_t lanes) { return lanes % 8 == 0 && active_isa() >= Isa::avx2; }
-  template <class Eight>
-  static void by_eights(index_t lanes, const Eight& eight) {
-    for (index_t l0 = 0; l0 < lanes; l0 += 8) eight(l0);
+  // float lanes in whole vectors run vector_isa()'s transforms (winograd_avx2.cpp, 8 at a time,
+  // winograd_avx512.cpp, 16; x86 builds only: the files are empty elsewhere).
+  using Vectorised = winograd::VectorTransforms<M, R>;
+  static const Vectorised& vectors() {
+#if FASTCONV_X86
+    static const IsaTables<Vectorised> tables(Vectorised{}, winograd::vector_transforms_avx2<M, R>(),
+                                              winograd::vector_transforms_avx512<M, R>());
+#else
+    static const IsaTables<Vectorised> tables{Vectorised{}};
+#endif
+    return tables.active();
+  }
+  // The weight gradient writes each point's lanes to a line of its own, a block's channels
+  // apart; there 16-lane transforms cost the whole weight gradient more than 8-lane ones
+  // (perf, one thread, resnet20_c64's F(2x2): _C samples 2087 at 16 lanes, 1998 at 8, 1968
+  // before either), so AVX-512 runs AVX2's.
+  static const Vectorised& weight_gradient_vectors() {
+#if FASTCONV_X86
+    static const Vectorised avx2 = winograd::vector_transforms_avx2<M, R>();
+    static const IsaTables<Vectorised> tables(Vectorised{}, avx2, avx2);
+#else
+    static const IsaTables<Vectorised> tables{Vectorised{}};
+#endif
+    return tables.active();
+  }
+  static bool vectorised(const Vectorised& vt, index_t lanes) { return vt.lanes && lanes % vt.lanes == 0; }
+  template <class Vector>
+  static void by_vectors(const Vectorised& vt, index_t lanes, const Vector& vector) {
+    for (index_t l0 = 0; l0 < lanes; l0 += vt.lanes) vector(l0);
   }
 };
 
@@ -153,7 +174,9 @@ void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* 
   const TiledGeometry g = forward_geometry(s);
   const index_t filters = g.K * (g.C / g.groups);
   std::vector<T> du(F::alpha * F::alpha * filters), phase_grad(s.is_strided() ? filters * taps : 0);
-  tiled::weight_gradient_points(g, WinogradTransform<M, R>{}, x, grad_y, du.data());
+  WinogradTransform<M, R> weight_gradient;
+  weight_gradient.weight_gradient = true;
+  tiled::weight_gradient_points(g, weight_gradient, x, grad_y, du.data());
   T* const out = phase_grad.empty() ? grad_w : phase_grad.data();
   parallel_for(0, ceil_div(filters, lanes), 1, [&](index_t lo, index_t hi) {
     T values[taps * lanes], work[R * F::alpha * lanes];

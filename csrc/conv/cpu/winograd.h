@@ -104,15 +104,22 @@ void transform_2d(Codelet codelet, int n_in, int n_out, const T* in, index_t is,
   for (int i = 0; i < n_out; ++i) codelet(work + i * n_in * lanes, lanes, out + i * n_out * os, os, lanes);
 }
 
-// The 2-D transforms for float on AVX2, eight tiles at once (winograd_avx2.cpp): the input
-// patches' and the weight gradient's tiles to out[pt * point_stride + l] for lanes l < 8, and
-// the output tiles (+ bias, ReLU) from in[pt * point_stride + l] to their targets.
+// The 2-D transforms for float on one ISA, `lanes` tiles at once (winograd_rows.h; 8 on AVX2,
+// 16 on AVX-512): the input patches' and the weight gradient's tiles to out[pt * point_stride + l]
+// for l < lanes, and the output tiles (+ bias, ReLU) from in[pt * point_stride + l] to their
+// targets. lanes == 0 (the baseline's table): none, the codelets above run. AVX-512's has no
+// gradient: the weight gradient runs AVX2's there (winograd.cpp's weight_gradient_vectors).
 template <int M, int R>
-void input_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+struct VectorTransforms {
+  index_t lanes = 0;
+  void (*input)(const tiled::PatchSource<float>& src, float* out, index_t point_stride) = nullptr;
+  void (*gradient)(const tiled::PatchSource<float>& src, float* out, index_t point_stride) = nullptr;
+  void (*output)(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
+                 bool relu) = nullptr;
+};
 template <int M, int R>
-void gradient_tiles_avx2(const tiled::PatchSource<float>& src, float* out, index_t point_stride);
+VectorTransforms<M, R> vector_transforms_avx2();  // winograd_avx2.cpp
 template <int M, int R>
-void output_tiles_avx2(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
-                       float bias, bool relu);
+VectorTransforms<M, R> vector_transforms_avx512();  // winograd_avx512.cpp
 
 }  // namespace fastconv::conv::cpu::winograd

@@ -40,8 +40,8 @@ FASTCONV_HD inline Tile tile_at(const Geometry<M>& g, index_t t) {
 }
 
 // L x L^T for the 1-d codelet x -> L x: every column transformed, then every row, in the order
-// of the CPU's portable transform_2d (conv/cpu/winograd.h; its float transforms on AVX2 are
-// winograd_avx2.cpp's own).
+// of the CPU's portable transform_2d (conv/cpu/winograd.h; its float transforms on AVX2 and
+// AVX-512 are winograd_rows.h's own).
 template <int IN, int OUT, class T, class Codelet>
 FASTCONV_HD inline void transform_2d(const T (&x)[IN][IN], T (&y)[OUT][OUT], Codelet codelet) {
   T half[OUT][IN];
