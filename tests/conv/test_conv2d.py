@@ -712,6 +712,8 @@ def test_auto_times_only_the_likely_candidates():
     likely = conv_algo.likely_candidates(x_shape, w_shape, args, candidates)
     assert "fft" in candidates and "fft" not in likely
     assert [a for a in likely if a.startswith("winograd")] == [conv_algo.winograd_variant(x_shape, w_shape, args)]
+    overhung = (8, 32, 14, 14), w_shape  # F(4x4)'s 4x4 tiles overhang a 14x14 output: both tilings run
+    assert {"winograd_4x3", "winograd_2x3"} <= set(conv_algo.likely_candidates(*overhung, args, candidates))
     big = (8, 32, 9, 9), (32, 32, 7, 7)
     args7 = conv2d_arguments(big[1], 1, 3, 1, 1)
     assert "fft" in conv_algo.likely_candidates(*big, args7, conv_algo.supported(*big, args7))

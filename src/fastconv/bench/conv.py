@@ -32,9 +32,10 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     x = rng.standard_normal((n, c, h, w_)).astype(dtype)
     w = (rng.standard_normal((k, c // groups, r, r)) / np.sqrt(c // groups * r * r)).astype(dtype)
     args = dict(stride=stride, padding=pad, groups=groups)
-    y = ops.conv2d(x, w, **args)
-    flops = conv_flops(layer, y.shape[2], y.shape[3])
-    gy = np.ones_like(y)
+    conv_args = conv2d_arguments(w.shape, stride, pad, 1, groups)
+    y_shape = _C.conv2d_output_shape(x.shape, w.shape, *conv_args)  # no call: auto's first is timed below
+    flops = conv_flops(layer, y_shape[2], y_shape[3])
+    gy = np.ones(y_shape, dtype)
 
     def our_step(algo):  # forward, then both gradients: what a training step runs
         # A step starts from a weight the optimiser has just changed in place, so a transform
@@ -49,7 +50,6 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     our_step("auto")  # the first call of each direction runs the fixed rule's pick, timed
     first_step = time.perf_counter() - started
     choosing_steps = 1 + settle(lambda: our_step("auto"))  # auto's choices, printed under the rows
-    conv_args = conv2d_arguments(w.shape, stride, pad, 1, groups)
     picks = {direction.split("+")[0]: algo for (xs, ws, a, _, _, direction), algo in conv_algo.chosen().items()
              if xs == x.shape and ws == w.shape and a == conv_args}
     # Every algorithm that supports the layer, as its own runner beside "auto".
@@ -94,7 +94,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
     # fwd+bwd flops: forward + input gradient + weight gradient, each a convolution's worth.
     # The least traffic: each array read or written once (the roofline's arithmetic intensity).
     # A step's three convolutions each move as much as the forward does.
-    traffic = float(x.nbytes + w.nbytes + y.nbytes)
+    traffic = float(x.nbytes + w.nbytes + gy.nbytes)  # gy: the output's size
     return [Case(layer["name"], "fwd", fwd, ours, flops=flops, bytes=traffic, extra={**auto, **memory}),
             Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops, bytes=3 * traffic, extra=auto)]
 
