@@ -559,6 +559,21 @@ def test_auto_chooses_over_the_first_calls_each_running_one_candidate(monkeypatc
 def test_auto_choosing_skips_a_candidate_that_fails_within_the_call(monkeypatch, tmp_path):
     choice, ran = choose_over_calls(monkeypatch, tmp_path, {"huge": None, "ok": 0.002, "slow": 0.003}, "huge")
     assert choice == "ok" and ran[0] == ["ok"]  # the call still has its result
+    calls = []
+
+    def broken(algo):  # any error, not only memory: one candidate must not fail the call
+        calls.append(algo)
+        if algo == "bug":
+            raise RuntimeError("bug: kernel failed")
+    run = conv_algo.reusing(broken)
+    run(conv_algo.choose(("broken",), "broken", run, "bug", ["bug", "fine"], ["fine"]))
+    assert calls == ["bug", "fine"]
+
+    def failing(algo):
+        raise RuntimeError(f"{algo}: kernel failed")
+    with pytest.raises(RuntimeError, match="^bug: kernel failed"):  # every candidate fails: the first's error
+        conv_algo.choose(("all",), "all", conv_algo.reusing(failing), "bug", ["bug", "bug2"], ["bug2"])
+    assert ("all",) not in conv_algo._tunings  # a later call starts over
 
 
 def test_a_trial_with_another_choice_made_inside_it_is_not_counted(monkeypatch, tmp_path):

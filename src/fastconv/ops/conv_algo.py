@@ -6,8 +6,8 @@ spread over the shape's first calls. Each of them runs one candidate, timed, in 
 likelihood (the fixed rule's pick first, so the first call costs what that algorithm costs), and
 produces the call's result with it; once the candidates' times are clear the fastest is kept.
 Only the likely candidates run, one over twice the leader's time is dropped after its first
-run, runs over 50 ms decide after two each, and a candidate that fails for lack of memory is
-skipped. (Timing on a slice of the batch was tried and misjudged: Winograd on one or four
+run, runs over 50 ms decide after two each, and a candidate that fails (for lack of memory, or
+any other reason) is skipped within the call. (Timing on a slice of the batch was tried and misjudged: Winograd on one or four
 images ran 2-3x slower per image than on the whole batch, and auto picked direct convolution
 where Winograd won.) The winner is cached for the process and on disk (ops/conv_cache.py), so a
 later process on the same machine runs it from its first call. The algorithms differ only in
@@ -328,11 +328,13 @@ class _Tuning:
         return None
 
 
-def _trial(key, disk_key, run, candidates, machine=None, skipped=(MemoryError,)):
+def _trial(key, disk_key, run, candidates, machine=None, skipped=(Exception,)):
     """Runs this call by `key`'s next candidate (timed) and returns it; once the fastest is
     clear it becomes the choice, for the process and on disk. A time is not counted when
     another choice ran a trial inside it (the NCHW copies' own first calls under a layout's
-    trial), and a candidate whose run raises one of `skipped` is dropped, the next run instead."""
+    trial). A candidate whose run raises one of `skipped` (out of memory, over the workspace
+    limit, or any other failure: one candidate must not fail the call) is dropped and the next
+    runs instead; when every one has failed, the first one's error is raised."""
     global _trials
     tuning = _tunings.get(key)
     if tuning is None or tuning.candidates != candidates:  # candidates built from others' trials
