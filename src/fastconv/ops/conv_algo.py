@@ -286,8 +286,8 @@ class _Tuning:
     `rounds` runs each beyond the first, once the two best are more than `margin` apart, else
     after `max_rounds` (on a shared machine three rounds can all be disturbed, and a wrong pick
     stays); runs over `long_run` seconds average their own noise: one round after the first
-    decides. A candidate that raises for lack of memory is dropped; when every one has, the
-    first error is raised."""
+    decides. A candidate whose run raised is dropped (failed()); when every one has, the first
+    error is raised."""
 
     def __init__(self, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05):
         self.candidates = list(candidates)
