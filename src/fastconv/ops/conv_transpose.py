@@ -5,10 +5,12 @@ output), so each of its three kernels can be one of conv2d's (csrc/conv_transpos
 the forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
 conv2d's weight gradient. The forward and the weight gradient have an algorithm of their own too,
 "subpixel" (csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one
-per output phase, with no products by inserted zeros and no scatter. algo="auto" picks each
-kernel's conv2d algorithm as conv2d's auto does (timed once per shape, shared with plain conv2d
-calls of the same geometry), then times subpixel against that pick: for the forward alone, and
-for the weight gradient as one of the backward's pairs.
+per output phase, with no products by inserted zeros and no scatter. algo="auto" chooses as
+conv2d's auto does, over a shape's first calls: the forward among conv2d's input-gradient
+kernels and subpixel (one choice, shared with a strided conv2d's input gradient of the same
+geometry where subpixel is not preferred by its fixed rule); the backward each gradient's
+conv2d kernel, then that pair against the pairs with shared im2col columns or subpixel's
+weight gradient.
 """
 from typing import Optional, Tuple
 
@@ -109,7 +111,7 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     (N, C_out, (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1, ...).
     algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
     with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
-    (the fastest of them for this shape, timed once).
+    (the fastest of them for this shape, chosen over its first calls as conv2d's auto).
     A channels_last input (NHWC memory, as torch's channels_last) gives a channels_last output,
     as torch's does: computed in place with algo "auto" or "im2col" (auto times that against
     NCHW copies), on NCHW copies with another algorithm.
