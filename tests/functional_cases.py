@@ -57,12 +57,10 @@ def run_until_chosen(run, limit=500):
     """run() again until a call runs no algorithm on trial (algo="auto" chooses over a shape's
     first calls); the last call's result."""
     from fastconv.ops import conv_algo
-    for _ in range(limit):
-        trials = conv_algo.trials()
-        result = run()
-        if conv_algo.trials() == trials:
-            return result
-    raise AssertionError(f"auto still choosing after {limit} calls")
+    result, trial_calls = conv_algo.run_until_chosen(run, limit)
+    if trial_calls == limit:
+        raise AssertionError(f"auto still choosing after {limit} calls")
+    return result
 
 
 def pinned_algorithm_test(op, shapes):

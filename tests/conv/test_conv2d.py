@@ -653,11 +653,9 @@ def test_the_workspace_limit_refuses_a_call_that_needs_more_and_auto_runs_one_th
     np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="direct"), expected, rtol=1e-10, atol=1e-10)
     ran = []
     monkeypatch.setattr(conv_algo, "wall_time", lambda run, algo: ran.append(algo) or run(algo) or 1e-3)
-    for _ in range(100):  # each call's result comes from a candidate that fits, until auto has chosen
-        trials = conv_algo.trials()
-        np.testing.assert_allclose(ops.conv2d(x, w, padding=1), expected, rtol=1e-10, atol=1e-10)
-        if conv_algo.trials() == trials:
-            break
+    # each call's result comes from a candidate that fits, until auto has chosen
+    run_until_chosen(lambda: np.testing.assert_allclose(ops.conv2d(x, w, padding=1), expected, rtol=1e-10,
+                                                        atol=1e-10), limit=100)
     assert "im2col" in ran and conv_algo.chosen() and "im2col" not in conv_algo.chosen().values()
     workspace_limit(0)  # no limit: im2col runs again
     np.testing.assert_allclose(ops.conv2d(x, w, padding=1, algo="im2col"), expected, rtol=1e-10, atol=1e-10)

@@ -112,7 +112,6 @@ def _channels_last_runners(fwd, step, x, w, gy, args):
 
     if not is_channels_last(x_cl):  # one channel or 1x1 planes: the same memory as NCHW
         return []
-    step_cl()
     settle(step_cl)
     fwd["fastconv_cl"] = lambda: ops.conv2d(x_cl, w, **args)
     step["fastconv_cl"] = step_cl

@@ -55,7 +55,6 @@ def _channels_last_runners(fwd, step, x, w, gy, args):
         ops.conv_transpose2d(x_cl, w, **args)
         return ops.conv_transpose2d_backward(x_cl, w, gy_cl, needs_bias=False, **args)
 
-    step_cl()
     settle(step_cl)
     fwd["fastconv_cl"] = lambda: ops.conv_transpose2d(x_cl, w, **args)
     step["fastconv_cl"] = step_cl

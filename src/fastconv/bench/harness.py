@@ -94,12 +94,7 @@ def settle(run, limit=200):
     """Calls run() until a call runs no algorithm on trial: algo="auto" chooses over a shape's
     first calls (ops/conv_algo.py), and a runner is timed on its chosen algorithms. Returns how
     many of the calls ran a trial."""
-    for calls in range(limit):
-        trials = conv_algo.trials()
-        run()
-        if conv_algo.trials() == trials:
-            return calls
-    return limit
+    return conv_algo.run_until_chosen(run, limit)[1]
 
 
 def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):

@@ -62,8 +62,21 @@ def forget_choices():
 
 def trials():
     """How many calls so far ran a candidate on trial: a call that leaves it unchanged ran only
-    chosen algorithms (a benchmark warms a runner up until one does)."""
+    chosen algorithms."""
     return _trials
+
+
+def run_until_chosen(run, limit=200):
+    """Calls run() until a call runs no algorithm on trial (every shape it convolves has its
+    choice), at most `limit` times: (the last call's result, how many calls ran a trial; `limit`
+    when choosing had not ended). A benchmark warms a runner up so; tests reach the choice so."""
+    result = None
+    for calls in range(limit):
+        before = _trials
+        result = run()
+        if _trials == before:
+            return result, calls
+    return result, limit
 
 
 def get_mode():
