@@ -124,7 +124,7 @@ struct FftTransform {
   // `lanes` consecutive R x S filters w_l.
   void filter(const T* w, index_t lanes, T* values, T* work) const {
     T* patch = work + (2 * F * half + 2 * F) * lanes;
-    std::fill(patch, patch + F * F * lanes, T(0));
+    std::fill(patch, patch + std::min(F, round_up(R, 2)) * F * lanes, T(0));  // the rows input() reads
     for (index_t l = 0; l < lanes; ++l)
       for (index_t r = 0; r < R; ++r)
         for (index_t s = 0; s < S; ++s) patch[(r * F + s) * lanes + l] = w[(l * R + r) * S + s];
