@@ -69,6 +69,32 @@ def test_a_weight_changed_in_place_is_transformed_again(rng, algo):
                                ops.conv2d_input(x.shape, w, gy, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("algo", TRANSFORMED)
+def test_an_in_place_change_is_transformed_into_the_entrys_own_buffers(rng, algo):
+    """An optimiser step changes the array in place: its entry takes the new bytes and writes the
+    new transforms over the old ones' buffers (nothing allocated per step); they equal a new
+    entry's, bit for bit."""
+    x, gy = rng.standard_normal((2, 4, 12, 12)), rng.standard_normal((2, 5, 12, 12))
+    w = rng.standard_normal((5, 4, 3, 3))
+
+    def both():
+        ops.conv2d(x, w, padding=1, algo=algo)
+        ops.conv2d_input(x.shape, w, gy, padding=1, algo=algo)
+        (entry,) = conv_weight_cache._entries.values()
+        return entry
+
+    entry = both()
+    buffers = {key: u.__array_interface__["data"][0] for key, u in entry._transforms.items()}
+    held = conv_weight_cache.cached_bytes()
+    w *= -0.5
+    assert both() is entry and conv_weight_cache.cached_bytes() == held
+    assert {key: u.__array_interface__["data"][0] for key, u in entry._transforms.items()} == buffers
+    np.testing.assert_array_equal(entry.weight, w)
+    fresh = ops.PreparedWeight(w)
+    for (name, use, _, tile), u in entry._transforms.items():
+        np.testing.assert_array_equal(u, fresh.transformed(name, use, tile))
+
+
 def test_fft_keeps_one_transform_per_tile_size(rng):
     """FFT's filter spectra are made at the tile size the input's size picks: two input sizes
     with different tiles each get their own, and each is right."""

@@ -44,6 +44,7 @@ class PreparedWeight:
         self.weight.flags.writeable = False
         self.groups = int(groups)
         self._transforms = {}
+        self._spare = {}  # buffers of transforms of bytes the weight held before refresh()
 
     @property
     def shape(self):
@@ -55,7 +56,18 @@ class PreparedWeight:
 
     @property
     def nbytes(self):
-        return self.weight.nbytes + sum(u.nbytes for u in self._transforms.values())
+        return self.weight.nbytes + sum(u.nbytes for u in (*self._transforms.values(), *self._spare.values()))
+
+    def refresh(self, weight):
+        """Takes `weight`'s bytes (same shape and dtype) in place of the copy's; the transforms made
+        so far are stale, and their buffers are kept for the new ones. The implicit cache's, for an
+        array an optimiser changed in place: a new entry per step had allocated (and the kernel
+        had page-faulted) a 7x7 layer's 10 MB of FFT spectra anew each time."""
+        self.weight.flags.writeable = True
+        self.weight[...] = weight
+        self.weight.flags.writeable = False
+        self._spare.update(self._transforms)
+        self._transforms = {}
 
     def transformed(self, algo, use, tile=0):
         """`algo`'s transform of the weight for `use` (FFT's at `tile`, from the kernel library's
@@ -68,7 +80,9 @@ class PreparedWeight:
             size = lib.conv2d_transformed_weight_size(algo, self.weight.shape, self.groups, use, tile)
             if size == 0:
                 return None
-            u = empty(size, self.weight.dtype, device_of(self.weight))
+            u = self._spare.pop(key, None)
+            if u is None:
+                u = empty(size, self.weight.dtype, device_of(self.weight))
             lib.conv2d_transform_weight(self.weight, u, self.groups, algo, use, tile)
             self._transforms[key] = u
         return self._transforms[key]
@@ -128,10 +142,11 @@ def transformed(lib, weight, groups, algo, use, tile=0):
         return None  # the kernel transforms the weight itself
     key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
     prepared = _entries.get(key)
-    if prepared is None or not lib.same_bytes(prepared.weight, weight):
-        _held -= 0 if prepared is None else prepared.nbytes
+    if prepared is None:
         prepared = PreparedWeight(weight, groups)
         _held += prepared.nbytes
+    elif not lib.same_bytes(prepared.weight, weight):
+        prepared.refresh(weight)
     _entries[key] = prepared
     _entries.move_to_end(key)
     before = prepared.nbytes
