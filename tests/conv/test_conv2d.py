@@ -205,6 +205,32 @@ def test_direct_strided_phases(isa, rng, case, dtype):
     np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * ref[0, 0].size))
 
 
+# Kernels whose taps leave each remainder of the weight-gradient kernel's groups of taps (direct.h:
+# three at a time with AVX2, six with AVX-512): 5, 8 (6 + 2), 10 (9 + 1 / 6 + 4), 121, and a
+# grouped layer of one output channel per group (blocks of one channel).
+DIRECT_WEIGHT_TAP_CASES = [
+    (2, 3, 10, 12, 5, 1, 5, 1, (0, 2), 1, 1),
+    (2, 2, 9, 14, 6, 2, 4, 1, 1, 1, 1),
+    (1, 3, 8, 9, 4, 2, 5, 1, 1, 1, 1),
+    (1, 2, 16, 16, 3, 11, 11, 1, 5, 1, 1),
+    (2, 4, 9, 10, 4, 2, 4, 1, 1, 1, 4),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_WEIGHT_TAP_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_weight_gradient_tap_groups_of_every_isa(isa, rng, case, dtype):
+    if isa == "generic":
+        pytest.skip("direct convolution needs AVX2 (test_direct_strided_phases checks the refusal)")
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, _ = _operands(rng, case, dtype)
+    gy = rng.standard_normal(ops.conv2d(x, w, None, stride, padding, dilation, groups, algo="im2col").shape).astype(dtype)
+    dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
+    dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
+    tol = TOLERANCE["direct"][dtype == np.float64]
+    np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * gy[0, 0].size))
+
+
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): shapes whose row tile differs by ISA
 # (direct.h's row_tile): with AVX-512, 16 x 1 (32 channels of 16 pixels), 8 x 2 (8 channels of 30
 # pixels: a partial last vector), 12 x 2 (12 channels of 32 pixels); AVX2's 6 x 2 and 12 x 1.

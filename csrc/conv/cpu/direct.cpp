@@ -45,8 +45,14 @@ void run_row_job(const RowJob<T>& job) {
 }
 
 template <class T>
+int weight_lanes() {
+  return (active_isa() >= Isa::avx512 ? 64 : 32) / static_cast<int>(sizeof(T));
+}
+
+template <class T>
 void run_weight_job(const WeightJob<T>& job) {
 #if FASTCONV_X86
+  if (job.lanes == 64 / static_cast<int>(sizeof(T))) return run_weight_avx512(job);
   run_weight_avx2(job);
 #else
   fail<std::logic_error>("direct convolution: the AVX2 weight kernel is not in this processor's build");
@@ -99,6 +105,8 @@ template Tile row_tile<float>(index_t, index_t);
 template Tile row_tile<double>(index_t, index_t);
 template void run_row_job<float>(const RowJob<float>&);
 template void run_row_job<double>(const RowJob<double>&);
+template int weight_lanes<float>();
+template int weight_lanes<double>();
 template void run_weight_job<float>(const WeightJob<float>&);
 template void run_weight_job<double>(const WeightJob<double>&);
 
@@ -274,11 +282,12 @@ void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, c
 // block: at stride 2, 3/4 of the time.)
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  constexpr index_t lanes = 32 / sizeof(T);
+  constexpr index_t row_lanes = 32 / sizeof(T);  // rows padded to AVX2's vectors on every ISA
+  const int lanes = direct::weight_lanes<T>();
   const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;
   const int mb = direct::weight_block(Kg);
   const index_t MB = mb, blocks = ceil_div(Kg, MB), Kr = blocks * MB;  // Kr: whole blocks
-  const index_t dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, lanes);
+  const index_t dh = s.p.dilation[0], dw = s.p.dilation[1], Qr = round_up(s.Q, row_lanes);
   // The input planes split by stride phase along both axes, as implicit GEMM's: tap (r, s) of
   // output pixel (p, q) is pixel (p + r', q + s') of one phase plane, so dy rows take the
   // planes' pitch Wp and the kernel runs each image as one flat row (flat_length values, the
@@ -327,7 +336,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
           for (index_t k = k0; k < k1; k += MB)
             direct::run_weight_job(direct::WeightJob<T>{
                 dys + ((n0 * G + g) * Kr + k) * flat_length, G * Kr * flat_length, flat_length, planes, plane_size,
-                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * k_range + k - k0) * RS, RS, mb});
+                nb, flat_length, taps.data(), RS, sums.data() + ((c - c0) * k_range + k - k0) * RS, RS, mb, lanes});
         }
       }
       for (index_t c = c0; c < c1; ++c)

@@ -1,4 +1,5 @@
-// Direct convolution (direct.cpp, with its AVX2 row kernel in direct_avx2.cpp).
+// Direct convolution (direct.cpp, with its vector kernels in direct_rows.h, compiled by
+// direct_avx2.cpp and direct_avx512.cpp).
 //
 // A GEMM formulation of a convolution with few output channels spends most of its time moving
 // the input into columns or packed panels: each packed value feeds only 2 * K flops. The direct
@@ -67,8 +68,9 @@ void run_row_avx512(const RowJob<T>& job);
 // input plane split by stride phase (conv2d_backward_weight_direct) and dy's rows taking its
 // pitch, so that an image is one flat row. The kernel takes the taps three at a time, holding
 // kWeightBlock x 3 accumulator vectors, each input vector feeding kWeightBlock of them, each
-// gradient vector 3; lanes are added up once at the end. dy is zero past Q in each row and
-// past the last row up to a whole vector, so the columns it pads contribute nothing.
+// gradient vector 3 (on AVX-512 six taps at a time); lanes are added up once at the end. dy is
+// zero past Q in each row and past the last row up to a whole vector of `lanes`, so the
+// columns it pads contribute nothing.
 // Depthwise layers (one output channel per group) use blocks of one: zero channels in a block
 // of four had made three quarters of the work.
 constexpr int kWeightBlock = 4;
@@ -85,9 +87,15 @@ struct WeightJob {
   double* sums;                 // sums[m * ld_sums + t] += ..., t < tap_count
   index_t ld_sums;
   int mb;                       // channels in the block: weight_block(K / groups)
+  int lanes;                    // the kernel's vector width (weight_lanes): length is whole vectors of it
 };
+// AVX-512's vectors where the CPU runs them, else AVX2's.
+template <class T>
+int weight_lanes();
 template <class T>
 void run_weight_avx2(const WeightJob<T>& job);
+template <class T>
+void run_weight_avx512(const WeightJob<T>& job);
 
 // The kernels' entries for direct.cpp and depthwise.cpp (defined in direct.cpp). The AVX2
 // kernels exist in x86 builds only; elsewhere direct_unsupported_reason refuses the algorithm

@@ -1,6 +1,6 @@
-// The row kernel of the direct convolution (direct.h), written once over a vector type V
-// (core/simd_avx2.h, simd_avx512.h). Included only by the per-ISA files after their
-// `#pragma GCC target`: raw loops and intrinsics only.
+// The row kernel and the weight-gradient kernel of the direct convolution (direct.h), written
+// once over a vector type V (core/simd_avx2.h, simd_avx512.h). Included only by the per-ISA
+// files after their `#pragma GCC target`: raw loops and intrinsics only.
 #pragma once
 #include "conv/cpu/direct.h"
 
@@ -66,6 +66,64 @@ void run_rows(const RowJob<typename V::T>& job) {
     if (job.mr == 12) return row_kernel<V, 12, 1>(job);
     row_kernel<V, 6, 2>(job);
   }
+}
+
+// The weight gradient of MB output channels and SC taps (WeightJob): MB x SC accumulators +
+// SC input vectors + 1 gradient vector, 16 registers at MB = 4, SC = 3 (AVX2), 31 at SC = 6
+// (AVX-512: each gradient vector then feeds 6 FMAs, each input vector 4).
+template <class V, int MB, int SC>
+void weight_kernel(const WeightJob<typename V::T>& job, index_t t0) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  Reg acc[MB][SC];
+#pragma GCC unroll 8
+  for (int m = 0; m < MB; ++m)
+#pragma GCC unroll 8
+    for (int s = 0; s < SC; ++s) acc[m][s] = V::zero();
+  for (index_t i = 0; i < job.images; ++i) {
+    const T* x = job.x + i * job.ld_x_i;
+    const T* dy = job.dy + i * job.ld_dy_i;
+    const T* tap_rows[SC];
+#pragma GCC unroll 8
+    for (int s = 0; s < SC; ++s) tap_rows[s] = x + job.taps[t0 + s];
+    for (index_t j = 0; j < job.length; j += W) {
+      Reg xv[SC];
+#pragma GCC unroll 8
+      for (int s = 0; s < SC; ++s) xv[s] = V::loadu(tap_rows[s] + j);
+#pragma GCC unroll 8
+      for (int m = 0; m < MB; ++m) {
+        const Reg g = V::loadu(dy + m * job.ld_dy_m + j);
+#pragma GCC unroll 8
+        for (int s = 0; s < SC; ++s) acc[m][s] = V::fma(g, xv[s], acc[m][s]);
+      }
+    }
+  }
+  for (int m = 0; m < MB; ++m)
+    for (int s = 0; s < SC; ++s) job.sums[m * job.ld_sums + t0 + s] += V::sum(acc[m][s]);
+}
+
+// The last `left` (1 .. N) taps of a block.
+template <class V, int MB, int N>
+void weight_tail(const WeightJob<typename V::T>& job, index_t t0, index_t left) {
+  if constexpr (N >= 1) {
+    if (left == N) return weight_kernel<V, MB, N>(job, t0);
+    weight_tail<V, MB, N - 1>(job, t0, left);
+  }
+}
+
+template <class V, int MB>
+void run_weight_block(const WeightJob<typename V::T>& job) {
+  constexpr int SC = V::registers >= 32 ? 6 : 3;
+  index_t t0 = 0;
+  for (; t0 + SC <= job.tap_count; t0 += SC) weight_kernel<V, MB, SC>(job, t0);
+  if (t0 < job.tap_count) weight_tail<V, MB, SC - 1>(job, t0, job.tap_count - t0);
+}
+
+template <class V>
+void run_weight(const WeightJob<typename V::T>& job) {
+  if (job.mb == 1) return run_weight_block<V, 1>(job);
+  run_weight_block<V, kWeightBlock>(job);
 }
 
 }  // namespace
