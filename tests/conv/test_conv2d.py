@@ -191,43 +191,24 @@ def _weight_gradient_reference(x, gy, weight_shape, stride, padding, dilation, g
 @pytest.mark.parametrize("case", DIRECT_STRIDED_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_strided_phases(isa, rng, case, dtype):
-    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    _, _, _, _, _, _, _, stride, padding, dilation, groups = case
     x, w, b = _operands(rng, case, dtype)
     if isa == "generic":  # the direct kernels are AVX2's
         with pytest.raises(ValueError, match="direct convolution needs AVX2"):
             ops.conv2d(x, w, b, stride, padding, dilation, groups, algo="direct")
         return
-    tol = TOLERANCE["direct"][dtype == np.float64]
-    ref = _assert_forward_with_relu("direct", case, x, w, b)
-    gy = rng.standard_normal(ref.shape).astype(dtype)
+    _assert_forward_with_relu("direct", case, x, w, b)
+    _assert_direct_weight_gradient(rng, case, x, w)
+
+
+def _assert_direct_weight_gradient(rng, case, x, w):
+    """direct's weight gradient for a random grad_output against the float64 sum."""
+    n, _, _, _, _, _, _, stride, padding, dilation, groups = case
+    y_shape = _C.conv2d_output_shape(x.shape, w.shape, *conv2d_arguments(w.shape, stride, padding, dilation, groups))
+    gy = rng.standard_normal(y_shape).astype(x.dtype)
     dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
     dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
-    np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * ref[0, 0].size))
-
-
-# Kernels whose taps leave each remainder of the weight-gradient kernel's groups of taps (direct.h:
-# three at a time with AVX2, six with AVX-512): 5, 8 (6 + 2), 10 (9 + 1 / 6 + 4), 121, and a
-# grouped layer of one output channel per group (blocks of one channel).
-DIRECT_WEIGHT_TAP_CASES = [
-    (2, 3, 10, 12, 5, 1, 5, 1, (0, 2), 1, 1),
-    (2, 2, 9, 14, 6, 2, 4, 1, 1, 1, 1),
-    (1, 3, 8, 9, 4, 2, 5, 1, 1, 1, 1),
-    (1, 2, 16, 16, 3, 11, 11, 1, 5, 1, 1),
-    (2, 4, 9, 10, 4, 2, 4, 1, 1, 1, 4),
-]
-
-
-@pytest.mark.parametrize("case", DIRECT_WEIGHT_TAP_CASES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_direct_weight_gradient_tap_groups_of_every_isa(isa, rng, case, dtype):
-    if isa == "generic":
-        pytest.skip("direct convolution needs AVX2 (test_direct_strided_phases checks the refusal)")
-    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
-    x, w, _ = _operands(rng, case, dtype)
-    gy = rng.standard_normal(ops.conv2d(x, w, None, stride, padding, dilation, groups, algo="im2col").shape).astype(dtype)
-    dw_ref = _weight_gradient_reference(x, gy, w.shape, stride, padding, dilation, groups)
-    dw = ops.conv2d_weight(x, w.shape, gy, stride, padding, dilation, groups, algo="direct")
-    tol = TOLERANCE["direct"][dtype == np.float64]
+    tol = TOLERANCE["direct"][x.dtype == np.float64]
     np.testing.assert_allclose(dw, dw_ref, rtol=0, atol=tol * np.abs(dw_ref).max() * np.sqrt(n * gy[0, 0].size))
 
 
@@ -242,12 +223,26 @@ DIRECT_TILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", DIRECT_TILE_CASES)
+# Kernels whose taps leave each remainder of the weight-gradient kernel's groups of taps (direct.h:
+# three at a time with AVX2, six with AVX-512): 5, 8 (6 + 2), 10 (9 + 1 / 6 + 4), 121, and a
+# grouped layer of one output channel per group (blocks of one channel).
+DIRECT_WEIGHT_TAP_CASES = [
+    (2, 3, 10, 12, 5, 1, 5, 1, (0, 2), 1, 1),
+    (2, 2, 9, 14, 6, 2, 4, 1, 1, 1, 1),
+    (1, 3, 8, 9, 4, 2, 5, 1, 1, 1, 1),
+    (1, 2, 16, 16, 3, 11, 11, 1, 5, 1, 1),
+    (2, 4, 9, 10, 4, 2, 4, 1, 1, 1, 4),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_TILE_CASES + DIRECT_WEIGHT_TAP_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_direct_row_tiles_of_every_isa(isa, rng, case, dtype):
+def test_direct_kernels_of_every_isa(isa, rng, case, dtype):
     if isa == "generic":
         pytest.skip("direct convolution needs AVX2 (test_direct_strided_phases checks the refusal)")
-    _assert_forward_with_relu("direct", case, *_operands(rng, case, dtype))
+    x, w, b = _operands(rng, case, dtype)
+    _assert_forward_with_relu("direct", case, x, w, b)
+    _assert_direct_weight_gradient(rng, case, x, w)
 
 
 # An input whose last value ends a page, the next page unreadable: a kernel reading one value
