@@ -107,9 +107,15 @@ def test_the_roofline_places_cases_with_flops_and_bytes_under_the_measured_roof(
         harness.write_roofline(tmp_path / "none.png", [memory], machine, "today")
 
 
-def test_each_round_times_every_runner_on_its_second_call_in_a_row():
+def test_each_round_times_every_runner_on_its_second_call_in_a_row_in_a_drawn_order():
     calls = []
-    runners = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    samples = harness.time_interleaved_samples(runners, repeats=4, warmup=0)
-    assert calls == list("aabbcc") * 4
-    assert all(len(s) == 4 for s in samples.values())
+    runners = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
+    samples = harness.time_interleaved_samples(runners, repeats=12, warmup=0)
+    assert all(len(s) == 12 for s in samples.values())
+    rounds = [calls[i:i + 8] for i in range(0, len(calls), 8)]
+    assert all(r[0::2] == r[1::2] and sorted(r[0::2]) == list("abcd") for r in rounds)  # each twice in a row
+    predecessors = {(r[j - 1], r[j]) for r in rounds for j in range(2, 8, 2)}
+    assert len({b for a, b in predecessors if a == "d"}) > 1  # no runner always follows the same one
+    again = []
+    harness.time_interleaved_samples({n: (lambda n=n: again.append(n)) for n in "abcd"}, repeats=12, warmup=0)
+    assert again == calls  # the same draws in every run

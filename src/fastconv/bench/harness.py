@@ -104,27 +104,33 @@ def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
 
 
 def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
-    """Seconds of every round per runner; each round runs every runner in turn, each twice in a
+    """Seconds of every round per runner; each round runs every runner once in turn, twice in a
     row, and times the second call: every runner is timed warm, right after a call of its own.
     Timing the first call of each would charge a runner for what the one before it left behind
     (caches full of another library's data, its threads): on resnet20_c32, 2 threads, the same
-    Winograd call took 1.27 ms right after the peers and 0.83 ms after another fastconv call,
-    and in a fixed order the same runner always pays (a shuffled order makes the peers, which
-    mostly follow fastconv's many algorithms, pay instead)."""
+    Winograd call took 1.27 ms right after the peers and 0.83 ms after another fastconv call.
+    Some of that outlasts one call: on resnet20_c16, Winograd's timed call took 1.11-1.16 ms
+    after another fastconv runner, 1.23-1.27 ms after ONNX Runtime or torch, 1.52 ms after
+    numpy. So the order is drawn anew each round (the same draws in every run): in a fixed
+    order each runner would always follow the same one, and the first of the list (fastconv's
+    auto) always the last (ONNX Runtime)."""
     for fn in runners.values():
         for _ in range(warmup - 1):
             fn()
         if warmup:
             settle(fn)  # the last warm-up call, and more while auto is choosing
     samples = {name: [] for name in runners}
+    names = list(runners)
+    orders = np.random.default_rng(0)
     rounds = 0
     start = time.perf_counter()
     while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 10 * repeats):
-        for name, fn in runners.items():
+        for i in orders.permutation(len(names)):
+            fn = runners[names[i]]
             fn()
             t0 = time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - t0)
+            samples[names[i]].append(time.perf_counter() - t0)
         rounds += 1
     return samples
 
