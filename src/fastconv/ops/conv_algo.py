@@ -297,13 +297,13 @@ class _Tuning:
     over `drop_after` times the leader's is not run again once it has run warm, after its second
     run, or after its first when that took over `long_run` seconds (where the warm-up is a small
     share). (Dropped after a cold first run, Winograd lost resnet20's 16-channel forward with
-    fixed weights to implicit GEMM, 1.31 against its 1.11 ms.) Another process taking a core only ever
-    adds time, so the minimum of a candidate's runs is its estimate. The fastest is clear after
-    `rounds` runs each beyond the first, once the two best are more than `margin` apart, else
-    after `max_rounds` (on a shared machine three rounds can all be disturbed, and a wrong pick
-    stays); runs over `long_run` seconds average their own noise: one round after the first
-    decides. A candidate whose run raised is dropped (failed()); when every one has, the first
-    error is raised."""
+    fixed weights to implicit GEMM, 1.31 against its 1.11 ms.) Another process taking a core
+    only ever adds time, so the minimum of a candidate's runs is its estimate. The fastest is
+    clear after `rounds` runs each beyond the first, once the two best are more than `margin`
+    apart, else after `max_rounds` (on a shared machine three rounds can all be disturbed, and a
+    wrong pick stays); runs over `long_run` seconds average their own noise: one round after the
+    first decides. A candidate whose run raised is dropped (failed()); when every one has, the
+    first error is raised."""
 
     def __init__(self, candidates, rounds=3, max_rounds=9, margin=0.1, drop_after=2.0, long_run=0.05):
         self.candidates = list(candidates)
