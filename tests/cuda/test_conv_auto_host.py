@@ -57,10 +57,10 @@ def test_the_rule_s_pick_and_the_likely_others_are_timed(device):
     runs = []
     assert _resolve(RESNET_3X3, run=runs.append) == "winograd_4x3"
     assert timed[0] == "winograd_4x3" and set(timed) == {"winograd_4x3", "im2col", "implicit"}
-    for algo in set(timed):  # an untimed warm-up (the timer runs the others), one timed run, a second
-        # unless over twice the best
+    for algo in set(timed):  # an untimed warm-up (the timer runs the others) and the timed runs
         assert runs.count(algo) == timed.count(algo) + 1
-    assert timed.count("im2col") == 1 and timed.count("winograd_4x3") == 2
+    # over twice the best after a second run too (a first may be cold): dropped then
+    assert timed.count("im2col") == 2 and timed.count("winograd_4x3") == 2
     timed.clear()
     assert _resolve(LARGE_7X7) == "implicit"
     assert timed[0] == "fft" and set(timed) == {"fft", "im2col", "implicit"}
