@@ -5,11 +5,12 @@ that supports the shape, timed on the calls' own arrays. The timing costs next t
 spread over the shape's first calls. Each of them runs one candidate, timed, in order of
 likelihood (the fixed rule's pick first, so the first call costs what that algorithm costs), and
 produces the call's result with it; once the candidates' times are clear the fastest is kept.
-Only the likely candidates run, one over twice the leader's time is dropped after its first
-run, runs over 50 ms decide after two each, and a candidate that fails (for lack of memory, or
-any other reason) is skipped within the call. (Timing on a slice of the batch was tried and misjudged: Winograd on one or four
-images ran 2-3x slower per image than on the whole batch, and auto picked direct convolution
-where Winograd won.) The winner is cached for the process and on disk (ops/conv_cache.py), so a
+Only the likely candidates run, one over twice the leader's time is dropped once it has run
+warm (its second run; its first pays its warm-up), runs over 50 ms decide after two each, and a
+candidate that fails (for lack of memory, or any other reason) is skipped within the call.
+(Timing on a slice of the batch was tried and misjudged: Winograd on one or four images ran 2-3x
+slower per image than on the whole batch, and auto picked direct convolution where Winograd
+won.) The winner is cached for the process and on disk (ops/conv_cache.py), so a
 later process on the same machine runs it from its first call. The algorithms differ only in
 rounding, so the choosing calls' results are as exact as the later ones'. In deterministic mode
 the choice is a fixed rule instead (no timing, no cache), so two runs of a program always run

@@ -19,7 +19,8 @@ Two ways to reuse it:
   cache keyed on (data pointer, shape, strides, dtype, groups). numpy arrays have no version
   counter, so an entry keeps a copy of the weight's bytes and is used only while the array
   still holds exactly those bytes (one memcmp per call, GIL released; an in-place optimiser
-  step changes the bytes, so the next call misses and transforms again: never stale).
+  step changes the bytes, so the next call takes the new bytes and transforms again, into the
+  entry's own buffers: never stale, nothing allocated per step).
   Least recently used entries are dropped beyond ``budget_bytes()`` (default 256 MiB, or
   ``FASTCONV_CONV_WEIGHT_CACHE_MB``; 0 turns the cache off; ``set_budget``, ``clear``).
 """
@@ -105,8 +106,8 @@ def prepare_conv_weight(weight: Array, groups: int = 1, algos: Sequence[str] = (
 
 _budget = int(float(os.environ.get("FASTCONV_CONV_WEIGHT_CACHE_MB", "256")) * (1 << 20))
 _entries = collections.OrderedDict()  # key -> PreparedWeight, least recently used first
-# The entries' bytes, kept up to date as they change: summed anew at every call, they cost a
-# ResNet-20 training step (a new entry per weight and step) about 1.5 ms.
+# The entries' bytes, kept up to date as they change: summed anew at every call (an entry per
+# weight, each refreshed at every step), they cost a ResNet-20 training step about 1.5 ms.
 _held = 0
 
 
