@@ -61,6 +61,20 @@ struct Avx2F32 {
     const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
     return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
   }
+  // Lane i = the sum of v[i]'s lanes, for 8 vectors: pairs of lanes, then of pairs, then the
+  // halves added (21 instructions where 8 sum() calls take 48).
+  static Reg sums(const Reg* v) {
+    Reg pairs[4], quads[2];
+#pragma GCC unroll 8
+    for (int k = 0; k < 4; ++k)
+      pairs[k] = _mm256_add_ps(_mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+#pragma GCC unroll 8
+    for (int k = 0; k < 2; ++k) {
+      const __m256d a = _mm256_castps_pd(pairs[2 * k]), b = _mm256_castps_pd(pairs[2 * k + 1]);
+      quads[k] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)), _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(quads[0], quads[1], 0x20), _mm256_permute2f128_ps(quads[0], quads[1], 0x31));
+  }
 };
 
 struct Avx2F64 {
@@ -100,6 +114,11 @@ struct Avx2F64 {
   static T sum(Reg v) {  // of the 4 lanes
     const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(half, _mm_unpackhi_pd(half, half)));
+  }
+  static Reg sums(const Reg* v) {  // lane i = the sum of v[i]'s lanes, for 4 vectors: as Avx2F32's
+    const Reg lo = _mm256_add_pd(_mm256_unpacklo_pd(v[0], v[1]), _mm256_unpackhi_pd(v[0], v[1]));
+    const Reg hi = _mm256_add_pd(_mm256_unpacklo_pd(v[2], v[3]), _mm256_unpackhi_pd(v[2], v[3]));
+    return _mm256_add_pd(_mm256_permute2f128_pd(lo, hi, 0x20), _mm256_permute2f128_pd(lo, hi, 0x31));
   }
 };
 

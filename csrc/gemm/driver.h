@@ -91,17 +91,55 @@ inline void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* 
     store_tile_through_buffer(ks, kc, a, b, c, i0, j0, rows, cols, tile_ep);
 }
 
+// One entry of C in row i finished from its scaled product (alpha * A B's entry): + beta * out
+// (out not read when beta is 0: it may be garbage) + bias, then ReLU.
+template <class T>
+T finished(const Epilogue<T>& ep, index_t i, T scaled, T out) {
+  T v = scaled;
+  if (ep.beta != T(0)) v += ep.beta * out;
+  if (ep.row_bias) v += ep.row_bias[i];
+  return ep.relu && v < T(0) ? T(0) : v;
+}
+
 // C = beta * C (+ bias, ReLU): the whole product when K == 0.
 template <class T>
 void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
   for (index_t i = 0; i < c.rows; ++i)
-    for (index_t j = 0; j < c.cols; ++j) {
-      T& out = c.at(i, j);
-      T v = ep.beta != T(0) ? ep.beta * out : T(0);
-      if (ep.row_bias) v += ep.row_bias[i];
-      if (ep.relu && v < T(0)) v = T(0);
-      out = v;
+    for (index_t j = 0; j < c.cols; ++j) c.at(i, j) = finished(ep, i, T(0), c.at(i, j));
+}
+
+// Whether the dot tile (kernels.h) computes A B: A's rows and B's columns contiguous along the
+// depth, each product short and wide enough that packing both operands costs more than their
+// tiles reread from cache.
+template <class T>
+bool dot_fits(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixView<const T>& b) {
+  return dot.kernel && a.col_stride == 1 && a.col_group == 0 && b.row_stride == 1 && b.row_group == 0 &&
+         a.rows <= kDotMaxRows && b.cols <= kDotMaxRows && a.cols >= kDotMinDepth;
+}
+
+// C = epilogue(A B) by dot tiles: row blocks of A outermost, so that a block's rows stay in L1
+// while the columns of B stream past them.
+template <class T>
+void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixView<const T>& b,
+              const MatrixView<T>& c, const Epilogue<T>& ep) {
+  const index_t M = a.rows, N = b.cols, K = a.cols;
+  const index_t col_blocks = ceil_div(N, dot.nb), blocks = ceil_div(M, dot.mb) * col_blocks;
+  constexpr double kMinFlopsPerThread = 4e6;  // as gemm_packed's
+  const index_t grain = std::max<index_t>(1, static_cast<index_t>(kMinFlopsPerThread / (2.0 * dot.mb * dot.nb * K)));
+  parallel_for(0, blocks, grain, [&](index_t lo, index_t hi) {
+    T sums[kMaxDotTile];
+    for (index_t block = lo; block < hi; ++block) {
+      const index_t i0 = block / col_blocks * dot.mb, j0 = block % col_blocks * dot.nb;
+      const index_t rows = std::min<index_t>(dot.mb, M - i0), cols = std::min<index_t>(dot.nb, N - j0);
+      dot.kernel(K, a.data + a.row_offset(i0), a.row_stride, rows, b.data + b.col_offset(j0), b.col_stride, cols,
+                 sums);
+      for (index_t i = 0; i < rows; ++i)
+        for (index_t j = 0; j < cols; ++j) {
+          T& out = c.at(i0 + i, j0 + j);
+          out = finished(ep, i0 + i, ep.alpha * sums[i * dot.nb + j], out);
+        }
     }
+  });
 }
 
 // Cache blocking of a product with M rows and depth K for a kernel set: K in equal slices of

@@ -35,6 +35,8 @@ void gemm(const MatrixView<const T>& a, const MatrixView<const T>& b, const Matr
           const Epilogue<T>& ep) {
   check(a.rows == c.rows && b.cols == c.cols && a.cols == b.rows, "gemm: shapes (", a.rows, ", ",
         a.cols, ") @ (", b.rows, ", ", b.cols, ") -> (", c.rows, ", ", c.cols, ") do not match");
+  const DotSet<T>& dot = active_family<T>().dot;
+  if (dot_fits(dot, a, b)) return gemm_dot(dot, a, b, c, ep);
   gemm_packed(a.rows, b.cols, a.cols, PackMatrixA<T>{a}, PackMatrixB<T>{b}, c, ep);
 }
 

@@ -38,12 +38,28 @@ struct KernelSet {
   index_t mc;          // most rows of a packed A block (mc x kc): half of one core's L2
 };
 
+// The dot tile: sums[i * NB + j] = the dot product of A's row i and B's column j over `depth`
+// values, both contiguous in memory (rows of a and of b, lda and ldb apart; a product A B^T of
+// two row-major matrices). Rows past `rows` and columns past `cols` repeat the last ones and
+// their sums are not wanted. MB x NB accumulators run along the depth, a vector of it at a time,
+// so neither operand is packed: for small M x N over a long depth (a Winograd weight gradient's
+// 16 x 16 channels over thousands of tiles) packing both would cost more than the arithmetic.
+template <class T>
+using DotKernel = void (*)(index_t depth, const T* a, index_t lda, index_t rows, const T* b, index_t ldb,
+                           index_t cols, T* sums);
+template <class T>
+struct DotSet {
+  DotKernel<T> kernel = nullptr;  // nullptr: the ISA has none, products go through packing
+  int mb = 0, nb = 0;
+};
+
 // Per ISA and type: a wide tile for large M and a narrow one that wastes fewer padded rows
 // when M is a small multiple of 8 (conv layers with 16, 32, 64 output channels); the two may
-// be the same. Each is defined in the file compiled for that ISA.
+// be the same; and the dot tile. Each is defined in the file compiled for that ISA.
 template <class T>
 struct KernelFamily {
   KernelSet<T> wide, narrow;
+  DotSet<T> dot;
 };
 const KernelFamily<float>& generic_kernels_f32();
 const KernelFamily<double>& generic_kernels_f64();
@@ -71,5 +87,11 @@ const KernelSet<T>& active_kernels(index_t M = 0) {
 }
 
 constexpr int kMaxMR = 16, kMaxNR = 64;  // bounds on every set's tile, for edge buffers
+constexpr int kMaxDotTile = 64;         // bound on mb * nb
+// The products the dot tile takes (driver.h's dot_fits): at most this many rows and columns, over
+// at least this depth. Measured on a Winograd weight gradient's per-point products (tiles as the
+// depth, 2 threads, AVX-512): 16 x 16 channels 35% faster than packed, 32 x 32 5%, 64 x 64 over
+// 128 tiles 15% slower (packing is a smaller share of a larger product).
+constexpr index_t kDotMaxRows = 32, kDotMinDepth = 128;
 
 }  // namespace fastconv::gemm

@@ -99,6 +99,57 @@ void gathered_micro_kernel(index_t kc, const typename V::T* a, const typename V:
   micro_kernel_rows<V, MR, NV, true>(kc, a, b, 0, rows, c, ldc, ep);
 }
 
+// kernels.h's dot tile: each step loads a vector of depth from MB rows of A and NB columns of B
+// and adds their MB x NB products lane by lane; the lanes are summed once, at the end (V provides
+// sum(v) and sums(v): lane i the sum of v[i], for `width` vectors). The last partial vector of
+// depth is read through a lane mask (nothing past the rows is touched).
+template <class V, int MB, int NB>
+void dot_kernel(index_t depth, const typename V::T* a, index_t lda, index_t rows, const typename V::T* b,
+                index_t ldb, index_t cols, typename V::T* sums) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  const T* ap[MB];
+  const T* bp[NB];
+#pragma GCC unroll 8
+  for (int i = 0; i < MB; ++i) ap[i] = a + (i < rows ? i : rows - 1) * lda;
+#pragma GCC unroll 8
+  for (int j = 0; j < NB; ++j) bp[j] = b + (j < cols ? j : cols - 1) * ldb;
+  Reg acc[MB][NB];
+#pragma GCC unroll 8
+  for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
+  const auto step = [&](index_t d, unsigned lanes) {
+    Reg av[MB];
+#pragma GCC unroll 8
+    for (int i = 0; i < MB; ++i) av[i] = lanes == V::all_lanes ? V::loadu(ap[i] + d) : V::load_lanes(ap[i] + d, lanes);
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) {
+      const Reg bv = lanes == V::all_lanes ? V::loadu(bp[j] + d) : V::load_lanes(bp[j] + d, lanes);
+#pragma GCC unroll 8
+      for (int i = 0; i < MB; ++i) acc[i][j] = V::fma(av[i], bv, acc[i][j]);
+    }
+  };
+  index_t d = 0;
+#pragma GCC unroll 2
+  for (; d + W <= depth; d += W) step(d, V::all_lanes);
+  if (d < depth) step(d, (1u << (depth - d)) - 1);
+  // Whole groups of `width` accumulators summed together (V::sums), the rest one by one.
+  constexpr int kSums = MB * NB;
+  const Reg* flat = &acc[0][0];
+  int q = 0;
+#pragma GCC unroll 4
+  for (; q + W <= kSums; q += W) V::storeu(sums + q, V::sums(flat + q));
+#pragma GCC unroll 16
+  for (; q < kSums; ++q) sums[q] = V::sum(flat[q]);
+}
+
+template <class V, int MB, int NB>
+DotSet<typename V::T> make_dot_set() {
+  return {&dot_kernel<V, MB, NB>, MB, NB};
+}
+
 // The FMA peak this ISA reaches on one core: independent FMA chains, no memory traffic.
 // The benchmark reports every kernel as a fraction of it. Returns flops executed.
 template <class V>

@@ -22,6 +22,39 @@ def test_matmul_matches_float64_reference(isa, device, rng, m, k, n, dtype, tran
     np.testing.assert_allclose(to_host(out), ref, rtol=0, atol=tol)
 
 
+# Products whose operands both lie along the depth (A's rows and B's columns contiguous: a @ b.T of
+# two row-major arrays) with a long depth and a small output, a Winograd weight gradient's per-point
+# product, run without packing, lanes along the depth: ragged tiles in both dimensions, depths that
+# end in part of a vector, the largest output that runs so (32 x 32) and the first that does not, the
+# shortest depth that runs so (128) and one shorter.
+DOT_SHAPES = [(16, 256, 16), (13, 300, 7), (1, 512, 1), (3, 259, 4), (32, 1000, 32), (33, 260, 32), (5, 257, 34),
+              (16, 128, 16), (16, 127, 16)]
+
+
+@pytest.mark.parametrize("m,k,n", DOT_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_of_operands_along_a_long_depth(isa, rng, m, k, n, dtype):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b_rows = rng.standard_normal((n, k)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype=dtype)
+    ops.matmul(a, b_rows.T, out=out)
+    ref = a.astype(np.float64) @ b_rows.T.astype(np.float64)
+    tol = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(k) * max(1.0, np.abs(ref).max())
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_scales_and_adds_along_a_long_depth(isa, rng, beta):
+    # c = alpha * a @ b + beta * c; with beta 0 c's old values (NaN here) are not read.
+    from fastconv import _C
+    a, b_rows = rng.standard_normal((7, 300)), rng.standard_normal((10, 300))
+    c0 = rng.standard_normal((7, 10)) if beta else np.full((7, 10), np.nan)
+    c = c0.copy()
+    _C.gemm(a, b_rows.T, c, -2.0, beta)
+    expected = -2.0 * (a @ b_rows.T) + (beta * c0 if beta else 0.0)
+    np.testing.assert_allclose(c, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_matmul_strided_and_negative_stride_views(device, rng):
     a = rng.standard_normal((40, 90))
     b = rng.standard_normal((90, 50))
