@@ -109,12 +109,16 @@ void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
 }
 
 // Whether the dot tile (kernels.h) computes A B: A's rows and B's columns contiguous along the
-// depth, each product short and wide enough that packing both operands costs more than their
-// tiles reread from cache.
+// depth K, no groups, and K long enough that packing both operands ((M + N) K values) would cost
+// more than the dot tiles' work per output (summing lanes, the epilogue): K >= 10 M N / (M + N),
+// the crossovers measured on one core (16 x 16 near K = 80, 32 x 32 near 160, 64 x 64 near 330;
+// 128 x 128 lost at every depth).
 template <class T>
 bool dot_fits(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixView<const T>& b) {
-  return dot.kernel && a.col_stride == 1 && a.col_group == 0 && b.row_stride == 1 && b.row_group == 0 &&
-         a.rows <= kDotMaxRows && b.cols <= kDotMaxRows && a.cols >= kDotMinDepth;
+  const index_t M = a.rows, N = b.cols, K = a.cols;
+  const bool ungrouped = a.row_group == 0 && a.col_group == 0 && b.row_group == 0 && b.col_group == 0;
+  return dot.kernel && ungrouped && a.col_stride == 1 && b.row_stride == 1 && std::min(M, N) <= kDotMaxShortSide &&
+         K >= kDotMinDepth && K * (M + N) >= 10 * M * N;
 }
 
 // C = epilogue(A B) by dot tiles: row blocks of A outermost, so that a block's rows stay in L1
@@ -131,13 +135,16 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
     for (index_t block = lo; block < hi; ++block) {
       const index_t i0 = block / col_blocks * dot.mb, j0 = block % col_blocks * dot.nb;
       const index_t rows = std::min<index_t>(dot.mb, M - i0), cols = std::min<index_t>(dot.nb, N - j0);
-      dot.kernel(K, a.data + a.row_offset(i0), a.row_stride, rows, b.data + b.col_offset(j0), b.col_stride, cols,
+      dot.kernel(K, a.data + i0 * a.row_stride, a.row_stride, rows, b.data + j0 * b.col_stride, b.col_stride, cols,
                  sums);
-      for (index_t i = 0; i < rows; ++i)
+      const bool plain = c.row_group == 0 && c.col_group == 0;
+      for (index_t i = 0; i < rows; ++i) {
+        T* const row = plain ? c.data + (i0 + i) * c.row_stride + j0 * c.col_stride : nullptr;
         for (index_t j = 0; j < cols; ++j) {
-          T& out = c.at(i0 + i, j0 + j);
+          T& out = plain ? row[j * c.col_stride] : c.at(i0 + i, j0 + j);
           out = finished(ep, i0 + i, ep.alpha * sums[i * dot.nb + j], out);
         }
+      }
     }
   });
 }

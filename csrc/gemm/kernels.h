@@ -88,10 +88,8 @@ const KernelSet<T>& active_kernels(index_t M = 0) {
 
 constexpr int kMaxMR = 16, kMaxNR = 64;  // bounds on every set's tile, for edge buffers
 constexpr int kMaxDotTile = 64;         // bound on mb * nb
-// The products the dot tile takes (driver.h's dot_fits): at most this many rows and columns, over
-// at least this depth. Measured on a Winograd weight gradient's per-point products (tiles as the
-// depth, 2 threads, AVX-512): 16 x 16 channels 35% faster than packed, 32 x 32 5%, 64 x 64 over
-// 128 tiles 15% slower (packing is a smaller share of a larger product).
-constexpr index_t kDotMaxRows = 32, kDotMinDepth = 128;
+// Bounds on the products the dot tile takes (driver.h's dot_fits): the shorter side of the output,
+// and the depth (below it the per-output sums cost more than packing saves).
+constexpr index_t kDotMaxShortSide = 64, kDotMinDepth = 128;
 
 }  // namespace fastconv::gemm

@@ -23,12 +23,12 @@ def test_matmul_matches_float64_reference(isa, device, rng, m, k, n, dtype, tran
 
 
 # Products whose operands both lie along the depth (A's rows and B's columns contiguous: a @ b.T of
-# two row-major arrays) with a long depth and a small output, a Winograd weight gradient's per-point
+# two row-major arrays) with a depth long for their output, a Winograd weight gradient's per-point
 # product, run without packing, lanes along the depth: ragged tiles in both dimensions, depths that
-# end in part of a vector, the largest output that runs so (32 x 32) and the first that does not, the
-# shortest depth that runs so (128) and one shorter.
+# end in part of a vector, a wide output, and beside them products just past the rule (depth 127;
+# 64 x 64 over 200), which are packed.
 DOT_SHAPES = [(16, 256, 16), (13, 300, 7), (1, 512, 1), (3, 259, 4), (32, 1000, 32), (33, 260, 32), (5, 257, 34),
-              (16, 128, 16), (16, 127, 16)]
+              (48, 1200, 300), (16, 128, 16), (16, 127, 16), (64, 200, 64)]
 
 
 @pytest.mark.parametrize("m,k,n", DOT_SHAPES)
