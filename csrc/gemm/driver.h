@@ -111,8 +111,8 @@ void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
 // Whether the dot tile (kernels.h) computes A B: A's rows and B's columns contiguous along the
 // depth K, no groups, and K long enough that packing both operands ((M + N) K values) would cost
 // more than the dot tiles' work per output (summing lanes, the epilogue): K >= 10 M N / (M + N),
-// the crossovers measured on one core (16 x 16 near K = 80, 32 x 32 near 160, 64 x 64 near 330;
-// 128 x 128 lost at every depth).
+// fitted to one core's timings of both (64 x 64 crossed near K = 330, 32 x 32 near 160; 128 x 128
+// lost at every depth tried, hence the bound on the short side).
 template <class T>
 bool dot_fits(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixView<const T>& b) {
   const index_t M = a.rows, N = b.cols, K = a.cols;
