@@ -11,6 +11,22 @@
 namespace fastconv::simd {
 namespace {
 
+// The last step of sums() below, for float or double lanes: quarter j of the result = the sum
+// of v[j]'s four 128-bit quarters, for 4 vectors (quarters 0+1 and 2+3 added, then those two).
+inline __m512 add_vectors(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+inline __m512d add_vectors(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+template <int Imm>
+__m512 shuffle_quarters(__m512 a, __m512 b) { return _mm512_shuffle_f32x4(a, b, Imm); }
+template <int Imm>
+__m512d shuffle_quarters(__m512d a, __m512d b) { return _mm512_shuffle_f64x2(a, b, Imm); }
+template <class Reg>
+Reg add_quarters(const Reg* v) {
+  constexpr int kEven = _MM_SHUFFLE(2, 0, 2, 0), kOdd = _MM_SHUFFLE(3, 1, 3, 1);
+  const Reg lo = add_vectors(shuffle_quarters<kEven>(v[0], v[1]), shuffle_quarters<kOdd>(v[0], v[1]));
+  const Reg hi = add_vectors(shuffle_quarters<kEven>(v[2], v[3]), shuffle_quarters<kOdd>(v[2], v[3]));
+  return add_vectors(shuffle_quarters<kEven>(lo, hi), shuffle_quarters<kOdd>(lo, hi));
+}
+
 struct Avx512F32 {
   using T = float;
   using Reg = __m512;
@@ -37,7 +53,8 @@ struct Avx512F32 {
   static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
   static T sum(Reg v) { return _mm512_reduce_add_ps(v); }
   // Lane i = the sum of v[i]'s lanes, for 16 vectors: pairs of lanes, then of pairs, within each
-  // 128-bit quarter, then the quarters added (45 instructions where 16 sum() calls take 128).
+  // 128-bit quarter, then the quarters added (add_quarters; 45 instructions where 16 sum() calls
+  // take 128).
   static Reg sums(const Reg* v) {
     Reg pairs[8], quads[4];
 #pragma GCC unroll 8
@@ -48,14 +65,7 @@ struct Avx512F32 {
       const __m512d a = _mm512_castps_pd(pairs[2 * k]), b = _mm512_castps_pd(pairs[2 * k + 1]);
       quads[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
     }
-    // quads[k]'s quarter q: the sums over quarter q of v[4k .. 4k + 3]. Add quarters 0+1 and 2+3,
-    // then those two.
-    const Reg lo = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_f32x4(quads[0], quads[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const Reg hi = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_f32x4(quads[2], quads[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+    return add_quarters(quads);  // quads[k]'s quarter q: the sums over quarter q of v[4k .. 4k + 3]
   }
 };
 
@@ -87,12 +97,7 @@ struct Avx512F64 {
 #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k)
       pairs[k] = _mm512_add_pd(_mm512_unpacklo_pd(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_pd(v[2 * k], v[2 * k + 1]));
-    const Reg lo = _mm512_add_pd(_mm512_shuffle_f64x2(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_f64x2(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const Reg hi = _mm512_add_pd(_mm512_shuffle_f64x2(pairs[2], pairs[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_f64x2(pairs[2], pairs[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_pd(_mm512_shuffle_f64x2(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f64x2(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+    return add_quarters(pairs);  // pairs[k]'s quarter q: the sums over quarter q of v[2k], v[2k + 1]
   }
 };
 

@@ -130,6 +130,7 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
   const index_t col_blocks = ceil_div(N, dot.nb), blocks = ceil_div(M, dot.mb) * col_blocks;
   constexpr double kMinFlopsPerThread = 4e6;  // as gemm_packed's
   const index_t grain = std::max<index_t>(1, static_cast<index_t>(kMinFlopsPerThread / (2.0 * dot.mb * dot.nb * K)));
+  const bool plain = c.row_group == 0 && c.col_group == 0;  // C's entries addressed directly
   parallel_for(0, blocks, grain, [&](index_t lo, index_t hi) {
     T sums[kMaxDotTile];
     for (index_t block = lo; block < hi; ++block) {
@@ -137,7 +138,6 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
       const index_t rows = std::min<index_t>(dot.mb, M - i0), cols = std::min<index_t>(dot.nb, N - j0);
       dot.kernel(K, a.data + i0 * a.row_stride, a.row_stride, rows, b.data + j0 * b.col_stride, b.col_stride, cols,
                  sums);
-      const bool plain = c.row_group == 0 && c.col_group == 0;
       for (index_t i = 0; i < rows; ++i) {
         T* const row = plain ? c.data + (i0 + i) * c.row_stride + j0 * c.col_stride : nullptr;
         for (index_t j = 0; j < cols; ++j) {
