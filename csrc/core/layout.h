@@ -17,5 +17,9 @@ void copy_layout(const TensorArg& src, const TensorArg& dst);
 // rows), over rows [r0, r1) and all columns: per ISA (layout_avx2.cpp) and portable.
 template <class T>
 void transpose_rows_avx2(const T* src, T* dst, index_t rows, index_t cols, index_t r0, index_t r1);
+// dst[j * ld + i] = src[i * ls + j] for i < rows, j < cols, in 8x8 (4x4) blocks in registers
+// (AVX2 machines only).
+template <class T>
+void transpose_avx2(const T* src, index_t ls, T* dst, index_t ld, index_t rows, index_t cols);
 
 }  // namespace fastconv

@@ -49,21 +49,28 @@ inline void transpose_block(const double* s, index_t ls, double* d, index_t ld) 
 }  // namespace
 
 template <class T>
-void transpose_rows_avx2(const T* src, T* dst, index_t rows, index_t cols, index_t r0, index_t r1) {
+void transpose_avx2(const T* src, index_t ls, T* dst, index_t ld, index_t rows, index_t cols) {
   constexpr index_t B = 32 / sizeof(T);  // a block: one vector per row
-  index_t i = r0;
-  for (; i + B <= r1; i += B) {
+  index_t i = 0;
+  for (; i + B <= rows; i += B) {
     index_t j = 0;
-    for (; j + B <= cols; j += B) transpose_block(src + i * cols + j, cols, dst + j * rows + i, rows);
+    for (; j + B <= cols; j += B) transpose_block(src + i * ls + j, ls, dst + j * ld + i, ld);
     for (; j < cols; ++j)
-      for (index_t k = i; k < i + B; ++k) dst[j * rows + k] = src[k * cols + j];
+      for (index_t k = i; k < i + B; ++k) dst[j * ld + k] = src[k * ls + j];
   }
-  for (; i < r1; ++i)
-    for (index_t j = 0; j < cols; ++j) dst[j * rows + i] = src[i * cols + j];
+  for (; i < rows; ++i)
+    for (index_t j = 0; j < cols; ++j) dst[j * ld + i] = src[i * ls + j];
+}
+
+template <class T>
+void transpose_rows_avx2(const T* src, T* dst, index_t rows, index_t cols, index_t r0, index_t r1) {
+  transpose_avx2(src + r0 * cols, cols, dst + r0, rows, r1 - r0, cols);
 }
 
 template void transpose_rows_avx2<float>(const float*, float*, index_t, index_t, index_t, index_t);
 template void transpose_rows_avx2<double>(const double*, double*, index_t, index_t, index_t, index_t);
+template void transpose_avx2<float>(const float*, index_t, float*, index_t, index_t, index_t);
+template void transpose_avx2<double>(const double*, index_t, double*, index_t, index_t, index_t);
 
 }  // namespace fastconv
 
