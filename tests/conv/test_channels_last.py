@@ -24,6 +24,7 @@ CASES = [
     (1, 5, 9, 7, 6, 2, 3, 3, 0, 1, 1),          # stride above the kernel's height: phases without taps
     (2, 20, 7, 9, 12, 3, 3, 1, 1, 1, 1),        # direct weight gradient: a whole and a partial channel vector
     (1, 16, 9, 8, 16, 3, 5, (1, 2), (2, 1), (2, 1), 1),  # direct weight gradient: 15 taps, strided, dilated
+    (2, 16, 9, 9, 7, 5, 5, 1, 2, 1, 1),         # direct weight gradient: 25 taps, a partial block of channels
     (2, 4, 9, 8, 17, 3, 3, 1, "same", 2, 1),    # dilated: the input gradient's rotated taps
     (2, 4, 8, 8, 6, 4, 4, 1, "same", 1, 1),     # even kernel: asymmetric padding
     (3, 32, 5, 6, 16, 1, 1, 1, 0, 1, 1),        # pointwise

@@ -235,7 +235,23 @@ DIRECT_WEIGHT_TAP_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", DIRECT_TILE_CASES + DIRECT_WEIGHT_TAP_CASES)
+# Weight gradients of 16 or more input channels, which run by tap tiles over vectors of input
+# channels (kernels.h's conv2d_backward_weight_taps; 4 output channels x 6 taps with AVX-512, 3 x 3
+# with AVX2): output channels short of a block (7, 5, 6), input channels short of a vector (20,
+# 17), 9 taps (6 + 3), 25 and 49 (a last block of 3 holding 1), 15 and 16 (a last block of 6
+# holding 4), strided and dilated, an even kernel's asymmetric padding, and one image (fewer
+# images than threads: the NCHW kernel's path).
+WEIGHT_TAP_TILE_CASES = [
+    (2, 16, 9, 10, 7, 3, 3, 1, 1, 1, 1),
+    (2, 20, 8, 9, 5, 5, 5, 1, 2, 1, 1),
+    (2, 16, 12, 11, 4, 7, 7, 1, 3, 1, 1),
+    (3, 17, 9, 13, 6, 3, 5, (2, 1), (1, 2), (2, 1), 1),
+    (2, 32, 7, 6, 8, 4, 4, 1, "same", 1, 1),
+    (1, 16, 8, 8, 4, 3, 3, 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_TILE_CASES + DIRECT_WEIGHT_TAP_CASES + WEIGHT_TAP_TILE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_kernels_of_every_isa(isa, rng, case, dtype):
     if isa == "generic":

@@ -424,16 +424,11 @@ void conv2d_backward_input_channels_last(const Conv2dShape& s, const T* grad_y, 
   });
 }
 
-// A dense weight gradient by the direct kernels (weight_images_*) where the GEMM's is narrow: 16
-// input or output channels (K x C*R*S of 16 x 144 at resnet20's first stage), at least 16 input
-// channels (a whole AVX-512 vector) and 3x3 taps (a register tile holds up to 6 taps). One
-// thread, this machine (Zen 4): resnet20's 16-channel 3x3 layer 7.8 -> 3.8 ms, its 3x3/2 3.4 ->
-// 2.2 ms; at 32 channels the two are level, at 64 (8x8 maps, rows of 8) the GEMM is 1.5x faster.
 // Threads take runs of images, each summing into doubles of its own, added in thread order.
 template <class T>
-bool dense_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w) {
+bool conv2d_backward_weight_taps(const Conv2dShape& s, bool channels_last, const T* x, const T* grad_y, T* grad_w) {
 #if FASTCONV_X86
-  if (direct_kind(s) != Direct::dense || s.R * s.S < 9 || s.C < 16 || std::min(s.K, s.C) > 16) return false;
+  if (!weight_taps_fit(s) || s.N < num_threads()) return false;
   const channels_last::Geometry g = forward_geometry(s);
   const index_t RS = s.R * s.S, width = s.K * RS * s.C;
   const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
@@ -442,7 +437,7 @@ bool dense_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T*
                                                   : channels_last::weight_images_avx2<T>;
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
     for (index_t t = t_lo; t < t_hi; ++t)
-      images(g, x, grad_y, sums.data() + t * width, s.N * t / threads, s.N * (t + 1) / threads);
+      images(g, !channels_last, x, grad_y, sums.data() + t * width, s.N * t / threads, s.N * (t + 1) / threads);
   });
   for (index_t k = 0; k < s.K; ++k)
     for (index_t c = 0; c < s.C; ++c)
@@ -463,7 +458,7 @@ template <class T>
 void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                                           T* grad_bias) {
   if (direct_kind(s) == Direct::depthwise) return depthwise_weight_gradient(s, x, grad_y, grad_w, grad_bias);
-  if (dense_weight_gradient(s, x, grad_y, grad_w)) {
+  if (conv2d_backward_weight_taps(s, true, x, grad_y, grad_w)) {
     if (grad_bias) bias_gradient(s, grad_y, grad_bias);
     return;
   }
@@ -498,7 +493,8 @@ void conv2d_backward_weight_channels_last(const Conv2dShape& s, const T* x, cons
 #define FASTCONV_INSTANTIATE(T)                                                                          \
   template void conv2d_forward_channels_last<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_channels_last<T>(const Conv2dShape&, const T*, const T*, T*);          \
-  template void conv2d_backward_weight_channels_last<T>(const Conv2dShape&, const T*, const T*, T*, T*);
+  template void conv2d_backward_weight_channels_last<T>(const Conv2dShape&, const T*, const T*, T*, T*); \
+  template bool conv2d_backward_weight_taps<T>(const Conv2dShape&, bool, const T*, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -74,12 +74,14 @@ inline bool depthwise_weight_rows_fit(const Geometry& g) {
 // The weight gradient of a dense convolution (one group; `g` the forward's): for images [lo, hi),
 // sums[(k * R * S + tap) * C + c] += the sum over the image's output pixels of dy[pixel][k] times
 // channel c of the tap's input pixel. Blocks of output channels (dy broadcast) by taps (vectors
-// of input channels, read where they lie) in registers, an image's sums in T, added into these
-// doubles (the calling thread's).
+// of input channels, read from a zero-padded (H, W, C) copy of the image) in registers, an
+// image's sums in T, added into these doubles (the calling thread's). x and dy are NCHW with
+// `nchw` (the copy transposes the image), else channels_last.
 template <class T>
-void weight_images_avx2(const Geometry& g, const T* x, const T* dy, double* sums, index_t lo, index_t hi);
+void weight_images_avx2(const Geometry& g, bool nchw, const T* x, const T* dy, double* sums, index_t lo, index_t hi);
 template <class T>
-void weight_images_avx512(const Geometry& g, const T* x, const T* dy, double* sums, index_t lo, index_t hi);
+void weight_images_avx512(const Geometry& g, bool nchw, const T* x, const T* dy, double* sums, index_t lo,
+                          index_t hi);
 // The depthwise kernels work on kDepthwiseBlocksAtOnce pixel blocks of at most kMaxPixelsPerBlock
 // pixels at a time, and hold each one's input pixels per tap.
 constexpr index_t kDepthwiseBlocksAtOnce = 4, kMaxPixelsPerBlock = 24;

@@ -43,12 +43,14 @@ void depthwise_weight_rows_avx512(const Geometry& g, const double* x, const doub
   depthwise_weight_rows<simd::Avx512F64, 8>(g, x, dy, sums, lo, hi);
 }
 template <>
-void weight_images_avx512(const Geometry& g, const float* x, const float* dy, double* sums, index_t lo, index_t hi) {
-  weight_images<simd::Avx512F32, 4, 6>(g, x, dy, sums, lo, hi);
+void weight_images_avx512(const Geometry& g, bool nchw, const float* x, const float* dy, double* sums, index_t lo,
+                          index_t hi) {
+  weight_images<simd::Avx512F32, 4, 6>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
-void weight_images_avx512(const Geometry& g, const double* x, const double* dy, double* sums, index_t lo, index_t hi) {
-  weight_images<simd::Avx512F64, 4, 6>(g, x, dy, sums, lo, hi);
+void weight_images_avx512(const Geometry& g, bool nchw, const double* x, const double* dy, double* sums, index_t lo,
+                          index_t hi) {
+  weight_images<simd::Avx512F64, 4, 6>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
 void block_shape_avx512<float>(index_t K, index_t* mr, index_t* block) {

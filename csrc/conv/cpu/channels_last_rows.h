@@ -1,7 +1,11 @@
 // channels_last.h's kernel, written once over a vector type V (core/simd_avx2.h,
 // simd_avx512.h). Included only by the per-ISA files, after their `#pragma GCC target`.
 #pragma once
+#include <algorithm>
+
 #include "conv/cpu/channels_last.h"
+#include "core/layout.h"
+#include "core/scratch.h"
 
 namespace fastconv::conv::cpu::channels_last {
 namespace {
@@ -308,80 +312,95 @@ void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const type
   }
 }
 
-// weight_images_*: KB output channels x TB taps of one vector of input channels [c0, c0 + width)
-// over image n's output pixels, in registers: per pixel TB input vectors and KB broadcasts of dy,
-// KB x TB FMAs, then into the double sums. Along a row, the columns where every tap lies inside
-// the input run without checks, each tap's input advancing by a stride (a tap whose row is
-// outside, or past the taps, reads a zero vector that does not advance); the columns at the
-// edges check each tap. kWhole: c0's vector is whole; kFullK: the block has KB channels (the
-// last, partial block's missing ones read zero gradients).
-template <class V, int KB, int TB, bool kWhole, bool kFullK>
-inline void weight_tile(const Geometry& g, const typename V::T* x, const typename V::T* dy, index_t n, index_t c0,
-                        index_t k0, index_t kb, index_t t0, double* sums) {
+// weight_images_* reads each image from a copy with zeros around it and past its channels
+// (PaddedImage), (H, W, C) whatever x's layout: every tap of every output pixel then lies inside,
+// so the loop over a row has no bounds checks, and every vector of channels is whole. Copy pixel
+// (h, w) is input pixel (h - top, w - left).
+struct PaddedImage {
+  index_t top, left, H, W, C;
+  PaddedImage(const Geometry& g, index_t width) {
+    top = g.top < 0 ? -g.top : 0;
+    left = g.left < 0 ? -g.left : 0;
+    const index_t last_row = (g.P - 1) * g.sh + g.top + (g.R - 1) * g.dh;
+    const index_t last_col = (g.Q - 1) * g.sw + g.left + (g.S - 1) * g.dw;
+    H = top + (g.H > last_row + 1 ? g.H : last_row + 1);
+    W = left + (g.W > last_col + 1 ? g.W : last_col + 1);
+    C = (g.C + width - 1) / width * width;
+  }
+  index_t values() const { return H * W * C; }
+  // One image of x (H x W x C, or C x H x W with kNchw) into `out`, zeros where no input lands.
+  template <bool kNchw, class T>
+  void copy(const Geometry& g, const T* image, T* out) const {
+    const index_t row = W * C;
+    std::fill(out, out + top * row, T(0));
+    std::fill(out + (top + g.H) * row, out + H * row, T(0));
+    for (index_t h = 0; h < g.H; ++h) {
+      T* to = out + (top + h) * row;
+      std::fill(to, to + left * C, T(0));
+      std::fill(to + (left + g.W) * C, to + row, T(0));
+      if (kNchw)
+        transpose_avx2(image + h * g.W, g.H * g.W, to + left * C, C, g.C, g.W);
+      else if (C == g.C)
+        std::copy(image + h * g.W * g.C, image + (h + 1) * g.W * g.C, to + left * C);
+      else
+        for (index_t w = 0; w < g.W; ++w)
+          std::copy(image + (h * g.W + w) * g.C, image + (h * g.W + w + 1) * g.C, to + (left + w) * C);
+      if (C > g.C)
+        for (index_t w = 0; w < g.W; ++w) std::fill(to + (left + w) * C + g.C, to + (left + w + 1) * C, T(0));
+    }
+  }
+};
+
+// An image's output gradient with each output row's pixels adjacent: dy(k, p, q) at
+// at[k * channel + p * row + q]. NCHW's as it lies ([K][P][Q]); a channels_last one transposed
+// per row into [P][K][Q] (transposed whole, rows of one channel would lie 4 KiB apart at 32 x 32
+// maps, one cache set). Either way a tile's KB channels are KB streams along the pixels, each
+// cache line read once; read as (P, Q, K) a tile used a quarter or less of every line.
+template <class T>
+struct Gradient {
+  const T* at;
+  index_t channel, row;
+};
+
+// KB output channels x TB taps [t0, t0 + TB) of one vector of input channels from c0 over an
+// image's output pixels, in registers: per pixel TB input vectors and KB broadcasts of dy, KB x TB
+// FMAs; then into the double sums. kFullK: the block has KB channels (the last, partial block's
+// missing ones read zero gradients).
+template <class V, int KB, int TB, bool kFullK>
+inline void weight_tile(const Geometry& g, const PaddedImage& pad, const typename V::T* image,
+                        const Gradient<typename V::T>& dy, index_t c0, index_t k0, index_t kb, index_t t0,
+                        double* sums) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   const index_t taps = g.R * g.S, tb = taps - t0 < TB ? taps - t0 : TB;
-  alignas(64) T zeros[V::width] = {};
-  const auto load = [&](const T* p) { return kWhole ? V::loadu(p + c0) : load_channels<V>(p, c0, g.C); };
-  const auto accumulate = [&](const T* grad, const Reg (&in)[TB], Reg (&acc)[KB][TB]) {
-    #pragma GCC unroll 8
-    for (int k = 0; k < KB; ++k) {
-      const Reg d = V::set1(kFullK || k < kb ? grad[k] : T(0));
-      #pragma GCC unroll 8
-      for (int t = 0; t < TB; ++t) acc[k][t] = V::fma(d, in[t], acc[k][t]);
-    }
-  };
+  index_t offset[TB];  // each tap's pixel in the copy for output pixel (0, 0); past the taps, (0, 0)
+  #pragma GCC unroll 8
+  for (int t = 0; t < TB; ++t) {
+    const index_t r = (t0 + t) / g.S, s = (t0 + t) % g.S;
+    offset[t] = t < tb ? ((g.top + pad.top + r * g.dh) * pad.W + g.left + pad.left + s * g.dw) * pad.C + c0 : c0;
+  }
   Reg acc[KB][TB];
   #pragma GCC unroll 8
   for (int k = 0; k < KB; ++k)
     #pragma GCC unroll 8
     for (int t = 0; t < TB; ++t) acc[k][t] = V::zero();
-  const T* image = x + n * g.H * g.W * g.C;
-  const index_t step = g.sw * g.C;
+  const index_t step = g.sw * pad.C;
   for (index_t p = 0; p < g.P; ++p) {
-    const T* rows[TB];  // each tap's input row, or null outside the input or past the taps
-    index_t cols[TB];   // the input column of output column 0
-    index_t q_lo = 0, q_hi = g.Q;  // the columns where every tap with a row lies inside it
-    #pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t) {
-      const index_t tap = t0 + t, h = p * g.sh + g.top + (tap / g.S) * g.dh;
-      rows[t] = t < tb && h >= 0 && h < g.H ? image + h * g.W * g.C : nullptr;
-      cols[t] = g.left + (tap % g.S) * g.dw;
-      if (!rows[t]) continue;
-      const index_t first = cols[t] >= 0 ? 0 : (-cols[t] + g.sw - 1) / g.sw;
-      const index_t end = cols[t] >= g.W ? 0 : (g.W - 1 - cols[t]) / g.sw + 1;
-      q_lo = first > q_lo ? first : q_lo;
-      q_hi = end < q_hi ? end : q_hi;
-    }
-    if (q_hi < q_lo) q_hi = q_lo;
-    const T* grad_row = dy + (n * g.P + p) * g.Q * g.K + k0;
-    const auto checked = [&](index_t q) {
-      Reg in[TB];
-      #pragma GCC unroll 8
-      for (int t = 0; t < TB; ++t) {
-        const index_t c = q * g.sw + cols[t];
-        in[t] = rows[t] && c >= 0 && c < g.W ? load(rows[t] + c * g.C) : V::zero();
-      }
-      accumulate(grad_row + q * g.K, in, acc);
-    };
-    for (index_t q = 0; q < q_lo && q < g.Q; ++q) checked(q);
     const T* src[TB];
-    index_t advance[TB];
     #pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t) {
-      src[t] = rows[t] ? rows[t] + (q_lo * g.sw + cols[t]) * g.C : zeros - c0;
-      advance[t] = rows[t] ? step : 0;
-    }
-    for (index_t q = q_lo; q < q_hi; ++q) {
+    for (int t = 0; t < TB; ++t) src[t] = image + p * g.sh * pad.W * pad.C + offset[t];
+    const T* grad = dy.at + k0 * dy.channel + p * dy.row;
+    for (index_t q = 0, at = 0; q < g.Q; ++q, at += step) {
       Reg in[TB];
       #pragma GCC unroll 8
-      for (int t = 0; t < TB; ++t) {
-        in[t] = load(src[t]);
-        src[t] += advance[t];
+      for (int t = 0; t < TB; ++t) in[t] = V::loadu(src[t] + at);
+      #pragma GCC unroll 8
+      for (int k = 0; k < KB; ++k) {
+        const Reg d = V::set1(kFullK || k < kb ? grad[k * dy.channel + q] : T(0));
+        #pragma GCC unroll 8
+        for (int t = 0; t < TB; ++t) acc[k][t] = V::fma(d, in[t], acc[k][t]);
       }
-      accumulate(grad_row + q * g.K, in, acc);
     }
-    for (index_t q = q_hi > q_lo ? q_hi : q_lo; q < g.Q; ++q) checked(q);
   }
   alignas(64) T lanes[V::width];
   const index_t width = g.C - c0 < V::width ? g.C - c0 : V::width;
@@ -393,21 +412,43 @@ inline void weight_tile(const Geometry& g, const typename V::T* x, const typenam
     }
 }
 
+// Taps in blocks of TB, and the last few (at most TB / 2) in a block of TB / 2: 3x3 taps run as
+// 6 + 3 with no idle register. A block with fewer taps than its width computes the missing ones
+// on the copy's own pixels and drops their sums. Channels_last gradients are transposed per image.
 template <class V, int KB, int TB>
-void weight_images(const Geometry& g, const typename V::T* x, const typename V::T* dy, double* sums, index_t lo,
-                   index_t hi) {
-  const index_t taps = g.R * g.S;
-  for (index_t n = lo; n < hi; ++n)
+void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const typename V::T* dy, double* sums,
+                   index_t lo, index_t hi) {
+  using T = typename V::T;
+  const PaddedImage pad(g, V::width);
+  const index_t taps = g.R * g.S, plane = g.P * g.Q;
+  T* image = thread_scratch<T>(pad.values(), ScratchSlot::columns);
+  T* transposed = nchw ? nullptr : thread_scratch<T>(g.K * plane, ScratchSlot::transform_work);  // [P][K][Q]
+  for (index_t n = lo; n < hi; ++n) {
+    const T* image_dy = dy + n * g.K * plane;
+    Gradient<T> grad{image_dy, plane, g.Q};
+    if (nchw) {
+      pad.copy<true>(g, x + n * g.H * g.W * g.C, image);
+    } else {
+      pad.copy<false>(g, x + n * g.H * g.W * g.C, image);
+      for (index_t p = 0; p < g.P; ++p)
+        transpose_avx2(image_dy + p * g.Q * g.K, g.K, transposed + p * g.K * g.Q, g.Q, g.Q, g.K);
+      grad = {transposed, g.Q, g.K * g.Q};
+    }
     for (index_t c0 = 0; c0 < g.C; c0 += V::width)
-      for (index_t k0 = 0; k0 < g.K; k0 += KB)
-        for (index_t t0 = 0; t0 < taps; t0 += TB) {
-          const bool whole = c0 + V::width <= g.C;
-          const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
-          if (whole && kb == KB) weight_tile<V, KB, TB, true, true>(g, x, dy, n, c0, k0, kb, t0, sums);
-          else if (whole) weight_tile<V, KB, TB, true, false>(g, x, dy, n, c0, k0, kb, t0, sums);
-          else if (kb == KB) weight_tile<V, KB, TB, false, true>(g, x, dy, n, c0, k0, kb, t0, sums);
-          else weight_tile<V, KB, TB, false, false>(g, x, dy, n, c0, k0, kb, t0, sums);
+      for (index_t k0 = 0; k0 < g.K; k0 += KB) {
+        const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
+        for (index_t t0 = 0; t0 < taps;) {
+          const bool half = taps - t0 <= TB / 2;
+          if (kb == KB)
+            (half ? weight_tile<V, KB, TB / 2, true> : weight_tile<V, KB, TB, true>)(g, pad, image, grad, c0, k0, kb,
+                                                                                      t0, sums);
+          else
+            (half ? weight_tile<V, KB, TB / 2, false> : weight_tile<V, KB, TB, false>)(g, pad, image, grad, c0, k0,
+                                                                                        kb, t0, sums);
+          t0 += half ? TB / 2 : TB;
         }
+      }
+  }
 }
 
 // The block shape for K output channels: two vectors of channels beside MR2 pixels, or, when

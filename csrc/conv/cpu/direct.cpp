@@ -273,7 +273,9 @@ void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, c
   std::fill(dst + filled, dst + size, T(0));
 }
 
-// The weight gradient: work items are (group, range of input channels, range of output-channel
+// The weight gradient: by tap tiles over vectors of input channels where they fit (kernels.h's
+// conv2d_backward_weight_taps: 16 or more input channels, no groups); else as follows. Work
+// items are (group, range of input channels, range of output-channel
 // blocks: all of them unless the channels are too few to share out), each summing over every
 // image, so every weight value has one writer and an order of additions fixed by the shape and
 // thread count. The gradient rows are copied once, in the planes' pitch, before the items run
@@ -282,6 +284,10 @@ void fill_phase_planes(const Conv2dShape& s, const direct::StridePhases& rows, c
 // block: at stride 2, 3/4 of the time.)
 template <class T>
 void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
+  if (conv2d_backward_weight_taps(s, false, x, grad_y, grad_w)) {
+    if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
+    return;
+  }
   constexpr index_t row_lanes = 32 / sizeof(T);  // rows padded to AVX2's vectors on every ISA
   const int lanes = direct::weight_lanes<T>();
   const index_t G = s.groups(), Kg = s.K_per_group(), Cg = s.C_per_group(), RS = s.R * s.S;

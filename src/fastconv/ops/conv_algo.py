@@ -152,15 +152,17 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # by its phases: resnet20's 3x3/2 forward 1.1x implicit GEMM on 1 and 2 threads, the 7x7/2
     # stem 1.05-1.1x). A strided 1x1 is a plain GEMM over every other pixel: im2col's copy of
     # them is cheaper than direct's phase planes (measured 1.4x forward, 1.5x weight gradient).
-    # A strided weight gradient stays im2col's: direct's is 1.2x faster on one thread but no
-    # faster on two (resnet20's 3x3/2: 1.7-2.2 ms against im2col's 1.7).
+    # Its weight gradient from 16 input channels on (no groups, 3x3 taps or more) runs tap tiles
+    # over vectors of channels: 2x im2col's on resnet20's 3x3/2 and 16-channel layers, 1.3x
+    # direct's per-plane kernel on conv7x7_s1 (measured, 2 threads). With fewer channels the
+    # per-plane kernel runs: a strided one no faster than im2col on two threads (resnet20's
+    # 3x3/2: 1.7-2.2 ms against 1.7), and on small maps (8x8) its per-image copies outweigh it.
     strided = stride != (1, 1)
+    tap_tiles = groups == 1 and weight_shape[1] >= 16 and kh * kw >= 9
     if (("direct" in candidates and (weight_shape[0] <= 64 or min(kh, kw) >= 5))
-            and not (strided and (kh == kw == 1 or direction == "weight"))):
-        # Its weight gradient sums whole images per channel pair: on small maps (resnet20's
-        # 8x8) the per-image copies outweigh it and im2col's GEMM wins (measured 1.4x).
+            and not (strided and (kh == kw == 1 or (direction == "weight" and not tap_tiles)))):
         p, q = kernels().conv2d_output_shape(input_shape, weight_shape, *args)[2:]
-        if direction != "weight" or p * q >= 256:
+        if direction != "weight" or p * q >= 256 or tap_tiles:
             return "direct"
     if unit and min(kh, kw) >= 5 and "fft" in candidates:
         return "fft"
