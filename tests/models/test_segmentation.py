@@ -219,8 +219,9 @@ def all_background_miou(scenes):
 @needs_scenes
 # The attention network at lr 1e-2 swings between 0.18 and 0.34 from epoch to epoch (a last-bit
 # change in a kernel moved its 30th epoch across the bar); at 3e-3 it sits at 0.38-0.43 over its
-# last ten epochs.
-@pytest.mark.parametrize("name, epochs, lr", [("fcn", 40, 1e-2), ("hrnet", 40, 1e-2), ("attention", 40, 3e-3)])
+# last ten epochs. FCN and HRNet are still climbing at epoch 40 (FCN 0.26-0.44 there, depending on
+# which algorithms auto picked, each rounding differently); by epoch 60 both are near 0.8.
+@pytest.mark.parametrize("name, epochs, lr", [("fcn", 60, 1e-2), ("hrnet", 60, 1e-2), ("attention", 40, 3e-3)])
 def test_each_network_fits_a_few_scenes(name, epochs, lr, few_scenes):
     # 32x32 scenes: the second scale enlarges them, since FCN needs sides of at least 32
     options = runs.AttentionOptions(epochs=epochs, lr=lr, batch_size=8, width=4, weight_decay=0,
