@@ -50,7 +50,7 @@ void weight_images_avx2(const Geometry& g, bool nchw, const float* x, const floa
 template <>
 void weight_images_avx2(const Geometry& g, bool nchw, const double* x, const double* dy, double* sums, index_t lo,
                           index_t hi) {
-  weight_images<simd::Avx2F64, 3, 3>(g, nchw, x, dy, sums, lo, hi);
+  weight_images<simd::Avx2F64, 4, 3>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
 void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {
