@@ -151,7 +151,8 @@ void check_supported(Algo algo, const Conv2dShape& s) {
 // gradient of its own, FFT's only for large kernels (fft_suits_weight_gradient).
 Algo input_gradient_kernel(Algo algo, const Conv2dShape& s) {
   const bool rotation_at_stride_1 = algo == Algo::direct || algo == Algo::fft;  // their forward, rotated filters
-  return algo == Algo::implicit_gemm || (rotation_at_stride_1 && s.is_strided()) ? Algo::im2col : algo;
+  if (algo == Algo::implicit_gemm) return cpu::implicit_input_gradient_fits(s) ? algo : Algo::im2col;
+  return rotation_at_stride_1 && s.is_strided() ? Algo::im2col : algo;
 }
 
 Algo weight_gradient_kernel(Algo algo, const Conv2dShape& s) {

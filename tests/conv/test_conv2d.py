@@ -38,6 +38,8 @@ CASES = [
     (2, 3, 7, 9, 5, 2, 3, 3, 4, 1, 1),          # padding larger than the kernel
     (1, 17, 13, 11, 19, 3, 3, 1, 1, 1, 1),      # channels not multiples of the vector width
     (2, 6, 9, 9, 9, 5, 5, 2, "valid", 1, 3),
+    (2, 4, 7, 8, 6, 3, 3, 1, 1, 1, 2),          # groups at stride 1: implicit's input gradient, rotated per group
+    (2, 3, 6, 7, 4, 3, 3, 1, 3, 1, 1),          # stride 1, padding past the kernel's reach: implicit's is im2col's
 ]
 
 

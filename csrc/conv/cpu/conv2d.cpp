@@ -36,8 +36,8 @@ template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
                            const T* transformed) {
   switch (input_gradient_kernel(algo, s)) {
-    case Algo::im2col:
-    case Algo::implicit_gemm: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::im2col: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+    case Algo::implicit_gemm: return conv2d_backward_input_implicit_gemm(s, grad_y, w, grad_x);
     case Algo::direct: return conv2d_backward_input_direct(s, grad_y, w, grad_x);
     case Algo::depthwise: return conv2d_backward_input_depthwise(s, grad_y, w, grad_x);
     case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, transformed, grad_x);

@@ -34,11 +34,22 @@ template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                             T* grad_bias);
 
-// --- implicit GEMM (implicit_gemm.cpp): forward only; its gradients run im2col ----------------
+// --- implicit GEMM (implicit_gemm.cpp): the forward, and the input gradient where it is a stride-1
+// forward (implicit_input_gradient_fits); its other gradients run im2col --------------------------
 // nullptr, or why implicit GEMM cannot run `s`: a band's stride phases grow as stride^2.
 const char* implicit_gemm_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+// The stride-1 input gradient of a convolution with a kernel (not 1x1) that the forward pads by
+// at most (R-1)*dilation on each side: a forward convolution of grad_y with rotated weights.
+inline bool implicit_input_gradient_fits(const Conv2dShape& s) {
+  const index_t reach[2] = {(s.R - 1) * s.p.dilation[0], (s.S - 1) * s.p.dilation[1]};
+  for (int i = 0; i < 2; ++i)
+    if (s.p.pad_begin[i] > reach[i] || s.p.pad_end[i] > reach[i]) return false;
+  return !s.is_strided() && !s.is_pointwise();
+}
+template <class T>
+void conv2d_backward_input_implicit_gemm(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 
 // --- direct convolution (direct.cpp, direct.h): AVX2, any stride (phases along the width); the input
 // gradient runs it too when the stride is 1 (input_gradient_kernel), else im2col; the weight
