@@ -416,10 +416,10 @@ inline void weight_tile(const Geometry& g, const PaddedImage& pad, const typenam
 
 // Images in chunks of at least kWeightChunkPixels output pixels, so that a tile's sums are
 // stored once per chunk rather than once per 64 pixels at 8x8 maps (resnet20's 64-channel weight
-// gradient at batch 128: 2.2-2.4 ms against 2.4-2.5, within this machine's noise). Taps in blocks of TB, and the last few (at most TB / 2) in a block of TB / 2: 3x3
-// taps run as 6 + 3 with no idle register. A block with fewer taps than its width computes the
-// missing ones on the copy's own pixels and drops their sums. Channels_last gradients are
-// transposed per image.
+// gradient at batch 128: 2.2-2.4 ms against 2.4-2.5, within this machine's noise). Taps in
+// blocks of TB, and the last few (at most TB / 2) in a block of TB / 2: 3x3 taps run as 6 + 3
+// with no idle register. A block with fewer taps than its width computes the missing ones on the
+// copy's own pixels and drops their sums. Channels_last gradients are transposed per image.
 constexpr index_t kWeightChunkPixels = 512;
 
 template <class V, int KB, int TB>

@@ -53,7 +53,7 @@ void conv2d_backward_input_implicit_gemm(const Conv2dShape& s, const T* grad_y, 
 
 // --- direct convolution (direct.cpp, direct.h): AVX2, any stride (phases along the width); the input
 // gradient runs it too when the stride is 1 (input_gradient_kernel), else im2col; the weight
-// gradient has its own ---
+// gradient has its own (conv2d_backward_weight_taps below where it fits) ---
 const char* direct_unsupported_reason(const Conv2dShape& s);
 template <class T>
 void conv2d_forward_direct(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
