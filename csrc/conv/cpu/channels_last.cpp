@@ -280,7 +280,7 @@ inline channels_last::Geometry forward_geometry(const Conv2dShape& s) {
 template <class T>
 std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, const T* grad_y) {
   const index_t C = s.C, RS = s.R * s.S, PQ = s.pixels(), width = (RS + 1) * C;
-  const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
+  const index_t threads = num_threads();  // at most N (above)
   std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
     std::vector<T> image_sums(static_cast<std::size_t>(width));
@@ -431,7 +431,7 @@ bool conv2d_backward_weight_taps(const Conv2dShape& s, bool channels_last, const
   if (!weight_taps_fit(s) || s.N < num_threads()) return false;
   const channels_last::Geometry g = forward_geometry(s);
   const index_t RS = s.R * s.S, width = s.K * RS * s.C;
-  const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
+  const index_t threads = num_threads();  // at most N (above)
   std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
   const auto images = vector_isa() >= Isa::avx512 ? channels_last::weight_images_avx512<T>
                                                   : channels_last::weight_images_avx2<T>;

@@ -385,25 +385,24 @@ inline void weight_tile(const Geometry& g, const PaddedImage& pad, const typenam
     #pragma GCC unroll 9
     for (int t = 0; t < TB; ++t) acc[k][t] = V::zero();
   const index_t step = g.sw * pad.C;
-  for (index_t i = 0, row = 0; i < images * g.P; ++i, ++row) {
-    if (row == g.P) row = 0;
-    const index_t n = i / g.P;
-    const T* src[TB];
-    #pragma GCC unroll 9
-    for (int t = 0; t < TB; ++t) src[t] = copies + n * pad.values() + row * g.sh * pad.W * pad.C + offset[t];
-    const T* grad = dy.at + n * dy.image + k0 * dy.channel + row * dy.row;
-    for (index_t q = 0, at = 0; q < g.Q; ++q, at += step) {
-      Reg d[KB];
-      #pragma GCC unroll 8
-      for (int k = 0; k < KB; ++k) d[k] = V::set1(kFullK || k < kb ? grad[k * dy.channel + q] : T(0));
+  for (index_t n = 0; n < images; ++n)
+    for (index_t p = 0; p < g.P; ++p) {
+      const T* src[TB];
       #pragma GCC unroll 9
-      for (int t = 0; t < TB; ++t) {
-        const Reg in = V::loadu(src[t] + at);
+      for (int t = 0; t < TB; ++t) src[t] = copies + n * pad.values() + p * g.sh * pad.W * pad.C + offset[t];
+      const T* grad = dy.at + n * dy.image + k0 * dy.channel + p * dy.row;
+      for (index_t q = 0, at = 0; q < g.Q; ++q, at += step) {
+        Reg d[KB];
         #pragma GCC unroll 8
-        for (int k = 0; k < KB; ++k) acc[k][t] = V::fma(d[k], in, acc[k][t]);
+        for (int k = 0; k < KB; ++k) d[k] = V::set1(kFullK || k < kb ? grad[k * dy.channel + q] : T(0));
+        #pragma GCC unroll 9
+        for (int t = 0; t < TB; ++t) {
+          const Reg in = V::loadu(src[t] + at);
+          #pragma GCC unroll 8
+          for (int k = 0; k < KB; ++k) acc[k][t] = V::fma(d[k], in, acc[k][t]);
+        }
       }
     }
-  }
   alignas(64) T lanes[V::width];
   const index_t width = g.C - c0 < V::width ? g.C - c0 : V::width;
   for (int k = 0; k < kb; ++k)
@@ -433,7 +432,6 @@ void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const t
   T* transposed = nchw ? nullptr : thread_scratch<T>(chunk * g.K * plane, ScratchSlot::transform_work);
   for (index_t n0 = lo; n0 < hi; n0 += chunk) {
     const index_t images = std::min(chunk, hi - n0);
-    Gradient<T> grad{dy + n0 * g.K * plane, plane, g.Q, g.K * plane};
     for (index_t n = n0; n < n0 + images; ++n) {
       T* copy = copies + (n - n0) * pad.values();
       if (nchw) {
@@ -445,7 +443,8 @@ void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const t
       for (index_t p = 0; p < g.P; ++p)
         transpose_avx2(dy + (n * plane + p * g.Q) * g.K, g.K, rows + p * g.K * g.Q, g.Q, g.Q, g.K);
     }
-    if (!nchw) grad = {transposed, g.Q, g.K * g.Q, g.K * plane};
+    const Gradient<T> grad = nchw ? Gradient<T>{dy + n0 * g.K * plane, plane, g.Q, g.K * plane}
+                                  : Gradient<T>{transposed, g.Q, g.K * g.Q, g.K * plane};
     // The taps before the last few, then those (at most TB / 2) in a block of TB / 2.
     const index_t tail = taps % TB == 0 || taps % TB > TB / 2 ? 0 : taps % TB, body = taps - tail;
     for (index_t c0 = 0; c0 < g.C; c0 += V::width) {

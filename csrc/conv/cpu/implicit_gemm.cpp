@@ -23,11 +23,13 @@
 // Bias and ReLU are applied by the micro-kernel while the output tile is in registers; a block
 // copied into y is streamed past the cache when y is too large for it (core/stream_store.h).
 #include <atomic>
+#include <stdexcept>
 #include <vector>
 
 #include "conv/cpu/kernels.h"
 #include "conv/cpu/packing.h"
 #include "core/checked_math.h"
+#include "core/errors.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
 #include "core/stream_store.h"
@@ -261,9 +263,11 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
 // channel-transposed weights (packing.h), padded by (R-1)*dilation less the forward's padding
 // on each side. Against im2col's GEMM and col2im 1.5-2.2x faster, and 1.15-1.2x direct's
 // (conv7x7_s1 11.2 -> 9.5 ms, conv5x5 11.5 -> 9.5, 2 threads, Xeon, AVX-512).
+// Other shapes run im2col's (conv.cpp's input_gradient_kernel): one arriving here is a bug.
 template <class T>
 void conv2d_backward_input_implicit_gemm(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x) {
-  if (!implicit_input_gradient_fits(s)) return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
+  if (!implicit_input_gradient_fits(s))
+    fail<std::logic_error>("implicit GEMM's input gradient: the shape is not a stride-1 forward (run im2col's)");
   Conv2dParams rotated_params = s.p;
   const index_t kernel[2] = {s.R, s.S};
   for (int i = 0; i < 2; ++i) {
