@@ -255,28 +255,27 @@ struct TileRuns {
 // C[M x columns] = alpha * A B + beta * C (+ row bias, ReLU) on the calling thread, with A
 // packed whole and B read in place, not packed: row k of the tile at b + j is the nr values
 // from b + j + rows[k] (implicit GEMM's phase planes, where that row is one tap's). C's rows
-// are ldc apart. `between(step, steps)` runs after each of the `steps` tile columns: the caller
-// interleaves its memory traffic with the arithmetic.
+// are ldc apart. As in gemm_packed, each A micro-panel (L1) sweeps every tile column: the
+// caller sizes B (its band of planes) to L2. `between(step, steps)` runs after each of the
+// `steps` tile columns: the caller interleaves its memory traffic with the arithmetic.
 template <class T, class Between>
 void gemm_gathered(index_t M, const TileRuns& columns, index_t K, const PackedA<T>& a, const T* b,
                    const index_t* rows, T* c, index_t ldc, const Epilogue<T>& ep, const Between& between) {
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
   check_packed_for(a, ks);
-  const auto [kc_max, mc_max] = blocking(ks, M, K);
-  const index_t steps = ceil_div(K, kc_max) * ceil_div(M, mc_max) * columns.runs * columns.tiles;
+  const index_t kc_max = blocking(ks, M, K).kc;
+  const index_t steps = ceil_div(K, kc_max) * ceil_div(M, mr) * columns.runs * columns.tiles;
   index_t step = 0;
   for (index_t pc = 0; pc < K; pc += kc_max) {
     const index_t kc = std::min(kc_max, K - pc);
-    for (index_t ic = 0; ic < M; ic += mc_max) {  // the A block (L2) each tile column sweeps
-      const index_t mc = std::min(mc_max, M - ic);
+    for (index_t i0 = 0; i0 < M; i0 += mr) {
+      const T* a_panel = a.panel(i0, pc);
+      const TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, std::min(mr, M - i0), pc == 0, pc + kc == K);
       for (index_t r = 0; r < columns.runs; ++r)
         for (index_t t = 0; t < columns.tiles; ++t) {
-          const T* b_tile = b + r * columns.b_stride + t * nr;
-          T* c_tile = c + r * columns.c_stride + t * nr;
-          for (index_t i0 = ic; i0 < ic + mc; i0 += mr)
-            ks.gathered_kernel(kc, a.panel(i0, pc), b_tile, rows + pc, c_tile + i0 * ldc, ldc,
-                               tile_epilogue(ep, i0, std::min(mr, M - i0), pc == 0, pc + kc == K));
+          ks.gathered_kernel(kc, a_panel, b + r * columns.b_stride + t * nr, rows + pc,
+                             c + r * columns.c_stride + t * nr + i0 * ldc, ldc, tile_ep);
           between(step++, steps);
         }
     }
