@@ -177,7 +177,10 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const auto [kc_max, mc_max] = blocking(ks, M, K);
 
   // Split N into at least one block per thread when N allows; when it does not, also split
-  // the rows, so that small-N products still use every core.
+  // the rows, so that small-N products still use every core. A thread packs the A rows of its
+  // units and the B block of each: with A the larger operand (M > N: a pointwise conv's weight
+  // gradient, 512 x 256 over 6,272 pixels), splitting N would pack all of A once per thread,
+  // a fifth of that product's time, so the rows are split instead.
   // A thread gets at least kMinFlopsPerThread of work: a fork/join costs tens of microseconds,
   // more on a busy machine, which small products cannot repay.
   constexpr double kMinFlopsPerThread = 4e6;
@@ -193,12 +196,14 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   // With A packed beforehand a unit costs only its B block, so there are eight per thread,
   // taken from a shared counter: a thread slowed by another tenant takes fewer.
   const index_t units_per_thread = a_prepacked && threads > 1 ? 8 : 1;
-  const index_t n_blocks_wanted = round_up(ceil_div(N, nc_max), threads * units_per_thread);
+  const index_t m_panels = ceil_div(M, mr);
+  const bool split_rows = !a_prepacked && M > N && m_panels >= threads;
+  const index_t n_blocks_wanted =
+      split_rows ? ceil_div(N, nc_max) : round_up(ceil_div(N, nc_max), threads * units_per_thread);
   const index_t nc = round_up(ceil_div(N, n_blocks_wanted), nr);
   const index_t n_blocks = ceil_div(N, nc);
-  const index_t row_splits = std::max<index_t>(1, threads / n_blocks);
+  const index_t row_splits = split_rows ? threads : std::max<index_t>(1, threads / n_blocks);
   const index_t units = n_blocks * row_splits;
-  const index_t m_panels = ceil_div(M, mr);
 
   const int team = static_cast<int>(std::min<index_t>(threads, units));
 

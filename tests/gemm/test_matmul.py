@@ -4,11 +4,12 @@ import pytest
 from fastconv import ops
 from fastconv.backend import DeviceError, to_device, to_host
 
-# The last one is larger than one cache block in every dimension (rows of A past an A block,
+# (1030, 520, 1060) is larger than one cache block in every dimension (rows of A past an A block,
 # columns past a B block that fills half of L2, depth past a K slice), so that each A micro-panel
-# sweeps several B blocks and the blocks' edges meet inside the product.
+# sweeps several B blocks and the blocks' edges meet inside the product; (701, 300, 130) has more
+# rows than columns and work for two threads, which then split its rows, not its columns.
 SHAPES = [(1, 1, 1), (5, 3, 7), (13, 33, 31), (64, 64, 64), (97, 129, 65), (12, 400, 32), (300, 17, 513),
-          (1030, 520, 1060)]
+          (1030, 520, 1060), (701, 300, 130)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
