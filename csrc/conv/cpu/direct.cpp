@@ -165,7 +165,16 @@ bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases
     for (index_t i = 0; i < span; ++i, even += ld) {
       const index_t h = g.top + p0 * g.sh + i;
       const bool inside = h >= 0 && h < g.H;
-      copy_row_padded(row, inside ? plane + h * g.W + g.left : plane, inside ? cols : Range{0, 0}, 2 * ld, 1);
+      const T* src = inside ? plane + h * g.W + g.left : plane;
+      const Range valid = inside ? cols : Range{0, 0};
+#if FASTCONV_X86
+      if constexpr (std::is_same_v<T, float>)
+        if (active_isa() >= Isa::avx512) {
+          split_padded_even_odd_avx512(src, valid, ld, even, even + phase_rows * ld);
+          continue;
+        }
+#endif
+      copy_row_padded(row, src, valid, 2 * ld, 1);
       split_even_odd(row, ld, even, even + phase_rows * ld);
     }
   }
