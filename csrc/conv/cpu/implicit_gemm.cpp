@@ -138,6 +138,7 @@ struct BandTraffic {
   std::vector<const char*> next_rows;  // per input channel, the first row the next band copies
   index_t span = 0;                     // bytes of input rows per channel it copies
   index_t prefetched = 0;               // bytes of them prefetched so far
+  index_t channel = 0, offset = 0;      // the next line to prefetch: its channel, its byte in the span
 
   // Copies the pending block's channels up to `until` (of K/G) into y.
   void copy_out(index_t until) {
@@ -161,7 +162,7 @@ struct BandTraffic {
   // The input rows band `next` will copy into its phases: a span of rows per channel.
   void set_next_input(const Band* next) {
     next_rows.clear();
-    span = prefetched = 0;
+    span = prefetched = channel = offset = 0;
     if (!next) return;
     const index_t h0 = std::max<index_t>(0, next->p0 * L.sh - s.p.pad_begin[0]);
     const index_t h1 = std::min(s.H, (next->p0 + next->rows + L.row_shift + 1) * L.sh - s.p.pad_begin[0]);
@@ -171,11 +172,18 @@ struct BandTraffic {
     span = (h1 - h0) * s.W * static_cast<index_t>(sizeof(T));
   }
 
-  // After tile column `step` of `steps`: the shares of output and input due by then.
+  // After tile column `step` of `steps`: the shares of output and input due by then. The lines
+  // are walked channel by channel, no division per line (two per line had cost the 7x7 layer 3%).
   void share(index_t step, index_t steps) {
     copy_out(ceil_div((step + 1) * s.K_per_group(), steps));
     const index_t due = span * static_cast<index_t>(next_rows.size()) * (step + 1) / steps;
-    for (; prefetched < due; prefetched += 64) __builtin_prefetch(next_rows[prefetched / span] + prefetched % span, 0, 2);
+    for (; prefetched < due; prefetched += 64) {
+      __builtin_prefetch(next_rows[channel] + offset, 0, 2);
+      if ((offset += 64) >= span) {
+        offset = 0;
+        ++channel;
+      }
+    }
   }
 };
 
