@@ -226,7 +226,8 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
       const index_t split = u % row_splits;
       const index_t row_lo = m_panels * split / row_splits * mr;
       const index_t row_hi = std::min(M, m_panels * (split + 1) / row_splits * mr);
-      for (index_t jr = 0; jr < ncur; jr += nr) columns[jr / nr] = whole_tile_columns(ks, c, j0 + jr, std::min(nr, ncur - jr));
+      for (index_t jr = 0; jr < ncur; jr += nr)
+        columns[jr / nr] = whole_tile_columns(ks, c, j0 + jr, std::min(nr, ncur - jr));
       for (index_t pc = 0; pc < K; pc += kc_max) {
         const index_t kc = std::min(kc_max, K - pc);
         const bool first = pc == 0, last = pc + kc == K;
