@@ -159,6 +159,9 @@ bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases
                      index_t span, index_t ld, index_t phase_rows, T* band, T* row) {
   if (g.sw != 2 || phases.count() != 2 || phases.offset[0] != 0 || phases.offset[1] != 1) return false;
   const Range cols = valid_range(g.left, 1, g.W, 2 * ld);  // row[u] = image column left + u
+#if FASTCONV_X86
+  const bool avx512 = active_isa() >= Isa::avx512;  // asked once: a layer has thousands of rows
+#endif
   for (index_t c = 0; c < g.C; ++c) {
     const T* plane = image + c * g.H * g.W;
     T* even = band + 2 * c * phase_rows * ld;
@@ -169,7 +172,7 @@ bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases
       const Range valid = inside ? cols : Range{0, 0};
 #if FASTCONV_X86
       if constexpr (std::is_same_v<T, float>)
-        if (active_isa() >= Isa::avx512) {
+        if (avx512) {
           split_padded_even_odd_avx512(src, valid, ld, even, even + phase_rows * ld);
           continue;
         }
