@@ -238,11 +238,11 @@ DIRECT_WEIGHT_TAP_CASES = [
 
 
 # Weight gradients of 16 or more input channels, which run by tap tiles over vectors of input
-# channels (kernels.h's conv2d_backward_weight_taps; 4 output channels x 6 taps with AVX-512, 3 x 3
+# channels (kernels.h's conv2d_backward_weight_taps; 4 output channels x 6 taps with AVX-512, 4 x 3
 # with AVX2): output channels short of a block (7, 5, 6), input channels short of a vector (20,
-# 17), 9 taps (6 + 3), 25 and 49 (a last block of 3 holding 1), 15 and 16 (a last block of 6
-# holding 4), strided and dilated, an even kernel's asymmetric padding, and one image (fewer
-# images than threads: the NCHW kernel's path).
+# 17), 9 taps (6 + 3), 25 and 49 (a last block of 3 holding 1), 15 (6 + 6 + 3) and 16 (a last
+# block of 6 holding 4), strided and dilated, an even kernel's asymmetric padding, and one image
+# (fewer images than threads: the NCHW kernel's path).
 WEIGHT_TAP_TILE_CASES = [
     (2, 16, 9, 10, 7, 3, 3, 1, 1, 1, 1),
     (2, 20, 8, 9, 5, 5, 5, 1, 2, 1, 1),

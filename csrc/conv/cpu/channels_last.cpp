@@ -280,7 +280,7 @@ inline channels_last::Geometry forward_geometry(const Conv2dShape& s) {
 template <class T>
 std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, const T* grad_y) {
   const index_t C = s.C, RS = s.R * s.S, PQ = s.pixels(), width = (RS + 1) * C;
-  const index_t threads = num_threads();  // at most N (above)
+  const index_t threads = std::max<index_t>(1, std::min<index_t>(num_threads(), s.N));
   std::vector<double> sums(static_cast<std::size_t>(threads * width), 0.0);
   parallel_for(0, threads, 1, [&](index_t t_lo, index_t t_hi) {
     std::vector<T> image_sums(static_cast<std::size_t>(width));

@@ -447,20 +447,16 @@ void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const t
                                   : Gradient<T>{transposed, g.Q, g.K * g.Q, g.K * plane};
     // The taps before the last few, then those (at most TB / 2) in a block of TB / 2.
     const index_t tail = taps % TB == 0 || taps % TB > TB / 2 ? 0 : taps % TB, body = taps - tail;
-    for (index_t c0 = 0; c0 < g.C; c0 += V::width) {
+    for (index_t c0 = 0; c0 < g.C; c0 += V::width)
       for (index_t k0 = 0; k0 < g.K; k0 += KB) {
         const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
         for (index_t t0 = 0; t0 < body; t0 += TB)
           (kb == KB ? weight_tile<V, KB, TB, true> : weight_tile<V, KB, TB, false>)(g, pad, copies, images, grad, c0,
                                                                                    k0, kb, t0, sums);
-      }
-      if (tail)
-        for (index_t k0 = 0; k0 < g.K; k0 += KB) {
-          const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
+        if (tail)
           (kb == KB ? weight_tile<V, KB, TB / 2, true> : weight_tile<V, KB, TB / 2, false>)(
               g, pad, copies, images, grad, c0, k0, kb, body, sums);
-        }
-    }
+      }
   }
 }
 

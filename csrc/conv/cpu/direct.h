@@ -63,8 +63,8 @@ void run_row_avx2(const RowJob<T>& job);
 template <class T>
 void run_row_avx512(const RowJob<T>& job);
 
-// The weight gradient of kWeightBlock output channels against one input channel (layers with
-// groups or fewer than 16 input channels; the others run kernels.h's tap tiles):
+// The weight gradient of kWeightBlock output channels against one input channel, where kernels.h's
+// tap tiles do not run (weight_taps_fit fails, or there are fewer images than threads):
 // sums[m][t] = sum over images and j of dy[m][j] * x[taps[t] + j], for every tap t, x being the
 // input plane split by stride phase (conv2d_backward_weight_direct) and dy's rows taking its
 // pitch, so that an image is one flat row. The kernel takes the taps three at a time, holding

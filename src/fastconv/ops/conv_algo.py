@@ -153,8 +153,9 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # stem 1.05-1.1x). A strided 1x1 is a plain GEMM over every other pixel: im2col's copy of
     # them is cheaper than direct's phase planes (measured 1.4x forward, 1.5x weight gradient).
     # Its weight gradient from 16 input channels on (no groups, 3x3 taps or more: the C++ rule,
-    # csrc/conv/cpu/kernels.h's weight_taps_fit) runs tap tiles over vectors of channels: 2x im2col's on resnet20's 3x3/2 and 16-channel layers, 1.3x
-    # direct's per-plane kernel on conv7x7_s1 (measured, 2 threads). With fewer channels the
+    # csrc/conv/cpu/kernels.h's weight_taps_fit) runs tap tiles over vectors of channels: 2x
+    # im2col's on resnet20's 3x3/2 and 16-channel layers, 1.3x direct's per-plane kernel on
+    # conv7x7_s1 (measured, 2 threads). With fewer channels the
     # per-plane kernel runs: a strided one no faster than im2col on two threads (resnet20's
     # 3x3/2: 1.7-2.2 ms against 1.7), and on small maps (8x8) its per-image copies outweigh it.
     strided = stride != (1, 1)
