@@ -151,33 +151,34 @@ std::vector<T> pack_weights(const DirectGeometry& g, const T* w, index_t mr) {
 // `span` input rows that output rows from p0 read, 0 outside the image; each phase plane
 // phase_rows rows apart (taps_in_band's layout).
 // fill_band for two column phases at offsets 0 and 1 of stride 2 (every 3x3/2 and 7x7/2
-// layer): each input row is padded once into `row`, then split into its even and odd values,
-// the two phase rows. Copying each phase row on its own had cost about a third of resnet20's
-// 3x3/2 forward, whose rows are 16 values.
+// layer): each input row is split into its even and odd values, the two phase rows, in one pass
+// (AVX-512: masked loads read the padding as zeros), else padded once into `row`, then split.
+// Copying each phase row on its own had cost about a third of resnet20's 3x3/2 forward, whose
+// rows are 16 values.
 template <class T>
 bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases, const T* image, index_t p0,
                      index_t span, index_t ld, index_t phase_rows, T* band, T* row) {
   if (g.sw != 2 || phases.count() != 2 || phases.offset[0] != 0 || phases.offset[1] != 1) return false;
   const Range cols = valid_range(g.left, 1, g.W, 2 * ld);  // row[u] = image column left + u
+  const index_t top = g.top + p0 * g.sh;
 #if FASTCONV_X86
-  const bool avx512 = active_isa() >= Isa::avx512;  // asked once: a layer has thousands of rows
+  if constexpr (std::is_same_v<T, float>)
+    if (active_isa() >= Isa::avx512) {
+      for (index_t c = 0; c < g.C; ++c) {
+        T* even = band + 2 * c * phase_rows * ld;
+        split_padded_rows_even_odd_avx512(image + c * g.H * g.W, g.H, g.W, top, g.left, cols, span, ld, ld, even,
+                                          even + phase_rows * ld);
+      }
+      return true;
+    }
 #endif
   for (index_t c = 0; c < g.C; ++c) {
     const T* plane = image + c * g.H * g.W;
     T* even = band + 2 * c * phase_rows * ld;
     for (index_t i = 0; i < span; ++i, even += ld) {
-      const index_t h = g.top + p0 * g.sh + i;
+      const index_t h = top + i;
       const bool inside = h >= 0 && h < g.H;
-      const T* src = inside ? plane + h * g.W + g.left : plane;
-      const Range valid = inside ? cols : Range{0, 0};
-#if FASTCONV_X86
-      if constexpr (std::is_same_v<T, float>)
-        if (avx512) {
-          split_padded_even_odd_avx512(src, valid, ld, even, even + phase_rows * ld);
-          continue;
-        }
-#endif
-      copy_row_padded(row, src, valid, 2 * ld, 1);
+      copy_row_padded(row, inside ? plane + h * g.W + g.left : plane, inside ? cols : Range{0, 0}, 2 * ld, 1);
       split_even_odd(row, ld, even, even + phase_rows * ld);
     }
   }
@@ -216,10 +217,19 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
   parallel_for(0, g.N * bands, 1, [&](index_t lo, index_t hi) {
     T* band = thread_scratch<T>(g.C * channel_size + 2 * ld, ScratchSlot::columns);
     T* row = band + g.C * channel_size;  // fill_band_pairs' padded input row
+    NextRowsPrefetch next_input;
     for (index_t item = lo; item < hi; ++item) {
       const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
       const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
       fill_band(g, phases, x + n * g.C * g.H * g.W, p0, span, ld, max_span, band, row);
+      if (item + 1 < hi) {
+        const index_t next_top = g.top + (item + 1) % bands * band_rows * g.sh;
+        next_input.set(x + (item + 1) / bands * g.C * g.H * g.W, g.C, g.H, g.W, next_top, next_top + max_span);
+      } else {
+        next_input.clear();
+      }
+      const index_t jobs = g.groups * blocks * (p1 - p0);
+      index_t job_index = 0;
       // Channel blocks outermost: a block's weights and output planes stay put while its rows
       // go by (depthwise layers have a block per channel; rows outermost wrote 128 planes a
       // row at a time).
@@ -234,6 +244,7 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
                                         std::min(mr, Kg - b * mr), bias ? bias + k0 : nullptr, relu,
                                         static_cast<int>(mr), tile.lanes};
             direct::run_row_job(job);
+            next_input.share(job_index++, jobs);
           }
     }
   });

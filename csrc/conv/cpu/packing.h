@@ -69,15 +69,16 @@ __attribute__((target("avx2,fma"))) inline void split_even_odd_avx2(const float*
   }
 }
 
-// even[j] = row(2 j), odd[j] = row(2 j + 1) for j < n, where row(u) = src[u] for u in `valid`,
-// else 0: a zero-padded input row split into its two stride-2 phases in one pass, no padded copy
-// between. Per 16 values of each: two masked loads (masked-off lanes, the padding, read as 0
-// and never touch memory) and two two-source permutes. The padded copy and AVX2's split had
-// been a fifth of resnet20's 3x3/2 forward (16-wide phase rows: a padded 34-wide row each).
-__attribute__((target("avx512f,avx2,fma"))) inline void split_padded_even_odd_avx512(const float* src, Range valid,
-                                                                                     index_t n,
-                                                                                     float* __restrict even,
-                                                                                     float* __restrict odd) {
+// Rows [top, top + rows) of an H x W plane, zero-padded and split into their two stride-2
+// phases: even[i][j] = row(2 j), odd[i][j] = row(2 j + 1) for j < n, rows ld apart, where
+// row(u) = plane[top + i][u + left] for u + left in [0, W) (`valid`: those u), else 0. Per 16
+// values of each: two masked loads (masked-off lanes, the padding, read as 0 and never touch
+// memory) and two two-source permutes. A block of 16 columns at a time down all the rows, so
+// that the masks are worked out once per block, not per row: called per row, the split had been
+// a fifth of resnet20's 3x3/2 forward (16-wide phase rows, two blocks each, a padded 34-wide row).
+__attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_odd_avx512(
+    const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
+    index_t ld, float* __restrict even, float* __restrict odd) {
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   // Lanes of the 16 values from u0 whose u lies in `valid`.
@@ -85,13 +86,21 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_even_odd_av
     const index_t lo = std::clamp<index_t>(valid.lo - u0, 0, 16), hi = std::clamp<index_t>(valid.hi - u0, 0, 16);
     return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
   };
+  // Rows [inside_lo, inside_hi) lie in the plane; the others are padding.
+  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
   for (index_t j = 0; j < n; j += 16) {
     const index_t u0 = 2 * j;
-    const __m512 a = _mm512_maskz_loadu_ps(lanes(u0), src + u0);
-    const __m512 b = _mm512_maskz_loadu_ps(lanes(u0 + 16), src + u0 + 16);
+    const __mmask16 first = lanes(u0), second = lanes(u0 + 16);
     const __mmask16 out = static_cast<__mmask16>(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
-    _mm512_mask_storeu_ps(even + j, out, _mm512_permutex2var_ps(a, evens, b));
-    _mm512_mask_storeu_ps(odd + j, out, _mm512_permutex2var_ps(a, odds, b));
+    for (index_t i = 0; i < rows; ++i) {
+      // (no lambda for this: it would not inherit the function's target)
+      const bool inside = i >= inside_lo && i < inside_hi;
+      const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
+      const __m512 a = _mm512_maskz_loadu_ps(inside ? first : 0, src);
+      const __m512 b = _mm512_maskz_loadu_ps(inside ? second : 0, src + 16);
+      _mm512_mask_storeu_ps(even + i * ld + j, out, _mm512_permutex2var_ps(a, evens, b));
+      _mm512_mask_storeu_ps(odd + i * ld + j, out, _mm512_permutex2var_ps(a, odds, b));
+    }
   }
 }
 
@@ -183,6 +192,45 @@ inline void copy_padded_rows(const T* plane, index_t H, index_t W, index_t top, 
     copy_row_padded(dst, inside ? plane + h * W + left : plane, inside ? cols : Range{0, 0}, ld, step_w);
   }
 }
+
+// The input rows the next band of output rows will copy (rows [h0, h1) of each channel's
+// plane), prefetched into L2 a share at a time between pieces of the current band's arithmetic.
+// Left to the copy, they come from memory in one burst that stalls it: resnet20's 3x3/2 layer
+// spent a fifth of its direct forward splitting rows that had to come from memory.
+class NextRowsPrefetch {
+ public:
+  template <class T>
+  void set(const T* image, index_t channels, index_t H, index_t W, index_t h0, index_t h1) {
+    clear();
+    h0 = std::max<index_t>(h0, 0);
+    h1 = std::min(h1, H);
+    if (h1 <= h0) return;
+    for (index_t c = 0; c < channels; ++c) starts_.push_back(reinterpret_cast<const char*>(image + (c * H + h0) * W));
+    span_ = (h1 - h0) * W * static_cast<index_t>(sizeof(T));
+  }
+  void clear() {
+    starts_.clear();
+    span_ = done_ = channel_ = offset_ = 0;
+  }
+  // The lines due after piece `step` of `steps`, walked channel by channel with no division per
+  // line (two per line had cost the 7x7 layer's implicit GEMM 3%).
+  void share(index_t step, index_t steps) {
+    const index_t due = span_ * static_cast<index_t>(starts_.size()) * (step + 1) / steps;
+    for (; done_ < due; done_ += 64) {
+      __builtin_prefetch(starts_[channel_] + offset_, 0, 2);
+      if ((offset_ += 64) >= span_) {
+        offset_ = 0;
+        ++channel_;
+      }
+    }
+  }
+
+ private:
+  std::vector<const char*> starts_;  // per channel, the first byte of its rows
+  index_t span_ = 0;                 // bytes of rows per channel
+  index_t done_ = 0;                 // bytes prefetched so far
+  index_t channel_ = 0, offset_ = 0;  // the next line: its channel, its byte in the span
+};
 
 // Each group's weights (K/G x C/G*R*S) packed whole, once per call, for every GEMM of the call
 // (im2col's chunks, implicit GEMM's bands).
