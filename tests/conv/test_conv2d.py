@@ -215,10 +215,14 @@ def _assert_direct_weight_gradient(rng, case, x, w):
 
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): shapes whose row tile differs by ISA
-# (direct.h's row_tile): with AVX-512, 16 x 1 (32 channels of 16 pixels), 8 x 2 (8 channels of 30
-# pixels: a partial last vector), 12 x 2 (12 channels of 32 pixels); AVX2's 6 x 2 and 12 x 1.
+# (direct.h's row_tile): with AVX-512, 8 channels of two 16-pixel rows (an even number of
+# rows; at stride 2, and with a partial last block of 4 channels), 16 x 1 (an odd number of
+# 16-pixel rows), 8 x 2 (8 channels of 30 pixels: a partial last vector), 12 x 2 (12 channels of
+# 32 pixels); AVX2's 6 x 2 and 12 x 1.
 DIRECT_TILE_CASES = [
     (2, 5, 18, 18, 32, 3, 3, 1, 0, 1, 1),
+    (2, 6, 20, 27, 20, 3, 3, 2, 1, 1, 1),
+    (2, 5, 17, 18, 32, 3, 3, 1, 0, 1, 1),
     (2, 3, 7, 32, 8, 3, 3, 1, (1, 0), 1, 1),
     (1, 4, 5, 34, 12, 3, 3, 1, 0, 1, 1),
     (2, 3, 9, 9, 13, 2, 2, 1, 0, 1, 1),

@@ -43,6 +43,8 @@ struct RowJob {
   bool relu;
   int mr;     // the tile's channels (row_tile), which the weights were packed for
   int lanes;  // the tile's vector width: AVX2's, or AVX-512's (whose kernels run it)
+  int rows = 1;             // output rows: row r reads in + r * in_row_step, writes out + r * Q
+  index_t in_row_step = 0;
 };
 
 // The register tile (mr output channels x nv vectors of pixels) the kernel uses for Q output
@@ -53,9 +55,10 @@ struct RowJob {
 // 16 pixels) as 16 x 1 instead of 6 x 2 vectors of 8, 36 channels.
 struct Tile {
   int mr, pixels, lanes;
+  int rows = 1;  // output rows per job (P outputs rows: a multiple of it)
 };
 template <class T>
-Tile row_tile(index_t Q, index_t Kg);
+Tile row_tile(index_t P, index_t Q, index_t Kg);
 
 // Runs one RowJob with the AVX2 kernel (the CPU must have AVX2 and FMA), or the AVX-512 one.
 template <class T>
