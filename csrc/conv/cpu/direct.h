@@ -6,8 +6,9 @@
 // kernel skips the packing. An output row is computed for a block of MR output channels at once:
 // MR x (NV vectors of pixels) accumulators stay in registers while, for every input channel and
 // kernel tap, NV unaligned vectors of a zero-padded input row are loaded and each is multiplied
-// by MR broadcast weights. The input rows a band of output rows reads are copied, zero-padded,
-// once per band.
+// by MR broadcast weights (with AVX-512, rows of 9-16 floats go two at a time where P is even,
+// each weight feeding both). The input rows a band of output rows reads are copied,
+// zero-padded, once per band.
 //
 // A stride along the width makes an output row's pixels every stride-th input value. The band
 // is then copied split by column phase, as implicit GEMM's phases (implicit_gemm.cpp): phase b
@@ -47,15 +48,16 @@ struct RowJob {
   index_t in_row_step = 0;
 };
 
-// The register tile (mr output channels x nv vectors of pixels) the kernel uses for Q output
-// columns and Kg output channels per group, the pixels it covers per step and its vectors'
-// lanes. Depthwise layers (Kg = 1) take one channel and four vectors: a wider tile would compute
-// zero channels. With AVX-512, its tiles (16 x 1, 8 x 2, 12 x 2 vectors of 16 floats) where they
-// compute fewer padded channels and pixels than AVX2's: resnet20's 3x3/2 layer (32 channels of
-// 16 pixels) as 16 x 1 instead of 6 x 2 vectors of 8, 36 channels.
+// The register tile (mr output channels x nv vectors of pixels) the kernel uses for P x Q
+// outputs and Kg output channels per group, the pixels it covers per step, its vectors' lanes
+// and the output rows it covers at once. Depthwise layers (Kg = 1) take one channel and four
+// vectors: a wider tile would compute zero channels. With AVX-512, its tiles (16 x 1, 8 x 2,
+// 12 x 2 vectors of 16 floats) where they compute fewer padded channels and pixels than AVX2's:
+// resnet20's 3x3/2 layer (32 channels of 16 pixels) as 16 x 1 instead of 6 x 2 vectors of 8, 36
+// channels, and then, P being even, as 8 channels x two rows of one vector.
 struct Tile {
   int mr, pixels, lanes;
-  int rows = 1;  // output rows per job (P outputs rows: a multiple of it)
+  int rows = 1;  // output rows per job (P is a multiple of it)
 };
 template <class T>
 Tile row_tile(index_t P, index_t Q, index_t Kg);
