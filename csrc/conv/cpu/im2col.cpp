@@ -180,7 +180,7 @@ std::vector<Chunk> column_chunks(const Conv2dShape& s) {
 // The weight gradient's chunks: column_chunks', except that a pointwise layer's images are
 // shared out between the threads, each summing its share by a GEMM of its own. As one GEMM
 // threaded inside (a 512 x 256 gradient over 6,272 pixels, rows split between the threads),
-// each thread had packed all of the input's transpose: a sixth of the time.
+// each thread had packed all of the input's transpose (packing: 18% of a profile, 15% after).
 template <class T>
 std::vector<Chunk> weight_gradient_chunks(const Conv2dShape& s) {
   const index_t threads = num_threads();
