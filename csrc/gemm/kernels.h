@@ -33,9 +33,9 @@ struct KernelSet {
   GatheredMicroKernel<T> gathered_kernel;
   double (*fma_loop)(index_t iterations);  // peak probe for the benchmark; returns flops done
   int mr, nr;          // register tile
-  index_t kc;          // most depth of a packed panel: a B micro-panel (kc x nr) stays in L1
-  index_t nc;          // most columns of a packed B block (kc x nc), one thread's, in L3
-  index_t mc;          // most rows of a packed A block (mc x kc): half of one core's L2
+  index_t kc;          // most depth of a packed panel: an A micro-panel (mr x kc) stays in L1
+  index_t nc;          // most columns of a packed B block (kc x nc), one thread's (gemm_packed: half of L2)
+  index_t mc;          // most rows of a packed A block (mc x kc): at most half of one core's L2
 };
 
 // The dot tile: sums[i * NB + j] = the dot product of A's row i and B's column j over `depth`

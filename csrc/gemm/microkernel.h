@@ -11,8 +11,6 @@
 
 namespace fastconv::gemm {
 
-constexpr int kPrefetchSteps = 8;
-
 // C[R x NV*width] from kc rank-1 updates: each step loads NV vectors of B and broadcasts R
 // values of the A panel; R * NV accumulators stay in registers throughout. The A panel holds MR
 // values per step; R < MR computes only the first R rows of a partial last panel. B's step k is
@@ -35,8 +33,9 @@ inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const t
 
 #pragma GCC unroll 4
   for (index_t k = 0; k < kc; ++k) {
-    // The A micro-panel streams from L2 (the B micro-panel stays in L1 across the A block).
-    __builtin_prefetch(a + kPrefetchSteps * MR);
+    // The A micro-panel stays in L1 across the tile columns it sweeps; B's wide steps stream
+    // from L2 (driver.h). (A prefetch of A's next steps, left from the opposite arrangement, was
+    // level or slower: sgemm 2048, the 7x7 layer, pointwise, on AVX-512 and AVX2.)
     const typename V::T* b_row = Gathered ? b + rows[k] : b + k * ldb;
     Reg bv[NV];
 #pragma GCC unroll 4
@@ -181,8 +180,8 @@ double fma_loop(index_t iterations) {
 }
 
 // mc is the ISA's tuned value, capped so that the packed mc x kc A block takes at most half of
-// this machine's L2: the other half holds the B micro-panel (which stays in L1 while it sweeps
-// the block) on its way in, and the C rows being updated.
+// this machine's L2: it is read a micro-panel at a time, each held in L1 while it sweeps the B
+// block, which gemm_packed keeps in the other half.
 template <class V, int MR, int NV>
 KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
   constexpr int nr = NV * V::width;
