@@ -1,5 +1,5 @@
-"""Winograd F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5): transform codelets against their matrices
-(Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct convolution,
+"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5) and F(2x2,7x7): transform codelets against their
+matrices (Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct convolution,
 gradients, strided convolutions through their stride phases."""
 from fractions import Fraction as Fr
 
@@ -44,12 +44,16 @@ MATRICES = {
 # F(2x2, 5x5) (same points as F(4x4)) measured, over every direction and the three shapes of
 # the weight-gradient test plus (8, 64, 28, 28, 64): forward 3.9e-6 / 9.2e-15, input gradient
 # 4.7e-6 / 1.1e-14, weight gradient 2.4e-5 / 2.5e-14  -> bounds 1e-4, 1e-13.
+# F(2x2, 7x7) (eight points: F(4x4)'s and +-1/2), the same shapes: forward 6.3e-6 / 1.3e-14,
+# input gradient 5.5e-6 / 1.2e-14, weight gradient 1.4e-5 / 2.3e-14  -> the same bounds.
 ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64): 1e-14,
                ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13,
-               ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13}
-ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; winograd_2x5 has its own tests below
-KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5}
-ALL_ALGOS = ALGOS + ["winograd_2x5"]
+               ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13,
+               ("winograd_2x7", np.float32): 1e-4, ("winograd_2x7", np.float64): 1e-13}
+ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; the larger kernels have their own tests below
+LARGE = ["winograd_2x5", "winograd_2x7"]
+KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5, "winograd_2x7": 7}
+ALL_ALGOS = ALGOS + LARGE
 
 
 def _matrix(rows):
@@ -143,8 +147,9 @@ def test_gradients_match_numeric(device, rng, algo, case):
                                    device=device)
 
 
-# (N, C, H, W, K, padding, groups) for F(2x2, 5x5): the same variety with a 5x5 kernel.
-GRADIENT_CASES_5X5 = [
+# (N, C, H, W, K, padding, groups) for F(2x2, 5x5) and F(2x2, 7x7): the same variety with their
+# kernels (padding: 2 and 3 more than for 3x3, so that every case has an output).
+GRADIENT_CASES_LARGE = [
     (1, 3, 7, 9, 5, 2, 1),
     (2, 4, 6, 5, 6, 3, 2),
     (1, 2, 5, 5, 3, (4, 0), 1),
@@ -152,24 +157,48 @@ GRADIENT_CASES_5X5 = [
 ]
 
 
-@pytest.mark.parametrize("case", GRADIENT_CASES_5X5)
-def test_5x5_gradients_match_numeric(device, rng, case):
+@pytest.mark.parametrize("algo", LARGE)
+@pytest.mark.parametrize("case", GRADIENT_CASES_LARGE)
+def test_large_kernel_gradients_match_numeric(device, rng, algo, case):
     n, c, h, w_, k, padding, groups = case
+    r = KERNEL[algo]
+    grow = (r - 5) // 2  # keeps the output of the 5x5 case's size
+    padding = tuple(p + grow for p in padding) if isinstance(padding, tuple) else padding + grow
     x = rng.standard_normal((n, c, h, w_))
-    w = rng.standard_normal((k, c // groups, 5, 5))
-    y = to_host(ops.conv2d(to_device(x, device), to_device(w, device), None, 1, padding, 1, groups,
-                           algo="winograd_2x5"))
+    w = rng.standard_normal((k, c // groups, r, r))
+    y = to_host(ops.conv2d(to_device(x, device), to_device(w, device), None, 1, padding, 1, groups, algo=algo))
     ref = conv2d_reference(x, w, None, *conv2d_arguments(w.shape, 1, padding, 1, groups))
     np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
-    assert_gradients_match_numeric("winograd_2x5", x, w, rng.standard_normal(y.shape), padding=padding, groups=groups,
+    assert_gradients_match_numeric(algo, x, w, rng.standard_normal(y.shape), padding=padding, groups=groups,
                                    device=device)
 
 
-def test_winograd_picks_2x5_for_a_5x5_kernel(rng):
-    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
-    np.testing.assert_array_equal(ops.conv2d(x, w, padding=2, algo="winograd"),
-                                  ops.conv2d(x, w, padding=2, algo="winograd_2x5"))
+# (N, C, H, W, K, kernel, stride, padding): 9x9 and 13x13 at stride 2 have 5x5 and 7x7 phases.
+STRIDED_LARGE = {"winograd_2x5": (2, 4, 19, 17, 5, 9, 2, 2), "winograd_2x7": (2, 4, 23, 21, 5, 13, 2, 3)}
+
+
+@pytest.mark.parametrize("algo", LARGE)
+def test_large_kernels_run_strided_ones_by_their_phases(rng, algo):
+    n, c, h, w_, k, kernel, stride, padding = STRIDED_LARGE[algo]
+    x, w = rng.standard_normal((n, c, h, w_)), rng.standard_normal((k, c, kernel, kernel))
+    y = ops.conv2d(x.astype(np.float32), w.astype(np.float32), stride=stride, padding=padding, algo=algo)
+    gy = rng.standard_normal(y.shape)
+    got = (y,) + ops.conv2d_backward(x.astype(np.float32), w.astype(np.float32), gy.astype(np.float32), stride,
+                                     padding, algo=algo)[:2]
+    want = (ops.conv2d(x, w, stride=stride, padding=padding, algo="im2col"),) + \
+        ops.conv2d_backward(x, w, gy, stride, padding, algo="im2col")[:2]
+    for g, r in zip(got, want):
+        assert g.dtype == np.float32 and g.shape == r.shape
+        assert np.abs(g - r).max() / np.abs(r).max() <= ERROR_BOUND[algo, np.float32]
+
+
+@pytest.mark.parametrize("algo", LARGE)
+def test_winograd_picks_the_large_kernels_tiling(rng, algo):
+    r = KERNEL[algo]
+    x = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 4, r, r)).astype(np.float32)
+    np.testing.assert_array_equal(ops.conv2d(x, w, padding=r // 2, algo="winograd"),
+                                  ops.conv2d(x, w, padding=r // 2, algo=algo))
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -326,14 +355,16 @@ def test_unsupported_shapes_are_refused(algo, kwargs, why):
         ops.conv2d(np.zeros((1, 3, 9, 9)), w, padding=1, algo=algo, **kwargs)
 
 
+@pytest.mark.parametrize("algo", LARGE)
 @pytest.mark.parametrize("kwargs,why", [
-    (dict(weight=(4, 3, 3, 3)), "needs a 5x5 kernel"),
-    (dict(weight=(4, 3, 5, 3)), "needs a 5x5 kernel"),
-    (dict(stride=2), "needs a 5x5 kernel, or a strided one whose stride phases are 5x5"),
+    (dict(weight=3), "needs a {r}x{r} kernel"),
+    (dict(weight=(5, 3)), "needs a {r}x{r} kernel"),
+    (dict(stride=2), "needs a {r}x{r} kernel, or a strided one whose stride phases are {r}x{r}"),
     (dict(dilation=2), "and dilation 1"),
 ])
-def test_2x5_refuses_unsupported_shapes(kwargs, why):
-    kwargs = dict(kwargs)
-    w = np.zeros(kwargs.pop("weight", (4, 3, 5, 5)))
-    with pytest.raises(ValueError, match=f"algo='winograd_2x5' cannot run this convolution: .*{why}"):
-        ops.conv2d(np.zeros((1, 3, 12, 12)), w, padding=2, algo="winograd_2x5", **kwargs)
+def test_large_kernels_refuse_unsupported_shapes(algo, kwargs, why):
+    kwargs, r = dict(kwargs), KERNEL[algo]
+    kernel = kwargs.pop("weight", r)
+    w = np.zeros((4, 3) + (kernel if isinstance(kernel, tuple) else (kernel, kernel)))
+    with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution: .*{why.format(r=r)}"):
+        ops.conv2d(np.zeros((1, 3, 16, 16)), w, padding=r // 2, algo=algo, **kwargs)

@@ -56,6 +56,28 @@ struct Alpha6 {
   }
 };
 
+template <class V>
+struct Alpha8 {
+  using Reg = typename V::Reg;
+  static constexpr int alpha = 8, row_values = 8;
+  static void input(const Reg* d, Reg* o) {
+    const Reg e1 = V::fnmadd(V::set1(4.25f), d[4], V::add(d[2], d[6]));
+    const Reg o1 = V::fnmadd(V::set1(4.25f), d[3], V::add(d[1], d[5]));
+    const Reg e2 = V::fma(V::set1(0.25f), d[2], V::fnmadd(V::set1(1.25f), d[4], d[6]));
+    const Reg o2 = V::fma(V::set1(0.5f), d[1], V::fnmadd(V::set1(2.5f), d[3], times<V>(2, d[5])));
+    const Reg e3 = V::fma(V::set1(4), d[2], V::fnmadd(V::set1(5), d[4], d[6]));
+    const Reg o3 = V::fma(V::set1(2), d[1], V::fnmadd(V::set1(2.5f), d[3], times<V>(0.5f, d[5])));
+    o[0] = V::fma(V::set1(5.25f), V::sub(d[4], d[2]), V::sub(d[0], d[6]));
+    o[1] = V::add(e1, o1);
+    o[2] = V::sub(e1, o1);
+    o[3] = V::add(e2, o2);
+    o[4] = V::sub(e2, o2);
+    o[5] = V::add(e3, o3);
+    o[6] = V::sub(e3, o3);
+    o[7] = V::fma(V::set1(5.25f), V::sub(d[3], d[5]), V::sub(d[7], d[1]));
+  }
+};
+
 // F(m x m, r x r): the codelets of winograd.h's F<M, R> on vectors.
 template <class V, int M, int R>
 struct Vec;
@@ -114,6 +136,28 @@ struct Vec<V, 2, 5> : Alpha6<V> {
     o[3] = V::add(g[0], twice);
     o[4] = V::sub(g[0], twice);
     o[5] = g[1];
+  }
+};
+
+template <class V>
+struct Vec<V, 2, 7> : Alpha8<V> {
+  using Reg = typename V::Reg;
+  static void output(const Reg* m, Reg* o) {
+    const Reg sums = V::add(V::add(m[1], m[2]), V::add(V::add(m[3], m[4]), V::add(m[5], m[6])));
+    const Reg halves = V::fma(V::set1(0.5f), V::sub(m[5], m[6]), m[7]);
+    o[0] = V::add(m[0], sums);
+    o[1] = V::add(V::fma(V::set1(2), V::sub(m[3], m[4]), V::sub(m[1], m[2])), halves);
+  }
+  static void output_adjoint(const Reg* g, Reg* o) {
+    const Reg twice = times<V>(2, g[1]), half = times<V>(0.5f, g[1]);
+    o[0] = g[0];
+    o[1] = V::add(g[0], g[1]);
+    o[2] = V::sub(g[0], g[1]);
+    o[3] = V::add(g[0], twice);
+    o[4] = V::sub(g[0], twice);
+    o[5] = V::add(g[0], half);
+    o[6] = V::sub(g[0], half);
+    o[7] = g[1];
   }
 };
 

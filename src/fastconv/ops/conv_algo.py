@@ -105,12 +105,13 @@ def _phase_kernel(weight_shape, stride):
 
 
 def winograd_variant(input_shape, weight_shape, args):
-    """'winograd_2x5' for a 5x5 kernel; for 3x3, 'winograd_4x3' or 'winograd_2x3': the one with
-    fewer transform-domain points for the output (F(4x4) costs 36 points per 4x4 tile, F(2x2) 16
-    per 2x2: F(4x4) unless the output is too small to fill its tiles); a tie goes to F(2x2), the
-    more accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
-    if _phase_kernel(weight_shape, args[0]) == (5, 5):
-        return "winograd_2x5"
+    """'winograd_2x5' or 'winograd_2x7' for a 5x5 or 7x7 kernel; for 3x3, 'winograd_4x3' or
+    'winograd_2x3': the one with fewer transform-domain points for the output (F(4x4) costs 36
+    points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is too small to fill its
+    tiles); a tie goes to F(2x2), the more accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
+    phase_kernel = _phase_kernel(weight_shape, args[0])
+    if phase_kernel in ((5, 5), (7, 7)):
+        return f"winograd_2x{phase_kernel[0]}"
     points = _winograd_3x3_points(input_shape, weight_shape, args)
     return "winograd_4x3" if points["winograd_4x3"] < points["winograd_2x3"] else "winograd_2x3"
 
@@ -142,6 +143,12 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     # thread: forward 30 ms against direct's 41).
     if unit and kh == kw == 5 and min(weight_shape[:2]) >= 32 and "winograd_2x5" in candidates:
         return "winograd_2x5"
+    # F(2x2, 7x7): 64 per 2x2 tile instead of 196 (measured on conv7x7_s1, 2 threads: forward and
+    # input gradient 7.2 ms against implicit GEMM's 10.1; its weight gradient 13.9 ms against
+    # direct's 10.3, so that one stays direct).
+    if (unit and kh == kw == 7 and min(weight_shape[:2]) >= 32 and direction != "weight"
+            and "winograd_2x7" in candidates):
+        return "winograd_2x7"
     # FFT from 7x7 on: its per-frequency GEMMs cost the same whatever the kernel's size
     # (measured, 2 threads, forward, filter spectra cached: conv7x7_s1 23 ms against direct's
     # 33, conv11x11_s1 11 ms against 19).
