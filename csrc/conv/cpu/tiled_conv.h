@@ -83,20 +83,34 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
 }
 
 // grad_x from the gradient of s's phase planes (phase_shape(s)'s input): each input pixel is one
-// cell of one phase, or lies past the last window and gets 0.
+// cell of one phase, or lies past the last window and gets 0. A row of grad_x interleaves sw
+// phase rows: each is copied to every sw-th pixel in turn (a plain pair of loops at stride 2,
+// which vectorises), no division per pixel.
 template <class T>
 void gather_phase_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_x) {
   const Conv2dShape ps = phase_shape(s);
-  const index_t sh = s.p.stride[0], sw = s.p.stride[1], plane = ps.H * ps.W;
+  const index_t sh = s.p.stride[0], sw = s.p.stride[1], plane = ps.H * ps.W, pad_w = s.p.pad_begin[1];
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t i = lo; i < hi; ++i)  // the plane of image i / C, channel i % C
       for (index_t h = 0; h < s.H; ++h) {
         const index_t eh = h + s.p.pad_begin[0], row = eh / sh;
         const T* phases = phase_grad + (i * sh + eh % sh) * sw * plane + row * ps.W;  // phase b at + b * plane
         T* out = grad_x + (i * s.H + h) * s.W;
-        for (index_t w = 0; w < s.W; ++w) {
-          const index_t ew = w + s.p.pad_begin[1], col = ew / sw;
-          out[w] = row < ps.H && col < ps.W ? phases[ew % sw * plane + col] : T(0);
+        if (row >= ps.H) {
+          std::fill(out, out + s.W, T(0));
+          continue;
+        }
+        for (index_t w0 = 0; w0 < std::min(sw, s.W); ++w0) {  // pixels w0, w0 + sw, ...: one phase's row
+          const index_t b = (w0 + pad_w) % sw, col0 = (w0 + pad_w) / sw;
+          const index_t pixels = (s.W - w0 + sw - 1) / sw, cells = std::clamp<index_t>(ps.W - col0, 0, pixels);
+          const T* src = phases + b * plane + col0;
+          T* dst = out + w0;
+          if (sw == 2) {
+            for (index_t j = 0; j < cells; ++j) dst[2 * j] = src[j];
+          } else {
+            for (index_t j = 0; j < cells; ++j) dst[j * sw] = src[j];
+          }
+          for (index_t j = cells; j < pixels; ++j) dst[j * sw] = T(0);
         }
       }
   });
