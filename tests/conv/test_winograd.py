@@ -50,7 +50,7 @@ ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64):
                ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13,
                ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13,
                ("winograd_2x7", np.float32): 1e-4, ("winograd_2x7", np.float64): 1e-13}
-ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; the larger kernels have their own tests below
+ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; LARGE have their own tests below
 LARGE = ["winograd_2x5", "winograd_2x7"]
 KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5, "winograd_2x7": 7}
 ALL_ALGOS = ALGOS + LARGE
@@ -147,8 +147,8 @@ def test_gradients_match_numeric(device, rng, algo, case):
                                    device=device)
 
 
-# (N, C, H, W, K, padding, groups) for F(2x2, 5x5) and F(2x2, 7x7): the same variety with their
-# kernels (padding: 2 and 3 more than for 3x3, so that every case has an output).
+# (N, C, H, W, K, padding, groups) for F(2x2, 5x5), and with one more padding for F(2x2, 7x7)
+# (the same output sizes): the same variety with their kernels.
 GRADIENT_CASES_LARGE = [
     (1, 3, 7, 9, 5, 2, 1),
     (2, 4, 6, 5, 6, 3, 2),
@@ -190,6 +190,17 @@ def test_large_kernels_run_strided_ones_by_their_phases(rng, algo):
     for g, r in zip(got, want):
         assert g.dtype == np.float32 and g.shape == r.shape
         assert np.abs(g - r).max() / np.abs(r).max() <= ERROR_BOUND[algo, np.float32]
+
+
+def test_fixed_rule_runs_7x7_layers_by_f2x7_but_their_weight_gradient():
+    """F(2x2, 7x7) for the forward and the input gradient of a 7x7 layer with 32 channels; its
+    weight gradient (slower than direct's there) goes on to the other rules."""
+    x_shape, w_shape = (8, 32, 64, 64), (32, 32, 7, 7)
+    args = conv2d_arguments(w_shape, 1, 3, 1, 1)
+    candidates = ops.conv_algo.supported(x_shape, w_shape, args)
+    pick = lambda direction: ops.conv_algo.heuristic(x_shape, w_shape, args, candidates, direction)
+    assert pick("forward") == pick("input") == "winograd_2x7"
+    assert pick("weight") != "winograd_2x7"
 
 
 @pytest.mark.parametrize("algo", LARGE)

@@ -84,8 +84,8 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
 
 // grad_x from the gradient of s's phase planes (phase_shape(s)'s input): each input pixel is one
 // cell of one phase, or lies past the last window and gets 0. A row of grad_x interleaves sw
-// phase rows: each is copied to every sw-th pixel in turn (a plain pair of loops at stride 2,
-// which vectorises), no division per pixel.
+// phase rows: each is copied to every sw-th pixel in turn, with no division per pixel (one per
+// pixel had made this gather 29% of a 4x4/2 input gradient's profile).
 template <class T>
 void gather_phase_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_x) {
   const Conv2dShape ps = phase_shape(s);

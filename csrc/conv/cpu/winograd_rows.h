@@ -56,6 +56,7 @@ struct Alpha6 {
   }
 };
 
+// F(2x2, 7x7)'s eight points: wincnn's B^T for F(6x6, 3x3) (winograd.h).
 template <class V>
 struct Alpha8 {
   using Reg = typename V::Reg;
