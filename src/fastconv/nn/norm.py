@@ -70,7 +70,7 @@ class BatchNormReLU2d(BatchNorm2d):
         fuse_conv_bn_eval does the same), so the convolution's epilogue applies it and the ReLU:
         no pass over the output of its own. With a residual the sum needs a pass anyway, and the
         fused one of self(conv(x), residual) does BN, the sum and the ReLU in it (folding, then
-        adding and clipping, took two: a ResNet-20 forward at batch 256 ran 6-7% slower so)."""
+        adding and clipping, takes two: a ResNet-20 forward at batch 256 runs 6-7% slower so)."""
         if (self.training or is_grad_enabled() or self.running_mean is None or x.ndim != 4
                 or residual is not None):
             return self(conv(x), residual)
