@@ -2,6 +2,7 @@
 // simd_avx512.h). Included only by the per-ISA files, after their `#pragma GCC target`.
 #pragma once
 #include <algorithm>
+#include <utility>
 
 #include "conv/cpu/channels_last.h"
 #include "core/layout.h"
@@ -372,12 +373,12 @@ inline void weight_tile(const Geometry& g, const PaddedImage& pad, const typenam
                         double* sums) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  const index_t taps = g.R * g.S, tb = taps - t0 < TB ? taps - t0 : TB;
-  index_t offset[TB];  // each tap's pixel in the copy for output pixel (0, 0); past the taps, (0, 0)
+  const index_t taps = g.R * g.S;
+  index_t offset[TB];  // each tap's pixel in the copy for output pixel (0, 0)
   #pragma GCC unroll 9
   for (int t = 0; t < TB; ++t) {
     const index_t r = (t0 + t) / g.S, s = (t0 + t) % g.S;
-    offset[t] = t < tb ? ((g.top + pad.top + r * g.dh) * pad.W + g.left + pad.left + s * g.dw) * pad.C + c0 : c0;
+    offset[t] = ((g.top + pad.top + r * g.dh) * pad.W + g.left + pad.left + s * g.dw) * pad.C + c0;
   }
   Reg acc[KB][TB];
   #pragma GCC unroll 8
@@ -406,19 +407,30 @@ inline void weight_tile(const Geometry& g, const PaddedImage& pad, const typenam
   alignas(64) T lanes[V::width];
   const index_t width = g.C - c0 < V::width ? g.C - c0 : V::width;
   for (int k = 0; k < kb; ++k)
-    for (int t = 0; t < tb; ++t) {
+    for (int t = 0; t < TB; ++t) {
       V::storeu(lanes, acc[k][t]);
       double* out = sums + ((k0 + k) * taps + t0 + t) * g.C + c0;
       for (index_t l = 0; l < width; ++l) out[l] += lanes[l];
     }
 }
 
+// weight_tile over a block of exactly `tb` taps (1 <= tb <= TB), by the instance of that width.
+template <class V, int KB, int TB, class... Args>
+void weight_tile_of(index_t tb, bool full_k, Args&&... args) {
+  if constexpr (TB > 1)
+    if (tb < TB) return weight_tile_of<V, KB, TB - 1>(tb, full_k, std::forward<Args>(args)...);
+  (full_k ? weight_tile<V, KB, TB, true> : weight_tile<V, KB, TB, false>)(std::forward<Args>(args)...);
+}
+
 // Images in chunks of at least kWeightChunkPixels output pixels, so that a tile's sums are
 // stored once per chunk rather than once per 64 pixels at 8x8 maps (resnet20's 64-channel weight
-// gradient at batch 128: 2.2-2.4 ms against 2.4-2.5, within this machine's noise). Taps in
-// blocks of TB, and the last few (at most TB / 2) in a block of TB / 2: 3x3 taps run as 6 + 3
-// with no idle register. A block with fewer taps than its width computes the missing ones on the
-// copy's own pixels and drops their sums. Channels_last gradients are transposed per image.
+// gradient at batch 128: 2.2-2.4 ms against 2.4-2.5, within this machine's noise). The taps in
+// as few blocks of at most TB as hold them, split evenly (3x3 as 5 + 4 on AVX-512, 5x5 as five
+// of 5, 7x7 as four of 6 and five of 5), each block by the kernel of its width: every register
+// computes a tap. (Blocks of TB, then a last one of TB / 2, had run a 5x5's last tap in a block
+// of 3 and 3x3 as 6 + 3: alternating builds, AVX-512, 2 threads, the direct weight gradients of
+// conv5x5 took 9.96-10.13 ms against 9.47-9.77 now, conv7x7_s1 9.28-9.34 against 8.76-8.79,
+// resnet20_c16 1.08-1.15 against 1.02-1.07.) Channels_last gradients are transposed per image.
 constexpr index_t kWeightChunkPixels = 512;
 
 template <class V, int KB, int TB>
@@ -445,17 +457,14 @@ void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const t
     }
     const Gradient<T> grad = nchw ? Gradient<T>{dy + n0 * g.K * plane, plane, g.Q, g.K * plane}
                                   : Gradient<T>{transposed, g.Q, g.K * g.Q, g.K * plane};
-    // The taps before the last few, then those (at most TB / 2) in a block of TB / 2.
-    const index_t tail = taps % TB == 0 || taps % TB > TB / 2 ? 0 : taps % TB, body = taps - tail;
+    const index_t blocks = (taps + TB - 1) / TB;  // block b: taps [b * taps / blocks, (b + 1) * taps / blocks)
     for (index_t c0 = 0; c0 < g.C; c0 += V::width)
       for (index_t k0 = 0; k0 < g.K; k0 += KB) {
         const index_t kb = g.K - k0 < KB ? g.K - k0 : KB;
-        for (index_t t0 = 0; t0 < body; t0 += TB)
-          (kb == KB ? weight_tile<V, KB, TB, true> : weight_tile<V, KB, TB, false>)(g, pad, copies, images, grad, c0,
-                                                                                   k0, kb, t0, sums);
-        if (tail)
-          (kb == KB ? weight_tile<V, KB, TB / 2, true> : weight_tile<V, KB, TB / 2, false>)(
-              g, pad, copies, images, grad, c0, k0, kb, body, sums);
+        for (index_t b = 0; b < blocks; ++b) {
+          const index_t t0 = b * taps / blocks, tb = (b + 1) * taps / blocks - t0;
+          weight_tile_of<V, KB, TB>(tb, kb == KB, g, pad, copies, images, grad, c0, k0, kb, t0, sums);
+        }
       }
   }
 }
