@@ -133,8 +133,10 @@ struct F<2, 7> {
       T g[7];
       for (int i = 0; i < 7; ++i) g[i] = in[i * is + l];
       const T even = g[0] + g[2] + g[4] + g[6], odd = g[1] + g[3] + g[5];
-      const T even2 = g[0] + T(4) * g[2] + T(16) * g[4] + T(64) * g[6], odd2 = T(2) * g[1] + T(8) * g[3] + T(32) * g[5];
-      const T even_half = T(64) * g[0] + T(16) * g[2] + T(4) * g[4] + g[6], odd_half = T(32) * g[1] + T(8) * g[3] + T(2) * g[5];
+      const T even2 = g[0] + T(4) * g[2] + T(16) * g[4] + T(64) * g[6];
+      const T odd2 = T(2) * g[1] + T(8) * g[3] + T(32) * g[5];
+      const T even_half = T(64) * g[0] + T(16) * g[2] + T(4) * g[4] + g[6];
+      const T odd_half = T(32) * g[1] + T(8) * g[3] + T(2) * g[5];
       out[l] = g[0];
       out[os + l] = T(-2) * (even + odd) / T(9);
       out[2 * os + l] = T(-2) * (even - odd) / T(9);

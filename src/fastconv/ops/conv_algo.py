@@ -108,7 +108,8 @@ def winograd_variant(input_shape, weight_shape, args):
     """'winograd_2x5' or 'winograd_2x7' for a 5x5 or 7x7 kernel; for 3x3, 'winograd_4x3' or
     'winograd_2x3': the one with fewer transform-domain points for the output (F(4x4) costs 36
     points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is too small to fill its
-    tiles); a tie goes to F(2x2), the more accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
+    tiles); a tie goes to F(2x2), the more accurate. A strided kernel counts as its stride
+    phases' (11x11 at stride 4: 3x3)."""
     phase_kernel = _phase_kernel(weight_shape, args[0])
     if phase_kernel in ((5, 5), (7, 7)):
         return f"winograd_2x{phase_kernel[0]}"
