@@ -32,6 +32,19 @@ struct F<2, 3> : fastconv::winograd::F2x3 {};
 template <>
 struct F<4, 3> : fastconv::winograd::F4x3 {};
 
+// A for F(2 x 2, r x r), 2 -> alpha: g0 at the point 0, g0 + f g1 at each other finite point f
+// (`points`, in order), g1 at infinity.
+template <int kPoints, class T>
+void two_point_output_adjoint(const double (&points)[kPoints], const T* __restrict in, index_t is, T* __restrict out,
+                              index_t os, index_t lanes) {
+  for (index_t l = 0; l < lanes; ++l) {
+    const T g0 = in[l], g1 = in[is + l];
+    out[l] = g0;
+    for (int j = 0; j < kPoints; ++j) out[(j + 1) * os + l] = g0 + T(points[j]) * g1;
+    out[(kPoints + 1) * os + l] = g1;
+  }
+}
+
 template <>
 struct F<2, 5> {
   static constexpr int m = 2, r = 5, alpha = 6;
@@ -70,15 +83,8 @@ struct F<2, 5> {
   // A: 2 -> 6
   template <class T>
   static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T g0 = in[l], g1 = in[is + l];
-      out[l] = g0;
-      out[os + l] = g0 + g1;
-      out[2 * os + l] = g0 - g1;
-      out[3 * os + l] = g0 + T(2) * g1;
-      out[4 * os + l] = g0 - T(2) * g1;
-      out[5 * os + l] = g1;
-    }
+    static constexpr double points[] = {1, -1, 2, -2};
+    two_point_output_adjoint(points, in, is, out, os, lanes);
   }
   // G^T: 6 -> 5
   template <class T>
@@ -160,17 +166,8 @@ struct F<2, 7> {
   // A: 2 -> 8
   template <class T>
   static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T g0 = in[l], g1 = in[is + l];
-      out[l] = g0;
-      out[os + l] = g0 + g1;
-      out[2 * os + l] = g0 - g1;
-      out[3 * os + l] = g0 + T(2) * g1;
-      out[4 * os + l] = g0 - T(2) * g1;
-      out[5 * os + l] = g0 + T(0.5) * g1;
-      out[6 * os + l] = g0 - T(0.5) * g1;
-      out[7 * os + l] = g1;
-    }
+    static constexpr double points[] = {1, -1, 2, -2, 0.5, -0.5};
+    two_point_output_adjoint(points, in, is, out, os, lanes);
   }
   // G^T: 8 -> 7. Column k of G: -2/9 (1, (-1)^k) at points 1, 2; 2^k / 90 (1, (-1)^k) at 3, 4;
   // 2^(6-k) / 90 (1, (-1)^k) at 5, 6; and g0, g6 from points 0 and infinity.
