@@ -1,6 +1,7 @@
 // Runs on the cross-compiled aarch64 kernels (scripts/aarch64_check.sh, under qemu-aarch64): the
-// forward conv2d of every algorithm this build supports, float32 and float64, against a float64
-// loop here. Exit status 1 names the first algorithm whose result differs.
+// forward conv2d of every algorithm this build supports, on 3x3, 5x5 and 7x7 kernels (each
+// algorithm on those it runs), float32 and float64, against a float64 loop here. Exit status 1
+// names the first algorithm whose result differs.
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -43,20 +44,21 @@ Array<T> array(std::array<index_t, 4> shape, const std::vector<double>& from = {
   return a;
 }
 
-// y[n][k][p][q] = sum over c, r, s of x[n][c][p + r - 1][q + s - 1] w[k][c][r][s], 3x3, padding 1.
+// y[n][k][p][q] = sum over c, r, s of x[n][c][p + r - R/2][q + s - R/2] w[k][c][r][s], R x R,
+// padding R/2.
 std::vector<double> reference(const std::vector<double>& x, const std::vector<double>& w, index_t N, index_t C,
-                              index_t H, index_t W, index_t K) {
+                              index_t H, index_t W, index_t K, index_t R) {
   std::vector<double> y(N * K * H * W, 0.0);
   for (index_t n = 0; n < N; ++n)
     for (index_t k = 0; k < K; ++k)
       for (index_t p = 0; p < H; ++p)
         for (index_t q = 0; q < W; ++q)
           for (index_t c = 0; c < C; ++c)
-            for (index_t r = 0; r < 3; ++r)
-              for (index_t s = 0; s < 3; ++s) {
-                const index_t h = p + r - 1, v = q + s - 1;
+            for (index_t r = 0; r < R; ++r)
+              for (index_t s = 0; s < R; ++s) {
+                const index_t h = p + r - R / 2, v = q + s - R / 2;
                 if (h >= 0 && h < H && v >= 0 && v < W)
-                  y[((n * K + k) * H + p) * W + q] += x[((n * C + c) * H + h) * W + v] * w[((k * C + c) * 3 + r) * 3 + s];
+                  y[((n * K + k) * H + p) * W + q] += x[((n * C + c) * H + h) * W + v] * w[((k * C + c) * R + r) * R + s];
               }
   return y;
 }
@@ -65,7 +67,7 @@ template <class T>
 bool check(const std::string& algo, const std::vector<double>& x, const std::vector<double>& w,
            const std::vector<double>& expected, std::array<index_t, 4> xs, std::array<index_t, 4> ws) {
   fastconv::conv::Conv2dParams params;
-  params.pad_begin = params.pad_end = {1, 1};
+  params.pad_begin = params.pad_end = {ws[2] / 2, ws[3] / 2};
   const auto ys = fastconv::conv::conv2d_output_shape(xs, ws, params);
   if (fastconv::conv::conv2d_unsupported_reason(algo, xs, ws, params)) return true;
   Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>(ys);
@@ -73,8 +75,8 @@ bool check(const std::string& algo, const std::vector<double>& x, const std::vec
   double worst = 0;
   for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(out.values[i] - expected[i]));
   const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
-  std::printf("%-14s %s: largest difference %.2e (tolerance %.0e)\n", algo.c_str(), sizeof(T) == 4 ? "float32" : "float64",
-              worst, tolerance);
+  std::printf("%-14s %ldx%ld %s: largest difference %.2e (tolerance %.0e)\n", algo.c_str(), long(ws[2]), long(ws[3]),
+              sizeof(T) == 4 ? "float32" : "float64", worst, tolerance);
   return worst <= tolerance;  // NaN (an output never written) fails too
 }
 
@@ -84,17 +86,20 @@ int main() {
   const index_t N = 2, C = 5, H = 9, W = 11, K = 6;
   std::mt19937 generator(0);
   std::normal_distribution<double> normal;
-  std::vector<double> x(N * C * H * W), w(K * C * 9);
+  std::vector<double> x(N * C * H * W);
   for (double& v : x) v = normal(generator);
-  for (double& v : w) v = normal(generator);
-  const std::vector<double> expected = reference(x, w, N, C, H, W, K);
   std::printf("isa %s\n", fastconv::isa_name(fastconv::active_isa()));
-  for (const std::string& algo : fastconv::conv::algorithm_names()) {
-    const bool ok = check<float>(algo, x, w, expected, {N, C, H, W}, {K, C, 3, 3}) &&
-                    check<double>(algo, x, w, expected, {N, C, H, W}, {K, C, 3, 3});
-    if (!ok) {
-      std::printf("%s: the result differs from the reference\n", algo.c_str());
-      return 1;
+  for (const index_t R : {3, 5, 7}) {
+    std::vector<double> w(K * C * R * R);
+    for (double& v : w) v = normal(generator);
+    const std::vector<double> expected = reference(x, w, N, C, H, W, K, R);
+    for (const std::string& algo : fastconv::conv::algorithm_names()) {
+      const bool ok = check<float>(algo, x, w, expected, {N, C, H, W}, {K, C, R, R}) &&
+                      check<double>(algo, x, w, expected, {N, C, H, W}, {K, C, R, R});
+      if (!ok) {
+        std::printf("%s %ldx%ld: the result differs from the reference\n", algo.c_str(), long(R), long(R));
+        return 1;
+      }
     }
   }
   return 0;
