@@ -27,7 +27,7 @@ CASES = [
     (1, 5, 2, 9, 4, 6, 2, (3, 2), (2, 0), (2, 1), 1),
     # From 16 output channels per group the forward reads one copy of the input per column shift
     (2, 5, 5, 7, 16, 4, 4, 2, 1, 0, 1),              # odd widths: phases 7 and 6 columns wide
-    (1, 4, 3, 21, 17, 5, 3, (1, 3), (2, 1), (0, 2), 2),  # phases of 21-23 columns: rows of two vectors
+    (1, 4, 3, 21, 17, 5, 3, (1, 3), (2, 1), (0, 2), 2),  # 21-column phases read at two column shifts
 ]
 
 

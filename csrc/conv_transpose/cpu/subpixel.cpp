@@ -39,7 +39,6 @@ namespace {
 constexpr std::size_t kBandOutputBytes = 1u << 18;
 // The most values a band's input planes may hold (one output row per band at least).
 constexpr index_t kMaxPlaneValues = index_t(1) << 32;
-constexpr index_t kCacheLine = 64;  // bytes
 // The most output phases: each has its GEMM and block, so a stride far beyond the kernel (legal,
 // however wasteful) would ask for stride_h x stride_w of them.
 constexpr index_t kMaxPhases = 1024;
@@ -67,15 +66,17 @@ struct AxisPhases {
 
 // How a band's input planes lie. A single copy: rows of the widest phase + the columns its taps
 // reach, each tap reading them at its column shift; the columns past a phase's width are
-// computed and dropped (2 of 18 for a 4x4/2 kernel over 16 columns). Shifted copies: one copy of
-// the band per column shift a tap reads (0 ... reach), in rows of the widest phase rounded up to
-// a cache line, so that no column is wasted where the width is a whole number of vectors, at the
-// price of copying the band reach + 1 times. Measured, 2 threads, AVX-512, alternating builds:
-// shifted copies ran conv_transpose_up2's forward (64 -> 32 channels, 16x16 -> 32x32) 1.12-1.21
-// -> 1.02-1.11 ms, a 4x4/2 layer of 128 -> 64 channels 2.9-3.0 -> 2.3-2.4 ms, 5x5/2 and 8x8/4
-// layers 5-10% faster, but a 4x4/2 layer to 3 output channels 0-10% slower (its GEMM rows are
-// mostly padding, the copies dominate): the forward takes them from 16 output channels per group
-// on. The weight gradient's channels-last planes are a single copy.
+// computed and dropped (2 of 18 for a 4x4/2 kernel over 16 columns, 1 of 9 for a 3x3/2 kernel
+// over 8). Shifted copies: one copy of the band per column shift a tap reads (0 ... reach), in
+// rows of the widest phase, no column wasted, at the price of copying the band reach + 1 times.
+// Measured, 2 threads, AVX-512, alternating builds: shifted copies ran conv_transpose_up2's
+// forward (64 -> 32 channels, 16x16 -> 32x32) 1.12-1.21 -> 1.02-1.11 ms, a 4x4/2 layer of
+// 128 -> 64 channels 2.9-3.0 -> 2.3-2.4 ms, resnet20's 3x3/2 input gradient at batch 128
+// (64 -> 32 channels, 8-column phases) 2.0-2.1 -> 1.6-1.75 ms, 5x5/2 layers 5% faster, but a
+// 4x4/2 layer to 3 output channels 0-10% slower (its GEMM rows are mostly padding, the copies
+// dominate): the forward takes them from 16 output channels per group on. (Rows rounded up to
+// a cache line had made 8-column phases compute 16.) The weight gradient's channels-last planes
+// are a single copy.
 enum class Planes { shifted_copies, single };
 
 // The geometry of a call: y (N, C, H, W) from x (N, K, P, Q) in the equivalent conv2d's names
@@ -92,8 +93,7 @@ struct Subpixel {
       : s(shape),
         rows(s.H, s.R, s.p.stride[0], s.p.pad_begin[0]),
         cols(s.W, s.S, s.p.stride[1], s.p.pad_begin[1]),
-        Wp(planes == Planes::shifted_copies ? round_up(cols.max_outputs, kCacheLine / value_bytes)
-                                            : cols.max_outputs + cols.reach()),
+        Wp(planes == Planes::shifted_copies ? cols.max_outputs : cols.max_outputs + cols.reach()),
         copies(planes == Planes::shifted_copies ? cols.reach() + 1 : 1),
         nr(tile_width) {
     // In double: subpixel_unsupported_reason sizes shapes no array has yet, whose products may
