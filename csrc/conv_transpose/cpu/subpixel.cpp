@@ -252,8 +252,8 @@ const char* subpixel_unsupported_reason(const Conv2dShape& s) {
   index_t phases = 0;
   if (mul_overflows(s.p.stride[0], s.p.stride[1], &phases) || phases > kMaxPhases)
     return "subpixel runs one GEMM per output phase, stride_h x stride_w of them: at most 1024; use another algo";
-  // The forward's shifted copies of float rows: more values than the weight gradient's single copy
-  // ((reach + 1) x Wp >= Wp + reach) or than those of double rows.
+  // The forward's shifted copies: at least as many values as a single copy ((reach + 1) x width
+  // >= width + reach), so the bound holds for either.
   const Subpixel g(s, sizeof(float), 1, Planes::shifted_copies);
   index_t n = 0;
   if (mul_overflows(s.K, g.rows.reach() + 2, &n) || mul_overflows(n, g.Wp, &n) || mul_overflows(n, g.copies, &n) ||
