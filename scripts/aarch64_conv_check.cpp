@@ -1,7 +1,8 @@
 // Runs on the cross-compiled aarch64 kernels (scripts/aarch64_check.sh, under qemu-aarch64): the
 // forward conv2d of every algorithm this build supports, on 3x3, 5x5 and 7x7 kernels (each
-// algorithm on those it runs), float32 and float64, against a float64 loop here. Exit status 1
-// names the first algorithm whose result differs.
+// algorithm on those it runs), and conv_transpose2d's own subpixel forward on a 4x4/2 kernel to
+// 3 and to 16 output channels (its two band layouts), float32 and float64, against float64 loops
+// here. Exit status 1 names the first algorithm whose result differs.
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "conv/conv.h"
+#include "conv_transpose/conv_transpose.h"
 #include "core/isa.h"
 
 namespace {
@@ -80,6 +82,44 @@ bool check(const std::string& algo, const std::vector<double>& x, const std::vec
   return worst <= tolerance;  // NaN (an output never written) fails too
 }
 
+// y[n][k][i * 2 - 1 + r][j * 2 - 1 + s] += x[n][c][i][j] w[c][k][r][s]: a 4x4 transposed
+// convolution at stride 2, padding 1 (y twice x's size), by scatter.
+std::vector<double> transposed_reference(const std::vector<double>& x, const std::vector<double>& w, index_t N,
+                                         index_t C, index_t H, index_t W, index_t K) {
+  std::vector<double> y(N * K * 2 * H * 2 * W, 0.0);
+  for (index_t n = 0; n < N; ++n)
+    for (index_t c = 0; c < C; ++c)
+      for (index_t i = 0; i < H; ++i)
+        for (index_t j = 0; j < W; ++j)
+          for (index_t k = 0; k < K; ++k)
+            for (index_t r = 0; r < 4; ++r)
+              for (index_t s = 0; s < 4; ++s) {
+                const index_t h = i * 2 - 1 + r, v = j * 2 - 1 + s;
+                if (h >= 0 && h < 2 * H && v >= 0 && v < 2 * W)
+                  y[((n * K + k) * 2 * H + h) * 2 * W + v] +=
+                      x[((n * C + c) * H + i) * W + j] * w[((c * K + k) * 4 + r) * 4 + s];
+              }
+  return y;
+}
+
+template <class T>
+bool check_subpixel(const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& expected,
+                    std::array<index_t, 4> xs, std::array<index_t, 4> ws) {
+  fastconv::conv_transpose::ConvTranspose2dParams params;
+  params.stride = {2, 2};
+  params.padding = {1, 1};
+  const auto ys = fastconv::conv_transpose::conv_transpose2d_output_shape(xs, ws, params);
+  Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>(ys);
+  fastconv::conv_transpose::conv_transpose2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params,
+                                                     "subpixel");
+  double worst = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(out.values[i] - expected[i]));
+  const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
+  std::printf("subpixel       4x4/2 to %ld channels %s: largest difference %.2e (tolerance %.0e)\n", long(ws[1]),
+              sizeof(T) == 4 ? "float32" : "float64", worst, tolerance);
+  return worst <= tolerance;
+}
+
 }  // namespace
 
 int main() {
@@ -100,6 +140,16 @@ int main() {
         std::printf("%s %ldx%ld: the result differs from the reference\n", algo.c_str(), long(R), long(R));
         return 1;
       }
+    }
+  }
+  for (const index_t K_out : {3, 16}) {  // below and from subpixel's shifted copies (16 channels a group)
+    std::vector<double> w(C * K_out * 4 * 4);
+    for (double& v : w) v = normal(generator);
+    const std::vector<double> expected = transposed_reference(x, w, N, C, H, W, K_out);
+    if (!check_subpixel<float>(x, w, expected, {N, C, H, W}, {C, K_out, 4, 4}) ||
+        !check_subpixel<double>(x, w, expected, {N, C, H, W}, {C, K_out, 4, 4})) {
+      std::printf("subpixel to %ld channels: the result differs from the reference\n", long(K_out));
+      return 1;
     }
   }
   return 0;
