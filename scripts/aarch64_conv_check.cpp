@@ -65,6 +65,18 @@ std::vector<double> reference(const std::vector<double>& x, const std::vector<do
   return y;
 }
 
+// Prints the largest difference of `got` from `expected` and whether it is within the dtype's
+// tolerance (NaN, an output never written, fails too).
+template <class T>
+bool matches(const std::vector<T>& got, const std::vector<double>& expected, const char* what) {
+  double worst = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(got[i] - expected[i]));
+  const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
+  std::printf("%s %s: largest difference %.2e (tolerance %.0e)\n", what, sizeof(T) == 4 ? "float32" : "float64", worst,
+              tolerance);
+  return worst <= tolerance;
+}
+
 template <class T>
 bool check(const std::string& algo, const std::vector<double>& x, const std::vector<double>& w,
            const std::vector<double>& expected, std::array<index_t, 4> xs, std::array<index_t, 4> ws) {
@@ -74,12 +86,9 @@ bool check(const std::string& algo, const std::vector<double>& x, const std::vec
   if (fastconv::conv::conv2d_unsupported_reason(algo, xs, ws, params)) return true;
   Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>(ys);
   fastconv::conv::conv2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params, algo, false, TensorArg{});
-  double worst = 0;
-  for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(out.values[i] - expected[i]));
-  const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
-  std::printf("%-14s %ldx%ld %s: largest difference %.2e (tolerance %.0e)\n", algo.c_str(), long(ws[2]), long(ws[3]),
-              sizeof(T) == 4 ? "float32" : "float64", worst, tolerance);
-  return worst <= tolerance;  // NaN (an output never written) fails too
+  char what[64];
+  std::snprintf(what, sizeof what, "%-14s %ldx%ld", algo.c_str(), long(ws[2]), long(ws[3]));
+  return matches(out.values, expected, what);
 }
 
 // y[n][k][i * 2 - 1 + r][j * 2 - 1 + s] += x[n][c][i][j] w[c][k][r][s]: a 4x4 transposed
@@ -112,12 +121,7 @@ bool check_subpixel(const std::vector<double>& x, const std::vector<double>& w, 
   Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>(ys);
   fastconv::conv_transpose::conv_transpose2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params,
                                                      "subpixel");
-  double worst = 0;
-  for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(out.values[i] - expected[i]));
-  const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
-  std::printf("subpixel       4x4/2 to %ld channels %s: largest difference %.2e (tolerance %.0e)\n", long(ws[1]),
-              sizeof(T) == 4 ? "float32" : "float64", worst, tolerance);
-  return worst <= tolerance;
+  return matches(out.values, expected, ("subpixel       4x4/2 to " + std::to_string(ws[1]) + " channels").c_str());
 }
 
 }  // namespace
