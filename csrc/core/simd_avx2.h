@@ -7,6 +7,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace fastconv::simd {
 namespace {
 
@@ -50,6 +52,15 @@ struct Avx2F32 {
   // The lanes of `bits` loaded, the others 0: a plain load when all lanes are wanted (vmaskmovps
   // is several times slower on AMD's cores).
   static Reg load_lanes(const T* p, unsigned bits) { return bits == all_lanes ? loadu(p) : load_masked(p, mask(bits)); }
+  // Lane l = base[index[l]]; gather_valid: lanes whose index is negative are 0 and read nothing.
+  static Reg gather(const T* base, const std::int32_t* index) {
+    return _mm256_i32gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(index)), sizeof(T));
+  }
+  static Reg gather_valid(const T* base, const std::int32_t* index) {
+    const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(index));
+    const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1)));
+    return _mm256_mask_i32gather_ps(zero(), base, i, valid, sizeof(T));
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
@@ -105,6 +116,14 @@ struct Avx2F64 {
   }
   static Reg load_masked(const T* p, Mask m) { return _mm256_maskload_pd(p, m); }
   static Reg load_lanes(const T* p, unsigned bits) { return bits == all_lanes ? loadu(p) : load_masked(p, mask(bits)); }
+  static Reg gather(const T* base, const std::int32_t* index) {  // as Avx2F32's
+    return _mm256_i32gather_pd(base, _mm_loadu_si128(reinterpret_cast<const __m128i*>(index)), sizeof(T));
+  }
+  static Reg gather_valid(const T* base, const std::int32_t* index) {
+    const __m128i i = _mm_loadu_si128(reinterpret_cast<const __m128i*>(index));
+    const __m256d valid = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpgt_epi32(i, _mm_set1_epi32(-1))));
+    return _mm256_mask_i32gather_pd(zero(), base, i, valid, sizeof(T));
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }

@@ -8,6 +8,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace fastconv::simd {
 namespace {
 
@@ -45,6 +47,14 @@ struct Avx512F32 {
   static Mask mask(unsigned bits) { return static_cast<Mask>(bits); }
   static Reg load_masked(const T* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static Reg load_lanes(const T* p, unsigned bits) { return load_masked(p, mask(bits)); }  // as fast as a plain load
+  // Lane l = base[index[l]]; gather_valid: lanes whose index is negative are 0 and read nothing.
+  static Reg gather(const T* base, const std::int32_t* index) {
+    return _mm512_i32gather_ps(_mm512_loadu_si512(index), base, sizeof(T));
+  }
+  static Reg gather_valid(const T* base, const std::int32_t* index) {
+    const __m512i i = _mm512_loadu_si512(index);
+    return _mm512_mask_i32gather_ps(zero(), _mm512_cmpge_epi32_mask(i, _mm512_setzero_si512()), i, base, sizeof(T));
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
@@ -85,6 +95,14 @@ struct Avx512F64 {
   static Mask mask(unsigned bits) { return static_cast<Mask>(bits); }
   static Reg load_masked(const T* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
   static Reg load_lanes(const T* p, unsigned bits) { return load_masked(p, mask(bits)); }
+  static Reg gather(const T* base, const std::int32_t* index) {  // as Avx512F32's
+    return _mm512_i32gather_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(index)), base, sizeof(T));
+  }
+  static Reg gather_valid(const T* base, const std::int32_t* index) {
+    const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(index));
+    const auto valid = static_cast<Mask>(~_mm256_movemask_ps(_mm256_castsi256_ps(i)));  // sign bits clear
+    return _mm512_mask_i32gather_pd(zero(), valid, i, base, sizeof(T));
+  }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }

@@ -3,7 +3,7 @@ import pytest
 
 from fastconv import _C, ops
 from fastconv.backend import DeviceError, to_device, to_host
-from tests.reference import interpolate_reference, numeric_gradient
+from tests.reference import filtered_interpolate_reference, interpolate_reference, numeric_gradient
 
 # (input H, W, keyword arguments): sizes up and down, scale factors that do not divide, pairs.
 RESIZES = [
@@ -82,6 +82,48 @@ def test_interpolate_backward_matches_numeric_gradient(device, rng, mode, align_
                                               **kwargs))
         ref = numeric_gradient(lambda xx: _reference(xx, mode, align_corners, **kwargs), x, gy)
         np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-8)
+
+
+def transposed(reference, x_shape, gy):
+    """The gradient of a linear map given as its float64 reference: x's pixel (h, w) gets the sum of
+    gy times the reference's output for an image that is 1 at (h, w) and 0 elsewhere."""
+    dx = np.zeros(x_shape)
+    for h in range(x_shape[2]):
+        for w in range(x_shape[3]):
+            basis = np.zeros(x_shape)
+            basis[:, :, h, w] = 1.0
+            dx[:, :, h, w] = (reference(basis) * gy).sum(axis=(2, 3))
+    return dx
+
+
+# Rows wide enough for whole vectors of every ISA and a tail, in both directions: forward rows
+# of W_out values, backward rows of W (each value summing its readers, padded where fewer).
+GATHERED_ROWS = [
+    (3, 19, dict(mode="bilinear", scale_factor=2)),
+    (4, 53, dict(mode="bilinear", size=(3, 18), align_corners=True)),
+    (3, 21, dict(mode="bicubic", scale_factor=(1, 1.9))),
+    (4, 53, dict(mode="bilinear", size=(3, 18), antialias=True)),
+    (4, 61, dict(mode="bicubic", size=(2, 17), antialias=True)),
+]
+
+
+@pytest.mark.parametrize("h,w,kwargs", GATHERED_ROWS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_gathers_match_the_reference_on_every_isa(isa, rng, h, w, kwargs, dtype):
+    x = rng.standard_normal((1, 2, h, w))
+    y = ops.interpolate(x.astype(dtype), **kwargs)
+    mode, align = kwargs["mode"], bool(kwargs.get("align_corners"))
+    out, scales = output_and_scales(h, w, kwargs.get("size"), kwargs.get("scale_factor"))
+    if mode == "bilinear" and not kwargs.get("antialias"):
+        def reference(xx): return interpolate_reference(xx, out, mode, align, scales)
+    else:
+        def reference(xx): return filtered_interpolate_reference(xx, out, mode, align, scales, kwargs.get("antialias", False))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, reference(x), rtol=tol, atol=tol)
+    gy = rng.standard_normal(y.shape)
+    dx = ops.interpolate_backward(gy.astype(dtype), x.shape, **kwargs)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, transposed(reference, x.shape, gy), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("mode", [0, 1])

@@ -7,10 +7,14 @@
 // independent, so the work is split by (image, channel) plane; in backward each gradient plane
 // has one writer (race-free, deterministic).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
+#include "core/errors.h"
 #include "core/parallel.h"
+#include "core/stream_store.h"
 #include "sampling/cpu/interpolate.h"
 #include "sampling/cpu/interpolate_taps.h"
 
@@ -22,6 +26,9 @@ template <class T>
 void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   const auto rows = linear_taps<T>(s.H, s.OH, p.align_corners, p.scale_h);
   const auto columns = linear_taps<T>(s.W, s.OW, p.align_corners, p.scale_w);
+  const auto blend2 = sampling_loops<T>().blend2;
+  // An upsampled output is several times its input: streamed past the cache when large
+  const bool stream = stream_output(static_cast<std::size_t>(s.N * s.C * s.OH * s.OW) * sizeof(T));
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     WidthInterpolatedRows<T> cache(columns);
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -30,10 +37,11 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
         const LinearTap<T>& r = rows[oh];
         const T* top = cache.row(r.i0, r.i0 + r.step);
         const T* bottom = cache.row(r.i0 + r.step, r.i0);
-        T* dst = out + (plane * s.OH + oh) * s.OW;
-        for (index_t ow = 0; ow < s.OW; ++ow) dst[ow] = top[ow] * r.w0 + bottom[ow] * r.w1;
+        write_blocks(out + (plane * s.OH + oh) * s.OW, s.OW, stream,
+                     [&](T* dst, index_t i0, index_t len) { blend2(top + i0, bottom + i0, len, r.w0, r.w1, dst); });
       }
     }
+    if (stream) stream_fence();
   });
 }
 
@@ -65,7 +73,8 @@ void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T
 template <class T>
 void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   const resample::Filter filter = filter_of(p.mode);
-  const TapTable<T> rows(row_axis(s, p), filter), columns(column_axis(s, p), filter);
+  const TapTable<T> rows(row_axis(s, p), filter);
+  const GatherTable<T> column_gathers = gather_table(TapTable<T>(column_axis(s, p), filter));
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     std::vector<T> filtered(s.W);
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -79,8 +88,7 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
           const T w = rows.weight[oh * rows.width + j];
           for (index_t x = 0; x < s.W; ++x) filtered[x] += row[x] * w;
         }
-        for (index_t ow = 0; ow < s.OW; ++ow)
-          dst[oh * s.OW + ow] = columns.apply(ow, [&](index_t x) { return filtered[x]; });
+        column_gathers.sum(filtered.data(), dst + oh * s.OW);
       }
     }
   });
@@ -96,7 +104,8 @@ template <class T>
 void separable_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
   const SeparableTaps<T> taps(s, p);
   const TapTable<T>& rows = taps.rows;
-  const ReadersTable<T> column_readers(taps.columns, s.W);
+  const GatherTable<T> column_readers = gather_table(ReadersTable<T>(taps.columns, s.W));
+  const auto add_scaled = sampling_loops<T>().add_scaled;
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     std::vector<T> filtered(s.W);
     for (index_t plane = lo; plane < hi; ++plane) {
@@ -104,15 +113,20 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
       T* dst = grad_input + plane * s.H * s.W;
       std::memset(dst, 0, sizeof(T) * s.H * s.W);
       for (index_t oh = 0; oh < s.OH; ++oh) {
-        for (index_t x = 0; x < s.W; ++x) filtered[x] = column_readers.gather(x, g + oh * s.OW);
-        for (index_t j = 0; j < rows.count[oh]; ++j) {
-          T* row = dst + rows.index[oh * rows.width + j] * s.W;
-          const T w = rows.weight[oh * rows.width + j];
-          for (index_t x = 0; x < s.W; ++x) row[x] += w * filtered[x];
-        }
+        column_readers.sum(g + oh * s.OW, filtered.data());
+        for (index_t j = 0; j < rows.count[oh]; ++j)
+          add_scaled(filtered.data(), s.W, rows.weight[oh * rows.width + j], dst + rows.index[oh * rows.width + j] * s.W);
       }
     }
   });
+}
+
+// The gathers along a row index it with int32 lanes.
+void check_gather_rows(const InterpolateShape& s) {
+  constexpr index_t kMost = std::numeric_limits<std::int32_t>::max();
+  if (s.W > kMost || s.OW > kMost)
+    fail<ValueError>("input: NCHW rows of at most ", kMost, " values expected (W ", s.W, ", W_out ", s.OW,
+                     "); a channels_last array has no such limit");
 }
 
 }  // namespace
@@ -120,6 +134,7 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
 template <class T>
 void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
+  check_gather_rows(s);
   if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
     nearest_pass<false>(s, p, input, out);
   else if (p.mode == InterpolateMode::bilinear)
@@ -131,6 +146,7 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
 template <class T>
 void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
   if (s.N * s.C == 0) return;
+  check_gather_rows(s);
   if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
     nearest_pass<true>(s, p, grad_out, grad_input);
   else

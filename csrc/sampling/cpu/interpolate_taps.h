@@ -2,6 +2,8 @@
 // channels_last ones (interpolate_channels_last.cpp): computed once per call, one per output
 // column and one per output row, and reused by every plane or image.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "common/bilinear.h"
@@ -33,6 +35,42 @@ inline std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_f
   return taps;
 }
 
+// Taps along a row as sampling_loops.h's gathers read them: `taps` per value, tap k of value i
+// at [k * n + i], padded with index -1 (read as nothing) and weight 0 where a value has fewer.
+// Indices are int32 (the gathers' lanes): kernels check_gather_rows() first.
+template <class T>
+struct GatherTable {
+  index_t taps = 0, n = 0;
+  std::vector<std::int32_t> index;
+  std::vector<T> weight;
+
+  GatherTable() = default;
+  GatherTable(index_t taps, index_t n) : taps(taps), n(n), index(taps * n, -1), weight(taps * n, T(0)) {}
+
+  void set(index_t k, index_t i, index_t at, T w) {
+    index[k * n + i] = static_cast<std::int32_t>(at);
+    weight[k * n + i] = w;
+  }
+
+  // bilinear's two taps per value (i0 and i0 + step)
+  static GatherTable of(const std::vector<LinearTap<T>>& taps) {
+    GatherTable table(2, static_cast<index_t>(taps.size()));
+    for (index_t i = 0; i < table.n; ++i) {
+      table.set(0, i, taps[i].i0, taps[i].w0);
+      table.set(1, i, taps[i].i0 + taps[i].step, taps[i].w1);
+    }
+    return table;
+  }
+
+  // dst[i] = src's taps of value i: gather_blend2 (two taps) and gather_sum (any)
+  void blend2(const T* src, T* dst) const {
+    sampling_loops<T>().gather_blend2(src, index.data(), weight.data(), n, dst);
+  }
+  void sum(const T* src, T* dst) const {
+    sampling_loops<T>().gather_sum(src, index.data(), weight.data(), taps, n, dst);
+  }
+};
+
 // Input rows interpolated along the width, two at a time: an output row blends two of them,
 // and neighbouring output rows mostly share theirs, so each is computed about once per plane.
 // The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
@@ -42,7 +80,9 @@ template <class T, bool kChannelsLast = false>
 class WidthInterpolatedRows {
  public:
   explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
-      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {}
+      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {
+    if constexpr (!kChannelsLast) gathers_ = GatherTable<T>::of(columns);
+  }
 
   void start_plane(const T* plane, index_t width) {
     plane_ = plane;
@@ -62,11 +102,7 @@ class WidthInterpolatedRows {
     if constexpr (kChannelsLast) {
       sampling_loops<T>().width_blend(plane_ + y * width_ * channels_, columns_.data(), count, channels_, out);
     } else {
-      const T* src = plane_ + y * width_;
-      for (index_t i = 0; i < count; ++i) {
-        const LinearTap<T>& c = columns_[i];
-        out[i] = src[c.i0] * c.w0 + src[c.i0 + c.step] * c.w1;
-      }
+      gathers_.blend2(plane_ + y * width_, out);
     }
     return out;
   }
@@ -75,6 +111,7 @@ class WidthInterpolatedRows {
   T* slot_data(int slot) { return buffer_.data() + slot * columns_.size() * channels_; }
 
   const std::vector<LinearTap<T>>& columns_;
+  GatherTable<T> gathers_;  // NCHW: the columns' taps
   index_t channels_;
   std::vector<T> buffer_;
   const T* plane_ = nullptr;
@@ -154,6 +191,28 @@ struct ReadersTable {
     return sum;
   }
 };
+
+// TapTable's windows (a filter along the width) as a GatherTable.
+template <class T>
+GatherTable<T> gather_table(const TapTable<T>& taps) {
+  GatherTable<T> table(taps.width, static_cast<index_t>(taps.count.size()));
+  for (index_t o = 0; o < table.n; ++o)
+    for (index_t j = 0; j < taps.count[o]; ++j) table.set(j, o, taps.index[o * taps.width + j], taps.weight[o * taps.width + j]);
+  return table;
+}
+
+// ReadersTable's readers (the backward's gather along the width) as a GatherTable.
+template <class T>
+GatherTable<T> gather_table(const ReadersTable<T>& readers) {
+  const index_t inputs = static_cast<index_t>(readers.start.size()) - 1;
+  index_t most = 0;
+  for (index_t i = 0; i < inputs; ++i) most = std::max(most, readers.start[i + 1] - readers.start[i]);
+  GatherTable<T> table(most, inputs);
+  for (index_t i = 0; i < inputs; ++i)
+    for (index_t r = readers.start[i]; r < readers.start[i + 1]; ++r)
+      table.set(r - readers.start[i], i, readers.output[r], readers.weight[r]);
+  return table;
+}
 
 inline resample::Filter filter_of(InterpolateMode mode) {
   switch (mode) {

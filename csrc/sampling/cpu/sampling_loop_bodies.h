@@ -1,11 +1,18 @@
 // The bodies of sampling_loops.h's loops, included by one file per ISA. Each includer names its
 // own Isa tag in an anonymous namespace, so its instantiations are its own (internal linkage):
-// the linker cannot swap an AVX-512 copy in for another ISA's callers. Raw loops only: nothing
-// here may instantiate an inline function that baseline code shares.
+// the linker cannot swap an AVX-512 copy in for another ISA's callers. Raw loops, and the
+// gathers over the tag's vector type (Isa::Vec<T>, a core/simd_*.h type the includer compiled
+// for its ISA; void for the baseline): nothing here may instantiate an inline function that
+// baseline code shares.
 #pragma once
+#include <type_traits>
+
 #include "sampling/cpu/sampling_loops.h"
 
 namespace fastconv::sampling::cpu::loop_bodies {
+
+template <class Isa, class T>
+using VecOf = typename Isa::template Vec<T>;
 
 template <class Isa, class T>
 void blend2(const T* __restrict a, const T* __restrict b, index_t n, T wa, T wb, T* __restrict dst) {
@@ -44,6 +51,42 @@ void add_scaled(const T* __restrict x, index_t n, T w, T* __restrict y) {
   for (index_t i = 0; i < n; ++i) y[i] += x[i] * w;
 }
 
+template <class Isa, class T>
+void gather_blend2(const T* src, const std::int32_t* index, const T* weight, index_t n, T* dst) {
+  const std::int32_t* index1 = index + n;
+  const T* weight1 = weight + n;
+  index_t i = 0;
+  if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
+    using V = VecOf<Isa, T>;
+    for (; i + V::width <= n; i += V::width)
+      V::storeu(dst + i, V::add(V::mul(V::gather(src, index + i), V::loadu(weight + i)),
+                                V::mul(V::gather(src, index1 + i), V::loadu(weight1 + i))));
+  }
+  for (; i < n; ++i) dst[i] = src[index[i]] * weight[i] + src[index1[i]] * weight1[i];
+}
+
+// A left-out tap adds nothing; in vector lanes it adds 0 * 0 (its weight is 0), which leaves the
+// sum's bits alone: a sum from +0 is never -0.
+template <class Isa, class T>
+void gather_sum(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst) {
+  index_t i = 0;
+  if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
+    using V = VecOf<Isa, T>;
+    for (; i + V::width <= n; i += V::width) {
+      typename V::Reg sum = V::zero();
+      for (index_t k = 0; k < taps; ++k)
+        sum = V::add(sum, V::mul(V::gather_valid(src, index + k * n + i), V::loadu(weight + k * n + i)));
+      V::storeu(dst + i, sum);
+    }
+  }
+  for (; i < n; ++i) {
+    T sum = 0;
+    for (index_t k = 0; k < taps; ++k)
+      if (index[k * n + i] >= 0) sum += src[index[k * n + i]] * weight[k * n + i];
+    dst[i] = sum;
+  }
+}
+
 // The table of one ISA's loops (Isa: the including file's tag).
 template <class Isa, class T>
 SamplingLoops<T> table() {
@@ -53,6 +96,8 @@ SamplingLoops<T> table() {
   l.blend4 = blend4<Isa, T>;
   l.scale = scale<Isa, T>;
   l.add_scaled = add_scaled<Isa, T>;
+  l.gather_blend2 = gather_blend2<Isa, T>;
+  l.gather_sum = gather_sum<Isa, T>;
   return l;
 }
 

@@ -7,7 +7,10 @@
 namespace fastconv::sampling::cpu {
 
 namespace {
-struct Baseline {};
+struct Baseline {
+  template <class T>
+  using Vec = void;  // scalar loops
+};
 }  // namespace
 
 template <class T>

@@ -1,13 +1,15 @@
 // The inner loops of the channels_last interpolate and grid_sample kernels, over a pixel's
 // channels (contiguous in NHWC memory), compiled once per ISA (sampling_loops.cpp
 // for baseline x86-64 and aarch64, *_avx2.cpp, *_avx512.cpp) and chosen at run time by
-// vector_isa(). The tap tables and threads stay in the kernels' files, and so do the NCHW
-// kernels: their taps gather one value each, bound by the loads, not by the vector width (and
-// their one contiguous loop, bilinear's row blend, measured no faster called through a table).
+// vector_isa(); and the gathers of the NCHW kernels' taps along a row, where each value reads
+// its own columns (hardware gathers on AVX2 and AVX-512). The tap tables and threads stay in the
+// kernels' files.
 //
 // Each loop is one expression of the kernels, in their order of operations and compiled without
 // contraction into FMA, so every ISA gives the baseline's bits.
 #pragma once
+#include <cstdint>
+
 #include "common/bilinear.h"
 #include "common/index.h"
 
@@ -27,6 +29,14 @@ struct SamplingLoops {
   void (*scale)(const T* p, index_t n, T w, T* dst);
   // y[i] += x[i] * w: a tap's share added in (filters, backward spreads).
   void (*add_scaled)(const T* x, index_t n, T w, T* y);
+  // Gathers along a row, over tables of `taps` taps per value, tap k of value i at [k * n + i]:
+  // dst[i] = src[index[i]] * weight[i] + src[index[n + i]] * weight[n + i] (two taps:
+  // bilinear's width pass).
+  void (*gather_blend2)(const T* src, const std::int32_t* index, const T* weight, index_t n, T* dst);
+  // dst[i] = the sum from 0, tap by tap, of src[index[k * n + i]] * weight[k * n + i], taps whose
+  // index is negative left out (a window's padding): filters along the width, and the
+  // backward's gather of each input value's readers.
+  void (*gather_sum)(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst);
 };
 
 // The loops for vector_isa(), the level set_isa() chose.

@@ -5,12 +5,16 @@
 // No a * b + c fused into one rounding: the baseline build (SSE2) has no FMA, and every ISA must
 // give its bits (GCC contracts by default in C++).
 #pragma GCC optimize("fp-contract=off")
+#include "core/simd_avx2.h"
 #include "sampling/cpu/sampling_loop_bodies.h"
 
 namespace fastconv::sampling::cpu {
 
 namespace {
-struct Avx2 {};
+struct Avx2 {
+  template <class T>
+  using Vec = std::conditional_t<std::is_same_v<T, float>, simd::Avx2F32, simd::Avx2F64>;
+};
 }  // namespace
 
 template <>
