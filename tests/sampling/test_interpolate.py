@@ -104,6 +104,9 @@ GATHERED_ROWS = [
     (3, 21, dict(mode="bicubic", scale_factor=(1, 1.9))),
     (4, 53, dict(mode="bilinear", size=(3, 18), antialias=True)),
     (4, 61, dict(mode="bicubic", size=(2, 17), antialias=True)),
+    (3, 19, dict(mode="nearest", scale_factor=2)),
+    (4, 29, dict(mode="nearest", scale_factor=1.7)),
+    (5, 53, dict(mode="nearest-exact", size=(3, 18))),
 ]
 
 
@@ -114,7 +117,9 @@ def test_row_gathers_match_the_reference_on_every_isa(isa, rng, h, w, kwargs, dt
     y = ops.interpolate(x.astype(dtype), **kwargs)
     mode, align = kwargs["mode"], bool(kwargs.get("align_corners"))
     out, scales = output_and_scales(h, w, kwargs.get("size"), kwargs.get("scale_factor"))
-    if mode == "bilinear" and not kwargs.get("antialias"):
+    if mode == "nearest-exact":
+        def reference(xx): return _nearest_exact_reference(xx, out, scales)
+    elif mode in ("bilinear", "nearest") and not kwargs.get("antialias"):
         def reference(xx): return interpolate_reference(xx, out, mode, align, scales)
     else:
         def reference(xx): return filtered_interpolate_reference(xx, out, mode, align, scales, kwargs.get("antialias", False))

@@ -45,24 +45,41 @@ void bilinear_forward(const InterpolateShape& s, const InterpolateParams& p, con
   });
 }
 
-// Nearest forward copies and backward adds along the same (output -> input) index map.
-template <bool kBackward, class T>
-void nearest_pass(const InterpolateShape& s, const InterpolateParams& p, const T* from, T* to) {
+// Nearest forward copies along the (output -> input) index map: each output row gathered from
+// its input row, or copied from the row before when both read the same input row (upsampling).
+template <class T>
+void nearest_forward(const InterpolateShape& s, const InterpolateParams& p, const T* input, T* out) {
   const bool exact = p.mode == InterpolateMode::nearest_exact;
   const auto rows = nearest_taps(s.H, s.OH, p.scale_h, exact);
   const auto columns = nearest_taps(s.W, s.OW, p.scale_w, exact);
+  const std::vector<std::int32_t> index(columns.begin(), columns.end());
+  const auto gather = sampling_loops<T>().gather;
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
-      if (kBackward) std::memset(to + plane * s.H * s.W, 0, sizeof(T) * s.H * s.W);
-      for (index_t oh = 0; oh < s.OH; ++oh) {
-        const index_t in_row = (plane * s.H + rows[oh]) * s.W, out_row = (plane * s.OH + oh) * s.OW;
-        for (index_t ow = 0; ow < s.OW; ++ow) {
-          if (kBackward)
-            to[in_row + columns[ow]] += from[out_row + ow];
-          else
-            to[out_row + ow] = from[in_row + columns[ow]];
-        }
+      T* dst = out + plane * s.OH * s.OW;
+      for (index_t oh = 0; oh < s.OH; ++oh, dst += s.OW) {
+        if (oh > 0 && rows[oh] == rows[oh - 1])
+          std::memcpy(dst, dst - s.OW, sizeof(T) * s.OW);
+        else
+          gather(input + (plane * s.H + rows[oh]) * s.W, index.data(), s.OW, dst);
       }
+    }
+  });
+}
+
+// Nearest backward adds each output row's gradient into its input row along the same map, each
+// input column gathering its readers in output order (the order of a scatter in output order).
+template <class T>
+void nearest_backward(const InterpolateShape& s, const InterpolateParams& p, const T* grad_out, T* grad_input) {
+  const bool exact = p.mode == InterpolateMode::nearest_exact;
+  const auto rows = nearest_taps(s.H, s.OH, p.scale_h, exact);
+  const GatherTable<T> readers = nearest_readers<T>(nearest_taps(s.W, s.OW, p.scale_w, exact), s.W);
+  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      T* dst = grad_input + plane * s.H * s.W;
+      std::memset(dst, 0, sizeof(T) * s.H * s.W);
+      for (index_t oh = 0; oh < s.OH; ++oh)
+        readers.add(grad_out + (plane * s.OH + oh) * s.OW, dst + rows[oh] * s.W);
     }
   });
 }
@@ -88,7 +105,8 @@ void filter_forward(const InterpolateShape& s, const InterpolateParams& p, const
           const T w = rows.weight[oh * rows.width + j];
           for (index_t x = 0; x < s.W; ++x) filtered[x] += row[x] * w;
         }
-        column_gathers.sum(filtered.data(), dst + oh * s.OW);
+        std::fill(dst + oh * s.OW, dst + (oh + 1) * s.OW, T(0));
+        column_gathers.add(filtered.data(), dst + oh * s.OW);
       }
     }
   });
@@ -113,7 +131,8 @@ void separable_backward(const InterpolateShape& s, const InterpolateParams& p, c
       T* dst = grad_input + plane * s.H * s.W;
       std::memset(dst, 0, sizeof(T) * s.H * s.W);
       for (index_t oh = 0; oh < s.OH; ++oh) {
-        column_readers.sum(g + oh * s.OW, filtered.data());
+        std::fill(filtered.begin(), filtered.end(), T(0));
+        column_readers.add(g + oh * s.OW, filtered.data());
         for (index_t j = 0; j < rows.count[oh]; ++j)
           add_scaled(filtered.data(), s.W, rows.weight[oh * rows.width + j], dst + rows.index[oh * rows.width + j] * s.W);
       }
@@ -136,7 +155,7 @@ void interpolate_forward(const InterpolateShape& s, const InterpolateParams& p, 
   if (s.N * s.C == 0) return;  // no planes: an empty batch's output sizes may be far too large for tap tables
   check_gather_rows(s);
   if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
-    nearest_pass<false>(s, p, input, out);
+    nearest_forward(s, p, input, out);
   else if (p.mode == InterpolateMode::bilinear)
     bilinear_forward(s, p, input, out);
   else
@@ -148,7 +167,7 @@ void interpolate_backward(const InterpolateShape& s, const InterpolateParams& p,
   if (s.N * s.C == 0) return;
   check_gather_rows(s);
   if (p.mode == InterpolateMode::nearest || p.mode == InterpolateMode::nearest_exact)
-    nearest_pass<true>(s, p, grad_out, grad_input);
+    nearest_backward(s, p, grad_out, grad_input);
   else
     separable_backward(s, p, grad_out, grad_input);
 }

@@ -62,12 +62,12 @@ struct GatherTable {
     return table;
   }
 
-  // dst[i] = src's taps of value i: gather_blend2 (two taps) and gather_sum (any)
+  // dst[i] = src's taps of value i (gather_blend2: two taps), or dst[i] += them (gather_add)
   void blend2(const T* src, T* dst) const {
     sampling_loops<T>().gather_blend2(src, index.data(), weight.data(), n, dst);
   }
-  void sum(const T* src, T* dst) const {
-    sampling_loops<T>().gather_sum(src, index.data(), weight.data(), taps, n, dst);
+  void add(const T* src, T* dst) const {
+    sampling_loops<T>().gather_add(src, index.data(), weight.data(), taps, n, dst);
   }
 };
 
@@ -198,6 +198,18 @@ GatherTable<T> gather_table(const TapTable<T>& taps) {
   GatherTable<T> table(taps.width, static_cast<index_t>(taps.count.size()));
   for (index_t o = 0; o < table.n; ++o)
     for (index_t j = 0; j < taps.count[o]; ++j) table.set(j, o, taps.index[o * taps.width + j], taps.weight[o * taps.width + j]);
+  return table;
+}
+
+// nearest's columns turned around (its backward's gather along the width): input column x's
+// readers, the output columns `columns` maps to x, in output order, each with weight 1.
+template <class T>
+GatherTable<T> nearest_readers(const std::vector<index_t>& columns, index_t inputs) {
+  std::vector<index_t> count(inputs, 0);
+  for (index_t c : columns) ++count[c];
+  GatherTable<T> table(inputs ? *std::max_element(count.begin(), count.end()) : 0, inputs);
+  std::fill(count.begin(), count.end(), 0);
+  for (index_t o = 0; o < static_cast<index_t>(columns.size()); ++o) table.set(count[columns[o]]++, columns[o], o, T(1));
   return table;
 }
 

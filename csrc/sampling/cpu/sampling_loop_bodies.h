@@ -66,25 +66,36 @@ void gather_blend2(const T* src, const std::int32_t* index, const T* weight, ind
 }
 
 // A left-out tap adds nothing; in vector lanes it adds 0 * 0 (its weight is 0), which leaves the
-// sum's bits alone: a sum from +0 is never -0.
+// sum's bits alone unless the sum is -0 (then +0): the kernels' sums start from +0, and a sum
+// from +0 is never -0.
 template <class Isa, class T>
-void gather_sum(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst) {
+void gather_add(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst) {
   index_t i = 0;
   if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
     using V = VecOf<Isa, T>;
     for (; i + V::width <= n; i += V::width) {
-      typename V::Reg sum = V::zero();
+      typename V::Reg sum = V::loadu(dst + i);
       for (index_t k = 0; k < taps; ++k)
         sum = V::add(sum, V::mul(V::gather_valid(src, index + k * n + i), V::loadu(weight + k * n + i)));
       V::storeu(dst + i, sum);
     }
   }
   for (; i < n; ++i) {
-    T sum = 0;
+    T sum = dst[i];
     for (index_t k = 0; k < taps; ++k)
       if (index[k * n + i] >= 0) sum += src[index[k * n + i]] * weight[k * n + i];
     dst[i] = sum;
   }
+}
+
+template <class Isa, class T>
+void gather(const T* src, const std::int32_t* index, index_t n, T* dst) {
+  index_t i = 0;
+  if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
+    using V = VecOf<Isa, T>;
+    for (; i + V::width <= n; i += V::width) V::storeu(dst + i, V::gather(src, index + i));
+  }
+  for (; i < n; ++i) dst[i] = src[index[i]];
 }
 
 // The table of one ISA's loops (Isa: the including file's tag).
@@ -97,7 +108,8 @@ SamplingLoops<T> table() {
   l.scale = scale<Isa, T>;
   l.add_scaled = add_scaled<Isa, T>;
   l.gather_blend2 = gather_blend2<Isa, T>;
-  l.gather_sum = gather_sum<Isa, T>;
+  l.gather_add = gather_add<Isa, T>;
+  l.gather = gather<Isa, T>;
   return l;
 }
 

@@ -33,10 +33,12 @@ struct SamplingLoops {
   // dst[i] = src[index[i]] * weight[i] + src[index[n + i]] * weight[n + i] (two taps:
   // bilinear's width pass).
   void (*gather_blend2)(const T* src, const std::int32_t* index, const T* weight, index_t n, T* dst);
-  // dst[i] = the sum from 0, tap by tap, of src[index[k * n + i]] * weight[k * n + i], taps whose
-  // index is negative left out (a window's padding): filters along the width, and the
-  // backward's gather of each input value's readers.
-  void (*gather_sum)(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst);
+  // dst[i] += src[index[k * n + i]] * weight[k * n + i], tap by tap, taps whose index is negative
+  // left out (a window's padding): filters along the width, and the backward's gather of each
+  // input value's readers.
+  void (*gather_add)(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst);
+  // dst[i] = src[index[i]]: nearest's row.
+  void (*gather)(const T* src, const std::int32_t* index, index_t n, T* dst);
 };
 
 // The loops for vector_isa(), the level set_isa() chose.
