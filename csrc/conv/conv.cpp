@@ -83,6 +83,7 @@ constexpr AlgoEntry kAlgos[] = {
     {Algo::winograd_2x3, "winograd_2x3"},
     {Algo::winograd_4x3, "winograd_4x3"},
     {Algo::winograd_2x5, "winograd_2x5"},
+    {Algo::winograd_4x5, "winograd_4x5"},
     {Algo::winograd_2x7, "winograd_2x7"},
     {Algo::fft, "fft"},
 };
@@ -130,8 +131,9 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
                                  : "Winograd F(m x m, 3 x 3) needs a 3x3 kernel, or a strided one whose stride phases "
                                    "are 3x3 (ceil(kernel / stride) = 3, as 11x11 at stride 4), and dilation 1";
     case Algo::winograd_2x5:
+    case Algo::winograd_4x5:
       return winograd_fits(s, 5) ? nullptr
-                                 : "Winograd F(2 x 2, 5 x 5) needs a 5x5 kernel, or a strided one whose stride phases "
+                                 : "Winograd F(m x m, 5 x 5) needs a 5x5 kernel, or a strided one whose stride phases "
                                    "are 5x5 (ceil(kernel / stride) = 5), and dilation 1";
     case Algo::winograd_2x7:
       return winograd_fits(s, 7) ? nullptr
@@ -177,7 +179,8 @@ index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use) {
 
 bool weight_transform_reusable(Algo algo, const Conv2dShape& s) {
   return algo == Algo::fft || ((algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 ||
-                                algo == Algo::winograd_2x5 || algo == Algo::winograd_2x7) && !s.is_strided());
+                                algo == Algo::winograd_2x5 || algo == Algo::winograd_4x5 ||
+                                algo == Algo::winograd_2x7) && !s.is_strided());
 }
 
 // An input gradient that runs another algorithm's kernel has no transform of its own.
@@ -187,6 +190,7 @@ index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, 
     case Algo::winograd_2x3: return cpu::winograd_transformed_size<2, 3>(s, use);
     case Algo::winograd_4x3: return cpu::winograd_transformed_size<4, 3>(s, use);
     case Algo::winograd_2x5: return cpu::winograd_transformed_size<2, 5>(s, use);
+    case Algo::winograd_4x5: return cpu::winograd_transformed_size<4, 5>(s, use);
     case Algo::winograd_2x7: return cpu::winograd_transformed_size<2, 7>(s, use);
     case Algo::fft: return cpu::fft_transformed_size(s, use, tile ? tile : cpu::fft_weight_tile(s, use));
     default: return 0;

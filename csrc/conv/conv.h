@@ -54,8 +54,8 @@ struct Conv2dShape {
 
 // The algorithms behind conv2d. Each lives in its own file of cpu/ and provides the three
 // kernels of cpu/kernels.h with an `_<algo>` suffix.
-enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, winograd_2x5, winograd_2x7,
-                  fft };
+enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, winograd_2x5, winograd_4x5,
+                  winograd_2x7, fft };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);

@@ -1,4 +1,4 @@
-"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5) and F(2x2,7x7): transform codelets against their
+"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5), F(4x4,5x5) and F(2x2,7x7): transform codelets against their
 matrices (Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct convolution,
 gradients, strided convolutions through their stride phases."""
 from fractions import Fraction as Fr
@@ -46,13 +46,16 @@ MATRICES = {
 # 4.7e-6 / 1.1e-14, weight gradient 2.4e-5 / 2.5e-14  -> bounds 1e-4, 1e-13.
 # F(2x2, 7x7) (eight points: F(4x4)'s and +-1/2), the same shapes: forward 6.3e-6 / 1.3e-14,
 # input gradient 5.5e-6 / 1.2e-14, weight gradient 1.4e-5 / 2.3e-14  -> the same bounds.
+# F(4x4, 5x5) (F(2x2, 7x7)'s eight points), the same shapes: forward 1.0e-5 / 1.1e-14, input
+# gradient 7.6e-6 / 1.4e-14, weight gradient 8.3e-6 / 1.3e-14  -> the same bounds.
 ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64): 1e-14,
                ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13,
                ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13,
+               ("winograd_4x5", np.float32): 1e-4, ("winograd_4x5", np.float64): 1e-13,
                ("winograd_2x7", np.float32): 1e-4, ("winograd_2x7", np.float64): 1e-13}
 ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; LARGE have their own tests below
-LARGE = ["winograd_2x5", "winograd_2x7"]
-KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5, "winograd_2x7": 7}
+LARGE = ["winograd_2x5", "winograd_4x5", "winograd_2x7"]
+KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5, "winograd_4x5": 5, "winograd_2x7": 7}
 ALL_ALGOS = ALGOS + LARGE
 
 
@@ -147,7 +150,7 @@ def test_gradients_match_numeric(device, rng, algo, case):
                                    device=device)
 
 
-# (N, C, H, W, K, padding, groups) for F(2x2, 5x5), and with one more padding for F(2x2, 7x7)
+# (N, C, H, W, K, padding, groups) for the 5x5 tilings, and with one more padding for F(2x2, 7x7)
 # (the same output sizes): the same variety with their kernels.
 GRADIENT_CASES_LARGE = [
     (1, 3, 7, 9, 5, 2, 1),
@@ -174,7 +177,8 @@ def test_large_kernel_gradients_match_numeric(device, rng, algo, case):
 
 
 # (N, C, H, W, K, kernel, stride, padding): 9x9 and 13x13 at stride 2 have 5x5 and 7x7 phases.
-STRIDED_LARGE = {"winograd_2x5": (2, 4, 19, 17, 5, 9, 2, 2), "winograd_2x7": (2, 4, 23, 21, 5, 13, 2, 3)}
+STRIDED_LARGE = {"winograd_2x5": (2, 4, 19, 17, 5, 9, 2, 2), "winograd_4x5": (2, 4, 27, 25, 5, 9, 2, 2),
+                 "winograd_2x7": (2, 4, 23, 21, 5, 13, 2, 3)}
 
 
 @pytest.mark.parametrize("algo", LARGE)
@@ -203,13 +207,23 @@ def test_fixed_rule_runs_7x7_layers_by_f2x7_but_their_weight_gradient():
     assert pick("weight") != "winograd_2x7"
 
 
-@pytest.mark.parametrize("algo", LARGE)
-def test_winograd_picks_the_large_kernels_tiling(rng, algo):
-    r = KERNEL[algo]
-    x = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
+@pytest.mark.parametrize("r,size,algo", [(5, 9, "winograd_4x5"), (5, 2, "winograd_2x5"), (7, 9, "winograd_2x7")])
+def test_winograd_picks_the_large_kernels_tiling(rng, r, size, algo):
+    """'winograd' on a 5x5 kernel: F(4x4) where its tiles need fewer points for the output (a 9x9
+    output: 9 tiles of 64 against 25 of 36), F(2x2) on a 2x2 output (one tile of 64 against 36)."""
+    x = rng.standard_normal((1, 4, size, size)).astype(np.float32)
     w = rng.standard_normal((6, 4, r, r)).astype(np.float32)
     np.testing.assert_array_equal(ops.conv2d(x, w, padding=r // 2, algo="winograd"),
                                   ops.conv2d(x, w, padding=r // 2, algo=algo))
+
+
+def test_fixed_rule_runs_5x5_layers_by_f4x5():
+    """Every direction of conv5x5 (32 -> 64 channels, 32x32) by F(4x4, 5x5)."""
+    x_shape, w_shape = (32, 32, 32, 32), (64, 32, 5, 5)
+    args = conv2d_arguments(w_shape, 1, 2, 1, 1)
+    candidates = ops.conv_algo.supported(x_shape, w_shape, args)
+    for direction in ("forward", "input", "weight"):
+        assert ops.conv_algo.heuristic(x_shape, w_shape, args, candidates, direction) == "winograd_4x5"
 
 
 @pytest.mark.parametrize("algo", ALGOS)

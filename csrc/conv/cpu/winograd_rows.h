@@ -162,6 +162,33 @@ struct Vec<V, 2, 7> : Alpha8<V> {
   }
 };
 
+template <class V>
+struct Vec<V, 4, 5> : Alpha8<V> {
+  using Reg = typename V::Reg;
+  static void output(const Reg* m, Reg* o) {
+    const Reg s12 = V::add(m[1], m[2]), d12 = V::sub(m[1], m[2]), s34 = V::add(m[3], m[4]);
+    const Reg d34 = V::sub(m[3], m[4]), s56 = V::add(m[5], m[6]), d56 = V::sub(m[5], m[6]);
+    o[0] = V::add(V::add(V::add(m[0], s12), s34), s56);
+    o[1] = V::fma(V::set1(0.5f), d56, V::fma(V::set1(2), d34, d12));
+    o[2] = V::fma(V::set1(0.25f), s56, V::fma(V::set1(4), s34, s12));
+    o[3] = V::add(V::fma(V::set1(0.125f), d56, V::fma(V::set1(8), d34, d12)), m[7]);
+  }
+  static void output_adjoint(const Reg* g, Reg* o) {
+    const Reg even = V::add(g[0], g[2]), odd = V::add(g[1], g[3]);
+    const Reg even2 = V::fma(V::set1(4), g[2], g[0]), odd2 = V::fma(V::set1(8), g[3], times<V>(2, g[1]));
+    const Reg even_half = V::fma(V::set1(0.25f), g[2], g[0]);
+    const Reg odd_half = V::fma(V::set1(0.125f), g[3], times<V>(0.5f, g[1]));
+    o[0] = g[0];
+    o[1] = V::add(even, odd);
+    o[2] = V::sub(even, odd);
+    o[3] = V::add(even2, odd2);
+    o[4] = V::sub(even2, odd2);
+    o[5] = V::add(even_half, odd_half);
+    o[6] = V::sub(even_half, odd_half);
+    o[7] = g[3];
+  }
+};
+
 // Whether every lane's tile lies inside the output (no edge to clip).
 template <int W, int M>
 bool whole_tiles(const tiled::TileTarget<float>* tiles) {

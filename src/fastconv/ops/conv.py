@@ -249,8 +249,8 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     A channels_last input (NHWC memory, as torch's channels_last) gives a channels_last output.
     weight may be an ops.prepare_conv_weight(...) result: its transforms are reused.
     algo: 'auto' (per-shape choice, see ops.conv_algo), 'winograd' (F(4x4,3x3) or F(2x2,3x3),
-    whichever needs fewer transform points for the output; F(2x2,5x5) or F(2x2,7x7) for a 5x5 or
-    7x7 kernel) or one of ops.conv_algo.algorithms().
+    F(4x4,5x5) or F(2x2,5x5), whichever needs fewer transform points for the output; F(2x2,7x7)
+    for a 7x7 kernel) or one of ops.conv_algo.algorithms().
     relu: apply ReLU to the output inside the kernel (fused epilogue).
     """
     lib = kernels(input, weight, bias, op="conv2d")

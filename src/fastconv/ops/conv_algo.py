@@ -105,22 +105,24 @@ def _phase_kernel(weight_shape, stride):
 
 
 def winograd_variant(input_shape, weight_shape, args):
-    """'winograd_2x5' or 'winograd_2x7' for a 5x5 or 7x7 kernel; for 3x3, 'winograd_4x3' or
-    'winograd_2x3': the one with fewer transform-domain points for the output (F(4x4) costs 36
-    points per 4x4 tile, F(2x2) 16 per 2x2: F(4x4) unless the output is too small to fill its
-    tiles); a tie goes to F(2x2), the more accurate. A strided kernel counts as its stride
-    phases' (11x11 at stride 4: 3x3)."""
+    """'winograd_2x7' for a 7x7 kernel; for 3x3 'winograd_4x3' or 'winograd_2x3', for 5x5
+    'winograd_4x5' or 'winograd_2x5': the one with fewer transform-domain points for the output
+    (F(4x4, 3x3) costs 36 points per 4x4 tile, F(2x2, 3x3) 16 per 2x2; F(4x4, 5x5) 64, F(2x2, 5x5)
+    36: F(4x4) unless the output is too small to fill its tiles); a tie goes to F(2x2), the more
+    accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
     phase_kernel = _phase_kernel(weight_shape, args[0])
-    if phase_kernel in ((5, 5), (7, 7)):
-        return f"winograd_2x{phase_kernel[0]}"
-    points = _winograd_3x3_points(input_shape, weight_shape, args)
-    return "winograd_4x3" if points["winograd_4x3"] < points["winograd_2x3"] else "winograd_2x3"
+    if phase_kernel == (7, 7):
+        return "winograd_2x7"
+    points = _winograd_points(input_shape, weight_shape, args, 5 if phase_kernel == (5, 5) else 3)
+    small, large = sorted(points)  # 'winograd_2xR' < 'winograd_4xR'
+    return large if points[large] < points[small] else small
 
 
-def _winograd_3x3_points(input_shape, weight_shape, args):
-    """The transform-domain points each 3x3 tiling needs for the output, per channel pair."""
+def _winograd_points(input_shape, weight_shape, args, r):
+    """The transform-domain points each tiling of an r x r kernel (F(2x2) and F(4x4)) needs for
+    the output, per channel pair."""
     p, q = kernels().conv2d_output_shape(input_shape, weight_shape, *args)[2:]
-    return {f"winograd_{m}x3": -(-p // m) * -(-q // m) * (m + 2) ** 2 for m in (2, 4)}
+    return {f"winograd_{m}x{r}": -(-p // m) * -(-q // m) * (m + r - 1) ** 2 for m in (2, 4)}
 
 
 def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
@@ -140,10 +142,13 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
     if (dilation == (1, 1) and groups == 1 and _phase_kernel(weight_shape, stride) == (3, 3)
             and min(weight_shape[0], phase_channels) >= 32 and "winograd_4x3" in candidates):
         return "winograd_4x3"
-    # F(2x2, 5x5): 36 multiplications per 2x2 tile instead of 100 (measured on conv5x5, one
-    # thread: forward 30 ms against direct's 41).
-    if unit and kh == kw == 5 and min(weight_shape[:2]) >= 32 and "winograd_2x5" in candidates:
-        return "winograd_2x5"
+    # F(4x4, 5x5): 64 multiplications per 4x4 tile instead of 400; F(2x2, 5x5) 36 per 2x2 tile
+    # instead of 100 (measured on conv5x5, 2 threads: forward and input gradient 3.1-3.2 ms by
+    # F(4x4), 6.3-6.7 by F(2x2); F(2x2) one thread 30 ms against direct's 41).
+    if unit and kh == kw == 5 and min(weight_shape[:2]) >= 32:
+        variant = winograd_variant(input_shape, weight_shape, args)
+        if variant in candidates:
+            return variant
     # F(2x2, 7x7): 64 per 2x2 tile instead of 196 (measured on conv7x7_s1, 2 threads: forward and
     # input gradient 7.2 ms against implicit GEMM's 10.1; its weight gradient 13.9 ms against
     # direct's 10.3, so that one stays direct).
@@ -181,18 +186,20 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
 def likely_candidates(input_shape, weight_shape, args, candidates):
     """The candidates worth timing: FFT only from 5x5 kernels on (below, its transforms cost more
     than the multiplications they save: it never won a 3x3 layer of the bench), and of the two
-    3x3 Winograd tilings the one winograd_variant() picks, the other only while it needs less
-    than 1.5x its transform points: F(4x4)'s tiles overhanging a 14x14 output (1.36x the points)
-    ran resnet50's 3x3 layer 1.2x slower than F(2x2) on an Intel Xeon; on 16x16 and 8x8 outputs
-    (1.78x) F(4x4) always won."""
+    Winograd tilings of a 3x3 or 5x5 kernel the one winograd_variant() picks, the other only while
+    it needs less than 1.5x its transform points: F(4x4)'s tiles overhanging a 14x14 output (1.36x
+    the points) ran resnet50's 3x3 layer 1.2x slower than F(2x2) on an Intel Xeon; on 16x16 and
+    8x8 outputs (1.78x) F(4x4) always won."""
     kh, kw = weight_shape[2:]
     likely = [a for a in candidates if a != "fft" or min(kh, kw) >= 5]
-    if "winograd_4x3" in likely and "winograd_2x3" in likely:
-        picked = winograd_variant(input_shape, weight_shape, args)
-        points = _winograd_3x3_points(input_shape, weight_shape, args)
-        other = ({"winograd_4x3", "winograd_2x3"} - {picked}).pop()
-        if points[other] >= 1.5 * points[picked]:
-            likely.remove(other)
+    for r in (3, 5):
+        pair = {f"winograd_2x{r}", f"winograd_4x{r}"}
+        if pair <= set(likely):
+            picked = winograd_variant(input_shape, weight_shape, args)
+            points = _winograd_points(input_shape, weight_shape, args, r)
+            other = (pair - {picked}).pop()
+            if points[other] >= 1.5 * points[picked]:
+                likely.remove(other)
     return likely
 
 
