@@ -211,7 +211,8 @@ struct F<2, 7> {
 
 // F(4x4, 5x5) on the same eight points: 64 multiplications per 4x4 tile and channel pair where
 // F(2x2, 5x5) does 144 (36 per 2x2 tile), and an 8x8 input tile per 16 outputs instead of a 6x6
-// per 4. In float32 its error is about 0.7x F(2x2, 7x7)'s (simulated over 32 channels).
+// per 4. In float32 its error measured 1.0e-5 of the largest output, against F(2x2, 7x7)'s 6.3e-6
+// and F(2x2, 5x5)'s 3.9e-6 (tests/conv/test_winograd.py's shapes).
 template <>
 struct F<4, 5> {
   static constexpr int m = 4, r = 5, alpha = 8;

@@ -37,7 +37,8 @@ inline std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_f
 
 // Taps along a row as sampling_loops.h's gathers read them: `taps` per value, tap k of value i
 // at [k * n + i], padded with index -1 (read as nothing) and weight 0 where a value has fewer.
-// Indices are int32 (the gathers' lanes): kernels check_gather_rows() first.
+// Indices are int32 (the gathers' lanes): the kernels check_gather_rows() first. Built by the
+// gather_table overloads and nearest_readers below.
 template <class T>
 struct GatherTable {
   index_t taps = 0, n = 0;
@@ -52,16 +53,6 @@ struct GatherTable {
     weight[k * n + i] = w;
   }
 
-  // bilinear's two taps per value (i0 and i0 + step)
-  static GatherTable of(const std::vector<LinearTap<T>>& taps) {
-    GatherTable table(2, static_cast<index_t>(taps.size()));
-    for (index_t i = 0; i < table.n; ++i) {
-      table.set(0, i, taps[i].i0, taps[i].w0);
-      table.set(1, i, taps[i].i0 + taps[i].step, taps[i].w1);
-    }
-    return table;
-  }
-
   // dst[i] = src's taps of value i (gather_blend2: two taps), or dst[i] += them (gather_add)
   void blend2(const T* src, T* dst) const {
     sampling_loops<T>().gather_blend2(src, index.data(), weight.data(), n, dst);
@@ -70,6 +61,17 @@ struct GatherTable {
     sampling_loops<T>().gather_add(src, index.data(), weight.data(), taps, n, dst);
   }
 };
+
+// bilinear's two taps per value (i0 and i0 + step) as a GatherTable.
+template <class T>
+GatherTable<T> gather_table(const std::vector<LinearTap<T>>& taps) {
+  GatherTable<T> table(2, static_cast<index_t>(taps.size()));
+  for (index_t i = 0; i < table.n; ++i) {
+    table.set(0, i, taps[i].i0, taps[i].w0);
+    table.set(1, i, taps[i].i0 + taps[i].step, taps[i].w1);
+  }
+  return table;
+}
 
 // Input rows interpolated along the width, two at a time: an output row blends two of them,
 // and neighbouring output rows mostly share theirs, so each is computed about once per plane.
@@ -81,7 +83,7 @@ class WidthInterpolatedRows {
  public:
   explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
       : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {
-    if constexpr (!kChannelsLast) gathers_ = GatherTable<T>::of(columns);
+    if constexpr (!kChannelsLast) gathers_ = gather_table(columns);
   }
 
   void start_plane(const T* plane, index_t width) {
