@@ -12,8 +12,8 @@ void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w
     case Algo::winograd_2x3: return winograd_transform_weight<2, 3>(s, use, w, out);
     case Algo::winograd_4x3: return winograd_transform_weight<4, 3>(s, use, w, out);
     case Algo::winograd_2x5: return winograd_transform_weight<2, 5>(s, use, w, out);
-    case Algo::winograd_2x7: return winograd_transform_weight<2, 7>(s, use, w, out);
     case Algo::winograd_4x5: return winograd_transform_weight<4, 5>(s, use, w, out);
+    case Algo::winograd_2x7: return winograd_transform_weight<2, 7>(s, use, w, out);
     case Algo::fft: return fft_transform_weight(s, use, tile ? tile : fft_weight_tile(s, use), w, out);
     default: return;
   }
@@ -30,8 +30,8 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, transformed, bias, relu, y);
     case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, transformed, bias, relu, y);
+    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, transformed, bias, relu, y);
     case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, relu, y);
   }
 }
@@ -47,8 +47,8 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
     case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_4x3: return conv2d_backward_input_winograd<4, 3>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, transformed, grad_x);
-    case Algo::winograd_2x7: return conv2d_backward_input_winograd<2, 7>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_4x5: return conv2d_backward_input_winograd<4, 5>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_2x7: return conv2d_backward_input_winograd<2, 7>(s, grad_y, w, transformed, grad_x);
     case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, transformed, grad_x);
   }
 }
@@ -63,8 +63,8 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
     case Algo::winograd_2x3: return conv2d_backward_weight_winograd<2, 3>(s, x, grad_y, grad_w, grad_bias);
     case Algo::winograd_4x3: return conv2d_backward_weight_winograd<4, 3>(s, x, grad_y, grad_w, grad_bias);
     case Algo::winograd_2x5: return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
-    case Algo::winograd_2x7: return conv2d_backward_weight_winograd<2, 7>(s, x, grad_y, grad_w, grad_bias);
     case Algo::winograd_4x5: return conv2d_backward_weight_winograd<4, 5>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_2x7: return conv2d_backward_weight_winograd<2, 7>(s, x, grad_y, grad_w, grad_bias);
     case Algo::fft: return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
   }
 }

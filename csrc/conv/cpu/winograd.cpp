@@ -217,8 +217,8 @@ void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out)
 FASTCONV_INSTANTIATE_TILE(2, 3)
 FASTCONV_INSTANTIATE_TILE(4, 3)
 FASTCONV_INSTANTIATE_TILE(2, 5)
-FASTCONV_INSTANTIATE_TILE(2, 7)
 FASTCONV_INSTANTIATE_TILE(4, 5)
+FASTCONV_INSTANTIATE_TILE(2, 7)
 template void winograd_codelet<2, float>(WinogradCodelet, const float*, index_t, float*);
 template void winograd_codelet<2, double>(WinogradCodelet, const double*, index_t, double*);
 template void winograd_codelet<4, float>(WinogradCodelet, const float*, index_t, float*);
