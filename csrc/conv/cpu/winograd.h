@@ -32,16 +32,22 @@ struct F<2, 3> : fastconv::winograd::F2x3 {};
 template <>
 struct F<4, 3> : fastconv::winograd::F4x3 {};
 
-// A for F(2 x 2, r x r), 2 -> alpha: g0 at the point 0, g0 + f g1 at each other finite point f
-// (`points`, in order), g1 at infinity.
-template <int kPoints, class T>
-void two_point_output_adjoint(const double (&points)[kPoints], const T* __restrict in, index_t is, T* __restrict out,
-                              index_t os, index_t lanes) {
+// A for F(M x M, r x r), M -> alpha: g0 at the point 0, sum_i f^i g_i at each other finite
+// point f (`points`, in order; by Horner's rule, so that for M = 2 it is g0 + f g1), g_(M-1) at
+// infinity.
+template <int M, int kPoints, class T>
+void output_adjoint_at_points(const double (&points)[kPoints], const T* __restrict in, index_t is,
+                              T* __restrict out, index_t os, index_t lanes) {
   for (index_t l = 0; l < lanes; ++l) {
-    const T g0 = in[l], g1 = in[is + l];
-    out[l] = g0;
-    for (int j = 0; j < kPoints; ++j) out[(j + 1) * os + l] = g0 + T(points[j]) * g1;
-    out[(kPoints + 1) * os + l] = g1;
+    T g[M];
+    for (int i = 0; i < M; ++i) g[i] = in[i * is + l];
+    out[l] = g[0];
+    for (int j = 0; j < kPoints; ++j) {
+      T v = g[M - 1];
+      for (int i = M - 2; i >= 0; --i) v = v * T(points[j]) + g[i];
+      out[(j + 1) * os + l] = v;
+    }
+    out[(kPoints + 1) * os + l] = g[M - 1];
   }
 }
 
@@ -84,7 +90,7 @@ struct F<2, 5> {
   template <class T>
   static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
     static constexpr double points[] = {1, -1, 2, -2};
-    two_point_output_adjoint(points, in, is, out, os, lanes);
+    output_adjoint_at_points<2>(points, in, is, out, os, lanes);
   }
   // G^T: 6 -> 5
   template <class T>
@@ -119,7 +125,7 @@ void eight_point_filter(const T* __restrict in, index_t is, T* __restrict out, i
       if (k % 2 == 0) {
         even = even + g[k];
         even2 = even2 + T(1 << k) * g[k];
-        even_half = even_half + (k == 6 ? g[k] : T(1 << (6 - k)) * g[k]);
+        even_half = even_half + T(1 << (6 - k)) * g[k];
       } else {
         odd = odd + g[k];
         odd2 = odd2 + T(1 << k) * g[k];
@@ -201,7 +207,7 @@ struct F<2, 7> {
   template <class T>
   static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
     static constexpr double points[] = {1, -1, 2, -2, 0.5, -0.5};
-    two_point_output_adjoint(points, in, is, out, os, lanes);
+    output_adjoint_at_points<2>(points, in, is, out, os, lanes);
   }
   template <class T>
   static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
@@ -239,23 +245,11 @@ struct F<4, 5> {
       out[3 * os + l] = d12 + T(8) * d34 + T(0.125) * d56 + m[7];
     }
   }
-  // A: 4 -> 8, g0 at the point 0, sum_i f^i g_i at each other finite point f, g3 at infinity
+  // A: 4 -> 8
   template <class T>
   static void output_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {
-    for (index_t l = 0; l < lanes; ++l) {
-      const T g0 = in[l], g1 = in[is + l], g2 = in[2 * is + l], g3 = in[3 * is + l];
-      const T even = g0 + g2, odd = g1 + g3;
-      const T even2 = g0 + T(4) * g2, odd2 = T(2) * g1 + T(8) * g3;
-      const T even_half = g0 + T(0.25) * g2, odd_half = T(0.5) * g1 + T(0.125) * g3;
-      out[l] = g0;
-      out[os + l] = even + odd;
-      out[2 * os + l] = even - odd;
-      out[3 * os + l] = even2 + odd2;
-      out[4 * os + l] = even2 - odd2;
-      out[5 * os + l] = even_half + odd_half;
-      out[6 * os + l] = even_half - odd_half;
-      out[7 * os + l] = g3;
-    }
+    static constexpr double points[] = {1, -1, 2, -2, 0.5, -0.5};
+    output_adjoint_at_points<4>(points, in, is, out, os, lanes);
   }
   template <class T>
   static void filter_adjoint(const T* __restrict in, index_t is, T* __restrict out, index_t os, index_t lanes) {

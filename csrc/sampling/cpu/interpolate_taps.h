@@ -62,65 +62,6 @@ struct GatherTable {
   }
 };
 
-// bilinear's two taps per value (i0 and i0 + step) as a GatherTable.
-template <class T>
-GatherTable<T> gather_table(const std::vector<LinearTap<T>>& taps) {
-  GatherTable<T> table(2, static_cast<index_t>(taps.size()));
-  for (index_t i = 0; i < table.n; ++i) {
-    table.set(0, i, taps[i].i0, taps[i].w0);
-    table.set(1, i, taps[i].i0 + taps[i].step, taps[i].w1);
-  }
-  return table;
-}
-
-// Input rows interpolated along the width, two at a time: an output row blends two of them,
-// and neighbouring output rows mostly share theirs, so each is computed about once per plane.
-// The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
-// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (sampling_loops.h);
-// otherwise one value (an NCHW plane), the loop over channels compiled away.
-template <class T, bool kChannelsLast = false>
-class WidthInterpolatedRows {
- public:
-  explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
-      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {
-    if constexpr (!kChannelsLast) gathers_ = gather_table(columns);
-  }
-
-  void start_plane(const T* plane, index_t width) {
-    plane_ = plane;
-    width_ = width;
-    row_[0] = row_[1] = -1;
-  }
-
-  // Row y of the plane (an NCHW plane of `width` values a row, or an NHWC image of `width`
-  // pixels a row), keeping row `keep` (the other row the caller holds) cached.
-  const T* row(index_t y, index_t keep) {
-    for (int slot = 0; slot < 2; ++slot)
-      if (row_[slot] == y) return slot_data(slot);
-    const int slot = row_[0] == keep ? 1 : 0;
-    row_[slot] = y;
-    T* out = slot_data(slot);
-    const index_t count = static_cast<index_t>(columns_.size());
-    if constexpr (kChannelsLast) {
-      sampling_loops<T>().width_blend(plane_ + y * width_ * channels_, columns_.data(), count, channels_, out);
-    } else {
-      gathers_.blend2(plane_ + y * width_, out);
-    }
-    return out;
-  }
-
- private:
-  T* slot_data(int slot) { return buffer_.data() + slot * columns_.size() * channels_; }
-
-  const std::vector<LinearTap<T>>& columns_;
-  GatherTable<T> gathers_;  // NCHW: the columns' taps
-  index_t channels_;
-  std::vector<T> buffer_;
-  const T* plane_ = nullptr;
-  index_t width_ = 0;
-  index_t row_[2] = {-1, -1};
-};
-
 // Every output pixel's window along one axis, as flat tables of `width` taps per pixel.
 template <class T>
 struct TapTable {
@@ -151,14 +92,6 @@ struct TapTable {
       weight[2 * o + 1] = taps[o].w1;
     }
   }
-
-  // sum over output pixel o's taps of weight * at(index), in tap order
-  template <class At>
-  T apply(index_t o, At at) const {
-    T sum = 0;
-    for (index_t j = 0; j < count[o]; ++j) sum += at(index[o * width + j]) * weight[o * width + j];
-    return sum;
-  }
 };
 
 // A TapTable turned around: for each input pixel, the output pixels whose taps read it and
@@ -184,13 +117,6 @@ struct ReadersTable {
         output[at] = o;
         weight[at] = taps.weight[o * taps.width + j];
       }
-  }
-
-  // sum over the readers of input pixel i of gradient[output] * weight, in output order
-  T gather(index_t i, const T* gradient) const {
-    T sum = 0;
-    for (index_t k = start[i]; k < start[i + 1]; ++k) sum += gradient[output[k]] * weight[k];
-    return sum;
   }
 };
 
@@ -227,6 +153,54 @@ GatherTable<T> gather_table(const ReadersTable<T>& readers) {
       table.set(r - readers.start[i], i, readers.output[r], readers.weight[r]);
   return table;
 }
+
+// Input rows interpolated along the width, two at a time: an output row blends two of them,
+// and neighbouring output rows mostly share theirs, so each is computed about once per plane.
+// The blend (x0 * w0 + x1 * w1) * h0 + (...) * h1 is PyTorch's order of operations.
+// kChannelsLast: a pixel is `channels` adjacent values (NHWC), blended together (sampling_loops.h);
+// otherwise one value (an NCHW plane), the loop over channels compiled away.
+template <class T, bool kChannelsLast = false>
+class WidthInterpolatedRows {
+ public:
+  explicit WidthInterpolatedRows(const std::vector<LinearTap<T>>& columns, index_t channels = 1)
+      : columns_(columns), channels_(kChannelsLast ? channels : 1), buffer_(2 * columns.size() * channels_) {
+    if constexpr (!kChannelsLast) gathers_ = gather_table(TapTable<T>(columns));
+  }
+
+  void start_plane(const T* plane, index_t width) {
+    plane_ = plane;
+    width_ = width;
+    row_[0] = row_[1] = -1;
+  }
+
+  // Row y of the plane (an NCHW plane of `width` values a row, or an NHWC image of `width`
+  // pixels a row), keeping row `keep` (the other row the caller holds) cached.
+  const T* row(index_t y, index_t keep) {
+    for (int slot = 0; slot < 2; ++slot)
+      if (row_[slot] == y) return slot_data(slot);
+    const int slot = row_[0] == keep ? 1 : 0;
+    row_[slot] = y;
+    T* out = slot_data(slot);
+    const index_t count = static_cast<index_t>(columns_.size());
+    if constexpr (kChannelsLast) {
+      sampling_loops<T>().width_blend(plane_ + y * width_ * channels_, columns_.data(), count, channels_, out);
+    } else {
+      gathers_.blend2(plane_ + y * width_, out);
+    }
+    return out;
+  }
+
+ private:
+  T* slot_data(int slot) { return buffer_.data() + slot * columns_.size() * channels_; }
+
+  const std::vector<LinearTap<T>>& columns_;
+  GatherTable<T> gathers_;  // NCHW: the columns' taps
+  index_t channels_;
+  std::vector<T> buffer_;
+  const T* plane_ = nullptr;
+  index_t width_ = 0;
+  index_t row_[2] = {-1, -1};
+};
 
 inline resample::Filter filter_of(InterpolateMode mode) {
   switch (mode) {
