@@ -69,6 +69,13 @@ void bind_conv(py::module_& m) {
   }, py::arg("input"), py::arg("grad_output"), py::arg("grad_weight"), py::arg("grad_bias"), CONV_PARAMS_ARGS,
      py::arg("algo") = "im2col");
 
+  m.def("conv2d_backward", [](py::array x, py::array w, py::array grad_y, py::array grad_x, py::array grad_w,
+                              py::object grad_b, Pair st, Pair pb, Pair pe, Pair dl, index_t g, const std::string& algo) {
+    call_without_gil(conv::conv2d_backward, x, w, grad_y, grad_x, grad_w, grad_b,
+                     conv::Conv2dParams{st, pb, pe, dl, g}, algo);
+  }, py::arg("input"), py::arg("weight"), py::arg("grad_output"), py::arg("grad_input"), py::arg("grad_weight"),
+     py::arg("grad_bias"), CONV_PARAMS_ARGS, py::arg("algo") = "im2col");
+
   // The Winograd transform codelets, for tests: tiles (count, n, n) -> (count, n', n').
   m.def("winograd_codelet", [](const std::string& which, int tile, py::array tiles) {
     const auto shape = conv::winograd_codelet_shape(which, tile, to_tensor_arg(tiles));

@@ -360,6 +360,24 @@ void conv2d_backward_weight(const TensorArg& x, const TensorArg& grad_y, const T
   });
 }
 
+void conv2d_backward(const TensorArg& x, const TensorArg& w, const TensorArg& grad_y, const TensorArg& grad_x,
+                     const TensorArg& grad_w, const TensorArg& grad_b, const Conv2dParams& params,
+                     const std::string& algo_name) {
+  const Algo algo = parse_algo(algo_name);
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const Conv2dShape s = conv_shape(x, w, "input", "weight", params);
+    check_supported(algo, s);
+    const T* xp = nchw_arg<const T>(x, "input", s.input_shape());  // NCHW arrays only
+    const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+    const T* dyp = nchw_arg<const T>(grad_y, "grad_output", s.output_shape());
+    T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+    T* dwp = nchw_arg<T>(grad_w, "grad_weight", s.weight_shape());
+    T* dbp = vector_arg<T>(grad_b, "grad_bias", s.K);
+    cpu::conv2d_backward<T>(algo, s, xp, wp, dyp, dxp, dwp, dbp);
+  });
+}
+
 bool same_bytes(const TensorArg& a, const TensorArg& b) {
   if (!a.c_contiguous || !b.c_contiguous) fail<ValueError>("same_bytes: arrays must be C-contiguous");
   if (a.nbytes() != b.nbytes()) return false;

@@ -123,6 +123,11 @@ void conv2d_backward_input(const TensorArg& grad_output, const TensorArg& weight
 // grad_weight (and grad_bias when given) of conv2d, overwritten.
 void conv2d_backward_weight(const TensorArg& input, const TensorArg& grad_output, const TensorArg& grad_weight,
                             const TensorArg& grad_bias, const Conv2dParams& params, const std::string& algo);
+// Both: grad_input and grad_weight (and grad_bias when given) by `algo`'s gradient kernels,
+// overwritten; in one pass over grad_output where the algorithm has one (depthwise).
+void conv2d_backward(const TensorArg& input, const TensorArg& weight, const TensorArg& grad_output,
+                     const TensorArg& grad_input, const TensorArg& grad_weight, const TensorArg& grad_bias,
+                     const Conv2dParams& params, const std::string& algo);
 
 // Whether two C-contiguous arrays hold the same bytes: how the transformed-weight cache
 // (ops/conv_weight_cache.py) checks that a weight is unchanged since it was transformed.

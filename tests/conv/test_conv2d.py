@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _C, ops
+from fastconv import _C, _runtime, ops
 from fastconv.backend import DeviceError, to_device, to_host
 from fastconv.ops import conv_algo, conv_cache
 from fastconv.ops.conv import conv2d_arguments
@@ -357,6 +357,79 @@ def test_depthwise_gradients_on_every_isa(isa, rng, case, dtype):
         assert ours.dtype == dtype
         scale = max(1.0, np.abs(ref).max()) * np.sqrt(gy[0, 0].size * n * r * s)
         np.testing.assert_allclose(ours, ref, rtol=0, atol=max(tol, 1e-9) * scale)
+
+
+# 3 x 3 depthwise planes at stride 1 (N, C, H, W, multiplier, padding): rows of one vector, of a
+# pair and a tail, of two pairs (AVX-512's streamed rows), no padding, two outputs per channel.
+STREAMED_3X3 = [(2, 4, 28, 28, 1, 1), (3, 3, 13, 40, 1, 1), (1, 2, 30, 70, 1, 0), (2, 3, 9, 17, 2, 1)]
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(_runtime.supported_isas()), reason="needs AVX2 and AVX-512")
+@pytest.mark.parametrize("shape", STREAMED_3X3)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_3x3_streamed_rows_give_the_row_blocks_bits(rng, shape, dtype):
+    """AVX-512 streams a 3 x 3 plane's input rows once (depthwise_rows.h's columns3x3); AVX2's
+    16 registers run the row blocks that reload them per tap row. Both add every output's taps
+    in the same order, so the forward (bias, ReLU) and the input gradient agree bit for bit."""
+    n, c, h, w_, multiplier, pad = shape
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((c * multiplier, 1, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c * multiplier).astype(dtype)
+    results = {}
+    previous = _runtime.get_isa()
+    try:
+        for isa in ("avx2", "avx512"):
+            fastconv.set_isa(isa)
+            y = ops.conv2d(x, w, bias, 1, pad, 1, c, relu=True, algo="depthwise")
+            gy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
+            results[isa] = (y, ops.conv2d_input(x.shape, w, gy, 1, pad, 1, c, algo="depthwise"))
+    finally:
+        fastconv.set_isa(previous)
+    for avx2, avx512 in zip(results["avx2"], results["avx512"]):
+        np.testing.assert_array_equal(avx512, avx2)
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 14, 19, 1), (2, 8, 9, 9, 2), (2, 3, 10, 10, 1)])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_backward_in_one_pass_gives_the_separate_gradients(isa, rng, monkeypatch, shape, with_bias, dtype):
+    """conv2d_backward's depthwise gradients in one pass over grad_output (an input channel's
+    input gradient, then its outputs' weight gradients) against the two kernels apart, bit for
+    bit: 16 channels run it, 3 fall back to the two kernels (too few for the threads). And
+    ops.conv2d_backward calls it once both gradients have chosen depthwise."""
+    n, c, h, w_, multiplier = shape
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((c * multiplier, 1, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((n, c * multiplier, h, w_)).astype(dtype)
+    args = conv2d_arguments(w.shape, 1, 1, 1, c)
+    apart = (np.empty_like(x), np.empty_like(w), np.empty(c * multiplier, dtype) if with_bias else None)
+    _C.conv2d_backward_input(gy, w, apart[0], *args, "depthwise", None)
+    _C.conv2d_backward_weight(x, gy, apart[1], apart[2], *args, "depthwise")
+    fused = (np.full_like(x, np.nan), np.full_like(w, np.nan), np.full(c * multiplier, np.nan, dtype) if with_bias else None)
+    _C.conv2d_backward(x, w, gy, *fused, *args, "depthwise")
+    for one_pass, separate in zip(fused, apart):
+        np.testing.assert_array_equal(one_pass, separate)
+    calls = []
+    monkeypatch.setattr(_C, "conv2d_backward", lambda *a: (calls.append(a[-1]), _C_backward(*a))[1])
+    got = ops.conv2d_backward(x, w, gy, 1, 1, 1, c, needs_bias=with_bias, algo="depthwise")
+    assert calls == ["depthwise"]
+    for ours, separate in zip(got, apart):
+        np.testing.assert_array_equal(ours, separate)
+
+
+_C_backward = _C.conv2d_backward
+
+
+def test_conv2d_backward_refuses_a_bad_gradient():
+    x = np.zeros((2, 4, 8, 8), np.float32)
+    w = np.zeros((4, 1, 3, 3), np.float32)
+    args = conv2d_arguments(w.shape, 1, 1, 1, 4)
+    with pytest.raises(ValueError, match="grad_output"):
+        _C.conv2d_backward(x, w, np.zeros((2, 4, 7, 8), np.float32), np.empty_like(x), np.empty_like(w), None, *args,
+                           "depthwise")
+    with pytest.raises(TypeError, match="grad_input: expected a float32 array"):
+        _C.conv2d_backward(x, w, np.zeros((2, 4, 8, 8), np.float32), np.empty((2, 4, 8, 8), np.float64),
+                           np.empty_like(w), None, *args, "depthwise")
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -69,11 +69,21 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
   }
 }
 
+template <class T>
+void conv2d_backward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* grad_y, T* grad_x, T* grad_w,
+                     T* grad_bias) {
+  if (input_gradient_kernel(algo, s) == Algo::depthwise && weight_gradient_kernel(algo, s) == Algo::depthwise)
+    return conv2d_backward_depthwise(s, x, w, grad_y, grad_x, grad_w, grad_bias);
+  conv2d_backward_input(algo, s, grad_y, w, grad_x);
+  conv2d_backward_weight(algo, s, x, grad_y, grad_w, grad_bias);
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                          \
   template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*, index_t);         \
   template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*); \
   template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
-  template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);
+  template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);        \
+  template void conv2d_backward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*, T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

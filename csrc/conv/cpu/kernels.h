@@ -34,6 +34,12 @@ template <class T>
 void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w,
                             T* grad_bias);
 
+// grad_x, grad_w (and grad_bias if not null) of conv2d by `algo`'s gradient kernels: in one pass
+// where the algorithm has one (depthwise), else the two calls above.
+template <class T>
+void conv2d_backward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* grad_y, T* grad_x, T* grad_w,
+                     T* grad_bias);
+
 // --- implicit GEMM (implicit_gemm.cpp): the forward, and the input gradient where it is a stride-1
 // forward (implicit_input_gradient_fits); its other gradients run im2col --------------------------
 // nullptr, or why implicit GEMM cannot run `s`: a band's stride phases grow as stride^2.
@@ -69,6 +75,10 @@ template <class T>
 void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// Both gradients at once, reading grad_y from memory once (the two above's results, bit for bit).
+template <class T>
+void conv2d_backward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* grad_y, T* grad_x, T* grad_w,
+                               T* grad_bias);
 // --- Winograd F(M x M, R x R): (2, 3), (4, 3), (2, 5), (4, 5), (2, 7) (winograd.cpp) -------------
 // `u`: the weight already transformed (winograd_transform_weight), or null.
 template <int M, int R>

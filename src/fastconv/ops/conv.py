@@ -357,6 +357,13 @@ def conv2d_backward(input: Array, weight: Union[Array, PreparedWeight], grad_out
     transposed = _transposed_arguments(lib, x.shape, w.shape, args)
     run_input = _input_gradient_runner(lib, w, prepared, dy, dx, args, transposed)
     run_weight = _weight_gradient_runner(lib, x, dy, dw, db, args, transposed)
-    run_input(_gradient_algorithm(lib, algo, "input", run_input, x.shape, w.shape, args, x.dtype, transposed))
-    run_weight(_gradient_algorithm(lib, algo, "weight", run_weight, x.shape, w.shape, args, x.dtype, transposed))
+    trials = conv_algo.trials()
+    input_algo = _gradient_algorithm(lib, algo, "input", run_input, x.shape, w.shape, args, x.dtype, transposed)
+    weight_algo = _gradient_algorithm(lib, algo, "weight", run_weight, x.shape, w.shape, args, x.dtype, transposed)
+    if input_algo == weight_algo == "depthwise" and conv_algo.trials() == trials and hasattr(lib, "conv2d_backward"):
+        # Both chosen, neither run on trial: the depthwise kernels read dy once for both (their bits).
+        lib.conv2d_backward(x, w, dy, dx, dw, db, *args, "depthwise")
+    else:
+        run_input(input_algo)
+        run_weight(weight_algo)
     return dx, dw, db
