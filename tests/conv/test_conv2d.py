@@ -367,10 +367,11 @@ STREAMED_3X3 = [(2, 4, 28, 28, 1, 1), (3, 3, 13, 40, 1, 1), (1, 2, 30, 70, 1, 0)
 @pytest.mark.skipif(not {"avx2", "avx512"} <= set(_runtime.supported_isas()), reason="needs AVX2 and AVX-512")
 @pytest.mark.parametrize("shape", STREAMED_3X3)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_depthwise_3x3_streamed_rows_give_the_row_blocks_bits(rng, shape, dtype):
-    """AVX-512 streams a 3 x 3 plane's input rows once (depthwise_rows.h's columns3x3); AVX2's
-    16 registers run the row blocks that reload them per tap row. Both add every output's taps
-    in the same order, so the forward (bias, ReLU) and the input gradient agree bit for bit."""
+def test_depthwise_3x3_streamed_rows_agree_on_every_isa(rng, shape, dtype):
+    """A 3 x 3 plane's input rows stream through once (depthwise_rows.h's columns3x3: two
+    vectors at a time on AVX-512, one on AVX2), every output's taps added in the row blocks'
+    order on both, so the forward (bias, ReLU) and the input gradient agree bit for bit (the
+    float64 references of the every-ISA tests check the values)."""
     n, c, h, w_, multiplier, pad = shape
     x = rng.standard_normal((n, c, h, w_)).astype(dtype)
     w = rng.standard_normal((c * multiplier, 1, 3, 3)).astype(dtype)
