@@ -114,11 +114,6 @@ void run_planes(Isa isa, const depthwise::PlanePass<T>& pass, index_t count) {
   parallel_for(0, count, 1, [&](index_t lo, index_t hi) { planes_of(isa, pass, lo, hi); });
 }
 
-template <class T>
-void run_weights(Isa isa, const depthwise::WeightPass<T>& pass, index_t count) {
-  parallel_for(0, count, 1, [&](index_t lo, index_t hi) { weights_of(isa, pass, lo, hi); });
-}
-
 // The vector input gradient's pass (stride 1) and the tables it points into: grad_x[c] = the sum
 // over its `multiplier` outputs k of grad_y[k] correlated with w[k] rotated (packing.h's
 // rotated_transposed_weights).
@@ -233,8 +228,13 @@ template <class T>
 void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
   const index_t multiplier = s.K_per_group(), HW = s.H * s.W, PQ = s.pixels(), RS = s.R * s.S;
   if (const Isa isa = vector_isa(); vector_weight_gradient(s, isa)) {
+    // Image by image over each thread's channels, whose planes of an image lie together (channel
+    // by channel over all images, every 3 KB plane of 32x128x28x28 started a new stream: 0.90-0.93
+    // ms against 0.85-0.87, 2 threads). Each channel's sums still add image after image.
     WeightGradientSums<T> sums(s, x, grad_y, grad_bias != nullptr, vector_width<T>(isa));
-    run_weights(isa, sums.pass, s.K);
+    parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+      for (index_t n = 0; n < s.N; ++n) weights_of(isa, sums.image(n), lo, hi);
+    });
     return sums.write(grad_w, grad_bias);
   }
   parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
