@@ -410,15 +410,12 @@ def test_depthwise_backward_in_one_pass_gives_the_separate_gradients(isa, rng, m
     _C.conv2d_backward(x, w, gy, *fused, *args, "depthwise")
     for one_pass, separate in zip(fused, apart):
         np.testing.assert_array_equal(one_pass, separate)
-    calls = []
-    monkeypatch.setattr(_C, "conv2d_backward", lambda *a: (calls.append(a[-1]), _C_backward(*a))[1])
+    calls, one_pass = [], _C.conv2d_backward
+    monkeypatch.setattr(_C, "conv2d_backward", lambda *a: (calls.append(a[-1]), one_pass(*a))[1])
     got = ops.conv2d_backward(x, w, gy, 1, 1, 1, c, needs_bias=with_bias, algo="depthwise")
     assert calls == ["depthwise"]
     for ours, separate in zip(got, apart):
         np.testing.assert_array_equal(ours, separate)
-
-
-_C_backward = _C.conv2d_backward
 
 
 def test_conv2d_backward_refuses_a_bad_gradient():
