@@ -64,4 +64,24 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
 #endif
 }
 
+// parallel_for for items whose results do not depend on which thread runs them (each writes
+// outputs of its own): the threads take chunks of about an eighth of their share in turn, so
+// that a thread slowed by another tenant of the machine takes fewer and the others do not wait
+// for it at the end. With one chunk per thread fixed in advance, on a shared 2-core machine,
+// resnet20's 3x3/2 direct forward took 1-18% longer at the median of rounds, the depthwise 3x3
+// forward 5-6%, a Winograd F(4x4, 3x3) forward 4% (alternating in one process).
+// fn(lo, hi) is called once per chunk, so per-call setup in fn is repeated that often.
+template <class Fn>
+void parallel_for_dynamic(std::int64_t begin, std::int64_t end, const Fn& fn) {
+  constexpr std::int64_t kChunksPerThread = 8;
+  const std::int64_t n = end - begin;
+  if (n <= 0) return;
+  const std::int64_t chunk = std::max<std::int64_t>(1, n / (kChunksPerThread * num_threads()));
+  std::atomic<std::int64_t> next{begin};
+  parallel_for(0, std::min<std::int64_t>(num_threads(), (n + chunk - 1) / chunk), 1, [&](std::int64_t, std::int64_t) {
+    for (std::int64_t lo; (lo = next.fetch_add(chunk, std::memory_order_relaxed)) < end;)
+      fn(lo, std::min(end, lo + chunk));
+  });
+}
+
 }  // namespace fastconv

@@ -251,10 +251,10 @@ void run_direct(const channels_last::Geometry& g, Direct kind, const T* x, const
   const std::vector<T> zeros(static_cast<std::size_t>(g.C), T(0));
   const cl::DirectPass<T> pass{g, x, packed.data(), block, bias, relu, y, zeros.data()};
   if (by_rows)
-    return parallel_for(0, g.N * g.P, 1, [&](index_t lo, index_t hi) {
+    return parallel_for_dynamic(0, g.N * g.P, [&](index_t lo, index_t hi) {
       (avx512 ? cl::depthwise_rows_avx512<T> : cl::depthwise_rows_avx2<T>)(pass, lo, hi);
     });
-  parallel_for(0, ceil_div(g.N * g.P * g.Q, mr), 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, ceil_div(g.N * g.P * g.Q, mr), [&](index_t lo, index_t hi) {
     if (depthwise) {
       std::vector<const T*> sources(static_cast<std::size_t>(cl::kDepthwiseSources * g.R * g.S));
       (avx512 ? cl::depthwise_pixels_avx512<T> : cl::depthwise_pixels_avx2<T>)(pass, lo, hi, sources.data());

@@ -111,7 +111,7 @@ void weights_of(Isa isa, const depthwise::WeightPass<T>& pass, index_t lo, index
 
 template <class T>
 void run_planes(Isa isa, const depthwise::PlanePass<T>& pass, index_t count) {
-  parallel_for(0, count, 1, [&](index_t lo, index_t hi) { planes_of(isa, pass, lo, hi); });
+  parallel_for_dynamic(0, count, [&](index_t lo, index_t hi) { planes_of(isa, pass, lo, hi); });
 }
 
 // The vector input gradient's pass (stride 1) and the tables it points into: grad_x[c] = the sum
@@ -181,7 +181,7 @@ void conv2d_forward_depthwise(const Conv2dShape& s, const T* x, const T* w, cons
                                        zero_row.data(), masks.taps};
     return run_planes(isa, pass, s.N * s.K);
   }
-  parallel_for(0, s.N * s.K, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.N * s.K, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       const index_t n = plane / s.K, k = plane % s.K;
       const T* in = x + (n * s.C + k / multiplier) * HW;
@@ -205,7 +205,7 @@ void conv2d_backward_input_depthwise(const Conv2dShape& s, const T* grad_y, cons
     return run_planes(isa, planes.pass, s.N * s.C);
   }
   // One writer per input plane: the `multiplier` output channels reading it are summed here.
-  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.N * s.C, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       const index_t n = plane / s.C, c = plane % s.C;
       T* dx = grad_x + plane * HW;
@@ -232,12 +232,12 @@ void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T*
     // by channel over all images, every 3 KB plane of 32x128x28x28 started a new stream: 0.90-0.93
     // ms against 0.85-0.87, 2 threads). Each channel's sums still add image after image.
     WeightGradientSums<T> sums(s, x, grad_y, grad_bias != nullptr, vector_width<T>(isa));
-    parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+    parallel_for_dynamic(0, s.K, [&](index_t lo, index_t hi) {
       for (index_t n = 0; n < s.N; ++n) weights_of(isa, sums.image(n), lo, hi);
     });
     return sums.write(grad_w, grad_bias);
   }
-  parallel_for(0, s.K, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.K, [&](index_t lo, index_t hi) {
     std::vector<double> acc(RS);  // N*P*Q products per tap: accumulate wide
     for (index_t k = lo; k < hi; ++k) {
       std::fill(acc.begin(), acc.end(), 0.0);
@@ -277,7 +277,7 @@ void conv2d_backward_depthwise(const Conv2dShape& s, const T* x, const T* w, con
   const index_t width = vector_width<T>(isa), multiplier = s.K_per_group();
   const InputGradientPlanes<T> planes(s, grad_y, w, grad_x, width);
   WeightGradientSums<T> sums(s, x, grad_y, grad_bias != nullptr, width);
-  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.C, [&](index_t lo, index_t hi) {
     for (index_t n = 0; n < s.N; ++n)  // image by image: each thread's planes of an image lie together
       for (index_t c = lo; c < hi; ++c) {
         planes_of(isa, planes.pass, n * s.C + c, n * s.C + c + 1);

@@ -221,7 +221,8 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
   const index_t max_span = (band_rows - 1) * g.sh + (g.R - 1) * g.dh + 1;
   const std::vector<index_t> taps = direct::taps_in_band(g.R, g.S, g.dh, g.dw, g.sw, ld, max_span);
   const index_t channel_size = phases.count() * max_span * ld;
-  parallel_for(0, g.N * bands, 1, [&](index_t lo, index_t hi) {
+  // Chunks of bands taken in turn; the next band's input is prefetched within a chunk.
+  parallel_for_dynamic(0, g.N * bands, [&](index_t lo, index_t hi) {
     T* band = thread_scratch<T>(g.C * channel_size + 2 * ld, ScratchSlot::columns);
     T* row = band + g.C * channel_size;  // fill_band_pairs' padded input row
     NextRowsPrefetch next_input;
@@ -339,7 +340,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t plane_size = channel_size + lanes + col_phases.max_shift;
   // dys[n][g][k] for k < Kr (zeros past K/G), the threads sharing out the rows.
   T* dys = thread_scratch<T>(s.N * G * Kr * flat_length, ScratchSlot::partial_sums);
-  parallel_for(0, s.N * G * Kr, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.N * G * Kr, [&](index_t lo, index_t hi) {
     for (index_t i = lo; i < hi; ++i) {
       const index_t n = i / (G * Kr), g = i / Kr % G, k = i % Kr;
       copy_gradient_rows(s, k < Kg ? grad_y + (n * s.K + g * Kg + k) * s.P * s.Q : nullptr, Wp, flat_length,
@@ -357,7 +358,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const T* x, const T* gr
   const index_t c_range = std::clamp<index_t>(G * Cg / items_wanted, 1, Cg), c_ranges = ceil_div(Cg, c_range);
   const index_t b_range = ceil_div(blocks, std::clamp<index_t>(ceil_div(items_wanted, G * c_ranges), 1, blocks));
   const index_t b_ranges = ceil_div(blocks, b_range), k_range = b_range * MB;
-  parallel_for(0, G * c_ranges * b_ranges, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, G * c_ranges * b_ranges, [&](index_t lo, index_t hi) {
     T* planes = thread_scratch<T>(chunk * plane_size, ScratchSlot::columns);
     std::vector<double> sums(c_range * k_range * RS);
     for (index_t item = lo; item < hi; ++item) {

@@ -493,7 +493,7 @@ void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T
                             bool relu, T* y) {
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
   const tiled::Blocking<T, Transform> bk(g, tf);
-  parallel_for(0, bk.blocks(), 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, bk.blocks(), [&](index_t lo, index_t hi) {
     T* v = thread_scratch<T>(bk.v_size() + bk.m_size(), ScratchSlot::transformed_tiles);
     T* m = v + bk.v_size();
     for (index_t b = lo; b < hi; ++b) {

@@ -145,7 +145,7 @@ template <class T>
 void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double momentum,
                               double eps, T* running_mean, T* running_var, T* save_mean, T* save_invstd) {
   if (!has_batch_statistics(s, save_mean, save_invstd)) return;
-  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.C, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c) {
       const Moments mom = channel_moments(s, f.x, c);
       normalize_channel(s, f, c, mom.mean,
@@ -157,7 +157,7 @@ void batch_norm_train_forward(const BatchNormShape& s, const BatchNormForward<T>
 template <class T>
 void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>& f, double eps,
                              const T* running_mean, const T* running_var) {
-  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.C, [&](index_t lo, index_t hi) {
     for (index_t c = lo; c < hi; ++c)
       normalize_channel(s, f, c, running_mean[c], 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
   });
@@ -165,7 +165,7 @@ void batch_norm_eval_forward(const BatchNormShape& s, const BatchNormForward<T>&
 
 template <class T>
 void batch_norm_backward(const BatchNormShape& s, const BatchNormBackward<T>& b) {
-  parallel_for(0, s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.C, [&](index_t lo, index_t hi) {
     T* scratch = b.y && !b.grad_residual ? thread_scratch<T>(s.N * s.HW, ScratchSlot::masked_grad) : nullptr;
     for (index_t c = lo; c < hi; ++c) channel_backward(s, b, c, scratch);
   });

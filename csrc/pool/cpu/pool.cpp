@@ -26,7 +26,7 @@ using conv::valid_range;
 
 template <class Fn>
 void for_each_plane(const Pool2dShape& s, const Fn& fn) {
-  parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
+  parallel_for_dynamic(0, s.N * s.C, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) fn(plane);
   });
 }
