@@ -93,6 +93,29 @@ def test_a_freed_result_block_is_reused_for_the_next_result_of_its_size(output_c
     np.testing.assert_array_equal(y, x)
 
 
+def test_a_freed_block_serves_a_smaller_result_down_to_half_its_size(output_cache, rng):
+    x = rng.standard_normal((4, 32, 32, 32)).astype(np.float32)  # 512 KiB
+    y = fastconv.ops.max_pool2d(x, 1)
+    block = y.__array_interface__["data"][0]
+    del y
+    smaller = fastconv.ops.max_pool2d(x[:, :18], 1)  # 288 KiB: the 512 KiB block, its pages already there
+    assert smaller.__array_interface__["data"][0] == block
+    np.testing.assert_array_equal(smaller, x[:, :18])
+    del smaller
+    big = rng.standard_normal((4, 32, 64, 64)).astype(np.float32)  # 2 MiB
+    y = fastconv.ops.max_pool2d(big, 1)
+    big_block = y.__array_interface__["data"][0]
+    del y
+    idle = fastconv.output_cache_stats()["idle_bytes"]
+    assert idle == x.nbytes + big.nbytes
+    under_half = fastconv.ops.max_pool2d(big[:, :14], 1)  # 896 KiB: under half of 2 MiB, a block of its own
+    assert under_half.__array_interface__["data"][0] not in (block, big_block)
+    assert fastconv.output_cache_stats()["idle_bytes"] == idle
+    same = fastconv.ops.max_pool2d(x, 1)  # the smallest block that fits: its own size's
+    assert same.__array_interface__["data"][0] == block
+    np.testing.assert_array_equal(under_half, big[:, :14])
+
+
 def test_a_view_keeps_its_block_out_of_the_cache(output_cache, rng):
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     view = fastconv.ops.max_pool2d(x, 1)[1:3]

@@ -18,10 +18,15 @@ struct Cache {
   std::multimap<std::size_t, void*> idle;       // size -> block
   std::size_t idle_bytes = 0, limit = std::size_t(512) << 20, hits = 0, misses = 0;
 
-  // The smallest idle block that fits and wastes at most an eighth of itself.
+  // The smallest idle block that fits and is at most twice the size asked: a block of the same
+  // size when there is one (a loop's steady state), else a larger one whose pages are already
+  // there. A shape's first call then reuses what earlier layers freed instead of faulting in
+  // fresh pages (~1 us each: 12.8 MB outputs cost a depthwise layer's first call 6,000 faults,
+  // twice its warm time). In a loop, once each size has had a block of its own, every step finds
+  // it again: the smallest fitting block is taken first.
   void* take_idle(std::size_t bytes) {
     auto it = idle.lower_bound(bytes);
-    if (it == idle.end() || it->first > bytes + bytes / 8) return nullptr;
+    if (it == idle.end() || it->first > 2 * bytes) return nullptr;
     void* block = it->second;
     live.emplace(block, it->first);
     idle_bytes -= it->first;

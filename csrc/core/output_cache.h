@@ -4,7 +4,8 @@
 // A fresh 16 MiB array costs whoever first writes it 4096 page faults, each clearing a page:
 // on BN+ReLU's forward+backward (64x64x32x32) the kernel's clear_page was a fifth of the time.
 // A training or inference loop asks for the same sizes every step, so a freed block is kept
-// and handed out again: no faults, and its pages are often still in cache. Like PyTorch's
+// and handed out again (for an array of its size, or of down to half of it): no faults, and its
+// pages are often still in cache. Like PyTorch's
 // CUDA caching allocator, but on the host. Idle blocks are capped (set_limit); a block freed
 // beyond the cap goes back to the system.
 #pragma once

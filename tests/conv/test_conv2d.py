@@ -859,6 +859,28 @@ def test_auto_times_only_the_likely_candidates():
 
 
 
+
+def test_auto_times_only_depthwise_and_direct_on_a_depthwise_layer(rng, monkeypatch):
+    x = rng.standard_normal((2, 8, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    timed = []
+    real_wall_time = conv_algo.wall_time
+    monkeypatch.setattr(conv_algo, "wall_time", lambda run, algo: timed.append(algo) or real_wall_time(run, algo))
+    monkeypatch.setattr(conv_algo, "_remembered", lambda *args, **kwargs: None)  # no earlier choice
+    conv_algo.forget_choices()
+    try:
+        dy = np.ones((2, 8, 10, 10), np.float32)
+        conv_algo.run_until_chosen(lambda: (ops.conv2d(x, w, padding=1, groups=8),
+                                            ops.conv2d_backward(x, w, dy, padding=1, groups=8)))
+        assert "depthwise" in timed and set(timed) <= {"depthwise", "direct"}
+        # a grouped layer with more than one channel per group still times the others
+        timed.clear()
+        w2 = rng.standard_normal((8, 2, 3, 3)).astype(np.float32)
+        conv_algo.run_until_chosen(lambda: ops.conv2d(x, w2, padding=1, groups=4))
+        assert len(set(timed)) > 2
+    finally:
+        conv_algo.forget_choices()
+
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): strided layers whose gradients
 # subpixel can run (as conv_transpose2d's forward and weight gradient), and two it cannot.
 SUBPIXEL_GRADIENT_CASES = [
