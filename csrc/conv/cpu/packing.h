@@ -22,6 +22,14 @@ namespace fastconv::conv::cpu {
 // few values (8x8 maps) the calls cost more than the copying.
 #define FASTCONV_NO_LIBRARY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
+// The bits l of an L-lane mask (L <= 16) with lo <= l < hi, lo and hi clamped to [0, L]: which
+// lanes of a vector a masked load or store touches.
+constexpr unsigned lane_bits(index_t lo, index_t hi, index_t L) {
+  lo = lo < 0 ? 0 : lo > L ? L : lo;
+  hi = hi < 0 ? 0 : hi > L ? L : hi;
+  return ((1u << hi) - 1) & ~((1u << lo) - 1);
+}
+
 // out[q] = src[q * Stride] for q in [lo, hi). The AVX2 entry shuffles 8 values per store where
 // SSE2's shuffles give 4 (the AVX-512 entry 16): the stride-2 and stride-4 phase copies of
 // implicit GEMM (the 7x7/2 stem, AlexNet's 11x11/4) were 5% of those layers.
@@ -83,10 +91,7 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_o
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   // Lanes of the 16 values from u0 whose u lies in `valid`.
-  const auto lanes = [valid](index_t u0) -> __mmask16 {
-    const index_t lo = std::clamp<index_t>(valid.lo - u0, 0, 16), hi = std::clamp<index_t>(valid.hi - u0, 0, 16);
-    return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-  };
+  const auto lanes = [valid](index_t u0) { return static_cast<__mmask16>(lane_bits(valid.lo - u0, valid.hi - u0, 16)); };
   // Rows [inside_lo, inside_hi) lie in the plane; the others are padding.
   const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
   for (index_t j = 0; j < n; j += 16) {
@@ -196,9 +201,8 @@ __attribute__((target("avx512f,avx2,fma"))) inline void copy_padded_rows_avx512(
   const index_t vectors = (ld + L - 1) / L;
   __mmask16 load[kMaskedRowVectors], store[kMaskedRowVectors];
   for (index_t v = 0; v < vectors; ++v) {
-    const auto below = [](index_t n) { return n <= 0 ? 0u : n >= L ? (1u << L) - 1 : (1u << n) - 1; };
-    load[v] = static_cast<__mmask16>(below(cols.hi - v * L) & ~below(cols.lo - v * L));
-    store[v] = static_cast<__mmask16>(below(ld - v * L));
+    load[v] = static_cast<__mmask16>(lane_bits(cols.lo - v * L, cols.hi - v * L, L));
+    store[v] = static_cast<__mmask16>(lane_bits(0, ld - v * L, L));
   }
   for (index_t i = 0; i < rows; ++i, dst += ld) {
     const index_t h = top + i * step_h;
@@ -220,7 +224,8 @@ template <class T>
 __attribute__((target("avx2,fma"))) inline __m256i lanes_between_avx2(index_t lo, index_t hi) {
   constexpr int L = 32 / sizeof(T);
   alignas(32) std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t> bits[L];
-  for (int l = 0; l < L; ++l) bits[l] = l >= lo && l < hi ? -1 : 0;
+  const unsigned on = lane_bits(lo, hi, L);
+  for (int l = 0; l < L; ++l) bits[l] = on >> l & 1u ? -1 : 0;
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(bits));
 }
 
