@@ -13,20 +13,18 @@
 // A stride along the width makes an output row's pixels every stride-th input value. The band
 // is then copied split by column phase, as implicit GEMM's phases (implicit_gemm.cpp): phase b
 // holds input columns j * stride + b, and tap s reads phase (s * dilation) % stride shifted by
-// (s * dilation) / stride, so every load is again a contiguous vector. Each tap's place in a
-// channel's copy is in a table (taps_in_band), one per call.
+// (s * dilation) / stride, so every load is again a contiguous vector. At stride 2 with rows of
+// whole AVX-512 vectors (resnet20's 3x3/2 layer, 16 pixels) the band holds a plane per tap
+// column instead, plane s holding columns j * 2 + s: no tap then loads a row shifted by one
+// value, which split a cache line on every other load, and every row is a whole, aligned
+// vector (S planes instead of two phases one value longer: 48 values per input row instead of
+// 34 for a 3x3 kernel). Each tap's place in a channel's copy is in a table, one per call.
 #pragma once
 #include <vector>
 
 #include "core/view.h"
 
 namespace fastconv::conv::cpu::direct {
-
-// Where tap (r, s) of an output row starts in one channel's zero-padded copy of the input
-// rows: rows of `ld` values, split into the column phases of stride `sw` (one at stride 1),
-// `phase_rows` rows each, output row 0 reading from row 0. In the weights' order, [r][s].
-std::vector<index_t> taps_in_band(index_t R, index_t S, index_t dh, index_t dw, index_t sw, index_t ld,
-                                  index_t phase_rows);
 
 // One output row for a block of output channels. Tap t of channel c reads the input row at
 // in + c * ld_c + taps[t], zero-padded so that every vector the kernel loads is inside it;

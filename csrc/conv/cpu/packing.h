@@ -110,6 +110,33 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_o
   }
 }
 
+// Rows [top, top + rows) of an H x W plane as the column planes of a stride-2 kernel's taps:
+// plane s holds row(2 j + s) for j < n (a whole number of vectors), rows ld apart, planes
+// plane_step apart, row(u) as above. Tap column s of an output row then reads a whole vector at
+// the same place in its own plane: no load shifted by a column, which split cache lines on
+// every other tap (direct.cpp's tap planes). Per 16 values: two masked loads, one two-source
+// permute, one store.
+__attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_taps_avx512(
+    const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
+    index_t ld, index_t taps, index_t plane_step, float* __restrict dst) {
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const auto lanes = [valid](index_t u0) { return static_cast<__mmask16>(lane_bits(valid.lo - u0, valid.hi - u0, 16)); };
+  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
+  for (index_t s = 0; s < taps; ++s)
+    for (index_t j = 0; j < n; j += 16) {
+      const index_t u0 = 2 * j + s;
+      const __mmask16 first = lanes(u0), second = lanes(u0 + 16);
+      float* out = dst + s * plane_step + j;
+      for (index_t i = 0; i < rows; ++i, out += ld) {
+        const bool inside = i >= inside_lo && i < inside_hi;
+        const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
+        const __m512 a = _mm512_maskz_loadu_ps(inside ? first : 0, src);
+        const __m512 b = _mm512_maskz_loadu_ps(inside ? second : 0, src + 16);
+        _mm512_storeu_ps(out, _mm512_permutex2var_ps(a, evens, b));
+      }
+    }
+}
+
 // The same on AVX-512: 16 values from two loads, their even lanes gathered by one two-source
 // permute (the last vector's second load masked as above); a remaining 8 as AVX2's.
 __attribute__((target("avx512f,avx2,fma"))) inline index_t copy_even_lanes_avx512(float* __restrict out,
