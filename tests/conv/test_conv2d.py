@@ -170,10 +170,10 @@ DIRECT_STRIDED_CASES = [
     (2, 5, 12, 15, 13, 1, 1, 2, 0, 1, 1),
     (2, 1, 30, 29, 3, 2, 2, (1, 5), 0, 1, 1),
     (1, 3, 20, 37, 9, 7, 7, 2, 3, 1, 1),
-    # Stride 2 along rows of whole AVX-512 vectors (16 or 32 pixels), in channels that take
-    # AVX-512's tiles: a plane per tap column (direct.h) with 1-4 columns, the last column past
-    # the input's right edge (W = 31), the 8-channel two-row tile (even P; 20 channels: a last
-    # block of 4) and the 16 x 1 one (odd P), dilated rows, groups.
+    # Stride 2 along rows of whole vectors (16 or 32 pixels), in channels that take AVX-512's
+    # tiles where it runs: a plane per tap column (direct.h) with 1-4 columns, the last column
+    # past the input's right edge (W = 31), the 8-channel two-row tile (even P; 20 channels: a
+    # last block of 4) and the 16 x 1 one (odd P), dilated rows, groups.
     (2, 3, 9, 31, 16, 3, 3, 2, 1, 1, 1),
     (2, 4, 8, 32, 20, 3, 3, 2, 1, 1, 1),
     (1, 3, 8, 64, 16, 4, 4, 2, 1, 1, 1),

@@ -197,37 +197,37 @@ bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases
   return true;
 }
 
-// Whether the band takes a plane per tap column (direct.h): AVX-512 float tiles at stride 2
-// and dilation 1 whose rows are whole vectors (Q a multiple of 16, so ld = Q), for kernels of
-// at most 4 columns (the band grows with S). Measured in one process against the two phases,
-// resnet20's 3x3/2 forward: 7-10% faster on one thread and on two (the row kernel 7%, the
-// band's split 26%).
+// Whether the band takes a plane per tap column (direct.h): float tiles at stride 2 and
+// dilation 1 whose rows are whole vectors (Q a multiple of the tile's lanes, so ld = Q), for
+// kernels of at most 4 columns (the band grows with S). Measured in one process against the
+// two phases, resnet20's 3x3/2 forward: 7-14% faster on one thread and on two with AVX-512
+// (the row kernel 7%, the band's split 26%), 9-11% with AVX2's tiles.
 template <class T>
 bool tap_planes_fit(const DirectGeometry& g, const direct::Tile& tile) {
-  return FASTCONV_X86 && std::is_same_v<T, float> && tile.lanes == 16 && g.sw == 2 && g.dw == 1 && g.S <= 4 &&
-         g.Q % tile.lanes == 0;
+  return FASTCONV_X86 && std::is_same_v<T, float> && g.sw == 2 && g.dw == 1 && g.S <= 4 && g.Q % tile.lanes == 0;
 }
 
-// fill_band for tap planes, one call per channel (packing.h's split_padded_rows_taps_avx512).
+// fill_band for tap planes, one call per channel (packing.h's split_padded_rows_taps_*).
 template <class T>
 void fill_band_taps(const DirectGeometry& g, const T* image, index_t p0, index_t span, index_t ld, index_t phase_rows,
-                    T* band) {
+                    int lanes, T* band) {
 #if FASTCONV_X86
   if constexpr (std::is_same_v<T, float>) {
     const Range cols = valid_range(g.left, 1, g.W, 2 * ld + g.S);  // row[u] = image column left + u
+    const auto split = lanes == 16 ? split_padded_rows_taps_avx512 : split_padded_rows_taps_avx2;
     for (index_t c = 0; c < g.C; ++c)
-      split_padded_rows_taps_avx512(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, cols, span, ld, ld,
-                                    g.S, phase_rows * ld, band + c * g.S * phase_rows * ld);
+      split(image + c * g.H * g.W, g.H, g.W, g.top + p0 * g.sh, g.left, cols, span, ld, ld, g.S, phase_rows * ld,
+            band + c * g.S * phase_rows * ld);
     return;
   }
 #endif
-  fail<std::logic_error>("direct convolution: tap planes are AVX-512 float only");
+  fail<std::logic_error>("direct convolution: tap planes are for float tiles on x86 only");
 }
 
 template <class T>
 void fill_band(const DirectGeometry& g, const direct::StridePhases& phases, const T* image, index_t p0, index_t span,
-               index_t ld, index_t phase_rows, T* band, T* row, bool per_tap) {
-  if (per_tap) return fill_band_taps(g, image, p0, span, ld, phase_rows, band);
+               index_t ld, index_t phase_rows, T* band, T* row, bool per_tap, int lanes) {
+  if (per_tap) return fill_band_taps(g, image, p0, span, ld, phase_rows, lanes, band);
   if (fill_band_pairs(g, phases, image, p0, span, ld, phase_rows, band, row)) return;
   const index_t planes = phases.count();
   for (index_t c = 0; c < g.C; ++c)
@@ -265,7 +265,7 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
     for (index_t item = lo; item < hi; ++item) {
       const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
       const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
-      fill_band(g, phases, x + n * g.C * g.H * g.W, p0, span, ld, max_span, band, row, per_tap);
+      fill_band(g, phases, x + n * g.C * g.H * g.W, p0, span, ld, max_span, band, row, per_tap, tile.lanes);
       if (item + 1 < hi) {
         const index_t next_top = g.top + (item + 1) % bands * band_rows * g.sh;
         next_input.set(x + (item + 1) / bands * g.C * g.H * g.W, g.C, g.H, g.W, next_top, next_top + max_span);

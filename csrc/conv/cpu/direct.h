@@ -14,7 +14,7 @@
 // is then copied split by column phase, as implicit GEMM's phases (implicit_gemm.cpp): phase b
 // holds input columns j * stride + b, and tap s reads phase (s * dilation) % stride shifted by
 // (s * dilation) / stride, so every load is again a contiguous vector. At stride 2 with rows of
-// whole AVX-512 vectors (resnet20's 3x3/2 layer, 16 pixels) the band holds a plane per tap
+// whole vectors (resnet20's 3x3/2 layer, 16 pixels; float) the band holds a plane per tap
 // column instead, plane s holding columns j * 2 + s: no tap then loads a row shifted by one
 // value, which split a cache line on every other load, and every row is a whole, aligned
 // vector (S planes instead of two phases one value longer: 48 values per input row instead of

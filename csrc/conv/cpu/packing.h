@@ -256,6 +256,30 @@ __attribute__((target("avx2,fma"))) inline __m256i lanes_between_avx2(index_t lo
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(bits));
 }
 
+// split_padded_rows_taps_avx512 on AVX2: per 8 values of a plane, two masked loads, one
+// shuffle and one lane permute (copy_even_lanes_avx2's), one store.
+__attribute__((target("avx2,fma"))) inline void split_padded_rows_taps_avx2(
+    const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
+    index_t ld, index_t taps, index_t plane_step, float* __restrict dst) {
+  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
+  const __m256i none = _mm256_setzero_si256();
+  for (index_t s = 0; s < taps; ++s)
+    for (index_t j = 0; j < n; j += 8) {
+      const index_t u0 = 2 * j + s;
+      const __m256i first = lanes_between_avx2<float>(valid.lo - u0, valid.hi - u0);
+      const __m256i second = lanes_between_avx2<float>(valid.lo - u0 - 8, valid.hi - u0 - 8);
+      float* out = dst + s * plane_step + j;
+      for (index_t i = 0; i < rows; ++i, out += ld) {
+        const bool inside = i >= inside_lo && i < inside_hi;
+        const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
+        const __m256 a = _mm256_maskload_ps(src, inside ? first : none);
+        const __m256 b = _mm256_maskload_ps(src + 8, inside ? second : none);
+        const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        _mm256_storeu_ps(out, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0))));
+      }
+    }
+}
+
 // The same on AVX2: lane masks as vectors (maskload reads masked-off lanes as 0 without touching
 // them); full vectors stored plainly, a row's last partial one through maskstore.
 template <class T>
