@@ -198,8 +198,9 @@ bool fill_band_pairs(const DirectGeometry& g, const direct::StridePhases& phases
 }
 
 // Whether the band takes a plane per tap column (direct.h): float tiles at stride 2 and
-// dilation 1 whose rows are whole vectors (Q a multiple of the tile's lanes, so ld = Q), for
-// kernels of at most 4 columns (the band grows with S). Measured in one process against the
+// dilation 1 whose rows are whole vectors (Q a multiple of the tile's lanes, the shapes
+// measured; the copy and the kernel would take any width), for kernels of at most 4 columns
+// (the band grows with S). Measured in one process against the
 // two phases, resnet20's 3x3/2 forward: 7-14% faster on one thread and on two with AVX-512
 // (the row kernel 7%, the band's split 26%), 9-11% with AVX2's tiles.
 template <class T>
