@@ -30,6 +30,13 @@ constexpr unsigned lane_bits(index_t lo, index_t hi, index_t L) {
   return ((1u << hi) - 1) & ~((1u << lo) - 1);
 }
 
+// Of `rows` rows from row `top` of a plane of H rows, those [lo, hi) that lie in the plane; the
+// others are zero padding.
+inline Range rows_in_plane(index_t top, index_t H, index_t rows) {
+  const index_t lo = std::clamp<index_t>(-top, 0, rows);
+  return {lo, std::clamp<index_t>(H - top, lo, rows)};
+}
+
 // out[q] = src[q * Stride] for q in [lo, hi). The AVX2 entry shuffles 8 values per store where
 // SSE2's shuffles give 4 (the AVX-512 entry 16): the stride-2 and stride-4 phase copies of
 // implicit GEMM (the 7x7/2 stem, AlexNet's 11x11/4) were 5% of those layers.
@@ -78,6 +85,11 @@ __attribute__((target("avx2,fma"))) inline void split_even_odd_avx2(const float*
   }
 }
 
+// Which of the 16 values from u0 have their u in `valid`: an AVX-512 lane mask.
+inline __mmask16 lanes_in(Range valid, index_t u0) {
+  return static_cast<__mmask16>(lane_bits(valid.lo - u0, valid.hi - u0, 16));
+}
+
 // Rows [top, top + rows) of an H x W plane, zero-padded and split into their two stride-2
 // phases: even[i][j] = row(2 j), odd[i][j] = row(2 j + 1) for j < n, rows ld apart, where
 // row(u) = plane[top + i][u + left] for u + left in [0, W) (`valid`: those u), else 0. Per 16
@@ -90,20 +102,17 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_o
     index_t ld, float* __restrict even, float* __restrict odd) {
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  // Lanes of the 16 values from u0 whose u lies in `valid`.
-  const auto lanes = [valid](index_t u0) { return static_cast<__mmask16>(lane_bits(valid.lo - u0, valid.hi - u0, 16)); };
-  // Rows [inside_lo, inside_hi) lie in the plane; the others are padding.
-  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
+  const Range inside = rows_in_plane(top, H, rows);
   for (index_t j = 0; j < n; j += 16) {
     const index_t u0 = 2 * j;
-    const __mmask16 first = lanes(u0), second = lanes(u0 + 16);
+    const __mmask16 first = lanes_in(valid, u0), second = lanes_in(valid, u0 + 16);
     const __mmask16 out = static_cast<__mmask16>(n - j >= 16 ? 0xFFFFu : (1u << (n - j)) - 1);
     for (index_t i = 0; i < rows; ++i) {
       // (no lambda for this: it would not inherit the function's target)
-      const bool inside = i >= inside_lo && i < inside_hi;
-      const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
-      const __m512 a = _mm512_maskz_loadu_ps(inside ? first : 0, src);
-      const __m512 b = _mm512_maskz_loadu_ps(inside ? second : 0, src + 16);
+      const bool in_plane = i >= inside.lo && i < inside.hi;
+      const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
+      const __m512 a = _mm512_maskz_loadu_ps(in_plane ? first : 0, src);
+      const __m512 b = _mm512_maskz_loadu_ps(in_plane ? second : 0, src + 16);
       _mm512_mask_storeu_ps(even + i * ld + j, out, _mm512_permutex2var_ps(a, evens, b));
       _mm512_mask_storeu_ps(odd + i * ld + j, out, _mm512_permutex2var_ps(a, odds, b));
     }
@@ -120,18 +129,17 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_taps_a
     const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
     index_t ld, index_t taps, index_t plane_step, float* __restrict dst) {
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const auto lanes = [valid](index_t u0) { return static_cast<__mmask16>(lane_bits(valid.lo - u0, valid.hi - u0, 16)); };
-  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
+  const Range inside = rows_in_plane(top, H, rows);
   for (index_t s = 0; s < taps; ++s)
     for (index_t j = 0; j < n; j += 16) {
       const index_t u0 = 2 * j + s;
-      const __mmask16 first = lanes(u0), second = lanes(u0 + 16);
+      const __mmask16 first = lanes_in(valid, u0), second = lanes_in(valid, u0 + 16);
       float* out = dst + s * plane_step + j;
       for (index_t i = 0; i < rows; ++i, out += ld) {
-        const bool inside = i >= inside_lo && i < inside_hi;
-        const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
-        const __m512 a = _mm512_maskz_loadu_ps(inside ? first : 0, src);
-        const __m512 b = _mm512_maskz_loadu_ps(inside ? second : 0, src + 16);
+        const bool in_plane = i >= inside.lo && i < inside.hi;
+        const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
+        const __m512 a = _mm512_maskz_loadu_ps(in_plane ? first : 0, src);
+        const __m512 b = _mm512_maskz_loadu_ps(in_plane ? second : 0, src + 16);
         _mm512_storeu_ps(out, _mm512_permutex2var_ps(a, evens, b));
       }
     }
@@ -261,7 +269,7 @@ __attribute__((target("avx2,fma"))) inline __m256i lanes_between_avx2(index_t lo
 __attribute__((target("avx2,fma"))) inline void split_padded_rows_taps_avx2(
     const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
     index_t ld, index_t taps, index_t plane_step, float* __restrict dst) {
-  const index_t inside_lo = std::clamp<index_t>(-top, 0, rows), inside_hi = std::clamp<index_t>(H - top, inside_lo, rows);
+  const Range inside = rows_in_plane(top, H, rows);
   const __m256i none = _mm256_setzero_si256();
   for (index_t s = 0; s < taps; ++s)
     for (index_t j = 0; j < n; j += 8) {
@@ -270,10 +278,10 @@ __attribute__((target("avx2,fma"))) inline void split_padded_rows_taps_avx2(
       const __m256i second = lanes_between_avx2<float>(valid.lo - u0 - 8, valid.hi - u0 - 8);
       float* out = dst + s * plane_step + j;
       for (index_t i = 0; i < rows; ++i, out += ld) {
-        const bool inside = i >= inside_lo && i < inside_hi;
-        const float* src = inside ? plane + (top + i) * W + left + u0 : plane;
-        const __m256 a = _mm256_maskload_ps(src, inside ? first : none);
-        const __m256 b = _mm256_maskload_ps(src + 8, inside ? second : none);
+        const bool in_plane = i >= inside.lo && i < inside.hi;
+        const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
+        const __m256 a = _mm256_maskload_ps(src, in_plane ? first : none);
+        const __m256 b = _mm256_maskload_ps(src + 8, in_plane ? second : none);
         const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
         _mm256_storeu_ps(out, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0))));
       }
