@@ -45,7 +45,7 @@ void depthwise_weight_rows_avx512(const Geometry& g, const double* x, const doub
 template <>
 void weight_images_avx512(const Geometry& g, bool nchw, const float* x, const float* dy, double* sums, index_t lo,
                           index_t hi) {
-  weight_images<simd::Avx512F32, 4, 6>(g, nchw, x, dy, sums, lo, hi);
+  weight_images<simd::Avx512F32, 8, 3>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
 void weight_images_avx512(const Geometry& g, bool nchw, const double* x, const double* dy, double* sums, index_t lo,
