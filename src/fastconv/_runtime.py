@@ -1,4 +1,5 @@
 """Threads, instruction set and build facts of the compiled core (fastconv._C)."""
+import functools
 import os
 
 from fastconv import _C
@@ -62,6 +63,7 @@ def output_cache_stats():
     return dict(_C.output_cache_stats())
 
 
+@functools.cache  # the auto cache's key asks on every call that has no choice yet
 def cpu_model():
     """The processor's model name ("AMD EPYC 7B13"); platform.processor() says only "x86_64" on Linux."""
     import platform
