@@ -45,12 +45,12 @@ void depthwise_weight_rows_avx2(const Geometry& g, const double* x, const double
 template <>
 void weight_images_avx2(const Geometry& g, bool nchw, const float* x, const float* dy, double* sums, index_t lo,
                           index_t hi) {
-  weight_images<simd::Avx2F32, 4, 3>(g, nchw, x, dy, sums, lo, hi);
+  weight_images<simd::Avx2F32, 3, 4>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
 void weight_images_avx2(const Geometry& g, bool nchw, const double* x, const double* dy, double* sums, index_t lo,
                           index_t hi) {
-  weight_images<simd::Avx2F64, 4, 3>(g, nchw, x, dy, sums, lo, hi);
+  weight_images<simd::Avx2F64, 3, 4>(g, nchw, x, dy, sums, lo, hi);
 }
 template <>
 void block_shape_avx2<float>(index_t K, index_t* mr, index_t* block) {

@@ -425,17 +425,21 @@ void weight_tile_of(index_t tb, bool full_k, Args&&... args) {
 // Images in chunks of at least kWeightChunkPixels output pixels, so that a tile's sums are
 // stored once per chunk rather than once per 64 pixels at 8x8 maps (resnet20's 64-channel weight
 // gradient at batch 128: 2.2-2.4 ms against 2.4-2.5, within this machine's noise). The taps in
-// as few blocks of at most TB as hold them, split evenly (on AVX2 3x3 as three of 3, 5x5 as
-// nine of 2 or 3), each block by the kernel of its width: every register computes a tap.
-// (Blocks of TB, then a last one of TB / 2, had run a 5x5's last tap in a block of 3 and 3x3 as
-// 6 + 3 with AVX-512's former 4 x 6 tiles: alternating builds, 2 threads, the direct weight
-// gradients of conv5x5 took 9.96-10.13 ms against 9.47-9.77 split evenly, conv7x7_s1 9.28-9.34
-// against 8.76-8.79, resnet20_c16 1.08-1.15 against 1.02-1.07.) AVX-512 runs tiles of 8 output
-// channels x 3 taps: per pixel 3 input vectors (from L2 once the chunk's copies outgrow L1) and
-// 8 broadcasts for 24 FMAs, where 4 x 6 (3x3 as 5 + 4) loaded 5 vectors for 20 (alternating in
-// one process, one thread: resnet20_c64 2.40 -> 2.14 ms, resnet50_3x3 15.8 -> 14.7, resnet20_c32
-// 2.29 -> 2.19, conv5x5 21.6 -> 21.0; conv7x7_s1 unchanged). Channels_last gradients are
-// transposed per image.
+// as few blocks of at most TB as hold them, split evenly (3x3 as three of 3 on either ISA, 5x5
+// as seven of 3 or 4 on AVX2), each block by the kernel of its width: every register computes
+// a tap. (Blocks of TB, then a last one of TB / 2, had run a 5x5's last tap in a block of 3 and
+// 3x3 as 6 + 3 with AVX-512's former 4 x 6 tiles: alternating builds, 2 threads, the direct
+// weight gradients of conv5x5 took 9.96-10.13 ms against 9.47-9.77 split evenly, conv7x7_s1
+// 9.28-9.34 against 8.76-8.79, resnet20_c16 1.08-1.15 against 1.02-1.07.)
+//
+// AVX-512 runs tiles of 8 output channels x 3 taps: per pixel 3 input vectors (from L2 once the
+// chunk's copies outgrow L1) and 8 broadcasts for 24 FMAs, where 4 x 6 (3x3 as 5 + 4) loaded 5
+// vectors for 20 (alternating in one process, one thread: resnet20_c64 2.40 -> 2.14 ms,
+// resnet50_3x3 15.8 -> 14.7, resnet20_c32 2.29 -> 2.19, conv5x5 21.6 -> 21.0; conv7x7_s1
+// unchanged; 7 x 3 and 5 x 5 no faster). AVX2's 16 registers hold 3 x 4 tiles (12 sums, 3
+// broadcasts, an input vector); 4 x 3 needed 17 and spilled: one thread, in one process, float
+// 18-30% slower (resnet20_c16 6.0 against 5.0 ms, resnet50_3x3 39.7 against 32.2, conv5x5 71
+// against 50), double 20% slower. Channels_last gradients are transposed per image.
 constexpr index_t kWeightChunkPixels = 512;
 
 template <class V, int KB, int TB>
