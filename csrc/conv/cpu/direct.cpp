@@ -100,16 +100,8 @@ std::vector<index_t> taps_in_planes(const StridePhases& rows, const StridePhases
   return taps;
 }
 
-// A plane per tap column at stride 2 (direct.h): plane s holds columns j * 2 + s, read unshifted.
-StridePhases tap_planes(index_t S) {
-  StridePhases out;
-  for (index_t s = 0; s < S; ++s) {
-    out.plane.push_back(s);
-    out.shift.push_back(0);
-    out.offset.push_back(s);
-  }
-  return out;
-}
+// A plane per tap column (direct.h), read unshifted: the phases of a stride of S.
+StridePhases tap_planes(index_t S) { return stride_phases(S, 1, S); }
 
 }  // namespace
 

@@ -46,6 +46,25 @@ __attribute__((always_inline)) inline void copy_strided_body(T* __restrict out, 
   for (index_t q = lo; q < hi; ++q) out[q] = src[q * Stride];
 }
 #if FASTCONV_X86
+// The even (odd) values of the 16 in a then b, in order: a0 a2 b0 b2 | a4 a6 b4 b6 by one
+// shuffle, then 64-bit pairs 0 2 1 3 by one lane permute.
+__attribute__((target("avx2,fma"))) inline __m256 even_lanes_avx2(__m256 a, __m256 b) {
+  const __m256d pairs = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(pairs, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+__attribute__((target("avx2,fma"))) inline __m256 odd_lanes_avx2(__m256 a, __m256 b) {
+  const __m256d pairs = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(pairs, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// The same on AVX-512: the even (odd) values of the 32 in a then b, by one two-source permute.
+__attribute__((target("avx512f,avx2,fma"))) inline __m512 even_lanes_avx512(__m512 a, __m512 b) {
+  return _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+}
+__attribute__((target("avx512f,avx2,fma"))) inline __m512 odd_lanes_avx512(__m512 a, __m512 b) {
+  return _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+}
+
 // Stride 2, float: 8 values from two loads, their even lanes gathered by one shuffle and one
 // lane permute. The second load of the last vector stops at the last value read (a masked load):
 // a full one would read one value past the row, past the array at the last row of a plane.
@@ -59,9 +78,7 @@ __attribute__((target("avx2,fma"))) inline index_t copy_even_lanes_avx2(float* _
   for (; q + 8 <= hi; q += 8) {
     const __m256 a = _mm256_loadu_ps(src + 2 * q);
     const __m256 b = q + 8 < hi ? _mm256_loadu_ps(src + 2 * q + 8) : _mm256_maskload_ps(src + 2 * q + 8, all_but_last);
-    // shuffle: a0 a2 b0 b2 | a4 a6 b4 b6; permute of 64-bit pairs 0 2 1 3: a0 a2 a4 a6 b0 b2 b4 b6
-    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    _mm256_storeu_ps(out + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(out + q, even_lanes_avx2(a, b));
   }
   return q;
 }
@@ -73,11 +90,8 @@ __attribute__((target("avx2,fma"))) inline void split_even_odd_avx2(const float*
   index_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
-    // a0 a2 b0 b2 | a4 a6 b4 b6 and a1 a3 b1 b3 | a5 a7 b5 b7, then 64-bit pairs 0 2 1 3
-    const __m256d evens = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-    const __m256d odds = _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-    _mm256_storeu_ps(even + j, _mm256_castpd_ps(_mm256_permute4x64_pd(evens, _MM_SHUFFLE(3, 1, 2, 0))));
-    _mm256_storeu_ps(odd + j, _mm256_castpd_ps(_mm256_permute4x64_pd(odds, _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(even + j, even_lanes_avx2(a, b));
+    _mm256_storeu_ps(odd + j, odd_lanes_avx2(a, b));
   }
   for (; j < n; ++j) {
     even[j] = src[2 * j];
@@ -100,8 +114,6 @@ inline __mmask16 lanes_in(Range valid, index_t u0) {
 __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_odd_avx512(
     const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
     index_t ld, float* __restrict even, float* __restrict odd) {
-  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const Range inside = rows_in_plane(top, H, rows);
   for (index_t j = 0; j < n; j += 16) {
     const index_t u0 = 2 * j;
@@ -113,8 +125,8 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_o
       const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
       const __m512 a = _mm512_maskz_loadu_ps(in_plane ? first : 0, src);
       const __m512 b = _mm512_maskz_loadu_ps(in_plane ? second : 0, src + 16);
-      _mm512_mask_storeu_ps(even + i * ld + j, out, _mm512_permutex2var_ps(a, evens, b));
-      _mm512_mask_storeu_ps(odd + i * ld + j, out, _mm512_permutex2var_ps(a, odds, b));
+      _mm512_mask_storeu_ps(even + i * ld + j, out, even_lanes_avx512(a, b));
+      _mm512_mask_storeu_ps(odd + i * ld + j, out, odd_lanes_avx512(a, b));
     }
   }
 }
@@ -128,7 +140,6 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_even_o
 __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_taps_avx512(
     const float* plane, index_t H, index_t W, index_t top, index_t left, Range valid, index_t rows, index_t n,
     index_t ld, index_t taps, index_t plane_step, float* __restrict dst) {
-  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const Range inside = rows_in_plane(top, H, rows);
   for (index_t s = 0; s < taps; ++s)
     for (index_t j = 0; j < n; j += 16) {
@@ -140,7 +151,7 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_taps_a
         const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
         const __m512 a = _mm512_maskz_loadu_ps(in_plane ? first : 0, src);
         const __m512 b = _mm512_maskz_loadu_ps(in_plane ? second : 0, src + 16);
-        _mm512_storeu_ps(out, _mm512_permutex2var_ps(a, evens, b));
+        _mm512_storeu_ps(out, even_lanes_avx512(a, b));
       }
     }
 }
@@ -150,12 +161,11 @@ __attribute__((target("avx512f,avx2,fma"))) inline void split_padded_rows_taps_a
 __attribute__((target("avx512f,avx2,fma"))) inline index_t copy_even_lanes_avx512(float* __restrict out,
                                                                                   const float* __restrict src,
                                                                                   index_t lo, index_t hi) {
-  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   index_t q = lo;
   for (; q + 16 <= hi; q += 16) {
     const __m512 a = _mm512_loadu_ps(src + 2 * q);
     const __m512 b = q + 16 < hi ? _mm512_loadu_ps(src + 2 * q + 16) : _mm512_maskz_loadu_ps(0x7FFF, src + 2 * q + 16);
-    _mm512_storeu_ps(out + q, _mm512_permutex2var_ps(a, evens, b));
+    _mm512_storeu_ps(out + q, even_lanes_avx512(a, b));
   }
   return copy_even_lanes_avx2(out, src, q, hi);
 }
@@ -282,8 +292,7 @@ __attribute__((target("avx2,fma"))) inline void split_padded_rows_taps_avx2(
         const float* src = in_plane ? plane + (top + i) * W + left + u0 : plane;
         const __m256 a = _mm256_maskload_ps(src, in_plane ? first : none);
         const __m256 b = _mm256_maskload_ps(src + 8, in_plane ? second : none);
-        const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-        _mm256_storeu_ps(out, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(out, even_lanes_avx2(a, b));
       }
     }
 }
