@@ -49,11 +49,13 @@ void bind_conv(py::module_& m) {
   }, py::arg("a"), py::arg("b"));
 
   m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y, Pair st, Pair pb, Pair pe,
-                             Pair dl, index_t g, const std::string& algo, bool relu, py::object transformed) {
+                             Pair dl, index_t g, const std::string& algo, bool relu, py::object transformed,
+                             py::object residual) {
     call_without_gil(conv::conv2d_forward, x, w, bias, y, conv::Conv2dParams{st, pb, pe, dl, g}, algo, relu,
-                     transformed);
+                     transformed, residual);
   }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS,
-     py::arg("algo") = "im2col", py::arg("relu") = false, py::arg("transformed") = py::none());
+     py::arg("algo") = "im2col", py::arg("relu") = false, py::arg("transformed") = py::none(),
+     py::arg("residual") = py::none());
 
   m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x, Pair st, Pair pb, Pair pe,
                                     Pair dl, index_t g, const std::string& algo, py::object transformed) {

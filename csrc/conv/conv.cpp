@@ -5,6 +5,7 @@
 #include "conv/conv.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "conv/cpu/kernels.h"
@@ -303,10 +304,21 @@ void check_layout_supported(Algo algo, bool channels_last, const char* name) {
     fail<ValueError>(name, ": a channels_last array runs algo='im2col' only, not '", algo_name(algo), "'");
 }
 
+// Two arrays of n values each that a kernel reads (a) while writing (b) must not share memory.
+template <class T>
+void check_disjoint(const T* a, const T* b, index_t n, const char* a_name, const char* b_name) {
+  const auto begin = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  const std::uintptr_t bytes = static_cast<std::uintptr_t>(n) * sizeof(T);
+  if (n > 0 && begin(a) < begin(b) + bytes && begin(b) < begin(a) + bytes)
+    fail<ValueError>(a_name, ": must not share memory with ", b_name, " (the kernel writes ", b_name,
+                     " while it reads ", a_name, ")");
+}
+
 }  // namespace
 
 void conv2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bias, const TensorArg& y,
-                    const Conv2dParams& params, const std::string& algo_name, bool relu, const TensorArg& transformed) {
+                    const Conv2dParams& params, const std::string& algo_name, bool relu, const TensorArg& transformed,
+                    const TensorArg& residual) {
   const Algo algo = parse_algo(algo_name);
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
@@ -318,9 +330,15 @@ void conv2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bia
     const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
     const T* bp = vector_arg<const T>(bias, "bias", s.K);
     T* yp = image_arg<T>(y, "out", s.output_shape(), cl);
-    if (cl) return cpu::conv2d_forward_channels_last<T>(s, xp, wp, bp, relu, yp);
+    const T* rp = residual.present() ? image_arg<const T>(residual, "residual", s.output_shape(), cl) : nullptr;
+    if (rp) check_disjoint(rp, yp, s.N * s.K * s.pixels(), "residual", "out");
+    if (cl) {  // its GEMM writes rows of channels: the residual follows in a pass
+      cpu::conv2d_forward_channels_last<T>(s, xp, wp, bp, relu && !rp, yp);
+      if (rp) cpu::add_residual_pass(yp, rp, s.N * s.K * s.pixels(), relu);
+      return;
+    }
     const T* up = transformed_arg<T>(transformed, algo, s, WeightUse::forward);
-    cpu::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp, up);
+    cpu::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp, up, rp);
   });
 }
 

@@ -113,10 +113,13 @@ index_t conv2d_transformed_weight_size(const std::string& algo, const std::array
 void conv2d_transform_weight(const TensorArg& weight, const TensorArg& out, index_t groups, const std::string& algo,
                              const std::string& use, index_t tile);
 
-// out = conv2d(input, weight) + bias (absent: none), then ReLU if `relu`. `transformed`: the
-// weight already transformed for (algo, "forward"), or absent (then the call transforms it).
+// out = conv2d(input, weight) + bias + residual (absent: none), then ReLU if `relu`.
+// `transformed`: the weight already transformed for (algo, "forward"), or absent (then the call
+// transforms it). `residual`: out's shape and layout, in memory of its own (a GEMM whose depth
+// runs in slices writes out before the last slice adds the residual).
 void conv2d_forward(const TensorArg& input, const TensorArg& weight, const TensorArg& bias, const TensorArg& out,
-                    const Conv2dParams& params, const std::string& algo, bool relu, const TensorArg& transformed);
+                    const Conv2dParams& params, const std::string& algo, bool relu, const TensorArg& transformed,
+                    const TensorArg& residual);
 // grad_input of conv2d, overwritten. `transformed`: as for conv2d_forward, for "input_gradient".
 void conv2d_backward_input(const TensorArg& grad_output, const TensorArg& weight, const TensorArg& grad_input,
                            const Conv2dParams& params, const std::string& algo, const TensorArg& transformed);

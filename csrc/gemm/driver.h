@@ -1,5 +1,5 @@
 // The blocked, threaded GEMM driver (Goto/BLIS loop nest), generic over how A and B are
-// packed:  C[M x N] = alpha * A[M x K] B[K x N] + beta * C  (+ row bias, ReLU).
+// packed:  C[M x N] = alpha * A[M x K] B[K x N] + beta * C  (+ row bias, residual, ReLU).
 //
 //   threads split C into units (an nc-column block, and a row range when N is small); per unit:
 //   for each kc slice of K:
@@ -29,27 +29,35 @@ struct Epilogue {
   T alpha = 1, beta = 0;
   const T* row_bias = nullptr;  // M values added to each row, or nullptr
   bool relu = false;
+  // Values added before the ReLU, laid out as C (the same strides from here), or nullptr: a
+  // ResNet block's shortcut, added where the product is stored rather than in a pass of its own.
+  const T* residual = nullptr;
 };
 
-// dst[0, n) = epilogue(alpha * src[0, n)) for row `row` of a tile, dst contiguous.
+// dst[0, n) = epilogue(alpha * src[0, n)) for row `row` of a tile, dst contiguous; `residual`
+// the run's values to add (nullptr: none).
 template <class T>
-void merge_run(const T* __restrict src, T* __restrict dst, index_t n, const TileEpilogue<T>& ep, index_t row) {
+void merge_run(const T* __restrict src, T* dst, index_t n, const TileEpilogue<T>& ep, index_t row,
+               const T* residual) {
   const T alpha = ep.alpha, beta = ep.beta, bias = ep.bias ? ep.bias[row] : T(0);
-  if (beta == T(0)) {
-    for (index_t j = 0; j < n; ++j) dst[j] = alpha * src[j] + bias;
-  } else {
-    for (index_t j = 0; j < n; ++j) dst[j] = alpha * src[j] + beta * dst[j] + bias;
+  for (index_t j = 0; j < n; ++j) {
+    T v = alpha * src[j];
+    if (beta != T(0)) v += beta * dst[j];  // dst not read when beta is 0: it may be garbage
+    v += bias;
+    if (residual) v += residual[j];
+    dst[j] = ep.relu && v < T(0) ? T(0) : v;
   }
-  if (ep.relu)
-    for (index_t j = 0; j < n; ++j) dst[j] = dst[j] < T(0) ? T(0) : dst[j];
 }
 
-// The epilogue of the tile at rows [i0, i0 + rows) for one k slice: the first slice scales C
-// by beta, later ones add to it; bias and ReLU come with the last.
+// The epilogue of the tile at rows [i0, i0 + rows) for one k slice, whose first value lies
+// `offset` values into C: the first slice scales C by beta, later ones add to it; bias, the
+// residual and ReLU come with the last.
 template <class T>
-TileEpilogue<T> tile_epilogue(const Epilogue<T>& ep, index_t i0, index_t rows, bool first_slice, bool last_slice) {
+TileEpilogue<T> tile_epilogue(const Epilogue<T>& ep, index_t i0, index_t rows, bool first_slice, bool last_slice,
+                              index_t offset) {
   return {ep.alpha, first_slice ? ep.beta : T(1), last_slice && ep.row_bias ? ep.row_bias + i0 : nullptr,
-          last_slice && ep.relu, static_cast<int>(rows)};
+          last_slice && ep.relu, static_cast<int>(rows),
+          last_slice && ep.residual ? ep.residual + offset : nullptr};
 }
 
 // C's columns [j0, j0 + cols) when they are a whole tile's, in one unit-stride run, else
@@ -63,15 +71,20 @@ T* whole_tile_columns(const KernelSet<T>& ks, const MatrixView<T>& c, index_t j0
 // with the tile's epilogue. Tiles that straddle two images of a grouped C (pointwise convs: 196
 // pixels, one tile in twelve) merge each side as a contiguous run, so the loops vectorise.
 // Kept out of line: its buffer's stack frame, set up for every tile, had cost 2% of pointwise.
+// `residual`: the epilogue's, laid out as C, or nullptr (none, or not the last k slice).
 template <class T>
 __attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks, index_t kc, const T* a, const T* b,
                                                          const MatrixView<T>& c, index_t i0, index_t j0, index_t rows,
-                                                         index_t cols, const TileEpilogue<T>& tile_ep) {
+                                                         index_t cols, const TileEpilogue<T>& tile_ep,
+                                                         const T* residual) {
   alignas(64) T tile[kMaxMR * kMaxNR];
   ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{T(1), T(0), nullptr, false, static_cast<int>(rows)});
   for (index_t j = 0; j < cols;) {
     const index_t run = c.unit_run(j0 + j, cols - j);
-    for (index_t i = 0; i < rows; ++i) merge_run(tile + i * ks.nr + j, &c.at(i0 + i, j0 + j), run, tile_ep, i);
+    for (index_t i = 0; i < rows; ++i) {
+      const index_t at = c.row_offset(i0 + i) + c.col_offset(j0 + j);
+      merge_run(tile + i * ks.nr + j, c.data + at, run, tile_ep, i, residual ? residual + at : nullptr);
+    }
     j += run;
   }
 }
@@ -84,28 +97,34 @@ template <class T>
 inline void store_tile(const KernelSet<T>& ks, index_t kc, const T* a, const T* b, const MatrixView<T>& c,
                        T* columns, index_t i0, index_t j0, index_t rows, index_t cols, const Epilogue<T>& ep,
                        bool first_slice, bool last_slice) {
-  const TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, rows, first_slice, last_slice);
+  const index_t origin = ep.residual ? c.row_offset(i0) + c.col_offset(j0) : 0;
+  const TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, rows, first_slice, last_slice, origin);
   if (columns && c.regular_rows(i0, rows))
     ks.kernel(kc, a, b, ks.nr, columns + c.row_offset(i0), c.row_stride, tile_ep);
   else
-    store_tile_through_buffer(ks, kc, a, b, c, i0, j0, rows, cols, tile_ep);
+    store_tile_through_buffer(ks, kc, a, b, c, i0, j0, rows, cols, tile_ep, last_slice ? ep.residual : nullptr);
 }
 
-// One entry of C in row i finished from its scaled product (alpha * A B's entry): + beta * out
-// (out not read when beta is 0: it may be garbage) + bias, then ReLU.
+// One entry of C, in row i and `at` values into C, finished from its scaled product (alpha * A
+// B's entry): + beta * out (out not read when beta is 0: it may be garbage) + bias + residual,
+// then ReLU.
 template <class T>
-T finished(const Epilogue<T>& ep, index_t i, T scaled, T out) {
+T finished(const Epilogue<T>& ep, index_t i, index_t at, T scaled, T out) {
   T v = scaled;
   if (ep.beta != T(0)) v += ep.beta * out;
   if (ep.row_bias) v += ep.row_bias[i];
+  if (ep.residual) v += ep.residual[at];
   return ep.relu && v < T(0) ? T(0) : v;
 }
 
-// C = beta * C (+ bias, ReLU): the whole product when K == 0.
+// C = beta * C (+ bias, residual, ReLU): the whole product when K == 0.
 template <class T>
 void apply_epilogue_only(const MatrixView<T>& c, const Epilogue<T>& ep) {
   for (index_t i = 0; i < c.rows; ++i)
-    for (index_t j = 0; j < c.cols; ++j) c.at(i, j) = finished(ep, i, T(0), c.at(i, j));
+    for (index_t j = 0; j < c.cols; ++j) {
+      const index_t at = c.row_offset(i) + c.col_offset(j);
+      c.data[at] = finished(ep, i, at, T(0), c.data[at]);
+    }
 }
 
 // Whether the dot tile (kernels.h) computes A B: A's rows and B's columns contiguous along the
@@ -139,10 +158,10 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
       dot.kernel(K, a.data + i0 * a.row_stride, a.row_stride, rows, b.data + j0 * b.col_stride, b.col_stride, cols,
                  sums);
       for (index_t i = 0; i < rows; ++i) {
-        T* const row = plain ? c.data + (i0 + i) * c.row_stride + j0 * c.col_stride : nullptr;
         for (index_t j = 0; j < cols; ++j) {
-          T& out = plain ? row[j * c.col_stride] : c.at(i0 + i, j0 + j);
-          out = finished(ep, i0 + i, ep.alpha * sums[i * dot.nb + j], out);
+          const index_t at = plain ? (i0 + i) * c.row_stride + (j0 + j) * c.col_stride
+                                   : c.row_offset(i0 + i) + c.col_offset(j0 + j);
+          c.data[at] = finished(ep, i0 + i, at, ep.alpha * sums[i * dot.nb + j], c.data[at]);
         }
       }
     }
@@ -277,7 +296,7 @@ struct TileRuns {
   index_t runs, tiles, b_stride = 0, c_stride = 0;
 };
 
-// C[M x columns] = alpha * A B + beta * C (+ row bias, ReLU) on the calling thread, with A
+// C[M x columns] = alpha * A B + beta * C (+ row bias, residual, ReLU) on the calling thread, with A
 // packed whole and B read in place, not packed: row k of the tile at b + j is the nr values
 // from b + j + rows[k] (implicit GEMM's phase planes, where that row is one tap's). C's rows
 // are ldc apart. As in gemm_packed, each A micro-panel (L1) sweeps every tile column: the
@@ -296,11 +315,12 @@ void gemm_gathered(index_t M, const TileRuns& columns, index_t K, const PackedA<
     const index_t kc = std::min(kc_max, K - pc);
     for (index_t i0 = 0; i0 < M; i0 += mr) {
       const T* a_panel = a.panel(i0, pc);
-      const TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, std::min(mr, M - i0), pc == 0, pc + kc == K);
+      TileEpilogue<T> tile_ep = tile_epilogue(ep, i0, std::min(mr, M - i0), pc == 0, pc + kc == K, 0);
       for (index_t r = 0; r < columns.runs; ++r)
         for (index_t t = 0; t < columns.tiles; ++t) {
-          ks.gathered_kernel(kc, a_panel, b + r * columns.b_stride + t * nr, rows + pc,
-                             c + r * columns.c_stride + t * nr + i0 * ldc, ldc, tile_ep);
+          const index_t at = r * columns.c_stride + t * nr + i0 * ldc;
+          if (tile_ep.residual) tile_ep.residual = ep.residual + at;  // set in the last k slice only
+          ks.gathered_kernel(kc, a_panel, b + r * columns.b_stride + t * nr, rows + pc, c + at, ldc, tile_ep);
           between(step++, steps);
         }
     }

@@ -1,4 +1,4 @@
-// Public GEMM entry: C = alpha * A B + beta * C (+ row bias, ReLU) for any strided or
+// Public GEMM entry: C = alpha * A B + beta * C (+ row bias, residual, ReLU) for any strided or
 // column-grouped views (core/view.h). Transposes are views with swapped strides.
 #pragma once
 #include "core/tensor_arg.h"

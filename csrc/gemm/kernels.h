@@ -14,6 +14,7 @@ struct TileEpilogue {
   const T* bias = nullptr;    // MR per-row values, or nullptr
   bool relu = false;
   int rows = 1 << 30;         // rows of the tile to store (the first ones): a partial last panel
+  const T* residual = nullptr;  // the tile's values added before the ReLU (row stride ldc), or nullptr
 };
 
 template <class T>

@@ -53,7 +53,7 @@ inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const t
   // A plain store needs none of the epilogue's vector operations: with a short depth (a Winograd
   // point's 16 channels: 16 FMAs per accumulator) the scaling and bias had taken an eighth of the
   // FMA ports' time.
-  const bool plain = ep.alpha == 1 && ep.beta == 0 && !ep.bias && !ep.relu;
+  const bool plain = ep.alpha == 1 && ep.beta == 0 && !ep.bias && !ep.relu && !ep.residual;
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     if (i == ep.rows) break;
@@ -68,6 +68,7 @@ inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const t
       Reg v = V::mul(acc[i][j], alpha);
       if (ep.beta != 0) v = V::fma(V::loadu(p), beta, v);
       v = V::add(v, bias);
+      if (ep.residual) v = V::add(v, V::loadu(ep.residual + i * ldc + j * W));
       if (ep.relu) v = V::max(zero, v);  // zero first: maxps returns its second operand, NaN, as torch.relu
       V::storeu(p, v);
     }

@@ -139,6 +139,79 @@ def test_implicit_gemm_strided_phases(isa, rng, stream_stores, case, dtype):
     _assert_forward_with_relu("implicit", case, *_operands(rng, case, dtype))
 
 
+# The residual added where each algorithm stores its outputs (ops.conv2d's residual=): GEMM tiles
+# straight into y and through a buffer (pointwise panels straddling images), implicit GEMM's rows
+# of whole tiles and its blocks copied out, Winograd's and FFT's whole and partial tiles, groups,
+# strides; direct and depthwise add it in a pass after.
+RESIDUAL_CASES = [
+    CASES[1], CASES[2], CASES[3], CASES[4], CASES[7], CASES[17],
+    IMPLICIT_CASES[4], IMPLICIT_CASES[5],    # depth in k slices (the residual comes with the last); rows of whole tiles
+    (2, 16, 12, 20, 24, 3, 3, 1, 1, 1, 1),      # Winograd: whole 4x4 tiles in every lane
+    (1, 6, 23, 21, 5, 5, 5, 1, 2, 1, 1),        # 5x5: partial tiles on both edges
+]
+
+
+def _with_residual(ref, residual, relu):
+    out = ref + residual
+    return np.where(out < 0, 0, out) if relu else out  # NaN passes the ReLU, as torch.relu
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("case", RESIDUAL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_adds_residual_before_relu(isa, rng, algo, case, dtype):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
+    x, w, b = _operands(rng, case, dtype)
+    ref = _reference(x, w, b, stride, padding, dilation, groups)
+    residual = rng.standard_normal(ref.shape).astype(dtype) * 3
+    residual[0, 0, 0, :2] = [np.nan, -np.inf]
+    residual[-1, -1, -1, -1] = np.inf
+    if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
+        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo, residual=residual)
+        return
+    args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
+    tol = TOLERANCE[algo][dtype == np.float64] * max(1.0, np.abs(ref).max()) * np.sqrt(c * r * s)
+    for relu in (False, True):
+        out = np.full(ref.shape, np.nan, dtype)  # every value must be written
+        _C.conv2d_forward(x, w, b, out, *args, algo, relu, None, residual)
+        np.testing.assert_allclose(out, _with_residual(ref, residual, relu), rtol=0, atol=tol)
+
+
+def test_conv2d_residual_in_either_layout_and_on_each_device(device, rng):
+    x = rng.standard_normal((2, 16, 10, 9))
+    w = rng.standard_normal((16, 16, 3, 3))
+    b = rng.standard_normal(16)
+    residual = rng.standard_normal((2, 16, 10, 9))
+    expected = _with_residual(_reference(x, w, b, 1, 1, 1, 1), residual, True)
+    for algo in ("auto", "im2col"):
+        y = ops.conv2d(*(to_device(a, device) for a in (x, w, b)), padding=1, algo=algo, relu=True,
+                       residual=to_device(residual, device))
+        np.testing.assert_allclose(to_host(y), expected, rtol=1e-10, atol=1e-10)
+    if device == "cpu":  # a channels_last input gives a channels_last output, whatever the residual's layout
+        cl = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        for r in (residual, cl(residual)):
+            y = ops.conv2d(cl(x), w, b, padding=1, relu=True, residual=r)
+            assert y.transpose(0, 2, 3, 1).flags.c_contiguous
+            np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_residual_is_checked_against_the_output(rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"residual: expected the output's shape \(2, 4, 6, 6\), got \(2, 4, 8, 8\)"):
+        ops.conv2d(x, w, residual=np.zeros((2, 4, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="residual: dtype float64 does not match input's float32"):
+        ops.conv2d(x, w, residual=np.zeros((2, 4, 6, 6)))
+    out = np.empty((2, 4, 6, 6), np.float32)
+    args = conv2d_arguments(w.shape, 1, 0, 1, 1)
+    with pytest.raises(ValueError, match="residual"):  # the kernel's own check, before it touches memory
+        _C.conv2d_forward(x, w, None, out, *args, "im2col", True, None, np.zeros((2, 4, 5, 6), np.float32))
+    # out is written while the residual is read (a deep GEMM in slices writes out first)
+    with pytest.raises(ValueError, match="residual: must not share memory with out"):
+        _C.conv2d_forward(x, w, None, out, *args, "im2col", True, None, out)
+
+
 # Width-stride-2 rows of 16 values or more are copied by vectors (csrc/conv/cpu/packing.h: 16 a
 # vector on AVX-512, 8 on AVX2, then one at a time): rows of exactly 16 (the last vector's second
 # load stops at the row's last value, here the plane's), of 16 + 8 + 3 and of 2 * 16 + 1.

@@ -2,6 +2,7 @@
 // conv/conv.cpp and conv_transpose. A gradient runs the kernel that conv.h's
 // input_gradient_kernel or weight_gradient_kernel names for the algorithm.
 #include "conv/cpu/kernels.h"
+#include "core/parallel.h"
 
 namespace fastconv::conv::cpu {
 
@@ -20,20 +21,42 @@ void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w
 }
 
 template <class T>
+void add_residual(const T* src, const T* residual, index_t n, bool relu, T* dst) {
+  if (relu)
+    for (index_t i = 0; i < n; ++i) {
+      const T v = src[i] + residual[i];
+      dst[i] = v < T(0) ? T(0) : v;
+    }
+  else
+    for (index_t i = 0; i < n; ++i) dst[i] = src[i] + residual[i];
+}
+
+template <class T>
+void add_residual_pass(T* y, const T* residual, index_t n, bool relu) {
+  parallel_for(0, n, 1 << 15, [&](index_t lo, index_t hi) { add_residual(y + lo, residual + lo, hi - lo, relu, y + lo); });
+}
+
+template <class T>
 void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
-                    const T* transformed) {
+                    const T* transformed, const T* residual) {
+  const T* u = transformed;
   switch (algo) {
-    case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, relu, y);
-    case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, relu, y);
-    case Algo::direct: return conv2d_forward_direct(s, x, w, bias, relu, y);
-    case Algo::depthwise: return conv2d_forward_depthwise(s, x, w, bias, relu, y);
-    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, transformed, bias, relu, y);
-    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, transformed, bias, relu, y);
-    case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, relu, y);
+    case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, residual, relu, y);
+    case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, residual, relu, y);
+    case Algo::direct:
+      conv2d_forward_direct(s, x, w, bias, relu && !residual, y);
+      break;
+    case Algo::depthwise:
+      conv2d_forward_depthwise(s, x, w, bias, relu && !residual, y);
+      break;
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, u, bias, residual, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, u, bias, residual, relu, y);
+    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, u, bias, residual, relu, y);
+    case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, u, bias, residual, relu, y);
+    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, u, bias, residual, relu, y);
+    case Algo::fft: return conv2d_forward_fft(s, x, w, u, bias, residual, relu, y);
   }
+  if (residual) add_residual_pass(y, residual, s.N * s.K * s.pixels(), relu);
 }
 
 template <class T>
@@ -80,7 +103,10 @@ void conv2d_backward(Algo algo, const Conv2dShape& s, const T* x, const T* w, co
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \
   template void transform_weight<T>(Algo, const Conv2dShape&, WeightUse, const T*, T*, index_t);         \
-  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*); \
+  template void add_residual<T>(const T*, const T*, index_t, bool, T*);                                 \
+  template void add_residual_pass<T>(T*, const T*, index_t, bool);                                       \
+  template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*,  \
+                                  const T*);                                                            \
   template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
   template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);        \
   template void conv2d_backward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*, T*, T*);

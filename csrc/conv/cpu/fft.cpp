@@ -350,10 +350,10 @@ TiledGeometry fft_geometry(const Conv2dShape& s, WeightUse use) {
 // transformed at that size, or on w.
 template <class T>
 void fft_conv(const TiledGeometry& g, const T* x, const T* w, const T* u, index_t R, index_t S, const T* bias,
-              bool relu, T* y) {
+              const T* residual, bool relu, T* y) {
   const FftTransform<T> tf(fft_tile_size(g, R, S), R, S);
-  if (u) return tiled_conv_transformed(g, tf, x, u, bias, relu, y);
-  tiled_conv(g, tf, x, w, R, S, bias, relu, y);
+  if (u) return tiled_conv_transformed(g, tf, x, u, bias, residual, relu, y);
+  tiled_conv(g, tf, x, w, R, S, bias, residual, relu, y);
 }
 
 }  // namespace
@@ -375,16 +375,17 @@ void fft_transform_weight(const Conv2dShape& s, WeightUse use, index_t tile, con
 }
 
 template <class T>
-void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y) {
-  fft_conv(forward_geometry(s), x, w, u, s.R, s.S, bias, relu, y);
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, const T* residual,
+                        bool relu, T* y) {
+  fft_conv(forward_geometry(s), x, w, u, s.R, s.S, bias, residual, relu, y);
 }
 
 template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x) {
   const T* no_bias = nullptr;
-  if (u) return fft_conv(backward_input_geometry(s), grad_y, w, u, s.R, s.S, no_bias, false, grad_x);
+  if (u) return fft_conv(backward_input_geometry(s), grad_y, w, u, s.R, s.S, no_bias, no_bias, false, grad_x);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
-  fft_conv(backward_input_geometry(s), grad_y, rotated.data(), u, s.R, s.S, no_bias, false, grad_x);
+  fft_conv(backward_input_geometry(s), grad_y, rotated.data(), u, s.R, s.S, no_bias, no_bias, false, grad_x);
 }
 
 // grad_w[k, c] = IDFT(sum over tiles of X conj(GY))[0, R) x [0, S) / F^2: the correlation of each
@@ -416,7 +417,7 @@ void conv2d_backward_weight_fft(const Conv2dShape& s, const T* x, const T* grad_
 #define FASTCONV_INSTANTIATE(T)                                                                           \
   template void conv2d_backward_weight_fft<T>(const Conv2dShape&, const T*, const T*, T*, T*);              \
   template void fft_transform_weight<T>(const Conv2dShape&, WeightUse, index_t, const T*, T*);               \
-  template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_forward_fft<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_fft<T>(const Conv2dShape&, const T*, const T*, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

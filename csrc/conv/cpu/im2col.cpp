@@ -243,14 +243,18 @@ MatrixView<const T> columns(const Conv2dShape& s, const T* x, const Chunk& c) {
   return as_const(dense_matrix(col, s.column_rows(), cols));
 }
 
-// out = w col (+ bias, ReLU) for one chunk, group by group.
+// out = w col (+ bias, residual, ReLU) for one chunk, group by group; `residual` laid out as
+// out (the same view of another array), or nullptr.
 template <class T>
 void forward_gemm(const Conv2dShape& s, const MatrixView<const T>& col, const std::vector<gemm::PackedA<T>>& weights,
-                  const T* bias, bool relu, const MatrixView<T>& out) {
+                  const T* bias, const T* residual, bool relu, const MatrixView<T>& out) {
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
-  for (index_t g = 0; g < G; ++g)
-    gemm::gemm_packed(Kg, col.cols, CRSg, weights[g], gemm::PackMatrixB<T>{col.row_block(g * CRSg, CRSg)},
-                      out.row_block(g * Kg, Kg), gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu});
+  for (index_t g = 0; g < G; ++g) {
+    const MatrixView<T> out_g = out.row_block(g * Kg, Kg);
+    const T* residual_g = residual ? residual + (out_g.data - out.data) : nullptr;
+    gemm::gemm_packed(Kg, col.cols, CRSg, weights[g], gemm::PackMatrixB<T>{col.row_block(g * CRSg, CRSg)}, out_g,
+                      gemm::Epilogue<T>{T(1), T(0), bias ? bias + g * Kg : nullptr, relu, residual_g});
+  }
 }
 
 // With the chunks split over threads, each thread sums its chunks' weight gradient into a
@@ -308,10 +312,12 @@ void weight_gradient_im2col(const Conv2dShape& s, const T* x, const T* grad_y, T
 }  // namespace
 
 template <class T>
-void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* residual, bool relu,
+                           T* y) {
   const auto weights = packed_weights(s, w);
   for_each_chunk(column_chunks<T>(s), [&](index_t, const Chunk& chunk) {
-    forward_gemm(s, columns(s, x, chunk), weights, bias, relu, chunk_matrix(y, s.K, s, chunk));
+    const MatrixView<T> out = chunk_matrix(y, s.K, s, chunk);
+    forward_gemm(s, columns(s, x, chunk), weights, bias, residual ? residual + (out.data - y) : nullptr, relu, out);
   });
 }
 
@@ -363,7 +369,7 @@ void conv2d_forward_and_backward_weight_im2col(const Conv2dShape& s, const T* x,
                                                const T* grad_y, T* grad_w) {
   const auto weights = packed_weights(s, w);
   weight_gradient_im2col(s, x, grad_y, grad_w, [&](const Chunk& chunk, const MatrixView<const T>& col) {
-    forward_gemm<T>(s, col, weights, nullptr, false, chunk_matrix(y, s.K, s, chunk));
+    forward_gemm<T>(s, col, weights, nullptr, nullptr, false, chunk_matrix(y, s.K, s, chunk));
   });
 }
 
@@ -399,7 +405,7 @@ void conv2d_bias_grad(const Conv2dShape& s, const T* grad_y, T* grad_bias) {
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                     \
-  template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_forward_im2col<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_im2col<T>(const Conv2dShape&, const T*, const T*, T*);          \
   template void conv2d_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*, T*);    \
   template void conv2d_forward_and_backward_weight_im2col<T>(const Conv2dShape&, const T*, const T*, T*,  \

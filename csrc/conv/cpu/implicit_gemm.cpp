@@ -92,15 +92,28 @@ std::vector<index_t> tap_offsets(const Conv2dShape& s, const PhaseLayout& L, ind
   return taps;
 }
 
-// out[0, rows * Q) = the first Q values of each of `rows` wide rows: one output channel's band,
-// a contiguous run of y. Streamed as one run: rows streamed one by one left ordinary stores
-// between them in the same cache lines, which cost AlexNet's 55-wide rows a third of the layer.
+// The residual, and the ReLU after it, that a band's copy applies (a block computed without them).
 template <class T>
-void copy_band_out(const T* wide_rows, index_t Wp, index_t Q, index_t rows, bool stream, T* out) {
+struct CopyEpilogue {
+  const T* residual;  // laid out as y, or nullptr: a plain copy
+  bool relu;
+};
+
+// out[0, rows * Q) = the first Q values of each of `rows` wide rows: one output channel's band,
+// a contiguous run of y; with `ep.residual`, relu(value + residual[i]) for out[i] (ReLU if
+// ep.relu). Streamed as one run: rows streamed one by one left ordinary stores between them in
+// the same cache lines, which cost AlexNet's 55-wide rows a third of the layer.
+template <class T>
+void copy_band_out(const T* wide_rows, index_t Wp, index_t Q, index_t rows, bool stream, const CopyEpilogue<T>& ep,
+                   T* out) {
   write_blocks(out, rows * Q, stream, [&](T* dst, index_t i0, index_t len) {
     for (index_t i = i0; i < i0 + len;) {
       const index_t r = i / Q, q = i % Q, n = std::min(Q - q, i0 + len - i);
-      std::memcpy(dst + (i - i0), wide_rows + r * Wp + q, n * sizeof(T));
+      const T* src = wide_rows + r * Wp + q;
+      if (ep.residual)
+        add_residual(src, ep.residual + i, n, ep.relu, dst + (i - i0));
+      else
+        std::memcpy(dst + (i - i0), src, n * sizeof(T));
       i += n;
     }
   });
@@ -129,6 +142,7 @@ struct BandTraffic {
   const T* x;
   T* y;
   bool stream;
+  CopyEpilogue<T> epilogue;  // the residual (and the ReLU after it) added on the way into y
 
   struct Output {  // a finished block still to be copied into y
     const T* block = nullptr;
@@ -143,8 +157,9 @@ struct BandTraffic {
     for (; pending.block && pending.channels_done < std::min(until, Kg); ++pending.channels_done) {
       const index_t k = pending.channels_done;
       const Band& band = pending.band;
+      const index_t at = ((band.n * s.K + pending.g * Kg + k) * s.P + band.p0) * s.Q;
       copy_band_out(pending.block + k * pending.wide, L.Wp, s.Q, band.rows, stream,
-                    y + ((band.n * s.K + pending.g * Kg + k) * s.P + band.p0) * s.Q);
+                    {epilogue.residual ? epilogue.residual + at : nullptr, epilogue.relu}, y + at);
     }
   }
   void finish_output() {
@@ -191,9 +206,10 @@ const char* implicit_gemm_unsupported_reason(const Conv2dShape& s) {
 }
 
 template <class T>
-void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* residual,
+                                  bool relu, T* y) {
   // A pointwise convolution's column matrix is its input: the plain GEMM reads it in place.
-  if (s.is_pointwise()) return conv2d_forward_im2col(s, x, w, bias, relu, y);
+  if (s.is_pointwise()) return conv2d_forward_im2col(s, x, w, bias, residual, relu, y);
   const index_t G = s.groups(), Kg = s.K_per_group(), CRSg = s.column_rows() / G;
   const PhaseLayout L(s, sizeof(T));
   const auto weights = packed_weights(s, w);
@@ -221,7 +237,8 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
     // Two output blocks: one being computed while the other is copied into y.
     const index_t block_size = direct ? 0 : Kg * round_up(L.band_rows * L.Wp, nr);
     T* blocks = direct ? nullptr : thread_scratch<T>(2 * block_size, ScratchSlot::band_output);
-    BandTraffic<T> traffic{s, L, x, y, stream};
+    // A block's copy into y adds the residual, and so the ReLU that must follow it.
+    BandTraffic<T> traffic{s, L, x, y, stream, {residual, relu}};
     const auto between = [&](index_t step, index_t steps) { traffic.share(step, steps); };
     index_t flip = 0;
     // The next band is taken before this one is computed, so that its input can be prefetched.
@@ -231,14 +248,16 @@ void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, 
       copy_band_phases(s, L, x + band.n * s.C * s.H * s.W, band.p0, band.rows, phases);
       traffic.set_next_input(next < count ? &work[next] : nullptr);
       for (index_t g = 0; g < G; ++g, flip ^= 1) {
-        const gemm::Epilogue<T> ep{T(1), T(0), bias ? bias + g * Kg : nullptr, relu};
+        const T* group_bias = bias ? bias + g * Kg : nullptr;
         if (direct) {
-          T* out = y + ((band.n * s.K + g * Kg) * s.P + band.p0) * s.Q;
-          gemm::gemm_gathered(Kg, {band.rows, s.Q / nr, L.Wp, s.Q}, CRSg, weights[g], phases, taps[g].data(), out,
+          const index_t at = ((band.n * s.K + g * Kg) * s.P + band.p0) * s.Q;
+          const gemm::Epilogue<T> ep{T(1), T(0), group_bias, relu, residual ? residual + at : nullptr};
+          gemm::gemm_gathered(Kg, {band.rows, s.Q / nr, L.Wp, s.Q}, CRSg, weights[g], phases, taps[g].data(), y + at,
                               s.P * s.Q, ep, between);
         } else {
           T* block = blocks + flip * block_size;
           const index_t wide = round_up(band.rows * L.Wp, nr);
+          const gemm::Epilogue<T> ep{T(1), T(0), group_bias, relu && !residual};
           gemm::gemm_gathered(Kg, {1, wide / nr}, CRSg, weights[g], phases, taps[g].data(), block, wide, ep, between);
           traffic.set_output(block, band, g, wide);
         }
@@ -267,11 +286,11 @@ void conv2d_backward_input_implicit_gemm(const Conv2dShape& s, const T* grad_y, 
   }
   const Conv2dShape rotated_shape({s.N, s.K, s.P, s.Q}, {s.C, s.K_per_group(), s.R, s.S}, rotated_params);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
-  conv2d_forward_implicit_gemm(rotated_shape, grad_y, rotated.data(), static_cast<const T*>(nullptr), false, grad_x);
+  conv2d_forward_implicit_gemm<T>(rotated_shape, grad_y, rotated.data(), nullptr, nullptr, false, grad_x);
 }
 
 #define FASTCONV_INSTANTIATE(T)                                                                          \
-  template void conv2d_forward_implicit_gemm<T>(const Conv2dShape&, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_forward_implicit_gemm<T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
   template void conv2d_backward_input_implicit_gemm<T>(const Conv2dShape&, const T*, const T*, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

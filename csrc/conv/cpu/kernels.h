@@ -16,11 +16,20 @@ namespace fastconv::conv::cpu {
 template <class T>
 void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w, T* out, index_t tile = 0);
 
-// y = conv2d(x, w) + bias (nullable), then ReLU if `relu`. Overwrites y. `transformed`: w
-// already transformed for (algo, WeightUse::forward), or null (then the call transforms it).
+// y = conv2d(x, w) + bias (nullable) + residual (nullable, y's shape and layout), then ReLU if
+// `relu`. Overwrites y. `transformed`: w already transformed for (algo, WeightUse::forward), or
+// null (then the call transforms it). The GEMM and tiled algorithms (im2col, implicit GEMM,
+// Winograd, FFT) add the residual as they store each output; direct and depthwise in a pass after.
 template <class T>
 void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
-                    const T* transformed = nullptr);
+                    const T* transformed = nullptr, const T* residual = nullptr);
+// dst[i] = src[i] + residual[i], then ReLU if `relu` (a NaN passes, as torch.relu), i < n:
+// what an algorithm's store does with the residual, as a loop of its own (dst may be src).
+template <class T>
+void add_residual(const T* src, const T* residual, index_t n, bool relu, T* dst);
+// The same over y[0, n) in place, spread over the threads: for a kernel computed without it.
+template <class T>
+void add_residual_pass(T* y, const T* residual, index_t n, bool relu);
 
 // grad_x of conv2d, with input_gradient_kernel(algo, s)'s kernel. Overwrites grad_x.
 // `transformed`: as for conv2d_forward, for WeightUse::input_gradient.
@@ -45,7 +54,8 @@ void conv2d_backward(Algo algo, const Conv2dShape& s, const T* x, const T* w, co
 // nullptr, or why implicit GEMM cannot run `s`: a band's stride phases grow as stride^2.
 const char* implicit_gemm_unsupported_reason(const Conv2dShape& s);
 template <class T>
-void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+void conv2d_forward_implicit_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* residual,
+                                  bool relu, T* y);
 // The stride-1 input gradient of a convolution with a kernel (not 1x1) that the forward pads by
 // at most (R-1)*dilation on each side: a forward convolution of grad_y with rotated weights.
 inline bool implicit_input_gradient_fits(const Conv2dShape& s) {
@@ -88,7 +98,8 @@ void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, 
 template <int M, int R, class T>
 void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
 template <int M, int R, class T>
-void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, const T* residual,
+                             bool relu, T* y);
 template <int M, int R, class T>
 void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 
@@ -105,7 +116,8 @@ index_t fft_transformed_size(const Conv2dShape& s, WeightUse use, index_t tile);
 template <class T>
 void fft_transform_weight(const Conv2dShape& s, WeightUse use, index_t tile, const T* w, T* u);
 template <class T>
-void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu, T* y);
+void conv2d_forward_fft(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, const T* residual,
+                        bool relu, T* y);
 template <class T>
 void conv2d_backward_input_fft(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
 template <class T>
@@ -128,7 +140,8 @@ constexpr std::size_t kColumnBudgetBytes = 1u << 20;
 constexpr std::size_t kCol2imBlockBytes = 1u << 18;
 
 template <class T>
-void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y);
+void conv2d_forward_im2col(const Conv2dShape& s, const T* x, const T* w, const T* bias, const T* residual, bool relu,
+                           T* y);
 template <class T>
 void conv2d_backward_input_im2col(const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x);
 template <class T>

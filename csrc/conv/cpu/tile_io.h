@@ -14,14 +14,16 @@ struct PatchSource {
 };
 
 // Lane l's output tile: its first `rows` x `cols` values go to dst (row stride ld); rows == 0
-// for a lane past the block's last tile.
+// for a lane past the block's last tile. `residual`: values added on the way (before the ReLU),
+// laid out as dst, or nullptr; the lanes of one call all have one or none.
 template <class T>
 struct TileTarget {
   T* dst;
   index_t rows, cols;
+  const T* residual = nullptr;
 };
 
-// Every lane's output tile, with what is applied on the way: + bias, then ReLU if asked.
+// Every lane's output tile, with what is applied on the way: + bias (+ residual), then ReLU if asked.
 template <class T>
 struct TileRows {
   const TileTarget<T>* targets;
@@ -37,8 +39,10 @@ inline void scatter_row(const TileRows<T>& tiles, index_t row, index_t m_w, cons
     const TileTarget<T>& t = tiles.targets[l];
     if (row >= t.rows) continue;
     T* dst = t.dst + row * tiles.ld;
+    const T* residual = t.residual ? t.residual + row * tiles.ld : nullptr;
     for (index_t b = 0; b < t.cols && b < m_w; ++b) {
-      const T v = values[b * lanes + l] + tiles.bias;
+      T v = values[b * lanes + l] + tiles.bias;
+      if (residual) v += residual[b];
       dst[b] = tiles.relu && v < T(0) ? T(0) : v;
     }
   }

@@ -388,26 +388,30 @@ void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, i
   });
 }
 
-// y[n, k] tiles of [t0, t0 + nt) from M (+ bias, ReLU), an output channel at a time (its
-// plane is written in order).
+// y[n, k] tiles of [t0, t0 + nt) from M (+ bias, residual, ReLU), an output channel at a time
+// (its plane is written in order). `residual`: laid out as y, or nullptr.
 template <class T, class Transform>
-void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0, index_t nt,
-                      T* y) {
+void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bias, const T* residual, bool relu,
+                      index_t t0, index_t nt, T* y) {
   const TiledGeometry& g = bk.g;
   const index_t Kg = g.K / g.groups, nr = bk.ks.nr, plane = g.P * g.Q;
   std::vector<TileTarget<T>> place(round_up(nt, bk.lanes), TileTarget<T>{y, 0, 0});  // in output channel 0
   for (index_t t = 0; t < nt; ++t) {
     index_t n, p0, q0;
     bk.locate(t0 + t, n, p0, q0);
-    place[t] = {y + n * g.K * plane + p0 * g.Q + q0, std::min(bk.tf.m_h, g.P - p0), std::min(bk.tf.m_w, g.Q - q0)};
+    const index_t at = n * g.K * plane + p0 * g.Q + q0;
+    place[t] = {y + at, std::min(bk.tf.m_h, g.P - p0), std::min(bk.tf.m_w, g.Q - q0),
+                residual ? residual + at : nullptr};
   }
   parallel_for(0, g.K, 1, [&](index_t lo, index_t hi) {
     T* work = thread_scratch<T>(bk.work_size(), ScratchSlot::transform_work);
     TileTarget<T> target[kLanes];
     for (index_t k = lo; k < hi; ++k)
       for (index_t l0 = 0; l0 < nt; l0 += bk.lanes) {
-        for (index_t l = 0; l < bk.lanes; ++l)
-          target[l] = {place[l0 + l].dst + k * plane, place[l0 + l].rows, place[l0 + l].cols};
+        for (index_t l = 0; l < bk.lanes; ++l) {
+          const TileTarget<T>& p = place[l0 + l];
+          target[l] = {p.dst + k * plane, p.rows, p.cols, p.residual ? p.residual + k * plane : nullptr};
+        }
         const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
         bk.tf.output_tiles(in, nr, Kg * bk.row_stride, bk.lanes, target, g.Q, bias ? bias[k] : T(0), relu, work);
       }
@@ -484,13 +488,14 @@ void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T
 
 }  // namespace tiled
 
-// y = conv(x, w) (+ bias, ReLU) through transform `tf`, for filters u already transformed by
-// tiled::transform_filters (callers that reuse a weight transform it once: ops.conv_weight_cache).
-// Each stage is a parallel_for: inline when the blocks already run on every thread, spread
-// over the threads when one block is all there is (a few tiles and many channels).
+// y = conv(x, w) (+ bias, residual, ReLU) through transform `tf`, for filters u already
+// transformed by tiled::transform_filters (callers that reuse a weight transform it once:
+// ops.conv_weight_cache). `residual`: laid out as y, or nullptr. Each stage is a parallel_for:
+// inline when the blocks already run on every thread, spread over the threads when one block
+// is all there is (a few tiles and many channels).
 template <class T, class Transform>
 void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T* x, const T* u, const T* bias,
-                            bool relu, T* y) {
+                            const T* residual, bool relu, T* y) {
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
   const tiled::Blocking<T, Transform> bk(g, tf);
   parallel_for_dynamic(0, bk.blocks(), [&](index_t lo, index_t hi) {
@@ -500,19 +505,19 @@ void tiled_conv_transformed(const TiledGeometry& g, const Transform& tf, const T
       const index_t t0 = b * bk.block, nt = std::min(bk.block, bk.tiles - t0);
       tiled::transform_input(bk, x, t0, nt, v);
       tiled::multiply_points(bk, u, v, nt, m);
-      tiled::transform_output(bk, m, bias, relu, t0, nt, y);
+      tiled::transform_output(bk, m, bias, residual, relu, t0, nt, y);
     }
   });
 }
 
-// y = conv(x, w) (+ bias, ReLU) for weights w (K, C/G, R, S), through transform `tf`.
+// y = conv(x, w) (+ bias, residual, ReLU) for weights w (K, C/G, R, S), through transform `tf`.
 template <class T, class Transform>
 void tiled_conv(const TiledGeometry& g, const Transform& tf, const T* x, const T* w, index_t R, index_t S,
-                const T* bias, bool relu, T* y) {
+                const T* bias, const T* residual, bool relu, T* y) {
   if (g.N == 0 || g.P == 0 || g.Q == 0) return;
   const std::unique_ptr<T[]> u(new T[tiled::transformed_filters_size(g, tf)]);  // transform_filters fills it
   tiled::transform_filters(g, tf, w, R, S, u.get());
-  tiled_conv_transformed(g, tf, x, u.get(), bias, relu, y);
+  tiled_conv_transformed(g, tf, x, u.get(), bias, residual, relu, y);
 }
 
 }  // namespace fastconv::conv::cpu

@@ -140,12 +140,12 @@ void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::forward), or null. A
 // strided convolution reads its phases straight from x (forward_geometry).
 template <int M, int R, class T>
-void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, bool relu,
-                             T* y) {
-  if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, relu, y);
+void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias,
+                             const T* residual, bool relu, T* y) {
+  if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, residual, relu, y);
   const std::vector<T> phased = s.is_strided() ? phase_weights(s, w) : std::vector<T>();
   const T* filters = s.is_strided() ? phased.data() : w;
-  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, filters, R, R, bias, relu, y);
+  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, filters, R, R, bias, residual, relu, y);
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
@@ -161,9 +161,9 @@ void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const
   }
   const T* no_bias = nullptr;
   const TiledGeometry g = backward_input_geometry(s);
-  if (u) return tiled_conv_transformed(g, WinogradTransform<M, R>{}, grad_y, u, no_bias, false, grad_x);
+  if (u) return tiled_conv_transformed(g, WinogradTransform<M, R>{}, grad_y, u, no_bias, no_bias, false, grad_x);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
-  tiled_conv(g, WinogradTransform<M, R>{}, grad_y, rotated.data(), R, R, no_bias, false, grad_x);
+  tiled_conv(g, WinogradTransform<M, R>{}, grad_y, rotated.data(), R, R, no_bias, no_bias, false, grad_x);
 }
 
 // grad_w[k, c] = G^T dU[., k, c] G from the per-point sums (tiled_conv.h), kLanes filters at once;
@@ -207,7 +207,8 @@ void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out)
 
 #define FASTCONV_INSTANTIATE(M, R, T)                                                                                   \
   template void winograd_transform_weight<M, R, T>(const Conv2dShape&, WeightUse, const T*, T*);                        \
-  template void conv2d_forward_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, const T*, bool, T*); \
+  template void conv2d_forward_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, const T*, const T*, \
+                                                 bool, T*);                                                          \
   template void conv2d_backward_input_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, T*);          \
   template void conv2d_backward_weight_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, T*, T*);
 #define FASTCONV_INSTANTIATE_TILE(M, R)                                         \

@@ -224,13 +224,22 @@ void lane_rows(const typename L::V::Reg* row, const Emit& emit) {
   }
 }
 
-// Row i of every lane's output tile, row[j] holding column j across the lanes, to its target.
+// Row i of every lane's output tile, row[j] holding column j across the lanes, to its target;
+// with the targets' residual added on the way, then ReLU if `relu` (without a residual the
+// caller has applied it, to whole vectors).
 template <class L, int M>
-void store_row(const typename L::V::Reg* row, int i, const tiled::TileTarget<float>* tiles, index_t ld) {
+void store_row(const typename L::V::Reg* row, int i, const tiled::TileTarget<float>* tiles, index_t ld, bool relu) {
   constexpr int W = L::V::width;
+  const bool add = tiles[0].residual;
   if (whole_tiles<W, M>(tiles))
     return lane_rows<L, M>(row, [&](int l, __m128 v) {
       float* dst = tiles[l].dst + i * ld;
+      if (add) {
+        const float* r = tiles[l].residual + i * ld;
+        const __m128 rv = M == 4 ? _mm_loadu_ps(r) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(r)));
+        v = _mm_add_ps(v, rv);
+        if (relu) v = _mm_max_ps(_mm_setzero_ps(), v);  // zero first: a NaN passes
+      }
       if constexpr (M == 4) _mm_storeu_ps(dst, v);
       else _mm_storel_pi(reinterpret_cast<__m64*>(dst), v);
     });
@@ -239,7 +248,14 @@ void store_row(const typename L::V::Reg* row, int i, const tiled::TileTarget<flo
   for (int l = 0; l < W; ++l) {
     if (i >= tiles[l].rows) continue;
     float* dst = tiles[l].dst + i * ld;
-    for (index_t j = 0; j < tiles[l].cols; ++j) dst[j] = values[l][j];
+    for (index_t j = 0; j < tiles[l].cols; ++j) {
+      float v = values[l][j];
+      if (add) {
+        v += tiles[l].residual[i * ld + j];
+        if (relu && v < 0.0f) v = 0.0f;
+      }
+      dst[j] = v;
+    }
   }
 }
 
@@ -299,13 +315,14 @@ void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget
   }
   Reg y[M][M];  // [output row][output column]
   const Reg b = V::set1(bias), zero = V::zero();
+  const bool relu_now = relu && !tiles[0].residual;  // else after the residual, in store_row
   for (int j = 0; j < M; ++j) {
     Reg m[A], o[M];
     for (int a = 0; a < A; ++a) m[a] = V::load(rows[a][j]);
     C::output(m, o);
-    for (int i = 0; i < M; ++i) y[i][j] = relu ? V::max(zero, V::add(o[i], b)) : V::add(o[i], b);  // a NaN passes
+    for (int i = 0; i < M; ++i) y[i][j] = relu_now ? V::max(zero, V::add(o[i], b)) : V::add(o[i], b);  // a NaN passes
   }
-  for (int i = 0; i < M; ++i) store_row<L, M>(y[i], i, tiles, ld);
+  for (int i = 0; i < M; ++i) store_row<L, M>(y[i], i, tiles, ld, relu);
 }
 
 // The table entry of winograd.h for lane type L: the forward's transforms, and the weight

@@ -548,7 +548,7 @@ FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "depthwise"
 
 
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
-                   relu=False, transformed=None):
+                   relu=False, transformed=None, residual=None):
     x = precision.conv_input(input, "input")  # float16 / bfloat16 too: fastconv/cuda/precision.py
     w = precision.conv_input(weight, "weight", x.dtype)
     geometry = (stride, pad_begin, pad_end, dilation, groups)
@@ -561,7 +561,13 @@ def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilatio
     args.output(out, "out", shape, x.dtype)
     b = precision.conv_vector(bias, "bias", shape[1], x.dtype)
     _check_workspace(algo, "forward", x.shape, w.shape, geometry, x)
-    FORWARD[algo](x, w, b, out, *geometry, relu)
+    if residual is None:
+        return FORWARD[algo](x, w, b, out, *geometry, relu)
+    # The CUDA kernels' epilogues take no residual yet: added (then the ReLU) in one more pass.
+    args.output(residual, "residual", shape, x.dtype)
+    FORWARD[algo](x, w, b, out, *geometry, False)
+    out += residual
+    _bias_and_relu(out, args.NULL, relu)
 
 
 def _gradient_kernel(algo, direction, input_shape, weight_shape, grad_output, *conv_args):

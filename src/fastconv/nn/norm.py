@@ -64,18 +64,15 @@ class BatchNormReLU2d(BatchNorm2d):
         return self._normalise(x, residual=residual, relu=True)
 
     def after_conv(self, conv, x, residual=None):
-        """self(conv(x), residual), for `conv` an nn.Conv2d. In eval mode without gradients and
-        without a residual, the running statistics make this layer a per-channel scale and shift,
-        folded into the convolution's weights and bias (ops.fold_bn_into_conv; torch.fx's
-        fuse_conv_bn_eval does the same), so the convolution's epilogue applies it and the ReLU:
-        no pass over the output of its own. With a residual the sum needs a pass anyway, and the
-        fused one of self(conv(x), residual) does BN, the sum and the ReLU in it (folding, then
-        adding and clipping, takes two: a ResNet-20 forward at batch 256 runs 6-7% slower so)."""
-        if (self.training or is_grad_enabled() or self.running_mean is None or x.ndim != 4
-                or residual is not None):
+        """self(conv(x), residual), for `conv` an nn.Conv2d. In eval mode without gradients, the
+        running statistics make this layer a per-channel scale and shift, folded into the
+        convolution's weights and bias (ops.fold_bn_into_conv; torch.fx's fuse_conv_bn_eval does
+        the same), so the convolution's epilogue applies it, adds the residual and applies the
+        ReLU (ops.conv2d's residual=): no pass over the output of its own."""
+        if self.training or is_grad_enabled() or self.running_mean is None or x.ndim != 4:
             return self(conv(x), residual)
         data = lambda p: None if p is None else p.data
         weight, bias = ops.fold_bn_into_conv(conv.weight.data, data(conv.bias), self.running_mean.data,
                                              self.running_var.data, data(self.weight), data(self.bias), self.eps)
         return Tensor(ops.conv2d(x.data, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups,
-                                 algo=conv.algo, relu=True))
+                                 algo=conv.algo, relu=True, residual=None if residual is None else residual.data))

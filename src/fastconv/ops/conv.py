@@ -105,6 +105,18 @@ def _bias_array(bias, input, out_channels):
     return bias
 
 
+def _residual_array(residual, input, output_shape, layout):
+    """conv2d's residual checked against the output it is added to, in that output's memory
+    layout (NCHW, or channels_last for `layout` 'channels_last'), copied only if it is not."""
+    if residual is None:
+        return None
+    residual = float_array(residual, "residual")
+    same_dtype({"input": input, "residual": residual})
+    if tuple(residual.shape) != tuple(output_shape):
+        raise ValueError(f"residual: expected the output's shape {tuple(output_shape)}, got {tuple(residual.shape)}")
+    return to_channels_last(residual) if layout == "channels_last" else contiguous(residual)
+
+
 def _algorithm_name(lib, algo, input_shape, weight_shape, args):
     """`algo` checked against the build's list, once per call: 'winograd' as the tile size it
     picks for this shape; 'auto' as it is, for _algorithm to choose per direction."""
@@ -220,10 +232,11 @@ def _transformed(lib, w, prepared, algo, use, input_shape, args):
     return conv_weight_cache.transformed(lib, w, args[-1], algo, use, tile)
 
 
-def _forward_in_place(lib, x, w, bias, args, relu):
+def _forward_in_place(lib, x, w, bias, args, relu, residual=None):
     x, w = to_channels_last(x), contiguous(w)
     y = empty_channels_last(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype)
-    lib.conv2d_forward(x, w, _bias_array(bias, x, w.shape[0]), y, *args, CHANNELS_LAST_ALGO, bool(relu), None)
+    lib.conv2d_forward(x, w, _bias_array(bias, x, w.shape[0]), y, *args, CHANNELS_LAST_ALGO, bool(relu), None,
+                       _residual_array(residual, x, y.shape, "channels_last"))
     return y
 
 
@@ -242,7 +255,7 @@ def _weight_gradient_in_place(lib, x, dy, weight_size, args, needs_bias):
 
 def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Array] = None, stride: IntPair = 1,
            padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
-           relu: bool = False) -> Array:
+           relu: bool = False, residual: Optional[Array] = None) -> Array:
     """2-d cross-correlation of an NCHW batch, as torch.nn.functional.conv2d.
 
     input (N, C, H, W), weight (K, C/groups, R, S), bias (K,) or None -> (N, K, P, Q).
@@ -252,8 +265,13 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     F(4x4,5x5) or F(2x2,5x5), whichever needs fewer transform points for the output; F(2x2,7x7)
     for a 7x7 kernel) or one of ops.conv_algo.algorithms().
     relu: apply ReLU to the output inside the kernel (fused epilogue).
+    residual: an array of the output's shape added to it before the ReLU, out = relu(conv + bias
+    + residual) (cuDNN's conv-bias-add-activation): a ResNet block's shortcut, added as each output
+    is stored (im2col, implicit GEMM, Winograd, FFT) instead of in a pass over the output of its
+    own (direct, depthwise and channels_last add it in a pass after the kernel). Not
+    differentiated: ops are arrays in, arrays out.
     """
-    lib = kernels(input, weight, bias, op="conv2d")
+    lib = kernels(input, weight, bias, residual, op="conv2d")
     weight, prepared = _weight(weight, groups)
     arrays = _checked({"input": input, "weight": weight}, {"input": "(N, C, H, W)", "weight": "(K, C/groups, R, S)"})
     convolved_input(arrays["input"])
@@ -261,16 +279,20 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     x, w = arrays["input"], arrays["weight"]
     layout = _layout(x, w.shape, args[-1], algo)
     if layout != "nchw":
+        nchw_residual = None if residual is None else contiguous(residual)
         runs = {"nchw_copy": lambda: to_channels_last(conv2d(contiguous(x), prepared or w, bias, stride, padding,
-                                                             dilation, groups, algo=algo, relu=relu)),
-                "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu)}
+                                                             dilation, groups, algo=algo, relu=relu,
+                                                             residual=nchw_residual)),
+                "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu, residual)}
         return _run_channels_last(layout, algo, "forward", runs, x.shape, w.shape, args, x.dtype)
     x, w = _contiguous(arrays)
     b = _bias_array(bias, x, w.shape[0])
     y = empty(lib.conv2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
+    r = _residual_array(residual, x, y.shape, "nchw")
     algo = _algorithm_name(lib, algo, x.shape, w.shape, args)
     run = conv_algo.reusing(lambda a: lib.conv2d_forward(x, w, b, y, *args, a, bool(relu),
-                                                         _transformed(lib, w, prepared, a, "forward", x.shape, args)))
+                                                         _transformed(lib, w, prepared, a, "forward", x.shape, args),
+                                                         r))
     run(_algorithm(lib, algo, "forward", run, x.shape, w.shape, args, x.dtype))
     return y
 
