@@ -70,16 +70,22 @@ def _unsupported(algo, x, w, stride, padding, dilation, groups):
     return _C.conv2d_unsupported_reason(algo, x.shape, w.shape, *args)
 
 
+def _refused(algo, x, w, b, stride, padding, dilation, groups, **options):
+    """Whether `algo` cannot run the convolution; if so, checks that ops.conv2d says so."""
+    if _unsupported(algo, x, w, stride, padding, dilation, groups) is None:
+        return False
+    with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
+        ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo, **options)
+    return True
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_forward_matches_direct_reference(isa, rng, algo, case, dtype):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = case
     x, w, b = _operands(rng, case, dtype)
-    why = _unsupported(algo, x, w, stride, padding, dilation, groups)
-    if why is not None:
-        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
-            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo)
+    if _refused(algo, x, w, b, stride, padding, dilation, groups):
         return
     out = np.full(ops.conv2d(x, w, b, stride, padding, dilation, groups, algo="im2col").shape, np.nan, dtype)
     _C.conv2d_forward(x, w, b, out, *conv2d_arguments(w.shape, stride, padding, dilation, groups), algo, False)
@@ -166,9 +172,7 @@ def test_conv2d_adds_residual_before_relu(isa, rng, algo, case, dtype):
     residual = rng.standard_normal(ref.shape).astype(dtype) * 3
     residual[0, 0, 0, :2] = [np.nan, -np.inf]
     residual[-1, -1, -1, -1] = np.inf
-    if _unsupported(algo, x, w, stride, padding, dilation, groups) is not None:
-        with pytest.raises(ValueError, match=f"algo='{algo}' cannot run this convolution"):
-            ops.conv2d(x, w, b, stride, padding, dilation, groups, algo=algo, residual=residual)
+    if _refused(algo, x, w, b, stride, padding, dilation, groups, residual=residual):
         return
     args = conv2d_arguments(w.shape, stride, padding, dilation, groups)
     tol = TOLERANCE[algo][dtype == np.float64] * max(1.0, np.abs(ref).max()) * np.sqrt(c * r * s)
