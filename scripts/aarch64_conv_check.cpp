@@ -1,6 +1,7 @@
 // Runs on the cross-compiled aarch64 kernels (scripts/aarch64_check.sh, under qemu-aarch64): the
 // forward conv2d of every algorithm this build supports, on 3x3, 5x5 and 7x7 kernels (each
-// algorithm on those it runs), and conv_transpose2d's own subpixel forward on a 4x4/2 kernel to
+// algorithm on those it runs; plain, and with a residual and the ReLU in its epilogue), and
+// conv_transpose2d's own subpixel forward on a 4x4/2 kernel to
 // 3 and to 16 output channels (its two band layouts), float32 and float64, against float64 loops
 // here. Exit status 1 names the first algorithm whose result differs.
 #include <array>
@@ -85,10 +86,24 @@ bool check(const std::string& algo, const std::vector<double>& x, const std::vec
   const auto ys = fastconv::conv::conv2d_output_shape(xs, ws, params);
   if (fastconv::conv::conv2d_unsupported_reason(algo, xs, ws, params)) return true;
   Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>(ys);
-  fastconv::conv::conv2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params, algo, false, TensorArg{});
+  fastconv::conv::conv2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params, algo, false, TensorArg{},
+                                 TensorArg{});
   char what[64];
   std::snprintf(what, sizeof what, "%-14s %ldx%ld", algo.c_str(), long(ws[2]), long(ws[3]));
-  return matches(out.values, expected, what);
+  if (!matches(out.values, expected, what)) return false;
+  // relu(conv + residual): the residual added where each output is stored, then the ReLU
+  std::mt19937 generator(1);
+  std::normal_distribution<double> normal;
+  std::vector<double> r(expected.size()), fused_expected(expected.size());
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    r[i] = 3 * normal(generator);
+    fused_expected[i] = std::fmax(0.0, expected[i] + r[i]);
+  }
+  Array<T> residual = array<T>(ys, r), fused = array<T>(ys);
+  fastconv::conv::conv2d_forward(input.arg(), weight.arg(), TensorArg{}, fused.arg(), params, algo, true, TensorArg{},
+                                 residual.arg());
+  std::snprintf(what, sizeof what, "%-14s %ldx%ld + residual, ReLU", algo.c_str(), long(ws[2]), long(ws[3]));
+  return matches(fused.values, fused_expected, what);
 }
 
 // y[n][k][i * 2 - 1 + r][j * 2 - 1 + s] += x[n][c][i][j] w[c][k][r][s]: a 4x4 transposed
