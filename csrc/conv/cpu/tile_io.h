@@ -15,7 +15,8 @@ struct PatchSource {
 
 // Lane l's output tile: its first `rows` x `cols` values go to dst (row stride ld); rows == 0
 // for a lane past the block's last tile. `residual`: values added on the way (before the ReLU),
-// laid out as dst, or nullptr; the lanes of one call all have one or none.
+// laid out as dst, or nullptr; a call's real lanes all have one or none, the lanes past the last
+// tile none (the vector stores look at their first lane: a group with a real lane starts with one).
 template <class T>
 struct TileTarget {
   T* dst;
