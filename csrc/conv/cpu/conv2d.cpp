@@ -39,7 +39,6 @@ void add_residual_pass(T* y, const T* residual, index_t n, bool relu) {
 template <class T>
 void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
                     const T* transformed, const T* residual) {
-  const T* u = transformed;
   switch (algo) {
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, residual, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, residual, relu, y);
@@ -49,13 +48,14 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::depthwise:
       conv2d_forward_depthwise(s, x, w, bias, relu && !residual, y);
       break;
-    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, u, bias, residual, relu, y);
-    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, u, bias, residual, relu, y);
-    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, u, bias, residual, relu, y);
-    case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, u, bias, residual, relu, y);
-    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, u, bias, residual, relu, y);
-    case Algo::fft: return conv2d_forward_fft(s, x, w, u, bias, residual, relu, y);
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, residual, relu, y);
   }
+  // direct and depthwise stored y without the residual (and so without the ReLU): a pass adds both
   if (residual) add_residual_pass(y, residual, s.N * s.K * s.pixels(), relu);
 }
 

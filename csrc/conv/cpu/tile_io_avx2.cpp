@@ -31,19 +31,14 @@ void scatter_row16_avx2(const TileRows<float>& tiles, index_t row, index_t m_w, 
         const index_t left = (t.cols < m_w ? t.cols : m_w) - b0, n = left < 8 ? left : 8;
         if (row >= t.rows || n <= 0) continue;
         __m256 v = _mm256_add_ps(r[l], bias);
-        const float* residual = t.residual ? t.residual + row * tiles.ld + b0 : nullptr;
-        alignas(32) float part[8];
-        if (residual && n == 8) {
-          v = _mm256_add_ps(v, _mm256_loadu_ps(residual));
-        } else if (residual) {  // read no further than the row's last value
-          for (index_t j = 0; j < 8; ++j) part[j] = j < n ? residual[j] : 0.0f;
-          v = _mm256_add_ps(v, _mm256_load_ps(part));
-        }
+        if (t.residual)  // its first n values: nothing past the row's last is read
+          v = _mm256_add_ps(v, simd::Avx2F32::load_lanes(t.residual + row * tiles.ld + b0, (1u << n) - 1));
         if (tiles.relu) v = _mm256_max_ps(zero, v);  // zero first: a NaN passes, as through torch.relu
         float* dst = t.dst + row * tiles.ld + b0;
         if (n == 8) {
           _mm256_storeu_ps(dst, v);
         } else {
+          alignas(32) float part[8];
           _mm256_store_ps(part, v);
           for (index_t j = 0; j < n; ++j) dst[j] = part[j];
         }
