@@ -214,6 +214,45 @@ def test_batch_norm_relu_after_conv_folds_only_in_eval_without_gradients(rng, dt
     np.testing.assert_array_equal(trained, bn(conv(x), residual).numpy())
 
 
+def test_batch_norm_relu_after_conv_keeps_its_fold_while_the_parameters_hold_their_values(rng, monkeypatch):
+    from fastconv import no_grad
+    from fastconv.ops import conv_algo
+    monkeypatch.setattr(conv_algo, "_mode", "deterministic")
+    conv, bn = _conv_and_bn(rng, np.float64, 1, True)
+    bn.eval()
+    x = Tensor(rng.standard_normal((2, 3, 9, 9)))
+
+    def folded_and_expected():
+        with no_grad():
+            folded = bn.after_conv(conv, x).numpy()
+        return folded, bn(conv(x)).numpy()
+
+    first, expected = folded_and_expected()
+    np.testing.assert_allclose(first, expected, rtol=1e-12, atol=1e-12)
+    kept = bn._folded[3]
+    again, _ = folded_and_expected()
+    assert bn._folded[3] is kept  # the same folded arrays: their transforms stay cached
+    np.testing.assert_array_equal(again, first)
+    # Each source changed in place (as an optimiser or a loaded state_dict does) is folded anew.
+    for source in (conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias):
+        source.data[1] += 0.25
+        changed, expected = folded_and_expected()
+        assert bn._folded[3] is not kept
+        kept = bn._folded[3]
+        np.testing.assert_allclose(changed, expected, rtol=1e-12, atol=1e-12)
+    bn.eps = 1e-3  # a hyper-parameter too
+    changed, expected = folded_and_expected()
+    np.testing.assert_allclose(changed, expected, rtol=1e-12, atol=1e-12)
+    other = nn.Conv2d(3, 5, 3, padding=1, dtype=np.float64)  # another conv before the same layer
+    with no_grad():
+        np.testing.assert_allclose(bn.after_conv(other, x).numpy(), bn(other(x)).numpy(), rtol=1e-12, atol=1e-12)
+    bn.train()  # training drops the fold
+    with no_grad():
+        bn.after_conv(conv, x)
+    assert "_folded" not in bn.__dict__
+    assert set(bn.state_dict()) == {"weight", "bias", "running_mean", "running_var"}
+
+
 def test_conv_transpose2d_checks_groups():
     with pytest.raises(ValueError, match="divisible by groups"):
         nn.ConvTranspose2d(3, 4, 3, groups=2)
