@@ -1,6 +1,7 @@
-// fastconv._C's runtime: threads, ISA, streamed stores, the machine probes of the benchmark, and
-// the output cache's arrays.
+// fastconv._C's runtime: threads, ISA, streamed stores, the machine probes of the benchmark, the
+// output cache's arrays, and the whole-array copies and sums the autograd engine runs.
 #include "bind/py_tensor.h"
+#include "core/elementwise.h"
 #include "core/isa.h"
 #include "core/layout.h"
 #include "core/output_cache.h"
@@ -76,12 +77,22 @@ void bind_output_cache(py::module_& m) {
   });
 }
 
+void bind_elementwise(py::module_& m) {
+  m.def("copy_view", [](py::array src, py::array dst) { call_without_gil(copy_view, src, dst); },
+        py::arg("src"), py::arg("dst"), "dst[...] = src for float arrays of one shape, any strides, on the threads");
+  m.def("fill", [](py::array dst, double value) { call_without_gil(fill, dst, value); }, py::arg("dst"),
+        py::arg("value"), "dst[...] = value for a float array of any strides, on the threads");
+  m.def("add_into", [](py::array dst, py::array src) { call_without_gil(add_into, dst, src); },
+        py::arg("dst"), py::arg("src"), "dst += src for dense float arrays of one layout, on the threads");
+}
+
 }  // namespace
 
 void bind_runtime(py::module_& m) {
   bind_threads_and_isa(m);
   bind_probes(m);
   bind_output_cache(m);
+  bind_elementwise(m);
 }
 
 }  // namespace fastconv

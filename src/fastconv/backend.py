@@ -156,8 +156,43 @@ def empty_like(array):
 
 def zeros(shape, dtype=np.float64, device="cpu"):
     out = empty(shape, dtype, device)
-    out.fill(0)
+    if _threaded(out):
+        _C.fill(out, 0.0)
+    else:
+        out.fill(0)
     return out
+
+
+# Host float arrays from this size on are copied, filled and summed on the kernels' threads
+# (csrc/core/elementwise.h): below it numpy's one core is as fast as a fork.
+_THREADED_BYTES = 1 << 20
+
+
+def _threaded(*arrays):
+    """Whether the compiled whole-array operations serve `arrays`: numpy float32 or float64
+    arrays of one dtype, at most 4-d, the first at least _THREADED_BYTES."""
+    first = arrays[0]
+    return (type(first) is np.ndarray and first.nbytes >= _THREADED_BYTES and first.ndim <= 4
+            and first.dtype in (np.float32, np.float64)
+            and all(type(a) is np.ndarray and a.dtype == first.dtype for a in arrays))
+
+
+def copy_into(dst, src):
+    """dst[...] = src for two arrays of one shape that share no memory (views of any strides:
+    a subsampled x[:, :, ::2, ::2], a slice of channels)."""
+    if _threaded(dst, src) and dst.shape == src.shape:
+        _C.copy_view(src, dst)
+    else:
+        dst[...] = src
+
+
+def add_into(dst, src):
+    """dst += src, for two arrays of one shape, dtype and dense layout (backend.unshared's
+    gradient sums)."""
+    if _threaded(dst, src) and dst.shape == src.shape and dst.strides == src.strides and dst.flags.writeable:
+        _C.add_into(dst, src)
+    else:
+        array_module(dst).add(dst, src, out=dst)
 
 
 def unshared(array):

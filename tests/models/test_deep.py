@@ -71,7 +71,16 @@ def test_resnet20_has_the_papers_size():
     assert sum(isinstance(m, fastconv.nn.BatchNorm2d) for m in model.modules()) == 19
 
 
-def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks(rng):
+@pytest.fixture(params=["numpy", "threaded"])
+def copies(request, monkeypatch):
+    """The shortcut's copies by numpy, or by the compiled threaded copy (backend.copy_into) for
+    arrays of any size."""
+    if request.param == "threaded":
+        monkeypatch.setattr(backend, "_THREADED_BYTES", 0)
+    return request.param
+
+
+def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks(rng, copies):
     x = rng.standard_normal((2, 3, 5, 5))
     y = deep.ZeroPadShortcut.apply(Tensor(x), 8, 2).data
     expected = np.zeros((2, 8, 3, 3))
@@ -83,7 +92,7 @@ def test_zero_pad_shortcut_matches_a_direct_construction_and_its_gradient_checks
     assert gradcheck(lambda t: deep.ZeroPadShortcut.apply(t, 8, 2), [Tensor(x, requires_grad=True)])
 
 
-def test_zero_pad_shortcut_writes_every_output_value(monkeypatch, rng):
+def test_zero_pad_shortcut_writes_every_output_value(monkeypatch, rng, copies):
     def poisoned(shape, dtype=np.float64, device="cpu"):  # as a recycled output-cache block may hold
         return np.full(shape, np.nan, dtype)
 

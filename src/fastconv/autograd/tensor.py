@@ -97,7 +97,8 @@ def _sum_into(slots, index, grad):
     slots[index] = None  # `total` the one reference backend.unshared allows
     if (total.dtype == grad.dtype and total.shape == grad.shape and total.strides == grad.strides
             and _dense(total) and backend.unshared(total)):
-        slots[index] = np.add(total, grad, out=total)
+        backend.add_into(total, grad)  # on the kernels' threads for large host arrays
+        slots[index] = total
     else:
         slots[index] = total + grad
 
