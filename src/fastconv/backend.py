@@ -156,11 +156,16 @@ def empty_like(array):
 
 def zeros(shape, dtype=np.float64, device="cpu"):
     out = empty(shape, dtype, device)
-    if _threaded(out):
-        _C.fill(out, 0.0)
-    else:
-        out.fill(0)
+    fill(out, 0)
     return out
+
+
+def fill(array, value):
+    """array[...] = value, for an array or a view of any strides."""
+    if _threaded(array):
+        _C.fill(array, float(value))
+    else:
+        array[...] = value
 
 
 # Host float arrays from this size on are copied, filled and summed on the kernels' threads

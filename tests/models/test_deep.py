@@ -103,6 +103,22 @@ def test_zero_pad_shortcut_writes_every_output_value(monkeypatch, rng, copies):
     assert not y[:, :2].any() and not y[:, 5:].any()
 
 
+def test_zero_pad_shortcut_keeps_a_channels_last_inputs_layout(rng, copies):
+    from fastconv.ops import is_channels_last, to_channels_last
+    x = rng.standard_normal((2, 4, 9, 9))
+    grad = rng.standard_normal((2, 8, 5, 5))
+    results = {}
+    for layout, array in (("nchw", x), ("channels_last", to_channels_last(x))):
+        t = Tensor(array, requires_grad=True)
+        y = deep.ZeroPadShortcut.apply(t, 8, 2)
+        y.backward(Tensor(to_channels_last(grad) if layout == "channels_last" else grad))
+        results[layout] = (y.data, t.grad.data)
+    for ours in results["channels_last"]:
+        assert is_channels_last(ours)
+    for ours, expected in zip(results["channels_last"], results["nchw"]):
+        np.testing.assert_array_equal(ours, expected)
+
+
 @pytest.mark.parametrize("shortcut", ["A", "B"])
 def test_resnet20_matches_a_pytorch_copy(shortcut, rng, torch):
     """Same weights in float64: logits and every parameter's gradient of the cross-entropy. The

@@ -7,6 +7,7 @@ with `width` where a net has one, so tests can train narrow copies in seconds.
 """
 from fastconv import backend, nn
 from fastconv.autograd import Function
+from fastconv.ops import is_channels_last
 
 INPUT_SIZE = 32  # the side every convolutional net here expects
 
@@ -109,26 +110,36 @@ class VGGSmall(nn.Module):
 class ZeroPadShortcut(Function):
     """ResNet option A (He et al. 2016, section 4.2): the identity subsampled by `stride` with
     the extra output channels zero; no parameters. Backward keeps the gradient of the real
-    channels at the sampled positions."""
+    channels at the sampled positions. The output and the input gradient keep the input's memory
+    layout (NCHW or channels_last), as the convolutions beside it do, so that the block's sum
+    meets arrays of one layout."""
 
     @staticmethod
     def forward(ctx, x, out_channels, stride):
         ctx.input_shape, ctx.stride = x.shape, stride
+        ctx.channels_last = is_channels_last(x)
         sampled = x[:, :, ::stride, ::stride]
-        out = backend.empty((x.shape[0], out_channels) + sampled.shape[2:], x.dtype, backend.device_of(x))
+        out = _empty_in_layout((x.shape[0], out_channels) + sampled.shape[2:], x, ctx.channels_last)
         ctx.first = (out_channels - x.shape[1]) // 2  # torch ports pad both sides equally
         last = ctx.first + x.shape[1]
-        out[:, :ctx.first] = 0  # only the padding is cleared: the sampled channels are written once
-        out[:, last:] = 0
-        backend.copy_into(out[:, ctx.first:last], sampled)  # threaded: numpy's strided copy is one core's
+        backend.fill(out[:, :ctx.first], 0)  # only the padding is cleared: the sampled channels are written once
+        backend.fill(out[:, last:], 0)
+        backend.copy_into(out[:, ctx.first:last], sampled)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        grad_x = backend.zeros(ctx.input_shape, grad.dtype, backend.device_of(grad))
+        grad_x = _empty_in_layout(ctx.input_shape, grad, ctx.channels_last)
+        backend.fill(grad_x, 0)
         s = ctx.stride
         backend.copy_into(grad_x[:, :, ::s, ::s], grad[:, ctx.first:ctx.first + ctx.input_shape[1]])
         return grad_x
+
+
+def _empty_in_layout(shape, like, channels_last):
+    if channels_last:
+        return backend.empty_channels_last(shape, like.dtype)
+    return backend.empty(shape, like.dtype, backend.device_of(like))
 
 
 class OptionAShortcut(nn.Module):
