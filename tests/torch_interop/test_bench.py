@@ -27,3 +27,15 @@ def test_overhead_micro_benchmark_reports_each_runner(torch):
     for _, microseconds in rows:
         assert set(microseconds) == {"bare", "torch op", "+autograd", "torch"}
         assert all(np.isfinite(v) and v > 0 for v in microseconds.values())
+
+
+def test_inference_case_runs_the_fused_torch_model_to_the_same_logits(torch):
+    case = models.inference_case(dict(TINY, name="resnet20_inference"), torch)
+    assert case.ours[-1] == models.FASTCONV_IN_TORCH_FUSED and models.FASTCONV_IN_TORCH_FUSED in case.extra
+    fused = case.runners[models.FASTCONV_IN_TORCH_FUSED]()
+    reference = case.runners["torch"]()
+    net, _ = case.runners[models.FASTCONV_IN_TORCH_FUSED].__defaults__  # the fused model it runs
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)
+    ours = case.runners["fastconv"]()
+    np.testing.assert_allclose(fused.numpy(), ours.numpy(), rtol=1e-4, atol=1e-4)

@@ -28,6 +28,13 @@ def _cases(torch, fct):
         "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
                    lambda x, w, b: tf.conv2d(x, w, b, stride=2, padding=1),
                    lambda d: (randn(2, 3, 7, 6, dtype=d), randn(4, 3, 3, 3, dtype=d), randn(4, dtype=d))),
+        "conv2d_add_relu": (lambda x, w, b, z: F.conv2d(x, w, b, padding=1, relu=True, residual=z),
+                            lambda x, w, b, z: tf.relu(tf.conv2d(x, w, b, padding=1) + z),
+                            lambda d: (randn(2, 3, 7, 6, dtype=d), randn(4, 3, 3, 3, dtype=d), randn(4, dtype=d),
+                                       randn(2, 4, 7, 6, dtype=d))),
+        "conv2d_relu_no_residual": (lambda x, w: F.conv2d(x, w, stride=2, relu=True),
+                                    lambda x, w: tf.relu(tf.conv2d(x, w, stride=2)),
+                                    lambda d: (randn(2, 3, 7, 6, dtype=d), randn(4, 3, 3, 3, dtype=d))),
         "conv2d_same_even_kernel": (lambda x, w: F.conv2d(x, w, padding="same", groups=2, algo="direct"),
                                     lambda x, w: tf.conv2d(x, w, padding="same", groups=2),
                                     lambda d: (randn(1, 4, 5, 6, dtype=d), randn(2, 2, 2, 4, dtype=d))),
@@ -72,7 +79,7 @@ def _cases(torch, fct):
     }
 
 
-CASES = ["conv2d", "conv2d_same_even_kernel", "conv_transpose2d", "batch_norm_train_relu_residual",
+CASES = ["conv2d", "conv2d_add_relu", "conv2d_relu_no_residual", "conv2d_same_even_kernel", "conv_transpose2d", "batch_norm_train_relu_residual",
          "batch_norm_eval", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "roi_align", "roi_pool",
          "grid_sample", "interpolate", "interpolate_bicubic_antialias"]
 

@@ -10,7 +10,10 @@ channels_last. "fastconv_in_torch" is fastconv inside PyTorch: that same torch m
 its conv and batch-norm layers swapped by fastconv.torch.convert, so its ratio against "torch"
 is what converting a torch model buys; "fastconv_in_torch_cl" is its channels_last twin (model
 and input moved to channels_last, as for "torch_cl"), whose activations fastconv's kernels read
-and write in place. Each case reports the network's direct-convolution FLOPs.
+and write in place. For inference, "fastconv_in_torch_fused" is that converted model after
+fastconv.torch.fuse: each conv -> batch norm [-> + shortcut] -> ReLU chain one fastconv
+convolution, as fastconv's own engine runs it. Each case reports the network's
+direct-convolution FLOPs.
 """
 import numpy as np
 
@@ -90,6 +93,7 @@ def _torch_copy(torch, model, layout):
 
 FASTCONV_IN_TORCH = "fastconv_in_torch"
 FASTCONV_IN_TORCH_CL = "fastconv_in_torch_cl"
+FASTCONV_IN_TORCH_FUSED = "fastconv_in_torch_fused"
 
 
 def _torch_models(torch, model):
@@ -158,6 +162,14 @@ def inference_case(layer, torch, seed=0):
                     return net(tx)
 
             runners[name] = torch_inference
+        from fastconv.torch import convert, fuse
+
+        def fused_inference(net=fuse(convert(_torch_copy(torch, model, torch.contiguous_format)).eval()),
+                            tx=torch.from_numpy(x)):
+            with torch.no_grad():
+                return net(tx)
+
+        runners[FASTCONV_IN_TORCH_FUSED] = fused_inference
     flops = resnet20_flops(layer["N"], side=layer["H"], in_channels=layer["C"])
     return Case(layer["name"], "fwd", runners, _ours(runners), flops=flops,
                 extra={"what": f"ResNet-20, {layer['N']}x{layer['C']}x{layer['H']}x{layer['W']} float32, "
@@ -166,7 +178,8 @@ def inference_case(layer, torch, seed=0):
 
 def _ours(runners):
     """fastconv's engine first (what the headline ratio is), then fastconv inside PyTorch."""
-    return [name for name in ("fastconv", FASTCONV_IN_TORCH, FASTCONV_IN_TORCH_CL) if name in runners]
+    return [name for name in ("fastconv", FASTCONV_IN_TORCH, FASTCONV_IN_TORCH_CL, FASTCONV_IN_TORCH_FUSED)
+            if name in runners]
 
 
 def _fastconv_in_torch_note(runners):
@@ -177,7 +190,10 @@ def _fastconv_in_torch_note(runners):
                                "and the head stay torch's",
             FASTCONV_IN_TORCH_CL: f"{FASTCONV_IN_TORCH} with model and input in channels_last: the kernels read "
                                   "and write NHWC activations in place (the 3x3 weights, channels_last too, are "
-                                  "copied to (K, C, R, S) on each call)"}
+                                  "copied to (K, C, R, S) on each call)",
+            **({FASTCONV_IN_TORCH_FUSED: f"{FASTCONV_IN_TORCH} after fastconv.torch.fuse: batch norms folded into "
+                                         "the convolutions, the shortcut sum and ReLU in their epilogues"}
+               if FASTCONV_IN_TORCH_FUSED in runners else {})}
 
 
 def layers(layer_set):

@@ -15,6 +15,9 @@
 - `fastconv.torch.nn`: Conv2d, ConvTranspose2d, BatchNorm2d, MaxPool2d, AvgPool2d,
   AdaptiveAvgPool2d, RoIAlign, RoIPool, drop-ins with torch's arguments and state_dict keys.
 - `fastconv.torch.convert(model)`: swaps a model's torch layers for those, in place.
+- `fastconv.torch.fuse(model)`: an inference copy (eval mode) with each conv -> batch norm
+  [-> + shortcut] [-> ReLU] chain as one convolution: the batch norm folded into its weights,
+  the sum and the ReLU done as the kernel stores each output.
 
 PyTorch is an optional extra (pip install "fastconv[torch]"); `import fastconv` never imports it.
 """
@@ -24,8 +27,9 @@ except ImportError as error:
     raise ImportError('fastconv.torch needs PyTorch: pip install "fastconv[torch]"') from error
 
 from fastconv.torch import functional, nn
+from fastconv.torch.fuse import fuse
 from fastconv.torch.nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, MaxPool2d, RoIAlign,
                                RoIPool, convert)
 
-__all__ = ["functional", "nn", "convert", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
+__all__ = ["functional", "nn", "convert", "fuse", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "RoIAlign", "RoIPool"]

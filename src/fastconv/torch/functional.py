@@ -104,12 +104,27 @@ def _conv2d_weight(grad_output: Tensor, input: Tensor, weight_size: List[int], s
                                              _conv_padding(padding, same), dilation, groups, algo=algo))
 
 
-def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, algo):
-    stride, begin, end, dilation, _ = conv2d_arguments(tuple(weight.shape), stride, _conv_padding(padding, same),
+@_op("conv2d_add_relu")
+def _conv2d_add_relu(input: Tensor, weight: Tensor, bias: Optional[Tensor], residual: Optional[Tensor],
+                     stride: List[int], padding: List[int], dilation: List[int], groups: int, same: bool, algo: str,
+                     relu: bool) -> Tensor:
+    return as_tensor(_conv_ops.conv2d(as_array(input, "input"), as_array(weight, "weight"),
+                                      as_optional_array(bias, "bias"), stride, _conv_padding(padding, same),
+                                      dilation, groups, algo=algo, relu=relu,
+                                      residual=as_optional_array(residual, "residual")))
+
+
+def _conv2d_output_shape(input_shape, weight_shape, stride, padding, dilation, groups, same):
+    stride, begin, end, dilation, _ = conv2d_arguments(tuple(weight_shape), stride, _conv_padding(padding, same),
                                                        dilation, groups)
     size = [(n + b + e - d * (k - 1) - 1) // s + 1
-            for n, b, e, d, k, s in zip(input.shape[2:], begin, end, dilation, weight.shape[2:], stride)]
-    return _empty_in_layout_of(input, [input.shape[0], weight.shape[0], *size])
+            for n, b, e, d, k, s in zip(input_shape[2:], begin, end, dilation, weight_shape[2:], stride)]
+    return [input_shape[0], weight_shape[0], *size]
+
+
+def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups, same, algo):
+    return _empty_in_layout_of(input, _conv2d_output_shape(input.shape, weight.shape, stride, padding, dilation,
+                                                           groups, same))
 
 
 def _save_input_and_weight(ctx, inputs, output):
@@ -118,17 +133,42 @@ def _save_input_and_weight(ctx, inputs, output):
     ctx.save_for_backward(input, weight)
 
 
-def _conv2d_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
+def _conv2d_gradients(ctx, grad, input, weight):
+    """(grad_input, grad_weight, grad_bias) of conv2d(input, weight, bias, *ctx.arguments) for the
+    output's gradient `grad`, each None unless ctx asks for it (its first three inputs)."""
     need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
     grad = in_layout_of(grad, input)  # both gradient kernels then read it in place, and grad_input has input's layout
     grad_input = _conv2d_input(grad, weight, _shape(input), *ctx.arguments) if need_input else None
     grad_weight = _conv2d_weight(grad, input, _shape(weight), *ctx.arguments) if need_weight else None
     grad_bias = grad.sum((0, 2, 3)) if need_bias else None
-    return (grad_input, grad_weight, grad_bias) + (None,) * 6
+    return grad_input, grad_weight, grad_bias
+
+
+def _conv2d_backward(ctx, grad):
+    return _conv2d_gradients(ctx, grad, *ctx.saved_tensors) + (None,) * 6
 
 
 _register(_conv2d, _conv2d_fake, _save_input_and_weight, _conv2d_backward)
+
+
+def _save_input_weight_and_output(ctx, inputs, output):
+    """setup_context of conv2d_add_relu: the output too, where ReLU's gradient reads its mask."""
+    input, weight, _, _, *arguments = inputs
+    *ctx.arguments, ctx.relu = arguments
+    ctx.save_for_backward(input, weight, output if ctx.relu else None)
+
+
+def _conv2d_add_relu_backward(ctx, grad):
+    input, weight, output = ctx.saved_tensors
+    if ctx.relu:  # torch's threshold_backward: no gradient where the output is <= 0 (NaN passes)
+        grad = grad.masked_fill(output <= 0, 0)
+    grad_residual = grad if ctx.needs_input_grad[3] else None  # the sum passes it on unchanged
+    return _conv2d_gradients(ctx, grad, input, weight) + (grad_residual,) + (None,) * 7
+
+
+_register(_conv2d_add_relu, lambda input, weight, bias, residual, *arguments: _conv2d_fake(input, weight, bias,
+                                                                                         *arguments[:-1]),
+          _save_input_weight_and_output, _conv2d_add_relu_backward)
 _register(_conv2d_input, lambda grad_output, weight, input_size, *_:
           _empty_in_layout_of(grad_output, input_size))
 _register(_conv2d_weight, lambda grad_output, input, weight_size, *_: grad_output.new_empty(weight_size))
@@ -136,16 +176,35 @@ _register(_conv2d_weight, lambda grad_output, input, weight_size, *_: grad_outpu
 
 @_unbatched_as_batch_of_one
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntPair = 1,
-           padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto") -> Tensor:
+           padding: Union[str, IntPair] = 0, dilation: IntPair = 1, groups: int = 1, *, algo: str = "auto",
+           relu: bool = False, residual: Optional[Tensor] = None) -> Tensor:
     """torch.nn.functional.conv2d on fastconv's kernels; `algo` as fastconv.ops.conv2d's
     ('auto', 'winograd' or one of fastconv.ops.conv_algo.algorithms()), for the forward and both
-    gradients."""
+    gradients. relu=True and `residual` (a tensor of the output's shape and dtype) give
+    relu(conv2d(...) + residual) with the sum and the ReLU done where the kernel stores each
+    output (fastconv.ops.conv2d's epilogue), differentiable in every input."""
     same = padding == "same"
     if isinstance(padding, str):
         conv2d_arguments(tuple(weight.shape), stride, padding, dilation, groups)  # checks the string
         padding = 0
-    return _conv2d(input, weight, bias, _pair(stride, "stride"), _pair(padding, "padding"),
-                   _pair(dilation, "dilation"), an_int(groups, "groups"), same, algo)
+    arguments = (_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"),
+                 an_int(groups, "groups"), same, algo)
+    if relu or residual is not None:
+        return _conv2d_add_relu(input, weight, bias, residual, *arguments, bool(relu))
+    return _conv2d(input, weight, bias, *arguments)
+
+
+def _residual_fits(residual: Tensor, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntPair,
+                   padding: Union[str, IntPair], dilation: IntPair, groups: int) -> bool:
+    """Whether `residual` can be conv2d's residual= for these arguments: a tensor of the output's
+    shape and of the input's dtype and device (a batched input; anything else is added after)."""
+    if (residual.dtype != input.dtype or residual.device != input.device or input.dim() != 4
+            or residual.dim() != 4):
+        return False
+    same = padding == "same"
+    padding = (0, 0) if isinstance(padding, str) else _pair(padding, "padding")
+    return list(residual.shape) == _conv2d_output_shape(input.shape, weight.shape, _pair(stride, "stride"), padding,
+                                                         _pair(dilation, "dilation"), groups, same)
 
 
 # ---- conv_transpose2d -------------------------------------------------------------------------------

@@ -13,21 +13,31 @@ from fastconv.torch import functional as F
 
 
 class Conv2d(nn.Conv2d):
-    """torch.nn.Conv2d; `algo` picks fastconv's convolution algorithm ('auto' by default)."""
+    """torch.nn.Conv2d; `algo` picks fastconv's convolution algorithm ('auto' by default). Two
+    fusions done where the kernel stores each output, as BatchNorm2d's: `relu=True` applies ReLU
+    to the output, and forward(input, residual) adds `residual` (the output's shape) before it
+    (a ResNet block's tail once its batch norm is folded in: fastconv.torch.fuse)."""
 
-    def __init__(self, *args, algo: str = "auto", **kwargs) -> None:
+    def __init__(self, *args, algo: str = "auto", relu: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.algo = algo
+        self.relu = relu
 
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    def forward(self, input: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """relu?(conv2d(input) + residual), the residual broadcast as torch's + does: added in the
+        kernel when it has the output's shape and dtype, after it otherwise."""
         padding = self.padding
         if self.padding_mode != "zeros":  # as torch: pad first, then convolve without padding
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
-        return F.conv2d(input, weight, bias, self.stride, padding, self.dilation, self.groups, algo=self.algo)
+        arguments = (self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        if residual is not None and not F._residual_fits(residual, input, *arguments):
+            out = F.conv2d(input, *arguments, algo=self.algo) + residual
+            return nn.functional.relu(out) if self.relu else out
+        return F.conv2d(input, *arguments, algo=self.algo, relu=self.relu, residual=residual)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", algo={self.algo!r}"
+        return super().extra_repr() + f", algo={self.algo!r}" + (", relu=True" if self.relu else "")
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -132,7 +142,7 @@ class RoIPool(nn.Module):
 
 # The torch layer each fastconv layer replaces in convert(), with its extra attributes' defaults.
 _REPLACEMENTS = {
-    nn.Conv2d: (Conv2d, {"algo": "auto"}),
+    nn.Conv2d: (Conv2d, {"algo": "auto", "relu": False}),
     nn.ConvTranspose2d: (ConvTranspose2d, {"algo": "auto"}),
     nn.BatchNorm2d: (BatchNorm2d, {"relu": False}),
     nn.MaxPool2d: (MaxPool2d, {}),

@@ -1,0 +1,168 @@
+"""fastconv.torch.fuse: a model's Conv2d -> BatchNorm2d [-> + tensor] [-> ReLU] chains as one
+fastconv convolution each, for inference.
+
+In eval mode a batch norm with running statistics is a per-channel scale and shift, which folds
+into the convolution before it: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * that + beta
+(torch.fx's fuse_conv_bn_eval folds the same way). What may follow, a sum with another tensor
+(a ResNet block's shortcut) and a ReLU, fastconv's kernels do as they store each output
+(fastconv.ops.conv2d's residual= and relu=): the chain becomes one pass over its output instead of
+up to four.
+
+The model is traced with torch.fx (symbolic_trace's rules: no control flow that depends on tensor
+values), fastconv.torch's layers kept whole like torch.nn's.
+"""
+import copy
+import operator
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as tF
+
+from fastconv.torch import nn as fnn
+
+_ADDS = (operator.add, operator.iadd, torch.add)
+_RELUS = (tF.relu, tF.relu_, torch.relu, torch.relu_)
+
+
+def fuse(model: nn.Module) -> fx.GraphModule:
+    """An inference copy of `model` (eval mode) in which each Conv2d whose output goes only to an
+    eval-mode BatchNorm2d with running statistics, optionally then to a sum with one other tensor
+    and to a ReLU, is a single fastconv.torch.Conv2d with the batch norm folded into its weight
+    and bias, the sum and the ReLU in its kernel's epilogue. Other layers are kept as they are
+    (fastconv.torch.convert swaps them for fastconv's). `model` itself is not changed; the copy's
+    folded weights are its own, so train the original, then fuse again."""
+    if model.training:
+        raise ValueError("model: fuse folds batch norms' running statistics into the convolutions, so it takes a "
+                         "model in eval mode (call model.eval() first)")
+    model = copy.deepcopy(model)
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as error:  # torch.fx's errors have no common base class
+        raise ValueError(f"model: torch.fx could not trace it ({type(error).__name__}: {error}); fuse needs a model "
+                         f"without control flow that depends on tensor values") from error
+    traced = fx.GraphModule(model, graph)
+    modules = dict(traced.named_modules())
+    calls = _module_calls(traced.graph)
+    for node in list(traced.graph.nodes):
+        if node.graph is traced.graph and node.op == "call_module":  # nodes erased by an earlier chain are gone
+            _fuse_chain(traced, modules, calls, node)
+    traced.graph.lint()
+    traced.delete_all_unused_submodules()
+    traced.recompile()
+    return traced
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping fastconv.torch's layers whole as it keeps torch.nn's."""
+
+    def is_leaf_module(self, module, qualified_name):
+        return type(module).__module__ == fnn.__name__ or super().is_leaf_module(module, qualified_name)
+
+
+def _module_calls(graph):
+    """How many call_module nodes call each submodule: one called twice cannot be swapped for a
+    folded copy that fits only one of its calls."""
+    calls = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    return calls
+
+
+def _fuse_chain(traced, modules, calls, conv_node):
+    conv = modules.get(conv_node.target)
+    if type(conv) not in (nn.Conv2d, fnn.Conv2d) or getattr(conv, "relu", False) or calls[conv_node.target] != 1:
+        return
+    if len(conv_node.args) != 1 or conv_node.kwargs:
+        return
+    bn_node = _only_user(conv_node)
+    bn = modules.get(bn_node.target) if bn_node is not None and bn_node.op == "call_module" else None
+    if type(bn) not in (nn.BatchNorm2d, fnn.BatchNorm2d) or not _foldable(bn) or calls[bn_node.target] != 1:
+        return
+    if bn_node.args[0] is not conv_node or len(bn_node.args) > 2 or set(bn_node.kwargs) - {"residual"}:
+        return
+    chain, residual, relu = [conv_node, bn_node], None, False
+    if len(bn_node.args) == 2 or bn_node.kwargs:  # fastconv's BatchNorm2d(input, residual): its own sum
+        residual = bn_node.args[1] if len(bn_node.args) == 2 else bn_node.kwargs["residual"]
+    relu = bool(getattr(bn, "relu", False))
+    if residual is None and not relu:
+        add_node = _only_user(bn_node)
+        if add_node is not None and _other_addend(add_node, bn_node) is not None:
+            residual = _other_addend(add_node, bn_node)
+            chain.append(add_node)
+    if not relu:
+        relu_node = _only_user(chain[-1])
+        if relu_node is not None and _is_relu(relu_node, chain[-1], modules):
+            relu = True
+            chain.append(relu_node)
+    fused_name = conv_node.target
+    traced.add_submodule(fused_name, _folded(conv, bn, relu))
+    tail = chain[-1]
+    with traced.graph.inserting_before(tail):
+        fused = traced.graph.call_module(fused_name, (conv_node.args[0],) + ((residual,) if residual is not None
+                                                                              else ()))
+    tail.replace_all_uses_with(fused)
+    for node in reversed(chain):
+        traced.graph.erase_node(node)
+
+
+def _only_user(node):
+    return next(iter(node.users)) if len(node.users) == 1 else None
+
+
+def _foldable(bn):
+    """An eval-mode batch norm that normalises by running statistics."""
+    return not bn.training and bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None
+
+
+def _other_addend(node, operand):
+    """The tensor that `node` adds to `operand` (node's only input besides it), or None when node
+    is not such a sum. An in-place sum must write into `operand`, whose only user it is: writing
+    into the other tensor changes what its later users see, which the fused layer would not."""
+    if node.kwargs:
+        return None  # torch.add's alpha=, out=
+    if node.op == "call_function" and node.target in _ADDS and len(node.args) == 2:
+        a, b = node.args
+        if node.target is operator.iadd and a is not operand:
+            return None
+    elif node.op == "call_method" and node.target in ("add", "add_") and len(node.args) == 2:
+        a, b = node.args
+        if node.target == "add_" and a is not operand:
+            return None
+    else:
+        return None
+    if a is b or operand not in (a, b):
+        return None
+    other = b if a is operand else a
+    return other if isinstance(other, fx.Node) else None  # a number is no residual
+
+
+def _is_relu(node, operand, modules):
+    if node.args != (operand,):
+        return False
+    if node.op == "call_function":
+        return node.target in _RELUS and set(node.kwargs) <= {"inplace"}
+    if node.op == "call_method":
+        return node.target in ("relu", "relu_") and not node.kwargs
+    return node.op == "call_module" and type(modules.get(node.target)) is nn.ReLU
+
+
+@torch.no_grad()
+def _folded(conv, bn, relu):
+    """A fastconv.torch.Conv2d computing relu?(bn(conv(x))) (bn in eval mode), in conv's dtype."""
+    layer = fnn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                       device=conv.weight.device, dtype=conv.weight.dtype, algo=getattr(conv, "algo", "auto"),
+                       relu=relu)
+    channels = conv.out_channels
+    double = dict(dtype=torch.float64, device=conv.weight.device)
+    gamma = bn.weight.to(torch.float64) if bn.weight is not None else torch.ones(channels, **double)
+    beta = bn.bias.to(torch.float64) if bn.bias is not None else torch.zeros(channels, **double)
+    bias = conv.bias.to(torch.float64) if conv.bias is not None else torch.zeros(channels, **double)
+    scale = gamma / torch.sqrt(bn.running_var.to(torch.float64) + bn.eps)
+    layer.weight.copy_(conv.weight.to(torch.float64) * scale.reshape(-1, 1, 1, 1))
+    layer.bias.copy_((bias - bn.running_mean.to(torch.float64)) * scale + beta)
+    return layer
+
+
+__all__ = ["fuse"]
