@@ -9,9 +9,11 @@ TINY = {"name": "resnet20_train_step", "model": "resnet20", "N": 2, "C": 3, "H":
 
 def test_models_section_times_fastconv_inside_torch(torch):
     case = models.train_step_case(TINY, torch)
-    assert case.ours == ["fastconv", models.FASTCONV_IN_TORCH, models.FASTCONV_IN_TORCH_CL]
+    assert case.ours == ["fastconv", models.FASTCONV_IN_TORCH, models.FASTCONV_IN_TORCH_CL,
+                         models.FASTCONV_IN_TORCH_FUSED]
     for name, layout in ((models.FASTCONV_IN_TORCH, torch.contiguous_format),
-                         (models.FASTCONV_IN_TORCH_CL, torch.channels_last)):
+                         (models.FASTCONV_IN_TORCH_CL, torch.channels_last),
+                         (models.FASTCONV_IN_TORCH_FUSED, torch.contiguous_format)):
         assert name in case.extra
         step = case.runners[name]
         net, _, tx = step.__defaults__  # the converted torch model the runner trains, and its input

@@ -191,17 +191,38 @@ def test_fastconv_layers_fuse_too(torch, fct):
     _check_same_output(torch, model, fused, torch.randn(2, 3, 6, 6, dtype=torch.float64))
 
 
-def test_fuse_refuses_a_training_model_and_an_untraceable_one(torch, fct):
-    nn = torch.nn
-    with pytest.raises(ValueError, match="model: .*eval mode"):
-        fct.fuse(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)))
-
-    class ValueDependent(nn.Module):
+def test_fuse_refuses_a_model_it_cannot_trace(torch, fct):
+    class ValueDependent(torch.nn.Module):
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
     with pytest.raises(ValueError, match="model: torch.fx could not trace it"):
         fct.fuse(ValueDependent().eval())
+
+
+@pytest.mark.parametrize("shortcut_conv", [False, True])
+def test_in_training_batch_norm_sum_and_relu_become_one_pass_that_trains_alike(torch, fct, shortcut_conv):
+    model = _randomise_batch_norms(torch, _block(torch, "+", "F.relu", shortcut_conv)).train()
+    fused = fct.fuse(model)
+    batch_norms = [m for m in fused.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(batch_norms) == 2 + shortcut_conv
+    # bn1 -> ReLU and bn2 -> + shortcut -> ReLU fused; the shortcut's own batch norm, followed by
+    # neither, stays torch's
+    assert [m.relu for m in batch_norms if type(m) is fct.BatchNorm2d] == [True, True]
+    assert not any(isinstance(m, torch.nn.ReLU) for m in fused.modules())
+    assert not [n for n in fused.graph.nodes if n.target in (operator.add, torch.nn.functional.relu)]
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64)
+    expected, ours = model(x), fused(x)
+    np.testing.assert_allclose(ours.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
+    (expected * expected).sum().backward()
+    (ours * ours).sum().backward()
+    theirs = dict(model.named_parameters())
+    for name, parameter in fused.named_parameters():
+        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
+                                   err_msg=name)
+    buffers = dict(model.named_buffers())
+    for name, buffer in fused.named_buffers():  # running statistics updated alike, batch counters too
+        np.testing.assert_allclose(buffer.numpy(), buffers[name].numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def test_the_fused_convolution_still_passes_gradients_to_its_input(torch, fct):

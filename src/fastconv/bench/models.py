@@ -10,9 +10,10 @@ channels_last. "fastconv_in_torch" is fastconv inside PyTorch: that same torch m
 its conv and batch-norm layers swapped by fastconv.torch.convert, so its ratio against "torch"
 is what converting a torch model buys; "fastconv_in_torch_cl" is its channels_last twin (model
 and input moved to channels_last, as for "torch_cl"), whose activations fastconv's kernels read
-and write in place. For inference, "fastconv_in_torch_fused" is that converted model after
-fastconv.torch.fuse: each conv -> batch norm [-> + shortcut] -> ReLU chain one fastconv
-convolution, as fastconv's own engine runs it. Each case reports the network's
+and write in place. "fastconv_in_torch_fused" is that converted model (NCHW) after
+fastconv.torch.fuse: at inference each conv -> batch norm [-> + shortcut] -> ReLU chain is one
+fastconv convolution, as fastconv's own engine runs it; in training each batch norm [-> +
+shortcut] -> ReLU chain is one fastconv batch-norm pass. Each case reports the network's
 direct-convolution FLOPs.
 """
 import numpy as np
@@ -96,13 +97,18 @@ FASTCONV_IN_TORCH_CL = "fastconv_in_torch_cl"
 FASTCONV_IN_TORCH_FUSED = "fastconv_in_torch_fused"
 
 
-def _torch_models(torch, model):
-    """{runner name: (torch copy of `model`, its input layout)}: torch in each layout, and a copy
-    in each layout converted to fastconv's layers."""
-    import fastconv.torch
+def _torch_models(torch, model, training):
+    """{runner name: (torch copy of `model`, its input layout)}: torch in each layout, a copy in
+    each layout converted to fastconv's layers, and a converted copy fused (fastconv.torch.fuse,
+    in the mode the case runs: folding the batch norms into the convolutions at inference)."""
+    from fastconv.torch import convert, fuse
     nets = {name: (_torch_copy(torch, model, layout), layout) for name, layout in torch_layouts(torch)}
     for name, layout in ((FASTCONV_IN_TORCH, torch.contiguous_format), (FASTCONV_IN_TORCH_CL, torch.channels_last)):
-        nets[name] = (fastconv.torch.convert(_torch_copy(torch, model, layout)), layout)
+        nets[name] = (convert(_torch_copy(torch, model, layout)), layout)
+    for net, _ in nets.values():
+        net.train(training)
+    converted = convert(_torch_copy(torch, model, torch.contiguous_format)).train(training)
+    nets[FASTCONV_IN_TORCH_FUSED] = (fuse(converted), torch.contiguous_format)
     return nets
 
 
@@ -123,7 +129,7 @@ def train_step_case(layer, torch, seed=0):
     runners = {"fastconv": our_step}
     if torch is not None:
         labels = torch.from_numpy(y)
-        for name, (net, layout) in _torch_models(torch, model).items():
+        for name, (net, layout) in _torch_models(torch, model, training=True).items():
             torch_optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
             tx = torch.from_numpy(x).contiguous(memory_format=layout)
@@ -154,22 +160,12 @@ def inference_case(layer, torch, seed=0):
 
     runners = {"fastconv": our_inference}
     if torch is not None:
-        for name, (net, layout) in _torch_models(torch, model).items():
-            net.eval()
-
+        for name, (net, layout) in _torch_models(torch, model, training=False).items():
             def torch_inference(net=net, tx=torch.from_numpy(x).contiguous(memory_format=layout)):
                 with torch.no_grad():
                     return net(tx)
 
             runners[name] = torch_inference
-        from fastconv.torch import convert, fuse
-
-        def fused_inference(net=fuse(convert(_torch_copy(torch, model, torch.contiguous_format)).eval()),
-                            tx=torch.from_numpy(x)):
-            with torch.no_grad():
-                return net(tx)
-
-        runners[FASTCONV_IN_TORCH_FUSED] = fused_inference
     flops = resnet20_flops(layer["N"], side=layer["H"], in_channels=layer["C"])
     return Case(layer["name"], "fwd", runners, _ours(runners), flops=flops,
                 extra={"what": f"ResNet-20, {layer['N']}x{layer['C']}x{layer['H']}x{layer['W']} float32, "
@@ -191,9 +187,9 @@ def _fastconv_in_torch_note(runners):
             FASTCONV_IN_TORCH_CL: f"{FASTCONV_IN_TORCH} with model and input in channels_last: the kernels read "
                                   "and write NHWC activations in place (the 3x3 weights, channels_last too, are "
                                   "copied to (K, C, R, S) on each call)",
-            **({FASTCONV_IN_TORCH_FUSED: f"{FASTCONV_IN_TORCH} after fastconv.torch.fuse: batch norms folded into "
-                                         "the convolutions, the shortcut sum and ReLU in their epilogues"}
-               if FASTCONV_IN_TORCH_FUSED in runners else {})}
+            FASTCONV_IN_TORCH_FUSED: f"{FASTCONV_IN_TORCH} after fastconv.torch.fuse: at inference the batch norms "
+                                     "folded into the convolutions, the shortcut sum and ReLU in their epilogues; in "
+                                     "training each batch norm, shortcut sum and ReLU one pass"}
 
 
 def layers(layer_set):

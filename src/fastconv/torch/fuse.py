@@ -1,5 +1,6 @@
 """fastconv.torch.fuse: a model's Conv2d -> BatchNorm2d [-> + tensor] [-> ReLU] chains as one
-fastconv convolution each, for inference.
+fastconv convolution each for inference, and its BatchNorm2d [-> + tensor] [-> ReLU] chains as
+one fastconv batch-norm pass each in training.
 
 In eval mode a batch norm with running statistics is a per-channel scale and shift, which folds
 into the convolution before it: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * that + beta
@@ -25,15 +26,21 @@ _RELUS = (tF.relu, tF.relu_, torch.relu, torch.relu_)
 
 
 def fuse(model: nn.Module) -> fx.GraphModule:
-    """An inference copy of `model` (eval mode) in which each Conv2d whose output goes only to an
-    eval-mode BatchNorm2d with running statistics, optionally then to a sum with one other tensor
-    and to a ReLU, is a single fastconv.torch.Conv2d with the batch norm folded into its weight
-    and bias, the sum and the ReLU in its kernel's epilogue. Other layers are kept as they are
-    (fastconv.torch.convert swaps them for fastconv's). `model` itself is not changed; the copy's
-    folded weights are its own, so train the original, then fuse again."""
-    if model.training:
-        raise ValueError("model: fuse folds batch norms' running statistics into the convolutions, so it takes a "
-                         "model in eval mode (call model.eval() first)")
+    """A copy of `model` with its chains of a batch norm, a sum and a ReLU fused into fastconv
+    layers; `model` itself is not changed.
+
+    In eval mode (inference), each Conv2d whose output goes only to a BatchNorm2d with running
+    statistics, optionally then to a sum with one other tensor and to a ReLU, becomes a single
+    fastconv.torch.Conv2d: the batch norm folded into its weight and bias (the copy's own: train
+    the original, then fuse again), the sum and the ReLU in its kernel's epilogue.
+
+    In training mode, and in eval mode for a batch norm that no convolution can take, each
+    BatchNorm2d followed by a sum with one other tensor and/or a ReLU becomes one
+    fastconv.torch.BatchNorm2d(relu=...) called with that tensor as its residual: one pass, and
+    one backward pass, instead of up to three (the copy's parameters and statistics are the ones
+    it trains and updates).
+
+    Other layers are kept as they are (fastconv.torch.convert swaps them for fastconv's)."""
     model = copy.deepcopy(model)
     try:
         graph = _Tracer().trace(model)
@@ -43,9 +50,10 @@ def fuse(model: nn.Module) -> fx.GraphModule:
     traced = fx.GraphModule(model, graph)
     modules = dict(traced.named_modules())
     calls = _module_calls(traced.graph)
-    for node in list(traced.graph.nodes):
-        if node.graph is traced.graph and node.op == "call_module":  # nodes erased by an earlier chain are gone
-            _fuse_chain(traced, modules, calls, node)
+    for fuse_chain in (_fuse_conv_chain, _fuse_bn_chain):
+        for node in list(traced.graph.nodes):
+            if node.graph is traced.graph and node.op == "call_module":  # nodes erased by an earlier chain are gone
+                fuse_chain(traced, modules, calls, node)
     traced.graph.lint()
     traced.delete_all_unused_submodules()
     traced.recompile()
@@ -61,7 +69,7 @@ class _Tracer(fx.Tracer):
 
 def _module_calls(graph):
     """How many call_module nodes call each submodule: one called twice cannot be swapped for a
-    folded copy that fits only one of its calls."""
+    fused layer that fits only one of its calls."""
     calls = {}
     for node in graph.nodes:
         if node.op == "call_module":
@@ -69,38 +77,82 @@ def _module_calls(graph):
     return calls
 
 
-def _fuse_chain(traced, modules, calls, conv_node):
-    conv = modules.get(conv_node.target)
-    if type(conv) not in (nn.Conv2d, fnn.Conv2d) or getattr(conv, "relu", False) or calls[conv_node.target] != 1:
-        return
-    if len(conv_node.args) != 1 or conv_node.kwargs:
+def _called_once(modules, calls, node, types):
+    """The module `node` calls when it is one of `types` (exactly) and no other node calls it."""
+    module = modules.get(node.target) if node is not None and node.op == "call_module" else None
+    return module if type(module) in types and calls[node.target] == 1 else None
+
+
+def _batch_norm_call(modules, calls, node, input_node):
+    """(batch norm, its residual node or None, its relu) when `node` calls a BatchNorm2d on
+    `input_node` alone (fastconv's with its residual input too), else None."""
+    bn = _called_once(modules, calls, node, (nn.BatchNorm2d, fnn.BatchNorm2d))
+    if bn is None or not node.args or node.args[0] is not input_node or len(node.args) > 2:
+        return None
+    if set(node.kwargs) - {"residual"}:
+        return None
+    residual = node.args[1] if len(node.args) == 2 else node.kwargs.get("residual")
+    return bn, residual, bool(getattr(bn, "relu", False))
+
+
+def _tail(modules, node, residual, relu):
+    """The sum and ReLU nodes after `node` that a fused layer can take over, and its residual and
+    relu with them: a sum with one other tensor (unless `node` already has a residual or a ReLU),
+    then a ReLU (unless it has one)."""
+    tail = []
+    if residual is None and not relu:
+        add_node = _only_user(node)
+        other = _other_addend(add_node, node) if add_node is not None else None
+        if other is not None:
+            residual, node = other, add_node
+            tail.append(add_node)
+    if not relu:
+        relu_node = _only_user(node)
+        if relu_node is not None and _is_relu(relu_node, node, modules):
+            relu = True
+            tail.append(relu_node)
+    return tail, residual, relu
+
+
+def _fuse_conv_chain(traced, modules, calls, conv_node):
+    """conv -> batch norm (eval) [-> sum] [-> ReLU] as one fastconv Conv2d, in eval mode."""
+    conv = _called_once(modules, calls, conv_node, (nn.Conv2d, fnn.Conv2d))
+    if conv is None or getattr(conv, "relu", False) or len(conv_node.args) != 1 or conv_node.kwargs:
         return
     bn_node = _only_user(conv_node)
-    bn = modules.get(bn_node.target) if bn_node is not None and bn_node.op == "call_module" else None
-    if type(bn) not in (nn.BatchNorm2d, fnn.BatchNorm2d) or not _foldable(bn) or calls[bn_node.target] != 1:
+    found = _batch_norm_call(modules, calls, bn_node, conv_node)
+    if found is None or not _foldable(found[0]):
         return
-    if bn_node.args[0] is not conv_node or len(bn_node.args) > 2 or set(bn_node.kwargs) - {"residual"}:
+    bn, residual, relu = found
+    tail, residual, relu = _tail(modules, bn_node, residual, relu)
+    traced.add_submodule(conv_node.target, _folded(conv, bn, relu))
+    _replace(traced, [conv_node, bn_node, *tail], conv_node.target, conv_node.args[0], residual)
+
+
+def _fuse_bn_chain(traced, modules, calls, bn_node):
+    """batch norm -> [sum] -> [ReLU] as one fastconv BatchNorm2d pass, in either mode."""
+    if len(bn_node.args) != 1 or bn_node.kwargs:
         return
-    chain, residual, relu = [conv_node, bn_node], None, False
-    if len(bn_node.args) == 2 or bn_node.kwargs:  # fastconv's BatchNorm2d(input, residual): its own sum
-        residual = bn_node.args[1] if len(bn_node.args) == 2 else bn_node.kwargs["residual"]
-    relu = bool(getattr(bn, "relu", False))
-    if residual is None and not relu:
-        add_node = _only_user(bn_node)
-        if add_node is not None and _other_addend(add_node, bn_node) is not None:
-            residual = _other_addend(add_node, bn_node)
-            chain.append(add_node)
-    if not relu:
-        relu_node = _only_user(chain[-1])
-        if relu_node is not None and _is_relu(relu_node, chain[-1], modules):
-            relu = True
-            chain.append(relu_node)
-    fused_name = conv_node.target
-    traced.add_submodule(fused_name, _folded(conv, bn, relu))
+    found = _batch_norm_call(modules, calls, bn_node, bn_node.args[0])
+    if found is None:
+        return
+    bn, residual, relu = found
+    tail, residual, relu = _tail(modules, bn_node, residual, relu)
+    if not tail:
+        return
+    layer = fnn._replacement(bn) or bn  # a fastconv BatchNorm2d holding bn's parameters and statistics
+    layer.relu = relu
+    traced.add_submodule(bn_node.target, layer)
+    _replace(traced, [bn_node, *tail], bn_node.target, bn_node.args[0], residual)
+
+
+def _replace(traced, chain, target, input_node, residual):
+    """Puts one call of submodule `target` on (input_node[, residual]) where the last node of
+    `chain` was, and removes the chain. The call goes just before that last node: every input of
+    the chain (the residual too) is defined before it."""
     tail = chain[-1]
     with traced.graph.inserting_before(tail):
-        fused = traced.graph.call_module(fused_name, (conv_node.args[0],) + ((residual,) if residual is not None
-                                                                              else ()))
+        fused = traced.graph.call_module(target, (input_node,) + ((residual,) if residual is not None else ()))
     tail.replace_all_uses_with(fused)
     for node in reversed(chain):
         traced.graph.erase_node(node)
