@@ -1,8 +1,8 @@
 // Whole-array operations the autograd engine and the models run between kernels, threaded where
 // numpy runs on one core: a copy between two strided views, a fill, and the in-place sum of a
-// tensor's gradients. Small beside a convolution, they ran on one core while the others waited: in a
-// ResNet-20 training step, the gradient sums of the tensors with two users and the option-A
-// shortcut's subsampling copies took about a twentieth of the step.
+// tensor's gradients. Small beside a convolution, on one core they kept the other cores
+// waiting: in a ResNet-20 training step, the gradient sums of the tensors with two users and the
+// option-A shortcut's subsampling copies took about a twentieth of the step.
 #pragma once
 #include "core/tensor_arg.h"
 

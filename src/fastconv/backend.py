@@ -192,8 +192,8 @@ def copy_into(dst, src):
 
 
 def add_into(dst, src):
-    """dst += src, for two arrays of one shape, dtype and dense layout (backend.unshared's
-    gradient sums)."""
+    """dst += src, for two arrays of one shape, dtype and dense layout (the autograd engine's sums
+    of a tensor's gradients)."""
     if _threaded(dst, src) and dst.shape == src.shape and dst.strides == src.strides and dst.flags.writeable:
         _C.add_into(dst, src)
     else:

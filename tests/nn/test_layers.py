@@ -229,16 +229,16 @@ def test_batch_norm_relu_after_conv_keeps_its_fold_while_the_parameters_hold_the
 
     first, expected = folded_and_expected()
     np.testing.assert_allclose(first, expected, rtol=1e-12, atol=1e-12)
-    kept = bn._folded[3]
+    kept = bn._folded.weight_and_bias
     again, _ = folded_and_expected()
-    assert bn._folded[3] is kept  # the same folded arrays: their transforms stay cached
+    assert bn._folded.weight_and_bias is kept  # the same folded arrays: their transforms stay cached
     np.testing.assert_array_equal(again, first)
     # Each source changed in place (as an optimiser or a loaded state_dict does) is folded anew.
     for source in (conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias):
         source.data[1] += 0.25
         changed, expected = folded_and_expected()
-        assert bn._folded[3] is not kept
-        kept = bn._folded[3]
+        assert bn._folded.weight_and_bias is not kept
+        kept = bn._folded.weight_and_bias
         np.testing.assert_allclose(changed, expected, rtol=1e-12, atol=1e-12)
     bn.eps = 1e-3  # a hyper-parameter too
     changed, expected = folded_and_expected()

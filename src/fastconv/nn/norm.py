@@ -1,4 +1,6 @@
 """Batch normalisation (Ioffe & Szegedy 2015) with PyTorch's defaults and running statistics."""
+import collections
+
 import numpy as np
 from numpy.typing import DTypeLike
 
@@ -86,13 +88,17 @@ class BatchNormReLU2d(BatchNorm2d):
         data = lambda p: None if p is None else p.data
         sources = (conv.weight.data, data(conv.bias), self.running_mean.data, self.running_var.data,
                    data(self.weight), data(self.bias))
-        cached = self.__dict__.get("_folded")
-        if cached is not None and cached[0] is conv and cached[1] == self.eps and _same_arrays(cached[2], sources):
-            return cached[3]
-        folded = ops.fold_bn_into_conv(*sources, self.eps)
+        kept = self.__dict__.get("_folded")
+        if kept is not None and kept.conv is conv and kept.eps == self.eps and _same_arrays(kept.sources, sources):
+            return kept.weight_and_bias
+        weight_and_bias = ops.fold_bn_into_conv(*sources, self.eps)
         copies = tuple(None if a is None else backend.array_module(a).array(a, order="C", copy=True) for a in sources)
-        self.__dict__["_folded"] = (conv, self.eps, copies, folded)
-        return folded
+        self.__dict__["_folded"] = _Fold(conv, self.eps, copies, weight_and_bias)
+        return weight_and_bias
+
+
+# BatchNormReLU2d's fold into `conv`: the arrays it came from (copies), and the result.
+_Fold = collections.namedtuple("_Fold", "conv eps sources weight_and_bias")
 
 
 def _same_arrays(copies, arrays):
