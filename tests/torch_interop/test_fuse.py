@@ -247,3 +247,36 @@ def test_a_torchvision_style_resnet_fuses_converted_and_compiles(torch, fct):
     torch._dynamo.reset()
     compiled = torch.compile(fused, backend="aot_eager", fullgraph=True)  # one graph: fastconv's ops traced
     _check_same_output(torch, model, compiled, x)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_conv_followed_by_a_sum_and_relu_fuses_in_either_mode(torch, fct, training):
+    nn = torch.nn
+
+    class Net(nn.Module):  # VGG-style convolutions with ReLUs, a residual sum, no batch norm
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
+            self.conv3 = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            h = self.relu(self.conv1(x))
+            h = torch.relu(self.conv2(h) + h)
+            return self.conv3(h) * 2.0  # a conv followed by neither: left alone
+
+    torch.manual_seed(0)
+    model = Net().double().train(training)
+    fused = fct.fuse(model)
+    assert [layer.relu for layer in _fused_layers(fct, fused)] == [True, True]
+    assert type(fused.conv3) is nn.Conv2d
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    expected, ours = model(x), fused(x)
+    np.testing.assert_allclose(ours.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
+    expected.sum().backward()
+    ours.sum().backward()
+    theirs = dict(model.named_parameters())
+    for name, parameter in fused.named_parameters():
+        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
+                                   err_msg=name)

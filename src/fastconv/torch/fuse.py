@@ -1,6 +1,7 @@
 """fastconv.torch.fuse: a model's Conv2d -> BatchNorm2d [-> + tensor] [-> ReLU] chains as one
-fastconv convolution each for inference, and its BatchNorm2d [-> + tensor] [-> ReLU] chains as
-one fastconv batch-norm pass each in training.
+fastconv convolution each for inference, its BatchNorm2d [-> + tensor] [-> ReLU] chains as one
+fastconv batch-norm pass each in training, and its Conv2d -> [+ tensor] -> [ReLU] chains as one
+fastconv convolution in either mode.
 
 In eval mode a batch norm with running statistics is a per-channel scale and shift, which folds
 into the convolution before it: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * that + beta
@@ -37,8 +38,9 @@ def fuse(model: nn.Module) -> fx.GraphModule:
     In training mode, and in eval mode for a batch norm that no convolution can take, each
     BatchNorm2d followed by a sum with one other tensor and/or a ReLU becomes one
     fastconv.torch.BatchNorm2d(relu=...) called with that tensor as its residual: one pass, and
-    one backward pass, instead of up to three (the copy's parameters and statistics are the ones
-    it trains and updates).
+    one backward pass, instead of up to three. In either mode, a Conv2d followed directly by such
+    a sum and/or ReLU (no batch norm between) becomes one fastconv.torch.Conv2d(relu=...) called
+    with the residual. The copy's parameters and statistics are the ones it trains and updates.
 
     Other layers are kept as they are (fastconv.torch.convert swaps them for fastconv's)."""
     model = copy.deepcopy(model)
@@ -115,18 +117,26 @@ def _tail(modules, node, residual, relu):
 
 
 def _fuse_conv_chain(traced, modules, calls, conv_node):
-    """conv -> batch norm (eval) [-> sum] [-> ReLU] as one fastconv Conv2d, in eval mode."""
+    """conv -> batch norm (eval) [-> sum] [-> ReLU] as one fastconv Conv2d with the batch norm
+    folded in; without a batch norm, conv -> sum and/or ReLU as one fastconv Conv2d (either
+    mode: its operator is differentiable)."""
     conv = _called_once(modules, calls, conv_node, (nn.Conv2d, fnn.Conv2d))
     if conv is None or getattr(conv, "relu", False) or len(conv_node.args) != 1 or conv_node.kwargs:
         return
     bn_node = _only_user(conv_node)
     found = _batch_norm_call(modules, calls, bn_node, conv_node)
-    if found is None or not _foldable(found[0]):
+    if found is not None and _foldable(found[0]):
+        bn, residual, relu = found
+        tail, residual, relu = _tail(modules, bn_node, residual, relu)
+        traced.add_submodule(conv_node.target, _folded(conv, bn, relu))
+        _replace(traced, [conv_node, bn_node, *tail], conv_node.target, conv_node.args[0], residual)
         return
-    bn, residual, relu = found
-    tail, residual, relu = _tail(modules, bn_node, residual, relu)
-    traced.add_submodule(conv_node.target, _folded(conv, bn, relu))
-    _replace(traced, [conv_node, bn_node, *tail], conv_node.target, conv_node.args[0], residual)
+    tail, residual, relu = _tail(modules, conv_node, None, False)
+    if tail:
+        layer = fnn._replacement(conv) or conv  # a fastconv Conv2d holding conv's parameters
+        layer.relu = relu
+        traced.add_submodule(conv_node.target, layer)
+        _replace(traced, [conv_node, *tail], conv_node.target, conv_node.args[0], residual)
 
 
 def _fuse_bn_chain(traced, modules, calls, bn_node):
