@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds fastconv._C with AddressSanitizer and UndefinedBehaviorSanitizer in a copy of the
-# working tree and runs the tests that drive the C++ hardest: every hostile-input test and the
-# CI profile of the fuzz suite (tests/fuzz). Any invalid memory access or undefined behaviour
+# working tree and runs the tests that drive the C++ hardest: every hostile-input test, the
+# CI profile of the fuzz suite (tests/fuzz) and the whole-array copies' views of any strides
+# (tests/test_elementwise.py). Any invalid memory access or undefined behaviour
 # aborts the process that hit it, which fails its test (the fuzz worker's case names it).
 #
 #   scripts/sanitize.sh                 # build, then test
@@ -46,5 +47,6 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export FASTCONV_FUZZ_MEMORY_LIMIT=none
 cd "$work"
 started=$SECONDS
-PYTHONPATH=src python -m pytest -q -p no:cacheprovider tests/*/test_hostile_input.py tests/fuzz "$@"
+PYTHONPATH=src python -m pytest -q -p no:cacheprovider tests/*/test_hostile_input.py tests/fuzz \
+  tests/test_elementwise.py "$@"
 echo "sanitized tests took $((SECONDS - started)) s"
