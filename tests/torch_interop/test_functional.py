@@ -127,3 +127,14 @@ def test_opcheck(torch, cases, name):
     inputs = make(torch.float64)
     op, args, kwargs = _first_op_call(torch, ours, inputs)
     torch.library.opcheck(op, args, kwargs)
+
+
+def test_conv2d_add_relu_takes_an_unbatched_input_and_residual(torch, fct):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 6, 5, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)
+    z = torch.randn(4, 6, 5, generator=g, dtype=torch.float64)
+    ours = fct.functional.conv2d(x, w, padding=1, relu=True, residual=z)
+    expected = torch.relu(torch.nn.functional.conv2d(x, w, padding=1) + z)
+    assert ours.shape == (4, 6, 5)
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)

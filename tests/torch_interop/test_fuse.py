@@ -280,3 +280,4 @@ def test_a_conv_followed_by_a_sum_and_relu_fuses_in_either_mode(torch, fct, trai
     for name, parameter in fused.named_parameters():
         np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
                                    err_msg=name)
+

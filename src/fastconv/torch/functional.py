@@ -190,6 +190,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     arguments = (_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"),
                  an_int(groups, "groups"), same, algo)
     if relu or residual is not None:
+        if residual is not None and residual.dim() == 3 and input.shape[0] == 1:
+            residual = residual.unsqueeze(0)  # an unbatched call's residual, as its input is seen here
         return _conv2d_add_relu(input, weight, bias, residual, *arguments, bool(relu))
     return _conv2d(input, weight, bias, *arguments)
 
