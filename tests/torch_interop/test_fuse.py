@@ -75,6 +75,14 @@ def _check_same_output(torch, model, fused, x):
     np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-10, atol=1e-10)
 
 
+def _check_same_gradients(model, fused):
+    """Each parameter's .grad in the fused copy against the model's (the same names)."""
+    theirs = dict(model.named_parameters())
+    for name, parameter in fused.named_parameters():
+        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
+                                   err_msg=name)
+
+
 @pytest.mark.parametrize("add", ["+", "reversed +", "+=", "torch.add", ".add_"])
 @pytest.mark.parametrize("relu", ["F.relu", "torch.relu", ".relu_", "F.relu inplace"])
 def test_a_resnet_block_becomes_two_convolutions(torch, fct, add, relu):
@@ -216,10 +224,7 @@ def test_in_training_batch_norm_sum_and_relu_become_one_pass_that_trains_alike(t
     np.testing.assert_allclose(ours.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
     (expected * expected).sum().backward()
     (ours * ours).sum().backward()
-    theirs = dict(model.named_parameters())
-    for name, parameter in fused.named_parameters():
-        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
-                                   err_msg=name)
+    _check_same_gradients(model, fused)
     buffers = dict(model.named_buffers())
     for name, buffer in fused.named_buffers():  # running statistics updated alike, batch counters too
         np.testing.assert_allclose(buffer.numpy(), buffers[name].numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
@@ -276,8 +281,5 @@ def test_a_conv_followed_by_a_sum_and_relu_fuses_in_either_mode(torch, fct, trai
     np.testing.assert_allclose(ours.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
     expected.sum().backward()
     ours.sum().backward()
-    theirs = dict(model.named_parameters())
-    for name, parameter in fused.named_parameters():
-        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-9, atol=1e-10,
-                                   err_msg=name)
+    _check_same_gradients(model, fused)
 
