@@ -42,6 +42,22 @@ def test_conv2d_without_bias_and_a_pinned_algorithm(rng):
     gradients_match_numerical(f, x, w)
 
 
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_conv2d_adds_a_residual_and_applies_relu_in_the_kernel(rng, with_residual):
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    z = rng.standard_normal((2, 4, 4, 3))
+    if with_residual:
+        f = lambda x, w, b, z: fj.conv2d(x, w, b, stride=2, padding=1, relu=True, residual=z)
+        arrays = (x, w, b, z)
+    else:
+        f = lambda x, w, b: fj.conv2d(x, w, b, stride=2, padding=1, relu=True)
+        arrays = (x, w, b)
+    expected = ops.conv2d(x, w, b, stride=2, padding=1, relu=True, residual=z if with_residual else None)
+    assert (expected == 0).any() and (expected > 0).any()  # the ReLU's both sides are exercised
+    np.testing.assert_array_equal(jitted(f, *arrays), expected)
+    gradients_match_numerical(f, *arrays)
+
+
 def test_conv_transpose2d(rng):
     x, w, b = rng.standard_normal((2, 4, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(3)
     f = lambda x, w, b: fj.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)

@@ -85,38 +85,51 @@ def _single_input_op(name, forward, backward):
 # ---- conv2d ---------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def _conv2d_targets(stride, padding, dilation, groups, algo):
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    forward = register(_writes(lambda x, w, b: ops.conv2d(x, w, b, **args, algo=algo)), "conv2d")
-    backward = register(_writes(lambda x, w, dy: ops.conv2d_backward(x, w, dy, **args, algo=algo)),
-                        "conv2d_backward")
+def _conv2d_targets(stride, padding, dilation, groups, algo, relu, residual):
+    """(forward, backward) FFI targets; the forward takes a residual operand when `residual`."""
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, algo=algo)
+    forward = register(_writes(lambda x, w, b, *z: ops.conv2d(x, w, b, **args, relu=relu,
+                                                                  residual=z[0] if residual else None)), "conv2d")
+    backward = register(_writes(lambda x, w, dy: ops.conv2d_backward(x, w, dy, **args)), "conv2d_backward")
     return forward, backward
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _conv2d(x, w, b, config):
+# residual: () or (z,), a pytree, so that one custom_vjp serves calls with and without one.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _conv2d(x, w, b, residual, config):
     y_shape = ops.conv2d(np.empty((0,) + x.shape[1:], x.dtype), np.empty(w.shape, w.dtype),
                          **dict(zip(("stride", "padding", "dilation", "groups"), config[:4]))).shape
-    return _call(_conv2d_targets(*config)[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b)
+    targets = _conv2d_targets(*config, bool(residual))
+    return _call(targets[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b, *residual)
 
 
-def _conv2d_forward(x, w, b, config):
-    return _conv2d(x, w, b, config), (x, w)
+def _conv2d_forward(x, w, b, residual, config):
+    y = _conv2d(x, w, b, residual, config)
+    return y, (x, w, y if config[5] else None, bool(residual))
 
 
 def _conv2d_backward(config, saved, dy):
-    x, w = saved
+    x, w, y, has_residual = saved
+    if config[5]:  # torch's threshold_backward: no gradient where the output is <= 0 (NaN passes)
+        dy = jnp.where(y <= 0, jnp.zeros_like(dy), dy)
     results = (_like(x.shape, x.dtype), _like(w.shape, w.dtype), _like(w.shape[:1], w.dtype))
-    return tuple(_call(_conv2d_targets(*config)[1], results, x, w, dy))
+    dx, dw, db = _call(_conv2d_targets(*config, has_residual)[1], results, x, w, dy)
+    return dx, dw, db, (dy,) if has_residual else ()
 
 
 _conv2d.defvjp(_conv2d_forward, _conv2d_backward)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
-    """torch.nn.functional.conv2d on JAX arrays (NCHW input, (K, C/groups, R, S) weight)."""
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto", relu=False,
+           residual=None):
+    """torch.nn.functional.conv2d on JAX arrays (NCHW input, (K, C/groups, R, S) weight).
+    relu=True and `residual` (an array of the output's shape) give relu(conv2d(...) + residual),
+    the sum and the ReLU done as the kernel stores each output (fastconv.ops.conv2d's epilogue),
+    differentiable in every input."""
     bias = jnp.zeros(weight.shape[:1], weight.dtype) if bias is None else bias
-    return _conv2d(input, weight, bias, (_pair(stride), _pair(padding), _pair(dilation), groups, algo))
+    residual = () if residual is None else (residual,)
+    return _conv2d(input, weight, bias, residual, (_pair(stride), _pair(padding), _pair(dilation), groups, algo,
+                                                   bool(relu)))
 
 
 # ---- conv_transpose2d ------------------------------------------------------------------------
