@@ -56,6 +56,11 @@ def test_conv2d_adds_a_residual_and_applies_relu_in_the_kernel(rng, with_residua
     assert (expected == 0).any() and (expected > 0).any()  # the ReLU's both sides are exercised
     np.testing.assert_array_equal(jitted(f, *arrays), expected)
     gradients_match_numerical(f, *arrays)
+    loss = lambda *a: jnp.sum(f(*a) ** 2)
+    argnums = tuple(range(len(arrays)))
+    inputs = [jnp.asarray(a) for a in arrays]
+    for compiled, eager in zip(jax.jit(jax.grad(loss, argnums))(*inputs), jax.grad(loss, argnums)(*inputs)):
+        np.testing.assert_allclose(np.asarray(compiled), np.asarray(eager), rtol=1e-12, atol=1e-12)
 
 
 def test_conv_transpose2d(rng):

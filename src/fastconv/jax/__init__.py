@@ -94,26 +94,27 @@ def _conv2d_targets(stride, padding, dilation, groups, algo, relu, residual):
     return forward, backward
 
 
-# residual: () or (z,), a pytree, so that one custom_vjp serves calls with and without one.
+# residual: () or (z,), a pytree, so that one custom_vjp serves calls with and without one;
+# config: (stride, padding, dilation, groups, algo, relu, whether there is a residual).
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _conv2d(x, w, b, residual, config):
     y_shape = ops.conv2d(np.empty((0,) + x.shape[1:], x.dtype), np.empty(w.shape, w.dtype),
                          **dict(zip(("stride", "padding", "dilation", "groups"), config[:4]))).shape
-    targets = _conv2d_targets(*config, bool(residual))
-    return _call(targets[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b, *residual)
+    return _call(_conv2d_targets(*config)[0], _like((x.shape[0],) + y_shape[1:], x.dtype), x, w, b, *residual)
 
 
 def _conv2d_forward(x, w, b, residual, config):
     y = _conv2d(x, w, b, residual, config)
-    return y, (x, w, y if config[5] else None, bool(residual))
+    return y, (x, w, y if config[5] else None)
 
 
 def _conv2d_backward(config, saved, dy):
-    x, w, y, has_residual = saved
-    if config[5]:  # torch's threshold_backward: no gradient where the output is <= 0 (NaN passes)
+    x, w, y = saved
+    relu, has_residual = config[5:]
+    if relu:  # torch's threshold_backward: no gradient where the output is <= 0 (NaN passes)
         dy = jnp.where(y <= 0, jnp.zeros_like(dy), dy)
     results = (_like(x.shape, x.dtype), _like(w.shape, w.dtype), _like(w.shape[:1], w.dtype))
-    dx, dw, db = _call(_conv2d_targets(*config, has_residual)[1], results, x, w, dy)
+    dx, dw, db = _call(_conv2d_targets(*config)[1], results, x, w, dy)
     return dx, dw, db, (dy,) if has_residual else ()
 
 
@@ -129,7 +130,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     bias = jnp.zeros(weight.shape[:1], weight.dtype) if bias is None else bias
     residual = () if residual is None else (residual,)
     return _conv2d(input, weight, bias, residual, (_pair(stride), _pair(padding), _pair(dilation), groups, algo,
-                                                   bool(relu)))
+                                                   bool(relu), bool(residual)))
 
 
 # ---- conv_transpose2d ------------------------------------------------------------------------
