@@ -279,10 +279,10 @@ def conv2d(input: Array, weight: Union[Array, PreparedWeight], bias: Optional[Ar
     x, w = arrays["input"], arrays["weight"]
     layout = _layout(x, w.shape, args[-1], algo)
     if layout != "nchw":
-        nchw_residual = None if residual is None else contiguous(residual)
         runs = {"nchw_copy": lambda: to_channels_last(conv2d(contiguous(x), prepared or w, bias, stride, padding,
                                                              dilation, groups, algo=algo, relu=relu,
-                                                             residual=nchw_residual)),
+                                                             residual=None if residual is None
+                                                             else contiguous(residual))),
                 "channels_last": lambda: _forward_in_place(lib, x, w, bias, args, relu, residual)}
         return _run_channels_last(layout, algo, "forward", runs, x.shape, w.shape, args, x.dtype)
     x, w = _contiguous(arrays)

@@ -196,8 +196,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     return _conv2d(input, weight, bias, *arguments)
 
 
-def _residual_fits(residual: Tensor, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntPair,
-                   padding: Union[str, IntPair], dilation: IntPair, groups: int) -> bool:
+def _residual_fits(residual: Tensor, input: Tensor, weight: Tensor, stride: IntPair, padding: Union[str, IntPair],
+                   dilation: IntPair, groups: int) -> bool:
     """Whether `residual` can be conv2d's residual= for these arguments: a tensor of the output's
     shape and of the input's dtype and device (a batched input; anything else is added after)."""
     if (residual.dtype != input.dtype or residual.device != input.device or input.dim() != 4

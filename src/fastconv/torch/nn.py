@@ -30,11 +30,11 @@ class Conv2d(nn.Conv2d):
         if self.padding_mode != "zeros":  # as torch: pad first, then convolve without padding
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
-        arguments = (self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-        if residual is not None and not F._residual_fits(residual, input, *arguments):
-            out = F.conv2d(input, *arguments, algo=self.algo) + residual
+        geometry = (self.stride, padding, self.dilation, self.groups)
+        if residual is not None and not F._residual_fits(residual, input, self.weight, *geometry):
+            out = F.conv2d(input, self.weight, self.bias, *geometry, algo=self.algo) + residual
             return nn.functional.relu(out) if self.relu else out
-        return F.conv2d(input, *arguments, algo=self.algo, relu=self.relu, residual=residual)
+        return F.conv2d(input, self.weight, self.bias, *geometry, algo=self.algo, relu=self.relu, residual=residual)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", algo={self.algo!r}" + (", relu=True" if self.relu else "")
