@@ -208,6 +208,22 @@ struct FftTransform {
     }
   }
 
+  // The spectra of two real rows a and b from that of z = a + i b, at v (z) and -v (y): (a, b) =
+  // ((z + conj y) / 2, (z - conj y) / 2i). Its own function for the restrict qualifiers: with
+  // eight pointers that might alias, the compiler had left this loop scalar (about a sixth of the
+  // input transform's time on the 11x11 bench layer).
+  __attribute__((always_inline)) static inline void split_rows(const T* __restrict z_r, const T* __restrict z_i,
+                                                               const T* __restrict y_r, const T* __restrict y_i,
+                                                               T* __restrict a_r, T* __restrict a_i,
+                                                               T* __restrict b_r, T* __restrict b_i, index_t lanes) {
+    for (index_t l = 0; l < lanes; ++l) {
+      a_r[l] = T(0.5) * (z_r[l] + y_r[l]);
+      a_i[l] = T(0.5) * (z_i[l] - y_i[l]);
+      b_r[l] = T(0.5) * (z_i[l] + y_i[l]);
+      b_i[l] = T(0.5) * (y_r[l] - z_r[l]);
+    }
+  }
+
   template <bool Avx2, class Tiles>
   __attribute__((always_inline)) inline void input_body(const Tiles& tiles, index_t lanes, T* out,
                                                         index_t point_stride, index_t part_stride, T* work,
@@ -226,13 +242,7 @@ struct FftTransform {
         const T *z_r = zr + v * lanes, *z_i = zi + v * lanes;
         const T *y_r = zr + (F - v) % F * lanes, *y_i = zi + (F - v) % F * lanes;
         T *a_r = sr + (a * half + v) * lanes, *a_i = si + (a * half + v) * lanes;
-        T *b_r = a_r + half * lanes, *b_i = a_i + half * lanes;
-        for (index_t l = 0; l < lanes; ++l) {
-          a_r[l] = T(0.5) * (z_r[l] + y_r[l]);
-          a_i[l] = T(0.5) * (z_i[l] - y_i[l]);
-          b_r[l] = T(0.5) * (z_i[l] + y_i[l]);
-          b_i[l] = T(0.5) * (y_r[l] - z_r[l]);
-        }
+        split_rows(z_r, z_i, y_r, y_i, a_r, a_i, a_r + half * lanes, a_i + half * lanes, lanes);
       }
     }
     for (index_t v = 0; v < half; ++v) fft.run(sr + v * lanes, si + v * lanes, half * lanes, lanes, false);
