@@ -31,6 +31,7 @@
 #include "conv/cpu/tile_io.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
+#include "core/stream_store.h"
 #include "gemm/gemm.h"
 
 namespace fastconv::conv::cpu {
@@ -364,6 +365,17 @@ void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, i
                        });
 }
 
+// Asks for point pt's B operand (group grp's kc rows of nr values in each panel): its rows lie
+// row_stride apart, a stride the hardware prefetcher does not follow, so each of them had missed
+// in L1 the first time the micro-kernel read it. Fetched while the point before is multiplied.
+template <class T, class Transform>
+void prefetch_operand(const Blocking<T, Transform>& bk, const T* v, index_t pt, index_t grp, index_t nt, index_t kc) {
+  for (index_t p = 0; p < ceil_div(nt, bk.ks.nr); ++p) {
+    const T* b = v + bk.v_row(grp, p) + pt * bk.ks.nr;
+    for (index_t k = 0; k < kc; ++k) prefetch_span(b + k * bk.row_stride, bk.ks.nr);
+  }
+}
+
 // M[pt] = U[pt] V[pt] per group: U is the micro-kernel's packed A already, V its B (steps
 // row_stride apart), and it writes M's rows row_stride apart.
 template <class T, class Transform>
@@ -375,6 +387,7 @@ void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, i
     for (index_t i = lo; i < hi; ++i) {
       const index_t pt = i / g.groups, grp = i % g.groups;
       const T* a = u + i * u_block;
+      if (i + 1 < hi) prefetch_operand(bk, v, (i + 1) / g.groups, (i + 1) % g.groups, nt, kc);
       for (index_t p = 0; p < ceil_div(nt, nr); ++p) {
         const T* b = v + bk.v_row(grp, p) + pt * nr;
         T* c = m + bk.m_row(grp, p) + pt * nr;
