@@ -119,3 +119,13 @@ def test_each_round_times_every_runner_on_its_second_call_in_a_row_in_a_drawn_or
     again = []
     harness.time_interleaved_samples({n: (lambda n=n: again.append(n)) for n in "abcd"}, repeats=12, warmup=0)
     assert again == calls  # the same draws in every run
+
+
+def test_a_torch_step_computes_fresh_gradients_each_call_not_their_running_sum():
+    torch = pytest.importorskip("torch")
+    from fastconv.bench.peers import torch_step
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    step = torch_step(lambda t: t * t, x, torch.ones(3))
+    step()
+    step()  # accumulated, x.grad would be 4x
+    assert x.grad.tolist() == [2.0, -4.0, 6.0]

@@ -12,7 +12,7 @@ from fastconv.ops import conv_algo
 from fastconv.ops._checks import is_channels_last, to_channels_last
 from fastconv.ops.conv import conv2d_arguments
 from fastconv.bench.harness import Case, settle
-from fastconv.bench.peers import load_onnxruntime, numpy_conv2d, onnxruntime_conv2d
+from fastconv.bench.peers import backward_fresh, load_onnxruntime, numpy_conv2d, onnxruntime_conv2d
 
 
 def conv_flops(layer, p, q):
@@ -72,8 +72,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
                 return F.conv2d(inp, weight, **args)
 
         def torch_step(inp, weight, grad):
-            inp.grad = weight.grad = None  # no accumulation into old gradients
-            F.conv2d(inp, weight, **args).backward(grad)
+            backward_fresh(F.conv2d(inp, weight, **args), grad, inp, weight)
 
         fwd["torch"] = lambda: torch_fwd(tx, tw)
         fwd["torch_cl"] = lambda: torch_fwd(tx_cl, tw)

@@ -6,7 +6,7 @@ import numpy as np
 from fastconv import ops
 from fastconv.ops._checks import is_channels_last, to_channels_last
 from fastconv.bench.harness import Case, settle
-from fastconv.bench.peers import torch_copies
+from fastconv.bench.peers import backward_fresh, torch_copies
 
 
 def layers(layer_set):
@@ -39,7 +39,8 @@ def cases(layer, torch, dtype=np.float32, seed=0):
                     return F.conv_transpose2d(inp, weight, **args)
 
             fwd[name] = torch_fwd
-            step[name] = lambda inp=gx, weight=gw, grad=tgy: F.conv_transpose2d(inp, weight, **args).backward(grad)
+            step[name] = lambda inp=gx, weight=gw, grad=tgy: backward_fresh(F.conv_transpose2d(inp, weight, **args),
+                                                                            grad, inp, weight)
     return [Case(layer["name"], "fwd", fwd, ours, flops=flops),
             Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops)]
 

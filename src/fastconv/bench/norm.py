@@ -10,7 +10,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import our_layouts, torch_copies
+from fastconv.bench.peers import backward_fresh, our_layouts, torch_copies
 
 
 def layers(layer_set):
@@ -46,8 +46,8 @@ def cases(layer, torch, dtype=np.float32, seed=0):
                     return F.relu(F.batch_norm(inp, trm, trv, g, b, training=True))
 
             fwd[name] = torch_fwd
-            step[name] = lambda inp=gx, g=tg, b=tb, grad=tgy: F.relu(
-                F.batch_norm(inp, trm, trv, g, b, training=True)).backward(grad)
+            step[name] = lambda inp=gx, g=tg, b=tb, grad=tgy: backward_fresh(
+                F.relu(F.batch_norm(inp, trm, trv, g, b, training=True)), grad, inp, g, b)
     size = x.nbytes
     # fwd: read x, write y. fwd+bwd: that, then read dy, x, y and write dx.
     ours = list(our_layouts(()))

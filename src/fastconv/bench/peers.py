@@ -93,10 +93,19 @@ def torch_no_grad(torch, fn, *args):
     return call
 
 
+def backward_fresh(output, grad, *leaves):
+    """output.backward(grad) into new gradients of `leaves` (the tensors that require grad): a
+    leaf whose .grad is left from the previous call is added to, a pass over the gradient that
+    fastconv's runners, which return fresh arrays, do not make."""
+    for leaf in leaves:
+        leaf.grad = None
+    output.backward(grad)
+
+
 def torch_step(fn, x, grad):
     """A forward+backward runner of a torch function of one input (x requires grad)."""
     def step():
-        fn(x).backward(grad)
+        backward_fresh(fn(x), grad, x)
     return step
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import torch_copies, torch_no_grad, torch_step
+from fastconv.bench.peers import backward_fresh, torch_copies, torch_no_grad, torch_step
 from fastconv.ops._checks import to_channels_last
 
 F32 = 4
@@ -61,7 +61,7 @@ def grid_sample_cases(layer, torch, rng):
         for name, (tx, tgy) in torch_copies(torch, (x, gy)).items():
             fwd[name] = torch_no_grad(torch, torch_sample, tx, ttheta)
             gx, gtheta = tx.clone().requires_grad_(), ttheta.clone().requires_grad_()
-            step[name] = lambda gx=gx, gtheta=gtheta, tgy=tgy: torch_sample(gx, gtheta).backward(tgy)
+            step[name] = lambda gx=gx, gtheta=gtheta, tgy=tgy: backward_fresh(torch_sample(gx, gtheta), tgy, gx, gtheta)
     grid_bytes = n * size[2] * size[3] * 2 * F32
     out_bytes = int(np.prod(size)) * F32
     forward_bytes = x.nbytes + grid_bytes + out_bytes
