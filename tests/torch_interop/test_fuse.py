@@ -124,7 +124,6 @@ def test_fuse_leaves_the_model_and_what_it_cannot_fuse_alone(torch, fct):
             self.no_stats = nn.BatchNorm2d(4, track_running_stats=False)
             self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
             self.bn_c = nn.BatchNorm2d(4)
-            self.scale = nn.Parameter(torch.rand(1, 4, 1, 1, dtype=torch.float64))
 
         def forward(self, x):
             y = self.two_users(x)

@@ -15,9 +15,10 @@
 - `fastconv.torch.nn`: Conv2d, ConvTranspose2d, BatchNorm2d, MaxPool2d, AvgPool2d,
   AdaptiveAvgPool2d, RoIAlign, RoIPool, drop-ins with torch's arguments and state_dict keys.
 - `fastconv.torch.convert(model)`: swaps a model's torch layers for those, in place.
-- `fastconv.torch.fuse(model)`: an inference copy (eval mode) with each conv -> batch norm
-  [-> + shortcut] [-> ReLU] chain as one convolution: the batch norm folded into its weights,
-  the sum and the ReLU done as the kernel stores each output.
+- `fastconv.torch.fuse(model)`: a copy whose conv -> batch norm [-> + shortcut] [-> ReLU]
+  chains are one convolution each in eval mode (the batch norm folded into its weights, the sum
+  and the ReLU done as the kernel stores each output), and whose batch norm [-> + shortcut]
+  [-> ReLU] chains are one fastconv batch-norm pass each in training.
 
 PyTorch is an optional extra (pip install "fastconv[torch]"); `import fastconv` never imports it.
 """
