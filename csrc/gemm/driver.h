@@ -150,13 +150,29 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
   constexpr double kMinFlopsPerThread = 4e6;  // as gemm_packed's
   const index_t grain = std::max<index_t>(1, static_cast<index_t>(kMinFlopsPerThread / (2.0 * dot.mb * dot.nb * K)));
   const bool plain = c.row_group == 0 && c.col_group == 0;  // C's entries addressed directly
+  const bool scaled_only = plain && c.col_stride == 1 && !ep.row_bias && !ep.residual && !ep.relu;
   parallel_for(0, blocks, grain, [&](index_t lo, index_t hi) {
     T sums[kMaxDotTile];
     for (index_t block = lo; block < hi; ++block) {
       const index_t i0 = block / col_blocks * dot.mb, j0 = block % col_blocks * dot.nb;
       const index_t rows = std::min<index_t>(dot.mb, M - i0), cols = std::min<index_t>(dot.nb, N - j0);
+      // C's block is read after the sums: fetched while they are computed (a Winograd weight
+      // gradient adds each block of tiles into C, by then long gone from L1).
+      if (scaled_only && ep.beta != T(0))
+        for (index_t i = 0; i < rows; ++i) __builtin_prefetch(c.data + (i0 + i) * c.row_stride + j0, 1);
       dot.kernel(K, a.data + i0 * a.row_stride, a.row_stride, rows, b.data + j0 * b.col_stride, b.col_stride, cols,
                  sums);
+      if (scaled_only) {
+        for (index_t i = 0; i < rows; ++i) {
+          T* out = c.data + (i0 + i) * c.row_stride + j0;
+          const T* s = sums + i * dot.nb;
+          if (ep.beta == T(0))
+            for (index_t j = 0; j < cols; ++j) out[j] = ep.alpha * s[j];
+          else
+            for (index_t j = 0; j < cols; ++j) out[j] = ep.alpha * s[j] + ep.beta * out[j];
+        }
+        continue;
+      }
       for (index_t i = 0; i < rows; ++i) {
         for (index_t j = 0; j < cols; ++j) {
           const index_t at = plain ? (i0 + i) * c.row_stride + (j0 + j) * c.col_stride

@@ -49,12 +49,14 @@ def test_matmul_of_operands_along_a_long_depth(isa, rng, m, k, n, dtype):
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.5])
-def test_gemm_scales_and_adds_along_a_long_depth(isa, rng, beta):
-    # c = alpha * a @ b + beta * c; with beta 0 c's old values (NaN here) are not read.
+@pytest.mark.parametrize("c_order", ["C", "F"])
+def test_gemm_scales_and_adds_along_a_long_depth(isa, rng, beta, c_order):
+    # c = alpha * a @ b + beta * c; with beta 0 c's old values (NaN here) are not read. C's rows
+    # contiguous or its columns: the dot tiles store either.
     from fastconv import _C
     a, b_rows = rng.standard_normal((7, 300)), rng.standard_normal((10, 300))
     c0 = rng.standard_normal((7, 10)) if beta else np.full((7, 10), np.nan)
-    c = c0.copy()
+    c = c0.copy(order=c_order)
     _C.gemm(a, b_rows.T, c, -2.0, beta)
     expected = -2.0 * (a @ b_rows.T) + (beta * c0 if beta else 0.0)
     np.testing.assert_allclose(c, expected, rtol=1e-12, atol=1e-12)
