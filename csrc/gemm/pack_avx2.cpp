@@ -14,7 +14,12 @@ void interleave_avx2(const float* const* src, index_t n, index_t kc, index_t ld,
   const index_t k_full = kc / 8 * 8;
   for (index_t j0 = 0; j0 < ld; j0 += 8) {  // lanes [j0, j0 + width) of every row
     const index_t width = ld - j0 < 8 ? ld - j0 : 8;
+    const index_t next = j0 + 8 < n ? n - j0 - 8 : 0;  // sequences of the next group (at most 8)
     for (index_t k = 0; k < k_full; k += 8) {
+      // The next group's lines, one per 16 values: each sequence is a short stream (a pointwise
+      // conv's 196-pixel rows) that the hardware prefetcher barely starts before it ends.
+      if (k % 16 == 0)
+        for (index_t i = 0; i < next && i < 8; ++i) __builtin_prefetch(src[j0 + 8 + i] + k);
       __m256 r[8], c[8];
       for (index_t i = 0; i < 8; ++i) r[i] = j0 + i < n ? _mm256_loadu_ps(src[j0 + i] + k) : _mm256_setzero_ps();
       simd::transpose8(r, c);
