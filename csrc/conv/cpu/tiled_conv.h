@@ -196,13 +196,43 @@ index_t filter_panel_rows() {
   return mr;
 }
 
-// Two passes, so that U is written once, in order: the transforms of every filter go to a
-// point-major array (whole cache lines per filter block), then each point's A is packed from
-// its few kilobytes there. (Scattered straight into U, each cache line of a panel was written a
-// value at a time from 12 filters apart: a 7x7 layer's FFT spectra took longer than its
-// convolution.)
+// A real transform's filters (Winograd's) straight into U, a panel of mr output channels and
+// kLanes input channels at a time: their values at each point, mr x kLanes in L1, transposed into
+// the panel's [c][mr] order by registers. (Through a point-major copy of every filter first, as
+// the complex spectra below go, U was written twice and read once beyond the caches: a third of
+// resnet50's 256 x 256 3x3 layer's forward, F(4x4) at 9.4 MB, when its weight changes every step.)
+template <class T, class Transform>
+void transform_real_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, mr = filter_panel_rows<T>(), rows = filter_rows(g, tf);
+  const index_t panels = rows / mr, block = rows * Cg;
+  parallel_for(0, g.groups * panels, 1, [&](index_t lo, index_t hi) {
+    std::vector<T> values(tf.points * mr * kLanes), work(tf.work_size(kLanes));  // [row][pt][lane]
+    for (index_t i = lo; i < hi; ++i) {
+      const index_t group = i / panels, r0 = i % panels * mr;
+      const index_t n = std::clamp<index_t>(Kg - r0, 0, mr);  // the panel's rows past Kg are zero
+      for (index_t c0 = 0; c0 < Cg; c0 += kLanes) {
+        const index_t lanes = std::min(kLanes, Cg - c0);
+        for (index_t r = 0; r < n; ++r)
+          tf.filter(w + ((group * Kg + r0 + r) * Cg + c0) * R * S, lanes, values.data() + r * tf.points * lanes,
+                    work.data());
+        for (index_t pt = 0; pt < tf.points; ++pt) {
+          const T* filters[gemm::kMaxMR];
+          for (index_t r = 0; r < n; ++r) filters[r] = values.data() + (r * tf.points + pt) * lanes;
+          gemm::interleave(filters, n, lanes, mr, u + (pt * g.groups + group) * block + r0 * Cg + c0 * mr);
+        }
+      }
+    }
+  });
+}
+
+// Complex spectra (FFT's) in two passes, so that U is written once, in order: the transforms of
+// every filter go to a point-major array (whole cache lines per filter block), then each point's
+// A is packed from its few kilobytes there. (Scattered straight into U, each cache line of a panel
+// was written a value at a time from 12 filters apart: a 7x7 layer's FFT spectra took longer than
+// its convolution.)
 template <class T, class Transform>
 void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
+  if (tf.parts == 1) return transform_real_filters(g, tf, w, R, S, u);
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, kc = parts * Cg;
   const index_t mr = filter_panel_rows<T>(), rows = filter_rows(g, tf), block = rows * kc;
   // spectra[pt][k][part][c]: filter (k, c)'s value at point pt.
