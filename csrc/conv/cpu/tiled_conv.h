@@ -199,8 +199,9 @@ index_t filter_panel_rows() {
 // A real transform's filters (Winograd's) straight into U, a panel of mr output channels and
 // kLanes input channels at a time: their values at each point, mr x kLanes in L1, transposed into
 // the panel's [c][mr] order by registers. (Through a point-major copy of every filter first, as
-// the complex spectra below go, U was written twice and read once beyond the caches: a third of
-// resnet50's 256 x 256 3x3 layer's forward, F(4x4) at 9.4 MB, when its weight changes every step.)
+// the complex spectra below go, U was written twice and read once beyond the caches: with a
+// weight that changes every step, the filter transforms were a third of resnet50's 256 x 256 3x3
+// layer's forward and input gradient (F(4x4): U of 9.4 MB), one thread.)
 template <class T, class Transform>
 void transform_real_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, mr = filter_panel_rows<T>(), rows = filter_rows(g, tf);
