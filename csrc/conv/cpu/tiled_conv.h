@@ -272,7 +272,6 @@ void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, 
         const T* re = spectrum + k * parts * Cg;  // and im = re + Cg
         const T* left = part == 0 ? re : re + Cg;
         for (index_t c = 0; c < Cg; ++c) panel[c * mr] = left[c];
-        if (parts == 1) continue;
         const T* right = part == 0 ? re + Cg : re;
         const T sign = part == 0 ? T(-1) : T(1);
         for (index_t c = 0; c < Cg; ++c) panel[(Cg + c) * mr] = sign * right[c];

@@ -9,7 +9,7 @@ import numpy as np
 
 from fastconv import ops
 from fastconv.bench.harness import Case
-from fastconv.bench.peers import backward_fresh, our_layouts, torch_copies
+from fastconv.bench.peers import our_layouts, torch_copies, torch_step
 from fastconv.ops._checks import is_channels_last
 
 
@@ -42,7 +42,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
                     return F.max_pool2d(inp, k, stride)
 
             fwd[name] = torch_fwd
-            step[name] = lambda inp=gx, grad=tgy: backward_fresh(F.max_pool2d(inp, k, stride), grad, inp)
+            step[name] = torch_step(lambda t: F.max_pool2d(t, k, stride), gx, tgy)
     # fwd: read x, write y. fwd+bwd: also indices (int64) written and read, dy read, dx written.
     fwd_bytes = x.nbytes + y.nbytes
     step_bytes = fwd_bytes + 2 * idx.nbytes + gy.nbytes + x.nbytes
