@@ -45,6 +45,9 @@ struct WinogradTransform {
   // values[pt * lanes + l] = (G g_l G^T)[pt] for `lanes` consecutive r x r filters g_l.
   template <class T>
   void filter(const T* w, index_t lanes, T* values, T* work) const {
+    if constexpr (std::is_same_v<T, float>)
+      if (const auto& vt = vectors(); vt.filter && vectorised(vt, lanes))
+        return by_vectors(vt, lanes, [&](index_t l0) { vt.filter(w + l0 * R * R, values + l0, lanes); });
     T* taps = work + F::alpha * F::alpha * lanes;  // [R * R][lanes]
     for (index_t l = 0; l < lanes; ++l)
       for (index_t i = 0; i < R * R; ++i) taps[i * lanes + l] = w[l * R * R + i];

@@ -278,6 +278,8 @@ struct VectorTransforms {
   void (*gradient)(const tiled::PatchSource<float>& src, float* out, index_t point_stride) = nullptr;
   void (*output)(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
                  bool relu) = nullptr;
+  // 3x3 filters only (null for the others): `lanes` filters from w, R * R values apart.
+  void (*filter)(const float* w, float* out, index_t point_stride) = nullptr;
 };
 template <int M, int R>
 VectorTransforms<M, R> vector_transforms_avx2();  // winograd_avx2.cpp

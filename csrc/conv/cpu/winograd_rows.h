@@ -14,6 +14,7 @@
 // The codelets are winograd.h's with the same operations in the same order on every ISA, and
 // the per-ISA files compile without FMA contraction: AVX2 and AVX-512 give the same bits.
 #pragma once
+#include <cstdint>
 #include <immintrin.h>
 
 #include "conv/cpu/winograd.h"
@@ -86,6 +87,13 @@ struct Vec;
 template <class V>
 struct Vec<V, 2, 3> : Alpha4<V> {
   using Reg = typename V::Reg;
+  static void filter(const Reg* g, Reg* o) {
+    const Reg half = V::set1(0.5f);
+    o[0] = g[0];
+    o[1] = V::mul(half, V::add(V::add(g[0], g[1]), g[2]));
+    o[2] = V::mul(half, V::add(V::sub(g[0], g[1]), g[2]));
+    o[3] = g[2];
+  }
   static void output(const Reg* m, Reg* o) {
     o[0] = V::add(V::add(m[0], m[1]), m[2]);
     o[1] = V::sub(V::sub(m[1], m[2]), m[3]);
@@ -101,6 +109,18 @@ struct Vec<V, 2, 3> : Alpha4<V> {
 template <class V>
 struct Vec<V, 4, 3> : Alpha6<V> {
   using Reg = typename V::Reg;
+  // -x / 6 as x / -6: the same value, signed zeros included.
+  static void filter(const Reg* g, Reg* o) {
+    const Reg four = V::set1(4), two = V::set1(2), six = V::set1(6), minus_six = V::set1(-6);
+    const Reg quarter = V::div(g[0], four), half = V::div(g[1], two);
+    const Reg even = V::add(g[0], g[2]), quarter_plus_g2 = V::add(quarter, g[2]);
+    o[0] = quarter;
+    o[1] = V::div(V::add(even, g[1]), minus_six);
+    o[2] = V::div(V::sub(even, g[1]), minus_six);
+    o[3] = V::div(V::add(quarter_plus_g2, half), six);
+    o[4] = V::div(V::sub(quarter_plus_g2, half), six);
+    o[5] = g[2];
+  }
   static void output(const Reg* m, Reg* o) {
     const Reg s12 = V::add(m[1], m[2]), d12 = V::sub(m[1], m[2]);
     const Reg s34 = V::add(m[3], m[4]), d34 = V::sub(m[3], m[4]);
@@ -299,6 +319,34 @@ void gradient_tiles(const tiled::PatchSource<float>& src, float* out, index_t po
   rows_then_columns<L, M, C::alpha>(load, adjoint, out, point_stride);
 }
 
+// The filters' transforms, G g G^T, of `lanes` consecutive 3x3 filters from w (9 values apart)
+// to out[pt * point_stride + l]: each filter's columns through G, then the rows, as
+// winograd::transform_2d runs the codelet.
+template <class L, int M, int R>
+void filter_tiles(const float* w, float* out, index_t point_stride) {
+  using V = typename L::V;
+  using Reg = typename V::Reg;
+  using C = Vec<V, M, R>;
+  constexpr int A = C::alpha;
+  std::int32_t at[V::width];
+  for (int l = 0; l < V::width; ++l) at[l] = l * R * R;
+  Reg g[R][R];  // [row][column], across the lanes
+  for (int r = 0; r < R; ++r)
+    for (int s = 0; s < R; ++s) g[r][s] = V::gather(w + r * R + s, at);
+  Reg columns[A][R];  // [point][filter column]
+  for (int s = 0; s < R; ++s) {
+    Reg column[R], o[A];
+    for (int r = 0; r < R; ++r) column[r] = g[r][s];
+    C::filter(column, o);
+    for (int j = 0; j < A; ++j) columns[j][s] = o[j];
+  }
+  for (int i = 0; i < A; ++i) {
+    Reg o[A];
+    C::filter(columns[i], o);
+    for (int j = 0; j < A; ++j) V::storeu(out + (i * A + j) * point_stride, o[j]);
+  }
+}
+
 template <class L, int M, int R>
 void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
                   bool relu) {
@@ -333,6 +381,7 @@ VectorTransforms<M, R> vector_transforms() {
   t.lanes = L::V::width;
   t.input = &input_tiles<L, M, R>;
   t.output = &output_tiles<L, M, R>;
+  if constexpr (R == 3) t.filter = &filter_tiles<L, M, R>;
   if constexpr (WithGradient) t.gradient = &gradient_tiles<L, M, R>;
   return t;
 }
