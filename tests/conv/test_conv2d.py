@@ -334,7 +334,9 @@ DIRECT_WEIGHT_TAP_CASES = [
 # with AVX2): output channels short of a block (7, 5, 6), input channels short of a vector (20,
 # 17), 9 taps (6 + 3), 25 and 49 (a last block of 3 holding 1), 15 (6 + 6 + 3) and 16 (a last
 # block of 6 holding 4), strided and dilated, an even kernel's asymmetric padding, and one image
-# (fewer images than threads: the NCHW kernel's path).
+# (fewer images than threads: the NCHW kernel's path). The tiles skip the rows and columns where a
+# tap reads only padding: padding past the kernel's reach (rows and columns no tap reaches) and a
+# stride-2 5x5 whose first inside column differs by tap.
 WEIGHT_TAP_TILE_CASES = [
     (2, 16, 9, 10, 7, 3, 3, 1, 1, 1, 1),
     (2, 20, 8, 9, 5, 5, 5, 1, 2, 1, 1),
@@ -342,6 +344,8 @@ WEIGHT_TAP_TILE_CASES = [
     (3, 17, 9, 13, 6, 3, 5, (2, 1), (1, 2), (2, 1), 1),
     (2, 32, 7, 6, 8, 4, 4, 1, "same", 1, 1),
     (1, 16, 8, 8, 4, 3, 3, 1, 1, 1, 1),
+    (2, 16, 5, 6, 4, 3, 3, 1, 3, 1, 1),
+    (2, 16, 11, 9, 5, 5, 5, 2, (4, 3), 1, 1),
 ]
 
 
