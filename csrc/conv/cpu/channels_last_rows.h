@@ -367,14 +367,17 @@ struct Gradient {
 // The outputs [begin, end) of `count` whose input coordinate i * step + origin lies inside
 // [0, extent): outside them a tap reads the copy's zero padding, and its products are skipped.
 // With 8x8 maps (resnet20's 64-channel layer) a 3x3 tap at a border reads padding in one row or
-// column of 8.
+// column of 8. It is common/conv_geometry.h's valid_range, restated here: this header compiles
+// for the ISA, and an inline function it used could be the copy the linker keeps for baseline
+// callers.
 struct Span {
   index_t begin, end;
 };
 inline Span inside(index_t origin, index_t step, index_t extent, index_t count) {
-  const index_t begin = origin >= 0 ? 0 : (-origin + step - 1) / step;
-  const index_t end = origin >= extent ? 0 : (extent - 1 - origin) / step + 1;
-  return {begin < count ? begin : count, end < count ? end : count};
+  const index_t first = origin >= 0 ? 0 : (-origin - 1) / step + 1;  // ceil(-origin / step)
+  const index_t last = origin >= extent ? 0 : (extent - 1 - origin) / step + 1;
+  const index_t begin = first < count ? first : count, end = last < count ? last : count;
+  return {begin, end > begin ? end : begin};
 }
 
 // KB output channels x TB taps [t0, t0 + TB) of one vector of input channels from c0 over the
