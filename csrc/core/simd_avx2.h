@@ -61,6 +61,20 @@ struct Avx2F32 {
     const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1)));
     return _mm256_mask_i32gather_ps(zero(), base, i, valid, sizeof(T));
   }
+  // gather_valid's lanes where every index that is not negative lies in [first, first + count),
+  // count <= 2 * width: loads and permutes instead of a gather (as Avx512F32's).
+  static Reg gather_window(const T* base, const std::int32_t* index, std::int32_t first, std::int32_t count) {
+    const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(index));
+    const __m256i at = _mm256_sub_epi32(i, _mm256_set1_epi32(first));  // its low 3 bits pick the lane
+    const T* window = base + first;
+    Reg r = _mm256_permutevar8x32_ps(load_lanes(window, first_bits(count)), at);
+    if (count > width) {
+      const Reg high = _mm256_permutevar8x32_ps(load_lanes(window + width, first_bits(count - width)), at);
+      r = _mm256_blendv_ps(r, high, _mm256_castsi256_ps(_mm256_cmpgt_epi32(at, _mm256_set1_epi32(width - 1))));
+    }
+    return _mm256_and_ps(r, _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1))));  // +0 where invalid
+  }
+  static unsigned first_bits(std::int32_t n) { return n >= width ? all_lanes : (1u << n) - 1; }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
@@ -124,6 +138,10 @@ struct Avx2F64 {
     const __m128i i = _mm_loadu_si128(reinterpret_cast<const __m128i*>(index));
     const __m256d valid = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpgt_epi32(i, _mm_set1_epi32(-1))));
     return _mm256_mask_i32gather_pd(zero(), base, i, valid, sizeof(T));
+  }
+  // Four lanes of double have no one-instruction permute across the register on AVX2: a gather.
+  static Reg gather_window(const T* base, const std::int32_t* index, std::int32_t, std::int32_t) {
+    return gather_valid(base, index);
   }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }

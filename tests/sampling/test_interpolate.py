@@ -97,9 +97,13 @@ def transposed(reference, x_shape, gy):
 
 
 # Rows wide enough for whole vectors of every ISA and a tail, in both directions: forward rows
-# of W_out values, backward rows of W (each value summing its readers, padded where fewer).
+# of W_out values, backward rows of W (each value summing its readers, padded where fewer). A
+# vector's taps are fetched from a window of one or two vectors of the row where they lie in one
+# (upsampling; 2x's backward), else gathered (downsampling).
 GATHERED_ROWS = [
     (3, 19, dict(mode="bilinear", scale_factor=2)),
+    (3, 70, dict(mode="bilinear", size=(3, 35))),  # 16 outputs read 32 inputs: a window of two vectors
+    (3, 40, dict(mode="nearest", size=(3, 41))),  # backward: one input read twice, the second taps mostly padding
     (4, 53, dict(mode="bilinear", size=(3, 18), align_corners=True)),
     (3, 21, dict(mode="bicubic", scale_factor=(1, 1.9))),
     (4, 53, dict(mode="bilinear", size=(3, 18), antialias=True)),
@@ -129,6 +133,22 @@ def test_row_gathers_match_the_reference_on_every_isa(isa, rng, h, w, kwargs, dt
     dx = ops.interpolate_backward(gy.astype(dtype), x.shape, **kwargs)
     assert dx.dtype == dtype
     np.testing.assert_allclose(dx, transposed(reference, x.shape, gy), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("out_w", [19, 41, 83])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padding_taps_read_nothing_on_every_isa(isa, out_w, dtype):
+    """The backward's gather tables pad inputs with fewer readers with taps that read nothing, also
+    in vectors whose taps come from a window of the row: an infinite gradient at one output column
+    reaches exactly the inputs that column reads (nearest: every weight 1, no zero-weight taps)."""
+    w = 40
+    reads = interpolate_reference(np.eye(w).reshape(w, 1, 1, w), (1, out_w), "nearest")[:, 0, 0, :] == 1  # [i, o]
+    for o in range(out_w):
+        gy = np.ones((1, 1, 2, out_w), dtype)
+        gy[..., o] = np.inf
+        dx = ops.interpolate_backward(gy, (1, 1, 2, w), size=(2, out_w), mode="nearest")
+        np.testing.assert_array_equal(np.isinf(dx[0, 0]), np.broadcast_to(reads[:, o], (2, w)), err_msg=f"output {o}")
+        assert not np.isnan(dx).any()
 
 
 @pytest.mark.parametrize("mode", [0, 1])

@@ -52,8 +52,7 @@ void nearest_forward(const InterpolateShape& s, const InterpolateParams& p, cons
   const bool exact = p.mode == InterpolateMode::nearest_exact;
   const auto rows = nearest_taps(s.H, s.OH, p.scale_h, exact);
   const auto columns = nearest_taps(s.W, s.OW, p.scale_w, exact);
-  const std::vector<std::int32_t> index(columns.begin(), columns.end());
-  const auto gather = sampling_loops<T>().gather;
+  const GatherTable<T> gathers = nearest_gathers<T>(columns);
   parallel_for(0, s.N * s.C, 1, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       T* dst = out + plane * s.OH * s.OW;
@@ -61,7 +60,7 @@ void nearest_forward(const InterpolateShape& s, const InterpolateParams& p, cons
         if (oh > 0 && rows[oh] == rows[oh - 1])
           std::memcpy(dst, dst - s.OW, sizeof(T) * s.OW);
         else
-          gather(input + (plane * s.H + rows[oh]) * s.W, index.data(), s.OW, dst);
+          gathers.gather(input + (plane * s.H + rows[oh]) * s.W, dst);
       }
     }
   });

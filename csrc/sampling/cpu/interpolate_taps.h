@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "common/bilinear.h"
@@ -36,14 +37,17 @@ inline std::vector<index_t> nearest_taps(index_t in, index_t out, double scale_f
 }
 
 // Taps along a row as sampling_loops.h's gathers read them: `taps` per value, tap k of value i
-// at [k * n + i], padded with index -1 (read as nothing) and weight 0 where a value has fewer.
-// Indices are int32 (the gathers' lanes): the kernels check_gather_rows() first. Built by the
-// gather_table overloads and nearest_readers below.
+// at [k * n + i], padded with index -1 (read as nothing) and weight 0 where a value has fewer,
+// and each tap's window per whole vector of the active ISA's lanes. Indices are int32 (the
+// gathers' lanes): the kernels check_gather_rows() first. Built by the gather_table overloads,
+// nearest_gathers and nearest_readers below, which set every tap, then plan_windows(): inside
+// the kernel call that uses the table, whose ISA (and so its vectors' lanes) cannot change.
 template <class T>
 struct GatherTable {
   index_t taps = 0, n = 0;
   std::vector<std::int32_t> index;
   std::vector<T> weight;
+  std::vector<GatherWindow> windows;
 
   GatherTable() = default;
   GatherTable(index_t taps, index_t n) : taps(taps), n(n), index(taps * n, -1), weight(taps * n, T(0)) {}
@@ -53,13 +57,37 @@ struct GatherTable {
     weight[k * n + i] = w;
   }
 
-  // dst[i] = src's taps of value i (gather_blend2: two taps), or dst[i] += them (gather_add)
+  // The span of the indices each vector of each tap reads, a window where it is at most two
+  // vectors wide (an empty one where every lane is padding).
+  void plan_windows() {
+    const index_t lanes = sampling_loops<T>().lanes;
+    if (lanes <= 1) return;
+    const index_t blocks = n / lanes;
+    windows.assign(taps * blocks, GatherWindow{});
+    for (index_t k = 0; k < taps; ++k)
+      for (index_t b = 0; b < blocks; ++b) {
+        std::int32_t lo = std::numeric_limits<std::int32_t>::max(), hi = -1;
+        for (index_t l = 0; l < lanes; ++l) {
+          const std::int32_t at = index[k * n + b * lanes + l];
+          if (at < 0) continue;
+          lo = std::min(lo, at);
+          hi = std::max(hi, at);
+        }
+        GatherWindow& w = windows[k * blocks + b];
+        if (hi < 0) w = GatherWindow{0, 0};
+        else if (hi - lo < 2 * lanes) w = GatherWindow{lo, hi - lo + 1};
+      }
+  }
+
+  // dst[i] = src's taps of value i (gather_blend2: two taps), or dst[i] += them (gather_add), or
+  // dst[i] = its one tap's value (gather)
   void blend2(const T* src, T* dst) const {
-    sampling_loops<T>().gather_blend2(src, index.data(), weight.data(), n, dst);
+    sampling_loops<T>().gather_blend2(src, index.data(), weight.data(), windows.data(), n, dst);
   }
   void add(const T* src, T* dst) const {
-    sampling_loops<T>().gather_add(src, index.data(), weight.data(), taps, n, dst);
+    sampling_loops<T>().gather_add(src, index.data(), weight.data(), windows.data(), taps, n, dst);
   }
+  void gather(const T* src, T* dst) const { sampling_loops<T>().gather(src, index.data(), windows.data(), n, dst); }
 };
 
 // Every output pixel's window along one axis, as flat tables of `width` taps per pixel.
@@ -126,6 +154,16 @@ GatherTable<T> gather_table(const TapTable<T>& taps) {
   GatherTable<T> table(taps.width, static_cast<index_t>(taps.count.size()));
   for (index_t o = 0; o < table.n; ++o)
     for (index_t j = 0; j < taps.count[o]; ++j) table.set(j, o, taps.index[o * taps.width + j], taps.weight[o * taps.width + j]);
+  table.plan_windows();
+  return table;
+}
+
+// nearest's columns (its forward's gather along the width): output column o reads `columns[o]`.
+template <class T>
+GatherTable<T> nearest_gathers(const std::vector<index_t>& columns) {
+  GatherTable<T> table(1, static_cast<index_t>(columns.size()));
+  for (index_t o = 0; o < table.n; ++o) table.set(0, o, columns[o], T(1));
+  table.plan_windows();
   return table;
 }
 
@@ -138,6 +176,7 @@ GatherTable<T> nearest_readers(const std::vector<index_t>& columns, index_t inpu
   GatherTable<T> table(inputs ? *std::max_element(count.begin(), count.end()) : 0, inputs);
   std::fill(count.begin(), count.end(), 0);
   for (index_t o = 0; o < static_cast<index_t>(columns.size()); ++o) table.set(count[columns[o]]++, columns[o], o, T(1));
+  table.plan_windows();
   return table;
 }
 
@@ -151,6 +190,7 @@ GatherTable<T> gather_table(const ReadersTable<T>& readers) {
   for (index_t i = 0; i < inputs; ++i)
     for (index_t r = readers.start[i]; r < readers.start[i + 1]; ++r)
       table.set(r - readers.start[i], i, readers.output[r], readers.weight[r]);
+  table.plan_windows();
   return table;
 }
 

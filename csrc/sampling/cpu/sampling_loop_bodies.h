@@ -51,16 +51,25 @@ void add_scaled(const T* __restrict x, index_t n, T w, T* __restrict y) {
   for (index_t i = 0; i < n; ++i) y[i] += x[i] * w;
 }
 
+// One vector of a tap's values, src[index[l]] (0 where the index is negative), by its window
+// where it has one, else by a gather.
+template <class V, class T>
+typename V::Reg tap_values(const T* src, const std::int32_t* index, const GatherWindow& window) {
+  return window.count >= 0 ? V::gather_window(src, index, window.first, window.count) : V::gather_valid(src, index);
+}
+
 template <class Isa, class T>
-void gather_blend2(const T* src, const std::int32_t* index, const T* weight, index_t n, T* dst) {
+void gather_blend2(const T* src, const std::int32_t* index, const T* weight, const GatherWindow* windows, index_t n,
+                   T* dst) {
   const std::int32_t* index1 = index + n;
   const T* weight1 = weight + n;
   index_t i = 0;
   if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
     using V = VecOf<Isa, T>;
-    for (; i + V::width <= n; i += V::width)
-      V::storeu(dst + i, V::add(V::mul(V::gather(src, index + i), V::loadu(weight + i)),
-                                V::mul(V::gather(src, index1 + i), V::loadu(weight1 + i))));
+    const GatherWindow* windows1 = windows + n / V::width;
+    for (index_t b = 0; i + V::width <= n; i += V::width, ++b)
+      V::storeu(dst + i, V::add(V::mul(tap_values<V>(src, index + i, windows[b]), V::loadu(weight + i)),
+                                V::mul(tap_values<V>(src, index1 + i, windows1[b]), V::loadu(weight1 + i))));
   }
   for (; i < n; ++i) dst[i] = src[index[i]] * weight[i] + src[index1[i]] * weight1[i];
 }
@@ -69,14 +78,17 @@ void gather_blend2(const T* src, const std::int32_t* index, const T* weight, ind
 // sum's bits alone unless the sum is -0 (then +0): the kernels' sums start from +0, and a sum
 // from +0 is never -0.
 template <class Isa, class T>
-void gather_add(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst) {
+void gather_add(const T* src, const std::int32_t* index, const T* weight, const GatherWindow* windows, index_t taps,
+                index_t n, T* dst) {
   index_t i = 0;
   if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
     using V = VecOf<Isa, T>;
-    for (; i + V::width <= n; i += V::width) {
+    const index_t blocks = n / V::width;
+    for (index_t b = 0; i + V::width <= n; i += V::width, ++b) {
       typename V::Reg sum = V::loadu(dst + i);
       for (index_t k = 0; k < taps; ++k)
-        sum = V::add(sum, V::mul(V::gather_valid(src, index + k * n + i), V::loadu(weight + k * n + i)));
+        sum = V::add(sum, V::mul(tap_values<V>(src, index + k * n + i, windows[k * blocks + b]),
+                                 V::loadu(weight + k * n + i)));
       V::storeu(dst + i, sum);
     }
   }
@@ -89,11 +101,11 @@ void gather_add(const T* src, const std::int32_t* index, const T* weight, index_
 }
 
 template <class Isa, class T>
-void gather(const T* src, const std::int32_t* index, index_t n, T* dst) {
+void gather(const T* src, const std::int32_t* index, const GatherWindow* windows, index_t n, T* dst) {
   index_t i = 0;
   if constexpr (!std::is_void_v<VecOf<Isa, T>>) {
     using V = VecOf<Isa, T>;
-    for (; i + V::width <= n; i += V::width) V::storeu(dst + i, V::gather(src, index + i));
+    for (index_t b = 0; i + V::width <= n; i += V::width, ++b) V::storeu(dst + i, tap_values<V>(src, index + i, windows[b]));
   }
   for (; i < n; ++i) dst[i] = src[index[i]];
 }
@@ -102,6 +114,7 @@ void gather(const T* src, const std::int32_t* index, index_t n, T* dst) {
 template <class Isa, class T>
 SamplingLoops<T> table() {
   SamplingLoops<T> l{};
+  if constexpr (!std::is_void_v<VecOf<Isa, T>>) l.lanes = VecOf<Isa, T>::width;
   l.blend2 = blend2<Isa, T>;
   l.width_blend = width_blend<Isa, T>;
   l.blend4 = blend4<Isa, T>;

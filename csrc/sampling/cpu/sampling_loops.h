@@ -15,8 +15,19 @@
 
 namespace fastconv::sampling::cpu {
 
+// Where the lanes of one vector of a gather read for one tap: values [first, first + count) of
+// the row, count <= 2 lanes (upsampling: 16 outputs read 9 or 10 inputs; a 2x backward's readers
+// of 16 inputs 32 outputs), which one or two loads and a permute fetch; count -1: more (a
+// downsampling's taps), a hardware gather. Tables of them come with the taps (interpolate_taps.h's
+// GatherTable), one per tap and whole vector.
+struct GatherWindow {
+  std::int32_t first = 0, count = -1;
+};
+
 template <class T>
 struct SamplingLoops {
+  // Lanes of the gathers' vectors (1: scalar loops, which read no windows).
+  index_t lanes = 1;
   // dst[i] = a[i] * wa + b[i] * wb: bilinear's blend of two rows.
   void (*blend2)(const T* a, const T* b, index_t n, T wa, T wb, T* dst);
   // An NHWC row of pixels (`channels` values each) interpolated along the width: out's pixel i
@@ -29,16 +40,19 @@ struct SamplingLoops {
   void (*scale)(const T* p, index_t n, T w, T* dst);
   // y[i] += x[i] * w: a tap's share added in (filters, backward spreads).
   void (*add_scaled)(const T* x, index_t n, T w, T* y);
-  // Gathers along a row, over tables of `taps` taps per value, tap k of value i at [k * n + i]:
+  // Gathers along a row, over tables of `taps` taps per value, tap k of value i at [k * n + i],
+  // and their windows (GatherWindow), tap k's b-th vector at [k * (n / lanes) + b]:
   // dst[i] = src[index[i]] * weight[i] + src[index[n + i]] * weight[n + i] (two taps:
   // bilinear's width pass).
-  void (*gather_blend2)(const T* src, const std::int32_t* index, const T* weight, index_t n, T* dst);
+  void (*gather_blend2)(const T* src, const std::int32_t* index, const T* weight, const GatherWindow* windows,
+                        index_t n, T* dst);
   // dst[i] += src[index[k * n + i]] * weight[k * n + i], tap by tap, taps whose index is negative
   // left out (a window's padding): filters along the width, and the backward's gather of each
   // input value's readers.
-  void (*gather_add)(const T* src, const std::int32_t* index, const T* weight, index_t taps, index_t n, T* dst);
+  void (*gather_add)(const T* src, const std::int32_t* index, const T* weight, const GatherWindow* windows,
+                     index_t taps, index_t n, T* dst);
   // dst[i] = src[index[i]]: nearest's row.
-  void (*gather)(const T* src, const std::int32_t* index, index_t n, T* dst);
+  void (*gather)(const T* src, const std::int32_t* index, const GatherWindow* windows, index_t n, T* dst);
 };
 
 // The loops for vector_isa(), the level set_isa() chose.
