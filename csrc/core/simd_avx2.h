@@ -74,7 +74,7 @@ struct Avx2F32 {
     }
     return _mm256_and_ps(r, _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1))));  // +0 where invalid
   }
-  static unsigned first_bits(std::int32_t n) { return n >= width ? all_lanes : (1u << n) - 1; }
+  static unsigned first_bits(std::int32_t n) { return n >= width ? all_lanes : (1u << n) - 1; }  // lanes [0, n)
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }

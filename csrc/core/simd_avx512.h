@@ -63,11 +63,11 @@ struct Avx512F32 {
     const __mmask16 valid = _mm512_cmpge_epi32_mask(i, _mm512_setzero_si512());
     const __m512i at = _mm512_sub_epi32(i, _mm512_set1_epi32(first));
     const T* window = base + first;
-    const Reg low = load_masked(window, first_lanes(count));
+    const Reg low = load_lanes(window, first_bits(count));
     if (count <= width) return _mm512_maskz_permutexvar_ps(valid, at, low);
-    return _mm512_maskz_permutex2var_ps(valid, low, at, load_masked(window + width, first_lanes(count - width)));
+    return _mm512_maskz_permutex2var_ps(valid, low, at, load_lanes(window + width, first_bits(count - width)));
   }
-  static Mask first_lanes(std::int32_t n) { return mask(n >= width ? all_lanes : (1u << n) - 1); }
+  static unsigned first_bits(std::int32_t n) { return n >= width ? all_lanes : (1u << n) - 1; }  // lanes [0, n)
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
@@ -122,11 +122,11 @@ struct Avx512F64 {
     const auto valid = static_cast<Mask>(~_mm256_movemask_ps(_mm256_castsi256_ps(i)));
     const __m512i at = _mm512_cvtepi32_epi64(_mm256_sub_epi32(i, _mm256_set1_epi32(first)));
     const T* window = base + first;
-    const Reg low = load_masked(window, first_lanes(count));
+    const Reg low = load_lanes(window, first_bits(count));
     if (count <= width) return _mm512_maskz_permutexvar_pd(valid, at, low);
-    return _mm512_maskz_permutex2var_pd(valid, low, at, load_masked(window + width, first_lanes(count - width)));
+    return _mm512_maskz_permutex2var_pd(valid, low, at, load_lanes(window + width, first_bits(count - width)));
   }
-  static Mask first_lanes(std::int32_t n) { return mask(n >= width ? all_lanes : (1u << n) - 1); }
+  static unsigned first_bits(std::int32_t n) { return n >= width ? all_lanes : (1u << n) - 1; }  // lanes [0, n)
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
