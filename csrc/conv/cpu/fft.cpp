@@ -107,6 +107,7 @@ class RadixTwoFft {
 template <class T>
 struct FftTransform {
   index_t alpha_h, alpha_w, m_h, m_w, points, parts = 2;
+  index_t gradient_row_reads() const { return round_up(m_w, 8); }  // read_row's whole vectors
   index_t F, half, R, S;
   RadixTwoFft<T> fft;
 
