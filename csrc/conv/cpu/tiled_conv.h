@@ -502,7 +502,7 @@ template <class T, class Transform>
 void weight_gradient_points(const TiledGeometry& g, const Transform& tf, const T* x, const T* gy, T* du) {
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, du_size = tf.points * parts * g.K * Cg;
   if (g.N == 0 || g.P == 0 || g.Q == 0) return std::fill(du, du + du_size, T(0));
-  // x as the forward reads it; grad_y in whole tiles.
+  // x as the forward reads it; grad_y in whole tiles, read in place where they cover its planes.
   const PlaneCut x_cut = input_planes(g, tf);
   PlaneCut gy_cut{g.P, g.Q, 0, 0, x_cut.tiles_h, x_cut.tiles_w, tf.m_h, tf.m_w, x_cut.tiles_h * tf.m_h,
                   x_cut.tiles_w * tf.m_w + kReadSlack};
