@@ -30,8 +30,8 @@ struct WinogradTransform {
   using F = winograd::F<M, R>;
   static constexpr index_t alpha_h = F::alpha, alpha_w = F::alpha, m_h = M, m_w = M;
   static constexpr index_t points = F::alpha * F::alpha, parts = 1;
-  // Values a gradient tile's row read touches: the vector transforms load rows of four.
-  static index_t gradient_row_reads() { return std::max(M, 4); }
+  // Values a gradient tile's row read touches: the tile's own (winograd_rows.h's gradient_tiles).
+  static index_t gradient_row_reads() { return M; }
 
   static index_t work_size(index_t lanes) { return (F::alpha * F::alpha + R * R) * lanes; }
 

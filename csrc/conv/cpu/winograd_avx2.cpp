@@ -18,15 +18,17 @@ namespace {
 struct Avx2Lanes {
   using V = simd::Avx2F32;
 
-  // 4 columns: lanes l and l + 4 in one register's halves, transposed within the halves. 8: an
-  // 8 x 8 transpose of the lanes' rows.
+  // 4 columns: lanes l and l + 4 in one register's halves, transposed within the halves (2: the
+  // same from two-value loads, columns 2 and 3 zero). 8: an 8 x 8 transpose of the lanes' rows.
   template <int N>
   static void load_columns(const float* const* origin, index_t offset, __m256* col) {
-    if constexpr (N == 4) {
+    if constexpr (N == 2 || N == 4) {
+      const auto row = [&](int l) {
+        if constexpr (N == 2) return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(origin[l] + offset)));
+        else return _mm_loadu_ps(origin[l] + offset);
+      };
       __m256 r[4];
-      for (int l = 0; l < 4; ++l)
-        r[l] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(origin[l] + offset)),
-                                    _mm_loadu_ps(origin[l + 4] + offset), 1);
+      for (int l = 0; l < 4; ++l) r[l] = _mm256_insertf128_ps(_mm256_castps128_ps256(row(l)), row(l + 4), 1);
       simd::transpose4_halves(r, col);
     } else {
       __m256 r[8];

@@ -8,6 +8,8 @@
 //   V                               the vector type (core/simd_avx2.h, simd_avx512.h)
 //   load_columns<N>(origin, offset, col)  col[b] = value b (b < N, N = 4 or 8) of each lane's
 //                                   patch row that starts `offset` values past origin[lane]
+//                                   (N = 2: two values read, col[2] and col[3] zero; AVX2's only,
+//                                   for the weight gradient)
 //   transpose4(r, c)                r[0..3] -> c[0..3] within each 128-bit part of the registers
 //   interleave(a, b, lo_hi)         unpacklo and unpackhi of a and b
 //   split(v, parts)                 v's 128-bit parts, lowest first
@@ -309,12 +311,14 @@ void input_tiles(const tiled::PatchSource<float>& src, float* out, index_t point
   rows_then_columns<L, C::alpha, C::alpha>(load, input, out, point_stride);
 }
 
-// The gradient tiles (M x M, read as rows of four: F(2x2) uses two) through A on both sides.
+// The gradient tiles (M x M, each row read as M values into columns of four) through A on both
+// sides. Reading no value past a tile lets them come straight from the gradient's planes
+// (tiled_conv.h's reads_in_place).
 template <class L, int M, int R>
 void gradient_tiles(const tiled::PatchSource<float>& src, float* out, index_t point_stride) {
   using C = Vec<typename L::V, M, R>;
   using Reg = typename L::V::Reg;
-  const auto load = [&](int i, Reg* g) { L::template load_columns<4>(src.origin, i * src.ld, g); };
+  const auto load = [&](int i, Reg* g) { L::template load_columns<M>(src.origin, i * src.ld, g); };
   const auto adjoint = [](const Reg* g, Reg* o) { C::output_adjoint(g, o); };
   rows_then_columns<L, M, C::alpha>(load, adjoint, out, point_stride);
 }
