@@ -319,7 +319,7 @@ PlaneCut input_planes(const TiledGeometry& g, const Transform& tf) {
 template <class T, class Apply>
 void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels, index_t t0, index_t nt,
                           index_t count, index_t lanes, index_t work_size, const Apply& apply) {
-  const index_t first = t0 / cut.per_image(), images = (t0 + nt - 1) / cut.per_image() - first + 1;
+  const index_t first = t0 / cut.per_image();
   // Where each tile's patch starts, from its first image's planes: the copies (an image's
   // every size() values, rows ld apart) or, in place, the source (channels planes an image).
   const index_t image_step = cut.in_place ? channels * cut.H * cut.W : cut.size();
@@ -347,6 +347,7 @@ void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels
   // Only the rows the block's tiles read are copied: a block can hold a few rows of tiles of a
   // large image (AlexNet's conv1: 24 of 196 tiles), and copying whole planes per block had
   // copied each plane eight times.
+  const index_t images = (t0 + nt - 1) / cut.per_image() - first + 1;
   std::vector<Range> rows(images);
   for (index_t i = 0; i < images; ++i) {
     const index_t image_t0 = (first + i) * cut.per_image();
