@@ -1,5 +1,6 @@
 """fastconv-bench's harness: sections by family cover the layer set, the plot shows auto against
 each peer it was measured against, and progress lines are plain text."""
+import collections
 import io
 from pathlib import Path
 
@@ -107,18 +108,27 @@ def test_the_roofline_places_cases_with_flops_and_bytes_under_the_measured_roof(
         harness.write_roofline(tmp_path / "none.png", [memory], machine, "today")
 
 
-def test_each_round_times_every_runner_on_its_second_call_in_a_row_in_a_drawn_order():
+def test_each_round_times_every_runner_on_its_second_call_in_a_row():
     calls = []
     runners = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
-    samples = harness.time_interleaved_samples(runners, repeats=12, warmup=0)
-    assert all(len(s) == 12 for s in samples.values())
+    samples = harness.time_interleaved_samples(runners, repeats=4, warmup=0)
+    assert all(len(s) == 4 for s in samples.values())
     rounds = [calls[i:i + 8] for i in range(0, len(calls), 8)]
     assert all(r[0::2] == r[1::2] and sorted(r[0::2]) == list("abcd") for r in rounds)  # each twice in a row
     predecessors = {(r[j - 1], r[j]) for r in rounds for j in range(2, 8, 2)}
-    assert len({b for a, b in predecessors if a == "d"}) > 1  # no runner always follows the same one
+    assert len(predecessors) == 12  # in 4 rounds, every runner after each of the 3 others
     again = []
-    harness.time_interleaved_samples({n: (lambda n=n: again.append(n)) for n in "abcd"}, repeats=12, warmup=0)
-    assert again == calls  # the same draws in every run
+    harness.time_interleaved_samples({n: (lambda n=n: again.append(n)) for n in "abcd"}, repeats=4, warmup=0)
+    assert again == calls  # the same orders in every run
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 10, 11, 12])
+def test_carryover_orders_put_every_runner_after_every_other_once_or_twice(n):
+    orders = harness.carryover_orders(n)
+    assert len(orders) == n + n % 2 and all(sorted(order) == list(range(n)) for order in orders)
+    pairs = collections.Counter((order[j - 1], order[j]) for order in orders for j in range(1, n))
+    assert set(pairs) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert max(pairs.values(), default=0) <= (1 if n % 2 == 0 else 2)
 
 
 def test_a_torch_step_computes_fresh_gradients_each_call_not_their_running_sum():

@@ -103,6 +103,23 @@ def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
+def carryover_orders(n):
+    """Orders of n runners, one per round, in which no runner follows the same one twice while
+    there are others left to follow: the rows of a Williams square (each row a rotation of
+    0, 1, n-1, 2, n-2, ...), whose n rows put every ordered pair side by side exactly once. An odd
+    n takes the square of n + 1 without its last runner: its n + 1 rows put every pair side by
+    side once or twice."""
+    m = n + n % 2
+    first, low, high = [0], 1, m - 1
+    while len(first) < m:
+        first.append(low)
+        low += 1
+        if len(first) < m:
+            first.append(high)
+            high -= 1
+    return [[v for v in ((u + shift) % m for u in first) if v < n] for shift in range(m)]
+
+
 def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
     """Seconds of every round per runner; each round runs every runner once in turn, twice in a
     row, and times the second call: every runner is timed warm, right after a call of its own.
@@ -111,9 +128,10 @@ def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
     Winograd call took 1.27 ms right after the peers and 0.83 ms after another fastconv call.
     Some of that outlasts one call: on resnet20_c16, Winograd's timed call took 1.11-1.16 ms
     after another fastconv runner, 1.23-1.27 ms after ONNX Runtime or torch, 1.52 ms after
-    numpy. So the order is drawn anew each round (the same draws in every run): in a fixed
-    order each runner would always follow the same one, and the first of the list (fastconv's
-    auto) always the last (ONNX Runtime)."""
+    numpy. So each round's order is another row of carryover_orders: over the rounds each runner
+    follows as many different runners as there are rounds (up to all of them), not whichever
+    ones a random draw repeats (drawn orders had put fastconv's auto after the same peers in
+    every run, 2-8% slower than the same algorithm pinned). The rows are the same in every run."""
     for fn in runners.values():
         for _ in range(warmup - 1):
             fn()
@@ -121,11 +139,11 @@ def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
             settle(fn)  # the last warm-up call, and more while auto is choosing
     samples = {name: [] for name in runners}
     names = list(runners)
-    orders = np.random.default_rng(0)
+    orders = carryover_orders(len(names))
     rounds = 0
     start = time.perf_counter()
     while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 10 * repeats):
-        for i in orders.permutation(len(names)):
+        for i in orders[rounds % len(orders)]:
             fn = runners[names[i]]
             fn()
             t0 = time.perf_counter()
