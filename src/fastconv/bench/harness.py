@@ -104,11 +104,10 @@ def time_interleaved(runners, repeats=7, warmup=1, min_seconds=0.0):
 
 
 def carryover_orders(n):
-    """Orders of n runners, one per round, in which no runner follows the same one twice while
-    there are others left to follow: the rows of a Williams square (each row a rotation of
-    0, 1, n-1, 2, n-2, ...), whose n rows put every ordered pair side by side exactly once. An odd
-    n takes the square of n + 1 without its last runner: its n + 1 rows put every pair side by
-    side once or twice."""
+    """Orders of n runners, one per round, in which each runner follows every other within n
+    rounds (n + 1 for an odd n): the rows of a Williams square (each row a rotation of 0, 1, n-1, 2, n-2, ...), whose
+    n rows put every ordered pair side by side exactly once. An odd n takes the square of n + 1
+    without its last runner: its n + 1 rows put every pair side by side once or twice."""
     m = n + n % 2
     first, low, high = [0], 1, m - 1
     while len(first) < m:
@@ -128,10 +127,9 @@ def time_interleaved_samples(runners, repeats=7, warmup=1, min_seconds=0.0):
     Winograd call took 1.27 ms right after the peers and 0.83 ms after another fastconv call.
     Some of that outlasts one call: on resnet20_c16, Winograd's timed call took 1.11-1.16 ms
     after another fastconv runner, 1.23-1.27 ms after ONNX Runtime or torch, 1.52 ms after
-    numpy. So each round's order is another row of carryover_orders: over the rounds each runner
-    follows as many different runners as there are rounds (up to all of them), not whichever
-    ones a random draw repeats (drawn orders had put fastconv's auto after the same peers in
-    every run, 2-8% slower than the same algorithm pinned). The rows are the same in every run."""
+    numpy. So each round's order is another row of carryover_orders, under which each runner
+    follows every other in turn, where random draws repeat some and skip others. The rows are
+    the same in every run."""
     for fn in runners.values():
         for _ in range(warmup - 1):
             fn()
