@@ -124,6 +124,37 @@ def test_named_algorithm_runs_on_an_nchw_copy_and_keeps_layout():
     np.testing.assert_allclose(y, ops.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
 
 
+def _depthwise_weight_gradient_reference(x, dy, pad):
+    """dw[c, 0, r, s] = sum over n, p, q of dy[n, c, p, q] * x_padded[n, c, p + r, q + s] (3x3,
+    stride 1), and db[c] = the sum of dy[:, c], in float64."""
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    P, Q = dy.shape[2:]
+    dw = np.array([[np.einsum("ncpq,ncpq->c", dy.astype(np.float64), xp[:, :, r:r + P, s:s + Q]) for s in range(3)]
+                   for r in range(3)])
+    return dw.transpose(2, 0, 1)[:, None], dy.astype(np.float64).sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n, c, h, w", [(1, 40, 6, 9), (3, 20, 5, 30), (5, 16, 4, 4)])
+def test_depthwise_weight_gradient_splits_images_or_channel_vectors(isa, threads, n, c, h, w):
+    """The depthwise 3x3 weight gradient's threads each take images and sum their own, or with
+    fewer images than threads take channel vectors: every split, partial vectors and rows that
+    end inside a block of pixels give the float64 sums."""
+    x = RNG.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = RNG.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    dy = RNG.standard_normal((n, c, h, w)).astype(np.float32)
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        _, dw, db = ops.conv2d_backward(channels_last(x), weight, channels_last(dy), padding=1, groups=c,
+                                        algo="im2col")
+    finally:
+        fastconv.set_num_threads(previous)
+    want_dw, want_db = _depthwise_weight_gradient_reference(x, dy, 1)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, want_db, rtol=1e-4, atol=1e-4)
+
+
 def test_single_channel_input_is_nchw_memory_too():
     """C == 1: both layouts are the same memory; the call runs NCHW and says so by its output."""
     x, w, b, kw = _arrays((2, 1, 8, 8, 4, 3, 3, 1, 1, 1, 1), np.float32)

@@ -310,21 +310,38 @@ std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, cons
 }
 
 // dw[c, tap] (and db[c]) of a depthwise convolution with multiplier 1: 3x3 kernels with unit
-// stride along the width by the vector kernel (channel vectors over the threads, each summed in
-// registers along output rows), the rest by depthwise_weight_sums.
+// stride along the width by the vector kernel, the rest by depthwise_weight_sums. The vector
+// kernel's threads take images, each summing into its own doubles (added in thread order), or
+// with fewer images than threads, channel vectors of the shared sums.
 template <class T>
 void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  const index_t C = s.C, RS = s.R * s.S;
+  const index_t C = s.C, RS = s.R * s.S, width = (RS + 1) * C;
   std::vector<double> sums;
 #if FASTCONV_X86
   if (const channels_last::Geometry g = forward_geometry(s); channels_last::depthwise_weight_rows_fit(g)) {
     const bool avx512 = vector_isa() >= Isa::avx512;
-    const index_t width = (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T));
-    sums.assign(static_cast<std::size_t>((RS + 1) * C), 0.0);
-    parallel_for(0, ceil_div(C, width), 1, [&](index_t lo, index_t hi) {
-      (avx512 ? channels_last::depthwise_weight_rows_avx512<T> : channels_last::depthwise_weight_rows_avx2<T>)(
-          g, x, grad_y, sums.data(), lo, hi);
-    });
+    const auto rows =
+        avx512 ? channels_last::depthwise_weight_rows_avx512<T> : channels_last::depthwise_weight_rows_avx2<T>;
+    const index_t vectors = ceil_div(C, (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T)));
+    const std::vector<T> zeros(static_cast<std::size_t>(C), T(0));
+    const index_t parts = std::min<index_t>(num_threads(), s.N);
+    if (parts > 1) {
+      sums.assign(static_cast<std::size_t>(parts * width), 0.0);
+      parallel_for(0, parts, 1, [&](index_t lo, index_t hi) {
+        for (index_t t = lo; t < hi; ++t) {
+          const channels_last::DepthwiseWeightPart images{s.N * t / parts, s.N * (t + 1) / parts, 0, vectors};
+          rows(g, x, grad_y, zeros.data(), images, sums.data() + t * width);
+        }
+      });
+      for (index_t i = 0; i < width; ++i)
+        for (index_t t = 1; t < parts; ++t) sums[i] += sums[t * width + i];
+      sums.resize(static_cast<std::size_t>(width));
+    } else {
+      sums.assign(static_cast<std::size_t>(width), 0.0);
+      parallel_for(0, vectors, 1, [&](index_t lo, index_t hi) {
+        rows(g, x, grad_y, zeros.data(), {0, s.N, lo, hi}, sums.data());
+      });
+    }
   }
 #endif
   if (sums.empty()) sums = depthwise_weight_sums(s, x, grad_y);

@@ -33,14 +33,14 @@ void depthwise_rows_avx512(const DirectPass<double>& pass, index_t lo, index_t h
   depthwise_rows<simd::Avx512F64, 8>(pass, lo, hi);
 }
 template <>
-void depthwise_weight_rows_avx512(const Geometry& g, const float* x, const float* dy, double* sums, index_t lo,
-                              index_t hi) {
-  depthwise_weight_rows<simd::Avx512F32, 8>(g, x, dy, sums, lo, hi);
+void depthwise_weight_rows_avx512(const Geometry& g, const float* x, const float* dy, const float* zero_row,
+                                  const DepthwiseWeightPart& part, double* sums) {
+  depthwise_weight_rows<simd::Avx512F32, 8>(g, x, dy, zero_row, part, sums);
 }
 template <>
-void depthwise_weight_rows_avx512(const Geometry& g, const double* x, const double* dy, double* sums, index_t lo,
-                              index_t hi) {
-  depthwise_weight_rows<simd::Avx512F64, 8>(g, x, dy, sums, lo, hi);
+void depthwise_weight_rows_avx512(const Geometry& g, const double* x, const double* dy, const double* zero_row,
+                                  const DepthwiseWeightPart& part, double* sums) {
+  depthwise_weight_rows<simd::Avx512F64, 8>(g, x, dy, zero_row, part, sums);
 }
 template <>
 void weight_images_avx512(const Geometry& g, bool nchw, const float* x, const float* dy, double* sums, index_t lo,

@@ -189,35 +189,49 @@ inline void prefetch_next_row(const Geometry& g, const typename V::T* x, index_t
     if (q0 + g.left + i >= 0 && q0 + g.left + i < g.W) __builtin_prefetch(next + (q0 + g.left + i) * g.C);
 }
 
+// The pass's pointers, as locals of the row loop: read through `pass`, the compiler must assume
+// each store to y may have changed them, and reloads them (and spills) for every load.
+template <class T>
+struct RowOperands {
+  const T* x;
+  const T* packed;
+  const T* zero_row;
+  const T* bias;
+  T* y;
+  bool relu;
+};
+
 // The depthwise kernel along output rows, for unit stride and dilation along the width: MR
 // adjacent output pixels of one row share their input columns, so each tap row's MR + S - 1 input
 // vectors are loaded once and every one of the S taps multiplies its window of them (about 1.25
 // loads per output vector and tap row for S = 3, against S for the pixel blocks above, whose
-// pixels each load their own). One vector of channels (pass.block == width); columns outside
-// the input load zeros.
-template <class V, int MR, int S>
-inline void depthwise_row_block(const DirectPass<typename V::T>& pass, index_t n, index_t p, index_t q0,
-                                index_t kb) {
+// pixels each load their own). One vector of channels (pass.block == width), Whole unless it is
+// the last, partial one; columns outside the input load zeros.
+template <class V, int MR, int S, bool Whole>
+__attribute__((always_inline)) inline void depthwise_row_block(const Geometry& g, const RowOperands<typename V::T>& op,
+                                                               index_t n, index_t p, index_t q0, index_t kb) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  const Geometry& g = pass.g;
   const index_t k0 = kb * V::width;
-  const bool whole = k0 + V::width <= g.C;
   Reg acc[MR];
-  const Reg bias = pass.bias ? load_channels<V>(pass.bias, k0, g.K) : V::zero();
+  const Reg bias = op.bias ? load_channels<V>(op.bias, k0, g.K) : V::zero();
   #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) acc[i] = bias;
-  const T* w = pass.packed + kb * g.R * S * V::width;
+  const T* w = op.packed + kb * g.R * S * V::width;
+  const index_t c0 = q0 + g.left;  // the input column of window entry 0
   for (index_t r = 0; r < g.R; ++r, w += S * V::width) {
     const index_t h = p * g.sh + g.top + r * g.dh;
     if (h < 0 || h >= g.H) continue;
-    const T* row = pass.x + (n * g.H + h) * g.W * g.C + k0;
-    const index_t c0 = q0 + g.left;  // the input column of window entry 0
+    const T* row = op.x + (n * g.H + h) * g.W * g.C;
     Reg in[MR + S - 1];
     #pragma GCC unroll 40
     for (int t = 0; t < MR + S - 1; ++t) {
+      // A column outside the input reads the zero row: a select, not a branch, since which
+      // entries fall outside changes from block to block along a row (a branch per load is
+      // mispredicted there, flushing the loads in flight).
       const index_t c = c0 + t;
-      in[t] = c < 0 || c >= g.W ? V::zero() : whole ? V::loadu(row + c * g.C) : load_channels<V>(row + c * g.C - k0, k0, g.C);
+      const T* src = static_cast<std::size_t>(c) < static_cast<std::size_t>(g.W) ? row + c * g.C : op.zero_row;
+      in[t] = Whole ? V::loadu(src + k0) : load_channels<V>(src, k0, g.C);
     }
     #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
@@ -226,28 +240,33 @@ inline void depthwise_row_block(const DirectPass<typename V::T>& pass, index_t n
       for (int i = 0; i < MR; ++i) acc[i] = V::fma(in[i + s], ws, acc[i]);
     }
   }
-  prefetch_next_row<V, MR>(g, pass.x, n, p, q0, k0);
-  T* out = pass.y + ((n * g.P + p) * g.Q + q0) * g.K;
+  prefetch_next_row<V, MR>(g, op.x, n, p, q0, k0);
+  T* out = op.y + ((n * g.P + p) * g.Q + q0) * g.K + k0;
   #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (q0 + i >= g.Q) break;
     Reg v = acc[i];
-    if (pass.relu) v = V::max(V::zero(), v);  // zero first: NaN stays NaN, as torch.relu
-    if (whole)
-      V::storeu(out + i * g.K + k0, v);
+    if (op.relu) v = V::max(V::zero(), v);  // zero first: NaN stays NaN, as torch.relu
+    if (Whole)
+      V::storeu(out + i * g.K, v);
     else
-      V::store_first(out + i * g.K + k0, v, static_cast<int>(g.K - k0));
+      V::store_first(out + i * g.K, v, static_cast<int>(g.K - k0));
   }
 }
 
 // Output rows [lo, hi) (row n * P + p) of the depthwise convolution, every channel vector.
 template <class V, int MR, int S>
 void depthwise_rows_of(const DirectPass<typename V::T>& pass, index_t lo, index_t hi) {
-  const Geometry& g = pass.g;
-  const index_t k_blocks = (g.K + V::width - 1) / V::width;
-  for (index_t row = lo; row < hi; ++row)
-    for (index_t q0 = 0; q0 < g.Q; q0 += MR)
-      for (index_t kb = 0; kb < k_blocks; ++kb) depthwise_row_block<V, MR, S>(pass, row / g.P, row % g.P, q0, kb);
+  const Geometry g = pass.g;
+  const RowOperands<typename V::T> op{pass.x, pass.packed, pass.zero_row, pass.bias, pass.y, pass.relu};
+  const index_t whole_blocks = g.K / V::width;
+  for (index_t row = lo; row < hi; ++row) {
+    const index_t n = row / g.P, p = row % g.P;
+    for (index_t q0 = 0; q0 < g.Q; q0 += MR) {
+      for (index_t kb = 0; kb < whole_blocks; ++kb) depthwise_row_block<V, MR, S, true>(g, op, n, p, q0, kb);
+      if (whole_blocks * V::width < g.K) depthwise_row_block<V, MR, S, false>(g, op, n, p, q0, whole_blocks);
+    }
+  }
 }
 
 template <class V, int MR>
@@ -256,60 +275,93 @@ void depthwise_rows(const DirectPass<typename V::T>& pass, index_t lo, index_t h
   depthwise_rows_of<V, MR, 5>(pass, lo, hi);
 }
 
-// depthwise_weight_rows_*: channel vector kb of image n, MR output pixels of a row at a time:
-// their R x S taps' products with dy summed in 9 registers (and the bias's in a tenth), each tap
-// row's MR + 2 input vectors loaded once for the 3 taps that share them.
+// The output row that follows (n, p)'s: its MR pixels from q0, the channel vector from k0,
+// fetched now (the weight gradient's dy, read as the input is: a line per pixel).
 template <class V, int MR>
-inline void depthwise_weight_image(const Geometry& g, const typename V::T* x, const typename V::T* dy,
-                                   index_t n, index_t kb, typename V::Reg (&acc)[10]) {
+inline void prefetch_next_output_row(const Geometry& g, const typename V::T* y, index_t n, index_t p, index_t q0,
+                                     index_t k0) {
+  if (p + 1 >= g.P) return;
+  const typename V::T* next = y + ((n * g.P + p + 1) * g.Q + q0) * g.K + k0;
+  #pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+    if (q0 + i < g.Q) __builtin_prefetch(next + i * g.K);
+}
+
+// depthwise_weight_rows_*: output row (n, p)'s part of channel vector kb's sums, MR pixels at a
+// time: their R x S taps' products with dy summed in 9 registers (and the bias's in a tenth),
+// each tap row's MR + 2 input vectors loaded once for the 3 taps that share them. Pixels past
+// the row and columns outside the input read the zero row (selects: see depthwise_row_block).
+template <class V, int MR, bool Whole>
+__attribute__((always_inline)) inline void depthwise_weight_row(const Geometry& g, const typename V::T* x,
+                                                                const typename V::T* dy,
+                                                                const typename V::T* zero_row, index_t n,
+                                                                index_t p, index_t kb, typename V::Reg (&acc)[10]) {
+  using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int S = 3;
   const index_t k0 = kb * V::width;
-  for (index_t p = 0; p < g.P; ++p)
-    for (index_t q0 = 0; q0 < g.Q; q0 += MR) {
-      const typename V::T* grad = dy + ((n * g.P + p) * g.Q + q0) * g.K;
-      Reg d[MR];
-      #pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        d[i] = q0 + i < g.Q ? load_channels<V>(grad + i * g.K, k0, g.K) : V::zero();
-        acc[9] = V::add(acc[9], d[i]);
-      }
-      prefetch_next_row<V, MR>(g, x, n, p, q0, k0);
-      #pragma GCC unroll 3
-      for (int r = 0; r < 3; ++r) {
-        const index_t h = p * g.sh + g.top + r * g.dh;
-        if (h < 0 || h >= g.H) continue;
-        const typename V::T* row = x + (n * g.H + h) * g.W * g.C;
-        Reg in[MR + S - 1];
-        #pragma GCC unroll 16
-        for (int t = 0; t < MR + S - 1; ++t) {
-          const index_t c = q0 + g.left + t;
-          in[t] = c < 0 || c >= g.W ? V::zero() : load_channels<V>(row + c * g.C, k0, g.C);
-        }
-        #pragma GCC unroll 3
-        for (int s = 0; s < S; ++s)
-          #pragma GCC unroll 16
-          for (int i = 0; i < MR; ++i) acc[r * S + s] = V::fma(d[i], in[i + s], acc[r * S + s]);
-      }
+  const auto load = [&](const T* at) { return Whole ? V::loadu(at + k0) : load_channels<V>(at, k0, g.C); };
+  for (index_t q0 = 0; q0 < g.Q; q0 += MR) {
+    const T* grad = dy + ((n * g.P + p) * g.Q + q0) * g.K;
+    Reg d[MR];
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      d[i] = load(q0 + i < g.Q ? grad + i * g.K : zero_row);  // K == C: dy's rows are as wide
+      acc[9] = V::add(acc[9], d[i]);
     }
+    prefetch_next_row<V, MR>(g, x, n, p, q0, k0);
+    prefetch_next_output_row<V, MR>(g, dy, n, p, q0, k0);
+    #pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r) {
+      const index_t h = p * g.sh + g.top + r * g.dh;
+      if (h < 0 || h >= g.H) continue;
+      const T* row = x + (n * g.H + h) * g.W * g.C;
+      Reg in[MR + S - 1];
+      #pragma GCC unroll 16
+      for (int t = 0; t < MR + S - 1; ++t) {
+        const index_t c = q0 + g.left + t;
+        in[t] = load(static_cast<std::size_t>(c) < static_cast<std::size_t>(g.W) ? row + c * g.C : zero_row);
+      }
+      #pragma GCC unroll 3
+      for (int s = 0; s < S; ++s)
+        #pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) acc[r * S + s] = V::fma(d[i], in[i + s], acc[r * S + s]);
+    }
+  }
 }
 
+// Images [part.n_lo, n_hi) x channel vectors [kb_lo, kb_hi), an output row at a time, every
+// vector of the row before the next row: the row's pixels are read a line per vector, so all
+// lines of a pixel are used while it is in cache (a vector's whole image at a time read the
+// tensor once per vector). Each vector's 10 sums stay in registers along the row and wait in
+// `image` (T) between rows; an image's sums are then added into the doubles.
 template <class V, int MR>
-void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const typename V::T* dy, double* sums,
-                           index_t lo, index_t hi) {
+void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const typename V::T* dy,
+                           const typename V::T* zero_row, const DepthwiseWeightPart& part, double* sums) {
   using T = typename V::T;
-  for (index_t kb = lo; kb < hi; ++kb) {
-    const index_t k0 = kb * V::width, lanes = g.C - k0 < V::width ? g.C - k0 : V::width;
-    for (index_t n = 0; n < g.N; ++n) {
-      typename V::Reg acc[10];
-      #pragma GCC unroll 10
-      for (int t = 0; t < 10; ++t) acc[t] = V::zero();
-      depthwise_weight_image<V, MR>(g, x, dy, n, kb, acc);
-      alignas(64) T image_sums[V::width];
-      for (int t = 0; t < 10; ++t) {
-        V::storeu(image_sums, acc[t]);
-        for (index_t l = 0; l < lanes; ++l) sums[t * g.C + k0 + l] += image_sums[l];
+  using Reg = typename V::Reg;
+  const index_t vectors = part.kb_hi - part.kb_lo, whole_end = std::min(part.kb_hi, g.C / V::width);
+  T* image = thread_scratch<T>(vectors * 10 * V::width, ScratchSlot::partial_sums);
+  for (index_t n = part.n_lo; n < part.n_hi; ++n) {
+    std::fill(image, image + vectors * 10 * V::width, T(0));
+    for (index_t p = 0; p < g.P; ++p)
+      for (index_t kb = part.kb_lo; kb < part.kb_hi; ++kb) {
+        T* kept = image + (kb - part.kb_lo) * 10 * V::width;
+        Reg acc[10];
+        #pragma GCC unroll 10
+        for (int t = 0; t < 10; ++t) acc[t] = V::loadu(kept + t * V::width);
+        if (kb < whole_end)
+          depthwise_weight_row<V, MR, true>(g, x, dy, zero_row, n, p, kb, acc);
+        else
+          depthwise_weight_row<V, MR, false>(g, x, dy, zero_row, n, p, kb, acc);
+        #pragma GCC unroll 10
+        for (int t = 0; t < 10; ++t) V::storeu(kept + t * V::width, acc[t]);
       }
+    for (index_t kb = part.kb_lo; kb < part.kb_hi; ++kb) {
+      const T* kept = image + (kb - part.kb_lo) * 10 * V::width;
+      const index_t k0 = kb * V::width, lanes = std::min<index_t>(V::width, g.C - k0);
+      for (int t = 0; t < 10; ++t)
+        for (index_t l = 0; l < lanes; ++l) sums[t * g.C + k0 + l] += kept[t * V::width + l];
     }
   }
 }
