@@ -100,6 +100,7 @@ inline void block(const DirectPass<typename V::T>& pass, index_t m0, index_t kb)
       const T* src[MR];
       #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) src[i] = at.source(pass, i, r, s);
+      #pragma GCC unroll 4
       for (index_t c = 0; c < g.C; ++c) {
         Reg b[NV];
         #pragma GCC unroll 8
