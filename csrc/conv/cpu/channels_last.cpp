@@ -315,10 +315,11 @@ std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, cons
 // with fewer images than threads, channel vectors of the shared sums.
 template <class T>
 void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias) {
-  const index_t C = s.C, RS = s.R * s.S, width = (RS + 1) * C;
+  const index_t C = s.C, RS = s.R * s.S;
   std::vector<double> sums;
 #if FASTCONV_X86
   if (const channels_last::Geometry g = forward_geometry(s); channels_last::depthwise_weight_rows_fit(g)) {
+    const index_t width = (RS + 1) * C;
     const bool avx512 = vector_isa() >= Isa::avx512;
     const auto rows =
         avx512 ? channels_last::depthwise_weight_rows_avx512<T> : channels_last::depthwise_weight_rows_avx2<T>;
