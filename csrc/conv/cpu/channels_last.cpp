@@ -323,15 +323,19 @@ void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y
     const bool avx512 = vector_isa() >= Isa::avx512;
     const auto rows =
         avx512 ? channels_last::depthwise_weight_rows_avx512<T> : channels_last::depthwise_weight_rows_avx2<T>;
-    const index_t vectors = ceil_div(C, (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T)));
+    const index_t lanes = (avx512 ? 64 : 32) / static_cast<index_t>(sizeof(T)), vectors = ceil_div(C, lanes);
     const std::vector<T> zeros(static_cast<std::size_t>(C), T(0));
+    // The calling thread's room for an image's sums of `count` channel vectors: 10 vectors each.
+    const auto image_sums = [&](index_t count) {
+      return thread_scratch<T>(count * 10 * lanes, ScratchSlot::partial_sums);
+    };
     const index_t parts = std::min<index_t>(num_threads(), s.N);
     if (parts > 1) {
       sums.assign(static_cast<std::size_t>(parts * width), 0.0);
       parallel_for(0, parts, 1, [&](index_t lo, index_t hi) {
         for (index_t t = lo; t < hi; ++t) {
           const channels_last::DepthwiseWeightPart images{s.N * t / parts, s.N * (t + 1) / parts, 0, vectors};
-          rows(g, x, grad_y, zeros.data(), images, sums.data() + t * width);
+          rows(g, x, grad_y, zeros.data(), images, image_sums(vectors), sums.data() + t * width);
         }
       });
       for (index_t i = 0; i < width; ++i)
@@ -340,7 +344,7 @@ void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y
     } else {
       sums.assign(static_cast<std::size_t>(width), 0.0);
       parallel_for(0, vectors, 1, [&](index_t lo, index_t hi) {
-        rows(g, x, grad_y, zeros.data(), {0, s.N, lo, hi}, sums.data());
+        rows(g, x, grad_y, zeros.data(), {0, s.N, lo, hi}, image_sums(hi - lo), sums.data());
       });
     }
   }

@@ -62,17 +62,17 @@ inline bool depthwise_row_fits(const Geometry& g) { return g.sw == 1 && g.dw == 
 // The weight (and bias) gradient of a depthwise 3x3 convolution with multiplier 1 and unit
 // stride and dilation along the width (depthwise_weight_rows_fit), over the images and channel
 // vectors of `part`: sums[tap][c] and sums[9][c] (the bias's) for each of their channels c < C,
-// summed per image in T and added into these doubles. `g` is the forward's, dy its output's
-// gradient, zero_row C zeros.
+// summed per image in T (in image_sums: 10 vectors per channel vector of the part) and added into
+// these doubles. `g` is the forward's, dy its output's gradient, zero_row C zeros.
 struct DepthwiseWeightPart {
   index_t n_lo, n_hi, kb_lo, kb_hi;
 };
 template <class T>
 void depthwise_weight_rows_avx2(const Geometry& g, const T* x, const T* dy, const T* zero_row,
-                                const DepthwiseWeightPart& part, double* sums);
+                                const DepthwiseWeightPart& part, T* image_sums, double* sums);
 template <class T>
 void depthwise_weight_rows_avx512(const Geometry& g, const T* x, const T* dy, const T* zero_row,
-                                  const DepthwiseWeightPart& part, double* sums);
+                                  const DepthwiseWeightPart& part, T* image_sums, double* sums);
 inline bool depthwise_weight_rows_fit(const Geometry& g) {
   return g.sw == 1 && g.dw == 1 && g.R == 3 && g.S == 3;
 }

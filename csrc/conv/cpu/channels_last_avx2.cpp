@@ -34,13 +34,13 @@ void depthwise_rows_avx2(const DirectPass<double>& pass, index_t lo, index_t hi)
 }
 template <>
 void depthwise_weight_rows_avx2(const Geometry& g, const float* x, const float* dy, const float* zero_row,
-                                const DepthwiseWeightPart& part, double* sums) {
-  depthwise_weight_rows<simd::Avx2F32, 2>(g, x, dy, zero_row, part, sums);
+                                const DepthwiseWeightPart& part, float* image_sums, double* sums) {
+  depthwise_weight_rows<simd::Avx2F32, 2>(g, x, dy, zero_row, part, image_sums, sums);
 }
 template <>
 void depthwise_weight_rows_avx2(const Geometry& g, const double* x, const double* dy, const double* zero_row,
-                                const DepthwiseWeightPart& part, double* sums) {
-  depthwise_weight_rows<simd::Avx2F64, 2>(g, x, dy, zero_row, part, sums);
+                                const DepthwiseWeightPart& part, double* image_sums, double* sums) {
+  depthwise_weight_rows<simd::Avx2F64, 2>(g, x, dy, zero_row, part, image_sums, sums);
 }
 template <>
 void weight_images_avx2(const Geometry& g, bool nchw, const float* x, const float* dy, double* sums, index_t lo,

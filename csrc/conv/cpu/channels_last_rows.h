@@ -335,16 +335,18 @@ __attribute__((always_inline)) inline void depthwise_weight_row(const Geometry& 
 // vector of the row before the next row: the row's pixels are read a line per vector, so all
 // lines of a pixel are used while it is in cache (a vector's whole image at a time read the
 // tensor once per vector). Each vector's 10 sums stay in registers along the row and wait in
-// `image` (T) between rows; an image's sums are then added into the doubles.
+// `image` (room for 10 vectors per channel vector of the part) between rows; an image's sums are
+// then added into the doubles.
 template <class V, int MR>
 void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const typename V::T* dy,
-                           const typename V::T* zero_row, const DepthwiseWeightPart& part, double* sums) {
+                           const typename V::T* zero_row, const DepthwiseWeightPart& part, typename V::T* image,
+                           double* sums) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  const index_t vectors = part.kb_hi - part.kb_lo, whole_end = std::min(part.kb_hi, g.C / V::width);
-  T* image = thread_scratch<T>(vectors * 10 * V::width, ScratchSlot::partial_sums);
+  const index_t vectors = part.kb_hi - part.kb_lo, values = vectors * 10 * V::width;
+  const index_t whole_end = part.kb_hi < g.C / V::width ? part.kb_hi : g.C / V::width;
   for (index_t n = part.n_lo; n < part.n_hi; ++n) {
-    std::fill(image, image + vectors * 10 * V::width, T(0));
+    for (index_t i = 0; i < values; ++i) image[i] = T(0);
     for (index_t p = 0; p < g.P; ++p)
       for (index_t kb = part.kb_lo; kb < part.kb_hi; ++kb) {
         T* kept = image + (kb - part.kb_lo) * 10 * V::width;
@@ -360,7 +362,7 @@ void depthwise_weight_rows(const Geometry& g, const typename V::T* x, const type
       }
     for (index_t kb = part.kb_lo; kb < part.kb_hi; ++kb) {
       const T* kept = image + (kb - part.kb_lo) * 10 * V::width;
-      const index_t k0 = kb * V::width, lanes = std::min<index_t>(V::width, g.C - k0);
+      const index_t k0 = kb * V::width, lanes = g.C - k0 < V::width ? g.C - k0 : V::width;
       for (int t = 0; t < 10; ++t)
         for (index_t l = 0; l < lanes; ++l) sums[t * g.C + k0 + l] += kept[t * V::width + l];
     }
