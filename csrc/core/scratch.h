@@ -115,6 +115,15 @@ T* thread_scratch(index_t n, ScratchSlot slot) {
   return static_cast<T*>(state.buffers[s].get());
 }
 
+// thread_scratch for the per-ISA kernel files, which are compiled under their own target
+// pragmas: thread_scratch instantiated there is emitted with that ISA's instructions, and the
+// linker may keep that copy for every caller, baseline code included. These are instantiated
+// in core/scratch.cpp, compiled for the baseline.
+template <class T>
+T* kernel_scratch(index_t n, ScratchSlot slot);
+extern template float* kernel_scratch<float>(index_t, ScratchSlot);
+extern template double* kernel_scratch<double>(index_t, ScratchSlot);
+
 // Frees the calling thread's buffers (the next user allocates afresh).
 inline void release_thread_scratch() {
   auto& state = detail::thread_scratch_state();

@@ -540,8 +540,8 @@ void weight_images(const Geometry& g, bool nchw, const typename V::T* x, const t
   const PaddedImage pad(g, V::width);
   const index_t taps = g.R * g.S, plane = g.P * g.Q;
   const index_t chunk = std::max<index_t>(1, std::min(hi - lo, (kWeightChunkPixels + plane - 1) / plane));
-  T* copies = thread_scratch<T>(chunk * pad.values(), ScratchSlot::columns);
-  T* transposed = nchw ? nullptr : thread_scratch<T>(chunk * g.K * plane, ScratchSlot::transform_work);
+  T* copies = kernel_scratch<T>(chunk * pad.values(), ScratchSlot::columns);
+  T* transposed = nchw ? nullptr : kernel_scratch<T>(chunk * g.K * plane, ScratchSlot::transform_work);
   for (index_t n0 = lo; n0 < hi; n0 += chunk) {
     const index_t images = std::min(chunk, hi - n0);
     for (index_t n = n0; n < n0 + images; ++n) {
