@@ -272,6 +272,14 @@ inline channels_last::Geometry forward_geometry(const Conv2dShape& s) {
           p.dilation[0], p.dilation[1], -p.pad_begin[0], -p.pad_begin[1]};
 }
 
+// sums holds `parts` runs of `width` doubles, one per thread: the first becomes their sum, added
+// in thread order (so the result depends only on the thread count), and the rest is dropped.
+inline void fold_parts_in_order(std::vector<double>& sums, index_t parts, index_t width) {
+  for (index_t i = 0; i < width; ++i)
+    for (index_t t = 1; t < parts; ++t) sums[i] += sums[t * width + i];
+  sums.resize(static_cast<std::size_t>(width));
+}
+
 // sums[tap * C + c] (and sums[R*S * C + c], the bias's) of a depthwise convolution with
 // multiplier 1: the sum over pixels of dy[m, c] * x[tap's input pixel of m, c], a run of
 // adjacent channels at a time, which the compiler vectorises. Each thread sums its images (each
@@ -303,9 +311,7 @@ std::vector<double> depthwise_weight_sums(const Conv2dShape& s, const T* x, cons
         for (index_t i = 0; i < width; ++i) into[i] += image_sums[i];
       }
   });
-  for (index_t i = 0; i < width; ++i)
-    for (index_t t = 1; t < threads; ++t) sums[i] += sums[t * width + i];
-  sums.resize(static_cast<std::size_t>(width));
+  fold_parts_in_order(sums, threads, width);
   return sums;
 }
 
@@ -338,9 +344,7 @@ void depthwise_weight_gradient(const Conv2dShape& s, const T* x, const T* grad_y
           rows(g, x, grad_y, zeros.data(), images, image_sums(vectors), sums.data() + t * width);
         }
       });
-      for (index_t i = 0; i < width; ++i)
-        for (index_t t = 1; t < parts; ++t) sums[i] += sums[t * width + i];
-      sums.resize(static_cast<std::size_t>(width));
+      fold_parts_in_order(sums, parts, width);
     } else {
       sums.assign(static_cast<std::size_t>(width), 0.0);
       parallel_for(0, vectors, 1, [&](index_t lo, index_t hi) {
