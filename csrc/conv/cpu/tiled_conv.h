@@ -174,8 +174,8 @@ void scatter_tiles(const T* tile, index_t m_w, index_t lanes, const TileTarget<T
 
 // U[pt] per group is the GEMM's A, a (parts*Kg) x (parts*Cg) matrix, stored already packed for
 // the micro-kernel: [pt][g][panel][parts*Cg][mr], panels of mr rows, rows padded with zeros to
-// a multiple of kFilterRows (which every kernel's mr divides, so the size is the same on every
-// ISA; the interleaving is not: a cached U is keyed on the ISA, ops/conv_weight_cache.py).
+// a multiple of kFilterRows (which every wide kernel's mr divides, so the size is the same on
+// every ISA; the interleaving is not: a cached U is keyed on the ISA, ops/conv_weight_cache.py).
 // Filters are transformed kLanes at a time (consecutive input channels of one output channel).
 constexpr index_t kFilterRows = 12;
 
@@ -184,15 +184,25 @@ index_t filter_rows(const TiledGeometry& g, const Transform& tf) {
   return round_up(tf.parts * (g.K / g.groups), kFilterRows);
 }
 
+// The micro-kernel of the per-point GEMMs: the active ISA's tile that pads the fewest of U's
+// rows (AVX-512's 12-row tile computes 24 rows for 16 output channels, its 8-row tile 16). A
+// narrow tile is taken only where its panels cover the rows in fewer rows than the wide one's,
+// so they fit in filter_rows too.
+template <class T, class Transform>
+const gemm::KernelSet<T>& point_kernels(const TiledGeometry& g, const Transform& tf) {
+  return gemm::active_kernels<T>(tf.parts * (g.K / g.groups));
+}
+
 template <class Transform>
 index_t transformed_filters_size(const TiledGeometry& g, const Transform& tf) {
   return tf.points * g.groups * filter_rows(g, tf) * tf.parts * (g.C / g.groups);
 }
 
-template <class T>
-index_t filter_panel_rows() {
-  const index_t mr = gemm::active_family<T>().wide.mr;
-  if (kFilterRows % mr != 0) throw std::logic_error("tiled_conv: the micro-kernel's mr does not divide kFilterRows");
+template <class T, class Transform>
+index_t filter_panel_rows(const TiledGeometry& g, const Transform& tf) {
+  const index_t mr = point_kernels<T>(g, tf).mr;
+  if (round_up(tf.parts * (g.K / g.groups), mr) > filter_rows(g, tf))
+    throw std::logic_error("tiled_conv: the micro-kernel's panels do not fit in filter_rows");
   return mr;
 }
 
@@ -204,7 +214,7 @@ index_t filter_panel_rows() {
 // layer's forward and input gradient (F(4x4): U of 9.4 MB), one thread.)
 template <class T, class Transform>
 void transform_real_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
-  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, mr = filter_panel_rows<T>(), rows = filter_rows(g, tf);
+  const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, mr = filter_panel_rows<T>(g, tf), rows = filter_rows(g, tf);
   const index_t panels = rows / mr, block = rows * Cg;
   parallel_for(0, g.groups * panels, 1, [&](index_t lo, index_t hi) {
     std::vector<T> values(tf.points * mr * kLanes), work(tf.work_size(kLanes));  // [row][pt][lane]
@@ -224,6 +234,10 @@ void transform_real_filters(const TiledGeometry& g, const Transform& tf, const T
       }
     }
   });
+  // Rows past the last whole panel (a narrow tile's, never read) are zero, as the padded rows are:
+  // U's bytes depend on the weight alone.
+  for (index_t i = 0; i < tf.points * g.groups; ++i)
+    std::fill(u + i * block + panels * mr * Cg, u + (i + 1) * block, T(0));
 }
 
 // Complex spectra (FFT's) in two passes, so that U is written once, in order: the transforms of
@@ -235,7 +249,7 @@ template <class T, class Transform>
 void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, index_t R, index_t S, T* u) {
   if (tf.parts == 1) return transform_real_filters(g, tf, w, R, S, u);
   const index_t Kg = g.K / g.groups, Cg = g.C / g.groups, parts = tf.parts, kc = parts * Cg;
-  const index_t mr = filter_panel_rows<T>(), rows = filter_rows(g, tf), block = rows * kc;
+  const index_t mr = filter_panel_rows<T>(g, tf), rows = filter_rows(g, tf), block = rows * kc;
   // spectra[pt][k][part][c]: filter (k, c)'s value at point pt.
   const index_t per_point = g.K * parts * Cg;
   // The calling thread's transform scratch: the convolution that follows reuses it.
@@ -262,7 +276,8 @@ void transform_filters(const TiledGeometry& g, const Transform& tf, const T* w, 
       const index_t pt = i / g.groups, group = i % g.groups;
       const T* spectrum = spectra + pt * per_point + group * Kg * parts * Cg;
       T* a = u + i * block;
-      for (index_t row = 0; row < rows; ++row) {
+      std::fill(a + rows / mr * mr * kc, a + block, T(0));  // past the last whole panel (never read)
+      for (index_t row = 0; row < rows / mr * mr; ++row) {
         T* panel = a + row / mr * kc * mr + row % mr;
         const index_t k = row % Kg, part = row / Kg;  // part 0: a real row, 1: an imaginary one
         if (part >= parts) {
@@ -385,7 +400,7 @@ struct Blocking {
   index_t tiles_h, tiles_w, per_image, tiles, block, panels, lanes, row_stride;
 
   Blocking(const TiledGeometry& geometry, const Transform& transform)
-      : g(geometry), tf(transform), ks(gemm::active_family<T>().wide), cut(input_planes(geometry, transform)) {
+      : g(geometry), tf(transform), ks(point_kernels<T>(geometry, transform)), cut(input_planes(geometry, transform)) {
     tiles_h = cut.tiles_h, tiles_w = cut.tiles_w, per_image = cut.per_image();
     tiles = g.N * per_image;
     lanes = std::min<index_t>(kLanes, ks.nr);  // a lane group never straddles two B panels
