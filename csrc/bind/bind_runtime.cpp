@@ -40,6 +40,14 @@ void bind_probes(py::module_& m) {
   }, py::arg("src"), py::arg("dst"));
   m.def("copy_layout", [](py::array src, py::array dst) { call_without_gil(copy_layout, src, dst); },
         py::arg("src"), py::arg("dst"), "dst = src between NCHW and channels_last (N, C, H, W) arrays");
+  m.def("pixel_shuffle", [](py::array src, py::array dst, index_t factor) {
+    call_without_gil(pixel_shuffle, src, dst, factor);
+  }, py::arg("src"), py::arg("dst"), py::arg("factor"),
+        "dst (N, C, H*factor, W*factor) = torch's pixel_shuffle of src (N, C*factor^2, H, W)");
+  m.def("pixel_unshuffle", [](py::array src, py::array dst, index_t factor) {
+    call_without_gil(pixel_unshuffle, src, dst, factor);
+  }, py::arg("src"), py::arg("dst"), py::arg("factor"),
+        "dst (N, C*factor^2, H, W) = torch's pixel_unshuffle of src (N, C, H*factor, W*factor)");
   m.def("scratch_bytes", &scratch_bytes);
   m.def("set_workspace_limit", &set_workspace_limit, py::arg("nbytes"));
   m.def("workspace_limit", [] { return workspace_limit(); });

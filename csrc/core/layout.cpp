@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/checked_math.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
@@ -36,7 +37,75 @@ void transpose_images(const T* src, T* dst, index_t n, index_t rows, index_t col
   });
 }
 
+// One wide row, (n, c, h r + a) of `wide`, and the r deep rows it interleaves, (n, c r^2 + a r + b, h)
+// for b < r: wide[w r + b] = deep_b[w] (Shuffle) or the reverse. Factor 2, the common one, is
+// its own instance so that the interleave is vectorised.
+template <bool Shuffle, int Factor, class T>
+void rearrange_row(T* wide, T* deep, index_t deep_step, index_t W, index_t r) {
+  const index_t f = Factor > 0 ? Factor : r;
+  for (index_t w = 0; w < W; ++w)
+    for (index_t b = 0; b < f; ++b) {
+      if constexpr (Shuffle) wide[w * f + b] = deep[b * deep_step + w];
+      else deep[b * deep_step + w] = wide[w * f + b];
+    }
+}
+
+// The wide array's rows over the threads. `wide` and `deep` are the two arrays' memory, the
+// deep one (N, C r^2, H, W), the wide one (N, C, H r, W r).
+template <bool Shuffle, class T>
+void rearrange(T* wide, T* deep, const std::array<index_t, 4>& deep_shape, index_t r) {
+  const index_t C = deep_shape[1] / (r * r), H = deep_shape[2], W = deep_shape[3];
+  const index_t rows = deep_shape[0] * C * H * r;  // wide rows, (n, c, h r + a) in order
+  parallel_for(0, rows, 16, [&](index_t lo, index_t hi) {
+    for (index_t row = lo; row < hi; ++row) {
+      const index_t nc = row / (H * r), h = row % (H * r) / r, a = row % r;
+      T* wide_row = wide + row * W * r;
+      T* deep_row = deep + ((nc * r * r + a * r) * H + h) * W;  // channel c r^2 + a r, image n
+      if (r == 2) rearrange_row<Shuffle, 2>(wide_row, deep_row, H * W, W, r);
+      else rearrange_row<Shuffle, 0>(wide_row, deep_row, H * W, W, r);
+    }
+  });
+}
+
+// The deep and wide shapes of a rearrangement: checked (a 4-d deep shape, channels a multiple of
+// factor^2, factor >= 1) and the wide one worked out in int64.
+std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t factor, const char* deep_name) {
+  if (factor < 1) fail<ValueError>("factor: expected an integer >= 1, got ", factor);
+  const index_t r2 = checked_mul(factor, factor, "factor^2");
+  if (deep[1] % r2 != 0)
+    fail<ValueError>(deep_name, ": expected channels divisible by factor^2 = ", r2, ", got ", deep[1]);
+  return {deep[0], deep[1] / r2, checked_mul(deep[2], factor, deep_name, ": height x factor"),
+          checked_mul(deep[3], factor, deep_name, ": width x factor")};
+}
+
 }  // namespace
+
+void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
+  const std::array<index_t, 4> deep = shape4(src, "src", "(N, C*factor^2, H, W)");
+  const std::array<index_t, 4> wide = wide_shape(deep, factor, "src");
+  dispatch_float(src, "src", [&](auto tag) {
+    using T = decltype(tag);
+    const T* from = nchw_arg<const T>(src, "src", deep);
+    rearrange<true>(nchw_arg<T>(dst, "dst", wide), const_cast<T*>(from), deep, factor);
+  });
+}
+
+void pixel_unshuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
+  const std::array<index_t, 4> wide = shape4(src, "src", "(N, C, H*factor, W*factor)");
+  if (factor < 1) fail<ValueError>("factor: expected an integer >= 1, got ", factor);
+  for (int d : {2, 3})
+    if (wide[d] % factor != 0)
+      fail<ValueError>("src: expected height and width divisible by factor = ", factor, ", got shape ",
+                       shape_str(src));
+  const index_t r2 = checked_mul(factor, factor, "factor^2");
+  const std::array<index_t, 4> deep = {wide[0], checked_mul(wide[1], r2, "src: channels x factor^2"),
+                                       wide[2] / factor, wide[3] / factor};
+  dispatch_float(src, "src", [&](auto tag) {
+    using T = decltype(tag);
+    const T* from = nchw_arg<const T>(src, "src", wide);
+    rearrange<false>(const_cast<T*>(from), nchw_arg<T>(dst, "dst", deep), deep, factor);
+  });
+}
 
 void copy_layout(const TensorArg& src, const TensorArg& dst) {
   const std::array<index_t, 4> shape = shape4(src, "src", "(N, C, H, W)");

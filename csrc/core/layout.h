@@ -13,6 +13,14 @@ namespace fastconv {
 // channels_last; ValueError naming the argument otherwise.
 void copy_layout(const TensorArg& src, const TensorArg& dst);
 
+// The sub-pixel rearrangements of torch.nn.functional.pixel_shuffle / pixel_unshuffle between a
+// deep (N, C r^2, H, W) and a wide (N, C, H r, W r) C-contiguous array of one float dtype:
+// channel c r^2 + a r + b of the deep array is pixel (h r + a, w r + b) of the wide one's
+// channel c. pixel_shuffle writes the wide dst from the deep src, pixel_unshuffle the deep dst
+// from the wide src; ValueError naming the argument for shapes that do not match, factor < 1.
+void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor);
+void pixel_unshuffle(const TensorArg& src, const TensorArg& dst, index_t factor);
+
 // dst[j][i] = src[i][j] for the rows x cols matrix at src (row stride cols) and dst (row stride
 // rows), over rows [r0, r1) and all columns: per ISA (layout_avx2.cpp) and portable.
 template <class T>

@@ -186,11 +186,12 @@ def test_auto_backward_times_the_pair_against_shared_im2col(rng):
     ref = ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1, algo="im2col")
     conv_algo.set_mode("benchmark")
     ours = run_until_chosen(lambda: ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1))
-    pairs = [tuple(v.split(",")) for k, v in conv_algo.chosen().items()
-             if k[-1] == "transposed backward" and k[0] == gy.shape]
+    direction = "transposed backward+pixel_shuffle"  # 4x4/2, padding 1: pixel_shuffle runs it too
+    pairs = [tuple(v.split(",")) for k, v in conv_algo.chosen().items() if k[-1] == direction and k[0] == gy.shape]
     separate = tuple(conv_algo.chosen()[k[:-1] + (d,)] for d in ("forward", "weight")
-                     for k in conv_algo.chosen() if k[-1] == "transposed backward" and k[0] == gy.shape)
-    assert len(pairs) == 1 and pairs[0] in (separate, ("im2col", "im2col"), (separate[0], "subpixel"))
+                     for k in conv_algo.chosen() if k[-1] == direction and k[0] == gy.shape)
+    assert len(pairs) == 1 and pairs[0] in (separate, ("im2col", "im2col"), (separate[0], "subpixel"),
+                                            ("pixel_shuffle", "pixel_shuffle"), ("pixel_shuffle", separate[1]))
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
 

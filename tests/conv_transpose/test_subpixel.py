@@ -10,9 +10,9 @@ from fastconv import Tensor, ops
 from fastconv.autograd import gradcheck
 from fastconv.ops import conv_algo
 from fastconv.ops.conv_transpose import subpixel_first
-from tests.conv_transpose.cases import case_arrays
+from tests.conv_transpose.cases import case_args, case_arrays, case_reference, check_gradients
 from tests.functional_cases import algorithm_choices_made_by
-from tests.reference import conv_transpose2d_reference, numeric_gradient
+from tests.reference import conv_transpose2d_reference
 
 # (N, C_in, H, W, C_out/groups, R, S, stride, padding, output_padding, groups)
 CASES = [
@@ -31,27 +31,13 @@ CASES = [
 ]
 
 
-def _args(case):
-    stride, padding, output_padding, groups = case[7:]
-    return dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups)
-
-
-def _pair(v):
-    return v if isinstance(v, tuple) else (v, v)
-
-
-def _reference(x, w, b, case):
-    stride, padding, output_padding, groups = case[7:]
-    return conv_transpose2d_reference(x, w, b, _pair(stride), _pair(padding), _pair(output_padding), groups)
-
-
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_subpixel_forward_matches_scatter_reference(isa, rng, case, dtype):
     x, w, b = case_arrays(rng, case, dtype)
-    ref = _reference(x, w, b, case)
-    ops.conv_transpose2d(np.full_like(x, np.nan), w, b, **_args(case), algo="subpixel")  # poisons the scratch
-    y = ops.conv_transpose2d(x, w, b, **_args(case), algo="subpixel")
+    ref = case_reference(x, w, b, case)
+    ops.conv_transpose2d(np.full_like(x, np.nan), w, b, **case_args(case), algo="subpixel")  # poisons the scratch
+    y = ops.conv_transpose2d(x, w, b, **case_args(case), algo="subpixel")
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert y.dtype == dtype and y.shape == ref.shape
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.sqrt(w.size))
@@ -59,25 +45,13 @@ def test_subpixel_forward_matches_scatter_reference(isa, rng, case, dtype):
 
 @pytest.mark.parametrize("case", CASES)
 def test_subpixel_gradients_match_numeric(rng, case):
-    _check_gradients(rng, case)
+    check_gradients(rng, case, "subpixel")
 
 
 @pytest.mark.parametrize("case", [CASES[2], CASES[5]])
 def test_subpixel_weight_gradient_on_every_isa(isa, rng, case):
     # its channels-last planes are padded to the micro-kernel's tile width, which the ISA sets
-    _check_gradients(rng, case)
-
-
-def _check_gradients(rng, case):
-    x, w, b = case_arrays(rng, case)
-    gy = rng.standard_normal(_reference(x, w, b, case).shape)
-    ops.conv_transpose2d_backward(np.full_like(x, np.nan), w, gy, **_args(case), algo="subpixel")
-    dx, dw, db = ops.conv_transpose2d_backward(x, w, gy, **_args(case), algo="subpixel")
-    np.testing.assert_allclose(dx, numeric_gradient(lambda xx: _reference(xx, w, None, case), x, gy), rtol=1e-6,
-                               atol=1e-6)
-    np.testing.assert_allclose(dw, numeric_gradient(lambda ww: _reference(x, ww, None, case), w, gy), rtol=1e-6,
-                               atol=1e-6)
-    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-10)
+    check_gradients(rng, case, "subpixel")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -139,10 +113,12 @@ def test_deterministic_mode_runs_subpixel_where_its_rule_says(rng):
     try:
         x, w = rng.standard_normal((1, 16, 16, 16)), rng.standard_normal((16, 16, 4, 4))
         made = algorithm_choices_made_by(lambda: ops.conv_transpose2d(x, w, stride=2, padding=1))
-        assert [conv_algo.chosen()[k] for k in made if k[-1] == "input+subpixel (subpixel first)"] == ["subpixel"]
+        forward = "input+subpixel+pixel_shuffle (subpixel first)"  # pixel_shuffle runs 4x4/2 too, not first
+        assert [conv_algo.chosen()[k] for k in made if k[-1] == forward] == ["subpixel"]
         gy = rng.standard_normal((1, 16, 32, 32))
         made = algorithm_choices_made_by(lambda: ops.conv_transpose2d_backward(x, w, gy, stride=2, padding=1))
-        pairs = [conv_algo.chosen()[k] for k in made if k[-1] == "transposed backward"]  # "forward,weight"
+        pairs = [conv_algo.chosen()[k] for k in made  # "forward,weight"
+                 if k[-1] == "transposed backward+pixel_shuffle"]
         assert [pair.split(",")[1] for pair in pairs] == ["subpixel"]
     finally:
         conv_algo.set_mode("benchmark")

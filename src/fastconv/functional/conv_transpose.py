@@ -27,7 +27,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
                      algo: str = "auto") -> Tensor:
     """torch.nn.functional.conv_transpose2d: weight (C_in, C_out/groups, R, S). algo picks the
     conv2d kernels that compute it and its gradients, as in conv2d, or "subpixel" (one stride-1
-    convolution per output phase, for the forward and the weight gradient; not with dilation).
+    convolution per output phase, for the forward and the weight gradient; not with dilation), or
+    "pixel_shuffle" (one stride-1 convolution whose channels are the phases, then a pixel shuffle:
+    where kernel + output_padding - 2 padding == stride, groups and dilation 1).
     An unbatched (C_in, H, W) input gives a (C_out, H_out, W_out) output, as in PyTorch."""
     return run_batched(ConvTranspose2d.apply, input, weight, bias, stride, padding, output_padding, groups, dilation,
                        algo)

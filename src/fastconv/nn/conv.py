@@ -52,7 +52,7 @@ class Conv2d(Module):
 class ConvTranspose2d(Module):
     """torch.nn.ConvTranspose2d: weight (in_channels, out_channels/groups, kH, kW), PyTorch's
     initialisation (fan_in from weight dimension 1, as torch computes it); algo as Conv2d's, or
-    "subpixel" (functional.conv_transpose2d says what it runs)."""
+    "subpixel" or "pixel_shuffle" (functional.conv_transpose2d says what they run)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, bias: bool = True,

@@ -5,24 +5,28 @@ output), so each of its three kernels can be one of conv2d's (csrc/conv_transpos
 the forward runs conv2d's input gradient, the input gradient conv2d's forward, the weight gradient
 conv2d's weight gradient. The forward and the weight gradient have an algorithm of their own too,
 "subpixel" (csrc/conv_transpose/cpu/subpixel.cpp): stride_h x stride_w stride-1 convolutions, one
-per output phase, with no products by inserted zeros and no scatter. algo="auto" chooses as
+per output phase, with no products by inserted zeros and no scatter; and "pixel_shuffle"
+(ops/conv_transpose_shuffle.py): the phases as the channels of one stride-1 convolution, which
+Winograd runs, then a pixel shuffle. algo="auto" chooses as
 conv2d's auto does, over a shape's first calls: the forward among conv2d's input-gradient
 kernels and subpixel (one choice, shared with a strided conv2d's input gradient of the same
-geometry where subpixel is not preferred by its fixed rule); the backward each gradient's
-conv2d kernel, then that pair against the pairs with shared im2col columns or subpixel's
-weight gradient.
+geometry where subpixel is not preferred by its fixed rule), and pixel_shuffle where it runs
+(then a choice of its own); the backward each gradient's conv2d kernel, then that pair against
+the pairs with shared im2col columns, subpixel's weight gradient or pixel_shuffle's gradients.
 """
+import functools
 from typing import Optional, Tuple
 
 import numpy as np
 
 from fastconv._typing import Array, IntPair
 from fastconv.backend import device_of, empty, empty_like, kernels
-from fastconv.ops import conv_algo
+from fastconv.ops import conv_algo, conv_transpose_shuffle
 from fastconv.ops._checks import an_int, contiguous, convolved_input, to_channels_last, window_pair
 from fastconv.ops.conv import (SUBPIXEL, _algorithm, _algorithm_name, _bias_array, _checked, _contiguous,
                                _forward_in_place, _input_gradient_in_place, _layout, _run_channels_last,
                                _weight_gradient_in_place, subpixel_runs)
+from fastconv.ops.conv_transpose_shuffle import PIXEL_SHUFFLE
 
 _LAYOUTS = {"input": "(N, C_in, H, W)", "weight": "(C_in, C_out/groups, R, S)", "grad_output": "(N, C_out, H_out, W_out)"}
 
@@ -44,13 +48,22 @@ def _equivalent_conv2d_arguments(args):
 
 
 def algorithms():
-    """Every algorithm conv_transpose2d's `algo` may name: 'subpixel' and conv2d's."""
-    return [SUBPIXEL] + conv_algo.algorithms()
+    """Every algorithm conv_transpose2d's `algo` may name: 'subpixel', 'pixel_shuffle' and conv2d's."""
+    return [SUBPIXEL, PIXEL_SHUFFLE] + conv_algo.algorithms()
+
+
+@functools.lru_cache(maxsize=4096)
+def _shuffle_reason(lib, x_shape, w_shape, args):
+    """Why pixel_shuffle cannot run this transposed convolution, or None: asked once per shape."""
+    return conv_transpose_shuffle.unsupported_reason(lib, x_shape, w_shape, args)
 
 
 def _algorithm_choice(lib, algo, input_shape, weight_shape, conv_args):
-    """_algorithm_name's, also accepting 'subpixel' (on the CPU library, which has it). On a
-    device library 'auto' is its fixed rule: the pairs timed below are timed on the host's clock."""
+    """_algorithm_name's, also accepting 'subpixel' and 'pixel_shuffle' (on the CPU library, which
+    has them). On a device library 'auto' is its fixed rule: the pairs timed below are timed on
+    the host's clock."""
+    if algo == PIXEL_SHUFFLE:
+        return algo
     if algo != SUBPIXEL:
         if algo not in ("auto", "winograd", *conv_algo.algorithms()):
             raise ValueError(f"algo: expected 'auto', 'winograd' or one of {algorithms()}, got {algo!r}")
@@ -79,16 +92,29 @@ def subpixel_first(output_shape, weight_shape, stride, groups):
     return strided and phases_have_taps and output_shape[3] // stride[1] >= 16 and channels >= 16
 
 
+def _shuffle_runs(lib, algo, x, w, args):
+    """Whether pixel_shuffle runs this call: for 'auto', where it can; pinned, where it can, else
+    a ValueError with the reason."""
+    if algo not in ("auto", PIXEL_SHUFFLE):
+        return False
+    reason = _shuffle_reason(lib, x.shape, w.shape, args)
+    if reason is not None and algo == PIXEL_SHUFFLE:
+        raise ValueError(f"algo='{PIXEL_SHUFFLE}' cannot run this transposed convolution: {reason}")
+    return reason is None
+
+
 def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
     """The forward's algorithm: a pinned one as it is; for 'auto', the choice among the
-    equivalent conv2d's input-gradient kernels and, where it runs the shape, subpixel (the
-    fixed rule's pick where subpixel_first says so)."""
+    equivalent conv2d's input-gradient kernels and, where they run the shape, subpixel (the
+    fixed rule's pick where subpixel_first says so) and pixel_shuffle."""
     if algo != "auto":
         return algo
-    if not subpixel_runs(lib, x.shape, w.shape, args):
+    extra = (SUBPIXEL,) if subpixel_runs(lib, x.shape, w.shape, args) else ()
+    extra += (PIXEL_SHUFFLE,) if _shuffle_runs(lib, algo, x, w, args) else ()
+    if not extra:
         return _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
-    prefer = SUBPIXEL if subpixel_first(y.shape, w.shape, args[0], args[-1]) else None
-    return conv_algo.resolve("input", run, y.shape, w.shape, conv_args, x.dtype, extra=(SUBPIXEL,), prefer=prefer)
+    prefer = SUBPIXEL if SUBPIXEL in extra and subpixel_first(y.shape, w.shape, args[0], args[-1]) else None
+    return conv_algo.resolve("input", run, y.shape, w.shape, conv_args, x.dtype, extra=extra, prefer=prefer)
 
 
 def _add_bias(y, bias):
@@ -110,8 +136,10 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     input (N, C_in, H, W), weight (C_in, C_out/groups, R, S), bias (C_out,) or None ->
     (N, C_out, (H-1)*stride - 2*padding + dilation*(R-1) + output_padding + 1, ...).
     algo: "subpixel" (stride_h x stride_w stride-1 convolutions, one per output phase; not
-    with dilation), one of conv2d's (its input-gradient kernel computes the result), or "auto"
-    (the fastest of them for this shape, chosen over its first calls as conv2d's auto).
+    with dilation), "pixel_shuffle" (one stride-1 convolution to the phases as channels, then a
+    pixel shuffle: ops/conv_transpose_shuffle.py), one of conv2d's (its input-gradient kernel
+    computes the result), or "auto" (the fastest of them for this shape, chosen over its first
+    calls as conv2d's auto).
     A channels_last input (NHWC memory, as torch's channels_last) gives a channels_last output,
     as torch's does: computed in place with algo "auto" or "im2col" (auto times that against
     NCHW copies), on NCHW copies with another algorithm.
@@ -134,7 +162,13 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
     algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
-    run = conv_algo.reusing(lambda a: lib.conv_transpose2d_forward(x, w, b, y, *args, a))
+    _shuffle_runs(lib, algo, x, w, args)  # a pinned pixel_shuffle that cannot run says why
+
+    def run_forward(a):
+        if a == PIXEL_SHUFFLE:
+            return conv_transpose_shuffle.forward(lib, x, w, b, y, args)
+        lib.conv_transpose2d_forward(x, w, b, y, *args, a)
+    run = conv_algo.reusing(run_forward)
     run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
     return y
 
@@ -170,6 +204,10 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
     dx, dw = empty_like(x), empty_like(w)
     db = empty(dy.shape[1], w.dtype, device_of(w)) if needs_bias else None
     algo = _algorithm_choice(lib, algo, dy.shape, w.shape, conv_args)
+    shuffle = _shuffle_runs(lib, algo, x, w, args)
+    if algo == PIXEL_SHUFFLE:
+        conv_transpose_shuffle.backward(lib, x, w, dy, dx, dw, db, args)
+        return dx, dw, db
     # 'auto' times each kernel on its own; the call then runs both at once (two im2col kernels
     # share grad_output's columns).
     run_input = conv_algo.reusing(lambda a: lib.conv_transpose2d_backward(x, w, dy, dx, None, None, *args, a, "im2col"))
@@ -177,13 +215,24 @@ def conv_transpose2d_backward(input: Array, weight: Array, grad_output: Array, s
                                                                            a))
     algos = (_algorithm(lib, algo, "forward", run_input, dy.shape, w.shape, conv_args, x.dtype),
              _algorithm(lib, algo, "weight", run_weight, dy.shape, w.shape, conv_args, x.dtype))
-    run_both = conv_algo.reusing(lambda pair: lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair))
-    if algo == "auto":  # the two fastest apart, both im2col sharing their columns, or subpixel's weight gradient
-        # (a direction of its own: pairs timed before subpixel existed are not reused from the disk cache)
+
+    def run_pair(pair):  # pixel_shuffle's input gradient with its own weight gradient or another kernel's
+        if pair[0] != PIXEL_SHUFFLE:
+            return lib.conv_transpose2d_backward(x, w, dy, dx, dw, db, *args, *pair)
+        both = pair[1] == PIXEL_SHUFFLE
+        conv_transpose_shuffle.backward(lib, x, w, dy, dx, dw if both else None, db if both else None, args)
+        if not both:
+            lib.conv_transpose2d_backward(x, w, dy, None, dw, db, *args, "im2col", pair[1])
+    run_both = conv_algo.reusing(run_pair)
+    if algo == "auto":  # the two fastest apart, both im2col sharing their columns, subpixel's weight gradient
+        # or pixel_shuffle's gradients (a direction of its own: pairs timed before subpixel existed are not
+        # reused from the disk cache)
         candidates = [algos, ("im2col", "im2col")]
         if subpixel_runs(lib, x.shape, w.shape, args):
             candidates.insert(0 if subpixel_first(dy.shape, w.shape, args[0], args[-1]) else 2, (algos[0], SUBPIXEL))
-        algos = conv_algo.resolve_among("transposed backward", run_both, dy.shape, w.shape, conv_args, x.dtype,
-                                        candidates)
+        if shuffle:
+            candidates += [(PIXEL_SHUFFLE, PIXEL_SHUFFLE), (PIXEL_SHUFFLE, algos[1])]
+        direction = "transposed backward" + ("+" + PIXEL_SHUFFLE if shuffle else "")  # a choice of its own
+        algos = conv_algo.resolve_among(direction, run_both, dy.shape, w.shape, conv_args, x.dtype, candidates)
     run_both(algos)
     return dx, dw, db
