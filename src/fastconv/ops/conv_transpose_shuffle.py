@@ -109,11 +109,14 @@ class _StackedFilters:
     """The stacked filters of recently used weights, kept so that conv2d's transform cache
     (conv_weight_cache) finds the same array, and remade in place when the weight's bytes change
     (an optimiser step): keyed as that cache is, on (data pointer, shape, strides, dtype), with a
-    copy of the bytes they were made from."""
+    copy of the bytes they were made from. The least recently used go beyond `budget` bytes."""
 
-    def __init__(self, entries=64):
+    def __init__(self, budget=64 << 20):
         self._entries = collections.OrderedDict()
-        self._limit = entries
+        self._budget = budget
+
+    def _bytes(self):
+        return sum(e["source"].nbytes + e["stacked"].nbytes for e in self._entries.values())
 
     def get(self, w, geometry, args):
         key = (w.__array_interface__["data"][0], w.shape, w.strides, w.dtype.str, args)
@@ -121,7 +124,7 @@ class _StackedFilters:
         if entry is None:
             entry = self._entries[key] = {"source": np.empty_like(w), "made": False,
                                           "stacked": np.empty(geometry.stacked_shape, w.dtype)}
-            while len(self._entries) > self._limit:
+            while len(self._entries) > 1 and self._bytes() > self._budget:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(key)
         if not entry["made"] or not np.array_equal(entry["source"], w):
