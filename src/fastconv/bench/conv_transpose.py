@@ -4,6 +4,7 @@ forward+backward, against torch (NCHW and channels_last); fastconv also on chann
 import numpy as np
 
 from fastconv import ops
+from fastconv.ops import conv_algo
 from fastconv.ops._checks import is_channels_last, to_channels_last
 from fastconv.bench.harness import Case, settle
 from fastconv.bench.peers import backward_fresh, torch_copies
@@ -28,6 +29,9 @@ def cases(layer, torch, dtype=np.float32, seed=0):
         return ops.conv_transpose2d_backward(x, w, gy, needs_bias=False, **args)
 
     step = {"fastconv": ours_step}
+    settle(ours_step)  # auto's choices made before timing, as the channels_last runner's below
+    picks = {"auto picks": ", ".join(f"{key[-1]}: {algo}" for key, algo in conv_algo.chosen().items()
+                                     if key[0] == gy.shape and key[1] == w.shape)}
     ours = ["fastconv"] + _channels_last_runners(fwd, step, x, w, gy, args)
     if torch is not None:
         F = torch.nn.functional
@@ -41,7 +45,7 @@ def cases(layer, torch, dtype=np.float32, seed=0):
             fwd[name] = torch_fwd
             step[name] = lambda inp=gx, weight=gw, grad=tgy: backward_fresh(F.conv_transpose2d(inp, weight, **args),
                                                                             grad, inp, weight)
-    return [Case(layer["name"], "fwd", fwd, ours, flops=flops),
+    return [Case(layer["name"], "fwd", fwd, ours, flops=flops, extra=picks),
             Case(layer["name"], "fwd+bwd", step, ours, flops=3 * flops)]
 
 
