@@ -38,10 +38,10 @@ void transpose_images(const T* src, T* dst, index_t n, index_t rows, index_t col
 }
 
 // One wide row, (n, c, h r + a) of `wide`, and the r deep rows it interleaves, (n, c r^2 + a r + b, h)
-// for b < r: wide[w r + b] = deep_b[w] (Shuffle) or the reverse. Factor 2, the common one, is
-// its own instance so that the interleave is vectorised.
-template <bool Shuffle, int Factor, class T>
-void rearrange_row(T* wide, T* deep, index_t deep_step, index_t W, index_t r) {
+// for b < r: wide[w r + b] = deep_b[w] (Shuffle) or the reverse; the side read is const. Factor
+// 2, the common one, is its own instance so that the interleave is vectorised.
+template <bool Shuffle, int Factor, class Wide, class Deep>
+void rearrange_row(Wide* wide, Deep* deep, index_t deep_step, index_t W, index_t r) {
   const index_t f = Factor > 0 ? Factor : r;
   for (index_t w = 0; w < W; ++w)
     for (index_t b = 0; b < f; ++b) {
@@ -52,15 +52,15 @@ void rearrange_row(T* wide, T* deep, index_t deep_step, index_t W, index_t r) {
 
 // The wide array's rows over the threads. `wide` and `deep` are the two arrays' memory, the
 // deep one (N, C r^2, H, W), the wide one (N, C, H r, W r).
-template <bool Shuffle, class T>
-void rearrange(T* wide, T* deep, const std::array<index_t, 4>& deep_shape, index_t r) {
+template <bool Shuffle, class Wide, class Deep>
+void rearrange(Wide* wide, Deep* deep, const std::array<index_t, 4>& deep_shape, index_t r) {
   const index_t C = deep_shape[1] / (r * r), H = deep_shape[2], W = deep_shape[3];
   const index_t rows = deep_shape[0] * C * H * r;  // wide rows, (n, c, h r + a) in order
   parallel_for(0, rows, 16, [&](index_t lo, index_t hi) {
     for (index_t row = lo; row < hi; ++row) {
       const index_t nc = row / (H * r), h = row % (H * r) / r, a = row % r;
-      T* wide_row = wide + row * W * r;
-      T* deep_row = deep + ((nc * r * r + a * r) * H + h) * W;  // channel c r^2 + a r, image n
+      Wide* wide_row = wide + row * W * r;
+      Deep* deep_row = deep + ((nc * r * r + a * r) * H + h) * W;  // channel c r^2 + a r, image n
       if (r == 2) rearrange_row<Shuffle, 2>(wide_row, deep_row, H * W, W, r);
       else rearrange_row<Shuffle, 0>(wide_row, deep_row, H * W, W, r);
     }
@@ -86,7 +86,7 @@ void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
   dispatch_float(src, "src", [&](auto tag) {
     using T = decltype(tag);
     const T* from = nchw_arg<const T>(src, "src", deep);
-    rearrange<true>(nchw_arg<T>(dst, "dst", wide), const_cast<T*>(from), deep, factor);
+    rearrange<true>(nchw_arg<T>(dst, "dst", wide), from, deep, factor);
   });
 }
 
@@ -103,7 +103,7 @@ void pixel_unshuffle(const TensorArg& src, const TensorArg& dst, index_t factor)
   dispatch_float(src, "src", [&](auto tag) {
     using T = decltype(tag);
     const T* from = nchw_arg<const T>(src, "src", wide);
-    rearrange<false>(const_cast<T*>(from), nchw_arg<T>(dst, "dst", deep), deep, factor);
+    rearrange<false>(from, nchw_arg<T>(dst, "dst", deep), deep, factor);
   });
 }
 
