@@ -1,10 +1,10 @@
 """conv_transpose2d's "pixel_shuffle" algorithm: ESPCN's sub-pixel convolution.
 
 Output pixel (s i + a, s j + b) of a stride-s transposed convolution (phase (a, b)) sums input
-pixels (i + u, j + v) over a few offsets (u, v) near 0, each with one tap of the kernel. The
-s x s phases of C_out channels are so the s^2 C_out output channels of one stride-1 convolution
-of the input over the window of offsets, [-m, m]^2, whose filters hold each phase's taps at
-their offsets and zeros elsewhere; a pixel shuffle (torch.nn.functional.pixel_shuffle's order:
+pixels (i + u, j + v) over a few offsets (u, v) near 0, each with one tap of the kernel. So the
+s x s phases of C_out channels are the s^2 C_out output channels of one stride-1 convolution of
+the input over the window of offsets, [-m, m]^2, whose filters hold each phase's taps at their
+offsets and zeros elsewhere; a pixel shuffle (torch.nn.functional.pixel_shuffle's order:
 channel k s^2 + a s + b) then lays them out. That convolution runs conv2d's kernels, Winograd
 for a 3x3 window: for the common 4x4 / 2 upsampling (a 3x3 window holding 4 of each phase's 9
 taps) F(4x4, 3x3)'s 36 products per 16 outputs against 64 direct ones. The gradients are the
