@@ -67,11 +67,15 @@ void rearrange(Wide* wide, Deep* deep, const std::array<index_t, 4>& deep_shape,
   });
 }
 
-// The deep and wide shapes of a rearrangement: checked (a 4-d deep shape, channels a multiple of
-// factor^2, factor >= 1) and the wide one worked out in int64.
-std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t factor, const char* deep_name) {
+// factor^2, checked: factor >= 1, the square within int64.
+index_t factor_squared(index_t factor) {
   if (factor < 1) fail<ValueError>("factor: expected an integer >= 1, got ", factor);
-  const index_t r2 = checked_mul(factor, factor, "factor^2");
+  return checked_mul(factor, factor, "factor^2");
+}
+
+// The wide shape of a deep one: checked (channels a multiple of factor^2) and worked out in int64.
+std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t factor, const char* deep_name) {
+  const index_t r2 = factor_squared(factor);
   if (deep[1] % r2 != 0)
     fail<ValueError>(deep_name, ": expected channels divisible by factor^2 = ", r2, ", got ", deep[1]);
   return {deep[0], deep[1] / r2, checked_mul(deep[2], factor, deep_name, ": height x factor"),
@@ -92,12 +96,11 @@ void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
 
 void pixel_unshuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
   const std::array<index_t, 4> wide = shape4(src, "src", "(N, C, H*factor, W*factor)");
-  if (factor < 1) fail<ValueError>("factor: expected an integer >= 1, got ", factor);
+  const index_t r2 = factor_squared(factor);
   for (int d : {2, 3})
     if (wide[d] % factor != 0)
       fail<ValueError>("src: expected height and width divisible by factor = ", factor, ", got shape ",
                        shape_str(src));
-  const index_t r2 = checked_mul(factor, factor, "factor^2");
   const std::array<index_t, 4> deep = {wide[0], checked_mul(wide[1], r2, "src: channels x factor^2"),
                                        wide[2] / factor, wide[3] / factor};
   dispatch_float(src, "src", [&](auto tag) {

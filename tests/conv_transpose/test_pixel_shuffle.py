@@ -106,9 +106,9 @@ def test_the_stacked_filters_kept_stay_within_their_budget(rng):
     args = ((2, 2), (1, 1), (0, 0), (1, 1), 1)
     weights = [rng.standard_normal((8, 4, 4, 4)) for _ in range(3)]  # 4 KiB each, 9 KiB stacked
     kept = _StackedFilters(budget=30 << 10)
-    stacked = [kept.get(w, _geometry(w.shape, args), args) for w in weights]
+    stacked = [kept.get(_C, w, _geometry(w.shape, args), args) for w in weights]
     assert len(kept._entries) == 2 and kept._bytes() <= 30 << 10  # the first weight's went
-    assert kept.get(weights[2], _geometry(weights[2].shape, args), args) is stacked[2]
+    assert kept.get(_C, weights[2], _geometry(weights[2].shape, args), args) is stacked[2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

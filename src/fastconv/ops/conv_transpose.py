@@ -103,14 +103,14 @@ def _shuffle_runs(lib, algo, x, w, args):
     return reason is None
 
 
-def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args):
+def _forward_algorithm(lib, algo, run, x, w, y, args, conv_args, shuffle):
     """The forward's algorithm: a pinned one as it is; for 'auto', the choice among the
     equivalent conv2d's input-gradient kernels and, where they run the shape, subpixel (the
-    fixed rule's pick where subpixel_first says so) and pixel_shuffle."""
+    fixed rule's pick where subpixel_first says so) and pixel_shuffle (`shuffle`: _shuffle_runs)."""
     if algo != "auto":
         return algo
     extra = (SUBPIXEL,) if subpixel_runs(lib, x.shape, w.shape, args) else ()
-    extra += (PIXEL_SHUFFLE,) if _shuffle_runs(lib, algo, x, w, args) else ()
+    extra += (PIXEL_SHUFFLE,) if shuffle else ()
     if not extra:
         return _algorithm(lib, algo, "input", run, y.shape, w.shape, conv_args, x.dtype)
     prefer = SUBPIXEL if SUBPIXEL in extra and subpixel_first(y.shape, w.shape, args[0], args[-1]) else None
@@ -162,14 +162,14 @@ def conv_transpose2d(input: Array, weight: Array, bias: Optional[Array] = None, 
     y = empty(lib.conv_transpose2d_output_shape(x.shape, w.shape, *args), x.dtype, device_of(x))
     b = _bias_array(bias, x, y.shape[1])
     algo = _algorithm_choice(lib, algo, y.shape, w.shape, conv_args)
-    _shuffle_runs(lib, algo, x, w, args)  # a pinned pixel_shuffle that cannot run says why
+    shuffle = _shuffle_runs(lib, algo, x, w, args)  # a pinned pixel_shuffle that cannot run says why
 
     def run_forward(a):
         if a == PIXEL_SHUFFLE:
             return conv_transpose_shuffle.forward(lib, x, w, b, y, args)
         lib.conv_transpose2d_forward(x, w, b, y, *args, a)
     run = conv_algo.reusing(run_forward)
-    run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args))
+    run(_forward_algorithm(lib, algo, run, x, w, y, args, conv_args, shuffle))
     return y
 
 

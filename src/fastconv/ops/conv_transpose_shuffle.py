@@ -118,7 +118,7 @@ class _StackedFilters:
     def _bytes(self):
         return sum(e["source"].nbytes + e["stacked"].nbytes for e in self._entries.values())
 
-    def get(self, w, geometry, args):
+    def get(self, lib, w, geometry, args):
         key = (w.__array_interface__["data"][0], w.shape, w.strides, w.dtype.str, args)
         entry = self._entries.get(key)
         if entry is None:
@@ -127,7 +127,7 @@ class _StackedFilters:
             while len(self._entries) > 1 and self._bytes() > self._budget:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(key)
-        if not entry["made"] or not np.array_equal(entry["source"], w):
+        if not entry["made"] or not lib.same_bytes(entry["source"], w):  # conv_weight_cache's memcmp
             entry["source"][...] = w
             geometry.stack(w, entry["stacked"])
             entry["made"] = True
@@ -143,7 +143,7 @@ stacked_filters = _StackedFilters()
 def forward(lib, x, w, bias, y, args):
     """y = conv_transpose2d(x, w, bias) (args: stride, padding, output_padding, dilation, groups)."""
     g = _geometry(tuple(w.shape), args)
-    stacked = stacked_filters.get(w, g, args)
+    stacked = stacked_filters.get(lib, w, g, args)
     deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
     b = None if bias is None else np.repeat(bias, g.factor ** 2)
     algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "forward")
@@ -157,7 +157,7 @@ def backward(lib, x, w, dy, dx, dw, db, args):
     given: dx None leaves the input gradient to another kernel, dw None the weight and bias
     gradients."""
     g = _geometry(tuple(w.shape), args)
-    stacked = stacked_filters.get(w, g, args)
+    stacked = stacked_filters.get(lib, w, g, args)
     deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
     lib.pixel_unshuffle(dy, deep, g.factor)
     if dx is not None:
