@@ -50,19 +50,20 @@ void bind_conv(py::module_& m) {
 
   m.def("conv2d_forward", [](py::array x, py::array w, py::object bias, py::array y, Pair st, Pair pb, Pair pe,
                              Pair dl, index_t g, const std::string& algo, bool relu, py::object transformed,
-                             py::object residual) {
+                             py::object residual, index_t pixel_shuffle) {
     call_without_gil(conv::conv2d_forward, x, w, bias, y, conv::Conv2dParams{st, pb, pe, dl, g}, algo, relu,
-                     transformed, residual);
+                     transformed, residual, pixel_shuffle);
   }, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("out"), CONV_PARAMS_ARGS,
      py::arg("algo") = "im2col", py::arg("relu") = false, py::arg("transformed") = py::none(),
-     py::arg("residual") = py::none());
+     py::arg("residual") = py::none(), py::arg("pixel_shuffle") = 1);
 
   m.def("conv2d_backward_input", [](py::array grad_y, py::array w, py::array grad_x, Pair st, Pair pb, Pair pe,
-                                    Pair dl, index_t g, const std::string& algo, py::object transformed) {
+                                    Pair dl, index_t g, const std::string& algo, py::object transformed,
+                                    index_t pixel_shuffle) {
     call_without_gil(conv::conv2d_backward_input, grad_y, w, grad_x, conv::Conv2dParams{st, pb, pe, dl, g}, algo,
-                     transformed);
+                     transformed, pixel_shuffle);
   }, py::arg("grad_output"), py::arg("weight"), py::arg("grad_input"), CONV_PARAMS_ARGS, py::arg("algo") = "im2col",
-     py::arg("transformed") = py::none());
+     py::arg("transformed") = py::none(), py::arg("pixel_shuffle") = 1);
 
   m.def("conv2d_backward_weight", [](py::array x, py::array grad_y, py::array grad_w, py::object grad_b, Pair st,
                                      Pair pb, Pair pe, Pair dl, index_t g, const std::string& algo) {

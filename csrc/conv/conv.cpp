@@ -10,6 +10,7 @@
 
 #include "conv/cpu/kernels.h"
 #include "core/checked_math.h"
+#include "core/layout.h"
 
 namespace fastconv::conv {
 
@@ -314,16 +315,51 @@ void check_disjoint(const T* a, const T* b, index_t n, const char* a_name, const
                      " while it reads ", a_name, ")");
 }
 
+bool is_winograd(Algo algo) {
+  return algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 || algo == Algo::winograd_2x5 ||
+         algo == Algo::winograd_4x5 || algo == Algo::winograd_2x7;
+}
+
+// The pixel-shuffled output's shape, (N, K / f^2, P f, Q f), for a factor f above 1, checked before
+// anything is read: Winograd writes it (its output transform interleaves the phases), on NCHW
+// arrays; the input gradient reads it at stride 1 only (`strided_ok`: the forward), and the
+// forward adds no residual.
+std::array<index_t, 4> shuffled_shape(index_t f, Algo algo, const Conv2dShape& s, bool strided_ok, bool residual,
+                                      const char* wide_name) {
+  if (!is_winograd(algo))
+    fail<ValueError>("pixel_shuffle: ", f, " runs with a Winograd algo only, not '", algo_name(algo), "'");
+  if (!strided_ok && s.is_strided()) fail<ValueError>("pixel_shuffle: ", f, " needs stride 1 for the input gradient");
+  if (residual) fail<ValueError>("residual: not supported with pixel_shuffle ", f);
+  const index_t f2 = checked_mul(f, f, "pixel_shuffle^2");
+  if (s.K % f2 != 0)
+    fail<ValueError>("weight: expected output channels divisible by pixel_shuffle^2 = ", f2, ", got ", s.K);
+  return wide_shape(s.output_shape(), f, wide_name);
+}
+
+void check_factor(index_t f) {
+  if (f < 1) fail<ValueError>("pixel_shuffle: expected an integer >= 1, got ", f);
+}
+
 }  // namespace
 
 void conv2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bias, const TensorArg& y,
                     const Conv2dParams& params, const std::string& algo_name, bool relu, const TensorArg& transformed,
-                    const TensorArg& residual) {
+                    const TensorArg& residual, index_t pixel_shuffle) {
   const Algo algo = parse_algo(algo_name);
+  check_factor(pixel_shuffle);
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const Conv2dShape s = conv_shape(x, w, "input", "weight", params);
     check_supported(algo, s);
+    if (pixel_shuffle > 1) {
+      const auto wide = shuffled_shape(pixel_shuffle, algo, s, true, residual.present(), "out");
+      const T* xp = nchw_arg<const T>(x, "input", s.input_shape());
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      const T* bp = vector_arg<const T>(bias, "bias", s.K);
+      T* yp = nchw_arg<T>(y, "out", wide);
+      const T* up = transformed_arg<T>(transformed, algo, s, WeightUse::forward);
+      return cpu::conv2d_forward<T>(algo, s, xp, wp, bp, relu, yp, up, nullptr, pixel_shuffle);
+    }
     const bool cl = channels_last_call(x, y);
     check_layout_supported(algo, cl, "input");
     const T* xp = image_arg<const T>(x, "input", s.input_shape(), cl);
@@ -343,12 +379,22 @@ void conv2d_forward(const TensorArg& x, const TensorArg& w, const TensorArg& bia
 }
 
 void conv2d_backward_input(const TensorArg& grad_y, const TensorArg& w, const TensorArg& grad_x,
-                           const Conv2dParams& params, const std::string& algo_name, const TensorArg& transformed) {
+                           const Conv2dParams& params, const std::string& algo_name, const TensorArg& transformed,
+                           index_t pixel_shuffle) {
   const Algo algo = parse_algo(algo_name);
+  check_factor(pixel_shuffle);
   dispatch_float(grad_y, "grad_output", [&](auto tag) {
     using T = decltype(tag);
     const Conv2dShape s = conv_shape(grad_x, w, "grad_input", "weight", params);
     check_supported(algo, s);
+    if (pixel_shuffle > 1) {
+      const auto wide = shuffled_shape(pixel_shuffle, algo, s, false, false, "grad_output");
+      const T* dyp = nchw_arg<const T>(grad_y, "grad_output", wide);
+      const T* wp = nchw_arg<const T>(w, "weight", s.weight_shape());
+      T* dxp = nchw_arg<T>(grad_x, "grad_input", s.input_shape());
+      const T* up = transformed_arg<T>(transformed, algo, s, WeightUse::input_gradient);
+      return cpu::conv2d_backward_input<T>(algo, s, dyp, wp, dxp, up, pixel_shuffle);
+    }
     const bool cl = channels_last_call(grad_y, grad_x);
     check_layout_supported(algo, cl, "grad_output");
     const T* dyp = image_arg<const T>(grad_y, "grad_output", s.output_shape(), cl);

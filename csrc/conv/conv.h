@@ -116,13 +116,18 @@ void conv2d_transform_weight(const TensorArg& weight, const TensorArg& out, inde
 // out = conv2d(input, weight) + bias + residual (absent: none), then ReLU if `relu`.
 // `transformed`: the weight already transformed for (algo, "forward"), or absent (then the call
 // transforms it). `residual`: out's shape and layout, in memory of its own (a GEMM whose depth
-// runs in slices writes out before the last slice adds the residual).
+// runs in slices writes out before the last slice adds the residual). `pixel_shuffle` f > 1
+// (Winograd, NCHW, no residual): out is pixel_shuffle(that, f), (N, K / f^2, P f, Q f), written
+// directly (conv_transpose2d's pixel_shuffle algorithm).
 void conv2d_forward(const TensorArg& input, const TensorArg& weight, const TensorArg& bias, const TensorArg& out,
                     const Conv2dParams& params, const std::string& algo, bool relu, const TensorArg& transformed,
-                    const TensorArg& residual);
+                    const TensorArg& residual, index_t pixel_shuffle = 1);
 // grad_input of conv2d, overwritten. `transformed`: as for conv2d_forward, for "input_gradient".
+// `pixel_shuffle` f > 1 (Winograd, stride 1, NCHW): grad_output is the gradient of the output
+// pixel-shuffled by f, (N, K / f^2, P f, Q f), read as its unshuffle with no copy made.
 void conv2d_backward_input(const TensorArg& grad_output, const TensorArg& weight, const TensorArg& grad_input,
-                           const Conv2dParams& params, const std::string& algo, const TensorArg& transformed);
+                           const Conv2dParams& params, const std::string& algo, const TensorArg& transformed,
+                           index_t pixel_shuffle = 1);
 // grad_weight (and grad_bias when given) of conv2d, overwritten.
 void conv2d_backward_weight(const TensorArg& input, const TensorArg& grad_output, const TensorArg& grad_weight,
                             const TensorArg& grad_bias, const Conv2dParams& params, const std::string& algo);

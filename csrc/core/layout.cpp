@@ -67,13 +67,13 @@ void rearrange(Wide* wide, Deep* deep, const std::array<index_t, 4>& deep_shape,
   });
 }
 
-// factor^2, checked: factor >= 1, the square within int64.
+}  // namespace
+
 index_t factor_squared(index_t factor) {
   if (factor < 1) fail<ValueError>("factor: expected an integer >= 1, got ", factor);
   return checked_mul(factor, factor, "factor^2");
 }
 
-// The wide shape of a deep one: checked (channels a multiple of factor^2) and worked out in int64.
 std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t factor, const char* deep_name) {
   const index_t r2 = factor_squared(factor);
   if (deep[1] % r2 != 0)
@@ -81,8 +81,6 @@ std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t fa
   return {deep[0], deep[1] / r2, checked_mul(deep[2], factor, deep_name, ": height x factor"),
           checked_mul(deep[3], factor, deep_name, ": width x factor")};
 }
-
-}  // namespace
 
 void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor) {
   const std::array<index_t, 4> deep = shape4(src, "src", "(N, C*factor^2, H, W)");

@@ -5,6 +5,8 @@
 // a time. numpy's copy through a strided view took 3-10x a plain copy's time; this is what
 // conv2d's channels_last calls on NCHW copies pay twice (ops/conv.py).
 #pragma once
+#include <array>
+
 #include "core/tensor_arg.h"
 
 namespace fastconv {
@@ -20,6 +22,11 @@ void copy_layout(const TensorArg& src, const TensorArg& dst);
 // from the wide src; ValueError naming the argument for shapes that do not match, factor < 1.
 void pixel_shuffle(const TensorArg& src, const TensorArg& dst, index_t factor);
 void pixel_unshuffle(const TensorArg& src, const TensorArg& dst, index_t factor);
+// factor^2, checked: factor >= 1 (ValueError naming `factor`), the square within int64.
+index_t factor_squared(index_t factor);
+// The wide shape of a deep one (N, C r^2, H, W) -> (N, C, H r, W r), checked in int64 (channels
+// a multiple of factor^2; ValueError naming `deep_name` otherwise).
+std::array<index_t, 4> wide_shape(const std::array<index_t, 4>& deep, index_t factor, const char* deep_name);
 
 // dst[j][i] = src[i][j] for the rows x cols matrix at src (row stride cols) and dst (row stride
 // rows), over rows [r0, r1) and all columns: per ISA (layout_avx2.cpp) and portable.

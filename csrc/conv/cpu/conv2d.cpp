@@ -2,6 +2,9 @@
 // conv/conv.cpp and conv_transpose. A gradient runs the kernel that conv.h's
 // input_gradient_kernel or weight_gradient_kernel names for the algorithm.
 #include "conv/cpu/kernels.h"
+
+#include <stdexcept>
+
 #include "core/parallel.h"
 
 namespace fastconv::conv::cpu {
@@ -36,9 +39,41 @@ void add_residual_pass(T* y, const T* residual, index_t n, bool relu) {
   parallel_for(0, n, 1 << 15, [&](index_t lo, index_t hi) { add_residual(y + lo, residual + lo, hi - lo, relu, y + lo); });
 }
 
+namespace {
+
+template <class T>
+void conv2d_forward_shuffled(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
+                             const T* u, index_t f) {
+  const T* none = nullptr;
+  switch (algo) {
+    case Algo::winograd_2x3: return conv2d_forward_winograd<2, 3>(s, x, w, u, bias, none, relu, y, f);
+    case Algo::winograd_4x3: return conv2d_forward_winograd<4, 3>(s, x, w, u, bias, none, relu, y, f);
+    case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, u, bias, none, relu, y, f);
+    case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, u, bias, none, relu, y, f);
+    case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, u, bias, none, relu, y, f);
+    default: throw std::logic_error("conv2d_forward: pixel_shuffle runs Winograd only (conv.cpp checks)");
+  }
+}
+
+template <class T>
+void conv2d_backward_input_unshuffled(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
+                                      const T* u, index_t f) {
+  switch (algo) {
+    case Algo::winograd_2x3: return conv2d_backward_input_winograd<2, 3>(s, grad_y, w, u, grad_x, f);
+    case Algo::winograd_4x3: return conv2d_backward_input_winograd<4, 3>(s, grad_y, w, u, grad_x, f);
+    case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, u, grad_x, f);
+    case Algo::winograd_4x5: return conv2d_backward_input_winograd<4, 5>(s, grad_y, w, u, grad_x, f);
+    case Algo::winograd_2x7: return conv2d_backward_input_winograd<2, 7>(s, grad_y, w, u, grad_x, f);
+    default: throw std::logic_error("conv2d_backward_input: pixel_shuffle runs Winograd only (conv.cpp checks)");
+  }
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
-                    const T* transformed, const T* residual) {
+                    const T* transformed, const T* residual, index_t shuffle) {
+  if (shuffle > 1) return conv2d_forward_shuffled(algo, s, x, w, bias, relu, y, transformed, shuffle);
   switch (algo) {
     case Algo::im2col: return conv2d_forward_im2col(s, x, w, bias, residual, relu, y);
     case Algo::implicit_gemm: return conv2d_forward_implicit_gemm(s, x, w, bias, residual, relu, y);
@@ -61,7 +96,8 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
 
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
-                           const T* transformed) {
+                           const T* transformed, index_t shuffle) {
+  if (shuffle > 1) return conv2d_backward_input_unshuffled(algo, s, grad_y, w, grad_x, transformed, shuffle);
   switch (input_gradient_kernel(algo, s)) {
     case Algo::im2col: return conv2d_backward_input_im2col(s, grad_y, w, grad_x);
     case Algo::implicit_gemm: return conv2d_backward_input_implicit_gemm(s, grad_y, w, grad_x);
@@ -106,8 +142,8 @@ void conv2d_backward(Algo algo, const Conv2dShape& s, const T* x, const T* w, co
   template void add_residual<T>(const T*, const T*, index_t, bool, T*);                                 \
   template void add_residual_pass<T>(T*, const T*, index_t, bool);                                       \
   template void conv2d_forward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, bool, T*, const T*,  \
-                                  const T*);                                                            \
-  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*);    \
+                                  const T*, index_t);                                                   \
+  template void conv2d_backward_input<T>(Algo, const Conv2dShape&, const T*, const T*, T*, const T*, index_t); \
   template void conv2d_backward_weight<T>(Algo, const Conv2dShape&, const T*, const T*, T*, T*);        \
   template void conv2d_backward<T>(Algo, const Conv2dShape&, const T*, const T*, const T*, T*, T*, T*);
 FASTCONV_INSTANTIATE(float)

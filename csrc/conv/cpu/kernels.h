@@ -20,9 +20,11 @@ void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w
 // `relu`. Overwrites y. `transformed`: w already transformed for (algo, WeightUse::forward), or
 // null (then the call transforms it). The GEMM and tiled algorithms (im2col, implicit GEMM,
 // Winograd, FFT) add the residual as they store each output; direct and depthwise in a pass after.
+// `shuffle` > 1 (Winograd, no residual): y is the output pixel-shuffled by that factor,
+// (N, K / shuffle^2, P shuffle, Q shuffle), written so directly.
 template <class T>
 void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y,
-                    const T* transformed = nullptr, const T* residual = nullptr);
+                    const T* transformed = nullptr, const T* residual = nullptr, index_t shuffle = 1);
 // dst[i] = src[i] + residual[i], then ReLU if `relu` (a NaN passes, as torch.relu), i < n:
 // what an algorithm's store does with the residual, as a loop of its own (dst may be src).
 template <class T>
@@ -32,10 +34,11 @@ template <class T>
 void add_residual_pass(T* y, const T* residual, index_t n, bool relu);
 
 // grad_x of conv2d, with input_gradient_kernel(algo, s)'s kernel. Overwrites grad_x.
-// `transformed`: as for conv2d_forward, for WeightUse::input_gradient.
+// `transformed`: as for conv2d_forward, for WeightUse::input_gradient. `shuffle` > 1 (Winograd,
+// stride 1): grad_y is the gradient of the pixel-shuffled output, read as its unshuffle.
 template <class T>
 void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, const T* w, T* grad_x,
-                           const T* transformed = nullptr);
+                           const T* transformed = nullptr, index_t shuffle = 1);
 
 // grad_w (and grad_bias if not null) of conv2d, with weight_gradient_kernel(algo, s)'s kernel.
 // Overwrites both.
@@ -97,11 +100,14 @@ template <int M, int R, class T>
 void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, T* u);
 template <int M, int R, class T>
 void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* grad_y, T* grad_w, T* grad_bias);
+// `shuffle` > 1: y is the output pixel-shuffled by that factor (no residual), and grad_y the
+// gradient of such an output (stride 1).
 template <int M, int R, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias, const T* residual,
-                             bool relu, T* y);
+                             bool relu, T* y, index_t shuffle = 1);
 template <int M, int R, class T>
-void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x);
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x,
+                                    index_t shuffle = 1);
 
 // One 2-D transform of F(M x M, 3 x 3) on `count` tiles: filter (3x3 -> alpha^2, G g G^T),
 // input (alpha^2 -> alpha^2, B^T d B) or output (alpha^2 -> M^2, A^T m A); exposed for tests.

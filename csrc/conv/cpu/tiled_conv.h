@@ -44,10 +44,25 @@ namespace fastconv::conv::cpu {
 // column left + b, is the driver's channel (c * step_h + a) * step_w + b, and the filter taps
 // that read it are w[k, c, a + step_h * i, b + step_w * j] (phase_weights). AlexNet's 11x11
 // filters at stride 4 so become 3x3 filters over 48 phase channels, which Winograd runs.
+//
+// An output pixel-shuffled by a factor f (`shuffle`, torch.nn.functional.pixel_shuffle's order)
+// is the array (N, K / f^2, P f, Q f) whose channel k holds output channels k f^2 + a f + b at
+// pixels (p f + a, q f + b): transform_output writes it so, with no (N, K, P, Q) array between.
+// An input read pixel-unshuffled is its stride phases (reading_unshuffled below).
 struct TiledGeometry {
   index_t N, C, H, W, K, groups, P, Q, top, left;
   index_t step_h = 1, step_w = 1;  // C counts phase channels: the input has C / (step_h * step_w)
+  index_t shuffle = 1;
 };
+
+// g for an input that is the pixel unshuffle (factor f) of a wide array (N, C / f^2, H f, W f):
+// its channel c f^2 + a f + b is the wide plane c's phase (a, b), which the driver reads as it
+// reads a strided convolution's phases, from the wide planes themselves.
+inline TiledGeometry reading_unshuffled(TiledGeometry g, index_t f) {
+  g.H *= f, g.W *= f, g.top *= f, g.left *= f;
+  g.step_h = g.step_w = f;
+  return g;
+}
 
 inline TiledGeometry forward_geometry(const Conv2dShape& s) {
   const index_t sh = s.p.stride[0], sw = s.p.stride[1];
@@ -474,12 +489,78 @@ void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, i
   });
 }
 
+// dst[j f + b] = phases[b][j] for j < cols, b < f: a row of f column phases interleaved.
+template <class T>
+void interleave_phases(const T* const* phases, index_t cols, index_t f, T* dst) {
+  for (index_t j = 0; j < cols; ++j)
+    for (index_t b = 0; b < f; ++b) dst[j * f + b] = phases[b][j];
+}
+
+// dst[2 j] = a[j], dst[2 j + 1] = b[j], j < 4: F(4x4, r)'s tile rows at factor 2.
+template <class T>
+inline void interleave_pair4(const T* __restrict a, const T* __restrict b, T* __restrict dst) {
+  for (int j = 0; j < 4; ++j) {
+    dst[2 * j] = a[j];
+    dst[2 * j + 1] = b[j];
+  }
+}
+
+// transform_output for a pixel-shuffled output (TiledGeometry's `shuffle`, f): per channel of y,
+// row phase a and group of lanes, the transform writes the f column phases' tiles to a buffer in
+// L1 (its stores write a tile's row as contiguous values), whose rows are then interleaved into
+// y's. Bias: per output channel of the convolution (K of them), as the unshuffled one's.
+template <class T, class Transform>
+void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0,
+                               index_t nt, T* y) {
+  const TiledGeometry& g = bk.g;
+  const index_t f = g.shuffle, Kg = g.K / g.groups, nr = bk.ks.nr, lanes = bk.lanes;
+  const index_t m_h = bk.tf.m_h, m_w = bk.tf.m_w, tile = m_h * m_w, ld = g.Q * f, plane = g.P * f * ld;
+  std::vector<TileTarget<T>> place(round_up(nt, lanes), TileTarget<T>{y, 0, 0});  // in y's channel 0, row phase 0
+  for (index_t t = 0; t < nt; ++t) {
+    index_t n, p0, q0;
+    bk.locate(t0 + t, n, p0, q0);
+    place[t] = {y + n * (g.K / (f * f)) * plane + p0 * f * ld + q0 * f, std::min(m_h, g.P - p0),
+                std::min(m_w, g.Q - q0)};
+  }
+  parallel_for(0, g.K / f, 1, [&](index_t lo, index_t hi) {  // (channel of y, row phase) pairs
+    T* staged = thread_scratch<T>(f * lanes * tile + bk.work_size(), ScratchSlot::transform_work);
+    T* work = staged + f * lanes * tile;
+    TileTarget<T> target[kLanes];
+    std::vector<const T*> phase_row(f);
+    for (index_t ka = lo; ka < hi; ++ka)
+      for (index_t l0 = 0; l0 < nt; l0 += lanes) {
+        for (index_t b = 0; b < f; ++b) {  // output channel ka f + b: column phase b
+          const index_t k = ka * f + b;
+          for (index_t l = 0; l < lanes; ++l)
+            target[l] = {staged + (b * lanes + l) * tile, place[l0 + l].rows, place[l0 + l].cols};
+          const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
+          bk.tf.output_tiles(in, nr, Kg * bk.row_stride, lanes, target, m_w, bias ? bias[k] : T(0), relu, work);
+        }
+        for (index_t l = 0; l < lanes; ++l) {
+          const TileTarget<T>& p = place[l0 + l];
+          T* dst = p.dst + ka / f * plane + ka % f * ld;
+          const T* from = staged + l * tile;
+          if (f == 2 && m_w == 4 && p.rows == m_h && p.cols == 4) {
+            for (index_t i = 0; i < m_h; ++i, dst += 2 * ld, from += 4)
+              interleave_pair4(from, from + lanes * tile, dst);
+            continue;
+          }
+          for (index_t i = 0; i < p.rows; ++i, dst += f * ld) {
+            for (index_t b = 0; b < f; ++b) phase_row[b] = from + b * lanes * tile + i * m_w;
+            interleave_phases(phase_row.data(), p.cols, f, dst);
+          }
+        }
+      }
+  });
+}
+
 // y[n, k] tiles of [t0, t0 + nt) from M (+ bias, residual, ReLU), an output channel at a time
 // (its plane is written in order). `residual`: laid out as y, or nullptr.
 template <class T, class Transform>
 void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bias, const T* residual, bool relu,
                       index_t t0, index_t nt, T* y) {
   const TiledGeometry& g = bk.g;
+  if (g.shuffle > 1) return transform_output_shuffled(bk, m, bias, relu, t0, nt, y);  // no residual there
   const index_t Kg = g.K / g.groups, nr = bk.ks.nr, plane = g.P * g.Q;
   std::vector<TileTarget<T>> place(round_up(nt, bk.lanes), TileTarget<T>{y, 0, 0});  // in output channel 0
   for (index_t t = 0; t < nt; ++t) {

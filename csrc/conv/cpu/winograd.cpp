@@ -143,29 +143,35 @@ void winograd_transform_weight(const Conv2dShape& s, WeightUse use, const T* w, 
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::forward), or null. A
-// strided convolution reads its phases straight from x (forward_geometry).
+// strided convolution reads its phases straight from x (forward_geometry). `shuffle`: y is the
+// output pixel-shuffled by that factor (TiledGeometry), with no residual.
 template <int M, int R, class T>
 void conv2d_forward_winograd(const Conv2dShape& s, const T* x, const T* w, const T* u, const T* bias,
-                             const T* residual, bool relu, T* y) {
-  if (u) return tiled_conv_transformed(forward_geometry(s), WinogradTransform<M, R>{}, x, u, bias, residual, relu, y);
+                             const T* residual, bool relu, T* y, index_t shuffle) {
+  TiledGeometry g = forward_geometry(s);
+  g.shuffle = shuffle;
+  if (u) return tiled_conv_transformed(g, WinogradTransform<M, R>{}, x, u, bias, residual, relu, y);
   const std::vector<T> phased = s.is_strided() ? phase_weights(s, w) : std::vector<T>();
   const T* filters = s.is_strided() ? phased.data() : w;
-  tiled_conv(forward_geometry(s), WinogradTransform<M, R>{}, x, filters, R, R, bias, residual, relu, y);
+  tiled_conv(g, WinogradTransform<M, R>{}, x, filters, R, R, bias, residual, relu, y);
 }
 
 // `u`: the weight transformed by winograd_transform_weight(WeightUse::input_gradient), or null.
 // A strided convolution's is its phases' input gradient, made whole (P + R' - 1 x Q + S' - 1
-// per phase plane: about x's size) and then gathered into grad_x.
+// per phase plane: about x's size) and then gathered into grad_x. `shuffle` (stride 1 only):
+// grad_y is the gradient of the output pixel-shuffled by that factor, read as its unshuffle.
 template <int M, int R, class T>
-void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x) {
+void conv2d_backward_input_winograd(const Conv2dShape& s, const T* grad_y, const T* w, const T* u, T* grad_x,
+                                    index_t shuffle) {
   if (s.is_strided()) {
     const Conv2dShape ps = phase_shape(s);
     const std::unique_ptr<T[]> phase_grad(new T[ps.N * ps.C * ps.H * ps.W]);  // every value written
-    conv2d_backward_input_winograd<M, R>(ps, grad_y, phase_weights(s, w).data(), u, phase_grad.get());
+    conv2d_backward_input_winograd<M, R>(ps, grad_y, phase_weights(s, w).data(), u, phase_grad.get(), 1);
     return gather_phase_gradient(s, phase_grad.get(), grad_x);
   }
   const T* no_bias = nullptr;
-  const TiledGeometry g = backward_input_geometry(s);
+  const TiledGeometry g = shuffle > 1 ? reading_unshuffled(backward_input_geometry(s), shuffle)
+                                      : backward_input_geometry(s);
   if (u) return tiled_conv_transformed(g, WinogradTransform<M, R>{}, grad_y, u, no_bias, no_bias, false, grad_x);
   const std::vector<T> rotated = rotated_transposed_weights(s, w);
   tiled_conv(g, WinogradTransform<M, R>{}, grad_y, rotated.data(), R, R, no_bias, no_bias, false, grad_x);
@@ -213,8 +219,8 @@ void winograd_codelet(WinogradCodelet which, const T* in, index_t count, T* out)
 #define FASTCONV_INSTANTIATE(M, R, T)                                                                                   \
   template void winograd_transform_weight<M, R, T>(const Conv2dShape&, WeightUse, const T*, T*);                        \
   template void conv2d_forward_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, const T*, const T*, \
-                                                 bool, T*);                                                          \
-  template void conv2d_backward_input_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, T*);          \
+                                                 bool, T*, index_t);                                                 \
+  template void conv2d_backward_input_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, const T*, T*, index_t); \
   template void conv2d_backward_weight_winograd<M, R, T>(const Conv2dShape&, const T*, const T*, T*, T*);
 #define FASTCONV_INSTANTIATE_TILE(M, R)                                         \
   template index_t winograd_transformed_size<M, R>(const Conv2dShape&, WeightUse); \

@@ -9,7 +9,9 @@ channel k s^2 + a s + b) then lays them out. That convolution runs conv2d's kern
 for a 3x3 window: for the common 4x4 / 2 upsampling (a 3x3 window holding 4 of each phase's 9
 taps) F(4x4, 3x3)'s 36 products per 16 outputs against 64 direct ones. The gradients are the
 same convolution's: the input gradient of its pixel-unshuffled grad_output, and its weight
-gradient, of which the taps that are the kernel's are kept.
+gradient, of which the taps that are the kernel's are kept. Winograd writes its output shuffled
+and reads the gradient's phases where they lie (conv2d's `pixel_shuffle` argument); the other
+kernels go through an unshuffled copy.
 
 Runs where every phase has exactly H x W outputs (kernel + output_padding - 2 padding equals the
 stride, on both axes, with one stride), without dilation or groups, on the CPU library. As with
@@ -140,15 +142,23 @@ class _StackedFilters:
 stacked_filters = _StackedFilters()
 
 
+def _fused(algo):
+    """Whether conv2d's kernels for `algo` write the pixel-shuffled output (and read its
+    gradient) directly: Winograd's output transform interleaves the phases."""
+    return algo.startswith("winograd")
+
+
 def forward(lib, x, w, bias, y, args):
     """y = conv_transpose2d(x, w, bias) (args: stride, padding, output_padding, dilation, groups)."""
     g = _geometry(tuple(w.shape), args)
     stacked = stacked_filters.get(lib, w, g, args)
-    deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
     b = None if bias is None else np.repeat(bias, g.factor ** 2)
     algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "forward")
-    lib.conv2d_forward(x, stacked, b, deep, *g.conv_args, algo, False,
-                       _transformed(lib, stacked, None, algo, "forward", x.shape, g.conv_args), None)
+    transformed = _transformed(lib, stacked, None, algo, "forward", x.shape, g.conv_args)
+    if _fused(algo):
+        return lib.conv2d_forward(x, stacked, b, y, *g.conv_args, algo, False, transformed, None, g.factor)
+    deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
+    lib.conv2d_forward(x, stacked, b, deep, *g.conv_args, algo, False, transformed, None)
     lib.pixel_shuffle(deep, y, g.factor)
 
 
@@ -158,12 +168,17 @@ def backward(lib, x, w, dy, dx, dw, db, args):
     gradients."""
     g = _geometry(tuple(w.shape), args)
     stacked = stacked_filters.get(lib, w, g, args)
-    deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
-    lib.pixel_unshuffle(dy, deep, g.factor)
+    input_algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "input")
+    deep = None  # dy unshuffled, made only for a kernel that does not read dy so itself
+    if dw is not None or not _fused(input_algo):
+        deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
+        lib.pixel_unshuffle(dy, deep, g.factor)
     if dx is not None:
-        algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "input")
-        lib.conv2d_backward_input(deep, stacked, dx, *g.conv_args, algo,
-                                  _transformed(lib, stacked, None, algo, "input_gradient", x.shape, g.conv_args))
+        transformed = _transformed(lib, stacked, None, input_algo, "input_gradient", x.shape, g.conv_args)
+        if _fused(input_algo):
+            lib.conv2d_backward_input(dy, stacked, dx, *g.conv_args, input_algo, transformed, g.factor)
+        else:
+            lib.conv2d_backward_input(deep, stacked, dx, *g.conv_args, input_algo, transformed)
     if dw is not None:
         d_stacked = empty(g.stacked_shape, x.dtype, device_of(x))
         d_bias = None if db is None else empty(g.stacked_shape[0], x.dtype, device_of(x))
