@@ -273,3 +273,16 @@ def test_an_empty_batch_runs_every_direction(host, monkeypatch, gemm_algorithm):
         dw = np.full(w.shape, np.nan)
         cuda_conv.conv2d_backward_weight(x, dy, dw, None, *UNIT, algo)
         np.testing.assert_array_equal(dw, 0)
+
+
+def test_pixel_shuffle_is_refused_by_the_cuda_wrappers():
+    """The CPU library's Winograd writes a pixel-shuffled output; the CUDA kernels do not, and
+    say so before reading anything."""
+    x, w = np.zeros((1, 4, 6, 6), np.float32), np.zeros((8, 4, 3, 3), np.float32)
+    geometry = ((1, 1), (1, 1), (1, 1), (1, 1), 1)
+    with pytest.raises(ValueError, match="pixel_shuffle: the CUDA kernels take 1 only"):
+        cuda_conv.conv2d_forward(x, w, None, np.zeros((1, 2, 12, 12), np.float32), *geometry, "winograd_4x3",
+                                 pixel_shuffle=2)
+    with pytest.raises(ValueError, match="pixel_shuffle: the CUDA kernels take 1 only"):
+        cuda_conv.conv2d_backward_input(np.zeros((1, 2, 12, 12), np.float32), w, x, *geometry, "winograd_4x3",
+                                        pixel_shuffle=2)

@@ -547,8 +547,16 @@ FORWARD = {"im2col": _im2col_forward, "implicit": _implicit_forward, "depthwise"
            **{algo: functools.partial(_winograd_forward, algo) for algo in WINOGRAD_TILE}}
 
 
+def _no_pixel_shuffle(factor):
+    """The CPU library's pixel_shuffle argument (its Winograd writes a shuffled output): the CUDA
+    kernels write the convolution's own output only."""
+    if factor != 1:
+        raise ValueError(f"pixel_shuffle: the CUDA kernels take 1 only (the convolution's own output), got {factor}")
+
+
 def conv2d_forward(input, weight, bias, out, stride, pad_begin, pad_end, dilation, groups, algo="im2col",
-                   relu=False, transformed=None, residual=None):
+                   relu=False, transformed=None, residual=None, pixel_shuffle=1):
+    _no_pixel_shuffle(pixel_shuffle)
     x = precision.conv_input(input, "input")  # float16 / bfloat16 too: fastconv/cuda/precision.py
     w = precision.conv_input(weight, "weight", x.dtype)
     geometry = (stride, pad_begin, pad_end, dilation, groups)
@@ -599,7 +607,8 @@ def _depthwise_backward_input(dy, w, grad_input, stride, pad_begin, pad_end, dil
 
 
 def conv2d_backward_input(grad_output, weight, grad_input, stride, pad_begin, pad_end, dilation, groups,
-                          algo="im2col", transformed=None):
+                          algo="im2col", transformed=None, pixel_shuffle=1):
+    _no_pixel_shuffle(pixel_shuffle)
     w = args.float_input(weight, "weight")
     dy = args.float_input(grad_output, "grad_output", w.dtype)
     geometry = (stride, pad_begin, pad_end, dilation, groups)
