@@ -275,6 +275,12 @@ struct FftTransform {
     output_baseline(in, point_stride, part_stride, lanes, rows, work);
   }
 
+  // The tiled driver's paired output for a pixel shuffle (winograd.cpp's): none here.
+  bool output_tile_pairs(const T* const*, index_t, index_t, const tiled::TileTarget<T>*, index_t, const T*,
+                         bool) const {
+    return false;
+  }
+
   // Inverse 2-D DFT, keeping the first m_h x m_w values: columns, then two Hermitian rows
   // (y_a + i y_b has spectrum Y_a + i Y_b) per complex inverse FFT.
   FASTCONV_NO_LIBRARY_CALLS void output_baseline(const T* in, index_t point_stride, index_t part_stride, index_t lanes,

@@ -506,9 +506,10 @@ inline void interleave_pair4(const T* __restrict a, const T* __restrict b, T* __
 }
 
 // transform_output for a pixel-shuffled output (TiledGeometry's `shuffle`, f): per channel of y,
-// row phase a and group of lanes, the transform writes the f column phases' tiles to a buffer in
-// L1 (its stores write a tile's row as contiguous values), whose rows are then interleaved into
-// y's. Bias: per output channel of the convolution (K of them), as the unshuffled one's.
+// row phase a and group of lanes, the f column phases' tiles are interleaved into y's rows: by
+// the transform itself where it can (output_tile_pairs, f = 2), else written to a buffer in L1
+// (its stores write a tile's row as contiguous values) whose rows are then interleaved. Bias:
+// per output channel of the convolution (K of them), as the unshuffled one's.
 template <class T, class Transform>
 void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0,
                                index_t nt, T* y) {
@@ -529,12 +530,21 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
     std::vector<const T*> phase_row(f);
     for (index_t ka = lo; ka < hi; ++ka)
       for (index_t l0 = 0; l0 < nt; l0 += lanes) {
+        const auto channel = [&](index_t k) { return m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr; };
+        if (f == 2) {
+          for (index_t l = 0; l < lanes; ++l) {
+            const TileTarget<T>& p = place[l0 + l];
+            target[l] = {p.dst + ka / f * plane + ka % f * ld, p.rows, p.cols};
+          }
+          const T* pair[2] = {channel(2 * ka), channel(2 * ka + 1)};
+          const T no_bias[2] = {T(0), T(0)};
+          if (bk.tf.output_tile_pairs(pair, nr, lanes, target, f * ld, bias ? bias + 2 * ka : no_bias, relu)) continue;
+        }
         for (index_t b = 0; b < f; ++b) {  // output channel ka f + b: column phase b
           const index_t k = ka * f + b;
           for (index_t l = 0; l < lanes; ++l)
             target[l] = {staged + (b * lanes + l) * tile, place[l0 + l].rows, place[l0 + l].cols};
-          const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
-          bk.tf.output_tiles(in, nr, Kg * bk.row_stride, lanes, target, m_w, bias ? bias[k] : T(0), relu, work);
+          bk.tf.output_tiles(channel(k), nr, Kg * bk.row_stride, lanes, target, m_w, bias ? bias[k] : T(0), relu, work);
         }
         for (index_t l = 0; l < lanes; ++l) {
           const TileTarget<T>& p = place[l0 + l];

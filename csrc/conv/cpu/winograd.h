@@ -278,6 +278,10 @@ struct VectorTransforms {
   void (*gradient)(const tiled::PatchSource<float>& src, float* out, index_t point_stride) = nullptr;
   void (*output)(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
                  bool relu) = nullptr;
+  // Two channels' output tiles, in[0]'s and in[1]'s (+ bias[b], ReLU), interleaved column by
+  // column into the targets: a pixel shuffle of factor 2 (tiled_conv.h). No residual.
+  void (*output_pairs)(const float* const* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
+                       const float* bias, bool relu) = nullptr;
   // 3x3 filters only (null for the others): `lanes` filters from w, R * R values apart.
   void (*filter)(const float* w, float* out, index_t point_stride) = nullptr;
 };

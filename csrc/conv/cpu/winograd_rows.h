@@ -351,9 +351,10 @@ void filter_tiles(const float* w, float* out, index_t point_stride) {
   }
 }
 
+// y[i][j] = (A^T m A)[i][j] + bias across the lanes, then ReLU if `relu`, for the points
+// in[pt * point_stride + lane].
 template <class L, int M, int R>
-void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
-                  bool relu) {
+void output_values(const float* in, index_t point_stride, float bias, bool relu, typename L::V::Reg (*y)[M]) {
   using V = typename L::V;
   using Reg = typename V::Reg;
   using C = Vec<V, M, R>;
@@ -365,16 +366,54 @@ void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget
     C::output(m, o);
     for (int j = 0; j < M; ++j) V::storeu(rows[a][j], o[j]);
   }
-  Reg y[M][M];  // [output row][output column]
   const Reg b = V::set1(bias), zero = V::zero();
-  const bool relu_now = relu && !tiles[0].residual;  // else after the residual, in store_row
   for (int j = 0; j < M; ++j) {
     Reg m[A], o[M];
     for (int a = 0; a < A; ++a) m[a] = V::load(rows[a][j]);
     C::output(m, o);
-    for (int i = 0; i < M; ++i) y[i][j] = relu_now ? V::max(zero, V::add(o[i], b)) : V::add(o[i], b);  // a NaN passes
+    for (int i = 0; i < M; ++i) y[i][j] = relu ? V::max(zero, V::add(o[i], b)) : V::add(o[i], b);  // a NaN passes
   }
+}
+
+template <class L, int M, int R>
+void output_tiles(const float* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld, float bias,
+                  bool relu) {
+  typename L::V::Reg y[M][M];  // [output row][output column]
+  output_values<L, M, R>(in, point_stride, bias, relu && !tiles[0].residual, y);  // else after the residual
   for (int i = 0; i < M; ++i) store_row<L, M>(y[i], i, tiles, ld, relu);
+}
+
+// Two output channels' tiles interleaved column by column, as a pixel shuffle of factor 2 lays
+// them out (tiled_conv.h's transform_output_shuffled): lane l's tile value (i, j) of in[b]'s
+// channel goes to its target's dst[i * ld + 2 j + b]. The first channel's rows wait in L1, one
+// 128-bit part per lane, for the second's; tiles cut by the output's edge are written value by value.
+template <class L, int M, int R>
+void output_tile_pairs(const float* const* in, index_t point_stride, const tiled::TileTarget<float>* tiles, index_t ld,
+                       const float* bias, bool relu) {
+  using V = typename L::V;
+  typename V::Reg y[M][M];
+  alignas(16) float first[M][V::width][4];  // [row][lane][column]
+  output_values<L, M, R>(in[0], point_stride, bias[0], relu, y);
+  for (int i = 0; i < M; ++i) lane_rows<L, M>(y[i], [&](int l, __m128 v) { _mm_store_ps(first[i][l], v); });
+  output_values<L, M, R>(in[1], point_stride, bias[1], relu, y);
+  if (whole_tiles<V::width, M>(tiles)) {
+    for (int i = 0; i < M; ++i)
+      lane_rows<L, M>(y[i], [&](int l, __m128 v) {
+        float* dst = tiles[l].dst + i * ld;
+        const __m128 u = _mm_load_ps(first[i][l]);
+        _mm_storeu_ps(dst, _mm_unpacklo_ps(u, v));  // u0 v0 u1 v1
+        if constexpr (M == 4) _mm_storeu_ps(dst + 4, _mm_unpackhi_ps(u, v));
+      });
+    return;
+  }
+  alignas(16) float second[M][V::width][4];
+  for (int i = 0; i < M; ++i) lane_rows<L, M>(y[i], [&](int l, __m128 v) { _mm_store_ps(second[i][l], v); });
+  for (int l = 0; l < V::width; ++l)
+    for (index_t i = 0; i < tiles[l].rows; ++i)
+      for (index_t j = 0; j < tiles[l].cols; ++j) {
+        tiles[l].dst[i * ld + 2 * j] = first[i][l][j];
+        tiles[l].dst[i * ld + 2 * j + 1] = second[i][l][j];
+      }
 }
 
 // The table entry of winograd.h for lane type L: the forward's transforms, and the weight
@@ -385,6 +424,7 @@ VectorTransforms<M, R> vector_transforms() {
   t.lanes = L::V::width;
   t.input = &input_tiles<L, M, R>;
   t.output = &output_tiles<L, M, R>;
+  t.output_pairs = &output_tile_pairs<L, M, R>;
   if constexpr (R == 3) t.filter = &filter_tiles<L, M, R>;
   if constexpr (WithGradient) t.gradient = &gradient_tiles<L, M, R>;
   return t;
