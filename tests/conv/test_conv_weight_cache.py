@@ -203,3 +203,25 @@ def test_winograd_name_runs_and_refuses_what_it_cannot(rng):
     with pytest.raises(ValueError, match="cannot run this convolution: .*needs a 3x3 kernel, or a strided one whose "
                                          "stride phases are 3x3"):
         ops.conv2d(x, w, padding=1, stride=2, algo="winograd")
+
+
+def test_a_derived_array_and_its_transform_follow_the_weights_bytes(rng):
+    """derived(): the entry holds an array made from the weight (here its negation, over twice
+    the channels) and the transform of that, both remade when the weight changes in place."""
+    def doubled_negation(w, out):
+        out[:3], out[3:] = -w, -2 * w
+    derivation = conv_weight_cache.Derivation(("test",), (6, 4, 3, 3), doubled_negation)
+    w = rng.standard_normal((3, 4, 3, 3))
+    for step in range(2):
+        made = np.concatenate([-w, -2 * w])
+        want = np.empty(_C.conv2d_transformed_weight_size("winograd_4x3", made.shape, 1, "forward", 0))
+        _C.conv2d_transform_weight(made, want, 1, "winograd_4x3", "forward", 0)
+        array, u = conv_weight_cache.derived(_C, w, 1, derivation, "winograd_4x3", "forward", 0)
+        np.testing.assert_array_equal(array, made)
+        np.testing.assert_array_equal(u, want)
+        assert conv_weight_cache.derived(_C, w, 1, derivation, "im2col", "forward", 0)[1] is None
+        w *= 3.0  # an optimiser's in-place step
+    conv_weight_cache.set_budget(0)
+    array, u = conv_weight_cache.derived(_C, w, 1, derivation, "winograd_4x3", "forward", 0)
+    np.testing.assert_array_equal(array, np.concatenate([-w, -2 * w]))
+    assert u is None  # the kernel transforms it itself

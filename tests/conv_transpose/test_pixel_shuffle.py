@@ -9,8 +9,7 @@ import pytest
 import fastconv.functional as F
 from fastconv import Tensor, _C, ops
 from fastconv.autograd import gradcheck
-from fastconv.ops import conv_algo, conv_transpose
-from fastconv.ops.conv_transpose_shuffle import stacked_filters
+from fastconv.ops import conv_algo, conv_transpose, conv_weight_cache
 from tests.conv_transpose.cases import case_args, case_arrays, case_reference, check_gradients
 from tests.functional_cases import algorithm_choices_made_by
 from tests.reference import conv_transpose2d_reference
@@ -86,7 +85,7 @@ def test_gradcheck_through_autograd(one_thread, rng):
 def test_an_in_place_weight_change_is_seen(rng):
     """The stacked filters are kept per weight array: a change of its bytes (an optimiser step)
     restacks them, and a new array of another shape at the same address gets its own."""
-    stacked_filters.clear()
+    conv_weight_cache.clear()
     x, w = rng.standard_normal((1, 3, 4, 4)), rng.standard_normal((3, 2, 4, 4))
     first = ops.conv_transpose2d(x, w, stride=2, padding=1, algo="pixel_shuffle")
     w *= -0.5
@@ -101,14 +100,44 @@ def test_an_in_place_weight_change_is_seen(rng):
                                ref[:, :1], rtol=1e-12, atol=1e-12)
 
 
-def test_the_stacked_filters_kept_stay_within_their_budget(rng):
-    from fastconv.ops.conv_transpose_shuffle import _StackedFilters, _geometry
-    args = ((2, 2), (1, 1), (0, 0), (1, 1), 1)
-    weights = [rng.standard_normal((8, 4, 4, 4)) for _ in range(3)]  # 4 KiB each, 9 KiB stacked
-    kept = _StackedFilters(budget=30 << 10)
-    stacked = [kept.get(_C, w, _geometry(w.shape, args), args) for w in weights]
-    assert len(kept._entries) == 2 and kept._bytes() <= 30 << 10  # the first weight's went
-    assert kept.get(_C, weights[2], _geometry(weights[2].shape, args), args) is stacked[2]
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_stacked_filters_live_in_conv2ds_weight_cache(rng, dtype):
+    """With any transforms of them, under that cache's one budget (the least recently used
+    weight's go first), and made per call when the cache is off."""
+    x = rng.standard_normal((2, 4, 5, 6)).astype(dtype)
+    weights = [rng.standard_normal((4, 3, 4, 4)).astype(dtype) for _ in range(3)]
+    refs = [conv_transpose2d_reference(x, w, None, (2, 2), (1, 1)) for w in weights]
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    budget = conv_weight_cache.budget_bytes()
+    conv_weight_cache.clear()
+    try:
+        ops.conv_transpose2d(x, weights[0], stride=2, padding=1, algo="pixel_shuffle")
+        one = conv_weight_cache.cached_bytes()
+        assert one >= weights[0].nbytes * 3  # the weight's copy and its stacked filters (2.25x its size)
+        conv_weight_cache.set_budget(int(2.5 * one))
+        for w, ref in zip(weights, refs):
+            y = ops.conv_transpose2d(x, w, stride=2, padding=1, algo="pixel_shuffle")
+            np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.abs(ref).max())
+        assert conv_weight_cache.cached_bytes() == 2 * one  # the first weight's entry went
+        conv_weight_cache.set_budget(0)
+        assert conv_weight_cache.cached_bytes() == 0
+        for w, ref in zip(weights, refs):
+            y = ops.conv_transpose2d(x, w, stride=2, padding=1, algo="pixel_shuffle")
+            np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    finally:
+        conv_weight_cache.set_budget(budget)
+        conv_weight_cache.clear()
+
+
+def test_stacked_filters_of_a_wide_layer(rng):
+    """Stacked filters of 576 KiB (as large as the output cache's blocks), kept and remade."""
+    x = rng.standard_normal((1, 64, 6, 6)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 4, 4)) * 0.05).astype(np.float32)
+    for _ in range(2):
+        ref = conv_transpose2d_reference(x, w, None, (2, 2), (1, 1))
+        y = ops.conv_transpose2d(x, w, stride=2, padding=1, algo="pixel_shuffle")
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+        w *= -1.0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

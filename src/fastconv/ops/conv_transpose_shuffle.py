@@ -18,14 +18,13 @@ stride, on both axes, with one stride), without dilation or groups, on the CPU l
 Winograd in conv2d, an infinite or NaN input value reaches more outputs than in PyTorch (the
 stacked filters' zeros and the transforms multiply it): where that matters, pin "subpixel".
 """
-import collections
 import functools
 
 import numpy as np
 
 from fastconv.backend import device_of, empty
-from fastconv.ops import conv_algo
-from fastconv.ops.conv import _transformed
+from fastconv.ops import conv_algo, conv_weight_cache
+from fastconv.ops.conv import _transform_tile
 
 PIXEL_SHUFFLE = "pixel_shuffle"
 
@@ -70,6 +69,10 @@ class _Geometry:
         self.rows, self.cols = _taps(r, stride[0], padding[0], self.m[0]), _taps(s, stride[0], padding[1], self.m[1])
         self.stacked_shape = (c_out * self.factor ** 2, c_in, 2 * self.m[0] + 1, 2 * self.m[1] + 1)
         self.conv_args = ((1, 1), self.m, self.m, (1, 1), 1)
+        # conv_weight_cache keeps the stacked filters of a weight (remade when its bytes change)
+        # with their transforms, under its one budget
+        self.derivation = conv_weight_cache.Derivation((PIXEL_SHUFFLE, tuple(weight_shape), args),
+                                                       self.stacked_shape, self.stack)
 
     def phase_view(self, stacked):
         """stacked (C_out s^2, C_in, window) as (C_out, s, s, C_in, window rows, window columns)."""
@@ -107,54 +110,25 @@ def _inner_algorithm(input_shape, stacked_shape, conv_args, direction):
     return conv_algo.heuristic(input_shape, stacked_shape, conv_args, candidates, direction)
 
 
-class _StackedFilters:
-    """The stacked filters of recently used weights, kept so that conv2d's transform cache
-    (conv_weight_cache) finds the same array, and remade in place when the weight's bytes change
-    (an optimiser step): keyed as that cache is, on (data pointer, shape, strides, dtype), with a
-    copy of the bytes they were made from. The least recently used go beyond `budget` bytes."""
-
-    def __init__(self, budget=64 << 20):
-        self._entries = collections.OrderedDict()
-        self._budget = budget
-
-    def _bytes(self):
-        return sum(e["source"].nbytes + e["stacked"].nbytes for e in self._entries.values())
-
-    def get(self, lib, w, geometry, args):
-        key = (w.__array_interface__["data"][0], w.shape, w.strides, w.dtype.str, args)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = {"source": np.empty_like(w), "made": False,
-                                          "stacked": np.empty(geometry.stacked_shape, w.dtype)}
-            while len(self._entries) > 1 and self._bytes() > self._budget:
-                self._entries.popitem(last=False)
-        self._entries.move_to_end(key)
-        if not entry["made"] or not lib.same_bytes(entry["source"], w):  # conv_weight_cache's memcmp
-            entry["source"][...] = w
-            geometry.stack(w, entry["stacked"])
-            entry["made"] = True
-        return entry["stacked"]
-
-    def clear(self):
-        self._entries.clear()
-
-
-stacked_filters = _StackedFilters()
-
-
 def _fused(algo):
     """Whether conv2d's kernels for `algo` write the pixel-shuffled output (and read its
     gradient) directly: Winograd's output transform interleaves the phases."""
     return algo.startswith("winograd")
 
 
+def _stacked(lib, x, w, g, algo, use):
+    """(the stacked filters of w, their transform for `algo` and `use` or None), from conv2d's
+    weight cache: made once per weight version."""
+    tile = _transform_tile(lib, algo, tuple(x.shape), g.stacked_shape, g.conv_args, use)
+    return conv_weight_cache.derived(lib, w, 1, g.derivation, algo, use, tile)
+
+
 def forward(lib, x, w, bias, y, args):
     """y = conv_transpose2d(x, w, bias) (args: stride, padding, output_padding, dilation, groups)."""
     g = _geometry(tuple(w.shape), args)
-    stacked = stacked_filters.get(lib, w, g, args)
     b = None if bias is None else np.repeat(bias, g.factor ** 2)
     algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "forward")
-    transformed = _transformed(lib, stacked, None, algo, "forward", x.shape, g.conv_args)
+    stacked, transformed = _stacked(lib, x, w, g, algo, "forward")
     if _fused(algo):
         return lib.conv2d_forward(x, stacked, b, y, *g.conv_args, algo, False, transformed, None, g.factor)
     deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
@@ -167,14 +141,13 @@ def backward(lib, x, w, dy, dx, dw, db, args):
     given: dx None leaves the input gradient to another kernel, dw None the weight and bias
     gradients."""
     g = _geometry(tuple(w.shape), args)
-    stacked = stacked_filters.get(lib, w, g, args)
     input_algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "input")
+    stacked, transformed = _stacked(lib, x, w, g, input_algo, "input_gradient")
     deep = None  # dy unshuffled, made only for a kernel that does not read dy so itself
     if dw is not None or not _fused(input_algo):
         deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
         lib.pixel_unshuffle(dy, deep, g.factor)
     if dx is not None:
-        transformed = _transformed(lib, stacked, None, input_algo, "input_gradient", x.shape, g.conv_args)
         if _fused(input_algo):
             lib.conv2d_backward_input(dy, stacked, dx, *g.conv_args, input_algo, transformed, g.factor)
         else:

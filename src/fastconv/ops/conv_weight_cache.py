@@ -23,29 +23,52 @@ Two ways to reuse it:
   entry's own buffers: never stale, nothing allocated per step).
   Least recently used entries are dropped beyond ``budget_bytes()`` (default 256 MiB, or
   ``FASTCONV_CONV_WEIGHT_CACHE_MB``; 0 turns the cache off; ``set_budget``, ``clear``).
+
+An entry may hold an array derived from the weight and the transforms of that instead
+(``derived``): conv_transpose2d's pixel_shuffle convolves with filters stacked from its kernel
+(ops/conv_transpose_shuffle.py), remade with the transforms whenever the weight's bytes change.
 """
 import collections
 import os
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence, Tuple
 
 from fastconv._typing import Array
 from fastconv.backend import array_module, device_of, empty, kernels
 from fastconv.ops._checks import check_ndim, float_array
 
 
+class Derivation(NamedTuple):
+    """An array made from a weight, whose transforms an entry holds in place of the weight's:
+    make(weight, out) fills `out` (of `shape`, the weight's dtype); `key` names it in the cache."""
+    key: Tuple
+    shape: Tuple[int, ...]
+    make: Callable
+
+
 class PreparedWeight:
     """A frozen copy of a conv2d weight and its transforms per (algorithm, use), made on demand.
 
     use: "forward" (conv2d) or "input_gradient" (conv2d_input); an algorithm without a
-    transform (im2col, implicit, ...) runs on the copy itself.
+    transform (im2col, implicit, ...) runs on the copy itself. With a Derivation, `weight` is the
+    array derived from the copy (`source`), and the transforms are of it.
     """
 
-    def __init__(self, weight, groups=1):
-        self.weight = array_module(weight).array(weight, order="C", copy=True)
-        self.weight.flags.writeable = False
+    def __init__(self, weight, groups=1, derivation=None):
+        self.source = array_module(weight).array(weight, order="C", copy=True)
+        self.source.flags.writeable = False
         self.groups = int(groups)
+        self._derivation = derivation
+        self.weight = self.source
+        if derivation is not None:  # an array of its own (not the output cache's), frozen between remakes
+            self.weight = array_module(weight).empty(derivation.shape, weight.dtype)
+            self._derive()
         self._transforms = {}
         self._spare = {}  # buffers of transforms of bytes the weight held before refresh()
+
+    def _derive(self):
+        self.weight.flags.writeable = True
+        self._derivation.make(self.source, self.weight)
+        self.weight.flags.writeable = False
 
     @property
     def shape(self):
@@ -57,16 +80,20 @@ class PreparedWeight:
 
     @property
     def nbytes(self):
-        return self.weight.nbytes + sum(u.nbytes for u in (*self._transforms.values(), *self._spare.values()))
+        derived = self.weight.nbytes if self.weight is not self.source else 0
+        return self.source.nbytes + derived + sum(u.nbytes for u in (*self._transforms.values(),
+                                                                     *self._spare.values()))
 
     def refresh(self, weight):
         """Takes `weight`'s bytes (same shape and dtype) in place of the copy's; the transforms made
         so far are stale, and their buffers are kept for the new ones. The implicit cache's, for an
         array an optimiser changed in place: a new entry per step had allocated (and the kernel
         had page-faulted) a 7x7 layer's 10 MB of FFT spectra anew each time."""
-        self.weight.flags.writeable = True
-        self.weight[...] = weight
-        self.weight.flags.writeable = False
+        self.source.flags.writeable = True
+        self.source[...] = weight
+        self.source.flags.writeable = False
+        if self._derivation is not None:
+            self._derive()
         self._spare.update(self._transforms)
         self._transforms = {}
 
@@ -138,21 +165,46 @@ def transformed(lib, weight, groups, algo, use, tile=0):
     """`algo`'s transform of the C-contiguous array `weight` for `use` (at `tile`, see
     PreparedWeight.transformed), from the cache when the array still holds the bytes it was
     transformed from; None when `algo` has no transform. lib: the kernel library of the call."""
-    global _held
     if _budget == 0 or lib.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
         return None  # the kernel transforms the weight itself
-    key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups)
+    return _transform(_entry(lib, weight, groups), algo, use, tile)
+
+
+def derived(lib, weight, groups, derivation, algo, use, tile=None):
+    """(the array `derivation` makes from `weight`, `algo`'s transform of that for `use` at `tile`
+    or None), kept as `transformed` keeps a weight's transforms. tile None: no transform is
+    asked for (the algorithm has none, or the kernel refuses the shape). With the cache off the
+    array is made anew and the kernel transforms it itself."""
+    if _budget == 0:
+        return PreparedWeight(weight, groups, derivation).weight, None
+    entry = _entry(lib, weight, groups, derivation)
+    if tile is None or lib.conv2d_transformed_weight_size(algo, derivation.shape, groups, use, tile) == 0:
+        return entry.weight, None
+    return entry.weight, _transform(entry, algo, use, tile)
+
+
+def _entry(lib, weight, groups, derivation=None):
+    """The cache's entry for `weight` (and `derivation`), the most recently used now: made, or
+    refreshed if the array's bytes changed since (one memcmp, the GIL released)."""
+    global _held
+    key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups,
+           None if derivation is None else derivation.key)
     prepared = _entries.get(key)
     if prepared is None:
-        prepared = PreparedWeight(weight, groups)
+        prepared = _entries[key] = PreparedWeight(weight, groups, derivation)
         _held += prepared.nbytes
-    elif not lib.same_bytes(prepared.weight, weight):
+    elif not lib.same_bytes(prepared.source, weight):
         prepared.refresh(weight)
-    _entries[key] = prepared
     _entries.move_to_end(key)
-    before = prepared.nbytes
-    u = prepared.transformed(algo, use, tile)
-    _held += prepared.nbytes - before
+    _evict()
+    return prepared
+
+
+def _transform(entry, algo, use, tile):
+    global _held
+    before = entry.nbytes
+    u = entry.transformed(algo, use, tile)
+    _held += entry.nbytes - before
     _evict()
     return u
 
