@@ -179,10 +179,17 @@ index_t weight_transform_tile(Algo algo, const Conv2dShape& s, WeightUse use) {
   return algo == Algo::fft ? cpu::fft_weight_tile(s, use) : 0;
 }
 
+namespace {
+
+bool is_winograd(Algo algo) {
+  return algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 || algo == Algo::winograd_2x5 ||
+         algo == Algo::winograd_4x5 || algo == Algo::winograd_2x7;
+}
+
+}  // namespace
+
 bool weight_transform_reusable(Algo algo, const Conv2dShape& s) {
-  return algo == Algo::fft || ((algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 ||
-                                algo == Algo::winograd_2x5 || algo == Algo::winograd_4x5 ||
-                                algo == Algo::winograd_2x7) && !s.is_strided());
+  return algo == Algo::fft || (is_winograd(algo) && !s.is_strided());
 }
 
 // An input gradient that runs another algorithm's kernel has no transform of its own.
@@ -313,11 +320,6 @@ void check_disjoint(const T* a, const T* b, index_t n, const char* a_name, const
   if (n > 0 && begin(a) < begin(b) + bytes && begin(b) < begin(a) + bytes)
     fail<ValueError>(a_name, ": must not share memory with ", b_name, " (the kernel writes ", b_name,
                      " while it reads ", a_name, ")");
-}
-
-bool is_winograd(Algo algo) {
-  return algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 || algo == Algo::winograd_2x5 ||
-         algo == Algo::winograd_4x5 || algo == Algo::winograd_2x7;
 }
 
 // The pixel-shuffled output's shape, (N, K / f^2, P f, Q f), for a factor f above 1, checked before

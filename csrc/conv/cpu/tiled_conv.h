@@ -496,26 +496,38 @@ void interleave_phases(const T* const* phases, index_t cols, index_t f, T* dst) 
     for (index_t b = 0; b < f; ++b) dst[j * f + b] = phases[b][j];
 }
 
-// dst[2 j] = a[j], dst[2 j + 1] = b[j], j < 4: F(4x4, r)'s tile rows at factor 2.
-template <class T>
-inline void interleave_pair4(const T* __restrict a, const T* __restrict b, T* __restrict dst) {
-  for (int j = 0; j < 4; ++j) {
-    dst[2 * j] = a[j];
-    dst[2 * j + 1] = b[j];
+// transform_output_shuffled's way for a transform with no paired store: lane group's f column
+// phases (channels phases[b] of M) to the buffer `staged` (f x lanes tiles, in L1: the transform
+// stores a tile's row as contiguous values), then each lane's rows interleaved into y's, which
+// start at targets[l].dst, row_step apart. `row`: f pointers of the caller's.
+template <class T, class Transform>
+void interleave_through_buffer(const Blocking<T, Transform>& bk, const T* const* phases, const TileTarget<T>* targets,
+                               index_t row_step, const T* bias, bool relu, T* staged, T* work, const T** row) {
+  const index_t f = bk.g.shuffle, lanes = bk.lanes, m_w = bk.tf.m_w, tile = bk.tf.m_h * m_w;
+  TileTarget<T> in_buffer[kLanes];
+  for (index_t b = 0; b < f; ++b) {
+    for (index_t l = 0; l < lanes; ++l) in_buffer[l] = {staged + (b * lanes + l) * tile, targets[l].rows, targets[l].cols};
+    bk.tf.output_tiles(phases[b], bk.ks.nr, bk.g.K / bk.g.groups * bk.row_stride, lanes, in_buffer, m_w,
+                       bias ? bias[b] : T(0), relu, work);
   }
+  for (index_t l = 0; l < lanes; ++l)
+    for (index_t i = 0; i < targets[l].rows; ++i) {
+      for (index_t b = 0; b < f; ++b) row[b] = staged + (b * lanes + l) * tile + i * m_w;
+      interleave_phases(row, targets[l].cols, f, targets[l].dst + i * row_step);
+    }
 }
 
 // transform_output for a pixel-shuffled output (TiledGeometry's `shuffle`, f): per channel of y,
-// row phase a and group of lanes, the f column phases' tiles are interleaved into y's rows: by
-// the transform itself where it can (output_tile_pairs, f = 2), else written to a buffer in L1
-// (its stores write a tile's row as contiguous values) whose rows are then interleaved. Bias:
-// per output channel of the convolution (K of them), as the unshuffled one's.
+// row phase a and group of lanes, the f column phases' tiles (output channels (k f + a) f + b)
+// are interleaved into y's rows: by the transform itself where it can (output_tile_pairs:
+// Winograd's vector transforms, f = 2), else through a buffer. Bias: per output channel of the
+// convolution (K of them).
 template <class T, class Transform>
 void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, const T* bias, bool relu, index_t t0,
                                index_t nt, T* y) {
   const TiledGeometry& g = bk.g;
   const index_t f = g.shuffle, Kg = g.K / g.groups, nr = bk.ks.nr, lanes = bk.lanes;
-  const index_t m_h = bk.tf.m_h, m_w = bk.tf.m_w, tile = m_h * m_w, ld = g.Q * f, plane = g.P * f * ld;
+  const index_t m_h = bk.tf.m_h, m_w = bk.tf.m_w, ld = g.Q * f, plane = g.P * f * ld;
   std::vector<TileTarget<T>> place(round_up(nt, lanes), TileTarget<T>{y, 0, 0});  // in y's channel 0, row phase 0
   for (index_t t = 0; t < nt; ++t) {
     index_t n, p0, q0;
@@ -524,42 +536,25 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
                 std::min(m_w, g.Q - q0)};
   }
   parallel_for(0, g.K / f, 1, [&](index_t lo, index_t hi) {  // (channel of y, row phase) pairs
-    T* staged = thread_scratch<T>(f * lanes * tile + bk.work_size(), ScratchSlot::transform_work);
-    T* work = staged + f * lanes * tile;
+    T* staged = thread_scratch<T>(f * lanes * m_h * m_w + bk.work_size(), ScratchSlot::transform_work);
     TileTarget<T> target[kLanes];
-    std::vector<const T*> phase_row(f);
+    std::vector<const T*> phase(f), row(f);
+    const T no_bias[2] = {T(0), T(0)};
     for (index_t ka = lo; ka < hi; ++ka)
       for (index_t l0 = 0; l0 < nt; l0 += lanes) {
-        const auto channel = [&](index_t k) { return m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr; };
-        if (f == 2) {
-          for (index_t l = 0; l < lanes; ++l) {
-            const TileTarget<T>& p = place[l0 + l];
-            target[l] = {p.dst + ka / f * plane + ka % f * ld, p.rows, p.cols};
-          }
-          const T* pair[2] = {channel(2 * ka), channel(2 * ka + 1)};
-          const T no_bias[2] = {T(0), T(0)};
-          if (bk.tf.output_tile_pairs(pair, nr, lanes, target, f * ld, bias ? bias + 2 * ka : no_bias, relu)) continue;
-        }
-        for (index_t b = 0; b < f; ++b) {  // output channel ka f + b: column phase b
-          const index_t k = ka * f + b;
-          for (index_t l = 0; l < lanes; ++l)
-            target[l] = {staged + (b * lanes + l) * tile, place[l0 + l].rows, place[l0 + l].cols};
-          bk.tf.output_tiles(channel(k), nr, Kg * bk.row_stride, lanes, target, m_w, bias ? bias[k] : T(0), relu, work);
-        }
         for (index_t l = 0; l < lanes; ++l) {
           const TileTarget<T>& p = place[l0 + l];
-          T* dst = p.dst + ka / f * plane + ka % f * ld;
-          const T* from = staged + l * tile;
-          if (f == 2 && m_w == 4 && p.rows == m_h && p.cols == 4) {
-            for (index_t i = 0; i < m_h; ++i, dst += 2 * ld, from += 4)
-              interleave_pair4(from, from + lanes * tile, dst);
-            continue;
-          }
-          for (index_t i = 0; i < p.rows; ++i, dst += f * ld) {
-            for (index_t b = 0; b < f; ++b) phase_row[b] = from + b * lanes * tile + i * m_w;
-            interleave_phases(phase_row.data(), p.cols, f, dst);
-          }
+          target[l] = {p.dst + ka / f * plane + ka % f * ld, p.rows, p.cols};
         }
+        for (index_t b = 0; b < f; ++b) {
+          const index_t k = ka * f + b;
+          phase[b] = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
+        }
+        const T* phase_bias = bias ? bias + ka * f : nullptr;
+        if (f == 2 && bk.tf.output_tile_pairs(phase.data(), nr, lanes, target, f * ld, bias ? phase_bias : no_bias, relu))
+          continue;
+        interleave_through_buffer(bk, phase.data(), target, f * ld, phase_bias, relu, staged,
+                                  staged + f * lanes * m_h * m_w, row.data());
       }
   });
 }
