@@ -1,9 +1,9 @@
 // Runs on the cross-compiled aarch64 kernels (scripts/aarch64_check.sh, under qemu-aarch64): the
 // forward conv2d of every algorithm this build supports, on 3x3, 5x5 and 7x7 kernels (each
 // algorithm on those it runs; plain, and with a residual and the ReLU in its epilogue), and
-// conv_transpose2d's own subpixel forward on a 4x4/2 kernel to
-// 3 and to 16 output channels (its two band layouts), float32 and float64, against float64 loops
-// here. Exit status 1 names the first algorithm whose result differs.
+// Winograd's pixel-shuffled forward (3x3, factor 2), and conv_transpose2d's own subpixel forward on
+// a 4x4/2 kernel to 3 and to 16 output channels (its two band layouts), float32 and float64,
+// against float64 loops here. Exit status 1 names the first algorithm whose result differs.
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -71,7 +71,10 @@ std::vector<double> reference(const std::vector<double>& x, const std::vector<do
 template <class T>
 bool matches(const std::vector<T>& got, const std::vector<double>& expected, const char* what) {
   double worst = 0;
-  for (std::size_t i = 0; i < expected.size(); ++i) worst = std::fmax(worst, std::fabs(got[i] - expected[i]));
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const double d = std::fabs(got[i] - expected[i]);
+    worst = std::isnan(d) ? INFINITY : std::fmax(worst, d);  // fmax alone would pass over a NaN
+  }
   const double tolerance = sizeof(T) == 4 ? 1e-3 : 1e-9;
   std::printf("%s %s: largest difference %.2e (tolerance %.0e)\n", what, sizeof(T) == 4 ? "float32" : "float64", worst,
               tolerance);
@@ -104,6 +107,28 @@ bool check(const std::string& algo, const std::vector<double>& x, const std::vec
                                  residual.arg());
   std::snprintf(what, sizeof what, "%-14s %ldx%ld + residual, ReLU", algo.c_str(), long(ws[2]), long(ws[3]));
   return matches(fused.values, fused_expected, what);
+}
+
+// Winograd's forward writing its output pixel-shuffled by a factor of 2 (conv2d_forward's
+// pixel_shuffle, through the tiled driver's buffer on this ISA): against `deep`, the plain
+// convolution's reference, shuffled here.
+template <class T>
+bool check_shuffled(const std::string& algo, const std::vector<double>& x, const std::vector<double>& w,
+                    const std::vector<double>& deep, std::array<index_t, 4> xs, std::array<index_t, 4> ws) {
+  fastconv::conv::Conv2dParams params;
+  params.pad_begin = params.pad_end = {1, 1};
+  const index_t N = xs[0], K = ws[0] / 4, H = xs[2], W = xs[3];
+  std::vector<double> expected(deep.size());
+  for (index_t n = 0; n < N; ++n)
+    for (index_t k = 0; k < 4 * K; ++k)
+      for (index_t p = 0; p < H; ++p)
+        for (index_t q = 0; q < W; ++q)  // deep channel k = c 4 + a 2 + b -> wide (c, 2 p + a, 2 q + b)
+          expected[((n * K + k / 4) * 2 * H + 2 * p + k / 2 % 2) * 2 * W + 2 * q + k % 2] =
+              deep[((n * 4 * K + k) * H + p) * W + q];
+  Array<T> input = array<T>(xs, x), weight = array<T>(ws, w), out = array<T>({N, K, 2 * H, 2 * W});
+  fastconv::conv::conv2d_forward(input.arg(), weight.arg(), TensorArg{}, out.arg(), params, algo, false, TensorArg{},
+                                 TensorArg{}, 2);
+  return matches(out.values, expected, (algo + " 3x3, pixel-shuffled").c_str());
 }
 
 // y[n][k][i * 2 - 1 + r][j * 2 - 1 + s] += x[n][c][i][j] w[c][k][r][s]: a 4x4 transposed
@@ -160,6 +185,17 @@ int main() {
         return 1;
       }
     }
+  }
+  {
+    std::vector<double> w(8 * C * 3 * 3);
+    for (double& v : w) v = normal(generator);
+    const std::vector<double> deep = reference(x, w, N, C, H, W, 8, 3);
+    for (const std::string algo : {"winograd_2x3", "winograd_4x3"})
+      if (!check_shuffled<float>(algo, x, w, deep, {N, C, H, W}, {8, C, 3, 3}) ||
+          !check_shuffled<double>(algo, x, w, deep, {N, C, H, W}, {8, C, 3, 3})) {
+        std::printf("%s pixel-shuffled: the result differs from the reference\n", algo.c_str());
+        return 1;
+      }
   }
   for (const index_t K_out : {3, 16}) {  // below and from subpixel's shifted copies (16 channels a group)
     std::vector<double> w(C * K_out * 4 * 4);
