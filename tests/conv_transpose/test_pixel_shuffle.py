@@ -12,7 +12,7 @@ from fastconv.autograd import gradcheck
 from fastconv.ops import conv_algo, conv_transpose, conv_weight_cache
 from tests.conv_transpose.cases import case_args, case_arrays, case_reference, check_gradients
 from tests.functional_cases import algorithm_choices_made_by
-from tests.reference import conv_transpose2d_reference
+from tests.reference import conv2d_reference, conv_transpose2d_reference
 
 # (N, C_in, H, W, C_out, R, S, stride, padding, output_padding, groups)
 CASES = [
@@ -127,6 +127,25 @@ def test_the_stacked_filters_live_in_conv2ds_weight_cache(rng, dtype):
     finally:
         conv_weight_cache.set_budget(budget)
         conv_weight_cache.clear()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_input_gradient_alone_reads_grad_outputs_phases(rng, dtype):
+    """auto's usual backward pair is pixel_shuffle's input gradient with another weight-gradient
+    kernel: Winograd then reads grad_output's phases in place, with no unshuffled copy."""
+    from fastconv.ops import conv_transpose_shuffle
+    x = rng.standard_normal((2, 32, 7, 9)).astype(dtype)  # channels enough for Winograd's rule
+    w = (rng.standard_normal((32, 16, 4, 4)) * 0.1).astype(dtype)
+    dy = rng.standard_normal((2, 16, 14, 18)).astype(dtype)
+    args = ((2, 2), (1, 1), (0, 0), (1, 1), 1)
+    geometry = conv_transpose_shuffle._geometry(w.shape, args)
+    assert conv_transpose_shuffle._inner_algorithm(x.shape, geometry.stacked_shape, geometry.conv_args,
+                                                   "input").startswith("winograd")
+    dx = np.full_like(x, np.nan)
+    conv_transpose_shuffle.backward(_C, x, w, dy, dx, None, None, args)
+    ref = conv2d_reference(dy, w, None, (2, 2), (1, 1), (1, 1))  # a transposed conv's input gradient
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(dx, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
 def test_stacked_filters_of_a_wide_layer(rng):
