@@ -10,8 +10,8 @@ for a 3x3 window: for the common 4x4 / 2 upsampling (a 3x3 window holding 4 of e
 taps) F(4x4, 3x3)'s 36 products per 16 outputs against 64 direct ones. The gradients are the
 same convolution's: the input gradient of its pixel-unshuffled grad_output, and its weight
 gradient, of which the taps that are the kernel's are kept. Winograd writes its output shuffled
-and reads the gradient's phases where they lie (conv2d's `pixel_shuffle` argument); the other
-kernels go through an unshuffled copy.
+and its input gradient reads the gradient's phases where they lie (conv2d's `pixel_shuffle`
+argument); the weight gradient and the other kernels read an unshuffled copy.
 
 Runs where every phase has exactly H x W outputs (kernel + output_padding - 2 padding equals the
 stride, on both axes, with one stride), without dilation or groups, on the CPU library. As with
