@@ -225,3 +225,17 @@ def test_a_derived_array_and_its_transform_follow_the_weights_bytes(rng):
     array, u = conv_weight_cache.derived(_C, w, 1, derivation, "winograd_4x3", "forward", 0)
     np.testing.assert_array_equal(array, np.concatenate([-w, -2 * w]))
     assert u is None  # the kernel transforms it itself
+
+
+@pytest.mark.parametrize("derived", [False, True])
+def test_an_entry_larger_than_the_budget_is_neither_kept_nor_counted(rng, derived):
+    w = rng.standard_normal((16, 16, 3, 3))
+    x = rng.standard_normal((1, 16, 6, 6))
+    conv_weight_cache.set_budget(w.nbytes)  # less than the weight's copy and its transform
+    derivation = conv_weight_cache.Derivation(("test",), w.shape, lambda w, out: np.negative(w, out=out))
+    for _ in range(2):
+        if derived:
+            conv_weight_cache.derived(_C, w, 1, derivation, "winograd_4x3", "forward", 0)
+        else:
+            ops.conv2d(x, w, padding=1, algo="winograd_4x3")
+        assert conv_weight_cache.cached_bytes() == 0

@@ -179,13 +179,15 @@ def derived(lib, weight, groups, derivation, algo, use, tile=None):
         return PreparedWeight(weight, groups, derivation).weight, None
     entry = _entry(lib, weight, groups, derivation)
     if tile is None or lib.conv2d_transformed_weight_size(algo, derivation.shape, groups, use, tile) == 0:
+        _evict()
         return entry.weight, None
     return entry.weight, _transform(entry, algo, use, tile)
 
 
 def _entry(lib, weight, groups, derivation=None):
     """The cache's entry for `weight` (and `derivation`), the most recently used now: made, or
-    refreshed if the array's bytes changed since (one memcmp, the GIL released)."""
+    refreshed if the array's bytes changed since (one memcmp, the GIL released). Not evicted
+    here: the caller evicts once its transform is counted (_transform)."""
     global _held
     key = (weight.__array_interface__["data"][0], weight.shape, weight.strides, weight.dtype.str, groups,
            None if derivation is None else derivation.key)
@@ -196,7 +198,6 @@ def _entry(lib, weight, groups, derivation=None):
     elif not lib.same_bytes(prepared.source, weight):
         prepared.refresh(weight)
     _entries.move_to_end(key)
-    _evict()
     return prepared
 
 
