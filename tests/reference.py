@@ -452,3 +452,16 @@ def adaptive_avg_pool2d_reference(x, out_h, out_w):
             w0, w1 = q * width // out_w, -(-(q + 1) * width // out_w)
             y[:, :, p, q] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
     return y
+
+
+def pixel_shuffle_reference(x, f):
+    """torch.nn.functional.pixel_shuffle by reshape and transpose: channel c f^2 + a f + b of
+    (N, C f^2, H, W) is pixel (h f + a, w f + b) of channel c."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c // (f * f), f, f, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (f * f), h * f, w * f)
+
+
+def pixel_unshuffle_reference(x, f):
+    """The inverse of pixel_shuffle_reference: (N, C, H f, W f) -> (N, C f^2, H, W)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // f, f, w // f, f).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * f * f, h // f, w // f)

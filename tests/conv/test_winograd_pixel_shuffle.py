@@ -7,7 +7,8 @@ import pytest
 
 from fastconv import _C
 from tests.conv.test_winograd import ERROR_BOUND
-from tests.reference import conv2d_reference, conv_transpose2d_reference
+from tests.reference import (conv2d_reference, conv_transpose2d_reference, pixel_shuffle_reference,
+                             pixel_unshuffle_reference)
 
 # (N, C, H, W, K, R, stride, padding, groups, factor, algo)
 CASES = [
@@ -20,16 +21,6 @@ CASES = [
     (1, 2, 1, 1, 4, 3, 1, 1, 1, 2, "winograd_4x3"),      # one pixel
 ]
 STRIDED = [(2, 4, 13, 9, 8, 5, 2, 2, 1, 2, "winograd_4x3")]  # 5x5 / 2 through its 3x3 stride phases
-
-
-def _shuffle(y, f):
-    n, c, h, w = y.shape
-    return y.reshape(n, c // (f * f), f, f, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (f * f), h * f, w * f)
-
-
-def _unshuffle(y, f):
-    n, c, h, w = y.shape
-    return y.reshape(n, c, h // f, f, w // f, f).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * f * f, h // f, w // f)
 
 
 def _arrays(rng, case, dtype):
@@ -52,7 +43,7 @@ def test_forward_writes_the_pixel_shuffled_output(isa, rng, case, dtype):
     x, wt, bias, args, deep_shape = _arrays(rng, case, dtype)
     f, algo, relu = case[-2], case[-1], case[0] == 2  # the ReLU on half the cases
     ref = conv2d_reference(x, wt, bias, args[0], args[1], args[2], groups=args[4])
-    ref = _shuffle(np.maximum(ref, 0) if relu else ref, f)
+    ref = pixel_shuffle_reference(np.maximum(ref, 0) if relu else ref, f)
     xs, ws, bs = x.astype(dtype), wt.astype(dtype), bias.astype(dtype)
     y = np.full(ref.shape, np.nan, dtype)
     _C.conv2d_forward(xs, ws, bs, y, *args, algo, relu, pixel_shuffle=f)
@@ -70,12 +61,12 @@ def test_input_gradient_reads_the_shuffled_gradient(isa, rng, case, dtype):
     f, algo, groups, pad = case[-2], case[-1], args[4], args[1]
     dy = rng.standard_normal((n, k // (f * f), p * f, q * f))
     # grad_x of a stride-1 convolution: the transposed convolution (a scatter) of its output gradient
-    ref = conv_transpose2d_reference(_unshuffle(dy, f), wt, None, (1, 1), pad, groups=groups)
+    ref = conv_transpose2d_reference(pixel_unshuffle_reference(dy, f), wt, None, (1, 1), pad, groups=groups)
     dx = np.full(x.shape, np.nan, dtype)
     _C.conv2d_backward_input(dy.astype(dtype), wt.astype(dtype), dx, *args, algo, pixel_shuffle=f)
     _near(dx, ref, algo, dtype)
     unshuffled = np.empty_like(dx)
-    _C.conv2d_backward_input(_unshuffle(dy, f).astype(dtype), wt.astype(dtype), unshuffled, *args, algo)
+    _C.conv2d_backward_input(pixel_unshuffle_reference(dy, f).astype(dtype), wt.astype(dtype), unshuffled, *args, algo)
     np.testing.assert_array_equal(dx, unshuffled)
 
 

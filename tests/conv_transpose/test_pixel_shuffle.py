@@ -12,7 +12,7 @@ from fastconv.autograd import gradcheck
 from fastconv.ops import conv_algo, conv_transpose, conv_weight_cache
 from tests.conv_transpose.cases import case_args, case_arrays, case_reference, check_gradients
 from tests.functional_cases import algorithm_choices_made_by
-from tests.reference import conv2d_reference, conv_transpose2d_reference
+from tests.reference import conv2d_reference, conv_transpose2d_reference, pixel_shuffle_reference
 
 # (N, C_in, H, W, C_out, R, S, stride, padding, output_padding, groups)
 CASES = [
@@ -26,18 +26,13 @@ CASES = [
 ]
 
 
-def _shuffle_reference(x, r):
-    n, c, h, w = x.shape
-    return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
-
-
 @pytest.mark.parametrize("factor,shape", [(2, (2, 8, 3, 5)), (3, (1, 18, 4, 2)), (1, (2, 3, 2, 2)), (2, (1, 4, 1, 1))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pixel_shuffle_and_unshuffle_are_torchs_rearrangements(rng, factor, shape, dtype):
     deep = rng.standard_normal(shape).astype(dtype)
     wide = np.full((shape[0], shape[1] // factor ** 2, shape[2] * factor, shape[3] * factor), np.nan, dtype)
     _C.pixel_shuffle(deep, wide, factor)
-    np.testing.assert_array_equal(wide, _shuffle_reference(deep, factor))
+    np.testing.assert_array_equal(wide, pixel_shuffle_reference(deep, factor))
     back = np.full_like(deep, np.nan)
     _C.pixel_unshuffle(wide, back, factor)
     np.testing.assert_array_equal(back, deep)

@@ -539,7 +539,6 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
     T* staged = thread_scratch<T>(f * lanes * m_h * m_w + bk.work_size(), ScratchSlot::transform_work);
     TileTarget<T> target[kLanes];
     std::vector<const T*> phase(f), row(f);
-    const T no_bias[2] = {T(0), T(0)};
     for (index_t ka = lo; ka < hi; ++ka)
       for (index_t l0 = 0; l0 < nt; l0 += lanes) {
         for (index_t l = 0; l < lanes; ++l) {
@@ -551,8 +550,7 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
           phase[b] = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
         }
         const T* phase_bias = bias ? bias + ka * f : nullptr;
-        if (f == 2 && bk.tf.output_tile_pairs(phase.data(), nr, lanes, target, f * ld, bias ? phase_bias : no_bias, relu))
-          continue;
+        if (f == 2 && bk.tf.output_tile_pairs(phase.data(), nr, lanes, target, f * ld, phase_bias, relu)) continue;
         interleave_through_buffer(bk, phase.data(), target, f * ld, phase_bias, relu, staged,
                                   staged + f * lanes * m_h * m_w, row.data());
       }

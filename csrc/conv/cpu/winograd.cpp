@@ -78,16 +78,17 @@ struct WinogradTransform {
   }
 
   // output_tiles for two channels at once, interleaved column by column into the targets (a
-  // pixel shuffle of factor 2): whether this ISA's vector transforms did it (float, whole vectors
-  // of lanes), else the caller does it through output_tiles.
+  // pixel shuffle of factor 2; bias: the two channels', or null): whether this ISA's vector
+  // transforms did it (float, whole vectors of lanes), else the caller does it through output_tiles.
   template <class T>
   bool output_tile_pairs(const T* const* in, index_t point_stride, index_t lanes, const tiled::TileTarget<T>* tiles,
                          index_t ld, const T* bias, bool relu) const {
     if constexpr (std::is_same_v<T, float>)
       if (const auto& vt = vectors(); vt.output_pairs && vectorised(vt, lanes)) {
+        const float no_bias[2] = {0.0f, 0.0f};
         by_vectors(vt, lanes, [&](index_t l0) {
           const float* at[2] = {in[0] + l0, in[1] + l0};
-          vt.output_pairs(at, point_stride, tiles + l0, ld, bias, relu);
+          vt.output_pairs(at, point_stride, tiles + l0, ld, bias ? bias : no_bias, relu);
         });
         return true;
       }

@@ -29,6 +29,7 @@ An entry may hold an array derived from the weight and the transforms of that in
 (ops/conv_transpose_shuffle.py), remade with the transforms whenever the weight's bytes change.
 """
 import collections
+import functools
 import os
 from typing import Callable, NamedTuple, Sequence, Tuple
 
@@ -161,11 +162,17 @@ def cached_bytes():
     return _held
 
 
+@functools.lru_cache(maxsize=4096)
+def _transform_size(lib, algo, weight_shape, groups, use, tile):
+    """Values in `algo`'s transform of a weight of this shape (0: it has none): per shape, not per call."""
+    return lib.conv2d_transformed_weight_size(algo, weight_shape, groups, use, tile)
+
+
 def transformed(lib, weight, groups, algo, use, tile=0):
     """`algo`'s transform of the C-contiguous array `weight` for `use` (at `tile`, see
     PreparedWeight.transformed), from the cache when the array still holds the bytes it was
     transformed from; None when `algo` has no transform. lib: the kernel library of the call."""
-    if _budget == 0 or lib.conv2d_transformed_weight_size(algo, weight.shape, groups, use, tile) == 0:
+    if _budget == 0 or _transform_size(lib, algo, weight.shape, groups, use, tile) == 0:
         return None  # the kernel transforms the weight itself
     return _transform(_entry(lib, weight, groups), algo, use, tile)
 
@@ -178,7 +185,7 @@ def derived(lib, weight, groups, derivation, algo, use, tile=None):
     if _budget == 0:
         return PreparedWeight(weight, groups, derivation).weight, None
     entry = _entry(lib, weight, groups, derivation)
-    if tile is None or lib.conv2d_transformed_weight_size(algo, derivation.shape, groups, use, tile) == 0:
+    if tile is None or _transform_size(lib, algo, derivation.shape, groups, use, tile) == 0:
         _evict()
         return entry.weight, None
     return entry.weight, _transform(entry, algo, use, tile)
