@@ -26,7 +26,7 @@
 
 namespace fastconv::conv::cpu::direct {
 
-// One output row for a block of output channels. Tap t of channel c reads the input row at
+// A band's output rows for a block of output channels. Tap t of channel c reads the input row at
 // in + c * ld_c + taps[t], zero-padded so that every vector the kernel loads is inside it;
 // weights are packed [c][tap][mr]; output channel m of the block at out + m * ld_out.
 template <class T>
@@ -42,8 +42,9 @@ struct RowJob {
   bool relu;
   int mr;     // the tile's channels (row_tile), which the weights were packed for
   int lanes;  // the tile's vector width: AVX2's, or AVX-512's (whose kernels run it)
-  int rows = 1;             // output rows: row r reads in + r * in_row_step, writes out + r * Q
+  int rows = 1;             // output rows per step: row r reads in + r * in_row_step, writes out + r * Q
   index_t in_row_step = 0;
+  index_t groups = 1;       // steps of `rows` rows, one after the other: all of a band's rows in one call
 };
 
 // The register tile (mr output channels x nv vectors of pixels) the kernel uses for P x Q

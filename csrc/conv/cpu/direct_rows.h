@@ -15,49 +15,52 @@ void row_kernel(const RowJob<typename V::T>& job) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width, step = NV * W;
-  for (index_t q0 = 0; q0 < job.Q; q0 += step) {
-    Reg acc[MR][ROWS][NV];
+  // Each group of ROWS output rows, then each step of pixels along them.
+  for (index_t row0 = 0; row0 < ROWS * job.groups; row0 += ROWS) {
+    for (index_t q0 = 0; q0 < job.Q; q0 += step) {
+      Reg acc[MR][ROWS][NV];
 #pragma GCC unroll 32
-    for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[m][r][v] = V::zero();
-    const T* w = job.w;
-    for (index_t c = 0; c < job.C; ++c) {
-      const T* channel = job.in + c * job.ld_c + q0;
-      for (index_t t = 0; t < job.tap_count; ++t, w += MR) {
-        const T* row = channel + job.taps[t];
-        Reg x[ROWS][NV];
+      for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) x[r][v] = V::loadu(row + r * job.in_row_step + v * W);
-#pragma GCC unroll 32
-        for (int m = 0; m < MR; ++m) {
-          const Reg b = V::set1(w[m]);
+          for (int v = 0; v < NV; ++v) acc[m][r][v] = V::zero();
+      const T* w = job.w;
+      for (index_t c = 0; c < job.C; ++c) {
+        const T* channel = job.in + row0 * job.in_row_step + c * job.ld_c + q0;
+        for (index_t t = 0; t < job.tap_count; ++t, w += MR) {
+          const T* row = channel + job.taps[t];
+          Reg x[ROWS][NV];
 #pragma GCC unroll 4
           for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[m][r][v] = V::fma(b, x[r][v], acc[m][r][v]);
+            for (int v = 0; v < NV; ++v) x[r][v] = V::loadu(row + r * job.in_row_step + v * W);
+#pragma GCC unroll 32
+          for (int m = 0; m < MR; ++m) {
+            const Reg b = V::set1(w[m]);
+#pragma GCC unroll 4
+            for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+              for (int v = 0; v < NV; ++v) acc[m][r][v] = V::fma(b, x[r][v], acc[m][r][v]);
+          }
         }
       }
-    }
-    // Epilogue: bias, ReLU, and a store of the valid channels and pixels only.
-    const index_t valid = job.Q - q0 < step ? job.Q - q0 : step;
+      // Epilogue: bias, ReLU, and a store of the valid channels and pixels only.
+      const index_t valid = job.Q - q0 < step ? job.Q - q0 : step;
 #pragma GCC unroll 32
-    for (int m = 0; m < MR && m < job.channels; ++m) {
-      const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
+      for (int m = 0; m < MR && m < job.channels; ++m) {
+        const Reg bias = job.bias ? V::set1(job.bias[m]) : V::zero();
 #pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r) {
-        T* out = job.out + m * job.ld_out + r * job.Q + q0;
+        for (int r = 0; r < ROWS; ++r) {
+          T* out = job.out + m * job.ld_out + (row0 + r) * job.Q + q0;
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-          Reg y = V::add(acc[m][r][v], bias);
-          if (job.relu) y = V::max(V::zero(), y);  // zero first: a NaN passes, as through torch.relu
-          const index_t left = valid - v * W;
-          if (left >= W) V::storeu(out + v * W, y);
-          else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));
+          for (int v = 0; v < NV; ++v) {
+            Reg y = V::add(acc[m][r][v], bias);
+            if (job.relu) y = V::max(V::zero(), y);  // zero first: a NaN passes, as through torch.relu
+            const index_t left = valid - v * W;
+            if (left >= W) V::storeu(out + v * W, y);
+            else if (left > 0) V::store_first(out + v * W, y, static_cast<int>(left));
+          }
         }
       }
     }
