@@ -75,6 +75,14 @@ inline void prefetch_span(const T* p, index_t n) {
   for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
 }
 
+// prefetch_span for lines about to be written: each store then finds its line in cache rather
+// than waiting for it to be read.
+template <class T>
+inline void prefetch_span_for_write(T* p, index_t n) {
+  char* bytes = reinterpret_cast<char*>(p);
+  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, 1);
+}
+
 // Orders this thread's streamed stores before anything it writes next (call before the thread
 // leaves the parallel region whose results others read). Ordinary stores (other processors)
 // need none: the region's end orders them.
