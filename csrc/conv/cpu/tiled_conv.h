@@ -384,15 +384,29 @@ void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels
     const index_t lo = std::max(t0, image_t0) - image_t0, hi = std::min(t0 + nt, image_t0 + cut.per_image()) - image_t0;
     rows[i] = {lo / cut.tiles_w * cut.m_h, (hi - 1) / cut.tiles_w * cut.m_h + cut.rows - (cut.tiles_h - 1) * cut.m_h};
   }
+  // The input rows that the copy of image i's channel c reads, asked for while the plane before
+  // it is copied: planes copied one after the other lie a whole image apart, where the hardware
+  // prefetcher does not look. Measured in one process, builds alternated: resnet20_c16's F(4x4)
+  // forward 0.96-0.99x the time, resnet20_c32's 0.95x with its input just read from memory (1.0x
+  // warm), vgg_conv3's 0.97-0.98x, resnet50_3x3's 1.0x; ResNet-20's training step 0.97-0.99x.
+  // (Stride phases, whose rows interleave, are left to the hardware.)
+  const auto prefetch_copy = [&](index_t i, index_t c) {
+    const index_t h0 = std::max<index_t>(cut.top + rows[i].lo, 0), h1 = std::min(cut.top + rows[i].hi, cut.H);
+    if (cut.phases() == 1 && h0 < h1)
+      prefetch_span(source + (((first + i) * channels + c) * cut.H + h0) * cut.W, (h1 - h0) * cut.W);
+  };
   parallel_for(0, channels, 1, [&](index_t lo, index_t hi) {
     T* planes = thread_scratch<T>(images * cut.size() + work_size, ScratchSlot::transform_work);
     T* work = planes + images * cut.size();
     for (index_t c = lo; c < hi; ++c) {
       const index_t plane = c / cut.phases(), a = c % cut.phases() / cut.step_w, b = c % cut.step_w;
-      for (index_t i = 0; i < images; ++i)
+      for (index_t i = 0; i < images; ++i) {
+        if (i + 1 < images) prefetch_copy(i + 1, c);
+        else if (c + 1 < hi) prefetch_copy(0, c + 1);
         copy_padded_rows(source + ((first + i) * (channels / cut.phases()) + plane) * cut.H * cut.W, cut.H, cut.W,
                          cut.top + a + rows[i].lo * cut.step_h, cut.left + b, rows[i].hi - rows[i].lo, cut.ld,
                          planes + i * cut.size() + rows[i].lo * cut.ld, cut.step_h, cut.step_w);
+      }
       apply_groups(c, planes, work);
     }
   });
