@@ -571,6 +571,21 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
   });
 }
 
+// Asks for the lines of y that the lane group from tile `first` will write in output channel
+// `k` (its tiles' span of y, when within 16 KiB: the group's tile rows in one image). Measured
+// in one process, builds alternated, asking two groups ahead: resnet20_c16's forward 0.97-0.98x
+// the time, resnet20_c32's 0.95-0.99x, resnet20_c64's 0.98x, vgg_conv3 and resnet50_3x3 0.99x,
+// conv5x5 1.0x; the ResNet-20 training step 0.97x. (One or four groups ahead measured the same.)
+template <class T>
+void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t first, index_t nt, index_t lanes,
+                           index_t channel_offset, index_t ld) {
+  if (first >= nt) return;
+  const TileTarget<T>& last = place[std::min(nt, first + lanes) - 1];
+  T* begin = place[first].dst + channel_offset;
+  const T* end = last.dst + channel_offset + (last.rows - 1) * ld + last.cols;
+  if (end > begin && end - begin <= (16 << 10) / static_cast<index_t>(sizeof(T))) prefetch_span_for_write(begin, end - begin);
+}
+
 // y[n, k] tiles of [t0, t0 + nt) from M (+ bias, residual, ReLU), an output channel at a time
 // (its plane is written in order). `residual`: laid out as y, or nullptr.
 template <class T, class Transform>
@@ -596,6 +611,7 @@ void transform_output(const Blocking<T, Transform>& bk, const T* m, const T* bia
           const TileTarget<T>& p = place[l0 + l];
           target[l] = {p.dst + k * plane, p.rows, p.cols, p.residual ? p.residual + k * plane : nullptr};
         }
+        prefetch_group_output(place, l0 + 2 * bk.lanes, nt, bk.lanes, k * plane, g.Q);
         const T* in = m + bk.m_row(k / Kg, l0 / nr) + (k % Kg) * bk.row_stride + l0 % nr;
         bk.tf.output_tiles(in, nr, Kg * bk.row_stride, bk.lanes, target, g.Q, bias ? bias[k] : T(0), relu, work);
       }
