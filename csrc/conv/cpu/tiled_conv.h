@@ -571,11 +571,12 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
   });
 }
 
-// Asks for the lines of y that the lane group from tile `first` will write in output channel
-// `k` (its tiles' span of y, when within 16 KiB: the group's tile rows in one image). Measured
-// in one process, builds alternated, asking two groups ahead: resnet20_c16's forward 0.97-0.98x
-// the time, resnet20_c32's 0.95-0.99x, resnet20_c64's 0.98x, vgg_conv3 and resnet50_3x3 0.99x,
-// conv5x5 1.0x; the ResNet-20 training step 0.97x. (One or four groups ahead measured the same.)
+// Asks for the lines of y that the lane group from tile `first` will write, in the output
+// channel channel_offset values past place's (the group's span of y, when within 16 KiB: its
+// tile rows in one image). Measured in one process, builds alternated, asking two groups ahead:
+// resnet20_c16's forward 0.97-0.98x the time, resnet20_c32's 0.95-0.99x, resnet20_c64's 0.98x,
+// vgg_conv3 and resnet50_3x3 0.99x, conv5x5 1.0x; the ResNet-20 training step 0.96-0.97x. (One
+// or four groups ahead measured the same.)
 template <class T>
 void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t first, index_t nt, index_t lanes,
                            index_t channel_offset, index_t ld) {
@@ -583,7 +584,8 @@ void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t firs
   const TileTarget<T>& last = place[std::min(nt, first + lanes) - 1];
   T* begin = place[first].dst + channel_offset;
   const T* end = last.dst + channel_offset + (last.rows - 1) * ld + last.cols;
-  if (end > begin && end - begin <= (16 << 10) / static_cast<index_t>(sizeof(T))) prefetch_span_for_write(begin, end - begin);
+  constexpr index_t kMostValues = (16 << 10) / static_cast<index_t>(sizeof(T));
+  if (end > begin && end - begin <= kMostValues) prefetch_span_for_write(begin, end - begin);
 }
 
 // y[n, k] tiles of [t0, t0 + nt) from M (+ bias, residual, ReLU), an output channel at a time
