@@ -247,14 +247,13 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
   // half a MiB, else 8: bands of at most 8 had made resnet20's 3x3/2 forward 3% slower (twice
   // the bands, each copying the input row it shares with the next), its 32-channel 3x3 4% (one
   // process, builds alternated); the 7x7/2 stem ran the same.
-  const auto copy_bytes = [&](index_t rows) {
-    return g.C * phases.count() * ((rows - 1) * g.sh + (g.R - 1) * g.dh + 1) * ld * static_cast<index_t>(sizeof(T));
-  };
-  const index_t most_rows = copy_bytes(16) <= (512 << 10) ? 16 : 8;
+  const auto span_of = [&](index_t rows) { return (rows - 1) * g.sh + (g.R - 1) * g.dh + 1; };  // input rows read
+  const index_t copy_16_rows = g.C * phases.count() * span_of(16) * ld * static_cast<index_t>(sizeof(T));
+  const index_t most_rows = copy_16_rows <= (512 << 10) ? 16 : 8;
   const index_t band_rows =
       round_up(std::clamp<index_t>(g.N * g.P / (4 * num_threads()), 1, most_rows), tile.rows);
   const index_t bands = ceil_div(g.P, band_rows);
-  const index_t max_span = (band_rows - 1) * g.sh + (g.R - 1) * g.dh + 1;
+  const index_t max_span = span_of(band_rows);
   // Where tap (r, s) starts in a channel's copy, [r][s] (the weights' order).
   const std::vector<index_t> taps = direct::taps_in_planes(direct::stride_phases(g.R, g.dh, 1), phases, max_span, ld);
   const index_t channel_size = phases.count() * max_span * ld;
@@ -265,7 +264,7 @@ void direct_conv(const DirectGeometry& g, const T* x, const T* w, const T* bias,
     NextRowsPrefetch next_input;
     for (index_t item = lo; item < hi; ++item) {
       const index_t n = item / bands, p0 = item % bands * band_rows, p1 = std::min(g.P, p0 + band_rows);
-      const index_t span = (p1 - 1 - p0) * g.sh + (g.R - 1) * g.dh + 1;
+      const index_t span = span_of(p1 - p0);
       fill_band(g, phases, x + n * g.C * g.H * g.W, p0, span, ld, max_span, band, row, per_tap, tile.lanes);
       if (item + 1 < hi) {
         const index_t next_top = g.top + (item + 1) % bands * band_rows * g.sh;

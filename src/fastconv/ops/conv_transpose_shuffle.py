@@ -141,13 +141,14 @@ def backward(lib, x, w, dy, dx, dw, db, args):
     given: dx None leaves the input gradient to another kernel, dw None the weight and bias
     gradients."""
     g = _geometry(tuple(w.shape), args)
-    input_algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "input")
-    stacked, transformed = _stacked(lib, x, w, g, input_algo, "input_gradient")
+    if dx is not None:  # the stacked filters and their transform serve the input gradient only
+        input_algo = _inner_algorithm(tuple(x.shape), g.stacked_shape, g.conv_args, "input")
+        stacked, transformed = _stacked(lib, x, w, g, input_algo, "input_gradient")
     # dy unshuffled: for the weight gradient, and then for the input gradient too (whose
     # contiguous rows copy faster than dy's phases: 3-7% of the pair); none for Winograd's
     # input gradient alone, which reads dy's phases where they lie.
     deep = None
-    if dw is not None or not _fused(input_algo):
+    if dw is not None or (dx is not None and not _fused(input_algo)):
         deep = empty((x.shape[0], g.stacked_shape[0], x.shape[2], x.shape[3]), x.dtype, device_of(x))
         lib.pixel_unshuffle(dy, deep, g.factor)
     if dx is not None:
