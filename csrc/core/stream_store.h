@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/isa.h"
+#include "core/prefetch.h"
 #include "core/view.h"
 
 #if FASTCONV_X86
@@ -68,19 +69,12 @@ inline void write_blocks(T* dst, index_t n, bool stream, const Fill& fill) {
 }
 
 // Asks for the cache lines of p[0, n) ahead of their use: for the next of many short runs far
-// apart (a channel's planes), which the hardware prefetcher does not guess.
+// apart (a channel's planes), which the hardware prefetcher does not guess; for lines about to be
+// written too, so that each store finds its line in cache rather than waiting for it.
 template <class T>
 inline void prefetch_span(const T* p, index_t n) {
   const char* bytes = reinterpret_cast<const char*>(p);
-  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
-}
-
-// prefetch_span for lines about to be written: each store then finds its line in cache rather
-// than waiting for it to be read.
-template <class T>
-inline void prefetch_span_for_write(T* p, index_t n) {
-  char* bytes = reinterpret_cast<char*>(p);
-  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, 1);
+  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) prefetch_line(bytes + b);
 }
 
 // Orders this thread's streamed stores before anything it writes next (call before the thread

@@ -17,6 +17,7 @@
 
 #include "core/isa.h"
 #include "core/parallel.h"
+#include "core/prefetch.h"
 #include "core/scratch.h"
 #include "core/view.h"
 #include "gemm/kernels.h"
@@ -159,7 +160,7 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
       // C's block is read after the sums: fetched while they are computed (a Winograd weight
       // gradient adds each block of tiles into C, by then long gone from L1).
       if (scaled_only && ep.beta != T(0))
-        for (index_t i = 0; i < rows; ++i) __builtin_prefetch(c.data + (i0 + i) * c.row_stride + j0, 1);
+        for (index_t i = 0; i < rows; ++i) prefetch_line(c.data + (i0 + i) * c.row_stride + j0);
       dot.kernel(K, a.data + i0 * a.row_stride, a.row_stride, rows, b.data + j0 * b.col_stride, b.col_stride, cols,
                  sums);
       if (scaled_only) {

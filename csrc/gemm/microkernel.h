@@ -7,6 +7,7 @@
 // fma(a, b, c) = a * b + c, mul, add, max.
 #pragma once
 #include "core/isa.h"
+#include "core/prefetch.h"
 #include "gemm/kernels.h"
 
 namespace fastconv::gemm {
@@ -25,8 +26,8 @@ inline __attribute__((always_inline)) void micro_kernel_body(index_t kc, const t
   Reg acc[R][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
-    __builtin_prefetch(c + i * ldc, 1);
-    __builtin_prefetch(c + i * ldc + NV * W - 1, 1);
+    prefetch_line(c + i * ldc);
+    prefetch_line(c + i * ldc + NV * W - 1);
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
   }

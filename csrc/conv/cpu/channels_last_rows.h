@@ -7,6 +7,7 @@
 
 #include "conv/cpu/channels_last.h"
 #include "core/layout.h"
+#include "core/prefetch.h"
 #include "core/scratch.h"
 
 namespace fastconv::conv::cpu::channels_last {
@@ -187,7 +188,7 @@ inline void prefetch_next_row(const Geometry& g, const typename V::T* x, index_t
   const typename V::T* next = x + (n * g.H + ahead) * g.W * g.C + k0;
   #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
-    if (q0 + g.left + i >= 0 && q0 + g.left + i < g.W) __builtin_prefetch(next + (q0 + g.left + i) * g.C);
+    if (q0 + g.left + i >= 0 && q0 + g.left + i < g.W) prefetch_line(next + (q0 + g.left + i) * g.C);
 }
 
 // The pass's pointers, as locals of the row loop: read through `pass`, the compiler must assume
@@ -285,7 +286,7 @@ inline void prefetch_next_output_row(const Geometry& g, const typename V::T* y, 
   const typename V::T* next = y + ((n * g.P + p + 1) * g.Q + q0) * g.K + k0;
   #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
-    if (q0 + i < g.Q) __builtin_prefetch(next + i * g.K);
+    if (q0 + i < g.Q) prefetch_line(next + i * g.K);
 }
 
 // depthwise_weight_rows_*: output row (n, p)'s part of channel vector kb's sums, MR pixels at a

@@ -386,10 +386,11 @@ void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels
   }
   // The input rows that the copy of image i's channel c reads, asked for while the plane before
   // it is copied: planes copied one after the other lie a whole image apart, where the hardware
-  // prefetcher does not look. Measured in one process, builds alternated: resnet20_c16's F(4x4)
-  // forward 0.96-0.99x the time, resnet20_c32's 0.95x with its input just read from memory (1.0x
-  // warm), vgg_conv3's 0.97-0.98x, resnet50_3x3's 1.0x; ResNet-20's training step 0.97-0.99x.
-  // (Stride phases, whose rows interleave, are left to the hardware.)
+  // prefetcher does not look. (Stride phases, whose rows interleave, are left to the hardware.)
+  // With the output prefetch below, measured in one process against the build without either
+  // (builds alternated): resnet20_c16's forward 0.96x the time, conv5x5's 0.97x, vgg_conv3's
+  // 0.985x, resnet20_c64's 1.0x, resnet20_c32's 0.91x with its input just read from memory;
+  // ResNet-20's training step 0.98x. Without this one, resnet20_c32 measured 0.95x.
   const auto prefetch_copy = [&](index_t i, index_t c) {
     const index_t h0 = std::max<index_t>(cut.top + rows[i].lo, 0), h1 = std::min(cut.top + rows[i].hi, cut.H);
     if (cut.phases() == 1 && h0 < h1)
@@ -467,17 +468,6 @@ void transform_input(const Blocking<T, Transform>& bk, const T* x, index_t t0, i
                        });
 }
 
-// Asks for point pt's B operand (group grp's kc rows of nr values in each panel): its rows lie
-// row_stride apart, a stride the hardware prefetcher does not follow, so each of them had missed
-// in L1 the first time the micro-kernel read it. Fetched while the point before is multiplied.
-template <class T, class Transform>
-void prefetch_operand(const Blocking<T, Transform>& bk, const T* v, index_t pt, index_t grp, index_t nt, index_t kc) {
-  for (index_t p = 0; p < ceil_div(nt, bk.ks.nr); ++p) {
-    const T* b = v + bk.v_row(grp, p) + pt * bk.ks.nr;
-    for (index_t k = 0; k < kc; ++k) prefetch_span(b + k * bk.row_stride, bk.ks.nr);
-  }
-}
-
 // M[pt] = U[pt] V[pt] per group: U is the micro-kernel's packed A already, V its B (steps
 // row_stride apart), and it writes M's rows row_stride apart.
 template <class T, class Transform>
@@ -489,7 +479,6 @@ void multiply_points(const Blocking<T, Transform>& bk, const T* u, const T* v, i
     for (index_t i = lo; i < hi; ++i) {
       const index_t pt = i / g.groups, grp = i % g.groups;
       const T* a = u + i * u_block;
-      if (i + 1 < hi) prefetch_operand(bk, v, (i + 1) / g.groups, (i + 1) % g.groups, nt, kc);
       for (index_t p = 0; p < ceil_div(nt, nr); ++p) {
         const T* b = v + bk.v_row(grp, p) + pt * nr;
         T* c = m + bk.m_row(grp, p) + pt * nr;
@@ -573,10 +562,10 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
 
 // Asks for the lines of y that the lane group from tile `first` will write, in the output
 // channel channel_offset values past place's (the group's span of y, when within 16 KiB: its
-// tile rows in one image). Measured in one process, builds alternated, asking two groups ahead:
-// resnet20_c16's forward 0.97-0.98x the time, resnet20_c32's 0.95-0.99x, resnet20_c64's 0.98x,
-// vgg_conv3 and resnet50_3x3 0.99x, conv5x5 1.0x; the ResNet-20 training step 0.96-0.97x. (One
-// or four groups ahead measured the same.)
+// tile rows in one image); the caller asks two groups ahead. Measured with the input copy's
+// prefetch (for_each_patch_group); without this one, resnet20_c32's forward from memory measured
+// 0.95x the time against 0.91x with it. (A prefetch of each point's B operand while the point
+// before was multiplied measured 1.05x slower on resnet20_c16 and was removed.)
 template <class T>
 void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t first, index_t nt, index_t lanes,
                            index_t channel_offset, index_t ld) {
@@ -585,7 +574,7 @@ void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t firs
   T* begin = place[first].dst + channel_offset;
   const T* end = last.dst + channel_offset + (last.rows - 1) * ld + last.cols;
   constexpr index_t kMostValues = (16 << 10) / static_cast<index_t>(sizeof(T));
-  if (end > begin && end - begin <= kMostValues) prefetch_span_for_write(begin, end - begin);
+  if (end > begin && end - begin <= kMostValues) prefetch_span(begin, end - begin);
 }
 
 // y[n, k] tiles of [t0, t0 + nt) from M (+ bias, residual, ReLU), an output channel at a time

@@ -242,7 +242,7 @@ void interleave_band(const Subpixel& g, const Band& band, index_t c0, const std:
     T* plane = planes + c * s.H * s.W;
     for (index_t h = y0; h < y1; ++h) {
       if (ahead_c < Cg) {
-        prefetch_span_for_write(planes + ahead_c * s.H * s.W + ahead_h * s.W, s.W);
+        prefetch_span(planes + ahead_c * s.H * s.W + ahead_h * s.W, s.W);
         advance();
       }
       const index_t a = h % sh, i = h / sh - band.i0;
