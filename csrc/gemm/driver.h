@@ -4,10 +4,9 @@
 //   threads split C into units (an nc-column block, and a row range when N is small); per unit:
 //   for each kc slice of K:
 //     pack the kc x nc B block (half of L2), row by row
-//     for each mc rows of the unit:
-//       pack the mc x kc A block, unless A came packed whole (PackedA)
-//         for each mr rows (A micro-panel, mr x kc, in L1):
-//           for each nr columns (B micro-panel, streamed from L2): micro-kernel
+//     for each mr rows of the unit (A micro-panel, mr x kc, in L1):
+//       pack the micro-panel, unless A came packed whole (PackedA)
+//       for each nr columns (B micro-panel, streamed from L2): micro-kernel
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -79,6 +78,17 @@ __attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks,
                                                          index_t cols, const TileEpilogue<T>& tile_ep,
                                                          const T* residual) {
   alignas(64) T tile[kMaxMR * kMaxNR];
+  // C's lines are asked for before the kernel runs, every line of each run: the merge's stores
+  // had waited on them (pointwise 0.98-0.99x the time).
+  for (index_t j = 0; j < cols;) {
+    const index_t run = c.unit_run(j0 + j, cols - j);
+    for (index_t i = 0; i < rows; ++i) {
+      const T* p = c.data + c.row_offset(i0 + i) + c.col_offset(j0 + j);
+      for (index_t o = 0; o < run; o += 64 / index_t(sizeof(T))) prefetch_line(p + o);
+      prefetch_line(p + run - 1);
+    }
+    j += run;
+  }
   ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{T(1), T(0), nullptr, false, static_cast<int>(rows)});
   for (index_t j = 0; j < cols;) {
     const index_t run = c.unit_run(j0 + j, cols - j);
@@ -185,14 +195,11 @@ void gemm_dot(const DotSet<T>& dot, const MatrixView<const T>& a, const MatrixVi
   });
 }
 
-// Cache blocking of a product with M rows and depth K for a kernel set: K in equal slices of
-// at most ks.kc (K = 576 runs 2 x 288, not 384 + 192), rows in A blocks of at most ks.mc.
-struct Blocking {
-  index_t kc, mc;
-};
+// The depth of each k slice of a product of depth K for a kernel set: K in equal slices of at
+// most ks.kc (K = 576 runs 2 x 288, not 384 + 192).
 template <class T>
-Blocking blocking(const KernelSet<T>& ks, index_t M, index_t K) {
-  return {ceil_div(K, ceil_div(K, ks.kc)), std::min(round_up(M, ks.mr), round_up(ks.mc, ks.mr))};
+index_t slice_depth(const KernelSet<T>& ks, index_t K) {
+  return ceil_div(K, ceil_div(K, ks.kc));
 }
 
 // Columns per block of C for about `wanted` blocks (a multiple of `threads`), whole tiles of nr
@@ -228,7 +235,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   const index_t mr = ks.mr, nr = ks.nr;
   constexpr bool a_prepacked = std::is_same_v<PackA, PackedA<T>>;
   if constexpr (a_prepacked) check_packed_for(pack_a, ks);
-  const auto [kc_max, mc_max] = blocking(ks, M, K);
+  const index_t kc_max = slice_depth(ks, K);
 
   // Split N into at least one block per thread when N allows; when it does not, also split
   // the rows, so that small-N products still use every core. A thread packs the A rows of its
@@ -266,13 +273,12 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   // counter and packs what it needs itself: no shared buffer, so no barrier between k slices.
   // (A barrier per slice cost a scheduler time slice each whenever the machine was
   // oversubscribed.) A unit's results do not depend on the thread that computes it. Per unit
-  // and k slice the B block is packed once; per mc rows the A block is packed, and each of its
-  // micro-panels sweeps the B block.
+  // and k slice the B block is packed once, and each A micro-panel of the unit's rows sweeps it.
   std::atomic<index_t> next_unit{0};
 #pragma omp parallel num_threads(team)
   {
-    T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mc_max * kc_max, ScratchSlot::gemm_a);
-    T* const b_packed = thread_scratch<T>(kc_max * nc, ScratchSlot::gemm_b);
+    T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mr * kc_max, ScratchSlot::gemm_a);
+    T* const b_packed = thread_scratch<T>(ceil_div(nc, nr) * b_panel_stride<T>(kc_max, nr), ScratchSlot::gemm_b);
     // Where each B micro-panel's tiles go in C (whole_tile_columns), found once per unit: for a
     // grouped C it takes divisions, which taken per tile had cost a pointwise conv 4%.
     std::vector<T*> columns(ceil_div(nc, nr));
@@ -287,19 +293,22 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
         const index_t kc = std::min(kc_max, K - pc);
         const bool first = pc == 0, last = pc + kc == K;
         pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
-        for (index_t ic = row_lo; ic < row_hi; ic += mc_max) {
-          const index_t mc = std::min(mc_max, row_hi - ic);
-          if constexpr (!a_prepacked)
-            for (index_t i0 = 0; i0 < mc; i0 += mr)
-              pack_a(ic + i0, std::min(mr, mc - i0), pc, kc, ks.mr, a_packed + i0 * kc);
-          const auto a_panel = [&](index_t i0) -> const T* {
-            if constexpr (a_prepacked) return pack_a.panel(ic + i0, pc);
-            else return a_packed + i0 * kc;
-          };
-          for (index_t i0 = 0; i0 < mc; i0 += mr)
-            for (index_t jr = 0; jr < ncur; jr += nr)
-              store_tile(ks, kc, a_panel(i0), b_packed + jr * kc, c, columns[jr / nr], ic + i0, j0 + jr,
-                         std::min(mr, mc - i0), std::min(nr, ncur - jr), ep, first, last);
+        const index_t tiles = ceil_div(ncur, nr);
+        for (index_t i0 = row_lo; i0 < row_hi; i0 += mr) {
+          const index_t rows = std::min(mr, row_hi - i0);
+          const T* a_panel = a_packed;
+          if constexpr (a_prepacked) a_panel = pack_a.panel(i0, pc);
+          else pack_a(i0, rows, pc, kc, ks.mr, a_packed);
+          for (index_t jr = 0; jr < ncur; jr += nr) {
+            store_tile(ks, kc, a_panel, b_packed + jr / nr * b_panel_stride<T>(kc, nr), c, columns[jr / nr], i0,
+                       j0 + jr, rows, std::min(nr, ncur - jr), ep, first, last);
+            // A row-major A's next micro-panel is packed from rows a multiple of 4 KiB apart
+            // (an sgemm's), whose lines the hardware does not guess: they are asked for a
+            // share per tile while this panel sweeps. (Packed as a whole block before the
+            // sweep, unasked, the packing waited on them: 6% of sgemm 2048's time, now 3%.)
+            if (!a_prepacked && i0 + mr < row_hi)
+              prefetch_a_rows(pack_a, i0 + mr, std::min(mr, row_hi - i0 - mr), pc, kc, jr / nr, tiles);
+          }
         }
       }
     }
@@ -325,7 +334,7 @@ void gemm_gathered(index_t M, const TileRuns& columns, index_t K, const PackedA<
   const KernelSet<T>& ks = active_kernels<T>(M);
   const index_t mr = ks.mr, nr = ks.nr;
   check_packed_for(a, ks);
-  const index_t kc_max = blocking(ks, M, K).kc;
+  const index_t kc_max = slice_depth(ks, K);
   const index_t steps = ceil_div(K, kc_max) * ceil_div(M, mr) * columns.runs * columns.tiles;
   index_t step = 0;
   for (index_t pc = 0; pc < K; pc += kc_max) {

@@ -36,7 +36,6 @@ struct KernelSet {
   int mr, nr;          // register tile
   index_t kc;          // most depth of a packed panel: an A micro-panel (mr x kc) stays in L1
   index_t nc;          // most columns of a packed B block (kc x nc), one thread's (gemm_packed: half of L2)
-  index_t mc;          // most rows of a packed A block (mc x kc): at most half of one core's L2
 };
 
 // The dot tile: sums[i * NB + j] = the dot product of A's row i and B's column j over `depth`

@@ -181,15 +181,10 @@ double fma_loop(index_t iterations) {
   return 2.0 * kChains * V::width * static_cast<double>(iterations);
 }
 
-// mc is the ISA's tuned value, capped so that the packed mc x kc A block takes at most half of
-// this machine's L2: it is read a micro-panel at a time, each held in L1 while it sweeps the B
-// block, which gemm_packed keeps in the other half.
 template <class V, int MR, int NV>
-KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc, index_t mc) {
+KernelSet<typename V::T> make_kernel_set(index_t kc, index_t nc) {
   constexpr int nr = NV * V::width;
-  const index_t l2_rows = static_cast<index_t>(l2_cache_bytes() / 2 / (kc * sizeof(typename V::T)));
-  if (l2_rows >= MR && l2_rows / MR * MR < mc) mc = l2_rows / MR * MR;  // no std::min: see top
-  return {&micro_kernel<V, MR, NV>, &gathered_micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc, mc};
+  return {&micro_kernel<V, MR, NV>, &gathered_micro_kernel<V, MR, NV>, &fma_loop<V>, MR, nr, kc, nc};
 }
 
 }  // namespace fastconv::gemm

@@ -13,12 +13,12 @@ using simd::Avx2F32;
 using simd::Avx2F64;
 
 const KernelFamily<float>& avx2_kernels_f32() {
-  static const auto set = make_kernel_set<Avx2F32, 6, 2>(384, 4096, 2048);
+  static const auto set = make_kernel_set<Avx2F32, 6, 2>(384, 4096);
   static const KernelFamily<float> family{set, set, make_dot_set<Avx2F32, 3, 4>()};
   return family;
 }
 const KernelFamily<double>& avx2_kernels_f64() {
-  static const auto set = make_kernel_set<Avx2F64, 6, 2>(256, 2048, 2048);
+  static const auto set = make_kernel_set<Avx2F64, 6, 2>(256, 2048);
   static const KernelFamily<double> family{set, set, make_dot_set<Avx2F64, 3, 4>()};
   return family;
 }

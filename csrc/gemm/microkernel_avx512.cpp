@@ -14,14 +14,14 @@ using simd::Avx512F32;
 using simd::Avx512F64;
 
 const KernelFamily<float>& avx512_kernels_f32() {
-  static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(256, 4096, 3072),
-                                          make_kernel_set<Avx512F32, 8, 2>(256, 4096, 3072),
+  static const KernelFamily<float> family{make_kernel_set<Avx512F32, 12, 2>(256, 4096),
+                                          make_kernel_set<Avx512F32, 8, 2>(256, 4096),
                                           make_dot_set<Avx512F32, 4, 4>()};
   return family;
 }
 const KernelFamily<double>& avx512_kernels_f64() {
-  static const KernelFamily<double> family{make_kernel_set<Avx512F64, 12, 2>(256, 2048, 2048),
-                                           make_kernel_set<Avx512F64, 8, 2>(256, 2048, 2048),
+  static const KernelFamily<double> family{make_kernel_set<Avx512F64, 12, 2>(256, 2048),
+                                           make_kernel_set<Avx512F64, 8, 2>(256, 2048),
                                            make_dot_set<Avx512F64, 4, 4>()};
   return family;
 }

@@ -29,12 +29,12 @@ struct GenericVec {
 }  // namespace
 
 const KernelFamily<float>& generic_kernels_f32() {
-  static const auto set = make_kernel_set<GenericVec<float, 4>, 4, 2>(256, 2048, 1024);
+  static const auto set = make_kernel_set<GenericVec<float, 4>, 4, 2>(256, 2048);
   static const KernelFamily<float> family{set, set};
   return family;
 }
 const KernelFamily<double>& generic_kernels_f64() {
-  static const auto set = make_kernel_set<GenericVec<double, 2>, 4, 2>(256, 2048, 1024);
+  static const auto set = make_kernel_set<GenericVec<double, 2>, 4, 2>(256, 2048);
   static const KernelFamily<double> family{set, set};
   return family;
 }
