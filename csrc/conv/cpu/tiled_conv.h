@@ -390,7 +390,7 @@ void for_each_patch_group(const PlaneCut& cut, const T* source, index_t channels
   // With the output prefetch below, measured in one process against the build without either
   // (builds alternated): resnet20_c16's forward 0.96x the time, conv5x5's 0.97x, vgg_conv3's
   // 0.985x, resnet20_c64's 1.0x, resnet20_c32's 0.91x with its input just read from memory;
-  // ResNet-20's training step 0.98x. Without this one, resnet20_c32 measured 0.95x.
+  // ResNet-20's training step 0.98x.
   const auto prefetch_copy = [&](index_t i, index_t c) {
     const index_t h0 = std::max<index_t>(cut.top + rows[i].lo, 0), h1 = std::min(cut.top + rows[i].hi, cut.H);
     if (cut.phases() == 1 && h0 < h1)
@@ -562,10 +562,9 @@ void transform_output_shuffled(const Blocking<T, Transform>& bk, const T* m, con
 
 // Asks for the lines of y that the lane group from tile `first` will write, in the output
 // channel channel_offset values past place's (the group's span of y, when within 16 KiB: its
-// tile rows in one image); the caller asks two groups ahead. Measured with the input copy's
-// prefetch (for_each_patch_group); without this one, resnet20_c32's forward from memory measured
-// 0.95x the time against 0.91x with it. (A prefetch of each point's B operand while the point
-// before was multiplied measured 1.05x slower on resnet20_c16 and was removed.)
+// tile rows in one image); the caller asks two groups ahead. Measured together with the input
+// copy's prefetch: for_each_patch_group gives the figures. (A prefetch of each point's B operand
+// while the point before was multiplied made resnet20_c16's forward 1.05x slower: removed.)
 template <class T>
 void prefetch_group_output(const std::vector<TileTarget<T>>& place, index_t first, index_t nt, index_t lanes,
                            index_t channel_offset, index_t ld) {
