@@ -3,8 +3,8 @@
 // code in this header is compiled for the including file's ISA, so it calls no inline STL
 // function (the linker could keep that ISA's copy for baseline callers too).
 //
-// V provides: T, Reg, width, registers (vector register count), zero(), set1(x), load(p) (aligned), loadu(p), storeu(p, v),
-// fma(a, b, c) = a * b + c, mul, add, max.
+// V provides: T, Reg, width, registers (vector register count), zero(), set1(x), load(p) (aligned),
+// loadu(p), storeu(p, v), fma(a, b, c) = a * b + c, mul, add, max.
 #pragma once
 #include "core/isa.h"
 #include "core/prefetch.h"

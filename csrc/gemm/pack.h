@@ -119,7 +119,8 @@ struct PackedA {
   explicit PackedA(const MatrixView<const T>& a) : depth(a.cols), mr(active_kernels<T>(a.rows).mr) {
     data.resize(static_cast<std::size_t>((a.rows + mr - 1) / mr * mr * depth));
     const PackMatrixA<T> pack{a};
-    for (index_t i0 = 0; i0 < a.rows; i0 += mr) pack(i0, std::min<index_t>(mr, a.rows - i0), 0, depth, mr, &data[i0 * depth]);
+    for (index_t i0 = 0; i0 < a.rows; i0 += mr)
+      pack(i0, std::min<index_t>(mr, a.rows - i0), 0, depth, mr, &data[i0 * depth]);
   }
   const T* panel(index_t i0, index_t k0) const { return data.data() + i0 * depth + k0 * mr; }
 };

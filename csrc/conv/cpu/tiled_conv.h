@@ -509,7 +509,8 @@ void interleave_through_buffer(const Blocking<T, Transform>& bk, const T* const*
   const index_t f = bk.g.shuffle, lanes = bk.lanes, m_w = bk.tf.m_w, tile = bk.tf.m_h * m_w;
   TileTarget<T> in_buffer[kLanes];
   for (index_t b = 0; b < f; ++b) {
-    for (index_t l = 0; l < lanes; ++l) in_buffer[l] = {staged + (b * lanes + l) * tile, targets[l].rows, targets[l].cols};
+    for (index_t l = 0; l < lanes; ++l)
+      in_buffer[l] = {staged + (b * lanes + l) * tile, targets[l].rows, targets[l].cols};
     bk.tf.output_tiles(phases[b], bk.ks.nr, bk.g.K / bk.g.groups * bk.row_stride, lanes, in_buffer, m_w,
                        bias ? bias[b] : T(0), relu, work);
   }
