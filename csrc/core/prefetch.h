@@ -5,9 +5,10 @@
 // register, not a memory operand: nothing is read, and no tool counts it as an access (the
 // micro-kernel asks for C rows a partial tile does not store).
 //
-// No includes and no vector code: the per-ISA files include this after their `#pragma GCC
-// target`, and the instructions below are the same for every ISA.
+// No vector code: the per-ISA files include this after their `#pragma GCC target`, and the
+// instructions below are the same for every ISA.
 #pragma once
+#include "common/index.h"
 
 namespace fastconv {
 
@@ -20,6 +21,15 @@ __attribute__((always_inline)) inline void prefetch_line(const void* p) {
 #else
   __builtin_prefetch(p);
 #endif
+}
+
+// Asks for the cache lines of p[0, n) ahead of their use: for the next of many short runs far
+// apart (a channel's planes), which the hardware prefetcher does not guess; for lines about to be
+// written too, so that each store finds its line in cache rather than waiting for it.
+template <class T>
+inline void prefetch_span(const T* p, index_t n) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) prefetch_line(bytes + b);
 }
 
 }  // namespace fastconv

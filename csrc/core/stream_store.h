@@ -1,5 +1,5 @@
 // Helpers for kernels that stream memory: non-temporal stores for outputs too large to stay in
-// the last-level cache, and software prefetch for inputs read in short runs far apart.
+// the last-level cache, and (from core/prefetch.h) software prefetch for runs far apart.
 //
 // An ordinary store first reads the line it overwrites: a kernel that reads x and writes y then
 // moves three bytes per two over DRAM. Kernels compute a short block into an L1 buffer and
@@ -66,15 +66,6 @@ inline void write_blocks(T* dst, index_t n, bool stream, const Fill& fill) {
     fill(block, i0, len);
     stream_copy(dst + i0, block, len);
   }
-}
-
-// Asks for the cache lines of p[0, n) ahead of their use: for the next of many short runs far
-// apart (a channel's planes), which the hardware prefetcher does not guess; for lines about to be
-// written too, so that each store finds its line in cache rather than waiting for it.
-template <class T>
-inline void prefetch_span(const T* p, index_t n) {
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) prefetch_line(bytes + b);
 }
 
 // Orders this thread's streamed stores before anything it writes next (call before the thread

@@ -84,8 +84,8 @@ __attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks,
     const index_t run = c.unit_run(j0 + j, cols - j);
     for (index_t i = 0; i < rows; ++i) {
       const T* p = c.data + c.row_offset(i0 + i) + c.col_offset(j0 + j);
-      for (index_t o = 0; o < run; o += 64 / index_t(sizeof(T))) prefetch_line(p + o);
-      prefetch_line(p + run - 1);
+      prefetch_span(p, run);
+      prefetch_line(p + run - 1);  // the last line, when p is not at a line's start
     }
     j += run;
   }
@@ -293,15 +293,15 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
         const index_t kc = std::min(kc_max, K - pc);
         const bool first = pc == 0, last = pc + kc == K;
         pack_b_block(pack_b, pc, kc, j0, ncur, ks.nr, b_packed);
-        const index_t tiles = ceil_div(ncur, nr);
+        const index_t tiles = ceil_div(ncur, nr), b_panel = b_panel_stride<T>(kc, nr);
         for (index_t i0 = row_lo; i0 < row_hi; i0 += mr) {
           const index_t rows = std::min(mr, row_hi - i0);
           const T* a_panel = a_packed;
           if constexpr (a_prepacked) a_panel = pack_a.panel(i0, pc);
           else pack_a(i0, rows, pc, kc, ks.mr, a_packed);
           for (index_t jr = 0; jr < ncur; jr += nr) {
-            store_tile(ks, kc, a_panel, b_packed + jr / nr * b_panel_stride<T>(kc, nr), c, columns[jr / nr], i0,
-                       j0 + jr, rows, std::min(nr, ncur - jr), ep, first, last);
+            store_tile(ks, kc, a_panel, b_packed + jr / nr * b_panel, c, columns[jr / nr], i0, j0 + jr, rows,
+                       std::min(nr, ncur - jr), ep, first, last);
             // A row-major A's next micro-panel is packed from rows a multiple of 4 KiB apart
             // (an sgemm's), whose lines the hardware does not guess: they are asked for a
             // share per tile while this panel sweeps. (Packed as a whole block before the
