@@ -116,28 +116,6 @@ def test_a_freed_block_serves_a_smaller_result_down_to_half_its_size(output_cach
     np.testing.assert_array_equal(under_half, big[:, :14])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="huge-page blocks are mapped on Linux only")
-def test_blocks_from_one_and_a_half_mib_start_on_a_huge_page_and_round_up_by_at_most_a_third(output_cache, rng):
-    x = rng.standard_normal((4, 26, 64, 64)).astype(np.float32)  # 1.625 MiB: one whole huge page
-    y = fastconv.ops.max_pool2d(x, 1)
-    assert y.__array_interface__["data"][0] % (2 << 20) == 0
-    np.testing.assert_array_equal(y, x)
-    del y
-    assert fastconv.output_cache_stats()["idle_bytes"] == 2 << 20
-    fastconv.release_output_cache()
-    x = rng.standard_normal((4, 40, 64, 64)).astype(np.float32)  # 2.5 MiB: 4 MiB would add 60%
-    y = fastconv.ops.max_pool2d(x, 1)
-    assert y.__array_interface__["data"][0] % (2 << 20) == 0
-    np.testing.assert_array_equal(y, x)
-    del y
-    assert fastconv.output_cache_stats()["idle_bytes"] == x.nbytes
-    small = rng.standard_normal((4, 20, 64, 64)).astype(np.float32)  # 1.25 MiB: small pages, its own size
-    fastconv.release_output_cache()
-    y = fastconv.ops.max_pool2d(small, 1)
-    del y
-    assert fastconv.output_cache_stats()["idle_bytes"] == small.nbytes
-
-
 def test_a_view_keeps_its_block_out_of_the_cache(output_cache, rng):
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     view = fastconv.ops.max_pool2d(x, 1)[1:3]

@@ -1,6 +1,5 @@
 #include "core/output_cache.h"
 
-#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -16,24 +15,18 @@ namespace fastconv::output_cache {
 namespace {
 
 constexpr std::size_t kPage = 4096;
-constexpr std::size_t kHugePage = std::size_t(2) << 20;
 
-// A fresh block's pages are filled in by the system in one call where it can, not by one fault
-// each as the kernel first writes the output: a layer's first call pays for its outputs' pages
-// (measured on a 1.8 MB block, allocated and written: 0.8-0.9 ms with one fault per page,
-// 0.6-0.65 ms mapped with MAP_POPULATE where transparent huge pages were not granted).
+// A fresh block's pages are filled in by the system in one call where it can (Linux's
+// MAP_POPULATE), not by one fault each as the kernel first writes the output: a layer's first
+// call pays for its outputs' pages (measured on a 1.8 MB block, allocated and written: 0.6-0.65 ms
+// populated, against 0.8-0.9 ms of faults). Transparent huge pages (2 MiB-aligned blocks,
+// MADV_HUGEPAGE) made a warm ResNet-20 step 0.96x the time on a Zen 4 VM, but a fresh huge page
+// there came from memory the host had not yet backed, about 6 ms each to clear: conv7x7_stem's first
+// forward+backward (51 MB output) took 134-252 ms against 101-120 with small pages.
 // Only up to kPopulateMaxBytes: a larger block is left to the allocator, whose pages come as
 // written, so that a size the machine cannot hold is refused (a MemoryError) rather than taken
 // up front and killed for (a 16 GB output under the sanitizers' allocation cap was so).
 constexpr std::size_t kPopulateMaxBytes = std::size_t(64) << 20;
-
-// From 1.5 MiB to kPopulateMaxBytes, a block starts on a 2 MiB boundary and asks for
-// transparent huge pages: one fault clears 2 MiB where 512 faults clear a page each (Zen 4,
-// Linux 6.18, THP "madvise": a 1.8 MB block allocated and written in 0.24-0.40 ms against
-// 0.84-1.0 ms with MAP_POPULATE). Where the system grants none, the same call fills in small
-// pages. The block is rounded up to whole huge pages when that adds at most a third of its
-// size; otherwise its tail past the last whole one comes in small pages.
-constexpr std::size_t kHugeMinBytes = std::size_t(3) << 19;
 
 bool populated(std::size_t size) {
 #ifdef MAP_POPULATE
@@ -43,45 +36,8 @@ bool populated(std::size_t size) {
 #endif
 }
 
-bool huge(std::size_t size) {
-#ifdef MADV_HUGEPAGE
-  return populated(size) && size >= kHugeMinBytes;
-#else
-  return false;
-#endif
-}
-
-// The bytes a block of at least `bytes` takes: whole pages, whole huge pages where those cost
-// little.
-std::size_t block_size(std::size_t bytes) {
-  const std::size_t size = (bytes + kPage - 1) / kPage * kPage;
-  if (!huge(size)) return size;
-  const std::size_t rounded = (size + kHugePage - 1) / kHugePage * kHugePage;
-  return rounded - size <= size / 3 ? rounded : size;
-}
-
-#ifdef MAP_POPULATE
-// `size` bytes starting on a huge page boundary: a mapping one huge page longer, trimmed.
-void* map_huge_aligned(std::size_t size) {
-  const std::size_t slack = kHugePage - kPage;
-  char* mapped = static_cast<char*>(mmap(nullptr, size + slack, PROT_READ | PROT_WRITE,
-                                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (mapped == MAP_FAILED) return nullptr;
-  const auto address = reinterpret_cast<std::uintptr_t>(mapped);
-  char* block = mapped + ((kHugePage - address % kHugePage) % kHugePage);
-  if (block > mapped) munmap(mapped, block - mapped);
-  if (mapped + size + slack > block + size) munmap(block + size, mapped + size + slack - (block + size));
-  madvise(block, size, MADV_HUGEPAGE);
-#ifdef MADV_POPULATE_WRITE
-  madvise(block, size, MADV_POPULATE_WRITE);  // before Linux 5.14 it fails: pages come as written
-#endif
-  return block;
-}
-#endif
-
 void* allocate_block(std::size_t size) {
 #ifdef MAP_POPULATE
-  if (huge(size)) return map_huge_aligned(size);
   if (populated(size)) {
     void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     return block == MAP_FAILED ? nullptr : block;
@@ -141,7 +97,7 @@ Cache& cache() {
 }  // namespace
 
 void* take(std::size_t bytes) {
-  const std::size_t size = block_size(bytes);
+  const std::size_t size = (bytes + kPage - 1) / kPage * kPage;
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
