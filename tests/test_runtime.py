@@ -34,9 +34,9 @@ def test_set_isa_rejects_unknown_names():
         fastconv.set_isa("sse9")
 
 
-def _run(env_overrides, code):
+def _run(env_overrides, code, timeout=None):
     env = dict(os.environ, **env_overrides)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_environment_forces_isa_and_threads():
@@ -45,6 +45,39 @@ def test_environment_forces_isa_and_threads():
     assert result.stdout.split() == ["generic", "1"], result.stderr
     bad = _run({"FASTCONV_ISA": "nonsense"}, "import fastconv")
     assert "FASTCONV_ISA='nonsense'" in bad.stderr
+
+
+# A child forked after the parent's OpenMP threads started: GNU OpenMP cannot start them again
+# there, and a parallel region waited forever. The child computes (the same result) on one thread,
+# and refuses more; one forked before any threaded work keeps its threads.
+_FORKED_CHILD = """
+import os, numpy as np, fastconv
+from fastconv import ops
+fastconv.set_num_threads(2)
+x = np.random.default_rng(0).standard_normal((8, 16, 32, 32)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((16, 16, 3, 3)).astype(np.float32)
+if {compute_first}:
+    y = ops.conv2d(x, w, padding=1, algo="im2col")
+pid = os.fork()
+if pid == 0:
+    threads = fastconv.get_num_threads()
+    result = ops.conv2d(x, w, padding=1, algo="im2col")
+    refused = False
+    try:
+        fastconv.set_num_threads(2)
+    except ValueError as exc:
+        refused = "forked from one whose threads had started" in str(exc)
+    print(threads, refused, {compute_first} and bool(np.array_equal(result, y)), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("compute_first, expected", [(True, ["1", "True", "True"]), (False, ["2", "False", "False"])])
+def test_a_forked_child_computes_on_one_thread_once_the_parent_has_started_its_threads(compute_first, expected):
+    result = _run({}, _FORKED_CHILD.format(compute_first=compute_first), timeout=120)
+    assert result.stdout.split() == expected, result.stderr
 
 
 def test_environment_sets_the_output_cache_limit():

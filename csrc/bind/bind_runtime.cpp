@@ -17,6 +17,7 @@ namespace {
 void bind_threads_and_isa(py::module_& m) {
   m.def("num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("threads_lost_to_fork", &threads_lost_to_fork);
   m.def("isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", &set_active_isa, py::arg("name"));
   m.def("supported_isas", &supported_isa_names);

@@ -15,6 +15,12 @@ namespace fastconv {
 int num_threads();
 void set_num_threads(int n);
 
+// Called before each parallel region of more than one thread: from then on the process has
+// OpenMP threads, which a forked child does not inherit (parallel.cpp).
+void note_threads_started();
+// Whether this process was forked from one whose threads had started: it runs on one thread.
+bool threads_lost_to_fork();
+
 // The first exception thrown by any thread of a parallel region, rethrown on the calling thread
 // once the region has ended. An exception must not leave an OpenMP region (the runtime calls
 // std::terminate): each thread's body catches its own, the first is kept, the rest dropped.
@@ -51,6 +57,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
     return;
   }
 #ifdef _OPENMP
+  note_threads_started();
   FirstException error;
 #pragma omp parallel num_threads(threads)
   {

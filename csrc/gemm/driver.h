@@ -275,6 +275,7 @@ void gemm_packed(index_t M, index_t N, index_t K, const PackA& pack_a, const Pac
   // oversubscribed.) A unit's results do not depend on the thread that computes it. Per unit
   // and k slice the B block is packed once, and each A micro-panel of the unit's rows sweeps it.
   std::atomic<index_t> next_unit{0};
+  if (team > 1) note_threads_started();
 #pragma omp parallel num_threads(team)
   {
     T* const a_packed = a_prepacked ? nullptr : thread_scratch<T>(mr * kc_max, ScratchSlot::gemm_a);

@@ -6,7 +6,9 @@ from fastconv import _C
 
 
 def set_num_threads(n):
-    """Threads used by every kernel (FASTCONV_NUM_THREADS sets it at import)."""
+    """Threads used by every kernel (FASTCONV_NUM_THREADS sets it at import). A process forked
+    from one whose threads had started runs on one thread: OpenMP cannot start them again there
+    (ValueError for n > 1)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     _C.set_num_threads(n)
@@ -89,7 +91,8 @@ def show_config():
     lines = [
         f"fastconv {fastconv.__version__}",
         f"  isa:       {get_isa()} (supported: {', '.join(supported_isas())})",
-        f"  threads:   {get_num_threads()}",
+        f"  threads:   {get_num_threads()}"
+        + (" (forked from a process whose threads had started)" if _C.threads_lost_to_fork() else ""),
         f"  caches:    L2 {_C.cache_bytes()[0] >> 10} KiB, last level {_C.cache_bytes()[1] >> 20} MiB",
         f"  out cache: {output_cache_stats()['limit'] >> 20} MiB idle at most",
         f"  openmp:    {openmp}",
