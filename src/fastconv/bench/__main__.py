@@ -26,12 +26,15 @@ def _prepare_blas_environment():
     """numpy's OpenBLAS reads its settings once, at import, so the bench re-executes itself once
     with them fixed:
     - without OPENBLAS_CORETYPE/L2_SIZE, which slow it on this machine's CPUs (a peer should
-      run at its best);
+      run at its best), unless FASTCONV_ISA holds fastconv to a lower level: then they hold
+      OpenBLAS to the same (FASTCONV_ISA=avx2 OPENBLAS_CORETYPE=Haswell: an AVX2 machine's
+      figures on an AVX-512 one, as ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA do for torch);
     - with OPENBLAS_THREAD_TIMEOUT=4: after each call OpenBLAS's workers spin for 2^28 cycles
       (~0.1 s) by default, holding the cores while the next runner in the interleaved rotation
       runs; whatever followed numpy measured 1.2-1.9x slower than the same code elsewhere in
       the round. A short timeout costs numpy a thread wake-up (microseconds) per call."""
-    drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ]
+    held = os.environ.get("FASTCONV_ISA", "avx512") != "avx512"
+    drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ and not held]
     if (drop or "OPENBLAS_THREAD_TIMEOUT" not in os.environ) and os.environ.get("FASTCONV_BENCH_REEXEC") != "1":
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
