@@ -33,7 +33,7 @@ def _prepare_blas_environment():
       (~0.1 s) by default, holding the cores while the next runner in the interleaved rotation
       runs; whatever followed numpy measured 1.2-1.9x slower than the same code elsewhere in
       the round. A short timeout costs numpy a thread wake-up (microseconds) per call."""
-    held = os.environ.get("FASTCONV_ISA", "avx512") != "avx512"
+    held = (os.environ.get("FASTCONV_ISA") or "avx512") != "avx512"
     drop = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ and not held]
     if (drop or "OPENBLAS_THREAD_TIMEOUT" not in os.environ) and os.environ.get("FASTCONV_BENCH_REEXEC") != "1":
         env = {k: v for k, v in os.environ.items() if k not in drop}
