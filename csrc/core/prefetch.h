@@ -8,6 +8,8 @@
 // No vector code: the per-ISA files include this after their `#pragma GCC target`, and the
 // instructions below are the same for every ISA.
 #pragma once
+#include <cstdint>
+
 #include "common/index.h"
 
 namespace fastconv {
@@ -23,13 +25,16 @@ __attribute__((always_inline)) inline void prefetch_line(const void* p) {
 #endif
 }
 
-// Asks for the cache lines of p[0, n) ahead of their use: for the next of many short runs far
-// apart (a channel's planes), which the hardware prefetcher does not guess; for lines about to be
-// written too, so that each store finds its line in cache rather than waiting for it.
+// Asks for every cache line of p[0, n) ahead of its use, the last one too when p is not at a
+// line's start: for the next of many short runs far apart (a channel's planes), which the
+// hardware prefetcher does not guess; for lines about to be written too, so that each store
+// finds its line in cache rather than waiting for it.
 template <class T>
 inline void prefetch_span(const T* p, index_t n) {
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (index_t b = 0; b < n * static_cast<index_t>(sizeof(T)); b += 64) prefetch_line(bytes + b);
+  if (n <= 0) return;
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(p) / 64 * 64;
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(p + n) - 1;
+  for (std::uintptr_t line = first; line <= last; line += 64) prefetch_line(reinterpret_cast<const void*>(line));
 }
 
 }  // namespace fastconv

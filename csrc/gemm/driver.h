@@ -82,11 +82,7 @@ __attribute__((noinline)) void store_tile_through_buffer(const KernelSet<T>& ks,
   // had waited on them (pointwise 0.98-0.99x the time).
   for (index_t j = 0; j < cols;) {
     const index_t run = c.unit_run(j0 + j, cols - j);
-    for (index_t i = 0; i < rows; ++i) {
-      const T* p = c.data + c.row_offset(i0 + i) + c.col_offset(j0 + j);
-      prefetch_span(p, run);
-      prefetch_line(p + run - 1);  // the last line, when p is not at a line's start
-    }
+    for (index_t i = 0; i < rows; ++i) prefetch_span(c.data + c.row_offset(i0 + i) + c.col_offset(j0 + j), run);
     j += run;
   }
   ks.kernel(kc, a, b, ks.nr, tile, ks.nr, TileEpilogue<T>{T(1), T(0), nullptr, false, static_cast<int>(rows)});

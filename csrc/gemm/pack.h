@@ -220,11 +220,8 @@ void prefetch_a_rows(const PackMatrixA<T>& pack, index_t i0, index_t rows, index
                      index_t parts) {
   const MatrixView<const T>& a = pack.a;
   if (a.col_stride != 1 || a.col_group != 0) return;
-  for (index_t i = i0 + rows * part / parts; i < i0 + rows * (part + 1) / parts; ++i) {
-    const T* row = a.data + a.row_offset(i) + k0;
-    prefetch_span(row, kc);
-    prefetch_line(row + kc - 1);  // the last line, when the row is not at a line's start
-  }
+  for (index_t i = i0 + rows * part / parts; i < i0 + rows * (part + 1) / parts; ++i)
+    prefetch_span(a.data + a.row_offset(i) + k0, kc);
 }
 
 template <class T>
