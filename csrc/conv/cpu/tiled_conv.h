@@ -69,21 +69,31 @@ inline TiledGeometry forward_geometry(const Conv2dShape& s) {
   return {s.N, s.C * sh * sw, s.H, s.W, s.K, s.groups(), s.P, s.Q, -s.p.pad_begin[0], -s.p.pad_begin[1], sh, sw};
 }
 
-// Where tap (r, t) of filter f = k * C/G + c lies in the phase filters (K, C/G * sh * sw, R', S').
-inline index_t phase_tap(const Conv2dShape& s, index_t f, index_t r, index_t t) {
+// Where tap (r, t) of every filter lies in its phase filters, offsets[r * S + t] values past the
+// filter's start (filter f = k * C/G + c's phase filters, C/G * sh * sw of R' x S', start at f sh
+// sw R' S'). A table, so that the loops over the filters do no division per tap.
+inline std::vector<index_t> phase_tap_offsets(const Conv2dShape& s) {
   const index_t sh = s.p.stride[0], sw = s.p.stride[1];
   const auto [rp, sp] = s.phase_kernel();
-  return ((f * sh + r % sh) * sw + t % sw) * rp * sp + r / sh * sp + t / sw;
+  std::vector<index_t> offsets(s.R * s.S);
+  for (index_t r = 0; r < s.R; ++r)
+    for (index_t t = 0; t < s.S; ++t) offsets[r * s.S + t] = ((r % sh) * sw + t % sw) * rp * sp + r / sh * sp + t / sw;
+  return offsets;
+}
+
+inline index_t phase_filter_size(const Conv2dShape& s) {
+  const auto [rp, sp] = s.phase_kernel();
+  return s.p.stride[0] * s.p.stride[1] * rp * sp;
 }
 
 // The filters of forward_geometry(s)'s phase channels: w's taps in place, 0 past its end.
 template <class T>
 std::vector<T> phase_weights(const Conv2dShape& s, const T* w) {
-  const auto [rp, sp] = s.phase_kernel();
-  std::vector<T> out(s.K * s.C_per_group() * s.p.stride[0] * s.p.stride[1] * rp * sp, T(0));
+  const index_t taps = s.R * s.S, size = phase_filter_size(s);
+  const std::vector<index_t> offsets = phase_tap_offsets(s);
+  std::vector<T> out(s.K * s.C_per_group() * size, T(0));
   for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
-    for (index_t r = 0; r < s.R; ++r)
-      for (index_t t = 0; t < s.S; ++t) out[phase_tap(s, f, r, t)] = w[(f * s.R + r) * s.S + t];
+    for (index_t i = 0; i < taps; ++i) out[f * size + offsets[i]] = w[f * taps + i];
   return out;
 }
 
@@ -135,9 +145,10 @@ void gather_phase_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_x)
 // grad_w from the gradient of the phase filters (the taps past the kernel's end are dropped).
 template <class T>
 void phase_weight_gradient(const Conv2dShape& s, const T* phase_grad, T* grad_w) {
+  const index_t taps = s.R * s.S, size = phase_filter_size(s);
+  const std::vector<index_t> offsets = phase_tap_offsets(s);
   for (index_t f = 0; f < s.K * s.C_per_group(); ++f)
-    for (index_t r = 0; r < s.R; ++r)
-      for (index_t t = 0; t < s.S; ++t) grad_w[(f * s.R + r) * s.S + t] = phase_grad[phase_tap(s, f, r, t)];
+    for (index_t i = 0; i < taps; ++i) grad_w[f * taps + i] = phase_grad[f * size + offsets[i]];
 }
 
 // grad_x[h] = sum_r grad_y[h + pad - r] w[r] = sum_r' grad_y[h + pad - (R-1) + r'] w[R-1-r']:

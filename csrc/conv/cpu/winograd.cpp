@@ -203,21 +203,24 @@ void conv2d_backward_weight_winograd(const Conv2dShape& s, const T* x, const T* 
   constexpr index_t lanes = tiled::kLanes, taps = R * R;
   const TiledGeometry g = forward_geometry(s);
   const index_t filters = g.K * (g.C / g.groups);
-  std::vector<T> du(F::alpha * F::alpha * filters), phase_grad(s.is_strided() ? filters * taps : 0);
+  // Every value of both is written: zeroing du first (alpha^2 K C values) was 1.4% of resnet20_c64's
+  // weight gradient.
+  const std::unique_ptr<T[]> du(new T[F::alpha * F::alpha * filters]);
+  const std::unique_ptr<T[]> phase_grad(s.is_strided() ? new T[filters * taps] : nullptr);
   WinogradTransform<M, R> weight_gradient;
   weight_gradient.weight_gradient = true;
-  tiled::weight_gradient_points(g, weight_gradient, x, grad_y, du.data());
-  T* const out = phase_grad.empty() ? grad_w : phase_grad.data();
+  tiled::weight_gradient_points(g, weight_gradient, x, grad_y, du.get());
+  T* const out = phase_grad ? phase_grad.get() : grad_w;
   parallel_for(0, ceil_div(filters, lanes), 1, [&](index_t lo, index_t hi) {
     T values[taps * lanes], work[R * F::alpha * lanes];
     for (index_t i = lo; i < hi; ++i) {
       const index_t f0 = i * lanes, n = std::min(lanes, filters - f0);
-      winograd::transform_2d(&F::template filter_adjoint<T>, F::alpha, R, du.data() + f0, filters, values, n, n, work);
+      winograd::transform_2d(&F::template filter_adjoint<T>, F::alpha, R, du.get() + f0, filters, values, n, n, work);
       for (index_t l = 0; l < n; ++l)
         for (index_t t = 0; t < taps; ++t) out[(f0 + l) * taps + t] = values[t * n + l];
     }
   });
-  if (!phase_grad.empty()) phase_weight_gradient(s, phase_grad.data(), grad_w);
+  if (phase_grad) phase_weight_gradient(s, phase_grad.get(), grad_w);
   if (grad_bias) conv2d_bias_grad(s, grad_y, grad_bias);
 }
 
