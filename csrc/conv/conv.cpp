@@ -87,6 +87,7 @@ constexpr AlgoEntry kAlgos[] = {
     {Algo::winograd_2x5, "winograd_2x5"},
     {Algo::winograd_4x5, "winograd_4x5"},
     {Algo::winograd_2x7, "winograd_2x7"},
+    {Algo::winograd_4x2, "winograd_4x2"},
     {Algo::fft, "fft"},
 };
 
@@ -141,6 +142,10 @@ const char* unsupported_reason(Algo algo, const Conv2dShape& s) {
       return winograd_fits(s, 7) ? nullptr
                                  : "Winograd F(2 x 2, 7 x 7) needs a 7x7 kernel, or a strided one whose stride phases "
                                    "are 7x7 (ceil(kernel / stride) = 7), and dilation 1";
+    case Algo::winograd_4x2:
+      return winograd_fits(s, 2) ? nullptr
+                                 : "Winograd F(4 x 4, 2 x 2) needs a 2x2 kernel, or a strided one whose stride phases "
+                                   "are 2x2 (ceil(kernel / stride) = 2, as 4x4 or 3x3 at stride 2), and dilation 1";
     case Algo::fft:
       if (std::max(s.R, s.S) > kFftMaxKernel) return "FFT needs a kernel of at most 63 x 63";
       return unit_stride_and_dilation(s) ? nullptr : "FFT needs stride 1 and dilation 1";
@@ -183,7 +188,7 @@ namespace {
 
 bool is_winograd(Algo algo) {
   return algo == Algo::winograd_2x3 || algo == Algo::winograd_4x3 || algo == Algo::winograd_2x5 ||
-         algo == Algo::winograd_4x5 || algo == Algo::winograd_2x7;
+         algo == Algo::winograd_4x5 || algo == Algo::winograd_2x7 || algo == Algo::winograd_4x2;
 }
 
 }  // namespace
@@ -201,6 +206,7 @@ index_t transformed_weight_size(Algo algo, const Conv2dShape& s, WeightUse use, 
     case Algo::winograd_2x5: return cpu::winograd_transformed_size<2, 5>(s, use);
     case Algo::winograd_4x5: return cpu::winograd_transformed_size<4, 5>(s, use);
     case Algo::winograd_2x7: return cpu::winograd_transformed_size<2, 7>(s, use);
+    case Algo::winograd_4x2: return cpu::winograd_transformed_size<4, 2>(s, use);
     case Algo::fft: return cpu::fft_transformed_size(s, use, tile ? tile : cpu::fft_weight_tile(s, use));
     default: return 0;
   }

@@ -55,7 +55,7 @@ struct Conv2dShape {
 // The algorithms behind conv2d. Each lives in its own file of cpu/ and provides the three
 // kernels of cpu/kernels.h with an `_<algo>` suffix.
 enum class Algo { im2col, implicit_gemm, direct, depthwise, winograd_2x3, winograd_4x3, winograd_2x5, winograd_4x5,
-                  winograd_2x7, fft };
+                  winograd_2x7, winograd_4x2, fft };
 
 Algo parse_algo(const std::string& name);  // ValueError naming the choices
 const char* algo_name(Algo algo);

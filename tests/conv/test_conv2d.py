@@ -49,6 +49,7 @@ ALGOS = conv_algo.algorithms()
 # Winograd and FFT bounds: tests/conv/test_winograd.py and test_fft.py measure and assert them.
 TOLERANCE = {"im2col": (1e-5, 1e-12), "implicit": (1e-5, 1e-12), "direct": (1e-5, 1e-12), "depthwise": (1e-5, 1e-12),
              "winograd_2x3": (1e-5, 1e-12), "winograd_4x3": (2e-5, 1e-12), "winograd_2x5": (2e-5, 1e-12), "winograd_4x5": (4e-5, 1e-12),
+             "winograd_4x2": (2e-5, 1e-12),
              "fft": (1e-5, 1e-12)}
 
 

@@ -200,9 +200,12 @@ def test_winograd_name_runs_and_refuses_what_it_cannot(rng):
     gy = rng.standard_normal(ref.shape)
     dx, dw, _ = ops.conv2d_backward(x, w, gy, padding=1, algo="winograd")
     np.testing.assert_allclose(dx, ops.conv2d_input(x.shape, w, gy, padding=1, algo="im2col"), rtol=1e-10, atol=1e-10)
+    # at stride 2 the phases are 2x2 (F(4x4, 2x2)); at stride 3, 1x1: no tiling runs them
+    ref2 = conv2d_reference(x, w, None, (2, 2), (1, 1), (1, 1))
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, stride=2, algo="winograd"), ref2, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="cannot run this convolution: .*needs a 3x3 kernel, or a strided one whose "
                                          "stride phases are 3x3"):
-        ops.conv2d(x, w, padding=1, stride=2, algo="winograd")
+        ops.conv2d(x, w, padding=1, stride=3, algo="winograd")
 
 
 def test_a_derived_array_and_its_transform_follow_the_weights_bytes(rng):

@@ -1,6 +1,7 @@
-"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5), F(4x4,5x5) and F(2x2,7x7): transform codelets against their
-matrices (Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct convolution,
-gradients, strided convolutions through their stride phases."""
+"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5), F(4x4,5x5) and F(2x2,7x7): transform codelets against
+their matrices (Lavin & Gray 2016, eq. 8), measured error bounds against the float64 direct
+convolution, gradients, strided convolutions through their stride phases. F(4x4,2x2) has its own
+file, test_winograd_2x2.py, on these bounds."""
 from fractions import Fraction as Fr
 
 import numpy as np
@@ -48,11 +49,15 @@ MATRICES = {
 # input gradient 5.5e-6 / 1.2e-14, weight gradient 1.4e-5 / 2.3e-14  -> the same bounds.
 # F(4x4, 5x5) (F(2x2, 7x7)'s eight points), the same shapes: forward 1.0e-5 / 1.1e-14, input
 # gradient 7.6e-6 / 1.4e-14, weight gradient 8.3e-6 / 1.3e-14  -> the same bounds.
+# F(4x4, 2x2) (five points: 0, 1, -1, 2, infinity), the four shapes above at 2x2 / stride 1 (padding
+# 0 and 1) and 4x4 / stride 2 (padding 1 and 2): forward 5.8e-6 / 1.5e-14, input gradient 3.9e-6 /
+# 7.9e-15, weight gradient 2.5e-6 / 4.9e-15  -> F(4x4, 3x3)'s bounds (tests/conv/test_winograd_2x2.py).
 ERROR_BOUND = {("winograd_2x3", np.float32): 2e-6, ("winograd_2x3", np.float64): 1e-14,
                ("winograd_4x3", np.float32): 5e-5, ("winograd_4x3", np.float64): 1e-13,
                ("winograd_2x5", np.float32): 1e-4, ("winograd_2x5", np.float64): 1e-13,
                ("winograd_4x5", np.float32): 1e-4, ("winograd_4x5", np.float64): 1e-13,
-               ("winograd_2x7", np.float32): 1e-4, ("winograd_2x7", np.float64): 1e-13}
+               ("winograd_2x7", np.float32): 1e-4, ("winograd_2x7", np.float64): 1e-13,
+               ("winograd_4x2", np.float32): 5e-5, ("winograd_4x2", np.float64): 1e-13}
 ALGOS = ["winograd_2x3", "winograd_4x3"]  # the 3x3 ones; LARGE have their own tests below
 LARGE = ["winograd_2x5", "winograd_4x5", "winograd_2x7"]
 KERNEL = {"winograd_2x3": 3, "winograd_4x3": 3, "winograd_2x5": 5, "winograd_4x5": 5, "winograd_2x7": 7}

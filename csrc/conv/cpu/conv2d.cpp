@@ -18,6 +18,7 @@ void transform_weight(Algo algo, const Conv2dShape& s, WeightUse use, const T* w
     case Algo::winograd_2x5: return winograd_transform_weight<2, 5>(s, use, w, out);
     case Algo::winograd_4x5: return winograd_transform_weight<4, 5>(s, use, w, out);
     case Algo::winograd_2x7: return winograd_transform_weight<2, 7>(s, use, w, out);
+    case Algo::winograd_4x2: return winograd_transform_weight<4, 2>(s, use, w, out);
     case Algo::fft: return fft_transform_weight(s, use, tile ? tile : fft_weight_tile(s, use), w, out);
     default: return;
   }
@@ -51,6 +52,7 @@ void conv2d_forward_shuffled(Algo algo, const Conv2dShape& s, const T* x, const 
     case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, u, bias, none, relu, y, f);
     case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, u, bias, none, relu, y, f);
     case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, u, bias, none, relu, y, f);
+    case Algo::winograd_4x2: return conv2d_forward_winograd<4, 2>(s, x, w, u, bias, none, relu, y, f);
     default: throw std::logic_error("conv2d_forward: pixel_shuffle runs Winograd only (conv.cpp checks)");
   }
 }
@@ -64,6 +66,7 @@ void conv2d_backward_input_unshuffled(Algo algo, const Conv2dShape& s, const T* 
     case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, u, grad_x, f);
     case Algo::winograd_4x5: return conv2d_backward_input_winograd<4, 5>(s, grad_y, w, u, grad_x, f);
     case Algo::winograd_2x7: return conv2d_backward_input_winograd<2, 7>(s, grad_y, w, u, grad_x, f);
+    case Algo::winograd_4x2: return conv2d_backward_input_winograd<4, 2>(s, grad_y, w, u, grad_x, f);
     default: throw std::logic_error("conv2d_backward_input: pixel_shuffle runs Winograd only (conv.cpp checks)");
   }
 }
@@ -88,6 +91,7 @@ void conv2d_forward(Algo algo, const Conv2dShape& s, const T* x, const T* w, con
     case Algo::winograd_2x5: return conv2d_forward_winograd<2, 5>(s, x, w, transformed, bias, residual, relu, y);
     case Algo::winograd_4x5: return conv2d_forward_winograd<4, 5>(s, x, w, transformed, bias, residual, relu, y);
     case Algo::winograd_2x7: return conv2d_forward_winograd<2, 7>(s, x, w, transformed, bias, residual, relu, y);
+    case Algo::winograd_4x2: return conv2d_forward_winograd<4, 2>(s, x, w, transformed, bias, residual, relu, y);
     case Algo::fft: return conv2d_forward_fft(s, x, w, transformed, bias, residual, relu, y);
   }
   // direct and depthwise stored y without the residual (and so without the ReLU): a pass adds both
@@ -108,6 +112,7 @@ void conv2d_backward_input(Algo algo, const Conv2dShape& s, const T* grad_y, con
     case Algo::winograd_2x5: return conv2d_backward_input_winograd<2, 5>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_4x5: return conv2d_backward_input_winograd<4, 5>(s, grad_y, w, transformed, grad_x);
     case Algo::winograd_2x7: return conv2d_backward_input_winograd<2, 7>(s, grad_y, w, transformed, grad_x);
+    case Algo::winograd_4x2: return conv2d_backward_input_winograd<4, 2>(s, grad_y, w, transformed, grad_x);
     case Algo::fft: return conv2d_backward_input_fft(s, grad_y, w, transformed, grad_x);
   }
 }
@@ -124,6 +129,7 @@ void conv2d_backward_weight(Algo algo, const Conv2dShape& s, const T* x, const T
     case Algo::winograd_2x5: return conv2d_backward_weight_winograd<2, 5>(s, x, grad_y, grad_w, grad_bias);
     case Algo::winograd_4x5: return conv2d_backward_weight_winograd<4, 5>(s, x, grad_y, grad_w, grad_bias);
     case Algo::winograd_2x7: return conv2d_backward_weight_winograd<2, 7>(s, x, grad_y, grad_w, grad_bias);
+    case Algo::winograd_4x2: return conv2d_backward_weight_winograd<4, 2>(s, x, grad_y, grad_w, grad_bias);
     case Algo::fft: return conv2d_backward_weight_fft(s, x, grad_y, grad_w, grad_bias);
   }
 }

@@ -92,7 +92,7 @@ void conv2d_backward_weight_depthwise(const Conv2dShape& s, const T* x, const T*
 template <class T>
 void conv2d_backward_depthwise(const Conv2dShape& s, const T* x, const T* w, const T* grad_y, T* grad_x, T* grad_w,
                                T* grad_bias);
-// --- Winograd F(M x M, R x R): (2, 3), (4, 3), (2, 5), (4, 5), (2, 7) (winograd.cpp) -------------
+// --- Winograd F(M x M, R x R): (2, 3), (4, 3), (2, 5), (4, 5), (2, 7), (4, 2) (winograd.cpp) -----
 // `u`: the weight already transformed (winograd_transform_weight), or null.
 template <int M, int R>
 index_t winograd_transformed_size(const Conv2dShape& s, WeightUse use);

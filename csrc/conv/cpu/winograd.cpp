@@ -1,8 +1,8 @@
-// conv2d by Winograd minimal filtering F(2x2, 3x3), F(4x4, 3x3), F(2x2, 5x5), F(4x4, 5x5) and
-// F(2x2, 7x7) (codelets in winograd.h, their vector forms in winograd_rows.h, compiled per ISA), on
-// the tiled transform driver (tiled_conv.h): per output tile, 16, 36, 36, 64 or 64
-// channel-reducing GEMMs instead of 9 * 4, 9 * 16, 25 * 4, 25 * 16 or 49 * 4 multiplications per
-// channel pair.
+// conv2d by Winograd minimal filtering F(2x2, 3x3), F(4x4, 3x3), F(2x2, 5x5), F(4x4, 5x5),
+// F(2x2, 7x7) and F(4x4, 2x2) (codelets in winograd.h, their vector forms in winograd_rows.h,
+// compiled per ISA), on the tiled transform driver (tiled_conv.h): per output tile, 16, 36, 36,
+// 64, 64 or 25 channel-reducing GEMMs instead of 9 * 4, 9 * 16, 25 * 4, 25 * 16, 49 * 4 or 4 * 16
+// multiplications per channel pair.
 //
 // Gradients: the input gradient of a stride-1 convolution is itself a convolution of grad_y
 // with the rotated, channel-transposed filters (tiled_conv.h), so it runs the same Winograd
@@ -252,6 +252,7 @@ FASTCONV_INSTANTIATE_TILE(4, 3)
 FASTCONV_INSTANTIATE_TILE(2, 5)
 FASTCONV_INSTANTIATE_TILE(4, 5)
 FASTCONV_INSTANTIATE_TILE(2, 7)
+FASTCONV_INSTANTIATE_TILE(4, 2)
 template void winograd_codelet<2, float>(WinogradCodelet, const float*, index_t, float*);
 template void winograd_codelet<2, double>(WinogradCodelet, const double*, index_t, double*);
 template void winograd_codelet<4, float>(WinogradCodelet, const float*, index_t, float*);

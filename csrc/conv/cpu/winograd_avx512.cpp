@@ -66,6 +66,7 @@ template VectorTransforms<4, 3> vector_transforms_avx512<4, 3>();
 template VectorTransforms<2, 5> vector_transforms_avx512<2, 5>();
 template VectorTransforms<4, 5> vector_transforms_avx512<4, 5>();
 template VectorTransforms<2, 7> vector_transforms_avx512<2, 7>();
+template VectorTransforms<4, 2> vector_transforms_avx512<4, 2>();
 
 }  // namespace fastconv::conv::cpu::winograd
 

@@ -43,6 +43,20 @@ struct Alpha4 {
 };
 
 template <class V>
+struct Alpha5 {
+  using Reg = typename V::Reg;
+  static constexpr int alpha = 5, row_values = 8;  // 8 read (the planes' kReadSlack), 5 used
+  static void input(const Reg* d, Reg* o) {
+    const Reg d31 = V::sub(d[3], d[1]), d23 = V::sub(d[2], d[3]);
+    o[0] = V::add(times<V>(2, V::sub(d[0], d[2])), d31);
+    o[1] = V::add(times<V>(2, d[1]), d23);
+    o[2] = V::add(times<V>(2, V::sub(d[2], d[1])), d23);
+    o[3] = d31;
+    o[4] = V::add(times<V>(2, V::sub(d[1], d[3])), V::sub(d[4], d[2]));
+  }
+};
+
+template <class V>
 struct Alpha6 {
   using Reg = typename V::Reg;
   static constexpr int alpha = 6, row_values = 8;  // 8 read (the planes' kReadSlack), 6 used
@@ -141,6 +155,25 @@ struct Vec<V, 4, 3> : Alpha6<V> {
     o[3] = V::add(even4, odd4);
     o[4] = V::sub(even4, odd4);
     o[5] = g[3];
+  }
+};
+
+template <class V>
+struct Vec<V, 4, 2> : Alpha5<V> {
+  using Reg = typename V::Reg;
+  static void output(const Reg* m, Reg* o) {
+    const Reg s12 = V::add(m[1], m[2]), d12 = V::sub(m[1], m[2]);
+    o[0] = V::add(V::add(m[0], s12), m[3]);
+    o[1] = V::add(d12, times<V>(2, m[3]));
+    o[2] = V::add(s12, times<V>(4, m[3]));
+    o[3] = V::add(V::add(d12, times<V>(8, m[3])), m[4]);
+  }
+  static void output_adjoint(const Reg* g, Reg* o) {
+    o[0] = g[0];
+    o[1] = V::add(V::add(g[0], g[1]), V::add(g[2], g[3]));
+    o[2] = V::sub(V::sub(g[0], g[1]), V::sub(g[3], g[2]));
+    o[3] = V::add(V::add(g[0], times<V>(2, g[1])), V::add(times<V>(4, g[2]), times<V>(8, g[3])));
+    o[4] = g[3];
   }
 };
 

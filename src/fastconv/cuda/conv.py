@@ -39,7 +39,8 @@ tap's sum over N*P*Q is cut into interleaved partial sums that a second kernel a
   forward          y[n, g]  = w[g] @ cols[n, g]
   input gradient   dx       = col2im(w[g]^T @ dy[n, g])
   weight gradient  dw[g]    = sum_n dy[n, g] @ cols[n, g]^T
-The CPU's other algorithms (direct, winograd_2x5, winograd_4x5, winograd_2x7) are refused by name.
+The CPU's other algorithms (direct, winograd_2x5, winograd_4x5, winograd_2x7, winograd_4x2) are refused
+by name.
 
 Precision: float32 GEMMs are exact float32 unless TF32 is allowed (fastconv.cuda.gemm's
 set_allow_tf32 / allow_tf32(), as torch.backends.cuda.matmul.allow_tf32; its docstring states the

@@ -105,12 +105,15 @@ def _phase_kernel(weight_shape, stride):
 
 
 def winograd_variant(input_shape, weight_shape, args):
-    """'winograd_2x7' for a 7x7 kernel; for 3x3 'winograd_4x3' or 'winograd_2x3', for 5x5
-    'winograd_4x5' or 'winograd_2x5': the one with fewer transform-domain points for the output
-    (F(4x4, 3x3) costs 36 points per 4x4 tile, F(2x2, 3x3) 16 per 2x2; F(4x4, 5x5) 64, F(2x2, 5x5)
-    36: F(4x4) unless the output is too small to fill its tiles); a tie goes to F(2x2), the more
-    accurate. A strided kernel counts as its stride phases' (11x11 at stride 4: 3x3)."""
+    """'winograd_4x2' for a 2x2 kernel, 'winograd_2x7' for 7x7; for 3x3 'winograd_4x3' or
+    'winograd_2x3', for 5x5 'winograd_4x5' or 'winograd_2x5': the one with fewer transform-domain
+    points for the output (F(4x4, 3x3) costs 36 points per 4x4 tile, F(2x2, 3x3) 16 per 2x2;
+    F(4x4, 5x5) 64, F(2x2, 5x5) 36: F(4x4) unless the output is too small to fill its tiles); a
+    tie goes to F(2x2), the more accurate. A strided kernel counts as its stride phases' (11x11
+    at stride 4: 3x3; 4x4 at stride 2: 2x2)."""
     phase_kernel = _phase_kernel(weight_shape, args[0])
+    if phase_kernel == (2, 2):
+        return "winograd_4x2"
     if phase_kernel == (7, 7):
         return "winograd_2x7"
     points = _winograd_points(input_shape, weight_shape, args, 5 if phase_kernel == (5, 5) else 3)
@@ -185,13 +188,17 @@ def heuristic(input_shape, weight_shape, args, candidates, direction="forward"):
 
 def likely_candidates(input_shape, weight_shape, args, candidates):
     """The candidates worth timing: FFT only from 5x5 kernels on (below, its transforms cost more
-    than the multiplications they save: it never won a 3x3 layer of the bench), and of the two
-    Winograd tilings of a 3x3 or 5x5 kernel the one winograd_variant() picks, the other only while
-    it needs less than 1.5x its transform points: F(4x4)'s tiles overhanging a 14x14 output (1.36x
-    the points) ran resnet50's 3x3 layer 1.2x slower than F(2x2) on an Intel Xeon; on 16x16 and
-    8x8 outputs (1.78x) F(4x4) always won."""
+    than the multiplications they save: it never won a 3x3 layer of the bench); F(4x4, 2x2) only
+    where the stride divides the kernel (a 3x3 kernel at stride 2 has 2x2 phases too, but 7 of
+    their 16 taps are zero: on resnet20's 3x3/2 layer it took 1.4-1.9x direct's time in every
+    direction); and of the two Winograd tilings of a 3x3 or 5x5 kernel the one winograd_variant()
+    picks, the other only while it needs less than 1.5x its transform points: F(4x4)'s tiles
+    overhanging a 14x14 output (1.36x the points) ran resnet50's 3x3 layer 1.2x slower than
+    F(2x2) on an Intel Xeon; on 16x16 and 8x8 outputs (1.78x) F(4x4) always won."""
     kh, kw = weight_shape[2:]
     likely = [a for a in candidates if a != "fft" or min(kh, kw) >= 5]
+    if any(k % s for k, s in zip((kh, kw), args[0])):  # stride phases with padded taps
+        likely = [a for a in likely if a != "winograd_4x2"]
     for r in (3, 5):
         pair = {f"winograd_2x{r}", f"winograd_4x{r}"}
         if pair <= set(likely):
