@@ -275,6 +275,20 @@ def test_float32_transforms_of_every_isa(isa, rng, algo, shape):
                 ops.conv2d_weight(x, w.shape, gy, padding=r // 2, algo="im2col"))
 
 
+def assert_same_bits_on_avx2_and_avx512(run):
+    """run() (a tuple of arrays) gives the same bits with either ISA's kernels; the ISA is restored."""
+    results = {}
+    previous = _runtime.get_isa()
+    try:
+        for isa in ("avx2", "avx512"):
+            fastconv.set_isa(isa)
+            results[isa] = run()
+    finally:
+        fastconv.set_isa(previous)
+    for avx2, avx512 in zip(results["avx2"], results["avx512"]):
+        np.testing.assert_array_equal(avx2, avx512)
+
+
 @pytest.mark.skipif(not {"avx2", "avx512"} <= set(_runtime.supported_isas()), reason="needs AVX2 and AVX-512")
 @pytest.mark.parametrize("algo", ALL_ALGOS)
 def test_float32_forward_is_the_same_bits_on_avx2_and_avx512(rng, algo):
@@ -287,17 +301,8 @@ def test_float32_forward_is_the_same_bits_on_avx2_and_avx512(rng, algo):
     w = rng.standard_normal((20, 24, r, r)).astype(np.float32)
     b = rng.standard_normal(20).astype(np.float32)
     gy = rng.standard_normal((3, 20, 13, 11)).astype(np.float32)
-    results = {}
-    previous = _runtime.get_isa()
-    try:
-        for isa in ("avx2", "avx512"):
-            fastconv.set_isa(isa)
-            results[isa] = (ops.conv2d(x, w, b, padding=r // 2, algo=algo, relu=True),
-                            ops.conv2d_input(x.shape, w, gy, padding=r // 2, algo=algo))
-    finally:
-        fastconv.set_isa(previous)
-    for avx2, avx512 in zip(results["avx2"], results["avx512"]):
-        np.testing.assert_array_equal(avx2, avx512)
+    assert_same_bits_on_avx2_and_avx512(lambda: (ops.conv2d(x, w, b, padding=r // 2, algo=algo, relu=True),
+                                                 ops.conv2d_input(x.shape, w, gy, padding=r // 2, algo=algo)))
 
 
 # Strided convolutions run as the stride-1 convolution of their stride phases, with filters of

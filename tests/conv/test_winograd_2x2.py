@@ -4,12 +4,11 @@ vector transforms; numeric gradients; which shapes it refuses and when auto time
 import numpy as np
 import pytest
 
-import fastconv
 from fastconv import _runtime, ops
 from fastconv.ops import conv_algo
 from fastconv.ops.conv import conv2d_arguments
 from tests.conv.conv_gradients import assert_gradients_match_numeric
-from tests.conv.test_winograd import ERROR_BOUND
+from tests.conv.test_winograd import ERROR_BOUND, assert_same_bits_on_avx2_and_avx512
 from tests.reference import conv2d_reference
 
 ALGO = "winograd_4x2"
@@ -87,16 +86,8 @@ def test_float32_forward_is_the_same_bits_on_avx2_and_avx512(rng):
     x = rng.standard_normal((3, 24, 13, 11)).astype(np.float32)
     w = rng.standard_normal((20, 24, 2, 2)).astype(np.float32)
     gy = rng.standard_normal((3, 20, 12, 10)).astype(np.float32)
-    results = {}
-    previous = _runtime.get_isa()
-    try:
-        for isa in ("avx2", "avx512"):
-            fastconv.set_isa(isa)
-            results[isa] = (ops.conv2d(x, w, algo=ALGO), ops.conv2d_input(x.shape, w, gy, algo=ALGO))
-    finally:
-        fastconv.set_isa(previous)
-    for avx2, avx512 in zip(results["avx2"], results["avx512"]):
-        np.testing.assert_array_equal(avx2, avx512)
+    assert_same_bits_on_avx2_and_avx512(lambda: (ops.conv2d(x, w, algo=ALGO),
+                                                 ops.conv2d_input(x.shape, w, gy, algo=ALGO)))
 
 
 # (N, C, H, W, K, kernel, stride, padding, groups): padding past the kernel, groups, batch 1.
